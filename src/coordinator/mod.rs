@@ -1,0 +1,2 @@
+//! coordinator (in progress)
+pub mod consistency;

@@ -1,0 +1,59 @@
+//! # geokv
+//!
+//! A multi-datacenter, geo-replicated key-value store in the line of Dynamo,
+//! Cassandra and Riak KV. Every request picks its consistency level; every
+//! value carries a dotted version vector, so concurrent writes become siblings
+//! that the client resolves with the causal context it was handed.
+//!
+//! ## Data flow
+//!
+//! ```text
+//!  client SDK ──gRPC──▶ api ──▶ coordinator ──▶ ring (placement) ──▶ transport ──▶ replica ──▶ engine (RocksDB)
+//!                                   │  consistency::block_for           (internode gRPC)
+//!                                   └─ hints (remote DCs, dead peers) ── membership (gossip, φ) ── repair
+//! ```
+//!
+//! ## Module map
+//!
+//! | module | owns | pure? |
+//! |---|---|---|
+//! | [`topology`] | the YAML topology file: parsing and validation | yes |
+//! | [`ring`] | tokens, virtual nodes, NetworkTopologyStrategy placement | yes |
+//! | [`version`] | vector clocks, dots, sibling sets and their codec | yes |
+//! | [`coordinator::consistency`] | consistency levels and the acks each needs | yes |
+//! | [`client`] | the Rust SDK (builds without RocksDB) | no |
+//! | `engine` | the storage trait; only `engine::rocks` imports RocksDB | no |
+//! | `coordinator` | plan → fan out → wait for the level → reconcile → repair | no |
+//! | `api`, `transport`, `replica` | client gRPC edge; internode gRPC; replica apply | no |
+//! | `hints`, `membership`, `repair` | hinted streams, gossip + φ detector, anti-entropy | no |
+//! | `node` | wires one node together: start-up and shutdown | no |
+
+pub mod client;
+pub mod coordinator;
+pub mod proto;
+pub mod ring;
+pub mod topology;
+pub mod version;
+
+#[cfg(feature = "server")]
+pub mod admin;
+#[cfg(feature = "server")]
+pub mod api;
+#[cfg(feature = "server")]
+pub mod engine;
+#[cfg(feature = "server")]
+pub mod error;
+#[cfg(feature = "server")]
+pub mod hints;
+#[cfg(feature = "server")]
+pub mod membership;
+#[cfg(feature = "server")]
+pub mod node;
+#[cfg(feature = "server")]
+pub mod replica;
+#[cfg(feature = "server")]
+pub mod repair;
+#[cfg(feature = "server")]
+pub mod telemetry;
+#[cfg(feature = "server")]
+pub mod transport;

@@ -1,0 +1,1 @@
+//! membership (in progress)

@@ -1,0 +1,1 @@
+//! repair (in progress)
