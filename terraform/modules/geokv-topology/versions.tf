@@ -1,0 +1,4 @@
+terraform {
+  # Pure module: no providers, no resources. It only renders the topology file.
+  required_version = ">= 1.5.0"
+}
