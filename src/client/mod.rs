@@ -1,1 +1,58 @@
-//! client (in progress)
+//! The Rust SDK for geokv: a cheap-to-clone [`Client`] that sends get / put /
+//! delete / status to a coordinator of the local datacenter over gRPC
+//! (`geokv.v1.Kv`), falls back to other datacenters, and retries what is safe
+//! to retry. Builds without the `server` feature (no RocksDB).
+//!
+//! # Layout
+//!
+//! | file | owns |
+//! |---|---|
+//! | `builder.rs` | [`ClientBuilder`]: settings, seed validation, discovery |
+//! | `core.rs` | [`Client`]: public calls and the single attempt loop |
+//! | `read.rs`, `write.rs` | request builders [`Get`], [`Put`], [`Delete`] and their options |
+//! | `endpoints.rs` | coordinator preference order (pure) |
+//! | `retry.rs` | [`RetryPolicy`]: backoff schedule and the write idempotency rule (pure) |
+//! | `error.rs` | [`ClientError`] and the classification of `tonic::Status` |
+//! | `types.rs`, `status.rs` | results, siblings, [`CausalContext`], cluster status |
+//! | `level.rs` | `ConsistencyLevel` ↔ wire enum |
+//!
+//! # Example
+//!
+//! ```no_run
+//! use geokv::client::Client;
+//!
+//! # async fn demo() -> Result<(), geokv::client::ClientError> {
+//! let client = Client::builder().endpoints(["http://127.0.0.11:7070"]).build().await?;
+//! client.put("k", "v1").await?;
+//! let read = client.get("k").await?;
+//! if read.siblings.len() > 1 {
+//!     client.resolve("k", "merged", &read).await?;
+//! }
+//! # Ok(()) }
+//! ```
+mod builder;
+mod core;
+mod endpoints;
+mod error;
+mod level;
+mod read;
+mod retry;
+mod status;
+mod types;
+mod write;
+
+pub use self::builder::ClientBuilder;
+pub use self::core::Client;
+pub use self::error::{code_name, ClientError};
+pub use self::level::{level_from_proto, level_to_proto};
+pub use self::read::{Get, ReadOptions};
+pub use self::retry::RetryPolicy;
+pub use self::status::{ClusterStatus, KeyspaceInfo, NodeInfo};
+pub use self::types::{CausalContext, DeleteResult, GetResult, PutResult, Sibling};
+pub use self::write::{Delete, Put, WriteOptions};
+
+/// The consistency level type calls take, re-exported for convenience.
+pub use crate::coordinator::consistency::ConsistencyLevel;
+
+#[cfg(test)]
+mod tests;

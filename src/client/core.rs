@@ -1,0 +1,351 @@
+//! [`Client`]: the cheap-to-clone handle, its public calls, and the one
+//! attempt loop every call goes through (endpoint order → send → classify →
+//! maybe back off and try the next endpoint).
+//!
+//! Owns the per-node channels and their reachability marks. Must not contain
+//! placement or consistency logic: the coordinator on the server owns both.
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tonic::transport::Channel;
+
+use crate::client::endpoints::{preference_order, Candidate, NodeAddr};
+use crate::client::level::level_to_proto;
+use crate::client::read::Get;
+use crate::client::write::{Delete, Put};
+use crate::client::{
+    CausalContext, ClientBuilder, ClientError, ClusterStatus, GetResult, RetryPolicy,
+};
+use crate::coordinator::consistency::ConsistencyLevel;
+use crate::proto::v1 as pb;
+use crate::proto::v1::kv_client::KvClient;
+
+/// How long a node that refused a connection is tried only after the others.
+const UNREACHABLE_COOLDOWN: Duration = Duration::from_secs(5);
+
+/// A handle to a geokv cluster. Cloning is cheap (one `Arc`); clones share
+/// channels, the round-robin cursor and reachability marks, so one client
+/// per process is the intended use.
+///
+/// Requests go to a coordinator of the local datacenter (round-robin), and
+/// fall back to other datacenters when local nodes fail. Note that `LOCAL_*`
+/// levels are evaluated in the *coordinator's* datacenter, so a request that
+/// fell back to a remote coordinator counts that datacenter's replicas.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use geokv::client::Client;
+/// use geokv::coordinator::consistency::ConsistencyLevel;
+///
+/// # async fn demo() -> Result<(), geokv::client::ClientError> {
+/// let client = Client::builder()
+///     .endpoints(["http://127.0.0.11:7070", "http://127.0.0.12:7070"])
+///     .local_datacenter("dc1")
+///     .keyspace("default")
+///     .consistency(ConsistencyLevel::LocalQuorum)
+///     .timeout(Duration::from_secs(2))
+///     .retries(3)
+///     .build()
+///     .await?;
+/// client.put("greeting", "hello").await?;
+/// let read = client.get("greeting").consistency(ConsistencyLevel::All).await?;
+/// assert_eq!(read.values().next().map(|v| &v[..]), Some(&b"hello"[..]));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) nodes: Vec<NodeSlot>,
+    pub(crate) local_dc: Option<String>,
+    pub(crate) defaults: Defaults,
+    pub(crate) retry: RetryPolicy,
+    /// Round-robin position; incremented once per call (relaxed: only spread
+    /// matters, not a strict sequence).
+    pub(crate) cursor: AtomicUsize,
+}
+
+/// Settings a call uses unless it overrides them.
+#[derive(Debug, Clone)]
+pub(crate) struct Defaults {
+    pub keyspace: String,
+    pub consistency: ConsistencyLevel,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct NodeSlot {
+    pub addr: NodeAddr,
+    /// Lazy: connects on first use and reconnects by itself.
+    pub channel: Channel,
+    /// Set when a connect attempt failed; the node is ordered last until then.
+    /// A plain mutex: held only to read or write one `Option<Instant>`.
+    pub unreachable_until: Mutex<Option<Instant>>,
+}
+
+impl Client {
+    /// Starts configuring a client; see [`ClientBuilder`].
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), geokv::client::ClientError> {
+    /// let client = geokv::client::Client::builder()
+    ///     .endpoints(["http://127.0.0.11:7070"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Client {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Reads every sibling of `key` and their causal context. Returns a
+    /// request builder: set per-call options, then `.await` it. Retried on
+    /// retriable errors (a read is idempotent).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use geokv::coordinator::consistency::ConsistencyLevel;
+    ///
+    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// let read = client.get("k").await?;
+    /// let strong = client.get("k").consistency(ConsistencyLevel::EachQuorum).await?;
+    /// let two = client.get("k").r(2).keyspace("sessions").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Get {
+        Get::new(self.clone(), key.as_ref().to_vec())
+    }
+
+    /// Writes `value` under `key` as a blind write (no context: it becomes a
+    /// sibling of whatever is stored). Chain [`Put::context`] to replace what a
+    /// read saw. Not retried once it may have reached a coordinator.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// let written = client.put("k", "v").w(2).await?;
+    /// println!("{} acks", written.acks);
+    /// # Ok(()) }
+    /// ```
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl Into<Vec<u8>>) -> Put {
+        Put::new(self.clone(), key.as_ref().to_vec(), value.into())
+    }
+
+    /// A put carrying `context`: replaces exactly the versions it covers.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// let read = client.get("counter").await?;
+    /// client.put_with_context("counter", "7", &read.context).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn put_with_context(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Vec<u8>>,
+        context: &CausalContext,
+    ) -> Put {
+        self.put(key, value).context(context)
+    }
+
+    /// Writes back one value that resolves every sibling `read` returned
+    /// (a put with the read's context).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// let read = client.get("cart").await?;
+    /// if read.siblings.len() > 1 {
+    ///     let merged = read.values().max_by_key(|v| v.len()).cloned().unwrap_or_default();
+    ///     client.resolve("cart", merged.to_vec(), &read).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn resolve(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Vec<u8>>,
+        read: &GetResult,
+    ) -> Put {
+        self.put_with_context(key, value, &read.context)
+    }
+
+    /// Deletes the versions `context` covers (pass a read's context; an empty
+    /// context deletes nothing already stored and leaves a tombstone sibling).
+    /// Not retried once it may have reached a coordinator.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// let read = client.get("k").await?;
+    /// client.delete("k", &read.context).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn delete(&self, key: impl AsRef<[u8]>, context: &CausalContext) -> Delete {
+        Delete::new(self.clone(), key.as_ref().to_vec(), context.clone())
+    }
+
+    /// The cluster's nodes and keyspaces, as the answering node sees them.
+    /// Retried on retriable errors.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// let status = client.status().await?;
+    /// println!("{} answered for cluster {}", status.answered_by, status.cluster);
+    /// # Ok(()) }
+    /// ```
+    pub async fn status(&self) -> Result<ClusterStatus, ClientError> {
+        let timeout = self.inner.defaults.timeout;
+        let (status, _) = self
+            .call("status", true, |mut kv| {
+                let request = request(pb::StatusRequest {}, timeout);
+                async move { kv.status(request).await.map(tonic::Response::into_inner) }
+            })
+            .await?;
+        Ok(status.into())
+    }
+
+    /// The datacenter whose nodes are preferred, if any: the one given to the
+    /// builder, else the datacenter of the node that answered discovery.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn demo(client: geokv::client::Client) {
+    /// println!("local dc: {}", client.local_datacenter().unwrap_or("(none)"));
+    /// # }
+    /// ```
+    pub fn local_datacenter(&self) -> Option<&str> {
+        self.inner.local_dc.as_deref()
+    }
+
+    /// Every known endpoint URL, in discovery order.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn demo(client: geokv::client::Client) {
+    /// for url in client.endpoints() {
+    ///     println!("{url}");
+    /// }
+    /// # }
+    /// ```
+    pub fn endpoints(&self) -> Vec<&str> {
+        self.inner
+            .nodes
+            .iter()
+            .map(|n| n.addr.url.as_str())
+            .collect()
+    }
+
+    pub(crate) fn defaults(&self) -> &Defaults {
+        &self.inner.defaults
+    }
+
+    /// Sends one call, retrying per [`RetryPolicy`]: each attempt goes to the
+    /// next endpoint in preference order. Returns the answer and the URL of
+    /// the endpoint that gave it.
+    #[tracing::instrument(name = "geokv.client.call", skip(self, send))]
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        op: &'static str,
+        idempotent: bool,
+        mut send: F,
+    ) -> Result<(T, String), ClientError>
+    where
+        F: FnMut(KvClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let inner = &self.inner;
+        let order = self.order(Instant::now());
+        let mut attempt: u32 = 0;
+        loop {
+            let node = &inner.nodes[order[attempt as usize % order.len()]];
+            match send(KvClient::new(node.channel.clone())).await {
+                Ok(answer) => {
+                    *node.unreachable_until.lock() = None;
+                    return Ok((answer, node.addr.url.clone()));
+                }
+                Err(status) => {
+                    let mut err = ClientError::from(status);
+                    if let ClientError::Transport { message } = &mut err {
+                        *node.unreachable_until.lock() =
+                            Some(Instant::now() + UNREACHABLE_COOLDOWN);
+                        *message = format!("{}: {message}", node.addr.url);
+                    }
+                    if !inner.retry.should_retry(attempt, &err, idempotent) {
+                        return Err(err);
+                    }
+                    attempt += 1;
+                    let pause = inner.retry.backoff(attempt, rand::random::<f64>());
+                    tracing::debug!(endpoint = %node.addr.url, error = %err, ?pause, attempt, "retrying");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    fn order(&self, now: Instant) -> Vec<usize> {
+        let inner = &self.inner;
+        let candidates: Vec<Candidate<'_>> = inner
+            .nodes
+            .iter()
+            .map(|n| Candidate {
+                datacenter: n.addr.datacenter.as_deref(),
+                healthy: n.addr.up && n.unreachable_until.lock().is_none_or(|until| until <= now),
+            })
+            .collect();
+        let cursor = inner.cursor.fetch_add(1, Ordering::Relaxed);
+        preference_order(&candidates, inner.local_dc.as_deref(), cursor)
+    }
+}
+
+/// The wire options for a call: `count` (explicit R or W) overrides the level
+/// on the server when non-zero.
+pub(crate) fn wire_options(
+    level: ConsistencyLevel,
+    count: Option<u32>,
+    timeout: Duration,
+) -> pb::RequestOptions {
+    pb::RequestOptions {
+        consistency: level_to_proto(level) as i32,
+        explicit_count: count.unwrap_or(0),
+        timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
+/// Wraps a message with a client deadline of `timeout` plus a grace of a
+/// fifth (at most 1 s): the server is told `timeout` in the request options,
+/// so its own, more informative timeout error (how many replicas answered)
+/// normally arrives before the client gives up. The deadline also travels as
+/// the `grpc-timeout` header.
+pub(crate) fn request<M>(message: M, timeout: Duration) -> tonic::Request<M> {
+    let grace = (timeout / 5).min(Duration::from_secs(1));
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout + grace);
+    request
+}

@@ -1,0 +1,312 @@
+//! [`ClientError`]: every way an SDK call can fail, carrying the gRPC code and
+//! message, and the one place a [`tonic::Status`] is classified.
+//!
+//! Owns the retriable-vs-fatal split the retry loop relies on. Must not decide
+//! *whether* to retry a given call (that is `retry.rs`, which also knows
+//! whether the call is idempotent).
+use std::error::Error as _;
+
+use tonic::Code;
+
+/// An error returned by the geokv client SDK.
+///
+/// Each variant carries the server's (or transport's) message; [`code`]
+/// gives the gRPC status code, so callers can print `error: <code>: <message>`
+/// as the `geokv` CLI does.
+///
+/// [`code`]: ClientError::code
+///
+/// # Example
+///
+/// ```no_run
+/// use geokv::client::{Client, ClientError};
+///
+/// # async fn demo(client: Client) {
+/// match client.get("user:42").await {
+///     Ok(read) => println!("{} sibling(s)", read.siblings.len()),
+///     Err(ClientError::Unavailable { message }) => eprintln!("not enough replicas: {message}"),
+///     Err(err) if err.is_retriable() => eprintln!("transient, try later: {err}"),
+///     Err(err) => eprintln!("error: {:?}: {err}", err.code()),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The coordinator could not reach enough replicas for the consistency
+    /// level (gRPC `UNAVAILABLE` returned by a server). The write may or may
+    /// not have been applied on some replicas.
+    #[error("unavailable: {message}")]
+    Unavailable {
+        /// The server's explanation (typically: how many replicas were
+        /// needed, how many answered).
+        message: String,
+    },
+    /// The deadline passed before the level was reached: either the server
+    /// answered `DEADLINE_EXCEEDED` or the client gave up waiting. The outcome
+    /// of a write that timed out is unknown.
+    #[error("timeout: {message}")]
+    Timeout {
+        /// What timed out.
+        message: String,
+    },
+    /// The request was malformed (empty key, unknown level for the operation,
+    /// a context that does not decode, a bad endpoint URL ...).
+    #[error("invalid argument: {message}")]
+    InvalidArgument {
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The cluster is not in a state that allows the request (for example an
+    /// explicit count larger than the replication factor).
+    #[error("failed precondition: {message}")]
+    FailedPrecondition {
+        /// Why the request cannot be served.
+        message: String,
+    },
+    /// Something the request names does not exist (for example the keyspace).
+    #[error("not found: {message}")]
+    NotFound {
+        /// What is missing.
+        message: String,
+    },
+    /// The client could not connect to the endpoint: the request never
+    /// reached a coordinator, so even a write can safely be sent elsewhere.
+    #[error("transport: {message}")]
+    Transport {
+        /// The connect error.
+        message: String,
+    },
+    /// Any other gRPC status.
+    #[error("{code:?}: {message}")]
+    Other {
+        /// The gRPC status code.
+        code: Code,
+        /// The status message.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The gRPC status code of this error (`Timeout` is `DEADLINE_EXCEEDED`,
+    /// `Transport` is `UNAVAILABLE`).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use geokv::client::ClientError;
+    ///
+    /// let err = ClientError::Timeout { message: "2 of 3 answered".into() };
+    /// assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+    /// ```
+    pub fn code(&self) -> Code {
+        match self {
+            ClientError::Unavailable { .. } | ClientError::Transport { .. } => Code::Unavailable,
+            ClientError::Timeout { .. } => Code::DeadlineExceeded,
+            ClientError::InvalidArgument { .. } => Code::InvalidArgument,
+            ClientError::FailedPrecondition { .. } => Code::FailedPrecondition,
+            ClientError::NotFound { .. } => Code::NotFound,
+            ClientError::Other { code, .. } => *code,
+        }
+    }
+
+    /// The message, without the code.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use geokv::client::ClientError;
+    ///
+    /// let err = ClientError::NotFound { message: "keyspace nope".into() };
+    /// assert_eq!(err.message(), "keyspace nope");
+    /// ```
+    pub fn message(&self) -> &str {
+        match self {
+            ClientError::Unavailable { message }
+            | ClientError::Timeout { message }
+            | ClientError::InvalidArgument { message }
+            | ClientError::FailedPrecondition { message }
+            | ClientError::NotFound { message }
+            | ClientError::Transport { message }
+            | ClientError::Other { message, .. } => message,
+        }
+    }
+
+    /// Whether the same request may succeed if sent again (possibly to another
+    /// coordinator): unavailable, timeout, transport, aborted and
+    /// resource-exhausted errors. Retrying a *write* is only safe when
+    /// [`reached_server`](ClientError::reached_server) is false; the SDK
+    /// enforces that itself.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use geokv::client::ClientError;
+    ///
+    /// assert!(ClientError::Transport { message: "refused".into() }.is_retriable());
+    /// assert!(!ClientError::InvalidArgument { message: "empty key".into() }.is_retriable());
+    /// ```
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ClientError::Unavailable { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::Transport { .. } => true,
+            ClientError::Other { code, .. } => {
+                matches!(code, Code::Aborted | Code::ResourceExhausted)
+            }
+            _ => false,
+        }
+    }
+
+    /// False only when the request provably never reached a coordinator (a
+    /// connect error); every other error may have had effects on the cluster.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use geokv::client::ClientError;
+    ///
+    /// assert!(!ClientError::Transport { message: "refused".into() }.reached_server());
+    /// assert!(ClientError::Timeout { message: "late".into() }.reached_server());
+    /// ```
+    pub fn reached_server(&self) -> bool {
+        !matches!(self, ClientError::Transport { .. })
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        ClientError::InvalidArgument {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<tonic::Status> for ClientError {
+    /// Classifies a status. A connect failure (tonic wraps it as `UNAVAILABLE`
+    /// with a `ConnectError` in the source chain) becomes `Transport`; the
+    /// channel's own deadline (`CANCELLED` caused by `TimeoutExpired`) becomes
+    /// `Timeout`.
+    fn from(status: tonic::Status) -> Self {
+        let message = status.message().to_string();
+        if source_chain_has::<tonic::ConnectError>(&status) {
+            return ClientError::Transport {
+                message: chain_message(&status),
+            };
+        }
+        if source_chain_has::<tonic::TimeoutExpired>(&status) {
+            return ClientError::Timeout {
+                message: format!("client deadline expired ({message})"),
+            };
+        }
+        match status.code() {
+            Code::Unavailable => ClientError::Unavailable { message },
+            Code::DeadlineExceeded => ClientError::Timeout { message },
+            Code::InvalidArgument => ClientError::InvalidArgument { message },
+            Code::FailedPrecondition => ClientError::FailedPrecondition { message },
+            Code::NotFound => ClientError::NotFound { message },
+            code => ClientError::Other { code, message },
+        }
+    }
+}
+
+/// The status message followed by every distinct cause ("tcp connect error:
+/// Connection refused (os error 111)"), so connect failures say why.
+fn chain_message(status: &tonic::Status) -> String {
+    let mut message = status.message().to_string();
+    let mut source = status.source();
+    while let Some(err) = source {
+        let text = err.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = err.source();
+    }
+    message
+}
+
+fn source_chain_has<T: std::error::Error + 'static>(status: &tonic::Status) -> bool {
+    let mut source = status.source();
+    while let Some(err) = source {
+        if err.is::<T>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// The canonical upper-case gRPC name of a code (`UNAVAILABLE`,
+/// `DEADLINE_EXCEEDED` ...), as printed by the CLI.
+///
+/// # Example
+///
+/// ```no_run
+/// assert_eq!(geokv::client::code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
+/// ```
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_codes_map_to_variants() {
+        let cases = [
+            (Code::Unavailable, Code::Unavailable, true),
+            (Code::DeadlineExceeded, Code::DeadlineExceeded, true),
+            (Code::InvalidArgument, Code::InvalidArgument, false),
+            (Code::FailedPrecondition, Code::FailedPrecondition, false),
+            (Code::NotFound, Code::NotFound, false),
+            (Code::Internal, Code::Internal, false),
+            (Code::Aborted, Code::Aborted, true),
+        ];
+        for (sent, code, retriable) in cases {
+            let err = ClientError::from(tonic::Status::new(sent, "m"));
+            assert_eq!(err.code(), code, "{sent:?}");
+            assert_eq!(err.is_retriable(), retriable, "{sent:?}");
+            assert_eq!(err.message(), "m");
+            assert!(err.reached_server());
+        }
+    }
+
+    #[test]
+    fn connect_error_in_source_chain_is_transport() {
+        let status =
+            tonic::Status::from_error(Box::new(tonic::ConnectError("connection refused".into())));
+        let err = ClientError::from(status);
+        assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
+        assert!(!err.reached_server());
+        assert_eq!(err.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn channel_deadline_is_timeout() {
+        let status = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        let err = ClientError::from(status);
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn code_names_are_canonical() {
+        assert_eq!(code_name(Code::Unavailable), "UNAVAILABLE");
+        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
+    }
+}

@@ -1,0 +1,159 @@
+//! When to try a call again, and how long to wait first: exponential backoff
+//! with jitter, and the idempotency rule for writes.
+//!
+//! Pure: no clock, no randomness of its own (the caller passes a uniform
+//! sample), so the schedule is table-tested. Must not pick endpoints (that is
+//! `endpoints.rs`).
+use std::time::Duration;
+
+use crate::client::ClientError;
+
+/// How a call is retried: `retries` extra attempts after the first, each on
+/// the next preferred endpoint, after an exponentially growing, jittered
+/// pause.
+///
+/// Only idempotent calls (get, status) are retried on any retriable error.
+/// Put and delete are retried **only** when the error proves the request never
+/// reached a coordinator (a connect error, [`ClientError::Transport`]): a
+/// timed-out or `UNAVAILABLE` write may have been applied on some replicas, and
+/// sending it again would create a second version (a sibling of the first).
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use geokv::client::RetryPolicy;
+///
+/// let policy = RetryPolicy { retries: 4, base: Duration::from_millis(20), max: Duration::from_secs(1) };
+/// // Before the first retry: between 10 and 20 ms; the second: between 20 and 40 ms.
+/// assert!(policy.backoff(1, 0.0) >= Duration::from_millis(10));
+/// assert!(policy.backoff(2, 1.0) <= Duration::from_millis(40));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Extra attempts after the first one (0 disables retries).
+    pub retries: u32,
+    /// The nominal pause before the first retry; doubles each retry.
+    pub base: Duration,
+    /// Cap on the nominal pause.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Two retries, 50 ms doubling, capped at 2 s.
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 2,
+            base: Duration::from_millis(50),
+            max: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `retry` (1 for the first retry), given a
+    /// uniform sample `unit` in `[0, 1]`: "equal jitter", i.e. uniformly in
+    /// `[d/2, d]` where `d = min(max, base * 2^(retry-1))`. Half the nominal
+    /// pause is kept so a burst of failing clients still backs off, the other
+    /// half is random so they do not retry in lockstep.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use geokv::client::RetryPolicy;
+    ///
+    /// let p = RetryPolicy::default();
+    /// assert_eq!(p.backoff(1, 1.0), Duration::from_millis(50));
+    /// assert_eq!(p.backoff(30, 1.0), Duration::from_secs(2));
+    /// ```
+    pub fn backoff(&self, retry: u32, unit: f64) -> Duration {
+        let doublings = retry.saturating_sub(1).min(31);
+        let nominal = self
+            .base
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.max)
+            .min(self.max);
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        nominal / 2 + (nominal / 2).mul_f64(unit)
+    }
+
+    /// Whether `err`, returned by attempt number `attempt` (0 for the first),
+    /// should be followed by another attempt.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use geokv::client::{ClientError, RetryPolicy};
+    ///
+    /// let p = RetryPolicy::default();
+    /// let timeout = ClientError::Timeout { message: "2 of 3".into() };
+    /// assert!(p.should_retry(0, &timeout, true)); // a read
+    /// assert!(!p.should_retry(0, &timeout, false)); // a write: outcome unknown
+    /// ```
+    pub fn should_retry(&self, attempt: u32, err: &ClientError, idempotent: bool) -> bool {
+        if attempt >= self.retries || !err.is_retriable() {
+            return false;
+        }
+        idempotent || !err.reached_server()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn backoff_schedule_doubles_within_jitter_bounds_and_caps() {
+        let p = RetryPolicy {
+            retries: 10,
+            base: ms(100),
+            max: ms(1000),
+        };
+        let nominal = [100, 200, 400, 800, 1000, 1000];
+        for (i, d) in nominal.into_iter().enumerate() {
+            let retry = i as u32 + 1;
+            assert_eq!(p.backoff(retry, 0.0), ms(d / 2), "retry {retry} low");
+            assert_eq!(p.backoff(retry, 1.0), ms(d), "retry {retry} high");
+            let mid = p.backoff(retry, 0.5);
+            assert!(mid > ms(d / 2) && mid < ms(d), "retry {retry} mid {mid:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_survives_huge_attempts_and_bad_samples() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(u32::MAX, 1.0), p.max);
+        assert_eq!(p.backoff(1, f64::NAN), p.base);
+        assert_eq!(p.backoff(1, -3.0), p.base / 2);
+        assert_eq!(p.backoff(0, 1.0), p.base);
+    }
+
+    #[test]
+    fn writes_retry_only_when_the_request_never_left() {
+        let p = RetryPolicy::default();
+        let connect = ClientError::Transport {
+            message: "refused".into(),
+        };
+        let unavailable = ClientError::Unavailable {
+            message: "1 of 2".into(),
+        };
+        let invalid = ClientError::InvalidArgument {
+            message: "empty key".into(),
+        };
+        assert!(p.should_retry(0, &connect, false));
+        assert!(p.should_retry(0, &connect, true));
+        assert!(!p.should_retry(0, &unavailable, false));
+        assert!(p.should_retry(0, &unavailable, true));
+        assert!(!p.should_retry(0, &invalid, true));
+        assert!(!p.should_retry(p.retries, &connect, true), "budget spent");
+    }
+}
