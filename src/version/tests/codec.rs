@@ -1,0 +1,137 @@
+//! Codec cases: exact layout, round trips and precise errors on bad input.
+
+use bytes::Bytes;
+
+use crate::version::{
+    ActorId, DecodeError, SiblingSet, VersionVector, CONTEXT_FORMAT_VERSION, RECORD_FORMAT_VERSION,
+};
+
+fn sample() -> SiblingSet {
+    let mut s = SiblingSet::new();
+    let none = VersionVector::new();
+    s.update(
+        ActorId(7),
+        &none,
+        Some(Bytes::from_static(b"hello")),
+        1_700_000_000_000,
+        8,
+    )
+    .unwrap();
+    s.update(ActorId(3), &none, None, 5, 8).unwrap();
+    s.update(ActorId(u64::MAX), &none, Some(Bytes::new()), 0, 8)
+        .unwrap();
+    s
+}
+
+#[test]
+fn record_round_trips_and_starts_with_the_version() {
+    let s = sample();
+    let mut buf = Vec::new();
+    s.encode(&mut buf);
+    assert_eq!(buf[0], RECORD_FORMAT_VERSION);
+    assert_eq!(buf.len(), s.encoded_len());
+    assert_eq!(SiblingSet::decode(&buf).unwrap(), s);
+    // An empty value and a tombstone stay distinct.
+    let d = SiblingSet::decode(&buf).unwrap();
+    assert_eq!(d.values().filter(|x| x.value.is_none()).count(), 1);
+    assert_eq!(
+        d.values()
+            .filter(|x| x.value.as_deref() == Some(b""))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn empty_set_is_three_bytes() {
+    let mut buf = Vec::new();
+    SiblingSet::new().encode(&mut buf);
+    assert_eq!(buf, [RECORD_FORMAT_VERSION, 0, 0]);
+    assert_eq!(SiblingSet::decode(&buf).unwrap(), SiblingSet::new());
+}
+
+#[test]
+fn context_round_trips_and_empty_slice_is_empty_context() {
+    let vv = sample().clock;
+    let bytes = vv.encode_context();
+    assert_eq!(bytes[0], CONTEXT_FORMAT_VERSION);
+    assert_eq!(VersionVector::decode_context(&bytes).unwrap(), vv);
+    assert_eq!(
+        VersionVector::decode_context(&[]).unwrap(),
+        VersionVector::new()
+    );
+    let empty = VersionVector::new().encode_context();
+    assert_eq!(empty, [CONTEXT_FORMAT_VERSION, 0]);
+    assert_eq!(
+        VersionVector::decode_context(&empty).unwrap(),
+        VersionVector::new()
+    );
+}
+
+#[test]
+fn precise_errors() {
+    let mut buf = Vec::new();
+    sample().encode(&mut buf);
+    assert_eq!(SiblingSet::decode(&[]), Err(DecodeError::Empty));
+    assert_eq!(
+        SiblingSet::decode(&[9, 0, 0]),
+        Err(DecodeError::UnknownVersion(9))
+    );
+    assert_eq!(
+        SiblingSet::decode(&buf[..buf.len() - 1]),
+        Err(DecodeError::Truncated)
+    );
+    let mut long = buf.clone();
+    long.push(0);
+    assert_eq!(
+        SiblingSet::decode(&long),
+        Err(DecodeError::TrailingBytes { count: 1 })
+    );
+    // One sibling naming actor index 5 of an empty clock.
+    assert!(matches!(
+        SiblingSet::decode(&[1, 0, 1, 5, 1, 0, 0]),
+        Err(DecodeError::ActorIndexOutOfRange {
+            sibling: 0,
+            index: 5,
+            actors: 0
+        })
+    ));
+    // Clock {1: 1}, sibling (1, 2) which the clock does not cover.
+    let not_covered = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 2, 0, 0];
+    assert!(matches!(
+        SiblingSet::decode(&not_covered),
+        Err(DecodeError::DotNotCovered {
+            sibling: 0,
+            counter: 2,
+            max: 1
+        })
+    ));
+    // Clock entries out of order, and a zero counter.
+    let unsorted = [
+        1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+    ];
+    assert_eq!(
+        SiblingSet::decode(&unsorted),
+        Err(DecodeError::ClockNotSorted { index: 1 })
+    );
+    let zero = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(
+        SiblingSet::decode(&zero),
+        Err(DecodeError::ZeroCounter { index: 0 })
+    );
+    // An 11-byte varint.
+    let overflow = [
+        1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+    ];
+    assert!(matches!(
+        SiblingSet::decode(&overflow),
+        Err(DecodeError::VarintOverflow { at: 1 })
+    ));
+    // A huge sibling count cannot make decode allocate: it is checked first.
+    let huge = [1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
+    assert_eq!(SiblingSet::decode(&huge), Err(DecodeError::Truncated));
+    assert_eq!(
+        VersionVector::decode_context(&[2]),
+        Err(DecodeError::UnknownVersion(2))
+    );
+}
