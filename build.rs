@@ -7,7 +7,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure().compile_protos(
-        &["proto/geokv/v1/client.proto", "proto/geokv/v1/internode.proto"],
+        &[
+            "proto/geokv/v1/client.proto",
+            "proto/geokv/v1/internode.proto",
+        ],
         &["proto"],
     )?;
     Ok(())

@@ -50,9 +50,9 @@ pub mod membership;
 #[cfg(feature = "server")]
 pub mod node;
 #[cfg(feature = "server")]
-pub mod replica;
-#[cfg(feature = "server")]
 pub mod repair;
+#[cfg(feature = "server")]
+pub mod replica;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "server")]

@@ -1,1 +1,325 @@
-//! node (in progress)
+//! Wires the subsystems of one node and owns its start-up and shutdown:
+//! engine → replica → hints → membership → coordinator → servers
+//! (client gRPC, internode gRPC, admin HTTP) → background loops (gossip,
+//! hint delivery). Must not contain request logic.
+
+use crate::admin;
+use crate::api::KvService;
+use crate::coordinator::{Coordinator, CoordinatorConfig, Liveness};
+use crate::engine::{Cf, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
+use crate::error::GeokvError;
+use crate::hints::deliver::Delivery;
+use crate::hints::receive::Receiver;
+use crate::hints::{Hints, HintsConfig};
+use crate::membership::{Gossiper, MembershipConfig, MonotonicClock};
+use crate::proto::v1::internode::internode_server::InternodeServer;
+use crate::proto::v1::kv_server::KvServer;
+use crate::replica::Replica;
+use crate::ring::Ring;
+use crate::topology::{NodeIdx, Topology};
+use crate::transport::faults::Faults;
+use crate::transport::server::InternodeService;
+use crate::transport::Peers;
+use crate::version::DEFAULT_MAX_SIBLINGS;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Everything one node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub topology: Topology,
+    pub node_id: String,
+    pub data_dir: PathBuf,
+    /// Allow `/faults` on the admin port (tests, `geokv dev`).
+    pub fault_injection: bool,
+    pub engine: EngineOptions,
+    pub coordinator: CoordinatorConfig,
+    pub hints: HintsConfig,
+    pub membership: MembershipConfig,
+    pub max_siblings: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for `node_id` of `topology`, data under `data_dir`.
+    pub fn new(topology: Topology, node_id: &str, data_dir: PathBuf) -> Self {
+        NodeConfig {
+            topology,
+            node_id: node_id.to_string(),
+            data_dir,
+            fault_injection: false,
+            engine: EngineOptions::default(),
+            coordinator: CoordinatorConfig::default(),
+            hints: HintsConfig::default(),
+            membership: MembershipConfig::default(),
+            max_siblings: DEFAULT_MAX_SIBLINGS,
+        }
+    }
+}
+
+/// Why a node could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node '{0}' is not in the topology ({1})")]
+    UnknownNode(String, String),
+    #[error("opening the engine at {path}: {source}")]
+    Engine { path: String, source: EngineError },
+    #[error(transparent)]
+    Request(#[from] GeokvError),
+    #[error("membership: {0}")]
+    Membership(String),
+    #[error("cannot serve {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Liveness from gossip, by ring index.
+struct GossipLiveness {
+    gossiper: Gossiper,
+    ids: Vec<String>,
+}
+
+impl Liveness for GossipLiveness {
+    fn is_up(&self, node: NodeIdx) -> bool {
+        self.ids
+            .get(node.0 as usize)
+            .map(|id| self.gossiper.is_up(id))
+            .unwrap_or(false)
+    }
+}
+
+/// This data directory's incarnation: random, created with the database and
+/// kept in it. Mixed into the node's clock actor so a node that comes back
+/// with an empty disk never reuses dots the cluster has already seen (Riak's
+/// fix for the same hazard).
+fn incarnation(engine: &dyn Engine) -> Result<u64, EngineError> {
+    if let Some(v) = engine.get_raw(Cf::Meta, b"incarnation")? {
+        if let Ok(b) = <[u8; 8]>::try_from(v.as_slice()) {
+            return Ok(u64::from_le_bytes(b));
+        }
+    }
+    let inc: u64 = rand::random();
+    let mut b = WriteBatch::new();
+    b.put_raw(Cf::Meta, b"incarnation", &inc.to_le_bytes());
+    engine.write(b)?;
+    Ok(inc)
+}
+
+/// A generation that grows across restarts (gossip uses it to tell a
+/// restarted node from a stale one).
+fn next_generation(engine: &dyn Engine) -> Result<u64, EngineError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1);
+    let prev = engine
+        .get_raw(Cf::Meta, b"generation")?
+        .and_then(|v| v.try_into().ok().map(u64::from_le_bytes))
+        .unwrap_or(0);
+    let gen = now.max(prev + 1);
+    let mut b = WriteBatch::new();
+    b.put_raw(Cf::Meta, b"generation", &gen.to_le_bytes());
+    engine.write(b)?;
+    Ok(gen)
+}
+
+/// Runs a node until `shutdown` turns true.
+pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+    let ring = Arc::new(Ring::new(&cfg.topology));
+    let me = ring
+        .node_by_id(&cfg.node_id)
+        .ok_or_else(|| NodeError::UnknownNode(cfg.node_id.clone(), cfg.topology.source.clone()))?
+        .clone();
+    let db_path = cfg.data_dir.join("db");
+    let engine: Arc<dyn Engine> = Arc::new(
+        RocksEngine::open(&db_path, cfg.engine.clone()).map_err(|source| NodeError::Engine {
+            path: db_path.display().to_string(),
+            source,
+        })?,
+    );
+    let generation = next_generation(&*engine).map_err(|source| NodeError::Engine {
+        path: db_path.display().to_string(),
+        source,
+    })?;
+    let incarnation = incarnation(&*engine).map_err(|source| NodeError::Engine {
+        path: db_path.display().to_string(),
+        source,
+    })?;
+    let actor = format!("{}#{incarnation:016x}", me.id);
+    let replica = Arc::new(Replica::new(engine.clone(), &actor, cfg.max_siblings));
+    let faults = Arc::new(Faults::new(cfg.fault_injection));
+    let peers = Arc::new(Peers::new(&ring, me.idx, faults.clone()));
+    let gossiper = Gossiper::new(
+        cfg.membership.clone(),
+        ring.nodes().to_vec(),
+        &me.id,
+        generation,
+        Arc::new(MonotonicClock::new()),
+    )
+    .map_err(|e| NodeError::Membership(e.to_string()))?;
+    let liveness: Arc<dyn Liveness> = Arc::new(GossipLiveness {
+        gossiper: gossiper.clone(),
+        ids: ring.nodes().iter().map(|n| n.id.clone()).collect(),
+    });
+    let hints = Arc::new(Hints::open(
+        engine.clone(),
+        ring.clone(),
+        me.idx,
+        cfg.hints.clone(),
+    )?);
+    let coordinator = Arc::new(Coordinator::new(
+        ring.clone(),
+        me.idx,
+        peers.clone(),
+        replica.clone(),
+        liveness.clone(),
+        hints.clone(),
+        cfg.coordinator.clone(),
+    ));
+
+    let internode = InternodeService {
+        ring: ring.clone(),
+        replica: replica.clone(),
+        receiver: Receiver {
+            hints: hints.clone(),
+            peers: peers.clone(),
+            ring: ring.clone(),
+            replica: replica.clone(),
+            liveness: liveness.clone(),
+            me: me.clone(),
+        },
+        gossiper: gossiper.clone(),
+        faults: faults.clone(),
+    };
+    let kv = KvService {
+        coordinator,
+        gossiper: gossiper.clone(),
+        limits: engine.limits().clone(),
+        local_id: me.id.clone(),
+    };
+
+    let internode_listener = bind("internode gRPC", me.peer_address).await?;
+    let client_listener = bind("client gRPC", me.client_address).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let mut sd = shutdown.clone();
+        tasks.spawn(async move {
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(
+                    InternodeServer::new(internode)
+                        .max_decoding_message_size(64 << 20)
+                        .max_encoding_message_size(64 << 20),
+                )
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(internode_listener),
+                    async move {
+                        let _ = sd.wait_for(|v| *v).await;
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    {
+        let mut sd = shutdown.clone();
+        tasks.spawn(async move {
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(
+                    KvServer::new(kv)
+                        .max_decoding_message_size(8 << 20)
+                        .max_encoding_message_size(64 << 20),
+                )
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(client_listener),
+                    async move {
+                        let _ = sd.wait_for(|v| *v).await;
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    {
+        let (addr, id, f, sd) = (
+            me.admin_address,
+            me.id.clone(),
+            faults.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            admin::serve(addr, id, f, sd)
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    {
+        let peers = peers.clone();
+        let g = gossiper.clone();
+        let sd = shutdown.clone();
+        let interval = Duration::from_millis(cfg.membership.gossip_interval_ms);
+        tasks.spawn(async move {
+            g.run(
+                move |peer, digest| {
+                    let peers = peers.clone();
+                    async move {
+                        peers
+                            .gossip(peer.idx, digest, interval)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                },
+                sd,
+            )
+            .await;
+            Ok(())
+        });
+    }
+    Delivery {
+        hints: hints.clone(),
+        peers: peers.clone(),
+        ring: ring.clone(),
+        liveness: liveness.clone(),
+        me: me.clone(),
+    }
+    .spawn_all(shutdown.clone());
+    tracing::info!(node = %me.id, dc = %me.dc, rack = %me.rack,
+        client = %me.client_address, peer = %me.peer_address, admin = %me.admin_address,
+        "node started");
+
+    while let Some(res) = tasks.join_next().await {
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "a server stopped"),
+            Err(e) => tracing::error!(error = %e, "a server task panicked"),
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+    tasks.shutdown().await;
+    engine.flush().map_err(|source| NodeError::Engine {
+        path: db_path.display().to_string(),
+        source,
+    })?;
+    tracing::info!(node = %me.id, "node stopped");
+    Ok(())
+}
+
+async fn bind(
+    what: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::Bind {
+            what,
+            addr,
+            source: Box::new(e),
+        })
+}

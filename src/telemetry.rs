@@ -1,1 +1,112 @@
-//! telemetry (in progress)
+//! Tracing and OpenTelemetry: the subscriber set-up of a process and the W3C
+//! trace context carried in gRPC metadata, so one trace covers the
+//! coordinator, every replica it called and the remote datacenters.
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported over OTLP/gRPC;
+//! otherwise only the log layer runs. This module must not log requests.
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+/// Keeps the OTLP pipeline alive; flushes spans when dropped.
+pub struct TelemetryGuard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber: `RUST_LOG`-filtered logs on stderr, plus
+/// OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+pub fn init(service_name: &str, node_id: &str) -> TelemetryGuard {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let mut provider = None;
+    let otel_layer = if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
+            Ok(exporter) => {
+                let resource = opentelemetry_sdk::Resource::builder()
+                    .with_service_name(service_name.to_string())
+                    .with_attribute(opentelemetry::KeyValue::new(
+                        "geokv.node",
+                        node_id.to_string(),
+                    ))
+                    .build();
+                let p = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build();
+                let tracer = p.tracer("geokv");
+                provider = Some(p);
+                Some(tracing_opentelemetry::layer().with_tracer(tracer))
+            }
+            Err(e) => {
+                eprintln!("OTLP exporter disabled: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel_layer)
+        .try_init();
+    TelemetryGuard { provider }
+}
+
+struct MetaInjector<'a>(&'a mut MetadataMap);
+impl Injector for MetaInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+struct MetaExtractor<'a>(&'a MetadataMap);
+impl Extractor for MetaExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Writes the current span's trace context (`traceparent`) into outgoing metadata.
+pub fn inject_current(meta: &mut MetadataMap) {
+    let cx = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, &mut MetaInjector(meta));
+}
+
+/// Makes `span` a child of the trace context found in incoming metadata, if any.
+pub fn adopt_remote_parent(span: &tracing::Span, meta: &MetadataMap) {
+    let cx = TraceContextPropagator::new().extract(&MetaExtractor(meta));
+    let _ = span.set_parent(cx);
+}

@@ -1,1 +1,214 @@
-//! api (in progress)
+//! ① The client gRPC edge (`geokv.v1.Kv`): decodes and validates requests,
+//! maps the consistency level, calls the coordinator, and converts results
+//! and errors. No placement or replication logic lives here.
+//!
+//! Validation happens before anything is sent to a replica, so bad input
+//! never touches stored data: empty or oversized key, oversized value,
+//! malformed causal context → `INVALID_ARGUMENT`; unknown keyspace →
+//! `NOT_FOUND`; impossible level → `FAILED_PRECONDITION`.
+
+mod convert;
+
+use crate::coordinator::consistency::ConsistencyLevel;
+use crate::coordinator::{Coordinator, ReadRequest, WriteRequest};
+use crate::engine::Limits;
+use crate::error::GeokvError;
+use crate::membership::Gossiper;
+use crate::proto::v1::kv_server::Kv;
+use crate::proto::v1::*;
+use crate::version::VersionVector;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// Longest deadline a client may ask for.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The client service of one node.
+pub struct KvService {
+    pub coordinator: Arc<Coordinator>,
+    pub gossiper: Gossiper,
+    pub limits: Limits,
+    /// This node's id (for `Status`).
+    pub local_id: String,
+}
+
+struct Common {
+    level: ConsistencyLevel,
+    explicit: Option<u32>,
+    timeout: Duration,
+}
+
+impl KvService {
+    fn common(&self, opts: Option<RequestOptions>) -> Result<Common, GeokvError> {
+        let opts = opts.unwrap_or_default();
+        let cfg = self.coordinator.config();
+        let level = convert::level(opts.consistency)?.unwrap_or(cfg.default_level);
+        let timeout = match opts.timeout_ms {
+            0 => cfg.default_timeout,
+            ms => Duration::from_millis(ms as u64).min(MAX_TIMEOUT),
+        };
+        Ok(Common {
+            level,
+            explicit: (opts.explicit_count > 0).then_some(opts.explicit_count),
+            timeout,
+        })
+    }
+
+    fn check_key(&self, keyspace: &str, key: &[u8]) -> Result<(), GeokvError> {
+        if keyspace.is_empty() {
+            return Err(GeokvError::InvalidArgument("keyspace is empty".into()));
+        }
+        if self
+            .coordinator
+            .ring()
+            .topology()
+            .keyspace(keyspace)
+            .is_none()
+        {
+            return Err(GeokvError::UnknownKeyspace(keyspace.to_string()));
+        }
+        if key.is_empty() {
+            return Err(GeokvError::InvalidArgument("key is empty".into()));
+        }
+        if key.len() > self.limits.max_key_bytes {
+            return Err(GeokvError::InvalidArgument(format!(
+                "key is {} bytes; the limit is {} bytes",
+                key.len(),
+                self.limits.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<(), GeokvError> {
+        if value.len() > self.limits.max_value_bytes {
+            return Err(GeokvError::InvalidArgument(format!(
+                "value is {} bytes; the limit is {} bytes",
+                value.len(),
+                self.limits.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn observe<T>(
+    op: &'static str,
+    level: ConsistencyLevel,
+    started: Instant,
+    res: &Result<T, GeokvError>,
+) {
+    let outcome = match res {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("{:?}", e.code()),
+    };
+    metrics::counter!("geokv_requests_total", "op" => op, "level" => level.name(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("geokv_request_seconds", "op" => op, "level" => level.name())
+        .record(started.elapsed().as_secs_f64());
+}
+
+fn span_for<T>(name: &'static str, req: &Request<T>) -> tracing::Span {
+    let span = tracing::info_span!("kv", rpc = name);
+    crate::telemetry::adopt_remote_parent(&span, req.metadata());
+    span
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let span = span_for("get", &req);
+        let r = req.into_inner();
+        let c = self.common(r.options)?;
+        self.check_key(&r.keyspace, &r.key)?;
+        let started = Instant::now();
+        let res = self
+            .coordinator
+            .read(ReadRequest {
+                keyspace: r.keyspace,
+                key: Bytes::from(r.key),
+                level: c.level,
+                explicit: c.explicit,
+                timeout: c.timeout,
+            })
+            .instrument(span)
+            .await;
+        observe("get", c.level, started, &res);
+        let out = res?;
+        Ok(Response::new(convert::get_response(out)))
+    }
+
+    async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let span = span_for("put", &req);
+        let r = req.into_inner();
+        let c = self.common(r.options)?;
+        self.check_key(&r.keyspace, &r.key)?;
+        self.check_value(&r.value)?;
+        let context = VersionVector::decode_context(&r.context).map_err(GeokvError::from)?;
+        let started = Instant::now();
+        let res = self
+            .coordinator
+            .write(WriteRequest {
+                keyspace: r.keyspace,
+                key: Bytes::from(r.key),
+                value: Some(Bytes::from(r.value)),
+                context,
+                level: c.level,
+                explicit: c.explicit,
+                timeout: c.timeout,
+            })
+            .instrument(span)
+            .await;
+        observe("put", c.level, started, &res);
+        let out = res?;
+        Ok(Response::new(PutResponse {
+            context: out.context.encode_context(),
+            acks: out.acks,
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let span = span_for("delete", &req);
+        let r = req.into_inner();
+        let c = self.common(r.options)?;
+        self.check_key(&r.keyspace, &r.key)?;
+        let context = VersionVector::decode_context(&r.context).map_err(GeokvError::from)?;
+        let started = Instant::now();
+        let res = self
+            .coordinator
+            .write(WriteRequest {
+                keyspace: r.keyspace,
+                key: Bytes::from(r.key),
+                value: None,
+                context,
+                level: c.level,
+                explicit: c.explicit,
+                timeout: c.timeout,
+            })
+            .instrument(span)
+            .await;
+        observe("delete", c.level, started, &res);
+        let out = res?;
+        Ok(Response::new(DeleteResponse {
+            context: out.context.encode_context(),
+            acks: out.acks,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(convert::status(
+            self.coordinator.ring(),
+            &self.gossiper,
+            &self.local_id,
+        )))
+    }
+}

@@ -1,1 +1,337 @@
-//! hints (in progress)
+//! Durable hinted queues: the ordered **inter-DC streams** (one per remote
+//! datacenter) and **hinted handoff** (one queue per peer of our datacenter).
+//!
+//! A mutation bound for a remote datacenter is appended to that datacenter's
+//! queue in the same RocksDB batch as the local write (see
+//! `coordinator::write`), before the client is acknowledged; [`deliver`]
+//! drains each queue in sequence order over `ApplyBatch`, and [`receive`]
+//! applies a batch to the receiving datacenter's replicas (hinting locally
+//! for any that are down) before acknowledging. Redelivery is harmless:
+//! sibling-set merge is idempotent.
+//!
+//! Nothing is dropped silently: a queue over its byte bound, or a node hint
+//! older than the hint window, records the key's token range as needing
+//! anti-entropy (meta column family, `geokv_repair_pending` gauge).
+//!
+//! Must not: choose replicas for a client request or count its acks.
+
+pub mod deliver;
+pub mod queue;
+pub mod receive;
+
+use crate::engine::{Cf, Engine, WriteBatch};
+use crate::error::GeokvError;
+use crate::proto::v1::internode::StreamEntry;
+use crate::ring::{token_of, Ring};
+use crate::topology::{NodeIdx, NodeInfo};
+use crate::version::SiblingSet;
+use parking_lot::Mutex;
+use queue::{encode_entry, Dest};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Meta-CF key prefix of token ranges that need anti-entropy.
+pub const REPAIR_PREFIX: &[u8] = b"repair/";
+
+/// Hint and stream settings.
+#[derive(Clone, Debug)]
+pub struct HintsConfig {
+    /// How long hints for a dead node are kept (Cassandra: 3 h). Older hints
+    /// are recorded for anti-entropy instead of being replayed.
+    pub hint_window: Duration,
+    /// Per-destination backlog bound in bytes.
+    pub max_backlog_bytes: u64,
+    /// Upper bound of one batch (entries); batches grow towards it while the
+    /// destination keeps up and shrink when it does not.
+    pub max_batch_entries: usize,
+    /// Upper bound of one batch in bytes.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for HintsConfig {
+    fn default() -> Self {
+        HintsConfig {
+            hint_window: Duration::from_secs(24 * 3600),
+            max_backlog_bytes: 4 << 30,
+            max_batch_entries: 4096,
+            max_batch_bytes: 4 << 20,
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy, Debug)]
+struct Backlog {
+    entries: u64,
+    bytes: u64,
+}
+
+/// The node's hinted queues.
+pub struct Hints {
+    engine: Arc<dyn Engine>,
+    ring: Arc<Ring>,
+    me: NodeInfo,
+    config: HintsConfig,
+    /// Next sequence number; starts at wall-clock microseconds so it keeps
+    /// increasing across restarts without a persisted counter.
+    seq: AtomicU64,
+    /// In-memory mirror of each queue's size (rebuilt from disk at start).
+    backlog: Mutex<BTreeMap<Dest, Backlog>>,
+    /// Wakes the delivery tasks when something was enqueued.
+    notify: tokio::sync::Notify,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Hints {
+    /// Opens the queues of `me`, rebuilding backlog counters from disk.
+    pub fn open(
+        engine: Arc<dyn Engine>,
+        ring: Arc<Ring>,
+        me: NodeIdx,
+        config: HintsConfig,
+    ) -> Result<Self, GeokvError> {
+        let me = ring.node(me).clone();
+        let mut backlog: BTreeMap<Dest, Backlog> = BTreeMap::new();
+        let mut max_seq = 0u64;
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let page = engine.scan_raw(Cf::Hints, &from, &[0xff; 1], 10_000)?;
+            let Some((last, _)) = page.last() else { break };
+            from = last.clone();
+            from.push(0);
+            for (k, v) in &page {
+                if let Some((dest, seq)) = Dest::parse_key(k) {
+                    let b = backlog.entry(dest).or_default();
+                    b.entries += 1;
+                    b.bytes += v.len() as u64;
+                    max_seq = max_seq.max(seq);
+                }
+            }
+        }
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let hints = Hints {
+            engine,
+            ring,
+            me,
+            config,
+            seq: AtomicU64::new(micros.max(max_seq + 1)),
+            backlog: Mutex::new(backlog),
+            notify: tokio::sync::Notify::new(),
+        };
+        hints.publish_all();
+        Ok(hints)
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &HintsConfig {
+        &self.config
+    }
+
+    /// The engine the queues live in.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Appends `set` to the stream of every datacenter in `dcs`, inside `batch`.
+    pub fn stream_append(
+        &self,
+        dcs: &[String],
+        keyspace: &str,
+        key: &[u8],
+        set: &SiblingSet,
+        batch: &mut WriteBatch,
+    ) -> Result<(), GeokvError> {
+        if dcs.is_empty() {
+            return Ok(());
+        }
+        let mut record = Vec::with_capacity(set.encoded_len());
+        set.encode(&mut record);
+        for dc in dcs {
+            self.enqueue(
+                Dest::Dc(dc.clone()),
+                keyspace,
+                key,
+                &record,
+                String::new(),
+                batch,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Hints::stream_append`], written at once (when the coordinating
+    /// replica was another node).
+    pub fn stream_append_now(
+        &self,
+        dcs: &[String],
+        keyspace: &str,
+        key: &[u8],
+        set: &SiblingSet,
+    ) -> Result<(), GeokvError> {
+        let mut batch = WriteBatch::new();
+        self.stream_append(dcs, keyspace, key, set, &mut batch)?;
+        if !batch.is_empty() {
+            self.engine.write(batch)?;
+            self.notify();
+        }
+        Ok(())
+    }
+
+    /// Stores a hint for `target` (a replica that is down or failed).
+    pub fn hint_node(
+        &self,
+        target: NodeIdx,
+        keyspace: &str,
+        key: &[u8],
+        set: &SiblingSet,
+    ) -> Result<(), GeokvError> {
+        let node = self.ring.node(target).id.clone();
+        let mut record = Vec::with_capacity(set.encoded_len());
+        set.encode(&mut record);
+        let mut batch = WriteBatch::new();
+        self.enqueue(
+            Dest::Node(node.clone()),
+            keyspace,
+            key,
+            &record,
+            node,
+            &mut batch,
+        )?;
+        if !batch.is_empty() {
+            self.engine.write(batch)?;
+            metrics::counter!("geokv_hints_stored_total").increment(1);
+            self.notify();
+        }
+        Ok(())
+    }
+
+    fn enqueue(
+        &self,
+        dest: Dest,
+        keyspace: &str,
+        key: &[u8],
+        record: &[u8],
+        target_node: String,
+        batch: &mut WriteBatch,
+    ) -> Result<(), GeokvError> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let entry = StreamEntry {
+            seq,
+            keyspace: keyspace.to_string(),
+            key: key.to_vec(),
+            record: record.to_vec(),
+            target_node,
+        };
+        let value = encode_entry(now_ms(), &entry);
+        {
+            let mut b = self.backlog.lock();
+            let q = b.entry(dest.clone()).or_default();
+            if q.bytes + value.len() as u64 > self.config.max_backlog_bytes {
+                drop(b);
+                metrics::counter!("geokv_hint_overflows_total", "dest" => dest.label())
+                    .increment(1);
+                self.needs_repair(keyspace, key, &dest, batch);
+                return Ok(());
+            }
+            q.entries += 1;
+            q.bytes += value.len() as u64;
+        }
+        batch.put_raw(Cf::Hints, &dest.key(seq), &value);
+        self.publish(&dest);
+        Ok(())
+    }
+
+    /// Records a key's token as needing anti-entropy towards `dest`.
+    pub(crate) fn needs_repair(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        dest: &Dest,
+        batch: &mut WriteBatch,
+    ) {
+        let mut k = REPAIR_PREFIX.to_vec();
+        k.push(keyspace.len() as u8);
+        k.extend_from_slice(keyspace.as_bytes());
+        k.extend_from_slice(&token_of(key).to_be_bytes());
+        batch.put_raw(Cf::Meta, &k, dest.label().as_bytes());
+        metrics::counter!("geokv_repair_recorded_total", "dest" => dest.label()).increment(1);
+    }
+
+    /// Wakes the delivery tasks.
+    pub fn notify(&self) {
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    pub(crate) fn dequeued(&self, dest: &Dest, entries: u64, bytes: u64) {
+        {
+            let mut b = self.backlog.lock();
+            let q = b.entry(dest.clone()).or_default();
+            q.entries = q.entries.saturating_sub(entries);
+            q.bytes = q.bytes.saturating_sub(bytes);
+        }
+        self.publish(dest);
+    }
+
+    /// Entries waiting for `dest`.
+    pub fn backlog_entries(&self, dest: &Dest) -> u64 {
+        self.backlog
+            .lock()
+            .get(dest)
+            .map(|b| b.entries)
+            .unwrap_or(0)
+    }
+
+    /// Total entries waiting in every queue.
+    pub fn total_backlog(&self) -> u64 {
+        self.backlog.lock().values().map(|b| b.entries).sum()
+    }
+
+    fn publish(&self, dest: &Dest) {
+        let b = self.backlog.lock().get(dest).copied().unwrap_or_default();
+        let l = dest.label();
+        metrics::gauge!("geokv_hint_backlog_entries", "dest" => l.clone()).set(b.entries as f64);
+        metrics::gauge!("geokv_hint_backlog_bytes", "dest" => l).set(b.bytes as f64);
+    }
+
+    fn publish_all(&self) {
+        let dests: Vec<Dest> = self.backlog.lock().keys().cloned().collect();
+        for d in dests {
+            self.publish(&d);
+        }
+    }
+
+    /// Queues this node delivers: every remote datacenter with replicas and
+    /// every peer of our own datacenter.
+    pub fn destinations(&self) -> Vec<Dest> {
+        let mut v: Vec<Dest> = self
+            .ring
+            .topology()
+            .datacenter_names()
+            .into_iter()
+            .filter(|dc| *dc != self.me.dc)
+            .map(Dest::Dc)
+            .collect();
+        v.extend(
+            self.ring
+                .nodes()
+                .iter()
+                .filter(|n| n.dc == self.me.dc && n.idx != self.me.idx)
+                .map(|n| Dest::Node(n.id.clone())),
+        );
+        v
+    }
+}

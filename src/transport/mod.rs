@@ -1,1 +1,222 @@
-//! transport (in progress)
+//! Internode transport: one lazily connected tonic channel per peer, the
+//! metadata every internode call carries (sender id, W3C trace context), and
+//! the **fault-injection seam** ([`faults`]) that tests and `geokv dev` use to
+//! delay or cut links without kernel help.
+//!
+//! Owns: connections, per-call deadlines, fault checks. Must not: decide
+//! placement, count acknowledgements, or touch storage.
+
+pub mod faults;
+pub mod server;
+
+use crate::proto::v1::internode::internode_client::InternodeClient;
+use crate::proto::v1::internode::*;
+use crate::ring::Ring;
+use crate::topology::{NodeIdx, NodeInfo};
+use faults::Faults;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// gRPC metadata key naming the sending node of an internode call.
+pub const FROM_HEADER: &str = "geokv-from";
+
+/// Why an internode call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    #[error("{peer}: link cut (fault injection)")]
+    Cut { peer: String },
+    #[error("{peer}: no answer within {ms} ms")]
+    Timeout { peer: String, ms: u64 },
+    #[error("{peer}: {code:?}: {message}")]
+    Rpc {
+        peer: String,
+        code: tonic::Code,
+        message: String,
+    },
+}
+
+/// Connections to every other node of the cluster.
+pub struct Peers {
+    me: NodeInfo,
+    nodes: Vec<NodeInfo>,
+    /// One channel per node, indexed by `NodeIdx`; `None` for ourselves.
+    channels: Vec<Option<Channel>>,
+    faults: Arc<Faults>,
+}
+
+impl Peers {
+    /// Builds lazy channels to every peer of `ring` (nothing connects yet).
+    pub fn new(ring: &Ring, me: NodeIdx, faults: Arc<Faults>) -> Self {
+        let nodes = ring.nodes().to_vec();
+        let channels = nodes
+            .iter()
+            .map(|n| {
+                (n.idx != me).then(|| {
+                    Endpoint::from_shared(format!("http://{}", n.peer_address))
+                        .expect("socket address forms a valid URI")
+                        .connect_timeout(Duration::from_millis(500))
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(10))
+                        .connect_lazy()
+                })
+            })
+            .collect();
+        Peers {
+            me: ring.node(me).clone(),
+            nodes,
+            channels,
+            faults,
+        }
+    }
+
+    /// This node.
+    pub fn me(&self) -> &NodeInfo {
+        &self.me
+    }
+
+    /// The fault table shared with the server side and the admin port.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
+
+    fn client(&self, to: NodeIdx) -> InternodeClient<Channel> {
+        let ch = self.channels[to.0 as usize]
+            .clone()
+            .expect("never called for ourselves");
+        InternodeClient::new(ch)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    fn request<T>(&self, msg: T, timeout: Duration) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(timeout);
+        if let Ok(v) = self.me.id.parse() {
+            req.metadata_mut().insert(FROM_HEADER, v);
+        }
+        crate::telemetry::inject_current(req.metadata_mut());
+        req
+    }
+
+    /// Runs one unary call to `to` with fault injection and a deadline.
+    async fn call<T, R, F, Fut>(
+        &self,
+        to: NodeIdx,
+        msg: T,
+        timeout: Duration,
+        f: F,
+    ) -> Result<R, TransportError>
+    where
+        F: FnOnce(InternodeClient<Channel>, tonic::Request<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let peer = &self.nodes[to.0 as usize];
+        let delay = self
+            .faults
+            .outgoing(&self.me, peer)
+            .map_err(|_| TransportError::Cut {
+                peer: peer.id.clone(),
+            })?;
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        let started = std::time::Instant::now();
+        let fut = f(self.client(to), self.request(msg, timeout));
+        let res = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(TransportError::Timeout {
+                peer: peer.id.clone(),
+                ms: timeout.as_millis() as u64,
+            }),
+            Ok(Err(s)) if s.code() == tonic::Code::DeadlineExceeded => {
+                Err(TransportError::Timeout {
+                    peer: peer.id.clone(),
+                    ms: timeout.as_millis() as u64,
+                })
+            }
+            Ok(Err(s)) => Err(TransportError::Rpc {
+                peer: peer.id.clone(),
+                code: s.code(),
+                message: s.message().to_string(),
+            }),
+            Ok(Ok(r)) => Ok(r.into_inner()),
+        };
+        if let Some(d) = delay {
+            // The reply crosses the same delayed link.
+            tokio::time::sleep(d).await;
+        }
+        metrics::histogram!("geokv_internode_call_seconds", "peer_dc" => peer.dc.clone())
+            .record(started.elapsed().as_secs_f64());
+        res
+    }
+
+    /// Merges `record` (an encoded sibling set) into `to`'s copy of the key.
+    pub async fn replica_write(
+        &self,
+        to: NodeIdx,
+        req: ReplicaWriteRequest,
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        self.call(to, req, timeout, |mut c, r| async move {
+            c.replica_write(r).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Asks `to` to advance the key with its own actor and return the new record.
+    pub async fn replica_update(
+        &self,
+        to: NodeIdx,
+        req: ReplicaUpdateRequest,
+        timeout: Duration,
+    ) -> Result<ReplicaUpdateResponse, TransportError> {
+        self.call(to, req, timeout, |mut c, r| async move {
+            c.replica_update(r).await
+        })
+        .await
+    }
+
+    /// Reads `to`'s copy of a key.
+    pub async fn replica_read(
+        &self,
+        to: NodeIdx,
+        req: ReplicaReadRequest,
+        timeout: Duration,
+    ) -> Result<ReplicaReadResponse, TransportError> {
+        self.call(to, req, timeout, |mut c, r| async move {
+            c.replica_read(r).await
+        })
+        .await
+    }
+
+    /// One gossip exchange with `to`.
+    pub async fn gossip(
+        &self,
+        to: NodeIdx,
+        digest: GossipDigest,
+        timeout: Duration,
+    ) -> Result<GossipDigest, TransportError> {
+        self.call(
+            to,
+            digest,
+            timeout,
+            |mut c, r| async move { c.gossip(r).await },
+        )
+        .await
+    }
+
+    /// Applies a batch of a hinted stream at `to` (a node of another datacenter
+    /// or a returning peer) and returns its acknowledgement.
+    pub async fn stream_batch(
+        &self,
+        to: NodeIdx,
+        batch: StreamBatch,
+        timeout: Duration,
+    ) -> Result<StreamAck, TransportError> {
+        self.call(to, batch, timeout, |mut c, r| async move {
+            c.apply_batch(r).await
+        })
+        .await
+    }
+}

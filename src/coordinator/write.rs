@@ -1,0 +1,245 @@
+//! The write path of a coordinator (puts and deletes).
+//!
+//! 1. `block_for` turns the level into a [`Requirement`]; `UNAVAILABLE` up
+//!    front when too few replicas are alive.
+//! 2. The nearest live replica (ourselves when we are one) advances the key's
+//!    clock with its actor id and returns the full record. In the same atomic
+//!    RocksDB batch, when that replica is us, the record is appended to the
+//!    hinted stream of every remote datacenter; otherwise we append it before
+//!    acknowledging. So a coordinator crash after the ack loses nothing.
+//! 3. The record is merged into the other replicas of our datacenter; a replica
+//!    that is down or fails gets a durable hint instead. Remote datacenters are
+//!    reached through their stream; only a level that needs remote
+//!    acknowledgements (QUORUM, EACH_QUORUM, ALL, TWO/THREE beyond the local
+//!    replicas) also writes to remote replicas directly and waits for them.
+
+use super::consistency::{block_for, AckCounts, OpKind, Requirement};
+use super::gather::{gather, Answer};
+use super::{Coordinator, WriteRequest};
+use crate::error::GeokvError;
+use crate::proto::v1::internode::{ReplicaUpdateRequest, ReplicaWriteRequest};
+use crate::topology::NodeIdx;
+use crate::version::{SiblingSet, VersionVector};
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A write that met its level.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// Context of the stored version: covers the write just made.
+    pub context: VersionVector,
+    /// Acknowledgements received (replicas, plus hints for ANY).
+    pub acks: u32,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Coordinator {
+    /// Coordinates a put (`value: Some`) or delete (`value: None`).
+    #[tracing::instrument(name = "coordinator.write", skip_all,
+        fields(keyspace = %req.keyspace, level = %req.level, delete = req.value.is_none()))]
+    pub async fn write(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
+        let deadline = Instant::now() + req.timeout;
+        let spec = self
+            .ring
+            .topology()
+            .keyspace(&req.keyspace)
+            .ok_or_else(|| GeokvError::UnknownKeyspace(req.keyspace.clone()))?;
+        let requirement = block_for(
+            req.level,
+            req.explicit,
+            OpKind::Write,
+            &spec.replication,
+            &self.me.dc,
+        )?;
+        let set = self
+            .ring
+            .replicas(&req.keyspace, &req.key)
+            .map_err(|_| GeokvError::UnknownKeyspace(req.keyspace.clone()))?;
+        let alive = self.alive_per_dc(set);
+        self.check_alive(req.level, &requirement, &alive)?;
+        let order = self.by_proximity(set);
+        let remote_dcs: Vec<String> = set
+            .per_dc
+            .iter()
+            .filter(|d| d.dc != self.me.dc)
+            .map(|d| d.dc.clone())
+            .collect();
+
+        let (chosen, record) = self.update_at_nearest(&req, &order, &remote_dcs).await?;
+        let mut acks = AckCounts::default();
+        *acks
+            .per_dc
+            .entry(self.dc_of(chosen).to_string())
+            .or_default() += 1;
+
+        let needs_remote = self.needs_remote_acks(&requirement, &alive);
+        let mut encoded = Vec::with_capacity(record.encoded_len());
+        record.encode(&mut encoded);
+        let (tx, rx) = mpsc::channel::<Answer<()>>(order.len().max(1));
+        let mut pending: BTreeMap<String, u32> = BTreeMap::new();
+        for &n in &order {
+            if n == chosen {
+                continue;
+            }
+            let dc = self.dc_of(n).to_string();
+            let local = dc == self.me.dc;
+            if !local && !needs_remote {
+                continue; // delivered by the stream
+            }
+            if !self.is_up(n) {
+                if local {
+                    self.hints.hint_node(n, &req.keyspace, &req.key, &record)?;
+                    acks.hints += 1;
+                }
+                continue;
+            }
+            *pending.entry(dc.clone()).or_default() += 1;
+            self.spawn_replica_write(n, dc, &req, encoded.clone(), &record, deadline, tx.clone());
+        }
+        drop(tx);
+        let timeout_ms = req.timeout.as_millis() as u64;
+        let got = gather(
+            req.level,
+            &requirement,
+            rx,
+            pending,
+            acks,
+            deadline,
+            timeout_ms,
+        )
+        .await?;
+        let acks = got.acks.per_dc.values().sum::<u32>() + got.acks.hints;
+        Ok(WriteOutcome {
+            context: record.context().clone(),
+            acks,
+        })
+    }
+
+    /// Whether the level needs acknowledgements from outside our datacenter
+    /// (beyond what our live local replicas can give).
+    fn needs_remote_acks(&self, req: &Requirement, alive: &BTreeMap<String, u32>) -> bool {
+        match req {
+            Requirement::AnyOrHint | Requirement::Local { .. } => false,
+            Requirement::Total { count } => *count > alive.get(&self.me.dc).copied().unwrap_or(0),
+            Requirement::EachDc { per_dc } => per_dc.iter().any(|(dc, _)| *dc != self.me.dc),
+        }
+    }
+
+    /// Step 2: the nearest live replica advances the clock. Tries replicas in
+    /// proximity order until one answers or the deadline passes.
+    async fn update_at_nearest(
+        &self,
+        req: &WriteRequest,
+        order: &[NodeIdx],
+        remote_dcs: &[String],
+    ) -> Result<(NodeIdx, SiblingSet), GeokvError> {
+        let ts = now_ms();
+        let mut errors = Vec::new();
+        for &n in order.iter().filter(|n| self.is_up(**n)) {
+            if n == self.me.idx {
+                let (ks, key, value, ctx) = (
+                    req.keyspace.clone(),
+                    req.key.clone(),
+                    req.value.clone(),
+                    req.context.clone(),
+                );
+                let hints = self.hints.clone();
+                let dcs = remote_dcs.to_vec();
+                let set = self
+                    .replica
+                    .blocking(move |r| {
+                        r.update(&ks, &key, value, &ctx, ts, |set, batch| {
+                            hints.stream_append(&dcs, &ks, &key, set, batch)
+                        })
+                    })
+                    .await?;
+                self.hints.notify();
+                return Ok((n, set));
+            }
+            let msg = ReplicaUpdateRequest {
+                keyspace: req.keyspace.clone(),
+                key: req.key.to_vec(),
+                value: req.value.as_ref().map(|v| v.to_vec()),
+                context: req.context.encode_context(),
+                timestamp_ms: ts,
+            };
+            let left = req
+                .timeout
+                .saturating_sub(Instant::now().elapsed().min(req.timeout));
+            match self.peers.replica_update(n, msg, left).await {
+                Ok(resp) => {
+                    let set = SiblingSet::decode(&resp.record).map_err(|e| {
+                        GeokvError::Internal(format!("replica {} sent a bad record: {e}", n.0))
+                    })?;
+                    self.hints
+                        .stream_append_now(remote_dcs, &req.keyspace, &req.key, &set)?;
+                    return Ok((n, set));
+                }
+                Err(crate::transport::TransportError::Rpc { code, message, .. })
+                    if code == tonic::Code::FailedPrecondition
+                        || code == tonic::Code::InvalidArgument =>
+                {
+                    // The replica refused the write itself (e.g. the sibling
+                    // cap): another replica would refuse it too.
+                    return Err(GeokvError::Refused { code, message });
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        Err(GeokvError::QuorumFailed {
+            level: req.level.name().to_string(),
+            received: 0,
+            required: 1,
+            detail: format!("no replica could take the write: {}", errors.join("; ")),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_replica_write(
+        &self,
+        n: NodeIdx,
+        dc: String,
+        req: &WriteRequest,
+        encoded: Vec<u8>,
+        record: &SiblingSet,
+        deadline: Instant,
+        tx: mpsc::Sender<Answer<()>>,
+    ) {
+        let peers = self.peers.clone();
+        let hints = self.hints.clone();
+        let local = dc == self.me.dc;
+        let msg = ReplicaWriteRequest {
+            keyspace: req.keyspace.clone(),
+            key: req.key.to_vec(),
+            record: encoded,
+            coordinator: self.me.id.clone(),
+        };
+        let (ks, key, record) = (req.keyspace.clone(), req.key.clone(), record.clone());
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let res = peers.replica_write(n, msg, timeout).await;
+                if let Err(e) = &res {
+                    // Remote datacenters are covered by their stream; a local
+                    // replica that failed gets a hint.
+                    if local {
+                        if let Err(h) = hints.hint_node(n, &ks, &key, &record) {
+                            tracing::error!(error = %h, "could not store hint after {e}");
+                        }
+                    }
+                }
+                let _ = tx.send((n, dc, res.map_err(|e| e.to_string()))).await;
+            },
+            span,
+        ));
+    }
+}

@@ -1,0 +1,113 @@
+//! Fault injection on internode links: per-datacenter delay and cut links,
+//! checked on every outgoing call and every incoming one. Enabled only when a
+//! node runs with `--fault-injection` (tests and `geokv dev`); driven over the
+//! admin HTTP port (`POST /faults/...`). Runs unprivileged, unlike netem.
+//!
+//! A *target* is a node id or a datacenter name. Cutting `dc2` on every node
+//! of dc1 (and the reverse) partitions the two datacenters.
+
+use crate::topology::NodeInfo;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// The link to this peer is cut.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkCut;
+
+/// Delay and cut rules of one node.
+#[derive(Default, Debug)]
+pub struct Faults {
+    enabled: bool,
+    rules: RwLock<Rules>,
+}
+
+#[derive(Default, Debug, Clone, serde::Serialize)]
+struct Rules {
+    /// Node ids or datacenter names we neither call nor answer.
+    cut: BTreeSet<String>,
+    /// Extra one-way delay to peers of a datacenter (ms).
+    delay_ms: BTreeMap<String, u64>,
+}
+
+impl Faults {
+    /// A fault table; with `enabled == false` every rule change is refused.
+    pub fn new(enabled: bool) -> Self {
+        Faults {
+            enabled,
+            rules: RwLock::new(Rules::default()),
+        }
+    }
+
+    /// Whether rules may be set.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn matches(rules: &Rules, peer: &NodeInfo) -> bool {
+        rules.cut.contains(&peer.id) || rules.cut.contains(&peer.dc)
+    }
+
+    /// Checks a call from `me` to `peer`: `Err` when cut, else the one-way delay.
+    pub fn outgoing(&self, me: &NodeInfo, peer: &NodeInfo) -> Result<Option<Duration>, LinkCut> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let r = self.rules.read();
+        if Self::matches(&r, peer) {
+            return Err(LinkCut);
+        }
+        if peer.dc == me.dc {
+            return Ok(None);
+        }
+        Ok(r.delay_ms
+            .get(&peer.dc)
+            .map(|ms| Duration::from_millis(*ms)))
+    }
+
+    /// Whether an incoming call from `peer` must be refused.
+    pub fn incoming_cut(&self, peer: &NodeInfo) -> bool {
+        self.enabled && Self::matches(&self.rules.read(), peer)
+    }
+
+    /// Cuts the link to a node or datacenter.
+    pub fn cut(&self, target: &str) -> bool {
+        if self.enabled {
+            self.rules.write().cut.insert(target.to_string());
+        }
+        self.enabled
+    }
+
+    /// Heals a cut (`"*"` heals every cut).
+    pub fn heal(&self, target: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let mut r = self.rules.write();
+        if target == "*" {
+            r.cut.clear();
+        } else {
+            r.cut.remove(target);
+        }
+        true
+    }
+
+    /// Sets the one-way delay towards a datacenter (0 removes it).
+    pub fn set_delay(&self, dc: &str, ms: u64) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let mut r = self.rules.write();
+        if ms == 0 {
+            r.delay_ms.remove(dc);
+        } else {
+            r.delay_ms.insert(dc.to_string(), ms);
+        }
+        true
+    }
+
+    /// The rules as JSON, for `GET /faults`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&*self.rules.read()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,181 @@
+//! The internode gRPC service: decodes peer requests, refuses links cut by
+//! fault injection, adopts the caller's trace context, and hands the work to
+//! the replica, the hint receiver, gossip or repair. Must not hold logic of
+//! its own beyond decoding.
+
+use super::faults::Faults;
+use super::FROM_HEADER;
+use crate::error::GeokvError;
+use crate::hints::receive::Receiver;
+use crate::membership::Gossiper;
+use crate::proto::v1::internode::internode_server::Internode;
+use crate::proto::v1::internode::*;
+use crate::replica::Replica;
+use crate::ring::Ring;
+use crate::version::{SiblingSet, VersionVector};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// Serves internode calls for one node.
+pub struct InternodeService {
+    pub ring: Arc<Ring>,
+    pub replica: Arc<Replica>,
+    pub receiver: Receiver,
+    pub gossiper: Gossiper,
+    pub faults: Arc<Faults>,
+}
+
+impl InternodeService {
+    /// Refuses calls from a peer whose link is cut; returns the request span.
+    fn admit<T>(&self, req: &Request<T>, name: &'static str) -> Result<tracing::Span, Status> {
+        let from = req
+            .metadata()
+            .get(FROM_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Some(peer) = self.ring.node_by_id(from) {
+            if self.faults.incoming_cut(peer) {
+                return Err(Status::unavailable(format!(
+                    "link from {from} cut (fault injection)"
+                )));
+            }
+        }
+        let span = tracing::info_span!("internode", rpc = name, from = %from);
+        crate::telemetry::adopt_remote_parent(&span, req.metadata());
+        Ok(span)
+    }
+}
+
+fn decode(record: &[u8]) -> Result<SiblingSet, Status> {
+    SiblingSet::decode(record).map_err(|e| Status::invalid_argument(format!("bad record: {e}")))
+}
+
+#[tonic::async_trait]
+impl Internode for InternodeService {
+    async fn replica_write(
+        &self,
+        req: Request<ReplicaWriteRequest>,
+    ) -> Result<Response<ReplicaWriteResponse>, Status> {
+        let span = self.admit(&req, "replica_write")?;
+        let r = req.into_inner();
+        let set = decode(&r.record)?;
+        self.replica
+            .blocking(move |rep| rep.apply(&r.keyspace, &r.key, &set))
+            .instrument(span)
+            .await?;
+        Ok(Response::new(ReplicaWriteResponse {}))
+    }
+
+    async fn replica_update(
+        &self,
+        req: Request<ReplicaUpdateRequest>,
+    ) -> Result<Response<ReplicaUpdateResponse>, Status> {
+        let span = self.admit(&req, "replica_update")?;
+        let r = req.into_inner();
+        let ctx = VersionVector::decode_context(&r.context).map_err(GeokvError::from)?;
+        let value = r.value.map(bytes::Bytes::from);
+        let set = self
+            .replica
+            .blocking(move |rep| {
+                rep.update(&r.keyspace, &r.key, value, &ctx, r.timestamp_ms, |_, _| {
+                    Ok(())
+                })
+            })
+            .instrument(span)
+            .await?;
+        let mut record = Vec::with_capacity(set.encoded_len());
+        set.encode(&mut record);
+        Ok(Response::new(ReplicaUpdateResponse { record }))
+    }
+
+    async fn replica_read(
+        &self,
+        req: Request<ReplicaReadRequest>,
+    ) -> Result<Response<ReplicaReadResponse>, Status> {
+        let span = self.admit(&req, "replica_read")?;
+        let r = req.into_inner();
+        let got = self
+            .replica
+            .blocking(move |rep| rep.read(&r.keyspace, &r.key))
+            .instrument(span)
+            .await?;
+        Ok(Response::new(match got {
+            Some(set) => {
+                let mut record = Vec::with_capacity(set.encoded_len());
+                set.encode(&mut record);
+                ReplicaReadResponse {
+                    record,
+                    found: true,
+                }
+            }
+            None => ReplicaReadResponse {
+                record: Vec::new(),
+                found: false,
+            },
+        }))
+    }
+
+    async fn apply_batch(&self, req: Request<StreamBatch>) -> Result<Response<StreamAck>, Status> {
+        let span = self.admit(&req, "apply_batch")?;
+        let batch = req.into_inner();
+        Ok(Response::new(
+            self.receiver.apply(batch).instrument(span).await,
+        ))
+    }
+
+    async fn gossip(&self, req: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
+        let _span = self.admit(&req, "gossip")?;
+        Ok(Response::new(self.gossiper.handle_digest(req.into_inner())))
+    }
+
+    async fn merkle(
+        &self,
+        req: Request<MerkleRequest>,
+    ) -> Result<Response<MerkleResponse>, Status> {
+        let span = self.admit(&req, "merkle")?;
+        let r = req.into_inner();
+        let engine = self.replica.engine().clone();
+        let leaves = tokio::task::spawn_blocking(move || {
+            crate::repair::merkle_leaves(&*engine, &r.keyspace, r.range_start, r.range_end, r.depth)
+        })
+        .instrument(span)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(GeokvError::from)?;
+        Ok(Response::new(MerkleResponse { leaves }))
+    }
+
+    async fn range_scan(
+        &self,
+        req: Request<RangeScanRequest>,
+    ) -> Result<Response<RangeScanResponse>, Status> {
+        let span = self.admit(&req, "range_scan")?;
+        let r = req.into_inner();
+        let engine = self.replica.engine().clone();
+        let limit = r.limit.clamp(1, 10_000) as usize;
+        let rows = tokio::task::spawn_blocking(move || {
+            let after = (!r.after_key.is_empty()).then_some(r.after_key.as_slice());
+            engine.scan_token_range(&r.keyspace, r.range_start, r.range_end, after, limit + 1)
+        })
+        .instrument(span)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(GeokvError::from)?;
+        let more = rows.len() > limit;
+        let items = rows
+            .into_iter()
+            .take(limit)
+            .map(|(key, set)| {
+                let mut record = Vec::with_capacity(set.encoded_len());
+                set.encode(&mut record);
+                VersionedValue {
+                    keyspace: Vec::new(),
+                    key,
+                    record,
+                }
+            })
+            .collect();
+        Ok(Response::new(RangeScanResponse { items, more }))
+    }
+}

@@ -1,0 +1,436 @@
+//! Shared harness for integration tests: real `geokv node` processes on
+//! distinct loopback addresses (127.P.C.x, unique per test process and
+//! cluster), real gRPC over real sockets, SIGKILL and restart, and link cuts
+//! through each node's fault-injection admin endpoint.
+#![allow(dead_code)]
+
+use geokv::proto::v1::kv_client::KvClient;
+use geokv::proto::v1::*;
+use geokv::topology::{NodeInfo, Topology};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+static NEXT_CLUSTER: AtomicU32 = AtomicU32::new(1);
+
+/// Shape of a test cluster: datacenters with their node count (one rack
+/// per node) and the `default` keyspace's replication.
+pub struct Spec {
+    pub dcs: Vec<(&'static str, usize)>,
+    pub replication: Vec<(&'static str, u32)>,
+    pub extra_keyspaces: Vec<(&'static str, Vec<(&'static str, u32)>)>,
+    pub gossip_interval_ms: u64,
+    pub extra_args: Vec<String>,
+}
+
+impl Spec {
+    /// Two datacenters of three nodes, rf {dc1:3, dc2:3}, plus `dc1_only {dc1:2}`.
+    pub fn two_dc() -> Spec {
+        Spec {
+            dcs: vec![("dc1", 3), ("dc2", 3)],
+            replication: vec![("dc1", 3), ("dc2", 3)],
+            extra_keyspaces: vec![("dc1_only", vec![("dc1", 2)])],
+            gossip_interval_ms: 100,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// A running test cluster; every node is SIGKILLed on drop.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub topology_path: PathBuf,
+    pub topology: Topology,
+    pub nodes: Vec<NodeInfo>,
+    children: BTreeMap<String, Child>,
+    args: Vec<String>,
+}
+
+fn yaml(spec: &Spec, base: (u32, u32)) -> String {
+    let mut y = String::from("cluster_name: geokv-test\ndefaults:\n  vnodes: 64\ndatacenters:\n");
+    for (d, (dc, n)) in spec.dcs.iter().enumerate() {
+        y += &format!("  - name: {dc}\n    racks:\n");
+        for i in 0..*n {
+            let ip = format!("127.{}.{}.{}", base.0, base.1, 10 * (d + 1) + i + 1);
+            y += &format!(
+                "      - name: r{}\n        nodes:\n          - id: {dc}-n{}\n            client_address: {ip}:7070\n            peer_address: {ip}:7071\n            admin_address: {ip}:7072\n",
+                i + 1,
+                i + 1
+            );
+        }
+    }
+    y += "keyspaces:\n  default:\n    replication: {";
+    y += &spec
+        .replication
+        .iter()
+        .map(|(d, r)| format!("{d}: {r}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    y += "}\n";
+    for (name, rep) in &spec.extra_keyspaces {
+        y += &format!("  {name}:\n    replication: {{");
+        y += &rep
+            .iter()
+            .map(|(d, r)| format!("{d}: {r}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        y += "}\n";
+    }
+    y
+}
+
+impl Cluster {
+    /// Starts every node of `spec` and waits until all answer and see each other up.
+    pub async fn start(spec: Spec) -> Cluster {
+        let n = NEXT_CLUSTER.fetch_add(1, Ordering::Relaxed);
+        let base = (std::process::id() % 200 + 20, n % 250);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topology_path = dir.path().join("topology.yaml");
+        std::fs::write(&topology_path, yaml(&spec, base)).unwrap();
+        let topology = Topology::load(&topology_path).expect("test topology is valid");
+        let nodes = topology.nodes();
+        let mut args = vec![
+            "--fault-injection".to_string(),
+            "--gossip-interval-ms".to_string(),
+            spec.gossip_interval_ms.to_string(),
+        ];
+        args.extend(spec.extra_args.iter().cloned());
+        let mut c = Cluster {
+            dir,
+            topology_path,
+            topology,
+            nodes,
+            children: BTreeMap::new(),
+            args,
+        };
+        for n in c.nodes.clone() {
+            c.spawn(&n.id);
+        }
+        for n in c.nodes.clone() {
+            c.wait_healthy(&n.id).await;
+        }
+        c.wait_all_up(Duration::from_secs(20)).await;
+        c
+    }
+
+    pub fn node(&self, id: &str) -> &NodeInfo {
+        self.nodes.iter().find(|n| n.id == id).expect("known node")
+    }
+
+    fn spawn(&mut self, id: &str) {
+        let dir = self.dir.path().join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_geokv"))
+            .arg("node")
+            .arg("--topology")
+            .arg(&self.topology_path)
+            .args(["--node", id])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn geokv node");
+        self.children.insert(id.to_string(), child);
+    }
+
+    /// SIGKILLs a node (no flush, no goodbye).
+    pub fn kill(&mut self, id: &str) {
+        if let Some(mut c) = self.children.remove(id) {
+            c.kill().expect("SIGKILL");
+            c.wait().unwrap();
+        }
+    }
+
+    /// Starts a killed node again on its data directory and waits for /health.
+    pub async fn restart(&mut self, id: &str) {
+        self.spawn(id);
+        self.wait_healthy(id).await;
+    }
+
+    pub async fn wait_healthy(&mut self, id: &str) {
+        let addr = self.node(id).admin_address;
+        let started = Instant::now();
+        loop {
+            if admin(addr, "GET", "/health").await.is_ok() {
+                return;
+            }
+            if let Some(c) = self.children.get_mut(id) {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("node {id} exited: {st}\n{}", self.log(id));
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "node {id} not healthy\n{}",
+                self.log(id)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self, id: &str) -> String {
+        let s =
+            std::fs::read_to_string(self.dir.path().join(id).join("node.log")).unwrap_or_default();
+        let tail: Vec<&str> = s.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The node's own view of who is up, from the Status RPC.
+    pub async fn view(&self, from: &str) -> BTreeMap<String, bool> {
+        let mut c = self.client(from).await;
+        match c.status(StatusRequest {}).await {
+            Ok(r) => r
+                .into_inner()
+                .nodes
+                .into_iter()
+                .map(|n| (n.id, n.up))
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+
+    /// Waits until every running node sees every running node up.
+    pub async fn wait_all_up(&self, limit: Duration) {
+        let started = Instant::now();
+        let running: Vec<String> = self.children.keys().cloned().collect();
+        'outer: loop {
+            assert!(started.elapsed() < limit, "cluster did not converge");
+            for a in &running {
+                let v = self.view(a).await;
+                if !running.iter().all(|b| v.get(b).copied().unwrap_or(false)) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'outer;
+                }
+            }
+            return;
+        }
+    }
+
+    /// Waits until `observer` sees `target` as `up`; returns how long it took.
+    pub async fn wait_seen(
+        &self,
+        observer: &str,
+        target: &str,
+        up: bool,
+        limit: Duration,
+    ) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.view(observer).await.get(target).copied() == Some(up) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{observer} never saw {target} {}",
+                if up { "up" } else { "down" }
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A raw gRPC client to one node's client port.
+    pub async fn client(&self, id: &str) -> KvClient<Channel> {
+        let addr = self.node(id).client_address;
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy();
+        KvClient::new(ch)
+    }
+
+    /// Cuts (or heals) every link between datacenters `a` and `b`.
+    pub async fn partition_dcs(&self, a: &str, b: &str, cut: bool) {
+        let verb = if cut { "cut" } else { "heal" };
+        for n in &self.nodes {
+            if !self.children.contains_key(&n.id) {
+                continue;
+            }
+            let other = if n.dc == a {
+                b
+            } else if n.dc == b {
+                a
+            } else {
+                continue;
+            };
+            admin(
+                n.admin_address,
+                "POST",
+                &format!("/faults/{verb}?target={other}"),
+            )
+            .await
+            .expect("fault injection");
+        }
+    }
+
+    /// Sets a one-way delay on every inter-DC link.
+    pub async fn wan_delay(&self, ms: u64) {
+        for n in &self.nodes {
+            for dc in self.topology.datacenter_names() {
+                if dc != n.dc && self.children.contains_key(&n.id) {
+                    admin(
+                        n.admin_address,
+                        "POST",
+                        &format!("/faults/delay?dc={dc}&ms={ms}"),
+                    )
+                    .await
+                    .expect("fault injection");
+                }
+            }
+        }
+    }
+
+    /// A metric's value on one node (sum over label sets matching `filter`).
+    pub async fn metric(&self, id: &str, name: &str, filter: &str) -> f64 {
+        let body = admin(self.node(id).admin_address, "GET", "/metrics")
+            .await
+            .unwrap_or_default();
+        body.lines()
+            .filter(|l| l.starts_with(name) && l.contains(filter) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, c) in self.children.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 request to an admin port.
+pub async fn admin(addr: std::net::SocketAddr, method: &str, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    if !text.starts_with("HTTP/1.1 2") {
+        return Err(text.lines().next().unwrap_or("").to_string());
+    }
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default())
+}
+
+pub fn opts(level: Consistency) -> Option<RequestOptions> {
+    Some(RequestOptions {
+        consistency: level as i32,
+        explicit_count: 0,
+        timeout_ms: 2000,
+    })
+}
+
+pub async fn put(
+    c: &mut KvClient<Channel>,
+    key: &str,
+    value: &str,
+    context: Vec<u8>,
+    level: Consistency,
+) -> Result<PutResponse, tonic::Status> {
+    c.put(PutRequest {
+        keyspace: "default".into(),
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+        context,
+        options: opts(level),
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+pub async fn get(
+    c: &mut KvClient<Channel>,
+    key: &str,
+    level: Consistency,
+) -> Result<GetResponse, tonic::Status> {
+    c.get(GetRequest {
+        keyspace: "default".into(),
+        key: key.as_bytes().to_vec(),
+        options: opts(level),
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+/// The sibling values of a read, sorted.
+pub fn values(r: &GetResponse) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .siblings
+        .iter()
+        .filter_map(|s| s.value.as_ref())
+        .map(|v| String::from_utf8_lossy(v).to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Reads one replica's *local* copy of a key over the internode API (no
+/// coordination, no read repair): what that node's engine holds.
+pub async fn replica_holds(node: &NodeInfo, keyspace: &str, key: &str) -> Option<Vec<String>> {
+    use geokv::proto::v1::internode::internode_client::InternodeClient;
+    use geokv::proto::v1::internode::ReplicaReadRequest;
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", node.peer_address))
+        .ok()?
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .ok()?;
+    let r = InternodeClient::new(ch)
+        .replica_read(ReplicaReadRequest {
+            keyspace: keyspace.into(),
+            key: key.as_bytes().to_vec(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    if !r.found {
+        return Some(Vec::new());
+    }
+    let set = geokv::version::SiblingSet::decode(&r.record).ok()?;
+    let mut v: Vec<String> = set
+        .values()
+        .filter_map(|s| s.value.as_ref())
+        .map(|v| String::from_utf8_lossy(v).to_string())
+        .collect();
+    v.sort();
+    Some(v)
+}
+
+/// The replicas of a key in `dc`, from the ring.
+pub fn replicas_in(cluster: &Cluster, keyspace: &str, key: &str, dc: &str) -> Vec<NodeInfo> {
+    let ring = geokv::ring::Ring::new(&cluster.topology);
+    ring.replicas(keyspace, key.as_bytes())
+        .expect("keyspace")
+        .in_dc(dc)
+        .iter()
+        .map(|i| ring.node(*i).clone())
+        .collect()
+}

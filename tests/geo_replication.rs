@@ -1,0 +1,206 @@
+//! Geo replication against real node processes: durable hinted streams
+//! between datacenters, hinted handoff inside a datacenter, and gossip
+//! failure detection under injected WAN delay.
+mod common;
+
+use common::*;
+use geokv::proto::v1::*;
+use std::time::{Duration, Instant};
+
+/// Waits until every dc2 replica of every key holds its value.
+async fn wait_dc_holds(
+    cluster: &Cluster,
+    dc: &str,
+    keys: &[(String, String)],
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    let mut pending: Vec<&(String, String)> = keys.iter().collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for kv in pending {
+            let mut ok = true;
+            for r in replicas_in(cluster, "default", &kv.0, dc) {
+                if replica_holds(&r, "default", &kv.0).await != Some(vec![kv.1.clone()]) {
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok {
+                still.push(kv);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{} keys still missing in {dc} after {limit:?}, e.g. {:?}",
+            pending.len(),
+            pending.first()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_dc_receives_every_acknowledged_write_after_heal() {
+    let cluster = Cluster::start(Spec::two_dc()).await;
+    cluster.partition_dcs("dc1", "dc2", true).await;
+    let coordinators = ["dc1-n1", "dc1-n2", "dc1-n3"];
+    let mut clients = Vec::new();
+    for id in coordinators {
+        clients.push(cluster.client(id).await);
+    }
+    let mut acked = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    // Keep writing through the partition for a while (at least 1,000 keys).
+    while i < 1200 || started.elapsed() < Duration::from_secs(20) {
+        let (k, v) = (format!("geo-{i}"), format!("value-{i}"));
+        let idx = i % clients.len();
+        let c = &mut clients[idx];
+        put(c, &k, &v, vec![], Consistency::LocalQuorum)
+            .await
+            .unwrap_or_else(|e| panic!("LOCAL_QUORUM put {k} during partition: {e:?}"));
+        acked.push((k, v));
+        i += 1;
+        if i >= 5000 {
+            break;
+        }
+    }
+    let backlog = cluster
+        .metric("dc1-n1", "geokv_hint_backlog_entries", "dest=\"dc:dc2\"")
+        .await;
+    println!(
+        "wrote {} keys during the partition in {:?}; dc1-n1 backlog to dc2: {backlog}",
+        acked.len(),
+        started.elapsed()
+    );
+    assert!(backlog > 0.0, "the stream to dc2 is backlogged while cut");
+
+    let healed = Instant::now();
+    cluster.partition_dcs("dc1", "dc2", false).await;
+    let drain = wait_dc_holds(&cluster, "dc2", &acked, Duration::from_secs(120)).await;
+    println!(
+        "drain: every dc2 replica holds all {} keys {:?} after heal ({:.0} keys/s)",
+        acked.len(),
+        drain,
+        acked.len() as f64 / drain.as_secs_f64().max(0.001)
+    );
+    let _ = healed;
+    let mut c = cluster.client("dc2-n2").await;
+    for (k, v) in acked.iter().step_by(7) {
+        let r = get(&mut c, k, Consistency::All)
+            .await
+            .expect("ALL read after heal");
+        assert_eq!(values(&r), vec![v.clone()], "{k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_killed_right_after_ack_still_delivers_to_remote_dc() {
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    // Keep dc2 unreachable so the write can only get there from the
+    // coordinator's durable stream log.
+    cluster.partition_dcs("dc1", "dc2", true).await;
+    let mut c = cluster.client("dc1-n1").await;
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let (k, v) = (format!("crash-{i}"), format!("v{i}"));
+        put(&mut c, &k, &v, vec![], Consistency::LocalQuorum)
+            .await
+            .unwrap();
+        acked.push((k, v));
+    }
+    cluster.kill("dc1-n1");
+    cluster.partition_dcs("dc1", "dc2", false).await;
+    cluster.restart("dc1-n1").await;
+    let took = wait_dc_holds(&cluster, "dc2", &acked, Duration::from_secs(60)).await;
+    println!("after the coordinator's restart dc2 held every write within {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hinted_handoff_delivers_to_a_returning_replica() {
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    cluster.kill("dc1-n3");
+    cluster
+        .wait_seen("dc1-n1", "dc1-n3", false, Duration::from_secs(15))
+        .await;
+    let mut c = cluster.client("dc1-n1").await;
+    let mut written = Vec::new();
+    for i in 0..40 {
+        let (k, v) = (format!("hint-{i}"), format!("h{i}"));
+        let level = if i % 2 == 0 {
+            Consistency::LocalQuorum
+        } else {
+            Consistency::Any
+        };
+        put(&mut c, &k, &v, vec![], level)
+            .await
+            .unwrap_or_else(|e| panic!("{level:?}: {e:?}"));
+        written.push((k, v));
+    }
+    let stored = cluster
+        .metric("dc1-n1", "geokv_hints_stored_total", "")
+        .await;
+    assert!(stored > 0.0, "hints were stored for the dead replica");
+    cluster.restart("dc1-n3").await;
+    let n3 = cluster.node("dc1-n3").clone();
+    let started = Instant::now();
+    for (k, v) in &written {
+        if !replicas_in(&cluster, "default", k, "dc1")
+            .iter()
+            .any(|r| r.id == n3.id)
+        {
+            continue;
+        }
+        loop {
+            if replica_holds(&n3, "default", k).await == Some(vec![v.clone()]) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{k} never handed off to dc1-n3"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    println!("hints delivered to dc1-n3 within {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_detects_a_dead_node_and_does_not_flap_under_wan_delay() {
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    cluster.wan_delay(50).await;
+    let before = cluster
+        .metric("dc1-n1", "geokv_membership_transitions_total", "")
+        .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = cluster
+        .metric("dc1-n1", "geokv_membership_transitions_total", "")
+        .await;
+    assert_eq!(
+        before, after,
+        "no up/down transitions under a steady 50 ms WAN delay"
+    );
+
+    cluster.kill("dc2-n2");
+    for n in cluster.nodes.clone() {
+        if n.id == "dc2-n2" {
+            continue;
+        }
+        let took = cluster
+            .wait_seen(&n.id, "dc2-n2", false, Duration::from_secs(20))
+            .await;
+        println!("{} marked dc2-n2 down after {took:?}", n.id);
+    }
+    cluster.restart("dc2-n2").await;
+    for n in cluster.nodes.clone() {
+        cluster
+            .wait_seen(&n.id, "dc2-n2", true, Duration::from_secs(20))
+            .await;
+    }
+}
