@@ -1,1 +1,7 @@
-fn main() {}
+//! The `geokv` binary: every subcommand lives in `cli` (clap tree, dispatch,
+//! error reporting); this file only hands over to it.
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

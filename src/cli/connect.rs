@@ -1,0 +1,94 @@
+//! The connection and level flags client subcommands share, and turning them
+//! into a [`Client`].
+//!
+//! Owns flag parsing only; endpoint preference and retries are the SDK's.
+use std::time::Duration;
+
+use geokv::client::Client;
+use geokv::coordinator::consistency::ConsistencyLevel;
+
+/// Where and how to reach the cluster.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectArgs {
+    /// Node client endpoint; repeat (or comma-separate) to give fallbacks,
+    /// tried in order.
+    #[arg(
+        long = "endpoint",
+        value_name = "URL",
+        env = "GEOKV_ENDPOINT",
+        default_value = "http://127.0.0.11:7070",
+        value_delimiter = ','
+    )]
+    pub endpoints: Vec<String>,
+    /// Prefer coordinators of this datacenter: asks an endpoint for every
+    /// node, then round-robins over the datacenter's nodes (others as
+    /// fallback). Without it, the endpoints are used as given.
+    #[arg(long, value_name = "DC")]
+    pub local_dc: Option<String>,
+    /// Deadline of each attempt, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// Extra attempts on another endpoint after a retriable error (writes only
+    /// after a connect error, when the request provably never arrived).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+}
+
+/// Keyspace and consistency level of a data request.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LevelArgs {
+    /// Keyspace.
+    #[arg(long, default_value = "default")]
+    pub keyspace: String,
+    /// Consistency level: ANY (writes only), ONE, TWO, THREE, LOCAL_ONE,
+    /// LOCAL_QUORUM, EACH_QUORUM, QUORUM, ALL (case-insensitive).
+    #[arg(long, value_name = "LEVEL", default_value = "LOCAL_QUORUM", value_parser = parse_level)]
+    pub consistency: ConsistencyLevel,
+}
+
+impl ConnectArgs {
+    /// Builds the client; discovery runs only when `--local-dc` is given.
+    pub async fn client(&self, level: Option<&LevelArgs>) -> anyhow::Result<Client> {
+        let mut builder = Client::builder()
+            .endpoints(
+                self.endpoints
+                    .iter()
+                    .map(|e| e.trim())
+                    .filter(|e| !e.is_empty()),
+            )
+            .timeout(Duration::from_millis(self.timeout_ms))
+            .retries(self.retries)
+            .discover(self.local_dc.is_some());
+        if let Some(dc) = &self.local_dc {
+            builder = builder.local_datacenter(dc);
+        }
+        if let Some(level) = level {
+            builder = builder
+                .keyspace(&level.keyspace)
+                .consistency(level.consistency);
+        }
+        Ok(builder.build().await?)
+    }
+}
+
+/// Parses a level name; the level's own `FromStr` accepts any case and `-`
+/// or `_` (`local-quorum`), and its error lists the valid names.
+pub fn parse_level(text: &str) -> Result<ConsistencyLevel, String> {
+    text.parse::<ConsistencyLevel>().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_in_any_case() {
+        assert_eq!(
+            parse_level("local_quorum"),
+            Ok(ConsistencyLevel::LocalQuorum)
+        );
+        assert_eq!(parse_level("EACH-QUORUM"), Ok(ConsistencyLevel::EachQuorum));
+        assert_eq!(parse_level(" all "), Ok(ConsistencyLevel::All));
+        assert!(parse_level("MOST").is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! The `geokv` command line: the clap tree, dispatch to one module per
+//! subcommand, and the single place errors become `error: <code>: <message>`
+//! and an exit status.
+//!
+//! `node` and `dev` build their own tokio runtimes (they are sync entry
+//! points); only the client subcommands get a runtime here. Must not hold
+//! data-path logic: client subcommands go through `geokv::client`.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod dev;
+pub mod node;
+
+mod connect;
+mod kv;
+mod render;
+mod status;
+mod topology;
+
+/// geokv: a multi-datacenter, geo-replicated key-value store.
+#[derive(Parser, Debug)]
+#[command(name = "geokv", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node of a cluster.
+    Node(node::NodeArgs),
+    /// Start a local multi-datacenter cluster (the embedded dev topology).
+    Dev(dev::DevArgs),
+    /// Write a value (a blind write, or with --context to replace what a get saw).
+    Put(kv::PutArgs),
+    /// Read every sibling of a key and the context that resolves them.
+    Get(kv::GetArgs),
+    /// Delete the versions a context covers.
+    Delete(kv::DeleteArgs),
+    /// Show the cluster's nodes by datacenter and rack, up/down and phi.
+    Status(status::StatusArgs),
+    /// Inspect topology files.
+    #[command(subcommand)]
+    Topology(topology::TopologyCommand),
+    // `geokv bench` (the load generator) is added here as `Bench(bench::BenchArgs)`
+    // with its module `cli/bench.rs`, dispatched like `Status` below.
+}
+
+/// Parses the command line, runs the subcommand, reports any error on stderr.
+/// Exit status: 0 on success, 1 on any error, 2 on a usage error (clap's).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{}", error_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Node(args) => node::run(args),
+        Command::Dev(args) => dev::run(args),
+        Command::Topology(cmd) => topology::run(cmd),
+        Command::Put(args) => client_runtime(kv::put(args)),
+        Command::Get(args) => client_runtime(kv::get(args)),
+        Command::Delete(args) => client_runtime(kv::delete(args)),
+        Command::Status(args) => client_runtime(status::run(args)),
+    }
+}
+
+/// Runs a client subcommand on a single-threaded runtime, with logs on
+/// stderr filtered by `RUST_LOG` (default: warnings only).
+fn client_runtime<F>(command: F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(command)
+}
+
+/// `error: <CODE>: <message>` for SDK errors, `error: <cause chain>` otherwise.
+fn error_line(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<geokv::client::ClientError>() {
+        Some(client) => format!(
+            "error: {}: {}",
+            geokv::client::code_name(client.code()),
+            client.message()
+        ),
+        None => format!("error: {err:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_errors_print_their_code() {
+        let err = anyhow::Error::new(geokv::client::ClientError::Unavailable {
+            message: "1 of 2 replicas answered".into(),
+        });
+        assert_eq!(
+            error_line(&err),
+            "error: UNAVAILABLE: 1 of 2 replicas answered"
+        );
+        let other = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&other), "error: outer: inner");
+    }
+}
