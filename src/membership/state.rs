@@ -1,0 +1,391 @@
+//! The membership table: what this node believes about every node in the
+//! topology, and whether each is up.
+//!
+//! Owns, per node, the highest (generation, heartbeat) seen, the local time
+//! that heartbeat last advanced, the φ detector, and the last published
+//! up/down verdict. Sans-I/O: every call takes `now` (monotonic ms) and never
+//! reads a clock, sleeps or sends; [`Gossiper`](super::Gossiper) drives it.
+//! Must not pick gossip peers (see `select.rs`) or talk to the network.
+//!
+//! Merge rule (Cassandra's): per node keep the higher (generation,
+//! heartbeat). A higher generation is a restart and starts a fresh detector;
+//! a higher heartbeat within a generation is one arrival for the detector.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+use thiserror::Error;
+use tracing::{info, warn};
+
+use super::config::{ConfigError, MembershipConfig};
+use super::observe;
+use super::phi::{phi_for_silence, PhiDetector, PhiParams};
+use super::select::{self, Candidate};
+use crate::proto::v1::internode::{GossipDigest, GossipEntry};
+use crate::topology::NodeInfo;
+
+/// Who a node is and where it lives: the part of the topology membership
+/// needs. Index order is the order given to [`Membership::new`]; the
+/// [`Gossiper`](super::Gossiper) keeps it equal to `NodeIdx`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Unique node id, as in the topology file and on the wire.
+    pub id: String,
+    /// Datacenter: decides which φ threshold applies.
+    pub dc: String,
+    /// Rack, reported in snapshots.
+    pub rack: String,
+}
+
+impl From<&NodeInfo> for PeerInfo {
+    fn from(n: &NodeInfo) -> Self {
+        Self {
+            id: n.id.clone(),
+            dc: n.dc.clone(),
+            rack: n.rack.clone(),
+        }
+    }
+}
+
+/// The table could not be built. Fatal: fix the topology or configuration.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum MembershipError {
+    /// The knobs are invalid.
+    #[error("invalid membership config: {0}")]
+    Config(#[from] ConfigError),
+    /// Our own id is not in the topology.
+    #[error("node {0:?} is not in the topology")]
+    SelfNotInTopology(String),
+    /// Two nodes share an id.
+    #[error("node id {0:?} appears twice in the topology")]
+    DuplicateNode(String),
+    /// Generation 0 means "never heard of" on the wire.
+    #[error("generation must be > 0 (use the start time in ms)")]
+    ZeroGeneration,
+    /// The node list is not `Topology::nodes()` in order, so table indices
+    /// and `NodeIdx` would disagree.
+    #[error("node {id:?} has index {idx} but is at position {position}")]
+    IndexMismatch {
+        /// The misplaced node.
+        id: String,
+        /// Its `NodeIdx`.
+        idx: u32,
+        /// Where it was in the list.
+        position: usize,
+    },
+}
+
+/// One row of [`Membership::snapshot`]. `generation == 0` means the node was
+/// never heard from since we started.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerStatus {
+    /// Node id.
+    pub id: String,
+    /// Datacenter.
+    pub dc: String,
+    /// Rack.
+    pub rack: String,
+    /// The verdict at the snapshot's `now`.
+    pub up: bool,
+    /// φ at the snapshot's `now` (0 for ourselves).
+    pub phi: f64,
+    /// Highest heartbeat seen in `generation`.
+    pub heartbeat: u64,
+    /// Highest generation seen (its start time in ms), 0 if never heard.
+    pub generation: u64,
+}
+
+/// An up/down change found by [`Membership::evaluate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// Node id.
+    pub node: String,
+    /// The new verdict.
+    pub up: bool,
+    /// φ when the verdict changed.
+    pub phi: f64,
+}
+
+/// What one [`Membership::apply_digest`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MergeOutcome {
+    /// Entries whose heartbeat advanced within the same generation.
+    pub advanced: usize,
+    /// Entries with a newer generation (restarts and first sightings).
+    pub restarted: usize,
+    /// Entries naming nodes not in our topology (ignored).
+    pub unknown: usize,
+}
+
+#[derive(Debug)]
+struct Node {
+    info: PeerInfo,
+    same_dc: bool,
+    /// 0 until first heard of.
+    generation: u64,
+    heartbeat: u64,
+    detector: PhiDetector,
+    /// The verdict last published by `evaluate`.
+    up: bool,
+}
+
+/// The membership table. See the module docs.
+#[derive(Debug)]
+pub struct Membership {
+    config: MembershipConfig,
+    params: PhiParams,
+    nodes: Vec<Node>,
+    by_id: HashMap<String, usize>,
+    me: usize,
+    /// Never-heard nodes are judged as if their first heartbeat came at this
+    /// time: our start, pushed forward by our own pauses.
+    unknown_since_ms: u64,
+    /// When `tick` last ran, to notice our own pauses.
+    last_tick_ms: u64,
+}
+
+impl Membership {
+    /// A table for `nodes` (the whole topology, ourselves included) as seen
+    /// by `self_id`, whose `generation` is its start time in ms (persisted by
+    /// the caller so it grows across restarts).
+    pub fn new(
+        config: MembershipConfig,
+        nodes: impl IntoIterator<Item = PeerInfo>,
+        self_id: &str,
+        generation: u64,
+        now_ms: u64,
+    ) -> Result<Self, MembershipError> {
+        config.validate()?;
+        if generation == 0 {
+            return Err(MembershipError::ZeroGeneration);
+        }
+        let infos: Vec<PeerInfo> = nodes.into_iter().collect();
+        let mut by_id = HashMap::with_capacity(infos.len());
+        for (i, info) in infos.iter().enumerate() {
+            if by_id.insert(info.id.clone(), i).is_some() {
+                return Err(MembershipError::DuplicateNode(info.id.clone()));
+            }
+        }
+        let me = *by_id
+            .get(self_id)
+            .ok_or_else(|| MembershipError::SelfNotInTopology(self_id.to_owned()))?;
+        let my_dc = infos[me].dc.clone();
+        let params = config.phi_params();
+        let nodes = infos
+            .into_iter()
+            .map(|info| Node {
+                same_dc: info.dc == my_dc,
+                info,
+                generation: 0,
+                heartbeat: 0,
+                detector: PhiDetector::new(params),
+                up: true,
+            })
+            .collect::<Vec<_>>();
+        let mut table = Self {
+            config,
+            params,
+            nodes,
+            by_id,
+            me,
+            unknown_since_ms: now_ms,
+            last_tick_ms: now_ms,
+        };
+        table.nodes[me].generation = generation;
+        Ok(table)
+    }
+
+    /// The knobs in force.
+    pub fn config(&self) -> &MembershipConfig {
+        &self.config
+    }
+
+    /// Our own index.
+    pub fn self_index(&self) -> usize {
+        self.me
+    }
+
+    /// Number of nodes in the table, ourselves included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the table is empty (never: we are in it).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The index of `id`, if it is in the topology.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Who node `idx` is. Panics if out of range.
+    pub fn peer(&self, idx: usize) -> &PeerInfo {
+        &self.nodes[idx].info
+    }
+
+    /// The (generation, heartbeat) we hold for `idx`.
+    pub fn version(&self, idx: usize) -> (u64, u64) {
+        let n = &self.nodes[idx];
+        (n.generation, n.heartbeat)
+    }
+
+    /// One gossip round began: bump our heartbeat and re-evaluate everyone.
+    /// If this tick is more than `max_local_pause_ms` after the previous one,
+    /// we were paused: everybody's silence is forgiven (Cassandra does the
+    /// same), otherwise a GC pause would convict the whole cluster.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Transition> {
+        let late = now_ms.saturating_sub(self.last_tick_ms);
+        if late > self.config.max_local_pause_ms {
+            warn!(
+                paused_ms = late,
+                "membership: local pause, forgiving peers' silence"
+            );
+            for n in &mut self.nodes {
+                n.detector.rebase(now_ms);
+            }
+            self.unknown_since_ms = self.unknown_since_ms.max(now_ms);
+        }
+        self.last_tick_ms = self.last_tick_ms.max(now_ms);
+        self.nodes[self.me].heartbeat += 1;
+        self.evaluate(now_ms)
+    }
+
+    /// Merges a peer's digest: per node, keep the higher (generation,
+    /// heartbeat). Entries about ourselves are never adopted.
+    pub fn apply_digest(&mut self, digest: &GossipDigest, now_ms: u64) -> MergeOutcome {
+        let mut out = MergeOutcome::default();
+        for e in &digest.entries {
+            let Some(i) = self.index_of(&e.node_id) else {
+                out.unknown += 1;
+                continue;
+            };
+            if i == self.me {
+                let mine = self.nodes[i].generation;
+                if e.generation > mine {
+                    warn!(from = %digest.from, theirs = e.generation, mine,
+                        "membership: a newer generation of our own id is gossiped; duplicate node id or clock went back?");
+                }
+                continue;
+            }
+            let n = &mut self.nodes[i];
+            if e.generation > n.generation {
+                if n.generation != 0 {
+                    info!(node = %n.info.id, old = n.generation, new = e.generation, "membership: node restarted");
+                }
+                n.generation = e.generation;
+                n.heartbeat = e.heartbeat;
+                n.detector = PhiDetector::new(self.params);
+                n.detector.heartbeat(now_ms);
+                out.restarted += 1;
+            } else if e.generation == n.generation && e.heartbeat > n.heartbeat {
+                n.heartbeat = e.heartbeat;
+                n.detector.heartbeat(now_ms);
+                out.advanced += 1;
+            }
+        }
+        out
+    }
+
+    /// Our full digest: every node we have heard of, ourselves included, in
+    /// topology order (deterministic on the wire).
+    pub fn digest(&self) -> GossipDigest {
+        GossipDigest {
+            from: self.nodes[self.me].info.id.clone(),
+            entries: self
+                .nodes
+                .iter()
+                .filter(|n| n.generation != 0)
+                .map(|n| GossipEntry {
+                    node_id: n.info.id.clone(),
+                    generation: n.generation,
+                    heartbeat: n.heartbeat,
+                })
+                .collect(),
+        }
+    }
+
+    /// φ for node `idx` at `now`: from its detector, or for a never-heard
+    /// node as if it was heard once when we started (see
+    /// [`MembershipConfig::unknown_grace_ms`]). 0 for ourselves.
+    pub fn phi(&self, idx: usize, now_ms: u64) -> f64 {
+        if idx == self.me {
+            return 0.0;
+        }
+        let n = &self.nodes[idx];
+        n.detector.phi(now_ms).unwrap_or_else(|| {
+            phi_for_silence(
+                now_ms.saturating_sub(self.unknown_since_ms),
+                self.params.bootstrap_interval_ms as f64,
+                self.params.acceptable_pause_ms,
+            )
+        })
+    }
+
+    /// Whether node `idx` is up at `now`: φ at most the local-DC or
+    /// remote-DC threshold. Computed fresh, so it may lead the published
+    /// verdict (updated each [`tick`](Self::tick)) by up to one round.
+    pub fn is_up(&self, idx: usize, now_ms: u64) -> bool {
+        self.phi(idx, now_ms) <= self.config.threshold(self.nodes[idx].same_dc)
+    }
+
+    /// [`is_up`](Self::is_up) by id; nodes outside the topology are down.
+    pub fn is_up_id(&self, id: &str, now_ms: u64) -> bool {
+        self.index_of(id).is_some_and(|i| self.is_up(i, now_ms))
+    }
+
+    /// Every node, ourselves included, in topology order.
+    pub fn snapshot(&self, now_ms: u64) -> Vec<PeerStatus> {
+        (0..self.nodes.len())
+            .map(|i| {
+                let n = &self.nodes[i];
+                PeerStatus {
+                    id: n.info.id.clone(),
+                    dc: n.info.dc.clone(),
+                    rack: n.info.rack.clone(),
+                    up: self.is_up(i, now_ms),
+                    phi: self.phi(i, now_ms),
+                    heartbeat: n.heartbeat,
+                    generation: n.generation,
+                }
+            })
+            .collect()
+    }
+
+    /// Recomputes every verdict, publishes the gauges, and counts and logs
+    /// the changes since the last evaluation.
+    pub fn evaluate(&mut self, now_ms: u64) -> Vec<Transition> {
+        let mut changes = Vec::new();
+        for i in 0..self.nodes.len() {
+            let phi = self.phi(i, now_ms);
+            let up = self.is_up(i, now_ms);
+            let n = &mut self.nodes[i];
+            observe::publish(&n.info.id, up, phi);
+            if up != n.up {
+                n.up = up;
+                observe::transition(&n.info.id, up, phi);
+                changes.push(Transition {
+                    node: n.info.id.clone(),
+                    up,
+                    phi,
+                });
+            }
+        }
+        changes
+    }
+
+    /// Picks this round's gossip partners by the verdicts at `now`: see
+    /// `select.rs` for the policy.
+    pub fn plan_round(&self, now_ms: u64, rng: &mut impl Rng) -> Vec<usize> {
+        let candidates: Vec<Candidate> = (0..self.nodes.len())
+            .filter(|&i| i != self.me)
+            .map(|i| Candidate {
+                idx: i,
+                same_dc: self.nodes[i].same_dc,
+                up: self.is_up(i, now_ms),
+            })
+            .collect();
+        select::choose(&candidates, self.config.fanout, rng)
+    }
+}

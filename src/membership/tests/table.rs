@@ -1,0 +1,194 @@
+//! The membership table on its own: merge rule, restarts, verdicts.
+
+use super::peers;
+use crate::membership::{Membership, MembershipConfig, MembershipError, MergeOutcome};
+use crate::proto::v1::internode::{GossipDigest, GossipEntry};
+
+/// n00 (dc0) looking at n01 (dc1), n02 (dc0), n03 (dc1).
+fn table() -> Membership {
+    Membership::new(MembershipConfig::default(), peers(4, 2), "n00", 1_000, 0).unwrap()
+}
+
+fn digest(from: &str, entries: &[(&str, u64, u64)]) -> GossipDigest {
+    GossipDigest {
+        from: from.into(),
+        entries: entries
+            .iter()
+            .map(|&(id, generation, heartbeat)| GossipEntry {
+                node_id: id.into(),
+                generation,
+                heartbeat,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn construction_errors_are_typed() {
+    let cfg = MembershipConfig::default;
+    assert_eq!(
+        Membership::new(cfg(), peers(2, 1), "zz", 1, 0).unwrap_err(),
+        MembershipError::SelfNotInTopology("zz".into())
+    );
+    let mut dup = peers(2, 1);
+    dup.push(dup[0].clone());
+    assert_eq!(
+        Membership::new(cfg(), dup, "n00", 1, 0).unwrap_err(),
+        MembershipError::DuplicateNode("n00".into())
+    );
+    assert_eq!(
+        Membership::new(cfg(), peers(2, 1), "n00", 0, 0).unwrap_err(),
+        MembershipError::ZeroGeneration
+    );
+    let bad = MembershipConfig { fanout: 0, ..cfg() };
+    assert!(matches!(
+        Membership::new(bad, peers(2, 1), "n00", 1, 0),
+        Err(MembershipError::Config(_))
+    ));
+}
+
+#[test]
+fn digest_merge_keeps_the_max() {
+    let mut t = table();
+    let out = t.apply_digest(&digest("n01", &[("n01", 5, 10), ("n02", 7, 3)]), 100);
+    assert_eq!(out.restarted, 2);
+    // Older heartbeat, older generation, and equal values change nothing.
+    let out = t.apply_digest(
+        &digest("n03", &[("n01", 5, 9), ("n02", 6, 99), ("n01", 5, 10)]),
+        200,
+    );
+    assert_eq!(out, MergeOutcome::default());
+    assert_eq!(t.version(1), (5, 10));
+    assert_eq!(t.version(2), (7, 3));
+    // A newer heartbeat advances; unknown nodes are counted and ignored.
+    let out = t.apply_digest(&digest("n03", &[("n01", 5, 12), ("xx", 1, 1)]), 300);
+    assert_eq!(out.advanced, 1);
+    assert_eq!(out.unknown, 1);
+    assert_eq!(t.version(1), (5, 12));
+
+    // Our digest carries ourselves and everyone heard of, in topology order.
+    t.tick(400);
+    let d = t.digest();
+    assert_eq!(d.from, "n00");
+    let got: Vec<_> = d
+        .entries
+        .iter()
+        .map(|e| (e.node_id.as_str(), e.generation, e.heartbeat))
+        .collect();
+    assert_eq!(got, vec![("n00", 1_000, 1), ("n01", 5, 12), ("n02", 7, 3)]);
+}
+
+#[test]
+fn our_own_entry_is_never_adopted() {
+    let mut t = table();
+    t.tick(0);
+    t.apply_digest(&digest("n01", &[("n00", 9_999, 50)]), 10);
+    assert_eq!(t.version(0), (1_000, 1));
+    assert!(t.is_up_id("n00", u64::MAX / 2), "we are always up");
+}
+
+#[test]
+fn never_heard_nodes_are_up_until_the_grace_expires() {
+    let mut t = table();
+    let cfg = MembershipConfig::default();
+    let (local, remote) = (cfg.unknown_grace_ms(true), cfg.unknown_grace_ms(false));
+    assert!(t.is_up_id("n02", local - 1) && !t.is_up_id("n02", local + 1));
+    assert!(t.is_up_id("n01", remote - 1) && !t.is_up_id("n01", remote + 1));
+    let flips = t.evaluate(local + 1);
+    let down: Vec<_> = flips
+        .iter()
+        .filter(|f| !f.up)
+        .map(|f| f.node.as_str())
+        .collect();
+    assert_eq!(down, ["n02"]);
+    let flips = t.evaluate(remote + 1);
+    let down: Vec<_> = flips
+        .iter()
+        .filter(|f| !f.up)
+        .map(|f| f.node.as_str())
+        .collect();
+    assert_eq!(down, ["n01", "n03"]);
+}
+
+#[test]
+fn silence_convicts_and_a_heartbeat_revives() {
+    let mut t = table();
+    for s in 0..30u64 {
+        t.tick(s * 1000);
+        t.apply_digest(&digest("n02", &[("n02", 7, s + 1)]), s * 1000);
+    }
+    let last = 29_000;
+    assert!(t.is_up_id("n02", last + 1000));
+    // μ ≈ 1 s, φ_local 8 ⇒ down after ≈ 18.4 s of silence.
+    assert!(t.is_up_id("n02", last + 18_000));
+    assert!(!t.is_up_id("n02", last + 19_000));
+    let flips = t.evaluate(last + 19_000);
+    assert!(flips.iter().any(|f| f.node == "n02" && !f.up));
+    t.apply_digest(&digest("n02", &[("n02", 7, 31)]), last + 20_000);
+    assert!(t.is_up_id("n02", last + 20_000));
+    let flips = t.evaluate(last + 20_000);
+    assert!(flips.iter().any(|f| f.node == "n02" && f.up));
+}
+
+#[test]
+fn remote_peers_get_the_higher_threshold() {
+    let mut t = table();
+    for s in 0..30u64 {
+        let beat = [("n02", 7, s + 1), ("n03", 7, s + 1)];
+        t.apply_digest(&digest("n01", &beat), s * 1000);
+    }
+    let silent = 29_000 + 20_000; // φ ≈ 8.7
+    assert!(!t.is_up_id("n02", silent), "local: 8.7 > 8");
+    assert!(t.is_up_id("n03", silent), "remote: 8.7 <= 12");
+    assert!(!t.is_up_id("n03", 29_000 + 28_000));
+}
+
+#[test]
+fn a_restart_comes_back_up_with_a_fresh_detector() {
+    let mut t = table();
+    for s in 0..10u64 {
+        t.apply_digest(&digest("n02", &[("n02", 7, s + 1)]), s * 1000);
+    }
+    let dead = 9_000 + 60_000;
+    assert!(!t.is_up_id("n02", dead));
+    t.evaluate(dead);
+    // Back with a new generation and a low heartbeat: newer wins.
+    let out = t.apply_digest(&digest("n02", &[("n02", 70_000, 1)]), dead);
+    assert_eq!(out.restarted, 1);
+    assert_eq!(t.version(2), (70_000, 1));
+    assert!(t.is_up_id("n02", dead));
+    let flips = t.evaluate(dead);
+    assert_eq!(flips.len(), 1);
+    assert!(flips[0].up);
+    let snap = t.snapshot(dead);
+    assert_eq!(
+        (snap[2].generation, snap[2].heartbeat, snap[2].up),
+        (70_000, 1, true)
+    );
+    assert_eq!(snap[2].phi, 0.0);
+}
+
+#[test]
+fn our_own_pause_forgives_everyone() {
+    let mut t = table();
+    for s in 0..10u64 {
+        t.tick(s * 1000);
+        t.apply_digest(&digest("n02", &[("n02", 7, s + 1)]), s * 1000);
+    }
+    // We were frozen for 60 s: nobody else's fault.
+    let flips = t.tick(69_000);
+    assert!(flips.is_empty(), "{flips:?}");
+    assert!(t.is_up_id("n02", 69_000) && t.is_up_id("n01", 69_000));
+}
+
+#[test]
+fn snapshot_lists_everyone_in_topology_order() {
+    let t = table();
+    let snap = t.snapshot(0);
+    let ids: Vec<_> = snap.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["n00", "n01", "n02", "n03"]);
+    assert_eq!(snap[1].dc, "dc1");
+    assert!(snap.iter().all(|s| s.up));
+    assert_eq!(snap[0].generation, 1_000);
+    assert_eq!(snap[1].generation, 0, "never heard");
+}
