@@ -1,1 +1,240 @@
-//! engine (in progress)
+//! ⑥ The storage engine: the [`Engine`] trait every other module stores
+//! through, its typed [`EngineError`], the write [`Limits`], the
+//! [`Durability`] setting and the caller-built [`WriteBatch`].
+//!
+//! This module owns the on-disk key layout and the storage contract. It must
+//! not know about replication, consistency levels or the network, and it must
+//! not import `rocksdb`: only [`rocks`] (and its submodules) does, so the rest
+//! of the crate compiles against the trait alone.
+//!
+//! # Layout
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | the trait, errors, limits, durability |
+//! | [`batch`] | [`WriteBatch`] and its limit checks (run before anything is written) |
+//! | [`keys`] | the data-CF key codec and token-range → key-range planning (pure) |
+//! | [`rocks`] | [`RocksEngine`], the product engine: CFs, merge operator, durability |
+//! | [`memory`] | [`MemoryEngine`], a `BTreeMap` twin for pure and model tests |
+//! | [`bench`] | `geokv bench engine`: ops/s of the write and read paths |
+//!
+//! # Column families
+//!
+//! * `data`: key `[keyspace_len u8][keyspace][token u64 BE][user key]`, value a
+//!   format-versioned encoded [`SiblingSet`]. Token-range scans (repair,
+//!   streaming) are therefore sequential reads.
+//! * `hints`, `meta`: opaque bytes owned by the hints and node modules.
+//!
+//! # Durability
+//!
+//! | [`Durability`] | `write` returns after | survives a process crash (SIGKILL) | survives power loss |
+//! |---|---|---|---|
+//! | `Sync` | WAL written **and fsynced** (group commit: concurrent writers share one fsync) | yes | yes |
+//! | `Periodic { interval_ms }` | WAL written to the OS; a background thread fsyncs it every `interval_ms` | yes | all but the last ≤ `interval_ms` (replication and repair cover it) |
+//! | `None` | memtable only, no WAL (benchmarks only) | no: everything since the last flush is lost | no |
+
+pub mod batch;
+pub mod bench;
+pub mod keys;
+pub mod memory;
+pub mod rocks;
+
+#[cfg(test)]
+mod tests;
+
+pub use batch::WriteBatch;
+pub use memory::MemoryEngine;
+pub use rocks::{EngineOptions, RocksEngine};
+
+use crate::version::SiblingSet;
+
+/// A column family. Names on disk: `"data"`, `"hints"`, `"meta"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cf {
+    /// Versioned user data; keys use the layout in [`keys`].
+    Data,
+    /// Hinted-handoff streams (owned by `hints`).
+    Hints,
+    /// Node metadata (owned by `node` and friends).
+    Meta,
+}
+
+impl Cf {
+    /// Every column family, in a fixed order.
+    pub const ALL: [Cf; 3] = [Cf::Data, Cf::Hints, Cf::Meta];
+
+    /// The column family's name on disk.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Data => "data",
+            Cf::Hints => "hints",
+            Cf::Meta => "meta",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A raw `(key, value)` pair, as [`Engine::scan_raw`] returns them.
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
+/// Size limits, checked for every entry of a batch before anything is written.
+///
+/// Data writes: the user key against `max_key_bytes`, every sibling value
+/// against `max_value_bytes`. Raw writes (`hints`, `meta`, or `data` written
+/// raw): the key against `max_raw_key_bytes` and the value against
+/// `max_raw_value_bytes`, which leave room for the framing those modules add
+/// around a user key and an encoded sibling set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest user key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest user value (one sibling), in bytes.
+    pub max_value_bytes: usize,
+    /// Largest raw key, in bytes.
+    pub max_raw_key_bytes: usize,
+    /// Largest raw value, in bytes.
+    pub max_raw_value_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_bytes: 1024,
+            max_value_bytes: 1 << 20,
+            max_raw_key_bytes: 4096,
+            max_raw_value_bytes: 64 << 20,
+        }
+    }
+}
+
+/// When a successful [`Engine::write`] is durable; see the module doc table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the WAL before `write` returns; concurrent writers share fsyncs.
+    Sync,
+    /// Write the WAL on every write; fsync it in the background every `interval_ms`.
+    Periodic {
+        /// Milliseconds between background WAL fsyncs.
+        interval_ms: u64,
+    },
+    /// No WAL at all. For benchmarks only.
+    None,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::Periodic { interval_ms: 1000 }
+    }
+}
+
+/// Errors from the storage engine.
+///
+/// [`EngineError::is_retriable`] separates transient failures from those a
+/// retry cannot fix (limits, corruption, invalid input).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A key is over its limit; nothing in the batch was written.
+    #[error("key of {size} bytes exceeds the limit of {limit} bytes")]
+    KeyTooLarge { size: usize, limit: usize },
+    /// A value is over its limit; nothing in the batch was written.
+    #[error("value of {size} bytes exceeds the limit of {limit} bytes")]
+    ValueTooLarge { size: usize, limit: usize },
+    /// A keyspace name that cannot be encoded (longer than 255 bytes).
+    #[error("invalid keyspace {keyspace:?}: {reason}")]
+    InvalidKeyspace {
+        keyspace: String,
+        reason: &'static str,
+    },
+    /// A stored record that does not decode. It is left untouched on disk.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+    /// An error reported by RocksDB.
+    #[error("rocksdb: {0}")]
+    Rocks(String),
+    /// The background WAL fsync failed; the engine refuses further writes.
+    #[error("WAL sync failed, engine refuses writes: {0}")]
+    SyncFailed(String),
+    /// Filesystem error outside RocksDB (creating the directory, ...).
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl EngineError {
+    /// True when the same request may succeed if retried later.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            EngineError::Rocks(msg) => {
+                msg.starts_with("Busy") || msg.starts_with("TryAgain") || msg.contains("Timed")
+            }
+            EngineError::Io(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The storage contract. Object-safe: callers hold an `Arc<dyn Engine>`.
+pub trait Engine: Send + Sync + 'static {
+    /// Applies the batch atomically (all or nothing), durable per the
+    /// configured [`Durability`]. Limits are checked first: a batch with one
+    /// oversized entry writes nothing.
+    fn write(&self, batch: WriteBatch) -> Result<(), EngineError>;
+
+    /// The sibling set stored for `key` in `keyspace`, if any.
+    fn get_versions(&self, keyspace: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError>;
+
+    /// The raw value under `key` in `cf`.
+    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
+
+    /// Raw pairs with `from <= key < to`, ascending, at most `limit`.
+    fn scan_raw(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<RawEntry>, EngineError>;
+
+    /// Keys of `keyspace` whose token is in `(start, end]`, at most `limit`.
+    ///
+    /// `start >= end` wraps around the ring: tokens `> start` or `<= end`;
+    /// `start == end` is the whole ring. Results ascend by `(token, key)`
+    /// (so on a wrapped range the `[0, end]` part comes first). `after`
+    /// (exclusive) is the last user key of the previous page.
+    fn scan_token_range(
+        &self,
+        keyspace: &str,
+        start: u64,
+        end: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, SiblingSet)>, EngineError>;
+
+    /// The limits this engine enforces.
+    fn limits(&self) -> &Limits;
+
+    /// Makes every acknowledged write durable now (WAL fsync).
+    fn flush(&self) -> Result<(), EngineError>;
+}
+
+/// Decodes a data-CF value, naming the record on failure.
+pub(crate) fn decode_record(
+    keyspace: &str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<SiblingSet, EngineError> {
+    SiblingSet::decode(bytes).map_err(|e| EngineError::Corrupt {
+        what: record_name(keyspace, key),
+        detail: e.to_string(),
+    })
+}
+
+/// `data record <keyspace>/<key>` with the key escaped and truncated.
+pub(crate) fn record_name(keyspace: &str, key: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    let shown = &key[..key.len().min(SHOWN)];
+    let more = if key.len() > SHOWN { "…" } else { "" };
+    format!("data record {keyspace}/{}{more}", shown.escape_ascii())
+}

@@ -1,0 +1,346 @@
+//! [`RocksEngine`]: the product [`Engine`], on RocksDB. The only file (with
+//! its submodules) that imports `rocksdb`.
+//!
+//! Owns opening the database (column families `data`, `hints`, `meta`; a
+//! shared LRU block cache; bloom filters; LZ4 with ZSTD at the bottommost
+//! level; the sibling-set merge operator in [`merge`]) and mapping
+//! [`Durability`] onto write options:
+//!
+//! * `Sync`: every write has `sync = true`. RocksDB's write thread is a
+//!   group commit: while a leader writes and fsyncs the WAL, the writers that
+//!   arrive queue up and the next leader writes and fsyncs all of them at
+//!   once, so N concurrent writers share one fsync (measured in the bench).
+//! * `Periodic`: `sync = false` (the WAL reaches the OS on every write) and a
+//!   [`syncer`] thread fsyncs it every interval.
+//! * `None`: `disable_wal = true`.
+//!
+//! Must not contain replication logic: it stores what it is given.
+
+mod merge;
+mod syncer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, ErrorKind,
+    Options, ReadOptions, WriteOptions, DB,
+};
+
+use super::batch::Op;
+use super::keys::{self, KeyRange};
+use super::{
+    decode_record, record_name, Cf, Durability, Engine, EngineError, Limits, RawEntry, WriteBatch,
+};
+use crate::version::SiblingSet;
+
+/// How to open a [`RocksEngine`].
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// When a write is durable.
+    pub durability: Durability,
+    /// Bytes of the LRU block cache shared by all column families.
+    pub block_cache_bytes: usize,
+    /// Size limits enforced on writes.
+    pub limits: Limits,
+    /// Keep RocksDB statistics (small CPU cost); enables [`RocksEngine::wal_syncs`].
+    pub statistics: bool,
+    /// Flush and compaction threads.
+    pub background_jobs: i32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        EngineOptions {
+            durability: Durability::default(),
+            block_cache_bytes: 256 << 20,
+            limits: Limits::default(),
+            statistics: false,
+            background_jobs: cpus.clamp(2, 8) as i32,
+        }
+    }
+}
+
+/// The RocksDB-backed engine. Cheap to share behind an `Arc`.
+pub struct RocksEngine {
+    /// Shared with the periodic syncer thread.
+    db: Arc<DB>,
+    /// Kept for statistics tickers.
+    db_opts: Options,
+    write_opts: WriteOptions,
+    read_opts: ReadOptions,
+    limits: Limits,
+    durability: Durability,
+    statistics: bool,
+    path: PathBuf,
+    /// First background fsync failure; once set, writes are refused.
+    sync_failed: Arc<Mutex<Option<String>>>,
+    /// `Periodic` only. Holds its own `Arc<DB>`; stopped explicitly in
+    /// `Drop` before the final WAL sync.
+    syncer: Option<syncer::PeriodicSyncer>,
+}
+
+impl RocksEngine {
+    /// Opens (creating if missing) the database at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: EngineOptions) -> Result<Self, EngineError> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path)?;
+        let cache = Cache::new_lru_cache(opts.block_cache_bytes);
+
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(opts.background_jobs);
+        db_opts.set_bytes_per_sync(1 << 20);
+        if opts.statistics {
+            db_opts.enable_statistics();
+        }
+
+        let descriptors = Cf::ALL.map(|cf| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(10.0, false);
+            table.set_whole_key_filtering(true);
+            let mut cf_opts = Options::default();
+            cf_opts.set_block_based_table_factory(&table);
+            cf_opts.set_compression_type(DBCompressionType::Lz4);
+            cf_opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+            if cf == Cf::Data {
+                cf_opts.set_merge_operator(merge::NAME, merge::full_merge, merge::partial_merge);
+            }
+            ColumnFamilyDescriptor::new(cf.name(), cf_opts)
+        });
+        let db = Arc::new(DB::open_cf_descriptors(&db_opts, &path, descriptors).map_err(rocks)?);
+
+        let mut write_opts = WriteOptions::default();
+        match opts.durability {
+            Durability::Sync => write_opts.set_sync(true),
+            Durability::Periodic { .. } => write_opts.set_sync(false),
+            Durability::None => write_opts.disable_wal(true),
+        }
+        let sync_failed = Arc::new(Mutex::new(None));
+        let syncer = match opts.durability {
+            Durability::Periodic { interval_ms } => Some(syncer::PeriodicSyncer::start(
+                db.clone(),
+                Duration::from_millis(interval_ms.max(1)),
+                sync_failed.clone(),
+            )?),
+            _ => None,
+        };
+        Ok(RocksEngine {
+            db,
+            db_opts,
+            write_opts,
+            read_opts: ReadOptions::default(),
+            limits: opts.limits,
+            durability: opts.durability,
+            statistics: opts.statistics,
+            path,
+            sync_failed,
+            syncer,
+        })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// WAL fsyncs so far, when opened with `statistics: true`.
+    pub fn wal_syncs(&self) -> Option<u64> {
+        self.statistics.then(|| {
+            self.db_opts
+                .get_ticker_count(rocksdb::statistics::Ticker::WalFileSynced)
+        })
+    }
+
+    /// Flushes memtables and compacts the data CF fully (tests, benchmarks, tools).
+    pub fn compact_data(&self) -> Result<(), EngineError> {
+        let cf = self.cf(Cf::Data);
+        self.db.flush_cf(cf).map_err(rocks)?;
+        self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        Ok(())
+    }
+
+    fn cf(&self, cf: Cf) -> &ColumnFamily {
+        // Every CF is created at open; a missing handle is a programming error.
+        self.db
+            .cf_handle(cf.name())
+            .expect("column family opened at start-up")
+    }
+
+    /// Iterates the key ranges in order, calling `f(key, value)` until it
+    /// returns false.
+    fn for_each_in(
+        &self,
+        cf: Cf,
+        ranges: &[KeyRange],
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), rocksdb::Error> {
+        for range in ranges {
+            if range.lower >= range.upper {
+                continue;
+            }
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(range.upper.clone());
+            let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), ro);
+            it.seek(&range.lower);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !f(k, v) {
+                    return Ok(());
+                }
+                it.next();
+            }
+            it.status()?;
+        }
+        Ok(())
+    }
+}
+
+impl Engine for RocksEngine {
+    fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        batch.validate(&self.limits)?;
+        if let Some(e) = self.sync_failed.lock().as_ref() {
+            return Err(EngineError::SyncFailed(e.clone()));
+        }
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in &batch.ops {
+            match op {
+                Op::Put { cf, key, value } => wb.put_cf(self.cf(*cf), key, value),
+                Op::Merge { key, value } => wb.merge_cf(self.cf(Cf::Data), key, value),
+                Op::Delete { cf, key } => wb.delete_cf(self.cf(*cf), key),
+                Op::DeleteRange { cf, from, to } => wb.delete_range_cf(self.cf(*cf), from, to),
+            }
+        }
+        self.db.write_opt(&wb, &self.write_opts).map_err(rocks)
+    }
+
+    fn get_versions(&self, keyspace: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError> {
+        let dk = keys::data_key(keyspace, key)?;
+        let got = self
+            .db
+            .get_pinned_cf_opt(self.cf(Cf::Data), &dk, &self.read_opts);
+        match got {
+            Ok(Some(bytes)) => decode_record(keyspace, key, &bytes).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::Corruption => Err(EngineError::Corrupt {
+                what: record_name(keyspace, key),
+                detail: e.to_string(),
+            }),
+            Err(e) => Err(rocks(e)),
+        }
+    }
+
+    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        let got = self
+            .db
+            .get_pinned_cf_opt(self.cf(cf), key, &self.read_opts)
+            .map_err(rocks)?;
+        Ok(got.map(|v| v.to_vec()))
+    }
+
+    fn scan_raw(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<RawEntry>, EngineError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let range = [KeyRange {
+            lower: from.to_vec(),
+            upper: to.to_vec(),
+        }];
+        self.for_each_in(cf, &range, |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            out.len() < limit
+        })
+        .map_err(rocks)?;
+        Ok(out)
+    }
+
+    fn scan_token_range(
+        &self,
+        keyspace: &str,
+        start: u64,
+        end: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, SiblingSet)>, EngineError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let plan = keys::token_range_plan(keyspace, start, end, after)?;
+        let prefix = keys::keyspace_prefix(keyspace)?;
+        let mut failed = None;
+        let scanned = self.for_each_in(Cf::Data, &plan, |k, v| {
+            let Some((_, user)) = keys::split_data_key(&prefix, k) else {
+                failed = Some(EngineError::Corrupt {
+                    what: format!("data key in keyspace {keyspace}"),
+                    detail: format!("{} is shorter than its token", k.escape_ascii()),
+                });
+                return false;
+            };
+            match decode_record(keyspace, user, v) {
+                Ok(set) => out.push((user.to_vec(), set)),
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            out.len() < limit
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match scanned {
+            Ok(()) => Ok(out),
+            Err(e) if e.kind() == ErrorKind::Corruption => Err(EngineError::Corrupt {
+                what: format!(
+                    "data record in keyspace {keyspace} after {} keys",
+                    out.len()
+                ),
+                detail: e.to_string(),
+            }),
+            Err(e) => Err(rocks(e)),
+        }
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn flush(&self) -> Result<(), EngineError> {
+        match self.durability {
+            Durability::None => {
+                for cf in Cf::ALL {
+                    self.db.flush_cf(self.cf(cf)).map_err(rocks)?;
+                }
+                Ok(())
+            }
+            _ => self.db.flush_wal(true).map_err(rocks),
+        }
+    }
+}
+
+impl Drop for RocksEngine {
+    fn drop(&mut self) {
+        // Stop the syncer first so its Arc<DB> is released, then make the
+        // last interval durable: a clean shutdown loses nothing.
+        drop(self.syncer.take());
+        if let Err(e) = self.flush() {
+            tracing::error!(error = %e, path = %self.path.display(), "final WAL sync on close failed");
+        }
+    }
+}
+
+fn rocks(e: rocksdb::Error) -> EngineError {
+    EngineError::Rocks(e.into_string())
+}
