@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Waits until every dc2 replica of every key holds its value.
 async fn wait_dc_holds(
+    reader: &ReplicaReader,
     cluster: &Cluster,
     dc: &str,
     keys: &[(String, String)],
@@ -21,7 +22,7 @@ async fn wait_dc_holds(
         for kv in pending {
             let mut ok = true;
             for r in replicas_in(cluster, "default", &kv.0, dc) {
-                if replica_holds(&r, "default", &kv.0).await != Some(vec![kv.1.clone()]) {
+                if reader.holds(&r, "default", &kv.0).await != Some(vec![kv.1.clone()]) {
                     ok = false;
                     break;
                 }
@@ -33,6 +34,29 @@ async fn wait_dc_holds(
         pending = still;
         if pending.is_empty() {
             break;
+        }
+        if started.elapsed() >= limit {
+            for kv in pending.iter().take(3) {
+                for r in replicas_in(cluster, "default", &kv.0, dc) {
+                    println!(
+                        "{} on {}: {:?}",
+                        kv.0,
+                        r.id,
+                        reader.holds(&r, "default", &kv.0).await
+                    );
+                }
+            }
+            for n in &cluster.nodes {
+                let m = admin(n.admin_address, "GET", "/metrics")
+                    .await
+                    .unwrap_or_default();
+                for l in m
+                    .lines()
+                    .filter(|l| l.starts_with("geokv_hint") || l.starts_with("geokv_membership_up"))
+                {
+                    println!("{} {l}", n.id);
+                }
+            }
         }
         assert!(
             started.elapsed() < limit,
@@ -48,6 +72,7 @@ async fn wait_dc_holds(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_dc_receives_every_acknowledged_write_after_heal() {
     let cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = ReplicaReader::default();
     cluster.partition_dcs("dc1", "dc2", true).await;
     let coordinators = ["dc1-n1", "dc1-n2", "dc1-n3"];
     let mut clients = Vec::new();
@@ -83,7 +108,7 @@ async fn partitioned_dc_receives_every_acknowledged_write_after_heal() {
 
     let healed = Instant::now();
     cluster.partition_dcs("dc1", "dc2", false).await;
-    let drain = wait_dc_holds(&cluster, "dc2", &acked, Duration::from_secs(120)).await;
+    let drain = wait_dc_holds(&reader, &cluster, "dc2", &acked, Duration::from_secs(120)).await;
     println!(
         "drain: every dc2 replica holds all {} keys {:?} after heal ({:.0} keys/s)",
         acked.len(),
@@ -103,6 +128,7 @@ async fn partitioned_dc_receives_every_acknowledged_write_after_heal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_killed_right_after_ack_still_delivers_to_remote_dc() {
     let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = ReplicaReader::default();
     // Keep dc2 unreachable so the write can only get there from the
     // coordinator's durable stream log.
     cluster.partition_dcs("dc1", "dc2", true).await;
@@ -118,13 +144,14 @@ async fn coordinator_killed_right_after_ack_still_delivers_to_remote_dc() {
     cluster.kill("dc1-n1");
     cluster.partition_dcs("dc1", "dc2", false).await;
     cluster.restart("dc1-n1").await;
-    let took = wait_dc_holds(&cluster, "dc2", &acked, Duration::from_secs(60)).await;
+    let took = wait_dc_holds(&reader, &cluster, "dc2", &acked, Duration::from_secs(60)).await;
     println!("after the coordinator's restart dc2 held every write within {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hinted_handoff_delivers_to_a_returning_replica() {
     let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = ReplicaReader::default();
     cluster.kill("dc1-n3");
     cluster
         .wait_seen("dc1-n1", "dc1-n3", false, Duration::from_secs(15))
@@ -158,7 +185,7 @@ async fn hinted_handoff_delivers_to_a_returning_replica() {
             continue;
         }
         loop {
-            if replica_holds(&n3, "default", k).await == Some(vec![v.clone()]) {
+            if reader.holds(&n3, "default", k).await == Some(vec![v.clone()]) {
                 break;
             }
             assert!(

@@ -392,36 +392,60 @@ pub fn values(r: &GetResponse) -> Vec<String> {
     v
 }
 
-/// Reads one replica's *local* copy of a key over the internode API (no
-/// coordination, no read repair): what that node's engine holds.
-pub async fn replica_holds(node: &NodeInfo, keyspace: &str, key: &str) -> Option<Vec<String>> {
-    use geokv::proto::v1::internode::internode_client::InternodeClient;
-    use geokv::proto::v1::internode::ReplicaReadRequest;
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", node.peer_address))
-        .ok()?
-        .connect_timeout(Duration::from_secs(1))
-        .connect()
-        .await
-        .ok()?;
-    let r = InternodeClient::new(ch)
-        .replica_read(ReplicaReadRequest {
-            keyspace: keyspace.into(),
-            key: key.as_bytes().to_vec(),
-        })
-        .await
-        .ok()?
-        .into_inner();
-    if !r.found {
-        return Some(Vec::new());
+/// Reads replicas' *local* copies of keys over the internode API (no
+/// coordination, no read repair): what each node's engine holds. Keeps one
+/// channel per node.
+pub struct ReplicaReader {
+    channels: std::sync::Mutex<BTreeMap<String, Channel>>,
+}
+
+impl Default for ReplicaReader {
+    fn default() -> Self {
+        ReplicaReader {
+            channels: std::sync::Mutex::new(BTreeMap::new()),
+        }
     }
-    let set = geokv::version::SiblingSet::decode(&r.record).ok()?;
-    let mut v: Vec<String> = set
-        .values()
-        .filter_map(|s| s.value.as_ref())
-        .map(|v| String::from_utf8_lossy(v).to_string())
-        .collect();
-    v.sort();
-    Some(v)
+}
+
+impl ReplicaReader {
+    fn channel(&self, node: &NodeInfo) -> Channel {
+        self.channels
+            .lock()
+            .unwrap()
+            .entry(node.id.clone())
+            .or_insert_with(|| {
+                tonic::transport::Endpoint::from_shared(format!("http://{}", node.peer_address))
+                    .unwrap()
+                    .connect_timeout(Duration::from_secs(2))
+                    .connect_lazy()
+            })
+            .clone()
+    }
+
+    /// The sorted live values `node` holds for `key`; `None` if it did not answer.
+    pub async fn holds(&self, node: &NodeInfo, keyspace: &str, key: &str) -> Option<Vec<String>> {
+        use geokv::proto::v1::internode::internode_client::InternodeClient;
+        use geokv::proto::v1::internode::ReplicaReadRequest;
+        let r = InternodeClient::new(self.channel(node))
+            .replica_read(ReplicaReadRequest {
+                keyspace: keyspace.into(),
+                key: key.as_bytes().to_vec(),
+            })
+            .await
+            .ok()?
+            .into_inner();
+        if !r.found {
+            return Some(Vec::new());
+        }
+        let set = geokv::version::SiblingSet::decode(&r.record).ok()?;
+        let mut v: Vec<String> = set
+            .values()
+            .filter_map(|s| s.value.as_ref())
+            .map(|v| String::from_utf8_lossy(v).to_string())
+            .collect();
+        v.sort();
+        Some(v)
+    }
 }
 
 /// The replicas of a key in `dc`, from the ring.
