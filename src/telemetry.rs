@@ -110,3 +110,40 @@ pub fn adopt_remote_parent(span: &tracing::Span, meta: &MetadataMap) {
     let cx = TraceContextPropagator::new().extract(&MetaExtractor(meta));
     let _ = span.set_parent(cx);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt;
+
+    /// A span's trace context written into gRPC metadata on one side and
+    /// adopted on the other yields a child in the same trace: what lets one
+    /// trace follow a request from the coordinator to its replicas.
+    #[test]
+    fn trace_context_crosses_grpc_metadata() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let tracer = provider.tracer("test");
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(tracer));
+        tracing::subscriber::with_default(subscriber, || {
+            let coordinator = tracing::info_span!("coordinator.write");
+            let mut meta = MetadataMap::new();
+            let sent_trace = coordinator.in_scope(|| {
+                inject_current(&mut meta);
+                tracing::Span::current().context().span().span_context().trace_id()
+            });
+            let header = meta
+                .get("traceparent")
+                .expect("traceparent header written")
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(header.contains(&sent_trace.to_string()), "{header}");
+
+            let replica = tracing::info_span!("internode");
+            adopt_remote_parent(&replica, &meta);
+            let got = replica.context().span().span_context().trace_id();
+            assert_eq!(got, sent_trace, "the replica's span joins the coordinator's trace");
+        });
+    }
+}
