@@ -73,7 +73,9 @@ impl Coordinator {
             .map(|d| d.dc.clone())
             .collect();
 
-        let (chosen, record) = self.update_at_nearest(&req, &order, &remote_dcs).await?;
+        let (chosen, record) = self
+            .update_at_nearest(&req, &order, &remote_dcs, deadline)
+            .await?;
         let mut acks = AckCounts::default();
         *acks
             .per_dc
@@ -140,6 +142,7 @@ impl Coordinator {
         req: &WriteRequest,
         order: &[NodeIdx],
         remote_dcs: &[String],
+        deadline: Instant,
     ) -> Result<(NodeIdx, SiblingSet), GeokvError> {
         let ts = now_ms();
         let mut errors = Vec::new();
@@ -171,9 +174,7 @@ impl Coordinator {
                 context: req.context.encode_context(),
                 timestamp_ms: ts,
             };
-            let left = req
-                .timeout
-                .saturating_sub(Instant::now().elapsed().min(req.timeout));
+            let left = deadline.saturating_duration_since(Instant::now());
             match self.peers.replica_update(n, msg, left).await {
                 Ok(resp) => {
                     let set = SiblingSet::decode(&resp.record).map_err(|e| {
