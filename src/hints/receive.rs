@@ -16,8 +16,12 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Entries applied at once.
+/// Entries of one batch applied at once.
 const PARALLEL: usize = 64;
+/// Entries applied at once across every incoming batch of this node, so
+/// replay after an outage (several senders at once) cannot crowd out
+/// foreground requests: ScyllaDB's replay storms are what this avoids.
+pub const REPLAY_PERMITS: usize = 32;
 
 /// What the receiving side needs.
 #[derive(Clone)]
@@ -28,6 +32,8 @@ pub struct Receiver {
     pub replica: Arc<Replica>,
     pub liveness: Arc<dyn Liveness>,
     pub me: NodeInfo,
+    /// Shared bound on concurrent entry applies ([`REPLAY_PERMITS`]).
+    pub permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Receiver {
@@ -39,6 +45,9 @@ impl Receiver {
         let results: Vec<(u64, bool)> = futures::stream::iter(batch.entries)
             .map(|e| async move {
                 let seq = e.seq;
+                let Ok(_permit) = self.permits.acquire().await else {
+                    return (seq, false);
+                };
                 (seq, self.apply_entry(e).await)
             })
             .buffer_unordered(PARALLEL)
