@@ -27,6 +27,7 @@
 //! | `api`, `transport`, `replica` | client gRPC edge; internode gRPC; replica apply | no |
 //! | `hints`, `membership`, `repair` | hinted streams, gossip + φ detector, anti-entropy | no |
 //! | `node` | wires one node together: start-up and shutdown | no |
+//! | `bench` | the YCSB-style load generator and local benchmark clusters | no |
 
 pub mod client;
 pub mod coordinator;
@@ -39,6 +40,8 @@ pub mod version;
 pub mod admin;
 #[cfg(feature = "server")]
 pub mod api;
+#[cfg(feature = "server")]
+pub mod bench;
 #[cfg(feature = "server")]
 pub mod engine;
 #[cfg(feature = "server")]

@@ -3,11 +3,14 @@
 //! 127.0.0.x addresses, waits until every node answers, prints how to reach
 //! it, and stops every node cleanly on Ctrl-C or SIGTERM. Data stays in
 //! `--data-dir`, so a second run reuses it.
-use anyhow::{bail, Context};
-use geokv::topology::{NodeInfo, Topology, DEV_TOPOLOGY_YAML};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//!
+//! Spawning, readiness and stopping live in [`geokv::bench::LocalCluster`],
+//! shared with the benchmarks.
+use anyhow::Context;
+use geokv::bench::{LocalCluster, NodeLaunch};
+use geokv::topology::{Topology, DEV_TOPOLOGY_YAML};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Arguments of `geokv dev`.
 #[derive(clap::Args, Debug)]
@@ -47,35 +50,22 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             (Topology::dev(), p)
         }
     };
-    let exe = std::env::current_exe()?;
-    let nodes = topology.nodes();
-    let mut children: Vec<(NodeInfo, Child)> = Vec::new();
-    for n in &nodes {
-        match spawn_node(&exe, &topo_path, n, &data_dir, &args.durability) {
-            Ok(c) => children.push((n.clone(), c)),
-            Err(e) => {
-                stop_all(&mut children);
-                return Err(e);
-            }
-        }
-    }
+    let launch = NodeLaunch {
+        exe: std::env::current_exe()?,
+        topology_path: topo_path,
+        data_dir: data_dir.clone(),
+        durability: args.durability.clone(),
+        extra_args: Vec::new(),
+    };
+    let mut cluster = LocalCluster::spawn(topology.clone(), &launch)?;
+    let nodes = cluster.nodes.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let ready = rt.block_on(wait_ready(&nodes, &mut children, Duration::from_secs(60)));
-    if let Err(e) = ready {
-        stop_all(&mut children);
-        return Err(e);
-    }
+    // On an error the cluster is dropped, which stops every node.
+    rt.block_on(cluster.wait_ready(Duration::from_secs(60)))?;
     if args.wan_delay_ms > 0 {
-        for n in &nodes {
-            for dc in topology.datacenter_names() {
-                if dc != n.dc {
-                    let path = format!("/faults/delay?dc={dc}&ms={}", args.wan_delay_ms);
-                    rt.block_on(http_request(n.admin_address, "POST", &path))?;
-                }
-            }
-        }
+        rt.block_on(cluster.set_wan_delay(args.wan_delay_ms))?;
         println!("inter-datacenter delay: {} ms each way", args.wan_delay_ms);
     }
     println!(
@@ -112,140 +102,14 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         tokio::select! {
             _ = super::node::wait_for_signal() => {}
-            _ = watch_children(&mut children) => {}
+            (id, status) = cluster.watch() => {
+                eprintln!("node {id} exited ({status}); stopping the cluster");
+            }
         }
     });
-    eprintln!("stopping {} nodes…", children.len());
-    stop_all(&mut children);
-    Ok(())
-}
-
-fn spawn_node(
-    exe: &Path,
-    topology: &Path,
-    n: &NodeInfo,
-    data_dir: &Path,
-    durability: &str,
-) -> anyhow::Result<Child> {
-    let dir = data_dir.join(&n.id);
-    std::fs::create_dir_all(&dir)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("node.log"))?;
-    Command::new(exe)
-        .arg("node")
-        .arg("--topology")
-        .arg(topology)
-        .args([
-            "--node",
-            &n.id,
-            "--fault-injection",
-            "--durability",
-            durability,
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting node {}", n.id))
-}
-
-async fn wait_ready(
-    nodes: &[NodeInfo],
-    children: &mut [(NodeInfo, Child)],
-    limit: Duration,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    for n in nodes {
-        loop {
-            if http_request(n.admin_address, "GET", "/health")
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            for (info, c) in children.iter_mut() {
-                if let Some(status) = c.try_wait()? {
-                    bail!("node {} exited ({status}); see its node.log", info.id);
-                }
-            }
-            if started.elapsed() > limit {
-                bail!(
-                    "node {} did not answer on {} within {limit:?}",
-                    n.id,
-                    n.admin_address
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    eprintln!("stopping {} nodes…", cluster.len());
+    for id in cluster.stop() {
+        eprintln!("node {id} did not stop in time; killing it");
     }
     Ok(())
-}
-
-async fn watch_children(children: &mut [(NodeInfo, Child)]) {
-    loop {
-        for (info, c) in children.iter_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                eprintln!("node {} exited ({status}); stopping the cluster", info.id);
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn stop_all(children: &mut [(NodeInfo, Child)]) {
-    for (_, c) in children.iter_mut() {
-        // SIGTERM lets each node flush and close its engine.
-        unsafe {
-            libc::kill(c.id() as i32, libc::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for (info, c) in children.iter_mut() {
-        loop {
-            match c.try_wait() {
-                Ok(Some(_)) => break,
-                _ if Instant::now() > deadline => {
-                    eprintln!("node {} did not stop in time; killing it", info.id);
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-}
-
-/// A minimal HTTP/1.1 request to an admin port; returns the body on 2xx.
-pub async fn http_request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
-        .await??;
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await??;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let ok = text.starts_with("HTTP/1.1 2");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string();
-    if !ok {
-        bail!(
-            "{method} {path} on {addr}: {}",
-            text.lines().next().unwrap_or("")
-        );
-    }
-    Ok(body)
 }

@@ -1,0 +1,343 @@
+//! A local cluster of real `geokv node` processes: spawn one per node of a
+//! topology, wait until each answers `/health`, talk to their admin ports
+//! (faults, metrics), and stop them with SIGTERM (SIGKILL after 10 s). Used by
+//! `geokv dev` and by the benchmarks, which also generate their own
+//! topologies on addresses of their own ([`topology_yaml`]).
+//!
+//! Owns child processes only. Must not print (callers decide what the user
+//! sees) and must not send data requests.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::topology::{NodeInfo, Topology};
+
+/// Why a cluster could not be started or an admin request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("starting node {node}: {source}")]
+    Spawn {
+        node: String,
+        source: std::io::Error,
+    },
+    #[error("node {node} exited ({status}); see its node.log")]
+    Exited { node: String, status: ExitStatus },
+    #[error("node {node} did not answer on {addr} within {limit:?}")]
+    NotReady {
+        node: String,
+        addr: SocketAddr,
+        limit: Duration,
+    },
+    #[error("{method} {path} on {addr}: {reason}")]
+    Admin {
+        method: String,
+        path: String,
+        addr: SocketAddr,
+        reason: String,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// How to start each node.
+#[derive(Debug, Clone)]
+pub struct NodeLaunch {
+    /// The `geokv` binary.
+    pub exe: PathBuf,
+    /// The topology file every node reads.
+    pub topology_path: PathBuf,
+    /// Each node gets `<data_dir>/<node id>/` (with its `node.log`).
+    pub data_dir: PathBuf,
+    /// `--durability` of every node.
+    pub durability: String,
+    /// Any further `geokv node` arguments.
+    pub extra_args: Vec<String>,
+}
+
+/// Running node processes. Dropping it stops them.
+pub struct LocalCluster {
+    pub topology: Topology,
+    pub nodes: Vec<NodeInfo>,
+    children: Vec<(NodeInfo, Child)>,
+}
+
+impl LocalCluster {
+    /// Spawns every node of `topology` (with fault injection enabled). On an
+    /// error the nodes already started are stopped.
+    pub fn spawn(topology: Topology, launch: &NodeLaunch) -> Result<Self, ClusterError> {
+        let nodes = topology.nodes();
+        let mut cluster = LocalCluster {
+            topology,
+            nodes: nodes.clone(),
+            children: Vec::new(),
+        };
+        for n in &nodes {
+            let child = spawn_node(launch, n)?;
+            cluster.children.push((n.clone(), child));
+        }
+        Ok(cluster)
+    }
+
+    /// Waits until every node answers `/health`; fails as soon as one exits.
+    pub async fn wait_ready(&mut self, limit: Duration) -> Result<(), ClusterError> {
+        let started = Instant::now();
+        for n in self.nodes.clone() {
+            loop {
+                if admin_request(n.admin_address, "GET", "/health")
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                if let Some((node, status)) = self.exited()? {
+                    return Err(ClusterError::Exited { node, status });
+                }
+                if started.elapsed() > limit {
+                    return Err(ClusterError::NotReady {
+                        node: n.id.clone(),
+                        addr: n.admin_address,
+                        limit,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first node found to have exited, if any.
+    fn exited(&mut self) -> Result<Option<(String, ExitStatus)>, ClusterError> {
+        for (info, c) in self.children.iter_mut() {
+            if let Some(status) = c.try_wait()? {
+                return Ok(Some((info.id.clone(), status)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Resolves when any node exits, with its id and status.
+    pub async fn watch(&mut self) -> (String, ExitStatus) {
+        loop {
+            for (info, c) in self.children.iter_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return (info.id.clone(), status);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Sets a one-way delay of `ms` on every link between datacenters.
+    pub async fn set_wan_delay(&self, ms: u64) -> Result<(), ClusterError> {
+        for n in &self.nodes {
+            for dc in self.topology.datacenter_names() {
+                if dc != n.dc {
+                    let path = format!("/faults/delay?dc={dc}&ms={ms}");
+                    admin_request(n.admin_address, "POST", &path).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts (or heals) every link between datacenter `a` and datacenter `b`,
+    /// on both sides.
+    pub async fn set_dc_link(&self, a: &str, b: &str, cut: bool) -> Result<(), ClusterError> {
+        let verb = if cut { "cut" } else { "heal" };
+        for n in &self.nodes {
+            let other = if n.dc == a {
+                b
+            } else if n.dc == b {
+                a
+            } else {
+                continue;
+            };
+            let path = format!("/faults/{verb}?target={other}");
+            admin_request(n.admin_address, "POST", &path).await?;
+        }
+        Ok(())
+    }
+
+    /// Number of nodes still counted as running.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// True when no node is running.
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// SIGTERM to every node (each flushes and closes its engine), then
+    /// SIGKILL to any still running after 10 s. Returns the ids of the nodes
+    /// that had to be killed.
+    pub fn stop(&mut self) -> Vec<String> {
+        for (_, c) in self.children.iter_mut() {
+            // SAFETY: `kill` only sends a signal to a pid we spawned and have
+            // not yet reaped, so it cannot name another process.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut killed = Vec::new();
+        for (info, c) in self.children.iter_mut() {
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if Instant::now() > deadline => {
+                        killed.push(info.id.clone());
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        self.children.clear();
+        killed
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn_node(launch: &NodeLaunch, n: &NodeInfo) -> Result<Child, ClusterError> {
+    let spawn_err = |source| ClusterError::Spawn {
+        node: n.id.clone(),
+        source,
+    };
+    let dir = launch.data_dir.join(&n.id);
+    std::fs::create_dir_all(&dir).map_err(spawn_err)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))
+        .map_err(spawn_err)?;
+    Command::new(&launch.exe)
+        .arg("node")
+        .arg("--topology")
+        .arg(&launch.topology_path)
+        .args([
+            "--node",
+            &n.id,
+            "--fault-injection",
+            "--durability",
+            &launch.durability,
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(&launch.extra_args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(spawn_err)?)
+        .stderr(log)
+        .spawn()
+        .map_err(spawn_err)
+}
+
+/// A minimal HTTP/1.1 request to an admin port; returns the body on 2xx.
+pub async fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> Result<String, ClusterError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fail = |reason: String| ClusterError::Admin {
+        method: method.to_string(),
+        path: path.to_string(),
+        addr,
+        reason,
+    };
+    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| fail("connect timed out".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| fail("no answer within 5s".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    if !text.starts_with("HTTP/1.1 2") {
+        return Err(fail(text.lines().next().unwrap_or("").to_string()));
+    }
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string())
+}
+
+/// A topology file: one rack per node, node ids `<dc>-n<i>`, client gRPC on
+/// `:7070`, internode on `:7071`, admin on `:7072` of each given IP, and the
+/// `default` keyspace replicated `rf` times in every datacenter.
+pub fn topology_yaml(cluster_name: &str, dcs: &[(&str, &[&str])], rf: u32) -> String {
+    let mut y = format!("cluster_name: {cluster_name}\ndefaults:\n  vnodes: 256\ndatacenters:\n");
+    for (dc, ips) in dcs {
+        y += &format!("  - name: {dc}\n    racks:\n");
+        for (i, ip) in ips.iter().enumerate() {
+            y += &format!(
+                "      - name: r{r}\n        nodes:\n          - id: {dc}-n{r}\n            client_address: {ip}:7070\n            peer_address: {ip}:7071\n            admin_address: {ip}:7072\n",
+                r = i + 1
+            );
+        }
+    }
+    let replication: Vec<String> = dcs.iter().map(|(dc, _)| format!("{dc}: {rf}")).collect();
+    y += &format!(
+        "keyspaces:\n  default:\n    replication: {{{}}}\n",
+        replication.join(", ")
+    );
+    y
+}
+
+/// Writes `yaml` to `<dir>/topology.yaml`, parses it, and returns both.
+pub fn write_topology(
+    dir: &Path,
+    yaml: &str,
+) -> Result<(Topology, PathBuf), crate::topology::TopologyError> {
+    let path = dir.join("topology.yaml");
+    std::fs::create_dir_all(dir).map_err(|e| io_topology_error(&path, e))?;
+    std::fs::write(&path, yaml).map_err(|e| io_topology_error(&path, e))?;
+    Ok((Topology::load(&path)?, path))
+}
+
+fn io_topology_error(path: &Path, e: std::io::Error) -> crate::topology::TopologyError {
+    crate::topology::TopologyError {
+        file: path.display().to_string(),
+        path: String::new(),
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_topologies_parse() {
+        let two = topology_yaml(
+            "bench",
+            &[
+                ("dc1", &["127.0.0.41", "127.0.0.42", "127.0.0.43"]),
+                ("dc2", &["127.0.0.51", "127.0.0.52", "127.0.0.53"]),
+            ],
+            3,
+        );
+        let t = Topology::parse("two.yaml", &two).expect("valid");
+        assert_eq!(t.nodes().len(), 6);
+        assert_eq!(t.keyspace("default").unwrap().replication["dc2"], 3);
+        let node = t.node_by_id("dc2-n3").unwrap();
+        assert_eq!(node.admin_address.to_string(), "127.0.0.53:7072");
+        let one = topology_yaml("bench", &[("dc1", &["127.0.0.31"])], 1);
+        assert_eq!(Topology::parse("one.yaml", &one).unwrap().nodes().len(), 1);
+    }
+}

@@ -1,0 +1,210 @@
+//! `geokv bench drain`: how fast a datacenter's backlog drains after a
+//! partition heals, against how fast the cluster takes writes normally.
+//!
+//! On its own six-node cluster (127.0.0.61-63 / .71-73): (1) LOCAL_QUORUM
+//! inserts from dc1 measure normal write throughput; once their streams to dc2
+//! are empty, (2) every link between dc1 and dc2 is cut on both sides,
+//! (3) `keys` more inserts are written at LOCAL_QUORUM (they queue in the dc1
+//! coordinators' durable streams to dc2), (4) the links are healed and every
+//! dc1 node's `geokv_hint_backlog_entries{dest="dc:dc2"}` is polled until all
+//! are 0. Drain rate = entries queued at heal ÷ seconds from heal to empty.
+//!
+//! Owns the scenario's sequence and the metric scrape. Must not format it.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::cluster::{admin_request, topology_yaml, LocalCluster};
+use super::compare::start_cluster;
+use super::runner::{self, RunSpec, Shared};
+use super::stats::PhaseReport;
+use super::workload::Workload;
+use super::BenchError;
+use crate::coordinator::consistency::ConsistencyLevel;
+
+/// Addresses of the drain cluster: dc1, then dc2.
+pub const DRAIN_IPS: [&[&str]; 2] = [
+    &["127.0.0.61", "127.0.0.62", "127.0.0.63"],
+    &["127.0.0.71", "127.0.0.72", "127.0.0.73"],
+];
+
+const METRIC: &str = "geokv_hint_backlog_entries";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DrainOptions {
+    pub exe: PathBuf,
+    pub work_dir: PathBuf,
+    pub durability: String,
+    /// Inserts of the baseline (normal write throughput).
+    pub baseline_keys: u64,
+    /// Inserts written while dc1 and dc2 are cut apart.
+    pub keys: u64,
+    pub concurrency: usize,
+    pub value_size: usize,
+    /// Give up waiting for the backlog after this long.
+    pub timeout: Duration,
+    pub progress: bool,
+}
+
+/// What the scenario measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainReport {
+    /// LOCAL_QUORUM inserts with every link up.
+    pub baseline: PhaseReport,
+    /// LOCAL_QUORUM inserts while dc1 and dc2 were cut apart.
+    pub partitioned: PhaseReport,
+    /// Entries queued for dc2 on each dc1 node when the links were healed.
+    pub backlog_at_heal: BTreeMap<String, u64>,
+    pub backlog_total: u64,
+    /// Seconds from heal until the backlog first shrank.
+    pub first_progress_secs: f64,
+    /// Seconds from heal until every dc1 backlog was 0.
+    pub drain_secs: f64,
+    /// Entries per second, heal to empty.
+    pub drain_rate: f64,
+    /// Entries per second, first progress to empty.
+    pub drain_rate_active: f64,
+    /// `drain_rate` ÷ the baseline's write throughput.
+    pub ratio_to_writes: f64,
+    /// (seconds since heal, total backlog) at every poll.
+    pub samples: Vec<(f64, u64)>,
+}
+
+/// Runs the scenario.
+pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
+    let yaml = topology_yaml(
+        "geokv-bench-drain",
+        &[("dc1", DRAIN_IPS[0]), ("dc2", DRAIN_IPS[1])],
+        3,
+    );
+    let levels = [ConsistencyLevel::EachQuorum];
+    let mut started =
+        start_cluster(&opts.exe, &opts.durability, &opts.work_dir, &yaml, &levels).await?;
+    let client = &started.client;
+    let spec = RunSpec {
+        workload: Workload::Insert,
+        records: opts.baseline_keys,
+        concurrency: opts.concurrency,
+        value_size: opts.value_size,
+        write_consistency: ConsistencyLevel::LocalQuorum,
+        read_consistency: ConsistencyLevel::LocalQuorum,
+        progress: opts.progress,
+        ..RunSpec::default()
+    };
+    let baseline = runner::load(client, &spec, &Shared::new(&spec))
+        .await
+        .report;
+    let cluster = &started.cluster;
+    wait_empty(cluster, opts.timeout, |_, _| {}).await?;
+
+    cluster.set_dc_link("dc1", "dc2", true).await?;
+    let cut_spec = RunSpec {
+        records: opts.keys,
+        first_record: opts.baseline_keys,
+        ..spec
+    };
+    let partitioned = runner::load(client, &cut_spec, &Shared::new(&cut_spec))
+        .await
+        .report;
+    let backlog_at_heal = backlogs(cluster).await?;
+    let backlog_total: u64 = backlog_at_heal.values().sum();
+
+    cluster.set_dc_link("dc1", "dc2", false).await?;
+    let healed = Instant::now();
+    let mut samples = Vec::new();
+    let mut first_progress = None;
+    wait_empty(cluster, opts.timeout, |at, total| {
+        samples.push((at.as_secs_f64(), total));
+        if first_progress.is_none() && total < backlog_total {
+            first_progress = Some(at);
+        }
+    })
+    .await?;
+    let drain = healed.elapsed();
+    started.cluster.stop();
+
+    let first = first_progress.unwrap_or(drain);
+    let drain_rate = backlog_total as f64 / drain.as_secs_f64().max(f64::EPSILON);
+    let active = (drain - first).as_secs_f64().max(f64::EPSILON);
+    Ok(DrainReport {
+        ratio_to_writes: drain_rate / baseline.throughput.max(f64::EPSILON),
+        baseline,
+        partitioned,
+        backlog_at_heal,
+        backlog_total,
+        first_progress_secs: first.as_secs_f64(),
+        drain_secs: drain.as_secs_f64(),
+        drain_rate,
+        drain_rate_active: backlog_total as f64 / active,
+        samples,
+    })
+}
+
+/// Polls every 100 ms until every dc1 node's backlog to dc2 is 0; `sample`
+/// sees (time since the call, total backlog) at each poll.
+async fn wait_empty(
+    cluster: &LocalCluster,
+    limit: Duration,
+    mut sample: impl FnMut(Duration, u64),
+) -> Result<(), BenchError> {
+    let started = Instant::now();
+    loop {
+        let total: u64 = backlogs(cluster).await?.values().sum();
+        sample(started.elapsed(), total);
+        if total == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            return Err(BenchError::DrainTimeout {
+                remaining: total,
+                waited: limit,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Each dc1 node's backlog towards dc2 (0 when the gauge is not published).
+async fn backlogs(cluster: &LocalCluster) -> Result<BTreeMap<String, u64>, BenchError> {
+    let mut out = BTreeMap::new();
+    for n in cluster.nodes.iter().filter(|n| n.dc == "dc1") {
+        let text = admin_request(n.admin_address, "GET", "/metrics").await?;
+        let v = gauge(&text, METRIC, "dest", "dc:dc2").unwrap_or(0.0);
+        out.insert(n.id.clone(), v.max(0.0) as u64);
+    }
+    Ok(out)
+}
+
+/// The value of `name{…label="value"…}` in Prometheus text exposition.
+pub fn gauge(text: &str, name: &str, label: &str, value: &str) -> Option<f64> {
+    let wanted = format!("{label}=\"{value}\"");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with('{'))
+        .filter_map(|rest| rest.split_once('}'))
+        .find(|(labels, _)| labels[1..].split(',').any(|kv| kv.trim() == wanted))
+        .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauge_finds_the_labelled_series() {
+        let text = "# TYPE geokv_hint_backlog_entries gauge\n\
+                    geokv_hint_backlog_entries{dest=\"node:dc1-n2\"} 4\n\
+                    geokv_hint_backlog_entries{dest=\"dc:dc2\"} 1234\n\
+                    geokv_hint_backlog_entries_total{dest=\"dc:dc2\"} 9\n\
+                    geokv_hint_backlog_bytes{dest=\"dc:dc2\"} 99\n";
+        assert_eq!(gauge(text, METRIC, "dest", "dc:dc2"), Some(1234.0));
+        assert_eq!(gauge(text, METRIC, "dest", "node:dc1-n2"), Some(4.0));
+        assert_eq!(gauge(text, METRIC, "dest", "dc:dc3"), None);
+        let multi = "geokv_hint_backlog_entries{node=\"a\",dest=\"dc:dc2\"} 7\n";
+        assert_eq!(gauge(multi, METRIC, "dest", "dc:dc2"), Some(7.0));
+    }
+}

@@ -1,0 +1,222 @@
+//! How results are shown: the per-operation table of a phase, the JSON
+//! document of `geokv bench run`, and the side-by-side table of
+//! `geokv bench compare`.
+//!
+//! Pure formatting over [`PhaseReport`]s. Must not measure or print: callers
+//! write the returned strings where they want.
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::stats::{LatencySummary, PhaseReport};
+
+/// The JSON document `geokv bench run --json FILE` writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub workload: String,
+    pub distribution: String,
+    pub records: u64,
+    pub operations: Option<u64>,
+    pub duration_secs: Option<f64>,
+    pub concurrency: usize,
+    pub value_size: usize,
+    pub target_rate: Option<f64>,
+    pub read_consistency: String,
+    pub write_consistency: String,
+    pub keyspace: String,
+    pub endpoints: Vec<String>,
+    /// Absent with `--skip-load`.
+    pub load: Option<PhaseReport>,
+    pub run: PhaseReport,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn row(out: &mut String, name: &str, s: &LatencySummary) {
+    let _ = writeln!(
+        out,
+        "{:<18} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2}",
+        name,
+        s.count,
+        s.throughput,
+        ms(s.p50_us),
+        ms(s.p95_us),
+        ms(s.p99_us),
+        ms(s.p999_us),
+        ms(s.max_us)
+    );
+}
+
+/// The table of one phase: a headline, one row per operation kind and a
+/// total row, then errors by code.
+pub fn phase_table(name: &str, p: &PhaseReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{name}: {} ops in {:.2} s = {:.1} ops/s; {} errors; {} reads saw siblings; {} reads found nothing",
+        p.operations, p.elapsed_secs, p.throughput, p.error_count, p.siblings_seen, p.reads_not_found
+    );
+    let _ = writeln!(
+        out,
+        "{:<18} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8}",
+        "op", "count", "ops/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms"
+    );
+    for (op, s) in &p.by_op {
+        row(&mut out, op, s);
+    }
+    if p.by_op.len() > 1 {
+        row(&mut out, "TOTAL", &p.overall);
+    }
+    for (code, n) in &p.errors {
+        let _ = writeln!(out, "  error {code}: {n}");
+    }
+    out
+}
+
+/// One line of the comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareRow {
+    /// What ran: `engine (in-process)`, `1 node rf1`, `6 nodes 2 DCs`.
+    pub setup: String,
+    /// Consistency level for reads and writes (empty for the engine).
+    pub level: String,
+    pub report: PhaseReport,
+}
+
+/// The comparison document (`--json` of `geokv bench compare`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareReport {
+    pub workload: String,
+    pub records: u64,
+    pub operations: Option<u64>,
+    pub concurrency: usize,
+    pub value_size: usize,
+    pub wan_delay_ms: u64,
+    pub rows: Vec<CompareRow>,
+}
+
+/// The side-by-side table: throughput, its ratio to the first row (the
+/// engine), p50 and p99 of every operation together, errors.
+pub fn compare_table(c: &CompareReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "workload {}, {} records, {} ops per row, concurrency {}, {}-byte values, inter-DC delay {} ms one way",
+        c.workload,
+        c.records,
+        c.operations.map_or("timed".into(), |n| n.to_string()),
+        c.concurrency,
+        c.value_size,
+        c.wan_delay_ms
+    );
+    let _ = writeln!(
+        out,
+        "{:<22} {:<13} {:>10} {:>9} {:>8} {:>8} {:>7}",
+        "setup", "level", "ops/s", "vs engine", "p50 ms", "p99 ms", "errors"
+    );
+    let base = c.rows.first().map_or(0.0, |r| r.report.throughput);
+    for r in &c.rows {
+        let ratio = if base > 0.0 {
+            r.report.throughput / base
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "{:<22} {:<13} {:>10.1} {:>8.3}x {:>8.2} {:>8.2} {:>7}",
+            r.setup,
+            r.level,
+            r.report.throughput,
+            ratio,
+            ms(r.report.overall.p50_us),
+            ms(r.report.overall.p99_us),
+            r.report.error_count
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::stats::Recorder;
+    use crate::bench::workload::OpKind;
+    use std::time::Duration;
+
+    fn phase() -> PhaseReport {
+        let mut r = Recorder::new();
+        r.record_ok(OpKind::Read, Duration::from_millis(2), Duration::ZERO);
+        r.record_ok(OpKind::Update, Duration::from_millis(4), Duration::ZERO);
+        r.record_error("UNAVAILABLE");
+        r.summarize(Duration::from_secs(1))
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let report = RunReport {
+            workload: "a".into(),
+            distribution: "zipfian".into(),
+            records: 10,
+            operations: Some(2),
+            duration_secs: None,
+            concurrency: 1,
+            value_size: 100,
+            target_rate: None,
+            read_consistency: "ONE".into(),
+            write_consistency: "ONE".into(),
+            keyspace: "default".into(),
+            endpoints: vec!["http://127.0.0.1:7070".into()],
+            load: None,
+            run: phase(),
+        };
+        let v = serde_json::to_value(&report).unwrap();
+        let run = &v["run"];
+        assert_eq!(run["operations"], 2);
+        assert_eq!(run["errors"]["UNAVAILABLE"], 1);
+        for field in [
+            "count",
+            "throughput",
+            "p50_us",
+            "p95_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+        ] {
+            assert!(run["by_op"]["READ"][field].is_number(), "{field}");
+        }
+        assert!(run["timeline"].is_array());
+        assert!(v["load"].is_null());
+        assert_eq!(v["read_consistency"], "ONE");
+    }
+
+    #[test]
+    fn tables_show_every_op_and_the_ratio() {
+        let t = phase_table("run", &phase());
+        assert!(t.contains("READ") && t.contains("UPDATE") && t.contains("TOTAL"));
+        assert!(t.contains("error UNAVAILABLE: 1"));
+        let c = CompareReport {
+            workload: "a".into(),
+            records: 10,
+            operations: Some(2),
+            concurrency: 1,
+            value_size: 100,
+            wan_delay_ms: 50,
+            rows: vec![
+                CompareRow {
+                    setup: "engine".into(),
+                    level: String::new(),
+                    report: phase(),
+                },
+                CompareRow {
+                    setup: "6 nodes".into(),
+                    level: "QUORUM".into(),
+                    report: phase(),
+                },
+            ],
+        };
+        let t = compare_table(&c);
+        assert!(t.contains("1.000x") && t.contains("QUORUM") && t.contains("50 ms"));
+    }
+}
