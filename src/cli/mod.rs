@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod dev;
 pub mod node;
 
@@ -43,8 +44,9 @@ enum Command {
     /// Inspect topology files.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
-    // `geokv bench` (the load generator) is added here as `Bench(bench::BenchArgs)`
-    // with its module `cli/bench.rs`, dispatched like `Status` below.
+    /// Load generator and benchmarks (YCSB workloads, compare, drain).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Parses the command line, runs the subcommand, reports any error on stderr.
@@ -65,6 +67,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Node(args) => node::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Topology(cmd) => topology::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Put(args) => client_runtime(kv::put(args)),
         Command::Get(args) => client_runtime(kv::get(args)),
         Command::Delete(args) => client_runtime(kv::delete(args)),

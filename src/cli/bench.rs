@@ -1,0 +1,384 @@
+//! `geokv bench`: the command line of the load generator: `run` against a
+//! running cluster, `compare` (engine vs one node vs six nodes at each level),
+//! `drain` (backlog drain after a partition), `engine` (db_bench-shaped).
+//!
+//! Parses options, prints tables, writes JSON and plots. Must not measure
+//! anything itself: `geokv::bench` does.
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use geokv::bench::compare::{parse_durability, run_compare, CompareOptions};
+use geokv::bench::drain::{run_drain, DrainOptions};
+use geokv::bench::report::{compare_table, phase_table, RunReport};
+use geokv::bench::runner::{self, RunSpec, Shared};
+use geokv::bench::{plot, Distribution, Workload};
+use geokv::client::{Client, ConsistencyLevel};
+
+/// `geokv bench` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Load records, then run a YCSB workload against a running cluster.
+    Run(RunArgs),
+    /// The engine in-process, one node, and a six-node two-DC cluster at each
+    /// level, side by side (spawns its own nodes on 127.0.0.31/.41-.53).
+    Compare(CompareArgs),
+    /// Time how fast dc1's backlog to dc2 drains after a partition heals
+    /// (spawns its own cluster on 127.0.0.61-.73).
+    Drain(DrainArgs),
+    /// The storage engine alone, shaped like RocksDB's db_bench.
+    Engine(EngineArgs),
+}
+
+/// Workload options shared by `run` and `compare`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkloadArgs {
+    /// a (50/50 read/update), b (95/5), c (read only), d (read latest),
+    /// f (read-modify-write), insert.
+    #[arg(long, default_value = "a")]
+    workload: Workload,
+    /// How keys are chosen: zipfian (scrambled, 0.99) or uniform; workload d
+    /// always reads the latest keys.
+    #[arg(long, default_value = "zipfian")]
+    distribution: Distribution,
+    /// Keys inserted by the load phase.
+    #[arg(long, default_value_t = 10_000)]
+    records: u64,
+    /// Operations of the run phase (default 10000 unless --duration-secs).
+    #[arg(long)]
+    operations: Option<u64>,
+    /// Length of the run phase in seconds.
+    #[arg(long)]
+    duration_secs: Option<f64>,
+    /// Concurrent requests.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Open loop: schedule operations at this rate (ops/s) and measure
+    /// latency from each scheduled start.
+    #[arg(long)]
+    target_rate: Option<f64>,
+    /// Updates without a causal context (each becomes a sibling).
+    #[arg(long)]
+    blind_updates: bool,
+    /// RNG seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl WorkloadArgs {
+    fn spec(&self) -> RunSpec {
+        let duration = self.duration_secs.map(Duration::from_secs_f64);
+        RunSpec {
+            workload: self.workload,
+            distribution: self.distribution,
+            records: self.records,
+            operations: self.operations.or(if duration.is_none() {
+                Some(10_000)
+            } else {
+                None
+            }),
+            duration,
+            concurrency: self.concurrency,
+            value_size: self.value_size,
+            target_rate: self.target_rate,
+            blind_updates: self.blind_updates,
+            seed: self.seed,
+            progress: std::io::stderr().is_terminal(),
+            ..RunSpec::default()
+        }
+    }
+}
+
+/// Arguments of `geokv bench run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Consistency level of reads.
+    #[arg(long, default_value = "LOCAL_QUORUM")]
+    read_consistency: ConsistencyLevel,
+    /// Consistency level of writes (load phase included).
+    #[arg(long, default_value = "LOCAL_QUORUM")]
+    write_consistency: ConsistencyLevel,
+    /// A node's client address (repeatable); the rest are discovered.
+    #[arg(long = "endpoint", default_value = "http://127.0.0.11:7070")]
+    endpoints: Vec<String>,
+    /// Datacenter whose coordinators are used (default: the first endpoint's).
+    #[arg(long)]
+    local_dc: Option<String>,
+    #[arg(long, default_value = "default")]
+    keyspace: String,
+    /// Skip the load phase (the records are already there).
+    #[arg(long)]
+    skip_load: bool,
+    /// Deadline of each request.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// SDK retries per request (0: every failure is counted).
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write latency-cdf.svg and throughput.svg into this directory.
+    #[arg(long)]
+    plot_dir: Option<PathBuf>,
+}
+
+/// Arguments of `geokv bench compare`.
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// One-way delay (ms) set on every inter-datacenter link of the six-node cluster.
+    #[arg(long, default_value_t = 0)]
+    wan_delay_ms: u64,
+    /// Levels the six-node cluster runs at (reads and writes alike).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ONE,LOCAL_QUORUM,QUORUM,EACH_QUORUM"
+    )]
+    levels: Vec<ConsistencyLevel>,
+    /// WAL durability of the nodes and of the engine run.
+    #[arg(long, default_value = "periodic")]
+    durability: String,
+    /// Scratch directory (kept); a temporary one, removed afterwards, by default.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Write the comparison as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Arguments of `geokv bench drain`.
+#[derive(clap::Args, Debug)]
+pub struct DrainArgs {
+    /// Inserts written while dc1 and dc2 are cut apart.
+    #[arg(long, default_value_t = 20_000)]
+    keys: u64,
+    /// Inserts of the normal-throughput baseline.
+    #[arg(long, default_value_t = 20_000)]
+    baseline_keys: u64,
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Give up if the backlog has not drained after this long.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    #[arg(long, default_value = "periodic")]
+    durability: String,
+    /// Scratch directory (kept); a temporary one, removed afterwards, by default.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Arguments of `geokv bench engine`.
+#[derive(clap::Args, Debug)]
+pub struct EngineArgs {
+    /// Operations per phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    ops: usize,
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    #[arg(long, default_value = "periodic")]
+    durability: String,
+}
+
+/// Runs a `geokv bench` subcommand on a multi-threaded runtime.
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        BenchCommand::Run(args) => rt.block_on(bench_run(args)),
+        BenchCommand::Compare(args) => rt.block_on(compare(args)),
+        BenchCommand::Drain(args) => rt.block_on(drain(args)),
+        BenchCommand::Engine(args) => engine(args),
+    }
+}
+
+async fn bench_run(args: RunArgs) -> anyhow::Result<()> {
+    let mut builder = Client::builder()
+        .endpoints(args.endpoints.clone())
+        .keyspace(args.keyspace.clone())
+        .timeout(Duration::from_millis(args.timeout_ms))
+        .retries(args.retries);
+    if let Some(dc) = &args.local_dc {
+        builder = builder.local_datacenter(dc.clone());
+    }
+    let client = builder.build().await?;
+    let spec = RunSpec {
+        read_consistency: args.read_consistency,
+        write_consistency: args.write_consistency,
+        ..args.workload.spec()
+    };
+    let shared = Shared::new(&spec);
+    let load = if args.skip_load {
+        None
+    } else {
+        let load = runner::load(&client, &spec, &shared).await.report;
+        print!("{}", phase_table("load", &load));
+        Some(load)
+    };
+    let run = runner::run(&client, &spec, &shared).await;
+    print!("{}", phase_table("run", &run.report));
+    if let Some(dir) = &args.plot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let title = format!(
+            "workload {} ({} / {})",
+            spec.workload, spec.read_consistency, spec.write_consistency
+        );
+        plot::latency_cdf(
+            &dir.join("latency-cdf.svg"),
+            &format!("latency CDF, {title}"),
+            &run.recorder,
+        )?;
+        plot::throughput(
+            &dir.join("throughput.svg"),
+            &format!("throughput, {title}"),
+            &run.report.timeline,
+        )?;
+        println!("plots: {}/{{latency-cdf,throughput}}.svg", dir.display());
+    }
+    if let Some(path) = &args.json {
+        let report = RunReport {
+            workload: spec.workload.to_string(),
+            distribution: format!("{:?}", spec.distribution).to_lowercase(),
+            records: spec.records,
+            operations: spec.operations,
+            duration_secs: spec.duration.map(|d| d.as_secs_f64()),
+            concurrency: spec.concurrency,
+            value_size: spec.value_size,
+            target_rate: spec.target_rate,
+            read_consistency: spec.read_consistency.to_string(),
+            write_consistency: spec.write_consistency.to_string(),
+            keyspace: args.keyspace,
+            endpoints: args.endpoints,
+            load,
+            run: run.report,
+        };
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+async fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let (work_dir, temporary) = work_dir(args.work_dir.as_deref(), "compare")?;
+    let opts = CompareOptions {
+        exe: std::env::current_exe()?,
+        work_dir: work_dir.clone(),
+        spec: args.workload.spec(),
+        levels: args.levels,
+        wan_delay_ms: args.wan_delay_ms,
+        durability: args.durability,
+    };
+    let result = run_compare(&opts, |row| {
+        eprintln!(
+            "measured {} {}: {:.1} ops/s",
+            row.setup, row.level, row.report.throughput
+        )
+    })
+    .await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    let report = result?;
+    print!("{}", compare_table(&report));
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+async fn drain(args: DrainArgs) -> anyhow::Result<()> {
+    let (work_dir, temporary) = work_dir(args.work_dir.as_deref(), "drain")?;
+    let opts = DrainOptions {
+        exe: std::env::current_exe()?,
+        work_dir: work_dir.clone(),
+        durability: args.durability,
+        baseline_keys: args.baseline_keys,
+        keys: args.keys,
+        concurrency: args.concurrency,
+        value_size: args.value_size,
+        timeout: Duration::from_secs(args.timeout_secs),
+        progress: std::io::stderr().is_terminal(),
+    };
+    let result = run_drain(&opts).await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    let r = result?;
+    print!(
+        "{}",
+        phase_table("baseline (LOCAL_QUORUM inserts)", &r.baseline)
+    );
+    print!(
+        "{}",
+        phase_table("while dc1|dc2 cut (LOCAL_QUORUM inserts)", &r.partitioned)
+    );
+    println!(
+        "backlog at heal: {} entries ({:?})",
+        r.backlog_total, r.backlog_at_heal
+    );
+    println!(
+        "drained in {:.2} s (first progress after {:.2} s): {:.0} entries/s ({:.0}/s once moving)",
+        r.drain_secs, r.first_progress_secs, r.drain_rate, r.drain_rate_active
+    );
+    println!(
+        "drain rate / normal write throughput = {:.0} / {:.0} = {:.2} (goal >= 0.50)",
+        r.drain_rate, r.baseline.throughput, r.ratio_to_writes
+    );
+    if let Some(path) = &args.json {
+        write_json(path, &r)?;
+    }
+    Ok(())
+}
+
+fn engine(args: EngineArgs) -> anyhow::Result<()> {
+    let opts = geokv::engine::bench::EngineBenchOptions {
+        ops: args.ops,
+        value_bytes: args.value_size,
+        durability: parse_durability(&args.durability)?,
+        ..Default::default()
+    };
+    print!("{}", geokv::engine::bench::run_engine_bench(opts)?);
+    Ok(())
+}
+
+/// The scratch directory and whether it is ours to remove.
+fn work_dir(given: Option<&Path>, what: &str) -> anyhow::Result<(PathBuf, bool)> {
+    let (dir, temporary) = match given {
+        Some(d) => (d.to_path_buf(), false),
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let name = format!("geokv-bench-{what}-{}-{nanos}", std::process::id());
+            (std::env::temp_dir().join(name), true)
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok((dir, temporary))
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    println!("results: {}", path.display());
+    Ok(())
+}
