@@ -105,6 +105,30 @@ pub fn inject_current(meta: &mut MetadataMap) {
     TraceContextPropagator::new().inject_context(&cx, &mut MetaInjector(meta));
 }
 
+/// The current span's W3C `traceparent`, or empty outside a sampled trace.
+/// Stored with queued work (hinted streams) so its later, asynchronous
+/// processing joins the request's trace.
+pub fn current_traceparent() -> String {
+    let mut meta = MetadataMap::new();
+    inject_current(&mut meta);
+    meta.get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Makes `span` a child of a stored `traceparent` (see [`current_traceparent`]).
+pub fn adopt_traceparent(span: &tracing::Span, traceparent: &str) {
+    if traceparent.is_empty() {
+        return;
+    }
+    let mut meta = MetadataMap::new();
+    if let Ok(v) = MetadataValue::try_from(traceparent) {
+        meta.insert("traceparent", v);
+        adopt_remote_parent(span, &meta);
+    }
+}
+
 /// Makes `span` a child of the trace context found in incoming metadata, if any.
 pub fn adopt_remote_parent(span: &tracing::Span, meta: &MetadataMap) {
     let cx = TraceContextPropagator::new().extract(&MetaExtractor(meta));
@@ -123,14 +147,18 @@ mod tests {
     fn trace_context_crosses_grpc_metadata() {
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         let tracer = provider.tracer("test");
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(tracer));
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
         tracing::subscriber::with_default(subscriber, || {
             let coordinator = tracing::info_span!("coordinator.write");
             let mut meta = MetadataMap::new();
             let sent_trace = coordinator.in_scope(|| {
                 inject_current(&mut meta);
-                tracing::Span::current().context().span().span_context().trace_id()
+                tracing::Span::current()
+                    .context()
+                    .span()
+                    .span_context()
+                    .trace_id()
             });
             let header = meta
                 .get("traceparent")
@@ -143,7 +171,10 @@ mod tests {
             let replica = tracing::info_span!("internode");
             adopt_remote_parent(&replica, &meta);
             let got = replica.context().span().span_context().trace_id();
-            assert_eq!(got, sent_trace, "the replica's span joins the coordinator's trace");
+            assert_eq!(
+                got, sent_trace,
+                "the replica's span joins the coordinator's trace"
+            );
         });
     }
 }

@@ -78,6 +78,11 @@ impl Coordinator {
             }
         }
         if let Some(m) = &merged {
+            if m.siblings.len() > self.replica.max_siblings() {
+                // Merges never drop siblings, so concurrent writers at
+                // different replicas can briefly exceed the cap; count it.
+                metrics::counter!("geokv_siblings_over_cap_total").increment(1);
+            }
             self.read_repair(&req, m, &got.ok);
         }
         Ok(ReadOutcome {

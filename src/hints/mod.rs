@@ -231,6 +231,7 @@ impl Hints {
             key: key.to_vec(),
             record: record.to_vec(),
             target_node,
+            traceparent: crate::telemetry::current_traceparent(),
         };
         let value = encode_entry(now_ms(), &entry);
         {

@@ -136,6 +136,7 @@ mod tests {
             key: b"k".to_vec(),
             record: vec![1, 2, 3],
             target_node: String::new(),
+            traceparent: String::new(),
         };
         let v = encode_entry(42, &e);
         assert_eq!(decode_entry(&v), Some((42, e)));

@@ -69,6 +69,12 @@ impl Receiver {
     }
 
     async fn apply_entry(&self, e: StreamEntry) -> bool {
+        let span = tracing::info_span!("hints.apply_entry", keyspace = %e.keyspace, seq = e.seq);
+        crate::telemetry::adopt_traceparent(&span, &e.traceparent);
+        tracing::Instrument::instrument(self.apply_entry_inner(e), span).await
+    }
+
+    async fn apply_entry_inner(&self, e: StreamEntry) -> bool {
         let Ok(set) = SiblingSet::decode(&e.record) else {
             tracing::error!(keyspace = %e.keyspace, "undecodable record in stream; refused");
             return false;

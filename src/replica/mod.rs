@@ -44,6 +44,11 @@ impl Replica {
         }
     }
 
+    /// The per-key sibling cap this replica enforces on updates.
+    pub fn max_siblings(&self) -> usize {
+        self.max_siblings
+    }
+
     /// The storage engine.
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.engine
@@ -68,7 +73,12 @@ impl Replica {
     ) -> Result<SiblingSet, GeokvError> {
         let _guard = self.stripe(keyspace, key).lock();
         let mut set = self.engine.get_versions(keyspace, key)?.unwrap_or_default();
-        set.update(self.actor, context, value, timestamp_ms, self.max_siblings)?;
+        if let Err(e) = set.update(self.actor, context, value, timestamp_ms, self.max_siblings) {
+            // Refused before anything is written: the client is told to
+            // resolve the siblings first; no acknowledged write is dropped.
+            metrics::counter!("geokv_sibling_cap_rejections_total").increment(1);
+            return Err(e.into());
+        }
         let mut batch = WriteBatch::new();
         batch.merge_versions(keyspace, key, &set);
         also(&set, &mut batch)?;
