@@ -83,6 +83,41 @@ impl KvService {
         Ok(())
     }
 
+    /// A put (`value: Some`) or delete: validates, coordinates, observes.
+    /// Returns the new context and the acknowledgements.
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        op: &'static str,
+        span: tracing::Span,
+        keyspace: String,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        context: Vec<u8>,
+        options: Option<RequestOptions>,
+    ) -> Result<(Vec<u8>, u32), GeokvError> {
+        let c = self.common(options)?;
+        self.check_key(&keyspace, &key)?;
+        let context = VersionVector::decode_context(&context)?;
+        let started = Instant::now();
+        let res = self
+            .coordinator
+            .write(WriteRequest {
+                keyspace,
+                key: Bytes::from(key),
+                value: value.map(Bytes::from),
+                context,
+                level: c.level,
+                explicit: c.explicit,
+                timeout: c.timeout,
+            })
+            .instrument(span)
+            .await;
+        observe(op, c.level, started, &res);
+        let out = res?;
+        Ok((out.context.encode_context(), out.acks))
+    }
+
     fn check_value(&self, value: &[u8]) -> Result<(), GeokvError> {
         if value.len() > self.limits.max_value_bytes {
             return Err(GeokvError::InvalidArgument(format!(
@@ -144,30 +179,19 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let span = span_for("put", &req);
         let r = req.into_inner();
-        let c = self.common(r.options)?;
-        self.check_key(&r.keyspace, &r.key)?;
         self.check_value(&r.value)?;
-        let context = VersionVector::decode_context(&r.context).map_err(GeokvError::from)?;
-        let started = Instant::now();
-        let res = self
-            .coordinator
-            .write(WriteRequest {
-                keyspace: r.keyspace,
-                key: Bytes::from(r.key),
-                value: Some(Bytes::from(r.value)),
-                context,
-                level: c.level,
-                explicit: c.explicit,
-                timeout: c.timeout,
-            })
-            .instrument(span)
-            .await;
-        observe("put", c.level, started, &res);
-        let out = res?;
-        Ok(Response::new(PutResponse {
-            context: out.context.encode_context(),
-            acks: out.acks,
-        }))
+        let (context, acks) = self
+            .write(
+                "put",
+                span,
+                r.keyspace,
+                r.key,
+                Some(r.value),
+                r.context,
+                r.options,
+            )
+            .await?;
+        Ok(Response::new(PutResponse { context, acks }))
     }
 
     async fn delete(
@@ -176,29 +200,12 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteResponse>, Status> {
         let span = span_for("delete", &req);
         let r = req.into_inner();
-        let c = self.common(r.options)?;
-        self.check_key(&r.keyspace, &r.key)?;
-        let context = VersionVector::decode_context(&r.context).map_err(GeokvError::from)?;
-        let started = Instant::now();
-        let res = self
-            .coordinator
-            .write(WriteRequest {
-                keyspace: r.keyspace,
-                key: Bytes::from(r.key),
-                value: None,
-                context,
-                level: c.level,
-                explicit: c.explicit,
-                timeout: c.timeout,
-            })
-            .instrument(span)
-            .await;
-        observe("delete", c.level, started, &res);
-        let out = res?;
-        Ok(Response::new(DeleteResponse {
-            context: out.context.encode_context(),
-            acks: out.acks,
-        }))
+        let (context, acks) = self
+            .write(
+                "delete", span, r.keyspace, r.key, None, r.context, r.options,
+            )
+            .await?;
+        Ok(Response::new(DeleteResponse { context, acks }))
     }
 
     async fn status(

@@ -93,6 +93,14 @@ mod server_side {
         pub timeout: Duration,
     }
 
+    /// What [`Coordinator::plan`] decided for one request.
+    pub(super) struct Plan<'a> {
+        pub requirement: Requirement,
+        pub replicas: &'a ReplicaSet,
+        /// Live replicas per datacenter.
+        pub alive: BTreeMap<String, u32>,
+    }
+
     /// Coordinates requests on behalf of one node.
     pub struct Coordinator {
         pub(super) ring: Arc<Ring>,
@@ -174,6 +182,35 @@ mod server_side {
                 m.insert(dc.dc.clone(), up);
             }
             m
+        }
+
+        /// The common start of every request: the keyspace, the requirement
+        /// of the level (`FAILED_PRECONDITION` when impossible), the replica
+        /// set, and the up-front liveness check (`UNAVAILABLE`).
+        pub(super) fn plan(
+            &self,
+            keyspace: &str,
+            key: &[u8],
+            level: ConsistencyLevel,
+            explicit: Option<u32>,
+            op: super::consistency::OpKind,
+        ) -> Result<Plan<'_>, GeokvError> {
+            let unknown = || GeokvError::UnknownKeyspace(keyspace.to_string());
+            let spec = self
+                .ring
+                .topology()
+                .keyspace(keyspace)
+                .ok_or_else(unknown)?;
+            let requirement =
+                super::consistency::block_for(level, explicit, op, &spec.replication, &self.me.dc)?;
+            let replicas = self.ring.replicas(keyspace, key).map_err(|_| unknown())?;
+            let alive = self.alive_per_dc(replicas);
+            self.check_alive(level, &requirement, &alive)?;
+            Ok(Plan {
+                requirement,
+                replicas,
+                alive,
+            })
         }
 
         /// `UNAVAILABLE` up front when the live replicas cannot meet `req`.

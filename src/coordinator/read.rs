@@ -2,7 +2,7 @@
 //! the level, merge their sibling sets by causality, and repair the replicas
 //! that answered with stale state (asynchronously, off the request's path).
 
-use super::consistency::{block_for, AckCounts, OpKind, Requirement};
+use super::consistency::{AckCounts, OpKind, Requirement};
 use super::gather::{gather, Answer};
 use super::{Coordinator, ReadRequest};
 use crate::error::GeokvError;
@@ -28,25 +28,15 @@ impl Coordinator {
         fields(keyspace = %req.keyspace, level = %req.level))]
     pub async fn read(&self, req: ReadRequest) -> Result<ReadOutcome, GeokvError> {
         let deadline = Instant::now() + req.timeout;
-        let spec = self
-            .ring
-            .topology()
-            .keyspace(&req.keyspace)
-            .ok_or_else(|| GeokvError::UnknownKeyspace(req.keyspace.clone()))?;
-        let requirement = block_for(
+        let plan = self.plan(
+            &req.keyspace,
+            &req.key,
             req.level,
             req.explicit,
             OpKind::Read,
-            &spec.replication,
-            &self.me.dc,
         )?;
-        let set = self
-            .ring
-            .replicas(&req.keyspace, &req.key)
-            .map_err(|_| GeokvError::UnknownKeyspace(req.keyspace.clone()))?;
-        let alive = self.alive_per_dc(set);
-        self.check_alive(req.level, &requirement, &alive)?;
-        let targets = self.read_targets(&requirement, &self.by_proximity(set));
+        let requirement = plan.requirement;
+        let targets = self.read_targets(&requirement, &self.by_proximity(plan.replicas));
 
         let (tx, rx) = mpsc::channel::<Answer<Option<SiblingSet>>>(targets.len().max(1));
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();

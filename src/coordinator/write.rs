@@ -13,7 +13,7 @@
 //!    acknowledgements (QUORUM, EACH_QUORUM, ALL, TWO/THREE beyond the local
 //!    replicas) also writes to remote replicas directly and waits for them.
 
-use super::consistency::{block_for, AckCounts, OpKind, Requirement};
+use super::consistency::{AckCounts, OpKind, Requirement};
 use super::gather::{gather, Answer};
 use super::{Coordinator, WriteRequest};
 use crate::error::GeokvError;
@@ -47,24 +47,14 @@ impl Coordinator {
         fields(keyspace = %req.keyspace, level = %req.level, delete = req.value.is_none()))]
     pub async fn write(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
         let deadline = Instant::now() + req.timeout;
-        let spec = self
-            .ring
-            .topology()
-            .keyspace(&req.keyspace)
-            .ok_or_else(|| GeokvError::UnknownKeyspace(req.keyspace.clone()))?;
-        let requirement = block_for(
+        let plan = self.plan(
+            &req.keyspace,
+            &req.key,
             req.level,
             req.explicit,
             OpKind::Write,
-            &spec.replication,
-            &self.me.dc,
         )?;
-        let set = self
-            .ring
-            .replicas(&req.keyspace, &req.key)
-            .map_err(|_| GeokvError::UnknownKeyspace(req.keyspace.clone()))?;
-        let alive = self.alive_per_dc(set);
-        self.check_alive(req.level, &requirement, &alive)?;
+        let (requirement, set, alive) = (plan.requirement, plan.replicas, plan.alive);
         let order = self.by_proximity(set);
         let remote_dcs: Vec<String> = set
             .per_dc
