@@ -16,6 +16,11 @@ use tonic::transport::Channel;
 
 static NEXT_CLUSTER: AtomicU32 = AtomicU32::new(1);
 
+/// One cluster at a time per test binary: on a 2-core machine two six-node
+/// clusters side by side starve each other's gossip, and a failure detector
+/// that flaps under CPU starvation would make timing-free tests flaky.
+static SLOT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Shape of a test cluster: datacenters with their node count (one rack
 /// per node) and the `default` keyspace's replication.
 pub struct Spec {
@@ -47,6 +52,7 @@ pub struct Cluster {
     pub nodes: Vec<NodeInfo>,
     children: BTreeMap<String, Child>,
     args: Vec<String>,
+    _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
 fn yaml(spec: &Spec, base: (u32, u32)) -> String {
@@ -85,6 +91,7 @@ fn yaml(spec: &Spec, base: (u32, u32)) -> String {
 impl Cluster {
     /// Starts every node of `spec` and waits until all answer and see each other up.
     pub async fn start(spec: Spec) -> Cluster {
+        let slot = SLOT.acquire().await.expect("never closed");
         let n = NEXT_CLUSTER.fetch_add(1, Ordering::Relaxed);
         let base = (std::process::id() % 200 + 20, n % 250);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -105,6 +112,7 @@ impl Cluster {
             nodes,
             children: BTreeMap::new(),
             args,
+            _slot: slot,
         };
         for n in c.nodes.clone() {
             c.spawn(&n.id);
