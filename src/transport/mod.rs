@@ -190,6 +190,38 @@ impl Peers {
         .await
     }
 
+    /// The Merkle leaves of `to`'s copy of a token range (anti-entropy).
+    pub async fn merkle(
+        &self,
+        to: NodeIdx,
+        req: MerkleRequest,
+        timeout: Duration,
+    ) -> Result<MerkleResponse, TransportError> {
+        self.call(
+            to,
+            req,
+            timeout,
+            |mut c, r| async move { c.merkle(r).await },
+        )
+        .await
+    }
+
+    /// One page of `to`'s rows in a token range, after `req.after_key`.
+    pub async fn range_scan(
+        &self,
+        to: NodeIdx,
+        req: RangeScanRequest,
+        timeout: Duration,
+    ) -> Result<RangeScanResponse, TransportError> {
+        self.call(
+            to,
+            req,
+            timeout,
+            |mut c, r| async move { c.range_scan(r).await },
+        )
+        .await
+    }
+
     /// One gossip exchange with `to`.
     pub async fn gossip(
         &self,

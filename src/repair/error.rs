@@ -1,0 +1,46 @@
+//! Why a repair session or pass failed. A failed session leaves its range
+//! (and any record for it) to the next pass; nothing is lost.
+
+use super::diff::DiffError;
+use crate::engine::EngineError;
+use crate::error::GeokvError;
+use crate::ring::RingError;
+use crate::transport::TransportError;
+
+/// A failed repair step.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// Unknown keyspace or empty ring: fatal for the request.
+    #[error(transparent)]
+    Ring(#[from] RingError),
+    /// Reading our engine (leaves, scans, records) failed.
+    #[error("local storage: {0}")]
+    Engine(#[from] EngineError),
+    /// Merging a row into our replica failed.
+    #[error("local apply: {0}")]
+    Apply(#[from] GeokvError),
+    /// A peer did not answer or refused.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A peer answered something we cannot use (bad record, leaf count).
+    #[error("{peer}: {detail}")]
+    BadReply { peer: String, detail: String },
+    /// Two trees of different shapes.
+    #[error(transparent)]
+    Diff(#[from] DiffError),
+    /// A blocking task panicked or was cancelled.
+    #[error("repair task: {0}")]
+    Task(String),
+}
+
+impl RepairError {
+    /// True when the next pass may succeed (peer down, timeouts, busy disk).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            RepairError::Transport(_) | RepairError::Task(_) => true,
+            RepairError::Engine(e) => e.is_retriable(),
+            RepairError::Apply(_) => true,
+            RepairError::Ring(_) | RepairError::BadReply { .. } | RepairError::Diff(_) => false,
+        }
+    }
+}

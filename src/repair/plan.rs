@@ -1,0 +1,392 @@
+//! What to compare with whom. Pure: reads the ring, no I/O.
+//!
+//! - [`sweep_plan`]: the token ranges this node replicates in a keyspace,
+//!   adjacent vnode ranges with the same replica set joined (so a session
+//!   never compares a range with a node that does not replicate all of it).
+//! - [`RangeTable`]: the vnode range holding a recorded token.
+//! - [`Recorded`]: the meta-CF records `hints` writes for anti-entropy.
+//! - [`pairs`]: the pairwise sessions for one range.
+//!
+//! Must not: talk to peers, read liveness or touch storage.
+
+use crate::hints::REPAIR_PREFIX;
+use crate::ring::{Ring, RingError, Token, TokenRange};
+use crate::topology::NodeIdx;
+
+/// A range and every node replicating it (placement order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangePlan {
+    pub range: TokenRange,
+    pub replicas: Vec<NodeIdx>,
+}
+
+/// Where a session reads and writes: this node's engine or a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Side {
+    Local,
+    Peer(NodeIdx),
+}
+
+/// Every vnode range of `keyspace` with its replicas, in token order.
+pub struct RangeTable {
+    ranges: Vec<RangePlan>,
+}
+
+impl RangeTable {
+    pub fn new(ring: &Ring, keyspace: &str) -> Result<Self, RingError> {
+        let ranges = ring
+            .ranges_with_replicas(keyspace)?
+            .map(|(range, set)| RangePlan {
+                range,
+                replicas: set.all().collect(),
+            })
+            .collect();
+        Ok(RangeTable { ranges })
+    }
+
+    /// The index and plan of the vnode range holding `token`.
+    pub fn find(&self, token: Token) -> Option<(usize, &RangePlan)> {
+        if self.ranges.is_empty() {
+            return None;
+        }
+        // Range i ends at the i-th token; range 0 wraps in from the last one.
+        let i = self.ranges.partition_point(|r| r.range.end < token);
+        let i = if i == self.ranges.len() { 0 } else { i };
+        Some((i, &self.ranges[i]))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &RangePlan> {
+        self.ranges.iter()
+    }
+}
+
+fn same_nodes(a: &[NodeIdx], b: &[NodeIdx]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// The ranges `me` replicates in `keyspace`: vnode ranges with identical
+/// replica sets joined, the one wrapping past the last token joined with the
+/// first when they match. One range with `start == end` is the whole ring.
+pub fn sweep_plan(ring: &Ring, keyspace: &str, me: NodeIdx) -> Result<Vec<RangePlan>, RingError> {
+    let table = RangeTable::new(ring, keyspace)?;
+    let mut out: Vec<RangePlan> = Vec::new();
+    for p in table.iter().filter(|p| p.replicas.contains(&me)) {
+        match out.last_mut() {
+            Some(last)
+                if last.range.end == p.range.start && same_nodes(&last.replicas, &p.replicas) =>
+            {
+                last.range.end = p.range.end
+            }
+            _ => out.push(p.clone()),
+        }
+    }
+    if out.len() > 1 {
+        let (first, last) = (&out[0], &out[out.len() - 1]);
+        if last.range.end == first.range.start && same_nodes(&first.replicas, &last.replicas) {
+            let last = out.pop().expect("len > 1");
+            out[0].range.start = last.range.start;
+        }
+    }
+    Ok(out)
+}
+
+/// Recorded vnode ranges that make up at least 1/`COALESCE_FRACTION` of a
+/// range this node sweeps are repaired as that whole range: one tree over it
+/// costs less than many narrow sessions (two tree builds and round trips each).
+pub const COALESCE_FRACTION: usize = 8;
+
+/// Joins recorded vnode ranges (`groups`, each with its records) into the
+/// enclosing range of `sweep` (this node's [`sweep_plan`]) when they are
+/// dense enough there; others stay as they are.
+pub fn coalesce<T>(
+    table: &RangeTable,
+    sweep: &[RangePlan],
+    groups: Vec<(RangePlan, Vec<T>)>,
+) -> Vec<(RangePlan, Vec<T>)> {
+    let mut out = Vec::new();
+    let mut buckets: Vec<Vec<(RangePlan, Vec<T>)>> = sweep.iter().map(|_| Vec::new()).collect();
+    for g in groups {
+        let home = sweep.iter().position(|p| {
+            p.range.contains(g.0.range.end) && same_nodes(&p.replicas, &g.0.replicas)
+        });
+        match home {
+            Some(i) => buckets[i].push(g),
+            None => out.push(g),
+        }
+    }
+    for (plan, bucket) in sweep.iter().zip(buckets) {
+        if bucket.len() < 2 {
+            out.extend(bucket);
+            continue;
+        }
+        let vnodes = table
+            .iter()
+            .filter(|v| plan.range.contains(v.range.end))
+            .count();
+        if bucket.len() * COALESCE_FRACTION >= vnodes {
+            out.push((plan.clone(), bucket.into_iter().flat_map(|g| g.1).collect()));
+        } else {
+            out.extend(bucket);
+        }
+    }
+    out
+}
+
+/// A token range recorded as needing anti-entropy: meta-CF key
+/// `REPAIR_PREFIX [ks_len u8][keyspace][token u64 BE]`, value the label of
+/// the destination that missed data (`node:<id>` or `dc:<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The meta-CF key, to delete the record once repaired.
+    pub key: Vec<u8>,
+    pub keyspace: String,
+    pub token: Token,
+    pub dest: String,
+}
+
+impl Recorded {
+    /// Parses one record; `None` for a key that is not one.
+    pub fn parse(key: &[u8], value: &[u8]) -> Option<Recorded> {
+        let rest = key.strip_prefix(REPAIR_PREFIX)?;
+        let (&len, rest) = rest.split_first()?;
+        let len = len as usize;
+        if rest.len() != len + 8 {
+            return None;
+        }
+        let keyspace = std::str::from_utf8(&rest[..len]).ok()?.to_string();
+        let token = u64::from_be_bytes(rest[len..].try_into().ok()?);
+        Some(Recorded {
+            key: key.to_vec(),
+            keyspace,
+            token,
+            dest: String::from_utf8_lossy(value).into_owned(),
+        })
+    }
+
+    /// The replicas of `replicas` the destination label names.
+    pub fn targets(&self, ring: &Ring, replicas: &[NodeIdx]) -> Vec<NodeIdx> {
+        if let Some(id) = self.dest.strip_prefix("node:") {
+            return ring
+                .node_by_id(id)
+                .map(|n| n.idx)
+                .filter(|n| replicas.contains(n))
+                .into_iter()
+                .collect();
+        }
+        if let Some(dc) = self.dest.strip_prefix("dc:") {
+            return replicas
+                .iter()
+                .copied()
+                .filter(|n| ring.node(*n).dc == dc)
+                .collect();
+        }
+        Vec::new()
+    }
+}
+
+/// The pairwise sessions that repair one range.
+///
+/// When `me` replicates it: `me` against every other replica, our
+/// datacenter first, then the others, and `targets` (nodes known to have
+/// missed data) last, so they receive everything the earlier sessions
+/// brought here. Otherwise (a recorded range on a node that only
+/// coordinated the write): every other replica against each target, or
+/// every pair of replicas when there are no targets.
+pub fn pairs(
+    ring: &Ring,
+    me: NodeIdx,
+    replicas: &[NodeIdx],
+    targets: &[NodeIdx],
+) -> Vec<(Side, Side)> {
+    let my_dc = &ring.node(me).dc;
+    if replicas.contains(&me) {
+        let mut others: Vec<NodeIdx> = replicas.iter().copied().filter(|n| *n != me).collect();
+        // Stable: placement order within each class.
+        others.sort_by_key(|n| (targets.contains(n), &ring.node(*n).dc != my_dc));
+        return others
+            .into_iter()
+            .map(|n| (Side::Local, Side::Peer(n)))
+            .collect();
+    }
+    let sources: Vec<NodeIdx> = replicas
+        .iter()
+        .copied()
+        .filter(|n| !targets.contains(n))
+        .collect();
+    let mut out = Vec::new();
+    if !targets.is_empty() && !sources.is_empty() {
+        for t in targets {
+            for s in &sources {
+                out.push((Side::Peer(*s), Side::Peer(*t)));
+            }
+        }
+    } else {
+        for (i, a) in replicas.iter().enumerate() {
+            for b in &replicas[i + 1..] {
+                out.push((Side::Peer(*a), Side::Peer(*b)));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Topology;
+
+    fn key(ks: &str, token: u64) -> Vec<u8> {
+        let mut k = REPAIR_PREFIX.to_vec();
+        k.push(ks.len() as u8);
+        k.extend_from_slice(ks.as_bytes());
+        k.extend_from_slice(&token.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn records_parse() {
+        let r = Recorded::parse(&key("default", 0xdead_beef), b"node:dc1-n3").unwrap();
+        assert_eq!(
+            (r.keyspace.as_str(), r.token, r.dest.as_str()),
+            ("default", 0xdead_beef, "node:dc1-n3")
+        );
+        assert!(Recorded::parse(b"repair/", b"").is_none());
+        assert!(Recorded::parse(&key("default", 1)[..10], b"").is_none());
+        assert!(Recorded::parse(b"generation", b"").is_none());
+    }
+
+    #[test]
+    fn dev_ring_every_node_replicates_the_whole_ring() {
+        let ring = Ring::new(&Topology::dev());
+        for n in ring.nodes() {
+            let plan = sweep_plan(&ring, "default", n.idx).unwrap();
+            assert_eq!(plan.len(), 1, "{}", n.id);
+            assert!(plan[0].range.is_full());
+            assert_eq!(plan[0].replicas.len(), 6);
+        }
+    }
+
+    #[test]
+    fn three_dc_plans_cover_exactly_the_replicated_tokens() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/topology/three-dc.yaml");
+        let topo = Topology::load(std::path::Path::new(path)).unwrap();
+        let ring = Ring::new(&topo);
+        for ks in topo.keyspaces.keys() {
+            check_plans_cover(&ring, ks);
+        }
+    }
+
+    fn check_plans_cover(ring: &Ring, ks: &str) {
+        let table = RangeTable::new(ring, ks).unwrap();
+        for n in ring.nodes() {
+            let plan = sweep_plan(ring, ks, n.idx).unwrap();
+            if plan.is_empty() {
+                assert!(table.iter().all(|v| !v.replicas.contains(&n.idx)));
+                continue;
+            }
+            // Every vnode range lies in exactly one planned range iff n replicates it,
+            // and then with the same replicas.
+            for v in table.iter() {
+                let holders: Vec<&RangePlan> = plan
+                    .iter()
+                    .filter(|p| p.range.contains(v.range.end))
+                    .collect();
+                if v.replicas.contains(&n.idx) {
+                    assert_eq!(holders.len(), 1, "{} {}", n.id, v.range);
+                    assert!(same_nodes(&holders[0].replicas, &v.replicas));
+                    assert!(holders[0].range.contains(v.range.start.wrapping_add(1)));
+                } else {
+                    assert!(holders.is_empty(), "{} {}", n.id, v.range);
+                }
+            }
+            let found = table.find(plan[0].range.end).unwrap().1;
+            assert!(found.replicas.contains(&n.idx));
+        }
+    }
+
+    #[test]
+    fn range_table_wraps() {
+        let ring = Ring::new(&Topology::dev());
+        let t = RangeTable::new(&ring, "default").unwrap();
+        let (i, first) = t.find(0).unwrap();
+        assert!(first.range.contains(0));
+        assert_eq!(i, t.find(u64::MAX).map(|x| x.0).unwrap().min(i));
+        assert!(t.find(u64::MAX).unwrap().1.range.contains(u64::MAX));
+        for p in t.iter().take(50) {
+            assert_eq!(t.find(p.range.end).unwrap().1, p);
+            assert_eq!(t.find(p.range.start.wrapping_add(1)).unwrap().1, p);
+        }
+    }
+
+    #[test]
+    fn dense_records_coalesce_into_the_swept_range() {
+        let ring = Ring::new(&Topology::dev());
+        let me = ring.node_by_id("dc1-n1").unwrap().idx;
+        let table = RangeTable::new(&ring, "default").unwrap();
+        let sweep = sweep_plan(&ring, "default", me).unwrap();
+        let vnodes: Vec<RangePlan> = table.iter().cloned().collect();
+        let groups = |n: usize| -> Vec<(RangePlan, Vec<usize>)> {
+            vnodes
+                .iter()
+                .take(n)
+                .cloned()
+                .zip((0..n).map(|i| vec![i]))
+                .collect()
+        };
+        // One recorded range: repaired alone.
+        let one = coalesce(&table, &sweep, groups(1));
+        assert_eq!(one, groups(1));
+        // A few: still narrow sessions.
+        let few = vnodes.len() / COALESCE_FRACTION - 1;
+        assert_eq!(coalesce(&table, &sweep, groups(few)).len(), few);
+        // Dense: the whole swept range once, with every record.
+        let dense = coalesce(&table, &sweep, groups(vnodes.len() / 2));
+        assert_eq!(dense.len(), 1);
+        assert!(dense[0].0.range.is_full());
+        assert_eq!(dense[0].1.len(), vnodes.len() / 2);
+    }
+
+    #[test]
+    fn pairs_put_local_dc_first_and_targets_last() {
+        let ring = Ring::new(&Topology::dev());
+        let id = |s: &str| ring.node_by_id(s).unwrap().idx;
+        let all: Vec<NodeIdx> = ring.nodes().iter().map(|n| n.idx).collect();
+        let p = pairs(&ring, id("dc1-n1"), &all, &[id("dc1-n2")]);
+        let order: Vec<&str> = p
+            .iter()
+            .map(|(a, b)| {
+                assert_eq!(*a, Side::Local);
+                let Side::Peer(n) = b else { panic!() };
+                ring.node(*n).id.as_str()
+            })
+            .collect();
+        assert_eq!(order, ["dc1-n3", "dc2-n1", "dc2-n2", "dc2-n3", "dc1-n2"]);
+        // Not a replica: each other replica against the target, or all pairs.
+        let some = [id("dc1-n2"), id("dc1-n3"), id("dc2-n1")];
+        assert_eq!(
+            pairs(&ring, id("dc1-n1"), &some, &[id("dc1-n3")]),
+            vec![
+                (Side::Peer(id("dc1-n2")), Side::Peer(id("dc1-n3"))),
+                (Side::Peer(id("dc2-n1")), Side::Peer(id("dc1-n3")))
+            ]
+        );
+        assert_eq!(pairs(&ring, id("dc1-n1"), &some, &[]).len(), 3);
+    }
+
+    #[test]
+    fn targets_from_labels() {
+        let ring = Ring::new(&Topology::dev());
+        let all: Vec<NodeIdx> = ring.nodes().iter().map(|n| n.idx).collect();
+        let rec = |dest: &str| Recorded::parse(&key("default", 1), dest.as_bytes()).unwrap();
+        assert_eq!(
+            rec("node:dc2-n2").targets(&ring, &all),
+            vec![ring.node_by_id("dc2-n2").unwrap().idx]
+        );
+        assert_eq!(rec("dc:dc2").targets(&ring, &all).len(), 3);
+        assert!(rec("node:nope").targets(&ring, &all).is_empty());
+        assert!(rec("garbage").targets(&ring, &all).is_empty());
+    }
+}

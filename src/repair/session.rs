@@ -1,0 +1,280 @@
+//! One repair session: two sides (this node's engine or a peer) compare the
+//! Merkle leaves of a token range, and for each differing sub-range their
+//! rows are merge-joined page by page ([`super::join`]) and each side is sent
+//! the rows it lacks (`Replica::apply` locally, `ReplicaWrite` to a peer;
+//! both are idempotent merges).
+//!
+//! Owns the I/O of a session ([`SessionIo`]): deadlines, page size, push
+//! concurrency. Must not: choose ranges or peers, check liveness, or keep
+//! state between sessions.
+
+use super::diff::differing_ranges;
+use super::error::RepairError;
+use super::join::{Join, Row, Transfers, Which};
+use super::merkle::merkle_leaves;
+use super::plan::Side;
+use crate::proto::v1::internode::{MerkleRequest, RangeScanRequest, ReplicaWriteRequest};
+use crate::replica::Replica;
+use crate::ring::{Ring, TokenRange};
+use crate::transport::Peers;
+use crate::version::SiblingSet;
+use futures::{StreamExt, TryStreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Deadlines and sizes of session I/O.
+#[derive(Clone, Debug)]
+pub struct SessionLimits {
+    /// Building a tree reads the whole range on the peer: generous.
+    pub merkle_timeout: Duration,
+    /// One page of `RangeScan`, one `ReplicaWrite`.
+    pub call_timeout: Duration,
+    /// Rows per scanned page (small pages keep foreground latency flat).
+    pub page_rows: u32,
+    /// `ReplicaWrite`s in flight towards one peer.
+    pub push_concurrency: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            merkle_timeout: Duration::from_secs(120),
+            call_timeout: Duration::from_secs(10),
+            page_rows: 256,
+            push_concurrency: 4,
+        }
+    }
+}
+
+/// What one session found and moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    pub leaves_differing: u64,
+    pub sub_ranges: u64,
+    /// Keys merged into side A / side B.
+    pub to_a: u64,
+    pub to_b: u64,
+}
+
+/// The engine, peers and limits a session works with.
+pub struct SessionIo {
+    pub ring: Arc<Ring>,
+    pub replica: Arc<Replica>,
+    pub peers: Arc<Peers>,
+    pub limits: SessionLimits,
+}
+
+fn direction(side: Side) -> &'static str {
+    match side {
+        Side::Local => "pull",
+        Side::Peer(_) => "push",
+    }
+}
+
+impl SessionIo {
+    fn name(&self, side: Side) -> String {
+        match side {
+            Side::Local => self.peers.me().id.clone(),
+            Side::Peer(n) => self.ring.node(n).id.clone(),
+        }
+    }
+
+    async fn leaves(
+        &self,
+        side: Side,
+        keyspace: &str,
+        range: TokenRange,
+        depth: u32,
+    ) -> Result<Vec<Vec<u8>>, RepairError> {
+        match side {
+            Side::Local => {
+                let engine = self.replica.engine().clone();
+                let ks = keyspace.to_string();
+                tokio::task::spawn_blocking(move || {
+                    merkle_leaves(&*engine, &ks, range.start, range.end, depth)
+                })
+                .await
+                .map_err(|e| RepairError::Task(e.to_string()))?
+                .map_err(RepairError::from)
+            }
+            Side::Peer(n) => {
+                let req = MerkleRequest {
+                    keyspace: keyspace.to_string(),
+                    range_start: range.start,
+                    range_end: range.end,
+                    depth,
+                };
+                let r = self
+                    .peers
+                    .merkle(n, req, self.limits.merkle_timeout)
+                    .await?;
+                Ok(r.leaves)
+            }
+        }
+    }
+
+    /// One page of `side`'s rows in `range` after `after`; `(rows, more)`.
+    async fn scan(
+        &self,
+        side: Side,
+        keyspace: &str,
+        range: TokenRange,
+        after: Option<Vec<u8>>,
+    ) -> Result<(Vec<Row>, bool), RepairError> {
+        let limit = self.limits.page_rows.max(1);
+        match side {
+            Side::Local => {
+                let engine = self.replica.engine().clone();
+                let ks = keyspace.to_string();
+                let mut rows = tokio::task::spawn_blocking(move || {
+                    engine.scan_token_range(
+                        &ks,
+                        range.start,
+                        range.end,
+                        after.as_deref(),
+                        limit as usize + 1,
+                    )
+                })
+                .await
+                .map_err(|e| RepairError::Task(e.to_string()))??;
+                let more = rows.len() > limit as usize;
+                rows.truncate(limit as usize);
+                Ok((rows, more))
+            }
+            Side::Peer(n) => {
+                let req = RangeScanRequest {
+                    keyspace: keyspace.to_string(),
+                    range_start: range.start,
+                    range_end: range.end,
+                    limit,
+                    after_key: after.unwrap_or_default(),
+                };
+                let r = self
+                    .peers
+                    .range_scan(n, req, self.limits.call_timeout)
+                    .await?;
+                let rows = r
+                    .items
+                    .into_iter()
+                    .map(|v| {
+                        let set =
+                            SiblingSet::decode(&v.record).map_err(|e| RepairError::BadReply {
+                                peer: self.name(side),
+                                detail: format!("undecodable record in a range scan: {e}"),
+                            })?;
+                        Ok((v.key, set))
+                    })
+                    .collect::<Result<Vec<Row>, RepairError>>()?;
+                Ok((rows, r.more))
+            }
+        }
+    }
+
+    /// Merges `rows` into `side`.
+    async fn apply(&self, side: Side, keyspace: &str, rows: Vec<Row>) -> Result<(), RepairError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let n = rows.len() as u64;
+        match side {
+            Side::Local => {
+                let ks = keyspace.to_string();
+                self.replica
+                    .blocking(move |rep| {
+                        rows.iter()
+                            .try_for_each(|(key, set)| rep.apply(&ks, key, set))
+                    })
+                    .await?;
+            }
+            Side::Peer(to) => {
+                futures::stream::iter(rows)
+                    .map(|(key, set)| {
+                        let mut record = Vec::with_capacity(set.encoded_len());
+                        set.encode(&mut record);
+                        let req = ReplicaWriteRequest {
+                            keyspace: keyspace.to_string(),
+                            key,
+                            record,
+                            coordinator: self.peers.me().id.clone(),
+                        };
+                        self.peers.replica_write(to, req, self.limits.call_timeout)
+                    })
+                    .buffer_unordered(self.limits.push_concurrency.max(1))
+                    .try_collect::<Vec<()>>()
+                    .await?;
+            }
+        }
+        metrics::counter!("geokv_repair_keys_streamed_total", "direction" => direction(side))
+            .increment(n);
+        Ok(())
+    }
+
+    /// Brings `a` and `b` to the merge of their rows in `range`.
+    #[tracing::instrument(name = "repair.stream", skip(self), fields(range = %range))]
+    async fn stream(
+        &self,
+        keyspace: &str,
+        range: TokenRange,
+        a: Side,
+        b: Side,
+    ) -> Result<(u64, u64), RepairError> {
+        let mut join = Join::new();
+        let (mut to_a, mut to_b) = (0u64, 0u64);
+        loop {
+            while let Some((which, after)) = join.wants() {
+                let side = if which == Which::A { a } else { b };
+                let (rows, more) = self
+                    .scan(side, keyspace, range, after.map(<[u8]>::to_vec))
+                    .await?;
+                join.feed(which, rows, more);
+            }
+            let Transfers { to_a: ra, to_b: rb } = join.decide();
+            to_a += ra.len() as u64;
+            to_b += rb.len() as u64;
+            let (x, y) = tokio::join!(self.apply(a, keyspace, ra), self.apply(b, keyspace, rb));
+            x.and(y)?;
+            if join.finished() {
+                return Ok((to_a, to_b));
+            }
+        }
+    }
+
+    /// One session: compare trees of `depth` over `range`, stream what differs.
+    #[tracing::instrument(name = "repair.session", skip(self),
+        fields(a = %self.name(a), b = %self.name(b), range = %range))]
+    pub async fn sync_pair(
+        &self,
+        keyspace: &str,
+        range: TokenRange,
+        a: Side,
+        b: Side,
+        depth: u32,
+    ) -> Result<SessionStats, RepairError> {
+        let (la, lb) = tokio::try_join!(
+            self.leaves(a, keyspace, range, depth),
+            self.leaves(b, keyspace, range, depth)
+        )?;
+        let diff = differing_ranges(range, depth, &la, &lb)?;
+        metrics::counter!("geokv_repair_sessions_total").increment(1);
+        metrics::counter!("geokv_repair_leaves_differing_total").increment(diff.leaves as u64);
+        let mut stats = SessionStats {
+            leaves_differing: diff.leaves as u64,
+            sub_ranges: diff.ranges.len() as u64,
+            ..SessionStats::default()
+        };
+        for sub in diff.ranges {
+            let (x, y) = self.stream(keyspace, sub, a, b).await?;
+            stats.to_a += x;
+            stats.to_b += y;
+        }
+        if stats.leaves_differing > 0 {
+            tracing::info!(
+                leaves = stats.leaves_differing,
+                to_a = stats.to_a,
+                to_b = stats.to_b,
+                "repair session streamed"
+            );
+        }
+        Ok(stats)
+    }
+}
