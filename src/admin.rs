@@ -9,8 +9,10 @@
 //! POST /faults/cut?target=dc2        refuse calls to/from a node or datacenter
 //! POST /faults/heal?target=dc2       undo a cut (target=* heals all)
 //! POST /faults/delay?dc=dc2&ms=50    one-way delay towards a datacenter
+//! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! ```
 
+use crate::repair::Repair;
 use crate::transport::faults::Faults;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -50,6 +52,7 @@ struct Admin {
     node_id: String,
     metrics: PrometheusHandle,
     faults: Arc<Faults>,
+    repair: Option<Arc<Repair>>,
 }
 
 fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -70,6 +73,27 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
 }
 
 impl Admin {
+    /// `POST /repair`: runs a sweep (waiting for one in progress) and
+    /// answers with its summary.
+    async fn repair(&self, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
+        let Some(repair) = &self.repair else {
+            return reply(
+                StatusCode::NOT_FOUND,
+                "repair is not running on this node\n",
+            );
+        };
+        match repair.sweep(q.get("keyspace").map(String::as_str)).await {
+            Ok(s) => reply(
+                StatusCode::OK,
+                serde_json::to_string(&s).unwrap_or_default() + "\n",
+            ),
+            Err(e @ crate::repair::RepairError::Ring(_)) => {
+                reply(StatusCode::BAD_REQUEST, format!("{e}\n"))
+            }
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        }
+    }
+
     fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let q = query(&req);
         match (req.method(), req.uri().path()) {
@@ -109,6 +133,7 @@ pub async fn serve(
     addr: SocketAddr,
     node_id: String,
     faults: Arc<Faults>,
+    repair: Option<Arc<Repair>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
@@ -116,6 +141,7 @@ pub async fn serve(
         node_id,
         metrics: install_metrics(),
         faults,
+        repair,
     });
     loop {
         let (stream, _) = tokio::select! {
@@ -126,7 +152,15 @@ pub async fn serve(
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let admin = admin.clone();
-                async move { Ok::<_, std::convert::Infallible>(admin.handle(req)) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        if req.method() == Method::POST && req.uri().path() == "/repair" {
+                            admin.repair(&query(&req)).await
+                        } else {
+                            admin.handle(req)
+                        },
+                    )
+                }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -1,7 +1,7 @@
 //! Wires the subsystems of one node and owns its start-up and shutdown:
 //! engine → replica → hints → membership → coordinator → servers
 //! (client gRPC, internode gRPC, admin HTTP) → background loops (gossip,
-//! hint delivery). Must not contain request logic.
+//! hint delivery, anti-entropy). Must not contain request logic.
 
 use crate::admin;
 use crate::api::KvService;
@@ -14,6 +14,7 @@ use crate::hints::{Hints, HintsConfig};
 use crate::membership::{Gossiper, MembershipConfig, MonotonicClock};
 use crate::proto::v1::internode::internode_server::InternodeServer;
 use crate::proto::v1::kv_server::KvServer;
+use crate::repair::{Repair, RepairConfig, SessionIo};
 use crate::replica::Replica;
 use crate::ring::Ring;
 use crate::topology::{NodeIdx, Topology};
@@ -38,6 +39,7 @@ pub struct NodeConfig {
     pub coordinator: CoordinatorConfig,
     pub hints: HintsConfig,
     pub membership: MembershipConfig,
+    pub repair: RepairConfig,
     pub max_siblings: usize,
 }
 
@@ -53,6 +55,7 @@ impl NodeConfig {
             coordinator: CoordinatorConfig::default(),
             hints: HintsConfig::default(),
             membership: MembershipConfig::default(),
+            repair: RepairConfig::default(),
             max_siblings: DEFAULT_MAX_SIBLINGS,
         }
     }
@@ -181,6 +184,18 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         cfg.coordinator.clone(),
     ));
 
+    let repair = Arc::new(Repair::new(
+        me.idx,
+        SessionIo {
+            ring: ring.clone(),
+            replica: replica.clone(),
+            peers: peers.clone(),
+            limits: cfg.repair.session.clone(),
+        },
+        liveness.clone(),
+        cfg.repair.clone(),
+    ));
+
     let internode = InternodeService {
         ring: ring.clone(),
         replica: replica.clone(),
@@ -249,14 +264,15 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         });
     }
     {
-        let (addr, id, f, sd) = (
+        let (addr, id, f, r, sd) = (
             me.admin_address,
             me.id.clone(),
             faults.clone(),
+            repair.clone(),
             shutdown.clone(),
         );
         tasks.spawn(async move {
-            admin::serve(addr, id, f, sd)
+            admin::serve(addr, id, f, Some(r), sd)
                 .await
                 .map_err(|e| e.to_string())
         });
@@ -280,6 +296,13 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
                 sd,
             )
             .await;
+            Ok(())
+        });
+    }
+    {
+        let (r, sd) = (repair.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            r.run(sd).await;
             Ok(())
         });
     }

@@ -42,6 +42,11 @@ pub struct NodeArgs {
     /// anti-entropy instead.
     #[arg(long, default_value_t = 24 * 3600)]
     pub hint_window_secs: u64,
+    /// Period of the full anti-entropy sweep (Merkle-tree repair of every
+    /// range this node replicates); 0 disables it. Ranges recorded by the
+    /// hinted queues are repaired regardless.
+    #[arg(long, default_value_t = 3600)]
+    pub repair_interval_secs: u64,
     /// Per-destination backlog bound of the hinted queues, in bytes.
     #[arg(long, default_value_t = 4 << 30)]
     pub max_backlog_bytes: u64,
@@ -75,6 +80,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.membership.phi_remote = args.phi_remote;
     cfg.hints.hint_window = Duration::from_secs(args.hint_window_secs);
     cfg.hints.max_backlog_bytes = args.max_backlog_bytes;
+    cfg.repair.interval = Duration::from_secs(args.repair_interval_secs);
     cfg.coordinator.default_timeout = Duration::from_millis(args.default_timeout_ms);
     cfg.membership.validate().context("membership settings")?;
 
