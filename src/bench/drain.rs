@@ -7,7 +7,8 @@
 //! (3) `keys` more inserts are written at LOCAL_QUORUM (they queue in the dc1
 //! coordinators' durable streams to dc2), (4) the links are healed and every
 //! dc1 node's `geokv_hint_backlog_entries{dest="dc:dc2"}` is polled until all
-//! are 0. Drain rate = entries queued at heal ÷ seconds from heal to empty.
+//! are 0 (`wan_delay_ms` puts a one-way delay on every inter-DC link first).
+//! Drain rate = entries queued at heal ÷ seconds from heal to empty.
 //!
 //! Owns the scenario's sequence and the metric scrape. Must not format it.
 use std::collections::BTreeMap;
@@ -46,12 +47,15 @@ pub struct DrainOptions {
     pub value_size: usize,
     /// Give up waiting for the backlog after this long.
     pub timeout: Duration,
+    /// One-way delay (ms) set on every inter-DC link before the baseline.
+    pub wan_delay_ms: u64,
     pub progress: bool,
 }
 
 /// What the scenario measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainReport {
+    pub wan_delay_ms: u64,
     /// LOCAL_QUORUM inserts with every link up.
     pub baseline: PhaseReport,
     /// LOCAL_QUORUM inserts while dc1 and dc2 were cut apart.
@@ -83,6 +87,9 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     let levels = [ConsistencyLevel::EachQuorum];
     let mut started =
         start_cluster(&opts.exe, &opts.durability, &opts.work_dir, &yaml, &levels).await?;
+    if opts.wan_delay_ms > 0 {
+        started.cluster.set_wan_delay(opts.wan_delay_ms).await?;
+    }
     let client = &started.client;
     let spec = RunSpec {
         workload: Workload::Insert,
@@ -130,6 +137,7 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     let drain_rate = backlog_total as f64 / drain.as_secs_f64().max(f64::EPSILON);
     let active = (drain - first).as_secs_f64().max(f64::EPSILON);
     Ok(DrainReport {
+        wan_delay_ms: opts.wan_delay_ms,
         ratio_to_writes: drain_rate / baseline.throughput.max(f64::EPSILON),
         baseline,
         partitioned,

@@ -37,7 +37,7 @@ fn ms(us: u64) -> f64 {
 fn row(out: &mut String, name: &str, s: &LatencySummary) {
     let _ = writeln!(
         out,
-        "{:<18} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2}",
+        "{:<18} {:>9} {:>10.1} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3}",
         name,
         s.count,
         s.throughput,
@@ -125,7 +125,7 @@ pub fn compare_table(c: &CompareReport) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<22} {:<13} {:>10.1} {:>8.3}x {:>8.2} {:>8.2} {:>7}",
+            "{:<22} {:<13} {:>10.1} {:>8.3}x {:>8.3} {:>8.3} {:>7}",
             r.setup,
             r.level,
             r.report.throughput,

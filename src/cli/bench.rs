@@ -171,6 +171,9 @@ pub struct DrainArgs {
     /// Give up if the backlog has not drained after this long.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
+    /// One-way delay (ms) on every inter-datacenter link for the whole scenario.
+    #[arg(long, default_value_t = 0)]
+    wan_delay_ms: u64,
     #[arg(long, default_value = "periodic")]
     durability: String,
     /// Scratch directory (kept); a temporary one, removed afterwards, by default.
@@ -316,6 +319,7 @@ async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         value_size: args.value_size,
         timeout: Duration::from_secs(args.timeout_secs),
+        wan_delay_ms: args.wan_delay_ms,
         progress: std::io::stderr().is_terminal(),
     };
     let result = run_drain(&opts).await;
@@ -323,6 +327,7 @@ async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&work_dir);
     }
     let r = result?;
+    println!("inter-datacenter delay: {} ms one way", r.wan_delay_ms);
     print!(
         "{}",
         phase_table("baseline (LOCAL_QUORUM inserts)", &r.baseline)
