@@ -227,18 +227,14 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         let mut sd = shutdown.clone();
         tasks.spawn(async move {
             tonic::transport::Server::builder()
-                .tcp_nodelay(true)
                 .add_service(
                     InternodeServer::new(internode)
                         .max_decoding_message_size(64 << 20)
                         .max_encoding_message_size(64 << 20),
                 )
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(internode_listener),
-                    async move {
-                        let _ = sd.wait_for(|v| *v).await;
-                    },
-                )
+                .serve_with_incoming_shutdown(incoming(internode_listener), async move {
+                    let _ = sd.wait_for(|v| *v).await;
+                })
                 .await
                 .map_err(|e| e.to_string())
         });
@@ -247,18 +243,14 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         let mut sd = shutdown.clone();
         tasks.spawn(async move {
             tonic::transport::Server::builder()
-                .tcp_nodelay(true)
                 .add_service(
                     KvServer::new(kv)
                         .max_decoding_message_size(8 << 20)
                         .max_encoding_message_size(64 << 20),
                 )
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(client_listener),
-                    async move {
-                        let _ = sd.wait_for(|v| *v).await;
-                    },
-                )
+                .serve_with_incoming_shutdown(incoming(client_listener), async move {
+                    let _ = sd.wait_for(|v| *v).await;
+                })
                 .await
                 .map_err(|e| e.to_string())
         });
@@ -335,6 +327,13 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     })?;
     tracing::info!(node = %me.id, "node stopped");
     Ok(())
+}
+
+/// Accepted connections with Nagle off: `Server::tcp_nodelay` does not apply
+/// to `serve_with_incoming*`, and Nagle plus delayed ACKs adds ~40 ms to
+/// small replies.
+fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn bind(
