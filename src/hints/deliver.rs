@@ -31,6 +31,8 @@ pub struct Delivery {
 /// Target latency of one batch; batches shrink when slower.
 const SLOW_BATCH: Duration = Duration::from_secs(2);
 const MIN_BATCH: usize = 16;
+/// Wait after a wake-up so concurrent writes share one batch (and one RPC).
+const LINGER: Duration = Duration::from_millis(2);
 
 impl Delivery {
     /// Spawns one task per destination queue; they stop on `shutdown`.
@@ -55,7 +57,10 @@ impl Delivery {
             if page.is_empty() {
                 metrics::gauge!("geokv_hint_oldest_age_seconds", "dest" => label.clone()).set(0.0);
                 tokio::select! {
-                    _ = self.hints.notified() => {}
+                    _ = self.hints.notified(&dest) => {
+                        // Let concurrent writes join this batch.
+                        tokio::time::sleep(LINGER).await;
+                    }
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                     _ = shutdown.changed() => {}
                 }

@@ -78,8 +78,9 @@ pub struct Hints {
     seq: AtomicU64,
     /// In-memory mirror of each queue's size (rebuilt from disk at start).
     backlog: Mutex<BTreeMap<Dest, Backlog>>,
-    /// Wakes the delivery tasks when something was enqueued.
-    notify: tokio::sync::Notify,
+    /// One wake-up per destination queue (a stored permit, so a wake-up
+    /// while the task is busy is not lost).
+    wake: BTreeMap<Dest, tokio::sync::Notify>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -119,15 +120,20 @@ impl Hints {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        let hints = Hints {
+        let mut hints = Hints {
             engine,
             ring,
             me,
             config,
             seq: AtomicU64::new(micros.max(max_seq + 1)),
             backlog: Mutex::new(backlog),
-            notify: tokio::sync::Notify::new(),
+            wake: BTreeMap::new(),
         };
+        hints.wake = hints
+            .destinations()
+            .into_iter()
+            .map(|d| (d, tokio::sync::Notify::new()))
+            .collect();
         hints.publish_all();
         Ok(hints)
     }
@@ -199,18 +205,12 @@ impl Hints {
         let mut record = Vec::with_capacity(set.encoded_len());
         set.encode(&mut record);
         let mut batch = WriteBatch::new();
-        self.enqueue(
-            Dest::Node(node.clone()),
-            keyspace,
-            key,
-            &record,
-            node,
-            &mut batch,
-        )?;
+        let dest = Dest::Node(node.clone());
+        self.enqueue(dest.clone(), keyspace, key, &record, node, &mut batch)?;
         if !batch.is_empty() {
             self.engine.write(batch)?;
             metrics::counter!("geokv_hints_stored_total").increment(1);
-            self.notify();
+            self.notify_dest(&dest);
         }
         Ok(())
     }
@@ -268,13 +268,27 @@ impl Hints {
         metrics::counter!("geokv_repair_recorded_total", "dest" => dest.label()).increment(1);
     }
 
-    /// Wakes the delivery tasks.
+    /// Wakes the delivery tasks of every remote datacenter's stream.
     pub fn notify(&self) {
-        self.notify.notify_waiters();
+        for (d, n) in &self.wake {
+            if matches!(d, Dest::Dc(_)) {
+                n.notify_one();
+            }
+        }
     }
 
-    pub(crate) async fn notified(&self) {
-        self.notify.notified().await
+    fn notify_dest(&self, dest: &Dest) {
+        if let Some(n) = self.wake.get(dest) {
+            n.notify_one();
+        }
+    }
+
+    /// Resolves when something was enqueued for `dest`.
+    pub(crate) async fn notified(&self, dest: &Dest) {
+        match self.wake.get(dest) {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
     }
 
     pub(crate) fn dequeued(&self, dest: &Dest, entries: u64, bytes: u64) {
