@@ -14,6 +14,7 @@ use super::cluster::{topology_yaml, write_topology, LocalCluster, NodeLaunch};
 use super::engine_loop::run_engine_workload;
 use super::report::{CompareReport, CompareRow};
 use super::runner::{self, RunSpec, Shared};
+use super::stats::Recorder;
 use super::BenchError;
 use crate::client::Client;
 use crate::coordinator::consistency::ConsistencyLevel;
@@ -56,10 +57,11 @@ pub fn parse_durability(s: &str) -> Result<Durability, BenchError> {
     }
 }
 
-/// Runs every setup in turn; `on_row` sees each row as soon as it is measured.
+/// Runs every setup in turn; `on_row` sees each row, with its histograms
+/// (for plots), as soon as it is measured.
 pub async fn run_compare(
     opts: &CompareOptions,
-    mut on_row: impl FnMut(&CompareRow),
+    mut on_row: impl FnMut(&CompareRow, &Recorder),
 ) -> Result<CompareReport, BenchError> {
     let mut rows = Vec::new();
 
@@ -78,7 +80,7 @@ pub async fn run_compare(
         level: String::new(),
         report: engine.report,
     };
-    on_row(&row);
+    on_row(&row, &engine.recorder);
     rows.push(row);
 
     let one = [ConsistencyLevel::One];
@@ -139,7 +141,7 @@ async fn measure(
     setup: &str,
     load_level: ConsistencyLevel,
     levels: &[ConsistencyLevel],
-    on_row: &mut impl FnMut(&CompareRow),
+    on_row: &mut impl FnMut(&CompareRow, &Recorder),
 ) -> Vec<CompareRow> {
     let shared = Shared::new(&opts.spec);
     runner::load(client, &spec_at(&opts.spec, load_level), &shared).await;
@@ -151,7 +153,7 @@ async fn measure(
             level: level.to_string(),
             report: r.report,
         };
-        on_row(&row);
+        on_row(&row, &r.recorder);
         rows.push(row);
     }
     rows

@@ -19,18 +19,53 @@ fn plot_err(path: &Path) -> impl Fn(String) -> BenchError + '_ {
 
 /// Writes the latency CDF of every operation kind to `path`.
 pub fn latency_cdf(path: &Path, title: &str, rec: &Recorder) -> Result<(), BenchError> {
-    let err = plot_err(path);
-    let curves: Vec<(&str, Vec<(f64, f64)>)> = rec
+    let curves = rec
         .latencies()
         .iter()
-        .map(|(kind, h)| {
-            let pts = h
-                .iter_recorded()
-                .map(|v| (v.value_iterated_to().max(1) as f64 / 1000.0, v.percentile()))
-                .collect();
-            (kind.name(), pts)
-        })
+        .map(|(kind, h)| (kind.name().to_string(), cdf_points(h)))
         .collect();
+    draw_cdf(path, title, curves)
+}
+
+/// Writes one latency CDF per compared setup (every operation kind merged)
+/// to `path`: the side-by-side view of `geokv bench compare`.
+pub fn compare_cdf(
+    path: &Path,
+    title: &str,
+    rows: &[(String, Recorder)],
+) -> Result<(), BenchError> {
+    let mut curves = Vec::new();
+    for (label, rec) in rows {
+        let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+        for h in rec.latencies().values() {
+            match &mut merged {
+                Some(m) => m.add(h).map_err(|e| BenchError::Plot {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?,
+                None => merged = Some(h.clone()),
+            }
+        }
+        if let Some(h) = merged {
+            curves.push((label.clone(), cdf_points(&h)));
+        }
+    }
+    draw_cdf(path, title, curves)
+}
+
+/// (latency in ms, percentile) points of a histogram recorded in µs.
+fn cdf_points(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to().max(1) as f64 / 1000.0, v.percentile()))
+        .collect()
+}
+
+fn draw_cdf(
+    path: &Path,
+    title: &str,
+    curves: Vec<(String, Vec<(f64, f64)>)>,
+) -> Result<(), BenchError> {
+    let err = plot_err(path);
     let max_ms = curves
         .iter()
         .flat_map(|(_, p)| p.iter().map(|x| x.0))
@@ -60,7 +95,7 @@ pub fn latency_cdf(path: &Path, title: &str, rec: &Recorder) -> Result<(), Bench
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
-            .label(name)
+            .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
     chart

@@ -153,6 +153,10 @@ pub struct CompareArgs {
     /// Write the comparison as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write plots here: `compare-latency-cdf.svg` (one curve per setup and
+    /// level) and `throughput-<n>.svg` for each row.
+    #[arg(long)]
+    plot_dir: Option<PathBuf>,
 }
 
 /// Arguments of `geokv bench drain`.
@@ -290,11 +294,14 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         wan_delay_ms: args.wan_delay_ms,
         durability: args.durability,
     };
-    let result = run_compare(&opts, |row| {
+    let mut recorded = Vec::new();
+    let result = run_compare(&opts, |row, rec| {
         eprintln!(
             "measured {} {}: {:.1} ops/s",
             row.setup, row.level, row.report.throughput
-        )
+        );
+        let label = format!("{} {}", row.setup, row.level);
+        recorded.push((label.trim().to_string(), rec.clone()));
     })
     .await;
     if temporary {
@@ -304,6 +311,27 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     print!("{}", compare_table(&report));
     if let Some(path) = &args.json {
         write_json(path, &report)?;
+    }
+    if let Some(dir) = &args.plot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let title = format!(
+            "workload {}, inter-DC delay {} ms: latency CDF",
+            report.workload, report.wan_delay_ms
+        );
+        plot::compare_cdf(&dir.join("compare-latency-cdf.svg"), &title, &recorded)?;
+        for (i, row) in report.rows.iter().enumerate() {
+            let title = format!("throughput, {} {}", row.setup, row.level);
+            plot::throughput(
+                &dir.join(format!("throughput-{i}.svg")),
+                title.trim(),
+                &row.report.timeline,
+            )?;
+        }
+        println!(
+            "plots: {}/compare-latency-cdf.svg and throughput-0..{}.svg",
+            dir.display(),
+            report.rows.len().saturating_sub(1)
+        );
     }
     Ok(())
 }
