@@ -20,27 +20,7 @@ async fn admin_slow(
     method: &str,
     path: &str,
 ) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(300), s.read_to_end(&mut buf))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if !head.starts_with("HTTP/1.1 2") {
-        return Err(format!("{head}\n{body}"));
-    }
-    Ok(body.to_string())
+    admin_within(addr, method, path, Duration::from_secs(300)).await
 }
 
 async fn repair(cluster: &Cluster, id: &str) -> serde_json::Value {

@@ -320,8 +320,19 @@ impl Drop for Cluster {
     }
 }
 
-/// A minimal HTTP/1.1 request to an admin port.
+/// A minimal HTTP/1.1 request to an admin port (5 s to answer).
 pub async fn admin(addr: std::net::SocketAddr, method: &str, path: &str) -> Result<String, String> {
+    admin_within(addr, method, path, Duration::from_secs(5)).await
+}
+
+/// [`admin`] with a chosen deadline for the answer (e.g. a whole repair
+/// sweep). On a non-2xx answer the error holds the status line and the body.
+pub async fn admin_within(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    limit: Duration,
+) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
         .await
@@ -334,18 +345,16 @@ pub async fn admin(addr: std::net::SocketAddr, method: &str, path: &str) -> Resu
         .await
         .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+    tokio::time::timeout(limit, s.read_to_end(&mut buf))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf).to_string();
-    if !text.starts_with("HTTP/1.1 2") {
-        return Err(text.lines().next().unwrap_or("").to_string());
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.starts_with("HTTP/1.1 2") {
+        return Err(format!("{head}\n{body}"));
     }
-    Ok(text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default())
+    Ok(body.to_string())
 }
 
 pub fn opts(level: Consistency) -> Option<RequestOptions> {
