@@ -13,7 +13,7 @@ use crate::engine::{Cf, WriteBatch};
 use crate::proto::v1::internode::{StreamBatch, StreamEntry};
 use crate::ring::Ring;
 use crate::topology::{NodeIdx, NodeInfo};
-use crate::transport::Peers;
+use crate::transport::{OutboundStream, Peers};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -48,6 +48,9 @@ impl Delivery {
         let mut limit = MIN_BATCH * 4;
         let mut backoff = Duration::from_millis(50);
         let mut rr = 0usize;
+        // The open stream of this queue; reopened (possibly to another node
+        // of the destination datacenter) after any error.
+        let mut stream: Option<OutboundStream> = None;
         let label = dest.label();
         loop {
             if *shutdown.borrow() {
@@ -73,13 +76,22 @@ impl Delivery {
             if page.is_empty() {
                 continue;
             }
-            let Some(target) = self.pick_target(&dest, &mut rr) else {
+            // Stay on the open stream while its node is up.
+            let current = stream
+                .as_ref()
+                .map(|s| s.to)
+                .filter(|n| self.liveness.is_up(*n));
+            let Some(target) = current.or_else(|| self.pick_target(&dest, &mut rr)) else {
+                stream = None;
                 self.idle(&mut shutdown, backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             };
+            if current.is_none() {
+                stream = None;
+            }
             let started = Instant::now();
-            match self.send(target, &page).await {
+            match self.send(&mut stream, target, &page).await {
                 Ok(()) => {
                     backoff = Duration::from_millis(50);
                     let took = started.elapsed();
@@ -96,6 +108,7 @@ impl Delivery {
                     self.delete(&dest, &page).await;
                 }
                 Err(e) => {
+                    stream = None;
                     tracing::debug!(dest = %label, error = %e, "batch not delivered");
                     metrics::counter!("geokv_hint_send_failures_total", "dest" => label.clone())
                         .increment(1);
@@ -196,6 +209,7 @@ impl Delivery {
     #[tracing::instrument(name = "hints.send_batch", skip_all, fields(to = target.0, entries = page.len()))]
     async fn send(
         &self,
+        stream: &mut Option<OutboundStream>,
         target: NodeIdx,
         page: &[(Vec<u8>, u64, StreamEntry, u64)],
     ) -> Result<(), String> {
@@ -204,9 +218,18 @@ impl Delivery {
             source_dc: self.me.dc.clone(),
             entries: page.iter().map(|p| p.2.clone()).collect(),
         };
+        if stream.is_none() {
+            let opened = self
+                .peers
+                .open_stream(target, Duration::from_secs(5))
+                .await
+                .map_err(|e| e.to_string())?;
+            *stream = Some(opened);
+        }
+        let open = stream.as_mut().expect("opened above");
         let ack = self
             .peers
-            .stream_batch(target, batch, Duration::from_secs(10))
+            .stream_send(open, batch, Duration::from_secs(10))
             .await
             .map_err(|e| e.to_string())?;
         if !ack.failed.is_empty() {

@@ -4,7 +4,8 @@
 //! A mutation bound for a remote datacenter is appended to that datacenter's
 //! queue in the same RocksDB batch as the local write (see
 //! `coordinator::write`), before the client is acknowledged; [`deliver`]
-//! drains each queue in sequence order over `ApplyBatch`, and [`receive`]
+//! drains each queue in sequence order over a bidirectional `Stream` RPC
+//! (one acknowledgement per batch, in order), and [`receive`]
 //! applies a batch to the receiving datacenter's replicas (hinting locally
 //! for any that are down) before acknowledging. Redelivery is harmless:
 //! sibling-set merge is idempotent.

@@ -116,12 +116,45 @@ impl Internode for InternodeService {
         }))
     }
 
-    async fn apply_batch(&self, req: Request<StreamBatch>) -> Result<Response<StreamAck>, Status> {
-        let span = self.admit(&req, "apply_batch")?;
-        let batch = req.into_inner();
-        Ok(Response::new(
-            self.receiver.apply(batch).instrument(span).await,
-        ))
+    type StreamStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<StreamAck, Status>> + Send + 'static>>;
+
+    async fn stream(
+        &self,
+        req: Request<tonic::Streaming<StreamBatch>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let span = self.admit(&req, "stream")?;
+        let peer = req
+            .metadata()
+            .get(FROM_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|id| self.ring.node_by_id(id))
+            .cloned();
+        let mut inbound = req.into_inner();
+        let receiver = self.receiver.clone();
+        let faults = self.faults.clone();
+        // Acks go back in batch order; a small buffer is enough because the
+        // sender keeps one batch in flight.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(
+            async move {
+                while let Ok(Some(batch)) = inbound.message().await {
+                    if peer.as_ref().is_some_and(|p| faults.incoming_cut(p)) {
+                        let cut = Status::unavailable("link cut (fault injection)");
+                        let _ = tx.send(Err(cut)).await;
+                        break;
+                    }
+                    let ack = receiver.apply(batch).await;
+                    if tx.send(Ok(ack)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn gossip(&self, req: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
