@@ -292,7 +292,9 @@ impl Client {
                 }
                 Err(status) => {
                     let mut err = ClientError::from(status);
-                    if let ClientError::Transport { message } = &mut err {
+                    if let ClientError::Transport { message }
+                    | ClientError::ConnectionLost { message } = &mut err
+                    {
                         *node.unreachable_until.lock() =
                             Some(Instant::now() + UNREACHABLE_COOLDOWN);
                         *message = format!("{}: {message}", node.addr.url);

@@ -76,6 +76,14 @@ pub enum ClientError {
         /// The connect error.
         message: String,
     },
+    /// The connection broke while the request was in flight (e.g. the
+    /// coordinator was killed): the request may or may not have been applied,
+    /// so only idempotent calls are retried, on another endpoint.
+    #[error("connection lost: {message}")]
+    ConnectionLost {
+        /// What broke.
+        message: String,
+    },
     /// Any other gRPC status.
     #[error("{code:?}: {message}")]
     Other {
@@ -100,7 +108,9 @@ impl ClientError {
     /// ```
     pub fn code(&self) -> Code {
         match self {
-            ClientError::Unavailable { .. } | ClientError::Transport { .. } => Code::Unavailable,
+            ClientError::Unavailable { .. }
+            | ClientError::Transport { .. }
+            | ClientError::ConnectionLost { .. } => Code::Unavailable,
             ClientError::Timeout { .. } => Code::DeadlineExceeded,
             ClientError::InvalidArgument { .. } => Code::InvalidArgument,
             ClientError::FailedPrecondition { .. } => Code::FailedPrecondition,
@@ -127,6 +137,7 @@ impl ClientError {
             | ClientError::FailedPrecondition { message }
             | ClientError::NotFound { message }
             | ClientError::Transport { message }
+            | ClientError::ConnectionLost { message }
             | ClientError::Other { message, .. } => message,
         }
     }
@@ -149,7 +160,8 @@ impl ClientError {
         match self {
             ClientError::Unavailable { .. }
             | ClientError::Timeout { .. }
-            | ClientError::Transport { .. } => true,
+            | ClientError::Transport { .. }
+            | ClientError::ConnectionLost { .. } => true,
             ClientError::Other { code, .. } => {
                 matches!(code, Code::Aborted | Code::ResourceExhausted)
             }
@@ -194,6 +206,21 @@ impl From<tonic::Status> for ClientError {
         if source_chain_has::<tonic::TimeoutExpired>(&status) {
             return ClientError::Timeout {
                 message: format!("client deadline expired ({message})"),
+            };
+        }
+        // A connection that broke under the request (the coordinator was
+        // killed or reset it): tonic reports UNKNOWN "transport error" (or
+        // "Service was not ready: transport error" when the channel died),
+        // and hyper's cancellation of the in-flight request as CANCELLED.
+        // Checked after the client's own deadline, which is also CANCELLED.
+        let broken = match status.code() {
+            Code::Unknown => status.message().contains("transport error"),
+            Code::Cancelled => true,
+            _ => false,
+        };
+        if broken {
+            return ClientError::ConnectionLost {
+                message: chain_message(&status),
             };
         }
         match status.code() {
@@ -308,5 +335,40 @@ mod tests {
     fn code_names_are_canonical() {
         assert_eq!(code_name(Code::Unavailable), "UNAVAILABLE");
         assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn a_connection_broken_mid_request_is_retried_for_reads_only() {
+        let err = ClientError::from(tonic::Status::new(Code::Unknown, "transport error"));
+        assert!(matches!(err, ClientError::ConnectionLost { .. }), "{err:?}");
+        assert_eq!(err.code(), Code::Unavailable);
+        let policy = crate::client::RetryPolicy::default();
+        assert!(
+            policy.should_retry(0, &err, true),
+            "a read goes to another node"
+        );
+        assert!(
+            !policy.should_retry(0, &err, false),
+            "a write may have been applied"
+        );
+        let dead = ClientError::from(tonic::Status::new(
+            Code::Unknown,
+            "Service was not ready: transport error",
+        ));
+        assert!(
+            matches!(dead, ClientError::ConnectionLost { .. }),
+            "{dead:?}"
+        );
+        let canceled = ClientError::from(tonic::Status::new(
+            Code::Cancelled,
+            "operation was canceled",
+        ));
+        assert!(
+            matches!(canceled, ClientError::ConnectionLost { .. }),
+            "{canceled:?}"
+        );
+        // Other UNKNOWN statuses stay as they are.
+        let other = ClientError::from(tonic::Status::new(Code::Unknown, "boom"));
+        assert!(matches!(other, ClientError::Other { .. }));
     }
 }
