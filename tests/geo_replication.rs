@@ -231,3 +231,101 @@ async fn gossip_detects_a_dead_node_and_does_not_flap_under_wan_delay() {
             .await;
     }
 }
+
+/// Sums a metric over the nodes of one datacenter.
+async fn dc_metric(cluster: &Cluster, dc: &str, name: &str, filter: &str) -> f64 {
+    let mut sum = 0.0;
+    for n in cluster.nodes.iter().filter(|n| n.dc == dc) {
+        sum += cluster.metric(&n.id, name, filter).await;
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_acknowledgements_come_through_the_stream() {
+    let cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = ReplicaReader::default();
+    let mut c = cluster.client("dc1-n1").await;
+
+    // EACH_QUORUM and ALL need dc2's replicas: their acknowledgements come
+    // back on dc1's streams to dc2, never from direct cross-DC writes.
+    let mut written = Vec::new();
+    for i in 0..20 {
+        let (k, v) = (format!("eq-{i}"), format!("e{i}"));
+        let level = if i % 2 == 0 {
+            Consistency::EachQuorum
+        } else {
+            Consistency::All
+        };
+        let r = put(&mut c, &k, &v, vec![], level)
+            .await
+            .unwrap_or_else(|e| panic!("{level:?} put {k}: {e:?}"));
+        let need = if level == Consistency::All { 6 } else { 4 };
+        assert!(r.acks >= need, "{level:?} {k}: {} acks", r.acks);
+        written.push((k, v));
+    }
+    let urgent = dc_metric(
+        &cluster,
+        "dc2",
+        "geokv_stream_applied_total",
+        "from_dc=\"dc1\",lane=\"urgent\"",
+    )
+    .await;
+    assert!(urgent >= 20.0, "dc2 applied {urgent} urgent stream entries");
+    let direct = dc_metric(
+        &cluster,
+        "dc2",
+        "geokv_internode_requests_total",
+        "rpc=\"replica_write\",from_dc=\"dc1\"",
+    )
+    .await;
+    let streams = dc_metric(
+        &cluster,
+        "dc2",
+        "geokv_internode_requests_total",
+        "rpc=\"stream\",from_dc=\"dc1\"",
+    )
+    .await;
+    assert!(streams > 0.0, "dc1 opened streams to dc2");
+    assert_eq!(direct, 0.0, "no write crossed the WAN outside the stream");
+    // The acknowledged writes are on every dc2 replica already.
+    for (k, v) in &written {
+        for r in replicas_in(&cluster, "default", k, "dc2") {
+            let held = reader.holds(&r, "default", k).await;
+            assert!(
+                held.as_ref().is_some_and(|h| h.contains(v)),
+                "{k} on {}: {held:?}",
+                r.id
+            );
+        }
+    }
+
+    // With dc2 cut off, EACH_QUORUM cannot be met, and says so; the write
+    // stays queued in the stream and reaches dc2 after the heal.
+    cluster.partition_dcs("dc1", "dc2", true).await;
+    let e = put(&mut c, "eq-cut", "queued", vec![], Consistency::EachQuorum)
+        .await
+        .expect_err("EACH_QUORUM with dc2 cut off");
+    assert!(
+        matches!(
+            e.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
+        ),
+        "{e:?}"
+    );
+    assert!(e.message().contains("EACH_QUORUM"), "{}", e.message());
+    assert!(e.message().contains("dc2 has 0 of 2"), "{}", e.message());
+    println!(
+        "EACH_QUORUM with dc2 cut off: {:?}: {}",
+        e.code(),
+        e.message()
+    );
+    let local = get(&mut c, "eq-cut", Consistency::LocalQuorum)
+        .await
+        .expect("dc1 read");
+    assert_eq!(values(&local), vec!["queued".to_string()]);
+    cluster.partition_dcs("dc1", "dc2", false).await;
+    let cut = vec![("eq-cut".to_string(), "queued".to_string())];
+    let took = wait_dc_holds(&reader, &cluster, "dc2", &cut, Duration::from_secs(30)).await;
+    println!("the write that timed out at EACH_QUORUM reached dc2 {took:?} after the heal");
+}

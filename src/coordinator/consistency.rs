@@ -242,6 +242,24 @@ impl Requirement {
         }
     }
 
+    /// The datacenters still short of their count, e.g. `dc2 has 0 of 2`
+    /// (empty unless the requirement is per datacenter).
+    pub fn shortfall(&self, acks: &AckCounts) -> String {
+        let short = |dc: &str, n: u32| {
+            let got = acks.in_dc(dc);
+            (got < n).then(|| format!("{dc} has {got} of {n}"))
+        };
+        match self {
+            Requirement::Local { dc, count } => short(dc, *count).unwrap_or_default(),
+            Requirement::EachDc { per_dc } => per_dc
+                .iter()
+                .filter_map(|(dc, n)| short(dc, *n))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Requirement::AnyOrHint | Requirement::Total { .. } => String::new(),
+        }
+    }
+
     /// The acks received so far satisfy the requirement. Hints count only
     /// for ANY.
     pub fn is_met(&self, acks: &AckCounts) -> bool {

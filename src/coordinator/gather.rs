@@ -10,8 +10,18 @@ use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// One replica's answer: its node, datacenter and result.
-pub(super) type Answer<T> = (NodeIdx, String, Result<T, String>);
+/// An answer towards a level.
+pub(super) enum Answer<T> {
+    /// One replica's answer: its node, datacenter and result.
+    Replica(NodeIdx, String, Result<T, String>),
+    /// A datacenter's answer through its hinted stream: of the `settles`
+    /// replicas there, how many applied the write.
+    Stream {
+        dc: String,
+        settles: u32,
+        result: Result<u32, String>,
+    },
+}
 
 /// The answers gathered once the level was met.
 pub(super) struct Gathered<T> {
@@ -19,9 +29,10 @@ pub(super) struct Gathered<T> {
     pub acks: AckCounts,
 }
 
-/// Gathers answers from `rx`. `pending` counts the requests in flight per
-/// datacenter; `acks` the acknowledgements already obtained (e.g. the
-/// coordinating replica's, or stored hints for ANY).
+/// Gathers answers from `rx`. `pending` counts the replicas per datacenter
+/// whose answer is still to come (a stream answer settles several at once);
+/// `acks` the acknowledgements already obtained (e.g. the coordinating
+/// replica's, or stored hints for ANY).
 pub(super) async fn gather<T>(
     level: ConsistencyLevel,
     req: &Requirement,
@@ -48,8 +59,12 @@ pub(super) async fn gather<T>(
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Err(_) | Ok(None) => {
                 let mut detail = String::new();
+                let short = req.shortfall(&acks);
+                if !short.is_empty() {
+                    detail = format!(" ({short})");
+                }
                 if !errors.is_empty() {
-                    detail = format!(" (failed: {})", errors.join("; "));
+                    detail.push_str(&format!(" (failed: {})", errors.join("; ")));
                 }
                 return Err(GeokvError::timeout(
                     level,
@@ -59,7 +74,7 @@ pub(super) async fn gather<T>(
                     detail,
                 ));
             }
-            Ok(Some((node, dc, res))) => {
+            Ok(Some(Answer::Replica(node, dc, res))) => {
                 if let Some(p) = pending.get_mut(&dc) {
                     *p = p.saturating_sub(1);
                 }
@@ -69,6 +84,19 @@ pub(super) async fn gather<T>(
                         ok.push((node, v));
                     }
                     Err(e) => errors.push(e),
+                }
+            }
+            Ok(Some(Answer::Stream {
+                dc,
+                settles,
+                result,
+            })) => {
+                if let Some(p) = pending.get_mut(&dc) {
+                    *p = p.saturating_sub(settles);
+                }
+                match result {
+                    Ok(n) => *acks.per_dc.entry(dc).or_default() += n.min(settles),
+                    Err(e) => errors.push(format!("{dc} stream: {e}")),
                 }
             }
         }

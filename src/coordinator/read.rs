@@ -118,7 +118,9 @@ impl Coordinator {
             tokio::spawn(tracing::Instrument::instrument(
                 async move {
                     let res = replica.blocking(move |r| r.read(&ks, &key)).await;
-                    let _ = tx.send((n, dc, res.map_err(|e| e.to_string()))).await;
+                    let _ = tx
+                        .send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())))
+                        .await;
                 },
                 span,
             ));
@@ -139,7 +141,7 @@ impl Coordinator {
                     Ok(_) => Ok(None),
                     Err(e) => Err(e.to_string()),
                 };
-                let _ = tx.send((n, dc, res)).await;
+                let _ = tx.send(Answer::Replica(n, dc, res)).await;
             },
             span,
         ));

@@ -9,14 +9,17 @@
 //!    acknowledging. So a coordinator crash after the ack loses nothing.
 //! 3. The record is merged into the other replicas of our datacenter; a replica
 //!    that is down or fails gets a durable hint instead. Remote datacenters are
-//!    reached through their stream; only a level that needs remote
+//!    reached only through their stream. A level that needs remote
 //!    acknowledgements (QUORUM, EACH_QUORUM, ALL, TWO/THREE beyond the local
-//!    replicas) also writes to remote replicas directly and waits for them.
+//!    replicas) puts the entry in the *urgent lane* of those datacenters'
+//!    streams and waits for its acknowledgement, which says how many replicas
+//!    there applied it; it never waits behind a backlog (see `hints`).
 
 use super::consistency::{AckCounts, OpKind, Requirement};
 use super::gather::{gather, Answer};
 use super::{Coordinator, WriteRequest};
 use crate::error::GeokvError;
+use crate::hints::waiters::StreamWait;
 use crate::proto::v1::internode::{ReplicaUpdateRequest, ReplicaWriteRequest};
 use crate::topology::NodeIdx;
 use crate::version::{SiblingSet, VersionVector};
@@ -63,38 +66,49 @@ impl Coordinator {
             .map(|d| d.dc.clone())
             .collect();
 
-        let (chosen, record) = self
-            .update_at_nearest(&req, &order, &remote_dcs, deadline)
+        let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
+        let (chosen, record, waits) = self
+            .update_at_nearest(&req, &order, &remote_dcs, &wait_for, deadline)
             .await?;
         let mut acks = AckCounts::default();
-        *acks
-            .per_dc
-            .entry(self.dc_of(chosen).to_string())
-            .or_default() += 1;
+        let chosen_dc = self.dc_of(chosen).to_string();
+        if !wait_for.contains(&chosen_dc) {
+            // (An awaited datacenter's stream answer counts the chosen replica.)
+            *acks.per_dc.entry(chosen_dc).or_default() += 1;
+        }
 
-        let needs_remote = self.needs_remote_acks(&requirement, &alive);
         let mut encoded = Vec::with_capacity(record.encoded_len());
         record.encode(&mut encoded);
         let (tx, rx) = mpsc::channel::<Answer<()>>(order.len().max(1));
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
         for &n in &order {
-            if n == chosen {
-                continue;
-            }
             let dc = self.dc_of(n).to_string();
-            let local = dc == self.me.dc;
-            if !local && !needs_remote {
-                continue; // delivered by the stream
+            if n == chosen || dc != self.me.dc {
+                continue; // remote datacenters: through their stream
             }
             if !self.is_up(n) {
-                if local {
-                    self.hints.hint_node(n, &req.keyspace, &req.key, &record)?;
-                    acks.hints += 1;
-                }
+                self.hints.hint_node(n, &req.keyspace, &req.key, &record)?;
+                acks.hints += 1;
                 continue;
             }
             *pending.entry(dc.clone()).or_default() += 1;
             self.spawn_replica_write(n, dc, &req, encoded.clone(), &record, deadline, tx.clone());
+        }
+        for wait in waits {
+            let settles = set.in_dc(&wait.dc).len() as u32;
+            *pending.entry(wait.dc.clone()).or_default() += settles;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let dc = wait.dc.clone();
+                let result = wait.outcome().await;
+                let _ = tx
+                    .send(Answer::Stream {
+                        dc,
+                        settles,
+                        result,
+                    })
+                    .await;
+            });
         }
         drop(tx);
         let timeout_ms = req.timeout.as_millis() as u64;
@@ -115,13 +129,30 @@ impl Coordinator {
         })
     }
 
-    /// Whether the level needs acknowledgements from outside our datacenter
-    /// (beyond what our live local replicas can give).
-    fn needs_remote_acks(&self, req: &Requirement, alive: &BTreeMap<String, u32>) -> bool {
+    /// The remote datacenters whose acknowledgements the level needs (and so
+    /// waits for through their streams): every datacenter with a quorum of
+    /// its own for EACH_QUORUM, every remote one when a total count exceeds
+    /// what our live local replicas can give.
+    fn awaited_dcs(
+        &self,
+        req: &Requirement,
+        alive: &BTreeMap<String, u32>,
+        remote_dcs: &[String],
+    ) -> Vec<String> {
         match req {
-            Requirement::AnyOrHint | Requirement::Local { .. } => false,
-            Requirement::Total { count } => *count > alive.get(&self.me.dc).copied().unwrap_or(0),
-            Requirement::EachDc { per_dc } => per_dc.iter().any(|(dc, _)| *dc != self.me.dc),
+            Requirement::AnyOrHint | Requirement::Local { .. } => Vec::new(),
+            Requirement::Total { count } => {
+                if *count > alive.get(&self.me.dc).copied().unwrap_or(0) {
+                    remote_dcs.to_vec()
+                } else {
+                    Vec::new()
+                }
+            }
+            Requirement::EachDc { per_dc } => per_dc
+                .iter()
+                .filter(|(dc, n)| *dc != self.me.dc && *n > 0)
+                .map(|(dc, _)| dc.clone())
+                .collect(),
         }
     }
 
@@ -132,8 +163,9 @@ impl Coordinator {
         req: &WriteRequest,
         order: &[NodeIdx],
         remote_dcs: &[String],
+        wait_for: &[String],
         deadline: Instant,
-    ) -> Result<(NodeIdx, SiblingSet), GeokvError> {
+    ) -> Result<(NodeIdx, SiblingSet, Vec<StreamWait>), GeokvError> {
         let ts = now_ms();
         let mut errors = Vec::new();
         for &n in order.iter().filter(|n| self.is_up(**n)) {
@@ -145,17 +177,20 @@ impl Coordinator {
                     req.context.clone(),
                 );
                 let hints = self.hints.clone();
-                let dcs = remote_dcs.to_vec();
-                let set = self
+                let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
+                let (set, waits) = self
                     .replica
                     .blocking(move |r| {
-                        r.update(&ks, &key, value, &ctx, ts, |set, batch| {
-                            hints.stream_append(&dcs, &ks, &key, set, batch)
-                        })
+                        let mut waits = Vec::new();
+                        let set = r.update(&ks, &key, value, &ctx, ts, |set, batch| {
+                            waits = hints.stream_append(&dcs, &wait, &ks, &key, set, batch)?;
+                            Ok(())
+                        })?;
+                        Ok((set, waits))
                     })
                     .await?;
-                self.hints.notify();
-                return Ok((n, set));
+                self.hints.notify_appended(remote_dcs, wait_for);
+                return Ok((n, set, waits));
             }
             let msg = ReplicaUpdateRequest {
                 keyspace: req.keyspace.clone(),
@@ -170,9 +205,14 @@ impl Coordinator {
                     let set = SiblingSet::decode(&resp.record).map_err(|e| {
                         GeokvError::Internal(format!("replica {} sent a bad record: {e}", n.0))
                     })?;
-                    self.hints
-                        .stream_append_now(remote_dcs, &req.keyspace, &req.key, &set)?;
-                    return Ok((n, set));
+                    let waits = self.hints.stream_append_now(
+                        remote_dcs,
+                        wait_for,
+                        &req.keyspace,
+                        &req.key,
+                        &set,
+                    )?;
+                    return Ok((n, set, waits));
                 }
                 Err(crate::transport::TransportError::Rpc { code, message, .. })
                     if code == tonic::Code::FailedPrecondition
@@ -206,7 +246,6 @@ impl Coordinator {
     ) {
         let peers = self.peers.clone();
         let hints = self.hints.clone();
-        let local = dc == self.me.dc;
         let msg = ReplicaWriteRequest {
             keyspace: req.keyspace.clone(),
             key: req.key.to_vec(),
@@ -220,15 +259,13 @@ impl Coordinator {
             async move {
                 let res = peers.replica_write(n, msg, timeout).await;
                 if let Err(e) = &res {
-                    // Remote datacenters are covered by their stream; a local
-                    // replica that failed gets a hint.
-                    if local {
-                        if let Err(h) = hints.hint_node(n, &ks, &key, &record) {
-                            tracing::error!(error = %h, "could not store hint after {e}");
-                        }
+                    // A local replica that failed gets a hint.
+                    if let Err(h) = hints.hint_node(n, &ks, &key, &record) {
+                        tracing::error!(error = %h, "could not store hint after {e}");
                     }
                 }
-                let _ = tx.send((n, dc, res.map_err(|e| e.to_string()))).await;
+                let res = res.map(|_| ()).map_err(|e| e.to_string());
+                let _ = tx.send(Answer::Replica(n, dc, res)).await;
             },
             span,
         ));

@@ -1,22 +1,36 @@
-//! Drains each hinted queue in order: one batch in flight per destination,
-//! sized adaptively (AIMD: grow while the destination acknowledges quickly,
-//! halve on failure or slowness), so replay runs as fast as the destination
-//! accepts rather than at a fixed byte rate, and backs off when it struggles.
+//! Drains each hinted queue over one open `Stream` per destination, several
+//! batches in flight:
+//!
+//! - the **urgent lane** (entries a client waits on) is sent at once, in
+//!   small batches, with its own window, so a waiting EACH_QUORUM/QUORUM/ALL
+//!   write never queues behind a backlog; each acknowledgement resolves the
+//!   coordinators' waits with the number of replicas that applied the entry;
+//! - the **backlog lane** is sent in batches sized adaptively (AIMD: grow
+//!   while the destination acknowledges quickly, halve on failure or
+//!   slowness), so replay runs as fast as the destination accepts rather than
+//!   at a fixed byte rate, and backs off when it struggles.
+//!
+//! Entries leave a queue only once acknowledged as durable at the
+//! destination. A load skips the key ranges of batches in flight (rather than
+//! following a cursor), so an entry whose batch committed after a later
+//! sequence number's is still found.
 //!
 //! Must not: decide what is enqueued; it only sends, deletes what was
 //! acknowledged, and records expired hints for anti-entropy.
 
-use super::queue::{decode_entry, Dest};
+use super::queue::{decode_entry, Dest, Lane};
 use super::{now_ms, Hints};
 use crate::coordinator::Liveness;
 use crate::engine::{Cf, WriteBatch};
-use crate::proto::v1::internode::{StreamBatch, StreamEntry};
+use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
 use crate::ring::Ring;
 use crate::topology::{NodeIdx, NodeInfo};
-use crate::transport::{OutboundStream, Peers};
+use crate::transport::{OutboundStream, Peers, TransportError};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// What a delivery task needs.
 #[derive(Clone)]
@@ -28,11 +42,81 @@ pub struct Delivery {
     pub me: NodeInfo,
 }
 
-/// Target latency of one batch; batches shrink when slower.
+/// Target latency of one backlog batch; batches shrink when slower.
 const SLOW_BATCH: Duration = Duration::from_secs(2);
 const MIN_BATCH: usize = 16;
-/// Wait after a wake-up so concurrent writes share one batch (and one RPC).
+/// Backlog batches in flight per stream.
+const BACKLOG_WINDOW: usize = 4;
+/// Urgent batches in flight per stream, and their size bound.
+const URGENT_WINDOW: usize = 4;
+const URGENT_BATCH: usize = 256;
+/// A batch not acknowledged within this is given up (the stream reopens).
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Wait after a backlog wake-up so concurrent writes share one batch.
 const LINGER: Duration = Duration::from_millis(2);
+
+/// One queued entry as loaded from disk.
+struct Loaded {
+    key: Vec<u8>,
+    created_ms: u64,
+    entry: StreamEntry,
+    bytes: u64,
+}
+
+/// A batch sent and not yet acknowledged.
+struct InFlight {
+    lane: Lane,
+    /// First and last key of the lane range the batch was loaded from.
+    range: (Vec<u8>, Vec<u8>),
+    page: Vec<Loaded>,
+    sent: Instant,
+}
+
+/// Why a queue stalled.
+enum Stall {
+    /// No live node to deliver to.
+    NoTarget,
+    Failed(String),
+}
+
+impl From<TransportError> for Stall {
+    fn from(e: TransportError) -> Self {
+        Stall::Failed(e.to_string())
+    }
+}
+
+/// The delivery state of one queue.
+struct Pump {
+    dest: Dest,
+    label: String,
+    stream: Option<OutboundStream>,
+    flight: BTreeMap<u64, InFlight>,
+    next_batch: u64,
+    /// Backlog batch size (AIMD).
+    limit: usize,
+    backoff: Duration,
+    rr: usize,
+}
+
+impl Pump {
+    fn in_flight(&self, lane: Lane) -> usize {
+        self.flight.values().filter(|f| f.lane == lane).count()
+    }
+
+    /// Drops the stream and forgets what was in flight (it stays queued and
+    /// is sent again on the next stream).
+    fn reset(&mut self) {
+        self.stream = None;
+        self.flight.clear();
+    }
+}
+
+/// What woke a pump that has batches in flight.
+enum Event {
+    Ack(Result<StreamAck, TransportError>),
+    Wake,
+    Timeout,
+}
 
 impl Delivery {
     /// Spawns one task per destination queue; they stop on `shutdown`.
@@ -45,77 +129,228 @@ impl Delivery {
     }
 
     async fn run(self, dest: Dest, mut shutdown: watch::Receiver<bool>) {
-        let mut limit = MIN_BATCH * 4;
-        let mut backoff = Duration::from_millis(50);
-        let mut rr = 0usize;
-        // The open stream of this queue; reopened (possibly to another node
-        // of the destination datacenter) after any error.
-        let mut stream: Option<OutboundStream> = None;
-        let label = dest.label();
+        let mut p = Pump {
+            label: dest.label(),
+            dest,
+            stream: None,
+            flight: BTreeMap::new(),
+            next_batch: 1,
+            limit: MIN_BATCH * 4,
+            backoff: Duration::from_millis(50),
+            rr: 0,
+        };
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let page = self.load(&dest, limit).await;
-            if page.is_empty() {
-                metrics::gauge!("geokv_hint_oldest_age_seconds", "dest" => label.clone()).set(0.0);
+            // Stay on the open stream while its node is up.
+            if p.stream
+                .as_ref()
+                .is_some_and(|s| !self.liveness.is_up(s.to))
+            {
+                p.reset();
+            }
+            if let Err(stall) = self.fill(&mut p).await {
+                self.stalled(&mut p, stall);
+                self.idle(&mut shutdown, p.backoff).await;
+                p.backoff = (p.backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            metrics::gauge!("geokv_stream_batches_in_flight", "dest" => p.label.clone())
+                .set(p.flight.len() as f64);
+            let Some(stream) = p.stream.as_mut().filter(|_| !p.flight.is_empty()) else {
                 tokio::select! {
-                    _ = self.hints.notified(&dest) => {
-                        // Let concurrent writes join this batch.
+                    biased;
+                    _ = shutdown.changed() => {}
+                    _ = self.hints.notified(&p.dest, Lane::Urgent) => {}
+                    _ = self.hints.notified(&p.dest, Lane::Backlog) => {
                         tokio::time::sleep(LINGER).await;
                     }
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    _ = shutdown.changed() => {}
                 }
-                continue;
-            }
-            let oldest = page.first().map(|p| p.1).unwrap_or(0);
-            let age = now_ms().saturating_sub(oldest) as f64 / 1000.0;
-            metrics::gauge!("geokv_hint_oldest_age_seconds", "dest" => label.clone()).set(age);
-            let page = self.expire(&dest, page).await;
-            if page.is_empty() {
-                continue;
-            }
-            // Stay on the open stream while its node is up.
-            let current = stream
-                .as_ref()
-                .map(|s| s.to)
-                .filter(|n| self.liveness.is_up(*n));
-            let Some(target) = current.or_else(|| self.pick_target(&dest, &mut rr)) else {
-                stream = None;
-                self.idle(&mut shutdown, backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             };
-            if current.is_none() {
-                stream = None;
+            let urgent_room = p.flight.values().filter(|f| f.lane == Lane::Urgent).count()
+                < URGENT_WINDOW
+                && matches!(p.dest, Dest::Dc(_));
+            let backlog_room = p
+                .flight
+                .values()
+                .filter(|f| f.lane == Lane::Backlog)
+                .count()
+                < BACKLOG_WINDOW;
+            let oldest = p.flight.values().map(|f| f.sent).min();
+            let give_up = oldest.unwrap_or_else(Instant::now) + BATCH_TIMEOUT;
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.changed() => Event::Wake,
+                ack = stream.next_ack() => Event::Ack(ack),
+                _ = self.hints.notified(&p.dest, Lane::Urgent), if urgent_room => Event::Wake,
+                _ = self.hints.notified(&p.dest, Lane::Backlog), if backlog_room => Event::Wake,
+                _ = tokio::time::sleep_until(give_up) => Event::Timeout,
+            };
+            let outcome = match event {
+                Event::Wake => Ok(()),
+                Event::Ack(Ok(ack)) => self.acked(&mut p, ack).await,
+                Event::Ack(Err(e)) => Err(Stall::from(e)),
+                Event::Timeout => Err(Stall::Failed(format!(
+                    "no acknowledgement within {} s",
+                    BATCH_TIMEOUT.as_secs()
+                ))),
+            };
+            if let Err(stall) = outcome {
+                self.stalled(&mut p, stall);
+                self.idle(&mut shutdown, p.backoff).await;
+                p.backoff = (p.backoff * 2).min(Duration::from_secs(2));
             }
-            let started = Instant::now();
-            match self.send(&mut stream, target, &page).await {
-                Ok(()) => {
-                    backoff = Duration::from_millis(50);
-                    let took = started.elapsed();
-                    limit = if took < SLOW_BATCH / 4 {
-                        (limit * 2).min(self.hints.config().max_batch_entries)
-                    } else if took > SLOW_BATCH {
-                        (limit / 2).max(MIN_BATCH)
-                    } else {
-                        limit
-                    };
-                    let n = page.len() as u64;
-                    metrics::counter!("geokv_hint_sent_total", "dest" => label.clone())
-                        .increment(n);
-                    self.delete(&dest, &page).await;
+        }
+    }
+
+    /// Sends batches until both lanes' windows are full or the lanes are
+    /// empty, and publishes the age of the oldest unacknowledged entry.
+    async fn fill(&self, p: &mut Pump) -> Result<(), Stall> {
+        let mut oldest: Option<u64> = p
+            .flight
+            .values()
+            .filter_map(|f| f.page.first().map(|l| l.created_ms))
+            .min();
+        let mut result = Ok(());
+        'lanes: for &lane in p.dest.lanes() {
+            let (window, limit) = match lane {
+                Lane::Urgent => (URGENT_WINDOW, URGENT_BATCH),
+                Lane::Backlog => (BACKLOG_WINDOW, p.limit),
+            };
+            while p.in_flight(lane) < window {
+                let skip: Vec<(Vec<u8>, Vec<u8>)> = p
+                    .flight
+                    .values()
+                    .filter(|f| f.lane == lane)
+                    .map(|f| f.range.clone())
+                    .collect();
+                let page = self.load(&p.dest, lane, skip, limit).await;
+                let (Some(first), Some(last)) = (page.first(), page.last()) else {
+                    break;
+                };
+                let range = (first.key.clone(), last.key.clone());
+                oldest = Some(oldest.map_or(first.created_ms, |o| o.min(first.created_ms)));
+                let page = self.expire(&p.dest, page).await;
+                if page.is_empty() {
+                    continue;
                 }
-                Err(e) => {
-                    stream = None;
-                    tracing::debug!(dest = %label, error = %e, "batch not delivered");
-                    metrics::counter!("geokv_hint_send_failures_total", "dest" => label.clone())
-                        .increment(1);
-                    limit = (limit / 2).max(MIN_BATCH);
-                    self.idle(&mut shutdown, backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                if let Err(stall) = self.send(p, lane, range, page).await {
+                    result = Err(stall);
+                    break 'lanes;
                 }
+            }
+        }
+        let age = oldest.map_or(0.0, |o| now_ms().saturating_sub(o) as f64 / 1000.0);
+        metrics::gauge!("geokv_hint_oldest_age_seconds", "dest" => p.label.clone()).set(age);
+        result
+    }
+
+    #[tracing::instrument(name = "hints.send_batch", skip_all,
+        fields(dest = %p.label, lane = lane.label(), entries = page.len()))]
+    async fn send(
+        &self,
+        p: &mut Pump,
+        lane: Lane,
+        range: (Vec<u8>, Vec<u8>),
+        page: Vec<Loaded>,
+    ) -> Result<(), Stall> {
+        if p.stream.is_none() {
+            let target = self
+                .pick_target(&p.dest, &mut p.rr)
+                .ok_or(Stall::NoTarget)?;
+            p.stream = Some(
+                self.peers
+                    .open_stream(target, Duration::from_secs(5))
+                    .await?,
+            );
+        }
+        let batch_id = p.next_batch;
+        p.next_batch += 1;
+        let batch = StreamBatch {
+            source_node: self.me.id.clone(),
+            source_dc: self.me.dc.clone(),
+            entries: page.iter().map(|l| l.entry.clone()).collect(),
+            batch_id,
+            urgent: lane == Lane::Urgent,
+        };
+        let stream = p.stream.as_mut().expect("opened above");
+        stream.send(batch).await?;
+        p.flight.insert(
+            batch_id,
+            InFlight {
+                lane,
+                range,
+                page,
+                sent: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Handles one acknowledgement: resolves the waits of urgent entries,
+    /// deletes what is durable at the destination, adapts the batch size.
+    async fn acked(&self, p: &mut Pump, ack: StreamAck) -> Result<(), Stall> {
+        let Some(f) = p.flight.remove(&ack.batch_id) else {
+            return Ok(()); // a batch given up on earlier
+        };
+        let took = f.sent.elapsed();
+        let by_seq: HashMap<u64, &EntryAck> = ack.entries.iter().map(|a| (a.seq, a)).collect();
+        let mut durable = Vec::with_capacity(f.page.len());
+        let mut kept = 0usize;
+        for l in f.page {
+            let a = by_seq.get(&l.entry.seq);
+            if f.lane == Lane::Urgent {
+                let outcome = a
+                    .map(|a| a.replicas)
+                    .ok_or_else(|| format!("{} did not acknowledge the entry", p.label));
+                self.hints.waiters().resolve(l.entry.seq, outcome);
+            }
+            if a.is_some_and(|a| a.durable) {
+                durable.push(l);
+            } else {
+                kept += 1;
+            }
+        }
+        metrics::counter!("geokv_hint_sent_total", "dest" => p.label.clone(), "lane" => f.lane.label())
+            .increment(durable.len() as u64);
+        self.delete(&p.dest, &durable).await;
+        if f.lane == Lane::Backlog {
+            p.limit = if took < SLOW_BATCH / 4 {
+                (p.limit * 2).min(self.hints.config().max_batch_entries)
+            } else if took > SLOW_BATCH {
+                (p.limit / 2).max(MIN_BATCH)
+            } else {
+                p.limit
+            };
+        }
+        if kept > 0 {
+            // Not durable there yet: resend them (from the start of the lane).
+            return Err(Stall::Failed(format!(
+                "{kept} entries not durable at the destination"
+            )));
+        }
+        p.backoff = Duration::from_millis(50);
+        Ok(())
+    }
+
+    fn stalled(&self, p: &mut Pump, stall: Stall) {
+        p.reset();
+        p.limit = (p.limit / 2).max(MIN_BATCH);
+        metrics::counter!("geokv_hint_send_failures_total", "dest" => p.label.clone()).increment(1);
+        match stall {
+            Stall::NoTarget => {
+                if let Dest::Dc(dc) = &p.dest {
+                    // Waiting clients learn now rather than at their deadline;
+                    // the entries stay queued.
+                    let reason = format!("no live node in {dc} to stream to");
+                    self.hints.waiters().fail_dc(dc, &reason);
+                }
+            }
+            Stall::Failed(e) => {
+                tracing::debug!(dest = %p.label, error = %e, "stream stalled");
             }
         }
     }
@@ -127,27 +362,57 @@ impl Delivery {
         }
     }
 
-    /// Reads up to `limit` entries (and at most the byte bound) of a queue.
-    async fn load(&self, dest: &Dest, limit: usize) -> Vec<(Vec<u8>, u64, StreamEntry, u64)> {
+    /// Reads up to `limit` entries (and at most the byte bound) of one lane,
+    /// in key order, skipping the key ranges in `skip` (batches in flight).
+    async fn load(
+        &self,
+        dest: &Dest,
+        lane: Lane,
+        mut skip: Vec<(Vec<u8>, Vec<u8>)>,
+        limit: usize,
+    ) -> Vec<Loaded> {
+        skip.sort();
         let engine = self.hints.engine().clone();
-        let (from, to) = (dest.prefix(), dest.prefix_end());
+        let (start, end) = (dest.prefix(lane), dest.prefix_end(lane));
         let max_bytes = self.hints.config().max_batch_bytes;
-        let res =
-            tokio::task::spawn_blocking(move || engine.scan_raw(Cf::Hints, &from, &to, limit))
-                .await;
+        let res = tokio::task::spawn_blocking(move || {
+            let mut rows = Vec::new();
+            let mut from = start;
+            let gaps = skip.into_iter().map(Some).chain(std::iter::once(None));
+            for next in gaps {
+                let to = next.as_ref().map_or(end.clone(), |r| r.0.clone());
+                if from < to {
+                    rows.extend(engine.scan_raw(Cf::Hints, &from, &to, limit - rows.len())?);
+                }
+                if rows.len() >= limit {
+                    break;
+                }
+                if let Some((_, last)) = next {
+                    from = last;
+                    from.push(0);
+                }
+            }
+            Ok::<_, crate::engine::EngineError>(rows)
+        })
+        .await;
         let Ok(Ok(rows)) = res else {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(rows.len());
         let mut bytes = 0usize;
-        for (k, v) in rows {
+        for (key, v) in rows {
             bytes += v.len();
             if bytes > max_bytes && !out.is_empty() {
                 break;
             }
             match decode_entry(&v) {
-                Some((created, e)) => out.push((k, created, e, v.len() as u64)),
-                None => tracing::error!(?k, "corrupt hint entry skipped (kept on disk)"),
+                Some((created_ms, entry)) => out.push(Loaded {
+                    key,
+                    created_ms,
+                    entry,
+                    bytes: v.len() as u64,
+                }),
+                None => tracing::error!(?key, "corrupt hint entry skipped (kept on disk)"),
             }
         }
         out
@@ -155,11 +420,7 @@ impl Delivery {
 
     /// Node hints older than the hint window are recorded for anti-entropy
     /// and removed; the rest are returned.
-    async fn expire(
-        &self,
-        dest: &Dest,
-        page: Vec<(Vec<u8>, u64, StreamEntry, u64)>,
-    ) -> Vec<(Vec<u8>, u64, StreamEntry, u64)> {
+    async fn expire(&self, dest: &Dest, page: Vec<Loaded>) -> Vec<Loaded> {
         if !matches!(dest, Dest::Node(_)) {
             return page;
         }
@@ -167,15 +428,15 @@ impl Delivery {
         let now = now_ms();
         let (old, fresh): (Vec<_>, Vec<_>) = page
             .into_iter()
-            .partition(|p| now.saturating_sub(p.1) > window);
+            .partition(|l| now.saturating_sub(l.created_ms) > window);
         if !old.is_empty() {
             let mut batch = WriteBatch::new();
-            for (k, _, e, _) in &old {
+            for l in &old {
                 self.hints
-                    .needs_repair(&e.keyspace, &e.key, dest, &mut batch);
-                batch.delete_raw(Cf::Hints, k);
+                    .needs_repair(&l.entry.keyspace, &l.entry.key, dest, &mut batch);
+                batch.delete_raw(Cf::Hints, &l.key);
             }
-            let bytes = old.iter().map(|p| p.3).sum();
+            let bytes = old.iter().map(|l| l.bytes).sum();
             if self.hints.engine().write(batch).is_ok() {
                 self.hints.dequeued(dest, old.len() as u64, bytes);
             }
@@ -206,50 +467,18 @@ impl Delivery {
         }
     }
 
-    #[tracing::instrument(name = "hints.send_batch", skip_all, fields(to = target.0, entries = page.len()))]
-    async fn send(
-        &self,
-        stream: &mut Option<OutboundStream>,
-        target: NodeIdx,
-        page: &[(Vec<u8>, u64, StreamEntry, u64)],
-    ) -> Result<(), String> {
-        let batch = StreamBatch {
-            source_node: self.me.id.clone(),
-            source_dc: self.me.dc.clone(),
-            entries: page.iter().map(|p| p.2.clone()).collect(),
-        };
-        if stream.is_none() {
-            let opened = self
-                .peers
-                .open_stream(target, Duration::from_secs(5))
-                .await
-                .map_err(|e| e.to_string())?;
-            *stream = Some(opened);
+    async fn delete(&self, dest: &Dest, done: &[Loaded]) {
+        if done.is_empty() {
+            return;
         }
-        let open = stream.as_mut().expect("opened above");
-        let ack = self
-            .peers
-            .stream_send(open, batch, Duration::from_secs(10))
-            .await
-            .map_err(|e| e.to_string())?;
-        if !ack.failed.is_empty() {
-            return Err(format!(
-                "{} entries failed at the destination",
-                ack.failed.len()
-            ));
-        }
-        Ok(())
-    }
-
-    async fn delete(&self, dest: &Dest, page: &[(Vec<u8>, u64, StreamEntry, u64)]) {
         let mut batch = WriteBatch::new();
-        for (k, ..) in page {
-            batch.delete_raw(Cf::Hints, k);
+        for l in done {
+            batch.delete_raw(Cf::Hints, &l.key);
         }
-        let bytes: u64 = page.iter().map(|p| p.3).sum();
+        let bytes: u64 = done.iter().map(|l| l.bytes).sum();
         let engine = self.hints.engine().clone();
         if let Ok(Ok(())) = tokio::task::spawn_blocking(move || engine.write(batch)).await {
-            self.hints.dequeued(dest, page.len() as u64, bytes);
+            self.hints.dequeued(dest, done.len() as u64, bytes);
         }
     }
 }

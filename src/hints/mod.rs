@@ -5,10 +5,16 @@
 //! queue in the same RocksDB batch as the local write (see
 //! `coordinator::write`), before the client is acknowledged; [`deliver`]
 //! drains each queue in sequence order over a bidirectional `Stream` RPC
-//! (one acknowledgement per batch, in order), and [`receive`]
+//! (several batches in flight, one acknowledgement per batch), and [`receive`]
 //! applies a batch to the receiving datacenter's replicas (hinting locally
 //! for any that are down) before acknowledging. Redelivery is harmless:
 //! sibling-set merge is idempotent.
+//!
+//! A level that needs a remote datacenter's acknowledgements appends to that
+//! datacenter's **urgent lane** ([`queue::Lane`]) and waits on the entry's
+//! acknowledgement ([`waiters`]), which reports how many replicas there
+//! applied it: the wait goes through the stream, never around it, and never
+//! behind a backlog.
 //!
 //! Nothing is dropped silently: a queue over its byte bound, or a node hint
 //! older than the hint window, records the key's token range as needing
@@ -19,6 +25,7 @@
 pub mod deliver;
 pub mod queue;
 pub mod receive;
+pub mod waiters;
 
 use crate::engine::{Cf, Engine, WriteBatch};
 use crate::error::GeokvError;
@@ -27,11 +34,12 @@ use crate::ring::{token_of, Ring};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::version::SiblingSet;
 use parking_lot::Mutex;
-use queue::{encode_entry, Dest};
+use queue::{encode_entry, Dest, Lane};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use waiters::{StreamWait, Waiters};
 
 /// Meta-CF key prefix of token ranges that need anti-entropy.
 pub const REPAIR_PREFIX: &[u8] = b"repair/";
@@ -79,9 +87,11 @@ pub struct Hints {
     seq: AtomicU64,
     /// In-memory mirror of each queue's size (rebuilt from disk at start).
     backlog: Mutex<BTreeMap<Dest, Backlog>>,
-    /// One wake-up per destination queue (a stored permit, so a wake-up
-    /// while the task is busy is not lost).
-    wake: BTreeMap<Dest, tokio::sync::Notify>,
+    /// One wake-up per destination queue and lane (a stored permit, so a
+    /// wake-up while the task is busy is not lost).
+    wake: BTreeMap<(Dest, Lane), tokio::sync::Notify>,
+    /// Coordinators waiting on urgent entries.
+    waiters: Waiters,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -109,7 +119,7 @@ impl Hints {
             from = last.clone();
             from.push(0);
             for (k, v) in &page {
-                if let Some((dest, seq)) = Dest::parse_key(k) {
+                if let Some((dest, _lane, seq)) = Dest::parse_key(k) {
                     let b = backlog.entry(dest).or_default();
                     b.entries += 1;
                     b.bytes += v.len() as u64;
@@ -129,11 +139,13 @@ impl Hints {
             seq: AtomicU64::new(micros.max(max_seq + 1)),
             backlog: Mutex::new(backlog),
             wake: BTreeMap::new(),
+            waiters: Waiters::default(),
         };
         hints.wake = hints
             .destinations()
             .into_iter()
-            .map(|d| (d, tokio::sync::Notify::new()))
+            .flat_map(|d| d.lanes().iter().map(move |&l| (d.clone(), l)))
+            .map(|q| (q, tokio::sync::Notify::new()))
             .collect();
         hints.publish_all();
         Ok(hints)
@@ -149,31 +161,35 @@ impl Hints {
         &self.engine
     }
 
-    /// Appends `set` to the stream of every datacenter in `dcs`, inside `batch`.
+    /// Appends `set` to the stream of every datacenter in `dcs`, inside
+    /// `batch`. For the datacenters also in `wait_for` the entry goes to the
+    /// urgent lane and a [`StreamWait`] is returned for it (none when the
+    /// queue overflowed: the key was recorded for anti-entropy instead).
     pub fn stream_append(
         &self,
         dcs: &[String],
+        wait_for: &[String],
         keyspace: &str,
         key: &[u8],
         set: &SiblingSet,
         batch: &mut WriteBatch,
-    ) -> Result<(), GeokvError> {
+    ) -> Result<Vec<StreamWait>, GeokvError> {
+        let mut waits = Vec::new();
         if dcs.is_empty() {
-            return Ok(());
+            return Ok(waits);
         }
         let mut record = Vec::with_capacity(set.encoded_len());
         set.encode(&mut record);
         for dc in dcs {
-            self.enqueue(
-                Dest::Dc(dc.clone()),
-                keyspace,
-                key,
-                &record,
-                String::new(),
-                batch,
-            )?;
+            let dest = Dest::Dc(dc.clone());
+            let urgent = wait_for.contains(dc);
+            let lane = if urgent { Lane::Urgent } else { Lane::Backlog };
+            let seq = self.enqueue(&dest, lane, keyspace, key, &record, String::new(), batch)?;
+            if let (true, Some(seq)) = (urgent, seq) {
+                waits.push(self.waiters.register(dc, seq));
+            }
         }
-        Ok(())
+        Ok(waits)
     }
 
     /// Like [`Hints::stream_append`], written at once (when the coordinating
@@ -181,17 +197,23 @@ impl Hints {
     pub fn stream_append_now(
         &self,
         dcs: &[String],
+        wait_for: &[String],
         keyspace: &str,
         key: &[u8],
         set: &SiblingSet,
-    ) -> Result<(), GeokvError> {
+    ) -> Result<Vec<StreamWait>, GeokvError> {
         let mut batch = WriteBatch::new();
-        self.stream_append(dcs, keyspace, key, set, &mut batch)?;
+        let waits = self.stream_append(dcs, wait_for, keyspace, key, set, &mut batch)?;
         if !batch.is_empty() {
             self.engine.write(batch)?;
-            self.notify();
+            self.notify_appended(dcs, wait_for);
         }
-        Ok(())
+        Ok(waits)
+    }
+
+    /// The coordinators waiting on urgent entries.
+    pub fn waiters(&self) -> &Waiters {
+        &self.waiters
     }
 
     /// Stores a hint for `target` (a replica that is down or failed).
@@ -207,24 +229,36 @@ impl Hints {
         set.encode(&mut record);
         let mut batch = WriteBatch::new();
         let dest = Dest::Node(node.clone());
-        self.enqueue(dest.clone(), keyspace, key, &record, node, &mut batch)?;
+        self.enqueue(
+            &dest,
+            Lane::Backlog,
+            keyspace,
+            key,
+            &record,
+            node,
+            &mut batch,
+        )?;
         if !batch.is_empty() {
             self.engine.write(batch)?;
             metrics::counter!("geokv_hints_stored_total").increment(1);
-            self.notify_dest(&dest);
+            self.notify_queue(&dest, Lane::Backlog);
         }
         Ok(())
     }
 
+    /// Adds one entry to `batch`; its sequence number, or `None` when the
+    /// queue is over its byte bound (the key is recorded for anti-entropy).
+    #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &self,
-        dest: Dest,
+        dest: &Dest,
+        lane: Lane,
         keyspace: &str,
         key: &[u8],
         record: &[u8],
         target_node: String,
         batch: &mut WriteBatch,
-    ) -> Result<(), GeokvError> {
+    ) -> Result<Option<u64>, GeokvError> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let entry = StreamEntry {
             seq,
@@ -242,15 +276,15 @@ impl Hints {
                 drop(b);
                 metrics::counter!("geokv_hint_overflows_total", "dest" => dest.label())
                     .increment(1);
-                self.needs_repair(keyspace, key, &dest, batch);
-                return Ok(());
+                self.needs_repair(keyspace, key, dest, batch);
+                return Ok(None);
             }
             q.entries += 1;
             q.bytes += value.len() as u64;
         }
-        batch.put_raw(Cf::Hints, &dest.key(seq), &value);
-        self.publish(&dest);
-        Ok(())
+        batch.put_raw(Cf::Hints, &dest.key(lane, seq), &value);
+        self.publish(dest);
+        Ok(Some(seq))
     }
 
     /// Records a key's token as needing anti-entropy towards `dest`.
@@ -269,24 +303,29 @@ impl Hints {
         metrics::counter!("geokv_repair_recorded_total", "dest" => dest.label()).increment(1);
     }
 
-    /// Wakes the delivery tasks of every remote datacenter's stream.
-    pub fn notify(&self) {
-        for (d, n) in &self.wake {
-            if matches!(d, Dest::Dc(_)) {
-                n.notify_one();
-            }
+    /// Wakes the delivery of what [`Hints::stream_append`] appended with the
+    /// same `dcs` and `wait_for`: the urgent lane of the awaited datacenters
+    /// (sent at once), the backlog lane of the others (sent after a linger).
+    pub fn notify_appended(&self, dcs: &[String], wait_for: &[String]) {
+        for dc in dcs {
+            let lane = if wait_for.contains(dc) {
+                Lane::Urgent
+            } else {
+                Lane::Backlog
+            };
+            self.notify_queue(&Dest::Dc(dc.clone()), lane);
         }
     }
 
-    fn notify_dest(&self, dest: &Dest) {
-        if let Some(n) = self.wake.get(dest) {
+    fn notify_queue(&self, dest: &Dest, lane: Lane) {
+        if let Some(n) = self.wake.get(&(dest.clone(), lane)) {
             n.notify_one();
         }
     }
 
-    /// Resolves when something was enqueued for `dest`.
-    pub(crate) async fn notified(&self, dest: &Dest) {
-        match self.wake.get(dest) {
+    /// Resolves when something may have been enqueued in `lane` of `dest`.
+    pub(crate) async fn notified(&self, dest: &Dest, lane: Lane) {
+        match self.wake.get(&(dest.clone(), lane)) {
             Some(n) => n.notified().await,
             None => std::future::pending().await,
         }

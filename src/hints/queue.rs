@@ -1,11 +1,15 @@
 //! On-disk layout of hinted queues in the engine's `hints` column family.
 //!
 //! A queue is a destination: a remote **datacenter** (the inter-DC stream)
-//! or a single **node** (hinted handoff). Keys sort by destination, then by
-//! sequence number, so a queue drains in order with one range scan:
+//! or a single **node** (hinted handoff). A datacenter's queue has two
+//! [`Lane`]s: the backlog, and the urgent lane of entries a client is waiting
+//! on (a level that needs that datacenter's acknowledgements), so they never
+//! queue behind a backlog. Keys sort by destination and lane, then by
+//! sequence number, so a lane drains in order with one range scan:
 //!
 //! ```text
-//! key   = [kind: b'd' | b'n'][name_len: u8][name][seq: u64 BE]
+//! key   = [kind: b'd' (dc backlog) | b'u' (dc urgent) | b'n' (node)]
+//!         [name_len: u8][name][seq: u64 BE]
 //! value = [format: 1][created_ms: u64 LE][prost StreamEntry]
 //! ```
 //! Must not: decide when entries are sent or dropped.
@@ -25,11 +29,40 @@ pub enum Dest {
     Node(String),
 }
 
-impl Dest {
-    fn kind(&self) -> u8 {
+/// The two lanes of a datacenter's queue. A node queue has only the backlog
+/// lane (asking for its urgent lane gives the same keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    /// Replication nobody waits on: paced, batched large.
+    Backlog,
+    /// Entries a client request is waiting on: sent at once, applied first.
+    Urgent,
+}
+
+impl Lane {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
         match self {
-            Dest::Dc(_) => b'd',
-            Dest::Node(_) => b'n',
+            Lane::Backlog => "backlog",
+            Lane::Urgent => "urgent",
+        }
+    }
+}
+
+impl Dest {
+    fn kind(&self, lane: Lane) -> u8 {
+        match (self, lane) {
+            (Dest::Dc(_), Lane::Backlog) => b'd',
+            (Dest::Dc(_), Lane::Urgent) => b'u',
+            (Dest::Node(_), _) => b'n',
+        }
+    }
+
+    /// The lanes this queue uses, most urgent first.
+    pub fn lanes(&self) -> &'static [Lane] {
+        match self {
+            Dest::Dc(_) => &[Lane::Urgent, Lane::Backlog],
+            Dest::Node(_) => &[Lane::Backlog],
         }
     }
 
@@ -48,32 +81,32 @@ impl Dest {
         }
     }
 
-    /// Key prefix of this queue.
-    pub fn prefix(&self) -> Vec<u8> {
+    /// Key prefix of one lane of this queue.
+    pub fn prefix(&self, lane: Lane) -> Vec<u8> {
         let name = self.name().as_bytes();
         let mut k = Vec::with_capacity(2 + name.len());
-        k.push(self.kind());
+        k.push(self.kind(lane));
         k.push(name.len() as u8);
         k.extend_from_slice(name);
         k
     }
 
-    /// First key after every key of this queue.
-    pub fn prefix_end(&self) -> Vec<u8> {
-        let mut k = self.prefix();
+    /// First key after every key of one lane of this queue.
+    pub fn prefix_end(&self, lane: Lane) -> Vec<u8> {
+        let mut k = self.prefix(lane);
         k.extend_from_slice(&[0xff; 9]);
         k
     }
 
-    /// The key of entry `seq`.
-    pub fn key(&self, seq: u64) -> Vec<u8> {
-        let mut k = self.prefix();
+    /// The key of entry `seq` in `lane`.
+    pub fn key(&self, lane: Lane, seq: u64) -> Vec<u8> {
+        let mut k = self.prefix(lane);
         k.extend_from_slice(&seq.to_be_bytes());
         k
     }
 
-    /// Parses a key back into its queue and sequence number.
-    pub fn parse_key(key: &[u8]) -> Option<(Dest, u64)> {
+    /// Parses a key back into its queue, lane and sequence number.
+    pub fn parse_key(key: &[u8]) -> Option<(Dest, Lane, u64)> {
         let (&kind, rest) = key.split_first()?;
         let (&len, rest) = rest.split_first()?;
         let len = len as usize;
@@ -83,8 +116,9 @@ impl Dest {
         let name = std::str::from_utf8(&rest[..len]).ok()?.to_string();
         let seq = u64::from_be_bytes(rest[len..].try_into().ok()?);
         match kind {
-            b'd' => Some((Dest::Dc(name), seq)),
-            b'n' => Some((Dest::Node(name), seq)),
+            b'd' => Some((Dest::Dc(name), Lane::Backlog, seq)),
+            b'u' => Some((Dest::Dc(name), Lane::Urgent, seq)),
+            b'n' => Some((Dest::Node(name), Lane::Backlog, seq)),
             _ => None,
         }
     }
@@ -118,14 +152,19 @@ mod tests {
         let a = Dest::Dc("dc2".into());
         let b = Dest::Node("dc1-n2".into());
         for d in [&a, &b] {
-            for seq in [0, 1, 255, 256, u64::MAX - 1] {
-                let k = d.key(seq);
-                assert_eq!(Dest::parse_key(&k), Some((d.clone(), seq)));
-                assert!(k >= d.prefix() && k < d.prefix_end());
+            for &lane in d.lanes() {
+                for seq in [0, 1, 255, 256, u64::MAX - 1] {
+                    let k = d.key(lane, seq);
+                    assert_eq!(Dest::parse_key(&k), Some((d.clone(), lane, seq)));
+                    assert!(k >= d.prefix(lane) && k < d.prefix_end(lane));
+                }
             }
         }
-        assert!(a.key(256) > a.key(255));
-        assert!(a.key(u64::MAX - 1) < a.prefix_end());
+        let (bl, ur) = (Lane::Backlog, Lane::Urgent);
+        assert!(a.key(bl, 256) > a.key(bl, 255));
+        assert!(a.key(bl, u64::MAX - 1) < a.prefix_end(bl));
+        // The lanes of one datacenter never overlap.
+        assert!(a.prefix_end(bl) <= a.prefix(ur) || a.prefix_end(ur) <= a.prefix(bl));
     }
 
     #[test]

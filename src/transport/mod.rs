@@ -8,6 +8,9 @@
 
 pub mod faults;
 pub mod server;
+pub mod stream;
+
+pub use stream::OutboundStream;
 
 use crate::proto::v1::internode::internode_client::InternodeClient;
 use crate::proto::v1::internode::*;
@@ -34,15 +37,6 @@ pub enum TransportError {
         code: tonic::Code,
         message: String,
     },
-}
-
-/// An open hinted stream to one peer (the `Stream` RPC): batches go out in
-/// order and each gets one acknowledgement back, in the same order.
-pub struct OutboundStream {
-    /// The peer at the other end.
-    pub to: NodeIdx,
-    tx: tokio::sync::mpsc::Sender<StreamBatch>,
-    acks: tonic::Streaming<StreamAck>,
 }
 
 /// Connections to every other node of the cluster.
@@ -245,89 +239,5 @@ impl Peers {
             |mut c, r| async move { c.gossip(r).await },
         )
         .await
-    }
-
-    /// Opens a hinted stream to `to` (see [`OutboundStream`]).
-    pub async fn open_stream(
-        &self,
-        to: NodeIdx,
-        timeout: Duration,
-    ) -> Result<OutboundStream, TransportError> {
-        let peer = &self.nodes[to.0 as usize];
-        self.faults
-            .outgoing(&self.me, peer)
-            .map_err(|_| TransportError::Cut {
-                peer: peer.id.clone(),
-            })?;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-        if let Ok(v) = self.me.id.parse() {
-            req.metadata_mut().insert(FROM_HEADER, v);
-        }
-        let rpc = |s: tonic::Status| TransportError::Rpc {
-            peer: peer.id.clone(),
-            code: s.code(),
-            message: s.message().to_string(),
-        };
-        let mut client = self.client(to);
-        let resp = tokio::time::timeout(timeout, client.stream(req))
-            .await
-            .map_err(|_| TransportError::Timeout {
-                peer: peer.id.clone(),
-                ms: timeout.as_millis() as u64,
-            })?
-            .map_err(rpc)?;
-        Ok(OutboundStream {
-            to,
-            tx,
-            acks: resp.into_inner(),
-        })
-    }
-
-    /// Sends one batch on `stream` and waits for its acknowledgement. Any
-    /// error leaves the stream unusable: the caller drops it and reopens.
-    pub async fn stream_send(
-        &self,
-        stream: &mut OutboundStream,
-        batch: StreamBatch,
-        timeout: Duration,
-    ) -> Result<StreamAck, TransportError> {
-        let peer = &self.nodes[stream.to.0 as usize];
-        let closed = |what: &str| TransportError::Rpc {
-            peer: peer.id.clone(),
-            code: tonic::Code::Unavailable,
-            message: format!("stream {what}"),
-        };
-        let delay = self
-            .faults
-            .outgoing(&self.me, peer)
-            .map_err(|_| TransportError::Cut {
-                peer: peer.id.clone(),
-            })?;
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
-        stream.tx.send(batch).await.map_err(|_| closed("closed"))?;
-        let ack = match tokio::time::timeout(timeout, stream.acks.message()).await {
-            Err(_) => {
-                return Err(TransportError::Timeout {
-                    peer: peer.id.clone(),
-                    ms: timeout.as_millis() as u64,
-                })
-            }
-            Ok(Err(s)) => {
-                return Err(TransportError::Rpc {
-                    peer: peer.id.clone(),
-                    code: s.code(),
-                    message: s.message().to_string(),
-                })
-            }
-            Ok(Ok(None)) => return Err(closed("ended")),
-            Ok(Ok(Some(ack))) => ack,
-        };
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
-        Ok(ack)
     }
 }

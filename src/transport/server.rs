@@ -17,6 +17,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+/// Batches of one incoming stream applied at once (senders keep fewer in
+/// flight; this only bounds a misbehaving one).
+const STREAM_WINDOW: usize = 16;
+
 /// Serves internode calls for one node.
 pub struct InternodeService {
     pub ring: Arc<Ring>,
@@ -34,13 +38,17 @@ impl InternodeService {
             .get(FROM_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if let Some(peer) = self.ring.node_by_id(from) {
-            if self.faults.incoming_cut(peer) {
+        let from_dc = match self.ring.node_by_id(from) {
+            Some(peer) if self.faults.incoming_cut(peer) => {
                 return Err(Status::unavailable(format!(
                     "link from {from} cut (fault injection)"
                 )));
             }
-        }
+            Some(peer) => peer.dc.clone(),
+            None => "unknown".to_string(),
+        };
+        metrics::counter!("geokv_internode_requests_total", "rpc" => name, "from_dc" => from_dc)
+            .increment(1);
         let span = tracing::info_span!("internode", rpc = name, from = %from);
         crate::telemetry::adopt_remote_parent(&span, req.metadata());
         Ok(span)
@@ -133,9 +141,12 @@ impl Internode for InternodeService {
         let mut inbound = req.into_inner();
         let receiver = self.receiver.clone();
         let faults = self.faults.clone();
-        // Acks go back in batch order; a small buffer is enough because the
-        // sender keeps one batch in flight.
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // Batches are applied concurrently (up to STREAM_WINDOW per stream,
+        // which is more than a sender keeps in flight) and acknowledged by
+        // batch id as each completes, so an urgent batch is never stuck
+        // behind a large backlog batch.
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW);
+        let window = Arc::new(tokio::sync::Semaphore::new(STREAM_WINDOW));
         tokio::spawn(
             async move {
                 while let Ok(Some(batch)) = inbound.message().await {
@@ -144,10 +155,18 @@ impl Internode for InternodeService {
                         let _ = tx.send(Err(cut)).await;
                         break;
                     }
-                    let ack = receiver.apply(batch).await;
-                    if tx.send(Ok(ack)).await.is_err() {
+                    let Ok(permit) = window.clone().acquire_owned().await else {
                         break;
-                    }
+                    };
+                    let (receiver, tx) = (receiver.clone(), tx.clone());
+                    tokio::spawn(
+                        async move {
+                            let ack = receiver.apply(batch).await;
+                            let _ = tx.send(Ok(ack)).await;
+                            drop(permit);
+                        }
+                        .in_current_span(),
+                    );
                 }
             }
             .instrument(span),

@@ -281,6 +281,14 @@ fn is_met_and_can_still_be_met() {
     assert!(eq.is_met(&acks(&[("dc1", 2), ("dc2", 1)], 0)));
     assert!(!eq.can_still_be_met(&acks(&[("dc1", 3)], 0), &pending(&[("dc1", 2)])));
     assert_eq!(eq.total(), 3);
+    // A timeout names the datacenters that are short.
+    assert_eq!(eq.shortfall(&acks(&[("dc1", 3)], 0)), "dc2 has 0 of 1");
+    assert_eq!(
+        eq.shortfall(&acks(&[("dc1", 1)], 0)),
+        "dc1 has 1 of 2, dc2 has 0 of 1"
+    );
+    assert_eq!(eq.shortfall(&acks(&[("dc1", 2), ("dc2", 1)], 0)), "");
+    assert_eq!(lq.shortfall(&acks(&[("dc1", 1)], 0)), "dc1 has 1 of 2");
 }
 
 fn replication() -> impl Strategy<Value = Replication> {
