@@ -6,9 +6,14 @@
 //! are empty, (2) every link between dc1 and dc2 is cut on both sides,
 //! (3) `keys` more inserts are written at LOCAL_QUORUM (they queue in the dc1
 //! coordinators' durable streams to dc2), (4) the links are healed and every
-//! dc1 node's `geokv_hint_backlog_entries{dest="dc:dc2"}` is polled until all
+//! dc1 node's `geokv_hint_backlog_entries{dest="dc:dc2",lane="backlog"}` is polled until all
 //! are 0 (`wan_delay_ms` puts a one-way delay on every inter-DC link first).
 //! Drain rate = entries queued at heal ÷ seconds from heal to empty.
+//!
+//! A probe writes at EACH_QUORUM, one put at a time, first with the streams
+//! idle and then throughout the drain: its latency shows whether a client
+//! waiting on dc2 queues behind the backlog (it should not: such writes take
+//! the streams' urgent lane).
 //!
 //! Owns the scenario's sequence and the metric scrape. Must not format it.
 use std::collections::BTreeMap;
@@ -20,10 +25,16 @@ use serde::Serialize;
 use super::cluster::{admin_request, topology_yaml, LocalCluster};
 use super::compare::start_cluster;
 use super::runner::{self, RunSpec, Shared};
-use super::stats::PhaseReport;
+use super::stats::{LatencySummary, PhaseReport};
 use super::workload::Workload;
 use super::BenchError;
+use crate::client::Client;
 use crate::coordinator::consistency::ConsistencyLevel;
+use hdrhistogram::Histogram;
+use tokio::sync::watch;
+
+/// EACH_QUORUM probe puts with the streams idle.
+const IDLE_PROBES: u64 = 200;
 
 /// Addresses of the drain cluster: dc1, then dc2.
 pub const DRAIN_IPS: [&[&str]; 2] = [
@@ -75,6 +86,12 @@ pub struct DrainReport {
     pub ratio_to_writes: f64,
     /// (seconds since heal, total backlog) at every poll.
     pub samples: Vec<(f64, u64)>,
+    /// EACH_QUORUM probe puts (one at a time) with the streams idle.
+    pub each_quorum_idle: LatencySummary,
+    /// The same probe from heal until the backlog was empty.
+    pub each_quorum_during_drain: LatencySummary,
+    /// Probe puts that failed (idle + during the drain).
+    pub probe_errors: u64,
 }
 
 /// Runs the scenario.
@@ -106,6 +123,8 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
         .report;
     let cluster = &started.cluster;
     wait_empty(cluster, opts.timeout, |_, _| {}).await?;
+    let (_, stop_idle) = watch::channel(false);
+    let idle = probe_each_quorum(client.clone(), "probe-idle", Some(IDLE_PROBES), stop_idle).await;
 
     cluster.set_dc_link("dc1", "dc2", true).await?;
     let cut_spec = RunSpec {
@@ -121,6 +140,13 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
 
     cluster.set_dc_link("dc1", "dc2", false).await?;
     let healed = Instant::now();
+    let (stop, stop_rx) = watch::channel(false);
+    let probe = tokio::spawn(probe_each_quorum(
+        client.clone(),
+        "probe-drain",
+        None,
+        stop_rx,
+    ));
     let mut samples = Vec::new();
     let mut first_progress = None;
     wait_empty(cluster, opts.timeout, |at, total| {
@@ -131,6 +157,8 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     })
     .await?;
     let drain = healed.elapsed();
+    let _ = stop.send(true);
+    let during = probe.await.unwrap_or_else(|_| Probe::empty());
     started.cluster.stop();
 
     let first = first_progress.unwrap_or(drain);
@@ -148,7 +176,61 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
         drain_rate,
         drain_rate_active: backlog_total as f64 / active,
         samples,
+        each_quorum_idle: idle.summary(),
+        each_quorum_during_drain: during.summary(),
+        probe_errors: idle.errors + during.errors,
     })
+}
+
+/// Latencies of EACH_QUORUM probe puts.
+struct Probe {
+    hist: Histogram<u64>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Probe {
+    fn empty() -> Self {
+        Probe {
+            hist: Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds"),
+            errors: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn summary(&self) -> LatencySummary {
+        LatencySummary::of(&self.hist, self.elapsed.as_secs_f64())
+    }
+}
+
+/// EACH_QUORUM puts of fresh keys, one at a time, until `count` are done or
+/// `stop` turns true.
+async fn probe_each_quorum(
+    client: Client,
+    prefix: &'static str,
+    count: Option<u64>,
+    stop: watch::Receiver<bool>,
+) -> Probe {
+    let mut p = Probe::empty();
+    let started = Instant::now();
+    let mut i = 0u64;
+    while !*stop.borrow() && count.is_none_or(|c| i < c) {
+        let t = Instant::now();
+        let put = client
+            .put(format!("{prefix}-{i}"), b"probe".to_vec())
+            .consistency(ConsistencyLevel::EachQuorum)
+            .await;
+        match put {
+            Ok(_) => {
+                let us = t.elapsed().as_micros() as u64;
+                let _ = p.hist.record(us.max(1));
+            }
+            Err(_) => p.errors += 1,
+        }
+        i += 1;
+    }
+    p.elapsed = started.elapsed();
+    p
 }
 
 /// Polls every 100 ms until every dc1 node's backlog to dc2 is 0; `sample`
@@ -180,21 +262,25 @@ async fn backlogs(cluster: &LocalCluster) -> Result<BTreeMap<String, u64>, Bench
     let mut out = BTreeMap::new();
     for n in cluster.nodes.iter().filter(|n| n.dc == "dc1") {
         let text = admin_request(n.admin_address, "GET", "/metrics").await?;
-        let v = gauge(&text, METRIC, "dest", "dc:dc2").unwrap_or(0.0);
+        let v = gauge(&text, METRIC, &[("dest", "dc:dc2"), ("lane", "backlog")]).unwrap_or(0.0);
         out.insert(n.id.clone(), v.max(0.0) as u64);
     }
     Ok(out)
 }
 
-/// The value of `name{…label="value"…}` in Prometheus text exposition.
-pub fn gauge(text: &str, name: &str, label: &str, value: &str) -> Option<f64> {
-    let wanted = format!("{label}=\"{value}\"");
+/// The value of the series `name{…}` whose labels include every pair of
+/// `labels`, in Prometheus text exposition.
+pub fn gauge(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.strip_prefix(name))
         .filter(|rest| rest.starts_with('{'))
         .filter_map(|rest| rest.split_once('}'))
-        .find(|(labels, _)| labels[1..].split(',').any(|kv| kv.trim() == wanted))
+        .find(|(have, _)| {
+            let have: Vec<&str> = have[1..].split(',').map(str::trim).collect();
+            wanted.iter().all(|w| have.contains(&w.as_str()))
+        })
         .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
 }
 
@@ -209,10 +295,13 @@ mod tests {
                     geokv_hint_backlog_entries{dest=\"dc:dc2\"} 1234\n\
                     geokv_hint_backlog_entries_total{dest=\"dc:dc2\"} 9\n\
                     geokv_hint_backlog_bytes{dest=\"dc:dc2\"} 99\n";
-        assert_eq!(gauge(text, METRIC, "dest", "dc:dc2"), Some(1234.0));
-        assert_eq!(gauge(text, METRIC, "dest", "node:dc1-n2"), Some(4.0));
-        assert_eq!(gauge(text, METRIC, "dest", "dc:dc3"), None);
-        let multi = "geokv_hint_backlog_entries{node=\"a\",dest=\"dc:dc2\"} 7\n";
-        assert_eq!(gauge(multi, METRIC, "dest", "dc:dc2"), Some(7.0));
+        assert_eq!(gauge(text, METRIC, &[("dest", "dc:dc2")]), Some(1234.0));
+        assert_eq!(gauge(text, METRIC, &[("dest", "node:dc1-n2")]), Some(4.0));
+        assert_eq!(gauge(text, METRIC, &[("dest", "dc:dc3")]), None);
+        let multi = "geokv_hint_backlog_entries{dest=\"dc:dc2\",lane=\"urgent\"} 1\n\
+                     geokv_hint_backlog_entries{dest=\"dc:dc2\",lane=\"backlog\"} 7\n";
+        let backlog = [("dest", "dc:dc2"), ("lane", "backlog")];
+        assert_eq!(gauge(multi, METRIC, &backlog), Some(7.0));
+        assert_eq!(gauge(multi, METRIC, &[("lane", "urgent")]), Some(1.0));
     }
 }

@@ -376,6 +376,20 @@ async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         "drain rate / normal write throughput = {:.0} / {:.0} = {:.2} (goal >= 0.50)",
         r.drain_rate, r.baseline.throughput, r.ratio_to_writes
     );
+    let ms = |us: u64| us as f64 / 1000.0;
+    for (what, l) in [
+        ("streams idle", &r.each_quorum_idle),
+        ("during the drain", &r.each_quorum_during_drain),
+    ] {
+        println!(
+            "EACH_QUORUM probe, {what}: {} puts, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            l.count,
+            ms(l.p50_us),
+            ms(l.p99_us),
+            ms(l.max_us)
+        );
+    }
+    println!("probe errors: {}", r.probe_errors);
     if let Some(path) = &args.json {
         write_json(path, &r)?;
     }

@@ -137,22 +137,22 @@ impl Delivery {
             next_batch: 1,
             limit: MIN_BATCH * 4,
             backoff: Duration::from_millis(50),
-            rr: 0,
+            // Senders start at different nodes of the destination, so their
+            // streams (and the apply work) spread over it.
+            rr: self.me.idx.0 as usize,
         };
         loop {
             if *shutdown.borrow() {
                 return;
             }
             // Stay on the open stream while its node is up.
-            if p.stream
-                .as_ref()
-                .is_some_and(|s| !self.liveness.is_up(s.to))
-            {
+            if let Some(s) = p.stream.as_ref().filter(|s| !self.liveness.is_up(s.to)) {
+                tracing::debug!(dest = %p.label, to = s.to.0, "stream's node is down; reopening");
                 p.reset();
             }
             if let Err(stall) = self.fill(&mut p).await {
                 self.stalled(&mut p, stall);
-                self.idle(&mut shutdown, p.backoff).await;
+                self.idle(&p.dest, &mut shutdown, p.backoff).await;
                 p.backoff = (p.backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
@@ -200,7 +200,7 @@ impl Delivery {
             };
             if let Err(stall) = outcome {
                 self.stalled(&mut p, stall);
-                self.idle(&mut shutdown, p.backoff).await;
+                self.idle(&p.dest, &mut shutdown, p.backoff).await;
                 p.backoff = (p.backoff * 2).min(Duration::from_secs(2));
             }
         }
@@ -297,6 +297,8 @@ impl Delivery {
             return Ok(()); // a batch given up on earlier
         };
         let took = f.sent.elapsed();
+        tracing::debug!(dest = %p.label, lane = f.lane.label(), entries = f.page.len(),
+            ms = took.as_millis() as u64, in_flight = p.flight.len(), "batch acknowledged");
         let by_seq: HashMap<u64, &EntryAck> = ack.entries.iter().map(|a| (a.seq, a)).collect();
         let mut durable = Vec::with_capacity(f.page.len());
         let mut kept = 0usize;
@@ -316,7 +318,7 @@ impl Delivery {
         }
         metrics::counter!("geokv_hint_sent_total", "dest" => p.label.clone(), "lane" => f.lane.label())
             .increment(durable.len() as u64);
-        self.delete(&p.dest, &durable).await;
+        self.delete(&p.dest, f.lane, &durable).await;
         if f.lane == Lane::Backlog {
             p.limit = if took < SLOW_BATCH / 4 {
                 (p.limit * 2).min(self.hints.config().max_batch_entries)
@@ -355,9 +357,12 @@ impl Delivery {
         }
     }
 
-    async fn idle(&self, shutdown: &mut watch::Receiver<bool>, d: Duration) {
+    /// Backs off after a stall; a new urgent entry (a client waiting) cuts
+    /// the back-off short, so it never waits for the retry timer.
+    async fn idle(&self, dest: &Dest, shutdown: &mut watch::Receiver<bool>, d: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
+            _ = self.hints.notified(dest, Lane::Urgent) => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -387,9 +392,11 @@ impl Delivery {
                 if rows.len() >= limit {
                     break;
                 }
-                if let Some((_, last)) = next {
-                    from = last;
-                    from.push(0);
+                if let Some((_, mut last)) = next {
+                    // Ranges may overlap (a batch can span an older one):
+                    // never move back.
+                    last.push(0);
+                    from = from.max(last);
                 }
             }
             Ok::<_, crate::engine::EngineError>(rows)
@@ -438,7 +445,8 @@ impl Delivery {
             }
             let bytes = old.iter().map(|l| l.bytes).sum();
             if self.hints.engine().write(batch).is_ok() {
-                self.hints.dequeued(dest, old.len() as u64, bytes);
+                self.hints
+                    .dequeued(dest, Lane::Backlog, old.len() as u64, bytes);
             }
         }
         fresh
@@ -467,7 +475,7 @@ impl Delivery {
         }
     }
 
-    async fn delete(&self, dest: &Dest, done: &[Loaded]) {
+    async fn delete(&self, dest: &Dest, lane: Lane, done: &[Loaded]) {
         if done.is_empty() {
             return;
         }
@@ -478,7 +486,7 @@ impl Delivery {
         let bytes: u64 = done.iter().map(|l| l.bytes).sum();
         let engine = self.hints.engine().clone();
         if let Ok(Ok(())) = tokio::task::spawn_blocking(move || engine.write(batch)).await {
-            self.hints.dequeued(dest, done.len() as u64, bytes);
+            self.hints.dequeued(dest, lane, done.len() as u64, bytes);
         }
     }
 }

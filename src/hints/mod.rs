@@ -86,7 +86,7 @@ pub struct Hints {
     /// increasing across restarts without a persisted counter.
     seq: AtomicU64,
     /// In-memory mirror of each queue's size (rebuilt from disk at start).
-    backlog: Mutex<BTreeMap<Dest, Backlog>>,
+    backlog: Mutex<BTreeMap<(Dest, Lane), Backlog>>,
     /// One wake-up per destination queue and lane (a stored permit, so a
     /// wake-up while the task is busy is not lost).
     wake: BTreeMap<(Dest, Lane), tokio::sync::Notify>,
@@ -110,7 +110,7 @@ impl Hints {
         config: HintsConfig,
     ) -> Result<Self, GeokvError> {
         let me = ring.node(me).clone();
-        let mut backlog: BTreeMap<Dest, Backlog> = BTreeMap::new();
+        let mut backlog: BTreeMap<(Dest, Lane), Backlog> = BTreeMap::new();
         let mut max_seq = 0u64;
         let mut from: Vec<u8> = Vec::new();
         loop {
@@ -119,8 +119,8 @@ impl Hints {
             from = last.clone();
             from.push(0);
             for (k, v) in &page {
-                if let Some((dest, _lane, seq)) = Dest::parse_key(k) {
-                    let b = backlog.entry(dest).or_default();
+                if let Some((dest, lane, seq)) = Dest::parse_key(k) {
+                    let b = backlog.entry((dest, lane)).or_default();
                     b.entries += 1;
                     b.bytes += v.len() as u64;
                     max_seq = max_seq.max(seq);
@@ -271,19 +271,25 @@ impl Hints {
         let value = encode_entry(now_ms(), &entry);
         {
             let mut b = self.backlog.lock();
-            let q = b.entry(dest.clone()).or_default();
-            if q.bytes + value.len() as u64 > self.config.max_backlog_bytes {
+            let queued: u64 = dest
+                .lanes()
+                .iter()
+                .filter_map(|&l| b.get(&(dest.clone(), l)))
+                .map(|q| q.bytes)
+                .sum();
+            if queued + value.len() as u64 > self.config.max_backlog_bytes {
                 drop(b);
                 metrics::counter!("geokv_hint_overflows_total", "dest" => dest.label())
                     .increment(1);
                 self.needs_repair(keyspace, key, dest, batch);
                 return Ok(None);
             }
+            let q = b.entry((dest.clone(), lane)).or_default();
             q.entries += 1;
             q.bytes += value.len() as u64;
         }
         batch.put_raw(Cf::Hints, &dest.key(lane, seq), &value);
-        self.publish(dest);
+        self.publish(dest, lane);
         Ok(Some(seq))
     }
 
@@ -331,23 +337,24 @@ impl Hints {
         }
     }
 
-    pub(crate) fn dequeued(&self, dest: &Dest, entries: u64, bytes: u64) {
+    pub(crate) fn dequeued(&self, dest: &Dest, lane: Lane, entries: u64, bytes: u64) {
         {
             let mut b = self.backlog.lock();
-            let q = b.entry(dest.clone()).or_default();
+            let q = b.entry((dest.clone(), lane)).or_default();
             q.entries = q.entries.saturating_sub(entries);
             q.bytes = q.bytes.saturating_sub(bytes);
         }
-        self.publish(dest);
+        self.publish(dest, lane);
     }
 
-    /// Entries waiting for `dest`.
+    /// Entries waiting for `dest` (both lanes).
     pub fn backlog_entries(&self, dest: &Dest) -> u64 {
-        self.backlog
-            .lock()
-            .get(dest)
-            .map(|b| b.entries)
-            .unwrap_or(0)
+        let b = self.backlog.lock();
+        dest.lanes()
+            .iter()
+            .filter_map(|&l| b.get(&(dest.clone(), l)))
+            .map(|q| q.entries)
+            .sum()
     }
 
     /// Total entries waiting in every queue.
@@ -355,17 +362,19 @@ impl Hints {
         self.backlog.lock().values().map(|b| b.entries).sum()
     }
 
-    fn publish(&self, dest: &Dest) {
-        let b = self.backlog.lock().get(dest).copied().unwrap_or_default();
-        let l = dest.label();
-        metrics::gauge!("geokv_hint_backlog_entries", "dest" => l.clone()).set(b.entries as f64);
-        metrics::gauge!("geokv_hint_backlog_bytes", "dest" => l).set(b.bytes as f64);
+    fn publish(&self, dest: &Dest, lane: Lane) {
+        let key = (dest.clone(), lane);
+        let b = self.backlog.lock().get(&key).copied().unwrap_or_default();
+        let (d, l) = (dest.label(), lane.label());
+        metrics::gauge!("geokv_hint_backlog_entries", "dest" => d.clone(), "lane" => l)
+            .set(b.entries as f64);
+        metrics::gauge!("geokv_hint_backlog_bytes", "dest" => d, "lane" => l).set(b.bytes as f64);
     }
 
     fn publish_all(&self) {
-        let dests: Vec<Dest> = self.backlog.lock().keys().cloned().collect();
-        for d in dests {
-            self.publish(&d);
+        let queues: Vec<(Dest, Lane)> = self.backlog.lock().keys().cloned().collect();
+        for (d, l) in queues {
+            self.publish(&d, l);
         }
     }
 
