@@ -10,10 +10,11 @@
 //! are 0 (`wan_delay_ms` puts a one-way delay on every inter-DC link first).
 //! Drain rate = entries queued at heal ÷ seconds from heal to empty.
 //!
-//! A probe writes at EACH_QUORUM, one put at a time, first with the streams
-//! idle and then throughout the drain: its latency shows whether a client
-//! waiting on dc2 queues behind the backlog (it should not: such writes take
-//! the streams' urgent lane).
+//! Two probes write one put at a time, first with the streams idle and then
+//! throughout the drain: EACH_QUORUM shows whether a client waiting on dc2
+//! queues behind the backlog (it should not: such writes take the streams'
+//! urgent lane), LOCAL_QUORUM coordinated in dc2 (the side replaying the
+//! backlog) whether replay starves foreground requests there.
 //!
 //! Owns the scenario's sequence and the metric scrape. Must not format it.
 use std::collections::BTreeMap;
@@ -33,7 +34,7 @@ use crate::coordinator::consistency::ConsistencyLevel;
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 
-/// EACH_QUORUM probe puts with the streams idle.
+/// Probe puts per level with the streams idle.
 const IDLE_PROBES: u64 = 200;
 
 /// Addresses of the drain cluster: dc1, then dc2.
@@ -90,6 +91,11 @@ pub struct DrainReport {
     pub each_quorum_idle: LatencySummary,
     /// The same probe from heal until the backlog was empty.
     pub each_quorum_during_drain: LatencySummary,
+    /// LOCAL_QUORUM probe puts (one at a time, coordinated in dc2) with the
+    /// streams idle.
+    pub local_quorum_idle: LatencySummary,
+    /// The same probe from heal until the backlog was empty.
+    pub local_quorum_during_drain: LatencySummary,
     /// Probe puts that failed (idle + during the drain).
     pub probe_errors: u64,
 }
@@ -124,7 +130,38 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     let cluster = &started.cluster;
     wait_empty(cluster, opts.timeout, |_, _| {}).await?;
     let (_, stop_idle) = watch::channel(false);
-    let idle = probe_each_quorum(client.clone(), "probe-idle", Some(IDLE_PROBES), stop_idle).await;
+    // The LOCAL_QUORUM probe runs in dc2, where the backlog is applied (its
+    // own writes go to dc2's stream to dc1, not to the one being drained).
+    let dc2_endpoints: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.dc == "dc2")
+        .map(|n| format!("http://{}", n.client_address))
+        .collect();
+    let dc2_client = Client::builder()
+        .endpoints(dc2_endpoints)
+        .local_datacenter("dc2")
+        .retries(0)
+        .build()
+        .await?;
+    let each = ConsistencyLevel::EachQuorum;
+    let local = ConsistencyLevel::LocalQuorum;
+    let idle_each = probe(
+        client.clone(),
+        each,
+        "idle-eq",
+        Some(IDLE_PROBES),
+        stop_idle.clone(),
+    )
+    .await;
+    let idle_local = probe(
+        client.clone(),
+        local,
+        "idle-lq",
+        Some(IDLE_PROBES),
+        stop_idle,
+    )
+    .await;
 
     cluster.set_dc_link("dc1", "dc2", true).await?;
     let cut_spec = RunSpec {
@@ -141,12 +178,14 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     cluster.set_dc_link("dc1", "dc2", false).await?;
     let healed = Instant::now();
     let (stop, stop_rx) = watch::channel(false);
-    let probe = tokio::spawn(probe_each_quorum(
+    let drain_each = tokio::spawn(probe(
         client.clone(),
-        "probe-drain",
+        each,
+        "drain-eq",
         None,
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let drain_local = tokio::spawn(probe(dc2_client, local, "drain-lq", None, stop_rx));
     let mut samples = Vec::new();
     let mut first_progress = None;
     wait_empty(cluster, opts.timeout, |at, total| {
@@ -158,7 +197,8 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     .await?;
     let drain = healed.elapsed();
     let _ = stop.send(true);
-    let during = probe.await.unwrap_or_else(|_| Probe::empty());
+    let during_each = drain_each.await.unwrap_or_else(|_| Probe::empty());
+    let during_local = drain_local.await.unwrap_or_else(|_| Probe::empty());
     started.cluster.stop();
 
     let first = first_progress.unwrap_or(drain);
@@ -176,13 +216,18 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
         drain_rate,
         drain_rate_active: backlog_total as f64 / active,
         samples,
-        each_quorum_idle: idle.summary(),
-        each_quorum_during_drain: during.summary(),
-        probe_errors: idle.errors + during.errors,
+        each_quorum_idle: idle_each.summary(),
+        each_quorum_during_drain: during_each.summary(),
+        local_quorum_idle: idle_local.summary(),
+        local_quorum_during_drain: during_local.summary(),
+        probe_errors: idle_each.errors
+            + during_each.errors
+            + idle_local.errors
+            + during_local.errors,
     })
 }
 
-/// Latencies of EACH_QUORUM probe puts.
+/// Latencies of probe puts.
 struct Probe {
     hist: Histogram<u64>,
     errors: u64,
@@ -203,10 +248,11 @@ impl Probe {
     }
 }
 
-/// EACH_QUORUM puts of fresh keys, one at a time, until `count` are done or
+/// Puts of fresh keys at `level`, one at a time, until `count` are done or
 /// `stop` turns true.
-async fn probe_each_quorum(
+async fn probe(
     client: Client,
+    level: ConsistencyLevel,
     prefix: &'static str,
     count: Option<u64>,
     stop: watch::Receiver<bool>,
@@ -217,8 +263,8 @@ async fn probe_each_quorum(
     while !*stop.borrow() && count.is_none_or(|c| i < c) {
         let t = Instant::now();
         let put = client
-            .put(format!("{prefix}-{i}"), b"probe".to_vec())
-            .consistency(ConsistencyLevel::EachQuorum)
+            .put(format!("probe-{prefix}-{i}"), b"probe".to_vec())
+            .consistency(level)
             .await;
         match put {
             Ok(_) => {

@@ -378,11 +378,19 @@ async fn drain(args: DrainArgs) -> anyhow::Result<()> {
     );
     let ms = |us: u64| us as f64 / 1000.0;
     for (what, l) in [
-        ("streams idle", &r.each_quorum_idle),
-        ("during the drain", &r.each_quorum_during_drain),
+        ("EACH_QUORUM probe, streams idle", &r.each_quorum_idle),
+        (
+            "EACH_QUORUM probe, during the drain",
+            &r.each_quorum_during_drain,
+        ),
+        ("LOCAL_QUORUM probe, streams idle", &r.local_quorum_idle),
+        (
+            "LOCAL_QUORUM probe, during the drain",
+            &r.local_quorum_during_drain,
+        ),
     ] {
         println!(
-            "EACH_QUORUM probe, {what}: {} puts, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "{what}: {} puts, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             l.count,
             ms(l.p50_us),
             ms(l.p99_us),
