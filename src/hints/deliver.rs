@@ -48,7 +48,7 @@ const MIN_BATCH: usize = 16;
 /// Backlog batches in flight per stream.
 const BACKLOG_WINDOW: usize = 4;
 /// Urgent batches in flight per stream, and their size bound.
-const URGENT_WINDOW: usize = 4;
+const URGENT_WINDOW: usize = 16;
 const URGENT_BATCH: usize = 256;
 /// A batch not acknowledged within this is given up (the stream reopens).
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 /// Batches of one incoming stream applied at once (senders keep fewer in
 /// flight; this only bounds a misbehaving one).
-const STREAM_WINDOW: usize = 16;
+const STREAM_WINDOW: usize = 32;
 
 /// Serves internode calls for one node.
 pub struct InternodeService {

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Batches (and acknowledgements) buffered per direction of one stream.
-const BUFFER: usize = 16;
+const BUFFER: usize = 64;
 
 /// An open hinted stream to one peer.
 pub struct OutboundStream {
