@@ -383,9 +383,12 @@ async fn drain(args: DrainArgs) -> anyhow::Result<()> {
             "EACH_QUORUM probe, during the drain",
             &r.each_quorum_during_drain,
         ),
-        ("LOCAL_QUORUM probe, streams idle", &r.local_quorum_idle),
         (
-            "LOCAL_QUORUM probe, during the drain",
+            "LOCAL_QUORUM probe in dc2, streams idle",
+            &r.local_quorum_idle,
+        ),
+        (
+            "LOCAL_QUORUM probe in dc2, during the drain",
             &r.local_quorum_during_drain,
         ),
     ] {

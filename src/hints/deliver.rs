@@ -11,9 +11,11 @@
 //!   at a fixed byte rate, and backs off when it struggles.
 //!
 //! Entries leave a queue only once acknowledged as durable at the
-//! destination. A load skips the key ranges of batches in flight (rather than
-//! following a cursor), so an entry whose batch committed after a later
-//! sequence number's is still found.
+//! destination. A load skips the key ranges of batches in flight and starts
+//! at the lane's floor, the lowest key still live, so it does not step over
+//! the tombstones acknowledged entries leave; once a second it scans the lane
+//! from its start, so an entry whose batch committed after a later sequence
+//! number's (and sorts below the floor) is still found.
 //!
 //! Must not: decide what is enqueued; it only sends, deletes what was
 //! acknowledged, and records expired hints for anti-entropy.
@@ -52,6 +54,10 @@ const URGENT_WINDOW: usize = 16;
 const URGENT_BATCH: usize = 256;
 /// A batch not acknowledged within this is given up (the stream reopens).
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// A lane is scanned from its very start at least this often, so an entry
+/// whose batch committed after a later sequence number's (and so sorts below
+/// the lane's floor) is still found.
+const RESCAN: Duration = Duration::from_secs(1);
 /// Wait after a backlog wake-up so concurrent writes share one batch.
 const LINGER: Duration = Duration::from_millis(2);
 
@@ -96,6 +102,16 @@ struct Pump {
     limit: usize,
     backoff: Duration,
     rr: usize,
+    /// Per lane, a key no live entry sorts below (acknowledged entries leave
+    /// tombstones, and a queue scanned from its start would step over every
+    /// one of them), and when the lane was last scanned from its start.
+    floors: HashMap<Lane, Floor>,
+}
+
+/// See [`Pump::floors`].
+struct Floor {
+    key: Vec<u8>,
+    full_scan: Instant,
 }
 
 impl Pump {
@@ -137,6 +153,7 @@ impl Delivery {
             next_batch: 1,
             limit: MIN_BATCH * 4,
             backoff: Duration::from_millis(50),
+            floors: HashMap::new(),
             // Senders start at different nodes of the destination, so their
             // streams (and the apply work) spread over it.
             rr: self.me.idx.0 as usize,
@@ -227,7 +244,34 @@ impl Delivery {
                     .filter(|f| f.lane == lane)
                     .map(|f| f.range.clone())
                     .collect();
-                let page = self.load(&p.dest, lane, skip, limit).await;
+                let floor = p.floors.get(&lane);
+                let full = floor.is_none_or(|f| f.full_scan.elapsed() > RESCAN);
+                let from = match floor {
+                    Some(f) if !full => f.key.clone(),
+                    _ => p.dest.prefix(lane),
+                };
+                let page = self
+                    .load(&p.dest, lane, from.clone(), skip.clone(), limit)
+                    .await;
+                // Every live entry is in a batch in flight or at or above the
+                // first one found (late commits aside: see RESCAN).
+                let low = page
+                    .first()
+                    .map(|l| l.key.clone())
+                    .into_iter()
+                    .chain(skip.into_iter().map(|r| r.0))
+                    .min();
+                let full_scan = match p.floors.get(&lane) {
+                    Some(f) if !full => f.full_scan,
+                    _ => Instant::now(),
+                };
+                p.floors.insert(
+                    lane,
+                    Floor {
+                        key: low.unwrap_or(from),
+                        full_scan,
+                    },
+                );
                 let (Some(first), Some(last)) = (page.first(), page.last()) else {
                     break;
                 };
@@ -367,36 +411,26 @@ impl Delivery {
         }
     }
 
-    /// Reads up to `limit` entries (and at most the byte bound) of one lane,
-    /// in key order, skipping the key ranges in `skip` (batches in flight).
+    /// Reads up to `limit` entries (and at most the byte bound) of one lane
+    /// from key `from` on, in key order, skipping the key ranges in `skip`
+    /// (batches in flight).
     async fn load(
         &self,
         dest: &Dest,
         lane: Lane,
-        mut skip: Vec<(Vec<u8>, Vec<u8>)>,
+        from: Vec<u8>,
+        skip: Vec<(Vec<u8>, Vec<u8>)>,
         limit: usize,
     ) -> Vec<Loaded> {
-        skip.sort();
         let engine = self.hints.engine().clone();
-        let (start, end) = (dest.prefix(lane), dest.prefix_end(lane));
+        let ranges = gaps(from, dest.prefix_end(lane), skip);
         let max_bytes = self.hints.config().max_batch_bytes;
         let res = tokio::task::spawn_blocking(move || {
             let mut rows = Vec::new();
-            let mut from = start;
-            let gaps = skip.into_iter().map(Some).chain(std::iter::once(None));
-            for next in gaps {
-                let to = next.as_ref().map_or(end.clone(), |r| r.0.clone());
-                if from < to {
-                    rows.extend(engine.scan_raw(Cf::Hints, &from, &to, limit - rows.len())?);
-                }
+            for (from, to) in ranges {
+                rows.extend(engine.scan_raw(Cf::Hints, &from, &to, limit - rows.len())?);
                 if rows.len() >= limit {
                     break;
-                }
-                if let Some((_, mut last)) = next {
-                    // Ranges may overlap (a batch can span an older one):
-                    // never move back.
-                    last.push(0);
-                    from = from.max(last);
                 }
             }
             Ok::<_, crate::engine::EngineError>(rows)
@@ -488,5 +522,73 @@ impl Delivery {
         if let Ok(Ok(())) = tokio::task::spawn_blocking(move || engine.write(batch)).await {
             self.hints.dequeued(dest, lane, done.len() as u64, bytes);
         }
+    }
+}
+
+/// The key ranges `[from, to)` a load scans, in order: `[start, end)` minus
+/// the inclusive ranges `[first, last]` of the batches in flight, which may
+/// overlap (a batch can span an older one) and come in any order.
+fn gaps(
+    start: Vec<u8>,
+    end: Vec<u8>,
+    mut skip: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    skip.sort();
+    let mut out = Vec::with_capacity(skip.len() + 1);
+    let mut from = start;
+    for (first, mut last) in skip {
+        let to = first.min(end.clone());
+        if from < to {
+            out.push((from.clone(), to));
+        }
+        last.push(0); // the first key after `last`
+        from = from.max(last);
+    }
+    if from < end {
+        out.push((from, end));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gaps;
+    use proptest::prelude::*;
+
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(0u8..4, 0..3)
+    }
+
+    proptest! {
+        /// A key is scanned exactly when no batch in flight covers it, and
+        /// the ranges are disjoint and in key order.
+        #[test]
+        fn gaps_cover_exactly_what_is_not_in_flight(
+            keys in prop::collection::vec(key(), 0..40),
+            skip in prop::collection::vec((key(), key()), 0..6),
+        ) {
+            let skip: Vec<_> = skip
+                .into_iter()
+                .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
+                .collect();
+            let (start, end) = (Vec::new(), vec![9u8]);
+            let ranges = gaps(start, end.clone(), skip.clone());
+            for w in ranges.windows(2) {
+                prop_assert!(w[0].1 <= w[1].0, "{:?} overlaps {:?}", w[0], w[1]);
+            }
+            for k in keys.iter().filter(|k| **k < end) {
+                let in_flight = skip.iter().any(|(a, b)| a <= k && k <= b);
+                let scanned = ranges.iter().any(|(f, t)| f <= k && k < t);
+                prop_assert_eq!(scanned, !in_flight, "{:?} (skip {:?}, ranges {:?})", k, skip, ranges);
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_spanning_an_older_one_does_not_rewind_the_scan() {
+        let k = |b: u8| vec![b];
+        // In flight: [3, 5] and, loaded later around it, [1, 8].
+        let r = gaps(k(0), k(20), vec![(k(3), k(5)), (k(1), k(8))]);
+        assert_eq!(r, vec![(k(0), k(1)), (vec![8, 0], k(20))]);
     }
 }
