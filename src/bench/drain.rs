@@ -155,7 +155,7 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     )
     .await;
     let idle_local = probe(
-        client.clone(),
+        dc2_client.clone(),
         local,
         "idle-lq",
         Some(IDLE_PROBES),
