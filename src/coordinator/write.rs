@@ -100,7 +100,13 @@ impl Coordinator {
             let tx = tx.clone();
             tokio::spawn(async move {
                 let dc = wait.dc.clone();
-                let result = wait.outcome().await;
+                // Past the deadline nobody gathers: drop the wait (the entry
+                // stays queued and is delivered anyway). A second later, so
+                // the gather reports its own timeout first.
+                let drop_at = deadline + std::time::Duration::from_secs(1);
+                let result = tokio::time::timeout_at(drop_at, wait.outcome())
+                    .await
+                    .unwrap_or_else(|_| Err("no acknowledgement by the deadline".to_string()));
                 let _ = tx
                     .send(Answer::Stream {
                         dc,
@@ -189,7 +195,7 @@ impl Coordinator {
                         Ok((set, waits))
                     })
                     .await?;
-                self.hints.notify_appended(remote_dcs, wait_for);
+                self.hints.notify_appended(remote_dcs, wait_for, &waits);
                 return Ok((n, set, waits));
             }
             let msg = ReplicaUpdateRequest {

@@ -246,10 +246,17 @@ impl Delivery {
                     .collect();
                 let floor = p.floors.get(&lane);
                 let full = floor.is_none_or(|f| f.full_scan.elapsed() > RESCAN);
-                let from = match floor {
+                let mut from = match floor {
                     Some(f) if !full => f.key.clone(),
                     _ => p.dest.prefix(lane),
                 };
+                if let (Lane::Urgent, Dest::Dc(dc)) = (lane, &p.dest) {
+                    // An urgent entry committed after a later one sorts below
+                    // the floor: start from it rather than wait for RESCAN.
+                    if let Some(seq) = self.hints.take_rewind(dc) {
+                        from = from.min(p.dest.key(lane, seq));
+                    }
+                }
                 let page = self
                     .load(&p.dest, lane, from.clone(), skip.clone(), limit)
                     .await;
@@ -313,12 +320,16 @@ impl Delivery {
         }
         let batch_id = p.next_batch;
         p.next_batch += 1;
+        // Urgent entries nobody waits on any more (their clients timed out,
+        // e.g. during an outage) are applied at the receiver's replay pace.
+        let waiters = self.hints.waiters();
+        let urgent = lane == Lane::Urgent && page.iter().any(|l| waiters.contains(l.entry.seq));
         let batch = StreamBatch {
             source_node: self.me.id.clone(),
             source_dc: self.me.dc.clone(),
             entries: page.iter().map(|l| l.entry.clone()).collect(),
             batch_id,
-            urgent: lane == Lane::Urgent,
+            urgent,
         };
         let stream = p.stream.as_mut().expect("opened above");
         stream.send(batch).await?;
@@ -346,6 +357,8 @@ impl Delivery {
         let by_seq: HashMap<u64, &EntryAck> = ack.entries.iter().map(|a| (a.seq, a)).collect();
         let mut durable = Vec::with_capacity(f.page.len());
         let mut kept = 0usize;
+        let mut refused = WriteBatch::new();
+        let mut refused_n = 0u64;
         for l in f.page {
             let a = by_seq.get(&l.entry.seq);
             if f.lane == Lane::Urgent {
@@ -356,12 +369,31 @@ impl Delivery {
             }
             if a.is_some_and(|a| a.durable) {
                 durable.push(l);
+            } else if a.is_some_and(|a| a.refused) {
+                // Resending cannot help: leave the key to anti-entropy
+                // (recorded, counted, logged by the receiver) and move on,
+                // rather than stall the whole queue behind it.
+                self.hints
+                    .needs_repair(&l.entry.keyspace, &l.entry.key, &p.dest, &mut refused);
+                refused_n += 1;
+                durable.push(l);
             } else {
                 kept += 1;
             }
         }
+        if refused_n > 0 {
+            metrics::counter!("geokv_stream_refused_total", "dest" => p.label.clone())
+                .increment(refused_n);
+            let engine = self.hints.engine().clone();
+            if !matches!(
+                tokio::task::spawn_blocking(move || engine.write(refused)).await,
+                Ok(Ok(()))
+            ) {
+                return Err(Stall::Failed("could not record refused entries".into()));
+            }
+        }
         metrics::counter!("geokv_hint_sent_total", "dest" => p.label.clone(), "lane" => f.lane.label())
-            .increment(durable.len() as u64);
+            .increment(durable.len() as u64 - refused_n);
         self.delete(&p.dest, f.lane, &durable).await;
         if f.lane == Lane::Backlog {
             p.limit = if took < SLOW_BATCH / 4 {

@@ -92,6 +92,9 @@ pub struct Hints {
     wake: BTreeMap<(Dest, Lane), tokio::sync::Notify>,
     /// Coordinators waiting on urgent entries.
     waiters: Waiters,
+    /// Per datacenter, the lowest urgent sequence number committed since its
+    /// delivery task last loaded (see [`Hints::notify_appended`]).
+    rewind: Mutex<BTreeMap<String, u64>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -140,6 +143,7 @@ impl Hints {
             backlog: Mutex::new(backlog),
             wake: BTreeMap::new(),
             waiters: Waiters::default(),
+            rewind: Mutex::new(BTreeMap::new()),
         };
         hints.wake = hints
             .destinations()
@@ -206,7 +210,7 @@ impl Hints {
         let waits = self.stream_append(dcs, wait_for, keyspace, key, set, &mut batch)?;
         if !batch.is_empty() {
             self.engine.write(batch)?;
-            self.notify_appended(dcs, wait_for);
+            self.notify_appended(dcs, wait_for, &waits);
         }
         Ok(waits)
     }
@@ -214,6 +218,12 @@ impl Hints {
     /// The coordinators waiting on urgent entries.
     pub fn waiters(&self) -> &Waiters {
         &self.waiters
+    }
+
+    /// Takes the lowest urgent sequence number committed for `dc` since the
+    /// last call.
+    pub(crate) fn take_rewind(&self, dc: &str) -> Option<u64> {
+        self.rewind.lock().remove(dc)
     }
 
     /// Stores a hint for `target` (a replica that is down or failed).
@@ -312,7 +322,18 @@ impl Hints {
     /// Wakes the delivery of what [`Hints::stream_append`] appended with the
     /// same `dcs` and `wait_for`: the urgent lane of the awaited datacenters
     /// (sent at once), the backlog lane of the others (sent after a linger).
-    pub fn notify_appended(&self, dcs: &[String], wait_for: &[String]) {
+    ///
+    /// Call it once the append is committed: it also tells each urgent
+    /// lane the lowest sequence number just appended, so an entry committed
+    /// after a later one is loaded at once rather than at the next rescan.
+    pub fn notify_appended(&self, dcs: &[String], wait_for: &[String], waits: &[StreamWait]) {
+        {
+            let mut rewind = self.rewind.lock();
+            for w in waits {
+                let low = rewind.entry(w.dc.clone()).or_insert(w.seq);
+                *low = (*low).min(w.seq);
+            }
+        }
         for dc in dcs {
             let lane = if wait_for.contains(dc) {
                 Lane::Urgent

@@ -87,21 +87,24 @@ impl Receiver {
         let seq = e.seq;
         let Ok(set) = SiblingSet::decode(&e.record) else {
             tracing::error!(keyspace = %e.keyspace, "undecodable record in stream; refused");
-            return not_applied(seq);
+            return refused(seq);
         };
         if !e.target_node.is_empty() {
             if e.target_node != self.me.id {
-                return not_applied(seq);
+                tracing::error!(target = %e.target_node, "hint for another node; refused");
+                return refused(seq);
             }
             let ok = self.apply_local(&e.keyspace, &e.key, set).await;
             return EntryAck {
                 seq,
                 replicas: ok as u32,
                 durable: ok,
+                refused: false,
             };
         }
         let Ok(replicas) = self.ring.replicas(&e.keyspace, &e.key) else {
-            return not_applied(seq);
+            tracing::error!(keyspace = %e.keyspace, "stream entry for an unknown keyspace; refused");
+            return refused(seq);
         };
         // Every replica of the key in this datacenter at once; one that is
         // down or fails gets a local hint instead.
@@ -116,6 +119,7 @@ impl Receiver {
             seq,
             replicas: outcomes.iter().filter(|o| o.0).count() as u32,
             durable: outcomes.iter().all(|o| o.0 || o.1),
+            refused: false,
         }
     }
 
@@ -140,6 +144,11 @@ impl Receiver {
         if applied {
             return (true, false);
         }
+        if n == self.me.idx {
+            // A hint for ourselves would never be delivered: not durable,
+            // the sender keeps the entry and resends it.
+            return (false, false);
+        }
         (
             false,
             self.hints.hint_node(n, &e.keyspace, &e.key, set).is_ok(),
@@ -160,5 +169,13 @@ fn not_applied(seq: u64) -> EntryAck {
         seq,
         replicas: 0,
         durable: false,
+        refused: false,
+    }
+}
+
+fn refused(seq: u64) -> EntryAck {
+    EntryAck {
+        refused: true,
+        ..not_applied(seq)
     }
 }

@@ -70,6 +70,11 @@ impl Waiters {
         }
     }
 
+    /// Whether a coordinator waits on entry `seq`.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.inner.lock().by_seq.contains_key(&seq)
+    }
+
     /// Coordinators currently waiting.
     pub fn len(&self) -> usize {
         self.inner.lock().by_seq.len()

@@ -84,10 +84,11 @@ impl Peers {
         tokio::spawn(async move {
             loop {
                 let item = match inbound.message().await {
-                    Ok(Some(ack)) => {
-                        let delay = faults.outgoing(&me, &p).ok().flatten();
-                        Ok((Instant::now() + delay.unwrap_or_default(), ack))
-                    }
+                    // An acknowledgement does not cross a link cut meanwhile.
+                    Ok(Some(ack)) => match faults.outgoing(&me, &p) {
+                        Ok(delay) => Ok((Instant::now() + delay.unwrap_or_default(), ack)),
+                        Err(_) => Err(TransportError::Cut { peer: p.id.clone() }),
+                    },
                     Ok(None) => Err(closed(&p, "ended")),
                     Err(s) => Err(rpc_error(&p, s)),
                 };
