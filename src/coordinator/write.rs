@@ -187,12 +187,22 @@ impl Coordinator {
                 let (set, waits) = self
                     .replica
                     .blocking(move |r| {
-                        let mut waits = Vec::new();
-                        let set = r.update(&ks, &key, value, &ctx, ts, |set, batch| {
-                            waits = hints.stream_append(&dcs, &wait, &ks, &key, set, batch)?;
+                        let mut appended = None;
+                        let res = r.update(&ks, &key, value, &ctx, ts, |set, batch| {
+                            appended =
+                                Some(hints.stream_append(&dcs, &wait, &ks, &key, set, batch)?);
                             Ok(())
-                        })?;
-                        Ok((set, waits))
+                        });
+                        match res {
+                            Ok(set) => Ok((set, appended.map(|a| a.waits).unwrap_or_default())),
+                            Err(e) => {
+                                // The batch did not commit: its queue entries do not exist.
+                                if let Some(a) = appended {
+                                    hints.rollback(a);
+                                }
+                                Err(e)
+                            }
+                        }
                     })
                     .await?;
                 self.hints.notify_appended(remote_dcs, wait_for, &waits);

@@ -76,6 +76,15 @@ struct Backlog {
     bytes: u64,
 }
 
+/// What [`Hints::stream_append`] added to a write batch: the waits of its
+/// urgent entries, and the counts to take back should the batch not commit.
+#[derive(Default)]
+pub struct Appended {
+    /// One per awaited datacenter whose queue took the entry.
+    pub waits: Vec<StreamWait>,
+    counted: Vec<(Dest, Lane, u64)>,
+}
+
 /// The node's hinted queues.
 pub struct Hints {
     engine: Arc<dyn Engine>,
@@ -169,6 +178,7 @@ impl Hints {
     /// `batch`. For the datacenters also in `wait_for` the entry goes to the
     /// urgent lane and a [`StreamWait`] is returned for it (none when the
     /// queue overflowed: the key was recorded for anti-entropy instead).
+    /// Should `batch` not commit, hand the result to [`Hints::rollback`].
     pub fn stream_append(
         &self,
         dcs: &[String],
@@ -177,10 +187,10 @@ impl Hints {
         key: &[u8],
         set: &SiblingSet,
         batch: &mut WriteBatch,
-    ) -> Result<Vec<StreamWait>, GeokvError> {
-        let mut waits = Vec::new();
+    ) -> Result<Appended, GeokvError> {
+        let mut appended = Appended::default();
         if dcs.is_empty() {
-            return Ok(waits);
+            return Ok(appended);
         }
         let mut record = Vec::with_capacity(set.encoded_len());
         set.encode(&mut record);
@@ -188,12 +198,22 @@ impl Hints {
             let dest = Dest::Dc(dc.clone());
             let urgent = wait_for.contains(dc);
             let lane = if urgent { Lane::Urgent } else { Lane::Backlog };
-            let seq = self.enqueue(&dest, lane, keyspace, key, &record, String::new(), batch)?;
-            if let (true, Some(seq)) = (urgent, seq) {
-                waits.push(self.waiters.register(dc, seq));
+            let queued = self.enqueue(&dest, lane, keyspace, key, &record, String::new(), batch)?;
+            if let Some((seq, bytes)) = queued {
+                appended.counted.push((dest, lane, bytes));
+                if urgent {
+                    appended.waits.push(self.waiters.register(dc, seq));
+                }
             }
         }
-        Ok(waits)
+        Ok(appended)
+    }
+
+    /// Takes back the backlog counts of appends whose batch did not commit.
+    pub fn rollback(&self, appended: Appended) {
+        for (dest, lane, bytes) in appended.counted {
+            self.dequeued(&dest, lane, 1, bytes);
+        }
     }
 
     /// Like [`Hints::stream_append`], written at once (when the coordinating
@@ -207,12 +227,15 @@ impl Hints {
         set: &SiblingSet,
     ) -> Result<Vec<StreamWait>, GeokvError> {
         let mut batch = WriteBatch::new();
-        let waits = self.stream_append(dcs, wait_for, keyspace, key, set, &mut batch)?;
+        let appended = self.stream_append(dcs, wait_for, keyspace, key, set, &mut batch)?;
         if !batch.is_empty() {
-            self.engine.write(batch)?;
-            self.notify_appended(dcs, wait_for, &waits);
+            if let Err(e) = self.engine.write(batch) {
+                self.rollback(appended);
+                return Err(e.into());
+            }
+            self.notify_appended(dcs, wait_for, &appended.waits);
         }
-        Ok(waits)
+        Ok(appended.waits)
     }
 
     /// The coordinators waiting on urgent entries.
@@ -239,7 +262,7 @@ impl Hints {
         set.encode(&mut record);
         let mut batch = WriteBatch::new();
         let dest = Dest::Node(node.clone());
-        self.enqueue(
+        let queued = self.enqueue(
             &dest,
             Lane::Backlog,
             keyspace,
@@ -249,15 +272,21 @@ impl Hints {
             &mut batch,
         )?;
         if !batch.is_empty() {
-            self.engine.write(batch)?;
+            if let Err(e) = self.engine.write(batch) {
+                if let Some((_, bytes)) = queued {
+                    self.dequeued(&dest, Lane::Backlog, 1, bytes);
+                }
+                return Err(e.into());
+            }
             metrics::counter!("geokv_hints_stored_total").increment(1);
             self.notify_queue(&dest, Lane::Backlog);
         }
         Ok(())
     }
 
-    /// Adds one entry to `batch`; its sequence number, or `None` when the
-    /// queue is over its byte bound (the key is recorded for anti-entropy).
+    /// Adds one entry to `batch` and counts it; its sequence number and
+    /// stored size, or `None` when the queue is over its byte bound (the key
+    /// is recorded for anti-entropy).
     #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &self,
@@ -268,7 +297,7 @@ impl Hints {
         record: &[u8],
         target_node: String,
         batch: &mut WriteBatch,
-    ) -> Result<Option<u64>, GeokvError> {
+    ) -> Result<Option<(u64, u64)>, GeokvError> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let entry = StreamEntry {
             seq,
@@ -300,7 +329,7 @@ impl Hints {
         }
         batch.put_raw(Cf::Hints, &dest.key(lane, seq), &value);
         self.publish(dest, lane);
-        Ok(Some(seq))
+        Ok(Some((seq, value.len() as u64)))
     }
 
     /// Records a key's token as needing anti-entropy towards `dest`.
@@ -418,5 +447,53 @@ impl Hints {
                 .map(|n| Dest::Node(n.id.clone())),
         );
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::memory::MemoryEngine;
+    use crate::engine::Limits;
+    use crate::topology::Topology;
+    use crate::version::{ActorId, VersionVector};
+
+    fn hints(engine: Arc<dyn Engine>) -> Hints {
+        let ring = Arc::new(Ring::new(&Topology::dev()));
+        let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
+        Hints::open(engine, ring, me, HintsConfig::default()).expect("open")
+    }
+
+    fn record() -> SiblingSet {
+        let mut set = SiblingSet::new();
+        set.update(ActorId(1), &VersionVector::new(), Some("v".into()), 1, 8)
+            .expect("one sibling");
+        set
+    }
+
+    #[test]
+    fn counts_follow_what_commits_and_survive_reopen() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let h = hints(engine.clone());
+        let (dc2, dcs) = (Dest::Dc("dc2".into()), vec!["dc2".to_string()]);
+        // Committed: one backlog entry and one urgent entry, with a wait.
+        let mut batch = WriteBatch::new();
+        let a = h.stream_append(&dcs, &[], "default", b"k1", &record(), &mut batch);
+        assert!(a.expect("append").waits.is_empty());
+        let b = h.stream_append(&dcs, &dcs, "default", b"k2", &record(), &mut batch);
+        let b = b.expect("append");
+        assert_eq!(b.waits.len(), 1, "an awaited datacenter gets a wait");
+        engine.write(batch).expect("commit");
+        assert_eq!(h.backlog_entries(&dc2), 2);
+        // Not committed: rolled back, the counts do not move.
+        let mut lost = WriteBatch::new();
+        let c = h.stream_append(&dcs, &dcs, "default", b"k3", &record(), &mut lost);
+        h.rollback(c.expect("append"));
+        assert_eq!(h.backlog_entries(&dc2), 2);
+        assert_eq!(h.waiters().len(), 1, "the rolled-back wait is gone");
+        // Reopening rebuilds the same counts from disk, lanes included.
+        drop(b);
+        let again = hints(engine);
+        assert_eq!(again.backlog_entries(&dc2), 2);
     }
 }
