@@ -237,7 +237,7 @@ struct Probe {
 impl Probe {
     fn empty() -> Self {
         Probe {
-            hist: Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds"),
+            hist: super::stats::histogram(),
             errors: 0,
             elapsed: Duration::ZERO,
         }

@@ -15,7 +15,8 @@ use super::workload::OpKind;
 
 const MAX_MICROS: u64 = 600_000_000;
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram (µs) with the bounds every phase uses.
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds are valid")
 }
 

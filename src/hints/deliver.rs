@@ -168,13 +168,14 @@ impl Delivery {
                 p.reset();
             }
             if let Err(stall) = self.fill(&mut p).await {
-                self.stalled(&mut p, stall);
-                self.idle(&p.dest, &mut shutdown, p.backoff).await;
-                p.backoff = (p.backoff * 2).min(Duration::from_secs(2));
+                self.stalled(&mut p, stall, &mut shutdown).await;
                 continue;
             }
             metrics::gauge!("geokv_stream_batches_in_flight", "dest" => p.label.clone())
                 .set(p.flight.len() as f64);
+            let urgent_room =
+                p.in_flight(Lane::Urgent) < URGENT_WINDOW && matches!(p.dest, Dest::Dc(_));
+            let backlog_room = p.in_flight(Lane::Backlog) < BACKLOG_WINDOW;
             let Some(stream) = p.stream.as_mut().filter(|_| !p.flight.is_empty()) else {
                 tokio::select! {
                     biased;
@@ -187,15 +188,6 @@ impl Delivery {
                 }
                 continue;
             };
-            let urgent_room = p.flight.values().filter(|f| f.lane == Lane::Urgent).count()
-                < URGENT_WINDOW
-                && matches!(p.dest, Dest::Dc(_));
-            let backlog_room = p
-                .flight
-                .values()
-                .filter(|f| f.lane == Lane::Backlog)
-                .count()
-                < BACKLOG_WINDOW;
             let oldest = p.flight.values().map(|f| f.sent).min();
             let give_up = oldest.unwrap_or_else(Instant::now) + BATCH_TIMEOUT;
             let event = tokio::select! {
@@ -216,9 +208,7 @@ impl Delivery {
                 ))),
             };
             if let Err(stall) = outcome {
-                self.stalled(&mut p, stall);
-                self.idle(&p.dest, &mut shutdown, p.backoff).await;
-                p.backoff = (p.backoff * 2).min(Duration::from_secs(2));
+                self.stalled(&mut p, stall, &mut shutdown).await;
             }
         }
     }
@@ -414,7 +404,9 @@ impl Delivery {
         Ok(())
     }
 
-    fn stalled(&self, p: &mut Pump, stall: Stall) {
+    /// Drops the stream and what was in flight, then backs off (doubling,
+    /// up to 2 s; an urgent entry cuts it short).
+    async fn stalled(&self, p: &mut Pump, stall: Stall, shutdown: &mut watch::Receiver<bool>) {
         p.reset();
         p.limit = (p.limit / 2).max(MIN_BATCH);
         metrics::counter!("geokv_hint_send_failures_total", "dest" => p.label.clone()).increment(1);
@@ -431,6 +423,8 @@ impl Delivery {
                 tracing::debug!(dest = %p.label, error = %e, "stream stalled");
             }
         }
+        self.idle(&p.dest, shutdown, p.backoff).await;
+        p.backoff = (p.backoff * 2).min(Duration::from_secs(2));
     }
 
     /// Backs off after a stall; a new urgent entry (a client waiting) cuts
