@@ -86,6 +86,7 @@ impl GeokvError {
         match self {
             GeokvError::Unavailable { .. } | GeokvError::QuorumFailed { .. } => Code::Unavailable,
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
+            GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::Consistency(_) | GeokvError::Siblings(_) => Code::FailedPrecondition,
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
             GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,

@@ -16,7 +16,7 @@ use crate::error::GeokvError;
 use crate::membership::Gossiper;
 use crate::proto::v1::kv_server::Kv;
 use crate::proto::v1::*;
-use crate::version::VersionVector;
+use crate::version::CausalContext;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,7 +98,7 @@ impl KvService {
     ) -> Result<(Vec<u8>, u32), GeokvError> {
         let c = self.common(options)?;
         self.check_key(&keyspace, &key)?;
-        let context = VersionVector::decode_context(&context)?;
+        let context = CausalContext::decode_context(&context)?;
         let started = Instant::now();
         let res = self
             .coordinator

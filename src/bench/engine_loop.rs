@@ -15,7 +15,7 @@ use super::runner::{PhaseOutcome, RunSpec};
 use super::stats::Recorder;
 use super::workload::{OpGenerator, OpKind};
 use crate::engine::{Durability, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
-use crate::version::{ActorId, SiblingSet, VersionVector};
+use crate::version::{ActorId, CausalContext, SiblingSet};
 
 const KEYSPACE: &str = "default";
 
@@ -80,7 +80,7 @@ fn versions(value: &Bytes) -> SiblingSet {
     let mut set = SiblingSet::default();
     set.update(
         ActorId::from(1u64),
-        &VersionVector::new(),
+        &CausalContext::new(),
         Some(value.clone()),
         0,
         8,

@@ -228,7 +228,11 @@ impl GetResult {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutResult {
-    /// Context of the stored version (covers the write just made).
+    /// The context this put was given plus the put itself: writing again
+    /// with it replaces exactly what this client has seen and written, never
+    /// a concurrent sibling another client wrote meanwhile (that one stays a
+    /// sibling until a read shows it and a write with the read's context
+    /// resolves it).
     pub context: CausalContext,
     /// Replicas that acknowledged (hints count under `ANY`).
     pub acks: u32,
@@ -259,7 +263,8 @@ impl PutResult {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteResult {
-    /// Context of the tombstone written.
+    /// The context this delete was given plus the tombstone it wrote (as
+    /// for [`PutResult::context`]).
     pub context: CausalContext,
     /// Replicas that acknowledged.
     pub acks: u32,

@@ -87,7 +87,7 @@ mod server_side {
         pub keyspace: String,
         pub key: Bytes,
         pub value: Option<Bytes>,
-        pub context: crate::version::VersionVector,
+        pub context: crate::version::CausalContext,
         pub level: ConsistencyLevel,
         pub explicit: Option<u32>,
         pub timeout: Duration,

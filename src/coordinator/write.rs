@@ -22,7 +22,7 @@ use crate::error::GeokvError;
 use crate::hints::waiters::StreamWait;
 use crate::proto::v1::internode::{ReplicaUpdateRequest, ReplicaWriteRequest};
 use crate::topology::NodeIdx;
-use crate::version::{SiblingSet, VersionVector};
+use crate::version::{CausalContext, Dot, SiblingSet};
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -31,8 +31,10 @@ use tokio::time::Instant;
 /// A write that met its level.
 #[derive(Debug, Clone)]
 pub struct WriteOutcome {
-    /// Context of the stored version: covers the write just made.
-    pub context: VersionVector,
+    /// The write's context: the client's context plus the write's own dot
+    /// (never the replica's whole clock: that also covers concurrent
+    /// siblings the client was not shown).
+    pub context: CausalContext,
     /// Acknowledgements received (replicas, plus hints for ANY).
     pub acks: u32,
 }
@@ -67,7 +69,7 @@ impl Coordinator {
             .collect();
 
         let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
-        let (chosen, record, waits) = self
+        let (chosen, record, dot, waits) = self
             .update_at_nearest(&req, &order, &remote_dcs, &wait_for, deadline)
             .await?;
         let mut acks = AckCounts::default();
@@ -130,7 +132,7 @@ impl Coordinator {
         .await?;
         let acks = got.acks.per_dc.values().sum::<u32>() + got.acks.hints;
         Ok(WriteOutcome {
-            context: record.context().clone(),
+            context: req.context.after_write(dot, &record.clock),
             acks,
         })
     }
@@ -171,7 +173,7 @@ impl Coordinator {
         remote_dcs: &[String],
         wait_for: &[String],
         deadline: Instant,
-    ) -> Result<(NodeIdx, SiblingSet, Vec<StreamWait>), GeokvError> {
+    ) -> Result<(NodeIdx, SiblingSet, Dot, Vec<StreamWait>), GeokvError> {
         let ts = now_ms();
         let mut errors = Vec::new();
         for &n in order.iter().filter(|n| self.is_up(**n)) {
@@ -184,7 +186,7 @@ impl Coordinator {
                 );
                 let hints = self.hints.clone();
                 let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
-                let (set, waits) = self
+                let ((set, dot), waits) = self
                     .replica
                     .blocking(move |r| {
                         let mut appended = None;
@@ -206,7 +208,7 @@ impl Coordinator {
                     })
                     .await?;
                 self.hints.notify_appended(remote_dcs, wait_for, &waits);
-                return Ok((n, set, waits));
+                return Ok((n, set, dot, waits));
             }
             let msg = ReplicaUpdateRequest {
                 keyspace: req.keyspace.clone(),
@@ -221,6 +223,9 @@ impl Coordinator {
                     let set = SiblingSet::decode(&resp.record).map_err(|e| {
                         GeokvError::Internal(format!("replica {} sent a bad record: {e}", n.0))
                     })?;
+                    let dot = written_dot(&set, resp.actor, resp.counter).ok_or_else(|| {
+                        GeokvError::Internal(format!("replica {} sent no dot for its write", n.0))
+                    })?;
                     let waits = self.hints.stream_append_now(
                         remote_dcs,
                         wait_for,
@@ -228,7 +233,7 @@ impl Coordinator {
                         &req.key,
                         &set,
                     )?;
-                    return Ok((n, set, waits));
+                    return Ok((n, set, dot, waits));
                 }
                 Err(crate::transport::TransportError::Rpc { code, message, .. })
                     if code == tonic::Code::FailedPrecondition
@@ -286,4 +291,10 @@ impl Coordinator {
             span,
         ));
     }
+}
+
+/// The dot a replica reports for its update, checked against its record.
+fn written_dot(set: &SiblingSet, actor: u64, counter: u64) -> Option<Dot> {
+    let dot = Dot::new(crate::version::ActorId(actor), counter);
+    set.siblings.iter().any(|s| s.dot == dot).then_some(dot)
 }

@@ -16,7 +16,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{Durability, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
-use crate::version::{ActorId, SiblingSet, VersionVector};
+use crate::version::{ActorId, CausalContext, SiblingSet};
 
 const KEYSPACE: &str = "bench";
 
@@ -233,7 +233,7 @@ impl Workload {
         let key = self.next_key();
         let mut set = SiblingSet::default();
         let value = Bytes::copy_from_slice(&self.value);
-        set.update(self.actor, &VersionVector::new(), Some(value), 0, 8)
+        set.update(self.actor, &CausalContext::new(), Some(value), 0, 8)
             .expect("a first write into an empty set cannot exceed the sibling cap");
         (key, set)
     }

@@ -456,7 +456,7 @@ mod tests {
     use crate::engine::memory::MemoryEngine;
     use crate::engine::Limits;
     use crate::topology::Topology;
-    use crate::version::{ActorId, VersionVector};
+    use crate::version::{ActorId, CausalContext};
 
     fn hints(engine: Arc<dyn Engine>) -> Hints {
         let ring = Arc::new(Ring::new(&Topology::dev()));
@@ -466,7 +466,7 @@ mod tests {
 
     fn record() -> SiblingSet {
         let mut set = SiblingSet::new();
-        set.update(ActorId(1), &VersionVector::new(), Some("v".into()), 1, 8)
+        set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
             .expect("one sibling");
         set
     }

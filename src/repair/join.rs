@@ -167,14 +167,14 @@ impl Join {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::version::{ActorId, VersionVector};
+    use crate::version::{ActorId, CausalContext};
     use std::collections::BTreeMap;
 
     fn set(v: &str, actor: &str) -> SiblingSet {
         let mut s = SiblingSet::new();
         s.update(
             ActorId::from_node_id(actor),
-            &VersionVector::new(),
+            &CausalContext::new(),
             Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
             1,
             16,
@@ -275,7 +275,7 @@ mod tests {
         let mut new = old.clone();
         new.update(
             ActorId::from_node_id("n1"),
-            old.context(),
+            &old.context(),
             Some("v2".into()),
             2,
             16,

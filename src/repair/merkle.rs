@@ -57,13 +57,13 @@ mod tests {
     use super::*;
     use crate::engine::{Limits, MemoryEngine, WriteBatch};
     use crate::repair::diff::{differing_leaves, differing_ranges};
-    use crate::version::{ActorId, SiblingSet, VersionVector};
+    use crate::version::{ActorId, CausalContext, SiblingSet};
 
     fn set(value: &str, actor: &str) -> SiblingSet {
         let mut s = SiblingSet::new();
         s.update(
             ActorId::from_node_id(actor),
-            &VersionVector::new(),
+            &CausalContext::new(),
             Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
             1,
             16,

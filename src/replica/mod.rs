@@ -14,7 +14,7 @@
 
 use crate::engine::{Engine, WriteBatch};
 use crate::error::GeokvError;
-use crate::version::{ActorId, SiblingSet, VersionVector};
+use crate::version::{ActorId, CausalContext, Dot, SiblingSet};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -61,29 +61,36 @@ impl Replica {
 
     /// Advances the key with this node's actor: `value` `None` is a delete.
     /// `also` adds entries to the same atomic batch (the hinted-stream
-    /// appends). Returns the full new record to fan out to the other replicas.
+    /// appends). Returns the full new record to fan out to the other
+    /// replicas, and the write's dot.
     pub fn update(
         &self,
         keyspace: &str,
         key: &[u8],
         value: Option<Bytes>,
-        context: &VersionVector,
+        context: &CausalContext,
         timestamp_ms: u64,
         also: impl FnOnce(&SiblingSet, &mut WriteBatch) -> Result<(), GeokvError>,
-    ) -> Result<SiblingSet, GeokvError> {
+    ) -> Result<(SiblingSet, Dot), GeokvError> {
         let _guard = self.stripe(keyspace, key).lock();
         let mut set = self.engine.get_versions(keyspace, key)?.unwrap_or_default();
-        if let Err(e) = set.update(self.actor, context, value, timestamp_ms, self.max_siblings) {
-            // Refused before anything is written: the client is told to
-            // resolve the siblings first; no acknowledged write is dropped.
-            metrics::counter!("geokv_sibling_cap_rejections_total").increment(1);
-            return Err(e.into());
-        }
+        let dot = match set.update(self.actor, context, value, timestamp_ms, self.max_siblings) {
+            Ok(dot) => dot,
+            Err(e) => {
+                // Refused before anything is written (the sibling cap: the
+                // client is told to resolve first; or a forged context): no
+                // acknowledged write is dropped.
+                if matches!(e, crate::version::SiblingError::TooMany { .. }) {
+                    metrics::counter!("geokv_sibling_cap_rejections_total").increment(1);
+                }
+                return Err(e.into());
+            }
+        };
         let mut batch = WriteBatch::new();
         batch.merge_versions(keyspace, key, &set);
         also(&set, &mut batch)?;
         self.engine.write(batch)?;
-        Ok(set)
+        Ok((set, dot))
     }
 
     /// Merges a record sent by a coordinator, a stream or read repair.

@@ -12,7 +12,7 @@ use crate::proto::v1::internode::internode_server::Internode;
 use crate::proto::v1::internode::*;
 use crate::replica::Replica;
 use crate::ring::Ring;
-use crate::version::{SiblingSet, VersionVector};
+use crate::version::{CausalContext, SiblingSet};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -81,9 +81,9 @@ impl Internode for InternodeService {
     ) -> Result<Response<ReplicaUpdateResponse>, Status> {
         let span = self.admit(&req, "replica_update")?;
         let r = req.into_inner();
-        let ctx = VersionVector::decode_context(&r.context).map_err(GeokvError::from)?;
+        let ctx = CausalContext::decode_context(&r.context).map_err(GeokvError::from)?;
         let value = r.value.map(bytes::Bytes::from);
-        let set = self
+        let (set, dot) = self
             .replica
             .blocking(move |rep| {
                 rep.update(&r.keyspace, &r.key, value, &ctx, r.timestamp_ms, |_, _| {
@@ -94,7 +94,11 @@ impl Internode for InternodeService {
             .await?;
         let mut record = Vec::with_capacity(set.encoded_len());
         set.encode(&mut record);
-        Ok(Response::new(ReplicaUpdateResponse { record }))
+        Ok(Response::new(ReplicaUpdateResponse {
+            record,
+            actor: dot.actor.0,
+            counter: dot.counter,
+        }))
     }
 
     async fn replica_read(

@@ -12,8 +12,13 @@
 //! clock   := varint(n_actors)  (actor:u64 LE  counter:varint)*     actors strictly increasing, counters > 0
 //! sibling := varint(actor index into clock)  varint(counter)  varint(timestamp_ms)
 //!            varint(value_len + 1, 0 = tombstone)  value bytes      sorted by dot, covered by clock
-//! context := CONTEXT_FORMAT_VERSION:u8  clock   (decode also takes the empty slice as the empty context)
+//! context := 1:u8  clock                                   a read's context (past only)
+//!          | CONTEXT_FORMAT_VERSION:u8  clock  varint(n_dots)  (actor:u64 LE  counter:varint)*
+//!                                                            a write's context (past + exact dots)
 //! ```
+//! Decoding a context also takes the empty slice as the empty context, and
+//! refuses counters above [`MAX_CONTEXT_COUNTER`]: no actor mints that many
+//! writes to one key, and a larger one could overflow the next dot.
 //! Actor ids are hashes, so they are stored as fixed 8 bytes (a varint would
 //! take 10); siblings name their actor by its index in the clock (1 byte).
 
@@ -21,12 +26,20 @@ use bytes::Bytes;
 
 use super::actor::{ActorId, Dot};
 use super::clock::VersionVector;
+use super::context::CausalContext;
 use super::siblings::{Sibling, SiblingSet};
 
 /// First byte of every encoded record.
 pub const RECORD_FORMAT_VERSION: u8 = 1;
-/// First byte of every non-empty encoded client context.
-pub const CONTEXT_FORMAT_VERSION: u8 = 1;
+/// First byte of an encoded client context with exact dots (a write's).
+/// A context without them is encoded as format 1 (a bare clock), which is
+/// what every earlier version of geokv reads and writes.
+pub const CONTEXT_FORMAT_VERSION: u8 = 2;
+/// First byte of a context that is a bare clock.
+const CONTEXT_PAST_ONLY: u8 = 1;
+/// The largest counter a client context may name (2^48: a million writes a
+/// second to one key by one actor for eight years).
+pub const MAX_CONTEXT_COUNTER: u64 = 1 << 48;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -60,6 +73,11 @@ pub enum DecodeError {
     SiblingsNotSorted { sibling: usize },
     #[error("{count} trailing bytes after the encoded data")]
     TrailingBytes { count: usize },
+    #[error(
+        "context counter {counter} is above {MAX_CONTEXT_COUNTER}: no replica minted it; \
+         pass back a context a read or write returned"
+    )]
+    CounterTooLarge { counter: u64 },
 }
 
 impl SiblingSet {
@@ -153,27 +171,73 @@ impl SiblingSet {
 }
 
 impl VersionVector {
-    /// The opaque context handed to clients; starts with
-    /// [`CONTEXT_FORMAT_VERSION`] (the empty clock too: `[1, 0]`).
+    /// This clock as a client context (format 1: `[1, 0]` when empty).
     pub fn encode_context(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + clock_len(self));
-        out.push(CONTEXT_FORMAT_VERSION);
+        out.push(CONTEXT_PAST_ONLY);
         encode_clock(self, &mut out);
         out
     }
 
-    /// Inverse of [`encode_context`](Self::encode_context); the empty slice
-    /// is the empty context (a blind write).
+    /// Decodes a context's causal past, refusing one with exact dots.
     pub fn decode_context(b: &[u8]) -> Result<VersionVector, DecodeError> {
-        let mut r = Reader { buf: b, pos: 0 };
-        match r.byte() {
-            Err(_) => return Ok(VersionVector::new()),
-            Ok(CONTEXT_FORMAT_VERSION) => {}
-            Ok(v) => return Err(DecodeError::UnknownVersion(v)),
+        let ctx = CausalContext::decode_context(b)?;
+        match ctx.dots().len() {
+            0 => Ok(ctx.past().clone()),
+            _ => Err(DecodeError::UnknownVersion(CONTEXT_FORMAT_VERSION)),
         }
-        let vv = decode_clock(&mut r)?;
+    }
+}
+
+impl CausalContext {
+    /// The opaque bytes handed to clients: format 1 when there are no exact
+    /// dots (byte-identical to the clock's own encoding), else format 2.
+    pub fn encode_context(&self) -> Vec<u8> {
+        if self.dots().is_empty() {
+            return self.past().encode_context();
+        }
+        let n = self.dots().len();
+        let mut out = Vec::with_capacity(2 + clock_len(self.past()) + n * 12);
+        out.push(CONTEXT_FORMAT_VERSION);
+        encode_clock(self.past(), &mut out);
+        put_varint(&mut out, n as u64);
+        for d in self.dots() {
+            out.extend_from_slice(&d.actor.0.to_le_bytes());
+            put_varint(&mut out, d.counter);
+        }
+        out
+    }
+
+    /// Inverse of [`encode_context`](Self::encode_context); the empty slice
+    /// is the empty context (a blind write). Every counter is checked
+    /// against [`MAX_CONTEXT_COUNTER`].
+    pub fn decode_context(b: &[u8]) -> Result<CausalContext, DecodeError> {
+        let mut r = Reader { buf: b, pos: 0 };
+        let version = match r.byte() {
+            Err(_) => return Ok(CausalContext::new()),
+            Ok(v @ (CONTEXT_PAST_ONLY | CONTEXT_FORMAT_VERSION)) => v,
+            Ok(v) => return Err(DecodeError::UnknownVersion(v)),
+        };
+        let past = decode_clock(&mut r)?;
+        let mut dots = Vec::new();
+        if version == CONTEXT_FORMAT_VERSION {
+            let n = r.count()?;
+            dots.reserve(n);
+            for index in 0..n {
+                let raw: [u8; 8] = r.take(8)?.try_into().map_err(|_| DecodeError::Truncated)?;
+                let counter = r.varint()?;
+                if counter == 0 {
+                    return Err(DecodeError::ZeroCounter { index });
+                }
+                dots.push(Dot::new(ActorId(u64::from_le_bytes(raw)), counter));
+            }
+        }
         r.finish()?;
-        Ok(vv)
+        let ctx = CausalContext::from_parts(past, dots);
+        match ctx.max_any_counter() {
+            c if c > MAX_CONTEXT_COUNTER => Err(DecodeError::CounterTooLarge { counter: c }),
+            _ => Ok(ctx),
+        }
     }
 }
 

@@ -17,6 +17,10 @@
 //!   order and duplicates of deliveries do not matter; repair uses it too).
 //! * **Read** — the client gets every sibling and [`SiblingSet::context`];
 //!   writing back with that context resolves the siblings it saw.
+//! * **Write's context** — a write returns [`CausalContext::after_write`]:
+//!   the client's context plus the write's own dot, never the replica's
+//!   whole clock (which also covers concurrent siblings the client was not
+//!   shown). Writing again with it replaces exactly the client's own write.
 //!
 //! # Sibling cap
 //! The coordinating replica REJECTS a write that would leave more than
@@ -36,12 +40,14 @@
 //! is known to have the tombstone).
 //!
 //! # Files
-//! `actor.rs` ids and dots · `clock.rs` version vectors · `siblings.rs`
-//! update/merge · `codec.rs` the versioned binary formats.
+//! `actor.rs` ids and dots · `clock.rs` version vectors · `context.rs` the
+//! client's causal context · `siblings.rs` update/merge · `codec.rs` the
+//! versioned binary formats.
 
 mod actor;
 mod clock;
 mod codec;
+mod context;
 mod siblings;
 
 #[cfg(test)]
@@ -49,7 +55,8 @@ mod tests;
 
 pub use actor::{ActorId, Dot};
 pub use clock::{Causality, VersionVector};
-pub use codec::{DecodeError, CONTEXT_FORMAT_VERSION, RECORD_FORMAT_VERSION};
+pub use codec::{DecodeError, CONTEXT_FORMAT_VERSION, MAX_CONTEXT_COUNTER, RECORD_FORMAT_VERSION};
+pub use context::CausalContext;
 pub use siblings::{Sibling, SiblingError, SiblingSet};
 
 /// Default cap on siblings per key (see "Sibling cap" above).

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::actor::{ActorId, Dot};
 use super::clock::VersionVector;
+use super::context::CausalContext;
 
 /// One concurrent version of a key. `value == None` is a tombstone (a
 /// delete): it takes part in causality exactly like a value.
@@ -27,13 +28,29 @@ impl Sibling {
     }
 }
 
-/// The write was rejected: it would leave more siblings than the cap.
+/// The write was rejected before anything changed.
 #[derive(Debug, thiserror::Error)]
 pub enum SiblingError {
+    /// It would leave more siblings than the cap.
     #[error(
         "too many siblings: {count} > cap {cap}; resolve them with the causal context from a read"
     )]
     TooMany { count: usize, cap: usize },
+    /// The context names a write of this replica's actor that this replica
+    /// never made: it was not returned by geokv (forged or damaged).
+    #[error(
+        "the context covers write {claimed} of actor {actor}, but that replica has made only \
+         {minted} writes to this key; pass back a context a read or write returned"
+    )]
+    ContextAhead {
+        actor: ActorId,
+        claimed: u64,
+        minted: u64,
+    },
+    /// The actor's counter for this key is exhausted (cannot happen below
+    /// `MAX_CONTEXT_COUNTER`; checked rather than wrapped).
+    #[error("dot counter of actor {actor} is exhausted for this key")]
+    CounterExhausted { actor: ActorId },
 }
 
 /// A key's state. Invariants (kept by every method and checked by `decode`):
@@ -52,22 +69,39 @@ impl SiblingSet {
     /// A new write (`Some`) or delete (`None`) coordinated by `actor`, given
     /// the client's causal `context`. Drops every sibling `context` covers,
     /// adds one sibling with dot `(actor, n+1)` where `n` is `actor`'s counter
-    /// in `clock ∪ context`, and sets `clock = clock ∪ context ∪ {dot}`.
+    /// in `clock ∪ context.past`, and sets `clock = clock ∪ context.past ∪
+    /// {dot}`. The context's exact dots this replica holds are dropped with
+    /// the rest; one it has not received yet cannot join the clock (that
+    /// would cover the dots before it too), so if it arrives later it stays
+    /// as a sibling of this write: a false conflict, never a lost write.
     ///
-    /// Joining the context in before picking the counter means that a
-    /// replica whose own counter lags a context (it lost its data) never
-    /// reuses a dot the cluster has already seen through that context.
+    /// `actor`'s writes to a key are all made here, so `clock` knows the
+    /// last one; a context naming a later one was not made by geokv and is
+    /// refused (it could otherwise hide this actor's future writes). An
+    /// actor that may have lost writes gets a new incarnation (`node`).
     ///
     /// Rejects the write, leaving `self` unchanged, if the result would hold
     /// more than `max_siblings` siblings.
     pub fn update(
         &mut self,
         actor: ActorId,
-        context: &VersionVector,
+        context: &CausalContext,
         value: Option<Bytes>,
         timestamp_ms: u64,
         max_siblings: usize,
     ) -> Result<Dot, SiblingError> {
+        let minted = self.clock.get(actor);
+        let claimed = context.max_counter(actor);
+        if claimed > minted {
+            return Err(SiblingError::ContextAhead {
+                actor,
+                claimed,
+                minted,
+            });
+        }
+        let counter = minted
+            .checked_add(1)
+            .ok_or(SiblingError::CounterExhausted { actor })?;
         let kept = self
             .siblings
             .iter()
@@ -81,8 +115,8 @@ impl SiblingSet {
             });
         }
         self.siblings.retain(|s| !context.covers(s.dot));
-        self.clock.merge(context);
-        let dot = Dot::new(actor, self.clock.get(actor) + 1);
+        self.clock.merge(context.past());
+        let dot = Dot::new(actor, counter);
         self.clock.advance_to(actor, dot.counter);
         let sibling = Sibling {
             dot,
@@ -135,9 +169,10 @@ impl SiblingSet {
         self.clock.merge(&other.clock);
     }
 
-    /// The causal context to hand a client: it covers every sibling.
-    pub fn context(&self) -> &VersionVector {
-        &self.clock
+    /// The causal context to hand a reader: it covers every sibling (and
+    /// every dot already overwritten), exactly what the reader is shown.
+    pub fn context(&self) -> CausalContext {
+        CausalContext::from_past(self.clock.clone())
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Sibling> {

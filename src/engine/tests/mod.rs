@@ -7,7 +7,7 @@ mod rocks;
 use bytes::Bytes;
 
 use crate::engine::{EngineOptions, RocksEngine};
-use crate::version::{ActorId, SiblingSet, VersionVector};
+use crate::version::{ActorId, CausalContext, SiblingSet};
 
 /// `set` with a new write by `actor` that supersedes what `set` holds.
 pub(super) fn overwrite(set: &SiblingSet, actor: u64, value: Option<&[u8]>, ts: u64) -> SiblingSet {
@@ -29,7 +29,7 @@ pub(super) fn fresh(actor: u64, value: &[u8]) -> SiblingSet {
     let mut set = SiblingSet::default();
     set.update(
         ActorId::from(actor),
-        &VersionVector::new(),
+        &CausalContext::new(),
         Some(Bytes::copy_from_slice(value)),
         1,
         64,

@@ -3,12 +3,13 @@
 use bytes::Bytes;
 
 use crate::version::{
-    ActorId, DecodeError, SiblingSet, VersionVector, CONTEXT_FORMAT_VERSION, RECORD_FORMAT_VERSION,
+    ActorId, CausalContext, DecodeError, Dot, SiblingSet, VersionVector, CONTEXT_FORMAT_VERSION,
+    MAX_CONTEXT_COUNTER, RECORD_FORMAT_VERSION,
 };
 
 fn sample() -> SiblingSet {
     let mut s = SiblingSet::new();
-    let none = VersionVector::new();
+    let none = CausalContext::new();
     s.update(
         ActorId(7),
         &none,
@@ -54,14 +55,14 @@ fn empty_set_is_three_bytes() {
 fn context_round_trips_and_empty_slice_is_empty_context() {
     let vv = sample().clock;
     let bytes = vv.encode_context();
-    assert_eq!(bytes[0], CONTEXT_FORMAT_VERSION);
+    assert_eq!(bytes[0], 1, "a bare clock keeps format 1");
     assert_eq!(VersionVector::decode_context(&bytes).unwrap(), vv);
     assert_eq!(
         VersionVector::decode_context(&[]).unwrap(),
         VersionVector::new()
     );
     let empty = VersionVector::new().encode_context();
-    assert_eq!(empty, [CONTEXT_FORMAT_VERSION, 0]);
+    assert_eq!(empty, [1, 0]);
     assert_eq!(
         VersionVector::decode_context(&empty).unwrap(),
         VersionVector::new()
@@ -131,7 +132,43 @@ fn precise_errors() {
     let huge = [1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
     assert_eq!(SiblingSet::decode(&huge), Err(DecodeError::Truncated));
     assert_eq!(
-        VersionVector::decode_context(&[2]),
-        Err(DecodeError::UnknownVersion(2))
+        VersionVector::decode_context(&[3]),
+        Err(DecodeError::UnknownVersion(3))
     );
+    assert_eq!(
+        CausalContext::decode_context(&[2, 0]),
+        Err(DecodeError::Truncated)
+    );
+}
+
+#[test]
+fn write_context_with_exact_dots_round_trips_as_format_2() {
+    let (a, b) = (ActorId(5), ActorId(9));
+    let past = VersionVector::from_entries([(a, 3), (b, 1)]);
+    let ctx = CausalContext::from_parts(past.clone(), [Dot::new(a, 7), Dot::new(b, 4)]);
+    let bytes = ctx.encode_context();
+    assert_eq!(bytes[0], CONTEXT_FORMAT_VERSION);
+    assert_eq!(CausalContext::decode_context(&bytes).unwrap(), ctx);
+    // A bare clock is byte-identical to format 1 and decodes either way.
+    let read = CausalContext::from_past(past.clone());
+    assert_eq!(read.encode_context(), past.encode_context());
+    assert_eq!(
+        CausalContext::decode_context(&past.encode_context()).unwrap(),
+        read
+    );
+}
+
+#[test]
+fn contexts_with_impossible_counters_are_refused() {
+    // Defect 5 of issue 9: a counter near u64::MAX would overflow the next dot.
+    for counter in [MAX_CONTEXT_COUNTER + 1, u64::MAX] {
+        let past = VersionVector::from_entries([(ActorId(1), counter)]);
+        let err = CausalContext::decode_context(&past.encode_context()).unwrap_err();
+        assert_eq!(err, DecodeError::CounterTooLarge { counter });
+        let dots = CausalContext::from_parts(VersionVector::new(), [Dot::new(ActorId(1), counter)]);
+        let err = CausalContext::decode_context(&dots.encode_context()).unwrap_err();
+        assert_eq!(err, DecodeError::CounterTooLarge { counter });
+    }
+    let ok = VersionVector::from_entries([(ActorId(1), MAX_CONTEXT_COUNTER)]);
+    assert!(CausalContext::decode_context(&ok.encode_context()).is_ok());
 }

@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 
-use crate::version::{ActorId, Causality, Dot, SiblingError, SiblingSet, VersionVector};
+use crate::version::{
+    ActorId, CausalContext, Causality, Dot, SiblingError, SiblingSet, VersionVector,
+};
 
 const CAP: usize = 64;
 
@@ -45,7 +47,7 @@ fn dynamo_d1_to_d5() {
 
     // 1) D1 written at Sx (blind write): D1([Sx,1]).
     let d1 = x
-        .update(sx(), &VersionVector::new(), b("D1"), 1, CAP)
+        .update(sx(), &CausalContext::new(), b("D1"), 1, CAP)
         .unwrap();
     assert_eq!(d1, Dot::new(sx(), 1));
     assert_eq!(vals(&x), ["D1"]);
@@ -96,7 +98,7 @@ fn dynamo_d1_to_d5() {
     y.merge(&x);
     z.merge(&x);
     assert_eq!((&y, &z), (&x, &x));
-    assert_eq!(x.clock.compare(&ctx), Causality::Descends);
+    assert_eq!(x.clock.compare(ctx.past()), Causality::Descends);
 }
 
 #[test]
@@ -104,10 +106,10 @@ fn write_at_a_replica_that_missed_the_context_still_overwrites() {
     // Sy never received D2 but the client's context covers it: once Sx's
     // state arrives, D2 is recognised as overwritten by D3.
     let mut x = SiblingSet::new();
-    x.update(sx(), &VersionVector::new(), b("D2"), 1, CAP)
+    x.update(sx(), &CausalContext::new(), b("D2"), 1, CAP)
         .unwrap();
     let mut y = SiblingSet::new();
-    y.update(sy(), x.context(), b("D3"), 2, CAP).unwrap();
+    y.update(sy(), &x.context(), b("D3"), 2, CAP).unwrap();
     y.merge(&x);
     x.merge(&y);
     assert_eq!(vals(&x), ["D3"]);
@@ -117,9 +119,9 @@ fn write_at_a_replica_that_missed_the_context_still_overwrites() {
 #[test]
 fn blind_writes_become_siblings_and_deletes_are_tombstones() {
     let mut s = SiblingSet::new();
-    s.update(sx(), &VersionVector::new(), b("a"), 1, CAP)
+    s.update(sx(), &CausalContext::new(), b("a"), 1, CAP)
         .unwrap();
-    s.update(sx(), &VersionVector::new(), b("b"), 2, CAP)
+    s.update(sx(), &CausalContext::new(), b("b"), 2, CAP)
         .unwrap();
     assert_eq!(vals(&s), ["a", "b"]);
     assert!(!s.is_tombstone_only());
@@ -130,7 +132,7 @@ fn blind_writes_become_siblings_and_deletes_are_tombstones() {
     assert!(s.is_tombstone_only());
     assert!(SiblingSet::new().is_tombstone_only());
     // A blind write after the delete is concurrent with the tombstone.
-    s.update(sz(), &VersionVector::new(), b("c"), 4, CAP)
+    s.update(sz(), &CausalContext::new(), b("c"), 4, CAP)
         .unwrap();
     assert_eq!(vals(&s), ["c", "∅"]);
 }
@@ -139,12 +141,12 @@ fn blind_writes_become_siblings_and_deletes_are_tombstones() {
 fn cap_rejects_the_write_and_leaves_state_unchanged() {
     let mut s = SiblingSet::new();
     for i in 0..3 {
-        s.update(sx(), &VersionVector::new(), b(&i.to_string()), i, 3)
+        s.update(sx(), &CausalContext::new(), b(&i.to_string()), i, 3)
             .unwrap();
     }
     let before = s.clone();
     let err = s
-        .update(sy(), &VersionVector::new(), b("x"), 9, 3)
+        .update(sy(), &CausalContext::new(), b("x"), 9, 3)
         .unwrap_err();
     assert!(matches!(err, SiblingError::TooMany { count: 4, cap: 3 }));
     assert!(err
@@ -161,8 +163,8 @@ fn cap_rejects_the_write_and_leaves_state_unchanged() {
 fn merge_never_applies_the_cap() {
     let mut x = SiblingSet::new();
     let mut y = SiblingSet::new();
-    x.update(sx(), &VersionVector::new(), b("1"), 1, 1).unwrap();
-    y.update(sy(), &VersionVector::new(), b("2"), 1, 1).unwrap();
+    x.update(sx(), &CausalContext::new(), b("1"), 1, 1).unwrap();
+    y.update(sy(), &CausalContext::new(), b("2"), 1, 1).unwrap();
     x.merge(&y);
     assert_eq!(x.len(), 2);
 }
@@ -199,4 +201,67 @@ fn actor_ids_are_stable_hashes_of_node_ids() {
         ActorId::from_node_id("a").0,
         xxhash_rust::xxh3::xxh3_64(b"a")
     );
+}
+
+/// Issue 9, defect 1: Y blind-puts y1 via A, X blind-puts x1 via A (two
+/// siblings), X writes x2 with the context its put returned. Only x1 may go:
+/// y1 was acknowledged and X never saw it. (The write's context used to be
+/// A's whole clock, which covers (A, 1) too, and y1 was dropped.)
+#[test]
+fn a_write_context_covers_only_the_clients_own_write() {
+    let mut a = SiblingSet::new();
+    let blind = CausalContext::new();
+    let y1 = a.update(sx(), &blind, b("y1"), 1, CAP).unwrap();
+    let x1 = a.update(sx(), &blind, b("x1"), 2, CAP).unwrap();
+    assert_eq!(vals(&a), ["x1", "y1"]);
+    let x_ctx = blind.after_write(x1, &a.clock);
+    assert!(x_ctx.covers(x1));
+    assert!(!x_ctx.covers(y1), "X never saw y1");
+    let x2 = a.update(sx(), &x_ctx, b("x2"), 3, CAP).unwrap();
+    assert_eq!(vals(&a), ["x2", "y1"]);
+    // Chained: x3 with x2's context replaces x2 only; the context stays small.
+    let x2_ctx = x_ctx.after_write(x2, &a.clock);
+    assert!(!x2_ctx.covers(y1));
+    a.update(sx(), &x2_ctx, b("x3"), 4, CAP).unwrap();
+    assert_eq!(vals(&a), ["x3", "y1"]);
+    // A reader sees both; writing back with the read's context resolves both.
+    let read = a.context();
+    a.update(sy(), &read, b("z"), 5, CAP).unwrap();
+    assert_eq!(vals(&a), ["z"]);
+}
+
+#[test]
+fn a_write_context_folds_into_the_past_when_there_is_no_gap() {
+    let mut a = SiblingSet::new();
+    let d1 = a
+        .update(sx(), &CausalContext::new(), b("1"), 1, CAP)
+        .unwrap();
+    let c1 = CausalContext::new().after_write(d1, &a.clock);
+    assert_eq!(c1.past(), &vv(&[(sx(), 1)]));
+    assert!(c1.dots().is_empty());
+    let d2 = a.update(sx(), &c1, b("2"), 2, CAP).unwrap();
+    let c2 = c1.after_write(d2, &a.clock);
+    assert_eq!(c2.past(), &vv(&[(sx(), 2)]));
+    assert!(c2.dots().is_empty());
+}
+
+/// Issue 9, defect 5: a context naming a write this replica never made (a
+/// forged counter up to u64::MAX) is refused before anything changes; it
+/// used to overflow the next dot.
+#[test]
+fn a_context_ahead_of_the_replicas_own_counter_is_refused() {
+    let mut a = SiblingSet::new();
+    a.update(sx(), &CausalContext::new(), b("1"), 1, CAP)
+        .unwrap();
+    let before = a.clone();
+    for claimed in [2, 1 << 40, u64::MAX] {
+        let forged = CausalContext::from_past(vv(&[(sx(), claimed)]));
+        let err = a.update(sx(), &forged, b("x"), 2, CAP).unwrap_err();
+        assert!(
+            matches!(err, SiblingError::ContextAhead { claimed: c, minted: 1, .. } if c == claimed)
+        );
+        let exact = CausalContext::from_parts(VersionVector::new(), [Dot::new(sx(), claimed)]);
+        assert!(a.update(sx(), &exact, b("x"), 2, CAP).is_err());
+        assert_eq!(a, before);
+    }
 }

@@ -2,6 +2,7 @@
 //! cases (`example.rs`), codec cases (`codec.rs`), and property tests over
 //! random write/replicate histories with an oracle (`props.rs`).
 
+mod clients;
 mod codec;
 mod example;
 mod props;

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 
-use crate::version::{ActorId, Causality, Dot, SiblingSet, VersionVector};
+use crate::version::{ActorId, CausalContext, Causality, Dot, SiblingSet, VersionVector};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -46,7 +46,7 @@ struct Run {
     /// Final replica states, then snapshots taken along the way.
     states: Vec<SiblingSet>,
     /// Every accepted write: its dot, context and value.
-    writes: Vec<(Dot, VersionVector, Option<Bytes>)>,
+    writes: Vec<(Dot, CausalContext, Option<Bytes>)>,
 }
 
 fn actor(i: usize) -> ActorId {
@@ -55,7 +55,7 @@ fn actor(i: usize) -> ActorId {
 
 fn run(ops: &[Op], cap: usize) -> Run {
     let mut replicas = vec![SiblingSet::new(); 3];
-    let mut pool = vec![VersionVector::new()];
+    let mut pool = vec![CausalContext::new()];
     let mut snapshots = Vec::new();
     let mut writes = Vec::new();
     for (n, op) in ops.iter().enumerate() {
@@ -92,7 +92,7 @@ fn run(ops: &[Op], cap: usize) -> Run {
     }
 }
 
-fn check_oracle(s: &SiblingSet, writes: &[(Dot, VersionVector, Option<Bytes>)]) {
+fn check_oracle(s: &SiblingSet, writes: &[(Dot, CausalContext, Option<Bytes>)]) {
     for (d, _, value) in writes {
         let overwritten = writes
             .iter()
@@ -194,7 +194,8 @@ proptest! {
             prop_assert_eq!(buf.len(), s.encoded_len());
             prop_assert_eq!(&SiblingSet::decode(&buf).unwrap(), s);
             let ctx = s.context().encode_context();
-            prop_assert_eq!(&VersionVector::decode_context(&ctx).unwrap(), s.context());
+            prop_assert_eq!(&VersionVector::decode_context(&ctx).unwrap(), &s.clock);
+            prop_assert_eq!(CausalContext::decode_context(&ctx).unwrap(), s.context());
         }
     }
 
@@ -206,6 +207,10 @@ proptest! {
         versioned.extend_from_slice(&bytes);
         let _ = SiblingSet::decode(&versioned);
         let _ = VersionVector::decode_context(&versioned);
+        let _ = CausalContext::decode_context(&bytes);
+        let _ = CausalContext::decode_context(&versioned);
+        versioned[0] = 2;
+        let _ = CausalContext::decode_context(&versioned);
     }
 
     #[test]
