@@ -230,8 +230,12 @@ impl GetResult {
 pub struct PutResult {
     /// Context of the stored version (covers the write just made).
     pub context: CausalContext,
-    /// Replicas that acknowledged (hints count under `ANY`).
+    /// Replicas that acknowledged before the answer (stored hints are not
+    /// acknowledgements; they are in `hints`).
     pub acks: u32,
+    /// Hints stored for replicas that were down or failed: they receive the
+    /// write when they are back.
+    pub hints: u32,
     /// The endpoint (coordinator) that served the write.
     pub coordinator: String,
 }
@@ -241,6 +245,7 @@ impl PutResult {
         PutResult {
             context: CausalContext::from_bytes(r.context),
             acks: r.acks,
+            hints: r.hints,
             coordinator,
         }
     }
@@ -261,8 +266,10 @@ impl PutResult {
 pub struct DeleteResult {
     /// Context of the tombstone written.
     pub context: CausalContext,
-    /// Replicas that acknowledged.
+    /// Replicas that acknowledged before the answer.
     pub acks: u32,
+    /// Hints stored for replicas that were down or failed.
+    pub hints: u32,
     /// The endpoint (coordinator) that served the delete.
     pub coordinator: String,
 }
@@ -272,6 +279,7 @@ impl DeleteResult {
         DeleteResult {
             context: CausalContext::from_bytes(r.context),
             acks: r.acks,
+            hints: r.hints,
             coordinator,
         }
     }
