@@ -113,6 +113,11 @@ async fn a_non_replica_coordinator_never_writes_a_second_copy_after_an_ambiguous
     let e = put_in(&mut c, "dc1_only", &key, "v1", vec![], Consistency::One)
         .await
         .expect_err("the replica died before answering: the outcome is unknown");
+    println!(
+        "forwarded to {first}, which died: {:?}: {}",
+        e.code(),
+        e.message()
+    );
     assert_maybe_applied(&e);
     assert!(
         cluster
@@ -154,6 +159,46 @@ async fn a_non_replica_coordinator_never_writes_a_second_copy_after_an_ambiguous
             all_values(&r)
         );
     }
+}
+
+/// The other side of defects 3 and 4: when the replica a write would be
+/// forwarded to is dead but not yet known to be (the connection is
+/// refused, so nothing was sent), the next replica takes the write, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_write_moves_on_only_when_nothing_was_sent() {
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let key = (0..10_000)
+        .map(|i| format!("next-{i}"))
+        .find(|k| {
+            replicas_in(&cluster, "dc1_only", k, "dc1")
+                .iter()
+                .all(|n| n.id != "dc1-n1")
+        })
+        .expect("some key is not on dc1-n1");
+    let replicas = replicas_in(&cluster, "dc1_only", &key, "dc1");
+    let (first, second) = (replicas[0].id.clone(), replicas[1].id.clone());
+    cluster.kill(&first);
+    // Long enough for dc1-n1 to see its connection to the dead node close
+    // (a request written into a dying connection is rightly ambiguous),
+    // far shorter than failure detection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = cluster.client("dc1-n1").await;
+    let r = put_in(&mut c, "dc1_only", &key, "v1", vec![], Consistency::One)
+        .await
+        .expect("the second replica takes it: nothing reached the first");
+    assert_eq!(r.acks, 1, "{r:?}");
+    let reader = ReplicaReader::default();
+    assert_eq!(
+        reader.holds(cluster.node(&second), "dc1_only", &key).await,
+        Some(vec!["v1".to_string()]),
+        "written once, on {second}"
+    );
+    cluster.restart(&first).await;
+    cluster.wait_all_up(Duration::from_secs(30)).await;
+    let r = get_in(&mut c, "dc1_only", &key, Consistency::All)
+        .await
+        .expect("read at ALL");
+    assert_eq!(all_values(&r), vec!["v1".to_string()]);
 }
 
 /// Defect 14: hints for a down replica are not acknowledgements.
@@ -232,6 +277,7 @@ async fn unavailable_means_nothing_was_sent() {
     )
     .await
     .expect_err("two of three dc1 replicas are dead");
+    println!("after sending: {:?}: {}", e.code(), e.message());
     assert_maybe_applied(&e);
     assert!(
         e.message().contains("1 of 2"),

@@ -158,7 +158,7 @@ impl<T> Gather<T> {
     fn hints_note(&self) -> String {
         match self.acks.hints {
             0 => String::new(),
-            n => format!(" ({n} hint(s) stored for replicas that are down)"),
+            n => format!(" ({n} hint(s) stored for replicas that are down or failed)"),
         }
     }
 
