@@ -9,6 +9,7 @@
 //! POST /faults/cut?target=dc2        refuse calls to/from a node or datacenter
 //! POST /faults/heal?target=dc2       undo a cut (target=* heals all)
 //! POST /faults/delay?dc=dc2&ms=50    one-way delay towards a datacenter
+//! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! ```
 
@@ -119,6 +120,7 @@ impl Admin {
                 (Some(dc), Some(ms)) => Some(self.faults.set_delay(dc, ms)),
                 _ => None,
             },
+            "/faults/crash-after-write" => Some(self.faults.arm_crash_after_write()),
             _ => return reply(StatusCode::NOT_FOUND, "unknown fault\n"),
         };
         match ok {

@@ -1,11 +1,23 @@
 //! Typed errors of a node and the **single** mapping to `tonic::Status`.
 //!
-//! Every error a client can see is built here, so codes stay consistent:
-//! too few live replicas known up front → `UNAVAILABLE`; acknowledgements not
-//! received in time → `DEADLINE_EXCEEDED`; a level impossible for the keyspace
-//! → `FAILED_PRECONDITION`; unknown keyspace → `NOT_FOUND`; oversized or
-//! malformed input → `INVALID_ARGUMENT`. Messages name the numbers and the
-//! datacenter. This module must not decide *when* an error happens.
+//! Every error a client can see is built here, so codes stay consistent.
+//! The code says whether a write may have been applied:
+//!
+//! | code                | when                                          | applied?  |
+//! |---------------------|-----------------------------------------------|-----------|
+//! | `UNAVAILABLE`       | too few live replicas known before sending    | no        |
+//! | `DEADLINE_EXCEEDED` | sent; the level was not reached in time       | maybe     |
+//! | `ABORTED`           | sent; replicas failed, or the replica that    | maybe     |
+//! |                     | took a forwarded write failed before replying |           |
+//! | `FAILED_PRECONDITION` | level impossible for the keyspace; sibling cap | no     |
+//! | `NOT_FOUND` / `INVALID_ARGUMENT` | unknown keyspace / bad input     | no        |
+//! | `INTERNAL` / `DATA_LOSS` | a local fault                            | maybe     |
+//!
+//! Every status built here carries the metadata `geokv-applied` (`no` or
+//! `maybe`, [`crate::proto::APPLIED_METADATA`]): a client or a forwarding
+//! coordinator may resend a write elsewhere only on `no`. Messages name the
+//! numbers and the datacenter. This module must not decide *when* an error
+//! happens.
 
 use crate::coordinator::consistency::{ConsistencyError, ConsistencyLevel};
 use crate::engine::EngineError;
@@ -25,24 +37,36 @@ pub enum GeokvError {
         scope: String,
     },
     /// Sent, but not enough replicas answered before the deadline.
-    #[error("{level}: timed out after {timeout_ms} ms with {received} of {required} required acknowledgement(s){detail}")]
+    /// `received` counts replica acknowledgements only (never hints).
+    #[error("{level}: timed out after {timeout_ms} ms with {received} of {required} required acknowledgement(s){detail}{}", maybe_applied(.write))]
     Timeout {
         level: String,
         received: u32,
         required: u32,
         timeout_ms: u64,
         detail: String,
+        /// A write (its message then says it may have been applied).
+        write: bool,
     },
-    /// Enough replicas failed that the level can no longer be met.
+    /// Sent, and enough replicas failed that the level can no longer be met.
     #[error(
-        "{level}: {received} of {required} required acknowledgement(s); replicas failed: {detail}"
+        "{level}: {received} of {required} required acknowledgement(s); replicas failed: {detail}{}", maybe_applied(.write)
     )]
     QuorumFailed {
         level: String,
         received: u32,
         required: u32,
         detail: String,
+        write: bool,
     },
+    /// A forwarded write whose outcome is unknown: the replica it was sent
+    /// to failed before answering.
+    #[error("{0}; the write may have been applied")]
+    MaybeApplied(String),
+    /// A write forwarded to this node, which does not replicate the key
+    /// (the two nodes disagree about the topology).
+    #[error("this node does not replicate the key: {0}")]
+    NotAReplica(String),
     /// The level can never be met for this keyspace from this datacenter.
     #[error(transparent)]
     Consistency(#[from] ConsistencyError),
@@ -56,9 +80,14 @@ pub enum GeokvError {
     Siblings(#[from] SiblingError),
     #[error("storage: {0}")]
     Engine(#[from] EngineError),
-    /// A replica refused the request; its code is passed through.
+    /// The answer of the replica a write was forwarded to, passed through
+    /// with its code; `nothing_applied` when that replica said so.
     #[error("{message}")]
-    Refused { code: Code, message: String },
+    Peer {
+        code: Code,
+        message: String,
+        nothing_applied: bool,
+    },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -71,6 +100,7 @@ impl GeokvError {
         required: u32,
         timeout_ms: u64,
         detail: String,
+        write: bool,
     ) -> Self {
         GeokvError::Timeout {
             level: level.name().to_string(),
@@ -78,16 +108,20 @@ impl GeokvError {
             required,
             timeout_ms,
             detail,
+            write,
         }
     }
 
     /// The gRPC code this error maps to.
     pub fn code(&self) -> Code {
         match self {
-            GeokvError::Unavailable { .. } | GeokvError::QuorumFailed { .. } => Code::Unavailable,
+            GeokvError::Unavailable { .. } => Code::Unavailable,
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
-            GeokvError::Consistency(_) | GeokvError::Siblings(_) => Code::FailedPrecondition,
+            GeokvError::QuorumFailed { .. } | GeokvError::MaybeApplied(_) => Code::Aborted,
+            GeokvError::Consistency(_) | GeokvError::Siblings(_) | GeokvError::NotAReplica(_) => {
+                Code::FailedPrecondition
+            }
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
             GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,
             GeokvError::Engine(e) => match e {
@@ -97,15 +131,129 @@ impl GeokvError {
                 EngineError::Corrupt { .. } => Code::DataLoss,
                 _ => Code::Internal,
             },
-            GeokvError::Refused { code, .. } => *code,
+            GeokvError::Peer { code, .. } => *code,
             GeokvError::Internal(_) => Code::Internal,
         }
+    }
+
+    /// Provably nothing was written anywhere: the request failed before it
+    /// was sent to a replica, or a replica refused it before writing. Only
+    /// then may a write be sent again (elsewhere) without creating a second
+    /// version.
+    pub fn nothing_applied(&self) -> bool {
+        match self {
+            GeokvError::Unavailable { .. }
+            | GeokvError::Consistency(_)
+            | GeokvError::UnknownKeyspace(_)
+            | GeokvError::InvalidArgument(_)
+            | GeokvError::BadContext(_)
+            | GeokvError::Siblings(_)
+            | GeokvError::NotAReplica(_) => true,
+            GeokvError::Engine(e) => matches!(
+                e,
+                EngineError::KeyTooLarge { .. } | EngineError::ValueTooLarge { .. }
+            ),
+            GeokvError::Peer {
+                nothing_applied, ..
+            } => *nothing_applied,
+            GeokvError::Timeout { .. }
+            | GeokvError::QuorumFailed { .. }
+            | GeokvError::MaybeApplied(_)
+            | GeokvError::Internal(_) => false,
+        }
+    }
+}
+
+fn maybe_applied(write: &bool) -> &'static str {
+    if *write {
+        "; the write may have been applied"
+    } else {
+        ""
     }
 }
 
 impl From<GeokvError> for Status {
     fn from(e: GeokvError) -> Status {
         metrics::counter!("geokv_errors_total", "code" => format!("{:?}", e.code())).increment(1);
-        Status::new(e.code(), e.to_string())
+        let mut status = Status::new(e.code(), e.to_string());
+        let applied = if e.nothing_applied() { "no" } else { "maybe" };
+        status.metadata_mut().insert(
+            crate::proto::APPLIED_METADATA,
+            tonic::metadata::MetadataValue::from_static(applied),
+        );
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(s: &Status) -> Option<&str> {
+        s.metadata()
+            .get(crate::proto::APPLIED_METADATA)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn only_errors_before_sending_say_nothing_was_applied() {
+        let unavailable = GeokvError::Unavailable {
+            level: "LOCAL_QUORUM".into(),
+            required: 2,
+            alive: 1,
+            scope: " in dc1".into(),
+        };
+        let timeout = GeokvError::timeout(
+            crate::coordinator::consistency::ConsistencyLevel::Quorum,
+            1,
+            4,
+            2000,
+            String::new(),
+            true,
+        );
+        let failed = GeokvError::QuorumFailed {
+            level: "LOCAL_QUORUM".into(),
+            received: 1,
+            required: 2,
+            detail: "dc1-n2: refused".into(),
+            write: true,
+        };
+        let unknown = GeokvError::MaybeApplied("sent to dc1-n2, which failed".into());
+        let cases = [
+            (unavailable, Code::Unavailable, "no"),
+            (timeout, Code::DeadlineExceeded, "maybe"),
+            (failed, Code::Aborted, "maybe"),
+            (unknown, Code::Aborted, "maybe"),
+            (
+                GeokvError::UnknownKeyspace("x".into()),
+                Code::NotFound,
+                "no",
+            ),
+            (GeokvError::Internal("x".into()), Code::Internal, "maybe"),
+        ];
+        for (e, code, header) in cases {
+            let text = e.to_string();
+            let status = Status::from(e);
+            assert_eq!(status.code(), code, "{text}");
+            assert_eq!(applied(&status), Some(header), "{text}");
+            assert_eq!(
+                text.contains("may have been applied"),
+                header == "maybe" && code != Code::Internal,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn read_failures_do_not_talk_about_writes() {
+        let e = GeokvError::QuorumFailed {
+            level: "TWO".into(),
+            received: 1,
+            required: 2,
+            detail: "x".into(),
+            write: false,
+        };
+        assert!(!e.to_string().contains("applied"), "{e}");
+        assert_eq!(e.code(), Code::Aborted);
     }
 }

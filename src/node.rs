@@ -199,6 +199,7 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     let internode = InternodeService {
         ring: ring.clone(),
         replica: replica.clone(),
+        coordinator: coordinator.clone(),
         receiver: Receiver {
             hints: hints.clone(),
             peers: peers.clone(),

@@ -84,7 +84,8 @@ impl KvService {
     }
 
     /// A put (`value: Some`) or delete: validates, coordinates, observes.
-    /// Returns the new context and the acknowledgements.
+    /// Returns the new context, the replica acknowledgements and the hints
+    /// stored.
     #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
@@ -95,7 +96,7 @@ impl KvService {
         value: Option<Vec<u8>>,
         context: Vec<u8>,
         options: Option<RequestOptions>,
-    ) -> Result<(Vec<u8>, u32), GeokvError> {
+    ) -> Result<(Vec<u8>, u32, u32), GeokvError> {
         let c = self.common(options)?;
         self.check_key(&keyspace, &key)?;
         let context = CausalContext::decode_context(&context)?;
@@ -115,7 +116,7 @@ impl KvService {
             .await;
         observe(op, c.level, started, &res);
         let out = res?;
-        Ok((out.context.encode_context(), out.acks))
+        Ok((out.context.encode_context(), out.acks, out.hints))
     }
 
     fn check_value(&self, value: &[u8]) -> Result<(), GeokvError> {
@@ -180,7 +181,7 @@ impl Kv for KvService {
         let span = span_for("put", &req);
         let r = req.into_inner();
         self.check_value(&r.value)?;
-        let (context, acks) = self
+        let (context, acks, hints) = self
             .write(
                 "put",
                 span,
@@ -191,7 +192,11 @@ impl Kv for KvService {
                 r.options,
             )
             .await?;
-        Ok(Response::new(PutResponse { context, acks }))
+        Ok(Response::new(PutResponse {
+            context,
+            acks,
+            hints,
+        }))
     }
 
     async fn delete(
@@ -200,12 +205,16 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteResponse>, Status> {
         let span = span_for("delete", &req);
         let r = req.into_inner();
-        let (context, acks) = self
+        let (context, acks, hints) = self
             .write(
                 "delete", span, r.keyspace, r.key, None, r.context, r.options,
             )
             .await?;
-        Ok(Response::new(DeleteResponse { context, acks }))
+        Ok(Response::new(DeleteResponse {
+            context,
+            acks,
+            hints,
+        }))
     }
 
     async fn status(

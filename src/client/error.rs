@@ -32,9 +32,10 @@ use tonic::Code;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// The coordinator could not reach enough replicas for the consistency
-    /// level (gRPC `UNAVAILABLE` returned by a server). The write may or may
-    /// not have been applied on some replicas.
+    /// Too few replicas were alive for the consistency level, known before
+    /// anything was sent (gRPC `UNAVAILABLE` from a geokv node, which marks
+    /// it `geokv-applied: no`): nothing was applied, so even a write may be
+    /// sent again.
     #[error("unavailable: {message}")]
     Unavailable {
         /// The server's explanation (typically: how many replicas were
@@ -42,8 +43,9 @@ pub enum ClientError {
         message: String,
     },
     /// The deadline passed before the level was reached: either the server
-    /// answered `DEADLINE_EXCEEDED` or the client gave up waiting. The outcome
-    /// of a write that timed out is unknown.
+    /// answered `DEADLINE_EXCEEDED` or the client gave up waiting. A write
+    /// that timed out may have been applied (read it back before writing
+    /// again, with the context read).
     #[error("timeout: {message}")]
     Timeout {
         /// What timed out.
@@ -77,14 +79,18 @@ pub enum ClientError {
         message: String,
     },
     /// The connection broke while the request was in flight (e.g. the
-    /// coordinator was killed): the request may or may not have been applied,
-    /// so only idempotent calls are retried, on another endpoint.
+    /// coordinator was killed), or an `UNAVAILABLE` came without a geokv
+    /// node's verdict (a transport or proxy error): the request may or may
+    /// not have been applied, so only idempotent calls are retried, on
+    /// another endpoint.
     #[error("connection lost: {message}")]
     ConnectionLost {
         /// What broke.
         message: String,
     },
-    /// Any other gRPC status.
+    /// Any other gRPC status. `ABORTED` means the write was sent and replicas
+    /// failed (or the replica a write was forwarded to failed before
+    /// answering): it may have been applied.
     #[error("{code:?}: {message}")]
     Other {
         /// The gRPC status code.
@@ -170,7 +176,8 @@ impl ClientError {
     }
 
     /// False only when the request provably never reached a coordinator (a
-    /// connect error); every other error may have had effects on the cluster.
+    /// connect error). See [`may_have_been_applied`](ClientError::may_have_been_applied)
+    /// for what decides whether a write may be sent again.
     ///
     /// # Example
     ///
@@ -182,6 +189,32 @@ impl ClientError {
     /// ```
     pub fn reached_server(&self) -> bool {
         !matches!(self, ClientError::Transport { .. })
+    }
+
+    /// Whether a failed write may nevertheless have been applied. False for a
+    /// connect error and for `UNAVAILABLE` from a node (nothing was sent to
+    /// a replica), and for requests refused as invalid; true for timeouts,
+    /// `ABORTED`, broken connections and anything unknown. Only a write for
+    /// which this is false is retried by the SDK (a retry of an applied
+    /// write would be a second version, a sibling of the first).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use geokv::client::ClientError;
+    ///
+    /// assert!(!ClientError::Unavailable { message: "1 of 2 alive".into() }.may_have_been_applied());
+    /// assert!(ClientError::Timeout { message: "late".into() }.may_have_been_applied());
+    /// ```
+    pub fn may_have_been_applied(&self) -> bool {
+        !matches!(
+            self,
+            ClientError::Transport { .. }
+                | ClientError::Unavailable { .. }
+                | ClientError::InvalidArgument { .. }
+                | ClientError::FailedPrecondition { .. }
+                | ClientError::NotFound { .. }
+        )
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -218,7 +251,15 @@ impl From<tonic::Status> for ClientError {
             Code::Cancelled => true,
             _ => false,
         };
-        if broken {
+        // UNAVAILABLE means "nothing was applied" only when a geokv node
+        // says so; from the transport (a keep-alive timeout, a refused
+        // stream) or a proxy it may follow a request that was sent.
+        let verdict = status
+            .metadata()
+            .get(crate::proto::APPLIED_METADATA)
+            .and_then(|v| v.to_str().ok());
+        let unavailable_unknown = status.code() == Code::Unavailable && verdict != Some("no");
+        if broken || unavailable_unknown {
             return ClientError::ConnectionLost {
                 message: chain_message(&status),
             };
@@ -297,7 +338,6 @@ mod tests {
     #[test]
     fn server_codes_map_to_variants() {
         let cases = [
-            (Code::Unavailable, Code::Unavailable, true),
             (Code::DeadlineExceeded, Code::DeadlineExceeded, true),
             (Code::InvalidArgument, Code::InvalidArgument, false),
             (Code::FailedPrecondition, Code::FailedPrecondition, false),
@@ -311,6 +351,44 @@ mod tests {
             assert_eq!(err.is_retriable(), retriable, "{sent:?}");
             assert_eq!(err.message(), "m");
             assert!(err.reached_server());
+        }
+    }
+
+    fn unavailable(verdict: Option<&'static str>) -> ClientError {
+        let mut status = tonic::Status::new(Code::Unavailable, "1 of 2 alive");
+        if let Some(v) = verdict {
+            status.metadata_mut().insert(
+                crate::proto::APPLIED_METADATA,
+                tonic::metadata::MetadataValue::from_static(v),
+            );
+        }
+        ClientError::from(status)
+    }
+
+    #[test]
+    fn only_unavailable_before_sending_lets_a_write_be_retried() {
+        let policy = crate::client::RetryPolicy::default();
+        let before = unavailable(Some("no"));
+        assert!(
+            matches!(before, ClientError::Unavailable { .. }),
+            "{before:?}"
+        );
+        assert!(!before.may_have_been_applied());
+        assert!(
+            policy.should_retry(0, &before, false),
+            "nothing was applied"
+        );
+        // Without a node's verdict (transport, proxy): may have been applied.
+        for e in [unavailable(None), unavailable(Some("maybe"))] {
+            assert_eq!(e.code(), Code::Unavailable);
+            assert!(e.may_have_been_applied(), "{e:?}");
+            assert!(!policy.should_retry(0, &e, false), "{e:?}");
+            assert!(policy.should_retry(0, &e, true), "reads are retried: {e:?}");
+        }
+        for code in [Code::DeadlineExceeded, Code::Aborted, Code::Internal] {
+            let e = ClientError::from(tonic::Status::new(code, "m"));
+            assert!(e.may_have_been_applied(), "{code:?}");
+            assert!(!policy.should_retry(0, &e, false), "{code:?}");
         }
     }
 

@@ -13,9 +13,10 @@ use crate::client::ClientError;
 /// pause.
 ///
 /// Only idempotent calls (get, status) are retried on any retriable error.
-/// Put and delete are retried **only** when the error proves the request never
-/// reached a coordinator (a connect error, [`ClientError::Transport`]): a
-/// timed-out or `UNAVAILABLE` write may have been applied on some replicas, and
+/// Put and delete are retried **only** when the error proves nothing was
+/// applied ([`ClientError::may_have_been_applied`] is false: a connect error,
+/// or `UNAVAILABLE` from a node, raised before anything was sent): a
+/// timed-out or `ABORTED` write may have been applied on some replicas, and
 /// sending it again would create a second version (a sibling of the first).
 ///
 /// # Example
@@ -99,7 +100,7 @@ impl RetryPolicy {
         if attempt >= self.retries || !err.is_retriable() {
             return false;
         }
-        idempotent || !err.reached_server()
+        idempotent || !err.may_have_been_applied()
     }
 }
 
@@ -138,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_retry_only_when_the_request_never_left() {
+    fn writes_retry_only_when_nothing_was_applied() {
         let p = RetryPolicy::default();
         let connect = ClientError::Transport {
             message: "refused".into(),
@@ -146,13 +147,18 @@ mod tests {
         let unavailable = ClientError::Unavailable {
             message: "1 of 2".into(),
         };
+        let timeout = ClientError::Timeout {
+            message: "1 of 2".into(),
+        };
         let invalid = ClientError::InvalidArgument {
             message: "empty key".into(),
         };
         assert!(p.should_retry(0, &connect, false));
         assert!(p.should_retry(0, &connect, true));
-        assert!(!p.should_retry(0, &unavailable, false));
+        assert!(p.should_retry(0, &unavailable, false), "nothing was sent");
         assert!(p.should_retry(0, &unavailable, true));
+        assert!(!p.should_retry(0, &timeout, false), "may have been applied");
+        assert!(p.should_retry(0, &timeout, true));
         assert!(!p.should_retry(0, &invalid, true));
         assert!(!p.should_retry(p.retries, &connect, true), "budget spent");
     }

@@ -17,7 +17,10 @@ use crate::proto::v1::kv_server::{Kv, KvServer};
 #[derive(Clone, Copy)]
 enum Mode {
     Ok,
+    /// UNAVAILABLE without a node's verdict (as a proxy would answer).
     Unavailable,
+    /// UNAVAILABLE as a node answers it before sending anything.
+    NothingSent,
     Slow,
 }
 
@@ -36,6 +39,14 @@ impl Fake {
         match self.mode {
             Mode::Ok => Ok(Response::new(ok)),
             Mode::Unavailable => Err(Status::unavailable("1 of 2 replicas answered")),
+            Mode::NothingSent => {
+                let mut s = Status::unavailable("1 replica alive, 2 required");
+                s.metadata_mut().insert(
+                    crate::proto::APPLIED_METADATA,
+                    tonic::metadata::MetadataValue::from_static("no"),
+                );
+                Err(s)
+            }
             Mode::Slow => {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 Ok(Response::new(ok))
@@ -65,6 +76,7 @@ impl Kv for Fake {
         self.answer(pb::PutResponse {
             context: vec![1],
             acks: 2,
+            hints: 0,
         })
         .await
     }
@@ -76,6 +88,7 @@ impl Kv for Fake {
         self.answer(pb::DeleteResponse {
             context: vec![2],
             acks: 1,
+            hints: 0,
         })
         .await
     }
@@ -224,7 +237,21 @@ async fn unreachable_local_node_falls_back_even_for_writes() {
 }
 
 #[tokio::test]
-async fn unavailable_write_is_not_retried_but_read_is() {
+async fn unavailable_before_sending_is_retried_even_for_a_write() {
+    let c = cluster(&[("dc1", Some(Mode::NothingSent)), ("dc1", Some(Mode::Ok))]).await;
+    let client = fast(Client::builder())
+        .endpoints(c.urls.clone())
+        .discover(false)
+        .build()
+        .await
+        .unwrap();
+    let put = client.put("k", "v").await.unwrap();
+    assert_eq!(put.coordinator, c.urls[1]);
+    assert_eq!(hits(&c), [1, 1]);
+}
+
+#[tokio::test]
+async fn unavailable_without_a_verdict_is_not_retried_for_a_write_but_read_is() {
     let c = cluster(&[
         ("dc1", Some(Mode::Unavailable)),
         ("dc1", Some(Mode::Unavailable)),
@@ -237,7 +264,7 @@ async fn unavailable_write_is_not_retried_but_read_is() {
         .await
         .unwrap();
     let err = client.put("k", "v").await.unwrap_err();
-    assert!(matches!(err, ClientError::Unavailable { .. }), "{err:?}");
+    assert!(matches!(err, ClientError::ConnectionLost { .. }), "{err:?}");
     assert_eq!(hits(&c).iter().sum::<usize>(), 1);
     let err = client
         .delete("k", &CausalContext::empty())

@@ -234,8 +234,12 @@ pub struct PutResult {
     /// sibling until a read shows it and a write with the read's context
     /// resolves it).
     pub context: CausalContext,
-    /// Replicas that acknowledged (hints count under `ANY`).
+    /// Replicas that acknowledged before the answer (stored hints are not
+    /// acknowledgements; they are in `hints`).
     pub acks: u32,
+    /// Hints stored for replicas that were down or failed: they receive the
+    /// write when they are back.
+    pub hints: u32,
     /// The endpoint (coordinator) that served the write.
     pub coordinator: String,
 }
@@ -245,6 +249,7 @@ impl PutResult {
         PutResult {
             context: CausalContext::from_bytes(r.context),
             acks: r.acks,
+            hints: r.hints,
             coordinator,
         }
     }
@@ -266,8 +271,10 @@ pub struct DeleteResult {
     /// The context this delete was given plus the tombstone it wrote (as
     /// for [`PutResult::context`]).
     pub context: CausalContext,
-    /// Replicas that acknowledged.
+    /// Replicas that acknowledged before the answer.
     pub acks: u32,
+    /// Hints stored for replicas that were down or failed.
+    pub hints: u32,
     /// The endpoint (coordinator) that served the delete.
     pub coordinator: String,
 }
@@ -277,6 +284,7 @@ impl DeleteResult {
         DeleteResult {
             context: CausalContext::from_bytes(r.context),
             acks: r.acks,
+            hints: r.hints,
             coordinator,
         }
     }

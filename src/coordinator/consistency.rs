@@ -8,7 +8,7 @@
 //!
 //! | level        | requirement (quorum(n) = n/2 + 1)                     |
 //! |--------------|-------------------------------------------------------|
-//! | ANY          | writes only: 1 ack from any replica, or a stored hint |
+//! | ANY          | writes only: 1 ack or stored hint, but the coordinating replica always acks first, so in effect ONE |
 //! | ONE/TWO/THREE| 1/2/3 acks from any DC                                |
 //! | LOCAL_ONE    | 1 ack from the local DC                               |
 //! | LOCAL_QUORUM | quorum(rf of the local DC) from the local DC          |

@@ -1,9 +1,18 @@
 //! Waiting for a consistency level: collects replica answers from a channel
-//! until the requirement is met, can no longer be met, or the deadline passes,
-//! and says precisely which of the three happened (garage's `try_call_many`
-//! and its `Quorum(quorum, ok, total, errors)` error are the model).
+//! until the requirement is met, can no longer be met with the answers still
+//! expected, or a time passes, and says precisely which happened (garage's
+//! `try_call_many` and its `Quorum(quorum, ok, total, errors)` error are the
+//! model).
+//!
+//! A caller may stop early (`until`) or when the answers still expected can
+//! no longer meet the level, ask more replicas ([`Gather::expect`]) and go
+//! on waiting: that is how count levels fall back to remote replicas.
+//!
+//! Acknowledgements count replicas only; stored hints are reported next to
+//! them (they meet ANY, nothing else). Every error here is raised after the
+//! request was sent, so none is `UNAVAILABLE` (see `error`).
 
-use super::consistency::{AckCounts, ConsistencyLevel, Requirement};
+use super::consistency::{AckCounts, ConsistencyLevel, OpKind, Requirement};
 use crate::error::GeokvError;
 use crate::topology::NodeIdx;
 use std::collections::BTreeMap;
@@ -14,6 +23,9 @@ use tokio::time::Instant;
 pub(super) enum Answer<T> {
     /// One replica's answer: its node, datacenter and result.
     Replica(NodeIdx, String, Result<T, String>),
+    /// A hint was stored for a replica that failed (reported, not an ack;
+    /// its failure comes as its own answer).
+    Hint,
     /// A datacenter's answer through its hinted stream: of the `settles`
     /// replicas there, how many applied the write.
     Stream {
@@ -29,80 +41,166 @@ pub(super) struct Gathered<T> {
     pub acks: AckCounts,
 }
 
-/// Gathers answers from `rx`. `pending` counts the replicas per datacenter
-/// whose answer is still to come (a stream answer settles several at once);
-/// `acks` the acknowledgements already obtained (e.g. the coordinating
-/// replica's, or stored hints for ANY).
-pub(super) async fn gather<T>(
+/// Where a wait stopped without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// The level is met.
+    Met,
+    /// Not met: the answers still expected cannot meet it, or `until`
+    /// passed. Ask more replicas, or give up with [`Gather::failed`].
+    Short,
+}
+
+/// An ongoing wait for a level.
+pub(super) struct Gather<T> {
     level: ConsistencyLevel,
-    req: &Requirement,
-    mut rx: mpsc::Receiver<Answer<T>>,
-    mut pending: BTreeMap<String, u32>,
-    mut acks: AckCounts,
+    req: Requirement,
+    op: OpKind,
+    rx: mpsc::Receiver<Answer<T>>,
+    /// Answers still to come, per datacenter (a stream answer settles several).
+    pending: BTreeMap<String, u32>,
+    acks: AckCounts,
+    ok: Vec<(NodeIdx, T)>,
+    errors: Vec<String>,
     deadline: Instant,
     timeout_ms: u64,
-) -> Result<Gathered<T>, GeokvError> {
-    let mut ok = Vec::new();
-    let mut errors: Vec<String> = Vec::new();
-    loop {
-        if req.is_met(&acks) {
-            return Ok(Gathered { ok, acks });
+}
+
+impl<T> Gather<T> {
+    /// A wait on `rx` for `req`. `pending` counts the answers to come per
+    /// datacenter; `acks` those already obtained (the coordinating
+    /// replica's own, hints stored).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        level: ConsistencyLevel,
+        req: Requirement,
+        op: OpKind,
+        rx: mpsc::Receiver<Answer<T>>,
+        pending: BTreeMap<String, u32>,
+        acks: AckCounts,
+        deadline: Instant,
+        timeout_ms: u64,
+    ) -> Self {
+        Gather {
+            level,
+            req,
+            op,
+            rx,
+            pending,
+            acks,
+            ok: Vec::new(),
+            errors: Vec::new(),
+            deadline,
+            timeout_ms,
         }
-        if !req.can_still_be_met(&acks, &pending) {
-            return Err(GeokvError::QuorumFailed {
-                level: level.name().to_string(),
-                received: received(&acks),
-                required: req.total(),
-                detail: errors.join("; "),
-            });
-        }
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) | Ok(None) => {
-                let mut detail = String::new();
-                let short = req.shortfall(&acks);
-                if !short.is_empty() {
-                    detail = format!(" ({short})");
-                }
-                if !errors.is_empty() {
-                    detail.push_str(&format!(" (failed: {})", errors.join("; ")));
-                }
-                return Err(GeokvError::timeout(
-                    level,
-                    received(&acks),
-                    req.total(),
-                    timeout_ms,
-                    detail,
-                ));
+    }
+
+    /// `n` more answers will come from `dc`.
+    pub fn expect(&mut self, dc: &str, n: u32) {
+        *self.pending.entry(dc.to_string()).or_default() += n;
+    }
+
+    /// Waits until the level is met, cannot be met with the answers still
+    /// expected, or `until` passes (all `Ok`); past the deadline, the
+    /// timeout error.
+    pub async fn run(&mut self, until: Instant) -> Result<Step, GeokvError> {
+        loop {
+            if self.req.is_met(&self.acks) {
+                return Ok(Step::Met);
             }
-            Ok(Some(Answer::Replica(node, dc, res))) => {
-                if let Some(p) = pending.get_mut(&dc) {
+            if !self.req.can_still_be_met(&self.acks, &self.pending) {
+                return Ok(Step::Short);
+            }
+            let stop = until.min(self.deadline);
+            match tokio::time::timeout_at(stop, self.rx.recv()).await {
+                Ok(Some(answer)) => self.take(answer),
+                Err(_) if stop < self.deadline => return Ok(Step::Short),
+                Err(_) | Ok(None) => return Err(self.timed_out()),
+            }
+        }
+    }
+
+    fn take(&mut self, answer: Answer<T>) {
+        match answer {
+            Answer::Hint => self.acks.hints += 1,
+            Answer::Replica(node, dc, res) => {
+                if let Some(p) = self.pending.get_mut(&dc) {
                     *p = p.saturating_sub(1);
                 }
                 match res {
                     Ok(v) => {
-                        *acks.per_dc.entry(dc).or_default() += 1;
-                        ok.push((node, v));
+                        *self.acks.per_dc.entry(dc).or_default() += 1;
+                        self.ok.push((node, v));
                     }
-                    Err(e) => errors.push(e),
+                    Err(e) => self.errors.push(e),
                 }
             }
-            Ok(Some(Answer::Stream {
+            Answer::Stream {
                 dc,
                 settles,
                 result,
-            })) => {
-                if let Some(p) = pending.get_mut(&dc) {
+            } => {
+                if let Some(p) = self.pending.get_mut(&dc) {
                     *p = p.saturating_sub(settles);
                 }
                 match result {
-                    Ok(n) => *acks.per_dc.entry(dc).or_default() += n.min(settles),
-                    Err(e) => errors.push(format!("{dc} stream: {e}")),
+                    Ok(n) => *self.acks.per_dc.entry(dc).or_default() += n.min(settles),
+                    Err(e) => self.errors.push(format!("{dc} stream: {e}")),
                 }
             }
         }
     }
+
+    fn received(&self) -> u32 {
+        self.acks.per_dc.values().sum()
+    }
+
+    fn hints_note(&self) -> String {
+        match self.acks.hints {
+            0 => String::new(),
+            n => format!(" ({n} hint(s) stored for replicas that are down or failed)"),
+        }
+    }
+
+    fn timed_out(&self) -> GeokvError {
+        let mut detail = String::new();
+        let short = self.req.shortfall(&self.acks);
+        if !short.is_empty() {
+            detail = format!(" ({short})");
+        }
+        if !self.errors.is_empty() {
+            detail.push_str(&format!(" (failed: {})", self.errors.join("; ")));
+        }
+        detail.push_str(&self.hints_note());
+        GeokvError::timeout(
+            self.level,
+            self.received(),
+            self.req.total(),
+            self.timeout_ms,
+            detail,
+            self.op == OpKind::Write,
+        )
+    }
+
+    /// The error for a level that can no longer be met.
+    pub fn failed(&self) -> GeokvError {
+        GeokvError::QuorumFailed {
+            level: self.level.name().to_string(),
+            received: self.received(),
+            required: self.req.total(),
+            detail: format!("{}{}", self.errors.join("; "), self.hints_note()),
+            write: self.op == OpKind::Write,
+        }
+    }
+
+    /// The answers, once the level is met.
+    pub fn into_gathered(self) -> Gathered<T> {
+        Gathered {
+            ok: self.ok,
+            acks: self.acks,
+        }
+    }
 }
 
-fn received(acks: &AckCounts) -> u32 {
-    acks.per_dc.values().sum::<u32>() + acks.hints
-}
+#[cfg(test)]
+mod tests;

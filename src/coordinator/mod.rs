@@ -1,8 +1,10 @@
 //! The coordinator: any node coordinates any request.
 //!
 //! ```text
-//! write: block_for → live-replica check → coordinating replica advances the clock
-//!        → full record fanned out to the other replicas → gather acks to the level
+//! write: block_for → live-replica check → (not a replica: forward to the nearest
+//!        live replica, which coordinates) → coordinating replica advances the clock
+//!        and appends the remote streams in one batch → full record fanned out to
+//!        the other local replicas → gather acks to the level
 //! read:  block_for → live-replica check → ask the nearest replicas → gather to the level
 //!        → merge sibling sets → read repair of stale answers (async)
 //! ```
@@ -12,6 +14,8 @@
 //! the engine directly (`replica`).
 
 pub mod consistency;
+#[cfg(feature = "server")]
+mod forward;
 #[cfg(feature = "server")]
 mod gather;
 #[cfg(feature = "server")]
@@ -227,7 +231,15 @@ mod server_side {
                 scope,
             };
             match req {
-                Requirement::AnyOrHint => Ok(()),
+                // A write is minted by a replica, so ANY too needs one alive
+                // (a hint alone cannot carry a new write).
+                Requirement::AnyOrHint => {
+                    let total: u32 = alive.values().sum();
+                    if total < 1 {
+                        return Err(unavailable(1, total, String::new()));
+                    }
+                    Ok(())
+                }
                 Requirement::Total { count } => {
                     let total: u32 = alive.values().sum();
                     if total < *count {

@@ -1,9 +1,11 @@
 //! The read path of a coordinator: ask the nearest live replicas, gather to
-//! the level, merge their sibling sets by causality, and repair the replicas
-//! that answered with stale state (asynchronously, off the request's path).
+//! the level (a count level that the local replicas fail to meet asks the
+//! remote ones too), merge their sibling sets by causality, and repair the
+//! replicas that answered with stale state (asynchronously, off the
+//! request's path).
 
 use super::consistency::{AckCounts, OpKind, Requirement};
-use super::gather::{gather, Answer};
+use super::gather::{Answer, Gather, Step};
 use super::{Coordinator, ReadRequest};
 use crate::error::GeokvError;
 use crate::proto::v1::internode::{ReplicaReadRequest, ReplicaWriteRequest};
@@ -36,27 +38,58 @@ impl Coordinator {
             OpKind::Read,
         )?;
         let requirement = plan.requirement;
-        let targets = self.read_targets(&requirement, &self.by_proximity(plan.replicas));
+        let order = self.by_proximity(plan.replicas);
+        let targets = self.read_targets(&requirement, &order);
 
-        let (tx, rx) = mpsc::channel::<Answer<Option<SiblingSet>>>(targets.len().max(1));
+        let (tx, rx) = mpsc::channel::<Answer<Option<SiblingSet>>>(order.len().max(1));
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
         for &n in &targets {
             let dc = self.dc_of(n).to_string();
             *pending.entry(dc.clone()).or_default() += 1;
             self.spawn_replica_read(n, dc, &req, deadline, tx.clone());
         }
-        drop(tx);
         let timeout_ms = req.timeout.as_millis() as u64;
-        let got = gather(
+        let mut gather = Gather::new(
             req.level,
-            &requirement,
+            requirement.clone(),
+            OpKind::Read,
             rx,
             pending,
             AckCounts::default(),
             deadline,
             timeout_ms,
-        )
-        .await?;
+        );
+        // A count level asked only local replicas: when they cannot meet it
+        // (one believed alive failed) or half the deadline passed, ask the
+        // remote ones too. LOCAL_* levels never do.
+        let rest: Vec<NodeIdx> = match requirement {
+            Requirement::Total { .. } => order
+                .iter()
+                .copied()
+                .filter(|n| self.is_up(*n) && !targets.contains(n))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let until = if rest.is_empty() {
+            deadline
+        } else {
+            Instant::now() + req.timeout / 2
+        };
+        let mut step = gather.run(until).await?;
+        if step == Step::Short && !rest.is_empty() {
+            metrics::counter!("geokv_remote_fallbacks_total", "op" => "read").increment(1);
+            for &n in &rest {
+                let dc = self.dc_of(n).to_string();
+                gather.expect(&dc, 1);
+                self.spawn_replica_read(n, dc, &req, deadline, tx.clone());
+            }
+            step = gather.run(deadline).await?;
+        }
+        drop(tx);
+        if step == Step::Short {
+            return Err(gather.failed());
+        }
+        let got = gather.into_gathered();
         let answered = got.ok.len() as u32;
         let mut merged: Option<SiblingSet> = None;
         for (_, s) in got.ok.iter() {

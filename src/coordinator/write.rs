@@ -1,26 +1,33 @@
 //! The write path of a coordinator (puts and deletes).
 //!
 //! 1. `block_for` turns the level into a [`Requirement`]; `UNAVAILABLE` up
-//!    front when too few replicas are alive.
-//! 2. The nearest live replica (ourselves when we are one) advances the key's
-//!    clock with its actor id and returns the full record. In the same atomic
-//!    RocksDB batch, when that replica is us, the record is appended to the
-//!    hinted stream of every remote datacenter; otherwise we append it before
-//!    acknowledging. So a coordinator crash after the ack loses nothing.
-//! 3. The record is merged into the other replicas of our datacenter; a replica
-//!    that is down or fails gets a durable hint instead. Remote datacenters are
-//!    reached only through their stream. A level that needs remote
-//!    acknowledgements (QUORUM, EACH_QUORUM, ALL, TWO/THREE beyond the local
-//!    replicas) puts the entry in the *urgent lane* of those datacenters'
-//!    streams and waits for its acknowledgement, which says how many replicas
-//!    there applied it; it never waits behind a backlog (see `hints`).
+//!    front when too few replicas are alive (nothing is sent then).
+//! 2. A coordinator that does not replicate the key forwards the whole write
+//!    to the nearest live replica, which coordinates it (`forward`). So the
+//!    rest always runs on a replica of the key:
+//! 3. This node advances the key's clock with its actor id and, **in the same
+//!    atomic RocksDB batch**, appends the record to the hinted stream of
+//!    every remote datacenter ([`Coordinator::update_here`], the one place a
+//!    write is minted). A crash after the ack loses nothing.
+//! 4. The record is merged into the other replicas of our datacenter; a
+//!    replica that is down or fails gets a durable hint instead (hints are
+//!    reported, never counted as acknowledgements except for ANY). Remote
+//!    datacenters are reached only through their stream. A level that needs
+//!    remote acknowledgements (QUORUM, EACH_QUORUM, ALL, TWO/THREE beyond the
+//!    live local replicas) puts the entry in the *urgent lane* of those
+//!    datacenters' streams and waits for its acknowledgement, which says how
+//!    many replicas there applied it; it never waits behind a backlog.
+//! 5. A count level (ONE/TWO/THREE/QUORUM, explicit W) that expected to be
+//!    met locally but is not (a local replica believed alive failed, or half
+//!    the deadline passed) falls back to the remote datacenters through their
+//!    urgent lanes. LOCAL_* levels never do.
 
 use super::consistency::{AckCounts, OpKind, Requirement};
-use super::gather::{gather, Answer};
-use super::{Coordinator, WriteRequest};
+use super::gather::{Answer, Gather, Step};
+use super::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::waiters::StreamWait;
-use crate::proto::v1::internode::{ReplicaUpdateRequest, ReplicaWriteRequest};
+use crate::proto::v1::internode::ReplicaWriteRequest;
 use crate::topology::NodeIdx;
 use crate::version::{CausalContext, Dot, SiblingSet};
 use std::collections::BTreeMap;
@@ -35,11 +42,13 @@ pub struct WriteOutcome {
     /// (never the replica's whole clock: that also covers concurrent
     /// siblings the client was not shown).
     pub context: CausalContext,
-    /// Acknowledgements received (replicas, plus hints for ANY).
+    /// Replicas that acknowledged before the answer.
     pub acks: u32,
+    /// Hints stored for replicas that were down or failed (not acks).
+    pub hints: u32,
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -59,82 +68,141 @@ impl Coordinator {
             req.explicit,
             OpKind::Write,
         )?;
+        if !plan.replicas.contains(self.me.idx) {
+            let set = plan.replicas;
+            return self.forward_write(&req, set, deadline).await;
+        }
+        self.coordinate_write(&req, plan, deadline).await
+    }
+
+    /// Coordinates a write forwarded by a node that does not replicate the
+    /// key (the `CoordinateWrite` RPC); never forwards it again.
+    #[tracing::instrument(name = "coordinator.write_as_replica", skip_all,
+        fields(keyspace = %req.keyspace, level = %req.level, delete = req.value.is_none()))]
+    pub async fn write_as_replica(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
+        let deadline = Instant::now() + req.timeout;
+        let plan = self.plan(
+            &req.keyspace,
+            &req.key,
+            req.level,
+            req.explicit,
+            OpKind::Write,
+        )?;
+        if !plan.replicas.contains(self.me.idx) {
+            return Err(GeokvError::NotAReplica(format!(
+                "{} is not a replica of this key of '{}'",
+                self.me.id, req.keyspace
+            )));
+        }
+        self.coordinate_write(&req, plan, deadline).await
+    }
+
+    /// Steps 3 to 5, on a replica of the key.
+    async fn coordinate_write(
+        &self,
+        req: &WriteRequest,
+        plan: Plan<'_>,
+        deadline: Instant,
+    ) -> Result<WriteOutcome, GeokvError> {
         let (requirement, set, alive) = (plan.requirement, plan.replicas, plan.alive);
-        let order = self.by_proximity(set);
         let remote_dcs: Vec<String> = set
             .per_dc
             .iter()
             .filter(|d| d.dc != self.me.dc)
             .map(|d| d.dc.clone())
             .collect();
-
         let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
-        let (chosen, record, dot, waits) = self
-            .update_at_nearest(&req, &order, &remote_dcs, &wait_for, deadline)
-            .await?;
+        let (record, dot, waits) = self.update_here(req, &remote_dcs, &wait_for).await?;
         let mut acks = AckCounts::default();
-        let chosen_dc = self.dc_of(chosen).to_string();
-        if !wait_for.contains(&chosen_dc) {
-            // (An awaited datacenter's stream answer counts the chosen replica.)
-            *acks.per_dc.entry(chosen_dc).or_default() += 1;
-        }
+        *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
 
         let mut encoded = Vec::with_capacity(record.encoded_len());
         record.encode(&mut encoded);
-        let (tx, rx) = mpsc::channel::<Answer<()>>(order.len().max(1));
+        let (tx, rx) = mpsc::channel::<Answer<()>>(set.len().max(1) + remote_dcs.len());
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
-        for &n in &order {
-            let dc = self.dc_of(n).to_string();
-            if n == chosen || dc != self.me.dc {
-                continue; // remote datacenters: through their stream
+        for &n in set.in_dc(&self.me.dc) {
+            if n == self.me.idx {
+                continue;
             }
             if !self.is_up(n) {
+                // Stored, or recorded for anti-entropy when over the bound:
+                // either way the write reaches it later; not an ack.
                 self.hints.hint_node(n, &req.keyspace, &req.key, &record)?;
                 acks.hints += 1;
                 continue;
             }
-            *pending.entry(dc.clone()).or_default() += 1;
-            self.spawn_replica_write(n, dc, &req, encoded.clone(), &record, deadline, tx.clone());
+            *pending.entry(self.me.dc.clone()).or_default() += 1;
+            let dc = self.me.dc.clone();
+            self.spawn_replica_write(n, dc, req, encoded.clone(), &record, deadline, tx.clone());
         }
         for wait in waits {
             let settles = set.in_dc(&wait.dc).len() as u32;
             *pending.entry(wait.dc.clone()).or_default() += settles;
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let dc = wait.dc.clone();
-                // Past the deadline nobody gathers: drop the wait (the entry
-                // stays queued and is delivered anyway). A second later, so
-                // the gather reports its own timeout first.
-                let drop_at = deadline + std::time::Duration::from_secs(1);
-                let result = tokio::time::timeout_at(drop_at, wait.outcome())
-                    .await
-                    .unwrap_or_else(|_| Err("no acknowledgement by the deadline".to_string()));
-                let _ = tx
-                    .send(Answer::Stream {
-                        dc,
-                        settles,
-                        result,
-                    })
-                    .await;
-            });
+            spawn_stream_wait(wait, settles, deadline, tx.clone());
         }
-        drop(tx);
         let timeout_ms = req.timeout.as_millis() as u64;
-        let got = gather(
+        let mut gather = Gather::new(
             req.level,
-            &requirement,
+            requirement.clone(),
+            OpKind::Write,
             rx,
             pending,
             acks,
             deadline,
             timeout_ms,
-        )
-        .await?;
-        let acks = got.acks.per_dc.values().sum::<u32>() + got.acks.hints;
+        );
+        // Step 5: a count level met locally so far may still need the
+        // remote datacenters (not yet asked).
+        let fallback = matches!(requirement, Requirement::Total { .. })
+            && wait_for.is_empty()
+            && !remote_dcs.is_empty();
+        let until = if fallback {
+            Instant::now() + req.timeout / 2
+        } else {
+            deadline
+        };
+        let mut step = gather.run(until).await?;
+        if step == Step::Short && fallback {
+            self.fall_back_remote(req, set, &remote_dcs, &record, deadline, &tx, &mut gather)?;
+            step = gather.run(deadline).await?;
+        }
+        if step == Step::Short {
+            return Err(gather.failed());
+        }
+        let got = gather.into_gathered();
         Ok(WriteOutcome {
             context: req.context.after_write(dot, &record.clock),
-            acks,
+            acks: got.acks.per_dc.values().sum(),
+            hints: got.acks.hints,
         })
+    }
+
+    /// Step 5: the record goes to the urgent lane of every remote
+    /// datacenter (the backlog entry committed with the write stays: a
+    /// second delivery merges to the same state) and the gather waits for
+    /// their acknowledgements too.
+    #[allow(clippy::too_many_arguments)]
+    fn fall_back_remote(
+        &self,
+        req: &WriteRequest,
+        set: &crate::ring::ReplicaSet,
+        remote_dcs: &[String],
+        record: &SiblingSet,
+        deadline: Instant,
+        tx: &mpsc::Sender<Answer<()>>,
+        gather: &mut Gather<()>,
+    ) -> Result<(), GeokvError> {
+        metrics::counter!("geokv_remote_fallbacks_total", "op" => "write").increment(1);
+        let waits = self
+            .hints
+            .stream_append_now(remote_dcs, remote_dcs, &req.keyspace, &req.key, record)
+            .map_err(|e| GeokvError::Internal(format!("{e}; the write may have been applied")))?;
+        for wait in waits {
+            let settles = set.in_dc(&wait.dc).len() as u32;
+            gather.expect(&wait.dc, settles);
+            spawn_stream_wait(wait, settles, deadline, tx.clone());
+        }
+        Ok(())
     }
 
     /// The remote datacenters whose acknowledgements the level needs (and so
@@ -164,94 +232,47 @@ impl Coordinator {
         }
     }
 
-    /// Step 2: the nearest live replica advances the clock. Tries replicas in
-    /// proximity order until one answers or the deadline passes.
-    async fn update_at_nearest(
+    /// Step 3: this replica advances the clock, and the stream entries of the
+    /// remote datacenters go into the same atomic batch. The only place a
+    /// write is minted; whatever else must commit with the write is added
+    /// to the batch here.
+    async fn update_here(
         &self,
         req: &WriteRequest,
-        order: &[NodeIdx],
         remote_dcs: &[String],
         wait_for: &[String],
-        deadline: Instant,
-    ) -> Result<(NodeIdx, SiblingSet, Dot, Vec<StreamWait>), GeokvError> {
+    ) -> Result<(SiblingSet, Dot, Vec<StreamWait>), GeokvError> {
         let ts = now_ms();
-        let mut errors = Vec::new();
-        for &n in order.iter().filter(|n| self.is_up(**n)) {
-            if n == self.me.idx {
-                let (ks, key, value, ctx) = (
-                    req.keyspace.clone(),
-                    req.key.clone(),
-                    req.value.clone(),
-                    req.context.clone(),
-                );
-                let hints = self.hints.clone();
-                let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
-                let ((set, dot), waits) = self
-                    .replica
-                    .blocking(move |r| {
-                        let mut appended = None;
-                        let res = r.update(&ks, &key, value, &ctx, ts, |set, batch| {
-                            appended =
-                                Some(hints.stream_append(&dcs, &wait, &ks, &key, set, batch)?);
-                            Ok(())
-                        });
-                        match res {
-                            Ok(set) => Ok((set, appended.map(|a| a.waits).unwrap_or_default())),
-                            Err(e) => {
-                                // The batch did not commit: its queue entries do not exist.
-                                if let Some(a) = appended {
-                                    hints.rollback(a);
-                                }
-                                Err(e)
-                            }
+        let (ks, key, value, ctx) = (
+            req.keyspace.clone(),
+            req.key.clone(),
+            req.value.clone(),
+            req.context.clone(),
+        );
+        let hints = self.hints.clone();
+        let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
+        let ((set, dot), waits) = self
+            .replica
+            .blocking(move |r| {
+                let mut appended = None;
+                let res = r.update(&ks, &key, value, &ctx, ts, |set, batch| {
+                    appended = Some(hints.stream_append(&dcs, &wait, &ks, &key, set, batch)?);
+                    Ok(())
+                });
+                match res {
+                    Ok(set) => Ok((set, appended.map(|a| a.waits).unwrap_or_default())),
+                    Err(e) => {
+                        // The batch did not commit: its queue entries do not exist.
+                        if let Some(a) = appended {
+                            hints.rollback(a);
                         }
-                    })
-                    .await?;
-                self.hints.notify_appended(remote_dcs, wait_for, &waits);
-                return Ok((n, set, dot, waits));
-            }
-            let msg = ReplicaUpdateRequest {
-                keyspace: req.keyspace.clone(),
-                key: req.key.to_vec(),
-                value: req.value.as_ref().map(|v| v.to_vec()),
-                context: req.context.encode_context(),
-                timestamp_ms: ts,
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.peers.replica_update(n, msg, left).await {
-                Ok(resp) => {
-                    let set = SiblingSet::decode(&resp.record).map_err(|e| {
-                        GeokvError::Internal(format!("replica {} sent a bad record: {e}", n.0))
-                    })?;
-                    let dot = written_dot(&set, resp.actor, resp.counter).ok_or_else(|| {
-                        GeokvError::Internal(format!("replica {} sent no dot for its write", n.0))
-                    })?;
-                    let waits = self.hints.stream_append_now(
-                        remote_dcs,
-                        wait_for,
-                        &req.keyspace,
-                        &req.key,
-                        &set,
-                    )?;
-                    return Ok((n, set, dot, waits));
+                        Err(e)
+                    }
                 }
-                Err(crate::transport::TransportError::Rpc { code, message, .. })
-                    if code == tonic::Code::FailedPrecondition
-                        || code == tonic::Code::InvalidArgument =>
-                {
-                    // The replica refused the write itself (e.g. the sibling
-                    // cap): another replica would refuse it too.
-                    return Err(GeokvError::Refused { code, message });
-                }
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        Err(GeokvError::QuorumFailed {
-            level: req.level.name().to_string(),
-            received: 0,
-            required: 1,
-            detail: format!("no replica could take the write: {}", errors.join("; ")),
-        })
+            })
+            .await?;
+        self.hints.notify_appended(remote_dcs, wait_for, &waits);
+        Ok((set, dot, waits))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -281,8 +302,11 @@ impl Coordinator {
                 let res = peers.replica_write(n, msg, timeout).await;
                 if let Err(e) = &res {
                     // A local replica that failed gets a hint.
-                    if let Err(h) = hints.hint_node(n, &ks, &key, &record) {
-                        tracing::error!(error = %h, "could not store hint after {e}");
+                    match hints.hint_node(n, &ks, &key, &record) {
+                        Ok(()) => {
+                            let _ = tx.send(Answer::Hint).await;
+                        }
+                        Err(h) => tracing::error!(error = %h, "could not store hint after {e}"),
                     }
                 }
                 let res = res.map(|_| ()).map_err(|e| e.to_string());
@@ -293,8 +317,28 @@ impl Coordinator {
     }
 }
 
-/// The dot a replica reports for its update, checked against its record.
-fn written_dot(set: &SiblingSet, actor: u64, counter: u64) -> Option<Dot> {
-    let dot = Dot::new(crate::version::ActorId(actor), counter);
-    set.siblings.iter().any(|s| s.dot == dot).then_some(dot)
+/// Waits on one datacenter's acknowledgement of an urgent stream entry and
+/// hands it to the gather. Past the deadline nobody gathers: the wait is
+/// dropped (the entry stays queued and is delivered anyway), a second later,
+/// so the gather reports its own timeout first.
+fn spawn_stream_wait(
+    wait: StreamWait,
+    settles: u32,
+    deadline: Instant,
+    tx: mpsc::Sender<Answer<()>>,
+) {
+    tokio::spawn(async move {
+        let dc = wait.dc.clone();
+        let drop_at = deadline + std::time::Duration::from_secs(1);
+        let result = tokio::time::timeout_at(drop_at, wait.outcome())
+            .await
+            .unwrap_or_else(|_| Err("no acknowledgement by the deadline".to_string()));
+        let _ = tx
+            .send(Answer::Stream {
+                dc,
+                settles,
+                result,
+            })
+            .await;
+    });
 }

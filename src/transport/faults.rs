@@ -5,10 +5,15 @@
 //!
 //! A *target* is a node id or a datacenter name. Cutting `dc2` on every node
 //! of dc1 (and the reverse) partitions the two datacenters.
+//!
+//! One node fault: *crash after write* makes this node SIGKILL itself right
+//! after the next write it coordinates for a peer has committed, before it
+//! replies (the ambiguous failure a caller must not retry elsewhere).
 
 use crate::topology::NodeInfo;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The link to this peer is cut.
@@ -20,6 +25,9 @@ pub struct LinkCut;
 pub struct Faults {
     enabled: bool,
     rules: RwLock<Rules>,
+    /// Armed by [`Faults::arm_crash_after_write`], taken by
+    /// [`Faults::crash_if_armed`].
+    crash_after_write: AtomicBool,
 }
 
 #[derive(Default, Debug, Clone, serde::Serialize)]
@@ -36,6 +44,7 @@ impl Faults {
         Faults {
             enabled,
             rules: RwLock::new(Rules::default()),
+            crash_after_write: AtomicBool::new(false),
         }
     }
 
@@ -104,6 +113,27 @@ impl Faults {
             r.delay_ms.insert(dc.to_string(), ms);
         }
         true
+    }
+
+    /// Makes the node kill itself after the next write it commits for a peer.
+    pub fn arm_crash_after_write(&self) -> bool {
+        if self.enabled {
+            self.crash_after_write.store(true, Ordering::SeqCst);
+        }
+        self.enabled
+    }
+
+    /// Called once such a write has committed, before replying: SIGKILLs
+    /// this process when armed (no flush, no reply, like a power cut of the
+    /// process; the committed WAL survives in the page cache).
+    pub fn crash_if_armed(&self) {
+        if self.enabled && self.crash_after_write.swap(false, Ordering::SeqCst) {
+            tracing::warn!("fault injection: crashing after a committed write");
+            // SAFETY: plain libc calls on our own pid.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
     }
 
     /// The rules as JSON, for `GET /faults`.

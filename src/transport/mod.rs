@@ -27,8 +27,13 @@ pub const FROM_HEADER: &str = "geokv-from";
 /// Why an internode call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
+    /// Nothing was sent.
     #[error("{peer}: link cut (fault injection)")]
     Cut { peer: String },
+    /// Nothing was sent: the connection could not be established.
+    #[error("{peer}: could not connect: {message}")]
+    NotSent { peer: String, message: String },
+    /// Sent (or maybe sent): no answer in time.
     #[error("{peer}: no answer within {ms} ms")]
     Timeout { peer: String, ms: u64 },
     #[error("{peer}: {code:?}: {message}")]
@@ -36,7 +41,77 @@ pub enum TransportError {
         peer: String,
         code: tonic::Code,
         message: String,
+        verdict: PeerVerdict,
     },
+}
+
+/// What a failed call's status says about the peer having applied it
+/// (its `geokv-applied` metadata, see [`crate::proto::APPLIED_METADATA`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerVerdict {
+    /// The peer answered that nothing was applied.
+    NothingApplied,
+    /// The peer answered with its own error after it may have applied it.
+    MaybeApplied,
+    /// No verdict from the peer: the connection or the HTTP/2 layer failed
+    /// (e.g. a reset after the request was sent).
+    Unknown,
+}
+
+impl TransportError {
+    /// Provably not applied by the peer: never sent, or refused by it
+    /// before anything was written.
+    pub fn nothing_applied(&self) -> bool {
+        match self {
+            TransportError::Cut { .. } | TransportError::NotSent { .. } => true,
+            TransportError::Rpc { verdict, .. } => *verdict == PeerVerdict::NothingApplied,
+            TransportError::Timeout { .. } => false,
+        }
+    }
+}
+
+/// Classifies a failed call's status.
+fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportError {
+    let verdict = match s
+        .metadata()
+        .get(crate::proto::APPLIED_METADATA)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("no") => PeerVerdict::NothingApplied,
+        Some(_) => PeerVerdict::MaybeApplied,
+        None => PeerVerdict::Unknown,
+    };
+    if verdict == PeerVerdict::Unknown && connect_failed(&s) {
+        return TransportError::NotSent {
+            peer: peer.to_string(),
+            message: s.message().to_string(),
+        };
+    }
+    if verdict == PeerVerdict::Unknown && s.code() == tonic::Code::DeadlineExceeded {
+        return TransportError::Timeout {
+            peer: peer.to_string(),
+            ms,
+        };
+    }
+    TransportError::Rpc {
+        peer: peer.to_string(),
+        code: s.code(),
+        message: s.message().to_string(),
+        verdict,
+    }
+}
+
+/// tonic reports a failed connect as `UNAVAILABLE` with a `ConnectError` in
+/// the source chain; nothing was sent then.
+fn connect_failed(s: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(s);
+    while let Some(err) = source {
+        if err.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Connections to every other node of the cluster.
@@ -126,22 +201,13 @@ impl Peers {
         }
         let started = std::time::Instant::now();
         let fut = f(self.client(to), self.request(msg, timeout));
+        let ms = timeout.as_millis() as u64;
         let res = match tokio::time::timeout(timeout, fut).await {
             Err(_) => Err(TransportError::Timeout {
                 peer: peer.id.clone(),
-                ms: timeout.as_millis() as u64,
+                ms,
             }),
-            Ok(Err(s)) if s.code() == tonic::Code::DeadlineExceeded => {
-                Err(TransportError::Timeout {
-                    peer: peer.id.clone(),
-                    ms: timeout.as_millis() as u64,
-                })
-            }
-            Ok(Err(s)) => Err(TransportError::Rpc {
-                peer: peer.id.clone(),
-                code: s.code(),
-                message: s.message().to_string(),
-            }),
+            Ok(Err(s)) => Err(status_error(&peer.id, s, ms)),
             Ok(Ok(r)) => Ok(r.into_inner()),
         };
         if let Some(d) = delay {
@@ -167,15 +233,16 @@ impl Peers {
         .map(|_| ())
     }
 
-    /// Asks `to` to advance the key with its own actor and return the new record.
-    pub async fn replica_update(
+    /// Hands a client write to `to`, a replica of its key, which coordinates
+    /// it and answers with the outcome.
+    pub async fn coordinate_write(
         &self,
         to: NodeIdx,
-        req: ReplicaUpdateRequest,
+        req: CoordinateWriteRequest,
         timeout: Duration,
-    ) -> Result<ReplicaUpdateResponse, TransportError> {
+    ) -> Result<CoordinateWriteResponse, TransportError> {
         self.call(to, req, timeout, |mut c, r| async move {
-            c.replica_update(r).await
+            c.coordinate_write(r).await
         })
         .await
     }

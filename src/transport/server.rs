@@ -1,10 +1,13 @@
 //! The internode gRPC service: decodes peer requests, refuses links cut by
 //! fault injection, adopts the caller's trace context, and hands the work to
-//! the replica, the hint receiver, gossip or repair. Must not hold logic of
+//! the replica, the coordinator (forwarded writes), the hint receiver,
+//! gossip or repair. Must not hold logic of
 //! its own beyond decoding.
 
 use super::faults::Faults;
 use super::FROM_HEADER;
+use crate::coordinator::consistency::ConsistencyLevel;
+use crate::coordinator::{Coordinator, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::receive::Receiver;
 use crate::membership::Gossiper;
@@ -14,6 +17,7 @@ use crate::replica::Replica;
 use crate::ring::Ring;
 use crate::version::{CausalContext, SiblingSet};
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -25,6 +29,8 @@ const STREAM_WINDOW: usize = 32;
 pub struct InternodeService {
     pub ring: Arc<Ring>,
     pub replica: Arc<Replica>,
+    /// Coordinates writes forwarded by nodes that do not replicate the key.
+    pub coordinator: Arc<Coordinator>,
     pub receiver: Receiver,
     pub gossiper: Gossiper,
     pub faults: Arc<Faults>,
@@ -40,9 +46,13 @@ impl InternodeService {
             .unwrap_or("");
         let from_dc = match self.ring.node_by_id(from) {
             Some(peer) if self.faults.incoming_cut(peer) => {
-                return Err(Status::unavailable(format!(
-                    "link from {from} cut (fault injection)"
-                )));
+                let mut refused =
+                    Status::unavailable(format!("link from {from} cut (fault injection)"));
+                refused.metadata_mut().insert(
+                    crate::proto::APPLIED_METADATA,
+                    tonic::metadata::MetadataValue::from_static("no"),
+                );
+                return Err(refused);
             }
             Some(peer) => peer.dc.clone(),
             None => "unknown".to_string(),
@@ -75,29 +85,36 @@ impl Internode for InternodeService {
         Ok(Response::new(ReplicaWriteResponse {}))
     }
 
-    async fn replica_update(
+    async fn coordinate_write(
         &self,
-        req: Request<ReplicaUpdateRequest>,
-    ) -> Result<Response<ReplicaUpdateResponse>, Status> {
-        let span = self.admit(&req, "replica_update")?;
+        req: Request<CoordinateWriteRequest>,
+    ) -> Result<Response<CoordinateWriteResponse>, Status> {
+        let span = self.admit(&req, "coordinate_write")?;
         let r = req.into_inner();
-        let ctx = CausalContext::decode_context(&r.context).map_err(GeokvError::from)?;
-        let value = r.value.map(bytes::Bytes::from);
-        let (set, dot) = self
-            .replica
-            .blocking(move |rep| {
-                rep.update(&r.keyspace, &r.key, value, &ctx, r.timestamp_ms, |_, _| {
-                    Ok(())
+        let write = async {
+            let level = r
+                .level
+                .parse::<ConsistencyLevel>()
+                .map_err(|e| GeokvError::InvalidArgument(e.to_string()))?;
+            let context = CausalContext::decode_context(&r.context)?;
+            self.coordinator
+                .write_as_replica(WriteRequest {
+                    keyspace: r.keyspace,
+                    key: bytes::Bytes::from(r.key),
+                    value: r.value.map(bytes::Bytes::from),
+                    context,
+                    level,
+                    explicit: (r.explicit_count > 0).then_some(r.explicit_count),
+                    timeout: Duration::from_millis(u64::from(r.timeout_ms.max(1))),
                 })
-            })
-            .instrument(span)
-            .await?;
-        let mut record = Vec::with_capacity(set.encoded_len());
-        set.encode(&mut record);
-        Ok(Response::new(ReplicaUpdateResponse {
-            record,
-            actor: dot.actor.0,
-            counter: dot.counter,
+                .await
+        };
+        let out = write.instrument(span).await?;
+        self.faults.crash_if_armed();
+        Ok(Response::new(CoordinateWriteResponse {
+            context: out.context.encode_context(),
+            acks: out.acks,
+            hints: out.hints,
         }))
     }
 

@@ -148,6 +148,7 @@ fn closed(peer: &NodeInfo, what: &str) -> TransportError {
         peer: peer.id.clone(),
         code: tonic::Code::Unavailable,
         message: format!("stream {what}"),
+        verdict: super::PeerVerdict::Unknown,
     }
 }
 
@@ -156,5 +157,6 @@ fn rpc_error(peer: &NodeInfo, s: tonic::Status) -> TransportError {
         peer: peer.id.clone(),
         code: s.code(),
         message: s.message().to_string(),
+        verdict: super::PeerVerdict::Unknown,
     }
 }

@@ -1,0 +1,281 @@
+//! Forwarding a write from a coordinator that does not replicate the key
+//! (Riak's put FSM does the same): the whole client request goes to the
+//! nearest live replica (`CoordinateWrite`), which coordinates it as its own,
+//! so the dot, the remote datacenters' stream entries and the write are one
+//! atomic batch on that replica, whoever the client talked to.
+//!
+//! The next replica is tried **only** when the failure proves nothing was
+//! applied: the call never connected (or the link is cut), or the replica
+//! refused before writing (its status says `geokv-applied: no`). Any other
+//! failure (a reset after sending, a timeout) may hide a committed write: a
+//! second attempt would mint a second dot the client never sees, so the
+//! client is told the write may have been applied, and the key is recorded
+//! for anti-entropy towards that replica. Owns nothing else.
+
+use super::{Coordinator, WriteOutcome, WriteRequest};
+use crate::engine::WriteBatch;
+use crate::error::GeokvError;
+use crate::hints::queue::Dest;
+use crate::proto::v1::internode::CoordinateWriteRequest;
+use crate::ring::ReplicaSet;
+use crate::topology::NodeIdx;
+use crate::transport::{PeerVerdict, TransportError};
+use crate::version::CausalContext;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What to do after one forwarding attempt failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum AfterFailure {
+    /// Nothing was applied and another replica may take it.
+    TryNext,
+    /// The replica refused before writing (a bad request, the sibling cap):
+    /// another one would refuse too. Its code is passed through.
+    Refused,
+    /// The replica answered with its own verdict after it may have applied
+    /// the write (its replicas got hints or stream entries): passed through.
+    Answered,
+    /// No verdict: the write may sit on that replica alone.
+    Unknown,
+}
+
+/// Sans-I/O: the decision for one failed forwarding call.
+pub(super) fn after_failure(e: &TransportError) -> AfterFailure {
+    match e {
+        TransportError::Cut { .. } | TransportError::NotSent { .. } => AfterFailure::TryNext,
+        TransportError::Rpc {
+            code,
+            verdict: PeerVerdict::NothingApplied,
+            ..
+        } => {
+            if *code == tonic::Code::Unavailable {
+                // Its own view of the live replicas, or a link cut: another
+                // replica may see more.
+                AfterFailure::TryNext
+            } else {
+                AfterFailure::Refused
+            }
+        }
+        TransportError::Rpc {
+            verdict: PeerVerdict::MaybeApplied,
+            ..
+        } => AfterFailure::Answered,
+        TransportError::Rpc {
+            verdict: PeerVerdict::Unknown,
+            ..
+        }
+        | TransportError::Timeout { .. } => AfterFailure::Unknown,
+    }
+}
+
+/// The deadline handed to the replica: what is left, less a tenth (at most
+/// 200 ms) so its own verdict arrives before we give up on it.
+fn remote_budget(left: Duration) -> Duration {
+    let margin = (left / 10).min(Duration::from_millis(200));
+    left.saturating_sub(margin).max(Duration::from_millis(1))
+}
+
+impl Coordinator {
+    /// Hands `req` to the nearest live replica in `set` (only those of our
+    /// datacenter for LOCAL_* levels) and returns its outcome.
+    pub(super) async fn forward_write(
+        &self,
+        req: &WriteRequest,
+        set: &ReplicaSet,
+        deadline: Instant,
+    ) -> Result<WriteOutcome, GeokvError> {
+        let candidates: Vec<NodeIdx> = self
+            .by_proximity(set)
+            .into_iter()
+            .filter(|n| self.is_up(*n))
+            .filter(|n| !req.level.is_local() || self.dc_of(*n) == self.me.dc)
+            .collect();
+        let mut not_applied: Vec<String> = Vec::new();
+        for n in candidates {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let msg = CoordinateWriteRequest {
+                keyspace: req.keyspace.clone(),
+                key: req.key.to_vec(),
+                value: req.value.as_ref().map(|v| v.to_vec()),
+                context: req.context.encode_context(),
+                level: req.level.name().to_string(),
+                explicit_count: req.explicit.unwrap_or(0),
+                timeout_ms: remote_budget(left).as_millis().min(u32::MAX as u128) as u32,
+            };
+            metrics::counter!("geokv_writes_forwarded_total").increment(1);
+            let e = match self.peers.coordinate_write(n, msg, left).await {
+                Ok(r) => {
+                    return Ok(WriteOutcome {
+                        context: CausalContext::decode_context(&r.context).map_err(|e| {
+                            GeokvError::MaybeApplied(format!(
+                                "{} answered with a bad context ({e})",
+                                self.ring.node(n).id
+                            ))
+                        })?,
+                        acks: r.acks,
+                        hints: r.hints,
+                    })
+                }
+                Err(e) => e,
+            };
+            match after_failure(&e) {
+                AfterFailure::TryNext => not_applied.push(e.to_string()),
+                AfterFailure::Refused | AfterFailure::Answered => {
+                    let (code, message) = match &e {
+                        TransportError::Rpc { code, message, .. } => (*code, message.clone()),
+                        _ => unreachable!("only a peer's status carries a verdict"),
+                    };
+                    return Err(GeokvError::Peer {
+                        code,
+                        message,
+                        nothing_applied: after_failure(&e) == AfterFailure::Refused,
+                    });
+                }
+                AfterFailure::Unknown => return Err(self.outcome_unknown(req, n, &e).await),
+            }
+        }
+        // Nothing was applied anywhere: safe to retry.
+        Err(GeokvError::Unavailable {
+            level: req.level.name().to_string(),
+            required: 1,
+            alive: 0,
+            scope: format!(
+                " to take the write (this node does not replicate the key; {})",
+                if not_applied.is_empty() {
+                    "no replica is believed alive".to_string()
+                } else {
+                    format!("none took it: {}", not_applied.join("; "))
+                }
+            ),
+        })
+    }
+
+    /// The write was sent to `n`, which failed without a verdict: record the
+    /// key for anti-entropy towards `n` (which may hold it alone) and say
+    /// that the write may have been applied.
+    async fn outcome_unknown(
+        &self,
+        req: &WriteRequest,
+        n: NodeIdx,
+        e: &TransportError,
+    ) -> GeokvError {
+        metrics::counter!("geokv_writes_outcome_unknown_total").increment(1);
+        let id = self.ring.node(n).id.clone();
+        let hints = self.hints.clone();
+        let (ks, key, dest) = (
+            req.keyspace.clone(),
+            req.key.clone(),
+            Dest::Node(id.clone()),
+        );
+        let recorded = tokio::task::spawn_blocking(move || {
+            let mut batch = WriteBatch::new();
+            hints.needs_repair(&ks, &key, &dest, &mut batch);
+            hints.engine().write(batch)
+        })
+        .await;
+        if !matches!(recorded, Ok(Ok(()))) {
+            tracing::error!(node = %id, "could not record a key for anti-entropy: {recorded:?}");
+        }
+        let what = format!(
+            "{}: the write was forwarded to {id}, a replica of the key, which failed before answering ({e}); \
+             the key is recorded for anti-entropy",
+            req.level.name()
+        );
+        match e {
+            TransportError::Timeout { ms, .. } => GeokvError::Timeout {
+                level: req.level.name().to_string(),
+                received: 0,
+                required: 1,
+                timeout_ms: *ms,
+                detail: format!(" ({what})"),
+                write: true,
+            },
+            _ => GeokvError::MaybeApplied(what),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    fn rpc(code: Code, verdict: PeerVerdict) -> TransportError {
+        TransportError::Rpc {
+            peer: "dc1-n2".into(),
+            code,
+            message: "m".into(),
+            verdict,
+        }
+    }
+
+    #[test]
+    fn only_failures_that_prove_nothing_was_applied_move_on() {
+        let peer = || "dc1-n2".to_string();
+        let cases = [
+            (TransportError::Cut { peer: peer() }, AfterFailure::TryNext),
+            (
+                TransportError::NotSent {
+                    peer: peer(),
+                    message: "refused".into(),
+                },
+                AfterFailure::TryNext,
+            ),
+            (
+                rpc(Code::Unavailable, PeerVerdict::NothingApplied),
+                AfterFailure::TryNext,
+            ),
+            (
+                rpc(Code::FailedPrecondition, PeerVerdict::NothingApplied),
+                AfterFailure::Refused,
+            ),
+            (
+                rpc(Code::Aborted, PeerVerdict::MaybeApplied),
+                AfterFailure::Answered,
+            ),
+            (
+                rpc(Code::DeadlineExceeded, PeerVerdict::MaybeApplied),
+                AfterFailure::Answered,
+            ),
+            // A reset after sending: tonic says UNKNOWN or UNAVAILABLE
+            // without the peer's verdict.
+            (
+                rpc(Code::Unknown, PeerVerdict::Unknown),
+                AfterFailure::Unknown,
+            ),
+            (
+                rpc(Code::Unavailable, PeerVerdict::Unknown),
+                AfterFailure::Unknown,
+            ),
+            (
+                rpc(Code::Internal, PeerVerdict::Unknown),
+                AfterFailure::Unknown,
+            ),
+            (
+                TransportError::Timeout {
+                    peer: peer(),
+                    ms: 5,
+                },
+                AfterFailure::Unknown,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(after_failure(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn the_replica_answers_before_the_caller_gives_up() {
+        for ms in [1u64, 50, 500, 2000, 60_000] {
+            let left = Duration::from_millis(ms);
+            let b = remote_budget(left);
+            assert!(b <= left && b > Duration::ZERO, "{ms}: {b:?}");
+            if ms >= 50 {
+                assert!(b < left, "{ms}: {b:?}");
+            }
+        }
+    }
+}
