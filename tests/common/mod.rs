@@ -475,3 +475,7 @@ pub fn replicas_in(cluster: &Cluster, keyspace: &str, key: &str, dc: &str) -> Ve
         .map(|i| ring.node(*i).clone())
         .collect()
 }
+
+pub mod nemesis;
+pub mod register;
+pub mod set_workload;
