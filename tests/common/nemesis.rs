@@ -4,7 +4,8 @@
 //! after it acknowledged a write, a cut between the datacenters, a node cut
 //! off from every peer — holds it for a few seconds and undoes it. At the end
 //! it heals everything, restarts every killed node and waits until all see
-//! each other up.
+//! each other up. (Also: a coordinator and then the rest of its datacenter
+//! SIGKILLed right after it acknowledged.)
 //!
 //! It also holds what the workloads share: per-node raw gRPC clients
 //! ([`Nodes`]), bounded put/get calls, and the [`AckTap`] through which a
@@ -180,7 +181,8 @@ impl AckTap {
 #[derive(Debug, Clone)]
 enum Fault {
     Kill(Vec<String>),
-    KillAfterAck(String),
+    /// Kill the first node as soon as it acknowledged a write, then the rest.
+    KillAfterAck(Vec<String>),
     CutDcs,
     Isolate(String),
 }
@@ -221,11 +223,22 @@ impl Nemesis {
             "dc2"
         };
         let node = self.node_in(dc);
-        match self.rng.random_range(0..6) {
-            0 | 1 => Fault::Kill(vec![node]),
-            2 => Fault::Kill(vec![self.node_in("dc1"), self.node_in("dc2")]),
-            3 => Fault::KillAfterAck(node),
-            4 => Fault::CutDcs,
+        match self.rng.random_range(0..7) {
+            0 => Fault::Kill(vec![node]),
+            1 => Fault::Kill(vec![self.node_in("dc1"), self.node_in("dc2")]),
+            2 | 3 => Fault::KillAfterAck(vec![node]),
+            4 => {
+                // The coordinator and then the rest of its datacenter: what
+                // it was still sending to its peers must not be forgotten.
+                let mut ids = vec![node.clone()];
+                ids.extend(
+                    (self.cluster.nodes.iter())
+                        .filter(|n| n.dc == dc && n.id != node)
+                        .map(|n| n.id.clone()),
+                );
+                Fault::KillAfterAck(ids)
+            }
+            5 => Fault::CutDcs,
             _ => Fault::Isolate(node),
         }
     }
@@ -262,17 +275,20 @@ impl Nemesis {
                 }
                 format!("SIGKILL {ids:?}")
             }
-            Fault::KillAfterAck(id) => {
-                let rx = self.tap.arm(id);
+            Fault::KillAfterAck(ids) => {
+                let rx = self.tap.arm(&ids[0]);
                 let waited = Instant::now();
                 let seen = tokio::time::timeout(Duration::from_secs(5), rx).await;
-                self.cluster.kill(id);
+                for id in ids {
+                    self.cluster.kill(id);
+                }
                 match seen {
                     Ok(Ok(())) => format!(
-                        "SIGKILL {id} right after an ack (waited {:?})",
+                        "SIGKILL {ids:?} right after {} acknowledged (waited {:?})",
+                        ids[0],
                         waited.elapsed()
                     ),
-                    _ => format!("SIGKILL {id} (no ack from it within 5 s)"),
+                    _ => format!("SIGKILL {ids:?} (no ack from {} within 5 s)", ids[0]),
                 }
             }
             Fault::CutDcs => {
@@ -298,12 +314,11 @@ impl Nemesis {
 
     async fn undo(&mut self, fault: &Fault) {
         match fault {
-            Fault::Kill(ids) => {
+            Fault::Kill(ids) | Fault::KillAfterAck(ids) => {
                 for id in ids {
                     self.cluster.restart(id).await;
                 }
             }
-            Fault::KillAfterAck(id) => self.cluster.restart(id).await,
             Fault::CutDcs | Fault::Isolate(_) => self.heal_all().await,
         }
     }
