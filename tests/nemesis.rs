@@ -77,7 +77,7 @@ async fn run(cfg: RunConfig, which: Workloads) {
         set_log.absorb(h.await.expect("set worker"));
     }
     println!(
-        "workloads stopped after {:?}; {} faults: {history:#?}",
+        "workloads stopped after {:?}; {} faults (listed above)",
         started.elapsed(),
         history.len()
     );
@@ -92,9 +92,10 @@ async fn run(cfg: RunConfig, which: Workloads) {
     }
     assert!(
         failures.is_empty(),
-        "seed {}: acknowledged writes were lost:\n{}",
+        "seed {}: acknowledged writes were lost:\n{}\nfaults (start since the run began):\n{}",
         cfg.seed,
-        failures.join("\n")
+        failures.join("\n"),
+        history.join("\n")
     );
 }
 

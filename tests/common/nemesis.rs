@@ -15,6 +15,7 @@ use super::{admin, Cluster, Spec};
 use geokv::proto::v1::kv_client::KvClient;
 use geokv::proto::v1::*;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -192,6 +193,8 @@ pub struct Nemesis {
     cluster: Cluster,
     tap: AckTap,
     rng: StdRng,
+    /// Fault kinds left in this round.
+    kinds: Vec<u8>,
     started: Instant,
     /// One line per fault applied, with its start time.
     pub history: Vec<String>,
@@ -203,6 +206,7 @@ impl Nemesis {
             cluster,
             tap,
             rng: StdRng::seed_from_u64(seed ^ 0x6e656d65),
+            kinds: Vec::new(),
             started: Instant::now(),
             history: Vec::new(),
         }
@@ -223,11 +227,17 @@ impl Nemesis {
             "dc2"
         };
         let node = self.node_in(dc);
-        match self.rng.random_range(0..7) {
+        if self.kinds.is_empty() {
+            // Every kind once per round, in a random order, so even a short
+            // run sees each of them.
+            self.kinds = (0..6).collect();
+            self.kinds.shuffle(&mut self.rng);
+        }
+        match self.kinds.pop().expect("refilled") {
             0 => Fault::Kill(vec![node]),
             1 => Fault::Kill(vec![self.node_in("dc1"), self.node_in("dc2")]),
-            2 | 3 => Fault::KillAfterAck(vec![node]),
-            4 => {
+            2 => Fault::KillAfterAck(vec![node]),
+            3 => {
                 // The coordinator and then the rest of its datacenter: what
                 // it was still sending to its peers must not be forgotten.
                 let mut ids = vec![node.clone()];
@@ -238,7 +248,7 @@ impl Nemesis {
                 );
                 Fault::KillAfterAck(ids)
             }
-            5 => Fault::CutDcs,
+            4 => Fault::CutDcs,
             _ => Fault::Isolate(node),
         }
     }

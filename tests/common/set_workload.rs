@@ -173,16 +173,19 @@ pub struct SetReport {
 /// elements a read at ALL did not show (and through which node).
 type Misses = std::sync::Mutex<BTreeMap<String, Result<(String, Vec<u64>), String>>>;
 
-/// Reads `key` at ALL through every node; the union of all they showed.
+/// Reads `key` at ALL through every node, records the union of what they
+/// showed in `finals` and what some read missed in `misses`.
 async fn read_all(
     nodes: &Nodes,
     k: &(&'static str, String),
     want: Option<&BTreeSet<u64>>,
     max: &AtomicUsize,
     misses: &Misses,
-) -> Result<BTreeSet<u64>, String> {
+    finals: &std::sync::Mutex<BTreeMap<String, BTreeSet<u64>>>,
+) -> Result<(), String> {
     misses.lock().unwrap().remove(&k.1);
     let mut seen = BTreeSet::new();
+    let mut first_miss: Option<(String, Vec<u64>)> = None;
     for node in &nodes.ids {
         let mut c = nodes.client(node);
         let r = match get_in(&mut c, k.0, &k.1, Consistency::All).await {
@@ -196,17 +199,23 @@ async fn read_all(
         max.fetch_max(r.siblings.len(), Ordering::Relaxed);
         let got = union(&r);
         let missing: Vec<u64> = want.map_or(Vec::new(), |w| w.difference(&got).copied().collect());
-        if !missing.is_empty() {
+        if !missing.is_empty() && first_miss.is_none() {
+            first_miss = Some((node.clone(), missing));
+        }
+        seen.extend(got);
+    }
+    finals.lock().unwrap().insert(k.1.clone(), seen);
+    match first_miss {
+        None => Ok(()),
+        Some((node, missing)) => {
             let e = format!("ALL via {node} misses {} elements", missing.len());
             misses
                 .lock()
                 .unwrap()
-                .insert(k.1.clone(), Ok((node.clone(), missing)));
-            return Err(e);
+                .insert(k.1.clone(), Ok((node, missing)));
+            Err(e)
         }
-        seen.extend(got);
     }
-    Ok(seen)
 }
 
 /// Reads every key at ALL through every node (retrying failures and misses
@@ -222,11 +231,7 @@ pub async fn verify(nodes: &Nodes, log: &SetLog, limit: Duration) -> SetReport {
     let finals = std::sync::Mutex::new(BTreeMap::<String, BTreeSet<u64>>::new());
     until_passing("set reads at ALL", keys.iter().collect(), limit, |k| {
         let (want, max, misses, finals) = (&want, &max, &misses, &finals);
-        async move {
-            let seen = read_all(nodes, k, want.get(k), max, misses).await?;
-            finals.lock().unwrap().insert(k.1.clone(), seen);
-            Ok(())
-        }
+        read_all(nodes, k, want.get(k), max, misses, finals)
     })
     .await;
     let misses = misses.into_inner().unwrap();
