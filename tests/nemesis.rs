@@ -117,7 +117,9 @@ async fn check_register(cluster: &Cluster, nodes: &Nodes, log: &RegisterLog) -> 
         out.push(format!("register LOST: {l}"));
     }
     for l in &report.unreplicated {
-        out.push(format!("register NOT ON EVERY REPLICA after 30 s: {l}"));
+        out.push(format!(
+            "register NOT ON EVERY REPLICA 30 s after the first check: {l}"
+        ));
     }
     assert!(log.acked.len() > 20, "the register writers made progress");
     out

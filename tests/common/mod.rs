@@ -476,6 +476,7 @@ pub fn replicas_in(cluster: &Cluster, keyspace: &str, key: &str, dc: &str) -> Ve
         .collect()
 }
 
+// The nemesis and the two oracle workloads of tests/nemesis.rs.
 pub mod nemesis;
 pub mod register;
 pub mod set_workload;

@@ -119,8 +119,9 @@ pub struct RegisterReport {
 }
 
 /// Runs `check` on every item, then again on those that failed every 2 s,
-/// until all pass or `limit` has passed; returns the failing items with
-/// their last error.
+/// until all pass or `limit` has passed since the first pass ended (a first
+/// pass over many items can take longer than `limit` itself); returns the
+/// failing items with their last error.
 pub async fn until_passing<'a, T, F, Fut>(
     what: &str,
     items: Vec<&'a T>,
@@ -135,6 +136,7 @@ where
     let total = items.len();
     let mut pending = items;
     let mut pass = 0;
+    let mut deadline: Option<Instant> = None;
     loop {
         pass += 1;
         let failed: Vec<(&T, String)> = futures::stream::iter(pending)
@@ -151,7 +153,8 @@ where
             failed.len(),
             started.elapsed()
         );
-        if failed.is_empty() || started.elapsed() > limit {
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + limit);
+        if failed.is_empty() || Instant::now() > deadline {
             return failed;
         }
         pending = failed.into_iter().map(|(t, _)| t).collect();
