@@ -475,3 +475,8 @@ pub fn replicas_in(cluster: &Cluster, keyspace: &str, key: &str, dc: &str) -> Ve
         .map(|i| ring.node(*i).clone())
         .collect()
 }
+
+// The nemesis and the two oracle workloads of tests/nemesis.rs.
+pub mod nemesis;
+pub mod register;
+pub mod set_workload;
