@@ -31,9 +31,8 @@ use rocksdb::{
 
 use super::batch::Op;
 use super::keys::{self, KeyRange};
-use super::{
-    decode_record, record_name, Cf, Durability, Engine, EngineError, Limits, RawEntry, WriteBatch,
-};
+use super::quarantine::{self, Stored};
+use super::{record_name, Cf, Durability, Engine, EngineError, Limits, RawEntry, WriteBatch};
 use crate::version::SiblingSet;
 
 /// How to open a [`RocksEngine`].
@@ -165,6 +164,78 @@ impl RocksEngine {
         Ok(())
     }
 
+    /// Writes a consistent copy of the database to `dir` (which must not
+    /// exist): hard links to the SST files plus the live WAL. A backup, or in
+    /// tests the "older copy" a lost WAL tail leaves behind.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<(), EngineError> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&*self.db).map_err(rocks)?;
+        cp.create_checkpoint(dir).map_err(rocks)
+    }
+
+    /// The set-aside (quarantined) operands kept in the meta CF, as
+    /// `(record name, bytes)`; see [`quarantine`].
+    pub fn quarantined(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        let rows = self.scan_raw(Cf::Meta, quarantine::META_PREFIX, b"quarantine0", limit)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| {
+                let dk = &k[quarantine::META_PREFIX.len()..k.len().saturating_sub(16)];
+                (quarantine::describe(dk), v)
+            })
+            .collect())
+    }
+
+    /// A data-CF value read at `dk`: a plain record, or a quarantine
+    /// envelope whose set-aside operands are first moved to the meta CF.
+    fn stored(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        dk: &[u8],
+        bytes: &[u8],
+    ) -> Result<Option<SiblingSet>, EngineError> {
+        match quarantine::parse(bytes) {
+            Ok(Stored::Plain(set)) => Ok(Some(set)),
+            Ok(Stored::Quarantined(fold)) => {
+                if !fold.bad.is_empty() {
+                    self.set_aside(dk, &fold.bad);
+                }
+                Ok(fold.good)
+            }
+            Err(e) => Err(EngineError::Corrupt {
+                what: record_name(keyspace, key),
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// Keeps quarantined operands in the meta CF and, in the same batch,
+    /// releases them from the record. A failure is logged; the next read
+    /// tries again (the envelope keeps them meanwhile).
+    fn set_aside(&self, dk: &[u8], bad: &std::collections::BTreeMap<u128, Vec<u8>>) {
+        let mut batch = WriteBatch::new();
+        let mut new = 0u64;
+        for (&hash, bytes) in bad {
+            let mk = quarantine::meta_key(dk, hash);
+            if matches!(self.get_raw(Cf::Meta, &mk), Ok(None)) {
+                new += 1;
+            }
+            batch.put_raw(Cf::Meta, &mk, bytes);
+        }
+        batch.release_quarantined(dk, bad.keys().copied());
+        let record = quarantine::describe(dk);
+        match self.write(batch) {
+            Ok(()) => {
+                metrics::counter!("geokv_quarantined_operands_total").increment(new);
+                tracing::warn!(%record, operands = bad.len(),
+                    "undecodable operands kept aside in the meta CF (quarantine/); \
+                     the key reads as its decodable writes");
+            }
+            Err(e) => tracing::error!(%record, error = %e,
+                "could not keep quarantined operands aside; retried at the next read"),
+        }
+    }
+
     fn cf(&self, cf: Cf) -> &ColumnFamily {
         // Every CF is created at open; a missing handle is a programming error.
         self.db
@@ -224,7 +295,7 @@ impl Engine for RocksEngine {
             .db
             .get_pinned_cf_opt(self.cf(Cf::Data), &dk, &self.read_opts);
         match got {
-            Ok(Some(bytes)) => decode_record(keyspace, key, &bytes).map(Some),
+            Ok(Some(bytes)) => self.stored(keyspace, key, &dk, &bytes),
             Ok(None) => Ok(None),
             Err(e) if e.kind() == ErrorKind::Corruption => Err(EngineError::Corrupt {
                 what: record_name(keyspace, key),
@@ -288,8 +359,9 @@ impl Engine for RocksEngine {
                 });
                 return false;
             };
-            match decode_record(keyspace, user, v) {
-                Ok(set) => out.push((user.to_vec(), set)),
+            match self.stored(keyspace, user, k, v) {
+                Ok(Some(set)) => out.push((user.to_vec(), set)),
+                Ok(None) => {}
                 Err(e) => {
                     failed = Some(e);
                     return false;
