@@ -18,6 +18,17 @@
 //! already saved in the meta CF (a *release* operand written in the same
 //! batch as the meta entries). A full merge drops `released` (nothing older
 //! is left to release) and writes a plain record when nothing is bad.
+//!
+//! # What it does not cover
+//!
+//! The set-aside bytes' dots are no longer in the key's clock. Had they held
+//! this node's own newest write of the key, its next update of the key could
+//! mint that dot again; our own code can no longer write such bytes
+//! (`WriteBatch` refuses records that do not decode), which leaves disk
+//! corruption RocksDB's checksums miss and downgrades across record formats
+//! (not supported while taking writes). `geokv_quarantined_operands_total`
+//! counts operands when the read path keeps them (once per distinct bytes
+//! and key); the merge operator's error log is the first report.
 
 use std::collections::{BTreeMap, BTreeSet};
 

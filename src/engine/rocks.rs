@@ -4,7 +4,8 @@
 //! Owns opening the database (column families `data`, `hints`, `meta`; a
 //! shared LRU block cache; bloom filters; LZ4 with ZSTD at the bottommost
 //! level; the sibling-set merge operator in [`merge`]) and mapping
-//! [`Durability`] onto write options:
+//! [`Durability`] onto write options (and, in [`set_aside`], moving
+//! quarantined operands out of records they are read from):
 //!
 //! * `Sync`: every write has `sync = true`. RocksDB's write thread is a
 //!   group commit: while a leader writes and fsyncs the WAL, the writers that
@@ -17,6 +18,7 @@
 //! Must not contain replication logic: it stores what it is given.
 
 mod merge;
+mod set_aside;
 mod syncer;
 
 use std::path::{Path, PathBuf};
@@ -31,7 +33,6 @@ use rocksdb::{
 
 use super::batch::Op;
 use super::keys::{self, KeyRange};
-use super::quarantine::{self, Stored};
 use super::{record_name, Cf, Durability, Engine, EngineError, Limits, RawEntry, WriteBatch};
 use crate::version::SiblingSet;
 
@@ -170,70 +171,6 @@ impl RocksEngine {
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<(), EngineError> {
         let cp = rocksdb::checkpoint::Checkpoint::new(&*self.db).map_err(rocks)?;
         cp.create_checkpoint(dir).map_err(rocks)
-    }
-
-    /// The set-aside (quarantined) operands kept in the meta CF, as
-    /// `(record name, bytes)`; see [`quarantine`].
-    pub fn quarantined(&self, limit: usize) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
-        let rows = self.scan_raw(Cf::Meta, quarantine::META_PREFIX, b"quarantine0", limit)?;
-        Ok(rows
-            .into_iter()
-            .map(|(k, v)| {
-                let dk = &k[quarantine::META_PREFIX.len()..k.len().saturating_sub(16)];
-                (quarantine::describe(dk), v)
-            })
-            .collect())
-    }
-
-    /// A data-CF value read at `dk`: a plain record, or a quarantine
-    /// envelope whose set-aside operands are first moved to the meta CF.
-    fn stored(
-        &self,
-        keyspace: &str,
-        key: &[u8],
-        dk: &[u8],
-        bytes: &[u8],
-    ) -> Result<Option<SiblingSet>, EngineError> {
-        match quarantine::parse(bytes) {
-            Ok(Stored::Plain(set)) => Ok(Some(set)),
-            Ok(Stored::Quarantined(fold)) => {
-                if !fold.bad.is_empty() {
-                    self.set_aside(dk, &fold.bad);
-                }
-                Ok(fold.good)
-            }
-            Err(e) => Err(EngineError::Corrupt {
-                what: record_name(keyspace, key),
-                detail: e.to_string(),
-            }),
-        }
-    }
-
-    /// Keeps quarantined operands in the meta CF and, in the same batch,
-    /// releases them from the record. A failure is logged; the next read
-    /// tries again (the envelope keeps them meanwhile).
-    fn set_aside(&self, dk: &[u8], bad: &std::collections::BTreeMap<u128, Vec<u8>>) {
-        let mut batch = WriteBatch::new();
-        let mut new = 0u64;
-        for (&hash, bytes) in bad {
-            let mk = quarantine::meta_key(dk, hash);
-            if matches!(self.get_raw(Cf::Meta, &mk), Ok(None)) {
-                new += 1;
-            }
-            batch.put_raw(Cf::Meta, &mk, bytes);
-        }
-        batch.release_quarantined(dk, bad.keys().copied());
-        let record = quarantine::describe(dk);
-        match self.write(batch) {
-            Ok(()) => {
-                metrics::counter!("geokv_quarantined_operands_total").increment(new);
-                tracing::warn!(%record, operands = bad.len(),
-                    "undecodable operands kept aside in the meta CF (quarantine/); \
-                     the key reads as its decodable writes");
-            }
-            Err(e) => tracing::error!(%record, error = %e,
-                "could not keep quarantined operands aside; retried at the next read"),
-        }
     }
 
     fn cf(&self, cf: Cf) -> &ColumnFamily {
