@@ -6,7 +6,7 @@
 use crate::admin;
 use crate::api::KvService;
 use crate::coordinator::{Coordinator, CoordinatorConfig, Liveness};
-use crate::engine::{Cf, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
+use crate::engine::{incarnation, Cf, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
 use crate::error::GeokvError;
 use crate::hints::deliver::Delivery;
 use crate::hints::receive::Receiver;
@@ -95,23 +95,6 @@ impl Liveness for GossipLiveness {
     }
 }
 
-/// This data directory's incarnation: random, created with the database and
-/// kept in it. Mixed into the node's clock actor so a node that comes back
-/// with an empty disk never reuses dots the cluster has already seen (Riak's
-/// fix for the same hazard).
-fn incarnation(engine: &dyn Engine) -> Result<u64, EngineError> {
-    if let Some(v) = engine.get_raw(Cf::Meta, b"incarnation")? {
-        if let Ok(b) = <[u8; 8]>::try_from(v.as_slice()) {
-            return Ok(u64::from_le_bytes(b));
-        }
-    }
-    let inc: u64 = rand::random();
-    let mut b = WriteBatch::new();
-    b.put_raw(Cf::Meta, b"incarnation", &inc.to_le_bytes());
-    engine.write(b)?;
-    Ok(inc)
-}
-
 /// A generation that grows across restarts (gossip uses it to tell a
 /// restarted node from a stale one).
 fn next_generation(engine: &dyn Engine) -> Result<u64, EngineError> {
@@ -123,7 +106,7 @@ fn next_generation(engine: &dyn Engine) -> Result<u64, EngineError> {
         .get_raw(Cf::Meta, b"generation")?
         .and_then(|v| v.try_into().ok().map(u64::from_le_bytes))
         .unwrap_or(0);
-    let gen = now.max(prev + 1);
+    let gen = now.max(prev.saturating_add(1));
     let mut b = WriteBatch::new();
     b.put_raw(Cf::Meta, b"generation", &gen.to_le_bytes());
     engine.write(b)?;
@@ -148,11 +131,14 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         path: db_path.display().to_string(),
         source,
     })?;
-    let incarnation = incarnation(&*engine).map_err(|source| NodeError::Engine {
+    // A new incarnation after any start that did not follow a clean
+    // shutdown, so dots lost with a WAL tail are never minted again.
+    let start = incarnation::on_start(&*engine).map_err(|source| NodeError::Engine {
         path: db_path.display().to_string(),
         source,
     })?;
-    let actor = format!("{}#{incarnation:016x}", me.id);
+    let actor = format!("{}#{:016x}", me.id, start.incarnation);
+    tracing::info!(node = %me.id, %actor, after_clean_shutdown = start.kept, "clock actor");
     let replica = Arc::new(Replica::new(engine.clone(), &actor, cfg.max_siblings));
     let faults = Arc::new(Faults::new(cfg.fault_injection));
     let peers = Arc::new(Peers::new(&ring, me.idx, faults.clone()));
@@ -322,9 +308,13 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         }
     }
     tasks.shutdown().await;
-    engine.flush().map_err(|source| NodeError::Engine {
-        path: db_path.display().to_string(),
-        source,
+    // Everything synced, then the marker that lets the next start keep the
+    // incarnation.
+    incarnation::on_clean_shutdown(&*engine, start.incarnation).map_err(|source| {
+        NodeError::Engine {
+            path: db_path.display().to_string(),
+            source,
+        }
     })?;
     tracing::info!(node = %me.id, "node stopped");
     Ok(())

@@ -4,7 +4,7 @@
 //! Owns encoding ops into column-family keys and values. Must not apply
 //! anything: the engines turn ops into their own writes.
 
-use super::{keys, Cf, EngineError, Limits};
+use super::{keys, quarantine, record_name, Cf, EngineError, Limits};
 use crate::version::SiblingSet;
 
 /// One write, already in its on-disk form.
@@ -45,6 +45,8 @@ pub struct WriteBatch {
     pub(crate) ops: Vec<Op>,
     checks: Vec<Check>,
     invalid: Option<(String, &'static str)>,
+    /// The first record that would not decode: `(record name, reason)`.
+    bad_record: Option<(String, String)>,
 }
 
 impl WriteBatch {
@@ -57,7 +59,7 @@ impl WriteBatch {
     /// after its read-modify-write, under its per-key lock).
     pub fn put_versions(&mut self, keyspace: &str, key: &[u8], set: &SiblingSet) {
         if let Some(dk) = self.data_key(keyspace, key) {
-            let value = encode(set);
+            let value = self.encode_checked(keyspace, key, set);
             self.push(
                 Op::Put {
                     cf: Cf::Data,
@@ -76,7 +78,7 @@ impl WriteBatch {
     /// before write; concurrent merges of the same key are safe).
     pub fn merge_versions(&mut self, keyspace: &str, key: &[u8], set: &SiblingSet) {
         if let Some(dk) = self.data_key(keyspace, key) {
-            let value = encode(set);
+            let value = self.encode_checked(keyspace, key, set);
             self.push(
                 Op::Merge { key: dk, value },
                 Check::Data {
@@ -85,6 +87,35 @@ impl WriteBatch {
                 },
             );
         }
+    }
+
+    /// A merge operand that drops the quarantined operands `hashes` of the
+    /// record `data_key` (written with their copies in the meta CF).
+    pub(crate) fn release_quarantined(
+        &mut self,
+        data_key: &[u8],
+        hashes: impl IntoIterator<Item = u128>,
+    ) {
+        self.push(
+            Op::Merge {
+                key: data_key.to_vec(),
+                value: quarantine::release_operand(hashes),
+            },
+            Check::None,
+        );
+    }
+
+    /// Merges raw bytes into a data-CF record, unchecked: tests use it to
+    /// inject an operand that does not decode.
+    #[cfg(test)]
+    pub(crate) fn merge_raw_unchecked(&mut self, data_key: &[u8], value: &[u8]) {
+        self.push(
+            Op::Merge {
+                key: data_key.to_vec(),
+                value: value.to_vec(),
+            },
+            Check::None,
+        );
     }
 
     /// Writes `value` under `key` in `cf` as is.
@@ -135,8 +166,15 @@ impl WriteBatch {
         self.ops.is_empty()
     }
 
-    /// Checks every op against `limits`; the first violation is returned.
+    /// Checks every op against `limits` and every record for decoding; the
+    /// first violation is returned.
     pub(crate) fn validate(&self, limits: &Limits) -> Result<(), EngineError> {
+        if let Some((what, detail)) = &self.bad_record {
+            return Err(EngineError::InvalidRecord {
+                what: what.clone(),
+                detail: detail.clone(),
+            });
+        }
         if let Some((keyspace, reason)) = &self.invalid {
             return Err(EngineError::InvalidKeyspace {
                 keyspace: keyspace.clone(),
@@ -181,6 +219,19 @@ impl WriteBatch {
             }
             Err(_) => None,
         }
+    }
+
+    /// `set` encoded, after checking the bytes decode: a record that breaks
+    /// the sibling-set invariants (a wrapped counter, an uncovered dot) must
+    /// never reach the WAL, where the merge operator would meet it on every
+    /// flush, compaction and reopen.
+    fn encode_checked(&mut self, keyspace: &str, key: &[u8], set: &SiblingSet) -> Vec<u8> {
+        let value = encode(set);
+        if let Err(e) = SiblingSet::decode(&value) {
+            self.bad_record
+                .get_or_insert_with(|| (record_name(keyspace, key), e.to_string()));
+        }
+        value
     }
 
     fn push(&mut self, op: Op, check: Check) {

@@ -5,8 +5,8 @@
 //! Owns an in-process copy of the three column families with the same key
 //! layout and record encoding as [`super::RocksEngine`]. Must not persist
 //! anything. One difference, by design: a merge into a record that does not
-//! decode fails the write here (nothing written), where RocksDB accepts the
-//! merge and fails the later read.
+//! decode fails the write here (nothing written), where RocksDB's merge
+//! operator quarantines the old bytes (see [`super::quarantine`]).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -102,7 +102,7 @@ impl Engine for MemoryEngine {
         let dk = keys::data_key(keyspace, key)?;
         let cfs = self.cfs.read();
         match cfs[Cf::Data.index()].get(&dk) {
-            Some(bytes) => decode_record(keyspace, key, bytes).map(Some),
+            Some(bytes) => decode_record(keyspace, key, bytes),
             None => Ok(None),
         }
     }
@@ -141,15 +141,16 @@ impl Engine for MemoryEngine {
         let prefix = keys::keyspace_prefix(keyspace)?;
         let cfs = self.cfs.read();
         iter_ranges(&cfs[Cf::Data.index()], &plan)
-            .take(limit)
             .map(|(k, v)| {
                 let (_, user) =
                     keys::split_data_key(&prefix, k).ok_or_else(|| EngineError::Corrupt {
                         what: format!("data key in keyspace {keyspace}"),
                         detail: format!("{} is shorter than its token", k.escape_ascii()),
                     })?;
-                Ok((user.to_vec(), decode_record(keyspace, user, v)?))
+                Ok(decode_record(keyspace, user, v)?.map(|set| (user.to_vec(), set)))
             })
+            .filter_map(Result::transpose)
+            .take(limit)
             .collect()
     }
 

@@ -12,7 +12,9 @@
 //! | file | owns |
 //! |---|---|
 //! | `mod.rs` | the trait, errors, limits, durability |
-//! | [`batch`] | [`WriteBatch`] and its limit checks (run before anything is written) |
+//! | [`batch`] | [`WriteBatch`] and its checks (limits, records that decode; run before anything is written) |
+//! | [`incarnation`] | the clock actor's incarnation and the clean-shutdown marker (kv679) |
+//! | [`quarantine`] | merge operands that do not decode: set aside, never fatal |
 //! | [`keys`] | the data-CF key codec and token-range → key-range planning (pure) |
 //! | [`rocks`] | [`RocksEngine`], the product engine: CFs, merge operator, durability |
 //! | [`memory`] | [`MemoryEngine`], a `BTreeMap` twin for pure and model tests |
@@ -23,20 +25,33 @@
 //! * `data`: key `[keyspace_len u8][keyspace][token u64 BE][user key]`, value a
 //!   format-versioned encoded [`SiblingSet`]. Token-range scans (repair,
 //!   streaming) are therefore sequential reads.
-//! * `hints`, `meta`: opaque bytes owned by the hints and node modules.
+//! * `hints`, `meta`: opaque bytes owned by the hints and node modules, except
+//!   the meta keys `incarnation`, `clean_shutdown` ([`incarnation`]) and
+//!   `quarantine/…` ([`quarantine`]).
 //!
 //! # Durability
 //!
 //! | [`Durability`] | `write` returns after | survives a process crash (SIGKILL) | survives power loss |
 //! |---|---|---|---|
 //! | `Sync` | WAL written **and fsynced** (group commit: concurrent writers share one fsync) | yes | yes |
-//! | `Periodic { interval_ms }` | WAL written to the OS; a background thread fsyncs it every `interval_ms` | yes | all but the last ≤ `interval_ms` (replication and repair cover it) |
+//! | `Periodic { interval_ms }` | WAL written to the OS; a background thread fsyncs it every `interval_ms` | yes | all but the last ≤ `interval_ms` (see below) |
 //! | `None` | memtable only, no WAL (benchmarks only) | no: everything since the last flush is lost | no |
+//!
+//! What a power loss under `Periodic` costs: this node forgets the writes of
+//! the last interval. A write acknowledged by other replicas too (any level
+//! above ONE, or ONE once fan-out, hints or streams reached them) is still
+//! there and comes back by read repair and anti-entropy; a write acknowledged
+//! by this node alone (ONE/ANY before its fan-out landed) is lost. Use `Sync`
+//! where that matters. The node itself never makes it worse: a start without
+//! the clean-shutdown marker takes a new [`incarnation`], so it never mints
+//! again a dot it minted in the lost interval (Riak's kv679).
 
 pub mod batch;
 pub mod bench;
+pub mod incarnation;
 pub mod keys;
 pub mod memory;
+pub mod quarantine;
 pub mod rocks;
 
 #[cfg(test)]
@@ -151,6 +166,10 @@ pub enum EngineError {
     /// A stored record that does not decode. It is left untouched on disk.
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: String, detail: String },
+    /// A record that would not decode was refused before anything was
+    /// written (a bug in the caller: it broke the sibling-set invariants).
+    #[error("refused to write {what}: it would not decode ({detail})")]
+    InvalidRecord { what: String, detail: String },
     /// An error reported by RocksDB.
     #[error("rocksdb: {0}")]
     Rocks(String),
@@ -219,16 +238,21 @@ pub trait Engine: Send + Sync + 'static {
     fn flush(&self) -> Result<(), EngineError>;
 }
 
-/// Decodes a data-CF value, naming the record on failure.
+/// Decodes a data-CF value, naming the record on failure. A quarantine
+/// envelope reads as its decodable state (`None` if nothing decoded).
 pub(crate) fn decode_record(
     keyspace: &str,
     key: &[u8],
     bytes: &[u8],
-) -> Result<SiblingSet, EngineError> {
-    SiblingSet::decode(bytes).map_err(|e| EngineError::Corrupt {
-        what: record_name(keyspace, key),
-        detail: e.to_string(),
-    })
+) -> Result<Option<SiblingSet>, EngineError> {
+    match quarantine::parse(bytes) {
+        Ok(quarantine::Stored::Plain(set)) => Ok(Some(set)),
+        Ok(quarantine::Stored::Quarantined(fold)) => Ok(fold.good),
+        Err(e) => Err(EngineError::Corrupt {
+            what: record_name(keyspace, key),
+            detail: e.to_string(),
+        }),
+    }
 }
 
 /// `data record <keyspace>/<key>` with the key escaped and truncated.

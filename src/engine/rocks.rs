@@ -4,7 +4,8 @@
 //! Owns opening the database (column families `data`, `hints`, `meta`; a
 //! shared LRU block cache; bloom filters; LZ4 with ZSTD at the bottommost
 //! level; the sibling-set merge operator in [`merge`]) and mapping
-//! [`Durability`] onto write options:
+//! [`Durability`] onto write options (and, in [`set_aside`], moving
+//! quarantined operands out of records they are read from):
 //!
 //! * `Sync`: every write has `sync = true`. RocksDB's write thread is a
 //!   group commit: while a leader writes and fsyncs the WAL, the writers that
@@ -17,6 +18,7 @@
 //! Must not contain replication logic: it stores what it is given.
 
 mod merge;
+mod set_aside;
 mod syncer;
 
 use std::path::{Path, PathBuf};
@@ -31,9 +33,7 @@ use rocksdb::{
 
 use super::batch::Op;
 use super::keys::{self, KeyRange};
-use super::{
-    decode_record, record_name, Cf, Durability, Engine, EngineError, Limits, RawEntry, WriteBatch,
-};
+use super::{record_name, Cf, Durability, Engine, EngineError, Limits, RawEntry, WriteBatch};
 use crate::version::SiblingSet;
 
 /// How to open a [`RocksEngine`].
@@ -165,6 +165,14 @@ impl RocksEngine {
         Ok(())
     }
 
+    /// Writes a consistent copy of the database to `dir` (which must not
+    /// exist): hard links to the SST files plus the live WAL. A backup, or in
+    /// tests the "older copy" a lost WAL tail leaves behind.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<(), EngineError> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&*self.db).map_err(rocks)?;
+        cp.create_checkpoint(dir).map_err(rocks)
+    }
+
     fn cf(&self, cf: Cf) -> &ColumnFamily {
         // Every CF is created at open; a missing handle is a programming error.
         self.db
@@ -224,7 +232,7 @@ impl Engine for RocksEngine {
             .db
             .get_pinned_cf_opt(self.cf(Cf::Data), &dk, &self.read_opts);
         match got {
-            Ok(Some(bytes)) => decode_record(keyspace, key, &bytes).map(Some),
+            Ok(Some(bytes)) => self.stored(keyspace, key, &dk, &bytes),
             Ok(None) => Ok(None),
             Err(e) if e.kind() == ErrorKind::Corruption => Err(EngineError::Corrupt {
                 what: record_name(keyspace, key),
@@ -288,8 +296,9 @@ impl Engine for RocksEngine {
                 });
                 return false;
             };
-            match decode_record(keyspace, user, v) {
-                Ok(set) => out.push((user.to_vec(), set)),
+            match self.stored(keyspace, user, k, v) {
+                Ok(Some(set)) => out.push((user.to_vec(), set)),
+                Ok(None) => {}
                 Err(e) => {
                     failed = Some(e);
                     return false;

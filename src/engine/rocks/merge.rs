@@ -2,26 +2,26 @@
 //! `SiblingSet::merge`, so a replica applies a write without reading first.
 //!
 //! Owns only the two merge callbacks RocksDB calls. Must not do I/O beyond
-//! logging, and must never panic (it runs inside RocksDB's C++ threads).
+//! logging, and must never panic or fail (it runs inside RocksDB's C++
+//! threads, and a failed merge in a flush or compaction puts the whole
+//! database in read-only mode: every write to every key fails, and a restart
+//! with the operand still in the WAL cannot open).
 //!
 //! # A record or operand that does not decode
 //!
-//! Both callbacks then return `None` and log an error naming the key.
-//! * Partial merge (`None` = "cannot combine"): RocksDB keeps the operands
-//!   apart and tries again later; nothing is lost.
-//! * Full merge (`None` = failure): the read that needed it fails with a
-//!   `Corruption` status, which the engine reports as
-//!   [`EngineError::Corrupt`](crate::engine::EngineError::Corrupt) naming the
-//!   record; a flush or compaction that needs it fails and RocksDB stops
-//!   background work (the node then refuses writes until an operator repairs
-//!   the record, e.g. by `put_versions` over it or by deleting it). We chose
-//!   this over "keep one side" because guessing would silently drop either
-//!   acknowledged writes or the corrupt bytes needed for forensics; a format
-//!   the running binary cannot read (a downgrade) must stop, not be eaten.
+//! It is *quarantined*, never fatal (see [`super::super::quarantine`]): the
+//! result keeps the join of everything that decodes and carries the
+//! undecodable bytes aside in an envelope; an error log names the key. The
+//! next read or scan of the key moves those bytes to the meta CF (counted in
+//! `geokv_quarantined_operands_total`) and the record becomes plain again;
+//! the key reads as its decodable writes, and other replicas' copies reach it
+//! through read repair and anti-entropy as usual. Nothing is discarded: bytes
+//! a newer binary wrote (a downgrade) stay in the envelope or the meta CF.
 
 use rocksdb::MergeOperands;
 
-use crate::version::SiblingSet;
+use crate::engine::quarantine::{self, Fold};
+use crate::version::{SiblingSet, RECORD_FORMAT_VERSION};
 
 /// The name RocksDB records in OPTIONS; changing it refuses old databases.
 pub(super) const NAME: &str = "geokv.sibling_set.v1";
@@ -32,7 +32,7 @@ pub(super) fn full_merge(
     existing: Option<&[u8]>,
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
-    merge_all(key, existing, operands, "full")
+    Some(merge_all(key, existing, operands, true))
 }
 
 /// Operands combined into one operand.
@@ -41,40 +41,33 @@ pub(super) fn partial_merge(
     existing: Option<&[u8]>,
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
-    merge_all(key, existing, operands, "partial")
+    Some(merge_all(key, existing, operands, false))
 }
 
-fn merge_all(
-    key: &[u8],
-    existing: Option<&[u8]>,
-    operands: &MergeOperands,
-    kind: &str,
-) -> Option<Vec<u8>> {
-    let mut parts = existing.into_iter().chain(operands.iter());
-    let first = parts.next()?;
+fn merge_all(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands, full: bool) -> Vec<u8> {
     if operands.len() + usize::from(existing.is_some()) == 1 {
-        // Nothing to combine: pass the bytes through untouched.
-        return Some(first.to_vec());
-    }
-    let mut acc = decode(key, first, kind)?;
-    for bytes in parts {
-        acc.merge(&decode(key, bytes, kind)?);
-    }
-    let mut out = Vec::with_capacity(acc.encoded_len());
-    acc.encode(&mut out);
-    Some(out)
-}
-
-fn decode(key: &[u8], bytes: &[u8], kind: &str) -> Option<SiblingSet> {
-    match SiblingSet::decode(bytes) {
-        Ok(set) => Some(set),
-        Err(e) => {
-            tracing::error!(
-                key = %key.escape_ascii(),
-                error = %e,
-                "{kind} merge: undecodable sibling set; the read or compaction needing it fails"
-            );
-            None
+        if let Some(only) = existing.or_else(|| operands.iter().next()) {
+            if only.first() == Some(&RECORD_FORMAT_VERSION) && SiblingSet::decode(only).is_ok() {
+                // Nothing to combine: pass a valid record through untouched.
+                return only.to_vec();
+            }
         }
     }
+    let mut fold = Fold::default();
+    let mut set_aside = 0usize;
+    for bytes in existing.into_iter().chain(operands.iter()) {
+        if fold.add(bytes) {
+            set_aside += 1;
+        }
+    }
+    if set_aside > 0 {
+        tracing::error!(
+            record = %quarantine::describe(key),
+            operands = set_aside,
+            merge = if full { "full" } else { "partial" },
+            "undecodable sibling set quarantined: the key keeps its decodable writes; \
+             the bytes are kept aside (meta CF, prefix quarantine/) when it is next read"
+        );
+    }
+    fold.finish(full)
 }

@@ -1,7 +1,9 @@
 //! Engine tests: the model test ([`model`]) and RocksDB behaviour
 //! ([`rocks`]: limits, corruption, token ranges, merge operator, durability).
 
+mod incarnation;
 mod model;
+mod quarantine;
 mod rocks;
 
 use bytes::Bytes;

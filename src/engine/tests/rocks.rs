@@ -1,4 +1,5 @@
-//! RocksEngine behaviour: limits, corrupt records, token-range scans, the
+//! RocksEngine behaviour: limits, corrupt records (a merge onto one is
+//! quarantined), token-range scans, the
 //! merge operator against read-modify-write, group commit and durability.
 
 use std::sync::Arc;
@@ -122,15 +123,21 @@ fn corrupt_record_is_reported_and_left_alone() {
         assert!(matches!(scan, Err(EngineError::Corrupt { .. })), "{scan:?}");
         assert!(engine.get_versions("ks", b"fine").unwrap().is_some());
     }
-    // A merge onto the corrupt record does not replace it: RocksDB accepts
-    // the operand and the read still fails; the memory engine refuses it.
+    // A merge onto the corrupt record quarantines it in RocksDB: the key
+    // reads as the new write and the old bytes are kept aside in the meta
+    // CF (see tests/quarantine.rs). The memory engine refuses the merge.
+    let new = fresh(2, b"new");
     let mut b = WriteBatch::new();
-    b.merge_versions("ks", b"bad", &fresh(2, b"new"));
+    b.merge_versions("ks", b"bad", &new);
     rocks.write(b.clone()).unwrap();
-    assert!(matches!(
-        rocks.get_versions("ks", b"bad"),
-        Err(EngineError::Corrupt { .. })
-    ));
+    assert_eq!(
+        enc_opt(&rocks.get_versions("ks", b"bad").unwrap()),
+        Some(enc(&new))
+    );
+    let kept = rocks.quarantined(10).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].0.contains("ks/bad"), "{}", kept[0].0);
+    assert_eq!(kept[0].1, garbage);
     assert!(matches!(memory.write(b), Err(EngineError::Corrupt { .. })));
     assert_eq!(memory.get_raw(Cf::Data, &dk).unwrap(), Some(garbage));
     // An explicit overwrite is the repair.

@@ -1,0 +1,89 @@
+//! The data directory's incarnation (meta CF key `incarnation`), mixed into
+//! the node's clock actor, and the clean-shutdown marker (`clean_shutdown`)
+//! that decides when it changes: Riak's fix for kv679.
+//!
+//! Owns that decision. Must not know what an actor or a dot is beyond this:
+//! it stores and returns a random `u64`.
+//!
+//! # Why
+//!
+//! A node mints dots `(actor, n)` from the counters it has stored. If it
+//! restarts on an older copy of its data (under `Durability::Periodic` an OS
+//! crash or power loss drops up to an interval of acknowledged WAL; or a
+//! restored copy), its counters are behind the dots other replicas already
+//! hold, and it would mint them again for different values: on merge one of
+//! two acknowledged writes disappears, or a new write is dropped as already
+//! overwritten. So only a start that follows a clean shutdown (every write
+//! synced, then the marker written, synced) keeps the incarnation; any other
+//! start (SIGKILL, power loss, a copy taken while the node ran) gets a new
+//! one, persisted and synced before the node serves, so its dots are new.
+//!
+//! # Cost
+//!
+//! Each new incarnation is a new actor in the clocks of the keys the node
+//! coordinates afterwards (8 bytes + a counter per key it writes). Planned
+//! restarts add nothing; the growth is bounded by the number of unclean
+//! starts of the key's coordinating replicas, as in Riak (whose vnode ids
+//! change the same way). A copy taken *after* a clean shutdown carries the
+//! marker: restore it only once, or delete `clean_shutdown` first.
+
+use super::{Cf, Engine, EngineError, WriteBatch};
+
+const INCARNATION: &[u8] = b"incarnation";
+const CLEAN_SHUTDOWN: &[u8] = b"clean_shutdown";
+
+/// What [`on_start`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// The incarnation to write as until the next start.
+    pub incarnation: u64,
+    /// True when the previous shutdown was clean and its incarnation is kept.
+    pub kept: bool,
+}
+
+/// Decides the incarnation for this start and consumes the marker; both are
+/// durable (synced) when this returns, before the node may mint a dot.
+pub fn on_start(engine: &dyn Engine) -> Result<Start, EngineError> {
+    let stored = engine
+        .get_raw(Cf::Meta, INCARNATION)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map(u64::from_le_bytes);
+    let marker = engine.get_raw(Cf::Meta, CLEAN_SHUTDOWN)?;
+    let mut batch = WriteBatch::new();
+    batch.delete_raw(Cf::Meta, CLEAN_SHUTDOWN);
+    let start = match stored {
+        // The marker names the incarnation it closed: one copied from
+        // elsewhere does not vouch for this one.
+        Some(inc) if marker.as_deref() == Some(&inc.to_le_bytes()[..]) => Start {
+            incarnation: inc,
+            kept: true,
+        },
+        _ => {
+            let inc = loop {
+                let candidate: u64 = rand::random();
+                if Some(candidate) != stored {
+                    break candidate;
+                }
+            };
+            batch.put_raw(Cf::Meta, INCARNATION, &inc.to_le_bytes());
+            Start {
+                incarnation: inc,
+                kept: false,
+            }
+        }
+    };
+    engine.write(batch)?;
+    engine.flush()?;
+    Ok(start)
+}
+
+/// Records a clean shutdown of `incarnation`: syncs every write made so far,
+/// then writes the marker and syncs it. Call it last, after the servers that
+/// mint dots have stopped.
+pub fn on_clean_shutdown(engine: &dyn Engine, incarnation: u64) -> Result<(), EngineError> {
+    engine.flush()?;
+    let mut batch = WriteBatch::new();
+    batch.put_raw(Cf::Meta, CLEAN_SHUTDOWN, &incarnation.to_le_bytes());
+    engine.write(batch)?;
+    engine.flush()
+}
