@@ -23,6 +23,8 @@
 //! Must not: choose replicas for a client request or count its acks.
 
 pub mod deliver;
+mod fate;
+mod load;
 pub mod queue;
 pub mod receive;
 pub mod waiters;
@@ -43,6 +45,20 @@ use waiters::{StreamWait, Waiters};
 
 /// Meta-CF key prefix of token ranges that need anti-entropy.
 pub const REPAIR_PREFIX: &[u8] = b"repair/";
+
+/// The meta-CF key of one anti-entropy record:
+/// `REPAIR_PREFIX [ks_len: u8][keyspace][token: u64 BE][unique: u64 BE]`.
+/// `unique` makes every record its own key, so records for one token
+/// accumulate (each names its own destination) and a record written while
+/// a repair pass runs is not the key that pass deletes at its end.
+pub fn repair_key(keyspace: &str, token: u64, unique: u64) -> Vec<u8> {
+    let mut k = REPAIR_PREFIX.to_vec();
+    k.push(keyspace.len() as u8);
+    k.extend_from_slice(keyspace.as_bytes());
+    k.extend_from_slice(&token.to_be_bytes());
+    k.extend_from_slice(&unique.to_be_bytes());
+    k
+}
 
 /// Hint and stream settings.
 #[derive(Clone, Debug)]
@@ -340,10 +356,9 @@ impl Hints {
         dest: &Dest,
         batch: &mut WriteBatch,
     ) {
-        let mut k = REPAIR_PREFIX.to_vec();
-        k.push(keyspace.len() as u8);
-        k.extend_from_slice(keyspace.as_bytes());
-        k.extend_from_slice(&token_of(key).to_be_bytes());
+        // The queue's sequence counter: unique, and increasing across restarts.
+        let unique = self.seq.fetch_add(1, Ordering::Relaxed);
+        let k = repair_key(keyspace, token_of(key), unique);
         batch.put_raw(Cf::Meta, &k, dest.label().as_bytes());
         metrics::counter!("geokv_repair_recorded_total", "dest" => dest.label()).increment(1);
     }

@@ -17,6 +17,10 @@
 use crate::proto::v1::internode::StreamEntry;
 use prost::Message;
 
+/// Key prefix (in the `hints` column family) of entries moved aside because
+/// they could not be decoded: `DEAD_PREFIX` followed by the entry's key.
+pub const DEAD_PREFIX: &[u8] = b"x";
+
 /// Format version of a queued entry.
 pub const ENTRY_FORMAT: u8 = 1;
 
