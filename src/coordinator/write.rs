@@ -8,7 +8,10 @@
 //!    hinted stream of every remote datacenter; otherwise we append it before
 //!    acknowledging. So a coordinator crash after the ack loses nothing.
 //! 3. The record is merged into the other replicas of our datacenter; a replica
-//!    that is down or fails gets a durable hint instead. Remote datacenters are
+//!    that is down or fails gets a durable hint instead. When we coordinate
+//!    as a replica, those hints are written up front, in the update's batch
+//!    (`hints::intent`), and deleted as each replica acknowledges, so a crash
+//!    after the ack loses nothing here either. Remote datacenters are
 //!    reached only through their stream. A level that needs remote
 //!    acknowledgements (QUORUM, EACH_QUORUM, ALL, TWO/THREE beyond the local
 //!    replicas) puts the entry in the *urgent lane* of those datacenters'
@@ -19,7 +22,8 @@ use super::consistency::{AckCounts, OpKind, Requirement};
 use super::gather::{gather, Answer};
 use super::{Coordinator, WriteRequest};
 use crate::error::GeokvError;
-use crate::hints::waiters::StreamWait;
+use crate::hints::intent::Intent;
+use crate::hints::{append_update, awaits, Appended, Awaited};
 use crate::proto::v1::internode::{ReplicaUpdateRequest, ReplicaWriteRequest};
 use crate::topology::NodeIdx;
 use crate::version::{SiblingSet, VersionVector};
@@ -67,12 +71,13 @@ impl Coordinator {
             .collect();
 
         let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
-        let (chosen, record, waits) = self
+        let (chosen, record, appended) = self
             .update_at_nearest(&req, &order, &remote_dcs, &wait_for, deadline)
             .await?;
+        let (waits, mut intents) = (appended.waits, appended.intents);
         let mut acks = AckCounts::default();
         let chosen_dc = self.dc_of(chosen).to_string();
-        if !wait_for.contains(&chosen_dc) {
+        if !awaits(&wait_for, &chosen_dc) {
             // (An awaited datacenter's stream answer counts the chosen replica.)
             *acks.per_dc.entry(chosen_dc).or_default() += 1;
         }
@@ -86,13 +91,22 @@ impl Coordinator {
             if n == chosen || dc != self.me.dc {
                 continue; // remote datacenters: through their stream
             }
+            // A hint committed with the update (see `hints::intent`).
+            let intent = intents
+                .iter()
+                .position(|i| i.target == n)
+                .map(|i| intents.swap_remove(i));
             if !self.is_up(n) {
-                self.hints.hint_node(n, &req.keyspace, &req.key, &record)?;
+                match intent {
+                    Some(i) => i.failed(),
+                    None => self.hints.hint_node(n, &req.keyspace, &req.key, &record)?,
+                }
                 acks.hints += 1;
                 continue;
             }
             *pending.entry(dc.clone()).or_default() += 1;
-            self.spawn_replica_write(n, dc, &req, encoded.clone(), &record, deadline, tx.clone());
+            let rec = (encoded.clone(), &record);
+            self.spawn_replica_write(n, dc, &req, rec, intent, deadline, tx.clone());
         }
         for wait in waits {
             let settles = set.in_dc(&wait.dc).len() as u32;
@@ -139,25 +153,35 @@ impl Coordinator {
     /// waits for through their streams): every datacenter with a quorum of
     /// its own for EACH_QUORUM, every remote one when a total count exceeds
     /// what our live local replicas can give.
+    ///
+    /// Each with the count its receiver must reach before acknowledging: the
+    /// datacenter's own quorum for EACH_QUORUM; for a total count, what our
+    /// live local replicas cannot give (so should one of them fail after
+    /// all, the level can fail although more remote replicas applied it).
     fn awaited_dcs(
         &self,
         req: &Requirement,
         alive: &BTreeMap<String, u32>,
         remote_dcs: &[String],
-    ) -> Vec<String> {
+    ) -> Vec<Awaited> {
+        let local = alive.get(&self.me.dc).copied().unwrap_or(0);
         match req {
             Requirement::AnyOrHint | Requirement::Local { .. } => Vec::new(),
-            Requirement::Total { count } => {
-                if *count > alive.get(&self.me.dc).copied().unwrap_or(0) {
-                    remote_dcs.to_vec()
-                } else {
-                    Vec::new()
-                }
-            }
+            Requirement::Total { count } if *count > local => remote_dcs
+                .iter()
+                .map(|dc| Awaited {
+                    dc: dc.clone(),
+                    need: count - local,
+                })
+                .collect(),
+            Requirement::Total { .. } => Vec::new(),
             Requirement::EachDc { per_dc } => per_dc
                 .iter()
                 .filter(|(dc, n)| *dc != self.me.dc && *n > 0)
-                .map(|(dc, _)| dc.clone())
+                .map(|(dc, n)| Awaited {
+                    dc: dc.clone(),
+                    need: *n,
+                })
                 .collect(),
         }
     }
@@ -169,9 +193,9 @@ impl Coordinator {
         req: &WriteRequest,
         order: &[NodeIdx],
         remote_dcs: &[String],
-        wait_for: &[String],
+        wait_for: &[Awaited],
         deadline: Instant,
-    ) -> Result<(NodeIdx, SiblingSet, Vec<StreamWait>), GeokvError> {
+    ) -> Result<(NodeIdx, SiblingSet, Appended), GeokvError> {
         let ts = now_ms();
         let mut errors = Vec::new();
         for &n in order.iter().filter(|n| self.is_up(**n)) {
@@ -184,17 +208,23 @@ impl Coordinator {
                 );
                 let hints = self.hints.clone();
                 let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
-                let (set, waits) = self
+                let local: Vec<NodeIdx> = order
+                    .iter()
+                    .copied()
+                    .filter(|&m| m != n && self.dc_of(m) == self.me.dc)
+                    .collect();
+                let (set, appended) = self
                     .replica
                     .blocking(move |r| {
                         let mut appended = None;
                         let res = r.update(&ks, &key, value, &ctx, ts, |set, batch| {
-                            appended =
-                                Some(hints.stream_append(&dcs, &wait, &ks, &key, set, batch)?);
+                            appended = Some(append_update(
+                                &hints, &local, &dcs, &wait, &ks, &key, set, batch,
+                            )?);
                             Ok(())
                         });
                         match res {
-                            Ok(set) => Ok((set, appended.map(|a| a.waits).unwrap_or_default())),
+                            Ok(set) => Ok((set, appended.unwrap_or_default())),
                             Err(e) => {
                                 // The batch did not commit: its queue entries do not exist.
                                 if let Some(a) = appended {
@@ -205,8 +235,9 @@ impl Coordinator {
                         }
                     })
                     .await?;
-                self.hints.notify_appended(remote_dcs, wait_for, &waits);
-                return Ok((n, set, waits));
+                self.hints
+                    .notify_appended(remote_dcs, wait_for, &appended.waits);
+                return Ok((n, set, appended));
             }
             let msg = ReplicaUpdateRequest {
                 keyspace: req.keyspace.clone(),
@@ -228,7 +259,7 @@ impl Coordinator {
                         &req.key,
                         &set,
                     )?;
-                    return Ok((n, set, waits));
+                    return Ok((n, set, Appended::waiting(waits)));
                 }
                 Err(crate::transport::TransportError::Rpc { code, message, .. })
                     if code == tonic::Code::FailedPrecondition
@@ -255,8 +286,8 @@ impl Coordinator {
         n: NodeIdx,
         dc: String,
         req: &WriteRequest,
-        encoded: Vec<u8>,
-        record: &SiblingSet,
+        (encoded, record): (Vec<u8>, &SiblingSet),
+        intent: Option<Intent>,
         deadline: Instant,
         tx: mpsc::Sender<Answer<()>>,
     ) {
@@ -274,10 +305,16 @@ impl Coordinator {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let res = peers.replica_write(n, msg, timeout).await;
-                if let Err(e) = &res {
-                    // A local replica that failed gets a hint.
-                    if let Err(h) = hints.hint_node(n, &ks, &key, &record) {
-                        tracing::error!(error = %h, "could not store hint after {e}");
+                match (&res, intent) {
+                    (Ok(_), Some(i)) => i.done(),
+                    // The hint committed with the update is delivered.
+                    (Err(_), Some(i)) => i.failed(),
+                    (Ok(_), None) => {}
+                    (Err(e), None) => {
+                        // A local replica that failed gets a hint.
+                        if let Err(h) = hints.hint_node(n, &ks, &key, &record) {
+                            tracing::error!(error = %h, "could not store hint after {e}");
+                        }
                     }
                 }
                 let res = res.map(|_| ()).map_err(|e| e.to_string());

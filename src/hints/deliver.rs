@@ -269,7 +269,17 @@ impl Delivery {
                 let range = (first.key.clone(), last.key.clone());
                 oldest = Some(oldest.map_or(first.created_ms, |o| o.min(first.created_ms)));
                 let page = self.expire(&p.dest, page).await;
+                let loaded = page.len();
+                // Intents whose direct write is still in flight are left
+                // alone (see `intent`): no doubled traffic.
+                let page: Vec<Loaded> = page
+                    .into_iter()
+                    .filter(|l| !self.hints.in_flight(l.entry.seq))
+                    .collect();
                 if page.is_empty() {
+                    if loaded > 0 {
+                        break; // all in flight: the same page would load again
+                    }
                     continue;
                 }
                 if let Err(stall) = self.send(p, lane, range, page).await {

@@ -180,6 +180,7 @@ mod tests {
             record: vec![1, 2, 3],
             target_node: String::new(),
             traceparent: String::new(),
+            need_acks: 2,
         };
         let v = encode_entry(42, &e);
         assert_eq!(decode_entry(&v), Some((42, e)));
