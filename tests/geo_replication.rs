@@ -288,8 +288,9 @@ async fn remote_acknowledgements_come_through_the_stream() {
     .await;
     assert!(streams > 0.0, "dc1 opened streams to dc2");
     assert_eq!(direct, 0.0, "no write crossed the WAN outside the stream");
-    // The acknowledged writes are on every dc2 replica already.
-    for (k, v) in &written {
+    // ALL writes are on every dc2 replica already; EACH_QUORUM ones on a
+    // quorum of them at the acknowledgement, and on the third soon after.
+    for (k, v) in written.iter().skip(1).step_by(2) {
         for r in replicas_in(&cluster, "default", k, "dc2") {
             let held = reader.holds(&r, "default", k).await;
             assert!(
@@ -299,6 +300,8 @@ async fn remote_acknowledgements_come_through_the_stream() {
             );
         }
     }
+    let took = wait_dc_holds(&reader, &cluster, "dc2", &written, Duration::from_secs(10)).await;
+    println!("every dc2 replica held every write {took:?} after the last one");
 
     // With dc2 cut off, EACH_QUORUM cannot be met, and says so; the write
     // stays queued in the stream and reaches dc2 after the heal.

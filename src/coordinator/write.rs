@@ -11,7 +11,10 @@
 //!    write is minted). A crash after the ack loses nothing.
 //! 4. The record is merged into the other replicas of our datacenter; a
 //!    replica that is down or fails gets a durable hint instead (hints are
-//!    reported, never counted as acknowledgements except for ANY). Remote
+//!    reported, never counted as acknowledgements except for ANY). Those
+//!    hints are written up front, in the update's batch (`hints::intent`),
+//!    and deleted as each replica acknowledges, so a crash right after the
+//!    ack loses nothing here either. Remote
 //!    datacenters are reached only through their stream. A level that needs
 //!    remote acknowledgements (QUORUM, EACH_QUORUM, ALL, TWO/THREE beyond the
 //!    live local replicas) puts the entry in the *urgent lane* of those
@@ -26,7 +29,9 @@ use super::consistency::{AckCounts, OpKind, Requirement};
 use super::gather::{Answer, Gather, Step};
 use super::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
+use crate::hints::intent::Intent;
 use crate::hints::waiters::StreamWait;
+use crate::hints::{append_update, Appended, Awaited};
 use crate::proto::v1::internode::ReplicaWriteRequest;
 use crate::topology::NodeIdx;
 use crate::version::{CausalContext, Dot, SiblingSet};
@@ -112,7 +117,10 @@ impl Coordinator {
             .map(|d| d.dc.clone())
             .collect();
         let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
-        let (record, dot, waits) = self.update_here(req, &remote_dcs, &wait_for).await?;
+        let (record, dot, appended) = self
+            .update_here(req, set, &remote_dcs, &wait_for)
+            .await?;
+        let (waits, mut intents) = (appended.waits, appended.intents);
         let mut acks = AckCounts::default();
         *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
 
@@ -124,16 +132,25 @@ impl Coordinator {
             if n == self.me.idx {
                 continue;
             }
+            // A hint committed with the update (see `hints::intent`).
+            let intent = intents
+                .iter()
+                .position(|i| i.target == n)
+                .map(|i| intents.swap_remove(i));
             if !self.is_up(n) {
                 // Stored, or recorded for anti-entropy when over the bound:
                 // either way the write reaches it later; not an ack.
-                self.hints.hint_node(n, &req.keyspace, &req.key, &record)?;
+                match intent {
+                    Some(i) => i.failed(),
+                    None => self.hints.hint_node(n, &req.keyspace, &req.key, &record)?,
+                }
                 acks.hints += 1;
                 continue;
             }
             *pending.entry(self.me.dc.clone()).or_default() += 1;
             let dc = self.me.dc.clone();
-            self.spawn_replica_write(n, dc, req, encoded.clone(), &record, deadline, tx.clone());
+            let rec = (encoded.clone(), &record);
+            self.spawn_replica_write(n, dc, req, rec, intent, deadline, tx.clone());
         }
         for wait in waits {
             let settles = set.in_dc(&wait.dc).len() as u32;
@@ -193,9 +210,16 @@ impl Coordinator {
         gather: &mut Gather<()>,
     ) -> Result<(), GeokvError> {
         metrics::counter!("geokv_remote_fallbacks_total", "op" => "write").increment(1);
+        let all: Vec<Awaited> = remote_dcs
+            .iter()
+            .map(|dc| Awaited {
+                dc: dc.clone(),
+                need: set.in_dc(dc).len() as u32,
+            })
+            .collect();
         let waits = self
             .hints
-            .stream_append_now(remote_dcs, remote_dcs, &req.keyspace, &req.key, record)
+            .stream_append_now(remote_dcs, &all, &req.keyspace, &req.key, record)
             .map_err(|e| GeokvError::Internal(format!("{e}; the write may have been applied")))?;
         for wait in waits {
             let settles = set.in_dc(&wait.dc).len() as u32;
@@ -209,25 +233,35 @@ impl Coordinator {
     /// waits for through their streams): every datacenter with a quorum of
     /// its own for EACH_QUORUM, every remote one when a total count exceeds
     /// what our live local replicas can give.
+    ///
+    /// Each with the count its receiver must reach before acknowledging: the
+    /// datacenter's own quorum for EACH_QUORUM; for a total count, what our
+    /// live local replicas cannot give (so should one of them fail after
+    /// all, the level can fail although more remote replicas applied it).
     fn awaited_dcs(
         &self,
         req: &Requirement,
         alive: &BTreeMap<String, u32>,
         remote_dcs: &[String],
-    ) -> Vec<String> {
+    ) -> Vec<Awaited> {
+        let local = alive.get(&self.me.dc).copied().unwrap_or(0);
         match req {
             Requirement::AnyOrHint | Requirement::Local { .. } => Vec::new(),
-            Requirement::Total { count } => {
-                if *count > alive.get(&self.me.dc).copied().unwrap_or(0) {
-                    remote_dcs.to_vec()
-                } else {
-                    Vec::new()
-                }
-            }
+            Requirement::Total { count } if *count > local => remote_dcs
+                .iter()
+                .map(|dc| Awaited {
+                    dc: dc.clone(),
+                    need: count - local,
+                })
+                .collect(),
+            Requirement::Total { .. } => Vec::new(),
             Requirement::EachDc { per_dc } => per_dc
                 .iter()
                 .filter(|(dc, n)| *dc != self.me.dc && *n > 0)
-                .map(|(dc, _)| dc.clone())
+                .map(|(dc, n)| Awaited {
+                    dc: dc.clone(),
+                    need: *n,
+                })
                 .collect(),
         }
     }
@@ -239,9 +273,10 @@ impl Coordinator {
     async fn update_here(
         &self,
         req: &WriteRequest,
+        set: &crate::ring::ReplicaSet,
         remote_dcs: &[String],
-        wait_for: &[String],
-    ) -> Result<(SiblingSet, Dot, Vec<StreamWait>), GeokvError> {
+        wait_for: &[Awaited],
+    ) -> Result<(SiblingSet, Dot, Appended), GeokvError> {
         let ts = now_ms();
         let (ks, key, value, ctx) = (
             req.keyspace.clone(),
@@ -251,16 +286,25 @@ impl Coordinator {
         );
         let hints = self.hints.clone();
         let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
-        let ((set, dot), waits) = self
+        let me = self.me.idx;
+        let local: Vec<NodeIdx> = set
+            .in_dc(&self.me.dc)
+            .iter()
+            .copied()
+            .filter(|&m| m != me)
+            .collect();
+        let ((set, dot), appended) = self
             .replica
             .blocking(move |r| {
                 let mut appended = None;
                 let res = r.update(&ks, &key, value, &ctx, ts, |set, batch| {
-                    appended = Some(hints.stream_append(&dcs, &wait, &ks, &key, set, batch)?);
+                    appended = Some(append_update(
+                        &hints, &local, &dcs, &wait, &ks, &key, set, batch,
+                    )?);
                     Ok(())
                 });
                 match res {
-                    Ok(set) => Ok((set, appended.map(|a| a.waits).unwrap_or_default())),
+                    Ok(set) => Ok((set, appended.unwrap_or_default())),
                     Err(e) => {
                         // The batch did not commit: its queue entries do not exist.
                         if let Some(a) = appended {
@@ -271,8 +315,9 @@ impl Coordinator {
                 }
             })
             .await?;
-        self.hints.notify_appended(remote_dcs, wait_for, &waits);
-        Ok((set, dot, waits))
+        self.hints
+            .notify_appended(remote_dcs, wait_for, &appended.waits);
+        Ok((set, dot, appended))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -281,8 +326,8 @@ impl Coordinator {
         n: NodeIdx,
         dc: String,
         req: &WriteRequest,
-        encoded: Vec<u8>,
-        record: &SiblingSet,
+        (encoded, record): (Vec<u8>, &SiblingSet),
+        intent: Option<Intent>,
         deadline: Instant,
         tx: mpsc::Sender<Answer<()>>,
     ) {
@@ -300,14 +345,21 @@ impl Coordinator {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let res = peers.replica_write(n, msg, timeout).await;
-                if let Err(e) = &res {
+                match (&res, intent) {
+                    (Ok(_), Some(i)) => i.done(),
+                    (Ok(_), None) => {}
+                    // The hint committed with the update stays, to be delivered.
+                    (Err(_), Some(i)) => {
+                        i.failed();
+                        let _ = tx.send(Answer::Hint).await;
+                    }
                     // A local replica that failed gets a hint.
-                    match hints.hint_node(n, &ks, &key, &record) {
+                    (Err(e), None) => match hints.hint_node(n, &ks, &key, &record) {
                         Ok(()) => {
                             let _ = tx.send(Answer::Hint).await;
                         }
                         Err(h) => tracing::error!(error = %h, "could not store hint after {e}"),
-                    }
+                    },
                 }
                 let res = res.map(|_| ()).map_err(|e| e.to_string());
                 let _ = tx.send(Answer::Replica(n, dc, res)).await;

@@ -20,11 +20,13 @@
 //! Must not: decide what is enqueued; it only sends, deletes what was
 //! acknowledged, and records expired hints for anti-entropy.
 
-use super::queue::{decode_entry, Dest, Lane};
+use super::fate::{fate, Fate};
+use super::load::Loaded;
+use super::queue::{Dest, Lane};
 use super::{now_ms, Hints};
 use crate::coordinator::Liveness;
 use crate::engine::{Cf, WriteBatch};
-use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
+use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch};
 use crate::ring::Ring;
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::{OutboundStream, Peers, TransportError};
@@ -60,14 +62,6 @@ const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 const RESCAN: Duration = Duration::from_secs(1);
 /// Wait after a backlog wake-up so concurrent writes share one batch.
 const LINGER: Duration = Duration::from_millis(2);
-
-/// One queued entry as loaded from disk.
-struct Loaded {
-    key: Vec<u8>,
-    created_ms: u64,
-    entry: StreamEntry,
-    bytes: u64,
-}
 
 /// A batch sent and not yet acknowledged.
 struct InFlight {
@@ -275,7 +269,17 @@ impl Delivery {
                 let range = (first.key.clone(), last.key.clone());
                 oldest = Some(oldest.map_or(first.created_ms, |o| o.min(first.created_ms)));
                 let page = self.expire(&p.dest, page).await;
+                let loaded = page.len();
+                // Intents whose direct write is still in flight are left
+                // alone (see `intent`): no doubled traffic.
+                let page: Vec<Loaded> = page
+                    .into_iter()
+                    .filter(|l| !self.hints.in_flight(l.entry.seq))
+                    .collect();
                 if page.is_empty() {
+                    if loaded > 0 {
+                        break; // all in flight: the same page would load again
+                    }
                     continue;
                 }
                 if let Err(stall) = self.send(p, lane, range, page).await {
@@ -350,25 +354,22 @@ impl Delivery {
         let mut refused = WriteBatch::new();
         let mut refused_n = 0u64;
         for l in f.page {
-            let a = by_seq.get(&l.entry.seq);
-            if f.lane == Lane::Urgent {
-                let outcome = a
-                    .map(|a| a.replicas)
-                    .ok_or_else(|| format!("{} did not acknowledge the entry", p.label));
+            let (outcome, fate) = fate(f.lane, by_seq.get(&l.entry.seq).copied());
+            if let Some(outcome) = outcome {
                 self.hints.waiters().resolve(l.entry.seq, outcome);
             }
-            if a.is_some_and(|a| a.durable) {
-                durable.push(l);
-            } else if a.is_some_and(|a| a.refused) {
-                // Resending cannot help: leave the key to anti-entropy
-                // (recorded, counted, logged by the receiver) and move on,
-                // rather than stall the whole queue behind it.
-                self.hints
-                    .needs_repair(&l.entry.keyspace, &l.entry.key, &p.dest, &mut refused);
-                refused_n += 1;
-                durable.push(l);
-            } else {
-                kept += 1;
+            match fate {
+                Fate::Delete => durable.push(l),
+                Fate::Refused => {
+                    // Resending cannot help: leave the key to anti-entropy
+                    // (recorded, counted, logged by the receiver) and move
+                    // on, rather than stall the whole queue behind it.
+                    self.hints
+                        .needs_repair(&l.entry.keyspace, &l.entry.key, &p.dest, &mut refused);
+                    refused_n += 1;
+                    durable.push(l);
+                }
+                Fate::Keep => kept += 1,
             }
         }
         if refused_n > 0 {
@@ -437,9 +438,7 @@ impl Delivery {
         }
     }
 
-    /// Reads up to `limit` entries (and at most the byte bound) of one lane
-    /// from key `from` on, in key order, skipping the key ranges in `skip`
-    /// (batches in flight).
+    /// [`Hints::load_page`], off the async threads.
     async fn load(
         &self,
         dest: &Dest,
@@ -448,41 +447,14 @@ impl Delivery {
         skip: Vec<(Vec<u8>, Vec<u8>)>,
         limit: usize,
     ) -> Vec<Loaded> {
-        let engine = self.hints.engine().clone();
-        let ranges = gaps(from, dest.prefix_end(lane), skip);
-        let max_bytes = self.hints.config().max_batch_bytes;
-        let res = tokio::task::spawn_blocking(move || {
-            let mut rows = Vec::new();
-            for (from, to) in ranges {
-                rows.extend(engine.scan_raw(Cf::Hints, &from, &to, limit - rows.len())?);
-                if rows.len() >= limit {
-                    break;
-                }
-            }
-            Ok::<_, crate::engine::EngineError>(rows)
-        })
-        .await;
-        let Ok(Ok(rows)) = res else {
-            return Vec::new();
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        let mut bytes = 0usize;
-        for (key, v) in rows {
-            bytes += v.len();
-            if bytes > max_bytes && !out.is_empty() {
-                break;
-            }
-            match decode_entry(&v) {
-                Some((created_ms, entry)) => out.push(Loaded {
-                    key,
-                    created_ms,
-                    entry,
-                    bytes: v.len() as u64,
-                }),
-                None => tracing::error!(?key, "corrupt hint entry skipped (kept on disk)"),
-            }
+        let (hints, dest) = (self.hints.clone(), dest.clone());
+        let res =
+            tokio::task::spawn_blocking(move || hints.load_page(&dest, lane, from, skip, limit))
+                .await;
+        match res {
+            Ok(Ok(page)) => page,
+            _ => Vec::new(),
         }
-        out
     }
 
     /// Node hints older than the hint window are recorded for anti-entropy
@@ -548,73 +520,5 @@ impl Delivery {
         if let Ok(Ok(())) = tokio::task::spawn_blocking(move || engine.write(batch)).await {
             self.hints.dequeued(dest, lane, done.len() as u64, bytes);
         }
-    }
-}
-
-/// The key ranges `[from, to)` a load scans, in order: `[start, end)` minus
-/// the inclusive ranges `[first, last]` of the batches in flight, which may
-/// overlap (a batch can span an older one) and come in any order.
-fn gaps(
-    start: Vec<u8>,
-    end: Vec<u8>,
-    mut skip: Vec<(Vec<u8>, Vec<u8>)>,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
-    skip.sort();
-    let mut out = Vec::with_capacity(skip.len() + 1);
-    let mut from = start;
-    for (first, mut last) in skip {
-        let to = first.min(end.clone());
-        if from < to {
-            out.push((from.clone(), to));
-        }
-        last.push(0); // the first key after `last`
-        from = from.max(last);
-    }
-    if from < end {
-        out.push((from, end));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gaps;
-    use proptest::prelude::*;
-
-    fn key() -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec(0u8..4, 0..3)
-    }
-
-    proptest! {
-        /// A key is scanned exactly when no batch in flight covers it, and
-        /// the ranges are disjoint and in key order.
-        #[test]
-        fn gaps_cover_exactly_what_is_not_in_flight(
-            keys in prop::collection::vec(key(), 0..40),
-            skip in prop::collection::vec((key(), key()), 0..6),
-        ) {
-            let skip: Vec<_> = skip
-                .into_iter()
-                .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
-                .collect();
-            let (start, end) = (Vec::new(), vec![9u8]);
-            let ranges = gaps(start, end.clone(), skip.clone());
-            for w in ranges.windows(2) {
-                prop_assert!(w[0].1 <= w[1].0, "{:?} overlaps {:?}", w[0], w[1]);
-            }
-            for k in keys.iter().filter(|k| **k < end) {
-                let in_flight = skip.iter().any(|(a, b)| a <= k && k <= b);
-                let scanned = ranges.iter().any(|(f, t)| f <= k && k < t);
-                prop_assert_eq!(scanned, !in_flight, "{:?} (skip {:?}, ranges {:?})", k, skip, ranges);
-            }
-        }
-    }
-
-    #[test]
-    fn a_batch_spanning_an_older_one_does_not_rewind_the_scan() {
-        let k = |b: u8| vec![b];
-        // In flight: [3, 5] and, loaded later around it, [1, 8].
-        let r = gaps(k(0), k(20), vec![(k(3), k(5)), (k(1), k(8))]);
-        assert_eq!(r, vec![(k(0), k(1)), (vec![8, 0], k(20))]);
     }
 }

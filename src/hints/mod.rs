@@ -23,6 +23,9 @@
 //! Must not: choose replicas for a client request or count its acks.
 
 pub mod deliver;
+mod fate;
+pub mod intent;
+mod load;
 pub mod queue;
 pub mod receive;
 pub mod waiters;
@@ -33,6 +36,7 @@ use crate::proto::v1::internode::StreamEntry;
 use crate::ring::{token_of, Ring};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::version::SiblingSet;
+use intent::{InFlight, Intent};
 use parking_lot::Mutex;
 use queue::{encode_entry, Dest, Lane};
 use std::collections::BTreeMap;
@@ -43,6 +47,20 @@ use waiters::{StreamWait, Waiters};
 
 /// Meta-CF key prefix of token ranges that need anti-entropy.
 pub const REPAIR_PREFIX: &[u8] = b"repair/";
+
+/// The meta-CF key of one anti-entropy record:
+/// `REPAIR_PREFIX [ks_len: u8][keyspace][token: u64 BE][unique: u64 BE]`.
+/// `unique` makes every record its own key, so records for one token
+/// accumulate (each names its own destination) and a record written while
+/// a repair pass runs is not the key that pass deletes at its end.
+pub fn repair_key(keyspace: &str, token: u64, unique: u64) -> Vec<u8> {
+    let mut k = REPAIR_PREFIX.to_vec();
+    k.push(keyspace.len() as u8);
+    k.extend_from_slice(keyspace.as_bytes());
+    k.extend_from_slice(&token.to_be_bytes());
+    k.extend_from_slice(&unique.to_be_bytes());
+    k
+}
 
 /// Hint and stream settings.
 #[derive(Clone, Debug)]
@@ -76,13 +94,68 @@ struct Backlog {
     bytes: u64,
 }
 
-/// What [`Hints::stream_append`] added to a write batch: the waits of its
-/// urgent entries, and the counts to take back should the batch not commit.
+/// A remote datacenter whose acknowledgement a write waits for, and how
+/// many of its replicas must have applied the entry before the receiver
+/// acknowledges it (the level's count there; the receiver caps it at the
+/// datacenter's replicas).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Awaited {
+    pub dc: String,
+    pub need: u32,
+}
+
+/// Whether `dc` is among the awaited datacenters.
+pub fn awaits(wait_for: &[Awaited], dc: &str) -> bool {
+    wait_for.iter().any(|w| w.dc == dc)
+}
+
+/// What [`Hints::stream_append`] (or [`append_update`]) added to a write
+/// batch: the waits of its urgent entries, the intents for the other local
+/// replicas, and the counts to take back should the batch not commit.
 #[derive(Default)]
 pub struct Appended {
     /// One per awaited datacenter whose queue took the entry.
     pub waits: Vec<StreamWait>,
+    /// One per other local replica (see [`intent`]).
+    pub intents: Vec<Intent>,
     counted: Vec<(Dest, Lane, u64)>,
+}
+
+impl Appended {
+    /// Only waits (the entries were written by [`Hints::stream_append_now`]).
+    pub fn waiting(waits: Vec<StreamWait>) -> Self {
+        Appended {
+            waits,
+            ..Appended::default()
+        }
+    }
+}
+
+/// Everything a coordinating replica adds to its update's batch: the entry
+/// for every remote datacenter's stream ([`Hints::stream_append`]) and an
+/// intent (a node hint, deleted when that replica acknowledges the direct
+/// write) for each of `local`, the other replicas of our datacenter. So the
+/// write reaches every replica even if this node dies right after it.
+#[allow(clippy::too_many_arguments)]
+pub fn append_update(
+    hints: &Arc<Hints>,
+    local: &[NodeIdx],
+    dcs: &[String],
+    wait_for: &[Awaited],
+    keyspace: &str,
+    key: &[u8],
+    set: &SiblingSet,
+    batch: &mut WriteBatch,
+) -> Result<Appended, GeokvError> {
+    let mut appended = hints.stream_append(dcs, wait_for, keyspace, key, set, batch)?;
+    match intent::intend(hints, local, keyspace, key, set, batch) {
+        Ok(i) => appended.intents = i,
+        Err(e) => {
+            hints.rollback(appended);
+            return Err(e);
+        }
+    }
+    Ok(appended)
 }
 
 /// The node's hinted queues.
@@ -101,6 +174,8 @@ pub struct Hints {
     wake: BTreeMap<(Dest, Lane), tokio::sync::Notify>,
     /// Coordinators waiting on urgent entries.
     waiters: Waiters,
+    /// Node hints whose direct write is in flight ([`intent`]).
+    inflight: InFlight,
     /// Per datacenter, the lowest urgent sequence number committed since its
     /// delivery task last loaded (see [`Hints::notify_appended`]).
     rewind: Mutex<BTreeMap<String, u64>>,
@@ -152,6 +227,7 @@ impl Hints {
             backlog: Mutex::new(backlog),
             wake: BTreeMap::new(),
             waiters: Waiters::default(),
+            inflight: InFlight::default(),
             rewind: Mutex::new(BTreeMap::new()),
         };
         hints.wake = hints
@@ -182,7 +258,7 @@ impl Hints {
     pub fn stream_append(
         &self,
         dcs: &[String],
-        wait_for: &[String],
+        wait_for: &[Awaited],
         keyspace: &str,
         key: &[u8],
         set: &SiblingSet,
@@ -196,12 +272,27 @@ impl Hints {
         set.encode(&mut record);
         for dc in dcs {
             let dest = Dest::Dc(dc.clone());
-            let urgent = wait_for.contains(dc);
-            let lane = if urgent { Lane::Urgent } else { Lane::Backlog };
-            let queued = self.enqueue(&dest, lane, keyspace, key, &record, String::new(), batch)?;
+            let need = wait_for.iter().find(|w| w.dc == *dc).map(|w| w.need);
+            let lane = if need.is_some() {
+                Lane::Urgent
+            } else {
+                Lane::Backlog
+            };
+            // An urgent entry asks for at least one replica; 0 means all.
+            let need_acks = need.map_or(0, |n| n.max(1));
+            let queued = self.enqueue(
+                &dest,
+                lane,
+                keyspace,
+                key,
+                &record,
+                String::new(),
+                need_acks,
+                batch,
+            )?;
             if let Some((seq, bytes)) = queued {
                 appended.counted.push((dest, lane, bytes));
-                if urgent {
+                if need.is_some() {
                     appended.waits.push(self.waiters.register(dc, seq));
                 }
             }
@@ -209,11 +300,13 @@ impl Hints {
         Ok(appended)
     }
 
-    /// Takes back the backlog counts of appends whose batch did not commit.
+    /// Takes back the backlog counts (and intents) of appends whose batch
+    /// did not commit.
     pub fn rollback(&self, appended: Appended) {
         for (dest, lane, bytes) in appended.counted {
             self.dequeued(&dest, lane, 1, bytes);
         }
+        intent::rollback(appended.intents);
     }
 
     /// Like [`Hints::stream_append`], written at once (when the coordinating
@@ -221,7 +314,7 @@ impl Hints {
     pub fn stream_append_now(
         &self,
         dcs: &[String],
-        wait_for: &[String],
+        wait_for: &[Awaited],
         keyspace: &str,
         key: &[u8],
         set: &SiblingSet,
@@ -241,6 +334,12 @@ impl Hints {
     /// The coordinators waiting on urgent entries.
     pub fn waiters(&self) -> &Waiters {
         &self.waiters
+    }
+
+    /// Whether node hint `seq`'s direct write is still in flight (the
+    /// deliverer leaves it alone meanwhile).
+    pub(crate) fn in_flight(&self, seq: u64) -> bool {
+        self.inflight.contains(seq)
     }
 
     /// Takes the lowest urgent sequence number committed for `dc` since the
@@ -269,6 +368,7 @@ impl Hints {
             key,
             &record,
             node,
+            0,
             &mut batch,
         )?;
         if !batch.is_empty() {
@@ -296,6 +396,7 @@ impl Hints {
         key: &[u8],
         record: &[u8],
         target_node: String,
+        need_acks: u32,
         batch: &mut WriteBatch,
     ) -> Result<Option<(u64, u64)>, GeokvError> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -306,6 +407,7 @@ impl Hints {
             record: record.to_vec(),
             target_node,
             traceparent: crate::telemetry::current_traceparent(),
+            need_acks,
         };
         let value = encode_entry(now_ms(), &entry);
         {
@@ -340,10 +442,9 @@ impl Hints {
         dest: &Dest,
         batch: &mut WriteBatch,
     ) {
-        let mut k = REPAIR_PREFIX.to_vec();
-        k.push(keyspace.len() as u8);
-        k.extend_from_slice(keyspace.as_bytes());
-        k.extend_from_slice(&token_of(key).to_be_bytes());
+        // The queue's sequence counter: unique, and increasing across restarts.
+        let unique = self.seq.fetch_add(1, Ordering::Relaxed);
+        let k = repair_key(keyspace, token_of(key), unique);
         batch.put_raw(Cf::Meta, &k, dest.label().as_bytes());
         metrics::counter!("geokv_repair_recorded_total", "dest" => dest.label()).increment(1);
     }
@@ -355,7 +456,7 @@ impl Hints {
     /// Call it once the append is committed: it also tells each urgent
     /// lane the lowest sequence number just appended, so an entry committed
     /// after a later one is loaded at once rather than at the next rescan.
-    pub fn notify_appended(&self, dcs: &[String], wait_for: &[String], waits: &[StreamWait]) {
+    pub fn notify_appended(&self, dcs: &[String], wait_for: &[Awaited], waits: &[StreamWait]) {
         {
             let mut rewind = self.rewind.lock();
             for w in waits {
@@ -364,7 +465,7 @@ impl Hints {
             }
         }
         for dc in dcs {
-            let lane = if wait_for.contains(dc) {
+            let lane = if awaits(wait_for, dc) {
                 Lane::Urgent
             } else {
                 Lane::Backlog
@@ -373,7 +474,7 @@ impl Hints {
         }
     }
 
-    fn notify_queue(&self, dest: &Dest, lane: Lane) {
+    pub(crate) fn notify_queue(&self, dest: &Dest, lane: Lane) {
         if let Some(n) = self.wake.get(&(dest.clone(), lane)) {
             n.notify_one();
         }
@@ -480,14 +581,18 @@ mod tests {
         let mut batch = WriteBatch::new();
         let a = h.stream_append(&dcs, &[], "default", b"k1", &record(), &mut batch);
         assert!(a.expect("append").waits.is_empty());
-        let b = h.stream_append(&dcs, &dcs, "default", b"k2", &record(), &mut batch);
+        let awaited = vec![Awaited {
+            dc: "dc2".to_string(),
+            need: 2,
+        }];
+        let b = h.stream_append(&dcs, &awaited, "default", b"k2", &record(), &mut batch);
         let b = b.expect("append");
         assert_eq!(b.waits.len(), 1, "an awaited datacenter gets a wait");
         engine.write(batch).expect("commit");
         assert_eq!(h.backlog_entries(&dc2), 2);
         // Not committed: rolled back, the counts do not move.
         let mut lost = WriteBatch::new();
-        let c = h.stream_append(&dcs, &dcs, "default", b"k3", &record(), &mut lost);
+        let c = h.stream_append(&dcs, &awaited, "default", b"k3", &record(), &mut lost);
         h.rollback(c.expect("append"));
         assert_eq!(h.backlog_entries(&dc2), 2);
         assert_eq!(h.waiters().len(), 1, "the rolled-back wait is gone");

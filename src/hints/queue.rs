@@ -17,6 +17,10 @@
 use crate::proto::v1::internode::StreamEntry;
 use prost::Message;
 
+/// Key prefix (in the `hints` column family) of entries moved aside because
+/// they could not be decoded: `DEAD_PREFIX` followed by the entry's key.
+pub const DEAD_PREFIX: &[u8] = b"x";
+
 /// Format version of a queued entry.
 pub const ENTRY_FORMAT: u8 = 1;
 
@@ -176,6 +180,7 @@ mod tests {
             record: vec![1, 2, 3],
             target_node: String::new(),
             traceparent: String::new(),
+            need_acks: 2,
         };
         let v = encode_entry(42, &e);
         assert_eq!(decode_entry(&v), Some((42, e)));

@@ -2,12 +2,19 @@
 //! each key in *this* datacenter (or to this node, for a node hint), hinting
 //! locally for any replica that is down, and acknowledges only what is then
 //! durable in this datacenter, saying per entry how many replicas applied it
-//! (what a coordinator waiting at EACH_QUORUM, QUORUM or ALL counts). Entries
+//! (what a coordinator waiting at EACH_QUORUM, QUORUM or ALL counts).
+//!
+//! An urgent entry names how many replicas here its level needs
+//! (`need_acks`): it is acknowledged as soon as that many applied it, so one
+//! slow or paused replica does not hold the client up. "Durable" still means
+//! every replica here has it or a durable hint for it: the replicas still in
+//! flight get an intent (a hint deleted once their write succeeds) before
+//! the acknowledgement, and finish in the background. Entries
 //! are applied concurrently (bounded); order between entries does not matter
 //! because merges commute. Backlog batches share a node-wide bound
 //! ([`REPLAY_PERMITS`]); urgent batches, which a client waits on, skip it.
 
-use super::Hints;
+use super::{intent, Hints};
 use crate::coordinator::Liveness;
 use crate::proto::v1::internode::{
     EntryAck, ReplicaWriteRequest, StreamAck, StreamBatch, StreamEntry,
@@ -106,53 +113,112 @@ impl Receiver {
             tracing::error!(keyspace = %e.keyspace, "stream entry for an unknown keyspace; refused");
             return refused(seq);
         };
-        // Every replica of the key in this datacenter at once; one that is
-        // down or fails gets a local hint instead.
-        let outcomes = futures::future::join_all(
-            replicas
-                .in_dc(&self.me.dc)
-                .iter()
-                .map(|&n| self.apply_at(n, &e, &set)),
-        )
-        .await;
+        let targets = replicas.in_dc(&self.me.dc).to_vec();
+        let need = match e.need_acks as usize {
+            0 => targets.len(),
+            n => n.min(targets.len()),
+        };
+        let (replicas, durable) = self.apply_to(targets, need, e, set).await;
         EntryAck {
             seq,
-            replicas: outcomes.iter().filter(|o| o.0).count() as u32,
-            durable: outcomes.iter().all(|o| o.0 || o.1),
+            replicas,
+            durable,
             refused: false,
         }
     }
 
-    /// Applies `e` at replica `n`: `(applied, hinted instead)`.
-    async fn apply_at(&self, n: NodeIdx, e: &StreamEntry, set: &SiblingSet) -> (bool, bool) {
-        let applied = if n == self.me.idx {
-            self.apply_local(&e.keyspace, &e.key, set.clone()).await
-        } else if self.liveness.is_up(n) {
-            let msg = ReplicaWriteRequest {
-                keyspace: e.keyspace.clone(),
-                key: e.key.clone(),
-                record: e.record.clone(),
-                coordinator: self.me.id.clone(),
-            };
-            self.peers
-                .replica_write(n, msg, Duration::from_secs(5))
-                .await
-                .is_ok()
-        } else {
-            false
-        };
-        if applied {
-            return (true, false);
+    /// Applies the entry at every replica of `targets` at once and returns
+    /// `(replicas that applied it, durable)` as soon as `need` of them did
+    /// (and this node, when a replica, answered): a replica that failed gets
+    /// a local hint, one still in flight an intent (a hint deleted when its
+    /// write succeeds: see `intent`), so the entry is durable here (every
+    /// replica applied it or has a durable hint) when acknowledged, and the
+    /// rest finishes in the background. Should storing those hints fail, it
+    /// waits for every replica instead.
+    async fn apply_to(
+        &self,
+        targets: Vec<NodeIdx>,
+        need: usize,
+        e: StreamEntry,
+        set: SiblingSet,
+    ) -> (u32, bool) {
+        let (e, set) = (Arc::new(e), Arc::new(set));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for &n in &targets {
+            let (r, e, set, tx) = (self.clone(), e.clone(), set.clone(), tx.clone());
+            let span = tracing::Span::current();
+            tokio::spawn(tracing::Instrument::instrument(
+                async move {
+                    let _ = tx.send((n, r.apply_at(n, &e, &set).await));
+                },
+                span,
+            ));
         }
+        drop(tx);
+        let mut pending: Vec<NodeIdx> = targets;
+        let (mut applied, mut hinted_all) = (0usize, true);
+        let mut stragglers = Vec::new();
+        while let Some((n, ok)) = rx.recv().await {
+            pending.retain(|&m| m != n);
+            if ok {
+                applied += 1;
+            } else if n == self.me.idx {
+                // A hint for ourselves would never be delivered: not
+                // durable, the sender keeps the entry and resends it.
+                hinted_all = false;
+            } else {
+                hinted_all &= self.hints.hint_node(n, &e.keyspace, &e.key, &set).is_ok();
+            }
+            let me_pending = pending.contains(&self.me.idx);
+            if applied >= need && !me_pending && !pending.is_empty() {
+                match intent::intend_now(&self.hints, &pending, &e.keyspace, &e.key, &set) {
+                    Ok(i) => {
+                        stragglers = i;
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not store intents; waiting for every replica");
+                    }
+                }
+            }
+        }
+        // A replica whose queue overflowed got no intent (its key was
+        // recorded for anti-entropy): it is covered all the same.
+        if !stragglers.is_empty() || !pending.is_empty() {
+            tokio::spawn(async move {
+                while let Some((n, ok)) = rx.recv().await {
+                    if let Some(at) = stragglers.iter().position(|i| i.target == n) {
+                        let i = stragglers.swap_remove(at);
+                        if ok {
+                            i.done()
+                        } else {
+                            i.failed()
+                        }
+                    }
+                }
+            });
+        }
+        (applied as u32, hinted_all)
+    }
+
+    /// Applies `e` at replica `n`; whether it was applied.
+    async fn apply_at(&self, n: NodeIdx, e: &StreamEntry, set: &SiblingSet) -> bool {
         if n == self.me.idx {
-            // A hint for ourselves would never be delivered: not durable,
-            // the sender keeps the entry and resends it.
-            return (false, false);
+            return self.apply_local(&e.keyspace, &e.key, set.clone()).await;
         }
-        (
-            false,
-            self.hints.hint_node(n, &e.keyspace, &e.key, set).is_ok(),
-        )
+        if !self.liveness.is_up(n) {
+            return false;
+        }
+        let msg = ReplicaWriteRequest {
+            keyspace: e.keyspace.clone(),
+            key: e.key.clone(),
+            record: e.record.clone(),
+            coordinator: self.me.id.clone(),
+        };
+        self.peers
+            .replica_write(n, msg, Duration::from_secs(5))
+            .await
+            .is_ok()
     }
 
     async fn apply_local(&self, ks: &str, key: &[u8], set: SiblingSet) -> bool {

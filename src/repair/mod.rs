@@ -20,6 +20,7 @@
 //! | [`merkle`] | hashing one engine's range into leaves (the `Merkle` RPC) | engine |
 //! | [`join`] | the paged merge join deciding what each side lacks | no |
 //! | [`plan`] | ranges to sweep, recorded-range records, session pairs | no |
+//! | [`records`] | repair records and when each range was last swept (meta CF) | engine |
 //! | [`session`] | one pairwise session: leaves, scans, merges | yes |
 //! | [`scheduler`] | passes, the background schedule, metrics, `POST /repair` | yes |
 //!
@@ -31,6 +32,7 @@ pub mod error;
 pub mod join;
 pub mod merkle;
 pub mod plan;
+pub mod records;
 pub mod scheduler;
 pub mod session;
 

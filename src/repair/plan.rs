@@ -136,7 +136,8 @@ pub fn coalesce<T>(
 }
 
 /// A token range recorded as needing anti-entropy: meta-CF key
-/// `REPAIR_PREFIX [ks_len u8][keyspace][token u64 BE]`, value the label of
+/// `REPAIR_PREFIX [ks_len u8][keyspace][token u64 BE][unique u64 BE]` (see
+/// [`crate::hints::repair_key`]; older records lack `unique`), value the label of
 /// the destination that missed data (`node:<id>` or `dc:<name>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
@@ -153,11 +154,12 @@ impl Recorded {
         let rest = key.strip_prefix(REPAIR_PREFIX)?;
         let (&len, rest) = rest.split_first()?;
         let len = len as usize;
-        if rest.len() != len + 8 {
+        // `len + 8`: a record from before records carried a unique suffix.
+        if rest.len() != len + 16 && rest.len() != len + 8 {
             return None;
         }
         let keyspace = std::str::from_utf8(&rest[..len]).ok()?.to_string();
-        let token = u64::from_be_bytes(rest[len..].try_into().ok()?);
+        let token = u64::from_be_bytes(rest[len..len + 8].try_into().ok()?);
         Some(Recorded {
             key: key.to_vec(),
             keyspace,
@@ -253,6 +255,8 @@ mod tests {
             (r.keyspace.as_str(), r.token, r.dest.as_str()),
             ("default", 0xdead_beef, "node:dc1-n3")
         );
+        let r = Recorded::parse(&crate::hints::repair_key("default", 7, 99), b"dc:dc2").unwrap();
+        assert_eq!((r.keyspace.as_str(), r.token), ("default", 7));
         assert!(Recorded::parse(b"repair/", b"").is_none());
         assert!(Recorded::parse(&key("default", 1)[..10], b"").is_none());
         assert!(Recorded::parse(b"generation", b"").is_none());

@@ -1,5 +1,6 @@
-//! When and in what order this node repairs: recorded ranges first, then a
-//! full sweep of its ranges every `interval`, one session at a time.
+//! When and in what order this node repairs: recorded ranges first, then
+//! each of its ranges an `interval` after that range's last sweep (persisted
+//! in the meta column family, see [`records`]), one session at a time.
 //!
 //! A *pass* runs the pairwise sessions of a list of ranges ([`super::plan`])
 //! sequentially, resting after each session in proportion to its duration
@@ -13,10 +14,10 @@
 
 use super::error::RepairError;
 use super::plan::{coalesce, pairs, sweep_plan, RangePlan, RangeTable, Recorded, Side};
+use super::records::{self, SweepClock};
 use super::session::{SessionIo, SessionLimits};
 use crate::coordinator::Liveness;
-use crate::engine::{Cf, WriteBatch};
-use crate::hints::REPAIR_PREFIX;
+use crate::hints::now_ms;
 use crate::topology::NodeIdx;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,6 +100,10 @@ pub struct Repair {
     config: RepairConfig,
     /// Held for the duration of a pass: one pass at a time.
     pass_lock: tokio::sync::Mutex<()>,
+    /// When each range was last swept (persisted); `None` if the meta
+    /// column family could not be read at start (sweeps then run every
+    /// interval from this start).
+    clock: Option<SweepClock>,
 }
 
 /// Drops the `geokv_repair_running` gauge back to 0 however a pass ends.
@@ -122,12 +127,17 @@ impl Repair {
         liveness: Arc<dyn Liveness>,
         config: RepairConfig,
     ) -> Self {
+        let engine = io.replica.engine().clone();
+        let clock = SweepClock::open(engine, config.interval, now_ms())
+            .inspect_err(|e| tracing::warn!(error = %e, "sweep times unreadable"))
+            .ok();
         Repair {
             me,
             io,
             liveness,
             config,
             pass_lock: tokio::sync::Mutex::new(()),
+            clock,
         }
     }
 
@@ -152,14 +162,60 @@ impl Repair {
         let mut total = self.recorded_pass(keyspace).await?;
         for ks in &keyspaces {
             let plan = sweep_plan(&self.io.ring, ks, self.me)?;
-            for p in plan {
-                let (s, _) = self.repair_range(ks, &p, &[], false).await;
-                total.add(s);
-            }
+            total.add(self.sweep_ranges(ks, plan).await);
         }
         total.elapsed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(?total, "repair sweep done");
         Ok(total)
+    }
+
+    /// Recorded ranges, then the ranges of every keyspace whose periodic
+    /// sweep is due (their last sweep, persisted, an interval ago).
+    #[tracing::instrument(name = "repair.sweep_due", skip(self))]
+    async fn sweep_due(&self, due: Vec<(String, RangePlan)>) -> Result<Summary, RepairError> {
+        let _pass = self.pass_lock.lock().await;
+        let _running = Running::start();
+        let started = Instant::now();
+        let mut total = self.recorded_pass(None).await?;
+        for (ks, p) in due {
+            total.add(self.sweep_ranges(&ks, vec![p]).await);
+        }
+        total.elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(?total, "periodic repair sweep done");
+        Ok(total)
+    }
+
+    /// Sweeps `plan`'s ranges, persisting when each was swept (also when a
+    /// peer was down: it is retried at the next sweep, as before).
+    async fn sweep_ranges(&self, ks: &str, plan: Vec<RangePlan>) -> Summary {
+        let mut total = Summary::default();
+        for p in plan {
+            let (s, _) = self.repair_range(ks, &p, &[], false).await;
+            total.add(s);
+            if let Some(c) = &self.clock {
+                if let Err(e) = c.swept(ks, p.range, now_ms()) {
+                    tracing::warn!(keyspace = ks, range = %p.range, error = %e, "could not persist the sweep time");
+                }
+            }
+        }
+        total
+    }
+
+    /// The ranges (of every keyspace) due for their periodic sweep now.
+    fn due_ranges(&self) -> Vec<(String, RangePlan)> {
+        let Some(clock) = &self.clock else {
+            return Vec::new();
+        };
+        let now = now_ms();
+        let mut due = Vec::new();
+        for ks in self.keyspaces(None).unwrap_or_default() {
+            for p in sweep_plan(&self.io.ring, &ks, self.me).unwrap_or_default() {
+                if clock.is_due(&ks, p.range, now).unwrap_or(false) {
+                    due.push((ks.clone(), p));
+                }
+            }
+        }
+        due
     }
 
     /// Repairs the recorded ranges only.
@@ -249,34 +305,17 @@ impl Repair {
 
     async fn load_records(&self) -> Result<Vec<Recorded>, RepairError> {
         let engine = self.io.replica.engine().clone();
-        tokio::task::spawn_blocking(move || {
-            let mut end = REPAIR_PREFIX.to_vec();
-            *end.last_mut().expect("non-empty prefix") += 1;
-            let mut from = REPAIR_PREFIX.to_vec();
-            let mut out = Vec::new();
-            loop {
-                let page = engine.scan_raw(Cf::Meta, &from, &end, 4096)?;
-                let Some((last, _)) = page.last() else { break };
-                from = last.clone();
-                from.push(0);
-                out.extend(page.iter().filter_map(|(k, v)| Recorded::parse(k, v)));
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| RepairError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || records::load_records(&*engine))
+            .await
+            .map_err(|e| RepairError::Task(e.to_string()))?
     }
 
     async fn delete_records(&self, recs: &[Recorded]) -> Result<usize, RepairError> {
-        let mut batch = WriteBatch::new();
-        for r in recs {
-            batch.delete_raw(Cf::Meta, &r.key);
-        }
         let engine = self.io.replica.engine().clone();
-        tokio::task::spawn_blocking(move || engine.write(batch))
+        let recs = recs.to_vec();
+        tokio::task::spawn_blocking(move || records::delete_records(&*engine, &recs))
             .await
-            .map_err(|e| RepairError::Task(e.to_string()))??;
-        Ok(recs.len())
+            .map_err(|e| RepairError::Task(e.to_string()))?
     }
 
     /// Runs every session of one range; `true` when all of them succeeded
@@ -342,11 +381,11 @@ impl Repair {
     }
 
     /// The background schedule, until `shutdown` turns true: recorded ranges
-    /// every `recorded_poll`, a full sweep every `interval` (none if zero;
-    /// the first one an interval after start, so restarts do not stampede).
+    /// every `recorded_poll`, and each range swept an `interval` after its
+    /// last sweep (none if zero). Sweep times are persisted, so a restart
+    /// neither delays a sweep nor repeats one; a range never swept counts
+    /// from the node's first start, so a new cluster does not stampede.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let interval = self.config.interval;
-        let mut next_sweep = (!interval.is_zero()).then(|| Instant::now() + interval);
         loop {
             tokio::select! {
                 biased;
@@ -356,12 +395,12 @@ impl Repair {
             if *shutdown.borrow() {
                 return;
             }
-            let due = next_sweep.is_some_and(|t| Instant::now() >= t);
+            let due = self.due_ranges();
             let pass = async {
-                if due {
-                    self.sweep(None).await
-                } else {
+                if due.is_empty() {
                     self.recorded().await
+                } else {
+                    self.sweep_due(due).await
                 }
             };
             tokio::select! {
@@ -371,9 +410,76 @@ impl Repair {
                     tracing::warn!(error = %e, "repair pass failed");
                 },
             }
-            if due {
-                next_sweep = Some(Instant::now() + interval);
-            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::memory::MemoryEngine;
+    use crate::engine::{Engine, Limits};
+    use crate::replica::Replica;
+    use crate::ring::Ring;
+    use crate::topology::Topology;
+    use crate::transport::faults::Faults;
+    use crate::transport::Peers;
+
+    /// Only this node is believed up: every session is skipped, quickly.
+    struct OnlyMe(NodeIdx);
+    impl Liveness for OnlyMe {
+        fn is_up(&self, n: NodeIdx) -> bool {
+            n == self.0
+        }
+    }
+
+    fn repair(engine: Arc<dyn Engine>, interval: Duration) -> (Arc<Repair>, Arc<Ring>, NodeIdx) {
+        let ring = Arc::new(Ring::new(&Topology::dev()));
+        let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
+        let io = SessionIo {
+            ring: ring.clone(),
+            replica: Arc::new(Replica::new(engine, "dc1-n1", 64)),
+            peers: Arc::new(Peers::new(&ring, me, Arc::new(Faults::new(false)))),
+            limits: SessionLimits::default(),
+        };
+        let config = RepairConfig {
+            interval,
+            recorded_poll: Duration::from_millis(10),
+            ..RepairConfig::default()
+        };
+        let r = Repair::new(me, io, Arc::new(OnlyMe(me)), config);
+        (Arc::new(r), ring, me)
+    }
+
+    /// A node whose ranges were last swept more than an interval ago sweeps
+    /// them soon after it starts, not an interval after each start (a node
+    /// restarted more often than that would never sweep).
+    #[tokio::test]
+    async fn an_overdue_sweep_runs_soon_after_a_restart() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let hour = Duration::from_secs(3600);
+        let first_start = crate::hints::now_ms() - 2 * 3_600_000;
+        let clock = SweepClock::open(engine.clone(), hour, first_start).expect("clock");
+        let (r, ring, me) = repair(engine, hour);
+        let plan = sweep_plan(&ring, "default", me).expect("plan");
+        assert!(!plan.is_empty());
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(r.clone().run(rx));
+        let started = Instant::now();
+        let swept = |p: &RangePlan| clock.last_swept("default", p.range).expect("read");
+        while plan.iter().any(|p| swept(p) <= first_start) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "an overdue sweep did not run after the start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Swept now: not due again for another interval.
+        let now = crate::hints::now_ms();
+        for p in &plan {
+            assert!(!clock.is_due("default", p.range, now).expect("read"));
+        }
+        tx.send(true).expect("stop");
+        task.await.expect("run ends");
     }
 }

@@ -161,6 +161,15 @@ impl Cluster {
         }
     }
 
+    /// Sends a signal to a running node: `libc::SIGSTOP` pauses it (its
+    /// sockets stay open, nothing answers), `libc::SIGCONT` resumes it.
+    pub fn signal(&self, id: &str, sig: i32) {
+        let pid = self.children.get(id).expect("running node").id();
+        // SAFETY: kill(2) on a child process we spawned and have not reaped.
+        let rc = unsafe { libc::kill(pid as i32, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
+    }
+
     /// Starts a killed node again on its data directory and waits for /health.
     pub async fn restart(&mut self, id: &str) {
         self.spawn(id);

@@ -12,14 +12,14 @@ use super::open;
 use crate::engine::incarnation::{on_clean_shutdown, on_start};
 use crate::engine::{Cf, Engine, RocksEngine, WriteBatch};
 use crate::replica::Replica;
-use crate::version::{SiblingSet, VersionVector};
+use crate::version::{CausalContext, SiblingSet};
 
 fn replica_on(engine: &Arc<RocksEngine>) -> Replica {
     let inc = on_start(&**engine).expect("incarnation").incarnation;
     Replica::new(engine.clone(), &format!("n1#{inc:016x}"), 64)
 }
 
-fn write(r: &Replica, key: &[u8], value: &str, ctx: &VersionVector) -> SiblingSet {
+fn write(r: &Replica, key: &[u8], value: &str, ctx: &CausalContext) -> SiblingSet {
     r.update(
         "ks",
         key,
@@ -29,6 +29,7 @@ fn write(r: &Replica, key: &[u8], value: &str, ctx: &VersionVector) -> SiblingSe
         |_, _| Ok(()),
     )
     .expect("update")
+    .0
 }
 
 fn set(values: &[&str]) -> BTreeSet<String> {
@@ -49,10 +50,10 @@ fn a_restart_on_an_older_copy_never_remints_a_dot() {
     let engine = Arc::new(open(&live, |_| {}));
     let r = replica_on(&engine);
     // `peer_*`: what the other replicas hold after the fan-out of each ack.
-    let v1 = write(&r, b"k", "v1", &VersionVector::new());
+    let v1 = write(&r, b"k", "v1", &CausalContext::new());
     engine.checkpoint(&older).unwrap(); // what survives the lost WAL tail
-    let v2 = write(&r, b"k", "v2", v1.context());
-    let w1 = write(&r, b"k2", "w1", &VersionVector::new());
+    let v2 = write(&r, b"k", "v2", &v1.context());
+    let w1 = write(&r, b"k2", "w1", &CausalContext::new());
     let (mut peer_k, mut peer_k2) = (v1.clone(), w1.clone());
     peer_k.merge(&v2);
     drop(r);
@@ -61,8 +62,8 @@ fn a_restart_on_an_older_copy_never_remints_a_dot() {
     let engine = Arc::new(open(&older, |_| {}));
     let r = replica_on(&engine);
     assert_eq!(values(&r.read("ks", b"k").unwrap().unwrap()), set(&["v1"]));
-    let v3 = write(&r, b"k", "v3", &VersionVector::new());
-    let w2 = write(&r, b"k2", "w2", &VersionVector::new());
+    let v3 = write(&r, b"k", "v3", &CausalContext::new());
+    let w2 = write(&r, b"k2", "w2", &CausalContext::new());
 
     peer_k.merge(&v3);
     peer_k2.merge(&w2);

@@ -1,0 +1,205 @@
+//! What anti-entropy keeps in the meta column family:
+//!
+//! - the **records** `hints` leaves for keys that need repair
+//!   ([`load_records`], [`delete_records`]); every record is its own key
+//!   (see [`crate::hints::repair_key`]), so a pass deletes exactly the
+//!   records it loaded, and one written while the pass runs survives it;
+//! - **when each swept range was last repaired** ([`SweepClock`]), so the
+//!   periodic sweep is scheduled from that, not from the process start: a
+//!   node restarted more often than the sweep interval still sweeps.
+//!
+//! ```text
+//! key   = "repair-swept/" [ks_len: u8][keyspace][start: u64 BE][end: u64 BE]
+//! value = [swept_ms: u64 BE]
+//! key   = "repair-swept-base"   value = [first start of this node, ms: u64 BE]
+//! ```
+//! A range never swept counts as swept at the node's first start (so a new
+//! cluster does not sweep everything at once, and a node that keeps
+//! restarting still sweeps an interval after its first start).
+//!
+//! Must not: decide what to repair or talk to peers.
+
+use super::error::RepairError;
+use super::plan::Recorded;
+use crate::engine::{Cf, Engine, WriteBatch};
+use crate::hints::REPAIR_PREFIX;
+use crate::ring::TokenRange;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SWEPT_PREFIX: &[u8] = b"repair-swept/";
+const SWEPT_BASE: &[u8] = b"repair-swept-base";
+
+/// Every anti-entropy record, in key order.
+pub fn load_records(engine: &dyn Engine) -> Result<Vec<Recorded>, RepairError> {
+    let mut end = REPAIR_PREFIX.to_vec();
+    *end.last_mut().expect("non-empty prefix") += 1;
+    let mut from = REPAIR_PREFIX.to_vec();
+    let mut out = Vec::new();
+    loop {
+        let page = engine.scan_raw(Cf::Meta, &from, &end, 4096)?;
+        let Some((last, _)) = page.last() else { break };
+        from = last.clone();
+        from.push(0);
+        out.extend(page.iter().filter_map(|(k, v)| Recorded::parse(k, v)));
+    }
+    Ok(out)
+}
+
+/// Deletes exactly these records (what a pass covered).
+pub fn delete_records(engine: &dyn Engine, recs: &[Recorded]) -> Result<usize, RepairError> {
+    let mut batch = WriteBatch::new();
+    for r in recs {
+        batch.delete_raw(Cf::Meta, &r.key);
+    }
+    engine.write(batch)?;
+    Ok(recs.len())
+}
+
+fn swept_key(keyspace: &str, range: TokenRange) -> Vec<u8> {
+    let mut k = SWEPT_PREFIX.to_vec();
+    k.push(keyspace.len() as u8);
+    k.extend_from_slice(keyspace.as_bytes());
+    k.extend_from_slice(&range.start.to_be_bytes());
+    k.extend_from_slice(&range.end.to_be_bytes());
+    k
+}
+
+fn read_ms(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
+}
+
+/// When each swept range was last repaired, persisted (wall-clock ms).
+#[derive(Clone)]
+pub struct SweepClock {
+    engine: Arc<dyn Engine>,
+    interval: Duration,
+    /// When this node first started (persisted at its first start).
+    base_ms: u64,
+}
+
+impl SweepClock {
+    /// Opens the clock at `now_ms`, persisting it as the node's first start
+    /// if there is none yet.
+    pub fn open(
+        engine: Arc<dyn Engine>,
+        interval: Duration,
+        now_ms: u64,
+    ) -> Result<Self, RepairError> {
+        let base_ms = match engine
+            .get_raw(Cf::Meta, SWEPT_BASE)?
+            .as_deref()
+            .and_then(read_ms)
+        {
+            Some(ms) => ms,
+            None => {
+                let mut b = WriteBatch::new();
+                b.put_raw(Cf::Meta, SWEPT_BASE, &now_ms.to_be_bytes());
+                engine.write(b)?;
+                now_ms
+            }
+        };
+        Ok(SweepClock {
+            engine,
+            interval,
+            base_ms,
+        })
+    }
+
+    /// When `range` of `keyspace` was last swept (the node's first start if
+    /// never).
+    pub fn last_swept(&self, keyspace: &str, range: TokenRange) -> Result<u64, RepairError> {
+        let v = self.engine.get_raw(Cf::Meta, &swept_key(keyspace, range))?;
+        Ok(v.as_deref().and_then(read_ms).unwrap_or(self.base_ms))
+    }
+
+    /// Whether `range` is due for its periodic sweep at `now_ms` (never with
+    /// a zero interval).
+    pub fn is_due(
+        &self,
+        keyspace: &str,
+        range: TokenRange,
+        now_ms: u64,
+    ) -> Result<bool, RepairError> {
+        if self.interval.is_zero() {
+            return Ok(false);
+        }
+        let last = self.last_swept(keyspace, range)?;
+        Ok(now_ms >= last.saturating_add(self.interval.as_millis() as u64))
+    }
+
+    /// Records that `range` of `keyspace` was swept at `now_ms`.
+    pub fn swept(&self, keyspace: &str, range: TokenRange, now_ms: u64) -> Result<(), RepairError> {
+        let mut b = WriteBatch::new();
+        b.put_raw(Cf::Meta, &swept_key(keyspace, range), &now_ms.to_be_bytes());
+        self.engine.write(b)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::memory::MemoryEngine;
+    use crate::engine::Limits;
+    use crate::hints::queue::Dest;
+    use crate::hints::{Hints, HintsConfig};
+    use crate::ring::Ring;
+    use crate::topology::Topology;
+
+    fn record(hints: &Hints, engine: &dyn Engine, key: &[u8], dest: Dest) {
+        let mut b = WriteBatch::new();
+        hints.needs_repair("default", key, &dest, &mut b);
+        engine.write(b).expect("write");
+    }
+
+    fn dests(recs: &[Recorded]) -> Vec<String> {
+        let mut v: Vec<String> = recs.iter().map(|r| r.dest.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// Two destinations that missed the same key both stay recorded, and a
+    /// record written while a pass runs survives the deletion at its end.
+    #[test]
+    fn records_accumulate_and_a_pass_deletes_only_what_it_loaded() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let ring = Arc::new(Ring::new(&Topology::dev()));
+        let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
+        let hints = Hints::open(engine.clone(), ring, me, HintsConfig::default()).expect("open");
+        record(&hints, &*engine, b"k", Dest::Node("dc1-n2".into()));
+        record(&hints, &*engine, b"k", Dest::Dc("dc2".into()));
+        let loaded = load_records(&*engine).expect("load");
+        assert_eq!(dests(&loaded), vec!["dc:dc2", "node:dc1-n2"]);
+        // While the pass runs, the same key is recorded again.
+        record(&hints, &*engine, b"k", Dest::Node("dc1-n3".into()));
+        delete_records(&*engine, &loaded).expect("delete");
+        let left = load_records(&*engine).expect("load");
+        assert_eq!(dests(&left), vec!["node:dc1-n3"]);
+        assert_eq!(left[0].token, loaded[0].token, "the same key's token");
+    }
+
+    /// A range never swept counts from the node's first start, which a
+    /// restart does not move; a sweep moves it.
+    #[test]
+    fn sweep_times_persist_across_restarts() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let hour = Duration::from_secs(3600);
+        let range = TokenRange { start: 5, end: 9 };
+        let t0 = 1_000_000_000;
+        let c = SweepClock::open(engine.clone(), hour, t0).expect("open");
+        assert!(!c.is_due("default", range, t0 + 1_800_000).expect("read"));
+        // Restarted every half hour: the schedule still counts from t0.
+        let c = SweepClock::open(engine.clone(), hour, t0 + 1_800_000).expect("open");
+        assert!(!c.is_due("default", range, t0 + 3_000_000).expect("read"));
+        let c = SweepClock::open(engine.clone(), hour, t0 + 3_600_000).expect("open");
+        assert!(c.is_due("default", range, t0 + 3_600_000).expect("read"));
+        c.swept("default", range, t0 + 3_700_000).expect("write");
+        let c = SweepClock::open(engine, hour, t0 + 3_800_000).expect("open");
+        assert!(!c.is_due("default", range, t0 + 7_000_000).expect("read"));
+        assert!(c.is_due("default", range, t0 + 7_300_000).expect("read"));
+        assert!(!c
+            .is_due("other", TokenRange { start: 0, end: 1 }, t0)
+            .expect("read"));
+    }
+}
