@@ -170,3 +170,78 @@ pub fn intend_now(
     }
     Ok(intents)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::memory::MemoryEngine;
+    use crate::engine::{Engine, Limits};
+    use crate::hints::HintsConfig;
+    use crate::ring::Ring;
+    use crate::topology::Topology;
+    use crate::version::{ActorId, VersionVector};
+
+    fn setup() -> (Arc<dyn Engine>, Arc<Hints>, NodeIdx, Dest) {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let ring = Arc::new(Ring::new(&Topology::dev()));
+        let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
+        let peer = ring.node_by_id("dc1-n2").expect("dev topology").idx;
+        let h = Hints::open(engine.clone(), ring, me, HintsConfig::default()).expect("open");
+        (engine, Arc::new(h), peer, Dest::Node("dc1-n2".into()))
+    }
+
+    fn set() -> SiblingSet {
+        let mut s = SiblingSet::new();
+        s.update(ActorId(1), &VersionVector::new(), Some("v".into()), 1, 8)
+            .expect("one sibling");
+        s
+    }
+
+    fn on_disk(h: &Hints, dest: &Dest) -> Vec<u64> {
+        let (from, to) = (dest.prefix(Lane::Backlog), dest.prefix_end(Lane::Backlog));
+        let rows = h
+            .engine()
+            .scan_raw(Cf::Hints, &from, &to, 100)
+            .expect("scan");
+        rows.iter()
+            .filter_map(|(k, _)| Dest::parse_key(k).map(|p| p.2))
+            .collect()
+    }
+
+    /// Committed with the update and in flight: on disk, skipped by the
+    /// deliverer. Acknowledged: gone. Failed or dropped: an ordinary hint.
+    /// Not committed: gone from the counts too.
+    #[test]
+    fn an_intent_is_deleted_on_ack_and_becomes_a_hint_otherwise() {
+        let (engine, h, peer, dest) = setup();
+        let write = |batch: WriteBatch| engine.write(batch).expect("commit");
+        let mut b = WriteBatch::new();
+        let mut i = intend(&h, &[peer], "default", b"k", &set(), &mut b).expect("intend");
+        write(b);
+        let a = i.pop().expect("one intent");
+        let seq = on_disk(&h, &dest)[0];
+        assert!(h.in_flight(seq) && h.backlog_entries(&dest) == 1);
+        a.done();
+        assert!(on_disk(&h, &dest).is_empty() && !h.in_flight(seq));
+        assert_eq!(h.backlog_entries(&dest), 0);
+
+        let failed = intend_now(&h, &[peer], "default", b"k", &set()).expect("intend");
+        let dropped = intend_now(&h, &[peer], "default", b"k2", &set()).expect("intend");
+        failed.into_iter().for_each(Intent::failed);
+        drop(dropped);
+        let left = on_disk(&h, &dest);
+        assert_eq!(left.len(), 2, "both stay as hints");
+        assert!(left.iter().all(|s| !h.in_flight(*s)), "and are delivered");
+        assert_eq!(h.backlog_entries(&dest), 2);
+
+        let mut lost = WriteBatch::new();
+        let i = intend(&h, &[peer], "default", b"k3", &set(), &mut lost).expect("intend");
+        rollback(i);
+        assert_eq!(
+            h.backlog_entries(&dest),
+            2,
+            "a rolled-back intent is not counted"
+        );
+        assert_eq!(on_disk(&h, &dest).len(), 2);
+    }
+}
