@@ -117,9 +117,7 @@ impl Coordinator {
             .map(|d| d.dc.clone())
             .collect();
         let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
-        let (record, dot, appended) = self
-            .update_here(req, set, &remote_dcs, &wait_for)
-            .await?;
+        let (record, dot, appended) = self.update_here(req, set, &remote_dcs, &wait_for).await?;
         let (waits, mut intents) = (appended.waits, appended.intents);
         let mut acks = AckCounts::default();
         *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
@@ -180,7 +178,12 @@ impl Coordinator {
         };
         let mut step = gather.run(until).await?;
         if step == Step::Short && fallback {
-            self.fall_back_remote(req, set, &remote_dcs, &record, deadline, &tx, &mut gather)?;
+            let need = match requirement {
+                Requirement::Total { count } => count,
+                _ => 0,
+            };
+            let to = (set, remote_dcs.as_slice(), need);
+            self.fall_back_remote(req, to, &record, deadline, &tx, &mut gather)?;
             step = gather.run(deadline).await?;
         }
         if step == Step::Short {
@@ -202,8 +205,7 @@ impl Coordinator {
     fn fall_back_remote(
         &self,
         req: &WriteRequest,
-        set: &crate::ring::ReplicaSet,
-        remote_dcs: &[String],
+        (set, remote_dcs, need): (&crate::ring::ReplicaSet, &[String], u32),
         record: &SiblingSet,
         deadline: Instant,
         tx: &mpsc::Sender<Answer<()>>,
@@ -214,7 +216,8 @@ impl Coordinator {
             .iter()
             .map(|dc| Awaited {
                 dc: dc.clone(),
-                need: set.in_dc(dc).len() as u32,
+                // The receiver caps it at its datacenter's replicas.
+                need,
             })
             .collect();
         let waits = self

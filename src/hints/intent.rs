@@ -179,7 +179,7 @@ mod tests {
     use crate::hints::HintsConfig;
     use crate::ring::Ring;
     use crate::topology::Topology;
-    use crate::version::{ActorId, VersionVector};
+    use crate::version::{ActorId, CausalContext};
 
     fn setup() -> (Arc<dyn Engine>, Arc<Hints>, NodeIdx, Dest) {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
@@ -192,7 +192,7 @@ mod tests {
 
     fn set() -> SiblingSet {
         let mut s = SiblingSet::new();
-        s.update(ActorId(1), &VersionVector::new(), Some("v".into()), 1, 8)
+        s.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
             .expect("one sibling");
         s
     }
