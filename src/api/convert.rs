@@ -28,7 +28,7 @@ pub fn level(v: i32) -> Result<Option<ConsistencyLevel>, GeokvError> {
 /// A read's merged state as returned to the client: every sibling, and a
 /// context covering them all. A state made only of tombstones reads as empty
 /// but still hands back its context.
-pub fn get_response(out: ReadOutcome) -> GetResponse {
+pub fn get_response(out: ReadOutcome, keyspace: &str, key: &[u8]) -> GetResponse {
     let Some(set) = out.set else {
         return GetResponse {
             siblings: Vec::new(),
@@ -49,7 +49,7 @@ pub fn get_response(out: ReadOutcome) -> GetResponse {
     };
     GetResponse {
         siblings,
-        context: set.context().encode_context(),
+        context: set.context().encode_for(keyspace, key),
         replicas_answered: out.answered,
     }
 }

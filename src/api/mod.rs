@@ -99,13 +99,14 @@ impl KvService {
     ) -> Result<(Vec<u8>, u32, u32), GeokvError> {
         let c = self.common(options)?;
         self.check_key(&keyspace, &key)?;
-        let context = CausalContext::decode_context(&context)?;
+        let context = CausalContext::decode_for(&context, &keyspace, &key)?;
         let started = Instant::now();
+        let key = Bytes::from(key);
         let res = self
             .coordinator
             .write(WriteRequest {
-                keyspace,
-                key: Bytes::from(key),
+                keyspace: keyspace.clone(),
+                key: key.clone(),
                 value: value.map(Bytes::from),
                 context,
                 level: c.level,
@@ -116,7 +117,8 @@ impl KvService {
             .await;
         observe(op, c.level, started, &res);
         let out = res?;
-        Ok((out.context.encode_context(), out.acks, out.hints))
+        let context = out.context.encode_for(&keyspace, &key);
+        Ok((context, out.acks, out.hints))
     }
 
     fn check_value(&self, value: &[u8]) -> Result<(), GeokvError> {
@@ -161,11 +163,12 @@ impl Kv for KvService {
         let c = self.common(r.options)?;
         self.check_key(&r.keyspace, &r.key)?;
         let started = Instant::now();
+        let key = Bytes::from(r.key);
         let res = self
             .coordinator
             .read(ReadRequest {
-                keyspace: r.keyspace,
-                key: Bytes::from(r.key),
+                keyspace: r.keyspace.clone(),
+                key: key.clone(),
                 level: c.level,
                 explicit: c.explicit,
                 timeout: c.timeout,
@@ -174,7 +177,7 @@ impl Kv for KvService {
             .await;
         observe("get", c.level, started, &res);
         let out = res?;
-        Ok(Response::new(convert::get_response(out)))
+        Ok(Response::new(convert::get_response(out, &r.keyspace, &key)))
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {

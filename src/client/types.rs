@@ -46,8 +46,9 @@ impl From<pb::Sibling> for Sibling {
 }
 
 /// The opaque causal context a read returns. Pass it back on the next write
-/// to replace exactly the siblings that read saw; a write without it (a blind
-/// write) becomes one more sibling.
+/// of the same key to replace exactly the siblings that read saw; a write
+/// without it (a blind write) becomes one more sibling. A context is bound to
+/// its key: the server refuses it with another key (`InvalidArgument`).
 ///
 /// # Example
 ///

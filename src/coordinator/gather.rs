@@ -151,7 +151,8 @@ impl<T> Gather<T> {
         }
     }
 
-    fn received(&self) -> u32 {
+    /// Replica acknowledgements so far (hints not counted).
+    pub fn received(&self) -> u32 {
         self.acks.per_dc.values().sum()
     }
 

@@ -12,13 +12,8 @@
 //! clock   := varint(n_actors)  (actor:u64 LE  counter:varint)*     actors strictly increasing, counters > 0
 //! sibling := varint(actor index into clock)  varint(counter)  varint(timestamp_ms)
 //!            varint(value_len + 1, 0 = tombstone)  value bytes      sorted by dot, covered by clock
-//! context := 1:u8  clock                                   a read's context (past only)
-//!          | CONTEXT_FORMAT_VERSION:u8  clock  varint(n_dots)  (actor:u64 LE  counter:varint)*
-//!                                                            a write's context (past + exact dots)
 //! ```
-//! Decoding a context also takes the empty slice as the empty context, and
-//! refuses counters above [`MAX_CONTEXT_COUNTER`]: no actor mints that many
-//! writes to one key, and a larger one could overflow the next dot.
+//! The client context's formats are in `context_codec.rs`.
 //! Actor ids are hashes, so they are stored as fixed 8 bytes (a varint would
 //! take 10); siblings name their actor by its index in the clock (1 byte).
 
@@ -26,20 +21,11 @@ use bytes::Bytes;
 
 use super::actor::{ActorId, Dot};
 use super::clock::VersionVector;
-use super::context::CausalContext;
 use super::siblings::{Sibling, SiblingSet};
 
 /// First byte of every encoded record.
 pub const RECORD_FORMAT_VERSION: u8 = 1;
-/// First byte of an encoded client context with exact dots (a write's).
-/// A context without them is encoded as format 1 (a bare clock), which is
-/// what every earlier version of geokv reads and writes.
-pub const CONTEXT_FORMAT_VERSION: u8 = 2;
-/// First byte of a context that is a bare clock.
-const CONTEXT_PAST_ONLY: u8 = 1;
-/// The largest counter a client context may name (2^48: a million writes a
-/// second to one key by one actor for eight years).
-pub const MAX_CONTEXT_COUNTER: u64 = 1 << 48;
+pub use super::context_codec::{CONTEXT_FORMAT_VERSION, MAX_CONTEXT_COUNTER};
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -78,6 +64,19 @@ pub enum DecodeError {
          pass back a context a read or write returned"
     )]
     CounterTooLarge { counter: u64 },
+    #[error("context names {count} {what}; at most {max} are allowed")]
+    ContextTooLarge {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("context dot {index}: dots are not strictly sorted")]
+    DotsNotSorted { index: usize },
+    #[error(
+        "this context was returned for another key; pass back the context a read or write \
+         of this key returned"
+    )]
+    OtherKey,
 }
 
 impl SiblingSet {
@@ -170,78 +169,7 @@ impl SiblingSet {
     }
 }
 
-impl VersionVector {
-    /// This clock as a client context (format 1: `[1, 0]` when empty).
-    pub fn encode_context(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + clock_len(self));
-        out.push(CONTEXT_PAST_ONLY);
-        encode_clock(self, &mut out);
-        out
-    }
-
-    /// Decodes a context's causal past, refusing one with exact dots.
-    pub fn decode_context(b: &[u8]) -> Result<VersionVector, DecodeError> {
-        let ctx = CausalContext::decode_context(b)?;
-        match ctx.dots().len() {
-            0 => Ok(ctx.past().clone()),
-            _ => Err(DecodeError::UnknownVersion(CONTEXT_FORMAT_VERSION)),
-        }
-    }
-}
-
-impl CausalContext {
-    /// The opaque bytes handed to clients: format 1 when there are no exact
-    /// dots (byte-identical to the clock's own encoding), else format 2.
-    pub fn encode_context(&self) -> Vec<u8> {
-        if self.dots().is_empty() {
-            return self.past().encode_context();
-        }
-        let n = self.dots().len();
-        let mut out = Vec::with_capacity(2 + clock_len(self.past()) + n * 12);
-        out.push(CONTEXT_FORMAT_VERSION);
-        encode_clock(self.past(), &mut out);
-        put_varint(&mut out, n as u64);
-        for d in self.dots() {
-            out.extend_from_slice(&d.actor.0.to_le_bytes());
-            put_varint(&mut out, d.counter);
-        }
-        out
-    }
-
-    /// Inverse of [`encode_context`](Self::encode_context); the empty slice
-    /// is the empty context (a blind write). Every counter is checked
-    /// against [`MAX_CONTEXT_COUNTER`].
-    pub fn decode_context(b: &[u8]) -> Result<CausalContext, DecodeError> {
-        let mut r = Reader { buf: b, pos: 0 };
-        let version = match r.byte() {
-            Err(_) => return Ok(CausalContext::new()),
-            Ok(v @ (CONTEXT_PAST_ONLY | CONTEXT_FORMAT_VERSION)) => v,
-            Ok(v) => return Err(DecodeError::UnknownVersion(v)),
-        };
-        let past = decode_clock(&mut r)?;
-        let mut dots = Vec::new();
-        if version == CONTEXT_FORMAT_VERSION {
-            let n = r.count()?;
-            dots.reserve(n);
-            for index in 0..n {
-                let raw: [u8; 8] = r.take(8)?.try_into().map_err(|_| DecodeError::Truncated)?;
-                let counter = r.varint()?;
-                if counter == 0 {
-                    return Err(DecodeError::ZeroCounter { index });
-                }
-                dots.push(Dot::new(ActorId(u64::from_le_bytes(raw)), counter));
-            }
-        }
-        r.finish()?;
-        let ctx = CausalContext::from_parts(past, dots);
-        match ctx.max_any_counter() {
-            c if c > MAX_CONTEXT_COUNTER => Err(DecodeError::CounterTooLarge { counter: c }),
-            _ => Ok(ctx),
-        }
-    }
-}
-
-fn encode_clock(vv: &VersionVector, out: &mut Vec<u8>) {
+pub(super) fn encode_clock(vv: &VersionVector, out: &mut Vec<u8>) {
     put_varint(out, vv.len() as u64);
     for (a, n) in vv.iter() {
         out.extend_from_slice(&a.0.to_le_bytes());
@@ -249,11 +177,11 @@ fn encode_clock(vv: &VersionVector, out: &mut Vec<u8>) {
     }
 }
 
-fn clock_len(vv: &VersionVector) -> usize {
+pub(super) fn clock_len(vv: &VersionVector) -> usize {
     varint_len(vv.len() as u64) + vv.iter().map(|(_, n)| 8 + varint_len(n)).sum::<usize>()
 }
 
-fn decode_clock(r: &mut Reader<'_>) -> Result<VersionVector, DecodeError> {
+pub(super) fn decode_clock(r: &mut Reader<'_>) -> Result<VersionVector, DecodeError> {
     let n = r.count()?;
     let mut entries: Vec<(ActorId, u64)> = Vec::with_capacity(n);
     for index in 0..n {
@@ -271,7 +199,7 @@ fn decode_clock(r: &mut Reader<'_>) -> Result<VersionVector, DecodeError> {
     Ok(VersionVector::from_sorted_unchecked(entries))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -284,19 +212,23 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, DecodeError> {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    pub(super) fn byte(&mut self) -> Result<u8, DecodeError> {
         let b = *self.buf.get(self.pos).ok_or(DecodeError::Truncated)?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn take(&mut self, len: u64) -> Result<&'a [u8], DecodeError> {
+    pub(super) fn take(&mut self, len: u64) -> Result<&'a [u8], DecodeError> {
         let remaining = self.buf.len() - self.pos;
         if len > remaining as u64 {
             return Err(DecodeError::Truncated);
@@ -306,7 +238,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(super) fn varint(&mut self) -> Result<u64, DecodeError> {
         let at = self.pos;
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
@@ -324,7 +256,7 @@ impl<'a> Reader<'a> {
 
     /// An element count, bounded by the bytes left (every element takes at
     /// least one byte) so a corrupt count cannot make us over-allocate.
-    fn count(&mut self) -> Result<usize, DecodeError> {
+    pub(super) fn count(&mut self) -> Result<usize, DecodeError> {
         let n = self.varint()?;
         if n > (self.buf.len() - self.pos) as u64 {
             return Err(DecodeError::Truncated);
@@ -332,7 +264,7 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    fn finish(&self) -> Result<(), DecodeError> {
+    pub(super) fn finish(&self) -> Result<(), DecodeError> {
         match self.buf.len() - self.pos {
             0 => Ok(()),
             count => Err(DecodeError::TrailingBytes { count }),

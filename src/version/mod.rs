@@ -48,6 +48,7 @@ mod actor;
 mod clock;
 mod codec;
 mod context;
+mod context_codec;
 mod siblings;
 
 #[cfg(test)]
@@ -57,6 +58,7 @@ pub use actor::{ActorId, Dot};
 pub use clock::{Causality, VersionVector};
 pub use codec::{DecodeError, CONTEXT_FORMAT_VERSION, MAX_CONTEXT_COUNTER, RECORD_FORMAT_VERSION};
 pub use context::CausalContext;
+pub use context_codec::{key_fingerprint, MAX_CONTEXT_ACTORS, MAX_CONTEXT_DOTS};
 pub use siblings::{Sibling, SiblingError, SiblingSet};
 
 /// Default cap on siblings per key (see "Sibling cap" above).

@@ -99,8 +99,10 @@ impl SiblingSet {
                 minted,
             });
         }
+        // Never mint a counter a context could not carry back.
         let counter = minted
             .checked_add(1)
+            .filter(|c| *c <= super::MAX_CONTEXT_COUNTER)
             .ok_or(SiblingError::CounterExhausted { actor })?;
         let kept = self
             .siblings

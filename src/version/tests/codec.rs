@@ -132,8 +132,8 @@ fn precise_errors() {
     let huge = [1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
     assert_eq!(SiblingSet::decode(&huge), Err(DecodeError::Truncated));
     assert_eq!(
-        VersionVector::decode_context(&[3]),
-        Err(DecodeError::UnknownVersion(3))
+        VersionVector::decode_context(&[4]),
+        Err(DecodeError::UnknownVersion(4))
     );
     assert_eq!(
         CausalContext::decode_context(&[2, 0]),
@@ -147,7 +147,7 @@ fn write_context_with_exact_dots_round_trips_as_format_2() {
     let past = VersionVector::from_entries([(a, 3), (b, 1)]);
     let ctx = CausalContext::from_parts(past.clone(), [Dot::new(a, 7), Dot::new(b, 4)]);
     let bytes = ctx.encode_context();
-    assert_eq!(bytes[0], CONTEXT_FORMAT_VERSION);
+    assert_eq!(bytes[0], 2, "unbound, with dots");
     assert_eq!(CausalContext::decode_context(&bytes).unwrap(), ctx);
     // A bare clock is byte-identical to format 1 and decodes either way.
     let read = CausalContext::from_past(past.clone());
@@ -171,4 +171,54 @@ fn contexts_with_impossible_counters_are_refused() {
     }
     let ok = VersionVector::from_entries([(ActorId(1), MAX_CONTEXT_COUNTER)]);
     assert!(CausalContext::decode_context(&ok.encode_context()).is_ok());
+}
+
+/// Review of issue 9's fixes: a context returned for one key, written back
+/// with another key, would overwrite versions of that key its client never
+/// saw. Client contexts are bound to their key.
+#[test]
+fn a_client_context_is_bound_to_its_key() {
+    let past = VersionVector::from_entries([(ActorId(5), 3)]);
+    let ctx = CausalContext::from_parts(past, [Dot::new(ActorId(9), 4)]);
+    let bytes = ctx.encode_for("ks", b"k1");
+    assert_eq!(bytes[0], CONTEXT_FORMAT_VERSION);
+    assert_eq!(CausalContext::decode_for(&bytes, "ks", b"k1").unwrap(), ctx);
+    assert_eq!(
+        CausalContext::decode_for(&bytes, "ks", b"k2"),
+        Err(DecodeError::OtherKey)
+    );
+    assert_eq!(
+        CausalContext::decode_for(&bytes, "other", b"k1"),
+        Err(DecodeError::OtherKey)
+    );
+    // Unbound contexts of earlier releases are still taken.
+    let legacy = ctx.past().encode_context();
+    assert!(CausalContext::decode_for(&legacy, "ks", b"k2").is_ok());
+    assert_eq!(
+        CausalContext::decode_for(&[], "ks", b"k2").unwrap(),
+        CausalContext::new()
+    );
+}
+
+/// Review: decoding a client context is linear and bounded (unsorted or
+/// numerous exact dots used to cost quadratic time on an async worker).
+#[test]
+fn context_dots_must_be_sorted_and_few() {
+    let mut unsorted = vec![2u8, 0, 2];
+    for counter in [9u8, 3] {
+        unsorted.extend_from_slice(&7u64.to_le_bytes());
+        unsorted.push(counter);
+    }
+    assert_eq!(
+        CausalContext::decode_context(&unsorted),
+        Err(DecodeError::DotsNotSorted { index: 1 })
+    );
+    let many = CausalContext::from_parts(
+        VersionVector::new(),
+        (0..300u64).map(|a| Dot::new(ActorId(a), 2)),
+    );
+    assert!(matches!(
+        CausalContext::decode_context(&many.encode_context()),
+        Err(DecodeError::ContextTooLarge { count: 300, .. })
+    ));
 }

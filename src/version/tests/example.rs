@@ -265,3 +265,16 @@ fn a_context_ahead_of_the_replicas_own_counter_is_refused() {
         assert_eq!(a, before);
     }
 }
+
+/// Review: a replica never mints a counter that a context could not carry
+/// back (a context above MAX_CONTEXT_COUNTER is refused at decode).
+#[test]
+fn counters_stop_at_the_context_bound() {
+    let mut a = SiblingSet::new();
+    a.clock
+        .advance_to(sx(), crate::version::MAX_CONTEXT_COUNTER);
+    let err = a
+        .update(sx(), &CausalContext::new(), b("x"), 1, CAP)
+        .unwrap_err();
+    assert!(matches!(err, SiblingError::CounterExhausted { .. }));
+}
