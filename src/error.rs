@@ -67,6 +67,9 @@ pub enum GeokvError {
     /// (the two nodes disagree about the topology).
     #[error("this node does not replicate the key: {0}")]
     NotAReplica(String),
+    /// This node is stopping and took no more writes (nothing was written).
+    #[error("this node is shutting down; nothing was written")]
+    ShuttingDown,
     /// The level can never be met for this keyspace from this datacenter.
     #[error(transparent)]
     Consistency(#[from] ConsistencyError),
@@ -115,7 +118,7 @@ impl GeokvError {
     /// The gRPC code this error maps to.
     pub fn code(&self) -> Code {
         match self {
-            GeokvError::Unavailable { .. } => Code::Unavailable,
+            GeokvError::Unavailable { .. } | GeokvError::ShuttingDown => Code::Unavailable,
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. } | GeokvError::MaybeApplied(_) => Code::Aborted,
@@ -143,6 +146,7 @@ impl GeokvError {
     pub fn nothing_applied(&self) -> bool {
         match self {
             GeokvError::Unavailable { .. }
+            | GeokvError::ShuttingDown
             | GeokvError::Consistency(_)
             | GeokvError::UnknownKeyspace(_)
             | GeokvError::InvalidArgument(_)

@@ -308,6 +308,9 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         }
     }
     tasks.shutdown().await;
+    // No update commits after the marker (updates still running finish
+    // first; later ones are refused as not applied).
+    replica.close();
     // Everything synced, then the marker that lets the next start keep the
     // incarnation.
     incarnation::on_clean_shutdown(&*engine, start.incarnation).map_err(|source| {
