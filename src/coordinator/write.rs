@@ -65,19 +65,7 @@ impl Coordinator {
     #[tracing::instrument(name = "coordinator.write", skip_all,
         fields(keyspace = %req.keyspace, level = %req.level, delete = req.value.is_none()))]
     pub async fn write(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
-        let deadline = Instant::now() + req.timeout;
-        let plan = self.plan(
-            &req.keyspace,
-            &req.key,
-            req.level,
-            req.explicit,
-            OpKind::Write,
-        )?;
-        if !plan.replicas.contains(self.me.idx) {
-            let set = plan.replicas;
-            return self.forward_write(&req, set, deadline).await;
-        }
-        self.coordinate_write(&req, plan, deadline).await
+        self.write_from(req, true).await
     }
 
     /// Coordinates a write forwarded by a node that does not replicate the
@@ -85,6 +73,16 @@ impl Coordinator {
     #[tracing::instrument(name = "coordinator.write_as_replica", skip_all,
         fields(keyspace = %req.keyspace, level = %req.level, delete = req.value.is_none()))]
     pub async fn write_as_replica(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
+        self.write_from(req, false).await
+    }
+
+    /// Steps 1 and 2: plan, then coordinate here or (when `may_forward`)
+    /// forward to a replica.
+    async fn write_from(
+        &self,
+        req: WriteRequest,
+        may_forward: bool,
+    ) -> Result<WriteOutcome, GeokvError> {
         let deadline = Instant::now() + req.timeout;
         let plan = self.plan(
             &req.keyspace,
@@ -94,6 +92,9 @@ impl Coordinator {
             OpKind::Write,
         )?;
         if !plan.replicas.contains(self.me.idx) {
+            if may_forward {
+                return self.forward_write(&req, plan.replicas, deadline).await;
+            }
             return Err(GeokvError::NotAReplica(format!(
                 "{} is not a replica of this key of '{}'",
                 self.me.id, req.keyspace
