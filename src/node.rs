@@ -137,9 +137,8 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         path: db_path.display().to_string(),
         source,
     })?;
-    let actor = format!("{}#{:016x}", me.id, start.incarnation);
-    tracing::info!(node = %me.id, %actor, after_clean_shutdown = start.kept, "clock actor");
-    let replica = Arc::new(Replica::new(engine.clone(), &actor, cfg.max_siblings));
+    let replica = Arc::new(Replica::new(engine.clone(), &me.id, cfg.max_siblings));
+    tracing::info!(node = %me.id, actor = %replica.actor_name(), after_clean_shutdown = start.kept, "clock actor");
     let faults = Arc::new(Faults::new(cfg.fault_injection));
     let peers = Arc::new(Peers::new(&ring, me.idx, faults.clone()));
     let gossiper = Gossiper::new(
@@ -313,11 +312,9 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     replica.close();
     // Everything synced, then the marker that lets the next start keep the
     // incarnation.
-    incarnation::on_clean_shutdown(&*engine, start.incarnation).map_err(|source| {
-        NodeError::Engine {
-            path: db_path.display().to_string(),
-            source,
-        }
+    incarnation::on_clean_shutdown(&*engine).map_err(|source| NodeError::Engine {
+        path: db_path.display().to_string(),
+        source,
     })?;
     tracing::info!(node = %me.id, "node stopped");
     Ok(())

@@ -26,6 +26,18 @@
 //! starts of the key's coordinating replicas, as in Riak (whose vnode ids
 //! change the same way). A copy taken *after* a clean shutdown carries the
 //! marker: restore it only once, or delete `clean_shutdown` first.
+//!
+//! # Renewed by a quarantine
+//!
+//! Operands the read path sets aside ([`super::quarantine`]) may hold this
+//! node's newest write of their key, whose dot is then missing from the
+//! key's clock: the same hazard as a lost WAL tail, for one key. The set-aside
+//! batch therefore also writes a new incarnation ([`Current::renew_into`]),
+//! and updates mint with the incarnation in use ([`Current::get`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use super::{Cf, Engine, EngineError, WriteBatch};
 
@@ -74,14 +86,59 @@ pub fn on_start(engine: &dyn Engine) -> Result<Start, EngineError> {
     };
     engine.write(batch)?;
     engine.flush()?;
+    engine.incarnation().set(start.incarnation);
     Ok(start)
 }
 
-/// Records a clean shutdown of `incarnation`: syncs every write made so far,
-/// then writes the marker and syncs it. Call it last, after the servers that
-/// mint dots have stopped.
-pub fn on_clean_shutdown(engine: &dyn Engine, incarnation: u64) -> Result<(), EngineError> {
+/// The incarnation in use, held by the engine: set by [`on_start`], renewed
+/// when the read path sets operands aside, read by every update that mints.
+#[derive(Debug, Default)]
+pub struct Current {
+    value: AtomicU64,
+    renewing: Mutex<()>,
+}
+
+impl Current {
+    /// The incarnation updates mint with now.
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, incarnation: u64) {
+        self.value.store(incarnation, Ordering::SeqCst);
+    }
+
+    /// Writes `batch` with a new incarnation in it. The new value is in use
+    /// before the batch is visible, so an update that reads what the batch
+    /// changed already mints with it. If the write fails the value stays in
+    /// use unpersisted: harmless (the next start's marker check fails and
+    /// picks another).
+    pub(crate) fn renew_into(
+        &self,
+        mut batch: WriteBatch,
+        write: impl FnOnce(WriteBatch) -> Result<(), EngineError>,
+    ) -> Result<u64, EngineError> {
+        let _one_at_a_time = self.renewing.lock();
+        let old = self.get();
+        let new = loop {
+            let candidate: u64 = rand::random();
+            if candidate != old {
+                break candidate;
+            }
+        };
+        batch.put_raw(Cf::Meta, INCARNATION, &new.to_le_bytes());
+        self.set(new);
+        write(batch)?;
+        Ok(new)
+    }
+}
+
+/// Records a clean shutdown of the incarnation in use: syncs every write
+/// made so far, then writes the marker and syncs it. Call it last, after the
+/// servers that mint dots have stopped.
+pub fn on_clean_shutdown(engine: &dyn Engine) -> Result<(), EngineError> {
     engine.flush()?;
+    let incarnation = engine.incarnation().get();
     let mut batch = WriteBatch::new();
     batch.put_raw(Cf::Meta, CLEAN_SHUTDOWN, &incarnation.to_le_bytes());
     engine.write(batch)?;

@@ -26,6 +26,8 @@ pub struct MemoryEngine {
     /// One map per [`Cf`], indexed by [`Cf::index`].
     cfs: RwLock<[Map; 3]>,
     limits: Limits,
+    /// Never renewed: nothing is set aside in memory.
+    incarnation: super::incarnation::Current,
 }
 
 impl MemoryEngine {
@@ -34,6 +36,7 @@ impl MemoryEngine {
         MemoryEngine {
             cfs: RwLock::default(),
             limits,
+            incarnation: Default::default(),
         }
     }
 }
@@ -160,6 +163,10 @@ impl Engine for MemoryEngine {
 
     fn flush(&self) -> Result<(), EngineError> {
         Ok(())
+    }
+
+    fn incarnation(&self) -> &super::incarnation::Current {
+        &self.incarnation
     }
 }
 

@@ -236,6 +236,10 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Makes every acknowledged write durable now (WAL fsync).
     fn flush(&self) -> Result<(), EngineError>;
+
+    /// The clock incarnation in use ([`incarnation`]), which the read path
+    /// renews when it sets operands aside.
+    fn incarnation(&self) -> &incarnation::Current;
 }
 
 /// Decodes a data-CF value, naming the record on failure. A quarantine

@@ -19,14 +19,15 @@
 //! batch as the meta entries). A full merge drops `released` (nothing older
 //! is left to release) and writes a plain record when nothing is bad.
 //!
-//! # What it does not cover
+//! # Dots in the set-aside bytes
 //!
 //! The set-aside bytes' dots are no longer in the key's clock. Had they held
-//! this node's own newest write of the key, its next update of the key could
-//! mint that dot again; our own code can no longer write such bytes
-//! (`WriteBatch` refuses records that do not decode), which leaves disk
-//! corruption RocksDB's checksums miss and downgrades across record formats
-//! (not supported while taking writes). `geokv_quarantined_operands_total`
+//! this node's own newest write of the key, its next update of the key would
+//! mint that dot again; so the batch that keeps them aside also renews the
+//! clock incarnation ([`super::incarnation`]) and later dots are new. Our own
+//! code can no longer write such bytes (`WriteBatch` refuses records that do
+//! not decode), which leaves disk corruption RocksDB's checksums miss and
+//! downgrades across record formats. `geokv_quarantined_operands_total`
 //! counts operands when the read path keeps them (once per distinct bytes
 //! and key); the merge operator's error log is the first report.
 

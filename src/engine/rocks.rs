@@ -78,6 +78,8 @@ pub struct RocksEngine {
     path: PathBuf,
     /// First background fsync failure; once set, writes are refused.
     sync_failed: Arc<Mutex<Option<String>>>,
+    /// The clock incarnation in use; renewed by `set_aside`.
+    incarnation: super::incarnation::Current,
     /// `Periodic` only. Holds its own `Arc<DB>`; stopped explicitly in
     /// `Drop` before the final WAL sync.
     syncer: Option<syncer::PeriodicSyncer>,
@@ -140,6 +142,7 @@ impl RocksEngine {
             statistics: opts.statistics,
             path,
             sync_failed,
+            incarnation: Default::default(),
             syncer,
         })
     }
@@ -336,6 +339,10 @@ impl Engine for RocksEngine {
             }
             _ => self.db.flush_wal(true).map_err(rocks),
         }
+    }
+
+    fn incarnation(&self) -> &super::incarnation::Current {
+        &self.incarnation
     }
 }
 

@@ -26,7 +26,8 @@ const STRIPES: usize = 1024;
 /// This node's replica role.
 pub struct Replica {
     engine: Arc<dyn Engine>,
-    actor: ActorId,
+    /// The node id; the clock actor is it and the engine's incarnation.
+    node: String,
     max_siblings: usize,
     /// Serialises `update` per key (striped by key hash): two updates of one
     /// key at this actor must see each other, or they would reuse a dot.
@@ -36,16 +37,23 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica writing as `actor` (the node id and its data directory's
-    /// incarnation, see `node`).
-    pub fn new(engine: Arc<dyn Engine>, actor: &str, max_siblings: usize) -> Self {
+    /// A replica of node `node`, writing as the actor named by the node id
+    /// and the engine's incarnation in use
+    /// ([`incarnation`](crate::engine::incarnation)).
+    pub fn new(engine: Arc<dyn Engine>, node: &str, max_siblings: usize) -> Self {
         Replica {
             engine,
-            actor: ActorId::from_node_id(actor),
+            node: node.to_string(),
             max_siblings,
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// The clock actor updates mint with now: `node#incarnation`. Read after
+    /// the key (whose read may renew the incarnation).
+    pub fn actor_name(&self) -> String {
+        format!("{}#{:016x}", self.node, self.engine.incarnation().get())
     }
 
     /// The per-key sibling cap this replica enforces on updates.
@@ -81,7 +89,8 @@ impl Replica {
             return Err(GeokvError::ShuttingDown);
         }
         let mut set = self.engine.get_versions(keyspace, key)?.unwrap_or_default();
-        let dot = match set.update(self.actor, context, value, timestamp_ms, self.max_siblings) {
+        let actor = ActorId::from_node_id(&self.actor_name());
+        let dot = match set.update(actor, context, value, timestamp_ms, self.max_siblings) {
             Ok(dot) => dot,
             Err(e) => {
                 // Refused before anything is written (the sibling cap: the

@@ -52,8 +52,10 @@ impl RocksEngine {
     }
 
     /// Keeps quarantined operands in the meta CF and, in the same batch,
-    /// releases them from the record. A failure is logged; the next read
-    /// tries again (the envelope keeps them meanwhile).
+    /// releases them from the record and renews the incarnation (the bytes
+    /// may hold this node's newest dot of the key, see
+    /// [`incarnation`](crate::engine::incarnation)). A failure is logged; the
+    /// next read tries again (the envelope keeps them meanwhile).
     fn set_aside(&self, dk: &[u8], bad: &BTreeMap<u128, Vec<u8>>) {
         let mut batch = WriteBatch::new();
         let mut new = 0u64;
@@ -66,12 +68,12 @@ impl RocksEngine {
         }
         batch.release_quarantined(dk, bad.keys().copied());
         let record = quarantine::describe(dk);
-        match self.write(batch) {
-            Ok(()) => {
+        match self.incarnation().renew_into(batch, |b| self.write(b)) {
+            Ok(incarnation) => {
                 metrics::counter!("geokv_quarantined_operands_total").increment(new);
-                tracing::warn!(%record, operands = bad.len(),
+                tracing::warn!(%record, operands = bad.len(), incarnation = %format!("{incarnation:016x}"),
                     "undecodable operands kept aside in the meta CF (quarantine/); \
-                     the key reads as its decodable writes");
+                     the key reads as its decodable writes; new clock incarnation");
             }
             Err(e) => tracing::error!(%record, error = %e,
                 "could not keep quarantined operands aside; retried at the next read"),
