@@ -72,6 +72,8 @@ pub enum NodeError {
     Request(#[from] GeokvError),
     #[error("membership: {0}")]
     Membership(String),
+    #[error("recording ranges for anti-entropy: {0}")]
+    Repair(#[from] crate::repair::RepairError),
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -137,6 +139,16 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         path: db_path.display().to_string(),
         source,
     })?;
+    if !start.kept
+        && !start.first
+        && cfg.repair.after_unclean_start
+        && !matches!(cfg.engine.durability, crate::engine::Durability::Sync)
+    {
+        // Acknowledgements of writes this node may have lost with a WAL tail
+        // were not fsynced here: the other replicas hold them.
+        let ranges = crate::repair::records::record_every_range(&*engine, &ring, me.idx)?;
+        tracing::warn!(node = %me.id, ranges, "start after an unclean shutdown: every range this node replicates is recorded for anti-entropy");
+    }
     let replica = Arc::new(Replica::new(engine.clone(), &me.id, cfg.max_siblings));
     tracing::info!(node = %me.id, actor = %replica.actor_name(), after_clean_shutdown = start.kept, "clock actor");
     let faults = Arc::new(Faults::new(cfg.fault_injection));

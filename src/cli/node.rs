@@ -47,6 +47,12 @@ pub struct NodeArgs {
     /// hinted queues are repaired regardless.
     #[arg(long, default_value_t = 3600)]
     pub repair_interval_secs: u64,
+    /// After a start that did not follow a clean shutdown (and without
+    /// `--durability sync`), repair every range this node replicates from
+    /// the other replicas, as soon as they are all up: writes they
+    /// acknowledged in the WAL tail a power loss took come back.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub repair_after_unclean_start: bool,
     /// Per-destination backlog bound of the hinted queues, in bytes.
     #[arg(long, default_value_t = 4 << 30)]
     pub max_backlog_bytes: u64,
@@ -81,6 +87,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.hints.hint_window = Duration::from_secs(args.hint_window_secs);
     cfg.hints.max_backlog_bytes = args.max_backlog_bytes;
     cfg.repair.interval = Duration::from_secs(args.repair_interval_secs);
+    cfg.repair.after_unclean_start = args.repair_after_unclean_start;
     cfg.coordinator.default_timeout = Duration::from_millis(args.default_timeout_ms);
     cfg.membership.validate().context("membership settings")?;
 

@@ -51,6 +51,8 @@ pub struct Start {
     pub incarnation: u64,
     /// True when the previous shutdown was clean and its incarnation is kept.
     pub kept: bool,
+    /// True on the first start of this data directory (nothing to lose).
+    pub first: bool,
 }
 
 /// Decides the incarnation for this start and consumes the marker; both are
@@ -69,6 +71,7 @@ pub fn on_start(engine: &dyn Engine) -> Result<Start, EngineError> {
         Some(inc) if marker.as_deref() == Some(&inc.to_le_bytes()[..]) => Start {
             incarnation: inc,
             kept: true,
+            first: false,
         },
         _ => {
             let inc = loop {
@@ -81,6 +84,7 @@ pub fn on_start(engine: &dyn Engine) -> Result<Start, EngineError> {
             Start {
                 incarnation: inc,
                 kept: false,
+                first: stored.is_none(),
             }
         }
     };

@@ -55,7 +55,7 @@ impl RangeTable {
         Some((i, &self.ranges[i]))
     }
 
-    fn iter(&self) -> impl Iterator<Item = &RangePlan> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &RangePlan> {
         self.ranges.iter()
     }
 }

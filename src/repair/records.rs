@@ -13,6 +13,13 @@
 //! value = [swept_ms: u64 BE]
 //! key   = "repair-swept-base"   value = [first start of this node, ms: u64 BE]
 //! ```
+//! After a start that may have lost a tail of its WAL (not after a clean
+//! shutdown, and not under `Durability::Sync`), [`record_every_range`]
+//! writes one record per vnode range the node replicates, towards itself:
+//! the recorded pass (every few seconds, once every replica is up) brings
+//! back what the other replicas acknowledged meanwhile, without waiting for
+//! the periodic sweep.
+//!
 //! A range never swept counts as swept at the node's first start (so a new
 //! cluster does not sweep everything at once, and a node that keeps
 //! restarting still sweeps an interval after its first start).
@@ -20,10 +27,11 @@
 //! Must not: decide what to repair or talk to peers.
 
 use super::error::RepairError;
-use super::plan::Recorded;
+use super::plan::{RangeTable, Recorded};
 use crate::engine::{Cf, Engine, WriteBatch};
-use crate::hints::REPAIR_PREFIX;
-use crate::ring::TokenRange;
+use crate::hints::{repair_key, REPAIR_PREFIX};
+use crate::ring::{Ring, TokenRange};
+use crate::topology::NodeIdx;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +62,29 @@ pub fn delete_records(engine: &dyn Engine, recs: &[Recorded]) -> Result<usize, R
     }
     engine.write(batch)?;
     Ok(recs.len())
+}
+
+/// Records every vnode range `me` replicates, in every keyspace, for repair
+/// towards `me` (see the module docs). Returns how many it wrote.
+pub fn record_every_range(
+    engine: &dyn Engine,
+    ring: &Ring,
+    me: NodeIdx,
+) -> Result<usize, RepairError> {
+    let dest = format!("node:{}", ring.node(me).id);
+    let mut batch = WriteBatch::new();
+    let mut n = 0;
+    for keyspace in ring.topology().keyspaces.keys() {
+        let table = RangeTable::new(ring, keyspace)?;
+        for p in table.iter().filter(|p| p.replicas.contains(&me)) {
+            // A range is `(start, end]`: its end token is inside it.
+            let key = repair_key(keyspace, p.range.end, rand::random());
+            batch.put_raw(Cf::Meta, &key, dest.as_bytes());
+            n += 1;
+        }
+    }
+    engine.write(batch)?;
+    Ok(n)
 }
 
 fn swept_key(keyspace: &str, range: TokenRange) -> Vec<u8> {

@@ -39,6 +39,9 @@ pub struct RepairConfig {
     pub pause_ratio: f64,
     /// Recorded ranges handled per pass (the rest wait for the next one).
     pub max_recorded_per_pass: usize,
+    /// After a start that may have lost a WAL tail, record every range this
+    /// node replicates ([`records::record_every_range`]).
+    pub after_unclean_start: bool,
     pub session: SessionLimits,
 }
 
@@ -50,6 +53,7 @@ impl Default for RepairConfig {
             depth: 10,
             pause_ratio: 0.5,
             max_recorded_per_pass: 100_000,
+            after_unclean_start: true,
             session: SessionLimits::default(),
         }
     }

@@ -42,6 +42,14 @@ impl Spec {
             extra_args: Vec::new(),
         }
     }
+
+    /// Nodes that do not repair their ranges after an unclean start, for
+    /// tests that show a write reached every replica without any repair.
+    pub fn without_repair_after_unclean_start(mut self) -> Spec {
+        self.extra_args
+            .push("--repair-after-unclean-start=false".to_string());
+        self
+    }
 }
 
 /// A running test cluster; every node is SIGKILLed on drop.
@@ -159,6 +167,11 @@ impl Cluster {
             c.kill().expect("SIGKILL");
             c.wait().unwrap();
         }
+    }
+
+    /// A node's data directory (stop the node before touching it).
+    pub fn data_dir(&self, id: &str) -> std::path::PathBuf {
+        self.dir.path().join(id)
     }
 
     /// Sends a signal to a running node: `libc::SIGSTOP` pauses it (its
