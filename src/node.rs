@@ -139,15 +139,19 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         path: db_path.display().to_string(),
         source,
     })?;
-    if !start.kept
-        && !start.first
-        && cfg.repair.after_unclean_start
-        && !matches!(cfg.engine.durability, crate::engine::Durability::Sync)
-    {
-        // Acknowledgements of writes this node may have lost with a WAL tail
-        // were not fsynced here: the other replicas hold them.
+    let rebooted = crate::engine::boot::rebooted_since_last_start(&*engine).map_err(|source| {
+        NodeError::Engine {
+            path: db_path.display().to_string(),
+            source,
+        }
+    })?;
+    let synced = matches!(cfg.engine.durability, crate::engine::Durability::Sync);
+    if !start.kept && !start.first && rebooted && !synced && cfg.repair.after_unclean_start {
+        // The replicas' acknowledgements of writes lost with this node's
+        // unsynced WAL tail were not fsynced here: the others hold them.
         let ranges = crate::repair::records::record_every_range(&*engine, &ring, me.idx)?;
-        tracing::warn!(node = %me.id, ranges, "start after an unclean shutdown: every range this node replicates is recorded for anti-entropy");
+        tracing::warn!(node = %me.id, ranges,
+            "start after an unclean shutdown and an OS restart: every range this node replicates is recorded for anti-entropy");
     }
     let replica = Arc::new(Replica::new(engine.clone(), &me.id, cfg.max_siblings));
     tracing::info!(node = %me.id, actor = %replica.actor_name(), after_clean_shutdown = start.kept, "clock actor");

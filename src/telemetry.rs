@@ -117,6 +117,15 @@ pub fn current_traceparent() -> String {
         .to_string()
 }
 
+/// Wraps `f` to run in the caller's span and subscriber on another thread
+/// (`spawn_blocking`, where no span is current): a stream entry written
+/// there then carries the request's trace context.
+pub fn in_current_span<T>(f: impl FnOnce() -> T) -> impl FnOnce() -> T {
+    let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(f))
+}
+
 /// Makes `span` a child of a stored `traceparent` (see [`current_traceparent`]).
 pub fn adopt_traceparent(span: &tracing::Span, traceparent: &str) {
     if traceparent.is_empty() {

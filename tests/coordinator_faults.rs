@@ -409,3 +409,54 @@ async fn count_levels_ask_remote_replicas_when_local_ones_hang() {
     let get = get.expect("TWO read: dc1-n1 and dc2 replicas");
     assert_eq!(all_values(&get), vec!["v".to_string()]);
 }
+
+/// Defect 4: a non-replica coordinator used to append the remote-DC stream
+/// entry to its own engine after the replica had committed the write, so a
+/// crash in between left the write on one replica, never streamed. The
+/// entry must be committed with the write, by the replica that minted it:
+/// here the coordinator dies right after the acknowledgement, stays dead,
+/// and the write still reaches the other datacenter once the link heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_replica_coordinator_leaves_no_stream_entry_behind() {
+    let mut spec = Spec::two_dc();
+    spec.extra_keyspaces
+        .push(("rf2", vec![("dc1", 2), ("dc2", 2)]));
+    let mut cluster = Cluster::start(spec).await;
+    let coordinator = "dc1-n1";
+    let key = (0..)
+        .map(|i| format!("streamed-{i}"))
+        .find(|k| {
+            replicas_in(&cluster, "rf2", k, "dc1")
+                .iter()
+                .all(|n| n.id != coordinator)
+        })
+        .expect("some key is not replicated on the coordinator");
+    cluster.partition_dcs("dc1", "dc2", true).await;
+    let mut c = cluster.client(coordinator).await;
+    put_in(&mut c, "rf2", &key, "v", vec![], Consistency::LocalOne)
+        .await
+        .expect("LOCAL_ONE put with dc2 cut off");
+    let reader = ReplicaReader::default();
+    for r in replicas_in(&cluster, "rf2", &key, "dc2") {
+        let held = reader.holds(&r, "rf2", &key).await;
+        assert_eq!(held, Some(vec![]), "{} got it across the cut", r.id);
+    }
+    cluster.kill(coordinator);
+    cluster.partition_dcs("dc1", "dc2", false).await;
+
+    let started = std::time::Instant::now();
+    for r in replicas_in(&cluster, "rf2", &key, "dc2") {
+        loop {
+            if reader.holds(&r, "rf2", &key).await == Some(vec!["v".to_string()]) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{} of dc2 lacks the write 30 s after the heal, with its \
+                 coordinator dead: the stream entry was not with the replica",
+                r.id
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -144,7 +144,7 @@ async fn put_at_one(
 /// (what a slow replica or an unlucky instant does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_local_replica_gets_each_acknowledged_write_after_a_kill_all() {
-    let mut cluster = Cluster::start(Spec::two_dc().without_repair_after_unclean_start()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let reader = ReplicaReader::default();
     let mut acked = put_at_one(&cluster, "one", 8, 50).await;
     cluster.signal("dc1-n2", libc::SIGSTOP);

@@ -117,7 +117,7 @@ async fn wait_everywhere(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_reaches_every_replica_after_a_kill_of_every_node() {
-    let mut cluster = Cluster::start(Spec::two_dc().without_repair_after_unclean_start()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let nodes = Nodes::of(&cluster).await;
     let dc_of: BTreeMap<String, String> = (cluster.nodes.iter())
         .map(|n| (n.id.clone(), n.dc.clone()))
@@ -208,10 +208,12 @@ fn restore(from: &std::path::Path, to: &std::path::Path) {
 /// Under `--durability periodic` a replica acknowledges before its fsync, and
 /// the coordinator then forgets its intent to replicate there: a power loss
 /// on the replica drops that tail of its WAL. Simulated here by restoring an
-/// older copy of its data directory. The node's next (unclean) start must
-/// record every range it replicates for anti-entropy, so the writes come
-/// back from the other replicas without a manual repair (the periodic sweep
-/// is an hour away).
+/// older copy of its data directory and a new boot id. The node's next
+/// (unclean, after an OS restart) start must record every range it
+/// replicates for anti-entropy, so the writes come back from the other
+/// replicas without a manual repair (the periodic sweep is an hour away).
+/// A plain SIGKILL (the first restart here) loses nothing and records
+/// nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
     let mut spec = Spec::two_dc();
@@ -236,6 +238,10 @@ async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
     cluster.kill(victim);
     restore(&cluster.data_dir(victim), older.path());
     cluster.restart(victim).await;
+    assert!(
+        !cluster.log(victim).contains("every range this node replicates is recorded"),
+        "a SIGKILL without an OS restart loses no WAL: no repair"
+    );
     cluster
         .wait_seen("dc1-n1", victim, true, Duration::from_secs(20))
         .await;
@@ -250,7 +256,11 @@ async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
     // The power loss: the node dies and its disk is the older copy.
     cluster.kill(victim);
     restore(older.path(), &cluster.data_dir(victim));
-    cluster.restart(victim).await;
+    cluster.restart_after_reboot(victim).await;
+    assert!(
+        cluster.log(victim).contains("every range this node replicates is recorded"),
+        "the start counted as after an OS restart"
+    );
 
     let reader = ReplicaReader::default();
     let node = cluster.node(victim).clone();

@@ -24,7 +24,8 @@
 //! coordinates afterwards (8 bytes + a counter per key it writes). Planned
 //! restarts add nothing; the growth is bounded by the number of unclean
 //! starts of the key's coordinating replicas, as in Riak (whose vnode ids
-//! change the same way). A copy taken *after* a clean shutdown carries the
+//! change the same way), plus one per minting run that met a quarantined
+//! record (below; rare: disk corruption or a format downgrade). A copy taken *after* a clean shutdown carries the
 //! marker: restore it only once, or delete `clean_shutdown` first.
 //!
 //! # Renewed by a quarantine
@@ -35,7 +36,7 @@
 //! batch therefore also writes a new incarnation ([`Current::renew_into`]),
 //! and updates mint with the incarnation in use ([`Current::get`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -90,7 +91,8 @@ pub fn on_start(engine: &dyn Engine) -> Result<Start, EngineError> {
     };
     engine.write(batch)?;
     engine.flush()?;
-    engine.incarnation().set(start.incarnation);
+    // A kept incarnation minted dots before this start.
+    engine.incarnation().set(start.incarnation, start.kept);
     Ok(start)
 }
 
@@ -99,30 +101,53 @@ pub fn on_start(engine: &dyn Engine) -> Result<Start, EngineError> {
 #[derive(Debug, Default)]
 pub struct Current {
     value: AtomicU64,
+    /// Whether `value` may have minted a dot. Only then can set-aside bytes
+    /// hold one of its dots, and only then does a set-aside renew it (a
+    /// sweep over many bad records renews once, not once per record).
+    minted: AtomicBool,
     renewing: Mutex<()>,
 }
 
 impl Current {
-    /// The incarnation updates mint with now.
+    /// The incarnation in use.
     pub fn get(&self) -> u64 {
         self.value.load(Ordering::SeqCst)
     }
 
-    fn set(&self, incarnation: u64) {
+    /// The incarnation an update mints with now, marked as having minted.
+    /// Marked before it is returned, and re-read after the mark, so a
+    /// renewal never clears the mark of the value an update then uses.
+    pub fn for_minting(&self) -> u64 {
+        loop {
+            let v = self.get();
+            self.minted.store(true, Ordering::SeqCst);
+            if self.get() == v {
+                return v;
+            }
+        }
+    }
+
+    fn set(&self, incarnation: u64, minted: bool) {
+        self.minted.store(minted, Ordering::SeqCst);
         self.value.store(incarnation, Ordering::SeqCst);
     }
 
-    /// Writes `batch` with a new incarnation in it. The new value is in use
-    /// before the batch is visible, so an update that reads what the batch
-    /// changed already mints with it. If the write fails the value stays in
-    /// use unpersisted: harmless (the next start's marker check fails and
-    /// picks another).
+    /// Writes `batch`, with a new incarnation in it if the one in use may
+    /// have minted a dot. The new value is in use before the batch is
+    /// visible, so an update that reads what the batch changed already
+    /// mints with it. If the write fails the value stays in use,
+    /// unpersisted: the next start's marker check then fails and picks
+    /// another, which is safe.
     pub(crate) fn renew_into(
         &self,
         mut batch: WriteBatch,
         write: impl FnOnce(WriteBatch) -> Result<(), EngineError>,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<Option<u64>, EngineError> {
         let _one_at_a_time = self.renewing.lock();
+        if !self.minted.load(Ordering::SeqCst) {
+            write(batch)?;
+            return Ok(None);
+        }
         let old = self.get();
         let new = loop {
             let candidate: u64 = rand::random();
@@ -131,9 +156,9 @@ impl Current {
             }
         };
         batch.put_raw(Cf::Meta, INCARNATION, &new.to_le_bytes());
-        self.set(new);
+        self.set(new, false);
         write(batch)?;
-        Ok(new)
+        Ok(Some(new))
     }
 }
 
@@ -142,7 +167,11 @@ impl Current {
 /// servers that mint dots have stopped.
 pub fn on_clean_shutdown(engine: &dyn Engine) -> Result<(), EngineError> {
     engine.flush()?;
-    let incarnation = engine.incarnation().get();
+    // No renewal between reading the incarnation and syncing the marker (one
+    // after it makes the next start unclean, which is safe).
+    let current = engine.incarnation();
+    let _no_renewal = current.renewing.lock();
+    let incarnation = current.get();
     let mut batch = WriteBatch::new();
     batch.put_raw(Cf::Meta, CLEAN_SHUTDOWN, &incarnation.to_le_bytes());
     engine.write(batch)?;

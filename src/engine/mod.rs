@@ -13,6 +13,7 @@
 //! |---|---|
 //! | `mod.rs` | the trait, errors, limits, durability |
 //! | [`batch`] | [`WriteBatch`] and its checks (limits, records that decode; run before anything is written) |
+//! | [`boot`] | whether the OS restarted since the last start (unsynced writes may be gone) |
 //! | [`incarnation`] | the clock actor's incarnation and the clean-shutdown marker (kv679) |
 //! | [`quarantine`] | merge operands that do not decode: set aside, never fatal |
 //! | [`keys`] | the data-CF key codec and token-range → key-range planning (pure) |
@@ -48,6 +49,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod boot;
 pub mod incarnation;
 pub mod keys;
 pub mod memory;

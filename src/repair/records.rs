@@ -77,8 +77,9 @@ pub fn record_every_range(
     for keyspace in ring.topology().keyspaces.keys() {
         let table = RangeTable::new(ring, keyspace)?;
         for p in table.iter().filter(|p| p.replicas.contains(&me)) {
-            // A range is `(start, end]`: its end token is inside it.
-            let key = repair_key(keyspace, p.range.end, rand::random());
+            // A range is `(start, end]`: its end token is inside it. A fixed
+            // suffix: starting again before the pass overwrites, not adds.
+            let key = repair_key(keyspace, p.range.end, u64::MAX);
             batch.put_raw(Cf::Meta, &key, dest.as_bytes());
             n += 1;
         }

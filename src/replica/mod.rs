@@ -20,6 +20,11 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The clock actor of `node` in `incarnation`.
+fn actor_name(node: &str, incarnation: u64) -> String {
+    format!("{node}#{incarnation:016x}")
+}
+
 /// Lock stripes for read-modify-write; a power of two.
 const STRIPES: usize = 1024;
 
@@ -53,7 +58,7 @@ impl Replica {
     /// The clock actor updates mint with now: `node#incarnation`. Read after
     /// the key (whose read may renew the incarnation).
     pub fn actor_name(&self) -> String {
-        format!("{}#{:016x}", self.node, self.engine.incarnation().get())
+        actor_name(&self.node, self.engine.incarnation().get())
     }
 
     /// The per-key sibling cap this replica enforces on updates.
@@ -89,7 +94,8 @@ impl Replica {
             return Err(GeokvError::ShuttingDown);
         }
         let mut set = self.engine.get_versions(keyspace, key)?.unwrap_or_default();
-        let actor = ActorId::from_node_id(&self.actor_name());
+        let incarnation = self.engine.incarnation().for_minting();
+        let actor = ActorId::from_node_id(&actor_name(&self.node, incarnation));
         let dot = match set.update(actor, context, value, timestamp_ms, self.max_siblings) {
             Ok(dot) => dot,
             Err(e) => {
@@ -134,15 +140,55 @@ impl Replica {
         Ok(self.engine.get_versions(keyspace, key)?)
     }
 
-    /// Runs blocking engine work off the async executor.
+    /// Runs blocking engine work off the async executor, in the caller's
+    /// span (so what it writes carries the request's trace context).
     pub async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T, GeokvError>
     where
         T: Send + 'static,
         F: FnOnce(&Replica) -> Result<T, GeokvError> + Send + 'static,
     {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me))
+        tokio::task::spawn_blocking(crate::telemetry::in_current_span(move || f(&me)))
             .await
             .map_err(|e| GeokvError::Internal(format!("replica task: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::memory::MemoryEngine;
+    use crate::engine::Limits;
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// Issue 13: a write's remote-DC stream entry is appended inside
+    /// `blocking`, and stores the trace context current there; it was empty
+    /// (no span is current on a blocking thread), so the remote apply fell
+    /// out of the write's trace whenever the coordinator was a replica.
+    #[tokio::test]
+    async fn blocking_work_runs_in_the_callers_trace() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let replica = Arc::new(Replica::new(
+            Arc::new(MemoryEngine::new(Limits::default())),
+            "n1",
+            8,
+        ));
+        let span = tracing::info_span!("coordinator.write");
+        let (outside, inside) = {
+            let _in = span.enter();
+            (
+                crate::telemetry::current_traceparent(),
+                replica
+                    .blocking(|_| Ok(crate::telemetry::current_traceparent()))
+                    .await
+                    .unwrap(),
+            )
+        };
+        assert!(!outside.is_empty(), "the span has a trace context");
+        assert_eq!(inside, outside, "the blocking task sees the caller's span");
     }
 }

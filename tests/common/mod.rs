@@ -43,13 +43,6 @@ impl Spec {
         }
     }
 
-    /// Nodes that do not repair their ranges after an unclean start, for
-    /// tests that show a write reached every replica without any repair.
-    pub fn without_repair_after_unclean_start(mut self) -> Spec {
-        self.extra_args
-            .push("--repair-after-unclean-start=false".to_string());
-        self
-    }
 }
 
 /// A running test cluster; every node is SIGKILLed on drop.
@@ -137,6 +130,10 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: &str) {
+        self.spawn_with_env(id, &[]);
+    }
+
+    fn spawn_with_env(&mut self, id: &str, env: &[(&str, &str)]) {
         let dir = self.dir.path().join(id);
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -153,6 +150,7 @@ impl Cluster {
             .arg(&dir)
             .args(&self.args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -186,6 +184,14 @@ impl Cluster {
     /// Starts a killed node again on its data directory and waits for /health.
     pub async fn restart(&mut self, id: &str) {
         self.spawn(id);
+        self.wait_healthy(id).await;
+    }
+
+    /// Starts a killed node again as after a power loss: its boot id (see
+    /// `engine::boot`) differs from the one its data directory recorded.
+    pub async fn restart_after_reboot(&mut self, id: &str) {
+        let boot = format!("simulated-reboot-{}", std::process::id());
+        self.spawn_with_env(id, &[("GEOKV_BOOT_ID", boot.as_str())]);
         self.wait_healthy(id).await;
     }
 

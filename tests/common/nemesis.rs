@@ -63,11 +63,8 @@ impl RunConfig {
 
 /// Two datacenters of three nodes ([`Spec::two_dc`]) plus keyspace `rf2`
 /// ({dc1: 2, dc2: 2}), where a third of the coordinators are not replicas.
-/// SIGKILL loses no WAL, so nodes skip the repair after an unclean start:
-/// the checks that every replica holds each write then show the durable
-/// intents at work, not a repair.
 pub fn nemesis_spec() -> Spec {
-    let mut spec = Spec::two_dc().without_repair_after_unclean_start();
+    let mut spec = Spec::two_dc();
     spec.extra_keyspaces
         .push(("rf2", vec![("dc1", 2), ("dc2", 2)]));
     spec

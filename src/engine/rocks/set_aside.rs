@@ -52,8 +52,8 @@ impl RocksEngine {
     }
 
     /// Keeps quarantined operands in the meta CF and, in the same batch,
-    /// releases them from the record and renews the incarnation (the bytes
-    /// may hold this node's newest dot of the key, see
+    /// releases them from the record and renews the incarnation if it has
+    /// minted (the bytes may hold this node's newest dot of the key, see
     /// [`incarnation`](crate::engine::incarnation)). A failure is logged; the
     /// next read tries again (the envelope keeps them meanwhile).
     fn set_aside(&self, dk: &[u8], bad: &BTreeMap<u128, Vec<u8>>) {
@@ -69,11 +69,12 @@ impl RocksEngine {
         batch.release_quarantined(dk, bad.keys().copied());
         let record = quarantine::describe(dk);
         match self.incarnation().renew_into(batch, |b| self.write(b)) {
-            Ok(incarnation) => {
+            Ok(renewed) => {
                 metrics::counter!("geokv_quarantined_operands_total").increment(new);
-                tracing::warn!(%record, operands = bad.len(), incarnation = %format!("{incarnation:016x}"),
+                tracing::warn!(%record, operands = bad.len(),
+                    new_incarnation = ?renewed.map(|i| format!("{i:016x}")),
                     "undecodable operands kept aside in the meta CF (quarantine/); \
-                     the key reads as its decodable writes; new clock incarnation");
+                     the key reads as its decodable writes");
             }
             Err(e) => tracing::error!(%record, error = %e,
                 "could not keep quarantined operands aside; retried at the next read"),

@@ -175,3 +175,36 @@ fn a_write_set_aside_by_quarantine_is_never_reminted() {
     assert!(start.kept);
     assert_eq!(start.incarnation, renewed);
 }
+
+/// Review: every set-aside renewed the incarnation, so a sweep over many
+/// bad records gave a hot key one new clock actor per record. Only an
+/// incarnation that has minted is renewed: once per minting run.
+#[test]
+fn set_asides_renew_an_incarnation_only_after_it_minted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(open(dir.path(), |_| {}));
+    let r = replica_on(&engine);
+    let garbage = |key: &[u8]| {
+        let mut b = WriteBatch::new();
+        b.merge_raw_unchecked(
+            &crate::engine::keys::data_key("ks", key).unwrap(),
+            b"\x01\xff\xff\xff not a sibling set",
+        );
+        engine.write(b).unwrap();
+    };
+    let first = engine.incarnation().get();
+    garbage(b"a");
+    r.read("ks", b"a").unwrap();
+    assert_eq!(engine.incarnation().get(), first, "never minted: kept");
+
+    write(&r, b"k", "v1", &CausalContext::new());
+    for key in [b"b", b"c", b"d"] {
+        garbage(key);
+        r.read("ks", key).unwrap();
+    }
+    let second = engine.incarnation().get();
+    assert_ne!(second, first, "minted, then a set-aside: renewed");
+    garbage(b"e");
+    r.read("ks", b"e").unwrap();
+    assert_eq!(engine.incarnation().get(), second, "once per minting run");
+}
