@@ -193,10 +193,11 @@ impl Hints {
                 }
             })
             .await??;
-        if queued.is_some() {
-            metrics::counter!("geokv_hints_stored_total").increment(1);
-            self.notify_queue(&dest, lane);
-        }
+        // Counted as stored even when the queue overflowed and the key was
+        // recorded for anti-entropy instead (as before the split).
+        let _ = queued;
+        metrics::counter!("geokv_hints_stored_total").increment(1);
+        self.notify_queue(&dest, lane);
         Ok(())
     }
 
