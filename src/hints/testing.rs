@@ -1,5 +1,7 @@
 //! Test helpers for `hints`: a store on the memory engine and queued
 //! entries. Test-only.
+//!
+//! Must not: be used outside `#[cfg(test)]` code.
 
 use super::queue::{Dest, Lane};
 use super::store::{Loaded, Store};
