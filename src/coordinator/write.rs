@@ -141,7 +141,11 @@ impl Coordinator {
                 // either way the write reaches it later; not an ack.
                 match intent {
                     Some(i) => i.failed(),
-                    None => self.hints.hint_node(n, &req.keyspace, &req.key, &record)?,
+                    None => {
+                        (self.hints)
+                            .hint_node(n, &req.keyspace, &req.key, &record)
+                            .await?
+                    }
                 }
                 acks.hints += 1;
                 continue;
@@ -186,7 +190,8 @@ impl Coordinator {
                 _ => 0,
             };
             let to = (set, remote_dcs.as_slice(), need);
-            self.fall_back_remote(req, to, &record, deadline, &tx, &mut gather)?;
+            self.fall_back_remote(req, to, &record, deadline, &tx, &mut gather)
+                .await?;
             step = gather.run(deadline).await?;
         }
         if step == Step::Short {
@@ -205,7 +210,7 @@ impl Coordinator {
     /// second delivery merges to the same state) and the gather waits for
     /// their acknowledgements too.
     #[allow(clippy::too_many_arguments)]
-    fn fall_back_remote(
+    async fn fall_back_remote(
         &self,
         req: &WriteRequest,
         (set, remote_dcs, need): (&crate::ring::ReplicaSet, &[String], u32),
@@ -226,6 +231,7 @@ impl Coordinator {
         let waits = self
             .hints
             .stream_append_now(remote_dcs, &all, &req.keyspace, &req.key, record)
+            .await
             .map_err(|e| GeokvError::Internal(format!("{e}; the write may have been applied")))?;
         for wait in waits {
             let settles = set.in_dc(&wait.dc).len() as u32;
@@ -352,7 +358,7 @@ impl Coordinator {
             async move {
                 let res = peers.replica_write(n, msg, timeout).await;
                 match (&res, intent) {
-                    (Ok(_), Some(i)) => i.done(),
+                    (Ok(_), Some(i)) => i.done().await,
                     (Ok(_), None) => {}
                     // The hint committed with the update stays, to be delivered.
                     (Err(_), Some(i)) => {
@@ -360,7 +366,7 @@ impl Coordinator {
                         let _ = tx.send(Answer::Hint).await;
                     }
                     // A local replica that failed gets a hint.
-                    (Err(e), None) => match hints.hint_node(n, &ks, &key, &record) {
+                    (Err(e), None) => match hints.hint_node(n, &ks, &key, &record).await {
                         Ok(()) => {
                             let _ = tx.send(Answer::Hint).await;
                         }

@@ -22,7 +22,7 @@
 
 use super::queue::{Dest, Lane};
 use super::Hints;
-use crate::engine::{Cf, WriteBatch};
+use crate::engine::WriteBatch;
 use crate::error::GeokvError;
 use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
@@ -39,11 +39,11 @@ impl InFlight {
         self.0.lock().contains(&seq)
     }
 
-    fn insert(&self, seq: u64) {
+    pub(crate) fn insert(&self, seq: u64) {
         self.0.lock().insert(seq);
     }
 
-    fn remove(&self, seq: u64) {
+    pub(crate) fn remove(&self, seq: u64) {
         self.0.lock().remove(&seq);
     }
 }
@@ -68,17 +68,19 @@ impl std::fmt::Debug for Intent {
 }
 
 impl Intent {
-    /// The replica acknowledged the direct write: the hint is not needed.
-    pub fn done(mut self) {
+    /// The replica acknowledged the direct write: the hint is deleted (on a
+    /// blocking thread), unless a load holds it back meanwhile.
+    pub async fn done(mut self) {
         self.settled = true;
-        let mut batch = WriteBatch::new();
-        batch.delete_raw(Cf::Hints, &self.dest.key(Lane::Backlog, self.seq));
-        // Should the delete fail, the hint is delivered again: harmless.
-        if self.hints.engine().write(batch).is_ok() {
-            self.hints
-                .dequeued(&self.dest, Lane::Backlog, 1, self.bytes);
+        let (dest, seq, bytes) = (self.dest.clone(), self.seq, self.bytes);
+        let settled = self
+            .hints
+            .store
+            .blocking(move |s| s.settle(&dest, seq, bytes));
+        if settled.await.is_err() {
+            // Not deleted: an ordinary hint now, delivered (harmless).
+            self.hints.store.inflight.remove(self.seq);
         }
-        self.hints.inflight.remove(self.seq);
     }
 
     /// The direct write failed: the hint stays and is delivered.
@@ -89,16 +91,18 @@ impl Intent {
     /// The batch holding the hint did not commit: it does not exist.
     fn rolled_back(mut self) {
         self.settled = true;
-        self.hints.inflight.remove(self.seq);
+        self.hints.store.inflight.remove(self.seq);
         self.hints
-            .dequeued(&self.dest, Lane::Backlog, 1, self.bytes);
+            .store
+            .counts
+            .sub(&self.dest, Lane::Backlog, 1, self.bytes);
     }
 
     fn release(&mut self) {
         if std::mem::replace(&mut self.settled, true) {
             return;
         }
-        self.hints.inflight.remove(self.seq);
+        self.hints.store.inflight.remove(self.seq);
         metrics::counter!("geokv_hints_stored_total").increment(1);
         self.hints.notify_queue(&self.dest, Lane::Backlog);
     }
@@ -131,9 +135,10 @@ pub fn intend(
     for &target in targets {
         let node = hints.ring.node(target).id.clone();
         let dest = Dest::Node(node.clone());
-        let queued = hints.enqueue(&dest, Lane::Backlog, keyspace, key, &record, node, 0, batch)?;
+        let entry = super::new_entry(keyspace, key, record.clone(), node, 0);
+        let queued = hints.store.enqueue(&dest, Lane::Backlog, entry, batch);
         if let Some((seq, bytes)) = queued {
-            hints.inflight.insert(seq);
+            hints.store.inflight.insert(seq);
             out.push(Intent {
                 target,
                 hints: hints.clone(),
@@ -154,8 +159,8 @@ pub fn rollback(intents: Vec<Intent>) {
     }
 }
 
-/// Intents written at once (not inside another batch).
-pub fn intend_now(
+/// Intents written at once (not inside another batch), on a blocking thread.
+pub async fn intend_now(
     hints: &Arc<Hints>,
     targets: &[NodeIdx],
     keyspace: &str,
@@ -164,30 +169,35 @@ pub fn intend_now(
 ) -> Result<Vec<Intent>, GeokvError> {
     let mut batch = WriteBatch::new();
     let intents = intend(hints, targets, keyspace, key, set, &mut batch)?;
-    if let Err(e) = hints.engine().write(batch) {
-        rollback(intents);
-        return Err(e.into());
+    match hints.store.blocking(move |s| s.write(batch)).await {
+        Ok(Ok(())) => Ok(intents),
+        Ok(Err(e)) => {
+            rollback(intents);
+            Err(e.into())
+        }
+        Err(e) => {
+            rollback(intents);
+            Err(e)
+        }
     }
-    Ok(intents)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::memory::MemoryEngine;
-    use crate::engine::{Engine, Limits};
+    use crate::engine::Engine;
+    use crate::hints::testing::{on_disk, ThreadsEngine};
     use crate::hints::HintsConfig;
     use crate::ring::Ring;
     use crate::topology::Topology;
     use crate::version::{ActorId, CausalContext};
 
-    fn setup() -> (Arc<dyn Engine>, Arc<Hints>, NodeIdx, Dest) {
-        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+    fn setup(engine: Arc<dyn Engine>) -> (Arc<Hints>, NodeIdx, Dest) {
         let ring = Arc::new(Ring::new(&Topology::dev()));
         let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
         let peer = ring.node_by_id("dc1-n2").expect("dev topology").idx;
-        let h = Hints::open(engine.clone(), ring, me, HintsConfig::default()).expect("open");
-        (engine, Arc::new(h), peer, Dest::Node("dc1-n2".into()))
+        let h = Hints::open(engine, ring, me, HintsConfig::default()).expect("open");
+        (Arc::new(h), peer, Dest::Node("dc1-n2".into()))
     }
 
     fn set() -> SiblingSet {
@@ -197,39 +207,28 @@ mod tests {
         s
     }
 
-    fn on_disk(h: &Hints, dest: &Dest) -> Vec<u64> {
-        let (from, to) = (dest.prefix(Lane::Backlog), dest.prefix_end(Lane::Backlog));
-        let rows = h
-            .engine()
-            .scan_raw(Cf::Hints, &from, &to, 100)
-            .expect("scan");
-        rows.iter()
-            .filter_map(|(k, _)| Dest::parse_key(k).map(|p| p.2))
-            .collect()
-    }
-
     /// Committed with the update and in flight: on disk, skipped by the
     /// deliverer. Acknowledged: gone. Failed or dropped: an ordinary hint.
     /// Not committed: gone from the counts too.
-    #[test]
-    fn an_intent_is_deleted_on_ack_and_becomes_a_hint_otherwise() {
-        let (engine, h, peer, dest) = setup();
-        let write = |batch: WriteBatch| engine.write(batch).expect("commit");
+    #[tokio::test]
+    async fn an_intent_is_deleted_on_ack_and_becomes_a_hint_otherwise() {
+        let engine: Arc<dyn Engine> = Arc::new(ThreadsEngine::new());
+        let (h, peer, dest) = setup(engine.clone());
         let mut b = WriteBatch::new();
         let mut i = intend(&h, &[peer], "default", b"k", &set(), &mut b).expect("intend");
-        write(b);
+        engine.write(b).expect("commit");
         let a = i.pop().expect("one intent");
-        let seq = on_disk(&h, &dest)[0];
+        let seq = on_disk(&h.store, &dest)[0];
         assert!(h.in_flight(seq) && h.backlog_entries(&dest) == 1);
-        a.done();
-        assert!(on_disk(&h, &dest).is_empty() && !h.in_flight(seq));
+        a.done().await;
+        assert!(on_disk(&h.store, &dest).is_empty() && !h.in_flight(seq));
         assert_eq!(h.backlog_entries(&dest), 0);
 
-        let failed = intend_now(&h, &[peer], "default", b"k", &set()).expect("intend");
-        let dropped = intend_now(&h, &[peer], "default", b"k2", &set()).expect("intend");
-        failed.into_iter().for_each(Intent::failed);
+        let failed = intend_now(&h, &[peer], "default", b"k", &set()).await;
+        let dropped = intend_now(&h, &[peer], "default", b"k2", &set()).await;
+        failed.expect("intend").into_iter().for_each(Intent::failed);
         drop(dropped);
-        let left = on_disk(&h, &dest);
+        let left = on_disk(&h.store, &dest);
         assert_eq!(left.len(), 2, "both stay as hints");
         assert!(left.iter().all(|s| !h.in_flight(*s)), "and are delivered");
         assert_eq!(h.backlog_entries(&dest), 2);
@@ -242,6 +241,26 @@ mod tests {
             2,
             "a rolled-back intent is not counted"
         );
-        assert_eq!(on_disk(&h, &dest).len(), 2);
+        assert_eq!(on_disk(&h.store, &dest).len(), 2);
+    }
+
+    /// Settling an intent writes to the engine off the async thread (issue
+    /// 10 (a): `done` used to delete on the runtime's worker).
+    #[tokio::test(flavor = "current_thread")]
+    async fn done_writes_off_the_async_thread() {
+        let engine = Arc::new(ThreadsEngine::new());
+        let (h, peer, _) = setup(engine.clone());
+        let mut i = intend_now(&h, &[peer], "default", b"k", &set())
+            .await
+            .expect("intend");
+        engine.writers.lock().clear();
+        i.pop().expect("one intent").done().await;
+        let writers = engine.writers.lock().clone();
+        assert_eq!(writers.len(), 1, "one delete");
+        assert_ne!(
+            writers[0],
+            std::thread::current().id(),
+            "not on the runtime's thread"
+        );
     }
 }

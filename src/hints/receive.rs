@@ -167,11 +167,15 @@ impl Receiver {
                 // durable, the sender keeps the entry and resends it.
                 hinted_all = false;
             } else {
-                hinted_all &= self.hints.hint_node(n, &e.keyspace, &e.key, &set).is_ok();
+                hinted_all &= self
+                    .hints
+                    .hint_node(n, &e.keyspace, &e.key, &set)
+                    .await
+                    .is_ok();
             }
             let me_pending = pending.contains(&self.me.idx);
             if applied >= need && !me_pending && !pending.is_empty() {
-                match intent::intend_now(&self.hints, &pending, &e.keyspace, &e.key, &set) {
+                match intent::intend_now(&self.hints, &pending, &e.keyspace, &e.key, &set).await {
                     Ok(i) => {
                         stragglers = i;
                         break;
@@ -190,7 +194,7 @@ impl Receiver {
                     if let Some(at) = stragglers.iter().position(|i| i.target == n) {
                         let i = stragglers.swap_remove(at);
                         if ok {
-                            i.done()
+                            i.done().await
                         } else {
                             i.failed()
                         }

@@ -1,0 +1,237 @@
+//! The delivery driver's timing, under `tokio::time::pause` (no sleeps, no
+//! sockets): back-off after a stall and an urgent entry cutting it short,
+//! the backlog's linger, a batch given up after its timeout and resent, and
+//! an urgent entry sent while the backlog's window is full.
+
+use super::*;
+use crate::engine::memory::MemoryEngine;
+use crate::engine::{Engine, Limits, WriteBatch};
+use crate::hints::{Awaited, HintsConfig};
+use crate::proto::v1::internode::{EntryAck, StreamAck};
+use crate::ring::Ring;
+use crate::topology::{NodeIdx, Topology};
+use crate::version::{ActorId, CausalContext, SiblingSet};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+/// One stream the driver opened: what it sends, and where to acknowledge.
+struct Opened {
+    at: Instant,
+    batches: mpsc::UnboundedReceiver<StreamBatch>,
+    acks: mpsc::UnboundedSender<Result<StreamAck, TransportError>>,
+}
+
+/// An in-memory link to `dc2`, whose live nodes the test sets.
+struct FakeLink {
+    live: Mutex<Vec<NodeIdx>>,
+    /// When the driver asked who is live (once per attempt to open).
+    asked: Mutex<Vec<Instant>>,
+    opened: mpsc::UnboundedSender<Opened>,
+}
+
+struct FakeWire {
+    to: NodeIdx,
+    batches: mpsc::UnboundedSender<StreamBatch>,
+    acks: mpsc::UnboundedReceiver<Result<StreamAck, TransportError>>,
+}
+
+impl Link for FakeLink {
+    type Stream = FakeWire;
+
+    async fn open(&self, to: NodeIdx) -> Result<FakeWire, TransportError> {
+        let (btx, brx) = mpsc::unbounded_channel();
+        let (atx, arx) = mpsc::unbounded_channel();
+        let opened = Opened {
+            at: Instant::now(),
+            batches: brx,
+            acks: atx,
+        };
+        let _ = self.opened.send(opened);
+        Ok(FakeWire {
+            to,
+            batches: btx,
+            acks: arx,
+        })
+    }
+
+    fn is_up(&self, n: NodeIdx) -> bool {
+        self.live.lock().contains(&n)
+    }
+
+    fn live(&self, _: &Dest) -> Vec<NodeIdx> {
+        self.asked.lock().push(Instant::now());
+        self.live.lock().clone()
+    }
+}
+
+impl Wire for FakeWire {
+    fn to(&self) -> NodeIdx {
+        self.to
+    }
+
+    async fn send(&mut self, batch: StreamBatch) -> Result<(), TransportError> {
+        let _ = self.batches.send(batch);
+        Ok(())
+    }
+
+    async fn next_ack(&mut self) -> Result<StreamAck, TransportError> {
+        match self.acks.recv().await {
+            Some(a) => a,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+struct Rig {
+    hints: Arc<Hints>,
+    link: Arc<FakeLink>,
+    opened: mpsc::UnboundedReceiver<Opened>,
+    _stop: watch::Sender<bool>,
+}
+
+fn rig(live: Vec<NodeIdx>) -> Rig {
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+    let ring = Arc::new(Ring::new(&Topology::dev()));
+    let me = ring.node_by_id("dc1-n1").expect("dev topology").clone();
+    let hints = Arc::new(Hints::open(engine, ring, me.idx, HintsConfig::default()).expect("open"));
+    let (tx, opened) = mpsc::unbounded_channel();
+    let link = Arc::new(FakeLink {
+        live: Mutex::new(live),
+        asked: Mutex::new(Vec::new()),
+        opened: tx,
+    });
+    let (stop, shutdown) = watch::channel(false);
+    let pump = Pump::new(hints.clone(), link.clone(), me, Dest::Dc("dc2".into()));
+    tokio::spawn(pump.run(shutdown));
+    Rig {
+        hints,
+        link,
+        opened,
+        _stop: stop,
+    }
+}
+
+/// Appends `key` to dc2's stream (urgent: a coordinator waits on it).
+fn append(h: &Hints, key: &[u8], urgent: bool) -> Option<crate::hints::waiters::StreamWait> {
+    let mut set = SiblingSet::new();
+    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+        .expect("one sibling");
+    let dcs = vec!["dc2".to_string()];
+    let wait: Vec<Awaited> = (urgent.then(|| Awaited {
+        dc: "dc2".into(),
+        need: 1,
+    }))
+    .into_iter()
+    .collect();
+    let mut b = WriteBatch::new();
+    let mut a = h
+        .stream_append(&dcs, &wait, "default", key, &set, &mut b)
+        .expect("append");
+    h.engine().write(b).expect("commit");
+    h.notify_appended(&dcs, &wait, &a.waits);
+    a.waits.pop()
+}
+
+fn durable(batch: &StreamBatch) -> StreamAck {
+    StreamAck {
+        batch_id: batch.batch_id,
+        entries: (batch.entries.iter())
+            .map(|e| EntryAck {
+                seq: e.seq,
+                replicas: 1,
+                durable: true,
+                refused: false,
+            })
+            .collect(),
+    }
+}
+
+fn gaps_ms(at: &[Instant]) -> Vec<u128> {
+    at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_live_node_it_backs_off_doubling_and_an_urgent_entry_cuts_it_short() {
+    let r = rig(Vec::new());
+    append(&r.hints, b"k", false);
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+    let asked = r.link.asked.lock().clone();
+    assert_eq!(gaps_ms(&asked)[..7], [50, 100, 200, 400, 800, 1600, 2000]);
+    // A client now waits: it learns at once that nothing can be streamed to
+    // (not at its deadline), and the retry does not wait for the timer.
+    let before = r.link.asked.lock().len();
+    let t = Instant::now();
+    let wait = append(&r.hints, b"u", true).expect("a wait");
+    let outcome = wait.outcome().await;
+    assert_eq!(outcome, Err("no live node in dc2 to stream to".to_string()));
+    assert_eq!(Instant::now(), t, "failed without waiting");
+    assert!(r.link.asked.lock().len() > before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn backlog_appends_linger_into_one_batch() {
+    let mut r = rig(vec![NodeIdx(3)]);
+    tokio::time::sleep(Duration::from_millis(10)).await; // the first, empty fill
+    let t0 = Instant::now();
+    append(&r.hints, b"a", false);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    append(&r.hints, b"b", false);
+    let mut s = r.opened.recv().await.expect("a stream");
+    let batch = s.batches.recv().await.expect("a batch");
+    assert_eq!(s.at - t0, LINGER, "sent after the linger, not before");
+    assert_eq!(batch.entries.len(), 2, "both writes share the batch");
+    assert!(!batch.urgent);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_not_acknowledged_in_time_is_resent_and_deleted_once_durable() {
+    let mut r = rig(vec![NodeIdx(3), NodeIdx(4)]);
+    let t0 = Instant::now();
+    append(&r.hints, b"a", false);
+    let mut first = r.opened.recv().await.expect("a stream");
+    let sent = first.batches.recv().await.expect("a batch");
+    // Never acknowledged: given up after the timeout, sent again on a new
+    // stream (to the other live node) after the first back-off.
+    let mut second = r.opened.recv().await.expect("a second stream");
+    assert_eq!(
+        second.at - first.at,
+        BATCH_TIMEOUT + super::super::schedule::BACKOFF_MIN
+    );
+    let again = second.batches.recv().await.expect("resent");
+    assert_eq!(again.entries, sent.entries);
+    assert!(second.at - t0 >= BATCH_TIMEOUT);
+    assert_eq!(
+        r.hints.backlog_entries(&Dest::Dc("dc2".into())),
+        1,
+        "kept until durable"
+    );
+    second.acks.send(Ok(durable(&again))).expect("ack");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(r.hints.backlog_entries(&Dest::Dc("dc2".into())), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_urgent_entry_is_sent_while_the_backlog_window_is_full() {
+    let mut r = rig(vec![NodeIdx(3)]);
+    for i in 0..400u32 {
+        append(&r.hints, &i.to_be_bytes(), false);
+    }
+    let mut s = r.opened.recv().await.expect("a stream");
+    let mut backlog = 0;
+    while backlog < BACKLOG_WINDOW_FOR_TEST {
+        let b = s.batches.recv().await.expect("backlog batch");
+        assert!(!b.urgent);
+        backlog += 1;
+    }
+    let t = Instant::now();
+    let _wait = append(&r.hints, b"urgent", true).expect("a wait");
+    let b = s.batches.recv().await.expect("urgent batch");
+    assert!(b.urgent && b.entries.len() == 1, "the urgent entry alone");
+    assert_eq!(
+        Instant::now(),
+        t,
+        "sent at once, no backlog batch acknowledged"
+    );
+}
+
+const BACKLOG_WINDOW_FOR_TEST: usize = super::super::schedule::BACKLOG_WINDOW;

@@ -1,0 +1,384 @@
+//! Tests of the scheduler's decisions, without sockets, engines or clocks:
+//! windows, AIMD, floors and rescans, expiry, back-off, the urgent lane,
+//! target choice, and what an acknowledgement means.
+
+use super::*;
+use crate::hints::testing::loaded;
+use crate::proto::v1::internode::StreamAck;
+use proptest::prelude::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn dc() -> Dest {
+    Dest::Dc("dc2".into())
+}
+
+fn node() -> Dest {
+    Dest::Node("dc1-n2".into())
+}
+
+/// A page of entries `seqs` in `lane` of `dest`, created at `created_ms`.
+fn page(dest: &Dest, lane: Lane, seqs: &[u64], created_ms: u64) -> Page {
+    let entries: Vec<Loaded> = seqs
+        .iter()
+        .map(|&s| Loaded {
+            key: dest.key(lane, s),
+            ..loaded(s, created_ms)
+        })
+        .collect();
+    Page {
+        range: (entries.first().zip(entries.last())).map(|(a, b)| (a.key.clone(), b.key.clone())),
+        entries,
+        held: 0,
+    }
+}
+
+fn ack(batch_id: u64, entries: &[(u64, bool, bool)]) -> StreamAck {
+    StreamAck {
+        batch_id,
+        entries: entries
+            .iter()
+            .map(|&(seq, durable, refused)| EntryAck {
+                seq,
+                replicas: durable as u32 * 2,
+                durable,
+                refused,
+            })
+            .collect(),
+    }
+}
+
+/// Runs a fill to its end, answering every load with `pages`; returns the
+/// actions other than loads, and the loads made.
+fn fill(
+    s: &mut Scheduler,
+    now: Instant,
+    rewind: Option<u64>,
+    mut pages: impl FnMut(&Load) -> Page,
+) -> (Vec<Action>, Vec<Load>) {
+    let mut todo: Vec<Action> = s.on(Event::Fill { now, rewind });
+    let (mut out, mut loads) = (Vec::new(), Vec::new());
+    while !todo.is_empty() {
+        let a = todo.remove(0);
+        match a {
+            Action::Load(load) => {
+                let page = pages(&load);
+                loads.push(load.clone());
+                let now_ms = 10 * HOUR.as_millis() as u64;
+                let mut next = s.on(Event::Loaded {
+                    load,
+                    page,
+                    now,
+                    now_ms,
+                });
+                next.append(&mut todo);
+                todo = next;
+            }
+            other => out.push(other),
+        }
+    }
+    (out, loads)
+}
+
+fn sends(actions: &[Action]) -> Vec<(u64, Lane, Vec<u64>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                batch_id,
+                lane,
+                entries,
+            } => Some((*batch_id, *lane, entries.iter().map(|e| e.seq).collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A queue that always has more: a page of `n` fresh entries per load.
+fn endless(dest: Dest) -> impl FnMut(&Load) -> Page {
+    let mut next = 1u64;
+    move |l: &Load| {
+        let seqs: Vec<u64> = (next..next + 4).collect();
+        next += 4;
+        page(&dest, l.lane, &seqs, 10 * HOUR.as_millis() as u64)
+    }
+}
+
+#[test]
+fn the_urgent_lane_goes_first_and_never_waits_behind_the_backlog() {
+    let mut s = Scheduler::new(dc(), 4096, HOUR, 0);
+    let now = Instant::now();
+    let (out, loads) = fill(&mut s, now, None, endless(dc()));
+    assert_eq!(loads[0].lane, Lane::Urgent, "urgent is read first");
+    let sent = sends(&out);
+    let urgent = sent.iter().filter(|b| b.1 == Lane::Urgent).count();
+    let backlog = sent.iter().filter(|b| b.1 == Lane::Backlog).count();
+    assert_eq!(
+        (urgent, backlog),
+        (URGENT_WINDOW, BACKLOG_WINDOW),
+        "each lane fills its own window"
+    );
+    // Urgent acknowledged: room for urgent again although the backlog is full.
+    let first_urgent = sent.iter().find(|b| b.1 == Lane::Urgent).expect("urgent");
+    let entries: Vec<_> = first_urgent.2.iter().map(|&q| (q, true, false)).collect();
+    s.on(Event::Acked {
+        ack: ack(first_urgent.0, &entries),
+        now,
+    });
+    assert!(s.has_room(Lane::Urgent) && !s.has_room(Lane::Backlog));
+    let (out, loads) = fill(&mut s, now, None, endless(dc()));
+    assert_eq!(
+        loads.iter().map(|l| l.lane).collect::<Vec<_>>(),
+        vec![Lane::Urgent]
+    );
+    assert_eq!(sends(&out).len(), 1);
+}
+
+#[test]
+fn a_node_queue_has_no_urgent_lane() {
+    let mut s = Scheduler::new(node(), 4096, HOUR, 0);
+    assert!(!s.has_room(Lane::Urgent));
+    let (_, loads) = fill(&mut s, Instant::now(), None, endless(node()));
+    assert!(loads.iter().all(|l| l.lane == Lane::Backlog));
+}
+
+#[test]
+fn the_floor_moves_up_and_a_rescan_starts_from_the_lane_start() {
+    let d = node();
+    let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
+    let t0 = Instant::now();
+    let p = |seqs: &[u64]| page(&d, Lane::Backlog, seqs, 10 * HOUR.as_millis() as u64);
+    let (out, loads) = fill(&mut s, t0, None, |_| p(&[]));
+    assert!(loads[0].full && loads[0].from == d.prefix(Lane::Backlog));
+    assert_eq!(out, vec![Action::Oldest(None)]);
+    // Entries 5..6 found: they become the floor; 5 is sent.
+    let mut answers = vec![p(&[5, 6]), p(&[])];
+    let (out, _) = fill(&mut s, t0, None, |_| answers.remove(0));
+    let sent = sends(&out);
+    assert_eq!(sent[0].2, vec![5, 6]);
+    s.on(Event::Acked {
+        ack: ack(sent[0].0, &[(5, true, false), (6, true, false)]),
+        now: t0,
+    });
+    // Within RESCAN the next load starts at the floor, not the lane start.
+    let (_, loads) = fill(&mut s, t0 + RESCAN / 2, None, |_| p(&[]));
+    assert!(!loads[0].full);
+    assert_eq!(loads[0].from, d.key(Lane::Backlog, 5));
+    // After RESCAN it starts from the lane's start again.
+    let (_, loads) = fill(&mut s, t0 + RESCAN * 2, None, |_| p(&[]));
+    assert!(loads[0].full && loads[0].from == d.prefix(Lane::Backlog));
+}
+
+#[test]
+fn an_urgent_rewind_reads_below_the_floor_at_once() {
+    let d = dc();
+    let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
+    let t0 = Instant::now();
+    let mut answers = vec![page(&d, Lane::Urgent, &[50], 0)];
+    let (out, _) = fill(&mut s, t0, None, |_| answers.pop().unwrap_or_default());
+    let b = sends(&out)[0].0;
+    s.on(Event::Acked {
+        ack: ack(b, &[(50, true, false)]),
+        now: t0,
+    });
+    let (_, loads) = fill(&mut s, t0, Some(7), |_| Page::default());
+    let urgent: Vec<_> = loads.iter().filter(|l| l.lane == Lane::Urgent).collect();
+    assert_eq!(
+        urgent[0].from,
+        d.key(Lane::Urgent, 7),
+        "rewound below floor 50"
+    );
+    // Nothing found there: the floor is where the rewind looked, so no
+    // entry committed since can be stepped over.
+    let (_, loads) = fill(&mut s, t0, None, |_| Page::default());
+    assert_eq!(loads[0].from, d.key(Lane::Urgent, 7));
+}
+
+#[test]
+fn node_hints_past_the_window_are_expired_not_sent() {
+    let d = node();
+    let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
+    let now_ms = 10 * HOUR.as_millis() as u64;
+    let mut p = page(&d, Lane::Backlog, &[1, 2], now_ms);
+    p.entries[0].created_ms = now_ms - 2 * HOUR.as_millis() as u64;
+    let mut answers = vec![p];
+    let (out, _) = fill(&mut s, Instant::now(), None, |_| {
+        answers.pop().unwrap_or_default()
+    });
+    match &out[0] {
+        Action::Expire(old) => {
+            assert_eq!(old.iter().map(|l| l.entry.seq).collect::<Vec<_>>(), vec![1])
+        }
+        other => panic!("expected an expiry, got {other:?}"),
+    }
+    assert_eq!(sends(&out)[0].2, vec![2]);
+}
+
+#[test]
+fn held_back_intents_end_the_lane_for_this_fill() {
+    let d = node();
+    let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
+    let mut loads_made = 0;
+    let (out, _) = fill(&mut s, Instant::now(), None, |_| {
+        loads_made += 1;
+        Page {
+            range: Some((d.key(Lane::Backlog, 1), d.key(Lane::Backlog, 1))),
+            entries: Vec::new(),
+            held: 1,
+        }
+    });
+    assert_eq!(loads_made, 1, "not read again and again");
+    assert!(sends(&out).is_empty());
+}
+
+#[test]
+fn back_off_doubles_to_a_cap_and_resets_on_a_durable_ack() {
+    let mut s = Scheduler::new(dc(), 4096, HOUR, 0);
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let a = s.on(Event::Stalled(Stall::Failed("x".into())));
+        assert_eq!(a[0], Action::Reset);
+        if let Some(Action::Backoff(d)) = a.last() {
+            seen.push(d.as_millis());
+        }
+    }
+    assert_eq!(seen, vec![50, 100, 200, 400, 800, 1600, 2000, 2000]);
+    let now = Instant::now();
+    let (out, _) = fill(&mut s, now, None, endless(dc()));
+    let b = &sends(&out)[0];
+    let entries: Vec<_> = b.2.iter().map(|&q| (q, true, false)).collect();
+    s.on(Event::Acked {
+        ack: ack(b.0, &entries),
+        now,
+    });
+    let a = s.on(Event::Stalled(Stall::NoTarget));
+    assert_eq!(
+        a,
+        vec![
+            Action::Reset,
+            Action::FailWaits,
+            Action::Backoff(BACKOFF_MIN)
+        ]
+    );
+}
+
+#[test]
+fn no_target_fails_waits_only_for_a_datacenter() {
+    let mut s = Scheduler::new(node(), 4096, HOUR, 0);
+    let a = s.on(Event::Stalled(Stall::NoTarget));
+    assert!(!a.contains(&Action::FailWaits));
+}
+
+#[test]
+fn targets_rotate_over_live_nodes() {
+    let mut s = Scheduler::new(dc(), 4096, HOUR, 0);
+    let live = [NodeIdx(3), NodeIdx(4), NodeIdx(5)];
+    let picks: Vec<_> = (0..3).filter_map(|_| s.pick_target(&live)).collect();
+    assert_eq!(picks, vec![NodeIdx(4), NodeIdx(5), NodeIdx(3)]);
+    assert_eq!(s.pick_target(&[]), None);
+    let mut n = Scheduler::new(node(), 4096, HOUR, 0);
+    assert_eq!(n.pick_target(&[NodeIdx(1)]), Some(NodeIdx(1)));
+}
+
+#[test]
+fn a_late_ack_of_a_batch_given_up_is_ignored() {
+    let mut s = Scheduler::new(dc(), 4096, HOUR, 0);
+    let now = Instant::now();
+    let (out, _) = fill(&mut s, now, None, endless(dc()));
+    let b = sends(&out)[0].clone();
+    assert_eq!(s.give_up_at(), Some(now + BATCH_TIMEOUT));
+    s.on(Event::Stalled(Stall::Failed("timeout".into())));
+    assert_eq!(s.give_up_at(), None);
+    let entries: Vec<_> = b.2.iter().map(|&q| (q, true, false)).collect();
+    assert!(s
+        .on(Event::Acked {
+            ack: ack(b.0, &entries),
+            now
+        })
+        .is_empty());
+}
+
+proptest! {
+    /// AIMD stays within its bounds, doubles on a fast batch and halves on
+    /// a slow one.
+    #[test]
+    fn aimd_stays_in_bounds(limit in MIN_BATCH..5000usize, ms in 0u64..10_000, max in MIN_BATCH..5000usize) {
+        let limit = limit.min(max);
+        let next = aimd(limit, Duration::from_millis(ms), max);
+        prop_assert!((MIN_BATCH..=max).contains(&next));
+        let took = Duration::from_millis(ms);
+        if took < SLOW_BATCH / 4 { prop_assert_eq!(next, (limit * 2).min(max)); }
+        if took > SLOW_BATCH { prop_assert_eq!(next, (limit / 2).max(MIN_BATCH)); }
+    }
+
+    /// Only durable acknowledgements delete and settle waits with a count;
+    /// refusals delete (recorded for anti-entropy) and fail waits; anything
+    /// else keeps the entry and stalls the queue so it is sent again.
+    #[test]
+    fn only_durable_acks_delete_or_settle(
+        answers in prop::collection::vec(prop::option::of((any::<bool>(), any::<bool>())), 1..20),
+        ms in 0u64..5000,
+    ) {
+        let d = dc();
+        let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
+        let now = Instant::now();
+        let seqs: Vec<u64> = (1..=answers.len() as u64).collect();
+        let mut pages = vec![page(&d, Lane::Urgent, &seqs, 0)];
+        let (out, _) = fill(&mut s, now, None, |l| if l.lane == Lane::Urgent { pages.pop().unwrap_or_default() } else { Page::default() });
+        let b = sends(&out)[0].0;
+        let acks: Vec<_> = seqs.iter().zip(&answers).filter_map(|(&q, a)| a.map(|(d, r)| (q, d, r))).collect();
+        let actions = s.on(Event::Acked { ack: ack(b, &acks), now: now + Duration::from_millis(ms) });
+        let answer = |q: u64| acks.iter().find(|a| a.0 == q).copied();
+        let mut removed = Vec::new();
+        let mut resolved = Vec::new();
+        for a in &actions {
+            match a {
+                Action::Remove { done, refused, .. } => {
+                    for l in done { prop_assert!(answer(l.entry.seq).is_some_and(|a| a.1)); removed.push(l.entry.seq); }
+                    for l in refused { prop_assert!(answer(l.entry.seq).is_some_and(|a| !a.1 && a.2)); removed.push(l.entry.seq); }
+                }
+                Action::Resolve { seq, outcome } => {
+                    let a = answer(*seq).expect("answered");
+                    prop_assert_eq!(outcome.is_ok(), a.1);
+                    resolved.push(*seq);
+                }
+                _ => {}
+            }
+        }
+        let settled: Vec<u64> = acks.iter().filter(|a| a.1 || a.2).map(|a| a.0).collect();
+        removed.sort_unstable();
+        prop_assert_eq!(&removed, &settled);
+        prop_assert_eq!(&resolved, &settled);
+        let stalled = actions.contains(&Action::Reset);
+        prop_assert_eq!(stalled, settled.len() < seqs.len());
+    }
+
+    /// Whatever the backlog does, a fill reads the urgent lane first while
+    /// it has room.
+    #[test]
+    fn urgent_first_whatever_the_backlog(steps in prop::collection::vec(0u8..3, 0..30)) {
+        let d = dc();
+        let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
+        let now = Instant::now();
+        let mut next = 1u64;
+        for step in steps {
+            let mut gen = |l: &Load| {
+                let lane_ok = step != 1 || l.lane == Lane::Backlog;
+                let p = if lane_ok { page(&d, l.lane, &[next], 0) } else { Page::default() };
+                next += 1;
+                p
+            };
+            let (out, loads) = fill(&mut s, now, None, &mut gen);
+            if s.has_room(Lane::Urgent) || loads.iter().any(|l| l.lane == Lane::Urgent) {
+                prop_assert_eq!(loads.first().map(|l| l.lane), Some(Lane::Urgent));
+            }
+            if step == 2 {
+                for (b, _, seqs) in sends(&out) {
+                    let e: Vec<_> = seqs.iter().map(|&q| (q, true, false)).collect();
+                    s.on(Event::Acked { ack: ack(b, &e), now });
+                }
+            }
+            prop_assert!(s.in_flight() <= URGENT_WINDOW + BACKLOG_WINDOW);
+        }
+    }
+}

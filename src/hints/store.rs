@@ -1,0 +1,197 @@
+//! The hinted queues' storage (Cassandra's hints store): every engine read
+//! and write of the `hints` column family, the sequence counter, the size
+//! mirror ([`Counts`]), and the anti-entropy records of entries that could
+//! not be delivered. Its calls block on the engine: from async code they go
+//! through [`Store::blocking`] (the one rule for blocking I/O in `hints`).
+//!
+//! An entry is counted in when it is added to a batch and out exactly once,
+//! by whoever deletes it: the deliverer (acknowledged, expired, refused,
+//! corrupt) or a settled intent ([`Store::settle`]). A load never returns
+//! an intent whose direct write is in flight, and [`Store::settle`] excludes
+//! loads, so an intent is never both settled and delivered.
+//!
+//! Must not: decide when or where entries are sent.
+
+use super::counts::{Backlog, Counts};
+use super::intent::InFlight;
+use super::queue::{encode_entry, Dest, Lane};
+use super::{now_ms, repair_key, HintsConfig};
+use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::error::GeokvError;
+use crate::proto::v1::internode::StreamEntry;
+use crate::ring::token_of;
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One queued entry as loaded from disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub key: Vec<u8>,
+    pub created_ms: u64,
+    pub entry: StreamEntry,
+    pub bytes: u64,
+}
+
+/// The queues on disk.
+pub(crate) struct Store {
+    engine: Arc<dyn Engine>,
+    pub(crate) config: HintsConfig,
+    /// Next sequence number; starts at wall-clock microseconds so it keeps
+    /// increasing across restarts without a persisted counter.
+    seq: AtomicU64,
+    pub(crate) counts: Counts,
+    /// Node hints whose direct write is in flight (see `intent`).
+    pub(crate) inflight: InFlight,
+    /// Held shared by a load across its scan and its in-flight filter, and
+    /// exclusively by [`Store::settle`] across its delete: a settled intent
+    /// is either gone before a load scans or held back by it.
+    gate: RwLock<()>,
+}
+
+impl Store {
+    /// Opens the queues, counting what is on disk.
+    pub(crate) fn open(engine: Arc<dyn Engine>, config: HintsConfig) -> Result<Self, EngineError> {
+        let mut found: BTreeMap<(Dest, Lane), Backlog> = BTreeMap::new();
+        let mut max_seq = 0u64;
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let page = engine.scan_raw(Cf::Hints, &from, &[0xff; 1], 10_000)?;
+            let Some((last, _)) = page.last() else { break };
+            from = last.clone();
+            from.push(0);
+            for (k, v) in &page {
+                if let Some((dest, lane, seq)) = Dest::parse_key(k) {
+                    let b = found.entry((dest, lane)).or_default();
+                    b.entries += 1;
+                    b.bytes += v.len() as u64;
+                    max_seq = max_seq.max(seq);
+                }
+            }
+        }
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        Ok(Store {
+            engine,
+            config,
+            seq: AtomicU64::new(micros.max(max_seq + 1)),
+            counts: Counts::new(found),
+            inflight: InFlight::default(),
+            gate: RwLock::new(()),
+        })
+    }
+
+    /// The engine the queues live in.
+    pub(crate) fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Runs `f` on a blocking thread.
+    pub(crate) async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T, GeokvError>
+    where
+        F: FnOnce(&Store) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| GeokvError::Internal(format!("hints task failed: {e}")))
+    }
+
+    /// Commits `batch`.
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        self.engine.write(batch)
+    }
+
+    /// Adds `entry` (its sequence number and trace context filled in here)
+    /// to `batch` and counts it; its sequence number and stored size, or
+    /// `None` when the queue is over its byte bound (the key is recorded for
+    /// anti-entropy in `batch` instead).
+    pub(crate) fn enqueue(
+        &self,
+        dest: &Dest,
+        lane: Lane,
+        mut entry: StreamEntry,
+        batch: &mut WriteBatch,
+    ) -> Option<(u64, u64)> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        entry.seq = seq;
+        entry.traceparent = crate::telemetry::current_traceparent();
+        let value = encode_entry(now_ms(), &entry);
+        let bytes = value.len() as u64;
+        if !self
+            .counts
+            .add(dest, lane, bytes, self.config.max_backlog_bytes)
+        {
+            metrics::counter!("geokv_hint_overflows_total", "dest" => dest.label()).increment(1);
+            self.needs_repair(&entry.keyspace, &entry.key, dest, batch);
+            return None;
+        }
+        batch.put_raw(Cf::Hints, &dest.key(lane, seq), &value);
+        Some((seq, bytes))
+    }
+
+    /// Records a key's token as needing anti-entropy towards `dest`.
+    pub(crate) fn needs_repair(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        dest: &Dest,
+        batch: &mut WriteBatch,
+    ) {
+        // The queue's sequence counter: unique, and increasing across restarts.
+        let unique = self.seq.fetch_add(1, Ordering::Relaxed);
+        let k = repair_key(keyspace, token_of(key), unique);
+        batch.put_raw(Cf::Meta, &k, dest.label().as_bytes());
+        metrics::counter!("geokv_repair_recorded_total", "dest" => dest.label()).increment(1);
+    }
+
+    /// Deletes `done` (acknowledged as durable at the destination) from
+    /// `lane` of `dest`; entries the destination refused (`refused`) are
+    /// recorded for anti-entropy in the same batch.
+    pub(crate) fn remove(
+        &self,
+        dest: &Dest,
+        lane: Lane,
+        done: &[Loaded],
+        refused: &[Loaded],
+    ) -> Result<(), EngineError> {
+        if done.is_empty() && refused.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        for l in refused {
+            self.needs_repair(&l.entry.keyspace, &l.entry.key, dest, &mut batch);
+        }
+        for l in done.iter().chain(refused) {
+            batch.delete_raw(Cf::Hints, &l.key);
+        }
+        self.engine.write(batch)?;
+        let n = (done.len() + refused.len()) as u64;
+        let bytes = done.iter().chain(refused).map(|l| l.bytes).sum();
+        self.counts.sub(dest, lane, n, bytes);
+        Ok(())
+    }
+
+    /// Settles an intent whose direct write was acknowledged: deletes its
+    /// hint and counts it out, excluding loads meanwhile (see [`Store`]).
+    /// Should the delete fail, the hint is delivered again: harmless.
+    pub(crate) fn settle(&self, dest: &Dest, seq: u64, bytes: u64) {
+        let _gate = self.gate.write();
+        let mut batch = WriteBatch::new();
+        batch.delete_raw(Cf::Hints, &dest.key(Lane::Backlog, seq));
+        if self.engine.write(batch).is_ok() {
+            self.counts.sub(dest, Lane::Backlog, 1, bytes);
+        }
+        self.inflight.remove(seq);
+    }
+
+    /// Shared with other loads, exclusive of [`Store::settle`].
+    pub(crate) fn load_gate(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.gate.read()
+    }
+}
