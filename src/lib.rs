@@ -30,6 +30,7 @@
 //! | `bench` | the YCSB-style load generator and local benchmark clusters | no |
 
 pub use geokv_client as client;
+#[cfg(feature = "server")]
 pub mod coordinator;
 pub mod proto;
 pub mod ring;
