@@ -21,7 +21,7 @@
 //! | [`ring`] | tokens, virtual nodes, NetworkTopologyStrategy placement | yes |
 //! | [`version`] | vector clocks, dots, sibling sets and their codec | yes |
 //! | [`coordinator::consistency`] | consistency levels and the acks each needs | yes |
-//! | [`client`] | the Rust SDK (builds without RocksDB) | no |
+//! | [`client`] | the Rust SDK: re-export of the `geokv-client` crate | no |
 //! | `engine` | the storage trait; only `engine::rocks` imports RocksDB | no |
 //! | `coordinator` | plan → fan out → wait for the level → reconcile → repair | no |
 //! | `api`, `transport`, `replica` | client gRPC edge; internode gRPC; replica apply | no |
@@ -29,7 +29,8 @@
 //! | `node` | wires one node together: start-up and shutdown | no |
 //! | `bench` | the YCSB-style load generator and local benchmark clusters | no |
 
-pub mod client;
+pub use geokv_client as client;
+#[cfg(feature = "server")]
 pub mod coordinator;
 pub mod proto;
 pub mod ring;

@@ -1,16 +1,15 @@
 //! Generated gRPC types for `geokv.v1` (client API) and `geokv.v1.internode`.
-//! Owns nothing else: conversions live next to the code that needs them.
+//! The client API's messages and client stub come from the SDK
+//! (`geokv_client::proto`); this module adds the `Kv` server stub over them
+//! and the internode protocol. Owns nothing else: conversions live next to
+//! the code that needs them.
 #![allow(clippy::all, missing_docs)]
 
-/// gRPC metadata on every error status a geokv node returns: `no` when
-/// provably nothing was written (so the write may be sent again, e.g. to
-/// another node), `maybe` otherwise. A status without it did not come from
-/// a geokv node's request path (a broken connection, a proxy): treat it as
-/// `maybe`.
-pub const APPLIED_METADATA: &str = "geokv-applied";
+pub use geokv_client::proto::APPLIED_METADATA;
 
-/// Client API: `geokv.v1`.
+/// Client API: `geokv.v1` (the SDK's messages and client, and `kv_server`).
 pub mod v1 {
+    pub use geokv_client::proto::v1::*;
     tonic::include_proto!("geokv.v1");
     /// Internode protocol: `geokv.v1.internode` (not a public API).
     pub mod internode {

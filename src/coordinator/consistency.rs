@@ -2,9 +2,10 @@
 //! which datacenters, a request needs before the coordinator answers.
 //! Pure arithmetic after Cassandra's `ConsistencyLevel.blockFor`.
 //!
-//! Owns [`ConsistencyLevel`], [`Requirement`], [`AckCounts`] and
-//! [`ConsistencyError`]. Must not know which replicas are alive or where they
-//! are (that is `ring` and `membership`), and does no I/O.
+//! Owns what a [`ConsistencyLevel`] (a type of the SDK, `geokv_client`)
+//! requires: [`Requirement`], [`AckCounts`] and [`ConsistencyError`]. Must
+//! not know which replicas are alive or where they are (that is `ring` and
+//! `membership`), and does no I/O.
 //!
 //! | level        | requirement (quorum(n) = n/2 + 1)                     |
 //! |--------------|-------------------------------------------------------|
@@ -19,89 +20,10 @@
 //! An explicit ack count overrides the level: `Total { count }`, 1..=Σ rf.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
-/// How many replicas must answer a read or acknowledge a write.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ConsistencyLevel {
-    Any,
-    One,
-    Two,
-    Three,
-    LocalOne,
-    LocalQuorum,
-    EachQuorum,
-    Quorum,
-    All,
-}
-
-impl ConsistencyLevel {
-    pub const ALL_LEVELS: [ConsistencyLevel; 9] = [
-        ConsistencyLevel::Any,
-        ConsistencyLevel::One,
-        ConsistencyLevel::Two,
-        ConsistencyLevel::Three,
-        ConsistencyLevel::LocalOne,
-        ConsistencyLevel::LocalQuorum,
-        ConsistencyLevel::EachQuorum,
-        ConsistencyLevel::Quorum,
-        ConsistencyLevel::All,
-    ];
-
-    /// The canonical upper-case name, e.g. `"LOCAL_QUORUM"`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ConsistencyLevel::Any => "ANY",
-            ConsistencyLevel::One => "ONE",
-            ConsistencyLevel::Two => "TWO",
-            ConsistencyLevel::Three => "THREE",
-            ConsistencyLevel::LocalOne => "LOCAL_ONE",
-            ConsistencyLevel::LocalQuorum => "LOCAL_QUORUM",
-            ConsistencyLevel::EachQuorum => "EACH_QUORUM",
-            ConsistencyLevel::Quorum => "QUORUM",
-            ConsistencyLevel::All => "ALL",
-        }
-    }
-
-    /// Only the local DC's replicas count (LOCAL_ONE, LOCAL_QUORUM).
-    pub fn is_local(&self) -> bool {
-        matches!(
-            self,
-            ConsistencyLevel::LocalOne | ConsistencyLevel::LocalQuorum
-        )
-    }
-}
-
-impl fmt::Display for ConsistencyLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A string that names no consistency level.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown consistency level '{0}' (expected one of ANY, ONE, TWO, THREE, LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM, QUORUM, ALL)")]
-pub struct ParseLevelError(pub String);
-
-impl FromStr for ConsistencyLevel {
-    type Err = ParseLevelError;
-
-    /// Case-insensitive; `_`, `-` and nothing are equivalent separators:
-    /// `LOCAL_QUORUM`, `local-quorum` and `localquorum` all parse.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm: String = s
-            .trim()
-            .chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
-        ConsistencyLevel::ALL_LEVELS
-            .into_iter()
-            .find(|l| l.name().replace('_', "") == norm)
-            .ok_or_else(|| ParseLevelError(s.to_string()))
-    }
-}
+/// The level type is the SDK's (clients name levels too); re-exported here,
+/// the server's home for level semantics, so its path stays the same.
+pub use geokv_client::{ConsistencyLevel, ParseLevelError};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OpKind {

@@ -14,255 +14,245 @@
 //! the engine directly (`replica`).
 
 pub mod consistency;
-#[cfg(feature = "server")]
 mod forward;
-#[cfg(feature = "server")]
 mod gather;
-#[cfg(feature = "server")]
 mod read;
-#[cfg(feature = "server")]
 mod write;
 
-#[cfg(feature = "server")]
-pub use server_side::*;
+use crate::error::GeokvError;
+use crate::hints::Hints;
+use crate::replica::Replica;
+use crate::ring::{ReplicaSet, Ring};
+use crate::topology::{NodeIdx, NodeInfo};
+use crate::transport::Peers;
+use bytes::Bytes;
+use consistency::{ConsistencyLevel, OpKind, Requirement};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-#[cfg(feature = "server")]
-mod server_side {
-    use super::consistency::{ConsistencyLevel, Requirement};
-    use crate::error::GeokvError;
-    use crate::hints::Hints;
-    use crate::replica::Replica;
-    use crate::ring::{ReplicaSet, Ring};
-    use crate::topology::{NodeIdx, NodeInfo};
-    use crate::transport::Peers;
-    use bytes::Bytes;
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-    use std::time::Duration;
+pub use read::ReadOutcome;
+pub use write::WriteOutcome;
 
-    pub use super::read::ReadOutcome;
-    pub use super::write::WriteOutcome;
+/// Answers "is this node up?"; fed by gossip and the failure detector.
+pub trait Liveness: Send + Sync + 'static {
+    /// Whether `node` is believed alive now.
+    fn is_up(&self, node: NodeIdx) -> bool;
+}
 
-    /// Answers "is this node up?"; fed by gossip and the failure detector.
-    pub trait Liveness: Send + Sync + 'static {
-        /// Whether `node` is believed alive now.
-        fn is_up(&self, node: NodeIdx) -> bool;
+/// Every node is believed up (single-node tools and tests).
+pub struct AlwaysUp;
+impl Liveness for AlwaysUp {
+    fn is_up(&self, _: NodeIdx) -> bool {
+        true
     }
+}
 
-    /// Every node is believed up (single-node tools and tests).
-    pub struct AlwaysUp;
-    impl Liveness for AlwaysUp {
-        fn is_up(&self, _: NodeIdx) -> bool {
-            true
+/// Coordinator settings.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// Deadline when the request names none.
+    pub default_timeout: Duration,
+    /// Level when the request names none.
+    pub default_level: ConsistencyLevel,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            default_timeout: Duration::from_millis(2000),
+            default_level: ConsistencyLevel::LocalQuorum,
+        }
+    }
+}
+
+/// A read, as the API hands it over.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub keyspace: String,
+    pub key: Bytes,
+    pub level: ConsistencyLevel,
+    pub explicit: Option<u32>,
+    pub timeout: Duration,
+}
+
+/// A write or delete (`value: None`), as the API hands it over.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub keyspace: String,
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+    pub context: crate::version::CausalContext,
+    pub level: ConsistencyLevel,
+    pub explicit: Option<u32>,
+    pub timeout: Duration,
+}
+
+/// What [`Coordinator::plan`] decided for one request.
+struct Plan<'a> {
+    pub requirement: Requirement,
+    pub replicas: &'a ReplicaSet,
+    /// Live replicas per datacenter.
+    pub alive: BTreeMap<String, u32>,
+}
+
+/// Coordinates requests on behalf of one node.
+pub struct Coordinator {
+    ring: Arc<Ring>,
+    me: NodeInfo,
+    peers: Arc<Peers>,
+    replica: Arc<Replica>,
+    liveness: Arc<dyn Liveness>,
+    hints: Arc<Hints>,
+    config: CoordinatorConfig,
+}
+
+impl Coordinator {
+    /// Wires a coordinator.
+    pub fn new(
+        ring: Arc<Ring>,
+        me: NodeIdx,
+        peers: Arc<Peers>,
+        replica: Arc<Replica>,
+        liveness: Arc<dyn Liveness>,
+        hints: Arc<Hints>,
+        config: CoordinatorConfig,
+    ) -> Self {
+        let me = ring.node(me).clone();
+        Coordinator {
+            ring,
+            me,
+            peers,
+            replica,
+            liveness,
+            hints,
+            config,
         }
     }
 
-    /// Coordinator settings.
-    #[derive(Clone, Debug)]
-    pub struct CoordinatorConfig {
-        /// Deadline when the request names none.
-        pub default_timeout: Duration,
-        /// Level when the request names none.
-        pub default_level: ConsistencyLevel,
+    /// Settings.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
     }
 
-    impl Default for CoordinatorConfig {
-        fn default() -> Self {
-            CoordinatorConfig {
-                default_timeout: Duration::from_millis(2000),
-                default_level: ConsistencyLevel::LocalQuorum,
+    /// The ring this coordinator places keys on.
+    pub fn ring(&self) -> &Arc<Ring> {
+        &self.ring
+    }
+
+    fn is_up(&self, n: NodeIdx) -> bool {
+        n == self.me.idx || self.liveness.is_up(n)
+    }
+
+    fn dc_of(&self, n: NodeIdx) -> &str {
+        &self.ring.node(n).dc
+    }
+
+    /// Replicas of the key, nearest first: ourselves, then our datacenter
+    /// (in walk order), then the other datacenters in topology order.
+    fn by_proximity(&self, set: &ReplicaSet) -> Vec<NodeIdx> {
+        let mut out: Vec<NodeIdx> = Vec::with_capacity(set.len());
+        if set.contains(self.me.idx) {
+            out.push(self.me.idx);
+        }
+        out.extend(
+            set.in_dc(&self.me.dc)
+                .iter()
+                .copied()
+                .filter(|n| *n != self.me.idx),
+        );
+        for dc in &set.per_dc {
+            if dc.dc != self.me.dc {
+                out.extend(dc.nodes.iter().copied());
             }
         }
+        out
     }
 
-    /// A read, as the API hands it over.
-    #[derive(Debug, Clone)]
-    pub struct ReadRequest {
-        pub keyspace: String,
-        pub key: Bytes,
-        pub level: ConsistencyLevel,
-        pub explicit: Option<u32>,
-        pub timeout: Duration,
+    /// Live replicas per datacenter.
+    fn alive_per_dc(&self, set: &ReplicaSet) -> BTreeMap<String, u32> {
+        let mut m = BTreeMap::new();
+        for dc in &set.per_dc {
+            let up = dc.nodes.iter().filter(|n| self.is_up(**n)).count() as u32;
+            m.insert(dc.dc.clone(), up);
+        }
+        m
     }
 
-    /// A write or delete (`value: None`), as the API hands it over.
-    #[derive(Debug, Clone)]
-    pub struct WriteRequest {
-        pub keyspace: String,
-        pub key: Bytes,
-        pub value: Option<Bytes>,
-        pub context: crate::version::CausalContext,
-        pub level: ConsistencyLevel,
-        pub explicit: Option<u32>,
-        pub timeout: Duration,
+    /// The common start of every request: the keyspace, the requirement
+    /// of the level (`FAILED_PRECONDITION` when impossible), the replica
+    /// set, and the up-front liveness check (`UNAVAILABLE`).
+    fn plan(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        level: ConsistencyLevel,
+        explicit: Option<u32>,
+        op: OpKind,
+    ) -> Result<Plan<'_>, GeokvError> {
+        let unknown = || GeokvError::UnknownKeyspace(keyspace.to_string());
+        let spec = self
+            .ring
+            .topology()
+            .keyspace(keyspace)
+            .ok_or_else(unknown)?;
+        let requirement =
+            consistency::block_for(level, explicit, op, &spec.replication, &self.me.dc)?;
+        let replicas = self.ring.replicas(keyspace, key).map_err(|_| unknown())?;
+        let alive = self.alive_per_dc(replicas);
+        self.check_alive(level, &requirement, &alive)?;
+        Ok(Plan {
+            requirement,
+            replicas,
+            alive,
+        })
     }
 
-    /// What [`Coordinator::plan`] decided for one request.
-    pub(super) struct Plan<'a> {
-        pub requirement: Requirement,
-        pub replicas: &'a ReplicaSet,
-        /// Live replicas per datacenter.
-        pub alive: BTreeMap<String, u32>,
-    }
-
-    /// Coordinates requests on behalf of one node.
-    pub struct Coordinator {
-        pub(super) ring: Arc<Ring>,
-        pub(super) me: NodeInfo,
-        pub(super) peers: Arc<Peers>,
-        pub(super) replica: Arc<Replica>,
-        pub(super) liveness: Arc<dyn Liveness>,
-        pub(super) hints: Arc<Hints>,
-        pub(super) config: CoordinatorConfig,
-    }
-
-    impl Coordinator {
-        /// Wires a coordinator.
-        pub fn new(
-            ring: Arc<Ring>,
-            me: NodeIdx,
-            peers: Arc<Peers>,
-            replica: Arc<Replica>,
-            liveness: Arc<dyn Liveness>,
-            hints: Arc<Hints>,
-            config: CoordinatorConfig,
-        ) -> Self {
-            let me = ring.node(me).clone();
-            Coordinator {
-                ring,
-                me,
-                peers,
-                replica,
-                liveness,
-                hints,
-                config,
-            }
-        }
-
-        /// Settings.
-        pub fn config(&self) -> &CoordinatorConfig {
-            &self.config
-        }
-
-        /// The ring this coordinator places keys on.
-        pub fn ring(&self) -> &Arc<Ring> {
-            &self.ring
-        }
-
-        pub(super) fn is_up(&self, n: NodeIdx) -> bool {
-            n == self.me.idx || self.liveness.is_up(n)
-        }
-
-        pub(super) fn dc_of(&self, n: NodeIdx) -> &str {
-            &self.ring.node(n).dc
-        }
-
-        /// Replicas of the key, nearest first: ourselves, then our datacenter
-        /// (in walk order), then the other datacenters in topology order.
-        pub(super) fn by_proximity(&self, set: &ReplicaSet) -> Vec<NodeIdx> {
-            let mut out: Vec<NodeIdx> = Vec::with_capacity(set.len());
-            if set.contains(self.me.idx) {
-                out.push(self.me.idx);
-            }
-            out.extend(
-                set.in_dc(&self.me.dc)
-                    .iter()
-                    .copied()
-                    .filter(|n| *n != self.me.idx),
-            );
-            for dc in &set.per_dc {
-                if dc.dc != self.me.dc {
-                    out.extend(dc.nodes.iter().copied());
+    /// `UNAVAILABLE` up front when the live replicas cannot meet `req`.
+    fn check_alive(
+        &self,
+        level: ConsistencyLevel,
+        req: &Requirement,
+        alive: &BTreeMap<String, u32>,
+    ) -> Result<(), GeokvError> {
+        let unavailable = |required: u32, alive: u32, scope: String| GeokvError::Unavailable {
+            level: level.name().to_string(),
+            required,
+            alive,
+            scope,
+        };
+        match req {
+            // A write is minted by a replica, so ANY too needs one alive
+            // (a hint alone cannot carry a new write).
+            Requirement::AnyOrHint => {
+                let total: u32 = alive.values().sum();
+                if total < 1 {
+                    return Err(unavailable(1, total, String::new()));
                 }
+                Ok(())
             }
-            out
-        }
-
-        /// Live replicas per datacenter.
-        pub(super) fn alive_per_dc(&self, set: &ReplicaSet) -> BTreeMap<String, u32> {
-            let mut m = BTreeMap::new();
-            for dc in &set.per_dc {
-                let up = dc.nodes.iter().filter(|n| self.is_up(**n)).count() as u32;
-                m.insert(dc.dc.clone(), up);
+            Requirement::Total { count } => {
+                let total: u32 = alive.values().sum();
+                if total < *count {
+                    return Err(unavailable(*count, total, String::new()));
+                }
+                Ok(())
             }
-            m
-        }
-
-        /// The common start of every request: the keyspace, the requirement
-        /// of the level (`FAILED_PRECONDITION` when impossible), the replica
-        /// set, and the up-front liveness check (`UNAVAILABLE`).
-        pub(super) fn plan(
-            &self,
-            keyspace: &str,
-            key: &[u8],
-            level: ConsistencyLevel,
-            explicit: Option<u32>,
-            op: super::consistency::OpKind,
-        ) -> Result<Plan<'_>, GeokvError> {
-            let unknown = || GeokvError::UnknownKeyspace(keyspace.to_string());
-            let spec = self
-                .ring
-                .topology()
-                .keyspace(keyspace)
-                .ok_or_else(unknown)?;
-            let requirement =
-                super::consistency::block_for(level, explicit, op, &spec.replication, &self.me.dc)?;
-            let replicas = self.ring.replicas(keyspace, key).map_err(|_| unknown())?;
-            let alive = self.alive_per_dc(replicas);
-            self.check_alive(level, &requirement, &alive)?;
-            Ok(Plan {
-                requirement,
-                replicas,
-                alive,
-            })
-        }
-
-        /// `UNAVAILABLE` up front when the live replicas cannot meet `req`.
-        pub(super) fn check_alive(
-            &self,
-            level: ConsistencyLevel,
-            req: &Requirement,
-            alive: &BTreeMap<String, u32>,
-        ) -> Result<(), GeokvError> {
-            let unavailable = |required: u32, alive: u32, scope: String| GeokvError::Unavailable {
-                level: level.name().to_string(),
-                required,
-                alive,
-                scope,
-            };
-            match req {
-                // A write is minted by a replica, so ANY too needs one alive
-                // (a hint alone cannot carry a new write).
-                Requirement::AnyOrHint => {
-                    let total: u32 = alive.values().sum();
-                    if total < 1 {
-                        return Err(unavailable(1, total, String::new()));
-                    }
-                    Ok(())
+            Requirement::Local { dc, count } => {
+                let a = alive.get(dc).copied().unwrap_or(0);
+                if a < *count {
+                    return Err(unavailable(*count, a, format!(" in {dc}")));
                 }
-                Requirement::Total { count } => {
-                    let total: u32 = alive.values().sum();
-                    if total < *count {
-                        return Err(unavailable(*count, total, String::new()));
-                    }
-                    Ok(())
-                }
-                Requirement::Local { dc, count } => {
+                Ok(())
+            }
+            Requirement::EachDc { per_dc } => {
+                for (dc, count) in per_dc {
                     let a = alive.get(dc).copied().unwrap_or(0);
                     if a < *count {
                         return Err(unavailable(*count, a, format!(" in {dc}")));
                     }
-                    Ok(())
                 }
-                Requirement::EachDc { per_dc } => {
-                    for (dc, count) in per_dc {
-                        let a = alive.get(dc).copied().unwrap_or(0);
-                        if a < *count {
-                            return Err(unavailable(*count, a, format!(" in {dc}")));
-                        }
-                    }
-                    Ok(())
-                }
+                Ok(())
             }
         }
     }

@@ -12,16 +12,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tonic::transport::Channel;
 
-use crate::client::endpoints::{preference_order, Candidate, NodeAddr};
-use crate::client::level::level_to_proto;
-use crate::client::read::Get;
-use crate::client::write::{Delete, Put};
-use crate::client::{
-    CausalContext, ClientBuilder, ClientError, ClusterStatus, GetResult, RetryPolicy,
-};
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::endpoints::{preference_order, Candidate, NodeAddr};
+use crate::level::level_to_proto;
 use crate::proto::v1 as pb;
 use crate::proto::v1::kv_client::KvClient;
+use crate::read::Get;
+use crate::write::{Delete, Put};
+use crate::ConsistencyLevel;
+use crate::{CausalContext, ClientBuilder, ClientError, ClusterStatus, GetResult, RetryPolicy};
 
 /// How long a node that refused a connection is tried only after the others.
 const UNREACHABLE_COOLDOWN: Duration = Duration::from_secs(5);
@@ -39,10 +37,10 @@ const UNREACHABLE_COOLDOWN: Duration = Duration::from_secs(5);
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use geokv::client::Client;
-/// use geokv::coordinator::consistency::ConsistencyLevel;
+/// use geokv_client::Client;
+/// use geokv_client::ConsistencyLevel;
 ///
-/// # async fn demo() -> Result<(), geokv::client::ClientError> {
+/// # async fn demo() -> Result<(), geokv_client::ClientError> {
 /// let client = Client::builder()
 ///     .endpoints(["http://127.0.0.11:7070", "http://127.0.0.12:7070"])
 ///     .local_datacenter("dc1")
@@ -97,8 +95,8 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), geokv::client::ClientError> {
-    /// let client = geokv::client::Client::builder()
+    /// # async fn demo() -> Result<(), geokv_client::ClientError> {
+    /// let client = geokv_client::Client::builder()
     ///     .endpoints(["http://127.0.0.11:7070"])
     ///     .build()
     ///     .await?;
@@ -121,9 +119,9 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::coordinator::consistency::ConsistencyLevel;
+    /// use geokv_client::ConsistencyLevel;
     ///
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let read = client.get("k").await?;
     /// let strong = client.get("k").consistency(ConsistencyLevel::EachQuorum).await?;
     /// let two = client.get("k").r(2).keyspace("sessions").await?;
@@ -140,7 +138,7 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let written = client.put("k", "v").w(2).await?;
     /// println!("{} acks", written.acks);
     /// # Ok(()) }
@@ -154,7 +152,7 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let read = client.get("counter").await?;
     /// client.put_with_context("counter", "7", &read.context).await?;
     /// # Ok(()) }
@@ -174,7 +172,7 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let read = client.get("cart").await?;
     /// if read.siblings.len() > 1 {
     ///     let merged = read.values().max_by_key(|v| v.len()).cloned().unwrap_or_default();
@@ -198,7 +196,7 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let read = client.get("k").await?;
     /// client.delete("k", &read.context).await?;
     /// # Ok(()) }
@@ -213,7 +211,7 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let status = client.status().await?;
     /// println!("{} answered for cluster {}", status.answered_by, status.cluster);
     /// # Ok(()) }
@@ -235,7 +233,7 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// # fn demo(client: geokv::client::Client) {
+    /// # fn demo(client: geokv_client::Client) {
     /// println!("local dc: {}", client.local_datacenter().unwrap_or("(none)"));
     /// # }
     /// ```
@@ -248,7 +246,7 @@ impl Client {
     /// # Example
     ///
     /// ```no_run
-    /// # fn demo(client: geokv::client::Client) {
+    /// # fn demo(client: geokv_client::Client) {
     /// for url in client.endpoints() {
     ///     println!("{url}");
     /// }

@@ -19,7 +19,7 @@ use tonic::Code;
 /// # Example
 ///
 /// ```no_run
-/// use geokv::client::{Client, ClientError};
+/// use geokv_client::{Client, ClientError};
 ///
 /// # async fn demo(client: Client) {
 /// match client.get("user:42").await {
@@ -107,7 +107,7 @@ impl ClientError {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::client::ClientError;
+    /// use geokv_client::ClientError;
     ///
     /// let err = ClientError::Timeout { message: "2 of 3 answered".into() };
     /// assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
@@ -130,7 +130,7 @@ impl ClientError {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::client::ClientError;
+    /// use geokv_client::ClientError;
     ///
     /// let err = ClientError::NotFound { message: "keyspace nope".into() };
     /// assert_eq!(err.message(), "keyspace nope");
@@ -157,7 +157,7 @@ impl ClientError {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::client::ClientError;
+    /// use geokv_client::ClientError;
     ///
     /// assert!(ClientError::Transport { message: "refused".into() }.is_retriable());
     /// assert!(!ClientError::InvalidArgument { message: "empty key".into() }.is_retriable());
@@ -182,7 +182,7 @@ impl ClientError {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::client::ClientError;
+    /// use geokv_client::ClientError;
     ///
     /// assert!(!ClientError::Transport { message: "refused".into() }.reached_server());
     /// assert!(ClientError::Timeout { message: "late".into() }.reached_server());
@@ -201,7 +201,7 @@ impl ClientError {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::client::ClientError;
+    /// use geokv_client::ClientError;
     ///
     /// assert!(!ClientError::Unavailable { message: "1 of 2 alive".into() }.may_have_been_applied());
     /// assert!(ClientError::Timeout { message: "late".into() }.may_have_been_applied());
@@ -307,7 +307,7 @@ fn source_chain_has<T: std::error::Error + 'static>(status: &tonic::Status) -> b
 /// # Example
 ///
 /// ```no_run
-/// assert_eq!(geokv::client::code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
+/// assert_eq!(geokv_client::code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
 /// ```
 pub fn code_name(code: Code) -> &'static str {
     match code {
@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn only_unavailable_before_sending_lets_a_write_be_retried() {
-        let policy = crate::client::RetryPolicy::default();
+        let policy = crate::RetryPolicy::default();
         let before = unavailable(Some("no"));
         assert!(
             matches!(before, ClientError::Unavailable { .. }),
@@ -420,7 +420,7 @@ mod tests {
         let err = ClientError::from(tonic::Status::new(Code::Unknown, "transport error"));
         assert!(matches!(err, ClientError::ConnectionLost { .. }), "{err:?}");
         assert_eq!(err.code(), Code::Unavailable);
-        let policy = crate::client::RetryPolicy::default();
+        let policy = crate::RetryPolicy::default();
         assert!(
             policy.should_retry(0, &err, true),
             "a read goes to another node"

@@ -11,7 +11,7 @@ use crate::proto::v1 as pb;
 /// # Example
 ///
 /// ```no_run
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let status = client.status().await?;
 /// for (dc, nodes) in status.by_datacenter() {
 ///     let up = nodes.iter().filter(|n| n.up).count();
@@ -38,7 +38,7 @@ pub struct ClusterStatus {
 /// # Example
 ///
 /// ```no_run
-/// # fn show(node: &geokv::client::NodeInfo) {
+/// # fn show(node: &geokv_client::NodeInfo) {
 /// println!("{} {}/{} {} phi={:.2}", node.id, node.datacenter, node.rack,
 ///          if node.up { "UP" } else { "DOWN" }, node.phi);
 /// # }
@@ -68,7 +68,7 @@ pub struct NodeInfo {
 /// # Example
 ///
 /// ```no_run
-/// # fn show(ks: &geokv::client::KeyspaceInfo) {
+/// # fn show(ks: &geokv_client::KeyspaceInfo) {
 /// let total: u32 = ks.replication.values().sum();
 /// println!("{}: {total} replicas", ks.name);
 /// # }
@@ -88,7 +88,7 @@ impl ClusterStatus {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let status = client.status().await?;
     /// let dcs: Vec<&str> = status.by_datacenter().keys().copied().collect();
     /// # Ok(()) }

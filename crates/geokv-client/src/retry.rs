@@ -6,7 +6,7 @@
 //! `endpoints.rs`).
 use std::time::Duration;
 
-use crate::client::ClientError;
+use crate::ClientError;
 
 /// How a call is retried: `retries` extra attempts after the first, each on
 /// the next preferred endpoint, after an exponentially growing, jittered
@@ -23,7 +23,7 @@ use crate::client::ClientError;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use geokv::client::RetryPolicy;
+/// use geokv_client::RetryPolicy;
 ///
 /// let policy = RetryPolicy { retries: 4, base: Duration::from_millis(20), max: Duration::from_secs(1) };
 /// // Before the first retry: between 10 and 20 ms; the second: between 20 and 40 ms.
@@ -62,7 +62,7 @@ impl RetryPolicy {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use geokv::client::RetryPolicy;
+    /// use geokv_client::RetryPolicy;
     ///
     /// let p = RetryPolicy::default();
     /// assert_eq!(p.backoff(1, 1.0), Duration::from_millis(50));
@@ -89,7 +89,7 @@ impl RetryPolicy {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::client::{ClientError, RetryPolicy};
+    /// use geokv_client::{ClientError, RetryPolicy};
     ///
     /// let p = RetryPolicy::default();
     /// let timeout = ClientError::Timeout { message: "2 of 3".into() };

@@ -11,12 +11,12 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::client::core::{request, Defaults, Inner, NodeSlot};
-use crate::client::endpoints::{nodes_from_seeds, nodes_from_status, NodeAddr};
-use crate::client::{Client, ClientError, RetryPolicy};
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::core::{request, Defaults, Inner, NodeSlot};
+use crate::endpoints::{nodes_from_seeds, nodes_from_status, NodeAddr};
 use crate::proto::v1 as pb;
 use crate::proto::v1::kv_client::KvClient;
+use crate::ConsistencyLevel;
+use crate::{Client, ClientError, RetryPolicy};
 
 /// Configures and builds a [`Client`].
 ///
@@ -27,9 +27,9 @@ use crate::proto::v1::kv_client::KvClient;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use geokv::client::Client;
+/// use geokv_client::Client;
 ///
-/// # async fn demo() -> Result<(), geokv::client::ClientError> {
+/// # async fn demo() -> Result<(), geokv_client::ClientError> {
 /// let client = Client::builder()
 ///     .endpoints(["http://127.0.0.11:7070", "http://127.0.0.21:7070"])
 ///     .local_datacenter("dc1")
@@ -73,7 +73,7 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// let b = geokv::client::Client::builder().endpoints(["127.0.0.11:7070", "127.0.0.12:7070"]);
+    /// let b = geokv_client::Client::builder().endpoints(["127.0.0.11:7070", "127.0.0.12:7070"]);
     /// ```
     pub fn endpoints<I, S>(mut self, endpoints: I) -> Self
     where
@@ -90,7 +90,7 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// let b = geokv::client::Client::builder().local_datacenter("eu-west");
+    /// let b = geokv_client::Client::builder().local_datacenter("eu-west");
     /// ```
     pub fn local_datacenter(mut self, datacenter: impl Into<String>) -> Self {
         self.local_dc = Some(datacenter.into());
@@ -102,7 +102,7 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// let b = geokv::client::Client::builder().keyspace("sessions");
+    /// let b = geokv_client::Client::builder().keyspace("sessions");
     /// ```
     pub fn keyspace(mut self, keyspace: impl Into<String>) -> Self {
         self.keyspace = keyspace.into();
@@ -114,8 +114,8 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::coordinator::consistency::ConsistencyLevel;
-    /// let b = geokv::client::Client::builder().consistency(ConsistencyLevel::Quorum);
+    /// use geokv_client::ConsistencyLevel;
+    /// let b = geokv_client::Client::builder().consistency(ConsistencyLevel::Quorum);
     /// ```
     pub fn consistency(mut self, level: ConsistencyLevel) -> Self {
         self.consistency = level;
@@ -128,7 +128,7 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// let b = geokv::client::Client::builder().timeout(std::time::Duration::from_secs(2));
+    /// let b = geokv_client::Client::builder().timeout(std::time::Duration::from_secs(2));
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -140,7 +140,7 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// let b = geokv::client::Client::builder().connect_timeout(std::time::Duration::from_millis(300));
+    /// let b = geokv_client::Client::builder().connect_timeout(std::time::Duration::from_millis(300));
     /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -152,7 +152,7 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// let b = geokv::client::Client::builder().retries(0); // fail fast
+    /// let b = geokv_client::Client::builder().retries(0); // fail fast
     /// ```
     pub fn retries(mut self, retries: u32) -> Self {
         self.retry.retries = retries;
@@ -165,8 +165,8 @@ impl ClientBuilder {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use geokv::client::RetryPolicy;
-    /// let b = geokv::client::Client::builder().retry_policy(RetryPolicy {
+    /// use geokv_client::RetryPolicy;
+    /// let b = geokv_client::Client::builder().retry_policy(RetryPolicy {
     ///     retries: 5,
     ///     base: Duration::from_millis(10),
     ///     max: Duration::from_millis(500),
@@ -184,7 +184,7 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// let b = geokv::client::Client::builder().endpoints(["127.0.0.11:7070"]).discover(false);
+    /// let b = geokv_client::Client::builder().endpoints(["127.0.0.11:7070"]).discover(false);
     /// ```
     pub fn discover(mut self, discover: bool) -> Self {
         self.discover = discover;
@@ -203,8 +203,8 @@ impl ClientBuilder {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), geokv::client::ClientError> {
-    /// let client = geokv::client::Client::builder()
+    /// # async fn demo() -> Result<(), geokv_client::ClientError> {
+    /// let client = geokv_client::Client::builder()
     ///     .endpoints(["http://127.0.0.11:7070"])
     ///     .build()
     ///     .await?;

@@ -1,19 +1,18 @@
 //! The mapping between [`ConsistencyLevel`] and the wire enum
 //! [`pb::Consistency`]: the only place the two meet.
 //!
-//! Owns no semantics: what each level requires is
-//! `coordinator::consistency`'s business, and the server's.
-use crate::coordinator::consistency::ConsistencyLevel;
+//! Owns no semantics: what each level requires is the server's business
+//! (`geokv::coordinator::consistency`).
 use crate::proto::v1 as pb;
+use crate::ConsistencyLevel;
 
 /// The wire value for a level.
 ///
 /// # Example
 ///
-/// ```no_run
-/// use geokv::client::level_to_proto;
-/// use geokv::coordinator::consistency::ConsistencyLevel;
-/// use geokv::proto::v1::Consistency;
+/// ```
+/// use geokv_client::proto::v1::Consistency;
+/// use geokv_client::{level_to_proto, ConsistencyLevel};
 ///
 /// assert_eq!(level_to_proto(ConsistencyLevel::LocalQuorum), Consistency::LocalQuorum);
 /// ```
@@ -36,10 +35,9 @@ pub fn level_to_proto(level: ConsistencyLevel) -> pb::Consistency {
 ///
 /// # Example
 ///
-/// ```no_run
-/// use geokv::client::level_from_proto;
-/// use geokv::coordinator::consistency::ConsistencyLevel;
-/// use geokv::proto::v1::Consistency;
+/// ```
+/// use geokv_client::proto::v1::Consistency;
+/// use geokv_client::{level_from_proto, ConsistencyLevel};
 ///
 /// assert_eq!(level_from_proto(Consistency::All as i32), Some(ConsistencyLevel::All));
 /// assert_eq!(level_from_proto(Consistency::Unspecified as i32), None);

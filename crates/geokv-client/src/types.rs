@@ -7,15 +7,15 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 
-use crate::client::ClientError;
 use crate::proto::v1 as pb;
+use crate::ClientError;
 
 /// One concurrent version of a value, as returned by a read.
 ///
 /// # Example
 ///
 /// ```no_run
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// for sibling in client.get("cart:7").await?.siblings {
 ///     match &sibling.value {
 ///         Some(value) => println!("{} bytes at {} ms", value.len(), sibling.timestamp_ms),
@@ -53,9 +53,9 @@ impl From<pb::Sibling> for Sibling {
 /// # Example
 ///
 /// ```no_run
-/// use geokv::client::CausalContext;
+/// use geokv_client::CausalContext;
 ///
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let read = client.get("k").await?;
 /// let shell_safe = read.context.to_base64();
 /// let back = CausalContext::from_base64(&shell_safe)?;
@@ -71,7 +71,7 @@ impl CausalContext {
     /// # Example
     ///
     /// ```no_run
-    /// assert!(geokv::client::CausalContext::empty().is_empty());
+    /// assert!(geokv_client::CausalContext::empty().is_empty());
     /// ```
     pub fn empty() -> Self {
         CausalContext(Bytes::new())
@@ -82,7 +82,7 @@ impl CausalContext {
     /// # Example
     ///
     /// ```no_run
-    /// let ctx = geokv::client::CausalContext::from_bytes(vec![1, 2, 3]);
+    /// let ctx = geokv_client::CausalContext::from_bytes(vec![1, 2, 3]);
     /// assert_eq!(ctx.as_bytes(), &[1, 2, 3]);
     /// ```
     pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
@@ -94,7 +94,7 @@ impl CausalContext {
     /// # Example
     ///
     /// ```no_run
-    /// assert!(geokv::client::CausalContext::empty().as_bytes().is_empty());
+    /// assert!(geokv_client::CausalContext::empty().as_bytes().is_empty());
     /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -105,7 +105,7 @@ impl CausalContext {
     /// # Example
     ///
     /// ```no_run
-    /// assert!(!geokv::client::CausalContext::from_bytes(vec![0]).is_empty());
+    /// assert!(!geokv_client::CausalContext::from_bytes(vec![0]).is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -116,7 +116,7 @@ impl CausalContext {
     /// # Example
     ///
     /// ```no_run
-    /// let ctx = geokv::client::CausalContext::from_bytes(vec![0xfb, 0xff]);
+    /// let ctx = geokv_client::CausalContext::from_bytes(vec![0xfb, 0xff]);
     /// assert_eq!(ctx.to_base64(), "+/8=");
     /// ```
     pub fn to_base64(&self) -> String {
@@ -133,11 +133,11 @@ impl CausalContext {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::client::CausalContext;
+    /// use geokv_client::CausalContext;
     ///
     /// let ctx = CausalContext::from_base64("+/8=")?;
     /// assert_eq!(ctx.as_bytes(), &[0xfb, 0xff]);
-    /// # Ok::<(), geokv::client::ClientError>(())
+    /// # Ok::<(), geokv_client::ClientError>(())
     /// ```
     pub fn from_base64(text: &str) -> Result<Self, ClientError> {
         STANDARD
@@ -156,7 +156,7 @@ impl CausalContext {
 /// # Example
 ///
 /// ```no_run
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let read = client.get("k").await?;
 /// if read.siblings.len() > 1 {
 ///     // Concurrent writes: merge them and write the result back with the context.
@@ -183,7 +183,7 @@ impl GetResult {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// if client.get("k").await?.is_absent() {
     ///     println!("not found");
     /// }
@@ -198,7 +198,7 @@ impl GetResult {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let longest = client.get("k").await?.values().max_by_key(|v| v.len()).cloned();
     /// # Ok(()) }
     /// ```
@@ -221,7 +221,7 @@ impl GetResult {
 /// # Example
 ///
 /// ```no_run
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let written = client.put("k", "v1").await?;
 /// // Overwrite exactly what we wrote, without reading first.
 /// client.put("k", "v2").context(&written.context).await?;
@@ -261,7 +261,7 @@ impl PutResult {
 /// # Example
 ///
 /// ```no_run
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let read = client.get("k").await?;
 /// let deleted = client.delete("k", &read.context).await?;
 /// println!("{} acks", deleted.acks);

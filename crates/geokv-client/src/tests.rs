@@ -9,10 +9,10 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
-use crate::client::{CausalContext, Client, ClientError};
-use crate::coordinator::consistency::ConsistencyLevel;
 use crate::proto::v1 as pb;
-use crate::proto::v1::kv_server::{Kv, KvServer};
+use crate::proto::v1::test_server::kv_server::{Kv, KvServer};
+use crate::ConsistencyLevel;
+use crate::{CausalContext, Client, ClientError};
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -168,8 +168,8 @@ fn hits(c: &Cluster) -> Vec<usize> {
     c.hits.iter().map(|h| h.load(Ordering::SeqCst)).collect()
 }
 
-fn fast(builder: crate::client::ClientBuilder) -> crate::client::ClientBuilder {
-    builder.retry_policy(crate::client::RetryPolicy {
+fn fast(builder: crate::ClientBuilder) -> crate::ClientBuilder {
+    builder.retry_policy(crate::RetryPolicy {
         retries: 2,
         base: Duration::from_millis(1),
         max: Duration::from_millis(2),

@@ -1,7 +1,8 @@
 //! The Rust SDK for geokv: a cheap-to-clone [`Client`] that sends get / put /
 //! delete / status to a coordinator of the local datacenter over gRPC
 //! (`geokv.v1.Kv`), falls back to other datacenters, and retries what is safe
-//! to retry. Builds without the `server` feature (no RocksDB).
+//! to retry. Its own crate: it depends on no server code (no RocksDB); the
+//! server depends on it for [`ConsistencyLevel`] and the wire types.
 //!
 //! # Layout
 //!
@@ -14,14 +15,16 @@
 //! | `retry.rs` | [`RetryPolicy`]: backoff schedule and the write idempotency rule (pure) |
 //! | `error.rs` | [`ClientError`] and the classification of `tonic::Status` |
 //! | `types.rs`, `status.rs` | results, siblings, [`CausalContext`], cluster status |
+//! | `consistency.rs` | [`ConsistencyLevel`]: names and parsing |
 //! | `level.rs` | `ConsistencyLevel` ↔ wire enum |
+//! | `proto.rs` | the generated `geokv.v1` messages and `Kv` client stub |
 //!
 //! # Example
 //!
 //! ```no_run
-//! use geokv::client::Client;
+//! use geokv_client::Client;
 //!
-//! # async fn demo() -> Result<(), geokv::client::ClientError> {
+//! # async fn demo() -> Result<(), geokv_client::ClientError> {
 //! let client = Client::builder().endpoints(["http://127.0.0.11:7070"]).build().await?;
 //! client.put("k", "v1").await?;
 //! let read = client.get("k").await?;
@@ -30,7 +33,10 @@
 //! }
 //! # Ok(()) }
 //! ```
+pub mod proto;
+
 mod builder;
+mod consistency;
 mod core;
 mod endpoints;
 mod error;
@@ -42,6 +48,7 @@ mod types;
 mod write;
 
 pub use self::builder::ClientBuilder;
+pub use self::consistency::{ConsistencyLevel, ParseLevelError};
 pub use self::core::Client;
 pub use self::error::{code_name, ClientError};
 pub use self::level::{level_from_proto, level_to_proto};
@@ -50,9 +57,6 @@ pub use self::retry::RetryPolicy;
 pub use self::status::{ClusterStatus, KeyspaceInfo, NodeInfo};
 pub use self::types::{CausalContext, DeleteResult, GetResult, PutResult, Sibling};
 pub use self::write::{Delete, Put, WriteOptions};
-
-/// The consistency level type calls take, re-exported for convenience.
-pub use crate::coordinator::consistency::ConsistencyLevel;
 
 #[cfg(test)]
 mod tests;

@@ -3,17 +3,17 @@
 //! context and the acks.
 //!
 //! Writes are not idempotent (a resent write is a second version), so they
-//! are retried only after a connect error; see [`RetryPolicy`](crate::client::RetryPolicy).
+//! are retried only after a connect error; see [`RetryPolicy`](crate::RetryPolicy).
 use std::future::IntoFuture;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tracing::Instrument as _;
 
-use crate::client::core::{request, wire_options};
-use crate::client::{CausalContext, Client, ClientError, DeleteResult, PutResult};
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::core::{request, wire_options};
 use crate::proto::v1 as pb;
+use crate::ConsistencyLevel;
+use crate::{CausalContext, Client, ClientError, DeleteResult, PutResult};
 
 /// Per-call overrides for a put or delete; `None` fields take the client's
 /// defaults.
@@ -21,10 +21,10 @@ use crate::proto::v1 as pb;
 /// # Example
 ///
 /// ```no_run
-/// use geokv::client::WriteOptions;
-/// use geokv::coordinator::consistency::ConsistencyLevel;
+/// use geokv_client::WriteOptions;
+/// use geokv_client::ConsistencyLevel;
 ///
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let opts = WriteOptions { consistency: Some(ConsistencyLevel::Any), ..Default::default() };
 /// client.put("k", "v").options(opts).await?;
 /// # Ok(()) }
@@ -53,8 +53,8 @@ macro_rules! write_option_setters {
             /// # Example
             ///
             /// ```no_run
-            /// # async fn demo(client: geokv::client::Client, ctx: geokv::client::CausalContext) -> Result<(), geokv::client::ClientError> {
-            /// let opts = geokv::client::WriteOptions { w: Some(1), ..Default::default() };
+            /// # async fn demo(client: geokv_client::Client, ctx: geokv_client::CausalContext) -> Result<(), geokv_client::ClientError> {
+            /// let opts = geokv_client::WriteOptions { w: Some(1), ..Default::default() };
             #[doc = concat!(" ", $call, ".options(opts).await?;")]
             /// # Ok(()) }
             /// ```
@@ -68,7 +68,7 @@ macro_rules! write_option_setters {
             /// # Example
             ///
             /// ```no_run
-            /// # async fn demo(client: geokv::client::Client, ctx: geokv::client::CausalContext) -> Result<(), geokv::client::ClientError> {
+            /// # async fn demo(client: geokv_client::Client, ctx: geokv_client::CausalContext) -> Result<(), geokv_client::ClientError> {
             #[doc = concat!(" ", $call, ".keyspace(\"sessions\").await?;")]
             /// # Ok(()) }
             /// ```
@@ -82,8 +82,8 @@ macro_rules! write_option_setters {
             /// # Example
             ///
             /// ```no_run
-            /// use geokv::coordinator::consistency::ConsistencyLevel;
-            /// # async fn demo(client: geokv::client::Client, ctx: geokv::client::CausalContext) -> Result<(), geokv::client::ClientError> {
+            /// use geokv_client::ConsistencyLevel;
+            /// # async fn demo(client: geokv_client::Client, ctx: geokv_client::CausalContext) -> Result<(), geokv_client::ClientError> {
             #[doc = concat!(" ", $call, ".consistency(ConsistencyLevel::EachQuorum).await?;")]
             /// # Ok(()) }
             /// ```
@@ -97,7 +97,7 @@ macro_rules! write_option_setters {
             /// # Example
             ///
             /// ```no_run
-            /// # async fn demo(client: geokv::client::Client, ctx: geokv::client::CausalContext) -> Result<(), geokv::client::ClientError> {
+            /// # async fn demo(client: geokv_client::Client, ctx: geokv_client::CausalContext) -> Result<(), geokv_client::ClientError> {
             #[doc = concat!(" ", $call, ".w(3).await?;")]
             /// # Ok(()) }
             /// ```
@@ -111,7 +111,7 @@ macro_rules! write_option_setters {
             /// # Example
             ///
             /// ```no_run
-            /// # async fn demo(client: geokv::client::Client, ctx: geokv::client::CausalContext) -> Result<(), geokv::client::ClientError> {
+            /// # async fn demo(client: geokv_client::Client, ctx: geokv_client::CausalContext) -> Result<(), geokv_client::ClientError> {
             #[doc = concat!(" ", $call, ".timeout(std::time::Duration::from_secs(1)).await?;")]
             /// # Ok(()) }
             /// ```
@@ -146,7 +146,7 @@ macro_rules! write_option_setters {
 /// # Example
 ///
 /// ```no_run
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let read = client.get("k").await?;
 /// client.put("k", "v2").context(&read.context).w(2).await?;
 /// # Ok(()) }
@@ -179,7 +179,7 @@ impl Put {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// let read = client.get("k").await?;
     /// client.put("k", "v").context(&read.context).await?;
     /// # Ok(()) }
@@ -229,9 +229,9 @@ impl IntoFuture for Put {
 /// # Example
 ///
 /// ```no_run
-/// use geokv::coordinator::consistency::ConsistencyLevel;
+/// use geokv_client::ConsistencyLevel;
 ///
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let read = client.get("k").await?;
 /// client.delete("k", &read.context).consistency(ConsistencyLevel::Quorum).await?;
 /// # Ok(()) }

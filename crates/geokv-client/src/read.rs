@@ -9,10 +9,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tracing::Instrument as _;
 
-use crate::client::core::{request, wire_options};
-use crate::client::{Client, ClientError, GetResult};
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::core::{request, wire_options};
 use crate::proto::v1 as pb;
+use crate::ConsistencyLevel;
+use crate::{Client, ClientError, GetResult};
 
 /// Per-call overrides for a read; `None` fields take the client's defaults.
 ///
@@ -20,10 +20,10 @@ use crate::proto::v1 as pb;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use geokv::client::ReadOptions;
-/// use geokv::coordinator::consistency::ConsistencyLevel;
+/// use geokv_client::ReadOptions;
+/// use geokv_client::ConsistencyLevel;
 ///
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let opts = ReadOptions {
 ///     consistency: Some(ConsistencyLevel::Quorum),
 ///     timeout: Some(Duration::from_millis(500)),
@@ -51,9 +51,9 @@ pub struct ReadOptions {
 /// # Example
 ///
 /// ```no_run
-/// use geokv::coordinator::consistency::ConsistencyLevel;
+/// use geokv_client::ConsistencyLevel;
 ///
-/// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+/// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
 /// let read = client.get("k").consistency(ConsistencyLevel::LocalOne).await?;
 /// # Ok(()) }
 /// ```
@@ -79,8 +79,8 @@ impl Get {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
-    /// let opts = geokv::client::ReadOptions { r: Some(1), ..Default::default() };
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
+    /// let opts = geokv_client::ReadOptions { r: Some(1), ..Default::default() };
     /// client.get("k").options(opts).await?;
     /// # Ok(()) }
     /// ```
@@ -94,7 +94,7 @@ impl Get {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// client.get("k").keyspace("sessions").await?;
     /// # Ok(()) }
     /// ```
@@ -108,8 +108,8 @@ impl Get {
     /// # Example
     ///
     /// ```no_run
-    /// use geokv::coordinator::consistency::ConsistencyLevel;
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// use geokv_client::ConsistencyLevel;
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// client.get("k").consistency(ConsistencyLevel::All).await?;
     /// # Ok(()) }
     /// ```
@@ -123,7 +123,7 @@ impl Get {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// client.get("k").r(2).await?;
     /// # Ok(()) }
     /// ```
@@ -137,7 +137,7 @@ impl Get {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn demo(client: geokv::client::Client) -> Result<(), geokv::client::ClientError> {
+    /// # async fn demo(client: geokv_client::Client) -> Result<(), geokv_client::ClientError> {
     /// client.get("k").timeout(std::time::Duration::from_millis(300)).await?;
     /// # Ok(()) }
     /// ```
