@@ -239,7 +239,9 @@ async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
     restore(&cluster.data_dir(victim), older.path());
     cluster.restart(victim).await;
     assert!(
-        !cluster.log(victim).contains("every range this node replicates is recorded"),
+        !cluster
+            .log(victim)
+            .contains("every range this node replicates is recorded"),
         "a SIGKILL without an OS restart loses no WAL: no repair"
     );
     cluster
@@ -258,7 +260,9 @@ async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
     restore(older.path(), &cluster.data_dir(victim));
     cluster.restart_after_reboot(victim).await;
     assert!(
-        cluster.log(victim).contains("every range this node replicates is recorded"),
+        cluster
+            .log(victim)
+            .contains("every range this node replicates is recorded"),
         "the start counted as after an OS restart"
     );
 

@@ -42,7 +42,6 @@ impl Spec {
             extra_args: Vec::new(),
         }
     }
-
 }
 
 /// A running test cluster; every node is SIGKILLed on drop.
