@@ -112,4 +112,7 @@ impl Engine for ThreadsEngine {
     fn flush(&self) -> Result<(), crate::engine::EngineError> {
         self.inner.flush()
     }
+    fn incarnation(&self) -> &crate::engine::incarnation::Current {
+        self.inner.incarnation()
+    }
 }
