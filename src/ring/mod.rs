@@ -18,10 +18,13 @@ mod token;
 #[cfg(test)]
 mod tests_dist;
 #[cfg(test)]
+mod tests_layout;
+#[cfg(test)]
 mod tests_prop;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::layout::Layout;
 use crate::topology::{NodeIdx, NodeInfo, Topology};
 
 pub use placement::{DcReplicas, ReplicaSet};
@@ -44,6 +47,8 @@ pub enum RingError {
 #[derive(Debug)]
 pub struct Ring {
     topology: Topology,
+    /// The layout version this ring was derived from (1 for a topology file).
+    layout_version: u64,
     nodes: Vec<NodeInfo>,
     by_id: HashMap<String, NodeIdx>,
     /// Distinct vnode tokens, ascending. Range `i` is `(tokens[i-1], tokens[i]]`,
@@ -63,11 +68,41 @@ impl Ring {
     /// Should two vnodes hash to the same token (odds ~n²/2⁶⁵), the one of
     /// the lower [`NodeIdx`] keeps it, so every node still agrees.
     pub fn new(topology: &Topology) -> Ring {
+        let seed = Layout::seed(topology);
+        let tokens = seed.nodes().map(|(_, _, n)| n.tokens.clone()).collect();
+        Ring::build(topology.clone(), seed.version, tokens)
+    }
+
+    /// Builds the ring of a layout version: its members (Joining, Normal,
+    /// Leaving) are the ring's nodes, in layout order, and the tokens of the
+    /// Normal and Leaving ones cut the ring. Joining nodes own nothing yet
+    /// (they are pending replicas). A [`NodeIdx`] is only
+    /// meaningful within one ring: compare nodes across layouts by id.
+    pub fn from_layout(layout: &Layout) -> Ring {
+        let topology = layout.member_topology();
+        let tokens = layout
+            .nodes()
+            .filter(|(_, _, n)| n.state.is_member())
+            .map(|(_, _, n)| {
+                if n.state.owns_tokens() {
+                    n.tokens.clone()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        Ring::build(topology, layout.version, tokens)
+    }
+
+    /// `tokens[i]` are the tokens of `topology.nodes()[i]`.
+    fn build(topology: Topology, layout_version: u64, tokens: Vec<Vec<Token>>) -> Ring {
         let nodes = topology.nodes();
+        debug_assert_eq!(nodes.len(), tokens.len());
         let by_id = nodes.iter().map(|n| (n.id.clone(), n.idx)).collect();
         let mut vnodes: Vec<(Token, NodeIdx)> = nodes
             .iter()
-            .flat_map(|n| (0..n.vnodes).map(move |i| (vnode_token(&n.id, i), n.idx)))
+            .zip(&tokens)
+            .flat_map(|(n, ts)| ts.iter().map(move |&t| (t, n.idx)))
             .collect();
         vnodes.sort_unstable();
         vnodes.dedup_by_key(|v| v.0);
@@ -127,7 +162,8 @@ impl Ring {
             keyspaces.insert(name.clone(), sets);
         }
         Ring {
-            topology: topology.clone(),
+            topology,
+            layout_version,
             nodes,
             by_id,
             tokens,
@@ -198,6 +234,11 @@ impl Ring {
 
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// The version of the layout this ring was derived from.
+    pub fn layout_version(&self) -> u64 {
+        self.layout_version
     }
 
     /// Number of ranges (distinct vnode tokens) on the ring.

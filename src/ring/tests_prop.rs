@@ -154,7 +154,7 @@ fn arb_dc() -> impl Strategy<Value = Vec<Vec<u32>>> {
         })
 }
 
-fn arb_case() -> impl Strategy<Value = (Vec<Vec<Vec<u32>>>, Vec<u32>, Vec<u64>)> {
+pub(super) fn arb_case() -> impl Strategy<Value = (Vec<Vec<Vec<u32>>>, Vec<u32>, Vec<u64>)> {
     prop::collection::vec(arb_dc(), 1..=3).prop_flat_map(|dcs| {
         let n = dcs.len();
         (
