@@ -22,6 +22,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+mod pending;
+pub use pending::with_pending;
+
 /// How many replicas must answer a read or acknowledge a write.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ConsistencyLevel {

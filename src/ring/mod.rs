@@ -11,6 +11,7 @@
 //! Layout: `token.rs` (hashes, ranges) · `placement.rs` (NTS walk,
 //! [`ReplicaSet`]) · `report.rs` (`geokv topology check`).
 
+mod pending;
 mod placement;
 mod report;
 mod token;
@@ -20,6 +21,8 @@ mod tests_dist;
 #[cfg(test)]
 mod tests_layout;
 #[cfg(test)]
+mod tests_pending;
+#[cfg(test)]
 mod tests_prop;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -27,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::layout::Layout;
 use crate::topology::{NodeIdx, NodeInfo, Topology};
 
+pub use pending::{DcPending, NotAMember, PendingRanges};
 pub use placement::{DcReplicas, ReplicaSet};
 pub use report::check_report;
 pub use token::{token_of, vnode_token, Token, TokenRange};
@@ -76,7 +80,7 @@ impl Ring {
     /// Builds the ring of a layout version: its members (Joining, Normal,
     /// Leaving) are the ring's nodes, in layout order, and the tokens of the
     /// Normal and Leaving ones cut the ring. Joining nodes own nothing yet
-    /// (they are pending replicas). A [`NodeIdx`] is only
+    /// (they are pending replicas, see [`PendingRanges`]). A [`NodeIdx`] is only
     /// meaningful within one ring: compare nodes across layouts by id.
     pub fn from_layout(layout: &Layout) -> Ring {
         let topology = layout.member_topology();
