@@ -11,11 +11,14 @@
 //! Layout: `token.rs` (hashes, ranges) · `placement.rs` (NTS walk,
 //! [`ReplicaSet`]) · `report.rs` (`geokv topology check`).
 
+mod allocate;
 mod pending;
 mod placement;
 mod report;
 mod token;
 
+#[cfg(test)]
+mod tests_allocate;
 #[cfg(test)]
 mod tests_dist;
 #[cfg(test)]
@@ -30,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::layout::Layout;
 use crate::topology::{NodeIdx, NodeInfo, Topology};
 
+pub use allocate::{allocate_tokens, allocation_rf, AllocateError};
 pub use pending::{DcPending, NotAMember, PendingRanges};
 pub use placement::{DcReplicas, ReplicaSet};
 pub use report::check_report;
