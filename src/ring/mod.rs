@@ -1,15 +1,19 @@
 //! The token ring: virtual nodes, token lookup and per-keyspace placement.
 //!
-//! Owns [`Ring`], built once from a validated [`Topology`]: every node
-//! contributes `vnodes` tokens ([`token::vnode_token`]); the sorted tokens cut
-//! the ring into ranges `(previous token, token]`, and for every keyspace the
-//! replicas of every range are computed up front ([`placement`], Cassandra's
-//! NetworkTopologyStrategy). A lookup is then one binary search and a slice
-//! index, with no allocation. Pure: no I/O, no liveness, no quorum policy —
-//! the coordinator decides whom to ask and how many answers it needs.
+//! Owns [`Ring`], derived from one [`Layout`] version ([`Ring::from_layout`];
+//! [`Ring::new`] goes through a topology file's seed layout): the tokens of
+//! the Normal and Leaving nodes cut the ring into ranges `(previous token,
+//! token]`, and for every keyspace the replicas of every range are computed
+//! up front ([`placement`], Cassandra's NetworkTopologyStrategy). A lookup
+//! is then one binary search and a slice index, with no allocation. Also
+//! derived from layouts: the [`PendingRanges`] of a movement in progress and
+//! the tokens of a joining node ([`allocate_tokens`]). Pure: no I/O, no
+//! liveness, no quorum policy — the coordinator decides whom to ask and how
+//! many answers it needs.
 //!
 //! Layout: `token.rs` (hashes, ranges) · `placement.rs` (NTS walk,
-//! [`ReplicaSet`]) · `report.rs` (`geokv topology check`).
+//! [`ReplicaSet`]) · `pending.rs` (pending replicas during a movement) ·
+//! `allocate.rs` (balanced tokens for a join) · `report.rs` (`geokv topology check`).
 
 mod allocate;
 mod pending;
