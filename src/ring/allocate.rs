@@ -81,6 +81,7 @@ pub fn allocate_tokens(
 const RING: f64 = 18_446_744_073_709_551_616.0; // 2^64
 
 /// One datacenter's vnodes, the joining node last, and what the walk gives.
+#[derive(Clone)]
 struct SubRing {
     tokens: Vec<Token>,
     owners: Vec<NodeIdx>,
@@ -230,32 +231,56 @@ impl SubRing {
     /// The joiner takes a piece of the interval ending at vnode `g + 1`,
     /// right after vnode `g`: the cost at the best split, and its offset.
     fn evaluate(&self, g: usize, mean: f64, quota: f64) -> Option<(f64, u64)> {
+        let (after, d, w) = self.predict(g)?;
+        // The residuals to minimise: the others' loads less the mean; the
+        // joiner's gain from this token less its quota.
+        let j = self.joiner.0 as usize;
+        let mut base: Vec<f64> = after.iter().map(|l| l - mean).collect();
+        base[j] = after[j] - self.loads[j] - quota;
+        let wf = w as f64 / RING;
+        // Residuals are base + x·d for the piece x the joiner's token cuts off.
+        let num: f64 = base.iter().zip(&d).map(|(b, d)| b * d).sum();
+        let den: f64 = d.iter().map(|d| d * d).sum();
+        let x = if den > 0.0 { -num / den } else { wf / 2.0 };
+        let offset = ((x / wf).clamp(0.0, 1.0) * w as f64) as u64;
+        let offset = offset.clamp(1, w - 1);
+        let x = offset as f64 / RING;
+        let cost = base.iter().zip(&d).map(|(b, d)| (b + x * d).powi(2)).sum();
+        Some((cost, offset))
+    }
+
+    /// Loads if the joiner's token went right after vnode `g` cutting off
+    /// nothing, the change per unit cut off (+1 gains, -1 loses), and the
+    /// width of the gap. Exact: the walks that can pass the gap are re-run
+    /// on the ring with the token inserted.
+    fn predict(&self, g: usize) -> Option<(Vec<f64>, Vec<f64>, u64)> {
         let m = self.len();
         let g1 = (g + 1) % m;
         let w = self.width(g1);
         if w < 2 {
             return None;
         }
-        // Walks from the `before` vnodes up to g may pass the gap; the
-        // window is long enough for every walk started in it to finish.
+        // The new ring: old vnodes 0..=g, the joiner, old g+1..; a window
+        // of it from `before` vnodes ahead of the gap, long enough for every
+        // walk started there to finish (or the whole new ring, rotated).
         let before = self.max_steps.min(m - 1);
-        let mut window: Vec<NodeIdx> = (0..before)
-            .map(|i| self.owners[(g + m + 1 - before + i) % m])
-            .collect();
-        window.push(self.joiner);
-        window.extend((0..=self.max_steps).map(|j| self.owners[(g1 + j) % m]));
+        let new_owner = |j: usize| match j.cmp(&(g + 1)) {
+            std::cmp::Ordering::Less => self.owners[j],
+            std::cmp::Ordering::Equal => self.joiner,
+            std::cmp::Ordering::Greater => self.owners[j - 1],
+        };
+        let start = g + 1 + (m + 1) - before;
+        let len = (before + self.max_steps + 3).min(m + 1);
+        let window: Vec<NodeIdx> = (0..len).map(|i| new_owner((start + i) % (m + 1))).collect();
         let walk = self.walk(&window);
         let place = |i: usize| -> Vec<NodeIdx> {
             let set = walk.place_counted(i, &self.plan).0;
             set.into_iter().next().map(|d| d.nodes).unwrap_or_default()
         };
-        // The residuals to minimise: the others' loads less the mean; the
-        // joiner's gain from this token less its quota.
-        let mut base: Vec<f64> = self.loads.iter().map(|l| l - mean).collect();
-        base[self.joiner.0 as usize] = -quota;
+        let mut loads = self.loads.clone();
         let mut shift = |nodes: &[NodeIdx], by: f64| {
             for n in nodes {
-                base[n.0 as usize] += by;
+                loads[n.0 as usize] += by;
             }
         };
         for i in 0..before {
@@ -267,21 +292,55 @@ impl SubRing {
                 shift(&self.sets[p], -wp);
             }
         }
-        let (at_t, at_g1) = (place(before), place(before + 1));
+        let (at_t, at_g1) = (place(before), place((before + 1) % len));
         let wf = w as f64 / RING;
         shift(&at_g1, wf);
         shift(&self.sets[g1], -wf);
-        // Residuals are base + x·d for the piece x the joiner's token cuts off.
-        let mut d = vec![0.0; base.len()];
+        let mut d = vec![0.0; loads.len()];
         at_t.iter().for_each(|n| d[n.0 as usize] += 1.0);
         at_g1.iter().for_each(|n| d[n.0 as usize] -= 1.0);
-        let num: f64 = base.iter().zip(&d).map(|(b, d)| b * d).sum();
-        let den: f64 = d.iter().map(|d| d * d).sum();
-        let x = if den > 0.0 { -num / den } else { wf / 2.0 };
-        let offset = ((x / wf).clamp(0.0, 1.0) * w as f64) as u64;
-        let offset = offset.clamp(1, w - 1);
-        let x = offset as f64 / RING;
-        let cost = base.iter().zip(&d).map(|(b, d)| (b + x * d).powi(2)).sum();
-        Some((cost, offset))
+        Some((loads, d, w))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ring::tests_pending::arb_cluster;
+    use crate::ring::tests_prop::build_topology;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// What a candidate is scored on is what inserting it really gives.
+        #[test]
+        fn predicted_loads_are_exact(
+            (shape, rfs) in arb_cluster(1..=5),
+            rack in 0..4usize,
+            placed in prop::collection::vec(any::<u64>(), 0..3),
+            frac in 0.0..1.0f64,
+        ) {
+            let topo = build_topology(&shape, &[("ks", rfs.clone())]);
+            let layout = Layout::seed(&topo);
+            let mut sub = SubRing::new(&layout, "dc0", &format!("r{rack}"), rfs[0].max(1));
+            for t in placed {
+                if !sub.tokens.contains(&t) {
+                    sub.insert(t);
+                }
+            }
+            for g in 0..sub.len() {
+                let Some((loads, d, w)) = sub.predict(g) else { continue };
+                let offset = ((w as f64 * frac) as u64).clamp(1, w - 1);
+                let mut real = sub.clone();
+                real.insert(sub.tokens[g].wrapping_add(offset));
+                let x = offset as f64 / RING;
+                for (n, got) in real.loads.iter().enumerate() {
+                    let want = loads[n] + x * d[n];
+                    prop_assert!((got - want).abs() < 1e-9, "gap {} node {}: predicted {} real {}", g, n, want, got);
+                }
+            }
+        }
     }
 }

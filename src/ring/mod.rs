@@ -28,9 +28,9 @@ mod tests_dist;
 #[cfg(test)]
 mod tests_layout;
 #[cfg(test)]
-mod tests_pending;
+pub(crate) mod tests_pending;
 #[cfg(test)]
-mod tests_prop;
+pub(crate) mod tests_prop;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

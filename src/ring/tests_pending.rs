@@ -16,7 +16,7 @@ use crate::coordinator::consistency::{
 use crate::layout::{Layout, Movement, NewNode, NodeState};
 
 /// dcs[d][r] = vnodes of each node of rack r; rfs[d] ≤ nodes of dc d.
-pub(super) fn arb_cluster(
+pub(crate) fn arb_cluster(
     vnodes: std::ops::RangeInclusive<u32>,
 ) -> impl Strategy<Value = (Vec<Vec<Vec<u32>>>, Vec<u32>)> {
     let dc = (1..=3usize, 2..=5usize, 0..=3u32).prop_flat_map(move |(r, n, rf)| {

@@ -11,7 +11,7 @@ use crate::topology::{Datacenter, KeyspaceSpec, NodeDefaults, NodeSpec, Rack};
 
 /// A topology from `dcs[d][r] = vnodes of each node in rack r of dc d`,
 /// with keyspace `ks` replicating `rfs[d]` in dc `d`. Ids are `d{d}-r{r}-n{n}`.
-pub(super) fn build_topology(dcs: &[Vec<Vec<u32>>], keyspaces: &[(&str, Vec<u32>)]) -> Topology {
+pub(crate) fn build_topology(dcs: &[Vec<Vec<u32>>], keyspaces: &[(&str, Vec<u32>)]) -> Topology {
     let datacenters = dcs
         .iter()
         .enumerate()
