@@ -18,7 +18,8 @@
 //! | module | owns | pure? |
 //! |---|---|---|
 //! | [`topology`] | the YAML topology file: parsing and validation | yes |
-//! | [`ring`] | tokens, virtual nodes, NetworkTopologyStrategy placement | yes |
+//! | [`layout`] | the versioned cluster layout: node states, tokens, movements | yes |
+//! | [`ring`] | tokens, virtual nodes, NetworkTopologyStrategy placement, pending ranges, token allocation | yes |
 //! | [`version`] | vector clocks, dots, sibling sets and their codec | yes |
 //! | [`coordinator::consistency`] | consistency levels and the acks each needs | yes |
 //! | [`client`] | the Rust SDK: re-export of the `geokv-client` crate | no |
@@ -32,6 +33,7 @@
 pub use geokv_client as client;
 #[cfg(feature = "server")]
 pub mod coordinator;
+pub mod layout;
 pub mod proto;
 pub mod ring;
 pub mod topology;

@@ -25,6 +25,9 @@ use std::collections::BTreeMap;
 /// the server's home for level semantics, so its path stays the same.
 pub use geokv_client::{ConsistencyLevel, ParseLevelError};
 
+mod pending;
+pub use pending::with_pending;
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OpKind {
     Read,

@@ -1,29 +1,44 @@
 //! The token ring: virtual nodes, token lookup and per-keyspace placement.
 //!
-//! Owns [`Ring`], built once from a validated [`Topology`]: every node
-//! contributes `vnodes` tokens ([`token::vnode_token`]); the sorted tokens cut
-//! the ring into ranges `(previous token, token]`, and for every keyspace the
-//! replicas of every range are computed up front ([`placement`], Cassandra's
-//! NetworkTopologyStrategy). A lookup is then one binary search and a slice
-//! index, with no allocation. Pure: no I/O, no liveness, no quorum policy —
-//! the coordinator decides whom to ask and how many answers it needs.
+//! Owns [`Ring`], derived from one [`Layout`] version ([`Ring::from_layout`];
+//! [`Ring::new`] goes through a topology file's seed layout): the tokens of
+//! the Normal and Leaving nodes cut the ring into ranges `(previous token,
+//! token]`, and for every keyspace the replicas of every range are computed
+//! up front ([`placement`], Cassandra's NetworkTopologyStrategy). A lookup
+//! is then one binary search and a slice index, with no allocation. Also
+//! derived from layouts: the [`PendingRanges`] of a movement in progress and
+//! the tokens of a joining node ([`allocate_tokens`]). Pure: no I/O, no
+//! liveness, no quorum policy — the coordinator decides whom to ask and how
+//! many answers it needs.
 //!
 //! Layout: `token.rs` (hashes, ranges) · `placement.rs` (NTS walk,
-//! [`ReplicaSet`]) · `report.rs` (`geokv topology check`).
+//! [`ReplicaSet`]) · `pending.rs` (pending replicas during a movement) ·
+//! `allocate.rs` (balanced tokens for a join) · `report.rs` (`geokv topology check`).
 
+mod allocate;
+mod pending;
 mod placement;
 mod report;
 mod token;
 
 #[cfg(test)]
+mod tests_allocate;
+#[cfg(test)]
 mod tests_dist;
 #[cfg(test)]
-mod tests_prop;
+mod tests_layout;
+#[cfg(test)]
+pub(crate) mod tests_pending;
+#[cfg(test)]
+pub(crate) mod tests_prop;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::layout::Layout;
 use crate::topology::{NodeIdx, NodeInfo, Topology};
 
+pub use allocate::{allocate_tokens, allocation_rf, AllocateError};
+pub use pending::{DcPending, NotAMember, PendingRanges};
 pub use placement::{DcReplicas, ReplicaSet};
 pub use report::check_report;
 pub use token::{token_of, vnode_token, Token, TokenRange};
@@ -44,6 +59,8 @@ pub enum RingError {
 #[derive(Debug)]
 pub struct Ring {
     topology: Topology,
+    /// The layout version this ring was derived from (1 for a topology file).
+    layout_version: u64,
     nodes: Vec<NodeInfo>,
     by_id: HashMap<String, NodeIdx>,
     /// Distinct vnode tokens, ascending. Range `i` is `(tokens[i-1], tokens[i]]`,
@@ -63,11 +80,41 @@ impl Ring {
     /// Should two vnodes hash to the same token (odds ~n²/2⁶⁵), the one of
     /// the lower [`NodeIdx`] keeps it, so every node still agrees.
     pub fn new(topology: &Topology) -> Ring {
+        let seed = Layout::seed(topology);
+        let tokens = seed.nodes().map(|(_, _, n)| n.tokens.clone()).collect();
+        Ring::build(topology.clone(), seed.version, tokens)
+    }
+
+    /// Builds the ring of a layout version: its members (Joining, Normal,
+    /// Leaving) are the ring's nodes, in layout order, and the tokens of the
+    /// Normal and Leaving ones cut the ring. Joining nodes own nothing yet
+    /// (they are pending replicas, see [`PendingRanges`]). A [`NodeIdx`] is only
+    /// meaningful within one ring: compare nodes across layouts by id.
+    pub fn from_layout(layout: &Layout) -> Ring {
+        let topology = layout.member_topology();
+        let tokens = layout
+            .nodes()
+            .filter(|(_, _, n)| n.state.is_member())
+            .map(|(_, _, n)| {
+                if n.state.owns_tokens() {
+                    n.tokens.clone()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        Ring::build(topology, layout.version, tokens)
+    }
+
+    /// `tokens[i]` are the tokens of `topology.nodes()[i]`.
+    fn build(topology: Topology, layout_version: u64, tokens: Vec<Vec<Token>>) -> Ring {
         let nodes = topology.nodes();
+        debug_assert_eq!(nodes.len(), tokens.len());
         let by_id = nodes.iter().map(|n| (n.id.clone(), n.idx)).collect();
         let mut vnodes: Vec<(Token, NodeIdx)> = nodes
             .iter()
-            .flat_map(|n| (0..n.vnodes).map(move |i| (vnode_token(&n.id, i), n.idx)))
+            .zip(&tokens)
+            .flat_map(|(n, ts)| ts.iter().map(move |&t| (t, n.idx)))
             .collect();
         vnodes.sort_unstable();
         vnodes.dedup_by_key(|v| v.0);
@@ -127,7 +174,8 @@ impl Ring {
             keyspaces.insert(name.clone(), sets);
         }
         Ring {
-            topology: topology.clone(),
+            topology,
+            layout_version,
             nodes,
             by_id,
             tokens,
@@ -198,6 +246,11 @@ impl Ring {
 
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// The version of the layout this ring was derived from.
+    pub fn layout_version(&self) -> u64 {
+        self.layout_version
     }
 
     /// Number of ranges (distinct vnode tokens) on the ring.

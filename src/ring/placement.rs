@@ -93,6 +93,12 @@ struct DcState {
 impl Walk<'_> {
     /// The replicas of the range ending at vnode position `start`.
     pub fn place(&self, start: usize, plans: &[DcPlan]) -> Vec<DcReplicas> {
+        self.place_counted(start, plans).0
+    }
+
+    /// [`Walk::place`], and how many vnodes the walk visited before every
+    /// datacenter had its replicas (at most the ring's length).
+    pub fn place_counted(&self, start: usize, plans: &[DcPlan]) -> (Vec<DcReplicas>, usize) {
         let mut state: Vec<DcState> = plans
             .iter()
             .map(|p| DcState {
@@ -103,10 +109,12 @@ impl Walk<'_> {
             .collect();
         let mut left = plans.iter().filter(|p| p.target > 0).count();
         let n = self.owners.len();
+        let mut visited = 0;
         for step in 0..n {
             if left == 0 {
                 break;
             }
+            visited = step + 1;
             let node = self.owners[(start + step) % n];
             let Some(d) = self.plan_of_node[node.0 as usize] else {
                 continue;
@@ -141,7 +149,7 @@ impl Walk<'_> {
                 left -= 1;
             }
         }
-        plans
+        let sets = plans
             .iter()
             .zip(state)
             .map(|(p, s)| DcReplicas {
@@ -149,6 +157,7 @@ impl Walk<'_> {
                 rf: p.rf,
                 nodes: s.chosen,
             })
-            .collect()
+            .collect();
+        (sets, visited)
     }
 }

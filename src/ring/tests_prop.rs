@@ -11,7 +11,7 @@ use crate::topology::{Datacenter, KeyspaceSpec, NodeDefaults, NodeSpec, Rack};
 
 /// A topology from `dcs[d][r] = vnodes of each node in rack r of dc d`,
 /// with keyspace `ks` replicating `rfs[d]` in dc `d`. Ids are `d{d}-r{r}-n{n}`.
-pub(super) fn build_topology(dcs: &[Vec<Vec<u32>>], keyspaces: &[(&str, Vec<u32>)]) -> Topology {
+pub(crate) fn build_topology(dcs: &[Vec<Vec<u32>>], keyspaces: &[(&str, Vec<u32>)]) -> Topology {
     let datacenters = dcs
         .iter()
         .enumerate()
@@ -154,7 +154,7 @@ fn arb_dc() -> impl Strategy<Value = Vec<Vec<u32>>> {
         })
 }
 
-fn arb_case() -> impl Strategy<Value = (Vec<Vec<Vec<u32>>>, Vec<u32>, Vec<u64>)> {
+pub(super) fn arb_case() -> impl Strategy<Value = (Vec<Vec<Vec<u32>>>, Vec<u32>, Vec<u64>)> {
     prop::collection::vec(arb_dc(), 1..=3).prop_flat_map(|dcs| {
         let n = dcs.len();
         (

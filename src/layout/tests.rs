@@ -1,0 +1,245 @@
+//! Layout tests: the seed, serde, the convergence rule and the transitions.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::ring::Ring;
+
+pub(crate) fn new_node(id: &str, ip: u8) -> NewNode {
+    let addr = |port: u16| format!("10.99.0.{ip}:{port}").parse().unwrap();
+    NewNode {
+        id: id.into(),
+        client_address: addr(7070),
+        peer_address: addr(7071),
+        admin_address: addr(7072),
+    }
+}
+
+fn dev() -> Layout {
+    Layout::seed(&Topology::dev())
+}
+
+/// The dev layout with a fourth node in each DC (so one may leave).
+fn grown() -> Layout {
+    let mut l = dev();
+    for (i, dc) in ["dc1", "dc2"].into_iter().enumerate() {
+        let id = format!("{dc}-n4");
+        let tokens = [i as u64 * 10 + 1, i as u64 * 10 + 2];
+        l = l
+            .begin_join(new_node(&id, i as u8 + 1), dc, "r1", &tokens)
+            .unwrap();
+        l = l.finish_join(&id).unwrap();
+    }
+    l
+}
+
+#[test]
+fn seed_has_todays_tokens_and_round_trips_through_json() {
+    let topo = Topology::dev();
+    let l = Layout::seed(&topo);
+    assert_eq!(l.version, 1);
+    assert!(l.movements.is_empty());
+    for n in topo.nodes() {
+        let (dc, rack, ln) = l.node(&n.id).unwrap();
+        assert_eq!((dc, rack), (n.dc.as_str(), n.rack.as_str()));
+        assert_eq!(ln.state, NodeState::Normal);
+        let mut want: Vec<_> = (0..n.vnodes).map(|i| vnode_token(&n.id, i)).collect();
+        want.sort_unstable();
+        assert_eq!(ln.tokens, want);
+        assert_eq!(ln.admin_address, n.admin_address);
+    }
+    let json = serde_json::to_string(&l).unwrap();
+    let back: Layout = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, l);
+    assert_eq!(back.digest(), l.digest());
+    assert_eq!(l.member_topology().nodes(), topo.nodes());
+}
+
+#[test]
+fn merge_takes_the_higher_version_and_reports_same_version_conflicts() {
+    let v1 = grown();
+    let v2 = v1.begin_leave("dc1-n1").unwrap();
+    for (a, b) in [(v1.clone(), v2.clone()), (v2.clone(), v1.clone())] {
+        let m = a.merge(b);
+        assert_eq!((m.layout.clone(), m.conflict), (v2.clone(), None));
+    }
+    assert_eq!(v2.clone().merge(v2.clone()).conflict, None);
+    // Two nodes each made a different version 2.
+    let other = v1.begin_leave("dc2-n1").unwrap();
+    assert_eq!(other.version, v2.version);
+    let ab = v2.clone().merge(other.clone());
+    let ba = other.clone().merge(v2.clone());
+    assert_eq!(ab.layout, ba.layout, "every node picks the same winner");
+    let c = ab.conflict.expect("a conflict is reported");
+    assert_eq!(c.version, v2.version);
+    assert_eq!(c.kept, ab.layout.digest());
+    assert_ne!(c.kept, c.dropped);
+}
+
+#[test]
+fn join_then_finish() {
+    let v1 = dev();
+    let v2 = v1
+        .begin_join(new_node("dc1-n4", 1), "dc1", "r9", &[5, 3, 1])
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    let (dc, rack, n) = v2.node("dc1-n4").unwrap();
+    assert_eq!((dc, rack, n.state), ("dc1", "r9", NodeState::Joining));
+    assert_eq!(n.tokens, vec![1, 3, 5]);
+    assert_eq!(
+        v2.movements.get("dc1"),
+        Some(&Movement::Join {
+            node: "dc1-n4".into()
+        })
+    );
+    // A joining node is a member of the ring but owns nothing yet.
+    let ring = Ring::from_layout(&v2);
+    let idx = ring.node_by_id("dc1-n4").unwrap().idx;
+    assert_eq!(
+        ring.range_count(),
+        Ring::new(&Topology::dev()).range_count()
+    );
+    assert!(ring.ranges_of("default", idx).unwrap().is_empty());
+    let v3 = v2.finish_join("dc1-n4").unwrap();
+    assert_eq!(v3.version, 3);
+    assert!(v3.movements.is_empty());
+    assert_eq!(v3.node("dc1-n4").unwrap().2.state, NodeState::Normal);
+    assert_eq!(v2.settled().datacenters, v3.datacenters);
+    assert_eq!(v1.settled(), v1);
+}
+
+#[test]
+fn a_second_movement_in_a_dc_is_refused_naming_the_first() {
+    let v2 = grown().begin_leave("dc1-n1").unwrap();
+    let err = v2
+        .begin_join(new_node("x", 9), "dc1", "r1", &[7])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        LayoutError::MovementInProgress {
+            dc: "dc1".into(),
+            in_progress: Movement::Leave {
+                node: "dc1-n1".into()
+            },
+        }
+    );
+    assert!(err.to_string().contains("decommission of dc1-n1"), "{err}");
+    // Another datacenter may move at the same time.
+    let v3 = v2.begin_remove("dc2-n1").unwrap();
+    assert_eq!(v3.node("dc2-n1").unwrap().2.state, NodeState::Leaving);
+    let v4 = v3.finish_remove("dc2-n1").unwrap();
+    let n = v4.node("dc2-n1").unwrap().2;
+    assert_eq!((n.state, n.tokens.len()), (NodeState::Removed, 0));
+    let v5 = v4.finish_leave("dc1-n1").unwrap();
+    assert_eq!(v5.node("dc1-n1").unwrap().2.state, NodeState::Left);
+    assert!(v5.movements.is_empty());
+}
+
+#[test]
+fn refusals_are_typed() {
+    let l = dev();
+    let taken = l.node("dc1-n2").unwrap().2.tokens[3];
+    let join = |id: &str, ip: u8, dc: &str, tokens: &[u64]| {
+        l.begin_join(new_node(id, ip), dc, "r1", tokens)
+            .unwrap_err()
+    };
+    assert_eq!(
+        join("dc1-n1", 1, "dc1", &[1]),
+        LayoutError::DuplicateNode("dc1-n1".into())
+    );
+    assert_eq!(
+        join("n", 1, "dc9", &[1]),
+        LayoutError::UnknownDatacenter("dc9".into())
+    );
+    assert_eq!(join("n", 1, "dc1", &[]), LayoutError::TokenCount(0));
+    assert_eq!(
+        join("n", 1, "dc1", &[1, taken]),
+        LayoutError::TokenTaken {
+            token: taken,
+            owner: "dc1-n2".into()
+        }
+    );
+    let mut clash = new_node("n", 1);
+    clash.peer_address = l.node("dc2-n3").unwrap().2.client_address;
+    assert!(matches!(
+        l.begin_join(clash, "dc1", "r1", &[1]),
+        Err(LayoutError::AddressInUse { by, .. }) if by == "dc2-n3"
+    ));
+    assert!(matches!(
+        l.finish_join("dc1-n1"),
+        Err(LayoutError::NoSuchMovement { .. })
+    ));
+    assert!(matches!(
+        l.begin_leave("nope"),
+        Err(LayoutError::UnknownNode(_))
+    ));
+    // The dev keyspaces replicate 3 in each 3-node DC: nobody may leave.
+    assert!(matches!(
+        l.begin_leave("dc1-n1"),
+        Err(LayoutError::TooFewNodes { rf: 3, left: 2, .. })
+    ));
+    let v2 = l.begin_join(new_node("n", 1), "dc1", "r1", &[1]).unwrap();
+    assert!(matches!(
+        v2.begin_replace("n", new_node("m", 2)),
+        Err(LayoutError::WrongState {
+            state: NodeState::Joining,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn replace_hands_over_the_same_tokens() {
+    let v1 = dev();
+    let v2 = v1.begin_replace("dc1-n2", new_node("dc1-n2b", 4)).unwrap();
+    let (dc, rack, new) = v2.node("dc1-n2b").unwrap();
+    let (odc, orack, old) = v1.node("dc1-n2").unwrap();
+    assert_eq!((dc, rack), (odc, orack));
+    assert_eq!((new.state, &new.tokens), (NodeState::Joining, &old.tokens));
+    let v3 = v2.finish_replace("dc1-n2b").unwrap();
+    assert_eq!(v3.node("dc1-n2").unwrap().2.state, NodeState::Removed);
+    assert_eq!(v3.node("dc1-n2b").unwrap().2.state, NodeState::Normal);
+    // Same ring shape, the new id in place of the old.
+    let (a, b) = (Ring::from_layout(&v1), Ring::from_layout(&v3));
+    let ids = |r: &Ring| -> Vec<Vec<String>> {
+        r.ranges_with_replicas("default")
+            .unwrap()
+            .map(|(_, s)| {
+                s.all()
+                    .map(|i| r.node(i).id.replace("dc1-n2b", "dc1-n2"))
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(ids(&a), ids(&b));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Merge is a deterministic join: commutative, idempotent, version-maximal.
+    #[test]
+    fn merge_is_commutative_and_picks_the_max(ops in proptest::collection::vec(0u8..4, 1..6)) {
+        let base = dev();
+        let layouts: Vec<Layout> = ops
+            .iter()
+            .filter_map(|op| match op {
+                0 => base.begin_join(new_node("j", 1), "dc1", "r1", &[42]).ok(),
+                1 => base.begin_replace("dc2-n1", new_node("k", 2)).ok(),
+                2 => base.begin_join(new_node("j", 1), "dc2", "r1", &[42]).ok()
+                    .and_then(|l| l.finish_join("j").ok()),
+                _ => Some(base.clone()),
+            })
+            .collect();
+        for a in &layouts {
+            for b in &layouts {
+                let ab = a.clone().merge(b.clone());
+                let ba = b.clone().merge(a.clone());
+                prop_assert_eq!(&ab.layout, &ba.layout);
+                prop_assert_eq!(ab.layout.version, a.version.max(b.version));
+                prop_assert_eq!(ab.conflict.is_some(), a.version == b.version && a != b);
+                prop_assert_eq!(a.clone().merge(a.clone()).layout, a.clone());
+            }
+        }
+    }
+}
