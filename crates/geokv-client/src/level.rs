@@ -61,17 +61,7 @@ pub fn level_from_proto(value: i32) -> Option<ConsistencyLevel> {
 mod tests {
     use super::*;
 
-    const ALL: [ConsistencyLevel; 9] = [
-        ConsistencyLevel::Any,
-        ConsistencyLevel::One,
-        ConsistencyLevel::Two,
-        ConsistencyLevel::Three,
-        ConsistencyLevel::LocalOne,
-        ConsistencyLevel::LocalQuorum,
-        ConsistencyLevel::EachQuorum,
-        ConsistencyLevel::Quorum,
-        ConsistencyLevel::All,
-    ];
+    const ALL: [ConsistencyLevel; 9] = ConsistencyLevel::ALL_LEVELS;
 
     #[test]
     fn every_level_roundtrips() {
