@@ -59,8 +59,8 @@ pub struct NodeArgs {
     /// Default request deadline.
     #[arg(long, default_value_t = 2000)]
     pub default_timeout_ms: u64,
-    /// Speculative retry of reads: ask one more replica when those asked
-    /// have not met the level after this long.
+    /// Speculative retry of reads: ask one more replica each time those
+    /// asked have not met the level after this long.
     #[arg(long, default_value_t = 20)]
     pub read_speculation_ms: u64,
 }

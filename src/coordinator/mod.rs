@@ -6,8 +6,8 @@
 //!        and appends the remote streams in one batch → full record fanned out to
 //!        the other local replicas → gather acks to the level
 //! read:  block_for → live-replica check → ask the level's count of nearest live replicas
-//!        (`read_targets`) → gather to the level, one more replica when slow (speculative
-//!        retry) or as many as failed → merge sibling sets → read repair of stale answers (async)
+//!        (`read_targets`) → gather to the level, one more replica per delay while slow
+//!        (speculative retry) or as many as failed → merge sibling sets → read repair of stale answers (async)
 //! ```
 //!
 //! Owns: the request plan and the wait for the consistency level. Must not:
@@ -58,7 +58,8 @@ pub struct CoordinatorConfig {
     /// Level when the request names none.
     pub default_level: ConsistencyLevel,
     /// Speculative retry of reads: a read whose replicas have not met the
-    /// level this long after it was sent asks one more replica (once).
+    /// level this long after it was sent asks one more replica, and one
+    /// more after each further delay while replicas are left.
     /// A fixed delay well above a loaded replica's p99 (about a millisecond
     /// idle, a few under saturation), so that speculation does not add load
     /// exactly when the cluster is busiest; Cassandra's default is the

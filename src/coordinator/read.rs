@@ -194,8 +194,10 @@ impl Coordinator {
     }
 }
 
-/// Waits for the level: once `speculation` passes with the level unmet,
-/// asks one more replica (once); whenever the replicas still expected can
+/// Waits for the level: each time `speculation` passes with the level
+/// unmet, asks one more replica (Cassandra speculates once; asking on, one
+/// per delay, keeps the promise that a count level whose local replicas
+/// hang reaches the remote ones well before the deadline); whenever the replicas still expected can
 /// no longer meet it (some failed), asks replacements, and fails when none
 /// is left. `ask` sends a read to one more replica.
 async fn gather_read<T>(
@@ -212,9 +214,9 @@ async fn gather_read<T>(
             return Ok(());
         }
         let more: Vec<Candidate> = if gather.can_still_be_met() {
-            // The delay passed: speculate, once.
-            speculate_at = None;
+            // The delay passed: speculate, and again after another delay.
             let next = targets.speculate(gather.acks());
+            speculate_at = next.as_ref().map(|_| Instant::now() + speculation);
             if next.is_some() {
                 metrics::counter!("geokv_speculative_reads_total").increment(1);
             }

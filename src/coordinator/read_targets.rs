@@ -8,8 +8,8 @@
 //! no RPC, then its datacenter, then the others), so LOCAL_* and count
 //! levels read the local datacenter first. EACH_QUORUM asks a quorum in
 //! each datacenter; ALL asks every replica. A replica believed down is
-//! never asked. Afterwards the read asks one more replica when a wave was
-//! slower than the speculative-retry delay ([`ReadTargets::speculate`]),
+//! never asked. Afterwards the read asks one more replica each time the
+//! asked ones were slower than the speculative-retry delay ([`ReadTargets::speculate`]),
 //! and as many more as the level needs when asked replicas failed
 //! ([`ReadTargets::replace_failed`]); never one outside the replica set or
 //! twice the same.

@@ -1,5 +1,6 @@
-//! The read's wait under paused time: speculation exactly at the delay and
-//! only when the level is not yet met, replacements at once when a replica
+//! The read's wait under paused time: speculation exactly at the delay
+//! (and again after each further delay) and only when the level is not yet
+//! met, replacements at once when a replica
 //! fails, and the error when none is left.
 
 use super::*;
@@ -11,11 +12,19 @@ const DELAY: Duration = Duration::from_millis(20);
 /// QUORUM on three live replicas of dc1 (nodes 0, 1, 2), its first wave
 /// asked: the targets, the wait, and the sender replicas answer on.
 fn quorum_rf3() -> (ReadTargets, Gather<u32>, mpsc::Sender<Answer<u32>>, Instant) {
+    two_of(&["dc1", "dc1", "dc1"])
+}
+
+/// A read needing two of the live replicas in `dcs` (node i in `dcs[i]`),
+/// its first wave (nodes 0 and 1, both in dc1) asked.
+fn two_of(dcs: &[&str]) -> (ReadTargets, Gather<u32>, mpsc::Sender<Answer<u32>>, Instant) {
     let req = Requirement::Total { count: 2 };
-    let cands = (0..3)
-        .map(|i| Candidate {
-            node: NodeIdx(i),
-            dc: "dc1".into(),
+    let cands = dcs
+        .iter()
+        .enumerate()
+        .map(|(i, dc)| Candidate {
+            node: NodeIdx(i as u32),
+            dc: dc.to_string(),
             up: true,
         })
         .collect();
@@ -77,7 +86,26 @@ async fn a_slow_replica_brings_one_more_exactly_at_the_delay() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn speculation_happens_once_then_the_read_waits_for_the_deadline() {
+async fn hung_local_replicas_bring_a_remote_one_a_delay_later() {
+    let (mut targets, mut gather, tx, deadline) = two_of(&["dc1", "dc1", "dc1", "dc2"]);
+    let start = Instant::now();
+    tx.send(ok(0)).await.unwrap(); // nodes 1 and 2 hang
+    let mut asked = Vec::new();
+    let answers = tx.clone();
+    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
+        asked.push((c.node, start.elapsed()));
+        if c.dc == "dc2" {
+            let answer = Answer::Replica(c.node, c.dc, Ok(c.node.0));
+            answers.try_send(answer).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(asked, vec![(NodeIdx(2), DELAY), (NodeIdx(3), DELAY * 2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn speculation_stops_when_no_replica_is_left_then_the_read_waits_for_the_deadline() {
     let (mut targets, mut gather, tx, deadline) = quorum_rf3();
     let start = Instant::now();
     tx.send(ok(0)).await.unwrap(); // nodes 1 and then 2 never answer
