@@ -213,3 +213,50 @@ async fn bad_input_gets_precise_codes_and_leaves_data_untouched() {
     assert_eq!(values(&after), vec!["original"], "stored data untouched");
     assert_eq!(after.siblings.len(), 1);
 }
+
+/// A QUORUM read asks only as many replicas as QUORUM needs (Cassandra's
+/// blockFor): on 3 nodes at rf 3 the coordinator reads itself and one peer,
+/// so about one internode replica read per get (more only when a replica
+/// was slower than the speculative-retry delay), not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_read_asks_only_the_replicas_it_needs() {
+    let cluster = Cluster::start(Spec {
+        dcs: vec![("dc1", 3)],
+        replication: vec![("dc1", 3)],
+        extra_keyspaces: Vec::new(),
+        gossip_interval_ms: 100,
+        extra_args: Vec::new(),
+    })
+    .await;
+    cluster.wait_all_up(Duration::from_secs(20)).await;
+    let mut n1 = cluster.client("dc1-n1").await;
+    const GETS: usize = 50;
+    for i in 0..GETS {
+        put(&mut n1, &format!("k{i}"), "v", vec![], Consistency::Quorum)
+            .await
+            .expect("QUORUM put");
+    }
+    let reads = || async {
+        let mut sum = 0.0;
+        for n in ["dc1-n1", "dc1-n2", "dc1-n3"] {
+            sum += cluster
+                .metric(n, "geokv_internode_requests_total", "rpc=\"replica_read\"")
+                .await;
+        }
+        sum
+    };
+    let before = reads().await;
+    for i in 0..GETS {
+        let got = get(&mut n1, &format!("k{i}"), Consistency::Quorum)
+            .await
+            .expect("QUORUM get");
+        assert_eq!(values(&got), vec!["v"], "a QUORUM read sees a QUORUM write");
+        assert_eq!(got.replicas_answered, 2);
+    }
+    let per_get = (reads().await - before) / GETS as f64;
+    println!("internode replica reads per QUORUM get: {per_get:.2}");
+    assert!(
+        (1.0..1.5).contains(&per_get),
+        "a QUORUM get on rf 3 asks itself and one peer (plus rare speculation): {per_get:.2} internode reads per get"
+    );
+}

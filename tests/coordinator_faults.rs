@@ -383,7 +383,8 @@ fn signal_node(cluster: &Cluster, id: &str, signal: &str) {
 
 /// Defect 9, the slow case: two dc1 replicas hang (SIGSTOP: connections
 /// stay open, nothing answers, gossip has not noticed yet). A count level
-/// does not wait for them to the deadline: at half of it, it asks dc2 too.
+/// does not wait for them to the deadline: a write asks dc2 too at half of
+/// it, a read after its speculative-retry delays (one replica per delay).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_levels_ask_remote_replicas_when_local_ones_hang() {
     let cluster = Cluster::start(Spec::two_dc()).await;

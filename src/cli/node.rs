@@ -59,6 +59,10 @@ pub struct NodeArgs {
     /// Default request deadline.
     #[arg(long, default_value_t = 2000)]
     pub default_timeout_ms: u64,
+    /// Speculative retry of reads: ask one more replica each time those
+    /// asked have not met the level after this long.
+    #[arg(long, default_value_t = 20)]
+    pub read_speculation_ms: u64,
 }
 
 fn durability(args: &NodeArgs) -> anyhow::Result<Durability> {
@@ -89,6 +93,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.repair.interval = Duration::from_secs(args.repair_interval_secs);
     cfg.repair.after_unclean_start = args.repair_after_unclean_start;
     cfg.coordinator.default_timeout = Duration::from_millis(args.default_timeout_ms);
+    cfg.coordinator.read_speculation = Duration::from_millis(args.read_speculation_ms);
     cfg.membership.validate().context("membership settings")?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()

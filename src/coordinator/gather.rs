@@ -151,6 +151,21 @@ impl<T> Gather<T> {
         }
     }
 
+    /// Whether the answers still expected could meet the level.
+    pub fn can_still_be_met(&self) -> bool {
+        self.req.is_met(&self.acks) || self.req.can_still_be_met(&self.acks, &self.pending)
+    }
+
+    /// Acknowledgements so far.
+    pub fn acks(&self) -> &AckCounts {
+        &self.acks
+    }
+
+    /// Answers still expected, per datacenter.
+    pub fn pending(&self) -> &BTreeMap<String, u32> {
+        &self.pending
+    }
+
     /// Replica acknowledgements so far (hints not counted).
     pub fn received(&self) -> u32 {
         self.acks.per_dc.values().sum()

@@ -5,8 +5,9 @@
 //!        live replica, which coordinates) → coordinating replica advances the clock
 //!        and appends the remote streams in one batch → full record fanned out to
 //!        the other local replicas → gather acks to the level
-//! read:  block_for → live-replica check → ask the nearest replicas → gather to the level
-//!        → merge sibling sets → read repair of stale answers (async)
+//! read:  block_for → live-replica check → ask the level's count of nearest live replicas
+//!        (`read_targets`) → gather to the level, one more replica per delay while slow
+//!        (speculative retry) or as many as failed → merge sibling sets → read repair of stale answers (async)
 //! ```
 //!
 //! Owns: the request plan and the wait for the consistency level. Must not:
@@ -17,6 +18,7 @@ pub mod consistency;
 mod forward;
 mod gather;
 mod read;
+mod read_targets;
 mod write;
 
 use crate::error::GeokvError;
@@ -55,6 +57,14 @@ pub struct CoordinatorConfig {
     pub default_timeout: Duration,
     /// Level when the request names none.
     pub default_level: ConsistencyLevel,
+    /// Speculative retry of reads: a read whose replicas have not met the
+    /// level this long after it was sent asks one more replica, and one
+    /// more after each further delay while replicas are left.
+    /// A fixed delay well above a loaded replica's p99 (about a millisecond
+    /// idle, a few under saturation), so that speculation does not add load
+    /// exactly when the cluster is busiest; Cassandra's default is the
+    /// table's measured `99p`.
+    pub read_speculation: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -62,6 +72,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             default_timeout: Duration::from_millis(2000),
             default_level: ConsistencyLevel::LocalQuorum,
+            read_speculation: Duration::from_millis(20),
         }
     }
 }

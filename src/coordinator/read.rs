@@ -1,17 +1,21 @@
-//! The read path of a coordinator: ask the nearest live replicas, gather to
-//! the level (a count level that the local replicas fail to meet asks the
-//! remote ones too), merge their sibling sets by causality, and repair the
-//! replicas that answered with stale state (asynchronously, off the
-//! request's path).
+//! The read path of a coordinator: ask as many of the nearest live replicas
+//! as the level needs (`read_targets` decides which), gather to the level
+//! (one more replica when they are slower than the speculative-retry delay,
+//! replacements when some fail, remote ones last for count levels), merge
+//! their sibling sets by causality, and repair the replicas that answered
+//! with stale state (asynchronously, off the request's path). Replicas not
+//! asked are left to hinted delivery and anti-entropy.
 
-use super::consistency::{AckCounts, OpKind, Requirement};
+use super::consistency::{AckCounts, OpKind};
 use super::gather::{Answer, Gather, Step};
+use super::read_targets::{Candidate, ReadTargets};
 use super::{Coordinator, ReadRequest};
 use crate::error::GeokvError;
 use crate::proto::v1::internode::{ReplicaReadRequest, ReplicaWriteRequest};
 use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -38,20 +42,27 @@ impl Coordinator {
             OpKind::Read,
         )?;
         let requirement = plan.requirement;
-        let order = self.by_proximity(plan.replicas);
-        let targets = self.read_targets(&requirement, &order);
+        let candidates = self
+            .by_proximity(plan.replicas)
+            .into_iter()
+            .map(|node| Candidate {
+                node,
+                dc: self.dc_of(node).to_string(),
+                up: self.is_up(node),
+            })
+            .collect();
+        let mut targets = ReadTargets::new(requirement.clone(), candidates);
 
-        let (tx, rx) = mpsc::channel::<Answer<Option<SiblingSet>>>(order.len().max(1));
+        let (tx, rx) = mpsc::channel::<Answer<Option<SiblingSet>>>(plan.replicas.len().max(1));
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
-        for &n in &targets {
-            let dc = self.dc_of(n).to_string();
-            *pending.entry(dc.clone()).or_default() += 1;
-            self.spawn_replica_read(n, dc, &req, deadline, tx.clone());
+        for c in targets.first_wave() {
+            *pending.entry(c.dc.clone()).or_default() += 1;
+            self.spawn_replica_read(c.node, c.dc, &req, deadline, tx.clone());
         }
         let timeout_ms = req.timeout.as_millis() as u64;
         let mut gather = Gather::new(
             req.level,
-            requirement.clone(),
+            requirement,
             OpKind::Read,
             rx,
             pending,
@@ -59,36 +70,16 @@ impl Coordinator {
             deadline,
             timeout_ms,
         );
-        // A count level asked only local replicas: when they cannot meet it
-        // (one believed alive failed) or half the deadline passed, ask the
-        // remote ones too. LOCAL_* levels never do.
-        let rest: Vec<NodeIdx> = match requirement {
-            Requirement::Total { .. } => order
-                .iter()
-                .copied()
-                .filter(|n| self.is_up(*n) && !targets.contains(n))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let until = if rest.is_empty() {
-            deadline
-        } else {
-            Instant::now() + req.timeout / 2
-        };
-        let mut step = gather.run(until).await?;
-        if step == Step::Short && !rest.is_empty() {
-            metrics::counter!("geokv_remote_fallbacks_total", "op" => "read").increment(1);
-            for &n in &rest {
-                let dc = self.dc_of(n).to_string();
-                gather.expect(&dc, 1);
-                self.spawn_replica_read(n, dc, &req, deadline, tx.clone());
+        let local_dc = self.me.dc.clone();
+        let delay = self.config.read_speculation;
+        gather_read(&mut targets, &mut gather, delay, deadline, |c| {
+            if c.dc != local_dc {
+                metrics::counter!("geokv_remote_fallbacks_total", "op" => "read").increment(1);
             }
-            step = gather.run(deadline).await?;
-        }
+            self.spawn_replica_read(c.node, c.dc, &req, deadline, tx.clone());
+        })
+        .await?;
         drop(tx);
-        if step == Step::Short {
-            return Err(gather.failed());
-        }
         let got = gather.into_gathered();
         let answered = got.ok.len() as u32;
         let mut merged: Option<SiblingSet> = None;
@@ -112,28 +103,6 @@ impl Coordinator {
             set: merged,
             answered,
         })
-    }
-
-    /// Which live replicas to ask: the local ones when the level can be met
-    /// locally, every live replica otherwise. Nearest first.
-    fn read_targets(&self, req: &Requirement, order: &[NodeIdx]) -> Vec<NodeIdx> {
-        let live = order.iter().copied().filter(|n| self.is_up(*n));
-        let local_only = match req {
-            Requirement::Local { .. } => true,
-            Requirement::Total { count } => {
-                let local = order
-                    .iter()
-                    .filter(|n| self.dc_of(**n) == self.me.dc && self.is_up(**n))
-                    .count() as u32;
-                *count <= local
-            }
-            Requirement::EachDc { .. } | Requirement::AnyOrHint => false,
-        };
-        if local_only {
-            live.filter(|n| self.dc_of(*n) == self.me.dc).collect()
-        } else {
-            live.collect()
-        }
     }
 
     fn spawn_replica_read(
@@ -224,3 +193,47 @@ impl Coordinator {
         }
     }
 }
+
+/// Waits for the level: each time `speculation` passes with the level
+/// unmet, asks one more replica (Cassandra speculates once; asking on, one
+/// per delay, keeps the promise that a count level whose local replicas
+/// hang reaches the remote ones well before the deadline); whenever the replicas still expected can
+/// no longer meet it (some failed), asks replacements, and fails when none
+/// is left. `ask` sends a read to one more replica.
+async fn gather_read<T>(
+    targets: &mut ReadTargets,
+    gather: &mut Gather<T>,
+    speculation: Duration,
+    deadline: Instant,
+    mut ask: impl FnMut(Candidate),
+) -> Result<(), GeokvError> {
+    let mut speculate_at = Some(Instant::now() + speculation);
+    loop {
+        let until = speculate_at.map_or(deadline, |t| t.min(deadline));
+        if gather.run(until).await? == Step::Met {
+            return Ok(());
+        }
+        let more: Vec<Candidate> = if gather.can_still_be_met() {
+            // The delay passed: speculate, and again after another delay.
+            let next = targets.speculate(gather.acks());
+            speculate_at = next.as_ref().map(|_| Instant::now() + speculation);
+            if next.is_some() {
+                metrics::counter!("geokv_speculative_reads_total").increment(1);
+            }
+            next.into_iter().collect()
+        } else {
+            let more = targets.replace_failed(gather.acks(), gather.pending());
+            if more.is_empty() {
+                return Err(gather.failed());
+            }
+            more
+        };
+        for c in more {
+            gather.expect(&c.dc, 1);
+            ask(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! The read's wait under paused time: speculation exactly at the delay
+//! (and again after each further delay) and only when the level is not yet
+//! met, replacements at once when a replica
+//! fails, and the error when none is left.
+
+use super::*;
+use crate::coordinator::consistency::{ConsistencyLevel, Requirement};
+use tokio::time::Duration;
+
+const DELAY: Duration = Duration::from_millis(20);
+
+/// QUORUM on three live replicas of dc1 (nodes 0, 1, 2), its first wave
+/// asked: the targets, the wait, and the sender replicas answer on.
+fn quorum_rf3() -> (ReadTargets, Gather<u32>, mpsc::Sender<Answer<u32>>, Instant) {
+    two_of(&["dc1", "dc1", "dc1"])
+}
+
+/// A read needing two of the live replicas in `dcs` (node i in `dcs[i]`),
+/// its first wave (nodes 0 and 1, both in dc1) asked.
+fn two_of(dcs: &[&str]) -> (ReadTargets, Gather<u32>, mpsc::Sender<Answer<u32>>, Instant) {
+    let req = Requirement::Total { count: 2 };
+    let cands = dcs
+        .iter()
+        .enumerate()
+        .map(|(i, dc)| Candidate {
+            node: NodeIdx(i as u32),
+            dc: dc.to_string(),
+            up: true,
+        })
+        .collect();
+    let mut targets = ReadTargets::new(req.clone(), cands);
+    let wave = targets.first_wave();
+    assert_eq!(wave.len(), 2);
+    let (tx, rx) = mpsc::channel(8);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let gather = Gather::new(
+        ConsistencyLevel::Quorum,
+        req,
+        OpKind::Read,
+        rx,
+        BTreeMap::from([("dc1".to_string(), 2)]),
+        AckCounts::default(),
+        deadline,
+        2000,
+    );
+    (targets, gather, tx, deadline)
+}
+
+fn ok(n: u32) -> Answer<u32> {
+    Answer::Replica(NodeIdx(n), "dc1".into(), Ok(n))
+}
+
+fn err(n: u32) -> Answer<u32> {
+    Answer::Replica(NodeIdx(n), "dc1".into(), Err(format!("n{n}: reset")))
+}
+
+#[tokio::test(start_paused = true)]
+async fn fast_replicas_meet_the_level_without_speculation() {
+    let (mut targets, mut gather, tx, deadline) = quorum_rf3();
+    tx.send(ok(0)).await.unwrap();
+    tx.send(ok(1)).await.unwrap();
+    let mut asked = Vec::new();
+    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
+        asked.push(c.node)
+    })
+    .await
+    .unwrap();
+    assert!(asked.is_empty(), "asked {asked:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_replica_brings_one_more_exactly_at_the_delay() {
+    let (mut targets, mut gather, tx, deadline) = quorum_rf3();
+    let start = Instant::now();
+    tx.send(ok(0)).await.unwrap(); // node 1 never answers
+    let mut asked = Vec::new();
+    let answers = tx.clone();
+    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
+        asked.push((c.node, start.elapsed()));
+        answers.try_send(ok(c.node.0)).unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(asked, vec![(NodeIdx(2), DELAY)]);
+    assert_eq!(gather.received(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_local_replicas_bring_a_remote_one_a_delay_later() {
+    let (mut targets, mut gather, tx, deadline) = two_of(&["dc1", "dc1", "dc1", "dc2"]);
+    let start = Instant::now();
+    tx.send(ok(0)).await.unwrap(); // nodes 1 and 2 hang
+    let mut asked = Vec::new();
+    let answers = tx.clone();
+    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
+        asked.push((c.node, start.elapsed()));
+        if c.dc == "dc2" {
+            let answer = Answer::Replica(c.node, c.dc, Ok(c.node.0));
+            answers.try_send(answer).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(asked, vec![(NodeIdx(2), DELAY), (NodeIdx(3), DELAY * 2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn speculation_stops_when_no_replica_is_left_then_the_read_waits_for_the_deadline() {
+    let (mut targets, mut gather, tx, deadline) = quorum_rf3();
+    let start = Instant::now();
+    tx.send(ok(0)).await.unwrap(); // nodes 1 and then 2 never answer
+    let mut asked = Vec::new();
+    let e = gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
+        asked.push((c.node, start.elapsed()))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(asked, vec![(NodeIdx(2), DELAY)]);
+    assert_eq!(start.elapsed(), Duration::from_secs(2), "{e}");
+    assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_replica_is_replaced_at_once_and_none_left_fails() {
+    let (mut targets, mut gather, tx, deadline) = quorum_rf3();
+    let start = Instant::now();
+    tx.send(err(1)).await.unwrap();
+    tx.send(ok(0)).await.unwrap();
+    let mut asked = Vec::new();
+    let answers = tx.clone();
+    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
+        asked.push((c.node, start.elapsed()));
+        answers.try_send(ok(c.node.0)).unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(asked, vec![(NodeIdx(2), Duration::ZERO)]);
+
+    let (mut targets, mut gather, tx, deadline) = quorum_rf3();
+    tx.send(err(0)).await.unwrap();
+    tx.send(err(1)).await.unwrap();
+    let answers = tx.clone();
+    let e = gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
+        answers.try_send(err(c.node.0)).unwrap();
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Aborted, "{e}");
+    assert_eq!(start.elapsed(), Duration::ZERO, "failed without waiting");
+}
