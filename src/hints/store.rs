@@ -92,14 +92,15 @@ impl Store {
         &self.engine
     }
 
-    /// Runs `f` on a blocking thread.
+    /// Runs `f` on a blocking thread, in the caller's span (so an entry
+    /// enqueued there carries the caller's trace context).
     pub(crate) async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T, GeokvError>
     where
         F: FnOnce(&Store) -> T + Send + 'static,
         T: Send + 'static,
     {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me))
+        tokio::task::spawn_blocking(crate::telemetry::in_current_span(move || f(&me)))
             .await
             .map_err(|e| GeokvError::Internal(format!("hints task failed: {e}")))
     }
@@ -205,5 +206,48 @@ impl Store {
     /// Shared with other loads, exclusive of [`Store::settle`].
     pub(crate) fn load_gate(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
         self.gate.read()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hints::testing::{entry, store};
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// An entry enqueued on the blocking thread carries the caller's trace
+    /// context (node hints lost theirs: the closure ran outside the span).
+    #[tokio::test]
+    async fn an_entry_enqueued_off_thread_carries_the_callers_trace() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let s = store();
+        let dest = Dest::Node("dc1-n2".into());
+        let span = tracing::info_span!("coordinator.write");
+        let outside = {
+            let _in = span.enter();
+            let d = dest.clone();
+            let enqueued = s.blocking(move |s| {
+                let mut b = WriteBatch::new();
+                s.enqueue(&d, Lane::Backlog, entry(b"k"), &mut b);
+                s.write(b).expect("commit");
+            });
+            enqueued.await.expect("blocking");
+            crate::telemetry::current_traceparent()
+        };
+        let (from, to) = (dest.prefix(Lane::Backlog), dest.prefix_end(Lane::Backlog));
+        let rows = s
+            .engine()
+            .scan_raw(Cf::Hints, &from, &to, 10)
+            .expect("scan");
+        let (_, stored) = super::super::queue::decode_entry(&rows[0].1).expect("decode");
+        assert!(!outside.is_empty(), "the span has a trace context");
+        assert_eq!(
+            stored.traceparent, outside,
+            "stored with the caller's trace"
+        );
     }
 }
