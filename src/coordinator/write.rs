@@ -358,7 +358,11 @@ impl Coordinator {
             async move {
                 let res = peers.replica_write(n, msg, timeout).await;
                 match (&res, intent) {
-                    (Ok(_), Some(i)) => i.done().await,
+                    // The acknowledgement does not wait on the cleanup.
+                    (Ok(_), Some(i)) => {
+                        let _ = tx.send(Answer::Replica(n, dc, Ok(()))).await;
+                        return i.done().await;
+                    }
                     (Ok(_), None) => {}
                     // The hint committed with the update stays, to be delivered.
                     (Err(_), Some(i)) => {

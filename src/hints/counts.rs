@@ -53,11 +53,17 @@ impl Counts {
         true
     }
 
-    /// Takes `entries` of `bytes` in total out of `lane` of `dest`.
+    /// Takes `entries` of `bytes` in total out of `lane` of `dest`. Taking
+    /// out more than is counted is a double count (a debug assertion; in
+    /// release the count floors at zero).
     pub(crate) fn sub(&self, dest: &Dest, lane: Lane, entries: u64, bytes: u64) {
         {
             let mut b = self.0.lock();
             let q = b.entry((dest.clone(), lane)).or_default();
+            debug_assert!(
+                q.entries >= entries && q.bytes >= bytes,
+                "{dest:?} {lane:?}: counting out {entries} entries / {bytes} bytes of {q:?}"
+            );
             q.entries = q.entries.saturating_sub(entries);
             q.bytes = q.bytes.saturating_sub(bytes);
         }
@@ -98,13 +104,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bound_covers_both_lanes_and_removal_saturates() {
+    fn the_bound_covers_both_lanes() {
         let (c, d) = (Counts::default(), Dest::Dc("dc2".into()));
         assert!(c.add(&d, Lane::Urgent, 60, 100));
         assert!(!c.add(&d, Lane::Backlog, 50, 100), "60 + 50 is over 100");
         assert!(c.add(&d, Lane::Backlog, 40, 100));
         assert_eq!((c.entries(&d), c.total()), (2, 2));
-        c.sub(&d, Lane::Urgent, 5, 500);
+        c.sub(&d, Lane::Urgent, 1, 60);
         assert_eq!(c.entries(&d), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "counting out")]
+    fn counting_out_more_than_is_counted_is_caught() {
+        let (c, d) = (Counts::default(), Dest::Dc("dc2".into()));
+        assert!(c.add(&d, Lane::Urgent, 60, 100));
+        c.sub(&d, Lane::Urgent, 2, 120);
     }
 }

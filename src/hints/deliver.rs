@@ -195,10 +195,18 @@ impl<L: Link> Pump<L> {
                 Action::Load(load) => self.load(load).await,
                 Action::Expire(old) => {
                     let d = self.dest.clone();
-                    let _ = (self.hints.store)
+                    let expired = (self.hints.store)
                         .blocking(move |s| s.remove(&d, Lane::Backlog, &[], &old))
                         .await;
-                    Vec::new()
+                    match expired {
+                        Ok(Ok(())) => Vec::new(),
+                        // Back off, as for a failed Remove: the same expired
+                        // rows would otherwise be reloaded in a tight loop.
+                        _ => {
+                            queue.clear();
+                            self.stall(Stall::Failed("could not expire old hints".into()))
+                        }
+                    }
                 }
                 Action::Send {
                     batch_id,

@@ -7,8 +7,9 @@
 //! An entry is counted in when it is added to a batch and out exactly once,
 //! by whoever deletes it: the deliverer (acknowledged, expired, refused,
 //! corrupt) or a settled intent ([`Store::settle`]). A load never returns
-//! an intent whose direct write is in flight, and [`Store::settle`] excludes
-//! loads, so an intent is never both settled and delivered.
+//! an intent whose direct write is in flight, and [`Store::settle`] releases
+//! an intent only after deleting it, excluding loads for that step alone, so
+//! an intent is never both settled and delivered.
 //!
 //! Must not: decide when or where entries are sent.
 
@@ -46,8 +47,9 @@ pub(crate) struct Store {
     /// Node hints whose direct write is in flight (see `intent`).
     pub(crate) inflight: InFlight,
     /// Held shared by a load across its scan and its in-flight filter, and
-    /// exclusively by [`Store::settle`] across its delete: a settled intent
-    /// is either gone before a load scans or held back by it.
+    /// exclusively by [`Store::settle`] to release an intent after deleting
+    /// it: a settled intent is either gone before a load scans or held back
+    /// by it.
     gate: RwLock<()>,
 }
 
@@ -90,14 +92,15 @@ impl Store {
         &self.engine
     }
 
-    /// Runs `f` on a blocking thread.
+    /// Runs `f` on a blocking thread, in the caller's span (so an entry
+    /// enqueued there carries the caller's trace context).
     pub(crate) async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T, GeokvError>
     where
         F: FnOnce(&Store) -> T + Send + 'static,
         T: Send + 'static,
     {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me))
+        tokio::task::spawn_blocking(crate::telemetry::in_current_span(move || f(&me)))
             .await
             .map_err(|e| GeokvError::Internal(format!("hints task failed: {e}")))
     }
@@ -178,20 +181,73 @@ impl Store {
     }
 
     /// Settles an intent whose direct write was acknowledged: deletes its
-    /// hint and counts it out, excluding loads meanwhile (see [`Store`]).
-    /// Should the delete fail, the hint is delivered again: harmless.
+    /// hint and counts it out, then lets loads see it again. Only that last
+    /// step excludes loads (see [`Store`]): the delete does not wait behind
+    /// page scans, nor they behind it, and deletes commit in groups.
+    ///
+    /// Why this is enough: a load holds the gate from before its scan until
+    /// after its in-flight filter. If its scan sees the hint, the delete
+    /// came later, so the `inflight.remove` (after the delete, under the
+    /// gate) waits for the load's filter, which holds the hint back; if the
+    /// remove came first, the delete did too and the scan cannot see it.
+    /// Either way the deliverer never sends, deletes and counts out a hint
+    /// that this also counts out. Should the delete fail, the hint is
+    /// delivered (and counted out) later instead: harmless.
     pub(crate) fn settle(&self, dest: &Dest, seq: u64, bytes: u64) {
-        let _gate = self.gate.write();
         let mut batch = WriteBatch::new();
         batch.delete_raw(Cf::Hints, &dest.key(Lane::Backlog, seq));
         if self.engine.write(batch).is_ok() {
             self.counts.sub(dest, Lane::Backlog, 1, bytes);
         }
+        let _gate = self.gate.write();
         self.inflight.remove(seq);
     }
 
     /// Shared with other loads, exclusive of [`Store::settle`].
     pub(crate) fn load_gate(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
         self.gate.read()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hints::testing::{entry, store};
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// An entry enqueued on the blocking thread carries the caller's trace
+    /// context (node hints lost theirs: the closure ran outside the span).
+    #[tokio::test]
+    async fn an_entry_enqueued_off_thread_carries_the_callers_trace() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let s = store();
+        let dest = Dest::Node("dc1-n2".into());
+        let span = tracing::info_span!("coordinator.write");
+        let outside = {
+            let _in = span.enter();
+            let d = dest.clone();
+            let enqueued = s.blocking(move |s| {
+                let mut b = WriteBatch::new();
+                s.enqueue(&d, Lane::Backlog, entry(b"k"), &mut b);
+                s.write(b).expect("commit");
+            });
+            enqueued.await.expect("blocking");
+            crate::telemetry::current_traceparent()
+        };
+        let (from, to) = (dest.prefix(Lane::Backlog), dest.prefix_end(Lane::Backlog));
+        let rows = s
+            .engine()
+            .scan_raw(Cf::Hints, &from, &to, 10)
+            .expect("scan");
+        let (_, stored) = super::super::queue::decode_entry(&rows[0].1).expect("decode");
+        assert!(!outside.is_empty(), "the span has a trace context");
+        assert_eq!(
+            stored.traceparent, outside,
+            "stored with the caller's trace"
+        );
     }
 }

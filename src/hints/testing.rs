@@ -56,10 +56,12 @@ pub(crate) fn loaded(seq: u64, created_ms: u64) -> Loaded {
     }
 }
 
-/// The memory engine, remembering which threads wrote to it.
+/// The memory engine, remembering which threads wrote to it; a write
+/// (recorded first) waits while a test holds `hold`.
 pub(crate) struct ThreadsEngine {
     inner: MemoryEngine,
     pub writers: parking_lot::Mutex<Vec<std::thread::ThreadId>>,
+    pub hold: parking_lot::Mutex<()>,
 }
 
 impl ThreadsEngine {
@@ -67,6 +69,7 @@ impl ThreadsEngine {
         ThreadsEngine {
             inner: MemoryEngine::new(Limits::default()),
             writers: Default::default(),
+            hold: Default::default(),
         }
     }
 }
@@ -74,6 +77,7 @@ impl ThreadsEngine {
 impl Engine for ThreadsEngine {
     fn write(&self, batch: WriteBatch) -> Result<(), crate::engine::EngineError> {
         self.writers.lock().push(std::thread::current().id());
+        drop(self.hold.lock());
         self.inner.write(batch)
     }
     fn get_versions(

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 pub enum Event {
     /// Entries may be waiting or room may have opened: fill the windows.
     /// `rewind`: the lowest urgent sequence number committed since the last
-    /// fill (see `Hints::notify_appended`).
+    /// fill (see `Hints::notify_appended`); the scheduler keeps it until a
+    /// fill reads the urgent lane.
     Fill { now: Instant, rewind: Option<u64> },
     /// The page an [`Action::Load`] asked for. `now_ms`: wall clock, for
     /// the hint window.

@@ -77,7 +77,6 @@ struct Floor {
 struct Pass {
     /// Lanes with nothing more to load in this fill.
     done: Vec<Lane>,
-    rewind: Option<u64>,
     oldest: Option<u64>,
 }
 
@@ -97,6 +96,10 @@ pub struct Scheduler {
     /// Round-robin position over the destination's live nodes.
     rr: usize,
     pass: Option<Pass>,
+    /// The lowest urgent sequence number committed since the last urgent
+    /// load (see [`Event::Fill`]): kept across fills until one reads the
+    /// urgent lane, so a fill with the urgent window full does not lose it.
+    rewind: Option<u64>,
 }
 
 impl Scheduler {
@@ -114,6 +117,7 @@ impl Scheduler {
             hint_window_ms: hint_window.as_millis() as u64,
             rr: me,
             pass: None,
+            rewind: None,
         }
     }
 
@@ -121,10 +125,8 @@ impl Scheduler {
     pub fn on(&mut self, event: Event) -> Vec<Action> {
         match event {
             Event::Fill { now, rewind } => {
-                self.pass = Some(Pass {
-                    rewind,
-                    ..Pass::default()
-                });
+                self.rewind = self.rewind.into_iter().chain(rewind).min();
+                self.pass = Some(Pass::default());
                 self.next_load(now)
             }
             Event::Loaded {
@@ -216,9 +218,8 @@ impl Scheduler {
             Some(f) if !full => f.key.clone(),
             _ => self.dest.prefix(lane),
         };
-        let pass = self.pass.as_mut();
-        if let (Lane::Urgent, Dest::Dc(_), Some(p)) = (lane, &self.dest, pass) {
-            if let Some(seq) = p.rewind.take() {
+        if let (Lane::Urgent, Dest::Dc(_)) = (lane, &self.dest) {
+            if let Some(seq) = self.rewind.take() {
                 from = from.min(self.dest.key(lane, seq));
             }
         }

@@ -194,6 +194,49 @@ fn an_urgent_rewind_reads_below_the_floor_at_once() {
     assert_eq!(loads[0].from, d.key(Lane::Urgent, 7));
 }
 
+/// A rewind that arrives while the urgent window is full is kept until the
+/// next urgent load (a backlog acknowledgement's fill must not drop it,
+/// leaving the late entry to the rescan while its client waits).
+#[test]
+fn a_rewind_waits_for_room_in_the_urgent_window() {
+    let d = dc();
+    let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
+    let t0 = Instant::now();
+    let mut next = 100u64; // every entry above the rewinds below
+    let pages = |l: &Load| {
+        next += 4;
+        page(
+            &d,
+            l.lane,
+            &[next - 4, next - 1],
+            10 * HOUR.as_millis() as u64,
+        )
+    };
+    let (out, _) = fill(&mut s, t0, None, pages);
+    let sent = sends(&out);
+    assert!(!s.has_room(Lane::Urgent));
+    // A backlog batch acknowledged; its fill carries the rewind to 7.
+    let backlog = sent.iter().find(|b| b.1 == Lane::Backlog).expect("backlog");
+    let entries: Vec<_> = backlog.2.iter().map(|&q| (q, true, false)).collect();
+    s.on(Event::Acked {
+        ack: ack(backlog.0, &entries),
+        now: t0,
+    });
+    let (_, loads) = fill(&mut s, t0, Some(7), |_| Page::default());
+    assert!(loads.iter().all(|l| l.lane == Lane::Backlog), "urgent full");
+    // An urgent batch acknowledged: the next urgent load reads from 7 (the
+    // lower of the rewinds seen meanwhile).
+    let urgent = sent.iter().find(|b| b.1 == Lane::Urgent).expect("urgent");
+    let entries: Vec<_> = urgent.2.iter().map(|&q| (q, true, false)).collect();
+    s.on(Event::Acked {
+        ack: ack(urgent.0, &entries),
+        now: t0,
+    });
+    let (_, loads) = fill(&mut s, t0, Some(9), |_| Page::default());
+    assert_eq!(loads[0].lane, Lane::Urgent);
+    assert_eq!(loads[0].from, d.key(Lane::Urgent, 7), "the kept rewind");
+}
+
 #[test]
 fn node_hints_past_the_window_are_expired_not_sent() {
     let d = node();
