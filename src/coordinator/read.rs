@@ -194,12 +194,14 @@ impl Coordinator {
     }
 }
 
-/// Waits for the level: each time `speculation` passes with the level
-/// unmet, asks one more replica (Cassandra speculates once; asking on, one
-/// per delay, keeps the promise that a count level whose local replicas
-/// hang reaches the remote ones well before the deadline); whenever the replicas still expected can
-/// no longer meet it (some failed), asks replacements, and fails when none
-/// is left. `ask` sends a read to one more replica.
+/// Waits for the level: when `speculation` passes with the level unmet,
+/// asks one more replica, and again after twice the previous delay
+/// (Cassandra speculates once; asking on keeps the promise that a count
+/// level whose local replicas hang reaches the remote ones well before the
+/// deadline, and doubling keeps a cluster that is merely slow from being
+/// asked for every replica); whenever the replicas still expected can no
+/// longer meet it (some failed), asks replacements, and fails when none is
+/// left. `ask` sends a read to one more replica.
 async fn gather_read<T>(
     targets: &mut ReadTargets,
     gather: &mut Gather<T>,
@@ -207,16 +209,18 @@ async fn gather_read<T>(
     deadline: Instant,
     mut ask: impl FnMut(Candidate),
 ) -> Result<(), GeokvError> {
-    let mut speculate_at = Some(Instant::now() + speculation);
+    let mut wait = speculation;
+    let mut speculate_at = Some(Instant::now() + wait);
     loop {
         let until = speculate_at.map_or(deadline, |t| t.min(deadline));
         if gather.run(until).await? == Step::Met {
             return Ok(());
         }
         let more: Vec<Candidate> = if gather.can_still_be_met() {
-            // The delay passed: speculate, and again after another delay.
+            // The delay passed: speculate, and again after twice as long.
             let next = targets.speculate(gather.acks());
-            speculate_at = next.as_ref().map(|_| Instant::now() + speculation);
+            wait = wait.saturating_mul(2);
+            speculate_at = next.as_ref().map(|_| Instant::now() + wait);
             if next.is_some() {
                 metrics::counter!("geokv_speculative_reads_total").increment(1);
             }
