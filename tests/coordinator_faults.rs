@@ -66,6 +66,19 @@ fn all_values(r: &GetResponse) -> Vec<String> {
     v
 }
 
+/// A key of `keyspace` (named `prefix-N`) that `node` does not replicate in
+/// dc1, so `node` coordinates it without being a replica.
+fn key_not_on(cluster: &Cluster, keyspace: &str, prefix: &str, node: &str) -> String {
+    (0..10_000)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|k| {
+            replicas_in(cluster, keyspace, k, "dc1")
+                .iter()
+                .all(|n| n.id != node)
+        })
+        .unwrap_or_else(|| panic!("some key of {keyspace} is not on {node}"))
+}
+
 /// Says the write may have been applied, with a code that is not UNAVAILABLE.
 fn assert_maybe_applied(e: &tonic::Status) {
     assert!(
@@ -91,14 +104,7 @@ fn assert_maybe_applied(e: &tonic::Status) {
 async fn a_non_replica_coordinator_never_writes_a_second_copy_after_an_ambiguous_failure() {
     let mut cluster = Cluster::start(Spec::two_dc()).await;
     // A key of `dc1_only {dc1:2}` that dc1-n1 does not replicate.
-    let key = (0..10_000)
-        .map(|i| format!("fwd-{i}"))
-        .find(|k| {
-            replicas_in(&cluster, "dc1_only", k, "dc1")
-                .iter()
-                .all(|n| n.id != "dc1-n1")
-        })
-        .expect("some key is not on dc1-n1");
+    let key = key_not_on(&cluster, "dc1_only", "fwd", "dc1-n1");
     let replicas = replicas_in(&cluster, "dc1_only", &key, "dc1");
     let first = replicas[0].id.clone();
     admin(
@@ -167,14 +173,7 @@ async fn a_non_replica_coordinator_never_writes_a_second_copy_after_an_ambiguous
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_write_moves_on_only_when_nothing_was_sent() {
     let mut cluster = Cluster::start(Spec::two_dc()).await;
-    let key = (0..10_000)
-        .map(|i| format!("next-{i}"))
-        .find(|k| {
-            replicas_in(&cluster, "dc1_only", k, "dc1")
-                .iter()
-                .all(|n| n.id != "dc1-n1")
-        })
-        .expect("some key is not on dc1-n1");
+    let key = key_not_on(&cluster, "dc1_only", "next", "dc1-n1");
     let replicas = replicas_in(&cluster, "dc1_only", &key, "dc1");
     let (first, second) = (replicas[0].id.clone(), replicas[1].id.clone());
     cluster.kill(&first);
@@ -424,14 +423,7 @@ async fn a_non_replica_coordinator_leaves_no_stream_entry_behind() {
         .push(("rf2", vec![("dc1", 2), ("dc2", 2)]));
     let mut cluster = Cluster::start(spec).await;
     let coordinator = "dc1-n1";
-    let key = (0..)
-        .map(|i| format!("streamed-{i}"))
-        .find(|k| {
-            replicas_in(&cluster, "rf2", k, "dc1")
-                .iter()
-                .all(|n| n.id != coordinator)
-        })
-        .expect("some key is not replicated on the coordinator");
+    let key = key_not_on(&cluster, "rf2", "streamed", coordinator);
     cluster.partition_dcs("dc1", "dc2", true).await;
     let mut c = cluster.client(coordinator).await;
     put_in(&mut c, "rf2", &key, "v", vec![], Consistency::LocalOne)

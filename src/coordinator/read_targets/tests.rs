@@ -110,16 +110,12 @@ fn layout() -> impl Strategy<Value = Vec<Vec<bool>>> {
 }
 
 fn level() -> impl Strategy<Value = ConsistencyLevel> {
-    prop::sample::select(vec![
-        ConsistencyLevel::One,
-        ConsistencyLevel::Two,
-        ConsistencyLevel::Three,
-        ConsistencyLevel::LocalOne,
-        ConsistencyLevel::LocalQuorum,
-        ConsistencyLevel::EachQuorum,
-        ConsistencyLevel::Quorum,
-        ConsistencyLevel::All,
-    ])
+    let levels = ConsistencyLevel::ALL_LEVELS.iter().copied();
+    prop::sample::select(
+        levels
+            .filter(|l| *l != ConsistencyLevel::Any)
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn setup(layout: &[Vec<bool>], level: ConsistencyLevel) -> Option<(Requirement, Vec<Candidate>)> {
