@@ -19,7 +19,9 @@
 //! |---|---|---|
 //! | [`topology`] | the YAML topology file: parsing and validation | yes |
 //! | [`layout`] | the versioned cluster layout: node states, tokens, movements | yes |
-//! | [`ring`] | tokens, virtual nodes, NetworkTopologyStrategy placement, pending ranges, token allocation | yes |
+//! | [`token`] | the key hash, vnode tokens, token ranges | yes |
+//! | [`clock`] | wall-clock milliseconds for stored timestamps | yes |
+//! | [`ring`] | virtual nodes, NetworkTopologyStrategy placement, pending ranges, token allocation | yes |
 //! | [`version`] | vector clocks, dots, sibling sets and their codec | yes |
 //! | [`coordinator::consistency`] | consistency levels and the acks each needs | yes |
 //! | [`client`] | the Rust SDK: re-export of the `geokv-client` crate | no |
@@ -31,11 +33,13 @@
 //! | `bench` | the YCSB-style load generator and local benchmark clusters | no |
 
 pub use geokv_client as client;
+pub mod clock;
 #[cfg(feature = "server")]
 pub mod coordinator;
 pub mod layout;
 pub mod proto;
 pub mod ring;
+pub mod token;
 pub mod topology;
 pub mod version;
 

@@ -36,7 +36,6 @@ use crate::proto::v1::internode::ReplicaWriteRequest;
 use crate::topology::NodeIdx;
 use crate::version::{CausalContext, Dot, SiblingSet};
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -53,12 +52,7 @@ pub struct WriteOutcome {
     pub hints: u32,
 }
 
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(super) use crate::clock::now_ms;
 
 impl Coordinator {
     /// Coordinates a put (`value: Some`) or delete (`value: None`).

@@ -6,7 +6,7 @@
 //! must not touch storage; both engines iterate the ranges it plans.
 
 use super::EngineError;
-use crate::ring::token_of;
+use crate::token::token_of;
 
 /// Bytes of the token inside a data key.
 pub const TOKEN_BYTES: usize = 8;

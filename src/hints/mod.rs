@@ -56,25 +56,8 @@ use crate::version::SiblingSet;
 use intent::Intent;
 use queue::{Dest, Lane};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use waiters::StreamWait;
-
-/// Meta-CF key prefix of token ranges that need anti-entropy.
-pub const REPAIR_PREFIX: &[u8] = b"repair/";
-
-/// The meta-CF key of one anti-entropy record:
-/// `REPAIR_PREFIX [ks_len: u8][keyspace][token: u64 BE][unique: u64 BE]`.
-/// `unique` makes every record its own key, so records for one token
-/// accumulate (each names its own destination) and a record written while
-/// a repair pass runs is not the key that pass deletes at its end.
-pub fn repair_key(keyspace: &str, token: u64, unique: u64) -> Vec<u8> {
-    let mut k = REPAIR_PREFIX.to_vec();
-    k.push(keyspace.len() as u8);
-    k.extend_from_slice(keyspace.as_bytes());
-    k.extend_from_slice(&token.to_be_bytes());
-    k.extend_from_slice(&unique.to_be_bytes());
-    k
-}
 
 /// Hint and stream settings.
 #[derive(Clone, Debug)]
@@ -166,12 +149,7 @@ pub fn append_update(
     Ok(appended)
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::now_ms;
 
 /// A queue entry before the store numbers it.
 pub(crate) fn new_entry(

@@ -16,10 +16,11 @@
 use super::counts::{Backlog, Counts};
 use super::intent::InFlight;
 use super::queue::{encode_entry, Dest, Lane};
-use super::{now_ms, repair_key, HintsConfig};
+use super::{now_ms, HintsConfig};
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
+use crate::repair::plan::repair_key;
 use crate::ring::token_of;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;

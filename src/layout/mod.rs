@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ring::{vnode_token, Token};
+use crate::token::{vnode_token, Token};
 use crate::topology::{Datacenter, KeyspaceSpec, NodeDefaults, NodeSpec, Rack, Topology};
 
 pub use transition::{LayoutError, Movement, NewNode};

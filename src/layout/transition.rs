@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use super::{Layout, LayoutNode, LayoutRack, NodeState};
-use crate::ring::Token;
+use crate::token::Token;
 use crate::topology::MAX_VNODES;
 
 /// A range movement in progress in one datacenter.

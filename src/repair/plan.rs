@@ -9,7 +9,6 @@
 //!
 //! Must not: talk to peers, read liveness or touch storage.
 
-use crate::hints::REPAIR_PREFIX;
 use crate::ring::{Ring, RingError, Token, TokenRange};
 use crate::topology::NodeIdx;
 
@@ -135,9 +134,26 @@ pub fn coalesce<T>(
     out
 }
 
+/// Meta-CF key prefix of token ranges that need anti-entropy.
+pub const REPAIR_PREFIX: &[u8] = b"repair/";
+
+/// The meta-CF key of one anti-entropy record:
+/// `REPAIR_PREFIX [ks_len: u8][keyspace][token: u64 BE][unique: u64 BE]`.
+/// `unique` makes every record its own key, so records for one token
+/// accumulate (each names its own destination) and a record written while
+/// a repair pass runs is not the key that pass deletes at its end.
+pub fn repair_key(keyspace: &str, token: u64, unique: u64) -> Vec<u8> {
+    let mut k = REPAIR_PREFIX.to_vec();
+    k.push(keyspace.len() as u8);
+    k.extend_from_slice(keyspace.as_bytes());
+    k.extend_from_slice(&token.to_be_bytes());
+    k.extend_from_slice(&unique.to_be_bytes());
+    k
+}
+
 /// A token range recorded as needing anti-entropy: meta-CF key
 /// `REPAIR_PREFIX [ks_len u8][keyspace][token u64 BE][unique u64 BE]` (see
-/// [`crate::hints::repair_key`]; older records lack `unique`), value the label of
+/// [`repair_key`]; older records lack `unique`), value the label of
 /// the destination that missed data (`node:<id>` or `dc:<name>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
@@ -255,7 +271,7 @@ mod tests {
             (r.keyspace.as_str(), r.token, r.dest.as_str()),
             ("default", 0xdead_beef, "node:dc1-n3")
         );
-        let r = Recorded::parse(&crate::hints::repair_key("default", 7, 99), b"dc:dc2").unwrap();
+        let r = Recorded::parse(&repair_key("default", 7, 99), b"dc:dc2").unwrap();
         assert_eq!((r.keyspace.as_str(), r.token), ("default", 7));
         assert!(Recorded::parse(b"repair/", b"").is_none());
         assert!(Recorded::parse(&key("default", 1)[..10], b"").is_none());

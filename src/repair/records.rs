@@ -2,7 +2,7 @@
 //!
 //! - the **records** `hints` leaves for keys that need repair
 //!   ([`load_records`], [`delete_records`]); every record is its own key
-//!   (see [`crate::hints::repair_key`]), so a pass deletes exactly the
+//!   (see [`super::plan::repair_key`]), so a pass deletes exactly the
 //!   records it loaded, and one written while the pass runs survives it;
 //! - **when each swept range was last repaired** ([`SweepClock`]), so the
 //!   periodic sweep is scheduled from that, not from the process start: a
@@ -27,9 +27,9 @@
 //! Must not: decide what to repair or talk to peers.
 
 use super::error::RepairError;
+use super::plan::{repair_key, REPAIR_PREFIX};
 use super::plan::{RangeTable, Recorded};
 use crate::engine::{Cf, Engine, WriteBatch};
-use crate::hints::{repair_key, REPAIR_PREFIX};
 use crate::ring::{Ring, TokenRange};
 use crate::topology::NodeIdx;
 use std::sync::Arc;

@@ -16,8 +16,8 @@ use super::error::RepairError;
 use super::plan::{coalesce, pairs, sweep_plan, RangePlan, RangeTable, Recorded, Side};
 use super::records::{self, SweepClock};
 use super::session::{SessionIo, SessionLimits};
+use crate::clock::now_ms;
 use crate::coordinator::Liveness;
-use crate::hints::now_ms;
 use crate::topology::NodeIdx;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -462,7 +462,7 @@ mod tests {
     async fn an_overdue_sweep_runs_soon_after_a_restart() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
         let hour = Duration::from_secs(3600);
-        let first_start = crate::hints::now_ms() - 2 * 3_600_000;
+        let first_start = crate::clock::now_ms() - 2 * 3_600_000;
         let clock = SweepClock::open(engine.clone(), hour, first_start).expect("clock");
         let (r, ring, me) = repair(engine, hour);
         let plan = sweep_plan(&ring, "default", me).expect("plan");
@@ -479,7 +479,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Swept now: not due again for another interval.
-        let now = crate::hints::now_ms();
+        let now = crate::clock::now_ms();
         for p in &plan {
             assert!(!clock.is_due("default", p.range, now).expect("read"));
         }

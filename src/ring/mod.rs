@@ -11,7 +11,7 @@
 //! liveness, no quorum policy — the coordinator decides whom to ask and how
 //! many answers it needs.
 //!
-//! Layout: `token.rs` (hashes, ranges) · `placement.rs` (NTS walk,
+//! Layout: [`crate::token`] (hashes, ranges) · `placement.rs` (NTS walk,
 //! [`ReplicaSet`]) · `pending.rs` (pending replicas during a movement) ·
 //! `allocate.rs` (balanced tokens for a join) · `report.rs` (`geokv topology check`).
 
@@ -19,7 +19,6 @@ mod allocate;
 mod pending;
 mod placement;
 mod report;
-mod token;
 
 #[cfg(test)]
 mod tests_allocate;
@@ -37,11 +36,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::layout::Layout;
 use crate::topology::{NodeIdx, NodeInfo, Topology};
 
+pub use crate::token::{token_of, vnode_token, Token, TokenRange};
 pub use allocate::{allocate_tokens, allocation_rf, AllocateError};
 pub use pending::{DcPending, NotAMember, PendingRanges};
 pub use placement::{DcReplicas, ReplicaSet};
 pub use report::check_report;
-pub use token::{token_of, vnode_token, Token, TokenRange};
 
 /// A ring lookup that cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
