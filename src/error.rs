@@ -19,7 +19,7 @@
 //! numbers and the datacenter. This module must not decide *when* an error
 //! happens.
 
-use crate::coordinator::consistency::{ConsistencyError, ConsistencyLevel};
+use crate::consistency::{ConsistencyError, ConsistencyLevel};
 use crate::engine::EngineError;
 use crate::version::{DecodeError, SiblingError};
 use tonic::{Code, Status};
@@ -208,7 +208,7 @@ mod tests {
             scope: " in dc1".into(),
         };
         let timeout = GeokvError::timeout(
-            crate::coordinator::consistency::ConsistencyLevel::Quorum,
+            crate::consistency::ConsistencyLevel::Quorum,
             1,
             4,
             2000,

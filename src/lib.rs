@@ -23,7 +23,7 @@
 //! | [`clock`] | wall-clock milliseconds for stored timestamps | yes |
 //! | [`ring`] | virtual nodes, NetworkTopologyStrategy placement, pending ranges, token allocation | yes |
 //! | [`version`] | vector clocks, dots, sibling sets and their codec | yes |
-//! | [`coordinator::consistency`] | consistency levels and the acks each needs | yes |
+//! | [`consistency`] | consistency levels and the acks each needs | yes |
 //! | [`client`] | the Rust SDK: re-export of the `geokv-client` crate | no |
 //! | `engine` | the storage trait; only `engine::rocks` imports RocksDB | no |
 //! | `coordinator` | plan → fan out → wait for the level → reconcile → repair | no |
@@ -34,6 +34,7 @@
 
 pub use geokv_client as client;
 pub mod clock;
+pub mod consistency;
 #[cfg(feature = "server")]
 pub mod coordinator;
 pub mod layout;

@@ -1,6 +1,6 @@
 //! Conversions between the wire types of `geokv.v1` and the coordinator's.
 
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::consistency::ConsistencyLevel;
 use crate::coordinator::ReadOutcome;
 use crate::error::GeokvError;
 use crate::membership::Gossiper;

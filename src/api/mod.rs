@@ -9,7 +9,7 @@
 
 mod convert;
 
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{Coordinator, ReadRequest, WriteRequest};
 use crate::engine::Limits;
 use crate::error::GeokvError;

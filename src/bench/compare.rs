@@ -17,7 +17,7 @@ use super::runner::{self, RunSpec, Shared};
 use super::stats::Recorder;
 use super::BenchError;
 use crate::client::Client;
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::consistency::ConsistencyLevel;
 use crate::engine::Durability;
 
 /// Address of the single-node setup.

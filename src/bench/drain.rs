@@ -30,7 +30,7 @@ use super::stats::{LatencySummary, PhaseReport};
 use super::workload::Workload;
 use super::BenchError;
 use crate::client::Client;
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::consistency::ConsistencyLevel;
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 

@@ -19,7 +19,7 @@ use super::schedule::Schedule;
 use super::stats::{PhaseReport, Recorder};
 use super::workload::{Distribution, Op, OpGenerator, OpKind, Workload};
 use crate::client::{code_name, CausalContext, Client, ClientError};
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::consistency::ConsistencyLevel;
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use geokv::client::Client;
-use geokv::coordinator::consistency::ConsistencyLevel;
+use geokv::consistency::ConsistencyLevel;
 
 /// Where and how to reach the cluster.
 #[derive(clap::Args, Debug, Clone)]

@@ -14,7 +14,7 @@
 //! compute placement (that is `ring`), encode records (`version`), or touch
 //! the engine directly (`replica`).
 
-pub mod consistency;
+pub use crate::consistency;
 mod forward;
 mod gather;
 mod read;
@@ -36,19 +36,9 @@ use std::time::Duration;
 pub use read::ReadOutcome;
 pub use write::WriteOutcome;
 
-/// Answers "is this node up?"; fed by gossip and the failure detector.
-pub trait Liveness: Send + Sync + 'static {
-    /// Whether `node` is believed alive now.
-    fn is_up(&self, node: NodeIdx) -> bool;
-}
-
-/// Every node is believed up (single-node tools and tests).
-pub struct AlwaysUp;
-impl Liveness for AlwaysUp {
-    fn is_up(&self, _: NodeIdx) -> bool {
-        true
-    }
-}
+/// Liveness is membership's; re-exported where the coordinator's callers
+/// have always found it.
+pub use crate::membership::{AlwaysUp, Liveness};
 
 /// Coordinator settings.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ use super::link::{Link, Net, Wire};
 use super::queue::{Dest, Lane};
 use super::schedule::{Action, Event, Load, Scheduler, Stall, BATCH_TIMEOUT};
 use super::{now_ms, Hints};
-use crate::coordinator::Liveness;
+use crate::membership::Liveness;
 use crate::proto::v1::internode::{StreamBatch, StreamEntry};
 use crate::ring::Ring;
 use crate::topology::NodeInfo;

@@ -7,7 +7,7 @@
 //! Must not: decide anything.
 
 use super::queue::Dest;
-use crate::coordinator::Liveness;
+use crate::membership::Liveness;
 use crate::proto::v1::internode::{StreamAck, StreamBatch};
 use crate::ring::Ring;
 use crate::topology::NodeIdx;

@@ -15,7 +15,7 @@
 //! ([`REPLAY_PERMITS`]); urgent batches, which a client waits on, skip it.
 
 use super::{intent, Hints};
-use crate::coordinator::Liveness;
+use crate::membership::Liveness;
 use crate::proto::v1::internode::{
     EntryAck, ReplicaWriteRequest, StreamAck, StreamBatch, StreamEntry,
 };

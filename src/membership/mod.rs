@@ -25,6 +25,7 @@
 
 mod config;
 mod gossip;
+mod liveness;
 mod observe;
 mod phi;
 mod select;
@@ -35,6 +36,7 @@ mod tests;
 
 pub use config::{ConfigError, MembershipConfig};
 pub use gossip::{Clock, Gossiper, ManualClock, MonotonicClock};
+pub use liveness::{AlwaysUp, Liveness};
 pub use observe::{PHI as PHI_GAUGE, TRANSITIONS as TRANSITIONS_COUNTER, UP as UP_GAUGE};
 pub use phi::{phi_for_silence, silence_for_phi, PhiDetector, PhiParams};
 pub use state::{Membership, MembershipError, MergeOutcome, PeerInfo, PeerStatus, Transition};

@@ -17,7 +17,7 @@ use super::plan::{coalesce, pairs, sweep_plan, RangePlan, RangeTable, Recorded, 
 use super::records::{self, SweepClock};
 use super::session::{SessionIo, SessionLimits};
 use crate::clock::now_ms;
-use crate::coordinator::Liveness;
+use crate::membership::Liveness;
 use crate::topology::NodeIdx;
 use std::collections::BTreeMap;
 use std::sync::Arc;

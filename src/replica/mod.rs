@@ -1,5 +1,5 @@
 //! Applies reads and writes to this node's engine, for the local coordinator
-//! and for peers (through `transport::server`).
+//! and for peers (through the internode service, `node::internode`).
 //!
 //! Two write shapes, following Riak's coordinating-vnode model:
 //! - [`Replica::update`]: the *coordinating replica* advances the key's dotted

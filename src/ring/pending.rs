@@ -5,7 +5,7 @@
 //! the ring of the layout after the movement ([`crate::layout::Layout::settled`]).
 //! Cassandra's semantics: a write goes to the current owners *and* the
 //! pending ones, and needs `blockFor + pending` acknowledgements (see
-//! [`crate::coordinator::consistency::with_pending`]); reads use the
+//! [`crate::consistency::with_pending`]); reads use the
 //! current owners until the new layout is in force. Pure; must not decide
 //! whom to ask or how many answers to wait for.
 
@@ -101,7 +101,7 @@ impl PendingRanges {
     }
 
     /// Pending replicas of `token`'s range per datacenter: the counts
-    /// [`crate::coordinator::consistency::with_pending`] takes.
+    /// [`crate::consistency::with_pending`] takes.
     pub fn counts_for_token(&self, keyspace: &str, token: Token) -> BTreeMap<String, u32> {
         self.for_token(keyspace, token)
             .iter()

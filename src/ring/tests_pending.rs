@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::tests_prop::build_topology;
 use super::*;
-use crate::coordinator::consistency::{
+use crate::consistency::{
     block_for, with_pending, ConsistencyLevel as L, OpKind, Requirement,
 };
 use crate::layout::{Layout, Movement, NewNode, NodeState};

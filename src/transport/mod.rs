@@ -7,7 +7,6 @@
 //! placement, count acknowledgements, or touch storage.
 
 pub mod faults;
-pub mod server;
 pub mod stream;
 
 pub use stream::OutboundStream;

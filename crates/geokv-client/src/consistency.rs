@@ -2,7 +2,7 @@
 //! its parsing from text (CLI flags, config files).
 //!
 //! Owns no semantics: what each level requires (the acks, from which
-//! datacenters) is the server's business (`geokv::coordinator::consistency`);
+//! datacenters) is the server's business (`geokv::consistency`);
 //! the wire mapping is `level.rs`'s.
 use std::fmt;
 use std::str::FromStr;

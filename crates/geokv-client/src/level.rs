@@ -2,7 +2,7 @@
 //! [`pb::Consistency`]: the only place the two meet.
 //!
 //! Owns no semantics: what each level requires is the server's business
-//! (`geokv::coordinator::consistency`).
+//! (`geokv::consistency`).
 use crate::proto::v1 as pb;
 use crate::ConsistencyLevel;
 

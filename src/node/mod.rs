@@ -3,6 +3,8 @@
 //! (client gRPC, internode gRPC, admin HTTP) → background loops (gossip,
 //! hint delivery, anti-entropy). Must not contain request logic.
 
+mod internode;
+
 use crate::admin;
 use crate::api::KvService;
 use crate::coordinator::{Coordinator, CoordinatorConfig, Liveness};
@@ -19,8 +21,8 @@ use crate::replica::Replica;
 use crate::ring::Ring;
 use crate::topology::{NodeIdx, Topology};
 use crate::transport::faults::Faults;
-use crate::transport::server::InternodeService;
 use crate::transport::Peers;
+use internode::InternodeService;
 use crate::version::DEFAULT_MAX_SIBLINGS;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -45,7 +45,7 @@ pub fn with_pending(req: Requirement, pending_per_dc: &BTreeMap<String, u32>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coordinator::consistency::{block_for, ConsistencyLevel as L, OpKind};
+    use crate::consistency::{block_for, ConsistencyLevel as L, OpKind};
 
     #[test]
     fn pending_raises_the_count_where_it_counts() {

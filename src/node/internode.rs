@@ -1,12 +1,14 @@
 //! The internode gRPC service: decodes peer requests, refuses links cut by
 //! fault injection, adopts the caller's trace context, and hands the work to
 //! the replica, the coordinator (forwarded writes), the hint receiver,
-//! gossip or repair. Must not hold logic of
-//! its own beyond decoding.
+//! gossip or repair. It lives with the node, the one module allowed to know
+//! every subsystem, so `transport` below it owns only channels and no
+//! subsystem depends on another through it. Must not hold logic of its own
+//! beyond decoding.
 
-use super::faults::Faults;
-use super::FROM_HEADER;
-use crate::coordinator::consistency::ConsistencyLevel;
+use crate::transport::faults::Faults;
+use crate::transport::FROM_HEADER;
+use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{Coordinator, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::receive::Receiver;

@@ -1,0 +1,192 @@
+//! The house rules a compiler does not check, checked on the source tree:
+//! no import cycle between the top-level modules of `src/` (a module is a
+//! folder or a file directly under `src/`; an edge is any `crate::name`
+//! path outside comments and test code), and no source file far over the
+//! ~400-line budget. Must not: build or run anything of the product.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Top-level module → the modules it names, with the files that name them.
+type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable source dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Test-only files: `tests/` folders, `tests.rs`, `tests_*.rs`, `testing.rs`.
+fn is_test_file(rel: &Path) -> bool {
+    rel.components().any(|c| c.as_os_str() == "tests")
+        || rel.file_name().is_some_and(|f| {
+            let f = f.to_string_lossy();
+            f == "tests.rs" || f.starts_with("tests_") || f == "testing.rs"
+        })
+}
+
+/// Code without comments and without the trailing `#[cfg(test)] mod tests {`.
+fn product_code(text: &str) -> String {
+    let cut = text.find("#[cfg(test)]\nmod tests {").unwrap_or(text.len());
+    text[..cut]
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The module names following each `crate::` in `code`.
+fn crate_paths(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+            .collect();
+        if !name.is_empty() {
+            out.insert(name);
+        }
+    }
+    out
+}
+
+fn module_graph(src: &Path) -> Graph {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut graph = Graph::new();
+    for path in files {
+        let rel = path.strip_prefix(src).expect("under src");
+        if is_test_file(rel) {
+            continue;
+        }
+        let first = rel.components().next().expect("non-empty path");
+        let module = first
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable source file");
+        for target in crate_paths(&product_code(&text)) {
+            if target != module {
+                graph
+                    .entry(module.clone())
+                    .or_default()
+                    .entry(target)
+                    .or_default()
+                    .insert(rel.display().to_string());
+            }
+        }
+    }
+    graph
+}
+
+/// Strongly connected components with more than one module (Tarjan).
+fn cycles(graph: &Graph) -> Vec<BTreeSet<String>> {
+    struct Walk<'g> {
+        graph: &'g Graph,
+        index: BTreeMap<&'g str, usize>,
+        low: BTreeMap<&'g str, usize>,
+        stack: Vec<&'g str>,
+        found: Vec<BTreeSet<String>>,
+    }
+    impl<'g> Walk<'g> {
+        fn visit(&mut self, v: &'g str) {
+            let i = self.index.len();
+            self.index.insert(v, i);
+            self.low.insert(v, i);
+            self.stack.push(v);
+            for w in self.graph.get(v).into_iter().flat_map(|m| m.keys()) {
+                if !self.index.contains_key(w.as_str()) {
+                    self.visit(w);
+                    let lw = self.low[w.as_str()];
+                    let lv = self.low.get_mut(v).expect("visited");
+                    *lv = (*lv).min(lw);
+                } else if self.stack.contains(&w.as_str()) {
+                    let iw = self.index[w.as_str()];
+                    let lv = self.low.get_mut(v).expect("visited");
+                    *lv = (*lv).min(iw);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let mut component = BTreeSet::new();
+                while let Some(w) = self.stack.pop() {
+                    component.insert(w.to_string());
+                    if w == v {
+                        break;
+                    }
+                }
+                if component.len() > 1 {
+                    self.found.push(component);
+                }
+            }
+        }
+    }
+    let mut walk = Walk {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        found: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !walk.index.contains_key(v.as_str()) {
+            walk.visit(v);
+        }
+    }
+    walk.found
+}
+
+fn describe(graph: &Graph, component: &BTreeSet<String>) -> String {
+    let mut out = format!("cycle among {component:?}:\n");
+    for a in component {
+        for (b, files) in graph.get(a).into_iter().flatten() {
+            if component.contains(b) {
+                out += &format!("  {a} -> {b} in {files:?}\n");
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_import_cycle_between_top_level_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = module_graph(&src);
+    assert!(graph.len() > 5, "the walk found too few modules: {graph:?}");
+    let found = cycles(&graph);
+    let report: String = found.iter().map(|c| describe(&graph, c)).collect();
+    assert!(found.is_empty(), "{report}");
+}
+
+#[test]
+fn the_cycle_finder_finds_a_planted_cycle() {
+    let mut graph = Graph::new();
+    for (a, b) in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")] {
+        graph
+            .entry(a.into())
+            .or_default()
+            .entry(b.into())
+            .or_default()
+            .insert(format!("{a}.rs"));
+    }
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0],
+        ["a", "b", "c"].iter().map(|s| s.to_string()).collect()
+    );
+    assert_eq!(
+        crate_paths("use crate::ring::Token; x(crate::a_b::c)"),
+        ["a_b", "ring"].iter().map(|s| s.to_string()).collect()
+    );
+}
