@@ -2,9 +2,8 @@
 //! discovery and local-datacenter preference, per-call consistency, siblings
 //! and their resolution with the causal context, typed errors, and a
 //! coordinator that dies under the client.
-mod common;
 
-use common::*;
+use crate::common::*;
 use geokv::client::{CausalContext, Client, ClientError, ConsistencyLevel};
 use std::time::Duration;
 use tonic::Code;

@@ -1,9 +1,8 @@
 //! Geo replication against real node processes: durable hinted streams
 //! between datacenters, hinted handoff inside a datacenter, and gossip
 //! failure detection under injected WAN delay.
-mod common;
 
-use common::*;
+use crate::common::*;
 use geokv::proto::v1::*;
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,8 @@
 //! "Nothing acknowledged is ever lost", checked by oracles under faults
 //! against six real node processes (2 DCs × 3 nodes, keyspaces `default`
 //! {dc1:3, dc2:3} and `rf2` {dc1:2, dc2:2}): the register oracle and the set
-//! workload (tests/common/register.rs, set_workload.rs) run while the
-//! nemesis (tests/common/nemesis.rs) kills, restarts, cuts and heals nodes.
+//! workload (common/register.rs, set_workload.rs) run while the
+//! nemesis (common/nemesis.rs) kills, restarts, cuts and heals nodes.
 //! After the last heal and restart every acknowledged write must be read
 //! back; each test prints one summary line.
 //!
@@ -14,12 +14,11 @@
 //!   cargo test --test nemesis -- --ignored --nocapture
 //! ```
 //! (`scripts/nemesis` wraps it; `GEOKV_NEMESIS_SEED` replays a seed.)
-mod common;
 
-use common::nemesis::{nemesis_spec, wait_drained, AckTap, Nemesis, Nodes, RunConfig};
-use common::register::{self, RegisterLog};
-use common::set_workload::{self, SetLog};
-use common::Cluster;
+use crate::common::nemesis::{nemesis_spec, wait_drained, AckTap, Nemesis, Nodes, RunConfig};
+use crate::common::register::{self, RegisterLog};
+use crate::common::set_workload::{self, SetLog};
+use crate::common::Cluster;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

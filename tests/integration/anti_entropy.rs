@@ -8,9 +8,8 @@
 //!    are repaired with every replica once all are reachable, and then
 //!    cleared: every replica of both datacenters holds every write.
 //! 3. A repair after convergence finds no differing leaf.
-mod common;
 
-use common::*;
+use crate::common::*;
 use geokv::proto::v1::*;
 use std::time::{Duration, Instant};
 

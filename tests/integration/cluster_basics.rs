@@ -2,9 +2,8 @@
 //! two datacenters (rf {dc1:3, dc2:3}): read-your-writes at LOCAL_QUORUM
 //! across coordinators, asynchronous replication to the other datacenter,
 //! siblings from concurrent writes and their resolution, and bad input.
-mod common;
 
-use common::*;
+use crate::common::*;
 use geokv::proto::v1::*;
 use std::time::{Duration, Instant};
 use tonic::Code;

@@ -1,8 +1,7 @@
 //! Node failures against six real node processes (rf {dc1:3, dc2:3}):
 //! SIGKILL, consistency levels under failure, restart durability.
-mod common;
 
-use common::*;
+use crate::common::*;
 use geokv::proto::v1::*;
 use std::time::Duration;
 use tonic::Code;

@@ -3,9 +3,8 @@
 //! what a client is told when a write fails after it was sent, what the
 //! acknowledgement counts mean, and that a non-replica coordinator never
 //! writes a second copy after an ambiguous failure.
-mod common;
 
-use common::*;
+use crate::common::*;
 use geokv::proto::v1::kv_client::KvClient;
 use geokv::proto::v1::*;
 use std::time::Duration;

@@ -2,9 +2,8 @@
 //! remote-datacenter acknowledgements count a quorum there, not every
 //! replica, and the other local replicas of an acknowledged write receive
 //! it even when every node is SIGKILLed right after the acknowledgement.
-mod common;
 
-use common::*;
+use crate::common::*;
 use geokv::proto::v1::*;
 use std::time::{Duration, Instant};
 

@@ -5,10 +5,9 @@
 //! replica of both within 60 s, checked per replica on its engine (internode
 //! replica reads: no coordination, no read repair) and WITHOUT a manual
 //! repair — the intent to replicate must have been as durable as the write.
-mod common;
 
-use common::nemesis::{put_in, Nodes};
-use common::*;
+use crate::common::nemesis::{put_in, Nodes};
+use crate::common::*;
 use geokv::proto::v1::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

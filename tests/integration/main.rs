@@ -1,0 +1,32 @@
+//! The integration suite: one test binary with a module per concern (it is
+//! linked once; `cargo test --test integration <module>::` runs one concern).
+//! Every cluster test drives real `geokv node` processes through the
+//! harness in `common` (one cluster at a time per binary).
+//!
+//! | module | what it proves |
+//! |---|---|
+//! | `architecture` | house rules on the source tree: no import cycle between top-level modules |
+//! | `cluster_basics` | every level against a real multi-DC cluster; reads ask only what their level needs |
+//! | `cluster_failures` | killed nodes and cut links: levels that can still be met are, the others fail clearly |
+//! | `coordinator_faults` | coordinators and replicas dying between commit and reply; forwarding |
+//! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
+//! | `hinted_durability` | hinted handoff survives restarts and is delivered |
+//! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
+//! | `anti_entropy` | Merkle repair finds and heals divergence |
+//! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
+//! | `sdk` | the Rust SDK against a real cluster |
+//! | `bench_smoke` | `geokv bench` runs end to end |
+
+mod common;
+
+mod anti_entropy;
+mod architecture;
+mod bench_smoke;
+mod cluster_basics;
+mod cluster_failures;
+mod coordinator_faults;
+mod geo_replication;
+mod hinted_durability;
+mod nemesis;
+mod restart_durability;
+mod sdk;
