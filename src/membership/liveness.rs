@@ -18,4 +18,3 @@ impl Liveness for AlwaysUp {
         true
     }
 }
-

@@ -6,8 +6,6 @@
 //! subsystem depends on another through it. Must not hold logic of its own
 //! beyond decoding.
 
-use crate::transport::faults::Faults;
-use crate::transport::FROM_HEADER;
 use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{Coordinator, WriteRequest};
 use crate::error::GeokvError;
@@ -17,6 +15,8 @@ use crate::proto::v1::internode::internode_server::Internode;
 use crate::proto::v1::internode::*;
 use crate::replica::Replica;
 use crate::ring::Ring;
+use crate::transport::faults::Faults;
+use crate::transport::FROM_HEADER;
 use crate::version::{CausalContext, SiblingSet};
 use std::sync::Arc;
 use std::time::Duration;

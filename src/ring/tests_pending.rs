@@ -10,9 +10,7 @@ use proptest::prelude::*;
 
 use super::tests_prop::build_topology;
 use super::*;
-use crate::consistency::{
-    block_for, with_pending, ConsistencyLevel as L, OpKind, Requirement,
-};
+use crate::consistency::{block_for, with_pending, ConsistencyLevel as L, OpKind, Requirement};
 use crate::layout::{Layout, Movement, NewNode, NodeState};
 
 /// dcs[d][r] = vnodes of each node of rack r; rfs[d] ≤ nodes of dc d.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use super::{Topology, TopologyError, MAX_VNODES};
+use super::{NodeSpec, Topology, TopologyError, MAX_VNODES};
 
 impl Topology {
     /// Checks the rules in the [module doc](crate::topology). [`Topology::parse`]
@@ -68,70 +68,84 @@ impl Topology {
                 }
                 for (k, node) in rack.nodes.iter().enumerate() {
                     let p = format!("{p}.nodes[{k}]");
-                    check_name(&node.id).map_err(|r| err(format!("{p}.id"), r))?;
-                    if let Some(first) = node_ids.insert(&node.id, p.clone()) {
-                        let reason = format!("duplicate node id '{}' (also at {first})", node.id);
-                        return Err(err(format!("{p}.id"), reason));
-                    }
-                    match (node.weight, node.vnodes) {
-                        (Some(_), Some(_)) => {
-                            let reason = "give either weight or vnodes, not both".to_string();
-                            return Err(err(format!("{p}.weight"), reason));
-                        }
-                        (Some(w), None) if !(w.is_finite() && w > 0.0) => {
-                            let reason = format!("weight must be a finite number > 0, got {w}");
-                            return Err(err(format!("{p}.weight"), reason));
-                        }
-                        (Some(w), None) => {
-                            let v = node.effective_vnodes(d);
-                            if v == 0 || v > MAX_VNODES {
-                                let reason = format!(
-                                    "weight {w} × defaults.vnodes {} gives {v} vnodes; {}",
-                                    d.vnodes,
-                                    vnodes_reason(v)
-                                );
-                                return Err(err(format!("{p}.weight"), reason));
-                            }
-                        }
-                        (None, Some(v)) if v == 0 || v > MAX_VNODES => {
-                            return Err(err(format!("{p}.vnodes"), vnodes_reason(v)));
-                        }
-                        _ => {}
-                    }
-                    let admin = node.effective_admin_address(d);
-                    let admin_field = if node.admin_address.is_some() {
-                        "admin_address"
-                    } else {
-                        "admin_address (defaulted to the client IP and defaults.admin_port)"
-                    };
-                    for (field, addr) in [
-                        ("client_address", node.client_address),
-                        ("peer_address", node.peer_address),
-                        ("admin_address", admin),
-                    ] {
-                        let fp = format!("{p}.{field}");
-                        if addr.ip().is_unspecified() || addr.port() == 0 {
-                            let reason = format!(
-                                "{addr} is not an address peers can connect to (unspecified IP or port 0)"
-                            );
-                            return Err(err(fp, reason));
-                        }
-                        let shown = if field == "admin_address" {
-                            admin_field
-                        } else {
-                            field
-                        };
-                        if let Some((owner, at)) = addresses.get(&addr) {
-                            let reason =
-                                format!("{shown} {addr} is already used by node {owner} at {at}");
-                            return Err(err(fp, reason));
-                        }
-                        addresses.insert(addr, (&node.id, fp));
-                    }
+                    self.validate_node(&p, node, &mut node_ids, &mut addresses, &err)?;
                 }
             }
         }
         self.validate_keyspaces(&err)
+    }
+
+    /// One node: its id unique, weight or vnodes in range, every address
+    /// connectable and claimed by no other node.
+    fn validate_node<'a>(
+        &self,
+        p: &str,
+        node: &'a NodeSpec,
+        node_ids: &mut HashMap<&'a str, String>,
+        addresses: &mut HashMap<SocketAddr, (&'a str, String)>,
+        err: &dyn Fn(String, String) -> TopologyError,
+    ) -> Result<(), TopologyError> {
+        let d = &self.defaults;
+        check_name(&node.id).map_err(|r| err(format!("{p}.id"), r))?;
+        if let Some(first) = node_ids.insert(&node.id, p.to_string()) {
+            let reason = format!("duplicate node id '{}' (also at {first})", node.id);
+            return Err(err(format!("{p}.id"), reason));
+        }
+        match (node.weight, node.vnodes) {
+            (Some(_), Some(_)) => {
+                let reason = "give either weight or vnodes, not both".to_string();
+                return Err(err(format!("{p}.weight"), reason));
+            }
+            (Some(w), None) if !(w.is_finite() && w > 0.0) => {
+                let reason = format!("weight must be a finite number > 0, got {w}");
+                return Err(err(format!("{p}.weight"), reason));
+            }
+            (Some(w), None) => {
+                let v = node.effective_vnodes(d);
+                if v == 0 || v > MAX_VNODES {
+                    let reason = format!(
+                        "weight {w} × defaults.vnodes {} gives {v} vnodes; {}",
+                        d.vnodes,
+                        vnodes_reason(v)
+                    );
+                    return Err(err(format!("{p}.weight"), reason));
+                }
+            }
+            (None, Some(v)) if v == 0 || v > MAX_VNODES => {
+                return Err(err(format!("{p}.vnodes"), vnodes_reason(v)));
+            }
+            _ => {}
+        }
+        let admin = node.effective_admin_address(d);
+        let admin_field = if node.admin_address.is_some() {
+            "admin_address"
+        } else {
+            "admin_address (defaulted to the client IP and defaults.admin_port)"
+        };
+        for (field, addr) in [
+            ("client_address", node.client_address),
+            ("peer_address", node.peer_address),
+            ("admin_address", admin),
+        ] {
+            let fp = format!("{p}.{field}");
+            if addr.ip().is_unspecified() || addr.port() == 0 {
+                let reason = format!(
+                    "{addr} is not an address peers can connect to (unspecified IP or port 0)"
+                );
+                return Err(err(fp, reason));
+            }
+            let shown = if field == "admin_address" {
+                admin_field
+            } else {
+                field
+            };
+            if let Some((owner, at)) = addresses.get(&addr) {
+                let reason = format!("{shown} {addr} is already used by node {owner} at {at}");
+                return Err(err(fp, reason));
+            }
+            addresses.insert(addr, (&node.id, fp));
+        }
+        Ok(())
     }
 
     fn validate_keyspaces(
