@@ -1,0 +1,70 @@
+//! Unit tests of `repair::scheduler`.
+
+use super::*;
+use crate::engine::memory::MemoryEngine;
+use crate::engine::{Engine, Limits};
+use crate::replica::Replica;
+use crate::ring::Ring;
+use crate::topology::Topology;
+use crate::transport::faults::Faults;
+use crate::transport::Peers;
+
+/// Only this node is believed up: every session is skipped, quickly.
+struct OnlyMe(String);
+impl Liveness for OnlyMe {
+    fn is_up(&self, n: &str) -> bool {
+        n == self.0
+    }
+}
+
+fn repair(engine: Arc<dyn Engine>, interval: Duration) -> (Arc<Repair>, Arc<Ring>, NodeIdx) {
+    let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
+    let ring = cluster.current().ring.clone();
+    let me_info = ring.node_by_id("dc1-n1").expect("dev topology").clone();
+    let me = me_info.idx;
+    let io = SessionIo {
+        cluster,
+        replica: Arc::new(Replica::new(engine, "dc1-n1", 64)),
+        peers: Arc::new(Peers::new(me_info, Arc::new(Faults::new(false)))),
+        limits: SessionLimits::default(),
+    };
+    let config = RepairConfig {
+        interval,
+        recorded_poll: Duration::from_millis(10),
+        ..RepairConfig::default()
+    };
+    let r = Repair::new(io, Arc::new(OnlyMe("dc1-n1".into())), config);
+    (Arc::new(r), ring, me)
+}
+
+/// A node whose ranges were last swept more than an interval ago sweeps
+/// them soon after it starts, not an interval after each start (a node
+/// restarted more often than that would never sweep).
+#[tokio::test]
+async fn an_overdue_sweep_runs_soon_after_a_restart() {
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+    let hour = Duration::from_secs(3600);
+    let first_start = crate::clock::now_ms() - 2 * 3_600_000;
+    let clock = SweepClock::open(engine.clone(), hour, first_start).expect("clock");
+    let (r, ring, me) = repair(engine, hour);
+    let plan = sweep_plan(&ring, "default", me).expect("plan");
+    assert!(!plan.is_empty());
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(r.clone().run(rx));
+    let started = Instant::now();
+    let swept = |p: &RangePlan| clock.last_swept("default", p.range).expect("read");
+    while plan.iter().any(|p| swept(p) <= first_start) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "an overdue sweep did not run after the start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Swept now: not due again for another interval.
+    let now = crate::clock::now_ms();
+    for p in &plan {
+        assert!(!clock.is_due("default", p.range, now).expect("read"));
+    }
+    tx.send(true).expect("stop");
+    task.await.expect("run ends");
+}
