@@ -112,7 +112,7 @@ impl<L: Link> Pump<L> {
         while !*shutdown.borrow() {
             // Stay on the open stream while its node is up.
             if let Some(s) = self.stream.as_ref().filter(|s| !self.link.is_up(s.to())) {
-                tracing::debug!(dest = %self.label, to = s.to().0, "stream's node is down; reopening");
+                tracing::debug!(dest = %self.label, to = s.to(), "stream's node is down; reopening");
                 self.stream = None;
                 self.sched.on(Event::Lost);
             }
@@ -293,7 +293,7 @@ impl<L: Link> Pump<L> {
         if self.stream.is_none() {
             let live = self.link.live(&self.dest);
             let target = self.sched.pick_target(&live).ok_or(Stall::NoTarget)?;
-            self.stream = Some(self.link.open(target).await?);
+            self.stream = Some(self.link.open(&target).await?);
         }
         // Urgent entries nobody waits on any more (their clients timed out,
         // e.g. during an outage) are applied at the receiver's replay pace.

@@ -9,7 +9,6 @@
 use super::queue::Dest;
 use crate::membership::Liveness;
 use crate::proto::v1::internode::{StreamAck, StreamBatch};
-use crate::topology::NodeIdx;
 use crate::transport::{OutboundStream, Peers, TransportError};
 use crate::view::Cluster;
 use std::future::Future;
@@ -19,21 +18,18 @@ use std::time::Duration;
 /// Opens streams and knows who is up.
 pub trait Link: Send + Sync + 'static {
     type Stream: Wire;
-    /// Opens a hinted stream to `to`.
-    fn open(
-        &self,
-        to: NodeIdx,
-    ) -> impl Future<Output = Result<Self::Stream, TransportError>> + Send;
-    /// Whether `n` is believed up.
-    fn is_up(&self, n: NodeIdx) -> bool;
-    /// The live nodes `dest` may be delivered to.
-    fn live(&self, dest: &Dest) -> Vec<NodeIdx>;
+    /// Opens a hinted stream to the node called `to`.
+    fn open(&self, to: &str) -> impl Future<Output = Result<Self::Stream, TransportError>> + Send;
+    /// Whether the node called `id` is believed up.
+    fn is_up(&self, id: &str) -> bool;
+    /// The ids of the live nodes `dest` may be delivered to.
+    fn live(&self, dest: &Dest) -> Vec<String>;
 }
 
 /// One open stream.
 pub trait Wire: Send + 'static {
-    /// The node at the other end.
-    fn to(&self) -> NodeIdx;
+    /// The id of the node at the other end.
+    fn to(&self) -> &str;
     /// Sends a batch.
     fn send(
         &mut self,
@@ -43,9 +39,10 @@ pub trait Wire: Send + 'static {
     fn next_ack(&mut self) -> impl Future<Output = Result<StreamAck, TransportError>> + Send;
 }
 
-/// The network. A [`NodeIdx`] here is resolved in the view in force at
-/// each call (a stream whose index names another node after a membership
-/// change is reopened when that node looks down).
+/// The network. Nodes are named by id, which names the same node in every
+/// view (a ring index would not: indexes are per view, and one resolved in
+/// a later view could name a node of another datacenter). An id that left
+/// the view cannot be opened.
 #[derive(Clone)]
 pub struct Net {
     pub peers: Arc<Peers>,
@@ -56,43 +53,42 @@ pub struct Net {
 impl Link for Net {
     type Stream = OutboundStream;
 
-    async fn open(&self, to: NodeIdx) -> Result<OutboundStream, TransportError> {
+    async fn open(&self, to: &str) -> Result<OutboundStream, TransportError> {
         let view = self.cluster.current();
-        let Some(peer) = view.members().get(to.0 as usize) else {
+        let Some(peer) = view.node(to) else {
             return Err(TransportError::NotSent {
                 peer: to.to_string(),
                 message: format!("not a member of layout v{}", view.version()),
             });
         };
         self.peers
-            .open_stream(to, peer, Duration::from_secs(5))
+            .open_stream(peer.idx, peer, Duration::from_secs(5))
             .await
     }
 
-    fn is_up(&self, n: NodeIdx) -> bool {
-        let view = self.cluster.current();
-        (view.members().get(n.0 as usize)).is_some_and(|p| self.liveness.is_up(&p.id))
+    fn is_up(&self, id: &str) -> bool {
+        self.cluster.current().node(id).is_some() && self.liveness.is_up(id)
     }
 
-    fn live(&self, dest: &Dest) -> Vec<NodeIdx> {
+    fn live(&self, dest: &Dest) -> Vec<String> {
         let view = self.cluster.current();
         match dest {
             Dest::Node(id) => (view.node(id))
                 .filter(|n| self.liveness.is_up(&n.id))
-                .map(|n| n.idx)
+                .map(|n| n.id.clone())
                 .into_iter()
                 .collect(),
             Dest::Dc(dc) => (view.members().iter())
                 .filter(|n| &n.dc == dc && self.liveness.is_up(&n.id))
-                .map(|n| n.idx)
+                .map(|n| n.id.clone())
                 .collect(),
         }
     }
 }
 
 impl Wire for OutboundStream {
-    fn to(&self) -> NodeIdx {
-        self.to
+    fn to(&self) -> &str {
+        self.peer_id()
     }
 
     async fn send(&mut self, batch: StreamBatch) -> Result<(), TransportError> {

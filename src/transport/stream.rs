@@ -38,6 +38,13 @@ pub struct OutboundStream {
     held: Option<(Instant, StreamAck)>,
 }
 
+impl OutboundStream {
+    /// The id of the node at the other end.
+    pub fn peer_id(&self) -> &str {
+        &self.peer.id
+    }
+}
+
 impl Peers {
     /// Opens a hinted stream to `peer`, node `to` of the caller's view (see
     /// [`OutboundStream`]).

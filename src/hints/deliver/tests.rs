@@ -8,7 +8,7 @@ use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits, WriteBatch};
 use crate::hints::{Awaited, HintsConfig};
 use crate::proto::v1::internode::{EntryAck, StreamAck};
-use crate::topology::{NodeIdx, Topology};
+use crate::topology::Topology;
 use crate::version::{ActorId, CausalContext, SiblingSet};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -22,14 +22,14 @@ struct Opened {
 
 /// An in-memory link to `dc2`, whose live nodes the test sets.
 struct FakeLink {
-    live: Mutex<Vec<NodeIdx>>,
+    live: Mutex<Vec<String>>,
     /// When the driver asked who is live (once per attempt to open).
     asked: Mutex<Vec<Instant>>,
     opened: mpsc::UnboundedSender<Opened>,
 }
 
 struct FakeWire {
-    to: NodeIdx,
+    to: String,
     batches: mpsc::UnboundedSender<StreamBatch>,
     acks: mpsc::UnboundedReceiver<Result<StreamAck, TransportError>>,
 }
@@ -37,7 +37,7 @@ struct FakeWire {
 impl Link for FakeLink {
     type Stream = FakeWire;
 
-    async fn open(&self, to: NodeIdx) -> Result<FakeWire, TransportError> {
+    async fn open(&self, to: &str) -> Result<FakeWire, TransportError> {
         let (btx, brx) = mpsc::unbounded_channel();
         let (atx, arx) = mpsc::unbounded_channel();
         let opened = Opened {
@@ -47,25 +47,25 @@ impl Link for FakeLink {
         };
         let _ = self.opened.send(opened);
         Ok(FakeWire {
-            to,
+            to: to.to_string(),
             batches: btx,
             acks: arx,
         })
     }
 
-    fn is_up(&self, n: NodeIdx) -> bool {
-        self.live.lock().contains(&n)
+    fn is_up(&self, id: &str) -> bool {
+        self.live.lock().iter().any(|n| n == id)
     }
 
-    fn live(&self, _: &Dest) -> Vec<NodeIdx> {
+    fn live(&self, _: &Dest) -> Vec<String> {
         self.asked.lock().push(Instant::now());
         self.live.lock().clone()
     }
 }
 
 impl Wire for FakeWire {
-    fn to(&self) -> NodeIdx {
-        self.to
+    fn to(&self) -> &str {
+        &self.to
     }
 
     async fn send(&mut self, batch: StreamBatch) -> Result<(), TransportError> {
@@ -88,7 +88,7 @@ struct Rig {
     _stop: watch::Sender<bool>,
 }
 
-fn rig(live: Vec<NodeIdx>) -> Rig {
+fn rig(live: &[&str]) -> Rig {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
     let me = cluster.current().me().expect("dev topology").clone();
@@ -96,7 +96,7 @@ fn rig(live: Vec<NodeIdx>) -> Rig {
         Arc::new(Hints::open(engine, cluster, me.clone(), HintsConfig::default()).expect("open"));
     let (tx, opened) = mpsc::unbounded_channel();
     let link = Arc::new(FakeLink {
-        live: Mutex::new(live),
+        live: Mutex::new(live.iter().map(|s| s.to_string()).collect()),
         asked: Mutex::new(Vec::new()),
         opened: tx,
     });
@@ -152,7 +152,7 @@ fn gaps_ms(at: &[Instant]) -> Vec<u128> {
 
 #[tokio::test(start_paused = true)]
 async fn with_no_live_node_it_backs_off_doubling_and_an_urgent_entry_cuts_it_short() {
-    let r = rig(Vec::new());
+    let r = rig(&[]);
     append(&r.hints, b"k", false);
     tokio::time::sleep(Duration::from_millis(6000)).await;
     let asked = r.link.asked.lock().clone();
@@ -170,7 +170,7 @@ async fn with_no_live_node_it_backs_off_doubling_and_an_urgent_entry_cuts_it_sho
 
 #[tokio::test(start_paused = true)]
 async fn backlog_appends_linger_into_one_batch() {
-    let mut r = rig(vec![NodeIdx(3)]);
+    let mut r = rig(&["dc2-n1"]);
     tokio::time::sleep(Duration::from_millis(10)).await; // the first, empty fill
     let t0 = Instant::now();
     append(&r.hints, b"a", false);
@@ -185,7 +185,7 @@ async fn backlog_appends_linger_into_one_batch() {
 
 #[tokio::test(start_paused = true)]
 async fn a_batch_not_acknowledged_in_time_is_resent_and_deleted_once_durable() {
-    let mut r = rig(vec![NodeIdx(3), NodeIdx(4)]);
+    let mut r = rig(&["dc2-n1", "dc2-n2"]);
     let t0 = Instant::now();
     append(&r.hints, b"a", false);
     let mut first = r.opened.recv().await.expect("a stream");
@@ -212,7 +212,7 @@ async fn a_batch_not_acknowledged_in_time_is_resent_and_deleted_once_durable() {
 
 #[tokio::test(start_paused = true)]
 async fn an_urgent_entry_is_sent_while_the_backlog_window_is_full() {
-    let mut r = rig(vec![NodeIdx(3)]);
+    let mut r = rig(&["dc2-n1"]);
     for i in 0..400u32 {
         append(&r.hints, &i.to_be_bytes(), false);
     }

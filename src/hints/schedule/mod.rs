@@ -23,7 +23,6 @@ use super::page::Page;
 use super::queue::{Dest, Lane};
 use super::store::Loaded;
 use crate::proto::v1::internode::{EntryAck, StreamAck};
-use crate::topology::NodeIdx;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -169,13 +168,13 @@ impl Scheduler {
     /// The node to open the next stream to, among the destination's `live`
     /// nodes (a node queue: its one node, if live); round-robin, so streams
     /// reopened after a failure move on.
-    pub fn pick_target(&mut self, live: &[NodeIdx]) -> Option<NodeIdx> {
+    pub fn pick_target<N: Clone>(&mut self, live: &[N]) -> Option<N> {
         match (&self.dest, live) {
             (_, []) => None,
-            (Dest::Node(_), [n, ..]) => Some(*n),
+            (Dest::Node(_), [n, ..]) => Some(n.clone()),
             (Dest::Dc(_), _) => {
                 self.rr = self.rr.wrapping_add(1);
-                Some(live[self.rr % live.len()])
+                Some(live[self.rr % live.len()].clone())
             }
         }
     }

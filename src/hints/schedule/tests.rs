@@ -315,12 +315,12 @@ fn no_target_fails_waits_only_for_a_datacenter() {
 #[test]
 fn targets_rotate_over_live_nodes() {
     let mut s = Scheduler::new(dc(), 4096, HOUR, 0);
-    let live = [NodeIdx(3), NodeIdx(4), NodeIdx(5)];
+    let live = ["dc2-n1", "dc2-n2", "dc2-n3"];
     let picks: Vec<_> = (0..3).filter_map(|_| s.pick_target(&live)).collect();
-    assert_eq!(picks, vec![NodeIdx(4), NodeIdx(5), NodeIdx(3)]);
-    assert_eq!(s.pick_target(&[]), None);
+    assert_eq!(picks, vec!["dc2-n2", "dc2-n3", "dc2-n1"]);
+    assert_eq!(s.pick_target::<&str>(&[]), None);
     let mut n = Scheduler::new(node(), 4096, HOUR, 0);
-    assert_eq!(n.pick_target(&[NodeIdx(1)]), Some(NodeIdx(1)));
+    assert_eq!(n.pick_target(&["dc1-n2"]), Some("dc1-n2"));
 }
 
 #[test]
