@@ -190,12 +190,12 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     ));
 
     let repair = Arc::new(Repair::new(
-        SessionIo {
-            cluster: cluster.clone(),
-            replica: replica.clone(),
-            peers: peers.clone(),
-            limits: cfg.repair.session.clone(),
-        },
+        SessionIo::new(
+            cluster.clone(),
+            replica.clone(),
+            peers.clone(),
+            cfg.repair.session.clone(),
+        ),
         liveness.clone(),
         cfg.repair.clone(),
     ));

@@ -31,6 +31,10 @@ pub enum RepairError {
     /// A blocking task panicked or was cancelled.
     #[error("repair task: {0}")]
     Task(String),
+    /// This node is not a member of the layout in force (joining before
+    /// its first layout, or removed): it replicates nothing to repair.
+    #[error("this node is not a member of layout v{version}: nothing to repair")]
+    NotAMember { version: u64 },
 }
 
 impl RepairError {
@@ -39,7 +43,7 @@ impl RepairError {
         match self {
             RepairError::Transport(_) | RepairError::Task(_) => true,
             RepairError::Engine(e) => e.is_retriable(),
-            RepairError::Apply(_) => true,
+            RepairError::Apply(_) | RepairError::NotAMember { .. } => true,
             RepairError::Ring(_) | RepairError::BadReply { .. } | RepairError::Diff(_) => false,
         }
     }

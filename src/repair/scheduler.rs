@@ -15,14 +15,15 @@
 use super::error::RepairError;
 use super::plan::{coalesce, pairs, sweep_plan, RangePlan, RangeTable, Recorded, Side};
 use super::records::{self, SweepClock};
-use super::session::{SessionIo, SessionLimits};
+use super::session::{Pinned, SessionIo, SessionLimits};
 use crate::clock::now_ms;
 use crate::membership::Liveness;
 use crate::topology::NodeIdx;
+use crate::view::NOT_A_MEMBER;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{watch, MutexGuard};
 
 /// Anti-entropy settings.
 #[derive(Clone, Debug)]
@@ -153,8 +154,8 @@ impl Repair {
     /// every keyspace). What `POST /repair` runs.
     #[tracing::instrument(name = "repair.sweep", skip(self))]
     pub async fn sweep(&self, keyspace: Option<&str>) -> Result<Summary, RepairError> {
+        let _pass = self.begin_pass().await?;
         let keyspaces = self.keyspaces(keyspace)?;
-        let _pass = self.pass_lock.lock().await;
         let _running = Running::start();
         let started = Instant::now();
         let mut total = self.recorded_pass(keyspace).await?;
@@ -167,11 +168,26 @@ impl Repair {
         Ok(total)
     }
 
-    /// Recorded ranges, then the ranges of every keyspace whose periodic
-    /// sweep is due (their last sweep, persisted, an interval ago).
-    #[tracing::instrument(name = "repair.sweep_due", skip(self))]
-    async fn sweep_due(&self, due: Vec<(String, RangePlan)>) -> Result<Summary, RepairError> {
-        let _pass = self.pass_lock.lock().await;
+    /// One pass at a time, in one view: the pass lock, then the view
+    /// pinned; refused when this node is not a member of that view.
+    async fn begin_pass(&self) -> Result<(MutexGuard<'_, ()>, Pinned<'_>), RepairError> {
+        let lock = self.pass_lock.lock().await;
+        let pin = self.io.pin();
+        if self.io.me() == NOT_A_MEMBER {
+            return Err(RepairError::NotAMember {
+                version: pin.version(),
+            });
+        }
+        Ok((lock, pin))
+    }
+
+    /// The background pass: recorded ranges, then the ranges of every
+    /// keyspace whose periodic sweep is due (their last sweep, persisted,
+    /// an interval ago).
+    #[tracing::instrument(name = "repair.periodic", skip(self))]
+    async fn periodic(&self) -> Result<Summary, RepairError> {
+        let _pass = self.begin_pass().await?;
+        let due = self.due_ranges();
         let _running = Running::start();
         let started = Instant::now();
         let mut total = self.recorded_pass(None).await?;
@@ -218,7 +234,7 @@ impl Repair {
 
     /// Repairs the recorded ranges only.
     pub async fn recorded(&self) -> Result<Summary, RepairError> {
-        let _pass = self.pass_lock.lock().await;
+        let _pass = self.begin_pass().await?;
         let _running = Running::start();
         let started = Instant::now();
         let mut s = self.recorded_pass(None).await?;
@@ -259,7 +275,7 @@ impl Repair {
             }
         }
         let mut cleared = 0u64;
-        if !orphans.is_empty() {
+        if !orphans.is_empty() && !self.io.view_changed() {
             // The keyspace left the topology: there is nothing to repair.
             tracing::warn!(
                 count = orphans.len(),
@@ -291,7 +307,9 @@ impl Repair {
             targets.dedup();
             let (s, complete) = self.repair_range(&ks, &plan, &targets, true).await;
             summary.add(s);
-            if complete {
+            // Repaired in a view that is no longer the cluster's: the
+            // replicas may have moved, so the records stay for the next pass.
+            if complete && !self.io.view_changed() {
                 summary.recorded_cleared += recs.len() as u64;
                 cleared += self.delete_records(&recs).await? as u64;
             }
@@ -396,19 +414,13 @@ impl Repair {
             if *shutdown.borrow() {
                 return;
             }
-            let due = self.due_ranges();
-            let pass = async {
-                if due.is_empty() {
-                    self.recorded().await
-                } else {
-                    self.sweep_due(due).await
-                }
-            };
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return,
-                res = pass => if let Err(e) = res {
-                    tracing::warn!(error = %e, "repair pass failed");
+                res = self.periodic() => match res {
+                    Err(e @ RepairError::NotAMember { .. }) => tracing::debug!(error = %e, "no repair pass"),
+                    Err(e) => tracing::warn!(error = %e, "repair pass failed"),
+                    Ok(_) => {}
                 },
             }
         }

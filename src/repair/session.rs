@@ -19,7 +19,7 @@ use crate::ring::{Ring, TokenRange};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::Peers;
 use crate::version::SiblingSet;
-use crate::view::Cluster;
+use crate::view::{Cluster, ClusterView};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,13 +60,33 @@ pub struct SessionStats {
 
 /// The engine, peers and limits a session works with.
 pub struct SessionIo {
-    /// Each pass and session places ranges in the view in force when it
-    /// looks (anti-entropy under one layout version per pass is left to
-    /// the movement work).
+    /// The live view; a pass pins one ([`SessionIo::pin`]) and places every
+    /// range and resolves every node in it from start to end.
     pub cluster: Cluster,
     pub replica: Arc<Replica>,
     pub peers: Arc<Peers>,
     pub limits: SessionLimits,
+    /// The view the running pass pinned; `None` between passes.
+    pub pinned: parking_lot::RwLock<Option<Arc<ClusterView>>>,
+}
+
+/// A pinned view, unpinned when dropped (see [`SessionIo::pin`]).
+pub struct Pinned<'a> {
+    io: &'a SessionIo,
+    version: u64,
+}
+
+impl Pinned<'_> {
+    /// The layout version pinned.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        *self.io.pinned.write() = None;
+    }
 }
 
 fn direction(side: Side) -> &'static str {
@@ -77,20 +97,61 @@ fn direction(side: Side) -> &'static str {
 }
 
 impl SessionIo {
-    /// The ring of the view in force.
-    pub fn ring(&self) -> Arc<Ring> {
-        self.cluster.current().ring.clone()
+    /// No pass running yet.
+    pub fn new(
+        cluster: Cluster,
+        replica: Arc<Replica>,
+        peers: Arc<Peers>,
+        limits: SessionLimits,
+    ) -> Self {
+        SessionIo {
+            cluster,
+            replica,
+            peers,
+            limits,
+            pinned: parking_lot::RwLock::new(None),
+        }
     }
 
-    /// This node in the view in force ([`crate::view::NOT_A_MEMBER`] if it
+    /// Pins the view in force for one pass (passes are serialised by the
+    /// scheduler): until the guard drops, [`Self::ring`], [`Self::me`] and
+    /// [`Self::peer`] answer from it, so the ring indexes a plan took name
+    /// the same nodes when its sessions run minutes later.
+    pub fn pin(&self) -> Pinned<'_> {
+        let view = self.cluster.current();
+        let version = view.version();
+        *self.pinned.write() = Some(view);
+        Pinned { io: self, version }
+    }
+
+    /// The pinned view, or the one in force outside a pass.
+    fn view(&self) -> Arc<ClusterView> {
+        (self.pinned.read().clone()).unwrap_or_else(|| self.cluster.current())
+    }
+
+    /// Whether the view in force is no longer the pinned one (a pass then
+    /// keeps its anti-entropy records for the next pass).
+    pub fn view_changed(&self) -> bool {
+        self.pinned
+            .read()
+            .as_ref()
+            .is_some_and(|v| v.version() != self.cluster.current().version())
+    }
+
+    /// The ring of the pinned view.
+    pub fn ring(&self) -> Arc<Ring> {
+        self.view().ring.clone()
+    }
+
+    /// This node in the pinned view ([`crate::view::NOT_A_MEMBER`] if it
     /// is not a member).
     pub fn me(&self) -> NodeIdx {
-        self.cluster.current().me_idx()
+        self.view().me_idx()
     }
 
-    /// Node `n` of the view in force.
+    /// Node `n` of the pinned view.
     pub fn peer(&self, n: NodeIdx) -> Option<NodeInfo> {
-        self.cluster.current().members().get(n.0 as usize).cloned()
+        self.view().members().get(n.0 as usize).cloned()
     }
 
     fn peer_or_err(&self, n: NodeIdx) -> Result<NodeInfo, RepairError> {

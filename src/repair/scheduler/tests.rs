@@ -22,12 +22,12 @@ fn repair(engine: Arc<dyn Engine>, interval: Duration) -> (Arc<Repair>, Arc<Ring
     let ring = cluster.current().ring.clone();
     let me_info = ring.node_by_id("dc1-n1").expect("dev topology").clone();
     let me = me_info.idx;
-    let io = SessionIo {
+    let io = SessionIo::new(
         cluster,
-        replica: Arc::new(Replica::new(engine, "dc1-n1", 64)),
-        peers: Arc::new(Peers::new(me_info, Arc::new(Faults::new(false)))),
-        limits: SessionLimits::default(),
-    };
+        Arc::new(Replica::new(engine, "dc1-n1", 64)),
+        Arc::new(Peers::new(me_info, Arc::new(Faults::new(false)))),
+        SessionLimits::default(),
+    );
     let config = RepairConfig {
         interval,
         recorded_poll: Duration::from_millis(10),
@@ -67,4 +67,46 @@ async fn an_overdue_sweep_runs_soon_after_a_restart() {
     }
     tx.send(true).expect("stop");
     task.await.expect("run ends");
+}
+
+/// A node outside the layout in force (a joining node before its first
+/// layout, a removed one) that still holds anti-entropy records refuses the
+/// pass with a typed error: it used to index the ring with its
+/// not-a-member index and panic, killing the background repair task.
+#[tokio::test]
+async fn a_node_outside_the_layout_refuses_a_pass_instead_of_panicking() {
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+    let mut b = crate::engine::WriteBatch::new();
+    let key = crate::repair::plan::repair_key("default", 42, 1);
+    b.put_raw(crate::engine::Cf::Meta, &key, b"node:dc1-n2");
+    engine.write(b).expect("record");
+    let cluster = crate::view::Cluster::fixed(&Topology::dev(), "outsider");
+    assert_eq!(cluster.current().me_idx(), NOT_A_MEMBER);
+    let me_info = cluster.current().members()[0].clone();
+    let io = SessionIo::new(
+        cluster,
+        Arc::new(Replica::new(engine.clone(), "outsider", 64)),
+        Arc::new(Peers::new(me_info, Arc::new(Faults::new(false)))),
+        SessionLimits::default(),
+    );
+    let r = Repair::new(
+        io,
+        Arc::new(OnlyMe("outsider".into())),
+        RepairConfig::default(),
+    );
+    let err = r.recorded().await.expect_err("no pass outside the layout");
+    assert!(
+        matches!(err, RepairError::NotAMember { version: 1 }),
+        "{err}"
+    );
+    let err = r
+        .sweep(None)
+        .await
+        .expect_err("no sweep outside the layout");
+    assert!(matches!(err, RepairError::NotAMember { .. }), "{err}");
+    assert_eq!(
+        records::load_records(&*engine).expect("load").len(),
+        1,
+        "the record is kept"
+    );
 }
