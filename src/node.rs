@@ -269,8 +269,9 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
             repair.clone(),
             shutdown.clone(),
         );
+        let c = cluster.clone();
         tasks.spawn(async move {
-            admin::serve(addr, id, f, Some(r), sd)
+            admin::serve(addr, id, f, Some(r), Some(c), sd)
                 .await
                 .map_err(|e| e.to_string())
         });

@@ -24,7 +24,12 @@ fn coordinator_during_join() -> Coordinator {
     let cluster = Cluster::new(joining, "dc1-n1", None).expect("view");
     let me = cluster.current().me().expect("member").clone();
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
-    let hints = Hints::open(engine.clone(), cluster.clone(), me.clone(), HintsConfig::default());
+    let hints = Hints::open(
+        engine.clone(),
+        cluster.clone(),
+        me.clone(),
+        HintsConfig::default(),
+    );
     Coordinator::new(
         cluster,
         me.clone(),
@@ -57,7 +62,10 @@ fn a_write_to_a_moving_range_goes_to_the_pending_replica_and_needs_its_ack() {
         };
         assert!(r.pending.is_empty(), "reads use the owners only");
         assert_eq!(r.requirement, local(2));
-        assert!(!r.replicas.contains(joiner), "a joining node owns nothing yet");
+        assert!(
+            !r.replicas.contains(joiner),
+            "a joining node owns nothing yet"
+        );
         if w.pending.iter().any(|d| d.nodes.contains(&joiner)) {
             moving += 1;
             assert_eq!(w.requirement, local(3), "LOCAL_QUORUM of 3 + 1 pending");

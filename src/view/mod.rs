@@ -15,6 +15,7 @@
 //! sets), decide movements, or hold request logic.
 
 mod cluster;
+pub mod http;
 pub mod store;
 pub mod sync;
 
