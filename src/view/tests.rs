@@ -203,3 +203,38 @@ fn ownership_sums_to_rf_per_datacenter() {
         assert!((total - rf * 100.0).abs() < 1e-6, "{dc}: {total}");
     }
 }
+
+#[test]
+fn a_digest_with_a_newer_or_conflicting_layout_means_fetch() {
+    use crate::proto::v1::internode::GossipDigest;
+    use crate::transport::{faults::Faults, Peers};
+    let seed = Layout::seed(&Topology::dev());
+    let mine = Cluster::new(seed.clone(), "dc1-n1", None).expect("cluster");
+    let me = mine.current().me().expect("member").clone();
+    let sync = super::sync::LayoutSync::new(
+        mine.clone(),
+        Arc::new(Peers::new(me, Arc::new(Faults::new(false)))),
+    );
+    let theirs = Cluster::new(seed.clone(), "dc1-n2", None).expect("cluster");
+    let theirs_sync = super::sync::LayoutSync::new(
+        theirs.clone(),
+        Arc::new(Peers::new(
+            theirs.current().me().expect("member").clone(),
+            Arc::new(Faults::new(false)),
+        )),
+    );
+    let stamped = |s: &super::sync::LayoutSync| {
+        let mut d = GossipDigest::default();
+        s.stamp(&mut d);
+        d
+    };
+    assert!(!sync.is_behind(&stamped(&theirs_sync)), "same layout");
+    theirs.install(with_keyspace(&seed, "a")).expect("v2");
+    assert!(sync.is_behind(&stamped(&theirs_sync)), "newer version");
+    assert!(!theirs_sync.is_behind(&stamped(&sync)), "older version");
+    mine.install(with_keyspace(&seed, "b")).expect("v2 too");
+    assert!(
+        sync.is_behind(&stamped(&theirs_sync)) && theirs_sync.is_behind(&stamped(&sync)),
+        "same version, other content: both fetch, the merge settles it"
+    );
+}
