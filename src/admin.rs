@@ -11,6 +11,8 @@
 //! POST /faults/delay?dc=dc2&ms=50    one-way delay towards a datacenter
 //! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
+//! GET  /layout                       the cluster layout in force, as JSON
+//! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
 //! ```
 
 use crate::repair::Repair;
@@ -54,6 +56,7 @@ struct Admin {
     metrics: PrometheusHandle,
     faults: Arc<Faults>,
     repair: Option<Arc<Repair>>,
+    cluster: Option<crate::view::Cluster>,
 }
 
 fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -102,6 +105,7 @@ impl Admin {
             (&Method::GET, "/metrics") => reply(StatusCode::OK, self.metrics.render()),
             (&Method::GET, "/faults") => reply(StatusCode::OK, self.faults.to_json()),
             (&Method::POST, path) if path.starts_with("/faults/") => self.fault(path, &q),
+            (m, p @ ("/layout" | "/keyspaces")) => view_route(self.cluster.as_ref(), m, p, &q),
             _ => reply(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
@@ -130,12 +134,41 @@ impl Admin {
     }
 }
 
+/// `GET /layout`, `POST /keyspaces` (see `view::http`).
+fn view_route(
+    cluster: Option<&crate::view::Cluster>,
+    method: &Method,
+    path: &str,
+    q: &HashMap<String, String>,
+) -> Response<Full<Bytes>> {
+    use crate::view::http;
+    let Some(cluster) = cluster else {
+        return reply(StatusCode::NOT_FOUND, "no cluster on this port\n");
+    };
+    match (method, path) {
+        (&Method::GET, "/layout") => reply(StatusCode::OK, http::layout_json(cluster)),
+        (&Method::POST, "/keyspaces") => {
+            let (name, rf) = (q.get("name"), q.get("rf"));
+            let res = http::create_keyspace(cluster, name.map_or("", |s| s), rf.map_or("", |s| s));
+            match res {
+                Ok(v) => reply(StatusCode::OK, format!("{{\"version\":{v}}}\n")),
+                Err(e) => reply(
+                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                    format!("{e}\n"),
+                ),
+            }
+        }
+        _ => reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    }
+}
+
 /// Serves the admin port until `shutdown` turns true.
 pub async fn serve(
     addr: SocketAddr,
     node_id: String,
     faults: Arc<Faults>,
     repair: Option<Arc<Repair>>,
+    cluster: Option<crate::view::Cluster>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
@@ -144,6 +177,7 @@ pub async fn serve(
         metrics: install_metrics(),
         faults,
         repair,
+        cluster,
     });
     loop {
         let (stream, _) = tokio::select! {

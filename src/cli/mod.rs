@@ -16,6 +16,7 @@ pub mod node;
 mod connect;
 mod kv;
 mod render;
+mod ring;
 mod status;
 mod topology;
 
@@ -41,6 +42,11 @@ enum Command {
     Delete(kv::DeleteArgs),
     /// Show the cluster's nodes by datacenter and rack, up/down and phi.
     Status(status::StatusArgs),
+    /// Show the cluster layout: version, nodes, state, tokens, ownership.
+    Ring(ring::RingArgs),
+    /// Manage keyspaces (cluster-wide layout changes).
+    #[command(subcommand)]
+    Keyspace(ring::KeyspaceCommand),
     /// Inspect topology files.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
@@ -72,6 +78,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Get(args) => client_runtime(kv::get(args)),
         Command::Delete(args) => client_runtime(kv::delete(args)),
         Command::Status(args) => client_runtime(status::run(args)),
+        Command::Ring(args) => client_runtime(ring::run(args)),
+        Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
     }
 }
 

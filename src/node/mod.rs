@@ -271,8 +271,9 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
             repair.clone(),
             shutdown.clone(),
         );
+        let c = cluster.clone();
         tasks.spawn(async move {
-            admin::serve(addr, id, f, Some(r), sd)
+            admin::serve(addr, id, f, Some(r), Some(c), sd)
                 .await
                 .map_err(|e| e.to_string())
         });
@@ -317,7 +318,7 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         me: me.clone(),
     }
     .spawn_all(shutdown.clone());
-    tokio::spawn(follow_views(
+    tokio::spawn(crate::view::sync::follow(
         cluster.clone(),
         peers.clone(),
         gossiper.clone(),
@@ -366,25 +367,6 @@ fn open_cluster(cfg: &NodeConfig, engine: &Arc<dyn Engine>) -> Result<Cluster, N
     }
     Cluster::new(layout, &cfg.node_id, Some(engine.clone()))
         .map_err(|e| NodeError::Layout(e.to_string()))
-}
-
-/// Keeps the peer channels and the gossip members on the view in force.
-async fn follow_views(
-    cluster: Cluster,
-    peers: Arc<Peers>,
-    gossiper: Gossiper,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut views = cluster.subscribe();
-    loop {
-        tokio::select! {
-            changed = views.changed() => if changed.is_err() { return },
-            _ = shutdown.wait_for(|v| *v) => return,
-        }
-        let view = views.borrow_and_update().clone();
-        peers.retain(|id| view.node(id).map(|n| n.peer_address));
-        gossiper.set_members(view.members());
-    }
 }
 
 /// Accepted connections with Nagle off: `Server::tcp_nodelay` does not apply

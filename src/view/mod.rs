@@ -11,10 +11,15 @@
 //! only meaningful within the view it came from, so long-lived state keys
 //! nodes by id.
 //!
-//! Must not: talk to peers (pushing a proposal goes through a hook the node
-//! sets), decide movements, or hold request logic.
+//! `sync.rs` is the network side (layout versions on gossip, `GetLayout`,
+//! `PushLayout`, peers and gossip members following the view); `http.rs` the
+//! admin side (`/layout`, `/keyspaces`, `geokv ring`'s ownership).
+//!
+//! Must not: decide movements or hold request logic; `Cluster` itself must
+//! not talk to peers (a proposal is pushed through the hook `sync` sets).
 
 mod cluster;
+pub mod http;
 pub mod store;
 pub mod sync;
 

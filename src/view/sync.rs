@@ -3,7 +3,8 @@
 //! (or a different one of its own version) fetches it from the sender
 //! (`GetLayout`) and installs it ([`LayoutSync::observe`]); a proposal is
 //! pushed to every member best-effort (`PushLayout`, [`LayoutSync::push_hook`]).
-//! Gossip alone converges: pushes only make it faster.
+//! Gossip alone converges: pushes only make it faster. [`follow`] keeps the
+//! peer channels and the gossip members on the view in force.
 //!
 //! Must not: decide what a layout contains, or merge layouts itself (that is
 //! [`super::Cluster::install`]).
@@ -15,8 +16,10 @@ use std::time::Duration;
 use super::cluster::PushHook;
 use super::{Cluster, Installed};
 use crate::layout::Layout;
+use crate::membership::Gossiper;
 use crate::proto::v1::internode::{GossipDigest, LayoutMessage};
 use crate::transport::Peers;
+use tokio::sync::watch;
 
 /// Deadline of one `GetLayout` or `PushLayout` call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -147,5 +150,26 @@ impl LayoutSync {
                 });
             }
         })
+    }
+}
+
+/// Keeps the peer channels and the gossip members on the view in force.
+/// It applies the view in force first, so a view installed between the
+/// start of the servers and this task is not missed.
+pub async fn follow(
+    cluster: Cluster,
+    peers: Arc<Peers>,
+    gossiper: Gossiper,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut views = cluster.subscribe();
+    loop {
+        let view = views.borrow_and_update().clone();
+        peers.retain(|id| view.node(id).map(|n| n.peer_address));
+        gossiper.set_members(view.members());
+        tokio::select! {
+            changed = views.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
     }
 }

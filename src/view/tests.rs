@@ -153,3 +153,88 @@ fn a_restart_keeps_a_newer_persisted_layout_over_the_file() {
     let (l, o) = store::open(&*e, seed).expect("open");
     assert_eq!((l, o), (v3, Origin::Persisted));
 }
+
+#[test]
+fn a_keyspace_is_the_next_layout_and_is_validated() {
+    use super::http::{create_keyspace, parse_replication, with_keyspace, KeyspaceError};
+    let seed = Layout::seed(&Topology::dev());
+    let rf = parse_replication("dc1:3,dc2=2").expect("parse");
+    let next = with_keyspace(&seed, "orders", rf.clone()).expect("next");
+    assert_eq!(next.version, 2);
+    assert_eq!(next.keyspaces["orders"].replication, rf);
+    assert!(matches!(
+        with_keyspace(&next, "orders", rf.clone()),
+        Err(KeyspaceError::Exists(_))
+    ));
+    assert!(matches!(
+        with_keyspace(&seed, "bad name", rf.clone()),
+        Err(KeyspaceError::BadName(_))
+    ));
+    let too_many = parse_replication("dc1:4").expect("parse");
+    assert!(matches!(
+        with_keyspace(&seed, "x", too_many),
+        Err(KeyspaceError::TooFewNodes { rf: 4, .. })
+    ));
+    let nowhere = parse_replication("dc9:1").expect("parse");
+    assert!(matches!(
+        with_keyspace(&seed, "x", nowhere),
+        Err(KeyspaceError::UnknownDc(_))
+    ));
+    assert!(parse_replication("dc1").is_err() && parse_replication("dc1:0").is_err());
+    // Through a cluster: proposed as v2, placed at once.
+    let cluster = Cluster::new(seed, "dc1-n1", Some(engine())).expect("cluster");
+    assert_eq!(
+        create_keyspace(&cluster, "orders", "dc1:3,dc2:2").expect("create"),
+        2
+    );
+    assert!(cluster.current().ring.replicas("orders", b"k").is_ok());
+}
+
+#[test]
+fn ownership_sums_to_rf_per_datacenter() {
+    let seed = Layout::seed(&Topology::dev());
+    let rows = super::http::ownership(&seed, "default");
+    assert_eq!(rows.len(), 6);
+    for dc in ["dc1", "dc2"] {
+        let rf = seed.keyspaces["default"].replication[dc] as f64;
+        let total: f64 = (rows.iter().filter(|r| r.dc == dc))
+            .map(|r| r.ownership_pct)
+            .sum();
+        assert!((total - rf * 100.0).abs() < 1e-6, "{dc}: {total}");
+    }
+}
+
+#[test]
+fn a_digest_with_a_newer_or_conflicting_layout_means_fetch() {
+    use crate::proto::v1::internode::GossipDigest;
+    use crate::transport::{faults::Faults, Peers};
+    let seed = Layout::seed(&Topology::dev());
+    let mine = Cluster::new(seed.clone(), "dc1-n1", None).expect("cluster");
+    let me = mine.current().me().expect("member").clone();
+    let sync = super::sync::LayoutSync::new(
+        mine.clone(),
+        Arc::new(Peers::new(me, Arc::new(Faults::new(false)))),
+    );
+    let theirs = Cluster::new(seed.clone(), "dc1-n2", None).expect("cluster");
+    let theirs_sync = super::sync::LayoutSync::new(
+        theirs.clone(),
+        Arc::new(Peers::new(
+            theirs.current().me().expect("member").clone(),
+            Arc::new(Faults::new(false)),
+        )),
+    );
+    let stamped = |s: &super::sync::LayoutSync| {
+        let mut d = GossipDigest::default();
+        s.stamp(&mut d);
+        d
+    };
+    assert!(!sync.is_behind(&stamped(&theirs_sync)), "same layout");
+    theirs.install(with_keyspace(&seed, "a")).expect("v2");
+    assert!(sync.is_behind(&stamped(&theirs_sync)), "newer version");
+    assert!(!theirs_sync.is_behind(&stamped(&sync)), "older version");
+    mine.install(with_keyspace(&seed, "b")).expect("v2 too");
+    assert!(
+        sync.is_behind(&stamped(&theirs_sync)) && theirs_sync.is_behind(&stamped(&sync)),
+        "same version, other content: both fetch, the merge settles it"
+    );
+}

@@ -11,6 +11,7 @@
 //! | `coordinator_faults` | coordinators and replicas dying between commit and reply; forwarding |
 //! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
+//! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
@@ -27,6 +28,7 @@ mod cluster_failures;
 mod coordinator_faults;
 mod geo_replication;
 mod hinted_durability;
+mod layout_convergence;
 mod nemesis;
 mod restart_durability;
 mod sdk;

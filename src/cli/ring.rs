@@ -1,0 +1,135 @@
+//! `geokv ring --endpoint ADMIN_ADDR` (the layout version and every node
+//! with dc/rack/state/token count/ownership %) and `geokv keyspace create`
+//! (a new layout version with one more keyspace), both over a node's admin
+//! port (`GET /layout`, `POST /keyspaces`).
+//!
+//! Owns the printing and a minimal HTTP/1.0 exchange; the ownership
+//! numbers come from `geokv::view::http::ownership`.
+use std::fmt::Write as _;
+
+use anyhow::{bail, Context};
+use geokv::layout::Layout;
+use geokv::view::http::{ownership, NodeOwnership};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Arguments of `geokv ring`.
+#[derive(clap::Args, Debug)]
+pub struct RingArgs {
+    /// A node's admin address (host:port).
+    #[arg(long, default_value = "127.0.0.11:7072")]
+    pub endpoint: String,
+    /// Ownership in this keyspace (default: `default`, or the first one).
+    #[arg(long)]
+    pub keyspace: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `geokv keyspace ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum KeyspaceCommand {
+    /// Create a keyspace cluster-wide (a new layout version; moves no data).
+    Create(CreateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    pub name: String,
+    /// Replicas per datacenter, e.g. dc1=3,dc2=2.
+    #[arg(long)]
+    pub rf: String,
+    /// A node's admin address (host:port).
+    #[arg(long, default_value = "127.0.0.11:7072")]
+    pub endpoint: String,
+}
+
+/// One HTTP/1.0 request to `endpoint`; the body of a 2xx answer.
+async fn http(endpoint: &str, method: &str, path: &str) -> anyhow::Result<String> {
+    let mut s = tokio::net::TcpStream::connect(endpoint)
+        .await
+        .with_context(|| format!("connecting to the admin port {endpoint}"))?;
+    let req = format!("{method} {path} HTTP/1.0\r\nHost: {endpoint}\r\nContent-Length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code: u16 = (head.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    if !(200..300).contains(&code) {
+        bail!("{endpoint} answered {code}: {}", body.trim());
+    }
+    Ok(body.to_string())
+}
+
+/// Runs `geokv ring`.
+pub async fn run(args: RingArgs) -> anyhow::Result<()> {
+    let body = http(&args.endpoint, "GET", "/layout").await?;
+    let layout: Layout = serde_json::from_str(&body).context("decoding the layout")?;
+    let ks = (args.keyspace.clone())
+        .or_else(|| {
+            layout
+                .keyspaces
+                .contains_key("default")
+                .then(|| "default".into())
+        })
+        .or_else(|| layout.keyspaces.keys().next().cloned())
+        .unwrap_or_default();
+    let rows = ownership(&layout, &ks);
+    if args.json {
+        let v = serde_json::json!({
+            "cluster": layout.cluster_name,
+            "version": layout.version,
+            "keyspace": ks,
+            "movements": layout.movements,
+            "nodes": rows,
+        });
+        println!("{v}");
+    } else {
+        print!("{}", table(&layout, &ks, &rows));
+    }
+    Ok(())
+}
+
+fn table(layout: &Layout, ks: &str, rows: &[NodeOwnership]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cluster {} layout v{} (ownership in keyspace {ks})",
+        layout.cluster_name, layout.version
+    );
+    for (dc, m) in &layout.movements {
+        let _ = writeln!(out, "  movement in {dc}: {m:?}");
+    }
+    let _ = writeln!(
+        out,
+        "{:<16} {:<8} {:<8} {:<8} {:>6} {:>10}",
+        "node", "dc", "rack", "state", "tokens", "ownership"
+    );
+    for r in rows {
+        let state = format!("{:?}", r.state).to_lowercase();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<8} {:<8} {:<8} {:>6} {:>9.1}%",
+            r.id, r.dc, r.rack, state, r.tokens, r.ownership_pct
+        );
+    }
+    out
+}
+
+/// Runs `geokv keyspace ...`.
+pub async fn keyspace(cmd: KeyspaceCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyspaceCommand::Create(a) => {
+            let rf = a.rf.replace('=', ":");
+            let path = format!("/keyspaces?name={}&rf={rf}", a.name);
+            let body = http(&a.endpoint, "POST", &path).await?;
+            let v: serde_json::Value =
+                serde_json::from_str(&body).context("decoding the answer")?;
+            println!("keyspace {} created: layout v{}", a.name, v["version"]);
+            Ok(())
+        }
+    }
+}
