@@ -1,0 +1,29 @@
+//! Range movements: what moves where when a node joins, leaves, is removed
+//! or replaced, and the streaming that copies the ranges.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
+//! | `stream.rs` | the resumable streaming driver over a [`RangeSource`], its progress and metrics |
+//! | `cursor.rs` | per-range cursors in the meta CF, committed with the rows they cover |
+//! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
+//!
+//! Must not change the layout (the operations propose layout versions) nor
+//! serve requests.
+
+pub mod cursor;
+pub mod plan;
+pub mod rate;
+pub mod stream;
+
+#[cfg(test)]
+mod tests_plan;
+#[cfg(test)]
+mod tests_stream;
+
+pub use cursor::Cursor;
+pub use plan::{gains, losses, unreplicated, Gain, Loss, PlanError};
+pub use rate::{Rate, RateConfig};
+pub use stream::{
+    Page, Progress, ProgressSnapshot, RangeSource, SourceError, StreamConfig, StreamError, Streamer,
+};
