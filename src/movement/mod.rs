@@ -3,15 +3,19 @@
 //!
 //! | file | owns |
 //! |---|---|
+//! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
 //! | `stream.rs` | the resumable streaming driver over a [`RangeSource`], its progress and metrics |
 //! | `cursor.rs` | per-range cursors in the meta CF, committed with the rows they cover |
+//! | `peer.rs` | the production source: a peer's `RangeScan` |
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
 //! serve requests.
 
+pub mod cleanup;
 pub mod cursor;
+pub mod peer;
 pub mod plan;
 pub mod rate;
 pub mod stream;
@@ -21,7 +25,9 @@ mod tests_plan;
 #[cfg(test)]
 mod tests_stream;
 
+pub use cleanup::{cleanup, CleanupError};
 pub use cursor::Cursor;
+pub use peer::PeerSource;
 pub use plan::{gains, losses, unreplicated, Gain, Loss, PlanError};
 pub use rate::{Rate, RateConfig};
 pub use stream::{
