@@ -7,6 +7,7 @@
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
 //! | `stream.rs` | the resumable streaming driver over a [`RangeSource`], its progress and metrics |
 //! | `cursor.rs` | per-range cursors in the meta CF, committed with the rows they cover |
+//! | `ops.rs` | the operations: join (allocate, begin, stream, finish; resumable) over a [`LayoutHandle`] |
 //! | `peer.rs` | the production source: a peer's `RangeScan` |
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
 //!
@@ -15,11 +16,14 @@
 
 pub mod cleanup;
 pub mod cursor;
+pub mod ops;
 pub mod peer;
 pub mod plan;
 pub mod rate;
 pub mod stream;
 
+#[cfg(test)]
+mod tests_ops;
 #[cfg(test)]
 mod tests_plan;
 #[cfg(test)]
@@ -27,6 +31,7 @@ mod tests_stream;
 
 pub use cleanup::{cleanup, CleanupError};
 pub use cursor::Cursor;
+pub use ops::{join, JoinError, JoinRequest, Joined, LayoutHandle, ProposeError};
 pub use peer::PeerSource;
 pub use plan::{gains, losses, unreplicated, Gain, Loss, PlanError};
 pub use rate::{Rate, RateConfig};

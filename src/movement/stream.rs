@@ -151,6 +151,12 @@ impl<S: RangeSource> Streamer<S> {
         }
     }
 
+    /// Reports into `progress` (shared with whoever shows it).
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
     pub fn source(&self) -> &S {
         &self.source
     }

@@ -22,16 +22,16 @@ use crate::version::{ActorId, CausalContext, SiblingSet};
 
 /// Serves scans of named engines in-process.
 #[derive(Default)]
-struct Loopback {
-    engines: BTreeMap<String, Arc<dyn Engine>>,
-    down: BTreeSet<String>,
+pub(super) struct Loopback {
+    pub(super) engines: BTreeMap<String, Arc<dyn Engine>>,
+    pub(super) down: BTreeSet<String>,
     /// Pages served before every later scan fails (the sender "crashes").
-    fail_after: Option<usize>,
+    pub(super) fail_after: Option<usize>,
     /// Virtual time a page takes per row (with `tokio::time::pause`).
-    per_row: Duration,
-    pages: AtomicUsize,
-    rows_served: AtomicUsize,
-    limits: Mutex<Vec<u32>>,
+    pub(super) per_row: Duration,
+    pub(super) pages: AtomicUsize,
+    pub(super) rows_served: AtomicUsize,
+    pub(super) limits: Mutex<Vec<u32>>,
 }
 
 impl RangeSource for Loopback {
@@ -77,7 +77,7 @@ impl RangeSource for Loopback {
     }
 }
 
-fn write(actor: u64, ctx: &CausalContext, value: Option<&str>, set: &mut SiblingSet) {
+pub(super) fn write(actor: u64, ctx: &CausalContext, value: Option<&str>, set: &mut SiblingSet) {
     set.update(
         ActorId::from(actor),
         ctx,
