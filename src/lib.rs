@@ -65,3 +65,5 @@ pub mod replica;
 pub mod telemetry;
 #[cfg(feature = "server")]
 pub mod transport;
+#[cfg(feature = "server")]
+pub mod view;

@@ -11,17 +11,20 @@ use crate::error::GeokvError;
 use crate::hints::deliver::Delivery;
 use crate::hints::receive::Receiver;
 use crate::hints::{Hints, HintsConfig};
+use crate::layout::Layout;
 use crate::membership::{Gossiper, MembershipConfig, MonotonicClock};
 use crate::proto::v1::internode::internode_server::InternodeServer;
 use crate::proto::v1::kv_server::KvServer;
 use crate::repair::{Repair, RepairConfig, SessionIo};
 use crate::replica::Replica;
-use crate::ring::Ring;
-use crate::topology::{NodeIdx, Topology};
+use crate::topology::Topology;
 use crate::transport::faults::Faults;
 use crate::transport::server::InternodeService;
 use crate::transport::Peers;
 use crate::version::DEFAULT_MAX_SIBLINGS;
+use crate::view::store::Origin;
+use crate::view::sync::LayoutSync;
+use crate::view::Cluster;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -70,6 +73,8 @@ pub enum NodeError {
     Engine { path: String, source: EngineError },
     #[error(transparent)]
     Request(#[from] GeokvError),
+    #[error("cluster layout: {0}")]
+    Layout(String),
     #[error("membership: {0}")]
     Membership(String),
     #[error("recording ranges for anti-entropy: {0}")]
@@ -82,18 +87,14 @@ pub enum NodeError {
     },
 }
 
-/// Liveness from gossip, by ring index.
+/// Liveness from gossip, by node id.
 struct GossipLiveness {
     gossiper: Gossiper,
-    ids: Vec<String>,
 }
 
 impl Liveness for GossipLiveness {
-    fn is_up(&self, node: NodeIdx) -> bool {
-        self.ids
-            .get(node.0 as usize)
-            .map(|id| self.gossiper.is_up(id))
-            .unwrap_or(false)
+    fn is_up(&self, id: &str) -> bool {
+        self.gossiper.is_up(id)
     }
 }
 
@@ -117,11 +118,6 @@ fn next_generation(engine: &dyn Engine) -> Result<u64, EngineError> {
 
 /// Runs a node until `shutdown` turns true.
 pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
-    let ring = Arc::new(Ring::new(&cfg.topology));
-    let me = ring
-        .node_by_id(&cfg.node_id)
-        .ok_or_else(|| NodeError::UnknownNode(cfg.node_id.clone(), cfg.topology.source.clone()))?
-        .clone();
     let db_path = cfg.data_dir.join("db");
     let engine: Arc<dyn Engine> = Arc::new(
         RocksEngine::open(&db_path, cfg.engine.clone()).map_err(|source| NodeError::Engine {
@@ -129,6 +125,13 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
             source,
         })?,
     );
+    let cluster = open_cluster(&cfg, &engine)?;
+    let view = cluster.current();
+    let ring = view.ring.clone();
+    let me = view
+        .me()
+        .ok_or_else(|| NodeError::UnknownNode(cfg.node_id.clone(), cfg.topology.source.clone()))?
+        .clone();
     let generation = next_generation(&*engine).map_err(|source| NodeError::Engine {
         path: db_path.display().to_string(),
         source,
@@ -156,7 +159,7 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     let replica = Arc::new(Replica::new(engine.clone(), &me.id, cfg.max_siblings));
     tracing::info!(node = %me.id, actor = %replica.actor_name(), after_clean_shutdown = start.kept, "clock actor");
     let faults = Arc::new(Faults::new(cfg.fault_injection));
-    let peers = Arc::new(Peers::new(&ring, me.idx, faults.clone()));
+    let peers = Arc::new(Peers::new(me.clone(), faults.clone()));
     let gossiper = Gossiper::new(
         cfg.membership.clone(),
         ring.nodes().to_vec(),
@@ -167,17 +170,16 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     .map_err(|e| NodeError::Membership(e.to_string()))?;
     let liveness: Arc<dyn Liveness> = Arc::new(GossipLiveness {
         gossiper: gossiper.clone(),
-        ids: ring.nodes().iter().map(|n| n.id.clone()).collect(),
     });
     let hints = Arc::new(Hints::open(
         engine.clone(),
-        ring.clone(),
-        me.idx,
+        cluster.clone(),
+        me.clone(),
         cfg.hints.clone(),
     )?);
     let coordinator = Arc::new(Coordinator::new(
-        ring.clone(),
-        me.idx,
+        cluster.clone(),
+        me.clone(),
         peers.clone(),
         replica.clone(),
         liveness.clone(),
@@ -186,9 +188,8 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     ));
 
     let repair = Arc::new(Repair::new(
-        me.idx,
         SessionIo {
-            ring: ring.clone(),
+            cluster: cluster.clone(),
             replica: replica.clone(),
             peers: peers.clone(),
             limits: cfg.repair.session.clone(),
@@ -197,14 +198,17 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         cfg.repair.clone(),
     ));
 
+    let layout_sync = LayoutSync::new(cluster.clone(), peers.clone());
+    cluster.set_push(layout_sync.push_hook());
     let internode = InternodeService {
-        ring: ring.clone(),
+        cluster: cluster.clone(),
+        layout: layout_sync.clone(),
         replica: replica.clone(),
         coordinator: coordinator.clone(),
         receiver: Receiver {
             hints: hints.clone(),
             peers: peers.clone(),
-            ring: ring.clone(),
+            cluster: cluster.clone(),
             replica: replica.clone(),
             liveness: liveness.clone(),
             me: me.clone(),
@@ -278,13 +282,16 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         let interval = Duration::from_millis(cfg.membership.gossip_interval_ms);
         tasks.spawn(async move {
             g.run(
-                move |peer, digest| {
-                    let peers = peers.clone();
+                move |peer, mut digest| {
+                    let (peers, sync) = (peers.clone(), layout_sync.clone());
+                    sync.stamp(&mut digest);
                     async move {
-                        peers
-                            .gossip(peer.idx, digest, interval)
+                        let reply = peers
+                            .gossip(&peer, digest, interval)
                             .await
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| e.to_string())?;
+                        sync.observe(&reply);
+                        Ok(reply)
                     }
                 },
                 sd,
@@ -303,11 +310,17 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     Delivery {
         hints: hints.clone(),
         peers: peers.clone(),
-        ring: ring.clone(),
+        cluster: cluster.clone(),
         liveness: liveness.clone(),
         me: me.clone(),
     }
     .spawn_all(shutdown.clone());
+    tokio::spawn(follow_views(
+        cluster.clone(),
+        peers.clone(),
+        gossiper.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(node = %me.id, dc = %me.dc, rack = %me.rack,
         client = %me.client_address, peer = %me.peer_address, admin = %me.admin_address,
         "node started");
@@ -334,6 +347,42 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     })?;
     tracing::info!(node = %me.id, "node stopped");
     Ok(())
+}
+
+/// The layout this node starts with: the persisted one when it is newer
+/// than the topology file's seed (the file is only the seed).
+fn open_cluster(cfg: &NodeConfig, engine: &Arc<dyn Engine>) -> Result<Cluster, NodeError> {
+    let seed = Layout::seed(&cfg.topology);
+    let (layout, origin) =
+        crate::view::store::open(&**engine, seed).map_err(|e| NodeError::Layout(e.to_string()))?;
+    match origin {
+        Origin::Persisted => tracing::info!(version = layout.version, file = %cfg.topology.source,
+            "layout: using the persisted layout, newer than the topology file's (the file is only the seed)"),
+        _ => {
+            tracing::info!(version = layout.version, file = %cfg.topology.source, "layout: seeded from the topology file")
+        }
+    }
+    Cluster::new(layout, &cfg.node_id, Some(engine.clone()))
+        .map_err(|e| NodeError::Layout(e.to_string()))
+}
+
+/// Keeps the peer channels and the gossip members on the view in force.
+async fn follow_views(
+    cluster: Cluster,
+    peers: Arc<Peers>,
+    gossiper: Gossiper,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut views = cluster.subscribe();
+    loop {
+        tokio::select! {
+            changed = views.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
+        let view = views.borrow_and_update().clone();
+        peers.retain(&view);
+        gossiper.set_members(view.members());
+    }
 }
 
 /// Accepted connections with Nagle off: `Server::tcp_nodelay` does not apply

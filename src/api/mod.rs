@@ -63,7 +63,9 @@ impl KvService {
         }
         if self
             .coordinator
-            .ring()
+            .cluster()
+            .current()
+            .ring
             .topology()
             .keyspace(keyspace)
             .is_none()
@@ -225,7 +227,7 @@ impl Kv for KvService {
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(convert::status(
-            self.coordinator.ring(),
+            &self.coordinator.cluster().current().ring,
             &self.gossiper,
             &self.local_id,
         )))

@@ -21,6 +21,7 @@ use crate::ring::ReplicaSet;
 use crate::topology::NodeIdx;
 use crate::transport::{PeerVerdict, TransportError};
 use crate::version::CausalContext;
+use crate::view::ClusterView;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -80,15 +81,16 @@ impl Coordinator {
     /// datacenter for LOCAL_* levels) and returns its outcome.
     pub(super) async fn forward_write(
         &self,
+        view: &ClusterView,
         req: &WriteRequest,
         set: &ReplicaSet,
         deadline: Instant,
     ) -> Result<WriteOutcome, GeokvError> {
         let candidates: Vec<NodeIdx> = self
-            .by_proximity(set)
+            .by_proximity(view, set)
             .into_iter()
-            .filter(|n| self.is_up(*n))
-            .filter(|n| !req.level.is_local() || self.dc_of(*n) == self.me.dc)
+            .filter(|n| self.is_up(view, *n))
+            .filter(|n| !req.level.is_local() || view.ring.node(*n).dc == self.me.dc)
             .collect();
         let mut not_applied: Vec<String> = Vec::new();
         for n in candidates {
@@ -106,13 +108,17 @@ impl Coordinator {
                 timeout_ms: remote_budget(left).as_millis().min(u32::MAX as u128) as u32,
             };
             metrics::counter!("geokv_writes_forwarded_total").increment(1);
-            let e = match self.peers.coordinate_write(n, msg, left).await {
+            let e = match self
+                .peers
+                .coordinate_write(view.ring.node(n), msg, left)
+                .await
+            {
                 Ok(r) => {
                     return Ok(WriteOutcome {
                         context: CausalContext::decode_context(&r.context).map_err(|e| {
                             GeokvError::MaybeApplied(format!(
                                 "{} answered with a bad context ({e})",
-                                self.ring.node(n).id
+                                view.ring.node(n).id
                             ))
                         })?,
                         acks: r.acks,
@@ -134,7 +140,10 @@ impl Coordinator {
                         nothing_applied: after_failure(&e) == AfterFailure::Refused,
                     });
                 }
-                AfterFailure::Unknown => return Err(self.outcome_unknown(req, n, &e).await),
+                AfterFailure::Unknown => {
+                    let id = view.ring.node(n).id.clone();
+                    return Err(self.outcome_unknown(req, id, &e).await);
+                }
             }
         }
         // Nothing was applied anywhere: safe to retry.
@@ -159,11 +168,10 @@ impl Coordinator {
     async fn outcome_unknown(
         &self,
         req: &WriteRequest,
-        n: NodeIdx,
+        id: String,
         e: &TransportError,
     ) -> GeokvError {
         metrics::counter!("geokv_writes_outcome_unknown_total").increment(1);
-        let id = self.ring.node(n).id.clone();
         let hints = self.hints.clone();
         let (ks, key, dest) = (
             req.keyspace.clone(),

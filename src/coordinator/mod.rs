@@ -24,9 +24,10 @@ mod write;
 use crate::error::GeokvError;
 use crate::hints::Hints;
 use crate::replica::Replica;
-use crate::ring::{ReplicaSet, Ring};
+use crate::ring::ReplicaSet;
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::Peers;
+use crate::view::{Cluster, ClusterView};
 use bytes::Bytes;
 use consistency::{ConsistencyLevel, OpKind, Requirement};
 use std::collections::BTreeMap;
@@ -38,14 +39,14 @@ pub use write::WriteOutcome;
 
 /// Answers "is this node up?"; fed by gossip and the failure detector.
 pub trait Liveness: Send + Sync + 'static {
-    /// Whether `node` is believed alive now.
-    fn is_up(&self, node: NodeIdx) -> bool;
+    /// Whether the node called `id` is believed alive now.
+    fn is_up(&self, id: &str) -> bool;
 }
 
 /// Every node is believed up (single-node tools and tests).
 pub struct AlwaysUp;
 impl Liveness for AlwaysUp {
-    fn is_up(&self, _: NodeIdx) -> bool {
+    fn is_up(&self, _: &str) -> bool {
         true
     }
 }
@@ -107,9 +108,10 @@ struct Plan<'a> {
     pub alive: BTreeMap<String, u32>,
 }
 
-/// Coordinates requests on behalf of one node.
+/// Coordinates requests on behalf of one node. Every request loads the
+/// cluster view once and places, counts and sends within that view.
 pub struct Coordinator {
-    ring: Arc<Ring>,
+    cluster: Cluster,
     me: NodeInfo,
     peers: Arc<Peers>,
     replica: Arc<Replica>,
@@ -121,17 +123,16 @@ pub struct Coordinator {
 impl Coordinator {
     /// Wires a coordinator.
     pub fn new(
-        ring: Arc<Ring>,
-        me: NodeIdx,
+        cluster: Cluster,
+        me: NodeInfo,
         peers: Arc<Peers>,
         replica: Arc<Replica>,
         liveness: Arc<dyn Liveness>,
         hints: Arc<Hints>,
         config: CoordinatorConfig,
     ) -> Self {
-        let me = ring.node(me).clone();
         Coordinator {
-            ring,
+            cluster,
             me,
             peers,
             replica,
@@ -146,32 +147,24 @@ impl Coordinator {
         &self.config
     }
 
-    /// The ring this coordinator places keys on.
-    pub fn ring(&self) -> &Arc<Ring> {
-        &self.ring
+    /// The cluster this coordinator places keys in.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
-    fn is_up(&self, n: NodeIdx) -> bool {
-        n == self.me.idx || self.liveness.is_up(n)
-    }
-
-    fn dc_of(&self, n: NodeIdx) -> &str {
-        &self.ring.node(n).dc
+    fn is_up(&self, view: &ClusterView, n: NodeIdx) -> bool {
+        n == view.me_idx() || self.liveness.is_up(&view.ring.node(n).id)
     }
 
     /// Replicas of the key, nearest first: ourselves, then our datacenter
     /// (in walk order), then the other datacenters in topology order.
-    fn by_proximity(&self, set: &ReplicaSet) -> Vec<NodeIdx> {
+    fn by_proximity(&self, view: &ClusterView, set: &ReplicaSet) -> Vec<NodeIdx> {
+        let me = view.me_idx();
         let mut out: Vec<NodeIdx> = Vec::with_capacity(set.len());
-        if set.contains(self.me.idx) {
-            out.push(self.me.idx);
+        if set.contains(me) {
+            out.push(me);
         }
-        out.extend(
-            set.in_dc(&self.me.dc)
-                .iter()
-                .copied()
-                .filter(|n| *n != self.me.idx),
-        );
+        out.extend(set.in_dc(&self.me.dc).iter().copied().filter(|n| *n != me));
         for dc in &set.per_dc {
             if dc.dc != self.me.dc {
                 out.extend(dc.nodes.iter().copied());
@@ -181,10 +174,10 @@ impl Coordinator {
     }
 
     /// Live replicas per datacenter.
-    fn alive_per_dc(&self, set: &ReplicaSet) -> BTreeMap<String, u32> {
+    fn alive_per_dc(&self, view: &ClusterView, set: &ReplicaSet) -> BTreeMap<String, u32> {
         let mut m = BTreeMap::new();
         for dc in &set.per_dc {
-            let up = dc.nodes.iter().filter(|n| self.is_up(**n)).count() as u32;
+            let up = dc.nodes.iter().filter(|n| self.is_up(view, **n)).count() as u32;
             m.insert(dc.dc.clone(), up);
         }
         m
@@ -193,24 +186,25 @@ impl Coordinator {
     /// The common start of every request: the keyspace, the requirement
     /// of the level (`FAILED_PRECONDITION` when impossible), the replica
     /// set, and the up-front liveness check (`UNAVAILABLE`).
-    fn plan(
+    fn plan<'v>(
         &self,
+        view: &'v ClusterView,
         keyspace: &str,
         key: &[u8],
         level: ConsistencyLevel,
         explicit: Option<u32>,
         op: OpKind,
-    ) -> Result<Plan<'_>, GeokvError> {
+    ) -> Result<Plan<'v>, GeokvError> {
         let unknown = || GeokvError::UnknownKeyspace(keyspace.to_string());
-        let spec = self
+        let spec = view
             .ring
             .topology()
             .keyspace(keyspace)
             .ok_or_else(unknown)?;
         let requirement =
             consistency::block_for(level, explicit, op, &spec.replication, &self.me.dc)?;
-        let replicas = self.ring.replicas(keyspace, key).map_err(|_| unknown())?;
-        let alive = self.alive_per_dc(replicas);
+        let replicas = view.ring.replicas(keyspace, key).map_err(|_| unknown())?;
+        let alive = self.alive_per_dc(view, replicas);
         self.check_alive(level, &requirement, &alive)?;
         Ok(Plan {
             requirement,

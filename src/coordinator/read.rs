@@ -14,6 +14,7 @@ use crate::error::GeokvError;
 use crate::proto::v1::internode::{ReplicaReadRequest, ReplicaWriteRequest};
 use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
+use crate::view::ClusterView;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -34,7 +35,9 @@ impl Coordinator {
         fields(keyspace = %req.keyspace, level = %req.level))]
     pub async fn read(&self, req: ReadRequest) -> Result<ReadOutcome, GeokvError> {
         let deadline = Instant::now() + req.timeout;
+        let view = self.cluster.current();
         let plan = self.plan(
+            &view,
             &req.keyspace,
             &req.key,
             req.level,
@@ -43,12 +46,12 @@ impl Coordinator {
         )?;
         let requirement = plan.requirement;
         let candidates = self
-            .by_proximity(plan.replicas)
+            .by_proximity(&view, plan.replicas)
             .into_iter()
             .map(|node| Candidate {
                 node,
-                dc: self.dc_of(node).to_string(),
-                up: self.is_up(node),
+                dc: view.ring.node(node).dc.clone(),
+                up: self.is_up(&view, node),
             })
             .collect();
         let mut targets = ReadTargets::new(requirement.clone(), candidates);
@@ -57,7 +60,7 @@ impl Coordinator {
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
         for c in targets.first_wave() {
             *pending.entry(c.dc.clone()).or_default() += 1;
-            self.spawn_replica_read(c.node, c.dc, &req, deadline, tx.clone());
+            self.spawn_replica_read(&view, c.node, c.dc, &req, deadline, tx.clone());
         }
         let timeout_ms = req.timeout.as_millis() as u64;
         let mut gather = Gather::new(
@@ -76,7 +79,7 @@ impl Coordinator {
             if c.dc != local_dc {
                 metrics::counter!("geokv_remote_fallbacks_total", "op" => "read").increment(1);
             }
-            self.spawn_replica_read(c.node, c.dc, &req, deadline, tx.clone());
+            self.spawn_replica_read(&view, c.node, c.dc, &req, deadline, tx.clone());
         })
         .await?;
         drop(tx);
@@ -97,7 +100,7 @@ impl Coordinator {
                 // different replicas can briefly exceed the cap; count it.
                 metrics::counter!("geokv_siblings_over_cap_total").increment(1);
             }
-            self.read_repair(&req, m, &got.ok);
+            self.read_repair(&view, &req, m, &got.ok);
         }
         Ok(ReadOutcome {
             set: merged,
@@ -107,6 +110,7 @@ impl Coordinator {
 
     fn spawn_replica_read(
         &self,
+        view: &ClusterView,
         n: NodeIdx,
         dc: String,
         req: &ReadRequest,
@@ -115,7 +119,7 @@ impl Coordinator {
     ) {
         let (ks, key) = (req.keyspace.clone(), req.key.clone());
         let span = tracing::Span::current();
-        if n == self.me.idx {
+        if n == view.me_idx() {
             let replica = self.replica.clone();
             tokio::spawn(tracing::Instrument::instrument(
                 async move {
@@ -129,6 +133,7 @@ impl Coordinator {
             return;
         }
         let peers = self.peers.clone();
+        let peer = view.ring.node(n).clone();
         let timeout = deadline.saturating_duration_since(Instant::now());
         tokio::spawn(tracing::Instrument::instrument(
             async move {
@@ -136,7 +141,7 @@ impl Coordinator {
                     keyspace: ks,
                     key: key.to_vec(),
                 };
-                let res = match peers.replica_read(n, msg, timeout).await {
+                let res = match peers.replica_read(&peer, msg, timeout).await {
                     Ok(r) if r.found => SiblingSet::decode(&r.record)
                         .map(Some)
                         .map_err(|e| format!("{n:?}: bad record: {e}")),
@@ -152,6 +157,7 @@ impl Coordinator {
     /// Sends the merged state to every answering replica whose state differed.
     fn read_repair(
         &self,
+        view: &ClusterView,
         req: &ReadRequest,
         merged: &SiblingSet,
         answers: &[(NodeIdx, Option<SiblingSet>)],
@@ -169,7 +175,7 @@ impl Coordinator {
         merged.encode(&mut record);
         for n in stale {
             let (ks, key) = (req.keyspace.clone(), req.key.clone());
-            if n == self.me.idx {
+            if n == view.me_idx() {
                 let replica = self.replica.clone();
                 let m = merged.clone();
                 tokio::spawn(async move {
@@ -178,6 +184,7 @@ impl Coordinator {
                 continue;
             }
             let peers = self.peers.clone();
+            let peer = view.ring.node(n).clone();
             let msg = ReplicaWriteRequest {
                 keyspace: ks,
                 key: key.to_vec(),
@@ -186,7 +193,7 @@ impl Coordinator {
             };
             let timeout = self.config.default_timeout;
             tokio::spawn(async move {
-                if let Err(e) = peers.replica_write(n, msg, timeout).await {
+                if let Err(e) = peers.replica_write(&peer, msg, timeout).await {
                     tracing::debug!(error = %e, "read repair failed");
                 }
             });

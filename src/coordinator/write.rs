@@ -33,8 +33,9 @@ use crate::hints::intent::Intent;
 use crate::hints::waiters::StreamWait;
 use crate::hints::{append_update, Appended, Awaited};
 use crate::proto::v1::internode::ReplicaWriteRequest;
-use crate::topology::NodeIdx;
+use crate::topology::{NodeIdx, NodeInfo};
 use crate::version::{CausalContext, Dot, SiblingSet};
+use crate::view::ClusterView;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -84,28 +85,33 @@ impl Coordinator {
         may_forward: bool,
     ) -> Result<WriteOutcome, GeokvError> {
         let deadline = Instant::now() + req.timeout;
+        let view = self.cluster.current();
         let plan = self.plan(
+            &view,
             &req.keyspace,
             &req.key,
             req.level,
             req.explicit,
             OpKind::Write,
         )?;
-        if !plan.replicas.contains(self.me.idx) {
+        if !plan.replicas.contains(view.me_idx()) {
             if may_forward {
-                return self.forward_write(&req, plan.replicas, deadline).await;
+                return self
+                    .forward_write(&view, &req, plan.replicas, deadline)
+                    .await;
             }
             return Err(GeokvError::NotAReplica(format!(
                 "{} is not a replica of this key of '{}'",
                 self.me.id, req.keyspace
             )));
         }
-        self.coordinate_write(&req, plan, deadline).await
+        self.coordinate_write(&view, &req, plan, deadline).await
     }
 
     /// Steps 3 to 5, on a replica of the key.
     async fn coordinate_write(
         &self,
+        view: &ClusterView,
         req: &WriteRequest,
         plan: Plan<'_>,
         deadline: Instant,
@@ -118,7 +124,9 @@ impl Coordinator {
             .map(|d| d.dc.clone())
             .collect();
         let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
-        let (record, dot, appended) = self.update_here(req, set, &remote_dcs, &wait_for).await?;
+        let (record, dot, appended) = self
+            .update_here(view, req, set, &remote_dcs, &wait_for)
+            .await?;
         let (waits, mut intents) = (appended.waits, appended.intents);
         let mut acks = AckCounts::default();
         *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
@@ -128,22 +136,23 @@ impl Coordinator {
         let (tx, rx) = mpsc::channel::<Answer<()>>(set.len().max(1) + remote_dcs.len());
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
         for &n in set.in_dc(&self.me.dc) {
-            if n == self.me.idx {
+            if n == view.me_idx() {
                 continue;
             }
+            let peer = view.ring.node(n);
             // A hint committed with the update (see `hints::intent`).
             let intent = intents
                 .iter()
                 .position(|i| i.target == n)
                 .map(|i| intents.swap_remove(i));
-            if !self.is_up(n) {
+            if !self.is_up(view, n) {
                 // Stored, or recorded for anti-entropy when over the bound:
                 // either way the write reaches it later; not an ack.
                 match intent {
                     Some(i) => i.failed(),
                     None => {
                         (self.hints)
-                            .hint_node(n, &req.keyspace, &req.key, &record)
+                            .hint_node(&peer.id, &req.keyspace, &req.key, &record)
                             .await?
                     }
                 }
@@ -153,7 +162,7 @@ impl Coordinator {
             *pending.entry(self.me.dc.clone()).or_default() += 1;
             let dc = self.me.dc.clone();
             let rec = (encoded.clone(), &record);
-            self.spawn_replica_write(n, dc, req, rec, intent, deadline, tx.clone());
+            self.spawn_replica_write((n, peer), dc, req, rec, intent, deadline, tx.clone());
         }
         for wait in waits {
             let settles = set.in_dc(&wait.dc).len() as u32;
@@ -284,6 +293,7 @@ impl Coordinator {
     /// to the batch here.
     async fn update_here(
         &self,
+        view: &ClusterView,
         req: &WriteRequest,
         set: &crate::ring::ReplicaSet,
         remote_dcs: &[String],
@@ -298,12 +308,13 @@ impl Coordinator {
         );
         let hints = self.hints.clone();
         let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
-        let me = self.me.idx;
-        let local: Vec<NodeIdx> = set
+        let me = view.me_idx();
+        let local: Vec<(NodeIdx, String)> = set
             .in_dc(&self.me.dc)
             .iter()
             .copied()
             .filter(|&m| m != me)
+            .map(|m| (m, view.ring.node(m).id.clone()))
             .collect();
         let ((set, dot), appended) = self
             .replica
@@ -335,7 +346,7 @@ impl Coordinator {
     #[allow(clippy::too_many_arguments)]
     fn spawn_replica_write(
         &self,
-        n: NodeIdx,
+        (n, peer): (NodeIdx, &NodeInfo),
         dc: String,
         req: &WriteRequest,
         (encoded, record): (Vec<u8>, &SiblingSet),
@@ -344,6 +355,7 @@ impl Coordinator {
         tx: mpsc::Sender<Answer<()>>,
     ) {
         let peers = self.peers.clone();
+        let peer = peer.clone();
         let hints = self.hints.clone();
         let msg = ReplicaWriteRequest {
             keyspace: req.keyspace.clone(),
@@ -356,7 +368,7 @@ impl Coordinator {
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let res = peers.replica_write(n, msg, timeout).await;
+                let res = peers.replica_write(&peer, msg, timeout).await;
                 match (&res, intent) {
                     // The acknowledgement does not wait on the cleanup.
                     (Ok(_), Some(i)) => {
@@ -370,7 +382,7 @@ impl Coordinator {
                         let _ = tx.send(Answer::Hint).await;
                     }
                     // A local replica that failed gets a hint.
-                    (Err(e), None) => match hints.hint_node(n, &ks, &key, &record).await {
+                    (Err(e), None) => match hints.hint_node(&peer.id, &ks, &key, &record).await {
                         Ok(()) => {
                             let _ = tx.send(Answer::Hint).await;
                         }

@@ -22,9 +22,9 @@ use super::schedule::{Action, Event, Load, Scheduler, Stall, BATCH_TIMEOUT};
 use super::{now_ms, Hints};
 use crate::coordinator::Liveness;
 use crate::proto::v1::internode::{StreamBatch, StreamEntry};
-use crate::ring::Ring;
 use crate::topology::NodeInfo;
 use crate::transport::{Peers, TransportError};
+use crate::view::Cluster;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub const IDLE_POLL: Duration = Duration::from_millis(250);
 pub struct Delivery {
     pub hints: Arc<Hints>,
     pub peers: Arc<Peers>,
-    pub ring: Arc<Ring>,
+    pub cluster: Cluster,
     pub liveness: Arc<dyn Liveness>,
     pub me: NodeInfo,
 }
@@ -54,7 +54,7 @@ impl Delivery {
     pub fn spawn_all(self, shutdown: watch::Receiver<bool>) {
         let net = Arc::new(Net {
             peers: self.peers,
-            ring: self.ring,
+            cluster: self.cluster,
             liveness: self.liveness,
         });
         for dest in self.hints.destinations() {

@@ -120,7 +120,7 @@ impl Drop for Intent {
 /// the intents to [`rollback`].
 pub fn intend(
     hints: &Arc<Hints>,
-    targets: &[NodeIdx],
+    targets: &[(NodeIdx, String)],
     keyspace: &str,
     key: &[u8],
     set: &SiblingSet,
@@ -132,8 +132,8 @@ pub fn intend(
     }
     let mut record = Vec::with_capacity(set.encoded_len());
     set.encode(&mut record);
-    for &target in targets {
-        let node = hints.ring.node(target).id.clone();
+    for (target, node) in targets {
+        let (target, node) = (*target, node.clone());
         let dest = Dest::Node(node.clone());
         let entry = super::new_entry(keyspace, key, record.clone(), node, 0);
         let queued = hints.store.enqueue(&dest, Lane::Backlog, entry, batch);
@@ -162,7 +162,7 @@ pub fn rollback(intents: Vec<Intent>) {
 /// Intents written at once (not inside another batch), on a blocking thread.
 pub async fn intend_now(
     hints: &Arc<Hints>,
-    targets: &[NodeIdx],
+    targets: &[(NodeIdx, String)],
     keyspace: &str,
     key: &[u8],
     set: &SiblingSet,
@@ -188,15 +188,16 @@ mod tests {
     use crate::engine::Engine;
     use crate::hints::testing::{on_disk, ThreadsEngine};
     use crate::hints::HintsConfig;
-    use crate::ring::Ring;
     use crate::topology::Topology;
     use crate::version::{ActorId, CausalContext};
 
-    fn setup(engine: Arc<dyn Engine>) -> (Arc<Hints>, NodeIdx, Dest) {
-        let ring = Arc::new(Ring::new(&Topology::dev()));
-        let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
-        let peer = ring.node_by_id("dc1-n2").expect("dev topology").idx;
-        let h = Hints::open(engine, ring, me, HintsConfig::default()).expect("open");
+    fn setup(engine: Arc<dyn Engine>) -> (Arc<Hints>, (NodeIdx, String), Dest) {
+        let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
+        let view = cluster.current();
+        let me = view.me().expect("dev topology").clone();
+        let peer = view.node("dc1-n2").expect("dev topology").idx;
+        let h = Hints::open(engine, cluster.clone(), me, HintsConfig::default()).expect("open");
+        let peer = (peer, "dc1-n2".to_string());
         (Arc::new(h), peer, Dest::Node("dc1-n2".into()))
     }
 
@@ -215,7 +216,15 @@ mod tests {
         let engine: Arc<dyn Engine> = Arc::new(ThreadsEngine::new());
         let (h, peer, dest) = setup(engine.clone());
         let mut b = WriteBatch::new();
-        let mut i = intend(&h, &[peer], "default", b"k", &set(), &mut b).expect("intend");
+        let mut i = intend(
+            &h,
+            std::slice::from_ref(&peer),
+            "default",
+            b"k",
+            &set(),
+            &mut b,
+        )
+        .expect("intend");
         engine.write(b).expect("commit");
         let a = i.pop().expect("one intent");
         let seq = on_disk(&h.store, &dest)[0];
@@ -224,8 +233,8 @@ mod tests {
         assert!(on_disk(&h.store, &dest).is_empty() && !h.in_flight(seq));
         assert_eq!(h.backlog_entries(&dest), 0);
 
-        let failed = intend_now(&h, &[peer], "default", b"k", &set()).await;
-        let dropped = intend_now(&h, &[peer], "default", b"k2", &set()).await;
+        let failed = intend_now(&h, std::slice::from_ref(&peer), "default", b"k", &set()).await;
+        let dropped = intend_now(&h, std::slice::from_ref(&peer), "default", b"k2", &set()).await;
         failed.expect("intend").into_iter().for_each(Intent::failed);
         drop(dropped);
         let left = on_disk(&h.store, &dest);
@@ -234,7 +243,15 @@ mod tests {
         assert_eq!(h.backlog_entries(&dest), 2);
 
         let mut lost = WriteBatch::new();
-        let i = intend(&h, &[peer], "default", b"k3", &set(), &mut lost).expect("intend");
+        let i = intend(
+            &h,
+            std::slice::from_ref(&peer),
+            "default",
+            b"k3",
+            &set(),
+            &mut lost,
+        )
+        .expect("intend");
         rollback(i);
         assert_eq!(
             h.backlog_entries(&dest),
@@ -250,7 +267,7 @@ mod tests {
     async fn done_writes_off_the_async_thread() {
         let engine = Arc::new(ThreadsEngine::new());
         let (h, peer, _) = setup(engine.clone());
-        let mut i = intend_now(&h, &[peer], "default", b"k", &set())
+        let mut i = intend_now(&h, std::slice::from_ref(&peer), "default", b"k", &set())
             .await
             .expect("intend");
         engine.writers.lock().clear();

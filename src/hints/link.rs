@@ -9,9 +9,9 @@
 use super::queue::Dest;
 use crate::coordinator::Liveness;
 use crate::proto::v1::internode::{StreamAck, StreamBatch};
-use crate::ring::Ring;
 use crate::topology::NodeIdx;
 use crate::transport::{OutboundStream, Peers, TransportError};
+use crate::view::Cluster;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,11 +43,13 @@ pub trait Wire: Send + 'static {
     fn next_ack(&mut self) -> impl Future<Output = Result<StreamAck, TransportError>> + Send;
 }
 
-/// The network.
+/// The network. A [`NodeIdx`] here is resolved in the view in force at
+/// each call (a stream whose index names another node after a membership
+/// change is reopened when that node looks down).
 #[derive(Clone)]
 pub struct Net {
     pub peers: Arc<Peers>,
-    pub ring: Arc<Ring>,
+    pub cluster: Cluster,
     pub liveness: Arc<dyn Liveness>,
 }
 
@@ -55,21 +57,33 @@ impl Link for Net {
     type Stream = OutboundStream;
 
     async fn open(&self, to: NodeIdx) -> Result<OutboundStream, TransportError> {
-        self.peers.open_stream(to, Duration::from_secs(5)).await
+        let view = self.cluster.current();
+        let Some(peer) = view.members().get(to.0 as usize) else {
+            return Err(TransportError::NotSent {
+                peer: to.to_string(),
+                message: format!("not a member of layout v{}", view.version()),
+            });
+        };
+        self.peers
+            .open_stream(to, peer, Duration::from_secs(5))
+            .await
     }
 
     fn is_up(&self, n: NodeIdx) -> bool {
-        self.liveness.is_up(n)
+        let view = self.cluster.current();
+        (view.members().get(n.0 as usize)).is_some_and(|p| self.liveness.is_up(&p.id))
     }
 
     fn live(&self, dest: &Dest) -> Vec<NodeIdx> {
+        let view = self.cluster.current();
         match dest {
-            Dest::Node(id) => (self.ring.node_by_id(id).map(|n| n.idx))
-                .filter(|&n| self.is_up(n))
+            Dest::Node(id) => (view.node(id))
+                .filter(|n| self.liveness.is_up(&n.id))
+                .map(|n| n.idx)
                 .into_iter()
                 .collect(),
-            Dest::Dc(dc) => (self.ring.nodes().iter())
-                .filter(|n| &n.dc == dc && self.is_up(n.idx))
+            Dest::Dc(dc) => (view.members().iter())
+                .filter(|n| &n.dc == dc && self.liveness.is_up(&n.id))
                 .map(|n| n.idx)
                 .collect(),
         }

@@ -147,7 +147,7 @@ impl Appended {
 #[allow(clippy::too_many_arguments)]
 pub fn append_update(
     hints: &Arc<Hints>,
-    local: &[NodeIdx],
+    local: &[(NodeIdx, String)],
     dcs: &[String],
     wait_for: &[Awaited],
     keyspace: &str,

@@ -20,10 +20,10 @@ use crate::proto::v1::internode::{
     EntryAck, ReplicaWriteRequest, StreamAck, StreamBatch, StreamEntry,
 };
 use crate::replica::Replica;
-use crate::ring::Ring;
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::Peers;
 use crate::version::SiblingSet;
+use crate::view::{Cluster, ClusterView};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub const REPLAY_PERMITS: usize = 32;
 pub struct Receiver {
     pub hints: Arc<Hints>,
     pub peers: Arc<Peers>,
-    pub ring: Arc<Ring>,
+    pub cluster: Cluster,
     pub replica: Arc<Replica>,
     pub liveness: Arc<dyn Liveness>,
     pub me: NodeInfo,
@@ -109,14 +109,15 @@ impl Receiver {
                 refused: false,
             };
         }
-        let Ok(replicas) = self.ring.replicas(&e.keyspace, &e.key) else {
+        let view = self.cluster.current();
+        let Some((targets, pending)) = self.targets(&view, &e) else {
             tracing::error!(keyspace = %e.keyspace, "stream entry for an unknown keyspace; refused");
             return refused(seq);
         };
-        let targets = replicas.in_dc(&self.me.dc).to_vec();
+        // blockFor + pending: each pending replica here needs one more ack.
         let need = match e.need_acks as usize {
             0 => targets.len(),
-            n => n.min(targets.len()),
+            n => (n + pending).min(targets.len()),
         };
         let (replicas, durable) = self.apply_to(targets, need, e, set).await;
         EntryAck {
@@ -137,45 +138,49 @@ impl Receiver {
     /// waits for every replica instead.
     async fn apply_to(
         &self,
-        targets: Vec<NodeIdx>,
+        targets: Vec<NodeInfo>,
         need: usize,
         e: StreamEntry,
         set: SiblingSet,
     ) -> (u32, bool) {
         let (e, set) = (Arc::new(e), Arc::new(set));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        for &n in &targets {
+        for n in &targets {
             let (r, e, set, tx) = (self.clone(), e.clone(), set.clone(), tx.clone());
+            let n = n.clone();
             let span = tracing::Span::current();
             tokio::spawn(tracing::Instrument::instrument(
                 async move {
-                    let _ = tx.send((n, r.apply_at(n, &e, &set).await));
+                    let ok = r.apply_at(&n, &e, &set).await;
+                    let _ = tx.send((n, ok));
                 },
                 span,
             ));
         }
         drop(tx);
-        let mut pending: Vec<NodeIdx> = targets;
+        let mut pending: Vec<NodeInfo> = targets;
         let (mut applied, mut hinted_all) = (0usize, true);
         let mut stragglers = Vec::new();
         while let Some((n, ok)) = rx.recv().await {
-            pending.retain(|&m| m != n);
+            pending.retain(|m| m.id != n.id);
             if ok {
                 applied += 1;
-            } else if n == self.me.idx {
+            } else if n.id == self.me.id {
                 // A hint for ourselves would never be delivered: not
                 // durable, the sender keeps the entry and resends it.
                 hinted_all = false;
             } else {
                 hinted_all &= self
                     .hints
-                    .hint_node(n, &e.keyspace, &e.key, &set)
+                    .hint_node(&n.id, &e.keyspace, &e.key, &set)
                     .await
                     .is_ok();
             }
-            let me_pending = pending.contains(&self.me.idx);
+            let me_pending = pending.iter().any(|m| m.id == self.me.id);
             if applied >= need && !me_pending && !pending.is_empty() {
-                match intent::intend_now(&self.hints, &pending, &e.keyspace, &e.key, &set).await {
+                let targets: Vec<(NodeIdx, String)> =
+                    pending.iter().map(|m| (m.idx, m.id.clone())).collect();
+                match intent::intend_now(&self.hints, &targets, &e.keyspace, &e.key, &set).await {
                     Ok(i) => {
                         stragglers = i;
                         break;
@@ -191,7 +196,7 @@ impl Receiver {
         if !stragglers.is_empty() || !pending.is_empty() {
             tokio::spawn(async move {
                 while let Some((n, ok)) = rx.recv().await {
-                    if let Some(at) = stragglers.iter().position(|i| i.target == n) {
+                    if let Some(at) = stragglers.iter().position(|i| i.target == n.idx) {
                         let i = stragglers.swap_remove(at);
                         if ok {
                             i.done().await
@@ -206,11 +211,11 @@ impl Receiver {
     }
 
     /// Applies `e` at replica `n`; whether it was applied.
-    async fn apply_at(&self, n: NodeIdx, e: &StreamEntry, set: &SiblingSet) -> bool {
-        if n == self.me.idx {
+    async fn apply_at(&self, n: &NodeInfo, e: &StreamEntry, set: &SiblingSet) -> bool {
+        if n.id == self.me.id {
             return self.apply_local(&e.keyspace, &e.key, set.clone()).await;
         }
-        if !self.liveness.is_up(n) {
+        if !self.liveness.is_up(&n.id) {
             return false;
         }
         let msg = ReplicaWriteRequest {
@@ -223,6 +228,27 @@ impl Receiver {
             .replica_write(n, msg, Duration::from_secs(5))
             .await
             .is_ok()
+    }
+
+    /// This datacenter's replicas of the entry's key in `view`: the current
+    /// owners, then the pending replicas of a movement in progress, with how
+    /// many are pending. `None` for an unknown keyspace.
+    fn targets(&self, view: &ClusterView, e: &StreamEntry) -> Option<(Vec<NodeInfo>, usize)> {
+        let token = crate::ring::token_of(&e.key);
+        let owners = view.ring.replicas_for_token(&e.keyspace, token).ok()?;
+        let mut out: Vec<NodeInfo> = owners
+            .in_dc(&self.me.dc)
+            .iter()
+            .map(|&n| view.ring.node(n).clone())
+            .collect();
+        let before = out.len();
+        for d in view.pending.for_token(&e.keyspace, token) {
+            if d.dc == self.me.dc {
+                out.extend(d.nodes.iter().map(|&n| view.ring.node(n).clone()));
+            }
+        }
+        let pending = out.len() - before;
+        Some((out, pending))
     }
 
     async fn apply_local(&self, ks: &str, key: &[u8], set: SiblingSet) -> bool {

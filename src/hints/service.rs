@@ -13,9 +13,9 @@ use super::waiters::{StreamWait, Waiters};
 use super::{awaits, new_entry, Appended, Awaited, HintsConfig};
 use crate::engine::{Engine, WriteBatch};
 use crate::error::GeokvError;
-use crate::ring::Ring;
-use crate::topology::{NodeIdx, NodeInfo};
+use crate::topology::NodeInfo;
 use crate::version::SiblingSet;
+use crate::view::Cluster;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// The node's hinted queues.
 pub struct Hints {
     pub(crate) store: Arc<Store>,
-    pub(crate) ring: Arc<Ring>,
+    pub(crate) cluster: Cluster,
     me: NodeInfo,
     /// One wake-up per destination queue and lane (a stored permit, so a
     /// wake-up while the task is busy is not lost).
@@ -39,14 +39,13 @@ impl Hints {
     /// Opens the queues of `me`, rebuilding backlog counters from disk.
     pub fn open(
         engine: Arc<dyn Engine>,
-        ring: Arc<Ring>,
-        me: NodeIdx,
+        cluster: Cluster,
+        me: NodeInfo,
         config: HintsConfig,
     ) -> Result<Self, GeokvError> {
-        let me = ring.node(me).clone();
         let mut hints = Hints {
             store: Arc::new(Store::open(engine, config)?),
-            ring,
+            cluster,
             me,
             wake: BTreeMap::new(),
             waiters: Waiters::default(),
@@ -166,12 +165,12 @@ impl Hints {
     /// blocking thread.
     pub async fn hint_node(
         &self,
-        target: NodeIdx,
+        node: &str,
         keyspace: &str,
         key: &[u8],
         set: &SiblingSet,
     ) -> Result<(), GeokvError> {
-        let node = self.ring.node(target).id.clone();
+        let node = node.to_string();
         let mut record = Vec::with_capacity(set.encoded_len());
         set.encode(&mut record);
         let dest = Dest::Node(node.clone());
@@ -262,10 +261,11 @@ impl Hints {
         self.store.counts.total()
     }
 
-    /// Queues this node delivers: every remote datacenter with replicas and
-    /// every peer of our own datacenter.
+    /// Queues this node delivers in the view in force: every remote
+    /// datacenter with replicas and every peer of our own datacenter.
     pub fn destinations(&self) -> Vec<Dest> {
-        let mut v: Vec<Dest> = self
+        let view = self.cluster.current();
+        let mut v: Vec<Dest> = view
             .ring
             .topology()
             .datacenter_names()
@@ -274,10 +274,10 @@ impl Hints {
             .map(Dest::Dc)
             .collect();
         v.extend(
-            self.ring
+            view.ring
                 .nodes()
                 .iter()
-                .filter(|n| n.dc == self.me.dc && n.idx != self.me.idx)
+                .filter(|n| n.dc == self.me.dc && n.id != self.me.id)
                 .map(|n| Dest::Node(n.id.clone())),
         );
         v
@@ -293,9 +293,9 @@ mod tests {
     use crate::version::{ActorId, CausalContext};
 
     fn hints(engine: Arc<dyn Engine>) -> Hints {
-        let ring = Arc::new(Ring::new(&Topology::dev()));
-        let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
-        Hints::open(engine, ring, me, HintsConfig::default()).expect("open")
+        let cluster = Cluster::fixed(&Topology::dev(), "dc1-n1");
+        let me = cluster.current().me().expect("dev topology").clone();
+        Hints::open(engine, cluster, me, HintsConfig::default()).expect("open")
     }
 
     fn record() -> SiblingSet {

@@ -7,6 +7,7 @@
 //! [`Gossiper::handle_digest`] call in tests). The algorithms stay in
 //! `state.rs` and `select.rs`; this file only sequences and locks.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use tracing::{debug, instrument};
 use super::config::MembershipConfig;
 use super::state::{Membership, MembershipError, MergeOutcome, PeerInfo, PeerStatus};
 use crate::proto::v1::internode::GossipDigest;
-use crate::topology::{NodeIdx, NodeInfo, Topology};
+use crate::topology::{NodeInfo, Topology};
 
 /// Where membership gets "now" from: monotonic milliseconds since an
 /// arbitrary origin. Injected so simulations and tests control time.
@@ -100,9 +101,9 @@ pub struct Gossiper {
 struct Inner {
     /// The table. Every method locks it briefly; never held across `.await`.
     table: Mutex<Membership>,
-    /// The topology's nodes, index-aligned with the table; handed to
-    /// `exchange` so the caller knows where to dial.
-    nodes: Vec<NodeInfo>,
+    /// The members, by id; handed to `exchange` so the caller knows where
+    /// to dial.
+    nodes: Mutex<HashMap<String, NodeInfo>>,
     /// Source of `now` for every table call.
     clock: Arc<dyn Clock>,
     /// Round period; also the deadline for one round's exchanges.
@@ -112,7 +113,7 @@ struct Inner {
 impl std::fmt::Debug for Gossiper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gossiper")
-            .field("nodes", &self.inner.nodes.len())
+            .field("nodes", &self.inner.nodes.lock().len())
             .field("interval", &self.inner.interval)
             .finish_non_exhaustive()
     }
@@ -156,10 +157,11 @@ impl Gossiper {
         let interval = Duration::from_millis(config.gossip_interval_ms);
         let peers = nodes.iter().map(PeerInfo::from);
         let table = Membership::new(config, peers, self_id, generation, clock.now_ms())?;
+        let nodes = nodes.into_iter().map(|n| (n.id.clone(), n)).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 table: Mutex::new(table),
-                nodes,
+                nodes: Mutex::new(nodes),
                 clock,
                 interval,
             }),
@@ -193,26 +195,30 @@ impl Gossiper {
         let (peers, digest) = {
             let mut table = self.inner.table.lock();
             table.tick(now);
-            (table.plan_round(now, rng), table.digest())
+            let ids: Vec<String> = (table.plan_round(now, rng).into_iter())
+                .map(|i| table.peer(i).id.clone())
+                .collect();
+            (ids, table.digest())
         };
+        let nodes = self.inner.nodes.lock();
         peers
             .into_iter()
-            .map(|i| (self.inner.nodes[i].clone(), digest.clone()))
+            .filter_map(|id| nodes.get(&id).map(|n| (n.clone(), digest.clone())))
             .collect()
+    }
+
+    /// Follows a new layout: gossip with exactly `members` (ourselves
+    /// kept), keeping what is known of the nodes that stay.
+    pub fn set_members(&self, members: &[NodeInfo]) {
+        let mut table = self.inner.table.lock();
+        table.set_members(members.iter().map(PeerInfo::from).collect());
+        *self.inner.nodes.lock() = members.iter().map(|n| (n.id.clone(), n.clone())).collect();
     }
 
     /// Whether `node_id` is up now (ourselves: always; unknown ids: never).
     pub fn is_up(&self, node_id: &str) -> bool {
         let now = self.inner.clock.now_ms();
         self.inner.table.lock().is_up_id(node_id, now)
-    }
-
-    /// Whether node `idx` is up now; indices outside the topology are down.
-    pub fn is_up_idx(&self, idx: NodeIdx) -> bool {
-        let now = self.inner.clock.now_ms();
-        let table = self.inner.table.lock();
-        let i = idx.0 as usize;
-        i < table.len() && table.is_up(i, now)
     }
 
     /// Every node's status now, in topology order.

@@ -303,6 +303,8 @@ impl Membership {
                     heartbeat: n.heartbeat,
                 })
                 .collect(),
+            // Stamped by the node (see `view::sync`), not by membership.
+            ..GossipDigest::default()
         }
     }
 
@@ -373,6 +375,47 @@ impl Membership {
             }
         }
         changes
+    }
+
+    /// Follows a new layout: `infos` become the table (ourselves kept even
+    /// if absent); nodes already known keep their state, new ones start
+    /// never-heard, and nodes no longer listed are forgotten.
+    pub fn set_members(&mut self, infos: Vec<PeerInfo>) {
+        let my_id = self.nodes[self.me].info.id.clone();
+        let mut old: HashMap<String, Node> = self
+            .nodes
+            .drain(..)
+            .map(|n| (n.info.id.clone(), n))
+            .collect();
+        let mut me = old.remove(&my_id);
+        let my_dc = me
+            .as_ref()
+            .expect("we are in our own table")
+            .info
+            .dc
+            .clone();
+        let mut nodes = Vec::with_capacity(infos.len() + 1);
+        for info in infos {
+            if info.id == my_id {
+                nodes.extend(me.take());
+                continue;
+            }
+            let node = old.remove(&info.id).unwrap_or_else(|| Node {
+                same_dc: info.dc == my_dc,
+                info: info.clone(),
+                generation: 0,
+                heartbeat: 0,
+                detector: PhiDetector::new(self.params),
+                up: true,
+            });
+            nodes.push(node);
+        }
+        nodes.extend(me);
+        self.by_id = (nodes.iter().enumerate())
+            .map(|(i, n)| (n.info.id.clone(), i))
+            .collect();
+        self.me = self.by_id[&my_id];
+        self.nodes = nodes;
     }
 
     /// Picks this round's gossip partners by the verdicts at `now`: see

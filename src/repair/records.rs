@@ -176,7 +176,6 @@ mod tests {
     use crate::engine::Limits;
     use crate::hints::queue::Dest;
     use crate::hints::{Hints, HintsConfig};
-    use crate::ring::Ring;
     use crate::topology::Topology;
 
     fn record(hints: &Hints, engine: &dyn Engine, key: &[u8], dest: Dest) {
@@ -196,9 +195,9 @@ mod tests {
     #[test]
     fn records_accumulate_and_a_pass_deletes_only_what_it_loaded() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
-        let ring = Arc::new(Ring::new(&Topology::dev()));
-        let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
-        let hints = Hints::open(engine.clone(), ring, me, HintsConfig::default()).expect("open");
+        let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
+        let me = cluster.current().me().expect("dev topology").clone();
+        let hints = Hints::open(engine.clone(), cluster, me, HintsConfig::default()).expect("open");
         record(&hints, &*engine, b"k", Dest::Node("dc1-n2".into()));
         record(&hints, &*engine, b"k", Dest::Dc("dc2".into()));
         let loaded = load_records(&*engine).expect("load");

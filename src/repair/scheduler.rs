@@ -98,7 +98,6 @@ impl Summary {
 
 /// This node's anti-entropy: share it in an `Arc` (node task and admin port).
 pub struct Repair {
-    me: NodeIdx,
     io: SessionIo,
     liveness: Arc<dyn Liveness>,
     config: RepairConfig,
@@ -125,18 +124,12 @@ impl Drop for Running {
 }
 
 impl Repair {
-    pub fn new(
-        me: NodeIdx,
-        io: SessionIo,
-        liveness: Arc<dyn Liveness>,
-        config: RepairConfig,
-    ) -> Self {
+    pub fn new(io: SessionIo, liveness: Arc<dyn Liveness>, config: RepairConfig) -> Self {
         let engine = io.replica.engine().clone();
         let clock = SweepClock::open(engine, config.interval, now_ms())
             .inspect_err(|e| tracing::warn!(error = %e, "sweep times unreadable"))
             .ok();
         Repair {
-            me,
             io,
             liveness,
             config,
@@ -147,7 +140,8 @@ impl Repair {
 
     /// Keyspaces to repair: `only`, or all; an unknown name is an error.
     fn keyspaces(&self, only: Option<&str>) -> Result<Vec<String>, RepairError> {
-        let all = &self.io.ring.topology().keyspaces;
+        let ring = self.io.ring();
+        let all = &ring.topology().keyspaces;
         match only {
             Some(k) if all.contains_key(k) => Ok(vec![k.to_string()]),
             Some(k) => Err(crate::ring::RingError::UnknownKeyspace(k.to_string()).into()),
@@ -165,7 +159,7 @@ impl Repair {
         let started = Instant::now();
         let mut total = self.recorded_pass(keyspace).await?;
         for ks in &keyspaces {
-            let plan = sweep_plan(&self.io.ring, ks, self.me)?;
+            let plan = sweep_plan(&self.io.ring(), ks, self.io.me())?;
             total.add(self.sweep_ranges(ks, plan).await);
         }
         total.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -213,7 +207,7 @@ impl Repair {
         let now = now_ms();
         let mut due = Vec::new();
         for ks in self.keyspaces(None).unwrap_or_default() {
-            for p in sweep_plan(&self.io.ring, &ks, self.me).unwrap_or_default() {
+            for p in sweep_plan(&self.io.ring(), &ks, self.io.me()).unwrap_or_default() {
                 if clock.is_due(&ks, p.range, now).unwrap_or(false) {
                     due.push((ks.clone(), p));
                 }
@@ -252,7 +246,7 @@ impl Repair {
             }
             let table = tables
                 .entry(r.keyspace.clone())
-                .or_insert_with(|| RangeTable::new(&self.io.ring, &r.keyspace).ok());
+                .or_insert_with(|| RangeTable::new(&self.io.ring(), &r.keyspace).ok());
             match table.as_ref().and_then(|t| t.find(r.token)) {
                 Some((i, plan)) => groups
                     .entry(r.keyspace.clone())
@@ -276,7 +270,7 @@ impl Repair {
         let mut work: Vec<(String, RangePlan, Vec<Recorded>)> = Vec::new();
         for (ks, table) in &tables {
             let Some(table) = table else { continue };
-            let sweep = sweep_plan(&self.io.ring, ks, self.me)?;
+            let sweep = sweep_plan(&self.io.ring(), ks, self.io.me())?;
             let mine = groups
                 .remove(ks)
                 .unwrap_or_default()
@@ -291,7 +285,7 @@ impl Repair {
         for (ks, plan, recs) in work {
             let mut targets: Vec<NodeIdx> = recs
                 .iter()
-                .flat_map(|r| r.targets(&self.io.ring, &plan.replicas))
+                .flat_map(|r| r.targets(&self.io.ring(), &plan.replicas))
                 .collect();
             targets.sort_unstable();
             targets.dedup();
@@ -337,8 +331,11 @@ impl Repair {
             ranges: 1,
             ..Summary::default()
         };
-        let is_down = |side: Side| matches!(side, Side::Peer(n) if !self.liveness.is_up(n));
-        let pairs = pairs(&self.io.ring, self.me, &plan.replicas, targets);
+        let is_down = |side: Side| match side {
+            Side::Peer(n) => !self.io.peer(n).is_some_and(|p| self.liveness.is_up(&p.id)),
+            Side::Local => false,
+        };
+        let pairs = pairs(&self.io.ring(), self.io.me(), &plan.replicas, targets);
         if all_or_nothing && pairs.iter().any(|(a, b)| is_down(*a) || is_down(*b)) {
             s.peers_skipped = pairs.len() as u64;
             return (s, false);
@@ -430,20 +427,22 @@ mod tests {
     use crate::transport::Peers;
 
     /// Only this node is believed up: every session is skipped, quickly.
-    struct OnlyMe(NodeIdx);
+    struct OnlyMe(String);
     impl Liveness for OnlyMe {
-        fn is_up(&self, n: NodeIdx) -> bool {
+        fn is_up(&self, n: &str) -> bool {
             n == self.0
         }
     }
 
     fn repair(engine: Arc<dyn Engine>, interval: Duration) -> (Arc<Repair>, Arc<Ring>, NodeIdx) {
-        let ring = Arc::new(Ring::new(&Topology::dev()));
-        let me = ring.node_by_id("dc1-n1").expect("dev topology").idx;
+        let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
+        let ring = cluster.current().ring.clone();
+        let me_info = ring.node_by_id("dc1-n1").expect("dev topology").clone();
+        let me = me_info.idx;
         let io = SessionIo {
-            ring: ring.clone(),
+            cluster,
             replica: Arc::new(Replica::new(engine, "dc1-n1", 64)),
-            peers: Arc::new(Peers::new(&ring, me, Arc::new(Faults::new(false)))),
+            peers: Arc::new(Peers::new(me_info, Arc::new(Faults::new(false)))),
             limits: SessionLimits::default(),
         };
         let config = RepairConfig {
@@ -451,7 +450,7 @@ mod tests {
             recorded_poll: Duration::from_millis(10),
             ..RepairConfig::default()
         };
-        let r = Repair::new(me, io, Arc::new(OnlyMe(me)), config);
+        let r = Repair::new(io, Arc::new(OnlyMe("dc1-n1".into())), config);
         (Arc::new(r), ring, me)
     }
 

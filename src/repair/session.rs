@@ -16,8 +16,10 @@ use super::plan::Side;
 use crate::proto::v1::internode::{MerkleRequest, RangeScanRequest, ReplicaWriteRequest};
 use crate::replica::Replica;
 use crate::ring::{Ring, TokenRange};
+use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::Peers;
 use crate::version::SiblingSet;
+use crate::view::Cluster;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +60,10 @@ pub struct SessionStats {
 
 /// The engine, peers and limits a session works with.
 pub struct SessionIo {
-    pub ring: Arc<Ring>,
+    /// Each pass and session places ranges in the view in force when it
+    /// looks (anti-entropy under one layout version per pass is left to
+    /// the movement work).
+    pub cluster: Cluster,
     pub replica: Arc<Replica>,
     pub peers: Arc<Peers>,
     pub limits: SessionLimits,
@@ -72,10 +77,33 @@ fn direction(side: Side) -> &'static str {
 }
 
 impl SessionIo {
+    /// The ring of the view in force.
+    pub fn ring(&self) -> Arc<Ring> {
+        self.cluster.current().ring.clone()
+    }
+
+    /// This node in the view in force ([`crate::view::NOT_A_MEMBER`] if it
+    /// is not a member).
+    pub fn me(&self) -> NodeIdx {
+        self.cluster.current().me_idx()
+    }
+
+    /// Node `n` of the view in force.
+    pub fn peer(&self, n: NodeIdx) -> Option<NodeInfo> {
+        self.cluster.current().members().get(n.0 as usize).cloned()
+    }
+
+    fn peer_or_err(&self, n: NodeIdx) -> Result<NodeInfo, RepairError> {
+        self.peer(n).ok_or_else(|| RepairError::BadReply {
+            peer: n.to_string(),
+            detail: "not a member of the layout any more".to_string(),
+        })
+    }
+
     fn name(&self, side: Side) -> String {
         match side {
             Side::Local => self.peers.me().id.clone(),
-            Side::Peer(n) => self.ring.node(n).id.clone(),
+            Side::Peer(n) => self.peer(n).map_or_else(|| n.to_string(), |p| p.id),
         }
     }
 
@@ -106,7 +134,7 @@ impl SessionIo {
                 };
                 let r = self
                     .peers
-                    .merkle(n, req, self.limits.merkle_timeout)
+                    .merkle(&self.peer_or_err(n)?, req, self.limits.merkle_timeout)
                     .await?;
                 Ok(r.leaves)
             }
@@ -151,7 +179,7 @@ impl SessionIo {
                 };
                 let r = self
                     .peers
-                    .range_scan(n, req, self.limits.call_timeout)
+                    .range_scan(&self.peer_or_err(n)?, req, self.limits.call_timeout)
                     .await?;
                 let rows = r
                     .items
@@ -187,6 +215,7 @@ impl SessionIo {
                     .await?;
             }
             Side::Peer(to) => {
+                let to = &self.peer_or_err(to)?;
                 futures::stream::iter(rows)
                     .map(|(key, set)| {
                         let mut record = Vec::with_capacity(set.encoded_len());

@@ -14,9 +14,10 @@ pub use stream::OutboundStream;
 
 use crate::proto::v1::internode::internode_client::InternodeClient;
 use crate::proto::v1::internode::*;
-use crate::ring::Ring;
-use crate::topology::{NodeIdx, NodeInfo};
+use crate::topology::NodeInfo;
 use faults::Faults;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -114,38 +115,39 @@ fn connect_failed(s: &tonic::Status) -> bool {
     false
 }
 
-/// Connections to every other node of the cluster.
+/// Connections to the other members of the cluster, by node id: a lazy
+/// channel is made the first time a member is called (or re-made when its
+/// peer address changed) and dropped when it leaves the view
+/// ([`Peers::retain`]). Callers name the peer by its [`NodeInfo`] from the
+/// view their request loaded.
 pub struct Peers {
     me: NodeInfo,
-    nodes: Vec<NodeInfo>,
-    /// One channel per node, indexed by `NodeIdx`; `None` for ourselves.
-    channels: Vec<Option<Channel>>,
+    channels: parking_lot::Mutex<HashMap<String, (SocketAddr, Channel)>>,
     faults: Arc<Faults>,
 }
 
 impl Peers {
-    /// Builds lazy channels to every peer of `ring` (nothing connects yet).
-    pub fn new(ring: &Ring, me: NodeIdx, faults: Arc<Faults>) -> Self {
-        let nodes = ring.nodes().to_vec();
-        let channels = nodes
-            .iter()
-            .map(|n| {
-                (n.idx != me).then(|| {
-                    Endpoint::from_shared(format!("http://{}", n.peer_address))
-                        .expect("socket address forms a valid URI")
-                        .connect_timeout(Duration::from_millis(500))
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(10))
-                        .connect_lazy()
-                })
-            })
-            .collect();
+    /// No connection yet; `me` is this node (its `idx` is not used).
+    pub fn new(me: NodeInfo, faults: Arc<Faults>) -> Self {
         Peers {
-            me: ring.node(me).clone(),
-            nodes,
-            channels,
+            me,
+            channels: parking_lot::Mutex::new(HashMap::new()),
             faults,
         }
+    }
+
+    /// Drops the channels of nodes that are not members of `view` any more.
+    pub fn retain(&self, view: &crate::view::ClusterView) {
+        self.channels
+            .lock()
+            .retain(|id, (addr, _)| view.node(id).is_some_and(|n| n.peer_address == *addr));
+    }
+
+    /// Nodes with a channel now (tests, diagnostics).
+    pub fn connected(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.channels.lock().keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// This node.
@@ -158,10 +160,17 @@ impl Peers {
         &self.faults
     }
 
-    fn client(&self, to: NodeIdx) -> InternodeClient<Channel> {
-        let ch = self.channels[to.0 as usize]
-            .clone()
-            .expect("never called for ourselves");
+    fn client(&self, to: &NodeInfo) -> InternodeClient<Channel> {
+        let ch = {
+            let mut channels = self.channels.lock();
+            let entry = channels
+                .entry(to.id.clone())
+                .or_insert_with(|| (to.peer_address, lazy_channel(to.peer_address)));
+            if entry.0 != to.peer_address {
+                *entry = (to.peer_address, lazy_channel(to.peer_address));
+            }
+            entry.1.clone()
+        };
         InternodeClient::new(ch)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20)
@@ -180,7 +189,7 @@ impl Peers {
     /// Runs one unary call to `to` with fault injection and a deadline.
     async fn call<T, R, F, Fut>(
         &self,
-        to: NodeIdx,
+        to: &NodeInfo,
         msg: T,
         timeout: Duration,
         f: F,
@@ -189,7 +198,7 @@ impl Peers {
         F: FnOnce(InternodeClient<Channel>, tonic::Request<T>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     {
-        let peer = &self.nodes[to.0 as usize];
+        let peer = to;
         let delay = self
             .faults
             .outgoing(&self.me, peer)
@@ -222,7 +231,7 @@ impl Peers {
     /// Merges `record` (an encoded sibling set) into `to`'s copy of the key.
     pub async fn replica_write(
         &self,
-        to: NodeIdx,
+        to: &NodeInfo,
         req: ReplicaWriteRequest,
         timeout: Duration,
     ) -> Result<(), TransportError> {
@@ -237,7 +246,7 @@ impl Peers {
     /// it and answers with the outcome.
     pub async fn coordinate_write(
         &self,
-        to: NodeIdx,
+        to: &NodeInfo,
         req: CoordinateWriteRequest,
         timeout: Duration,
     ) -> Result<CoordinateWriteResponse, TransportError> {
@@ -250,7 +259,7 @@ impl Peers {
     /// Reads `to`'s copy of a key.
     pub async fn replica_read(
         &self,
-        to: NodeIdx,
+        to: &NodeInfo,
         req: ReplicaReadRequest,
         timeout: Duration,
     ) -> Result<ReplicaReadResponse, TransportError> {
@@ -263,7 +272,7 @@ impl Peers {
     /// The Merkle leaves of `to`'s copy of a token range (anti-entropy).
     pub async fn merkle(
         &self,
-        to: NodeIdx,
+        to: &NodeInfo,
         req: MerkleRequest,
         timeout: Duration,
     ) -> Result<MerkleResponse, TransportError> {
@@ -279,7 +288,7 @@ impl Peers {
     /// One page of `to`'s rows in a token range, after `req.after_key`.
     pub async fn range_scan(
         &self,
-        to: NodeIdx,
+        to: &NodeInfo,
         req: RangeScanRequest,
         timeout: Duration,
     ) -> Result<RangeScanResponse, TransportError> {
@@ -295,7 +304,7 @@ impl Peers {
     /// One gossip exchange with `to`.
     pub async fn gossip(
         &self,
-        to: NodeIdx,
+        to: &NodeInfo,
         digest: GossipDigest,
         timeout: Duration,
     ) -> Result<GossipDigest, TransportError> {
@@ -305,6 +314,43 @@ impl Peers {
             timeout,
             |mut c, r| async move { c.gossip(r).await },
         )
+        .await
+    }
+}
+
+/// A channel to `addr` that connects on first use.
+fn lazy_channel(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("socket address forms a valid URI")
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .connect_lazy()
+}
+
+impl Peers {
+    /// `to`'s current cluster layout.
+    pub async fn get_layout(
+        &self,
+        to: &NodeInfo,
+        timeout: Duration,
+    ) -> Result<LayoutMessage, TransportError> {
+        self.call(to, GetLayoutRequest {}, timeout, |mut c, r| async move {
+            c.get_layout(r).await
+        })
+        .await
+    }
+
+    /// Hands `to` a layout proposed here.
+    pub async fn push_layout(
+        &self,
+        to: &NodeInfo,
+        msg: LayoutMessage,
+        timeout: Duration,
+    ) -> Result<PushLayoutResponse, TransportError> {
+        self.call(to, msg, timeout, |mut c, r| async move {
+            c.push_layout(r).await
+        })
         .await
     }
 }

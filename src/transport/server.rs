@@ -14,8 +14,9 @@ use crate::membership::Gossiper;
 use crate::proto::v1::internode::internode_server::Internode;
 use crate::proto::v1::internode::*;
 use crate::replica::Replica;
-use crate::ring::Ring;
 use crate::version::{CausalContext, SiblingSet};
+use crate::view::sync::LayoutSync;
+use crate::view::Cluster;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -27,7 +28,9 @@ const STREAM_WINDOW: usize = 32;
 
 /// Serves internode calls for one node.
 pub struct InternodeService {
-    pub ring: Arc<Ring>,
+    pub cluster: Cluster,
+    /// Layout versions on gossip, `GetLayout` and `PushLayout`.
+    pub layout: Arc<LayoutSync>,
     pub replica: Arc<Replica>,
     /// Coordinates writes forwarded by nodes that do not replicate the key.
     pub coordinator: Arc<Coordinator>,
@@ -44,7 +47,8 @@ impl InternodeService {
             .get(FROM_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let from_dc = match self.ring.node_by_id(from) {
+        let view = self.cluster.current();
+        let from_dc = match view.node(from) {
             Some(peer) if self.faults.incoming_cut(peer) => {
                 let mut refused =
                     Status::unavailable(format!("link from {from} cut (fault injection)"));
@@ -157,8 +161,7 @@ impl Internode for InternodeService {
             .metadata()
             .get(FROM_HEADER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|id| self.ring.node_by_id(id))
-            .cloned();
+            .and_then(|id| self.cluster.current().node(id).cloned());
         let mut inbound = req.into_inner();
         let receiver = self.receiver.clone();
         let faults = self.faults.clone();
@@ -199,7 +202,34 @@ impl Internode for InternodeService {
 
     async fn gossip(&self, req: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
         let _span = self.admit(&req, "gossip")?;
-        Ok(Response::new(self.gossiper.handle_digest(req.into_inner())))
+        let incoming = req.into_inner();
+        self.layout.observe(&incoming);
+        let mut reply = self.gossiper.handle_digest(incoming);
+        self.layout.stamp(&mut reply);
+        Ok(Response::new(reply))
+    }
+
+    async fn get_layout(
+        &self,
+        req: Request<GetLayoutRequest>,
+    ) -> Result<Response<LayoutMessage>, Status> {
+        let _span = self.admit(&req, "get_layout")?;
+        Ok(Response::new(self.layout.serve_get()))
+    }
+
+    async fn push_layout(
+        &self,
+        req: Request<LayoutMessage>,
+    ) -> Result<Response<PushLayoutResponse>, Status> {
+        let _span = self.admit(&req, "push_layout")?;
+        let from = (req.metadata().get(FROM_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        match self.layout.serve_push(&from, req.get_ref()) {
+            Ok(version) => Ok(Response::new(PushLayoutResponse { version })),
+            Err(e) => Err(Status::failed_precondition(e.to_string())),
+        }
     }
 
     async fn merkle(

@@ -39,13 +39,15 @@ pub struct OutboundStream {
 }
 
 impl Peers {
-    /// Opens a hinted stream to `to` (see [`OutboundStream`]).
+    /// Opens a hinted stream to `peer`, node `to` of the caller's view (see
+    /// [`OutboundStream`]).
     pub async fn open_stream(
         &self,
         to: NodeIdx,
+        peer: &NodeInfo,
         timeout: Duration,
     ) -> Result<OutboundStream, TransportError> {
-        let peer = self.nodes[to.0 as usize].clone();
+        let peer = peer.clone();
         self.faults
             .outgoing(&self.me, &peer)
             .map_err(|_| TransportError::Cut {
@@ -56,7 +58,7 @@ impl Peers {
         if let Ok(v) = self.me.id.parse() {
             req.metadata_mut().insert(FROM_HEADER, v);
         }
-        let mut client = self.client(to);
+        let mut client = self.client(&peer);
         let resp = tokio::time::timeout(timeout, client.stream(req))
             .await
             .map_err(|_| TransportError::Timeout {

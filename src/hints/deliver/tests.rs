@@ -8,7 +8,6 @@ use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits, WriteBatch};
 use crate::hints::{Awaited, HintsConfig};
 use crate::proto::v1::internode::{EntryAck, StreamAck};
-use crate::ring::Ring;
 use crate::topology::{NodeIdx, Topology};
 use crate::version::{ActorId, CausalContext, SiblingSet};
 use parking_lot::Mutex;
@@ -91,9 +90,10 @@ struct Rig {
 
 fn rig(live: Vec<NodeIdx>) -> Rig {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
-    let ring = Arc::new(Ring::new(&Topology::dev()));
-    let me = ring.node_by_id("dc1-n1").expect("dev topology").clone();
-    let hints = Arc::new(Hints::open(engine, ring, me.idx, HintsConfig::default()).expect("open"));
+    let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
+    let me = cluster.current().me().expect("dev topology").clone();
+    let hints =
+        Arc::new(Hints::open(engine, cluster, me.clone(), HintsConfig::default()).expect("open"));
     let (tx, opened) = mpsc::unbounded_channel();
     let link = Arc::new(FakeLink {
         live: Mutex::new(live),

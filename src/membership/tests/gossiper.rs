@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use super::node_infos;
 use crate::membership::{Gossiper, ManualClock, MembershipConfig, MembershipError, MonotonicClock};
 use crate::proto::v1::internode::GossipDigest;
-use crate::topology::{NodeIdx, Topology};
+use crate::topology::Topology;
 
 #[test]
 fn built_from_the_topology_and_indexed_by_node_idx() {
@@ -20,11 +20,25 @@ fn built_from_the_topology_and_indexed_by_node_idx() {
     let g =
         Gossiper::from_topology(MembershipConfig::default(), &topo, &me, 1, clock.clone()).unwrap();
     assert_eq!(g.snapshot().len(), topo.nodes().len());
-    assert!(g.is_up_idx(NodeIdx(0)) && g.is_up_idx(NodeIdx(1)));
-    assert!(!g.is_up_idx(NodeIdx(999)));
+    let other = topo.nodes()[1].id.clone();
+    assert!(g.is_up(&me) && g.is_up(&other));
+    assert!(!g.is_up("nobody"));
     clock.advance(60_000); // never heard from anyone
-    assert!(g.is_up_idx(NodeIdx(0)), "we are always up");
-    assert!(!g.is_up_idx(NodeIdx(1)));
+    assert!(g.is_up(&me), "we are always up");
+    assert!(!g.is_up(&other));
+
+    // A new layout: one node goes, its state is forgotten; the rest stay.
+    let mut members = topo.nodes();
+    let gone = members.remove(2).id;
+    g.set_members(&members);
+    let ids: Vec<String> = g.snapshot().into_iter().map(|s| s.id).collect();
+    let want: Vec<String> = members.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(ids, want, "the table follows the layout, in its order");
+    assert!(!g.is_up(&gone));
+    assert!(
+        g.is_up(&me) && !g.is_up(&other),
+        "kept state of staying nodes"
+    );
 
     let mut shuffled = topo.nodes();
     shuffled.swap(0, 1);

@@ -20,6 +20,7 @@ fn digest(from: &str, entries: &[(&str, u64, u64)]) -> GossipDigest {
                 heartbeat,
             })
             .collect(),
+        ..GossipDigest::default()
     }
 }
 

@@ -1,0 +1,218 @@
+//! [`Cluster`]: the handle on the view in force (see the module docs of
+//! [`crate::view`]).
+
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::store::{self, StoreError};
+use super::ClusterView;
+use crate::engine::Engine;
+use crate::layout::{Layout, VersionConflict};
+use crate::ring::NotAMember;
+
+/// A layout could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("layout v{version} cannot be derived: {source}")]
+    Derive { version: u64, source: NotAMember },
+    #[error("persisting layout v{version}: {source}")]
+    Persist { version: u64, source: StoreError },
+}
+
+/// A proposed layout was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// A change must be exactly the current version + 1.
+    #[error("layout v{proposed} refused: the current layout is v{current}, a change must be v{}", current + 1)]
+    NotNext { current: u64, proposed: u64 },
+    #[error(transparent)]
+    View(#[from] ViewError),
+}
+
+/// What [`Cluster::install`] did.
+#[derive(Debug)]
+pub enum Installed {
+    /// The layout was not newer than the current one (or equal to it).
+    Unchanged { version: u64 },
+    /// A new view is in force.
+    Swapped {
+        from: u64,
+        to: u64,
+        conflict: Option<VersionConflict>,
+    },
+}
+
+/// Pushes a freshly proposed layout to peers (best effort).
+pub type PushHook = Arc<dyn Fn(Arc<Layout>) + Send + Sync>;
+
+/// The node's handle on the cluster view in force. Clones share it.
+///
+/// API (kept stable for the movement code built on it):
+/// - [`Cluster::current`]: the view in force, lock-free; a request loads it
+///   once and uses that view from start to end.
+/// - [`Cluster::subscribe`]: a `watch` of views, for loops that follow
+///   changes (peers, gossip members, hint destinations, movements).
+/// - [`Cluster::install`]: a layout learned from elsewhere (gossip, a push,
+///   a fetch); merged with the current one by [`Layout::merge`], and if that
+///   changes anything persisted, then swapped, then subscribers notified.
+/// - [`Cluster::propose`]: a change made here; it must be exactly the
+///   current version + 1 ([`ProposeError::NotNext`] names the current one),
+///   is installed as above, then pushed to peers best-effort (gossip of
+///   layout versions guarantees convergence).
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    me: String,
+    view: ArcSwap<ClusterView>,
+    tx: watch::Sender<Arc<ClusterView>>,
+    /// Where layouts are persisted; `None` in tests of a fixed view.
+    engine: Option<Arc<dyn Engine>>,
+    /// Serialises merge → persist → swap.
+    install: Mutex<()>,
+    push: OnceLock<PushHook>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("me", &self.inner.me)
+            .field("version", &self.current().version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// A handle on `layout` as seen by node `me`, persisting later changes
+    /// in `engine` (if any). The caller has persisted `layout` itself
+    /// (see [`store::open`]).
+    pub fn new(
+        layout: Layout,
+        me: &str,
+        engine: Option<Arc<dyn Engine>>,
+    ) -> Result<Cluster, ViewError> {
+        let version = layout.version;
+        let view = Arc::new(
+            ClusterView::derive(layout, me)
+                .map_err(|source| ViewError::Derive { version, source })?,
+        );
+        publish_gauges(&view);
+        let (tx, _) = watch::channel(view.clone());
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                me: me.to_string(),
+                view: ArcSwap::new(view),
+                tx,
+                engine,
+                install: Mutex::new(()),
+                push: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// A fixed, unpersisted view of `topology`'s seed layout (tests, tools).
+    pub fn fixed(topology: &crate::topology::Topology, me: &str) -> Cluster {
+        Cluster::new(Layout::seed(topology), me, None).expect("a seed layout has no movement")
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> &str {
+        &self.inner.me
+    }
+
+    /// The view in force.
+    pub fn current(&self) -> Arc<ClusterView> {
+        self.inner.view.load_full()
+    }
+
+    /// A receiver that sees every view swapped in from now on.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ClusterView>> {
+        self.inner.tx.subscribe()
+    }
+
+    /// Sets the hook [`Cluster::propose`] pushes new layouts with (once).
+    pub fn set_push(&self, hook: PushHook) {
+        let _ = self.inner.push.set(hook);
+    }
+
+    /// Installs a layout learned from elsewhere: merge with the current one,
+    /// and if that changes it, persist, swap, notify.
+    pub fn install(&self, incoming: Layout) -> Result<Installed, ViewError> {
+        let _guard = self.inner.install.lock();
+        self.install_locked(incoming)
+    }
+
+    /// Proposes the next layout: exactly the current version + 1, installed
+    /// here, then pushed to peers best-effort.
+    pub fn propose(&self, next: Layout) -> Result<Arc<ClusterView>, ProposeError> {
+        let installed = {
+            let _guard = self.inner.install.lock();
+            let current = self.current().version();
+            if next.version != current + 1 {
+                return Err(ProposeError::NotNext {
+                    current,
+                    proposed: next.version,
+                });
+            }
+            self.install_locked(next)?;
+            self.current()
+        };
+        tracing::info!(version = installed.version(), "layout: proposed");
+        if let Some(push) = self.inner.push.get() {
+            push(installed.layout.clone());
+        }
+        Ok(installed)
+    }
+
+    fn install_locked(&self, incoming: Layout) -> Result<Installed, ViewError> {
+        let current = self.current();
+        let from = current.version();
+        let merged = (*current.layout).clone().merge(incoming);
+        if let Some(c) = &merged.conflict {
+            tracing::warn!(%c, "layout: concurrent changes, the higher digest wins");
+        }
+        if merged.layout == *current.layout {
+            return Ok(Installed::Unchanged { version: from });
+        }
+        let to = merged.layout.version;
+        // Derived first, so a layout that cannot be used is never persisted.
+        let view = Arc::new(ClusterView::derive(merged.layout, &self.inner.me).map_err(
+            |source| ViewError::Derive {
+                version: to,
+                source,
+            },
+        )?);
+        if let Some(engine) = &self.inner.engine {
+            store::save(&**engine, &view.layout).map_err(|source| ViewError::Persist {
+                version: to,
+                source,
+            })?;
+        }
+        self.inner.view.store(view.clone());
+        publish_gauges(&view);
+        self.inner.tx.send_replace(view);
+        tracing::info!(from, to, "layout: new view in force");
+        Ok(Installed::Swapped {
+            from,
+            to,
+            conflict: merged.conflict,
+        })
+    }
+}
+
+/// `geokv_layout_version` and `geokv_pending_ranges` of the view in force.
+fn publish_gauges(view: &ClusterView) {
+    metrics::gauge!("geokv_layout_version").set(view.version() as f64);
+    let pending: usize = view
+        .layout
+        .keyspaces
+        .keys()
+        .map(|ks| view.pending.ranges(ks).count())
+        .sum();
+    metrics::gauge!("geokv_pending_ranges").set(pending as f64);
+}

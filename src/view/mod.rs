@@ -1,0 +1,94 @@
+//! The current view of the cluster: one layout version and everything
+//! derived from it.
+//!
+//! Owns [`ClusterView`] (a [`Layout`] with its [`Ring`], [`PendingRanges`]
+//! and this node's place in them, derived once, immutable) and [`Cluster`],
+//! the node's handle on the view in force: an `ArcSwap` readers load without
+//! locking, a `watch` for subscribers, and the only two ways a new layout
+//! gets in ([`Cluster::install`], [`Cluster::propose`]), which persist it in
+//! `meta` before swapping (`store.rs`). A request loads one view
+//! ([`Cluster::current`]) and uses it from start to end; a [`NodeIdx`] is
+//! only meaningful within the view it came from, so long-lived state keys
+//! nodes by id.
+//!
+//! Must not: talk to peers (pushing a proposal goes through a hook the node
+//! sets), decide movements, or hold request logic.
+
+mod cluster;
+pub mod store;
+pub mod sync;
+
+#[cfg(test)]
+mod tests;
+
+pub use cluster::{Cluster, Installed, ProposeError, ViewError};
+
+use std::sync::Arc;
+
+use crate::layout::Layout;
+use crate::ring::{NotAMember, PendingRanges, Ring};
+use crate::topology::{NodeIdx, NodeInfo};
+
+/// A [`NodeIdx`] no ring has: what [`ClusterView::me_idx`] answers for a
+/// node that is not a member of the view (it then matches no replica).
+pub const NOT_A_MEMBER: NodeIdx = NodeIdx(u32::MAX);
+
+/// One layout version and what is derived from it. Immutable; shared in an
+/// `Arc` by every request that loaded it.
+#[derive(Debug)]
+pub struct ClusterView {
+    pub layout: Arc<Layout>,
+    /// Placement of the layout's members ([`Ring::from_layout`]).
+    pub ring: Arc<Ring>,
+    /// The pending replicas of the movements in progress.
+    pub pending: Arc<PendingRanges>,
+    /// This node in `ring`, if it is a member.
+    me: Option<NodeIdx>,
+    me_id: String,
+}
+
+impl ClusterView {
+    /// Derives the view of `layout` as seen by node `me`.
+    pub fn derive(layout: Layout, me: &str) -> Result<ClusterView, NotAMember> {
+        let ring = Ring::from_layout(&layout);
+        let pending = PendingRanges::of_layout(&layout)?;
+        let me_idx = ring.node_by_id(me).map(|n| n.idx);
+        Ok(ClusterView {
+            layout: Arc::new(layout),
+            ring: Arc::new(ring),
+            pending: Arc::new(pending),
+            me: me_idx,
+            me_id: me.to_string(),
+        })
+    }
+
+    /// The layout version this view was derived from.
+    pub fn version(&self) -> u64 {
+        self.layout.version
+    }
+
+    /// This node, if it is a member (Joining, Normal or Leaving) of the view.
+    pub fn me(&self) -> Option<&NodeInfo> {
+        self.me.map(|i| self.ring.node(i))
+    }
+
+    /// This node's id.
+    pub fn me_id(&self) -> &str {
+        &self.me_id
+    }
+
+    /// This node's index in [`ClusterView::ring`], or [`NOT_A_MEMBER`].
+    pub fn me_idx(&self) -> NodeIdx {
+        self.me.unwrap_or(NOT_A_MEMBER)
+    }
+
+    /// The member called `id`.
+    pub fn node(&self, id: &str) -> Option<&NodeInfo> {
+        self.ring.node_by_id(id)
+    }
+
+    /// Every member (Joining, Normal, Leaving), in layout order.
+    pub fn members(&self) -> &[NodeInfo] {
+        self.ring.nodes()
+    }
+}

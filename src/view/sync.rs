@@ -1,0 +1,151 @@
+//! The network side of the layout: gossip digests carry the sender's layout
+//! version and digest ([`LayoutSync::stamp`]); a node that sees a newer one
+//! (or a different one of its own version) fetches it from the sender
+//! (`GetLayout`) and installs it ([`LayoutSync::observe`]); a proposal is
+//! pushed to every member best-effort (`PushLayout`, [`LayoutSync::push_hook`]).
+//! Gossip alone converges: pushes only make it faster.
+//!
+//! Must not: decide what a layout contains, or merge layouts itself (that is
+//! [`super::Cluster::install`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cluster::PushHook;
+use super::{Cluster, Installed};
+use crate::layout::Layout;
+use crate::proto::v1::internode::{GossipDigest, LayoutMessage};
+use crate::transport::Peers;
+
+/// Deadline of one `GetLayout` or `PushLayout` call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A layout received from a peer could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("layout from {from} does not decode: {source}")]
+    Decode {
+        from: String,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
+    #[error(transparent)]
+    View(#[from] super::ViewError),
+}
+
+/// Spreads and fetches layouts for one node.
+pub struct LayoutSync {
+    cluster: Cluster,
+    peers: Arc<Peers>,
+    /// A fetch is under way (one at a time; the next digest retries).
+    fetching: AtomicBool,
+}
+
+/// A layout as sent on the wire.
+pub fn to_message(layout: &Layout) -> LayoutMessage {
+    LayoutMessage {
+        version: layout.version,
+        json: serde_json::to_vec(layout).expect("a layout always serialises"),
+    }
+}
+
+/// A layout received from `from`.
+pub fn from_message(from: &str, msg: &LayoutMessage) -> Result<Layout, SyncError> {
+    serde_json::from_slice(&msg.json).map_err(|source| SyncError::Decode {
+        from: from.to_string(),
+        source,
+    })
+}
+
+impl LayoutSync {
+    pub fn new(cluster: Cluster, peers: Arc<Peers>) -> Arc<LayoutSync> {
+        Arc::new(LayoutSync {
+            cluster,
+            peers,
+            fetching: AtomicBool::new(false),
+        })
+    }
+
+    /// Puts our layout version and digest on an outgoing digest.
+    pub fn stamp(&self, digest: &mut GossipDigest) {
+        let view = self.cluster.current();
+        digest.layout_version = view.version();
+        digest.layout_digest = view.layout.digest().to_be_bytes().to_vec();
+    }
+
+    /// Whether `digest` names a layout we should fetch: a newer version, or
+    /// our version with another digest (a conflict the merge resolves).
+    pub fn is_behind(&self, digest: &GossipDigest) -> bool {
+        let view = self.cluster.current();
+        let theirs = digest.layout_version;
+        theirs > view.version()
+            || (theirs == view.version()
+                && !digest.layout_digest.is_empty()
+                && digest.layout_digest != view.layout.digest().to_be_bytes())
+    }
+
+    /// Looks at a digest received from `digest.from`; fetches and installs
+    /// its layout in the background when it is newer (or conflicting).
+    pub fn observe(self: &Arc<Self>, digest: &GossipDigest) {
+        if !self.is_behind(digest) || self.fetching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (this, from) = (self.clone(), digest.from.clone());
+        tokio::spawn(async move {
+            match this.fetch(&from).await {
+                Ok(Installed::Swapped { from: a, to, .. }) => {
+                    tracing::info!(peer = %from, from = a, to, "layout: caught up by gossip")
+                }
+                Ok(Installed::Unchanged { .. }) => {}
+                Err(e) => tracing::warn!(peer = %from, error = %e, "layout: fetch failed"),
+            }
+            this.fetching.store(false, Ordering::Release);
+        });
+    }
+
+    /// Fetches `from`'s layout and installs it.
+    pub async fn fetch(&self, from: &str) -> Result<Installed, SyncError> {
+        let Some(peer) = self.cluster.current().node(from).cloned() else {
+            // Not a member of our view: another member will tell us.
+            return Ok(Installed::Unchanged {
+                version: self.cluster.current().version(),
+            });
+        };
+        let msg = self.peers.get_layout(&peer, CALL_TIMEOUT).await?;
+        let layout = from_message(from, &msg)?;
+        Ok(self.cluster.install(layout)?)
+    }
+
+    /// What `GetLayout` answers.
+    pub fn serve_get(&self) -> LayoutMessage {
+        to_message(&self.cluster.current().layout)
+    }
+
+    /// What `PushLayout` does: install, answer our version after it.
+    pub fn serve_push(&self, from: &str, msg: &LayoutMessage) -> Result<u64, SyncError> {
+        let layout = from_message(from, msg)?;
+        self.cluster.install(layout)?;
+        Ok(self.cluster.current().version())
+    }
+
+    /// The hook [`Cluster::propose`] pushes with: every other member of the
+    /// new layout gets it, concurrently, best-effort.
+    pub fn push_hook(self: &Arc<Self>) -> PushHook {
+        let this = Arc::downgrade(self);
+        Arc::new(move |layout: Arc<Layout>| {
+            let Some(this) = this.upgrade() else { return };
+            let msg = to_message(&layout);
+            let view = this.cluster.current();
+            for peer in view.members().iter().filter(|n| n.id != view.me_id()) {
+                let (peers, peer, msg) = (this.peers.clone(), peer.clone(), msg.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = peers.push_layout(&peer, msg, CALL_TIMEOUT).await {
+                        tracing::debug!(peer = %peer.id, error = %e, "layout: push failed; gossip will carry it");
+                    }
+                });
+            }
+        })
+    }
+}

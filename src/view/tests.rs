@@ -1,0 +1,155 @@
+//! Tests of the view derivation, the install/propose rules and the
+//! persisted-or-seed choice.
+
+use super::store::{self, Origin};
+use super::*;
+use crate::engine::memory::MemoryEngine;
+use crate::engine::{Engine, Limits};
+use crate::layout::NewNode;
+use crate::topology::Topology;
+
+fn engine() -> Arc<dyn Engine> {
+    Arc::new(MemoryEngine::new(Limits::default()))
+}
+
+fn with_keyspace(l: &Layout, name: &str) -> Layout {
+    let mut next = l.clone();
+    next.version += 1;
+    let spec = next.keyspaces.values().next().expect("dev has one").clone();
+    next.keyspaces.insert(name.to_string(), spec);
+    next
+}
+
+#[test]
+fn the_seed_view_places_keys_as_the_topology_ring() {
+    let topo = Topology::dev();
+    let view = ClusterView::derive(Layout::seed(&topo), "dc1-n2").expect("derive");
+    let old = Ring::new(&topo);
+    assert_eq!(view.version(), 1);
+    assert_eq!(view.me().expect("member").id, "dc1-n2");
+    assert_eq!(view.members().len(), old.nodes().len());
+    for k in 0..200u32 {
+        let key = k.to_be_bytes();
+        assert_eq!(
+            view.ring.replicas("default", &key).expect("ks"),
+            old.replicas("default", &key).expect("ks"),
+        );
+    }
+    assert!(view.pending.is_empty());
+}
+
+#[test]
+fn a_node_outside_the_view_matches_no_replica() {
+    let view = ClusterView::derive(Layout::seed(&Topology::dev()), "nobody").expect("derive");
+    assert!(view.me().is_none());
+    assert_eq!(view.me_idx(), NOT_A_MEMBER);
+    let set = view.ring.replicas("default", b"k").expect("ks");
+    assert!(!set.contains(view.me_idx()));
+}
+
+#[test]
+fn a_joining_node_makes_pending_replicas_in_the_view() {
+    let seed = Layout::seed(&Topology::dev());
+    let (dc, rack) = {
+        let (dc, rack, _) = seed.nodes().next().expect("a node");
+        (dc.to_string(), rack.to_string())
+    };
+    let tokens = crate::ring::allocate_tokens(&seed, &dc, &rack, 16, 3).expect("tokens");
+    let node = NewNode {
+        id: "dc1-new".into(),
+        client_address: "127.0.0.1:19000".parse().expect("addr"),
+        peer_address: "127.0.0.1:19001".parse().expect("addr"),
+        admin_address: "127.0.0.1:19002".parse().expect("addr"),
+    };
+    let next = seed.begin_join(node, &dc, &rack, &tokens).expect("join");
+    let view = ClusterView::derive(next, "dc1-new").expect("derive");
+    assert!(view.me().is_some(), "a joining node is a member");
+    assert!(!view.pending.is_empty());
+    let me = view.me_idx();
+    let any_pending = view
+        .pending
+        .ranges("default")
+        .any(|(_, p)| p.iter().any(|d| d.nodes.contains(&me)));
+    assert!(any_pending, "the joiner is pending for some range");
+}
+
+#[tokio::test]
+async fn install_takes_only_newer_layouts_persists_then_notifies() {
+    let e = engine();
+    let seed = Layout::seed(&Topology::dev());
+    let (l, origin) = store::open(&*e, seed.clone()).expect("open");
+    assert_eq!(origin, Origin::Seed);
+    let cluster = Cluster::new(l, "dc1-n1", Some(e.clone())).expect("cluster");
+    let mut rx = cluster.subscribe();
+    // Older or equal: nothing happens.
+    assert!(matches!(
+        cluster.install(seed.clone()).expect("install"),
+        Installed::Unchanged { version: 1 }
+    ));
+    let v2 = with_keyspace(&seed, "extra");
+    assert!(matches!(
+        cluster.install(v2.clone()).expect("install"),
+        Installed::Swapped { from: 1, to: 2, .. }
+    ));
+    assert_eq!(cluster.current().version(), 2);
+    assert!(cluster.current().ring.replicas("extra", b"k").is_ok());
+    rx.changed().await.expect("notified");
+    assert_eq!(rx.borrow().version(), 2);
+    assert_eq!(store::load(&*e).expect("load"), Some(v2));
+}
+
+#[test]
+fn propose_must_be_the_next_version() {
+    let seed = Layout::seed(&Topology::dev());
+    let cluster = Cluster::new(seed.clone(), "dc1-n1", Some(engine())).expect("cluster");
+    let mut skip = with_keyspace(&seed, "x");
+    skip.version = 3;
+    match cluster.propose(skip) {
+        Err(ProposeError::NotNext { current, proposed }) => {
+            assert_eq!((current, proposed), (1, 3))
+        }
+        other => panic!("expected NotNext, got {other:?}"),
+    }
+    let pushed = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let p = pushed.clone();
+    cluster.set_push(Arc::new(move |l: Arc<Layout>| p.lock().push(l.version)));
+    let view = cluster.propose(with_keyspace(&seed, "x")).expect("next");
+    assert_eq!(view.version(), 2);
+    assert_eq!(*pushed.lock(), vec![2]);
+    // The same version again is refused, naming v2.
+    let again = cluster.propose(with_keyspace(&seed, "y"));
+    assert!(matches!(
+        again,
+        Err(ProposeError::NotNext { current: 2, .. })
+    ));
+}
+
+#[test]
+fn same_version_conflicts_resolve_the_same_on_every_node() {
+    let seed = Layout::seed(&Topology::dev());
+    let (a, b) = (with_keyspace(&seed, "a"), with_keyspace(&seed, "b"));
+    let one = Cluster::new(seed.clone(), "dc1-n1", None).expect("cluster");
+    let two = Cluster::new(seed, "dc2-n1", None).expect("cluster");
+    one.install(a.clone()).expect("a");
+    one.install(b.clone()).expect("b");
+    two.install(b).expect("b");
+    two.install(a).expect("a");
+    assert_eq!(one.current().layout, two.current().layout);
+}
+
+#[test]
+fn a_restart_keeps_a_newer_persisted_layout_over_the_file() {
+    let seed = Layout::seed(&Topology::dev());
+    let v3 = with_keyspace(&with_keyspace(&seed, "a"), "b");
+    let (l, o) = store::choose(seed.clone(), Some(v3.clone()));
+    assert_eq!((l.version, o), (3, Origin::Persisted));
+    let (l, o) = store::choose(seed.clone(), None);
+    assert_eq!((l.version, o), (1, Origin::Seed));
+    let (l, o) = store::choose(seed.clone(), Some(seed.clone()));
+    assert_eq!((l.version, o), (1, Origin::SeedOverPersisted));
+    // Through the engine: persisted v3 survives a start with the v1 file.
+    let e = engine();
+    store::save(&*e, &v3).expect("save");
+    let (l, o) = store::open(&*e, seed).expect("open");
+    assert_eq!((l, o), (v3, Origin::Persisted));
+}
