@@ -3,6 +3,7 @@
 //!
 //! | file | owns |
 //! |---|---|
+//! | `bootstrap.rs` | before a joiner starts: fetch the seed's layout, propose `begin_join`, persist it |
 //! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
 //! | `stream.rs` | the resumable streaming driver over a [`RangeSource`], its progress and metrics |
@@ -14,6 +15,7 @@
 //! Must not change the layout (the operations propose layout versions) nor
 //! serve requests.
 
+pub mod bootstrap;
 pub mod cleanup;
 pub mod cursor;
 pub mod ops;
@@ -31,7 +33,7 @@ mod tests_stream;
 
 pub use cleanup::{cleanup, CleanupError};
 pub use cursor::Cursor;
-pub use ops::{join, JoinError, JoinRequest, Joined, LayoutHandle, ProposeError};
+pub use ops::{join, run_join, JoinError, JoinRequest, Joined, LayoutHandle, ProposeError};
 pub use peer::PeerSource;
 pub use plan::{gains, losses, unreplicated, Gain, Loss, PlanError};
 pub use rate::{Rate, RateConfig};

@@ -114,3 +114,87 @@ pub async fn join<L: LayoutHandle, S: RangeSource>(
     cursor::forget(&*engine, &stream_id)?;
     Ok(Joined::Joined)
 }
+
+/// The node's live view is where production joins read and propose.
+impl LayoutHandle for crate::view::Cluster {
+    fn current(&self) -> Arc<Layout> {
+        crate::view::Cluster::current(self).layout.clone()
+    }
+
+    async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
+        crate::view::Cluster::propose(self, next)
+            .map(|_| ())
+            .map_err(|e| ProposeError(e.to_string()))
+    }
+}
+
+/// Runs (or resumes) this node's join in the background of a running node:
+/// streams from peers through `peers`, skipping those `is_up` says are
+/// down, and retries after a pause until the join is done or `shutdown`.
+pub async fn run_join(
+    cluster: crate::view::Cluster,
+    engine: Arc<dyn Engine>,
+    peers: Arc<crate::transport::Peers>,
+    is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    progress: Arc<Progress>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let me = cluster.me().to_string();
+    let Some(req) = request_of(&LayoutHandle::current(&cluster), &me) else {
+        return;
+    };
+    loop {
+        let view = cluster.clone();
+        let up = is_up.clone();
+        let resolve: Arc<super::peer::Resolve> = Arc::new(move |id: &str| {
+            let node = view.current().node(id).cloned()?;
+            let alive = up(id);
+            Some((node, alive))
+        });
+        let source = super::peer::PeerSource::new(
+            peers.clone(),
+            resolve,
+            std::time::Duration::from_secs(10),
+        );
+        let run = join(
+            &cluster,
+            engine.clone(),
+            source,
+            &req,
+            StreamConfig::default(),
+            progress.clone(),
+        );
+        let outcome = tokio::select! {
+            r = run => r,
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        match outcome {
+            Ok(_) => {
+                let p = progress.snapshot();
+                tracing::info!(node = %me, keys = p.keys, bytes = p.bytes, ranges = p.ranges_total, "join complete: node is normal");
+                return;
+            }
+            Err(e) => tracing::warn!(node = %me, error = %e, "join not finished; retrying in 2 s"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
+    }
+}
+
+/// The join request of a node already in `layout` (for resuming it).
+fn request_of(layout: &Layout, id: &str) -> Option<JoinRequest> {
+    let (dc, rack, n) = layout.node(id)?;
+    Some(JoinRequest {
+        node: NewNode {
+            id: n.id.clone(),
+            client_address: n.client_address,
+            peer_address: n.peer_address,
+            admin_address: n.admin_address,
+        },
+        dc: dc.into(),
+        rack: rack.into(),
+        tokens: n.tokens.len(),
+    })
+}

@@ -11,29 +11,34 @@ use std::time::Duration;
 use super::stream::{Page, RangeSource, SourceError};
 use crate::proto::v1::internode::RangeScanRequest;
 use crate::ring::TokenRange;
-use crate::topology::NodeIdx;
+use crate::topology::NodeInfo;
 use crate::transport::Peers;
 use crate::version::SiblingSet;
 
-/// A node's connection: its peers table and index there, and whether it is
-/// believed up. `None` when the id is unknown.
-pub type Resolve = dyn Fn(&str) -> Option<(Arc<Peers>, NodeIdx, bool)> + Send + Sync;
+/// A node of the caller's view and whether it is believed up; `None` when
+/// the id is not a member.
+pub type Resolve = dyn Fn(&str) -> Option<(NodeInfo, bool)> + Send + Sync;
 
 /// Pages of peers' `RangeScan`.
 pub struct PeerSource {
+    peers: Arc<Peers>,
     resolve: Arc<Resolve>,
     timeout: Duration,
 }
 
 impl PeerSource {
-    pub fn new(resolve: Arc<Resolve>, timeout: Duration) -> Self {
-        PeerSource { resolve, timeout }
+    pub fn new(peers: Arc<Peers>, resolve: Arc<Resolve>, timeout: Duration) -> Self {
+        PeerSource {
+            peers,
+            resolve,
+            timeout,
+        }
     }
 }
 
 impl RangeSource for PeerSource {
     fn is_up(&self, node: &str) -> bool {
-        (self.resolve)(node).is_some_and(|(_, _, up)| up)
+        (self.resolve)(node).is_some_and(|(_, up)| up)
     }
 
     async fn scan(
@@ -48,8 +53,7 @@ impl RangeSource for PeerSource {
             node: node.to_string(),
             detail,
         };
-        let (peers, idx, _) =
-            (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
+        let (to, _) = (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
         let req = RangeScanRequest {
             keyspace: keyspace.to_string(),
             range_start: range.start,
@@ -57,8 +61,9 @@ impl RangeSource for PeerSource {
             limit,
             after_key: after.unwrap_or_default(),
         };
-        let r = peers
-            .range_scan(idx, req, self.timeout)
+        let r = self
+            .peers
+            .range_scan(&to, req, self.timeout)
             .await
             .map_err(|e| err(e.to_string()))?;
         let rows = r

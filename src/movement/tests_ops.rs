@@ -246,7 +246,10 @@ async fn a_join_interrupted_mid_stream_resumes_where_it_stopped() {
         NodeState::Joining
     );
     let streamed = first.snapshot().keys;
-    assert!(streamed > 32 && streamed <= 6 * 32, "six pages of at most 32 rows: {streamed}");
+    assert!(
+        streamed > 32 && streamed <= 6 * 32,
+        "six pages of at most 32 rows: {streamed}"
+    );
 
     let src = source(&w, None);
     let second = Arc::new(Progress::default());
