@@ -21,10 +21,13 @@ mod read;
 mod read_targets;
 mod write;
 
+#[cfg(test)]
+mod tests_pending;
+
 use crate::error::GeokvError;
 use crate::hints::Hints;
 use crate::replica::Replica;
-use crate::ring::ReplicaSet;
+use crate::ring::{DcPending, ReplicaSet};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::Peers;
 use crate::view::{Cluster, ClusterView};
@@ -103,9 +106,29 @@ pub struct WriteRequest {
 /// What [`Coordinator::plan`] decided for one request.
 struct Plan<'a> {
     pub requirement: Requirement,
+    /// The current owners of the key.
     pub replicas: &'a ReplicaSet,
-    /// Live replicas per datacenter.
+    /// Writes only: the replicas the key's range gains in a movement in
+    /// progress; a write goes to them too and the requirement counts them
+    /// (`consistency::with_pending`). Reads use the owners only.
+    pub pending: &'a [DcPending],
+    /// Live replicas (owners, and for writes pending ones) per datacenter.
     pub alive: BTreeMap<String, u32>,
+}
+
+impl Plan<'_> {
+    /// Owners and pending replicas in `dc`.
+    fn targets_in(&self, dc: &str) -> Vec<NodeIdx> {
+        let mut v = self.replicas.in_dc(dc).to_vec();
+        for d in self.pending.iter().filter(|d| d.dc == dc) {
+            for &n in &d.nodes {
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+            }
+        }
+        v
+    }
 }
 
 /// Coordinates requests on behalf of one node. Every request loads the
@@ -203,12 +226,26 @@ impl Coordinator {
             .ok_or_else(unknown)?;
         let requirement =
             consistency::block_for(level, explicit, op, &spec.replication, &self.me.dc)?;
-        let replicas = view.ring.replicas(keyspace, key).map_err(|_| unknown())?;
-        let alive = self.alive_per_dc(view, replicas);
+        let token = crate::ring::token_of(key);
+        let replicas = (view.ring.replicas_for_token(keyspace, token)).map_err(|_| unknown())?;
+        let mut alive = self.alive_per_dc(view, replicas);
+        let (requirement, pending) = match op {
+            OpKind::Write => {
+                let pending = view.pending.for_token(keyspace, token);
+                for d in pending {
+                    let up = d.nodes.iter().filter(|n| self.is_up(view, **n)).count() as u32;
+                    *alive.entry(d.dc.clone()).or_default() += up;
+                }
+                let counts = view.pending.counts_for_token(keyspace, token);
+                (consistency::with_pending(requirement, &counts), pending)
+            }
+            OpKind::Read => (requirement, &[][..]),
+        };
         self.check_alive(level, &requirement, &alive)?;
         Ok(Plan {
             requirement,
             replicas,
+            pending,
             alive,
         })
     }

@@ -116,6 +116,11 @@ impl Coordinator {
         plan: Plan<'_>,
         deadline: Instant,
     ) -> Result<WriteOutcome, GeokvError> {
+        // Our datacenter's owners and pending replicas get the record directly.
+        let local_targets = plan.targets_in(&self.me.dc);
+        let sizes: BTreeMap<String, u32> = (plan.replicas.per_dc.iter())
+            .map(|d| (d.dc.clone(), plan.targets_in(&d.dc).len() as u32))
+            .collect();
         let (requirement, set, alive) = (plan.requirement, plan.replicas, plan.alive);
         let remote_dcs: Vec<String> = set
             .per_dc
@@ -125,7 +130,7 @@ impl Coordinator {
             .collect();
         let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
         let (record, dot, appended) = self
-            .update_here(view, req, set, &remote_dcs, &wait_for)
+            .update_here(view, req, &local_targets, &remote_dcs, &wait_for)
             .await?;
         let (waits, mut intents) = (appended.waits, appended.intents);
         let mut acks = AckCounts::default();
@@ -133,9 +138,10 @@ impl Coordinator {
 
         let mut encoded = Vec::with_capacity(record.encoded_len());
         record.encode(&mut encoded);
-        let (tx, rx) = mpsc::channel::<Answer<()>>(set.len().max(1) + remote_dcs.len());
+        let fan_out = sizes.values().sum::<u32>() as usize;
+        let (tx, rx) = mpsc::channel::<Answer<()>>(fan_out.max(1) + remote_dcs.len());
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
-        for &n in set.in_dc(&self.me.dc) {
+        for &n in &local_targets {
             if n == view.me_idx() {
                 continue;
             }
@@ -165,7 +171,7 @@ impl Coordinator {
             self.spawn_replica_write((n, peer), dc, req, rec, intent, deadline, tx.clone());
         }
         for wait in waits {
-            let settles = set.in_dc(&wait.dc).len() as u32;
+            let settles = sizes.get(&wait.dc).copied().unwrap_or(0);
             *pending.entry(wait.dc.clone()).or_default() += settles;
             spawn_stream_wait(wait, settles, deadline, tx.clone());
         }
@@ -198,7 +204,7 @@ impl Coordinator {
                 Requirement::Total { count } => count.saturating_sub(gather.received()).max(1),
                 _ => 0,
             };
-            let to = (set, remote_dcs.as_slice(), need);
+            let to = (&sizes, remote_dcs.as_slice(), need);
             self.fall_back_remote(req, to, &record, deadline, &tx, &mut gather)
                 .await?;
             step = gather.run(deadline).await?;
@@ -222,7 +228,7 @@ impl Coordinator {
     async fn fall_back_remote(
         &self,
         req: &WriteRequest,
-        (set, remote_dcs, need): (&crate::ring::ReplicaSet, &[String], u32),
+        (sizes, remote_dcs, need): (&BTreeMap<String, u32>, &[String], u32),
         record: &SiblingSet,
         deadline: Instant,
         tx: &mpsc::Sender<Answer<()>>,
@@ -243,7 +249,7 @@ impl Coordinator {
             .await
             .map_err(|e| GeokvError::Internal(format!("{e}; the write may have been applied")))?;
         for wait in waits {
-            let settles = set.in_dc(&wait.dc).len() as u32;
+            let settles = sizes.get(&wait.dc).copied().unwrap_or(0);
             gather.expect(&wait.dc, settles);
             spawn_stream_wait(wait, settles, deadline, tx.clone());
         }
@@ -295,7 +301,7 @@ impl Coordinator {
         &self,
         view: &ClusterView,
         req: &WriteRequest,
-        set: &crate::ring::ReplicaSet,
+        local_targets: &[NodeIdx],
         remote_dcs: &[String],
         wait_for: &[Awaited],
     ) -> Result<(SiblingSet, Dot, Appended), GeokvError> {
@@ -309,8 +315,7 @@ impl Coordinator {
         let hints = self.hints.clone();
         let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
         let me = view.me_idx();
-        let local: Vec<(NodeIdx, String)> = set
-            .in_dc(&self.me.dc)
+        let local: Vec<(NodeIdx, String)> = local_targets
             .iter()
             .copied()
             .filter(|&m| m != me)

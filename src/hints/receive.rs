@@ -110,14 +110,16 @@ impl Receiver {
             };
         }
         let view = self.cluster.current();
-        let Some((targets, pending)) = self.targets(&view, &e) else {
+        let Some(targets) = self.targets(&view, &e) else {
             tracing::error!(keyspace = %e.keyspace, "stream entry for an unknown keyspace; refused");
             return refused(seq);
         };
-        // blockFor + pending: each pending replica here needs one more ack.
+        // The coordinator's need already counts the pending replicas of
+        // this datacenter it knew of (blockFor + pending); one that joined
+        // since is written all the same.
         let need = match e.need_acks as usize {
             0 => targets.len(),
-            n => (n + pending).min(targets.len()),
+            n => n.min(targets.len()),
         };
         let (replicas, durable) = self.apply_to(targets, need, e, set).await;
         EntryAck {
@@ -231,9 +233,9 @@ impl Receiver {
     }
 
     /// This datacenter's replicas of the entry's key in `view`: the current
-    /// owners, then the pending replicas of a movement in progress, with how
-    /// many are pending. `None` for an unknown keyspace.
-    fn targets(&self, view: &ClusterView, e: &StreamEntry) -> Option<(Vec<NodeInfo>, usize)> {
+    /// owners, then the pending replicas of a movement in progress. `None`
+    /// for an unknown keyspace.
+    fn targets(&self, view: &ClusterView, e: &StreamEntry) -> Option<Vec<NodeInfo>> {
         let token = crate::ring::token_of(&e.key);
         let owners = view.ring.replicas_for_token(&e.keyspace, token).ok()?;
         let mut out: Vec<NodeInfo> = owners
@@ -241,14 +243,12 @@ impl Receiver {
             .iter()
             .map(|&n| view.ring.node(n).clone())
             .collect();
-        let before = out.len();
         for d in view.pending.for_token(&e.keyspace, token) {
             if d.dc == self.me.dc {
                 out.extend(d.nodes.iter().map(|&n| view.ring.node(n).clone()));
             }
         }
-        let pending = out.len() - before;
-        Some((out, pending))
+        Some(out)
     }
 
     async fn apply_local(&self, ks: &str, key: &[u8], set: SiblingSet) -> bool {
