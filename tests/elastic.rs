@@ -75,7 +75,7 @@ async fn a_fourth_node_joins_dc1_under_local_quorum_writers_and_nothing_acked_is
     // Data before the join.
     let mut pre = c.client("dc1-n1").await;
     let mut before = Vec::new();
-    for i in 0..600 {
+    for i in 0..3000 {
         let key = format!("pre-{i}");
         put(&mut pre, &key, &key, Vec::new(), Consistency::LocalQuorum)
             .await
@@ -161,6 +161,10 @@ async fn a_fourth_node_joins_dc1_under_local_quorum_writers_and_nothing_acked_is
         began.elapsed(),
         joined.version
     );
+    let joiner_log = std::fs::read_to_string(dir.join("node.log")).unwrap();
+    for line in joiner_log.lines().filter(|l| l.contains("join complete")) {
+        eprintln!("{line}");
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let mut acked = Vec::new();

@@ -140,6 +140,7 @@ pub async fn run_join(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let me = cluster.me().to_string();
+    let began = std::time::Instant::now();
     let Some(req) = request_of(&LayoutHandle::current(&cluster), &me) else {
         return;
     };
@@ -171,7 +172,10 @@ pub async fn run_join(
         match outcome {
             Ok(_) => {
                 let p = progress.snapshot();
-                tracing::info!(node = %me, keys = p.keys, bytes = p.bytes, ranges = p.ranges_total, "join complete: node is normal");
+                let secs = began.elapsed().as_secs_f64();
+                tracing::info!(node = %me, keys = p.keys, bytes = p.bytes, ranges = p.ranges_total,
+                    secs, keys_per_sec = p.keys as f64 / secs, mb_per_sec = p.bytes as f64 / secs / 1e6,
+                    "join complete: node is normal");
                 return;
             }
             Err(e) => tracing::warn!(node = %me, error = %e, "join not finished; retrying in 2 s"),
