@@ -59,6 +59,8 @@ pub mod hints;
 #[cfg(feature = "server")]
 pub mod membership;
 #[cfg(feature = "server")]
+pub mod movement;
+#[cfg(feature = "server")]
 pub mod node;
 #[cfg(feature = "server")]
 pub mod repair;

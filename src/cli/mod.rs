@@ -14,6 +14,7 @@ pub mod dev;
 pub mod node;
 
 mod connect;
+mod join;
 mod kv;
 mod render;
 mod ring;

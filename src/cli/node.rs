@@ -12,9 +12,32 @@ pub struct NodeArgs {
     /// Topology file (YAML); the embedded dev topology when omitted.
     #[arg(long)]
     pub topology: Option<PathBuf>,
-    /// This node's id in the topology.
-    #[arg(long)]
+    /// This node's id in the topology (or in the layout it joins).
+    #[arg(long, alias = "id")]
     pub node: String,
+    /// Join a running cluster through this seed's peer address: the node is
+    /// not in the topology file; it gets balanced tokens, streams its ranges
+    /// and becomes Normal. A restart needs only --id, --data-dir and --join.
+    #[arg(long, value_name = "SEED_PEER_ADDRESS")]
+    pub join: Option<std::net::SocketAddr>,
+    /// Datacenter of a joining node.
+    #[arg(long, requires = "join")]
+    pub dc: Option<String>,
+    /// Rack of a joining node.
+    #[arg(long, requires = "join")]
+    pub rack: Option<String>,
+    /// Client gRPC address of a joining node.
+    #[arg(long, requires = "join")]
+    pub client_address: Option<std::net::SocketAddr>,
+    /// Internode gRPC address of a joining node.
+    #[arg(long, requires = "join")]
+    pub peer_address: Option<std::net::SocketAddr>,
+    /// Admin HTTP address of a joining node (default: client IP, port 7072).
+    #[arg(long, requires = "join")]
+    pub admin_address: Option<std::net::SocketAddr>,
+    /// Relative capacity of a joining node: tokens = vnodes per weight × weight.
+    #[arg(long, default_value_t = 1.0)]
+    pub weight: f64,
     /// Where this node keeps its data.
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -78,9 +101,10 @@ fn durability(args: &NodeArgs) -> anyhow::Result<Durability> {
 
 /// Runs the node until SIGINT/SIGTERM.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
-    let topology = match &args.topology {
-        Some(p) => Topology::load(p)?,
-        None => Topology::dev(),
+    let topology = match (&args.join, &args.topology) {
+        (Some(seed), _) => super::join::prepare(&args, *seed)?,
+        (None, Some(p)) => Topology::load(p)?,
+        (None, None) => Topology::dev(),
     };
     let mut cfg = NodeConfig::new(topology, &args.node, args.data_dir.clone());
     cfg.fault_injection = args.fault_injection;

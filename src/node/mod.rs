@@ -318,6 +318,20 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         me: me.clone(),
     }
     .spawn_all(shutdown.clone());
+    if view.layout.node(&me.id).map(|(_, _, n)| n.state) == Some(crate::layout::NodeState::Joining)
+    {
+        // A joining node (new, or restarted mid-join) streams its ranges
+        // and then proposes itself Normal.
+        let live = liveness.clone();
+        tokio::spawn(crate::movement::run_join(
+            cluster.clone(),
+            engine.clone(),
+            peers.clone(),
+            Arc::new(move |id: &str| live.is_up(id)),
+            Arc::default(),
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(crate::view::sync::follow(
         cluster.clone(),
         peers.clone(),

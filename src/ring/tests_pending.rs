@@ -43,7 +43,7 @@ pub(crate) fn arb_cluster(
 }
 
 /// A movement: (kind, dc pick, node pick, rack pick, join tokens).
-fn arb_ops() -> impl Strategy<Value = Vec<(u8, usize, usize, usize, Vec<u64>)>> {
+pub(crate) fn arb_ops() -> impl Strategy<Value = Vec<(u8, usize, usize, usize, Vec<u64>)>> {
     prop::collection::vec(
         (
             0..4u8,
@@ -67,7 +67,7 @@ fn new_node(id: &str, k: usize) -> NewNode {
 }
 
 /// Applies what it can of `ops` to `l` (a refused op is skipped).
-fn apply(mut l: Layout, ops: &[(u8, usize, usize, usize, Vec<u64>)]) -> Layout {
+pub(crate) fn apply(mut l: Layout, ops: &[(u8, usize, usize, usize, Vec<u64>)]) -> Layout {
     for (k, (kind, d, n, r, tokens)) in ops.iter().enumerate() {
         let dc = l.datacenters[d % l.datacenters.len()].name.clone();
         let normal: Vec<String> = l

@@ -9,6 +9,7 @@
 //! | `cluster_basics` | every level against a real multi-DC cluster; reads ask only what their level needs |
 //! | `cluster_failures` | killed nodes and cut links: levels that can still be met are, the others fail clearly |
 //! | `coordinator_faults` | coordinators and replicas dying between commit and reply; forwarding |
+//! | `elastic` | a node joins a running two-DC cluster under LOCAL_QUORUM writers; nothing acknowledged is lost |
 //! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
@@ -26,6 +27,7 @@ mod bench_smoke;
 mod cluster_basics;
 mod cluster_failures;
 mod coordinator_faults;
+mod elastic;
 mod geo_replication;
 mod hinted_durability;
 mod layout_convergence;

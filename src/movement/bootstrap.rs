@@ -1,0 +1,108 @@
+//! Before a joining node starts: fetch the layout from a seed peer, allocate
+//! balanced tokens, propose `begin_join` to the seed and persist the new
+//! layout in this node's meta, so the node then starts as a member (Joining)
+//! and [`super::ops::join`] streams its ranges and finishes the join.
+//!
+//! Owns [`prepare_join`]. A node whose meta already holds a layout naming it
+//! (a restart, joined or not) skips all this: the persisted layout wins.
+//! Must not stream or serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ops::JoinRequest;
+use crate::engine::Engine;
+use crate::layout::{Layout, LayoutError};
+use crate::ring::{allocate_tokens, allocation_rf, AllocateError};
+use crate::topology::{NodeIdx, NodeInfo};
+use crate::transport::faults::Faults;
+use crate::transport::{Peers, TransportError};
+use crate::view::store;
+use crate::view::sync::{from_message, to_message};
+
+const CALL: Duration = Duration::from_secs(5);
+
+/// A join could not be proposed.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("seed {seed}: {source}")]
+    Seed {
+        seed: SocketAddr,
+        source: TransportError,
+    },
+    #[error("the seed's layout: {0}")]
+    Decode(String),
+    /// Among others a movement already in progress in the datacenter.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Allocate(#[from] AllocateError),
+    #[error("layout in meta: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("the seed did not keep the join (its layout is v{version} without '{node}'); another change raced it, try again")]
+    Lost { version: u64, node: String },
+}
+
+/// The layout this node should start with: the persisted one if it names
+/// `req.node.id`, else the seed's with this node's join begun (proposed to
+/// the seed and persisted here), with `weight` × the layout's vnodes per
+/// weight tokens (`req.tokens` is ignored).
+pub async fn prepare_join(
+    engine: &Arc<dyn Engine>,
+    seed: SocketAddr,
+    req: &JoinRequest,
+    weight: f64,
+) -> Result<Layout, BootstrapError> {
+    if let Some(l) = store::load(&**engine)? {
+        if l.node(&req.node.id).is_some() {
+            return Ok(l);
+        }
+    }
+    let me = NodeInfo {
+        idx: NodeIdx(0),
+        id: req.node.id.clone(),
+        dc: req.dc.clone(),
+        rack: req.rack.clone(),
+        client_address: req.node.client_address,
+        peer_address: req.node.peer_address,
+        admin_address: req.node.admin_address,
+        vnodes: 0,
+    };
+    let seed_node = NodeInfo {
+        id: format!("seed@{seed}"),
+        peer_address: seed,
+        ..me.clone()
+    };
+    let peers = Peers::new(me, Arc::new(Faults::new(false)));
+    let err = |source| BootstrapError::Seed { seed, source };
+    let msg = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
+    let now =
+        from_message(&seed_node.id, &msg).map_err(|e| BootstrapError::Decode(e.to_string()))?;
+    let rf = allocation_rf(&now, &req.dc);
+    let count = (f64::from(now.vnodes_per_weight) * weight).round().max(1.0) as usize;
+    let tokens = allocate_tokens(&now, &req.dc, &req.rack, count, rf)?;
+    let next = now.begin_join(req.node.clone(), &req.dc, &req.rack, &tokens)?;
+    let kept = peers
+        .push_layout(&seed_node, to_message(&next), CALL)
+        .await
+        .map_err(err)?;
+    if kept.version != next.version {
+        return Err(BootstrapError::Lost {
+            version: kept.version,
+            node: req.node.id.clone(),
+        });
+    }
+    let check = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
+    let check =
+        from_message(&seed_node.id, &check).map_err(|e| BootstrapError::Decode(e.to_string()))?;
+    if check.node(&req.node.id).is_none() {
+        return Err(BootstrapError::Lost {
+            version: check.version,
+            node: req.node.id.clone(),
+        });
+    }
+    store::save(&**engine, &check)?;
+    tracing::info!(node = %req.node.id, version = check.version, tokens = tokens.len(), "join begun");
+    Ok(check)
+}

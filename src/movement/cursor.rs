@@ -1,0 +1,85 @@
+//! Stream cursors: how far the stream of each range got, kept in the meta
+//! column family and written in the same engine batch as the rows they
+//! cover, so a crash resumes a range where its last committed page ended.
+//!
+//! Owns the meta keys `stream/<stream id>/<keyspace>\0<start><end>` and
+//! their values (`0` + last key streamed, or `1` = the range is done).
+//! Must not fetch or apply rows.
+
+use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::ring::TokenRange;
+
+/// Where the stream of one range stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// Nothing committed yet.
+    Start,
+    /// Rows up to and including this key (in `(token, key)` order) are in.
+    After(Vec<u8>),
+    /// The whole range is in.
+    Done,
+}
+
+const PREFIX: &str = "stream/";
+
+/// The meta-key prefix of every cursor of `stream_id`.
+pub fn stream_prefix(stream_id: &str) -> Vec<u8> {
+    format!("{PREFIX}{stream_id}/").into_bytes()
+}
+
+/// The meta key of `range` of `keyspace` in `stream_id`.
+pub fn key(stream_id: &str, keyspace: &str, range: TokenRange) -> Vec<u8> {
+    let mut k = stream_prefix(stream_id);
+    k.extend_from_slice(keyspace.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&range.start.to_be_bytes());
+    k.extend_from_slice(&range.end.to_be_bytes());
+    k
+}
+
+/// The stored cursor of a range.
+pub fn load(
+    engine: &dyn Engine,
+    stream_id: &str,
+    keyspace: &str,
+    range: TokenRange,
+) -> Result<Cursor, EngineError> {
+    let raw = engine.get_raw(Cf::Meta, &key(stream_id, keyspace, range))?;
+    Ok(match raw.as_deref() {
+        None => Cursor::Start,
+        Some([1]) => Cursor::Done,
+        Some([0, last @ ..]) => Cursor::After(last.to_vec()),
+        Some(other) => {
+            return Err(EngineError::Corrupt {
+                what: format!("stream cursor of {keyspace} {range:?}"),
+                detail: format!("{} bytes starting {:?}", other.len(), other.first()),
+            })
+        }
+    })
+}
+
+/// Adds the write of `cursor` to `batch`.
+pub fn save(
+    batch: &mut WriteBatch,
+    stream_id: &str,
+    keyspace: &str,
+    range: TokenRange,
+    cursor: &Cursor,
+) {
+    let value = match cursor {
+        Cursor::Start => vec![0],
+        Cursor::After(k) => [&[0u8][..], k].concat(),
+        Cursor::Done => vec![1],
+    };
+    batch.put_raw(Cf::Meta, &key(stream_id, keyspace, range), &value);
+}
+
+/// Deletes every cursor of `stream_id` (the movement is over).
+pub fn forget(engine: &dyn Engine, stream_id: &str) -> Result<(), EngineError> {
+    let from = stream_prefix(stream_id);
+    let mut to = from.clone();
+    *to.last_mut().expect("non-empty") += 1;
+    let mut batch = WriteBatch::new();
+    batch.delete_range_raw(Cf::Meta, &from, &to);
+    engine.write(batch)
+}

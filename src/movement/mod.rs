@@ -1,0 +1,42 @@
+//! Range movements: what moves where when a node joins, leaves, is removed
+//! or replaced, and the streaming that copies the ranges.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `bootstrap.rs` | before a joiner starts: fetch the seed's layout, propose `begin_join`, persist it |
+//! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
+//! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
+//! | `stream.rs` | the resumable streaming driver over a [`RangeSource`], its progress and metrics |
+//! | `cursor.rs` | per-range cursors in the meta CF, committed with the rows they cover |
+//! | `ops.rs` | the operations: join (allocate, begin, stream, finish; resumable) over a [`LayoutHandle`] |
+//! | `peer.rs` | the production source: a peer's `RangeScan` |
+//! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
+//!
+//! Must not change the layout (the operations propose layout versions) nor
+//! serve requests.
+
+pub mod bootstrap;
+pub mod cleanup;
+pub mod cursor;
+pub mod ops;
+pub mod peer;
+pub mod plan;
+pub mod rate;
+pub mod stream;
+
+#[cfg(test)]
+mod tests_ops;
+#[cfg(test)]
+mod tests_plan;
+#[cfg(test)]
+mod tests_stream;
+
+pub use cleanup::{cleanup, CleanupError};
+pub use cursor::Cursor;
+pub use ops::{join, run_join, JoinError, JoinRequest, Joined, LayoutHandle, ProposeError};
+pub use peer::PeerSource;
+pub use plan::{gains, losses, unreplicated, Gain, Loss, PlanError};
+pub use rate::{Rate, RateConfig};
+pub use stream::{
+    Page, Progress, ProgressSnapshot, RangeSource, SourceError, StreamConfig, StreamError, Streamer,
+};

@@ -1,0 +1,204 @@
+//! The membership operations built on the plan and the streaming driver:
+//! join (the joiner pulls its ranges) and its resumption after a restart.
+//!
+//! Owns [`join`] and the [`LayoutHandle`] seam through which it reads the
+//! current layout and proposes the next version (the node's live cluster
+//! view in production, a plain layout in tests). A join is: allocate
+//! balanced tokens and propose `begin_join` (the node becomes Joining and
+//! receives writes as a pending replica), stream every range it gains from
+//! the owner losing it (or the nearest live owner), propose `finish_join`,
+//! forget the cursors. Every step is idempotent, so running it again after
+//! a crash resumes where it stopped. Must not serve requests or spread
+//! layouts itself.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::cursor;
+use super::plan::{gains, PlanError};
+use super::stream::{Progress, RangeSource, StreamConfig, StreamError, Streamer};
+use crate::engine::{Engine, EngineError};
+use crate::layout::{Layout, LayoutError, NewNode, NodeState};
+use crate::ring::{allocate_tokens, allocation_rf, AllocateError};
+
+/// A proposal the cluster did not accept.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("layout proposal refused: {0}")]
+pub struct ProposeError(pub String);
+
+/// Where the operations read and change the layout.
+pub trait LayoutHandle: Send + Sync {
+    /// The newest layout this node knows.
+    fn current(&self) -> Arc<Layout>;
+
+    /// Installs `next` (one version above the current one) and spreads it.
+    fn propose(&self, next: Layout) -> impl Future<Output = Result<(), ProposeError>> + Send;
+}
+
+/// A join that did not complete. Running it again resumes it.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// Refused by the layout: among others a second movement in the
+    /// datacenter ([`LayoutError::MovementInProgress`] names the one in progress).
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Allocate(#[from] AllocateError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("streaming stopped (run the join again to resume): {0}")]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("node '{id}' is {state:?} in the layout; it cannot join")]
+    WrongState { id: String, state: NodeState },
+}
+
+/// What a node joins as.
+#[derive(Clone, Debug)]
+pub struct JoinRequest {
+    pub node: NewNode,
+    pub dc: String,
+    pub rack: String,
+    /// Tokens to allocate (the layout's vnodes per weight × the weight).
+    pub tokens: usize,
+}
+
+/// How a [`join`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// The node streamed its ranges and is Normal now.
+    Joined,
+    /// It was already Normal: nothing to do (a member's restart).
+    AlreadyMember,
+}
+
+/// Joins `req.node` (or resumes its join), streaming into `engine` from
+/// `source`; `progress` is updated as ranges stream.
+pub async fn join<L: LayoutHandle, S: RangeSource>(
+    layout: &L,
+    engine: Arc<dyn Engine>,
+    source: S,
+    req: &JoinRequest,
+    cfg: StreamConfig,
+    progress: Arc<Progress>,
+) -> Result<Joined, JoinError> {
+    let id = req.node.id.as_str();
+    let now = layout.current();
+    match now.node(id).map(|(_, _, n)| n.state) {
+        None => {
+            let rf = allocation_rf(&now, &req.dc);
+            let tokens = allocate_tokens(&now, &req.dc, &req.rack, req.tokens, rf)?;
+            let next = now.begin_join(req.node.clone(), &req.dc, &req.rack, &tokens)?;
+            tracing::info!(node = id, version = next.version, "joining");
+            layout.propose(next).await?;
+        }
+        Some(NodeState::Joining) => tracing::info!(node = id, "resuming the join"),
+        Some(NodeState::Normal) => return Ok(Joined::AlreadyMember),
+        Some(state) => {
+            return Err(JoinError::WrongState {
+                id: id.into(),
+                state,
+            })
+        }
+    }
+    let plan = gains(&layout.current(), id)?;
+    let stream_id = format!("join-{id}");
+    let streamer = Streamer::new(engine.clone(), source, &stream_id, cfg).with_progress(progress);
+    streamer.run(&plan).await?;
+    let next = layout.current().finish_join(id)?;
+    tracing::info!(node = id, version = next.version, "joined");
+    layout.propose(next).await?;
+    cursor::forget(&*engine, &stream_id)?;
+    Ok(Joined::Joined)
+}
+
+/// The node's live view is where production joins read and propose.
+impl LayoutHandle for crate::view::Cluster {
+    fn current(&self) -> Arc<Layout> {
+        crate::view::Cluster::current(self).layout.clone()
+    }
+
+    async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
+        crate::view::Cluster::propose(self, next)
+            .map(|_| ())
+            .map_err(|e| ProposeError(e.to_string()))
+    }
+}
+
+/// Runs (or resumes) this node's join in the background of a running node:
+/// streams from peers through `peers`, skipping those `is_up` says are
+/// down, and retries after a pause until the join is done or `shutdown`.
+pub async fn run_join(
+    cluster: crate::view::Cluster,
+    engine: Arc<dyn Engine>,
+    peers: Arc<crate::transport::Peers>,
+    is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    progress: Arc<Progress>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let me = cluster.me().to_string();
+    let began = std::time::Instant::now();
+    let Some(req) = request_of(&LayoutHandle::current(&cluster), &me) else {
+        return;
+    };
+    loop {
+        let view = cluster.clone();
+        let up = is_up.clone();
+        let resolve: Arc<super::peer::Resolve> = Arc::new(move |id: &str| {
+            let node = view.current().node(id).cloned()?;
+            let alive = up(id);
+            Some((node, alive))
+        });
+        let source = super::peer::PeerSource::new(
+            peers.clone(),
+            resolve,
+            std::time::Duration::from_secs(10),
+        );
+        let run = join(
+            &cluster,
+            engine.clone(),
+            source,
+            &req,
+            StreamConfig::default(),
+            progress.clone(),
+        );
+        let outcome = tokio::select! {
+            r = run => r,
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        match outcome {
+            Ok(_) => {
+                let p = progress.snapshot();
+                let secs = began.elapsed().as_secs_f64();
+                tracing::info!(node = %me, keys = p.keys, bytes = p.bytes, ranges = p.ranges_total,
+                    secs, keys_per_sec = p.keys as f64 / secs, mb_per_sec = p.bytes as f64 / secs / 1e6,
+                    "join complete: node is normal");
+                return;
+            }
+            Err(e) => tracing::warn!(node = %me, error = %e, "join not finished; retrying in 2 s"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
+    }
+}
+
+/// The join request of a node already in `layout` (for resuming it).
+fn request_of(layout: &Layout, id: &str) -> Option<JoinRequest> {
+    let (dc, rack, n) = layout.node(id)?;
+    Some(JoinRequest {
+        node: NewNode {
+            id: n.id.clone(),
+            client_address: n.client_address,
+            peer_address: n.peer_address,
+            admin_address: n.admin_address,
+        },
+        dc: dc.into(),
+        rack: rack.into(),
+        tokens: n.tokens.len(),
+    })
+}

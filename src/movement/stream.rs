@@ -1,0 +1,280 @@
+//! The streaming driver: copies the ranges a node gains from their current
+//! owners into this node's engine, page by page, resumably.
+//!
+//! Owns [`Streamer`], the [`RangeSource`] seam (a peer's `RangeScan` in
+//! production, a loopback over engines in tests) and [`Progress`]. Each page
+//! is a set of rows in `(token, key)` order with their full sibling sets
+//! (clocks and tombstones included); it is applied as **merges** — never an
+//! overwrite, so a write that reached this node meanwhile (it is a pending
+//! replica) survives — in ONE engine batch together with the range's cursor
+//! ([`super::cursor`]): after a crash of either side the range continues
+//! after its last committed key. Sources are tried in the plan's order
+//! (the owner losing the range first), skipping those believed down and
+//! moving on when one fails. Page size and pauses follow [`super::rate`].
+//! Must not decide which ranges move or when a movement finishes.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::cursor::{self, Cursor};
+use super::plan::Gain;
+use super::rate::{Rate, RateConfig};
+use crate::engine::{Engine, EngineError, WriteBatch};
+use crate::ring::TokenRange;
+use crate::version::SiblingSet;
+
+/// One page of a source's rows of a range.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub rows: Vec<(Vec<u8>, SiblingSet)>,
+    /// The range has rows after the last one.
+    pub more: bool,
+}
+
+/// A source failed to serve a page.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{node}: {detail}")]
+pub struct SourceError {
+    pub node: String,
+    pub detail: String,
+}
+
+/// Where rows come from: a node's `RangeScan`.
+pub trait RangeSource: Send + Sync {
+    /// Whether `node` is believed up (a down one is skipped, not asked).
+    fn is_up(&self, node: &str) -> bool;
+
+    /// Up to `limit` rows of `node`'s copy of `range` after `after`.
+    fn scan(
+        &self,
+        node: &str,
+        keyspace: &str,
+        range: TokenRange,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page, SourceError>> + Send;
+}
+
+/// Why a stream stopped. Its cursors stay: running it again resumes.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("no source could serve {keyspace} {range:?} after {rounds} rounds: {last}")]
+    NoSource {
+        keyspace: String,
+        range: TokenRange,
+        rounds: u32,
+        last: String,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("stream task: {0}")]
+    Task(String),
+}
+
+/// Tuning of a [`Streamer`].
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    pub rate: RateConfig,
+    /// Rounds over every source of a range before giving up on it.
+    pub max_rounds: u32,
+    /// Wait between two rounds.
+    pub round_backoff: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            rate: RateConfig::default(),
+            max_rounds: 10,
+            round_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How far a stream got; shared with whoever reports it.
+#[derive(Debug, Default)]
+pub struct Progress {
+    ranges_total: AtomicU64,
+    ranges_done: AtomicU64,
+    keys: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A copy of [`Progress`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProgressSnapshot {
+    pub ranges_total: u64,
+    pub ranges_done: u64,
+    /// Keys and bytes (keys + encoded records) applied by this process.
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+impl Progress {
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot {
+            ranges_total: self.ranges_total.load(Ordering::Relaxed),
+            ranges_done: self.ranges_done.load(Ordering::Relaxed),
+            keys: self.keys.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn range_done(&self) {
+        let done = self.ranges_done.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.ranges_total.load(Ordering::Relaxed);
+        metrics::gauge!("geokv_stream_ranges_remaining").set(total.saturating_sub(done) as f64);
+    }
+}
+
+/// Streams ranges into one engine under one stream id (one per movement).
+pub struct Streamer<S> {
+    engine: Arc<dyn Engine>,
+    source: S,
+    stream_id: String,
+    cfg: StreamConfig,
+    progress: Arc<Progress>,
+}
+
+impl<S: RangeSource> Streamer<S> {
+    pub fn new(engine: Arc<dyn Engine>, source: S, stream_id: &str, cfg: StreamConfig) -> Self {
+        Streamer {
+            engine,
+            source,
+            stream_id: stream_id.to_string(),
+            cfg,
+            progress: Arc::default(),
+        }
+    }
+
+    /// Reports into `progress` (shared with whoever shows it).
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub fn progress(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
+    /// Streams every range of `gains` not done yet, in order.
+    pub async fn run(&self, gains: &[Gain]) -> Result<(), StreamError> {
+        let p = &self.progress;
+        p.ranges_total.store(gains.len() as u64, Ordering::Relaxed);
+        p.ranges_done.store(0, Ordering::Relaxed);
+        metrics::gauge!("geokv_stream_ranges_remaining").set(gains.len() as f64);
+        let mut rate = Rate::new(self.cfg.rate.clone());
+        for gain in gains {
+            self.range(gain, &mut rate).await?;
+            p.range_done();
+        }
+        Ok(())
+    }
+
+    /// The committed cursor of `gain`'s range.
+    pub async fn cursor(&self, gain: &Gain) -> Result<Cursor, StreamError> {
+        let (engine, id, ks, range) = self.key_of(gain);
+        blocking(move || Ok(cursor::load(&*engine, &id, &ks, range)?)).await
+    }
+
+    fn key_of(&self, gain: &Gain) -> (Arc<dyn Engine>, String, String, TokenRange) {
+        let ks = gain.keyspace.clone();
+        (self.engine.clone(), self.stream_id.clone(), ks, gain.range)
+    }
+
+    async fn range(&self, gain: &Gain, rate: &mut Rate) -> Result<(), StreamError> {
+        let mut at = self.cursor(gain).await?;
+        let n = gain.sources.len().max(1);
+        let (mut tries, mut last) = (0usize, String::from("no source is up"));
+        while at != Cursor::Done {
+            if tries > 0 && tries % n == 0 {
+                let rounds = (tries / n) as u32;
+                if rounds >= self.cfg.max_rounds {
+                    return Err(StreamError::NoSource {
+                        keyspace: gain.keyspace.clone(),
+                        range: gain.range,
+                        rounds,
+                        last,
+                    });
+                }
+                tokio::time::sleep(self.cfg.round_backoff).await;
+            }
+            let source = &gain.sources[tries % n];
+            if !self.source.is_up(source) {
+                tries += 1;
+                last = format!("{source}: believed down");
+                continue;
+            }
+            if rate.pause() > Duration::ZERO {
+                tokio::time::sleep(rate.pause()).await;
+            }
+            let after = match &at {
+                Cursor::After(k) => Some(k.clone()),
+                _ => None,
+            };
+            let began = tokio::time::Instant::now();
+            let scan = self
+                .source
+                .scan(source, &gain.keyspace, gain.range, after, rate.rows());
+            match scan.await {
+                Ok(page) => {
+                    at = self.commit(gain, page).await?;
+                    rate.on_page(began.elapsed());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, range = ?gain.range, "stream page failed; trying the next source");
+                    rate.on_error();
+                    last = e.to_string();
+                    tries += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges `page` and its cursor in one batch; the new cursor.
+    async fn commit(&self, gain: &Gain, page: Page) -> Result<Cursor, StreamError> {
+        let next = match (page.more, page.rows.last()) {
+            (true, Some((k, _))) => Cursor::After(k.clone()),
+            _ => Cursor::Done,
+        };
+        let keys = page.rows.len() as u64;
+        let bytes: u64 = page
+            .rows
+            .iter()
+            .map(|(k, s)| (k.len() + s.encoded_len()) as u64)
+            .sum();
+        let (engine, id, ks, range) = self.key_of(gain);
+        let cursor = next.clone();
+        blocking(move || {
+            let mut batch = WriteBatch::new();
+            for (key, set) in &page.rows {
+                batch.merge_versions(&ks, key, set);
+            }
+            cursor::save(&mut batch, &id, &ks, range, &cursor);
+            Ok(engine.write(batch)?)
+        })
+        .await?;
+        self.progress.keys.fetch_add(keys, Ordering::Relaxed);
+        self.progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+        metrics::counter!("geokv_stream_keys_total").increment(keys);
+        metrics::counter!("geokv_stream_bytes_total").increment(bytes);
+        Ok(next)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StreamError> + Send + 'static,
+) -> Result<T, StreamError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StreamError::Task(e.to_string()))?
+}
