@@ -60,6 +60,8 @@ pub mod repair;
 #[cfg(feature = "server")]
 pub mod replica;
 #[cfg(feature = "server")]
+pub mod security;
+#[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "server")]
 pub mod transport;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod certs;
 pub mod dev;
 pub mod node;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Inspect topology files.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
+    /// Cluster CA and node/client certificates for TLS.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Load generator and benchmarks (YCSB workloads, compare, drain).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -68,6 +72,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args),
         Command::Topology(cmd) => topology::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Certs(cmd) => certs::run(cmd),
         Command::Put(args) => client_runtime(kv::put(args)),
         Command::Get(args) => client_runtime(kv::get(args)),
         Command::Delete(args) => client_runtime(kv::delete(args)),
