@@ -443,7 +443,12 @@ mod tests {
         let io = SessionIo {
             ring: ring.clone(),
             replica: Arc::new(Replica::new(engine, "dc1-n1", 64)),
-            peers: Arc::new(Peers::new(&ring, me, Arc::new(Faults::new(false)))),
+            peers: Arc::new(Peers::new(
+                &ring,
+                me,
+                Arc::new(Faults::new(false)),
+                &crate::transport::tls::Tls::insecure(),
+            )),
             limits: SessionLimits::default(),
         };
         let config = RepairConfig {

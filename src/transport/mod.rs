@@ -9,6 +9,7 @@
 pub mod faults;
 pub mod server;
 pub mod stream;
+pub mod tls;
 
 pub use stream::OutboundStream;
 
@@ -19,7 +20,7 @@ use crate::topology::{NodeIdx, NodeInfo};
 use faults::Faults;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// gRPC metadata key naming the sending node of an internode call.
 pub const FROM_HEADER: &str = "geokv-from";
@@ -124,21 +125,13 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Builds lazy channels to every peer of `ring` (nothing connects yet).
-    pub fn new(ring: &Ring, me: NodeIdx, faults: Arc<Faults>) -> Self {
+    /// Builds lazy channels to every peer of `ring` (nothing connects yet),
+    /// over mutual TLS when `tls` is on.
+    pub fn new(ring: &Ring, me: NodeIdx, faults: Arc<Faults>, tls: &tls::Tls) -> Self {
         let nodes = ring.nodes().to_vec();
         let channels = nodes
             .iter()
-            .map(|n| {
-                (n.idx != me).then(|| {
-                    Endpoint::from_shared(format!("http://{}", n.peer_address))
-                        .expect("socket address forms a valid URI")
-                        .connect_timeout(Duration::from_millis(500))
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(10))
-                        .connect_lazy()
-                })
-            })
+            .map(|n| (n.idx != me).then(|| tls.endpoint(&n.id, n.peer_address)))
             .collect();
         Peers {
             me: ring.node(me).clone(),

@@ -199,7 +199,17 @@ impl Internode for InternodeService {
 
     async fn gossip(&self, req: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
         let _span = self.admit(&req, "gossip")?;
-        Ok(Response::new(self.gossiper.handle_digest(req.into_inner())))
+        let verified = req.extensions().get::<super::tls::VerifiedPeer>().cloned();
+        let digest = req.into_inner();
+        if let Some(peer) = verified.filter(|p| p.0 != digest.from) {
+            let msg = format!(
+                "gossip from node '{}' claims to come from '{}'",
+                peer.0, digest.from
+            );
+            super::tls::refused(super::tls::Port::Internode, "identity", &msg);
+            return Err(Status::permission_denied(msg));
+        }
+        Ok(Response::new(self.gossiper.handle_digest(digest)))
     }
 
     async fn merkle(

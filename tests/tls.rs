@@ -1,0 +1,134 @@
+//! Transport security with real node processes (issue 12): a cluster on
+//! mutual TLS works end to end, a plaintext client to its client port is
+//! told the port needs TLS, and a node whose certificate comes from another
+//! CA can neither gossip nor replicate — the cluster never counts it up and
+//! counts the refusals.
+
+mod common;
+
+use common::*;
+use geokv::proto::v1::kv_client::KvClient;
+use geokv::proto::v1::{Consistency, StatusRequest};
+use geokv::security::certs::{init_dir, issue_in_dir, pair_paths, Identity};
+use std::time::{Duration, Instant};
+
+fn one_dc() -> Spec {
+    Spec {
+        dcs: vec![("dc1", 3)],
+        replication: vec![("dc1", 3)],
+        extra_keyspaces: Vec::new(),
+        gossip_interval_ms: 100,
+        extra_args: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_serves_clients_and_tells_plaintext_ones_why_not() {
+    let cluster = Cluster::start_tls(one_dc()).await;
+    // Gossip converged over mutual TLS (start_tls waited for all up); a
+    // write at ALL reaches every replica over it.
+    let mut n1 = cluster.client("dc1-n1").await;
+    put(&mut n1, "k", "v1", vec![], Consistency::All)
+        .await
+        .expect("put at ALL over TLS");
+    let mut n3 = cluster.client("dc1-n3").await;
+    let got = get(&mut n3, "k", Consistency::All)
+        .await
+        .expect("get over TLS");
+    assert_eq!(values(&got), vec!["v1"]);
+
+    // A plaintext gRPC client gets a status saying what is wrong.
+    let addr = cluster.node("dc1-n1").client_address;
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let err = KvClient::new(plain)
+        .status(StatusRequest {})
+        .await
+        .expect_err("plaintext to a TLS port");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("requires TLS"), "{}", err.message());
+    let refused = cluster
+        .metric("dc1-n1", "geokv_tls_refused_total", "port=\"client\"")
+        .await;
+    assert!(refused >= 1.0, "plaintext call counted: {refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_certificate_from_another_ca_is_never_counted_up() {
+    let mut cluster = Cluster::start_tls(one_dc()).await;
+    let intruder_dir = cluster.dir.path().join("intruder-certs");
+    init_dir(&intruder_dir, "another-cluster").unwrap();
+    let n3 = cluster.node("dc1-n3").clone();
+    issue_in_dir(
+        &intruder_dir,
+        &Identity::Node(n3.id.clone()),
+        &[],
+        &[n3.client_address.ip()],
+    )
+    .unwrap();
+    let (cert, key) = pair_paths(&intruder_dir, "node-dc1-n3");
+    let before = cluster
+        .metric("dc1-n1", "geokv_tls_refused_total", "port=\"internode\"")
+        .await;
+
+    // dc1-n3 comes back with a certificate of another CA (and trusting it).
+    cluster.kill("dc1-n3");
+    cluster
+        .wait_seen("dc1-n1", "dc1-n3", false, Duration::from_secs(20))
+        .await;
+    let args: Vec<String> = [
+        "--ca".into(),
+        intruder_dir.join("ca.pem").display().to_string(),
+        "--cert".into(),
+        cert.display().to_string(),
+        "--key".into(),
+        key.display().to_string(),
+    ]
+    .into();
+    cluster.restart_with_args("dc1-n3", &args);
+    cluster.wait_healthy("dc1-n3").await;
+
+    // It gossips every 100 ms; for 3 s nobody counts it up.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        for observer in ["dc1-n1", "dc1-n2"] {
+            let view = cluster.view(observer).await;
+            assert_eq!(
+                view.get("dc1-n3"),
+                Some(&false),
+                "{observer} counts the intruder up"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = cluster
+        .metric("dc1-n1", "geokv_tls_refused_total", "port=\"internode\"")
+        .await;
+    assert!(
+        after > before,
+        "its attempts are counted ({before} -> {after})"
+    );
+    assert!(
+        cluster.log("dc1-n1").contains("TLS refused"),
+        "and logged:\n{}",
+        cluster.log("dc1-n1")
+    );
+
+    // Nothing replicates to it: ALL cannot be met, QUORUM can.
+    let mut n1 = cluster.client("dc1-n1").await;
+    let err = put(&mut n1, "x", "v", vec![], Consistency::All)
+        .await
+        .expect_err("ALL with an unauthenticated replica");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    put(&mut n1, "x", "v", vec![], Consistency::Quorum)
+        .await
+        .expect("QUORUM from the two members");
+
+    // The same node with its proper certificate is a member again.
+    cluster.kill("dc1-n3");
+    cluster.restart("dc1-n3").await;
+    cluster
+        .wait_seen("dc1-n1", "dc1-n3", true, Duration::from_secs(20))
+        .await;
+}
