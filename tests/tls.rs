@@ -10,6 +10,7 @@ use common::*;
 use geokv::proto::v1::kv_client::KvClient;
 use geokv::proto::v1::{Consistency, StatusRequest};
 use geokv::security::certs::{init_dir, issue_in_dir, pair_paths, Identity};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn one_dc() -> Spec {
@@ -20,6 +21,18 @@ fn one_dc() -> Spec {
         gossip_interval_ms: 100,
         extra_args: Vec::new(),
     }
+}
+
+/// `geokv <args>`: (success, stdout + stderr).
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_geokv"))
+        .args(args)
+        .env_remove("GEOKV_CA")
+        .output()
+        .expect("run geokv");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,6 +65,30 @@ async fn a_tls_cluster_serves_clients_and_tells_plaintext_ones_why_not() {
         .metric("dc1-n1", "geokv_tls_refused_total", "port=\"client\"")
         .await;
     assert!(refused >= 1.0, "plaintext call counted: {refused}");
+
+    // The CLI: without --ca the same clear error, with --ca it works.
+    let endpoint = format!("http://{addr}");
+    let (ok, text) = cli(&["get", "k", "--endpoint", &endpoint]);
+    assert!(!ok);
+    assert!(
+        text.contains("FAILED_PRECONDITION") && text.contains("requires TLS"),
+        "{text}"
+    );
+    let ca = cluster.tls_ca.clone().unwrap();
+    let ca = ca.to_str().unwrap();
+    let (ok, text) = cli(&["put", "k2", "v2", "--endpoint", &endpoint, "--ca", ca]);
+    assert!(ok, "{text}");
+    let (ok, text) = cli(&[
+        "get",
+        "k2",
+        "--endpoint",
+        &endpoint,
+        "--ca",
+        ca,
+        "--consistency",
+        "ALL",
+    ]);
+    assert!(ok && text.contains("v2"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
