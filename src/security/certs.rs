@@ -261,5 +261,25 @@ pub fn issue_in_dir(
     write_pair(dir, &who.file_stem(), &issue(&ca, who, dns, ips)?)
 }
 
+/// A certificate directory for a local cluster: the CA if `dir` has none,
+/// and a certificate for each `(node id, address)` that has none (existing
+/// files are kept, so a second run reuses them). Returns the CA's path.
+pub fn ensure_dir(
+    dir: &Path,
+    cluster: &str,
+    nodes: &[(String, IpAddr)],
+) -> Result<PathBuf, CertError> {
+    if !ca_path(dir).exists() {
+        init_dir(dir, cluster)?;
+    }
+    for (id, ip) in nodes {
+        let who = Identity::Node(id.clone());
+        if !pair_paths(dir, &who.file_stem()).0.exists() {
+            issue_in_dir(dir, &who, &["localhost".to_string()], &[*ip])?;
+        }
+    }
+    Ok(ca_path(dir))
+}
+
 #[cfg(test)]
 mod tests;

@@ -92,3 +92,29 @@ fn directories_hold_a_ca_and_issued_pairs_and_never_overwrite() {
     };
     assert!(verifies(&node, &ca));
 }
+
+#[test]
+fn ensure_dir_creates_what_is_missing_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip: IpAddr = "127.0.0.11".parse().unwrap();
+    let nodes = vec![("n1".to_string(), ip)];
+    let ca = ensure_dir(dir.path(), "dev", &nodes).unwrap();
+    let first = std::fs::read_to_string(&ca).unwrap();
+    let n1 = std::fs::read_to_string(dir.path().join("node-n1.pem")).unwrap();
+    let more = vec![nodes[0].clone(), ("n2".to_string(), ip)];
+    ensure_dir(dir.path(), "dev", &more).unwrap();
+    assert_eq!(std::fs::read_to_string(&ca).unwrap(), first);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("node-n1.pem")).unwrap(),
+        n1
+    );
+    let n2 = Pair {
+        cert_pem: std::fs::read_to_string(dir.path().join("node-n2.pem")).unwrap(),
+        key_pem: String::new(),
+    };
+    let ca = Pair {
+        cert_pem: first,
+        key_pem: String::new(),
+    };
+    assert!(verifies(&n2, &ca));
+}
