@@ -169,3 +169,71 @@ async fn a_node_with_a_certificate_from_another_ca_is_never_counted_up() {
         .wait_seen("dc1-n1", "dc1-n3", true, Duration::from_secs(20))
         .await;
 }
+
+/// The certificate a node's client port presents to a fresh connection.
+async fn served_certificate(cluster: &Cluster, id: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(cluster.tls_ca.as_ref().unwrap()).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(geokv::transport::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = cluster.node(id).client_address;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .expect("TLS handshake");
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_rotated_on_disk_is_served_without_a_restart() {
+    use rustls::pki_types::pem::PemObject;
+    let cluster = Cluster::start_tls(one_dc()).await;
+    let certs = cluster.dir.path().join("certs");
+    let (cert, key) = pair_paths(&certs, "node-dc1-n1");
+    let old = served_certificate(&cluster, "dc1-n1").await;
+    assert_eq!(
+        old,
+        rustls::pki_types::CertificateDer::from_pem_file(&cert)
+            .unwrap()
+            .to_vec()
+    );
+    // Rotate dc1-n1's pair (same CA, new key) under the running node.
+    std::fs::remove_file(&cert).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let n1 = cluster.node("dc1-n1").clone();
+    issue_in_dir(
+        &certs,
+        &Identity::Node(n1.id.clone()),
+        &[],
+        &[n1.client_address.ip()],
+    )
+    .unwrap();
+    let new = rustls::pki_types::CertificateDer::from_pem_file(&cert)
+        .unwrap()
+        .to_vec();
+    assert_ne!(old, new);
+    // Picked up within the 5 s poll (plus slack for a loaded machine).
+    let started = Instant::now();
+    while served_certificate(&cluster, "dc1-n1").await != new {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "rotation not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(cluster.log("dc1-n1").contains("TLS certificates reloaded"));
+    // Connections keep working: the others still see it up, writes at ALL pass.
+    cluster.wait_all_up(Duration::from_secs(20)).await;
+    let mut c = cluster.client("dc1-n1").await;
+    put(&mut c, "after-rotation", "v", vec![], Consistency::All)
+        .await
+        .expect("put at ALL after the rotation");
+}
