@@ -1,4 +1,5 @@
-//! Internode transport: one lazily connected tonic channel per peer, the
+//! Internode transport: one lazily connected tonic channel per peer (over
+//! mutual TLS unless the node runs `--insecure`, see [`tls`]), the
 //! metadata every internode call carries (sender id, W3C trace context), and
 //! the **fault-injection seam** ([`faults`]) that tests and `geokv dev` use to
 //! delay or cut links without kernel help.
