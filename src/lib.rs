@@ -27,7 +27,8 @@
 //! | [`client`] | the Rust SDK: re-export of the `geokv-client` crate | no |
 //! | `engine` | the storage trait; only `engine::rocks` imports RocksDB | no |
 //! | `coordinator` | plan → fan out → wait for the level → reconcile → repair | no |
-//! | `api`, `transport`, `replica` | client gRPC edge; internode gRPC; replica apply | no |
+//! | `api`, `transport`, `replica` | client gRPC edge; internode gRPC (TLS in `transport::tls`); replica apply | no |
+//! | `security` | cluster CA, node/client certificates, certificate identities | no |
 //! | `hints`, `membership`, `repair` | hinted streams, gossip + φ detector, anti-entropy | no |
 //! | `node` | wires one node together: start-up and shutdown | no |
 //! | `bench` | the YCSB-style load generator and local benchmark clusters | no |
@@ -66,6 +67,8 @@ pub mod node;
 pub mod repair;
 #[cfg(feature = "server")]
 pub mod replica;
+#[cfg(feature = "server")]
+pub mod security;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "server")]

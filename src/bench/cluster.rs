@@ -233,6 +233,10 @@ fn spawn_node(launch: &NodeLaunch, n: &NodeInfo) -> Result<Child, ClusterError> 
         .arg("--data-dir")
         .arg(&dir)
         .args(&launch.extra_args)
+        // Plaintext unless the launch configures TLS (never by default).
+        .args(
+            (!launch.extra_args.iter().any(|a| a.starts_with("--tls-dir"))).then_some("--insecure"),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(spawn_err)?)
         .stderr(log)

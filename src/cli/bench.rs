@@ -228,6 +228,10 @@ async fn bench_run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(dc) = &args.local_dc {
         builder = builder.local_datacenter(dc.clone());
     }
+    if let Some(ca) = std::env::var_os("GEOKV_CA") {
+        // TLS to a cluster such as `geokv dev`'s, as for the other subcommands.
+        builder = builder.tls(geokv::client::TlsOptions::from_ca_file(ca)?);
+    }
     let client = builder.build().await?;
     let spec = RunSpec {
         read_consistency: args.read_consistency,

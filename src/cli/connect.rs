@@ -2,9 +2,10 @@
 //! into a [`Client`].
 //!
 //! Owns flag parsing only; endpoint preference and retries are the SDK's.
+use std::path::PathBuf;
 use std::time::Duration;
 
-use geokv::client::Client;
+use geokv::client::{Client, TlsOptions};
 use geokv::consistency::ConsistencyLevel;
 
 /// Where and how to reach the cluster.
@@ -32,6 +33,27 @@ pub struct ConnectArgs {
     /// after a connect error, when the request provably never arrived).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
+    /// Cluster CA certificate (PEM): connect over TLS and verify the nodes'
+    /// certificates with it (`http://` endpoints are dialled as `https://`).
+    #[arg(long, value_name = "FILE", env = "GEOKV_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) to present, with --client-key
+    /// (`geokv certs issue --client NAME`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GEOKV_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// Client private key (PEM), with --client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GEOKV_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
 }
 
 /// Keyspace and consistency level of a data request.
@@ -61,6 +83,13 @@ impl ConnectArgs {
             .discover(self.local_dc.is_some());
         if let Some(dc) = &self.local_dc {
             builder = builder.local_datacenter(dc);
+        }
+        if let Some(ca) = &self.ca {
+            let mut tls = TlsOptions::from_ca_file(ca)?;
+            if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+                tls = tls.client_identity_files(cert, key)?;
+            }
+            builder = builder.tls(tls);
         }
         if let Some(level) = level {
             builder = builder

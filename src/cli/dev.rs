@@ -2,7 +2,9 @@
 //! `--topology` is given) as one `geokv node` process per node on its
 //! 127.0.0.x addresses, waits until every node answers, prints how to reach
 //! it, and stops every node cleanly on Ctrl-C or SIGTERM. Data stays in
-//! `--data-dir`, so a second run reuses it.
+//! `--data-dir`, so a second run reuses it. The nodes run mutual TLS with a
+//! CA and certificates generated in `DATA_DIR/certs` (kept across runs)
+//! unless `--insecure` is given.
 //!
 //! Spawning, readiness and stopping live in [`geokv::bench::LocalCluster`],
 //! shared with the benchmarks.
@@ -28,6 +30,10 @@ pub struct DevArgs {
     /// WAL durability of every node (see `geokv node --help`).
     #[arg(long, default_value = "periodic")]
     pub durability: String,
+    /// Plaintext instead of TLS (by default the nodes run mutual TLS with
+    /// certificates generated in DATA_DIR/certs).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Starts the cluster and blocks until Ctrl-C / SIGTERM.
@@ -50,12 +56,32 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             (Topology::dev(), p)
         }
     };
+    let ca = (!args.insecure)
+        .then(|| {
+            let nodes: Vec<_> = topology
+                .nodes()
+                .iter()
+                .map(|n| (n.id.clone(), n.client_address.ip()))
+                .collect();
+            geokv::security::certs::ensure_dir(
+                &data_dir.join("certs"),
+                &topology.cluster_name,
+                &nodes,
+            )
+        })
+        .transpose()?;
     let launch = NodeLaunch {
         exe: std::env::current_exe()?,
         topology_path: topo_path,
         data_dir: data_dir.clone(),
         durability: args.durability.clone(),
-        extra_args: Vec::new(),
+        extra_args: match &ca {
+            Some(_) => vec![
+                "--tls-dir".into(),
+                data_dir.join("certs").display().to_string(),
+            ],
+            None => Vec::new(),
+        },
     };
     let mut cluster = LocalCluster::spawn(topology.clone(), &launch)?;
     let nodes = cluster.nodes.clone();
@@ -80,19 +106,26 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         );
     }
     let first = &nodes[0];
+    let scheme = if ca.is_some() { "https" } else { "http" };
     println!("\ntry:");
+    if let Some(ca) = &ca {
+        println!("  export GEOKV_CA={}   # TLS: the cluster CA", ca.display());
+    }
     println!(
-        "  geokv put hello world --endpoint http://{} --consistency LOCAL_QUORUM",
+        "  geokv put hello world --endpoint {scheme}://{} --consistency LOCAL_QUORUM",
         first.client_address
     );
     println!(
-        "  geokv get hello --endpoint http://{} --consistency QUORUM",
+        "  geokv get hello --endpoint {scheme}://{} --consistency QUORUM",
         nodes
             .last()
             .map(|n| n.client_address)
             .unwrap_or(first.client_address)
     );
-    println!("  geokv status --endpoint http://{}", first.client_address);
+    println!(
+        "  geokv status --endpoint {scheme}://{}",
+        first.client_address
+    );
     println!("  curl http://{}/metrics", first.admin_address);
     println!(
         "logs: {}/<node>/node.log; Ctrl-C stops every node",

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod certs;
 pub mod dev;
 pub mod node;
 
@@ -32,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one node of a cluster.
-    Node(node::NodeArgs),
+    Node(Box<node::NodeArgs>),
     /// Start a local multi-datacenter cluster (the embedded dev topology).
     Dev(dev::DevArgs),
     /// Write a value (a blind write, or with --context to replace what a get saw).
@@ -51,6 +52,9 @@ enum Command {
     /// Inspect topology files.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
+    /// Cluster CA and node/client certificates for TLS.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Load generator and benchmarks (YCSB workloads, compare, drain).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -71,10 +75,11 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Node(args) => node::run(args),
+        Command::Node(args) => node::run(*args),
         Command::Dev(args) => dev::run(args),
         Command::Topology(cmd) => topology::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Certs(cmd) => certs::run(cmd),
         Command::Put(args) => client_runtime(kv::put(args)),
         Command::Get(args) => client_runtime(kv::get(args)),
         Command::Delete(args) => client_runtime(kv::delete(args)),

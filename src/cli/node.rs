@@ -3,6 +3,7 @@ use anyhow::Context;
 use geokv::engine::Durability;
 use geokv::node::{run as run_node, NodeConfig};
 use geokv::topology::Topology;
+use geokv::transport::tls::{TlsFiles, TlsSetting};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -86,6 +87,63 @@ pub struct NodeArgs {
     /// asked have not met the level after this long.
     #[arg(long, default_value_t = 20)]
     pub read_speculation_ms: u64,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// Transport security of `geokv node`: one of --tls-dir, --ca/--cert/--key
+/// or --insecure is required (nothing falls back to plaintext).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// Certificate directory (`geokv certs`): DIR/ca.pem and this node's
+    /// DIR/node-ID.pem + DIR/node-ID-key.pem. Mutual TLS between nodes, TLS
+    /// on the client port; files are reloaded when they change or on SIGHUP.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "GEOKV_TLS_DIR",
+        conflicts_with = "insecure"
+    )]
+    pub tls_dir: Option<PathBuf>,
+    /// Cluster CA certificate (PEM), instead of DIR/ca.pem.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// This node's certificate (PEM), instead of DIR/node-ID.pem.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub cert: Option<PathBuf>,
+    /// This node's private key (PEM), instead of DIR/node-ID-key.pem.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub key: Option<PathBuf>,
+    /// Plaintext on every port, no peer authentication: for local
+    /// experiments only.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl TlsArgs {
+    /// The node's TLS setting; an error when neither TLS nor --insecure is given.
+    pub fn setting(&self, node_id: &str) -> anyhow::Result<TlsSetting> {
+        if self.insecure {
+            return Ok(TlsSetting::Insecure);
+        }
+        let from_dir = |file: String| self.tls_dir.as_ref().map(|d| d.join(file));
+        let pick = |explicit: &Option<PathBuf>, file: String, flag: &str| {
+            explicit
+                .clone()
+                .or_else(|| from_dir(file))
+                .with_context(|| {
+                    format!(
+                    "no TLS configured: give --tls-dir DIR (see `geokv certs init`) or {flag}, \
+                     or --insecure for a plaintext local experiment"
+                )
+                })
+        };
+        Ok(TlsSetting::Files(TlsFiles {
+            ca: pick(&self.ca, "ca.pem".into(), "--ca")?,
+            cert: pick(&self.cert, format!("node-{node_id}.pem"), "--cert")?,
+            key: pick(&self.key, format!("node-{node_id}-key.pem"), "--key")?,
+        }))
+    }
 }
 
 fn durability(args: &NodeArgs) -> anyhow::Result<Durability> {
@@ -108,6 +166,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     };
     let mut cfg = NodeConfig::new(topology, &args.node, args.data_dir.clone());
     cfg.fault_injection = args.fault_injection;
+    cfg.tls = args.tls.setting(&args.node)?;
     cfg.engine.durability = durability(&args)?;
     cfg.membership.gossip_interval_ms = args.gossip_interval_ms;
     cfg.membership.phi_local = args.phi_local;
@@ -142,5 +201,35 @@ pub async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_required_unless_insecure_is_explicit() {
+        let none = TlsArgs::default();
+        let err = none.setting("n1").unwrap_err().to_string();
+        assert!(err.contains("--insecure"), "{err}");
+        let insecure = TlsArgs {
+            insecure: true,
+            ..TlsArgs::default()
+        };
+        assert_eq!(insecure.setting("n1").unwrap(), TlsSetting::Insecure);
+        let dir = TlsArgs {
+            tls_dir: Some("/c".into()),
+            key: Some("/k/other.pem".into()),
+            ..TlsArgs::default()
+        };
+        assert_eq!(
+            dir.setting("dc1-n2").unwrap(),
+            TlsSetting::Files(TlsFiles {
+                ca: "/c/ca.pem".into(),
+                cert: "/c/node-dc1-n2.pem".into(),
+                key: "/k/other.pem".into(),
+            })
+        );
     }
 }

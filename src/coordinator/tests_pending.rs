@@ -33,7 +33,11 @@ fn coordinator_during_join() -> Coordinator {
     Coordinator::new(
         cluster,
         me.clone(),
-        Arc::new(Peers::new(me, Arc::new(Faults::new(false)))),
+        Arc::new(Peers::new(
+            me,
+            Arc::new(Faults::new(false)),
+            &crate::transport::tls::Tls::insecure(),
+        )),
         Arc::new(Replica::new(engine, "dc1-n1", 64)),
         Arc::new(AlwaysUp),
         Arc::new(hints.expect("hints")),

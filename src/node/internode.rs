@@ -15,6 +15,7 @@ use crate::proto::v1::internode::internode_server::Internode;
 use crate::proto::v1::internode::*;
 use crate::replica::Replica;
 use crate::transport::faults::Faults;
+use crate::transport::tls;
 use crate::transport::FROM_HEADER;
 use crate::version::{CausalContext, SiblingSet};
 use crate::view::sync::LayoutSync;
@@ -204,7 +205,16 @@ impl Internode for InternodeService {
 
     async fn gossip(&self, req: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
         let _span = self.admit(&req, "gossip")?;
+        let verified = req.extensions().get::<tls::VerifiedPeer>().cloned();
         let incoming = req.into_inner();
+        if let Some(peer) = verified.filter(|p| p.0 != incoming.from) {
+            let msg = format!(
+                "gossip from node '{}' claims to come from '{}'",
+                peer.0, incoming.from
+            );
+            tls::refused(tls::Port::Internode, "identity", &msg);
+            return Err(Status::permission_denied(msg));
+        }
         self.layout.observe(&incoming);
         let mut reply = self.gossiper.handle_digest(incoming);
         self.layout.stamp(&mut reply);

@@ -21,6 +21,7 @@ use crate::repair::{Repair, RepairConfig, SessionIo};
 use crate::replica::Replica;
 use crate::topology::Topology;
 use crate::transport::faults::Faults;
+use crate::transport::tls::{Port, Tls, TlsSetting};
 use crate::transport::Peers;
 use crate::version::DEFAULT_MAX_SIBLINGS;
 use crate::view::store::Origin;
@@ -46,6 +47,9 @@ pub struct NodeConfig {
     pub membership: MembershipConfig,
     pub repair: RepairConfig,
     pub max_siblings: usize,
+    /// TLS on the gRPC ports (`transport::tls`); plaintext by default here,
+    /// the CLI requires `--tls-dir` or an explicit `--insecure`.
+    pub tls: TlsSetting,
 }
 
 impl NodeConfig {
@@ -62,6 +66,7 @@ impl NodeConfig {
             membership: MembershipConfig::default(),
             repair: RepairConfig::default(),
             max_siblings: DEFAULT_MAX_SIBLINGS,
+            tls: TlsSetting::Insecure,
         }
     }
 }
@@ -77,6 +82,8 @@ pub enum NodeError {
     Request(#[from] GeokvError),
     #[error("cluster layout: {0}")]
     Layout(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::transport::tls::TlsError),
     #[error("membership: {0}")]
     Membership(String),
     #[error("recording ranges for anti-entropy: {0}")]
@@ -161,7 +168,9 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     let replica = Arc::new(Replica::new(engine.clone(), &me.id, cfg.max_siblings));
     tracing::info!(node = %me.id, actor = %replica.actor_name(), after_clean_shutdown = start.kept, "clock actor");
     let faults = Arc::new(Faults::new(cfg.fault_injection));
-    let peers = Arc::new(Peers::new(me.clone(), faults.clone()));
+    let tls = Tls::load(&cfg.tls, &me.id)?;
+    tls.spawn_reload(Duration::from_secs(5), shutdown.clone());
+    let peers = Arc::new(Peers::new(me.clone(), faults.clone(), &tls));
     let gossiper = Gossiper::new(
         cfg.membership.clone(),
         ring.nodes().to_vec(),
@@ -233,14 +242,19 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     let mut tasks = tokio::task::JoinSet::new();
     {
         let mut sd = shutdown.clone();
+        let (layer, incoming) = (
+            tls.guard(Port::Internode),
+            tls.incoming(internode_listener, Port::Internode),
+        );
         tasks.spawn(async move {
             tonic::transport::Server::builder()
+                .layer(layer)
                 .add_service(
                     InternodeServer::new(internode)
                         .max_decoding_message_size(64 << 20)
                         .max_encoding_message_size(64 << 20),
                 )
-                .serve_with_incoming_shutdown(incoming(internode_listener), async move {
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = sd.wait_for(|v| *v).await;
                 })
                 .await
@@ -249,14 +263,19 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     }
     {
         let mut sd = shutdown.clone();
+        let (layer, incoming) = (
+            tls.guard(Port::Client),
+            tls.incoming(client_listener, Port::Client),
+        );
         tasks.spawn(async move {
             tonic::transport::Server::builder()
+                .layer(layer)
                 .add_service(
                     KvServer::new(kv)
                         .max_decoding_message_size(8 << 20)
                         .max_encoding_message_size(64 << 20),
                 )
-                .serve_with_incoming_shutdown(incoming(client_listener), async move {
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = sd.wait_for(|v| *v).await;
                 })
                 .await
@@ -340,7 +359,7 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
     ));
     tracing::info!(node = %me.id, dc = %me.dc, rack = %me.rack,
         client = %me.client_address, peer = %me.peer_address, admin = %me.admin_address,
-        "node started");
+        tls = tls.is_on(), "node started");
 
     while let Some(res) = tasks.join_next().await {
         match res {
@@ -381,13 +400,6 @@ fn open_cluster(cfg: &NodeConfig, engine: &Arc<dyn Engine>) -> Result<Cluster, N
     }
     Cluster::new(layout, &cfg.node_id, Some(engine.clone()))
         .map_err(|e| NodeError::Layout(e.to_string()))
-}
-
-/// Accepted connections with Nagle off: `Server::tcp_nodelay` does not apply
-/// to `serve_with_incoming*`, and Nagle plus delayed ACKs adds ~40 ms to
-/// small replies.
-fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn bind(

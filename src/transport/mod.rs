@@ -1,4 +1,5 @@
-//! Internode transport: one lazily connected tonic channel per peer, the
+//! Internode transport: one lazily connected tonic channel per peer (over
+//! mutual TLS unless the node runs `--insecure`, see [`tls`]), the
 //! metadata every internode call carries (sender id, W3C trace context), and
 //! the **fault-injection seam** ([`faults`]) that tests and `geokv dev` use to
 //! delay or cut links without kernel help.
@@ -8,6 +9,7 @@
 
 pub mod faults;
 pub mod stream;
+pub mod tls;
 
 pub use stream::OutboundStream;
 
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// gRPC metadata key naming the sending node of an internode call.
 pub const FROM_HEADER: &str = "geokv-from";
@@ -123,15 +125,18 @@ pub struct Peers {
     me: NodeInfo,
     channels: parking_lot::Mutex<HashMap<String, (SocketAddr, Channel)>>,
     faults: Arc<Faults>,
+    tls: tls::Tls,
 }
 
 impl Peers {
-    /// No connection yet; `me` is this node (its `idx` is not used).
-    pub fn new(me: NodeInfo, faults: Arc<Faults>) -> Self {
+    /// No connection yet; `me` is this node (its `idx` is not used). Every
+    /// channel goes over mutual TLS when `tls` is on.
+    pub fn new(me: NodeInfo, faults: Arc<Faults>, tls: &tls::Tls) -> Self {
         Peers {
             me,
             channels: parking_lot::Mutex::new(HashMap::new()),
             faults,
+            tls: tls.clone(),
         }
     }
 
@@ -166,9 +171,9 @@ impl Peers {
             let mut channels = self.channels.lock();
             let entry = channels
                 .entry(to.id.clone())
-                .or_insert_with(|| (to.peer_address, lazy_channel(to.peer_address)));
+                .or_insert_with(|| (to.peer_address, self.tls.endpoint(&to.id, to.peer_address)));
             if entry.0 != to.peer_address {
-                *entry = (to.peer_address, lazy_channel(to.peer_address));
+                *entry = (to.peer_address, self.tls.endpoint(&to.id, to.peer_address));
             }
             entry.1.clone()
         };
@@ -317,16 +322,6 @@ impl Peers {
         )
         .await
     }
-}
-
-/// A channel to `addr` that connects on first use.
-fn lazy_channel(addr: SocketAddr) -> Channel {
-    Endpoint::from_shared(format!("http://{addr}"))
-        .expect("socket address forms a valid URI")
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .connect_lazy()
 }
 
 impl Peers {

@@ -213,7 +213,11 @@ fn a_digest_with_a_newer_or_conflicting_layout_means_fetch() {
     let me = mine.current().me().expect("member").clone();
     let sync = super::sync::LayoutSync::new(
         mine.clone(),
-        Arc::new(Peers::new(me, Arc::new(Faults::new(false)))),
+        Arc::new(Peers::new(
+            me,
+            Arc::new(Faults::new(false)),
+            &crate::transport::tls::Tls::insecure(),
+        )),
     );
     let theirs = Cluster::new(seed.clone(), "dc1-n2", None).expect("cluster");
     let theirs_sync = super::sync::LayoutSync::new(
@@ -221,6 +225,7 @@ fn a_digest_with_a_newer_or_conflicting_layout_means_fetch() {
         Arc::new(Peers::new(
             theirs.current().me().expect("member").clone(),
             Arc::new(Faults::new(false)),
+            &crate::transport::tls::Tls::insecure(),
         )),
     );
     let stamped = |s: &super::sync::LayoutSync| {

@@ -25,7 +25,7 @@ fn start_node(dir: &std::path::Path) -> Node {
     std::fs::write(&topo, yaml).unwrap();
     let log = std::fs::File::create(dir.join("node.log")).unwrap();
     let child = Command::new(EXE)
-        .args(["node", "--node", "n1", "--durability", "none"])
+        .args(["node", "--node", "n1", "--durability", "none", "--insecure"])
         .arg("--topology")
         .arg(&topo)
         .arg("--data-dir")

@@ -17,6 +17,7 @@
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
 //! | `sdk` | the Rust SDK against a real cluster |
+//! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused, certificate rotation |
 //! | `bench_smoke` | `geokv bench` runs end to end |
 
 mod common;
@@ -34,3 +35,4 @@ mod layout_convergence;
 mod nemesis;
 mod restart_durability;
 mod sdk;
+mod tls;

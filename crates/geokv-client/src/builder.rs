@@ -15,8 +15,9 @@ use crate::core::{request, Defaults, Inner, NodeSlot};
 use crate::endpoints::{nodes_from_seeds, nodes_from_status, NodeAddr};
 use crate::proto::v1 as pb;
 use crate::proto::v1::kv_client::KvClient;
+use crate::tls::scheme_for;
 use crate::ConsistencyLevel;
-use crate::{Client, ClientError, RetryPolicy};
+use crate::{Client, ClientError, RetryPolicy, TlsOptions};
 
 /// Configures and builds a [`Client`].
 ///
@@ -49,6 +50,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     retry: RetryPolicy,
     discover: bool,
+    tls: Option<TlsOptions>,
 }
 
 impl Default for ClientBuilder {
@@ -62,6 +64,7 @@ impl Default for ClientBuilder {
             connect_timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             discover: true,
+            tls: None,
         }
     }
 }
@@ -265,11 +268,42 @@ impl ClientBuilder {
     }
 
     fn channel(&self, url: &str) -> Result<Channel, ClientError> {
-        let endpoint = Endpoint::from_shared(url.to_string())
+        let url = scheme_for(url, self.tls.is_some());
+        let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| ClientError::invalid(format!("bad endpoint {url:?}: {e}")))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true);
+        match &self.tls {
+            Some(tls) => {
+                endpoint = endpoint
+                    .tls_config(tls.config())
+                    .map_err(|e| ClientError::invalid(format!("TLS settings: {e}")))?;
+            }
+            None if url.starts_with("https://") => {
+                return Err(ClientError::invalid(format!(
+                    "{url}: an https endpoint needs TLS settings (the cluster CA: --ca, GEOKV_CA)"
+                )))
+            }
+            None => {}
+        }
         Ok(endpoint.connect_lazy())
+    }
+
+    /// Connect over TLS, verifying the nodes' certificates with `tls`'s CA
+    /// (every endpoint, seeds and discovered nodes, is dialled over TLS).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), geokv_client::ClientError> {
+    /// let b = geokv_client::Client::builder()
+    ///     .endpoints(["https://127.0.0.11:7070"])
+    ///     .tls(geokv_client::TlsOptions::from_ca_file("certs/ca.pem")?);
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Asks each seed in turn for the cluster's nodes; returns them and the

@@ -44,6 +44,7 @@ mod level;
 mod read;
 mod retry;
 mod status;
+mod tls;
 mod types;
 mod write;
 
@@ -55,6 +56,7 @@ pub use self::level::{level_from_proto, level_to_proto};
 pub use self::read::{Get, ReadOptions};
 pub use self::retry::RetryPolicy;
 pub use self::status::{ClusterStatus, KeyspaceInfo, NodeInfo};
+pub use self::tls::TlsOptions;
 pub use self::types::{CausalContext, DeleteResult, GetResult, PutResult, Sibling};
 pub use self::write::{Delete, Put, WriteOptions};
 

@@ -25,7 +25,11 @@ fn repair(engine: Arc<dyn Engine>, interval: Duration) -> (Arc<Repair>, Arc<Ring
     let io = SessionIo::new(
         cluster,
         Arc::new(Replica::new(engine, "dc1-n1", 64)),
-        Arc::new(Peers::new(me_info, Arc::new(Faults::new(false)))),
+        Arc::new(Peers::new(
+            me_info,
+            Arc::new(Faults::new(false)),
+            &crate::transport::tls::Tls::insecure(),
+        )),
         SessionLimits::default(),
     );
     let config = RepairConfig {
@@ -86,7 +90,11 @@ async fn a_node_outside_the_layout_refuses_a_pass_instead_of_panicking() {
     let io = SessionIo::new(
         cluster,
         Arc::new(Replica::new(engine.clone(), "outsider", 64)),
-        Arc::new(Peers::new(me_info, Arc::new(Faults::new(false)))),
+        Arc::new(Peers::new(
+            me_info,
+            Arc::new(Faults::new(false)),
+            &crate::transport::tls::Tls::insecure(),
+        )),
         SessionLimits::default(),
     );
     let r = Repair::new(

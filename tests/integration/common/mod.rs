@@ -52,6 +52,8 @@ pub struct Cluster {
     pub nodes: Vec<NodeInfo>,
     children: BTreeMap<String, Child>,
     args: Vec<String>,
+    /// The cluster CA when the nodes run TLS ([`Cluster::start_tls`]).
+    pub tls_ca: Option<PathBuf>,
     _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
@@ -91,6 +93,18 @@ fn yaml(spec: &Spec, base: (u32, u32)) -> String {
 impl Cluster {
     /// Starts every node of `spec` and waits until all answer and see each other up.
     pub async fn start(spec: Spec) -> Cluster {
+        Self::start_with(spec, false).await
+    }
+
+    /// [`Cluster::start`] with TLS: a cluster CA and a certificate per node
+    /// (IP SAN of its address) in `<dir>/certs`, every node on `--tls-dir`,
+    /// and [`Cluster::client`] dialling over TLS. (`Replicas`, which speaks
+    /// the internode protocol directly, needs a plaintext cluster.)
+    pub async fn start_tls(spec: Spec) -> Cluster {
+        Self::start_with(spec, true).await
+    }
+
+    async fn start_with(spec: Spec, tls: bool) -> Cluster {
         let slot = SLOT.acquire().await.expect("never closed");
         let n = NEXT_CLUSTER.fetch_add(1, Ordering::Relaxed);
         let base = (std::process::id() % 200 + 20, n % 250);
@@ -105,6 +119,23 @@ impl Cluster {
             spec.gossip_interval_ms.to_string(),
         ];
         args.extend(spec.extra_args.iter().cloned());
+        let tls_ca = tls.then(|| {
+            use geokv::security::certs::{ca_path, init_dir, issue_in_dir, Identity};
+            let certs = dir.path().join("certs");
+            init_dir(&certs, "geokv-test").expect("cluster CA");
+            for n in &nodes {
+                let who = Identity::Node(n.id.clone());
+                issue_in_dir(&certs, &who, &[], &[n.client_address.ip()])
+                    .expect("node certificate");
+            }
+            args.push("--tls-dir".to_string());
+            args.push(certs.display().to_string());
+            ca_path(&certs)
+        });
+        if !args.iter().any(|a| a.starts_with("--tls-dir")) {
+            // The suites run plaintext unless a spec configures TLS.
+            args.push("--insecure".to_string());
+        }
         let mut c = Cluster {
             dir,
             topology_path,
@@ -112,6 +143,7 @@ impl Cluster {
             nodes,
             children: BTreeMap::new(),
             args,
+            tls_ca,
             _slot: slot,
         };
         for n in c.nodes.clone() {
@@ -133,6 +165,16 @@ impl Cluster {
     }
 
     fn spawn_with_env(&mut self, id: &str, env: &[(&str, &str)]) {
+        self.spawn_with(id, env, &[]);
+    }
+
+    /// Starts a killed node again with further arguments (later ones win,
+    /// e.g. `--ca/--cert/--key` over `--tls-dir`); does not wait for it.
+    pub fn restart_with_args(&mut self, id: &str, extra: &[String]) {
+        self.spawn_with(id, &[], extra);
+    }
+
+    fn spawn_with(&mut self, id: &str, env: &[(&str, &str)], extra: &[String]) {
         let dir = self.dir.path().join(id);
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -148,6 +190,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&dir)
             .args(&self.args)
+            .args(extra)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -278,11 +321,21 @@ impl Cluster {
     /// A raw gRPC client to one node's client port.
     pub async fn client(&self, id: &str) -> KvClient<Channel> {
         let addr = self.node(id).client_address;
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
             .unwrap()
-            .connect_timeout(Duration::from_secs(2))
-            .connect_lazy();
-        KvClient::new(ch)
+            .connect_timeout(Duration::from_secs(2));
+        if let Some(ca) = &self.tls_ca {
+            let pem = std::fs::read(ca).expect("cluster CA");
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            endpoint = endpoint.tls_config(tls).expect("TLS settings");
+        }
+        KvClient::new(endpoint.connect_lazy())
     }
 
     /// Cuts (or heals) every link between datacenters `a` and `b`.

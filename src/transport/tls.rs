@@ -1,0 +1,301 @@
+//! Transport security of a node's gRPC ports: mutual TLS between nodes, TLS
+//! (client certificates optional) on the client port, and the check that a
+//! peer's certificate names the node it claims to be.
+//!
+//! - **Internode**: every node presents its certificate (`geokv certs issue
+//!   --node ID`) and requires the peer's to chain to the cluster CA, in both
+//!   directions. The dialling side accepts only a certificate naming the
+//!   node it meant to reach ([`material::NodeVerifier`]); the serving side
+//!   ([`Guard`]) refuses a call whose `geokv-from` header names another node
+//!   than the certificate (`PERMISSION_DENIED`), and the gossip handler
+//!   checks the digest's sender against that verified id. A plaintext
+//!   connection to a TLS internode port is dropped. Every refusal is logged
+//!   and counted in `geokv_tls_refused_total{port,reason}`.
+//! - **Client port**: TLS with the node's certificate; a client certificate
+//!   is verified when presented. A plaintext gRPC client is answered
+//!   `FAILED_PRECONDITION` with a message saying the port needs TLS (rather
+//!   than a bare connection reset).
+//! - **Rotation**: resolvers and verifiers read the current material
+//!   ([`material::Store`]), which [`Tls::spawn_reload`] reloads when the
+//!   files change or on SIGHUP; new connections use it at once, open ones
+//!   keep their session.
+//!
+//! **Crypto provider: `ring`.** rustls' default, aws-lc-rs, builds a large C
+//! library with cmake (minutes on this 2-core builder, plus cmake/NASM as
+//! build requirements); `ring` builds with the C compiler alone. For what
+//! the cluster does — long-lived HTTP/2 connections with AES-GCM /
+//! ChaCha20-Poly1305 bulk encryption and an ECDSA P-256 handshake per
+//! (re)connect — both use the same assembly kernels, so throughput is
+//! equivalent; aws-lc-rs' advantages (FIPS, post-quantum key exchange) are
+//! not needs here yet. Switching is one feature flag on rustls, tokio-rustls
+//! and tonic plus [`provider`].
+//!
+//! Owns: TLS configuration, accepting and dialling with it, the identity
+//! check. Must not: decide anything about requests beyond who sent them.
+
+mod incoming;
+mod material;
+
+pub use incoming::{ConnInfo, Incoming, HANDSHAKE_TIMEOUT};
+pub use material::{Store, TlsError, TlsFiles};
+
+use crate::security::certs::{self, Identity};
+use material::{ClientVerifier, KeyResolver, NodeVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::service::{Interceptor, InterceptorLayer};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+/// Refused connections and calls, by port and reason
+/// (`handshake`, `plaintext`, `identity`).
+pub const REFUSED_METRIC: &str = "geokv_tls_refused_total";
+
+/// What a plaintext client on a TLS client port is told.
+pub const PLAINTEXT_REFUSAL: &str = "this port requires TLS: connect with an https:// endpoint \
+     and the cluster CA (--ca or GEOKV_CA)";
+
+/// Which gRPC port a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Internode,
+    Client,
+}
+
+impl Port {
+    fn name(self) -> &'static str {
+        match self {
+            Port::Internode => "internode",
+            Port::Client => "client",
+        }
+    }
+}
+
+/// How a node secures its ports (its configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TlsSetting {
+    /// Plaintext everywhere: only behind an explicit `--insecure`.
+    #[default]
+    Insecure,
+    Files(TlsFiles),
+}
+
+/// The crypto provider every TLS session of the node uses (see the module doc).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A node's TLS state, shared by its servers and its peer channels.
+#[derive(Debug, Clone, Default)]
+pub struct Tls(Option<Arc<Store>>);
+
+/// The peer node a call was verified to come from (a request extension
+/// set by the [`Guard`] on a TLS internode port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPeer(pub String);
+
+/// Logs and counts a refused connection or call.
+pub(crate) fn refused(port: Port, reason: &'static str, detail: &str) {
+    metrics::counter!(REFUSED_METRIC, "port" => port.name(), "reason" => reason).increment(1);
+    tracing::warn!(port = port.name(), reason, "TLS refused: {detail}");
+}
+
+impl Tls {
+    /// Plaintext (`--insecure`).
+    pub fn insecure() -> Self {
+        Tls(None)
+    }
+
+    /// Loads the node's material per `setting`.
+    pub fn load(setting: &TlsSetting, node_id: &str) -> Result<Self, TlsError> {
+        match setting {
+            TlsSetting::Insecure => Ok(Tls(None)),
+            TlsSetting::Files(files) => Ok(Tls(Some(Arc::new(Store::load(
+                files.clone(),
+                node_id,
+                provider(),
+            )?)))),
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn server_config(store: &Arc<Store>, port: Port) -> Arc<rustls::ServerConfig> {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(store.provider().clone())
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default versions")
+            .with_client_cert_verifier(Arc::new(ClientVerifier {
+                store: store.clone(),
+                required: port == Port::Internode,
+            }))
+            .with_cert_resolver(Arc::new(KeyResolver(store.clone())));
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        Arc::new(cfg)
+    }
+
+    fn client_config(store: &Arc<Store>, expect: &str) -> Arc<rustls::ClientConfig> {
+        // "dangerous" is rustls' name for any custom verifier; this one is
+        // stricter than the stock one (CA chain *and* the node's identity).
+        let mut cfg = rustls::ClientConfig::builder_with_provider(store.provider().clone())
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NodeVerifier {
+                store: store.clone(),
+                expect: expect.to_string(),
+            }))
+            .with_client_cert_resolver(Arc::new(KeyResolver(store.clone())));
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        Arc::new(cfg)
+    }
+
+    /// The accepted connections of `listener` for `serve_with_incoming*`.
+    pub fn incoming(&self, listener: tokio::net::TcpListener, port: Port) -> Incoming {
+        let acceptor = self
+            .0
+            .as_ref()
+            .map(|s| tokio_rustls::TlsAcceptor::from(Self::server_config(s, port)));
+        incoming::accept(listener, acceptor, port)
+    }
+
+    /// A lazily connected channel to node `peer_id` at `addr`; with TLS the
+    /// peer must present a certificate naming `peer_id`.
+    pub fn endpoint(&self, peer_id: &str, addr: SocketAddr) -> Channel {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("socket address forms a valid URI")
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10));
+        let Some(store) = &self.0 else {
+            return endpoint
+                .connect_timeout(Duration::from_millis(500))
+                .connect_lazy();
+        };
+        let connector = tokio_rustls::TlsConnector::from(Self::client_config(store, peer_id));
+        let peer = peer_id.to_string();
+        // TCP connect and handshake share this budget.
+        endpoint
+            .connect_timeout(Duration::from_millis(1000))
+            .connect_with_connector_lazy(tower::service_fn(move |_: tonic::codegen::http::Uri| {
+                let (connector, peer) = (connector.clone(), peer.clone());
+                async move {
+                    let tcp = tokio::net::TcpStream::connect(addr).await?;
+                    tcp.set_nodelay(true)?;
+                    let tls = connector
+                        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+                        .await
+                        .inspect_err(|e| {
+                            metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "handshake")
+                                .increment(1);
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        })?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+                }
+            }))
+    }
+
+    /// The layer that checks every call on `port` (see [`Guard`]).
+    pub fn guard(&self, port: Port) -> InterceptorLayer<Guard> {
+        InterceptorLayer::new(Guard {
+            port,
+            on: self.is_on(),
+        })
+    }
+
+    /// Reloads the material every `every` when the files changed, and at
+    /// once on SIGHUP, until `shutdown`.
+    pub fn spawn_reload(&self, every: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let Some(store) = self.0.clone() else { return };
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut hup = signal(SignalKind::hangup()).ok();
+            loop {
+                let hangup = async {
+                    match hup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = shutdown.wait_for(|v| *v) => return,
+                    _ = tokio::time::sleep(every) => {}
+                    _ = hangup => {}
+                }
+                match store.reload_if_changed() {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        metrics::counter!("geokv_tls_reloads_total", "outcome" => "ok")
+                            .increment(1);
+                        tracing::info!("TLS certificates reloaded from disk");
+                    }
+                    Err(e) => {
+                        metrics::counter!("geokv_tls_reloads_total", "outcome" => "error")
+                            .increment(1);
+                        tracing::warn!(error = %e, "TLS certificates changed on disk but do not load; keeping the previous ones");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Checks each call against its connection: on a TLS internode port the
+/// certificate must name the node the `geokv-from` header claims; on a TLS
+/// client port the connection must be TLS. Without TLS it lets everything through.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    port: Port,
+    on: bool,
+}
+
+impl Interceptor for Guard {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if !self.on {
+            return Ok(req);
+        }
+        let info = req.extensions().get::<ConnInfo>().cloned();
+        let remote = info.as_ref().and_then(|i| i.remote);
+        if !info.as_ref().is_some_and(|i| i.tls) {
+            refused(
+                self.port,
+                "plaintext",
+                &format!("{remote:?}: plaintext call"),
+            );
+            return Err(Status::failed_precondition(PLAINTEXT_REFUSAL));
+        }
+        if self.port == Port::Client {
+            return Ok(req);
+        }
+        let from = req
+            .metadata()
+            .get(super::FROM_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let identity = info
+            .and_then(|i| i.certs)
+            .and_then(|c| c.first().map(|leaf| certs::identity_of(leaf)));
+        match identity {
+            Some(Ok(Some(Identity::Node(id)))) if id == from => {
+                req.extensions_mut().insert(VerifiedPeer(id));
+                Ok(req)
+            }
+            other => {
+                let named = match other {
+                    Some(Ok(Some(who))) => who.to_string(),
+                    _ => "no geokv node".to_string(),
+                };
+                let msg = format!("the peer's certificate names {named}, but the call claims to come from node '{from}'");
+                refused(self.port, "identity", &format!("{remote:?}: {msg}"));
+                Err(Status::permission_denied(msg))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

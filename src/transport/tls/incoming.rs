@@ -1,0 +1,191 @@
+//! Accepted connections of a gRPC port: TLS handshakes run on their own
+//! tasks under a deadline (a slow or silent peer cannot hold up the accept
+//! loop), a connection that does not start with a TLS record is dropped on
+//! the internode port and kept — to be answered with a clear error by the
+//! guard — on the client port, and each connection carries [`ConnInfo`]
+//! (remote address, TLS or not, the peer's verified certificates) into the
+//! request extensions.
+//!
+//! Owns: accepting and handshaking. Must not: judge identities (the guard does).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tonic::transport::server::Connected;
+
+use super::{refused, Port};
+use rustls::pki_types::CertificateDer;
+
+/// Longest a TLS handshake may take before the connection is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One accepted connection.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// What the guard knows about a request's connection.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub remote: Option<SocketAddr>,
+    pub tls: bool,
+    /// The peer's certificate chain, verified against the CA during the handshake.
+    pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+impl Connected for Conn {
+    type ConnectInfo = ConnInfo;
+
+    fn connect_info(&self) -> ConnInfo {
+        match self {
+            Conn::Plain(s) => ConnInfo {
+                remote: s.peer_addr().ok(),
+                tls: false,
+                certs: None,
+            },
+            Conn::Tls(s) => {
+                let (tcp, session) = s.get_ref();
+                ConnInfo {
+                    remote: tcp.peer_addr().ok(),
+                    tls: true,
+                    certs: session.peer_certificates().map(|c| Arc::new(c.to_vec())),
+                }
+            }
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Conn::Plain($s) => $e,
+            Conn::Tls($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+/// The stream of accepted connections `serve_with_incoming*` takes.
+pub type Incoming = tokio_stream::wrappers::ReceiverStream<io::Result<Conn>>;
+
+/// Accepts on `listener`; with an acceptor every connection is handshaken
+/// first (or, on the client port, passed on as plaintext for the guard to
+/// refuse with a clear message).
+pub fn accept(listener: TcpListener, tls: Option<TlsAcceptor>, port: Port) -> Incoming {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = tokio::select! {
+                _ = tx.closed() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, go on.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            // Nagle plus delayed ACKs would add ~40 ms to small replies.
+            let _ = tcp.set_nodelay(true);
+            let Some(acceptor) = tls.clone() else {
+                if tx.send(Ok(Conn::Plain(tcp))).await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(tcp, acceptor, port)).await
+                {
+                    Ok(Ok(conn)) => {
+                        let _ = tx.send(Ok(conn)).await;
+                    }
+                    Ok(Err(reason)) => refused(port, reason.0, &format!("{remote}: {}", reason.1)),
+                    Err(_) => refused(port, "handshake", &format!("{remote}: handshake timed out")),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A refused connection: the metric's reason and a message for the log.
+struct Refusal(&'static str, String);
+
+async fn handshake(tcp: TcpStream, acceptor: TlsAcceptor, port: Port) -> Result<Conn, Refusal> {
+    // A TLS connection starts with a handshake record (content type 22).
+    let mut first = [0u8; 1];
+    let n = tcp
+        .peek(&mut first)
+        .await
+        .map_err(|e| Refusal("handshake", e.to_string()))?;
+    if n == 0 {
+        return Err(Refusal("handshake", "closed before the handshake".into()));
+    }
+    if first[0] != 0x16 {
+        return match port {
+            Port::Client => Ok(Conn::Plain(tcp)),
+            Port::Internode => Err(Refusal(
+                "plaintext",
+                "plaintext connection to a TLS port".into(),
+            )),
+        };
+    }
+    acceptor
+        .accept(tcp)
+        .await
+        .map(|s| Conn::Tls(Box::new(s)))
+        .map_err(|e| Refusal("handshake", e.to_string()))
+}

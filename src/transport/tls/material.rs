@@ -1,0 +1,326 @@
+//! The TLS material of one node (CA roots, certificate chain, private key),
+//! loaded from PEM files and swapped in place when the files change, and the
+//! rustls resolvers and verifiers that always read the current version, so a
+//! rotated certificate or CA takes effect for new connections without a
+//! restart.
+//!
+//! Owns: loading, reloading, chain verification, the peer-identity check on
+//! the dialling side. Must not: accept sockets or judge requests.
+
+use crate::security::certs::{self, Identity};
+use parking_lot::RwLock;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Where a node's TLS material lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The cluster CA certificate(s), PEM.
+    pub ca: PathBuf,
+    /// This node's certificate chain, PEM.
+    pub cert: PathBuf,
+    /// This node's private key, PEM.
+    pub key: PathBuf,
+}
+
+/// Why TLS material could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("{path}: the certificate names {found:?}, not this node ({expected})")]
+    WrongIdentity {
+        path: PathBuf,
+        expected: String,
+        found: Option<Identity>,
+    },
+}
+
+/// One loaded version of the files.
+pub(super) struct Material {
+    pub key: Arc<CertifiedKey>,
+    pub roots: Arc<RootCertStore>,
+    /// Verifies client certificates: required (internode) or optional (client port).
+    pub required: Arc<dyn ClientCertVerifier>,
+    pub optional: Arc<dyn ClientCertVerifier>,
+}
+
+/// The files' modification times and sizes, to notice a change.
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+/// The current material of a node and how to reload it.
+pub struct Store {
+    files: TlsFiles,
+    node_id: String,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<Material>>,
+    stamp: parking_lot::Mutex<Stamp>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("files", &self.files).finish()
+    }
+}
+
+fn file_err(path: &std::path::Path, message: impl ToString) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+fn stamp(files: &TlsFiles) -> Stamp {
+    [&files.ca, &files.cert, &files.key]
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+fn load(
+    files: &TlsFiles,
+    node_id: &str,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Material, TlsError> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| file_err(p, e));
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(&read(&files.ca)?) {
+        roots
+            .add(ca.map_err(|e| file_err(&files.ca, e))?)
+            .map_err(|e| file_err(&files.ca, e))?;
+    }
+    if roots.is_empty() {
+        return Err(file_err(&files.ca, "no CA certificate in the file"));
+    }
+    let chain = CertificateDer::pem_slice_iter(&read(&files.cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(&files.cert, e))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| file_err(&files.cert, "no certificate in the file"))?;
+    let found = certs::identity_of(leaf).map_err(|e| file_err(&files.cert, e))?;
+    if found != Some(Identity::Node(node_id.to_string())) {
+        return Err(TlsError::WrongIdentity {
+            path: files.cert.clone(),
+            expected: node_id.to_string(),
+            found,
+        });
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| file_err(&files.key, e))?;
+    let key = Arc::new(CertifiedKey::from_der(chain, key, provider)?);
+    let roots = Arc::new(roots);
+    let required =
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
+    let optional = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    Ok(Material {
+        key,
+        roots,
+        required,
+        optional,
+    })
+}
+
+impl Store {
+    /// Loads `files` for node `node_id` (whose certificate must name it).
+    pub fn load(
+        files: TlsFiles,
+        node_id: &str,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
+        let before = stamp(&files);
+        let material = load(&files, node_id, &provider)?;
+        Ok(Store {
+            node_id: node_id.to_string(),
+            provider,
+            current: RwLock::new(Arc::new(material)),
+            stamp: parking_lot::Mutex::new(before),
+            files,
+        })
+    }
+
+    pub(super) fn current(&self) -> Arc<Material> {
+        self.current.read().clone()
+    }
+
+    pub(super) fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
+    }
+
+    /// Reloads the files if any changed since the last load. `Ok(true)`
+    /// when new material is in use; on an error the old material stays.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let now = stamp(&self.files);
+        if *self.stamp.lock() == now {
+            return Ok(false);
+        }
+        let material = load(&self.files, &self.node_id, &self.provider)?;
+        *self.current.write() = Arc::new(material);
+        *self.stamp.lock() = now;
+        Ok(true)
+    }
+}
+
+/// Presents the current certificate, as a server and as a dialling client.
+#[derive(Debug)]
+pub(super) struct KeyResolver(pub Arc<Store>);
+
+impl rustls::server::ResolvesServerCert for KeyResolver {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.current().key.clone())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for KeyResolver {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.current().key.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Verifies a connecting peer's certificate against the current CA.
+#[derive(Debug)]
+pub(super) struct ClientVerifier {
+    pub store: Arc<Store>,
+    pub required: bool,
+}
+
+impl ClientVerifier {
+    fn inner(&self) -> Arc<dyn ClientCertVerifier> {
+        let m = self.store.current();
+        if self.required {
+            m.required.clone()
+        } else {
+            m.optional.clone()
+        }
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        self.required
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // Hints are optional; the current CA's subjects cannot be lent out of the lock.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner().supported_verify_schemes()
+    }
+}
+
+/// Verifies the node we dial: its certificate chains to the current CA and
+/// names exactly the node we meant to reach (not any host name: the
+/// identity is the node id).
+#[derive(Debug)]
+pub(super) struct NodeVerifier {
+    pub store: Arc<Store>,
+    pub expect: String,
+}
+
+impl ServerCertVerifier for NodeVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.store.current().roots,
+            intermediates,
+            now,
+            self.store.provider().signature_verification_algorithms.all,
+        )?;
+        match certs::identity_of(end_entity) {
+            Ok(Some(Identity::Node(id))) if id == self.expect => {
+                Ok(ServerCertVerified::assertion())
+            }
+            found => Err(rustls::Error::General(format!(
+                "the peer's certificate names {found:?}, expected node {}",
+                self.expect
+            ))),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.store.provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.store.provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.store
+            .provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,193 @@
+use super::*;
+use crate::security::certs::{init_dir, issue_in_dir};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use tokio_stream::StreamExt;
+
+fn files(dir: &std::path::Path, id: &str) -> TlsFiles {
+    TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join(format!("node-{id}.pem")),
+        key: dir.join(format!("node-{id}-key.pem")),
+    }
+}
+
+/// A certificate directory with a CA and nodes `ids`.
+fn cluster_dir(ids: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    init_dir(dir.path(), "test").unwrap();
+    for id in ids {
+        issue_in_dir(dir.path(), &Identity::Node(id.to_string()), &[], &[]).unwrap();
+    }
+    dir
+}
+
+fn store(dir: &std::path::Path, id: &str) -> Arc<Store> {
+    Arc::new(Store::load(files(dir, id), id, provider()).unwrap())
+}
+
+/// Serves one internode TLS port as `server` and dials it as `client`
+/// expecting node `expect`: the connection the server accepted, if any.
+async fn connect(server: &Arc<Store>, client: &Arc<Store>, expect: &str) -> Option<ConnInfo> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut incoming = Tls(Some(server.clone())).incoming(listener, Port::Internode);
+    let connector = tokio_rustls::TlsConnector::from(Tls::client_config(client, expect));
+    let dial = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut tls = connector
+            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+            .await
+            .ok()?;
+        // TLS 1.3: a refused client certificate shows on the first read.
+        use tokio::io::AsyncWriteExt;
+        tls.write_all(b"x").await.ok()?;
+        Some(tls)
+    };
+    let (_dialled, accepted) = tokio::join!(
+        dial,
+        tokio::time::timeout(Duration::from_secs(2), incoming.next())
+    );
+    match accepted {
+        Ok(Some(Ok(conn))) => Some(tonic::transport::server::Connected::connect_info(&conn)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn nodes_of_one_ca_connect_and_learn_each_others_identity() {
+    let dir = cluster_dir(&["n1", "n2"]);
+    let (n1, n2) = (store(dir.path(), "n1"), store(dir.path(), "n2"));
+    let info = connect(&n1, &n2, "n1").await.expect("accepted");
+    assert!(info.tls);
+    let certs = info.certs.expect("client certificate");
+    assert_eq!(
+        certs::identity_of(&certs[0]).unwrap(),
+        Some(Identity::Node("n2".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_node_of_another_ca_is_refused_both_ways() {
+    let ours = cluster_dir(&["n1"]);
+    let theirs = cluster_dir(&["n2"]);
+    let (n1, intruder) = (store(ours.path(), "n1"), store(theirs.path(), "n2"));
+    assert!(
+        connect(&n1, &intruder, "n1").await.is_none(),
+        "intruder dials us"
+    );
+    assert!(
+        connect(&intruder, &n1, "n2").await.is_none(),
+        "we dial the intruder"
+    );
+}
+
+#[tokio::test]
+async fn the_dialled_node_must_be_the_one_expected() {
+    let dir = cluster_dir(&["n1", "n2"]);
+    let (n1, n2) = (store(dir.path(), "n1"), store(dir.path(), "n2"));
+    assert!(connect(&n1, &n2, "n3").await.is_none());
+}
+
+#[test]
+fn a_certificate_must_name_the_node_that_loads_it() {
+    let dir = cluster_dir(&["n1"]);
+    let err = Store::load(files(dir.path(), "n1"), "n2", provider()).unwrap_err();
+    assert!(matches!(err, TlsError::WrongIdentity { .. }), "{err}");
+}
+
+fn leaf(dir: &std::path::Path, id: &str) -> CertificateDer<'static> {
+    CertificateDer::from_pem_file(dir.join(format!("node-{id}.pem"))).unwrap()
+}
+
+#[test]
+fn rotated_files_are_reloaded_and_broken_ones_keep_the_old_material() {
+    let dir = cluster_dir(&["n1"]);
+    let s = store(dir.path(), "n1");
+    let before = s.current().key.cert[0].clone();
+    assert!(!s.reload_if_changed().unwrap(), "nothing changed");
+    // Rotate: a new pair for n1 from the same CA.
+    let (cert, key) = crate::security::certs::pair_paths(dir.path(), "node-n1");
+    std::fs::remove_file(&cert).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    issue_in_dir(dir.path(), &Identity::Node("n1".into()), &[], &[]).unwrap();
+    assert!(s.reload_if_changed().unwrap());
+    let after = s.current().key.cert[0].clone();
+    assert_ne!(before, after);
+    assert_eq!(after, leaf(dir.path(), "n1"));
+    // A half-written key: an error, and the rotated material stays.
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    assert!(s.reload_if_changed().is_err());
+    assert_eq!(s.current().key.cert[0], after);
+}
+
+fn request(from: &str, info: Option<ConnInfo>) -> Request<()> {
+    let mut req = Request::new(());
+    req.metadata_mut()
+        .insert(crate::transport::FROM_HEADER, from.parse().unwrap());
+    if let Some(i) = info {
+        req.extensions_mut().insert(i);
+    }
+    req
+}
+
+fn tls_info(cert: CertificateDer<'static>) -> Option<ConnInfo> {
+    Some(ConnInfo {
+        remote: None,
+        tls: true,
+        certs: Some(Arc::new(vec![cert])),
+    })
+}
+
+#[test]
+fn the_guard_holds_callers_to_their_certificate() {
+    let dir = cluster_dir(&["n1", "n2"]);
+    let mut guard = Guard {
+        port: Port::Internode,
+        on: true,
+    };
+    let ok = guard
+        .call(request("n1", tls_info(leaf(dir.path(), "n1"))))
+        .unwrap();
+    assert_eq!(
+        ok.extensions().get::<VerifiedPeer>(),
+        Some(&VerifiedPeer("n1".into()))
+    );
+    let spoof = guard
+        .call(request("n2", tls_info(leaf(dir.path(), "n1"))))
+        .unwrap_err();
+    assert_eq!(spoof.code(), tonic::Code::PermissionDenied);
+    assert!(
+        spoof.message().contains("geokv://node/n1"),
+        "{}",
+        spoof.message()
+    );
+    let plain = guard.call(request("n1", None)).unwrap_err();
+    assert_eq!(plain.code(), tonic::Code::FailedPrecondition);
+}
+
+#[test]
+fn the_client_port_guard_wants_tls_only_and_insecure_lets_all_through() {
+    let mut client = Guard {
+        port: Port::Client,
+        on: true,
+    };
+    let plain = ConnInfo {
+        remote: None,
+        tls: false,
+        certs: None,
+    };
+    let err = client.call(request("", Some(plain.clone()))).unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(err.message(), PLAINTEXT_REFUSAL);
+    let tls = ConnInfo {
+        tls: true,
+        ..plain.clone()
+    };
+    assert!(client.call(request("", Some(tls))).is_ok());
+    let mut off = Guard {
+        port: Port::Internode,
+        on: false,
+    };
+    assert!(off.call(request("anyone", Some(plain))).is_ok());
+}

@@ -1,0 +1,237 @@
+//! Transport security with real node processes (issue 12): a cluster on
+//! mutual TLS works end to end, a plaintext client to its client port is
+//! told the port needs TLS, and a node whose certificate comes from another
+//! CA can neither gossip nor replicate — the cluster never counts it up and
+//! counts the refusals.
+
+use crate::common::*;
+use geokv::proto::v1::kv_client::KvClient;
+use geokv::proto::v1::{Consistency, StatusRequest};
+use geokv::security::certs::{init_dir, issue_in_dir, pair_paths, Identity};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn one_dc() -> Spec {
+    Spec {
+        dcs: vec![("dc1", 3)],
+        replication: vec![("dc1", 3)],
+        extra_keyspaces: Vec::new(),
+        gossip_interval_ms: 100,
+        extra_args: Vec::new(),
+    }
+}
+
+/// `geokv <args>`: (success, stdout + stderr).
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_geokv"))
+        .args(args)
+        .env_remove("GEOKV_CA")
+        .output()
+        .expect("run geokv");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_serves_clients_and_tells_plaintext_ones_why_not() {
+    let cluster = Cluster::start_tls(one_dc()).await;
+    // Gossip converged over mutual TLS (start_tls waited for all up); a
+    // write at ALL reaches every replica over it.
+    let mut n1 = cluster.client("dc1-n1").await;
+    put(&mut n1, "k", "v1", vec![], Consistency::All)
+        .await
+        .expect("put at ALL over TLS");
+    let mut n3 = cluster.client("dc1-n3").await;
+    let got = get(&mut n3, "k", Consistency::All)
+        .await
+        .expect("get over TLS");
+    assert_eq!(values(&got), vec!["v1"]);
+
+    // A plaintext gRPC client gets a status saying what is wrong.
+    let addr = cluster.node("dc1-n1").client_address;
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let err = KvClient::new(plain)
+        .status(StatusRequest {})
+        .await
+        .expect_err("plaintext to a TLS port");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("requires TLS"), "{}", err.message());
+    let refused = cluster
+        .metric("dc1-n1", "geokv_tls_refused_total", "port=\"client\"")
+        .await;
+    assert!(refused >= 1.0, "plaintext call counted: {refused}");
+
+    // The CLI: without --ca the same clear error, with --ca it works.
+    let endpoint = format!("http://{addr}");
+    let (ok, text) = cli(&["get", "k", "--endpoint", &endpoint]);
+    assert!(!ok);
+    assert!(
+        text.contains("FAILED_PRECONDITION") && text.contains("requires TLS"),
+        "{text}"
+    );
+    let ca = cluster.tls_ca.clone().unwrap();
+    let ca = ca.to_str().unwrap();
+    let (ok, text) = cli(&["put", "k2", "v2", "--endpoint", &endpoint, "--ca", ca]);
+    assert!(ok, "{text}");
+    let (ok, text) = cli(&[
+        "get",
+        "k2",
+        "--endpoint",
+        &endpoint,
+        "--ca",
+        ca,
+        "--consistency",
+        "ALL",
+    ]);
+    assert!(ok && text.contains("v2"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_certificate_from_another_ca_is_never_counted_up() {
+    let mut cluster = Cluster::start_tls(one_dc()).await;
+    let intruder_dir = cluster.dir.path().join("intruder-certs");
+    init_dir(&intruder_dir, "another-cluster").unwrap();
+    let n3 = cluster.node("dc1-n3").clone();
+    issue_in_dir(
+        &intruder_dir,
+        &Identity::Node(n3.id.clone()),
+        &[],
+        &[n3.client_address.ip()],
+    )
+    .unwrap();
+    let (cert, key) = pair_paths(&intruder_dir, "node-dc1-n3");
+    let before = cluster
+        .metric("dc1-n1", "geokv_tls_refused_total", "port=\"internode\"")
+        .await;
+
+    // dc1-n3 comes back with a certificate of another CA (and trusting it).
+    cluster.kill("dc1-n3");
+    cluster
+        .wait_seen("dc1-n1", "dc1-n3", false, Duration::from_secs(20))
+        .await;
+    let args: Vec<String> = [
+        "--ca".into(),
+        intruder_dir.join("ca.pem").display().to_string(),
+        "--cert".into(),
+        cert.display().to_string(),
+        "--key".into(),
+        key.display().to_string(),
+    ]
+    .into();
+    cluster.restart_with_args("dc1-n3", &args);
+    cluster.wait_healthy("dc1-n3").await;
+
+    // It gossips every 100 ms; for 3 s nobody counts it up.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        for observer in ["dc1-n1", "dc1-n2"] {
+            let view = cluster.view(observer).await;
+            assert_eq!(
+                view.get("dc1-n3"),
+                Some(&false),
+                "{observer} counts the intruder up"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = cluster
+        .metric("dc1-n1", "geokv_tls_refused_total", "port=\"internode\"")
+        .await;
+    assert!(
+        after > before,
+        "its attempts are counted ({before} -> {after})"
+    );
+    assert!(
+        cluster.log("dc1-n1").contains("TLS refused"),
+        "and logged:\n{}",
+        cluster.log("dc1-n1")
+    );
+
+    // Nothing replicates to it: ALL cannot be met, QUORUM can.
+    let mut n1 = cluster.client("dc1-n1").await;
+    let err = put(&mut n1, "x", "v", vec![], Consistency::All)
+        .await
+        .expect_err("ALL with an unauthenticated replica");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    put(&mut n1, "x", "v", vec![], Consistency::Quorum)
+        .await
+        .expect("QUORUM from the two members");
+
+    // The same node with its proper certificate is a member again.
+    cluster.kill("dc1-n3");
+    cluster.restart("dc1-n3").await;
+    cluster
+        .wait_seen("dc1-n1", "dc1-n3", true, Duration::from_secs(20))
+        .await;
+}
+
+/// The certificate a node's client port presents to a fresh connection.
+async fn served_certificate(cluster: &Cluster, id: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(cluster.tls_ca.as_ref().unwrap()).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(geokv::transport::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = cluster.node(id).client_address;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .expect("TLS handshake");
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_rotated_on_disk_is_served_without_a_restart() {
+    use rustls::pki_types::pem::PemObject;
+    let cluster = Cluster::start_tls(one_dc()).await;
+    let certs = cluster.dir.path().join("certs");
+    let (cert, key) = pair_paths(&certs, "node-dc1-n1");
+    let old = served_certificate(&cluster, "dc1-n1").await;
+    assert_eq!(
+        old,
+        rustls::pki_types::CertificateDer::from_pem_file(&cert)
+            .unwrap()
+            .to_vec()
+    );
+    // Rotate dc1-n1's pair (same CA, new key) under the running node.
+    std::fs::remove_file(&cert).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let n1 = cluster.node("dc1-n1").clone();
+    issue_in_dir(
+        &certs,
+        &Identity::Node(n1.id.clone()),
+        &[],
+        &[n1.client_address.ip()],
+    )
+    .unwrap();
+    let new = rustls::pki_types::CertificateDer::from_pem_file(&cert)
+        .unwrap()
+        .to_vec();
+    assert_ne!(old, new);
+    // Picked up within the 5 s poll (plus slack for a loaded machine).
+    let started = Instant::now();
+    while served_certificate(&cluster, "dc1-n1").await != new {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "rotation not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(cluster.log("dc1-n1").contains("TLS certificates reloaded"));
+    // Connections keep working: the others still see it up, writes at ALL pass.
+    cluster.wait_all_up(Duration::from_secs(20)).await;
+    let mut c = cluster.client("dc1-n1").await;
+    put(&mut c, "after-rotation", "v", vec![], Consistency::All)
+        .await
+        .expect("put at ALL after the rotation");
+}
