@@ -69,8 +69,8 @@ impl std::fmt::Debug for Intent {
 }
 
 impl Intent {
-    /// The replica acknowledged the direct write: the hint is deleted (on a
-    /// blocking thread), unless a load holds it back meanwhile.
+    /// The replica acknowledged the direct write: the hint is deleted (where
+    /// the store's [`CallSite`] says), unless a load holds it back meanwhile.
     pub async fn done(mut self) {
         self.settled = true;
         let (dest, seq, bytes) = (self.dest.clone(), self.seq, self.bytes);
