@@ -159,6 +159,11 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Process ids of the running nodes, in topology order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|(_, c)| c.id()).collect()
+    }
+
     /// Number of nodes still counted as running.
     pub fn len(&self) -> usize {
         self.children.len()

@@ -14,6 +14,7 @@
 //! | `cluster.rs` | [`LocalCluster`]: real node processes (shared with `geokv dev`) |
 //! | `engine_loop.rs` | the same workload in-process on the engine |
 //! | `compare.rs`, `drain.rs` | the `compare` and `drain` scenarios |
+//! | `cost.rs`, `proc_stats.rs` | the `cost` scenario: server CPU and context switches per op from `/proc` |
 //!
 //! Must not reach into a node's internals: everything below the engine row
 //! goes through gRPC and the admin port, like a real client would.
@@ -22,10 +23,12 @@ use std::time::Duration;
 
 pub mod cluster;
 pub mod compare;
+pub mod cost;
 pub mod drain;
 pub mod engine_loop;
 pub mod keys;
 pub mod plot;
+pub mod proc_stats;
 pub mod report;
 pub mod runner;
 pub mod schedule;

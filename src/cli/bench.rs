@@ -1,6 +1,6 @@
 //! `geokv bench`: the command line of the load generator: `run` against a
 //! running cluster, `compare` (engine vs one node vs six nodes at each level),
-//! `drain` (backlog drain after a partition), `engine` (db_bench-shaped).
+//! `drain` (backlog drain after a partition), `engine` (db_bench-shaped), `cost` (CPU per operation; `bench_cost.rs`).
 //!
 //! Parses options, prints tables, writes JSON and plots. Must not measure
 //! anything itself: `geokv::bench` does.
@@ -29,6 +29,10 @@ pub enum BenchCommand {
     Drain(DrainArgs),
     /// The storage engine alone, shaped like RocksDB's db_bench.
     Engine(EngineArgs),
+    /// Server CPU and context switches per operation: a three-node rf 3
+    /// cluster at QUORUM, fresh-key puts and gets at c=32 and c=1 (spawns
+    /// its own nodes on 127.0.0.81-83; several --node-exe for an A/B).
+    Cost(super::bench_cost::CostArgs),
 }
 
 /// Workload options shared by `run` and `compare`.
@@ -216,6 +220,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Compare(args) => rt.block_on(compare(args)),
         BenchCommand::Drain(args) => rt.block_on(drain(args)),
         BenchCommand::Engine(args) => engine(args),
+        BenchCommand::Cost(args) => rt.block_on(super::bench_cost::cost(args)),
     }
 }
 
@@ -423,7 +428,7 @@ fn engine(args: EngineArgs) -> anyhow::Result<()> {
 }
 
 /// The scratch directory and whether it is ours to remove.
-fn work_dir(given: Option<&Path>, what: &str) -> anyhow::Result<(PathBuf, bool)> {
+pub(super) fn work_dir(given: Option<&Path>, what: &str) -> anyhow::Result<(PathBuf, bool)> {
     let (dir, temporary) = match given {
         Some(d) => (d.to_path_buf(), false),
         None => {

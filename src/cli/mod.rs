@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod bench_cost;
 pub mod certs;
 pub mod dev;
 pub mod node;

@@ -123,7 +123,7 @@ impl Coordinator {
             let replica = self.replica.clone();
             tokio::spawn(tracing::Instrument::instrument(
                 async move {
-                    let res = replica.blocking(move |r| r.read(&ks, &key)).await;
+                    let res = replica.reading(&ks, &key).await;
                     let _ = tx
                         .send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())))
                         .await;

@@ -242,6 +242,14 @@ pub trait Engine: Send + Sync + 'static {
     /// The clock incarnation in use ([`incarnation`]), which the read path
     /// renews when it sets operands aside.
     fn incarnation(&self) -> &incarnation::Current;
+
+    /// True when [`Engine::write`] waits for an fsync ([`Durability::Sync`]).
+    /// Callers then keep writes on blocking threads, where concurrent writers
+    /// share one fsync; otherwise a write (memtable + WAL append to the OS)
+    /// takes microseconds and may run on an async worker.
+    fn write_waits_for_sync(&self) -> bool {
+        false
+    }
 }
 
 /// Decodes a data-CF value, naming the record on failure. A quarantine

@@ -344,6 +344,10 @@ impl Engine for RocksEngine {
     fn incarnation(&self) -> &super::incarnation::Current {
         &self.incarnation
     }
+
+    fn write_waits_for_sync(&self) -> bool {
+        self.durability == Durability::Sync
+    }
 }
 
 impl Drop for RocksEngine {

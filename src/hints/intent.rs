@@ -24,6 +24,7 @@ use super::queue::{Dest, Lane};
 use super::Hints;
 use crate::engine::WriteBatch;
 use crate::error::GeokvError;
+use crate::replica::CallSite;
 use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
 use parking_lot::Mutex;
@@ -68,16 +69,24 @@ impl std::fmt::Debug for Intent {
 }
 
 impl Intent {
-    /// The replica acknowledged the direct write: the hint is deleted (on a
-    /// blocking thread), unless a load holds it back meanwhile.
+    /// The replica acknowledged the direct write: the hint is deleted (where
+    /// the store's [`CallSite`] says), unless a load holds it back meanwhile.
     pub async fn done(mut self) {
         self.settled = true;
         let (dest, seq, bytes) = (self.dest.clone(), self.seq, self.bytes);
-        let settled = self
-            .hints
-            .store
-            .blocking(move |s| s.settle(&dest, seq, bytes));
-        if settled.await.is_err() {
+        let store = &self.hints.store;
+        let settled = if store.writes == CallSite::Inline {
+            // The delete is a short write; only a load holding the gate
+            // (scanning a page) sends the release to the blocking pool.
+            store.delete_settled(&dest, seq, bytes);
+            if store.try_release_settled(seq) {
+                return;
+            }
+            store.blocking(move |s| s.release_settled(seq)).await
+        } else {
+            store.blocking(move |s| s.settle(&dest, seq, bytes)).await
+        };
+        if settled.is_err() {
             // Not deleted: an ordinary hint now, delivered (harmless).
             self.hints.store.inflight.remove(self.seq);
         }
@@ -159,7 +168,8 @@ pub fn rollback(intents: Vec<Intent>) {
     }
 }
 
-/// Intents written at once (not inside another batch), on a blocking thread.
+/// Intents written at once (not inside another batch), where the store's
+/// [`CallSite`] says.
 pub async fn intend_now(
     hints: &Arc<Hints>,
     targets: &[(NodeIdx, String)],
@@ -169,7 +179,7 @@ pub async fn intend_now(
 ) -> Result<Vec<Intent>, GeokvError> {
     let mut batch = WriteBatch::new();
     let intents = intend(hints, targets, keyspace, key, set, &mut batch)?;
-    match hints.store.blocking(move |s| s.write(batch)).await {
+    match hints.store.call(move |s| s.write(batch)).await {
         Ok(Ok(())) => Ok(intents),
         Ok(Err(e)) => {
             rollback(intents);
@@ -261,23 +271,30 @@ mod tests {
         assert_eq!(on_disk(&h.store, &dest).len(), 2);
     }
 
-    /// Settling an intent writes to the engine off the async thread (issue
-    /// 10 (a): `done` used to delete on the runtime's worker).
+    /// Settling an intent writes to the engine off the async thread when
+    /// writes wait for an fsync (issue 10 (a): `done` used to delete on the
+    /// runtime's worker), and inline otherwise: a delete that does not wait
+    /// for an fsync costs less than the hand-off (issue 14).
     #[tokio::test(flavor = "current_thread")]
-    async fn done_writes_off_the_async_thread() {
-        let engine = Arc::new(ThreadsEngine::new());
-        let (h, peer, _) = setup(engine.clone());
-        let mut i = intend_now(&h, std::slice::from_ref(&peer), "default", b"k", &set())
-            .await
-            .expect("intend");
-        engine.writers.lock().clear();
-        i.pop().expect("one intent").done().await;
-        let writers = engine.writers.lock().clone();
-        assert_eq!(writers.len(), 1, "one delete");
-        assert_ne!(
-            writers[0],
-            std::thread::current().id(),
-            "not on the runtime's thread"
-        );
+    async fn done_writes_off_the_async_thread_only_when_writes_sync() {
+        for (engine, off_thread) in [
+            (ThreadsEngine::syncing(), true),
+            (ThreadsEngine::new(), false),
+        ] {
+            let engine = Arc::new(engine);
+            let (h, peer, _) = setup(engine.clone());
+            let mut i = intend_now(&h, &[peer], "default", b"k", &set())
+                .await
+                .expect("intend");
+            assert_eq!(engine.writers.lock().len(), 1, "the intent");
+            let intended_on = engine.writers.lock()[0];
+            engine.writers.lock().clear();
+            i.pop().expect("one intent").done().await;
+            let writers = engine.writers.lock().clone();
+            assert_eq!(writers.len(), 1, "one delete");
+            let here = std::thread::current().id();
+            assert_eq!(writers[0] != here, off_thread, "the delete");
+            assert_eq!(intended_on != here, off_thread, "the intent");
+        }
     }
 }

@@ -21,6 +21,7 @@ use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
 use crate::repair::plan::repair_key;
+use crate::replica::CallSite;
 use crate::ring::token_of;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -52,6 +53,8 @@ pub(crate) struct Store {
     /// it: a settled intent is either gone before a load scans or held back
     /// by it.
     gate: RwLock<()>,
+    /// Where [`Store::call`] runs (inline unless writes wait for an fsync).
+    pub(crate) writes: CallSite,
 }
 
 impl Store {
@@ -79,6 +82,7 @@ impl Store {
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
         Ok(Store {
+            writes: CallSite::for_writes(&*engine),
             engine,
             config,
             seq: AtomicU64::new(micros.max(max_seq + 1)),
@@ -102,6 +106,21 @@ impl Store {
     {
         let me = self.clone();
         tokio::task::spawn_blocking(crate::telemetry::in_current_span(move || f(&me)))
+            .await
+            .map_err(|e| GeokvError::Internal(format!("hints task failed: {e}")))
+    }
+
+    /// Runs `f` where [`CallSite::for_writes`] puts it: on the calling
+    /// worker unless writes wait for an fsync. For short writes only; scans
+    /// use [`Store::blocking`].
+    pub(crate) async fn call<T, F>(self: &Arc<Self>, f: F) -> Result<T, GeokvError>
+    where
+        F: FnOnce(&Store) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let me = self.clone();
+        self.writes
+            .run(move || f(&me))
             .await
             .map_err(|e| GeokvError::Internal(format!("hints task failed: {e}")))
     }
@@ -195,13 +214,36 @@ impl Store {
     /// that this also counts out. Should the delete fail, the hint is
     /// delivered (and counted out) later instead: harmless.
     pub(crate) fn settle(&self, dest: &Dest, seq: u64, bytes: u64) {
+        self.delete_settled(dest, seq, bytes);
+        self.release_settled(seq);
+    }
+
+    /// The first half of [`Store::settle`]: deletes the hint.
+    pub(crate) fn delete_settled(&self, dest: &Dest, seq: u64, bytes: u64) {
         let mut batch = WriteBatch::new();
         batch.delete_raw(Cf::Hints, &dest.key(Lane::Backlog, seq));
         if self.engine.write(batch).is_ok() {
             self.counts.sub(dest, Lane::Backlog, 1, bytes);
         }
+    }
+
+    /// The second half of [`Store::settle`]: releases the intent under the
+    /// exclusive gate (waits for a load in progress).
+    pub(crate) fn release_settled(&self, seq: u64) {
         let _gate = self.gate.write();
         self.inflight.remove(seq);
+    }
+
+    /// [`Store::release_settled`] if no load holds the gate; false (nothing
+    /// done) otherwise, so an async caller need not wait for a scan.
+    pub(crate) fn try_release_settled(&self, seq: u64) -> bool {
+        match self.gate.try_write() {
+            Some(_gate) => {
+                self.inflight.remove(seq);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Shared with other loads, exclusive of [`Store::settle`].

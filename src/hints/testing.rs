@@ -62,6 +62,8 @@ pub(crate) struct ThreadsEngine {
     inner: MemoryEngine,
     pub writers: parking_lot::Mutex<Vec<std::thread::ThreadId>>,
     pub hold: parking_lot::Mutex<()>,
+    /// What [`Engine::write_waits_for_sync`] answers.
+    pub syncs: bool,
 }
 
 impl ThreadsEngine {
@@ -70,11 +72,23 @@ impl ThreadsEngine {
             inner: MemoryEngine::new(Limits::default()),
             writers: Default::default(),
             hold: Default::default(),
+            syncs: false,
+        }
+    }
+
+    /// One whose writes wait for an fsync (`Durability::Sync`).
+    pub(crate) fn syncing() -> Self {
+        ThreadsEngine {
+            syncs: true,
+            ..Self::new()
         }
     }
 }
 
 impl Engine for ThreadsEngine {
+    fn write_waits_for_sync(&self) -> bool {
+        self.syncs
+    }
     fn write(&self, batch: WriteBatch) -> Result<(), crate::engine::EngineError> {
         self.writers.lock().push(std::thread::current().id());
         drop(self.hold.lock());

@@ -133,7 +133,7 @@ impl Internode for InternodeService {
         let r = req.into_inner();
         let got = self
             .replica
-            .blocking(move |rep| rep.read(&r.keyspace, &r.key))
+            .reading(&r.keyspace, &r.key)
             .instrument(span)
             .await?;
         Ok(Response::new(match got {

@@ -10,7 +10,13 @@
 //! - [`Replica::apply`]: every other replica merges the full record it is
 //!   sent; no read, idempotent, order-free.
 //!
+//! Where the engine work runs is [`CallSite`]'s decision: inline on the
+//! async worker unless writes wait for an fsync (`call_site.rs`).
+//!
 //! Must not: choose replicas, count acknowledgements, or talk to peers.
+
+pub mod call_site;
+pub use call_site::CallSite;
 
 use crate::engine::{Engine, WriteBatch};
 use crate::error::GeokvError;
@@ -39,6 +45,8 @@ pub struct Replica {
     locks: Vec<Mutex<()>>,
     /// Set by [`Replica::close`]: no more updates (dots) from this actor.
     closed: AtomicBool,
+    /// Where [`Replica::blocking`] runs.
+    writes: CallSite,
 }
 
 impl Replica {
@@ -47,11 +55,12 @@ impl Replica {
     /// ([`incarnation`](crate::engine::incarnation)).
     pub fn new(engine: Arc<dyn Engine>, node: &str, max_siblings: usize) -> Self {
         Replica {
-            engine,
             node: node.to_string(),
             max_siblings,
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             closed: AtomicBool::new(false),
+            writes: CallSite::for_writes(&*engine),
+            engine,
         }
     }
 
@@ -140,7 +149,8 @@ impl Replica {
         Ok(self.engine.get_versions(keyspace, key)?)
     }
 
-    /// Runs blocking engine work off the async executor, in the caller's
+    /// Runs engine work that may write where [`CallSite::for_writes`] puts
+    /// it (the blocking pool only under `Durability::Sync`), in the caller's
     /// span (so what it writes carries the request's trace context).
     pub async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T, GeokvError>
     where
@@ -148,9 +158,20 @@ impl Replica {
         F: FnOnce(&Replica) -> Result<T, GeokvError> + Send + 'static,
     {
         let me = self.clone();
-        tokio::task::spawn_blocking(crate::telemetry::in_current_span(move || f(&me)))
+        self.writes
+            .run(move || f(&me))
             .await
             .map_err(|e| GeokvError::Internal(format!("replica task: {e}")))?
+    }
+
+    /// This node's copy of a key, read on the calling worker: a point read
+    /// from the memtable or block cache takes microseconds.
+    pub async fn reading(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+    ) -> Result<Option<SiblingSet>, GeokvError> {
+        self.read(keyspace, key)
     }
 }
 

@@ -1,0 +1,150 @@
+//! `geokv bench cost`: options and the printed table of the CPU-per-operation
+//! protocol ([`geokv::bench::cost`]).
+//!
+//! Parses options and prints; must not measure anything itself.
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use geokv::bench::cost::{medians, run_cost, CostOptions, CostReport, CostRow, PHASES};
+use geokv::client::ConsistencyLevel;
+
+/// Arguments of `geokv bench cost`.
+#[derive(clap::Args, Debug)]
+pub struct CostArgs {
+    /// Binary the nodes run (repeatable: the binaries run in turn in every
+    /// round, for an interleaved A/B). Default: this binary.
+    #[arg(long = "node-exe")]
+    node_exes: Vec<PathBuf>,
+    /// Rounds; the table shows the median of each binary and phase.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Consistency level of reads and writes.
+    #[arg(long, default_value = "QUORUM")]
+    level: ConsistencyLevel,
+    /// Seconds of each throughput phase.
+    #[arg(long, default_value_t = 20.0)]
+    duration_secs: f64,
+    /// Seconds of each single-client (latency) phase.
+    #[arg(long, default_value_t = 10.0)]
+    latency_duration_secs: f64,
+    /// Concurrency of the throughput phases.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Keys written before the measured phases.
+    #[arg(long, default_value_t = 20_000)]
+    records: u64,
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Phases to run, in this order: put, get, put-c1, get-c1.
+    #[arg(long, value_delimiter = ',', default_value = "put,get,put-c1,get-c1")]
+    phases: Vec<String>,
+    #[arg(long, default_value = "periodic")]
+    durability: String,
+    /// `perf record -g` the node processes during each throughput phase of
+    /// the first round into DIR/b<binary>-<phase>.perf.data (CPU figures of
+    /// that round then include perf's overhead).
+    #[arg(long)]
+    perf_record: Option<PathBuf>,
+    /// Sampling frequency of --perf-record, Hz.
+    #[arg(long, default_value_t = 499)]
+    perf_freq: u32,
+    /// Scratch directory (kept); a temporary one, removed afterwards, by default.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Write every round as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Runs the protocol and prints one line per measured phase, then the medians.
+pub async fn cost(args: CostArgs) -> anyhow::Result<()> {
+    let (work_dir, temporary) = super::bench::work_dir(args.work_dir.as_deref(), "cost")?;
+    let node_exes = if args.node_exes.is_empty() {
+        vec![std::env::current_exe()?]
+    } else {
+        args.node_exes.clone()
+    };
+    for exe in &node_exes {
+        anyhow::ensure!(exe.is_file(), "--node-exe {} is not a file", exe.display());
+    }
+    let opts = CostOptions {
+        node_exes,
+        work_dir: work_dir.clone(),
+        durability: args.durability,
+        level: args.level,
+        records: args.records,
+        concurrency: args.concurrency,
+        duration: Duration::from_secs_f64(args.duration_secs),
+        latency_duration: Duration::from_secs_f64(args.latency_duration_secs),
+        value_size: args.value_size,
+        rounds: args.rounds,
+        phases: args.phases,
+        perf_record: args.perf_record,
+        perf_freq: args.perf_freq,
+    };
+    let result = run_cost(&opts, |row| eprintln!("{}", row_line(row))).await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    let report = result?;
+    print!("{}", table(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        println!("results: {}", path.display());
+    }
+    Ok(())
+}
+
+fn row_line(r: &CostRow) -> String {
+    format!(
+        "round {} binary {} {:<7} c={:<3} {:>8.0} ops/s  p50 {:.2} ms  p99 {:.2} ms  server {:.3} ms CPU/op  {:.2} cs/op  ({} threads, {} exited)  client {:.1} CPU-s  errors {}",
+        r.round,
+        r.binary,
+        r.phase,
+        r.concurrency,
+        r.report.throughput,
+        r.report.overall.p50_us as f64 / 1000.0,
+        r.report.overall.p99_us as f64 / 1000.0,
+        r.server_cpu_ms_per_op,
+        r.server_switches_per_op,
+        r.server.threads,
+        r.server.threads_exited,
+        r.client_cpu_secs,
+        r.report.error_count,
+    )
+}
+
+/// The medians as a Markdown table.
+pub fn table(report: &CostReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} nodes, rf {}, {}; {}-byte keys, {}-byte values; medians of {} round(s)",
+        report.nodes,
+        report.replication_factor,
+        report.level,
+        report.key_bytes,
+        report.value_size,
+        report.rows.iter().map(|r| r.round + 1).max().unwrap_or(0)
+    );
+    for (i, b) in report.binaries.iter().enumerate() {
+        let _ = writeln!(out, "binary {i}: {b}");
+    }
+    let _ = writeln!(
+        out,
+        "| binary | phase | ops/s | p50 ms | p99 ms | server CPU ms/op | server cs/op |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+    let mut lines = medians(report);
+    lines.sort_by_key(|(b, p, _)| (PHASES.iter().position(|q| q == p), *b));
+    for (b, phase, [ops, p50, p99, cpu, cs]) in lines {
+        let _ = writeln!(
+            out,
+            "| {b} | {phase} | {ops:.0} | {p50:.2} | {p99:.2} | {cpu:.3} | {cs:.2} |"
+        );
+    }
+    out
+}
