@@ -85,6 +85,8 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let mut cfg = NodeConfig::new(topology, &args.node, args.data_dir.clone());
     cfg.fault_injection = args.fault_injection;
     cfg.engine.durability = durability(&args)?;
+    // Block cache hits and write stalls on /metrics need RocksDB statistics.
+    cfg.engine.statistics = true;
     cfg.membership.gossip_interval_ms = args.gossip_interval_ms;
     cfg.membership.phi_local = args.phi_local;
     cfg.membership.phi_remote = args.phi_remote;

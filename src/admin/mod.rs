@@ -1,6 +1,7 @@
 //! The admin HTTP port (hyper): `/health`, `/metrics` (Prometheus text), and,
 //! when the node runs with fault injection enabled, `/faults` to delay or cut
-//! internode links. Must not serve client data.
+//! internode links. Must not serve client data. Every metric family is
+//! described in [`catalog`]; [`collect`] refreshes process and engine figures.
 //!
 //! ```text
 //! GET  /health                       200 "ok <node-id>"
@@ -12,6 +13,9 @@
 //! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! ```
+
+pub mod catalog;
+pub mod collect;
 
 use crate::repair::Repair;
 use crate::transport::faults::Faults;
@@ -43,7 +47,9 @@ pub fn install_metrics() -> PrometheusHandle {
                 .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                catalog::describe_all();
+            }
             handle
         })
         .clone()
@@ -56,10 +62,21 @@ struct Admin {
     repair: Option<Arc<Repair>>,
 }
 
+/// The Prometheus text exposition format's media type.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     Response::builder()
         .status(code)
         .body(Full::new(body.into()))
+        .expect("static response parts")
+}
+
+fn metrics_reply(text: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)
+        .body(Full::new(text.into()))
         .expect("static response parts")
 }
 
@@ -99,7 +116,7 @@ impl Admin {
         let q = query(&req);
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/health") => reply(StatusCode::OK, format!("ok {}\n", self.node_id)),
-            (&Method::GET, "/metrics") => reply(StatusCode::OK, self.metrics.render()),
+            (&Method::GET, "/metrics") => metrics_reply(self.metrics.render()),
             (&Method::GET, "/faults") => reply(StatusCode::OK, self.faults.to_json()),
             (&Method::POST, path) if path.starts_with("/faults/") => self.fault(path, &q),
             _ => reply(StatusCode::NOT_FOUND, "not found\n"),
