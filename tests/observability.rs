@@ -3,6 +3,7 @@
 //! node info, process and RocksDB figures; `promtool check metrics` finds
 //! nothing and `promtool check rules` accepts the shipped alert rules (both
 //! when promtool is on PATH; `scripts/ensure-deps` installs it as root).
+//! The node logs with `--log-format json`: every line of its log is JSON.
 mod common;
 
 use common::*;
@@ -71,7 +72,7 @@ async fn metrics_endpoint_is_standard_prometheus() {
         replication: vec![("dc1", 1)],
         extra_keyspaces: Vec::new(),
         gossip_interval_ms: 100,
-        extra_args: Vec::new(),
+        extra_args: vec!["--log-format".into(), "json".into()],
     };
     let cluster = Cluster::start(spec).await;
     let mut client = cluster.client("dc1-n1").await;
@@ -144,6 +145,15 @@ async fn metrics_endpoint_is_standard_prometheus() {
         body.contains("geokv_engine_block_cache_hits_total"),
         "{body}"
     );
+
+    // `--log-format json`: node.log is one JSON object per line, no colour.
+    let log = std::fs::read_to_string(cluster.dir.path().join("dc1-n1/node.log")).unwrap();
+    assert!(log.contains("node started"), "{log}");
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
 
     match run_promtool(&["check", "metrics"], &body) {
         Some((ok, out)) => assert!(

@@ -45,6 +45,9 @@ pub struct DevArgs {
     /// WAL durability of every node (see `geokv node --help`).
     #[arg(long, default_value = "periodic")]
     pub durability: String,
+    /// Log format of every node's `node.log`: `text` or `json`.
+    #[arg(long, env = "GEOKV_LOG_FORMAT", default_value = "text")]
+    pub log_format: geokv::telemetry::LogFormat,
     /// Further arguments for every `geokv node` (after `--`).
     #[arg(last = true)]
     pub node_args: Vec<String>,
@@ -80,13 +83,14 @@ pub enum DevCommand {
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let dir = absolute(&args.data_dir)?;
     let dev = record::DevDir::new(dir.clone());
+    let extra = node_args(&args);
     match args.command {
         None => up::run(up::Up {
             data_dir: dir,
             topology: args.topology,
             wan_delay_ms: args.wan_delay_ms,
             durability: args.durability,
-            node_args: args.node_args,
+            node_args: extra,
         }),
         Some(DevCommand::Status { json }) => control::status(&dev, json),
         Some(DevCommand::Stop { node }) => control::stop(&dev, node.as_deref()),
@@ -99,6 +103,16 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         }) => control::link(&dev, &a, &b, false),
         Some(DevCommand::Heal { .. }) => control::heal_all(&dev),
     }
+}
+
+/// The arguments every node gets beyond the defaults.
+fn node_args(args: &DevArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    if args.log_format == geokv::telemetry::LogFormat::Json {
+        out.extend(["--log-format".to_string(), "json".to_string()]);
+    }
+    out.extend(args.node_args.iter().cloned());
+    out
 }
 
 /// `dir` made absolute, so recorded command lines work from any directory.
