@@ -1,7 +1,8 @@
-//! The admin HTTP port (hyper): `/health`, `/metrics` (Prometheus text), and,
+//! The admin HTTP port (axum): `/health`, `/metrics` (Prometheus text), and,
 //! when the node runs with fault injection enabled, `/faults` to delay or cut
-//! internode links. Must not serve client data. Every metric family is
-//! described in [`catalog`]; [`collect`] refreshes process and engine figures.
+//! internode links. Must not serve client data. The route table is
+//! [`routes::router`]; every metric family is described in [`catalog`];
+//! [`collect`] refreshes process and engine figures.
 //!
 //! ```text
 //! GET  /health                       200 "ok <node-id>"
@@ -16,18 +17,13 @@
 
 pub mod catalog;
 pub mod collect;
+pub mod routes;
+
+pub use routes::METRICS_CONTENT_TYPE;
 
 use crate::repair::Repair;
 use crate::transport::faults::Faults;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use tokio::net::TcpListener;
@@ -55,135 +51,102 @@ pub fn install_metrics() -> PrometheusHandle {
         .clone()
 }
 
-struct Admin {
-    node_id: String,
-    metrics: PrometheusHandle,
-    faults: Arc<Faults>,
-    repair: Option<Arc<Repair>>,
-}
-
-/// The Prometheus text exposition format's media type.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(code)
-        .body(Full::new(body.into()))
-        .expect("static response parts")
-}
-
-fn metrics_reply(text: String) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(hyper::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)
-        .body(Full::new(text.into()))
-        .expect("static response parts")
-}
-
-fn query(req: &Request<Incoming>) -> HashMap<String, String> {
-    req.uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-impl Admin {
-    /// `POST /repair`: runs a sweep (waiting for one in progress) and
-    /// answers with its summary.
-    async fn repair(&self, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
-        let Some(repair) = &self.repair else {
-            return reply(
-                StatusCode::NOT_FOUND,
-                "repair is not running on this node\n",
-            );
-        };
-        match repair.sweep(q.get("keyspace").map(String::as_str)).await {
-            Ok(s) => reply(
-                StatusCode::OK,
-                serde_json::to_string(&s).unwrap_or_default() + "\n",
-            ),
-            Err(e @ crate::repair::RepairError::Ring(_)) => {
-                reply(StatusCode::BAD_REQUEST, format!("{e}\n"))
-            }
-            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-        }
-    }
-
-    fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let q = query(&req);
-        match (req.method(), req.uri().path()) {
-            (&Method::GET, "/health") => reply(StatusCode::OK, format!("ok {}\n", self.node_id)),
-            (&Method::GET, "/metrics") => metrics_reply(self.metrics.render()),
-            (&Method::GET, "/faults") => reply(StatusCode::OK, self.faults.to_json()),
-            (&Method::POST, path) if path.starts_with("/faults/") => self.fault(path, &q),
-            _ => reply(StatusCode::NOT_FOUND, "not found\n"),
-        }
-    }
-
-    fn fault(&self, path: &str, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
-        if !self.faults.enabled() {
-            return reply(
-                StatusCode::FORBIDDEN,
-                "fault injection is disabled on this node (start it with --fault-injection)\n",
-            );
-        }
-        let ok = match path {
-            "/faults/cut" => q.get("target").map(|t| self.faults.cut(t)),
-            "/faults/heal" => q.get("target").map(|t| self.faults.heal(t)),
-            "/faults/delay" => match (q.get("dc"), q.get("ms").and_then(|m| m.parse().ok())) {
-                (Some(dc), Some(ms)) => Some(self.faults.set_delay(dc, ms)),
-                _ => None,
-            },
-            "/faults/crash-after-write" => Some(self.faults.arm_crash_after_write()),
-            _ => return reply(StatusCode::NOT_FOUND, "unknown fault\n"),
-        };
-        match ok {
-            Some(true) => reply(StatusCode::OK, self.faults.to_json()),
-            _ => reply(StatusCode::BAD_REQUEST, "missing or bad parameters\n"),
-        }
-    }
-}
-
 /// Serves the admin port until `shutdown` turns true.
 pub async fn serve(
     addr: SocketAddr,
     node_id: String,
     faults: Arc<Faults>,
     repair: Option<Arc<Repair>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    let admin = Arc::new(Admin {
-        node_id,
+    serve_on(listener, node_id, faults, repair, shutdown).await
+}
+
+/// [`serve`] on a bound listener.
+pub async fn serve_on(
+    listener: TcpListener,
+    node_id: String,
+    faults: Arc<Faults>,
+    repair: Option<Arc<Repair>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = routes::router(routes::Admin {
+        node_id: node_id.into(),
         metrics: install_metrics(),
         faults,
         repair,
     });
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => r?,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let admin = admin.clone();
+    // Not a graceful shutdown: a node stopping does not wait for a long
+    // `POST /repair` to answer.
+    tokio::select! {
+        r = axum::serve(listener, app) => r,
+        _ = shutdown.wait_for(|v| *v) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::cluster::admin_request;
+
+    async fn start(fault_injection: bool) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let faults = Arc::new(Faults::new(fault_injection));
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let admin = admin.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        if req.method() == Method::POST && req.uri().path() == "/repair" {
-                            admin.repair(&query(&req)).await
-                        } else {
-                            admin.handle(req)
-                        },
-                    )
-                }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let _tx = _tx;
+            serve_on(listener, "n1".into(), faults, None, rx).await
         });
+        addr
+    }
+
+    #[tokio::test]
+    async fn queries_are_percent_decoded() {
+        let addr = start(true).await;
+        admin_request(addr, "POST", "/faults/cut?target=dc%202")
+            .await
+            .unwrap();
+        let rules = admin_request(addr, "GET", "/faults").await.unwrap();
+        assert!(rules.contains("\"dc 2\""), "{rules}");
+        assert!(!rules.contains("%20"), "{rules}");
+        admin_request(addr, "POST", "/faults/heal?target=dc+2")
+            .await
+            .unwrap();
+        let rules = admin_request(addr, "GET", "/faults").await.unwrap();
+        assert!(!rules.contains("dc 2"), "{rules}");
+    }
+
+    #[tokio::test]
+    async fn endpoints_answer_with_proper_status_codes() {
+        let addr = start(true).await;
+        assert_eq!(
+            admin_request(addr, "GET", "/health").await.unwrap(),
+            "ok n1\n"
+        );
+        let status = |r: Result<String, crate::bench::ClusterError>| match r {
+            Ok(_) => "2xx".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let missing = status(admin_request(addr, "POST", "/faults/cut").await);
+        assert!(missing.contains("400"), "{missing}");
+        let bad_ms = status(admin_request(addr, "POST", "/faults/delay?dc=dc2&ms=soon").await);
+        assert!(bad_ms.contains("400"), "{bad_ms}");
+        let unknown = status(admin_request(addr, "POST", "/faults/explode").await);
+        assert!(unknown.contains("404"), "{unknown}");
+        let nowhere = status(admin_request(addr, "GET", "/nowhere").await);
+        assert!(nowhere.contains("404"), "{nowhere}");
+        let method = status(admin_request(addr, "GET", "/faults/cut?target=x").await);
+        assert!(method.contains("405"), "{method}");
+        let no_repair = status(admin_request(addr, "POST", "/repair").await);
+        assert!(no_repair.contains("404"), "{no_repair}");
+        admin_request(addr, "POST", "/faults/delay?dc=dc2&ms=50")
+            .await
+            .unwrap();
+
+        let disabled = start(false).await;
+        let forbidden = status(admin_request(disabled, "POST", "/faults/cut?target=x").await);
+        assert!(forbidden.contains("403"), "{forbidden}");
     }
 }
