@@ -3,7 +3,9 @@
 //! coordinator, every replica it called and the remote datacenters.
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported over OTLP/gRPC;
-//! otherwise only the log layer runs. This module must not log requests.
+//! otherwise only the log layer runs: text (ANSI colour only when stderr is a
+//! terminal) or one JSON object per line ([`LogFormat`]). This module must not
+//! log requests.
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
@@ -27,12 +29,65 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber: `RUST_LOG`-filtered logs on stderr, plus
-/// OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when stderr is a terminal, so
+    /// journald and log files get no escape codes.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields, spans),
+    /// for log shippers.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format must be text or json, not '{other}'")),
+        }
+    }
+}
+
+/// The stderr log layer in `format`.
+pub fn log_layer<S>(format: LogFormat) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use std::io::IsTerminal;
+    log_layer_to(format, std::io::stderr, std::io::stderr().is_terminal())
+}
+
+fn log_layer_to<S, W>(
+    format: LogFormat,
+    writer: W,
+    terminal: bool,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer;
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Text => layer.with_ansi(terminal).boxed(),
+        LogFormat::Json => layer.json().with_ansi(false).boxed(),
+    }
+}
+
+/// Installs the global subscriber: `RUST_LOG`-filtered text logs on stderr,
+/// plus OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 pub fn init(service_name: &str, node_id: &str) -> TelemetryGuard {
+    init_with_format(service_name, node_id, LogFormat::Text)
+}
+
+/// [`init`] with logs in `format`.
+pub fn init_with_format(service_name: &str, node_id: &str, format: LogFormat) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let mut provider = None;
     let otel_layer = if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
         match opentelemetry_otlp::SpanExporter::builder()
@@ -65,7 +120,7 @@ pub fn init(service_name: &str, node_id: &str) -> TelemetryGuard {
     };
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(fmt)
+        .with(log_layer(format))
         .with(otel_layer)
         .try_init();
     TelemetryGuard { provider }
@@ -148,6 +203,52 @@ pub fn adopt_remote_parent(span: &tracing::Span, meta: &MetadataMap) {
 mod tests {
     use super::*;
     use opentelemetry::trace::TraceContextExt;
+    use std::sync::{Arc, Mutex};
+
+    /// Everything `format` writes for one event, as written to a file.
+    fn logged(format: LogFormat, terminal: bool) -> String {
+        #[derive(Clone)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf(Arc::new(Mutex::new(Vec::new())));
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::registry().with(log_layer_to(
+            format,
+            move || writer.clone(),
+            terminal,
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("coordinator.write", keyspace = "default");
+            span.in_scope(|| tracing::warn!(node = "dc1-n3", "membership: node is down"));
+        });
+        let out = buf.0.lock().unwrap().clone();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn logs_are_plain_off_a_terminal_and_json_on_request() {
+        let plain = logged(LogFormat::Text, false);
+        assert!(plain.contains("membership: node is down"), "{plain}");
+        assert!(!plain.contains('\u{1b}'), "ANSI escape in {plain:?}");
+        assert!(logged(LogFormat::Text, true).contains('\u{1b}'));
+
+        let json = logged(LogFormat::Json, false);
+        let line: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["fields"]["message"], "membership: node is down");
+        assert_eq!(line["fields"]["node"], "dc1-n3");
+        assert_eq!(line["span"]["name"], "coordinator.write");
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert!("xml".parse::<LogFormat>().is_err());
+    }
 
     /// A span's trace context written into gRPC metadata on one side and
     /// adopted on the other yields a child in the same trace: what lets one

@@ -6,6 +6,7 @@
 //!
 //! Owns child processes only. Must not print (callers decide what the user
 //! sees) and must not send data requests.
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -219,34 +220,46 @@ fn spawn_node(launch: &NodeLaunch, n: &NodeInfo) -> Result<Child, ClusterError> 
     };
     let dir = launch.data_dir.join(&n.id);
     std::fs::create_dir_all(&dir).map_err(spawn_err)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("node.log"))
-        .map_err(spawn_err)?;
-    Command::new(&launch.exe)
-        .arg("node")
-        .arg("--topology")
-        .arg(&launch.topology_path)
-        .args([
-            "--node",
-            &n.id,
-            "--fault-injection",
-            "--durability",
-            &launch.durability,
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(&launch.extra_args)
-        // Plaintext unless the launch configures TLS (never by default).
-        .args(
-            (!launch.extra_args.iter().any(|a| a.starts_with("--tls-dir"))).then_some("--insecure"),
-        )
+    let log = open_node_log(&dir).map_err(spawn_err)?;
+    let argv = node_argv(launch, n);
+    Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(spawn_err)?)
         .stderr(log)
         .spawn()
         .map_err(spawn_err)
+}
+
+/// Opens (appending) `<dir>/node.log`, where a node's stdout and stderr go.
+pub fn open_node_log(dir: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))
+}
+
+/// The full command line (program first) that starts node `n`: its data in
+/// `<data_dir>/<node id>/`, fault injection enabled.
+pub fn node_argv(launch: &NodeLaunch, n: &NodeInfo) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![
+        launch.exe.clone().into(),
+        "node".into(),
+        "--topology".into(),
+        launch.topology_path.clone().into(),
+    ];
+    for a in ["--node", &n.id, "--fault-injection", "--durability"] {
+        argv.push(a.into());
+    }
+    argv.push(launch.durability.clone().into());
+    argv.push("--data-dir".into());
+    argv.push(launch.data_dir.join(&n.id).into());
+    argv.extend(launch.extra_args.iter().map(OsString::from));
+    // Plaintext unless the launch configures TLS (never by default).
+    if !launch.extra_args.iter().any(|a| a.starts_with("--tls-dir")) {
+        argv.push("--insecure".into());
+    }
+    argv
 }
 
 /// A minimal HTTP/1.1 request to an admin port; returns the body on 2xx.

@@ -83,6 +83,10 @@ pub struct NodeArgs {
     /// Default request deadline.
     #[arg(long, default_value_t = 2000)]
     pub default_timeout_ms: u64,
+    /// Log lines on stderr: `text` (coloured only on a terminal) or `json`
+    /// (one object per line).
+    #[arg(long, env = "GEOKV_LOG_FORMAT", default_value = "text")]
+    pub log_format: geokv::telemetry::LogFormat,
     /// Speculative retry of reads: ask one more replica each time those
     /// asked have not met the level after this long.
     #[arg(long, default_value_t = 20)]
@@ -168,6 +172,8 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.fault_injection = args.fault_injection;
     cfg.tls = args.tls.setting(&args.node)?;
     cfg.engine.durability = durability(&args)?;
+    // Block cache hits and write stalls on /metrics need RocksDB statistics.
+    cfg.engine.statistics = true;
     cfg.membership.gossip_interval_ms = args.gossip_interval_ms;
     cfg.membership.phi_local = args.phi_local;
     cfg.membership.phi_remote = args.phi_remote;
@@ -183,7 +189,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let _telemetry = geokv::telemetry::init("geokv", &args.node);
+        let _telemetry = geokv::telemetry::init_with_format("geokv", &args.node, args.log_format);
         geokv::admin::install_metrics();
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -78,6 +78,16 @@ pub fn write_lines(what: &str, acks: u32, coordinator: &str, context_b64: &str) 
     ]
 }
 
+/// A plain table (no box drawing, columns padded to their widest cell) with
+/// these headers, for `add_row` and `to_string`.
+pub fn table<const N: usize>(headers: [&str; N]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(headers);
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +101,22 @@ mod tests {
             replicas_answered: 2,
             coordinator: "http://n1".into(),
         }
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let mut t = table(["NODE", "STATE"]);
+        t.add_row(["dc1-n1", "up"]);
+        t.add_row(["a-much-longer-id", "down"]);
+        let lines: Vec<String> = t
+            .to_string()
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        let col = lines[0].find("STATE").unwrap();
+        assert_eq!(lines[1].find("up"), Some(col));
+        assert_eq!(lines[2].find("down"), Some(col));
     }
 
     #[test]

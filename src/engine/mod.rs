@@ -18,6 +18,7 @@
 //! | [`quarantine`] | merge operands that do not decode: set aside, never fatal |
 //! | [`keys`] | the data-CF key codec and token-range → key-range planning (pure) |
 //! | [`rocks`] | [`RocksEngine`], the product engine: CFs, merge operator, durability |
+//! | [`stats`] | [`EngineStats`], the typed snapshot the admin port publishes |
 //! | [`memory`] | [`MemoryEngine`], a `BTreeMap` twin for pure and model tests |
 //! | [`bench`] | `geokv bench engine`: ops/s of the write and read paths |
 //!
@@ -55,6 +56,7 @@ pub mod keys;
 pub mod memory;
 pub mod quarantine;
 pub mod rocks;
+pub mod stats;
 
 #[cfg(test)]
 mod tests;
@@ -62,6 +64,7 @@ mod tests;
 pub use batch::WriteBatch;
 pub use memory::MemoryEngine;
 pub use rocks::{EngineOptions, RocksEngine};
+pub use stats::EngineStats;
 
 use crate::version::SiblingSet;
 
@@ -249,6 +252,12 @@ pub trait Engine: Send + Sync + 'static {
     /// takes microseconds and may run on an async worker.
     fn write_waits_for_sync(&self) -> bool {
         false
+    }
+
+    /// Sizes, compaction debt and cache figures for monitoring; `None` for
+    /// engines that keep none (the memory engine).
+    fn stats(&self) -> Option<EngineStats> {
+        None
     }
 }
 

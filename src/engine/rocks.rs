@@ -19,6 +19,7 @@
 
 mod merge;
 mod set_aside;
+mod stats;
 mod syncer;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,8 @@ pub struct RocksEngine {
     db: Arc<DB>,
     /// Kept for statistics tickers.
     db_opts: Options,
+    /// The block cache every column family shares (for its usage).
+    cache: Cache,
     write_opts: WriteOptions,
     read_opts: ReadOptions,
     limits: Limits,
@@ -135,6 +138,7 @@ impl RocksEngine {
         Ok(RocksEngine {
             db,
             db_opts,
+            cache,
             write_opts,
             read_opts: ReadOptions::default(),
             limits: opts.limits,
@@ -347,6 +351,15 @@ impl Engine for RocksEngine {
 
     fn write_waits_for_sync(&self) -> bool {
         self.durability == Durability::Sync
+    }
+
+    fn stats(&self) -> Option<super::stats::EngineStats> {
+        Some(stats::collect(
+            &self.db,
+            &self.cache,
+            &self.db_opts,
+            self.statistics,
+        ))
     }
 }
 

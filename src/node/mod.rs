@@ -298,6 +298,13 @@ pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(),
         });
     }
     {
+        let (me, e, sd) = (me.clone(), engine.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            admin::collect::run(&me, e, sd).await;
+            Ok(())
+        });
+    }
+    {
         let peers = peers.clone();
         let g = gossiper.clone();
         let sd = shutdown.clone();

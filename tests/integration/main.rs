@@ -9,10 +9,12 @@
 //! | `cluster_basics` | every level against a real multi-DC cluster; reads ask only what their level needs |
 //! | `cluster_failures` | killed nodes and cut links: levels that can still be met are, the others fail clearly |
 //! | `coordinator_faults` | coordinators and replicas dying between commit and reply; forwarding |
+//! | `dev_cluster` | `geokv dev` like ccm: kill, status, start, cut/heal, stop from another shell |
 //! | `elastic` | a node joins a running two-DC cluster under LOCAL_QUORUM writers; nothing acknowledged is lost |
 //! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
+//! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
@@ -28,11 +30,13 @@ mod bench_smoke;
 mod cluster_basics;
 mod cluster_failures;
 mod coordinator_faults;
+mod dev_cluster;
 mod elastic;
 mod geo_replication;
 mod hinted_durability;
 mod layout_convergence;
 mod nemesis;
+mod observability;
 mod restart_durability;
 mod sdk;
 mod tls;

@@ -1,0 +1,101 @@
+//! Every metric family a node exports, described once: name, type and the
+//! `# HELP` text `/metrics` shows. [`describe_all`] runs at start-up, after
+//! the recorder is installed; a family emitted anywhere but missing here
+//! has no HELP line, which `tests/observability.rs` catches. Also owns
+//! `geokv_build_info`. Must not record measurements itself.
+use crate::membership::{PHI_GAUGE, TRANSITIONS_COUNTER, UP_GAUGE};
+
+/// The type a family is exported as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// `(type, name, help)` of every family the node's own code emits.
+pub const FAMILIES: &[(Kind, &str, &str)] = &[
+    // Client requests (api).
+    (Counter, "geokv_requests_total", "Client requests by operation, consistency level and outcome."),
+    (Histogram, "geokv_request_seconds", "Client request latency by operation and consistency level, in seconds."),
+    (Counter, "geokv_errors_total", "Errors returned to callers, by gRPC status code."),
+    // Coordinator.
+    (Counter, "geokv_remote_fallbacks_total", "Requests that had to use replicas in another datacenter, by operation."),
+    (Counter, "geokv_siblings_over_cap_total", "Reads whose merged result exceeded the sibling cap."),
+    (Counter, "geokv_read_repairs_total", "Stale replicas repaired by reads."),
+    (Counter, "geokv_speculative_reads_total", "Extra replicas asked because those asked were slow."),
+    (Counter, "geokv_writes_forwarded_total", "Writes forwarded to a replica to coordinate (this node does not replicate the key)."),
+    (Counter, "geokv_writes_outcome_unknown_total", "Forwarded writes whose coordinator failed before answering (may have been applied)."),
+    (Counter, "geokv_sibling_cap_rejections_total", "Replica writes refused because they would exceed the sibling cap."),
+    // Internode transport.
+    (Counter, "geokv_internode_requests_total", "Internode RPCs served, by RPC and source datacenter."),
+    (Histogram, "geokv_internode_call_seconds", "Latency of internode calls made, by peer datacenter, in seconds."),
+    // Hinted handoff and inter-datacenter streams.
+    (Gauge, "geokv_hint_backlog_entries", "Entries queued for a destination, by destination and lane."),
+    (Gauge, "geokv_hint_backlog_bytes", "Bytes queued for a destination, by destination and lane."),
+    (Gauge, "geokv_hint_oldest_age_seconds", "Age of the oldest queued entry per destination (replication lag), in seconds."),
+    (Gauge, "geokv_stream_batches_in_flight", "Stream batches sent and not yet acknowledged, by destination."),
+    (Counter, "geokv_hints_stored_total", "Entries stored in the hinted queues."),
+    (Counter, "geokv_hint_sent_total", "Queued entries delivered and acknowledged, by destination and lane."),
+    (Counter, "geokv_hint_send_failures_total", "Failed deliveries of a stream batch, by destination."),
+    (Counter, "geokv_hint_overflows_total", "Entries not queued because the destination's backlog was full (left to anti-entropy), by destination."),
+    (Counter, "geokv_hint_corrupt_total", "Queued entries that did not decode and were set aside, by destination."),
+    (Counter, "geokv_stream_refused_total", "Stream entries the destination refused, by destination."),
+    (Counter, "geokv_stream_applied_total", "Stream entries applied here, by source datacenter and lane."),
+    // Anti-entropy.
+    (Counter, "geokv_repair_recorded_total", "Keys recorded for anti-entropy instead of a hint, by destination."),
+    (Gauge, "geokv_repair_pending", "Recorded ranges waiting for an anti-entropy session."),
+    (Gauge, "geokv_repair_running", "1 while an anti-entropy sweep runs."),
+    (Counter, "geokv_repair_sessions_total", "Merkle-tree comparisons run."),
+    (Counter, "geokv_repair_leaves_differing_total", "Merkle leaves found different by anti-entropy."),
+    (Counter, "geokv_repair_keys_streamed_total", "Keys streamed by anti-entropy, by direction."),
+    (Counter, "geokv_repair_failures_total", "Anti-entropy sessions that failed."),
+    // Engine (written by the engine itself).
+    (Counter, "geokv_quarantined_operands_total", "Stored merge operands that did not decode and were set aside."),
+    // Membership.
+    (Gauge, UP_GAUGE, "1 if this node believes the node is up, else 0."),
+    (Gauge, PHI_GAUGE, "Current phi-accrual suspicion of the node."),
+    (Counter, TRANSITIONS_COUNTER, "Up/down verdict changes of the node."),
+    // Build.
+    (Gauge, "geokv_build_info", "Always 1; the labels say which build runs."),
+];
+
+/// Describes every family of [`FAMILIES`] and the engine's, and sets
+/// `geokv_build_info`. Call once the recorder is installed.
+pub fn describe_all() {
+    for &(kind, name, help) in FAMILIES.iter().chain(super::collect::FAMILIES) {
+        match kind {
+            Counter => metrics::describe_counter!(name, help),
+            Gauge => metrics::describe_gauge!(name, help),
+            Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+    metrics::gauge!(
+        "geokv_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "profile" => if cfg!(debug_assertions) { "debug" } else { "release" },
+    )
+    .set(1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_described_once_with_conventional_names() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &(kind, name, help) in FAMILIES.iter().chain(super::super::collect::FAMILIES) {
+            assert!(seen.insert(name), "{name} described twice");
+            assert!(name.starts_with("geokv_"), "{name}");
+            assert!(!help.is_empty());
+            assert_eq!(
+                kind == Counter,
+                name.ends_with("_total"),
+                "{name}: counters and only counters end in _total"
+            );
+        }
+    }
+}

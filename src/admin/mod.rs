@@ -1,0 +1,157 @@
+//! The admin HTTP port (axum): `/health`, `/metrics` (Prometheus text), and,
+//! when the node runs with fault injection enabled, `/faults` to delay or cut
+//! internode links. Must not serve client data. The route table is
+//! [`routes::router`]; every metric family is described in [`catalog`];
+//! [`collect`] refreshes process and engine figures.
+//!
+//! ```text
+//! GET  /health                       200 "ok <node-id>"
+//! GET  /metrics                      Prometheus text exposition
+//! GET  /faults                       current rules as JSON
+//! POST /faults/cut?target=dc2        refuse calls to/from a node or datacenter
+//! POST /faults/heal?target=dc2       undo a cut (target=* heals all)
+//! POST /faults/delay?dc=dc2&ms=50    one-way delay towards a datacenter
+//! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
+//! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
+//! GET  /layout                       the cluster layout in force, as JSON
+//! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
+//! ```
+
+pub mod catalog;
+pub mod collect;
+pub mod routes;
+
+pub use routes::METRICS_CONTENT_TYPE;
+
+use crate::repair::Repair;
+use crate::transport::faults::Faults;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (idempotent).
+pub fn install_metrics() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_ok() {
+                catalog::describe_all();
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Serves the admin port until `shutdown` turns true.
+pub async fn serve(
+    addr: SocketAddr,
+    node_id: String,
+    faults: Arc<Faults>,
+    repair: Option<Arc<Repair>>,
+    cluster: Option<crate::view::Cluster>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    serve_on(listener, node_id, faults, repair, cluster, shutdown).await
+}
+
+/// [`serve`] on a bound listener.
+pub async fn serve_on(
+    listener: TcpListener,
+    node_id: String,
+    faults: Arc<Faults>,
+    repair: Option<Arc<Repair>>,
+    cluster: Option<crate::view::Cluster>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = routes::router(routes::Admin {
+        node_id: node_id.into(),
+        metrics: install_metrics(),
+        faults,
+        repair,
+        cluster,
+    });
+    // Not a graceful shutdown: a node stopping does not wait for a long
+    // `POST /repair` to answer.
+    tokio::select! {
+        r = axum::serve(listener, app) => r,
+        _ = shutdown.wait_for(|v| *v) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::cluster::admin_request;
+
+    async fn start(fault_injection: bool) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let faults = Arc::new(Faults::new(fault_injection));
+        tokio::spawn(async move {
+            let _tx = _tx;
+            serve_on(listener, "n1".into(), faults, None, None, rx).await
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn queries_are_percent_decoded() {
+        let addr = start(true).await;
+        admin_request(addr, "POST", "/faults/cut?target=dc%202")
+            .await
+            .unwrap();
+        let rules = admin_request(addr, "GET", "/faults").await.unwrap();
+        assert!(rules.contains("\"dc 2\""), "{rules}");
+        assert!(!rules.contains("%20"), "{rules}");
+        admin_request(addr, "POST", "/faults/heal?target=dc+2")
+            .await
+            .unwrap();
+        let rules = admin_request(addr, "GET", "/faults").await.unwrap();
+        assert!(!rules.contains("dc 2"), "{rules}");
+    }
+
+    #[tokio::test]
+    async fn endpoints_answer_with_proper_status_codes() {
+        let addr = start(true).await;
+        assert_eq!(
+            admin_request(addr, "GET", "/health").await.unwrap(),
+            "ok n1\n"
+        );
+        let status = |r: Result<String, crate::bench::ClusterError>| match r {
+            Ok(_) => "2xx".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let missing = status(admin_request(addr, "POST", "/faults/cut").await);
+        assert!(missing.contains("400"), "{missing}");
+        let bad_ms = status(admin_request(addr, "POST", "/faults/delay?dc=dc2&ms=soon").await);
+        assert!(bad_ms.contains("400"), "{bad_ms}");
+        let unknown = status(admin_request(addr, "POST", "/faults/explode").await);
+        assert!(unknown.contains("404"), "{unknown}");
+        let nowhere = status(admin_request(addr, "GET", "/nowhere").await);
+        assert!(nowhere.contains("404"), "{nowhere}");
+        let method = status(admin_request(addr, "GET", "/faults/cut?target=x").await);
+        assert!(method.contains("405"), "{method}");
+        let no_repair = status(admin_request(addr, "POST", "/repair").await);
+        assert!(no_repair.contains("404"), "{no_repair}");
+        admin_request(addr, "POST", "/faults/delay?dc=dc2&ms=50")
+            .await
+            .unwrap();
+
+        let disabled = start(false).await;
+        let forbidden = status(admin_request(disabled, "POST", "/faults/cut?target=x").await);
+        assert!(forbidden.contains("403"), "{forbidden}");
+    }
+}

@@ -1,0 +1,182 @@
+//! The admin port's routes and handlers (axum). [`router`] is the one route
+//! table: add an endpoint there. Queries are decoded by axum's `Query`
+//! (percent-decoding included: `target=dc%202` is "dc 2"); a bad query is a
+//! 400, an unknown path a 404, a wrong method a 405. Must not serve client
+//! data.
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use std::sync::Arc;
+
+use crate::repair::Repair;
+use crate::transport::faults::Faults;
+
+/// The Prometheus text exposition format's media type.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Admin {
+    pub node_id: Arc<str>,
+    pub metrics: PrometheusHandle,
+    pub faults: Arc<Faults>,
+    pub repair: Option<Arc<Repair>>,
+    /// The node's cluster view (`/layout`, `/keyspaces`); `None` on tools.
+    pub cluster: Option<crate::view::Cluster>,
+}
+
+/// Every endpoint of the admin port.
+pub fn router(admin: Admin) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/faults", get(faults))
+        .route("/faults/{action}", post(fault))
+        .route("/repair", post(repair))
+        .route("/layout", get(layout))
+        .route("/keyspaces", post(create_keyspace))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(admin)
+}
+
+async fn health(State(a): State<Admin>) -> String {
+    format!("ok {}\n", a.node_id)
+}
+
+async fn metrics(State(a): State<Admin>) -> Response {
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        a.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn faults(State(a): State<Admin>) -> Response {
+    ([(header::CONTENT_TYPE, JSON)], a.faults.to_json()).into_response()
+}
+
+/// Parameters of `POST /faults/{action}`.
+#[derive(Debug, Deserialize)]
+struct FaultQuery {
+    /// A node id or datacenter name (`*` heals all).
+    target: Option<String>,
+    /// Datacenter and one-way delay of `delay`.
+    dc: Option<String>,
+    ms: Option<u64>,
+}
+
+async fn fault(
+    State(a): State<Admin>,
+    Path(action): Path<String>,
+    Query(q): Query<FaultQuery>,
+) -> Response {
+    if !a.faults.enabled() {
+        return (
+            StatusCode::FORBIDDEN,
+            "fault injection is disabled on this node (start it with --fault-injection)\n",
+        )
+            .into_response();
+    }
+    let ok = match (action.as_str(), q) {
+        (
+            "cut",
+            FaultQuery {
+                target: Some(t), ..
+            },
+        ) => a.faults.cut(&t),
+        (
+            "heal",
+            FaultQuery {
+                target: Some(t), ..
+            },
+        ) => a.faults.heal(&t),
+        (
+            "delay",
+            FaultQuery {
+                dc: Some(dc),
+                ms: Some(ms),
+                ..
+            },
+        ) => a.faults.set_delay(&dc, ms),
+        ("crash-after-write", _) => a.faults.arm_crash_after_write(),
+        ("cut" | "heal" | "delay", _) => false,
+        _ => return (StatusCode::NOT_FOUND, "unknown fault\n").into_response(),
+    };
+    if ok {
+        faults(State(a)).await
+    } else {
+        (StatusCode::BAD_REQUEST, "missing or bad parameters\n").into_response()
+    }
+}
+
+/// Parameters of `POST /repair`.
+#[derive(Debug, Deserialize)]
+struct RepairQuery {
+    keyspace: Option<String>,
+}
+
+/// `POST /repair`: runs a sweep (waiting for one in progress) and answers
+/// with its summary.
+async fn repair(State(a): State<Admin>, Query(q): Query<RepairQuery>) -> Response {
+    let Some(repair) = &a.repair else {
+        return (
+            StatusCode::NOT_FOUND,
+            "repair is not running on this node\n",
+        )
+            .into_response();
+    };
+    match repair.sweep(q.keyspace.as_deref()).await {
+        Ok(s) => (
+            [(header::CONTENT_TYPE, JSON)],
+            serde_json::to_string(&s).unwrap_or_default() + "\n",
+        )
+            .into_response(),
+        Err(e @ crate::repair::RepairError::Ring(_)) => {
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// `GET /layout`: the cluster layout in force, as JSON (see `view::http`).
+async fn layout(State(a): State<Admin>) -> Response {
+    let Some(cluster) = &a.cluster else {
+        return (StatusCode::NOT_FOUND, "no cluster on this port\n").into_response();
+    };
+    let body = crate::view::http::layout_json(cluster);
+    ([(header::CONTENT_TYPE, JSON)], body).into_response()
+}
+
+/// Parameters of `POST /keyspaces`.
+#[derive(Debug, Deserialize)]
+struct KeyspaceQuery {
+    name: Option<String>,
+    /// Replication per datacenter: `dc1:3,dc2:2`.
+    rf: Option<String>,
+}
+
+/// `POST /keyspaces?name=K&rf=dc1:3,dc2:2`: a new keyspace as layout
+/// version + 1 (CREATE KEYSPACE).
+async fn create_keyspace(State(a): State<Admin>, Query(q): Query<KeyspaceQuery>) -> Response {
+    let Some(cluster) = &a.cluster else {
+        return (StatusCode::NOT_FOUND, "no cluster on this port\n").into_response();
+    };
+    let (name, rf) = (q.name.unwrap_or_default(), q.rf.unwrap_or_default());
+    match crate::view::http::create_keyspace(cluster, &name, &rf) {
+        Ok(v) => (
+            [(header::CONTENT_TYPE, JSON)],
+            format!("{{\"version\":{v}}}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            format!("{e}\n"),
+        )
+            .into_response(),
+    }
+}

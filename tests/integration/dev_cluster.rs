@@ -1,0 +1,213 @@
+//! `geokv dev` operated like ccm, with real processes: start a dev cluster,
+//! kill a node (status shows it down, the supervisor reports it and keeps
+//! running), start it again (status shows it up), cut and heal links
+//! through the subcommands, stop one node cleanly, then stop everything.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const GEOKV: &str = env!("CARGO_BIN_EXE_geokv");
+
+/// Three nodes (dc1: 2, dc2: 1) on loopback addresses unique to this process.
+fn topology(dir: &Path) -> PathBuf {
+    let b = std::process::id() % 200 + 20;
+    let mut y = String::from("cluster_name: dev-test\ndefaults:\n  vnodes: 16\ndatacenters:\n");
+    for (dc, ips) in [("dc1", vec![201, 202]), ("dc2", vec![211])] {
+        y += &format!("  - name: {dc}\n    racks:\n");
+        for (i, ip) in ips.iter().enumerate() {
+            let ip = format!("127.{b}.250.{ip}");
+            y += &format!(
+                "      - name: r{r}\n        nodes:\n          - id: {dc}-n{r}\n            client_address: {ip}:7070\n            peer_address: {ip}:7071\n            admin_address: {ip}:7072\n",
+                r = i + 1
+            );
+        }
+    }
+    y += "keyspaces:\n  default:\n    replication: {dc1: 2, dc2: 1}\n";
+    let path = dir.join("topology-in.yaml");
+    std::fs::write(&path, y).unwrap();
+    path
+}
+
+struct Dev {
+    data: PathBuf,
+    supervisor: Child,
+    stderr: PathBuf,
+}
+
+impl Dev {
+    fn cmd(&self, args: &[&str]) -> Output {
+        let out = Command::new(GEOKV)
+            .arg("dev")
+            .args(args)
+            .env("GEOKV_DEV_DATA_DIR", &self.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "geokv dev {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_slice(&self.cmd(&["status", "--json"]).stdout).unwrap()
+    }
+
+    fn state(&self, node: &str) -> String {
+        let s = self.status();
+        let n = s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == node)
+            .unwrap()
+            .clone();
+        n["state"].as_str().unwrap().to_string()
+    }
+
+    fn supervisor_log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn admin(&self, node: &str) -> String {
+        let s = self.status();
+        let n = s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == node)
+            .unwrap()
+            .clone();
+        n["admin"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        // Whatever happened, leave no process behind.
+        let _ = Command::new(GEOKV)
+            .args(["dev", "stop"])
+            .env("GEOKV_DEV_DATA_DIR", &self.data)
+            .output();
+        let _ = self.supervisor.kill();
+        let _ = self.supervisor.wait();
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn faults(admin: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(geokv::bench::cluster::admin_request(
+        admin.parse().unwrap(),
+        "GET",
+        "/faults",
+    ))
+    .unwrap()
+}
+
+fn pid_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[test]
+fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let topo = topology(tmp.path());
+    let stdout = tmp.path().join("dev.out");
+    let stderr = tmp.path().join("dev.err");
+    let supervisor = Command::new(GEOKV)
+        .args(["dev", "--topology"])
+        .arg(&topo)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--", "--gossip-interval-ms", "200"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut dev = Dev {
+        data,
+        supervisor,
+        stderr,
+    };
+    wait_for("the dev cluster to be up", Duration::from_secs(120), || {
+        std::fs::read_to_string(&stdout)
+            .unwrap_or_default()
+            .contains("is up (3 nodes)")
+    });
+    let s = dev.status();
+    assert!(s["supervisor_pid"].is_u64(), "{s}");
+    for n in s["nodes"].as_array().unwrap() {
+        assert_eq!(n["state"], "up", "{s}");
+    }
+
+    // A crash: the node is down, the supervisor says so and keeps running.
+    dev.cmd(&["kill", "dc1-n2"]);
+    assert_eq!(dev.state("dc1-n2"), "down");
+    wait_for("the supervisor's report", Duration::from_secs(10), || {
+        dev.supervisor_log()
+            .contains("node dc1-n2 exited (signal: 9 (SIGKILL))")
+    });
+    assert!(
+        dev.supervisor.try_wait().unwrap().is_none(),
+        "supervisor exited"
+    );
+    assert_eq!(dev.state("dc1-n1"), "up");
+
+    // Restarted from another shell with its recorded command line.
+    let out = dev.cmd(&["start", "dc1-n2"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("started dc1-n2"));
+    assert_eq!(dev.state("dc1-n2"), "up");
+    wait_for("the supervisor's report", Duration::from_secs(10), || {
+        dev.supervisor_log()
+            .contains("node dc1-n2 is running again")
+    });
+
+    // Links: cut both sides, then heal everything.
+    dev.cmd(&["cut", "dc1", "dc2"]);
+    assert!(faults(&dev.admin("dc1-n1")).contains("dc2"));
+    assert!(faults(&dev.admin("dc2-n1")).contains("dc1"));
+    dev.cmd(&["heal"]);
+    assert!(!faults(&dev.admin("dc1-n1")).contains("dc2"));
+
+    // A clean stop of one node, then of the whole cluster.
+    dev.cmd(&["stop", "dc2-n1"]);
+    assert_eq!(dev.state("dc2-n1"), "down");
+    let pids: Vec<u64> = dev.status()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["pid"].as_u64())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    dev.cmd(&["stop"]);
+    let status = dev.supervisor.wait().unwrap();
+    assert!(status.success(), "supervisor: {status}");
+    for pid in pids {
+        assert!(!pid_alive(pid), "node pid {pid} still runs");
+    }
+    let s = dev.status();
+    assert!(s["supervisor_pid"].is_null());
+    assert!(s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["state"] == "down"));
+}
