@@ -1,0 +1,171 @@
+//! The third step of a node's start: its servers (internode and client
+//! gRPC, admin HTTP) and its background loops (metrics collection, gossip,
+//! anti-entropy, hint delivery, a join in progress, following the layout).
+//! Must not build subsystems (that is `wiring`).
+
+use super::storage::Storage;
+use super::wiring::Parts;
+use super::NodeError;
+use crate::admin;
+use crate::hints::deliver::Delivery;
+use crate::layout::NodeState;
+use crate::proto::v1::internode::internode_server::InternodeServer;
+use crate::proto::v1::kv_server::KvServer;
+use crate::transport::tls::Port;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The node's long-running tasks; an `Err` is a server that stopped.
+pub(super) type Tasks = JoinSet<Result<(), String>>;
+
+/// Binds the gRPC ports and spawns the three servers.
+pub(super) async fn servers(
+    tasks: &mut Tasks,
+    s: &Storage,
+    p: &Parts,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), NodeError> {
+    let internode_listener = bind("internode gRPC", s.me.peer_address).await?;
+    let client_listener = bind("client gRPC", s.me.client_address).await?;
+    let (internode, kv) = (p.internode(s), p.kv(s));
+    let mut sd = shutdown.clone();
+    let (layer, incoming) = (
+        p.tls.guard(Port::Internode),
+        p.tls.incoming(internode_listener, Port::Internode),
+    );
+    tasks.spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(
+                InternodeServer::new(internode)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20),
+            )
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = sd.wait_for(|v| *v).await;
+            })
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let mut sd = shutdown.clone();
+    let (layer, incoming) = (
+        p.tls.guard(Port::Client),
+        p.tls.incoming(client_listener, Port::Client),
+    );
+    tasks.spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(
+                KvServer::new(kv)
+                    .max_decoding_message_size(8 << 20)
+                    .max_encoding_message_size(64 << 20),
+            )
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = sd.wait_for(|v| *v).await;
+            })
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let (addr, id, f, r, c, sd) = (
+        s.me.admin_address,
+        s.me.id.clone(),
+        p.faults.clone(),
+        p.repair.clone(),
+        s.cluster.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn(async move {
+        admin::serve(addr, id, f, Some(r), Some(c), sd)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    Ok(())
+}
+
+/// Spawns the background loops.
+pub(super) fn loops(
+    tasks: &mut Tasks,
+    s: &Storage,
+    p: &Parts,
+    gossip_interval: Duration,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let (me, e, sd) = (s.me.clone(), s.engine.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        admin::collect::run(&me, e, sd).await;
+        Ok(())
+    });
+    let (peers, sync, g, sd) = (
+        p.peers.clone(),
+        p.layout_sync.clone(),
+        p.gossiper.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn(async move {
+        g.run(
+            move |peer, mut digest| {
+                let (peers, sync) = (peers.clone(), sync.clone());
+                sync.stamp(&mut digest);
+                async move {
+                    let reply = peers
+                        .gossip(&peer, digest, gossip_interval)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    sync.observe(&reply);
+                    Ok(reply)
+                }
+            },
+            sd,
+        )
+        .await;
+        Ok(())
+    });
+    let (r, sd) = (p.repair.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        r.run(sd).await;
+        Ok(())
+    });
+    Delivery {
+        hints: p.hints.clone(),
+        peers: p.peers.clone(),
+        cluster: s.cluster.clone(),
+        liveness: p.liveness.clone(),
+        me: s.me.clone(),
+    }
+    .spawn_all(shutdown.clone());
+    let view = s.cluster.current();
+    if view.layout.node(&s.me.id).map(|(_, _, n)| n.state) == Some(NodeState::Joining) {
+        // A joining node (new, or restarted mid-join) streams its ranges
+        // and then proposes itself Normal.
+        let live = p.liveness.clone();
+        tokio::spawn(crate::movement::run_join(
+            s.cluster.clone(),
+            s.engine.clone(),
+            p.peers.clone(),
+            Arc::new(move |id: &str| live.is_up(id)),
+            Arc::default(),
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(crate::view::sync::follow(
+        s.cluster.clone(),
+        p.peers.clone(),
+        p.gossiper.clone(),
+        shutdown.clone(),
+    ));
+}
+
+async fn bind(
+    what: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::Bind {
+            what,
+            addr,
+            source: Box::new(e),
+        })
+}

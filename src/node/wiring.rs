@@ -1,0 +1,148 @@
+//! The second step of a node's start: the subsystems built over its
+//! storage — replica, TLS, peers, gossip and liveness, hints, coordinator,
+//! repair, the layout's sync — and the two gRPC services over them. Must
+//! not open a socket or spawn a request-serving task (certificate reload
+//! aside).
+
+use super::internode::InternodeService;
+use super::storage::Storage;
+use super::{NodeConfig, NodeError};
+use crate::api::KvService;
+use crate::coordinator::{Coordinator, Liveness};
+use crate::hints::receive::Receiver;
+use crate::hints::Hints;
+use crate::membership::{Gossiper, MonotonicClock};
+use crate::repair::{Repair, SessionIo};
+use crate::replica::Replica;
+use crate::transport::faults::Faults;
+use crate::transport::tls::Tls;
+use crate::transport::Peers;
+use crate::view::sync::LayoutSync;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Liveness from gossip, by node id.
+struct GossipLiveness {
+    gossiper: Gossiper,
+}
+
+impl Liveness for GossipLiveness {
+    fn is_up(&self, id: &str) -> bool {
+        self.gossiper.is_up(id)
+    }
+}
+
+/// The subsystems of one node.
+pub(super) struct Parts {
+    pub replica: Arc<Replica>,
+    pub faults: Arc<Faults>,
+    pub tls: Tls,
+    pub peers: Arc<Peers>,
+    pub gossiper: Gossiper,
+    pub liveness: Arc<dyn Liveness>,
+    pub hints: Arc<Hints>,
+    pub coordinator: Arc<Coordinator>,
+    pub repair: Arc<Repair>,
+    pub layout_sync: Arc<LayoutSync>,
+}
+
+/// Builds every subsystem over `s`.
+pub(super) fn build(
+    cfg: &NodeConfig,
+    s: &Storage,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Parts, NodeError> {
+    let me = &s.me;
+    let replica = Arc::new(Replica::new(s.engine.clone(), &me.id, cfg.max_siblings));
+    tracing::info!(node = %me.id, actor = %replica.actor_name(), after_clean_shutdown = s.after_clean_shutdown, "clock actor");
+    let faults = Arc::new(Faults::new(cfg.fault_injection));
+    let tls = Tls::load(&cfg.tls, &me.id)?;
+    tls.spawn_reload(Duration::from_secs(5), shutdown.clone());
+    let peers = Arc::new(Peers::new(me.clone(), faults.clone(), &tls));
+    let gossiper = Gossiper::new(
+        cfg.membership.clone(),
+        s.cluster.current().ring.nodes().to_vec(),
+        &me.id,
+        s.generation,
+        Arc::new(MonotonicClock::new()),
+    )
+    .map_err(|e| NodeError::Membership(e.to_string()))?;
+    let liveness: Arc<dyn Liveness> = Arc::new(GossipLiveness {
+        gossiper: gossiper.clone(),
+    });
+    let hints = Arc::new(Hints::open(
+        s.engine.clone(),
+        s.cluster.clone(),
+        me.clone(),
+        cfg.hints.clone(),
+    )?);
+    let coordinator = Arc::new(Coordinator::new(
+        s.cluster.clone(),
+        me.clone(),
+        peers.clone(),
+        replica.clone(),
+        liveness.clone(),
+        hints.clone(),
+        cfg.coordinator.clone(),
+    ));
+    let repair = Arc::new(Repair::new(
+        SessionIo::new(
+            s.cluster.clone(),
+            replica.clone(),
+            peers.clone(),
+            cfg.repair.session.clone(),
+        ),
+        liveness.clone(),
+        cfg.repair.clone(),
+    ));
+    let layout_sync = LayoutSync::new(s.cluster.clone(), peers.clone());
+    s.cluster.set_push(layout_sync.push_hook());
+    Ok(Parts {
+        replica,
+        faults,
+        tls,
+        peers,
+        gossiper,
+        liveness,
+        hints,
+        coordinator,
+        repair,
+        layout_sync,
+    })
+}
+
+impl Parts {
+    /// The internode gRPC service.
+    pub fn internode(&self, s: &Storage) -> InternodeService {
+        InternodeService {
+            cluster: s.cluster.clone(),
+            layout: self.layout_sync.clone(),
+            replica: self.replica.clone(),
+            coordinator: self.coordinator.clone(),
+            receiver: Receiver {
+                hints: self.hints.clone(),
+                peers: self.peers.clone(),
+                cluster: s.cluster.clone(),
+                replica: self.replica.clone(),
+                liveness: self.liveness.clone(),
+                me: s.me.clone(),
+                permits: Arc::new(tokio::sync::Semaphore::new(
+                    crate::hints::receive::REPLAY_PERMITS,
+                )),
+            },
+            gossiper: self.gossiper.clone(),
+            faults: self.faults.clone(),
+        }
+    }
+
+    /// The client gRPC service.
+    pub fn kv(&self, s: &Storage) -> KvService {
+        KvService {
+            coordinator: self.coordinator.clone(),
+            gossiper: self.gossiper.clone(),
+            limits: s.engine.limits().clone(),
+            local_id: s.me.id.clone(),
+        }
+    }
+}
