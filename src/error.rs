@@ -118,13 +118,16 @@ impl GeokvError {
     /// The gRPC code this error maps to.
     pub fn code(&self) -> Code {
         match self {
-            GeokvError::Unavailable { .. } | GeokvError::ShuttingDown => Code::Unavailable,
+            // NotAReplica: the two nodes' views differ (a layout change in
+            // flight); another replica may take the write, so the forwarder
+            // tries the next one (it does for UNAVAILABLE + applied: no).
+            GeokvError::Unavailable { .. }
+            | GeokvError::ShuttingDown
+            | GeokvError::NotAReplica(_) => Code::Unavailable,
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. } | GeokvError::MaybeApplied(_) => Code::Aborted,
-            GeokvError::Consistency(_) | GeokvError::Siblings(_) | GeokvError::NotAReplica(_) => {
-                Code::FailedPrecondition
-            }
+            GeokvError::Consistency(_) | GeokvError::Siblings(_) => Code::FailedPrecondition,
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
             GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,
             GeokvError::Engine(e) => match e {
@@ -234,6 +237,13 @@ mod tests {
                 "no",
             ),
             (GeokvError::Internal("x".into()), Code::Internal, "maybe"),
+            // Views differ during a layout change: UNAVAILABLE + applied: no,
+            // which the forwarder answers by trying the next replica.
+            (
+                GeokvError::NotAReplica("dc1-n4 joined".into()),
+                Code::Unavailable,
+                "no",
+            ),
         ];
         for (e, code, header) in cases {
             let text = e.to_string();

@@ -50,17 +50,34 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Spawns one task per destination queue; they stop on `shutdown`.
-    pub fn spawn_all(self, shutdown: watch::Receiver<bool>) {
+    /// Spawns one task per destination queue, and one more for each
+    /// destination a later view adds (a node joining this datacenter, a new
+    /// datacenter); they stop on `shutdown`. A destination a view drops
+    /// keeps its task: its queue is still on disk.
+    pub fn spawn_all(self, mut shutdown: watch::Receiver<bool>) {
+        let mut views = self.cluster.subscribe();
         let net = Arc::new(Net {
             peers: self.peers,
             cluster: self.cluster,
             liveness: self.liveness,
         });
-        for dest in self.hints.destinations() {
-            let pump = Pump::new(self.hints.clone(), net.clone(), self.me.clone(), dest);
-            tokio::spawn(pump.run(shutdown.clone()));
-        }
+        let (hints, me) = (self.hints, self.me);
+        tokio::spawn(async move {
+            let mut running = std::collections::BTreeSet::new();
+            loop {
+                views.borrow_and_update();
+                for dest in hints.destinations() {
+                    if running.insert(dest.clone()) {
+                        let pump = Pump::new(hints.clone(), net.clone(), me.clone(), dest);
+                        tokio::spawn(pump.run(shutdown.clone()));
+                    }
+                }
+                tokio::select! {
+                    changed = views.changed() => if changed.is_err() { return },
+                    _ = shutdown.wait_for(|v| *v) => return,
+                }
+            }
+        });
     }
 }
 

@@ -103,6 +103,9 @@ pub struct Layout {
 /// The current [`Layout::format`].
 pub const LAYOUT_FORMAT: u32 = 1;
 
+/// The version of a layout seeded from a topology file ([`Layout::seed`]).
+pub const SEED_VERSION: u64 = 1;
+
 /// The outcome of [`Layout::merge`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Merged {
@@ -147,7 +150,7 @@ impl Layout {
             .collect();
         Layout {
             format: LAYOUT_FORMAT,
-            version: 1,
+            version: SEED_VERSION,
             cluster_name: topology.cluster_name.clone(),
             vnodes_per_weight: topology.defaults.vnodes,
             datacenters,

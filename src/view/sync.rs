@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::cluster::PushHook;
 use super::{Cluster, Installed};
-use crate::layout::Layout;
+use crate::layout::{Layout, SEED_VERSION};
 use crate::membership::Gossiper;
 use crate::proto::v1::internode::{GossipDigest, LayoutMessage};
 use crate::transport::Peers;
@@ -44,6 +44,8 @@ pub struct LayoutSync {
     peers: Arc<Peers>,
     /// A fetch is under way (one at a time; the next digest retries).
     fetching: AtomicBool,
+    /// A peer seeded from another topology file was reported (once).
+    seed_conflict_reported: AtomicBool,
 }
 
 /// A layout as sent on the wire.
@@ -68,6 +70,7 @@ impl LayoutSync {
             cluster,
             peers,
             fetching: AtomicBool::new(false),
+            seed_conflict_reported: AtomicBool::new(false),
         })
     }
 
@@ -80,13 +83,25 @@ impl LayoutSync {
 
     /// Whether `digest` names a layout we should fetch: a newer version, or
     /// our version with another digest (a conflict the merge resolves).
+    ///
+    /// Except between two seed layouts (version 1): those come from each
+    /// node's own topology file, and converging them by digest would let a
+    /// node still running an old file take an edited file's layout back on
+    /// every node of a rolling restart. Each node keeps its own seed and
+    /// the difference is logged (once); layout changes are proposals.
     pub fn is_behind(&self, digest: &GossipDigest) -> bool {
         let view = self.cluster.current();
         let theirs = digest.layout_version;
-        theirs > view.version()
-            || (theirs == view.version()
-                && !digest.layout_digest.is_empty()
-                && digest.layout_digest != view.layout.digest().to_be_bytes())
+        let differs = !digest.layout_digest.is_empty()
+            && digest.layout_digest != view.layout.digest().to_be_bytes();
+        if theirs == SEED_VERSION && view.version() == SEED_VERSION && differs {
+            if !self.seed_conflict_reported.swap(true, Ordering::Relaxed) {
+                tracing::warn!(peer = %digest.from,
+                    "layout: this peer was seeded from another topology file; each node keeps its own seed (v1) until a layout change is proposed");
+            }
+            return false;
+        }
+        theirs > view.version() || (theirs == view.version() && differs)
     }
 
     /// Looks at a digest received from `digest.from`; fetches and installs

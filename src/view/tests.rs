@@ -234,6 +234,12 @@ fn a_digest_with_a_newer_or_conflicting_layout_means_fetch() {
         d
     };
     assert!(!sync.is_behind(&stamped(&theirs_sync)), "same layout");
+    let mut edited = stamped(&theirs_sync);
+    edited.layout_digest = (!mine.current().layout.digest()).to_be_bytes().to_vec();
+    assert!(
+        !sync.is_behind(&edited),
+        "a peer seeded from another file is not fetched: each keeps its own seed"
+    );
     theirs.install(with_keyspace(&seed, "a")).expect("v2");
     assert!(sync.is_behind(&stamped(&theirs_sync)), "newer version");
     assert!(!theirs_sync.is_behind(&stamped(&sync)), "older version");
