@@ -15,6 +15,7 @@
 //! Must not change the layout (the operations propose layout versions) nor
 //! serve requests.
 
+pub mod announce;
 pub mod bootstrap;
 pub mod cleanup;
 pub mod cursor;

@@ -5,8 +5,10 @@
 //! current layout and proposes the next version (the node's live cluster
 //! view in production, a plain layout in tests). A join is: allocate
 //! balanced tokens and propose `begin_join` (the node becomes Joining and
-//! receives writes as a pending replica), stream every range it gains from
-//! the owner losing it (or the nearest live owner), propose `finish_join`,
+//! receives writes as a pending replica), wait until every live member is
+//! on that layout (`announce`), stream every range it gains from the owner
+//! losing it (strict; the nearest owner only for ranges nobody loses),
+//! propose `finish_join`,
 //! forget the cursors. Every step is idempotent, so running it again after
 //! a crash resumes where it stopped. Must not serve requests or spread
 //! layouts itself.
@@ -145,6 +147,24 @@ pub async fn run_join(
         return;
     };
     loop {
+        // Every live member must make this node a pending replica before
+        // it streams (see `announce`).
+        let version = cluster.current().version();
+        let announced = super::announce::until_announced(
+            &cluster,
+            &peers,
+            &*is_up,
+            version,
+            std::time::Duration::from_secs(30),
+        );
+        let announced = tokio::select! {
+            r = announced => r,
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        if let Err(e) = announced {
+            tracing::warn!(node = %me, error = %e, "join waits for its layout to reach every live member");
+            continue;
+        }
         let view = cluster.clone();
         let up = is_up.clone();
         let resolve: Arc<super::peer::Resolve> = Arc::new(move |id: &str| {

@@ -8,9 +8,12 @@
 //! overwrite, so a write that reached this node meanwhile (it is a pending
 //! replica) survives — in ONE engine batch together with the range's cursor
 //! ([`super::cursor`]): after a crash of either side the range continues
-//! after its last committed key. Sources are tried in the plan's order
-//! (the owner losing the range first), skipping those believed down and
-//! moving on when one fails. Page size and pauses follow [`super::rate`].
+//! after its last committed key. A range an owner loses is streamed from
+//! that owner only (strict, as Cassandra's consistent range movement: a
+//! down loser stalls the range and the join retries); a range nobody loses
+//! from its owners in the plan's order. Each page starts again from the
+//! first source, skipping those believed down and moving on when one
+//! fails. Page size and pauses follow [`super::rate`].
 //! Must not decide which ranges move or when a movement finishes.
 
 use std::future::Future;
@@ -192,7 +195,15 @@ impl<S: RangeSource> Streamer<S> {
 
     async fn range(&self, gain: &Gain, rate: &mut Rate) -> Result<(), StreamError> {
         let mut at = self.cursor(gain).await?;
-        let n = gain.sources.len().max(1);
+        // Strict sources: a range an owner loses comes from that owner
+        // only (another owner may lack a write a quorum acknowledged
+        // without it); other owners serve only ranges nobody loses.
+        let sources = if gain.losing.is_empty() {
+            &gain.sources
+        } else {
+            &gain.losing
+        };
+        let n = sources.len().max(1);
         let (mut tries, mut last) = (0usize, String::from("no source is up"));
         while at != Cursor::Done {
             if tries > 0 && tries % n == 0 {
@@ -207,7 +218,7 @@ impl<S: RangeSource> Streamer<S> {
                 }
                 tokio::time::sleep(self.cfg.round_backoff).await;
             }
-            let source = &gain.sources[tries % n];
+            let source = &sources[tries % n];
             if !self.source.is_up(source) {
                 tries += 1;
                 last = format!("{source}: believed down");
@@ -228,6 +239,8 @@ impl<S: RangeSource> Streamer<S> {
                 Ok(page) => {
                     at = self.commit(gain, page).await?;
                     rate.on_page(began.elapsed());
+                    // Each page starts again from the first source.
+                    tries = 0;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, range = ?gain.range, "stream page failed; trying the next source");

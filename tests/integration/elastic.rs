@@ -124,7 +124,12 @@ async fn a_fourth_node_joins_dc1_under_local_quorum_writers_and_nothing_acked_is
         .args(["--admin-address", &format!("{ip}:7072")])
         .arg("--data-dir")
         .arg(&dir)
-        .args(["--fault-injection", "--gossip-interval-ms", "100"])
+        .args([
+            "--fault-injection",
+            "--gossip-interval-ms",
+            "100",
+            "--insecure",
+        ])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
