@@ -129,39 +129,13 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
         .report;
     let cluster = &started.cluster;
     wait_empty(cluster, opts.timeout, |_, _| {}).await?;
-    let (_, stop_idle) = watch::channel(false);
     // The LOCAL_QUORUM probe runs in dc2, where the backlog is applied (its
     // own writes go to dc2's stream to dc1, not to the one being drained).
-    let dc2_endpoints: Vec<String> = cluster
-        .nodes
-        .iter()
-        .filter(|n| n.dc == "dc2")
-        .map(|n| format!("http://{}", n.client_address))
-        .collect();
-    let dc2_client = Client::builder()
-        .endpoints(dc2_endpoints)
-        .local_datacenter("dc2")
-        .retries(0)
-        .build()
-        .await?;
-    let each = ConsistencyLevel::EachQuorum;
-    let local = ConsistencyLevel::LocalQuorum;
-    let idle_each = probe(
-        client.clone(),
-        each,
-        "idle-eq",
-        Some(IDLE_PROBES),
-        stop_idle.clone(),
-    )
-    .await;
-    let idle_local = probe(
-        dc2_client.clone(),
-        local,
-        "idle-lq",
-        Some(IDLE_PROBES),
-        stop_idle,
-    )
-    .await;
+    let probes = Probes {
+        each: client.clone(),
+        local: dc_client(cluster, "dc2").await?,
+    };
+    let (idle_each, idle_local) = probes.idle().await;
 
     cluster.set_dc_link("dc1", "dc2", true).await?;
     let cut_spec = RunSpec {
@@ -176,32 +150,16 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     let backlog_total: u64 = backlog_at_heal.values().sum();
 
     cluster.set_dc_link("dc1", "dc2", false).await?;
-    let healed = Instant::now();
-    let (stop, stop_rx) = watch::channel(false);
-    let drain_each = tokio::spawn(probe(
-        client.clone(),
-        each,
-        "drain-eq",
-        None,
-        stop_rx.clone(),
-    ));
-    let drain_local = tokio::spawn(probe(dc2_client, local, "drain-lq", None, stop_rx));
-    let mut samples = Vec::new();
-    let mut first_progress = None;
-    wait_empty(cluster, opts.timeout, |at, total| {
-        samples.push((at.as_secs_f64(), total));
-        if first_progress.is_none() && total < backlog_total {
-            first_progress = Some(at);
-        }
-    })
-    .await?;
-    let drain = healed.elapsed();
-    let _ = stop.send(true);
-    let during_each = drain_each.await.unwrap_or_else(|_| Probe::empty());
-    let during_local = drain_local.await.unwrap_or_else(|_| Probe::empty());
+    let drained = measure_drain(cluster, &probes, backlog_total, opts.timeout).await?;
     started.cluster.stop();
 
-    let first = first_progress.unwrap_or(drain);
+    let Drained {
+        drain,
+        first,
+        samples,
+        each: during_each,
+        local: during_local,
+    } = drained;
     let drain_rate = backlog_total as f64 / drain.as_secs_f64().max(f64::EPSILON);
     let active = (drain - first).as_secs_f64().max(f64::EPSILON);
     Ok(DrainReport {
@@ -216,14 +174,119 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
         drain_rate,
         drain_rate_active: backlog_total as f64 / active,
         samples,
-        each_quorum_idle: idle_each.summary(),
-        each_quorum_during_drain: during_each.summary(),
-        local_quorum_idle: idle_local.summary(),
-        local_quorum_during_drain: during_local.summary(),
         probe_errors: idle_each.errors
             + during_each.errors
             + idle_local.errors
             + during_local.errors,
+        each_quorum_idle: idle_each.summary(),
+        each_quorum_during_drain: during_each.summary(),
+        local_quorum_idle: idle_local.summary(),
+        local_quorum_during_drain: during_local.summary(),
+    })
+}
+
+/// A client that coordinates in `dc` only.
+async fn dc_client(cluster: &LocalCluster, dc: &str) -> Result<Client, BenchError> {
+    let endpoints: Vec<String> = (cluster.nodes.iter())
+        .filter(|n| n.dc == dc)
+        .map(|n| format!("http://{}", n.client_address))
+        .collect();
+    Ok(Client::builder()
+        .endpoints(endpoints)
+        .local_datacenter(dc)
+        .retries(0)
+        .build()
+        .await?)
+}
+
+/// The two probe clients: EACH_QUORUM from dc1, LOCAL_QUORUM in dc2.
+struct Probes {
+    each: Client,
+    local: Client,
+}
+
+impl Probes {
+    /// [`IDLE_PROBES`] puts of each probe, one after the other.
+    async fn idle(&self) -> (Probe, Probe) {
+        let (_, stop) = watch::channel(false);
+        let each = ConsistencyLevel::EachQuorum;
+        let local = ConsistencyLevel::LocalQuorum;
+        let e = probe(
+            self.each.clone(),
+            each,
+            "idle-eq",
+            Some(IDLE_PROBES),
+            stop.clone(),
+        )
+        .await;
+        let l = probe(
+            self.local.clone(),
+            local,
+            "idle-lq",
+            Some(IDLE_PROBES),
+            stop,
+        )
+        .await;
+        (e, l)
+    }
+}
+
+/// What happened from heal until the backlog was empty.
+struct Drained {
+    /// Heal to empty.
+    drain: Duration,
+    /// Heal to the first poll that saw the backlog shrink.
+    first: Duration,
+    samples: Vec<(f64, u64)>,
+    each: Probe,
+    local: Probe,
+}
+
+/// Runs both probes while polling the backlog until it is empty.
+async fn measure_drain(
+    cluster: &LocalCluster,
+    probes: &Probes,
+    backlog_total: u64,
+    timeout: Duration,
+) -> Result<Drained, BenchError> {
+    let healed = Instant::now();
+    let (stop, stop_rx) = watch::channel(false);
+    let each = ConsistencyLevel::EachQuorum;
+    let local = ConsistencyLevel::LocalQuorum;
+    let each_task = tokio::spawn(probe(
+        probes.each.clone(),
+        each,
+        "drain-eq",
+        None,
+        stop_rx.clone(),
+    ));
+    let local_task = tokio::spawn(probe(
+        probes.local.clone(),
+        local,
+        "drain-lq",
+        None,
+        stop_rx,
+    ));
+    let mut samples = Vec::new();
+    let mut first_progress = None;
+    let waited = wait_empty(cluster, timeout, |at, total| {
+        samples.push((at.as_secs_f64(), total));
+        if first_progress.is_none() && total < backlog_total {
+            first_progress = Some(at);
+        }
+    })
+    .await;
+    let drain = healed.elapsed();
+    let _ = stop.send(true);
+    let each = each_task.await.unwrap_or_else(|_| Probe::empty());
+    let local = local_task.await.unwrap_or_else(|_| Probe::empty());
+    waited?;
+    Ok(Drained {
+        drain,
+        first: first_progress.unwrap_or(drain),
+        samples,
+        each,
+        local,
     })
 }
 

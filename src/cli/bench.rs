@@ -1,6 +1,6 @@
 //! `geokv bench`: the command line of the load generator: `run` against a
 //! running cluster, `compare` (engine vs one node vs six nodes at each level),
-//! `drain` (backlog drain after a partition), `engine` (db_bench-shaped), `cost` (CPU per operation; `bench_cost.rs`).
+//! `drain` (backlog drain after a partition; `bench_drain.rs`), `engine` (db_bench-shaped), `cost` (CPU per operation; `bench_cost.rs`).
 //!
 //! Parses options, prints tables, writes JSON and plots. Must not measure
 //! anything itself: `geokv::bench` does.
@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use geokv::bench::compare::{parse_durability, run_compare, CompareOptions};
-use geokv::bench::drain::{run_drain, DrainOptions};
 use geokv::bench::report::{compare_table, phase_table, RunReport};
 use geokv::bench::runner::{self, RunSpec, Shared};
 use geokv::bench::{plot, Distribution, Workload};
@@ -26,7 +25,7 @@ pub enum BenchCommand {
     Compare(CompareArgs),
     /// Time how fast dc1's backlog to dc2 drains after a partition heals
     /// (spawns its own cluster on 127.0.0.61-.73).
-    Drain(DrainArgs),
+    Drain(super::bench_drain::DrainArgs),
     /// The storage engine alone, shaped like RocksDB's db_bench.
     Engine(EngineArgs),
     /// Server CPU and context switches per operation: a three-node rf 3
@@ -163,35 +162,6 @@ pub struct CompareArgs {
     plot_dir: Option<PathBuf>,
 }
 
-/// Arguments of `geokv bench drain`.
-#[derive(clap::Args, Debug)]
-pub struct DrainArgs {
-    /// Inserts written while dc1 and dc2 are cut apart.
-    #[arg(long, default_value_t = 20_000)]
-    keys: u64,
-    /// Inserts of the normal-throughput baseline.
-    #[arg(long, default_value_t = 20_000)]
-    baseline_keys: u64,
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    #[arg(long, default_value_t = 100)]
-    value_size: usize,
-    /// Give up if the backlog has not drained after this long.
-    #[arg(long, default_value_t = 600)]
-    timeout_secs: u64,
-    /// One-way delay (ms) on every inter-datacenter link for the whole scenario.
-    #[arg(long, default_value_t = 0)]
-    wan_delay_ms: u64,
-    #[arg(long, default_value = "periodic")]
-    durability: String,
-    /// Scratch directory (kept); a temporary one, removed afterwards, by default.
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Write the result as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
-}
-
 /// Arguments of `geokv bench engine`.
 #[derive(clap::Args, Debug)]
 pub struct EngineArgs {
@@ -219,7 +189,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Run(args) => rt.block_on(bench_run(args)),
         BenchCommand::Compare(args) => rt.block_on(compare(args)),
-        BenchCommand::Drain(args) => rt.block_on(drain(args)),
+        BenchCommand::Drain(args) => rt.block_on(super::bench_drain::drain(args)),
         BenchCommand::Engine(args) => engine(args),
         BenchCommand::Cost(args) => rt.block_on(super::bench_cost::cost(args)),
     }
@@ -346,77 +316,6 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn drain(args: DrainArgs) -> anyhow::Result<()> {
-    let (work_dir, temporary) = work_dir(args.work_dir.as_deref(), "drain")?;
-    let opts = DrainOptions {
-        exe: std::env::current_exe()?,
-        work_dir: work_dir.clone(),
-        durability: args.durability,
-        baseline_keys: args.baseline_keys,
-        keys: args.keys,
-        concurrency: args.concurrency,
-        value_size: args.value_size,
-        timeout: Duration::from_secs(args.timeout_secs),
-        wan_delay_ms: args.wan_delay_ms,
-        progress: std::io::stderr().is_terminal(),
-    };
-    let result = run_drain(&opts).await;
-    if temporary {
-        let _ = std::fs::remove_dir_all(&work_dir);
-    }
-    let r = result?;
-    println!("inter-datacenter delay: {} ms one way", r.wan_delay_ms);
-    print!(
-        "{}",
-        phase_table("baseline (LOCAL_QUORUM inserts)", &r.baseline)
-    );
-    print!(
-        "{}",
-        phase_table("while dc1|dc2 cut (LOCAL_QUORUM inserts)", &r.partitioned)
-    );
-    println!(
-        "backlog at heal: {} entries ({:?})",
-        r.backlog_total, r.backlog_at_heal
-    );
-    println!(
-        "drained in {:.2} s (first progress after {:.2} s): {:.0} entries/s ({:.0}/s once moving)",
-        r.drain_secs, r.first_progress_secs, r.drain_rate, r.drain_rate_active
-    );
-    println!(
-        "drain rate / normal write throughput = {:.0} / {:.0} = {:.2} (goal >= 0.50)",
-        r.drain_rate, r.baseline.throughput, r.ratio_to_writes
-    );
-    let ms = |us: u64| us as f64 / 1000.0;
-    for (what, l) in [
-        ("EACH_QUORUM probe, streams idle", &r.each_quorum_idle),
-        (
-            "EACH_QUORUM probe, during the drain",
-            &r.each_quorum_during_drain,
-        ),
-        (
-            "LOCAL_QUORUM probe in dc2, streams idle",
-            &r.local_quorum_idle,
-        ),
-        (
-            "LOCAL_QUORUM probe in dc2, during the drain",
-            &r.local_quorum_during_drain,
-        ),
-    ] {
-        println!(
-            "{what}: {} puts, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            l.count,
-            ms(l.p50_us),
-            ms(l.p99_us),
-            ms(l.max_us)
-        );
-    }
-    println!("probe errors: {}", r.probe_errors);
-    if let Some(path) = &args.json {
-        write_json(path, &r)?;
-    }
-    Ok(())
-}
-
 fn engine(args: EngineArgs) -> anyhow::Result<()> {
     let opts = geokv::engine::bench::EngineBenchOptions {
         ops: args.ops,
@@ -444,7 +343,7 @@ pub(super) fn work_dir(given: Option<&Path>, what: &str) -> anyhow::Result<(Path
     Ok((dir, temporary))
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(super) fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     println!("results: {}", path.display());

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod bench_cost;
+pub mod bench_drain;
 pub mod certs;
 pub mod dev;
 pub mod node;

@@ -115,15 +115,7 @@ pub fn run_engine_bench(opts: EngineBenchOptions) -> Result<EngineBenchReport, E
 type Measured = (Vec<Phase>, Vec<GroupCommitRow>);
 
 fn run_in(root: &std::path::Path, o: &EngineBenchOptions) -> Result<Measured, EngineError> {
-    let open = |name: &str, durability: Durability| {
-        let opts = EngineOptions {
-            durability,
-            block_cache_bytes: o.block_cache_bytes,
-            statistics: durability == Durability::Sync,
-            ..EngineOptions::default()
-        };
-        RocksEngine::open(root.join(name), opts)
-    };
+    let open = |name: &str, durability: Durability| open_in(root, o, name, durability);
     let mut w = Workload::new(o);
     let mut phases = Vec::new();
 
@@ -158,44 +150,73 @@ fn run_in(root: &std::path::Path, o: &EngineBenchOptions) -> Result<Measured, En
     })?);
     drop(engine);
 
-    let mut rows = Vec::new();
-    for &threads in &o.group_commit_threads {
-        let engine = Arc::new(open(&format!("sync-{threads}"), Durability::Sync)?);
-        let per_thread = (o.group_commit_ops / threads.max(1)).max(1);
-        let before = engine.wal_syncs().unwrap_or(0);
-        let started = Instant::now();
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let engine = engine.clone();
-                let mut w = Workload::new(&EngineBenchOptions {
-                    seed: o.seed + t as u64,
-                    ..o.clone()
-                });
-                std::thread::spawn(move || -> Result<(), EngineError> {
-                    for _ in 0..per_thread {
-                        let (key, set) = w.next_write();
-                        let mut b = WriteBatch::new();
-                        b.merge_versions(KEYSPACE, &key, &set);
-                        engine.write(b)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| EngineError::Rocks("bench writer panicked".into()))??;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let wal_syncs = engine.wal_syncs().unwrap_or(0) - before;
-        rows.push(GroupCommitRow {
-            threads,
-            ops: per_thread * threads,
-            secs,
-            wal_syncs,
-        });
-    }
+    let rows = (o.group_commit_threads.iter())
+        .map(|&threads| group_commit(root, o, threads))
+        .collect::<Result<_, _>>()?;
     Ok((phases, rows))
+}
+
+fn open_in(
+    root: &std::path::Path,
+    o: &EngineBenchOptions,
+    name: &str,
+    durability: Durability,
+) -> Result<RocksEngine, EngineError> {
+    let opts = EngineOptions {
+        durability,
+        block_cache_bytes: o.block_cache_bytes,
+        statistics: durability == Durability::Sync,
+        ..EngineOptions::default()
+    };
+    RocksEngine::open(root.join(name), opts)
+}
+
+/// `threads` writers merging under Sync durability at once: how many WAL
+/// syncs their writes shared.
+fn group_commit(
+    root: &std::path::Path,
+    o: &EngineBenchOptions,
+    threads: usize,
+) -> Result<GroupCommitRow, EngineError> {
+    let engine = Arc::new(open_in(
+        root,
+        o,
+        &format!("sync-{threads}"),
+        Durability::Sync,
+    )?);
+    let per_thread = (o.group_commit_ops / threads.max(1)).max(1);
+    let before = engine.wal_syncs().unwrap_or(0);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let engine = engine.clone();
+            let mut w = Workload::new(&EngineBenchOptions {
+                seed: o.seed + t as u64,
+                ..o.clone()
+            });
+            std::thread::spawn(move || -> Result<(), EngineError> {
+                for _ in 0..per_thread {
+                    let (key, set) = w.next_write();
+                    let mut b = WriteBatch::new();
+                    b.merge_versions(KEYSPACE, &key, &set);
+                    engine.write(b)?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| EngineError::Rocks("bench writer panicked".into()))??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let wal_syncs = engine.wal_syncs().unwrap_or(0) - before;
+    Ok(GroupCommitRow {
+        threads,
+        ops: per_thread * threads,
+        secs,
+        wal_syncs,
+    })
 }
 
 /// Key and value generator (db_bench style: a big-endian integer padded with '0').

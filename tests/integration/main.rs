@@ -9,6 +9,7 @@
 //! | `cluster_basics` | every level against a real multi-DC cluster; reads ask only what their level needs |
 //! | `cluster_failures` | killed nodes and cut links: levels that can still be met are, the others fail clearly |
 //! | `coordinator_faults` | coordinators and replicas dying between commit and reply; forwarding |
+//! | `count_levels` | ONE/TWO/THREE falling back to remote replicas when local ones die or hang |
 //! | `dev_cluster` | `geokv dev` like ccm: kill, status, start, cut/heal, stop from another shell |
 //! | `elastic` | a node joins a running two-DC cluster under LOCAL_QUORUM writers; nothing acknowledged is lost |
 //! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
@@ -30,6 +31,7 @@ mod bench_smoke;
 mod cluster_basics;
 mod cluster_failures;
 mod coordinator_faults;
+mod count_levels;
 mod dev_cluster;
 mod elastic;
 mod geo_replication;
