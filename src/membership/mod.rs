@@ -18,6 +18,7 @@
 //! |---|---|---|
 //! | `phi.rs` | one peer's inter-arrival window and φ | yes |
 //! | `config.rs` | knobs, defaults, validation, derived values | yes |
+//! | `rows.rs` | the table's plain types: peer info, snapshot rows, transitions, errors | yes |
 //! | `state.rs` | the table: merge rule, digest, verdicts, snapshot | yes (time is an input) |
 //! | `select.rs` | who to gossip with this round | yes (rng is an input) |
 //! | `observe.rs` | metric names, gauges, transition counter and logs | — |
@@ -28,6 +29,7 @@ mod gossip;
 mod liveness;
 mod observe;
 mod phi;
+mod rows;
 mod select;
 mod state;
 
