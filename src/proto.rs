@@ -7,6 +7,11 @@
 
 pub use geokv_client::proto::APPLIED_METADATA;
 
+/// The encoded `FileDescriptorSet` of `geokv/v1/client.proto`, for gRPC
+/// server reflection on the client port (grpcurl needs no .proto file).
+pub const CLIENT_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("geokv_client_descriptor");
+
 /// Client API: `geokv.v1` (the SDK's messages and client, and `kv_server`).
 pub mod v1 {
     pub use geokv_client::proto::v1::*;

@@ -100,4 +100,3 @@ pub struct MergeOutcome {
     /// Entries naming nodes not in our topology (ignored).
     pub unknown: usize,
 }
-

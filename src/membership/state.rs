@@ -19,8 +19,8 @@ use tracing::{info, warn};
 use super::config::MembershipConfig;
 use super::observe;
 use super::phi::{phi_for_silence, PhiDetector, PhiParams};
-use super::select::{self, Candidate};
 pub use super::rows::{MembershipError, MergeOutcome, PeerInfo, PeerStatus, Transition};
+use super::select::{self, Candidate};
 use crate::proto::v1::internode::{GossipDigest, GossipEntry};
 
 #[derive(Debug)]

@@ -78,6 +78,8 @@ pub enum NodeError {
     Membership(String),
     #[error("recording ranges for anti-entropy: {0}")]
     Repair(#[from] crate::repair::RepairError),
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
         what: &'static str,

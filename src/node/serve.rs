@@ -1,5 +1,6 @@
 //! The third step of a node's start: its servers (internode and client
-//! gRPC, admin HTTP) and its background loops (metrics collection, gossip,
+//! gRPC — the client port also serves `grpc.health.v1` and reflection —
+//! admin HTTP) and its background loops (metrics collection, gossip,
 //! anti-entropy, hint delivery, a join in progress, following the layout).
 //! Must not build subsystems (that is `wiring`).
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tonic_health::ServingStatus;
 
 /// The node's long-running tasks; an `Err` is a server that stopped.
 pub(super) type Tasks = JoinSet<Result<(), String>>;
@@ -54,17 +56,37 @@ pub(super) async fn servers(
         p.tls.guard(Port::Client),
         p.tls.incoming(client_listener, Port::Client),
     );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::CLIENT_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
     tasks.spawn(async move {
+        // Serving from the moment the port is bound; NOT_SERVING as soon as
+        // the node begins to shut down, so a balancer drains it first.
+        health
+            .set_serving::<KvServer<crate::api::KvService>>()
+            .await;
+        health.set_service_status("", ServingStatus::Serving).await;
+        let drained = async move {
+            let _ = sd.wait_for(|v| *v).await;
+            health
+                .set_not_serving::<KvServer<crate::api::KvService>>()
+                .await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+        };
         tonic::transport::Server::builder()
             .layer(layer)
+            .add_service(health_service)
+            .add_service(reflection)
             .add_service(
                 KvServer::new(kv)
                     .max_decoding_message_size(8 << 20)
                     .max_encoding_message_size(64 << 20),
             )
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = sd.wait_for(|v| *v).await;
-            })
+            .serve_with_incoming_shutdown(incoming, drained)
             .await
             .map_err(|e| e.to_string())
     });

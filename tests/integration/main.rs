@@ -13,6 +13,7 @@
 //! | `dev_cluster` | `geokv dev` like ccm: kill, status, start, cut/heal, stop from another shell |
 //! | `elastic` | a node joins a running two-DC cluster under LOCAL_QUORUM writers; nothing acknowledged is lost |
 //! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
+//! | `grpc_services` | the client port's grpc.health.v1 and server reflection |
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
 //! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
@@ -35,6 +36,7 @@ mod count_levels;
 mod dev_cluster;
 mod elastic;
 mod geo_replication;
+mod grpc_services;
 mod hinted_durability;
 mod layout_convergence;
 mod nemesis;
