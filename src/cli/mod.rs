@@ -17,6 +17,7 @@ pub mod dev;
 pub mod node;
 
 mod connect;
+mod endpoints;
 mod join;
 mod kv;
 mod render;
@@ -48,6 +49,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Show the cluster layout: version, nodes, state, tokens, ownership.
     Ring(ring::RingArgs),
+    /// Which nodes replicate a key (and which pending ones get its writes).
+    Getendpoints(endpoints::EndpointsArgs),
     /// Manage keyspaces (cluster-wide layout changes).
     #[command(subcommand)]
     Keyspace(ring::KeyspaceCommand),
@@ -87,6 +90,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Delete(args) => client_runtime(kv::delete(args)),
         Command::Status(args) => client_runtime(status::run(args)),
         Command::Ring(args) => client_runtime(ring::run(args)),
+        Command::Getendpoints(args) => client_runtime(endpoints::run(args)),
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
     }
 }

@@ -1,7 +1,8 @@
 //! `geokv dev` operated like ccm, with real processes: start a dev cluster,
 //! kill a node (status shows it down, the supervisor reports it and keeps
 //! running), start it again (status shows it up), cut and heal links
-//! through the subcommands, stop one node cleanly, then stop everything.
+//! through the subcommands, stop one node cleanly, then stop everything;
+//! `geokv getendpoints` names a key's replicas.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -157,6 +158,24 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     for n in s["nodes"].as_array().unwrap() {
         assert_eq!(n["state"], "up", "{s}");
     }
+
+    // nodetool getendpoints: rf {dc1: 2, dc2: 1} names every node once.
+    let out = Command::new(GEOKV)
+        .args(["getendpoints", "default", "user:42", "--json", "--endpoint"])
+        .arg(dev.admin("dc1-n1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ids: Vec<&str> = (ep["endpoints"].as_array().unwrap().iter())
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["dc1-n1", "dc1-n2", "dc2-n1"], "{ep}");
 
     // A crash: the node is down, the supervisor says so and keeps running.
     dev.cmd(&["kill", "dc1-n2"]);
