@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::{Ring, TokenRange};
-use crate::topology::Topology;
+use crate::topology::{KeyspaceSpec, Topology};
 
 /// How many offending ranges to list per keyspace before summarising.
 const MAX_LISTED: usize = 10;
@@ -28,73 +28,99 @@ pub fn check_report(topology: &Topology) -> String {
         ring.range_count()
     );
     for (name, spec) in &topology.keyspaces {
-        let rfs: Vec<String> = spec
-            .replication
-            .iter()
-            .map(|(dc, rf)| format!("{dc}: {rf}"))
-            .collect();
-        let _ = writeln!(out, "\nkeyspace {name} ({})", rfs.join(", "));
-        let Ok(ranges) = ring.ranges_with_replicas(name) else {
-            continue;
-        };
-        let ranges: Vec<_> = ranges.collect();
+        keyspace_section(&mut out, topology, &ring, name, spec);
+    }
+    out
+}
 
-        let n = ring.nodes().len();
-        let (mut primary, mut replica) = (vec![0u128; n], vec![0u128; n]);
-        let mut bad = Vec::new();
-        for (range, set) in &ranges {
-            for dcr in &set.per_dc {
-                if let Some(first) = dcr.nodes.first() {
-                    primary[first.0 as usize] += range.width();
-                }
-                for node in &dcr.nodes {
-                    replica[node.0 as usize] += range.width();
-                }
-                let racks: BTreeSet<&str> = dcr
-                    .nodes
-                    .iter()
-                    .map(|&i| ring.node(i).rack.as_str())
-                    .collect();
-                let dc_racks = topology.datacenter(&dcr.dc).map_or(0, |d| d.racks.len());
-                let want = (dcr.rf as usize).min(dc_racks);
-                if racks.len() < want {
-                    bad.push((*range, dcr.dc.clone(), racks.len(), want));
-                }
-            }
-        }
+/// A range whose replicas in `dc` span fewer racks than they should.
+struct RackShortfall {
+    range: TokenRange,
+    dc: String,
+    got: usize,
+    want: usize,
+}
 
-        let mut rows =
-            vec![["dc", "rack", "node", "vnodes", "primary %", "replica %"].map(String::from)];
-        for node in ring.nodes() {
-            if spec.replication.get(&node.dc).copied().unwrap_or(0) == 0 {
-                continue;
+/// One keyspace's part of the report: its ownership table and rack check.
+fn keyspace_section(
+    out: &mut String,
+    topology: &Topology,
+    ring: &Ring,
+    name: &str,
+    spec: &KeyspaceSpec,
+) {
+    let rfs: Vec<String> = (spec.replication.iter())
+        .map(|(dc, rf)| format!("{dc}: {rf}"))
+        .collect();
+    let _ = writeln!(out, "\nkeyspace {name} ({})", rfs.join(", "));
+    let Ok(ranges) = ring.ranges_with_replicas(name) else {
+        return;
+    };
+    let n = ring.nodes().len();
+    let (mut primary, mut replica) = (vec![0u128; n], vec![0u128; n]);
+    let mut bad = Vec::new();
+    for (range, set) in ranges {
+        for dcr in &set.per_dc {
+            if let Some(first) = dcr.nodes.first() {
+                primary[first.0 as usize] += range.width();
             }
-            rows.push([
-                node.dc.clone(),
-                node.rack.clone(),
-                node.id.clone(),
-                node.vnodes.to_string(),
-                percent(primary[node.idx.0 as usize]),
-                percent(replica[node.idx.0 as usize]),
-            ]);
-        }
-        write_table(&mut out, &rows);
-        if bad.is_empty() {
-            let _ = writeln!(
-                out,
-                "  rack diversity: OK (every range spans min(rf, racks) racks in each datacenter)"
-            );
-        } else {
-            let _ = writeln!(out, "  rack diversity: FAILED in {} range(s):", bad.len());
-            for (range, dc, got, want) in bad.iter().take(MAX_LISTED) {
-                let _ = writeln!(out, "    {dc} {range}: {got} rack(s), want {want}");
+            for node in &dcr.nodes {
+                replica[node.0 as usize] += range.width();
             }
-            if bad.len() > MAX_LISTED {
-                let _ = writeln!(out, "    … and {} more", bad.len() - MAX_LISTED);
+            let racks: BTreeSet<&str> = (dcr.nodes.iter())
+                .map(|&i| ring.node(i).rack.as_str())
+                .collect();
+            let dc_racks = topology.datacenter(&dcr.dc).map_or(0, |d| d.racks.len());
+            let want = (dcr.rf as usize).min(dc_racks);
+            if racks.len() < want {
+                let (dc, got) = (dcr.dc.clone(), racks.len());
+                bad.push(RackShortfall {
+                    range,
+                    dc,
+                    got,
+                    want,
+                });
             }
         }
     }
-    out
+    let mut rows =
+        vec![["dc", "rack", "node", "vnodes", "primary %", "replica %"].map(String::from)];
+    for node in ring.nodes() {
+        if spec.replication.get(&node.dc).copied().unwrap_or(0) == 0 {
+            continue;
+        }
+        rows.push([
+            node.dc.clone(),
+            node.rack.clone(),
+            node.id.clone(),
+            node.vnodes.to_string(),
+            percent(primary[node.idx.0 as usize]),
+            percent(replica[node.idx.0 as usize]),
+        ]);
+    }
+    write_table(out, &rows);
+    write_rack_check(out, &bad);
+}
+
+fn write_rack_check(out: &mut String, bad: &[RackShortfall]) {
+    if bad.is_empty() {
+        let _ = writeln!(
+            out,
+            "  rack diversity: OK (every range spans min(rf, racks) racks in each datacenter)"
+        );
+        return;
+    }
+    let _ = writeln!(out, "  rack diversity: FAILED in {} range(s):", bad.len());
+    for b in bad.iter().take(MAX_LISTED) {
+        let _ = writeln!(
+            out,
+            "    {} {}: {} rack(s), want {}",
+            b.dc, b.range, b.got, b.want
+        );
+    }
+    if bad.len() > MAX_LISTED {
+        let _ = writeln!(out, "    … and {} more", bad.len() - MAX_LISTED);
+    }
 }
 
 /// `share` of the 2^64-token ring as a percentage with two decimals.
