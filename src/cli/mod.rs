@@ -18,6 +18,7 @@ pub mod node;
 mod connect;
 mod join;
 mod kv;
+mod leave;
 mod render;
 mod ring;
 mod status;
@@ -47,6 +48,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Show the cluster layout: version, nodes, state, tokens, ownership.
     Ring(ring::RingArgs),
+    /// Decommission a node: hand its ranges over, leave the cluster, stop.
+    Decommission(leave::DecommissionArgs),
+    /// Drop the ranges a node no longer replicates (after a movement).
+    Cleanup(leave::CleanupArgs),
     /// Manage keyspaces (cluster-wide layout changes).
     #[command(subcommand)]
     Keyspace(ring::KeyspaceCommand),
@@ -87,6 +92,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => client_runtime(status::run(args)),
         Command::Ring(args) => client_runtime(ring::run(args)),
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
+        Command::Decommission(args) => client_runtime(leave::decommission(args)),
+        Command::Cleanup(args) => client_runtime(leave::cleanup(args)),
     }
 }
 

@@ -45,7 +45,7 @@ pub struct CreateArgs {
 }
 
 /// One HTTP/1.0 request to `endpoint`; the body of a 2xx answer.
-async fn http(endpoint: &str, method: &str, path: &str) -> anyhow::Result<String> {
+pub(super) async fn http(endpoint: &str, method: &str, path: &str) -> anyhow::Result<String> {
     let mut s = tokio::net::TcpStream::connect(endpoint)
         .await
         .with_context(|| format!("connecting to the admin port {endpoint}"))?;
