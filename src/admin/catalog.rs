@@ -38,6 +38,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Gauge, "geokv_hint_oldest_age_seconds", "Age of the oldest queued entry per destination (replication lag), in seconds."),
     (Gauge, "geokv_stream_batches_in_flight", "Stream batches sent and not yet acknowledged, by destination."),
     (Counter, "geokv_hints_stored_total", "Entries stored in the hinted queues."),
+    (Counter, "geokv_hints_copied_to_pending_total", "Hints for an owner of a moving range also given to the range's pending replicas."),
     (Counter, "geokv_hint_sent_total", "Queued entries delivered and acknowledged, by destination and lane."),
     (Counter, "geokv_hint_send_failures_total", "Failed deliveries of a stream batch, by destination."),
     (Counter, "geokv_hint_overflows_total", "Entries not queued because the destination's backlog was full (left to anti-entropy), by destination."),
@@ -61,10 +62,12 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     // Cluster layout and range movements.
     (Gauge, "geokv_layout_version", "Version of the cluster layout this node is on."),
     (Gauge, "geokv_pending_ranges", "Token ranges with pending replicas in the layout in force."),
-    (Counter, "geokv_stream_keys_total", "Keys streamed to this node by range movements (joins)."),
-    (Counter, "geokv_stream_bytes_total", "Bytes streamed to this node by range movements (joins)."),
-    (Gauge, "geokv_stream_ranges_remaining", "Ranges a movement still has to stream to this node."),
+    (Counter, "geokv_stream_keys_total", "Keys streamed by range movements: pulled by a joiner, pushed by a leaving node."),
+    (Counter, "geokv_stream_bytes_total", "Bytes streamed by range movements: pulled by a joiner, pushed by a leaving node."),
+    (Gauge, "geokv_stream_ranges_remaining", "Ranges a movement still has to stream to (join) or from (decommission) this node."),
     (Counter, "geokv_cleanup_ranges_total", "Token ranges dropped by cleanup because this node no longer replicates them."),
+    (Counter, "geokv_cleanup_keys_total", "Keys deleted by cleanup (in ranges this node no longer replicates)."),
+    (Counter, "geokv_cleanup_bytes_total", "Bytes (key + record) deleted by cleanup."),
     // TLS.
     (Counter, crate::transport::tls::REFUSED_METRIC, "Connections or calls refused by TLS, by port and reason."),
     (Counter, "geokv_tls_reloads_total", "Reloads of certificates and keys from disk, by outcome."),

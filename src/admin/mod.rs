@@ -19,6 +19,7 @@
 
 pub mod catalog;
 pub mod collect;
+pub mod movement;
 pub mod routes;
 
 pub use routes::METRICS_CONTENT_TYPE;
@@ -60,10 +61,14 @@ pub async fn serve(
     faults: Arc<Faults>,
     repair: Option<Arc<Repair>>,
     cluster: Option<crate::view::Cluster>,
+    control: Option<Arc<crate::movement::Control>>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    serve_on(listener, node_id, faults, repair, cluster, shutdown).await
+    serve_on(
+        listener, node_id, faults, repair, cluster, control, shutdown,
+    )
+    .await
 }
 
 /// [`serve`] on a bound listener.
@@ -73,6 +78,7 @@ pub async fn serve_on(
     faults: Arc<Faults>,
     repair: Option<Arc<Repair>>,
     cluster: Option<crate::view::Cluster>,
+    control: Option<Arc<crate::movement::Control>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let app = routes::router(routes::Admin {
@@ -81,6 +87,7 @@ pub async fn serve_on(
         faults,
         repair,
         cluster,
+        control,
     });
     // Not a graceful shutdown: a node stopping does not wait for a long
     // `POST /repair` to answer.
@@ -102,7 +109,7 @@ mod tests {
         let faults = Arc::new(Faults::new(fault_injection));
         tokio::spawn(async move {
             let _tx = _tx;
-            serve_on(listener, "n1".into(), faults, None, None, rx).await
+            serve_on(listener, "n1".into(), faults, None, None, None, rx).await
         });
         addr
     }

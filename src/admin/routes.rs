@@ -28,6 +28,8 @@ pub struct Admin {
     pub repair: Option<Arc<Repair>>,
     /// The node's cluster view (`/layout`, `/keyspaces`); `None` on tools.
     pub cluster: Option<crate::view::Cluster>,
+    /// Decommission and cleanup (`admin::movement`); `None` on tools.
+    pub control: Option<Arc<crate::movement::Control>>,
 }
 
 /// Every endpoint of the admin port.
@@ -40,6 +42,11 @@ pub fn router(admin: Admin) -> Router {
         .route("/repair", post(repair))
         .route("/layout", get(layout))
         .route("/keyspaces", post(create_keyspace))
+        .route(
+            "/decommission",
+            post(super::movement::decommission).get(super::movement::decommission_status),
+        )
+        .route("/cleanup", post(super::movement::cleanup))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(admin)
 }

@@ -20,6 +20,7 @@ mod connect;
 mod endpoints;
 mod join;
 mod kv;
+mod leave;
 mod render;
 mod ring;
 mod status;
@@ -51,6 +52,10 @@ enum Command {
     Ring(ring::RingArgs),
     /// Which nodes replicate a key (and which pending ones get its writes).
     Getendpoints(endpoints::EndpointsArgs),
+    /// Decommission a node: hand its ranges over, leave the cluster, stop.
+    Decommission(leave::DecommissionArgs),
+    /// Drop the ranges a node no longer replicates (after a movement).
+    Cleanup(leave::CleanupArgs),
     /// Manage keyspaces (cluster-wide layout changes).
     #[command(subcommand)]
     Keyspace(ring::KeyspaceCommand),
@@ -92,6 +97,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Ring(args) => client_runtime(ring::run(args)),
         Command::Getendpoints(args) => client_runtime(endpoints::run(args)),
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
+        Command::Decommission(args) => client_runtime(leave::decommission(args)),
+        Command::Cleanup(args) => client_runtime(leave::cleanup(args)),
     }
 }
 

@@ -10,8 +10,8 @@ use crate::layout::{Layout, NewNode};
 use crate::topology::Topology;
 use crate::transport::faults::Faults;
 
-/// dc1-n1's coordinator while `dc1-new` joins dc1 (rack r1).
-fn coordinator_during_join() -> Coordinator {
+/// The dev layout while `dc1-new` joins dc1 (rack r1).
+fn joining() -> Layout {
     let seed = Layout::seed(&Topology::dev());
     let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).expect("tokens");
     let node = NewNode {
@@ -20,8 +20,17 @@ fn coordinator_during_join() -> Coordinator {
         peer_address: "127.0.0.14:7071".parse().expect("addr"),
         admin_address: "127.0.0.14:7072".parse().expect("addr"),
     };
-    let joining = seed.begin_join(node, "dc1", "r1", &tokens).expect("join");
-    let cluster = Cluster::new(joining, "dc1-n1", None).expect("view");
+    seed.begin_join(node, "dc1", "r1", &tokens).expect("join")
+}
+
+/// dc1-n1's coordinator while `dc1-new` joins dc1 (rack r1).
+fn coordinator_during_join() -> Coordinator {
+    coordinator_on(joining())
+}
+
+/// dc1-n1's coordinator on `layout`.
+fn coordinator_on(layout: Layout) -> Coordinator {
+    let cluster = Cluster::new(layout, "dc1-n1", None).expect("view");
     let me = cluster.current().me().expect("member").clone();
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let hints = Hints::open(
@@ -84,4 +93,56 @@ fn a_write_to_a_moving_range_goes_to_the_pending_replica_and_needs_its_ack() {
         }
     }
     assert!(moving > 0 && still > 0, "{moving} moving, {still} not");
+}
+
+/// While dc1-n2 leaves (dc1 has four nodes after dc1-new joined), a write
+/// to a range it loses goes to the node gaining it too and needs its ack;
+/// the leaver is still an owner (reads use it).
+#[test]
+fn a_write_to_a_range_a_leaving_node_loses_goes_to_the_gainer_and_needs_its_ack() {
+    let four = joining().finish_join("dc1-new").expect("joined");
+    let leaving = four.begin_leave("dc1-n2").expect("leave");
+    let c = coordinator_on(leaving);
+    let view = c.cluster().current();
+    let leaver = view.node("dc1-n2").expect("a member while leaving").idx;
+    let level = ConsistencyLevel::LocalQuorum;
+    let local = |count| Requirement::Local {
+        dc: "dc1".into(),
+        count,
+    };
+    let (mut moving, mut still) = (0, 0);
+    for k in 0..400u32 {
+        let key = k.to_be_bytes();
+        let w = c
+            .plan(&view, "default", &key, level, None, OpKind::Write)
+            .expect("write plan");
+        let r = c
+            .plan(&view, "default", &key, level, None, OpKind::Read)
+            .expect("read plan");
+        assert!(r.pending.is_empty(), "reads use the owners only");
+        let owners = view.ring.replicas("default", &key).expect("replicas");
+        if owners.contains(leaver) {
+            moving += 1;
+            let gainer = w
+                .pending
+                .iter()
+                .flat_map(|d| d.nodes.iter())
+                .copied()
+                .collect::<Vec<_>>();
+            assert_eq!(gainer.len(), 1, "one node gains what the leaver loses");
+            assert!(!owners.contains(gainer[0]));
+            assert_eq!(w.requirement, local(3), "LOCAL_QUORUM of 3 + 1 pending");
+            let targets = w.targets_in("dc1");
+            assert_eq!(targets.len(), 4);
+            assert!(targets.contains(&leaver) && targets.contains(&gainer[0]));
+            assert!(r.replicas.contains(leaver), "the leaver still serves reads");
+        } else {
+            still += 1;
+            assert!(w.pending.is_empty());
+            assert_eq!(w.requirement, local(2));
+        }
+    }
+    // dc1-new has a quarter of the others' tokens: the leaver replicates
+    // nearly every key (a key it does not replicate has nothing pending).
+    assert!(moving > 300, "{moving} moving, {still} not");
 }

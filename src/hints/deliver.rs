@@ -103,6 +103,9 @@ pub(crate) struct Pump<L: Link> {
     label: String,
     sched: Scheduler,
     stream: Option<L::Stream>,
+    /// Entries already copied to the pending replicas of their range (see
+    /// `moving`), so a resend does not copy them again.
+    forked: std::collections::HashSet<u64>,
 }
 
 impl<L: Link> Pump<L> {
@@ -122,6 +125,7 @@ impl<L: Link> Pump<L> {
             dest,
             sched,
             stream: None,
+            forked: Default::default(),
         }
     }
 
@@ -307,6 +311,10 @@ impl<L: Link> Pump<L> {
         lane: Lane,
         entries: Vec<StreamEntry>,
     ) -> Result<(), Stall> {
+        if let Dest::Node(target) = &self.dest {
+            let target = target.clone();
+            self.fork(&target, &entries).await?;
+        }
         if self.stream.is_none() {
             let live = self.link.live(&self.dest);
             let target = self.sched.pick_target(&live).ok_or(Stall::NoTarget)?;
@@ -325,6 +333,36 @@ impl<L: Link> Pump<L> {
         };
         let stream = self.stream.as_mut().expect("opened above");
         Ok(stream.send(batch).await?)
+    }
+
+    /// Copies each hint for `target` whose key's range is moving to the
+    /// range's pending replicas (a durable hint each, or a merge here when
+    /// this node is one) before it is sent, so the hint cannot leave the
+    /// queue without them (see `moving`).
+    async fn fork(&mut self, target: &str, entries: &[StreamEntry]) -> Result<(), Stall> {
+        for e in entries {
+            if self.forked.contains(&e.seq) {
+                continue;
+            }
+            let also = self.link.also_to(target, &e.keyspace, &e.key);
+            if also.is_empty() {
+                continue;
+            }
+            let Ok(set) = crate::version::SiblingSet::decode(&e.record) else {
+                continue;
+            };
+            for n in also {
+                super::moving::copy(&self.hints, &self.me.id, &n, e, &set)
+                    .await
+                    .map_err(|e| Stall::Failed(format!("copying a hint to {n}: {e}")))?;
+                metrics::counter!("geokv_hints_copied_to_pending_total").increment(1);
+            }
+            if self.forked.len() >= 100_000 {
+                self.forked.clear();
+            }
+            self.forked.insert(e.seq);
+        }
+        Ok(())
     }
 
     /// Deletes what is durable at the destination and records (then

@@ -24,6 +24,11 @@ pub trait Link: Send + Sync + 'static {
     fn is_up(&self, id: &str) -> bool;
     /// The ids of the live nodes `dest` may be delivered to.
     fn live(&self, dest: &Dest) -> Vec<String>;
+    /// Who else must get a hint bound for `target` for `key`: the pending
+    /// replicas of a moving range (see `moving`); none by default.
+    fn also_to(&self, _target: &str, _keyspace: &str, _key: &[u8]) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One open stream.
@@ -83,6 +88,10 @@ impl Link for Net {
                 .map(|n| n.id.clone())
                 .collect(),
         }
+    }
+
+    fn also_to(&self, target: &str, keyspace: &str, key: &[u8]) -> Vec<String> {
+        super::moving::also_to(&self.cluster.current(), target, keyspace, key)
     }
 }
 

@@ -27,7 +27,9 @@
 //!   queues, on blocking threads; [`queue`]: the key and value format;
 //! - [`deliver`] (the dispatcher): one task per destination, doing the I/O
 //!   that [`schedule`] (pure: events in, actions out) decides;
-//! - [`receive`]: the receiving service; [`intent`], [`waiters`], `fate`.
+//! - [`receive`]: the receiving service; [`intent`], [`waiters`], `fate`;
+//!   [`moving`]: a hint whose key's range is moving also goes to the
+//!   range's pending replicas.
 //!
 //! Must not: choose replicas for a client request or count its acks.
 
@@ -36,6 +38,7 @@ pub mod deliver;
 mod fate;
 pub mod intent;
 pub(crate) mod link;
+pub mod moving;
 mod page;
 pub mod queue;
 pub mod receive;

@@ -24,20 +24,49 @@ pub enum CleanupError {
     Engine(#[from] EngineError),
 }
 
+/// What a cleanup dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    /// The ranges dropped (every range the node does not replicate).
+    pub ranges: Vec<(String, TokenRange)>,
+    /// Keys found in them and deleted, and their bytes (key + record).
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// Keys scanned per page while counting what a cleanup drops.
+const COUNT_PAGE: usize = 1024;
+
 /// Deletes from `engine` every key of `layout`'s keyspaces in a range
-/// `node` does not replicate under `layout`; the ranges dropped.
-pub fn cleanup(
-    engine: &dyn Engine,
-    layout: &Layout,
-    node: &str,
-) -> Result<Vec<(String, TokenRange)>, CleanupError> {
+/// `node` does not replicate under `layout`.
+pub fn cleanup(engine: &dyn Engine, layout: &Layout, node: &str) -> Result<Cleaned, CleanupError> {
     if let Some(m) = layout.movements.values().next() {
         return Err(CleanupError::MovementInProgress(m.clone()));
     }
     let ring = Ring::from_layout(layout);
     let drop = unreplicated(&ring, node)?;
+    let (mut keys, mut bytes) = (0u64, 0u64);
     let mut batch = WriteBatch::new();
     for (ks, range) in &drop {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = engine.scan_token_range(
+                ks,
+                range.start,
+                range.end,
+                after.as_deref(),
+                COUNT_PAGE,
+            )?;
+            keys += page.len() as u64;
+            bytes += page
+                .iter()
+                .map(|(k, s)| (k.len() + s.encoded_len()) as u64)
+                .sum::<u64>();
+            match page.last() {
+                Some((k, _)) if page.len() == COUNT_PAGE => after = Some(k.clone()),
+                _ => break,
+            }
+        }
         for kr in keys::token_range_plan(ks, range.start, range.end, None)? {
             batch.delete_range_raw(Cf::Data, &kr.lower, &kr.upper);
         }
@@ -46,7 +75,13 @@ pub fn cleanup(
         engine.write(batch)?;
     }
     metrics::counter!("geokv_cleanup_ranges_total").increment(drop.len() as u64);
-    Ok(drop)
+    metrics::counter!("geokv_cleanup_keys_total").increment(keys);
+    metrics::counter!("geokv_cleanup_bytes_total").increment(bytes);
+    Ok(Cleaned {
+        ranges: drop,
+        keys,
+        bytes,
+    })
 }
 
 #[cfg(test)]
@@ -108,7 +143,7 @@ keyspaces:
             cleanup(&engine, &joining, "a"),
             Err(CleanupError::MovementInProgress(Movement::Join { .. }))
         ));
-        cleanup(&engine, &done, "a").unwrap();
+        let cleaned = cleanup(&engine, &done, "a").unwrap();
         let ring = Ring::from_layout(&done);
         let a = ring.node_by_id("a").unwrap().idx;
         let old = Ring::from_layout(&v1);
@@ -126,5 +161,13 @@ keyspaces:
             }
         }
         assert!(dropped > 20 && kept > 100, "dropped {dropped}, kept {kept}");
+        // Counted: every key a held and no longer replicates (none of the
+        // others: a held no key outside its old ranges here).
+        let outside = keys
+            .iter()
+            .filter(|k| !old.replicas("ks", k).unwrap().contains(a_old))
+            .count() as u64;
+        assert_eq!(cleaned.keys, dropped + outside);
+        assert!(cleaned.bytes > cleaned.keys);
     }
 }

@@ -4,6 +4,9 @@
 //! | file | owns |
 //! |---|---|
 //! | `bootstrap.rs` | before a joiner starts: fetch the seed's layout, propose `begin_join`, persist it |
+//! | `leave.rs` | decommission: begin (Leaving), hand over (push each lost range), finish (Left); resumable |
+//! | `push.rs` | the leaver's push of a range to a gainer over a [`RangeSink`], with cursors |
+//! | `control.rs` | the node's decommission (background, status, stop once left) and cleanup (by hand, and after every movement) |
 //! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
 //! | `stream.rs` | the resumable streaming driver over a [`RangeSource`], its progress and metrics |
@@ -18,13 +21,18 @@
 pub mod announce;
 pub mod bootstrap;
 pub mod cleanup;
+pub mod control;
 pub mod cursor;
+pub mod leave;
 pub mod ops;
 pub mod peer;
 pub mod plan;
+pub mod push;
 pub mod rate;
 pub mod stream;
 
+#[cfg(test)]
+mod tests_leave;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
@@ -32,11 +40,14 @@ mod tests_plan;
 #[cfg(test)]
 mod tests_stream;
 
-pub use cleanup::{cleanup, CleanupError};
+pub use cleanup::{cleanup, Cleaned, CleanupError};
+pub use control::Control;
 pub use cursor::Cursor;
+pub use leave::LeaveError;
 pub use ops::{join, run_join, JoinError, JoinRequest, Joined, LayoutHandle, ProposeError};
 pub use peer::PeerSource;
 pub use plan::{gains, losses, unreplicated, Gain, Loss, PlanError};
+pub use push::{PeerSink, RangeSink};
 pub use rate::{Rate, RateConfig};
 pub use stream::{
     Page, Progress, ProgressSnapshot, RangeSource, SourceError, StreamConfig, StreamError, Streamer,

@@ -108,7 +108,7 @@ pub struct Progress {
 }
 
 /// A copy of [`Progress`] at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ProgressSnapshot {
     pub ranges_total: u64,
     pub ranges_done: u64,
@@ -127,7 +127,22 @@ impl Progress {
         }
     }
 
-    fn range_done(&self) {
+    /// A new run over `total` ranges.
+    pub(super) fn start(&self, total: u64) {
+        self.ranges_total.store(total, Ordering::Relaxed);
+        self.ranges_done.store(0, Ordering::Relaxed);
+        metrics::gauge!("geokv_stream_ranges_remaining").set(total as f64);
+    }
+
+    /// `keys` rows of `bytes` moved.
+    pub(super) fn add(&self, keys: u64, bytes: u64) {
+        self.keys.fetch_add(keys, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        metrics::counter!("geokv_stream_keys_total").increment(keys);
+        metrics::counter!("geokv_stream_bytes_total").increment(bytes);
+    }
+
+    pub(super) fn range_done(&self) {
         let done = self.ranges_done.fetch_add(1, Ordering::Relaxed) + 1;
         let total = self.ranges_total.load(Ordering::Relaxed);
         metrics::gauge!("geokv_stream_ranges_remaining").set(total.saturating_sub(done) as f64);
@@ -171,9 +186,7 @@ impl<S: RangeSource> Streamer<S> {
     /// Streams every range of `gains` not done yet, in order.
     pub async fn run(&self, gains: &[Gain]) -> Result<(), StreamError> {
         let p = &self.progress;
-        p.ranges_total.store(gains.len() as u64, Ordering::Relaxed);
-        p.ranges_done.store(0, Ordering::Relaxed);
-        metrics::gauge!("geokv_stream_ranges_remaining").set(gains.len() as f64);
+        p.start(gains.len() as u64);
         let mut rate = Rate::new(self.cfg.rate.clone());
         for gain in gains {
             self.range(gain, &mut rate).await?;
@@ -276,10 +289,7 @@ impl<S: RangeSource> Streamer<S> {
             Ok(engine.write(batch)?)
         })
         .await?;
-        self.progress.keys.fetch_add(keys, Ordering::Relaxed);
-        self.progress.bytes.fetch_add(bytes, Ordering::Relaxed);
-        metrics::counter!("geokv_stream_keys_total").increment(keys);
-        metrics::counter!("geokv_stream_bytes_total").increment(bytes);
+        self.progress.add(keys, bytes);
         Ok(next)
     }
 }

@@ -37,7 +37,7 @@ keyspaces:
 ";
 
 /// A layout installed by proposals of exactly the next version.
-struct Fake(Mutex<Arc<Layout>>);
+pub(super) struct Fake(pub(super) Mutex<Arc<Layout>>);
 
 impl LayoutHandle for Fake {
     fn current(&self) -> Arc<Layout> {
@@ -57,14 +57,14 @@ impl LayoutHandle for Fake {
     }
 }
 
-struct World {
-    layout: Fake,
-    engines: BTreeMap<String, Arc<dyn Engine>>,
-    data: BTreeMap<Vec<u8>, SiblingSet>,
+pub(super) struct World {
+    pub(super) layout: Fake,
+    pub(super) engines: BTreeMap<String, Arc<dyn Engine>>,
+    pub(super) data: BTreeMap<Vec<u8>, SiblingSet>,
 }
 
 /// The seed layout and every node's engine holding its replicas of 2000 keys.
-fn world() -> World {
+pub(super) fn world() -> World {
     let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
     let ring = Ring::from_layout(&seed);
     let engines: BTreeMap<String, Arc<dyn Engine>> = ring
@@ -96,7 +96,7 @@ fn world() -> World {
     }
 }
 
-fn request(id: &str, k: u8) -> JoinRequest {
+pub(super) fn request(id: &str, k: u8) -> JoinRequest {
     let a = |p: u16| format!("127.0.0.{k}:{p}").parse().unwrap();
     JoinRequest {
         node: NewNode {
@@ -119,7 +119,7 @@ fn source(w: &World, fail_after: Option<usize>) -> Loopback {
     }
 }
 
-fn small_pages() -> StreamConfig {
+pub(super) fn small_pages() -> StreamConfig {
     StreamConfig {
         rate: RateConfig {
             initial_rows: 32,

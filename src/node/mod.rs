@@ -91,9 +91,17 @@ pub enum NodeError {
 /// Runs a node until `shutdown` turns true: storage, then the subsystems,
 /// then the servers and loops; on shutdown the servers stop, the replica
 /// closes and the clean-shutdown marker is written last.
-pub async fn run(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), NodeError> {
+    // The node stops on `outer`, or by itself once decommissioned.
+    let (stop, shutdown) = watch::channel(false);
+    let forward = stop.clone();
+    tokio::spawn(async move {
+        let mut outer = outer;
+        let _ = outer.wait_for(|v| *v).await;
+        let _ = forward.send(true);
+    });
     let s = storage::open(&cfg)?;
-    let p = wiring::build(&cfg, &s, &shutdown)?;
+    let p = wiring::build(&cfg, &s, &shutdown, stop)?;
     let mut tasks = serve::Tasks::new();
     serve::servers(&mut tasks, &s, &p, &shutdown).await?;
     let gossip_interval = Duration::from_millis(cfg.membership.gossip_interval_ms);

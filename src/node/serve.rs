@@ -98,8 +98,9 @@ pub(super) async fn servers(
         s.cluster.clone(),
         shutdown.clone(),
     );
+    let m = p.control.clone();
     tasks.spawn(async move {
-        admin::serve(addr, id, f, Some(r), Some(c), sd)
+        admin::serve(addr, id, f, Some(r), Some(c), Some(m), sd)
             .await
             .map_err(|e| e.to_string())
     });
@@ -171,6 +172,24 @@ pub(super) fn loops(
             shutdown.clone(),
         ));
     }
+    let leaving = view
+        .layout
+        .movements
+        .values()
+        .any(|m| matches!(m, crate::layout::Movement::Leave { node } if *node == s.me.id));
+    if leaving {
+        // Restarted mid-decommission: it resumes by itself.
+        let control = p.control.clone();
+        tokio::spawn(async move {
+            if let Err(e) = control.decommission().await {
+                tracing::error!(error = %e, "resuming the decommission");
+            }
+        });
+    }
+    tokio::spawn(crate::movement::control::follow_cleanup(
+        p.control.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(crate::view::sync::follow(
         s.cluster.clone(),
         p.peers.clone(),

@@ -45,6 +45,8 @@ pub(super) struct Parts {
     pub coordinator: Arc<Coordinator>,
     pub repair: Arc<Repair>,
     pub layout_sync: Arc<LayoutSync>,
+    /// Decommission and cleanup (`movement::control`).
+    pub control: Arc<crate::movement::Control>,
 }
 
 /// Builds every subsystem over `s`.
@@ -52,6 +54,7 @@ pub(super) fn build(
     cfg: &NodeConfig,
     s: &Storage,
     shutdown: &watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
 ) -> Result<Parts, NodeError> {
     let me = &s.me;
     let replica = Arc::new(Replica::new(s.engine.clone(), &me.id, cfg.max_siblings));
@@ -98,7 +101,17 @@ pub(super) fn build(
     ));
     let layout_sync = LayoutSync::new(s.cluster.clone(), peers.clone());
     s.cluster.set_push(layout_sync.push_hook());
+    let live = liveness.clone();
+    let control = crate::movement::Control::new(
+        s.cluster.clone(),
+        s.engine.clone(),
+        peers.clone(),
+        Arc::new(move |id: &str| live.is_up(id)),
+        hints.clone(),
+        stop,
+    );
     Ok(Parts {
+        control,
         replica,
         faults,
         tls,

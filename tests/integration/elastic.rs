@@ -2,8 +2,9 @@
 //! a running two-datacenter cluster under continuous LOCAL_QUORUM writers
 //! in both datacenters (`geokv node --join SEED …`). Afterwards every
 //! acknowledged write is read back at LOCAL_QUORUM in its datacenter and at
-//! ALL, and the new node holds exactly the keys it replicates under the
-//! final layout (about 3/4 of them: rf 3 over 4 nodes).
+//! ALL, the new node holds exactly the keys it replicates under the
+//! final layout (about 3/4 of them: rf 3 over 4 nodes), and the old owners
+//! drop what they lost by themselves (automatic cleanup).
 
 use crate::common::*;
 use geokv::layout::{Layout, NodeState};
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-async fn layout_of(node: &NodeInfo) -> Option<Layout> {
+pub(crate) async fn layout_of(node: &NodeInfo) -> Option<Layout> {
     let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", node.peer_address))
         .ok()?
         .connect()
@@ -32,7 +33,7 @@ async fn layout_of(node: &NodeInfo) -> Option<Layout> {
 
 /// Writes unique keys at LOCAL_QUORUM through the nodes of `dc` until
 /// `stop`; the keys acknowledged.
-async fn writer(
+pub(crate) async fn writer(
     c: Vec<NodeInfo>,
     dc: &'static str,
     w: usize,
@@ -224,6 +225,36 @@ async fn a_fourth_node_joins_dc1_under_local_quorum_writers_and_nothing_acked_is
         before.len()
     );
     assert!((0.6..=0.9).contains(&share), "share {share}");
+
+    // The old owners clean up by themselves once the join is over: each
+    // holds exactly the pre-join keys it still replicates (and `geokv
+    // cleanup` by hand answers).
+    for id in ["dc1-n1", "dc1-n2", "dc1-n3"] {
+        let node = c.node(id).clone();
+        let idx = ring.node_by_id(id).unwrap().idx;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut wrong = 0;
+            for k in &before {
+                let mine = ring
+                    .replicas("default", k.as_bytes())
+                    .unwrap()
+                    .contains(idx);
+                let got = reader.holds(&node, "default", k).await.expect("answers");
+                wrong += usize::from(got.is_empty() == mine);
+            }
+            if wrong == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id}: {wrong} pre-join keys held against its ranges after cleanup"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let body = admin(node.admin_address, "POST", "/cleanup").await.unwrap();
+        assert!(body.contains("\"ranges\":"), "{id} cleanup: {body}");
+    }
 
     // At ALL once hints and streams have drained.
     let mut r = c.client("dc1-n1").await;

@@ -20,6 +20,7 @@
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
+//! | `decommission` | a node leaves a 4-node datacenter under writers (`geokv decommission`), nothing acked is lost |
 //! | `sdk` | the Rust SDK against a real cluster |
 //! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused, certificate rotation |
 //! | `bench_smoke` | `geokv bench` runs end to end |
@@ -33,6 +34,7 @@ mod cluster_basics;
 mod cluster_failures;
 mod coordinator_faults;
 mod count_levels;
+mod decommission;
 mod dev_cluster;
 mod elastic;
 mod geo_replication;

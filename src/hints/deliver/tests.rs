@@ -26,6 +26,8 @@ struct FakeLink {
     /// When the driver asked who is live (once per attempt to open).
     asked: Mutex<Vec<Instant>>,
     opened: mpsc::UnboundedSender<Opened>,
+    /// What `also_to` answers (the pending replicas of every key).
+    also: Vec<String>,
 }
 
 struct FakeWire {
@@ -61,6 +63,10 @@ impl Link for FakeLink {
         self.asked.lock().push(Instant::now());
         self.live.lock().clone()
     }
+
+    fn also_to(&self, _: &str, _: &str, _: &[u8]) -> Vec<String> {
+        self.also.clone()
+    }
 }
 
 impl Wire for FakeWire {
@@ -89,6 +95,10 @@ struct Rig {
 }
 
 fn rig(live: &[&str]) -> Rig {
+    rig_for(live, Dest::Dc("dc2".into()), Vec::new())
+}
+
+fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
     let me = cluster.current().me().expect("dev topology").clone();
@@ -99,9 +109,10 @@ fn rig(live: &[&str]) -> Rig {
         live: Mutex::new(live.iter().map(|s| s.to_string()).collect()),
         asked: Mutex::new(Vec::new()),
         opened: tx,
+        also,
     });
     let (stop, shutdown) = watch::channel(false);
-    let pump = Pump::new(hints.clone(), link.clone(), me, Dest::Dc("dc2".into()));
+    let pump = Pump::new(hints.clone(), link.clone(), me, dest);
     tokio::spawn(pump.run(shutdown));
     Rig {
         hints,
@@ -235,3 +246,41 @@ async fn an_urgent_entry_is_sent_while_the_backlog_window_is_full() {
 }
 
 const BACKLOG_WINDOW_FOR_TEST: usize = super::super::schedule::BACKLOG_WINDOW;
+
+/// A hint for an owner of a moving range (a strict stream source) reaches
+/// the range's pending replica too: it is queued for it before the hint
+/// is sent, and only once, though the batch is sent twice.
+#[tokio::test(start_paused = true)]
+async fn a_hint_for_an_owner_of_a_moving_range_is_copied_to_the_pending_replica_first() {
+    let c = Dest::Node("dc1-n2".into());
+    let mut r = rig_for(&["dc1-n2"], c.clone(), vec!["dc1-n3".into()]);
+    let mut set = SiblingSet::new();
+    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+        .expect("one sibling");
+    r.hints
+        .hint_node("dc1-n2", "default", b"k", &set)
+        .await
+        .expect("hint");
+    let pending = Dest::Node("dc1-n3".into());
+    let mut first = r.opened.recv().await.expect("a stream");
+    let sent = first.batches.recv().await.expect("a batch");
+    assert_eq!(sent.entries.len(), 1);
+    assert_eq!(
+        r.hints.backlog_entries(&pending),
+        1,
+        "queued before the send"
+    );
+    // Not acknowledged: resent, not copied again.
+    let mut second = r.opened.recv().await.expect("a second stream");
+    let again = second.batches.recv().await.expect("resent");
+    assert_eq!(again.entries.len(), 1);
+    assert_eq!(r.hints.backlog_entries(&pending), 1);
+    second.acks.send(Ok(durable(&again))).expect("ack");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(r.hints.backlog_entries(&c), 0);
+    assert_eq!(
+        r.hints.backlog_entries(&pending),
+        1,
+        "the copy stays for dc1-n3"
+    );
+}

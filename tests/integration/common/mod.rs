@@ -209,6 +209,25 @@ impl Cluster {
         }
     }
 
+    /// Waits (up to `limit`) for a node's process to exit by itself (e.g.
+    /// once decommissioned) and reaps it; its exit status.
+    pub async fn wait_exit(&mut self, id: &str, limit: Duration) -> std::process::ExitStatus {
+        let began = std::time::Instant::now();
+        loop {
+            let child = self.children.get_mut(id).expect("running node");
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                self.children.remove(id);
+                return st;
+            }
+            assert!(
+                began.elapsed() < limit,
+                "{id} did not exit\n{}",
+                self.log(id)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// A node's data directory (stop the node before touching it).
     pub fn data_dir(&self, id: &str) -> std::path::PathBuf {
         self.dir.path().join(id)

@@ -1,0 +1,90 @@
+//! `geokv decommission --endpoint ADMIN_ADDR` and `geokv cleanup --endpoint
+//! ADMIN_ADDR`, over the node's admin port (`POST /decommission`, then
+//! `GET /decommission` until it has left; `POST /cleanup`).
+//!
+//! Owns the printing of the progress. Running `decommission` again after a
+//! crash of the node or of this command resumes the leave.
+use std::time::Duration;
+
+use anyhow::Context;
+use geokv::movement::control::Status;
+
+use super::ring::http;
+
+/// Arguments of `geokv decommission`.
+#[derive(clap::Args, Debug)]
+pub struct DecommissionArgs {
+    /// The leaving node's admin address (host:port).
+    #[arg(long)]
+    pub endpoint: String,
+    /// Return once the leave has begun, without waiting for it to finish.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// Arguments of `geokv cleanup`.
+#[derive(clap::Args, Debug)]
+pub struct CleanupArgs {
+    /// The node's admin address (host:port).
+    #[arg(long)]
+    pub endpoint: String,
+}
+
+fn line(s: &Status) -> String {
+    let p = &s.progress;
+    let mut out = format!(
+        "{}: {}/{} ranges, {} keys, {:.1} MB",
+        s.phase,
+        p.ranges_done,
+        p.ranges_total,
+        p.keys,
+        p.bytes as f64 / 1e6
+    );
+    if !s.detail.is_empty() {
+        out += &format!(" ({})", s.detail);
+    }
+    out
+}
+
+/// Runs `geokv decommission`.
+pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
+    let body = http(&args.endpoint, "POST", "/decommission").await?;
+    let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
+    println!("decommission of {} begun", args.endpoint);
+    if args.no_wait {
+        println!("{}", line(&status));
+        return Ok(());
+    }
+    let mut last = String::new();
+    loop {
+        let now = line(&status);
+        if now != last {
+            println!("{now}");
+            last = now;
+        }
+        if status.phase == "left" {
+            println!("the node has left the cluster and stops");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match http(&args.endpoint, "GET", "/decommission").await {
+            Ok(body) => status = serde_json::from_str(&body).context("decoding the status")?,
+            // It stops on its own once it has left; otherwise the node
+            // crashed: running the command again resumes it.
+            Err(e) if status.phase == "draining" || status.phase == "finishing" => {
+                println!("the node stopped ({e:#}); check `geokv ring`: it shows it Left once done, or run this again to resume");
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(e.context("the node stopped answering; run the command again to resume"))
+            }
+        }
+    }
+}
+
+/// Runs `geokv cleanup`.
+pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
+    let body = http(&args.endpoint, "POST", "/cleanup").await?;
+    println!("{}", body.trim());
+    Ok(())
+}

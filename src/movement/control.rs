@@ -1,0 +1,237 @@
+//! The node's movement controls: decommission and cleanup as the admin port
+//! and the node's loops drive them.
+//!
+//! Owns [`Control`]: `decommission` (begin the leave at once, so a refusal
+//! is the caller's answer, then run the rest in the background: announce,
+//! hand over, finish, deliver what the node's hinted queues still hold,
+//! stop the process), its [`Status`], `cleanup` (by hand), and
+//! [`follow_cleanup`], which cleans up automatically once a movement has
+//! finished and every live member is on the layout that finished it.
+//! Must not change the layout except through the leave's steps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::cleanup::{cleanup, Cleaned, CleanupError};
+use super::leave::{self, Began, LeaveError};
+use super::push::PeerSink;
+use super::stream::{Progress, ProgressSnapshot, StreamConfig};
+use crate::engine::Engine;
+use crate::hints::Hints;
+use crate::transport::Peers;
+use crate::view::Cluster;
+
+/// Where a decommission stands (`GET /decommission`).
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// `idle`, `announcing`, `streaming`, `finishing`, `draining`, `left`.
+    pub phase: String,
+    /// The last error (the step is retried), or what the phase waits for.
+    pub detail: String,
+    pub progress: ProgressSnapshot,
+}
+
+/// What the controls need of the running node.
+pub struct Control {
+    pub cluster: Cluster,
+    pub engine: Arc<dyn Engine>,
+    pub peers: Arc<Peers>,
+    pub is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    pub hints: Arc<Hints>,
+    /// Stops the node once it has left.
+    pub stop: watch::Sender<bool>,
+    status: Mutex<Status>,
+    progress: Arc<Progress>,
+    running: Mutex<bool>,
+}
+
+impl Control {
+    pub fn new(
+        cluster: Cluster,
+        engine: Arc<dyn Engine>,
+        peers: Arc<Peers>,
+        is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+        hints: Arc<Hints>,
+        stop: watch::Sender<bool>,
+    ) -> Arc<Control> {
+        Arc::new(Control {
+            cluster,
+            engine,
+            peers,
+            is_up,
+            hints,
+            stop,
+            status: Mutex::new(Status {
+                phase: "idle".into(),
+                ..Status::default()
+            }),
+            progress: Arc::default(),
+            running: Mutex::new(false),
+        })
+    }
+
+    /// The decommission's status.
+    pub fn status(&self) -> Status {
+        let mut s = self.status.lock().clone();
+        s.progress = self.progress.snapshot();
+        s
+    }
+
+    fn set(&self, phase: &str, detail: impl Into<String>) {
+        let mut s = self.status.lock();
+        s.phase = phase.into();
+        s.detail = detail.into();
+    }
+
+    /// Begins (or resumes) this node's decommission and runs the rest in
+    /// the background; a refusal (another movement, too few nodes) is
+    /// returned here.
+    pub async fn decommission(self: &Arc<Self>) -> Result<Status, LeaveError> {
+        let me = self.cluster.me().to_string();
+        let began = leave::begin(&self.cluster, &me).await?;
+        let mut running = self.running.lock();
+        if !*running {
+            *running = true;
+            let phase = if began == Began::AlreadyLeft {
+                "finishing"
+            } else {
+                "announcing"
+            };
+            self.set(phase, "");
+            tokio::spawn(self.clone().run_leave());
+        }
+        drop(running);
+        Ok(self.status())
+    }
+
+    /// The background part of a decommission, retried until done.
+    async fn run_leave(self: Arc<Self>) {
+        let me = self.cluster.me().to_string();
+        loop {
+            match self.leave_once(&me).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(node = %me, error = %e, "decommission not finished; retrying in 2 s");
+                    self.status.lock().detail = e;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+        tracing::info!(node = %me, "decommissioned: stopping");
+        self.set("left", "");
+        // Time for `geokv decommission` to see the outcome.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = self.stop.send(true);
+    }
+
+    async fn leave_once(&self, me: &str) -> Result<(), String> {
+        let leaving = self.cluster.current().version();
+        self.set(
+            "announcing",
+            format!("every live member to layout v{leaving}"),
+        );
+        self.announce(leaving).await?;
+        self.set("streaming", "");
+        let view = self.cluster.clone();
+        let up = self.is_up.clone();
+        let sink = PeerSink {
+            peers: self.peers.clone(),
+            resolve: Arc::new(move |id: &str| {
+                let node = view.current().node(id).cloned()?;
+                Some((node, up(id)))
+            }),
+            timeout: Duration::from_secs(10),
+        };
+        let cfg = StreamConfig::default();
+        leave::hand_over(
+            &self.cluster,
+            self.engine.clone(),
+            &sink,
+            me,
+            &cfg,
+            &self.progress,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        self.set("finishing", "");
+        leave::finish(&self.cluster, &*self.engine, me)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.announce(self.cluster.current().version()).await?;
+        // Nothing the node queued (hints for peers, the inter-DC streams)
+        // may be lost: it stops only once its queues are delivered.
+        loop {
+            let queued = self.hints.total_backlog();
+            if queued == 0 {
+                return Ok(());
+            }
+            self.set("draining", format!("{queued} queued entries to deliver"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn announce(&self, version: u64) -> Result<(), String> {
+        super::announce::until_announced(
+            &self.cluster,
+            &self.peers,
+            &*self.is_up,
+            version,
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    /// Drops the ranges this node no longer replicates (refused while a
+    /// movement is in progress).
+    pub async fn cleanup(&self) -> Result<Cleaned, CleanupError> {
+        let (engine, cluster) = (self.engine.clone(), self.cluster.clone());
+        tokio::task::spawn_blocking(move || {
+            let view = cluster.current();
+            cleanup(&*engine, &view.layout, view.me_id())
+        })
+        .await
+        .expect("cleanup does not panic")
+    }
+}
+
+/// Cleans up after every movement that finishes: once the view in force
+/// has no movement while the one before had one, and every live member is
+/// on it (a coordinator on an older view still reads the old owners).
+pub async fn follow_cleanup(control: Arc<Control>, mut shutdown: watch::Receiver<bool>) {
+    let mut views = control.cluster.subscribe();
+    let mut moving = !views.borrow().layout.movements.is_empty();
+    loop {
+        tokio::select! {
+            r = views.changed() => if r.is_err() { return },
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
+        let view = views.borrow_and_update().clone();
+        let was = std::mem::replace(&mut moving, !view.layout.movements.is_empty());
+        if !was || moving || view.me().is_none() {
+            continue;
+        }
+        let announced = tokio::select! {
+            r = control.announce(view.version()) => r,
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        if let Err(e) = announced {
+            tracing::warn!(error = %e, "automatic cleanup skipped; run `geokv cleanup`");
+            continue;
+        }
+        match control.cleanup().await {
+            Ok(c) => tracing::info!(
+                ranges = c.ranges.len(),
+                keys = c.keys,
+                bytes = c.bytes,
+                version = view.version(),
+                "cleanup after the movement"
+            ),
+            Err(e) => tracing::info!(error = %e, "automatic cleanup not run"),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Decommission: a Normal node hands its ranges over and leaves.
+//!
+//! Owns the three steps of a leave over a [`LayoutHandle`], each
+//! idempotent so running them again after a crash resumes: [`begin`]
+//! proposes `begin_leave` (the node becomes Leaving, still an owner; the
+//! gainers become pending replicas and get every write from then on —
+//! refused naming the movement in progress if its datacenter has one),
+//! [`hand_over`] pushes every range it loses to the nodes that gain it
+//! ([`super::push`]), [`finish`] proposes `finish_leave` (Left: no tokens)
+//! and forgets the push cursors. Between `begin` and `hand_over` the caller
+//! waits until every live member is on the leaving layout (see
+//! `announce`); after `finish` it delivers what its queues still hold
+//! (`control`). Must not serve requests or spread layouts itself.
+
+use std::sync::Arc;
+
+use super::ops::{LayoutHandle, ProposeError};
+use super::plan::{losses, PlanError};
+use super::push::{self, push_losses, RangeSink};
+use super::stream::{Progress, StreamConfig, StreamError};
+use crate::engine::{Engine, EngineError};
+use crate::layout::{LayoutError, Movement, NodeState};
+
+/// A leave that did not complete. Running it again resumes it.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaveError {
+    /// Refused by the layout: among others a second movement in the
+    /// datacenter ([`LayoutError::MovementInProgress`] names the one in
+    /// progress), or too few nodes left for a keyspace's replication.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("handing ranges over stopped (run the decommission again to resume): {0}")]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("node '{id}' is {state:?} in the layout and not decommissioning; it cannot leave")]
+    WrongState { id: String, state: NodeState },
+    #[error("node '{0}' is not in the layout")]
+    Unknown(String),
+}
+
+/// How [`begin`] found the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Began {
+    /// It was Normal and is Leaving now.
+    Began,
+    /// It was already Leaving (a decommission run again, or after a restart).
+    Resumed,
+    /// It has left already: nothing to do.
+    AlreadyLeft,
+}
+
+/// Makes `me` Leaving (or finds it leaving already).
+pub async fn begin<L: LayoutHandle>(layout: &L, me: &str) -> Result<Began, LeaveError> {
+    let now = layout.current();
+    let (dc, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
+    match n.state {
+        NodeState::Normal => {
+            let next = now.begin_leave(me)?;
+            tracing::info!(node = me, version = next.version, "decommissioning");
+            layout.propose(next).await?;
+            Ok(Began::Began)
+        }
+        NodeState::Leaving if is_my_leave(now.movements.get(dc), me) => Ok(Began::Resumed),
+        NodeState::Left => Ok(Began::AlreadyLeft),
+        state => Err(LeaveError::WrongState {
+            id: me.into(),
+            state,
+        }),
+    }
+}
+
+fn is_my_leave(m: Option<&Movement>, me: &str) -> bool {
+    matches!(m, Some(Movement::Leave { node }) if node == me)
+}
+
+/// Pushes every range `me` loses in the current layout from `engine` to
+/// its gainers through `sink`.
+pub async fn hand_over<L: LayoutHandle, S: RangeSink>(
+    layout: &L,
+    engine: Arc<dyn Engine>,
+    sink: &S,
+    me: &str,
+    cfg: &StreamConfig,
+    progress: &Progress,
+) -> Result<(), LeaveError> {
+    let now = layout.current();
+    if now.node(me).map(|(_, _, n)| n.state) == Some(NodeState::Left) {
+        return Ok(());
+    }
+    let plan = losses(&now, me)?;
+    push_losses(engine, sink, me, &plan, cfg, progress).await?;
+    Ok(())
+}
+
+/// Proposes `me` Left (if it is not yet) and forgets the push cursors.
+pub async fn finish<L: LayoutHandle>(
+    layout: &L,
+    engine: &dyn Engine,
+    me: &str,
+) -> Result<(), LeaveError> {
+    let now = layout.current();
+    let state = now.node(me).map(|(_, _, n)| n.state);
+    if state == Some(NodeState::Left) {
+        return Ok(());
+    }
+    let gainers: std::collections::BTreeSet<String> = losses(&now, me)?
+        .into_iter()
+        .flat_map(|l| l.new_owners)
+        .collect();
+    let next = now.finish_leave(me)?;
+    tracing::info!(node = me, version = next.version, "left the cluster");
+    layout.propose(next).await?;
+    push::forget(engine, me, gainers)?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Pushing ranges away: a leaving node copies each range it loses from its
+//! own engine to every node that gains it, page by page, resumably.
+//!
+//! Owns [`RangeSink`] (where the rows go: a peer's `ReplicaWrite` in
+//! production, [`PeerSink`]; engines in tests) and [`push_losses`]. The
+//! leaver is the strict source of every range it loses (it is the only
+//! owner losing it), so the gainers get every write it acknowledged. Each
+//! page is sent as merges (idempotent: a write that reached the gainer
+//! meanwhile survives) and only then is the range's cursor committed in the
+//! leaver's meta column family ([`super::cursor`], one stream id per
+//! gainer): after a crash of either side the push resumes after the last
+//! page the gainer acknowledged. Must not decide which ranges move or when
+//! the leave finishes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cursor::{self, Cursor};
+use super::plan::Loss;
+use super::rate::Rate;
+use super::stream::{Progress, SourceError, StreamConfig, StreamError};
+use crate::engine::{Engine, WriteBatch};
+use crate::version::SiblingSet;
+
+/// Where a leaver's rows go.
+pub trait RangeSink: Send + Sync {
+    /// Whether `node` is believed up (a down one is waited for, not asked).
+    fn is_up(&self, node: &str) -> bool;
+
+    /// Merges `rows` of `keyspace` into `node`'s copies; `Ok` once `node`
+    /// applied them all durably.
+    fn push(
+        &self,
+        node: &str,
+        keyspace: &str,
+        rows: Vec<(Vec<u8>, SiblingSet)>,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+}
+
+/// The stream id of the push of `leaver`'s ranges to `gainer`.
+pub fn stream_id(leaver: &str, gainer: &str) -> String {
+    format!("leave-{leaver}-to-{gainer}")
+}
+
+/// Pushes every range of `losses` from `engine` (the leaver `me`'s) to each
+/// of its new owners through `sink`, resuming after committed cursors.
+pub async fn push_losses<S: RangeSink>(
+    engine: Arc<dyn Engine>,
+    sink: &S,
+    me: &str,
+    losses: &[Loss],
+    cfg: &StreamConfig,
+    progress: &Progress,
+) -> Result<(), StreamError> {
+    let total = losses.iter().map(|l| l.new_owners.len() as u64).sum();
+    progress.start(total);
+    let mut rate = Rate::new(cfg.rate.clone());
+    for loss in losses {
+        for gainer in &loss.new_owners {
+            let id = stream_id(me, gainer);
+            push_range(&engine, sink, &id, gainer, loss, cfg, &mut rate, progress).await?;
+            progress.range_done();
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_range<S: RangeSink>(
+    engine: &Arc<dyn Engine>,
+    sink: &S,
+    id: &str,
+    gainer: &str,
+    loss: &Loss,
+    cfg: &StreamConfig,
+    rate: &mut Rate,
+    progress: &Progress,
+) -> Result<(), StreamError> {
+    let (ks, range) = (loss.keyspace.clone(), loss.range);
+    let mut at = {
+        let (e, id, ks) = (engine.clone(), id.to_string(), ks.clone());
+        blocking(move || Ok(cursor::load(&*e, &id, &ks, range)?)).await?
+    };
+    let mut failures = 0u32;
+    let mut last = String::new();
+    while at != Cursor::Done {
+        if failures > 0 {
+            if failures >= cfg.max_rounds {
+                return Err(StreamError::NoSource {
+                    keyspace: ks,
+                    range,
+                    rounds: failures,
+                    last,
+                });
+            }
+            tokio::time::sleep(cfg.round_backoff).await;
+        }
+        if !sink.is_up(gainer) {
+            failures += 1;
+            last = format!("{gainer}: believed down");
+            continue;
+        }
+        let limit = rate.rows() as usize;
+        let after = match &at {
+            Cursor::After(k) => Some(k.clone()),
+            _ => None,
+        };
+        let rows = {
+            let (e, ks) = (engine.clone(), ks.clone());
+            blocking(move || {
+                Ok(e.scan_token_range(&ks, range.start, range.end, after.as_deref(), limit + 1)?)
+            })
+            .await?
+        };
+        let more = rows.len() > limit;
+        let page: Vec<_> = rows.into_iter().take(limit).collect();
+        let next = match (more, page.last()) {
+            (true, Some((k, _))) => Cursor::After(k.clone()),
+            _ => Cursor::Done,
+        };
+        let (keys, bytes) = (
+            page.len() as u64,
+            page.iter()
+                .map(|(k, s)| (k.len() + s.encoded_len()) as u64)
+                .sum::<u64>(),
+        );
+        let began = tokio::time::Instant::now();
+        match sink.push(gainer, &ks, page).await {
+            Ok(()) => {
+                rate.on_page(began.elapsed());
+                failures = 0;
+                let (e, id2, ks2, c) = (engine.clone(), id.to_string(), ks.clone(), next.clone());
+                blocking(move || {
+                    let mut batch = WriteBatch::new();
+                    cursor::save(&mut batch, &id2, &ks2, range, &c);
+                    Ok(e.write(batch)?)
+                })
+                .await?;
+                progress.add(keys, bytes);
+                at = next;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?range, "push page failed; retrying");
+                rate.on_error();
+                failures += 1;
+                last = e.to_string();
+            }
+        }
+        if rate.pause() > Duration::ZERO {
+            tokio::time::sleep(rate.pause()).await;
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the push cursors of `leaver` to each of `gainers`.
+pub fn forget(
+    engine: &dyn Engine,
+    leaver: &str,
+    gainers: impl IntoIterator<Item = String>,
+) -> Result<(), crate::engine::EngineError> {
+    for g in gainers {
+        cursor::forget(engine, &stream_id(leaver, &g))?;
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StreamError> + Send + 'static,
+) -> Result<T, StreamError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StreamError::Task(e.to_string()))?
+}
+
+/// The production sink: the gainer's `ReplicaWrite`, a page's rows at once.
+pub struct PeerSink {
+    pub peers: Arc<crate::transport::Peers>,
+    pub resolve: Arc<super::peer::Resolve>,
+    pub timeout: Duration,
+}
+
+impl RangeSink for PeerSink {
+    fn is_up(&self, node: &str) -> bool {
+        (self.resolve)(node).is_some_and(|(_, up)| up)
+    }
+
+    async fn push(
+        &self,
+        node: &str,
+        keyspace: &str,
+        rows: Vec<(Vec<u8>, SiblingSet)>,
+    ) -> Result<(), SourceError> {
+        use futures::StreamExt;
+        let err = |detail: String| SourceError {
+            node: node.to_string(),
+            detail,
+        };
+        let (to, _) = (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
+        let results: Vec<_> = futures::stream::iter(rows)
+            .map(|(key, set)| {
+                let mut record = Vec::with_capacity(set.encoded_len());
+                set.encode(&mut record);
+                let req = crate::proto::v1::internode::ReplicaWriteRequest {
+                    keyspace: keyspace.to_string(),
+                    key,
+                    record,
+                    coordinator: String::new(),
+                };
+                let (peers, to) = (self.peers.clone(), to.clone());
+                async move { peers.replica_write(&to, req, self.timeout).await }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        match results.into_iter().find_map(Result::err) {
+            Some(e) => Err(err(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
