@@ -7,6 +7,10 @@
 
 pub use geokv_client::proto::APPLIED_METADATA;
 
+/// Metadata of an internode refusal of a write planned on an older layout:
+/// the refusing replica's layout version (see `ReplicaWriteRequest`).
+pub const LAYOUT_VERSION_METADATA: &str = "geokv-layout-version";
+
 /// Client API: `geokv.v1` (the SDK's messages and client, and `kv_server`).
 pub mod v1 {
     pub use geokv_client::proto::v1::*;
