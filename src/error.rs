@@ -67,6 +67,15 @@ pub enum GeokvError {
     /// (the two nodes disagree about the topology).
     #[error("this node does not replicate the key: {0}")]
     NotAReplica(String),
+    /// A replica on a newer layout refused a write planned on an older one
+    /// whose targets miss a replica of the newer one
+    /// (`coordinator::stale_view`); nothing was written. The status carries
+    /// `replica_version` in `geokv-layout-version`.
+    #[error("write planned on layout v{planned_on}, this replica is on v{replica_version} and replicates the key differently; nothing was written")]
+    StaleView {
+        planned_on: u64,
+        replica_version: u64,
+    },
     /// This node is stopping and took no more writes (nothing was written).
     #[error("this node is shutting down; nothing was written")]
     ShuttingDown,
@@ -127,7 +136,9 @@ impl GeokvError {
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. } | GeokvError::MaybeApplied(_) => Code::Aborted,
-            GeokvError::Consistency(_) | GeokvError::Siblings(_) => Code::FailedPrecondition,
+            GeokvError::Consistency(_) | GeokvError::Siblings(_) | GeokvError::StaleView { .. } => {
+                Code::FailedPrecondition
+            }
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
             GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,
             GeokvError::Engine(e) => match e {
@@ -155,6 +166,7 @@ impl GeokvError {
             | GeokvError::InvalidArgument(_)
             | GeokvError::BadContext(_)
             | GeokvError::Siblings(_)
+            | GeokvError::StaleView { .. }
             | GeokvError::NotAReplica(_) => true,
             GeokvError::Engine(e) => matches!(
                 e,
@@ -188,6 +200,15 @@ impl From<GeokvError> for Status {
             crate::proto::APPLIED_METADATA,
             tonic::metadata::MetadataValue::from_static(applied),
         );
+        if let GeokvError::StaleView {
+            replica_version, ..
+        } = e
+        {
+            status.metadata_mut().insert(
+                crate::proto::LAYOUT_VERSION_METADATA,
+                tonic::metadata::MetadataValue::from(replica_version),
+            );
+        }
         status
     }
 }

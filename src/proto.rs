@@ -12,6 +12,10 @@ pub use geokv_client::proto::APPLIED_METADATA;
 pub const CLIENT_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("geokv_client_descriptor");
 
+/// Metadata of an internode refusal of a write planned on an older layout:
+/// the refusing replica's layout version (see `ReplicaWriteRequest`).
+pub const LAYOUT_VERSION_METADATA: &str = "geokv-layout-version";
+
 /// Client API: `geokv.v1` (the SDK's messages and client, and `kv_server`).
 pub mod v1 {
     pub use geokv_client::proto::v1::*;

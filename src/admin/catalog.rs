@@ -29,6 +29,8 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, "geokv_writes_forwarded_total", "Writes forwarded to a replica to coordinate (this node does not replicate the key)."),
     (Counter, "geokv_writes_outcome_unknown_total", "Forwarded writes whose coordinator failed before answering (may have been applied)."),
     (Counter, "geokv_sibling_cap_rejections_total", "Replica writes refused because they would exceed the sibling cap."),
+    (Counter, "geokv_stale_view_refusals_total", "Replica writes refused because the coordinator planned them on an older layout that misses a replica of this node's."),
+    (Counter, "geokv_stale_view_retries_total", "Client writes sent again on a newer layout after a replica refused them as planned on an older one."),
     // Internode transport.
     (Counter, "geokv_internode_requests_total", "Internode RPCs served, by RPC and source datacenter."),
     (Histogram, "geokv_internode_call_seconds", "Latency of internode calls made, by peer datacenter, in seconds."),

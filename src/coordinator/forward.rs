@@ -43,7 +43,10 @@ pub(super) enum AfterFailure {
 /// Sans-I/O: the decision for one failed forwarding call.
 pub(super) fn after_failure(e: &TransportError) -> AfterFailure {
     match e {
-        TransportError::Cut { .. } | TransportError::NotSent { .. } => AfterFailure::TryNext,
+        // (A forwarded write is planned by the replica, never refused as stale.)
+        TransportError::Cut { .. }
+        | TransportError::NotSent { .. }
+        | TransportError::StaleView { .. } => AfterFailure::TryNext,
         TransportError::Rpc {
             code,
             verdict: PeerVerdict::NothingApplied,

@@ -19,6 +19,7 @@ mod forward;
 mod gather;
 mod read;
 mod read_targets;
+pub mod stale_view;
 mod write;
 
 #[cfg(test)]

@@ -190,6 +190,8 @@ impl Coordinator {
                 key: key.to_vec(),
                 record: record.clone(),
                 coordinator: self.me.id.clone(),
+                // Not a planned client write: applied in any view.
+                ..Default::default()
             };
             let timeout = self.config.default_timeout;
             tokio::spawn(async move {

@@ -20,6 +20,12 @@
 //!    live local replicas) puts the entry in the *urgent lane* of those
 //!    datacenters' streams and waits for its acknowledgement, which says how
 //!    many replicas there applied it; it never waits behind a backlog.
+//! 4b. Each replica write carries the view's layout version and the local
+//!    targets; a replica on a newer view that replicates the key
+//!    differently refuses it, nothing applied (`stale_view`). When the
+//!    fan-out then fails, the coordinator fetches that replica's layout and
+//!    fans the *same* record (same dot) out again on the newer view, within
+//!    the deadline; a write is never minted twice.
 //! 5. A count level (ONE/TWO/THREE/QUORUM, explicit W) that expected to be
 //!    met locally but is not (a local replica believed alive failed, or half
 //!    the deadline passed) falls back to the remote datacenters through their
@@ -34,9 +40,11 @@ use crate::hints::waiters::StreamWait;
 use crate::hints::{append_update, Appended, Awaited};
 use crate::proto::v1::internode::ReplicaWriteRequest;
 use crate::topology::{NodeIdx, NodeInfo};
+use crate::transport::TransportError;
 use crate::version::{CausalContext, Dot, SiblingSet};
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -54,6 +62,28 @@ pub struct WriteOutcome {
 }
 
 pub(super) use crate::clock::now_ms;
+
+/// Where a write goes on one view: our datacenter's owners and pending
+/// replicas (`local`, sent directly), the remote datacenters (reached
+/// through their streams), each datacenter's owners + pending count, and
+/// the remote datacenters whose acknowledgements the level waits for.
+struct Fanout {
+    local: Vec<NodeIdx>,
+    sizes: BTreeMap<String, u32>,
+    remote_dcs: Vec<String>,
+    wait_for: Vec<Awaited>,
+}
+
+/// The plan a replica write belongs to, as the replica checks it
+/// (`stale_view`): the view's layout version and the ids of `local`.
+struct Planned {
+    version: u64,
+    targets: Vec<String>,
+}
+
+/// The first replica that refused a fan-out as planned on an older view,
+/// and its layout version.
+type StaleSlot = Arc<parking_lot::Mutex<Option<(NodeInfo, u64)>>>;
 
 impl Coordinator {
     /// Coordinates a put (`value: Some`) or delete (`value: None`).
@@ -102,7 +132,10 @@ impl Coordinator {
         self.coordinate_write(&view, &req, plan, deadline).await
     }
 
-    /// Steps 3 to 5, on a replica of the key.
+    /// Steps 3 to 5, on a replica of the key: mint the write once, then fan
+    /// it out on `view`. A replica on a newer view may refuse it as planned
+    /// on an older one (`stale_view`); the same record (same dot: no second
+    /// version) is then sent again on the newer view, within the deadline.
     async fn coordinate_write(
         &self,
         view: &ClusterView,
@@ -110,32 +143,158 @@ impl Coordinator {
         plan: Plan<'_>,
         deadline: Instant,
     ) -> Result<WriteOutcome, GeokvError> {
-        // Our datacenter's owners and pending replicas get the record directly.
-        let local_targets = plan.targets_in(&self.me.dc);
+        let to = self.fanout(&plan);
+        let (record, dot, appended) = self
+            .update_here(view, req, &to.local, &to.remote_dcs, &to.wait_for)
+            .await?;
+        let mut encoded = Vec::with_capacity(record.encoded_len());
+        record.encode(&mut encoded);
+        let minted = (&record, encoded.as_slice());
+        let first = (Some(appended), deadline);
+        let (mut res, mut stale) = self.fan_out(view, req, &plan, &to, minted, first).await;
+        let mut last = view.version();
+        // Only a fan-out that failed is sent again: acknowledgements that
+        // met the level were each given by a replica on a view the write
+        // covers (see `stale_view`).
+        while let (true, Some((peer, version))) = (res.is_err(), stale.take()) {
+            let Some(newer) = self.newer_view(&peer, version, deadline).await else {
+                break;
+            };
+            if newer.version() <= last {
+                break;
+            }
+            last = newer.version();
+            metrics::counter!("geokv_stale_view_retries_total").increment(1);
+            let (ks, key, level) = (&req.keyspace, &req.key, req.level);
+            let plan = (self.plan(&newer, ks, key, level, req.explicit, OpKind::Write))
+                .map_err(|e| GeokvError::MaybeApplied(format!("on layout v{last}: {e}")))?;
+            let to = self.fanout(&plan);
+            (res, stale) = (self.fan_out(&newer, req, &plan, &to, minted, (None, deadline))).await;
+        }
+        let (acks, hints) = res?;
+        Ok(WriteOutcome {
+            context: req.context.after_write(dot, &record.clock),
+            acks,
+            hints,
+        })
+    }
+
+    /// Where a write goes on `plan`'s view (see [`Fanout`]).
+    fn fanout(&self, plan: &Plan<'_>) -> Fanout {
         let sizes: BTreeMap<String, u32> = (plan.replicas.per_dc.iter())
             .map(|d| (d.dc.clone(), plan.targets_in(&d.dc).len() as u32))
             .collect();
-        let (requirement, set, alive) = (plan.requirement, plan.replicas, plan.alive);
-        let remote_dcs: Vec<String> = set
-            .per_dc
-            .iter()
+        let remote_dcs: Vec<String> = (plan.replicas.per_dc.iter())
             .filter(|d| d.dc != self.me.dc)
             .map(|d| d.dc.clone())
             .collect();
-        let wait_for = self.awaited_dcs(&requirement, &alive, &remote_dcs);
-        let (record, dot, appended) = self
-            .update_here(view, req, &local_targets, &remote_dcs, &wait_for)
-            .await?;
-        let (waits, mut intents) = (appended.waits, appended.intents);
-        let mut acks = AckCounts::default();
-        *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
+        Fanout {
+            local: plan.targets_in(&self.me.dc),
+            wait_for: self.awaited_dcs(&plan.requirement, &plan.alive, &remote_dcs),
+            sizes,
+            remote_dcs,
+        }
+    }
 
-        let mut encoded = Vec::with_capacity(record.encoded_len());
-        record.encode(&mut encoded);
+    /// The layout of `peer`, which refused a write as planned on a view
+    /// older than its `version`, installed here; `None` when that did not
+    /// bring this node to `version` before the deadline.
+    async fn newer_view(
+        &self,
+        peer: &NodeInfo,
+        version: u64,
+        deadline: Instant,
+    ) -> Option<Arc<ClusterView>> {
+        if self.cluster.current().version() < version {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.peers.get_layout(peer, left).await {
+                Ok(msg) => match crate::view::sync::from_message(&peer.id, &msg) {
+                    Ok(layout) => {
+                        if let Err(e) = self.cluster.install(layout) {
+                            tracing::warn!(peer = %peer.id, error = %e, "layout of a refusing replica not installed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(peer = %peer.id, error = %e, "bad layout"),
+                },
+                Err(e) => tracing::warn!(peer = %peer.id, error = %e, "layout fetch failed"),
+            }
+        }
+        let now = self.cluster.current();
+        (now.version() >= version).then_some(now)
+    }
+
+    /// One fan-out of a minted write on `view`: our datacenter's targets
+    /// directly, the remote datacenters through their streams (the entries
+    /// committed with the write on the first fan-out, `appended`; urgent
+    /// ones appended now on a later one), gathered to `plan`'s level.
+    /// Returns `(acks, hints)` or the failure, and the first replica that
+    /// refused the write as planned on an older view, with its version.
+    async fn fan_out(
+        &self,
+        view: &ClusterView,
+        req: &WriteRequest,
+        plan: &Plan<'_>,
+        to: &Fanout,
+        (record, encoded): (&SiblingSet, &[u8]),
+        (appended, deadline): (Option<Appended>, Instant),
+    ) -> (Result<(u32, u32), GeokvError>, Option<(NodeInfo, u64)>) {
+        let stale = StaleSlot::default();
+        let res = self
+            .gather_fan_out(
+                view,
+                req,
+                plan,
+                to,
+                (record, encoded),
+                (appended, deadline),
+                &stale,
+            )
+            .await;
+        let refused = stale.lock().take();
+        (res, refused)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn gather_fan_out(
+        &self,
+        view: &ClusterView,
+        req: &WriteRequest,
+        plan: &Plan<'_>,
+        to: &Fanout,
+        (record, encoded): (&SiblingSet, &[u8]),
+        (appended, deadline): (Option<Appended>, Instant),
+        stale: &StaleSlot,
+    ) -> Result<(u32, u32), GeokvError> {
+        let requirement = &plan.requirement;
+        let (sizes, remote_dcs, wait_for) = (&to.sizes, &to.remote_dcs, &to.wait_for);
+        let (waits, mut intents) = match appended {
+            Some(a) => (a.waits, a.intents),
+            None if wait_for.is_empty() => (Vec::new(), Vec::new()),
+            None => {
+                let dcs: Vec<String> = wait_for.iter().map(|w| w.dc.clone()).collect();
+                let waits = (self.hints)
+                    .stream_append_now(&dcs, wait_for, &req.keyspace, &req.key, record)
+                    .await
+                    .map_err(|e| {
+                        GeokvError::Internal(format!("{e}; the write may have been applied"))
+                    })?;
+                (waits, Vec::new())
+            }
+        };
+        let mut acks = AckCounts::default();
+        if to.local.contains(&view.me_idx()) {
+            *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
+        }
+        let planned = Planned {
+            version: view.version(),
+            targets: (to.local.iter())
+                .map(|&n| view.ring.node(n).id.clone())
+                .collect(),
+        };
         let fan_out = sizes.values().sum::<u32>() as usize;
         let (tx, rx) = mpsc::channel::<Answer<()>>(fan_out.max(1) + remote_dcs.len());
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
-        for &n in &local_targets {
+        for &n in &to.local {
             if n == view.me_idx() {
                 continue;
             }
@@ -152,7 +311,7 @@ impl Coordinator {
                     Some(i) => i.failed(),
                     None => {
                         (self.hints)
-                            .hint_node(&peer.id, &req.keyspace, &req.key, &record)
+                            .hint_node(&peer.id, &req.keyspace, &req.key, record)
                             .await?
                     }
                 }
@@ -161,8 +320,9 @@ impl Coordinator {
             }
             *pending.entry(self.me.dc.clone()).or_default() += 1;
             let dc = self.me.dc.clone();
-            let rec = (encoded.clone(), &record);
-            self.spawn_replica_write((n, peer), dc, req, rec, intent, deadline, tx.clone());
+            let rec = (encoded.to_vec(), record);
+            let sent = (&planned, stale.clone());
+            self.spawn_replica_write((n, peer), dc, req, rec, intent, sent, deadline, tx.clone());
         }
         for wait in waits {
             let settles = sizes.get(&wait.dc).copied().unwrap_or(0);
@@ -198,8 +358,8 @@ impl Coordinator {
                 Requirement::Total { count } => count.saturating_sub(gather.received()).max(1),
                 _ => 0,
             };
-            let to = (&sizes, remote_dcs.as_slice(), need);
-            self.fall_back_remote(req, to, &record, deadline, &tx, &mut gather)
+            let to = (sizes, remote_dcs.as_slice(), need);
+            self.fall_back_remote(req, to, record, deadline, &tx, &mut gather)
                 .await?;
             step = gather.run(deadline).await?;
         }
@@ -207,11 +367,7 @@ impl Coordinator {
             return Err(gather.failed());
         }
         let got = gather.into_gathered();
-        Ok(WriteOutcome {
-            context: req.context.after_write(dot, &record.clock),
-            acks: got.acks.per_dc.values().sum(),
-            hints: got.acks.hints,
-        })
+        Ok((got.acks.per_dc.values().sum(), got.acks.hints))
     }
 
     /// Step 5: the record goes to the urgent lane of every remote
@@ -350,6 +506,7 @@ impl Coordinator {
         req: &WriteRequest,
         (encoded, record): (Vec<u8>, &SiblingSet),
         intent: Option<Intent>,
+        (planned, stale): (&Planned, StaleSlot),
         deadline: Instant,
         tx: mpsc::Sender<Answer<()>>,
     ) {
@@ -361,6 +518,8 @@ impl Coordinator {
             key: req.key.to_vec(),
             record: encoded,
             coordinator: self.me.id.clone(),
+            layout_version: planned.version,
+            targets: planned.targets.clone(),
         };
         let (ks, key, record) = (req.keyspace.clone(), req.key.clone(), record.clone());
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -368,6 +527,9 @@ impl Coordinator {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let res = peers.replica_write(&peer, msg, timeout).await;
+                if let Err(TransportError::StaleView { version, .. }) = &res {
+                    stale.lock().get_or_insert((peer.clone(), *version));
+                }
                 match (&res, intent) {
                     // The acknowledgement does not wait on the cleanup.
                     (Ok(_), Some(i)) => {

@@ -225,6 +225,8 @@ impl Receiver {
             key: e.key.clone(),
             record: e.record.clone(),
             coordinator: self.me.id.clone(),
+            // Not a planned client write: applied in any view.
+            ..Default::default()
         };
         self.peers
             .replica_write(n, msg, Duration::from_secs(5))

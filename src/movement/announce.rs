@@ -5,6 +5,13 @@
 //! replica fewer once the joiner owns the range (Cassandra waits
 //! `RING_DELAY` for the same reason; here each member is asked).
 //!
+//! What the wait does not prove, and what covers it: a member skipped as
+//! down, and a write planned on the older view before a member answered,
+//! may still send a write to the old owners only. Replica writes carry the
+//! coordinator's layout version and targets, and a replica already on the
+//! joining view refuses one that misses a replica of it; the coordinator
+//! re-plans the same record on the newer view (`coordinator::stale_view`).
+//!
 //! Owns that wait. Must not change the layout.
 
 use crate::transport::Peers;

@@ -7,7 +7,7 @@
 //! beyond decoding.
 
 use crate::consistency::ConsistencyLevel;
-use crate::coordinator::{Coordinator, WriteRequest};
+use crate::coordinator::{stale_view, Coordinator, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::receive::Receiver;
 use crate::membership::Gossiper;
@@ -84,6 +84,12 @@ impl Internode for InternodeService {
     ) -> Result<Response<ReplicaWriteResponse>, Status> {
         let span = self.admit(&req, "replica_write")?;
         let r = req.into_inner();
+        let view = self.cluster.current();
+        let planned = (&r.keyspace, &r.key, r.layout_version, &r.targets);
+        if let Some(stale) = stale_view::check(&view, planned.0, planned.1, planned.2, planned.3) {
+            metrics::counter!("geokv_stale_view_refusals_total").increment(1);
+            return Err(stale.into());
+        }
         let set = decode(&r.record)?;
         self.replica
             .blocking(move |rep| rep.apply(&r.keyspace, &r.key, &set))

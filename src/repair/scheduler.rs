@@ -7,7 +7,11 @@
 //! (`pause_ratio`), so foreground requests keep most of the disk and cores;
 //! peers believed down are skipped in sweeps (the range is retried next
 //! time). A recorded range is repaired only when all its replicas are up,
-//! and its meta records are deleted only once every session succeeded. One pass runs at
+//! and its meta records are deleted only once every session succeeded, and
+//! only while the view the pass pinned is still in force: the check and the
+//! delete run under the view's install lock (`Cluster::while_current`), so a
+//! view installed meanwhile either keeps the records or waits for the
+//! delete to commit. One pass runs at
 //! a time (`pass_lock`): a triggered sweep waits for a background one.
 //!
 //! Must not: hash or stream itself (that is `session`), or decide placement.
@@ -326,12 +330,24 @@ impl Repair {
             .map_err(|e| RepairError::Task(e.to_string()))?
     }
 
+    /// Deletes `recs` if the pinned view is still in force, and while it
+    /// is (a view installed meanwhile waits for the deletion to commit):
+    /// the check and the delete are one step, so a view installed after
+    /// `SessionIo::view_changed` answered cannot slip in before the
+    /// delete. 0 (and the records kept) when another view is in force.
     async fn delete_records(&self, recs: &[Recorded]) -> Result<usize, RepairError> {
         let engine = self.io.replica.engine().clone();
         let recs = recs.to_vec();
-        tokio::task::spawn_blocking(move || records::delete_records(&*engine, &recs))
-            .await
-            .map_err(|e| RepairError::Task(e.to_string()))?
+        let Some(pinned) = self.io.pinned.read().clone() else {
+            return Ok(0);
+        };
+        let cluster = self.io.cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            (cluster.while_current(&pinned, || records::delete_records(&*engine, &recs)))
+                .unwrap_or(Ok(0))
+        })
+        .await
+        .map_err(|e| RepairError::Task(e.to_string()))?
     }
 
     /// Runs every session of one range; `true` when all of them succeeded

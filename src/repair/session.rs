@@ -286,6 +286,8 @@ impl SessionIo {
                             key,
                             record,
                             coordinator: self.peers.me().id.clone(),
+                            // Not a planned client write: applied in any view.
+                            ..Default::default()
                         };
                         self.peers.replica_write(to, req, self.limits.call_timeout)
                     })

@@ -38,6 +38,11 @@ pub enum TransportError {
     /// Sent (or maybe sent): no answer in time.
     #[error("{peer}: no answer within {ms} ms")]
     Timeout { peer: String, ms: u64 },
+    /// Nothing was applied: the peer is on layout `version`, newer than
+    /// the one the write was planned on, and replicates the key differently
+    /// (`coordinator::stale_view`).
+    #[error("{peer}: on layout v{version}, refused a write planned on an older one")]
+    StaleView { peer: String, version: u64 },
     #[error("{peer}: {code:?}: {message}")]
     Rpc {
         peer: String,
@@ -65,7 +70,9 @@ impl TransportError {
     /// before anything was written.
     pub fn nothing_applied(&self) -> bool {
         match self {
-            TransportError::Cut { .. } | TransportError::NotSent { .. } => true,
+            TransportError::Cut { .. }
+            | TransportError::NotSent { .. }
+            | TransportError::StaleView { .. } => true,
             TransportError::Rpc { verdict, .. } => *verdict == PeerVerdict::NothingApplied,
             TransportError::Timeout { .. } => false,
         }
@@ -83,6 +90,14 @@ fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportError {
         Some(_) => PeerVerdict::MaybeApplied,
         None => PeerVerdict::Unknown,
     };
+    let newer = (s.metadata().get(crate::proto::LAYOUT_VERSION_METADATA))
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let (Some(version), tonic::Code::FailedPrecondition) = (newer, s.code()) {
+        return TransportError::StaleView {
+            peer: peer.to_string(),
+            version,
+        };
+    }
     if verdict == PeerVerdict::Unknown && connect_failed(&s) {
         return TransportError::NotSent {
             peer: peer.to_string(),
@@ -348,5 +363,27 @@ impl Peers {
             c.push_layout(r).await
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica's stale-view refusal reaches the coordinator typed, with
+    /// the replica's layout version, and as "nothing applied".
+    #[test]
+    fn a_stale_view_refusal_is_typed_and_applied_nothing() {
+        let s: tonic::Status = crate::error::GeokvError::StaleView {
+            planned_on: 1,
+            replica_version: 3,
+        }
+        .into();
+        let e = status_error("dc1-n2", s, 100);
+        assert!(
+            matches!(&e, TransportError::StaleView { version: 3, peer } if peer == "dc1-n2"),
+            "{e:?}"
+        );
+        assert!(e.nothing_applied());
     }
 }

@@ -140,6 +140,17 @@ impl Cluster {
         let _ = self.inner.push.set(hook);
     }
 
+    /// Runs `f` only if `view` is still the view in force, and keeps it in
+    /// force until `f` returns: installs wait on the same lock, so no view
+    /// is swapped in between the check and the end of `f`. `None` (and `f`
+    /// not run) when another view is in force. For short decisions that
+    /// are only valid in one view (repair deleting its records); `f` must
+    /// not install a view itself.
+    pub fn while_current<T>(&self, view: &Arc<ClusterView>, f: impl FnOnce() -> T) -> Option<T> {
+        let _guard = self.inner.install.lock();
+        Arc::ptr_eq(view, &self.current()).then(f)
+    }
+
     /// Installs a layout learned from elsewhere: merge with the current one,
     /// and if that changes it, persist, swap, notify.
     pub fn install(&self, incoming: Layout) -> Result<Installed, ViewError> {

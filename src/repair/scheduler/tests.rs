@@ -118,3 +118,134 @@ async fn a_node_outside_the_layout_refuses_a_pass_instead_of_panicking() {
         "the record is kept"
     );
 }
+
+/// An engine that runs a hook before its first write once armed (the
+/// repair race below).
+struct HookEngine {
+    inner: MemoryEngine,
+    hook: parking_lot::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Engine for HookEngine {
+    fn write(&self, batch: crate::engine::WriteBatch) -> Result<(), crate::engine::EngineError> {
+        let hook = self.hook.lock().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        self.inner.write(batch)
+    }
+    fn get_versions(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+    ) -> Result<Option<crate::version::SiblingSet>, crate::engine::EngineError> {
+        self.inner.get_versions(keyspace, key)
+    }
+    fn get_raw(
+        &self,
+        cf: crate::engine::Cf,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, crate::engine::EngineError> {
+        self.inner.get_raw(cf, key)
+    }
+    fn scan_raw(
+        &self,
+        cf: crate::engine::Cf,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<crate::engine::RawEntry>, crate::engine::EngineError> {
+        self.inner.scan_raw(cf, from, to, limit)
+    }
+    fn scan_token_range(
+        &self,
+        keyspace: &str,
+        start: u64,
+        end: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, crate::version::SiblingSet)>, crate::engine::EngineError> {
+        self.inner
+            .scan_token_range(keyspace, start, end, after, limit)
+    }
+    fn limits(&self) -> &Limits {
+        self.inner.limits()
+    }
+    fn flush(&self) -> Result<(), crate::engine::EngineError> {
+        self.inner.flush()
+    }
+    fn incarnation(&self) -> &crate::engine::incarnation::Current {
+        self.inner.incarnation()
+    }
+}
+
+/// Third review, item 4: a view installed after the pass checked
+/// `view_changed()` but before its records were deleted still had them
+/// deleted, although the repair they asked for was done in a view no
+/// longer in force. The deletion must commit in the pinned view: a new
+/// view is either in force before it (the records stay) or only after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_installed_just_before_the_records_are_deleted_keeps_them() {
+    let hooked = Arc::new(HookEngine {
+        inner: MemoryEngine::new(Limits::default()),
+        hook: parking_lot::Mutex::new(None),
+    });
+    let engine: Arc<dyn Engine> = hooked.clone();
+    // A record of a keyspace the layout does not have: dropped by a pass
+    // whose view did not change.
+    let mut b = crate::engine::WriteBatch::new();
+    b.put_raw(
+        crate::engine::Cf::Meta,
+        &crate::repair::plan::repair_key("gone", 42, 1),
+        b"node:dc1-n2",
+    );
+    engine.write(b).expect("record");
+    let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
+    let me_info = cluster.current().me().expect("member").clone();
+    let io = SessionIo::new(
+        cluster.clone(),
+        Arc::new(Replica::new(engine.clone(), "dc1-n1", 64)),
+        Arc::new(Peers::new(
+            me_info,
+            Arc::new(Faults::new(false)),
+            &crate::transport::tls::Tls::insecure(),
+        )),
+        SessionLimits::default(),
+    );
+    let r = Repair::new(
+        io,
+        Arc::new(OnlyMe("dc1-n1".into())),
+        RepairConfig::default(),
+    );
+    // Right before the deletion commits, another thread installs v2 (and
+    // is given a moment to finish); we note the view the deletion met.
+    let mut next = (*cluster.current().layout).clone();
+    next.version += 1;
+    let (installer, met) = (cluster.clone(), Arc::new(parking_lot::Mutex::new(None)));
+    let met_in_hook = met.clone();
+    *hooked.hook.lock() = Some(Box::new(move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = installer.clone();
+        std::thread::spawn(move || {
+            other.install(next).expect("install");
+            let _ = tx.send(());
+        });
+        let _ = rx.recv_timeout(Duration::from_millis(300));
+        *met_in_hook.lock() = Some(installer.current().version());
+    }));
+    r.recorded().await.expect("pass");
+    let left = records::load_records(&*engine).expect("load").len();
+    let met = met.lock().expect("the deletion was attempted");
+    assert!(
+        left == 1 || met == 1,
+        "the records were deleted while view v{met} was in force, not the pinned v1"
+    );
+    let waited = Instant::now();
+    while cluster.current().version() != 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "v2 never installed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,87 @@
+//! Writes planned on an older view (third review, item 2): the replica-side
+//! check, pure.
+//!
+//! A coordinator places a client write in the view it loaded and sends the
+//! record to the owners and pending replicas of its datacenter in that view
+//! (`ReplicaWriteRequest.targets`, with the view's `layout_version`). By the
+//! time the record arrives the replica may be on a newer view, one that
+//! makes a joining node a pending replica of the key. The announce wait
+//! (`movement::announce`) only delays the joiner's stream until every live
+//! member *reports* that view; it proves nothing about writes planned
+//! before, still in flight, nor about members it skipped as down. So each
+//! replica checks: when its view is newer than the coordinator's and its
+//! own owners and pending replicas of the key in its datacenter are not
+//! all among the coordinator's targets, it refuses the write
+//! ([`GeokvError::StaleView`], nothing applied). The coordinator then
+//! fetches that replica's layout and sends the *same* record (same dot, no
+//! second version) to the targets of the newer view, within the request's
+//! deadline (`write.rs`).
+//!
+//! Why an acknowledgement that was accepted may still be counted: a replica
+//! accepts only while its view is the coordinator's (or one whose targets
+//! the write covers). Every live member is on the joining view before the
+//! joiner streams, so a replica that accepted on the older view did so
+//! before the stream began, and the stream (from the losing owner) carries
+//! the write; a newer view's targets that the write covers get it directly.
+//! A member the announce skipped as down and that still coordinates on the
+//! old view is covered the same way as soon as one of its targets is on the
+//! newer view. Left uncovered: a write all of whose targets are on the old
+//! view while the joiner already streams, which needs every one of them
+//! skipped by the announce (down for the joiner, yet up for the writer).
+//!
+//! Version 0 means "not checked": read repair, anti-entropy and stream
+//! receivers merge records in any view, and peers from before the field
+//! sent none (accepting them keeps a rolling upgrade working, with the gap
+//! the field closes left open for those peers only).
+//!
+//! Must not do I/O.
+
+use crate::error::GeokvError;
+use crate::view::ClusterView;
+
+/// `None` when the replica (this node, in `view`) may apply a write of
+/// `keyspace`/`key` planned on `planned_on` and sent to `targets` (node
+/// ids); otherwise the refusal.
+pub fn check(
+    view: &ClusterView,
+    keyspace: &str,
+    key: &[u8],
+    planned_on: u64,
+    targets: &[String],
+) -> Option<GeokvError> {
+    if planned_on == 0 || planned_on >= view.version() {
+        return None;
+    }
+    let stale = || {
+        Some(GeokvError::StaleView {
+            planned_on,
+            replica_version: view.version(),
+        })
+    };
+    let Some(me) = view.me() else {
+        // Not a member any more: the newer view placed the key elsewhere.
+        return stale();
+    };
+    let token = crate::ring::token_of(key);
+    let Ok(owners) = view.ring.replicas_for_token(keyspace, token) else {
+        // A keyspace this view does not have: nothing to protect.
+        return None;
+    };
+    let pending = view.pending.for_token(keyspace, token);
+    let mine = owners.in_dc(&me.dc).iter().chain(
+        pending
+            .iter()
+            .filter(|d| d.dc == me.dc)
+            .flat_map(|d| d.nodes.iter()),
+    );
+    for &n in mine {
+        if !targets.iter().any(|t| *t == view.ring.node(n).id) {
+            return stale();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[path = "stale_view/tests.rs"]
+mod tests;
