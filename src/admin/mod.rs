@@ -15,12 +15,19 @@
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! GET  /layout                       the cluster layout in force, as JSON
 //! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
+//! GET|POST|DELETE /auth/roles, POST /auth/grant, /auth/revoke   roles (auth_routes.rs)
 //! ```
+//!
+//! On a node with `--auth` every route but `GET /health` and `GET /metrics`
+//! needs the admin credential ([`guard`]).
 
+mod auth_routes;
 pub mod catalog;
 pub mod collect;
+pub mod guard;
 pub mod routes;
 
+pub use guard::Guard;
 pub use routes::METRICS_CONTENT_TYPE;
 
 use crate::repair::Repair;
@@ -60,10 +67,11 @@ pub async fn serve(
     faults: Arc<Faults>,
     repair: Option<Arc<Repair>>,
     cluster: Option<crate::view::Cluster>,
+    guard: Guard,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    serve_on(listener, node_id, faults, repair, cluster, shutdown).await
+    serve_on(listener, node_id, faults, repair, cluster, guard, shutdown).await
 }
 
 /// [`serve`] on a bound listener.
@@ -73,6 +81,7 @@ pub async fn serve_on(
     faults: Arc<Faults>,
     repair: Option<Arc<Repair>>,
     cluster: Option<crate::view::Cluster>,
+    guard: Guard,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let app = routes::router(routes::Admin {
@@ -81,6 +90,7 @@ pub async fn serve_on(
         faults,
         repair,
         cluster,
+        guard,
     });
     // Not a graceful shutdown: a node stopping does not wait for a long
     // `POST /repair` to answer.
@@ -102,7 +112,7 @@ mod tests {
         let faults = Arc::new(Faults::new(fault_injection));
         tokio::spawn(async move {
             let _tx = _tx;
-            serve_on(listener, "n1".into(), faults, None, None, rx).await
+            serve_on(listener, "n1".into(), faults, None, None, Guard::open(), rx).await
         });
         addr
     }

@@ -9,12 +9,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod auth;
 pub mod bench;
 pub mod bench_cost;
 pub mod certs;
 pub mod dev;
 pub mod node;
 
+mod admin_http;
 mod connect;
 mod join;
 mod kv;
@@ -56,6 +58,9 @@ enum Command {
     /// Cluster CA and node/client certificates for TLS.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Roles, tokens and permissions per keyspace (against a node's admin port).
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
     /// Load generator and benchmarks (YCSB workloads, compare, drain).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -87,6 +92,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => client_runtime(status::run(args)),
         Command::Ring(args) => client_runtime(ring::run(args)),
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
+        Command::Auth(cmd) => client_runtime(auth::run(cmd)),
     }
 }
 

@@ -76,8 +76,9 @@ pub(super) async fn servers(
         s.cluster.clone(),
         shutdown.clone(),
     );
+    let guard = p.admin_guard.clone();
     tasks.spawn(async move {
-        admin::serve(addr, id, f, Some(r), Some(c), sd)
+        admin::serve(addr, id, f, Some(r), Some(c), guard, sd)
             .await
             .map_err(|e| e.to_string())
     });
@@ -125,6 +126,16 @@ pub(super) fn loops(
     let (r, sd) = (p.repair.clone(), shutdown.clone());
     tasks.spawn(async move {
         r.run(sd).await;
+        Ok(())
+    });
+    let (a, c, peers, sd) = (
+        p.auth.clone(),
+        s.cluster.clone(),
+        p.peers.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn(async move {
+        super::auth_sync::run(a, c, peers, Duration::from_secs(1), sd).await;
         Ok(())
     });
     Delivery {

@@ -349,4 +349,20 @@ impl Peers {
         })
         .await
     }
+
+    /// Offers `to` our auth state; answers with its own (merged) one.
+    pub async fn sync_auth(
+        &self,
+        to: &NodeInfo,
+        msg: AuthMessage,
+        timeout: Duration,
+    ) -> Result<AuthMessage, TransportError> {
+        self.call(
+            to,
+            msg,
+            timeout,
+            |mut c, r| async move { c.sync_auth(r).await },
+        )
+        .await
+    }
 }
