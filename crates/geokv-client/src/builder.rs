@@ -345,7 +345,7 @@ impl ClientBuilder {
         self
     }
 
-    fn bearer(&self) -> Result<Option<Bearer>, ClientError> {
+    pub(crate) fn bearer(&self) -> Result<Option<Bearer>, ClientError> {
         let Some(Redacted(token)) = &self.token else {
             return Ok(None);
         };
