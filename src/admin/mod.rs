@@ -118,6 +118,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_auth_only_health_and_metrics_stay_open() {
+        use crate::security::auth::{Auth, AuthState, Token};
+        let status = |r: Result<String, crate::bench::ClusterError>| match r {
+            Ok(_) => "2xx".to_string(),
+            Err(e) => e.to_string(),
+        };
+        for protect_metrics in [false, true] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let auth = Arc::new(Auth::new(true, AuthState::default(), None));
+            auth.bootstrap(&Token::parse("admin:s").unwrap()).unwrap();
+            let guard = Guard {
+                auth: Some(auth),
+                protect_metrics,
+            };
+            let (tx, rx) = watch::channel(false);
+            let faults = Arc::new(Faults::new(true));
+            tokio::spawn(async move {
+                let _tx = tx;
+                serve_on(listener, "n1".into(), faults, None, None, guard, rx).await
+            });
+            let health = status(admin_request(addr, "GET", "/health").await);
+            let metrics = status(admin_request(addr, "GET", "/metrics").await);
+            let open = if protect_metrics { "401" } else { "2xx" };
+            assert!(
+                health.contains(open) && metrics.contains(open),
+                "{health} {metrics}"
+            );
+            for (m, p) in [
+                ("POST", "/faults/cut?target=x"),
+                ("GET", "/faults"),
+                ("GET", "/auth/roles"),
+            ] {
+                let r = status(admin_request(addr, m, p).await);
+                assert!(r.contains("401"), "{m} {p}: {r}");
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn queries_are_percent_decoded() {
         let addr = start(true).await;
         admin_request(addr, "POST", "/faults/cut?target=dc%202")
