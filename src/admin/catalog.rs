@@ -73,6 +73,9 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     // TLS.
     (Counter, crate::transport::tls::REFUSED_METRIC, "Connections or calls refused by TLS, by port and reason."),
     (Counter, "geokv_tls_reloads_total", "Reloads of certificates and keys from disk, by outcome."),
+    // Authentication (security::auth).
+    (Counter, crate::security::auth::DENIED_METRIC, "Requests refused by authentication or authorization, by reason (missing, malformed, bad_token, unknown_role, permission)."),
+    (Gauge, "geokv_auth_version", "Version of the replicated roles and permissions in force on this node."),
     // Build.
     (Gauge, "geokv_build_info", "Always 1; the labels say which build runs."),
 ];

@@ -15,13 +15,20 @@
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! GET  /layout                       the cluster layout in force, as JSON
 //! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
+//! GET|POST|DELETE /auth/roles, POST /auth/grant, /auth/revoke   roles (auth_routes.rs)
 //! ```
+//!
+//! On a node with `--auth` every route but `GET /health` and `GET /metrics`
+//! needs the admin credential ([`guard`]).
 
+mod auth_routes;
 pub mod catalog;
 pub mod collect;
+pub mod guard;
 pub mod movement;
 pub mod routes;
 
+pub use guard::Guard;
 pub use routes::METRICS_CONTENT_TYPE;
 
 use crate::repair::Repair;
@@ -54,33 +61,58 @@ pub fn install_metrics() -> PrometheusHandle {
         .clone()
 }
 
+/// What the admin port serves: the node's subsystems it reads and drives
+/// (tools such as the bench serve only `faults`, with the rest `None`).
+pub struct Services {
+    pub node_id: String,
+    pub faults: Arc<Faults>,
+    pub repair: Option<Arc<Repair>>,
+    /// The node's cluster view (`/layout`, `/keyspaces`).
+    pub cluster: Option<crate::view::Cluster>,
+    /// Decommission and cleanup (`admin::movement`).
+    pub control: Option<Arc<crate::movement::Control>>,
+    /// Who may use the port.
+    pub guard: Guard,
+}
+
+impl Services {
+    /// Only the fault switches, open to anyone (tools and tests).
+    pub fn faults_only(node_id: impl Into<String>, faults: Arc<Faults>) -> Self {
+        Services {
+            node_id: node_id.into(),
+            faults,
+            repair: None,
+            cluster: None,
+            control: None,
+            guard: Guard::open(),
+        }
+    }
+}
+
 /// Serves the admin port until `shutdown` turns true.
 pub async fn serve(
     addr: SocketAddr,
-    node_id: String,
-    faults: Arc<Faults>,
-    repair: Option<Arc<Repair>>,
-    cluster: Option<crate::view::Cluster>,
-    control: Option<Arc<crate::movement::Control>>,
+    services: Services,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    serve_on(
-        listener, node_id, faults, repair, cluster, control, shutdown,
-    )
-    .await
+    serve_on(listener, services, shutdown).await
 }
 
 /// [`serve`] on a bound listener.
 pub async fn serve_on(
     listener: TcpListener,
-    node_id: String,
-    faults: Arc<Faults>,
-    repair: Option<Arc<Repair>>,
-    cluster: Option<crate::view::Cluster>,
-    control: Option<Arc<crate::movement::Control>>,
+    services: Services,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let Services {
+        node_id,
+        faults,
+        repair,
+        cluster,
+        control,
+        guard,
+    } = services;
     let app = routes::router(routes::Admin {
         node_id: node_id.into(),
         metrics: install_metrics(),
@@ -88,6 +120,7 @@ pub async fn serve_on(
         repair,
         cluster,
         control,
+        guard,
     });
     // Not a graceful shutdown: a node stopping does not wait for a long
     // `POST /repair` to answer.
@@ -109,9 +142,57 @@ mod tests {
         let faults = Arc::new(Faults::new(fault_injection));
         tokio::spawn(async move {
             let _tx = _tx;
-            serve_on(listener, "n1".into(), faults, None, None, None, rx).await
+            serve_on(listener, Services::faults_only("n1", faults), rx).await
         });
         addr
+    }
+
+    #[tokio::test]
+    async fn with_auth_only_health_and_metrics_stay_open() {
+        use crate::security::auth::{Auth, AuthState, Token};
+        let status = |r: Result<String, crate::bench::ClusterError>| match r {
+            Ok(_) => "2xx".to_string(),
+            Err(e) => e.to_string(),
+        };
+        for protect_metrics in [false, true] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let auth = Arc::new(Auth::new(true, AuthState::default(), None));
+            auth.bootstrap(&Token::parse("admin:s").unwrap()).unwrap();
+            let guard = Guard {
+                auth: Some(auth),
+                protect_metrics,
+            };
+            let (tx, rx) = watch::channel(false);
+            let faults = Arc::new(Faults::new(true));
+            tokio::spawn(async move {
+                let _tx = tx;
+                serve_on(
+                    listener,
+                    Services {
+                        guard,
+                        ..Services::faults_only("n1", faults)
+                    },
+                    rx,
+                )
+                .await
+            });
+            let health = status(admin_request(addr, "GET", "/health").await);
+            let metrics = status(admin_request(addr, "GET", "/metrics").await);
+            let open = if protect_metrics { "401" } else { "2xx" };
+            assert!(
+                health.contains(open) && metrics.contains(open),
+                "{health} {metrics}"
+            );
+            for (m, p) in [
+                ("POST", "/faults/cut?target=x"),
+                ("GET", "/faults"),
+                ("GET", "/auth/roles"),
+            ] {
+                let r = status(admin_request(addr, m, p).await);
+                assert!(r.contains("401"), "{m} {p}: {r}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -1,12 +1,16 @@
 //! The admin port's routes and handlers (axum). [`router`] is the one route
 //! table: add an endpoint there. Queries are decoded by axum's `Query`
 //! (percent-decoding included: `target=dc%202` is "dc 2"); a bad query is a
-//! 400, an unknown path a 404, a wrong method a 405. Must not serve client
-//! data.
+//! 400, an unknown path a 404, a wrong method a 405. Every route sits
+//! behind [`guard::require_admin`] (the admin credential on a node with
+//! `--auth`). Must not serve client data.
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
+use super::auth_routes;
+use super::guard::{self, Guard};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -30,6 +34,8 @@ pub struct Admin {
     pub cluster: Option<crate::view::Cluster>,
     /// Decommission and cleanup (`admin::movement`); `None` on tools.
     pub control: Option<Arc<crate::movement::Control>>,
+    /// Who may use the port (and the auth state of `/auth/*`).
+    pub guard: Guard,
 }
 
 /// Every endpoint of the admin port.
@@ -47,7 +53,19 @@ pub fn router(admin: Admin) -> Router {
             post(super::movement::decommission).get(super::movement::decommission_status),
         )
         .route("/cleanup", post(super::movement::cleanup))
+        .route(
+            "/auth/roles",
+            get(auth_routes::list)
+                .post(auth_routes::create)
+                .delete(auth_routes::drop),
+        )
+        .route("/auth/grant", post(auth_routes::grant))
+        .route("/auth/revoke", post(auth_routes::revoke))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(axum::middleware::from_fn_with_state(
+            admin.guard.clone(),
+            guard::require_admin,
+        ))
         .with_state(admin)
 }
 

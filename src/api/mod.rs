@@ -6,7 +6,13 @@
 //! never touches stored data: empty or oversized key, oversized value,
 //! malformed causal context → `INVALID_ARGUMENT`; unknown keyspace →
 //! `NOT_FOUND`; impossible level → `FAILED_PRECONDITION`.
+//!
+//! Before that, on a node with `--auth`, every call is authenticated and
+//! authorized (`auth.rs`, `security::auth`): no credential or a bad one →
+//! `UNAUTHENTICATED`; a role without the permission (get: read; put and
+//! delete: write) → `PERMISSION_DENIED` naming keyspace and permission.
 
+pub mod auth;
 mod convert;
 
 use crate::consistency::ConsistencyLevel;
@@ -16,6 +22,7 @@ use crate::error::GeokvError;
 use crate::membership::Gossiper;
 use crate::proto::v1::kv_server::Kv;
 use crate::proto::v1::*;
+use crate::security::auth::{Auth, Perm};
 use crate::version::CausalContext;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -33,6 +40,8 @@ pub struct KvService {
     pub limits: Limits,
     /// This node's id (for `Status`).
     pub local_id: String,
+    /// Authentication and permissions (enforced with `--auth`).
+    pub auth: Arc<Auth>,
 }
 
 struct Common {
@@ -42,6 +51,20 @@ struct Common {
 }
 
 impl KvService {
+    /// Authenticates `req` and checks `perm` on `keyspace` (`None`: any
+    /// authenticated role), before anything else looks at the request.
+    async fn admit<T>(&self, req: &Request<T>, need: Option<(&str, Perm)>) -> Result<(), Status> {
+        if !self.auth.enabled() {
+            return Ok(());
+        }
+        let cred = auth::credential(req);
+        self.auth
+            .check(&cred, need)
+            .await
+            .map(|_| ())
+            .map_err(auth::status)
+    }
+
     fn common(&self, opts: Option<RequestOptions>) -> Result<Common, GeokvError> {
         let opts = opts.unwrap_or_default();
         let cfg = self.coordinator.config();
@@ -161,6 +184,8 @@ fn span_for<T>(name: &'static str, req: &Request<T>) -> tracing::Span {
 impl Kv for KvService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let span = span_for("get", &req);
+        self.admit(&req, Some((&req.get_ref().keyspace, Perm::Read)))
+            .await?;
         let r = req.into_inner();
         let c = self.common(r.options)?;
         self.check_key(&r.keyspace, &r.key)?;
@@ -184,6 +209,8 @@ impl Kv for KvService {
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let span = span_for("put", &req);
+        self.admit(&req, Some((&req.get_ref().keyspace, Perm::Write)))
+            .await?;
         let r = req.into_inner();
         self.check_value(&r.value)?;
         let (context, acks, hints) = self
@@ -209,6 +236,8 @@ impl Kv for KvService {
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
         let span = span_for("delete", &req);
+        self.admit(&req, Some((&req.get_ref().keyspace, Perm::Write)))
+            .await?;
         let r = req.into_inner();
         let (context, acks, hints) = self
             .write(
@@ -224,8 +253,9 @@ impl Kv for KvService {
 
     async fn status(
         &self,
-        _req: Request<StatusRequest>,
+        req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
+        self.admit(&req, None).await?;
         Ok(Response::new(convert::status(
             &self.coordinator.cluster().current().ring,
             &self.gossiper,

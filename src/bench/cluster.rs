@@ -263,6 +263,8 @@ pub fn node_argv(launch: &NodeLaunch, n: &NodeInfo) -> Vec<OsString> {
 }
 
 /// A minimal HTTP/1.1 request to an admin port; returns the body on 2xx.
+/// Sends `GEOKV_TOKEN`, when set, as the admin credential (`geokv dev
+/// cut|heal` against nodes started with `--auth`).
 pub async fn admin_request(
     addr: SocketAddr,
     method: &str,
@@ -279,7 +281,11 @@ pub async fn admin_request(
         .await
         .map_err(|_| fail("connect timed out".into()))?
         .map_err(|e| fail(e.to_string()))?;
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let auth = (std::env::var("GEOKV_TOKEN").ok())
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| format!("Authorization: Bearer {}\r\n", t.trim()))
+        .unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes())
         .await
         .map_err(|e| fail(e.to_string()))?;

@@ -54,6 +54,15 @@ pub struct ConnectArgs {
         requires = "client_cert"
     )]
     pub client_key: Option<PathBuf>,
+    /// Token ROLE:SECRET for a cluster with authentication on (better: the
+    /// GEOKV_TOKEN environment variable, which stays out of `ps`).
+    #[arg(
+        long,
+        value_name = "ROLE:SECRET",
+        env = "GEOKV_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 /// Keyspace and consistency level of a data request.
@@ -90,6 +99,9 @@ impl ConnectArgs {
                 tls = tls.client_identity_files(cert, key)?;
             }
             builder = builder.tls(tls);
+        }
+        if let Some(token) = self.token.as_ref().filter(|t| !t.trim().is_empty()) {
+            builder = builder.token(token.trim());
         }
         if let Some(level) = level {
             builder = builder

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod auth;
 pub mod bench;
 pub mod bench_cost;
 pub mod bench_drain;
@@ -16,6 +17,7 @@ pub mod certs;
 pub mod dev;
 pub mod node;
 
+mod admin_http;
 mod connect;
 mod endpoints;
 mod join;
@@ -65,6 +67,9 @@ enum Command {
     /// Cluster CA and node/client certificates for TLS.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Roles, tokens and permissions per keyspace (against a node's admin port).
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
     /// Load generator and benchmarks (YCSB workloads, compare, drain).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -99,6 +104,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
         Command::Decommission(args) => client_runtime(leave::decommission(args)),
         Command::Cleanup(args) => client_runtime(leave::cleanup(args)),
+        Command::Auth(cmd) => client_runtime(auth::run(cmd)),
     }
 }
 

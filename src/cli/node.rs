@@ -93,6 +93,8 @@ pub struct NodeArgs {
     pub read_speculation_ms: u64,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub auth: super::auth::NodeAuthArgs,
 }
 
 /// Transport security of `geokv node`: one of --tls-dir, --ca/--cert/--key
@@ -171,6 +173,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let mut cfg = NodeConfig::new(topology, &args.node, args.data_dir.clone());
     cfg.fault_injection = args.fault_injection;
     cfg.tls = args.tls.setting(&args.node)?;
+    cfg.auth = args.auth.config()?;
     cfg.engine.durability = durability(&args)?;
     // Block cache hits and write stalls on /metrics need RocksDB statistics.
     cfg.engine.statistics = true;

@@ -3,14 +3,13 @@
 //! (a new layout version with one more keyspace), both over a node's admin
 //! port (`GET /layout`, `POST /keyspaces`).
 //!
-//! Owns the printing and a minimal HTTP/1.0 exchange; the ownership
+//! Owns the printing (the exchange is `admin_http`'s); the ownership
 //! numbers come from `geokv::view::http::ownership`.
 use std::fmt::Write as _;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use geokv::layout::Layout;
 use geokv::view::http::{ownership, NodeOwnership};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Arguments of `geokv ring`.
 #[derive(clap::Args, Debug)]
@@ -44,24 +43,11 @@ pub struct CreateArgs {
     pub endpoint: String,
 }
 
-/// One HTTP/1.0 request to `endpoint`; the body of a 2xx answer.
+/// One request to `endpoint` (with `GEOKV_TOKEN` as the admin token, if
+/// set); the body of a 2xx answer.
 pub(super) async fn http(endpoint: &str, method: &str, path: &str) -> anyhow::Result<String> {
-    let mut s = tokio::net::TcpStream::connect(endpoint)
-        .await
-        .with_context(|| format!("connecting to the admin port {endpoint}"))?;
-    let req = format!("{method} {path} HTTP/1.0\r\nHost: {endpoint}\r\nContent-Length: 0\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code: u16 = (head.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    if !(200..300).contains(&code) {
-        bail!("{endpoint} answered {code}: {}", body.trim());
-    }
-    Ok(body.to_string())
+    let token = super::admin_http::env_token();
+    super::admin_http::request(endpoint, method, path, token.as_deref(), "").await
 }
 
 /// Runs `geokv ring`.

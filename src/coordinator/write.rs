@@ -20,7 +20,8 @@
 //!    live local replicas) puts the entry in the *urgent lane* of those
 //!    datacenters' streams and waits for its acknowledgement, which says how
 //!    many replicas there applied it; it never waits behind a backlog.
-//! 4b. Each replica write carries the view's layout version and the local
+//!
+//!    Each replica write carries the view's layout version and the local
 //!    targets; a replica on a newer view that replicates the key
 //!    differently refuses it, nothing applied (`stale_view`). When the
 //!    fan-out then fails, the coordinator fetches that replica's layout and

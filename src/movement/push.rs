@@ -207,6 +207,9 @@ impl RangeSink for PeerSink {
                     key,
                     record,
                     coordinator: String::new(),
+                    // A hand-over merges existing records into a gainer in
+                    // any view, like repair: layout version 0 is unchecked.
+                    ..Default::default()
                 };
                 let (peers, to) = (self.peers.clone(), to.clone());
                 async move { peers.replica_write(&to, req, self.timeout).await }

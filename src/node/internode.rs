@@ -40,6 +40,8 @@ pub struct InternodeService {
     pub receiver: Receiver,
     pub gossiper: Gossiper,
     pub faults: Arc<Faults>,
+    /// The auth state (`SyncAuth`).
+    pub auth: Arc<crate::security::auth::Auth>,
 }
 
 impl InternodeService {
@@ -248,6 +250,13 @@ impl Internode for InternodeService {
             Ok(version) => Ok(Response::new(PushLayoutResponse { version })),
             Err(e) => Err(Status::failed_precondition(e.to_string())),
         }
+    }
+
+    async fn sync_auth(&self, req: Request<AuthMessage>) -> Result<Response<AuthMessage>, Status> {
+        let _span = self.admit(&req, "sync_auth")?;
+        crate::security::auth::sync::serve(&self.auth, req.get_ref())
+            .map(Response::new)
+            .map_err(Status::invalid_argument)
     }
 
     async fn merkle(

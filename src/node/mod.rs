@@ -5,6 +5,7 @@
 //! background loops: gossip, hint delivery, anti-entropy, a join, the
 //! layout's followers). Must not contain request logic.
 
+mod auth_sync;
 mod internode;
 mod serve;
 mod storage;
@@ -40,6 +41,8 @@ pub struct NodeConfig {
     /// TLS on the gRPC ports (`transport::tls`); plaintext by default here,
     /// the CLI requires `--tls-dir` or an explicit `--insecure`.
     pub tls: TlsSetting,
+    /// Authentication and permissions (`security::auth`); off by default.
+    pub auth: crate::security::auth::AuthConfig,
 }
 
 impl NodeConfig {
@@ -57,6 +60,7 @@ impl NodeConfig {
             repair: RepairConfig::default(),
             max_siblings: DEFAULT_MAX_SIBLINGS,
             tls: TlsSetting::Insecure,
+            auth: Default::default(),
         }
     }
 }
@@ -74,6 +78,8 @@ pub enum NodeError {
     Layout(String),
     #[error("TLS: {0}")]
     Tls(#[from] crate::transport::tls::TlsError),
+    #[error("auth: {0}")]
+    Auth(String),
     #[error("membership: {0}")]
     Membership(String),
     #[error("recording ranges for anti-entropy: {0}")]

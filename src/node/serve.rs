@@ -90,17 +90,17 @@ pub(super) async fn servers(
             .await
             .map_err(|e| e.to_string())
     });
-    let (addr, id, f, r, c, sd) = (
-        s.me.admin_address,
-        s.me.id.clone(),
-        p.faults.clone(),
-        p.repair.clone(),
-        s.cluster.clone(),
-        shutdown.clone(),
-    );
-    let m = p.control.clone();
+    let (addr, sd) = (s.me.admin_address, shutdown.clone());
+    let services = admin::Services {
+        node_id: s.me.id.clone(),
+        faults: p.faults.clone(),
+        repair: Some(p.repair.clone()),
+        cluster: Some(s.cluster.clone()),
+        control: Some(p.control.clone()),
+        guard: p.admin_guard.clone(),
+    };
     tasks.spawn(async move {
-        admin::serve(addr, id, f, Some(r), Some(c), Some(m), sd)
+        admin::serve(addr, services, sd)
             .await
             .map_err(|e| e.to_string())
     });
@@ -148,6 +148,16 @@ pub(super) fn loops(
     let (r, sd) = (p.repair.clone(), shutdown.clone());
     tasks.spawn(async move {
         r.run(sd).await;
+        Ok(())
+    });
+    let (a, c, peers, sd) = (
+        p.auth.clone(),
+        s.cluster.clone(),
+        p.peers.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn(async move {
+        super::auth_sync::run(a, c, peers, Duration::from_secs(1), sd).await;
         Ok(())
     });
     Delivery {

@@ -14,6 +14,7 @@ use crate::hints::Hints;
 use crate::membership::{Gossiper, MonotonicClock};
 use crate::repair::{Repair, SessionIo};
 use crate::replica::Replica;
+use crate::security::auth::Auth;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
 use crate::transport::Peers;
@@ -47,6 +48,9 @@ pub(super) struct Parts {
     pub layout_sync: Arc<LayoutSync>,
     /// Decommission and cleanup (`movement::control`).
     pub control: Arc<crate::movement::Control>,
+    pub auth: Arc<Auth>,
+    /// Who may use the admin port.
+    pub admin_guard: crate::admin::Guard,
 }
 
 /// Builds every subsystem over `s`.
@@ -110,6 +114,26 @@ pub(super) fn build(
         hints.clone(),
         stop,
     );
+    let auth = Arc::new(
+        Auth::open(cfg.auth.enabled, s.engine.clone())
+            .map_err(|e| NodeError::Auth(e.to_string()))?,
+    );
+    auth.set_push(super::auth_sync::push_hook(
+        &auth,
+        s.cluster.clone(),
+        peers.clone(),
+    ));
+    if let Some(token) = &cfg.auth.admin_token {
+        if auth
+            .bootstrap(token)
+            .map_err(|e| NodeError::Auth(e.to_string()))?
+        {
+            tracing::info!(role = %token.role, "auth: created the admin role from the admin token");
+        }
+    }
+    if cfg.auth.enabled && auth.state().roles.is_empty() {
+        tracing::warn!("auth: enforcing with no role yet; the state arrives from peers, or start one node with --admin-token-file / GEOKV_ADMIN_TOKEN");
+    }
     Ok(Parts {
         control,
         replica,
@@ -122,6 +146,11 @@ pub(super) fn build(
         coordinator,
         repair,
         layout_sync,
+        admin_guard: crate::admin::Guard {
+            auth: Some(auth.clone()),
+            protect_metrics: cfg.auth.protect_metrics,
+        },
+        auth,
     })
 }
 
@@ -146,6 +175,7 @@ impl Parts {
             },
             gossiper: self.gossiper.clone(),
             faults: self.faults.clone(),
+            auth: self.auth.clone(),
         }
     }
 
@@ -156,6 +186,7 @@ impl Parts {
             gossiper: self.gossiper.clone(),
             limits: s.engine.limits().clone(),
             local_id: s.me.id.clone(),
+            auth: self.auth.clone(),
         }
     }
 }

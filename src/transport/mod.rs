@@ -364,6 +364,22 @@ impl Peers {
         })
         .await
     }
+
+    /// Offers `to` our auth state; answers with its own (merged) one.
+    pub async fn sync_auth(
+        &self,
+        to: &NodeInfo,
+        msg: AuthMessage,
+        timeout: Duration,
+    ) -> Result<AuthMessage, TransportError> {
+        self.call(
+            to,
+            msg,
+            timeout,
+            |mut c, r| async move { c.sync_auth(r).await },
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

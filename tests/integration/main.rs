@@ -5,6 +5,7 @@
 //!
 //! | module | what it proves |
 //! |---|---|
+//! | `auth` | `--auth`: no token → UNAUTHENTICATED, a read-only role → PERMISSION_DENIED, grant/revoke on every node, a guarded admin port |
 //! | `architecture` | house rules on the source tree: no import cycle between top-level modules |
 //! | `cluster_basics` | every level against a real multi-DC cluster; reads ask only what their level needs |
 //! | `cluster_failures` | killed nodes and cut links: levels that can still be met are, the others fail clearly |
@@ -29,6 +30,7 @@ mod common;
 
 mod anti_entropy;
 mod architecture;
+mod auth;
 mod bench_smoke;
 mod cluster_basics;
 mod cluster_failures;

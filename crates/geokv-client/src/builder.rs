@@ -11,7 +11,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::core::{request, Defaults, Inner, NodeSlot};
+use crate::core::{request, Bearer, Defaults, Inner, NodeSlot};
 use crate::endpoints::{nodes_from_seeds, nodes_from_status, NodeAddr};
 use crate::proto::v1 as pb;
 use crate::proto::v1::kv_client::KvClient;
@@ -51,6 +51,17 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     discover: bool,
     tls: Option<TlsOptions>,
+    token: Option<Redacted>,
+}
+
+/// A token kept out of `Debug` output.
+#[derive(Clone)]
+struct Redacted(String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 impl Default for ClientBuilder {
@@ -65,6 +76,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             discover: true,
             tls: None,
+            token: None,
         }
     }
 }
@@ -214,6 +226,7 @@ impl ClientBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn build(self) -> Result<Client, ClientError> {
+        let token = self.bearer()?;
         let seeds = nodes_from_seeds(&self.endpoints);
         if seeds.is_empty() {
             return Err(ClientError::invalid("no endpoint given"));
@@ -223,7 +236,8 @@ impl ClientBuilder {
             channels.insert(seed.url.clone(), self.channel(&seed.url)?);
         }
         let (nodes, discovered_dc) = if self.discover {
-            self.discover_nodes(&seeds, &channels).await?
+            self.discover_nodes(&seeds, &channels, token.as_ref())
+                .await?
         } else {
             (seeds, None)
         };
@@ -261,6 +275,7 @@ impl ClientBuilder {
                 keyspace: self.keyspace,
                 consistency: self.consistency,
                 timeout: self.timeout,
+                token,
             },
             retry: self.retry,
             cursor: AtomicUsize::new(0),
@@ -306,6 +321,46 @@ impl ClientBuilder {
         self
     }
 
+    /// Authenticate every call with `token`, `ROLE:SECRET` as `geokv auth
+    /// create-role` printed it; it travels as `authorization: Bearer
+    /// ROLE:SECRET` gRPC metadata (use TLS, or it crosses the network in
+    /// clear). Keep it out of command lines: read it from the environment
+    /// (`GEOKV_TOKEN`) or a file.
+    ///
+    /// A node with `--auth` answers a call without a valid token
+    /// `UNAUTHENTICATED`, and one whose role lacks the permission
+    /// `PERMISSION_DENIED` naming the keyspace and the permission.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let b = geokv_client::Client::builder()
+    ///     .endpoints(["https://127.0.0.11:7070"])
+    ///     .token(std::env::var("GEOKV_TOKEN")?);
+    /// # Ok(()) }
+    /// ```
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Redacted(token.into()));
+        self
+    }
+
+    pub(crate) fn bearer(&self) -> Result<Option<Bearer>, ClientError> {
+        let Some(Redacted(token)) = &self.token else {
+            return Ok(None);
+        };
+        let token = token.trim();
+        if !token.contains(':') {
+            return Err(ClientError::invalid(
+                "a token is ROLE:SECRET (as `geokv auth create-role` printed it)",
+            ));
+        }
+        format!("Bearer {token}")
+            .parse()
+            .map(|v| Some(Bearer(v)))
+            .map_err(|_| ClientError::invalid("a token must be printable ASCII"))
+    }
+
     /// Asks each seed in turn for the cluster's nodes; returns them and the
     /// answering node's datacenter. Falls back to the seeds if the answer
     /// lists no node with a client address.
@@ -313,11 +368,15 @@ impl ClientBuilder {
         &self,
         seeds: &[NodeAddr],
         channels: &HashMap<String, Channel>,
+        token: Option<&Bearer>,
     ) -> Result<(Vec<NodeAddr>, Option<String>), ClientError> {
         let mut last_err = None;
         for seed in seeds {
             let mut kv = KvClient::new(channels[&seed.url].clone());
-            match kv.status(request(pb::StatusRequest {}, self.timeout)).await {
+            match kv
+                .status(request(pb::StatusRequest {}, self.timeout, token))
+                .await
+            {
                 Ok(answer) => {
                     let answer = answer.into_inner();
                     let nodes = nodes_from_status(&answer);

@@ -77,6 +77,18 @@ pub(crate) struct Defaults {
     pub keyspace: String,
     pub consistency: ConsistencyLevel,
     pub timeout: Duration,
+    /// Sent as `authorization` on every call ([`crate::ClientBuilder::token`]).
+    pub token: Option<Bearer>,
+}
+
+/// An `authorization: Bearer ROLE:SECRET` value; never printed.
+#[derive(Clone)]
+pub(crate) struct Bearer(pub tonic::metadata::AsciiMetadataValue);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(***)")
+    }
 }
 
 #[derive(Debug)]
@@ -90,6 +102,11 @@ pub(crate) struct NodeSlot {
 }
 
 impl Client {
+    /// The token every call sends, if any.
+    pub(crate) fn token(&self) -> Option<Bearer> {
+        self.inner.defaults.token.clone()
+    }
+
     /// Starts configuring a client; see [`ClientBuilder`].
     ///
     /// # Example
@@ -218,9 +235,10 @@ impl Client {
     /// ```
     pub async fn status(&self) -> Result<ClusterStatus, ClientError> {
         let timeout = self.inner.defaults.timeout;
+        let token = self.inner.defaults.token.clone();
         let (status, _) = self
             .call("status", true, |mut kv| {
-                let request = request(pb::StatusRequest {}, timeout);
+                let request = request(pb::StatusRequest {}, timeout, token.as_ref());
                 async move { kv.status(request).await.map(tonic::Response::into_inner) }
             })
             .await?;
@@ -343,9 +361,17 @@ pub(crate) fn wire_options(
 /// so its own, more informative timeout error (how many replicas answered)
 /// normally arrives before the client gives up. The deadline also travels as
 /// the `grpc-timeout` header.
-pub(crate) fn request<M>(message: M, timeout: Duration) -> tonic::Request<M> {
+/// A token, if any, travels as `authorization`.
+pub(crate) fn request<M>(
+    message: M,
+    timeout: Duration,
+    token: Option<&Bearer>,
+) -> tonic::Request<M> {
     let grace = (timeout / 5).min(Duration::from_secs(1));
     let mut request = tonic::Request::new(message);
     request.set_timeout(timeout + grace);
+    if let Some(Bearer(v)) = token {
+        request.metadata_mut().insert("authorization", v.clone());
+    }
     request
 }

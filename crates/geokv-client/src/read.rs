@@ -161,10 +161,11 @@ impl Get {
                 timeout,
             )),
         };
+        let token = self.client.token();
         let (answer, coordinator) = self
             .client
             .call("get", true, |mut kv| {
-                let request = request(message.clone(), timeout);
+                let request = request(message.clone(), timeout, token.as_ref());
                 async move { kv.get(request).await.map(tonic::Response::into_inner) }
             })
             .await?;

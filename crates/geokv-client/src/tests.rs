@@ -352,3 +352,22 @@ async fn nobody_answering_discovery_is_a_transport_error() {
     let err = Client::builder().build().await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 }
+
+#[test]
+fn a_token_travels_as_bearer_metadata_and_stays_out_of_debug() {
+    let b = Client::builder().token("app:s3cret");
+    assert!(!format!("{b:?}").contains("s3cret"), "{b:?}");
+    let bearer = b.bearer().unwrap().expect("a token");
+    assert!(!format!("{bearer:?}").contains("s3cret"));
+    let req = crate::core::request((), Duration::from_secs(1), Some(&bearer));
+    assert_eq!(
+        req.metadata().get("authorization").unwrap(),
+        "Bearer app:s3cret"
+    );
+    assert!(crate::core::request((), Duration::from_secs(1), None)
+        .metadata()
+        .get("authorization")
+        .is_none());
+    let err = Client::builder().token("no-colon").bearer().unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}

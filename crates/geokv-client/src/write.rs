@@ -198,10 +198,11 @@ impl Put {
             context: self.context.to_wire(),
             options: Some(options),
         };
+        let token = self.client.token();
         let (answer, coordinator) = self
             .client
             .call("put", false, |mut kv| {
-                let request = request(message.clone(), timeout);
+                let request = request(message.clone(), timeout, token.as_ref());
                 async move { kv.put(request).await.map(tonic::Response::into_inner) }
             })
             .await?;
@@ -265,10 +266,11 @@ impl Delete {
             context: self.context.to_wire(),
             options: Some(options),
         };
+        let token = self.client.token();
         let (answer, coordinator) = self
             .client
             .call("delete", false, |mut kv| {
-                let request = request(message.clone(), timeout);
+                let request = request(message.clone(), timeout, token.as_ref());
                 async move { kv.delete(request).await.map(tonic::Response::into_inner) }
             })
             .await?;

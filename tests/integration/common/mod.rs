@@ -54,6 +54,9 @@ pub struct Cluster {
     args: Vec<String>,
     /// The cluster CA when the nodes run TLS ([`Cluster::start_tls`]).
     pub tls_ca: Option<PathBuf>,
+    /// The admin token of a cluster started with `--admin-token-file`
+    /// (sent on the harness's own Status calls, which `--auth` guards).
+    pub admin_token: Option<String>,
     _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
@@ -136,6 +139,10 @@ impl Cluster {
             // The suites run plaintext unless a spec configures TLS.
             args.push("--insecure".to_string());
         }
+        let admin_token = (args.iter())
+            .position(|a| a == "--admin-token-file")
+            .and_then(|i| std::fs::read_to_string(&args[i + 1]).ok())
+            .map(|t| t.trim().to_string());
         let mut c = Cluster {
             dir,
             topology_path,
@@ -144,6 +151,7 @@ impl Cluster {
             children: BTreeMap::new(),
             args,
             tls_ca,
+            admin_token,
             _slot: slot,
         };
         for n in c.nodes.clone() {
@@ -287,7 +295,12 @@ impl Cluster {
     /// The node's own view of who is up, from the Status RPC.
     pub async fn view(&self, from: &str) -> BTreeMap<String, bool> {
         let mut c = self.client(from).await;
-        match c.status(StatusRequest {}).await {
+        let mut req = tonic::Request::new(StatusRequest {});
+        if let Some(t) = &self.admin_token {
+            let v = format!("Bearer {t}").parse().expect("ASCII token");
+            req.metadata_mut().insert("authorization", v);
+        }
+        match c.status(req).await {
             Ok(r) => r
                 .into_inner()
                 .nodes

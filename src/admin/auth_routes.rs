@@ -1,0 +1,132 @@
+//! The admin port's role management (`geokv auth ...`): list roles, create
+//! one (the secret in the request body, hashed here with argon2id; an empty
+//! body makes a certificate-only role), drop one, grant and revoke a
+//! permission. Every change is auth-state version + 1, pushed to every
+//! member at once. The routes sit behind [`super::guard`].
+//!
+//! ```text
+//! GET    /auth/roles                                  roles and grants (no secrets), JSON
+//! POST   /auth/roles?name=app          body: SECRET   create a role
+//! DELETE /auth/roles?name=app                         drop a role
+//! POST   /auth/grant?role=app&keyspace=default&perm=write
+//! POST   /auth/revoke?role=app&keyspace=default&perm=write
+//! ```
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::routes::Admin;
+use crate::security::auth::{secret, Auth, AuthState, AuthStateError, ChangeError, Perm};
+
+const JSON: &str = "application/json";
+
+fn no_auth() -> Response {
+    (StatusCode::NOT_FOUND, "no auth state on this port\n").into_response()
+}
+
+fn answer(res: Result<Arc<AuthState>, AuthStateError>) -> Response {
+    match res {
+        Ok(s) => (
+            [(header::CONTENT_TYPE, JSON)],
+            format!("{{\"version\":{}}}\n", s.version),
+        )
+            .into_response(),
+        Err(e) => {
+            let status = match &e {
+                AuthStateError::Change(ChangeError::Exists(_)) => StatusCode::CONFLICT,
+                AuthStateError::Change(ChangeError::NoRole(_)) => StatusCode::NOT_FOUND,
+                AuthStateError::Change(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+fn auth_of(a: &Admin) -> Option<&Arc<Auth>> {
+    a.guard.auth.as_ref()
+}
+
+/// `GET /auth/roles`.
+pub async fn list(State(a): State<Admin>) -> Response {
+    let Some(auth) = auth_of(&a) else {
+        return no_auth();
+    };
+    let body = serde_json::to_string_pretty(&auth.state().public()).unwrap_or_default() + "\n";
+    ([(header::CONTENT_TYPE, JSON)], body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoleQuery {
+    name: Option<String>,
+}
+
+/// `POST /auth/roles?name=NAME`, the secret as the body.
+pub async fn create(State(a): State<Admin>, Query(q): Query<RoleQuery>, body: String) -> Response {
+    let Some(auth) = auth_of(&a).cloned() else {
+        return no_auth();
+    };
+    let name = q.name.unwrap_or_default();
+    let secret = body.trim().to_string();
+    let phc = if secret.is_empty() {
+        None
+    } else {
+        match tokio::task::spawn_blocking(move || secret::hash(&secret)).await {
+            Ok(Ok(phc)) => Some(phc),
+            Ok(Err(e)) => return answer(Err(e.into())),
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        }
+    };
+    answer(auth.change(|s| s.with_role(&name, phc, &[])))
+}
+
+/// `DELETE /auth/roles?name=NAME`.
+pub async fn drop(State(a): State<Admin>, Query(q): Query<RoleQuery>) -> Response {
+    let Some(auth) = auth_of(&a) else {
+        return no_auth();
+    };
+    let name = q.name.unwrap_or_default();
+    answer(auth.change(|s| s.without_role(&name)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GrantQuery {
+    role: Option<String>,
+    keyspace: Option<String>,
+    perm: Option<String>,
+}
+
+fn parse(q: GrantQuery) -> Result<(String, String, Perm), ChangeError> {
+    let perm: Perm = q.perm.unwrap_or_default().parse()?;
+    Ok((
+        q.role.unwrap_or_default(),
+        q.keyspace.unwrap_or_default(),
+        perm,
+    ))
+}
+
+/// `POST /auth/grant?role=R&keyspace=K&perm=P`.
+pub async fn grant(State(a): State<Admin>, Query(q): Query<GrantQuery>) -> Response {
+    let Some(auth) = auth_of(&a) else {
+        return no_auth();
+    };
+    match parse(q) {
+        Ok((role, ks, perm)) => answer(auth.change(|s| s.with_grant(&role, &ks, perm))),
+        Err(e) => answer(Err(e.into())),
+    }
+}
+
+/// `POST /auth/revoke?role=R&keyspace=K&perm=P`.
+pub async fn revoke(State(a): State<Admin>, Query(q): Query<GrantQuery>) -> Response {
+    let Some(auth) = auth_of(&a) else {
+        return no_auth();
+    };
+    match parse(q) {
+        Ok((role, ks, perm)) => answer(auth.change(|s| s.with_revoke(&role, &ks, perm))),
+        Err(e) => answer(Err(e.into())),
+    }
+}

@@ -1,0 +1,68 @@
+//! Who may use the admin port: on a node with `--auth`, every route but
+//! `GET /health` and `GET /metrics` (those too with `--protect-metrics`)
+//! needs the admin credential — `authorization: Bearer ROLE:SECRET` of a
+//! role holding `admin` on `*`. No credential or a bad one: 401 with
+//! `WWW-Authenticate: Bearer`; a role without that permission: 403.
+//!
+//! Must not: decide permissions itself (that is `security::auth`).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::security::auth::{Auth, Credential, Perm, Token, ANY_KEYSPACE};
+
+/// The admin port's access settings.
+#[derive(Clone, Debug, Default)]
+pub struct Guard {
+    /// `None` or not enabled: everything is open (tools, `--insecure` tests).
+    pub auth: Option<Arc<Auth>>,
+    /// `/health` and `/metrics` need the credential too.
+    pub protect_metrics: bool,
+}
+
+impl Guard {
+    /// No access control.
+    pub fn open() -> Guard {
+        Guard::default()
+    }
+
+    fn is_open(&self, method: &Method, path: &str) -> bool {
+        !self.protect_metrics && method == Method::GET && matches!(path, "/health" | "/metrics")
+    }
+}
+
+/// The credential of an HTTP request's `authorization` header.
+pub fn credential(headers: &axum::http::HeaderMap) -> Credential {
+    match headers.get(header::AUTHORIZATION) {
+        None => Credential::None,
+        Some(v) => match v.to_str().ok().and_then(Token::from_bearer) {
+            Some(t) => Credential::Bearer(t),
+            None => Credential::Malformed,
+        },
+    }
+}
+
+/// The middleware in front of every route.
+pub async fn require_admin(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let Some(auth) = g.auth.as_ref().filter(|a| a.enabled()) else {
+        return next.run(req).await;
+    };
+    if g.is_open(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    let cred = credential(req.headers());
+    match auth.check(&cred, Some((ANY_KEYSPACE, Perm::Admin))).await {
+        Ok(_) => next.run(req).await,
+        Err(e) if e.is_denied() => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            format!("{e}\n"),
+        )
+            .into_response(),
+    }
+}

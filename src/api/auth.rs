@@ -1,0 +1,37 @@
+//! The client API's side of authentication: what credential a request
+//! carries (the `authorization: Bearer ROLE:SECRET` metadata, else the
+//! client certificate of its TLS connection) and how a refusal is answered
+//! (`UNAUTHENTICATED`, or `PERMISSION_DENIED` naming the keyspace and the
+//! permission). The decisions are `security::auth`'s.
+
+use crate::security::auth::{AuthError, Credential, Token, AUTHORIZATION};
+use crate::security::certs::{identity_of, Identity};
+use crate::transport::tls::ConnInfo;
+use tonic::{Request, Status};
+
+/// The credential `req` presents: a bearer token first, else a client
+/// certificate naming a client (`geokv://client/NAME` names role NAME).
+pub fn credential<T>(req: &Request<T>) -> Credential {
+    if let Some(v) = req.metadata().get(AUTHORIZATION) {
+        return match v.to_str().ok().and_then(Token::from_bearer) {
+            Some(t) => Credential::Bearer(t),
+            None => Credential::Malformed,
+        };
+    }
+    let leaf = (req.extensions().get::<ConnInfo>())
+        .and_then(|i| i.certs.clone())
+        .and_then(|c| c.first().cloned());
+    match leaf.map(|l| identity_of(&l)) {
+        Some(Ok(Some(Identity::Client(name)))) => Credential::Certificate(name),
+        _ => Credential::None,
+    }
+}
+
+/// The gRPC status of a refusal.
+pub fn status(e: AuthError) -> Status {
+    if e.is_denied() {
+        Status::permission_denied(e.to_string())
+    } else {
+        Status::unauthenticated(e.to_string())
+    }
+}

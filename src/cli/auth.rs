@@ -1,0 +1,201 @@
+//! `geokv auth create-role | drop-role | grant | revoke | list` against a
+//! running node's admin port (`/auth/*`, which needs the admin token), and
+//! the node's auth flags (`--auth`, `--admin-token-file`, `GEOKV_ADMIN_TOKEN`).
+//!
+//! Owns flag parsing and printing; the state and its checks are
+//! `geokv::security::auth`'s.
+use anyhow::{bail, Context};
+use geokv::security::auth::{secret, AuthConfig, Token};
+use std::path::PathBuf;
+
+use super::admin_http::{env_token, request};
+
+/// Authentication flags of `geokv node`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct NodeAuthArgs {
+    /// Enforce authentication: client calls need a token or a client
+    /// certificate naming a role (UNAUTHENTICATED / PERMISSION_DENIED
+    /// otherwise), and admin routes other than /health and /metrics need the
+    /// admin token. Give it to every node of the cluster.
+    #[arg(long, env = "GEOKV_AUTH")]
+    pub auth: bool,
+    /// A file holding the admin token `ROLE:SECRET`: on a node's first start
+    /// (no roles yet) it creates that role with admin on every keyspace.
+    /// `GEOKV_ADMIN_TOKEN` may hold the token itself instead.
+    #[arg(long, value_name = "FILE", env = "GEOKV_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// /health and /metrics need the admin token too.
+    #[arg(long)]
+    pub protect_metrics: bool,
+}
+
+impl NodeAuthArgs {
+    /// The node's auth settings.
+    pub fn config(&self) -> anyhow::Result<AuthConfig> {
+        let raw = match &self.admin_token_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading the admin token file {}", f.display()))?,
+            ),
+            None => std::env::var("GEOKV_ADMIN_TOKEN").ok(),
+        };
+        let admin_token = match raw.filter(|t| !t.trim().is_empty()) {
+            None => None,
+            Some(t) => Some(Token::parse(&t).context("the admin token must be ROLE:SECRET")?),
+        };
+        Ok(AuthConfig {
+            enabled: self.auth,
+            admin_token,
+            protect_metrics: self.protect_metrics,
+        })
+    }
+}
+
+/// `geokv auth ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Create a role; prints its token once (or takes the secret from an
+    /// environment variable).
+    CreateRole {
+        name: String,
+        /// Read the secret from this environment variable instead of
+        /// generating one.
+        #[arg(long, value_name = "VAR")]
+        secret_from_env: Option<String>,
+        /// No secret: the role authenticates only with a client certificate
+        /// naming it (`geokv certs issue --client NAME`).
+        #[arg(long, conflicts_with = "secret_from_env")]
+        cert_only: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Drop a role (its tokens stop working at once).
+    DropRole {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Give ROLE a permission (read, write or admin) on KEYSPACE (or `*`).
+    Grant {
+        role: String,
+        keyspace: String,
+        perm: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Take a permission back (within seconds on every node).
+    Revoke {
+        role: String,
+        keyspace: String,
+        perm: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List roles and their permissions (never secrets).
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// Which node to ask, with what credential.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdminArgs {
+    /// A node's admin address (host:port).
+    #[arg(long, default_value = "127.0.0.11:7072")]
+    pub endpoint: String,
+    /// The admin token ROLE:SECRET (better: the GEOKV_TOKEN environment
+    /// variable, which stays out of `ps`).
+    #[arg(
+        long,
+        value_name = "ROLE:SECRET",
+        env = "GEOKV_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+impl AdminArgs {
+    async fn call(&self, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
+        let token = (self.token.clone())
+            .filter(|t| !t.trim().is_empty())
+            .or_else(env_token);
+        request(&self.endpoint, method, path, token.as_deref(), body).await
+    }
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Runs `geokv auth ...`.
+pub async fn run(cmd: AuthCommand) -> anyhow::Result<()> {
+    match cmd {
+        AuthCommand::CreateRole {
+            name,
+            secret_from_env,
+            cert_only,
+            admin,
+        } => {
+            let (secret, generated) = match (&secret_from_env, cert_only) {
+                (_, true) => (String::new(), false),
+                (Some(var), _) => {
+                    let s = std::env::var(var).with_context(|| format!("${var} is not set"))?;
+                    if s.trim().is_empty() || s.contains(':') {
+                        bail!("${var} must hold a non-empty secret without ':'");
+                    }
+                    (s.trim().to_string(), false)
+                }
+                (None, false) => (secret::generate_secret(), true),
+            };
+            let path = format!("/auth/roles?name={}", enc(&name));
+            admin.call("POST", &path, &secret).await?;
+            println!("role {name} created; grant it permissions with: geokv auth grant {name} KEYSPACE read|write|admin");
+            if generated {
+                println!(
+                    "its token (shown once, store it now):\n  export GEOKV_TOKEN='{name}:{secret}'"
+                );
+            }
+        }
+        AuthCommand::DropRole { name, admin } => {
+            admin
+                .call("DELETE", &format!("/auth/roles?name={}", enc(&name)), "")
+                .await?;
+            println!("role {name} dropped");
+        }
+        AuthCommand::Grant {
+            role,
+            keyspace,
+            perm,
+            admin,
+        } => {
+            let path = format!(
+                "/auth/grant?role={}&keyspace={}&perm={}",
+                enc(&role),
+                enc(&keyspace),
+                enc(&perm)
+            );
+            admin.call("POST", &path, "").await?;
+            println!("granted {perm} on {keyspace} to {role}");
+        }
+        AuthCommand::Revoke {
+            role,
+            keyspace,
+            perm,
+            admin,
+        } => {
+            let path = format!(
+                "/auth/revoke?role={}&keyspace={}&perm={}",
+                enc(&role),
+                enc(&keyspace),
+                enc(&perm)
+            );
+            admin.call("POST", &path, "").await?;
+            println!("revoked {perm} on {keyspace} from {role}");
+        }
+        AuthCommand::List { admin } => {
+            print!("{}", admin.call("GET", "/auth/roles", "").await?);
+        }
+    }
+    Ok(())
+}

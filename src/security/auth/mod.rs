@@ -1,0 +1,314 @@
+//! Authentication and authorization of clients and administrators.
+//!
+//! - [`model`]: roles, permissions per keyspace and the replicated
+//!   [`AuthState`] (pure; the decisions are property-tested).
+//! - [`secret`]: the token format (`authorization: Bearer ROLE:SECRET`),
+//!   argon2id hashing.
+//! - [`cache`]: argon2 runs once per token and state version.
+//! - [`store`]: the state in `meta`; [`sync`]: every node converges on it.
+//! - [`Auth`]: a node's handle: the state in force (lock-free reads), the
+//!   only ways a new state gets in ([`Auth::install`], [`Auth::change`]),
+//!   and [`Auth::check`], which the client API and the admin port call.
+//!
+//! Whether a node *enforces* is its `--auth` flag ([`Auth::enabled`]); the
+//! state replicates either way. A credential is a bearer token or a client
+//! certificate whose identity (`geokv://client/NAME`) names a role.
+//!
+//! Must not: know gRPC or HTTP (callers map [`AuthError`] to
+//! `UNAUTHENTICATED` / `PERMISSION_DENIED` or 401 / 403).
+
+pub mod cache;
+pub mod model;
+pub mod secret;
+pub mod store;
+pub mod sync;
+
+#[cfg(test)]
+mod tests;
+
+pub use model::{AuthState, ChangeError, Decision, Perm, Role, ANY_KEYSPACE};
+pub use secret::{Token, AUTHORIZATION};
+
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use crate::engine::Engine;
+use cache::{TokenCache, Verified};
+
+/// Counted per refusal, by `reason`.
+pub const DENIED_METRIC: &str = "geokv_auth_denied_total";
+
+/// Tokens remembered per state version.
+const CACHE_CAPACITY: usize = 4096;
+
+/// A node's auth settings (`geokv node --auth --admin-token-file ...`).
+#[derive(Clone, Debug, Default)]
+pub struct AuthConfig {
+    /// Enforce: client calls need a credential, admin routes other than
+    /// `/health` and `/metrics` need the admin credential.
+    pub enabled: bool,
+    /// Creates this role (admin on `*`) on a first start ([`Auth::bootstrap`]).
+    pub admin_token: Option<Token>,
+    /// `/health` and `/metrics` need the admin credential too.
+    pub protect_metrics: bool,
+}
+
+/// What a request presented.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    None,
+    /// An `authorization` value that is not `Bearer ROLE:SECRET`.
+    Malformed,
+    Bearer(Token),
+    /// The role a verified client certificate names.
+    Certificate(String),
+}
+
+/// A request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("authentication required: send `authorization: Bearer ROLE:SECRET` (GEOKV_TOKEN) or a client certificate")]
+    Missing,
+    #[error("malformed authorization: expected `Bearer ROLE:SECRET`")]
+    Malformed,
+    #[error("invalid token for role '{0}'")]
+    BadToken(String),
+    #[error("the client certificate names role '{0}', which does not exist")]
+    UnknownRole(String),
+    #[error("role '{role}' lacks {perm} permission on keyspace '{keyspace}'")]
+    Denied {
+        role: String,
+        keyspace: String,
+        perm: Perm,
+    },
+}
+
+impl AuthError {
+    /// The `reason` label of [`DENIED_METRIC`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::BadToken(_) => "bad_token",
+            AuthError::UnknownRole(_) => "unknown_role",
+            AuthError::Denied { .. } => "permission",
+        }
+    }
+
+    /// Authenticated but not allowed (403 / `PERMISSION_DENIED`), as
+    /// opposed to not authenticated (401 / `UNAUTHENTICATED`).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, AuthError::Denied { .. })
+    }
+}
+
+/// A state could not be installed or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthStateError {
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Hash(#[from] secret::HashError),
+}
+
+/// Pushes a state changed here to peers (best effort).
+pub type PushHook = Arc<dyn Fn(Arc<AuthState>) + Send + Sync>;
+
+/// A node's handle on the auth state. Cheap to share in an `Arc`.
+pub struct Auth {
+    enabled: bool,
+    state: ArcSwap<AuthState>,
+    cache: Mutex<TokenCache>,
+    engine: Option<Arc<dyn Engine>>,
+    /// Serialises merge → persist → swap.
+    install: Mutex<()>,
+    push: OnceLock<PushHook>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("enabled", &self.enabled)
+            .field("version", &self.state().version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// A handle on `state` (persisted already), persisting later changes in
+    /// `engine`; enforcing when `enabled`.
+    pub fn new(enabled: bool, state: AuthState, engine: Option<Arc<dyn Engine>>) -> Auth {
+        metrics::gauge!("geokv_auth_version").set(state.version as f64);
+        Auth {
+            enabled,
+            state: ArcSwap::from_pointee(state),
+            cache: Mutex::new(TokenCache::new(CACHE_CAPACITY)),
+            engine,
+            install: Mutex::new(()),
+            push: OnceLock::new(),
+        }
+    }
+
+    /// Loads the state persisted in `engine` (empty on a first start).
+    pub fn open(enabled: bool, engine: Arc<dyn Engine>) -> Result<Auth, store::StoreError> {
+        let state = store::load(&*engine)?;
+        Ok(Auth::new(enabled, state, Some(engine)))
+    }
+
+    /// Whether this node enforces authentication (`--auth`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The state in force.
+    pub fn state(&self) -> Arc<AuthState> {
+        self.state.load_full()
+    }
+
+    /// Sets the hook [`Auth::change`] pushes new states with (once).
+    pub fn set_push(&self, hook: PushHook) {
+        let _ = self.push.set(hook);
+    }
+
+    /// The role `cred` proves, verifying a token's secret once per state
+    /// version (argon2 runs on the blocking pool).
+    pub async fn authenticate(&self, cred: &Credential) -> Result<String, AuthError> {
+        let token = match cred {
+            Credential::None => return Err(AuthError::Missing),
+            Credential::Malformed => return Err(AuthError::Malformed),
+            Credential::Certificate(role) => {
+                return match self.state().roles.contains_key(role) {
+                    true => Ok(role.clone()),
+                    false => Err(AuthError::UnknownRole(role.clone())),
+                }
+            }
+            Credential::Bearer(t) => t,
+        };
+        let state = self.state();
+        let rendered = token.render();
+        let cached = self.cache.lock().get(state.version, &rendered);
+        let verdict = match cached {
+            Some(v) => v,
+            None => {
+                let phc = state.roles.get(&token.role).and_then(|r| r.secret.clone());
+                let verdict = match phc {
+                    None => Verified::Rejected,
+                    Some(phc) => {
+                        let (secret, role) = (token.secret.clone(), token.role.clone());
+                        let ok = tokio::task::spawn_blocking(move || secret::verify(&secret, &phc))
+                            .await
+                            .unwrap_or(false);
+                        if ok {
+                            Verified::Role(role)
+                        } else {
+                            Verified::Rejected
+                        }
+                    }
+                };
+                self.cache
+                    .lock()
+                    .put(state.version, &rendered, verdict.clone());
+                verdict
+            }
+        };
+        match verdict {
+            Verified::Role(role) => Ok(role),
+            Verified::Rejected => Err(AuthError::BadToken(token.role.clone())),
+        }
+    }
+
+    /// Whether `role` may do `perm` in `keyspace` under the state in force.
+    pub fn authorize(&self, role: &str, keyspace: &str, perm: Perm) -> Result<(), AuthError> {
+        match self.state().decide(role, keyspace, perm) {
+            Decision::Allow => Ok(()),
+            Decision::UnknownRole => Err(AuthError::UnknownRole(role.to_string())),
+            Decision::Deny => Err(AuthError::Denied {
+                role: role.to_string(),
+                keyspace: keyspace.to_string(),
+                perm,
+            }),
+        }
+    }
+
+    /// Authenticates `cred` and, with `need = Some((keyspace, perm))`,
+    /// authorizes it; counts a refusal in [`DENIED_METRIC`]. Always `Ok`
+    /// (with an empty role) when this node does not enforce.
+    pub async fn check(
+        &self,
+        cred: &Credential,
+        need: Option<(&str, Perm)>,
+    ) -> Result<String, AuthError> {
+        if !self.enabled {
+            return Ok(String::new());
+        }
+        let res = match self.authenticate(cred).await {
+            Ok(role) => match need {
+                Some((ks, perm)) => self.authorize(&role, ks, perm).map(|_| role),
+                None => Ok(role),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &res {
+            metrics::counter!(DENIED_METRIC, "reason" => e.reason()).increment(1);
+        }
+        res
+    }
+
+    /// Installs a state learned from a peer: merged with ours; if that
+    /// changes it, persisted then swapped. Returns whether it changed.
+    pub fn install(&self, incoming: AuthState) -> Result<bool, store::StoreError> {
+        let _guard = self.install.lock();
+        let current = self.state();
+        let merged = (*current).clone().merge(incoming);
+        if merged == *current {
+            return Ok(false);
+        }
+        self.swap(merged)?;
+        Ok(true)
+    }
+
+    fn swap(&self, next: AuthState) -> Result<(), store::StoreError> {
+        if let Some(engine) = &self.engine {
+            store::save(&**engine, &next)?;
+        }
+        let version = next.version;
+        self.state.store(Arc::new(next));
+        metrics::gauge!("geokv_auth_version").set(version as f64);
+        tracing::info!(version, "auth: new state in force");
+        Ok(())
+    }
+
+    /// Makes a change here (`f` of the state in force, which must return
+    /// version + 1), persists it, and pushes it to peers.
+    pub fn change(
+        &self,
+        f: impl FnOnce(&AuthState) -> Result<AuthState, ChangeError>,
+    ) -> Result<Arc<AuthState>, AuthStateError> {
+        let next = {
+            let _guard = self.install.lock();
+            let next = f(&self.state())?;
+            self.swap(next)?;
+            self.state()
+        };
+        if let Some(push) = self.push.get() {
+            push(next.clone());
+        }
+        Ok(next)
+    }
+
+    /// First start with an admin token (`--admin-token-file`,
+    /// `GEOKV_ADMIN_TOKEN`): when no state was ever made, creates its role
+    /// with `admin` on every keyspace. Returns whether it did.
+    pub fn bootstrap(&self, token: &Token) -> Result<bool, AuthStateError> {
+        if self.state().version != 0 {
+            return Ok(false);
+        }
+        let phc = secret::hash(&token.secret)?;
+        self.change(|s| s.with_role(&token.role, Some(phc), &[(ANY_KEYSPACE, Perm::Admin)]))?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,248 @@
+//! Permission decisions, merges and the authenticator.
+
+use super::*;
+use proptest::prelude::*;
+
+fn perm() -> impl Strategy<Value = Perm> {
+    prop_oneof![Just(Perm::Read), Just(Perm::Write), Just(Perm::Admin)]
+}
+
+fn keyspace() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("*".to_string()),
+        Just("a".to_string()),
+        Just("b".to_string())
+    ]
+}
+
+fn role() -> impl Strategy<Value = Role> {
+    proptest::collection::vec((keyspace(), perm()), 0..6).prop_map(|gs| {
+        let mut r = Role::default();
+        for (ks, p) in gs {
+            r.grants.entry(ks).or_default().insert(p);
+        }
+        r
+    })
+}
+
+proptest! {
+    /// A role may do `perm` in `ks` exactly when it holds `perm` or admin,
+    /// on `ks` itself or on `*`.
+    #[test]
+    fn decisions_follow_the_grants(r in role(), ks in prop_oneof![Just("a"), Just("b"), Just("c")], p in perm()) {
+        let held = |k: &str, q: Perm| r.grants.get(k).is_some_and(|s| s.contains(&q));
+        let expected = [ks, "*"].iter().any(|k| held(k, p) || held(k, Perm::Admin));
+        prop_assert_eq!(r.allows(ks, p), expected);
+        if r.allows(ks, Perm::Admin) {
+            prop_assert!(r.allows(ks, Perm::Read) && r.allows(ks, Perm::Write));
+        }
+    }
+
+    /// Grant then revoke of a permission not held before leaves the role as it was.
+    #[test]
+    fn revoke_undoes_grant(r in role(), ks in keyspace(), p in perm()) {
+        prop_assume!(!r.grants.get(&ks).is_some_and(|s| s.contains(&p)));
+        let mut s = AuthState::default();
+        s.roles.insert("x".into(), r.clone());
+        let granted = s.with_grant("x", &ks, p).unwrap();
+        let probe = if ks == "*" { "zz" } else { ks.as_str() };
+        prop_assert!(granted.roles["x"].allows(probe, p));
+        let back = granted.with_revoke("x", &ks, p).unwrap();
+        prop_assert_eq!(&back.roles["x"], &r);
+        prop_assert_eq!(back.version, s.version + 2);
+    }
+
+    /// Every node keeps the same state whatever order states arrive in.
+    #[test]
+    fn merge_is_commutative_and_keeps_the_newest(a in role(), b in role(), va in 0u64..4, vb in 0u64..4) {
+        let mk = |r: Role, v: u64| AuthState { version: v, roles: [("x".to_string(), r)].into() };
+        let (x, y) = (mk(a, va), mk(b, vb));
+        let xy = x.clone().merge(y.clone());
+        prop_assert_eq!(&xy, &y.clone().merge(x.clone()));
+        prop_assert_eq!(xy.version, va.max(vb));
+        prop_assert_eq!(xy.clone().merge(x), xy);
+    }
+}
+
+#[test]
+fn changes_check_names_and_roles() {
+    let s = AuthState::default();
+    assert_eq!(s.decide("nobody", "a", Perm::Read), Decision::UnknownRole);
+    let s = s.with_role("app", None, &[("a", Perm::Read)]).unwrap();
+    assert_eq!(s.version, 1);
+    assert_eq!(s.decide("app", "a", Perm::Read), Decision::Allow);
+    assert_eq!(s.decide("app", "a", Perm::Write), Decision::Deny);
+    assert_eq!(s.decide("app", "b", Perm::Read), Decision::Deny);
+    assert_eq!(
+        s.with_role("app", None, &[]),
+        Err(ChangeError::Exists("app".into()))
+    );
+    assert!(matches!(
+        s.with_role("a b", None, &[]),
+        Err(ChangeError::BadName(_))
+    ));
+    assert!(matches!(
+        s.with_grant("ghost", "a", Perm::Read),
+        Err(ChangeError::NoRole(_))
+    ));
+    assert!(matches!(
+        s.with_grant("app", "a/b", Perm::Read),
+        Err(ChangeError::BadKeyspace(_))
+    ));
+    assert_eq!("WRITE".parse::<Perm>(), Ok(Perm::Write));
+    assert!("root".parse::<Perm>().is_err());
+    let listed = s.without_role("app").unwrap();
+    assert!(listed.roles.is_empty());
+    let public = s.public().to_string();
+    assert!(public.contains("\"read\""), "{public}");
+}
+
+fn state_with_token(role: &str, secret: &str, grants: &[(&str, Perm)]) -> AuthState {
+    let phc = secret::hash(secret).unwrap();
+    AuthState::default()
+        .with_role(role, Some(phc), grants)
+        .unwrap()
+}
+
+fn bearer(s: &str) -> Credential {
+    Credential::Bearer(Token::parse(s).unwrap())
+}
+
+#[tokio::test]
+async fn check_authenticates_then_authorizes() {
+    let auth = Auth::new(
+        true,
+        state_with_token("app", "s3", &[("a", Perm::Read)]),
+        None,
+    );
+    assert_eq!(
+        auth.check(&Credential::None, None).await,
+        Err(AuthError::Missing)
+    );
+    assert_eq!(
+        auth.check(&Credential::Malformed, None).await,
+        Err(AuthError::Malformed)
+    );
+    assert_eq!(
+        auth.check(&bearer("app:wrong"), Some(("a", Perm::Read)))
+            .await,
+        Err(AuthError::BadToken("app".into()))
+    );
+    assert_eq!(
+        auth.check(&bearer("app:s3"), Some(("a", Perm::Read))).await,
+        Ok("app".into())
+    );
+    let denied = auth
+        .check(&bearer("app:s3"), Some(("a", Perm::Write)))
+        .await
+        .unwrap_err();
+    assert!(denied.is_denied());
+    assert_eq!(
+        denied.to_string(),
+        "role 'app' lacks write permission on keyspace 'a'"
+    );
+    // Certificates name a role; it must exist.
+    assert_eq!(
+        auth.check(&Credential::Certificate("app".into()), None)
+            .await,
+        Ok("app".into())
+    );
+    assert_eq!(
+        auth.check(&Credential::Certificate("bob".into()), None)
+            .await,
+        Err(AuthError::UnknownRole("bob".into()))
+    );
+    // A node that does not enforce lets everything through.
+    let off = Auth::new(false, AuthState::default(), None);
+    assert!(off
+        .check(&Credential::None, Some(("a", Perm::Write)))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_token_is_verified_once_per_state_version() {
+    let auth = Auth::new(
+        true,
+        state_with_token("app", "s3", &[("a", Perm::Read)]),
+        None,
+    );
+    assert!(auth.authenticate(&bearer("app:s3")).await.is_ok());
+    assert_eq!(auth.cache.lock().len(), 1);
+    // Swap the role's hash for one of another secret without changing the
+    // version: the cached verdict stands, so argon2 was not run again.
+    let mut s = (*auth.state()).clone();
+    s.roles.get_mut("app").unwrap().secret = Some(secret::hash("other").unwrap());
+    auth.state.store(Arc::new(s.clone()));
+    assert!(
+        auth.authenticate(&bearer("app:s3")).await.is_ok(),
+        "served from the cache"
+    );
+    // A new version (the way every real change arrives) drops the cache.
+    s.version += 1;
+    assert!(auth.install(s).unwrap());
+    assert_eq!(
+        auth.authenticate(&bearer("app:s3")).await,
+        Err(AuthError::BadToken("app".into()))
+    );
+    assert_eq!(
+        auth.authenticate(&bearer("app:other")).await,
+        Ok("app".into())
+    );
+}
+
+#[tokio::test]
+async fn revoke_and_drop_apply_to_cached_tokens_at_once() {
+    let auth = Auth::new(
+        true,
+        state_with_token("app", "s3", &[("a", Perm::Write)]),
+        None,
+    );
+    let cred = bearer("app:s3");
+    assert!(auth.check(&cred, Some(("a", Perm::Write))).await.is_ok());
+    auth.change(|s| s.with_revoke("app", "a", Perm::Write))
+        .unwrap();
+    assert!(auth
+        .check(&cred, Some(("a", Perm::Write)))
+        .await
+        .unwrap_err()
+        .is_denied());
+    auth.change(|s| s.without_role("app")).unwrap();
+    assert_eq!(
+        auth.check(&cred, None).await,
+        Err(AuthError::BadToken("app".into()))
+    );
+}
+
+#[test]
+fn bootstrap_creates_the_admin_role_only_on_a_first_start() {
+    let auth = Auth::new(true, AuthState::default(), None);
+    let token = Token::parse("admin:boot").unwrap();
+    assert!(auth.bootstrap(&token).unwrap());
+    assert_eq!(
+        auth.state().decide("admin", "anything", Perm::Admin),
+        Decision::Allow
+    );
+    assert!(!auth.bootstrap(&Token::parse("root:x").unwrap()).unwrap());
+    assert!(!auth.state().roles.contains_key("root"));
+}
+
+#[test]
+fn states_round_trip_the_wire_and_merge_on_install() {
+    let a = Auth::new(true, AuthState::default(), None);
+    let b = Auth::new(true, AuthState::default(), None);
+    a.change(|s| s.with_role("r", None, &[("*", Perm::Read)]))
+        .unwrap();
+    let reply = sync::serve(&b, &sync::to_message(&a.state())).unwrap();
+    assert_eq!(*b.state(), *a.state());
+    assert_eq!(
+        sync::from_message(&reply).unwrap().as_ref(),
+        Some(&*a.state())
+    );
+    let empty = crate::proto::v1::internode::AuthMessage::default();
+    assert_eq!(sync::from_message(&empty).unwrap(), None);
+    assert!(
+        !b.install(AuthState::default()).unwrap(),
+        "older states change nothing"
+    );
+}
