@@ -11,6 +11,11 @@
 //! | `ops.rs` | the operations: join (allocate, begin, stream, finish; resumable) over a [`LayoutHandle`] |
 //! | `peer.rs` | the production source: a peer's `RangeScan` |
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
+//! | `replace.rs` | replacing a dead node: copy its ranges from survivors, `finish_replace`; resumable |
+//! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
+//! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
+//! | `survivors.rs` | which live survivors a dead node's range is copied from (quorum-consistent), pure |
+//! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
 //! serve requests.
@@ -22,13 +27,20 @@ pub mod cursor;
 pub mod ops;
 pub mod peer;
 pub mod plan;
+pub mod progress;
 pub mod rate;
+pub mod replace;
+pub mod replace_bootstrap;
+pub mod rereplicate;
 pub mod stream;
+pub mod survivors;
 
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
 mod tests_plan;
+#[cfg(test)]
+mod tests_replace;
 #[cfg(test)]
 mod tests_stream;
 
