@@ -14,6 +14,7 @@
 //! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! GET  /layout                       the cluster layout in force, as JSON
+//! GET  /movement                     movements in progress; this node's stream progress (rate, ETA)
 //! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
 //! ```
 

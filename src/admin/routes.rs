@@ -39,6 +39,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/faults/{action}", post(fault))
         .route("/repair", post(repair))
         .route("/layout", get(layout))
+        .route("/movement", get(movement))
         .route("/keyspaces", post(create_keyspace))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(admin)
@@ -150,6 +151,28 @@ async fn layout(State(a): State<Admin>) -> Response {
     };
     let body = crate::view::http::layout_json(cluster);
     ([(header::CONTENT_TYPE, JSON)], body).into_response()
+}
+
+/// `GET /movement`: the movements in progress in the layout (per
+/// datacenter) and the one this node streams for, with its progress.
+async fn movement(State(a): State<Admin>) -> Response {
+    let (version, movements) = match &a.cluster {
+        Some(c) => {
+            let view = c.current();
+            let m: std::collections::BTreeMap<String, String> = (view.layout.movements.iter())
+                .map(|(dc, m)| (dc.clone(), m.to_string()))
+                .collect();
+            (Some(view.version()), m)
+        }
+        None => (None, Default::default()),
+    };
+    let body = serde_json::json!({
+        "node": &*a.node_id,
+        "layout_version": version,
+        "movements": movements,
+        "streaming": crate::movement::progress::board(&a.node_id).report(),
+    });
+    ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
 }
 
 /// Parameters of `POST /keyspaces`.
