@@ -40,6 +40,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/repair", post(repair))
         .route("/layout", get(layout))
         .route("/movement", get(movement))
+        .route("/removenode", post(removenode))
         .route("/keyspaces", post(create_keyspace))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(admin)
@@ -173,6 +174,56 @@ async fn movement(State(a): State<Admin>) -> Response {
         "streaming": crate::movement::progress::board(&a.node_id).report(),
     });
     ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
+}
+
+/// Parameters of `POST /removenode`.
+#[derive(Debug, Deserialize)]
+struct RemoveQuery {
+    id: Option<String>,
+}
+
+/// `POST /removenode?id=ID`: begins the removal of a dead node (refused
+/// while this node believes it up); its new owners copy its ranges from the
+/// survivors and the removal finishes by itself (`movement::remove`).
+/// Asking again while it runs answers the removal in progress.
+async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Response {
+    let (Some(cluster), Some(id)) = (&a.cluster, q.id) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "missing id (or no cluster on this port)\n",
+        )
+            .into_response();
+    };
+    let Some(is_up) = crate::movement::progress::board(&a.node_id).liveness() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the failure detector is not running yet\n",
+        )
+            .into_response();
+    };
+    let layout = cluster.current().layout.clone();
+    let json = |v: u64, state: &str| {
+        let body = serde_json::json!({ "version": v, "node": id, "removal": state });
+        ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
+    };
+    match layout.node(&id).map(|(_, _, n)| n.state) {
+        Some(crate::layout::NodeState::Removed) => return json(layout.version, "done"),
+        Some(crate::layout::NodeState::Leaving)
+            if crate::movement::remove::removing(&layout).as_deref() == Some(id.as_str()) =>
+        {
+            return json(layout.version, "in_progress")
+        }
+        _ => {}
+    }
+    let next = match crate::movement::remove::begin(&layout, &id, &*is_up) {
+        Ok(next) => next,
+        Err(e) => return (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+    };
+    let v = next.version;
+    match cluster.propose(next) {
+        Ok(_) => json(v, "begun"),
+        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+    }
 }
 
 /// Parameters of `POST /keyspaces`.

@@ -18,6 +18,7 @@ pub mod node;
 mod connect;
 mod join;
 mod kv;
+mod movement;
 mod render;
 mod ring;
 mod status;
@@ -47,6 +48,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Show the cluster layout: version, nodes, state, tokens, ownership.
     Ring(ring::RingArgs),
+    /// Remove a dead node: its new owners copy its ranges from the surviving
+    /// replicas (waits with a progress bar; run it again to resume waiting).
+    Removenode(movement::RemoveArgs),
     /// Manage keyspaces (cluster-wide layout changes).
     #[command(subcommand)]
     Keyspace(ring::KeyspaceCommand),
@@ -86,6 +90,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Delete(args) => client_runtime(kv::delete(args)),
         Command::Status(args) => client_runtime(status::run(args)),
         Command::Ring(args) => client_runtime(ring::run(args)),
+        Command::Removenode(args) => client_runtime(movement::remove(args)),
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
     }
 }

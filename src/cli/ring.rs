@@ -45,7 +45,7 @@ pub struct CreateArgs {
 }
 
 /// One HTTP/1.0 request to `endpoint`; the body of a 2xx answer.
-async fn http(endpoint: &str, method: &str, path: &str) -> anyhow::Result<String> {
+pub(super) async fn http(endpoint: &str, method: &str, path: &str) -> anyhow::Result<String> {
     let mut s = tokio::net::TcpStream::connect(endpoint)
         .await
         .with_context(|| format!("connecting to the admin port {endpoint}"))?;
@@ -84,11 +84,18 @@ pub async fn run(args: RingArgs) -> anyhow::Result<()> {
             "version": layout.version,
             "keyspace": ks,
             "movements": layout.movements,
+            "streaming": super::movement::reports(&layout).await.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             "nodes": rows,
         });
         println!("{v}");
     } else {
         print!("{}", table(&layout, &ks, &rows));
+        if !layout.movements.is_empty() {
+            print!(
+                "{}",
+                super::movement::lines(&super::movement::reports(&layout).await)
+            );
+        }
     }
     Ok(())
 }
@@ -101,7 +108,7 @@ fn table(layout: &Layout, ks: &str, rows: &[NodeOwnership]) -> String {
         layout.cluster_name, layout.version
     );
     for (dc, m) in &layout.movements {
-        let _ = writeln!(out, "  movement in {dc}: {m:?}");
+        let _ = writeln!(out, "  movement in {dc}: {m}");
     }
     let _ = writeln!(
         out,

@@ -11,6 +11,7 @@
 //! | `ops.rs` | the operations: join (allocate, begin, stream, finish; resumable) over a [`LayoutHandle`] |
 //! | `peer.rs` | the production source: a peer's `RangeScan` |
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
+//! | `remove.rs` | removing a dead node: gainers copy from survivors, the finisher proposes `finish_remove`; resumable |
 //! | `replace.rs` | replacing a dead node: copy its ranges from survivors, `finish_replace`; resumable |
 //! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
 //! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
@@ -29,6 +30,7 @@ pub mod peer;
 pub mod plan;
 pub mod progress;
 pub mod rate;
+pub mod remove;
 pub mod replace;
 pub mod replace_bootstrap;
 pub mod rereplicate;
@@ -39,6 +41,8 @@ pub mod survivors;
 mod tests_ops;
 #[cfg(test)]
 mod tests_plan;
+#[cfg(test)]
+mod tests_remove;
 #[cfg(test)]
 mod tests_replace;
 #[cfg(test)]

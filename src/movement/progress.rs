@@ -19,7 +19,11 @@ use super::stream::Progress;
 #[derive(Default)]
 pub struct Board {
     current: Mutex<Option<Entry>>,
+    liveness: Mutex<Option<IsUp>>,
 }
+
+/// This node's failure detector's verdict on a node id.
+pub type IsUp = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 struct Entry {
     movement: String,
@@ -58,6 +62,17 @@ pub fn board(node_id: &str) -> Arc<Board> {
 }
 
 impl Board {
+    /// The node's failure detector, for admin operations that refuse live
+    /// nodes (`POST /removenode`); set once the node runs.
+    pub fn set_liveness(&self, is_up: IsUp) {
+        *self.liveness.lock() = Some(is_up);
+    }
+
+    /// The node's failure detector, if it runs.
+    pub fn liveness(&self) -> Option<IsUp> {
+        self.liveness.lock().clone()
+    }
+
     /// `movement` starts (or resumes) streaming into `progress`.
     pub fn start(&self, movement: &str, progress: Arc<Progress>) {
         *self.current.lock() = Some(Entry {

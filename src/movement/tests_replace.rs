@@ -96,7 +96,7 @@ fn enough_survivors_meet_every_quorum() {
     );
 }
 
-const TOPO: &str = "
+pub(super) const TOPO: &str = "
 cluster_name: t
 defaults: { vnodes: 16 }
 datacenters:
@@ -113,9 +113,9 @@ keyspaces:
   ks: { replication: { dc1: 3, dc2: 1 } }
 ";
 
-struct Fake(Mutex<Arc<Layout>>);
+pub(super) struct Fake(pub(super) Mutex<Arc<Layout>>);
 
-type World = (
+pub(super) type World = (
     Fake,
     BTreeMap<String, Arc<dyn Engine>>,
     BTreeMap<Vec<u8>, SiblingSet>,
@@ -142,6 +142,15 @@ impl LayoutHandle for Fake {
 /// The layout replacing `b` by `n`, every old node's engine with its
 /// replicas of 1500 keys (the originals returned), `b`'s engine gone.
 fn world() -> World {
+    let (layout, engines, data) = seeded();
+    let moving = layout.current().begin_replace("b", new_node("n")).unwrap();
+    *layout.0.lock() = Arc::new(moving);
+    (layout, engines, data)
+}
+
+/// The seed layout and every node's engine with its replicas of 1500 keys
+/// (the originals returned), `b`'s engine gone (it died).
+pub(super) fn seeded() -> World {
     let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
     let ring = Ring::from_layout(&seed);
     let mut engines: BTreeMap<String, Arc<dyn Engine>> = ring
@@ -167,11 +176,13 @@ fn world() -> World {
         data.insert(key, set);
     }
     engines.remove("b");
-    let moving = seed.begin_replace("b", new_node("n")).unwrap();
-    (Fake(Mutex::new(Arc::new(moving))), engines, data)
+    (Fake(Mutex::new(Arc::new(seed))), engines, data)
 }
 
-fn source(engines: &BTreeMap<String, Arc<dyn Engine>>, fail_after: Option<usize>) -> Loopback {
+pub(super) fn source(
+    engines: &BTreeMap<String, Arc<dyn Engine>>,
+    fail_after: Option<usize>,
+) -> Loopback {
     Loopback {
         engines: engines.clone(),
         down: ["b".to_string()].into(),

@@ -162,6 +162,18 @@ pub(super) fn loops(
             ));
         }
     }
+    // Removals of dead nodes: this node copies what it gains (and finishes
+    // the removal if it is the finisher); `POST /removenode` asks liveness.
+    let live = p.liveness.clone();
+    let is_up: Arc<dyn Fn(&str) -> bool + Send + Sync> = Arc::new(move |id: &str| live.is_up(id));
+    crate::movement::progress::board(&s.me.id).set_liveness(is_up.clone());
+    tokio::spawn(crate::movement::remove::follow(
+        s.cluster.clone(),
+        s.engine.clone(),
+        p.peers.clone(),
+        is_up,
+        shutdown.clone(),
+    ));
     tokio::spawn(crate::view::sync::follow(
         s.cluster.clone(),
         p.peers.clone(),
