@@ -7,7 +7,9 @@
 //! ALL; `GET /layout` on every node shows the new node Normal and the dead
 //! one Removed; the new node has the dead node's tokens, every range's
 //! owners are the old ones with the dead node swapped for the new one, and
-//! it holds exactly the pre-replacement keys the dead node held.
+//! it holds exactly the pre-replacement keys the dead node held. The same
+//! for `geokv removenode`: a live node is refused; the killed node ends
+//! Removed everywhere and its new owners hold its keys.
 
 use crate::common::*;
 use geokv::layout::{Layout, NodeState};
@@ -335,4 +337,129 @@ async fn a_killed_node_is_replaced_under_writers_and_nothing_acknowledged_is_los
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `geokv removenode ID --endpoint E`; its exit status and output.
+fn removenode(id: &str, endpoint: SocketAddr) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_geokv"))
+        .args(["removenode", id, "--endpoint", &endpoint.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_node_is_removed_under_writers_and_its_ranges_are_re_replicated() {
+    let mut spec = Spec::two_dc();
+    spec.dcs = vec![("dc1", 4), ("dc2", 3)];
+    let mut c = Cluster::start(spec).await;
+    let n1 = c.node("dc1-n1").clone();
+    let mut pre = c.client("dc1-n1").await;
+    let mut before = Vec::new();
+    for i in 0..2000 {
+        let key = format!("pre-{i}");
+        put(&mut pre, &key, &key, Vec::new(), Consistency::LocalQuorum)
+            .await
+            .unwrap();
+        before.push(key);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let through = |dc: &str| -> Vec<NodeInfo> {
+        let ok = |n: &&NodeInfo| n.dc == dc && n.id != "dc1-n2";
+        c.nodes.iter().filter(ok).cloned().collect()
+    };
+    let mut writers = Vec::new();
+    for (dc, w) in [("dc1", 0), ("dc2", 0)] {
+        let h = tokio::spawn(writer(through(dc), format!("{dc}-w{w}"), stop.clone()));
+        writers.push((dc, h));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let (ok, out) = tokio::task::block_in_place(|| removenode("dc1-n3", n1.admin_address));
+    assert!(!ok && out.contains("alive"), "removing a live node: {out}");
+    c.kill("dc1-n2");
+    c.wait_seen("dc1-n1", "dc1-n2", false, Duration::from_secs(30))
+        .await;
+    let began = Instant::now();
+    let (ok, out) = tokio::task::block_in_place(|| removenode("dc1-n2", n1.admin_address));
+    assert!(ok, "removenode failed: {out}\n{}", c.log("dc1-n1"));
+    eprintln!(
+        "removed in {:?}: {}",
+        began.elapsed(),
+        out.lines().last().unwrap_or("")
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for (dc, h) in writers {
+        acked.push((dc, h.await.unwrap()));
+    }
+
+    let mut last = None;
+    for n in c.nodes.iter().filter(|n| n.id != "dc1-n2") {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let l = layout_at(n.admin_address).await;
+            let removed = l
+                .as_ref()
+                .and_then(|l| l.node("dc1-n2"))
+                .map(|(_, _, x)| x.state);
+            if removed == Some(NodeState::Removed) {
+                last = l;
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: dc1-n2 {removed:?}", n.id);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Every remaining dc1 node holds exactly the pre-removal keys it replicates now.
+    let ring = Ring::from_layout(&last.unwrap());
+    let reader = ReplicaReader::default();
+    for n in ring.nodes().iter().filter(|n| n.dc == "dc1") {
+        for k in &before {
+            let mine = ring
+                .replicas("default", k.as_bytes())
+                .unwrap()
+                .contains(n.idx);
+            let got = reader.holds(n, "default", k).await.expect("answers");
+            if mine {
+                assert_eq!(got, vec![k.clone()], "{} lacks {k}", n.id);
+            }
+        }
+    }
+    for (dc, keys) in &acked {
+        let lost = unread(
+            &c,
+            &format!("{dc}-n3"),
+            keys,
+            Consistency::LocalQuorum,
+            Duration::ZERO,
+        )
+        .await;
+        assert!(
+            lost.is_empty(),
+            "{} of {} lost in {dc}: {:?}",
+            lost.len(),
+            keys.len(),
+            &lost[..lost.len().min(10)]
+        );
+    }
+    let all: Vec<String> = acked
+        .iter()
+        .flat_map(|(_, k)| k.iter().cloned())
+        .chain(before)
+        .collect();
+    for level in [Consistency::Quorum, Consistency::All] {
+        let lost = unread(&c, "dc1-n3", &all, level, Duration::from_secs(60)).await;
+        assert!(
+            lost.is_empty(),
+            "{} of {} not read at {level:?}: {:?}",
+            lost.len(),
+            all.len(),
+            &lost[..lost.len().min(10)]
+        );
+    }
 }
