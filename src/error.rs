@@ -67,6 +67,10 @@ pub enum GeokvError {
     /// (the two nodes disagree about the topology).
     #[error("this node does not replicate the key: {0}")]
     NotAReplica(String),
+    /// The node is not ready to serve (e.g. a peer's seed layout differs
+    /// from its own); nothing was sent.
+    #[error("{0}")]
+    NotReady(String),
     /// This node is stopping and took no more writes (nothing was written).
     #[error("this node is shutting down; nothing was written")]
     ShuttingDown,
@@ -123,6 +127,7 @@ impl GeokvError {
             // tries the next one (it does for UNAVAILABLE + applied: no).
             GeokvError::Unavailable { .. }
             | GeokvError::ShuttingDown
+            | GeokvError::NotReady(_)
             | GeokvError::NotAReplica(_) => Code::Unavailable,
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
@@ -150,6 +155,7 @@ impl GeokvError {
         match self {
             GeokvError::Unavailable { .. }
             | GeokvError::ShuttingDown
+            | GeokvError::NotReady(_)
             | GeokvError::Consistency(_)
             | GeokvError::UnknownKeyspace(_)
             | GeokvError::InvalidArgument(_)

@@ -46,8 +46,13 @@ pub fn router(admin: Admin) -> Router {
         .with_state(admin)
 }
 
-async fn health(State(a): State<Admin>) -> String {
-    format!("ok {}\n", a.node_id)
+/// `GET /health`: "ok ID", or 503 naming why this node is not ready
+/// (a peer started from another topology file: `Cluster::readiness`).
+async fn health(State(a): State<Admin>) -> Response {
+    if let Some(Err(why)) = a.cluster.as_ref().map(|c| c.readiness()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
+    }
+    format!("ok {}\n", a.node_id).into_response()
 }
 
 async fn metrics(State(a): State<Admin>) -> Response {
