@@ -1,5 +1,6 @@
 //! Removing a dead node (`geokv removenode ID`): `begin_remove` makes it
-//! Leaving, and every node that gains one of its ranges copies it from the
+//! Leaving, and every node that gains one of its ranges waits until every
+//! live member is on that layout (`announce`) and copies it from the
 //! survivors ([`super::rereplicate`], sources chosen by
 //! [`super::survivors`]; the dead node is never asked), then reports
 //! `done` on its [`super::progress`] board (`GET /movement`). The
@@ -113,6 +114,24 @@ pub async fn follow(
                 if gainers(&layout, &dead).contains(&me) && streamed.as_ref() != Some(&key) {
                     let progress = Arc::new(Progress::default());
                     board.start(&movement_name(&dead), progress.clone());
+                    // As for a join: every live member must send writes to
+                    // this pending replica before the copy passes a key.
+                    let wait = Duration::from_secs(30);
+                    let announced = super::announce::until_announced(
+                        &cluster,
+                        &peers,
+                        &*is_up,
+                        layout.version,
+                        wait,
+                    );
+                    let announced = tokio::select! {
+                        r = announced => r,
+                        _ = shutdown.wait_for(|v| *v) => return,
+                    };
+                    if let Err(e) = announced {
+                        board.status(&format!("waiting: {e}"));
+                        continue;
+                    }
                     let source = super::ops::peer_source(&cluster, &peers, &is_up);
                     let target = Target {
                         layout: &layout,
