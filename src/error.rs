@@ -76,6 +76,10 @@ pub enum GeokvError {
         planned_on: u64,
         replica_version: u64,
     },
+    /// The node is not ready to serve (e.g. a peer's seed layout differs
+    /// from its own); nothing was sent.
+    #[error("{0}")]
+    NotReady(String),
     /// This node is stopping and took no more writes (nothing was written).
     #[error("this node is shutting down; nothing was written")]
     ShuttingDown,
@@ -132,6 +136,7 @@ impl GeokvError {
             // tries the next one (it does for UNAVAILABLE + applied: no).
             GeokvError::Unavailable { .. }
             | GeokvError::ShuttingDown
+            | GeokvError::NotReady(_)
             | GeokvError::NotAReplica(_) => Code::Unavailable,
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
@@ -161,6 +166,7 @@ impl GeokvError {
         match self {
             GeokvError::Unavailable { .. }
             | GeokvError::ShuttingDown
+            | GeokvError::NotReady(_)
             | GeokvError::Consistency(_)
             | GeokvError::UnknownKeyspace(_)
             | GeokvError::InvalidArgument(_)

@@ -14,6 +14,8 @@
 //! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! GET  /layout                       the cluster layout in force, as JSON
+//! GET  /movement                     movements in progress; this node's stream progress (rate, ETA)
+//! POST /removenode?id=ID             remove a dead node: its new owners copy its ranges from survivors
 //! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
 //! GET|POST|DELETE /auth/roles, POST /auth/grant, /auth/revoke   roles (auth_routes.rs)
 //! ```

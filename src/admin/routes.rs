@@ -47,6 +47,8 @@ pub fn router(admin: Admin) -> Router {
         .route("/faults/{action}", post(fault))
         .route("/repair", post(repair))
         .route("/layout", get(layout))
+        .route("/movement", get(movement))
+        .route("/removenode", post(removenode))
         .route("/keyspaces", post(create_keyspace))
         .route(
             "/decommission",
@@ -69,8 +71,13 @@ pub fn router(admin: Admin) -> Router {
         .with_state(admin)
 }
 
-async fn health(State(a): State<Admin>) -> String {
-    format!("ok {}\n", a.node_id)
+/// `GET /health`: "ok ID", or 503 naming why this node is not ready
+/// (a peer started from another topology file: `Cluster::readiness`).
+async fn health(State(a): State<Admin>) -> Response {
+    if let Some(Err(why)) = a.cluster.as_ref().map(|c| c.readiness()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
+    }
+    format!("ok {}\n", a.node_id).into_response()
 }
 
 async fn metrics(State(a): State<Admin>) -> Response {
@@ -175,6 +182,78 @@ async fn layout(State(a): State<Admin>) -> Response {
     };
     let body = crate::view::http::layout_json(cluster);
     ([(header::CONTENT_TYPE, JSON)], body).into_response()
+}
+
+/// `GET /movement`: the movements in progress in the layout (per
+/// datacenter) and the one this node streams for, with its progress.
+async fn movement(State(a): State<Admin>) -> Response {
+    let (version, movements) = match &a.cluster {
+        Some(c) => {
+            let view = c.current();
+            let m: std::collections::BTreeMap<String, String> = (view.layout.movements.iter())
+                .map(|(dc, m)| (dc.clone(), m.to_string()))
+                .collect();
+            (Some(view.version()), m)
+        }
+        None => (None, Default::default()),
+    };
+    let body = serde_json::json!({
+        "node": &*a.node_id,
+        "layout_version": version,
+        "movements": movements,
+        "streaming": crate::movement::progress::board(&a.node_id).report(),
+    });
+    ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
+}
+
+/// Parameters of `POST /removenode`.
+#[derive(Debug, Deserialize)]
+struct RemoveQuery {
+    id: Option<String>,
+}
+
+/// `POST /removenode?id=ID`: begins the removal of a dead node (refused
+/// while this node believes it up); its new owners copy its ranges from the
+/// survivors and the removal finishes by itself (`movement::remove`).
+/// Asking again while it runs answers the removal in progress.
+async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Response {
+    let (Some(cluster), Some(id)) = (&a.cluster, q.id) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "missing id (or no cluster on this port)\n",
+        )
+            .into_response();
+    };
+    let Some(is_up) = crate::movement::progress::board(&a.node_id).liveness() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the failure detector is not running yet\n",
+        )
+            .into_response();
+    };
+    let layout = cluster.current().layout.clone();
+    let json = |v: u64, state: &str| {
+        let body = serde_json::json!({ "version": v, "node": id, "removal": state });
+        ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
+    };
+    match layout.node(&id).map(|(_, _, n)| n.state) {
+        Some(crate::layout::NodeState::Removed) => return json(layout.version, "done"),
+        Some(crate::layout::NodeState::Leaving)
+            if crate::movement::remove::removing(&layout).as_deref() == Some(id.as_str()) =>
+        {
+            return json(layout.version, "in_progress")
+        }
+        _ => {}
+    }
+    let next = match crate::movement::remove::begin(&layout, &id, &*is_up) {
+        Ok(next) => next,
+        Err(e) => return (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+    };
+    let v = next.version;
+    match cluster.propose(next) {
+        Ok(_) => json(v, "begun"),
+        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+    }
 }
 
 /// Parameters of `POST /keyspaces`.

@@ -3,12 +3,16 @@
 //! names the node (a restart) is used as is; otherwise the node's join is
 //! begun through the seed ([`geokv::movement::bootstrap::prepare_join`]).
 //! Either way the node then starts from that layout, and a node still
-//! Joining streams its ranges and becomes Normal by itself.
+//! Joining streams its ranges and becomes Normal by itself. With
+//! `--replace DEAD` the node instead takes over the dead node's tokens
+//! ([`geokv::movement::replace_bootstrap::prepare_replace`]) in its
+//! datacenter and rack (`--dc`/`--rack` are not needed).
 
 use anyhow::Context;
 use geokv::engine::{Engine, EngineOptions, RocksEngine};
 use geokv::layout::NewNode;
 use geokv::movement::bootstrap::prepare_join;
+use geokv::movement::replace_bootstrap::prepare_replace;
 use geokv::movement::JoinRequest;
 use geokv::topology::Topology;
 use std::net::SocketAddr;
@@ -31,22 +35,27 @@ pub fn prepare(args: &NodeArgs, seed: SocketAddr) -> anyhow::Result<Topology> {
     }
     let need = |what: &str| anyhow::anyhow!("--join of a new node needs --{what}");
     let client = args.client_address.ok_or_else(|| need("client-address"))?;
-    let req = JoinRequest {
-        node: NewNode {
-            id: args.node.clone(),
-            client_address: client,
-            peer_address: args.peer_address.ok_or_else(|| need("peer-address"))?,
-            admin_address: args
-                .admin_address
-                .unwrap_or_else(|| SocketAddr::new(client.ip(), 7072)),
-        },
-        dc: args.dc.clone().ok_or_else(|| need("dc"))?,
-        rack: args.rack.clone().ok_or_else(|| need("rack"))?,
-        tokens: 0,
+    let node = NewNode {
+        id: args.node.clone(),
+        client_address: client,
+        peer_address: args.peer_address.ok_or_else(|| need("peer-address"))?,
+        admin_address: args
+            .admin_address
+            .unwrap_or_else(|| SocketAddr::new(client.ip(), 7072)),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Some(dead) = &args.replace {
+        let layout = rt.block_on(prepare_replace(&engine, seed, dead, &node))?;
+        return Ok(layout.member_topology());
+    }
+    let req = JoinRequest {
+        node,
+        dc: args.dc.clone().ok_or_else(|| need("dc"))?,
+        rack: args.rack.clone().ok_or_else(|| need("rack"))?,
+        tokens: 0,
+    };
     let layout = rt.block_on(prepare_join(&engine, seed, &req, args.weight))?;
     Ok(layout.member_topology())
 }

@@ -23,6 +23,7 @@ mod endpoints;
 mod join;
 mod kv;
 mod leave;
+mod movement;
 mod render;
 mod ring;
 mod status;
@@ -58,6 +59,9 @@ enum Command {
     Decommission(leave::DecommissionArgs),
     /// Drop the ranges a node no longer replicates (after a movement).
     Cleanup(leave::CleanupArgs),
+    /// Remove a dead node: its new owners copy its ranges from the surviving
+    /// replicas (waits with a progress bar; run it again to resume waiting).
+    Removenode(movement::RemoveArgs),
     /// Manage keyspaces (cluster-wide layout changes).
     #[command(subcommand)]
     Keyspace(ring::KeyspaceCommand),
@@ -101,6 +105,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => client_runtime(status::run(args)),
         Command::Ring(args) => client_runtime(ring::run(args)),
         Command::Getendpoints(args) => client_runtime(endpoints::run(args)),
+        Command::Removenode(args) => client_runtime(movement::remove(args)),
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
         Command::Decommission(args) => client_runtime(leave::decommission(args)),
         Command::Cleanup(args) => client_runtime(leave::cleanup(args)),

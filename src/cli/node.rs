@@ -21,6 +21,12 @@ pub struct NodeArgs {
     /// and becomes Normal. A restart needs only --id, --data-dir and --join.
     #[arg(long, value_name = "SEED_PEER_ADDRESS")]
     pub join: Option<std::net::SocketAddr>,
+    /// Replace this dead node (with --join SEED): the new node takes over
+    /// its tokens (nobody else's ownership changes), copies its ranges from
+    /// the surviving replicas and becomes Normal; the dead node Removed.
+    /// Refused while the dead node is alive. A restart resumes it.
+    #[arg(long, value_name = "DEAD_ID", requires = "join")]
+    pub replace: Option<String>,
     /// Datacenter of a joining node.
     #[arg(long, requires = "join")]
     pub dc: Option<String>,

@@ -70,11 +70,18 @@ pub async fn run(args: RingArgs) -> anyhow::Result<()> {
             "version": layout.version,
             "keyspace": ks,
             "movements": layout.movements,
+            "streaming": super::movement::reports(&layout).await.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             "nodes": rows,
         });
         println!("{v}");
     } else {
         print!("{}", table(&layout, &ks, &rows));
+        if !layout.movements.is_empty() {
+            print!(
+                "{}",
+                super::movement::lines(&super::movement::reports(&layout).await)
+            );
+        }
     }
     Ok(())
 }
@@ -87,7 +94,7 @@ fn table(layout: &Layout, ks: &str, rows: &[NodeOwnership]) -> String {
         layout.cluster_name, layout.version
     );
     for (dc, m) in &layout.movements {
-        let _ = writeln!(out, "  movement in {dc}: {m:?}");
+        let _ = writeln!(out, "  movement in {dc}: {m}");
     }
     let _ = writeln!(
         out,

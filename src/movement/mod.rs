@@ -14,6 +14,12 @@
 //! | `ops.rs` | the operations: join (allocate, begin, stream, finish; resumable) over a [`LayoutHandle`] |
 //! | `peer.rs` | the production source: a peer's `RangeScan` |
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
+//! | `remove.rs` | removing a dead node: gainers copy from survivors, the finisher proposes `finish_remove`; resumable |
+//! | `replace.rs` | replacing a dead node: copy its ranges from survivors, `finish_replace`; resumable |
+//! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
+//! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
+//! | `survivors.rs` | which live survivors a dead node's range is copied from (quorum-consistent), pure |
+//! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
 //! serve requests.
@@ -27,9 +33,15 @@ pub mod leave;
 pub mod ops;
 pub mod peer;
 pub mod plan;
+pub mod progress;
 pub mod push;
 pub mod rate;
+pub mod remove;
+pub mod replace;
+pub mod replace_bootstrap;
+pub mod rereplicate;
 pub mod stream;
+pub mod survivors;
 
 #[cfg(test)]
 mod tests_leave;
@@ -37,6 +49,10 @@ mod tests_leave;
 mod tests_ops;
 #[cfg(test)]
 mod tests_plan;
+#[cfg(test)]
+mod tests_remove;
+#[cfg(test)]
+mod tests_replace;
 #[cfg(test)]
 mod tests_stream;
 

@@ -165,18 +165,7 @@ pub async fn run_join(
             tracing::warn!(node = %me, error = %e, "join waits for its layout to reach every live member");
             continue;
         }
-        let view = cluster.clone();
-        let up = is_up.clone();
-        let resolve: Arc<super::peer::Resolve> = Arc::new(move |id: &str| {
-            let node = view.current().node(id).cloned()?;
-            let alive = up(id);
-            Some((node, alive))
-        });
-        let source = super::peer::PeerSource::new(
-            peers.clone(),
-            resolve,
-            std::time::Duration::from_secs(10),
-        );
+        let source = peer_source(&cluster, &peers, &is_up);
         let run = join(
             &cluster,
             engine.clone(),
@@ -205,6 +194,22 @@ pub async fn run_join(
             _ = shutdown.wait_for(|v| *v) => return,
         }
     }
+}
+
+/// Peers' `RangeScan` as a stream source, members resolved in the view in
+/// force, liveness from `is_up`.
+pub(crate) fn peer_source(
+    cluster: &crate::view::Cluster,
+    peers: &Arc<crate::transport::Peers>,
+    is_up: &Arc<dyn Fn(&str) -> bool + Send + Sync>,
+) -> super::peer::PeerSource {
+    let (view, up) = (cluster.clone(), is_up.clone());
+    let resolve: Arc<super::peer::Resolve> = Arc::new(move |id: &str| {
+        let node = view.current().node(id).cloned()?;
+        let alive = up(id);
+        Some((node, alive))
+    });
+    super::peer::PeerSource::new(peers.clone(), resolve, std::time::Duration::from_secs(10))
 }
 
 /// The join request of a node already in `layout` (for resuming it).

@@ -54,7 +54,7 @@ pub async fn push_losses<S: RangeSink>(
     progress: &Progress,
 ) -> Result<(), StreamError> {
     let total = losses.iter().map(|l| l.new_owners.len() as u64).sum();
-    progress.start(total);
+    progress.begin(total);
     let mut rate = Rate::new(cfg.rate.clone());
     for loss in losses {
         for gainer in &loss.new_owners {

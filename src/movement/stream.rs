@@ -118,6 +118,13 @@ pub struct ProgressSnapshot {
 }
 
 impl Progress {
+    /// A stream of `ranges_total` ranges starts (none done yet).
+    pub fn begin(&self, ranges_total: u64) {
+        self.ranges_total.store(ranges_total, Ordering::Relaxed);
+        self.ranges_done.store(0, Ordering::Relaxed);
+        metrics::gauge!("geokv_stream_ranges_remaining").set(ranges_total as f64);
+    }
+
     pub fn snapshot(&self) -> ProgressSnapshot {
         ProgressSnapshot {
             ranges_total: self.ranges_total.load(Ordering::Relaxed),
@@ -125,13 +132,6 @@ impl Progress {
             keys: self.keys.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
         }
-    }
-
-    /// A new run over `total` ranges.
-    pub(super) fn start(&self, total: u64) {
-        self.ranges_total.store(total, Ordering::Relaxed);
-        self.ranges_done.store(0, Ordering::Relaxed);
-        metrics::gauge!("geokv_stream_ranges_remaining").set(total as f64);
     }
 
     /// `keys` rows of `bytes` moved.
@@ -185,12 +185,18 @@ impl<S: RangeSource> Streamer<S> {
 
     /// Streams every range of `gains` not done yet, in order.
     pub async fn run(&self, gains: &[Gain]) -> Result<(), StreamError> {
-        let p = &self.progress;
-        p.start(gains.len() as u64);
+        self.progress.begin(gains.len() as u64);
+        self.run_counted(gains).await
+    }
+
+    /// [`Streamer::run`] without resetting the progress: for a movement
+    /// made of several runs that share one [`Progress`] (after
+    /// [`Progress::begin`] with their total).
+    pub async fn run_counted(&self, gains: &[Gain]) -> Result<(), StreamError> {
         let mut rate = Rate::new(self.cfg.rate.clone());
         for gain in gains {
             self.range(gain, &mut rate).await?;
-            p.range_done();
+            self.progress.range_done();
         }
         Ok(())
     }

@@ -173,14 +173,27 @@ pub(super) fn loops(
         // A joining node (new, or restarted mid-join) streams its ranges
         // and then proposes itself Normal.
         let live = p.liveness.clone();
-        tokio::spawn(crate::movement::run_join(
-            s.cluster.clone(),
-            s.engine.clone(),
-            p.peers.clone(),
-            Arc::new(move |id: &str| live.is_up(id)),
-            Arc::default(),
-            shutdown.clone(),
-        ));
+        let is_up: Arc<dyn Fn(&str) -> bool + Send + Sync> =
+            Arc::new(move |id: &str| live.is_up(id));
+        if crate::movement::replace::replacing(&view.layout, &s.me.id).is_some() {
+            // A replacing node copies the dead node's ranges from survivors.
+            tokio::spawn(crate::movement::replace::run_replace(
+                s.cluster.clone(),
+                s.engine.clone(),
+                p.peers.clone(),
+                is_up,
+                shutdown.clone(),
+            ));
+        } else {
+            tokio::spawn(crate::movement::run_join(
+                s.cluster.clone(),
+                s.engine.clone(),
+                p.peers.clone(),
+                is_up,
+                Arc::default(),
+                shutdown.clone(),
+            ));
+        }
     }
     let leaving = view
         .layout
@@ -198,6 +211,18 @@ pub(super) fn loops(
     }
     tokio::spawn(crate::movement::control::follow_cleanup(
         p.control.clone(),
+        shutdown.clone(),
+    ));
+    // Removals of dead nodes: this node copies what it gains (and finishes
+    // the removal if it is the finisher); `POST /removenode` asks liveness.
+    let live = p.liveness.clone();
+    let is_up: Arc<dyn Fn(&str) -> bool + Send + Sync> = Arc::new(move |id: &str| live.is_up(id));
+    crate::movement::progress::board(&s.me.id).set_liveness(is_up.clone());
+    tokio::spawn(crate::movement::remove::follow(
+        s.cluster.clone(),
+        s.engine.clone(),
+        p.peers.clone(),
+        is_up,
         shutdown.clone(),
     ));
     tokio::spawn(crate::view::sync::follow(

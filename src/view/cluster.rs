@@ -76,6 +76,8 @@ struct Inner {
     /// Serialises merge → persist → swap.
     install: Mutex<()>,
     push: OnceLock<PushHook>,
+    /// A peer whose seed layout (v1) differs from ours: set by gossip.
+    seed_mismatch: parking_lot::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -111,6 +113,7 @@ impl Cluster {
                 engine,
                 install: Mutex::new(()),
                 push: OnceLock::new(),
+                seed_mismatch: parking_lot::Mutex::new(None),
             }),
         })
     }
@@ -128,6 +131,32 @@ impl Cluster {
     /// The view in force.
     pub fn current(&self) -> Arc<ClusterView> {
         self.inner.view.load_full()
+    }
+
+    /// Records that `peer` advertises a seed layout (v1) other than ours:
+    /// the two were started from different topology files, and their
+    /// quorums need not intersect.
+    pub fn report_seed_mismatch(&self, peer: &str) {
+        let mut m = self.inner.seed_mismatch.lock();
+        if m.is_none() {
+            *m = Some(peer.to_string());
+        }
+    }
+
+    /// Whether this node may serve: not while it is on its seed layout and
+    /// a peer advertised another seed (until a layout change, v2 or later,
+    /// supersedes both). The error names the mismatch.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.current().version() != crate::layout::SEED_VERSION {
+            return Ok(());
+        }
+        match &*self.inner.seed_mismatch.lock() {
+            None => Ok(()),
+            Some(peer) => Err(format!(
+                "not ready: peer {peer} was started from another topology file (its seed layout v1 differs from this node's); \
+                 start every node from the same file, or propose a layout change (e.g. create a keyspace) so one version supersedes both"
+            )),
+        }
     }
 
     /// A receiver that sees every view swapped in from now on.

@@ -87,14 +87,16 @@ impl LayoutSync {
     /// Except between two seed layouts (version 1): those come from each
     /// node's own topology file, and converging them by digest would let a
     /// node still running an old file take an edited file's layout back on
-    /// every node of a rolling restart. Each node keeps its own seed and
-    /// the difference is logged (once); layout changes are proposals.
+    /// every node of a rolling restart. Each node keeps its own seed, the
+    /// difference is logged (once) and makes the node not ready
+    /// ([`Cluster::readiness`]) until a layout change; changes are proposals.
     pub fn is_behind(&self, digest: &GossipDigest) -> bool {
         let view = self.cluster.current();
         let theirs = digest.layout_version;
         let differs = !digest.layout_digest.is_empty()
             && digest.layout_digest != view.layout.digest().to_be_bytes();
         if theirs == SEED_VERSION && view.version() == SEED_VERSION && differs {
+            self.cluster.report_seed_mismatch(&digest.from);
             if !self.seed_conflict_reported.swap(true, Ordering::Relaxed) {
                 tracing::warn!(peer = %digest.from,
                     "layout: this peer was seeded from another topology file; each node keeps its own seed (v1) until a layout change is proposed");

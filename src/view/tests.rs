@@ -249,3 +249,34 @@ fn a_digest_with_a_newer_or_conflicting_layout_means_fetch() {
         "same version, other content: both fetch, the merge settles it"
     );
 }
+
+#[test]
+fn a_peer_seeded_from_another_topology_file_makes_the_node_not_ready_until_a_change() {
+    use crate::proto::v1::internode::GossipDigest;
+    use crate::transport::{faults::Faults, Peers};
+    let seed = Layout::seed(&Topology::dev());
+    let mine = Cluster::new(seed.clone(), "dc1-n1", None).expect("cluster");
+    let me = mine.current().me().expect("member").clone();
+    let peers = Peers::new(
+        me,
+        Arc::new(Faults::new(false)),
+        &crate::transport::tls::Tls::insecure(),
+    );
+    let sync = super::sync::LayoutSync::new(mine.clone(), Arc::new(peers));
+    assert_eq!(mine.readiness(), Ok(()));
+    let mut other = GossipDigest {
+        from: "dc2-n3".into(),
+        layout_version: 1,
+        ..GossipDigest::default()
+    };
+    other.layout_digest = (!seed.digest()).to_be_bytes().to_vec();
+    assert!(!sync.is_behind(&other));
+    let err = mine.readiness().unwrap_err();
+    assert!(
+        err.contains("dc2-n3") && err.contains("topology file"),
+        "{err}"
+    );
+    // A layout change (v2) supersedes both seeds: ready again.
+    mine.install(with_keyspace(&seed, "a")).expect("v2");
+    assert_eq!(mine.readiness(), Ok(()));
+}

@@ -18,6 +18,7 @@
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
 //! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
+//! | `replace` | a SIGKILLed node is replaced by a new one under LOCAL_QUORUM writers; only its ranges move, nothing acknowledged is lost |
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
@@ -45,6 +46,7 @@ mod hinted_durability;
 mod layout_convergence;
 mod nemesis;
 mod observability;
+mod replace;
 mod restart_durability;
 mod sdk;
 mod tls;

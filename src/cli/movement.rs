@@ -1,0 +1,121 @@
+//! `geokv removenode ID --endpoint ADMIN` (begin the removal of a dead node
+//! and wait for it with a progress bar) and the movement lines of
+//! `geokv ring`: each node's `GET /movement` report (ranges done/total,
+//! keys and bytes streamed, rate, ETA). Owns the printing only; the
+//! removal itself runs in the nodes (`geokv::movement::remove`).
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context;
+use geokv::layout::{Layout, NodeState};
+use geokv::movement::progress::Report;
+
+use super::ring::http;
+
+/// Arguments of `geokv removenode`.
+#[derive(clap::Args, Debug)]
+pub struct RemoveArgs {
+    /// The dead node to remove.
+    pub id: String,
+    /// Any live node's admin address (host:port).
+    #[arg(long, default_value = "127.0.0.11:7072")]
+    pub endpoint: String,
+    /// Return once the removal has begun instead of waiting for it.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// Every member's report of the movement it streams for (nodes that do not
+/// answer are left out).
+pub async fn reports(layout: &Layout) -> Vec<(String, Report)> {
+    let mut out = Vec::new();
+    for (_, _, n) in layout.nodes().filter(|(_, _, n)| n.state.is_member()) {
+        let addr = n.admin_address.to_string();
+        let ask = http(&addr, "GET", "/movement");
+        let Ok(Ok(body)) = tokio::time::timeout(Duration::from_secs(2), ask).await else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if let Ok(r) = serde_json::from_value::<Report>(v["streaming"].clone()) {
+            out.push((n.id.clone(), r));
+        }
+    }
+    out
+}
+
+/// One line per report, for `geokv ring`.
+pub fn lines(reports: &[(String, Report)]) -> String {
+    let mut out = String::new();
+    for (id, r) in reports {
+        let eta = r.eta_secs.map_or("-".into(), |s| format!("{s:.0} s"));
+        let _ = writeln!(
+            out,
+            "  {id}: {} [{}] {}/{} ranges, {} keys, {:.1} MB, {:.0} keys/s, {:.2} MB/s, ETA {eta}",
+            r.movement,
+            r.status,
+            r.ranges_done,
+            r.ranges_total,
+            r.keys,
+            r.bytes as f64 / 1e6,
+            r.keys_per_sec,
+            r.bytes_per_sec / 1e6,
+        );
+    }
+    out
+}
+
+async fn layout(endpoint: &str) -> anyhow::Result<Layout> {
+    let body = http(endpoint, "GET", "/layout").await?;
+    serde_json::from_str(&body).context("decoding the layout")
+}
+
+/// Runs `geokv removenode`.
+pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
+    let path = format!("/removenode?id={}", args.id);
+    let body = http(&args.endpoint, "POST", &path).await?;
+    let v: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
+    println!(
+        "removal of {}: {} (layout v{})",
+        args.id,
+        v["removal"].as_str().unwrap_or("?"),
+        v["version"]
+    );
+    if args.no_wait {
+        return Ok(());
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} ranges {msg}",
+        )
+        .expect("a valid template"),
+    );
+    let name = geokv::movement::remove::movement_name(&args.id);
+    loop {
+        let l = layout(&args.endpoint).await?;
+        if l.node(&args.id).map(|(_, _, n)| n.state) == Some(NodeState::Removed) {
+            bar.finish_with_message("done");
+            println!("{} is removed (layout v{})", args.id, l.version);
+            return Ok(());
+        }
+        let mine: Vec<Report> = reports(&l)
+            .await
+            .into_iter()
+            .filter(|(_, r)| r.movement == name)
+            .map(|(_, r)| r)
+            .collect();
+        let (done, total) = mine
+            .iter()
+            .fold((0, 0), |(d, t), r| (d + r.ranges_done, t + r.ranges_total));
+        let keys: u64 = mine.iter().map(|r| r.keys).sum();
+        let bytes: u64 = mine.iter().map(|r| r.bytes).sum();
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(format!(
+            "{keys} keys, {:.1} MB, {} gainer(s)",
+            bytes as f64 / 1e6,
+            mine.len()
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,164 @@
+//! Replacing a dead node: the new node takes over the dead one's tokens
+//! (`Layout::begin_replace`, proposed before the node starts by
+//! [`super::replace_bootstrap`]), so nobody else's ownership changes; it is
+//! a pending replica of exactly the dead node's ranges while it copies them
+//! from the survivors ([`super::rereplicate`], sources chosen by
+//! [`super::survivors`]: never the dead node, enough live survivors of the
+//! datacenter that every LOCAL_QUORUM write is among them), then proposes
+//! `finish_replace` (new Normal, dead Removed) and forgets its cursors.
+//!
+//! Owns [`replace`] and the running node's [`run_replace`] loop. Every step
+//! is idempotent, so a restart resumes. Must not serve requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cursor;
+use super::ops::{LayoutHandle, ProposeError};
+use super::rereplicate::{rereplicate, RereplicateError, Target};
+use super::stream::{Progress, RangeSource, StreamConfig};
+use crate::engine::{Engine, EngineError};
+use crate::layout::{Layout, LayoutError, Movement, NodeState};
+
+/// A replacement that did not complete. Running it again resumes it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplaceError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Rereplicate(#[from] RereplicateError),
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("node '{0}' is not replacing anyone in the layout")]
+    NotReplacing(String),
+}
+
+/// How a [`replace`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replaced {
+    /// The node copied the dead node's ranges and is Normal; the dead one Removed.
+    Replaced,
+    /// It was already Normal: nothing to do.
+    AlreadyMember,
+}
+
+/// The dead node `new` replaces in `layout`'s movement, if any.
+pub fn replacing(layout: &Layout, new: &str) -> Option<String> {
+    let (dc, _, _) = layout.node(new)?;
+    match layout.movements.get(dc) {
+        Some(Movement::Replace { dead, new: n }) if n == new => Some(dead.clone()),
+        _ => None,
+    }
+}
+
+/// The stream id (cursor prefix) of `new`'s replacement.
+fn stream_id(new: &str) -> String {
+    format!("replace-{new}")
+}
+
+/// Finishes (or resumes) the replacement `me` has begun: copies the dead
+/// node's ranges from the survivors into `engine`, then `finish_replace`.
+pub async fn replace<L: LayoutHandle, S: RangeSource>(
+    layout: &L,
+    engine: Arc<dyn Engine>,
+    source: S,
+    me: &str,
+    cfg: StreamConfig,
+    progress: Arc<Progress>,
+) -> Result<Replaced, ReplaceError> {
+    let now = layout.current();
+    match now.node(me).map(|(_, _, n)| n.state) {
+        Some(NodeState::Normal) => return Ok(Replaced::AlreadyMember),
+        Some(NodeState::Joining) => {}
+        _ => return Err(ReplaceError::NotReplacing(me.into())),
+    }
+    let dead = replacing(&now, me).ok_or_else(|| ReplaceError::NotReplacing(me.into()))?;
+    let id = stream_id(me);
+    let target = Target {
+        layout: &now,
+        gainer: me,
+        dead: &dead,
+        stream_id: &id,
+    };
+    rereplicate(target, engine.clone(), Arc::new(source), &cfg, progress).await?;
+    let next = layout.current().finish_replace(me)?;
+    tracing::info!(node = me, dead = %dead, version = next.version, "replaced");
+    layout.propose(next).await?;
+    cursor::forget(&*engine, &id)?;
+    Ok(Replaced::Replaced)
+}
+
+/// Runs (or resumes) this node's replacement in the background of the
+/// running node, like [`super::run_join`]: waits until every live member is
+/// on the layout that makes it a pending replica, streams, retries after a
+/// pause until done or `shutdown`. Progress goes to this node's
+/// [`super::progress::board`].
+pub async fn run_replace(
+    cluster: crate::view::Cluster,
+    engine: Arc<dyn Engine>,
+    peers: Arc<crate::transport::Peers>,
+    is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let me = cluster.me().to_string();
+    let began = std::time::Instant::now();
+    let Some(dead) = replacing(&LayoutHandle::current(&cluster), &me) else {
+        return;
+    };
+    let board = super::progress::board(&me);
+    let progress = Arc::new(Progress::default());
+    board.start(&format!("replacement of {dead} by {me}"), progress.clone());
+    loop {
+        let version = cluster.current().version();
+        let announced = super::announce::until_announced(
+            &cluster,
+            &peers,
+            &*is_up,
+            version,
+            Duration::from_secs(30),
+        );
+        let announced = tokio::select! {
+            r = announced => r,
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        let outcome = match announced {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => {
+                board.status("streaming");
+                let source = super::ops::peer_source(&cluster, &peers, &is_up);
+                let run = replace(
+                    &cluster,
+                    engine.clone(),
+                    source,
+                    &me,
+                    StreamConfig::default(),
+                    progress.clone(),
+                );
+                tokio::select! {
+                    r = run => r.map_err(|e| e.to_string()),
+                    _ = shutdown.wait_for(|v| *v) => return,
+                }
+            }
+        };
+        match outcome {
+            Ok(_) => {
+                board.status("done");
+                let p = progress.snapshot();
+                let secs = began.elapsed().as_secs_f64();
+                tracing::info!(node = %me, dead = %dead, keys = p.keys, bytes = p.bytes,
+                    ranges = p.ranges_total, secs, "replacement complete: node is normal");
+                return;
+            }
+            Err(e) => {
+                board.status(&format!("waiting: {e}"));
+                tracing::warn!(node = %me, error = %e, "replacement not finished; retrying in 2 s");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Before a replacing node starts (`geokv node --replace DEAD --join SEED`):
+//! fetch the seed's layout, refuse unless the dead node is a Normal member
+//! that is really dead, propose `begin_replace` to the seed and persist the
+//! result, so the node starts as a member (Joining, with the dead node's
+//! tokens) and [`super::replace::run_replace`] copies its ranges.
+//!
+//! "Dead" is checked twice: the seed's failure detector (its client
+//! `Status`: φ-accrual over gossip) must say down, and the dead node's
+//! internode port must not answer a `GetLayout` itself. A restart (the
+//! persisted layout names this node) skips all this. Owns
+//! [`prepare_replace`]. Must not stream or serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::Engine;
+use crate::layout::{Layout, LayoutError, NewNode};
+use crate::topology::{NodeIdx, NodeInfo};
+use crate::transport::faults::Faults;
+use crate::transport::{Peers, TransportError};
+use crate::view::store;
+use crate::view::sync::{from_message, to_message};
+
+const CALL: Duration = Duration::from_secs(5);
+
+/// A replacement could not be begun.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplaceBootstrapError {
+    #[error("seed {seed}: {source}")]
+    Seed {
+        seed: SocketAddr,
+        source: TransportError,
+    },
+    #[error("the seed's layout: {0}")]
+    Decode(String),
+    #[error("node '{0}' is not in the cluster's layout; nothing to replace")]
+    Unknown(String),
+    #[error("node '{dead}' is alive ({why}); only a dead node can be replaced (decommission a live one)")]
+    Alive { dead: String, why: String },
+    #[error("cannot ask the seed whether '{dead}' is down: {detail}")]
+    NoVerdict { dead: String, detail: String },
+    /// Among others a movement already in progress in the datacenter.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("layout in meta: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("the seed did not keep the replacement (its layout is v{version} without '{node}'); another change raced it, try again")]
+    Lost { version: u64, node: String },
+}
+
+fn info(id: &str, dc: &str, rack: &str, n: &NewNode) -> NodeInfo {
+    NodeInfo {
+        idx: NodeIdx(0),
+        id: id.to_string(),
+        dc: dc.to_string(),
+        rack: rack.to_string(),
+        client_address: n.client_address,
+        peer_address: n.peer_address,
+        admin_address: n.admin_address,
+        vnodes: 0,
+    }
+}
+
+/// The layout this node should start with: the persisted one if it names
+/// `new.id`, else the seed's with `begin_replace(dead, new)` (proposed to
+/// the seed and persisted here).
+pub async fn prepare_replace(
+    engine: &Arc<dyn Engine>,
+    seed: SocketAddr,
+    dead: &str,
+    new: &NewNode,
+) -> Result<Layout, ReplaceBootstrapError> {
+    if let Some(l) = store::load(&**engine)? {
+        if l.node(&new.id).is_some() {
+            return Ok(l);
+        }
+    }
+    let me = info(&new.id, "", "", new);
+    let seed_node = NodeInfo {
+        id: format!("seed@{seed}"),
+        peer_address: seed,
+        ..me.clone()
+    };
+    // Plaintext, as a join's bootstrap (see `bootstrap.rs`).
+    let peers = Peers::new(
+        me,
+        Arc::new(Faults::new(false)),
+        &crate::transport::tls::Tls::insecure(),
+    );
+    let err = |source| ReplaceBootstrapError::Seed { seed, source };
+    let decode = |e: String| ReplaceBootstrapError::Decode(e);
+    let msg = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
+    let now = from_message(&seed_node.id, &msg).map_err(|e| decode(e.to_string()))?;
+    let Some((dc, rack, d)) = now.node(dead) else {
+        return Err(ReplaceBootstrapError::Unknown(dead.into()));
+    };
+    let dead_info = NodeInfo {
+        client_address: d.client_address,
+        peer_address: d.peer_address,
+        admin_address: d.admin_address,
+        ..info(dead, dc, rack, new)
+    };
+    check_dead(&peers, &now, seed, &dead_info).await?;
+    let next = now.begin_replace(dead, new.clone())?;
+    let kept = peers
+        .push_layout(&seed_node, to_message(&next), CALL)
+        .await
+        .map_err(err)?;
+    let check = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
+    let check = from_message(&seed_node.id, &check).map_err(|e| decode(e.to_string()))?;
+    if kept.version != next.version || check.node(&new.id).is_none() {
+        return Err(ReplaceBootstrapError::Lost {
+            version: check.version,
+            node: new.id.clone(),
+        });
+    }
+    store::save(&**engine, &check)?;
+    tracing::info!(node = %new.id, dead, version = check.version, "replacement begun");
+    Ok(check)
+}
+
+/// Refuses unless the seed believes `dead` down and `dead` does not answer.
+async fn check_dead(
+    peers: &Peers,
+    layout: &Layout,
+    seed: SocketAddr,
+    dead: &NodeInfo,
+) -> Result<(), ReplaceBootstrapError> {
+    if peers.get_layout(dead, Duration::from_secs(2)).await.is_ok() {
+        return Err(ReplaceBootstrapError::Alive {
+            dead: dead.id.clone(),
+            why: format!("it answers on {}", dead.peer_address),
+        });
+    }
+    let no_verdict = |detail: String| ReplaceBootstrapError::NoVerdict {
+        dead: dead.id.clone(),
+        detail,
+    };
+    let Some((_, _, s)) = layout.nodes().find(|(_, _, n)| n.peer_address == seed) else {
+        return Err(no_verdict(format!("{seed} is no member's peer address")));
+    };
+    let url = format!("http://{}", s.client_address);
+    let ch = tonic::transport::Endpoint::from_shared(url)
+        .map_err(|e| no_verdict(e.to_string()))?
+        .connect_timeout(CALL)
+        .timeout(CALL)
+        .connect()
+        .await
+        .map_err(|e| no_verdict(e.to_string()))?;
+    let status = crate::proto::v1::kv_client::KvClient::new(ch)
+        .status(crate::proto::v1::StatusRequest {})
+        .await
+        .map_err(|e| no_verdict(e.to_string()))?
+        .into_inner();
+    match status.nodes.iter().find(|n| n.id == dead.id) {
+        Some(n) if n.up => Err(ReplaceBootstrapError::Alive {
+            dead: dead.id.clone(),
+            why: format!("{} believes it up (phi {:.1})", status.answered_by, n.phi),
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,92 @@
+//! Re-replicating a dead node's ranges into this node (replace, removenode):
+//! the ranges this node gains in the layout's movement, each copied from
+//! the survivors [`super::survivors::choose`] picks, one resumable
+//! [`Streamer`] per source under `STREAM_ID/SOURCE`, all reporting into one
+//! [`Progress`].
+//!
+//! Cursors are keyed by source as well as range: should a later attempt
+//! pick another survivor for a range (one went down), that survivor's copy
+//! is streamed from its start, never resumed at a key another source
+//! reached. Owns [`rereplicate`]. Must not change the layout.
+
+use std::sync::Arc;
+
+use super::plan::{gains, PlanError};
+use super::stream::{
+    Page, Progress, RangeSource, SourceError, StreamConfig, StreamError, Streamer,
+};
+use super::survivors::{by_source, choose, Shortfall};
+use crate::engine::Engine;
+use crate::layout::Layout;
+use crate::ring::TokenRange;
+
+/// Why a re-replication stopped; its cursors stay, running it again resumes.
+#[derive(Debug, thiserror::Error)]
+pub enum RereplicateError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("waiting for survivors: {0}")]
+    Shortfall(#[from] Shortfall),
+    #[error("streaming stopped (it resumes): {0}")]
+    Stream(#[from] StreamError),
+}
+
+/// One source shared by the per-source streamers.
+struct Shared<S>(Arc<S>);
+
+impl<S: RangeSource> RangeSource for Shared<S> {
+    fn is_up(&self, node: &str) -> bool {
+        self.0.is_up(node)
+    }
+
+    async fn scan(
+        &self,
+        node: &str,
+        keyspace: &str,
+        range: TokenRange,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<Page, SourceError> {
+        self.0.scan(node, keyspace, range, after, limit).await
+    }
+}
+
+/// What a re-replication copies: the ranges `gainer` gains in `layout`,
+/// whose movement replaces or removes `dead`, under `stream_id`.
+pub struct Target<'a> {
+    pub layout: &'a Layout,
+    pub gainer: &'a str,
+    pub dead: &'a str,
+    pub stream_id: &'a str,
+}
+
+/// Copies every range of `t` from survivors into `engine`.
+pub async fn rereplicate<S: RangeSource>(
+    t: Target<'_>,
+    engine: Arc<dyn Engine>,
+    source: Arc<S>,
+    cfg: &StreamConfig,
+    progress: Arc<Progress>,
+) -> Result<(), RereplicateError> {
+    let Target {
+        layout,
+        gainer,
+        dead,
+        stream_id,
+    } = t;
+    let plan = gains(layout, gainer)?;
+    let up = |id: &str| source.is_up(id);
+    let choices = plan
+        .iter()
+        .map(|g| choose(layout, g, gainer, dead, &up))
+        .collect::<Result<Vec<_>, _>>()?;
+    let groups = by_source(&plan, &choices);
+    progress.begin(groups.values().map(|g| g.len() as u64).sum());
+    for (from, list) in &groups {
+        let id = format!("{stream_id}/{from}");
+        let streamer = Streamer::new(engine.clone(), Shared(source.clone()), &id, cfg.clone())
+            .with_progress(progress.clone());
+        streamer.run_counted(list).await?;
+    }
+    Ok(())
+}
