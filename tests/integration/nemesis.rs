@@ -11,7 +11,7 @@
 //!
 //! ```sh
 //! GEOKV_NEMESIS_SECS=600 GEOKV_NEMESIS_WORKERS=8 \
-//!   cargo test --test nemesis -- --ignored --nocapture
+//!   cargo test --test integration nemesis::long_nemesis_run -- --ignored --nocapture
 //! ```
 //! (`scripts/nemesis` wraps it; `GEOKV_NEMESIS_SEED` replays a seed.)
 
@@ -182,7 +182,7 @@ async fn set_workload_under_nemesis() {
 
 /// Both workloads under one long nemesis run; see the module doc.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long run: GEOKV_NEMESIS_SECS=600 cargo test --test nemesis -- --ignored"]
+#[ignore = "long run: GEOKV_NEMESIS_SECS=600 scripts/nemesis (or cargo test --test integration nemesis::long -- --ignored)"]
 async fn long_nemesis_run() {
     let cfg = RunConfig::from_env(600, 8);
     let which = Workloads {
