@@ -1,6 +1,7 @@
 //! Cleanup: dropping the data of ranges this node no longer replicates.
 //!
-//! Owns [`cleanup`]: for every range of the layout's ring that `node` does
+//! Owns [`cleanup`] ([`plan`], then [`apply`]; [`cleanup_current`] under
+//! the node's view, atomically with respect to view installs): for every range of the layout's ring that `node` does
 //! not replicate ([`super::plan::unreplicated`]), one range delete of its
 //! data keys. Refuses while any movement is in progress — the new owners
 //! must be Normal (the movement finished) before an old owner drops a
@@ -10,6 +11,8 @@
 use crate::engine::{keys, Cf, Engine, EngineError, WriteBatch};
 use crate::layout::{Layout, Movement};
 use crate::ring::{Ring, TokenRange};
+use crate::view::{Cluster, ClusterView};
+use std::sync::Arc;
 
 use super::plan::{unreplicated, PlanError};
 
@@ -18,6 +21,10 @@ use super::plan::{unreplicated, PlanError};
 pub enum CleanupError {
     #[error("a range movement is in progress ({0}); cleanup waits for it to finish")]
     MovementInProgress(Movement),
+    #[error("the layout changed while the cleanup was planned (v{planned} is no longer in force, or a write planned on a newer layout arrived); nothing was dropped")]
+    ViewChanged { planned: u64 },
+    #[error("the cleanup task failed: {0}")]
+    Task(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -37,9 +44,16 @@ pub struct Cleaned {
 /// Keys scanned per page while counting what a cleanup drops.
 const COUNT_PAGE: usize = 1024;
 
-/// Deletes from `engine` every key of `layout`'s keyspaces in a range
-/// `node` does not replicate under `layout`.
-pub fn cleanup(engine: &dyn Engine, layout: &Layout, node: &str) -> Result<Cleaned, CleanupError> {
+/// What a cleanup will drop: the ranges and what they hold.
+#[derive(Clone, Debug)]
+pub struct CleanupPlan {
+    cleaned: Cleaned,
+    batch: WriteBatch,
+}
+
+/// Plans dropping every key of `layout`'s keyspaces in a range `node` does
+/// not replicate under `layout` (read-only: counts what they hold).
+pub fn plan(engine: &dyn Engine, layout: &Layout, node: &str) -> Result<CleanupPlan, CleanupError> {
     if let Some(m) = layout.movements.values().next() {
         return Err(CleanupError::MovementInProgress(m.clone()));
     }
@@ -71,17 +85,62 @@ pub fn cleanup(engine: &dyn Engine, layout: &Layout, node: &str) -> Result<Clean
             batch.delete_range_raw(Cf::Data, &kr.lower, &kr.upper);
         }
     }
-    if !batch.is_empty() {
-        engine.write(batch)?;
-    }
-    metrics::counter!("geokv_cleanup_ranges_total").increment(drop.len() as u64);
-    metrics::counter!("geokv_cleanup_keys_total").increment(keys);
-    metrics::counter!("geokv_cleanup_bytes_total").increment(bytes);
-    Ok(Cleaned {
+    let cleaned = Cleaned {
         ranges: drop,
         keys,
         bytes,
-    })
+    };
+    Ok(CleanupPlan { cleaned, batch })
+}
+
+/// Commits a [`plan`]'s deletes.
+pub fn apply(engine: &dyn Engine, plan: CleanupPlan) -> Result<Cleaned, CleanupError> {
+    let CleanupPlan { cleaned, batch } = plan;
+    if !batch.is_empty() {
+        engine.write(batch)?;
+    }
+    metrics::counter!("geokv_cleanup_ranges_total").increment(cleaned.ranges.len() as u64);
+    metrics::counter!("geokv_cleanup_keys_total").increment(cleaned.keys);
+    metrics::counter!("geokv_cleanup_bytes_total").increment(cleaned.bytes);
+    Ok(cleaned)
+}
+
+/// [`plan`] then [`apply`] under one layout (tests and tools with a fixed
+/// layout; a node uses [`cleanup_current`]).
+pub fn cleanup(engine: &dyn Engine, layout: &Layout, node: &str) -> Result<Cleaned, CleanupError> {
+    apply(engine, plan(engine, layout, node)?)
+}
+
+/// Cleans up under the node's view in force, and only if that view is
+/// still in force when the deletes commit (installs wait meanwhile) and no
+/// write planned on a newer layout has reached the node: a view installed
+/// in between may give this node ranges it was about to drop, and their
+/// data may already be arriving (a leaver's push, pending-replica writes).
+/// Blocking.
+pub fn cleanup_current(engine: &dyn Engine, cluster: &Cluster) -> Result<Cleaned, CleanupError> {
+    let view = cluster.current();
+    let p = plan(engine, &view.layout, view.me_id())?;
+    apply_if_current(engine, cluster, &view, p)
+}
+
+/// [`apply`] only while `view` is in force and no write planned on a newer
+/// layout has arrived (see [`cleanup_current`]).
+pub fn apply_if_current(
+    engine: &dyn Engine,
+    cluster: &Cluster,
+    view: &Arc<ClusterView>,
+    p: CleanupPlan,
+) -> Result<Cleaned, CleanupError> {
+    let planned = view.version();
+    let changed = || CleanupError::ViewChanged { planned };
+    cluster
+        .while_current(view, || {
+            if cluster.newest_planned() > planned {
+                return Err(changed());
+            }
+            apply(engine, p)
+        })
+        .unwrap_or_else(|| Err(changed()))
 }
 
 #[cfg(test)]
@@ -169,5 +228,78 @@ keyspaces:
             .count() as u64;
         assert_eq!(cleaned.keys, dropped + outside);
         assert!(cleaned.bytes > cleaned.keys);
+    }
+
+    /// Data of `n` keys in `ks`, and the layouts: v1, joining, done.
+    fn setup(n: usize) -> (MemoryEngine, Vec<Vec<u8>>, Layout) {
+        let topo = Topology::parse("t.yaml", TOPO).unwrap();
+        let v1 = Layout::seed(&topo);
+        let new = NewNode {
+            id: "d".into(),
+            client_address: "127.0.0.1:10".parse().unwrap(),
+            peer_address: "127.0.0.1:11".parse().unwrap(),
+            admin_address: "127.0.0.1:12".parse().unwrap(),
+        };
+        let tokens = crate::ring::allocate_tokens(&v1, "dc1", "r1", 8, 2).unwrap();
+        let done = (v1.begin_join(new, "dc1", "r1", &tokens).unwrap())
+            .finish_join("d")
+            .unwrap();
+        let engine = MemoryEngine::default();
+        let mut batch = WriteBatch::new();
+        let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
+        for k in &keys {
+            let mut set = SiblingSet::new();
+            let v = Some(k.clone().into());
+            set.update(ActorId::from(1), &CausalContext::new(), v, 1, 8)
+                .unwrap();
+            batch.merge_versions("ks", k, &set);
+        }
+        engine.write(batch).unwrap();
+        (engine, keys, done)
+    }
+
+    fn held(engine: &MemoryEngine, keys: &[Vec<u8>]) -> usize {
+        (keys.iter())
+            .filter(|k| engine.get_versions("ks", k).unwrap().is_some())
+            .count()
+    }
+
+    /// Review (High): a view installed between planning and deleting — here
+    /// `d` leaves and `a` gains some of its ranges, whose data may already
+    /// be arriving — must keep every key: nothing is dropped.
+    #[test]
+    fn a_view_installed_while_a_cleanup_is_planned_drops_nothing() {
+        let (engine, keys, done) = setup(400);
+        let cluster = Cluster::new(done.clone(), "a", None).expect("cluster");
+        let view = cluster.current();
+        let p = plan(&engine, &view.layout, "a").expect("plan");
+        assert!(p.cleaned.keys > 0, "a has ranges to drop");
+        cluster
+            .install(done.begin_leave("d").expect("leave"))
+            .expect("install");
+        let r = apply_if_current(&engine, &cluster, &view, p);
+        assert!(matches!(r, Err(CleanupError::ViewChanged { .. })), "{r:?}");
+        assert_eq!(held(&engine, &keys), keys.len(), "nothing dropped");
+    }
+
+    /// A write planned on a newer layout reached the node before it
+    /// installed that layout: cleanup keeps everything until it has.
+    #[test]
+    fn a_write_planned_on_a_newer_layout_holds_cleanup_back() {
+        let (engine, keys, done) = setup(200);
+        let cluster = Cluster::new(done.clone(), "a", None).expect("cluster");
+        cluster.note_planned(done.version + 1);
+        let r = cleanup_current(&engine, &cluster);
+        assert!(matches!(r, Err(CleanupError::ViewChanged { .. })), "{r:?}");
+        assert_eq!(held(&engine, &keys), keys.len(), "nothing dropped");
+        // Once the node is on that layout (no movement in it), it runs.
+        cluster
+            .install(Layout {
+                version: done.version + 1,
+                ..done.clone()
+            })
+            .expect("install");
+        let cleaned = cleanup_current(&engine, &cluster).expect("cleanup");
+        assert_eq!(held(&engine, &keys), keys.len() - cleaned.keys as usize);
     }
 }

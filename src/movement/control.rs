@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::cleanup::{cleanup, Cleaned, CleanupError};
+use super::cleanup::{Cleaned, CleanupError};
 use super::leave::{self, Began, LeaveError};
 use super::push::PeerSink;
 use super::stream::{Progress, ProgressSnapshot, StreamConfig};
@@ -190,12 +190,9 @@ impl Control {
     /// movement is in progress).
     pub async fn cleanup(&self) -> Result<Cleaned, CleanupError> {
         let (engine, cluster) = (self.engine.clone(), self.cluster.clone());
-        tokio::task::spawn_blocking(move || {
-            let view = cluster.current();
-            cleanup(&*engine, &view.layout, view.me_id())
-        })
-        .await
-        .expect("cleanup does not panic")
+        tokio::task::spawn_blocking(move || super::cleanup::cleanup_current(&*engine, &cluster))
+            .await
+            .map_err(|e| CleanupError::Task(e.to_string()))?
     }
 }
 
@@ -205,6 +202,9 @@ impl Control {
 pub async fn follow_cleanup(control: Arc<Control>, mut shutdown: watch::Receiver<bool>) {
     let mut views = control.cluster.subscribe();
     let mut moving = !views.borrow().layout.movements.is_empty();
+    // A movement finished and its cleanup has not run yet (it is retried on
+    // the next view when the view changed under it).
+    let mut owed = false;
     loop {
         tokio::select! {
             r = views.changed() => if r.is_err() { return },
@@ -212,7 +212,8 @@ pub async fn follow_cleanup(control: Arc<Control>, mut shutdown: watch::Receiver
         }
         let view = views.borrow_and_update().clone();
         let was = std::mem::replace(&mut moving, !view.layout.movements.is_empty());
-        if !was || moving || view.me().is_none() {
+        owed |= was && !moving;
+        if !owed || moving || view.me().is_none() {
             continue;
         }
         let announced = tokio::select! {
@@ -224,13 +225,16 @@ pub async fn follow_cleanup(control: Arc<Control>, mut shutdown: watch::Receiver
             continue;
         }
         match control.cleanup().await {
-            Ok(c) => tracing::info!(
-                ranges = c.ranges.len(),
-                keys = c.keys,
-                bytes = c.bytes,
-                version = view.version(),
-                "cleanup after the movement"
-            ),
+            Ok(c) => {
+                owed = false;
+                tracing::info!(
+                    ranges = c.ranges.len(),
+                    keys = c.keys,
+                    bytes = c.bytes,
+                    version = view.version(),
+                    "cleanup after the movement"
+                )
+            }
             Err(e) => tracing::info!(error = %e, "automatic cleanup not run"),
         }
     }

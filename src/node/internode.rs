@@ -93,6 +93,9 @@ impl Internode for InternodeService {
             return Err(stale.into());
         }
         let set = decode(&r.record)?;
+        // Before the apply: a cleanup that has not deleted yet sees it and
+        // keeps the ranges a newer layout may give this node.
+        self.cluster.note_planned(r.layout_version);
         self.replica
             .blocking(move |rep| rep.apply(&r.keyspace, &r.key, &set))
             .instrument(span)

@@ -78,6 +78,9 @@ struct Inner {
     push: OnceLock<PushHook>,
     /// A peer whose seed layout (v1) differs from ours: set by gossip.
     seed_mismatch: parking_lot::Mutex<Option<String>>,
+    /// The newest layout version a replica write sent here was planned on
+    /// ([`Cluster::note_planned`]).
+    newest_planned: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -114,6 +117,7 @@ impl Cluster {
                 install: Mutex::new(()),
                 push: OnceLock::new(),
                 seed_mismatch: parking_lot::Mutex::new(None),
+                newest_planned: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -167,6 +171,19 @@ impl Cluster {
     /// Sets the hook [`Cluster::propose`] pushes new layouts with (once).
     pub fn set_push(&self, hook: PushHook) {
         let _ = self.inner.push.set(hook);
+    }
+
+    /// Records that a write planned on layout `version` reached this node,
+    /// *before* it is applied: a coordinator already on a newer layout may
+    /// send this node writes for ranges it gains there, and nothing may
+    /// drop those ranges (cleanup) until this node has that layout too.
+    pub fn note_planned(&self, version: u64) {
+        (self.inner.newest_planned).fetch_max(version, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The newest version [`Cluster::note_planned`] saw.
+    pub fn newest_planned(&self) -> u64 {
+        (self.inner.newest_planned).load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Runs `f` only if `view` is still the view in force, and keeps it in
