@@ -20,8 +20,8 @@
 //! GET|POST|DELETE /auth/roles, POST /auth/grant, /auth/revoke   roles (auth_routes.rs)
 //! ```
 //!
-//! On a node with `--auth` every route but `GET /health` and `GET /metrics`
-//! needs the admin credential ([`guard`]).
+//! On a node with `--auth` every route but `GET /health`, `GET /metrics` and
+//! `GET /movement` needs the admin credential ([`guard`]).
 
 mod auth_routes;
 pub mod catalog;
@@ -186,6 +186,10 @@ mod tests {
                 health.contains(open) && metrics.contains(open),
                 "{health} {metrics}"
             );
+            // Review: a removal's gainers poll each other's board; it must
+            // answer without a credential or the removal never finishes.
+            let board = status(admin_request(addr, "GET", "/movement").await);
+            assert!(!board.contains("401") && !board.contains("403"), "{board}");
             for (m, p) in [
                 ("POST", "/faults/cut?target=x"),
                 ("GET", "/faults"),
