@@ -12,13 +12,10 @@
 use std::sync::Arc;
 
 use super::plan::{gains, PlanError};
-use super::stream::{
-    Page, Progress, RangeSource, SourceError, StreamConfig, StreamError, Streamer,
-};
+use super::stream::{Progress, RangeSource, StreamConfig, StreamError, Streamer};
 use super::survivors::{by_source, choose, Shortfall};
 use crate::engine::Engine;
 use crate::layout::Layout;
-use crate::ring::TokenRange;
 
 /// Why a re-replication stopped; its cursors stay, running it again resumes.
 #[derive(Debug, thiserror::Error)]
@@ -29,26 +26,6 @@ pub enum RereplicateError {
     Shortfall(#[from] Shortfall),
     #[error("streaming stopped (it resumes): {0}")]
     Stream(#[from] StreamError),
-}
-
-/// One source shared by the per-source streamers.
-struct Shared<S>(Arc<S>);
-
-impl<S: RangeSource> RangeSource for Shared<S> {
-    fn is_up(&self, node: &str) -> bool {
-        self.0.is_up(node)
-    }
-
-    async fn scan(
-        &self,
-        node: &str,
-        keyspace: &str,
-        range: TokenRange,
-        after: Option<Vec<u8>>,
-        limit: u32,
-    ) -> Result<Page, SourceError> {
-        self.0.scan(node, keyspace, range, after, limit).await
-    }
 }
 
 /// What a re-replication copies: the ranges `gainer` gains in `layout`,
@@ -84,7 +61,7 @@ pub async fn rereplicate<S: RangeSource>(
     progress.begin(groups.values().map(|g| g.len() as u64).sum());
     for (from, list) in &groups {
         let id = format!("{stream_id}/{from}");
-        let streamer = Streamer::new(engine.clone(), Shared(source.clone()), &id, cfg.clone())
+        let streamer = Streamer::new(engine.clone(), source.clone(), &id, cfg.clone())
             .with_progress(progress.clone());
         streamer.run_counted(list).await?;
     }

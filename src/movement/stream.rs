@@ -62,6 +62,25 @@ pub trait RangeSource: Send + Sync {
     ) -> impl Future<Output = Result<Page, SourceError>> + Send;
 }
 
+/// A shared source serves several streamers (one per source node in a
+/// re-replication).
+impl<S: RangeSource + ?Sized> RangeSource for std::sync::Arc<S> {
+    fn is_up(&self, node: &str) -> bool {
+        (**self).is_up(node)
+    }
+
+    fn scan(
+        &self,
+        node: &str,
+        keyspace: &str,
+        range: TokenRange,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page, SourceError>> + Send {
+        (**self).scan(node, keyspace, range, after, limit)
+    }
+}
+
 /// Why a stream stopped. Its cursors stay: running it again resumes.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
