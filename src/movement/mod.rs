@@ -18,7 +18,7 @@
 //! | `replace.rs` | replacing a dead node: copy its ranges from survivors, `finish_replace`; resumable |
 //! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
 //! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
-//! | `survivors.rs` | which live survivors a dead node's range is copied from (quorum-consistent), pure |
+//! | `survivors.rs` | which live survivors (any datacenter) a dead node's range is copied from so every quorum write is among them, pure |
 //! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
@@ -55,6 +55,8 @@ mod tests_remove;
 mod tests_replace;
 #[cfg(test)]
 mod tests_stream;
+#[cfg(test)]
+mod tests_survivors;
 
 pub use cleanup::{cleanup, Cleaned, CleanupError};
 pub use control::Control;

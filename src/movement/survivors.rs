@@ -6,46 +6,83 @@
 //! with rf 3, a LOCAL_QUORUM write acknowledged by the dead node and one
 //! other replica is missing on the third. Cassandra's `replace_address`
 //! streams each range from one replica and leaves the rest to a repair
-//! afterwards. Here each range is copied from enough live survivors of the
-//! gainer's datacenter that every set of a LOCAL_QUORUM of replicas meets
-//! them: a quorum write has at least `q - 1` copies among the `rf - 1`
-//! survivors, so `rf - q + 1` of them hold every one ([`needed`]; 2 of 2
-//! survivors for rf 3, 3 of 4 for rf 5, 1 for rf 1 and 2). Pages are merged
-//! (never overwritten), so copying a range from several sources gives the
-//! union. Survivors are taken nearest first (same rack, then by id); if too
-//! few are up the range waits ([`Shortfall`]) rather than being copied
-//! from fewer. A range with no survivor in the datacenter (rf 1 there) is
-//! copied from one live owner elsewhere, nearest first.
+//! afterwards. Here each range is copied from enough live survivors, in
+//! every datacenter, that the sources meet every write set a quorum level
+//! could have acknowledged without the new node ([`need`]):
 //!
-//! Owns [`choose`] and [`by_source`]. Pure: liveness is an input; must not
-//! do I/O or change the layout.
+//! - LOCAL_QUORUM and EACH_QUORUM of the dead node's datacenter: a quorum
+//!   `q` of its `rf` replicas has at least `q - 1` copies among the `rf - 1`
+//!   survivors there, so `rf - q + 1` of those survivors hold every one (2
+//!   of 2 for rf 3, 3 of 4 for rf 5, 1 for rf 2);
+//! - global QUORUM: a quorum `Q` of all `N` replicas (`N` the sum of rf over
+//!   the datacenters, `Q = N / 2 + 1`) may have a single copy in the dead
+//!   node's datacenter, on the dead node (dc1:3 + dc2:2: 3 of 5 can be the
+//!   dead node and both of dc2), so `N - Q + 1` survivors of any
+//!   datacenter are taken, local ones first. Remote sources are read over
+//!   the same `RangeScan` as local ones.
+//!
+//! Not covered, by any choice of sources: a write acknowledged by the dead
+//! node alone — ONE, TWO, THREE or an explicit count below a quorum, or
+//! LOCAL_QUORUM in a datacenter where the dead node was the only replica
+//! (rf 1) — reaches the new owner only through hints its coordinator
+//! stored for the other replicas, or a repair.
+//!
+//! Pages are merged (never overwritten), so copying a range from several
+//! sources gives the union. Survivors are taken nearest first (the dead
+//! node's datacenter, same rack as the gainer first, then by id; then other
+//! datacenters by name and id). If too few are up the choice fails with a
+//! [`Shortfall`]; the caller waits (bounded) or, forced, copies from the
+//! survivors that are up and reports the range as possibly incomplete.
+//!
+//! Owns [`need`], [`choose`] and [`by_source`]. Pure: liveness is an input;
+//! must not do I/O or change the layout.
 
 use std::collections::BTreeMap;
 
 use super::plan::Gain;
+use crate::consistency::quorum;
 use crate::layout::Layout;
 use crate::ring::TokenRange;
 
-/// How many of the `rf - 1` survivors of a replica set of `rf` hold every
-/// write a quorum of it acknowledged: `rf - q + 1` (at least 1).
-pub fn needed(rf: u32) -> usize {
-    let q = rf / 2 + 1;
-    (rf + 1).saturating_sub(q).max(1) as usize
+/// How many sources a range needs: `local` among the survivors in the
+/// dead node's datacenter, `total` among the survivors everywhere (local
+/// ones count towards both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Need {
+    pub local: usize,
+    pub total: usize,
+}
+
+/// The sources a range needs when the dead node's datacenter replicates it
+/// `rf_dc` times and all datacenters `rf_total` times, with
+/// `local_survivors` and `survivors` (all datacenters, local included) of
+/// its owners left besides the dead node. A requirement no set of
+/// survivors can meet (rf 1 in the datacenter) is capped at what exists;
+/// `total` is at least 1, so a range with no survivor at all is a
+/// [`Shortfall`].
+pub fn need(rf_dc: u32, rf_total: u32, local_survivors: usize, survivors: usize) -> Need {
+    // Owners are the survivors plus the dead node: `owners - q + 1`.
+    let beyond = |n: usize, rf: u32| (n + 2).saturating_sub(quorum(rf) as usize).min(n);
+    let local = beyond(local_survivors, rf_dc);
+    let total = beyond(survivors, rf_total).max(local).max(1);
+    Need { local, total }
 }
 
 /// Too few survivors of a range are up to copy it consistently.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{keyspace} {range:?} needs {need} live survivor(s) of its replicas to copy from, up: [{}], down: [{}]", .up.join(", "), .down.join(", "))]
+#[error("{keyspace} {range:?} needs {need} live survivor(s) of its replicas to copy from ({need_local} in the dead node's datacenter), up: [{}], down: [{}]", .up.join(", "), .down.join(", "))]
 pub struct Shortfall {
     pub keyspace: String,
     pub range: TokenRange,
     pub need: usize,
+    pub need_local: usize,
+    /// The survivors that are up (a forced copy takes these).
     pub up: Vec<String>,
     pub down: Vec<String>,
 }
 
-/// The sources `gainer` copies `gain` from when `dead` is gone: its live
-/// survivors in `gainer`'s datacenter, [`needed`] of them, nearest first.
+/// The sources `gainer` copies `gain` from when `dead` is gone: live
+/// survivors meeting [`need`], nearest first.
 pub fn choose(
     layout: &Layout,
     gain: &Gain,
@@ -58,39 +95,39 @@ pub fn choose(
             .node(id)
             .map(|(dc, rack, _)| (dc.to_string(), rack.to_string()))
     };
-    let (dc, rack) = place(gainer).unwrap_or_default();
-    let rf = layout
-        .keyspaces
-        .get(&gain.keyspace)
-        .and_then(|k| k.replication.get(&dc))
-        .copied()
-        .unwrap_or(1);
-    let survivors: Vec<&String> = gain
+    let rack = place(gainer).unwrap_or_default().1;
+    let dc = place(dead).or_else(|| place(gainer)).unwrap_or_default().0;
+    let replication = layout.keyspaces.get(&gain.keyspace).map(|k| &k.replication);
+    let rf_dc = replication.and_then(|r| r.get(&dc)).copied().unwrap_or(1);
+    let rf_total = replication.map_or(1, |r| r.values().sum());
+    let mut survivors: Vec<(String, String, String)> = gain
         .sources
         .iter()
         .filter(|s| *s != dead && *s != gainer)
+        .map(|s| {
+            let (d, r) = place(s).unwrap_or_default();
+            (s.clone(), d, r)
+        })
         .collect();
-    let (mut local, remote): (Vec<&String>, Vec<&String>) = survivors
-        .into_iter()
-        .partition(|s| place(s).is_some_and(|(d, _)| d == dc));
-    local.sort_by_key(|s| (place(s).is_some_and(|(_, r)| r != rack), s.to_string()));
-    let (pool, need) = if local.is_empty() {
-        (remote, 1)
-    } else {
-        let need = needed(rf).min(local.len());
-        (local, need)
-    };
-    let (up, down): (Vec<&String>, Vec<&String>) = pool.into_iter().partition(|s| is_up(s));
-    if up.len() < need {
+    survivors.sort_by_key(|(s, d, r)| (*d != dc, d.clone(), *r != rack, s.clone()));
+    survivors.dedup_by(|a, b| a.0 == b.0);
+    let local_count = survivors.iter().filter(|(_, d, _)| *d == dc).count();
+    let n = need(rf_dc, rf_total, local_count, survivors.len());
+    let (up, down): (Vec<_>, Vec<_>) = survivors.into_iter().partition(|(s, _, _)| is_up(s));
+    let up_local = up.iter().filter(|(_, d, _)| *d == dc).count();
+    if up_local < n.local || up.len() < n.total {
+        let ids = |v: Vec<(String, String, String)>| v.into_iter().map(|(s, _, _)| s).collect();
         return Err(Shortfall {
             keyspace: gain.keyspace.clone(),
             range: gain.range,
-            need,
-            up: up.into_iter().cloned().collect(),
-            down: down.into_iter().cloned().collect(),
+            need: n.total,
+            need_local: n.local,
+            up: ids(up),
+            down: ids(down),
         });
     }
-    Ok(up.into_iter().take(need).cloned().collect())
+    // Local survivors sort first, so the first `total` meet both needs.
+    Ok(up.into_iter().take(n.total).map(|(s, _, _)| s).collect())
 }
 
 /// `gains` regrouped by source: for each source, the gains it serves, each

@@ -18,7 +18,7 @@ use super::plan::{gains, losses, Gain};
 use super::rate::RateConfig;
 use super::replace::{replace, ReplaceError, Replaced};
 use super::stream::{Progress, StreamConfig};
-use super::survivors::{choose, needed};
+use super::survivors::choose;
 use super::tests_stream::{write, Loopback};
 use crate::engine::{Engine, MemoryEngine, WriteBatch};
 use crate::layout::{Layout, NewNode, NodeState};
@@ -85,15 +85,6 @@ proptest! {
             prop_assert_eq!(before, after);
         }
     }
-}
-
-#[test]
-fn enough_survivors_meet_every_quorum() {
-    assert_eq!(
-        [1, 2, 3, 4, 5].map(needed),
-        [1, 1, 2, 2, 3],
-        "rf - (rf/2 + 1) + 1"
-    );
 }
 
 pub(super) const TOPO: &str = "
