@@ -210,12 +210,17 @@ async fn movement(State(a): State<Admin>) -> Response {
 #[derive(Debug, Deserialize)]
 struct RemoveQuery {
     id: Option<String>,
+    /// Copy from the survivors that are up even when too few are.
+    #[serde(default)]
+    force: bool,
 }
 
 /// `POST /removenode?id=ID`: begins the removal of a dead node (refused
 /// while this node believes it up); its new owners copy its ranges from the
 /// survivors and the removal finishes by itself (`movement::remove`).
-/// Asking again while it runs answers the removal in progress.
+/// Asking again while it runs answers the removal in progress;
+/// `&force=true` (begun or not) forces it: ranges short of survivors are
+/// copied from those that are up (`movement::remove`).
 async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Response {
     let (Some(cluster), Some(id)) = (&a.cluster, q.id) else {
         return (
@@ -239,16 +244,25 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
     match layout.node(&id).map(|(_, _, n)| n.state) {
         Some(crate::layout::NodeState::Removed) => return json(layout.version, "done"),
         Some(crate::layout::NodeState::Leaving)
-            if crate::movement::remove::removing(&layout).as_deref() == Some(id.as_str()) =>
+            if crate::movement::remove::removing(&layout).as_deref() == Some(id.as_str())
+                && (!q.force || crate::movement::remove::forced(&layout, &id)) =>
         {
             return json(layout.version, "in_progress")
         }
         _ => {}
     }
-    let next = match crate::movement::remove::begin(&layout, &id, &*is_up) {
+    let next = if crate::movement::remove::removing(&layout).as_deref() == Some(id.as_str()) {
+        layout.force_remove(&id).map_err(Into::into)
+    } else {
+        crate::movement::remove::begin(&layout, &id, &*is_up)
+            .and_then(|l| Ok(if q.force { l.force_remove(&id)? } else { l }))
+    };
+    let mut next = match next {
         Ok(next) => next,
         Err(e) => return (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
     };
+    // Begun and forced in one layout version.
+    next.version = next.version.min(layout.version + 1);
     let v = next.version;
     match cluster.propose(next) {
         Ok(_) => json(v, "begun"),

@@ -23,6 +23,11 @@ pub struct RemoveArgs {
     /// Return once the removal has begun instead of waiting for it.
     #[arg(long)]
     pub no_wait: bool,
+    /// Copy each range from the survivors that are up even when too few
+    /// are to hold every quorum write; prints the ranges that may have
+    /// lost writes. Also forces a removal already in progress.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Every member's report of the movement it streams for (nodes that do not
@@ -69,9 +74,19 @@ async fn layout(endpoint: &str) -> anyhow::Result<Layout> {
     serde_json::from_str(&body).context("decoding the layout")
 }
 
+/// Prints what the gainers warned of (a forced removal's short ranges).
+fn print_warnings(warnings: &std::collections::BTreeMap<String, Vec<String>>) {
+    for (id, list) in warnings {
+        for w in list {
+            println!("warning: {id} copied from fewer survivors than a quorum needs, writes may be lost: {w}");
+        }
+    }
+}
+
 /// Runs `geokv removenode`.
 pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
-    let path = format!("/removenode?id={}", args.id);
+    let force = if args.force { "&force=true" } else { "" };
+    let path = format!("/removenode?id={}{force}", args.id);
     let body = http(&args.endpoint, "POST", &path).await?;
     let v: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
     println!(
@@ -91,19 +106,30 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         .expect("a valid template"),
     );
     let name = geokv::movement::remove::movement_name(&args.id);
+    let mut warnings = std::collections::BTreeMap::new();
     loop {
         let l = layout(&args.endpoint).await?;
         if l.node(&args.id).map(|(_, _, n)| n.state) == Some(NodeState::Removed) {
             bar.finish_with_message("done");
             println!("{} is removed (layout v{})", args.id, l.version);
+            print_warnings(&warnings);
             return Ok(());
         }
-        let mine: Vec<Report> = reports(&l)
+        let mine: Vec<(String, Report)> = reports(&l)
             .await
             .into_iter()
             .filter(|(_, r)| r.movement == name)
-            .map(|(_, r)| r)
             .collect();
+        for (id, r) in &mine {
+            if let Some(why) = r.status.strip_prefix("failed: ") {
+                bar.abandon();
+                anyhow::bail!("removal of {} failed on {id}: {why}", args.id);
+            }
+            if !r.warnings.is_empty() {
+                warnings.insert(id.clone(), r.warnings.clone());
+            }
+        }
+        let mine: Vec<Report> = mine.into_iter().map(|(_, r)| r).collect();
         let (done, total) = mine
             .iter()
             .fold((0, 0), |(d, t), r| (d + r.ranges_done, t + r.ranges_total));

@@ -262,7 +262,7 @@ impl Layout {
             out = match m {
                 Movement::Join { node } => out.finish_join(node),
                 Movement::Leave { node } => out.finish_leave(node),
-                Movement::Remove { node } => out.finish_remove(node),
+                Movement::Remove { node, .. } => out.finish_remove(node),
                 Movement::Replace { new, .. } => out.finish_replace(new),
             }
             .expect("a layout's own movement can always finish");

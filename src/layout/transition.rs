@@ -28,9 +28,13 @@ pub enum Movement {
     Leave {
         node: String,
     },
-    /// A dead node's ranges re-replicated from the survivors.
+    /// A dead node's ranges re-replicated from the survivors; `force`d,
+    /// from the survivors that are up even when too few are to meet every
+    /// quorum (`geokv removenode --force`).
     Remove {
         node: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// `new` takes over the tokens of the dead node `dead`.
     Replace {
@@ -44,7 +48,7 @@ impl fmt::Display for Movement {
         match self {
             Movement::Join { node } => write!(f, "join of {node}"),
             Movement::Leave { node } => write!(f, "decommission of {node}"),
-            Movement::Remove { node } => write!(f, "removal of {node}"),
+            Movement::Remove { node, .. } => write!(f, "removal of {node}"),
             Movement::Replace { dead, new } => write!(f, "replacement of {dead} by {new}"),
         }
     }
@@ -152,14 +156,53 @@ impl Layout {
     /// The dead Normal `node` is being removed: it becomes Leaving while the
     /// survivors re-replicate its ranges. The caller checks it is dead.
     pub fn begin_remove(&self, node: &str) -> Result<Layout> {
-        self.begin_leaving(node, Movement::Remove { node: node.into() })
+        let movement = Movement::Remove {
+            node: node.into(),
+            force: false,
+        };
+        self.begin_leaving(node, movement)
+    }
+
+    /// The removal of `node` in progress goes on from the survivors that
+    /// are up even where too few are (`geokv removenode --force`); the
+    /// layout unchanged when it is forced already.
+    pub fn force_remove(&self, node: &str) -> Result<Layout> {
+        let (dc, _, _) = self
+            .node(node)
+            .ok_or_else(|| LayoutError::UnknownNode(node.into()))?;
+        let mut out = self.clone();
+        match out.movements.get_mut(dc) {
+            Some(Movement::Remove { node: n, force }) if n == node => {
+                if !*force {
+                    *force = true;
+                    out.version += 1;
+                }
+                Ok(out)
+            }
+            _ => Err(LayoutError::NoSuchMovement {
+                dc: dc.into(),
+                expected: Movement::Remove {
+                    node: node.into(),
+                    force: true,
+                },
+            }),
+        }
     }
 
     /// The removal of `node` is complete: it becomes Removed.
     pub fn finish_remove(&self, node: &str) -> Result<Layout> {
-        self.finish(node, Movement::Remove { node: node.into() }, |l| {
-            l.set_state(node, NodeState::Removed)
-        })
+        let (dc, _, _) = self
+            .node(node)
+            .ok_or_else(|| LayoutError::UnknownNode(node.into()))?;
+        let force = matches!(
+            self.movements.get(dc),
+            Some(Movement::Remove { force: true, .. })
+        );
+        let movement = Movement::Remove {
+            node: node.into(),
+            force,
+        };
+        self.finish(node, movement, |l| l.set_state(node, NodeState::Removed))
     }
 
     /// `new` joins the rack of the dead Normal node `dead` with its tokens;

@@ -30,6 +30,7 @@ struct Entry {
     started: Instant,
     progress: Arc<Progress>,
     status: String,
+    warnings: Vec<String>,
 }
 
 /// A movement's progress as `GET /movement` shows it.
@@ -48,6 +49,10 @@ pub struct Report {
     pub bytes_per_sec: f64,
     /// Estimated seconds left, from the ranges done so far.
     pub eta_secs: Option<f64>,
+    /// What the operator should know, e.g. the ranges a forced removal
+    /// copied from fewer survivors than a quorum needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The board of node `node_id` in this process.
@@ -80,7 +85,15 @@ impl Board {
             started: Instant::now(),
             progress,
             status: "streaming".into(),
+            warnings: Vec::new(),
         });
+    }
+
+    /// The movement's warnings (replacing earlier ones).
+    pub fn warn(&self, warnings: Vec<String>) {
+        if let Some(e) = self.current.lock().as_mut() {
+            e.warnings = warnings;
+        }
     }
 
     /// The movement's status line (`streaming`, `waiting: …`, `done`).
@@ -111,6 +124,7 @@ impl Board {
             keys_per_sec: p.keys as f64 / secs,
             bytes_per_sec: p.bytes as f64 / secs,
             eta_secs: eta,
+            warnings: e.warnings.clone(),
         })
     }
 }

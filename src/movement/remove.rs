@@ -10,15 +10,23 @@
 //! runs [`follow`]; every step is idempotent, so a restart of any gainer
 //! or of the finisher resumes (cursors per source, as for a replacement).
 //!
-//! Owns [`begin`] (the refusal of a live node), [`gainers`], [`finisher`]
-//! and [`follow`]. Must not serve requests.
+//! A gainer short of survivors ([`super::survivors::Shortfall`]) retries
+//! for [`SHORTFALL_PATIENCE`], then reports `failed: …` (the CLI exits
+//! with it) while it keeps trying, until the survivors come up or the
+//! removal is forced (`geokv removenode --force`,
+//! [`Layout::force_remove`]): forced, each range is copied from
+//! the survivors that are up, and the ranges short of a quorum-meeting set
+//! are logged and listed in the board's warnings as possibly missing writes.
+//!
+//! Owns [`begin`] (the refusal of a live node), [`gainers`], [`finisher`],
+//! [`Patience`] and [`follow`]. Must not serve requests.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::cursor;
 use super::plan::gains;
-use super::rereplicate::{rereplicate, Target};
+use super::rereplicate::{rereplicate, RereplicateError, Target};
 use super::stream::{Progress, StreamConfig};
 use crate::engine::Engine;
 use crate::layout::{Layout, LayoutError, Movement, NodeState};
@@ -51,7 +59,7 @@ pub fn begin(
 /// The dead node of a removal in progress (the first by datacenter).
 pub fn removing(layout: &Layout) -> Option<String> {
     layout.movements.values().find_map(|m| match m {
-        Movement::Remove { node } => Some(node.clone()),
+        Movement::Remove { node, .. } => Some(node.clone()),
         _ => None,
     })
 }
@@ -93,8 +101,112 @@ fn stream_id(dead: &str) -> String {
     format!("remove-{dead}")
 }
 
+/// How long a gainer waits for enough survivors to come up before it
+/// fails its part of the removal (until the removal is forced).
+pub const SHORTFALL_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Whether the removal of `dead` in progress is forced.
+pub fn forced(layout: &Layout, dead: &str) -> bool {
+    layout
+        .movements
+        .values()
+        .any(|m| matches!(m, Movement::Remove { node, force: true } if node == dead))
+}
+
+/// How long a gainer has been short of survivors. Pure: time is an input.
+#[derive(Debug, Default)]
+pub struct Patience {
+    since: Option<Instant>,
+}
+
+impl Patience {
+    /// A shortfall seen at `now`: whether the gainer has waited `limit`
+    /// since the first one after the last [`Patience::reset`].
+    pub fn short(&mut self, now: Instant, limit: Duration) -> bool {
+        let since = *self.since.get_or_insert(now);
+        now.duration_since(since) >= limit
+    }
+
+    /// The copy went on: the next shortfall starts a new wait.
+    pub fn reset(&mut self) {
+        self.since = None;
+    }
+}
+
+/// A gainer's side of a removal.
+struct Gainer {
+    cluster: Cluster,
+    engine: Arc<dyn Engine>,
+    peers: Arc<crate::transport::Peers>,
+    is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    me: String,
+    patience: Patience,
+}
+
+impl Gainer {
+    /// Announce, then copy what this node gains in `layout`'s removal of
+    /// `dead`, reporting on its board; whether it is done.
+    async fn copy(&mut self, layout: &Layout, dead: &str) -> bool {
+        let me = self.me.clone();
+        let board = super::progress::board(&me);
+        let progress = Arc::new(Progress::default());
+        board.start(&movement_name(dead), progress.clone());
+        // As for a join: every live member must send writes to this
+        // pending replica before the copy passes a key.
+        let wait = Duration::from_secs(30);
+        let (cluster, peers) = (&self.cluster, &self.peers);
+        let announced =
+            super::announce::until_announced(cluster, peers, &*self.is_up, layout.version, wait);
+        if let Err(e) = announced.await {
+            board.status(&format!("waiting: {e}"));
+            return false;
+        }
+        let source = super::ops::peer_source(cluster, peers, &self.is_up);
+        let target = Target {
+            layout,
+            gainer: &me,
+            dead,
+            stream_id: &stream_id(dead),
+            force: forced(layout, dead),
+        };
+        let cfg = StreamConfig::default();
+        match rereplicate(
+            target,
+            self.engine.clone(),
+            Arc::new(source),
+            &cfg,
+            progress,
+        )
+        .await
+        {
+            Ok(short) => {
+                self.patience.reset();
+                board.warn(short.iter().map(|s| s.to_string()).collect());
+                board.status("done");
+                tracing::info!(node = %me, dead, forced = short.len(), "removal: ranges copied");
+                true
+            }
+            Err(RereplicateError::Shortfall(s))
+                if self.patience.short(Instant::now(), SHORTFALL_PATIENCE) =>
+            {
+                let secs = SHORTFALL_PATIENCE.as_secs();
+                board.status(&format!("failed: {s}; waited {secs} s for survivors. Bring them up (the copy resumes by itself) or run `geokv removenode {dead} --force` to copy from the survivors that are up (writes only the missing ones hold are lost)"));
+                tracing::error!(node = %me, dead, shortfall = %s, "removal: too few survivors; waiting for them or `removenode --force`");
+                false
+            }
+            Err(e) => {
+                board.status(&format!("waiting: {e}"));
+                tracing::warn!(node = %me, dead, error = %e, "removal: copy not finished; retrying");
+                false
+            }
+        }
+    }
+}
+
 /// Runs on every node: takes part in any removal in progress (copies what
-/// this node gains; the finisher finishes it) until `shutdown`.
+/// this node gains; the finisher finishes it) until `shutdown`. A gainer
+/// short of survivors for [`SHORTFALL_PATIENCE`] reports `failed: …` and
+/// keeps trying: survivors coming up, or the removal forced, end it.
 pub async fn follow(
     cluster: Cluster,
     engine: Arc<dyn Engine>,
@@ -103,58 +215,32 @@ pub async fn follow(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let me = cluster.me().to_string();
-    let board = super::progress::board(&me);
     let mut views = cluster.subscribe();
-    let mut streamed: Option<(String, u64)> = None;
+    let mut gainer = Gainer {
+        cluster: cluster.clone(),
+        engine: engine.clone(),
+        peers,
+        is_up,
+        me: me.clone(),
+        patience: Patience::default(),
+    };
+    // The removal and layout version this node's part is done for, and the
+    // removal whose cursors to forget once it is over.
+    let mut settled: Option<(String, u64)> = None;
+    let mut copied: Option<String> = None;
     loop {
         let layout = cluster.current().layout.clone();
         match removing(&layout) {
             Some(dead) => {
                 let key = (dead.clone(), layout.version);
-                if gainers(&layout, &dead).contains(&me) && streamed.as_ref() != Some(&key) {
-                    let progress = Arc::new(Progress::default());
-                    board.start(&movement_name(&dead), progress.clone());
-                    // As for a join: every live member must send writes to
-                    // this pending replica before the copy passes a key.
-                    let wait = Duration::from_secs(30);
-                    let announced = super::announce::until_announced(
-                        &cluster,
-                        &peers,
-                        &*is_up,
-                        layout.version,
-                        wait,
-                    );
-                    let announced = tokio::select! {
-                        r = announced => r,
+                if gainers(&layout, &dead).contains(&me) && settled.as_ref() != Some(&key) {
+                    let done = tokio::select! {
+                        d = gainer.copy(&layout, &dead) => d,
                         _ = shutdown.wait_for(|v| *v) => return,
                     };
-                    if let Err(e) = announced {
-                        board.status(&format!("waiting: {e}"));
-                        continue;
-                    }
-                    let source = super::ops::peer_source(&cluster, &peers, &is_up);
-                    let target = Target {
-                        layout: &layout,
-                        gainer: &me,
-                        dead: &dead,
-                        stream_id: &stream_id(&dead),
-                    };
-                    let cfg = StreamConfig::default();
-                    let run = rereplicate(target, engine.clone(), Arc::new(source), &cfg, progress);
-                    let r = tokio::select! {
-                        r = run => r,
-                        _ = shutdown.wait_for(|v| *v) => return,
-                    };
-                    match r {
-                        Ok(()) => {
-                            board.status("done");
-                            tracing::info!(node = %me, dead = %dead, "removal: ranges copied");
-                            streamed = Some(key);
-                        }
-                        Err(e) => {
-                            board.status(&format!("waiting: {e}"));
-                            tracing::warn!(node = %me, dead = %dead, error = %e, "removal: copy not finished; retrying");
-                        }
+                    copied = Some(dead.clone());
+                    if done {
+                        settled = Some(key);
                     }
                 }
                 if finisher(&layout, &dead).as_deref() == Some(&me) {
@@ -162,7 +248,7 @@ pub async fn follow(
                 }
             }
             None => {
-                if let Some((dead, _)) = streamed.take() {
+                if let Some(dead) = copied.take() {
                     if let Err(e) = cursor::forget(&*engine, &stream_id(&dead)) {
                         tracing::warn!(error = %e, "removal: forgetting cursors");
                     }

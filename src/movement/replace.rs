@@ -81,6 +81,7 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
         gainer: me,
         dead: &dead,
         stream_id: &id,
+        force: false,
     };
     rereplicate(target, engine.clone(), Arc::new(source), &cfg, progress).await?;
     let next = layout.current().finish_replace(me)?;

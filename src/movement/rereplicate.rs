@@ -7,7 +7,13 @@
 //! Cursors are keyed by source as well as range: should a later attempt
 //! pick another survivor for a range (one went down), that survivor's copy
 //! is streamed from its start, never resumed at a key another source
-//! reached. Owns [`rereplicate`]. Must not change the layout.
+//! reached.
+//!
+//! Forced (`geokv removenode --force`), a range whose survivors fall short
+//! is copied from those that are up (none: nothing) and returned as a
+//! [`Shortfall`], so the caller can say which ranges may have lost writes.
+//!
+//! Owns [`rereplicate`]. Must not change the layout.
 
 use std::sync::Arc;
 
@@ -35,28 +41,43 @@ pub struct Target<'a> {
     pub gainer: &'a str,
     pub dead: &'a str,
     pub stream_id: &'a str,
+    /// Copy from fewer survivors than [`super::survivors::need`] asks
+    /// rather than fail.
+    pub force: bool,
 }
 
-/// Copies every range of `t` from survivors into `engine`.
+/// Copies every range of `t` from survivors into `engine`; the ranges a
+/// forced copy took from fewer survivors than needed.
 pub async fn rereplicate<S: RangeSource>(
     t: Target<'_>,
     engine: Arc<dyn Engine>,
     source: Arc<S>,
     cfg: &StreamConfig,
     progress: Arc<Progress>,
-) -> Result<(), RereplicateError> {
+) -> Result<Vec<Shortfall>, RereplicateError> {
     let Target {
         layout,
         gainer,
         dead,
         stream_id,
+        force,
     } = t;
     let plan = gains(layout, gainer)?;
     let up = |id: &str| source.is_up(id);
-    let choices = plan
-        .iter()
-        .map(|g| choose(layout, g, gainer, dead, &up))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut short = Vec::new();
+    let mut choices = Vec::with_capacity(plan.len());
+    for g in &plan {
+        match choose(layout, g, gainer, dead, &up) {
+            Ok(sources) => choices.push(sources),
+            Err(s) if force => {
+                tracing::warn!(gainer, dead, shortfall = %s,
+                    "forced removal: copying from fewer survivors; writes in this range may be lost");
+                choices.push(s.up.clone());
+                short.push(s);
+            }
+            Err(s) => return Err(s.into()),
+        }
+    }
     let groups = by_source(&plan, &choices);
     progress.begin(groups.values().map(|g| g.len() as u64).sum());
     for (from, list) in &groups {
@@ -65,5 +86,5 @@ pub async fn rereplicate<S: RangeSource>(
             .with_progress(progress.clone());
         streamer.run_counted(list).await?;
     }
-    Ok(())
+    Ok(short)
 }

@@ -1,16 +1,19 @@
 //! Removal of a dead node over in-memory engines: a live node is refused;
 //! every gainer copies what it gains from survivors (never the dead node),
 //! and after `finish_remove` every member holds exactly the keys it
-//! replicates; the finisher is the first gainer.
+//! replicates; the finisher is the first gainer. A survivor down: the copy
+//! fails with a shortfall, and forced, copies from the rest and names the
+//! ranges short of survivors; the wait for survivors is bounded.
 
 use std::sync::Arc;
 
 use super::ops::LayoutHandle;
 use super::plan::gains;
-use super::remove::{begin, finisher, gainers, removing, RemoveError};
-use super::rereplicate::{rereplicate, Target};
+use super::remove::{begin, finisher, forced, gainers, removing, Patience, RemoveError};
+use super::rereplicate::{rereplicate, RereplicateError, Target};
 use super::stream::{Progress, StreamConfig};
 use super::tests_replace::{seeded, source};
+use super::tests_stream::Loopback;
 use crate::engine::MemoryEngine;
 use crate::layout::NodeState;
 use crate::ring::Ring;
@@ -38,6 +41,7 @@ async fn a_removed_dead_nodes_ranges_are_copied_from_survivors_by_their_new_owne
             gainer: g,
             dead: "b",
             stream_id: "remove-b",
+            force: false,
         };
         let progress = Arc::new(Progress::default());
         let engine = engines[g].clone();
@@ -71,4 +75,72 @@ async fn a_removed_dead_nodes_ranges_are_copied_from_survivors_by_their_new_owne
             );
         }
     }
+}
+
+/// Re-replicates what "a" gains in `l`'s removal of "b".
+async fn copy_into_a(
+    l: &crate::layout::Layout,
+    force: bool,
+    engines: &std::collections::BTreeMap<String, Arc<dyn crate::engine::Engine>>,
+    src: Arc<Loopback>,
+) -> Result<Vec<super::survivors::Shortfall>, RereplicateError> {
+    let target = Target {
+        layout: l,
+        gainer: "a",
+        dead: "b",
+        stream_id: "remove-b",
+        force,
+    };
+    let cfg = StreamConfig::default();
+    rereplicate(target, engines["a"].clone(), src, &cfg, Arc::default()).await
+}
+
+#[tokio::test]
+async fn a_shortfall_fails_unless_the_removal_is_forced_which_names_the_short_ranges() {
+    let (layout, engines, _) = seeded();
+    let moving = begin(&layout.current(), "b", &|id| id != "b").unwrap();
+    assert!(!forced(&moving, "b"));
+    // "c" is down too: every range of "a" that "c" and "b" both held lacks
+    // a survivor (rf 3 in dc1 needs both).
+    let src = Arc::new(Loopback {
+        engines: engines.clone(),
+        down: ["b".to_string(), "c".to_string()].into(),
+        ..Loopback::default()
+    });
+    let err = copy_into_a(&moving, false, &engines, src.clone())
+        .await
+        .unwrap_err();
+    let RereplicateError::Shortfall(short) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(short.down, vec!["c".to_string()], "{short}");
+    let forced_layout = moving.force_remove("b").unwrap();
+    assert_eq!(forced_layout.version, moving.version + 1);
+    assert!(forced(&forced_layout, "b"));
+    assert_eq!(
+        forced_layout.force_remove("b").unwrap(),
+        forced_layout,
+        "idempotent"
+    );
+    let short = copy_into_a(&forced_layout, true, &engines, src)
+        .await
+        .unwrap();
+    assert!(!short.is_empty(), "the ranges short of survivors are named");
+    assert!(short.iter().all(|s| s.down == vec!["c".to_string()]));
+    // Forced or not, it finishes the same way.
+    let done = forced_layout.finish_remove("b").unwrap();
+    assert_eq!(done.node("b").unwrap().2.state, NodeState::Removed);
+}
+
+#[test]
+fn the_wait_for_survivors_is_bounded_and_starts_over_after_progress() {
+    let limit = std::time::Duration::from_secs(60);
+    let t0 = std::time::Instant::now();
+    let mut p = Patience::default();
+    assert!(!p.short(t0, limit));
+    assert!(!p.short(t0 + limit / 2, limit));
+    assert!(p.short(t0 + limit, limit), "gave up after the limit");
+    assert!(p.short(t0 + limit * 2, limit), "and stays failed");
+    p.reset();
+    assert!(!p.short(t0 + limit * 3, limit), "a new wait after progress");
 }
