@@ -41,6 +41,8 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Gauge, "geokv_stream_batches_in_flight", "Stream batches sent and not yet acknowledged, by destination."),
     (Counter, "geokv_hints_stored_total", "Entries stored in the hinted queues."),
     (Counter, "geokv_hints_copied_to_pending_total", "Hints for an owner of a moving range also given to the range's pending replicas."),
+    (Counter, "geokv_hints_redirected_total", "Hints for a node that has left the cluster handed to the key's current replicas instead, by destination."),
+    (Counter, "geokv_hints_orphaned_total", "Hints for a node that has left the cluster dropped (no replica to redirect to; recorded for anti-entropy), by destination."),
     (Counter, "geokv_hint_sent_total", "Queued entries delivered and acknowledged, by destination and lane."),
     (Counter, "geokv_hint_send_failures_total", "Failed deliveries of a stream batch, by destination."),
     (Counter, "geokv_hint_overflows_total", "Entries not queued because the destination's backlog was full (left to anti-entropy), by destination."),

@@ -80,6 +80,18 @@ impl Counts {
             .sum()
     }
 
+    /// The queues with entries waiting.
+    pub(crate) fn queues(&self) -> Vec<Dest> {
+        let b = self.0.lock();
+        let mut out: Vec<Dest> = b
+            .iter()
+            .filter(|(_, q)| q.entries > 0)
+            .map(|((d, _), _)| d.clone())
+            .collect();
+        out.dedup();
+        out
+    }
+
     /// Entries waiting in every queue.
     pub(crate) fn total(&self) -> u64 {
         self.0.lock().values().map(|b| b.entries).sum()

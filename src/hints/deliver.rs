@@ -131,6 +131,12 @@ impl<L: Link> Pump<L> {
 
     pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
+            if super::orphans::gone(&self.hints.cluster.current(), self.dest.name())
+                && matches!(self.dest, Dest::Node(_))
+            {
+                let (hints, me, dest) = (self.hints, self.me.id, self.dest);
+                return super::orphans::drain(hints, me, dest, shutdown).await;
+            }
             // Stay on the open stream while its node is up.
             if let Some(s) = self.stream.as_ref().filter(|s| !self.link.is_up(s.to())) {
                 tracing::debug!(dest = %self.label, to = s.to(), "stream's node is down; reopening");

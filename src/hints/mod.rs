@@ -29,7 +29,8 @@
 //!   that [`schedule`] (pure: events in, actions out) decides;
 //! - [`receive`]: the receiving service; [`intent`], [`waiters`], `fate`;
 //!   [`moving`]: a hint whose key's range is moving also goes to the
-//!   range's pending replicas.
+//!   range's pending replicas; [`orphans`]: hints for a node that has
+//!   left go to the key's current replicas instead.
 //!
 //! Must not: choose replicas for a client request or count its acks.
 
@@ -39,6 +40,7 @@ mod fate;
 pub mod intent;
 pub(crate) mod link;
 pub mod moving;
+pub mod orphans;
 mod page;
 pub mod queue;
 pub mod receive;

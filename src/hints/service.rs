@@ -262,7 +262,9 @@ impl Hints {
     }
 
     /// Queues this node delivers in the view in force: every remote
-    /// datacenter with replicas and every peer of our own datacenter.
+    /// datacenter with replicas and every peer of our own datacenter, and
+    /// the node queues on disk for nodes no longer members (their task
+    /// redirects them, see `orphans`).
     pub fn destinations(&self) -> Vec<Dest> {
         let view = self.cluster.current();
         let mut v: Vec<Dest> = view
@@ -280,6 +282,11 @@ impl Hints {
                 .filter(|n| n.dc == self.me.dc && n.id != self.me.id)
                 .map(|n| Dest::Node(n.id.clone())),
         );
+        for d in self.store.counts.queues() {
+            if matches!(d, Dest::Node(_)) && !v.contains(&d) {
+                v.push(d);
+            }
+        }
         v
     }
 }

@@ -196,3 +196,20 @@ async fn an_interrupted_hand_over_resumes_after_the_last_page_taken() {
     finish(&w.layout, &*engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
+
+#[test]
+fn a_node_that_has_left_takes_no_client_requests() {
+    use crate::layout::Layout;
+    use crate::topology::Topology;
+    let seed = Layout::seed(&Topology::parse("t.yaml", super::tests_replace::TOPO).unwrap());
+    let cluster = crate::view::Cluster::new(seed.clone(), "d", None).unwrap();
+    let leaving = seed.begin_leave("d").unwrap();
+    cluster.install(leaving.clone()).unwrap();
+    assert_eq!(cluster.readiness(), Ok(()), "a leaver still serves");
+    cluster.install(leaving.finish_leave("d").unwrap()).unwrap();
+    let why = cluster.readiness().unwrap_err();
+    assert!(
+        why.contains("has left") && why.contains("another node"),
+        "{why}"
+    );
+}

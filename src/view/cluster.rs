@@ -147,11 +147,23 @@ impl Cluster {
         }
     }
 
-    /// Whether this node may serve: not while it is on its seed layout and
-    /// a peer advertised another seed (until a layout change, v2 or later,
-    /// supersedes both). The error names the mismatch.
+    /// Whether this node may serve: not once it has left the cluster
+    /// (decommissioned or removed: clients go to another node while it
+    /// drains its queues), nor while it is on its seed layout and a peer
+    /// advertised another seed (until a layout change, v2 or later,
+    /// supersedes both). The error says why.
     pub fn readiness(&self) -> Result<(), String> {
-        if self.current().version() != crate::layout::SEED_VERSION {
+        let view = self.current();
+        let state = view.layout.node(view.me_id()).map(|(_, _, n)| n.state);
+        if let Some(s @ (crate::layout::NodeState::Left | crate::layout::NodeState::Removed)) =
+            state
+        {
+            return Err(format!(
+                "node {} has left the cluster ({s:?}) and takes no more requests; send them to another node",
+                view.me_id()
+            ));
+        }
+        if view.version() != crate::layout::SEED_VERSION {
             return Ok(());
         }
         match &*self.inner.seed_mismatch.lock() {
