@@ -23,6 +23,7 @@
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
 //! | `decommission` | a node leaves a 4-node datacenter under writers (`geokv decommission`), nothing acked is lost |
+//! | `decommission_kill` | the leaver SIGKILLed mid-push resumes after a restart, leaves and exits 0; nothing acked is lost |
 //! | `sdk` | the Rust SDK against a real cluster |
 //! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused, certificate rotation |
 //! | `bench_smoke` | `geokv bench` runs end to end |
@@ -38,6 +39,7 @@ mod cluster_failures;
 mod coordinator_faults;
 mod count_levels;
 mod decommission;
+mod decommission_kill;
 mod dev_cluster;
 mod elastic;
 mod geo_replication;

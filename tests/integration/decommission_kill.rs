@@ -1,0 +1,136 @@
+//! Decommission survives a SIGKILL of the leaver: `POST /decommission`,
+//! then SIGKILL the leaver once it has pushed some keys (mid-push; if the
+//! push is over before the poll sees it, the kill is skipped and said so:
+//! a Left node does not start again), restart it on its data
+//! directory; it resumes the leave by itself (cursors per range), leaves
+//! and exits 0, and every write acknowledged before or during the leave
+//! reads back at QUORUM from the remaining nodes.
+
+use crate::common::*;
+use crate::elastic::{layout_of, writer};
+use geokv::layout::NodeState;
+use geokv::proto::v1::Consistency;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The leaver's `GET /decommission` phase and keys pushed so far.
+async fn phase(c: &Cluster, id: &str) -> Option<(String, u64)> {
+    let body = admin(c.node(id).admin_address, "GET", "/decommission")
+        .await
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let keys = v["progress"]["keys"].as_u64().unwrap_or(0);
+    Some((v["phase"].as_str()?.to_string(), keys))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leaver_killed_mid_push_resumes_after_a_restart_and_loses_nothing() {
+    let mut c = Cluster::start(Spec {
+        dcs: vec![("dc1", 4)],
+        replication: vec![("dc1", 3)],
+        extra_keyspaces: Vec::new(),
+        gossip_interval_ms: 100,
+        extra_args: Vec::new(),
+    })
+    .await;
+    let mut before = Vec::new();
+    let mut loaders = Vec::new();
+    for l in 0..4 {
+        let mut client = c.client(&format!("dc1-n{}", l % 3 + 1)).await;
+        loaders.push(tokio::spawn(async move {
+            let mut keys = Vec::new();
+            for i in 0..1500 {
+                let key = format!("pre-{l}-{i}");
+                put(
+                    &mut client,
+                    &key,
+                    &key,
+                    Vec::new(),
+                    Consistency::LocalQuorum,
+                )
+                .await
+                .unwrap();
+                keys.push(key);
+            }
+            keys
+        }));
+    }
+    for h in loaders {
+        before.extend(h.await.unwrap());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| tokio::spawn(writer(c.nodes.clone(), "dc1", w, stop.clone())))
+        .collect();
+
+    let leaver = c.node("dc1-n4").clone();
+    admin(leaver.admin_address, "POST", "/decommission")
+        .await
+        .expect("decommission begins");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let at_kill = loop {
+        match phase(&c, "dc1-n4").await {
+            Some((p, keys))
+                if p != "announcing" && p != "idle" && (p != "streaming" || keys > 0) =>
+            {
+                break (p, keys)
+            }
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the leave never streamed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Only a Leaving node can be restarted: once Left it no longer starts
+    // (it is not a member), so a kill in a later phase is not tried.
+    if at_kill.0 != "streaming" {
+        eprintln!("the push finished before the kill ({at_kill:?}): nothing to resume");
+    } else {
+        c.kill("dc1-n4");
+        eprintln!("killed the leaver in phase {at_kill:?}");
+        // Not `restart`: a node that has left answers /health 503.
+        c.restart_with_args("dc1-n4", &[]);
+    }
+    let exit = c.wait_exit("dc1-n4", Duration::from_secs(60)).await;
+    assert!(
+        exit.success(),
+        "restarted leaver exited {exit}\n{}",
+        c.log("dc1-n4")
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for h in writers {
+        acked.extend(h.await.unwrap());
+    }
+    for id in ["dc1-n1", "dc1-n2", "dc1-n3"] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let l = layout_of(c.node(id)).await.expect("layout");
+            let state = l.node("dc1-n4").map(|(_, _, n)| n.state);
+            if state == Some(NodeState::Left) && l.movements.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id}: dc1-n4 is {state:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut r = c.client("dc1-n2").await;
+    let mut lost = Vec::new();
+    for k in acked.iter().chain(&before) {
+        let got = get(&mut r, k, Consistency::Quorum)
+            .await
+            .map(|g| values(&g));
+        if got.as_ref().map_or(true, |v| v != &vec![k.clone()]) {
+            lost.push(format!("{k}: {got:?}"));
+        }
+    }
+    assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes not read at QUORUM: {:?}",
+        lost.len(),
+        acked.len() + before.len(),
+        &lost[..lost.len().min(10)]
+    );
+}
