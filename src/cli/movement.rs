@@ -23,6 +23,8 @@ pub struct RemoveArgs {
     /// Return once the removal has begun instead of waiting for it.
     #[arg(long)]
     pub no_wait: bool,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
 }
 
 /// Every member's report of the movement it streams for (nodes that do not

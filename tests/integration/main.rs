@@ -50,3 +50,4 @@ mod replace;
 mod restart_durability;
 mod sdk;
 mod tls;
+mod tls_admin;
