@@ -20,13 +20,18 @@
 //! GET|POST|DELETE /auth/roles, POST /auth/grant, /auth/revoke   roles (auth_routes.rs)
 //! ```
 //!
+//! With TLS (`transport::tls`) the port serves HTTPS on the node's
+//! certificate ([`https`]); [`client`] is the other end.
+//!
 //! On a node with `--auth` every route but `GET /health`, `GET /metrics` and
 //! `GET /movement` needs the admin credential ([`guard`]).
 
 mod auth_routes;
 pub mod catalog;
+pub mod client;
 pub mod collect;
 pub mod guard;
+mod https;
 pub mod movement;
 pub mod routes;
 
@@ -75,6 +80,8 @@ pub struct Services {
     pub control: Option<Arc<crate::movement::Control>>,
     /// Who may use the port.
     pub guard: Guard,
+    /// HTTPS with the node's certificate when on (`https`).
+    pub tls: crate::transport::tls::Tls,
 }
 
 impl Services {
@@ -87,6 +94,7 @@ impl Services {
             cluster: None,
             control: None,
             guard: Guard::open(),
+            tls: crate::transport::tls::Tls::insecure(),
         }
     }
 }
@@ -114,6 +122,7 @@ pub async fn serve_on(
         cluster,
         control,
         guard,
+        tls,
     } = services;
     let app = routes::router(routes::Admin {
         node_id: node_id.into(),
@@ -126,8 +135,14 @@ pub async fn serve_on(
     });
     // Not a graceful shutdown: a node stopping does not wait for a long
     // `POST /repair` to answer.
+    let served = async move {
+        match tls.is_on() {
+            true => axum::serve(https::HttpsListener::new(listener, &tls)?, app).await,
+            false => axum::serve(listener, app).await,
+        }
+    };
     tokio::select! {
-        r = axum::serve(listener, app) => r,
+        r = served => r,
         _ = shutdown.wait_for(|v| *v) => Ok(()),
     }
 }

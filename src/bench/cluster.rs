@@ -262,47 +262,73 @@ pub fn node_argv(launch: &NodeLaunch, n: &NodeInfo) -> Vec<OsString> {
     argv
 }
 
-/// A minimal HTTP/1.1 request to an admin port; returns the body on 2xx.
-/// Sends `GEOKV_TOKEN`, when set, as the admin credential (`geokv dev
-/// cut|heal` against nodes started with `--auth`).
+/// How a tool reaches admin ports: the cluster CA when they serve HTTPS,
+/// the admin token when the nodes run `--auth`.
+#[derive(Debug, Clone, Default)]
+pub struct AdminAccess {
+    pub ca: Option<PathBuf>,
+    pub token: Option<String>,
+}
+
+impl AdminAccess {
+    /// `GEOKV_CA` and `GEOKV_TOKEN` (e.g. `geokv dev cut|heal` from a shell
+    /// that exported what `geokv dev` printed).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        AdminAccess {
+            ca: var("GEOKV_CA").map(PathBuf::from),
+            token: var("GEOKV_TOKEN").map(|t| t.trim().to_string()),
+        }
+    }
+}
+
+/// A request to an admin port with [`AdminAccess::from_env`]; the body on 2xx.
 pub async fn admin_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
 ) -> Result<String, ClusterError> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    admin_request_as(&AdminAccess::from_env(), addr, method, path).await
+}
+
+/// A request to an admin port (HTTPS when `access` has a CA; 2 s to
+/// connect, 5 s to answer); the body on 2xx.
+pub async fn admin_request_as(
+    access: &AdminAccess,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> Result<String, ClusterError> {
     let fail = |reason: String| ClusterError::Admin {
         method: method.to_string(),
         path: path.to_string(),
         addr,
         reason,
     };
-    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+    let tls = match &access.ca {
+        Some(ca) => Some(
+            crate::transport::tls::admin::operator_connector(ca, None)
+                .map_err(|e| fail(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let target = addr.to_string();
+    let call = crate::admin::client::call(
+        &target,
+        tls.as_ref(),
+        method,
+        path,
+        access.token.as_deref(),
+        "",
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(7), call)
         .await
-        .map_err(|_| fail("connect timed out".into()))?
+        .map_err(|_| fail("no answer within 7s".into()))?
         .map_err(|e| fail(e.to_string()))?;
-    let auth = (std::env::var("GEOKV_TOKEN").ok())
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| format!("Authorization: Bearer {}\r\n", t.trim()))
-        .unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .map_err(|_| fail("no answer within 5s".into()))?
-        .map_err(|e| fail(e.to_string()))?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    if !text.starts_with("HTTP/1.1 2") {
-        return Err(fail(text.lines().next().unwrap_or("").to_string()));
+    if !answer.is_success() {
+        return Err(fail(format!("{} {}", answer.status, answer.body.trim())));
     }
-    Ok(text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string())
+    Ok(answer.body)
 }
 
 /// A topology file: one rack per node, node ids `<dc>-n<i>`, client gRPC on

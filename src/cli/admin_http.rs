@@ -1,10 +1,69 @@
-//! The CLI's client of a node's admin port: one HTTP/1.0 exchange, with the
-//! admin token (`--token` / `GEOKV_TOKEN`) as `authorization: Bearer` when
-//! given, and an optional body.
+//! The CLI's client of a node's admin port: one exchange
+//! ([`geokv::admin::client::call`]), over HTTPS when a cluster CA is given
+//! (`--ca` / `GEOKV_CA`, with a client certificate if configured), with
+//! the admin token (`--token` / `GEOKV_TOKEN`) as `authorization: Bearer`
+//! when given, and an optional body.
 //!
 //! Owns the exchange only; what to ask is the subcommands'.
-use anyhow::{bail, Context};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use anyhow::bail;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// How the CLI reaches admin ports of a cluster with TLS.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AdminTlsArgs {
+    /// Cluster CA certificate (PEM): speak HTTPS to the admin port and
+    /// verify the node's certificate with it (nodes running TLS).
+    #[arg(long = "ca", value_name = "FILE", env = "GEOKV_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) to present, with --client-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GEOKV_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// Client private key (PEM), with --client-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GEOKV_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+}
+
+static CHOSEN: OnceLock<AdminTlsArgs> = OnceLock::new();
+
+impl AdminTlsArgs {
+    /// Makes these the settings of every admin exchange of this process
+    /// (called once by the subcommand's dispatch).
+    pub fn choose(&self) {
+        let _ = CHOSEN.set(self.clone());
+    }
+
+    fn from_env() -> Self {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        AdminTlsArgs {
+            ca: var("GEOKV_CA"),
+            client_cert: var("GEOKV_CLIENT_CERT"),
+            client_key: var("GEOKV_CLIENT_KEY"),
+        }
+    }
+
+    fn connector(&self) -> anyhow::Result<Option<tokio_rustls::TlsConnector>> {
+        let Some(ca) = &self.ca else { return Ok(None) };
+        let identity = self.client_cert.as_deref().zip(self.client_key.as_deref());
+        Ok(Some(geokv::transport::tls::admin::operator_connector(
+            ca, identity,
+        )?))
+    }
+}
 
 /// The admin token a subcommand uses when given none: `GEOKV_TOKEN`.
 pub fn env_token() -> Option<String> {
@@ -22,32 +81,17 @@ pub async fn request(
     token: Option<&str>,
     body: &str,
 ) -> anyhow::Result<String> {
-    let mut s = tokio::net::TcpStream::connect(endpoint)
-        .await
-        .with_context(|| format!("connecting to the admin port {endpoint}"))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {}\r\n", t.trim()))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {endpoint}\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code: u16 = (head.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let tls = CHOSEN.get().cloned().unwrap_or_else(AdminTlsArgs::from_env);
+    let connector = tls.connector()?;
+    let answer =
+        geokv::admin::client::call(endpoint, connector.as_ref(), method, path, token, body).await?;
+    let code = answer.status;
+    let body = answer.body.trim();
     if code == 401 && token.is_none() {
-        bail!(
-            "{endpoint} answered 401: {} (give the admin token: --token or GEOKV_TOKEN)",
-            body.trim()
-        );
+        bail!("{endpoint} answered 401: {body} (give the admin token: --token or GEOKV_TOKEN)");
     }
-    if !(200..300).contains(&code) {
-        bail!("{endpoint} answered {code}: {}", body.trim());
+    if !answer.is_success() {
+        bail!("{endpoint} answered {code}: {body}");
     }
-    Ok(body.to_string())
+    Ok(answer.body)
 }

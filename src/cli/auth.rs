@@ -113,6 +113,8 @@ pub struct AdminArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
 }
 
 impl AdminArgs {
@@ -120,6 +122,7 @@ impl AdminArgs {
         let token = (self.token.clone())
             .filter(|t| !t.trim().is_empty())
             .or_else(env_token);
+        self.tls.choose();
         request(&self.endpoint, method, path, token.as_deref(), body).await
     }
 }

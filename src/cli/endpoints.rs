@@ -24,6 +24,8 @@ pub struct EndpointsArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
 }
 
 /// One node that holds (or is about to hold) the key.

@@ -22,6 +22,8 @@ use super::node::NodeArgs;
 
 /// The topology (the members of the layout to start with) of a joining node.
 pub fn prepare(args: &NodeArgs, seed: SocketAddr) -> anyhow::Result<Topology> {
+    // The node's own TLS material: the seed checks it, and it checks the seed's.
+    let tls = geokv::transport::tls::Tls::load(&args.tls.setting(&args.node)?, &args.node)?;
     let path = args.data_dir.join("db");
     std::fs::create_dir_all(&args.data_dir)?;
     let engine: Arc<dyn Engine> = Arc::new(
@@ -47,7 +49,7 @@ pub fn prepare(args: &NodeArgs, seed: SocketAddr) -> anyhow::Result<Topology> {
         .enable_all()
         .build()?;
     if let Some(dead) = &args.replace {
-        let layout = rt.block_on(prepare_replace(&engine, seed, dead, &node))?;
+        let layout = rt.block_on(prepare_replace(&engine, seed, dead, &node, &tls))?;
         return Ok(layout.member_topology());
     }
     let req = JoinRequest {
@@ -56,6 +58,6 @@ pub fn prepare(args: &NodeArgs, seed: SocketAddr) -> anyhow::Result<Topology> {
         rack: args.rack.clone().ok_or_else(|| need("rack"))?,
         tokens: 0,
     };
-    let layout = rt.block_on(prepare_join(&engine, seed, &req, args.weight))?;
+    let layout = rt.block_on(prepare_join(&engine, seed, &req, args.weight, &tls))?;
     Ok(layout.member_topology())
 }

@@ -20,6 +20,8 @@ pub struct DecommissionArgs {
     /// Return once the leave has begun, without waiting for it to finish.
     #[arg(long)]
     pub no_wait: bool,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
 }
 
 /// Arguments of `geokv cleanup`.
@@ -28,6 +30,8 @@ pub struct CleanupArgs {
     /// The node's admin address (host:port).
     #[arg(long)]
     pub endpoint: String,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
 }
 
 fn line(s: &Status) -> String {

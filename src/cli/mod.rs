@@ -103,12 +103,27 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Get(args) => client_runtime(kv::get(args)),
         Command::Delete(args) => client_runtime(kv::delete(args)),
         Command::Status(args) => client_runtime(status::run(args)),
-        Command::Ring(args) => client_runtime(ring::run(args)),
-        Command::Getendpoints(args) => client_runtime(endpoints::run(args)),
-        Command::Removenode(args) => client_runtime(movement::remove(args)),
+        Command::Ring(args) => {
+            args.tls.choose();
+            client_runtime(ring::run(args))
+        }
+        Command::Getendpoints(args) => {
+            args.tls.choose();
+            client_runtime(endpoints::run(args))
+        }
+        Command::Removenode(args) => {
+            args.tls.choose();
+            client_runtime(movement::remove(args))
+        }
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
-        Command::Decommission(args) => client_runtime(leave::decommission(args)),
-        Command::Cleanup(args) => client_runtime(leave::cleanup(args)),
+        Command::Decommission(args) => {
+            args.tls.choose();
+            client_runtime(leave::decommission(args))
+        }
+        Command::Cleanup(args) => {
+            args.tls.choose();
+            client_runtime(leave::cleanup(args))
+        }
         Command::Auth(cmd) => client_runtime(auth::run(cmd)),
     }
 }

@@ -28,6 +28,8 @@ pub struct RemoveArgs {
     /// lost writes. Also forces a removal already in progress.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
 }
 
 /// Every member's report of the movement it streams for (nodes that do not

@@ -23,6 +23,8 @@ pub struct RingArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
 }
 
 /// `geokv keyspace ...`.
@@ -41,6 +43,8 @@ pub struct CreateArgs {
     /// A node's admin address (host:port).
     #[arg(long, default_value = "127.0.0.11:7072")]
     pub endpoint: String,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
 }
 
 /// One request to `endpoint` (with `GEOKV_TOKEN` as the admin token, if
@@ -116,6 +120,7 @@ fn table(layout: &Layout, ks: &str, rows: &[NodeOwnership]) -> String {
 pub async fn keyspace(cmd: KeyspaceCommand) -> anyhow::Result<()> {
     match cmd {
         KeyspaceCommand::Create(a) => {
+            a.tls.choose();
             let rf = a.rf.replace('=', ":");
             let path = format!("/keyspaces?name={}&rf={rf}", a.name);
             let body = http(&a.endpoint, "POST", &path).await?;

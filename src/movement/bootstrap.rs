@@ -53,6 +53,7 @@ pub async fn prepare_join(
     seed: SocketAddr,
     req: &JoinRequest,
     weight: f64,
+    tls: &crate::transport::tls::Tls,
 ) -> Result<Layout, BootstrapError> {
     if let Some(l) = store::load(&**engine)? {
         if l.node(&req.node.id).is_some() {
@@ -69,19 +70,15 @@ pub async fn prepare_join(
         admin_address: req.node.admin_address,
         vnodes: 0,
     };
+    // The seed is known by address only: with TLS any node certificate of
+    // the cluster CA is accepted for it (`tls::seed_id`), and the seed
+    // checks ours.
     let seed_node = NodeInfo {
-        id: format!("seed@{seed}"),
+        id: crate::transport::tls::seed_id(seed),
         peer_address: seed,
         ..me.clone()
     };
-    // Plaintext: with TLS on, the seed's certificate would have to name the
-    // node id we dial, and a seed is given by address only (left for the
-    // TLS work: `--join ID@ADDR`).
-    let peers = Peers::new(
-        me,
-        Arc::new(Faults::new(false)),
-        &crate::transport::tls::Tls::insecure(),
-    );
+    let peers = Peers::new(me, Arc::new(Faults::new(false)), tls);
     let err = |source| BootstrapError::Seed { seed, source };
     let msg = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
     let now =

@@ -30,6 +30,7 @@ use super::rereplicate::{rereplicate, RereplicateError, Target};
 use super::stream::{Progress, StreamConfig};
 use crate::engine::Engine;
 use crate::layout::{Layout, LayoutError, Movement, NodeState};
+use crate::transport::tls::Tls;
 use crate::view::Cluster;
 
 /// A removal that cannot begin.
@@ -244,7 +245,7 @@ pub async fn follow(
                     }
                 }
                 if finisher(&layout, &dead).as_deref() == Some(&me) {
-                    try_finish(&cluster, &layout, &dead, &me).await;
+                    try_finish(&cluster, peers.tls(), &layout, &dead, &me).await;
                 }
             }
             None => {
@@ -264,7 +265,7 @@ pub async fn follow(
 }
 
 /// Proposes `finish_remove` once every gainer reports the removal done.
-async fn try_finish(cluster: &Cluster, layout: &Layout, dead: &str, me: &str) {
+async fn try_finish(cluster: &Cluster, tls: &Tls, layout: &Layout, dead: &str, me: &str) {
     let name = movement_name(dead);
     for g in gainers(layout, dead) {
         let done = if g == me {
@@ -275,7 +276,7 @@ async fn try_finish(cluster: &Cluster, layout: &Layout, dead: &str, me: &str) {
             let Some((_, _, n)) = layout.node(&g) else {
                 return;
             };
-            gainer_done(n.admin_address, &name).await
+            gainer_done(tls, &g, n.admin_address, &name).await
         };
         if !done {
             return;
@@ -290,18 +291,18 @@ async fn try_finish(cluster: &Cluster, layout: &Layout, dead: &str, me: &str) {
     }
 }
 
-/// Whether the node at `admin` reports movement `name` done (`GET /movement`).
-async fn gainer_done(admin: std::net::SocketAddr, name: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// Whether node `id` (admin port `admin`) reports movement `name` done
+/// (`GET /movement`, over HTTPS when the node runs TLS).
+async fn gainer_done(tls: &Tls, id: &str, admin: std::net::SocketAddr, name: &str) -> bool {
+    let connector = tls.admin_connector(id);
     let ask = async {
-        let mut s = tokio::net::TcpStream::connect(admin).await.ok()?;
-        let req = "GET /movement HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf).to_string();
-        let (_, body) = text.split_once("\r\n\r\n")?;
-        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        let addr = admin.to_string();
+        let answer =
+            crate::admin::client::call(&addr, connector.as_ref(), "GET", "/movement", None, "")
+                .await
+                .ok()
+                .filter(|a| a.is_success())?;
+        let v: serde_json::Value = serde_json::from_str(&answer.body).ok()?;
         let r = &v["streaming"];
         Some(r["movement"] == name && r["status"] == "done")
     };

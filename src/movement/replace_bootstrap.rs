@@ -70,6 +70,7 @@ pub async fn prepare_replace(
     seed: SocketAddr,
     dead: &str,
     new: &NewNode,
+    tls: &crate::transport::tls::Tls,
 ) -> Result<Layout, ReplaceBootstrapError> {
     if let Some(l) = store::load(&**engine)? {
         if l.node(&new.id).is_some() {
@@ -77,17 +78,13 @@ pub async fn prepare_replace(
         }
     }
     let me = info(&new.id, "", "", new);
+    // As a join's bootstrap (see `bootstrap.rs`).
     let seed_node = NodeInfo {
-        id: format!("seed@{seed}"),
+        id: crate::transport::tls::seed_id(seed),
         peer_address: seed,
         ..me.clone()
     };
-    // Plaintext, as a join's bootstrap (see `bootstrap.rs`).
-    let peers = Peers::new(
-        me,
-        Arc::new(Faults::new(false)),
-        &crate::transport::tls::Tls::insecure(),
-    );
+    let peers = Peers::new(me, Arc::new(Faults::new(false)), tls);
     let err = |source| ReplaceBootstrapError::Seed { seed, source };
     let decode = |e: String| ReplaceBootstrapError::Decode(e);
     let msg = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
@@ -140,17 +137,18 @@ async fn check_dead(
     let Some((_, _, s)) = layout.nodes().find(|(_, _, n)| n.peer_address == seed) else {
         return Err(no_verdict(format!("{seed} is no member's peer address")));
     };
-    let url = format!("http://{}", s.client_address);
-    let ch = tonic::transport::Endpoint::from_shared(url)
-        .map_err(|e| no_verdict(e.to_string()))?
-        .connect_timeout(CALL)
-        .timeout(CALL)
-        .connect()
+    // The seed's client port, over TLS as its owner node when TLS is on.
+    let ch = peers.tls().endpoint(&s.id, s.client_address);
+    let mut kv = crate::proto::v1::kv_client::KvClient::new(ch);
+    let ask = kv.status(crate::proto::v1::StatusRequest {});
+    let status = tokio::time::timeout(CALL, ask)
         .await
-        .map_err(|e| no_verdict(e.to_string()))?;
-    let status = crate::proto::v1::kv_client::KvClient::new(ch)
-        .status(crate::proto::v1::StatusRequest {})
-        .await
+        .map_err(|_| {
+            no_verdict(format!(
+                "no answer from {} within {CALL:?}",
+                s.client_address
+            ))
+        })?
         .map_err(|e| no_verdict(e.to_string()))?
         .into_inner();
     match status.nodes.iter().find(|n| n.id == dead.id) {

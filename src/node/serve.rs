@@ -98,6 +98,7 @@ pub(super) async fn servers(
         cluster: Some(s.cluster.clone()),
         control: Some(p.control.clone()),
         guard: p.admin_guard.clone(),
+        tls: p.tls.clone(),
     };
     tasks.spawn(async move {
         admin::serve(addr, services, sd)

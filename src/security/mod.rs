@@ -8,3 +8,5 @@
 
 pub mod auth;
 pub mod certs;
+#[cfg(test)]
+mod decoders;

@@ -155,6 +155,11 @@ impl Peers {
         }
     }
 
+    /// The node's TLS state (also for its admin-port calls to peers).
+    pub fn tls(&self) -> &tls::Tls {
+        &self.tls
+    }
+
     /// Drops the channels of nodes that are not members any more:
     /// `peer_address(id)` is a member's current peer address, `None` for a
     /// node that left the view (a changed address drops the channel too).

@@ -33,14 +33,15 @@
 //! Owns: TLS configuration, accepting and dialling with it, the identity
 //! check. Must not: decide anything about requests beyond who sent them.
 
+pub mod admin;
 mod incoming;
 mod material;
 
-pub use incoming::{ConnInfo, Incoming, HANDSHAKE_TIMEOUT};
+pub use incoming::{Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, HANDSHAKE_TIMEOUT};
 pub use material::{Store, TlsError, TlsFiles};
 
 use crate::security::certs::{self, Identity};
-use material::{ClientVerifier, KeyResolver, NodeVerifier};
+use material::{Anchors, ClientVerifier, KeyResolver, NodeVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
@@ -63,6 +64,8 @@ pub const PLAINTEXT_REFUSAL: &str = "this port requires TLS: connect with an htt
 pub enum Port {
     Internode,
     Client,
+    /// The admin HTTP port (HTTPS, see [`admin`]).
+    Admin,
 }
 
 impl Port {
@@ -70,8 +73,27 @@ impl Port {
         match self {
             Port::Internode => "internode",
             Port::Client => "client",
+            Port::Admin => "admin",
         }
     }
+}
+
+/// The ALPN protocol a port speaks.
+fn alpn(port: Port) -> Vec<u8> {
+    match port {
+        Port::Admin => b"http/1.1".to_vec(),
+        Port::Internode | Port::Client => b"h2".to_vec(),
+    }
+}
+
+/// How a node names a seed it dials by address before it knows the seed's
+/// id (`geokv node --join ADDR`); with TLS any node certificate of the
+/// cluster CA is accepted for it. Node ids cannot contain `@`.
+const SEED_PREFIX: &str = "seed@";
+
+/// The peer id of the seed at `addr` (see [`SEED_PREFIX`]).
+pub fn seed_id(addr: SocketAddr) -> String {
+    format!("{SEED_PREFIX}{addr}")
 }
 
 /// How a node secures its ports (its configuration).
@@ -134,23 +156,41 @@ impl Tls {
                 required: port == Port::Internode,
             }))
             .with_cert_resolver(Arc::new(KeyResolver(store.clone())));
-        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        cfg.alpn_protocols = vec![alpn(port)];
         Arc::new(cfg)
     }
 
     fn client_config(store: &Arc<Store>, expect: &str) -> Arc<rustls::ClientConfig> {
+        let expect = (!expect.starts_with(SEED_PREFIX)).then(|| expect.to_string());
+        Self::dial_config(
+            Anchors::Live(store.clone()),
+            expect,
+            Some(store),
+            Port::Internode,
+        )
+    }
+
+    /// A client configuration checking the server with `anchors` (and
+    /// `expect`, see [`NodeVerifier`]), presenting `store`'s certificate if
+    /// given, speaking `port`'s protocol.
+    fn dial_config(
+        anchors: Anchors,
+        expect: Option<String>,
+        store: Option<&Arc<Store>>,
+        port: Port,
+    ) -> Arc<rustls::ClientConfig> {
         // "dangerous" is rustls' name for any custom verifier; this one is
         // stricter than the stock one (CA chain *and* the node's identity).
-        let mut cfg = rustls::ClientConfig::builder_with_provider(store.provider().clone())
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .expect("the ring provider supports the default versions")
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NodeVerifier {
-                store: store.clone(),
-                expect: expect.to_string(),
-            }))
-            .with_client_cert_resolver(Arc::new(KeyResolver(store.clone())));
-        cfg.alpn_protocols = vec![b"h2".to_vec()];
+            .with_custom_certificate_verifier(Arc::new(NodeVerifier { anchors, expect }));
+        let mut cfg = match store {
+            Some(store) => builder.with_client_cert_resolver(Arc::new(KeyResolver(store.clone()))),
+            None => builder.with_no_client_auth(),
+        };
+        cfg.alpn_protocols = vec![alpn(port)];
         Arc::new(cfg)
     }
 
@@ -164,7 +204,8 @@ impl Tls {
     }
 
     /// A lazily connected channel to node `peer_id` at `addr`; with TLS the
-    /// peer must present a certificate naming `peer_id`.
+    /// peer must present a certificate naming `peer_id` (any node of the
+    /// cluster CA for a [`seed_id`]: a seed is known by address only).
     pub fn endpoint(&self, peer_id: &str, addr: SocketAddr) -> Channel {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .expect("socket address forms a valid URI")

@@ -106,12 +106,21 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn faults(admin: &str) -> String {
+/// `GET /faults` over HTTPS with the dev cluster's CA and admin token (TLS
+/// and authentication are on by default in `geokv dev`).
+fn faults(data: &Path, admin: &str) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(geokv::bench::cluster::admin_request(
+    let access = geokv::bench::cluster::AdminAccess {
+        ca: Some(data.join("certs/ca.pem")),
+        token: std::fs::read_to_string(data.join("admin-token"))
+            .ok()
+            .map(|t| t.trim().to_string()),
+    };
+    rt.block_on(geokv::bench::cluster::admin_request_as(
+        &access,
         admin.parse().unwrap(),
         "GET",
         "/faults",
@@ -153,6 +162,27 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
             .unwrap_or_default()
             .contains("is up (3 nodes)")
     });
+    // TLS and authentication by default: the banner says how to connect.
+    let banner = std::fs::read_to_string(&stdout).unwrap();
+    assert!(banner.contains("export GEOKV_CA="), "{banner}");
+    assert!(banner.contains("export GEOKV_TOKEN=$(cat "), "{banner}");
+    // Without the token the admin port refuses a mutating call.
+    let access = geokv::bench::cluster::AdminAccess {
+        ca: Some(dev.data.join("certs/ca.pem")),
+        token: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin_addr = dev.admin("dc1-n1").parse().unwrap();
+    let denied = rt.block_on(geokv::bench::cluster::admin_request_as(
+        &access,
+        admin_addr,
+        "POST",
+        "/faults/heal?target=*",
+    ));
+    assert!(format!("{denied:?}").contains("401"), "{denied:?}");
     let s = dev.status();
     assert!(s["supervisor_pid"].is_u64(), "{s}");
     for n in s["nodes"].as_array().unwrap() {
@@ -163,6 +193,13 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     let out = Command::new(GEOKV)
         .args(["getendpoints", "default", "user:42", "--json", "--endpoint"])
         .arg(dev.admin("dc1-n1"))
+        .env("GEOKV_CA", dev.data.join("certs/ca.pem"))
+        .env(
+            "GEOKV_TOKEN",
+            std::fs::read_to_string(dev.data.join("admin-token"))
+                .unwrap()
+                .trim(),
+        )
         .output()
         .unwrap();
     assert!(
@@ -201,10 +238,10 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
 
     // Links: cut both sides, then heal everything.
     dev.cmd(&["cut", "dc1", "dc2"]);
-    assert!(faults(&dev.admin("dc1-n1")).contains("dc2"));
-    assert!(faults(&dev.admin("dc2-n1")).contains("dc1"));
+    assert!(faults(&dev.data, &dev.admin("dc1-n1")).contains("dc2"));
+    assert!(faults(&dev.data, &dev.admin("dc2-n1")).contains("dc1"));
     dev.cmd(&["heal"]);
-    assert!(!faults(&dev.admin("dc1-n1")).contains("dc2"));
+    assert!(!faults(&dev.data, &dev.admin("dc1-n1")).contains("dc2"));
 
     // A clean stop of one node, then of the whole cluster.
     dev.cmd(&["stop", "dc2-n1"]);

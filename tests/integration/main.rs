@@ -52,3 +52,4 @@ mod replace;
 mod restart_durability;
 mod sdk;
 mod tls;
+mod tls_admin;

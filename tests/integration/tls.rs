@@ -121,6 +121,8 @@ async fn a_node_with_a_certificate_from_another_ca_is_never_counted_up() {
         key.display().to_string(),
     ]
     .into();
+    // Its admin port serves the intruder's certificate.
+    admin_over_https(n3.admin_address, &intruder_dir.join("ca.pem"));
     cluster.restart_with_args("dc1-n3", &args);
     cluster.wait_healthy("dc1-n3").await;
 
@@ -162,14 +164,16 @@ async fn a_node_with_a_certificate_from_another_ca_is_never_counted_up() {
 
     // The same node with its proper certificate is a member again.
     cluster.kill("dc1-n3");
+    admin_over_https(n3.admin_address, cluster.tls_ca.as_ref().unwrap());
     cluster.restart("dc1-n3").await;
     cluster
         .wait_seen("dc1-n1", "dc1-n3", true, Duration::from_secs(20))
         .await;
 }
 
-/// The certificate a node's client port presents to a fresh connection.
-async fn served_certificate(cluster: &Cluster, id: &str) -> Vec<u8> {
+/// The certificate a node's client port (or, `admin`, its admin port)
+/// presents to a fresh connection.
+async fn served_certificate(cluster: &Cluster, id: &str, admin: bool) -> Vec<u8> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
@@ -181,7 +185,12 @@ async fn served_certificate(cluster: &Cluster, id: &str) -> Vec<u8> {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let addr = cluster.node(id).client_address;
+    let n = cluster.node(id);
+    let addr = if admin {
+        n.admin_address
+    } else {
+        n.client_address
+    };
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
@@ -196,7 +205,7 @@ async fn a_certificate_rotated_on_disk_is_served_without_a_restart() {
     let cluster = Cluster::start_tls(one_dc()).await;
     let certs = cluster.dir.path().join("certs");
     let (cert, key) = pair_paths(&certs, "node-dc1-n1");
-    let old = served_certificate(&cluster, "dc1-n1").await;
+    let old = served_certificate(&cluster, "dc1-n1", false).await;
     assert_eq!(
         old,
         rustls::pki_types::CertificateDer::from_pem_file(&cert)
@@ -220,7 +229,7 @@ async fn a_certificate_rotated_on_disk_is_served_without_a_restart() {
     assert_ne!(old, new);
     // Picked up within the 5 s poll (plus slack for a loaded machine).
     let started = Instant::now();
-    while served_certificate(&cluster, "dc1-n1").await != new {
+    while served_certificate(&cluster, "dc1-n1", false).await != new {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "rotation not picked up"
@@ -228,6 +237,8 @@ async fn a_certificate_rotated_on_disk_is_served_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(cluster.log("dc1-n1").contains("TLS certificates reloaded"));
+    // The admin port serves the rotated certificate too.
+    assert_eq!(served_certificate(&cluster, "dc1-n1", true).await, new);
     // Connections keep working: the others still see it up, writes at ALL pass.
     cluster.wait_all_up(Duration::from_secs(20)).await;
     let mut c = cluster.client("dc1-n1").await;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 use std::time::Duration;
 
-use geokv::bench::cluster::admin_request;
+use geokv::bench::cluster::admin_request_as;
 use geokv::topology::{NodeInfo, Topology};
 
 use super::record::DevDir;
@@ -110,15 +110,18 @@ pub fn start(dev: &DevDir, id: &str) -> anyhow::Result<()> {
 pub fn status(dev: &DevDir, as_json: bool) -> anyhow::Result<()> {
     let topology = dev.topology()?;
     let rt = runtime()?;
+    let access = dev.admin_access();
     let mut rows = Vec::new();
     for n in topology.nodes() {
         let pid = dev.node(&n.id).running();
         let state = match pid {
             None => "down",
-            Some(_) => match rt.block_on(admin_request(n.admin_address, "GET", "/health")) {
-                Ok(_) => "up",
-                Err(_) => "starting",
-            },
+            Some(_) => {
+                match rt.block_on(admin_request_as(&access, n.admin_address, "GET", "/health")) {
+                    Ok(_) => "up",
+                    Err(_) => "starting",
+                }
+            }
         };
         rows.push((n, state, pid));
     }
@@ -202,6 +205,7 @@ pub fn heal_all(dev: &DevDir) -> anyhow::Result<()> {
 /// POSTs `/faults/<verb>?target=…` to each running node of `calls`.
 fn send_faults(dev: &DevDir, verb: &str, calls: Vec<(NodeInfo, &str)>) -> anyhow::Result<()> {
     let rt = runtime()?;
+    let access = dev.admin_access();
     for (n, target) in calls {
         if dev.node(&n.id).running().is_none() {
             eprintln!("{} is down; its links are unchanged", n.id);
@@ -209,7 +213,7 @@ fn send_faults(dev: &DevDir, verb: &str, calls: Vec<(NodeInfo, &str)>) -> anyhow
         }
         let target = percent_encoding::utf8_percent_encode(target, QUERY_VALUE);
         let path = format!("/faults/{verb}?target={target}");
-        rt.block_on(admin_request(n.admin_address, "POST", &path))?;
+        rt.block_on(admin_request_as(&access, n.admin_address, "POST", &path))?;
     }
     Ok(())
 }

@@ -50,6 +50,28 @@ impl DevDir {
         Ok(Topology::load(&path)?)
     }
 
+    /// How `geokv dev` reaches the nodes' admin ports: over HTTPS with the
+    /// CA and with the admin token when the nodes' recorded command lines
+    /// name them (`--tls-dir`, `--admin-token-file`), else `GEOKV_CA` /
+    /// `GEOKV_TOKEN`.
+    pub fn admin_access(&self) -> geokv::bench::cluster::AdminAccess {
+        let mut access = geokv::bench::cluster::AdminAccess::from_env();
+        let argv = (self.topology().ok())
+            .and_then(|t| t.nodes().first().and_then(|n| self.node(&n.id).argv()))
+            .unwrap_or_default();
+        let after = |flag: &str| {
+            let i = argv.iter().position(|a| a == flag)?;
+            argv.get(i + 1).map(PathBuf::from)
+        };
+        if let Some(dir) = after("--tls-dir") {
+            access.ca = Some(dir.join("ca.pem"));
+        }
+        if let Some(t) = after("--admin-token-file").and_then(|f| std::fs::read_to_string(f).ok()) {
+            access.token = Some(t.trim().to_string());
+        }
+        access
+    }
+
     /// The supervisor's record.
     pub fn supervisor(&self) -> Recorded {
         Recorded {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-use geokv::bench::cluster::{admin_request, node_argv, NodeLaunch};
+use geokv::bench::cluster::{admin_request_as, node_argv, NodeLaunch};
 use geokv::topology::{NodeInfo, Topology, DEV_TOPOLOGY_YAML};
 
 use super::record::DevDir;
@@ -70,6 +70,14 @@ pub fn run(up: Up) -> anyhow::Result<()> {
             certs_dir(&dev).display().to_string(),
         ]);
     }
+    let token = admin_token(&up, &dev)?;
+    if token.is_some() && !extra_args.iter().any(|a| a == "--auth") {
+        extra_args.extend([
+            "--auth".to_string(),
+            "--admin-token-file".to_string(),
+            admin_token_path(&dev).display().to_string(),
+        ]);
+    }
     let launch = NodeLaunch {
         exe: std::env::current_exe()?,
         topology_path: dev.topology_path(),
@@ -103,10 +111,10 @@ pub fn run(up: Up) -> anyhow::Result<()> {
     // On an error `sup` is dropped, which stops every node.
     rt.block_on(wait_ready(&dev, &nodes, Duration::from_secs(60)))?;
     if up.wan_delay_ms > 0 {
-        rt.block_on(set_wan_delay(&topology, up.wan_delay_ms))?;
+        rt.block_on(set_wan_delay(&dev, &topology, up.wan_delay_ms))?;
         println!("inter-datacenter delay: {} ms each way", up.wan_delay_ms);
     }
-    print_banner(&topology, &dev, ca.as_deref());
+    print_banner(&topology, &dev, ca.as_deref(), token.is_some());
     rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let signal = super::super::node::wait_for_signal();
@@ -235,8 +243,9 @@ fn changes(
 /// Waits until every node answers `/health`; fails as soon as one exits.
 pub async fn wait_ready(dev: &DevDir, nodes: &[NodeInfo], limit: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
+    let access = dev.admin_access();
     for n in nodes {
-        while admin_request(n.admin_address, "GET", "/health")
+        while admin_request_as(&access, n.admin_address, "GET", "/health")
             .await
             .is_err()
         {
@@ -258,16 +267,45 @@ pub async fn wait_ready(dev: &DevDir, nodes: &[NodeInfo], limit: Duration) -> an
 }
 
 /// Sets a one-way delay of `ms` on every link between datacenters.
-async fn set_wan_delay(topology: &Topology, ms: u64) -> anyhow::Result<()> {
+async fn set_wan_delay(dev: &DevDir, topology: &Topology, ms: u64) -> anyhow::Result<()> {
+    let access = dev.admin_access();
     for n in topology.nodes() {
         for dc in topology.datacenter_names() {
             if dc != n.dc {
                 let path = format!("/faults/delay?dc={dc}&ms={ms}");
-                admin_request(n.admin_address, "POST", &path).await?;
+                admin_request_as(&access, n.admin_address, "POST", &path).await?;
             }
         }
     }
     Ok(())
+}
+
+fn admin_token_path(dev: &DevDir) -> PathBuf {
+    dev.root.join("admin-token")
+}
+
+/// The admin token `admin:SECRET` in DATA_DIR/admin-token (created with a
+/// random secret, mode 0600, on the first run), or `None` with `--insecure`.
+fn admin_token(up: &Up, dev: &DevDir) -> anyhow::Result<Option<String>> {
+    if up.insecure {
+        return Ok(None);
+    }
+    let path = admin_token_path(dev);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(Some(t.trim().to_string()));
+    }
+    let secret = geokv::security::auth::secret::generate_secret();
+    let token = format!("admin:{secret}");
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{token}")?;
+    Ok(Some(token))
 }
 
 fn certs_dir(dev: &DevDir) -> PathBuf {
@@ -287,7 +325,7 @@ fn tls_material(up: &Up, topology: &Topology, dev: &DevDir) -> anyhow::Result<Op
     Ok(Some(ca))
 }
 
-fn print_banner(topology: &Topology, dev: &DevDir, ca: Option<&std::path::Path>) {
+fn print_banner(topology: &Topology, dev: &DevDir, ca: Option<&std::path::Path>, auth: bool) {
     let nodes = topology.nodes();
     println!(
         "cluster {} is up ({} nodes):",
@@ -307,6 +345,12 @@ fn print_banner(topology: &Topology, dev: &DevDir, ca: Option<&std::path::Path>)
     if let Some(ca) = ca {
         println!("  export GEOKV_CA={}   # TLS: the cluster CA", ca.display());
     }
+    if auth {
+        println!(
+            "  export GEOKV_TOKEN=$(cat {})   # authentication: the admin token",
+            admin_token_path(dev).display()
+        );
+    }
     println!(
         "  geokv put hello world --endpoint {scheme}://{} --consistency LOCAL_QUORUM",
         first.client_address
@@ -319,7 +363,14 @@ fn print_banner(topology: &Topology, dev: &DevDir, ca: Option<&std::path::Path>)
         "  geokv status --endpoint {scheme}://{}",
         first.client_address
     );
-    println!("  curl http://{}/metrics", first.admin_address);
+    match ca {
+        Some(ca) => println!(
+            "  curl --cacert {} https://{}/metrics",
+            ca.display(),
+            first.admin_address
+        ),
+        None => println!("  curl http://{}/metrics", first.admin_address),
+    }
     println!("  geokv dev status --data-dir {dir}     (also: stop|start|kill NODE, cut|heal A B)");
     println!("logs: {dir}/<node>/node.log; Ctrl-C stops every node");
 }

@@ -181,6 +181,13 @@ async fn handshake(tcp: TcpStream, acceptor: TlsAcceptor, port: Port) -> Result<
                 "plaintext",
                 "plaintext connection to a TLS port".into(),
             )),
+            Port::Admin => {
+                answer_plain_http(tcp).await;
+                Err(Refusal(
+                    "plaintext",
+                    "plaintext HTTP to the HTTPS admin port".into(),
+                ))
+            }
         };
     }
     acceptor
@@ -188,4 +195,23 @@ async fn handshake(tcp: TcpStream, acceptor: TlsAcceptor, port: Port) -> Result<
         .await
         .map(|s| Conn::Tls(Box::new(s)))
         .map_err(|e| Refusal("handshake", e.to_string()))
+}
+
+/// What a plaintext HTTP client of a TLS admin port is told.
+pub const ADMIN_PLAINTEXT_REFUSAL: &str = "this admin port requires HTTPS: use https:// \
+     and the cluster CA (geokv: --ca or GEOKV_CA; curl: --cacert)";
+
+/// Answers a plaintext HTTP request on the admin port with `400` and why,
+/// rather than a bare reset.
+async fn answer_plain_http(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut request)).await;
+    let body = format!("{ADMIN_PLAINTEXT_REFUSAL}\n");
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.write_all(answer.as_bytes()).await;
+    let _ = tcp.shutdown().await;
 }

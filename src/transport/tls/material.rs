@@ -99,15 +99,7 @@ fn load(
     provider: &Arc<CryptoProvider>,
 ) -> Result<Material, TlsError> {
     let read = |p: &PathBuf| std::fs::read(p).map_err(|e| file_err(p, e));
-    let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(&read(&files.ca)?) {
-        roots
-            .add(ca.map_err(|e| file_err(&files.ca, e))?)
-            .map_err(|e| file_err(&files.ca, e))?;
-    }
-    if roots.is_empty() {
-        return Err(file_err(&files.ca, "no CA certificate in the file"));
-    }
+    let roots = read_roots(&files.ca)?;
     let chain = CertificateDer::pem_slice_iter(&read(&files.cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_err(&files.cert, e))?;
@@ -260,13 +252,54 @@ impl ClientCertVerifier for ClientVerifier {
     }
 }
 
-/// Verifies the node we dial: its certificate chains to the current CA and
-/// names exactly the node we meant to reach (not any host name: the
-/// identity is the node id).
+/// The trust anchors a [`NodeVerifier`] checks chains against.
+#[derive(Debug, Clone)]
+pub(crate) enum Anchors {
+    /// The node's current CA (follows reloads).
+    Live(Arc<Store>),
+    /// A CA file read once (an operator's `--ca`).
+    Fixed(Arc<RootCertStore>, Arc<CryptoProvider>),
+}
+
+impl Anchors {
+    fn roots(&self) -> Arc<RootCertStore> {
+        match self {
+            Anchors::Live(s) => s.current().roots.clone(),
+            Anchors::Fixed(r, _) => r.clone(),
+        }
+    }
+
+    fn provider(&self) -> &Arc<CryptoProvider> {
+        match self {
+            Anchors::Live(s) => s.provider(),
+            Anchors::Fixed(_, p) => p,
+        }
+    }
+}
+
+/// Reads the CA certificates of a PEM file into a root store.
+pub(crate) fn read_roots(path: &std::path::Path) -> Result<RootCertStore, TlsError> {
+    let pem = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(ca.map_err(|e| file_err(path, e))?)
+            .map_err(|e| file_err(path, e))?;
+    }
+    if roots.is_empty() {
+        return Err(file_err(path, "no CA certificate in the file"));
+    }
+    Ok(roots)
+}
+
+/// Verifies the node we dial: its certificate chains to the CA and names
+/// exactly the node we meant to reach, or — `expect: None`, a seed or an
+/// admin port dialled by address — some node of the cluster (never a host
+/// name: the identity is the node id).
 #[derive(Debug)]
-pub(super) struct NodeVerifier {
-    pub store: Arc<Store>,
-    pub expect: String,
+pub(crate) struct NodeVerifier {
+    pub anchors: Anchors,
+    pub expect: Option<String>,
 }
 
 impl ServerCertVerifier for NodeVerifier {
@@ -281,18 +314,23 @@ impl ServerCertVerifier for NodeVerifier {
         let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &parsed,
-            &self.store.current().roots,
+            &self.anchors.roots(),
             intermediates,
             now,
-            self.store.provider().signature_verification_algorithms.all,
+            self.anchors
+                .provider()
+                .signature_verification_algorithms
+                .all,
         )?;
-        match certs::identity_of(end_entity) {
-            Ok(Some(Identity::Node(id))) if id == self.expect => {
+        match (certs::identity_of(end_entity), &self.expect) {
+            (Ok(Some(Identity::Node(id))), Some(want)) if &id == want => {
                 Ok(ServerCertVerified::assertion())
             }
-            found => Err(rustls::Error::General(format!(
-                "the peer's certificate names {found:?}, expected node {}",
-                self.expect
+            (Ok(Some(Identity::Node(_))), None) => Ok(ServerCertVerified::assertion()),
+            (found, want) => Err(rustls::Error::General(format!(
+                "the peer's certificate names {found:?}, expected {}",
+                want.as_deref()
+                    .map_or("a node of the cluster".to_string(), |w| format!("node {w}"))
             ))),
         }
     }
@@ -303,7 +341,7 @@ impl ServerCertVerifier for NodeVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.store.provider().signature_verification_algorithms;
+        let algs = &self.anchors.provider().signature_verification_algorithms;
         rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
     }
 
@@ -313,12 +351,12 @@ impl ServerCertVerifier for NodeVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.store.provider().signature_verification_algorithms;
+        let algs = &self.anchors.provider().signature_verification_algorithms;
         rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.store
+        self.anchors
             .provider()
             .signature_verification_algorithms
             .supported_schemes()

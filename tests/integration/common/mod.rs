@@ -16,6 +16,16 @@ use tonic::transport::Channel;
 
 static NEXT_CLUSTER: AtomicU32 = AtomicU32::new(1);
 
+/// The cluster CA of admin ports serving HTTPS (nodes of TLS clusters), so
+/// [`admin`] speaks HTTPS to them.
+static ADMIN_CA: std::sync::Mutex<BTreeMap<std::net::SocketAddr, PathBuf>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// Makes [`admin`] dial `addr` over HTTPS trusting `ca`.
+pub fn admin_over_https(addr: std::net::SocketAddr, ca: &std::path::Path) {
+    ADMIN_CA.lock().unwrap().insert(addr, ca.to_path_buf());
+}
+
 /// One cluster at a time per test binary: on a 2-core machine two six-node
 /// clusters side by side starve each other's gossip, and a failure detector
 /// that flaps under CPU starvation would make timing-free tests flaky.
@@ -133,6 +143,9 @@ impl Cluster {
             }
             args.push("--tls-dir".to_string());
             args.push(certs.display().to_string());
+            for n in &nodes {
+                admin_over_https(n.admin_address, &ca_path(&certs));
+            }
             ca_path(&certs)
         });
         if !args.iter().any(|a| a.starts_with("--tls-dir")) {
@@ -445,28 +458,24 @@ pub async fn admin_within(
     path: &str,
     limit: Duration,
 ) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+    let ca = ADMIN_CA.lock().unwrap().get(&addr).cloned();
+    let tls = match ca {
+        Some(ca) => Some(
+            geokv::transport::tls::admin::operator_connector(&ca, None)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let addr = addr.to_string();
+    let call = geokv::admin::client::call(&addr, tls.as_ref(), method, path, None, "");
+    let answer = tokio::time::timeout(limit + Duration::from_secs(2), call)
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(limit, s.read_to_end(&mut buf))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if !head.starts_with("HTTP/1.1 2") {
-        return Err(format!("{head}\n{body}"));
+    if !answer.is_success() {
+        return Err(format!("HTTP/1.1 {}\n{}", answer.status, answer.body));
     }
-    Ok(body.to_string())
+    Ok(answer.body)
 }
 
 pub fn opts(level: Consistency) -> Option<RequestOptions> {

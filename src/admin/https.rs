@@ -1,0 +1,51 @@
+//! The admin port's listener when the node runs TLS: connections come
+//! handshaken from [`Tls::incoming`] (`Port::Admin`), so handshakes run off
+//! the accept loop under a deadline and a plaintext request is answered
+//! with a clear `400` there.
+//!
+//! Owns: adapting that stream to axum's [`Listener`]. Must not: route.
+
+use crate::transport::tls::{Conn, Incoming, Port, Tls};
+use axum::serve::Listener;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+
+/// Handshaken admin connections.
+pub struct HttpsListener {
+    incoming: Incoming,
+    local: SocketAddr,
+}
+
+impl HttpsListener {
+    pub fn new(listener: TcpListener, tls: &Tls) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        Ok(HttpsListener {
+            incoming: tls.incoming(listener, Port::Admin),
+            local,
+        })
+    }
+}
+
+impl Listener for HttpsListener {
+    type Io = Conn;
+    type Addr = Option<SocketAddr>;
+
+    async fn accept(&mut self) -> (Conn, Option<SocketAddr>) {
+        loop {
+            match self.incoming.next().await {
+                Some(Ok(conn)) => {
+                    let remote = tonic::transport::server::Connected::connect_info(&conn).remote;
+                    return (conn, remote);
+                }
+                Some(Err(_)) => continue,
+                // The accept task ended (shutdown): nothing more comes.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        Ok(Some(self.local))
+    }
+}
