@@ -17,6 +17,7 @@
 //! GET  /movement                     movements in progress; this node's stream progress (rate, ETA)
 //! POST /removenode?id=ID             remove a dead node: its new owners copy its ranges from survivors
 //! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
+//! GET  /status  (and /)           live status page (status_page.rs); GET /status.json its data
 //! GET|POST|DELETE /auth/roles, POST /auth/grant, /auth/revoke   roles (auth_routes.rs)
 //! ```
 //!
@@ -26,9 +27,12 @@
 mod auth_routes;
 pub mod catalog;
 pub mod collect;
+mod exposition;
 pub mod guard;
 pub mod movement;
 pub mod routes;
+mod status_history;
+mod status_page;
 
 pub use guard::Guard;
 pub use routes::METRICS_CONTENT_TYPE;

@@ -24,6 +24,7 @@
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
 //! | `decommission` | a node leaves a 4-node datacenter under writers (`geokv decommission`), nothing acked is lost |
 //! | `sdk` | the Rust SDK against a real cluster |
+//! | `status_page` | the admin port's live status page in headless Chromium: a killed node shows down |
 //! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused, certificate rotation |
 //! | `bench_smoke` | `geokv bench` runs end to end |
 
@@ -49,4 +50,5 @@ mod observability;
 mod replace;
 mod restart_durability;
 mod sdk;
+mod status_page;
 mod tls;
