@@ -13,6 +13,7 @@
 //! POST /faults/delay?dc=dc2&ms=50    one-way delay towards a datacenter
 //! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
+//! POST /repair/start[?keyspace=K]  the same sweep in the background; GET /repair/status its progress
 //! GET  /layout                       the cluster layout in force, as JSON
 //! GET  /movement                     movements in progress; this node's stream progress (rate, ETA)
 //! POST /removenode?id=ID             remove a dead node: its new owners copy its ranges from survivors
@@ -30,6 +31,7 @@ pub mod collect;
 mod exposition;
 pub mod guard;
 pub mod movement;
+pub mod repair_job;
 pub mod routes;
 mod status_history;
 mod status_page;

@@ -18,6 +18,7 @@
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
 //! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
+//! | `ops_cli` | `geokv repair --dc` (background job, progress, summary), `geokv lag` (every DC pair), `status` with load/ownership/version |
 //! | `replace` | a SIGKILLed node is replaced by a new one under LOCAL_QUORUM writers; only its ranges move, nothing acknowledged is lost |
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
@@ -47,6 +48,7 @@ mod hinted_durability;
 mod layout_convergence;
 mod nemesis;
 mod observability;
+mod ops_cli;
 mod replace;
 mod restart_durability;
 mod sdk;
