@@ -3,7 +3,7 @@
 //! once the others' failure detectors see it down, Chromium's rendered DOM
 //! of a survivor's page shows that node DOWN and every other one UP, the
 //! requests this node coordinated, and a screenshot of the page is a real
-//! image. Skipped (with a message) when Chromium is not installed
+//! image (`GEOKV_KEEP_SCREENSHOT=PATH` keeps a copy). Skipped (with a message) when Chromium is not installed
 //! (`scripts/ensure-deps` installs it as root).
 
 use crate::common::*;
@@ -102,6 +102,9 @@ async fn a_killed_node_shows_down_in_a_headless_browser() {
     let shot = format!("--screenshot={}", png.display());
     browse(&exe, &profile, &url, &[&shot, "--window-size=1280,900"]);
     let bytes = std::fs::read(&png).expect("screenshot written");
+    if let Some(keep) = std::env::var_os("GEOKV_KEEP_SCREENSHOT") {
+        std::fs::copy(&png, keep).expect("copy the screenshot");
+    }
     assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
     assert!(
         bytes.len() > 20_000,
