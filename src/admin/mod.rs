@@ -13,10 +13,12 @@
 //! POST /faults/delay?dc=dc2&ms=50    one-way delay towards a datacenter
 //! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
+//! POST /repair/start[?keyspace=K]  the same sweep in the background; GET /repair/status its progress
 //! GET  /layout                       the cluster layout in force, as JSON
 //! GET  /movement                     movements in progress; this node's stream progress (rate, ETA)
 //! POST /removenode?id=ID             remove a dead node: its new owners copy its ranges from survivors
 //! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
+//! GET  /status  (and /)           live status page (status_page.rs); GET /status.json its data
 //! GET|POST|DELETE /auth/roles, POST /auth/grant, /auth/revoke   roles (auth_routes.rs)
 //! ```
 //!
@@ -30,10 +32,14 @@ mod auth_routes;
 pub mod catalog;
 pub mod client;
 pub mod collect;
+mod exposition;
 pub mod guard;
 mod https;
 pub mod movement;
+pub mod repair_job;
 pub mod routes;
+mod status_history;
+mod status_page;
 
 pub use guard::Guard;
 pub use routes::METRICS_CONTENT_TYPE;

@@ -63,6 +63,8 @@ pub fn router(admin: Admin) -> Router {
         )
         .route("/auth/grant", post(auth_routes::grant))
         .route("/auth/revoke", post(auth_routes::revoke))
+        .merge(super::status_page::routes(&admin))
+        .merge(super::repair_job::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(axum::middleware::from_fn_with_state(
             admin.guard.clone(),

@@ -22,9 +22,11 @@ mod connect;
 mod endpoints;
 mod join;
 mod kv;
+mod lag;
 mod leave;
 mod movement;
 mod render;
+mod repair;
 mod ring;
 mod status;
 mod topology;
@@ -62,6 +64,16 @@ enum Command {
     /// Remove a dead node: its new owners copy its ranges from the surviving
     /// replicas (waits with a progress bar; run it again to resume waiting).
     Removenode(movement::RemoveArgs),
+    /// Anti-entropy repair of a node, or of every node of a datacenter,
+    /// with a progress bar and a summary (nodetool repair).
+    Repair(repair::RepairArgs),
+    /// Replication lag and backlog for every datacenter pair, from every node's view.
+    Lag(lag::LagArgs),
+    /// Print a shell completion script: `source <(geokv completions bash)`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Manage keyspaces (cluster-wide layout changes).
     #[command(subcommand)]
     Keyspace(ring::KeyspaceCommand),
@@ -115,6 +127,18 @@ fn run(command: Command) -> anyhow::Result<()> {
             args.tls.choose();
             client_runtime(movement::remove(args))
         }
+        Command::Repair(args) => {
+            args.tls.choose();
+            client_runtime(repair::run(args))
+        }
+        Command::Lag(args) => {
+            args.tls.choose();
+            client_runtime(lag::run(args))
+        }
+        Command::Completions { shell } => {
+            completions(shell, &mut std::io::stdout());
+            Ok(())
+        }
         Command::Keyspace(cmd) => client_runtime(ring::keyspace(cmd)),
         Command::Decommission(args) => {
             args.tls.choose();
@@ -126,6 +150,12 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Auth(cmd) => client_runtime(auth::run(cmd)),
     }
+}
+
+/// Writes `shell`'s completion script for the whole command tree.
+fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "geokv", out);
 }
 
 /// Runs a client subcommand on a single-threaded runtime, with logs on
@@ -167,6 +197,22 @@ mod tests {
     #[test]
     fn clap_tree_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_cover_the_command_tree() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            completions(shell, &mut out);
+            let text = String::from_utf8(out).expect("UTF-8");
+            for word in ["getendpoints", "repair", "lag", "keyspace", "completions"] {
+                assert!(text.contains(word), "{shell:?} lacks {word}");
+            }
+        }
     }
 
     #[test]

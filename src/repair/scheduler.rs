@@ -25,6 +25,7 @@ use crate::membership::Liveness;
 use crate::topology::NodeIdx;
 use crate::view::NOT_A_MEMBER;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, MutexGuard};
@@ -65,7 +66,7 @@ impl Default for RepairConfig {
 }
 
 /// The outcome of a pass, as `POST /repair` returns it.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Ranges planned (recorded ranges included).
     pub ranges: u64,
@@ -112,6 +113,8 @@ pub struct Repair {
     /// column family could not be read at start (sweeps then run every
     /// interval from this start).
     clock: Option<SweepClock>,
+    /// Ranges done / planned in the pass running (or the last one).
+    progress: (AtomicU64, AtomicU64),
 }
 
 /// Drops the `geokv_repair_running` gauge back to 0 however a pass ends.
@@ -140,7 +143,15 @@ impl Repair {
             config,
             pass_lock: tokio::sync::Mutex::new(()),
             clock,
+            progress: Default::default(),
         }
+    }
+
+    /// `(ranges swept, ranges planned)` of the pass in progress, or of the
+    /// last one (what `geokv repair` shows as a progress bar).
+    pub fn progress(&self) -> (u64, u64) {
+        let (done, total) = &self.progress;
+        (done.load(Relaxed), total.load(Relaxed))
     }
 
     /// Keyspaces to repair: `only`, or all; an unknown name is an error.
@@ -162,9 +173,14 @@ impl Repair {
         let keyspaces = self.keyspaces(keyspace)?;
         let _running = Running::start();
         let started = Instant::now();
-        let mut total = self.recorded_pass(keyspace).await?;
+        let mut plans = Vec::with_capacity(keyspaces.len());
         for ks in &keyspaces {
-            let plan = sweep_plan(&self.io.ring(), ks, self.io.me())?;
+            plans.push((ks, sweep_plan(&self.io.ring(), ks, self.io.me())?));
+        }
+        self.progress.0.store(0, Relaxed);
+        (self.progress.1).store(plans.iter().map(|p| p.1.len() as u64).sum(), Relaxed);
+        let mut total = self.recorded_pass(keyspace).await?;
+        for (ks, plan) in plans {
             total.add(self.sweep_ranges(ks, plan).await);
         }
         total.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -192,6 +208,8 @@ impl Repair {
     async fn periodic(&self) -> Result<Summary, RepairError> {
         let _pass = self.begin_pass().await?;
         let due = self.due_ranges();
+        self.progress.0.store(0, Relaxed);
+        self.progress.1.store(due.len() as u64, Relaxed);
         let _running = Running::start();
         let started = Instant::now();
         let mut total = self.recorded_pass(None).await?;
@@ -210,6 +228,7 @@ impl Repair {
         for p in plan {
             let (s, _) = self.repair_range(ks, &p, &[], false).await;
             total.add(s);
+            self.progress.0.fetch_add(1, Relaxed);
             if let Some(c) = &self.clock {
                 if let Err(e) = c.swept(ks, p.range, now_ms()) {
                     tracing::warn!(keyspace = ks, range = %p.range, error = %e, "could not persist the sweep time");

@@ -18,6 +18,7 @@
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
 //! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
+//! | `ops_cli` | `geokv repair --dc` (background job, progress, summary), `geokv lag` (every DC pair), `status` with load/ownership/version |
 //! | `replace` | a SIGKILLed node is replaced by a new one under LOCAL_QUORUM writers; only its ranges move, nothing acknowledged is lost |
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
@@ -25,6 +26,7 @@
 //! | `decommission` | a node leaves a 4-node datacenter under writers (`geokv decommission`), nothing acked is lost |
 //! | `decommission_kill` | the leaver SIGKILLed mid-push resumes after a restart, leaves and exits 0; nothing acked is lost |
 //! | `sdk` | the Rust SDK against a real cluster |
+//! | `status_page` | the admin port's live status page in headless Chromium: a killed node shows down |
 //! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused, certificate rotation |
 //! | `bench_smoke` | `geokv bench` runs end to end |
 
@@ -48,8 +50,10 @@ mod hinted_durability;
 mod layout_convergence;
 mod nemesis;
 mod observability;
+mod ops_cli;
 mod replace;
 mod restart_durability;
 mod sdk;
+mod status_page;
 mod tls;
 mod tls_admin;
