@@ -120,16 +120,12 @@ impl Coordinator {
         let (ks, key) = (req.keyspace.clone(), req.key.clone());
         let span = tracing::Span::current();
         if n == view.me_idx() {
-            let replica = self.replica.clone();
-            tokio::spawn(tracing::Instrument::instrument(
-                async move {
-                    let res = replica.reading(&ks, &key).await;
-                    let _ = tx
-                        .send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())))
-                        .await;
-                },
-                span,
-            ));
+            // A point read from the memtable or block cache: done here, with
+            // no task of its own (issue 14). The channel holds an answer per
+            // replica of the plan, so the send cannot wait; a gather that has
+            // already returned has dropped the receiver.
+            let res = self.replica.read(&ks, &key);
+            let _ = tx.try_send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())));
             return;
         }
         let peers = self.peers.clone();

@@ -15,10 +15,15 @@
 //!   [`syncer`] thread fsyncs it every interval.
 //! * `None`: `disable_wal = true`.
 //!
+//! Every write is first tried with `no_slowdown`; one RocksDB would stall
+//! (flushes or compactions behind) is written again off the async worker
+//! ([`stall`], review M2).
+//!
 //! Must not contain replication logic: it stores what it is given.
 
 mod merge;
 mod set_aside;
+mod stall;
 mod stats;
 mod syncer;
 
@@ -29,7 +34,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, ErrorKind,
-    Options, ReadOptions, WriteOptions, DB,
+    Options, ReadOptions, DB,
 };
 
 use super::batch::Op;
@@ -50,6 +55,8 @@ pub struct EngineOptions {
     pub statistics: bool,
     /// Flush and compaction threads.
     pub background_jobs: i32,
+    /// Bytes of one memtable per column family (RocksDB's default 64 MiB).
+    pub write_buffer_bytes: usize,
 }
 
 impl Default for EngineOptions {
@@ -61,6 +68,7 @@ impl Default for EngineOptions {
             limits: Limits::default(),
             statistics: false,
             background_jobs: cpus.clamp(2, 8) as i32,
+            write_buffer_bytes: 64 << 20,
         }
     }
 }
@@ -73,7 +81,11 @@ pub struct RocksEngine {
     db_opts: Options,
     /// The block cache every column family shares (for its usage).
     cache: Cache,
-    write_opts: WriteOptions,
+    /// Client and replication writes, durable per `durability`.
+    writes: stall::WriteOpts,
+    /// Writes nobody waits on to be durable (the read path's set-aside):
+    /// never an fsync of their own; see `set_aside`.
+    aside_writes: stall::WriteOpts,
     read_opts: ReadOptions,
     limits: Limits,
     durability: Durability,
@@ -113,6 +125,7 @@ impl RocksEngine {
             cf_opts.set_block_based_table_factory(&table);
             cf_opts.set_compression_type(DBCompressionType::Lz4);
             cf_opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+            cf_opts.set_write_buffer_size(opts.write_buffer_bytes);
             if cf == Cf::Data {
                 cf_opts.set_merge_operator(merge::NAME, merge::full_merge, merge::partial_merge);
             }
@@ -120,12 +133,6 @@ impl RocksEngine {
         });
         let db = Arc::new(DB::open_cf_descriptors(&db_opts, &path, descriptors).map_err(rocks)?);
 
-        let mut write_opts = WriteOptions::default();
-        match opts.durability {
-            Durability::Sync => write_opts.set_sync(true),
-            Durability::Periodic { .. } => write_opts.set_sync(false),
-            Durability::None => write_opts.disable_wal(true),
-        }
         let sync_failed = Arc::new(Mutex::new(None));
         let syncer = match opts.durability {
             Durability::Periodic { interval_ms } => Some(syncer::PeriodicSyncer::start(
@@ -139,7 +146,8 @@ impl RocksEngine {
             db,
             db_opts,
             cache,
-            write_opts,
+            writes: stall::WriteOpts::new(opts.durability, true),
+            aside_writes: stall::WriteOpts::new(opts.durability, false),
             read_opts: ReadOptions::default(),
             limits: opts.limits,
             durability: opts.durability,
@@ -215,8 +223,15 @@ impl RocksEngine {
     }
 }
 
-impl Engine for RocksEngine {
-    fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+impl RocksEngine {
+    /// [`Engine::write`] with the given options.
+    fn write_with(&self, batch: WriteBatch, opts: &stall::WriteOpts) -> Result<(), EngineError> {
+        let wb = self.rocks_batch(&batch)?;
+        opts.write(&self.db, &wb).map_err(rocks)
+    }
+
+    /// `batch` as a RocksDB batch, once checked and while writes are allowed.
+    fn rocks_batch(&self, batch: &WriteBatch) -> Result<rocksdb::WriteBatch, EngineError> {
         batch.validate(&self.limits)?;
         if let Some(e) = self.sync_failed.lock().as_ref() {
             return Err(EngineError::SyncFailed(e.clone()));
@@ -230,7 +245,13 @@ impl Engine for RocksEngine {
                 Op::DeleteRange { cf, from, to } => wb.delete_range_cf(self.cf(*cf), from, to),
             }
         }
-        self.db.write_opt(&wb, &self.write_opts).map_err(rocks)
+        Ok(wb)
+    }
+}
+
+impl Engine for RocksEngine {
+    fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        self.write_with(batch, &self.writes)
     }
 
     fn get_versions(&self, keyspace: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError> {

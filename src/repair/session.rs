@@ -1,8 +1,8 @@
 //! One repair session: two sides (this node's engine or a peer) compare the
 //! Merkle leaves of a token range, and for each differing sub-range their
 //! rows are merge-joined page by page ([`super::join`]) and each side is sent
-//! the rows it lacks (`Replica::apply` locally, `ReplicaWrite` to a peer;
-//! both are idempotent merges).
+//! the rows it lacks (`Replica::apply_page` locally, one batch per page on
+//! the blocking pool; `ReplicaWrite` to a peer; both are idempotent merges).
 //!
 //! Owns the I/O of a session ([`SessionIo`]): deadlines, page size, push
 //! concurrency. Must not: choose ranges or peers, check liveness, or keep
@@ -268,11 +268,9 @@ impl SessionIo {
         match side {
             Side::Local => {
                 let ks = keyspace.to_string();
+                // One batch on the pool: a page is many keys (review M2).
                 self.replica
-                    .blocking(move |rep| {
-                        rows.iter()
-                            .try_for_each(|(key, set)| rep.apply(&ks, key, set))
-                    })
+                    .on_pool(move |rep| rep.apply_page(&ks, &rows))
                     .await?;
             }
             Side::Peer(to) => {

@@ -7,7 +7,9 @@
 //! wake-up each way, and a pool that grew to ~50 threads per node under
 //! load: issue 14). Writes under `Durability::Sync` wait ~ms for an fsync and
 //! stay on the blocking pool, where concurrent writers share one fsync (group
-//! commit) without stalling the async workers.
+//! commit) without stalling the async workers. A write RocksDB would stall
+//! (flushes or compactions behind) is taken off the worker by the engine
+//! itself (`engine/rocks/stall.rs`).
 //!
 //! Must not decide what work is done, only where.
 use crate::engine::Engine;

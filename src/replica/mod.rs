@@ -144,6 +144,20 @@ impl Replica {
         Ok(())
     }
 
+    /// Merges a page of records (anti-entropy) in one atomic batch.
+    pub fn apply_page(
+        &self,
+        keyspace: &str,
+        rows: &[(Vec<u8>, SiblingSet)],
+    ) -> Result<(), GeokvError> {
+        let mut batch = WriteBatch::new();
+        for (key, set) in rows {
+            batch.merge_versions(keyspace, key, set);
+        }
+        self.engine.write(batch)?;
+        Ok(())
+    }
+
     /// This node's copy of a key.
     pub fn read(&self, keyspace: &str, key: &[u8]) -> Result<Option<SiblingSet>, GeokvError> {
         Ok(self.engine.get_versions(keyspace, key)?)
@@ -159,6 +173,20 @@ impl Replica {
     {
         let me = self.clone();
         self.writes
+            .run(move || f(&me))
+            .await
+            .map_err(|e| GeokvError::Internal(format!("replica task: {e}")))?
+    }
+
+    /// Runs page-sized engine work (a repair page: many keys in one batch)
+    /// on the blocking pool whatever the durability, in the caller's span.
+    pub async fn on_pool<T, F>(self: &Arc<Self>, f: F) -> Result<T, GeokvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Replica) -> Result<T, GeokvError> + Send + 'static,
+    {
+        let me = self.clone();
+        CallSite::BlockingPool
             .run(move || f(&me))
             .await
             .map_err(|e| GeokvError::Internal(format!("replica task: {e}")))?

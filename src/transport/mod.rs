@@ -141,6 +141,8 @@ pub struct Peers {
     channels: parking_lot::Mutex<HashMap<String, (SocketAddr, Channel)>>,
     faults: Arc<Faults>,
     tls: tls::Tls,
+    /// This node's id as the `geokv-from` value, parsed once.
+    from: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 impl Peers {
@@ -148,8 +150,9 @@ impl Peers {
     /// channel goes over mutual TLS when `tls` is on.
     pub fn new(me: NodeInfo, faults: Arc<Faults>, tls: &tls::Tls) -> Self {
         Peers {
-            me,
             channels: parking_lot::Mutex::new(HashMap::new()),
+            from: me.id.parse().ok(),
+            me,
             faults,
             tls: tls.clone(),
         }
@@ -202,22 +205,47 @@ impl Peers {
             .max_encoding_message_size(64 << 20)
     }
 
-    fn request<T>(&self, msg: T, timeout: Duration) -> tonic::Request<T> {
+    /// `msg` with this node's id and the trace context, and `grpc-timeout`
+    /// when `send_deadline`.
+    fn request<T>(&self, msg: T, timeout: Duration, send_deadline: bool) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        req.set_timeout(timeout);
-        if let Ok(v) = self.me.id.parse() {
-            req.metadata_mut().insert(FROM_HEADER, v);
+        if send_deadline {
+            req.set_timeout(timeout);
+        }
+        if let Some(v) = &self.from {
+            req.metadata_mut().insert(FROM_HEADER, v.clone());
         }
         crate::telemetry::inject_current(req.metadata_mut());
         req
     }
 
-    /// Runs one unary call to `to` with fault injection and a deadline.
+    /// Runs one unary call to `to` with fault injection and a deadline, sent
+    /// to the peer as `grpc-timeout` too.
     async fn call<T, R, F, Fut>(
         &self,
         to: &NodeInfo,
         msg: T,
         timeout: Duration,
+        f: F,
+    ) -> Result<R, TransportError>
+    where
+        F: FnOnce(InternodeClient<Channel>, tonic::Request<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        self.call_with(to, msg, timeout, true, f).await
+    }
+
+    /// [`Self::call`]; the deadline is sent as `grpc-timeout` only when
+    /// `send_deadline`. A replica read or write is a microsecond handler:
+    /// its deadline is the caller's timer alone, which spares every call the
+    /// header (never indexed by HPACK: its value changes per call), its
+    /// parsing and a server-side timer (issue 14).
+    async fn call_with<T, R, F, Fut>(
+        &self,
+        to: &NodeInfo,
+        msg: T,
+        timeout: Duration,
+        send_deadline: bool,
         f: F,
     ) -> Result<R, TransportError>
     where
@@ -235,7 +263,7 @@ impl Peers {
             tokio::time::sleep(d).await;
         }
         let started = std::time::Instant::now();
-        let fut = f(self.client(to), self.request(msg, timeout));
+        let fut = f(self.client(to), self.request(msg, timeout, send_deadline));
         let ms = timeout.as_millis() as u64;
         let res = match tokio::time::timeout(timeout, fut).await {
             Err(_) => Err(TransportError::Timeout {
@@ -261,7 +289,7 @@ impl Peers {
         req: ReplicaWriteRequest,
         timeout: Duration,
     ) -> Result<(), TransportError> {
-        self.call(to, req, timeout, |mut c, r| async move {
+        self.call_with(to, req, timeout, false, |mut c, r| async move {
             c.replica_write(r).await
         })
         .await
@@ -289,7 +317,7 @@ impl Peers {
         req: ReplicaReadRequest,
         timeout: Duration,
     ) -> Result<ReplicaReadResponse, TransportError> {
-        self.call(to, req, timeout, |mut c, r| async move {
+        self.call_with(to, req, timeout, false, |mut c, r| async move {
             c.replica_read(r).await
         })
         .await

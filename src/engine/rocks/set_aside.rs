@@ -56,6 +56,14 @@ impl RocksEngine {
     /// minted (the bytes may hold this node's newest dot of the key, see
     /// [`incarnation`](crate::engine::incarnation)). A failure is logged; the
     /// next read tries again (the envelope keeps them meanwhile).
+    ///
+    /// Never waits for an fsync of its own, even under `Durability::Sync`
+    /// (review L1: reads run on async workers). Nothing is lost by that: the
+    /// batch is atomic, and until it is durable the envelope still holds the
+    /// operands (a lost batch is redone at the next read); a dot minted with
+    /// the renewed incarnation is a synced write later in the same WAL, and
+    /// syncing it makes this batch durable first; a clean shutdown syncs the
+    /// WAL, and a start after a crash takes a new incarnation anyway.
     fn set_aside(&self, dk: &[u8], bad: &BTreeMap<u128, Vec<u8>>) {
         let mut batch = WriteBatch::new();
         let mut new = 0u64;
@@ -68,7 +76,10 @@ impl RocksEngine {
         }
         batch.release_quarantined(dk, bad.keys().copied());
         let record = quarantine::describe(dk);
-        match self.incarnation().renew_into(batch, |b| self.write(b)) {
+        match self
+            .incarnation()
+            .renew_into(batch, |b| self.write_with(b, &self.aside_writes))
+        {
             Ok(renewed) => {
                 metrics::counter!("geokv_quarantined_operands_total").increment(new);
                 tracing::warn!(%record, operands = bad.len(),

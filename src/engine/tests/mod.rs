@@ -5,6 +5,7 @@ mod incarnation;
 mod model;
 mod quarantine;
 mod rocks;
+mod stall;
 
 use bytes::Bytes;
 

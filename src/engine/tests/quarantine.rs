@@ -18,20 +18,20 @@ fn merge(engine: &dyn Engine, key: &[u8], set: &SiblingSet) {
 }
 
 /// A base value (not an operand): a flush must then fully merge what follows.
-fn overwrite_with(engine: &dyn Engine, key: &[u8], set: &SiblingSet) {
+pub(super) fn overwrite_with(engine: &dyn Engine, key: &[u8], set: &SiblingSet) {
     let mut b = WriteBatch::new();
     b.put_versions("ks", key, set);
     engine.write(b).expect("put");
 }
 
-fn inject_garbage(engine: &dyn Engine, key: &[u8]) {
+pub(super) fn inject_garbage(engine: &dyn Engine, key: &[u8]) {
     let mut b = WriteBatch::new();
     b.merge_raw_unchecked(&data_key("ks", key).unwrap(), GARBAGE);
     engine.write(b).expect("RocksDB accepts any operand");
 }
 
 /// The quarantined operands of `ks/key`, as kept in the meta CF.
-fn kept_aside(engine: &dyn Engine, key: &[u8]) -> Vec<Vec<u8>> {
+pub(super) fn kept_aside(engine: &dyn Engine, key: &[u8]) -> Vec<Vec<u8>> {
     let mut prefix = b"quarantine/".to_vec();
     prefix.extend_from_slice(&data_key("ks", key).unwrap());
     let mut end = prefix.clone();
