@@ -1,6 +1,9 @@
 //! Who may use the admin port: on a node with `--auth`, every route but
-//! `GET /health` and `GET /metrics` (those too with `--protect-metrics`)
-//! needs the admin credential — `authorization: Bearer ROLE:SECRET` of a
+//! `GET /health`, `GET /metrics` and the status page (`/`, `/status`,
+//! `/status.json`: a browser sends no bearer, and the page shows what
+//! `/metrics` does) — those too with `--protect-metrics` — and the
+//! movement board (`GET /movement`), needs the admin credential —
+//! `authorization: Bearer ROLE:SECRET` of a
 //! role holding `admin` on `*`. No credential or a bad one: 401 with
 //! `WWW-Authenticate: Bearer`; a role without that permission: 403.
 //!
@@ -30,14 +33,18 @@ impl Guard {
         Guard::default()
     }
 
-    /// Open without a credential: `GET /health` and `/metrics` (unless
-    /// `protect_metrics`), and always `GET /movement`, the progress board
+    /// Open without a credential: `GET /health`, `/metrics` and the
+    /// status page (unless `protect_metrics`), and always `GET /movement`, the progress board
     /// the nodes of a removal poll on each other (it holds no data, and a
     /// removal must finish on a cluster with auth on).
     fn is_open(&self, method: &Method, path: &str) -> bool {
         method == Method::GET
             && (path == "/movement"
-                || (!self.protect_metrics && matches!(path, "/health" | "/metrics")))
+                || (!self.protect_metrics
+                    && matches!(
+                        path,
+                        "/health" | "/metrics" | "/" | "/status" | "/status.json"
+                    )))
     }
 }
 

@@ -207,6 +207,19 @@ mod tests {
                 health.contains(open) && metrics.contains(open),
                 "{health} {metrics}"
             );
+            // The status page is for a browser, which sends no bearer: it
+            // is as open as /metrics, whose figures it shows.
+            for path in ["/status", "/status.json", "/"] {
+                let page = status(admin_request(addr, "GET", path).await);
+                if protect_metrics {
+                    assert!(page.contains("401"), "{path}: {page}");
+                } else {
+                    assert!(
+                        !page.contains("401") && !page.contains("403"),
+                        "{path}: {page}"
+                    );
+                }
+            }
             // Review: a removal's gainers poll each other's board; it must
             // answer without a credential or the removal never finishes.
             let board = status(admin_request(addr, "GET", "/movement").await);

@@ -245,7 +245,7 @@ pub async fn follow(
                     }
                 }
                 if finisher(&layout, &dead).as_deref() == Some(&me) {
-                    try_finish(&cluster, peers.tls(), &layout, &dead, &me).await;
+                    try_finish(&cluster, gainer.peers.tls(), &layout, &dead, &me).await;
                 }
             }
             None => {
