@@ -29,15 +29,64 @@
 //! view while the joiner already streams, which needs every one of them
 //! skipped by the announce (down for the joiner, yet up for the writer).
 //!
+//! The check and the apply run under one view ([`apply_checked`]): a
+//! view installed after the check waits until the apply is done, so a
+//! write is never applied while a view that would refuse it is in force
+//! (review finding 4).
+//!
 //! Version 0 means "not checked": read repair, anti-entropy and stream
 //! receivers merge records in any view, and peers from before the field
 //! sent none (accepting them keeps a rolling upgrade working, with the gap
 //! the field closes left open for those peers only).
 //!
-//! Must not do I/O.
+//! Must not do I/O (the apply is the caller's closure).
 
 use crate::error::GeokvError;
-use crate::view::ClusterView;
+use crate::view::{Cluster, ClusterView};
+
+/// A replica write as the replica checks it: what it is for, and the plan
+/// it belongs to (the coordinator's layout version and its targets in the
+/// replica's datacenter).
+#[derive(Clone, Copy, Debug)]
+pub struct Planned<'a> {
+    pub keyspace: &'a str,
+    pub key: &'a [u8],
+    pub version: u64,
+    pub targets: &'a [String],
+}
+
+/// Runs `apply` only if [`check`] accepts `w` in the view in force, and
+/// keeps that view in force until `apply` returns (installs wait: see
+/// [`Cluster::with_current`]), so a view installed after the check cannot
+/// slip in before the apply. Blocking: call it where `apply` may block.
+pub fn apply_checked<T>(
+    cluster: &Cluster,
+    w: &Planned<'_>,
+    apply: impl FnOnce() -> Result<T, GeokvError>,
+) -> Result<T, GeokvError> {
+    apply_checked_with(cluster, w, || {}, apply)
+}
+
+/// [`apply_checked`] with `between` run after the check, before the apply
+/// (a test installs a view there).
+fn apply_checked_with<T>(
+    cluster: &Cluster,
+    w: &Planned<'_>,
+    between: impl FnOnce(),
+    apply: impl FnOnce() -> Result<T, GeokvError>,
+) -> Result<T, GeokvError> {
+    cluster.with_current(|view| {
+        if let Some(stale) = check(view, w.keyspace, w.key, w.version, w.targets) {
+            metrics::counter!("geokv_stale_view_refusals_total").increment(1);
+            return Err(stale);
+        }
+        between();
+        // A cleanup that has not deleted yet sees it and keeps the ranges a
+        // newer layout may give this node.
+        cluster.note_planned(w.version);
+        apply()
+    })
+}
 
 /// `None` when the replica (this node, in `view`) may apply a write of
 /// `keyspace`/`key` planned on `planned_on` and sent to `targets` (node

@@ -106,3 +106,50 @@ fn a_key_outside_the_moving_ranges_is_not_refused() {
     let old = targets(&views[0], &key);
     assert!(check(&views[1], "default", &key, 1, &old).is_none());
 }
+
+/// Review finding 4: a view installed between the check and the apply must
+/// not slip in. The write is checked on v1 (accepted: the replica is on the
+/// coordinator's view); the hook then installs the joining v2 from another
+/// thread, which would refuse the write. The install must wait until the
+/// apply is done (the write is applied on v1, before v2 is in force): it
+/// is never applied while v2, which refuses it, is in force.
+#[test]
+fn a_view_installed_between_the_check_and_the_apply_does_not_slip_in() {
+    let me = "dc1-n2";
+    let views = join_views(me);
+    let key = moving_key(&views, me);
+    let old = targets(&views[0], &key);
+    let cluster = crate::view::Cluster::new((*views[0].layout).clone(), me, None).expect("view");
+    let w = super::Planned {
+        keyspace: "default",
+        key: &key,
+        version: 1,
+        targets: &old,
+    };
+    let joining = (*views[1].layout).clone();
+    let (installer, installed) = std::sync::mpsc::channel();
+    let c = cluster.clone();
+    let between = move || {
+        std::thread::spawn(move || {
+            c.install(joining).expect("install");
+            let _ = installer.send(());
+        });
+        // Long enough for an install that is not held back to finish.
+        let _ = installed.recv_timeout(std::time::Duration::from_millis(300));
+    };
+    let applied_on =
+        super::apply_checked_with(&cluster, &w, between, || Ok(cluster.current().version()));
+    assert_eq!(
+        applied_on.ok(),
+        Some(1),
+        "applied only on the view it was checked on"
+    );
+    // The install went through once the apply was done.
+    for _ in 0..100 {
+        if cluster.current().version() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(cluster.current().version(), 2);
+}
