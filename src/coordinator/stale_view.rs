@@ -34,6 +34,12 @@
 //! write is never applied while a view that would refuse it is in force
 //! (review finding 4).
 //!
+//! "Newer" is the merge's order, not the version alone: two proposals of
+//! one version (made concurrently) resolve by content digest, so the write
+//! carries its layout's digest too, and a replica on the same version with
+//! the winning digest treats a write planned on the losing one as planned
+//! on an older view (review finding 2).
+//!
 //! Version 0 means "not checked": read repair, anti-entropy and stream
 //! receivers merge records in any view, and peers from before the field
 //! sent none (accepting them keeps a rolling upgrade working, with the gap
@@ -52,6 +58,9 @@ pub struct Planned<'a> {
     pub keyspace: &'a str,
     pub key: &'a [u8],
     pub version: u64,
+    /// The digest of that layout ([`ClusterView::digest_bytes`]); empty
+    /// from peers that sent none.
+    pub digest: &'a [u8],
     pub targets: &'a [String],
 }
 
@@ -76,7 +85,7 @@ fn apply_checked_with<T>(
     apply: impl FnOnce() -> Result<T, GeokvError>,
 ) -> Result<T, GeokvError> {
     cluster.with_current(|view| {
-        if let Some(stale) = check(view, w.keyspace, w.key, w.version, w.targets) {
+        if let Some(stale) = check(view, w) {
             metrics::counter!("geokv_stale_view_refusals_total").increment(1);
             return Err(stale);
         }
@@ -88,17 +97,11 @@ fn apply_checked_with<T>(
     })
 }
 
-/// `None` when the replica (this node, in `view`) may apply a write of
-/// `keyspace`/`key` planned on `planned_on` and sent to `targets` (node
-/// ids); otherwise the refusal.
-pub fn check(
-    view: &ClusterView,
-    keyspace: &str,
-    key: &[u8],
-    planned_on: u64,
-    targets: &[String],
-) -> Option<GeokvError> {
-    if planned_on == 0 || planned_on >= view.version() {
+/// `None` when the replica (this node, in `view`) may apply `w`;
+/// otherwise the refusal.
+pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
+    let (keyspace, key, planned_on, targets) = (w.keyspace, w.key, w.version, w.targets);
+    if planned_on == 0 || !supersedes(view, planned_on, w.digest) {
         return None;
     }
     let stale = || {
@@ -129,6 +132,20 @@ pub fn check(
         }
     }
     None
+}
+
+/// Whether `view` wins the merge over the layout `version`/`digest` a
+/// write was planned on: a higher version, or the same one with a higher
+/// digest ([`crate::layout::Layout::merge`]). Without a digest (a peer
+/// from before the field), versions alone decide.
+pub fn supersedes(view: &ClusterView, version: u64, digest: &[u8]) -> bool {
+    match version.cmp(&view.version()) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => {
+            <[u8; 16]>::try_from(digest).is_ok_and(|d| u128::from_be_bytes(d) < view.digest())
+        }
+    }
 }
 
 #[cfg(test)]

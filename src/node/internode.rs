@@ -96,6 +96,7 @@ impl Internode for InternodeService {
                     keyspace: &r.keyspace,
                     key: &r.key,
                     version: r.layout_version,
+                    digest: &r.layout_digest,
                     targets: &r.targets,
                 };
                 stale_view::apply_checked(&cluster, &planned, || {

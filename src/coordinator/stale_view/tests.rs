@@ -1,11 +1,30 @@
 //! The replica-side check of writes planned on an older view, over the
 //! three views of a join: before (v1), joining (v2), joined (v3).
 
-use super::check;
+use super::Planned;
 use crate::error::GeokvError;
 use crate::layout::{Layout, NewNode};
 use crate::topology::Topology;
 use crate::view::ClusterView;
+
+/// [`super::check`] of a write planned on `version` (no digest) and sent
+/// to `targets`.
+fn check(
+    view: &ClusterView,
+    ks: &str,
+    key: &[u8],
+    version: u64,
+    targets: &[String],
+) -> Option<GeokvError> {
+    let w = Planned {
+        keyspace: ks,
+        key,
+        version,
+        digest: &[],
+        targets,
+    };
+    super::check(view, &w)
+}
 
 /// Views of `dc1-new` joining dc1 as seen by `me`: seed, joining, joined.
 fn join_views(me: &str) -> [ClusterView; 3] {
@@ -124,6 +143,7 @@ fn a_view_installed_between_the_check_and_the_apply_does_not_slip_in() {
         keyspace: "default",
         key: &key,
         version: 1,
+        digest: &[],
         targets: &old,
     };
     let joining = (*views[1].layout).clone();
@@ -152,4 +172,101 @@ fn a_view_installed_between_the_check_and_the_apply_does_not_slip_in() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(cluster.current().version(), 2);
+}
+
+/// Two proposals of v2 made concurrently from the seed (`dc1-new` and
+/// `dc1-other` joining), as seen by `me`: the one whose digest wins the
+/// merge first, then the loser.
+fn concurrent_v2(me: &str) -> (ClusterView, ClusterView) {
+    let seed = Layout::seed(&Topology::dev());
+    let join = |id: &str, ip: &str| {
+        let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).expect("tokens");
+        let node = NewNode {
+            id: id.into(),
+            client_address: format!("{ip}:7070").parse().expect("addr"),
+            peer_address: format!("{ip}:7071").parse().expect("addr"),
+            admin_address: format!("{ip}:7072").parse().expect("addr"),
+        };
+        (seed.begin_join(node, "dc1", "r1", &tokens)).expect("join")
+    };
+    let (a, b) = (
+        join("dc1-new", "127.0.0.14"),
+        join("dc1-other", "127.0.0.15"),
+    );
+    assert_eq!(a.version, b.version);
+    let (win, lose) = if a.digest() > b.digest() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(
+        win.clone().merge(lose.clone()).layout,
+        win,
+        "the higher digest wins"
+    );
+    let view = |l: Layout| ClusterView::derive(l, me).expect("view");
+    (view(win), view(lose))
+}
+
+/// Review finding 2: a write planned on the losing v2 reaches a replica on
+/// the winning v2, whose pending replica of the key it misses. Comparing
+/// versions alone accepted it; with the digest it is refused like a write
+/// planned on an older view. The other way round (the replica on the loser)
+/// and a write planned on the winner are accepted.
+#[test]
+fn a_write_planned_on_the_losing_layout_of_a_version_is_refused() {
+    let me = "dc1-n2";
+    let (win, lose) = concurrent_v2(me);
+    let joiner = |v: &ClusterView| -> String {
+        let mut ids = v.members().iter().map(|n| n.id.clone());
+        ids.find(|id| id == "dc1-new" || id == "dc1-other")
+            .expect("joiner")
+    };
+    let won = joiner(&win);
+    let key = (0..10_000u32)
+        .map(|k| k.to_be_bytes().to_vec())
+        .find(|k| {
+            let t = targets(&win, k);
+            t.contains(&won) && t.iter().any(|n| n == me)
+        })
+        .expect("a key the winner's joiner gains");
+    let lose_targets = targets(&lose, &key);
+    assert!(!lose_targets.contains(&won));
+    let lose_digest = lose.digest_bytes();
+    let w = Planned {
+        keyspace: "default",
+        key: &key,
+        version: 2,
+        digest: &lose_digest,
+        targets: &lose_targets,
+    };
+    let refused = super::check(&win, &w).expect("refused on the winning layout");
+    assert!(
+        matches!(
+            refused,
+            GeokvError::StaleView {
+                planned_on: 2,
+                replica_version: 2
+            }
+        ),
+        "{refused}"
+    );
+    // The replica on the loser accepts a write planned on the winner: its
+    // own view is the one to be replaced.
+    let win_targets = targets(&win, &key);
+    let win_digest = win.digest_bytes();
+    let w = Planned {
+        digest: &win_digest,
+        targets: &win_targets,
+        ..w
+    };
+    assert!(super::check(&lose, &w).is_none());
+    assert!(super::check(&win, &w).is_none());
+    // Without a digest (an older peer), versions alone decide, as before.
+    let w = Planned {
+        digest: &[],
+        targets: &lose_targets,
+        ..w
+    };
+    assert!(super::check(&win, &w).is_none());
 }
