@@ -12,6 +12,10 @@ use crate::view::ClusterView;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// The first replica that refused a request as planned on an older view,
+/// and its layout version (filled by the tasks sending the request).
+pub(super) type StaleSlot = Arc<parking_lot::Mutex<Option<(NodeInfo, u64)>>>;
+
 impl Coordinator {
     /// The view in force once `peer`'s layout is installed here, when it
     /// ranks above `planned` (a higher version, or the same one with the

@@ -134,6 +134,42 @@ pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
     None
 }
 
+/// `None` when the replica (this node, in `view`) may answer a read of
+/// `keyspace`/`key` planned on layout `version`/`digest`; otherwise the
+/// refusal: its view supersedes the coordinator's and it no longer
+/// replicates the key there (neither owner nor pending replica, in any
+/// datacenter), so it may have cleaned the key up and its "not found"
+/// would be a lie (review finding 3).
+pub fn check_read(
+    view: &ClusterView,
+    keyspace: &str,
+    key: &[u8],
+    version: u64,
+    digest: &[u8],
+) -> Option<GeokvError> {
+    if version == 0 || !supersedes(view, version, digest) {
+        return None;
+    }
+    let stale = || {
+        Some(GeokvError::StaleView {
+            planned_on: version,
+            replica_version: view.version(),
+        })
+    };
+    let me = view.me_idx();
+    let token = crate::ring::token_of(key);
+    let Ok(owners) = view.ring.replicas_for_token(keyspace, token) else {
+        return None;
+    };
+    let pending = view.pending.for_token(keyspace, token);
+    let replicates = owners.contains(me) || pending.iter().any(|d| d.nodes.contains(&me));
+    if replicates {
+        None
+    } else {
+        stale()
+    }
+}
+
 /// Whether `view` wins the merge over the layout `version`/`digest` a
 /// write was planned on: a higher version, or the same one with a higher
 /// digest ([`crate::layout::Layout::merge`]). Without a digest (a peer

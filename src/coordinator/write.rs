@@ -36,11 +36,10 @@ use super::consistency::{OpKind, Requirement};
 use super::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::{append_update, Appended, Awaited};
-use crate::topology::{NodeIdx, NodeInfo};
+use crate::topology::NodeIdx;
 use crate::version::{CausalContext, Dot, SiblingSet};
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use tokio::time::Instant;
 
 #[path = "write/fan_out.rs"]
@@ -81,9 +80,7 @@ struct Planned {
     targets: Vec<String>,
 }
 
-/// The first replica that refused a fan-out as planned on an older view,
-/// and its layout version.
-type StaleSlot = Arc<parking_lot::Mutex<Option<(NodeInfo, u64)>>>;
+use super::newer_view::StaleSlot;
 
 impl Coordinator {
     /// Coordinates a put (`value: Some`) or delete (`value: None`).

@@ -147,6 +147,14 @@ impl Internode for InternodeService {
     ) -> Result<Response<ReplicaReadResponse>, Status> {
         let span = self.admit(&req, "replica_read")?;
         let r = req.into_inner();
+        let view = self.cluster.current();
+        let planned = (r.layout_version, &r.layout_digest);
+        if let Some(stale) =
+            stale_view::check_read(&view, &r.keyspace, &r.key, planned.0, planned.1)
+        {
+            metrics::counter!("geokv_stale_view_refusals_total").increment(1);
+            return Err(stale.into());
+        }
         let got = self
             .replica
             .reading(&r.keyspace, &r.key)

@@ -270,3 +270,42 @@ fn a_write_planned_on_the_losing_layout_of_a_version_is_refused() {
     };
     assert!(super::check(&win, &w).is_none());
 }
+
+/// Review finding 3: an old owner that lost a key in the join (and may have
+/// cleaned it up) refuses a read planned on the seed layout rather than
+/// answer "not found"; while the key still moves (it is still an owner)
+/// and for a read planned on its own view, it answers.
+#[test]
+fn an_old_owner_refuses_a_read_planned_before_it_lost_the_key() {
+    let me = "dc1-n1";
+    let views = join_views(me);
+    let key = (0..10_000u32)
+        .map(|k| k.to_be_bytes().to_vec())
+        .find(|k| {
+            targets(&views[0], k).iter().any(|n| n == me)
+                && !targets(&views[2], k).iter().any(|n| n == me)
+        })
+        .expect("a key dc1-n1 loses");
+    let read = |v: &ClusterView, planned: u64| super::check_read(v, "default", &key, planned, &[]);
+    let refused = read(&views[2], 1).expect("refused");
+    assert!(
+        matches!(
+            refused,
+            GeokvError::StaleView {
+                planned_on: 1,
+                replica_version: 3
+            }
+        ),
+        "{refused}"
+    );
+    assert!(read(&views[2], 2).is_some(), "planned while joining");
+    assert!(read(&views[1], 1).is_none(), "still an owner while joining");
+    assert!(read(&views[2], 3).is_none(), "planned on its own view");
+    assert!(read(&views[2], 0).is_none(), "unchecked");
+    // A key it keeps is answered.
+    let kept = (0..10_000u32)
+        .map(|k| k.to_be_bytes().to_vec())
+        .find(|k| targets(&views[2], k).iter().any(|n| n == me))
+        .expect("a key dc1-n1 keeps");
+    assert!(super::check_read(&views[2], "default", &kept, 1, &[]).is_none());
+}
