@@ -183,9 +183,16 @@ impl Coordinator {
             .filter(|d| d.dc != self.me.dc)
             .map(|d| d.dc.clone())
             .collect();
+        let mut wait_for = self.awaited_dcs(&plan.requirement, &plan.alive, &remote_dcs);
+        for w in &mut wait_for {
+            // What the need counts there (M3: a receiver on a newer view
+            // with more pending replicas adds the difference).
+            let pending = plan.pending.iter().filter(|d| d.dc == w.dc);
+            w.pending = Some(pending.map(|d| d.nodes.len() as u32).sum());
+        }
         Fanout {
             local: plan.targets_in(&self.me.dc),
-            wait_for: self.awaited_dcs(&plan.requirement, &plan.alive, &remote_dcs),
+            wait_for,
             sizes,
             remote_dcs,
         }
@@ -214,6 +221,7 @@ impl Coordinator {
                 .map(|dc| Awaited {
                     dc: dc.clone(),
                     need: count - local,
+                    pending: None,
                 })
                 .collect(),
             Requirement::Total { .. } => Vec::new(),
@@ -223,6 +231,7 @@ impl Coordinator {
                 .map(|(dc, n)| Awaited {
                     dc: dc.clone(),
                     need: *n,
+                    pending: None,
                 })
                 .collect(),
         }

@@ -225,6 +225,7 @@ impl Coordinator {
                 dc: dc.clone(),
                 // The receiver caps it at its datacenter's replicas.
                 need,
+                pending: None,
             })
             .collect();
         let waits = self
