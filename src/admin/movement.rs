@@ -2,7 +2,8 @@
 //! resume this node's decommission; 409 naming the movement in progress,
 //! or the reason the layout refuses), `GET /decommission` (its status as
 //! JSON) and `POST /cleanup` (drop the ranges this node no longer
-//! replicates; 409 while a movement is in progress). Must not decide
+//! replicates, once every live member is on the view; 409 while a
+//! movement is in progress or a live member is behind). Must not decide
 //! anything: `movement::control` does.
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -48,14 +49,14 @@ pub async fn cleanup(State(a): State<Admin>) -> Response {
     let Some(control) = &a.control else {
         return no_control();
     };
-    match control.cleanup().await {
+    match control.cleanup_announced().await {
         Ok(c) => json(format!(
             "{{\"ranges\":{},\"keys\":{},\"bytes\":{}}}",
             c.ranges.len(),
             c.keys,
             c.bytes
         )),
-        Err(e @ CleanupError::MovementInProgress(_)) => {
+        Err(e @ (CleanupError::MovementInProgress(_) | CleanupError::NotAnnounced(_))) => {
             (StatusCode::CONFLICT, format!("{e}\n")).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),

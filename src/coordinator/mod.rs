@@ -17,6 +17,7 @@
 pub use crate::consistency;
 mod forward;
 mod gather;
+mod newer_view;
 mod read;
 mod read_targets;
 pub mod stale_view;

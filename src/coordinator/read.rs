@@ -3,19 +3,25 @@
 //! (one more replica when they are slower than the speculative-retry delay,
 //! replacements when some fail, remote ones last for count levels), merge
 //! their sibling sets by causality, and repair the replicas that answered
-//! with stale state (asynchronously, off the request's path). Replicas not
+//! with stale state (asynchronously, off the request's path). Each replica
+//! read carries the view's layout version and digest: a replica on a newer
+//! view that no longer replicates the key refuses it (`stale_view`), and a
+//! read that failed so is asked again on that view (`newer_view`). Replicas not
 //! asked are left to hinted delivery and anti-entropy.
 
 use super::consistency::{AckCounts, OpKind};
 use super::gather::{Answer, Gather, Step};
+use super::newer_view::StaleSlot;
 use super::read_targets::{Candidate, ReadTargets};
 use super::{Coordinator, ReadRequest};
 use crate::error::GeokvError;
 use crate::proto::v1::internode::{ReplicaReadRequest, ReplicaWriteRequest};
 use crate::topology::NodeIdx;
+use crate::transport::TransportError;
 use crate::version::SiblingSet;
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -35,9 +41,39 @@ impl Coordinator {
         fields(keyspace = %req.keyspace, level = %req.level))]
     pub async fn read(&self, req: ReadRequest) -> Result<ReadOutcome, GeokvError> {
         let deadline = Instant::now() + req.timeout;
-        let view = self.cluster.current();
+        let mut view = self.cluster.current();
+        loop {
+            let stale = StaleSlot::default();
+            let res = self.read_on(&view, &req, deadline, &stale).await;
+            let refused = stale.lock().take();
+            // A read that failed with a refusal from a replica on a newer
+            // view (it may have cleaned the key up) is asked again on that
+            // view, within the deadline; each round is on a newer view.
+            match (res, refused) {
+                (Err(e), Some((peer, _))) => {
+                    let Some(newer) = self.newer_view(&peer, view.rank(), deadline).await else {
+                        return Err(e);
+                    };
+                    metrics::counter!("geokv_stale_view_retries_total").increment(1);
+                    view = newer;
+                }
+                (res, _) => return res,
+            }
+        }
+    }
+
+    /// One read on `view`; replicas that refuse it as planned on an older
+    /// view are noted in `stale`.
+    async fn read_on(
+        &self,
+        view: &Arc<ClusterView>,
+        req: &ReadRequest,
+        deadline: Instant,
+        stale: &StaleSlot,
+    ) -> Result<ReadOutcome, GeokvError> {
+        let (view, req) = (&**view, req);
         let plan = self.plan(
-            &view,
+            view,
             &req.keyspace,
             &req.key,
             req.level,
@@ -46,12 +82,12 @@ impl Coordinator {
         )?;
         let requirement = plan.requirement;
         let candidates = self
-            .by_proximity(&view, plan.replicas)
+            .by_proximity(view, plan.replicas)
             .into_iter()
             .map(|node| Candidate {
                 node,
                 dc: view.ring.node(node).dc.clone(),
-                up: self.is_up(&view, node),
+                up: self.is_up(view, node),
             })
             .collect();
         let mut targets = ReadTargets::new(requirement.clone(), candidates);
@@ -60,7 +96,7 @@ impl Coordinator {
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
         for c in targets.first_wave() {
             *pending.entry(c.dc.clone()).or_default() += 1;
-            self.spawn_replica_read(&view, c.node, c.dc, &req, deadline, tx.clone());
+            self.spawn_replica_read(view, c.node, c.dc, (req, stale), deadline, tx.clone());
         }
         let timeout_ms = req.timeout.as_millis() as u64;
         let mut gather = Gather::new(
@@ -79,7 +115,7 @@ impl Coordinator {
             if c.dc != local_dc {
                 metrics::counter!("geokv_remote_fallbacks_total", "op" => "read").increment(1);
             }
-            self.spawn_replica_read(&view, c.node, c.dc, &req, deadline, tx.clone());
+            self.spawn_replica_read(view, c.node, c.dc, (req, stale), deadline, tx.clone());
         })
         .await?;
         drop(tx);
@@ -100,7 +136,7 @@ impl Coordinator {
                 // different replicas can briefly exceed the cap; count it.
                 metrics::counter!("geokv_siblings_over_cap_total").increment(1);
             }
-            self.read_repair(&view, &req, m, &got.ok);
+            self.read_repair(view, req, m, &got.ok);
         }
         Ok(ReadOutcome {
             set: merged,
@@ -113,7 +149,7 @@ impl Coordinator {
         view: &ClusterView,
         n: NodeIdx,
         dc: String,
-        req: &ReadRequest,
+        (req, stale): (&ReadRequest, &StaleSlot),
         deadline: Instant,
         tx: mpsc::Sender<Answer<Option<SiblingSet>>>,
     ) {
@@ -131,13 +167,20 @@ impl Coordinator {
         let peers = self.peers.clone();
         let peer = view.ring.node(n).clone();
         let timeout = deadline.saturating_duration_since(Instant::now());
+        let msg = ReplicaReadRequest {
+            keyspace: ks,
+            key: key.to_vec(),
+            layout_version: view.version(),
+            layout_digest: view.digest_bytes().to_vec(),
+        };
+        let stale = stale.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let msg = ReplicaReadRequest {
-                    keyspace: ks,
-                    key: key.to_vec(),
-                };
-                let res = match peers.replica_read(&peer, msg, timeout).await {
+                let got = peers.replica_read(&peer, msg, timeout).await;
+                if let Err(TransportError::StaleView { version, .. }) = &got {
+                    stale.lock().get_or_insert((peer.clone(), *version));
+                }
+                let res = match got {
                     Ok(r) if r.found => SiblingSet::decode(&r.record)
                         .map(Some)
                         .map_err(|e| format!("{n:?}: bad record: {e}")),

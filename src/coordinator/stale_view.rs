@@ -29,27 +29,79 @@
 //! view while the joiner already streams, which needs every one of them
 //! skipped by the announce (down for the joiner, yet up for the writer).
 //!
+//! The check and the apply run under one view ([`apply_checked`]): a
+//! view installed after the check waits until the apply is done, so a
+//! write is never applied while a view that would refuse it is in force
+//! (review finding 4).
+//!
+//! "Newer" is the merge's order, not the version alone: two proposals of
+//! one version (made concurrently) resolve by content digest, so the write
+//! carries its layout's digest too, and a replica on the same version with
+//! the winning digest treats a write planned on the losing one as planned
+//! on an older view (review finding 2).
+//!
 //! Version 0 means "not checked": read repair, anti-entropy and stream
 //! receivers merge records in any view, and peers from before the field
 //! sent none (accepting them keeps a rolling upgrade working, with the gap
 //! the field closes left open for those peers only).
 //!
-//! Must not do I/O.
+//! Must not do I/O (the apply is the caller's closure).
 
 use crate::error::GeokvError;
-use crate::view::ClusterView;
+use crate::view::{Cluster, ClusterView};
 
-/// `None` when the replica (this node, in `view`) may apply a write of
-/// `keyspace`/`key` planned on `planned_on` and sent to `targets` (node
-/// ids); otherwise the refusal.
-pub fn check(
-    view: &ClusterView,
-    keyspace: &str,
-    key: &[u8],
-    planned_on: u64,
-    targets: &[String],
-) -> Option<GeokvError> {
-    if planned_on == 0 || planned_on >= view.version() {
+/// A replica write as the replica checks it: what it is for, and the plan
+/// it belongs to (the coordinator's layout version and its targets in the
+/// replica's datacenter).
+#[derive(Clone, Copy, Debug)]
+pub struct Planned<'a> {
+    pub keyspace: &'a str,
+    pub key: &'a [u8],
+    pub version: u64,
+    /// The digest of that layout ([`ClusterView::digest_bytes`]); empty
+    /// from peers that sent none.
+    pub digest: &'a [u8],
+    pub targets: &'a [String],
+}
+
+/// Runs `apply` only if [`check`] accepts `w` in the view in force, and
+/// keeps that view in force until `apply` returns (installs wait: see
+/// [`Cluster::with_current`]), so a view installed after the check cannot
+/// slip in before the apply. Blocking: call it where `apply` may block.
+pub fn apply_checked<T>(
+    cluster: &Cluster,
+    w: &Planned<'_>,
+    apply: impl FnOnce() -> Result<T, GeokvError>,
+) -> Result<T, GeokvError> {
+    apply_checked_with(cluster, w, || {}, apply)
+}
+
+/// [`apply_checked`] with `between` run after the check, before the apply
+/// (a test installs a view there).
+fn apply_checked_with<T>(
+    cluster: &Cluster,
+    w: &Planned<'_>,
+    between: impl FnOnce(),
+    apply: impl FnOnce() -> Result<T, GeokvError>,
+) -> Result<T, GeokvError> {
+    cluster.with_current(|view| {
+        if let Some(stale) = check(view, w) {
+            metrics::counter!("geokv_stale_view_refusals_total").increment(1);
+            return Err(stale);
+        }
+        between();
+        // A cleanup that has not deleted yet sees it and keeps the ranges a
+        // newer layout may give this node.
+        cluster.note_planned(w.version);
+        apply()
+    })
+}
+
+/// `None` when the replica (this node, in `view`) may apply `w`;
+/// otherwise the refusal.
+pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
+    let (keyspace, key, planned_on, targets) = (w.keyspace, w.key, w.version, w.targets);
+    if planned_on == 0 || !supersedes(view, planned_on, w.digest) {
         return None;
     }
     let stale = || {
@@ -80,6 +132,56 @@ pub fn check(
         }
     }
     None
+}
+
+/// `None` when the replica (this node, in `view`) may answer a read of
+/// `keyspace`/`key` planned on layout `version`/`digest`; otherwise the
+/// refusal: its view supersedes the coordinator's and it no longer
+/// replicates the key there (neither owner nor pending replica, in any
+/// datacenter), so it may have cleaned the key up and its "not found"
+/// would be a lie (review finding 3).
+pub fn check_read(
+    view: &ClusterView,
+    keyspace: &str,
+    key: &[u8],
+    version: u64,
+    digest: &[u8],
+) -> Option<GeokvError> {
+    if version == 0 || !supersedes(view, version, digest) {
+        return None;
+    }
+    let stale = || {
+        Some(GeokvError::StaleView {
+            planned_on: version,
+            replica_version: view.version(),
+        })
+    };
+    let me = view.me_idx();
+    let token = crate::ring::token_of(key);
+    let Ok(owners) = view.ring.replicas_for_token(keyspace, token) else {
+        return None;
+    };
+    let pending = view.pending.for_token(keyspace, token);
+    let replicates = owners.contains(me) || pending.iter().any(|d| d.nodes.contains(&me));
+    if replicates {
+        None
+    } else {
+        stale()
+    }
+}
+
+/// Whether `view` wins the merge over the layout `version`/`digest` a
+/// write was planned on: a higher version, or the same one with a higher
+/// digest ([`crate::layout::Layout::merge`]). Without a digest (a peer
+/// from before the field), versions alone decide.
+pub fn supersedes(view: &ClusterView, version: u64, digest: &[u8]) -> bool {
+    match version.cmp(&view.version()) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => {
+            <[u8; 16]>::try_from(digest).is_ok_and(|d| u128::from_be_bytes(d) < view.digest())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,22 +32,18 @@
 //!    the deadline passed) falls back to the remote datacenters through their
 //!    urgent lanes. LOCAL_* levels never do.
 
-use super::consistency::{AckCounts, OpKind, Requirement};
-use super::gather::{Answer, Gather, Step};
+use super::consistency::{OpKind, Requirement};
 use super::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
-use crate::hints::intent::Intent;
-use crate::hints::waiters::StreamWait;
 use crate::hints::{append_update, Appended, Awaited};
-use crate::proto::v1::internode::ReplicaWriteRequest;
-use crate::topology::{NodeIdx, NodeInfo};
-use crate::transport::TransportError;
+use crate::topology::NodeIdx;
 use crate::version::{CausalContext, Dot, SiblingSet};
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+#[path = "write/fan_out.rs"]
+mod fan_out;
 
 /// A write that met its level.
 #[derive(Debug, Clone)]
@@ -76,15 +72,15 @@ struct Fanout {
 }
 
 /// The plan a replica write belongs to, as the replica checks it
-/// (`stale_view`): the view's layout version and the ids of `local`.
+/// (`stale_view`): the view's layout version and digest, and the ids of
+/// `local`.
 struct Planned {
     version: u64,
+    digest: [u8; 16],
     targets: Vec<String>,
 }
 
-/// The first replica that refused a fan-out as planned on an older view,
-/// and its layout version.
-type StaleSlot = Arc<parking_lot::Mutex<Option<(NodeInfo, u64)>>>;
+use super::newer_view::StaleSlot;
 
 impl Coordinator {
     /// Coordinates a put (`value: Some`) or delete (`value: None`).
@@ -152,25 +148,23 @@ impl Coordinator {
         record.encode(&mut encoded);
         let minted = (&record, encoded.as_slice());
         let first = (Some(appended), deadline);
-        let (mut res, mut stale) = self.fan_out(view, req, &plan, &to, minted, first).await;
-        let mut last = view.version();
+        let (mut res, mut stale) = self.fan_out(view, req, (&plan, &to), minted, first).await;
+        let mut last = view.rank();
         // Only a fan-out that failed is sent again: acknowledgements that
         // met the level were each given by a replica on a view the write
         // covers (see `stale_view`).
-        while let (true, Some((peer, version))) = (res.is_err(), stale.take()) {
-            let Some(newer) = self.newer_view(&peer, version, deadline).await else {
+        while let (true, Some((peer, _))) = (res.is_err(), stale.take()) {
+            let Some(newer) = self.newer_view(&peer, last, deadline).await else {
                 break;
             };
-            if newer.version() <= last {
-                break;
-            }
-            last = newer.version();
+            last = newer.rank();
             metrics::counter!("geokv_stale_view_retries_total").increment(1);
             let (ks, key, level) = (&req.keyspace, &req.key, req.level);
             let plan = (self.plan(&newer, ks, key, level, req.explicit, OpKind::Write))
-                .map_err(|e| GeokvError::MaybeApplied(format!("on layout v{last}: {e}")))?;
+                .map_err(|e| GeokvError::MaybeApplied(format!("on layout v{}: {e}", last.0)))?;
             let to = self.fanout(&plan);
-            (res, stale) = (self.fan_out(&newer, req, &plan, &to, minted, (None, deadline))).await;
+            let again = (None, deadline);
+            (res, stale) = self.fan_out(&newer, req, (&plan, &to), minted, again).await;
         }
         let (acks, hints) = res?;
         Ok(WriteOutcome {
@@ -189,222 +183,19 @@ impl Coordinator {
             .filter(|d| d.dc != self.me.dc)
             .map(|d| d.dc.clone())
             .collect();
+        let mut wait_for = self.awaited_dcs(&plan.requirement, &plan.alive, &remote_dcs);
+        for w in &mut wait_for {
+            // What the need counts there (M3: a receiver on a newer view
+            // with more pending replicas adds the difference).
+            let pending = plan.pending.iter().filter(|d| d.dc == w.dc);
+            w.pending = Some(pending.map(|d| d.nodes.len() as u32).sum());
+        }
         Fanout {
             local: plan.targets_in(&self.me.dc),
-            wait_for: self.awaited_dcs(&plan.requirement, &plan.alive, &remote_dcs),
+            wait_for,
             sizes,
             remote_dcs,
         }
-    }
-
-    /// The layout of `peer`, which refused a write as planned on a view
-    /// older than its `version`, installed here; `None` when that did not
-    /// bring this node to `version` before the deadline.
-    async fn newer_view(
-        &self,
-        peer: &NodeInfo,
-        version: u64,
-        deadline: Instant,
-    ) -> Option<Arc<ClusterView>> {
-        if self.cluster.current().version() < version {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.peers.get_layout(peer, left).await {
-                Ok(msg) => match crate::view::sync::from_message(&peer.id, &msg) {
-                    Ok(layout) => {
-                        if let Err(e) = self.cluster.install(layout) {
-                            tracing::warn!(peer = %peer.id, error = %e, "layout of a refusing replica not installed");
-                        }
-                    }
-                    Err(e) => tracing::warn!(peer = %peer.id, error = %e, "bad layout"),
-                },
-                Err(e) => tracing::warn!(peer = %peer.id, error = %e, "layout fetch failed"),
-            }
-        }
-        let now = self.cluster.current();
-        (now.version() >= version).then_some(now)
-    }
-
-    /// One fan-out of a minted write on `view`: our datacenter's targets
-    /// directly, the remote datacenters through their streams (the entries
-    /// committed with the write on the first fan-out, `appended`; urgent
-    /// ones appended now on a later one), gathered to `plan`'s level.
-    /// Returns `(acks, hints)` or the failure, and the first replica that
-    /// refused the write as planned on an older view, with its version.
-    async fn fan_out(
-        &self,
-        view: &ClusterView,
-        req: &WriteRequest,
-        plan: &Plan<'_>,
-        to: &Fanout,
-        (record, encoded): (&SiblingSet, &[u8]),
-        (appended, deadline): (Option<Appended>, Instant),
-    ) -> (Result<(u32, u32), GeokvError>, Option<(NodeInfo, u64)>) {
-        let stale = StaleSlot::default();
-        let res = self
-            .gather_fan_out(
-                view,
-                req,
-                plan,
-                to,
-                (record, encoded),
-                (appended, deadline),
-                &stale,
-            )
-            .await;
-        let refused = stale.lock().take();
-        (res, refused)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn gather_fan_out(
-        &self,
-        view: &ClusterView,
-        req: &WriteRequest,
-        plan: &Plan<'_>,
-        to: &Fanout,
-        (record, encoded): (&SiblingSet, &[u8]),
-        (appended, deadline): (Option<Appended>, Instant),
-        stale: &StaleSlot,
-    ) -> Result<(u32, u32), GeokvError> {
-        let requirement = &plan.requirement;
-        let (sizes, remote_dcs, wait_for) = (&to.sizes, &to.remote_dcs, &to.wait_for);
-        let (waits, mut intents) = match appended {
-            Some(a) => (a.waits, a.intents),
-            None if wait_for.is_empty() => (Vec::new(), Vec::new()),
-            None => {
-                let dcs: Vec<String> = wait_for.iter().map(|w| w.dc.clone()).collect();
-                let waits = (self.hints)
-                    .stream_append_now(&dcs, wait_for, &req.keyspace, &req.key, record)
-                    .await
-                    .map_err(|e| {
-                        GeokvError::Internal(format!("{e}; the write may have been applied"))
-                    })?;
-                (waits, Vec::new())
-            }
-        };
-        let mut acks = AckCounts::default();
-        if to.local.contains(&view.me_idx()) {
-            *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
-        }
-        let planned = Planned {
-            version: view.version(),
-            targets: (to.local.iter())
-                .map(|&n| view.ring.node(n).id.clone())
-                .collect(),
-        };
-        let fan_out = sizes.values().sum::<u32>() as usize;
-        let (tx, rx) = mpsc::channel::<Answer<()>>(fan_out.max(1) + remote_dcs.len());
-        let mut pending: BTreeMap<String, u32> = BTreeMap::new();
-        for &n in &to.local {
-            if n == view.me_idx() {
-                continue;
-            }
-            let peer = view.ring.node(n);
-            // A hint committed with the update (see `hints::intent`).
-            let intent = intents
-                .iter()
-                .position(|i| i.target == n)
-                .map(|i| intents.swap_remove(i));
-            if !self.is_up(view, n) {
-                // Stored, or recorded for anti-entropy when over the bound:
-                // either way the write reaches it later; not an ack.
-                match intent {
-                    Some(i) => i.failed(),
-                    None => {
-                        (self.hints)
-                            .hint_node(&peer.id, &req.keyspace, &req.key, record)
-                            .await?
-                    }
-                }
-                acks.hints += 1;
-                continue;
-            }
-            *pending.entry(self.me.dc.clone()).or_default() += 1;
-            let dc = self.me.dc.clone();
-            let rec = (encoded.to_vec(), record);
-            let sent = (&planned, stale.clone());
-            self.spawn_replica_write((n, peer), dc, req, rec, intent, sent, deadline, tx.clone());
-        }
-        for wait in waits {
-            let settles = sizes.get(&wait.dc).copied().unwrap_or(0);
-            *pending.entry(wait.dc.clone()).or_default() += settles;
-            spawn_stream_wait(wait, settles, deadline, tx.clone());
-        }
-        let timeout_ms = req.timeout.as_millis() as u64;
-        let mut gather = Gather::new(
-            req.level,
-            requirement.clone(),
-            OpKind::Write,
-            rx,
-            pending,
-            acks,
-            deadline,
-            timeout_ms,
-        );
-        // Step 5: a count level met locally so far may still need the
-        // remote datacenters (not yet asked).
-        let fallback = matches!(requirement, Requirement::Total { .. })
-            && wait_for.is_empty()
-            && !remote_dcs.is_empty();
-        let until = if fallback {
-            Instant::now() + req.timeout / 2
-        } else {
-            deadline
-        };
-        let mut step = gather.run(until).await?;
-        if step == Step::Short && fallback {
-            // Only what is still missing: one slow remote replica must not
-            // hold the write up (issue 9, defect 13 on this path).
-            let need = match requirement {
-                Requirement::Total { count } => count.saturating_sub(gather.received()).max(1),
-                _ => 0,
-            };
-            let to = (sizes, remote_dcs.as_slice(), need);
-            self.fall_back_remote(req, to, record, deadline, &tx, &mut gather)
-                .await?;
-            step = gather.run(deadline).await?;
-        }
-        if step == Step::Short {
-            return Err(gather.failed());
-        }
-        let got = gather.into_gathered();
-        Ok((got.acks.per_dc.values().sum(), got.acks.hints))
-    }
-
-    /// Step 5: the record goes to the urgent lane of every remote
-    /// datacenter (the backlog entry committed with the write stays: a
-    /// second delivery merges to the same state) and the gather waits for
-    /// their acknowledgements too.
-    #[allow(clippy::too_many_arguments)]
-    async fn fall_back_remote(
-        &self,
-        req: &WriteRequest,
-        (sizes, remote_dcs, need): (&BTreeMap<String, u32>, &[String], u32),
-        record: &SiblingSet,
-        deadline: Instant,
-        tx: &mpsc::Sender<Answer<()>>,
-        gather: &mut Gather<()>,
-    ) -> Result<(), GeokvError> {
-        metrics::counter!("geokv_remote_fallbacks_total", "op" => "write").increment(1);
-        let all: Vec<Awaited> = remote_dcs
-            .iter()
-            .map(|dc| Awaited {
-                dc: dc.clone(),
-                // The receiver caps it at its datacenter's replicas.
-                need,
-            })
-            .collect();
-        let waits = self
-            .hints
-            .stream_append_now(remote_dcs, &all, &req.keyspace, &req.key, record)
-            .await
-            .map_err(|e| GeokvError::Internal(format!("{e}; the write may have been applied")))?;
-        for wait in waits {
-            let settles = sizes.get(&wait.dc).copied().unwrap_or(0);
-            gather.expect(&wait.dc, settles);
-            spawn_stream_wait(wait, settles, deadline, tx.clone());
-        }
-        Ok(())
     }
 
     /// The remote datacenters whose acknowledgements the level needs (and so
@@ -430,6 +221,7 @@ impl Coordinator {
                 .map(|dc| Awaited {
                     dc: dc.clone(),
                     need: count - local,
+                    pending: None,
                 })
                 .collect(),
             Requirement::Total { .. } => Vec::new(),
@@ -439,6 +231,7 @@ impl Coordinator {
                 .map(|(dc, n)| Awaited {
                     dc: dc.clone(),
                     need: *n,
+                    pending: None,
                 })
                 .collect(),
         }
@@ -498,89 +291,4 @@ impl Coordinator {
             .notify_appended(remote_dcs, wait_for, &appended.waits);
         Ok((set, dot, appended))
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn spawn_replica_write(
-        &self,
-        (n, peer): (NodeIdx, &NodeInfo),
-        dc: String,
-        req: &WriteRequest,
-        (encoded, record): (Vec<u8>, &SiblingSet),
-        intent: Option<Intent>,
-        (planned, stale): (&Planned, StaleSlot),
-        deadline: Instant,
-        tx: mpsc::Sender<Answer<()>>,
-    ) {
-        let peers = self.peers.clone();
-        let peer = peer.clone();
-        let hints = self.hints.clone();
-        let msg = ReplicaWriteRequest {
-            keyspace: req.keyspace.clone(),
-            key: req.key.to_vec(),
-            record: encoded,
-            coordinator: self.me.id.clone(),
-            layout_version: planned.version,
-            targets: planned.targets.clone(),
-        };
-        let (ks, key, record) = (req.keyspace.clone(), req.key.clone(), record.clone());
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let res = peers.replica_write(&peer, msg, timeout).await;
-                if let Err(TransportError::StaleView { version, .. }) = &res {
-                    stale.lock().get_or_insert((peer.clone(), *version));
-                }
-                match (&res, intent) {
-                    // The acknowledgement does not wait on the cleanup.
-                    (Ok(_), Some(i)) => {
-                        let _ = tx.send(Answer::Replica(n, dc, Ok(()))).await;
-                        return i.done().await;
-                    }
-                    (Ok(_), None) => {}
-                    // The hint committed with the update stays, to be delivered.
-                    (Err(_), Some(i)) => {
-                        i.failed();
-                        let _ = tx.send(Answer::Hint).await;
-                    }
-                    // A local replica that failed gets a hint.
-                    (Err(e), None) => match hints.hint_node(&peer.id, &ks, &key, &record).await {
-                        Ok(()) => {
-                            let _ = tx.send(Answer::Hint).await;
-                        }
-                        Err(h) => tracing::error!(error = %h, "could not store hint after {e}"),
-                    },
-                }
-                let res = res.map(|_| ()).map_err(|e| e.to_string());
-                let _ = tx.send(Answer::Replica(n, dc, res)).await;
-            },
-            span,
-        ));
-    }
-}
-
-/// Waits on one datacenter's acknowledgement of an urgent stream entry and
-/// hands it to the gather. Past the deadline nobody gathers: the wait is
-/// dropped (the entry stays queued and is delivered anyway), a second later,
-/// so the gather reports its own timeout first.
-fn spawn_stream_wait(
-    wait: StreamWait,
-    settles: u32,
-    deadline: Instant,
-    tx: mpsc::Sender<Answer<()>>,
-) {
-    tokio::spawn(async move {
-        let dc = wait.dc.clone();
-        let drop_at = deadline + std::time::Duration::from_secs(1);
-        let result = tokio::time::timeout_at(drop_at, wait.outcome())
-            .await
-            .unwrap_or_else(|_| Err("no acknowledgement by the deadline".to_string()));
-        let _ = tx
-            .send(Answer::Stream {
-                dc,
-                settles,
-                result,
-            })
-            .await;
-    });
 }

@@ -98,6 +98,9 @@ impl Default for HintsConfig {
 pub struct Awaited {
     pub dc: String,
     pub need: u32,
+    /// The pending replicas of the key there that `need` counts (the
+    /// coordinator's view); `None`: no adjustment by the receiver.
+    pub pending: Option<u32>,
 }
 
 /// Whether `dc` is among the awaited datacenters.
@@ -172,5 +175,6 @@ pub(crate) fn new_entry(
         target_node,
         traceparent: String::new(),
         need_acks,
+        coordinator_pending: None,
     }
 }

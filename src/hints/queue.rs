@@ -181,6 +181,7 @@ mod tests {
             target_node: String::new(),
             traceparent: String::new(),
             need_acks: 2,
+            coordinator_pending: Some(1),
         };
         let v = encode_entry(42, &e);
         assert_eq!(decode_entry(&v), Some((42, e)));

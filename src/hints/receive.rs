@@ -114,13 +114,11 @@ impl Receiver {
             tracing::error!(keyspace = %e.keyspace, "stream entry for an unknown keyspace; refused");
             return refused(seq);
         };
-        // The coordinator's need already counts the pending replicas of
-        // this datacenter it knew of (blockFor + pending); one that joined
-        // since is written all the same.
-        let need = match e.need_acks as usize {
-            0 => targets.len(),
-            n => n.min(targets.len()),
-        };
+        // The coordinator's need counts the pending replicas of this
+        // datacenter it knew of (blockFor + pending); one it did not know
+        // of (this node is on a newer view) is added (M3).
+        let mine = self.pending_here(&view, &e);
+        let need = need(e.need_acks, e.coordinator_pending, mine, targets.len());
         let (replicas, durable) = self.apply_to(targets, need, e, set).await;
         EntryAck {
             seq,
@@ -253,6 +251,15 @@ impl Receiver {
         Some(out)
     }
 
+    /// The pending replicas of the entry's key in this datacenter, in `view`.
+    fn pending_here(&self, view: &ClusterView, e: &StreamEntry) -> u32 {
+        let token = crate::ring::token_of(&e.key);
+        (view.pending.for_token(&e.keyspace, token).iter())
+            .filter(|d| d.dc == self.me.dc)
+            .map(|d| d.nodes.len() as u32)
+            .sum()
+    }
+
     async fn apply_local(&self, ks: &str, key: &[u8], set: SiblingSet) -> bool {
         let (ks, key) = (ks.to_string(), key.to_vec());
         self.replica
@@ -260,6 +267,19 @@ impl Receiver {
             .await
             .is_ok()
     }
+}
+
+/// How many of this datacenter's `targets` replicas must apply an entry
+/// before it is acknowledged: all for a backlog entry (`need_acks` 0);
+/// otherwise the coordinator's need, plus the pending replicas here it did
+/// not count (`mine` beyond `theirs`; none when it sent no count), capped
+/// at the targets.
+fn need(need_acks: u32, theirs: Option<u32>, mine: u32, targets: usize) -> usize {
+    if need_acks == 0 {
+        return targets;
+    }
+    let extra = theirs.map_or(0, |t| mine.saturating_sub(t));
+    ((need_acks + extra) as usize).min(targets)
 }
 
 fn not_applied(seq: u64) -> EntryAck {
@@ -275,5 +295,25 @@ fn refused(seq: u64) -> EntryAck {
     EntryAck {
         refused: true,
         ..not_applied(seq)
+    }
+}
+
+#[cfg(test)]
+mod need_tests {
+    use super::need;
+
+    /// M3: a receiver on a newer view than the coordinator's, with a
+    /// pending replica of the key the coordinator did not count, needs one
+    /// acknowledgement more; with the same count, or none sent (a fallback,
+    /// an older peer), the coordinator's need stands; backlog entries need
+    /// every replica; never more than the targets.
+    #[test]
+    fn a_receiver_with_more_pending_replicas_than_the_coordinator_counted_needs_more() {
+        assert_eq!(need(2, Some(0), 1, 4), 3);
+        assert_eq!(need(2, Some(1), 1, 4), 2);
+        assert_eq!(need(2, None, 1, 4), 2);
+        assert_eq!(need(2, Some(1), 0, 3), 2, "a movement that finished here");
+        assert_eq!(need(0, Some(0), 1, 4), 4);
+        assert_eq!(need(3, Some(0), 2, 4), 4);
     }
 }

@@ -92,7 +92,8 @@ impl Hints {
         set.encode(&mut record);
         for dc in dcs {
             let dest = Dest::Dc(dc.clone());
-            let need = wait_for.iter().find(|w| w.dc == *dc).map(|w| w.need);
+            let awaited = wait_for.iter().find(|w| w.dc == *dc);
+            let need = awaited.map(|w| w.need);
             let lane = if need.is_some() {
                 Lane::Urgent
             } else {
@@ -100,7 +101,8 @@ impl Hints {
             };
             // An urgent entry asks for at least one replica; 0 means all.
             let need_acks = need.map_or(0, |n| n.max(1));
-            let entry = new_entry(keyspace, key, record.clone(), String::new(), need_acks);
+            let mut entry = new_entry(keyspace, key, record.clone(), String::new(), need_acks);
+            entry.coordinator_pending = awaited.and_then(|w| w.pending);
             if let Some((seq, bytes)) = self.store.enqueue(&dest, lane, entry, batch) {
                 appended.counted.push((dest, lane, bytes));
                 if need.is_some() {
@@ -324,6 +326,7 @@ mod tests {
         let awaited = vec![Awaited {
             dc: "dc2".to_string(),
             need: 2,
+            pending: None,
         }];
         let b = h.stream_append(&dcs, &awaited, "default", b"k2", &record(), &mut batch);
         let b = b.expect("append");

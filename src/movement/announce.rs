@@ -12,10 +12,17 @@
 //! joining view refuses one that misses a replica of it; the coordinator
 //! re-plans the same record on the newer view (`coordinator::stale_view`).
 //!
+//! Versions alone do not say a member is on our layout: two proposals of
+//! one version (made concurrently) resolve by digest, and a member on the
+//! losing one must not count (review finding 2). A member reporting
+//! `version` itself counts only with the digest of ours, while we are on
+//! it.
+//!
 //! Owns that wait. Must not change the layout.
 
+use crate::proto::v1::internode::LayoutMessage;
 use crate::transport::Peers;
-use crate::view::Cluster;
+use crate::view::{Cluster, ClusterView};
 use std::time::{Duration, Instant};
 
 /// Some live members were not on the layout in time.
@@ -29,7 +36,8 @@ pub struct NotAnnounced {
 }
 
 /// Waits until every live member other than this node reports a layout
-/// version of at least `version` (asked with `GetLayout`), or `timeout`.
+/// version of at least `version` (asked with `GetLayout`; at `version`
+/// itself, with our digest while we are on it: [`reports`]), or `timeout`.
 pub async fn until_announced(
     cluster: &Cluster,
     peers: &Peers,
@@ -46,7 +54,10 @@ pub async fn until_announced(
                 continue;
             }
             match peers.get_layout(n, Duration::from_secs(2)).await {
-                Ok(m) if m.version >= version => {}
+                Ok(m) if reports(&m, version, &view) => {}
+                Ok(m) if m.version == version => {
+                    behind.push(format!("{} (v{}, another digest)", n.id, m.version))
+                }
                 Ok(m) => behind.push(format!("{} (v{})", n.id, m.version)),
                 Err(e) => behind.push(format!("{} ({e})", n.id)),
             }
@@ -62,5 +73,58 @@ pub async fn until_announced(
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether a member that answered `m` is on the layout the wait is for: a
+/// version above `version`, or `version` itself with the digest of `ours`
+/// when `ours` is that version (once we are past it, any layout of
+/// `version` is superseded by ours for every member alike).
+pub fn reports(m: &LayoutMessage, version: u64, ours: &ClusterView) -> bool {
+    if m.version != version || ours.version() != version {
+        return m.version >= version;
+    }
+    crate::view::sync::from_message("", m).is_ok_and(|l| l.digest() == ours.digest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reports;
+    use crate::layout::{Layout, NewNode};
+    use crate::topology::Topology;
+    use crate::view::ClusterView;
+
+    /// Review finding 2: of two proposals of v2, a member on the other one
+    /// is not on our layout; the same one, a newer version, or any v2 once
+    /// we are past it, is.
+    #[test]
+    fn a_member_on_another_layout_of_the_same_version_is_behind() {
+        let seed = Layout::seed(&Topology::dev());
+        let join = |id: &str, ip: &str| {
+            let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).expect("tokens");
+            let node = NewNode {
+                id: id.into(),
+                client_address: format!("{ip}:7070").parse().expect("addr"),
+                peer_address: format!("{ip}:7071").parse().expect("addr"),
+                admin_address: format!("{ip}:7072").parse().expect("addr"),
+            };
+            (seed.begin_join(node, "dc1", "r1", &tokens)).expect("join")
+        };
+        let (a, b) = (
+            join("dc1-new", "127.0.0.14"),
+            join("dc1-other", "127.0.0.15"),
+        );
+        let ours = ClusterView::derive(a.clone(), "dc1-n1").expect("view");
+        let msg = |l: &Layout| crate::view::sync::to_message(l);
+        assert!(reports(&msg(&a), 2, &ours));
+        assert!(!reports(&msg(&b), 2, &ours), "the other v2 is not ours");
+        assert!(!reports(&msg(&seed), 2, &ours));
+        let v3 = Layout {
+            version: 3,
+            ..b.clone()
+        };
+        assert!(reports(&msg(&v3), 2, &ours));
+        let past = ClusterView::derive(v3, "dc1-n1").expect("view");
+        assert!(reports(&msg(&b), 2, &past));
     }
 }

@@ -23,6 +23,10 @@ pub enum CleanupError {
     MovementInProgress(Movement),
     #[error("the layout changed while the cleanup was planned (v{planned} is no longer in force, or a write planned on a newer layout arrived); nothing was dropped")]
     ViewChanged { planned: u64 },
+    /// Not every live member is on the view in force yet (`POST /cleanup`
+    /// waits for that, like the automatic cleanup).
+    #[error("{0}; nothing was dropped")]
+    NotAnnounced(String),
     #[error("the cleanup task failed: {0}")]
     Task(String),
     #[error(transparent)]

@@ -86,18 +86,23 @@ impl Internode for InternodeService {
     ) -> Result<Response<ReplicaWriteResponse>, Status> {
         let span = self.admit(&req, "replica_write")?;
         let r = req.into_inner();
-        let view = self.cluster.current();
-        let planned = (&r.keyspace, &r.key, r.layout_version, &r.targets);
-        if let Some(stale) = stale_view::check(&view, planned.0, planned.1, planned.2, planned.3) {
-            metrics::counter!("geokv_stale_view_refusals_total").increment(1);
-            return Err(stale.into());
-        }
         let set = decode(&r.record)?;
-        // Before the apply: a cleanup that has not deleted yet sees it and
-        // keeps the ranges a newer layout may give this node.
-        self.cluster.note_planned(r.layout_version);
+        let cluster = self.cluster.clone();
+        // The check and the apply under one view (installs wait meanwhile),
+        // on the replica's blocking site: never across a network await.
         self.replica
-            .blocking(move |rep| rep.apply(&r.keyspace, &r.key, &set))
+            .blocking(move |rep| {
+                let planned = stale_view::Planned {
+                    keyspace: &r.keyspace,
+                    key: &r.key,
+                    version: r.layout_version,
+                    digest: &r.layout_digest,
+                    targets: &r.targets,
+                };
+                stale_view::apply_checked(&cluster, &planned, || {
+                    rep.apply(&r.keyspace, &r.key, &set)
+                })
+            })
             .instrument(span)
             .await?;
         Ok(Response::new(ReplicaWriteResponse {}))
@@ -142,6 +147,14 @@ impl Internode for InternodeService {
     ) -> Result<Response<ReplicaReadResponse>, Status> {
         let span = self.admit(&req, "replica_read")?;
         let r = req.into_inner();
+        let view = self.cluster.current();
+        let planned = (r.layout_version, &r.layout_digest);
+        if let Some(stale) =
+            stale_view::check_read(&view, &r.keyspace, &r.key, planned.0, planned.1)
+        {
+            metrics::counter!("geokv_stale_view_refusals_total").increment(1);
+            return Err(stale.into());
+        }
         let got = self
             .replica
             .reading(&r.keyspace, &r.key)

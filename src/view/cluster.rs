@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use super::store::{self, StoreError};
@@ -73,8 +73,10 @@ struct Inner {
     tx: watch::Sender<Arc<ClusterView>>,
     /// Where layouts are persisted; `None` in tests of a fixed view.
     engine: Option<Arc<dyn Engine>>,
-    /// Serialises merge → persist → swap.
-    install: Mutex<()>,
+    /// Serialises merge → persist → swap (written); held read by
+    /// [`Cluster::while_current`] and [`Cluster::with_current`] to keep a
+    /// view in force.
+    install: RwLock<()>,
     push: OnceLock<PushHook>,
     /// A peer whose seed layout (v1) differs from ours: set by gossip.
     seed_mismatch: parking_lot::Mutex<Option<String>>,
@@ -114,7 +116,7 @@ impl Cluster {
                 view: ArcSwap::new(view),
                 tx,
                 engine,
-                install: Mutex::new(()),
+                install: RwLock::new(()),
                 push: OnceLock::new(),
                 seed_mismatch: parking_lot::Mutex::new(None),
                 newest_planned: std::sync::atomic::AtomicU64::new(0),
@@ -205,14 +207,24 @@ impl Cluster {
     /// are only valid in one view (repair deleting its records); `f` must
     /// not install a view itself.
     pub fn while_current<T>(&self, view: &Arc<ClusterView>, f: impl FnOnce() -> T) -> Option<T> {
-        let _guard = self.inner.install.lock();
+        let _guard = self.inner.install.read();
         Arc::ptr_eq(view, &self.current()).then(f)
+    }
+
+    /// Runs `f` on the view in force and keeps it in force until `f`
+    /// returns (installs wait; other readers do not). For a check and the
+    /// local apply it allows (a replica write: `coordinator::stale_view`);
+    /// `f` must not install a view, take this lock again, or wait on the
+    /// network.
+    pub fn with_current<T>(&self, f: impl FnOnce(&Arc<ClusterView>) -> T) -> T {
+        let _guard = self.inner.install.read();
+        f(&self.current())
     }
 
     /// Installs a layout learned from elsewhere: merge with the current one,
     /// and if that changes it, persist, swap, notify.
     pub fn install(&self, incoming: Layout) -> Result<Installed, ViewError> {
-        let _guard = self.inner.install.lock();
+        let _guard = self.inner.install.write();
         self.install_locked(incoming)
     }
 
@@ -220,7 +232,7 @@ impl Cluster {
     /// here, then pushed to peers best-effort.
     pub fn propose(&self, next: Layout) -> Result<Arc<ClusterView>, ProposeError> {
         let installed = {
-            let _guard = self.inner.install.lock();
+            let _guard = self.inner.install.write();
             let current = self.current().version();
             if next.version != current + 1 {
                 return Err(ProposeError::NotNext {

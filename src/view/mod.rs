@@ -50,6 +50,8 @@ pub struct ClusterView {
     /// This node in `ring`, if it is a member.
     me: Option<NodeIdx>,
     me_id: String,
+    /// [`Layout::digest`], computed once.
+    digest: u128,
 }
 
 impl ClusterView {
@@ -58,7 +60,9 @@ impl ClusterView {
         let ring = Ring::from_layout(&layout);
         let pending = PendingRanges::of_layout(&layout)?;
         let me_idx = ring.node_by_id(me).map(|n| n.idx);
+        let digest = layout.digest();
         Ok(ClusterView {
+            digest,
             layout: Arc::new(layout),
             ring: Arc::new(ring),
             pending: Arc::new(pending),
@@ -70,6 +74,22 @@ impl ClusterView {
     /// The layout version this view was derived from.
     pub fn version(&self) -> u64 {
         self.layout.version
+    }
+
+    /// The layout's content digest ([`Layout::digest`]).
+    pub fn digest(&self) -> u128 {
+        self.digest
+    }
+
+    /// [`ClusterView::digest`] big endian, as on the wire.
+    pub fn digest_bytes(&self) -> [u8; 16] {
+        self.digest.to_be_bytes()
+    }
+
+    /// Where this view stands in the convergence order (the higher
+    /// version, then the higher digest, wins: [`Layout::merge`]).
+    pub fn rank(&self) -> (u64, u128) {
+        (self.version(), self.digest)
     }
 
     /// This node, if it is a member (Joining, Normal or Leaving) of the view.

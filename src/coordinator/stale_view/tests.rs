@@ -1,11 +1,30 @@
 //! The replica-side check of writes planned on an older view, over the
 //! three views of a join: before (v1), joining (v2), joined (v3).
 
-use super::check;
+use super::Planned;
 use crate::error::GeokvError;
 use crate::layout::{Layout, NewNode};
 use crate::topology::Topology;
 use crate::view::ClusterView;
+
+/// [`super::check`] of a write planned on `version` (no digest) and sent
+/// to `targets`.
+fn check(
+    view: &ClusterView,
+    ks: &str,
+    key: &[u8],
+    version: u64,
+    targets: &[String],
+) -> Option<GeokvError> {
+    let w = Planned {
+        keyspace: ks,
+        key,
+        version,
+        digest: &[],
+        targets,
+    };
+    super::check(view, &w)
+}
 
 /// Views of `dc1-new` joining dc1 as seen by `me`: seed, joining, joined.
 fn join_views(me: &str) -> [ClusterView; 3] {
@@ -105,4 +124,188 @@ fn a_key_outside_the_moving_ranges_is_not_refused() {
         .expect("a key that does not move");
     let old = targets(&views[0], &key);
     assert!(check(&views[1], "default", &key, 1, &old).is_none());
+}
+
+/// Review finding 4: a view installed between the check and the apply must
+/// not slip in. The write is checked on v1 (accepted: the replica is on the
+/// coordinator's view); the hook then installs the joining v2 from another
+/// thread, which would refuse the write. The install must wait until the
+/// apply is done (the write is applied on v1, before v2 is in force): it
+/// is never applied while v2, which refuses it, is in force.
+#[test]
+fn a_view_installed_between_the_check_and_the_apply_does_not_slip_in() {
+    let me = "dc1-n2";
+    let views = join_views(me);
+    let key = moving_key(&views, me);
+    let old = targets(&views[0], &key);
+    let cluster = crate::view::Cluster::new((*views[0].layout).clone(), me, None).expect("view");
+    let w = super::Planned {
+        keyspace: "default",
+        key: &key,
+        version: 1,
+        digest: &[],
+        targets: &old,
+    };
+    let joining = (*views[1].layout).clone();
+    let (installer, installed) = std::sync::mpsc::channel();
+    let c = cluster.clone();
+    let between = move || {
+        std::thread::spawn(move || {
+            c.install(joining).expect("install");
+            let _ = installer.send(());
+        });
+        // Long enough for an install that is not held back to finish.
+        let _ = installed.recv_timeout(std::time::Duration::from_millis(300));
+    };
+    let applied_on =
+        super::apply_checked_with(&cluster, &w, between, || Ok(cluster.current().version()));
+    assert_eq!(
+        applied_on.ok(),
+        Some(1),
+        "applied only on the view it was checked on"
+    );
+    // The install went through once the apply was done.
+    for _ in 0..100 {
+        if cluster.current().version() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(cluster.current().version(), 2);
+}
+
+/// Two proposals of v2 made concurrently from the seed (`dc1-new` and
+/// `dc1-other` joining), as seen by `me`: the one whose digest wins the
+/// merge first, then the loser.
+fn concurrent_v2(me: &str) -> (ClusterView, ClusterView) {
+    let seed = Layout::seed(&Topology::dev());
+    let join = |id: &str, ip: &str| {
+        let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).expect("tokens");
+        let node = NewNode {
+            id: id.into(),
+            client_address: format!("{ip}:7070").parse().expect("addr"),
+            peer_address: format!("{ip}:7071").parse().expect("addr"),
+            admin_address: format!("{ip}:7072").parse().expect("addr"),
+        };
+        (seed.begin_join(node, "dc1", "r1", &tokens)).expect("join")
+    };
+    let (a, b) = (
+        join("dc1-new", "127.0.0.14"),
+        join("dc1-other", "127.0.0.15"),
+    );
+    assert_eq!(a.version, b.version);
+    let (win, lose) = if a.digest() > b.digest() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(
+        win.clone().merge(lose.clone()).layout,
+        win,
+        "the higher digest wins"
+    );
+    let view = |l: Layout| ClusterView::derive(l, me).expect("view");
+    (view(win), view(lose))
+}
+
+/// Review finding 2: a write planned on the losing v2 reaches a replica on
+/// the winning v2, whose pending replica of the key it misses. Comparing
+/// versions alone accepted it; with the digest it is refused like a write
+/// planned on an older view. The other way round (the replica on the loser)
+/// and a write planned on the winner are accepted.
+#[test]
+fn a_write_planned_on_the_losing_layout_of_a_version_is_refused() {
+    let me = "dc1-n2";
+    let (win, lose) = concurrent_v2(me);
+    let joiner = |v: &ClusterView| -> String {
+        let mut ids = v.members().iter().map(|n| n.id.clone());
+        ids.find(|id| id == "dc1-new" || id == "dc1-other")
+            .expect("joiner")
+    };
+    let won = joiner(&win);
+    let key = (0..10_000u32)
+        .map(|k| k.to_be_bytes().to_vec())
+        .find(|k| {
+            let t = targets(&win, k);
+            t.contains(&won) && t.iter().any(|n| n == me)
+        })
+        .expect("a key the winner's joiner gains");
+    let lose_targets = targets(&lose, &key);
+    assert!(!lose_targets.contains(&won));
+    let lose_digest = lose.digest_bytes();
+    let w = Planned {
+        keyspace: "default",
+        key: &key,
+        version: 2,
+        digest: &lose_digest,
+        targets: &lose_targets,
+    };
+    let refused = super::check(&win, &w).expect("refused on the winning layout");
+    assert!(
+        matches!(
+            refused,
+            GeokvError::StaleView {
+                planned_on: 2,
+                replica_version: 2
+            }
+        ),
+        "{refused}"
+    );
+    // The replica on the loser accepts a write planned on the winner: its
+    // own view is the one to be replaced.
+    let win_targets = targets(&win, &key);
+    let win_digest = win.digest_bytes();
+    let w = Planned {
+        digest: &win_digest,
+        targets: &win_targets,
+        ..w
+    };
+    assert!(super::check(&lose, &w).is_none());
+    assert!(super::check(&win, &w).is_none());
+    // Without a digest (an older peer), versions alone decide, as before.
+    let w = Planned {
+        digest: &[],
+        targets: &lose_targets,
+        ..w
+    };
+    assert!(super::check(&win, &w).is_none());
+}
+
+/// Review finding 3: an old owner that lost a key in the join (and may have
+/// cleaned it up) refuses a read planned on the seed layout rather than
+/// answer "not found"; while the key still moves (it is still an owner)
+/// and for a read planned on its own view, it answers.
+#[test]
+fn an_old_owner_refuses_a_read_planned_before_it_lost_the_key() {
+    let me = "dc1-n1";
+    let views = join_views(me);
+    let key = (0..10_000u32)
+        .map(|k| k.to_be_bytes().to_vec())
+        .find(|k| {
+            targets(&views[0], k).iter().any(|n| n == me)
+                && !targets(&views[2], k).iter().any(|n| n == me)
+        })
+        .expect("a key dc1-n1 loses");
+    let read = |v: &ClusterView, planned: u64| super::check_read(v, "default", &key, planned, &[]);
+    let refused = read(&views[2], 1).expect("refused");
+    assert!(
+        matches!(
+            refused,
+            GeokvError::StaleView {
+                planned_on: 1,
+                replica_version: 3
+            }
+        ),
+        "{refused}"
+    );
+    assert!(read(&views[2], 2).is_some(), "planned while joining");
+    assert!(read(&views[1], 1).is_none(), "still an owner while joining");
+    assert!(read(&views[2], 3).is_none(), "planned on its own view");
+    assert!(read(&views[2], 0).is_none(), "unchecked");
+    // A key it keeps is answered.
+    let kept = (0..10_000u32)
+        .map(|k| k.to_be_bytes().to_vec())
+        .find(|k| targets(&views[2], k).iter().any(|n| n == me))
+        .expect("a key dc1-n1 keeps");
+    assert!(super::check_read(&views[2], "default", &kept, 1, &[]).is_none());
 }

@@ -131,6 +131,7 @@ fn append(h: &Hints, key: &[u8], urgent: bool) -> Option<crate::hints::waiters::
     let wait: Vec<Awaited> = (urgent.then(|| Awaited {
         dc: "dc2".into(),
         need: 1,
+        pending: None,
     }))
     .into_iter()
     .collect();

@@ -568,6 +568,8 @@ impl ReplicaReader {
             .replica_read(ReplicaReadRequest {
                 keyspace: keyspace.into(),
                 key: key.as_bytes().to_vec(),
+                // Unchecked: the test asks a node what it holds.
+                ..Default::default()
             })
             .await
             .ok()?

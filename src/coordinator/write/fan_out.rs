@@ -1,0 +1,329 @@
+//! One fan-out of a minted write on one view (`write.rs` step 4 and 5):
+//! our datacenter's targets directly (each replica write carrying the
+//! view's layout version, digest and targets, for `stale_view`), the remote
+//! datacenters through their streams, gathered to the level, with the
+//! remote fallback of count levels. Reports the first replica that refused
+//! the write as planned on an older view, for `write.rs` to retry on the
+//! newer one. Must not mint a write (`update_here` does, once).
+
+use super::{Fanout, Planned, StaleSlot};
+use crate::coordinator::consistency::{AckCounts, OpKind, Requirement};
+use crate::coordinator::gather::{Answer, Gather, Step};
+use crate::coordinator::{Coordinator, Plan, WriteRequest};
+use crate::error::GeokvError;
+use crate::hints::intent::Intent;
+use crate::hints::waiters::StreamWait;
+use crate::hints::{Appended, Awaited};
+use crate::proto::v1::internode::ReplicaWriteRequest;
+use crate::topology::{NodeIdx, NodeInfo};
+use crate::transport::TransportError;
+use crate::version::SiblingSet;
+use crate::view::ClusterView;
+use std::collections::BTreeMap;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What one fan-out sends: the record, as minted and encoded.
+pub(super) type Minted<'a> = (&'a SiblingSet, &'a [u8]);
+
+/// The answers of one fan-out's replicas and streams, as they come.
+type Answers = mpsc::Sender<Answer<()>>;
+
+impl Coordinator {
+    /// One fan-out of a minted write on `view`: our datacenter's targets
+    /// directly, the remote datacenters through their streams (the entries
+    /// committed with the write on the first fan-out, `appended`; urgent
+    /// ones appended now on a later one), gathered to `plan`'s level.
+    /// Returns `(acks, hints)` or the failure, and the first replica that
+    /// refused the write as planned on an older view, with its version.
+    pub(super) async fn fan_out(
+        &self,
+        view: &ClusterView,
+        req: &WriteRequest,
+        (plan, to): (&Plan<'_>, &Fanout),
+        minted: Minted<'_>,
+        (appended, deadline): (Option<Appended>, Instant),
+    ) -> (Result<(u32, u32), GeokvError>, Option<(NodeInfo, u64)>) {
+        let stale = StaleSlot::default();
+        let res = async {
+            let (waits, intents) = self.stream_waits(req, to, minted.0, appended).await?;
+            let (tx, rx) = mpsc::channel::<Answer<()>>(
+                (to.sizes.values().sum::<u32>() as usize).max(1) + to.remote_dcs.len(),
+            );
+            let (pending, acks) =
+                (self.send_local(view, req, to, minted, intents, (&stale, deadline), &tx)).await?;
+            let mut pending = pending;
+            for wait in waits {
+                let settles = to.sizes.get(&wait.dc).copied().unwrap_or(0);
+                *pending.entry(wait.dc.clone()).or_default() += settles;
+                spawn_stream_wait(wait, settles, deadline, tx.clone());
+            }
+            let timeout_ms = req.timeout.as_millis() as u64;
+            let requirement = plan.requirement.clone();
+            let gather = Gather::new(
+                req.level,
+                requirement,
+                OpKind::Write,
+                rx,
+                pending,
+                acks,
+                deadline,
+                timeout_ms,
+            );
+            self.gather_write(req, plan, to, minted.0, (gather, &tx), deadline)
+                .await
+        }
+        .await;
+        let refused = stale.lock().take();
+        (res, refused)
+    }
+
+    /// The stream waits of the datacenters the level awaits, and the hints
+    /// committed with the update (see `hints::intent`): those of the first
+    /// fan-out (`appended`), or urgent entries appended now on a later one.
+    async fn stream_waits(
+        &self,
+        req: &WriteRequest,
+        to: &Fanout,
+        record: &SiblingSet,
+        appended: Option<Appended>,
+    ) -> Result<(Vec<StreamWait>, Vec<Intent>), GeokvError> {
+        let wait_for = &to.wait_for;
+        Ok(match appended {
+            Some(a) => (a.waits, a.intents),
+            None if wait_for.is_empty() => (Vec::new(), Vec::new()),
+            None => {
+                let dcs: Vec<String> = wait_for.iter().map(|w| w.dc.clone()).collect();
+                let waits = (self.hints)
+                    .stream_append_now(&dcs, wait_for, &req.keyspace, &req.key, record)
+                    .await
+                    .map_err(|e| {
+                        GeokvError::Internal(format!("{e}; the write may have been applied"))
+                    })?;
+                (waits, Vec::new())
+            }
+        })
+    }
+
+    /// Sends the record to our datacenter's targets (a hint for each one
+    /// down) and counts this node's own acknowledgement. Returns the
+    /// answers still expected per datacenter, and the acks so far.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_local(
+        &self,
+        view: &ClusterView,
+        req: &WriteRequest,
+        to: &Fanout,
+        (record, encoded): Minted<'_>,
+        mut intents: Vec<Intent>,
+        (stale, deadline): (&StaleSlot, Instant),
+        tx: &Answers,
+    ) -> Result<(BTreeMap<String, u32>, AckCounts), GeokvError> {
+        let mut acks = AckCounts::default();
+        if to.local.contains(&view.me_idx()) {
+            *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
+        }
+        let planned = Planned {
+            version: view.version(),
+            digest: view.digest_bytes(),
+            targets: (to.local.iter())
+                .map(|&n| view.ring.node(n).id.clone())
+                .collect(),
+        };
+        let mut pending: BTreeMap<String, u32> = BTreeMap::new();
+        for &n in &to.local {
+            if n == view.me_idx() {
+                continue;
+            }
+            let peer = view.ring.node(n);
+            // A hint committed with the update (see `hints::intent`).
+            let intent = intents
+                .iter()
+                .position(|i| i.target == n)
+                .map(|i| intents.swap_remove(i));
+            if !self.is_up(view, n) {
+                // Stored, or recorded for anti-entropy when over the bound:
+                // either way the write reaches it later; not an ack.
+                match intent {
+                    Some(i) => i.failed(),
+                    None => {
+                        (self.hints)
+                            .hint_node(&peer.id, &req.keyspace, &req.key, record)
+                            .await?
+                    }
+                }
+                acks.hints += 1;
+                continue;
+            }
+            *pending.entry(self.me.dc.clone()).or_default() += 1;
+            let dc = self.me.dc.clone();
+            let rec = (encoded.to_vec(), record);
+            let sent = (&planned, stale.clone());
+            self.spawn_replica_write((n, peer), dc, req, rec, intent, sent, deadline, tx.clone());
+        }
+        Ok((pending, acks))
+    }
+
+    /// Gathers to the level; step 5: a count level met locally so far may
+    /// still need the remote datacenters (not yet asked).
+    async fn gather_write(
+        &self,
+        req: &WriteRequest,
+        plan: &Plan<'_>,
+        to: &Fanout,
+        record: &SiblingSet,
+        (mut gather, tx): (Gather<()>, &Answers),
+        deadline: Instant,
+    ) -> Result<(u32, u32), GeokvError> {
+        let requirement = &plan.requirement;
+        let fallback = matches!(requirement, Requirement::Total { .. })
+            && to.wait_for.is_empty()
+            && !to.remote_dcs.is_empty();
+        let until = if fallback {
+            Instant::now() + req.timeout / 2
+        } else {
+            deadline
+        };
+        let mut step = gather.run(until).await?;
+        if step == Step::Short && fallback {
+            // Only what is still missing: one slow remote replica must not
+            // hold the write up (issue 9, defect 13 on this path).
+            let need = match requirement {
+                Requirement::Total { count } => count.saturating_sub(gather.received()).max(1),
+                _ => 0,
+            };
+            let dests = (&to.sizes, to.remote_dcs.as_slice(), need);
+            self.fall_back_remote(req, dests, record, deadline, tx, &mut gather)
+                .await?;
+            step = gather.run(deadline).await?;
+        }
+        if step == Step::Short {
+            return Err(gather.failed());
+        }
+        let got = gather.into_gathered();
+        Ok((got.acks.per_dc.values().sum(), got.acks.hints))
+    }
+
+    /// Step 5: the record goes to the urgent lane of every remote
+    /// datacenter (the backlog entry committed with the write stays: a
+    /// second delivery merges to the same state) and the gather waits for
+    /// their acknowledgements too.
+    #[allow(clippy::too_many_arguments)]
+    async fn fall_back_remote(
+        &self,
+        req: &WriteRequest,
+        (sizes, remote_dcs, need): (&BTreeMap<String, u32>, &[String], u32),
+        record: &SiblingSet,
+        deadline: Instant,
+        tx: &mpsc::Sender<Answer<()>>,
+        gather: &mut Gather<()>,
+    ) -> Result<(), GeokvError> {
+        metrics::counter!("geokv_remote_fallbacks_total", "op" => "write").increment(1);
+        let all: Vec<Awaited> = remote_dcs
+            .iter()
+            .map(|dc| Awaited {
+                dc: dc.clone(),
+                // The receiver caps it at its datacenter's replicas.
+                need,
+                pending: None,
+            })
+            .collect();
+        let waits = self
+            .hints
+            .stream_append_now(remote_dcs, &all, &req.keyspace, &req.key, record)
+            .await
+            .map_err(|e| GeokvError::Internal(format!("{e}; the write may have been applied")))?;
+        for wait in waits {
+            let settles = sizes.get(&wait.dc).copied().unwrap_or(0);
+            gather.expect(&wait.dc, settles);
+            spawn_stream_wait(wait, settles, deadline, tx.clone());
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_replica_write(
+        &self,
+        (n, peer): (NodeIdx, &NodeInfo),
+        dc: String,
+        req: &WriteRequest,
+        (encoded, record): (Vec<u8>, &SiblingSet),
+        intent: Option<Intent>,
+        (planned, stale): (&Planned, StaleSlot),
+        deadline: Instant,
+        tx: mpsc::Sender<Answer<()>>,
+    ) {
+        let peers = self.peers.clone();
+        let peer = peer.clone();
+        let hints = self.hints.clone();
+        let msg = ReplicaWriteRequest {
+            keyspace: req.keyspace.clone(),
+            key: req.key.to_vec(),
+            record: encoded,
+            coordinator: self.me.id.clone(),
+            layout_version: planned.version,
+            layout_digest: planned.digest.to_vec(),
+            targets: planned.targets.clone(),
+        };
+        let (ks, key, record) = (req.keyspace.clone(), req.key.clone(), record.clone());
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let res = peers.replica_write(&peer, msg, timeout).await;
+                if let Err(TransportError::StaleView { version, .. }) = &res {
+                    stale.lock().get_or_insert((peer.clone(), *version));
+                }
+                match (&res, intent) {
+                    // The acknowledgement does not wait on the cleanup.
+                    (Ok(_), Some(i)) => {
+                        let _ = tx.send(Answer::Replica(n, dc, Ok(()))).await;
+                        return i.done().await;
+                    }
+                    (Ok(_), None) => {}
+                    // The hint committed with the update stays, to be delivered.
+                    (Err(_), Some(i)) => {
+                        i.failed();
+                        let _ = tx.send(Answer::Hint).await;
+                    }
+                    // A local replica that failed gets a hint.
+                    (Err(e), None) => match hints.hint_node(&peer.id, &ks, &key, &record).await {
+                        Ok(()) => {
+                            let _ = tx.send(Answer::Hint).await;
+                        }
+                        Err(h) => tracing::error!(error = %h, "could not store hint after {e}"),
+                    },
+                }
+                let res = res.map(|_| ()).map_err(|e| e.to_string());
+                let _ = tx.send(Answer::Replica(n, dc, res)).await;
+            },
+            span,
+        ));
+    }
+}
+
+/// Waits on one datacenter's acknowledgement of an urgent stream entry and
+/// hands it to the gather. Past the deadline nobody gathers: the wait is
+/// dropped (the entry stays queued and is delivered anyway), a second later,
+/// so the gather reports its own timeout first.
+fn spawn_stream_wait(
+    wait: StreamWait,
+    settles: u32,
+    deadline: Instant,
+    tx: mpsc::Sender<Answer<()>>,
+) {
+    tokio::spawn(async move {
+        let dc = wait.dc.clone();
+        let drop_at = deadline + std::time::Duration::from_secs(1);
+        let result = tokio::time::timeout_at(drop_at, wait.outcome())
+            .await
+            .unwrap_or_else(|_| Err("no acknowledgement by the deadline".to_string()));
+        let _ = tx
+            .send(Answer::Stream {
+                dc,
+                settles,
+                result,
+            })
+            .await;
+    });
+}
