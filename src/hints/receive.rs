@@ -97,9 +97,19 @@ impl Receiver {
             return refused(seq);
         };
         if !e.target_node.is_empty() {
-            if e.target_node != self.me.id {
-                tracing::error!(target = %e.target_node, "hint for another node; refused");
-                return refused(seq);
+            let member = self.cluster.current().me().is_some();
+            match node_hint(&e.target_node, &self.me.id, member) {
+                NodeHint::Apply => {}
+                NodeHint::Refuse => {
+                    tracing::error!(target = %e.target_node, "hint for another node; refused");
+                    return refused(seq);
+                }
+                NodeHint::Keep => {
+                    tracing::warn!(
+                        "hint for this node, which is no longer a member; left with the sender"
+                    );
+                    return not_applied(seq);
+                }
             }
             let ok = self.apply_local(&e.keyspace, &e.key, set).await;
             return EntryAck {
@@ -282,6 +292,30 @@ fn need(need_acks: u32, theirs: Option<u32>, mine: u32, targets: usize) -> usize
     ((need_acks + extra) as usize).min(targets)
 }
 
+/// What a node does with a hint addressed to a node.
+#[derive(Debug, PartialEq, Eq)]
+enum NodeHint {
+    Apply,
+    /// Addressed to another node: the sender deletes it.
+    Refuse,
+    /// Addressed to this node, which has left or been removed: not
+    /// applied, so the sender keeps it and, once its view shows this node
+    /// gone, redirects it to the key's replicas (`hints::orphans`). Acking
+    /// it here would let a leaver that is about to exit swallow the write
+    /// (review of the leave drain, M5).
+    Keep,
+}
+
+fn node_hint(target: &str, me: &str, member: bool) -> NodeHint {
+    if target != me {
+        NodeHint::Refuse
+    } else if member {
+        NodeHint::Apply
+    } else {
+        NodeHint::Keep
+    }
+}
+
 fn not_applied(seq: u64) -> EntryAck {
     EntryAck {
         seq,
@@ -300,7 +334,18 @@ fn refused(seq: u64) -> EntryAck {
 
 #[cfg(test)]
 mod need_tests {
-    use super::need;
+    use super::{need, node_hint, NodeHint};
+
+    /// A node hint reaches a node that has left (the sender's view is
+    /// older): it is kept by the sender, not acknowledged and lost when the
+    /// leaver exits; one for another node is refused; a member applies it.
+    #[test]
+    fn a_node_that_has_left_leaves_its_hints_with_the_sender() {
+        assert_eq!(node_hint("a", "a", false), NodeHint::Keep);
+        assert_eq!(node_hint("a", "a", true), NodeHint::Apply);
+        assert_eq!(node_hint("b", "a", true), NodeHint::Refuse);
+        assert_eq!(node_hint("b", "a", false), NodeHint::Refuse);
+    }
 
     /// M3: a receiver on a newer view than the coordinator's, with a
     /// pending replica of the key the coordinator did not count, needs one

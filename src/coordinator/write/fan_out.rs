@@ -286,6 +286,11 @@ impl Coordinator {
                         i.failed();
                         let _ = tx.send(Answer::Hint).await;
                     }
+                    // A replica that refused as no longer replicating the key
+                    // gets no hint: the retry on its newer view reaches the
+                    // replicas that do, and a hint (delivered unchecked)
+                    // would put the record back on a node that cleaned it up.
+                    (Err(TransportError::StaleView { .. }), None) => {}
                     // A local replica that failed gets a hint.
                     (Err(e), None) => match hints.hint_node(&peer.id, &ks, &key, &record).await {
                         Ok(()) => {
