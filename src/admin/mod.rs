@@ -30,7 +30,6 @@
 
 mod auth_routes;
 pub mod catalog;
-pub mod client;
 pub mod collect;
 mod exposition;
 pub mod guard;

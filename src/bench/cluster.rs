@@ -313,7 +313,7 @@ pub async fn admin_request_as(
         None => None,
     };
     let target = addr.to_string();
-    let call = crate::admin::client::call(
+    let call = crate::transport::admin_client::call(
         &target,
         tls.as_ref(),
         method,

@@ -1,5 +1,5 @@
 //! The CLI's client of a node's admin port: one exchange
-//! ([`geokv::admin::client::call`]), over HTTPS when a cluster CA is given
+//! ([`geokv::transport::admin_client::call`]), over HTTPS when a cluster CA is given
 //! (`--ca` / `GEOKV_CA`, with a client certificate if configured), with
 //! the admin token (`--token` / `GEOKV_TOKEN`) as `authorization: Bearer`
 //! when given, and an optional body.
@@ -83,8 +83,15 @@ pub async fn request(
 ) -> anyhow::Result<String> {
     let tls = CHOSEN.get().cloned().unwrap_or_else(AdminTlsArgs::from_env);
     let connector = tls.connector()?;
-    let answer =
-        geokv::admin::client::call(endpoint, connector.as_ref(), method, path, token, body).await?;
+    let answer = geokv::transport::admin_client::call(
+        endpoint,
+        connector.as_ref(),
+        method,
+        path,
+        token,
+        body,
+    )
+    .await?;
     let code = answer.status;
     let body = answer.body.trim();
     if code == 401 && token.is_none() {

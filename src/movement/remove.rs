@@ -297,11 +297,17 @@ async fn gainer_done(tls: &Tls, id: &str, admin: std::net::SocketAddr, name: &st
     let connector = tls.admin_connector(id);
     let ask = async {
         let addr = admin.to_string();
-        let answer =
-            crate::admin::client::call(&addr, connector.as_ref(), "GET", "/movement", None, "")
-                .await
-                .ok()
-                .filter(|a| a.is_success())?;
+        let answer = crate::transport::admin_client::call(
+            &addr,
+            connector.as_ref(),
+            "GET",
+            "/movement",
+            None,
+            "",
+        )
+        .await
+        .ok()
+        .filter(|a| a.is_success())?;
         let v: serde_json::Value = serde_json::from_str(&answer.body).ok()?;
         let r = &v["streaming"];
         Some(r["movement"] == name && r["status"] == "done")

@@ -6,6 +6,8 @@
 //! layout's followers). Must not contain request logic.
 
 mod auth_sync;
+#[cfg(test)]
+mod decoders;
 mod internode;
 mod serve;
 mod storage;

@@ -8,5 +8,3 @@
 
 pub mod auth;
 pub mod certs;
-#[cfg(test)]
-mod decoders;

@@ -7,6 +7,7 @@
 //! Owns: connections, per-call deadlines, fault checks. Must not: decide
 //! placement, count acknowledgements, or touch storage.
 
+pub mod admin_client;
 pub mod faults;
 pub mod stream;
 pub mod tls;

@@ -38,7 +38,7 @@ async fn the_admin_port_speaks_https_and_a_node_joins_over_tls() {
     let admin_addr = n1.admin_address.to_string();
 
     // Plaintext HTTP is answered 400 with the reason, and counted.
-    let plain = geokv::admin::client::call(&admin_addr, None, "GET", "/health", None, "")
+    let plain = geokv::transport::admin_client::call(&admin_addr, None, "GET", "/health", None, "")
         .await
         .expect("an answer");
     assert_eq!(plain.status, 400, "{plain:?}");

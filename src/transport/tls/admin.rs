@@ -13,7 +13,7 @@
 //!   operator names a node by address, not by id), optionally presenting a
 //!   client certificate.
 //!
-//! Owns: the client configurations. Must not: speak HTTP (`admin::client`).
+//! Owns: the client configurations. Must not: speak HTTP (`transport::admin_client`).
 
 use super::material::{read_roots, Anchors, NodeVerifier};
 use super::{provider, Port, Tls, TlsError};

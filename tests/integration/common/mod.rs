@@ -467,7 +467,7 @@ pub async fn admin_within(
         None => None,
     };
     let addr = addr.to_string();
-    let call = geokv::admin::client::call(&addr, tls.as_ref(), method, path, None, "");
+    let call = geokv::transport::admin_client::call(&addr, tls.as_ref(), method, path, None, "");
     let answer = tokio::time::timeout(limit + Duration::from_secs(2), call)
         .await
         .map_err(|e| e.to_string())?

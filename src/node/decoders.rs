@@ -6,7 +6,9 @@
 //! a typed error, never panic; counts in the binary formats are bounded by
 //! the input's length, so a short input cannot ask for a large allocation.
 //!
-//! Owns: these properties only (tests).
+//! Owns: these properties only (tests). It lives in `node`, the one
+//! module that may depend on every other, because it reaches the decoders
+//! of all of them (in `security` it made a module cycle).
 
 use crate::engine::{Limits, MemoryEngine};
 use crate::proto::v1::internode::{AuthMessage, GossipDigest, LayoutMessage, StreamEntry};
