@@ -34,6 +34,7 @@
 //! | `bench` | the YCSB-style load generator and local benchmark clusters | no |
 
 pub use geokv_client as client;
+pub mod blocking;
 pub mod clock;
 pub mod consistency;
 #[cfg(feature = "server")]

@@ -137,8 +137,10 @@ pub fn apply_if_current(
 ) -> Result<Cleaned, CleanupError> {
     let planned = view.version();
     let changed = || CleanupError::ViewChanged { planned };
+    // Exclusive: a replica write checked on this view must not apply
+    // between the check below and the deletes (review M4).
     cluster
-        .while_current(view, || {
+        .while_current_exclusive(view, || {
             if cluster.newest_planned() > planned {
                 return Err(changed());
             }
@@ -305,5 +307,44 @@ keyspaces:
             .expect("install");
         let cleaned = cleanup_current(&engine, &cluster).expect("cleanup");
         assert_eq!(held(&engine, &keys), keys.len() - cleaned.keys as usize);
+    }
+
+    /// Review M4: a replica write checked on this view, whose apply is in
+    /// progress (inside `Cluster::with_current`) when cleanup commits, and
+    /// which was planned on a newer layout: cleanup waits for it, sees
+    /// it, and drops nothing.
+    #[test]
+    fn a_replica_write_in_progress_holds_cleanup_back() {
+        use std::sync::{mpsc, Arc};
+        let (engine, keys, done) = setup(200);
+        let engine = Arc::new(engine);
+        let cluster = Cluster::new(done.clone(), "a", None).expect("cluster");
+        let view = cluster.current();
+        let p = plan(&*engine, &view.layout, "a").expect("plan");
+        assert!(p.cleaned.keys > 0, "a has ranges to drop");
+        let (checked, in_apply) = mpsc::channel();
+        let (finish, finishing) = mpsc::channel::<()>();
+        let writer = std::thread::spawn({
+            let cluster = cluster.clone();
+            move || {
+                cluster.with_current(|_| {
+                    checked.send(()).unwrap();
+                    finishing.recv().unwrap();
+                    // As `stale_view::apply_checked`, in the apply.
+                    cluster.note_planned(done.version + 1);
+                })
+            }
+        });
+        in_apply.recv().unwrap();
+        let cleaner = std::thread::spawn({
+            let (engine, cluster) = (engine.clone(), cluster.clone());
+            move || apply_if_current(&*engine, &cluster, &view, p)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        finish.send(()).unwrap();
+        writer.join().unwrap();
+        let r = cleaner.join().unwrap();
+        assert!(matches!(r, Err(CleanupError::ViewChanged { .. })), "{r:?}");
+        assert_eq!(held(&engine, &keys), keys.len(), "nothing dropped");
     }
 }

@@ -362,7 +362,7 @@ impl Repair {
         };
         let cluster = self.io.cluster.clone();
         tokio::task::spawn_blocking(move || {
-            (cluster.while_current(&pinned, || records::delete_records(&*engine, &recs)))
+            (cluster.while_current_exclusive(&pinned, || records::delete_records(&*engine, &recs)))
                 .unwrap_or(Ok(0))
         })
         .await

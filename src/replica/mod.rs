@@ -98,7 +98,8 @@ impl Replica {
         timestamp_ms: u64,
         also: impl FnOnce(&SiblingSet, &mut WriteBatch) -> Result<(), GeokvError>,
     ) -> Result<(SiblingSet, Dot), GeokvError> {
-        let _guard = self.stripe(keyspace, key).lock();
+        // Waits off the worker: the holder may be in a stalled write.
+        let _guard = crate::blocking::lock(self.stripe(keyspace, key));
         if self.closed.load(Ordering::Acquire) {
             return Err(GeokvError::ShuttingDown);
         }
@@ -132,7 +133,7 @@ impl Replica {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         for stripe in &self.locks {
-            drop(stripe.lock());
+            drop(crate::blocking::lock(stripe));
         }
     }
 

@@ -207,7 +207,23 @@ impl Cluster {
     /// are only valid in one view (repair deleting its records); `f` must
     /// not install a view itself.
     pub fn while_current<T>(&self, view: &Arc<ClusterView>, f: impl FnOnce() -> T) -> Option<T> {
-        let _guard = self.inner.install.read();
+        let _guard = crate::blocking::read(&self.inner.install);
+        Arc::ptr_eq(view, &self.current()).then(f)
+    }
+
+    /// [`Self::while_current`], and also with no replica write between its
+    /// check and its apply ([`Self::with_current`] holds the same lock for
+    /// reading): every such write is entirely before `f` or entirely after
+    /// it. For deletes that must not race an apply (cleanup dropping
+    /// ranges after checking that no write planned on a newer layout
+    /// arrived; repair deleting its records). Replica writes wait meanwhile
+    /// (off the async workers), so `f` should be short.
+    pub fn while_current_exclusive<T>(
+        &self,
+        view: &Arc<ClusterView>,
+        f: impl FnOnce() -> T,
+    ) -> Option<T> {
+        let _guard = crate::blocking::write(&self.inner.install);
         Arc::ptr_eq(view, &self.current()).then(f)
     }
 
@@ -217,14 +233,14 @@ impl Cluster {
     /// `f` must not install a view, take this lock again, or wait on the
     /// network.
     pub fn with_current<T>(&self, f: impl FnOnce(&Arc<ClusterView>) -> T) -> T {
-        let _guard = self.inner.install.read();
+        let _guard = crate::blocking::read(&self.inner.install);
         f(&self.current())
     }
 
     /// Installs a layout learned from elsewhere: merge with the current one,
     /// and if that changes it, persist, swap, notify.
     pub fn install(&self, incoming: Layout) -> Result<Installed, ViewError> {
-        let _guard = self.inner.install.write();
+        let _guard = crate::blocking::write(&self.inner.install);
         self.install_locked(incoming)
     }
 
@@ -232,7 +248,7 @@ impl Cluster {
     /// here, then pushed to peers best-effort.
     pub fn propose(&self, next: Layout) -> Result<Arc<ClusterView>, ProposeError> {
         let installed = {
-            let _guard = self.inner.install.write();
+            let _guard = crate::blocking::write(&self.inner.install);
             let current = self.current().version();
             if next.version != current + 1 {
                 return Err(ProposeError::NotNext {

@@ -10,7 +10,7 @@
 //! So every write is first tried with `no_slowdown`: RocksDB writes it if it
 //! can at once and otherwise answers `Incomplete` having written nothing.
 //! Only then is the same batch written again with the engine's normal
-//! options, as a blocking section ([`off_worker`]): on a multi-threaded
+//! options, as a blocking section ([`crate::blocking::off_worker`]): on a multi-threaded
 //! runtime's worker, tokio hands the worker's queue to another thread first,
 //! so the runtime keeps running while this thread waits. The write keeps its
 //! caller's thread, so locks the caller holds (the replica's per-key stripe,
@@ -21,6 +21,7 @@
 
 use rocksdb::{ErrorKind, WriteOptions, DB};
 
+use crate::blocking::off_worker;
 use crate::engine::Durability;
 
 /// The write options of one kind of write: tried without waiting, then as
@@ -62,19 +63,6 @@ impl WriteOpts {
             }
             done => done,
         }
-    }
-}
-
-/// Runs `f`, which may block for long, without holding up the async runtime:
-/// on a multi-threaded runtime's worker through [`tokio::task::block_in_place`]
-/// (the worker's tasks move to another thread meanwhile); anywhere else
-/// (a blocking-pool thread, a plain thread) as is. On a current-thread
-/// runtime there is no other thread to hand the tasks to, and `f` runs as is.
-fn off_worker<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 
