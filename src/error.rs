@@ -67,11 +67,12 @@ pub enum GeokvError {
     /// (the two nodes disagree about the topology).
     #[error("this node does not replicate the key: {0}")]
     NotAReplica(String),
-    /// A replica on a newer layout refused a write planned on an older one
-    /// whose targets miss a replica of the newer one
+    /// A replica on a newer layout refused a write (or a read) planned on
+    /// an older one whose targets miss a replica of the newer one (or that
+    /// no longer replicates the key)
     /// (`coordinator::stale_view`); nothing was written. The status carries
     /// `replica_version` in `geokv-layout-version`.
-    #[error("write planned on layout v{planned_on}, this replica is on v{replica_version} and replicates the key differently; nothing was written")]
+    #[error("request planned on layout v{planned_on}, this replica is on v{replica_version} and replicates the key differently; nothing was written or read")]
     StaleView {
         planned_on: u64,
         replica_version: u64,

@@ -37,6 +37,8 @@ pub enum ClusterError {
         addr: SocketAddr,
         reason: String,
     },
+    #[error("node {node}'s address {addr} is in use by another process; stop it or pick other addresses")]
+    InUse { node: String, addr: SocketAddr },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -68,6 +70,7 @@ impl LocalCluster {
     /// error the nodes already started are stopped.
     pub fn spawn(topology: Topology, launch: &NodeLaunch) -> Result<Self, ClusterError> {
         let nodes = topology.nodes();
+        super::ports::ensure_free(&nodes)?;
         let mut cluster = LocalCluster {
             topology,
             nodes: nodes.clone(),

@@ -28,6 +28,7 @@ pub mod drain;
 pub mod engine_loop;
 pub mod keys;
 pub mod plot;
+pub mod ports;
 pub mod proc_stats;
 pub mod report;
 pub mod runner;
