@@ -286,10 +286,14 @@ impl Coordinator {
                         i.failed();
                         let _ = tx.send(Answer::Hint).await;
                     }
-                    // A replica that refused as no longer replicating the key
-                    // gets no hint: the retry on its newer view reaches the
-                    // replicas that do, and a hint (delivered unchecked)
-                    // would put the record back on a node that cleaned it up.
+                    // A replica that refused as stale (its newer view places
+                    // the key elsewhere, or adds a pending replica we missed)
+                    // gets no node hint: the retry on that view sends the
+                    // same record to every replica of it, this one included
+                    // if it still replicates the key, and a hint (delivered
+                    // unchecked) could put the record back on a node that
+                    // cleaned it up. Only retry fan-outs reach this arm: a
+                    // first fan-out's peers have intents (the arm above).
                     (Err(TransportError::StaleView { .. }), None) => {}
                     // A local replica that failed gets a hint.
                     (Err(e), None) => match hints.hint_node(&peer.id, &ks, &key, &record).await {
