@@ -63,9 +63,19 @@ pub(super) struct World {
     pub(super) data: BTreeMap<Vec<u8>, SiblingSet>,
 }
 
-/// The seed layout and every node's engine holding its replicas of 2000 keys.
-pub(super) fn world() -> World {
-    let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
+/// Every node's engine of `topo`'s seed layout holding its replicas of
+/// `keys` keys (`k0`.. with values `v0`..), and those records: the fixture
+/// of the movement tests (join, replace, removenode).
+#[allow(clippy::type_complexity)]
+pub(super) fn replicated(
+    topo: &str,
+    keys: usize,
+) -> (
+    Layout,
+    BTreeMap<String, Arc<dyn Engine>>,
+    BTreeMap<Vec<u8>, SiblingSet>,
+) {
+    let seed = Layout::seed(&Topology::parse("t.yaml", topo).unwrap());
     let ring = Ring::from_layout(&seed);
     let engines: BTreeMap<String, Arc<dyn Engine>> = ring
         .nodes()
@@ -78,7 +88,7 @@ pub(super) fn world() -> World {
         })
         .collect();
     let mut data = BTreeMap::new();
-    for i in 0..2000 {
+    for i in 0..keys {
         let key = format!("k{i}").into_bytes();
         let mut set = SiblingSet::new();
         write(1, &CausalContext::new(), Some(&format!("v{i}")), &mut set);
@@ -89,6 +99,12 @@ pub(super) fn world() -> World {
         }
         data.insert(key, set);
     }
+    (seed, engines, data)
+}
+
+/// The seed layout and every node's engine holding its replicas of 2000 keys.
+pub(super) fn world() -> World {
+    let (seed, engines, data) = replicated(TOPO, 2000);
     World {
         layout: Fake(Mutex::new(Arc::new(seed))),
         engines,

@@ -142,30 +142,7 @@ fn world() -> World {
 /// The seed layout and every node's engine with its replicas of 1500 keys
 /// (the originals returned), `b`'s engine gone (it died).
 pub(super) fn seeded() -> World {
-    let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
-    let ring = Ring::from_layout(&seed);
-    let mut engines: BTreeMap<String, Arc<dyn Engine>> = ring
-        .nodes()
-        .iter()
-        .map(|n| {
-            (
-                n.id.clone(),
-                Arc::new(MemoryEngine::default()) as Arc<dyn Engine>,
-            )
-        })
-        .collect();
-    let mut data = BTreeMap::new();
-    for i in 0..1500 {
-        let key = format!("k{i}").into_bytes();
-        let mut set = SiblingSet::new();
-        write(1, &CausalContext::new(), Some(&format!("v{i}")), &mut set);
-        for n in ring.replicas("ks", &key).unwrap().all() {
-            let mut batch = WriteBatch::new();
-            batch.merge_versions("ks", &key, &set);
-            engines[&ring.node(n).id].write(batch).unwrap();
-        }
-        data.insert(key, set);
-    }
+    let (seed, mut engines, data) = super::tests_ops::replicated(TOPO, 1500);
     engines.remove("b");
     (Fake(Mutex::new(Arc::new(seed))), engines, data)
 }
