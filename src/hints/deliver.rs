@@ -137,6 +137,9 @@ impl<L: Link> Pump<L> {
                 let (hints, me, dest) = (self.hints, self.me.id, self.dest);
                 return super::orphans::drain(hints, me, dest, shutdown).await;
             }
+            if self.leaver_hands_over().await {
+                continue;
+            }
             // Stay on the open stream while its node is up.
             if let Some(s) = self.stream.as_ref().filter(|s| !self.link.is_up(s.to())) {
                 tracing::debug!(dest = %self.label, to = s.to(), "stream's node is down; reopening");
@@ -172,6 +175,31 @@ impl<L: Link> Pump<L> {
             };
             if let Some(d) = self.perform(actions).await {
                 self.idle(&mut shutdown, d).await;
+            }
+        }
+    }
+
+    /// On a node that has left (it drains before it stops), a member's
+    /// queue whose node is down is not waited for: a page of it goes to
+    /// the keys' live replicas (`orphans::hand_over`). Whether the task
+    /// should look again at once (something was handed over); otherwise
+    /// it waited a little, or there was nothing to do.
+    async fn leaver_hands_over(&mut self) -> bool {
+        let Dest::Node(dest) = &self.dest else {
+            return false;
+        };
+        if self.hints.cluster.current().me().is_some() || self.link.is_up(dest) {
+            return false;
+        }
+        let link = self.link.clone();
+        let up = move |id: &str| link.is_up(id);
+        match super::orphans::hand_over_page(&self.hints, &self.me.id, &self.dest, up).await {
+            Ok(n) if n > 0 => true,
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(dest = %self.label, error = %e, "handing hints over; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                true
             }
         }
     }
@@ -297,10 +325,15 @@ impl<L: Link> Pump<L> {
         let page = (self.hints.store)
             .blocking(move |s| s.load_page(&dest, l.lane, l.from, l.skip, l.limit))
             .await;
-        let page = match page {
+        let mut page = match page {
             Ok(Ok(page)) => page,
             _ => Default::default(),
         };
+        if matches!(self.dest, Dest::Node(_)) && !page.entries.is_empty() {
+            // Hints for keys the node no longer replicates go elsewhere.
+            page =
+                super::orphans::sift(&self.hints, &self.me.id, &self.dest, load.lane, page).await;
+        }
         self.sched.on(Event::Loaded {
             load,
             page,

@@ -1,20 +1,27 @@
-//! Node hints whose destination has left the cluster (Left after a
-//! decommission, Removed after a removenode or a replacement). Nobody would
-//! deliver them: the node is gone, and after a restart no delivery task is
-//! started for a non-member. Left alone they would also keep a leaver
-//! "draining" forever. So they are **redirected**: each entry carries the
-//! full record (a sibling set with its clocks), and merging it is
-//! idempotent, so it is handed to the key's current replicas (and pending
-//! replicas) in the destination's datacenter — a durable hint each, or a
-//! merge here when this node is one — and then deleted. An entry that
-//! cannot be redirected (its keyspace is gone, it has no replica there, or
-//! it cannot be decoded) is dropped, counted and recorded for anti-entropy.
+//! Node hints whose destination no longer takes them: it has left the
+//! cluster (Left after a decommission, Removed after a removenode or a
+//! replacement), or it is a member that no longer replicates the hint's
+//! key (the hint was planned on an older view; the receiver refuses it in
+//! its own view, see `receive::node_hint`, since applying it could put the
+//! record back on an old owner that cleaned the range up). Nobody would
+//! deliver them: a node that left is gone, and after a restart no delivery
+//! task is started for a non-member. Left alone they would also keep a
+//! leaver "draining" forever. So they are **redirected**: each entry
+//! carries the full record (a sibling set with its clocks), and merging it
+//! is idempotent, so it is handed to the key's current replicas (and
+//! pending replicas) in the destination's datacenter — a durable hint
+//! each, or a merge here when this node is one — and then deleted. An
+//! entry that cannot be redirected (its keyspace is gone, it has no
+//! replica there, or it cannot be decoded) is dropped, counted and
+//! recorded for anti-entropy.
 //!
 //! This runs on every node, in place of the destination's delivery task
 //! (the task turns into [`drain`] once its node has left), so nothing else
 //! deletes from the queue meanwhile.
 //!
-//! Owns [`fate`] (pure: the view in, the decision out) and [`drain`].
+//! Owns [`fate`] (pure: the view in, the decision out), [`drain`] (the
+//! queue of a node that left) and [`sift`] (a member's page, before it is
+//! sent).
 //! Must not send anything itself: redirected hints go through the queues.
 
 use std::sync::Arc;
@@ -22,7 +29,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::page::Page;
 use super::queue::{Dest, Lane};
+use super::store::Loaded;
 use super::Hints;
 use crate::layout::NodeState;
 use crate::ring::token_of;
@@ -35,14 +44,16 @@ const PAGE: usize = 256;
 /// What becomes of a node hint for `dest` in a view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fate {
-    /// `dest` is a member, or not known yet (a newer view may add it):
-    /// deliver as usual.
+    /// `dest` replicates the key (an owner or a pending replica), or is
+    /// not known yet (a newer view may add it): deliver as usual.
     Deliver,
-    /// `dest` has left: hand the record to these nodes (the key's replicas
-    /// and pending replicas in `dest`'s datacenter), then delete it.
+    /// `dest` has left, or no longer replicates the key (the hint was
+    /// planned on an older view): hand the record to these nodes (the
+    /// key's replicas and pending replicas in `dest`'s datacenter), then
+    /// delete it.
     Redirect(Vec<String>),
-    /// `dest` has left and the key has no replica in its datacenter (or
-    /// its keyspace is gone): drop it, recorded for anti-entropy.
+    /// As `Redirect`, but the key has no replica in `dest`'s datacenter
+    /// (or its keyspace is gone): drop it, recorded for anti-entropy.
     Drop,
 }
 
@@ -54,15 +65,19 @@ pub fn gone(view: &ClusterView, dest: &str) -> bool {
 }
 
 /// The fate of a hint for `dest` about `key` of `keyspace` in `view`.
+/// A member `dest` that replicates the key gets it; one that does not
+/// (it lost the range, and its own view refuses the hint: see
+/// `receive::node_hint`) has it redirected like a node that left, so a
+/// hint planned on an older view reaches the key's replicas now.
 pub fn fate(view: &ClusterView, dest: &str, keyspace: &str, key: &[u8]) -> Fate {
-    if !gone(view, dest) {
-        return Fate::Deliver;
-    }
-    let Some((dc, _, _)) = view.layout.node(dest) else {
+    let Some((dc, _, node)) = view.layout.node(dest) else {
         return Fate::Deliver;
     };
+    let left = matches!(node.state, NodeState::Left | NodeState::Removed);
     let Ok(set) = view.ring.replicas(keyspace, key) else {
-        return Fate::Drop;
+        // A member keeps hints for a keyspace this view lacks (a newer
+        // view may have it); for a node that left nobody will take them.
+        return if left { Fate::Drop } else { Fate::Deliver };
     };
     let mut owners: Vec<String> = set
         .all()
@@ -79,10 +94,57 @@ pub fn fate(view: &ClusterView, dest: &str, keyspace: &str, key: &[u8]) -> Fate 
             }
         }
     }
-    if owners.is_empty() {
+    if !left && owners.iter().any(|o| o == dest) {
+        Fate::Deliver
+    } else if owners.is_empty() {
         Fate::Drop
     } else {
         Fate::Redirect(owners)
+    }
+}
+
+/// The entries of `page` (just loaded from the `lane` of `dest`, a
+/// member's queue) that `dest` still replicates in the view in force; the
+/// others are redirected to the key's replicas (or dropped, recorded)
+/// and deleted first, so they are never sent to a node that would refuse
+/// them. Should that fail, the page is returned whole (the receiver keeps
+/// refusing them, and the next load tries again).
+pub(crate) async fn sift(
+    hints: &Arc<Hints>,
+    me: &str,
+    dest: &Dest,
+    lane: Lane,
+    page: Page,
+) -> Page {
+    let view = hints.cluster.current();
+    let stray = |l: &Loaded| fate(&view, dest.name(), &l.entry.keyspace, &l.entry.key);
+    if page.entries.iter().all(|l| stray(l) == Fate::Deliver) {
+        return page;
+    }
+    let Page {
+        range,
+        entries,
+        held,
+    } = page;
+    let (keep, out): (Vec<Loaded>, Vec<Loaded>) =
+        entries.into_iter().partition(|l| stray(l) == Fate::Deliver);
+    match place(hints, &view, me, dest, lane, out.clone()).await {
+        Ok(_) => Page {
+            range,
+            entries: keep,
+            held,
+        },
+        Err(e) => {
+            tracing::warn!(dest = %dest.label(), error = %e, "redirecting stray hints; sending them as they are");
+            let mut entries = keep;
+            entries.extend(out);
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            Page {
+                range,
+                entries,
+                held,
+            }
+        }
     }
 }
 
@@ -122,13 +184,38 @@ async fn redirect_page(hints: &Arc<Hints>, me: &str, dest: &Dest) -> Result<usiz
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let view = hints.cluster.current();
+    place(hints, &view, me, dest, Lane::Backlog, page.entries).await
+}
+
+/// Hands each of `entries` (from the `lane` of `dest`'s queue) over as
+/// its [`fate`] in `view` says: redirected (a durable copy first) or
+/// dropped and recorded, then deleted from the queue; an entry to deliver
+/// ends the pass. How many entries it took out.
+async fn place(
+    hints: &Arc<Hints>,
+    view: &ClusterView,
+    me: &str,
+    dest: &Dest,
+    lane: Lane,
+    entries: Vec<Loaded>,
+) -> Result<usize, String> {
+    let decide = |l: &Loaded| fate(view, dest.name(), &l.entry.keyspace, &l.entry.key);
+    place_as(hints, me, dest, lane, entries, decide).await
+}
+
+/// [`place`] with each entry's fate decided by `decide`.
+async fn place_as(
+    hints: &Arc<Hints>,
+    me: &str,
+    dest: &Dest,
+    lane: Lane,
+    entries: Vec<Loaded>,
+    decide: impl Fn(&Loaded) -> Fate,
+) -> Result<usize, String> {
     let (mut moved, mut dropped) = (Vec::new(), Vec::new());
-    for l in page.entries {
+    for l in entries {
         let set = SiblingSet::decode(&l.entry.record);
-        match (
-            fate(&view, dest.name(), &l.entry.keyspace, &l.entry.key),
-            set,
-        ) {
+        match (decide(&l), set) {
             (Fate::Deliver, _) => break,
             (Fate::Redirect(owners), Ok(set)) => {
                 for o in owners {
@@ -150,11 +237,74 @@ async fn redirect_page(hints: &Arc<Hints>, me: &str, dest: &Dest) -> Result<usiz
         .increment(dropped.len() as u64);
     let d = dest.clone();
     (hints.store)
-        .blocking(move |s| s.remove(&d, Lane::Backlog, &moved, &dropped))
+        .blocking(move |s| s.remove(&d, lane, &moved, &dropped))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     Ok(n)
+}
+
+/// On a node that has left (draining before it stops), the fate of a
+/// hint for `dest`, a member that is down: the key's other replicas (and
+/// pending replicas) in `dest`'s datacenter that are `up` take it
+/// instead, since the leaver will not wait for `dest` to come back and
+/// nobody else holds the hint (`dest` gets the write back from them by
+/// anti-entropy, as for an expired hint). `Deliver` (wait) while none is
+/// up; otherwise as [`fate`] (a key `dest` no longer replicates goes to
+/// its replicas).
+pub fn hand_over(
+    view: &ClusterView,
+    dest: &str,
+    keyspace: &str,
+    key: &[u8],
+    up: impl Fn(&str) -> bool,
+) -> Fate {
+    match fate(view, dest, keyspace, key) {
+        Fate::Deliver => {}
+        other => return other,
+    }
+    let Some((dc, _, _)) = view.layout.node(dest) else {
+        return Fate::Deliver;
+    };
+    let Ok(set) = view.ring.replicas(keyspace, key) else {
+        return Fate::Deliver;
+    };
+    let pending = view.pending.for_token(keyspace, token_of(key));
+    let pending = pending
+        .iter()
+        .filter(|p| p.dc == dc)
+        .flat_map(|p| p.nodes.iter().copied());
+    let mut to: Vec<String> = Vec::new();
+    for n in set.all().chain(pending).map(|n| view.ring.node(n)) {
+        if n.dc == dc && n.id != dest && up(&n.id) && !to.contains(&n.id) {
+            to.push(n.id.clone());
+        }
+    }
+    if to.is_empty() {
+        Fate::Deliver
+    } else {
+        Fate::Redirect(to)
+    }
+}
+
+/// On a node that has left, hands one page of the queue of `dest` (a
+/// member that is down) over to the key's live replicas ([`hand_over`]);
+/// how many entries it took out (it stops at the first that must wait).
+pub(crate) async fn hand_over_page(
+    hints: &Arc<Hints>,
+    me: &str,
+    dest: &Dest,
+    up: impl Fn(&str) -> bool,
+) -> Result<usize, String> {
+    let (d, from) = (dest.clone(), dest.prefix(Lane::Backlog));
+    let page = (hints.store)
+        .blocking(move |s| s.load_page(&d, Lane::Backlog, from, Vec::new(), PAGE))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let view = hints.cluster.current();
+    let decide = |l: &Loaded| hand_over(&view, dest.name(), &l.entry.keyspace, &l.entry.key, &up);
+    place_as(hints, me, dest, Lane::Backlog, page.entries, decide).await
 }
 
 #[cfg(test)]
@@ -203,14 +353,23 @@ keyspaces:
     fn hints_for_a_node_that_left_go_to_the_keys_replicas_and_members_keep_theirs() {
         let (seed, left) = layouts();
         let before = ClusterView::derive(seed, "a").unwrap();
+        let d_has = (0..).map(|i| format!("k{i}").into_bytes());
+        let d_key = d_has
+            .clone()
+            .find(|k| dc1_replicas(&before, k).contains(&"d".to_string()))
+            .unwrap();
         assert_eq!(
-            fate(&before, "d", "ks", b"k1"),
+            fate(&before, "d", "ks", &d_key),
             Fate::Deliver,
             "still a member"
         );
         let view = ClusterView::derive(left, "a").unwrap();
         assert!(gone(&view, "d") && !gone(&view, "b") && !gone(&view, "zz"));
-        assert_eq!(fate(&view, "b", "ks", b"k1"), Fate::Deliver);
+        let b_key = d_has
+            .clone()
+            .find(|k| dc1_replicas(&view, k).contains(&"b".to_string()))
+            .unwrap();
+        assert_eq!(fate(&view, "b", "ks", &b_key), Fate::Deliver);
         assert_eq!(
             fate(&view, "zz", "ks", b"k1"),
             Fate::Deliver,
@@ -247,6 +406,137 @@ keyspaces:
             panic!("b is Removed")
         };
         assert!(to.contains(&"n".to_string()), "{to:?}");
+    }
+
+    /// A hint planned on an older view for a member that no longer
+    /// replicates the key (it lost the range and refuses the hint, see
+    /// `receive::node_hint`) goes to the key's replicas in its datacenter
+    /// now, never back to it; one it still replicates is delivered.
+    #[test]
+    fn a_hint_for_a_member_that_lost_the_key_goes_to_the_keys_replicas() {
+        let (seed, _) = layouts();
+        let view = ClusterView::derive(seed, "a").unwrap();
+        let (mut lost, mut kept) = (0, 0);
+        for i in 0..100 {
+            let key = format!("k{i}").into_bytes();
+            let owners = dc1_replicas(&view, &key);
+            match fate(&view, "b", "ks", &key) {
+                Fate::Deliver => {
+                    kept += 1;
+                    assert!(owners.contains(&"b".to_string()));
+                }
+                Fate::Redirect(to) => {
+                    lost += 1;
+                    assert_eq!(to, owners);
+                    assert!(!to.contains(&"b".to_string()));
+                }
+                Fate::Drop => panic!("every key has dc1 replicas"),
+            }
+        }
+        assert!(lost > 0 && kept > 0, "{lost} lost, {kept} kept");
+        assert_eq!(
+            fate(&view, "b", "gone_ks", b"k1"),
+            Fate::Deliver,
+            "maybe newer"
+        );
+    }
+
+    /// A loaded page of a member's queue: the entries whose key it no
+    /// longer replicates are redirected (durable copies first) and deleted,
+    /// the rest are sent; the redirected copies are never lost.
+    #[tokio::test]
+    async fn a_member_s_page_is_sifted_of_keys_it_does_not_replicate() {
+        let (seed, _) = layouts();
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let cluster = Cluster::new(seed, "a", None).unwrap();
+        let me = cluster.current().me().unwrap().clone();
+        let hints =
+            Arc::new(Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap());
+        let mut set = SiblingSet::new();
+        set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+            .unwrap();
+        let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("k{i}").into_bytes()).collect();
+        for k in &keys {
+            hints.hint_node("b", "ks", k, &set).await.unwrap();
+        }
+        let b = Dest::Node("b".into());
+        let from = b.prefix(Lane::Backlog);
+        let page = hints
+            .store
+            .load_page(&b, Lane::Backlog, from, Vec::new(), 100)
+            .unwrap();
+        assert_eq!(page.entries.len(), 40);
+        let sifted = sift(&hints, "a", &b, Lane::Backlog, page).await;
+        let view = cluster.current();
+        let has = |k: &[u8]| dc1_replicas(&view, k).contains(&"b".to_string());
+        let sent: Vec<Vec<u8>> = sifted.entries.iter().map(|l| l.entry.key.clone()).collect();
+        let expect: Vec<Vec<u8>> = {
+            let mut v: Vec<Vec<u8>> = keys.iter().filter(|k| has(k)).cloned().collect();
+            v.sort_by_key(|k| sent.iter().position(|s| s == k));
+            v
+        };
+        assert_eq!(sent, expect, "only keys b replicates are sent to b");
+        assert!(!sent.is_empty() && sent.len() < keys.len());
+        assert_eq!(
+            hints.backlog_entries(&b),
+            sent.len() as u64,
+            "the rest left b's queue"
+        );
+        for k in keys.iter().filter(|k| !has(k)) {
+            for o in dc1_replicas(&view, k) {
+                if o == "a" {
+                    assert_eq!(engine.get_versions("ks", k).unwrap().as_ref(), Some(&set));
+                }
+            }
+        }
+        let elsewhere: u64 = ["c", "d"]
+            .iter()
+            .map(|n| hints.backlog_entries(&Dest::Node(n.to_string())))
+            .sum();
+        let want: usize = keys
+            .iter()
+            .filter(|k| !has(k))
+            .map(|k| dc1_replicas(&view, k).iter().filter(|o| *o != "a").count())
+            .sum();
+        assert_eq!(elsewhere, want as u64, "a durable hint per other replica");
+    }
+
+    /// On a leaver, a hint for a down member goes to the key's other live
+    /// replicas in its datacenter, never back to the down node; with none
+    /// of them up it waits; a key the member no longer replicates goes to
+    /// the key's replicas as on any node.
+    #[test]
+    fn a_leaver_hands_hints_for_a_down_peer_to_the_keys_live_replicas() {
+        let (seed, _) = layouts();
+        let view = ClusterView::derive(seed, "a").unwrap();
+        let (mut handed, mut waited) = (0, 0);
+        for i in 0..100 {
+            let key = format!("k{i}").into_bytes();
+            let owners = dc1_replicas(&view, &key);
+            if !owners.contains(&"b".to_string()) {
+                assert_eq!(
+                    hand_over(&view, "b", "ks", &key, |_| true),
+                    fate(&view, "b", "ks", &key)
+                );
+                continue;
+            }
+            let up = |id: &str| id != "b" && id != "c";
+            match hand_over(&view, "b", "ks", &key, up) {
+                Fate::Redirect(to) => {
+                    handed += 1;
+                    let want: Vec<String> = owners.iter().filter(|o| up(o)).cloned().collect();
+                    assert_eq!(to, want);
+                }
+                Fate::Deliver => {
+                    waited += 1;
+                    assert!(owners.iter().all(|o| !up(o)), "{owners:?}");
+                }
+                Fate::Drop => panic!("never dropped"),
+            }
+            let nobody = hand_over(&view, "b", "ks", &key, |_| false);
+            assert_eq!(nobody, Fate::Deliver, "waits with no live replica");
+        }
+        assert!(handed > 0, "{handed} handed, {waited} waited");
     }
 
     #[tokio::test]

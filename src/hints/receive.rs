@@ -97,27 +97,7 @@ impl Receiver {
             return refused(seq);
         };
         if !e.target_node.is_empty() {
-            let member = self.cluster.current().me().is_some();
-            match node_hint(&e.target_node, &self.me.id, member) {
-                NodeHint::Apply => {}
-                NodeHint::Refuse => {
-                    tracing::error!(target = %e.target_node, "hint for another node; refused");
-                    return refused(seq);
-                }
-                NodeHint::Keep => {
-                    tracing::warn!(
-                        "hint for this node, which is no longer a member; left with the sender"
-                    );
-                    return not_applied(seq);
-                }
-            }
-            let ok = self.apply_local(&e.keyspace, &e.key, set).await;
-            return EntryAck {
-                seq,
-                replicas: ok as u32,
-                durable: ok,
-                refused: false,
-            };
+            return node_hint_apply(&self.cluster, &self.replica, &self.me.id, e, set).await;
         }
         let view = self.cluster.current();
         let Some(targets) = self.targets(&view, &e) else {
@@ -292,27 +272,120 @@ fn need(need_acks: u32, theirs: Option<u32>, mine: u32, targets: usize) -> usize
     ((need_acks + extra) as usize).min(targets)
 }
 
+/// Applies node hint `e` (whose record is `set`) here if [`node_hint`]
+/// allows it, deciding and applying under one view (installs wait:
+/// [`Cluster::with_current`]), so a view that moves the key away cannot be
+/// installed between the check and the apply.
+async fn node_hint_apply(
+    cluster: &Cluster,
+    replica: &Arc<Replica>,
+    me: &str,
+    e: StreamEntry,
+    set: SiblingSet,
+) -> EntryAck {
+    let seq = e.seq;
+    let (cluster, me) = (cluster.clone(), me.to_string());
+    let decided = replica
+        .blocking(move |r| {
+            Ok(cluster.with_current(|view| {
+                let mine = mine(view, &e.keyspace, &e.key);
+                let d = node_hint(&e.target_node, &me, mine);
+                let applied = d == NodeHint::Apply && r.apply(&e.keyspace, &e.key, &set).is_ok();
+                (d, e.target_node, applied)
+            }))
+        })
+        .await;
+    match decided {
+        Ok((NodeHint::Apply, _, ok)) => EntryAck {
+            seq,
+            replicas: ok as u32,
+            durable: ok,
+            refused: false,
+        },
+        Ok((NodeHint::Refuse, target, _)) => {
+            tracing::error!(%target, "hint for another node; refused");
+            refused(seq)
+        }
+        Ok((NodeHint::Keep(why), _, _)) => {
+            tracing::debug!(
+                why = why.label(),
+                "node hint not applied; left with the sender"
+            );
+            not_applied(seq)
+        }
+        Err(_) => not_applied(seq),
+    }
+}
+
+/// What this node is to a key, in its own view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mine {
+    /// An owner or a pending replica of the key.
+    Replica,
+    /// A member, but neither: the key is placed elsewhere (or its keyspace
+    /// is unknown here yet).
+    Elsewhere,
+    /// Not a member (left or removed).
+    NotMember,
+}
+
+/// What this node (`view`'s) is to `keyspace`/`key` in `view`.
+fn mine(view: &ClusterView, keyspace: &str, key: &[u8]) -> Mine {
+    let Some(me) = view.me() else {
+        return Mine::NotMember;
+    };
+    let token = crate::ring::token_of(key);
+    let Ok(owners) = view.ring.replicas_for_token(keyspace, token) else {
+        return Mine::Elsewhere;
+    };
+    let pending = view.pending.for_token(keyspace, token);
+    if owners.contains(me.idx) || pending.iter().any(|d| d.nodes.contains(&me.idx)) {
+        Mine::Replica
+    } else {
+        Mine::Elsewhere
+    }
+}
+
 /// What a node does with a hint addressed to a node.
 #[derive(Debug, PartialEq, Eq)]
 enum NodeHint {
     Apply,
     /// Addressed to another node: the sender deletes it.
     Refuse,
-    /// Addressed to this node, which has left or been removed: not
-    /// applied, so the sender keeps it and, once its view shows this node
-    /// gone, redirects it to the key's replicas (`hints::orphans`). Acking
-    /// it here would let a leaver that is about to exit swallow the write
-    /// (review of the leave drain, M5).
-    Keep,
+    /// Addressed to this node, which does not replicate the key (in its
+    /// own view): not applied, so the sender keeps it and, once its view
+    /// agrees, redirects it to the key's replicas (`hints::orphans`).
+    Keep(Mine),
 }
 
-fn node_hint(target: &str, me: &str, member: bool) -> NodeHint {
+impl Mine {
+    fn label(self) -> &'static str {
+        match self {
+            Mine::Replica => "replica",
+            Mine::Elsewhere => "the key is placed elsewhere in this node's view",
+            Mine::NotMember => "this node is no longer a member",
+        }
+    }
+}
+
+/// The decision for a hint addressed to `target`, received by `me`, which
+/// is `mine` to its key.
+///
+/// - a node that has left (`NotMember`): acking it would let a leaver
+///   that is about to exit swallow the write (review of the leave drain,
+///   M5);
+/// - a member that no longer replicates the key (`Elsewhere`): the hint
+///   was planned on an older view (a first fan-out's intent to a replica
+///   that then refused the write as stale), and applying it would put the
+///   record back on an old owner that may have cleaned the range up, where
+///   nothing would ever delete it again (review of 762f9e4, Medium).
+fn node_hint(target: &str, me: &str, mine: Mine) -> NodeHint {
     if target != me {
         NodeHint::Refuse
-    } else if member {
+    } else if mine == Mine::Replica {
         NodeHint::Apply
     } else {
-        NodeHint::Keep
+        NodeHint::Keep(mine)
     }
 }
 
@@ -333,32 +406,5 @@ fn refused(seq: u64) -> EntryAck {
 }
 
 #[cfg(test)]
-mod need_tests {
-    use super::{need, node_hint, NodeHint};
-
-    /// A node hint reaches a node that has left (the sender's view is
-    /// older): it is kept by the sender, not acknowledged and lost when the
-    /// leaver exits; one for another node is refused; a member applies it.
-    #[test]
-    fn a_node_that_has_left_leaves_its_hints_with_the_sender() {
-        assert_eq!(node_hint("a", "a", false), NodeHint::Keep);
-        assert_eq!(node_hint("a", "a", true), NodeHint::Apply);
-        assert_eq!(node_hint("b", "a", true), NodeHint::Refuse);
-        assert_eq!(node_hint("b", "a", false), NodeHint::Refuse);
-    }
-
-    /// M3: a receiver on a newer view than the coordinator's, with a
-    /// pending replica of the key the coordinator did not count, needs one
-    /// acknowledgement more; with the same count, or none sent (a fallback,
-    /// an older peer), the coordinator's need stands; backlog entries need
-    /// every replica; never more than the targets.
-    #[test]
-    fn a_receiver_with_more_pending_replicas_than_the_coordinator_counted_needs_more() {
-        assert_eq!(need(2, Some(0), 1, 4), 3);
-        assert_eq!(need(2, Some(1), 1, 4), 2);
-        assert_eq!(need(2, None, 1, 4), 2);
-        assert_eq!(need(2, Some(1), 0, 3), 2, "a movement that finished here");
-        assert_eq!(need(0, Some(0), 1, 4), 4);
-        assert_eq!(need(3, Some(0), 2, 4), 4);
-    }
-}
+#[path = "receive/tests.rs"]
+mod need_tests;

@@ -293,7 +293,9 @@ impl Coordinator {
                     // if it still replicates the key, and a hint (delivered
                     // unchecked) could put the record back on a node that
                     // cleaned it up. Only retry fan-outs reach this arm: a
-                    // first fan-out's peers have intents (the arm above).
+                    // first fan-out's peers have intents (the arm above),
+                    // which their receiver applies only for a key it
+                    // replicates in its own view (`hints::receive`).
                     (Err(TransportError::StaleView { .. }), None) => {}
                     // A local replica that failed gets a hint.
                     (Err(e), None) => match hints.hint_node(&peer.id, &ks, &key, &record).await {
