@@ -22,6 +22,26 @@ use tonic_health::ServingStatus;
 /// The node's long-running tasks; an `Err` is a server that stopped.
 pub(super) type Tasks = JoinSet<Result<(), String>>;
 
+/// The longest an internode handler may take to answer. Replica calls
+/// carry no `grpc-timeout` (the coordinator times them out itself), so
+/// this is the server's own backstop: a handler stuck (a stalled engine, a
+/// lock) is cut, its task and its permits freed, rather than held forever
+/// by a caller that gave up. Generous: far above any coordinator deadline
+/// and a range-scan page. It bounds the handler until its response starts,
+/// not a response stream: a hint stream's acknowledgements flow for as
+/// long as the stream is open (`tonic`'s timeout wraps the response
+/// future only).
+pub(super) const PEER_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The internode server's builder, with [`PEER_HANDLER_TIMEOUT`].
+pub(super) fn peer_server() -> tonic::transport::Server {
+    peer_server_with(PEER_HANDLER_TIMEOUT)
+}
+
+fn peer_server_with(timeout: Duration) -> tonic::transport::Server {
+    tonic::transport::Server::builder().timeout(timeout)
+}
+
 /// Binds the gRPC ports and spawns the three servers.
 pub(super) async fn servers(
     tasks: &mut Tasks,
@@ -38,7 +58,7 @@ pub(super) async fn servers(
         p.tls.incoming(internode_listener, Port::Internode),
     );
     tasks.spawn(async move {
-        tonic::transport::Server::builder()
+        peer_server()
             .layer(layer)
             .add_service(
                 InternodeServer::new(internode)
@@ -246,3 +266,7 @@ async fn bind(
             source: Box::new(e),
         })
 }
+
+#[cfg(test)]
+#[path = "serve/tests.rs"]
+mod tests;

@@ -1,0 +1,140 @@
+//! The internode server's handler timeout: a stuck unary handler is cut,
+//! a hint stream that outlives the timeout is not.
+
+use super::peer_server_with;
+use crate::proto::v1::internode::internode_client::InternodeClient;
+use crate::proto::v1::internode::internode_server::{Internode, InternodeServer};
+use crate::proto::v1::internode::*;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+/// How long the stub's handlers take: past the test server's timeout.
+const SLOW: Duration = Duration::from_millis(1500);
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Answers `ReplicaWrite` after [`SLOW`]; `Stream` acknowledges each
+/// batch after [`SLOW`]; nothing else.
+struct Slow;
+
+fn no<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented("stub"))
+}
+
+#[tonic::async_trait]
+impl Internode for Slow {
+    async fn replica_write(
+        &self,
+        _: Request<ReplicaWriteRequest>,
+    ) -> Result<Response<ReplicaWriteResponse>, Status> {
+        tokio::time::sleep(SLOW).await;
+        Ok(Response::new(ReplicaWriteResponse {}))
+    }
+    async fn coordinate_write(
+        &self,
+        _: Request<CoordinateWriteRequest>,
+    ) -> Result<Response<CoordinateWriteResponse>, Status> {
+        no()
+    }
+    async fn replica_read(
+        &self,
+        _: Request<ReplicaReadRequest>,
+    ) -> Result<Response<ReplicaReadResponse>, Status> {
+        no()
+    }
+    type StreamStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<StreamAck, Status>> + Send + 'static>>;
+    async fn stream(
+        &self,
+        req: Request<tonic::Streaming<StreamBatch>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok(Some(batch)) = inbound.message().await {
+                tokio::time::sleep(SLOW).await;
+                let ack = StreamAck {
+                    batch_id: batch.batch_id,
+                    entries: Vec::new(),
+                };
+                if tx.send(Ok(ack)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+    async fn gossip(&self, _: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
+        no()
+    }
+    async fn merkle(&self, _: Request<MerkleRequest>) -> Result<Response<MerkleResponse>, Status> {
+        no()
+    }
+    async fn range_scan(
+        &self,
+        _: Request<RangeScanRequest>,
+    ) -> Result<Response<RangeScanResponse>, Status> {
+        no()
+    }
+    async fn get_layout(
+        &self,
+        _: Request<GetLayoutRequest>,
+    ) -> Result<Response<LayoutMessage>, Status> {
+        no()
+    }
+    async fn push_layout(
+        &self,
+        _: Request<LayoutMessage>,
+    ) -> Result<Response<PushLayoutResponse>, Status> {
+        no()
+    }
+    async fn sync_auth(&self, _: Request<AuthMessage>) -> Result<Response<AuthMessage>, Status> {
+        no()
+    }
+}
+
+/// A replica handler that takes longer than the server's timeout is cut
+/// (the caller sent no `grpc-timeout`, as replica calls do not); a hint
+/// stream whose acknowledgements come later than the timeout still gets
+/// every one of them.
+#[tokio::test]
+async fn a_stuck_handler_is_cut_and_a_long_stream_is_not() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(
+        peer_server_with(TIMEOUT)
+            .add_service(InternodeServer::new(Slow))
+            .serve_with_incoming(incoming),
+    );
+    let mut client = InternodeClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let cut = client.replica_write(ReplicaWriteRequest::default()).await;
+    let status = cut.expect_err("cut by the server's timeout");
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    assert!(started.elapsed() < SLOW, "cut before the handler finished");
+
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut acks = client
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    for id in 1..=2u64 {
+        let batch = StreamBatch {
+            batch_id: id,
+            ..Default::default()
+        };
+        tx.send(batch).await.unwrap();
+        let ack = acks.message().await.expect("not cut").expect("an ack");
+        assert_eq!(ack.batch_id, id);
+    }
+    assert!(
+        started.elapsed() > TIMEOUT * 2 + SLOW,
+        "outlived the timeout"
+    );
+}
