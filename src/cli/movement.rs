@@ -108,29 +108,29 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         .expect("a valid template"),
     );
     let name = geokv::movement::remove::movement_name(&args.id);
+    // Reports about layouts before this request (the failed unforced
+    // attempt a `--force` follows) are stale.
+    let since = v["version"].as_u64().unwrap_or(0);
     let mut warnings = std::collections::BTreeMap::new();
     loop {
         let l = layout(&args.endpoint).await?;
+        let all = reports(&l).await;
+        let (failed, seen) = geokv::movement::progress::verdict(&all, &name, since);
+        warnings.extend(seen);
         if l.node(&args.id).map(|(_, _, n)| n.state) == Some(NodeState::Removed) {
             bar.finish_with_message("done");
             println!("{} is removed (layout v{})", args.id, l.version);
             print_warnings(&warnings);
             return Ok(());
         }
-        let mine: Vec<(String, Report)> = reports(&l)
-            .await
+        if let Some((id, why)) = failed {
+            bar.abandon();
+            anyhow::bail!("removal of {} failed on {id}: {why}", args.id);
+        }
+        let mine: Vec<(String, Report)> = all
             .into_iter()
             .filter(|(_, r)| r.movement == name)
             .collect();
-        for (id, r) in &mine {
-            if let Some(why) = r.status.strip_prefix("failed: ") {
-                bar.abandon();
-                anyhow::bail!("removal of {} failed on {id}: {why}", args.id);
-            }
-            if !r.warnings.is_empty() {
-                warnings.insert(id.clone(), r.warnings.clone());
-            }
-        }
         let mine: Vec<Report> = mine.into_iter().map(|(_, r)| r).collect();
         let (done, total) = mine
             .iter()

@@ -151,7 +151,7 @@ impl Gainer {
         let me = self.me.clone();
         let board = super::progress::board(&me);
         let progress = Arc::new(Progress::default());
-        board.start(&movement_name(dead), progress.clone());
+        board.start(&movement_name(dead), layout.version, progress.clone());
         // As for a join: every live member must send writes to this
         // pending replica before the copy passes a key.
         let wait = Duration::from_secs(30);

@@ -110,7 +110,8 @@ pub async fn run_replace(
     };
     let board = super::progress::board(&me);
     let progress = Arc::new(Progress::default());
-    board.start(&format!("replacement of {dead} by {me}"), progress.clone());
+    let name = format!("replacement of {dead} by {me}");
+    board.start(&name, cluster.current().version(), progress.clone());
     loop {
         let version = cluster.current().version();
         let announced = super::announce::until_announced(
