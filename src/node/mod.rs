@@ -3,11 +3,13 @@
 //! `wiring` (replica, TLS, peers, gossip, hints, coordinator, repair) →
 //! `serve` (client gRPC, internode gRPC `internode`, admin HTTP, and the
 //! background loops: gossip, hint delivery, anti-entropy, a join, the
-//! layout's followers). Must not contain request logic.
+//! layout's followers). A node that has left starts in `drain` instead
+//! (hint delivery only). Must not contain request logic.
 
 mod auth_sync;
 #[cfg(test)]
 mod decoders;
+mod drain;
 mod internode;
 mod serve;
 mod storage;
@@ -109,6 +111,12 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
         let _ = forward.send(true);
     });
     let s = storage::open(&cfg)?;
+    if s.drain_only {
+        // Killed while draining after its decommission: hand over, stop.
+        drain::run(&cfg, &s, shutdown).await?;
+        incarnation::on_clean_shutdown(&*s.engine).map_err(|e| s.engine_err(e))?;
+        return Ok(());
+    }
     let p = wiring::build(&cfg, &s, &shutdown, stop)?;
     let mut tasks = serve::Tasks::new();
     serve::servers(&mut tasks, &s, &p, &shutdown).await?;

@@ -23,6 +23,9 @@ pub(super) struct Storage {
     pub generation: u64,
     /// The clock incarnation survived a clean shutdown.
     pub after_clean_shutdown: bool,
+    /// The stored layout says this node has decommissioned (Left): it
+    /// starts only to hand its queued hints over (`drain`).
+    pub drain_only: bool,
 }
 
 impl Storage {
@@ -48,17 +51,28 @@ pub(super) fn open(cfg: &NodeConfig) -> Result<Storage, NodeError> {
         Arc::new(RocksEngine::open(&db_path, cfg.engine.clone()).map_err(err)?);
     let cluster = open_cluster(cfg, &engine)?;
     let view = cluster.current();
-    let me = view
-        .me()
-        .ok_or_else(|| NodeError::UnknownNode(cfg.node_id.clone(), cfg.topology.source.clone()))?
-        .clone();
+    let (me, drain_only) = match view.me() {
+        Some(me) => (me.clone(), false),
+        None => (
+            left(&view, &cfg.node_id).ok_or_else(|| {
+                NodeError::UnknownNode(cfg.node_id.clone(), cfg.topology.source.clone())
+            })?,
+            true,
+        ),
+    };
     let generation = next_generation(&*engine).map_err(err)?;
     // A new incarnation after any start that did not follow a clean
     // shutdown, so dots lost with a WAL tail are never minted again.
     let start = incarnation::on_start(&*engine).map_err(err)?;
     let rebooted = crate::engine::boot::rebooted_since_last_start(&*engine).map_err(err)?;
     let synced = matches!(cfg.engine.durability, crate::engine::Durability::Sync);
-    if !start.kept && !start.first && rebooted && !synced && cfg.repair.after_unclean_start {
+    if !drain_only
+        && !start.kept
+        && !start.first
+        && rebooted
+        && !synced
+        && cfg.repair.after_unclean_start
+    {
         // The replicas' acknowledgements of writes lost with this node's
         // unsynced WAL tail were not fsynced here: the others hold them.
         let ranges = crate::repair::records::record_every_range(&*engine, &view.ring, me.idx)?;
@@ -72,6 +86,24 @@ pub(super) fn open(cfg: &NodeConfig) -> Result<Storage, NodeError> {
         me,
         generation,
         after_clean_shutdown: start.kept,
+        drain_only,
+    })
+}
+
+/// Node `id` as the layout of `view` still describes it, when it has left
+/// by decommission (Left; not Removed: a removed node was dead, and its
+/// data is not to be trusted): not a member, so with no index in the ring.
+fn left(view: &crate::view::ClusterView, id: &str) -> Option<NodeInfo> {
+    let (dc, rack, n) = view.layout.node(id)?;
+    (n.state == crate::layout::NodeState::Left).then(|| NodeInfo {
+        idx: crate::view::NOT_A_MEMBER,
+        id: n.id.clone(),
+        dc: dc.to_string(),
+        rack: rack.to_string(),
+        client_address: n.client_address,
+        peer_address: n.peer_address,
+        admin_address: n.admin_address,
+        vnodes: 0,
     })
 }
 

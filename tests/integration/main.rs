@@ -41,6 +41,7 @@ mod cluster_failures;
 mod coordinator_faults;
 mod count_levels;
 mod decommission;
+mod decommission_drain;
 mod decommission_kill;
 mod dev_cluster;
 mod elastic;

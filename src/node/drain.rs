@@ -1,0 +1,121 @@
+//! A drain-only start: a node whose stored layout says it has left
+//! (decommissioned, Left) and that was stopped before its hinted queues
+//! were empty (killed while draining) starts again only to hand them over.
+//! It runs hint delivery and gossip (to know which peers are up, and to
+//! learn newer layouts), and nothing else: no client port, no internode
+//! server (so no replica write, read or hint reaches it, as a Left node
+//! refuses them), no movement, repair or cleanup. Hints for peers are
+//! delivered; those for a node that has left or that no longer
+//! replicates the key are redirected (`hints::orphans`); those for a peer
+//! that is down are handed to the key's other live replicas, since nobody
+//! else would ever deliver them. It stops (exit 0) once every queue is
+//! empty, or on `shutdown`.
+//!
+//! Must not serve anything or change the layout.
+
+use super::storage::Storage;
+use super::{NodeConfig, NodeError};
+use crate::coordinator::Liveness;
+use crate::hints::deliver::Delivery;
+use crate::hints::Hints;
+use crate::membership::{Gossiper, MonotonicClock};
+use crate::topology::NodeIdx;
+use crate::transport::faults::Faults;
+use crate::transport::tls::Tls;
+use crate::transport::Peers;
+use crate::view::sync::LayoutSync;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the backlog is looked at.
+const POLL: Duration = Duration::from_millis(200);
+
+struct GossipLiveness(Gossiper);
+
+impl Liveness for GossipLiveness {
+    fn is_up(&self, id: &str) -> bool {
+        self.0.is_up(id)
+    }
+}
+
+/// Delivers the queues of a node that has left until they are empty (or
+/// `shutdown`).
+pub(super) async fn run(
+    cfg: &NodeConfig,
+    s: &Storage,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), NodeError> {
+    let me = &s.me;
+    let faults = Arc::new(Faults::new(cfg.fault_injection));
+    let tls = Tls::load(&cfg.tls, &me.id)?;
+    tls.spawn_reload(Duration::from_secs(5), shutdown.clone());
+    let peers = Arc::new(Peers::new(me.clone(), faults, &tls));
+    // The members and this node (listed last), so gossip can run from a
+    // node that is no longer in the ring.
+    let mut nodes = s.cluster.current().ring.nodes().to_vec();
+    let mut myself = me.clone();
+    myself.idx = NodeIdx(nodes.len() as u32);
+    nodes.push(myself);
+    let gossiper = Gossiper::new(
+        cfg.membership.clone(),
+        nodes,
+        &me.id,
+        s.generation,
+        Arc::new(MonotonicClock::new()),
+    )
+    .map_err(|e| NodeError::Membership(e.to_string()))?;
+    let hints = Arc::new(Hints::open(
+        s.engine.clone(),
+        s.cluster.clone(),
+        me.clone(),
+        cfg.hints.clone(),
+    )?);
+    let queued = hints.total_backlog();
+    tracing::warn!(node = %me.id, queued,
+        "this node has left the cluster: starting only to hand its queued hints over, then stopping");
+    let sync = LayoutSync::new(s.cluster.clone(), peers.clone());
+    s.cluster.set_push(sync.push_hook());
+    let interval = Duration::from_millis(cfg.membership.gossip_interval_ms);
+    let (g, p, sd) = (gossiper.clone(), peers.clone(), shutdown.clone());
+    let gossip = tokio::spawn(g.run(
+        move |peer, mut digest| {
+            let (peers, sync) = (p.clone(), sync.clone());
+            sync.stamp(&mut digest);
+            async move {
+                let reply =
+                    (peers.gossip(&peer, digest, interval).await).map_err(|e| e.to_string())?;
+                sync.observe(&reply);
+                Ok(reply)
+            }
+        },
+        sd,
+    ));
+    let (stop, stopped) = watch::channel(false);
+    Delivery {
+        hints: hints.clone(),
+        peers,
+        cluster: s.cluster.clone(),
+        liveness: Arc::new(GossipLiveness(gossiper)),
+        me: me.clone(),
+    }
+    .spawn_all(stopped);
+    let mut shutdown = shutdown;
+    loop {
+        let left = hints.total_backlog();
+        if left == 0 {
+            tracing::info!(node = %me.id, "every queued hint handed over: stopping");
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.wait_for(|v| *v) => {
+                tracing::warn!(node = %me.id, left, "stopped with hints still queued; start it again to go on");
+                break;
+            }
+        }
+    }
+    let _ = stop.send(true);
+    gossip.abort();
+    Ok(())
+}
