@@ -138,6 +138,8 @@ async fn fault(
             },
         ) => a.faults.set_delay(&dc, ms),
         ("crash-after-write", _) => a.faults.arm_crash_after_write(),
+        ("hold-layouts", _) => a.faults.hold_layouts(true),
+        ("take-layouts", _) => a.faults.hold_layouts(false),
         ("cut" | "heal" | "delay", _) => false,
         _ => return (StatusCode::NOT_FOUND, "unknown fault\n").into_response(),
     };

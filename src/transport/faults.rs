@@ -28,6 +28,9 @@ pub struct Faults {
     /// Armed by [`Faults::arm_crash_after_write`], taken by
     /// [`Faults::crash_if_armed`].
     crash_after_write: AtomicBool,
+    /// Set by [`Faults::hold_layouts`]: layouts offered by gossip or pushed
+    /// by peers are ignored (a coordinator left on an older view).
+    hold_layouts: AtomicBool,
 }
 
 #[derive(Default, Debug, Clone, serde::Serialize)]
@@ -45,6 +48,7 @@ impl Faults {
             enabled,
             rules: RwLock::new(Rules::default()),
             crash_after_write: AtomicBool::new(false),
+            hold_layouts: AtomicBool::new(false),
         }
     }
 
@@ -113,6 +117,22 @@ impl Faults {
             r.delay_ms.insert(dc.to_string(), ms);
         }
         true
+    }
+
+    /// Makes the node ignore (`on`) or take again the layouts gossip and
+    /// peers' pushes offer it, so it stays on its view and plans requests
+    /// on it. Layouts it fetches itself (a coordinator that a replica
+    /// refused as stale, `coordinator::newer_view`) are still installed.
+    pub fn hold_layouts(&self, on: bool) -> bool {
+        if self.enabled {
+            self.hold_layouts.store(on, Ordering::SeqCst);
+        }
+        self.enabled
+    }
+
+    /// Whether offered layouts are ignored ([`Faults::hold_layouts`]).
+    pub fn holds_layouts(&self) -> bool {
+        self.enabled && self.hold_layouts.load(Ordering::SeqCst)
     }
 
     /// Makes the node kill itself after the next write it commits for a peer.

@@ -55,6 +55,7 @@ mod ops_cli;
 mod replace;
 mod restart_durability;
 mod sdk;
+mod stale_view_retry;
 mod status_page;
 mod tls;
 mod tls_admin;
