@@ -1,7 +1,7 @@
 //! Decommission survives a SIGKILL of the leaver: `POST /decommission`,
 //! then SIGKILL the leaver once it has pushed some keys (mid-push; if the
 //! push is over before the poll sees it, the kill is skipped and said so:
-//! a Left node does not start again), restart it on its data
+//! a Left node starts again drain-only: `decommission_drain`), restart it on its data
 //! directory; it resumes the leave by itself (cursors per range), leaves
 //! and exits 0, and every write acknowledged before or during the leave
 //! reads back at QUORUM from the remaining nodes.
@@ -81,8 +81,9 @@ async fn a_leaver_killed_mid_push_resumes_after_a_restart_and_loses_nothing() {
         assert!(Instant::now() < deadline, "the leave never streamed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    // Only a Leaving node can be restarted: once Left it no longer starts
-    // (it is not a member), so a kill in a later phase is not tried.
+    // Only a Leaving node resumes the push: once Left it starts again
+    // drain-only (`decommission_drain`), so a kill in a later phase is not
+    // tried here.
     if at_kill.0 != "streaming" {
         eprintln!("the push finished before the kill ({at_kill:?}): nothing to resume");
     } else {
