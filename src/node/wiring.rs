@@ -100,6 +100,7 @@ pub(super) fn build(
             peers.clone(),
             cfg.repair.session.clone(),
         ),
+        s.engine.clone(),
         liveness.clone(),
         cfg.repair.clone(),
     ));

@@ -21,6 +21,7 @@ use super::plan::{coalesce, pairs, sweep_plan, RangePlan, RangeTable, Recorded, 
 use super::records::{self, SweepClock};
 use super::session::{Pinned, SessionIo, SessionLimits};
 use crate::clock::now_ms;
+use crate::engine::Engine;
 use crate::membership::Liveness;
 use crate::topology::NodeIdx;
 use crate::view::NOT_A_MEMBER;
@@ -105,6 +106,9 @@ impl Summary {
 /// This node's anti-entropy: share it in an `Arc` (node task and admin port).
 pub struct Repair {
     io: SessionIo,
+    /// Where repair's own records live: the ranges to repair and when each
+    /// was last swept (`records.rs`), not replica data.
+    records: Arc<dyn Engine>,
     liveness: Arc<dyn Liveness>,
     config: RepairConfig,
     /// Held for the duration of a pass: one pass at a time.
@@ -132,13 +136,19 @@ impl Drop for Running {
 }
 
 impl Repair {
-    pub fn new(io: SessionIo, liveness: Arc<dyn Liveness>, config: RepairConfig) -> Self {
-        let engine = io.replica.engine().clone();
-        let clock = SweepClock::open(engine, config.interval, now_ms())
+    /// Repair over `io`, keeping its records and sweep times in `records`.
+    pub fn new(
+        io: SessionIo,
+        records: Arc<dyn Engine>,
+        liveness: Arc<dyn Liveness>,
+        config: RepairConfig,
+    ) -> Self {
+        let clock = SweepClock::open(records.clone(), config.interval, now_ms())
             .inspect_err(|e| tracing::warn!(error = %e, "sweep times unreadable"))
             .ok();
         Repair {
             io,
+            records,
             liveness,
             config,
             pass_lock: tokio::sync::Mutex::new(()),
@@ -343,7 +353,7 @@ impl Repair {
     }
 
     async fn load_records(&self) -> Result<Vec<Recorded>, RepairError> {
-        let engine = self.io.replica.engine().clone();
+        let engine = self.records.clone();
         tokio::task::spawn_blocking(move || records::load_records(&*engine))
             .await
             .map_err(|e| RepairError::Task(e.to_string()))?
@@ -355,7 +365,7 @@ impl Repair {
     /// `SessionIo::view_changed` answered cannot slip in before the
     /// delete. 0 (and the records kept) when another view is in force.
     async fn delete_records(&self, recs: &[Recorded]) -> Result<usize, RepairError> {
-        let engine = self.io.replica.engine().clone();
+        let engine = self.records.clone();
         let recs = recs.to_vec();
         let Some(pinned) = self.io.pinned.read().clone() else {
             return Ok(0);
