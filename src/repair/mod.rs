@@ -21,7 +21,7 @@
 //! | [`plan`] | ranges to sweep, recorded-range records, session pairs | no |
 //! | [`records`] | repair records and when each range was last swept (meta CF) | engine |
 //! | [`session`] | one pairwise session: leaves, scans, merges | yes |
-//! | [`scheduler`] | passes, the background schedule, metrics, `POST /repair` | yes |
+//! | [`scheduler`] (+ `recorded`: the recorded pass) | passes, the background schedule, metrics, `POST /repair` | yes |
 //!
 //! Must not: choose replicas for client requests or touch hint queues
 //! (beyond deleting the repair records they leave).
