@@ -153,8 +153,7 @@ impl Coordinator {
         tx: mpsc::Sender<Answer<Option<SiblingSet>>>,
     ) {
         let (ks, key) = (req.keyspace.clone(), req.key.clone());
-        let peer = view.ring.node(n).clone();
-        let replica = Handle::at(&peer, &self.replica, &self.peers);
+        let replica = Handle::at(view.ring.node(n), &self.replica, &self.peers);
         if let Some(res) = replica.read_now(&ks, &key) {
             // Our own copy, read here with no task of its own (issue 14).
             // The channel holds an answer per replica of the plan, so the
@@ -163,6 +162,7 @@ impl Coordinator {
             let _ = tx.try_send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())));
             return;
         }
+        let peer = view.ring.node(n).clone();
         let span = tracing::Span::current();
         let timeout = deadline.saturating_duration_since(Instant::now());
         let planned = (view.version(), view.digest_bytes());
