@@ -31,7 +31,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 /// Longest deadline a client may ask for.
-const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The client service of one node.
 pub struct KvService {

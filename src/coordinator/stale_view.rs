@@ -101,15 +101,20 @@ fn apply_checked_with<T>(
 /// otherwise the refusal.
 pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
     let (keyspace, key, planned_on, targets) = (w.keyspace, w.key, w.version, w.targets);
-    if planned_on == 0 || !supersedes(view, planned_on, w.digest) {
-        return None;
-    }
     let stale = || {
         Some(GeokvError::StaleView {
             planned_on,
             replica_version: view.version(),
         })
     };
+    // A node that has left takes nothing, planned or not: whatever it
+    // acknowledged would leave with it.
+    if view.has_left() {
+        return stale();
+    }
+    if planned_on == 0 || !supersedes(view, planned_on, w.digest) {
+        return None;
+    }
     let Some(me) = view.me() else {
         // Not a member any more: the newer view placed the key elsewhere.
         return stale();

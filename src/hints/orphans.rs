@@ -244,69 +244,6 @@ async fn place_as(
     Ok(n)
 }
 
-/// On a node that has left (draining before it stops), the fate of a
-/// hint for `dest`, a member that is down: the key's other replicas (and
-/// pending replicas) in `dest`'s datacenter that are `up` take it
-/// instead, since the leaver will not wait for `dest` to come back and
-/// nobody else holds the hint (`dest` gets the write back from them by
-/// anti-entropy, as for an expired hint). `Deliver` (wait) while none is
-/// up; otherwise as [`fate`] (a key `dest` no longer replicates goes to
-/// its replicas).
-pub fn hand_over(
-    view: &ClusterView,
-    dest: &str,
-    keyspace: &str,
-    key: &[u8],
-    up: impl Fn(&str) -> bool,
-) -> Fate {
-    match fate(view, dest, keyspace, key) {
-        Fate::Deliver => {}
-        other => return other,
-    }
-    let Some((dc, _, _)) = view.layout.node(dest) else {
-        return Fate::Deliver;
-    };
-    let Ok(set) = view.ring.replicas(keyspace, key) else {
-        return Fate::Deliver;
-    };
-    let pending = view.pending.for_token(keyspace, token_of(key));
-    let pending = pending
-        .iter()
-        .filter(|p| p.dc == dc)
-        .flat_map(|p| p.nodes.iter().copied());
-    let mut to: Vec<String> = Vec::new();
-    for n in set.all().chain(pending).map(|n| view.ring.node(n)) {
-        if n.dc == dc && n.id != dest && up(&n.id) && !to.contains(&n.id) {
-            to.push(n.id.clone());
-        }
-    }
-    if to.is_empty() {
-        Fate::Deliver
-    } else {
-        Fate::Redirect(to)
-    }
-}
-
-/// On a node that has left, hands one page of the queue of `dest` (a
-/// member that is down) over to the key's live replicas ([`hand_over`]);
-/// how many entries it took out (it stops at the first that must wait).
-pub(crate) async fn hand_over_page(
-    hints: &Arc<Hints>,
-    me: &str,
-    dest: &Dest,
-    up: impl Fn(&str) -> bool,
-) -> Result<usize, String> {
-    let (d, from) = (dest.clone(), dest.prefix(Lane::Backlog));
-    let page = (hints.store)
-        .blocking(move |s| s.load_page(&d, Lane::Backlog, from, Vec::new(), PAGE))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let view = hints.cluster.current();
-    let decide = |l: &Loaded| hand_over(&view, dest.name(), &l.entry.keyspace, &l.entry.key, &up);
-    place_as(hints, me, dest, Lane::Backlog, page.entries, decide).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,44 +436,6 @@ keyspaces:
             .map(|k| dc1_replicas(&view, k).iter().filter(|o| *o != "a").count())
             .sum();
         assert_eq!(elsewhere, want as u64, "a durable hint per other replica");
-    }
-
-    /// On a leaver, a hint for a down member goes to the key's other live
-    /// replicas in its datacenter, never back to the down node; with none
-    /// of them up it waits; a key the member no longer replicates goes to
-    /// the key's replicas as on any node.
-    #[test]
-    fn a_leaver_hands_hints_for_a_down_peer_to_the_keys_live_replicas() {
-        let (seed, _) = layouts();
-        let view = ClusterView::derive(seed, "a").unwrap();
-        let (mut handed, mut waited) = (0, 0);
-        for i in 0..100 {
-            let key = format!("k{i}").into_bytes();
-            let owners = dc1_replicas(&view, &key);
-            if !owners.contains(&"b".to_string()) {
-                assert_eq!(
-                    hand_over(&view, "b", "ks", &key, |_| true),
-                    fate(&view, "b", "ks", &key)
-                );
-                continue;
-            }
-            let up = |id: &str| id != "b" && id != "c";
-            match hand_over(&view, "b", "ks", &key, up) {
-                Fate::Redirect(to) => {
-                    handed += 1;
-                    let want: Vec<String> = owners.iter().filter(|o| up(o)).cloned().collect();
-                    assert_eq!(to, want);
-                }
-                Fate::Deliver => {
-                    waited += 1;
-                    assert!(owners.iter().all(|o| !up(o)), "{owners:?}");
-                }
-                Fate::Drop => panic!("never dropped"),
-            }
-            let nobody = hand_over(&view, "b", "ks", &key, |_| false);
-            assert_eq!(nobody, Fate::Deliver, "waits with no live replica");
-        }
-        assert!(handed > 0, "{handed} handed, {waited} waited");
     }
 
     #[tokio::test]

@@ -7,9 +7,11 @@
 //! refuses them), no movement, repair or cleanup. Hints for peers are
 //! delivered; those for a node that has left or that no longer
 //! replicates the key are redirected (`hints::orphans`); those for a peer
-//! that is down are handed to the key's other live replicas, since nobody
-//! else would ever deliver them. It stops (exit 0) once every queue is
-//! empty, or on `shutdown`.
+//! that is down wait for it (handing them to the key's other replicas
+//! would leave the down peer without the write until anti-entropy, and
+//! could drop entries still in flight), so a drain waits while a peer it
+//! holds hints for is down. It stops (exit 0) once every queue is empty,
+//! or on `shutdown`.
 //!
 //! Must not serve anything or change the layout.
 

@@ -26,12 +26,14 @@ pub(super) type Tasks = JoinSet<Result<(), String>>;
 /// carry no `grpc-timeout` (the coordinator times them out itself), so
 /// this is the server's own backstop: a handler stuck (a stalled engine, a
 /// lock) is cut, its task and its permits freed, rather than held forever
-/// by a caller that gave up. Generous: far above any coordinator deadline
-/// and a range-scan page. It bounds the handler until its response starts,
+/// by a caller that gave up. Generous: above every deadline a caller
+/// sets on an internode call (the longest: repair's Merkle tree of a
+/// whole range, 120 s; a forwarded write, up to the client API's 60 s),
+/// so it only ever cuts a handler nobody waits for any more. It bounds the handler until its response starts,
 /// not a response stream: a hint stream's acknowledgements flow for as
 /// long as the stream is open (`tonic`'s timeout wraps the response
 /// future only).
-pub(super) const PEER_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const PEER_HANDLER_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The internode server's builder, with [`PEER_HANDLER_TIMEOUT`].
 pub(super) fn peer_server() -> tonic::transport::Server {
@@ -51,11 +53,25 @@ pub(super) async fn servers(
 ) -> Result<(), NodeError> {
     let internode_listener = bind("internode gRPC", s.me.peer_address).await?;
     let client_listener = bind("client gRPC", s.me.client_address).await?;
-    let (internode, kv) = (p.internode(s), p.kv(s));
+    internode_server(tasks, s, p, internode_listener, shutdown);
+    client_server(tasks, s, p, client_listener, shutdown)?;
+    admin_server(tasks, s, p, shutdown);
+    Ok(())
+}
+
+/// Spawns the internode gRPC server on `listener`.
+fn internode_server(
+    tasks: &mut Tasks,
+    s: &Storage,
+    p: &Parts,
+    listener: tokio::net::TcpListener,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let internode = p.internode(s);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Internode),
-        p.tls.incoming(internode_listener, Port::Internode),
+        p.tls.incoming(listener, Port::Internode),
     );
     tasks.spawn(async move {
         peer_server()
@@ -71,10 +87,22 @@ pub(super) async fn servers(
             .await
             .map_err(|e| e.to_string())
     });
+}
+
+/// Spawns the client gRPC server (with `grpc.health.v1` and reflection)
+/// on `listener`.
+fn client_server(
+    tasks: &mut Tasks,
+    s: &Storage,
+    p: &Parts,
+    listener: tokio::net::TcpListener,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), NodeError> {
+    let kv = p.kv(s);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Client),
-        p.tls.incoming(client_listener, Port::Client),
+        p.tls.incoming(listener, Port::Client),
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -110,6 +138,11 @@ pub(super) async fn servers(
             .await
             .map_err(|e| e.to_string())
     });
+    Ok(())
+}
+
+/// Spawns the admin HTTP server.
+fn admin_server(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
     let (addr, sd) = (s.me.admin_address, shutdown.clone());
     let services = admin::Services {
         node_id: s.me.id.clone(),
@@ -125,7 +158,6 @@ pub(super) async fn servers(
             .await
             .map_err(|e| e.to_string())
     });
-    Ok(())
 }
 
 /// Spawns the background loops.
@@ -189,6 +221,13 @@ pub(super) fn loops(
         me: s.me.clone(),
     }
     .spawn_all(shutdown.clone());
+    movements(s, p, shutdown);
+}
+
+/// Spawns the loops of range movements: resuming a join, a replacement or
+/// a decommission this node was in when it stopped, and following cleanups,
+/// removals of dead nodes and the layout.
+fn movements(s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
     let view = s.cluster.current();
     if view.layout.node(&s.me.id).map(|(_, _, n)| n.state) == Some(NodeState::Joining) {
         // A joining node (new, or restarted mid-join) streams its ranges

@@ -97,6 +97,14 @@ impl ClusterView {
         self.me.map(|i| self.ring.node(i))
     }
 
+    /// Whether this node has left the cluster in this view (Left or
+    /// Removed): it serves nothing and takes no more writes.
+    pub fn has_left(&self) -> bool {
+        use crate::layout::NodeState::{Left, Removed};
+        let state = self.layout.node(&self.me_id).map(|(_, _, n)| n.state);
+        matches!(state, Some(Left | Removed))
+    }
+
     /// This node's id.
     pub fn me_id(&self) -> &str {
         &self.me_id

@@ -309,3 +309,28 @@ fn an_old_owner_refuses_a_read_planned_before_it_lost_the_key() {
         .expect("a key dc1-n1 keeps");
     assert!(super::check_read(&views[2], "default", &kept, 1, &[]).is_none());
 }
+
+/// A node that has left (Left or Removed in its own view) refuses every
+/// replica write, planned or not (review M3 of stop 20): a receiver or a
+/// repair on an older view sends unplanned writes (version 0), and a
+/// leaver that applied and acknowledged one, then exited, would take the
+/// copy the level counted with it.
+#[test]
+fn a_node_that_has_left_refuses_every_write() {
+    let seed = Layout::seed(&Topology::dev());
+    let me = seed.nodes().next().expect("a node").2.id.clone();
+    let leaving = seed.begin_leave(&me).expect("leave");
+    let left = leaving.finish_leave(&me).expect("finish");
+    let key = b"k".as_slice();
+    let on = |l: &Layout| ClusterView::derive(l.clone(), &me).expect("view");
+    assert!(check(&on(&leaving), "default", key, 0, &[]).is_none(), "a leaver still takes writes");
+    for planned in [0, leaving.version, left.version] {
+        assert!(
+            matches!(
+                check(&on(&left), "default", key, planned, &[]),
+                Some(GeokvError::StaleView { .. })
+            ),
+            "planned on v{planned}"
+        );
+    }
+}

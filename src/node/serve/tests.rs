@@ -138,3 +138,13 @@ async fn a_stuck_handler_is_cut_and_a_long_stream_is_not() {
         "outlived the timeout"
     );
 }
+
+/// The backstop cuts only handlers nobody waits for: it is above every
+/// deadline a caller sets on an internode call (review H1 of 9ab29df: at
+/// 30 s it cut repair's 120 s Merkle calls on large ranges every time).
+#[test]
+fn the_backstop_is_above_every_callers_deadline() {
+    let merkle = crate::repair::session::SessionLimits::default().merkle_timeout;
+    assert!(super::PEER_HANDLER_TIMEOUT > merkle, "{merkle:?}");
+    assert!(super::PEER_HANDLER_TIMEOUT > crate::api::MAX_TIMEOUT);
+}
