@@ -55,6 +55,13 @@ pub struct CleanupPlan {
     batch: WriteBatch,
 }
 
+impl CleanupPlan {
+    /// What the cleanup will drop.
+    pub fn cleaned(&self) -> &Cleaned {
+        &self.cleaned
+    }
+}
+
 /// Plans dropping every key of `layout`'s keyspaces in a range `node` does
 /// not replicate under `layout` (read-only: counts what they hold).
 pub fn plan(engine: &dyn Engine, layout: &Layout, node: &str) -> Result<CleanupPlan, CleanupError> {
@@ -103,10 +110,15 @@ pub fn apply(engine: &dyn Engine, plan: CleanupPlan) -> Result<Cleaned, CleanupE
     if !batch.is_empty() {
         engine.write(batch)?;
     }
+    Ok(counted(cleaned))
+}
+
+/// `cleaned`, once committed, added to the cleanup metrics.
+fn counted(cleaned: Cleaned) -> Cleaned {
     metrics::counter!("geokv_cleanup_ranges_total").increment(cleaned.ranges.len() as u64);
     metrics::counter!("geokv_cleanup_keys_total").increment(cleaned.keys);
     metrics::counter!("geokv_cleanup_bytes_total").increment(cleaned.bytes);
-    Ok(cleaned)
+    cleaned
 }
 
 /// [`plan`] then [`apply`] under one layout (tests and tools with a fixed
@@ -137,16 +149,21 @@ pub fn apply_if_current(
 ) -> Result<Cleaned, CleanupError> {
     let planned = view.version();
     let changed = || CleanupError::ViewChanged { planned };
+    let CleanupPlan { cleaned, batch } = p;
     // Exclusive: a replica write checked on this view must not apply
-    // between the check below and the deletes (review M4).
-    cluster
-        .while_current_exclusive(view, || {
-            if cluster.newest_planned() > planned {
-                return Err(changed());
-            }
-            apply(engine, p)
-        })
-        .unwrap_or_else(|| Err(changed()))
+    // between the check below and the deletes (review M4); and a write
+    // stall is waited out with the lock let go, then checked again.
+    let check = || {
+        if cluster.newest_planned() > planned {
+            return Err(changed());
+        }
+        Ok(())
+    };
+    match cluster.write_exclusive(view, engine, &batch, check) {
+        Some(Ok(())) => Ok(counted(cleaned)),
+        Some(Err(e)) => Err(e),
+        None => Err(changed()),
+    }
 }
 
 #[cfg(test)]
