@@ -7,6 +7,21 @@
 //! must be Normal (the movement finished) before an old owner drops a
 //! range, never before. Must not decide when to run (the node runs it after
 //! a movement finishes, and `geokv cleanup` by hand).
+//!
+//! Which applies the deletes must exclude: only those that can carry a plan
+//! newer than the view in force V. The deletes commit under V (checked
+//! under the install lock, `Cluster::write_exclusive`) and only ranges this
+//! node does not replicate in V. An apply decided on this node's own view
+//! (the coordinator's own replica write, a stream entry's local apply, read
+//! repair's and anti-entropy's local applies) was planned on V, where its
+//! key is not in a dropped range, or on an older view, under which losing
+//! the key is what the movement planned (levels counted its pending
+//! replicas): before or after the deletes, the outcome is the same. What
+//! other nodes send can carry a newer plan: a replica write notes its
+//! layout version (`Cluster::note_planned`) and is excluded (review M4);
+//! the replica writes a stream receiver, read repair and anti-entropy send
+//! carry none, and a node hint is applied unchecked: those are not excluded
+//! yet (open; a stream receiver's apply is counted toward the level).
 
 use crate::engine::{keys, Cf, Engine, EngineError, WriteBatch};
 use crate::layout::{Layout, Movement};
