@@ -15,9 +15,8 @@ use super::newer_view::StaleSlot;
 use super::read_targets::{Candidate, ReadTargets};
 use super::{Coordinator, ReadRequest};
 use crate::error::GeokvError;
-use crate::proto::v1::internode::{ReplicaReadRequest, ReplicaWriteRequest};
+use crate::replica::handle::{Handle, HandleError, Merge};
 use crate::topology::NodeIdx;
-use crate::transport::TransportError;
 use crate::version::SiblingSet;
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
@@ -154,40 +153,31 @@ impl Coordinator {
         tx: mpsc::Sender<Answer<Option<SiblingSet>>>,
     ) {
         let (ks, key) = (req.keyspace.clone(), req.key.clone());
-        let span = tracing::Span::current();
-        if n == view.me_idx() {
-            // A point read from the memtable or block cache: done here, with
-            // no task of its own (issue 14). The channel holds an answer per
-            // replica of the plan, so the send cannot wait; a gather that has
-            // already returned has dropped the receiver.
-            let res = self.replica.read(&ks, &key);
+        let replica = Handle::at(view.ring.node(n), &self.replica, &self.peers);
+        if let Some(res) = replica.read_now(&ks, &key) {
+            // Our own copy, read here with no task of its own (issue 14).
+            // The channel holds an answer per replica of the plan, so the
+            // send cannot wait; a gather that has already returned has
+            // dropped the receiver.
             let _ = tx.try_send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())));
             return;
         }
-        let peers = self.peers.clone();
         let peer = view.ring.node(n).clone();
+        let span = tracing::Span::current();
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let msg = ReplicaReadRequest {
-            keyspace: ks,
-            key: key.to_vec(),
-            layout_version: view.version(),
-            layout_digest: view.digest_bytes().to_vec(),
-        };
+        let planned = (view.version(), view.digest_bytes());
         let stale = stale.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let got = peers.replica_read(&peer, msg, timeout).await;
-                if let Err(TransportError::StaleView { version, .. }) = &got {
-                    stale.lock().get_or_insert((peer.clone(), *version));
+                let got = replica
+                    .read(&ks, &key, (planned.0, &planned.1), timeout)
+                    .await;
+                if let Some(version) = got.as_ref().err().and_then(HandleError::stale_view) {
+                    stale.lock().get_or_insert((peer.clone(), version));
                 }
-                let res = match got {
-                    Ok(r) if r.found => SiblingSet::decode(&r.record)
-                        .map(Some)
-                        .map_err(|e| format!("{n:?}: bad record: {e}")),
-                    Ok(_) => Ok(None),
-                    Err(e) => Err(e.to_string()),
-                };
-                let _ = tx.send(Answer::Replica(n, dc, res)).await;
+                let _ = tx
+                    .send(Answer::Replica(n, dc, got.map_err(|e| e.to_string())))
+                    .await;
             },
             span,
         ));
@@ -212,29 +202,21 @@ impl Coordinator {
         metrics::counter!("geokv_read_repairs_total").increment(stale.len() as u64);
         let mut record = Vec::with_capacity(merged.encoded_len());
         merged.encode(&mut record);
+        let merged = Arc::new((merged.clone(), record));
         for n in stale {
-            let (ks, key) = (req.keyspace.clone(), req.key.clone());
-            if n == view.me_idx() {
-                let replica = self.replica.clone();
-                let m = merged.clone();
-                tokio::spawn(async move {
-                    let _ = replica.blocking(move |r| r.apply(&ks, &key, &m)).await;
-                });
-                continue;
-            }
-            let peers = self.peers.clone();
-            let peer = view.ring.node(n).clone();
-            let msg = ReplicaWriteRequest {
-                keyspace: ks,
-                key: key.to_vec(),
-                record: record.clone(),
-                coordinator: self.me.id.clone(),
-                // Not a planned client write: applied in any view.
-                ..Default::default()
-            };
+            let replica = Handle::at(view.ring.node(n), &self.replica, &self.peers);
+            let (ks, key, merged) = (req.keyspace.clone(), req.key.clone(), merged.clone());
             let timeout = self.config.default_timeout;
             tokio::spawn(async move {
-                if let Err(e) = peers.replica_write(&peer, msg, timeout).await {
+                let m = Merge {
+                    keyspace: &ks,
+                    key: &key,
+                    set: &merged.0,
+                    record: &merged.1,
+                    // Not a planned client write: applied in any view.
+                    planned: None,
+                };
+                if let Err(e) = replica.merge(m, timeout).await {
                     tracing::debug!(error = %e, "read repair failed");
                 }
             });

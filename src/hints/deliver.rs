@@ -14,14 +14,15 @@
 //! Entries leave a queue only once acknowledged as durable at the
 //! destination.
 //!
+//! The I/O of each action (load, send, remove) is `deliver/actions.rs`.
+//!
 //! Must not: decide what is enqueued, or make the scheduler's decisions.
 
 use super::link::{Link, Net, Wire};
 use super::queue::{Dest, Lane};
-use super::schedule::{Action, Event, Load, Scheduler, Stall, BATCH_TIMEOUT};
+use super::schedule::{Action, Event, Scheduler, Stall, BATCH_TIMEOUT};
 use super::{now_ms, Hints};
 use crate::membership::Liveness;
-use crate::proto::v1::internode::{StreamBatch, StreamEntry};
 use crate::topology::NodeInfo;
 use crate::transport::{Peers, TransportError};
 use crate::view::Cluster;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod actions;
 #[cfg(test)]
 mod tests;
 
@@ -288,114 +290,6 @@ impl<L: Link> Pump<L> {
             queue.extend(next);
         }
         backoff
-    }
-
-    /// Reads a page on a blocking thread (nothing, should that fail) and
-    /// hands it to the scheduler.
-    async fn load(&mut self, load: Load) -> Vec<Action> {
-        let (dest, l) = (self.dest.clone(), load.clone());
-        let page = (self.hints.store)
-            .blocking(move |s| s.load_page(&dest, l.lane, l.from, l.skip, l.limit))
-            .await;
-        let page = match page {
-            Ok(Ok(page)) => page,
-            _ => Default::default(),
-        };
-        self.sched.on(Event::Loaded {
-            load,
-            page,
-            now: Instant::now(),
-            now_ms: now_ms(),
-        })
-    }
-
-    #[tracing::instrument(name = "hints.send_batch", skip_all,
-        fields(dest = %self.label, lane = lane.label(), entries = entries.len()))]
-    async fn send(
-        &mut self,
-        batch_id: u64,
-        lane: Lane,
-        entries: Vec<StreamEntry>,
-    ) -> Result<(), Stall> {
-        if let Dest::Node(target) = &self.dest {
-            let target = target.clone();
-            self.fork(&target, &entries).await?;
-        }
-        if self.stream.is_none() {
-            let live = self.link.live(&self.dest);
-            let target = self.sched.pick_target(&live).ok_or(Stall::NoTarget)?;
-            self.stream = Some(self.link.open(&target).await?);
-        }
-        // Urgent entries nobody waits on any more (their clients timed out,
-        // e.g. during an outage) are applied at the receiver's replay pace.
-        let waiters = self.hints.waiters();
-        let urgent = lane == Lane::Urgent && entries.iter().any(|e| waiters.contains(e.seq));
-        let batch = StreamBatch {
-            source_node: self.me.id.clone(),
-            source_dc: self.me.dc.clone(),
-            entries,
-            batch_id,
-            urgent,
-        };
-        let stream = self.stream.as_mut().expect("opened above");
-        Ok(stream.send(batch).await?)
-    }
-
-    /// Copies each hint for `target` whose key's range is moving to the
-    /// range's pending replicas (a durable hint each, or a merge here when
-    /// this node is one) before it is sent, so the hint cannot leave the
-    /// queue without them (see `moving`).
-    async fn fork(&mut self, target: &str, entries: &[StreamEntry]) -> Result<(), Stall> {
-        for e in entries {
-            if self.forked.contains(&e.seq) {
-                continue;
-            }
-            let also = self.link.also_to(target, &e.keyspace, &e.key);
-            if also.is_empty() {
-                continue;
-            }
-            let Ok(set) = crate::version::SiblingSet::decode(&e.record) else {
-                continue;
-            };
-            for n in also {
-                super::moving::copy(&self.hints, &self.me.id, &n, e, &set)
-                    .await
-                    .map_err(|e| Stall::Failed(format!("copying a hint to {n}: {e}")))?;
-                metrics::counter!("geokv_hints_copied_to_pending_total").increment(1);
-            }
-            if self.forked.len() >= 100_000 {
-                self.forked.clear();
-            }
-            self.forked.insert(e.seq);
-        }
-        Ok(())
-    }
-
-    /// Deletes what is durable at the destination and records (then
-    /// deletes) what it refused, on a blocking thread.
-    async fn remove(
-        &mut self,
-        lane: Lane,
-        done: Vec<super::store::Loaded>,
-        refused: Vec<super::store::Loaded>,
-    ) -> Result<(), Stall> {
-        let label = self.label.clone();
-        if !refused.is_empty() {
-            metrics::counter!("geokv_stream_refused_total", "dest" => label.clone())
-                .increment(refused.len() as u64);
-        }
-        metrics::counter!("geokv_hint_sent_total", "dest" => label, "lane" => lane.label())
-            .increment(done.len() as u64);
-        let dest = self.dest.clone();
-        let removed = (self.hints.store)
-            .blocking(move |s| s.remove(&dest, lane, &done, &refused))
-            .await;
-        match removed {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Stall::Failed(
-                "could not delete acknowledged entries".into(),
-            )),
-        }
     }
 
     /// Backs off after a stall; a new urgent entry (a client waiting) cuts

@@ -16,9 +16,8 @@
 
 use super::{intent, Hints};
 use crate::membership::Liveness;
-use crate::proto::v1::internode::{
-    EntryAck, ReplicaWriteRequest, StreamAck, StreamBatch, StreamEntry,
-};
+use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
+use crate::replica::handle::{Handle, Merge};
 use crate::replica::Replica;
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::Peers;
@@ -111,7 +110,7 @@ impl Receiver {
                     return not_applied(seq);
                 }
             }
-            let ok = self.apply_local(&e.keyspace, &e.key, set).await;
+            let ok = self.apply_at(&self.me, &e, &set).await;
             return EntryAck {
                 seq,
                 replicas: ok as u32,
@@ -220,26 +219,22 @@ impl Receiver {
         (applied as u32, hinted_all)
     }
 
-    /// Applies `e` at replica `n`; whether it was applied.
+    /// Applies `e` at replica `n` (this node's or a peer that is up);
+    /// whether it was applied.
     async fn apply_at(&self, n: &NodeInfo, e: &StreamEntry, set: &SiblingSet) -> bool {
-        if n.id == self.me.id {
-            return self.apply_local(&e.keyspace, &e.key, set.clone()).await;
-        }
-        if !self.liveness.is_up(&n.id) {
+        let replica = Handle::at(n, &self.replica, &self.peers);
+        if !replica.is_here() && !self.liveness.is_up(&n.id) {
             return false;
         }
-        let msg = ReplicaWriteRequest {
-            keyspace: e.keyspace.clone(),
-            key: e.key.clone(),
-            record: e.record.clone(),
-            coordinator: self.me.id.clone(),
+        let m = Merge {
+            keyspace: &e.keyspace,
+            key: &e.key,
+            set,
+            record: &e.record,
             // Not a planned client write: applied in any view.
-            ..Default::default()
+            planned: None,
         };
-        self.peers
-            .replica_write(n, msg, Duration::from_secs(5))
-            .await
-            .is_ok()
+        replica.merge(m, Duration::from_secs(5)).await.is_ok()
     }
 
     /// This datacenter's replicas of the entry's key in `view`: the current
@@ -268,14 +263,6 @@ impl Receiver {
             .filter(|d| d.dc == self.me.dc)
             .map(|d| d.nodes.len() as u32)
             .sum()
-    }
-
-    async fn apply_local(&self, ks: &str, key: &[u8], set: SiblingSet) -> bool {
-        let (ks, key) = (ks.to_string(), key.to_vec());
-        self.replica
-            .blocking(move |r| r.apply(&ks, &key, &set))
-            .await
-            .is_ok()
     }
 }
 

@@ -147,8 +147,8 @@ proptest! {
                                               b in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..40),
                                               first: usize, last: usize) {
         let engine = MemoryEngine::new(Limits::default());
-        let _ = crate::repair::merkle_leaves(&engine, "ks", start, end, depth);
-        let _ = crate::repair::merkle_leaves(&engine, "nowhere", start, end, depth);
+        let _ = crate::replica::merkle::merkle_leaves(&engine, "ks", start, end, depth);
+        let _ = crate::replica::merkle::merkle_leaves(&engine, "nowhere", start, end, depth);
         let range = TokenRange::new(start, end);
         let _ = crate::repair::diff::differing_leaves(&a, &b);
         let _ = crate::repair::diff::differing_ranges(range, depth, &a, &b);

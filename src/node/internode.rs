@@ -281,9 +281,10 @@ impl Internode for InternodeService {
     ) -> Result<Response<MerkleResponse>, Status> {
         let span = self.admit(&req, "merkle")?;
         let r = req.into_inner();
-        let engine = self.replica.engine().clone();
+        let replica = self.replica.clone();
         let leaves = tokio::task::spawn_blocking(move || {
-            crate::repair::merkle_leaves(&*engine, &r.keyspace, r.range_start, r.range_end, r.depth)
+            let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
+            replica.merkle_leaves(&r.keyspace, range, r.depth)
         })
         .instrument(span)
         .await
@@ -298,20 +299,19 @@ impl Internode for InternodeService {
     ) -> Result<Response<RangeScanResponse>, Status> {
         let span = self.admit(&req, "range_scan")?;
         let r = req.into_inner();
-        let engine = self.replica.engine().clone();
+        let replica = self.replica.clone();
         let limit = r.limit.clamp(1, 10_000) as usize;
-        let rows = tokio::task::spawn_blocking(move || {
+        let (rows, more) = tokio::task::spawn_blocking(move || {
             let after = (!r.after_key.is_empty()).then_some(r.after_key.as_slice());
-            engine.scan_token_range(&r.keyspace, r.range_start, r.range_end, after, limit + 1)
+            let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
+            replica.scan_page(&r.keyspace, range, after, limit)
         })
         .instrument(span)
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(GeokvError::from)?;
-        let more = rows.len() > limit;
         let items = rows
             .into_iter()
-            .take(limit)
             .map(|(key, set)| {
                 let mut record = Vec::with_capacity(set.encoded_len());
                 set.encode(&mut record);

@@ -31,11 +31,25 @@ pub(super) async fn servers(
 ) -> Result<(), NodeError> {
     let internode_listener = bind("internode gRPC", s.me.peer_address).await?;
     let client_listener = bind("client gRPC", s.me.client_address).await?;
-    let (internode, kv) = (p.internode(s), p.kv(s));
+    internode_server(tasks, s, p, internode_listener, shutdown);
+    client_server(tasks, s, p, client_listener, shutdown)?;
+    admin_server(tasks, s, p, shutdown);
+    Ok(())
+}
+
+/// Spawns the internode gRPC server on `listener`.
+fn internode_server(
+    tasks: &mut Tasks,
+    s: &Storage,
+    p: &Parts,
+    listener: tokio::net::TcpListener,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let internode = p.internode(s);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Internode),
-        p.tls.incoming(internode_listener, Port::Internode),
+        p.tls.incoming(listener, Port::Internode),
     );
     tasks.spawn(async move {
         tonic::transport::Server::builder()
@@ -51,10 +65,22 @@ pub(super) async fn servers(
             .await
             .map_err(|e| e.to_string())
     });
+}
+
+/// Spawns the client gRPC server (with `grpc.health.v1` and reflection)
+/// on `listener`.
+fn client_server(
+    tasks: &mut Tasks,
+    s: &Storage,
+    p: &Parts,
+    listener: tokio::net::TcpListener,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), NodeError> {
+    let kv = p.kv(s);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Client),
-        p.tls.incoming(client_listener, Port::Client),
+        p.tls.incoming(listener, Port::Client),
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -90,6 +116,11 @@ pub(super) async fn servers(
             .await
             .map_err(|e| e.to_string())
     });
+    Ok(())
+}
+
+/// Spawns the admin HTTP server.
+fn admin_server(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
     let (addr, sd) = (s.me.admin_address, shutdown.clone());
     let services = admin::Services {
         node_id: s.me.id.clone(),
@@ -105,7 +136,6 @@ pub(super) async fn servers(
             .await
             .map_err(|e| e.to_string())
     });
-    Ok(())
 }
 
 /// Spawns the background loops.
@@ -169,6 +199,13 @@ pub(super) fn loops(
         me: s.me.clone(),
     }
     .spawn_all(shutdown.clone());
+    movements(s, p, shutdown);
+}
+
+/// Spawns the loops of range movements: resuming a join, a replacement or
+/// a decommission this node was in when it stopped, and following cleanups,
+/// removals of dead nodes and the layout.
+fn movements(s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
     let view = s.cluster.current();
     if view.layout.node(&s.me.id).map(|(_, _, n)| n.state) == Some(NodeState::Joining) {
         // A joining node (new, or restarted mid-join) streams its ranges

@@ -67,17 +67,7 @@ pub(super) fn build(
     let tls = Tls::load(&cfg.tls, &me.id)?;
     tls.spawn_reload(Duration::from_secs(5), shutdown.clone());
     let peers = Arc::new(Peers::new(me.clone(), faults.clone(), &tls));
-    let gossiper = Gossiper::new(
-        cfg.membership.clone(),
-        s.cluster.current().ring.nodes().to_vec(),
-        &me.id,
-        s.generation,
-        Arc::new(MonotonicClock::new()),
-    )
-    .map_err(|e| NodeError::Membership(e.to_string()))?;
-    let liveness: Arc<dyn Liveness> = Arc::new(GossipLiveness {
-        gossiper: gossiper.clone(),
-    });
+    let (gossiper, liveness) = gossip(cfg, s)?;
     let hints = Arc::new(Hints::open(
         s.engine.clone(),
         s.cluster.clone(),
@@ -100,6 +90,7 @@ pub(super) fn build(
             peers.clone(),
             cfg.repair.session.clone(),
         ),
+        s.engine.clone(),
         liveness.clone(),
         cfg.repair.clone(),
     ));
@@ -114,6 +105,30 @@ pub(super) fn build(
         hints.clone(),
         stop,
     );
+    let auth = open_auth(cfg, s, &peers)?;
+    Ok(Parts {
+        control,
+        replica,
+        faults,
+        tls,
+        peers,
+        gossiper,
+        liveness,
+        hints,
+        coordinator,
+        repair,
+        layout_sync,
+        admin_guard: crate::admin::Guard {
+            auth: Some(auth.clone()),
+            protect_metrics: cfg.auth.protect_metrics,
+        },
+        auth,
+    })
+}
+
+/// The node's auth state, pushed to peers on change; the admin role is
+/// created from the admin token when there is one.
+fn open_auth(cfg: &NodeConfig, s: &Storage, peers: &Arc<Peers>) -> Result<Arc<Auth>, NodeError> {
     let auth = Arc::new(
         Auth::open(cfg.auth.enabled, s.engine.clone())
             .map_err(|e| NodeError::Auth(e.to_string()))?,
@@ -134,24 +149,23 @@ pub(super) fn build(
     if cfg.auth.enabled && auth.state().roles.is_empty() {
         tracing::warn!("auth: enforcing with no role yet; the state arrives from peers, or start one node with --admin-token-file / GEOKV_ADMIN_TOKEN");
     }
-    Ok(Parts {
-        control,
-        replica,
-        faults,
-        tls,
-        peers,
-        gossiper,
-        liveness,
-        hints,
-        coordinator,
-        repair,
-        layout_sync,
-        admin_guard: crate::admin::Guard {
-            auth: Some(auth.clone()),
-            protect_metrics: cfg.auth.protect_metrics,
-        },
-        auth,
-    })
+    Ok(auth)
+}
+
+/// The gossiper, and liveness from it.
+fn gossip(cfg: &NodeConfig, s: &Storage) -> Result<(Gossiper, Arc<dyn Liveness>), NodeError> {
+    let gossiper = Gossiper::new(
+        cfg.membership.clone(),
+        s.cluster.current().ring.nodes().to_vec(),
+        &s.me.id,
+        s.generation,
+        Arc::new(MonotonicClock::new()),
+    )
+    .map_err(|e| NodeError::Membership(e.to_string()))?;
+    let liveness: Arc<dyn Liveness> = Arc::new(GossipLiveness {
+        gossiper: gossiper.clone(),
+    });
+    Ok((gossiper, liveness))
 }
 
 impl Parts {

@@ -5,16 +5,15 @@
 //! `off = t - start - 1` (wrapping) and belongs to leaf `⌊off · L / W⌋`, so
 //! leaf `i` covers offsets `[⌈i·W/L⌉, ⌈(i+1)·W/L⌉)`, i.e. the tokens
 //! `(start + ⌈i·W/L⌉, start + ⌈(i+1)·W/L⌉]`. Leaves of a range narrower than
-//! `L` tokens may be empty. [`leaf_of`] and [`leaf_range`] are the two
-//! directions of this one mapping; [`differing_ranges`] turns the leaves two
+//! `L` tokens may be empty. [`leaf_of`] (with the hashing, in
+//! `replica::merkle`, where the leaves are built) and [`leaf_range`] are the
+//! two directions of this one mapping; [`differing_ranges`] turns the leaves two
 //! replicas sent into the token sub-ranges that must be streamed.
 //!
-//! Must not: hash data (that is `merkle.rs`) or know who sent the leaves.
+//! Must not: hash data (that is `replica::merkle`) or know who sent the leaves.
 
-use crate::ring::{Token, TokenRange};
-
-/// Deepest tree served (2^16 leaves).
-pub const MAX_DEPTH: u32 = 16;
+pub use crate::replica::merkle::{leaf_of, MAX_DEPTH};
+use crate::ring::TokenRange;
 
 /// Two trees that cannot be compared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,15 +34,6 @@ fn width(range: TokenRange) -> u128 {
 /// Offset of leaf `i`'s first token from `range.start + 1`: `⌈i·W/L⌉`.
 fn leaf_lower(range: TokenRange, depth: u32, i: u128) -> u128 {
     (i * width(range)).div_ceil(1u128 << depth)
-}
-
-/// The leaf of a tree of `depth` over `range` that holds `token` (which must
-/// be in `range`).
-pub fn leaf_of(range: TokenRange, depth: u32, token: Token) -> usize {
-    let depth = depth.min(MAX_DEPTH);
-    let off = u128::from(token.wrapping_sub(range.start).wrapping_sub(1));
-    let leaf = (off << depth) / width(range);
-    (leaf as usize).min((1usize << depth) - 1)
 }
 
 /// The tokens of leaves `first..=last`; `None` when they hold no token.
@@ -129,6 +119,7 @@ pub fn differing_ranges(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::Token;
 
     fn tree(n: usize, differ: &[usize]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let a: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8]).collect();

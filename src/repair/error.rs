@@ -4,6 +4,7 @@
 use super::diff::DiffError;
 use crate::engine::EngineError;
 use crate::error::GeokvError;
+use crate::replica::handle::HandleError;
 use crate::ring::RingError;
 use crate::transport::TransportError;
 
@@ -35,6 +36,18 @@ pub enum RepairError {
     /// its first layout, or removed): it replicates nothing to repair.
     #[error("this node is not a member of layout v{version}: nothing to repair")]
     NotAMember { version: u64 },
+}
+
+impl From<HandleError> for RepairError {
+    fn from(e: HandleError) -> Self {
+        match e {
+            HandleError::Local(e) => RepairError::Apply(e),
+            HandleError::Storage(e) => RepairError::Engine(e),
+            HandleError::Peer(e) => RepairError::Transport(e),
+            HandleError::BadReply { peer, detail } => RepairError::BadReply { peer, detail },
+            HandleError::Task(e) => RepairError::Task(e),
+        }
+    }
 }
 
 impl RepairError {

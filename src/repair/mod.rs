@@ -16,13 +16,12 @@
 //!
 //! | file | owns | I/O |
 //! |---|---|---|
-//! | [`diff`] | leaf geometry, leaves → differing token sub-ranges | no |
-//! | [`merkle`] | hashing one engine's range into leaves (the `Merkle` RPC) | engine |
+//! | [`diff`] | leaf geometry, leaves → differing token sub-ranges (the leaves are hashed by `replica::merkle`) | no |
 //! | [`join`] | the paged merge join deciding what each side lacks | no |
 //! | [`plan`] | ranges to sweep, recorded-range records, session pairs | no |
 //! | [`records`] | repair records and when each range was last swept (meta CF) | engine |
 //! | [`session`] | one pairwise session: leaves, scans, merges | yes |
-//! | [`scheduler`] | passes, the background schedule, metrics, `POST /repair` | yes |
+//! | [`scheduler`] (+ `recorded`: the recorded pass) | passes, the background schedule, metrics, `POST /repair` | yes |
 //!
 //! Must not: choose replicas for client requests or touch hint queues
 //! (beyond deleting the repair records they leave).
@@ -30,7 +29,6 @@
 pub mod diff;
 pub mod error;
 pub mod join;
-pub mod merkle;
 pub mod plan;
 pub mod records;
 pub mod scheduler;
@@ -38,6 +36,5 @@ pub mod session;
 
 pub use diff::MAX_DEPTH;
 pub use error::RepairError;
-pub use merkle::merkle_leaves;
 pub use scheduler::{Repair, RepairConfig, Summary};
 pub use session::{SessionIo, SessionLimits};

@@ -14,21 +14,25 @@
 //! delete to commit. One pass runs at
 //! a time (`pass_lock`): a triggered sweep waits for a background one.
 //!
+//! The recorded pass (grouping records, clearing them) is `recorded.rs`.
+//!
 //! Must not: hash or stream itself (that is `session`), or decide placement.
 
 use super::error::RepairError;
-use super::plan::{coalesce, pairs, sweep_plan, RangePlan, RangeTable, Recorded, Side};
-use super::records::{self, SweepClock};
+use super::plan::{pairs, sweep_plan, RangePlan, Side};
+use super::records::SweepClock;
 use super::session::{Pinned, SessionIo, SessionLimits};
 use crate::clock::now_ms;
+use crate::engine::Engine;
 use crate::membership::Liveness;
 use crate::topology::NodeIdx;
 use crate::view::NOT_A_MEMBER;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, MutexGuard};
+
+mod recorded;
 
 /// Anti-entropy settings.
 #[derive(Clone, Debug)]
@@ -105,6 +109,9 @@ impl Summary {
 /// This node's anti-entropy: share it in an `Arc` (node task and admin port).
 pub struct Repair {
     io: SessionIo,
+    /// Where repair's own records live: the ranges to repair and when each
+    /// was last swept (`records.rs`), not replica data.
+    records: Arc<dyn Engine>,
     liveness: Arc<dyn Liveness>,
     config: RepairConfig,
     /// Held for the duration of a pass: one pass at a time.
@@ -132,13 +139,19 @@ impl Drop for Running {
 }
 
 impl Repair {
-    pub fn new(io: SessionIo, liveness: Arc<dyn Liveness>, config: RepairConfig) -> Self {
-        let engine = io.replica.engine().clone();
-        let clock = SweepClock::open(engine, config.interval, now_ms())
+    /// Repair over `io`, keeping its records and sweep times in `records`.
+    pub fn new(
+        io: SessionIo,
+        records: Arc<dyn Engine>,
+        liveness: Arc<dyn Liveness>,
+        config: RepairConfig,
+    ) -> Self {
+        let clock = SweepClock::open(records.clone(), config.interval, now_ms())
             .inspect_err(|e| tracing::warn!(error = %e, "sweep times unreadable"))
             .ok();
         Repair {
             io,
+            records,
             liveness,
             config,
             pass_lock: tokio::sync::Mutex::new(()),
@@ -253,125 +266,6 @@ impl Repair {
             }
         }
         due
-    }
-
-    /// Repairs the recorded ranges only.
-    pub async fn recorded(&self) -> Result<Summary, RepairError> {
-        let _pass = self.begin_pass().await?;
-        let _running = Running::start();
-        let started = Instant::now();
-        let mut s = self.recorded_pass(None).await?;
-        s.elapsed_ms = started.elapsed().as_millis() as u64;
-        Ok(s)
-    }
-
-    /// Reads the records (of `keyspace`, or all), groups them by vnode
-    /// range, repairs each range with every replica and deletes the records
-    /// of the ranges that completed.
-    #[tracing::instrument(name = "repair.recorded", skip(self))]
-    async fn recorded_pass(&self, keyspace: Option<&str>) -> Result<Summary, RepairError> {
-        let records = self.load_records().await?;
-        let total = records.len() as u64;
-        metrics::gauge!("geokv_repair_pending").set(total as f64);
-        let mut summary = Summary::default();
-        // keyspace → vnode range index → (plan, records).
-        let mut groups: BTreeMap<String, BTreeMap<usize, (RangePlan, Vec<Recorded>)>> =
-            BTreeMap::new();
-        let mut tables: BTreeMap<String, Option<RangeTable>> = BTreeMap::new();
-        let mut orphans = Vec::new();
-        for r in records.into_iter().take(self.config.max_recorded_per_pass) {
-            if keyspace.is_some_and(|k| k != r.keyspace) {
-                continue;
-            }
-            let table = tables
-                .entry(r.keyspace.clone())
-                .or_insert_with(|| RangeTable::new(&self.io.ring(), &r.keyspace).ok());
-            match table.as_ref().and_then(|t| t.find(r.token)) {
-                Some((i, plan)) => groups
-                    .entry(r.keyspace.clone())
-                    .or_default()
-                    .entry(i)
-                    .or_insert_with(|| (plan.clone(), Vec::new()))
-                    .1
-                    .push(r),
-                None => orphans.push(r),
-            }
-        }
-        let mut cleared = 0u64;
-        if !orphans.is_empty() && !self.io.view_changed() {
-            // The keyspace left the topology: there is nothing to repair.
-            tracing::warn!(
-                count = orphans.len(),
-                "dropping repair records of unknown keyspaces"
-            );
-            cleared += self.delete_records(&orphans).await? as u64;
-        }
-        let mut work: Vec<(String, RangePlan, Vec<Recorded>)> = Vec::new();
-        for (ks, table) in &tables {
-            let Some(table) = table else { continue };
-            let sweep = sweep_plan(&self.io.ring(), ks, self.io.me())?;
-            let mine = groups
-                .remove(ks)
-                .unwrap_or_default()
-                .into_values()
-                .collect();
-            work.extend(
-                coalesce(table, &sweep, mine)
-                    .into_iter()
-                    .map(|(plan, recs)| (ks.clone(), plan, recs)),
-            );
-        }
-        for (ks, plan, recs) in work {
-            let mut targets: Vec<NodeIdx> = recs
-                .iter()
-                .flat_map(|r| r.targets(&self.io.ring(), &plan.replicas))
-                .collect();
-            targets.sort_unstable();
-            targets.dedup();
-            let (s, complete) = self.repair_range(&ks, &plan, &targets, true).await;
-            summary.add(s);
-            // Repaired in a view that is no longer the cluster's: the
-            // replicas may have moved, so the records stay for the next pass.
-            if complete && !self.io.view_changed() {
-                summary.recorded_cleared += recs.len() as u64;
-                cleared += self.delete_records(&recs).await? as u64;
-            }
-        }
-        summary.recorded_pending = total.saturating_sub(cleared);
-        metrics::gauge!("geokv_repair_pending").set(summary.recorded_pending as f64);
-        Ok(summary)
-    }
-
-    async fn load_records(&self) -> Result<Vec<Recorded>, RepairError> {
-        let engine = self.io.replica.engine().clone();
-        tokio::task::spawn_blocking(move || records::load_records(&*engine))
-            .await
-            .map_err(|e| RepairError::Task(e.to_string()))?
-    }
-
-    /// Deletes `recs` if the pinned view is still in force, and while it
-    /// is (a view installed meanwhile waits for the deletion to commit):
-    /// the check and the delete are one step, so a view installed after
-    /// `SessionIo::view_changed` answered cannot slip in before the
-    /// delete. 0 (and the records kept) when another view is in force.
-    async fn delete_records(&self, recs: &[Recorded]) -> Result<usize, RepairError> {
-        let engine = self.io.replica.engine().clone();
-        let recs = recs.to_vec();
-        let Some(pinned) = self.io.pinned.read().clone() else {
-            return Ok(0);
-        };
-        let cluster = self.io.cluster.clone();
-        tokio::task::spawn_blocking(move || {
-            let batch = records::deletes(&recs);
-            let ok = || Ok::<(), RepairError>(());
-            match cluster.write_exclusive(&pinned, &*engine, &batch, ok) {
-                Some(Ok(())) => Ok(recs.len()),
-                Some(Err(e)) => Err(e),
-                None => Ok(0),
-            }
-        })
-        .await
-        .map_err(|e| RepairError::Task(e.to_string()))?
     }
 
     /// Runs every session of one range; `true` when all of them succeeded

@@ -1,8 +1,8 @@
 //! One repair session: two sides (this node's engine or a peer) compare the
 //! Merkle leaves of a token range, and for each differing sub-range their
 //! rows are merge-joined page by page ([`super::join`]) and each side is sent
-//! the rows it lacks (`Replica::apply_page` locally, one batch per page on
-//! the blocking pool; `ReplicaWrite` to a peer; both are idempotent merges).
+//! the rows it lacks. Each side is a `replica::Handle` (this node's replica
+//! or a peer's): leaves, scans and merges go through it.
 //!
 //! Owns the I/O of a session ([`SessionIo`]): deadlines, page size, push
 //! concurrency. Must not: choose ranges or peers, check liveness, or keep
@@ -11,16 +11,13 @@
 use super::diff::differing_ranges;
 use super::error::RepairError;
 use super::join::{Join, Row, Transfers, Which};
-use super::merkle::merkle_leaves;
 use super::plan::Side;
-use crate::proto::v1::internode::{MerkleRequest, RangeScanRequest, ReplicaWriteRequest};
+use crate::replica::handle::Handle;
 use crate::replica::Replica;
 use crate::ring::{Ring, TokenRange};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::Peers;
-use crate::version::SiblingSet;
 use crate::view::{Cluster, ClusterView};
-use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,6 +165,17 @@ impl SessionIo {
         }
     }
 
+    /// `side`'s replica.
+    fn handle(&self, side: Side) -> Result<Handle, RepairError> {
+        Ok(match side {
+            Side::Local => Handle::Here(self.replica.clone()),
+            Side::Peer(n) => Handle::Peer {
+                peers: self.peers.clone(),
+                node: self.peer_or_err(n)?,
+            },
+        })
+    }
+
     async fn leaves(
         &self,
         side: Side,
@@ -175,31 +183,10 @@ impl SessionIo {
         range: TokenRange,
         depth: u32,
     ) -> Result<Vec<Vec<u8>>, RepairError> {
-        match side {
-            Side::Local => {
-                let engine = self.replica.engine().clone();
-                let ks = keyspace.to_string();
-                tokio::task::spawn_blocking(move || {
-                    merkle_leaves(&*engine, &ks, range.start, range.end, depth)
-                })
-                .await
-                .map_err(|e| RepairError::Task(e.to_string()))?
-                .map_err(RepairError::from)
-            }
-            Side::Peer(n) => {
-                let req = MerkleRequest {
-                    keyspace: keyspace.to_string(),
-                    range_start: range.start,
-                    range_end: range.end,
-                    depth,
-                };
-                let r = self
-                    .peers
-                    .merkle(&self.peer_or_err(n)?, req, self.limits.merkle_timeout)
-                    .await?;
-                Ok(r.leaves)
-            }
-        }
+        let timeout = self.limits.merkle_timeout;
+        Ok((self.handle(side)?)
+            .leaves(keyspace, range, depth, timeout)
+            .await?)
     }
 
     /// One page of `side`'s rows in `range` after `after`; `(rows, more)`.
@@ -210,53 +197,10 @@ impl SessionIo {
         range: TokenRange,
         after: Option<Vec<u8>>,
     ) -> Result<(Vec<Row>, bool), RepairError> {
-        let limit = self.limits.page_rows.max(1);
-        match side {
-            Side::Local => {
-                let engine = self.replica.engine().clone();
-                let ks = keyspace.to_string();
-                let mut rows = tokio::task::spawn_blocking(move || {
-                    engine.scan_token_range(
-                        &ks,
-                        range.start,
-                        range.end,
-                        after.as_deref(),
-                        limit as usize + 1,
-                    )
-                })
-                .await
-                .map_err(|e| RepairError::Task(e.to_string()))??;
-                let more = rows.len() > limit as usize;
-                rows.truncate(limit as usize);
-                Ok((rows, more))
-            }
-            Side::Peer(n) => {
-                let req = RangeScanRequest {
-                    keyspace: keyspace.to_string(),
-                    range_start: range.start,
-                    range_end: range.end,
-                    limit,
-                    after_key: after.unwrap_or_default(),
-                };
-                let r = self
-                    .peers
-                    .range_scan(&self.peer_or_err(n)?, req, self.limits.call_timeout)
-                    .await?;
-                let rows = r
-                    .items
-                    .into_iter()
-                    .map(|v| {
-                        let set =
-                            SiblingSet::decode(&v.record).map_err(|e| RepairError::BadReply {
-                                peer: self.name(side),
-                                detail: format!("undecodable record in a range scan: {e}"),
-                            })?;
-                        Ok((v.key, set))
-                    })
-                    .collect::<Result<Vec<Row>, RepairError>>()?;
-                Ok((rows, r.more))
-            }
-        }
+        let (limit, timeout) = (self.limits.page_rows.max(1), self.limits.call_timeout);
+        Ok((self.handle(side)?)
+            .scan(keyspace, range, after, limit, timeout)
+            .await?)
     }
 
     /// Merges `rows` into `side`.
@@ -265,35 +209,10 @@ impl SessionIo {
             return Ok(());
         }
         let n = rows.len() as u64;
-        match side {
-            Side::Local => {
-                let ks = keyspace.to_string();
-                // One batch on the pool: a page is many keys (review M2).
-                self.replica
-                    .on_pool(move |rep| rep.apply_page(&ks, &rows))
-                    .await?;
-            }
-            Side::Peer(to) => {
-                let to = &self.peer_or_err(to)?;
-                futures::stream::iter(rows)
-                    .map(|(key, set)| {
-                        let mut record = Vec::with_capacity(set.encoded_len());
-                        set.encode(&mut record);
-                        let req = ReplicaWriteRequest {
-                            keyspace: keyspace.to_string(),
-                            key,
-                            record,
-                            coordinator: self.peers.me().id.clone(),
-                            // Not a planned client write: applied in any view.
-                            ..Default::default()
-                        };
-                        self.peers.replica_write(to, req, self.limits.call_timeout)
-                    })
-                    .buffer_unordered(self.limits.push_concurrency.max(1))
-                    .try_collect::<Vec<()>>()
-                    .await?;
-            }
-        }
+        let (width, timeout) = (self.limits.push_concurrency, self.limits.call_timeout);
+        (self.handle(side)?)
+            .merge_page(keyspace, rows, width, timeout)
+            .await?;
         metrics::counter!("geokv_repair_keys_streamed_total", "direction" => direction(side))
             .increment(n);
         Ok(())

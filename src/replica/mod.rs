@@ -11,15 +11,23 @@
 //!   sent; no read, idempotent, order-free.
 //!
 //! Where the engine work runs is [`CallSite`]'s decision: inline on the
-//! async worker unless writes wait for an fsync (`call_site.rs`).
+//! async worker unless writes wait for an fsync (`call_site.rs`). Reads of
+//! a range (pages, Merkle leaves: `merkle.rs`) are for the internode
+//! server and repair. [`handle::Handle`] is one replica wherever it lives
+//! (this one, or a peer's over `transport`): what every caller that is not
+//! sure the replica is this node's goes through.
 //!
-//! Must not: choose replicas, count acknowledgements, or talk to peers.
+//! Must not: choose replicas or count acknowledgements; talk to peers
+//! outside `handle.rs`; hand out the engine.
 
 pub mod call_site;
+pub mod handle;
+pub mod merkle;
 pub use call_site::CallSite;
 
-use crate::engine::{Engine, WriteBatch};
+use crate::engine::{Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
+use crate::token::TokenRange;
 use crate::version::{ActorId, CausalContext, Dot, SiblingSet};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -30,6 +38,9 @@ use std::sync::Arc;
 fn actor_name(node: &str, incarnation: u64) -> String {
     format!("{node}#{incarnation:016x}")
 }
+
+/// A key and its record, as a page of a range holds them.
+pub type Row = (Vec<u8>, SiblingSet);
 
 /// Lock stripes for read-modify-write; a power of two.
 const STRIPES: usize = 1024;
@@ -75,9 +86,32 @@ impl Replica {
         self.max_siblings
     }
 
-    /// The storage engine.
-    pub fn engine(&self) -> &Arc<dyn Engine> {
-        &self.engine
+    /// The leaves of this replica's Merkle tree of `depth` over `keyspace`'s
+    /// `(start, end]` ([`merkle::merkle_leaves`]): a scan of the whole
+    /// range, for a blocking thread.
+    pub fn merkle_leaves(
+        &self,
+        keyspace: &str,
+        range: TokenRange,
+        depth: u32,
+    ) -> Result<Vec<Vec<u8>>, EngineError> {
+        merkle::merkle_leaves(&*self.engine, keyspace, range.start, range.end, depth)
+    }
+
+    /// One page of this replica's rows of `keyspace` in `range`, in key
+    /// order after `after`: at most `limit` rows, and whether more follow.
+    pub fn scan_page(
+        &self,
+        keyspace: &str,
+        range: TokenRange,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Row>, bool), EngineError> {
+        let mut rows =
+            (self.engine).scan_token_range(keyspace, range.start, range.end, after, limit + 1)?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
     }
 
     fn stripe(&self, keyspace: &str, key: &[u8]) -> &Mutex<()> {

@@ -8,15 +8,18 @@
 //! placement, count acknowledgements, or touch storage.
 
 pub mod admin_client;
+mod error;
 pub mod faults;
 pub mod stream;
 pub mod tls;
 
+pub use error::{PeerVerdict, TransportError};
 pub use stream::OutboundStream;
 
 use crate::proto::v1::internode::internode_client::InternodeClient;
 use crate::proto::v1::internode::*;
 use crate::topology::NodeInfo;
+use error::status_error;
 use faults::Faults;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,111 +29,6 @@ use tonic::transport::Channel;
 
 /// gRPC metadata key naming the sending node of an internode call.
 pub const FROM_HEADER: &str = "geokv-from";
-
-/// Why an internode call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum TransportError {
-    /// Nothing was sent.
-    #[error("{peer}: link cut (fault injection)")]
-    Cut { peer: String },
-    /// Nothing was sent: the connection could not be established.
-    #[error("{peer}: could not connect: {message}")]
-    NotSent { peer: String, message: String },
-    /// Sent (or maybe sent): no answer in time.
-    #[error("{peer}: no answer within {ms} ms")]
-    Timeout { peer: String, ms: u64 },
-    /// Nothing was applied: the peer is on layout `version`, newer than
-    /// the one the write was planned on, and replicates the key differently
-    /// (`coordinator::stale_view`).
-    #[error("{peer}: on layout v{version}, refused a write planned on an older one")]
-    StaleView { peer: String, version: u64 },
-    #[error("{peer}: {code:?}: {message}")]
-    Rpc {
-        peer: String,
-        code: tonic::Code,
-        message: String,
-        verdict: PeerVerdict,
-    },
-}
-
-/// What a failed call's status says about the peer having applied it
-/// (its `geokv-applied` metadata, see [`crate::proto::APPLIED_METADATA`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerVerdict {
-    /// The peer answered that nothing was applied.
-    NothingApplied,
-    /// The peer answered with its own error after it may have applied it.
-    MaybeApplied,
-    /// No verdict from the peer: the connection or the HTTP/2 layer failed
-    /// (e.g. a reset after the request was sent).
-    Unknown,
-}
-
-impl TransportError {
-    /// Provably not applied by the peer: never sent, or refused by it
-    /// before anything was written.
-    pub fn nothing_applied(&self) -> bool {
-        match self {
-            TransportError::Cut { .. }
-            | TransportError::NotSent { .. }
-            | TransportError::StaleView { .. } => true,
-            TransportError::Rpc { verdict, .. } => *verdict == PeerVerdict::NothingApplied,
-            TransportError::Timeout { .. } => false,
-        }
-    }
-}
-
-/// Classifies a failed call's status.
-fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportError {
-    let verdict = match s
-        .metadata()
-        .get(crate::proto::APPLIED_METADATA)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some("no") => PeerVerdict::NothingApplied,
-        Some(_) => PeerVerdict::MaybeApplied,
-        None => PeerVerdict::Unknown,
-    };
-    let newer = (s.metadata().get(crate::proto::LAYOUT_VERSION_METADATA))
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let (Some(version), tonic::Code::FailedPrecondition) = (newer, s.code()) {
-        return TransportError::StaleView {
-            peer: peer.to_string(),
-            version,
-        };
-    }
-    if verdict == PeerVerdict::Unknown && connect_failed(&s) {
-        return TransportError::NotSent {
-            peer: peer.to_string(),
-            message: s.message().to_string(),
-        };
-    }
-    if verdict == PeerVerdict::Unknown && s.code() == tonic::Code::DeadlineExceeded {
-        return TransportError::Timeout {
-            peer: peer.to_string(),
-            ms,
-        };
-    }
-    TransportError::Rpc {
-        peer: peer.to_string(),
-        code: s.code(),
-        message: s.message().to_string(),
-        verdict,
-    }
-}
-
-/// tonic reports a failed connect as `UNAVAILABLE` with a `ConnectError` in
-/// the source chain; nothing was sent then.
-fn connect_failed(s: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(s);
-    while let Some(err) = source {
-        if err.is::<tonic::ConnectError>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
-}
 
 /// Connections to the other members of the cluster, by node id: a lazy
 /// channel is made the first time a member is called (or re-made when its
@@ -413,27 +311,5 @@ impl Peers {
             |mut c, r| async move { c.sync_auth(r).await },
         )
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A replica's stale-view refusal reaches the coordinator typed, with
-    /// the replica's layout version, and as "nothing applied".
-    #[test]
-    fn a_stale_view_refusal_is_typed_and_applied_nothing() {
-        let s: tonic::Status = crate::error::GeokvError::StaleView {
-            planned_on: 1,
-            replica_version: 3,
-        }
-        .into();
-        let e = status_error("dc1-n2", s, 100);
-        assert!(
-            matches!(&e, TransportError::StaleView { version: 3, peer } if peer == "dc1-n2"),
-            "{e:?}"
-        );
-        assert!(e.nothing_applied());
     }
 }

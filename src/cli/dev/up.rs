@@ -31,60 +31,14 @@ pub struct Up {
 /// Starts the cluster and supervises it until Ctrl-C / SIGTERM.
 pub fn run(up: Up) -> anyhow::Result<()> {
     let dev = DevDir::new(up.data_dir.clone());
-    std::fs::create_dir_all(&dev.root)
-        .with_context(|| format!("creating {}", dev.root.display()))?;
-    if let Some(pid) = dev.supervisor().running() {
-        anyhow::bail!(
-            "a dev cluster already runs on {} (pid {pid}); see `geokv dev status`",
-            dev.root.display()
-        );
-    }
-    let yaml = match &up.topology {
-        Some(p) => {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
-        }
-        None => DEV_TOPOLOGY_YAML.to_string(),
-    };
-    let topology = Topology::parse(&dev.topology_path().display().to_string(), &yaml)?;
-    if let Some(n) = topology
-        .nodes()
-        .iter()
-        .find(|n| dev.node(&n.id).running().is_some())
-    {
-        anyhow::bail!(
-            "node {} of a previous dev cluster still runs on {}; `geokv dev stop` stops it",
-            n.id,
-            dev.root.display()
-        );
-    }
-    std::fs::write(dev.topology_path(), &yaml)?;
+    let topology = write_topology(&up, &dev)?;
     let me: Vec<String> = std::env::args().collect();
     dev.supervisor().record_cmd(&me)?;
     dev.supervisor().record_pid(std::process::id())?;
 
     let ca = tls_material(&up, &topology, &dev)?;
-    let mut extra_args = up.node_args.clone();
-    if ca.is_some() {
-        extra_args.extend([
-            "--tls-dir".to_string(),
-            certs_dir(&dev).display().to_string(),
-        ]);
-    }
     let token = admin_token(&up, &dev)?;
-    if token.is_some() && !extra_args.iter().any(|a| a == "--auth") {
-        extra_args.extend([
-            "--auth".to_string(),
-            "--admin-token-file".to_string(),
-            admin_token_path(&dev).display().to_string(),
-        ]);
-    }
-    let launch = NodeLaunch {
-        exe: std::env::current_exe()?,
-        topology_path: dev.topology_path(),
-        data_dir: dev.root.clone(),
-        durability: up.durability.clone(),
-        extra_args,
-    };
+    let launch = node_launch(&up, &dev, ca.is_some(), token.is_some())?;
     let nodes = topology.nodes();
     let mut sup = Supervisor {
         dev: dev.clone(),
@@ -115,27 +69,89 @@ pub fn run(up: Up) -> anyhow::Result<()> {
         println!("inter-datacenter delay: {} ms each way", up.wan_delay_ms);
     }
     print_banner(&topology, &dev, ca.as_deref(), token.is_some());
-    rt.block_on(async {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let signal = super::super::node::wait_for_signal();
-        tokio::pin!(signal);
-        loop {
-            tokio::select! {
-                _ = &mut signal => break,
-                _ = tick.tick() => {
-                    for line in sup.watch() {
-                        eprintln!("{line}");
-                    }
-                }
-            }
-        }
-    });
+    rt.block_on(watch(&mut sup));
     let running = sup.running_count();
     eprintln!("stopping {running} nodes…");
     for id in sup.stop_all() {
         eprintln!("node {id} did not stop in time; killed it");
     }
     Ok(())
+}
+
+/// Refuses to start over a running dev cluster, then writes the topology
+/// (the file given, or the built-in one) into the data directory.
+fn write_topology(up: &Up, dev: &DevDir) -> anyhow::Result<Topology> {
+    std::fs::create_dir_all(&dev.root)
+        .with_context(|| format!("creating {}", dev.root.display()))?;
+    if let Some(pid) = dev.supervisor().running() {
+        anyhow::bail!(
+            "a dev cluster already runs on {} (pid {pid}); see `geokv dev status`",
+            dev.root.display()
+        );
+    }
+    let yaml = match &up.topology {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => DEV_TOPOLOGY_YAML.to_string(),
+    };
+    let topology = Topology::parse(&dev.topology_path().display().to_string(), &yaml)?;
+    if let Some(n) = topology
+        .nodes()
+        .iter()
+        .find(|n| dev.node(&n.id).running().is_some())
+    {
+        anyhow::bail!(
+            "node {} of a previous dev cluster still runs on {}; `geokv dev stop` stops it",
+            n.id,
+            dev.root.display()
+        );
+    }
+    std::fs::write(dev.topology_path(), &yaml)?;
+    Ok(topology)
+}
+
+/// How each node is launched: with the TLS directory when `tls`, with auth
+/// and the admin token when `auth` (unless the node arguments set auth).
+fn node_launch(up: &Up, dev: &DevDir, tls: bool, auth: bool) -> anyhow::Result<NodeLaunch> {
+    let mut extra_args = up.node_args.clone();
+    if tls {
+        extra_args.extend([
+            "--tls-dir".to_string(),
+            certs_dir(dev).display().to_string(),
+        ]);
+    }
+    if auth && !extra_args.iter().any(|a| a == "--auth") {
+        extra_args.extend([
+            "--auth".to_string(),
+            "--admin-token-file".to_string(),
+            admin_token_path(dev).display().to_string(),
+        ]);
+    }
+    Ok(NodeLaunch {
+        exe: std::env::current_exe()?,
+        topology_path: dev.topology_path(),
+        data_dir: dev.root.clone(),
+        durability: up.durability.clone(),
+        extra_args,
+    })
+}
+
+/// Reports nodes that exit or come back, until Ctrl-C or SIGTERM.
+async fn watch(sup: &mut Supervisor) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let signal = super::super::node::wait_for_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = tick.tick() => {
+                for line in sup.watch() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
 }
 
 /// The supervisor's state: the nodes it started (to reap them) and which

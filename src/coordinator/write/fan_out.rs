@@ -17,9 +17,8 @@ use crate::error::GeokvError;
 use crate::hints::intent::Intent;
 use crate::hints::waiters::StreamWait;
 use crate::hints::{Appended, Awaited};
-use crate::proto::v1::internode::ReplicaWriteRequest;
+use crate::replica::handle::{Handle, HandleError, Merge, PlannedOn};
 use crate::topology::{NodeIdx, NodeInfo};
-use crate::transport::TransportError;
 use crate::version::SiblingSet;
 use crate::view::ClusterView;
 use futures::future::BoxFuture;
@@ -298,26 +297,29 @@ impl Coordinator {
         deadline: Instant,
         tx: mpsc::Sender<Answer<()>>,
     ) -> BoxFuture<'static, ()> {
-        let peers = self.peers.clone();
+        let replica = Handle::at(peer, &self.replica, &self.peers);
         let peer = peer.clone();
         let hints = self.hints.clone();
-        let msg = ReplicaWriteRequest {
-            keyspace: req.keyspace.clone(),
-            key: req.key.to_vec(),
-            record: encoded,
-            coordinator: self.me.id.clone(),
-            layout_version: planned.version,
-            layout_digest: planned.digest.to_vec(),
-            targets: planned.targets.clone(),
-        };
+        let (version, digest, targets) = (planned.version, planned.digest, planned.targets.clone());
         let (ks, key, record) = (req.keyspace.clone(), req.key.clone(), record.clone());
         let timeout = deadline.saturating_duration_since(Instant::now());
         let span = tracing::Span::current();
         Box::pin(tracing::Instrument::instrument(
             async move {
-                let res = peers.replica_write(&peer, msg, timeout).await;
-                if let Err(TransportError::StaleView { version, .. }) = &res {
-                    stale.lock().get_or_insert((peer.clone(), *version));
+                let m = Merge {
+                    keyspace: &ks,
+                    key: &key,
+                    set: &record,
+                    record: &encoded,
+                    planned: Some(PlannedOn {
+                        version,
+                        digest: &digest,
+                        targets: &targets,
+                    }),
+                };
+                let res = replica.merge(m, timeout).await;
+                if let Some(version) = res.as_ref().err().and_then(HandleError::stale_view) {
+                    stale.lock().get_or_insert((peer.clone(), version));
                 }
                 match (&res, intent) {
                     // The acknowledgement does not wait on the cleanup.
@@ -339,7 +341,7 @@ impl Coordinator {
                     // unchecked) could put the record back on a node that
                     // cleaned it up. Only retry fan-outs reach this arm: a
                     // first fan-out's peers have intents (the arm above).
-                    (Err(TransportError::StaleView { .. }), None) => {}
+                    (Err(e), None) if e.stale_view().is_some() => {}
                     // A local replica that failed gets a hint.
                     (Err(e), None) => match hints.hint_node(&peer.id, &ks, &key, &record).await {
                         Ok(()) => {

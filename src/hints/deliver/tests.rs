@@ -7,7 +7,7 @@ use super::*;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits, WriteBatch};
 use crate::hints::{Awaited, HintsConfig};
-use crate::proto::v1::internode::{EntryAck, StreamAck};
+use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch};
 use crate::topology::Topology;
 use crate::version::{ActorId, CausalContext, SiblingSet};
 use parking_lot::Mutex;

@@ -3,6 +3,7 @@
 use super::*;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits};
+use crate::repair::records;
 use crate::replica::Replica;
 use crate::ring::Ring;
 use crate::topology::Topology;
@@ -24,7 +25,7 @@ fn repair(engine: Arc<dyn Engine>, interval: Duration) -> (Arc<Repair>, Arc<Ring
     let me = me_info.idx;
     let io = SessionIo::new(
         cluster,
-        Arc::new(Replica::new(engine, "dc1-n1", 64)),
+        Arc::new(Replica::new(engine.clone(), "dc1-n1", 64)),
         Arc::new(Peers::new(
             me_info,
             Arc::new(Faults::new(false)),
@@ -37,7 +38,7 @@ fn repair(engine: Arc<dyn Engine>, interval: Duration) -> (Arc<Repair>, Arc<Ring
         recorded_poll: Duration::from_millis(10),
         ..RepairConfig::default()
     };
-    let r = Repair::new(io, Arc::new(OnlyMe("dc1-n1".into())), config);
+    let r = Repair::new(io, engine, Arc::new(OnlyMe("dc1-n1".into())), config);
     (Arc::new(r), ring, me)
 }
 
@@ -99,6 +100,7 @@ async fn a_node_outside_the_layout_refuses_a_pass_instead_of_panicking() {
     );
     let r = Repair::new(
         io,
+        engine.clone(),
         Arc::new(OnlyMe("outsider".into())),
         RepairConfig::default(),
     );
@@ -214,6 +216,7 @@ async fn a_view_installed_just_before_the_records_are_deleted_keeps_them() {
     );
     let r = Repair::new(
         io,
+        engine.clone(),
         Arc::new(OnlyMe("dc1-n1".into())),
         RepairConfig::default(),
     );

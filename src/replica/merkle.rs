@@ -1,17 +1,30 @@
-//! Merkle leaves over a token range of one replica's engine.
+//! Merkle leaves over a token range of this replica's engine: what the
+//! `Merkle` RPC answers and what a repair session compares
+//! (`repair::diff`).
 //!
 //! A tree over `(start, end]` has `2^depth` leaves, each the xxh3-128 of
 //! every `(key, record)` whose token falls in that equal slice of the range
-//! (geometry in [`super::diff`]). Replicas that agree on a leaf hold
+//! ([`leaf_of`]; its inverse and the tree diff are in `repair::diff`). Replicas that agree on a leaf hold
 //! identical data for its slice. The leaves are the wire format of the
 //! `Merkle` RPC, so the hash input must not change.
 //!
 //! Must not: talk to peers or decide what to compare.
 
-use super::diff::{leaf_of, MAX_DEPTH};
 use crate::engine::{Engine, EngineError};
-use crate::ring::{token_of, TokenRange};
+use crate::token::{token_of, Token, TokenRange};
 use xxhash_rust::xxh3::Xxh3;
+
+/// Deepest tree served (2^16 leaves).
+pub const MAX_DEPTH: u32 = 16;
+
+/// The leaf of a tree of `depth` over `range` that holds `token` (which must
+/// be in `range`).
+pub fn leaf_of(range: TokenRange, depth: u32, token: Token) -> usize {
+    let depth = depth.min(MAX_DEPTH);
+    let off = u128::from(token.wrapping_sub(range.start).wrapping_sub(1));
+    let leaf = (off << depth) / range.width();
+    (leaf as usize).min((1usize << depth) - 1)
+}
 
 /// Rows read per engine page while hashing.
 const PAGE: usize = 4096;

@@ -1,0 +1,296 @@
+//! One replica of a key wherever it lives: this node's [`Replica`] or a
+//! peer's, reached over `transport::Peers`. The one place that chooses
+//! between calling the engine here and sending an internode RPC, for every
+//! caller that reads, merges or scans a replica (the coordinator's fan-out,
+//! reads and read repair, the stream receiver, repair sessions).
+//!
+//! Both arms do the same thing: a merge here is [`Replica::apply`], a merge
+//! at a peer is `ReplicaWrite` (which the peer serves with
+//! [`Replica::apply`]); likewise reads, Merkle leaves and range scans.
+//!
+//! Must not: choose which replicas to ask, retry, hint, or count
+//! acknowledgements (the callers do); or touch the engine except through
+//! [`Replica`].
+
+use super::{Replica, Row};
+use crate::engine::EngineError;
+use crate::error::GeokvError;
+use crate::proto::v1::internode::{
+    MerkleRequest, RangeScanRequest, ReplicaReadRequest, ReplicaWriteRequest,
+};
+use crate::token::TokenRange;
+use crate::topology::NodeInfo;
+use crate::transport::{Peers, TransportError};
+use crate::version::SiblingSet;
+use futures::{StreamExt, TryStreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a call on a replica failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// This node's replica refused or failed (a read or a merge).
+    #[error(transparent)]
+    Local(#[from] GeokvError),
+    /// Scanning this node's engine failed.
+    #[error(transparent)]
+    Storage(#[from] EngineError),
+    /// The peer did not answer, or refused.
+    #[error(transparent)]
+    Peer(#[from] TransportError),
+    /// The peer answered something that cannot be used (a bad record).
+    #[error("{peer}: {detail}")]
+    BadReply { peer: String, detail: String },
+    /// A blocking task panicked or was cancelled.
+    #[error("{0}")]
+    Task(String),
+}
+
+impl HandleError {
+    /// The peer's layout version when it refused a write planned on an
+    /// older view (`coordinator::stale_view`): nothing was applied.
+    pub fn stale_view(&self) -> Option<u64> {
+        match self {
+            HandleError::Peer(TransportError::StaleView { version, .. }) => Some(*version),
+            _ => None,
+        }
+    }
+}
+
+/// The view a client write was planned on, sent with it so a replica on a
+/// newer view that places the key differently refuses it.
+#[derive(Clone, Copy, Debug)]
+pub struct PlannedOn<'a> {
+    pub version: u64,
+    pub digest: &'a [u8],
+    /// The planned targets in the replica's datacenter.
+    pub targets: &'a [String],
+}
+
+/// A record to merge into a replica's copy of a key.
+#[derive(Clone, Copy, Debug)]
+pub struct Merge<'a> {
+    pub keyspace: &'a str,
+    pub key: &'a [u8],
+    pub set: &'a SiblingSet,
+    /// `set` encoded: what a peer is sent.
+    pub record: &'a [u8],
+    /// A client write's plan; `None` (read repair, streams, anti-entropy):
+    /// applied in any view.
+    pub planned: Option<PlannedOn<'a>>,
+}
+
+/// One replica: this node's own, or a peer reached over `Peers`.
+#[derive(Clone)]
+pub enum Handle {
+    Here(Arc<Replica>),
+    Peer { peers: Arc<Peers>, node: NodeInfo },
+}
+
+impl Handle {
+    /// `node`'s replica: `here` when `node` is this node (`peers.me()`),
+    /// otherwise the peer over `peers`.
+    pub fn at(node: &NodeInfo, here: &Arc<Replica>, peers: &Arc<Peers>) -> Handle {
+        if node.id == peers.me().id {
+            Handle::Here(here.clone())
+        } else {
+            Handle::Peer {
+                peers: peers.clone(),
+                node: node.clone(),
+            }
+        }
+    }
+
+    /// Whether this is this node's own replica.
+    pub fn is_here(&self) -> bool {
+        matches!(self, Handle::Here(_))
+    }
+
+    /// Merges `m` (idempotent, order-free). Here on the replica's call
+    /// site ([`Replica::blocking`]); at a peer by `ReplicaWrite`, naming
+    /// this node as the coordinator.
+    pub async fn merge(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
+        match self {
+            Handle::Here(replica) => {
+                let (ks, key, set) = (m.keyspace.to_string(), m.key.to_vec(), m.set.clone());
+                replica.blocking(move |r| r.apply(&ks, &key, &set)).await?;
+                Ok(())
+            }
+            Handle::Peer { peers, node } => {
+                let mut msg = ReplicaWriteRequest {
+                    keyspace: m.keyspace.to_string(),
+                    key: m.key.to_vec(),
+                    record: m.record.to_vec(),
+                    coordinator: peers.me().id.clone(),
+                    ..Default::default()
+                };
+                if let Some(p) = m.planned {
+                    msg.layout_version = p.version;
+                    msg.layout_digest = p.digest.to_vec();
+                    msg.targets = p.targets.to_vec();
+                }
+                Ok(peers.replica_write(node, msg, timeout).await?)
+            }
+        }
+    }
+
+    /// The replica's copy of a key, read now when it is this node's (a
+    /// point read from the memtable or block cache takes microseconds, and
+    /// needs no task of its own: issue 14); `None` for a peer, whose copy
+    /// [`Handle::read`] must await.
+    pub fn read_now(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+    ) -> Option<Result<Option<SiblingSet>, HandleError>> {
+        match self {
+            Handle::Here(replica) => Some(replica.read(keyspace, key).map_err(Into::into)),
+            Handle::Peer { .. } => None,
+        }
+    }
+
+    /// The replica's copy of a key; a peer is told the view the read was
+    /// planned on (`(version, digest)`), and refuses if it is newer and
+    /// places the key elsewhere.
+    pub async fn read(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        (version, digest): (u64, &[u8]),
+        timeout: Duration,
+    ) -> Result<Option<SiblingSet>, HandleError> {
+        let (peers, node) = match self {
+            Handle::Here(replica) => return Ok(replica.read(keyspace, key)?),
+            Handle::Peer { peers, node } => (peers, node),
+        };
+        let msg = ReplicaReadRequest {
+            keyspace: keyspace.to_string(),
+            key: key.to_vec(),
+            layout_version: version,
+            layout_digest: digest.to_vec(),
+        };
+        let r = peers.replica_read(node, msg, timeout).await?;
+        if !r.found {
+            return Ok(None);
+        }
+        SiblingSet::decode(&r.record)
+            .map(Some)
+            .map_err(|e| bad_reply(node, format!("bad record: {e}")))
+    }
+
+    /// The leaves of the replica's Merkle tree of `depth` over `range`
+    /// (here on a blocking thread: it scans the whole range).
+    pub async fn leaves(
+        &self,
+        keyspace: &str,
+        range: TokenRange,
+        depth: u32,
+        timeout: Duration,
+    ) -> Result<Vec<Vec<u8>>, HandleError> {
+        match self {
+            Handle::Here(replica) => {
+                let (replica, ks) = (replica.clone(), keyspace.to_string());
+                tokio::task::spawn_blocking(move || replica.merkle_leaves(&ks, range, depth))
+                    .await
+                    .map_err(|e| HandleError::Task(e.to_string()))?
+                    .map_err(HandleError::from)
+            }
+            Handle::Peer { peers, node } => {
+                let req = MerkleRequest {
+                    keyspace: keyspace.to_string(),
+                    range_start: range.start,
+                    range_end: range.end,
+                    depth,
+                };
+                Ok(peers.merkle(node, req, timeout).await?.leaves)
+            }
+        }
+    }
+
+    /// One page of the replica's rows in `range` after `after`: at most
+    /// `limit` rows, and whether more follow.
+    pub async fn scan(
+        &self,
+        keyspace: &str,
+        range: TokenRange,
+        after: Option<Vec<u8>>,
+        limit: u32,
+        timeout: Duration,
+    ) -> Result<(Vec<Row>, bool), HandleError> {
+        match self {
+            Handle::Here(replica) => {
+                let (replica, ks) = (replica.clone(), keyspace.to_string());
+                tokio::task::spawn_blocking(move || {
+                    replica.scan_page(&ks, range, after.as_deref(), limit as usize)
+                })
+                .await
+                .map_err(|e| HandleError::Task(e.to_string()))?
+                .map_err(HandleError::from)
+            }
+            Handle::Peer { peers, node } => {
+                let req = RangeScanRequest {
+                    keyspace: keyspace.to_string(),
+                    range_start: range.start,
+                    range_end: range.end,
+                    limit,
+                    after_key: after.unwrap_or_default(),
+                };
+                let r = peers.range_scan(node, req, timeout).await?;
+                let rows = (r.items.into_iter())
+                    .map(|v| match SiblingSet::decode(&v.record) {
+                        Ok(set) => Ok((v.key, set)),
+                        Err(e) => Err(bad_reply(
+                            node,
+                            format!("undecodable record in a range scan: {e}"),
+                        )),
+                    })
+                    .collect::<Result<Vec<Row>, HandleError>>()?;
+                Ok((rows, r.more))
+            }
+        }
+    }
+
+    /// Merges a page of rows (anti-entropy): here in one atomic batch on
+    /// the blocking pool (a page is many keys); at a peer one `ReplicaWrite`
+    /// per row, `concurrency` at a time.
+    pub async fn merge_page(
+        &self,
+        keyspace: &str,
+        rows: Vec<Row>,
+        concurrency: usize,
+        timeout: Duration,
+    ) -> Result<(), HandleError> {
+        match self {
+            Handle::Here(replica) => {
+                let ks = keyspace.to_string();
+                replica.on_pool(move |r| r.apply_page(&ks, &rows)).await?;
+            }
+            Handle::Peer { .. } => {
+                futures::stream::iter(rows)
+                    .map(|(key, set)| async move {
+                        let mut record = Vec::with_capacity(set.encoded_len());
+                        set.encode(&mut record);
+                        let m = Merge {
+                            keyspace,
+                            key: &key,
+                            set: &set,
+                            record: &record,
+                            planned: None,
+                        };
+                        self.merge(m, timeout).await
+                    })
+                    .buffer_unordered(concurrency.max(1))
+                    .try_collect::<Vec<()>>()
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bad_reply(node: &NodeInfo, detail: String) -> HandleError {
+    HandleError::BadReply {
+        peer: node.id.clone(),
+        detail,
+    }
+}
