@@ -206,6 +206,22 @@ pub trait Engine: Send + Sync + 'static {
     /// oversized entry writes nothing.
     fn write(&self, batch: WriteBatch) -> Result<(), EngineError>;
 
+    /// Writes `batch` only if that needs no wait for a write stall:
+    /// `Ok(false)`, and nothing written, when RocksDB would stop the write
+    /// until flushes or compactions catch up. For writes made under a lock
+    /// others wait on (cleanup's deletes: `Cluster::write_exclusive`),
+    /// which wait out a stall with [`Engine::wait_while_stalled`] after
+    /// letting the lock go. Engines that never stall write at once.
+    fn write_unless_stalled(&self, batch: &WriteBatch) -> Result<bool, EngineError> {
+        self.write(batch.clone()).map(|()| true)
+    }
+
+    /// Blocks until writes are no longer stopped by a stall (at once when
+    /// they are not).
+    fn wait_while_stalled(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// The sibling set stored for `key` in `keyspace`, if any.
     fn get_versions(&self, keyspace: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError>;
 

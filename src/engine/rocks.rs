@@ -254,6 +254,17 @@ impl Engine for RocksEngine {
         self.write_with(batch, &self.writes)
     }
 
+    fn write_unless_stalled(&self, batch: &WriteBatch) -> Result<bool, EngineError> {
+        let wb = self.rocks_batch(batch)?;
+        self.writes
+            .write_unless_stopped(&self.db, &wb)
+            .map_err(rocks)
+    }
+
+    fn wait_while_stalled(&self) -> Result<(), EngineError> {
+        self.writes.wait_while_stopped(&self.db).map_err(rocks)
+    }
+
     fn get_versions(&self, keyspace: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError> {
         let dk = keys::data_key(keyspace, key)?;
         let got = self

@@ -44,6 +44,8 @@ pub mod stream;
 pub mod survivors;
 
 #[cfg(test)]
+mod tests_cleanup_stall;
+#[cfg(test)]
 mod tests_leave;
 #[cfg(test)]
 mod tests_ops;

@@ -56,12 +56,17 @@ pub fn load_records(engine: &dyn Engine) -> Result<Vec<Recorded>, RepairError> {
 
 /// Deletes exactly these records (what a pass covered).
 pub fn delete_records(engine: &dyn Engine, recs: &[Recorded]) -> Result<usize, RepairError> {
+    engine.write(deletes(recs))?;
+    Ok(recs.len())
+}
+
+/// The batch [`delete_records`] writes.
+pub fn deletes(recs: &[Recorded]) -> WriteBatch {
     let mut batch = WriteBatch::new();
     for r in recs {
         batch.delete_raw(Cf::Meta, &r.key);
     }
-    engine.write(batch)?;
-    Ok(recs.len())
+    batch
 }
 
 /// Records every vnode range `me` replicates, in every keyspace, for repair

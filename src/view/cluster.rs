@@ -217,7 +217,9 @@ impl Cluster {
     /// it. For deletes that must not race an apply (cleanup dropping
     /// ranges after checking that no write planned on a newer layout
     /// arrived; repair deleting its records). Replica writes wait meanwhile
-    /// (off the async workers), so `f` should be short.
+    /// (off the async workers), so `f` should be short: a write in it goes
+    /// through [`Self::write_exclusive`], which never waits out a write
+    /// stall with the lock held.
     pub fn while_current_exclusive<T>(
         &self,
         view: &Arc<ClusterView>,
@@ -225,6 +227,38 @@ impl Cluster {
     ) -> Option<T> {
         let _guard = crate::blocking::write(&self.inner.install);
         Arc::ptr_eq(view, &self.current()).then(f)
+    }
+
+    /// Writes `batch` as [`Self::while_current_exclusive`] runs `f`: only
+    /// while `view` is in force, after `check` passes, with no replica
+    /// apply or install in between; `None` (nothing written) once another
+    /// view is in force. But never across a write stall, which can last
+    /// seconds while every apply and install waits on this lock: the
+    /// batch is tried without waiting ([`Engine::write_unless_stalled`]);
+    /// when writes are stopped, the lock is let go, the stall waited out
+    /// ([`Engine::wait_while_stalled`]), and the check and the write are
+    /// tried again. Blocking. For cleanup's and repair's deletes.
+    pub fn write_exclusive<E: From<crate::engine::EngineError>>(
+        &self,
+        view: &Arc<ClusterView>,
+        engine: &dyn Engine,
+        batch: &crate::engine::WriteBatch,
+        check: impl Fn() -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
+        loop {
+            let written = self.while_current_exclusive(view, || {
+                check()?;
+                Ok::<_, E>(engine.write_unless_stalled(batch)?)
+            })?;
+            match written {
+                Ok(true) => return Some(Ok(())),
+                Err(e) => return Some(Err(e)),
+                Ok(false) => {}
+            }
+            if let Err(e) = engine.wait_while_stalled() {
+                return Some(Err(e.into()));
+            }
+        }
     }
 
     /// Runs `f` on the view in force and keeps it in force until `f`

@@ -4,7 +4,10 @@
 //! datacenters through their streams, gathered to the level, with the
 //! remote fallback of count levels. Reports the first replica that refused
 //! the write as planned on an older view, for `write.rs` to retry on the
-//! newer one. Must not mint a write (`update_here` does, once).
+//! newer one. The replica calls are polled by the coordinator's own task
+//! while it gathers ([`InFlight`]), not spawned one task each; what is still
+//! in flight once the gather is done finishes in one background task. Must
+//! not mint a write (`update_here` does, once).
 
 use super::{Fanout, Planned, StaleSlot};
 use crate::coordinator::consistency::{AckCounts, OpKind, Requirement};
@@ -18,7 +21,10 @@ use crate::replica::handle::{Handle, HandleError, Merge, PlannedOn};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::version::SiblingSet;
 use crate::view::ClusterView;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeMap;
+use std::future::Future;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -27,6 +33,40 @@ pub(super) type Minted<'a> = (&'a SiblingSet, &'a [u8]);
 
 /// The answers of one fan-out's replicas and streams, as they come.
 type Answers = mpsc::Sender<Answer<()>>;
+
+/// The replica calls of one fan-out (issue 14: no task per remote call).
+/// [`InFlight::drive`] polls them in the caller's task while it waits for
+/// something else (the gather); whatever is still in flight when this is
+/// dropped (the gather done, or the request given up) finishes in one
+/// spawned task, so every call still settles its intent or stores its hint.
+#[derive(Default)]
+struct InFlight(FuturesUnordered<BoxFuture<'static, ()>>);
+
+impl InFlight {
+    /// Awaits `f`, polling the calls in flight meanwhile.
+    async fn drive<T>(&mut self, f: impl Future<Output = T>) -> T {
+        tokio::pin!(f);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut f => return out,
+                Some(()) = self.0.next(), if !self.0.is_empty() => {}
+            }
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let rest = std::mem::take(&mut self.0);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(rest.for_each(|()| async {}));
+        }
+    }
+}
 
 impl Coordinator {
     /// One fan-out of a minted write on `view`: our datacenter's targets
@@ -44,13 +84,15 @@ impl Coordinator {
         (appended, deadline): (Option<Appended>, Instant),
     ) -> (Result<(u32, u32), GeokvError>, Option<(NodeInfo, u64)>) {
         let stale = StaleSlot::default();
+        let mut calls = InFlight::default();
         let res = async {
             let (waits, intents) = self.stream_waits(req, to, minted.0, appended).await?;
             let (tx, rx) = mpsc::channel::<Answer<()>>(
                 (to.sizes.values().sum::<u32>() as usize).max(1) + to.remote_dcs.len(),
             );
+            let sent = (&stale, deadline, &mut calls);
             let (pending, acks) =
-                (self.send_local(view, req, to, minted, intents, (&stale, deadline), &tx)).await?;
+                (self.send_local(view, req, to, minted, intents, sent, &tx)).await?;
             let mut pending = pending;
             for wait in waits {
                 let settles = to.sizes.get(&wait.dc).copied().unwrap_or(0);
@@ -69,7 +111,7 @@ impl Coordinator {
                 deadline,
                 timeout_ms,
             );
-            self.gather_write(req, plan, to, minted.0, (gather, &tx), deadline)
+            self.gather_write(req, plan, to, minted.0, (gather, &tx, &mut calls), deadline)
                 .await
         }
         .await;
@@ -115,7 +157,7 @@ impl Coordinator {
         to: &Fanout,
         (record, encoded): Minted<'_>,
         mut intents: Vec<Intent>,
-        (stale, deadline): (&StaleSlot, Instant),
+        (stale, deadline, calls): (&StaleSlot, Instant, &mut InFlight),
         tx: &Answers,
     ) -> Result<(BTreeMap<String, u32>, AckCounts), GeokvError> {
         let mut acks = AckCounts::default();
@@ -158,7 +200,9 @@ impl Coordinator {
             let dc = self.me.dc.clone();
             let rec = (encoded.to_vec(), record);
             let sent = (&planned, stale.clone());
-            self.spawn_replica_write((n, peer), dc, req, rec, intent, sent, deadline, tx.clone());
+            let call =
+                self.replica_write((n, peer), dc, req, rec, intent, sent, deadline, tx.clone());
+            calls.0.push(call);
         }
         Ok((pending, acks))
     }
@@ -171,7 +215,7 @@ impl Coordinator {
         plan: &Plan<'_>,
         to: &Fanout,
         record: &SiblingSet,
-        (mut gather, tx): (Gather<()>, &Answers),
+        (mut gather, tx, calls): (Gather<()>, &Answers, &mut InFlight),
         deadline: Instant,
     ) -> Result<(u32, u32), GeokvError> {
         let requirement = &plan.requirement;
@@ -183,7 +227,7 @@ impl Coordinator {
         } else {
             deadline
         };
-        let mut step = gather.run(until).await?;
+        let mut step = calls.drive(gather.run(until)).await?;
         if step == Step::Short && fallback {
             // Only what is still missing: one slow remote replica must not
             // hold the write up (issue 9, defect 13 on this path).
@@ -194,7 +238,7 @@ impl Coordinator {
             let dests = (&to.sizes, to.remote_dcs.as_slice(), need);
             self.fall_back_remote(req, dests, record, deadline, tx, &mut gather)
                 .await?;
-            step = gather.run(deadline).await?;
+            step = calls.drive(gather.run(deadline)).await?;
         }
         if step == Step::Short {
             return Err(gather.failed());
@@ -240,8 +284,9 @@ impl Coordinator {
         Ok(())
     }
 
+    /// One replica call: the write, then its answer, intent settle or hint.
     #[allow(clippy::too_many_arguments)]
-    fn spawn_replica_write(
+    fn replica_write(
         &self,
         (n, peer): (NodeIdx, &NodeInfo),
         dc: String,
@@ -251,7 +296,7 @@ impl Coordinator {
         (planned, stale): (&Planned, StaleSlot),
         deadline: Instant,
         tx: mpsc::Sender<Answer<()>>,
-    ) {
+    ) -> BoxFuture<'static, ()> {
         let replica = Handle::at(peer, &self.replica, &self.peers);
         let peer = peer.clone();
         let hints = self.hints.clone();
@@ -259,7 +304,7 @@ impl Coordinator {
         let (ks, key, record) = (req.keyspace.clone(), req.key.clone(), record.clone());
         let timeout = deadline.saturating_duration_since(Instant::now());
         let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
+        Box::pin(tracing::Instrument::instrument(
             async move {
                 let m = Merge {
                     keyspace: &ks,
@@ -311,7 +356,7 @@ impl Coordinator {
                 let _ = tx.send(Answer::Replica(n, dc, res)).await;
             },
             span,
-        ));
+        ))
     }
 }
 

@@ -17,6 +17,12 @@
 //! which keeps a dot from being minted twice) stay held, and the batch stays
 //! one atomic write.
 //!
+//! A write made under a lock others wait on (cleanup's deletes, under the
+//! view's install lock) must not wait out a stall at all: it is written
+//! only if RocksDB does not stop it (`Engine::write_unless_stalled`), and
+//! otherwise the caller lets the lock go and waits here
+//! (`Engine::wait_while_stalled`) before trying again.
+//!
 //! Must not change what is written, or when a write is durable.
 
 use rocksdb::{ErrorKind, WriteOptions, DB};
@@ -64,6 +70,49 @@ impl WriteOpts {
             done => done,
         }
     }
+
+    /// Writes `wb` unless RocksDB has stopped writes: `Ok(false)` then,
+    /// nothing written. A write RocksDB only slows down (a delay of one
+    /// write group's bytes at the delayed write rate: short) is written as
+    /// configured, so a long slowdown cannot starve the caller. Writes may
+    /// stop between the check and the write; the write then waits like any
+    /// other.
+    pub(super) fn write_unless_stopped(
+        &self,
+        db: &DB,
+        wb: &rocksdb::WriteBatch,
+    ) -> Result<bool, rocksdb::Error> {
+        match db.write_opt(wb, &self.fast) {
+            Err(e) if e.kind() == ErrorKind::Incomplete => {
+                metrics::counter!("geokv_engine_write_stalls_total").increment(1);
+                if stopped(db)? {
+                    return Ok(false);
+                }
+                off_worker(|| db.write_opt(wb, &self.patient)).map(|()| true)
+            }
+            done => done.map(|()| true),
+        }
+    }
+
+    /// Waits (off the async worker) until RocksDB no longer stops writes:
+    /// an empty batch written as configured waits out a stop like any
+    /// write, and writes nothing.
+    pub(super) fn wait_while_stopped(&self, db: &DB) -> Result<(), rocksdb::Error> {
+        let empty = rocksdb::WriteBatch::default();
+        off_worker(|| loop {
+            db.write_opt(&empty, &self.patient)?;
+            if !stopped(db)? {
+                return Ok(());
+            }
+            // Stopped again already (or the empty write did not wait).
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        })
+    }
+}
+
+/// Whether RocksDB stops writes now (rather than only slowing them).
+fn stopped(db: &DB) -> Result<bool, rocksdb::Error> {
+    Ok(db.property_int_value("rocksdb.is-write-stopped")? != Some(0))
 }
 
 impl super::RocksEngine {
@@ -84,10 +133,27 @@ impl super::RocksEngine {
             .expect("continue background work");
     }
 
-    /// Writes `batch` if RocksDB can at once: `Ok(false)` when it would
-    /// stall it (nothing written).
+    /// Pauses background work and writes (1 KiB puts to the meta column
+    /// family, `stall-fill-` keys) until RocksDB stops writes (too many
+    /// immutable memtables); with a small memtable (tests).
     #[cfg(test)]
-    pub(crate) fn write_unless_stalled(
+    pub(crate) fn stall_writes(&self) {
+        self.pause_background_work();
+        for i in 0..100_000 {
+            let mut b = crate::engine::WriteBatch::new();
+            let key = format!("stall-fill-{i}");
+            b.put_raw(crate::engine::Cf::Meta, key.as_bytes(), &[7u8; 1024]);
+            if !self.write_without_waiting(b).expect("fill") {
+                return;
+            }
+        }
+        panic!("writes never stalled with background work paused");
+    }
+
+    /// Writes `batch` if RocksDB can at once: `Ok(false)` when it would
+    /// stop or slow it (nothing written).
+    #[cfg(test)]
+    pub(crate) fn write_without_waiting(
         &self,
         batch: crate::engine::WriteBatch,
     ) -> Result<bool, crate::engine::EngineError> {

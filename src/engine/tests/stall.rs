@@ -22,7 +22,7 @@ fn stall(rocks: &RocksEngine) {
     rocks.pause_background_work();
     for i in 0..100_000 {
         if !rocks
-            .write_unless_stalled(kib(&format!("fill-{i}")))
+            .write_without_waiting(kib(&format!("fill-{i}")))
             .unwrap()
         {
             return;

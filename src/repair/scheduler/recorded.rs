@@ -143,8 +143,13 @@ impl Repair {
         };
         let cluster = self.io.cluster.clone();
         tokio::task::spawn_blocking(move || {
-            (cluster.while_current_exclusive(&pinned, || records::delete_records(&*engine, &recs)))
-                .unwrap_or(Ok(0))
+            let batch = records::deletes(&recs);
+            let ok = || Ok::<(), RepairError>(());
+            match cluster.write_exclusive(&pinned, &*engine, &batch, ok) {
+                Some(Ok(())) => Ok(recs.len()),
+                Some(Err(e)) => Err(e),
+                None => Ok(0),
+            }
         })
         .await
         .map_err(|e| RepairError::Task(e.to_string()))?
