@@ -76,7 +76,7 @@ async fn repair_restores_what_a_dead_replica_missed() {
     spec.extra_args = ["--hint-window-secs", "0", "--repair-interval-secs", "0"]
         .map(String::from)
         .to_vec();
-    let mut cluster = Cluster::start(spec).await;
+    let mut cluster = Cluster::start_insecure(spec).await;
     let reader = ReplicaReader::default();
     let mut c1 = cluster.client("dc1-n1").await;
 
@@ -187,7 +187,7 @@ async fn repair_endpoint_rejects_an_unknown_keyspace() {
     spec.dcs = vec![("dc1", 2), ("dc2", 1)];
     spec.replication = vec![("dc1", 2), ("dc2", 1)];
     spec.extra_keyspaces = Vec::new();
-    let cluster = Cluster::start(spec).await;
+    let cluster = Cluster::start_insecure(spec).await;
     let addr = cluster.node("dc1-n1").admin_address;
     let e = admin_slow(addr, "POST", "/repair?keyspace=nope")
         .await

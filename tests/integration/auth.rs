@@ -110,7 +110,7 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("admin-token");
     std::fs::write(&token_file, ADMIN).unwrap();
-    let cluster = Cluster::start(spec(&token_file)).await;
+    let cluster = Cluster::start_insecure(spec(&token_file)).await;
     let n1 = cluster.node("dc1-n1").clone();
 
     // No token: UNAUTHENTICATED, before anything is stored.

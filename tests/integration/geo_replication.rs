@@ -70,7 +70,7 @@ async fn wait_dc_holds(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_dc_receives_every_acknowledged_write_after_heal() {
-    let cluster = Cluster::start(Spec::two_dc()).await;
+    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
     let reader = ReplicaReader::default();
     cluster.partition_dcs("dc1", "dc2", true).await;
     let coordinators = ["dc1-n1", "dc1-n2", "dc1-n3"];
@@ -126,7 +126,7 @@ async fn partitioned_dc_receives_every_acknowledged_write_after_heal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_killed_right_after_ack_still_delivers_to_remote_dc() {
-    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
     let reader = ReplicaReader::default();
     // Keep dc2 unreachable so the write can only get there from the
     // coordinator's durable stream log.
@@ -149,7 +149,7 @@ async fn coordinator_killed_right_after_ack_still_delivers_to_remote_dc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hinted_handoff_delivers_to_a_returning_replica() {
-    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
     let reader = ReplicaReader::default();
     cluster.kill("dc1-n3");
     cluster
@@ -199,7 +199,7 @@ async fn hinted_handoff_delivers_to_a_returning_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_detects_a_dead_node_and_does_not_flap_under_wan_delay() {
-    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
     cluster.wan_delay(50).await;
     let before = cluster
         .metric("dc1-n1", "geokv_membership_transitions_total", "")
@@ -242,7 +242,7 @@ async fn dc_metric(cluster: &Cluster, dc: &str, name: &str, filter: &str) -> f64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_acknowledgements_come_through_the_stream() {
-    let cluster = Cluster::start(Spec::two_dc()).await;
+    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
     let reader = ReplicaReader::default();
     let mut c = cluster.client("dc1-n1").await;
 

@@ -63,7 +63,7 @@ async fn put_get(cluster: &Cluster, via: &str, keyspace: &str, key: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_keyspace_converges_everywhere_and_a_restarted_node_catches_up() {
-    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
     let ids: Vec<String> = cluster.nodes.iter().map(|n| n.id.clone()).collect();
     wait_version(&cluster, &ids, 1, Duration::from_secs(5)).await;
 

@@ -26,6 +26,7 @@
 //! | `decommission` | a node leaves a 4-node datacenter under writers (`geokv decommission`), nothing acked is lost |
 //! | `decommission_kill` | the leaver SIGKILLed mid-push resumes after a restart, leaves and exits 0; nothing acked is lost |
 //! | `sdk` | the Rust SDK against a real cluster |
+//! | `sdk_nodes` | the SDK, given one node, learns a joined node and forgets a decommissioned one |
 //! | `status_page` | the admin port's live status page in headless Chromium: a killed node shows down |
 //! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused, certificate rotation |
 //! | `bench_smoke` | `geokv bench` runs end to end |
@@ -55,6 +56,7 @@ mod ops_cli;
 mod replace;
 mod restart_durability;
 mod sdk;
+mod sdk_nodes;
 mod stale_view_retry;
 mod status_page;
 mod tls;

@@ -73,7 +73,7 @@ async fn metrics_endpoint_is_standard_prometheus() {
         gossip_interval_ms: 100,
         extra_args: vec!["--log-format".into(), "json".into()],
     };
-    let cluster = Cluster::start(spec).await;
+    let cluster = Cluster::start_insecure(spec).await;
     let mut client = cluster.client("dc1-n1").await;
     put(&mut client, "k", "v", Vec::new(), Consistency::One)
         .await

@@ -5,18 +5,12 @@
 //! carries each node's load, ownership, version and hint backlog.
 
 use crate::common::*;
-use geokv::proto::v1::Consistency;
 use serde_json::Value;
-use std::process::Command;
 
-const GEOKV: &str = env!("CARGO_BIN_EXE_geokv");
-
-fn geokv_json(args: &[&str]) -> Value {
-    let out = Command::new(GEOKV)
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run geokv");
+/// `geokv <args> --json` against `cluster` (its CA and token); the JSON.
+fn geokv_json(cluster: &Cluster, args: &[&str]) -> Value {
+    let out = cluster.command(args).arg("--json").output();
+    let out = out.expect("run geokv");
     assert!(
         out.status.success(),
         "geokv {args:?}: {}",
@@ -27,37 +21,22 @@ fn geokv_json(args: &[&str]) -> Value {
 
 #[tokio::test]
 async fn repair_lag_and_status_report_the_live_cluster() {
-    let cluster = Cluster::start(Spec {
-        dcs: vec![("dc1", 2), ("dc2", 2)],
-        replication: vec![("dc1", 2), ("dc2", 2)],
-        extra_keyspaces: Vec::new(),
-        gossip_interval_ms: 100,
-        extra_args: Vec::new(),
-    })
-    .await;
-    let mut c = cluster.client("dc1-n1").await;
-    for i in 0..20 {
-        put(
-            &mut c,
-            &format!("k{i}"),
-            "v",
-            Vec::new(),
-            Consistency::LocalQuorum,
-        )
-        .await
-        .expect("put");
-    }
+    let cluster = Cluster::start(Spec::pair(2, 2)).await;
+    cluster.preload("dc1-n1", "k", 20).await;
     let admin = cluster.node("dc1-n1").admin_address.to_string();
 
-    let repair = geokv_json(&[
-        "repair",
-        "--dc",
-        "dc2",
-        "--keyspace",
-        "default",
-        "--endpoint",
-        &admin,
-    ]);
+    let repair = geokv_json(
+        &cluster,
+        &[
+            "repair",
+            "--dc",
+            "dc2",
+            "--keyspace",
+            "default",
+            "--endpoint",
+            &admin,
+        ],
+    );
     assert_eq!(repair["ok"], true, "{repair}");
     let nodes = repair["nodes"].as_object().expect("nodes");
     assert_eq!(nodes.keys().collect::<Vec<_>>(), ["dc2-n1", "dc2-n2"]);
@@ -68,7 +47,7 @@ async fn repair_lag_and_status_report_the_live_cluster() {
         assert!(s["summary"]["sessions"].as_u64().unwrap() > 0, "{id}: {s}");
     }
 
-    let lag = geokv_json(&["lag", "--endpoint", &admin]);
+    let lag = geokv_json(&cluster, &["lag", "--endpoint", &admin]);
     let pairs: Vec<(String, String)> = (lag["pairs"].as_array().unwrap().iter())
         .map(|p| {
             (
@@ -95,8 +74,8 @@ async fn repair_lag_and_status_report_the_live_cluster() {
         "{lag}"
     );
 
-    let client = format!("http://{}", cluster.node("dc1-n1").client_address);
-    let status = geokv_json(&["status", "--endpoint", &client]);
+    let client = cluster.client_url("dc1-n1");
+    let status = geokv_json(&cluster, &["status", "--endpoint", &client]);
     for n in status["nodes"].as_array().unwrap() {
         assert_eq!(n["version"], env!("CARGO_PKG_VERSION"), "{n}");
         assert!(n["load_bytes"].as_f64().is_some(), "{n}");

@@ -35,7 +35,7 @@ fn text(r: &geokv::client::GetResult) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_reads_writes_resolves_siblings_and_survives_a_dead_coordinator() {
-    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
     let dc1 = client_for(&cluster, "dc1").await;
     let dc2 = client_for(&cluster, "dc2").await;
 

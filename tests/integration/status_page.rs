@@ -7,7 +7,6 @@
 //! (`scripts/ensure-deps` installs it as root).
 
 use crate::common::*;
-use geokv::proto::v1::Consistency;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -34,6 +33,7 @@ fn browse(exe: &Path, profile: &Path, url: &str, extra: &[&str]) -> String {
             "--disable-dev-shm-usage",
             "--no-first-run",
             "--virtual-time-budget=5000",
+            "--ignore-certificate-errors",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
@@ -62,33 +62,16 @@ async fn a_killed_node_shows_down_in_a_headless_browser() {
         eprintln!("chromium not installed; skipping (scripts/ensure-deps installs it as root)");
         return;
     };
-    let mut cluster = Cluster::start(Spec {
-        dcs: vec![("dc1", 2), ("dc2", 2)],
-        replication: vec![("dc1", 2), ("dc2", 2)],
-        extra_keyspaces: Vec::new(),
-        gossip_interval_ms: 100,
-        extra_args: Vec::new(),
-    })
-    .await;
-    let mut c = cluster.client("dc1-n1").await;
-    for i in 0..5 {
-        put(
-            &mut c,
-            &format!("k{i}"),
-            "v",
-            Vec::new(),
-            Consistency::LocalQuorum,
-        )
-        .await
-        .expect("put");
-    }
+    let mut cluster = Cluster::start(Spec::pair(2, 2)).await;
+    cluster.preload("dc1-n1", "k", 5).await;
     cluster.kill("dc2-n2");
     for observer in ["dc1-n1", "dc1-n2", "dc2-n1"] {
         cluster
             .wait_seen(observer, "dc2-n2", false, Duration::from_secs(20))
             .await;
     }
-    let url = format!("http://{}/status", cluster.node("dc1-n1").admin_address);
+    // HTTPS with the node certificate of the test CA, which Chromium does not know.
+    let url = format!("https://{}/status", cluster.node("dc1-n1").admin_address);
     let profile = cluster.dir.path().join("chromium-profile");
     let dom = browse(&exe, &profile, &url, &["--dump-dom"]);
     assert_eq!(shown_up(&dom, "dc2-n2"), Some(false), "{dom}");

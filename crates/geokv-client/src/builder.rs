@@ -2,20 +2,21 @@
 //! one of them for the cluster's nodes (discovery) and opens a lazy channel
 //! per node.
 //!
-//! Owns start-up only: after `build()` the node list is fixed. Must not send
-//! data requests.
+//! Owns start-up only: after `build()` the node list is kept current by
+//! `discovery.rs`. Must not send data requests.
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
+use tonic::transport::Channel;
 
 use crate::core::{request, Bearer, Defaults, Inner, NodeSlot};
+use crate::discovery::{Dialer, Refresher};
 use crate::endpoints::{nodes_from_seeds, nodes_from_status, NodeAddr};
 use crate::proto::v1 as pb;
 use crate::proto::v1::kv_client::KvClient;
-use crate::tls::scheme_for;
 use crate::ConsistencyLevel;
 use crate::{Client, ClientError, RetryPolicy, TlsOptions};
 
@@ -50,6 +51,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     retry: RetryPolicy,
     discover: bool,
+    refresh_interval: Duration,
     tls: Option<TlsOptions>,
     token: Option<Redacted>,
 }
@@ -75,6 +77,7 @@ impl Default for ClientBuilder {
             connect_timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             discover: true,
+            refresh_interval: Duration::from_secs(30),
             tls: None,
             token: None,
         }
@@ -206,6 +209,28 @@ impl ClientBuilder {
         self
     }
 
+    /// How often the client asks the cluster for its members again after
+    /// `build()` (default 30 s; sooner after a node could not be reached),
+    /// so it starts using joined nodes and stops using removed ones. Only
+    /// with discovery on: [`ClientBuilder::discover`]`(false)` keeps the
+    /// given endpoints as they are.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), geokv_client::ClientError> {
+    /// let client = geokv_client::Client::builder()
+    ///     .endpoints(["http://127.0.0.11:7070"])
+    ///     .refresh_interval(std::time::Duration::from_secs(5))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.refresh_interval = every;
+        self
+    }
+
     /// Validates the endpoints, runs discovery (a `Status` call on each seed
     /// in turn until one answers) and returns the client.
     ///
@@ -239,7 +264,7 @@ impl ClientBuilder {
             self.discover_nodes(&seeds, &channels, token.as_ref())
                 .await?
         } else {
-            (seeds, None)
+            (seeds.clone(), None)
         };
         let local_dc = self.local_dc.clone().or(discovered_dc);
         if let (Some(dc), true) = (&local_dc, self.discover) {
@@ -256,20 +281,24 @@ impl ClientBuilder {
                 )));
             }
         }
+        let refresh = self
+            .discover
+            .then(|| Refresher::new(self.refresh_interval, seeds.clone(), self.dialer()));
         let mut slots = Vec::with_capacity(nodes.len());
         for addr in nodes {
             let channel = match channels.remove(&addr.url) {
                 Some(channel) => channel,
                 None => self.channel(&addr.url)?,
             };
-            slots.push(NodeSlot {
+            slots.push(Arc::new(NodeSlot {
                 addr,
                 channel,
                 unreachable_until: Mutex::new(None),
-            });
+            }));
         }
         Ok(Client::from_inner(Inner {
-            nodes: slots,
+            nodes: RwLock::new(Arc::new(slots)),
+            refresh,
             local_dc,
             defaults: Defaults {
                 keyspace: self.keyspace,
@@ -282,26 +311,15 @@ impl ClientBuilder {
         }))
     }
 
-    fn channel(&self, url: &str) -> Result<Channel, ClientError> {
-        let url = scheme_for(url, self.tls.is_some());
-        let mut endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| ClientError::invalid(format!("bad endpoint {url:?}: {e}")))?
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true);
-        match &self.tls {
-            Some(tls) => {
-                endpoint = endpoint
-                    .tls_config(tls.config())
-                    .map_err(|e| ClientError::invalid(format!("TLS settings: {e}")))?;
-            }
-            None if url.starts_with("https://") => {
-                return Err(ClientError::invalid(format!(
-                    "{url}: an https endpoint needs TLS settings (the cluster CA: --ca, GEOKV_CA)"
-                )))
-            }
-            None => {}
+    fn dialer(&self) -> Dialer {
+        Dialer {
+            tls: self.tls.clone(),
+            connect_timeout: self.connect_timeout,
         }
-        Ok(endpoint.connect_lazy())
+    }
+
+    fn channel(&self, url: &str) -> Result<Channel, ClientError> {
+        self.dialer().channel(url)
     }
 
     /// Connect over TLS, verifying the nodes' certificates with `tls`'s CA

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tonic::transport::Channel;
 
 use crate::endpoints::{preference_order, Candidate, NodeAddr};
@@ -62,7 +62,11 @@ pub struct Client {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) nodes: Vec<NodeSlot>,
+    /// The known nodes; replaced whole by a refresh (`crate::discovery`),
+    /// so a call works on one snapshot from start to end.
+    pub(crate) nodes: RwLock<Arc<Vec<Arc<NodeSlot>>>>,
+    /// Refreshing the node list, when discovery is on.
+    pub(crate) refresh: Option<crate::discovery::Refresher>,
     pub(crate) local_dc: Option<String>,
     pub(crate) defaults: Defaults,
     pub(crate) retry: RetryPolicy,
@@ -124,9 +128,15 @@ impl Client {
     }
 
     pub(crate) fn from_inner(inner: Inner) -> Self {
-        Client {
+        let client = Client {
             inner: Arc::new(inner),
-        }
+        };
+        crate::discovery::spawn(&client);
+        client
+    }
+
+    pub(crate) fn from_arc(inner: Arc<Inner>) -> Self {
+        Client { inner }
     }
 
     /// Reads every sibling of `key` and their causal context. Returns a
@@ -259,7 +269,10 @@ impl Client {
         self.inner.local_dc.as_deref()
     }
 
-    /// Every known endpoint URL, in discovery order.
+    /// Every known endpoint URL, in discovery order. With discovery on,
+    /// the list follows the cluster's members: it is asked again every
+    /// [`ClientBuilder::refresh_interval`] and soon after a node could not
+    /// be reached, so joined nodes appear and removed ones disappear.
     ///
     /// # Example
     ///
@@ -270,12 +283,17 @@ impl Client {
     /// }
     /// # }
     /// ```
-    pub fn endpoints(&self) -> Vec<&str> {
-        self.inner
-            .nodes
-            .iter()
-            .map(|n| n.addr.url.as_str())
-            .collect()
+    pub fn endpoints(&self) -> Vec<String> {
+        (self.nodes().iter()).map(|n| n.addr.url.clone()).collect()
+    }
+
+    /// The current snapshot of the known nodes.
+    pub(crate) fn nodes(&self) -> Arc<Vec<Arc<NodeSlot>>> {
+        self.inner.nodes.read().clone()
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     pub(crate) fn defaults(&self) -> &Defaults {
@@ -297,10 +315,11 @@ impl Client {
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let inner = &self.inner;
-        let order = self.order(Instant::now());
+        let nodes = self.nodes();
+        let order = self.order(&nodes, Instant::now());
         let mut attempt: u32 = 0;
         loop {
-            let node = &inner.nodes[order[attempt as usize % order.len()]];
+            let node = &nodes[order[attempt as usize % order.len()]];
             match send(KvClient::new(node.channel.clone())).await {
                 Ok(answer) => {
                     *node.unreachable_until.lock() = None;
@@ -313,6 +332,9 @@ impl Client {
                     {
                         *node.unreachable_until.lock() =
                             Some(Instant::now() + UNREACHABLE_COOLDOWN);
+                        if let Some(refresh) = &inner.refresh {
+                            refresh.connection_failed();
+                        }
                         *message = format!("{}: {message}", node.addr.url);
                     }
                     if !inner.retry.should_retry(attempt, &err, idempotent) {
@@ -327,10 +349,9 @@ impl Client {
         }
     }
 
-    fn order(&self, now: Instant) -> Vec<usize> {
+    fn order(&self, nodes: &[Arc<NodeSlot>], now: Instant) -> Vec<usize> {
         let inner = &self.inner;
-        let candidates: Vec<Candidate<'_>> = inner
-            .nodes
+        let candidates: Vec<Candidate<'_>> = nodes
             .iter()
             .map(|n| Candidate {
                 datacenter: n.addr.datacenter.as_deref(),

@@ -12,6 +12,8 @@
 //! | `core.rs` | [`Client`]: public calls and the single attempt loop |
 //! | `read.rs`, `write.rs` | request builders [`Get`], [`Put`], [`Delete`] and their options |
 //! | `endpoints.rs` | coordinator preference order (pure) |
+//! | `refresh.rs` | when to ask for the members again, and merging the answer (pure) |
+//! | `discovery.rs` | the refresh task: asks a node for the members and swaps the node list |
 //! | `retry.rs` | [`RetryPolicy`]: backoff schedule and the write idempotency rule (pure) |
 //! | `error.rs` | [`ClientError`] and the classification of `tonic::Status` |
 //! | `types.rs`, `status.rs` | results, siblings, [`CausalContext`], cluster status |
@@ -38,10 +40,12 @@ pub mod proto;
 mod builder;
 mod consistency;
 mod core;
+mod discovery;
 mod endpoints;
 mod error;
 mod level;
 mod read;
+mod refresh;
 mod retry;
 mod status;
 mod tls;

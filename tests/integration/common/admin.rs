@@ -1,0 +1,183 @@
+//! The admin HTTP port through `geokv::transport::admin_client` (HTTPS with
+//! the cluster CA for nodes of TLS clusters), what tests read from it
+//! (layouts, metrics) and do with it (fault injection), and the `geokv`
+//! CLI run against the cluster with its CA. Must not: retry or interpret
+//! answers beyond parsing them.
+
+use super::Cluster;
+use geokv::layout::Layout;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The cluster CA of admin ports serving HTTPS (nodes of TLS clusters), so
+/// [`admin`] speaks HTTPS to them.
+static ADMIN_CA: std::sync::Mutex<BTreeMap<SocketAddr, PathBuf>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// Makes [`admin`] dial `addr` over HTTPS trusting `ca`.
+pub fn admin_over_https(addr: SocketAddr, ca: &Path) {
+    ADMIN_CA.lock().unwrap().insert(addr, ca.to_path_buf());
+}
+
+/// One HTTP/1.1 request to an admin port (5 s to answer).
+pub async fn admin(addr: SocketAddr, method: &str, path: &str) -> Result<String, String> {
+    admin_within(addr, method, path, Duration::from_secs(5)).await
+}
+
+/// [`admin`] with a chosen deadline for the answer (e.g. a whole repair
+/// sweep). On a non-2xx answer the error holds the status line and the body.
+pub async fn admin_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    limit: Duration,
+) -> Result<String, String> {
+    let ca = ADMIN_CA.lock().unwrap().get(&addr).cloned();
+    let tls = match ca {
+        Some(ca) => Some(
+            geokv::transport::tls::admin::operator_connector(&ca, None)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let addr = addr.to_string();
+    let call = geokv::transport::admin_client::call(&addr, tls.as_ref(), method, path, None, "");
+    let answer = tokio::time::timeout(limit + Duration::from_secs(2), call)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if !answer.is_success() {
+        return Err(format!("HTTP/1.1 {}\n{}", answer.status, answer.body));
+    }
+    Ok(answer.body)
+}
+
+/// A node's layout from `GET /layout`; `None` if it did not answer.
+pub async fn layout_at(admin_addr: SocketAddr) -> Option<Layout> {
+    let body = admin(admin_addr, "GET", "/layout").await.ok()?;
+    serde_json::from_str(&body).ok()
+}
+
+/// Waits (up to 30 s each) until every node at `admins` answers `GET
+/// /layout` with a layout `ok` accepts; the last one.
+pub async fn until_every_layout(admins: &[SocketAddr], ok: impl Fn(&Layout) -> bool) -> Layout {
+    let mut last = None;
+    for addr in admins {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let l = layout_at(*addr).await;
+            if l.as_ref().is_some_and(&ok) {
+                last = l;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{addr}: {:?}",
+                l.map(|l| l.version)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    last.expect("at least one node")
+}
+
+/// A metric's value on the node at `admin_addr` (sum over the label sets
+/// matching `filter`; 0 if it did not answer).
+pub async fn metric_at(admin_addr: SocketAddr, name: &str, filter: &str) -> f64 {
+    let body = admin(admin_addr, "GET", "/metrics")
+        .await
+        .unwrap_or_default();
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(filter) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `geokv <args>` with nothing from the caller's environment about TLS or
+/// tokens: (success, stdout + stderr).
+pub fn geokv_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_geokv"))
+        .args(args)
+        .env_remove("GEOKV_CA")
+        .env_remove("GEOKV_TOKEN")
+        .output()
+        .expect("run geokv");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+impl Cluster {
+    /// A `geokv <args>` command trusting this cluster's CA (`GEOKV_CA`)
+    /// and sending its admin token (`GEOKV_TOKEN`), if any.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_geokv"));
+        cmd.args(args)
+            .env_remove("GEOKV_CA")
+            .env_remove("GEOKV_TOKEN");
+        if let Some(ca) = &self.tls_ca {
+            cmd.env("GEOKV_CA", ca);
+        }
+        if let Some(t) = &self.admin_token {
+            cmd.env("GEOKV_TOKEN", t);
+        }
+        cmd
+    }
+
+    /// Runs [`Cluster::command`]: (success, stdout + stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = self.command(args).output().expect("run geokv");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    /// Cuts (or heals) every link between datacenters `a` and `b`.
+    pub async fn partition_dcs(&self, a: &str, b: &str, cut: bool) {
+        let verb = if cut { "cut" } else { "heal" };
+        for n in &self.nodes {
+            if !self.children.contains_key(&n.id) {
+                continue;
+            }
+            let other = if n.dc == a {
+                b
+            } else if n.dc == b {
+                a
+            } else {
+                continue;
+            };
+            admin(
+                n.admin_address,
+                "POST",
+                &format!("/faults/{verb}?target={other}"),
+            )
+            .await
+            .expect("fault injection");
+        }
+    }
+
+    /// Sets a one-way delay on every inter-DC link.
+    pub async fn wan_delay(&self, ms: u64) {
+        for n in &self.nodes {
+            for dc in self.topology.datacenter_names() {
+                if dc != n.dc && self.children.contains_key(&n.id) {
+                    admin(
+                        n.admin_address,
+                        "POST",
+                        &format!("/faults/delay?dc={dc}&ms={ms}"),
+                    )
+                    .await
+                    .expect("fault injection");
+                }
+            }
+        }
+    }
+
+    /// A metric's value on one node (sum over label sets matching `filter`).
+    pub async fn metric(&self, id: &str, name: &str, filter: &str) -> f64 {
+        metric_at(self.node(id).admin_address, name, filter).await
+    }
+}
