@@ -6,7 +6,6 @@
 //! acknowledged only once every target of the newer layout has it.
 
 use crate::common::*;
-use crate::elastic::layout_of;
 use geokv::proto::v1::Consistency;
 use geokv::view::ClusterView;
 use std::time::{Duration, Instant};
@@ -25,21 +24,21 @@ async fn a_write_refused_as_stale_is_planned_again_on_the_newer_view() {
     admin(n1.admin_address, "POST", "/faults/hold-layouts")
         .await
         .expect("fault injection");
-    let old = layout_of(&n1).await.expect("layout").version;
+    let old = layout_at(n1.admin_address).await.expect("layout").version;
     admin(c.node("dc1-n4").admin_address, "POST", "/decommission")
         .await
         .expect("decommission begins");
     // n2 is on the leaving layout; n1 is held on the old one.
     let deadline = Instant::now() + Duration::from_secs(20);
     let newer = loop {
-        let l = layout_of(&n2).await.expect("layout");
+        let l = layout_at(n2.admin_address).await.expect("layout");
         if l.version > old && !l.movements.is_empty() {
             break l;
         }
         assert!(Instant::now() < deadline, "n2 never saw the leave");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(layout_of(&n1).await.unwrap().version, old, "n1 is held");
+    assert_eq!(layout_at(n1.admin_address).await.unwrap().version, old, "n1 is held");
     // A key n1 replicates (so it coordinates the write itself) with a
     // pending replica in the newer layout, which the old plan misses.
     let view = ClusterView::derive(newer, "dc1-n1").expect("view");
@@ -68,7 +67,7 @@ async fn a_write_refused_as_stale_is_planned_again_on_the_newer_view() {
         "the replicas refused the old plan"
     );
     assert!(
-        layout_of(&n1).await.unwrap().version > old,
+        layout_at(n1.admin_address).await.unwrap().version > old,
         "n1 installed the refusing replica's layout"
     );
     // ALL on the newer view: every owner and the pending replica have it.
