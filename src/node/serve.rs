@@ -32,18 +32,20 @@ pub(super) async fn servers(
     let internode_listener = bind("internode gRPC", s.me.peer_address).await?;
     let client_listener = bind("client gRPC", s.me.client_address).await?;
     let (internode, kv) = (p.internode(s), p.kv(s));
+    let (peer_limits, client_limits) = (p.limits.peer, p.limits.client);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Internode),
         p.tls.incoming(internode_listener, Port::Internode),
     );
     tasks.spawn(async move {
-        tonic::transport::Server::builder()
+        peer_limits
+            .apply(tonic::transport::Server::builder())
             .layer(layer)
             .add_service(
                 InternodeServer::new(internode)
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20),
+                    .max_decoding_message_size(peer_limits.max_decoding_bytes)
+                    .max_encoding_message_size(peer_limits.max_encoding_bytes),
             )
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = sd.wait_for(|v| *v).await;
@@ -77,14 +79,15 @@ pub(super) async fn servers(
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
         };
-        tonic::transport::Server::builder()
+        client_limits
+            .apply(tonic::transport::Server::builder())
             .layer(layer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(
                 KvServer::new(kv)
-                    .max_decoding_message_size(8 << 20)
-                    .max_encoding_message_size(64 << 20),
+                    .max_decoding_message_size(client_limits.max_decoding_bytes)
+                    .max_encoding_message_size(client_limits.max_encoding_bytes),
             )
             .serve_with_incoming_shutdown(incoming, drained)
             .await

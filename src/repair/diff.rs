@@ -13,8 +13,10 @@
 
 use crate::ring::{Token, TokenRange};
 
-/// Deepest tree served (2^16 leaves).
-pub const MAX_DEPTH: u32 = 16;
+/// Deepest tree built or served: 2^12 leaves (about 2.4 MB of hashers
+/// while hashing, a 64 KiB answer). A `Merkle` request asking for more is
+/// refused (`merkle::check_depth`) rather than allocating 2^depth hashers.
+pub const MAX_DEPTH: u32 = 12;
 
 /// Two trees that cannot be compared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

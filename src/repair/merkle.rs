@@ -13,6 +13,26 @@ use crate::engine::{Engine, EngineError};
 use crate::ring::{token_of, TokenRange};
 use xxhash_rust::xxh3::Xxh3;
 
+/// A `Merkle` request deeper than [`MAX_DEPTH`]: refused before any
+/// hasher is allocated (`INVALID_ARGUMENT` on the peer port).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Merkle depth {depth} is deeper than the {max} this node serves (2^{max} leaves)")]
+pub struct TooDeep {
+    pub depth: u32,
+    pub max: u32,
+}
+
+/// `depth` if a tree that deep may be built for a peer.
+pub fn check_depth(depth: u32) -> Result<u32, TooDeep> {
+    if depth > MAX_DEPTH {
+        return Err(TooDeep {
+            depth,
+            max: MAX_DEPTH,
+        });
+    }
+    Ok(depth)
+}
+
 /// Rows read per engine page while hashing.
 const PAGE: usize = 4096;
 
@@ -138,6 +158,21 @@ mod tests {
                     assert!(diff.is_empty(), "{changed} is outside {range}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_request_deeper_than_served_is_refused_typed() {
+        assert_eq!(check_depth(MAX_DEPTH), Ok(MAX_DEPTH));
+        assert_eq!(check_depth(0), Ok(0));
+        for depth in [MAX_DEPTH + 1, 16, 63, u32::MAX] {
+            assert_eq!(
+                check_depth(depth),
+                Err(TooDeep {
+                    depth,
+                    max: MAX_DEPTH
+                })
+            );
         }
     }
 

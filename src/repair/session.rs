@@ -191,7 +191,8 @@ impl SessionIo {
                     keyspace: keyspace.to_string(),
                     range_start: range.start,
                     range_end: range.end,
-                    depth,
+                    // Peers refuse deeper trees; both sides cap the same.
+                    depth: depth.min(crate::repair::MAX_DEPTH),
                 };
                 let r = self
                     .peers
