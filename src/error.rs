@@ -12,6 +12,7 @@
 //! | `FAILED_PRECONDITION` | level impossible for the keyspace; sibling cap | no     |
 //! | `NOT_FOUND` / `INVALID_ARGUMENT` | unknown keyspace / bad input     | no        |
 //! | `INTERNAL` / `DATA_LOSS` | a local fault                            | maybe     |
+//! | `RESOURCE_EXHAUSTED` | shed at admission (`retry-after-ms` hint)    | no        |
 //!
 //! Every status built here carries the metadata `geokv-applied` (`no` or
 //! `maybe`, [`crate::proto::APPLIED_METADATA`]): a client or a forwarding
@@ -81,6 +82,11 @@ pub enum GeokvError {
     /// from its own); nothing was sent.
     #[error("{0}")]
     NotReady(String),
+    /// The node had `limit` client requests in flight and shed this one
+    /// before looking at it (`api::admission`); nothing was applied. The
+    /// status carries `retry_after_ms` in `retry-after-ms`.
+    #[error("node overloaded: {limit} client requests in flight (the limit); retry after {retry_after_ms} ms; nothing was applied")]
+    Overloaded { limit: usize, retry_after_ms: u64 },
     /// This node is stopping and took no more writes (nothing was written).
     #[error("this node is shutting down; nothing was written")]
     ShuttingDown,
@@ -140,6 +146,7 @@ impl GeokvError {
             | GeokvError::NotReady(_)
             | GeokvError::NotAReplica(_) => Code::Unavailable,
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
+            GeokvError::Overloaded { .. } => Code::ResourceExhausted,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. } | GeokvError::MaybeApplied(_) => Code::Aborted,
             GeokvError::Consistency(_) | GeokvError::Siblings(_) | GeokvError::StaleView { .. } => {
@@ -174,6 +181,7 @@ impl GeokvError {
             | GeokvError::BadContext(_)
             | GeokvError::Siblings(_)
             | GeokvError::StaleView { .. }
+            | GeokvError::Overloaded { .. }
             | GeokvError::NotAReplica(_) => true,
             GeokvError::Engine(e) => matches!(
                 e,
@@ -207,6 +215,12 @@ impl From<GeokvError> for Status {
             crate::proto::APPLIED_METADATA,
             tonic::metadata::MetadataValue::from_static(applied),
         );
+        if let GeokvError::Overloaded { retry_after_ms, .. } = e {
+            status.metadata_mut().insert(
+                crate::proto::RETRY_AFTER_METADATA,
+                tonic::metadata::MetadataValue::from(retry_after_ms),
+            );
+        }
         if let GeokvError::StaleView {
             replica_version, ..
         } = e

@@ -5,7 +5,7 @@
 //! the code that needs them.
 #![allow(clippy::all, missing_docs)]
 
-pub use geokv_client::proto::APPLIED_METADATA;
+pub use geokv_client::proto::{APPLIED_METADATA, RETRY_AFTER_METADATA};
 
 /// The encoded `FileDescriptorSet` of `geokv/v1/client.proto`, for gRPC
 /// server reflection on the client port (grpcurl needs no .proto file).

@@ -21,6 +21,8 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, "geokv_requests_total", "Client requests by operation, consistency level and outcome."),
     (Histogram, "geokv_request_seconds", "Client request latency by operation and consistency level, in seconds."),
     (Counter, "geokv_errors_total", "Errors returned to callers, by gRPC status code."),
+    (Counter, crate::api::admission::SHED_METRIC, "Client requests shed with RESOURCE_EXHAUSTED before anything was done, by reason (in_flight_limit: the node's bound on client requests in flight)."),
+    (Gauge, crate::api::admission::IN_FLIGHT_METRIC, "Client requests (get, put, delete) this node is coordinating now."),
     // Coordinator.
     (Counter, "geokv_remote_fallbacks_total", "Requests that had to use replicas in another datacenter, by operation."),
     (Counter, "geokv_siblings_over_cap_total", "Reads whose merged result exceeded the sibling cap."),
@@ -77,7 +79,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, crate::transport::tls::REFUSED_METRIC, "Connections or calls refused by TLS, by port and reason."),
     (Counter, "geokv_tls_reloads_total", "Reloads of certificates and keys from disk, by outcome."),
     // Authentication (security::auth).
-    (Counter, crate::security::auth::DENIED_METRIC, "Requests refused by authentication or authorization, by reason (missing, malformed, bad_token, unknown_role, permission)."),
+    (Counter, crate::security::auth::DENIED_METRIC, "Requests refused by authentication or authorization, by reason (missing, malformed, bad_token, unknown_role, permission, throttled: too many failed authentications from the address)."),
     (Gauge, "geokv_auth_version", "Version of the replicated roles and permissions in force on this node."),
     // Build.
     (Gauge, "geokv_build_info", "Always 1; the labels say which build runs."),

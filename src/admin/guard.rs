@@ -5,7 +5,8 @@
 //! movement board (`GET /movement`), needs the admin credential —
 //! `authorization: Bearer ROLE:SECRET` of a
 //! role holding `admin` on `*`. No credential or a bad one: 401 with
-//! `WWW-Authenticate: Bearer`; a role without that permission: 403.
+//! `WWW-Authenticate: Bearer`; a role without that permission: 403; an
+//! address with too many failed authentications: 429 with `Retry-After`.
 //!
 //! Must not: decide permissions itself (that is `security::auth`).
 
@@ -16,7 +17,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::security::auth::{Auth, Credential, Perm, Token, ANY_KEYSPACE};
+use crate::security::auth::{Auth, AuthError, Credential, Perm, Token, ANY_KEYSPACE};
 
 /// The admin port's access settings.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +60,17 @@ pub fn credential(headers: &axum::http::HeaderMap) -> Credential {
     }
 }
 
+/// The client's IP address (recorded by `into_make_service_with_connect_info`:
+/// `https::Remote` over HTTPS, `SocketAddr` over plain HTTP).
+fn remote_ip(req: &Request) -> Option<std::net::IpAddr> {
+    use axum::extract::ConnectInfo;
+    let ext = req.extensions();
+    (ext.get::<ConnectInfo<super::https::Remote>>()
+        .and_then(|c| c.0 .0))
+    .or_else(|| ext.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0))
+    .map(|a| a.ip())
+}
+
 /// The middleware in front of every route.
 pub async fn require_admin(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let Some(auth) = g.auth.as_ref().filter(|a| a.enabled()) else {
@@ -68,9 +80,20 @@ pub async fn require_admin(State(g): State<Guard>, req: Request, next: Next) -> 
         return next.run(req).await;
     }
     let cred = credential(req.headers());
-    match auth.check(&cred, Some((ANY_KEYSPACE, Perm::Admin))).await {
+    let from = remote_ip(&req);
+    match (auth.check_from(&cred, Some((ANY_KEYSPACE, Perm::Admin)), from)).await {
         Ok(_) => next.run(req).await,
         Err(e) if e.is_denied() => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
+        Err(
+            e @ AuthError::Throttled {
+                retry_after_secs, ..
+            },
+        ) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after_secs.to_string())],
+            format!("{e}\n"),
+        )
+            .into_response(),
         Err(e) => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

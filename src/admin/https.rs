@@ -27,6 +27,19 @@ impl HttpsListener {
     }
 }
 
+/// The client address of an HTTPS admin connection, as axum's
+/// `ConnectInfo` (the guard limits failed authentications per address).
+#[derive(Debug, Clone, Copy)]
+pub struct Remote(pub Option<SocketAddr>);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpsListener>>
+    for Remote
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpsListener>) -> Self {
+        Remote(*stream.remote_addr())
+    }
+}
+
 impl Listener for HttpsListener {
     type Io = Conn;
     type Addr = Option<SocketAddr>;

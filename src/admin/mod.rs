@@ -143,8 +143,14 @@ pub async fn serve_on(
     // `POST /repair` to answer.
     let served = async move {
         match tls.is_on() {
-            true => axum::serve(https::HttpsListener::new(listener, &tls)?, app).await,
-            false => axum::serve(listener, app).await,
+            true => {
+                let app = app.into_make_service_with_connect_info::<https::Remote>();
+                axum::serve(https::HttpsListener::new(listener, &tls)?, app).await
+            }
+            false => {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, app).await
+            }
         }
     };
     tokio::select! {

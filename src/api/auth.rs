@@ -2,7 +2,8 @@
 //! carries (the `authorization: Bearer ROLE:SECRET` metadata, else the
 //! client certificate of its TLS connection) and how a refusal is answered
 //! (`UNAUTHENTICATED`, or `PERMISSION_DENIED` naming the keyspace and the
-//! permission). The decisions are `security::auth`'s.
+//! permission), and which address it came from (failed authentications are
+//! limited per address). The decisions are `security::auth`'s.
 
 use crate::security::auth::{AuthError, Credential, Token, AUTHORIZATION};
 use crate::security::certs::{identity_of, Identity};
@@ -25,6 +26,15 @@ pub fn credential<T>(req: &Request<T>) -> Credential {
         Some(Ok(Some(Identity::Client(name)))) => Credential::Certificate(name),
         _ => Credential::None,
     }
+}
+
+/// The client's IP address (the TLS acceptor's record of the connection,
+/// else tonic's), for the limit on failed authentications.
+pub fn remote_ip<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
+    (req.extensions().get::<ConnInfo>())
+        .and_then(|i| i.remote)
+        .or_else(|| req.remote_addr())
+        .map(|a| a.ip())
 }
 
 /// The gRPC status of a refusal.

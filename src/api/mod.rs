@@ -11,7 +11,13 @@
 //! authorized (`auth.rs`, `security::auth`): no credential or a bad one →
 //! `UNAUTHENTICATED`; a role without the permission (get: read; put and
 //! delete: write) → `PERMISSION_DENIED` naming keyspace and permission.
+//!
+//! Before even that, get, put and delete pass the node's admission gate
+//! (`admission.rs`): past the bound on client requests in flight they are
+//! shed with `RESOURCE_EXHAUSTED` and a `retry-after-ms` hint. `Status`
+//! is not admitted, so an overloaded node still answers it.
 
+pub mod admission;
 pub mod auth;
 mod convert;
 
@@ -42,6 +48,8 @@ pub struct KvService {
     pub local_id: String,
     /// Authentication and permissions (enforced with `--auth`).
     pub auth: Arc<Auth>,
+    /// The bound on client requests in flight.
+    pub admission: Arc<admission::Admission>,
 }
 
 struct Common {
@@ -59,7 +67,7 @@ impl KvService {
         }
         let cred = auth::credential(req);
         self.auth
-            .check(&cred, need)
+            .check_from(&cred, need, auth::remote_ip(req))
             .await
             .map(|_| ())
             .map_err(auth::status)
@@ -185,6 +193,7 @@ fn span_for<T>(name: &'static str, req: &Request<T>) -> tracing::Span {
 impl Kv for KvService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let span = span_for("get", &req);
+        let _permit = self.admission.enter()?;
         self.admit(&req, Some((&req.get_ref().keyspace, Perm::Read)))
             .await?;
         let r = req.into_inner();
@@ -210,6 +219,7 @@ impl Kv for KvService {
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let span = span_for("put", &req);
+        let _permit = self.admission.enter()?;
         self.admit(&req, Some((&req.get_ref().keyspace, Perm::Write)))
             .await?;
         let r = req.into_inner();
@@ -237,6 +247,7 @@ impl Kv for KvService {
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
         let span = span_for("delete", &req);
+        let _permit = self.admission.enter()?;
         self.admit(&req, Some((&req.get_ref().keyspace, Perm::Write)))
             .await?;
         let r = req.into_inner();

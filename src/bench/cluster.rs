@@ -63,6 +63,9 @@ pub struct LocalCluster {
     pub topology: Topology,
     pub nodes: Vec<NodeInfo>,
     children: Vec<(NodeInfo, Child)>,
+    /// How this tool reaches the nodes' admin ports (`GEOKV_CA` and
+    /// `GEOKV_TOKEN` unless set for a secure cluster).
+    pub access: AdminAccess,
 }
 
 impl LocalCluster {
@@ -75,6 +78,7 @@ impl LocalCluster {
             topology,
             nodes: nodes.clone(),
             children: Vec::new(),
+            access: AdminAccess::from_env(),
         };
         for n in &nodes {
             let child = spawn_node(launch, n)?;
@@ -88,7 +92,7 @@ impl LocalCluster {
         let started = Instant::now();
         for n in self.nodes.clone() {
             loop {
-                if admin_request(n.admin_address, "GET", "/health")
+                if admin_request_as(&self.access, n.admin_address, "GET", "/health")
                     .await
                     .is_ok()
                 {
@@ -138,7 +142,7 @@ impl LocalCluster {
             for dc in self.topology.datacenter_names() {
                 if dc != n.dc {
                     let path = format!("/faults/delay?dc={dc}&ms={ms}");
-                    admin_request(n.admin_address, "POST", &path).await?;
+                    admin_request_as(&self.access, n.admin_address, "POST", &path).await?;
                 }
             }
         }
@@ -158,7 +162,7 @@ impl LocalCluster {
                 continue;
             };
             let path = format!("/faults/{verb}?target={other}");
-            admin_request(n.admin_address, "POST", &path).await?;
+            admin_request_as(&self.access, n.admin_address, "POST", &path).await?;
         }
         Ok(())
     }

@@ -1,7 +1,9 @@
 //! `geokv bench compare`: one workload on one machine, side by side: the
 //! raw engine in-process, one node (rf 1) at ONE, and a six-node,
 //! two-datacenter cluster at each consistency level (same level for reads
-//! and writes), optionally with a one-way delay on every inter-DC link. The
+//! and writes), optionally with a one-way delay on every inter-DC link,
+//! with TLS and authentication on (`--secure`), and timing fresh
+//! connections (`--reconnects`). The
 //! clusters are spawned here on addresses of their own (127.0.0.31 and
 //! 127.0.0.41-43 / .51-53), so a running `geokv dev` is left alone.
 //!
@@ -14,6 +16,7 @@ use super::cluster::{topology_yaml, write_topology, LocalCluster, NodeLaunch};
 use super::engine_loop::run_engine_workload;
 use super::report::{CompareReport, CompareRow};
 use super::runner::{self, RunSpec, Shared};
+use super::secure::{measure_reconnect, scheme, Secure};
 use super::stats::Recorder;
 use super::BenchError;
 use crate::client::Client;
@@ -43,6 +46,13 @@ pub struct CompareOptions {
     pub wan_delay_ms: u64,
     /// `--durability` of the nodes; the engine run uses the same.
     pub durability: String,
+    /// TLS on every port and `--auth` on the nodes; the client verifies
+    /// the cluster CA and sends a token (`secure.rs`).
+    pub secure: bool,
+    /// Only the six-node cluster (no engine and single-node rows).
+    pub cluster_only: bool,
+    /// Fresh connections timed on the six-node cluster (0: none).
+    pub reconnects: usize,
 }
 
 /// Parses a `--durability` value the way `geokv node` does.
@@ -64,7 +74,66 @@ pub async fn run_compare(
     mut on_row: impl FnMut(&CompareRow, &Recorder),
 ) -> Result<CompareReport, BenchError> {
     let mut rows = Vec::new();
+    if !opts.cluster_only {
+        rows.extend(baselines(opts, &mut on_row).await?);
+    }
 
+    let yaml = topology_yaml(
+        "geokv-bench-six",
+        &[("dc1", SIX_NODE_IPS[0]), ("dc2", SIX_NODE_IPS[1])],
+        3,
+    );
+    let mut six = start(opts, &opts.work_dir.join("six"), &yaml, &opts.levels).await?;
+    if opts.wan_delay_ms > 0 {
+        six.cluster.set_wan_delay(opts.wan_delay_ms).await?;
+    }
+    let setup = match opts.secure {
+        true => "6 nodes, 2 DCs, rf 3+3, TLS+auth",
+        false => "6 nodes, 2 DCs, rf 3+3",
+    };
+    let load_level = ConsistencyLevel::LocalQuorum;
+    let measured = measure(
+        &six.client,
+        opts,
+        setup,
+        load_level,
+        &opts.levels,
+        &mut on_row,
+    )
+    .await;
+    let reconnect = match opts.reconnects {
+        0 => None,
+        n => {
+            let url = format!(
+                "{}://{}",
+                scheme(six.secure.as_ref()),
+                six.cluster.nodes[0].client_address
+            );
+            Some(measure_reconnect(&url, six.secure.as_ref(), n).await?)
+        }
+    };
+    six.cluster.stop();
+    rows.extend(measured);
+
+    Ok(CompareReport {
+        workload: opts.spec.workload.to_string(),
+        records: opts.spec.records,
+        operations: opts.spec.operations,
+        concurrency: opts.spec.concurrency,
+        value_size: opts.spec.value_size,
+        wan_delay_ms: opts.wan_delay_ms,
+        secure: opts.secure,
+        rows,
+        reconnect,
+    })
+}
+
+/// The engine in-process and one node at rf 1, as reference rows.
+async fn baselines(
+    opts: &CompareOptions,
+    on_row: &mut impl FnMut(&CompareRow, &Recorder),
+) -> Result<Vec<CompareRow>, BenchError> {
+    let mut rows = Vec::new();
     let durability = parse_durability(&opts.durability)?;
     let engine_dir = opts.work_dir.join("engine");
     let spec = opts.spec.clone();
@@ -87,42 +156,10 @@ pub async fn run_compare(
     let yaml = topology_yaml("geokv-bench-single", &[("dc1", &[SINGLE_NODE_IP])], 1);
     let mut single = start(opts, &opts.work_dir.join("single"), &yaml, &one).await?;
     let setup = "1 node, rf 1";
-    let measured = measure(&single.client, opts, setup, one[0], &one, &mut on_row).await;
+    let measured = measure(&single.client, opts, setup, one[0], &one, on_row).await;
     single.cluster.stop();
     rows.extend(measured);
-
-    let yaml = topology_yaml(
-        "geokv-bench-six",
-        &[("dc1", SIX_NODE_IPS[0]), ("dc2", SIX_NODE_IPS[1])],
-        3,
-    );
-    let mut six = start(opts, &opts.work_dir.join("six"), &yaml, &opts.levels).await?;
-    if opts.wan_delay_ms > 0 {
-        six.cluster.set_wan_delay(opts.wan_delay_ms).await?;
-    }
-    let setup = "6 nodes, 2 DCs, rf 3+3";
-    let load_level = ConsistencyLevel::LocalQuorum;
-    let measured = measure(
-        &six.client,
-        opts,
-        setup,
-        load_level,
-        &opts.levels,
-        &mut on_row,
-    )
-    .await;
-    six.cluster.stop();
-    rows.extend(measured);
-
-    Ok(CompareReport {
-        workload: opts.spec.workload.to_string(),
-        records: opts.spec.records,
-        operations: opts.spec.operations,
-        concurrency: opts.spec.concurrency,
-        value_size: opts.spec.value_size,
-        wan_delay_ms: opts.wan_delay_ms,
-        rows,
-    })
+    Ok(rows)
 }
 
 fn spec_at(spec: &RunSpec, level: ConsistencyLevel) -> RunSpec {
@@ -163,6 +200,8 @@ async fn measure(
 pub struct Started {
     pub cluster: LocalCluster,
     pub client: Client,
+    /// Its TLS material and token when it runs TLS + auth.
+    pub secure: Option<Secure>,
 }
 
 /// Spawns the topology in `yaml` under `dir`, waits until every node answers
@@ -174,10 +213,10 @@ pub async fn start(
     yaml: &str,
     levels: &[ConsistencyLevel],
 ) -> Result<Started, BenchError> {
-    start_cluster(&opts.exe, &opts.durability, dir, yaml, levels).await
+    start_cluster_with(&opts.exe, &opts.durability, dir, yaml, levels, opts.secure).await
 }
 
-/// [`start`] without the compare options.
+/// [`start`] without the compare options (plaintext, no auth).
 pub async fn start_cluster(
     exe: &Path,
     durability: &str,
@@ -185,32 +224,57 @@ pub async fn start_cluster(
     yaml: &str,
     levels: &[ConsistencyLevel],
 ) -> Result<Started, BenchError> {
+    start_cluster_with(exe, durability, dir, yaml, levels, false).await
+}
+
+/// [`start_cluster`], with TLS and authentication when `secure`.
+pub async fn start_cluster_with(
+    exe: &Path,
+    durability: &str,
+    dir: &Path,
+    yaml: &str,
+    levels: &[ConsistencyLevel],
+    secure: bool,
+) -> Result<Started, BenchError> {
     let (topology, topology_path) = write_topology(dir, yaml)?;
+    let secure = match secure {
+        true => Some(Secure::prepare(dir, &topology)?),
+        false => None,
+    };
     let launch = NodeLaunch {
         exe: exe.to_path_buf(),
         topology_path,
         data_dir: dir.to_path_buf(),
         durability: durability.to_string(),
-        extra_args: Vec::new(),
+        extra_args: secure.as_ref().map(Secure::node_args).unwrap_or_default(),
     };
     let mut cluster = LocalCluster::spawn(topology, &launch)?;
+    if let Some(s) = &secure {
+        cluster.access = s.admin_access();
+    }
     cluster.wait_ready(Duration::from_secs(60)).await?;
     let first_dc = cluster.nodes[0].dc.clone();
     let endpoints: Vec<String> = cluster
         .nodes
         .iter()
-        .map(|n| format!("http://{}", n.client_address))
+        .map(|n| format!("{}://{}", scheme(secure.as_ref()), n.client_address))
         .collect();
-    let client = Client::builder()
+    let mut builder = Client::builder()
         .endpoints(endpoints)
         .local_datacenter(first_dc)
-        .retries(0)
-        .build()
-        .await?;
+        .retries(0);
+    if let Some(s) = &secure {
+        builder = s.client(builder)?;
+    }
+    let client = builder.build().await?;
     for level in levels {
         wait_writable(&client, *level, Duration::from_secs(60)).await?;
     }
-    Ok(Started { cluster, client })
+    Ok(Started {
+        cluster,
+        client,
+        secure,
+    })
 }
 
 /// Retries a write at `level` until it succeeds (gossip has seen every

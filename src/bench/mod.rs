@@ -14,6 +14,7 @@
 //! | `cluster.rs` | [`LocalCluster`]: real node processes (shared with `geokv dev`) |
 //! | `engine_loop.rs` | the same workload in-process on the engine |
 //! | `compare.rs`, `drain.rs` | the `compare` and `drain` scenarios |
+//! | `secure.rs` | TLS + auth benchmark clusters (`compare --secure`), the reconnect timing |
 //! | `cost.rs`, `proc_stats.rs` | the `cost` scenario: server CPU and context switches per op from `/proc` |
 //!
 //! Must not reach into a node's internals: everything below the engine row
@@ -33,6 +34,7 @@ pub mod proc_stats;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod secure;
 pub mod stats;
 pub mod workload;
 

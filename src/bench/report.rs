@@ -94,7 +94,11 @@ pub struct CompareReport {
     pub concurrency: usize,
     pub value_size: usize,
     pub wan_delay_ms: u64,
+    /// The six-node cluster ran TLS + auth.
+    pub secure: bool,
     pub rows: Vec<CompareRow>,
+    /// Fresh connections' first request vs a warm one (`--reconnects`).
+    pub reconnect: Option<super::secure::Reconnect>,
 }
 
 /// The side-by-side table: throughput, its ratio to the first row (the
@@ -133,6 +137,17 @@ pub fn compare_table(c: &CompareReport) -> String {
             ms(r.report.overall.p50_us),
             ms(r.report.overall.p99_us),
             r.report.error_count
+        );
+    }
+    if let Some(rc) = &c.reconnect {
+        let _ = writeln!(
+            out,
+            "reconnect{}: {} fresh connections, connect + first GET p50 {:.3} ms p99 {:.3} ms; warm GET p50 {:.3} ms",
+            if c.secure { " (TLS+auth)" } else { "" },
+            rc.samples,
+            rc.first_p50_ms,
+            rc.first_p99_ms,
+            rc.warm_p50_ms
         );
     }
     out
@@ -203,6 +218,13 @@ mod tests {
             concurrency: 1,
             value_size: 100,
             wan_delay_ms: 50,
+            secure: true,
+            reconnect: Some(crate::bench::secure::Reconnect {
+                samples: 3,
+                first_p50_ms: 2.5,
+                first_p99_ms: 4.0,
+                warm_p50_ms: 0.5,
+            }),
             rows: vec![
                 CompareRow {
                     setup: "engine".into(),
@@ -218,5 +240,6 @@ mod tests {
         };
         let t = compare_table(&c);
         assert!(t.contains("1.000x") && t.contains("QUORUM") && t.contains("50 ms"));
+        assert!(t.contains("reconnect (TLS+auth): 3 fresh connections, connect + first GET p50 2.500 ms p99 4.000 ms"), "{t}");
     }
 }

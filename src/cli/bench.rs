@@ -160,6 +160,19 @@ pub struct CompareArgs {
     /// level) and `throughput-<n>.svg` for each row.
     #[arg(long)]
     plot_dir: Option<PathBuf>,
+    /// Run the clusters with TLS on every port and `--auth` (a CA, node
+    /// certificates and an admin token are generated in the work dir); the
+    /// client verifies the CA and sends the token. Compare with a run
+    /// without it.
+    #[arg(long)]
+    secure: bool,
+    /// Only the six-node cluster: skip the engine and single-node rows.
+    #[arg(long)]
+    cluster_only: bool,
+    /// Time this many fresh connections (connect, TLS handshake when
+    /// --secure, first GET) against a warm GET on the six-node cluster.
+    #[arg(long, default_value_t = 0)]
+    reconnects: usize,
 }
 
 /// Arguments of `geokv bench engine`.
@@ -273,6 +286,9 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         levels: args.levels,
         wan_delay_ms: args.wan_delay_ms,
         durability: args.durability,
+        secure: args.secure,
+        cluster_only: args.cluster_only,
+        reconnects: args.reconnects,
     };
     let mut recorded = Vec::new();
     let result = run_compare(&opts, |row, rec| {

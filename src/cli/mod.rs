@@ -180,6 +180,15 @@ where
 /// `error: <CODE>: <message>` for SDK errors, `error: <cause chain>` otherwise.
 fn error_line(err: &anyhow::Error) -> String {
     match err.downcast_ref::<geokv::client::ClientError>() {
+        Some(client @ geokv::client::ClientError::Overloaded { retry_after, .. }) => format!(
+            "error: {}: {}\nhint: the node is overloaded and applied nothing; retry {}",
+            geokv::client::code_name(client.code()),
+            client.message(),
+            match retry_after {
+                Some(d) => format!("after {} ms", d.as_millis()),
+                None => "later".into(),
+            }
+        ),
         Some(client) => format!(
             "error: {}: {}",
             geokv::client::code_name(client.code()),
@@ -223,6 +232,14 @@ mod tests {
         assert_eq!(
             error_line(&err),
             "error: UNAVAILABLE: 1 of 2 replicas answered"
+        );
+        let shed = anyhow::Error::new(geokv::client::ClientError::Overloaded {
+            message: "node overloaded".into(),
+            retry_after: Some(std::time::Duration::from_millis(50)),
+        });
+        assert_eq!(
+            error_line(&shed),
+            "error: RESOURCE_EXHAUSTED: node overloaded\nhint: the node is overloaded and applied nothing; retry after 50 ms"
         );
         let other = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_line(&other), "error: outer: inner");

@@ -101,6 +101,44 @@ pub struct NodeArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub auth: super::auth::NodeAuthArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Resource bounds of `geokv node` (defaults in `node::limits`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Client requests (get, put, delete) this node coordinates at once;
+    /// past it requests are shed with RESOURCE_EXHAUSTED and a
+    /// `retry-after-ms` hint instead of queueing (0: no bound).
+    #[arg(long, default_value_t = 2048)]
+    pub max_in_flight_requests: usize,
+    /// The retry hint sent with a shed request (it doubles while the node
+    /// keeps shedding, up to 16x).
+    #[arg(long, default_value_t = 50)]
+    pub shed_retry_after_ms: u64,
+    /// HTTP/2 streams (requests) one client connection may have open, and
+    /// handlers one client connection runs at once.
+    #[arg(long, default_value_t = 256)]
+    pub client_max_streams: u32,
+    /// HTTP/2 streams and running handlers per connection on the peer
+    /// port (one connection per pair of nodes carries all their calls).
+    #[arg(long, default_value_t = 2048)]
+    pub peer_max_streams: u32,
+}
+
+impl LimitArgs {
+    /// The node's bounds.
+    pub fn limits(&self) -> geokv::node::limits::ServerLimits {
+        let mut l = geokv::node::limits::ServerLimits::default();
+        l.admission.max_in_flight = self.max_in_flight_requests;
+        l.admission.retry_after = Duration::from_millis(self.shed_retry_after_ms);
+        l.client.max_concurrent_streams = self.client_max_streams;
+        l.client.concurrency_per_connection = self.client_max_streams as usize;
+        l.peer.max_concurrent_streams = self.peer_max_streams;
+        l.peer.concurrency_per_connection = self.peer_max_streams as usize;
+        l
+    }
 }
 
 /// Transport security of `geokv node`: one of --tls-dir, --ca/--cert/--key
@@ -180,6 +218,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.fault_injection = args.fault_injection;
     cfg.tls = args.tls.setting(&args.node)?;
     cfg.auth = args.auth.config()?;
+    cfg.limits = args.limits.limits();
     cfg.engine.durability = durability(&args)?;
     // Block cache hits and write stalls on /metrics need RocksDB statistics.
     cfg.engine.statistics = true;
@@ -222,6 +261,31 @@ pub async fn wait_for_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_flags_default_to_the_documented_bounds() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: LimitArgs,
+        }
+        let defaults = Cli::parse_from(["x"]).limits.limits();
+        assert_eq!(defaults, geokv::node::limits::ServerLimits::default());
+        let set = Cli::parse_from([
+            "x",
+            "--max-in-flight-requests",
+            "4",
+            "--client-max-streams",
+            "8",
+        ]);
+        let l = set.limits.limits();
+        assert_eq!(
+            (l.admission.max_in_flight, l.client.max_concurrent_streams),
+            (4, 8)
+        );
+        assert_eq!(l.client.concurrency_per_connection, 8);
+    }
 
     #[test]
     fn tls_is_required_unless_insecure_is_explicit() {

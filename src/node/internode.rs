@@ -281,6 +281,9 @@ impl Internode for InternodeService {
     ) -> Result<Response<MerkleResponse>, Status> {
         let span = self.admit(&req, "merkle")?;
         let r = req.into_inner();
+        // 2^depth hashers are allocated: a deeper request is refused.
+        crate::replica::merkle::check_depth(r.depth)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let replica = self.replica.clone();
         let leaves = tokio::task::spawn_blocking(move || {
             let range = crate::ring::TokenRange::new(r.range_start, r.range_end);

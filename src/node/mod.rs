@@ -11,6 +11,7 @@ mod auth_sync;
 mod decoders;
 mod drain;
 mod internode;
+pub mod limits;
 mod serve;
 mod storage;
 mod wiring;
@@ -47,6 +48,8 @@ pub struct NodeConfig {
     pub tls: TlsSetting,
     /// Authentication and permissions (`security::auth`); off by default.
     pub auth: crate::security::auth::AuthConfig,
+    /// Bounds of the gRPC ports and of client requests in flight.
+    pub limits: limits::ServerLimits,
 }
 
 impl NodeConfig {
@@ -65,6 +68,7 @@ impl NodeConfig {
             max_siblings: DEFAULT_MAX_SIBLINGS,
             tls: TlsSetting::Insecure,
             auth: Default::default(),
+            limits: Default::default(),
         }
     }
 }

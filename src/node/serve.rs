@@ -29,8 +29,8 @@ pub(super) type Tasks = JoinSet<Result<(), String>>;
 /// by a caller that gave up. Generous: above every deadline a caller
 /// sets on an internode call (the longest: repair's Merkle tree of a
 /// whole range, 120 s; a forwarded write, up to the client API's 60 s),
-/// so it only ever cuts a handler nobody waits for any more. It bounds the handler until its response starts,
-/// not a response stream: a hint stream's acknowledgements flow for as
+/// so it only ever cuts a handler nobody waits for any more. It bounds
+/// the handler until its response starts, not a response stream: a hint stream's acknowledgements flow for as
 /// long as the stream is open (`tonic`'s timeout wraps the response
 /// future only).
 pub(super) const PEER_HANDLER_TIMEOUT: Duration = Duration::from_secs(180);
@@ -68,18 +68,20 @@ fn internode_server(
     shutdown: &watch::Receiver<bool>,
 ) {
     let internode = p.internode(s);
+    let peer_limits = p.limits.peer;
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Internode),
         p.tls.incoming(listener, Port::Internode),
     );
     tasks.spawn(async move {
-        peer_server()
+        peer_limits
+            .apply(peer_server())
             .layer(layer)
             .add_service(
                 InternodeServer::new(internode)
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20),
+                    .max_decoding_message_size(peer_limits.max_decoding_bytes)
+                    .max_encoding_message_size(peer_limits.max_encoding_bytes),
             )
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = sd.wait_for(|v| *v).await;
@@ -99,6 +101,7 @@ fn client_server(
     shutdown: &watch::Receiver<bool>,
 ) -> Result<(), NodeError> {
     let kv = p.kv(s);
+    let client_limits = p.limits.client;
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Client),
@@ -125,14 +128,15 @@ fn client_server(
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
         };
-        tonic::transport::Server::builder()
+        client_limits
+            .apply(tonic::transport::Server::builder())
             .layer(layer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(
                 KvServer::new(kv)
-                    .max_decoding_message_size(8 << 20)
-                    .max_encoding_message_size(64 << 20),
+                    .max_decoding_message_size(client_limits.max_decoding_bytes)
+                    .max_encoding_message_size(client_limits.max_encoding_bytes),
             )
             .serve_with_incoming_shutdown(incoming, drained)
             .await

@@ -51,6 +51,9 @@ pub(super) struct Parts {
     pub auth: Arc<Auth>,
     /// Who may use the admin port.
     pub admin_guard: crate::admin::Guard,
+    /// Port bounds and the client admission gate.
+    pub limits: super::limits::ServerLimits,
+    pub admission: Arc<crate::api::admission::Admission>,
 }
 
 /// Builds every subsystem over `s`.
@@ -123,6 +126,8 @@ pub(super) fn build(
             protect_metrics: cfg.auth.protect_metrics,
         },
         auth,
+        limits: cfg.limits,
+        admission: crate::api::admission::Admission::new(cfg.limits.admission),
     })
 }
 
@@ -201,6 +206,7 @@ impl Parts {
             limits: s.engine.limits().clone(),
             local_id: s.me.id.clone(),
             auth: self.auth.clone(),
+            admission: self.admission.clone(),
         }
     }
 }

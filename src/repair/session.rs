@@ -184,6 +184,8 @@ impl SessionIo {
         depth: u32,
     ) -> Result<Vec<Vec<u8>>, RepairError> {
         let timeout = self.limits.merkle_timeout;
+        // Peers refuse deeper trees; both sides cap the same.
+        let depth = depth.min(crate::replica::merkle::MAX_DEPTH);
         Ok((self.handle(side)?)
             .leaves(keyspace, range, depth, timeout)
             .await?)

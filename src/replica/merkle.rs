@@ -14,8 +14,10 @@ use crate::engine::{Engine, EngineError};
 use crate::token::{token_of, Token, TokenRange};
 use xxhash_rust::xxh3::Xxh3;
 
-/// Deepest tree served (2^16 leaves).
-pub const MAX_DEPTH: u32 = 16;
+/// Deepest tree built or served: 2^12 leaves (about 2.4 MB of hashers
+/// while hashing, a 64 KiB answer). A `Merkle` request asking for more is
+/// refused ([`check_depth`]) rather than allocating 2^depth hashers.
+pub const MAX_DEPTH: u32 = 12;
 
 /// The leaf of a tree of `depth` over `range` that holds `token` (which must
 /// be in `range`).
@@ -24,6 +26,26 @@ pub fn leaf_of(range: TokenRange, depth: u32, token: Token) -> usize {
     let off = u128::from(token.wrapping_sub(range.start).wrapping_sub(1));
     let leaf = (off << depth) / range.width();
     (leaf as usize).min((1usize << depth) - 1)
+}
+
+/// A `Merkle` request deeper than [`MAX_DEPTH`]: refused before any
+/// hasher is allocated (`INVALID_ARGUMENT` on the peer port).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Merkle depth {depth} is deeper than the {max} this node serves (2^{max} leaves)")]
+pub struct TooDeep {
+    pub depth: u32,
+    pub max: u32,
+}
+
+/// `depth` if a tree that deep may be built for a peer.
+pub fn check_depth(depth: u32) -> Result<u32, TooDeep> {
+    if depth > MAX_DEPTH {
+        return Err(TooDeep {
+            depth,
+            max: MAX_DEPTH,
+        });
+    }
+    Ok(depth)
 }
 
 /// Rows read per engine page while hashing.
@@ -151,6 +173,21 @@ mod tests {
                     assert!(diff.is_empty(), "{changed} is outside {range}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_request_deeper_than_served_is_refused_typed() {
+        assert_eq!(check_depth(MAX_DEPTH), Ok(MAX_DEPTH));
+        assert_eq!(check_depth(0), Ok(0));
+        for depth in [MAX_DEPTH + 1, 16, 63, u32::MAX] {
+            assert_eq!(
+                check_depth(depth),
+                Err(TooDeep {
+                    depth,
+                    max: MAX_DEPTH
+                })
+            );
         }
     }
 

@@ -19,6 +19,7 @@
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
 //! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
 //! | `ops_cli` | `geokv repair --dc` (background job, progress, summary), `geokv lag` (every DC pair), `status` with load/ownership/version |
+//! | `overload` | a node past `--max-in-flight-requests` sheds with RESOURCE_EXHAUSTED + `retry-after-ms`, counted, nothing acked lost; a too-deep Merkle request is INVALID_ARGUMENT |
 //! | `replace` | a SIGKILLed node is replaced by a new one under LOCAL_QUORUM writers; only its ranges move, nothing acknowledged is lost |
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
@@ -53,6 +54,7 @@ mod layout_convergence;
 mod nemesis;
 mod observability;
 mod ops_cli;
+mod overload;
 mod replace;
 mod restart_durability;
 mod sdk;

@@ -341,7 +341,7 @@ impl Client {
                         return Err(err);
                     }
                     attempt += 1;
-                    let pause = inner.retry.backoff(attempt, rand::random::<f64>());
+                    let pause = inner.retry.pause(attempt, rand::random::<f64>(), &err);
                     tracing::debug!(endpoint = %node.addr.url, error = %err, ?pause, attempt, "retrying");
                     tokio::time::sleep(pause).await;
                 }

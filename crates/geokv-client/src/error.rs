@@ -5,6 +5,7 @@
 //! *whether* to retry a given call (that is `retry.rs`, which also knows
 //! whether the call is idempotent).
 use std::error::Error as _;
+use std::time::Duration;
 
 use tonic::Code;
 
@@ -88,6 +89,37 @@ pub enum ClientError {
         /// What broke.
         message: String,
     },
+    /// The node shed the request before doing anything with it: it had too
+    /// many client requests in flight (gRPC `RESOURCE_EXHAUSTED` with
+    /// `geokv-applied: no`). Nothing was applied, so even a write may be
+    /// sent again, after `retry_after` (the node's `retry-after-ms` hint;
+    /// the SDK's own retries already wait at least that long).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use geokv_client::{Client, ClientError};
+    ///
+    /// # async fn demo(client: Client) -> Result<(), ClientError> {
+    /// loop {
+    ///     match client.put("user:42", b"v".to_vec()).await {
+    ///         Err(ClientError::Overloaded { retry_after, .. }) => {
+    ///             // Back off as the node asks (or 100 ms without a hint).
+    ///             let pause = retry_after.unwrap_or(std::time::Duration::from_millis(100));
+    ///             tokio::time::sleep(pause).await;
+    ///         }
+    ///         other => return other.map(|_| ()),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    #[error("overloaded: {message}")]
+    Overloaded {
+        /// The node's explanation (its bound on requests in flight).
+        message: String,
+        /// How long the node asks the client to wait before trying again.
+        retry_after: Option<Duration>,
+    },
     /// Any other gRPC status. `ABORTED` means the write was sent and replicas
     /// failed (or the replica a write was forwarded to failed before
     /// answering): it may have been applied.
@@ -121,6 +153,7 @@ impl ClientError {
             ClientError::InvalidArgument { .. } => Code::InvalidArgument,
             ClientError::FailedPrecondition { .. } => Code::FailedPrecondition,
             ClientError::NotFound { .. } => Code::NotFound,
+            ClientError::Overloaded { .. } => Code::ResourceExhausted,
             ClientError::Other { code, .. } => *code,
         }
     }
@@ -144,7 +177,31 @@ impl ClientError {
             | ClientError::NotFound { message }
             | ClientError::Transport { message }
             | ClientError::ConnectionLost { message }
+            | ClientError::Overloaded { message, .. }
             | ClientError::Other { message, .. } => message,
+        }
+    }
+
+    /// How long the node asked to wait before sending the request again
+    /// (only [`Overloaded`](ClientError::Overloaded) carries a hint).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use geokv_client::ClientError;
+    ///
+    /// let err = ClientError::Overloaded {
+    ///     message: "2048 client requests in flight".into(),
+    ///     retry_after: Some(Duration::from_millis(50)),
+    /// };
+    /// assert_eq!(err.retry_after(), Some(Duration::from_millis(50)));
+    /// assert!(err.is_retriable() && !err.may_have_been_applied());
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::Overloaded { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -167,6 +224,7 @@ impl ClientError {
             ClientError::Unavailable { .. }
             | ClientError::Timeout { .. }
             | ClientError::Transport { .. }
+            | ClientError::Overloaded { .. }
             | ClientError::ConnectionLost { .. } => true,
             ClientError::Other { code, .. } => {
                 matches!(code, Code::Aborted | Code::ResourceExhausted)
@@ -211,6 +269,7 @@ impl ClientError {
             self,
             ClientError::Transport { .. }
                 | ClientError::Unavailable { .. }
+                | ClientError::Overloaded { .. }
                 | ClientError::InvalidArgument { .. }
                 | ClientError::FailedPrecondition { .. }
                 | ClientError::NotFound { .. }
@@ -262,6 +321,15 @@ impl From<tonic::Status> for ClientError {
         if broken || unavailable_unknown {
             return ClientError::ConnectionLost {
                 message: chain_message(&status),
+            };
+        }
+        if status.code() == Code::ResourceExhausted && verdict == Some("no") {
+            let retry_after = (status.metadata().get(crate::proto::RETRY_AFTER_METADATA))
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .map(Duration::from_millis);
+            return ClientError::Overloaded {
+                message,
+                retry_after,
             };
         }
         match status.code() {

@@ -39,6 +39,23 @@
 /// ```
 pub const APPLIED_METADATA: &str = "geokv-applied";
 
+/// gRPC metadata on a `RESOURCE_EXHAUSTED` a geokv node returns when it
+/// sheds a request (too many client requests in flight): how many
+/// milliseconds to wait before trying again, in decimal. The SDK exposes it
+/// as [`ClientError::Overloaded`](crate::ClientError::Overloaded)'s
+/// `retry_after` and waits at least that long before its own retry.
+///
+/// # Example
+///
+/// ```
+/// use geokv_client::proto::RETRY_AFTER_METADATA;
+///
+/// let mut status = tonic::Status::resource_exhausted("node overloaded");
+/// status.metadata_mut().insert(RETRY_AFTER_METADATA, "50".parse().unwrap());
+/// assert_eq!(status.metadata().get(RETRY_AFTER_METADATA).unwrap(), "50");
+/// ```
+pub const RETRY_AFTER_METADATA: &str = "retry-after-ms";
+
 /// Client API: `geokv.v1` (messages and `kv_client::KvClient`).
 ///
 /// # Example

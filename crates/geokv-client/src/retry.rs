@@ -83,6 +83,26 @@ impl RetryPolicy {
         nominal / 2 + (nominal / 2).mul_f64(unit)
     }
 
+    /// The pause before retry number `retry` after `err`: the jittered
+    /// [`backoff`](RetryPolicy::backoff), but at least the node's retry hint
+    /// ([`ClientError::retry_after`], capped at `max` so a node cannot park
+    /// the client).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use geokv_client::{ClientError, RetryPolicy};
+    ///
+    /// let p = RetryPolicy::default();
+    /// let shed = ClientError::Overloaded { message: "busy".into(), retry_after: Some(Duration::from_millis(300)) };
+    /// assert_eq!(p.pause(1, 1.0, &shed), Duration::from_millis(300));
+    /// ```
+    pub fn pause(&self, retry: u32, unit: f64, err: &ClientError) -> Duration {
+        let hint = err.retry_after().unwrap_or_default().min(self.max);
+        self.backoff(retry, unit).max(hint)
+    }
+
     /// Whether `err`, returned by attempt number `attempt` (0 for the first),
     /// should be followed by another attempt.
     ///
@@ -161,5 +181,29 @@ mod tests {
         assert!(p.should_retry(0, &timeout, true));
         assert!(!p.should_retry(0, &invalid, true));
         assert!(!p.should_retry(p.retries, &connect, true), "budget spent");
+        let shed = ClientError::Overloaded {
+            message: "busy".into(),
+            retry_after: Some(ms(80)),
+        };
+        assert!(
+            p.should_retry(0, &shed, false),
+            "a shed write was not applied"
+        );
+    }
+
+    #[test]
+    fn a_retry_waits_at_least_the_nodes_hint_but_never_past_max() {
+        let p = RetryPolicy::default();
+        let hinted = |n| ClientError::Overloaded {
+            message: "busy".into(),
+            retry_after: Some(ms(n)),
+        };
+        assert_eq!(p.pause(1, 0.0, &hinted(80)), ms(80));
+        assert_eq!(p.pause(1, 1.0, &hinted(10)), ms(50), "backoff is longer");
+        assert_eq!(p.pause(1, 0.0, &hinted(60_000)), p.max, "capped");
+        let plain = ClientError::Timeout {
+            message: "t".into(),
+        };
+        assert_eq!(p.pause(1, 0.0, &plain), p.backoff(1, 0.0));
     }
 }

@@ -9,6 +9,9 @@
 //! - [`Auth`]: a node's handle: the state in force (lock-free reads), the
 //!   only ways a new state gets in ([`Auth::install`], [`Auth::change`]),
 //!   and [`Auth::check`], which the client API and the admin port call.
+//! - [`throttle`]: failed authentications per client address are limited
+//!   (10 in a row, then 10 a minute); past that the address gets
+//!   [`AuthError::Throttled`] before any secret is verified.
 //!
 //! Whether a node *enforces* is its `--auth` flag ([`Auth::enabled`]); the
 //! state replicates either way. A credential is a bearer token or a client
@@ -22,6 +25,7 @@ pub mod model;
 pub mod secret;
 pub mod store;
 pub mod sync;
+pub mod throttle;
 
 #[cfg(test)]
 mod tests;
@@ -29,7 +33,9 @@ mod tests;
 pub use model::{AuthState, ChangeError, Decision, Perm, Role, ANY_KEYSPACE};
 pub use secret::{Token, AUTHORIZATION};
 
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -77,6 +83,8 @@ pub enum AuthError {
     BadToken(String),
     #[error("the client certificate names role '{0}', which does not exist")]
     UnknownRole(String),
+    #[error("too many failed authentications from {addr}; try again in {retry_after_secs} s")]
+    Throttled { addr: IpAddr, retry_after_secs: u64 },
     #[error("role '{role}' lacks {perm} permission on keyspace '{keyspace}'")]
     Denied {
         role: String,
@@ -93,6 +101,7 @@ impl AuthError {
             AuthError::Malformed => "malformed",
             AuthError::BadToken(_) => "bad_token",
             AuthError::UnknownRole(_) => "unknown_role",
+            AuthError::Throttled { .. } => "throttled",
             AuthError::Denied { .. } => "permission",
         }
     }
@@ -127,6 +136,8 @@ pub struct Auth {
     /// Serialises merge → persist → swap.
     install: Mutex<()>,
     push: OnceLock<PushHook>,
+    /// Failed authentications per client address.
+    throttle: Mutex<throttle::Throttle>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -150,6 +161,7 @@ impl Auth {
             engine,
             install: Mutex::new(()),
             push: OnceLock::new(),
+            throttle: Mutex::new(throttle::Throttle::new(Default::default())),
         }
     }
 
@@ -242,9 +254,58 @@ impl Auth {
         cred: &Credential,
         need: Option<(&str, Perm)>,
     ) -> Result<String, AuthError> {
+        self.check_from(cred, need, None).await
+    }
+
+    /// [`Auth::check`] for a request from `from`: an address with too many
+    /// failed authentications ([`throttle`]) is refused with
+    /// [`AuthError::Throttled`] before its secret is verified, unless its
+    /// token is already known good; wrong secrets and unknown roles count.
+    pub async fn check_from(
+        &self,
+        cred: &Credential,
+        need: Option<(&str, Perm)>,
+        from: Option<IpAddr>,
+    ) -> Result<String, AuthError> {
         if !self.enabled {
             return Ok(String::new());
         }
+        if let Some(addr) = from.filter(|_| !self.known_good(cred)) {
+            if let Some(wait) = self.throttle.lock().check(addr, Instant::now()) {
+                let e = AuthError::Throttled {
+                    addr,
+                    retry_after_secs: wait.as_secs_f64().ceil() as u64,
+                };
+                metrics::counter!(DENIED_METRIC, "reason" => e.reason()).increment(1);
+                return Err(e);
+            }
+        }
+        let res = self.check_now(cred, need).await;
+        if let (Some(addr), Err(AuthError::BadToken(_) | AuthError::UnknownRole(_))) = (from, &res)
+        {
+            self.throttle.lock().failed(addr, Instant::now());
+        }
+        res
+    }
+
+    /// A certificate (verified by TLS), or a token verified good under the
+    /// state in force.
+    fn known_good(&self, cred: &Credential) -> bool {
+        match cred {
+            Credential::Certificate(_) => true,
+            Credential::Bearer(t) => matches!(
+                self.cache.lock().get(self.state().version, &t.render()),
+                Some(Verified::Role(_))
+            ),
+            _ => false,
+        }
+    }
+
+    async fn check_now(
+        &self,
+        cred: &Credential,
+        need: Option<(&str, Perm)>,
+    ) -> Result<String, AuthError> {
         let res = match self.authenticate(cred).await {
             Ok(role) => match need {
                 Some((ks, perm)) => self.authorize(&role, ks, perm).map(|_| role),

@@ -246,3 +246,42 @@ fn states_round_trip_the_wire_and_merge_on_install() {
         "older states change nothing"
     );
 }
+
+#[tokio::test]
+async fn wrong_secrets_from_one_address_are_refused_before_verifying() {
+    let auth = Auth::new(
+        true,
+        state_with_token("app", "s3", &[("a", Perm::Read)]),
+        None,
+    );
+    let (bad, good) = ("10.1.1.1".parse().unwrap(), "10.2.2.2".parse().unwrap());
+    let need = Some(("a", Perm::Read));
+    // The good client authenticates before the guesser starts.
+    let ok = auth.check_from(&bearer("app:s3"), need, Some(good)).await;
+    assert_eq!(ok, Ok("app".into()));
+    let burst = throttle::ThrottleConfig::default().burst;
+    for i in 0..burst {
+        let guess = bearer(&format!("app:guess{i}"));
+        let res = auth.check_from(&guess, need, Some(bad)).await;
+        assert_eq!(res, Err(AuthError::BadToken("app".into())), "guess {i}");
+    }
+    // Even the right secret is not verified for that address now.
+    let refused = auth
+        .check_from(&bearer("app:guess99"), need, Some(bad))
+        .await;
+    assert!(
+        matches!(refused, Err(AuthError::Throttled { addr, retry_after_secs }) if addr == bad && retry_after_secs >= 1),
+        "{refused:?}"
+    );
+    assert!(!refused.unwrap_err().is_denied(), "UNAUTHENTICATED / 401");
+    // A token already verified good is not held up, from any address;
+    // another address is not held up either.
+    assert_eq!(
+        auth.check_from(&bearer("app:s3"), need, Some(bad)).await,
+        Ok("app".into())
+    );
+    assert_eq!(
+        auth.check_from(&bearer("app:nope"), need, Some(good)).await,
+        Err(AuthError::BadToken("app".into()))
+    );
+}

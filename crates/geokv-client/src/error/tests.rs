@@ -117,3 +117,45 @@ fn a_connection_broken_mid_request_is_retried_for_reads_only() {
     let other = ClientError::from(tonic::Status::new(Code::Unknown, "boom"));
     assert!(matches!(other, ClientError::Other { .. }));
 }
+
+#[test]
+fn a_shed_request_is_overloaded_with_its_hint_and_nothing_applied() {
+    let shed = |verdict: Option<&'static str>, hint: Option<&'static str>| {
+        let mut status = tonic::Status::resource_exhausted("2048 in flight");
+        if let Some(v) = verdict {
+            status.metadata_mut().insert(
+                crate::proto::APPLIED_METADATA,
+                tonic::metadata::MetadataValue::from_static(v),
+            );
+        }
+        if let Some(h) = hint {
+            status.metadata_mut().insert(
+                crate::proto::RETRY_AFTER_METADATA,
+                tonic::metadata::MetadataValue::from_static(h),
+            );
+        }
+        ClientError::from(status)
+    };
+    let err = shed(Some("no"), Some("75"));
+    assert_eq!(
+        err,
+        ClientError::Overloaded {
+            message: "2048 in flight".into(),
+            retry_after: Some(std::time::Duration::from_millis(75)),
+        }
+    );
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.is_retriable() && !err.may_have_been_applied());
+    assert_eq!(shed(Some("no"), Some("soon")).retry_after(), None);
+    // Not from a geokv node's admission (e.g. a message over tonic's size
+    // limit): the outcome is unknown, so it stays a plain status.
+    let foreign = shed(None, Some("75"));
+    assert!(matches!(
+        foreign,
+        ClientError::Other {
+            code: Code::ResourceExhausted,
+            ..
+        }
+    ));
+    assert!(foreign.may_have_been_applied());
+}
