@@ -38,7 +38,11 @@ async fn a_write_refused_as_stale_is_planned_again_on_the_newer_view() {
         assert!(Instant::now() < deadline, "n2 never saw the leave");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(layout_at(n1.admin_address).await.unwrap().version, old, "n1 is held");
+    assert_eq!(
+        layout_at(n1.admin_address).await.unwrap().version,
+        old,
+        "n1 is held"
+    );
     // A key n1 replicates (so it coordinates the write itself) with a
     // pending replica in the newer layout, which the old plan misses.
     let view = ClusterView::derive(newer, "dc1-n1").expect("view");

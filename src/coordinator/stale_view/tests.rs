@@ -317,13 +317,18 @@ fn an_old_owner_refuses_a_read_planned_before_it_lost_the_key() {
 /// copy the level counted with it.
 #[test]
 fn a_node_that_has_left_refuses_every_write() {
-    let seed = Layout::seed(&Topology::dev());
-    let me = seed.nodes().next().expect("a node").2.id.clone();
-    let leaving = seed.begin_leave(&me).expect("leave");
+    // dc1-new joins the dev cluster (three per datacenter at rf 3), then
+    // leaves again.
+    let me = "dc1-new".to_string();
+    let joined = join_views(&me)[2].layout.clone();
+    let leaving = joined.begin_leave(&me).expect("leave");
     let left = leaving.finish_leave(&me).expect("finish");
     let key = b"k".as_slice();
     let on = |l: &Layout| ClusterView::derive(l.clone(), &me).expect("view");
-    assert!(check(&on(&leaving), "default", key, 0, &[]).is_none(), "a leaver still takes writes");
+    assert!(
+        check(&on(&leaving), "default", key, 0, &[]).is_none(),
+        "a leaver still takes writes"
+    );
     for planned in [0, leaving.version, left.version] {
         assert!(
             matches!(

@@ -30,7 +30,8 @@ impl<L: Link> Pump<L> {
         if matches!(self.dest, Dest::Node(_)) && !page.entries.is_empty() {
             // Hints for keys the node no longer replicates go elsewhere.
             page =
-                super::super::orphans::sift(&self.hints, &self.me.id, &self.dest, load.lane, page).await;
+                super::super::orphans::sift(&self.hints, &self.me.id, &self.dest, load.lane, page)
+                    .await;
         }
         self.sched.on(Event::Loaded {
             load,
