@@ -207,8 +207,8 @@ pub trait Engine: Send + Sync + 'static {
     fn write(&self, batch: WriteBatch) -> Result<(), EngineError>;
 
     /// Writes `batch` only if that needs no wait for a write stall:
-    /// `Ok(false)`, and nothing written, when RocksDB would stop the write
-    /// until flushes or compactions catch up. For writes made under a lock
+    /// `Ok(false)`, and nothing written, when RocksDB would stop or slow
+    /// the write down until flushes or compactions catch up. For writes made under a lock
     /// others wait on (cleanup's deletes: `Cluster::write_exclusive`),
     /// which wait out a stall with [`Engine::wait_while_stalled`] after
     /// letting the lock go. Engines that never stall write at once.

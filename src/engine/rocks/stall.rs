@@ -19,7 +19,7 @@
 //!
 //! A write made under a lock others wait on (cleanup's deletes, under the
 //! view's install lock) must not wait out a stall at all: it is written
-//! only if RocksDB does not stop it (`Engine::write_unless_stalled`), and
+//! only if RocksDB takes it at once (`Engine::write_unless_stalled`), and
 //! otherwise the caller lets the lock go and waits here
 //! (`Engine::wait_while_stalled`) before trying again.
 //!
@@ -71,12 +71,10 @@ impl WriteOpts {
         }
     }
 
-    /// Writes `wb` unless RocksDB has stopped writes: `Ok(false)` then,
-    /// nothing written. A write RocksDB only slows down (a delay of one
-    /// write group's bytes at the delayed write rate: short) is written as
-    /// configured, so a long slowdown cannot starve the caller. Writes may
-    /// stop between the check and the write; the write then waits like any
-    /// other.
+    /// Writes `wb` only if RocksDB can at once: `Ok(false)`, nothing
+    /// written, when it would stop or merely slow the write down (review
+    /// M2 of stop 20: waiting out even a slowdown here would hold the
+    /// caller's lock through it, and writes may stop meanwhile).
     pub(super) fn write_unless_stopped(
         &self,
         db: &DB,
@@ -85,10 +83,7 @@ impl WriteOpts {
         match db.write_opt(wb, &self.fast) {
             Err(e) if e.kind() == ErrorKind::Incomplete => {
                 metrics::counter!("geokv_engine_write_stalls_total").increment(1);
-                if stopped(db)? {
-                    return Ok(false);
-                }
-                off_worker(|| db.write_opt(wb, &self.patient)).map(|()| true)
+                Ok(false)
             }
             done => done.map(|()| true),
         }
@@ -96,23 +91,30 @@ impl WriteOpts {
 
     /// Waits (off the async worker) until RocksDB no longer stops writes:
     /// an empty batch written as configured waits out a stop like any
-    /// write, and writes nothing.
+    /// write, and writes nothing. Then a short pause, so a caller that
+    /// was only slowed down does not spin on its retries.
     pub(super) fn wait_while_stopped(&self, db: &DB) -> Result<(), rocksdb::Error> {
         let empty = rocksdb::WriteBatch::default();
+        let pause = std::time::Duration::from_millis(10);
         off_worker(|| loop {
             db.write_opt(&empty, &self.patient)?;
+            // Stopped again already (or the empty write did not wait), or
+            // only slowed down: either way, a moment before looking again.
+            std::thread::sleep(pause);
             if !stopped(db)? {
                 return Ok(());
             }
-            // Stopped again already (or the empty write did not wait).
-            std::thread::sleep(std::time::Duration::from_millis(10));
         })
     }
 }
 
 /// Whether RocksDB stops writes now (rather than only slowing them).
+/// A property RocksDB does not report counts as not stopped (review L1:
+/// otherwise the wait would never end).
 fn stopped(db: &DB) -> Result<bool, rocksdb::Error> {
-    Ok(db.property_int_value("rocksdb.is-write-stopped")? != Some(0))
+    Ok(db
+        .property_int_value("rocksdb.is-write-stopped")?
+        .is_some_and(|v| v != 0))
 }
 
 impl super::RocksEngine {
