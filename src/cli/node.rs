@@ -118,12 +118,13 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 50)]
     pub shed_retry_after_ms: u64,
     /// HTTP/2 streams (requests) one client connection may have open, and
-    /// handlers one client connection runs at once.
-    #[arg(long, default_value_t = 256)]
+    /// handlers one client connection runs at once (at least 1).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub client_max_streams: u32,
     /// HTTP/2 streams and running handlers per connection on the peer
-    /// port (one connection per pair of nodes carries all their calls).
-    #[arg(long, default_value_t = 2048)]
+    /// port (one connection per pair of nodes carries all their calls; at
+    /// least 1).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
     pub peer_max_streams: u32,
 }
 
@@ -285,6 +286,11 @@ mod tests {
             (4, 8)
         );
         assert_eq!(l.client.concurrency_per_connection, 8);
+        // 0 would let no request through on that port (review L4).
+        for flag in ["--client-max-streams", "--peer-max-streams"] {
+            let zero = Cli::try_parse_from(["x", flag, "0"]);
+            assert!(zero.is_err(), "{flag} 0 is refused");
+        }
     }
 
     #[test]
