@@ -20,8 +20,10 @@
 //! other nodes send can carry a newer plan: a replica write notes its
 //! layout version (`Cluster::note_planned`) and is excluded (review M4);
 //! the replica writes a stream receiver, read repair and anti-entropy send
-//! carry none, and a node hint is applied unchecked: those are not excluded
-//! yet (open; a stream receiver's apply is counted toward the level).
+//! carry none: those are not excluded yet (open; a stream receiver's
+//! apply is counted toward the level). A node hint is applied only by a
+//! replica of its key in the receiver's view, under the view lock
+//! (`hints::receive`), so it cannot land in a range dropped under that view.
 
 use crate::engine::{keys, Cf, Engine, EngineError, WriteBatch};
 use crate::layout::{Layout, Movement};
@@ -182,7 +184,7 @@ pub fn apply_if_current(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::MemoryEngine;
     use crate::layout::NewNode;
@@ -190,7 +192,7 @@ mod tests {
     use crate::topology::Topology;
     use crate::version::{ActorId, CausalContext, SiblingSet};
 
-    const TOPO: &str = "
+    pub(crate) const TOPO: &str = "
 cluster_name: t
 defaults: { vnodes: 8 }
 datacenters:
@@ -207,34 +209,9 @@ keyspaces:
 
     #[test]
     fn drops_exactly_the_ranges_lost_and_only_after_the_movement() {
-        let topo = Topology::parse("t.yaml", TOPO).unwrap();
-        let v1 = Layout::seed(&topo);
-        let new = NewNode {
-            id: "d".into(),
-            client_address: "127.0.0.1:10".parse().unwrap(),
-            peer_address: "127.0.0.1:11".parse().unwrap(),
-            admin_address: "127.0.0.1:12".parse().unwrap(),
-        };
-        let tokens = crate::ring::allocate_tokens(&v1, "dc1", "r1", 8, 2).unwrap();
-        let joining = v1.begin_join(new, "dc1", "r1", &tokens).unwrap();
-        let done = joining.finish_join("d").unwrap();
-
+        let [v1, joining, done] = join_d();
         let engine = MemoryEngine::default();
-        let mut batch = WriteBatch::new();
-        let keys: Vec<Vec<u8>> = (0..400).map(|i| format!("k{i}").into_bytes()).collect();
-        for k in &keys {
-            let mut set = SiblingSet::new();
-            set.update(
-                ActorId::from(1),
-                &CausalContext::new(),
-                Some(k.clone().into()),
-                1,
-                8,
-            )
-            .unwrap();
-            batch.merge_versions("ks", k, &set);
-        }
-        engine.write(batch).unwrap();
+        let keys = write_keys(&engine, 400);
 
         assert!(matches!(
             cleanup(&engine, &joining, "a"),
@@ -268,8 +245,9 @@ keyspaces:
         assert!(cleaned.bytes > cleaned.keys);
     }
 
-    /// Data of `n` keys in `ks`, and the layouts: v1, joining, done.
-    fn setup(n: usize) -> (MemoryEngine, Vec<Vec<u8>>, Layout) {
+    /// The layouts of `d` joining dc1: v1, joining, joined (`a` loses
+    /// ranges to `d`).
+    pub(crate) fn join_d() -> [Layout; 3] {
         let topo = Topology::parse("t.yaml", TOPO).unwrap();
         let v1 = Layout::seed(&topo);
         let new = NewNode {
@@ -279,10 +257,13 @@ keyspaces:
             admin_address: "127.0.0.1:12".parse().unwrap(),
         };
         let tokens = crate::ring::allocate_tokens(&v1, "dc1", "r1", 8, 2).unwrap();
-        let done = (v1.begin_join(new, "dc1", "r1", &tokens).unwrap())
-            .finish_join("d")
-            .unwrap();
-        let engine = MemoryEngine::default();
+        let joining = v1.begin_join(new, "dc1", "r1", &tokens).unwrap();
+        let done = joining.finish_join("d").unwrap();
+        [v1, joining, done]
+    }
+
+    /// Writes `n` keys of `ks` (one version each) to `engine`; the keys.
+    pub(crate) fn write_keys(engine: &dyn Engine, n: usize) -> Vec<Vec<u8>> {
         let mut batch = WriteBatch::new();
         let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
         for k in &keys {
@@ -293,10 +274,19 @@ keyspaces:
             batch.merge_versions("ks", k, &set);
         }
         engine.write(batch).unwrap();
+        keys
+    }
+
+    /// Data of `n` keys in `ks`, and the layout after the join.
+    fn setup(n: usize) -> (MemoryEngine, Vec<Vec<u8>>, Layout) {
+        let engine = MemoryEngine::default();
+        let keys = write_keys(&engine, n);
+        let [_, _, done] = join_d();
         (engine, keys, done)
     }
 
-    fn held(engine: &MemoryEngine, keys: &[Vec<u8>]) -> usize {
+    /// How many of `keys` `engine` still holds.
+    pub(crate) fn held(engine: &dyn Engine, keys: &[Vec<u8>]) -> usize {
         (keys.iter())
             .filter(|k| engine.get_versions("ks", k).unwrap().is_some())
             .count()
@@ -377,6 +367,6 @@ keyspaces:
         writer.join().unwrap();
         let r = cleaner.join().unwrap();
         assert!(matches!(r, Err(CleanupError::ViewChanged { .. })), "{r:?}");
-        assert_eq!(held(&engine, &keys), keys.len(), "nothing dropped");
+        assert_eq!(held(&*engine, &keys), keys.len(), "nothing dropped");
     }
 }

@@ -8,42 +8,16 @@
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use super::cleanup::tests::{held, join_d, write_keys};
 use super::cleanup::{apply_if_current, plan, CleanupError};
-use crate::engine::{Engine, EngineOptions, RocksEngine, WriteBatch};
-use crate::layout::{Layout, NewNode};
-use crate::topology::Topology;
-use crate::version::{ActorId, CausalContext, SiblingSet};
+use crate::engine::{EngineOptions, RocksEngine};
+use crate::layout::Layout;
 use crate::view::Cluster;
-
-const TOPO: &str = "
-cluster_name: t
-defaults: { vnodes: 8 }
-datacenters:
-  - name: dc1
-    racks:
-      - name: r1
-        nodes:
-          - { id: a, client_address: 127.0.0.1:1, peer_address: 127.0.0.1:2, admin_address: 127.0.0.1:3 }
-          - { id: b, client_address: 127.0.0.1:4, peer_address: 127.0.0.1:5, admin_address: 127.0.0.1:6 }
-          - { id: c, client_address: 127.0.0.1:7, peer_address: 127.0.0.1:8, admin_address: 127.0.0.1:9 }
-keyspaces:
-  ks: { replication: { dc1: 2 } }
-";
 
 /// The layout after `d` joined (`a` lost ranges to it).
 fn joined() -> Layout {
-    let topo = Topology::parse("t.yaml", TOPO).unwrap();
-    let v1 = Layout::seed(&topo);
-    let new = NewNode {
-        id: "d".into(),
-        client_address: "127.0.0.1:10".parse().unwrap(),
-        peer_address: "127.0.0.1:11".parse().unwrap(),
-        admin_address: "127.0.0.1:12".parse().unwrap(),
-    };
-    let tokens = crate::ring::allocate_tokens(&v1, "dc1", "r1", 8, 2).unwrap();
-    (v1.begin_join(new, "dc1", "r1", &tokens).unwrap())
-        .finish_join("d")
-        .unwrap()
+    let [_, _, done] = join_d();
+    done
 }
 
 /// A RocksDB engine with a 64 KiB memtable holding `n` keys of `ks`.
@@ -54,23 +28,8 @@ fn engine(dir: &std::path::Path, n: usize) -> (Arc<RocksEngine>, Vec<Vec<u8>>) {
         ..EngineOptions::default()
     };
     let rocks = Arc::new(RocksEngine::open(dir, opts).expect("open"));
-    let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
-    let mut batch = WriteBatch::new();
-    for k in &keys {
-        let mut set = SiblingSet::new();
-        let v = Some(k.clone().into());
-        set.update(ActorId::from(1), &CausalContext::new(), v, 1, 8)
-            .unwrap();
-        batch.merge_versions("ks", k, &set);
-    }
-    rocks.write(batch).unwrap();
+    let keys = write_keys(&*rocks, n);
     (rocks, keys)
-}
-
-fn held(engine: &dyn Engine, keys: &[Vec<u8>]) -> usize {
-    (keys.iter())
-        .filter(|k| engine.get_versions("ks", k).unwrap().is_some())
-        .count()
 }
 
 /// Runs `f` on its own thread: whether it finished within 5 s.
