@@ -29,7 +29,7 @@ fn small_limit() -> Spec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_past_its_in_flight_bound_sheds_with_a_hint_and_loses_nothing_acked() {
-    let cluster = Cluster::start(small_limit()).await;
+    let cluster = Cluster::start_insecure(small_limit()).await;
     let n1 = cluster.node("dc1-n1").clone();
     // Every write n1 coordinates waits 300 ms for its peers' acks.
     admin(n1.admin_address, "POST", "/faults/delay?dc=dc1&ms=300")
@@ -112,7 +112,7 @@ async fn a_node_past_its_in_flight_bound_sheds_with_a_hint_and_loses_nothing_ack
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merkle_request_deeper_than_served_is_invalid_argument() {
     use geokv::proto::v1::internode::{internode_client::InternodeClient, MerkleRequest};
-    let cluster = Cluster::start(small_limit()).await;
+    let cluster = Cluster::start_insecure(small_limit()).await;
     let n1 = cluster.node("dc1-n1");
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", n1.peer_address))
         .unwrap()

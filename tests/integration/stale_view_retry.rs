@@ -75,7 +75,7 @@ async fn a_write_refused_as_stale_is_planned_again_on_the_newer_view() {
         "n1 installed the refusing replica's layout"
     );
     // ALL on the newer view: every owner and the pending replica have it.
-    let reader = ReplicaReader::default();
+    let reader = c.replica_reader();
     let owners = view.ring.replicas("default", key.as_bytes()).unwrap();
     let ids = owners.all().map(|n| view.ring.node(n).id.clone());
     for id in ids.chain(pending) {
