@@ -241,6 +241,12 @@ mod tests {
         assert_eq!(rec.running(), None, "no pid recorded yet");
         let mut child = rec.start().unwrap();
         let pid = child.id();
+        // Until the child has exec'd, /proc shows the forked parent's
+        // command line: wait (up to 5 s) for `sleep 30` to show.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while rec.running().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(rec.running(), Some(pid));
         // Our own pid runs another command line: not this node.
         rec.record_pid(std::process::id()).unwrap();
