@@ -44,6 +44,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, "geokv_hints_stored_total", "Entries stored in the hinted queues."),
     (Counter, "geokv_hints_copied_to_pending_total", "Hints for an owner of a moving range also given to the range's pending replicas."),
     (Counter, "geokv_hints_redirected_total", "Hints for a node that has left the cluster handed to the key's current replicas instead, by destination."),
+    (Counter, "geokv_hints_adopted_total", "Entries of a node that has left the cluster queued here for their destination (handed over by the leaver), by destination."),
     (Counter, "geokv_hints_orphaned_total", "Hints for a node that has left the cluster dropped (no replica to redirect to; recorded for anti-entropy), by destination."),
     (Counter, "geokv_hint_sent_total", "Queued entries delivered and acknowledged, by destination and lane."),
     (Counter, "geokv_hint_send_failures_total", "Failed deliveries of a stream batch, by destination."),

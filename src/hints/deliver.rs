@@ -108,6 +108,11 @@ pub(crate) struct Pump<L: Link> {
     /// Entries already copied to the pending replicas of their range (see
     /// `moving`), so a resend does not copy them again.
     forked: std::collections::HashSet<u64>,
+    /// The open stream goes to a node adopting this queue's entries (this
+    /// node has left and no node of the destination is live; see `adopt`).
+    adopting: bool,
+    /// Adopters tried so far: each reopen (after a stall) asks the next.
+    adopters_tried: usize,
 }
 
 impl<L: Link> Pump<L> {
@@ -128,6 +133,8 @@ impl<L: Link> Pump<L> {
             sched,
             stream: None,
             forked: Default::default(),
+            adopting: false,
+            adopters_tried: 0,
         }
     }
 

@@ -18,8 +18,13 @@ use std::time::Duration;
 /// Opens streams and knows who is up.
 pub trait Link: Send + Sync + 'static {
     type Stream: Wire;
-    /// Opens a hinted stream to the node called `to`.
-    fn open(&self, to: &str) -> impl Future<Output = Result<Self::Stream, TransportError>> + Send;
+    /// Opens a hinted stream to the node called `to`; with `adopt`, one
+    /// that hands the queue over to it instead (see `adopt`).
+    fn open(
+        &self,
+        to: &str,
+        adopt: bool,
+    ) -> impl Future<Output = Result<Self::Stream, TransportError>> + Send;
     /// Whether the node called `id` is believed up.
     fn is_up(&self, id: &str) -> bool;
     /// The ids of the live nodes `dest` may be delivered to.
@@ -27,6 +32,12 @@ pub trait Link: Send + Sync + 'static {
     /// Who else must get a hint bound for `target` for `key`: the pending
     /// replicas of a moving range (see `moving`); none by default.
     fn also_to(&self, _target: &str, _keyspace: &str, _key: &[u8]) -> Vec<String> {
+        Vec::new()
+    }
+    /// Who may adopt `dest`'s entries when no node of `dest` is live: the
+    /// live Normal members of this node's datacenter once this node has
+    /// left the cluster (see `adopt`); none while it is a member.
+    fn adopters(&self, _dest: &Dest) -> Vec<String> {
         Vec::new()
     }
 }
@@ -58,7 +69,7 @@ pub struct Net {
 impl Link for Net {
     type Stream = OutboundStream;
 
-    async fn open(&self, to: &str) -> Result<OutboundStream, TransportError> {
+    async fn open(&self, to: &str, adopt: bool) -> Result<OutboundStream, TransportError> {
         let view = self.cluster.current();
         let Some(peer) = view.node(to) else {
             return Err(TransportError::NotSent {
@@ -67,7 +78,7 @@ impl Link for Net {
             });
         };
         self.peers
-            .open_stream(peer.idx, peer, Duration::from_secs(5))
+            .open_stream(peer.idx, peer, Duration::from_secs(5), adopt)
             .await
     }
 
@@ -92,6 +103,18 @@ impl Link for Net {
 
     fn also_to(&self, target: &str, keyspace: &str, key: &[u8]) -> Vec<String> {
         super::moving::also_to(&self.cluster.current(), target, keyspace, key)
+    }
+
+    fn adopters(&self, dest: &Dest) -> Vec<String> {
+        let view = self.cluster.current();
+        if !view.has_left() {
+            return Vec::new();
+        }
+        let me = view.me_id();
+        let Some((dc, _, _)) = view.layout.node(me) else {
+            return Vec::new();
+        };
+        super::adopt::adopters(&view, me, dc, dest, |id| self.liveness.is_up(id))
     }
 }
 

@@ -34,6 +34,7 @@
 //!
 //! Must not: choose replicas for a client request or count its acks.
 
+pub mod adopt;
 mod counts;
 pub mod deliver;
 mod fate;

@@ -85,6 +85,15 @@ impl Dest {
         }
     }
 
+    /// The queue a [`Dest::label`] names (`None` for anything else).
+    pub fn from_label(label: &str) -> Option<Dest> {
+        match label.split_once(':')? {
+            ("dc", n) if !n.is_empty() => Some(Dest::Dc(n.to_string())),
+            ("node", n) if !n.is_empty() => Some(Dest::Node(n.to_string())),
+            _ => None,
+        }
+    }
+
     /// Key prefix of one lane of this queue.
     pub fn prefix(&self, lane: Lane) -> Vec<u8> {
         let name = self.name().as_bytes();
@@ -150,6 +159,16 @@ pub fn decode_entry(v: &[u8]) -> Option<(u64, StreamEntry)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_names_its_queue_and_nothing_else_does() {
+        for d in [Dest::Dc("dc2".into()), Dest::Node("dc1-n2".into())] {
+            assert_eq!(Dest::from_label(&d.label()), Some(d));
+        }
+        for bad in ["", "dc:", "node:", "dc2", "rack:r1", ":dc2"] {
+            assert_eq!(Dest::from_label(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn keys_roundtrip_and_sort_by_queue_then_seq() {

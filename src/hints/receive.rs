@@ -53,6 +53,10 @@ impl Receiver {
     #[tracing::instrument(name = "hints.apply_batch", skip_all,
         fields(from = %batch.source_node, entries = batch.entries.len(), urgent = batch.urgent))]
     pub async fn apply(&self, batch: StreamBatch) -> StreamAck {
+        if !batch.adopt_for.is_empty() {
+            // Meant for the `Adopt` call: never applied as a delivery.
+            return super::adopt::refuse(batch);
+        }
         let urgent = batch.urgent;
         let mut results: Vec<(usize, EntryAck)> =
             futures::stream::iter(batch.entries.into_iter().enumerate())
@@ -81,6 +85,12 @@ impl Receiver {
             batch_id: batch.batch_id,
             entries: results.into_iter().map(|r| r.1).collect(),
         }
+    }
+
+    /// Adopts a batch of a node that has left (the `Adopt` call; see
+    /// `adopt`): queued here for its destination, not applied.
+    pub async fn adopt(&self, batch: StreamBatch) -> StreamAck {
+        super::adopt::adopt(&self.hints, &self.me.id, &self.me.dc, batch).await
     }
 
     async fn apply_entry(&self, e: StreamEntry) -> EntryAck {

@@ -6,12 +6,11 @@
 //! server (so no replica write, read or hint reaches it, as a Left node
 //! refuses them), no movement, repair or cleanup. Hints for peers are
 //! delivered; those for a node that has left or that no longer
-//! replicates the key are redirected (`hints::orphans`); those for a peer
-//! that is down wait for it (handing them to the key's other replicas
-//! would leave the down peer without the write until anti-entropy, and
-//! could drop entries still in flight), so a drain waits while a peer it
-//! holds hints for is down. It stops (exit 0) once every queue is empty,
-//! or on `shutdown`.
+//! replicates the key are redirected (`hints::orphans`); a queue whose
+//! destination is down (a peer, a remote datacenter) is handed by its own
+//! delivery task to a live member of this datacenter, which adopts it
+//! (`hints::adopt`), so the drain does not wait for an outage. It stops
+//! (exit 0) once every queue is empty, or on `shutdown`.
 //!
 //! Must not serve anything or change the layout.
 

@@ -176,55 +176,22 @@ impl Internode for InternodeService {
         }))
     }
 
-    type StreamStream =
-        std::pin::Pin<Box<dyn futures::Stream<Item = Result<StreamAck, Status>> + Send + 'static>>;
+    type StreamStream = Acks;
 
     async fn stream(
         &self,
         req: Request<tonic::Streaming<StreamBatch>>,
-    ) -> Result<Response<Self::StreamStream>, Status> {
-        let span = self.admit(&req, "stream")?;
-        let peer = req
-            .metadata()
-            .get(FROM_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|id| self.cluster.current().node(id).cloned());
-        let mut inbound = req.into_inner();
-        let receiver = self.receiver.clone();
-        let faults = self.faults.clone();
-        // Batches are applied concurrently (up to STREAM_WINDOW per stream,
-        // which is more than a sender keeps in flight) and acknowledged by
-        // batch id as each completes, so an urgent batch is never stuck
-        // behind a large backlog batch.
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW);
-        let window = Arc::new(tokio::sync::Semaphore::new(STREAM_WINDOW));
-        tokio::spawn(
-            async move {
-                while let Ok(Some(batch)) = inbound.message().await {
-                    if peer.as_ref().is_some_and(|p| faults.incoming_cut(p)) {
-                        let cut = Status::unavailable("link cut (fault injection)");
-                        let _ = tx.send(Err(cut)).await;
-                        break;
-                    }
-                    let Ok(permit) = window.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let (receiver, tx) = (receiver.clone(), tx.clone());
-                    tokio::spawn(
-                        async move {
-                            let ack = receiver.apply(batch).await;
-                            let _ = tx.send(Ok(ack)).await;
-                            drop(permit);
-                        }
-                        .in_current_span(),
-                    );
-                }
-            }
-            .instrument(span),
-        );
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+    ) -> Result<Response<Acks>, Status> {
+        self.batches(req, "stream", false)
+    }
+
+    type AdoptStream = Acks;
+
+    async fn adopt(
+        &self,
+        req: Request<tonic::Streaming<StreamBatch>>,
+    ) -> Result<Response<Acks>, Status> {
+        self.batches(req, "adopt", true)
     }
 
     async fn gossip(&self, req: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
@@ -326,5 +293,66 @@ impl Internode for InternodeService {
             })
             .collect();
         Ok(Response::new(RangeScanResponse { items, more }))
+    }
+}
+
+/// The acknowledgements of a stream of batches, as they complete.
+type Acks =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<StreamAck, Status>> + Send + 'static>>;
+
+impl InternodeService {
+    /// Serves a stream of batches (`Stream`: applied; `Adopt`: adopted).
+    /// Batches are handled concurrently (up to STREAM_WINDOW per stream,
+    /// which is more than a sender keeps in flight) and acknowledged by
+    /// batch id as each completes, so an urgent batch is never stuck behind
+    /// a large backlog batch.
+    fn batches(
+        &self,
+        req: Request<tonic::Streaming<StreamBatch>>,
+        name: &'static str,
+        adopt: bool,
+    ) -> Result<Response<Acks>, Status> {
+        let span = self.admit(&req, name)?;
+        let peer = req
+            .metadata()
+            .get(FROM_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|id| self.cluster.current().node(id).cloned());
+        let mut inbound = req.into_inner();
+        let receiver = self.receiver.clone();
+        let faults = self.faults.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW);
+        let window = Arc::new(tokio::sync::Semaphore::new(STREAM_WINDOW));
+        tokio::spawn(
+            async move {
+                while let Ok(Some(batch)) = inbound.message().await {
+                    if peer.as_ref().is_some_and(|p| faults.incoming_cut(p)) {
+                        let cut = Status::unavailable("link cut (fault injection)");
+                        let _ = tx.send(Err(cut)).await;
+                        break;
+                    }
+                    let Ok(permit) = window.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let (receiver, tx) = (receiver.clone(), tx.clone());
+                    tokio::spawn(
+                        async move {
+                            let ack = if adopt {
+                                receiver.adopt(batch).await
+                            } else {
+                                receiver.apply(batch).await
+                            };
+                            let _ = tx.send(Ok(ack)).await;
+                            drop(permit);
+                        }
+                        .in_current_span(),
+                    );
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }

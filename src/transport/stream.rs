@@ -47,12 +47,14 @@ impl OutboundStream {
 
 impl Peers {
     /// Opens a hinted stream to `peer`, node `to` of the caller's view (see
-    /// [`OutboundStream`]).
+    /// [`OutboundStream`]): the `Stream` call, or the `Adopt` call when
+    /// `adopt` (a node that has left hands a queue over; see `hints::adopt`).
     pub async fn open_stream(
         &self,
         to: NodeIdx,
         peer: &NodeInfo,
         timeout: Duration,
+        adopt: bool,
     ) -> Result<OutboundStream, TransportError> {
         let peer = peer.clone();
         self.faults
@@ -66,7 +68,14 @@ impl Peers {
             req.metadata_mut().insert(FROM_HEADER, v);
         }
         let mut client = self.client(&peer);
-        let resp = tokio::time::timeout(timeout, client.stream(req))
+        let call = async {
+            if adopt {
+                client.adopt(req).await
+            } else {
+                client.stream(req).await
+            }
+        };
+        let resp = tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| TransportError::Timeout {
                 peer: peer.id.clone(),

@@ -1,11 +1,21 @@
-//! A leaver SIGKILLed after it is Left, while it still drains its hinted
-//! queues, starts again drain-only (no client port, no internode server),
-//! hands everything over and exits 0; nothing it queued is lost.
+//! A leaver's hinted queues are never lost, and never hold its leave up.
 //!
 //! The queue kept on the leaver is its inter-DC stream to dc2: dc2's one
 //! node is paused (SIGSTOP) while the leaver takes writes and leaves, so
-//! that stream cannot drain before the kill (and the leave's announce
-//! skips the paused node as down); it is resumed before the restart.
+//! that stream cannot drain (and the leave's announce skips the paused
+//! node as down).
+//! - Killed after it is Left, while it still has queued entries, the
+//!   leaver starts again drain-only (no client port, no internode server),
+//!   hands everything over and exits 0.
+//! - With dc2 paused throughout, the leave still ends: the leaver hands
+//!   its dc2 backlog to another node of dc1 and exits 0; dc2 gets every
+//!   write once it is back.
+//!
+//! The verdict waits for the remaining dc1 nodes' streams to dc2: writes
+//! the leaver did not replicate were forwarded to another dc1 replica,
+//! which queued their dc2 entries itself (and whose stream backs off while
+//! dc2 is paused). Periodic anti-entropy is an hour away, so it cannot
+//! fill a gap meanwhile.
 
 use crate::common::*;
 use geokv::proto::v1::kv_client::KvClient;
@@ -22,15 +32,10 @@ async fn phase(c: &Cluster, id: &str) -> Option<String> {
     Some(v["phase"].as_str()?.to_string())
 }
 
-// At stop 20 this test read dc2 the moment the leaver exited and found up
-// to a quarter of the writes missing: every one of them was a write the
-// leaver did not replicate, so forwarded to (and streamed by) another dc1
-// node, whose stream was still backing off after dc2's pause. Not a loss:
-// the verdict now waits for those nodes' streams, and checks the leaver's
-// own entries at its exit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything_over() {
-    let mut c = Cluster::start(Spec {
+/// dc1 of four (dc1-n4 leaves), dc2 of one (paused); 200 LOCAL_QUORUM
+/// writes through the leaver, acknowledged, then the decommission begins.
+async fn writes_then_leave() -> (Cluster, Vec<String>) {
+    let c = Cluster::start(Spec {
         dcs: vec![("dc1", 4), ("dc2", 1)],
         replication: vec![("dc1", 3), ("dc2", 1)],
         extra_keyspaces: Vec::new(),
@@ -38,7 +43,6 @@ async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything
         extra_args: Vec::new(),
     })
     .await;
-    let leaver = c.node("dc1-n4").clone();
     c.signal("dc2-n1", libc::SIGSTOP);
     let mut client = c.client("dc1-n4").await;
     let mut acked = Vec::new();
@@ -55,9 +59,15 @@ async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything
         .expect("a LOCAL_QUORUM write through the leaver");
         acked.push(key);
     }
-    admin(leaver.admin_address, "POST", "/decommission")
+    admin(c.node("dc1-n4").admin_address, "POST", "/decommission")
         .await
         .expect("decommission begins");
+    (c, acked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything_over() {
+    let (mut c, acked) = writes_then_leave().await;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let p = phase(&c, "dc1-n4").await;
@@ -81,36 +91,34 @@ async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything
         log.contains("starting only to hand its queued hints over"),
         "{log}"
     );
-    // The moment it has exited, dc2 holds every write whose stream entry
-    // the leaver queued: those it replicated (it coordinated them, so the
-    // entry was committed with its own copy).
-    let mut r = c.client("dc2-n1").await;
-    let mut missing = Vec::new();
-    for k in acked.iter().filter(|k| leaver_replicated(&c, k)) {
-        if !in_dc2(&mut r, k).await {
-            missing.push(k.clone());
-        }
+    every_write_reaches_dc2(&c, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leave_ends_while_a_remote_datacenter_is_down_and_its_backlog_is_handed_over() {
+    let (mut c, acked) = writes_then_leave().await;
+    // dc2 stays paused: the leaver cannot deliver its dc2 stream itself.
+    let exit = c.wait_exit("dc1-n4", Duration::from_secs(120)).await;
+    let log = c.log("dc1-n4");
+    assert!(exit.success(), "the leaver exited {exit}\n{log}");
+    let mut adopted = 0.0;
+    for id in ["dc1-n1", "dc1-n2", "dc1-n3"] {
+        adopted += (c.metric(id, "geokv_hints_adopted_total", "dest=\"dc:dc2\"")).await;
     }
-    assert!(
-        missing.is_empty(),
-        "the leaver exited 0 with {} of its own dc2 entries undelivered: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    // The writes the leaver did not replicate were forwarded to another
-    // dc1 replica, which queued their dc2 stream entries itself: those
-    // arrive when that node's stream resumes (its back-off after dc2's
-    // pause), not when the leaver exits. So the final verdict waits until the
-    // other dc1 nodes' streams to dc2 are empty (periodic anti-entropy is
-    // an hour away, so it cannot fill a gap meanwhile).
+    assert!(adopted > 0.0, "the leaver handed its dc2 backlog over");
+    c.signal("dc2-n1", libc::SIGCONT);
+    every_write_reaches_dc2(&c, &acked).await;
+}
+
+/// Once the remaining dc1 nodes' streams to dc2 are empty, dc2's one
+/// replica has every acknowledged write; one missing then was lost.
+async fn every_write_reaches_dc2(c: &Cluster, acked: &[String]) {
     let others = ["dc1-n1", "dc1-n2", "dc1-n3"];
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let mut queued = 0.0;
         for id in others {
-            queued += c
-                .metric(id, "geokv_hint_backlog_entries", "dest=\"dc:dc2\"")
-                .await;
+            queued += (c.metric(id, "geokv_hint_backlog_entries", "dest=\"dc:dc2\"")).await;
         }
         if queued == 0.0 {
             break;
@@ -121,14 +129,13 @@ async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // dc2's one replica has every acknowledged write; one missing now
-    // was lost.
+    let mut r = c.client("dc2-n1").await;
     let mut lost = Vec::new();
-    for k in &acked {
+    for k in acked {
         if !in_dc2(&mut r, k).await {
             lost.push(format!(
                 "{k} (leaver a replica: {})",
-                leaver_replicated(&c, k)
+                leaver_replicated(c, k)
             ));
         }
     }

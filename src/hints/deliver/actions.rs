@@ -55,8 +55,22 @@ impl<L: Link> Pump<L> {
         }
         if self.stream.is_none() {
             let live = self.link.live(&self.dest);
-            let target = self.sched.pick_target(&live).ok_or(Stall::NoTarget)?;
-            self.stream = Some(self.link.open(&target).await?);
+            let (target, adopting) = match self.sched.pick_target(&live) {
+                Some(t) => (t, false),
+                // A node that has left hands the queue to one of its
+                // datacenter rather than wait for the destination.
+                // Each reopen asks the next one: one that keeps failing
+                // (refusing, stalled, too old to adopt) holds nothing up.
+                None => {
+                    let adopters = self.link.adopters(&self.dest);
+                    let n = self.adopters_tried;
+                    let next = adopters.get(n % adopters.len().max(1));
+                    self.adopters_tried = n.wrapping_add(1);
+                    (next.cloned().ok_or(Stall::NoTarget)?, true)
+                }
+            };
+            self.stream = Some(self.link.open(&target, adopting).await?);
+            self.adopting = adopting;
         }
         // Urgent entries nobody waits on any more (their clients timed out,
         // e.g. during an outage) are applied at the receiver's replay pace.
@@ -68,6 +82,11 @@ impl<L: Link> Pump<L> {
             entries,
             batch_id,
             urgent,
+            adopt_for: if self.adopting {
+                self.label.clone()
+            } else {
+                String::new()
+            },
         };
         let stream = self.stream.as_mut().expect("opened above");
         Ok(stream.send(batch).await?)

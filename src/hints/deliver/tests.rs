@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 /// One stream the driver opened: what it sends, and where to acknowledge.
 struct Opened {
     at: Instant,
+    to: String,
+    adopt: bool,
     batches: mpsc::UnboundedReceiver<StreamBatch>,
     acks: mpsc::UnboundedSender<Result<StreamAck, TransportError>>,
 }
@@ -28,6 +30,8 @@ struct FakeLink {
     opened: mpsc::UnboundedSender<Opened>,
     /// What `also_to` answers (the pending replicas of every key).
     also: Vec<String>,
+    /// What `adopters` answers.
+    adopters: Mutex<Vec<String>>,
 }
 
 struct FakeWire {
@@ -39,11 +43,13 @@ struct FakeWire {
 impl Link for FakeLink {
     type Stream = FakeWire;
 
-    async fn open(&self, to: &str) -> Result<FakeWire, TransportError> {
+    async fn open(&self, to: &str, adopt: bool) -> Result<FakeWire, TransportError> {
         let (btx, brx) = mpsc::unbounded_channel();
         let (atx, arx) = mpsc::unbounded_channel();
         let opened = Opened {
             at: Instant::now(),
+            to: to.to_string(),
+            adopt,
             batches: brx,
             acks: atx,
         };
@@ -56,7 +62,8 @@ impl Link for FakeLink {
     }
 
     fn is_up(&self, id: &str) -> bool {
-        self.live.lock().iter().any(|n| n == id)
+        let adopter = self.adopters.lock().iter().any(|n| n == id);
+        adopter || self.live.lock().iter().any(|n| n == id)
     }
 
     fn live(&self, _: &Dest) -> Vec<String> {
@@ -66,6 +73,10 @@ impl Link for FakeLink {
 
     fn also_to(&self, _: &str, _: &str, _: &[u8]) -> Vec<String> {
         self.also.clone()
+    }
+
+    fn adopters(&self, _: &Dest) -> Vec<String> {
+        self.adopters.lock().clone()
     }
 }
 
@@ -110,6 +121,7 @@ fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
         asked: Mutex::new(Vec::new()),
         opened: tx,
         also,
+        adopters: Mutex::new(Vec::new()),
     });
     let (stop, shutdown) = watch::channel(false);
     let pump = Pump::new(hints.clone(), link.clone(), me, dest);
@@ -193,6 +205,65 @@ async fn backlog_appends_linger_into_one_batch() {
     assert_eq!(s.at - t0, LINGER, "sent after the linger, not before");
     assert_eq!(batch.entries.len(), 2, "both writes share the batch");
     assert!(!batch.urgent);
+    assert!(
+        batch.adopt_for.is_empty() && !s.adopt,
+        "delivered, not handed over"
+    );
+}
+
+/// A node that has left, finding no live node of the destination, hands
+/// its queue to an adopter of its datacenter (see `adopt`): the batch
+/// names the queue, and its entries leave once the adopter has them.
+#[tokio::test(start_paused = true)]
+async fn with_no_live_destination_a_leaver_hands_its_queue_to_an_adopter() {
+    let mut r = rig(&[]);
+    *r.link.adopters.lock() = vec!["dc1-n2".into()];
+    append(&r.hints, b"a", false);
+    append(&r.hints, b"b", true);
+    let mut s = r.opened.recv().await.expect("a stream");
+    assert_eq!((s.to.as_str(), s.adopt), ("dc1-n2", true));
+    let dc2 = Dest::Dc("dc2".into());
+    let mut handed = 0;
+    while handed < 2 {
+        let batch = s.batches.recv().await.expect("a batch");
+        assert_eq!(batch.adopt_for, "dc:dc2");
+        handed += batch.entries.len();
+        s.acks.send(Ok(durable(&batch))).expect("the pump listens");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(r.hints.backlog_entries(&dc2), 0, "both left the queue");
+}
+
+/// An adopter that does not take the batch (refusing it, or too old to
+/// know the call) leaves the entries queued, and the next reopen asks the
+/// next adopter.
+#[tokio::test(start_paused = true)]
+async fn entries_an_adopter_does_not_take_stay_and_the_next_adopter_is_asked() {
+    let mut r = rig(&[]);
+    *r.link.adopters.lock() = vec!["dc1-n2".into(), "dc1-n3".into()];
+    append(&r.hints, b"a", false);
+    let dc2 = Dest::Dc("dc2".into());
+    let mut first = r.opened.recv().await.expect("a stream");
+    assert_eq!(first.to, "dc1-n2");
+    let batch = first.batches.recv().await.expect("a batch");
+    let kept = StreamAck {
+        batch_id: batch.batch_id,
+        entries: (batch.entries.iter())
+            .map(|e| EntryAck {
+                seq: e.seq,
+                ..Default::default()
+            })
+            .collect(),
+    };
+    first.acks.send(Ok(kept)).expect("the pump listens");
+    let mut second = r.opened.recv().await.expect("a second stream");
+    assert_eq!((second.to.as_str(), second.adopt), ("dc1-n3", true));
+    assert_eq!(r.hints.backlog_entries(&dc2), 1, "kept until adopted");
+    let again = second.batches.recv().await.expect("resent");
+    assert_eq!(again.entries, batch.entries);
+    second.acks.send(Ok(durable(&again))).expect("ack");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(r.hints.backlog_entries(&dc2), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -65,6 +65,13 @@ impl Internode for Slow {
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
     }
+    type AdoptStream = Self::StreamStream;
+    async fn adopt(
+        &self,
+        _: Request<tonic::Streaming<StreamBatch>>,
+    ) -> Result<Response<Self::AdoptStream>, Status> {
+        no()
+    }
     async fn gossip(&self, _: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
         no()
     }

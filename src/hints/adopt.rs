@@ -1,0 +1,151 @@
+//! Adopting a leaver's queued entries (issue 11: a decommission "hands its
+//! queued hints and inter-DC stream backlog to another node of its DC").
+//!
+//! A node that has left the cluster still holds what it queued: hints for
+//! its peers and its streams to the other datacenters. It delivers them
+//! itself while their destination is up; for one that is down (a remote
+//! datacenter in an outage, a dead peer) it would wait as long as the
+//! outage lasts. Instead it sends those batches, marked with their queue
+//! (`StreamBatch::adopt_for`), to a live member of its own datacenter
+//! ([`adopters`]), which **adopts** them: it queues every entry durably
+//! for the same destination, in one batch, and acknowledges them all as
+//! durable; its own delivery task takes them from there. The leaver's
+//! delivery task deletes them on that acknowledgement as after any
+//! delivery, so nothing else deletes from the queue meanwhile.
+//!
+//! Owns [`decide`] (pure: may this node adopt for that queue), [`adopters`]
+//! (pure: who may adopt) and [`adopt`] (the receiving side's I/O).
+//! Must not apply an adopted entry to a replica: it is delivered later,
+//! from the adopter's queue, like any entry queued there.
+
+use std::sync::Arc;
+
+use super::queue::{Dest, Lane};
+use super::Hints;
+use crate::engine::WriteBatch;
+use crate::layout::NodeState;
+use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch};
+use crate::view::ClusterView;
+
+/// Why a node does not adopt a batch (the sender keeps its entries).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("this node has left the cluster")]
+    Left,
+    #[error("no queue is called '{0}'")]
+    UnknownQueue(String),
+    #[error("entries for this node's own queue are delivered, not adopted")]
+    Mine,
+    #[error("'{0}' is not a destination this node queues for")]
+    NotMine(String),
+}
+
+/// Whether the node `me` (of datacenter `my_dc`) adopts entries for the
+/// queue labelled `label`, in `view`.
+pub fn decide(view: &ClusterView, me: &str, my_dc: &str, label: &str) -> Result<Dest, Refusal> {
+    if view.has_left() {
+        return Err(Refusal::Left);
+    }
+    let dest = Dest::from_label(label).ok_or_else(|| Refusal::UnknownQueue(label.into()))?;
+    match &dest {
+        Dest::Node(id) if id == me => Err(Refusal::Mine),
+        // A node queues hints only for members (a queue for anyone else
+        // would have no delivery task).
+        Dest::Node(id) if view.node(id).is_none() => Err(Refusal::NotMine(label.into())),
+        // Streams go to the other datacenters only.
+        Dest::Dc(dc) if dc == my_dc => Err(Refusal::NotMine(label.into())),
+        Dest::Dc(dc) if !view.ring.topology().datacenter_names().contains(dc) => {
+            Err(Refusal::NotMine(label.into()))
+        }
+        _ => Ok(dest),
+    }
+}
+
+/// The members of `my_dc` that may adopt entries for `dest`, in `view`:
+/// Normal ones, neither this node nor `dest` itself, up (`is_up`).
+pub fn adopters(
+    view: &ClusterView,
+    me: &str,
+    my_dc: &str,
+    dest: &Dest,
+    is_up: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let normal = |id: &str| {
+        view.layout
+            .node(id)
+            .is_some_and(|(_, _, n)| n.state == NodeState::Normal)
+    };
+    (view.members().iter())
+        .filter(|n| n.dc == my_dc && n.id != me)
+        .filter(|n| !matches!(dest, Dest::Node(d) if *d == n.id))
+        .filter(|n| normal(&n.id) && is_up(&n.id))
+        .map(|n| n.id.clone())
+        .collect()
+}
+
+/// Every entry of a batch acknowledged alike: durable, or not applied (the
+/// sender keeps it).
+fn acks(batch_id: u64, seqs: &[u64], durable: bool) -> StreamAck {
+    StreamAck {
+        batch_id,
+        entries: (seqs.iter())
+            .map(|&seq| EntryAck {
+                seq,
+                durable,
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+/// A batch meant for adoption that came as a delivery (on `Stream`): not
+/// applied, every entry kept by its sender.
+pub fn refuse(batch: StreamBatch) -> StreamAck {
+    let seqs: Vec<u64> = batch.entries.iter().map(|e| e.seq).collect();
+    acks(batch.batch_id, &seqs, false)
+}
+
+/// Adopts `batch` (from the `Adopt` call): every entry queued for the
+/// destination `adopt_for` names in one committed batch and acknowledged
+/// as durable, or none (each acknowledged as not applied, so the sender
+/// keeps it).
+pub async fn adopt(hints: &Arc<Hints>, me: &str, my_dc: &str, batch: StreamBatch) -> StreamAck {
+    let batch_id = batch.batch_id;
+    let seqs: Vec<u64> = batch.entries.iter().map(|e| e.seq).collect();
+    let acks = |durable: bool| acks(batch_id, &seqs, durable);
+    let dest = match decide(&hints.cluster.current(), me, my_dc, &batch.adopt_for) {
+        Ok(dest) => dest,
+        Err(why) => {
+            tracing::warn!(from = %batch.source_node, queue = %batch.adopt_for, %why, "not adopting");
+            return acks(false);
+        }
+    };
+    let mut wb = WriteBatch::new();
+    let mut counted = (0u64, 0u64);
+    for mut e in batch.entries {
+        // Delivered from the backlog here: every replica there applies it,
+        // and nobody waits on it any more.
+        e.need_acks = 0;
+        e.coordinator_pending = None;
+        if let Some((_, bytes)) = hints.store.enqueue(&dest, Lane::Backlog, e, &mut wb) {
+            counted = (counted.0 + 1, counted.1 + bytes);
+        }
+    }
+    let written = hints.store.blocking(move |s| s.write(wb)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        hints
+            .store
+            .counts
+            .sub(&dest, Lane::Backlog, counted.0, counted.1);
+        tracing::warn!(from = %batch.source_node, queue = %dest.label(), "could not adopt a batch");
+        return acks(false);
+    }
+    metrics::counter!("geokv_hints_adopted_total", "dest" => dest.label())
+        .increment(seqs.len() as u64);
+    hints.notify_queue(&dest, Lane::Backlog);
+    acks(true)
+}
+
+#[cfg(test)]
+#[path = "adopt_tests.rs"]
+mod tests;
