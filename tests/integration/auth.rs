@@ -9,7 +9,6 @@
 use crate::common::*;
 use geokv::proto::v1::kv_client::KvClient;
 use geokv::proto::v1::{Consistency, GetRequest, PutRequest, StatusRequest};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -67,12 +66,11 @@ async fn get_as(
     c.get(with_token(msg, token)).await.map(|_| ())
 }
 
-/// `geokv <args>` with `GEOKV_TOKEN=token`: (success, stdout + stderr).
-fn cli(args: &[&str], token: &str) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_geokv"))
-        .args(args)
+/// `geokv <args>` trusting the cluster's CA, with `GEOKV_TOKEN=token`:
+/// (success, stdout + stderr).
+fn cli(cluster: &Cluster, args: &[&str], token: &str) -> (bool, String) {
+    let out = (cluster.command(args))
         .env("GEOKV_TOKEN", token)
-        .env_remove("GEOKV_CA")
         .output()
         .expect("run geokv");
     let text =
@@ -110,7 +108,7 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("admin-token");
     std::fs::write(&token_file, ADMIN).unwrap();
-    let cluster = Cluster::start_insecure(spec(&token_file)).await;
+    let cluster = Cluster::start(spec(&token_file)).await;
     let n1 = cluster.node("dc1-n1").clone();
 
     // No token: UNAUTHENTICATED, before anything is stored.
@@ -146,6 +144,7 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     // A read-only role, made with the CLI on n1 (the token printed once).
     let endpoint = n1.admin_address.to_string();
     let (ok, text) = cli(
+        &cluster,
         &["auth", "create-role", "reader", "--endpoint", &endpoint],
         ADMIN,
     );
@@ -157,6 +156,7 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
         .expect("token printed")
         .to_string();
     let (ok, text) = cli(
+        &cluster,
         &[
             "auth",
             "grant",
@@ -169,12 +169,20 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
         ADMIN,
     );
     assert!(ok, "{text}");
-    let (ok, text) = cli(&["auth", "create-role", "x", "--endpoint", &endpoint], "");
+    let (ok, text) = cli(
+        &cluster,
+        &["auth", "create-role", "x", "--endpoint", &endpoint],
+        "",
+    );
     assert!(!ok && text.contains("401"), "no admin token: {text}");
     // A non-admin role is refused on the admin port with 403.
-    let (ok, text) = cli(&["auth", "list", "--endpoint", &endpoint], &reader);
+    let (ok, text) = cli(
+        &cluster,
+        &["auth", "list", "--endpoint", &endpoint],
+        &reader,
+    );
     assert!(!ok && text.contains("403"), "{text}");
-    let (ok, text) = cli(&["auth", "list", "--endpoint", &endpoint], ADMIN);
+    let (ok, text) = cli(&cluster, &["auth", "list", "--endpoint", &endpoint], ADMIN);
     assert!(
         ok && text.contains("reader") && !text.contains("argon2"),
         "{text}"
@@ -206,6 +214,7 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     // Grant write on n2, then revoke it on n3: each holds on every node within seconds.
     let n2 = cluster.node("dc1-n2").admin_address.to_string();
     let (ok, text) = cli(
+        &cluster,
         &[
             "auth",
             "grant",
@@ -221,13 +230,18 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     let took = until_every_node(&cluster, &reader, None).await;
     eprintln!("grant in force on every node after {took:?}");
     // The CLI's data commands take the token from GEOKV_TOKEN too.
-    let client_ep = format!("http://{}", cluster.node("dc1-n3").client_address);
-    let (ok, text) = cli(&["put", "k2", "v2", "--endpoint", &client_ep], &reader);
+    let client_ep = cluster.client_url("dc1-n3");
+    let (ok, text) = cli(
+        &cluster,
+        &["put", "k2", "v2", "--endpoint", &client_ep],
+        &reader,
+    );
     assert!(ok, "{text}");
-    let (ok, text) = cli(&["put", "k2", "v2", "--endpoint", &client_ep], "");
+    let (ok, text) = cli(&cluster, &["put", "k2", "v2", "--endpoint", &client_ep], "");
     assert!(!ok && text.contains("UNAUTHENTICATED"), "{text}");
     let n3 = cluster.node("dc1-n3").admin_address.to_string();
     let (ok, text) = cli(
+        &cluster,
         &[
             "auth",
             "revoke",

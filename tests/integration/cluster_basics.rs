@@ -10,7 +10,7 @@ use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_quorum_read_your_write_then_remote_dc_catches_up() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let cluster = Cluster::start(Spec::two_dc()).await;
     let mut n1 = cluster.client("dc1-n1").await;
     let mut n2 = cluster.client("dc1-n2").await;
     let put1 = put(
@@ -57,7 +57,7 @@ async fn local_quorum_read_your_write_then_remote_dc_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_become_siblings_and_a_context_resolves_them() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let cluster = Cluster::start(Spec::two_dc()).await;
     let mut a = cluster.client("dc1-n1").await;
     let mut b = cluster.client("dc1-n3").await;
     put(&mut a, "cart", "v0", vec![], Consistency::LocalQuorum)
@@ -128,7 +128,7 @@ async fn concurrent_writes_become_siblings_and_a_context_resolves_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_precise_codes_and_leaves_data_untouched() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let cluster = Cluster::start(Spec::two_dc()).await;
     let mut c = cluster.client("dc1-n2").await;
     put(&mut c, "keep", "original", vec![], Consistency::LocalQuorum)
         .await
@@ -219,7 +219,7 @@ async fn bad_input_gets_precise_codes_and_leaves_data_untouched() {
 /// was slower than the speculative-retry delay), not two.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quorum_read_asks_only_the_replicas_it_needs() {
-    let cluster = Cluster::start_insecure(Spec {
+    let cluster = Cluster::start(Spec {
         dcs: vec![("dc1", 3)],
         replication: vec![("dc1", 3)],
         extra_keyspaces: Vec::new(),

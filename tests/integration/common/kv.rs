@@ -21,6 +21,12 @@ impl Cluster {
     /// A raw gRPC client to the client port at `addr` (a node of this
     /// cluster, or one that joined it), over TLS when the cluster runs TLS.
     pub fn client_at(&self, addr: SocketAddr) -> KvClient<Channel> {
+        KvClient::new(self.channel_at(addr))
+    }
+
+    /// A lazy channel to the client port at `addr` (any gRPC service on
+    /// it), over TLS trusting the cluster CA when the cluster runs TLS.
+    pub fn channel_at(&self, addr: SocketAddr) -> Channel {
         let mut endpoint = tonic::transport::Endpoint::from_shared(self.client_url_at(addr))
             .unwrap()
             .connect_timeout(Duration::from_secs(2));
@@ -30,7 +36,7 @@ impl Cluster {
                 .ca_certificate(tonic::transport::Certificate::from_pem(pem));
             endpoint = endpoint.tls_config(tls).expect("TLS settings");
         }
-        KvClient::new(endpoint.connect_lazy())
+        endpoint.connect_lazy()
     }
 
     /// The URL of the client port at `addr`: `https://` on a TLS cluster.
