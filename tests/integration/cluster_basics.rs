@@ -1,7 +1,8 @@
 //! Cluster behaviour without failures, against six real node processes in
 //! two datacenters (rf {dc1:3, dc2:3}): read-your-writes at LOCAL_QUORUM
 //! across coordinators, asynchronous replication to the other datacenter,
-//! siblings from concurrent writes and their resolution, and bad input.
+//! siblings from concurrent writes and their resolution, and bad input;
+//! on TLS with authentication on (the harness default).
 
 use crate::common::*;
 use geokv::proto::v1::*;
@@ -11,6 +12,14 @@ use tonic::Code;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_quorum_read_your_write_then_remote_dc_catches_up() {
     let cluster = Cluster::start(Spec::two_dc()).await;
+    // The harness deploys as a user would (unless GEOKV_TEST_PLAINTEXT):
+    // TLS, and a client without a credential is refused.
+    if std::env::var_os("GEOKV_TEST_PLAINTEXT").is_none() {
+        assert!(cluster.tls_ca.is_some() && cluster.admin_token.is_some());
+        let mut anonymous = cluster.anonymous_client("dc1-n1");
+        let refused = put(&mut anonymous, "user:42", "x", vec![], Consistency::One).await;
+        assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
+    }
     let mut n1 = cluster.client("dc1-n1").await;
     let mut n2 = cluster.client("dc1-n2").await;
     let put1 = put(

@@ -5,10 +5,8 @@
 //! writes a second copy after an ambiguous failure.
 
 use crate::common::*;
-use geokv::proto::v1::kv_client::KvClient;
 use geokv::proto::v1::*;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tonic::Code;
 
 fn options(level: Consistency) -> Option<RequestOptions> {
@@ -20,7 +18,7 @@ fn options(level: Consistency) -> Option<RequestOptions> {
 }
 
 pub(crate) async fn put_in(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     keyspace: &str,
     key: &str,
     value: &str,
@@ -39,7 +37,7 @@ pub(crate) async fn put_in(
 }
 
 pub(crate) async fn get_in(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     keyspace: &str,
     key: &str,
     level: Consistency,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tonic::Code;
 
 /// A client of the whole cluster preferring `dc`, trusting the cluster CA
-/// (TLS clusters, the harness default).
+/// and sending its admin token (TLS and `--auth`, the harness default).
 async fn client_for(cluster: &Cluster, dc: &str) -> Client {
     let endpoints: Vec<String> = cluster
         .nodes
@@ -19,6 +19,9 @@ async fn client_for(cluster: &Cluster, dc: &str) -> Client {
     let mut builder = Client::builder();
     if let Some(ca) = &cluster.tls_ca {
         builder = builder.tls(TlsOptions::from_ca_file(ca).expect("the cluster CA"));
+    }
+    if let Some(token) = &cluster.admin_token {
+        builder = builder.token(token);
     }
     builder
         .endpoints(endpoints)

@@ -17,12 +17,27 @@ use std::time::{Duration, Instant};
 static ADMIN_CA: std::sync::Mutex<BTreeMap<SocketAddr, PathBuf>> =
     std::sync::Mutex::new(BTreeMap::new());
 
+/// The admin token [`admin`] sends to an admin port (nodes of clusters
+/// running `--auth`).
+static ADMIN_TOKEN: std::sync::Mutex<BTreeMap<SocketAddr, String>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
 /// Makes [`admin`] dial `addr` over HTTPS trusting `ca`.
 pub fn admin_over_https(addr: SocketAddr, ca: &Path) {
     ADMIN_CA.lock().unwrap().insert(addr, ca.to_path_buf());
 }
 
-/// One HTTP/1.1 request to an admin port (5 s to answer).
+/// Makes [`admin`] send `token` (`ROLE:SECRET`) to `addr`, or nothing.
+pub fn admin_sends_token(addr: SocketAddr, token: Option<&str>) {
+    let mut tokens = ADMIN_TOKEN.lock().unwrap();
+    match token {
+        Some(t) => tokens.insert(addr, t.to_string()),
+        None => tokens.remove(&addr),
+    };
+}
+
+/// One HTTP/1.1 request to an admin port (5 s to answer), with the
+/// cluster's admin token when it runs `--auth`.
 pub async fn admin(addr: SocketAddr, method: &str, path: &str) -> Result<String, String> {
     admin_within(addr, method, path, Duration::from_secs(5)).await
 }
@@ -43,8 +58,16 @@ pub async fn admin_within(
         ),
         None => None,
     };
+    let token = ADMIN_TOKEN.lock().unwrap().get(&addr).cloned();
     let addr = addr.to_string();
-    let call = geokv::transport::admin_client::call(&addr, tls.as_ref(), method, path, None, "");
+    let call = (geokv::transport::admin_client::call)(
+        &addr,
+        tls.as_ref(),
+        method,
+        path,
+        token.as_deref(),
+        "",
+    );
     let answer = tokio::time::timeout(limit + Duration::from_secs(2), call)
         .await
         .map_err(|e| e.to_string())?
@@ -185,6 +208,17 @@ impl Cluster {
             cmd.env("GEOKV_TOKEN", t);
         }
         cmd
+    }
+
+    /// [`Cluster::cli`] without `GEOKV_CA` (the admin token still sent): for
+    /// tests of what `--ca` does.
+    pub fn cli_without_ca(&self, args: &[&str]) -> (bool, String) {
+        let out = (self.command(args).env_remove("GEOKV_CA"))
+            .output()
+            .expect("run geokv");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
     }
 
     /// Runs [`Cluster::command`]: (success, stdout + stderr).
