@@ -56,7 +56,7 @@ impl Cluster {
     }
 
     /// [`Cluster::start`] in plaintext (`--insecure`) and without
-    /// authentication (unless `spec` asks for it), for suites that must
+    /// authentication (unless `spec` asks for it), for a test that must
     /// speak plaintext.
     pub async fn start_insecure(spec: Spec) -> Cluster {
         Self::start_with(spec, false, false).await

@@ -15,8 +15,8 @@
 //! Clusters run as a user would deploy them by default ([`Cluster::start`]):
 //! TLS, and `--auth` with an admin token every harness client, admin call
 //! and CLI run sends ([`Cluster::anonymous_client`] and [`admin_raw`] send
-//! none). [`Cluster::start_insecure`] (plaintext, no auth) is for the suites
-//! that must speak plaintext (nemesis, overload). The harness must not hide
+//! none). Every suite runs so; [`Cluster::start_insecure`] (plaintext, no
+//! auth) remains for a test that must speak plaintext. The harness must not hide
 //! what a test asserts: helpers start, reach and observe; tests decide.
 #![allow(dead_code)]
 
