@@ -221,12 +221,13 @@ async fn place(
     entries: Vec<Loaded>,
 ) -> Placed {
     let decide = |l: &Loaded| fate(view, dest.name(), &l.entry.keyspace, &l.entry.key);
-    place_as(hints, me, dest, lane, entries, decide).await
+    place_as(hints, view, me, dest, lane, entries, decide).await
 }
 
-/// [`place`] with each entry's fate decided by `decide`.
+/// [`place`] with each entry's fate decided by `decide` (in `view`).
 async fn place_as(
     hints: &Arc<Hints>,
+    view: &ClusterView,
     me: &str,
     dest: &Dest,
     lane: Lane,
@@ -239,8 +240,10 @@ async fn place_as(
         match (decide(&l), set) {
             (Fate::Deliver, _) => break,
             (Fate::Redirect(owners), Ok(set)) => {
+                let decided = super::moving::Decided::in_view(view, owners.clone());
                 for o in owners {
-                    if let Err(e) = super::moving::copy(hints, me, &o, &l.entry, &set).await {
+                    let copied = super::moving::copy(hints, me, &o, &l.entry, &set, &decided);
+                    if let Err(e) = copied.await {
                         failed = Some(e);
                         break 'entries;
                     }

@@ -345,6 +345,13 @@ fn mine(view: &ClusterView, keyspace: &str, key: &[u8]) -> Mine {
     }
 }
 
+/// Whether this node (`view`'s) replicates `keyspace`/`key` in `view`
+/// (an owner or a pending replica): where a node hint, or a copy of one
+/// redirected here (`moving::copy`), may be applied.
+pub(super) fn replicates(view: &ClusterView, keyspace: &str, key: &[u8]) -> bool {
+    mine(view, keyspace, key) == Mine::Replica
+}
+
 /// What a node does with a hint addressed to a node.
 #[derive(Debug, PartialEq, Eq)]
 enum NodeHint {
