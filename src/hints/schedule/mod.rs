@@ -33,7 +33,8 @@ mod park;
 mod tests;
 
 pub use event::{Action, Event, Load, Stall};
-pub use park::PARK_RETRY;
+#[cfg(test)]
+use park::PARK_RETRY;
 
 /// Target latency of one backlog batch; batches shrink when slower.
 pub const SLOW_BATCH: Duration = Duration::from_secs(2);
