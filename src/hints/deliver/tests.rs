@@ -28,6 +28,9 @@ struct FakeLink {
     opened: mpsc::UnboundedSender<Opened>,
     /// What `also_to` answers (the pending replicas of every key).
     also: Vec<String>,
+    /// This node's layout version, and whose layouts it was asked to fetch.
+    view: Mutex<u64>,
+    caught_up: Mutex<Vec<String>>,
 }
 
 struct FakeWire {
@@ -66,6 +69,14 @@ impl Link for FakeLink {
 
     fn also_to(&self, _: &str, _: &str, _: &[u8]) -> Vec<String> {
         self.also.clone()
+    }
+
+    fn view_version(&self) -> u64 {
+        *self.view.lock()
+    }
+
+    async fn catch_up(&self, from: &str) {
+        self.caught_up.lock().push(from.to_string());
     }
 }
 
@@ -110,6 +121,8 @@ fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
         asked: Mutex::new(Vec::new()),
         opened: tx,
         also,
+        view: Mutex::new(5),
+        caught_up: Mutex::new(Vec::new()),
     });
     let (stop, shutdown) = watch::channel(false);
     let pump = Pump::new(hints.clone(), link.clone(), me, dest);
@@ -153,6 +166,7 @@ fn durable(batch: &StreamBatch) -> StreamAck {
                 replicas: 1,
                 durable: true,
                 refused: false,
+                elsewhere_layout: None,
             })
             .collect(),
     }
@@ -284,4 +298,72 @@ async fn a_hint_for_an_owner_of_a_moving_range_is_copied_to_the_pending_replica_
         1,
         "the copy stays for dc1-n3"
     );
+}
+
+fn hint(r: &Rig, node: &str, key: &[u8]) -> impl std::future::Future<Output = ()> {
+    let mut set = SiblingSet::new();
+    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+        .expect("one sibling");
+    let (hints, node, key) = (r.hints.clone(), node.to_string(), key.to_vec());
+    async move {
+        hints
+            .hint_node(&node, "default", &key, &set)
+            .await
+            .expect("hint")
+    }
+}
+
+/// A node hint its receiver places elsewhere in a newer layout (v7; this
+/// node is on v5): this node fetches that layout, the rest of the queue
+/// goes on at once on the same stream, and the entry is sent again once
+/// this node's view is v7, not before (review Medium of stop 20: it used
+/// to back the whole queue off until the view caught up).
+#[tokio::test(start_paused = true)]
+async fn a_hint_placed_elsewhere_waits_for_the_newer_view_and_the_queue_goes_on() {
+    let n2 = Dest::Node("dc1-n2".into());
+    let mut r = rig_for(&["dc1-n2"], n2.clone(), Vec::new());
+    hint(&r, "dc1-n2", b"k2").await;
+    let mut s = r.opened.recv().await.expect("a stream");
+    let b = s.batches.recv().await.expect("a batch");
+    let seqs: Vec<u64> = b.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs.len(), 1);
+    let mut a = durable(&b);
+    a.entries[0] = EntryAck {
+        seq: seqs[0],
+        replicas: 0,
+        durable: false,
+        refused: false,
+        elsewhere_layout: Some(7),
+    };
+    s.acks.send(Ok(a)).expect("ack");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(*r.link.caught_up.lock(), vec!["dc1-n2".to_string()]);
+    assert_eq!(
+        r.hints.backlog_entries(&n2),
+        1,
+        "the entry placed elsewhere is kept"
+    );
+    // A new hint goes at once, alone, on the same stream: no back-off.
+    let t = Instant::now();
+    hint(&r, "dc1-n2", b"k3").await;
+    let b3 = s.batches.recv().await.expect("the next batch");
+    assert!(Instant::now() - t <= LINGER * 2, "not backed off");
+    assert_eq!(b3.entries.len(), 1);
+    assert_ne!(b3.entries[0].seq, seqs[0]);
+    s.acks.send(Ok(durable(&b3))).expect("ack");
+    // Not sent again while this node is on v5 (within the park)...
+    let held = tokio::time::timeout(Duration::from_millis(1500), s.batches.recv()).await;
+    assert!(
+        held.is_err(),
+        "sent again before the view caught up: {held:?}"
+    );
+    // ...but once it is on v7, at the next fill.
+    *r.link.view.lock() = 7;
+    let again = tokio::time::timeout(IDLE_POLL * 2, s.batches.recv()).await;
+    let again = again.expect("sent again on v7").expect("a batch");
+    assert_eq!(
+        again.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[0]]
+    );
+    assert!(r.opened.try_recv().is_err(), "one stream throughout");
 }

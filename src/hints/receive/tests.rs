@@ -100,6 +100,11 @@ keyspaces:
 
         let ack = node_hint_apply(&cluster, &replica, "a", entry(other, &set), set.clone()).await;
         assert!(!ack.durable && !ack.refused, "{ack:?}");
+        assert_eq!(
+            ack.elsewhere_layout,
+            Some(view.version()),
+            "the sender learns which view placed the key elsewhere"
+        );
         assert_eq!(ack.seq, 7);
         assert_eq!(
             engine.get_versions("ks", other).unwrap(),
@@ -109,6 +114,7 @@ keyspaces:
 
         let ack = node_hint_apply(&cluster, &replica, "a", entry(mine, &set), set.clone()).await;
         assert!(ack.durable && !ack.refused && ack.replicas == 1, "{ack:?}");
+        assert_eq!(ack.elsewhere_layout, None);
         assert_eq!(engine.get_versions("ks", mine).unwrap(), Some(set));
     }
 }
