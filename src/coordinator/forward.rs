@@ -101,11 +101,12 @@ impl Coordinator {
             if left.is_zero() {
                 break;
             }
+            let m = &req.mutation;
             let msg = CoordinateWriteRequest {
-                keyspace: req.keyspace.clone(),
-                key: req.key.to_vec(),
-                value: req.value.as_ref().map(|v| v.to_vec()),
-                context: req.context.encode_context(),
+                keyspace: m.keyspace.clone(),
+                key: m.key.to_vec(),
+                value: m.value.as_ref().map(|v| v.to_vec()),
+                context: m.context.encode_context(),
                 level: req.level.name().to_string(),
                 explicit_count: req.explicit.unwrap_or(0),
                 timeout_ms: remote_budget(left).as_millis().min(u32::MAX as u128) as u32,
@@ -177,8 +178,8 @@ impl Coordinator {
         metrics::counter!("geokv_writes_outcome_unknown_total").increment(1);
         let hints = self.hints.clone();
         let (ks, key, dest) = (
-            req.keyspace.clone(),
-            req.key.clone(),
+            req.mutation.keyspace.clone(),
+            req.mutation.key.clone(),
             Dest::Node(id.clone()),
         );
         let recorded = tokio::task::spawn_blocking(move || {
