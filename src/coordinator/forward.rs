@@ -13,7 +13,6 @@
 //! for anti-entropy towards that replica. Owns nothing else.
 
 use super::{Coordinator, WriteOutcome, WriteRequest};
-use crate::engine::WriteBatch;
 use crate::error::GeokvError;
 use crate::hints::queue::Dest;
 use crate::proto::v1::internode::CoordinateWriteRequest;
@@ -176,20 +175,10 @@ impl Coordinator {
         e: &TransportError,
     ) -> GeokvError {
         metrics::counter!("geokv_writes_outcome_unknown_total").increment(1);
-        let hints = self.hints.clone();
-        let (ks, key, dest) = (
-            req.mutation.keyspace.clone(),
-            req.mutation.key.clone(),
-            Dest::Node(id.clone()),
-        );
-        let recorded = tokio::task::spawn_blocking(move || {
-            let mut batch = WriteBatch::new();
-            hints.needs_repair(&ks, &key, &dest, &mut batch);
-            hints.engine().write(batch)
-        })
-        .await;
-        if !matches!(recorded, Ok(Ok(()))) {
-            tracing::error!(node = %id, "could not record a key for anti-entropy: {recorded:?}");
+        let (m, dest) = (&req.mutation, Dest::Node(id.clone()));
+        let recorded = (self.hints).record_for_repair(&m.keyspace, &m.key, &dest);
+        if let Err(e) = recorded.await {
+            tracing::error!(node = %id, "could not record a key for anti-entropy: {e}");
         }
         let what = format!(
             "{}: the write was forwarded to {id}, a replica of the key, which failed before answering ({e}); \

@@ -9,7 +9,6 @@
 //! one copy. Must not send anything.
 
 use super::Hints;
-use crate::engine::WriteBatch;
 use crate::proto::v1::internode::StreamEntry;
 use crate::ring::token_of;
 use crate::version::SiblingSet;
@@ -46,19 +45,7 @@ pub(crate) async fn copy(
         return (hints.hint_node(to, &entry.keyspace, &entry.key, set).await)
             .map_err(|e| e.to_string());
     }
-    let (engine, ks, key, set) = (
-        hints.engine().clone(),
-        entry.keyspace.clone(),
-        entry.key.clone(),
-        set.clone(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let mut b = WriteBatch::new();
-        b.merge_versions(&ks, &key, &set);
-        engine.write(b).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    (hints.merge_here(&entry.keyspace, &entry.key, set).await).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -64,11 +64,6 @@ impl Hints {
         &self.store.config
     }
 
-    /// The engine the queues live in.
-    pub fn engine(&self) -> &Arc<dyn Engine> {
-        self.store.engine()
-    }
-
     /// The coordinators waiting on urgent entries.
     pub fn waiters(&self) -> &Waiters {
         &self.waiters
@@ -126,8 +121,44 @@ impl Hints {
         Ok(())
     }
 
+    /// Records a key's token as needing anti-entropy towards `dest`, written
+    /// at once on a blocking thread.
+    pub async fn record_for_repair(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        dest: &Dest,
+    ) -> Result<(), GeokvError> {
+        let (ks, key, dest) = (keyspace.to_string(), key.to_vec(), dest.clone());
+        let written = (self.store).blocking(move |s| {
+            let mut batch = WriteBatch::new();
+            s.needs_repair(&ks, &key, &dest, &mut batch);
+            s.write(batch)
+        });
+        Ok(written.await??)
+    }
+
+    /// Merges `set` into this node's copy of a key, on a blocking thread:
+    /// a hint whose copy is for this node itself (`moving::copy`). The
+    /// queues share the engine with the node's replica.
+    pub(crate) async fn merge_here(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        set: &SiblingSet,
+    ) -> Result<(), GeokvError> {
+        let (ks, key, set) = (keyspace.to_string(), key.to_vec(), set.clone());
+        let written = (self.store).blocking(move |s| {
+            let mut batch = WriteBatch::new();
+            batch.merge_versions(&ks, &key, &set);
+            s.write(batch)
+        });
+        Ok(written.await??)
+    }
+
     /// Records a key's token as needing anti-entropy towards `dest`, in
-    /// `batch`.
+    /// `batch` (tests; the product records through `record_for_repair`).
+    #[cfg(test)]
     pub(crate) fn needs_repair(
         &self,
         keyspace: &str,
