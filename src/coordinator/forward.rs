@@ -15,7 +15,7 @@
 use super::{Coordinator, WriteOutcome, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::queue::Dest;
-use crate::proto::v1::internode::CoordinateWriteRequest;
+use crate::proto::v1::internode::{CoordinateWriteRequest, CoordinateWriteResponse};
 use crate::ring::ReplicaSet;
 use crate::topology::NodeIdx;
 use crate::transport::{PeerVerdict, TransportError};
@@ -71,6 +71,31 @@ pub(super) fn after_failure(e: &TransportError) -> AfterFailure {
     }
 }
 
+/// What the replica is sent: the whole request, with `left` of its deadline.
+fn message(req: &WriteRequest, left: Duration) -> CoordinateWriteRequest {
+    let m = &req.mutation;
+    CoordinateWriteRequest {
+        keyspace: m.keyspace.clone(),
+        key: m.key.to_vec(),
+        value: m.value.as_ref().map(|v| v.to_vec()),
+        context: m.context.encode_context(),
+        level: req.level.name().to_string(),
+        explicit_count: req.explicit.unwrap_or(0),
+        timeout_ms: remote_budget(left).as_millis().min(u32::MAX as u128) as u32,
+    }
+}
+
+/// The replica `id`'s answer, as this coordinator's outcome.
+fn outcome(id: &str, r: CoordinateWriteResponse) -> Result<WriteOutcome, GeokvError> {
+    let context = CausalContext::decode_context(&r.context)
+        .map_err(|e| GeokvError::MaybeApplied(format!("{id} answered with a bad context ({e})")))?;
+    Ok(WriteOutcome {
+        context,
+        acks: r.acks,
+        hints: r.hints,
+    })
+}
+
 /// The deadline handed to the replica: what is left, less a tenth (at most
 /// 200 ms) so its own verdict arrives before we give up on it.
 fn remote_budget(left: Duration) -> Duration {
@@ -100,34 +125,11 @@ impl Coordinator {
             if left.is_zero() {
                 break;
             }
-            let m = &req.mutation;
-            let msg = CoordinateWriteRequest {
-                keyspace: m.keyspace.clone(),
-                key: m.key.to_vec(),
-                value: m.value.as_ref().map(|v| v.to_vec()),
-                context: m.context.encode_context(),
-                level: req.level.name().to_string(),
-                explicit_count: req.explicit.unwrap_or(0),
-                timeout_ms: remote_budget(left).as_millis().min(u32::MAX as u128) as u32,
-            };
             metrics::counter!("geokv_writes_forwarded_total").increment(1);
-            let e = match self
-                .peers
-                .coordinate_write(view.ring.node(n), msg, left)
-                .await
-            {
-                Ok(r) => {
-                    return Ok(WriteOutcome {
-                        context: CausalContext::decode_context(&r.context).map_err(|e| {
-                            GeokvError::MaybeApplied(format!(
-                                "{} answered with a bad context ({e})",
-                                view.ring.node(n).id
-                            ))
-                        })?,
-                        acks: r.acks,
-                        hints: r.hints,
-                    })
-                }
+            let to = view.ring.node(n);
+            let sent = self.peers.coordinate_write(to, message(req, left), left);
+            let e = match sent.await {
+                Ok(r) => return outcome(&to.id, r),
                 Err(e) => e,
             };
             match after_failure(&e) {
