@@ -17,10 +17,8 @@
 
 use super::storage::Storage;
 use super::{NodeConfig, NodeError};
-use crate::coordinator::Liveness;
 use crate::hints::deliver::Delivery;
 use crate::hints::Hints;
-use crate::membership::{Gossiper, MonotonicClock};
 use crate::topology::NodeIdx;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
@@ -32,14 +30,6 @@ use tokio::sync::watch;
 
 /// How often the backlog is looked at.
 const POLL: Duration = Duration::from_millis(200);
-
-struct GossipLiveness(Gossiper);
-
-impl Liveness for GossipLiveness {
-    fn is_up(&self, id: &str) -> bool {
-        self.0.is_up(id)
-    }
-}
 
 /// Delivers the queues of a node that has left until they are empty (or
 /// `shutdown`).
@@ -59,14 +49,7 @@ pub(super) async fn run(
     let mut myself = me.clone();
     myself.idx = NodeIdx(nodes.len() as u32);
     nodes.push(myself);
-    let gossiper = Gossiper::new(
-        cfg.membership.clone(),
-        nodes,
-        &me.id,
-        s.generation,
-        Arc::new(MonotonicClock::new()),
-    )
-    .map_err(|e| NodeError::Membership(e.to_string()))?;
+    let (gossiper, liveness) = super::wiring::gossip(cfg, s, nodes)?;
     let hints = Arc::new(Hints::open(
         s.engine.clone(),
         s.cluster.clone(),
@@ -98,7 +81,7 @@ pub(super) async fn run(
         hints: hints.clone(),
         peers,
         cluster: s.cluster.clone(),
-        liveness: Arc::new(GossipLiveness(gossiper)),
+        liveness,
         me: me.clone(),
     }
     .spawn_all(stopped);
