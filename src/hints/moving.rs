@@ -82,7 +82,7 @@ pub(crate) async fn copy(
         return (hints.hint_node(to, &entry.keyspace, &entry.key, set).await)
             .map_err(|e| e.to_string());
     }
-    let (cluster, engine) = (hints.cluster.clone(), hints.engine().clone());
+    let (cluster, engine) = (hints.cluster.clone(), hints.store.engine().clone());
     let (ks, key, set) = (entry.keyspace.clone(), entry.key.clone(), set.clone());
     let decided = decided.clone();
     tokio::task::spawn_blocking(move || {

@@ -19,10 +19,8 @@
 
 use super::storage::Storage;
 use super::{NodeConfig, NodeError};
-use crate::coordinator::Liveness;
 use crate::hints::deliver::Delivery;
 use crate::hints::Hints;
-use crate::membership::{Gossiper, MonotonicClock};
 use crate::topology::NodeIdx;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
@@ -54,14 +52,6 @@ pub(crate) fn progress(left: &[(String, u64)], down: &[String]) -> String {
     out
 }
 
-struct GossipLiveness(Gossiper);
-
-impl Liveness for GossipLiveness {
-    fn is_up(&self, id: &str) -> bool {
-        self.0.is_up(id)
-    }
-}
-
 /// Delivers the queues of a node that has left until they are empty (or
 /// `shutdown`).
 pub(super) async fn run(
@@ -80,14 +70,7 @@ pub(super) async fn run(
     let mut myself = me.clone();
     myself.idx = NodeIdx(nodes.len() as u32);
     nodes.push(myself);
-    let gossiper = Gossiper::new(
-        cfg.membership.clone(),
-        nodes,
-        &me.id,
-        s.generation,
-        Arc::new(MonotonicClock::new()),
-    )
-    .map_err(|e| NodeError::Membership(e.to_string()))?;
+    let (gossiper, liveness) = super::wiring::gossip(cfg, s, nodes)?;
     let hints = Arc::new(Hints::open(
         s.engine.clone(),
         s.cluster.clone(),
@@ -119,7 +102,7 @@ pub(super) async fn run(
         hints: hints.clone(),
         peers,
         cluster: s.cluster.clone(),
-        liveness: Arc::new(GossipLiveness(gossiper.clone())),
+        liveness,
         me: me.clone(),
     }
     .spawn_all(stopped);

@@ -6,7 +6,7 @@
 use super::*;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits, WriteBatch};
-use crate::hints::{Awaited, HintsConfig};
+use crate::hints::{Awaited, Commit, HintsConfig};
 use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch};
 use crate::topology::Topology;
 use crate::version::{ActorId, CausalContext, SiblingSet};
@@ -100,6 +100,8 @@ impl Wire for FakeWire {
 
 struct Rig {
     hints: Arc<Hints>,
+    commit: Commit,
+    engine: Arc<dyn Engine>,
     link: Arc<FakeLink>,
     opened: mpsc::UnboundedReceiver<Opened>,
     _stop: watch::Sender<bool>,
@@ -113,8 +115,10 @@ fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
     let me = cluster.current().me().expect("dev topology").clone();
-    let hints =
-        Arc::new(Hints::open(engine, cluster, me.clone(), HintsConfig::default()).expect("open"));
+    let config = HintsConfig::default();
+    let hints = Arc::new(Hints::open(engine.clone(), cluster, me.clone(), config).expect("open"));
+    let replica = Arc::new(crate::replica::Replica::new(engine.clone(), &me.id, 8));
+    let commit = Commit::new(replica, hints.clone());
     let (tx, opened) = mpsc::unbounded_channel();
     let link = Arc::new(FakeLink {
         live: Mutex::new(live.iter().map(|s| s.to_string()).collect()),
@@ -129,6 +133,8 @@ fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
     tokio::spawn(pump.run(shutdown));
     Rig {
         hints,
+        commit,
+        engine,
         link,
         opened,
         _stop: stop,
@@ -136,7 +142,7 @@ fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
 }
 
 /// Appends `key` to dc2's stream (urgent: a coordinator waits on it).
-fn append(h: &Hints, key: &[u8], urgent: bool) -> Option<crate::hints::waiters::StreamWait> {
+fn append(r: &Rig, key: &[u8], urgent: bool) -> Option<crate::hints::waiters::StreamWait> {
     let mut set = SiblingSet::new();
     set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
         .expect("one sibling");
@@ -149,11 +155,11 @@ fn append(h: &Hints, key: &[u8], urgent: bool) -> Option<crate::hints::waiters::
     .into_iter()
     .collect();
     let mut b = WriteBatch::new();
-    let mut a = h
+    let mut a = (r.commit)
         .stream_append(&dcs, &wait, "default", key, &set, &mut b)
         .expect("append");
-    h.engine().write(b).expect("commit");
-    h.notify_appended(&dcs, &wait, &a.waits);
+    r.engine.write(b).expect("commit");
+    r.commit.notify_appended(&dcs, &wait, &a.waits);
     a.waits.pop()
 }
 
@@ -179,7 +185,7 @@ fn gaps_ms(at: &[Instant]) -> Vec<u128> {
 #[tokio::test(start_paused = true)]
 async fn with_no_live_node_it_backs_off_doubling_and_an_urgent_entry_cuts_it_short() {
     let r = rig(&[]);
-    append(&r.hints, b"k", false);
+    append(&r, b"k", false);
     tokio::time::sleep(Duration::from_millis(6000)).await;
     let asked = r.link.asked.lock().clone();
     assert_eq!(gaps_ms(&asked)[..7], [50, 100, 200, 400, 800, 1600, 2000]);
@@ -187,7 +193,7 @@ async fn with_no_live_node_it_backs_off_doubling_and_an_urgent_entry_cuts_it_sho
     // (not at its deadline), and the retry does not wait for the timer.
     let before = r.link.asked.lock().len();
     let t = Instant::now();
-    let wait = append(&r.hints, b"u", true).expect("a wait");
+    let wait = append(&r, b"u", true).expect("a wait");
     let outcome = wait.outcome().await;
     assert_eq!(outcome, Err("no live node in dc2 to stream to".to_string()));
     assert_eq!(Instant::now(), t, "failed without waiting");
@@ -199,9 +205,9 @@ async fn backlog_appends_linger_into_one_batch() {
     let mut r = rig(&["dc2-n1"]);
     tokio::time::sleep(Duration::from_millis(10)).await; // the first, empty fill
     let t0 = Instant::now();
-    append(&r.hints, b"a", false);
+    append(&r, b"a", false);
     tokio::time::sleep(Duration::from_millis(1)).await;
-    append(&r.hints, b"b", false);
+    append(&r, b"b", false);
     let mut s = r.opened.recv().await.expect("a stream");
     let batch = s.batches.recv().await.expect("a batch");
     assert_eq!(s.at - t0, LINGER, "sent after the linger, not before");
@@ -213,7 +219,7 @@ async fn backlog_appends_linger_into_one_batch() {
 async fn a_batch_not_acknowledged_in_time_is_resent_and_deleted_once_durable() {
     let mut r = rig(&["dc2-n1", "dc2-n2"]);
     let t0 = Instant::now();
-    append(&r.hints, b"a", false);
+    append(&r, b"a", false);
     let mut first = r.opened.recv().await.expect("a stream");
     let sent = first.batches.recv().await.expect("a batch");
     // Never acknowledged: given up after the timeout, sent again on a new
@@ -240,7 +246,7 @@ async fn a_batch_not_acknowledged_in_time_is_resent_and_deleted_once_durable() {
 async fn an_urgent_entry_is_sent_while_the_backlog_window_is_full() {
     let mut r = rig(&["dc2-n1"]);
     for i in 0..400u32 {
-        append(&r.hints, &i.to_be_bytes(), false);
+        append(&r, &i.to_be_bytes(), false);
     }
     let mut s = r.opened.recv().await.expect("a stream");
     let mut backlog = 0;
@@ -250,7 +256,7 @@ async fn an_urgent_entry_is_sent_while_the_backlog_window_is_full() {
         backlog += 1;
     }
     let t = Instant::now();
-    let _wait = append(&r.hints, b"urgent", true).expect("a wait");
+    let _wait = append(&r, b"urgent", true).expect("a wait");
     let b = s.batches.recv().await.expect("urgent batch");
     assert!(b.urgent && b.entries.len() == 1, "the urgent entry alone");
     assert_eq!(
