@@ -24,6 +24,7 @@
 //! | [`ring`] | virtual nodes, NetworkTopologyStrategy placement, pending ranges, token allocation | yes |
 //! | [`version`] | vector clocks, dots, sibling sets and their codec | yes |
 //! | [`consistency`] | consistency levels and the acks each needs | yes |
+//! | `mutation` | one write as it travels api → coordinator → replica → stream | yes |
 //! | [`client`] | the Rust SDK: re-export of the `geokv-client` crate | no |
 //! | `engine` | the storage trait; only `engine::rocks` imports RocksDB | no |
 //! | `coordinator` | plan → fan out → wait for the level → reconcile → repair | no |
@@ -62,6 +63,8 @@ pub mod hints;
 pub mod membership;
 #[cfg(feature = "server")]
 pub mod movement;
+#[cfg(feature = "server")]
+pub mod mutation;
 #[cfg(feature = "server")]
 pub mod node;
 #[cfg(feature = "server")]

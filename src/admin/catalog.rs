@@ -63,6 +63,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     // Engine (written by the engine itself).
     (Counter, "geokv_quarantined_operands_total", "Stored merge operands that did not decode and were set aside."),
     (Counter, "geokv_engine_write_stalls_total", "Writes RocksDB would have stalled (flushes or compactions behind), written again off the async workers."),
+    (Counter, "geokv_engine_read_cache_misses_total", "Point reads the memtables and block cache could not answer, read again from the files off the async workers."),
     // Membership.
     (Gauge, UP_GAUGE, "1 if this node believes the node is up, else 0."),
     (Gauge, PHI_GAUGE, "Current phi-accrual suspicion of the node."),

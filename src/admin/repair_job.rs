@@ -1,5 +1,5 @@
 //! Repair as a background job on the admin port, for `geokv repair`'s
-//! progress bar: `POST /repair/start[?keyspace=K]` starts a sweep and
+//! progress bar: `POST /repair/start[?keyspace=K][&dc=DC]` starts a sweep and
 //! answers 202 at once (409 while one started here still runs);
 //! `GET /repair/status` answers [`JobStatus`]: the state, ranges swept of
 //! planned, and the summary once done. The blocking `POST /repair` stays.
@@ -42,6 +42,8 @@ struct Job {
 #[derive(Debug, Deserialize)]
 struct StartQuery {
     keyspace: Option<String>,
+    /// Only among this datacenter's replicas (`geokv repair --dc`).
+    dc: Option<String>,
 }
 
 /// The job routes, merged into the admin router.
@@ -96,7 +98,9 @@ async fn start(
     }
     let j = job.clone();
     tokio::spawn(async move {
-        let out = repair.sweep(q.keyspace.as_deref()).await;
+        let out = repair
+            .sweep_in(q.keyspace.as_deref(), q.dc.as_deref())
+            .await;
         let mut j = j.lock();
         (j.status.ranges_done, j.status.ranges_total) = repair.progress();
         j.status.elapsed_secs = j.started.map_or(0.0, |t| t.elapsed().as_secs_f64());

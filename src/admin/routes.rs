@@ -154,6 +154,8 @@ async fn fault(
 #[derive(Debug, Deserialize)]
 struct RepairQuery {
     keyspace: Option<String>,
+    /// Only among this datacenter's replicas (this node must be in it).
+    dc: Option<String>,
 }
 
 /// `POST /repair`: runs a sweep (waiting for one in progress) and answers
@@ -166,15 +168,18 @@ async fn repair(State(a): State<Admin>, Query(q): Query<RepairQuery>) -> Respons
         )
             .into_response();
     };
-    match repair.sweep(q.keyspace.as_deref()).await {
+    match repair
+        .sweep_in(q.keyspace.as_deref(), q.dc.as_deref())
+        .await
+    {
         Ok(s) => (
             [(header::CONTENT_TYPE, JSON)],
             serde_json::to_string(&s).unwrap_or_default() + "\n",
         )
             .into_response(),
-        Err(e @ crate::repair::RepairError::Ring(_)) => {
-            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
-        }
+        Err(
+            e @ (crate::repair::RepairError::Ring(_) | crate::repair::RepairError::OtherDc { .. }),
+        ) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
 }

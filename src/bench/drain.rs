@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::cluster::{admin_request, topology_yaml, LocalCluster};
+use super::cluster::{topology_yaml, LocalCluster};
 use super::compare::start_cluster;
 use super::runner::{self, RunSpec, Shared};
 use super::stats::{LatencySummary, PhaseReport};
@@ -33,6 +33,10 @@ use crate::client::Client;
 use crate::consistency::ConsistencyLevel;
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
+
+mod scrape;
+pub use scrape::gauge;
+use scrape::{backlogs, wait_empty};
 
 /// Probe puts per level with the streams idle.
 const IDLE_PROBES: u64 = 200;
@@ -137,18 +141,13 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
     };
     let (idle_each, idle_local) = probes.idle().await;
 
-    cluster.set_dc_link("dc1", "dc2", true).await?;
     let cut_spec = RunSpec {
         records: opts.keys,
         first_record: opts.baseline_keys,
         ..spec
     };
-    let partitioned = runner::load(client, &cut_spec, &Shared::new(&cut_spec))
-        .await
-        .report;
-    let backlog_at_heal = backlogs(cluster).await?;
+    let (partitioned, backlog_at_heal) = write_partitioned(cluster, client, &cut_spec).await?;
     let backlog_total: u64 = backlog_at_heal.values().sum();
-
     cluster.set_dc_link("dc1", "dc2", false).await?;
     let drained = measure_drain(cluster, &probes, backlog_total, opts.timeout).await?;
     started.cluster.stop();
@@ -183,6 +182,18 @@ pub async fn run_drain(opts: &DrainOptions) -> Result<DrainReport, BenchError> {
         local_quorum_idle: idle_local.summary(),
         local_quorum_during_drain: during_local.summary(),
     })
+}
+
+/// Step (3): cuts every link between dc1 and dc2 and writes `spec`'s keys
+/// from dc1; returns the phase and each dc1 node's backlog to dc2 then.
+async fn write_partitioned(
+    cluster: &LocalCluster,
+    client: &Client,
+    spec: &RunSpec,
+) -> Result<(PhaseReport, BTreeMap<String, u64>), BenchError> {
+    cluster.set_dc_link("dc1", "dc2", true).await?;
+    let partitioned = runner::load(client, spec, &Shared::new(spec)).await.report;
+    Ok((partitioned, backlogs(cluster).await?))
 }
 
 /// A client that coordinates in `dc` only.
@@ -340,77 +351,4 @@ async fn probe(
     }
     p.elapsed = started.elapsed();
     p
-}
-
-/// Polls every 100 ms until every dc1 node's backlog to dc2 is 0; `sample`
-/// sees (time since the call, total backlog) at each poll.
-async fn wait_empty(
-    cluster: &LocalCluster,
-    limit: Duration,
-    mut sample: impl FnMut(Duration, u64),
-) -> Result<(), BenchError> {
-    let started = Instant::now();
-    loop {
-        let total: u64 = backlogs(cluster).await?.values().sum();
-        sample(started.elapsed(), total);
-        if total == 0 {
-            return Ok(());
-        }
-        if started.elapsed() > limit {
-            return Err(BenchError::DrainTimeout {
-                remaining: total,
-                waited: limit,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Each dc1 node's backlog towards dc2 (0 when the gauge is not published).
-async fn backlogs(cluster: &LocalCluster) -> Result<BTreeMap<String, u64>, BenchError> {
-    let mut out = BTreeMap::new();
-    for n in cluster.nodes.iter().filter(|n| n.dc == "dc1") {
-        let text = admin_request(n.admin_address, "GET", "/metrics").await?;
-        let v = gauge(&text, METRIC, &[("dest", "dc:dc2"), ("lane", "backlog")]).unwrap_or(0.0);
-        out.insert(n.id.clone(), v.max(0.0) as u64);
-    }
-    Ok(out)
-}
-
-/// The value of the series `name{…}` whose labels include every pair of
-/// `labels`, in Prometheus text exposition.
-pub fn gauge(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix(name))
-        .filter(|rest| rest.starts_with('{'))
-        .filter_map(|rest| rest.split_once('}'))
-        .find(|(have, _)| {
-            let have: Vec<&str> = have[1..].split(',').map(str::trim).collect();
-            wanted.iter().all(|w| have.contains(&w.as_str()))
-        })
-        .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gauge_finds_the_labelled_series() {
-        let text = "# TYPE geokv_hint_backlog_entries gauge\n\
-                    geokv_hint_backlog_entries{dest=\"node:dc1-n2\"} 4\n\
-                    geokv_hint_backlog_entries{dest=\"dc:dc2\"} 1234\n\
-                    geokv_hint_backlog_entries_total{dest=\"dc:dc2\"} 9\n\
-                    geokv_hint_backlog_bytes{dest=\"dc:dc2\"} 99\n";
-        assert_eq!(gauge(text, METRIC, &[("dest", "dc:dc2")]), Some(1234.0));
-        assert_eq!(gauge(text, METRIC, &[("dest", "node:dc1-n2")]), Some(4.0));
-        assert_eq!(gauge(text, METRIC, &[("dest", "dc:dc3")]), None);
-        let multi = "geokv_hint_backlog_entries{dest=\"dc:dc2\",lane=\"urgent\"} 1\n\
-                     geokv_hint_backlog_entries{dest=\"dc:dc2\",lane=\"backlog\"} 7\n";
-        let backlog = [("dest", "dc:dc2"), ("lane", "backlog")];
-        assert_eq!(gauge(multi, METRIC, &backlog), Some(7.0));
-        assert_eq!(gauge(multi, METRIC, &[("lane", "urgent")]), Some(1.0));
-    }
 }

@@ -102,7 +102,7 @@ pub enum AuthCommand {
 #[derive(clap::Args, Debug, Clone)]
 pub struct AdminArgs {
     /// A node's admin address (host:port).
-    #[arg(long, default_value = "127.0.0.11:7072")]
+    #[arg(long, env = "GEOKV_ADMIN_ENDPOINT", default_value = "127.0.0.11:7072")]
     pub endpoint: String,
     /// The admin token ROLE:SECRET (better: the GEOKV_TOKEN environment
     /// variable, which stays out of `ps`).

@@ -19,7 +19,7 @@ pub struct EndpointsArgs {
     /// The key, as the client sends it (its UTF-8 bytes).
     pub key: String,
     /// A node's admin address (host:port).
-    #[arg(long, default_value = "127.0.0.11:7072")]
+    #[arg(long, env = "GEOKV_ADMIN_ENDPOINT", default_value = "127.0.0.11:7072")]
     pub endpoint: String,
     /// Print one JSON object instead of a table.
     #[arg(long)]

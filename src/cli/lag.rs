@@ -23,7 +23,7 @@ pub struct LagArgs {
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
     /// A node's admin address (host:port).
-    #[arg(long, default_value = "127.0.0.11:7072")]
+    #[arg(long, env = "GEOKV_ADMIN_ENDPOINT", default_value = "127.0.0.11:7072")]
     pub endpoint: String,
     /// Print one JSON object instead of tables.
     #[arg(long)]

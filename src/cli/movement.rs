@@ -18,7 +18,7 @@ pub struct RemoveArgs {
     /// The dead node to remove.
     pub id: String,
     /// Any live node's admin address (host:port).
-    #[arg(long, default_value = "127.0.0.11:7072")]
+    #[arg(long, env = "GEOKV_ADMIN_ENDPOINT", default_value = "127.0.0.11:7072")]
     pub endpoint: String,
     /// Return once the removal has begun instead of waiting for it.
     #[arg(long)]

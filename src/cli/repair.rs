@@ -1,8 +1,10 @@
 //! `geokv repair [--keyspace KS] [--dc DC] --endpoint ADMIN` (nodetool
-//! repair): an anti-entropy sweep of the node at `--endpoint`, or with
-//! `--dc` of every member of that datacenter in turn, each started with
-//! `POST /repair/start` and followed through `GET /repair/status` with a
-//! progress bar; then one summary line per node (`--json`: one object).
+//! repair): an anti-entropy sweep of the node at `--endpoint` with every
+//! other replica of its ranges, or with `--dc DC` a sweep of every member of
+//! DC in turn among DC's replicas only (Cassandra's `nodetool repair -dc`:
+//! no session leaves the datacenter), each started with
+//! `POST /repair/start[?dc=DC]` and followed through `GET /repair/status`
+//! with a progress bar; then one summary line per node (`--json`: one object).
 //! Exits non-zero when a sweep failed or reported errors.
 //!
 //! Owns the choice of nodes ([`targets`], pure), the polling and the
@@ -26,12 +28,13 @@ pub struct RepairArgs {
     /// Repair only this keyspace (default: every keyspace).
     #[arg(long)]
     pub keyspace: Option<String>,
-    /// Repair every member of this datacenter in turn (default: only the
-    /// node at --endpoint).
+    /// Repair this datacenter: every member of it in turn, each comparing
+    /// its ranges with the other replicas in this datacenter only (default:
+    /// the node at --endpoint, with every replica in every datacenter).
     #[arg(long)]
     pub dc: Option<String>,
     /// A node's admin address (host:port).
-    #[arg(long, default_value = "127.0.0.11:7072")]
+    #[arg(long, env = "GEOKV_ADMIN_ENDPOINT", default_value = "127.0.0.11:7072")]
     pub endpoint: String,
     /// Print one JSON object instead of a progress bar and a table.
     #[arg(long)]
@@ -70,7 +73,7 @@ pub async fn run(args: RepairArgs) -> anyhow::Result<()> {
     }
     let mut done = Vec::new();
     for (id, addr) in nodes {
-        let s = one(&id, &addr, args.keyspace.as_deref(), args.json).await;
+        let s = one(&id, &addr, &start_path(&args), args.json).await;
         done.push((id, s.unwrap_or_else(|e| failed(format!("{e:#}")))));
     }
     if args.json {
@@ -100,16 +103,27 @@ fn ok(s: &JobStatus) -> bool {
     s.state == "done" && s.summary.as_ref().is_some_and(|x| x.errors.is_empty())
 }
 
-/// Starts a sweep on one node and follows it to the end.
-async fn one(id: &str, addr: &str, ks: Option<&str>, quiet: bool) -> anyhow::Result<JobStatus> {
-    let path = match ks {
-        Some(k) => format!(
-            "/repair/start?keyspace={}",
-            percent_encoding::utf8_percent_encode(k, percent_encoding::NON_ALPHANUMERIC)
-        ),
-        None => "/repair/start".to_string(),
+/// `POST /repair/start` with the keyspace and datacenter asked for.
+fn start_path(args: &RepairArgs) -> String {
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
-    http(addr, "POST", &path).await?;
+    let mut q = Vec::new();
+    if let Some(k) = &args.keyspace {
+        q.push(format!("keyspace={}", enc(k)));
+    }
+    if let Some(dc) = &args.dc {
+        q.push(format!("dc={}", enc(dc)));
+    }
+    match q.is_empty() {
+        true => "/repair/start".into(),
+        false => format!("/repair/start?{}", q.join("&")),
+    }
+}
+
+/// Starts a sweep on one node (`path`) and follows it to the end.
+async fn one(id: &str, addr: &str, path: &str, quiet: bool) -> anyhow::Result<JobStatus> {
+    http(addr, "POST", path).await?;
     let bar = if quiet {
         indicatif::ProgressBar::hidden()
     } else {

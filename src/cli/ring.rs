@@ -15,7 +15,7 @@ use geokv::view::http::{ownership, NodeOwnership};
 #[derive(clap::Args, Debug)]
 pub struct RingArgs {
     /// A node's admin address (host:port).
-    #[arg(long, default_value = "127.0.0.11:7072")]
+    #[arg(long, env = "GEOKV_ADMIN_ENDPOINT", default_value = "127.0.0.11:7072")]
     pub endpoint: String,
     /// Ownership in this keyspace (default: `default`, or the first one).
     #[arg(long)]
@@ -41,7 +41,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub rf: String,
     /// A node's admin address (host:port).
-    #[arg(long, default_value = "127.0.0.11:7072")]
+    #[arg(long, env = "GEOKV_ADMIN_ENDPOINT", default_value = "127.0.0.11:7072")]
     pub endpoint: String,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,

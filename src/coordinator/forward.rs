@@ -13,10 +13,9 @@
 //! for anti-entropy towards that replica. Owns nothing else.
 
 use super::{Coordinator, WriteOutcome, WriteRequest};
-use crate::engine::WriteBatch;
 use crate::error::GeokvError;
 use crate::hints::queue::Dest;
-use crate::proto::v1::internode::CoordinateWriteRequest;
+use crate::proto::v1::internode::{CoordinateWriteRequest, CoordinateWriteResponse};
 use crate::ring::ReplicaSet;
 use crate::topology::NodeIdx;
 use crate::transport::{PeerVerdict, TransportError};
@@ -72,6 +71,31 @@ pub(super) fn after_failure(e: &TransportError) -> AfterFailure {
     }
 }
 
+/// What the replica is sent: the whole request, with `left` of its deadline.
+fn message(req: &WriteRequest, left: Duration) -> CoordinateWriteRequest {
+    let m = &req.mutation;
+    CoordinateWriteRequest {
+        keyspace: m.keyspace.clone(),
+        key: m.key.to_vec(),
+        value: m.value.as_ref().map(|v| v.to_vec()),
+        context: m.context.encode_context(),
+        level: req.level.name().to_string(),
+        explicit_count: req.explicit.unwrap_or(0),
+        timeout_ms: remote_budget(left).as_millis().min(u32::MAX as u128) as u32,
+    }
+}
+
+/// The replica `id`'s answer, as this coordinator's outcome.
+fn outcome(id: &str, r: CoordinateWriteResponse) -> Result<WriteOutcome, GeokvError> {
+    let context = CausalContext::decode_context(&r.context)
+        .map_err(|e| GeokvError::MaybeApplied(format!("{id} answered with a bad context ({e})")))?;
+    Ok(WriteOutcome {
+        context,
+        acks: r.acks,
+        hints: r.hints,
+    })
+}
+
 /// The deadline handed to the replica: what is left, less a tenth (at most
 /// 200 ms) so its own verdict arrives before we give up on it.
 fn remote_budget(left: Duration) -> Duration {
@@ -101,33 +125,11 @@ impl Coordinator {
             if left.is_zero() {
                 break;
             }
-            let msg = CoordinateWriteRequest {
-                keyspace: req.keyspace.clone(),
-                key: req.key.to_vec(),
-                value: req.value.as_ref().map(|v| v.to_vec()),
-                context: req.context.encode_context(),
-                level: req.level.name().to_string(),
-                explicit_count: req.explicit.unwrap_or(0),
-                timeout_ms: remote_budget(left).as_millis().min(u32::MAX as u128) as u32,
-            };
             metrics::counter!("geokv_writes_forwarded_total").increment(1);
-            let e = match self
-                .peers
-                .coordinate_write(view.ring.node(n), msg, left)
-                .await
-            {
-                Ok(r) => {
-                    return Ok(WriteOutcome {
-                        context: CausalContext::decode_context(&r.context).map_err(|e| {
-                            GeokvError::MaybeApplied(format!(
-                                "{} answered with a bad context ({e})",
-                                view.ring.node(n).id
-                            ))
-                        })?,
-                        acks: r.acks,
-                        hints: r.hints,
-                    })
-                }
+            let to = view.ring.node(n);
+            let sent = self.peers.coordinate_write(to, message(req, left), left);
+            let e = match sent.await {
+                Ok(r) => return outcome(&to.id, r),
                 Err(e) => e,
             };
             match after_failure(&e) {
@@ -175,20 +177,10 @@ impl Coordinator {
         e: &TransportError,
     ) -> GeokvError {
         metrics::counter!("geokv_writes_outcome_unknown_total").increment(1);
-        let hints = self.hints.clone();
-        let (ks, key, dest) = (
-            req.keyspace.clone(),
-            req.key.clone(),
-            Dest::Node(id.clone()),
-        );
-        let recorded = tokio::task::spawn_blocking(move || {
-            let mut batch = WriteBatch::new();
-            hints.needs_repair(&ks, &key, &dest, &mut batch);
-            hints.engine().write(batch)
-        })
-        .await;
-        if !matches!(recorded, Ok(Ok(()))) {
-            tracing::error!(node = %id, "could not record a key for anti-entropy: {recorded:?}");
+        let (m, dest) = (&req.mutation, Dest::Node(id.clone()));
+        let recorded = (self.hints).record_for_repair(&m.keyspace, &m.key, &dest);
+        if let Err(e) = recorded.await {
+            tracing::error!(node = %id, "could not record a key for anti-entropy: {e}");
         }
         let what = format!(
             "{}: the write was forwarded to {id}, a replica of the key, which failed before answering ({e}); \

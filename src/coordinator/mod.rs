@@ -27,7 +27,8 @@ mod write;
 mod tests_pending;
 
 use crate::error::GeokvError;
-use crate::hints::Hints;
+use crate::hints::{Commit, Hints};
+use crate::mutation::Mutation;
 use crate::replica::Replica;
 use crate::ring::{DcPending, ReplicaSet};
 use crate::topology::{NodeIdx, NodeInfo};
@@ -83,13 +84,11 @@ pub struct ReadRequest {
     pub timeout: Duration,
 }
 
-/// A write or delete (`value: None`), as the API hands it over.
+/// A write or delete, as the API hands it over: the mutation and how to
+/// coordinate it.
 #[derive(Debug, Clone)]
 pub struct WriteRequest {
-    pub keyspace: String,
-    pub key: Bytes,
-    pub value: Option<Bytes>,
-    pub context: crate::version::CausalContext,
+    pub mutation: Mutation,
     pub level: ConsistencyLevel,
     pub explicit: Option<u32>,
     pub timeout: Duration,
@@ -132,6 +131,8 @@ pub struct Coordinator {
     replica: Arc<Replica>,
     liveness: Arc<dyn Liveness>,
     hints: Arc<Hints>,
+    /// What a write commits with its update (`hints::commit`).
+    commit: Commit,
     config: CoordinatorConfig,
 }
 
@@ -150,8 +151,9 @@ impl Coordinator {
             cluster,
             me,
             peers,
-            replica,
+            replica: replica.clone(),
             liveness,
+            commit: Commit::new(replica.clone(), hints.clone()),
             hints,
             config,
         }

@@ -7,7 +7,10 @@
 //! read carries the view's layout version and digest: a replica on a newer
 //! view that no longer replicates the key refuses it (`stale_view`), and a
 //! read that failed so is asked again on that view (`newer_view`). Replicas not
-//! asked are left to hinted delivery and anti-entropy.
+//! asked are left to hinted delivery and anti-entropy. The remote replica
+//! reads are polled by the coordinator's own task while it gathers
+//! ([`ReadCalls`]), not spawned one task each (issue 14); those still in
+//! flight when the level is met are dropped (a read has nothing to settle).
 
 use super::consistency::{AckCounts, OpKind};
 use super::gather::{Answer, Gather, Step};
@@ -19,11 +22,35 @@ use crate::replica::handle::{Handle, HandleError, Merge};
 use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
 use crate::view::ClusterView;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+/// One replica read in flight, sending its answer to the gather.
+type ReadCall<'a> = BoxFuture<'a, ()>;
+
+/// The replica reads of one read, polled by the coordinator's task while
+/// it waits for the gather (issue 14: no task per remote read).
+#[derive(Default)]
+struct ReadCalls<'a>(FuturesUnordered<ReadCall<'a>>);
+
+impl ReadCalls<'_> {
+    /// Awaits `f`, polling the reads in flight meanwhile.
+    async fn drive<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(f);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut f => return out,
+                Some(()) = self.0.next(), if !self.0.is_empty() => {}
+            }
+        }
+    }
+}
 
 /// A read that met its level.
 #[derive(Debug, Clone)]
@@ -93,9 +120,11 @@ impl Coordinator {
 
         let (tx, rx) = mpsc::channel::<Answer<Option<SiblingSet>>>(plan.replicas.len().max(1));
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
+        let mut calls = ReadCalls::default();
         for c in targets.first_wave() {
             *pending.entry(c.dc.clone()).or_default() += 1;
-            self.spawn_replica_read(view, c.node, c.dc, (req, stale), deadline, tx.clone());
+            let call = self.replica_read(view, c.node, c.dc, (req, stale), deadline, tx.clone());
+            calls.0.extend(call);
         }
         let timeout_ms = req.timeout.as_millis() as u64;
         let mut gather = Gather::new(
@@ -110,11 +139,12 @@ impl Coordinator {
         );
         let local_dc = self.me.dc.clone();
         let delay = self.config.read_speculation;
-        gather_read(&mut targets, &mut gather, delay, deadline, |c| {
+        let waits = (delay, deadline, calls);
+        gather_read(&mut targets, &mut gather, waits, |c| {
             if c.dc != local_dc {
                 metrics::counter!("geokv_remote_fallbacks_total", "op" => "read").increment(1);
             }
-            self.spawn_replica_read(view, c.node, c.dc, (req, stale), deadline, tx.clone());
+            self.replica_read(view, c.node, c.dc, (req, stale), deadline, tx.clone())
         })
         .await?;
         drop(tx);
@@ -143,44 +173,39 @@ impl Coordinator {
         })
     }
 
-    fn spawn_replica_read(
-        &self,
-        view: &ClusterView,
+    /// Reads replica `n`: this node's own copy at once (its answer is sent
+    /// before this returns, `None`), a peer's by the returned call, which
+    /// borrows the request and is polled by the gather's task.
+    fn replica_read<'a>(
+        &'a self,
+        view: &'a ClusterView,
         n: NodeIdx,
         dc: String,
-        (req, stale): (&ReadRequest, &StaleSlot),
+        (req, stale): (&'a ReadRequest, &'a StaleSlot),
         deadline: Instant,
         tx: mpsc::Sender<Answer<Option<SiblingSet>>>,
-    ) {
-        let (ks, key) = (req.keyspace.clone(), req.key.clone());
+    ) -> Option<ReadCall<'a>> {
         let replica = Handle::at(view.ring.node(n), &self.replica, &self.peers);
-        if let Some(res) = replica.read_now(&ks, &key) {
+        if let Some(res) = replica.read_now(&req.keyspace, &req.key) {
             // Our own copy, read here with no task of its own (issue 14).
             // The channel holds an answer per replica of the plan, so the
             // send cannot wait; a gather that has already returned has
             // dropped the receiver.
             let _ = tx.try_send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())));
-            return;
+            return None;
         }
-        let peer = view.ring.node(n).clone();
-        let span = tracing::Span::current();
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let planned = (view.version(), view.digest_bytes());
-        let stale = stale.clone();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let got = replica
-                    .read(&ks, &key, (planned.0, &planned.1), timeout)
-                    .await;
-                if let Some(version) = got.as_ref().err().and_then(HandleError::stale_view) {
-                    stale.lock().get_or_insert((peer.clone(), version));
-                }
-                let _ = tx
-                    .send(Answer::Replica(n, dc, got.map_err(|e| e.to_string())))
-                    .await;
-            },
-            span,
-        ));
+        Some(Box::pin(async move {
+            let planned = (view.version(), view.digest_bytes());
+            let got =
+                (replica.read(&req.keyspace, &req.key, (planned.0, &planned.1), timeout)).await;
+            if let Some(version) = got.as_ref().err().and_then(HandleError::stale_view) {
+                let peer = view.ring.node(n);
+                stale.lock().get_or_insert_with(|| (peer.clone(), version));
+            }
+            let answer = Answer::Replica(n, dc, got.map_err(|e| e.to_string()));
+            let _ = tx.send(answer).await;
+        }))
     }
 
     /// Sends the merged state to every answering replica whose state differed.
@@ -231,19 +256,21 @@ impl Coordinator {
 /// deadline, and doubling keeps a cluster that is merely slow from being
 /// asked for every replica); whenever the replicas still expected can no
 /// longer meet it (some failed), asks replacements, and fails when none is
-/// left. `ask` sends a read to one more replica.
-async fn gather_read<T>(
+/// left. `ask` sends a read to one more replica, and returns its call if
+/// it is still to be polled; `calls` are those of the first wave. The
+/// calls are polled while the gather waits; what is in flight once it is
+/// done is dropped.
+async fn gather_read<'a, T>(
     targets: &mut ReadTargets,
     gather: &mut Gather<T>,
-    speculation: Duration,
-    deadline: Instant,
-    mut ask: impl FnMut(Candidate),
+    (speculation, deadline, mut calls): (Duration, Instant, ReadCalls<'a>),
+    mut ask: impl FnMut(Candidate) -> Option<ReadCall<'a>>,
 ) -> Result<(), GeokvError> {
     let mut wait = speculation;
     let mut speculate_at = Some(Instant::now() + wait);
     loop {
         let until = speculate_at.map_or(deadline, |t| t.min(deadline));
-        if gather.run(until).await? == Step::Met {
+        if calls.drive(gather.run(until)).await? == Step::Met {
             return Ok(());
         }
         let more: Vec<Candidate> = if gather.can_still_be_met() {
@@ -264,7 +291,7 @@ async fn gather_read<T>(
         };
         for c in more {
             gather.expect(&c.dc, 1);
-            ask(c);
+            calls.0.extend(ask(c));
         }
     }
 }

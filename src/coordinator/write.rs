@@ -7,7 +7,7 @@
 //!    rest always runs on a replica of the key:
 //! 3. This node advances the key's clock with its actor id and, **in the same
 //!    atomic RocksDB batch**, appends the record to the hinted stream of
-//!    every remote datacenter ([`Coordinator::update_here`], the one place a
+//!    every remote datacenter (`hints::Commit::mint`, the one place a
 //!    write is minted). A crash after the ack loses nothing.
 //! 4. The record is merged into the other replicas of our datacenter; a
 //!    replica that is down or fails gets a durable hint instead (hints are
@@ -35,9 +35,10 @@
 use super::consistency::{OpKind, Requirement};
 use super::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
-use crate::hints::{append_update, Appended, Awaited};
+use crate::hints::{Appended, Awaited};
+use crate::mutation::{Along, Minted};
 use crate::topology::NodeIdx;
-use crate::version::{CausalContext, Dot, SiblingSet};
+use crate::version::CausalContext;
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -57,8 +58,6 @@ pub struct WriteOutcome {
     /// Hints stored for replicas that were down or failed (not acks).
     pub hints: u32,
 }
-
-pub(super) use crate::clock::now_ms;
 
 /// Where a write goes on one view: our datacenter's owners and pending
 /// replicas (`local`, sent directly), the remote datacenters (reached
@@ -85,7 +84,7 @@ use super::newer_view::StaleSlot;
 impl Coordinator {
     /// Coordinates a put (`value: Some`) or delete (`value: None`).
     #[tracing::instrument(name = "coordinator.write", skip_all,
-        fields(keyspace = %req.keyspace, level = %req.level, delete = req.value.is_none()))]
+        fields(keyspace = %req.mutation.keyspace, level = %req.level, delete = req.mutation.is_delete()))]
     pub async fn write(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
         self.write_from(req, true).await
     }
@@ -93,7 +92,7 @@ impl Coordinator {
     /// Coordinates a write forwarded by a node that does not replicate the
     /// key (the `CoordinateWrite` RPC); never forwards it again.
     #[tracing::instrument(name = "coordinator.write_as_replica", skip_all,
-        fields(keyspace = %req.keyspace, level = %req.level, delete = req.value.is_none()))]
+        fields(keyspace = %req.mutation.keyspace, level = %req.level, delete = req.mutation.is_delete()))]
     pub async fn write_as_replica(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
         self.write_from(req, false).await
     }
@@ -109,8 +108,8 @@ impl Coordinator {
         let view = self.cluster.current();
         let plan = self.plan(
             &view,
-            &req.keyspace,
-            &req.key,
+            &req.mutation.keyspace,
+            &req.mutation.key,
             req.level,
             req.explicit,
             OpKind::Write,
@@ -123,7 +122,7 @@ impl Coordinator {
             }
             return Err(GeokvError::NotAReplica(format!(
                 "{} is not a replica of this key of '{}'",
-                self.me.id, req.keyspace
+                self.me.id, req.mutation.keyspace
             )));
         }
         self.coordinate_write(&view, &req, plan, deadline).await
@@ -141,12 +140,8 @@ impl Coordinator {
         deadline: Instant,
     ) -> Result<WriteOutcome, GeokvError> {
         let to = self.fanout(&plan);
-        let (record, dot, appended) = self
-            .update_here(view, req, &to.local, &to.remote_dcs, &to.wait_for)
-            .await?;
-        let mut encoded = Vec::with_capacity(record.encoded_len());
-        record.encode(&mut encoded);
-        let minted = (&record, encoded.as_slice());
+        let (minted, appended) = self.mint(view, req, &to).await?;
+        let minted = &minted;
         let first = (Some(appended), deadline);
         let (mut res, mut stale) = self.fan_out(view, req, (&plan, &to), minted, first).await;
         let mut last = view.rank();
@@ -159,7 +154,7 @@ impl Coordinator {
             };
             last = newer.rank();
             metrics::counter!("geokv_stale_view_retries_total").increment(1);
-            let (ks, key, level) = (&req.keyspace, &req.key, req.level);
+            let (ks, key, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
             let plan = (self.plan(&newer, ks, key, level, req.explicit, OpKind::Write))
                 .map_err(|e| GeokvError::MaybeApplied(format!("on layout v{}: {e}", last.0)))?;
             let to = self.fanout(&plan);
@@ -168,7 +163,7 @@ impl Coordinator {
         }
         let (acks, hints) = res?;
         Ok(WriteOutcome {
-            context: req.context.after_write(dot, &record.clock),
+            context: (req.mutation.context).after_write(minted.dot, &minted.record.clock),
             acks,
             hints,
         })
@@ -237,58 +232,25 @@ impl Coordinator {
         }
     }
 
-    /// Step 3: this replica advances the clock, and the stream entries of the
-    /// remote datacenters go into the same atomic batch. The only place a
-    /// write is minted; whatever else must commit with the write is added
-    /// to the batch here.
-    async fn update_here(
+    /// Step 3: this replica mints the write; the stream entries of the
+    /// remote datacenters and the intents of the other local replicas
+    /// commit with it ([`crate::hints::Commit::mint`], the one place a
+    /// write is minted).
+    async fn mint(
         &self,
         view: &ClusterView,
         req: &WriteRequest,
-        local_targets: &[NodeIdx],
-        remote_dcs: &[String],
-        wait_for: &[Awaited],
-    ) -> Result<(SiblingSet, Dot, Appended), GeokvError> {
-        let ts = now_ms();
-        let (ks, key, value, ctx) = (
-            req.keyspace.clone(),
-            req.key.clone(),
-            req.value.clone(),
-            req.context.clone(),
-        );
-        let hints = self.hints.clone();
-        let (dcs, wait) = (remote_dcs.to_vec(), wait_for.to_vec());
+        to: &Fanout,
+    ) -> Result<(Minted, Appended), GeokvError> {
         let me = view.me_idx();
-        let local: Vec<(NodeIdx, String)> = local_targets
-            .iter()
-            .copied()
-            .filter(|&m| m != me)
-            .map(|m| (m, view.ring.node(m).id.clone()))
-            .collect();
-        let ((set, dot), appended) = self
-            .replica
-            .blocking(move |r| {
-                let mut appended = None;
-                let res = r.update(&ks, &key, value, &ctx, ts, |set, batch| {
-                    appended = Some(append_update(
-                        &hints, &local, &dcs, &wait, &ks, &key, set, batch,
-                    )?);
-                    Ok(())
-                });
-                match res {
-                    Ok(set) => Ok((set, appended.unwrap_or_default())),
-                    Err(e) => {
-                        // The batch did not commit: its queue entries do not exist.
-                        if let Some(a) = appended {
-                            hints.rollback(a);
-                        }
-                        Err(e)
-                    }
-                }
-            })
-            .await?;
-        self.hints
-            .notify_appended(remote_dcs, wait_for, &appended.waits);
-        Ok((set, dot, appended))
+        let along = Along {
+            local: (to.local.iter().copied())
+                .filter(|&m| m != me)
+                .map(|m| (m, view.ring.node(m).id.clone()))
+                .collect(),
+            remote_dcs: to.remote_dcs.clone(),
+            wait_for: to.wait_for.clone(),
+        };
+        self.commit.mint(&req.mutation, along).await
     }
 }

@@ -17,11 +17,14 @@
 //!
 //! Every write is first tried with `no_slowdown`; one RocksDB would stall
 //! (flushes or compactions behind) is written again off the async worker
-//! ([`stall`], review M2).
+//! ([`stall`], review M2). Every point read is first tried from the memtables
+//! and block cache alone; one that needs the files is read again off the
+//! async worker ([`read`], issue 14).
 //!
 //! Must not contain replication logic: it stores what it is given.
 
 mod merge;
+mod read;
 mod set_aside;
 mod stall;
 mod stats;
@@ -86,7 +89,8 @@ pub struct RocksEngine {
     /// Writes nobody waits on to be durable (the read path's set-aside):
     /// never an fsync of their own; see `set_aside`.
     aside_writes: stall::WriteOpts,
-    read_opts: ReadOptions,
+    /// Point reads: from the cache, else from the files off the worker.
+    reads: read::ReadOpts,
     limits: Limits,
     durability: Durability,
     statistics: bool,
@@ -148,7 +152,7 @@ impl RocksEngine {
             cache,
             writes: stall::WriteOpts::new(opts.durability, true),
             aside_writes: stall::WriteOpts::new(opts.durability, false),
-            read_opts: ReadOptions::default(),
+            reads: read::ReadOpts::new(),
             limits: opts.limits,
             durability: opts.durability,
             statistics: opts.statistics,
@@ -267,10 +271,8 @@ impl Engine for RocksEngine {
 
     fn get_versions(&self, keyspace: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError> {
         let dk = keys::data_key(keyspace, key)?;
-        let got = self
-            .db
-            .get_pinned_cf_opt(self.cf(Cf::Data), &dk, &self.read_opts);
-        match got {
+        let got = self.reads.get(&self.db, self.cf(Cf::Data), &dk);
+        match got.map(|(got, _tier)| got) {
             Ok(Some(bytes)) => self.stored(keyspace, key, &dk, &bytes),
             Ok(None) => Ok(None),
             Err(e) if e.kind() == ErrorKind::Corruption => Err(EngineError::Corrupt {
@@ -282,10 +284,7 @@ impl Engine for RocksEngine {
     }
 
     fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        let got = self
-            .db
-            .get_pinned_cf_opt(self.cf(cf), key, &self.read_opts)
-            .map_err(rocks)?;
+        let (got, _tier) = self.reads.get(&self.db, self.cf(cf), key).map_err(rocks)?;
         Ok(got.map(|v| v.to_vec()))
     }
 

@@ -113,6 +113,8 @@ pub(crate) struct Pump<L: Link> {
     adopting: bool,
     /// Adopters tried so far: each reopen (after a stall) asks the next.
     adopters_tried: usize,
+    /// A fetch of a receiver's newer layout (`Action::CatchUp`) under way.
+    catching_up: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl<L: Link> Pump<L> {
@@ -135,6 +137,7 @@ impl<L: Link> Pump<L> {
             forked: Default::default(),
             adopting: false,
             adopters_tried: 0,
+            catching_up: None,
         }
     }
 
@@ -156,6 +159,7 @@ impl<L: Link> Pump<L> {
                 Dest::Dc(dc) => self.hints.take_rewind(dc),
                 Dest::Node(_) => None,
             };
+            self.sched.on(Event::View(self.link.view_version()));
             let fill = self.sched.on(Event::Fill {
                 now: Instant::now(),
                 rewind,
@@ -169,10 +173,13 @@ impl<L: Link> Pump<L> {
             let woken = self.wait(&mut shutdown).await;
             let actions = match woken {
                 Woken::Wake => continue,
-                Woken::Ack(Ok(ack)) => self.sched.on(Event::Acked {
-                    ack,
-                    now: Instant::now(),
-                }),
+                Woken::Ack(Ok(ack)) => {
+                    self.sched.on(Event::View(self.link.view_version()));
+                    self.sched.on(Event::Acked {
+                        ack,
+                        now: Instant::now(),
+                    })
+                }
                 Woken::Ack(Err(e)) => self.stall(Stall::from(e)),
                 Woken::Timeout => self.stall(Stall::Failed(format!(
                     "no acknowledgement within {} s",
@@ -287,6 +294,10 @@ impl<L: Link> Pump<L> {
                     backoff = Some(d);
                     Vec::new()
                 }
+                Action::CatchUp { from, version } => {
+                    self.catch_up(from, version);
+                    Vec::new()
+                }
                 Action::Oldest(oldest) => {
                     let age = oldest.map_or(0.0, |o| now_ms().saturating_sub(o) as f64 / 1000.0);
                     metrics::gauge!("geokv_hint_oldest_age_seconds", "dest" => self.label.clone())
@@ -297,6 +308,18 @@ impl<L: Link> Pump<L> {
             queue.extend(next);
         }
         backoff
+    }
+
+    /// Fetches `from`'s layout (`version`, newer than ours) in the
+    /// background, unless a fetch is already under way; the parked entries
+    /// wait for it (`schedule::park`), the rest of the queue does not.
+    fn catch_up(&mut self, from: String, version: u64) {
+        if self.catching_up.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        tracing::debug!(dest = %self.label, %from, version, "hints placed elsewhere on a newer layout; fetching it");
+        let link = self.link.clone();
+        self.catching_up = Some(tokio::spawn(async move { link.catch_up(&from).await }));
     }
 
     /// Backs off after a stall; a new urgent entry (a client waiting) cuts

@@ -18,6 +18,10 @@ pub(crate) enum Fate {
     Refused,
     /// Not durable there yet: keep it and send it again.
     Keep,
+    /// A node hint its receiver does not take because, in its view (this
+    /// layout version), it does not replicate the key: keep it, and skip
+    /// it until this node's view is as new (see `schedule::park`).
+    Elsewhere(u64),
 }
 
 /// The entry's fate, and the outcome to resolve its waiter with (`None`:
@@ -26,6 +30,10 @@ pub(crate) fn fate(lane: Lane, ack: Option<&EntryAck>) -> (Option<StreamOutcome>
     let fate = match ack {
         Some(a) if a.durable => Fate::Delete,
         Some(a) if a.refused => Fate::Refused,
+        Some(EntryAck {
+            elsewhere_layout: Some(v),
+            ..
+        }) => Fate::Elsewhere(*v),
         _ => Fate::Keep,
     };
     let outcome = match (lane, fate, ack) {
@@ -49,6 +57,7 @@ mod tests {
             replicas,
             durable,
             refused,
+            elsewhere_layout: None,
         }
     }
 
@@ -76,5 +85,25 @@ mod tests {
             (None, Fate::Delete)
         );
         assert_eq!(fate(Lane::Backlog, None), (None, Fate::Keep));
+    }
+
+    /// A receiver that does not replicate the key in its view names its
+    /// layout version: the entry is kept (no wait settled), as
+    /// "elsewhere"; a receiver from before the field sends none: kept as
+    /// not durable, as before.
+    #[test]
+    fn a_wrong_owner_answer_is_kept_as_elsewhere_with_the_receivers_version() {
+        let elsewhere = EntryAck {
+            elsewhere_layout: Some(9),
+            ..ack(0, false, false)
+        };
+        assert_eq!(
+            fate(Lane::Backlog, Some(&elsewhere)),
+            (None, Fate::Elsewhere(9))
+        );
+        assert_eq!(
+            fate(Lane::Backlog, Some(&ack(0, false, false))),
+            (None, Fate::Keep)
+        );
     }
 }

@@ -40,6 +40,11 @@ pub trait Link: Send + Sync + 'static {
     fn adopters(&self, _dest: &Dest) -> Vec<String> {
         Vec::new()
     }
+    /// The layout version of this node's view in force.
+    fn view_version(&self) -> u64;
+    /// Fetches the layout of the node called `from` and installs it, best
+    /// effort (a receiver placed hints elsewhere in a newer view).
+    fn catch_up(&self, from: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// One open stream.
@@ -115,6 +120,24 @@ impl Link for Net {
             return Vec::new();
         };
         super::adopt::adopters(&view, me, dc, dest, |id| self.liveness.is_up(id))
+    }
+
+    fn view_version(&self) -> u64 {
+        self.cluster.current().version()
+    }
+
+    async fn catch_up(&self, from: &str) {
+        if self.peers.faults().holds_layouts() {
+            return; // a test keeps this node on its layout
+        }
+        match crate::view::sync::fetch_from(&self.cluster, &self.peers, from).await {
+            Ok(installed) => {
+                tracing::debug!(peer = %from, ?installed, "hints: caught up with a receiver's layout")
+            }
+            Err(e) => {
+                tracing::debug!(peer = %from, error = %e, "hints: fetching a receiver's layout failed")
+            }
+        }
     }
 }
 

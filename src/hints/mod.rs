@@ -2,8 +2,7 @@
 //! datacenter) and **hinted handoff** (one queue per peer of our datacenter).
 //!
 //! A mutation bound for a remote datacenter is appended to that datacenter's
-//! queue in the same RocksDB batch as the local write (see
-//! `coordinator::write`), before the client is acknowledged; [`deliver`]
+//! queue in the same RocksDB batch as the local write ([`commit`]), before the client is acknowledged; [`deliver`]
 //! drains each queue in sequence order over a bidirectional `Stream` RPC
 //! (several batches in flight, one acknowledgement per batch), and [`receive`]
 //! applies a batch to the receiving datacenter's replicas (hinting locally
@@ -21,8 +20,10 @@
 //! anti-entropy (meta column family, `geokv_repair_pending` gauge).
 //!
 //! # Layout (Cassandra's lines)
-//! - [`service`]: [`Hints`], what writers call: append to streams, hint a
-//!   node, wake the deliverers, the coordinators' waits;
+//! - [`commit`]: [`Commit`], what a write commits with its update (stream
+//!   entries, intents) and the urgent entries appended after it;
+//! - [`service`]: [`Hints`], what writers call: hint a node, wake the
+//!   deliverers, the coordinators' waits;
 //! - `store` (with `page`, `counts`): every engine read and write of the
 //!   queues, on blocking threads; [`queue`]: the key and value format;
 //! - [`deliver`] (the dispatcher): one task per destination, doing the I/O
@@ -35,6 +36,7 @@
 //! Must not: choose replicas for a client request or count its acks.
 
 pub mod adopt;
+pub mod commit;
 mod counts;
 pub mod deliver;
 mod fate;
@@ -52,16 +54,12 @@ mod store;
 pub(crate) mod testing;
 pub mod waiters;
 
+pub use commit::Commit;
 pub use service::Hints;
 
-use crate::engine::WriteBatch;
-use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
-use crate::topology::NodeIdx;
-use crate::version::SiblingSet;
 use intent::Intent;
 use queue::{Dest, Lane};
-use std::sync::Arc;
 use std::time::Duration;
 use waiters::StreamWait;
 
@@ -91,25 +89,9 @@ impl Default for HintsConfig {
     }
 }
 
-/// A remote datacenter whose acknowledgement a write waits for, and how
-/// many of its replicas must have applied the entry before the receiver
-/// acknowledges it (the level's count there; the receiver caps it at the
-/// datacenter's replicas).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Awaited {
-    pub dc: String,
-    pub need: u32,
-    /// The pending replicas of the key there that `need` counts (the
-    /// coordinator's view); `None`: no adjustment by the receiver.
-    pub pending: Option<u32>,
-}
+pub use crate::mutation::{awaits, Awaited};
 
-/// Whether `dc` is among the awaited datacenters.
-pub fn awaits(wait_for: &[Awaited], dc: &str) -> bool {
-    wait_for.iter().any(|w| w.dc == dc)
-}
-
-/// What [`Hints::stream_append`] (or [`append_update`]) added to a write
+/// What [`Commit::stream_append`] (or [`Commit::mint`]) added to a write
 /// batch: the waits of its urgent entries, the intents for the other local
 /// replicas, and the counts to take back should the batch not commit.
 #[derive(Default)]
@@ -119,43 +101,6 @@ pub struct Appended {
     /// One per other local replica (see [`intent`]).
     pub intents: Vec<Intent>,
     pub(crate) counted: Vec<(Dest, Lane, u64)>,
-}
-
-impl Appended {
-    /// Only waits (the entries were written by [`Hints::stream_append_now`]).
-    pub fn waiting(waits: Vec<StreamWait>) -> Self {
-        Appended {
-            waits,
-            ..Appended::default()
-        }
-    }
-}
-
-/// Everything a coordinating replica adds to its update's batch: the entry
-/// for every remote datacenter's stream ([`Hints::stream_append`]) and an
-/// intent (a node hint, deleted when that replica acknowledges the direct
-/// write) for each of `local`, the other replicas of our datacenter. So the
-/// write reaches every replica even if this node dies right after it.
-#[allow(clippy::too_many_arguments)]
-pub fn append_update(
-    hints: &Arc<Hints>,
-    local: &[(NodeIdx, String)],
-    dcs: &[String],
-    wait_for: &[Awaited],
-    keyspace: &str,
-    key: &[u8],
-    set: &SiblingSet,
-    batch: &mut WriteBatch,
-) -> Result<Appended, GeokvError> {
-    let mut appended = hints.stream_append(dcs, wait_for, keyspace, key, set, batch)?;
-    match intent::intend(hints, local, keyspace, key, set, batch) {
-        Ok(i) => appended.intents = i,
-        Err(e) => {
-            hints.rollback(appended);
-            return Err(e);
-        }
-    }
-    Ok(appended)
 }
 
 pub(crate) use crate::clock::now_ms;

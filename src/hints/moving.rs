@@ -6,10 +6,24 @@
 //! range's pending replicas in C's datacenter ([`also_to`]): durably
 //! queued for them (or applied here, when this node is one) before the
 //! hint for C can leave its queue. [`also_to`] is pure; [`copy`] stores
-//! one copy. Must not send anything.
+//! one copy (also for `orphans`' redirections).
+//!
+//! A copy merged here is a replica write like any other: it goes through
+//! the path a coordinator's replica write takes on arrival
+//! (`coordinator::stale_view::apply_checked`: the check, `note_planned`
+//! and the apply under one view, `Cluster::with_current`), planned on the
+//! view the copy was decided in, and only while this node replicates the
+//! key in the view in force (the rule a node hint's receiver applies,
+//! `receive::node_hint`). So a cleanup, which drops only ranges this node
+//! does not replicate in the view in force and commits under the same
+//! lock, can never have dropped the range the merge lands in; a copy the
+//! view no longer allows fails, and the hint stays queued, to be placed
+//! again in the newer view. Must not send anything.
 
 use super::Hints;
+use crate::coordinator::stale_view::{apply_checked, Planned};
 use crate::engine::WriteBatch;
+use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
 use crate::ring::token_of;
 use crate::version::SiblingSet;
@@ -33,29 +47,66 @@ pub fn also_to(view: &ClusterView, target: &str, keyspace: &str, key: &[u8]) -> 
         .collect()
 }
 
+/// The view a copy was decided in (its layout version and digest; an
+/// empty digest: the version alone) and every node it goes to.
+#[derive(Clone, Debug)]
+pub(crate) struct Decided {
+    pub version: u64,
+    pub digest: Vec<u8>,
+    pub targets: Vec<String>,
+}
+
+impl Decided {
+    /// Copies decided in `view`, to `targets`.
+    pub(crate) fn in_view(view: &ClusterView, targets: Vec<String>) -> Self {
+        Decided {
+            version: view.version(),
+            digest: view.digest_bytes().to_vec(),
+            targets,
+        }
+    }
+}
+
 /// Gives `to` a copy of the hint `entry` (whose record is `set`): a durable
-/// hint, or a merge into this node's engine when `to` is this node (`me`).
+/// hint, or a merge into this node's engine when `to` is this node (`me`),
+/// checked against `decided` (see the module docs).
 pub(crate) async fn copy(
     hints: &Hints,
     me: &str,
     to: &str,
     entry: &StreamEntry,
     set: &SiblingSet,
+    decided: &Decided,
 ) -> Result<(), String> {
     if to != me {
         return (hints.hint_node(to, &entry.keyspace, &entry.key, set).await)
             .map_err(|e| e.to_string());
     }
-    let (engine, ks, key, set) = (
-        hints.engine().clone(),
-        entry.keyspace.clone(),
-        entry.key.clone(),
-        set.clone(),
-    );
+    let (cluster, engine) = (hints.cluster.clone(), hints.store.engine().clone());
+    let (ks, key, set) = (entry.keyspace.clone(), entry.key.clone(), set.clone());
+    let decided = decided.clone();
     tokio::task::spawn_blocking(move || {
-        let mut b = WriteBatch::new();
-        b.merge_versions(&ks, &key, &set);
-        engine.write(b).map_err(|e| e.to_string())
+        let planned = Planned {
+            keyspace: &ks,
+            key: &key,
+            version: decided.version,
+            digest: &decided.digest,
+            targets: &decided.targets,
+        };
+        apply_checked(&cluster, &planned, || {
+            // The view in force is held (installs wait) until this returns.
+            let view = cluster.current();
+            if !super::receive::replicates(&view, &ks, &key) {
+                return Err(GeokvError::StaleView {
+                    planned_on: decided.version,
+                    replica_version: view.version(),
+                });
+            }
+            let mut b = WriteBatch::new();
+            b.merge_versions(&ks, &key, &set);
+            Ok(engine.write(b)?)
+        })
+        .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())?
@@ -64,8 +115,84 @@ pub(crate) async fn copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Engine, Limits, MemoryEngine};
     use crate::layout::{Layout, NewNode};
     use crate::topology::Topology;
+    use crate::version::{ActorId, CausalContext};
+    use crate::view::Cluster;
+    use std::sync::Arc;
+
+    fn joiner() -> NewNode {
+        NewNode {
+            id: "dc1-new".into(),
+            client_address: "127.0.0.14:7070".parse().unwrap(),
+            peer_address: "127.0.0.14:7071".parse().unwrap(),
+            admin_address: "127.0.0.14:7072".parse().unwrap(),
+        }
+    }
+
+    fn dc1_owners(view: &ClusterView, key: &[u8]) -> Vec<String> {
+        let owners = view.ring.replicas("default", key).unwrap();
+        let dc1 = owners.in_dc("dc1").iter();
+        dc1.map(|&n| view.ring.node(n).id.clone()).collect()
+    }
+
+    /// Review Low of stop 20: a redirected hint's copy to this node
+    /// (dc1-n1, in the joiner's rack), decided while it replicated the
+    /// key, is merged here only if the view in force still allows it:
+    /// not once a newer view moved
+    /// the key to a joiner (this node's cleanup in that view drops the
+    /// range: the record would be back where nothing deletes it, and the
+    /// joiner would not have it), nor once the joiner shares a key this
+    /// node keeps (it is not among the copy's targets). The copy fails,
+    /// so the hint stays queued and is placed again in the newer view. A
+    /// key whose replicas did not change is merged.
+    #[tokio::test]
+    async fn a_copy_here_decided_on_an_older_view_is_merged_only_if_the_newer_view_allows_it() {
+        let seed = Layout::seed(&Topology::dev());
+        let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).unwrap();
+        let joining = seed.begin_join(joiner(), "dc1", "r1", &tokens).unwrap();
+        let joined = joining.finish_join("dc1-new").unwrap();
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let cluster = Cluster::new(seed, "dc1-n1", None).unwrap();
+        let before = cluster.current();
+        let me = before.me().unwrap().clone();
+        let hints = Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap();
+        cluster.install(joined).unwrap();
+        let after = cluster.current();
+        let mut set = SiblingSet::new();
+        set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+            .unwrap();
+        let mut record = Vec::new();
+        set.encode(&mut record);
+        let (mut moved_away, mut shared, mut same) = (0, 0, 0);
+        for k in 0..300u32 {
+            let key = k.to_be_bytes();
+            let (was, now) = (dc1_owners(&before, &key), dc1_owners(&after, &key));
+            if !was.contains(&"dc1-n1".to_string()) {
+                continue;
+            }
+            let entry = crate::hints::new_entry("default", &key, record.clone(), "x".into(), 0);
+            let decided = Decided::in_view(&before, was.clone());
+            let copied = copy(&hints, "dc1-n1", "dc1-n1", &entry, &set, &decided).await;
+            let merged = engine.get_versions("default", &key).unwrap().is_some();
+            assert_eq!(copied.is_ok(), merged, "{copied:?}");
+            if !now.contains(&"dc1-n1".to_string()) {
+                moved_away += 1;
+                assert!(!merged, "merged where the key moved away");
+            } else if now != was {
+                shared += 1;
+                assert!(!merged, "merged without the joiner among the targets");
+            } else {
+                same += 1;
+                assert!(merged, "a copy the newer view allows is merged");
+            }
+        }
+        assert!(
+            moved_away > 0 && same > 0,
+            "{moved_away} moved, {shared} shared, {same} same"
+        );
+    }
 
     #[test]
     fn a_hint_for_a_key_whose_range_moves_also_goes_to_its_pending_replica() {

@@ -129,7 +129,7 @@ impl Receiver {
             seq,
             replicas,
             durable,
-            refused: false,
+            ..not_applied(seq)
         }
     }
 
@@ -294,27 +294,33 @@ async fn node_hint_apply(
                 let mine = mine(view, &e.keyspace, &e.key);
                 let d = node_hint(&e.target_node, &me, mine);
                 let applied = d == NodeHint::Apply && r.apply(&e.keyspace, &e.key, &set).is_ok();
-                (d, e.target_node, applied)
+                (d, e.target_node, applied, view.version())
             }))
         })
         .await;
     match decided {
-        Ok((NodeHint::Apply, _, ok)) => EntryAck {
+        Ok((NodeHint::Apply, _, ok, _)) => EntryAck {
             seq,
             replicas: ok as u32,
             durable: ok,
-            refused: false,
+            ..not_applied(seq)
         },
-        Ok((NodeHint::Refuse, target, _)) => {
+        Ok((NodeHint::Refuse, target, _, _)) => {
             tracing::error!(%target, "hint for another node; refused");
             refused(seq)
         }
-        Ok((NodeHint::Keep(why), _, _)) => {
+        Ok((NodeHint::Keep(why), _, _, version)) => {
             tracing::debug!(
                 why = why.label(),
+                version,
                 "node hint not applied; left with the sender"
             );
-            not_applied(seq)
+            // The sender skips just this entry, and catches up with this
+            // view when its own is older (`schedule::park`).
+            EntryAck {
+                elsewhere_layout: Some(version),
+                ..not_applied(seq)
+            }
         }
         Err(_) => not_applied(seq),
     }
@@ -347,6 +353,13 @@ fn mine(view: &ClusterView, keyspace: &str, key: &[u8]) -> Mine {
     } else {
         Mine::Elsewhere
     }
+}
+
+/// Whether this node (`view`'s) replicates `keyspace`/`key` in `view`
+/// (an owner or a pending replica): where a node hint, or a copy of one
+/// redirected here (`moving::copy`), may be applied.
+pub(super) fn replicates(view: &ClusterView, keyspace: &str, key: &[u8]) -> bool {
+    mine(view, keyspace, key) == Mine::Replica
 }
 
 /// What a node does with a hint addressed to a node.
@@ -398,6 +411,7 @@ fn not_applied(seq: u64) -> EntryAck {
         replicas: 0,
         durable: false,
         refused: false,
+        elsewhere_layout: None,
     }
 }
 

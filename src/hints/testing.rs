@@ -64,6 +64,9 @@ pub(crate) struct ThreadsEngine {
     pub hold: parking_lot::Mutex<()>,
     /// What [`Engine::write_waits_for_sync`] answers.
     pub syncs: bool,
+    /// Writes left before one fails ([`ThreadsEngine::fail_after`]);
+    /// negative: none fails.
+    countdown: std::sync::atomic::AtomicI64,
 }
 
 impl ThreadsEngine {
@@ -73,7 +76,14 @@ impl ThreadsEngine {
             writers: Default::default(),
             hold: Default::default(),
             syncs: false,
+            countdown: std::sync::atomic::AtomicI64::new(-1),
         }
+    }
+
+    /// The next `n` writes succeed, the one after fails (nothing written),
+    /// and later ones succeed again.
+    pub(crate) fn fail_after(&self, n: i64) {
+        self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// One whose writes wait for an fsync (`Durability::Sync`).
@@ -92,6 +102,14 @@ impl Engine for ThreadsEngine {
     fn write(&self, batch: WriteBatch) -> Result<(), crate::engine::EngineError> {
         self.writers.lock().push(std::thread::current().id());
         drop(self.hold.lock());
+        let left = (self.countdown).fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if left == 0 {
+            return Err(crate::engine::EngineError::Rocks("injected failure".into()));
+        }
+        if left < 0 {
+            self.countdown
+                .store(-1, std::sync::atomic::Ordering::SeqCst);
+        }
         self.inner.write(batch)
     }
     fn get_versions(

@@ -2,18 +2,17 @@
 //!
 //! Owns [`PeerSource`]: resolves a node id to a connection (through a
 //! caller-given function, so it works with whatever view of the cluster the
-//! node holds), asks for one page with a deadline and decodes the records.
+//! node holds) and asks its [`Handle`] for one page with a deadline.
 //! Must not choose sources or retry: the streaming driver does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::stream::{Page, RangeSource, SourceError};
-use crate::proto::v1::internode::RangeScanRequest;
+use crate::replica::handle::Handle;
 use crate::ring::TokenRange;
 use crate::topology::NodeInfo;
 use crate::transport::Peers;
-use crate::version::SiblingSet;
 
 /// A node of the caller's view and whether it is believed up; `None` when
 /// the id is not a member.
@@ -54,27 +53,14 @@ impl RangeSource for PeerSource {
             detail,
         };
         let (to, _) = (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
-        let req = RangeScanRequest {
-            keyspace: keyspace.to_string(),
-            range_start: range.start,
-            range_end: range.end,
-            limit,
-            after_key: after.unwrap_or_default(),
+        let replica = Handle::Peer {
+            peers: self.peers.clone(),
+            node: to,
         };
-        let r = self
-            .peers
-            .range_scan(&to, req, self.timeout)
-            .await
+        let (rows, more) = (replica
+            .scan(keyspace, range, after, limit, self.timeout)
+            .await)
             .map_err(|e| err(e.to_string()))?;
-        let rows = r
-            .items
-            .into_iter()
-            .map(|v| {
-                let set = SiblingSet::decode(&v.record)
-                    .map_err(|e| err(format!("undecodable record in a range scan: {e}")))?;
-                Ok((v.key, set))
-            })
-            .collect::<Result<Vec<_>, SourceError>>()?;
-        Ok(Page { rows, more: r.more })
+        Ok(Page { rows, more })
     }
 }

@@ -59,19 +59,19 @@ pub async fn push_losses<S: RangeSink>(
     for loss in losses {
         for gainer in &loss.new_owners {
             let id = stream_id(me, gainer);
-            push_range(&engine, sink, &id, gainer, loss, cfg, &mut rate, progress).await?;
+            let to = (id.as_str(), gainer.as_str());
+            push_range(&engine, sink, to, loss, cfg, &mut rate, progress).await?;
             progress.range_done();
         }
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Pushes `loss`'s range to `gainer` (stream `id`), from its cursor on.
 async fn push_range<S: RangeSink>(
     engine: &Arc<dyn Engine>,
     sink: &S,
-    id: &str,
-    gainer: &str,
+    (id, gainer): (&str, &str),
     loss: &Loss,
     cfg: &StreamConfig,
     rate: &mut Rate,
@@ -101,24 +101,7 @@ async fn push_range<S: RangeSink>(
             last = format!("{gainer}: believed down");
             continue;
         }
-        let limit = rate.rows() as usize;
-        let after = match &at {
-            Cursor::After(k) => Some(k.clone()),
-            _ => None,
-        };
-        let rows = {
-            let (e, ks) = (engine.clone(), ks.clone());
-            blocking(move || {
-                Ok(e.scan_token_range(&ks, range.start, range.end, after.as_deref(), limit + 1)?)
-            })
-            .await?
-        };
-        let more = rows.len() > limit;
-        let page: Vec<_> = rows.into_iter().take(limit).collect();
-        let next = match (more, page.last()) {
-            (true, Some((k, _))) => Cursor::After(k.clone()),
-            _ => Cursor::Done,
-        };
+        let (page, next) = next_page(engine, &ks, range, &at, rate.rows() as usize).await?;
         let (keys, bytes) = (
             page.len() as u64,
             page.iter()
@@ -130,13 +113,7 @@ async fn push_range<S: RangeSink>(
             Ok(()) => {
                 rate.on_page(began.elapsed());
                 failures = 0;
-                let (e, id2, ks2, c) = (engine.clone(), id.to_string(), ks.clone(), next.clone());
-                blocking(move || {
-                    let mut batch = WriteBatch::new();
-                    cursor::save(&mut batch, &id2, &ks2, range, &c);
-                    Ok(e.write(batch)?)
-                })
-                .await?;
+                save_cursor(engine, id, &ks, range, &next).await?;
                 progress.add(keys, bytes);
                 at = next;
             }
@@ -152,6 +129,55 @@ async fn push_range<S: RangeSink>(
         }
     }
     Ok(())
+}
+
+/// The page of `keyspace`'s rows in `range` after `at` (at most `limit`),
+/// read on a blocking thread, and the cursor after it.
+async fn next_page(
+    engine: &Arc<dyn Engine>,
+    keyspace: &str,
+    range: crate::ring::TokenRange,
+    at: &Cursor,
+    limit: usize,
+) -> Result<(Vec<(Vec<u8>, SiblingSet)>, Cursor), StreamError> {
+    let after = match at {
+        Cursor::After(k) => Some(k.clone()),
+        _ => None,
+    };
+    let (e, ks) = (engine.clone(), keyspace.to_string());
+    let rows = blocking(move || {
+        Ok(e.scan_token_range(&ks, range.start, range.end, after.as_deref(), limit + 1)?)
+    })
+    .await?;
+    let more = rows.len() > limit;
+    let page: Vec<_> = rows.into_iter().take(limit).collect();
+    let next = match (more, page.last()) {
+        (true, Some((k, _))) => Cursor::After(k.clone()),
+        _ => Cursor::Done,
+    };
+    Ok((page, next))
+}
+
+/// Commits stream `id`'s cursor of `keyspace`'s `range`, on a blocking thread.
+async fn save_cursor(
+    engine: &Arc<dyn Engine>,
+    id: &str,
+    keyspace: &str,
+    range: crate::ring::TokenRange,
+    at: &Cursor,
+) -> Result<(), StreamError> {
+    let (e, id, ks, at) = (
+        engine.clone(),
+        id.to_string(),
+        keyspace.to_string(),
+        at.clone(),
+    );
+    blocking(move || {
+        let mut batch = WriteBatch::new();
+        cursor::save(&mut batch, &id, &ks, range, &at);
+        Ok(e.write(batch)?)
+    })
+    .await
 }
 
 /// Forgets the push cursors of `leaver` to each of `gainers`.
@@ -192,34 +218,17 @@ impl RangeSink for PeerSink {
         keyspace: &str,
         rows: Vec<(Vec<u8>, SiblingSet)>,
     ) -> Result<(), SourceError> {
-        use futures::StreamExt;
         let err = |detail: String| SourceError {
             node: node.to_string(),
             detail,
         };
         let (to, _) = (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
-        let results: Vec<_> = futures::stream::iter(rows)
-            .map(|(key, set)| {
-                let mut record = Vec::with_capacity(set.encoded_len());
-                set.encode(&mut record);
-                let req = crate::proto::v1::internode::ReplicaWriteRequest {
-                    keyspace: keyspace.to_string(),
-                    key,
-                    record,
-                    coordinator: String::new(),
-                    // A hand-over merges existing records into a gainer in
-                    // any view, like repair: layout version 0 is unchecked.
-                    ..Default::default()
-                };
-                let (peers, to) = (self.peers.clone(), to.clone());
-                async move { peers.replica_write(&to, req, self.timeout).await }
-            })
-            .buffer_unordered(32)
-            .collect()
-            .await;
-        match results.into_iter().find_map(Result::err) {
-            Some(e) => Err(err(e.to_string())),
-            None => Ok(()),
-        }
+        let replica = crate::replica::handle::Handle::Peer {
+            peers: self.peers.clone(),
+            node: to,
+        };
+        // A hand-over merges existing records into a gainer in any view,
+        // like repair (no plan: unchecked), 32 rows at a time.
+        (replica.merge_page(keyspace, rows, 32, self.timeout).await).map_err(|e| err(e.to_string()))
     }
 }

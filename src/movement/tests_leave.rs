@@ -201,7 +201,7 @@ async fn an_interrupted_hand_over_resumes_after_the_last_page_taken() {
 fn a_node_that_has_left_takes_no_client_requests() {
     use crate::layout::Layout;
     use crate::topology::Topology;
-    let seed = Layout::seed(&Topology::parse("t.yaml", super::tests_replace::TOPO).unwrap());
+    let seed = Layout::seed(&Topology::parse("t.yaml", &super::tests_replace::topo()).unwrap());
     let cluster = crate::view::Cluster::new(seed.clone(), "d", None).unwrap();
     let leaving = seed.begin_leave("d").unwrap();
     cluster.install(leaving.clone()).unwrap();

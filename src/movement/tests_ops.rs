@@ -19,22 +19,12 @@ use crate::ring::Ring;
 use crate::topology::Topology;
 use crate::version::{CausalContext, SiblingSet};
 
-const TOPO: &str = "
-cluster_name: t
-defaults: { vnodes: 16 }
-datacenters:
-  - name: dc1
-    racks:
-      - { name: r1, nodes: [ { id: a, client_address: 127.0.0.1:1, peer_address: 127.0.0.1:2, admin_address: 127.0.0.1:3 } ] }
-      - { name: r2, nodes: [ { id: b, client_address: 127.0.0.1:4, peer_address: 127.0.0.1:5, admin_address: 127.0.0.1:6 } ] }
-      - { name: r3, nodes: [ { id: c, client_address: 127.0.0.1:7, peer_address: 127.0.0.1:8, admin_address: 127.0.0.1:9 } ] }
-  - name: dc2
-    racks:
-      - { name: r1, nodes: [ { id: x, client_address: 127.0.0.2:1, peer_address: 127.0.0.2:2, admin_address: 127.0.0.2:3 } ] }
-      - { name: r2, nodes: [ { id: y, client_address: 127.0.0.2:4, peer_address: 127.0.0.2:5, admin_address: 127.0.0.2:6 } ] }
-keyspaces:
-  ks: { replication: { dc1: 2, dc2: 1 } }
-";
+fn topo() -> String {
+    crate::topology::testing::yaml(
+        &[("dc1", &["a", "b", "c"]), ("dc2", &["x", "y"])],
+        "dc1: 2, dc2: 1",
+    )
+}
 
 /// A layout installed by proposals of exactly the next version.
 pub(super) struct Fake(pub(super) Mutex<Arc<Layout>>);
@@ -104,7 +94,7 @@ pub(super) fn replicated(
 
 /// The seed layout and every node's engine holding its replicas of 2000 keys.
 pub(super) fn world() -> World {
-    let (seed, engines, data) = replicated(TOPO, 2000);
+    let (seed, engines, data) = replicated(&topo(), 2000);
     World {
         layout: Fake(Mutex::new(Arc::new(seed))),
         engines,

@@ -13,12 +13,13 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use proptest::prelude::*;
 
-use super::ops::{LayoutHandle, ProposeError};
+use super::ops::LayoutHandle;
 use super::plan::{gains, losses, Gain};
 use super::rate::RateConfig;
 use super::replace::{replace, ReplaceError, Replaced};
 use super::stream::{Progress, StreamConfig};
 use super::survivors::choose;
+use super::tests_ops::Fake;
 use super::tests_stream::{write, Loopback};
 use crate::engine::{Engine, MemoryEngine, WriteBatch};
 use crate::layout::{Layout, NewNode, NodeState};
@@ -87,48 +88,15 @@ proptest! {
     }
 }
 
-pub(super) const TOPO: &str = "
-cluster_name: t
-defaults: { vnodes: 16 }
-datacenters:
-  - name: dc1
-    racks:
-      - { name: r1, nodes: [ { id: a, client_address: 127.0.0.1:1, peer_address: 127.0.0.1:2, admin_address: 127.0.0.1:3 } ] }
-      - { name: r2, nodes: [ { id: b, client_address: 127.0.0.1:4, peer_address: 127.0.0.1:5, admin_address: 127.0.0.1:6 } ] }
-      - { name: r3, nodes: [ { id: c, client_address: 127.0.0.1:7, peer_address: 127.0.0.1:8, admin_address: 127.0.0.1:9 } ] }
-      - { name: r4, nodes: [ { id: d, client_address: 127.0.0.1:10, peer_address: 127.0.0.1:11, admin_address: 127.0.0.1:12 } ] }
-  - name: dc2
-    racks:
-      - { name: r1, nodes: [ { id: x, client_address: 127.0.0.2:1, peer_address: 127.0.0.2:2, admin_address: 127.0.0.2:3 } ] }
-keyspaces:
-  ks: { replication: { dc1: 3, dc2: 1 } }
-";
-
-pub(super) struct Fake(pub(super) Mutex<Arc<Layout>>);
+pub(super) fn topo() -> String {
+    crate::topology::testing::four_and_one()
+}
 
 pub(super) type World = (
     Fake,
     BTreeMap<String, Arc<dyn Engine>>,
     BTreeMap<Vec<u8>, SiblingSet>,
 );
-
-impl LayoutHandle for Fake {
-    fn current(&self) -> Arc<Layout> {
-        self.0.lock().clone()
-    }
-
-    async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
-        let mut cur = self.0.lock();
-        if next.version != cur.version + 1 {
-            return Err(ProposeError(format!(
-                "{} after {}",
-                next.version, cur.version
-            )));
-        }
-        *cur = Arc::new(next);
-        Ok(())
-    }
-}
 
 /// The layout replacing `b` by `n`, every old node's engine with its
 /// replicas of 1500 keys (the originals returned), `b`'s engine gone.
@@ -142,7 +110,7 @@ fn world() -> World {
 /// The seed layout and every node's engine with its replicas of 1500 keys
 /// (the originals returned), `b`'s engine gone (it died).
 pub(super) fn seeded() -> World {
-    let (seed, mut engines, data) = super::tests_ops::replicated(TOPO, 1500);
+    let (seed, mut engines, data) = super::tests_ops::replicated(&topo(), 1500);
     engines.remove("b");
     (Fake(Mutex::new(Arc::new(seed))), engines, data)
 }
@@ -181,7 +149,7 @@ fn check_replaced(
     assert_eq!(layout.node("n").unwrap().2.state, NodeState::Normal);
     assert_eq!(layout.node("b").unwrap().2.state, NodeState::Removed);
     assert!(layout.movements.is_empty());
-    let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
+    let seed = Layout::seed(&Topology::parse("t.yaml", &topo()).unwrap());
     let before = Ring::from_layout(&seed);
     let b = before.node_by_id("b").unwrap().idx;
     let mut held = 0;
@@ -220,7 +188,7 @@ async fn a_replacement_copies_the_dead_nodes_keys_from_survivors_and_finishes() 
     let (layout, engines, mut data) = world();
     // A write the dead node and one survivor acknowledged (a quorum of 3):
     // the other survivor lacks it, so copying from one survivor is not enough.
-    let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
+    let seed = Layout::seed(&Topology::parse("t.yaml", &topo()).unwrap());
     let ring = Ring::from_layout(&seed);
     let key = (0..)
         .map(|i| format!("q{i}").into_bytes())

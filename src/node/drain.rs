@@ -10,16 +10,16 @@
 //! destination is down (a peer, a remote datacenter) is handed by its own
 //! delivery task to a live member of this datacenter, which adopts it
 //! (`hints::adopt`), so the drain does not wait for an outage. It stops
-//! (exit 0) once every queue is empty, or on `shutdown`.
+//! (exit 0) once every queue is empty, or on `shutdown`. With no admin
+//! port, its progress is its log: every [`PROGRESS`] a line with the
+//! entries left per queue and the peers it waits for ([`progress`]).
 //!
 //! Must not serve anything or change the layout.
 
 use super::storage::Storage;
 use super::{NodeConfig, NodeError};
-use crate::coordinator::Liveness;
 use crate::hints::deliver::Delivery;
 use crate::hints::Hints;
-use crate::membership::{Gossiper, MonotonicClock};
 use crate::topology::NodeIdx;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
@@ -31,13 +31,24 @@ use tokio::sync::watch;
 
 /// How often the backlog is looked at.
 const POLL: Duration = Duration::from_millis(200);
+/// How often the entries left are logged.
+const PROGRESS: Duration = Duration::from_secs(10);
 
-struct GossipLiveness(Gossiper);
-
-impl Liveness for GossipLiveness {
-    fn is_up(&self, id: &str) -> bool {
-        self.0.is_up(id)
+/// The progress line of a drain: the entries left per queue (`node:ID` or
+/// `dc:NAME`, empty queues left out) and the nodes it waits for because
+/// they are down, e.g. `node:dc1-n2=3 dc:dc2=120; waiting for dc1-n2 (down)`.
+pub(crate) fn progress(left: &[(String, u64)], down: &[String]) -> String {
+    let queues: Vec<String> = (left.iter().filter(|(_, n)| *n > 0))
+        .map(|(d, n)| format!("{d}={n}"))
+        .collect();
+    let mut out = match queues.is_empty() {
+        true => "every queue empty".to_string(),
+        false => queues.join(" "),
+    };
+    if !down.is_empty() {
+        out += &format!("; waiting for {} (down)", down.join(", "));
     }
+    out
 }
 
 /// Delivers the queues of a node that has left until they are empty (or
@@ -58,14 +69,7 @@ pub(super) async fn run(
     let mut myself = me.clone();
     myself.idx = NodeIdx(nodes.len() as u32);
     nodes.push(myself);
-    let gossiper = Gossiper::new(
-        cfg.membership.clone(),
-        nodes,
-        &me.id,
-        s.generation,
-        Arc::new(MonotonicClock::new()),
-    )
-    .map_err(|e| NodeError::Membership(e.to_string()))?;
+    let (gossiper, liveness) = super::wiring::gossip(cfg, s, nodes)?;
     let hints = Arc::new(Hints::open(
         s.engine.clone(),
         s.cluster.clone(),
@@ -97,16 +101,32 @@ pub(super) async fn run(
         hints: hints.clone(),
         peers,
         cluster: s.cluster.clone(),
-        liveness: Arc::new(GossipLiveness(gossiper)),
+        liveness,
         me: me.clone(),
     }
     .spawn_all(stopped);
     let mut shutdown = shutdown;
+    let mut logged = tokio::time::Instant::now();
     loop {
         let left = hints.total_backlog();
         if left == 0 {
             tracing::info!(node = %me.id, "every queued hint handed over: stopping");
             break;
+        }
+        if logged.elapsed() >= PROGRESS {
+            logged = tokio::time::Instant::now();
+            let dests = hints.destinations();
+            let per: Vec<(String, u64)> = (dests.iter())
+                .map(|d| (d.label(), hints.backlog_entries(d)))
+                .collect();
+            let down: Vec<String> = (dests.iter())
+                .filter(|d| hints.backlog_entries(d) > 0)
+                .filter_map(|d| match d {
+                    crate::hints::queue::Dest::Node(n) if !gossiper.is_up(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect();
+            tracing::info!(node = %me.id, left, "draining: {}", progress(&per, &down));
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
@@ -119,4 +139,24 @@ pub(super) async fn run(
     let _ = stop.send(true);
     gossip.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress;
+
+    #[test]
+    fn the_progress_line_names_each_non_empty_queue_and_the_peers_waited_for() {
+        let left = [
+            ("node:dc1-n2".to_string(), 3),
+            ("node:dc1-n3".to_string(), 0),
+            ("dc:dc2".to_string(), 120),
+        ];
+        assert_eq!(progress(&left, &[]), "node:dc1-n2=3 dc:dc2=120");
+        assert_eq!(
+            progress(&left, &["dc1-n2".to_string()]),
+            "node:dc1-n2=3 dc:dc2=120; waiting for dc1-n2 (down)"
+        );
+        assert_eq!(progress(&left[1..2], &[]), "every queue empty");
+    }
 }

@@ -11,6 +11,7 @@ use crate::coordinator::{stale_view, Coordinator, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::receive::Receiver;
 use crate::membership::Gossiper;
+use crate::mutation::Mutation;
 use crate::proto::v1::internode::internode_server::Internode;
 use crate::proto::v1::internode::*;
 use crate::replica::Replica;
@@ -122,10 +123,12 @@ impl Internode for InternodeService {
             let context = CausalContext::decode_context(&r.context)?;
             self.coordinator
                 .write_as_replica(WriteRequest {
-                    keyspace: r.keyspace,
-                    key: bytes::Bytes::from(r.key),
-                    value: r.value.map(bytes::Bytes::from),
-                    context,
+                    mutation: Mutation {
+                        keyspace: r.keyspace,
+                        key: bytes::Bytes::from(r.key),
+                        value: r.value.map(bytes::Bytes::from),
+                        context,
+                    },
                     level,
                     explicit: (r.explicit_count > 0).then_some(r.explicit_count),
                     timeout: Duration::from_millis(u64::from(r.timeout_ms.max(1))),

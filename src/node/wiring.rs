@@ -15,6 +15,7 @@ use crate::membership::{Gossiper, MonotonicClock};
 use crate::repair::{Repair, SessionIo};
 use crate::replica::Replica;
 use crate::security::auth::Auth;
+use crate::topology::NodeInfo;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
 use crate::transport::Peers;
@@ -70,7 +71,7 @@ pub(super) fn build(
     let tls = Tls::load(&cfg.tls, &me.id)?;
     tls.spawn_reload(Duration::from_secs(5), shutdown.clone());
     let peers = Arc::new(Peers::new(me.clone(), faults.clone(), &tls));
-    let (gossiper, liveness) = gossip(cfg, s)?;
+    let (gossiper, liveness) = gossip(cfg, s, s.cluster.current().ring.nodes().to_vec())?;
     let hints = Arc::new(Hints::open(
         s.engine.clone(),
         s.cluster.clone(),
@@ -157,11 +158,16 @@ fn open_auth(cfg: &NodeConfig, s: &Storage, peers: &Arc<Peers>) -> Result<Arc<Au
     Ok(auth)
 }
 
-/// The gossiper, and liveness from it.
-fn gossip(cfg: &NodeConfig, s: &Storage) -> Result<(Gossiper, Arc<dyn Liveness>), NodeError> {
+/// The gossiper over `nodes` (this node among them), and liveness from it;
+/// for a full node and for a drain-only restart (`drain.rs`).
+pub(super) fn gossip(
+    cfg: &NodeConfig,
+    s: &Storage,
+    nodes: Vec<NodeInfo>,
+) -> Result<(Gossiper, Arc<dyn Liveness>), NodeError> {
     let gossiper = Gossiper::new(
         cfg.membership.clone(),
-        s.cluster.current().ring.nodes().to_vec(),
+        nodes,
         &s.me.id,
         s.generation,
         Arc::new(MonotonicClock::new()),

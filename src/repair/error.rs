@@ -36,6 +36,12 @@ pub enum RepairError {
     /// its first layout, or removed): it replicates nothing to repair.
     #[error("this node is not a member of layout v{version}: nothing to repair")]
     NotAMember { version: u64 },
+    /// A `--dc` repair sent to a node of another datacenter (as Cassandra,
+    /// the node repairing must be in the datacenter repaired).
+    #[error(
+        "this node is in datacenter {mine}, not {dc}: send a repair of {dc} to one of its nodes"
+    )]
+    OtherDc { dc: String, mine: String },
 }
 
 impl From<HandleError> for RepairError {
@@ -57,7 +63,10 @@ impl RepairError {
             RepairError::Transport(_) | RepairError::Task(_) => true,
             RepairError::Engine(e) => e.is_retriable(),
             RepairError::Apply(_) | RepairError::NotAMember { .. } => true,
-            RepairError::Ring(_) | RepairError::BadReply { .. } | RepairError::Diff(_) => false,
+            RepairError::Ring(_)
+            | RepairError::BadReply { .. }
+            | RepairError::Diff(_)
+            | RepairError::OtherDc { .. } => false,
         }
     }
 }

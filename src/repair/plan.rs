@@ -5,7 +5,8 @@
 //!   never compares a range with a node that does not replicate all of it).
 //! - [`RangeTable`]: the vnode range holding a recorded token.
 //! - [`Recorded`]: the meta-CF records `hints` writes for anti-entropy.
-//! - [`pairs`]: the pairwise sessions for one range.
+//! - [`pairs`]: the pairwise sessions for one range; [`within_dc`] keeps
+//!   those of one datacenter (`geokv repair --dc`).
 //!
 //! Must not: talk to peers, read liveness or touch storage.
 
@@ -249,6 +250,29 @@ pub fn pairs(
         }
     }
     out
+}
+
+/// The sessions of `pairs` with both sides in datacenter `dc` (`Local` is
+/// `me`): what a `--dc` repair runs, as Cassandra's `nodetool repair -dc`
+/// syncs only among that datacenter's replicas, so no Merkle tree or row
+/// crosses the WAN.
+pub fn within_dc(
+    ring: &Ring,
+    me: NodeIdx,
+    pairs: Vec<(Side, Side)>,
+    dc: &str,
+) -> Vec<(Side, Side)> {
+    let in_dc = |s: Side| {
+        let n = match s {
+            Side::Local => me,
+            Side::Peer(n) => n,
+        };
+        ring.node(n).dc == dc
+    };
+    pairs
+        .into_iter()
+        .filter(|(a, b)| in_dc(*a) && in_dc(*b))
+        .collect()
 }
 
 #[cfg(test)]

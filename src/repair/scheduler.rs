@@ -19,7 +19,7 @@
 //! Must not: hash or stream itself (that is `session`), or decide placement.
 
 use super::error::RepairError;
-use super::plan::{pairs, sweep_plan, RangePlan, Side};
+use super::plan::{pairs, sweep_plan, within_dc, RangePlan, Side};
 use super::records::SweepClock;
 use super::session::{Pinned, SessionIo, SessionLimits};
 use crate::clock::now_ms;
@@ -180,9 +180,31 @@ impl Repair {
 
     /// Recorded ranges, then a full sweep of our ranges (of `keyspace`, or
     /// every keyspace). What `POST /repair` runs.
-    #[tracing::instrument(name = "repair.sweep", skip(self))]
     pub async fn sweep(&self, keyspace: Option<&str>) -> Result<Summary, RepairError> {
+        self.sweep_in(keyspace, None).await
+    }
+
+    /// [`Repair::sweep`], or with `dc` a sweep of our ranges among that
+    /// datacenter's replicas only (`geokv repair --dc`, Cassandra's
+    /// `nodetool repair -dc`): this node must be in `dc`; recorded ranges
+    /// (whose targets may be elsewhere) wait for the background pass, and
+    /// the ranges' sweep times stay (the other datacenters were not compared).
+    #[tracing::instrument(name = "repair.sweep", skip(self))]
+    pub async fn sweep_in(
+        &self,
+        keyspace: Option<&str>,
+        dc: Option<&str>,
+    ) -> Result<Summary, RepairError> {
         let _pass = self.begin_pass().await?;
+        if let Some(dc) = dc {
+            let mine = self.io.ring().node(self.io.me()).dc.clone();
+            if mine != dc {
+                return Err(RepairError::OtherDc {
+                    dc: dc.to_string(),
+                    mine,
+                });
+            }
+        }
         let keyspaces = self.keyspaces(keyspace)?;
         let _running = Running::start();
         let started = Instant::now();
@@ -192,12 +214,15 @@ impl Repair {
         }
         self.progress.0.store(0, Relaxed);
         (self.progress.1).store(plans.iter().map(|p| p.1.len() as u64).sum(), Relaxed);
-        let mut total = self.recorded_pass(keyspace).await?;
+        let mut total = match dc {
+            None => self.recorded_pass(keyspace).await?,
+            Some(_) => Summary::default(),
+        };
         for (ks, plan) in plans {
-            total.add(self.sweep_ranges(ks, plan).await);
+            total.add(self.sweep_ranges(ks, plan, dc).await);
         }
         total.elapsed_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(?total, "repair sweep done");
+        tracing::info!(?total, ?dc, "repair sweep done");
         Ok(total)
     }
 
@@ -227,22 +252,23 @@ impl Repair {
         let started = Instant::now();
         let mut total = self.recorded_pass(None).await?;
         for (ks, p) in due {
-            total.add(self.sweep_ranges(&ks, vec![p]).await);
+            total.add(self.sweep_ranges(&ks, vec![p], None).await);
         }
         total.elapsed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(?total, "periodic repair sweep done");
         Ok(total)
     }
 
-    /// Sweeps `plan`'s ranges, persisting when each was swept (also when a
-    /// peer was down: it is retried at the next sweep, as before).
-    async fn sweep_ranges(&self, ks: &str, plan: Vec<RangePlan>) -> Summary {
+    /// Sweeps `plan`'s ranges (with `dc`: among that datacenter's replicas
+    /// only), persisting when each was swept (also when a peer was down: it
+    /// is retried at the next sweep, as before; not after a `dc` sweep).
+    async fn sweep_ranges(&self, ks: &str, plan: Vec<RangePlan>, dc: Option<&str>) -> Summary {
         let mut total = Summary::default();
         for p in plan {
-            let (s, _) = self.repair_range(ks, &p, &[], false).await;
+            let (s, _) = self.repair_range(ks, &p, &[], false, dc).await;
             total.add(s);
             self.progress.0.fetch_add(1, Relaxed);
-            if let Some(c) = &self.clock {
+            if let (Some(c), None) = (&self.clock, dc) {
                 if let Err(e) = c.swept(ks, p.range, now_ms()) {
                     tracing::warn!(keyspace = ks, range = %p.range, error = %e, "could not persist the sweep time");
                 }
@@ -271,13 +297,15 @@ impl Repair {
     /// Runs every session of one range; `true` when all of them succeeded
     /// (no peer skipped, no error). With `all_or_nothing`, nothing runs
     /// unless every replica is up (a recorded range cannot be cleared
-    /// otherwise, and would be compared again on every poll).
+    /// otherwise, and would be compared again on every poll). With `dc`,
+    /// only the sessions between that datacenter's replicas run.
     async fn repair_range(
         &self,
         ks: &str,
         plan: &RangePlan,
         targets: &[NodeIdx],
         all_or_nothing: bool,
+        dc: Option<&str>,
     ) -> (Summary, bool) {
         let mut s = Summary {
             ranges: 1,
@@ -287,7 +315,11 @@ impl Repair {
             Side::Peer(n) => !self.io.peer(n).is_some_and(|p| self.liveness.is_up(&p.id)),
             Side::Local => false,
         };
-        let pairs = pairs(&self.io.ring(), self.io.me(), &plan.replicas, targets);
+        let ring = self.io.ring();
+        let mut pairs = pairs(&ring, self.io.me(), &plan.replicas, targets);
+        if let Some(dc) = dc {
+            pairs = within_dc(&ring, self.io.me(), pairs, dc);
+        }
         if all_or_nothing && pairs.iter().any(|(a, b)| is_down(*a) || is_down(*b)) {
             s.peers_skipped = pairs.len() as u64;
             return (s, false);

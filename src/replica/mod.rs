@@ -27,9 +27,9 @@ pub use call_site::CallSite;
 
 use crate::engine::{Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
+use crate::mutation::Mutation;
 use crate::token::TokenRange;
-use crate::version::{ActorId, CausalContext, Dot, SiblingSet};
-use bytes::Bytes;
+use crate::version::{ActorId, Dot, SiblingSet};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -119,19 +119,17 @@ impl Replica {
         &self.locks[(h as usize) & (STRIPES - 1)]
     }
 
-    /// Advances the key with this node's actor: `value` `None` is a delete.
-    /// `also` adds entries to the same atomic batch (the hinted-stream
-    /// appends). Returns the full new record to fan out to the other
+    /// Advances the key of `m` with this node's actor. `also` adds entries
+    /// to the same atomic batch (what `hints::commit` commits with a
+    /// write). Returns the full new record to fan out to the other
     /// replicas, and the write's dot.
     pub fn update(
         &self,
-        keyspace: &str,
-        key: &[u8],
-        value: Option<Bytes>,
-        context: &CausalContext,
+        m: &Mutation,
         timestamp_ms: u64,
         also: impl FnOnce(&SiblingSet, &mut WriteBatch) -> Result<(), GeokvError>,
     ) -> Result<(SiblingSet, Dot), GeokvError> {
+        let (keyspace, key) = (m.keyspace.as_str(), &m.key[..]);
         // Waits off the worker: the holder may be in a stalled write.
         let _guard = crate::blocking::lock(self.stripe(keyspace, key));
         if self.closed.load(Ordering::Acquire) {
@@ -140,7 +138,8 @@ impl Replica {
         let mut set = self.engine.get_versions(keyspace, key)?.unwrap_or_default();
         let incarnation = self.engine.incarnation().for_minting();
         let actor = ActorId::from_node_id(&actor_name(&self.node, incarnation));
-        let dot = match set.update(actor, context, value, timestamp_ms, self.max_siblings) {
+        let value = m.value.clone();
+        let dot = match set.update(actor, &m.context, value, timestamp_ms, self.max_siblings) {
             Ok(dot) => dot,
             Err(e) => {
                 // Refused before anything is written (the sibling cap: the

@@ -47,6 +47,8 @@
 //! more replicas in a datacenter than it has nodes.
 
 mod load;
+#[cfg(test)]
+pub(crate) mod testing;
 mod validate;
 
 #[cfg(test)]

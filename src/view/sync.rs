@@ -130,15 +130,7 @@ impl LayoutSync {
 
     /// Fetches `from`'s layout and installs it.
     pub async fn fetch(&self, from: &str) -> Result<Installed, SyncError> {
-        let Some(peer) = self.cluster.current().node(from).cloned() else {
-            // Not a member of our view: another member will tell us.
-            return Ok(Installed::Unchanged {
-                version: self.cluster.current().version(),
-            });
-        };
-        let msg = self.peers.get_layout(&peer, CALL_TIMEOUT).await?;
-        let layout = from_message(from, &msg)?;
-        Ok(self.cluster.install(layout)?)
+        fetch_from(&self.cluster, &self.peers, from).await
     }
 
     /// What `GetLayout` answers.
@@ -174,6 +166,26 @@ impl LayoutSync {
             }
         })
     }
+}
+
+/// Fetches `from`'s layout and installs it into `cluster`: gossip's
+/// catch-up ([`LayoutSync::fetch`]), and the hint deliverer's when a
+/// receiver placed a hint's key elsewhere in a newer view
+/// (`hints::schedule::park`). Nothing when `from` is not a member here.
+pub async fn fetch_from(
+    cluster: &Cluster,
+    peers: &Peers,
+    from: &str,
+) -> Result<Installed, SyncError> {
+    let Some(peer) = cluster.current().node(from).cloned() else {
+        // Not a member of our view: another member will tell us.
+        return Ok(Installed::Unchanged {
+            version: cluster.current().version(),
+        });
+    };
+    let msg = peers.get_layout(&peer, CALL_TIMEOUT).await?;
+    let layout = from_message(from, &msg)?;
+    Ok(cluster.install(layout)?)
 }
 
 /// Keeps the peer channels and the gossip members on the view in force.

@@ -76,8 +76,8 @@ async fn repair_restores_what_a_dead_replica_missed() {
     spec.extra_args = ["--hint-window-secs", "0", "--repair-interval-secs", "0"]
         .map(String::from)
         .to_vec();
-    let mut cluster = Cluster::start_insecure(spec).await;
-    let reader = ReplicaReader::default();
+    let mut cluster = Cluster::start(spec).await;
+    let reader = cluster.replica_reader();
     let mut c1 = cluster.client("dc1-n1").await;
 
     // Oracle: key → the single value every replica must end up with.
@@ -187,7 +187,7 @@ async fn repair_endpoint_rejects_an_unknown_keyspace() {
     spec.dcs = vec![("dc1", 2), ("dc2", 1)];
     spec.replication = vec![("dc1", 2), ("dc2", 1)];
     spec.extra_keyspaces = Vec::new();
-    let cluster = Cluster::start_insecure(spec).await;
+    let cluster = Cluster::start(spec).await;
     let addr = cluster.node("dc1-n1").admin_address;
     let e = admin_slow(addr, "POST", "/repair?keyspace=nope")
         .await

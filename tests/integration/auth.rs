@@ -7,11 +7,8 @@
 //! is not admin) while /health and /metrics stay open.
 
 use crate::common::*;
-use geokv::proto::v1::kv_client::KvClient;
 use geokv::proto::v1::{Consistency, GetRequest, PutRequest, StatusRequest};
-use std::process::Command;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 const ADMIN: &str = "admin:bootstrap-secret-1";
 
@@ -39,7 +36,7 @@ fn with_token<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
 }
 
 async fn put_as(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     keyspace: &str,
     key: &str,
     token: Option<&str>,
@@ -54,11 +51,7 @@ async fn put_as(
     c.put(with_token(msg, token)).await.map(|_| ())
 }
 
-async fn get_as(
-    c: &mut KvClient<Channel>,
-    key: &str,
-    token: Option<&str>,
-) -> Result<(), tonic::Status> {
+async fn get_as(c: &mut Kv, key: &str, token: Option<&str>) -> Result<(), tonic::Status> {
     let msg = GetRequest {
         keyspace: "default".into(),
         key: key.as_bytes().to_vec(),
@@ -67,12 +60,11 @@ async fn get_as(
     c.get(with_token(msg, token)).await.map(|_| ())
 }
 
-/// `geokv <args>` with `GEOKV_TOKEN=token`: (success, stdout + stderr).
-fn cli(args: &[&str], token: &str) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_geokv"))
-        .args(args)
+/// `geokv <args>` trusting the cluster's CA, with `GEOKV_TOKEN=token`:
+/// (success, stdout + stderr).
+fn cli(cluster: &Cluster, args: &[&str], token: &str) -> (bool, String) {
+    let out = (cluster.command(args))
         .env("GEOKV_TOKEN", token)
-        .env_remove("GEOKV_CA")
         .output()
         .expect("run geokv");
     let text =
@@ -85,7 +77,7 @@ fn cli(args: &[&str], token: &str) -> (bool, String) {
 async fn until_every_node(cluster: &Cluster, token: &str, want: Option<tonic::Code>) -> Duration {
     let started = Instant::now();
     for n in &cluster.nodes {
-        let mut c = cluster.client(&n.id).await;
+        let mut c = cluster.anonymous_client(&n.id);
         loop {
             let got = put_as(&mut c, "default", "k", Some(token))
                 .await
@@ -110,11 +102,11 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("admin-token");
     std::fs::write(&token_file, ADMIN).unwrap();
-    let cluster = Cluster::start_insecure(spec(&token_file)).await;
+    let cluster = Cluster::start(spec(&token_file)).await;
     let n1 = cluster.node("dc1-n1").clone();
 
     // No token: UNAUTHENTICATED, before anything is stored.
-    let mut c1 = cluster.client("dc1-n1").await;
+    let mut c1 = cluster.anonymous_client("dc1-n1");
     let err = put_as(&mut c1, "default", "k", None).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
     assert!(err.message().contains("Bearer"), "{}", err.message());
@@ -131,21 +123,19 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
         .expect("admin writes");
 
     // The admin port: open health and metrics, guarded mutations.
-    admin(n1.admin_address, "GET", "/health")
-        .await
-        .expect("health stays open");
-    let denied = admin(n1.admin_address, "POST", "/repair")
-        .await
-        .unwrap_err();
-    assert!(denied.contains("401"), "{denied}");
-    let denied = admin(n1.admin_address, "POST", "/faults/cut?target=dc1-n2")
-        .await
-        .unwrap_err();
-    assert!(denied.contains("401"), "{denied}");
+    // (Without a credential: the harness's `admin` sends the admin token.)
+    let health = admin_raw(n1.admin_address, "GET", "/health", None).await;
+    assert_eq!(health.status, 200, "health stays open: {health:?}");
+    let denied = admin_raw(n1.admin_address, "POST", "/repair", None).await;
+    assert_eq!(denied.status, 401, "{denied:?}");
+    let cut = "/faults/cut?target=dc1-n2";
+    let denied = admin_raw(n1.admin_address, "POST", cut, None).await;
+    assert_eq!(denied.status, 401, "{denied:?}");
 
     // A read-only role, made with the CLI on n1 (the token printed once).
     let endpoint = n1.admin_address.to_string();
     let (ok, text) = cli(
+        &cluster,
         &["auth", "create-role", "reader", "--endpoint", &endpoint],
         ADMIN,
     );
@@ -157,6 +147,7 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
         .expect("token printed")
         .to_string();
     let (ok, text) = cli(
+        &cluster,
         &[
             "auth",
             "grant",
@@ -169,12 +160,20 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
         ADMIN,
     );
     assert!(ok, "{text}");
-    let (ok, text) = cli(&["auth", "create-role", "x", "--endpoint", &endpoint], "");
+    let (ok, text) = cli(
+        &cluster,
+        &["auth", "create-role", "x", "--endpoint", &endpoint],
+        "",
+    );
     assert!(!ok && text.contains("401"), "no admin token: {text}");
     // A non-admin role is refused on the admin port with 403.
-    let (ok, text) = cli(&["auth", "list", "--endpoint", &endpoint], &reader);
+    let (ok, text) = cli(
+        &cluster,
+        &["auth", "list", "--endpoint", &endpoint],
+        &reader,
+    );
     assert!(!ok && text.contains("403"), "{text}");
-    let (ok, text) = cli(&["auth", "list", "--endpoint", &endpoint], ADMIN);
+    let (ok, text) = cli(&cluster, &["auth", "list", "--endpoint", &endpoint], ADMIN);
     assert!(
         ok && text.contains("reader") && !text.contains("argon2"),
         "{text}"
@@ -182,7 +181,7 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
 
     // Every node: the reader reads, and may not write, naming what it lacks.
     until_every_node(&cluster, &reader, Some(tonic::Code::PermissionDenied)).await;
-    let mut c3 = cluster.client("dc1-n3").await;
+    let mut c3 = cluster.anonymous_client("dc1-n3");
     get_as(&mut c3, "k", Some(&reader))
         .await
         .expect("reader reads");
@@ -206,6 +205,7 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     // Grant write on n2, then revoke it on n3: each holds on every node within seconds.
     let n2 = cluster.node("dc1-n2").admin_address.to_string();
     let (ok, text) = cli(
+        &cluster,
         &[
             "auth",
             "grant",
@@ -221,13 +221,18 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     let took = until_every_node(&cluster, &reader, None).await;
     eprintln!("grant in force on every node after {took:?}");
     // The CLI's data commands take the token from GEOKV_TOKEN too.
-    let client_ep = format!("http://{}", cluster.node("dc1-n3").client_address);
-    let (ok, text) = cli(&["put", "k2", "v2", "--endpoint", &client_ep], &reader);
+    let client_ep = cluster.client_url("dc1-n3");
+    let (ok, text) = cli(
+        &cluster,
+        &["put", "k2", "v2", "--endpoint", &client_ep],
+        &reader,
+    );
     assert!(ok, "{text}");
-    let (ok, text) = cli(&["put", "k2", "v2", "--endpoint", &client_ep], "");
+    let (ok, text) = cli(&cluster, &["put", "k2", "v2", "--endpoint", &client_ep], "");
     assert!(!ok && text.contains("UNAUTHENTICATED"), "{text}");
     let n3 = cluster.node("dc1-n3").admin_address.to_string();
     let (ok, text) = cli(
+        &cluster,
         &[
             "auth",
             "revoke",

@@ -1,7 +1,8 @@
 //! Cluster behaviour without failures, against six real node processes in
 //! two datacenters (rf {dc1:3, dc2:3}): read-your-writes at LOCAL_QUORUM
 //! across coordinators, asynchronous replication to the other datacenter,
-//! siblings from concurrent writes and their resolution, and bad input.
+//! siblings from concurrent writes and their resolution, and bad input;
+//! on TLS with authentication on (the harness default).
 
 use crate::common::*;
 use geokv::proto::v1::*;
@@ -10,7 +11,15 @@ use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_quorum_read_your_write_then_remote_dc_catches_up() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let cluster = Cluster::start(Spec::two_dc()).await;
+    // The harness deploys as a user would (unless GEOKV_TEST_PLAINTEXT):
+    // TLS, and a client without a credential is refused.
+    if std::env::var_os("GEOKV_TEST_PLAINTEXT").is_none() {
+        assert!(cluster.tls_ca.is_some() && cluster.admin_token.is_some());
+        let mut anonymous = cluster.anonymous_client("dc1-n1");
+        let refused = put(&mut anonymous, "user:42", "x", vec![], Consistency::One).await;
+        assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
+    }
     let mut n1 = cluster.client("dc1-n1").await;
     let mut n2 = cluster.client("dc1-n2").await;
     let put1 = put(
@@ -57,7 +66,7 @@ async fn local_quorum_read_your_write_then_remote_dc_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_become_siblings_and_a_context_resolves_them() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let cluster = Cluster::start(Spec::two_dc()).await;
     let mut a = cluster.client("dc1-n1").await;
     let mut b = cluster.client("dc1-n3").await;
     put(&mut a, "cart", "v0", vec![], Consistency::LocalQuorum)
@@ -128,7 +137,7 @@ async fn concurrent_writes_become_siblings_and_a_context_resolves_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_precise_codes_and_leaves_data_untouched() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let cluster = Cluster::start(Spec::two_dc()).await;
     let mut c = cluster.client("dc1-n2").await;
     put(&mut c, "keep", "original", vec![], Consistency::LocalQuorum)
         .await
@@ -219,7 +228,7 @@ async fn bad_input_gets_precise_codes_and_leaves_data_untouched() {
 /// was slower than the speculative-retry delay), not two.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quorum_read_asks_only_the_replicas_it_needs() {
-    let cluster = Cluster::start_insecure(Spec {
+    let cluster = Cluster::start(Spec {
         dcs: vec![("dc1", 3)],
         replication: vec![("dc1", 3)],
         extra_keyspaces: Vec::new(),

@@ -8,7 +8,7 @@ use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn levels_under_node_failures_and_restart_durability() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let mut c1 = cluster.client("dc1-n1").await;
     let mut c2 = cluster.client("dc2-n1").await;
     for i in 0..20 {

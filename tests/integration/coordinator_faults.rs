@@ -5,10 +5,8 @@
 //! writes a second copy after an ambiguous failure.
 
 use crate::common::*;
-use geokv::proto::v1::kv_client::KvClient;
 use geokv::proto::v1::*;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tonic::Code;
 
 fn options(level: Consistency) -> Option<RequestOptions> {
@@ -20,7 +18,7 @@ fn options(level: Consistency) -> Option<RequestOptions> {
 }
 
 pub(crate) async fn put_in(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     keyspace: &str,
     key: &str,
     value: &str,
@@ -39,7 +37,7 @@ pub(crate) async fn put_in(
 }
 
 pub(crate) async fn get_in(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     keyspace: &str,
     key: &str,
     level: Consistency,
@@ -101,7 +99,7 @@ fn assert_maybe_applied(e: &tonic::Status) {
 /// anti-entropy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_replica_coordinator_never_writes_a_second_copy_after_an_ambiguous_failure() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     // A key of `dc1_only {dc1:2}` that dc1-n1 does not replicate.
     let key = key_not_on(&cluster, "dc1_only", "fwd", "dc1-n1");
     let replicas = replicas_in(&cluster, "dc1_only", &key, "dc1");
@@ -171,7 +169,7 @@ async fn a_non_replica_coordinator_never_writes_a_second_copy_after_an_ambiguous
 /// refused, so nothing was sent), the next replica takes the write, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_write_moves_on_only_when_nothing_was_sent() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let key = key_not_on(&cluster, "dc1_only", "next", "dc1-n1");
     let replicas = replicas_in(&cluster, "dc1_only", &key, "dc1");
     let (first, second) = (replicas[0].id.clone(), replicas[1].id.clone());
@@ -185,7 +183,7 @@ async fn a_forwarded_write_moves_on_only_when_nothing_was_sent() {
         .await
         .expect("the second replica takes it: nothing reached the first");
     assert_eq!(r.acks, 1, "{r:?}");
-    let reader = ReplicaReader::default();
+    let reader = cluster.replica_reader();
     assert_eq!(
         reader.holds(cluster.node(&second), "dc1_only", &key).await,
         Some(vec!["v1".to_string()]),
@@ -202,7 +200,7 @@ async fn a_forwarded_write_moves_on_only_when_nothing_was_sent() {
 /// Defect 14: hints for a down replica are not acknowledgements.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_count_replicas_and_hints_separately() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     cluster.kill("dc1-n3");
     cluster
         .wait_seen("dc1-n1", "dc1-n3", false, Duration::from_secs(30))
@@ -251,7 +249,7 @@ async fn acks_count_replicas_and_hints_separately() {
 /// is really nowhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_means_nothing_was_sent() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let mut c = cluster.client("dc1-n1").await;
     put_in(
         &mut c,
@@ -300,7 +298,7 @@ async fn unavailable_means_nothing_was_sent() {
     .await
     .expect_err("known down up front");
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
-    let reader = ReplicaReader::default();
+    let reader = cluster.replica_reader();
     for n in ["dc1-n1", "dc2-n1", "dc2-n2", "dc2-n3"] {
         assert_eq!(
             reader.holds(cluster.node(n), "default", "never").await,
@@ -321,7 +319,7 @@ async fn a_non_replica_coordinator_leaves_no_stream_entry_behind() {
     let mut spec = Spec::two_dc();
     spec.extra_keyspaces
         .push(("rf2", vec![("dc1", 2), ("dc2", 2)]));
-    let mut cluster = Cluster::start_insecure(spec).await;
+    let mut cluster = Cluster::start(spec).await;
     let coordinator = "dc1-n1";
     let key = key_not_on(&cluster, "rf2", "streamed", coordinator);
     cluster.partition_dcs("dc1", "dc2", true).await;
@@ -329,7 +327,7 @@ async fn a_non_replica_coordinator_leaves_no_stream_entry_behind() {
     put_in(&mut c, "rf2", &key, "v", vec![], Consistency::LocalOne)
         .await
         .expect("LOCAL_ONE put with dc2 cut off");
-    let reader = ReplicaReader::default();
+    let reader = cluster.replica_reader();
     for r in replicas_in(&cluster, "rf2", &key, "dc2") {
         let held = reader.holds(&r, "rf2", &key).await;
         assert_eq!(held, Some(vec![]), "{} got it across the cut", r.id);

@@ -12,7 +12,7 @@ use tonic::Code;
 /// believed alive fail (the failure detector has not noticed yet).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_levels_fall_back_to_remote_replicas() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let mut c = cluster.client("dc1-n1").await;
     put_in(
         &mut c,
@@ -83,7 +83,7 @@ fn signal_node(cluster: &Cluster, id: &str, signal: &str) {
 /// it, a read after its speculative-retry delays (one replica per delay).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_levels_ask_remote_replicas_when_local_ones_hang() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let cluster = Cluster::start(Spec::two_dc()).await;
     let mut c = cluster.client("dc1-n1").await;
     put_in(
         &mut c,

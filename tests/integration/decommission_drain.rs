@@ -18,10 +18,8 @@
 //! fill a gap meanwhile.
 
 use crate::common::*;
-use geokv::proto::v1::kv_client::KvClient;
 use geokv::proto::v1::Consistency;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// The leaver's `GET /decommission` phase.
 async fn phase(c: &Cluster, id: &str) -> Option<String> {
@@ -154,7 +152,7 @@ fn leaver_replicated(c: &Cluster, key: &str) -> bool {
 }
 
 /// Whether dc2 (read at LOCAL_ONE through `r`) holds `key`'s one value.
-async fn in_dc2(r: &mut KvClient<Channel>, key: &str) -> bool {
+async fn in_dc2(r: &mut Kv, key: &str) -> bool {
     let got = get(r, key, Consistency::LocalOne).await.map(|g| values(&g));
     got.is_ok_and(|v| v == vec![key.to_string()])
 }

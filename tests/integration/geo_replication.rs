@@ -70,8 +70,8 @@ async fn wait_dc_holds(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_dc_receives_every_acknowledged_write_after_heal() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
-    let reader = ReplicaReader::default();
+    let cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = cluster.replica_reader();
     cluster.partition_dcs("dc1", "dc2", true).await;
     let coordinators = ["dc1-n1", "dc1-n2", "dc1-n3"];
     let mut clients = Vec::new();
@@ -126,8 +126,8 @@ async fn partitioned_dc_receives_every_acknowledged_write_after_heal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_killed_right_after_ack_still_delivers_to_remote_dc() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
-    let reader = ReplicaReader::default();
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = cluster.replica_reader();
     // Keep dc2 unreachable so the write can only get there from the
     // coordinator's durable stream log.
     cluster.partition_dcs("dc1", "dc2", true).await;
@@ -149,8 +149,8 @@ async fn coordinator_killed_right_after_ack_still_delivers_to_remote_dc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hinted_handoff_delivers_to_a_returning_replica() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
-    let reader = ReplicaReader::default();
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = cluster.replica_reader();
     cluster.kill("dc1-n3");
     cluster
         .wait_seen("dc1-n1", "dc1-n3", false, Duration::from_secs(15))
@@ -199,7 +199,7 @@ async fn hinted_handoff_delivers_to_a_returning_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_detects_a_dead_node_and_does_not_flap_under_wan_delay() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     cluster.wan_delay(50).await;
     let before = cluster
         .metric("dc1-n1", "geokv_membership_transitions_total", "")
@@ -242,8 +242,8 @@ async fn dc_metric(cluster: &Cluster, dc: &str, name: &str, filter: &str) -> f64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_acknowledgements_come_through_the_stream() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
-    let reader = ReplicaReader::default();
+    let cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = cluster.replica_reader();
     let mut c = cluster.client("dc1-n1").await;
 
     // EACH_QUORUM and ALL need dc2's replicas: their acknowledgements come

@@ -41,13 +41,8 @@ async fn reflect(channel: tonic::transport::Channel, req: MessageRequest) -> Mes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_port_serves_health_and_reflection() {
-    let cluster = Cluster::start_insecure(one_node()).await;
-    let addr = cluster.node("dc1-n1").client_address;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
+    let cluster = Cluster::start(one_node()).await;
+    let channel = cluster.channel_at(cluster.node("dc1-n1").client_address);
 
     let mut health = HealthClient::new(channel.clone());
     for service in ["", "geokv.v1.Kv"] {

@@ -32,8 +32,8 @@ async fn urgent_receivers(cluster: &Cluster) -> Vec<String> {
 /// paused replica gets every write once it resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_remote_replica_does_not_block_each_quorum() {
-    let cluster = Cluster::start_insecure(Spec::two_dc()).await;
-    let reader = ReplicaReader::default();
+    let cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = cluster.replica_reader();
     let mut c = cluster.client("dc1-n1").await;
     for i in 0..3 {
         put(
@@ -143,8 +143,8 @@ async fn put_at_one(
 /// (what a slow replica or an unlucky instant does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_local_replica_gets_each_acknowledged_write_after_a_kill_all() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
-    let reader = ReplicaReader::default();
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
+    let reader = cluster.replica_reader();
     let mut acked = put_at_one(&cluster, "one", 8, 50).await;
     cluster.signal("dc1-n2", libc::SIGSTOP);
     let paused = Instant::now();

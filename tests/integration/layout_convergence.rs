@@ -63,7 +63,7 @@ async fn put_get(cluster: &Cluster, via: &str, keyspace: &str, key: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_keyspace_converges_everywhere_and_a_restarted_node_catches_up() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let ids: Vec<String> = cluster.nodes.iter().map(|n| n.id.clone()).collect();
     wait_version(&cluster, &ids, 1, Duration::from_secs(5)).await;
 
@@ -124,8 +124,7 @@ async fn a_created_keyspace_converges_everywhere_and_a_restarted_node_catches_up
     );
 
     // `geokv ring` shows the version and every node's ownership.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geokv"))
-        .args(["ring", "--json", "--keyspace", "orders", "--endpoint"])
+    let out = (cluster.command(&["ring", "--json", "--keyspace", "orders", "--endpoint"]))
         .arg(cluster.node("dc2-n1").admin_address.to_string())
         .output()
         .expect("run geokv ring");

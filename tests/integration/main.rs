@@ -37,6 +37,7 @@ mod common;
 mod anti_entropy;
 mod architecture;
 mod auth;
+mod auth_throttle;
 mod bench_smoke;
 mod cluster_basics;
 mod cluster_failures;

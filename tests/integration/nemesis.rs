@@ -38,7 +38,7 @@ async fn run(cfg: RunConfig, which: Workloads) {
          seed {} (GEOKV_NEMESIS_SEED replays the fault and workload choices)",
         cfg.nemesis, cfg.faults, cfg.workers, cfg.reuse, cfg.seed
     );
-    let cluster = Cluster::start_insecure(nemesis_spec()).await;
+    let cluster = Cluster::start(nemesis_spec()).await;
     let nodes = Nodes::of(&cluster).await;
     let tap = AckTap::default();
     let stop = Arc::new(AtomicBool::new(false));

@@ -10,28 +10,6 @@ use geokv::proto::v1::Consistency;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// The status line, headers (lower-cased names) and body of a GET.
-async fn get_with_headers(
-    addr: std::net::SocketAddr,
-    path: &str,
-) -> (String, BTreeMap<String, String>, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().to_string();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
-}
-
 /// The family a sample line belongs to, given the declared families.
 fn family_of<'a>(sample: &'a str, declared: &BTreeMap<String, String>) -> Option<&'a str> {
     let name = sample.split(['{', ' ']).next()?;
@@ -73,7 +51,7 @@ async fn metrics_endpoint_is_standard_prometheus() {
         gossip_interval_ms: 100,
         extra_args: vec!["--log-format".into(), "json".into()],
     };
-    let cluster = Cluster::start_insecure(spec).await;
+    let cluster = Cluster::start(spec).await;
     let mut client = cluster.client("dc1-n1").await;
     put(&mut client, "k", "v", Vec::new(), Consistency::One)
         .await
@@ -84,13 +62,13 @@ async fn metrics_endpoint_is_standard_prometheus() {
     // Process and engine figures come from a periodic task: wait for both.
     let started = Instant::now();
     let (status, headers, body) = loop {
-        let got = get_with_headers(admin, "/metrics").await;
-        if got.2.contains("\nprocess_resident_memory_bytes ")
-            && got.2.contains("geokv_engine_sst_bytes{")
+        let got = admin_raw(admin, "GET", "/metrics", None).await;
+        if got.body.contains("\nprocess_resident_memory_bytes ")
+            && got.body.contains("geokv_engine_sst_bytes{")
         {
-            break got;
+            break (got.status_line, got.headers, got.body);
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "{}", got.2);
+        assert!(started.elapsed() < Duration::from_secs(30), "{}", got.body);
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");

@@ -1,6 +1,7 @@
 //! The nodetool-like commands against a real two-datacenter cluster:
 //! `geokv repair --dc` sweeps every node of a datacenter through the admin
-//! port's background job and reports a summary per node; `geokv lag` reads
+//! port's background job, among that datacenter's replicas only, and
+//! reports a summary per node; `geokv lag` reads
 //! every node's view and names every datacenter pair; `geokv status --json`
 //! carries each node's load, ownership, version and hint backlog.
 
@@ -44,8 +45,24 @@ async fn repair_lag_and_status_report_the_live_cluster() {
         assert_eq!(s["state"], "done", "{id}: {s}");
         let total = s["ranges_total"].as_u64().unwrap();
         assert!(total > 0 && s["ranges_done"] == total, "{id}: {s}");
-        assert!(s["summary"]["sessions"].as_u64().unwrap() > 0, "{id}: {s}");
+        // rf 2 in dc2: each range is compared with the one other dc2
+        // replica, never with dc1's two (that would be three sessions).
+        let sum = &s["summary"];
+        assert_eq!(sum["sessions"], sum["ranges"], "{id}: {s}");
+        assert_eq!(sum["ranges_compared"], sum["ranges"], "{id}: {s}");
     }
+    // `nodetool repair -dc`: no Merkle tree was asked across the WAN.
+    for id in ["dc1-n1", "dc1-n2"] {
+        let merkle = (cluster.metric(id, "geokv_internode_requests_total", "rpc=\"merkle\"")).await;
+        assert_eq!(merkle, 0.0, "{id} was asked for Merkle trees");
+    }
+    let to_dc2 = |id: &str| cluster.node(id).admin_address;
+    let refused = crate::common::admin(to_dc2("dc2-n1"), "POST", "/repair?dc=dc1").await;
+    let refused = refused.expect_err("a dc1 repair on a dc2 node");
+    assert!(
+        refused.contains("400") && refused.contains("dc2"),
+        "{refused}"
+    );
 
     let lag = geokv_json(&cluster, &["lag", "--endpoint", &admin]);
     let pairs: Vec<(String, String)> = (lag["pairs"].as_array().unwrap().iter())

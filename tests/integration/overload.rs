@@ -4,7 +4,7 @@
 //! than a node serves is refused with `INVALID_ARGUMENT`.
 
 use crate::common::*;
-use geokv::client::{Client, ClientError, ConsistencyLevel};
+use geokv::client::{Client, ClientError, ConsistencyLevel, TlsOptions};
 use std::time::Duration;
 use tonic::Code;
 
@@ -29,14 +29,21 @@ fn small_limit() -> Spec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_past_its_in_flight_bound_sheds_with_a_hint_and_loses_nothing_acked() {
-    let cluster = Cluster::start_insecure(small_limit()).await;
+    let cluster = Cluster::start(small_limit()).await;
     let n1 = cluster.node("dc1-n1").clone();
     // Every write n1 coordinates waits 300 ms for its peers' acks.
     admin(n1.admin_address, "POST", "/faults/delay?dc=dc1&ms=300")
         .await
         .expect("fault injection");
-    let client = Client::builder()
-        .endpoints([format!("http://{}", n1.client_address)])
+    let mut builder = Client::builder();
+    if let Some(ca) = &cluster.tls_ca {
+        builder = builder.tls(TlsOptions::from_ca_file(ca).expect("the cluster CA"));
+    }
+    if let Some(token) = &cluster.admin_token {
+        builder = builder.token(token);
+    }
+    let client = builder
+        .endpoints([cluster.client_url("dc1-n1")])
         .discover(false)
         .consistency(ConsistencyLevel::Quorum)
         .timeout(Duration::from_secs(5))
@@ -74,7 +81,7 @@ async fn a_node_past_its_in_flight_bound_sheds_with_a_hint_and_loses_nothing_ack
 
     // Nothing acknowledged is lost (a quorum of replicas holds it), and
     // nothing shed was applied anywhere.
-    let reader = ReplicaReader::default();
+    let reader = cluster.replica_reader();
     for i in &acked {
         let key = format!("burst-{i}");
         let mut holders = 0;
@@ -112,18 +119,20 @@ async fn a_node_past_its_in_flight_bound_sheds_with_a_hint_and_loses_nothing_ack
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merkle_request_deeper_than_served_is_invalid_argument() {
     use geokv::proto::v1::internode::{internode_client::InternodeClient, MerkleRequest};
-    let cluster = Cluster::start_insecure(small_limit()).await;
+    let cluster = Cluster::start(small_limit()).await;
     let n1 = cluster.node("dc1-n1");
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", n1.peer_address))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(2))
-        .connect_lazy();
-    let mut peer = InternodeClient::new(channel);
-    let ask = |depth| MerkleRequest {
-        keyspace: "default".into(),
-        range_start: 0,
-        range_end: 0,
-        depth,
+    // Over mutual TLS as the harness's node identity (TLS clusters).
+    let reader = cluster.replica_reader();
+    let mut peer = InternodeClient::new(reader.channel(n1));
+    let ask = |depth| {
+        let mut req = tonic::Request::new(MerkleRequest {
+            keyspace: "default".into(),
+            range_start: 0,
+            range_end: 0,
+            depth,
+        });
+        reader.claim(&mut req);
+        req
     };
     let served = peer
         .merkle(ask(geokv::repair::MAX_DEPTH))

@@ -55,7 +55,7 @@ async fn wait_everywhere(
     own_dc: bool,
     limit: Duration,
 ) -> Duration {
-    let reader = ReplicaReader::default();
+    let reader = cluster.replica_reader();
     let started = Instant::now();
     let mut pending: Vec<&Acked> = acked.iter().collect();
     let mut pass = 0;
@@ -116,7 +116,7 @@ async fn wait_everywhere(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_reaches_every_replica_after_a_kill_of_every_node() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let nodes = Nodes::of(&cluster).await;
     let dc_of: BTreeMap<String, String> = (cluster.nodes.iter())
         .map(|n| (n.id.clone(), n.dc.clone()))
@@ -219,7 +219,7 @@ async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
     spec.dcs = vec![("dc1", 3)];
     spec.replication = vec![("dc1", 3)];
     spec.extra_keyspaces.clear();
-    let mut cluster = Cluster::start_insecure(spec).await;
+    let mut cluster = Cluster::start(spec).await;
     let victim = "dc1-n3";
     let older = tempfile::tempdir().unwrap();
     let mut c = cluster.client("dc1-n1").await;
@@ -265,7 +265,7 @@ async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
         "the start counted as after an OS restart"
     );
 
-    let reader = ReplicaReader::default();
+    let reader = cluster.replica_reader();
     let node = cluster.node(victim).clone();
     let started = Instant::now();
     loop {

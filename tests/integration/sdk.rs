@@ -4,17 +4,26 @@
 //! coordinator that dies under the client.
 
 use crate::common::*;
-use geokv::client::{CausalContext, Client, ClientError, ConsistencyLevel};
+use geokv::client::{CausalContext, Client, ClientError, ConsistencyLevel, TlsOptions};
 use std::time::Duration;
 use tonic::Code;
 
+/// A client of the whole cluster preferring `dc`, trusting the cluster CA
+/// and sending its admin token (TLS and `--auth`, the harness default).
 async fn client_for(cluster: &Cluster, dc: &str) -> Client {
     let endpoints: Vec<String> = cluster
         .nodes
         .iter()
-        .map(|n| format!("http://{}", n.client_address))
+        .map(|n| cluster.client_url(&n.id))
         .collect();
-    Client::builder()
+    let mut builder = Client::builder();
+    if let Some(ca) = &cluster.tls_ca {
+        builder = builder.tls(TlsOptions::from_ca_file(ca).expect("the cluster CA"));
+    }
+    if let Some(token) = &cluster.admin_token {
+        builder = builder.token(token);
+    }
+    builder
         .endpoints(endpoints)
         .local_datacenter(dc)
         .consistency(ConsistencyLevel::LocalQuorum)
@@ -35,7 +44,7 @@ fn text(r: &geokv::client::GetResult) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_reads_writes_resolves_siblings_and_survives_a_dead_coordinator() {
-    let mut cluster = Cluster::start_insecure(Spec::two_dc()).await;
+    let mut cluster = Cluster::start(Spec::two_dc()).await;
     let dc1 = client_for(&cluster, "dc1").await;
     let dc2 = client_for(&cluster, "dc2").await;
 

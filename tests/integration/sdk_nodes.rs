@@ -28,9 +28,11 @@ async fn until_known(client: &Client, addr: &str, known: bool) -> Duration {
 async fn a_client_given_one_node_uses_a_joined_node_and_forgets_a_removed_one() {
     let c = Cluster::start(Spec::one_dc(3, 3)).await;
     let ca = c.tls_ca.clone().expect("a TLS cluster");
+    let token = c.admin_token.clone().expect("a cluster with --auth");
     let client = Client::builder()
         .endpoints([c.client_url("dc1-n1")])
         .tls(TlsOptions::from_ca_file(&ca).expect("the cluster CA"))
+        .token(token)
         .refresh_interval(Duration::from_millis(500))
         .timeout(Duration::from_secs(3))
         .build()

@@ -43,7 +43,7 @@ async fn a_tls_cluster_serves_clients_and_tells_plaintext_ones_why_not() {
 
     // The CLI: without --ca the same clear error, with --ca it works.
     let endpoint = format!("http://{addr}");
-    let (ok, text) = geokv_cli(&["get", "k", "--endpoint", &endpoint]);
+    let (ok, text) = cluster.cli_without_ca(&["get", "k", "--endpoint", &endpoint]);
     assert!(!ok);
     assert!(
         text.contains("FAILED_PRECONDITION") && text.contains("requires TLS"),
@@ -51,9 +51,10 @@ async fn a_tls_cluster_serves_clients_and_tells_plaintext_ones_why_not() {
     );
     let ca = cluster.tls_ca.clone().unwrap();
     let ca = ca.to_str().unwrap();
-    let (ok, text) = geokv_cli(&["put", "k2", "v2", "--endpoint", &endpoint, "--ca", ca]);
+    let (ok, text) =
+        cluster.cli_without_ca(&["put", "k2", "v2", "--endpoint", &endpoint, "--ca", ca]);
     assert!(ok, "{text}");
-    let (ok, text) = geokv_cli(&[
+    let (ok, text) = cluster.cli_without_ca(&[
         "get",
         "k2",
         "--endpoint",

@@ -24,17 +24,17 @@ async fn the_admin_port_speaks_https_and_a_node_joins_over_tls() {
     assert!(refused >= 1.0, "plaintext admin request counted: {refused}");
 
     // The CLI: without --ca the same reason, with it the layout.
-    let (ok, text) = geokv_cli(&["ring", "--endpoint", &admin_addr]);
+    let (ok, text) = cluster.cli_without_ca(&["ring", "--endpoint", &admin_addr]);
     assert!(!ok && text.contains("requires HTTPS"), "{text}");
     let ca = cluster.tls_ca.clone().unwrap();
     let ca_s = ca.to_str().unwrap();
-    let (ok, text) = geokv_cli(&["ring", "--endpoint", &admin_addr, "--ca", ca_s]);
+    let (ok, text) = cluster.cli_without_ca(&["ring", "--endpoint", &admin_addr, "--ca", ca_s]);
     assert!(ok && text.contains("dc1-n3"), "{text}");
     // A CA that did not issue the node's certificate is refused.
     let other = cluster.dir.path().join("other-ca");
     geokv::security::certs::init_dir(&other, "another").unwrap();
     let other_ca = other.join("ca.pem");
-    let (ok, text) = geokv_cli(&[
+    let (ok, text) = cluster.cli_without_ca(&[
         "ring",
         "--endpoint",
         &admin_addr,

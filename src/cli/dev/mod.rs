@@ -18,6 +18,7 @@ use std::path::PathBuf;
 
 mod control;
 mod record;
+mod supervise;
 mod up;
 
 /// Arguments of `geokv dev`.

@@ -7,15 +7,14 @@
 //!
 //! Must not match processes by name: only the records in the data directory.
 use anyhow::Context;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use geokv::bench::cluster::{admin_request_as, node_argv, NodeLaunch};
 use geokv::topology::{NodeInfo, Topology, DEV_TOPOLOGY_YAML};
 
 use super::record::DevDir;
+use super::supervise::{watch, Supervisor};
 
 /// What `geokv dev` starts.
 pub struct Up {
@@ -40,12 +39,7 @@ pub fn run(up: Up) -> anyhow::Result<()> {
     let token = admin_token(&up, &dev)?;
     let launch = node_launch(&up, &dev, ca.is_some(), token.is_some())?;
     let nodes = topology.nodes();
-    let mut sup = Supervisor {
-        dev: dev.clone(),
-        nodes: nodes.clone(),
-        children: BTreeMap::new(),
-        up: BTreeMap::new(),
-    };
+    let mut sup = Supervisor::new(dev.clone(), nodes.clone());
     for n in &nodes {
         let argv = node_argv(&launch, n)
             .into_iter()
@@ -135,125 +129,6 @@ fn node_launch(up: &Up, dev: &DevDir, tls: bool, auth: bool) -> anyhow::Result<N
         durability: up.durability.clone(),
         extra_args,
     })
-}
-
-/// Reports nodes that exit or come back, until Ctrl-C or SIGTERM.
-async fn watch(sup: &mut Supervisor) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let signal = super::super::node::wait_for_signal();
-    tokio::pin!(signal);
-    loop {
-        tokio::select! {
-            _ = &mut signal => break,
-            _ = tick.tick() => {
-                for line in sup.watch() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
-/// The supervisor's state: the nodes it started (to reap them) and which
-/// nodes it last saw running.
-struct Supervisor {
-    dev: DevDir,
-    nodes: Vec<NodeInfo>,
-    children: BTreeMap<String, Child>,
-    up: BTreeMap<String, bool>,
-}
-
-impl Supervisor {
-    /// Reaps exited children and returns one line per node that went down
-    /// or came back since the last call.
-    fn watch(&mut self) -> Vec<String> {
-        let mut exited: BTreeMap<String, ExitStatus> = BTreeMap::new();
-        self.children.retain(|id, c| match c.try_wait() {
-            Ok(Some(status)) => {
-                exited.insert(id.clone(), status);
-                false
-            }
-            _ => true,
-        });
-        let now: BTreeMap<String, Option<u32>> = self
-            .nodes
-            .iter()
-            .map(|n| (n.id.clone(), self.dev.node(&n.id).running()))
-            .collect();
-        let lines = changes(&self.up, &now, &exited);
-        self.up = now.into_iter().map(|(id, p)| (id, p.is_some())).collect();
-        lines
-    }
-
-    fn running_count(&self) -> usize {
-        self.nodes
-            .iter()
-            .filter(|n| self.dev.node(&n.id).running().is_some())
-            .count()
-    }
-
-    /// SIGTERM to every running node, SIGKILL to those still running
-    /// after 10 s; returns the ids of the killed ones.
-    fn stop_all(&mut self) -> Vec<String> {
-        for n in &self.nodes {
-            self.dev.node(&n.id).signal(libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut killed = Vec::new();
-        for n in &self.nodes {
-            let rec = self.dev.node(&n.id);
-            let left = deadline.saturating_duration_since(Instant::now());
-            if let Some(c) = self.children.get_mut(&n.id) {
-                // Our own child: reap it, or it stays a zombie.
-                while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            } else if rec.wait_gone(left) {
-                continue;
-            }
-            if rec.signal(libc::SIGKILL).is_some() {
-                killed.push(n.id.clone());
-                rec.wait_gone(Duration::from_secs(5));
-            }
-        }
-        for c in self.children.values_mut() {
-            let _ = c.wait();
-        }
-        self.children.clear();
-        killed
-    }
-}
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        self.stop_all();
-    }
-}
-
-/// The report lines for nodes whose running state changed (pure).
-fn changes(
-    before: &BTreeMap<String, bool>,
-    now: &BTreeMap<String, Option<u32>>,
-    exited: &BTreeMap<String, ExitStatus>,
-) -> Vec<String> {
-    let mut lines = Vec::new();
-    for (id, pid) in now {
-        let was = before.get(id).copied().unwrap_or(false);
-        match (was, pid) {
-            (true, None) => {
-                let how = exited
-                    .get(id)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "stopped".to_string());
-                lines.push(format!(
-                    "node {id} exited ({how}); `geokv dev start {id}` restarts it"
-                ));
-            }
-            (false, Some(pid)) => lines.push(format!("node {id} is running again (pid {pid})")),
-            _ => {}
-        }
-    }
-    lines
 }
 
 /// Waits until every node answers `/health`; fails as soon as one exits.
@@ -389,34 +264,4 @@ fn print_banner(topology: &Topology, dev: &DevDir, ca: Option<&std::path::Path>,
     }
     println!("  geokv dev status --data-dir {dir}     (also: stop|start|kill NODE, cut|heal A B)");
     println!("logs: {dir}/<node>/node.log; Ctrl-C stops every node");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::process::ExitStatusExt;
-
-    #[test]
-    fn reports_nodes_going_down_and_coming_back() {
-        let before: BTreeMap<String, bool> = [("a", true), ("b", true), ("c", false)]
-            .map(|(k, v)| (k.to_string(), v))
-            .into();
-        let now: BTreeMap<String, Option<u32>> = [("a", None), ("b", Some(7)), ("c", Some(9))]
-            .map(|(k, v)| (k.to_string(), v))
-            .into();
-        let exited: BTreeMap<String, ExitStatus> =
-            [("a".to_string(), ExitStatus::from_raw(9))].into();
-        assert_eq!(
-            changes(&before, &now, &exited),
-            [
-                "node a exited (signal: 9 (SIGKILL)); `geokv dev start a` restarts it",
-                "node c is running again (pid 9)",
-            ]
-        );
-        let exited = BTreeMap::new();
-        assert_eq!(
-            changes(&before, &now, &exited)[0],
-            "node a exited (stopped); `geokv dev start a` restarts it"
-        );
-    }
 }

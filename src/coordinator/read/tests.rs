@@ -46,6 +46,20 @@ fn two_of(dcs: &[&str]) -> (ReadTargets, Gather<u32>, mpsc::Sender<Answer<u32>>,
     (targets, gather, tx, deadline)
 }
 
+/// The speculation delay, `deadline`, and no first-wave call to poll.
+fn waits(deadline: Instant) -> (Duration, Instant, ReadCalls<'static>) {
+    (DELAY, deadline, ReadCalls::default())
+}
+
+/// An `ask` that only records or answers through the channel (no call to
+/// poll).
+fn asks(mut f: impl FnMut(Candidate)) -> impl FnMut(Candidate) -> Option<ReadCall<'static>> {
+    move |c| {
+        f(c);
+        None
+    }
+}
+
 fn ok(n: u32) -> Answer<u32> {
     Answer::Replica(NodeIdx(n), "dc1".into(), Ok(n))
 }
@@ -60,9 +74,12 @@ async fn fast_replicas_meet_the_level_without_speculation() {
     tx.send(ok(0)).await.unwrap();
     tx.send(ok(1)).await.unwrap();
     let mut asked = Vec::new();
-    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
-        asked.push(c.node)
-    })
+    gather_read(
+        &mut targets,
+        &mut gather,
+        waits(deadline),
+        asks(|c| asked.push(c.node)),
+    )
     .await
     .unwrap();
     assert!(asked.is_empty(), "asked {asked:?}");
@@ -75,10 +92,15 @@ async fn a_slow_replica_brings_one_more_exactly_at_the_delay() {
     tx.send(ok(0)).await.unwrap(); // node 1 never answers
     let mut asked = Vec::new();
     let answers = tx.clone();
-    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
-        asked.push((c.node, start.elapsed()));
-        answers.try_send(ok(c.node.0)).unwrap();
-    })
+    gather_read(
+        &mut targets,
+        &mut gather,
+        waits(deadline),
+        asks(|c| {
+            asked.push((c.node, start.elapsed()));
+            answers.try_send(ok(c.node.0)).unwrap();
+        }),
+    )
     .await
     .unwrap();
     assert_eq!(asked, vec![(NodeIdx(2), DELAY)]);
@@ -92,13 +114,18 @@ async fn hung_local_replicas_bring_a_remote_one_after_a_doubled_delay() {
     tx.send(ok(0)).await.unwrap(); // nodes 1 and 2 hang
     let mut asked = Vec::new();
     let answers = tx.clone();
-    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
-        asked.push((c.node, start.elapsed()));
-        if c.dc == "dc2" {
-            let answer = Answer::Replica(c.node, c.dc, Ok(c.node.0));
-            answers.try_send(answer).unwrap();
-        }
-    })
+    gather_read(
+        &mut targets,
+        &mut gather,
+        waits(deadline),
+        asks(|c| {
+            asked.push((c.node, start.elapsed()));
+            if c.dc == "dc2" {
+                let answer = Answer::Replica(c.node, c.dc, Ok(c.node.0));
+                answers.try_send(answer).unwrap();
+            }
+        }),
+    )
     .await
     .unwrap();
     // Each further speculation waits twice as long as the one before, so an
@@ -112,9 +139,12 @@ async fn speculation_stops_when_no_replica_is_left_then_the_read_waits_for_the_d
     let start = Instant::now();
     tx.send(ok(0)).await.unwrap(); // nodes 1 and then 2 never answer
     let mut asked = Vec::new();
-    let e = gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
-        asked.push((c.node, start.elapsed()))
-    })
+    let e = gather_read(
+        &mut targets,
+        &mut gather,
+        waits(deadline),
+        asks(|c| asked.push((c.node, start.elapsed()))),
+    )
     .await
     .unwrap_err();
     assert_eq!(asked, vec![(NodeIdx(2), DELAY)]);
@@ -130,10 +160,15 @@ async fn a_failed_replica_is_replaced_at_once_and_none_left_fails() {
     tx.send(ok(0)).await.unwrap();
     let mut asked = Vec::new();
     let answers = tx.clone();
-    gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
-        asked.push((c.node, start.elapsed()));
-        answers.try_send(ok(c.node.0)).unwrap();
-    })
+    gather_read(
+        &mut targets,
+        &mut gather,
+        waits(deadline),
+        asks(|c| {
+            asked.push((c.node, start.elapsed()));
+            answers.try_send(ok(c.node.0)).unwrap();
+        }),
+    )
     .await
     .unwrap();
     assert_eq!(asked, vec![(NodeIdx(2), Duration::ZERO)]);
@@ -142,11 +177,44 @@ async fn a_failed_replica_is_replaced_at_once_and_none_left_fails() {
     tx.send(err(0)).await.unwrap();
     tx.send(err(1)).await.unwrap();
     let answers = tx.clone();
-    let e = gather_read(&mut targets, &mut gather, DELAY, deadline, |c| {
-        answers.try_send(err(c.node.0)).unwrap();
-    })
+    let e = gather_read(
+        &mut targets,
+        &mut gather,
+        waits(deadline),
+        asks(|c| {
+            answers.try_send(err(c.node.0)).unwrap();
+        }),
+    )
     .await
     .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Aborted, "{e}");
     assert_eq!(start.elapsed(), Duration::ZERO, "failed without waiting");
+}
+
+/// A replica's read is a call polled by the gather's own task: an answer
+/// that comes only by polling it (a first-wave call, and a speculative one
+/// that `ask` returns) meets the level, with nothing spawned.
+#[tokio::test(start_paused = true)]
+async fn calls_are_polled_by_the_gathering_task() {
+    let (mut targets, mut gather, tx, deadline) = quorum_rf3();
+    let start = Instant::now();
+    tx.send(ok(0)).await.unwrap(); // node 1's call never answers
+    let never: ReadCall<'static> = Box::pin(std::future::pending());
+    let calls = ReadCalls(FuturesUnordered::from_iter([never]));
+    let answers = tx.clone();
+    gather_read(&mut targets, &mut gather, (DELAY, deadline, calls), |c| {
+        let answers = answers.clone();
+        Some(Box::pin(async move {
+            tokio::time::sleep(DELAY).await;
+            answers.send(ok(c.node.0)).await.unwrap();
+        }))
+    })
+    .await
+    .unwrap();
+    assert_eq!(gather.received(), 2);
+    assert_eq!(
+        start.elapsed(),
+        DELAY * 2,
+        "asked at the delay, answered a delay later"
+    );
 }

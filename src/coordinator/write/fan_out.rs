@@ -17,9 +17,9 @@ use crate::error::GeokvError;
 use crate::hints::intent::Intent;
 use crate::hints::waiters::StreamWait;
 use crate::hints::{Appended, Awaited};
+use crate::mutation::Minted;
 use crate::replica::handle::{Handle, HandleError, Merge, PlannedOn};
 use crate::topology::{NodeIdx, NodeInfo};
-use crate::version::SiblingSet;
 use crate::view::ClusterView;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -28,9 +28,6 @@ use std::future::Future;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument as _;
-
-/// What one fan-out sends: the record, as minted and encoded.
-pub(super) type Minted<'a> = (&'a SiblingSet, &'a [u8]);
 
 /// The answers of one fan-out's replicas and streams, as they come.
 type Answers = mpsc::Sender<Answer<()>>;
@@ -81,19 +78,18 @@ impl Coordinator {
         view: &ClusterView,
         req: &WriteRequest,
         (plan, to): (&Plan<'_>, &Fanout),
-        minted: Minted<'_>,
+        minted: &Minted,
         (appended, deadline): (Option<Appended>, Instant),
     ) -> (Result<(u32, u32), GeokvError>, Option<(NodeInfo, u64)>) {
         let stale = StaleSlot::default();
         let mut calls = InFlight::default();
         let res = async {
-            let (waits, intents) = self.stream_waits(req, to, minted.0, appended).await?;
+            let (waits, intents) = self.stream_waits(to, minted, appended).await?;
             let (tx, rx) = mpsc::channel::<Answer<()>>(
                 (to.sizes.values().sum::<u32>() as usize).max(1) + to.remote_dcs.len(),
             );
             let sent = (&stale, deadline, &mut calls);
-            let (pending, acks) =
-                (self.send_local(view, req, to, minted, intents, sent, &tx)).await?;
+            let (pending, acks) = (self.send_local(view, to, minted, intents, sent, &tx)).await?;
             let mut pending = pending;
             for wait in waits {
                 let settles = to.sizes.get(&wait.dc).copied().unwrap_or(0);
@@ -112,7 +108,7 @@ impl Coordinator {
                 deadline,
                 timeout_ms,
             );
-            self.gather_write(req, plan, to, minted.0, (gather, &tx, &mut calls), deadline)
+            self.gather_write(req, plan, to, minted, (gather, &tx, &mut calls), deadline)
                 .await
         }
         .await;
@@ -125,9 +121,8 @@ impl Coordinator {
     /// fan-out (`appended`), or urgent entries appended now on a later one.
     async fn stream_waits(
         &self,
-        req: &WriteRequest,
         to: &Fanout,
-        record: &SiblingSet,
+        minted: &Minted,
         appended: Option<Appended>,
     ) -> Result<(Vec<StreamWait>, Vec<Intent>), GeokvError> {
         let wait_for = &to.wait_for;
@@ -135,9 +130,8 @@ impl Coordinator {
             Some(a) => (a.waits, a.intents),
             None if wait_for.is_empty() => (Vec::new(), Vec::new()),
             None => {
-                let dcs: Vec<String> = wait_for.iter().map(|w| w.dc.clone()).collect();
-                let waits = (self.hints)
-                    .stream_append_now(&dcs, wait_for, &req.keyspace, &req.key, record)
+                let waits = (self.commit)
+                    .append_urgent(minted, wait_for)
                     .await
                     .map_err(|e| {
                         GeokvError::Internal(format!("{e}; the write may have been applied"))
@@ -150,13 +144,11 @@ impl Coordinator {
     /// Sends the record to our datacenter's targets (a hint for each one
     /// down) and counts this node's own acknowledgement. Returns the
     /// answers still expected per datacenter, and the acks so far.
-    #[allow(clippy::too_many_arguments)]
     async fn send_local(
         &self,
         view: &ClusterView,
-        req: &WriteRequest,
         to: &Fanout,
-        (record, encoded): Minted<'_>,
+        minted: &Minted,
         mut intents: Vec<Intent>,
         (stale, deadline, calls): (&StaleSlot, Instant, &mut InFlight),
         tx: &Answers,
@@ -190,7 +182,7 @@ impl Coordinator {
                     Some(i) => i.failed(),
                     None => {
                         (self.hints)
-                            .hint_node(&peer.id, &req.keyspace, &req.key, record)
+                            .hint_node(&peer.id, minted.keyspace(), minted.key(), &minted.record)
                             .await?
                     }
                 }
@@ -198,11 +190,8 @@ impl Coordinator {
                 continue;
             }
             *pending.entry(self.me.dc.clone()).or_default() += 1;
-            let dc = self.me.dc.clone();
-            let rec = (encoded.to_vec(), record);
             let sent = (&planned, stale.clone());
-            let call =
-                self.replica_write((n, peer), dc, req, rec, intent, sent, deadline, tx.clone());
+            let call = self.replica_write((n, peer), minted, intent, sent, deadline, tx.clone());
             calls.0.push(call);
         }
         Ok((pending, acks))
@@ -215,7 +204,7 @@ impl Coordinator {
         req: &WriteRequest,
         plan: &Plan<'_>,
         to: &Fanout,
-        record: &SiblingSet,
+        minted: &Minted,
         (mut gather, tx, calls): (Gather<()>, &Answers, &mut InFlight),
         deadline: Instant,
     ) -> Result<(u32, u32), GeokvError> {
@@ -237,7 +226,7 @@ impl Coordinator {
                 _ => 0,
             };
             let dests = (&to.sizes, to.remote_dcs.as_slice(), need);
-            self.fall_back_remote(req, dests, record, deadline, tx, &mut gather)
+            self.fall_back_remote(dests, minted, deadline, tx, &mut gather)
                 .await?;
             step = calls.drive(gather.run(deadline)).await?;
         }
@@ -252,12 +241,10 @@ impl Coordinator {
     /// datacenter (the backlog entry committed with the write stays: a
     /// second delivery merges to the same state) and the gather waits for
     /// their acknowledgements too.
-    #[allow(clippy::too_many_arguments)]
     async fn fall_back_remote(
         &self,
-        req: &WriteRequest,
         (sizes, remote_dcs, need): (&BTreeMap<String, u32>, &[String], u32),
-        record: &SiblingSet,
+        minted: &Minted,
         deadline: Instant,
         tx: &mpsc::Sender<Answer<()>>,
         gather: &mut Gather<()>,
@@ -272,9 +259,8 @@ impl Coordinator {
                 pending: None,
             })
             .collect();
-        let waits = self
-            .hints
-            .stream_append_now(remote_dcs, &all, &req.keyspace, &req.key, record)
+        let waits = (self.commit)
+            .append_urgent(minted, &all)
             .await
             .map_err(|e| GeokvError::Internal(format!("{e}; the write may have been applied")))?;
         for wait in waits {
@@ -286,13 +272,10 @@ impl Coordinator {
     }
 
     /// One replica call: the write, then its answer, intent settle or hint.
-    #[allow(clippy::too_many_arguments)]
     fn replica_write(
         &self,
         (n, peer): (NodeIdx, &NodeInfo),
-        dc: String,
-        req: &WriteRequest,
-        (encoded, record): (Vec<u8>, &SiblingSet),
+        minted: &Minted,
         intent: Option<Intent>,
         (planned, stale): (&Planned, StaleSlot),
         deadline: Instant,
@@ -302,7 +285,9 @@ impl Coordinator {
         let peer = peer.clone();
         let hints = self.hints.clone();
         let (version, digest, targets) = (planned.version, planned.digest, planned.targets.clone());
-        let (ks, key, record) = (req.keyspace.clone(), req.key.clone(), record.clone());
+        let dc = self.me.dc.clone();
+        let (ks, key) = (minted.keyspace().to_string(), minted.mutation.key.clone());
+        let (record, encoded) = (minted.record.clone(), minted.encoded.clone());
         let timeout = deadline.saturating_duration_since(Instant::now());
         let span = tracing::Span::current();
         Box::pin(tracing::Instrument::instrument(

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::open;
 use crate::engine::incarnation::{on_clean_shutdown, on_start};
 use crate::engine::{Cf, Engine, RocksEngine, WriteBatch};
+use crate::mutation::Mutation;
 use crate::replica::Replica;
 use crate::version::{CausalContext, SiblingSet};
 
@@ -20,16 +21,18 @@ fn replica_on(engine: &Arc<RocksEngine>) -> Replica {
 }
 
 fn write(r: &Replica, key: &[u8], value: &str, ctx: &CausalContext) -> SiblingSet {
-    r.update(
-        "ks",
-        key,
-        Some(Bytes::from(value.to_string())),
-        ctx,
-        1,
-        |_, _| Ok(()),
-    )
-    .expect("update")
-    .0
+    r.update(&mutation(key, value, ctx), 1, |_, _| Ok(()))
+        .expect("update")
+        .0
+}
+
+fn mutation(key: &[u8], value: &str, ctx: &CausalContext) -> Mutation {
+    Mutation {
+        keyspace: "ks".into(),
+        key: Bytes::copy_from_slice(key),
+        value: Some(Bytes::from(value.to_string())),
+        context: ctx.clone(),
+    }
 }
 
 fn set(values: &[&str]) -> BTreeSet<String> {
@@ -119,14 +122,9 @@ fn a_closed_replica_takes_no_more_updates() {
     write(&r, b"k", "v1", &CausalContext::new());
     r.close();
     let err = r
-        .update(
-            "ks",
-            b"k",
-            Some(Bytes::from("v2")),
-            &CausalContext::new(),
-            2,
-            |_, _| Ok(()),
-        )
+        .update(&mutation(b"k", "v2", &CausalContext::new()), 2, |_, _| {
+            Ok(())
+        })
         .unwrap_err();
     assert!(err.nothing_applied(), "{err}");
     assert_eq!(err.code(), tonic::Code::Unavailable);

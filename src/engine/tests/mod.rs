@@ -4,6 +4,7 @@
 mod incarnation;
 mod model;
 mod quarantine;
+mod read_tier;
 mod rocks;
 mod stall;
 

@@ -108,8 +108,13 @@ impl<L: Link> Pump<L> {
             let Ok(set) = crate::version::SiblingSet::decode(&e.record) else {
                 continue;
             };
+            let decided = crate::hints::moving::Decided {
+                version: self.link.view_version(),
+                digest: Vec::new(),
+                targets: also.iter().cloned().chain([target.to_string()]).collect(),
+            };
             for n in also {
-                crate::hints::moving::copy(&self.hints, &self.me.id, &n, e, &set)
+                crate::hints::moving::copy(&self.hints, &self.me.id, &n, e, &set, &decided)
                     .await
                     .map_err(|e| Stall::Failed(format!("copying a hint to {n}: {e}")))?;
                 metrics::counter!("geokv_hints_copied_to_pending_total").increment(1);

@@ -6,7 +6,7 @@
 use super::*;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits, WriteBatch};
-use crate::hints::{Awaited, HintsConfig};
+use crate::hints::{Awaited, Commit, HintsConfig};
 use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch};
 use crate::topology::Topology;
 use crate::version::{ActorId, CausalContext, SiblingSet};
@@ -32,6 +32,9 @@ struct FakeLink {
     also: Vec<String>,
     /// What `adopters` answers.
     adopters: Mutex<Vec<String>>,
+    /// This node's layout version, and whose layouts it was asked to fetch.
+    view: Mutex<u64>,
+    caught_up: Mutex<Vec<String>>,
 }
 
 struct FakeWire {
@@ -78,6 +81,14 @@ impl Link for FakeLink {
     fn adopters(&self, _: &Dest) -> Vec<String> {
         self.adopters.lock().clone()
     }
+
+    fn view_version(&self) -> u64 {
+        *self.view.lock()
+    }
+
+    async fn catch_up(&self, from: &str) {
+        self.caught_up.lock().push(from.to_string());
+    }
 }
 
 impl Wire for FakeWire {
@@ -100,6 +111,8 @@ impl Wire for FakeWire {
 
 struct Rig {
     hints: Arc<Hints>,
+    commit: Commit,
+    engine: Arc<dyn Engine>,
     link: Arc<FakeLink>,
     opened: mpsc::UnboundedReceiver<Opened>,
     _stop: watch::Sender<bool>,
@@ -113,8 +126,10 @@ fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
     let me = cluster.current().me().expect("dev topology").clone();
-    let hints =
-        Arc::new(Hints::open(engine, cluster, me.clone(), HintsConfig::default()).expect("open"));
+    let config = HintsConfig::default();
+    let hints = Arc::new(Hints::open(engine.clone(), cluster, me.clone(), config).expect("open"));
+    let replica = Arc::new(crate::replica::Replica::new(engine.clone(), &me.id, 8));
+    let commit = Commit::new(replica, hints.clone());
     let (tx, opened) = mpsc::unbounded_channel();
     let link = Arc::new(FakeLink {
         live: Mutex::new(live.iter().map(|s| s.to_string()).collect()),
@@ -122,12 +137,16 @@ fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
         opened: tx,
         also,
         adopters: Mutex::new(Vec::new()),
+        view: Mutex::new(5),
+        caught_up: Mutex::new(Vec::new()),
     });
     let (stop, shutdown) = watch::channel(false);
     let pump = Pump::new(hints.clone(), link.clone(), me, dest);
     tokio::spawn(pump.run(shutdown));
     Rig {
         hints,
+        commit,
+        engine,
         link,
         opened,
         _stop: stop,
@@ -135,7 +154,7 @@ fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
 }
 
 /// Appends `key` to dc2's stream (urgent: a coordinator waits on it).
-fn append(h: &Hints, key: &[u8], urgent: bool) -> Option<crate::hints::waiters::StreamWait> {
+fn append(r: &Rig, key: &[u8], urgent: bool) -> Option<crate::hints::waiters::StreamWait> {
     let mut set = SiblingSet::new();
     set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
         .expect("one sibling");
@@ -148,11 +167,11 @@ fn append(h: &Hints, key: &[u8], urgent: bool) -> Option<crate::hints::waiters::
     .into_iter()
     .collect();
     let mut b = WriteBatch::new();
-    let mut a = h
+    let mut a = (r.commit)
         .stream_append(&dcs, &wait, "default", key, &set, &mut b)
         .expect("append");
-    h.engine().write(b).expect("commit");
-    h.notify_appended(&dcs, &wait, &a.waits);
+    r.engine.write(b).expect("commit");
+    r.commit.notify_appended(&dcs, &wait, &a.waits);
     a.waits.pop()
 }
 
@@ -165,6 +184,7 @@ fn durable(batch: &StreamBatch) -> StreamAck {
                 replicas: 1,
                 durable: true,
                 refused: false,
+                elsewhere_layout: None,
             })
             .collect(),
     }
@@ -177,7 +197,7 @@ fn gaps_ms(at: &[Instant]) -> Vec<u128> {
 #[tokio::test(start_paused = true)]
 async fn with_no_live_node_it_backs_off_doubling_and_an_urgent_entry_cuts_it_short() {
     let r = rig(&[]);
-    append(&r.hints, b"k", false);
+    append(&r, b"k", false);
     tokio::time::sleep(Duration::from_millis(6000)).await;
     let asked = r.link.asked.lock().clone();
     assert_eq!(gaps_ms(&asked)[..7], [50, 100, 200, 400, 800, 1600, 2000]);
@@ -185,7 +205,7 @@ async fn with_no_live_node_it_backs_off_doubling_and_an_urgent_entry_cuts_it_sho
     // (not at its deadline), and the retry does not wait for the timer.
     let before = r.link.asked.lock().len();
     let t = Instant::now();
-    let wait = append(&r.hints, b"u", true).expect("a wait");
+    let wait = append(&r, b"u", true).expect("a wait");
     let outcome = wait.outcome().await;
     assert_eq!(outcome, Err("no live node in dc2 to stream to".to_string()));
     assert_eq!(Instant::now(), t, "failed without waiting");
@@ -197,9 +217,9 @@ async fn backlog_appends_linger_into_one_batch() {
     let mut r = rig(&["dc2-n1"]);
     tokio::time::sleep(Duration::from_millis(10)).await; // the first, empty fill
     let t0 = Instant::now();
-    append(&r.hints, b"a", false);
+    append(&r, b"a", false);
     tokio::time::sleep(Duration::from_millis(1)).await;
-    append(&r.hints, b"b", false);
+    append(&r, b"b", false);
     let mut s = r.opened.recv().await.expect("a stream");
     let batch = s.batches.recv().await.expect("a batch");
     assert_eq!(s.at - t0, LINGER, "sent after the linger, not before");
@@ -218,8 +238,8 @@ async fn backlog_appends_linger_into_one_batch() {
 async fn with_no_live_destination_a_leaver_hands_its_queue_to_an_adopter() {
     let mut r = rig(&[]);
     *r.link.adopters.lock() = vec!["dc1-n2".into()];
-    append(&r.hints, b"a", false);
-    append(&r.hints, b"b", true);
+    append(&r, b"a", false);
+    append(&r, b"b", true);
     let mut s = r.opened.recv().await.expect("a stream");
     assert_eq!((s.to.as_str(), s.adopt), ("dc1-n2", true));
     let dc2 = Dest::Dc("dc2".into());
@@ -241,7 +261,7 @@ async fn with_no_live_destination_a_leaver_hands_its_queue_to_an_adopter() {
 async fn entries_an_adopter_does_not_take_stay_and_the_next_adopter_is_asked() {
     let mut r = rig(&[]);
     *r.link.adopters.lock() = vec!["dc1-n2".into(), "dc1-n3".into()];
-    append(&r.hints, b"a", false);
+    append(&r, b"a", false);
     let dc2 = Dest::Dc("dc2".into());
     let mut first = r.opened.recv().await.expect("a stream");
     assert_eq!(first.to, "dc1-n2");
@@ -270,7 +290,7 @@ async fn entries_an_adopter_does_not_take_stay_and_the_next_adopter_is_asked() {
 async fn a_batch_not_acknowledged_in_time_is_resent_and_deleted_once_durable() {
     let mut r = rig(&["dc2-n1", "dc2-n2"]);
     let t0 = Instant::now();
-    append(&r.hints, b"a", false);
+    append(&r, b"a", false);
     let mut first = r.opened.recv().await.expect("a stream");
     let sent = first.batches.recv().await.expect("a batch");
     // Never acknowledged: given up after the timeout, sent again on a new
@@ -297,7 +317,7 @@ async fn a_batch_not_acknowledged_in_time_is_resent_and_deleted_once_durable() {
 async fn an_urgent_entry_is_sent_while_the_backlog_window_is_full() {
     let mut r = rig(&["dc2-n1"]);
     for i in 0..400u32 {
-        append(&r.hints, &i.to_be_bytes(), false);
+        append(&r, &i.to_be_bytes(), false);
     }
     let mut s = r.opened.recv().await.expect("a stream");
     let mut backlog = 0;
@@ -307,7 +327,7 @@ async fn an_urgent_entry_is_sent_while_the_backlog_window_is_full() {
         backlog += 1;
     }
     let t = Instant::now();
-    let _wait = append(&r.hints, b"urgent", true).expect("a wait");
+    let _wait = append(&r, b"urgent", true).expect("a wait");
     let b = s.batches.recv().await.expect("urgent batch");
     assert!(b.urgent && b.entries.len() == 1, "the urgent entry alone");
     assert_eq!(
@@ -355,4 +375,72 @@ async fn a_hint_for_an_owner_of_a_moving_range_is_copied_to_the_pending_replica_
         1,
         "the copy stays for dc1-n3"
     );
+}
+
+fn hint(r: &Rig, node: &str, key: &[u8]) -> impl std::future::Future<Output = ()> {
+    let mut set = SiblingSet::new();
+    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+        .expect("one sibling");
+    let (hints, node, key) = (r.hints.clone(), node.to_string(), key.to_vec());
+    async move {
+        hints
+            .hint_node(&node, "default", &key, &set)
+            .await
+            .expect("hint")
+    }
+}
+
+/// A node hint its receiver places elsewhere in a newer layout (v7; this
+/// node is on v5): this node fetches that layout, the rest of the queue
+/// goes on at once on the same stream, and the entry is sent again once
+/// this node's view is v7, not before (review Medium of stop 20: it used
+/// to back the whole queue off until the view caught up).
+#[tokio::test(start_paused = true)]
+async fn a_hint_placed_elsewhere_waits_for_the_newer_view_and_the_queue_goes_on() {
+    let n2 = Dest::Node("dc1-n2".into());
+    let mut r = rig_for(&["dc1-n2"], n2.clone(), Vec::new());
+    hint(&r, "dc1-n2", b"k2").await;
+    let mut s = r.opened.recv().await.expect("a stream");
+    let b = s.batches.recv().await.expect("a batch");
+    let seqs: Vec<u64> = b.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs.len(), 1);
+    let mut a = durable(&b);
+    a.entries[0] = EntryAck {
+        seq: seqs[0],
+        replicas: 0,
+        durable: false,
+        refused: false,
+        elsewhere_layout: Some(7),
+    };
+    s.acks.send(Ok(a)).expect("ack");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(*r.link.caught_up.lock(), vec!["dc1-n2".to_string()]);
+    assert_eq!(
+        r.hints.backlog_entries(&n2),
+        1,
+        "the entry placed elsewhere is kept"
+    );
+    // A new hint goes at once, alone, on the same stream: no back-off.
+    let t = Instant::now();
+    hint(&r, "dc1-n2", b"k3").await;
+    let b3 = s.batches.recv().await.expect("the next batch");
+    assert!(Instant::now() - t <= LINGER * 2, "not backed off");
+    assert_eq!(b3.entries.len(), 1);
+    assert_ne!(b3.entries[0].seq, seqs[0]);
+    s.acks.send(Ok(durable(&b3))).expect("ack");
+    // Not sent again while this node is on v5 (within the park)...
+    let held = tokio::time::timeout(Duration::from_millis(1500), s.batches.recv()).await;
+    assert!(
+        held.is_err(),
+        "sent again before the view caught up: {held:?}"
+    );
+    // ...but once it is on v7, at the next fill.
+    *r.link.view.lock() = 7;
+    let again = tokio::time::timeout(IDLE_POLL * 2, s.batches.recv()).await;
+    let again = again.expect("sent again on v7").expect("a batch");
+    assert_eq!(
+        again.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![seqs[0]]
+    );
+    assert!(r.opened.try_recv().is_err(), "one stream throughout");
 }

@@ -51,19 +51,9 @@ mod apply {
     use crate::view::Cluster;
     use std::sync::Arc;
 
-    const TOPO: &str = "
-cluster_name: t
-defaults: { vnodes: 16 }
-datacenters:
-  - name: dc1
-    racks:
-      - { name: r1, nodes: [ { id: a, client_address: 127.0.0.1:1, peer_address: 127.0.0.1:2, admin_address: 127.0.0.1:3 } ] }
-      - { name: r2, nodes: [ { id: b, client_address: 127.0.0.1:4, peer_address: 127.0.0.1:5, admin_address: 127.0.0.1:6 } ] }
-      - { name: r3, nodes: [ { id: c, client_address: 127.0.0.1:7, peer_address: 127.0.0.1:8, admin_address: 127.0.0.1:9 } ] }
-      - { name: r4, nodes: [ { id: d, client_address: 127.0.0.1:10, peer_address: 127.0.0.1:11, admin_address: 127.0.0.1:12 } ] }
-keyspaces:
-  ks: { replication: { dc1: 3 } }
-";
+    fn topo() -> String {
+        crate::topology::testing::yaml(&[("dc1", &["a", "b", "c", "d"])], "dc1: 3")
+    }
 
     fn entry(key: &[u8], set: &SiblingSet) -> StreamEntry {
         let mut record = Vec::new();
@@ -84,7 +74,7 @@ keyspaces:
     /// applied nor refused, so the sender keeps and redirects it.
     #[tokio::test]
     async fn a_hint_for_a_key_the_receiver_does_not_replicate_is_not_applied() {
-        let layout = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
+        let layout = Layout::seed(&Topology::parse("t.yaml", &topo()).unwrap());
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
         let cluster = Cluster::new(layout, "a", None).unwrap();
         let replica = Arc::new(Replica::new(engine.clone(), "a", 64));
@@ -100,6 +90,11 @@ keyspaces:
 
         let ack = node_hint_apply(&cluster, &replica, "a", entry(other, &set), set.clone()).await;
         assert!(!ack.durable && !ack.refused, "{ack:?}");
+        assert_eq!(
+            ack.elsewhere_layout,
+            Some(view.version()),
+            "the sender learns which view placed the key elsewhere"
+        );
         assert_eq!(ack.seq, 7);
         assert_eq!(
             engine.get_versions("ks", other).unwrap(),
@@ -109,6 +104,7 @@ keyspaces:
 
         let ack = node_hint_apply(&cluster, &replica, "a", entry(mine, &set), set.clone()).await;
         assert!(ack.durable && !ack.refused && ack.replicas == 1, "{ack:?}");
+        assert_eq!(ack.elsewhere_layout, None);
         assert_eq!(engine.get_versions("ks", mine).unwrap(), Some(set));
     }
 }

@@ -34,6 +34,9 @@ pub enum Event {
     /// The stream was dropped (its node went down): what was in flight is
     /// sent again on the next one.
     Lost,
+    /// The layout version of this node's view in force (before each fill
+    /// and acknowledgement): parked entries wait for it (see `park`).
+    View(u64),
 }
 
 /// Why a queue stalled.
@@ -55,6 +58,9 @@ pub struct Load {
     pub limit: usize,
     /// Whether this load starts at the lane's start (a rescan).
     pub full: bool,
+    /// Whether it reads on past a page of parked entries (see `park`),
+    /// so the lane's floor stays where it is.
+    pub resumed: bool,
 }
 
 /// What to do, in order.
@@ -92,4 +98,8 @@ pub enum Action {
     /// A fill ended: the creation time (ms) of the oldest entry not yet
     /// acknowledged, if any.
     Oldest(Option<u64>),
+    /// Fetch the layout of node `from`, whose view (`version`) is newer
+    /// than this node's, in the background; the entries it placed
+    /// elsewhere are parked until this node's view is that new.
+    CatchUp { from: String, version: u64 },
 }

@@ -28,10 +28,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod event;
+mod park;
 #[cfg(test)]
 mod tests;
 
 pub use event::{Action, Event, Load, Stall};
+#[cfg(test)]
+use park::PARK_RETRY;
 
 /// Target latency of one backlog batch; batches shrink when slower.
 pub const SLOW_BATCH: Duration = Duration::from_secs(2);
@@ -77,6 +80,8 @@ struct Pass {
     /// Lanes with nothing more to load in this fill.
     done: Vec<Lane>,
     oldest: Option<u64>,
+    /// Where to read a lane on from, past a page of parked entries.
+    resume: HashMap<Lane, Vec<u8>>,
 }
 
 /// The delivery state of one queue.
@@ -99,6 +104,10 @@ pub struct Scheduler {
     /// load (see [`Event::Fill`]): kept across fills until one reads the
     /// urgent lane, so a fill with the urgent window full does not lose it.
     rewind: Option<u64>,
+    /// The layout version of this node's view ([`Event::View`]).
+    view: u64,
+    /// Entries the receiver placed elsewhere, skipped for now (`park`).
+    parked: park::Parked,
 }
 
 impl Scheduler {
@@ -117,6 +126,8 @@ impl Scheduler {
             rr: me,
             pass: None,
             rewind: None,
+            view: 0,
+            parked: Default::default(),
         }
     }
 
@@ -125,6 +136,7 @@ impl Scheduler {
         match event {
             Event::Fill { now, rewind } => {
                 self.rewind = self.rewind.into_iter().chain(rewind).min();
+                self.parked.prune(self.view, now);
                 self.pass = Some(Pass::default());
                 self.next_load(now)
             }
@@ -139,6 +151,10 @@ impl Scheduler {
             Event::Lost => {
                 self.flight.clear();
                 self.pass = None;
+                Vec::new()
+            }
+            Event::View(version) => {
+                self.view = version;
                 Vec::new()
             }
         }
@@ -212,9 +228,12 @@ impl Scheduler {
             .map(|f| f.range.clone())
             .collect();
         let floor = self.floors.get(&lane);
-        let full = floor.is_none_or(|f| now.saturating_duration_since(f.full_scan) > RESCAN);
-        let mut from = match floor {
-            Some(f) if !full => f.key.clone(),
+        let resume = self.pass.as_ref().and_then(|p| p.resume.get(&lane));
+        let full = resume.is_none()
+            && floor.is_none_or(|f| now.saturating_duration_since(f.full_scan) > RESCAN);
+        let mut from = match (resume, floor) {
+            (Some(r), _) => r.clone(),
+            (None, Some(f)) if !full => f.key.clone(),
             _ => self.dest.prefix(lane),
         };
         if let (Lane::Urgent, Dest::Dc(_)) = (lane, &self.dest) {
@@ -232,6 +251,7 @@ impl Scheduler {
             skip,
             limit,
             full,
+            resumed: resume.is_some(),
         }
     }
 
@@ -246,13 +266,18 @@ impl Scheduler {
             Some(f) if !load.full => f.full_scan,
             _ => now,
         };
-        let key = low.unwrap_or(load.from);
-        self.floors.insert(lane, Floor { key, full_scan });
+        if !load.resumed {
+            let key = low.unwrap_or(load.from);
+            self.floors.insert(lane, Floor { key, full_scan });
+        }
         let Some(range) = page.range else {
             return self.lane_done(lane, now);
         };
         let mut actions = Vec::new();
         let (old, fresh) = self.expired(page.entries, now_ms);
+        let (view, parked) = (self.view, &self.parked);
+        let (fresh, skipped): (Vec<Loaded>, Vec<Loaded>) =
+            (fresh.into_iter()).partition(|l| !parked.holds(l.entry.seq, view, now));
         if !old.is_empty() {
             actions.push(Action::Expire(old));
         }
@@ -261,6 +286,16 @@ impl Scheduler {
                 pass.oldest
                     .map_or(first.created_ms, |o| o.min(first.created_ms)),
             );
+        }
+        if fresh.is_empty() && !skipped.is_empty() {
+            // Only parked entries (and maybe intents): read on past them.
+            let mut after = range.1;
+            after.push(0);
+            if let Some(p) = self.pass.as_mut() {
+                p.resume.insert(lane, after);
+            }
+            actions.extend(self.next_load(now));
+            return actions;
         }
         if fresh.is_empty() {
             // Only intents in flight: the same page would load again.
@@ -317,6 +352,7 @@ impl Scheduler {
         let by_seq: HashMap<u64, &EntryAck> = ack.entries.iter().map(|a| (a.seq, a)).collect();
         let mut actions = Vec::new();
         let (mut done, mut refused, mut kept) = (Vec::new(), Vec::new(), 0usize);
+        let mut elsewhere = Vec::new();
         for l in f.page {
             let (outcome, fate) = fate(f.lane, by_seq.get(&l.entry.seq).copied());
             if let Some(outcome) = outcome {
@@ -329,8 +365,12 @@ impl Scheduler {
                 // move on, rather than stall the whole queue behind it.
                 Fate::Refused => refused.push(l),
                 Fate::Keep => kept += 1,
+                // Skipped for now; the rest of the queue goes on (`park`).
+                Fate::Elsewhere(version) => elsewhere.push((l, version)),
             }
         }
+        let (view, dest) = (self.view, &self.dest);
+        actions.extend(self.parked.park(dest, &elsewhere, view, now));
         if !done.is_empty() || !refused.is_empty() {
             let lane = f.lane;
             actions.push(Action::Remove {

@@ -43,6 +43,7 @@ fn ack(batch_id: u64, entries: &[(u64, bool, bool)]) -> StreamAck {
                 replicas: durable as u32 * 2,
                 durable,
                 refused,
+                elsewhere_layout: None,
             })
             .collect(),
     }
@@ -425,3 +426,5 @@ proptest! {
         }
     }
 }
+
+mod elsewhere;

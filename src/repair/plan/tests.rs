@@ -144,6 +144,30 @@ fn pairs_put_local_dc_first_and_targets_last() {
 }
 
 #[test]
+fn within_dc_keeps_only_sessions_between_that_datacenters_replicas() {
+    let ring = Ring::new(&Topology::dev());
+    let id = |s: &str| ring.node_by_id(s).unwrap().idx;
+    let all: Vec<NodeIdx> = ring.nodes().iter().map(|n| n.idx).collect();
+    let me = id("dc2-n1");
+    let kept = within_dc(&ring, me, pairs(&ring, me, &all, &[]), "dc2");
+    assert_eq!(
+        kept,
+        vec![
+            (Side::Local, Side::Peer(id("dc2-n2"))),
+            (Side::Local, Side::Peer(id("dc2-n3")))
+        ]
+    );
+    // This node is not in dc1: nothing it runs stays within dc1.
+    assert!(within_dc(&ring, me, pairs(&ring, me, &all, &[]), "dc1").is_empty());
+    // Peer against peer: both sides must be in the datacenter.
+    let mixed = vec![
+        (Side::Peer(id("dc1-n2")), Side::Peer(id("dc1-n3"))),
+        (Side::Peer(id("dc1-n2")), Side::Peer(id("dc2-n3"))),
+    ];
+    assert_eq!(within_dc(&ring, me, mixed.clone(), "dc1"), mixed[..1]);
+}
+
+#[test]
 fn targets_from_labels() {
     let ring = Ring::new(&Topology::dev());
     let all: Vec<NodeIdx> = ring.nodes().iter().map(|n| n.idx).collect();

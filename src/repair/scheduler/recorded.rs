@@ -84,7 +84,7 @@ impl Repair {
                 .collect();
             targets.sort_unstable();
             targets.dedup();
-            let (s, complete) = self.repair_range(&ks, &plan, &targets, true).await;
+            let (s, complete) = self.repair_range(&ks, &plan, &targets, true, None).await;
             summary.add(s);
             // Repaired in a view that is no longer the cluster's: the
             // replicas may have moved, so the records stay for the next pass.

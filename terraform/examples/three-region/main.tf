@@ -28,6 +28,10 @@ locals {
     otel_exporter_otlp_endpoint = var.otel_exporter_otlp_endpoint
     extra_environment           = var.extra_environment
     key_name                    = var.key_name
+    # Secrets: names of SSM parameters only; no secret value is a variable.
+    secrets_parameter_prefix = coalesce(var.secrets_parameter_prefix, "/geokv/${var.cluster_name}")
+    secrets_region           = var.secrets_region
+    insecure                 = var.insecure
   }
 }
 
@@ -80,6 +84,9 @@ module "use1" {
   otel_exporter_otlp_endpoint = local.common.otel_exporter_otlp_endpoint
   extra_environment           = local.common.extra_environment
   key_name                    = local.common.key_name
+  secrets_parameter_prefix    = local.common.secrets_parameter_prefix
+  secrets_region              = local.common.secrets_region
+  insecure                    = local.common.insecure
 }
 
 module "euw1" {
@@ -107,6 +114,9 @@ module "euw1" {
   otel_exporter_otlp_endpoint = local.common.otel_exporter_otlp_endpoint
   extra_environment           = local.common.extra_environment
   key_name                    = local.common.key_name
+  secrets_parameter_prefix    = local.common.secrets_parameter_prefix
+  secrets_region              = local.common.secrets_region
+  insecure                    = local.common.insecure
 }
 
 module "apse1" {
@@ -134,6 +144,9 @@ module "apse1" {
   otel_exporter_otlp_endpoint = local.common.otel_exporter_otlp_endpoint
   extra_environment           = local.common.extra_environment
   key_name                    = local.common.key_name
+  secrets_parameter_prefix    = local.common.secrets_parameter_prefix
+  secrets_region              = local.common.secrets_region
+  insecure                    = local.common.insecure
 }
 
 # ---------------------------------------------------------------------------

@@ -48,3 +48,8 @@ output "peering_connection_ids" {
     "eu-west-1<->ap-southeast-1" = module.peering_euw1_apse1.peering_connection_id
   }
 }
+
+output "secret_parameter_names" {
+  description = "The SSM parameters each node reads (names only): create them before apply (README, Security)."
+  value       = merge(module.use1.secret_parameter_names, module.euw1.secret_parameter_names, module.apse1.secret_parameter_names)
+}

@@ -181,3 +181,21 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "secrets_parameter_prefix" {
+  description = "SSM Parameter Store path of the cluster's TLS material and admin token (SecureString parameters created before apply, see the README's Security section); null: /geokv/<cluster_name>. Only names reach Terraform, never values."
+  type        = string
+  default     = null
+}
+
+variable "secrets_region" {
+  description = "Region holding the SSM parameters for every region's nodes (null: each region reads its own copies)."
+  type        = string
+  default     = null
+}
+
+variable "insecure" {
+  description = "Plaintext and no authentication on every node (--insecure): throwaway experiments only."
+  type        = bool
+  default     = false
+}

@@ -38,6 +38,46 @@ locals {
 
   data_dir = "/var/lib/geokv"
 
+  # Security: files fetched from Parameter Store by geokv-fetch-secrets.sh.
+  tls_dir          = "/etc/geokv/tls"
+  admin_token_file = "/etc/geokv/admin-token"
+  security_flags = var.insecure ? "--insecure" : join(" ", compact([
+    "--tls-dir ${local.tls_dir} --auth --admin-token-file ${local.admin_token_file}",
+    var.protect_metrics ? "--protect-metrics" : "",
+  ]))
+
+  # Per node: the secrets fetch script and its timer (none when insecure).
+  secret_files = {
+    for id, n in local.nodes_by_id : id => var.insecure ? [] : [
+      {
+        path        = "/usr/local/sbin/geokv-fetch-secrets.sh"
+        owner       = "root:root"
+        permissions = "0700"
+        content = templatefile("${path.module}/templates/fetch-secrets.sh.tftpl", {
+          node_id          = id
+          parameter_prefix = coalesce(var.secrets_parameter_prefix, "/unset")
+          region           = local.secrets_region
+          tls_dir          = local.tls_dir
+          admin_token_file = local.admin_token_file
+        })
+      },
+      {
+        path        = "/etc/systemd/system/geokv-secrets.service"
+        owner       = "root:root"
+        permissions = "0644"
+        content     = templatefile("${path.module}/templates/geokv-secrets.service.tftpl", { node_id = id })
+      },
+      {
+        path        = "/etc/systemd/system/geokv-secrets.timer"
+        owner       = "root:root"
+        permissions = "0644"
+        content = templatefile("${path.module}/templates/geokv-secrets.timer.tftpl", {
+          refresh_minutes = var.secrets_refresh_minutes
+        })
+      },
+    ]
+  }
+
   environment = merge(
     var.otel_exporter_otlp_endpoint == null ? {} : {
       OTEL_EXPORTER_OTLP_ENDPOINT = var.otel_exporter_otlp_endpoint
@@ -61,7 +101,7 @@ locals {
     for id, n in local.nodes_by_id : id => join("\n", [
       "#cloud-config",
       yamlencode({
-        write_files = [
+        write_files = concat([
           {
             path        = "/etc/geokv/topology.yaml"
             owner       = "root:root"
@@ -79,8 +119,10 @@ locals {
             owner       = "root:root"
             permissions = "0644"
             content = templatefile("${path.module}/templates/geokv.service.tftpl", {
-              node_id  = id
-              data_dir = local.data_dir
+              node_id        = id
+              data_dir       = local.data_dir
+              insecure       = var.insecure
+              security_flags = local.security_flags
             })
           },
           {
@@ -90,6 +132,7 @@ locals {
             content = templatefile("${path.module}/templates/bootstrap.sh.tftpl", {
               node_id          = id
               data_dir         = local.data_dir
+              insecure         = var.insecure
               data_volume_id   = aws_ebs_volume.data[id].id
               data_device_name = var.data_device_name
               binary_source    = local.binary_source
@@ -99,7 +142,7 @@ locals {
               binary_sha256    = var.geokv_binary_sha256 == null ? "" : var.geokv_binary_sha256
             })
           },
-        ]
+        ], local.secret_files[id])
         runcmd = [["/usr/local/sbin/geokv-bootstrap.sh"]]
       }),
     ])
@@ -132,7 +175,7 @@ resource "aws_instance" "node" {
   subnet_id               = aws_subnet.node[each.value.az_index].id
   private_ip              = each.value.private_ip
   vpc_security_group_ids  = [aws_security_group.node.id]
-  iam_instance_profile    = aws_iam_instance_profile.node.name
+  iam_instance_profile    = aws_iam_instance_profile.node[each.key].name
   key_name                = var.key_name
   disable_api_termination = var.termination_protection
   monitoring              = false
@@ -168,6 +211,11 @@ resource "aws_instance" "node" {
     # node at once: push it with a rolling procedure instead (see README), or
     # replace one node at a time with `terraform apply -replace=...`.
     ignore_changes = [ami, user_data_base64]
+
+    precondition {
+      condition     = var.insecure || var.secrets_parameter_prefix != null
+      error_message = "Set secrets_parameter_prefix (TLS material and admin token in SSM Parameter Store; see the README's Security section), or insecure = true for a throwaway plaintext experiment."
+    }
 
     precondition {
       condition     = (var.geokv_binary_url == null) != (var.geokv_binary_s3_uri == null)

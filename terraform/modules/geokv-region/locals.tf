@@ -16,6 +16,9 @@ data "aws_availability_zones" "available" {
 locals {
   region = data.aws_region.current.name
 
+  # Where the nodes read their secrets (SSM parameters are regional).
+  secrets_region = coalesce(var.secrets_region, local.region)
+
   azs = (
     length(var.availability_zones) > 0
     ? var.availability_zones

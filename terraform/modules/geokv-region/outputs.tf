@@ -59,9 +59,21 @@ output "security_group_id" {
   value       = aws_security_group.node.id
 }
 
-output "iam_role_name" {
-  description = "IAM role of the nodes (attach extra policies here)."
-  value       = aws_iam_role.node.name
+output "iam_role_names" {
+  description = "IAM role of each node, by node id (attach extra policies here)."
+  value       = { for id, r in aws_iam_role.node : id => r.name }
+}
+
+output "secret_parameter_names" {
+  description = "The SSM parameters each node reads (names only, never values): create them before apply (see the README's Security section)."
+  value = var.insecure ? {} : {
+    for id in keys(local.nodes_by_id) : id => [
+      "${var.secrets_parameter_prefix}/tls/ca.pem",
+      "${var.secrets_parameter_prefix}/tls/node-${id}.pem",
+      "${var.secrets_parameter_prefix}/tls/node-${id}-key.pem",
+      "${var.secrets_parameter_prefix}/admin-token",
+    ]
+  }
 }
 
 output "nat_gateway_public_ip" {

@@ -1,6 +1,6 @@
 # ---------------------------------------------------------------------------
 # Security group: 7070 from clients, 7071 from every region's nodes,
-# 7072 from monitoring, optional SSH, all egress.
+# 7072 (admin HTTPS) from monitoring, optional SSH, all egress.
 # ---------------------------------------------------------------------------
 
 resource "aws_security_group" "node" {
@@ -46,7 +46,7 @@ resource "aws_vpc_security_group_ingress_rule" "admin" {
   for_each = toset(var.monitoring_cidrs)
 
   security_group_id = aws_security_group.node.id
-  description       = "geokv admin HTTP (/health, /metrics)"
+  description       = "geokv admin HTTPS (/health, /metrics, operator commands)"
   ip_protocol       = "tcp"
   from_port         = var.admin_port
   to_port           = var.admin_port

@@ -387,3 +387,63 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# ---------------------------------------------------------------------------
+# Security: TLS material and the admin token come from SSM Parameter Store
+# ---------------------------------------------------------------------------
+
+variable "secrets_parameter_prefix" {
+  description = <<-EOT
+    SSM Parameter Store path (e.g. "/geokv/geokv-prod") holding the cluster's secrets as SecureString
+    parameters, created outside Terraform (see the README's Security section) so that no secret ever
+    enters the Terraform state or the user data:
+      <prefix>/tls/ca.pem               the cluster CA certificate (its key stays off the nodes)
+      <prefix>/tls/node-<ID>.pem        each node's certificate (`geokv certs issue --node <ID> --ip <IP>`)
+      <prefix>/tls/node-<ID>-key.pem    each node's private key
+      <prefix>/admin-token              the bootstrap admin token, ROLE:SECRET
+    Each node's instance role may read only the CA, its own pair and the admin token. Required unless
+    insecure = true.
+  EOT
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.secrets_parameter_prefix == null || can(regex("^(/[A-Za-z0-9_.-]+)+$", coalesce(var.secrets_parameter_prefix, "/x")))
+    error_message = "secrets_parameter_prefix must be an SSM path like \"/geokv/prod\" (leading '/', no trailing '/')."
+  }
+}
+
+variable "secrets_region" {
+  description = "Region of the SSM parameters (null: this module's region). Parameters are regional: either create them in every region or point all regions at one."
+  type        = string
+  default     = null
+}
+
+variable "secrets_kms_key_arn" {
+  description = "Customer-managed KMS key the SecureString parameters are encrypted with (the nodes get kms:Decrypt on it through SSM only). null: the AWS-managed key aws/ssm."
+  type        = string
+  default     = null
+}
+
+variable "secrets_refresh_minutes" {
+  description = "How often each node fetches its TLS material again (a systemd timer); a certificate rotated in Parameter Store is picked up by the running node without a restart."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.secrets_refresh_minutes >= 1 && floor(var.secrets_refresh_minutes) == var.secrets_refresh_minutes
+    error_message = "secrets_refresh_minutes must be a whole number of at least 1."
+  }
+}
+
+variable "protect_metrics" {
+  description = "Also require the admin credential for /health and /metrics on the admin port (--protect-metrics)."
+  type        = bool
+  default     = false
+}
+
+variable "insecure" {
+  description = "Run the nodes plaintext and without authentication (--insecure). For throwaway experiments only: every port is then open to anyone who can reach it."
+  type        = bool
+  default     = false
+}

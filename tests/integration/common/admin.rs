@@ -17,12 +17,27 @@ use std::time::{Duration, Instant};
 static ADMIN_CA: std::sync::Mutex<BTreeMap<SocketAddr, PathBuf>> =
     std::sync::Mutex::new(BTreeMap::new());
 
+/// The admin token [`admin`] sends to an admin port (nodes of clusters
+/// running `--auth`).
+static ADMIN_TOKEN: std::sync::Mutex<BTreeMap<SocketAddr, String>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
 /// Makes [`admin`] dial `addr` over HTTPS trusting `ca`.
 pub fn admin_over_https(addr: SocketAddr, ca: &Path) {
     ADMIN_CA.lock().unwrap().insert(addr, ca.to_path_buf());
 }
 
-/// One HTTP/1.1 request to an admin port (5 s to answer).
+/// Makes [`admin`] send `token` (`ROLE:SECRET`) to `addr`, or nothing.
+pub fn admin_sends_token(addr: SocketAddr, token: Option<&str>) {
+    let mut tokens = ADMIN_TOKEN.lock().unwrap();
+    match token {
+        Some(t) => tokens.insert(addr, t.to_string()),
+        None => tokens.remove(&addr),
+    };
+}
+
+/// One HTTP/1.1 request to an admin port (5 s to answer), with the
+/// cluster's admin token when it runs `--auth`.
 pub async fn admin(addr: SocketAddr, method: &str, path: &str) -> Result<String, String> {
     admin_within(addr, method, path, Duration::from_secs(5)).await
 }
@@ -43,8 +58,16 @@ pub async fn admin_within(
         ),
         None => None,
     };
+    let token = ADMIN_TOKEN.lock().unwrap().get(&addr).cloned();
     let addr = addr.to_string();
-    let call = geokv::transport::admin_client::call(&addr, tls.as_ref(), method, path, None, "");
+    let call = (geokv::transport::admin_client::call)(
+        &addr,
+        tls.as_ref(),
+        method,
+        path,
+        token.as_deref(),
+        "",
+    );
     let answer = tokio::time::timeout(limit + Duration::from_secs(2), call)
         .await
         .map_err(|e| e.to_string())?
@@ -53,6 +76,66 @@ pub async fn admin_within(
         return Err(format!("HTTP/1.1 {}\n{}", answer.status, answer.body));
     }
     Ok(answer.body)
+}
+
+/// One admin answer in full: status line and code, headers (lower-cased
+/// names), body.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status_line: String,
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// One request to an admin port read in full (headers too), sending
+/// `token` as `authorization: Bearer` when given; HTTPS like [`admin`].
+pub async fn admin_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> RawAnswer {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, req: &str) -> Vec<u8> {
+        s.write_all(req.as_bytes()).await.expect("send");
+        let mut buf = Vec::new();
+        match s.read_to_end(&mut buf).await {
+            Ok(_) => {}
+            // A TLS peer closing without close_notify after its answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
+            Err(e) => panic!("reading the admin port's answer: {e}"),
+        }
+        buf
+    }
+    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}content-length: 0\r\nConnection: close\r\n\r\n");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let ca = ADMIN_CA.lock().unwrap().get(&addr).cloned();
+    let raw = match ca {
+        None => exchange(tcp, &req).await,
+        Some(ca) => {
+            let tls = geokv::transport::tls::admin::operator_connector(&ca, None).expect("CA");
+            let name = rustls::pki_types::ServerName::from(addr.ip());
+            exchange(tls.connect(name, tcp).await.expect("TLS"), &req).await
+        }
+    };
+    let text = String::from_utf8(raw).expect("UTF-8 answer");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let mut lines = head.lines();
+    let status_line = lines.next().expect("a status line").to_string();
+    let status = status_line.split_whitespace().nth(1);
+    let status = status.and_then(|s| s.parse().ok()).expect("a status code");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    RawAnswer {
+        status_line,
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 /// A node's layout from `GET /layout`; `None` if it did not answer.
@@ -125,6 +208,17 @@ impl Cluster {
             cmd.env("GEOKV_TOKEN", t);
         }
         cmd
+    }
+
+    /// [`Cluster::cli`] without `GEOKV_CA` (the admin token still sent): for
+    /// tests of what `--ca` does.
+    pub fn cli_without_ca(&self, args: &[&str]) -> (bool, String) {
+        let out = (self.command(args).env_remove("GEOKV_CA"))
+            .output()
+            .expect("run geokv");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
     }
 
     /// Runs [`Cluster::command`]: (success, stdout + stderr).

@@ -3,7 +3,7 @@
 //! to agree. Must not: talk to the data API beyond the Status RPC it uses
 //! to see who is up.
 
-use super::{admin, admin_over_https, yaml, Spec};
+use super::{admin, admin_over_https, admin_sends_token, yaml, Spec};
 use geokv::proto::v1::StatusRequest;
 use geokv::topology::{NodeInfo, Topology};
 use std::collections::BTreeMap;
@@ -33,30 +33,36 @@ pub struct Cluster {
     args: Vec<String>,
     /// The cluster CA when the nodes run TLS (the default).
     pub tls_ca: Option<PathBuf>,
-    /// The admin token of a cluster started with `--admin-token-file`
-    /// (sent on the harness's own Status calls, which `--auth` guards).
+    /// The admin token (`ROLE:SECRET`) of a cluster started with
+    /// `--admin-token-file` (by default, see [`Cluster::start`]): the
+    /// harness's clients, admin calls and CLI runs send it.
     pub admin_token: Option<String>,
     _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
 impl Cluster {
-    /// Starts every node of `spec` on TLS (a cluster CA and a certificate per
-    /// node in `<dir>/certs`, every node on `--tls-dir`; the harness's
-    /// clients, admin calls and CLI runs trust that CA) and waits until all
-    /// answer and see each other up. `GEOKV_TEST_PLAINTEXT=1` starts it
-    /// plaintext instead (to compare timings or read traffic).
+    /// Starts every node of `spec` as a user would deploy it: on TLS (a
+    /// cluster CA and a certificate per node in `<dir>/certs`, every node on
+    /// `--tls-dir`) and with authentication on (`--auth` and an admin token
+    /// in `<dir>/admin-token`, unless `spec` brings its own `--auth`); the
+    /// harness's clients, admin calls and CLI runs trust that CA and send
+    /// that token. Waits until all answer and see each other up.
+    /// `GEOKV_TEST_PLAINTEXT=1` starts it plaintext and without
+    /// authentication instead (to compare timings or read traffic).
     pub async fn start(spec: Spec) -> Cluster {
-        let tls = std::env::var_os("GEOKV_TEST_PLAINTEXT").is_none_or(|v| v.is_empty() || v == "0");
-        Self::start_with(spec, tls).await
+        let secure =
+            std::env::var_os("GEOKV_TEST_PLAINTEXT").is_none_or(|v| v.is_empty() || v == "0");
+        Self::start_with(spec, secure, secure).await
     }
 
-    /// [`Cluster::start`] in plaintext (`--insecure`), for suites that must
-    /// speak plaintext or have not moved to TLS yet.
+    /// [`Cluster::start`] in plaintext (`--insecure`) and without
+    /// authentication (unless `spec` asks for it), for a test that must
+    /// speak plaintext.
     pub async fn start_insecure(spec: Spec) -> Cluster {
-        Self::start_with(spec, false).await
+        Self::start_with(spec, false, false).await
     }
 
-    async fn start_with(spec: Spec, tls: bool) -> Cluster {
+    async fn start_with(spec: Spec, tls: bool, auth: bool) -> Cluster {
         let slot = SLOT.acquire().await.expect("never closed");
         let n = NEXT_CLUSTER.fetch_add(1, Ordering::Relaxed);
         let base = (std::process::id() % 200 + 20, n % 250);
@@ -71,6 +77,13 @@ impl Cluster {
             spec.gossip_interval_ms.to_string(),
         ];
         args.extend(spec.extra_args.iter().cloned());
+        if auth && !args.iter().any(|a| a == "--auth") {
+            let token_file = dir.path().join("admin-token");
+            let secret = format!("{:032x}", rand::random::<u128>());
+            std::fs::write(&token_file, format!("harness-admin:{secret}\n")).unwrap();
+            args.extend(["--auth".to_string(), "--admin-token-file".to_string()]);
+            args.push(token_file.display().to_string());
+        }
         let tls_ca = tls.then(|| issue_certificates(dir.path(), &nodes, &mut args));
         if !args.iter().any(|a| a.starts_with("--tls-dir")) {
             args.push("--insecure".to_string());
@@ -79,6 +92,11 @@ impl Cluster {
             .position(|a| a == "--admin-token-file")
             .and_then(|i| std::fs::read_to_string(&args[i + 1]).ok())
             .map(|t| t.trim().to_string());
+        if let Some(t) = &admin_token {
+            for n in &nodes {
+                admin_sends_token(n.admin_address, Some(t));
+            }
+        }
         let mut c = Cluster {
             dir,
             topology_path,
@@ -225,12 +243,7 @@ impl Cluster {
     /// The node's own view of who is up, from the Status RPC.
     pub async fn view(&self, from: &str) -> BTreeMap<String, bool> {
         let mut c = self.client(from).await;
-        let mut req = tonic::Request::new(StatusRequest {});
-        if let Some(t) = &self.admin_token {
-            let v = format!("Bearer {t}").parse().expect("ASCII token");
-            req.metadata_mut().insert("authorization", v);
-        }
-        match c.status(req).await {
+        match c.status(StatusRequest {}).await {
             Ok(r) => r
                 .into_inner()
                 .nodes

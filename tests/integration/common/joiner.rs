@@ -4,7 +4,7 @@
 //! issued for it, or `--insecure`). Must not: decide when a movement is
 //! over beyond what the layout says.
 
-use super::{admin_over_https, layout_at, log_tail, spawn_logged, Cluster};
+use super::{admin_over_https, admin_sends_token, layout_at, log_tail, spawn_logged, Cluster};
 use geokv::layout::{Layout, NodeState};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -50,6 +50,7 @@ impl Cluster {
             let admin: SocketAddr = (ip, 7072).into();
             admin_over_https(admin, self.tls_ca.as_ref().expect("TLS cluster"));
         }
+        admin_sends_token((ip, 7072).into(), self.admin_token.as_deref());
         let dir = self.dir.path().join(dir_name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_geokv"));
         cmd.args(["node", "--join", &seed.to_string(), "--id", id])

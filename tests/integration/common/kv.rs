@@ -1,5 +1,6 @@
 //! The client port: gRPC clients to the cluster's nodes (TLS with the
-//! cluster CA when it runs TLS), put/get at a level, and the writer and
+//! cluster CA when it runs TLS, the cluster's admin token when it runs
+//! `--auth`), put/get at a level, and the writer and
 //! read-back loops the movement tests share. Must not: decide what a test
 //! counts as lost; it reports what it read.
 
@@ -10,17 +11,59 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+/// A gRPC client of a node's client port (see [`Cluster::client`]).
+pub type Kv = KvClient<InterceptedService<Channel, Bearer>>;
+
+/// Sends `authorization: Bearer TOKEN` on every call that does not carry
+/// an `authorization` of its own (a test may present another role's).
+#[derive(Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> Bearer {
+        Bearer(token.map(|t| format!("Bearer {t}").parse().expect("ASCII token")))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            if !req.metadata().contains_key("authorization") {
+                req.metadata_mut().insert("authorization", v.clone());
+            }
+        }
+        Ok(req)
+    }
+}
+
 impl Cluster {
-    /// A raw gRPC client to one node's client port.
-    pub async fn client(&self, id: &str) -> KvClient<Channel> {
+    /// A raw gRPC client to one node's client port, authenticated as the
+    /// cluster's admin when the cluster runs `--auth` (the default).
+    pub async fn client(&self, id: &str) -> Kv {
         self.client_at(self.node(id).client_address)
     }
 
+    /// [`Cluster::client`] presenting no credential of its own.
+    pub fn anonymous_client(&self, id: &str) -> Kv {
+        let channel = self.channel_at(self.node(id).client_address);
+        KvClient::with_interceptor(channel, Bearer::default())
+    }
+
     /// A raw gRPC client to the client port at `addr` (a node of this
-    /// cluster, or one that joined it), over TLS when the cluster runs TLS.
-    pub fn client_at(&self, addr: SocketAddr) -> KvClient<Channel> {
+    /// cluster, or one that joined it), over TLS when the cluster runs TLS,
+    /// with the admin token when it runs `--auth`.
+    pub fn client_at(&self, addr: SocketAddr) -> Kv {
+        let bearer = Bearer::new(self.admin_token.as_deref());
+        KvClient::with_interceptor(self.channel_at(addr), bearer)
+    }
+
+    /// A lazy channel to the client port at `addr` (any gRPC service on
+    /// it), over TLS trusting the cluster CA when the cluster runs TLS.
+    pub fn channel_at(&self, addr: SocketAddr) -> Channel {
         let mut endpoint = tonic::transport::Endpoint::from_shared(self.client_url_at(addr))
             .unwrap()
             .connect_timeout(Duration::from_secs(2));
@@ -30,7 +73,7 @@ impl Cluster {
                 .ca_certificate(tonic::transport::Certificate::from_pem(pem));
             endpoint = endpoint.tls_config(tls).expect("TLS settings");
         }
-        KvClient::new(endpoint.connect_lazy())
+        endpoint.connect_lazy()
     }
 
     /// The URL of the client port at `addr`: `https://` on a TLS cluster.
@@ -49,7 +92,7 @@ impl Cluster {
     }
 
     /// Clients to every node of datacenter `dc` except `skip`.
-    pub fn clients_in(&self, dc: &str, skip: &[&str]) -> Vec<KvClient<Channel>> {
+    pub fn clients_in(&self, dc: &str, skip: &[&str]) -> Vec<Kv> {
         (self.nodes.iter())
             .filter(|n| n.dc == dc && !skip.contains(&n.id.as_str()))
             .map(|n| self.client_at(n.client_address))
@@ -81,7 +124,7 @@ pub fn opts(level: Consistency) -> Option<RequestOptions> {
 }
 
 pub async fn put(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     key: &str,
     value: &str,
     context: Vec<u8>,
@@ -98,11 +141,7 @@ pub async fn put(
     .map(|r| r.into_inner())
 }
 
-pub async fn get(
-    c: &mut KvClient<Channel>,
-    key: &str,
-    level: Consistency,
-) -> Result<GetResponse, tonic::Status> {
+pub async fn get(c: &mut Kv, key: &str, level: Consistency) -> Result<GetResponse, tonic::Status> {
     c.get(GetRequest {
         keyspace: "default".into(),
         key: key.as_bytes().to_vec(),
@@ -126,11 +165,7 @@ pub fn values(r: &GetResponse) -> Vec<String> {
 
 /// Writes unique keys `{tag}-{i}` (value = key) at LOCAL_QUORUM through
 /// `clients` in turn until `stop`; the keys acknowledged.
-pub async fn writer(
-    mut clients: Vec<KvClient<Channel>>,
-    tag: String,
-    stop: Arc<AtomicBool>,
-) -> Vec<String> {
+pub async fn writer(mut clients: Vec<Kv>, tag: String, stop: Arc<AtomicBool>) -> Vec<String> {
     let (mut acked, mut i) = (Vec::new(), 0usize);
     while !stop.load(Ordering::Relaxed) {
         let key = format!("{tag}-{i}");
@@ -151,7 +186,7 @@ pub async fn writer(
 /// value (or the deadline `limit` from now); the keys that never did, each
 /// with what was read.
 pub async fn unread(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     keys: &[String],
     level: Consistency,
     limit: Duration,
@@ -175,12 +210,7 @@ pub async fn unread(
 }
 
 /// Asserts [`unread`] found nothing missing, naming the first ten.
-pub async fn assert_all_read(
-    c: &mut KvClient<Channel>,
-    keys: &[String],
-    level: Consistency,
-    limit: Duration,
-) {
+pub async fn assert_all_read(c: &mut Kv, keys: &[String], level: Consistency, limit: Duration) {
     let lost = unread(c, keys, level, limit).await;
     assert!(
         lost.is_empty(),

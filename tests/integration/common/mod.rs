@@ -12,8 +12,11 @@
 //! - [`replicas`]: what each replica's engine holds, over the internode API;
 //! - [`joiner`]: nodes that are not in the topology file (join, replace).
 //!
-//! Clusters run TLS by default ([`Cluster::start`]); [`Cluster::start_insecure`]
-//! is for suites that still speak plaintext. The harness must not hide
+//! Clusters run as a user would deploy them by default ([`Cluster::start`]):
+//! TLS, and `--auth` with an admin token every harness client, admin call
+//! and CLI run sends ([`Cluster::anonymous_client`] and [`admin_raw`] send
+//! none). Every suite runs so; [`Cluster::start_insecure`] (plaintext, no
+//! auth) remains for a test that must speak plaintext. The harness must not hide
 //! what a test asserts: helpers start, reach and observe; tests decide.
 #![allow(dead_code)]
 

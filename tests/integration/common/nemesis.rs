@@ -11,8 +11,7 @@
 //! ([`Nodes`]), bounded put/get calls, and the [`AckTap`] through which a
 //! writer tells the nemesis that a coordinator just acknowledged. It never
 //! decides whether a write was lost; the oracles do.
-use super::{admin, Cluster, Spec};
-use geokv::proto::v1::kv_client::KvClient;
+use super::{admin, Cluster, Kv, Spec};
 use geokv::proto::v1::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -21,7 +20,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use tonic::transport::Channel;
 
 /// Knobs of one run. The long run takes them from the environment.
 #[derive(Debug, Clone)]
@@ -84,7 +82,7 @@ fn wire_opts(level: Consistency) -> Option<RequestOptions> {
 /// A put in `keyspace`; any error, including the client-side timeout, is a
 /// string (the outcome is unknown either way).
 pub async fn put_in(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     keyspace: &str,
     key: &str,
     value: Vec<u8>,
@@ -107,7 +105,7 @@ pub async fn put_in(
 
 /// A get in `keyspace`, bounded like [`put_in`].
 pub async fn get_in(
-    c: &mut KvClient<Channel>,
+    c: &mut Kv,
     keyspace: &str,
     key: &str,
     level: Consistency,
@@ -128,7 +126,7 @@ pub async fn get_in(
 #[derive(Clone)]
 pub struct Nodes {
     pub ids: Vec<String>,
-    clients: BTreeMap<String, KvClient<Channel>>,
+    clients: BTreeMap<String, Kv>,
 }
 
 impl Nodes {
@@ -143,12 +141,12 @@ impl Nodes {
         }
     }
 
-    pub fn client(&self, id: &str) -> KvClient<Channel> {
+    pub fn client(&self, id: &str) -> Kv {
         self.clients[id].clone()
     }
 
     /// A random node of either datacenter and its client.
-    pub fn pick(&self, rng: &mut StdRng) -> (String, KvClient<Channel>) {
+    pub fn pick(&self, rng: &mut StdRng) -> (String, Kv) {
         let id = self.ids[rng.random_range(0..self.ids.len())].clone();
         let c = self.client(&id);
         (id, c)

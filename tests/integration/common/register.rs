@@ -243,7 +243,7 @@ pub async fn verify(
     limit: Duration,
 ) -> RegisterReport {
     let mut report = RegisterReport::default();
-    let reader = ReplicaReader::default();
+    let reader = cluster.replica_reader();
     let acked: Vec<&Write> = log.acked.iter().collect();
     let reader = &reader;
     let missing = until_passing("register replicas", acked.clone(), limit, |w| {

@@ -52,7 +52,9 @@ impl Cluster {
 }
 
 impl ReplicaReader {
-    fn channel(&self, node: &NodeInfo) -> Channel {
+    /// The (cached) channel to `node`'s internode port, over mutual TLS as
+    /// [`HARNESS_ID`] on a TLS cluster; calls need [`ReplicaReader::claim`].
+    pub fn channel(&self, node: &NodeInfo) -> Channel {
         let mut channels = self.channels.lock().unwrap();
         let make = || match &self.tls {
             Some(tls) => tls.endpoint(&node.id, node.peer_address),
@@ -66,6 +68,16 @@ impl ReplicaReader {
         channels.entry(node.id.clone()).or_insert_with(make).clone()
     }
 
+    /// Names the harness as the caller of an internode call (`geokv-from`,
+    /// which must match the certificate on a TLS cluster).
+    pub fn claim<T>(&self, req: &mut tonic::Request<T>) {
+        if self.tls.is_some() {
+            let from = HARNESS_ID.parse().expect("ASCII id");
+            req.metadata_mut()
+                .insert(geokv::transport::FROM_HEADER, from);
+        }
+    }
+
     /// The sorted live values `node` holds for `key`; `None` if it did not answer.
     pub async fn holds(&self, node: &NodeInfo, keyspace: &str, key: &str) -> Option<Vec<String>> {
         let mut req = tonic::Request::new(ReplicaReadRequest {
@@ -74,11 +86,7 @@ impl ReplicaReader {
             // Unchecked: the test asks a node what it holds.
             ..Default::default()
         });
-        if self.tls.is_some() {
-            let from = HARNESS_ID.parse().expect("ASCII id");
-            req.metadata_mut()
-                .insert(geokv::transport::FROM_HEADER, from);
-        }
+        self.claim(&mut req);
         let r = InternodeClient::new(self.channel(node))
             .replica_read(req)
             .await

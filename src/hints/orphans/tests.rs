@@ -1,0 +1,292 @@
+//! Tests of the redirection of node hints: fates, a member's sifted page,
+//! a leaver's queue emptied, and a redirection interrupted by a failure.
+
+use super::*;
+use crate::engine::{Engine, Limits, MemoryEngine};
+use crate::layout::Layout;
+use crate::topology::Topology;
+use crate::version::{ActorId, CausalContext};
+use crate::view::Cluster;
+
+const TOPO: &str = "
+cluster_name: t
+defaults: { vnodes: 16 }
+datacenters:
+  - name: dc1
+    racks:
+      - { name: r1, nodes: [ { id: a, client_address: 127.0.0.1:1, peer_address: 127.0.0.1:2, admin_address: 127.0.0.1:3 } ] }
+      - { name: r2, nodes: [ { id: b, client_address: 127.0.0.1:4, peer_address: 127.0.0.1:5, admin_address: 127.0.0.1:6 } ] }
+      - { name: r3, nodes: [ { id: c, client_address: 127.0.0.1:7, peer_address: 127.0.0.1:8, admin_address: 127.0.0.1:9 } ] }
+      - { name: r4, nodes: [ { id: d, client_address: 127.0.0.1:10, peer_address: 127.0.0.1:11, admin_address: 127.0.0.1:12 } ] }
+  - name: dc2
+    racks:
+      - { name: r1, nodes: [ { id: x, client_address: 127.0.0.2:1, peer_address: 127.0.0.2:2, admin_address: 127.0.0.2:3 } ] }
+keyspaces:
+  ks: { replication: { dc1: 3, dc2: 1 } }
+";
+
+/// The seed, and the layout where `d` has decommissioned.
+fn layouts() -> (Layout, Layout) {
+    let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
+    let left = seed.begin_leave("d").unwrap().finish_leave("d").unwrap();
+    (seed, left)
+}
+
+fn dc1_replicas(view: &ClusterView, key: &[u8]) -> Vec<String> {
+    let set = view.ring.replicas("ks", key).unwrap();
+    let nodes = set.all().map(|n| view.ring.node(n));
+    nodes
+        .filter(|n| n.dc == "dc1")
+        .map(|n| n.id.clone())
+        .collect()
+}
+
+#[test]
+fn hints_for_a_node_that_left_go_to_the_keys_replicas_and_members_keep_theirs() {
+    let (seed, left) = layouts();
+    let before = ClusterView::derive(seed, "a").unwrap();
+    let d_has = (0..).map(|i| format!("k{i}").into_bytes());
+    let d_key = d_has
+        .clone()
+        .find(|k| dc1_replicas(&before, k).contains(&"d".to_string()))
+        .unwrap();
+    assert_eq!(
+        fate(&before, "d", "ks", &d_key),
+        Fate::Deliver,
+        "still a member"
+    );
+    let view = ClusterView::derive(left, "a").unwrap();
+    assert!(gone(&view, "d") && !gone(&view, "b") && !gone(&view, "zz"));
+    let b_key = d_has
+        .clone()
+        .find(|k| dc1_replicas(&view, k).contains(&"b".to_string()))
+        .unwrap();
+    assert_eq!(fate(&view, "b", "ks", &b_key), Fate::Deliver);
+    assert_eq!(
+        fate(&view, "zz", "ks", b"k1"),
+        Fate::Deliver,
+        "unknown: maybe newer"
+    );
+    for i in 0..50 {
+        let key = format!("k{i}").into_bytes();
+        let Fate::Redirect(to) = fate(&view, "d", "ks", &key) else {
+            panic!("a key with replicas is redirected")
+        };
+        assert_eq!(to, dc1_replicas(&view, &key), "its dc1 replicas now");
+        assert!(!to.contains(&"d".to_string()));
+    }
+    assert_eq!(fate(&view, "d", "gone_ks", b"k1"), Fate::Drop);
+}
+
+#[test]
+fn a_replaced_node_s_hints_go_to_its_replacement() {
+    let (seed, _) = layouts();
+    let new = crate::layout::NewNode {
+        id: "n".into(),
+        client_address: "127.0.0.9:1".parse().unwrap(),
+        peer_address: "127.0.0.9:2".parse().unwrap(),
+        admin_address: "127.0.0.9:3".parse().unwrap(),
+    };
+    let replacing = seed.begin_replace("b", new).unwrap();
+    let done = replacing.finish_replace("n").unwrap();
+    let view = ClusterView::derive(done, "a").unwrap();
+    let key = (0..)
+        .map(|i| format!("k{i}").into_bytes())
+        .find(|k| dc1_replicas(&view, k).contains(&"n".to_string()))
+        .unwrap();
+    let Fate::Redirect(to) = fate(&view, "b", "ks", &key) else {
+        panic!("b is Removed")
+    };
+    assert!(to.contains(&"n".to_string()), "{to:?}");
+}
+
+/// A hint planned on an older view for a member that no longer
+/// replicates the key (it lost the range and refuses the hint, see
+/// `receive::node_hint`) goes to the key's replicas in its datacenter
+/// now, never back to it; one it still replicates is delivered.
+#[test]
+fn a_hint_for_a_member_that_lost_the_key_goes_to_the_keys_replicas() {
+    let (seed, _) = layouts();
+    let view = ClusterView::derive(seed, "a").unwrap();
+    let (mut lost, mut kept) = (0, 0);
+    for i in 0..100 {
+        let key = format!("k{i}").into_bytes();
+        let owners = dc1_replicas(&view, &key);
+        match fate(&view, "b", "ks", &key) {
+            Fate::Deliver => {
+                kept += 1;
+                assert!(owners.contains(&"b".to_string()));
+            }
+            Fate::Redirect(to) => {
+                lost += 1;
+                assert_eq!(to, owners);
+                assert!(!to.contains(&"b".to_string()));
+            }
+            Fate::Drop => panic!("every key has dc1 replicas"),
+        }
+    }
+    assert!(lost > 0 && kept > 0, "{lost} lost, {kept} kept");
+    assert_eq!(
+        fate(&view, "b", "gone_ks", b"k1"),
+        Fate::Deliver,
+        "maybe newer"
+    );
+}
+
+/// A loaded page of a member's queue: the entries whose key it no
+/// longer replicates are redirected (durable copies first) and deleted,
+/// the rest are sent; the redirected copies are never lost.
+#[tokio::test]
+async fn a_member_s_page_is_sifted_of_keys_it_does_not_replicate() {
+    let (seed, _) = layouts();
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+    let cluster = Cluster::new(seed, "a", None).unwrap();
+    let me = cluster.current().me().unwrap().clone();
+    let hints =
+        Arc::new(Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap());
+    let mut set = SiblingSet::new();
+    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+        .unwrap();
+    let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("k{i}").into_bytes()).collect();
+    for k in &keys {
+        hints.hint_node("b", "ks", k, &set).await.unwrap();
+    }
+    let b = Dest::Node("b".into());
+    let from = b.prefix(Lane::Backlog);
+    let page = hints
+        .store
+        .load_page(&b, Lane::Backlog, from, Vec::new(), 100)
+        .unwrap();
+    assert_eq!(page.entries.len(), 40);
+    let sifted = sift(&hints, "a", &b, Lane::Backlog, page).await;
+    let view = cluster.current();
+    let has = |k: &[u8]| dc1_replicas(&view, k).contains(&"b".to_string());
+    let sent: Vec<Vec<u8>> = sifted.entries.iter().map(|l| l.entry.key.clone()).collect();
+    let expect: Vec<Vec<u8>> = {
+        let mut v: Vec<Vec<u8>> = keys.iter().filter(|k| has(k)).cloned().collect();
+        v.sort_by_key(|k| sent.iter().position(|s| s == k));
+        v
+    };
+    assert_eq!(sent, expect, "only keys b replicates are sent to b");
+    assert!(!sent.is_empty() && sent.len() < keys.len());
+    assert_eq!(
+        hints.backlog_entries(&b),
+        sent.len() as u64,
+        "the rest left b's queue"
+    );
+    for k in keys.iter().filter(|k| !has(k)) {
+        for o in dc1_replicas(&view, k) {
+            if o == "a" {
+                assert_eq!(engine.get_versions("ks", k).unwrap().as_ref(), Some(&set));
+            }
+        }
+    }
+    let elsewhere: u64 = ["c", "d"]
+        .iter()
+        .map(|n| hints.backlog_entries(&Dest::Node(n.to_string())))
+        .sum();
+    let want: usize = keys
+        .iter()
+        .filter(|k| !has(k))
+        .map(|k| dc1_replicas(&view, k).iter().filter(|o| *o != "a").count())
+        .sum();
+    assert_eq!(elsewhere, want as u64, "a durable hint per other replica");
+}
+
+#[tokio::test]
+async fn a_queue_for_a_node_that_left_is_redirected_and_emptied() {
+    let (seed, left) = layouts();
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+    let cluster = Cluster::new(seed, "a", None).unwrap();
+    let me = cluster.current().me().unwrap().clone();
+    let open = |c: &Cluster| Hints::open(engine.clone(), c.clone(), me.clone(), Default::default());
+    let hints = Arc::new(open(&cluster).unwrap());
+    let mut set = SiblingSet::new();
+    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+        .unwrap();
+    let keys: Vec<Vec<u8>> = (0..20).map(|i| format!("k{i}").into_bytes()).collect();
+    for k in &keys {
+        hints.hint_node("d", "ks", k, &set).await.unwrap();
+    }
+    cluster.install(left).unwrap();
+    // After a restart the queue for "d" still gets a task.
+    let reopened = Arc::new(open(&cluster).unwrap());
+    assert!(reopened.destinations().contains(&Dest::Node("d".into())));
+    let d = Dest::Node("d".into());
+    assert_eq!(reopened.backlog_entries(&d), 20);
+    let n = redirect_page(&reopened, "a", &d).await.unwrap();
+    assert_eq!(n, 20);
+    assert_eq!(
+        reopened.backlog_entries(&d),
+        0,
+        "nothing keeps a leaver draining"
+    );
+    let view = cluster.current();
+    let mut expect: std::collections::BTreeMap<String, u64> = Default::default();
+    for k in &keys {
+        for o in dc1_replicas(&view, k) {
+            if o == "a" {
+                let got = engine.get_versions("ks", k).unwrap();
+                assert_eq!(got.as_ref(), Some(&set), "merged here");
+            } else {
+                *expect.entry(o).or_default() += 1;
+            }
+        }
+    }
+    for (o, count) in expect {
+        assert_eq!(
+            reopened.backlog_entries(&Dest::Node(o.clone())),
+            count,
+            "{o}"
+        );
+    }
+    assert_eq!(redirect_page(&reopened, "a", &d).await.unwrap(), 0);
+}
+
+/// Review Medium of stop 20: a redirection that fails part-way (the
+/// seventh copy, after two entries were copied to their three replicas
+/// each) takes the entries it did copy out of the queue before it
+/// reports the failure, so the retry copies only the rest: every other
+/// replica ends up with exactly one hint per key, no duplicates.
+#[tokio::test]
+async fn a_redirection_that_fails_part_way_takes_out_what_it_copied() {
+    let (seed, left) = layouts();
+    let threads = Arc::new(crate::hints::testing::ThreadsEngine::new());
+    let engine: Arc<dyn Engine> = threads.clone();
+    let cluster = Cluster::new(seed, "a", None).unwrap();
+    let me = cluster.current().me().unwrap().clone();
+    let hints =
+        Arc::new(Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap());
+    let mut set = SiblingSet::new();
+    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+        .unwrap();
+    let keys: Vec<Vec<u8>> = (0..10).map(|i| format!("k{i}").into_bytes()).collect();
+    for k in &keys {
+        hints.hint_node("d", "ks", k, &set).await.unwrap();
+    }
+    cluster.install(left).unwrap();
+    let d = Dest::Node("d".into());
+    // Each entry is one write per dc1 replica (3): the seventh write, the
+    // third entry's first copy, fails.
+    threads.fail_after(6);
+    let failed = redirect_page(&hints, "a", &d).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        hints.backlog_entries(&d),
+        8,
+        "the two entries copied are out of the queue"
+    );
+    assert_eq!(redirect_page(&hints, "a", &d).await.unwrap(), 8);
+    assert_eq!(hints.backlog_entries(&d), 0);
+    let view = cluster.current();
+    let mut expect: std::collections::BTreeMap<String, u64> = Default::default();
+    for k in &keys {
+        for o in dc1_replicas(&view, k).into_iter().filter(|o| o != "a") {
+            *expect.entry(o).or_default() += 1;
+        }
+    }
+    for (o, count) in expect {
+        let queued = hints.backlog_entries(&Dest::Node(o.clone()));
+        assert_eq!(queued, count, "{o}: one hint per key, none copied twice");
+    }
+}
