@@ -4,33 +4,10 @@ use super::*;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits};
 use crate::hints::testing::entry;
+use crate::hints::testing::layouts;
 use crate::layout::Layout;
-use crate::topology::Topology;
+use crate::proto::v1::internode::StreamEntry;
 use crate::view::Cluster;
-
-const TOPO: &str = "
-cluster_name: t
-defaults: { vnodes: 16 }
-datacenters:
-  - name: dc1
-    racks:
-      - { name: r1, nodes: [ { id: a, client_address: 127.0.0.1:1, peer_address: 127.0.0.1:2, admin_address: 127.0.0.1:3 } ] }
-      - { name: r2, nodes: [ { id: b, client_address: 127.0.0.1:4, peer_address: 127.0.0.1:5, admin_address: 127.0.0.1:6 } ] }
-      - { name: r3, nodes: [ { id: c, client_address: 127.0.0.1:7, peer_address: 127.0.0.1:8, admin_address: 127.0.0.1:9 } ] }
-      - { name: r4, nodes: [ { id: d, client_address: 127.0.0.1:10, peer_address: 127.0.0.1:11, admin_address: 127.0.0.1:12 } ] }
-  - name: dc2
-    racks:
-      - { name: r1, nodes: [ { id: x, client_address: 127.0.0.2:1, peer_address: 127.0.0.2:2, admin_address: 127.0.0.2:3 } ] }
-keyspaces:
-  ks: { replication: { dc1: 3, dc2: 1 } }
-";
-
-/// The seed, and the layout where `d` has decommissioned.
-fn layouts() -> (Layout, Layout) {
-    let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
-    let left = seed.begin_leave("d").unwrap().finish_leave("d").unwrap();
-    (seed, left)
-}
 
 fn dc(n: &str) -> Dest {
     Dest::Dc(n.into())
@@ -109,8 +86,6 @@ fn batch(adopt_for: &str, seqs: &[u64]) -> StreamBatch {
         adopt_for: adopt_for.into(),
     }
 }
-
-use crate::proto::v1::internode::StreamEntry;
 
 /// Adopted entries are queued durably for the same destination, in the
 /// backlog lane (nobody waits on them here), and acknowledged as durable;

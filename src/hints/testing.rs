@@ -11,6 +11,17 @@ use crate::engine::{Cf, Engine, Limits, WriteBatch};
 use crate::proto::v1::internode::StreamEntry;
 use std::sync::Arc;
 
+/// The layouts of `topology::testing::four_and_one` (dc1 = a, b, c, d;
+/// dc2 = x; `ks` 3 + 1): the seed, and the one where `d` has
+/// decommissioned (Left).
+pub(crate) fn layouts() -> (crate::layout::Layout, crate::layout::Layout) {
+    let topo = crate::topology::testing::four_and_one();
+    let parsed = crate::topology::Topology::parse("t.yaml", &topo).expect("parses");
+    let seed = crate::layout::Layout::seed(&parsed);
+    let left = seed.begin_leave("d").unwrap().finish_leave("d").unwrap();
+    (seed, left)
+}
+
 /// A store on a fresh memory engine.
 pub(crate) fn store() -> Arc<Store> {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));

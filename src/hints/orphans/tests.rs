@@ -3,34 +3,9 @@
 
 use super::*;
 use crate::engine::{Engine, Limits, MemoryEngine};
-use crate::layout::Layout;
-use crate::topology::Topology;
+use crate::hints::testing::layouts;
 use crate::version::{ActorId, CausalContext};
 use crate::view::Cluster;
-
-const TOPO: &str = "
-cluster_name: t
-defaults: { vnodes: 16 }
-datacenters:
-  - name: dc1
-    racks:
-      - { name: r1, nodes: [ { id: a, client_address: 127.0.0.1:1, peer_address: 127.0.0.1:2, admin_address: 127.0.0.1:3 } ] }
-      - { name: r2, nodes: [ { id: b, client_address: 127.0.0.1:4, peer_address: 127.0.0.1:5, admin_address: 127.0.0.1:6 } ] }
-      - { name: r3, nodes: [ { id: c, client_address: 127.0.0.1:7, peer_address: 127.0.0.1:8, admin_address: 127.0.0.1:9 } ] }
-      - { name: r4, nodes: [ { id: d, client_address: 127.0.0.1:10, peer_address: 127.0.0.1:11, admin_address: 127.0.0.1:12 } ] }
-  - name: dc2
-    racks:
-      - { name: r1, nodes: [ { id: x, client_address: 127.0.0.2:1, peer_address: 127.0.0.2:2, admin_address: 127.0.0.2:3 } ] }
-keyspaces:
-  ks: { replication: { dc1: 3, dc2: 1 } }
-";
-
-/// The seed, and the layout where `d` has decommissioned.
-fn layouts() -> (Layout, Layout) {
-    let seed = Layout::seed(&Topology::parse("t.yaml", TOPO).unwrap());
-    let left = seed.begin_leave("d").unwrap().finish_leave("d").unwrap();
-    (seed, left)
-}
 
 fn dc1_replicas(view: &ClusterView, key: &[u8]) -> Vec<String> {
     let set = view.ring.replicas("ks", key).unwrap();
