@@ -71,7 +71,7 @@ pub enum GeokvError {
     /// A replica on a newer layout refused a write (or a read) planned on
     /// an older one whose targets miss a replica of the newer one (or that
     /// no longer replicates the key)
-    /// (`coordinator::stale_view`); nothing was written. The status carries
+    /// (`view::stale_view`); nothing was written. The status carries
     /// `replica_version` in `geokv-layout-version`.
     #[error("request planned on layout v{planned_on}, this replica is on v{replica_version} and replicates the key differently; nothing was written or read")]
     StaleView {

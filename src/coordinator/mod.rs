@@ -20,7 +20,6 @@ mod gather;
 mod newer_view;
 mod read;
 mod read_targets;
-pub mod stale_view;
 mod write;
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //!
 //! A copy merged here is a replica write like any other: it goes through
 //! the path a coordinator's replica write takes on arrival
-//! (`coordinator::stale_view::apply_checked`: the check, `note_planned`
+//! (`view::stale_view::apply_checked`: the check, `note_planned`
 //! and the apply under one view, `Cluster::with_current`), planned on the
 //! view the copy was decided in, and only while this node replicates the
 //! key in the view in force (the rule a node hint's receiver applies,
@@ -21,12 +21,12 @@
 //! again in the newer view. Must not send anything.
 
 use super::Hints;
-use crate::coordinator::stale_view::{apply_checked, Planned};
 use crate::engine::WriteBatch;
 use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
 use crate::ring::token_of;
 use crate::version::SiblingSet;
+use crate::view::stale_view::{apply_checked, Planned};
 use crate::view::ClusterView;
 
 /// The nodes other than `target` that must also get a hint for `key`

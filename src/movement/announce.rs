@@ -10,7 +10,7 @@
 //! may still send a write to the old owners only. Replica writes carry the
 //! coordinator's layout version and targets, and a replica already on the
 //! joining view refuses one that misses a replica of it; the coordinator
-//! re-plans the same record on the newer view (`coordinator::stale_view`).
+//! re-plans the same record on the newer view (`view::stale_view`).
 //!
 //! Versions alone do not say a member is on our layout: two proposals of
 //! one version (made concurrently) resolve by digest, and a member on the

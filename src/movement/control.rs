@@ -195,7 +195,7 @@ impl Control {
     /// still reads and writes the old owners). Members that are down are
     /// not waited for: when one comes back on an older view, its reads and
     /// writes carry that view, and an old owner that no longer replicates
-    /// the key refuses them (`coordinator::stale_view`), so it re-plans on
+    /// the key refuses them (`view::stale_view`), so it re-plans on
     /// the newer view instead of reading what was cleaned up.
     pub async fn cleanup_announced(&self) -> Result<Cleaned, CleanupError> {
         let view = self.cluster.current();

@@ -7,7 +7,7 @@
 //! beyond decoding.
 
 use crate::consistency::ConsistencyLevel;
-use crate::coordinator::{stale_view, Coordinator, WriteRequest};
+use crate::coordinator::{Coordinator, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::receive::Receiver;
 use crate::membership::Gossiper;
@@ -19,6 +19,7 @@ use crate::transport::faults::Faults;
 use crate::transport::tls;
 use crate::transport::FROM_HEADER;
 use crate::version::{CausalContext, SiblingSet};
+use crate::view::stale_view;
 use crate::view::sync::LayoutSync;
 use crate::view::Cluster;
 use std::sync::Arc;

@@ -48,7 +48,7 @@ pub enum HandleError {
 
 impl HandleError {
     /// The peer's layout version when it refused a write planned on an
-    /// older view (`coordinator::stale_view`): nothing was applied.
+    /// older view (`view::stale_view`): nothing was applied.
     pub fn stale_view(&self) -> Option<u64> {
         match self {
             HandleError::Peer(TransportError::StaleView { version, .. }) => Some(*version),

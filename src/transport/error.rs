@@ -20,7 +20,7 @@ pub enum TransportError {
     Timeout { peer: String, ms: u64 },
     /// Nothing was applied: the peer is on layout `version`, newer than
     /// the one the write was planned on, and replicates the key differently
-    /// (`coordinator::stale_view`).
+    /// (`view::stale_view`).
     #[error("{peer}: on layout v{version}, refused a write planned on an older one")]
     StaleView { peer: String, version: u64 },
     #[error("{peer}: {code:?}: {message}")]

@@ -263,7 +263,7 @@ impl Cluster {
 
     /// Runs `f` on the view in force and keeps it in force until `f`
     /// returns (installs wait; other readers do not). For a check and the
-    /// local apply it allows (a replica write: `coordinator::stale_view`);
+    /// local apply it allows (a replica write: `view::stale_view`);
     /// `f` must not install a view, take this lock again, or wait on the
     /// network.
     pub fn with_current<T>(&self, f: impl FnOnce(&Arc<ClusterView>) -> T) -> T {

@@ -20,6 +20,7 @@
 
 mod cluster;
 pub mod http;
+pub mod stale_view;
 pub mod store;
 pub mod sync;
 
