@@ -218,5 +218,22 @@ impl<T> Gather<T> {
     }
 }
 
+/// Awaits `f`, polling the replica calls in flight meanwhile (the write
+/// fan-out's and the read's: no task per call, issue 14).
+pub(super) async fn drive<'a, T>(
+    calls: &mut futures::stream::FuturesUnordered<futures::future::BoxFuture<'a, ()>>,
+    f: impl std::future::Future<Output = T>,
+) -> T {
+    use futures::StreamExt as _;
+    tokio::pin!(f);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut f => return out,
+            Some(()) = calls.next(), if !calls.is_empty() => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
 use crate::view::ClusterView;
 use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::FuturesUnordered;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,14 +41,7 @@ struct ReadCalls<'a>(FuturesUnordered<ReadCall<'a>>);
 impl ReadCalls<'_> {
     /// Awaits `f`, polling the reads in flight meanwhile.
     async fn drive<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
-        tokio::pin!(f);
-        loop {
-            tokio::select! {
-                biased;
-                out = &mut f => return out,
-                Some(()) = self.0.next(), if !self.0.is_empty() => {}
-            }
-        }
+        super::gather::drive(&mut self.0, f).await
     }
 }
 

@@ -43,14 +43,7 @@ struct InFlight(FuturesUnordered<BoxFuture<'static, ()>>);
 impl InFlight {
     /// Awaits `f`, polling the calls in flight meanwhile.
     async fn drive<T>(&mut self, f: impl Future<Output = T>) -> T {
-        tokio::pin!(f);
-        loop {
-            tokio::select! {
-                biased;
-                out = &mut f => return out,
-                Some(()) = self.0.next(), if !self.0.is_empty() => {}
-            }
-        }
+        crate::coordinator::gather::drive(&mut self.0, f).await
     }
 }
 
