@@ -64,3 +64,4 @@ mod stale_view_retry;
 mod status_page;
 mod tls;
 mod tls_admin;
+mod tls_node_identity;

@@ -100,7 +100,7 @@ variable "instance_type" {
 }
 
 variable "architecture" {
-  description = "x86_64 or arm64; must match instance_type and the binary."
+  description = "x86_64 or arm64; must match instance_type and the release."
   type        = string
   default     = "x86_64"
 }
@@ -111,33 +111,32 @@ variable "data_volume_size_gb" {
   default     = 100
 }
 
-variable "geokv_binary_url" {
-  description = "HTTPS URL of the geokv binary. Set this or geokv_binary_s3_uri."
+variable "geokv_release_url" {
+  description = "HTTPS URL of the geokv release tarball (scripts/release: geokv-VERSION-ARCH-linux.tar.gz). Set this or geokv_release_s3_uri."
   type        = string
   default     = null
 }
 
-variable "geokv_binary_s3_uri" {
-  description = "s3://bucket/key of the geokv binary. Set this or geokv_binary_url."
+variable "geokv_release_s3_uri" {
+  description = "s3://bucket/key of the geokv release tarball. Set this or geokv_release_url."
   type        = string
   default     = null
 
   validation {
-    condition     = (var.geokv_binary_url == null) != (var.geokv_binary_s3_uri == null)
-    error_message = "Set exactly one of geokv_binary_url or geokv_binary_s3_uri."
+    condition     = (var.geokv_release_url == null) != (var.geokv_release_s3_uri == null)
+    error_message = "Set exactly one of geokv_release_url or geokv_release_s3_uri."
   }
 }
 
-variable "geokv_binary_s3_region" {
-  description = "Region of the bucket in geokv_binary_s3_uri (null = auto)."
+variable "geokv_release_s3_region" {
+  description = "Region of the bucket in geokv_release_s3_uri (null = auto)."
   type        = string
   default     = null
 }
 
-variable "geokv_binary_sha256" {
-  description = "Optional SHA-256 of the binary, verified on every node."
+variable "geokv_release_sha256" {
+  description = "SHA-256 of the release tarball (its .sha256 file), verified on every node before anything is installed."
   type        = string
-  default     = null
 }
 
 variable "client_cidrs" {
@@ -171,7 +170,7 @@ variable "otel_exporter_otlp_endpoint" {
 }
 
 variable "extra_environment" {
-  description = "Extra environment for geokv.service on every node, e.g. { RUST_LOG = \"info\" }."
+  description = "Extra environment for geokv@NODE.service on every node, e.g. { RUST_LOG = \"info\" }."
   type        = map(string)
   default     = {}
 }

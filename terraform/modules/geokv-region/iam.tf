@@ -45,22 +45,22 @@ resource "aws_iam_role_policy_attachment" "ssm" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
-data "aws_iam_policy_document" "binary" {
-  count = var.geokv_binary_s3_uri != null ? 1 : 0
+data "aws_iam_policy_document" "release" {
+  count = var.geokv_release_s3_uri != null ? 1 : 0
 
   statement {
-    sid       = "ReadGeokvBinary"
+    sid       = "ReadGeokvRelease"
     actions   = ["s3:GetObject"]
-    resources = ["arn:${data.aws_partition.current.partition}:s3:::${local.binary_s3.bucket}/${local.binary_s3.key}"]
+    resources = ["arn:${data.aws_partition.current.partition}:s3:::${local.release_s3.bucket}/${local.release_s3.key}"]
   }
 }
 
-resource "aws_iam_role_policy" "binary" {
-  for_each = var.geokv_binary_s3_uri != null ? local.nodes_by_id : {}
+resource "aws_iam_role_policy" "release" {
+  for_each = var.geokv_release_s3_uri != null ? local.nodes_by_id : {}
 
-  name   = "read-geokv-binary"
+  name   = "read-geokv-release"
   role   = aws_iam_role.node[each.key].id
-  policy = data.aws_iam_policy_document.binary[0].json
+  policy = data.aws_iam_policy_document.release[0].json
 }
 
 locals {

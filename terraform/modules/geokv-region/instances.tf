@@ -115,10 +115,12 @@ locals {
             content     = local.env_files[id]
           },
           {
-            path        = "/etc/systemd/system/geokv.service"
+            # Over the geokv@.service unit the bootstrap installs from the
+            # release tarball: this deployment's flags.
+            path        = "/etc/systemd/system/geokv@.service.d/10-terraform.conf"
             owner       = "root:root"
             permissions = "0644"
-            content = templatefile("${path.module}/templates/geokv.service.tftpl", {
+            content = templatefile("${path.module}/templates/geokv-dropin.conf.tftpl", {
               node_id        = id
               data_dir       = local.data_dir
               insecure       = var.insecure
@@ -130,16 +132,16 @@ locals {
             owner       = "root:root"
             permissions = "0755"
             content = templatefile("${path.module}/templates/bootstrap.sh.tftpl", {
-              node_id          = id
-              data_dir         = local.data_dir
-              insecure         = var.insecure
-              data_volume_id   = aws_ebs_volume.data[id].id
-              data_device_name = var.data_device_name
-              binary_source    = local.binary_source
-              binary_url       = var.geokv_binary_url == null ? "" : var.geokv_binary_url
-              binary_s3_uri    = var.geokv_binary_s3_uri == null ? "" : var.geokv_binary_s3_uri
-              binary_s3_region = var.geokv_binary_s3_region == null ? "" : var.geokv_binary_s3_region
-              binary_sha256    = var.geokv_binary_sha256 == null ? "" : var.geokv_binary_sha256
+              node_id           = id
+              data_dir          = local.data_dir
+              insecure          = var.insecure
+              data_volume_id    = aws_ebs_volume.data[id].id
+              data_device_name  = var.data_device_name
+              release_source    = local.release_source
+              release_url       = var.geokv_release_url == null ? "" : var.geokv_release_url
+              release_s3_uri    = var.geokv_release_s3_uri == null ? "" : var.geokv_release_s3_uri
+              release_s3_region = var.geokv_release_s3_region == null ? "" : var.geokv_release_s3_region
+              release_sha256    = var.geokv_release_sha256
             })
           },
         ], local.secret_files[id])
@@ -218,8 +220,8 @@ resource "aws_instance" "node" {
     }
 
     precondition {
-      condition     = (var.geokv_binary_url == null) != (var.geokv_binary_s3_uri == null)
-      error_message = "Set exactly one of geokv_binary_url or geokv_binary_s3_uri."
+      condition     = (var.geokv_release_url == null) != (var.geokv_release_s3_uri == null)
+      error_message = "Set exactly one of geokv_release_url or geokv_release_s3_uri."
     }
 
     precondition {

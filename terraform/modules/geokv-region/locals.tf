@@ -61,10 +61,10 @@ locals {
     for c in local.subnet_cidrs : pow(2, 32 - tonumber(split("/", c)[1])) - 2
   ]...)
 
-  binary_source = var.geokv_binary_s3_uri != null ? "s3" : "url"
-  binary_s3 = (
-    var.geokv_binary_s3_uri != null
-    ? regex("^s3://(?P<bucket>[^/]+)/(?P<key>.+)$", var.geokv_binary_s3_uri)
+  release_source = var.geokv_release_s3_uri != null ? "s3" : "url"
+  release_s3 = (
+    var.geokv_release_s3_uri != null
+    ? regex("^s3://(?P<bucket>[^/]+)/(?P<key>.+)$", var.geokv_release_s3_uri)
     : null
   )
 

@@ -323,45 +323,44 @@ variable "enable_ssm" {
 }
 
 # ---------------------------------------------------------------------------
-# geokv binary and runtime
+# geokv release and runtime
 # ---------------------------------------------------------------------------
 
-variable "geokv_binary_url" {
-  description = "HTTPS URL of the geokv executable (a single static binary for `architecture`). Set exactly one of geokv_binary_url / geokv_binary_s3_uri."
+variable "geokv_release_url" {
+  description = "HTTPS URL of the geokv release tarball (`scripts/release`: geokv-VERSION-ARCH-linux.tar.gz, for `architecture`). Set exactly one of geokv_release_url / geokv_release_s3_uri."
   type        = string
   default     = null
 
   validation {
-    condition     = var.geokv_binary_url == null || can(regex("^https://[^'\\s]+$", var.geokv_binary_url))
-    error_message = "geokv_binary_url must be an https:// URL without quotes or whitespace."
+    condition     = var.geokv_release_url == null || can(regex("^https://[^'\\s]+\\.tar\\.gz$", var.geokv_release_url))
+    error_message = "geokv_release_url must be an https:// URL of a .tar.gz, without quotes or whitespace."
   }
 }
 
-variable "geokv_binary_s3_uri" {
-  description = "S3 object of the geokv executable, s3://bucket/key. The node role gets s3:GetObject on exactly that object. Set exactly one of geokv_binary_url / geokv_binary_s3_uri."
+variable "geokv_release_s3_uri" {
+  description = "S3 object of the geokv release tarball, s3://bucket/key.tar.gz. The node role gets s3:GetObject on exactly that object. Set exactly one of geokv_release_url / geokv_release_s3_uri."
   type        = string
   default     = null
 
   validation {
-    condition     = var.geokv_binary_s3_uri == null || can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^'\\s]+$", var.geokv_binary_s3_uri))
-    error_message = "geokv_binary_s3_uri must look like s3://bucket/path/to/geokv."
+    condition     = var.geokv_release_s3_uri == null || can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^'\\s]+\\.tar\\.gz$", var.geokv_release_s3_uri))
+    error_message = "geokv_release_s3_uri must look like s3://bucket/path/to/geokv-VERSION-ARCH-linux.tar.gz."
   }
 }
 
-variable "geokv_binary_s3_region" {
-  description = "Region of the bucket in geokv_binary_s3_uri. Null = let the AWS CLI find it."
+variable "geokv_release_s3_region" {
+  description = "Region of the bucket in geokv_release_s3_uri. Null = let the AWS CLI find it."
   type        = string
   default     = null
 }
 
-variable "geokv_binary_sha256" {
-  description = "Optional SHA-256 (hex) of the geokv binary; the bootstrap refuses a download that does not match."
+variable "geokv_release_sha256" {
+  description = "SHA-256 (hex) of the release tarball (the first field of its .sha256 file). Every node verifies its download against it and installs nothing that does not match."
   type        = string
-  default     = null
 
   validation {
-    condition     = var.geokv_binary_sha256 == null || can(regex("^[0-9a-f]{64}$", var.geokv_binary_sha256))
-    error_message = "geokv_binary_sha256 must be 64 lowercase hex characters."
+    condition     = can(regex("^[0-9a-f]{64}$", var.geokv_release_sha256))
+    error_message = "geokv_release_sha256 must be 64 lowercase hex characters."
   }
 }
 
@@ -372,7 +371,7 @@ variable "otel_exporter_otlp_endpoint" {
 }
 
 variable "extra_environment" {
-  description = "Extra environment variables for geokv.service (written to /etc/geokv/geokv.env), e.g. { RUST_LOG = \"info\" }."
+  description = "Extra environment variables for geokv@NODE.service (written to /etc/geokv/geokv.env), e.g. { RUST_LOG = \"info\" }."
   type        = map(string)
   default     = {}
 
