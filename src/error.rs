@@ -154,13 +154,7 @@ impl GeokvError {
             }
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
             GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,
-            GeokvError::Engine(e) => match e {
-                EngineError::KeyTooLarge { .. } | EngineError::ValueTooLarge { .. } => {
-                    Code::InvalidArgument
-                }
-                EngineError::Corrupt { .. } => Code::DataLoss,
-                _ => Code::Internal,
-            },
+            GeokvError::Engine(e) => engine_code(e),
             GeokvError::Peer { code, .. } => *code,
             GeokvError::Internal(_) => Code::Internal,
         }
@@ -195,6 +189,28 @@ impl GeokvError {
             | GeokvError::MaybeApplied(_)
             | GeokvError::Internal(_) => false,
         }
+    }
+}
+
+/// The gRPC code of a storage failure, the same at the client API and the
+/// internode (replica) port. Only the client's own oversized input is its
+/// fault; corruption is data loss; everything else, a stall or a closing
+/// engine included, stays INTERNAL as before the engine errors were typed
+/// (the client treats INTERNAL as "may have been applied").
+fn engine_code(e: &EngineError) -> Code {
+    match e {
+        EngineError::KeyTooLarge { .. } | EngineError::ValueTooLarge { .. } => {
+            Code::InvalidArgument
+        }
+        EngineError::Corrupt { .. } => Code::DataLoss,
+        EngineError::InvalidKeyspace { .. }
+        | EngineError::InvalidRecord { .. }
+        | EngineError::Busy(_)
+        | EngineError::Closed(_)
+        | EngineError::InvalidArgument(_)
+        | EngineError::Rocks(_)
+        | EngineError::SyncFailed(_)
+        | EngineError::Io(_) => Code::Internal,
     }
 }
 
@@ -311,5 +327,42 @@ mod tests {
         };
         assert!(!e.to_string().contains("applied"), "{e}");
         assert_eq!(e.code(), Code::Aborted);
+    }
+
+    #[test]
+    fn storage_failures_keep_their_codes_and_only_refusals_say_nothing_applied() {
+        let cases = [
+            (
+                EngineError::KeyTooLarge { size: 2, limit: 1 },
+                Code::InvalidArgument,
+                "no",
+            ),
+            (
+                EngineError::Corrupt {
+                    what: "database".into(),
+                    detail: "x".into(),
+                },
+                Code::DataLoss,
+                "maybe",
+            ),
+            (EngineError::Busy("stall".into()), Code::Internal, "maybe"),
+            (
+                EngineError::Closed("shutdown".into()),
+                Code::Internal,
+                "maybe",
+            ),
+            (EngineError::Rocks("x".into()), Code::Internal, "maybe"),
+            (
+                EngineError::Io(std::io::Error::other("disk")),
+                Code::Internal,
+                "maybe",
+            ),
+        ];
+        for (e, code, header) in cases {
+            let text = e.to_string();
+            let status = Status::from(GeokvError::Engine(e));
+            assert_eq!(status.code(), code, "{text}");
+            assert_eq!(applied(&status), Some(header), "{text}");
+        }
     }
 }

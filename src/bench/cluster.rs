@@ -2,7 +2,7 @@
 //! topology, wait until each answers `/health`, talk to their admin ports
 //! (faults, metrics), and stop them with SIGTERM (SIGKILL after 10 s). Used by
 //! `geokv dev` and by the benchmarks, which also generate their own
-//! topologies on addresses of their own ([`topology_yaml`]).
+//! topologies on addresses of their own ([`topology`]: [`topology_yaml`]).
 //!
 //! Owns child processes only. Must not print (callers decide what the user
 //! sees) and must not send data requests.
@@ -13,6 +13,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::topology::{NodeInfo, Topology};
+
+mod topology;
+pub use topology::{topology_yaml, write_topology};
 
 /// Why a cluster could not be started or an admin request failed.
 #[derive(Debug, thiserror::Error)]
@@ -336,69 +339,4 @@ pub async fn admin_request_as(
         return Err(fail(format!("{} {}", answer.status, answer.body.trim())));
     }
     Ok(answer.body)
-}
-
-/// A topology file: one rack per node, node ids `<dc>-n<i>`, client gRPC on
-/// `:7070`, internode on `:7071`, admin on `:7072` of each given IP, and the
-/// `default` keyspace replicated `rf` times in every datacenter.
-pub fn topology_yaml(cluster_name: &str, dcs: &[(&str, &[&str])], rf: u32) -> String {
-    let mut y = format!("cluster_name: {cluster_name}\ndefaults:\n  vnodes: 256\ndatacenters:\n");
-    for (dc, ips) in dcs {
-        y += &format!("  - name: {dc}\n    racks:\n");
-        for (i, ip) in ips.iter().enumerate() {
-            y += &format!(
-                "      - name: r{r}\n        nodes:\n          - id: {dc}-n{r}\n            client_address: {ip}:7070\n            peer_address: {ip}:7071\n            admin_address: {ip}:7072\n",
-                r = i + 1
-            );
-        }
-    }
-    let replication: Vec<String> = dcs.iter().map(|(dc, _)| format!("{dc}: {rf}")).collect();
-    y += &format!(
-        "keyspaces:\n  default:\n    replication: {{{}}}\n",
-        replication.join(", ")
-    );
-    y
-}
-
-/// Writes `yaml` to `<dir>/topology.yaml`, parses it, and returns both.
-pub fn write_topology(
-    dir: &Path,
-    yaml: &str,
-) -> Result<(Topology, PathBuf), crate::topology::TopologyError> {
-    let path = dir.join("topology.yaml");
-    std::fs::create_dir_all(dir).map_err(|e| io_topology_error(&path, e))?;
-    std::fs::write(&path, yaml).map_err(|e| io_topology_error(&path, e))?;
-    Ok((Topology::load(&path)?, path))
-}
-
-fn io_topology_error(path: &Path, e: std::io::Error) -> crate::topology::TopologyError {
-    crate::topology::TopologyError {
-        file: path.display().to_string(),
-        path: String::new(),
-        reason: e.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_topologies_parse() {
-        let two = topology_yaml(
-            "bench",
-            &[
-                ("dc1", &["127.0.0.41", "127.0.0.42", "127.0.0.43"]),
-                ("dc2", &["127.0.0.51", "127.0.0.52", "127.0.0.53"]),
-            ],
-            3,
-        );
-        let t = Topology::parse("two.yaml", &two).expect("valid");
-        assert_eq!(t.nodes().len(), 6);
-        assert_eq!(t.keyspace("default").unwrap().replication["dc2"], 3);
-        let node = t.node_by_id("dc2-n3").unwrap();
-        assert_eq!(node.admin_address.to_string(), "127.0.0.53:7072");
-        let one = topology_yaml("bench", &[("dc1", &["127.0.0.31"])], 1);
-        assert_eq!(Topology::parse("one.yaml", &one).unwrap().nodes().len(), 1);
-    }
 }

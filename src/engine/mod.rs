@@ -150,10 +150,13 @@ impl Default for Durability {
     }
 }
 
-/// Errors from the storage engine.
+/// Errors from the storage engine, by what a caller can do about them.
 ///
-/// [`EngineError::is_retriable`] separates transient failures from those a
-/// retry cannot fix (limits, corruption, invalid input).
+/// The backend's own error type never leaves [`rocks`]: it is classified
+/// there by kind (`rocks/error.rs`), not by its message.
+/// [`EngineError::is_retriable`] separates transient failures (a stall, a
+/// timeout, an I/O error) from those a retry cannot fix (limits, corruption,
+/// invalid input, a closed engine).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// A key is over its limit; nothing in the batch was written.
@@ -168,20 +171,35 @@ pub enum EngineError {
         keyspace: String,
         reason: &'static str,
     },
-    /// A stored record that does not decode. It is left untouched on disk.
+    /// A stored record (or a file of the database) that does not decode. It
+    /// is left untouched on disk; data-CF operands are quarantined on read.
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: String, detail: String },
     /// A record that would not decode was refused before anything was
     /// written (a bug in the caller: it broke the sibling-set invariants).
     #[error("refused to write {what}: it would not decode ({detail})")]
     InvalidRecord { what: String, detail: String },
-    /// An error reported by RocksDB.
+    /// The backend is busy: a write stall, a lock or operation timeout, a
+    /// "try again". Nothing was done; the same call may succeed later.
+    #[error("storage busy: {0}")]
+    Busy(String),
+    /// The backend is shutting down or a column family is gone: no retry
+    /// on this engine will succeed.
+    #[error("storage closed: {0}")]
+    Closed(String),
+    /// The backend refused an argument or an operation it does not support
+    /// (a bug in the caller or in the engine's options).
+    #[error("storage refused the call: {0}")]
+    InvalidArgument(String),
+    /// Any other backend failure (RocksDB's `Unknown`, a merge in
+    /// progress, ...), or one injected by a test.
     #[error("rocksdb: {0}")]
     Rocks(String),
     /// The background WAL fsync failed; the engine refuses further writes.
     #[error("WAL sync failed, engine refuses writes: {0}")]
     SyncFailed(String),
-    /// Filesystem error outside RocksDB (creating the directory, ...).
+    /// I/O error: the filesystem outside RocksDB (creating the directory,
+    /// ...) or RocksDB's own `IOError`.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -190,11 +208,16 @@ impl EngineError {
     /// True when the same request may succeed if retried later.
     pub fn is_retriable(&self) -> bool {
         match self {
-            EngineError::Rocks(msg) => {
-                msg.starts_with("Busy") || msg.starts_with("TryAgain") || msg.contains("Timed")
-            }
-            EngineError::Io(_) => true,
-            _ => false,
+            EngineError::Busy(_) | EngineError::Io(_) => true,
+            EngineError::KeyTooLarge { .. }
+            | EngineError::ValueTooLarge { .. }
+            | EngineError::InvalidKeyspace { .. }
+            | EngineError::Corrupt { .. }
+            | EngineError::InvalidRecord { .. }
+            | EngineError::Closed(_)
+            | EngineError::InvalidArgument(_)
+            | EngineError::Rocks(_)
+            | EngineError::SyncFailed(_) => false,
         }
     }
 }

@@ -21,10 +21,18 @@
 //! and block cache alone; one that needs the files is read again off the
 //! async worker ([`read`], issue 14).
 //!
+//! Submodules: [`open`] (options → the database), [`scan`] (range scans),
+//! [`error`] (`rocksdb::Error` → [`EngineError`] by kind; nothing else
+//! sees a RocksDB error), [`read`], [`stall`], [`set_aside`], [`syncer`],
+//! [`merge`], [`stats`].
+//!
 //! Must not contain replication logic: it stores what it is given.
 
+mod error;
 mod merge;
+mod open;
 mod read;
+mod scan;
 mod set_aside;
 mod stall;
 mod stats;
@@ -35,46 +43,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, ErrorKind,
-    Options, ReadOptions, DB,
-};
+use rocksdb::{Cache, ColumnFamily, ErrorKind, Options, DB};
 
 use super::batch::Op;
-use super::keys::{self, KeyRange};
+use super::keys;
 use super::{record_name, Cf, Durability, Engine, EngineError, Limits, RawEntry, WriteBatch};
 use crate::version::SiblingSet;
-
-/// How to open a [`RocksEngine`].
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    /// When a write is durable.
-    pub durability: Durability,
-    /// Bytes of the LRU block cache shared by all column families.
-    pub block_cache_bytes: usize,
-    /// Size limits enforced on writes.
-    pub limits: Limits,
-    /// Keep RocksDB statistics (small CPU cost); enables [`RocksEngine::wal_syncs`].
-    pub statistics: bool,
-    /// Flush and compaction threads.
-    pub background_jobs: i32,
-    /// Bytes of one memtable per column family (RocksDB's default 64 MiB).
-    pub write_buffer_bytes: usize,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        EngineOptions {
-            durability: Durability::default(),
-            block_cache_bytes: 256 << 20,
-            limits: Limits::default(),
-            statistics: false,
-            background_jobs: cpus.clamp(2, 8) as i32,
-            write_buffer_bytes: 64 << 20,
-        }
-    }
-}
+use error::rocks;
+pub use open::EngineOptions;
 
 /// The RocksDB-backed engine. Cheap to share behind an `Arc`.
 pub struct RocksEngine {
@@ -109,33 +85,8 @@ impl RocksEngine {
     pub fn open(path: impl AsRef<Path>, opts: EngineOptions) -> Result<Self, EngineError> {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)?;
-        let cache = Cache::new_lru_cache(opts.block_cache_bytes);
-
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        db_opts.set_max_background_jobs(opts.background_jobs);
-        db_opts.set_bytes_per_sync(1 << 20);
-        if opts.statistics {
-            db_opts.enable_statistics();
-        }
-
-        let descriptors = Cf::ALL.map(|cf| {
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            table.set_bloom_filter(10.0, false);
-            table.set_whole_key_filtering(true);
-            let mut cf_opts = Options::default();
-            cf_opts.set_block_based_table_factory(&table);
-            cf_opts.set_compression_type(DBCompressionType::Lz4);
-            cf_opts.set_bottommost_compression_type(DBCompressionType::Zstd);
-            cf_opts.set_write_buffer_size(opts.write_buffer_bytes);
-            if cf == Cf::Data {
-                cf_opts.set_merge_operator(merge::NAME, merge::full_merge, merge::partial_merge);
-            }
-            ColumnFamilyDescriptor::new(cf.name(), cf_opts)
-        });
-        let db = Arc::new(DB::open_cf_descriptors(&db_opts, &path, descriptors).map_err(rocks)?);
+        let (db, db_opts, cache) = open::open_db(&path, &opts)?;
+        let db = Arc::new(db);
 
         let sync_failed = Arc::new(Mutex::new(None));
         let syncer = match opts.durability {
@@ -197,33 +148,6 @@ impl RocksEngine {
         self.db
             .cf_handle(cf.name())
             .expect("column family opened at start-up")
-    }
-
-    /// Iterates the key ranges in order, calling `f(key, value)` until it
-    /// returns false.
-    fn for_each_in(
-        &self,
-        cf: Cf,
-        ranges: &[KeyRange],
-        mut f: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), rocksdb::Error> {
-        for range in ranges {
-            if range.lower >= range.upper {
-                continue;
-            }
-            let mut ro = ReadOptions::default();
-            ro.set_iterate_upper_bound(range.upper.clone());
-            let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), ro);
-            it.seek(&range.lower);
-            while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                if !f(k, v) {
-                    return Ok(());
-                }
-                it.next();
-            }
-            it.status()?;
-        }
-        Ok(())
     }
 }
 
@@ -295,20 +219,7 @@ impl Engine for RocksEngine {
         to: &[u8],
         limit: usize,
     ) -> Result<Vec<RawEntry>, EngineError> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        let range = [KeyRange {
-            lower: from.to_vec(),
-            upper: to.to_vec(),
-        }];
-        self.for_each_in(cf, &range, |k, v| {
-            out.push((k.to_vec(), v.to_vec()));
-            out.len() < limit
-        })
-        .map_err(rocks)?;
-        Ok(out)
+        scan::raw(self, cf, from, to, limit)
     }
 
     fn scan_token_range(
@@ -319,45 +230,7 @@ impl Engine for RocksEngine {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, SiblingSet)>, EngineError> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        let plan = keys::token_range_plan(keyspace, start, end, after)?;
-        let prefix = keys::keyspace_prefix(keyspace)?;
-        let mut failed = None;
-        let scanned = self.for_each_in(Cf::Data, &plan, |k, v| {
-            let Some((_, user)) = keys::split_data_key(&prefix, k) else {
-                failed = Some(EngineError::Corrupt {
-                    what: format!("data key in keyspace {keyspace}"),
-                    detail: format!("{} is shorter than its token", k.escape_ascii()),
-                });
-                return false;
-            };
-            match self.stored(keyspace, user, k, v) {
-                Ok(Some(set)) => out.push((user.to_vec(), set)),
-                Ok(None) => {}
-                Err(e) => {
-                    failed = Some(e);
-                    return false;
-                }
-            }
-            out.len() < limit
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        match scanned {
-            Ok(()) => Ok(out),
-            Err(e) if e.kind() == ErrorKind::Corruption => Err(EngineError::Corrupt {
-                what: format!(
-                    "data record in keyspace {keyspace} after {} keys",
-                    out.len()
-                ),
-                detail: e.to_string(),
-            }),
-            Err(e) => Err(rocks(e)),
-        }
+        scan::token_range(self, keyspace, start, end, after, limit)
     }
 
     fn limits(&self) -> &Limits {
@@ -403,8 +276,4 @@ impl Drop for RocksEngine {
             tracing::error!(error = %e, path = %self.path.display(), "final WAL sync on close failed");
         }
     }
-}
-
-fn rocks(e: rocksdb::Error) -> EngineError {
-    EngineError::Rocks(e.into_string())
 }

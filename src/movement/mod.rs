@@ -48,6 +48,8 @@ mod tests_cleanup_stall;
 #[cfg(test)]
 mod tests_leave;
 #[cfg(test)]
+mod tests_loopback;
+#[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
 mod tests_plan;

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use super::ops::{join, JoinError, JoinRequest, Joined, LayoutHandle, ProposeError};
 use super::rate::RateConfig;
 use super::stream::{Progress, StreamConfig};
-use super::tests_stream::{write, Loopback};
+use super::tests_loopback::{write, Loopback};
 use crate::engine::{Engine, MemoryEngine, WriteBatch};
 use crate::layout::{Layout, LayoutError, Movement, NewNode, NodeState};
 use crate::ring::Ring;

@@ -88,6 +88,11 @@ impl Internode for InternodeService {
     ) -> Result<Response<ReplicaWriteResponse>, Status> {
         let span = self.admit(&req, "replica_write")?;
         let r = req.into_inner();
+        // The coordinating node (today always the sender, `from`): named on
+        // this replica's apply span, so its trace and logs say whose client
+        // write it applied.
+        let span = tracing::info_span!(parent: &span, "replica_apply",
+            coordinator = %r.coordinator, keyspace = %r.keyspace);
         let set = decode(&r.record)?;
         let cluster = self.cluster.clone();
         // The check and the apply under one view (installs wait meanwhile),

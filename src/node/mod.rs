@@ -3,7 +3,8 @@
 //! `wiring` (replica, TLS, peers, gossip, hints, coordinator, repair) →
 //! `serve` (client gRPC, internode gRPC `internode`, admin HTTP, and the
 //! background loops: gossip, hint delivery, anti-entropy, a join, the
-//! layout's followers). A node that has left starts in `drain` instead
+//! layout's followers), all in one task set `tasks`, which also owns the
+//! order of a graceful shutdown. A node that has left starts in `drain` instead
 //! (hint delivery only). Must not contain request logic.
 
 mod auth_sync;
@@ -14,6 +15,7 @@ mod internode;
 pub mod limits;
 mod serve;
 mod storage;
+mod tasks;
 mod wiring;
 
 use crate::coordinator::CoordinatorConfig;
@@ -94,6 +96,8 @@ pub enum NodeError {
     Repair(#[from] crate::repair::RepairError),
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("node tasks failed: {0}")]
+    Tasks(String),
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -103,8 +107,12 @@ pub enum NodeError {
 }
 
 /// Runs a node until `shutdown` turns true: storage, then the subsystems,
-/// then the servers and loops; on shutdown the servers stop, the replica
-/// closes and the clean-shutdown marker is written last.
+/// then the servers and loops in one task set ([`tasks`]). On shutdown
+/// (the signal, a decommission that ended, or a task that failed) the
+/// client port stops accepting, requests in flight finish within a bound,
+/// the loops end, the replica closes, the engine syncs and the
+/// clean-shutdown marker is written last. `Err` ([`NodeError::Tasks`])
+/// when a task failed or panicked: the binary then exits non-zero.
 pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), NodeError> {
     // The node stops on `outer`, or by itself once decommissioned.
     let (stop, shutdown) = watch::channel(false);
@@ -121,8 +129,8 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
         incarnation::on_clean_shutdown(&*s.engine).map_err(|e| s.engine_err(e))?;
         return Ok(());
     }
-    let p = wiring::build(&cfg, &s, &shutdown, stop)?;
-    let mut tasks = serve::Tasks::new();
+    let p = wiring::build(&cfg, &s, &shutdown, stop.clone())?;
+    let mut tasks = tasks::TaskSet::default();
     serve::servers(&mut tasks, &s, &p, &shutdown).await?;
     let gossip_interval = Duration::from_millis(cfg.membership.gossip_interval_ms);
     serve::loops(&mut tasks, &s, &p, gossip_interval, &shutdown);
@@ -131,23 +139,17 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
         client = %me.client_address, peer = %me.peer_address, admin = %me.admin_address,
         tls = p.tls.is_on(), "node started");
 
-    while let Some(res) = tasks.join_next().await {
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "a server stopped"),
-            Err(e) => tracing::error!(error = %e, "a server task panicked"),
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-    }
-    tasks.shutdown().await;
+    let outcome = tasks.run(&stop, shutdown, tasks::GRACE).await;
     // No update commits after the marker (updates still running finish
     // first; later ones are refused as not applied).
     p.replica.close();
     // Everything synced, then the marker that lets the next start keep the
     // incarnation.
     incarnation::on_clean_shutdown(&*s.engine).map_err(|e| s.engine_err(e))?;
-    tracing::info!(node = %me.id, "node stopped");
-    Ok(())
+    tracing::info!(node = %me.id, aborted = ?outcome.aborted, "node stopped");
+    if outcome.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(NodeError::Tasks(outcome.failed.join("; ")))
+    }
 }

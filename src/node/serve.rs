@@ -16,11 +16,10 @@ use crate::transport::tls::Port;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tonic_health::ServingStatus;
 
-/// The node's long-running tasks; an `Err` is a server that stopped.
-pub(super) type Tasks = JoinSet<Result<(), String>>;
+/// The node's long-running tasks ([`super::tasks`]).
+pub(super) type Tasks = super::tasks::TaskSet;
 
 /// The longest an internode handler may take to answer. Replica calls
 /// carry no `grpc-timeout` (the coordinator times them out itself), so
@@ -74,7 +73,9 @@ fn internode_server(
         p.tls.guard(Port::Internode),
         p.tls.incoming(listener, Port::Internode),
     );
-    tasks.spawn(async move {
+    // Last: other nodes' replica calls in flight are served while this
+    // node's own requests drain.
+    tasks.spawn_last("internode gRPC", async move {
         peer_limits
             .apply(peer_server())
             .layer(layer)
@@ -112,7 +113,7 @@ fn client_server(
         .register_encoded_file_descriptor_set(crate::proto::CLIENT_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tasks.spawn(async move {
+    tasks.spawn("client gRPC", async move {
         // Serving from the moment the port is bound; NOT_SERVING as soon as
         // the node begins to shut down, so a balancer drains it first.
         health
@@ -157,7 +158,7 @@ fn admin_server(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Rec
         guard: p.admin_guard.clone(),
         tls: p.tls.clone(),
     };
-    tasks.spawn(async move {
+    tasks.spawn("admin HTTP", async move {
         admin::serve(addr, services, sd)
             .await
             .map_err(|e| e.to_string())
@@ -173,17 +174,17 @@ pub(super) fn loops(
     shutdown: &watch::Receiver<bool>,
 ) {
     let (me, e, sd) = (s.me.clone(), s.engine.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        admin::collect::run(&me, e, sd).await;
-        Ok(())
-    });
+    tasks.spawn_loop(
+        "metrics",
+        async move { admin::collect::run(&me, e, sd).await },
+    );
     let (peers, sync, g, sd) = (
         p.peers.clone(),
         p.layout_sync.clone(),
         p.gossiper.clone(),
         shutdown.clone(),
     );
-    tasks.spawn(async move {
+    tasks.spawn_loop("gossip", async move {
         g.run(
             move |peer, mut digest| {
                 let (peers, sync) = (peers.clone(), sync.clone());
@@ -200,22 +201,17 @@ pub(super) fn loops(
             sd,
         )
         .await;
-        Ok(())
     });
     let (r, sd) = (p.repair.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        r.run(sd).await;
-        Ok(())
-    });
+    tasks.spawn_loop("anti-entropy", async move { r.run(sd).await });
     let (a, c, peers, sd) = (
         p.auth.clone(),
         s.cluster.clone(),
         p.peers.clone(),
         shutdown.clone(),
     );
-    tasks.spawn(async move {
+    tasks.spawn_loop("auth sync", async move {
         super::auth_sync::run(a, c, peers, Duration::from_secs(1), sd).await;
-        Ok(())
     });
     Delivery {
         hints: p.hints.clone(),
@@ -225,13 +221,13 @@ pub(super) fn loops(
         me: s.me.clone(),
     }
     .spawn_all(shutdown.clone());
-    movements(s, p, shutdown);
+    movements(tasks, s, p, shutdown);
 }
 
 /// Spawns the loops of range movements: resuming a join, a replacement or
 /// a decommission this node was in when it stopped, and following cleanups,
 /// removals of dead nodes and the layout.
-fn movements(s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
+fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
     let view = s.cluster.current();
     if view.layout.node(&s.me.id).map(|(_, _, n)| n.state) == Some(NodeState::Joining) {
         // A joining node (new, or restarted mid-join) streams its ranges
@@ -241,22 +237,28 @@ fn movements(s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
             Arc::new(move |id: &str| live.is_up(id));
         if crate::movement::replace::replacing(&view.layout, &s.me.id).is_some() {
             // A replacing node copies the dead node's ranges from survivors.
-            tokio::spawn(crate::movement::replace::run_replace(
-                s.cluster.clone(),
-                s.engine.clone(),
-                p.peers.clone(),
-                is_up,
-                shutdown.clone(),
-            ));
+            tasks.spawn_loop(
+                "replace",
+                crate::movement::replace::run_replace(
+                    s.cluster.clone(),
+                    s.engine.clone(),
+                    p.peers.clone(),
+                    is_up,
+                    shutdown.clone(),
+                ),
+            );
         } else {
-            tokio::spawn(crate::movement::run_join(
-                s.cluster.clone(),
-                s.engine.clone(),
-                p.peers.clone(),
-                is_up,
-                Arc::default(),
-                shutdown.clone(),
-            ));
+            tasks.spawn_loop(
+                "join",
+                crate::movement::run_join(
+                    s.cluster.clone(),
+                    s.engine.clone(),
+                    p.peers.clone(),
+                    is_up,
+                    Arc::default(),
+                    shutdown.clone(),
+                ),
+            );
         }
     }
     let leaving = view
@@ -267,34 +269,40 @@ fn movements(s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
     if leaving {
         // Restarted mid-decommission: it resumes by itself.
         let control = p.control.clone();
-        tokio::spawn(async move {
+        tasks.spawn_loop("decommission", async move {
             if let Err(e) = control.decommission().await {
                 tracing::error!(error = %e, "resuming the decommission");
             }
         });
     }
-    tokio::spawn(crate::movement::control::follow_cleanup(
-        p.control.clone(),
-        shutdown.clone(),
-    ));
+    tasks.spawn_loop(
+        "cleanup",
+        crate::movement::control::follow_cleanup(p.control.clone(), shutdown.clone()),
+    );
     // Removals of dead nodes: this node copies what it gains (and finishes
     // the removal if it is the finisher); `POST /removenode` asks liveness.
     let live = p.liveness.clone();
     let is_up: Arc<dyn Fn(&str) -> bool + Send + Sync> = Arc::new(move |id: &str| live.is_up(id));
     crate::movement::progress::board(&s.me.id).set_liveness(is_up.clone());
-    tokio::spawn(crate::movement::remove::follow(
-        s.cluster.clone(),
-        s.engine.clone(),
-        p.peers.clone(),
-        is_up,
-        shutdown.clone(),
-    ));
-    tokio::spawn(crate::view::sync::follow(
-        s.cluster.clone(),
-        p.peers.clone(),
-        p.gossiper.clone(),
-        shutdown.clone(),
-    ));
+    tasks.spawn_loop(
+        "removals",
+        crate::movement::remove::follow(
+            s.cluster.clone(),
+            s.engine.clone(),
+            p.peers.clone(),
+            is_up,
+            shutdown.clone(),
+        ),
+    );
+    tasks.spawn_loop(
+        "layout sync",
+        crate::view::sync::follow(
+            s.cluster.clone(),
+            p.peers.clone(),
+            p.gossiper.clone(),
+            shutdown.clone(),
+        ),
+    );
 }
 
 async fn bind(

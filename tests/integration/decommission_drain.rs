@@ -42,21 +42,7 @@ async fn writes_then_leave() -> (Cluster, Vec<String>) {
     })
     .await;
     c.signal("dc2-n1", libc::SIGSTOP);
-    let mut client = c.client("dc1-n4").await;
-    let mut acked = Vec::new();
-    for i in 0..200 {
-        let key = format!("drain-{i}");
-        put(
-            &mut client,
-            &key,
-            &key,
-            Vec::new(),
-            Consistency::LocalQuorum,
-        )
-        .await
-        .expect("a LOCAL_QUORUM write through the leaver");
-        acked.push(key);
-    }
+    let acked = c.preload("dc1-n4", "drain", 200).await;
     admin(c.node("dc1-n4").admin_address, "POST", "/decommission")
         .await
         .expect("decommission begins");

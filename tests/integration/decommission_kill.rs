@@ -26,31 +26,12 @@ async fn phase(c: &Cluster, id: &str) -> Option<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leaver_killed_mid_push_resumes_after_a_restart_and_loses_nothing() {
     let mut c = Cluster::start(Spec::one_dc(4, 3)).await;
-    let mut before = Vec::new();
-    let mut loaders = Vec::new();
-    for l in 0..4 {
-        let mut client = c.client(&format!("dc1-n{}", l % 3 + 1)).await;
-        loaders.push(tokio::spawn(async move {
-            let mut keys = Vec::new();
-            for i in 0..1500 {
-                let key = format!("pre-{l}-{i}");
-                put(
-                    &mut client,
-                    &key,
-                    &key,
-                    Vec::new(),
-                    Consistency::LocalQuorum,
-                )
-                .await
-                .unwrap();
-                keys.push(key);
-            }
-            keys
-        }));
-    }
-    for h in loaders {
-        before.extend(h.await.unwrap());
-    }
+    // Four loaders at once through dc1-n1..n3.
+    let loads = (0..4).map(|l| {
+        let (c, via, prefix) = (&c, format!("dc1-n{}", l % 3 + 1), format!("pre-{l}"));
+        async move { c.preload(&via, &prefix, 1500).await }
+    });
+    let before: Vec<String> = futures::future::join_all(loads).await.concat();
     let stop = Arc::new(AtomicBool::new(false));
     let writers = dc1_writers(&c, 2, &stop);
 

@@ -49,6 +49,7 @@ mod decommission_kill;
 mod dev_cluster;
 mod elastic;
 mod geo_replication;
+mod graceful_shutdown;
 mod grpc_services;
 mod hinted_durability;
 mod layout_convergence;

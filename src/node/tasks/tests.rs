@@ -1,0 +1,110 @@
+//! The shutdown order of the node's task set, under paused time.
+
+use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+const G: Grace = Grace {
+    drain: Duration::from_secs(5),
+    linger: Duration::from_secs(1),
+};
+
+async fn until_stop(mut sd: watch::Receiver<bool>) {
+    let _ = sd.wait_for(|v| *v).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_task_stops_the_node_and_is_reported() {
+    let (stop, sd) = watch::channel(false);
+    let mut tasks = TaskSet::default();
+    tasks.spawn_loop("gossip", until_stop(sd.clone()));
+    tasks.spawn_loop("repair", async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        panic!("boom");
+    });
+    let out = tasks.run(&stop, sd.clone(), G).await;
+    assert!(*sd.borrow(), "the failure turned the shutdown signal on");
+    assert_eq!(out.failed.len(), 1, "{out:?}");
+    assert!(out.failed[0].starts_with("repair: panicked"), "{out:?}");
+    assert!(out.aborted.is_empty(), "{out:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_that_ends_ok_before_the_signal_leaves_the_node_running() {
+    let (stop, sd) = watch::channel(false);
+    let mut tasks = TaskSet::default();
+    tasks.spawn_loop("join", async {});
+    tasks.spawn_loop("gossip", until_stop(sd.clone()));
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let _ = signal.send(true);
+    });
+    let began = Instant::now();
+    let out = tasks.run(&stop, sd, G).await;
+    assert_eq!(out, Outcome::default());
+    assert_eq!(
+        began.elapsed(),
+        Duration::from_secs(10),
+        "ran until the signal"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_in_flight_finish_then_the_last_tasks_linger_then_are_aborted() {
+    let (stop, sd) = watch::channel(false);
+    let mut tasks = TaskSet::default();
+    let finished = Arc::new(AtomicBool::new(false));
+    let (done, in_flight) = (finished.clone(), until_stop(sd.clone()));
+    // The client server: stops accepting, a request in flight takes 2 s.
+    tasks.spawn("client", async move {
+        in_flight.await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        done.store(true, Ordering::SeqCst);
+        Ok(())
+    });
+    // The internode server held open by a peer's stream: never ends.
+    let (seen, held) = (finished.clone(), until_stop(sd.clone()));
+    let order_ok = Arc::new(AtomicBool::new(true));
+    let order = order_ok.clone();
+    tasks.spawn_last("internode", async move {
+        held.await;
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    let watcher = tokio::spawn(async move {
+        // Still running while the client drains: not aborted early.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        if !seen.load(Ordering::SeqCst) {
+            order.store(false, Ordering::SeqCst);
+        }
+    });
+    stop.send(true).unwrap();
+    let began = Instant::now();
+    let out = tasks.run(&stop, sd, G).await;
+    watcher.await.unwrap();
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "the request in flight finished"
+    );
+    assert!(order_ok.load(Ordering::SeqCst));
+    assert_eq!(out.aborted, vec!["internode"], "{out:?}");
+    assert!(out.failed.is_empty(), "{out:?}");
+    // 2 s of draining, then 1 s of linger for the internode server.
+    assert_eq!(began.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_that_ignores_the_signal_is_aborted_at_the_drain_bound() {
+    let (stop, sd) = watch::channel(false);
+    let mut tasks = TaskSet::default();
+    tasks.spawn_loop("stuck", std::future::pending());
+    tasks.spawn_loop("metrics", until_stop(sd.clone()));
+    stop.send(true).unwrap();
+    let began = Instant::now();
+    let out = tasks.run(&stop, sd, G).await;
+    assert_eq!(out.aborted, vec!["stuck"], "{out:?}");
+    assert!(out.failed.is_empty(), "{out:?}");
+    assert_eq!(began.elapsed(), G.drain, "no linger without last tasks");
+}
