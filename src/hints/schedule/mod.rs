@@ -19,6 +19,7 @@
 //! metrics.
 
 use super::fate::{fate, Fate};
+#[cfg(test)]
 use super::page::Page;
 use super::queue::{Dest, Lane};
 use super::store::Loaded;
@@ -34,7 +35,8 @@ mod park;
 mod tests;
 
 pub use event::{Action, Event, Load, Stall};
-pub use park::PARK_RETRY;
+#[cfg(test)]
+pub(crate) use park::PARK_RETRY;
 
 /// Target latency of one backlog batch; batches shrink when slower.
 pub const SLOW_BATCH: Duration = Duration::from_secs(2);
