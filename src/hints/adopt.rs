@@ -13,18 +13,28 @@
 //! delivery task deletes them on that acknowledgement as after any
 //! delivery, so nothing else deletes from the queue meanwhile.
 //!
+//! It also hands a queue over when its destination is up in gossip but
+//! unreachable from the leaver alone: after [`HAND_OVER_AFTER`] stalls in
+//! a row ([`hand_over`]), else the leave would wait as long as that lasts.
+//!
+//! Its anti-entropy records (keys a destination refused, hints past their
+//! window) are handed over the same way, once it has left (`records`).
+//!
 //! Owns [`decide`] (pure: may this node adopt for that queue), [`adopters`]
-//! (pure: who may adopt) and [`adopt`] (the receiving side's I/O).
+//! (pure: who may adopt), [`hand_over`] (pure: does the leaver hand over)
+//! and [`adopt`] (the receiving side's I/O).
 //! Must not apply an adopted entry to a replica: it is delivered later,
 //! from the adopter's queue, like any entry queued there.
 
 use std::sync::Arc;
 
+pub mod records;
+
 use super::queue::{Dest, Lane};
 use super::Hints;
 use crate::engine::WriteBatch;
 use crate::layout::NodeState;
-use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch};
+use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
 use crate::view::ClusterView;
 
 /// Why a node does not adopt a batch (the sender keeps its entries).
@@ -59,6 +69,27 @@ pub fn decide(view: &ClusterView, me: &str, my_dc: &str, label: &str) -> Result<
         }
         _ => Ok(dest),
     }
+}
+
+/// Stalls in a row ([`Scheduler::stalls_in_a_row`](super::schedule::Scheduler::stalls_in_a_row))
+/// after which a node that has left hands a queue over although its
+/// destination is believed up. A stall is a failed open or send (the
+/// connect timeout is 5 s), a batch unacknowledged for 10 s, or entries
+/// not durable there; with the back-off between them (50 ms doubling),
+/// five in a row is at least ~1.5 s of attempts and up to a minute when
+/// the destination hangs: past a restart's refused connections or one
+/// slow batch, yet short beside an outage a leave would otherwise wait
+/// out. Handing over early costs one hop, never an entry.
+pub const HAND_OVER_AFTER: u32 = 5;
+
+/// Whether a queue's next stream goes to an adopter rather than to its
+/// destination: only with an adopter to ask (this node has left, see
+/// [`adopters`]), and then when no node of the destination is believed
+/// up (`dest_live`), or when delivering to it has stalled
+/// [`HAND_OVER_AFTER`] times in a row (up in gossip, unreachable from
+/// this node alone).
+pub fn hand_over(adopter_live: bool, dest_live: bool, stalls_in_a_row: u32) -> bool {
+    adopter_live && (!dest_live || stalls_in_a_row >= HAND_OVER_AFTER)
 }
 
 /// The members of `my_dc` that may adopt entries for `dest`, in `view`:
@@ -110,6 +141,9 @@ pub fn refuse(batch: StreamBatch) -> StreamAck {
 /// as durable, or none (each acknowledged as not applied, so the sender
 /// keeps it).
 pub async fn adopt(hints: &Arc<Hints>, me: &str, my_dc: &str, batch: StreamBatch) -> StreamAck {
+    if batch.adopt_for == records::LABEL {
+        return records::adopt(hints, batch).await;
+    }
     let batch_id = batch.batch_id;
     let seqs: Vec<u64> = batch.entries.iter().map(|e| e.seq).collect();
     let acks = |durable: bool| acks(batch_id, &seqs, durable);
@@ -120,14 +154,24 @@ pub async fn adopt(hints: &Arc<Hints>, me: &str, my_dc: &str, batch: StreamBatch
             return acks(false);
         }
     };
+    // An entry that does not belong in the queue is refused (the leaver
+    // records its key for anti-entropy), not queued where nobody would
+    // deliver it to its node.
+    let (entries, misfits): (Vec<_>, Vec<_>) =
+        (batch.entries.into_iter()).partition(|e| fits(&dest, e));
+    let misfits: Vec<u64> = misfits.iter().map(|e| e.seq).collect();
     let mut wb = WriteBatch::new();
     let mut counted = (0u64, 0u64);
-    for mut e in batch.entries {
+    for mut e in entries {
         // Delivered from the backlog here: every replica there applies it,
         // and nobody waits on it any more.
         e.need_acks = 0;
         e.coordinator_pending = None;
-        if let Some((_, bytes)) = hints.store.enqueue(&dest, Lane::Backlog, e, &mut wb) {
+        // Queued as of when the leaver queued it: the hint window runs on.
+        let created = e.created_ms;
+        if let Some((_, bytes)) =
+            (hints.store).enqueue_as_of(&dest, Lane::Backlog, e, created, &mut wb)
+        {
             counted = (counted.0 + 1, counted.1 + bytes);
         }
     }
@@ -141,9 +185,22 @@ pub async fn adopt(hints: &Arc<Hints>, me: &str, my_dc: &str, batch: StreamBatch
         return acks(false);
     }
     metrics::counter!("geokv_hints_adopted_total", "dest" => dest.label())
-        .increment(seqs.len() as u64);
+        .increment((seqs.len() - misfits.len()) as u64);
     hints.notify_queue(&dest, Lane::Backlog);
-    acks(true)
+    let mut ack = acks(true);
+    for a in ack.entries.iter_mut().filter(|a| misfits.contains(&a.seq)) {
+        (a.durable, a.refused) = (false, true);
+    }
+    ack
+}
+
+/// Whether `entry` belongs in the queue for `dest`: a node hint names
+/// that node, an inter-DC stream entry names none.
+pub fn fits(dest: &Dest, entry: &StreamEntry) -> bool {
+    match dest {
+        Dest::Node(id) => entry.target_node == *id,
+        Dest::Dc(_) => entry.target_node.is_empty(),
+    }
 }
 
 #[cfg(test)]

@@ -124,3 +124,133 @@ async fn an_adopted_batch_is_queued_here_for_its_destination_and_acknowledged_du
     assert_eq!((on_stream.batch_id, on_stream.entries.len()), (7, 1));
     assert!(!on_stream.entries[0].durable && !on_stream.entries[0].refused);
 }
+
+#[test]
+fn a_leaver_hands_over_when_the_destination_is_down_or_keeps_stalling() {
+    // A member is offered no adopter: it never hands over.
+    for stalls in [0, HAND_OVER_AFTER, 1000] {
+        assert!(!hand_over(false, false, stalls));
+        assert!(!hand_over(false, true, stalls));
+    }
+    assert!(hand_over(true, false, 0), "no live destination: at once");
+    assert!(!hand_over(true, true, HAND_OVER_AFTER - 1));
+    assert!(hand_over(true, true, HAND_OVER_AFTER), "up, unreachable");
+}
+
+fn recorded(keyspace: &str, token: u64, dest: &str) -> crate::repair::plan::Recorded {
+    crate::repair::plan::Recorded {
+        key: crate::repair::plan::repair_key(keyspace, token, token),
+        keyspace: keyspace.into(),
+        token,
+        dest: dest.into(),
+    }
+}
+
+/// A leaver's anti-entropy records, adopted: recorded again in the
+/// adopter's store (same keyspace, token and destination) and acknowledged
+/// durable; what is not a record is refused; what is not settled stays
+/// with the leaver.
+#[tokio::test]
+async fn adopted_anti_entropy_records_are_recorded_at_the_adopter() {
+    use crate::repair::records::load_records;
+    let (_, left) = layouts();
+    let a = hints_on(left, "a");
+    let sender = a.cluster.current().node("b").unwrap().clone();
+    let recs = [
+        recorded("default", 7, "dc:dc2"),
+        recorded("ks2", 9, "node:b"),
+    ];
+    let mut b = records::batch(&sender, &recs, 3);
+    assert_eq!(b.adopt_for, records::LABEL);
+    let mut junk = b.entries[0].clone();
+    (junk.seq, junk.key) = (2, vec![1, 2, 3]);
+    b.entries.push(junk);
+    let ack = adopt(&a, "a", "dc1", b.clone()).await;
+    let got: Vec<(u64, bool, bool)> = (ack.entries.iter())
+        .map(|e| (e.seq, e.durable, e.refused))
+        .collect();
+    assert_eq!(got, [(0, true, false), (1, true, false), (2, false, true)]);
+    assert_eq!(records::handed(&recs, &ack).len(), 2);
+    let mut here: Vec<(String, u64, String)> = (load_records(&**a.store.engine()).unwrap())
+        .into_iter()
+        .map(|r| (r.keyspace, r.token, r.dest))
+        .collect();
+    here.sort();
+    assert_eq!(
+        here,
+        [
+            ("default".to_string(), 7, "dc:dc2".to_string()),
+            ("ks2".to_string(), 9, "node:b".to_string())
+        ]
+    );
+    // Not settled: kept by the leaver.
+    let kept = acks(3, &[0, 1], false);
+    assert!(records::handed(&recs, &kept).is_empty());
+}
+
+/// An adopted entry keeps the trace context of the request that made it
+/// (review Low of stop 21: the adopter replaced it with its own).
+#[tokio::test]
+async fn an_adopted_entry_keeps_its_trace_context() {
+    let (_, left) = layouts();
+    let a = hints_on(left, "a");
+    let mut b = batch("dc:dc2", &[50]);
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    b.entries[0].traceparent = tp.into();
+    assert!(adopt(&a, "a", "dc1", b).await.entries[0].durable);
+    let from = dc("dc2").prefix(Lane::Backlog);
+    let page = (a.store)
+        .load_page(&dc("dc2"), Lane::Backlog, from, Vec::new(), 10)
+        .unwrap();
+    assert_eq!(page.entries[0].entry.traceparent, tp);
+}
+
+/// An adopted entry is queued as of when the leaver queued it, so its hint
+/// window does not restart at the hand-over (review Low of stop 21); a
+/// creation time ahead of this node's clock counts as now.
+#[tokio::test]
+async fn an_adopted_entry_keeps_its_creation_time() {
+    let (_, left) = layouts();
+    let a = hints_on(left, "a");
+    let mut b = batch("node:b", &[60, 61]);
+    for e in &mut b.entries {
+        e.target_node = "b".into();
+    }
+    b.entries[0].created_ms = Some(1_000);
+    b.entries[1].created_ms = Some(u64::MAX);
+    assert!(adopt(&a, "a", "dc1", b).await.entries[0].durable);
+    let from = node("b").prefix(Lane::Backlog);
+    let page = (a.store)
+        .load_page(&node("b"), Lane::Backlog, from, Vec::new(), 10)
+        .unwrap();
+    let created: Vec<u64> = page.entries.iter().map(|l| l.created_ms).collect();
+    assert_eq!(created[0], 1_000);
+    assert!(created[1] <= crate::hints::now_ms());
+    assert!(page.entries.iter().all(|l| l.entry.created_ms.is_none()));
+}
+
+/// Each entry must belong in the queue it is adopted for (review Low of
+/// stop 21): one naming another node, or a node hint in a stream, is
+/// refused alone; the rest is adopted.
+#[tokio::test]
+async fn an_entry_that_does_not_belong_in_the_queue_is_refused_alone() {
+    let (_, left) = layouts();
+    let a = hints_on(left, "a");
+    let mut b = batch("node:b", &[70, 71, 72]);
+    b.entries[0].target_node = "b".into();
+    b.entries[1].target_node = "c".into(); // 72: no node named
+    let ack = adopt(&a, "a", "dc1", b).await;
+    let got: Vec<(u64, bool, bool)> = (ack.entries.iter())
+        .map(|e| (e.seq, e.durable, e.refused))
+        .collect();
+    assert_eq!(
+        got,
+        [(70, true, false), (71, false, true), (72, false, true)]
+    );
+    assert_eq!(a.backlog_entries(&node("b")), 1);
+    let mut s = batch("dc:dc2", &[73]);
+    s.entries[0].target_node = "x".into();
+    assert!(adopt(&a, "a", "dc1", s).await.entries[0].refused);
+    assert!(fits(&dc("dc2"), &entry(b"k")));
+    assert!(!fits(&node("b"), &entry(b"k")));
+}

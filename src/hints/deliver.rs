@@ -52,7 +52,8 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Spawns one task per destination queue, and one more for each
+    /// Spawns the hand-over of this node's anti-entropy records once it
+    /// has left (`adopt::records`), one task per destination queue, and one more for each
     /// destination a later view adds (a node joining this datacenter, a new
     /// datacenter); they stop on `shutdown`. A destination a view drops
     /// keeps its task: its queue is still on disk.
@@ -64,6 +65,9 @@ impl Delivery {
             liveness: self.liveness,
         });
         let (hints, me) = (self.hints, self.me);
+        let records =
+            super::adopt::records::run(hints.clone(), net.clone(), me.clone(), shutdown.clone());
+        tokio::spawn(records);
         tokio::spawn(async move {
             let mut running = std::collections::BTreeSet::new();
             loop {
@@ -80,6 +84,22 @@ impl Delivery {
                 }
             }
         });
+    }
+}
+
+/// Waits [`IDLE_POLL`]; or, with only parked entries queued (`idle`:
+/// their earliest retry, and the layout version that releases one), until
+/// that retry or until this node's view is that new (looked at every
+/// [`IDLE_POLL`], which reads no queue).
+async fn idle_for<L: Link>(link: &L, idle: Option<(Instant, Option<u64>)>) {
+    let Some((until, view)) = idle else {
+        return tokio::time::sleep(IDLE_POLL).await;
+    };
+    loop {
+        tokio::time::sleep_until((Instant::now() + IDLE_POLL).min(until)).await;
+        if Instant::now() >= until || view.is_some_and(|v| link.view_version() >= v) {
+            return;
+        }
     }
 }
 
@@ -115,6 +135,9 @@ pub(crate) struct Pump<L: Link> {
     adopters_tried: usize,
     /// A fetch of a receiver's newer layout (`Action::CatchUp`) under way.
     catching_up: Option<tokio::task::JoinHandle<()>>,
+    /// Only parked entries are queued: no fill before this instant or this
+    /// node's view reaching this layout version (`Action::Idle`).
+    idle: Option<(Instant, Option<u64>)>,
 }
 
 impl<L: Link> Pump<L> {
@@ -138,6 +161,7 @@ impl<L: Link> Pump<L> {
             adopting: false,
             adopters_tried: 0,
             catching_up: None,
+            idle: None,
         }
     }
 
@@ -160,6 +184,7 @@ impl<L: Link> Pump<L> {
                 Dest::Node(_) => None,
             };
             self.sched.on(Event::View(self.link.view_version()));
+            self.idle = None;
             let fill = self.sched.on(Event::Fill {
                 now: Instant::now(),
                 rewind,
@@ -195,9 +220,10 @@ impl<L: Link> Pump<L> {
     /// Waits for what comes next: with batches in flight, an
     /// acknowledgement, a wake-up of a lane with room, or the oldest batch's
     /// timeout; otherwise a wake-up (a backlog one after a linger) or the
-    /// idle poll.
+    /// idle poll (with only parked entries queued: their release).
     async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) -> Woken {
         let (hints, dest) = (self.hints.clone(), self.dest.clone());
+        let (link, idle) = (self.link.clone(), self.idle.take());
         let urgent_room = self.sched.has_room(Lane::Urgent);
         let backlog_room = self.sched.has_room(Lane::Backlog);
         let give_up = self.sched.give_up_at();
@@ -207,7 +233,7 @@ impl<L: Link> Pump<L> {
                 _ = shutdown.changed() => {}
                 _ = hints.notified(&dest, Lane::Urgent) => {}
                 _ = hints.notified(&dest, Lane::Backlog) => tokio::time::sleep(LINGER).await,
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = idle_for(&*link, idle) => {}
             }
             return Woken::Wake;
         };
@@ -292,6 +318,10 @@ impl<L: Link> Pump<L> {
                 }
                 Action::Backoff(d) => {
                     backoff = Some(d);
+                    Vec::new()
+                }
+                Action::Idle { until, view } => {
+                    self.idle = Some((until, view));
                     Vec::new()
                 }
                 Action::CatchUp { from, version } => {

@@ -122,5 +122,6 @@ pub(crate) fn new_entry(
         traceparent: String::new(),
         need_acks,
         coordinator_pending: None,
+        created_ms: None,
     }
 }

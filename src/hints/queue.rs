@@ -201,6 +201,7 @@ mod tests {
             traceparent: String::new(),
             need_acks: 2,
             coordinator_pending: Some(1),
+            created_ms: None,
         };
         let v = encode_entry(42, &e);
         assert_eq!(decode_entry(&v), Some((42, e)));

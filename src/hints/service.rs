@@ -183,6 +183,30 @@ impl Hints {
         self.store.counts.total()
     }
 
+    /// What a node that has left must still hand over before it stops: its
+    /// queued entries and its anti-entropy records (counted up to 1000;
+    /// see `adopt::records`). A member: its queued entries.
+    pub async fn left_to_hand_over(&self) -> u64 {
+        let queued = self.total_backlog();
+        if !self.cluster.current().has_left() {
+            return queued;
+        }
+        let records = self.store.blocking(|s| {
+            use crate::repair::plan::REPAIR_PREFIX;
+            let mut end = REPAIR_PREFIX.to_vec();
+            *end.last_mut().expect("non-empty prefix") += 1;
+            let engine = s.engine();
+            engine.scan_raw(crate::engine::Cf::Meta, REPAIR_PREFIX, &end, 1000)
+        });
+        // Unreadable: counted as one left, so the drain does not stop.
+        let n = records
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map_or(1, |r| r.len());
+        queued + n as u64
+    }
+
     /// Queues this node delivers in the view in force: every remote
     /// datacenter with replicas and every peer of our own datacenter, and
     /// the node queues on disk for nodes no longer members (their task

@@ -130,7 +130,8 @@ impl Store {
         self.engine.write(batch)
     }
 
-    /// Adds `entry` (its sequence number and trace context filled in here)
+    /// Adds `entry` (its sequence number, and its trace context unless it
+    /// has one, filled in here)
     /// to `batch` and counts it; its sequence number and stored size, or
     /// `None` when the queue is over its byte bound (the key is recorded for
     /// anti-entropy in `batch` instead).
@@ -138,13 +139,34 @@ impl Store {
         &self,
         dest: &Dest,
         lane: Lane,
-        mut entry: StreamEntry,
+        entry: StreamEntry,
         batch: &mut WriteBatch,
     ) -> Option<(u64, u64)> {
+        self.enqueue_as_of(dest, lane, entry, None, batch)
+    }
+
+    /// [`Store::enqueue`], the entry created at `created_ms` (an adopted
+    /// one, so its hint window runs on; never later than now) or now.
+    pub(crate) fn enqueue_as_of(
+        &self,
+        dest: &Dest,
+        lane: Lane,
+        mut entry: StreamEntry,
+        created_ms: Option<u64>,
+        batch: &mut WriteBatch,
+    ) -> Option<(u64, u64)> {
+        // Stored beside the entry, not in it.
+        entry.created_ms = None;
+        let now = now_ms();
+        let created = created_ms.map_or(now, |c| c.min(now));
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         entry.seq = seq;
-        entry.traceparent = crate::telemetry::current_traceparent();
-        let value = encode_entry(now_ms(), &entry);
+        if entry.traceparent.is_empty() {
+            // An entry queued again (adopted, copied, redirected) keeps
+            // the trace of the request that made it.
+            entry.traceparent = crate::telemetry::current_traceparent();
+        }
+        let value = encode_entry(created, &entry);
         let bytes = value.len() as u64;
         if !self
             .counts
@@ -166,11 +188,24 @@ impl Store {
         dest: &Dest,
         batch: &mut WriteBatch,
     ) {
+        self.record_token(keyspace, token_of(key), &dest.label(), batch);
+    }
+
+    /// Records `token` of `keyspace` as needing anti-entropy towards the
+    /// destination labelled `dest` (also for records adopted from a leaver,
+    /// see `adopt::records`).
+    pub(crate) fn record_token(
+        &self,
+        keyspace: &str,
+        token: u64,
+        dest: &str,
+        batch: &mut WriteBatch,
+    ) {
         // The queue's sequence counter: unique, and increasing across restarts.
         let unique = self.seq.fetch_add(1, Ordering::Relaxed);
-        let k = repair_key(keyspace, token_of(key), unique);
-        batch.put_raw(Cf::Meta, &k, dest.label().as_bytes());
-        metrics::counter!("geokv_repair_recorded_total", "dest" => dest.label()).increment(1);
+        let k = repair_key(keyspace, token, unique);
+        batch.put_raw(Cf::Meta, &k, dest.as_bytes());
+        metrics::counter!("geokv_repair_recorded_total", "dest" => dest.to_string()).increment(1);
     }
 
     /// Deletes `done` (acknowledged as durable at the destination) from

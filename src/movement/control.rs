@@ -169,7 +169,7 @@ impl Control {
         // Nothing the node queued (hints for peers, the inter-DC streams)
         // may be lost: it stops only once its queues are delivered.
         loop {
-            let queued = self.hints.total_backlog();
+            let queued = self.hints.left_to_hand_over().await;
             if queued == 0 {
                 return Ok(());
             }

@@ -9,8 +9,9 @@
 //! replicates the key are redirected (`hints::orphans`); a queue whose
 //! destination is down (a peer, a remote datacenter) is handed by its own
 //! delivery task to a live member of this datacenter, which adopts it
-//! (`hints::adopt`), so the drain does not wait for an outage. It stops
-//! (exit 0) once every queue is empty, or on `shutdown`. With no admin
+//! (`hints::adopt`), so the drain does not wait for an outage; so are its
+//! anti-entropy records (`hints::adopt::records`). It stops (exit 0) once
+//! every queue is empty and every record handed over, or on `shutdown`. With no admin
 //! port, its progress is its log: every [`PROGRESS`] a line with the
 //! entries left per queue and the peers it waits for ([`progress`]).
 //!
@@ -108,9 +109,9 @@ pub(super) async fn run(
     let mut shutdown = shutdown;
     let mut logged = tokio::time::Instant::now();
     loop {
-        let left = hints.total_backlog();
+        let left = hints.left_to_hand_over().await;
         if left == 0 {
-            tracing::info!(node = %me.id, "every queued hint handed over: stopping");
+            tracing::info!(node = %me.id, "every queued hint and anti-entropy record handed over: stopping");
             break;
         }
         if logged.elapsed() >= PROGRESS {

@@ -7,6 +7,7 @@
 //! scheduler's actions say).
 
 use super::Pump;
+use crate::hints::adopt::hand_over;
 use crate::hints::link::{Link, Wire};
 use crate::hints::now_ms;
 use crate::hints::queue::{Dest, Lane};
@@ -55,14 +56,16 @@ impl<L: Link> Pump<L> {
         }
         if self.stream.is_none() {
             let live = self.link.live(&self.dest);
+            let adopters = self.link.adopters(&self.dest);
+            let stalls = self.sched.stalls_in_a_row();
+            let hand = hand_over(!adopters.is_empty(), !live.is_empty(), stalls);
             let (target, adopting) = match self.sched.pick_target(&live) {
-                Some(t) => (t, false),
+                Some(t) if !hand => (t, false),
                 // A node that has left hands the queue to one of its
                 // datacenter rather than wait for the destination.
                 // Each reopen asks the next one: one that keeps failing
                 // (refusing, stalled, too old to adopt) holds nothing up.
-                None => {
-                    let adopters = self.link.adopters(&self.dest);
+                _ => {
                     let n = self.adopters_tried;
                     let next = adopters.get(n % adopters.len().max(1));
                     self.adopters_tried = n.wrapping_add(1);

@@ -98,6 +98,11 @@ pub enum Action {
     /// A fill ended: the creation time (ms) of the oldest entry not yet
     /// acknowledged, if any.
     Oldest(Option<u64>),
+    /// The fill found only parked entries: fill again no sooner than
+    /// `until` (the earliest parked entry's retry) or than this node's view
+    /// reaching layout `view` (which releases one), unless a new entry is
+    /// appended.
+    Idle { until: Instant, view: Option<u64> },
     /// Fetch the layout of node `from`, whose view (`version`) is newer
     /// than this node's, in the background; the entries it placed
     /// elsewhere are parked until this node's view is that new.

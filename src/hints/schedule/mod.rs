@@ -19,6 +19,7 @@
 //! metrics.
 
 use super::fate::{fate, Fate};
+#[cfg(test)]
 use super::page::Page;
 use super::queue::{Dest, Lane};
 use super::store::Loaded;
@@ -28,13 +29,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod event;
+mod fill;
 mod park;
 #[cfg(test)]
 mod tests;
 
 pub use event::{Action, Event, Load, Stall};
 #[cfg(test)]
-use park::PARK_RETRY;
+pub(crate) use park::PARK_RETRY;
 
 /// Target latency of one backlog batch; batches shrink when slower.
 pub const SLOW_BATCH: Duration = Duration::from_secs(2);
@@ -82,6 +84,10 @@ struct Pass {
     oldest: Option<u64>,
     /// Where to read a lane on from, past a page of parked entries.
     resume: HashMap<Lane, Vec<u8>>,
+    /// Whether it skipped parked entries, and whether it found anything
+    /// else to do (entries sent or expired, intents held back).
+    parked: bool,
+    busy: bool,
 }
 
 /// The delivery state of one queue.
@@ -108,6 +114,8 @@ pub struct Scheduler {
     view: u64,
     /// Entries the receiver placed elsewhere, skipped for now (`park`).
     parked: park::Parked,
+    /// Stalls since the last acknowledgement that stalled nothing.
+    stalls: u32,
 }
 
 impl Scheduler {
@@ -128,6 +136,7 @@ impl Scheduler {
             rewind: None,
             view: 0,
             parked: Default::default(),
+            stalls: 0,
         }
     }
 
@@ -158,6 +167,12 @@ impl Scheduler {
                 Vec::new()
             }
         }
+    }
+
+    /// Stalls in a row: failed sends, batches given up, acknowledgements
+    /// with entries not durable, no target (see `adopt::hand_over`).
+    pub fn stalls_in_a_row(&self) -> u32 {
+        self.stalls
     }
 
     /// Batches in flight.
@@ -197,149 +212,6 @@ impl Scheduler {
 
     fn lane_flight(&self, lane: Lane) -> usize {
         self.flight.values().filter(|f| f.lane == lane).count()
-    }
-
-    /// The next page to read in this fill, most urgent lane first; the end
-    /// of the fill when every lane is full or empty.
-    fn next_load(&mut self, now: Instant) -> Vec<Action> {
-        let Some(pass) = self.pass.as_ref() else {
-            return Vec::new();
-        };
-        let lane = self
-            .dest
-            .lanes()
-            .iter()
-            .copied()
-            .find(|&l| !pass.done.contains(&l) && self.has_room(l));
-        let Some(lane) = lane else {
-            let pass = self.pass.take().expect("checked above");
-            let in_flight = self.flight.values().filter_map(|f| f.page.first());
-            let oldest = in_flight.map(|l| l.created_ms).chain(pass.oldest).min();
-            return vec![Action::Oldest(oldest)];
-        };
-        vec![Action::Load(self.plan(lane, now))]
-    }
-
-    /// Where to read `lane` from: its floor, or its start when a rescan is
-    /// due (or an urgent entry committed below the floor: the rewind).
-    fn plan(&mut self, lane: Lane, now: Instant) -> Load {
-        let skip: Vec<_> = (self.flight.values())
-            .filter(|f| f.lane == lane)
-            .map(|f| f.range.clone())
-            .collect();
-        let floor = self.floors.get(&lane);
-        let resume = self.pass.as_ref().and_then(|p| p.resume.get(&lane));
-        let full = resume.is_none()
-            && floor.is_none_or(|f| now.saturating_duration_since(f.full_scan) > RESCAN);
-        let mut from = match (resume, floor) {
-            (Some(r), _) => r.clone(),
-            (None, Some(f)) if !full => f.key.clone(),
-            _ => self.dest.prefix(lane),
-        };
-        if let (Lane::Urgent, Dest::Dc(_)) = (lane, &self.dest) {
-            if let Some(seq) = self.rewind.take() {
-                from = from.min(self.dest.key(lane, seq));
-            }
-        }
-        let limit = match lane {
-            Lane::Urgent => URGENT_BATCH,
-            Lane::Backlog => self.limit,
-        };
-        Load {
-            lane,
-            from,
-            skip,
-            limit,
-            full,
-            resumed: resume.is_some(),
-        }
-    }
-
-    fn loaded(&mut self, load: Load, page: Page, now: Instant, now_ms: u64) -> Vec<Action> {
-        let lane = load.lane;
-        // Every live entry is in a batch in flight or at or above the first
-        // one read (late commits aside: see RESCAN).
-        let low = (page.range.iter().map(|r| r.0.clone()))
-            .chain(load.skip.iter().map(|r| r.0.clone()))
-            .min();
-        let full_scan = match self.floors.get(&lane) {
-            Some(f) if !load.full => f.full_scan,
-            _ => now,
-        };
-        if !load.resumed {
-            let key = low.unwrap_or(load.from);
-            self.floors.insert(lane, Floor { key, full_scan });
-        }
-        let Some(range) = page.range else {
-            return self.lane_done(lane, now);
-        };
-        let mut actions = Vec::new();
-        let (old, fresh) = self.expired(page.entries, now_ms);
-        let (view, parked) = (self.view, &self.parked);
-        let (fresh, skipped): (Vec<Loaded>, Vec<Loaded>) =
-            (fresh.into_iter()).partition(|l| !parked.holds(l.entry.seq, view, now));
-        if !old.is_empty() {
-            actions.push(Action::Expire(old));
-        }
-        if let (Some(first), Some(pass)) = (fresh.first(), self.pass.as_mut()) {
-            pass.oldest = Some(
-                pass.oldest
-                    .map_or(first.created_ms, |o| o.min(first.created_ms)),
-            );
-        }
-        if fresh.is_empty() && !skipped.is_empty() {
-            // Only parked entries (and maybe intents): read on past them.
-            let mut after = range.1;
-            after.push(0);
-            if let Some(p) = self.pass.as_mut() {
-                p.resume.insert(lane, after);
-            }
-            actions.extend(self.next_load(now));
-            return actions;
-        }
-        if fresh.is_empty() {
-            // Only intents in flight: the same page would load again.
-            if page.held > 0 {
-                actions.extend(self.lane_done(lane, now));
-                return actions;
-            }
-            actions.extend(self.next_load(now)); // all expired: read on
-            return actions;
-        }
-        let batch_id = self.next_batch;
-        self.next_batch += 1;
-        let entries = fresh.iter().map(|l| l.entry.clone()).collect();
-        let flight = Flight {
-            lane,
-            range,
-            page: fresh,
-            sent: now,
-        };
-        self.flight.insert(batch_id, flight);
-        actions.push(Action::Send {
-            batch_id,
-            lane,
-            entries,
-        });
-        actions.extend(self.next_load(now));
-        actions
-    }
-
-    fn lane_done(&mut self, lane: Lane, now: Instant) -> Vec<Action> {
-        if let Some(p) = self.pass.as_mut() {
-            p.done.push(lane);
-        }
-        self.next_load(now)
-    }
-
-    /// Node hints older than the hint window, and the rest.
-    fn expired(&self, page: Vec<Loaded>, now_ms: u64) -> (Vec<Loaded>, Vec<Loaded>) {
-        if !matches!(self.dest, Dest::Node(_)) {
-            return (Vec::new(), page);
-        }
-        let window = self.hint_window_ms;
-        page.into_iter()
-            .partition(|l| now_ms.saturating_sub(l.created_ms) > window)
     }
 
     /// Resolves the waits of urgent entries, removes what is durable at the
@@ -392,6 +264,7 @@ impl Scheduler {
             return actions;
         }
         self.backoff = BACKOFF_MIN;
+        self.stalls = 0;
         actions
     }
 
@@ -407,6 +280,7 @@ impl Scheduler {
         }
         actions.push(Action::Backoff(self.backoff));
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.stalls = self.stalls.saturating_add(1);
         actions
     }
 }

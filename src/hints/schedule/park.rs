@@ -80,6 +80,15 @@ impl Parked {
         self.by_seq.get(&seq).is_some_and(|p| p.holds(view, now))
     }
 
+    /// When the next parked entry is released, this node being on `view`:
+    /// the earliest retry, and the lowest layout version one waits for
+    /// (reaching it releases that entry sooner); `None` with none parked.
+    pub(super) fn next_release(&self, view: u64, now: Instant) -> Option<(Instant, Option<u64>)> {
+        let held = || self.by_seq.values().filter(|p| p.holds(view, now));
+        let at = held().map(|p| p.retry_at).min()?;
+        Some((at, held().filter_map(|p| p.until_view).min()))
+    }
+
     /// Forgets the entries released by now (sent again, or gone from the
     /// queue: redirected, expired).
     pub(super) fn prune(&mut self, view: u64, now: Instant) {

@@ -7,7 +7,7 @@ use super::*;
 /// Acknowledges batch `b`: `durable` seqs durable, `elsewhere` seqs
 /// placed elsewhere in the receiver's layout `v` (`None`: a receiver from
 /// before the field, which only says "not applied").
-fn answer(b: u64, durable: &[u64], elsewhere: &[u64], v: Option<u64>) -> StreamAck {
+pub(super) fn answer(b: u64, durable: &[u64], elsewhere: &[u64], v: Option<u64>) -> StreamAck {
     let mut a = ack(
         b,
         &durable
@@ -25,7 +25,7 @@ fn answer(b: u64, durable: &[u64], elsewhere: &[u64], v: Option<u64>) -> StreamA
     a
 }
 
-fn p(seqs: &[u64]) -> Page {
+pub(super) fn p(seqs: &[u64]) -> Page {
     page(&node(), Lane::Backlog, seqs, 10 * HOUR.as_millis() as u64)
 }
 
@@ -72,7 +72,7 @@ fn an_entry_placed_elsewhere_does_not_stall_the_rest_of_the_queue() {
 
 /// Sends entry 2 in a fresh scheduler on layout `view`, answered as placed
 /// elsewhere in layout `v`; the actions of that acknowledgement.
-fn placed_elsewhere(s: &mut Scheduler, view: u64, v: u64, now: Instant) -> Vec<Action> {
+pub(super) fn placed_elsewhere(s: &mut Scheduler, view: u64, v: u64, now: Instant) -> Vec<Action> {
     s.on(Event::View(view));
     let mut pages = vec![p(&[]), p(&[2])];
     let (out, _) = fill(s, now, None, |_| pages.pop().unwrap_or_default());
@@ -85,7 +85,7 @@ fn placed_elsewhere(s: &mut Scheduler, view: u64, v: u64, now: Instant) -> Vec<A
 
 /// Whether a fill at `now` on whose loads entry 2 (and 9) are found sends
 /// entry 2.
-fn sends_2(s: &mut Scheduler, now: Instant) -> bool {
+pub(super) fn sends_2(s: &mut Scheduler, now: Instant) -> bool {
     let mut pages = vec![p(&[]), p(&[2, 9])];
     let (out, _) = fill(s, now, None, |_| pages.pop().unwrap_or_default());
     let sent = sends(&out);

@@ -1,0 +1,188 @@
+//! Handing a leaver's anti-entropy records to an adopter (review Medium of
+//! stop 21). A node records a key's token range for repair when a
+//! destination refused an entry or a hint passed its window
+//! (`Store::needs_repair`); those records live in its meta column family
+//! and would be deleted with its store once it has left, so the missed
+//! writes would wait for the next periodic sweep. A node that has left
+//! sends them, in the `Adopt` call's batch shape ([`batch`]: one entry
+//! per record, `adopt_for` = [`LABEL`]), to a live Normal member of its
+//! datacenter, which records each again in its own store ([`adopt`]) and
+//! acknowledges it durable; the leaver deletes a record only then
+//! ([`handed`]). The drain waits for it (`Hints::left_to_hand_over`).
+//!
+//! An older adopter refuses the label (`adopt::decide`: an unknown
+//! queue), so nothing is deleted and the next adopter is asked.
+//!
+//! Owns the encoding of a record as an entry ([`batch`], [`adopt`]) and
+//! the leaver's hand-over loop ([`run`]). Must not repair anything: the
+//! adopter's recorded pass does that.
+
+use super::acks;
+use crate::engine::WriteBatch;
+use crate::hints::link::{Link, Wire};
+use crate::hints::queue::Dest;
+use crate::hints::schedule::{BACKOFF_MAX, BACKOFF_MIN, BATCH_TIMEOUT};
+use crate::hints::Hints;
+use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
+use crate::repair::plan::Recorded;
+use crate::repair::records::{deletes, load_records};
+use crate::topology::NodeInfo;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The `adopt_for` of a batch of anti-entropy records.
+pub const LABEL: &str = "repair-records";
+/// Records per batch.
+pub const MAX_BATCH: usize = 1000;
+/// How often a node looks for records to hand over.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// A batch of `records` (at most [`MAX_BATCH`]) from node `me`: entry `i`
+/// is record `i`, its key the token (8 bytes, big-endian), its record the
+/// destination's label.
+pub fn batch(me: &NodeInfo, records: &[Recorded], batch_id: u64) -> StreamBatch {
+    let entries = (records.iter().enumerate())
+        .map(|(i, r)| StreamEntry {
+            seq: i as u64,
+            keyspace: r.keyspace.clone(),
+            key: r.token.to_be_bytes().to_vec(),
+            record: r.dest.clone().into_bytes(),
+            ..Default::default()
+        })
+        .collect();
+    StreamBatch {
+        source_node: me.id.clone(),
+        source_dc: me.dc.clone(),
+        entries,
+        batch_id,
+        urgent: false,
+        adopt_for: LABEL.to_string(),
+    }
+}
+
+/// The records of `records` the adopter took (durable) or will never take
+/// (refused: not a record), so the leaver deletes them.
+pub fn handed<'a>(records: &'a [Recorded], ack: &StreamAck) -> Vec<&'a Recorded> {
+    let settled = |a: &EntryAck| a.durable || a.refused;
+    (ack.entries.iter().filter(|a| settled(a)))
+        .filter_map(|a| records.get(a.seq as usize))
+        .collect()
+}
+
+/// Records a batch of [`LABEL`] here, in one committed write: each entry
+/// acknowledged durable, or refused when it is not a record; none when
+/// this node has left itself or the write fails (the sender keeps them).
+pub async fn adopt(hints: &Arc<Hints>, batch: StreamBatch) -> StreamAck {
+    let seqs: Vec<u64> = batch.entries.iter().map(|e| e.seq).collect();
+    if hints.cluster.current().has_left() {
+        return acks(batch.batch_id, &seqs, false);
+    }
+    let mut wb = WriteBatch::new();
+    let mut out = Vec::new();
+    for e in &batch.entries {
+        let token = <[u8; 8]>::try_from(&e.key[..]).map(u64::from_be_bytes);
+        let dest = std::str::from_utf8(&e.record).ok();
+        let ok = match (token, dest) {
+            (Ok(token), Some(dest)) if Dest::from_label(dest).is_some() => {
+                hints.store.record_token(&e.keyspace, token, dest, &mut wb);
+                true
+            }
+            _ => false,
+        };
+        out.push(EntryAck {
+            seq: e.seq,
+            durable: ok,
+            refused: !ok,
+            ..Default::default()
+        });
+    }
+    let written = hints.store.blocking(move |s| s.engine().write(wb)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::warn!(from = %batch.source_node, "could not adopt anti-entropy records");
+        return acks(batch.batch_id, &seqs, false);
+    }
+    let n = out.iter().filter(|a| a.durable).count();
+    tracing::info!(from = %batch.source_node, records = n, "adopted anti-entropy records");
+    StreamAck {
+        batch_id: batch.batch_id,
+        entries: out,
+    }
+}
+
+/// Hands this node's records over while it has left (an adopter is
+/// offered: `Link::adopters`), until `shutdown`.
+pub(crate) async fn run<L: Link>(
+    hints: Arc<Hints>,
+    link: Arc<L>,
+    me: NodeInfo,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut tried, mut backoff, mut batch_id) = (0usize, BACKOFF_MIN, 0u64);
+    while !*shutdown.borrow() {
+        batch_id += 1;
+        let wait = match hand_once(&hints, &*link, &me, tried, batch_id).await {
+            Ok(0) => POLL,
+            Ok(_) => {
+                backoff = BACKOFF_MIN;
+                Duration::ZERO
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "handing anti-entropy records over failed");
+                tried = tried.wrapping_add(1); // the next adopter
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// One batch of records handed to adopter number `tried`: how many left
+/// this node (0: nothing to hand, or it has not left).
+async fn hand_once<L: Link>(
+    hints: &Arc<Hints>,
+    link: &L,
+    me: &NodeInfo,
+    tried: usize,
+    batch_id: u64,
+) -> Result<usize, String> {
+    let adopters = link.adopters(&Dest::Dc(me.dc.clone()));
+    if adopters.is_empty() && !hints.cluster.current().has_left() {
+        return Ok(0); // a member keeps its records
+    }
+    let loaded = hints.store.blocking(|s| load_records(&**s.engine())).await;
+    let mut records = loaded
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if records.is_empty() {
+        return Ok(0);
+    }
+    records.truncate(MAX_BATCH);
+    let to = (adopters.get(tried % adopters.len().max(1))).ok_or("no live adopter")?;
+    let mut stream = link.open(to, true).await.map_err(|e| e.to_string())?;
+    stream
+        .send(batch(me, &records, batch_id))
+        .await
+        .map_err(|e| e.to_string())?;
+    let ack = tokio::time::timeout(BATCH_TIMEOUT, stream.next_ack()).await;
+    let ack = ack.map_err(|_| "no acknowledgement")?;
+    let ack = ack.map_err(|e| e.to_string())?;
+    let done: Vec<Recorded> = handed(&records, &ack).into_iter().cloned().collect();
+    if done.is_empty() {
+        return Err(format!("{to} took none of {} records", records.len()));
+    }
+    let n = done.len();
+    let deleted = hints
+        .store
+        .blocking(move |s| s.engine().write(deletes(&done)))
+        .await;
+    deleted
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    tracing::info!(to = %to, records = n, "anti-entropy records handed over");
+    Ok(n)
+}
