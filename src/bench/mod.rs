@@ -15,6 +15,7 @@
 //! | `engine_loop.rs` | the same workload in-process on the engine |
 //! | `compare.rs`, `drain.rs` | the `compare` and `drain` scenarios |
 //! | `secure.rs` | TLS + auth benchmark clusters (`compare --secure`), the reconnect timing |
+//! | `join.rs`, `join/` | the `join` scenario: time to join, stream rate, foreground p99, keys moved |
 //! | `cost.rs`, `proc_stats.rs` | the `cost` scenario: server CPU and context switches per op from `/proc` |
 //!
 //! Must not reach into a node's internals: everything below the engine row
@@ -27,6 +28,7 @@ pub mod compare;
 pub mod cost;
 pub mod drain;
 pub mod engine_loop;
+pub mod join;
 pub mod keys;
 pub mod plot;
 pub mod ports;

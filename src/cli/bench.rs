@@ -1,6 +1,6 @@
 //! `geokv bench`: the command line of the load generator: `run` against a
 //! running cluster, `compare` (engine vs one node vs six nodes at each level),
-//! `drain` (backlog drain after a partition; `bench_drain.rs`), `engine` (db_bench-shaped), `cost` (CPU per operation; `bench_cost.rs`).
+//! `drain` (backlog drain after a partition; `bench_drain.rs`), `engine` (db_bench-shaped), `cost` (CPU per operation; `bench_cost.rs`), `join` (a node join under load; `bench_join.rs`).
 //!
 //! Parses options, prints tables, writes JSON and plots. Must not measure
 //! anything itself: `geokv::bench` does.
@@ -32,6 +32,9 @@ pub enum BenchCommand {
     /// cluster at QUORUM, fresh-key puts and gets at c=32 and c=1 (spawns
     /// its own nodes on 127.0.0.81-83; several --node-exe for an A/B).
     Cost(super::bench_cost::CostArgs),
+    /// Time a node join under a LOCAL_QUORUM foreground: stream rate, p99
+    /// while joining, keys moved (spawns its own nodes on 127.0.0.91-94).
+    Join(super::bench_join::JoinArgs),
 }
 
 /// Workload options shared by `run` and `compare`.
@@ -205,6 +208,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Drain(args) => rt.block_on(super::bench_drain::drain(args)),
         BenchCommand::Engine(args) => engine(args),
         BenchCommand::Cost(args) => rt.block_on(super::bench_cost::cost(args)),
+        BenchCommand::Join(args) => rt.block_on(super::bench_join::join(args)),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_cost;
 pub mod bench_drain;
+pub mod bench_join;
 pub mod certs;
 pub mod dev;
 pub mod node;

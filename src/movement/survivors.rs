@@ -21,6 +21,16 @@
 //!   datacenter are taken, local ones first. Remote sources are read over
 //!   the same `RangeScan` as local ones.
 //!
+//! A down remote datacenter does not hold a copy up: when the only sources
+//! missing are survivors in other datacenters that are down, the copy is
+//! made from every survivor that is up (the local need still holds, so
+//! every LOCAL_QUORUM of the dead node's datacenter is met). What it can
+//! miss then is a global QUORUM write held only by the dead node and down
+//! remote replicas; those replicas still hold it, and it reaches the new
+//! node by read repair or anti-entropy once they are back. Waiting for an
+//! outage of another datacenter instead would leave the dead node's ranges
+//! short of a replica for as long as it lasts.
+//!
 //! Not covered, by any choice of sources: a write acknowledged by the dead
 //! node alone — ONE, TWO, THREE or an explicit count below a quorum, or
 //! LOCAL_QUORUM in a datacenter where the dead node was the only replica
@@ -82,7 +92,8 @@ pub struct Shortfall {
 }
 
 /// The sources `gainer` copies `gain` from when `dead` is gone: live
-/// survivors meeting [`need`], nearest first.
+/// survivors meeting [`need`], nearest first; every live survivor when
+/// only down survivors of other datacenters are missing (module docs).
 pub fn choose(
     layout: &Layout,
     gain: &Gain,
@@ -115,7 +126,11 @@ pub fn choose(
     let n = need(rf_dc, rf_total, local_count, survivors.len());
     let (up, down): (Vec<_>, Vec<_>) = survivors.into_iter().partition(|(s, _, _)| is_up(s));
     let up_local = up.iter().filter(|(_, d, _)| *d == dc).count();
-    if up_local < n.local || up.len() < n.total {
+    // Short of the global-QUORUM extra only because survivors in another
+    // datacenter are down: every up survivor is taken, and the copy goes on.
+    let remote_down = down.iter().any(|(_, d, _)| *d != dc);
+    let relaxed = up.len() < n.total && remote_down && !up.is_empty();
+    if up_local < n.local || (up.len() < n.total && !relaxed) {
         let ids = |v: Vec<(String, String, String)>| v.into_iter().map(|(s, _, _)| s).collect();
         return Err(Shortfall {
             keyspace: gain.keyspace.clone(),
@@ -126,7 +141,8 @@ pub fn choose(
             down: ids(down),
         });
     }
-    // Local survivors sort first, so the first `total` meet both needs.
+    // Local survivors sort first, so the first `total` meet both needs
+    // (relaxed: every up survivor, fewer than `total`).
     Ok(up.into_iter().take(n.total).map(|(s, _, _)| s).collect())
 }
 

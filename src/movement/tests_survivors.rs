@@ -4,7 +4,9 @@
 //! the gainer, and they meet every write set a LOCAL_QUORUM or
 //! EACH_QUORUM of the dead node's datacenter, or a global QUORUM, could
 //! have acknowledged — unless the dead node alone acknowledged it, which
-//! no source can hold. Checked by enumerating the write sets.
+//! no source can hold, or (a global QUORUM) only the dead node and down
+//! replicas, which no live source holds. Checked by enumerating the write
+//! sets.
 
 use std::collections::BTreeSet;
 
@@ -42,8 +44,9 @@ fn subsets(owners: &[String], size: usize) -> Vec<BTreeSet<String>> {
 }
 
 /// The write sets of `gain`'s owners (the dead one included) that a
-/// LOCAL_QUORUM of `dc` or a global QUORUM could have acknowledged.
-fn write_sets(layout: &Layout, gain: &Gain, dead: &str, dc: &str) -> Vec<BTreeSet<String>> {
+/// LOCAL_QUORUM of `dc` and a global QUORUM could have acknowledged.
+type WriteSets = (Vec<BTreeSet<String>>, Vec<BTreeSet<String>>);
+fn write_sets(layout: &Layout, gain: &Gain, dead: &str, dc: &str) -> WriteSets {
     let mut owners: Vec<String> = gain.sources.clone();
     if !owners.iter().any(|o| o == dead) {
         owners.push(dead.into());
@@ -56,9 +59,10 @@ fn write_sets(layout: &Layout, gain: &Gain, dead: &str, dc: &str) -> Vec<BTreeSe
         .filter(|o| layout.node(o).is_some_and(|(d, _, _)| d == dc))
         .cloned()
         .collect();
-    let mut sets = subsets(&local, quorum(rf_dc) as usize);
-    sets.extend(subsets(&owners, quorum(rf_total) as usize));
-    sets
+    (
+        subsets(&local, quorum(rf_dc) as usize),
+        subsets(&owners, quorum(rf_total) as usize),
+    )
 }
 
 /// Checks `sources` for `gain`: live survivors meeting every write set.
@@ -76,7 +80,11 @@ fn check(
         prop_assert!(gain.sources.contains(s), "{} is not an owner", s);
         prop_assert!(up(s), "{} is down", s);
     }
-    for w in write_sets(layout, gain, dead, &dc) {
+    let (local, global) = write_sets(layout, gain, dead, &dc);
+    // A global QUORUM held only by the dead node and down replicas (a
+    // remote datacenter down) waits for read repair or anti-entropy.
+    let global = global.into_iter().filter(|w| w.iter().any(|n| up(n)));
+    for w in local.into_iter().chain(global) {
         if w.iter().all(|n| n == dead) {
             continue; // the dead node alone: hints or repair only
         }
@@ -145,4 +153,29 @@ fn the_need_meets_local_and_global_quorums() {
     assert_eq!(need(1, 2, 0, 1), Need { local: 0, total: 1 });
     // rf 1 alone: nothing survives, yet one source is needed (a shortfall).
     assert_eq!(need(1, 1, 0, 0), Need { local: 0, total: 1 });
+}
+
+#[test]
+fn a_replacement_copies_from_its_own_datacenter_while_a_remote_one_is_down() {
+    // dc0:3 + dc1:3 (N 6, Q 4): a global QUORUM may be the dead node and
+    // all of dc1, so with dc1 up a third source (in dc1) is taken. With dc1
+    // down that copy cannot be had from anyone up; the two local survivors
+    // still meet every LOCAL_QUORUM, and the replacement must not wait for
+    // a remote datacenter to come back.
+    let dc = || vec![vec![4], vec![4], vec![4]];
+    let topo = build_topology(&[dc(), dc()], &[("ks", vec![3, 3])]);
+    let dead = "d0-r0-n0";
+    let moving = Layout::seed(&topo)
+        .begin_replace(dead, new_node("fresh"))
+        .unwrap();
+    let local_only = |id: &str| id.starts_with("d0-") && id != dead;
+    let all_up = |id: &str| id != dead;
+    let local = ["d0-r1-n0".to_string(), "d0-r2-n0".to_string()];
+    for gain in gains(&moving, "fresh").unwrap() {
+        let with_dc1 = choose(&moving, &gain, "fresh", dead, &all_up).unwrap();
+        assert_eq!(with_dc1.len(), 3, "{with_dc1:?}");
+        let sources = choose(&moving, &gain, "fresh", dead, &local_only)
+            .unwrap_or_else(|e| panic!("a down remote datacenter blocks the copy: {e}"));
+        assert_eq!(sources, local, "{gain:?}");
+    }
 }

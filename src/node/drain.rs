@@ -11,7 +11,8 @@
 //! delivery task to a live member of this datacenter, which adopts it
 //! (`hints::adopt`), so the drain does not wait for an outage; so are its
 //! anti-entropy records (`hints::adopt::records`). It stops (exit 0) once
-//! every queue is empty and every record handed over, or on `shutdown`. With no admin
+//! every queue is empty and every record handed over, or on `shutdown` with
+//! an error naming what is left ([`outcome`]: the process exits non-zero). With no admin
 //! port, its progress is its log: every [`PROGRESS`] a line with the
 //! entries left per queue and the peers it waits for ([`progress`]).
 //!
@@ -52,13 +53,27 @@ pub(crate) fn progress(left: &[(String, u64)], down: &[String]) -> String {
     out
 }
 
+/// How a drain ended: `Ok` once every queue is empty; stopped first (by
+/// `shutdown`) with `left` entries still queued, an error naming them, so
+/// the process exits non-zero and an operator (or systemd) sees that the
+/// drain did not finish.
+pub(crate) fn outcome(left: u64, per_queue: &[(String, u64)]) -> Result<(), NodeError> {
+    match left {
+        0 => Ok(()),
+        _ => Err(NodeError::DrainUnfinished {
+            left,
+            queues: progress(per_queue, &[]),
+        }),
+    }
+}
+
 /// Delivers the queues of a node that has left until they are empty (or
-/// `shutdown`).
+/// `shutdown`); what is left when it stopped (see [`outcome`]).
 pub(super) async fn run(
     cfg: &NodeConfig,
     s: &Storage,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), NodeError> {
+) -> Result<Result<(), NodeError>, NodeError> {
     let me = &s.me;
     let faults = Arc::new(Faults::new(cfg.fault_injection));
     let tls = Tls::load(&cfg.tls, &me.id)?;
@@ -108,6 +123,11 @@ pub(super) async fn run(
     .spawn_all(stopped);
     let mut shutdown = shutdown;
     let mut logged = tokio::time::Instant::now();
+    let per_queue = || -> Vec<(String, u64)> {
+        (hints.destinations().iter())
+            .map(|d| (d.label(), hints.backlog_entries(d)))
+            .collect()
+    };
     loop {
         let left = hints.left_to_hand_over().await;
         if left == 0 {
@@ -117,9 +137,7 @@ pub(super) async fn run(
         if logged.elapsed() >= PROGRESS {
             logged = tokio::time::Instant::now();
             let dests = hints.destinations();
-            let per: Vec<(String, u64)> = (dests.iter())
-                .map(|d| (d.label(), hints.backlog_entries(d)))
-                .collect();
+            let per = per_queue();
             let down: Vec<String> = (dests.iter())
                 .filter(|d| hints.backlog_entries(d) > 0)
                 .filter_map(|d| match d {
@@ -132,19 +150,34 @@ pub(super) async fn run(
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.wait_for(|v| *v) => {
-                tracing::warn!(node = %me.id, left, "stopped with hints still queued; start it again to go on");
+                tracing::error!(node = %me.id, left, "stopped with hints still queued ({}); start it again to go on",
+                    progress(&per_queue(), &[]));
                 break;
             }
         }
     }
     let _ = stop.send(true);
     gossip.abort();
-    Ok(())
+    // Counted again once delivery has stopped: an entry delivered in the
+    // meantime is not reported as left.
+    Ok(outcome(hints.left_to_hand_over().await, &per_queue()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::progress;
+    use super::{outcome, progress};
+    use crate::node::NodeError;
+
+    #[test]
+    fn a_drain_stopped_with_entries_queued_is_an_error_naming_them() {
+        assert!(outcome(0, &[("dc:dc2".to_string(), 0)]).is_ok());
+        let left = [("node:dc1-n2".to_string(), 3), ("dc:dc2".to_string(), 120)];
+        let err = outcome(123, &left).expect_err("a drain that did not finish");
+        assert!(matches!(err, NodeError::DrainUnfinished { left: 123, .. }));
+        let said = err.to_string();
+        assert!(said.contains("123"), "{said}");
+        assert!(said.contains("node:dc1-n2=3 dc:dc2=120"), "{said}");
+    }
 
     #[test]
     fn the_progress_line_names_each_non_empty_queue_and_the_peers_waited_for() {

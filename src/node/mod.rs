@@ -98,6 +98,8 @@ pub enum NodeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("node tasks failed: {0}")]
     Tasks(String),
+    #[error("the drain stopped with {left} hinted entries still queued ({queues}); start the node again to hand them over")]
+    DrainUnfinished { left: u64, queues: String },
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -125,9 +127,9 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
     let s = storage::open(&cfg)?;
     if s.drain_only {
         // Killed while draining after its decommission: hand over, stop.
-        drain::run(&cfg, &s, shutdown).await?;
+        let drained = drain::run(&cfg, &s, shutdown).await?;
         incarnation::on_clean_shutdown(&*s.engine).map_err(|e| s.engine_err(e))?;
-        return Ok(());
+        return drained;
     }
     let p = wiring::build(&cfg, &s, &shutdown, stop.clone())?;
     let mut tasks = tasks::TaskSet::default();

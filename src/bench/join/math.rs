@@ -1,0 +1,174 @@
+//! The join scenario's arithmetic: how many keys a data size means, rates
+//! over a window, the fraction of replicas a join moved against the ideal,
+//! an unlabelled counter read from Prometheus text, and which foreground
+//! samples fall in a window. Pure: no clock, no I/O.
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::super::stats::{histogram, LatencySummary};
+
+/// Keys of `value_size` bytes that make `size_mib` MiB of values (at least 1).
+pub fn keys_for(size_mib: u64, value_size: usize) -> u64 {
+    (size_mib * 1024 * 1024 / value_size.max(1) as u64).max(1)
+}
+
+/// `amount` per second over `over` (0 for an empty window).
+pub fn per_sec(amount: u64, over: Duration) -> f64 {
+    let secs = over.as_secs_f64();
+    if secs <= 0.0 {
+        0.0
+    } else {
+        amount as f64 / secs
+    }
+}
+
+/// Megabytes (10^6 bytes) per second.
+pub fn mb_per_sec(bytes: u64, over: Duration) -> f64 {
+    per_sec(bytes, over) / 1e6
+}
+
+/// The share of a datacenter's replicas a join moved: `moved` keys streamed
+/// to the new node out of `keys` keys stored `rf` times each.
+pub fn moved_fraction(moved: u64, keys: u64, rf: u32) -> f64 {
+    let copies = keys.saturating_mul(rf as u64);
+    if copies == 0 {
+        0.0
+    } else {
+        moved as f64 / copies as f64
+    }
+}
+
+/// What a balanced join of one node to `nodes_before` nodes moves: each
+/// node ends with 1/(n+1) of the replicas, all of the new node's moved.
+pub fn ideal_fraction(nodes_before: usize) -> f64 {
+    1.0 / (nodes_before as f64 + 1.0)
+}
+
+/// `during` ÷ `idle` (0 when idle is 0: no idle samples).
+pub fn ratio(during: u64, idle: u64) -> f64 {
+    if idle == 0 {
+        0.0
+    } else {
+        during as f64 / idle as f64
+    }
+}
+
+/// The value of the unlabelled series `name` in Prometheus text exposition
+/// (`name 12` or `name{} 12`); `None` when absent.
+pub fn counter(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(name))
+        .map(|rest| rest.strip_prefix("{}").unwrap_or(rest))
+        .filter(|rest| rest.starts_with(' '))
+        .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+/// One foreground operation: when it was due (since the foreground began),
+/// how long it took from then, and whether it succeeded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub due: Duration,
+    pub latency_us: u64,
+    pub ok: bool,
+}
+
+/// Latencies and failures of the samples due in `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub hist: Histogram<u64>,
+    pub errors: u64,
+    pub secs: f64,
+}
+
+impl Window {
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary::of(&self.hist, self.secs)
+    }
+}
+
+/// The samples due in `[from, to)`.
+pub fn window(samples: &[Sample], from: Duration, to: Duration) -> Window {
+    let mut hist = histogram();
+    let mut errors = 0;
+    for s in samples.iter().filter(|s| s.due >= from && s.due < to) {
+        if s.ok {
+            let _ = hist.record(s.latency_us.max(1));
+        } else {
+            errors += 1;
+        }
+    }
+    Window {
+        hist,
+        errors,
+        secs: to.saturating_sub(from).as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_size_is_a_key_count() {
+        assert_eq!(keys_for(64, 4096), 16_384);
+        assert_eq!(keys_for(1024, 1024), 1_048_576);
+        assert_eq!(keys_for(0, 100), 1);
+    }
+
+    #[test]
+    fn rates_are_per_second_and_zero_over_nothing() {
+        assert_eq!(per_sec(500, Duration::from_millis(250)), 2000.0);
+        assert_eq!(per_sec(500, Duration::ZERO), 0.0);
+        assert_eq!(mb_per_sec(3_000_000, Duration::from_secs(2)), 1.5);
+    }
+
+    #[test]
+    fn a_balanced_join_to_three_nodes_at_rf_3_moves_a_quarter() {
+        // 1000 keys, rf 3: 3000 copies; the fourth node ends with 3/4 of
+        // the keys = 750 copies = 1/4 of all copies.
+        assert_eq!(moved_fraction(750, 1000, 3), 0.25);
+        assert_eq!(ideal_fraction(3), 0.25);
+        assert_eq!(moved_fraction(10, 0, 3), 0.0);
+        assert_eq!(ratio(30, 10), 3.0);
+        assert_eq!(ratio(30, 0), 0.0);
+    }
+
+    #[test]
+    fn counter_reads_only_the_unlabelled_series_of_that_name() {
+        let text = "# TYPE geokv_stream_keys_total counter\n\
+                    geokv_stream_keys_total 1234\n\
+                    geokv_stream_keys_total_other 9\n\
+                    geokv_stream_bytes_total{} 55\n\
+                    geokv_hint_backlog_entries{dest=\"dc:dc2\"} 7\n";
+        assert_eq!(counter(text, "geokv_stream_keys_total"), Some(1234.0));
+        assert_eq!(counter(text, "geokv_stream_bytes_total"), Some(55.0));
+        assert_eq!(counter(text, "geokv_hint_backlog_entries"), None);
+        assert_eq!(counter(text, "geokv_cleanup_keys_total"), None);
+    }
+
+    #[test]
+    fn a_window_holds_the_samples_due_in_it() {
+        let s = |ms: u64, latency_us: u64, ok: bool| Sample {
+            due: Duration::from_millis(ms),
+            latency_us,
+            ok,
+        };
+        let samples = [
+            s(0, 100, true),
+            s(999, 200, true),
+            s(1000, 5000, true),
+            s(1500, 0, false),
+            s(2000, 7000, true),
+        ];
+        let idle = window(&samples, Duration::ZERO, Duration::from_secs(1));
+        assert_eq!((idle.hist.len(), idle.errors), (2, 0));
+        assert!(idle.hist.max() < 300);
+        let during = window(&samples, Duration::from_secs(1), Duration::from_secs(2));
+        assert_eq!((during.hist.len(), during.errors), (1, 1));
+        let summary = during.summary();
+        assert_eq!(summary.count, 1);
+        assert!((4990..=5010).contains(&summary.p99_us), "{summary:?}");
+    }
+}
