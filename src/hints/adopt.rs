@@ -88,8 +88,16 @@ pub const HAND_OVER_AFTER: u32 = 5;
 /// up (`dest_live`), or when delivering to it has stalled
 /// [`HAND_OVER_AFTER`] times in a row (up in gossip, unreachable from
 /// this node alone).
+///
+/// Past the threshold, every other reopen tries the destination again: the
+/// stall count keeps growing while adopters fail too (all of them older
+/// nodes refusing `Adopt` in a rolling upgrade, say), and a leaver that
+/// asked only adopters then would never deliver to a destination that has
+/// become reachable, and its leave would hang.
 pub fn hand_over(adopter_live: bool, dest_live: bool, stalls_in_a_row: u32) -> bool {
-    adopter_live && (!dest_live || stalls_in_a_row >= HAND_OVER_AFTER)
+    adopter_live
+        && (!dest_live
+            || (stalls_in_a_row >= HAND_OVER_AFTER && (stalls_in_a_row - HAND_OVER_AFTER) % 2 == 0))
 }
 
 /// The members of `my_dc` that may adopt entries for `dest`, in `view`:

@@ -137,6 +137,23 @@ fn a_leaver_hands_over_when_the_destination_is_down_or_keeps_stalling() {
     assert!(hand_over(true, true, HAND_OVER_AFTER), "up, unreachable");
 }
 
+/// Review of stop 22: once past [`HAND_OVER_AFTER`], a leaver whose
+/// adopters all refuse (older nodes in a rolling upgrade answer `Adopt`
+/// UNIMPLEMENTED) must still go back to its reachable-again destination,
+/// or the leave hangs although it could deliver itself. Every other
+/// reopen past the threshold tries the destination.
+#[test]
+fn past_the_threshold_the_destination_is_tried_between_adopters() {
+    let picks: Vec<bool> = (HAND_OVER_AFTER..HAND_OVER_AFTER + 6)
+        .map(|stalls| hand_over(true, true, stalls))
+        .collect();
+    assert_eq!(picks, [true, false, true, false, true, false]);
+    // A destination believed down is never tried: only adopters.
+    for stalls in HAND_OVER_AFTER..HAND_OVER_AFTER + 6 {
+        assert!(hand_over(true, false, stalls));
+    }
+}
+
 fn recorded(keyspace: &str, token: u64, dest: &str) -> crate::repair::plan::Recorded {
     crate::repair::plan::Recorded {
         key: crate::repair::plan::repair_key(keyspace, token, token),

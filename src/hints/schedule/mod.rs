@@ -271,10 +271,21 @@ impl Scheduler {
     /// Forgets what was in flight, halves the batch size and backs off
     /// (doubling, up to [`BACKOFF_MAX`]).
     fn stalled(&mut self, stall: Stall) -> Vec<Action> {
+        // The age of what this fill found unacknowledged, reported before
+        // it is forgotten: a fill that fails on its first send (destination
+        // down) never reaches its end, and the gauge must not freeze at its
+        // pre-outage value. Nothing found: the gauge keeps its last value.
+        let in_flight = self.flight.values().filter_map(|f| f.page.first());
+        let pass_oldest = self.pass.as_ref().and_then(|p| p.oldest);
+        let oldest = in_flight.map(|l| l.created_ms).chain(pass_oldest).min();
         self.flight.clear();
         self.pass = None;
         self.limit = (self.limit / 2).max(MIN_BATCH);
-        let mut actions = vec![Action::Reset];
+        let mut actions: Vec<Action> = oldest
+            .map(|o| Action::Oldest(Some(o)))
+            .into_iter()
+            .collect();
+        actions.push(Action::Reset);
         if stall == Stall::NoTarget && matches!(self.dest, Dest::Dc(_)) {
             actions.push(Action::FailWaits);
         }
