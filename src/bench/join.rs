@@ -3,7 +3,9 @@
 //! On its own plaintext cluster of three real node processes in dc1
 //! (127.0.0.91-93, rf 3, so every node stores every key): (1) LOCAL_QUORUM
 //! inserts load `size_mib` MiB of values; with rf = nodes each node applies
-//! every insert, so their rate is one node's raw write rate; (2) an open-loop
+//! every insert, so their rate is one node's raw write rate; the nodes'
+//! compactions of the load are waited for (at most `settle`), so that the
+//! idle baseline is not the load's aftermath; (2) an open-loop
 //! LOCAL_QUORUM foreground (reads of loaded keys and puts of fresh ones)
 //! starts and runs idle for `idle`; (3) a fourth node is started with the
 //! real `geokv node --join` on 127.0.0.94 and the seed's layout is polled
@@ -32,7 +34,10 @@ mod joiner;
 pub mod math;
 
 use joiner::{state_at, Joiner, JoinerSpec};
-use math::{counter, ideal_fraction, keys_for, mb_per_sec, moved_fraction, per_sec, ratio};
+use math::{
+    compaction_settled, counter, ideal_fraction, keys_for, mb_per_sec, moved_fraction, per_sec,
+    ratio,
+};
 
 /// Addresses of the cluster before the join, and of the joining node.
 pub const JOIN_IPS: [&str; 3] = ["127.0.0.91", "127.0.0.92", "127.0.0.93"];
@@ -57,6 +62,9 @@ pub struct JoinOptions {
     pub idle: Duration,
     /// Give up if the new node is not Normal after this long.
     pub timeout: Duration,
+    /// At most this long for the nodes' compactions after the load (zero:
+    /// do not wait).
+    pub settle: Duration,
     /// How long to wait for the old owners' cleanup after the join.
     pub cleanup_wait: Duration,
     pub progress: bool,
@@ -75,6 +83,10 @@ pub struct JoinReport {
     /// One node's write rate: every node applies every insert (rf = nodes).
     pub node_write_keys_per_sec: f64,
     pub node_write_mb_per_sec: f64,
+    /// How long the nodes compacted after the load before the foreground
+    /// started; `None` when they had not settled within `--settle-secs`
+    /// (or it was 0).
+    pub settle_secs: Option<f64>,
     /// From starting the process until the seed's layout shows it Normal.
     pub join_secs: f64,
     /// From the first poll that showed it Joining until Normal.
@@ -136,6 +148,7 @@ pub async fn run_join(opts: &JoinOptions) -> Result<JoinReport, BenchError> {
         .report;
     let loaded_bytes = keys * opts.value_size as u64;
     let load_time = Duration::from_secs_f64(load.elapsed_secs);
+    let settle_secs = settle(&started.cluster, opts.settle).await;
 
     let began = Instant::now();
     let (stop, stop_rx) = watch::channel(false);
@@ -174,6 +187,7 @@ pub async fn run_join(opts: &JoinOptions) -> Result<JoinReport, BenchError> {
         node_write_keys_per_sec: load.throughput,
         node_write_mb_per_sec,
         load,
+        settle_secs,
         join_secs: timeline
             .normal
             .saturating_sub(timeline.spawned)
@@ -240,6 +254,33 @@ async fn join_one(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Polls every node's `/metrics` each second until every engine has shown
+/// no compaction running or pending for 6 s (the gauges are published
+/// every 5 s) or `limit` has passed; the seconds it took, `None` past the
+/// limit (or with a zero limit, which does not wait).
+async fn settle(cluster: &LocalCluster, limit: Duration) -> Option<f64> {
+    let started = Instant::now();
+    let mut quiet_since: Option<Instant> = None;
+    while started.elapsed() < limit {
+        let mut all = true;
+        for n in &cluster.nodes {
+            let text = admin_request(n.admin_address, "GET", "/metrics").await;
+            all &= text.is_ok_and(|t| compaction_settled(&t));
+        }
+        let since = match (all, quiet_since) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, since) => since,
+        };
+        quiet_since = since;
+        if since.is_some_and(|s| s.elapsed() >= Duration::from_secs(6)) {
+            return Some(started.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    None
 }
 
 /// Each old node's `geokv_cleanup_keys_total`, polled every second until

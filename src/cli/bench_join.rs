@@ -31,6 +31,10 @@ pub struct JoinArgs {
     /// Give up if the new node is not Normal after this long.
     #[arg(long, default_value_t = 1800)]
     timeout_secs: u64,
+    /// At most this many seconds for the nodes' compactions after the load,
+    /// before the idle baseline (0: do not wait).
+    #[arg(long, default_value_t = 300)]
+    settle_secs: u64,
     /// Seconds to wait for the old owners' cleanup after the join.
     #[arg(long, default_value_t = 30)]
     cleanup_wait_secs: u64,
@@ -57,6 +61,7 @@ pub(super) async fn join(args: JoinArgs) -> anyhow::Result<()> {
         foreground_rate: args.foreground_rate,
         idle: Duration::from_secs_f64(args.idle_secs),
         timeout: Duration::from_secs(args.timeout_secs),
+        settle: Duration::from_secs(args.settle_secs),
         cleanup_wait: Duration::from_secs(args.cleanup_wait_secs),
         progress: std::io::stderr().is_terminal(),
     };
@@ -77,6 +82,12 @@ pub(super) async fn join(args: JoinArgs) -> anyhow::Result<()> {
         r.node_write_keys_per_sec,
         r.node_write_mb_per_sec
     );
+    match r.settle_secs {
+        Some(s) => println!("compactions after the load settled in {s:.1} s"),
+        None => println!(
+            "compactions after the load had not settled within --settle-secs; the idle baseline includes them"
+        ),
+    }
     println!(
         "join: {:.1} s from start to Normal ({:.1} s Joining)",
         r.join_secs, r.joining_secs
