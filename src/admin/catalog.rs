@@ -54,6 +54,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, "geokv_stream_applied_total", "Stream entries applied here, by source datacenter and lane."),
     // Anti-entropy.
     (Counter, "geokv_repair_recorded_total", "Keys recorded for anti-entropy instead of a hint, by destination."),
+    (Counter, "geokv_repair_records_quarantined_total", "Anti-entropy record keys that did not parse, set aside so they hold nothing up."),
     (Gauge, "geokv_repair_pending", "Recorded ranges waiting for an anti-entropy session."),
     (Gauge, "geokv_repair_running", "1 while an anti-entropy sweep runs."),
     (Counter, "geokv_repair_sessions_total", "Merkle-tree comparisons run."),

@@ -29,6 +29,7 @@
 use std::sync::Arc;
 
 pub mod records;
+pub mod tally;
 
 use super::queue::{Dest, Lane};
 use super::Hints;

@@ -133,6 +133,9 @@ pub(crate) struct Pump<L: Link> {
     adopting: bool,
     /// Adopters tried so far: each reopen (after a stall) asks the next.
     adopters_tried: usize,
+    /// Per batch in flight, the entries left out of it because copying
+    /// them to a pending replica failed (see `actions::patch`).
+    unforked: std::collections::HashMap<u64, Vec<u64>>,
     /// A fetch of a receiver's newer layout (`Action::CatchUp`) under way.
     catching_up: Option<tokio::task::JoinHandle<()>>,
     /// Only parked entries are queued: no fill before this instant or this
@@ -160,6 +163,7 @@ impl<L: Link> Pump<L> {
             forked: Default::default(),
             adopting: false,
             adopters_tried: 0,
+            unforked: Default::default(),
             catching_up: None,
             idle: None,
         }
@@ -198,7 +202,8 @@ impl<L: Link> Pump<L> {
             let woken = self.wait(&mut shutdown).await;
             let actions = match woken {
                 Woken::Wake => continue,
-                Woken::Ack(Ok(ack)) => {
+                Woken::Ack(Ok(mut ack)) => {
+                    self.patch(&mut ack);
                     self.sched.on(Event::View(self.link.view_version()));
                     self.sched.on(Event::Acked {
                         ack,
@@ -282,13 +287,19 @@ impl<L: Link> Pump<L> {
                     lane,
                     entries,
                 } => match self.send(batch_id, lane, entries).await {
-                    Ok(()) => Vec::new(),
+                    Ok(None) => Vec::new(),
+                    // Nothing sent: every entry parked (see `patch`).
+                    Ok(Some(ack)) => self.sched.on(Event::Acked {
+                        ack,
+                        now: Instant::now(),
+                    }),
                     Err(stall) => {
                         queue.clear();
                         self.stall(stall)
                     }
                 },
                 Action::Resolve { seq, outcome } => {
+                    let outcome = self.handed_over(outcome);
                     self.hints.waiters().resolve(seq, outcome);
                     Vec::new()
                 }
@@ -305,6 +316,7 @@ impl<L: Link> Pump<L> {
                 },
                 Action::Reset => {
                     self.stream = None;
+                    self.unforked.clear();
                     metrics::counter!("geokv_hint_send_failures_total", "dest" => self.label.clone())
                         .increment(1);
                     Vec::new()

@@ -111,15 +111,7 @@ impl Link for Net {
     }
 
     fn adopters(&self, dest: &Dest) -> Vec<String> {
-        let view = self.cluster.current();
-        if !view.has_left() {
-            return Vec::new();
-        }
-        let me = view.me_id();
-        let Some((dc, _, _)) = view.layout.node(me) else {
-            return Vec::new();
-        };
-        super::adopt::adopters(&view, me, dc, dest, |id| self.liveness.is_up(id))
+        offered(&self.cluster.current(), dest, |id| self.liveness.is_up(id))
     }
 
     fn view_version(&self) -> u64 {
@@ -139,6 +131,25 @@ impl Link for Net {
             }
         }
     }
+}
+
+/// The adopters [`Link::adopters`] offers in `view`: none while this node
+/// is a member (it delivers its queues itself, however long that takes);
+/// once it has left, the live Normal members of its datacenter
+/// (`adopt::adopters`).
+pub(crate) fn offered(
+    view: &crate::view::ClusterView,
+    dest: &Dest,
+    is_up: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    if !view.has_left() {
+        return Vec::new();
+    }
+    let me = view.me_id();
+    let Some((dc, _, _)) = view.layout.node(me) else {
+        return Vec::new();
+    };
+    super::adopt::adopters(view, me, dc, dest, is_up)
 }
 
 impl Wire for OutboundStream {

@@ -32,6 +32,11 @@ pub struct Hints {
     /// Per datacenter, the lowest urgent sequence number committed since its
     /// delivery task last loaded (see [`Hints::notify_appended`]).
     rewind: Mutex<BTreeMap<String, u64>>,
+    /// `false` once a node that has left handed everything over
+    /// ([`Hints::seal_if_handed_over`]): node hints and anti-entropy records
+    /// are refused from then on. Held shared while one is written, so the
+    /// seal waits for it (and counts it).
+    open: tokio::sync::RwLock<bool>,
 }
 
 impl Hints {
@@ -49,6 +54,7 @@ impl Hints {
             wake: BTreeMap::new(),
             waiters: Waiters::default(),
             rewind: Mutex::new(BTreeMap::new()),
+            open: tokio::sync::RwLock::new(true),
         };
         hints.wake = hints
             .destinations()
@@ -91,6 +97,10 @@ impl Hints {
         key: &[u8],
         set: &SiblingSet,
     ) -> Result<(), GeokvError> {
+        let open = self.open.read().await;
+        if !*open {
+            return Err(sealed());
+        }
         let node = node.to_string();
         let mut record = Vec::with_capacity(set.encoded_len());
         set.encode(&mut record);
@@ -129,6 +139,10 @@ impl Hints {
         key: &[u8],
         dest: &Dest,
     ) -> Result<(), GeokvError> {
+        let open = self.open.read().await;
+        if !*open {
+            return Err(sealed());
+        }
         let (ks, key, dest) = (keyspace.to_string(), key.to_vec(), dest.clone());
         let written = (self.store).blocking(move |s| {
             let mut batch = WriteBatch::new();
@@ -136,6 +150,22 @@ impl Hints {
             s.write(batch)
         });
         Ok(written.await??)
+    }
+
+    /// On a node that has left: what is left to hand over
+    /// ([`Hints::left_to_hand_over`]), and once that is nothing, refuses
+    /// every later node hint and anti-entropy record (a request that was in
+    /// flight when the node left may still try to write one: refused, it
+    /// fails rather than being left behind in a store nobody drains). One
+    /// being written is waited for and counted first. A member: its
+    /// queued entries, nothing refused.
+    pub async fn seal_if_handed_over(&self) -> u64 {
+        let mut open = self.open.write().await;
+        let left = self.left_to_hand_over().await;
+        if left == 0 && self.cluster.current().has_left() {
+            *open = false;
+        }
+        left
     }
 
     /// Records a key's token as needing anti-entropy towards `dest`, in
@@ -184,27 +214,48 @@ impl Hints {
     }
 
     /// What a node that has left must still hand over before it stops: its
-    /// queued entries and its anti-entropy records (counted up to 1000;
-    /// see `adopt::records`). A member: its queued entries.
+    /// queued entries and its anti-entropy records. A member: its queued
+    /// entries. The records are not scanned: their count is kept by the
+    /// hand-over (`adopt::tally`; not counted yet: one left); only a count
+    /// of zero with nothing queued is checked by reading one record, since
+    /// a record is counted before its batch commits.
     pub async fn left_to_hand_over(&self) -> u64 {
         let queued = self.total_backlog();
         if !self.cluster.current().has_left() {
             return queued;
         }
-        let records = self.store.blocking(|s| {
-            use crate::repair::plan::REPAIR_PREFIX;
-            let mut end = REPAIR_PREFIX.to_vec();
-            *end.last_mut().expect("non-empty prefix") += 1;
-            let engine = s.engine();
-            engine.scan_raw(crate::engine::Cf::Meta, REPAIR_PREFIX, &end, 1000)
-        });
-        // Unreadable: counted as one left, so the drain does not stop.
-        let n = records
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .map_or(1, |r| r.len());
-        queued + n as u64
+        match self.store.records.left() {
+            None => queued + 1,
+            Some(0) if queued == 0 => self.any_record().await,
+            Some(n) => queued + n,
+        }
+    }
+
+    /// 1 if a record is stored (a key that does not parse is set aside,
+    /// not counted: `repair::records::load_page`), else 0; 1 when the
+    /// store cannot be read, so a drain does not stop on it.
+    async fn any_record(&self) -> u64 {
+        let found = (self.store)
+            .blocking(|s| crate::repair::records::load_page(&**s.engine(), None, 1))
+            .await;
+        match found {
+            Ok(Ok((records, _))) => !records.is_empty() as u64,
+            _ => 1,
+        }
+    }
+
+    /// What is left to hand over per queue (`node:ID`, `dc:NAME`) and, on a
+    /// node that has left, its anti-entropy records (`repair-records`; not
+    /// counted yet: 1), for a drain's progress line.
+    pub fn left_per_queue(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = (self.destinations().iter())
+            .map(|d| (d.label(), self.backlog_entries(d)))
+            .collect();
+        if self.cluster.current().has_left() {
+            let records = self.store.records.left().unwrap_or(1);
+            v.push((super::adopt::records::LABEL.to_string(), records));
+        }
+        v
     }
 
     /// Queues this node delivers in the view in force: every remote
@@ -235,4 +286,13 @@ impl Hints {
         }
         v
     }
+}
+
+/// Why a node hint or record is refused once the node handed everything over.
+fn sealed() -> GeokvError {
+    GeokvError::NotReady(
+        "this node has left the cluster and handed its hints and anti-entropy records over; \
+         nothing was recorded"
+            .into(),
+    )
 }

@@ -55,6 +55,8 @@ pub(crate) struct Store {
     gate: RwLock<()>,
     /// Where [`Store::call`] runs (inline unless writes wait for an fsync).
     pub(crate) writes: CallSite,
+    /// The anti-entropy records a node that has left still holds.
+    pub(crate) records: super::adopt::tally::Tally,
 }
 
 impl Store {
@@ -89,6 +91,7 @@ impl Store {
             counts: Counts::new(found),
             inflight: InFlight::default(),
             gate: RwLock::new(()),
+            records: Default::default(),
         })
     }
 
@@ -203,6 +206,7 @@ impl Store {
     ) {
         // The queue's sequence counter: unique, and increasing across restarts.
         let unique = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.records.written();
         let k = repair_key(keyspace, token, unique);
         batch.put_raw(Cf::Meta, &k, dest.as_bytes());
         metrics::counter!("geokv_repair_recorded_total", "dest" => dest.to_string()).increment(1);

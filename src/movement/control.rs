@@ -169,11 +169,20 @@ impl Control {
         // Nothing the node queued (hints for peers, the inter-DC streams)
         // may be lost: it stops only once its queues are delivered.
         loop {
-            let queued = self.hints.left_to_hand_over().await;
+            // Sealed once nothing is left: a record or hint a request still
+            // in flight writes after this is refused, not left behind.
+            let queued = self.hints.seal_if_handed_over().await;
             if queued == 0 {
                 return Ok(());
             }
-            self.set("draining", format!("{queued} queued entries to deliver"));
+            let per: Vec<String> = (self.hints.left_per_queue().into_iter())
+                .filter(|(_, n)| *n > 0)
+                .map(|(q, n)| format!("{q}={n}"))
+                .collect();
+            self.set(
+                "draining",
+                format!("{queued} left to hand over: {}", per.join(" ")),
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

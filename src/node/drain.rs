@@ -14,7 +14,8 @@
 //! every queue is empty and every record handed over, or on `shutdown` with
 //! an error naming what is left ([`outcome`]: the process exits non-zero). With no admin
 //! port, its progress is its log: every [`PROGRESS`] a line with the
-//! entries left per queue and the peers it waits for ([`progress`]).
+//! entries left per queue (and its anti-entropy records, `repair-records`)
+//! and the peers it waits for ([`progress`]).
 //!
 //! Must not serve anything or change the layout.
 
@@ -123,11 +124,7 @@ pub(super) async fn run(
     .spawn_all(stopped);
     let mut shutdown = shutdown;
     let mut logged = tokio::time::Instant::now();
-    let per_queue = || -> Vec<(String, u64)> {
-        (hints.destinations().iter())
-            .map(|d| (d.label(), hints.backlog_entries(d)))
-            .collect()
-    };
+    let per_queue = || hints.left_per_queue();
     loop {
         let left = hints.left_to_hand_over().await;
         if left == 0 {

@@ -38,20 +38,75 @@ use std::time::Duration;
 const SWEPT_PREFIX: &[u8] = b"repair-swept/";
 const SWEPT_BASE: &[u8] = b"repair-swept-base";
 
-/// Every anti-entropy record, in key order.
+/// Where a record key that does not parse is moved (its suffix kept), so
+/// it neither holds a leave that waits for every record to be handed over
+/// nor is read again by every pass.
+pub const QUARANTINE_PREFIX: &[u8] = b"repair-quarantine/";
+
+/// Every anti-entropy record, in key order (malformed ones quarantined,
+/// see [`load_page`]).
 pub fn load_records(engine: &dyn Engine) -> Result<Vec<Recorded>, RepairError> {
-    let mut end = REPAIR_PREFIX.to_vec();
-    *end.last_mut().expect("non-empty prefix") += 1;
-    let mut from = REPAIR_PREFIX.to_vec();
+    let mut after: Option<Vec<u8>> = None;
     let mut out = Vec::new();
     loop {
-        let page = engine.scan_raw(Cf::Meta, &from, &end, 4096)?;
-        let Some((last, _)) = page.last() else { break };
-        from = last.clone();
-        from.push(0);
-        out.extend(page.iter().filter_map(|(k, v)| Recorded::parse(k, v)));
+        let (page, next) = load_page(engine, after.as_deref(), 4096)?;
+        out.extend(page);
+        match next {
+            Some(k) => after = Some(k),
+            None => return Ok(out),
+        }
     }
-    Ok(out)
+}
+
+/// Up to `limit` records after the record key `after` (from the first
+/// without), in key order, and the key to go on after (`None`: the end was
+/// reached). A key under the records' prefix that is not a record is moved
+/// to [`QUARANTINE_PREFIX`] and logged, once: it never counts as a record.
+/// Reads `limit` keys, not every record: a caller handing records over in
+/// batches pages through them instead of loading all of them every round.
+pub fn load_page(
+    engine: &dyn Engine,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<(Vec<Recorded>, Option<Vec<u8>>), RepairError> {
+    let mut end = REPAIR_PREFIX.to_vec();
+    *end.last_mut().expect("non-empty prefix") += 1;
+    let mut from = match after {
+        Some(k) => [k, &[0]].concat(),
+        None => REPAIR_PREFIX.to_vec(),
+    };
+    let (mut out, limit) = (Vec::new(), limit.max(1));
+    while out.len() < limit {
+        let want = limit - out.len();
+        let page = engine.scan_raw(Cf::Meta, &from, &end, want)?;
+        let full = page.len() == want;
+        let Some((last, _)) = page.last() else { break };
+        from = [&last[..], &[0]].concat();
+        let mut bad = WriteBatch::new();
+        let mut quarantined = 0u64;
+        for (k, v) in &page {
+            match Recorded::parse(k, v) {
+                Some(r) => out.push(r),
+                None => {
+                    let aside = [QUARANTINE_PREFIX, &k[REPAIR_PREFIX.len()..]].concat();
+                    bad.put_raw(Cf::Meta, &aside, v);
+                    bad.delete_raw(Cf::Meta, k);
+                    quarantined += 1;
+                    tracing::warn!(key = ?k, "an anti-entropy record that does not parse: set aside");
+                }
+            }
+        }
+        if quarantined > 0 {
+            engine.write(bad)?;
+            metrics::counter!("geokv_repair_records_quarantined_total").increment(quarantined);
+        }
+        if !full {
+            return Ok((out, None));
+        }
+    }
+    // Full: `out` holds `limit` records, the last one the place to go on.
+    let next = out.last().map(|r| r.key.clone());
+    Ok((out, next))
 }
 
 /// Deletes exactly these records (what a pass covered).
@@ -213,6 +268,43 @@ mod tests {
         let left = load_records(&*engine).expect("load");
         assert_eq!(dests(&left), vec!["node:dc1-n3"]);
         assert_eq!(left[0].token, loaded[0].token, "the same key's token");
+    }
+
+    /// Records page by page from a cursor, every one once, in key order;
+    /// a key under the prefix that is not a record is moved aside (kept,
+    /// not lost) and returned by no page, so it holds nothing up.
+    #[test]
+    fn records_page_from_a_cursor_and_a_malformed_key_is_set_aside() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
+        let me = cluster.current().me().expect("dev topology").clone();
+        let hints = Hints::open(engine.clone(), cluster, me, HintsConfig::default()).expect("open");
+        for i in 0..5u32 {
+            record(&hints, &*engine, &i.to_be_bytes(), Dest::Dc("dc2".into()));
+        }
+        let bad = [REPAIR_PREFIX, &[9, b'x']].concat();
+        let mut b = WriteBatch::new();
+        b.put_raw(Cf::Meta, &bad, b"dc:dc2");
+        engine.write(b).expect("write");
+        let (mut seen, mut after) = (Vec::new(), None::<Vec<u8>>);
+        loop {
+            let (page, next) = load_page(&*engine, after.as_deref(), 2).expect("load");
+            assert!(page.len() <= 2);
+            seen.extend(page.into_iter().map(|r| r.key));
+            match next {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        let all: Vec<Vec<u8>> = load_records(&*engine)
+            .expect("load")
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!((seen.len(), &seen), (5, &all));
+        assert_eq!(engine.get_raw(Cf::Meta, &bad).expect("read"), None);
+        let aside = [QUARANTINE_PREFIX, &[9, b'x']].concat();
+        assert!(engine.get_raw(Cf::Meta, &aside).expect("read").is_some());
     }
 
     /// A range never swept counts from the node's first start, which a

@@ -13,6 +13,11 @@
 //! An older adopter refuses the label (`adopt::decide`: an unknown
 //! queue), so nothing is deleted and the next adopter is asked.
 //!
+//! The loop reads one page of records a round (from a cursor, starting
+//! over once past the last), and keeps their count in [`tally`] rather
+//! than rescanning them; a round that fails is logged at warn with its
+//! reason, at most every [`WARN_EVERY`].
+//!
 //! Owns the encoding of a record as an entry ([`batch`], [`adopt`]) and
 //! the leaver's hand-over loop ([`run`]). Must not repair anything: the
 //! adopter's recorded pass does that.
@@ -25,7 +30,7 @@ use crate::hints::schedule::{BACKOFF_MAX, BACKOFF_MIN, BATCH_TIMEOUT};
 use crate::hints::Hints;
 use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
 use crate::repair::plan::Recorded;
-use crate::repair::records::{deletes, load_records};
+use crate::repair::records::{deletes, load_page};
 use crate::topology::NodeInfo;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,18 +123,18 @@ pub(crate) async fn run<L: Link>(
     me: NodeInfo,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (mut tried, mut backoff, mut batch_id) = (0usize, BACKOFF_MIN, 0u64);
+    let mut h = Handing::default();
+    let mut backoff = BACKOFF_MIN;
     while !*shutdown.borrow() {
-        batch_id += 1;
-        let wait = match hand_once(&hints, &*link, &me, tried, batch_id).await {
+        let wait = match h.round(&hints, &*link, &me).await {
             Ok(0) => POLL,
             Ok(_) => {
                 backoff = BACKOFF_MIN;
                 Duration::ZERO
             }
             Err(e) => {
-                tracing::debug!(error = %e, "handing anti-entropy records over failed");
-                tried = tried.wrapping_add(1); // the next adopter
+                h.stuck(&e);
+                h.tried = h.tried.wrapping_add(1); // the next adopter
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 backoff
             }
@@ -141,48 +146,128 @@ pub(crate) async fn run<L: Link>(
     }
 }
 
-/// One batch of records handed to adopter number `tried`: how many left
-/// this node (0: nothing to hand, or it has not left).
-async fn hand_once<L: Link>(
-    hints: &Arc<Hints>,
-    link: &L,
-    me: &NodeInfo,
+/// A hand-over stuck on one adopter after another is logged at most this
+/// often at warn (each failure in between at debug).
+pub const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// The state of the hand-over loop.
+#[derive(Default)]
+struct Handing {
+    /// Adopters tried so far: each failure asks the next.
     tried: usize,
     batch_id: u64,
-) -> Result<usize, String> {
-    let adopters = link.adopters(&Dest::Dc(me.dc.clone()));
-    if adopters.is_empty() && !hints.cluster.current().has_left() {
-        return Ok(0); // a member keeps its records
+    /// The last record handed (or kept) this sweep: the next page starts
+    /// after it, so a round reads one page, not every record.
+    cursor: Option<Vec<u8>>,
+    /// When a stuck hand-over was last logged at warn.
+    warned: Option<tokio::time::Instant>,
+}
+
+impl Handing {
+    /// Logs why a round failed: at warn, at most every [`WARN_EVERY`].
+    fn stuck(&mut self, why: &str) {
+        let now = tokio::time::Instant::now();
+        if self.warned.is_some_and(|w| now - w < WARN_EVERY) {
+            tracing::debug!(error = %why, "handing anti-entropy records over failed");
+            return;
+        }
+        self.warned = Some(now);
+        tracing::warn!(error = %why, "handing anti-entropy records over failed; trying the next adopter");
     }
-    let loaded = hints.store.blocking(|s| load_records(&**s.engine())).await;
-    let mut records = loaded
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    if records.is_empty() {
-        return Ok(0);
+
+    /// One page of records handed to adopter number `tried`: how many left
+    /// this node (0: nothing to hand, or it has not left).
+    async fn round<L: Link>(
+        &mut self,
+        hints: &Arc<Hints>,
+        link: &L,
+        me: &NodeInfo,
+    ) -> Result<usize, String> {
+        let adopters = link.adopters(&Dest::Dc(me.dc.clone()));
+        if adopters.is_empty() && !hints.cluster.current().has_left() {
+            return Ok(0); // a member keeps its records
+        }
+        let tally = &hints.store.records;
+        if tally.left().is_none() {
+            let at = tally.begin();
+            let n = hints.store.blocking(|s| count(&**s.engine())).await;
+            tally.counted(
+                at,
+                n.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?,
+            );
+        }
+        let Some((records, next)) = self.page(hints).await? else {
+            return Ok(0);
+        };
+        // A kept record comes round again on the next sweep.
+        self.cursor = next;
+        self.batch_id += 1;
+        let to = (adopters.get(self.tried % adopters.len().max(1))).ok_or("no live adopter")?;
+        let ack = offer(link, to, batch(me, &records, self.batch_id)).await?;
+        let done: Vec<Recorded> = handed(&records, &ack).into_iter().cloned().collect();
+        if done.is_empty() {
+            return Err(format!("{to} took none of {} records", records.len()));
+        }
+        let n = done.len();
+        let deleted = hints
+            .store
+            .blocking(move |s| s.engine().write(deletes(&done)))
+            .await;
+        deleted
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        tally.handed(n as u64);
+        tracing::info!(to = %to, records = n, "anti-entropy records handed over");
+        Ok(n)
     }
-    records.truncate(MAX_BATCH);
-    let to = (adopters.get(tried % adopters.len().max(1))).ok_or("no live adopter")?;
+
+    /// The next page of records after the cursor, starting over from the
+    /// first once past the last; `None` when a sweep from the first finds
+    /// none (the tally then says so).
+    async fn page(
+        &mut self,
+        hints: &Arc<Hints>,
+    ) -> Result<Option<(Vec<Recorded>, Option<Vec<u8>>)>, String> {
+        let tally = &hints.store.records;
+        for _ in 0..2 {
+            let (after, at) = (self.cursor.take(), tally.begin());
+            let from_start = after.is_none();
+            let loaded = (hints.store)
+                .blocking(move |s| load_page(&**s.engine(), after.as_deref(), MAX_BATCH))
+                .await;
+            let (records, next) = loaded
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if !records.is_empty() {
+                return Ok(Some((records, next)));
+            }
+            if from_start {
+                tally.none_left(at);
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Sends `batch` to `to` on a stream of its own; its acknowledgement.
+async fn offer<L: Link>(link: &L, to: &str, batch: StreamBatch) -> Result<StreamAck, String> {
     let mut stream = link.open(to, true).await.map_err(|e| e.to_string())?;
-    stream
-        .send(batch(me, &records, batch_id))
-        .await
-        .map_err(|e| e.to_string())?;
+    stream.send(batch).await.map_err(|e| e.to_string())?;
     let ack = tokio::time::timeout(BATCH_TIMEOUT, stream.next_ack()).await;
-    let ack = ack.map_err(|_| "no acknowledgement")?;
-    let ack = ack.map_err(|e| e.to_string())?;
-    let done: Vec<Recorded> = handed(&records, &ack).into_iter().cloned().collect();
-    if done.is_empty() {
-        return Err(format!("{to} took none of {} records", records.len()));
+    let ack = ack.map_err(|_| format!("no acknowledgement from {to}"))?;
+    ack.map_err(|e| e.to_string())
+}
+
+/// How many records there are (one scan, when the hand-over begins).
+fn count(engine: &dyn crate::engine::Engine) -> Result<u64, crate::repair::RepairError> {
+    let (mut n, mut after) = (0u64, None::<Vec<u8>>);
+    loop {
+        let (page, next) = load_page(engine, after.as_deref(), 4096)?;
+        n += page.len() as u64;
+        match next {
+            Some(k) => after = Some(k),
+            None => return Ok(n),
+        }
     }
-    let n = done.len();
-    let deleted = hints
-        .store
-        .blocking(move |s| s.engine().write(deletes(&done)))
-        .await;
-    deleted
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    tracing::info!(to = %to, records = n, "anti-entropy records handed over");
-    Ok(n)
 }

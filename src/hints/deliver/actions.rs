@@ -1,7 +1,11 @@
 //! The I/O of one pump's actions: reading a page and deleting what was
 //! acknowledged (through the store, on blocking threads), sending a batch
 //! over the link (opening the stream to the target the scheduler picks,
-//! and first copying node hints whose range is moving, see `moving`).
+//! and first copying node hints whose range is moving, see `moving`; a
+//! hint whose copy fails is left out of the batch and acknowledged to the
+//! scheduler as placed elsewhere, so it is parked alone, `schedule::park`).
+//! An adopter's acknowledgement of an urgent entry tells its waiting
+//! client that the entry was handed over, not a count of zero replicas.
 //!
 //! Must not: decide what to load, send or delete, or when (the
 //! scheduler's actions say).
@@ -13,7 +17,8 @@ use crate::hints::now_ms;
 use crate::hints::queue::{Dest, Lane};
 use crate::hints::schedule::{Action, Event, Load, Stall};
 use crate::hints::store::Loaded;
-use crate::proto::v1::internode::{StreamBatch, StreamEntry};
+use crate::hints::waiters::StreamOutcome;
+use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
 use tokio::time::Instant;
 
 impl<L: Link> Pump<L> {
@@ -49,10 +54,26 @@ impl<L: Link> Pump<L> {
         batch_id: u64,
         lane: Lane,
         entries: Vec<StreamEntry>,
-    ) -> Result<(), Stall> {
+    ) -> Result<Option<StreamAck>, Stall> {
+        let mut entries = entries;
         if let Dest::Node(target) = &self.dest {
             let target = target.clone();
-            self.fork(&target, &entries).await?;
+            let unforked = self.fork(&target, &entries).await;
+            if !unforked.is_empty() {
+                // Left out of this batch, parked like an entry placed
+                // elsewhere (its acknowledgement says so, see `patch`):
+                // the rest of the queue goes on.
+                entries.retain(|e| !unforked.contains(&e.seq));
+                self.unforked.insert(batch_id, unforked);
+                if entries.is_empty() {
+                    let mut ack = StreamAck {
+                        batch_id,
+                        entries: Vec::new(),
+                    };
+                    self.patch(&mut ack);
+                    return Ok(Some(ack));
+                }
+            }
         }
         if self.stream.is_none() {
             let live = self.link.live(&self.dest);
@@ -92,15 +113,56 @@ impl<L: Link> Pump<L> {
             },
         };
         let stream = self.stream.as_mut().expect("opened above");
-        Ok(stream.send(batch).await?)
+        stream.send(batch).await?;
+        Ok(None)
+    }
+
+    /// Adds to `ack` the entries of its batch that were left out because
+    /// copying them to a pending replica failed: acknowledged as placed
+    /// elsewhere in this node's own view, so the scheduler parks them for
+    /// a while (`schedule::park`) instead of stalling the queue.
+    pub(super) fn patch(&mut self, ack: &mut StreamAck) {
+        let Some(seqs) = self.unforked.remove(&ack.batch_id) else {
+            return;
+        };
+        let view = self.link.view_version();
+        ack.entries.extend(seqs.into_iter().map(|seq| EntryAck {
+            seq,
+            elsewhere_layout: Some(view),
+            ..Default::default()
+        }));
+    }
+
+    /// The outcome a waiting client gets for an urgent entry: an adopter's
+    /// acknowledgement (this node has left, see `adopt`) means the entry
+    /// is queued there, applied by nobody yet, so the client learns that
+    /// rather than a count of zero replicas.
+    pub(super) fn handed_over(&self, outcome: StreamOutcome) -> StreamOutcome {
+        match outcome {
+            Ok(_) if self.adopting => {
+                let to = self.stream.as_ref().map_or("an adopter", |s| s.to());
+                Err(format!(
+                    "this node has left the cluster: the entry was handed to {to}, which delivers it \
+                     to {} later; not applied there yet",
+                    self.dest.name()
+                ))
+            }
+            o => o,
+        }
     }
 
     /// Copies each hint for `target` whose key's range is moving to the
     /// range's pending replicas (a durable hint each, or a merge here when
     /// this node is one) before it is sent, so the hint cannot leave the
     /// queue without them (see `moving`).
-    async fn fork(&mut self, target: &str, entries: &[StreamEntry]) -> Result<(), Stall> {
-        for e in entries {
+    ///
+    /// The sequence numbers of the entries a copy failed for (a pending
+    /// replica's queue could not be written, or this node, a pending
+    /// replica itself, refused the merge): each logged at warn, to be
+    /// left out of the batch and tried again later.
+    async fn fork(&mut self, target: &str, entries: &[StreamEntry]) -> Vec<u64> {
+        let mut failed = Vec::new();
+        'entries: for e in entries {
             if self.forked.contains(&e.seq) {
                 continue;
             }
@@ -117,9 +179,14 @@ impl<L: Link> Pump<L> {
                 targets: also.iter().cloned().chain([target.to_string()]).collect(),
             };
             for n in also {
-                crate::hints::moving::copy(&self.hints, &self.me.id, &n, e, &set, &decided)
-                    .await
-                    .map_err(|e| Stall::Failed(format!("copying a hint to {n}: {e}")))?;
+                let copied =
+                    crate::hints::moving::copy(&self.hints, &self.me.id, &n, e, &set, &decided);
+                if let Err(why) = copied.await {
+                    tracing::warn!(dest = %self.label, seq = e.seq, pending = %n, error = %why,
+                        "could not copy a hint to a pending replica; parking it");
+                    failed.push(e.seq);
+                    continue 'entries;
+                }
                 metrics::counter!("geokv_hints_copied_to_pending_total").increment(1);
             }
             if self.forked.len() >= 100_000 {
@@ -127,7 +194,7 @@ impl<L: Link> Pump<L> {
             }
             self.forked.insert(e.seq);
         }
-        Ok(())
+        failed
     }
 
     /// Deletes what is durable at the destination and records (then

@@ -132,6 +132,8 @@ async fn a_hint_for_an_owner_of_a_moving_range_is_copied_to_the_pending_replica_
         "the copy stays for dc1-n3"
     );
 }
+mod fork;
 mod handover;
 mod parked;
+mod records;
 mod rig;

@@ -1,6 +1,7 @@
 //! The driver tests' rig: an in-memory [`Link`] whose live nodes,
 //! adopters and layout version a test sets, a pump over a memory engine
-//! that counts the queue reads, and helpers that queue entries.
+//! that counts the queue reads (and the rows of meta scans: anti-entropy
+//! records), and helpers that queue entries.
 
 pub(super) use super::super::*;
 pub(super) use crate::engine::memory::MemoryEngine;
@@ -39,6 +40,32 @@ pub(super) struct FakeLink {
     /// Nodes up in gossip that cannot be reached from here: opening a
     /// stream to one fails.
     pub(super) unreachable: Mutex<Vec<String>>,
+    /// When set, `adopters` answers as the real link does in this
+    /// cluster's view in force (`link::offered`, every node up) instead of
+    /// the list above.
+    pub(super) offered_in: Mutex<Option<crate::view::Cluster>>,
+}
+
+impl FakeLink {
+    /// A link whose live nodes are `live`, and where the streams it opens go.
+    pub(super) fn new(
+        live: &[&str],
+        also: Vec<String>,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Opened>) {
+        let (tx, opened) = mpsc::unbounded_channel();
+        let link = Arc::new(FakeLink {
+            live: Mutex::new(live.iter().map(|s| s.to_string()).collect()),
+            asked: Mutex::new(Vec::new()),
+            opened: tx,
+            also,
+            adopters: Mutex::new(Vec::new()),
+            view: Mutex::new(5),
+            caught_up: Mutex::new(Vec::new()),
+            unreachable: Mutex::new(Vec::new()),
+            offered_in: Mutex::new(None),
+        });
+        (link, opened)
+    }
 }
 
 pub(super) struct FakeWire {
@@ -88,7 +115,10 @@ impl Link for FakeLink {
         self.also.clone()
     }
 
-    fn adopters(&self, _: &Dest) -> Vec<String> {
+    fn adopters(&self, dest: &Dest) -> Vec<String> {
+        if let Some(c) = self.offered_in.lock().as_ref() {
+            return crate::hints::link::offered(&c.current(), dest, |_| true);
+        }
         self.adopters.lock().clone()
     }
 
@@ -135,28 +165,14 @@ pub(super) fn rig(live: &[&str]) -> Rig {
 }
 
 pub(super) fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
-    let scans = Arc::new(AtomicUsize::new(0));
-    let engine: Arc<dyn Engine> = Arc::new(Counting {
-        inner: MemoryEngine::new(Limits::default()),
-        scans: scans.clone(),
-    });
+    let (engine, scans, _) = counting();
     let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
     let me = cluster.current().me().expect("dev topology").clone();
     let config = HintsConfig::default();
     let hints = Arc::new(Hints::open(engine.clone(), cluster, me.clone(), config).expect("open"));
     let replica = Arc::new(crate::replica::Replica::new(engine.clone(), &me.id, 8));
     let commit = Commit::new(replica, hints.clone());
-    let (tx, opened) = mpsc::unbounded_channel();
-    let link = Arc::new(FakeLink {
-        live: Mutex::new(live.iter().map(|s| s.to_string()).collect()),
-        asked: Mutex::new(Vec::new()),
-        opened: tx,
-        also,
-        adopters: Mutex::new(Vec::new()),
-        view: Mutex::new(5),
-        caught_up: Mutex::new(Vec::new()),
-        unreachable: Mutex::new(Vec::new()),
-    });
+    let (link, opened) = FakeLink::new(live, also);
     let (stop, shutdown) = watch::channel(false);
     let pump = Pump::new(hints.clone(), link.clone(), me, dest);
     tokio::spawn(pump.run(shutdown));
@@ -229,10 +245,22 @@ pub(super) fn hint(r: &Rig, node: &str, key: &[u8]) -> impl std::future::Future<
     }
 }
 
-/// A memory engine counting the reads of the hints column family.
+/// A memory engine counting its reads of the hints column family, and
+/// the rows its scans of the meta column family return.
+pub(super) fn counting() -> (Arc<dyn Engine>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (scans, meta_rows) = (Arc::default(), Arc::<AtomicUsize>::default());
+    let engine = Arc::new(Counting {
+        inner: MemoryEngine::new(Limits::default()),
+        scans: Arc::clone(&scans),
+        meta_rows: meta_rows.clone(),
+    });
+    (engine, scans, meta_rows)
+}
+
 struct Counting {
     inner: MemoryEngine,
     scans: Arc<AtomicUsize>,
+    meta_rows: Arc<AtomicUsize>,
 }
 
 impl Engine for Counting {
@@ -258,7 +286,11 @@ impl Engine for Counting {
         if cf == Cf::Hints {
             self.scans.fetch_add(1, Ordering::Relaxed);
         }
-        self.inner.scan_raw(cf, from, to, limit)
+        let rows = self.inner.scan_raw(cf, from, to, limit)?;
+        if cf == Cf::Meta {
+            self.meta_rows.fetch_add(rows.len(), Ordering::Relaxed);
+        }
+        Ok(rows)
     }
 
     fn scan_token_range(
