@@ -34,9 +34,10 @@ pub struct Hints {
     rewind: Mutex<BTreeMap<String, u64>>,
     /// `false` once a node that has left handed everything over
     /// ([`Hints::seal_if_handed_over`]): node hints and anti-entropy records
-    /// are refused from then on. Held shared while one is written, so the
-    /// seal waits for it (and counts it).
-    open: tokio::sync::RwLock<bool>,
+    /// are refused from then on. Held shared by the blocking write itself
+    /// (not by its caller, who may be cancelled while the write is queued),
+    /// so the seal waits for it and counts it.
+    open: Arc<tokio::sync::RwLock<bool>>,
 }
 
 impl Hints {
@@ -54,7 +55,7 @@ impl Hints {
             wake: BTreeMap::new(),
             waiters: Waiters::default(),
             rewind: Mutex::new(BTreeMap::new()),
-            open: tokio::sync::RwLock::new(true),
+            open: Arc::new(tokio::sync::RwLock::new(true)),
         };
         hints.wake = hints
             .destinations()
@@ -97,7 +98,7 @@ impl Hints {
         key: &[u8],
         set: &SiblingSet,
     ) -> Result<(), GeokvError> {
-        let open = self.open.read().await;
+        let open = self.open.clone().read_owned().await;
         if !*open {
             return Err(sealed());
         }
@@ -110,6 +111,7 @@ impl Hints {
         let queued = self
             .store
             .blocking(move |s| {
+                let _open = open;
                 let mut batch = WriteBatch::new();
                 let queued = s.enqueue(&d, lane, entry, &mut batch);
                 match s.write(batch) {
@@ -139,12 +141,13 @@ impl Hints {
         key: &[u8],
         dest: &Dest,
     ) -> Result<(), GeokvError> {
-        let open = self.open.read().await;
+        let open = self.open.clone().read_owned().await;
         if !*open {
             return Err(sealed());
         }
         let (ks, key, dest) = (keyspace.to_string(), key.to_vec(), dest.clone());
         let written = (self.store).blocking(move |s| {
+            let _open = open;
             let mut batch = WriteBatch::new();
             s.needs_repair(&ks, &key, &dest, &mut batch);
             s.write(batch)
@@ -296,3 +299,7 @@ fn sealed() -> GeokvError {
             .into(),
     )
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
