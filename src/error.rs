@@ -208,7 +208,7 @@ fn engine_code(e: &EngineError) -> Code {
         | EngineError::Busy(_)
         | EngineError::Closed(_)
         | EngineError::InvalidArgument(_)
-        | EngineError::Rocks(_)
+        | EngineError::Backend(_)
         | EngineError::SyncFailed(_)
         | EngineError::Io(_) => Code::Internal,
     }
@@ -351,7 +351,7 @@ mod tests {
                 Code::Internal,
                 "maybe",
             ),
-            (EngineError::Rocks("x".into()), Code::Internal, "maybe"),
+            (EngineError::Backend("x".into()), Code::Internal, "maybe"),
             (
                 EngineError::Io(std::io::Error::other("disk")),
                 Code::Internal,

@@ -122,6 +122,18 @@ struct Timeline {
     normal: Duration,
 }
 
+/// What a run collected, before [`report`] summarises it.
+struct Measured {
+    keys: u64,
+    load: PhaseReport,
+    settle_secs: Option<f64>,
+    timeline: Timeline,
+    samples: Vec<math::Sample>,
+    streamed_keys: u64,
+    streamed_bytes: u64,
+    cleanup_keys: Vec<(String, u64)>,
+}
+
 /// Runs the scenario.
 pub async fn run_join(opts: &JoinOptions) -> Result<JoinReport, BenchError> {
     if opts.value_size == 0 || opts.foreground_rate <= 0.0 {
@@ -146,8 +158,6 @@ pub async fn run_join(opts: &JoinOptions) -> Result<JoinReport, BenchError> {
     let load = runner::load(&started.client, &spec, &Shared::new(&spec))
         .await
         .report;
-    let loaded_bytes = keys * opts.value_size as u64;
-    let load_time = Duration::from_secs_f64(load.elapsed_secs);
     let settle_secs = settle(&started.cluster, opts.settle).await;
 
     let began = Instant::now();
@@ -168,46 +178,65 @@ pub async fn run_join(opts: &JoinOptions) -> Result<JoinReport, BenchError> {
     let cleanup_keys = cleanup_counts(&started.cluster, opts.cleanup_wait).await;
     drop(joiner);
     started.cluster.stop();
+    Ok(report(
+        opts,
+        Measured {
+            keys,
+            load,
+            settle_secs,
+            timeline,
+            samples,
+            streamed_keys,
+            streamed_bytes,
+            cleanup_keys,
+        },
+    ))
+}
 
-    let idle = math::window(&samples, Duration::ZERO, timeline.spawned);
-    let during = math::window(&samples, timeline.joining, timeline.normal);
+/// The rates, fractions and foreground windows of what a run measured.
+fn report(opts: &JoinOptions, m: Measured) -> JoinReport {
+    let (keys, timeline) = (m.keys, &m.timeline);
+    let loaded_bytes = keys * opts.value_size as u64;
+    let load_time = Duration::from_secs_f64(m.load.elapsed_secs);
+    let idle = math::window(&m.samples, Duration::ZERO, timeline.spawned);
+    let during = math::window(&m.samples, timeline.joining, timeline.normal);
     let joining = timeline.normal.saturating_sub(timeline.joining);
     let node_write_mb_per_sec = mb_per_sec(loaded_bytes, load_time);
-    let stream_mb_per_sec = mb_per_sec(streamed_bytes, joining);
+    let stream_mb_per_sec = mb_per_sec(m.streamed_bytes, joining);
     let (idle, during) = (
         (idle.summary(), idle.errors),
         (during.summary(), during.errors),
     );
-    Ok(JoinReport {
+    JoinReport {
         nodes_before: JOIN_IPS.len(),
         rf: RF,
         keys,
         value_size: opts.value_size,
         loaded_bytes,
-        node_write_keys_per_sec: load.throughput,
+        node_write_keys_per_sec: m.load.throughput,
         node_write_mb_per_sec,
-        load,
-        settle_secs,
+        load: m.load,
+        settle_secs: m.settle_secs,
         join_secs: timeline
             .normal
             .saturating_sub(timeline.spawned)
             .as_secs_f64(),
         joining_secs: joining.as_secs_f64(),
-        streamed_keys,
-        streamed_bytes,
-        stream_keys_per_sec: per_sec(streamed_keys, joining),
+        streamed_keys: m.streamed_keys,
+        streamed_bytes: m.streamed_bytes,
+        stream_keys_per_sec: per_sec(m.streamed_keys, joining),
         stream_mb_per_sec,
         stream_to_write_ratio: stream_mb_per_sec / node_write_mb_per_sec.max(f64::EPSILON),
-        moved_fraction: moved_fraction(streamed_keys, keys, RF),
+        moved_fraction: moved_fraction(m.streamed_keys, keys, RF),
         ideal_fraction: ideal_fraction(JOIN_IPS.len()),
-        cleanup_keys,
+        cleanup_keys: m.cleanup_keys,
         foreground_rate: opts.foreground_rate,
         p99_ratio: ratio(during.0.p99_us, idle.0.p99_us),
         idle: idle.0,
         idle_errors: idle.1,
         during: during.0,
         during_errors: during.1,
-    })
+    }
 }
 
 /// Starts the joining node and polls the seed's layout (every 100 ms) until

@@ -2,10 +2,11 @@
 //! running cluster, `compare` (engine vs one node vs six nodes at each level),
 //! `drain` (backlog drain after a partition; `bench_drain.rs`), `engine` (db_bench-shaped), `cost` (CPU per operation; `bench_cost.rs`), `join` (a node join under load; `bench_join.rs`).
 //!
-//! Parses options, prints tables, writes JSON and plots. Must not measure
+//! Parses options, prints tables, writes JSON and plots (the options of the
+//! commands that spawn their own nodes: `bench_spawn.rs`). Must not measure
 //! anything itself: `geokv::bench` does.
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +15,8 @@ use geokv::bench::report::{compare_table, phase_table, RunReport};
 use geokv::bench::runner::{self, RunSpec, Shared};
 use geokv::bench::{plot, Distribution, Workload};
 use geokv::client::{Client, ConsistencyLevel};
+
+use super::bench_spawn::{write_json, SpawnArgs};
 
 /// `geokv bench` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -150,15 +153,8 @@ pub struct CompareArgs {
         default_value = "ONE,LOCAL_QUORUM,QUORUM,EACH_QUORUM"
     )]
     levels: Vec<ConsistencyLevel>,
-    /// WAL durability of the nodes and of the engine run.
-    #[arg(long, default_value = "periodic")]
-    durability: String,
-    /// Scratch directory (kept); a temporary one, removed afterwards, by default.
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Write the comparison as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    spawn: SpawnArgs,
     /// Write plots here: `compare-latency-cdf.svg` (one curve per setup and
     /// level) and `throughput-<n>.svg` for each row.
     #[arg(long)]
@@ -282,14 +278,14 @@ async fn bench_run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn compare(args: CompareArgs) -> anyhow::Result<()> {
-    let (work_dir, temporary) = work_dir(args.work_dir.as_deref(), "compare")?;
+    let scratch = args.spawn.scratch("compare")?;
     let opts = CompareOptions {
         exe: std::env::current_exe()?,
-        work_dir: work_dir.clone(),
+        work_dir: scratch.path.clone(),
         spec: args.workload.spec(),
         levels: args.levels,
         wan_delay_ms: args.wan_delay_ms,
-        durability: args.durability,
+        durability: args.spawn.durability.clone(),
         secure: args.secure,
         cluster_only: args.cluster_only,
         reconnects: args.reconnects,
@@ -304,14 +300,10 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         recorded.push((label.trim().to_string(), rec.clone()));
     })
     .await;
-    if temporary {
-        let _ = std::fs::remove_dir_all(&work_dir);
-    }
+    drop(scratch);
     let report = result?;
     print!("{}", compare_table(&report));
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
-    }
+    args.spawn.write_json(&report)?;
     if let Some(dir) = &args.plot_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let title = format!(
@@ -344,28 +336,5 @@ fn engine(args: EngineArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     print!("{}", geokv::engine::bench::run_engine_bench(opts)?);
-    Ok(())
-}
-
-/// The scratch directory and whether it is ours to remove.
-pub(super) fn work_dir(given: Option<&Path>, what: &str) -> anyhow::Result<(PathBuf, bool)> {
-    let (dir, temporary) = match given {
-        Some(d) => (d.to_path_buf(), false),
-        None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let name = format!("geokv-bench-{what}-{}-{nanos}", std::process::id());
-            (std::env::temp_dir().join(name), true)
-        }
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok((dir, temporary))
-}
-
-pub(super) fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-    println!("results: {}", path.display());
     Ok(())
 }

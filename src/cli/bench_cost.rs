@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use geokv::bench::cost::{medians, run_cost, CostOptions, CostReport, CostRow, PHASES};
 use geokv::client::ConsistencyLevel;
 
@@ -40,8 +39,6 @@ pub struct CostArgs {
     /// Phases to run, in this order: put, get, put-c1, get-c1.
     #[arg(long, value_delimiter = ',', default_value = "put,get,put-c1,get-c1")]
     phases: Vec<String>,
-    #[arg(long, default_value = "periodic")]
-    durability: String,
     /// `perf record -g` the node processes during each throughput phase of
     /// the first round into DIR/b<binary>-<phase>.perf.data (CPU figures of
     /// that round then include perf's overhead).
@@ -50,17 +47,14 @@ pub struct CostArgs {
     /// Sampling frequency of --perf-record, Hz.
     #[arg(long, default_value_t = 499)]
     perf_freq: u32,
-    /// Scratch directory (kept); a temporary one, removed afterwards, by default.
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Write every round as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    // `--json` gets every round.
+    #[command(flatten)]
+    spawn: super::bench_spawn::SpawnArgs,
 }
 
 /// Runs the protocol and prints one line per measured phase, then the medians.
 pub async fn cost(args: CostArgs) -> anyhow::Result<()> {
-    let (work_dir, temporary) = super::bench::work_dir(args.work_dir.as_deref(), "cost")?;
+    let scratch = args.spawn.scratch("cost")?;
     let node_exes = if args.node_exes.is_empty() {
         vec![std::env::current_exe()?]
     } else {
@@ -71,8 +65,8 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<()> {
     }
     let opts = CostOptions {
         node_exes,
-        work_dir: work_dir.clone(),
-        durability: args.durability,
+        work_dir: scratch.path.clone(),
+        durability: args.spawn.durability.clone(),
         level: args.level,
         records: args.records,
         concurrency: args.concurrency,
@@ -85,17 +79,10 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<()> {
         perf_freq: args.perf_freq,
     };
     let result = run_cost(&opts, |row| eprintln!("{}", row_line(row))).await;
-    if temporary {
-        let _ = std::fs::remove_dir_all(&work_dir);
-    }
+    drop(scratch);
     let report = result?;
     print!("{}", table(&report));
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-        println!("results: {}", path.display());
-    }
-    Ok(())
+    args.spawn.write_json(&report)
 }
 
 fn row_line(r: &CostRow) -> String {

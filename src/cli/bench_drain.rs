@@ -1,13 +1,12 @@
 //! `geokv bench drain`: its options and the printing of what
 //! `geokv::bench::drain` measured. Must not measure anything itself.
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use geokv::bench::drain::{run_drain, DrainOptions};
 use geokv::bench::report::phase_table;
 
-use super::bench::{work_dir, write_json};
+use super::bench_spawn::SpawnArgs;
 
 /// Arguments of `geokv bench drain`.
 #[derive(clap::Args, Debug)]
@@ -28,23 +27,17 @@ pub struct DrainArgs {
     /// One-way delay (ms) on every inter-datacenter link for the whole scenario.
     #[arg(long, default_value_t = 0)]
     wan_delay_ms: u64,
-    #[arg(long, default_value = "periodic")]
-    durability: String,
-    /// Scratch directory (kept); a temporary one, removed afterwards, by default.
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Write the result as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    spawn: SpawnArgs,
 }
 
 /// Runs `geokv bench drain` and prints what it measured.
 pub(super) async fn drain(args: DrainArgs) -> anyhow::Result<()> {
-    let (work_dir, temporary) = work_dir(args.work_dir.as_deref(), "drain")?;
+    let scratch = args.spawn.scratch("drain")?;
     let opts = DrainOptions {
         exe: std::env::current_exe()?,
-        work_dir: work_dir.clone(),
-        durability: args.durability,
+        work_dir: scratch.path.clone(),
+        durability: args.spawn.durability.clone(),
         baseline_keys: args.baseline_keys,
         keys: args.keys,
         concurrency: args.concurrency,
@@ -54,9 +47,7 @@ pub(super) async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         progress: std::io::stderr().is_terminal(),
     };
     let result = run_drain(&opts).await;
-    if temporary {
-        let _ = std::fs::remove_dir_all(&work_dir);
-    }
+    drop(scratch);
     let r = result?;
     println!("inter-datacenter delay: {} ms one way", r.wan_delay_ms);
     print!(
@@ -104,8 +95,5 @@ pub(super) async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         );
     }
     println!("probe errors: {}", r.probe_errors);
-    if let Some(path) = &args.json {
-        write_json(path, &r)?;
-    }
-    Ok(())
+    args.spawn.write_json(&r)
 }

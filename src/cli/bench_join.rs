@@ -1,13 +1,12 @@
 //! `geokv bench join`: its options and the printing of what
 //! `geokv::bench::join` measured. Must not measure anything itself.
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use geokv::bench::join::{run_join, JoinOptions};
 use geokv::bench::report::phase_table;
 
-use super::bench::{work_dir, write_json};
+use super::bench_spawn::SpawnArgs;
 
 /// Arguments of `geokv bench join`.
 #[derive(clap::Args, Debug)]
@@ -38,23 +37,17 @@ pub struct JoinArgs {
     /// Seconds to wait for the old owners' cleanup after the join.
     #[arg(long, default_value_t = 30)]
     cleanup_wait_secs: u64,
-    #[arg(long, default_value = "periodic")]
-    durability: String,
-    /// Scratch directory (kept); a temporary one, removed afterwards, by default.
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Write the result as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    spawn: SpawnArgs,
 }
 
 /// Runs `geokv bench join` and prints what it measured.
 pub(super) async fn join(args: JoinArgs) -> anyhow::Result<()> {
-    let (work_dir, temporary) = work_dir(args.work_dir.as_deref(), "join")?;
+    let scratch = args.spawn.scratch("join")?;
     let opts = JoinOptions {
         exe: std::env::current_exe()?,
-        work_dir: work_dir.clone(),
-        durability: args.durability,
+        work_dir: scratch.path.clone(),
+        durability: args.spawn.durability.clone(),
         size_mib: args.size_mib,
         value_size: args.value_size,
         concurrency: args.concurrency,
@@ -66,9 +59,7 @@ pub(super) async fn join(args: JoinArgs) -> anyhow::Result<()> {
         progress: std::io::stderr().is_terminal(),
     };
     let result = run_join(&opts).await;
-    if temporary {
-        let _ = std::fs::remove_dir_all(&work_dir);
-    }
+    drop(scratch);
     let r = result?;
     let load = "load (LOCAL_QUORUM inserts; every node stores every key)";
     print!("{}", phase_table(load, &r.load));
@@ -122,8 +113,5 @@ pub(super) async fn join(args: JoinArgs) -> anyhow::Result<()> {
         "p99 while Joining / idle p99 = {:.2} (goal <= 2)",
         r.p99_ratio
     );
-    if let Some(path) = &args.json {
-        write_json(path, &r)?;
-    }
-    Ok(())
+    args.spawn.write_json(&r)
 }

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod bench_cost;
 pub mod bench_drain;
 pub mod bench_join;
+pub mod bench_spawn;
 pub mod certs;
 pub mod dev;
 pub mod node;

@@ -6,21 +6,14 @@ use super::*;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits};
 use crate::hints::HintsConfig;
-use crate::layout::{Layout, NewNode};
+use crate::layout::Layout;
 use crate::topology::Topology;
 use crate::transport::faults::Faults;
 
 /// The dev layout while `dc1-new` joins dc1 (rack r1).
 fn joining() -> Layout {
     let seed = Layout::seed(&Topology::dev());
-    let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).expect("tokens");
-    let node = NewNode {
-        id: "dc1-new".into(),
-        client_address: "127.0.0.14:7070".parse().expect("addr"),
-        peer_address: "127.0.0.14:7071".parse().expect("addr"),
-        admin_address: "127.0.0.14:7072".parse().expect("addr"),
-    };
-    seed.begin_join(node, "dc1", "r1", &tokens).expect("join")
+    crate::layout::testing::dev_join(&seed, "dc1-new", "127.0.0.14")
 }
 
 /// dc1-n1's coordinator while `dc1-new` joins dc1 (rack r1).

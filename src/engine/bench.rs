@@ -207,7 +207,7 @@ fn group_commit(
         .collect();
     for h in handles {
         h.join()
-            .map_err(|_| EngineError::Rocks("bench writer panicked".into()))??;
+            .map_err(|_| EngineError::Backend("bench writer panicked".into()))??;
     }
     let secs = started.elapsed().as_secs_f64();
     let wal_syncs = engine.wal_syncs().unwrap_or(0) - before;

@@ -180,7 +180,8 @@ pub enum EngineError {
     #[error("refused to write {what}: it would not decode ({detail})")]
     InvalidRecord { what: String, detail: String },
     /// The backend is busy: a write stall, a lock or operation timeout, a
-    /// "try again". Nothing was done; the same call may succeed later.
+    /// "try again". The same call may succeed later; a write that fails
+    /// with it may still have been applied (callers answer "maybe").
     #[error("storage busy: {0}")]
     Busy(String),
     /// The backend is shutting down or a column family is gone: no retry
@@ -191,10 +192,14 @@ pub enum EngineError {
     /// (a bug in the caller or in the engine's options).
     #[error("storage refused the call: {0}")]
     InvalidArgument(String),
-    /// Any other backend failure (RocksDB's `Unknown`, a merge in
-    /// progress, ...), or one injected by a test.
-    #[error("rocksdb: {0}")]
-    Rocks(String),
+    /// A failure of the storage backend that fits none of the variants
+    /// above, with the backend's own message: RocksDB's `Unknown`,
+    /// `NotFound` (an internal file), `Aborted`, `MergeInProgress`,
+    /// `CompactionTooLarge`; a panicked engine thread; a failure a test
+    /// injects. Not retriable, and a write that fails with it may have been
+    /// applied.
+    #[error("storage backend: {0}")]
+    Backend(String),
     /// The background WAL fsync failed; the engine refuses further writes.
     #[error("WAL sync failed, engine refuses writes: {0}")]
     SyncFailed(String),
@@ -216,7 +221,7 @@ impl EngineError {
             | EngineError::InvalidRecord { .. }
             | EngineError::Closed(_)
             | EngineError::InvalidArgument(_)
-            | EngineError::Rocks(_)
+            | EngineError::Backend(_)
             | EngineError::SyncFailed(_) => false,
         }
     }

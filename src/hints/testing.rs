@@ -115,7 +115,9 @@ impl Engine for ThreadsEngine {
         drop(self.hold.lock());
         let left = (self.countdown).fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         if left == 0 {
-            return Err(crate::engine::EngineError::Rocks("injected failure".into()));
+            return Err(crate::engine::EngineError::Backend(
+                "injected failure".into(),
+            ));
         }
         if left < 0 {
             self.countdown

@@ -11,6 +11,8 @@
 //! Must not do I/O, know about liveness, or hold a ring: everything derived
 //! (ring, pending ranges, peers) is computed from a layout by its owner.
 
+#[cfg(test)]
+pub(crate) mod testing;
 mod transition;
 
 #[cfg(test)]

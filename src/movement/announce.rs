@@ -90,8 +90,7 @@ pub fn reports(m: &LayoutMessage, version: u64, ours: &ClusterView) -> bool {
 #[cfg(test)]
 mod tests {
     use super::reports;
-    use crate::layout::{Layout, NewNode};
-    use crate::topology::Topology;
+    use crate::layout::Layout;
     use crate::view::ClusterView;
 
     /// Review finding 2: of two proposals of v2, a member on the other one
@@ -99,21 +98,7 @@ mod tests {
     /// we are past it, is.
     #[test]
     fn a_member_on_another_layout_of_the_same_version_is_behind() {
-        let seed = Layout::seed(&Topology::dev());
-        let join = |id: &str, ip: &str| {
-            let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).expect("tokens");
-            let node = NewNode {
-                id: id.into(),
-                client_address: format!("{ip}:7070").parse().expect("addr"),
-                peer_address: format!("{ip}:7071").parse().expect("addr"),
-                admin_address: format!("{ip}:7072").parse().expect("addr"),
-            };
-            (seed.begin_join(node, "dc1", "r1", &tokens)).expect("join")
-        };
-        let (a, b) = (
-            join("dc1-new", "127.0.0.14"),
-            join("dc1-other", "127.0.0.15"),
-        );
+        let (seed, a, b) = crate::layout::testing::concurrent_joins();
         let ours = ClusterView::derive(a.clone(), "dc1-n1").expect("view");
         let msg = |l: &Layout| crate::view::sync::to_message(l);
         assert!(reports(&msg(&a), 2, &ours));

@@ -35,7 +35,7 @@ pub(super) fn classify(kind: ErrorKind, detail: String) -> EngineError {
         | ErrorKind::MergeInProgress
         | ErrorKind::Aborted
         | ErrorKind::CompactionTooLarge
-        | ErrorKind::Unknown => EngineError::Rocks(detail),
+        | ErrorKind::Unknown => EngineError::Backend(detail),
     }
 }
 
@@ -67,7 +67,7 @@ mod tests {
                 EngineError::InvalidArgument(_) => "invalid",
                 EngineError::Corrupt { .. } => "corrupt",
                 EngineError::Io(_) => "io",
-                EngineError::Rocks(_) => "other",
+                EngineError::Backend(_) => "other",
                 other => panic!("{kind:?} became {other:?}"),
             };
             assert_eq!(got, want, "{kind:?}");

@@ -1,6 +1,8 @@
 //! Tests of the redirection of node hints: fates, a member's sifted page,
 //! a leaver's queue emptied, and a redirection interrupted by a failure.
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::engine::{Engine, Limits, MemoryEngine};
 use crate::hints::testing::layouts;
@@ -14,6 +16,37 @@ fn dc1_replicas(view: &ClusterView, key: &[u8]) -> Vec<String> {
         .filter(|n| n.dc == "dc1")
         .map(|n| n.id.clone())
         .collect()
+}
+
+/// This node's (`a`'s) hints over `engine`, on `cluster`'s current view.
+fn open(engine: &Arc<dyn Engine>, cluster: &Cluster) -> Arc<Hints> {
+    let me = cluster.current().me().unwrap().clone();
+    Arc::new(Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap())
+}
+
+/// Keys `k0..k{n}` hinted to node `dest` in `ks`, each with the one
+/// sibling set returned.
+async fn hinted(hints: &Hints, dest: &str, n: usize) -> (SiblingSet, Vec<Vec<u8>>) {
+    let mut set = SiblingSet::new();
+    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+        .unwrap();
+    let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
+    for k in &keys {
+        hints.hint_node(dest, "ks", k, &set).await.unwrap();
+    }
+    (set, keys)
+}
+
+/// How many of `keys` each dc1 replica other than `a` should have a
+/// hint for (`a` merges its copies instead).
+fn hints_per_other_replica(view: &ClusterView, keys: &[Vec<u8>]) -> BTreeMap<String, u64> {
+    let mut expect = BTreeMap::new();
+    for k in keys {
+        for o in dc1_replicas(view, k).into_iter().filter(|o| o != "a") {
+            *expect.entry(o).or_default() += 1;
+        }
+    }
+    expect
 }
 
 #[test]
@@ -116,16 +149,8 @@ async fn a_member_s_page_is_sifted_of_keys_it_does_not_replicate() {
     let (seed, _) = layouts();
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let cluster = Cluster::new(seed, "a", None).unwrap();
-    let me = cluster.current().me().unwrap().clone();
-    let hints =
-        Arc::new(Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap());
-    let mut set = SiblingSet::new();
-    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
-        .unwrap();
-    let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("k{i}").into_bytes()).collect();
-    for k in &keys {
-        hints.hint_node("b", "ks", k, &set).await.unwrap();
-    }
+    let hints = open(&engine, &cluster);
+    let (set, keys) = hinted(&hints, "b", 40).await;
     let b = Dest::Node("b".into());
     let from = b.prefix(Lane::Backlog);
     let page = hints
@@ -173,19 +198,11 @@ async fn a_queue_for_a_node_that_left_is_redirected_and_emptied() {
     let (seed, left) = layouts();
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let cluster = Cluster::new(seed, "a", None).unwrap();
-    let me = cluster.current().me().unwrap().clone();
-    let open = |c: &Cluster| Hints::open(engine.clone(), c.clone(), me.clone(), Default::default());
-    let hints = Arc::new(open(&cluster).unwrap());
-    let mut set = SiblingSet::new();
-    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
-        .unwrap();
-    let keys: Vec<Vec<u8>> = (0..20).map(|i| format!("k{i}").into_bytes()).collect();
-    for k in &keys {
-        hints.hint_node("d", "ks", k, &set).await.unwrap();
-    }
+    let hints = open(&engine, &cluster);
+    let (set, keys) = hinted(&hints, "d", 20).await;
     cluster.install(left).unwrap();
     // After a restart the queue for "d" still gets a task.
-    let reopened = Arc::new(open(&cluster).unwrap());
+    let reopened = open(&engine, &cluster);
     assert!(reopened.destinations().contains(&Dest::Node("d".into())));
     let d = Dest::Node("d".into());
     assert_eq!(reopened.backlog_entries(&d), 20);
@@ -197,18 +214,14 @@ async fn a_queue_for_a_node_that_left_is_redirected_and_emptied() {
         "nothing keeps a leaver draining"
     );
     let view = cluster.current();
-    let mut expect: std::collections::BTreeMap<String, u64> = Default::default();
-    for k in &keys {
-        for o in dc1_replicas(&view, k) {
-            if o == "a" {
-                let got = engine.get_versions("ks", k).unwrap();
-                assert_eq!(got.as_ref(), Some(&set), "merged here");
-            } else {
-                *expect.entry(o).or_default() += 1;
-            }
-        }
+    for k in keys
+        .iter()
+        .filter(|k| dc1_replicas(&view, k).contains(&"a".into()))
+    {
+        let got = engine.get_versions("ks", k).unwrap();
+        assert_eq!(got.as_ref(), Some(&set), "merged here");
     }
-    for (o, count) in expect {
+    for (o, count) in hints_per_other_replica(&view, &keys) {
         assert_eq!(
             reopened.backlog_entries(&Dest::Node(o.clone())),
             count,
@@ -229,16 +242,8 @@ async fn a_redirection_that_fails_part_way_takes_out_what_it_copied() {
     let threads = Arc::new(crate::hints::testing::ThreadsEngine::new());
     let engine: Arc<dyn Engine> = threads.clone();
     let cluster = Cluster::new(seed, "a", None).unwrap();
-    let me = cluster.current().me().unwrap().clone();
-    let hints =
-        Arc::new(Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap());
-    let mut set = SiblingSet::new();
-    set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
-        .unwrap();
-    let keys: Vec<Vec<u8>> = (0..10).map(|i| format!("k{i}").into_bytes()).collect();
-    for k in &keys {
-        hints.hint_node("d", "ks", k, &set).await.unwrap();
-    }
+    let hints = open(&engine, &cluster);
+    let (_, keys) = hinted(&hints, "d", 10).await;
     cluster.install(left).unwrap();
     let d = Dest::Node("d".into());
     // Each entry is one write per dc1 replica (3): the seventh write, the
@@ -254,13 +259,7 @@ async fn a_redirection_that_fails_part_way_takes_out_what_it_copied() {
     assert_eq!(redirect_page(&hints, "a", &d).await.unwrap(), 8);
     assert_eq!(hints.backlog_entries(&d), 0);
     let view = cluster.current();
-    let mut expect: std::collections::BTreeMap<String, u64> = Default::default();
-    for k in &keys {
-        for o in dc1_replicas(&view, k).into_iter().filter(|o| o != "a") {
-            *expect.entry(o).or_default() += 1;
-        }
-    }
-    for (o, count) in expect {
+    for (o, count) in hints_per_other_replica(&view, &keys) {
         let queued = hints.backlog_entries(&Dest::Node(o.clone()));
         assert_eq!(queued, count, "{o}: one hint per key, none copied twice");
     }

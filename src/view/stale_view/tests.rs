@@ -3,7 +3,7 @@
 
 use super::Planned;
 use crate::error::GeokvError;
-use crate::layout::{Layout, NewNode};
+use crate::layout::Layout;
 use crate::topology::Topology;
 use crate::view::ClusterView;
 
@@ -29,14 +29,7 @@ fn check(
 /// Views of `dc1-new` joining dc1 as seen by `me`: seed, joining, joined.
 fn join_views(me: &str) -> [ClusterView; 3] {
     let seed = Layout::seed(&Topology::dev());
-    let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).expect("tokens");
-    let node = NewNode {
-        id: "dc1-new".into(),
-        client_address: "127.0.0.14:7070".parse().expect("addr"),
-        peer_address: "127.0.0.14:7071".parse().expect("addr"),
-        admin_address: "127.0.0.14:7072".parse().expect("addr"),
-    };
-    let joining = seed.begin_join(node, "dc1", "r1", &tokens).expect("join");
+    let joining = crate::layout::testing::dev_join(&seed, "dc1-new", "127.0.0.14");
     let joined = joining.finish_join("dc1-new").expect("finish");
     [seed, joining, joined].map(|l| ClusterView::derive(l, me).expect("view"))
 }
@@ -178,21 +171,7 @@ fn a_view_installed_between_the_check_and_the_apply_does_not_slip_in() {
 /// `dc1-other` joining), as seen by `me`: the one whose digest wins the
 /// merge first, then the loser.
 fn concurrent_v2(me: &str) -> (ClusterView, ClusterView) {
-    let seed = Layout::seed(&Topology::dev());
-    let join = |id: &str, ip: &str| {
-        let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).expect("tokens");
-        let node = NewNode {
-            id: id.into(),
-            client_address: format!("{ip}:7070").parse().expect("addr"),
-            peer_address: format!("{ip}:7071").parse().expect("addr"),
-            admin_address: format!("{ip}:7072").parse().expect("addr"),
-        };
-        (seed.begin_join(node, "dc1", "r1", &tokens)).expect("join")
-    };
-    let (a, b) = (
-        join("dc1-new", "127.0.0.14"),
-        join("dc1-other", "127.0.0.15"),
-    );
+    let (_, a, b) = crate::layout::testing::concurrent_joins();
     assert_eq!(a.version, b.version);
     let (win, lose) = if a.digest() > b.digest() {
         (a, b)
