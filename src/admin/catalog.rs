@@ -36,6 +36,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     // Internode transport.
     (Counter, "geokv_internode_requests_total", "Internode RPCs served, by RPC and source datacenter."),
     (Histogram, "geokv_internode_call_seconds", "Latency of internode calls made, by peer datacenter, in seconds."),
+    (Histogram, "geokv_internode_batch_entries", "Replica writes per ReplicaBatch call sent (issue 14: batched while a call to the peer is in flight)."),
     // Hinted handoff and inter-datacenter streams.
     (Gauge, "geokv_hint_backlog_entries", "Entries queued for a destination, by destination and lane."),
     (Gauge, "geokv_hint_backlog_bytes", "Bytes queued for a destination, by destination and lane."),

@@ -108,7 +108,9 @@ impl Handle {
 
     /// Merges `m` (idempotent, order-free). Here on the replica's call
     /// site ([`Replica::blocking`]); at a peer by `ReplicaWrite`, naming
-    /// this node as the coordinator.
+    /// this node as the coordinator, batched with the other writes to that
+    /// peer that queue while a call to it is in flight (issue 14,
+    /// `transport::replica_batch`).
     pub async fn merge(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
         match self {
             Handle::Here(replica) => {
@@ -129,7 +131,7 @@ impl Handle {
                     msg.layout_digest = p.digest.to_vec();
                     msg.targets = p.targets.to_vec();
                 }
-                Ok(peers.replica_write(node, msg, timeout).await?)
+                Ok(peers.replica_write_batched(node, msg, timeout).await?)
             }
         }
     }
