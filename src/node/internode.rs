@@ -126,15 +126,11 @@ impl Internode for InternodeService {
         let entries = req.into_inner().entries;
         let cluster = self.cluster.clone();
         // One hand-off to the replica's blocking site for the whole batch;
-        // each entry checked and applied on its own, in a span of its own
-        // that joins its request's trace.
+        // each entry checked on its own, in a span of its own that joins
+        // its request's trace; those that pass applied in one engine write.
         let results = self
             .replica
-            .blocking(move |rep| {
-                Ok((entries.into_iter())
-                    .map(|e| batch::result(rep, &cluster, e, arrived))
-                    .collect::<Vec<_>>())
-            })
+            .blocking(move |rep| Ok(batch::results(rep, &cluster, entries, arrived)))
             .instrument(span)
             .await?;
         Ok(Response::new(ReplicaBatchResponse { results }))

@@ -1,9 +1,14 @@
 //! Each entry's result maps to the error a single `ReplicaWrite` would
 //! have given; a batch that failed as a whole is "maybe applied" for every
-//! entry unless it was never sent.
+//! entry unless it was never sent; a peer from before `ReplicaBatch`
+//! (UNIMPLEMENTED) gets every entry as a single write, until the mark
+//! expires.
 
 use super::*;
 use crate::error::GeokvError;
+use parking_lot::Mutex;
+
+mod mixed;
 
 /// A status through the batch wire and back, and straight through.
 fn both_ways(s: tonic::Status) -> (String, String) {
