@@ -156,6 +156,20 @@ impl WriteBatch {
         );
     }
 
+    /// Appends `other`'s ops (and anything found wrong with them) to this
+    /// batch: one atomic write of both (a replica's batch of peer writes,
+    /// each checked on its own first).
+    pub fn append(&mut self, other: WriteBatch) {
+        self.ops.extend(other.ops);
+        self.checks.extend(other.checks);
+        if self.invalid.is_none() {
+            self.invalid = other.invalid;
+        }
+        if self.bad_record.is_none() {
+            self.bad_record = other.bad_record;
+        }
+    }
+
     /// Number of ops.
     pub fn len(&self) -> usize {
         self.ops.len()

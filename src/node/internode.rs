@@ -27,6 +27,8 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+mod batch;
+
 /// Batches of one incoming stream applied at once (senders keep fewer in
 /// flight; this only bounds a misbehaving one).
 const STREAM_WINDOW: usize = 32;
@@ -113,6 +115,25 @@ impl Internode for InternodeService {
             .instrument(span)
             .await?;
         Ok(Response::new(ReplicaWriteResponse {}))
+    }
+
+    async fn replica_batch(
+        &self,
+        req: Request<ReplicaBatchRequest>,
+    ) -> Result<Response<ReplicaBatchResponse>, Status> {
+        let span = self.admit(&req, "replica_batch")?;
+        let arrived = std::time::Instant::now();
+        let entries = req.into_inner().entries;
+        let cluster = self.cluster.clone();
+        // One hand-off to the replica's blocking site for the whole batch;
+        // each entry checked on its own, in a span of its own that joins
+        // its request's trace; those that pass applied in one engine write.
+        let results = self
+            .replica
+            .blocking(move |rep| Ok(batch::results(rep, &cluster, entries, arrived)))
+            .instrument(span)
+            .await?;
+        Ok(Response::new(ReplicaBatchResponse { results }))
     }
 
     async fn coordinate_write(

@@ -108,7 +108,9 @@ impl Handle {
 
     /// Merges `m` (idempotent, order-free). Here on the replica's call
     /// site ([`Replica::blocking`]); at a peer by `ReplicaWrite`, naming
-    /// this node as the coordinator.
+    /// this node as the coordinator, batched with the other writes to that
+    /// peer that queue while a call to it is in flight (issue 14,
+    /// `transport::replica_batch`).
     pub async fn merge(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
         match self {
             Handle::Here(replica) => {
@@ -117,20 +119,22 @@ impl Handle {
                 Ok(())
             }
             Handle::Peer { peers, node } => {
-                let mut msg = ReplicaWriteRequest {
-                    keyspace: m.keyspace.to_string(),
-                    key: m.key.to_vec(),
-                    record: m.record.to_vec(),
-                    coordinator: peers.me().id.clone(),
-                    ..Default::default()
-                };
-                if let Some(p) = m.planned {
-                    msg.layout_version = p.version;
-                    msg.layout_digest = p.digest.to_vec();
-                    msg.targets = p.targets.to_vec();
-                }
-                Ok(peers.replica_write(node, msg, timeout).await?)
+                let msg = write_request(peers, m);
+                Ok(peers.replica_write_batched(node, msg, timeout).await?)
             }
+        }
+    }
+
+    /// [`Handle::merge`], at a peer as a `ReplicaWrite` of its own, outside
+    /// the batching lane: for background pages (movement, repair), large
+    /// and with long deadlines, which must not hold up client writes
+    /// queued behind them (issue 14).
+    async fn merge_alone(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
+        match self {
+            Handle::Here(_) => self.merge(m, timeout).await,
+            Handle::Peer { peers, node } => Ok(peers
+                .replica_write(node, write_request(peers, m), timeout)
+                .await?),
         }
     }
 
@@ -250,9 +254,10 @@ impl Handle {
         }
     }
 
-    /// Merges a page of rows (anti-entropy): here in one atomic batch on
-    /// the blocking pool (a page is many keys); at a peer one `ReplicaWrite`
-    /// per row, `concurrency` at a time.
+    /// Merges a page of rows (anti-entropy, movement): here in one atomic
+    /// batch on the blocking pool (a page is many keys); at a peer one
+    /// `ReplicaWrite` per row, `concurrency` at a time, outside the
+    /// batching lane of client writes.
     pub async fn merge_page(
         &self,
         keyspace: &str,
@@ -277,7 +282,7 @@ impl Handle {
                             record: &record,
                             planned: None,
                         };
-                        self.merge(m, timeout).await
+                        self.merge_alone(m, timeout).await
                     })
                     .buffer_unordered(concurrency.max(1))
                     .try_collect::<Vec<()>>()
@@ -286,6 +291,24 @@ impl Handle {
         }
         Ok(())
     }
+}
+
+/// `m` as the `ReplicaWrite` a peer is sent, naming this node as the
+/// coordinator.
+fn write_request(peers: &Peers, m: Merge<'_>) -> ReplicaWriteRequest {
+    let mut msg = ReplicaWriteRequest {
+        keyspace: m.keyspace.to_string(),
+        key: m.key.to_vec(),
+        record: m.record.to_vec(),
+        coordinator: peers.me().id.clone(),
+        ..Default::default()
+    };
+    if let Some(p) = m.planned {
+        msg.layout_version = p.version;
+        msg.layout_digest = p.digest.to_vec();
+        msg.targets = p.targets.to_vec();
+    }
+    msg
 }
 
 fn bad_reply(node: &NodeInfo, detail: String) -> HandleError {

@@ -20,9 +20,11 @@
 //! Must not: choose replicas or count acknowledgements; talk to peers
 //! outside `handle.rs`; hand out the engine.
 
+mod batch;
 pub mod call_site;
 pub mod handle;
 pub mod merkle;
+pub use batch::BatchWrite;
 pub use call_site::CallSite;
 
 use crate::engine::{Engine, EngineError, WriteBatch};

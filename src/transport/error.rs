@@ -12,8 +12,9 @@ pub enum TransportError {
     /// Nothing was sent.
     #[error("{peer}: link cut (fault injection)")]
     Cut { peer: String },
-    /// Nothing was sent: the connection could not be established.
-    #[error("{peer}: could not connect: {message}")]
+    /// Nothing was sent: the connection could not be established, or the
+    /// call was dropped before it went out (`message` says which).
+    #[error("{peer}: not sent: {message}")]
     NotSent { peer: String, message: String },
     /// Sent (or maybe sent): no answer in time.
     #[error("{peer}: no answer within {ms} ms")]
@@ -81,7 +82,7 @@ pub(super) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportEr
     if verdict == PeerVerdict::Unknown && connect_failed(&s) {
         return TransportError::NotSent {
             peer: peer.to_string(),
-            message: s.message().to_string(),
+            message: format!("could not connect: {}", s.message()),
         };
     }
     if verdict == PeerVerdict::Unknown && s.code() == tonic::Code::DeadlineExceeded {

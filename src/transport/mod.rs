@@ -8,8 +8,11 @@
 //! placement, count acknowledgements, or touch storage.
 
 pub mod admin_client;
+pub mod batch;
 mod error;
 pub mod faults;
+pub mod lane;
+pub mod replica_batch;
 pub mod stream;
 pub mod tls;
 
@@ -38,6 +41,8 @@ pub const FROM_HEADER: &str = "geokv-from";
 pub struct Peers {
     me: NodeInfo,
     channels: parking_lot::Mutex<HashMap<String, (SocketAddr, Channel)>>,
+    /// Each peer's lane of batched replica writes ([`replica_batch`]).
+    lanes: parking_lot::Mutex<HashMap<String, Arc<replica_batch::WriteLane>>>,
     faults: Arc<Faults>,
     tls: tls::Tls,
     /// This node's id as the `geokv-from` value, parsed once.
@@ -50,6 +55,7 @@ impl Peers {
     pub fn new(me: NodeInfo, faults: Arc<Faults>, tls: &tls::Tls) -> Self {
         Peers {
             channels: parking_lot::Mutex::new(HashMap::new()),
+            lanes: parking_lot::Mutex::new(HashMap::new()),
             from: me.id.parse().ok(),
             me,
             faults,
@@ -69,6 +75,9 @@ impl Peers {
         self.channels
             .lock()
             .retain(|id, (addr, _)| peer_address(id) == Some(*addr));
+        self.lanes
+            .lock()
+            .retain(|id, lane| peer_address(id) == Some(lane.addr));
     }
 
     /// Nodes with a channel now (tests, diagnostics).

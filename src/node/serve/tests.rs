@@ -29,6 +29,12 @@ impl Internode for Slow {
         tokio::time::sleep(SLOW).await;
         Ok(Response::new(ReplicaWriteResponse {}))
     }
+    async fn replica_batch(
+        &self,
+        _: Request<ReplicaBatchRequest>,
+    ) -> Result<Response<ReplicaBatchResponse>, Status> {
+        no()
+    }
     async fn coordinate_write(
         &self,
         _: Request<CoordinateWriteRequest>,

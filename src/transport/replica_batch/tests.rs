@@ -1,0 +1,96 @@
+//! Each entry's result maps to the error a single `ReplicaWrite` would
+//! have given; a batch that failed as a whole is "maybe applied" for every
+//! entry unless it was never sent; a peer from before `ReplicaBatch`
+//! (UNIMPLEMENTED) gets every entry as a single write, until the mark
+//! expires.
+
+use super::*;
+use crate::error::GeokvError;
+use parking_lot::Mutex;
+
+mod mixed;
+
+/// A status through the batch wire and back, and straight through.
+fn both_ways(s: tonic::Status) -> (String, String) {
+    let single = status_error("p", s.clone(), 7);
+    let batched = entry_result("p", result_of(Err(s)), 7).expect_err("an error");
+    (format!("{batched:?}"), format!("{single:?}"))
+}
+
+#[test]
+fn an_applied_entry_is_ok() {
+    assert_eq!(result_of(Ok(())).code, 0);
+    assert!(entry_result("p", result_of(Ok(())), 7).is_ok());
+}
+
+#[test]
+fn an_entry_maps_like_a_single_call() {
+    let stale: tonic::Status = GeokvError::StaleView {
+        planned_on: 1,
+        replica_version: 3,
+    }
+    .into();
+    let internal: tonic::Status = GeokvError::Internal("disk".into()).into();
+    let mut refused = tonic::Status::unavailable("cut");
+    refused.metadata_mut().insert(
+        crate::proto::APPLIED_METADATA,
+        tonic::metadata::MetadataValue::from_static("no"),
+    );
+    let bare = tonic::Status::deadline_exceeded("late");
+    for s in [stale.clone(), internal.clone(), refused.clone(), bare] {
+        let (batched, single) = both_ways(s);
+        assert_eq!(batched, single);
+    }
+    let e = entry_result("p", result_of(Err(stale)), 7).expect_err("stale");
+    assert!(
+        matches!(e, TransportError::StaleView { version: 3, .. }),
+        "{e:?}"
+    );
+    assert!(e.nothing_applied());
+    let e = entry_result("p", result_of(Err(internal)), 7).expect_err("internal");
+    assert!(!e.nothing_applied(), "{e:?}");
+    let e = entry_result("p", result_of(Err(refused)), 7).expect_err("refused");
+    assert!(e.nothing_applied(), "{e:?}");
+}
+
+#[test]
+fn a_failed_batch_is_maybe_applied_unless_never_sent() {
+    let peer = || "p".to_string();
+    let sent = [
+        TransportError::Timeout {
+            peer: peer(),
+            ms: 5,
+        },
+        TransportError::StaleView {
+            peer: peer(),
+            version: 4,
+        },
+        TransportError::Rpc {
+            peer: peer(),
+            code: tonic::Code::Unavailable,
+            message: "refused".into(),
+            verdict: PeerVerdict::NothingApplied,
+        },
+        TransportError::Rpc {
+            peer: peer(),
+            code: tonic::Code::Internal,
+            message: "reset".into(),
+            verdict: PeerVerdict::Unknown,
+        },
+    ];
+    for e in sent {
+        let b = batch_failed(e.clone());
+        assert!(!b.nothing_applied(), "{e:?} became {b:?}");
+        assert!(!matches!(b, TransportError::StaleView { .. }), "{b:?}");
+    }
+    let unsent = [
+        TransportError::Cut { peer: peer() },
+        TransportError::NotSent {
+            peer: peer(),
+            message: "refused".into(),
+        },
+    ];
+    for e in unsent {
+        assert!(batch_failed(e).nothing_applied());
+    }
+}
