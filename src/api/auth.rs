@@ -6,7 +6,7 @@
 //! limited per address). The decisions are `security::auth`'s.
 
 use crate::security::auth::{AuthError, Credential, Token, AUTHORIZATION};
-use crate::security::certs::{identity_of, Identity};
+use crate::security::certs::Identity;
 use crate::transport::tls::ConnInfo;
 use tonic::{Request, Status};
 
@@ -19,13 +19,16 @@ pub fn credential<T>(req: &Request<T>) -> Credential {
             None => Credential::Malformed,
         };
     }
-    let leaf = (req.extensions().get::<ConnInfo>())
-        .and_then(|i| i.certs.clone())
-        .and_then(|c| c.first().cloned());
-    match leaf.map(|l| identity_of(&l)) {
-        Some(Ok(Some(Identity::Client(name)))) => Credential::Certificate(name),
+    match peer_identity(req) {
+        Some(Identity::Client(name)) => Credential::Certificate(name.clone()),
         _ => Credential::None,
     }
+}
+
+/// Who the (verified) certificate of `req`'s connection names, parsed once
+/// per connection by the TLS acceptor.
+fn peer_identity<T>(req: &Request<T>) -> Option<&Identity> {
+    (req.extensions().get::<ConnInfo>()).and_then(|i| i.identity.as_deref())
 }
 
 /// Whether `req` came over a TLS connection whose (verified) client
@@ -33,13 +36,7 @@ pub fn credential<T>(req: &Request<T>) -> Credential {
 /// the cluster, e.g. a replacement asking its seed whether the node it
 /// replaces is down. Admits `Status` only (membership, no data).
 pub fn from_node<T>(req: &Request<T>) -> bool {
-    let leaf = (req.extensions().get::<ConnInfo>())
-        .and_then(|i| i.certs.clone())
-        .and_then(|c| c.first().cloned());
-    matches!(
-        leaf.map(|l| identity_of(&l)),
-        Some(Ok(Some(Identity::Node(_))))
-    )
+    matches!(peer_identity(req), Some(Identity::Node(_)))
 }
 
 /// The client's IP address (the TLS acceptor's record of the connection,

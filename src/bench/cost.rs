@@ -14,6 +14,9 @@
 //! A/B comparison shares one window and one load generator; the report gives
 //! every round and the median per binary and phase.
 //!
+//! With `secure` the cluster runs TLS and authentication (the client sends
+//! a token over TLS, the nodes use mutual TLS between them).
+//!
 //! Owns the order of runs and the optional `perf record` of the node
 //! processes. Must not format results (the CLI does).
 use std::path::{Path, PathBuf};
@@ -21,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::cluster::topology_yaml;
-use super::compare::start_cluster;
+use super::compare::start_cluster_with;
 use super::proc_stats::{self, Cost};
 use super::runner::{self, RunSpec, Shared};
 use super::stats::PhaseReport;
@@ -62,6 +65,9 @@ pub struct CostOptions {
     pub perf_record: Option<PathBuf>,
     /// `perf record` sampling frequency (Hz).
     pub perf_freq: u32,
+    /// TLS and authentication on (as `bench compare --secure`): the
+    /// server's CPU then includes every TLS hop's.
+    pub secure: bool,
 }
 
 /// One phase of one run.
@@ -87,6 +93,8 @@ pub struct CostReport {
     pub binaries: Vec<String>,
     pub level: String,
     pub durability: String,
+    /// TLS and authentication were on.
+    pub secure: bool,
     pub nodes: usize,
     pub replication_factor: u32,
     pub key_bytes: usize,
@@ -125,6 +133,7 @@ pub async fn run_cost(
             .collect(),
         level: opts.level.to_string(),
         durability: opts.durability.clone(),
+        secure: opts.secure,
         nodes: COST_IPS.len(),
         replication_factor: 3,
         key_bytes: super::keys::key_name(0).len(),
@@ -159,7 +168,15 @@ async fn run_once(
     on_row: &mut impl FnMut(&CostRow),
 ) -> Result<Vec<CostRow>, BenchError> {
     let yaml = topology_yaml("geokv-bench-cost", &[("dc1", &COST_IPS)], 3);
-    let mut started = start_cluster(exe, &opts.durability, dir, &yaml, &[opts.level]).await?;
+    let mut started = start_cluster_with(
+        exe,
+        &opts.durability,
+        dir,
+        &yaml,
+        &[opts.level],
+        opts.secure,
+    )
+    .await?;
     let pids = started.cluster.pids();
     let load = spec(opts, Workload::Insert, opts.concurrency, opts.duration);
     let shared = Shared::new(&load);

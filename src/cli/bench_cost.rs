@@ -44,6 +44,10 @@ pub struct CostArgs {
     /// that round then include perf's overhead).
     #[arg(long)]
     perf_record: Option<PathBuf>,
+    /// TLS and authentication on (certificates and an admin token made in
+    /// the scratch directory), as `bench compare --secure`.
+    #[arg(long)]
+    secure: bool,
     /// Sampling frequency of --perf-record, Hz.
     #[arg(long, default_value_t = 499)]
     perf_freq: u32,
@@ -77,6 +81,7 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<()> {
         phases: args.phases,
         perf_record: args.perf_record,
         perf_freq: args.perf_freq,
+        secure: args.secure,
     };
     let result = run_cost(&opts, |row| eprintln!("{}", row_line(row))).await;
     drop(scratch);
@@ -109,10 +114,11 @@ pub fn table(report: &CostReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} nodes, rf {}, {}; {}-byte keys, {}-byte values; medians of {} round(s)",
+        "{} nodes, rf {}, {}{}; {}-byte keys, {}-byte values; medians of {} round(s)",
         report.nodes,
         report.replication_factor,
         report.level,
+        if report.secure { ", TLS + auth" } else { "" },
         report.key_bytes,
         report.value_size,
         report.rows.iter().map(|r| r.round + 1).max().unwrap_or(0)

@@ -40,7 +40,7 @@ mod material;
 pub use incoming::{Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, HANDSHAKE_TIMEOUT};
 pub use material::{Store, TlsError, TlsFiles};
 
-use crate::security::certs::{self, Identity};
+use crate::security::certs::Identity;
 use material::{Anchors, ClientVerifier, KeyResolver, NodeVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
@@ -317,18 +317,17 @@ impl Interceptor for Guard {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let identity = info
-            .and_then(|i| i.certs)
-            .and_then(|c| c.first().map(|leaf| certs::identity_of(leaf)));
-        match identity {
-            Some(Ok(Some(Identity::Node(id)))) if id == from => {
-                req.extensions_mut().insert(VerifiedPeer(id));
+        // Parsed once per connection (`ConnInfo::tls`), never per call.
+        let identity = info.and_then(|i| i.identity);
+        match identity.as_deref() {
+            Some(Identity::Node(id)) if *id == from => {
+                req.extensions_mut().insert(VerifiedPeer(from));
                 Ok(req)
             }
             other => {
                 let named = match other {
-                    Some(Ok(Some(who))) => who.to_string(),
-                    _ => "no geokv node".to_string(),
+                    Some(who) => who.to_string(),
+                    None => "no geokv node".to_string(),
                 };
                 let msg = format!("the peer's certificate names {named}, but the call claims to come from node '{from}'");
                 refused(self.port, "identity", &format!("{remote:?}: {msg}"));

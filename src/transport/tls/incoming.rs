@@ -3,8 +3,8 @@
 //! loop), a connection that does not start with a TLS record is dropped on
 //! the internode port and kept — to be answered with a clear error by the
 //! guard — on the client port, and each connection carries [`ConnInfo`]
-//! (remote address, TLS or not, the peer's verified certificates) into the
-//! request extensions.
+//! (remote address, TLS or not, who the peer's verified certificate names,
+//! parsed once per connection) into the request extensions.
 //!
 //! Owns: accepting and handshaking. Must not: judge identities (the guard does).
 
@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::Connected;
 
 use super::{refused, Port};
+use crate::security::certs::{identity_of, Identity};
 use rustls::pki_types::CertificateDer;
 
 /// Longest a TLS handshake may take before the connection is dropped.
@@ -32,13 +33,32 @@ pub enum Conn {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// What the guard knows about a request's connection.
+/// What the guard knows about a request's connection. Built once per
+/// connection (tonic copies it into every request's extensions), so the
+/// certificate is parsed once per connection, not once per call.
 #[derive(Clone, Debug)]
 pub struct ConnInfo {
     pub remote: Option<SocketAddr>,
     pub tls: bool,
-    /// The peer's certificate chain, verified against the CA during the handshake.
-    pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// Who the peer's certificate (verified against the CA during the
+    /// handshake) names; `None` without a certificate, or for one naming
+    /// no geokv node or client (or not parsing).
+    pub identity: Option<Arc<Identity>>,
+}
+
+impl ConnInfo {
+    /// A TLS connection whose peer presented `certs` (leaf first).
+    pub fn tls(remote: Option<SocketAddr>, certs: Option<&[CertificateDer<'_>]>) -> ConnInfo {
+        let identity = certs
+            .and_then(|c| c.first())
+            .and_then(|leaf| identity_of(leaf).ok().flatten())
+            .map(Arc::new);
+        ConnInfo {
+            remote,
+            tls: true,
+            identity,
+        }
+    }
 }
 
 impl Connected for Conn {
@@ -49,15 +69,11 @@ impl Connected for Conn {
             Conn::Plain(s) => ConnInfo {
                 remote: s.peer_addr().ok(),
                 tls: false,
-                certs: None,
+                identity: None,
             },
             Conn::Tls(s) => {
                 let (tcp, session) = s.get_ref();
-                ConnInfo {
-                    remote: tcp.peer_addr().ok(),
-                    tls: true,
-                    certs: session.peer_certificates().map(|c| Arc::new(c.to_vec())),
-                }
+                ConnInfo::tls(tcp.peer_addr().ok(), session.peer_certificates())
             }
         }
     }

@@ -60,11 +60,7 @@ async fn nodes_of_one_ca_connect_and_learn_each_others_identity() {
     let (n1, n2) = (store(dir.path(), "n1"), store(dir.path(), "n2"));
     let info = connect(&n1, &n2, "n1").await.expect("accepted");
     assert!(info.tls);
-    let certs = info.certs.expect("client certificate");
-    assert_eq!(
-        certs::identity_of(&certs[0]).unwrap(),
-        Some(Identity::Node("n2".into()))
-    );
+    assert_eq!(info.identity.as_deref(), Some(&Identity::Node("n2".into())));
 }
 
 #[tokio::test]
@@ -132,11 +128,7 @@ fn request(from: &str, info: Option<ConnInfo>) -> Request<()> {
 }
 
 fn tls_info(cert: CertificateDer<'static>) -> Option<ConnInfo> {
-    Some(ConnInfo {
-        remote: None,
-        tls: true,
-        certs: Some(Arc::new(vec![cert])),
-    })
+    Some(ConnInfo::tls(None, Some(&[cert])))
 }
 
 #[test]
@@ -164,6 +156,40 @@ fn the_guard_holds_callers_to_their_certificate() {
     );
     let plain = guard.call(request("n1", None)).unwrap_err();
     assert_eq!(plain.code(), tonic::Code::FailedPrecondition);
+    // A TLS connection without a certificate naming a node.
+    let anonymous = guard
+        .call(request("n1", Some(ConnInfo::tls(None, None))))
+        .unwrap_err();
+    assert_eq!(anonymous.code(), tonic::Code::PermissionDenied);
+    assert!(anonymous.message().contains("no geokv node"));
+}
+
+#[test]
+fn the_guard_trusts_the_identity_parsed_at_connect_time() {
+    // The guard reads the identity the acceptor parsed once per connection
+    // (`ConnInfo::tls`); it does not parse a certificate on every call.
+    let mut guard = Guard {
+        port: Port::Internode,
+        on: true,
+    };
+    let info = ConnInfo {
+        remote: None,
+        tls: true,
+        identity: Some(Arc::new(Identity::Node("n1".into()))),
+    };
+    for _ in 0..3 {
+        let ok = guard.call(request("n1", Some(info.clone()))).unwrap();
+        assert_eq!(
+            ok.extensions().get::<VerifiedPeer>(),
+            Some(&VerifiedPeer("n1".into()))
+        );
+    }
+    let client = ConnInfo {
+        identity: Some(Arc::new(Identity::Client("n1".into()))),
+        ..info
+    };
+    let err = guard.call(request("n1", Some(client))).unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
 }
 
 #[test]
@@ -175,7 +201,7 @@ fn the_client_port_guard_wants_tls_only_and_insecure_lets_all_through() {
     let plain = ConnInfo {
         remote: None,
         tls: false,
-        certs: None,
+        identity: None,
     };
     let err = client.call(request("", Some(plain.clone()))).unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
