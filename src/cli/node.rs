@@ -242,20 +242,33 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         geokv::admin::install_metrics();
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            wait_for_signal().await;
+            let first = wait_for_signal().await;
+            tracing::info!(
+                signal = first,
+                "stopping gracefully (a second signal stops at once)"
+            );
             let _ = tx.send(true);
+            // Handling the signal replaced its default action: without this a
+            // second one would be swallowed while the node drains.
+            let second = wait_for_signal().await;
+            tracing::error!(
+                signal = second,
+                "second signal: exiting at once, without the graceful shutdown \
+                 (no clean-shutdown marker: the next start is an unclean one)"
+            );
+            std::process::exit(128 + second);
         });
         run_node(cfg, rx).await.map_err(anyhow::Error::from)
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
+/// Resolves on SIGINT or SIGTERM, with the signal's number.
+pub async fn wait_for_signal() -> i32 {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => libc::SIGINT,
+        _ = term.recv() => libc::SIGTERM,
     }
 }
 

@@ -180,8 +180,10 @@ pub enum EngineError {
     #[error("refused to write {what}: it would not decode ({detail})")]
     InvalidRecord { what: String, detail: String },
     /// The backend is busy: a write stall, a lock or operation timeout, a
-    /// "try again". The same call may succeed later; a write that fails
-    /// with it may still have been applied (callers answer "maybe").
+    /// "try again"; the same call may succeed later. Only a write refused
+    /// at a stall before it began ([`Engine::write_unless_stalled`]'s
+    /// path) provably did nothing; a timed-out write may have been applied
+    /// (callers treat it as "maybe applied", `error::nothing_applied`).
     #[error("storage busy: {0}")]
     Busy(String),
     /// The backend is shutting down or a column family is gone: no retry

@@ -52,12 +52,19 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Spawns the hand-over of this node's anti-entropy records once it
+    /// [`Delivery::run_all`] in a detached task (a drain-only node).
+    pub fn spawn_all(self, shutdown: watch::Receiver<bool>) {
+        tokio::spawn(self.run_all(shutdown));
+    }
+
+    /// Runs the hand-over of this node's anti-entropy records once it
     /// has left (`adopt::records`), one task per destination queue, and one more for each
     /// destination a later view adds (a node joining this datacenter, a new
-    /// datacenter); they stop on `shutdown`. A destination a view drops
-    /// keeps its task: its queue is still on disk.
-    pub fn spawn_all(self, mut shutdown: watch::Receiver<bool>) {
+    /// datacenter), until `shutdown` and they have stopped. A destination a
+    /// view drops keeps its task: its queue is still on disk. `Err` when
+    /// one of them panicked (the node's task set then stops the node);
+    /// dropped, it aborts them all.
+    pub async fn run_all(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
         let mut views = self.cluster.subscribe();
         let net = Arc::new(Net {
             peers: self.peers,
@@ -65,25 +72,36 @@ impl Delivery {
             liveness: self.liveness,
         });
         let (hints, me) = (self.hints, self.me);
-        let records =
-            super::adopt::records::run(hints.clone(), net.clone(), me.clone(), shutdown.clone());
-        tokio::spawn(records);
-        tokio::spawn(async move {
-            let mut running = std::collections::BTreeSet::new();
-            loop {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(super::adopt::records::run(
+            hints.clone(),
+            net.clone(),
+            me.clone(),
+            shutdown.clone(),
+        ));
+        let mut running = std::collections::BTreeSet::new();
+        let mut live = true;
+        loop {
+            if live {
                 views.borrow_and_update();
                 for dest in hints.destinations() {
                     if running.insert(dest.clone()) {
                         let pump = Pump::new(hints.clone(), net.clone(), me.clone(), dest);
-                        tokio::spawn(pump.run(shutdown.clone()));
+                        tasks.spawn(pump.run(shutdown.clone()));
                     }
                 }
-                tokio::select! {
-                    changed = views.changed() => if changed.is_err() { return },
-                    _ = shutdown.wait_for(|v| *v) => return,
-                }
             }
-        });
+            tokio::select! {
+                changed = views.changed(), if live => live = changed.is_ok(),
+                _ = shutdown.wait_for(|v| *v), if live => live = false,
+                done = tasks.join_next(), if !live || !tasks.is_empty() => match done {
+                    None if !live => return Ok(()),
+                    None => {}
+                    Some(Err(e)) if e.is_panic() => return Err(format!("a delivery task {e}")),
+                    Some(_) => {}
+                },
+            }
+        }
     }
 }
 

@@ -57,6 +57,10 @@ impl Receiver {
             // Meant for the `Adopt` call: never applied as a delivery.
             return super::adopt::refuse(batch);
         }
+        if self.replica.is_closed() {
+            // Shutting down: nothing applied, the sender keeps every entry.
+            return unapplied(batch);
+        }
         let urgent = batch.urgent;
         let mut results: Vec<(usize, EntryAck)> =
             futures::stream::iter(batch.entries.into_iter().enumerate())
@@ -89,7 +93,11 @@ impl Receiver {
 
     /// Adopts a batch of a node that has left (the `Adopt` call; see
     /// `adopt`): queued here for its destination, not applied.
+    /// Refused, nothing adopted, once this node's replica is closing.
     pub async fn adopt(&self, batch: StreamBatch) -> StreamAck {
+        let Ok(_pass) = self.replica.open() else {
+            return unapplied(batch);
+        };
         super::adopt::adopt(&self.hints, &self.me.id, &self.me.dc, batch).await
     }
 
@@ -175,17 +183,26 @@ impl Receiver {
                 // durable, the sender keeps the entry and resends it.
                 hinted_all = false;
             } else {
-                hinted_all &= self
-                    .hints
-                    .hint_node(&n.id, &e.keyspace, &e.key, &set)
-                    .await
-                    .is_ok();
+                // Stored only while the replica is open (the final sync
+                // must cover what is acknowledged as durable).
+                hinted_all &= match self.replica.open() {
+                    Ok(_pass) => (self.hints.hint_node(&n.id, &e.keyspace, &e.key, &set))
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                };
             }
             let me_pending = pending.iter().any(|m| m.id == self.me.id);
             if applied >= need && !me_pending && !pending.is_empty() {
                 let targets: Vec<(NodeIdx, String)> =
                     pending.iter().map(|m| (m.idx, m.id.clone())).collect();
-                match intent::intend_now(&self.hints, &targets, &e.keyspace, &e.key, &set).await {
+                let intents = match self.replica.open() {
+                    Ok(_pass) => {
+                        intent::intend_now(&self.hints, &targets, &e.keyspace, &e.key, &set).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match intents {
                     Ok(i) => {
                         stragglers = i;
                         break;
@@ -412,6 +429,14 @@ fn not_applied(seq: u64) -> EntryAck {
         durable: false,
         refused: false,
         elsewhere_layout: None,
+    }
+}
+
+/// Every entry of `batch` not applied (kept by its sender).
+fn unapplied(batch: StreamBatch) -> StreamAck {
+    StreamAck {
+        batch_id: batch.batch_id,
+        entries: batch.entries.iter().map(|e| not_applied(e.seq)).collect(),
     }
 }
 

@@ -112,8 +112,21 @@ impl Control {
         Ok(self.status())
     }
 
-    /// The background part of a decommission, retried until done.
+    /// The background part of a decommission, retried until done or until
+    /// the node stops (a restart resumes it: `node::serve`).
     async fn run_leave(self: Arc<Self>) {
+        let mut stopping = self.stop.subscribe();
+        tokio::select! {
+            () = self.clone().leave_until_done() => {}
+            _ = stopping.wait_for(|v| *v) => {
+                tracing::warn!("the node is stopping: decommission interrupted; it resumes on the next start");
+                self.status.lock().detail = "interrupted by the node's shutdown".into();
+                *self.running.lock() = false;
+            }
+        }
+    }
+
+    async fn leave_until_done(self: Arc<Self>) {
         let me = self.cluster.me().to_string();
         loop {
             match self.leave_once(&me).await {

@@ -112,8 +112,10 @@ pub enum NodeError {
 /// then the servers and loops in one task set ([`tasks`]). On shutdown
 /// (the signal, a decommission that ended, or a task that failed) the
 /// client port stops accepting, requests in flight finish within a bound,
-/// the loops end, the replica closes, the engine syncs and the
-/// clean-shutdown marker is written last. `Err` ([`NodeError::Tasks`])
+/// the loops end, then the internode server stops accepting and finishes
+/// its calls in flight; the replica closes (every later write, from a
+/// connection still open, is refused as not applied), the engine syncs
+/// and the clean-shutdown marker is written last. `Err` ([`NodeError::Tasks`])
 /// when a task failed or panicked: the binary then exits non-zero.
 pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), NodeError> {
     // The node stops on `outer`, or by itself once decommissioned.
@@ -142,8 +144,10 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
         tls = p.tls.is_on(), "node started");
 
     let outcome = tasks.run(&stop, shutdown, tasks::GRACE).await;
-    // No update commits after the marker (updates still running finish
-    // first; later ones are refused as not applied).
+    // Nothing commits after the final sync and the marker: writes still
+    // running finish first; later ones (a peer's batch on a connection the
+    // aborted server left open) are refused as not applied, and their
+    // senders keep them.
     p.replica.close();
     // Everything synced, then the marker that lets the next start keep the
     // incarnation.

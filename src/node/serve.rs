@@ -52,29 +52,24 @@ pub(super) async fn servers(
 ) -> Result<(), NodeError> {
     let internode_listener = bind("internode gRPC", s.me.peer_address).await?;
     let client_listener = bind("client gRPC", s.me.client_address).await?;
-    internode_server(tasks, s, p, internode_listener, shutdown);
+    internode_server(tasks, s, p, internode_listener);
     client_server(tasks, s, p, client_listener, shutdown)?;
     admin_server(tasks, s, p, shutdown);
     Ok(())
 }
 
 /// Spawns the internode gRPC server on `listener`.
-fn internode_server(
-    tasks: &mut Tasks,
-    s: &Storage,
-    p: &Parts,
-    listener: tokio::net::TcpListener,
-    shutdown: &watch::Receiver<bool>,
-) {
+fn internode_server(tasks: &mut Tasks, s: &Storage, p: &Parts, listener: tokio::net::TcpListener) {
     let internode = p.internode(s);
     let peer_limits = p.limits.peer;
-    let mut sd = shutdown.clone();
+    // Last, on its own later signal: other nodes' replica calls (and this
+    // node's own requests in flight) are served while the client port
+    // drains and the loops end; only then does it stop accepting.
+    let mut sd = tasks.late_signal();
     let (layer, incoming) = (
         p.tls.guard(Port::Internode),
         p.tls.incoming(listener, Port::Internode),
     );
-    // Last: other nodes' replica calls in flight are served while this
-    // node's own requests drain.
     tasks.spawn_last("internode gRPC", async move {
         peer_limits
             .apply(peer_server())
@@ -213,14 +208,14 @@ pub(super) fn loops(
     tasks.spawn_loop("auth sync", async move {
         super::auth_sync::run(a, c, peers, Duration::from_secs(1), sd).await;
     });
-    Delivery {
+    let delivery = Delivery {
         hints: p.hints.clone(),
         peers: p.peers.clone(),
         cluster: s.cluster.clone(),
         liveness: p.liveness.clone(),
         me: s.me.clone(),
-    }
-    .spawn_all(shutdown.clone());
+    };
+    tasks.spawn("hint delivery", delivery.run_all(shutdown.clone()));
     movements(tasks, s, p, shutdown);
 }
 

@@ -1,20 +1,27 @@
 //! The node's task set: every long-running task a node starts (its
-//! servers, gossip, repair, movements, metrics, ...) is spawned here, named,
-//! and ended by one shutdown in a fixed order:
+//! servers, gossip, repair, movements, hint delivery, metrics, ...) is
+//! spawned here, named, and ended by one shutdown in a fixed order (the
+//! order of Cassandra's drain: client transport, then the loops, then
+//! messaging, then the flush):
 //!
 //! 1. until the node is told to stop, a task that fails or panics is logged
 //!    and stops the node (no half-alive node); one that ends `Ok` is done;
-//! 2. on stop every task sees the shutdown signal: the client server stops
-//!    accepting and lets requests in flight finish, the loops end. They get
-//!    [`Grace::drain`] in all;
-//! 3. tasks spawned with [`TaskSet::spawn_last`] (the internode server,
-//!    serving other nodes' replica calls in flight) are waited for only
-//!    after every other task ended, for at most [`Grace::linger`] more
-//!    (a peer's hint stream would hold them open; its sender resumes from
-//!    its cursor);
+//! 2. on stop every task but the last ones sees the shutdown signal: the
+//!    client server stops accepting and lets requests in flight finish,
+//!    the loops end. They get [`Grace::drain`] in all. The last ones (the
+//!    internode server, spawned with [`TaskSet::spawn_last`]) keep serving
+//!    meanwhile: other nodes' replica calls and this node's own requests
+//!    in flight still reach this replica;
+//! 3. then the last ones get their own signal ([`TaskSet::late_signal`]):
+//!    the internode server stops accepting and finishes the calls in
+//!    flight, for at most [`Grace::linger`] (a peer's hint stream would
+//!    hold it open; its sender resumes from its cursor);
 //! 4. whatever is left is aborted and named in the [`Outcome`].
 //!
-//! The node then closes its replica and syncs the engine (`node::run`).
+//! Aborting a server does not end its connections (tonic runs each as its
+//! own task): the node then closes its replica, which refuses every later
+//! write ("shutting down, nothing applied"), and only then syncs the
+//! engine and writes the clean-shutdown marker (`node::run`).
 //! Must not know what its tasks do.
 
 use std::collections::HashMap;
@@ -61,13 +68,31 @@ struct Entry {
 }
 
 /// The node's named tasks.
-#[derive(Default)]
 pub(super) struct TaskSet {
     set: JoinSet<TaskResult>,
     running: HashMap<Id, Entry>,
+    /// Turned on once the tasks but the last ones have ended (step 3).
+    late: watch::Sender<bool>,
+}
+
+impl Default for TaskSet {
+    fn default() -> Self {
+        TaskSet {
+            set: JoinSet::new(),
+            running: HashMap::new(),
+            late: watch::channel(false).0,
+        }
+    }
 }
 
 impl TaskSet {
+    /// The shutdown signal of the tasks spawned with
+    /// [`TaskSet::spawn_last`]: on once every other task has ended (or been
+    /// aborted) after the node's shutdown signal.
+    pub fn late_signal(&self) -> watch::Receiver<bool> {
+        self.late.subscribe()
+    }
+
     /// Spawns a task that must end soon after the shutdown signal.
     pub fn spawn(
         &mut self,
@@ -89,7 +114,8 @@ impl TaskSet {
         });
     }
 
-    /// Spawns a task waited for only after every other one ended.
+    /// Spawns a task that must end soon after [`TaskSet::late_signal`],
+    /// waited for only after every other one ended.
     pub fn spawn_last(
         &mut self,
         name: &'static str,
@@ -134,6 +160,7 @@ impl TaskSet {
             }
         }
         self.wait(false, grace.drain, &mut out).await;
+        self.late.send_replace(true);
         self.wait(true, grace.linger, &mut out).await;
         out
     }

@@ -12,7 +12,6 @@ use super::Replica;
 use crate::engine::WriteBatch;
 use crate::error::GeokvError;
 use crate::version::SiblingSet;
-use std::sync::atomic::Ordering;
 
 /// One write of a batch: keyspace, key and the record to merge.
 pub type BatchWrite<'a> = (&'a str, &'a [u8], &'a SiblingSet);
@@ -25,10 +24,11 @@ impl Replica {
         &self,
         writes: &[BatchWrite<'_>],
     ) -> (Vec<Result<(), GeokvError>>, Result<(), GeokvError>) {
-        if self.closed.load(Ordering::Acquire) {
+        // Held across the engine write: the shutdown's close waits for it.
+        let Ok(_pass) = self.open() else {
             let refused = writes.iter().map(|_| Err(GeokvError::ShuttingDown));
             return (refused.collect(), Ok(()));
-        }
+        };
         let limits = self.engine.limits();
         let mut all = WriteBatch::new();
         let checks = (writes.iter())

@@ -22,10 +22,12 @@
 
 mod batch;
 pub mod call_site;
+pub mod gate;
 pub mod handle;
 pub mod merkle;
 pub use batch::BatchWrite;
 pub use call_site::CallSite;
+pub use gate::Pass;
 
 use crate::engine::{Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
@@ -33,7 +35,6 @@ use crate::mutation::Mutation;
 use crate::token::TokenRange;
 use crate::version::{ActorId, Dot, SiblingSet};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The clock actor of `node` in `incarnation`.
@@ -56,8 +57,8 @@ pub struct Replica {
     /// Serialises `update` per key (striped by key hash): two updates of one
     /// key at this actor must see each other, or they would reuse a dot.
     locks: Vec<Mutex<()>>,
-    /// Set by [`Replica::close`]: no more updates (dots) from this actor.
-    closed: AtomicBool,
+    /// Every write passes it; [`Replica::close`] shuts it.
+    gate: gate::Gate,
     /// Where [`Replica::blocking`] runs.
     writes: CallSite,
 }
@@ -71,7 +72,7 @@ impl Replica {
             node: node.to_string(),
             max_siblings,
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            closed: AtomicBool::new(false),
+            gate: gate::Gate::default(),
             writes: CallSite::for_writes(&*engine),
             engine,
         }
@@ -132,11 +133,9 @@ impl Replica {
         also: impl FnOnce(&SiblingSet, &mut WriteBatch) -> Result<(), GeokvError>,
     ) -> Result<(SiblingSet, Dot), GeokvError> {
         let (keyspace, key) = (m.keyspace.as_str(), &m.key[..]);
+        let _pass = self.open()?;
         // Waits off the worker: the holder may be in a stalled write.
         let _guard = crate::blocking::lock(self.stripe(keyspace, key));
-        if self.closed.load(Ordering::Acquire) {
-            return Err(GeokvError::ShuttingDown);
-        }
         let mut set = self.engine.get_versions(keyspace, key)?.unwrap_or_default();
         let incarnation = self.engine.incarnation().for_minting();
         let actor = ActorId::from_node_id(&actor_name(&self.node, incarnation));
@@ -160,20 +159,34 @@ impl Replica {
         Ok((set, dot))
     }
 
-    /// Refuses every later update and waits for those in flight (each holds
-    /// its key's stripe while it commits). The clean-shutdown marker is
-    /// written after this, so no dot of this incarnation can commit after
-    /// the marker: a power loss right after a clean stop cannot lose a dot
-    /// the next start would then mint again (kv679).
+    /// Refuses every later write (updates, merges, pages: "shutting down,
+    /// nothing applied", [`GeokvError::ShuttingDown`]) and returns once the
+    /// writes in flight have committed. The final WAL sync and the
+    /// clean-shutdown marker come after this, so they cover every write
+    /// this replica ever acknowledged (a peer's batch on a connection still
+    /// open is refused and kept by its sender), and no dot of this
+    /// incarnation can commit after the marker: a power loss right after a
+    /// clean stop cannot lose a dot the next start would then mint again
+    /// (kv679). Blocks; waits off the async worker.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        for stripe in &self.locks {
-            drop(crate::blocking::lock(stripe));
-        }
+        crate::blocking::off_worker(|| self.gate.close());
+    }
+
+    /// Whether [`Replica::close`] has begun.
+    pub fn is_closed(&self) -> bool {
+        self.gate.is_closed()
+    }
+
+    /// A pass for a write to this node's storage on the replica's behalf
+    /// (a receiver's local hint for a peer): `close` waits until it is
+    /// dropped; refused once the replica is closing.
+    pub fn open(&self) -> Result<Pass<'_>, GeokvError> {
+        self.gate.enter().map_err(|_| GeokvError::ShuttingDown)
     }
 
     /// Merges a record sent by a coordinator, a stream or read repair.
     pub fn apply(&self, keyspace: &str, key: &[u8], set: &SiblingSet) -> Result<(), GeokvError> {
+        let _pass = self.open()?;
         let mut batch = WriteBatch::new();
         batch.merge_versions(keyspace, key, set);
         self.engine.write(batch)?;
@@ -186,6 +199,7 @@ impl Replica {
         keyspace: &str,
         rows: &[(Vec<u8>, SiblingSet)],
     ) -> Result<(), GeokvError> {
+        let _pass = self.open()?;
         let mut batch = WriteBatch::new();
         for (key, set) in rows {
             batch.merge_versions(keyspace, key, set);
@@ -238,6 +252,10 @@ impl Replica {
         self.read(keyspace, key)
     }
 }
+
+#[cfg(test)]
+#[path = "close_tests.rs"]
+mod close_tests;
 
 #[cfg(test)]
 mod tests {

@@ -107,4 +107,33 @@ mod apply {
         assert_eq!(ack.elsewhere_layout, None);
         assert_eq!(engine.get_versions("ks", mine).unwrap(), Some(set));
     }
+
+    /// Issue 10 (review of the shutdown, Medium): a node hint arriving on a
+    /// connection still open after the node closed its replica (after the
+    /// final sync) is not applied and not refused: the sender keeps it.
+    #[tokio::test]
+    async fn a_hint_received_after_the_replica_closed_is_kept_by_the_sender() {
+        let layout = Layout::seed(&Topology::parse("t.yaml", &topo()).unwrap());
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let cluster = Cluster::new(layout, "a", None).unwrap();
+        let replica = Arc::new(Replica::new(engine.clone(), "a", 64));
+        let view = cluster.current();
+        let a = view.me_idx();
+        let mine = (0..200)
+            .map(|i| format!("k{i}").into_bytes())
+            .find(|k| view.ring.replicas("ks", k).unwrap().contains(a))
+            .unwrap();
+        let mut set = SiblingSet::new();
+        set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+            .unwrap();
+        replica.close();
+        let ack = node_hint_apply(&cluster, &replica, "a", entry(&mine, &set), set.clone()).await;
+        assert!(!ack.durable && !ack.refused && ack.replicas == 0, "{ack:?}");
+        assert_eq!(ack.elsewhere_layout, None);
+        assert_eq!(
+            engine.get_versions("ks", &mine).unwrap(),
+            None,
+            "not applied"
+        );
+    }
 }

@@ -108,3 +108,47 @@ async fn a_task_that_ignores_the_signal_is_aborted_at_the_drain_bound() {
     assert!(out.failed.is_empty(), "{out:?}");
     assert_eq!(began.elapsed(), G.drain, "no linger without last tasks");
 }
+
+/// Issue 10 (review of the shutdown, Medium): the internode server used to
+/// get the node's signal with everything else and stop accepting at once,
+/// so its "linger" served nothing new. It now keeps serving while the
+/// client port drains and the loops end, gets its own signal only then,
+/// and finishes its calls in flight within the linger.
+#[tokio::test(start_paused = true)]
+async fn the_last_tasks_serve_through_the_drain_and_stop_on_their_own_signal() {
+    let (stop, sd) = watch::channel(false);
+    let mut tasks = TaskSet::default();
+    let began = Instant::now();
+    let client_done = Arc::new(std::sync::Mutex::new(None));
+    let (done, in_flight) = (client_done.clone(), until_stop(sd.clone()));
+    tasks.spawn("client", async move {
+        in_flight.await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        *done.lock().unwrap() = Some(Instant::now());
+        Ok(())
+    });
+    tasks.spawn_loop("gossip", until_stop(sd.clone()));
+    let mut late = tasks.late_signal();
+    let (node_sd, told) = (sd.clone(), Arc::new(std::sync::Mutex::new(None)));
+    let seen = told.clone();
+    tasks.spawn_last("internode", async move {
+        let _ = late.wait_for(|v| *v).await;
+        assert!(*node_sd.borrow(), "after the node's own signal");
+        *seen.lock().unwrap() = Some(Instant::now());
+        // A call in flight finishes within the linger.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    });
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = signal.send(true);
+    });
+    let out = tasks.run(&stop, sd, G).await;
+    assert_eq!(out, Outcome::default(), "nothing aborted or failed");
+    let client_done = client_done.lock().unwrap().expect("the client drained");
+    let told = told.lock().unwrap().expect("the late signal came");
+    assert_eq!(client_done - began, Duration::from_secs(3));
+    assert_eq!(told, client_done, "told only once the others had ended");
+    assert_eq!(began.elapsed(), Duration::from_millis(3300));
+}

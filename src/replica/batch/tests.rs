@@ -6,7 +6,7 @@ use super::*;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::{incarnation, Cf, Engine, EngineError, Limits, RawEntry};
 use crate::version::{ActorId, CausalContext};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The memory engine, counting writes.
