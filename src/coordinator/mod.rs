@@ -23,6 +23,8 @@ mod read_targets;
 mod write;
 
 #[cfg(test)]
+mod tests_drain;
+#[cfg(test)]
 mod tests_pending;
 
 use crate::error::GeokvError;
@@ -133,6 +135,9 @@ pub struct Coordinator {
     /// What a write commits with its update (`hints::commit`).
     commit: Commit,
     config: CoordinatorConfig,
+    /// Set when the node begins its shutdown ([`Coordinator::begin_drain`]):
+    /// writes other nodes forward are refused from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Coordinator {
@@ -155,7 +160,18 @@ impl Coordinator {
             commit: Commit::new(replica.clone(), hints.clone()),
             hints,
             config,
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The node is shutting down: a write another node forwards here
+    /// ([`Coordinator::write_as_replica`]) is refused before anything is
+    /// minted ("shutting down", nothing applied), so the forwarder asks
+    /// the key's next replica instead of one that may not stay up for the
+    /// write's remote datacenters (its hint delivery has already stopped).
+    /// Requests of this node's own clients already in flight go on.
+    pub fn begin_drain(&self) {
+        (self.draining).store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Settings.

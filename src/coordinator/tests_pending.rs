@@ -22,7 +22,7 @@ fn coordinator_during_join() -> Coordinator {
 }
 
 /// dc1-n1's coordinator on `layout`.
-fn coordinator_on(layout: Layout) -> Coordinator {
+pub(super) fn coordinator_on(layout: Layout) -> Coordinator {
     let cluster = Cluster::new(layout, "dc1-n1", None).expect("view");
     let me = cluster.current().me().expect("member").clone();
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));

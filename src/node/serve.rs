@@ -216,6 +216,14 @@ pub(super) fn loops(
         me: s.me.clone(),
     };
     tasks.spawn("hint delivery", delivery.run_all(shutdown.clone()));
+    // Hint delivery stops with the first signal: from then on a write
+    // forwarded here could not reach its remote datacenters, so forwarders
+    // are told to ask another replica.
+    let (c, mut sd) = (p.coordinator.clone(), shutdown.clone());
+    tasks.spawn_loop("drain notice", async move {
+        let _ = sd.wait_for(|v| *v).await;
+        c.begin_drain();
+    });
     movements(tasks, s, p, shutdown);
 }
 

@@ -1,0 +1,54 @@
+//! A node that has begun its shutdown refuses writes other nodes forward
+//! to it before minting anything (review of stop 23: its hint delivery has
+//! stopped, so a forwarded write waiting on a remote datacenter would time
+//! out "maybe applied" where another replica could have taken it).
+
+use super::tests_pending::coordinator_on;
+use super::*;
+use crate::layout::Layout;
+use crate::topology::Topology;
+
+fn put(key: &[u8]) -> WriteRequest {
+    WriteRequest {
+        mutation: Mutation {
+            keyspace: "default".into(),
+            key: Bytes::copy_from_slice(key),
+            value: Some(Bytes::from_static(b"v")),
+            context: crate::version::CausalContext::new(),
+        },
+        level: ConsistencyLevel::One,
+        explicit: None,
+        timeout: Duration::from_millis(300),
+    }
+}
+
+#[tokio::test]
+async fn a_draining_node_refuses_forwarded_writes_before_minting() {
+    let c = coordinator_on(Layout::seed(&Topology::dev()));
+    let view = c.cluster().current();
+    let replicated = (0..1000u32).map(u32::to_be_bytes).filter(|k| {
+        let set = view.ring.replicas("default", k);
+        set.is_ok_and(|s| s.contains(view.me_idx()))
+    });
+    let keys: Vec<[u8; 4]> = replicated.take(2).collect();
+    assert_eq!(keys.len(), 2, "dc1-n1 replicates keys of 'default'");
+
+    // Before the drain a forwarded write of a key it replicates is taken
+    // here: minted and stored (ONE: its own copy is enough).
+    let taken = c.write_as_replica(put(&keys[0])).await;
+    assert!(taken.is_ok(), "{taken:?}");
+    assert!(c.replica.read("default", &keys[0]).expect("read").is_some());
+
+    c.begin_drain();
+    let refused = c.write_as_replica(put(&keys[1])).await;
+    let err = refused.expect_err("refused while draining");
+    assert!(matches!(err, GeokvError::ShuttingDown), "{err:?}");
+    assert!(
+        err.nothing_applied(),
+        "the forwarder may ask another replica"
+    );
+    assert!(
+        c.replica.read("default", &keys[1]).expect("read").is_none(),
+        "nothing was minted or stored"
+    );
+}
