@@ -57,6 +57,8 @@ pub mod memory;
 pub mod quarantine;
 pub mod rocks;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests;

@@ -4,71 +4,35 @@
 //! refused as not applied.
 
 use super::*;
-use crate::engine::memory::MemoryEngine;
-use crate::engine::{incarnation, Cf, Limits, RawEntry};
+use crate::engine::testing::{Hooked, Hooks};
 use crate::version::CausalContext;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// A memory engine that counts writes committed after `synced` was set
-/// (what the node does right after `close`: the final sync and marker).
+/// Counts writes committed after `synced` was set (what the node does
+/// right after `close`: the final sync and marker).
 struct Watched {
-    inner: MemoryEngine,
     synced: AtomicBool,
     late: AtomicUsize,
 }
 
-impl Engine for Watched {
-    fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+impl Hooks for Watched {
+    fn before_write(&self, _: &WriteBatch) -> Result<(), EngineError> {
         // Widen the window a racing write has to slip past the close.
         std::thread::sleep(std::time::Duration::from_micros(200));
-        self.inner.write(batch)?;
+        Ok(())
+    }
+    fn after_write(&self) {
         if self.synced.load(Ordering::SeqCst) {
             self.late.fetch_add(1, Ordering::SeqCst);
         }
-        Ok(())
-    }
-    fn get_versions(&self, keyspace: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError> {
-        self.inner.get_versions(keyspace, key)
-    }
-    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        self.inner.get_raw(cf, key)
-    }
-    fn scan_raw(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<RawEntry>, EngineError> {
-        self.inner.scan_raw(cf, from, to, limit)
-    }
-    fn scan_token_range(
-        &self,
-        keyspace: &str,
-        start: u64,
-        end: u64,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, SiblingSet)>, EngineError> {
-        (self.inner).scan_token_range(keyspace, start, end, after, limit)
-    }
-    fn limits(&self) -> &Limits {
-        self.inner.limits()
-    }
-    fn flush(&self) -> Result<(), EngineError> {
-        self.inner.flush()
-    }
-    fn incarnation(&self) -> &incarnation::Current {
-        self.inner.incarnation()
     }
 }
 
-fn watched() -> (Arc<Watched>, Arc<Replica>) {
-    let engine = Arc::new(Watched {
-        inner: MemoryEngine::new(Limits::default()),
+fn watched() -> (Arc<Hooked<Watched>>, Arc<Replica>) {
+    let engine = Arc::new(Hooked::new(Watched {
         synced: AtomicBool::new(false),
         late: AtomicUsize::new(0),
-    });
+    }));
     let replica = Arc::new(Replica::new(engine.clone(), "n1", 8));
     (engine, replica)
 }

@@ -4,9 +4,9 @@
 //! records), and helpers that queue entries.
 
 pub(super) use super::super::*;
-pub(super) use crate::engine::memory::MemoryEngine;
-use crate::engine::{Cf, EngineError, RawEntry};
-pub(super) use crate::engine::{Engine, Limits, WriteBatch};
+use crate::engine::testing::{Hooked, Hooks};
+use crate::engine::Cf;
+pub(super) use crate::engine::{Engine, WriteBatch};
 pub(super) use crate::hints::{Awaited, Commit, HintsConfig};
 pub(super) use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch};
 pub(super) use crate::topology::Topology;
@@ -249,70 +249,24 @@ pub(super) fn hint(r: &Rig, node: &str, key: &[u8]) -> impl std::future::Future<
 /// the rows its scans of the meta column family return.
 pub(super) fn counting() -> (Arc<dyn Engine>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let (scans, meta_rows) = (Arc::default(), Arc::<AtomicUsize>::default());
-    let engine = Arc::new(Counting {
-        inner: MemoryEngine::new(Limits::default()),
+    let engine = Arc::new(Hooked::new(Counting {
         scans: Arc::clone(&scans),
         meta_rows: meta_rows.clone(),
-    });
+    }));
     (engine, scans, meta_rows)
 }
 
 struct Counting {
-    inner: MemoryEngine,
     scans: Arc<AtomicUsize>,
     meta_rows: Arc<AtomicUsize>,
 }
 
-impl Engine for Counting {
-    fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
-        self.inner.write(batch)
-    }
-
-    fn get_versions(&self, ks: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError> {
-        self.inner.get_versions(ks, key)
-    }
-
-    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        self.inner.get_raw(cf, key)
-    }
-
-    fn scan_raw(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<RawEntry>, EngineError> {
-        if cf == Cf::Hints {
-            self.scans.fetch_add(1, Ordering::Relaxed);
-        }
-        let rows = self.inner.scan_raw(cf, from, to, limit)?;
-        if cf == Cf::Meta {
-            self.meta_rows.fetch_add(rows.len(), Ordering::Relaxed);
-        }
-        Ok(rows)
-    }
-
-    fn scan_token_range(
-        &self,
-        ks: &str,
-        start: u64,
-        end: u64,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, SiblingSet)>, EngineError> {
-        self.inner.scan_token_range(ks, start, end, after, limit)
-    }
-
-    fn limits(&self) -> &Limits {
-        self.inner.limits()
-    }
-
-    fn flush(&self) -> Result<(), EngineError> {
-        self.inner.flush()
-    }
-
-    fn incarnation(&self) -> &crate::engine::incarnation::Current {
-        self.inner.incarnation()
+impl Hooks for Counting {
+    fn after_scan(&self, cf: Cf, rows: usize) {
+        match cf {
+            Cf::Hints => self.scans.fetch_add(1, Ordering::Relaxed),
+            Cf::Meta => self.meta_rows.fetch_add(rows, Ordering::Relaxed),
+            _ => 0,
+        };
     }
 }

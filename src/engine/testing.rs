@@ -1,0 +1,89 @@
+//! A test engine: the memory engine with hooks around its writes and raw
+//! scans (count them, slow them, fail them), so a test that needs to watch
+//! or bend the engine writes the hook, not another delegating `Engine`.
+//! Test-only.
+//!
+//! Must not: be used outside `#[cfg(test)]` code.
+
+use super::memory::MemoryEngine;
+use super::{incarnation, Cf, Engine, EngineError, Limits, RawEntry, WriteBatch};
+use crate::version::SiblingSet;
+
+/// What a test does around the engine's calls (each defaults to nothing).
+pub(crate) trait Hooks: Send + Sync + 'static {
+    /// Before a write; an error is the write's, and nothing is written.
+    fn before_write(&self, _batch: &WriteBatch) -> Result<(), EngineError> {
+        Ok(())
+    }
+    /// After a write committed.
+    fn after_write(&self) {}
+    /// After a raw scan of `cf` returned `rows` rows.
+    fn after_scan(&self, _cf: Cf, _rows: usize) {}
+}
+
+/// [`MemoryEngine`] with `hooks`; derefs to the hooks, so a test reads its
+/// counters as `engine.counter`.
+pub(crate) struct Hooked<H> {
+    pub inner: MemoryEngine,
+    pub hooks: H,
+}
+
+impl<H: Hooks> Hooked<H> {
+    /// A fresh memory engine with default limits.
+    pub fn new(hooks: H) -> Self {
+        Self::with_limits(Limits::default(), hooks)
+    }
+
+    pub fn with_limits(limits: Limits, hooks: H) -> Self {
+        Hooked {
+            inner: MemoryEngine::new(limits),
+            hooks,
+        }
+    }
+}
+
+impl<H> std::ops::Deref for Hooked<H> {
+    type Target = H;
+    fn deref(&self) -> &H {
+        &self.hooks
+    }
+}
+
+impl<H: Hooks> Engine for Hooked<H> {
+    fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        self.hooks.before_write(&batch)?;
+        self.inner.write(batch)?;
+        self.hooks.after_write();
+        Ok(())
+    }
+    fn get_versions(&self, ks: &str, key: &[u8]) -> Result<Option<SiblingSet>, EngineError> {
+        self.inner.get_versions(ks, key)
+    }
+    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        self.inner.get_raw(cf, key)
+    }
+    fn scan_raw(&self, cf: Cf, f: &[u8], t: &[u8], n: usize) -> Result<Vec<RawEntry>, EngineError> {
+        let rows = self.inner.scan_raw(cf, f, t, n)?;
+        self.hooks.after_scan(cf, rows.len());
+        Ok(rows)
+    }
+    fn scan_token_range(
+        &self,
+        ks: &str,
+        start: u64,
+        end: u64,
+        after: Option<&[u8]>,
+        n: usize,
+    ) -> Result<Vec<(Vec<u8>, SiblingSet)>, EngineError> {
+        self.inner.scan_token_range(ks, start, end, after, n)
+    }
+    fn limits(&self) -> &Limits {
+        self.inner.limits()
+    }
+    fn flush(&self) -> Result<(), EngineError> {
+        self.inner.flush()
+    }
+    fn incarnation(&self) -> &incarnation::Current {
+        self.inner.incarnation()
+    }
+}
