@@ -4,6 +4,8 @@
 //! (`UNAUTHENTICATED`, or `PERMISSION_DENIED` naming the keyspace and the
 //! permission), and which address it came from (failed authentications are
 //! limited per address). The decisions are `security::auth`'s.
+//! Must not: decide who may do what (that is `security::auth`), or touch
+//! data before the verdict.
 
 use crate::security::auth::{AuthError, Credential, Token, AUTHORIZATION};
 use crate::security::certs::Identity;

@@ -1,4 +1,6 @@
 //! Conversions between the wire types of `geokv.v1` and the coordinator's.
+//! Must not: validate requests, decide levels or talk to the coordinator
+//! (conversions only; `api` calls them).
 
 use crate::consistency::ConsistencyLevel;
 use crate::coordinator::ReadOutcome;

@@ -5,6 +5,7 @@
 //! operation it delayed instead of being hidden (coordinated omission).
 //!
 //! Pure arithmetic over `Instant`s; the runner does the sleeping.
+//! Must not: sleep, send requests or record latencies.
 use std::time::{Duration, Instant};
 
 /// The start times of a phase.

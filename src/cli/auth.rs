@@ -4,6 +4,7 @@
 //!
 //! Owns flag parsing and printing; the state and its checks are
 //! `geokv::security::auth`'s.
+//! Must not: hash secrets or check permissions itself.
 use anyhow::{bail, Context};
 use geokv::security::auth::{secret, AuthConfig, Token};
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //!
 //! Owns the printing of the progress. Running `decommission` again after a
 //! crash of the node or of this command resumes the leave.
+//! Must not: decide the movement (the node does), or treat a lost
+//! connection as a finished leave.
 use std::time::Duration;
 
 use anyhow::Context;

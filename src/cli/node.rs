@@ -1,4 +1,6 @@
 //! `geokv node`: runs one node of a cluster until SIGINT/SIGTERM.
+//! Owns the flags and their translation into a `NodeConfig`.
+//! Must not: hold node logic (that is `geokv::node`).
 use anyhow::Context;
 use geokv::engine::Durability;
 use geokv::node::{run as run_node, NodeConfig};

@@ -5,6 +5,8 @@
 //!
 //! Owns the printing (the exchange is `admin_http`'s); the ownership
 //! numbers come from `geokv::view::http::ownership`.
+//! Must not: compute placement itself or change the layout except through
+//! the admin port.
 use std::fmt::Write as _;
 
 use anyhow::Context;

@@ -1,5 +1,7 @@
 //! [`Cluster`]: the handle on the view in force (see the module docs of
 //! [`crate::view`]).
+//! Must not: build views (that is `ClusterView`), decide movements, or hold
+//! request logic.
 
 use std::sync::{Arc, OnceLock};
 

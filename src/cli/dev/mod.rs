@@ -14,6 +14,8 @@
 //! geokv dev kill NODE                            SIGKILL one node (a crash)
 //! geokv dev cut A B / heal [A B]                 cut or heal links between DCs or nodes
 //! ```
+//! Must not: find nodes by process-name patterns (only through the records),
+//! or hold node logic (the nodes are `geokv node` processes).
 use std::path::PathBuf;
 
 mod control;

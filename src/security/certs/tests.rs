@@ -1,3 +1,6 @@
+//! Tests of the cluster CA and the certificates it issues: chains verify as
+//! a TLS peer verifies them, identities parse back. Must not: open sockets.
+
 use super::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, UnixTime};

@@ -1,3 +1,6 @@
+//! Tests of TLS on the gRPC ports over real loopback sockets: mutual TLS,
+//! the peer-identity checks, reloading. Must not: start node processes.
+
 use super::*;
 use crate::security::certs::{init_dir, issue_in_dir};
 use rustls::pki_types::pem::PemObject;
