@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::engine::testing::Hooked;
 use crate::engine::{Engine, Limits, MemoryEngine};
-use crate::hints::testing::layouts;
+use crate::hints::testing::{layouts, Threads};
 use crate::version::{ActorId, CausalContext};
 use crate::view::Cluster;
 
@@ -239,7 +240,7 @@ async fn a_queue_for_a_node_that_left_is_redirected_and_emptied() {
 #[tokio::test]
 async fn a_redirection_that_fails_part_way_takes_out_what_it_copied() {
     let (seed, left) = layouts();
-    let threads = Arc::new(crate::hints::testing::ThreadsEngine::new());
+    let threads = Arc::new(Hooked::new(Threads::new()));
     let engine: Arc<dyn Engine> = threads.clone();
     let cluster = Cluster::new(seed, "a", None).unwrap();
     let hints = open(&engine, &cluster);
