@@ -111,7 +111,7 @@ fn a_replaced_node_s_hints_go_to_its_replacement() {
 
 /// A hint planned on an older view for a member that no longer
 /// replicates the key (it lost the range and refuses the hint, see
-/// `receive::node_hint`) goes to the key's replicas in its datacenter
+/// `receive::for_node`) goes to the key's replicas in its datacenter
 /// now, never back to it; one it still replicates is delivered.
 #[test]
 fn a_hint_for_a_member_that_lost_the_key_goes_to_the_keys_replicas() {
