@@ -19,6 +19,11 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     fn after_write(&self) {}
     /// After a raw scan of `cf` returned `rows` rows.
     fn after_scan(&self, _cf: Cf, _rows: usize) {}
+    /// What [`Engine::write_waits_for_sync`] answers (the memory engine's
+    /// `false` unless a test plays `Durability::Sync`).
+    fn write_waits_for_sync(&self) -> bool {
+        false
+    }
 }
 
 /// [`MemoryEngine`] with `hooks`; derefs to the hooks, so a test reads its
@@ -79,6 +84,9 @@ impl<H: Hooks> Engine for Hooked<H> {
     }
     fn limits(&self) -> &Limits {
         self.inner.limits()
+    }
+    fn write_waits_for_sync(&self) -> bool {
+        self.hooks.write_waits_for_sync()
     }
     fn flush(&self) -> Result<(), EngineError> {
         self.inner.flush()

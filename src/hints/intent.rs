@@ -195,8 +195,9 @@ pub async fn intend_now(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testing::Hooked;
     use crate::engine::Engine;
-    use crate::hints::testing::{on_disk, ThreadsEngine};
+    use crate::hints::testing::{on_disk, Threads};
     use crate::hints::HintsConfig;
     use crate::topology::Topology;
     use crate::version::{ActorId, CausalContext};
@@ -223,7 +224,7 @@ mod tests {
     /// Not committed: gone from the counts too.
     #[tokio::test]
     async fn an_intent_is_deleted_on_ack_and_becomes_a_hint_otherwise() {
-        let engine: Arc<dyn Engine> = Arc::new(ThreadsEngine::new());
+        let engine: Arc<dyn Engine> = Arc::new(Hooked::new(Threads::new()));
         let (h, peer, dest) = setup(engine.clone());
         let mut b = WriteBatch::new();
         let mut i = intend(
@@ -278,8 +279,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn done_writes_off_the_async_thread_only_when_writes_sync() {
         for (engine, off_thread) in [
-            (ThreadsEngine::syncing(), true),
-            (ThreadsEngine::new(), false),
+            (Hooked::new(Threads::syncing()), true),
+            (Hooked::new(Threads::new()), false),
         ] {
             let engine = Arc::new(engine);
             let (h, peer, _) = setup(engine.clone());

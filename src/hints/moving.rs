@@ -14,7 +14,7 @@
 //! and the apply under one view, `Cluster::with_current`), planned on the
 //! view the copy was decided in, and only while this node replicates the
 //! key in the view in force (the rule a node hint's receiver applies,
-//! `receive::node_hint`). So a cleanup, which drops only ranges this node
+//! `receive::for_node`). So a cleanup, which drops only ranges this node
 //! does not replicate in the view in force and commits under the same
 //! lock, can never have dropped the range the merge lands in; a copy the
 //! view no longer allows fails, and the hint stays queued, to be placed

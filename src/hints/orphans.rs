@@ -2,7 +2,7 @@
 //! cluster (Left after a decommission, Removed after a removenode or a
 //! replacement), or it is a member that no longer replicates the hint's
 //! key (the hint was planned on an older view; the receiver refuses it in
-//! its own view, see `receive::node_hint`, since applying it could put the
+//! its own view, see `receive::for_node`, since applying it could put the
 //! record back on an old owner that cleaned the range up). Nobody would
 //! deliver them: a node that left is gone, and after a restart no delivery
 //! task is started for a non-member. Left alone they would also keep a
@@ -67,7 +67,7 @@ pub fn gone(view: &ClusterView, dest: &str) -> bool {
 /// The fate of a hint for `dest` about `key` of `keyspace` in `view`.
 /// A member `dest` that replicates the key gets it; one that does not
 /// (it lost the range, and its own view refuses the hint: see
-/// `receive::node_hint`) has it redirected like a node that left, so a
+/// `receive::for_node`) has it redirected like a node that left, so a
 /// hint planned on an older view reaches the key's replicas now.
 pub fn fate(view: &ClusterView, dest: &str, keyspace: &str, key: &[u8]) -> Fate {
     let Some((dc, _, node)) = view.layout.node(dest) else {

@@ -143,7 +143,8 @@ fn gaps(
 mod tests {
     use super::gaps;
     use super::*;
-    use crate::hints::testing::{on_disk, put, store, ThreadsEngine};
+    use crate::engine::testing::Hooked;
+    use crate::hints::testing::{on_disk, put, store, Threads};
     use proptest::prelude::*;
     use std::sync::Arc;
 
@@ -255,7 +256,7 @@ mod tests {
     /// is still being written, and holds the intent back meanwhile.
     #[test]
     fn a_load_does_not_wait_behind_a_settles_write() {
-        let engine = Arc::new(ThreadsEngine::new());
+        let engine = Arc::new(Hooked::new(Threads::new()));
         let dyn_engine: Arc<dyn crate::engine::Engine> = engine.clone();
         let s = Arc::new(Store::open(dyn_engine, Default::default()).expect("open"));
         let dest = Dest::Node("dc1-n2".into());

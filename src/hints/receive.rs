@@ -13,19 +13,29 @@
 //! are applied concurrently (bounded); order between entries does not matter
 //! because merges commute. Backlog batches share a node-wide bound
 //! ([`REPLAY_PERMITS`]); urgent batches, which a client waits on, skip it.
+//!
+//! Files: this one takes a batch and decides each entry's targets and
+//! need; `fan.rs` applies an entry at the replicas and waits for the need;
+//! `for_node.rs` decides and applies hints addressed to this node.
+//!
+//! Must not: decide what a sender enqueues, or acknowledge as durable an
+//! entry a replica here neither applied nor has a durable hint for.
 
-use super::{intent, Hints};
+mod fan;
+mod for_node;
+
+use super::Hints;
 use crate::membership::Liveness;
 use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
-use crate::replica::handle::{Handle, Merge};
 use crate::replica::Replica;
-use crate::topology::{NodeIdx, NodeInfo};
+use crate::topology::NodeInfo;
 use crate::transport::Peers;
 use crate::version::SiblingSet;
 use crate::view::{Cluster, ClusterView};
+use for_node::node_hint_apply;
+pub(super) use for_node::replicates;
 use futures::StreamExt;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Entries of one batch applied at once.
 const PARALLEL: usize = 64;
@@ -141,115 +151,6 @@ impl Receiver {
         }
     }
 
-    /// Applies the entry at every replica of `targets` at once and returns
-    /// `(replicas that applied it, durable)` as soon as `need` of them did
-    /// (and this node, when a replica, answered): a replica that failed gets
-    /// a local hint, one still in flight an intent (a hint deleted when its
-    /// write succeeds: see `intent`), so the entry is durable here (every
-    /// replica applied it or has a durable hint) when acknowledged, and the
-    /// rest finishes in the background. Should storing those hints fail, it
-    /// waits for every replica instead.
-    async fn apply_to(
-        &self,
-        targets: Vec<NodeInfo>,
-        need: usize,
-        e: StreamEntry,
-        set: SiblingSet,
-    ) -> (u32, bool) {
-        let (e, set) = (Arc::new(e), Arc::new(set));
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        for n in &targets {
-            let (r, e, set, tx) = (self.clone(), e.clone(), set.clone(), tx.clone());
-            let n = n.clone();
-            let span = tracing::Span::current();
-            tokio::spawn(tracing::Instrument::instrument(
-                async move {
-                    let ok = r.apply_at(&n, &e, &set).await;
-                    let _ = tx.send((n, ok));
-                },
-                span,
-            ));
-        }
-        drop(tx);
-        let mut pending: Vec<NodeInfo> = targets;
-        let (mut applied, mut hinted_all) = (0usize, true);
-        let mut stragglers = Vec::new();
-        while let Some((n, ok)) = rx.recv().await {
-            pending.retain(|m| m.id != n.id);
-            if ok {
-                applied += 1;
-            } else if n.id == self.me.id {
-                // A hint for ourselves would never be delivered: not
-                // durable, the sender keeps the entry and resends it.
-                hinted_all = false;
-            } else {
-                // Stored only while the replica is open (the final sync
-                // must cover what is acknowledged as durable).
-                hinted_all &= match self.replica.open() {
-                    Ok(_pass) => (self.hints.hint_node(&n.id, &e.keyspace, &e.key, &set))
-                        .await
-                        .is_ok(),
-                    Err(_) => false,
-                };
-            }
-            let me_pending = pending.iter().any(|m| m.id == self.me.id);
-            if applied >= need && !me_pending && !pending.is_empty() {
-                let targets: Vec<(NodeIdx, String)> =
-                    pending.iter().map(|m| (m.idx, m.id.clone())).collect();
-                let intents = match self.replica.open() {
-                    Ok(_pass) => {
-                        intent::intend_now(&self.hints, &targets, &e.keyspace, &e.key, &set).await
-                    }
-                    Err(e) => Err(e),
-                };
-                match intents {
-                    Ok(i) => {
-                        stragglers = i;
-                        break;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "could not store intents; waiting for every replica");
-                    }
-                }
-            }
-        }
-        // A replica whose queue overflowed got no intent (its key was
-        // recorded for anti-entropy): it is covered all the same.
-        if !stragglers.is_empty() || !pending.is_empty() {
-            tokio::spawn(async move {
-                while let Some((n, ok)) = rx.recv().await {
-                    if let Some(at) = stragglers.iter().position(|i| i.target == n.idx) {
-                        let i = stragglers.swap_remove(at);
-                        if ok {
-                            i.done().await
-                        } else {
-                            i.failed()
-                        }
-                    }
-                }
-            });
-        }
-        (applied as u32, hinted_all)
-    }
-
-    /// Applies `e` at replica `n` (this node's or a peer that is up);
-    /// whether it was applied.
-    async fn apply_at(&self, n: &NodeInfo, e: &StreamEntry, set: &SiblingSet) -> bool {
-        let replica = Handle::at(n, &self.replica, &self.peers);
-        if !replica.is_here() && !self.liveness.is_up(&n.id) {
-            return false;
-        }
-        let m = Merge {
-            keyspace: &e.keyspace,
-            key: &e.key,
-            set,
-            record: &e.record,
-            // Not a planned client write: applied in any view.
-            planned: None,
-        };
-        replica.merge(m, Duration::from_secs(5)).await.is_ok()
-    }
-
     /// This datacenter's replicas of the entry's key in `view`: the current
     /// owners, then the pending replicas of a movement in progress. `None`
     /// for an unknown keyspace.
@@ -290,136 +191,6 @@ fn need(need_acks: u32, theirs: Option<u32>, mine: u32, targets: usize) -> usize
     }
     let extra = theirs.map_or(0, |t| mine.saturating_sub(t));
     ((need_acks + extra) as usize).min(targets)
-}
-
-/// Applies node hint `e` (whose record is `set`) here if [`node_hint`]
-/// allows it, deciding and applying under one view (installs wait:
-/// [`Cluster::with_current`]), so a view that moves the key away cannot be
-/// installed between the check and the apply.
-async fn node_hint_apply(
-    cluster: &Cluster,
-    replica: &Arc<Replica>,
-    me: &str,
-    e: StreamEntry,
-    set: SiblingSet,
-) -> EntryAck {
-    let seq = e.seq;
-    let (cluster, me) = (cluster.clone(), me.to_string());
-    let decided = replica
-        .blocking(move |r| {
-            Ok(cluster.with_current(|view| {
-                let mine = mine(view, &e.keyspace, &e.key);
-                let d = node_hint(&e.target_node, &me, mine);
-                let applied = d == NodeHint::Apply && r.apply(&e.keyspace, &e.key, &set).is_ok();
-                (d, e.target_node, applied, view.version())
-            }))
-        })
-        .await;
-    match decided {
-        Ok((NodeHint::Apply, _, ok, _)) => EntryAck {
-            seq,
-            replicas: ok as u32,
-            durable: ok,
-            ..not_applied(seq)
-        },
-        Ok((NodeHint::Refuse, target, _, _)) => {
-            tracing::error!(%target, "hint for another node; refused");
-            refused(seq)
-        }
-        Ok((NodeHint::Keep(why), _, _, version)) => {
-            tracing::debug!(
-                why = why.label(),
-                version,
-                "node hint not applied; left with the sender"
-            );
-            // The sender skips just this entry, and catches up with this
-            // view when its own is older (`schedule::park`).
-            EntryAck {
-                elsewhere_layout: Some(version),
-                ..not_applied(seq)
-            }
-        }
-        Err(_) => not_applied(seq),
-    }
-}
-
-/// What this node is to a key, in its own view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mine {
-    /// An owner or a pending replica of the key.
-    Replica,
-    /// A member, but neither: the key is placed elsewhere (or its keyspace
-    /// is unknown here yet).
-    Elsewhere,
-    /// Not a member (left or removed).
-    NotMember,
-}
-
-/// What this node (`view`'s) is to `keyspace`/`key` in `view`.
-fn mine(view: &ClusterView, keyspace: &str, key: &[u8]) -> Mine {
-    let Some(me) = view.me() else {
-        return Mine::NotMember;
-    };
-    let token = crate::ring::token_of(key);
-    let Ok(owners) = view.ring.replicas_for_token(keyspace, token) else {
-        return Mine::Elsewhere;
-    };
-    let pending = view.pending.for_token(keyspace, token);
-    if owners.contains(me.idx) || pending.iter().any(|d| d.nodes.contains(&me.idx)) {
-        Mine::Replica
-    } else {
-        Mine::Elsewhere
-    }
-}
-
-/// Whether this node (`view`'s) replicates `keyspace`/`key` in `view`
-/// (an owner or a pending replica): where a node hint, or a copy of one
-/// redirected here (`moving::copy`), may be applied.
-pub(super) fn replicates(view: &ClusterView, keyspace: &str, key: &[u8]) -> bool {
-    mine(view, keyspace, key) == Mine::Replica
-}
-
-/// What a node does with a hint addressed to a node.
-#[derive(Debug, PartialEq, Eq)]
-enum NodeHint {
-    Apply,
-    /// Addressed to another node: the sender deletes it.
-    Refuse,
-    /// Addressed to this node, which does not replicate the key (in its
-    /// own view): not applied, so the sender keeps it and, once its view
-    /// agrees, redirects it to the key's replicas (`hints::orphans`).
-    Keep(Mine),
-}
-
-impl Mine {
-    fn label(self) -> &'static str {
-        match self {
-            Mine::Replica => "replica",
-            Mine::Elsewhere => "the key is placed elsewhere in this node's view",
-            Mine::NotMember => "this node is no longer a member",
-        }
-    }
-}
-
-/// The decision for a hint addressed to `target`, received by `me`, which
-/// is `mine` to its key.
-///
-/// - a node that has left (`NotMember`): acking it would let a leaver
-///   that is about to exit swallow the write (review of the leave drain,
-///   M5);
-/// - a member that no longer replicates the key (`Elsewhere`): the hint
-///   was planned on an older view (a first fan-out's intent to a replica
-///   that then refused the write as stale), and applying it would put the
-///   record back on an old owner that may have cleaned the range up, where
-///   nothing would ever delete it again (review of 762f9e4, Medium).
-fn node_hint(target: &str, me: &str, mine: Mine) -> NodeHint {
-    if target != me {
-        NodeHint::Refuse
-    } else if mine == Mine::Replica {
-        NodeHint::Apply
-    } else {
-        NodeHint::Keep(mine)
-    }
 }
 
 fn not_applied(seq: u64) -> EntryAck {

@@ -1,5 +1,5 @@
-//! Test helpers for `hints`: a store on the memory engine and queued
-//! entries. Test-only.
+//! Test helpers for `hints`: a store on the memory engine, queued entries,
+//! and engine hooks that watch which threads write. Test-only.
 //!
 //! Must not: be used outside `#[cfg(test)]` code.
 
@@ -7,8 +7,11 @@ use super::queue::{Dest, Lane};
 use super::store::{Loaded, Store};
 use super::HintsConfig;
 use crate::engine::memory::MemoryEngine;
-use crate::engine::{Cf, Engine, Limits, WriteBatch};
+use crate::engine::testing::Hooks;
+use crate::engine::{Cf, Engine, EngineError, Limits, WriteBatch};
 use crate::proto::v1::internode::StreamEntry;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// The layouts of `topology::testing::four_and_one` (dc1 = a, b, c, d;
@@ -67,101 +70,58 @@ pub(crate) fn loaded(seq: u64, created_ms: u64) -> Loaded {
     }
 }
 
-/// The memory engine, remembering which threads wrote to it; a write
-/// (recorded first) waits while a test holds `hold`.
-pub(crate) struct ThreadsEngine {
-    inner: MemoryEngine,
-    pub writers: parking_lot::Mutex<Vec<std::thread::ThreadId>>,
-    pub hold: parking_lot::Mutex<()>,
+/// Hooks remembering which threads wrote; a write (recorded first) waits
+/// while a test holds `hold`, and one can be made to fail
+/// ([`Threads::fail_after`]).
+pub(crate) struct Threads {
+    pub writers: Mutex<Vec<std::thread::ThreadId>>,
+    pub hold: Mutex<()>,
     /// What [`Engine::write_waits_for_sync`] answers.
     pub syncs: bool,
-    /// Writes left before one fails ([`ThreadsEngine::fail_after`]);
-    /// negative: none fails.
-    countdown: std::sync::atomic::AtomicI64,
+    /// Writes left before one fails; negative: none fails.
+    countdown: AtomicI64,
 }
 
-impl ThreadsEngine {
+impl Threads {
+    /// Writes that do not wait for an fsync.
     pub(crate) fn new() -> Self {
-        ThreadsEngine {
-            inner: MemoryEngine::new(Limits::default()),
+        Threads {
             writers: Default::default(),
             hold: Default::default(),
             syncs: false,
-            countdown: std::sync::atomic::AtomicI64::new(-1),
+            countdown: AtomicI64::new(-1),
+        }
+    }
+
+    /// Writes that wait for an fsync (`Durability::Sync`).
+    pub(crate) fn syncing() -> Self {
+        Threads {
+            syncs: true,
+            ..Self::new()
         }
     }
 
     /// The next `n` writes succeed, the one after fails (nothing written),
     /// and later ones succeed again.
     pub(crate) fn fail_after(&self, n: i64) {
-        self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// One whose writes wait for an fsync (`Durability::Sync`).
-    pub(crate) fn syncing() -> Self {
-        ThreadsEngine {
-            syncs: true,
-            ..Self::new()
-        }
+        self.countdown.store(n, Ordering::SeqCst);
     }
 }
 
-impl Engine for ThreadsEngine {
-    fn write_waits_for_sync(&self) -> bool {
-        self.syncs
-    }
-    fn write(&self, batch: WriteBatch) -> Result<(), crate::engine::EngineError> {
+impl Hooks for Threads {
+    fn before_write(&self, _batch: &WriteBatch) -> Result<(), EngineError> {
         self.writers.lock().push(std::thread::current().id());
         drop(self.hold.lock());
-        let left = (self.countdown).fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let left = self.countdown.fetch_sub(1, Ordering::SeqCst);
         if left == 0 {
-            return Err(crate::engine::EngineError::Backend(
-                "injected failure".into(),
-            ));
+            return Err(EngineError::Backend("injected failure".into()));
         }
         if left < 0 {
-            self.countdown
-                .store(-1, std::sync::atomic::Ordering::SeqCst);
+            self.countdown.store(-1, Ordering::SeqCst);
         }
-        self.inner.write(batch)
+        Ok(())
     }
-    fn get_versions(
-        &self,
-        keyspace: &str,
-        key: &[u8],
-    ) -> Result<Option<crate::version::SiblingSet>, crate::engine::EngineError> {
-        self.inner.get_versions(keyspace, key)
-    }
-    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, crate::engine::EngineError> {
-        self.inner.get_raw(cf, key)
-    }
-    fn scan_raw(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<crate::engine::RawEntry>, crate::engine::EngineError> {
-        self.inner.scan_raw(cf, from, to, limit)
-    }
-    fn scan_token_range(
-        &self,
-        keyspace: &str,
-        start: u64,
-        end: u64,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, crate::version::SiblingSet)>, crate::engine::EngineError> {
-        self.inner
-            .scan_token_range(keyspace, start, end, after, limit)
-    }
-    fn limits(&self) -> &Limits {
-        self.inner.limits()
-    }
-    fn flush(&self) -> Result<(), crate::engine::EngineError> {
-        self.inner.flush()
-    }
-    fn incarnation(&self) -> &crate::engine::incarnation::Current {
-        self.inner.incarnation()
+    fn write_waits_for_sync(&self) -> bool {
+        self.syncs
     }
 }

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::engine::testing::Hooked;
 use crate::engine::{Engine, Limits, MemoryEngine};
-use crate::hints::testing::layouts;
+use crate::hints::testing::{layouts, Threads};
 use crate::version::{ActorId, CausalContext};
 use crate::view::Cluster;
 
@@ -110,7 +111,7 @@ fn a_replaced_node_s_hints_go_to_its_replacement() {
 
 /// A hint planned on an older view for a member that no longer
 /// replicates the key (it lost the range and refuses the hint, see
-/// `receive::node_hint`) goes to the key's replicas in its datacenter
+/// `receive::for_node`) goes to the key's replicas in its datacenter
 /// now, never back to it; one it still replicates is delivered.
 #[test]
 fn a_hint_for_a_member_that_lost_the_key_goes_to_the_keys_replicas() {
@@ -239,7 +240,7 @@ async fn a_queue_for_a_node_that_left_is_redirected_and_emptied() {
 #[tokio::test]
 async fn a_redirection_that_fails_part_way_takes_out_what_it_copied() {
     let (seed, left) = layouts();
-    let threads = Arc::new(crate::hints::testing::ThreadsEngine::new());
+    let threads = Arc::new(Hooked::new(Threads::new()));
     let engine: Arc<dyn Engine> = threads.clone();
     let cluster = Cluster::new(seed, "a", None).unwrap();
     let hints = open(&engine, &cluster);

@@ -1,7 +1,8 @@
 //! Tests of the receiving end: the need count and what a node does with a
 //! hint addressed to it.
 
-use super::{need, node_hint, Mine, NodeHint};
+use super::for_node::{node_hint, Mine, NodeHint};
+use super::need;
 
 /// A node hint reaches a node that has left (the sender's view is
 /// older): it is kept by the sender, not acknowledged and lost when the
@@ -41,7 +42,7 @@ fn a_receiver_with_more_pending_replicas_than_the_coordinator_counted_needs_more
 }
 
 mod apply {
-    use super::super::node_hint_apply;
+    use super::super::for_node::node_hint_apply;
     use crate::engine::{Engine, Limits, MemoryEngine};
     use crate::layout::Layout;
     use crate::proto::v1::internode::StreamEntry;

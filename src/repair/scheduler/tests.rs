@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::engine::memory::MemoryEngine;
-use crate::engine::{Engine, Limits};
+use crate::engine::testing::{Hooked, Hooks};
+use crate::engine::{Engine, EngineError, Limits};
 use crate::repair::records;
 use crate::replica::Replica;
 use crate::ring::Ring;
@@ -121,63 +122,20 @@ async fn a_node_outside_the_layout_refuses_a_pass_instead_of_panicking() {
     );
 }
 
-/// An engine that runs a hook before its first write once armed (the
+/// Engine hooks that run a hook before the first write once armed (the
 /// repair race below).
-struct HookEngine {
-    inner: MemoryEngine,
+#[derive(Default)]
+struct Armed {
     hook: parking_lot::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-impl Engine for HookEngine {
-    fn write(&self, batch: crate::engine::WriteBatch) -> Result<(), crate::engine::EngineError> {
+impl Hooks for Armed {
+    fn before_write(&self, _batch: &crate::engine::WriteBatch) -> Result<(), EngineError> {
         let hook = self.hook.lock().take();
         if let Some(hook) = hook {
             hook();
         }
-        self.inner.write(batch)
-    }
-    fn get_versions(
-        &self,
-        keyspace: &str,
-        key: &[u8],
-    ) -> Result<Option<crate::version::SiblingSet>, crate::engine::EngineError> {
-        self.inner.get_versions(keyspace, key)
-    }
-    fn get_raw(
-        &self,
-        cf: crate::engine::Cf,
-        key: &[u8],
-    ) -> Result<Option<Vec<u8>>, crate::engine::EngineError> {
-        self.inner.get_raw(cf, key)
-    }
-    fn scan_raw(
-        &self,
-        cf: crate::engine::Cf,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<crate::engine::RawEntry>, crate::engine::EngineError> {
-        self.inner.scan_raw(cf, from, to, limit)
-    }
-    fn scan_token_range(
-        &self,
-        keyspace: &str,
-        start: u64,
-        end: u64,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, crate::version::SiblingSet)>, crate::engine::EngineError> {
-        self.inner
-            .scan_token_range(keyspace, start, end, after, limit)
-    }
-    fn limits(&self) -> &Limits {
-        self.inner.limits()
-    }
-    fn flush(&self) -> Result<(), crate::engine::EngineError> {
-        self.inner.flush()
-    }
-    fn incarnation(&self) -> &crate::engine::incarnation::Current {
-        self.inner.incarnation()
+        Ok(())
     }
 }
 
@@ -188,10 +146,7 @@ impl Engine for HookEngine {
 /// view is either in force before it (the records stay) or only after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_installed_just_before_the_records_are_deleted_keeps_them() {
-    let hooked = Arc::new(HookEngine {
-        inner: MemoryEngine::new(Limits::default()),
-        hook: parking_lot::Mutex::new(None),
-    });
+    let hooked = Arc::new(Hooked::new(Armed::default()));
     let engine: Arc<dyn Engine> = hooked.clone();
     // A record of a keyspace the layout does not have: dropped by a pass
     // whose view did not change.
