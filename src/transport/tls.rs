@@ -18,7 +18,15 @@
 //! - **Rotation**: resolvers and verifiers read the current material
 //!   ([`material::Store`]), which [`Tls::spawn_reload`] reloads when the
 //!   files change or on SIGHUP; new connections use it at once, open ones
-//!   keep their session.
+//!   keep their session. **No session resumption**, on any port nor when
+//!   dialling: a resumed session gets the peer's chain verified at its first
+//!   handshake back without verifying it again, so after a CA rotation an
+//!   identity of the retired CA would return on a new connection. Every
+//!   connection makes a full handshake instead (as Cassandra and ScyllaDB
+//!   do); connections are long-lived HTTP/2, so that is one ECDHE and
+//!   signature per reconnect, not per request. Clearing a session cache on
+//!   reload would keep resumption but not re-check a certificate that
+//!   expired since the session began.
 //!
 //! **Crypto provider: `ring`.** rustls' default, aws-lc-rs, builds a large C
 //! library with cmake (minutes on this 2-core builder, plus cmake/NASM as
@@ -157,6 +165,10 @@ impl Tls {
             }))
             .with_cert_resolver(Arc::new(KeyResolver(store.clone())));
         cfg.alpn_protocols = vec![alpn(port)];
+        // No session resumption (see "Rotation" above): no session cache,
+        // no TLS 1.3 tickets (rustls' stateless ticketer is off by default).
+        cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        cfg.send_tls13_tickets = 0;
         Arc::new(cfg)
     }
 
@@ -191,6 +203,9 @@ impl Tls {
             None => builder.with_no_client_auth(),
         };
         cfg.alpn_protocols = vec![alpn(port)];
+        // Nor as a client: a resumed session skips the verifier, so a server
+        // verified under a CA since retired would be trusted again.
+        cfg.resumption = rustls::client::Resumption::disabled();
         Arc::new(cfg)
     }
 
@@ -337,5 +352,7 @@ impl Interceptor for Guard {
     }
 }
 
+#[cfg(test)]
+mod resumption_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tokio_stream::StreamExt;
 
-fn files(dir: &std::path::Path, id: &str) -> TlsFiles {
+pub(super) fn files(dir: &std::path::Path, id: &str) -> TlsFiles {
     TlsFiles {
         ca: dir.join("ca.pem"),
         cert: dir.join(format!("node-{id}.pem")),
@@ -16,7 +16,7 @@ fn files(dir: &std::path::Path, id: &str) -> TlsFiles {
 }
 
 /// A certificate directory with a CA and nodes `ids`.
-fn cluster_dir(ids: &[&str]) -> tempfile::TempDir {
+pub(super) fn cluster_dir(ids: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     init_dir(dir.path(), "test").unwrap();
     for id in ids {
@@ -25,7 +25,7 @@ fn cluster_dir(ids: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-fn store(dir: &std::path::Path, id: &str) -> Arc<Store> {
+pub(super) fn store(dir: &std::path::Path, id: &str) -> Arc<Store> {
     Arc::new(Store::load(files(dir, id), id, provider()).unwrap())
 }
 
