@@ -1,6 +1,7 @@
 # ---------------------------------------------------------------------------
 # Security group: 7070 from clients, 7071 from every region's nodes,
-# 7072 (admin HTTPS) from monitoring, optional SSH, all egress.
+# 7072 (admin HTTPS) from this region's nodes and monitoring, optional SSH,
+# all egress.
 # ---------------------------------------------------------------------------
 
 resource "aws_security_group" "node" {
@@ -43,7 +44,11 @@ resource "aws_vpc_security_group_ingress_rule" "peer" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "admin" {
-  for_each = toset(var.monitoring_cidrs)
+  # This region's own CIDR always: a removal's finisher polls the gainers'
+  # GET /movement on this port, and they are nodes of the dead node's
+  # datacenter (= this region), so a narrow monitoring CIDR must not stop
+  # `geokv removenode` from finishing.
+  for_each = toset(concat([var.vpc_cidr], var.monitoring_cidrs))
 
   security_group_id = aws_security_group.node.id
   description       = "geokv admin HTTPS (/health, /metrics, operator commands)"

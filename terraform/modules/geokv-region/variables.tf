@@ -167,7 +167,7 @@ variable "peer_cidrs" {
 }
 
 variable "monitoring_cidrs" {
-  description = "CIDRs allowed to reach the admin HTTP port (7072: /health, /metrics), e.g. your Prometheus."
+  description = "CIDRs allowed to reach the admin HTTP port (7072: /health, /metrics), e.g. your Prometheus. This region's vpc_cidr is always added (nodes poll each other's /movement during a removal)."
   type        = list(string)
   default     = []
 
