@@ -258,3 +258,22 @@ impl Coordinator {
         self.commit.mint(&req.mutation, along).await
     }
 }
+
+/// A failure once the write was minted here (committed on this replica):
+/// whatever it says, the write may have been applied, so an error that
+/// would say "nothing applied" (a hint refused by a sealed store, a
+/// storage refusal) becomes [`GeokvError::MaybeApplied`] (review M2 of
+/// stop 23). Errors that already say "maybe" keep their code.
+fn after_minting(me: &str, e: GeokvError) -> GeokvError {
+    match e {
+        GeokvError::Timeout { .. }
+        | GeokvError::QuorumFailed { .. }
+        | GeokvError::MaybeApplied(_)
+        | GeokvError::Internal(_) => e,
+        e => GeokvError::MaybeApplied(format!("the write was stored on {me}, then: {e}")),
+    }
+}
+
+#[cfg(test)]
+#[path = "write/tests_minted.rs"]
+mod tests_minted;

@@ -161,7 +161,7 @@ async fn once_everything_is_handed_over_later_records_and_hints_are_refused() {
     let dc2 = Dest::Dc("dc2".into());
     let refused = hints.record_for_repair("ks", b"late", &dc2).await;
     assert!(
-        matches!(refused, Err(crate::error::GeokvError::NotReady(_))),
+        matches!(refused, Err(crate::error::GeokvError::HintsSealed)),
         "{refused:?}"
     );
     let mut set = SiblingSet::new();
