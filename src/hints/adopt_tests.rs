@@ -62,6 +62,17 @@ fn adopters_are_the_live_normal_members_of_the_leavers_datacenter_but_the_destin
     assert_eq!(adopters(&a, "d", "dc1", &dc("dc2"), all_up), ["a", "b"]);
 }
 
+/// A leaver's anti-entropy records may go to any live Normal member, those
+/// of its own datacenter first (review M3 of stop 23).
+#[test]
+fn record_adopters_are_every_live_normal_member_own_datacenter_first() {
+    let (_, left) = layouts();
+    let d = ClusterView::derive(left, "d").unwrap();
+    assert_eq!(record_adopters(&d, "d", "dc1", |_| true), ["a", "b", "c", "x"]);
+    // Here the caller says it is in dc2: x first, then the rest but a (down).
+    assert_eq!(record_adopters(&d, "d", "dc2", |id| id != "a"), ["x", "b", "c"]);
+}
+
 fn hints_on(layout: Layout, me: &str) -> Arc<Hints> {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let cluster = Cluster::new(layout, me, None).unwrap();

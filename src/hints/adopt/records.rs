@@ -5,8 +5,9 @@
 //! and would be deleted with its store once it has left, so the missed
 //! writes would wait for the next periodic sweep. A node that has left
 //! sends them, in the `Adopt` call's batch shape ([`batch`]: one entry
-//! per record, `adopt_for` = [`LABEL`]), to a live Normal member of its
-//! datacenter, which records each again in its own store ([`adopt`]) and
+//! per record, `adopt_for` = [`LABEL`]), to a live Normal member (of its
+//! own datacenter first, of any other when it has none: a coordinator-only
+//! datacenter's last node; `adopt::record_adopters`), which records each again in its own store ([`adopt`]) and
 //! acknowledges it durable; the leaver deletes a record only then
 //! ([`handed`]). The drain waits for it (`Hints::left_to_hand_over`).
 //!
@@ -183,7 +184,7 @@ impl Handing {
         link: &L,
         me: &NodeInfo,
     ) -> Result<usize, String> {
-        let adopters = link.adopters(&Dest::Dc(me.dc.clone()));
+        let adopters = link.record_adopters();
         if adopters.is_empty() && !hints.cluster.current().has_left() {
             return Ok(0); // a member keeps its records
         }
