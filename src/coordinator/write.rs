@@ -91,11 +91,11 @@ impl Coordinator {
 
     /// Coordinates a write forwarded by a node that does not replicate the
     /// key (the `CoordinateWrite` RPC); never forwards it again. Refused
-    /// once the node is draining ([`Coordinator::begin_drain`]).
+    /// once the node's shutdown began ([`Coordinator::stopping_on`]).
     #[tracing::instrument(name = "coordinator.write_as_replica", skip_all,
         fields(keyspace = %req.mutation.keyspace, level = %req.level, delete = req.mutation.is_delete()))]
     pub async fn write_as_replica(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
-        if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+        if *self.shutdown.borrow() {
             return Err(GeokvError::ShuttingDown);
         }
         self.write_from(req, false).await
