@@ -216,6 +216,20 @@ async fn adopted_anti_entropy_records_are_recorded_at_the_adopter() {
     assert!(records::handed(&recs, &kept).is_empty());
 }
 
+/// An adopter that acknowledges a record twice in one answer hands it over
+/// once: the leaver deletes it once and takes one off its count (review
+/// Low of stop 23: counted twice, the count could say none was left while
+/// one was).
+#[test]
+fn a_record_acknowledged_twice_is_handed_over_once() {
+    let recs = [recorded("default", 7, "dc:dc2"), recorded("default", 8, "dc:dc2")];
+    let mut ack = acks(3, &[0, 0, 1], true);
+    ack.entries[1].durable = false;
+    ack.entries[1].refused = true;
+    let handed: Vec<u64> = (records::handed(&recs, &ack).iter()).map(|r| r.token).collect();
+    assert_eq!(handed, [7, 8]);
+}
+
 /// An adopted entry keeps the trace context of the request that made it
 /// (review Low of stop 21: the adopter replaced it with its own).
 #[tokio::test]

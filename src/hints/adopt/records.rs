@@ -68,11 +68,17 @@ pub fn batch(me: &NodeInfo, records: &[Recorded], batch_id: u64) -> StreamBatch 
 }
 
 /// The records of `records` the adopter took (durable) or will never take
-/// (refused: not a record), so the leaver deletes them.
+/// (refused: not a record), so the leaver deletes them; each once, however
+/// often the acknowledgement names it (the count of what is left takes
+/// off one per record).
 pub fn handed<'a>(records: &'a [Recorded], ack: &StreamAck) -> Vec<&'a Recorded> {
     let settled = |a: &EntryAck| a.durable || a.refused;
-    (ack.entries.iter().filter(|a| settled(a)))
-        .filter_map(|a| records.get(a.seq as usize))
+    let seqs: std::collections::BTreeSet<u64> = (ack.entries.iter())
+        .filter(|a| settled(a))
+        .map(|a| a.seq)
+        .collect();
+    (seqs.into_iter())
+        .filter_map(|seq| records.get(seq as usize))
         .collect()
 }
 
