@@ -98,7 +98,7 @@ pub enum NodeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("node tasks failed: {0}")]
     Tasks(String),
-    #[error("the drain stopped with {left} hinted entries still queued ({queues}); start the node again to hand them over")]
+    #[error("the drain stopped with {left} hinted entries and anti-entropy records still to hand over ({queues}); start the node again to hand them over")]
     DrainUnfinished { left: u64, queues: String },
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
