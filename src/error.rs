@@ -8,7 +8,8 @@
 //! | `UNAVAILABLE`       | too few live replicas known before sending    | no        |
 //! | `DEADLINE_EXCEEDED` | sent; the level was not reached in time       | maybe     |
 //! | `ABORTED`           | sent; replicas failed, or the replica that    | maybe     |
-//! |                     | took a forwarded write failed before replying |           |
+//! |                     | took a forwarded write failed before replying;|           |
+//! |                     | a node that left refused a hint or record     |           |
 //! | `FAILED_PRECONDITION` | level impossible for the keyspace; sibling cap | no     |
 //! | `NOT_FOUND` / `INVALID_ARGUMENT` | unknown keyspace / bad input     | no        |
 //! | `INTERNAL` / `DATA_LOSS` | a local fault                            | maybe     |
@@ -87,6 +88,12 @@ pub enum GeokvError {
     /// status carries `retry_after_ms` in `retry-after-ms`.
     #[error("node overloaded: {limit} client requests in flight (the limit); retry after {retry_after_ms} ms; nothing was applied")]
     Overloaded { limit: usize, retry_after_ms: u64 },
+    /// This node has left the cluster and handed its hints and anti-entropy
+    /// records over (`Hints::seal_if_handed_over`), so it stores none any
+    /// more. Raised only once a write was minted or sent (a hint or record
+    /// is what follows one), so never "nothing applied".
+    #[error("this node has left the cluster and handed its hints and anti-entropy records over; it stores no more")]
+    HintsSealed,
     /// This node is stopping and took no more writes (nothing was written).
     #[error("this node is shutting down; nothing was written")]
     ShuttingDown,
@@ -148,7 +155,9 @@ impl GeokvError {
             GeokvError::Timeout { .. } => Code::DeadlineExceeded,
             GeokvError::Overloaded { .. } => Code::ResourceExhausted,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
-            GeokvError::QuorumFailed { .. } | GeokvError::MaybeApplied(_) => Code::Aborted,
+            GeokvError::QuorumFailed { .. }
+            | GeokvError::MaybeApplied(_)
+            | GeokvError::HintsSealed => Code::Aborted,
             GeokvError::Consistency(_) | GeokvError::Siblings(_) | GeokvError::StaleView { .. } => {
                 Code::FailedPrecondition
             }
@@ -187,6 +196,7 @@ impl GeokvError {
             GeokvError::Timeout { .. }
             | GeokvError::QuorumFailed { .. }
             | GeokvError::MaybeApplied(_)
+            | GeokvError::HintsSealed
             | GeokvError::Internal(_) => false,
         }
     }

@@ -135,9 +135,9 @@ pub struct Coordinator {
     /// What a write commits with its update (`hints::commit`).
     commit: Commit,
     config: CoordinatorConfig,
-    /// Set when the node begins its shutdown ([`Coordinator::begin_drain`]):
-    /// writes other nodes forward are refused from then on.
-    draining: std::sync::atomic::AtomicBool,
+    /// The node's shutdown signal ([`Coordinator::stopping_on`]): writes
+    /// other nodes forward are refused once it is true.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Coordinator {
@@ -160,18 +160,23 @@ impl Coordinator {
             commit: Commit::new(replica.clone(), hints.clone()),
             hints,
             config,
-            draining: std::sync::atomic::AtomicBool::new(false),
+            // Never signalled until `stopping_on` (tools, tests).
+            shutdown: tokio::sync::watch::channel(false).1,
         }
     }
 
-    /// The node is shutting down: a write another node forwards here
+    /// Once `shutdown` is true (the node's signal, which also stops its
+    /// hint delivery) a write another node forwards here
     /// ([`Coordinator::write_as_replica`]) is refused before anything is
     /// minted ("shutting down", nothing applied), so the forwarder asks
     /// the key's next replica instead of one that may not stay up for the
-    /// write's remote datacenters (its hint delivery has already stopped).
-    /// Requests of this node's own clients already in flight go on.
-    pub fn begin_drain(&self) {
-        (self.draining).store(true, std::sync::atomic::Ordering::Release);
+    /// write's remote datacenters. The signal itself is read, so no write
+    /// slips in between delivery stopping and a flag being set (review
+    /// Low of stop 23). Requests of this node's own clients already in
+    /// flight go on.
+    pub fn stopping_on(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// Settings.

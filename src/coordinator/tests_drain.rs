@@ -1,7 +1,9 @@
 //! A node that has begun its shutdown refuses writes other nodes forward
 //! to it before minting anything (review of stop 23: its hint delivery has
 //! stopped, so a forwarded write waiting on a remote datacenter would time
-//! out "maybe applied" where another replica could have taken it).
+//! out "maybe applied" where another replica could have taken it). It reads
+//! the node's shutdown signal itself (`Coordinator::stopping_on`), the one
+//! hint delivery stops on.
 
 use super::tests_pending::coordinator_on;
 use super::*;
@@ -24,7 +26,8 @@ fn put(key: &[u8]) -> WriteRequest {
 
 #[tokio::test]
 async fn a_draining_node_refuses_forwarded_writes_before_minting() {
-    let c = coordinator_on(Layout::seed(&Topology::dev()));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let c = coordinator_on(Layout::seed(&Topology::dev())).stopping_on(shutdown);
     let view = c.cluster().current();
     let replicated = (0..1000u32).map(u32::to_be_bytes).filter(|k| {
         let set = view.ring.replicas("default", k);
@@ -39,7 +42,7 @@ async fn a_draining_node_refuses_forwarded_writes_before_minting() {
     assert!(taken.is_ok(), "{taken:?}");
     assert!(c.replica.read("default", &keys[0]).expect("read").is_some());
 
-    c.begin_drain();
+    stop.send(true).expect("the coordinator watches the signal");
     let refused = c.write_as_replica(put(&keys[1])).await;
     let err = refused.expect_err("refused while draining");
     assert!(matches!(err, GeokvError::ShuttingDown), "{err:?}");
@@ -51,4 +54,12 @@ async fn a_draining_node_refuses_forwarded_writes_before_minting() {
         c.replica.read("default", &keys[1]).expect("read").is_none(),
         "nothing was minted or stored"
     );
+    // On the wire: UNAVAILABLE, applied: no, which the forwarder reads as
+    // "ask the key's next replica".
+    let status = tonic::Status::from(err);
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
+    assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("no"));
+    let seen = crate::transport::status_error("dc1-n1", status, 300);
+    assert_eq!(super::forward::after_failure(&seen), super::forward::AfterFailure::TryNext);
 }

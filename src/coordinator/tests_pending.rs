@@ -23,7 +23,12 @@ fn coordinator_during_join() -> Coordinator {
 
 /// dc1-n1's coordinator on `layout`.
 pub(super) fn coordinator_on(layout: Layout) -> Coordinator {
-    let cluster = Cluster::new(layout, "dc1-n1", None).expect("view");
+    coordinator_as(layout, "dc1-n1", Arc::new(AlwaysUp))
+}
+
+/// `me`'s coordinator on `layout`, which sees its peers through `liveness`.
+pub(super) fn coordinator_as(layout: Layout, me: &str, liveness: Arc<dyn Liveness>) -> Coordinator {
+    let cluster = Cluster::new(layout, me, None).expect("view");
     let me = cluster.current().me().expect("member").clone();
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let hints = Hints::open(
@@ -32,6 +37,7 @@ pub(super) fn coordinator_on(layout: Layout) -> Coordinator {
         me.clone(),
         HintsConfig::default(),
     );
+    let replica = Arc::new(Replica::new(engine, &me.id, 64));
     Coordinator::new(
         cluster,
         me.clone(),
@@ -40,8 +46,8 @@ pub(super) fn coordinator_on(layout: Layout) -> Coordinator {
             Arc::new(Faults::new(false)),
             &crate::transport::tls::Tls::insecure(),
         )),
-        Arc::new(Replica::new(engine, "dc1-n1", 64)),
-        Arc::new(AlwaysUp),
+        replica,
+        liveness,
         Arc::new(hints.expect("hints")),
         CoordinatorConfig::default(),
     )
@@ -138,4 +144,28 @@ fn a_write_to_a_range_a_leaving_node_loses_goes_to_the_gainer_and_needs_its_ack(
     // dc1-new has a quarter of the others' tokens: the leaver replicates
     // nearly every key (a key it does not replicate has nothing pending).
     assert!(moving > 300, "{moving} moving, {still} not");
+}
+
+/// A put of `key` in `keyspace` at `level`, with 500 ms to go.
+pub(super) fn put_request(keyspace: &str, key: &[u8], level: ConsistencyLevel) -> WriteRequest {
+    WriteRequest {
+        mutation: crate::mutation::Mutation {
+            keyspace: keyspace.into(),
+            key: Bytes::copy_from_slice(key),
+            value: Some(Bytes::from_static(b"v")),
+            context: crate::version::CausalContext::new(),
+        },
+        level,
+        explicit: None,
+        timeout: std::time::Duration::from_millis(500),
+    }
+}
+
+/// Installs `left`, in which `c`'s node has left, and seals its hint store
+/// as its drain does once everything was handed over.
+pub(super) async fn leave_and_seal(c: &Coordinator, left: Layout) {
+    c.cluster().install(left).expect("installed");
+    let records = &c.hints.store.records;
+    records.none_left(records.begin());
+    assert_eq!(c.hints.seal_if_handed_over().await, 0, "sealed");
 }

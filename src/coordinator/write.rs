@@ -91,11 +91,11 @@ impl Coordinator {
 
     /// Coordinates a write forwarded by a node that does not replicate the
     /// key (the `CoordinateWrite` RPC); never forwards it again. Refused
-    /// once the node is draining ([`Coordinator::begin_drain`]).
+    /// once the node's shutdown began ([`Coordinator::stopping_on`]).
     #[tracing::instrument(name = "coordinator.write_as_replica", skip_all,
         fields(keyspace = %req.mutation.keyspace, level = %req.level, delete = req.mutation.is_delete()))]
     pub async fn write_as_replica(&self, req: WriteRequest) -> Result<WriteOutcome, GeokvError> {
-        if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+        if *self.shutdown.borrow() {
             return Err(GeokvError::ShuttingDown);
         }
         self.write_from(req, false).await
@@ -258,3 +258,22 @@ impl Coordinator {
         self.commit.mint(&req.mutation, along).await
     }
 }
+
+/// A failure once the write was minted here (committed on this replica):
+/// whatever it says, the write may have been applied, so an error that
+/// would say "nothing applied" (a hint refused by a sealed store, a
+/// storage refusal) becomes [`GeokvError::MaybeApplied`] (review M2 of
+/// stop 23). Errors that already say "maybe" keep their code.
+fn after_minting(me: &str, e: GeokvError) -> GeokvError {
+    match e {
+        GeokvError::Timeout { .. }
+        | GeokvError::QuorumFailed { .. }
+        | GeokvError::MaybeApplied(_)
+        | GeokvError::Internal(_) => e,
+        e => GeokvError::MaybeApplied(format!("the write was stored on {me}, then: {e}")),
+    }
+}
+
+#[cfg(test)]
+#[path = "write/tests_minted.rs"]
+mod tests_minted;

@@ -123,6 +123,31 @@ pub fn adopters(
         .collect()
 }
 
+/// The members that may adopt the anti-entropy records of `me` (of
+/// datacenter `my_dc`), in `view`: every Normal member but `me` that is up
+/// (`is_up`), those of `my_dc` first. Unlike a queue's entries, a record
+/// is not bound to a datacenter's stream: the adopter's recorded pass
+/// repairs the range with all its replicas, wherever it runs (review M3 of
+/// stop 23: offered to `my_dc` only, the last node of a datacenter without
+/// replicas kept its records, and its leave waited forever).
+pub fn record_adopters(
+    view: &ClusterView,
+    me: &str,
+    my_dc: &str,
+    is_up: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let normal = |id: &str| {
+        view.layout
+            .node(id)
+            .is_some_and(|(_, _, n)| n.state == NodeState::Normal)
+    };
+    let mut v: Vec<&crate::topology::NodeInfo> = (view.members().iter())
+        .filter(|n| n.id != me && normal(&n.id) && is_up(&n.id))
+        .collect();
+    v.sort_by_key(|n| n.dc != my_dc);
+    v.into_iter().map(|n| n.id.clone()).collect()
+}
+
 /// Every entry of a batch acknowledged alike: durable, or not applied (the
 /// sender keeps it).
 fn acks(batch_id: u64, seqs: &[u64], durable: bool) -> StreamAck {

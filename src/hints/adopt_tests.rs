@@ -62,6 +62,17 @@ fn adopters_are_the_live_normal_members_of_the_leavers_datacenter_but_the_destin
     assert_eq!(adopters(&a, "d", "dc1", &dc("dc2"), all_up), ["a", "b"]);
 }
 
+/// A leaver's anti-entropy records may go to any live Normal member, those
+/// of its own datacenter first (review M3 of stop 23).
+#[test]
+fn record_adopters_are_every_live_normal_member_own_datacenter_first() {
+    let (_, left) = layouts();
+    let d = ClusterView::derive(left, "d").unwrap();
+    assert_eq!(record_adopters(&d, "d", "dc1", |_| true), ["a", "b", "c", "x"]);
+    // Here the caller says it is in dc2: x first, then the rest but a (down).
+    assert_eq!(record_adopters(&d, "d", "dc2", |id| id != "a"), ["x", "b", "c"]);
+}
+
 fn hints_on(layout: Layout, me: &str) -> Arc<Hints> {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let cluster = Cluster::new(layout, me, None).unwrap();
@@ -203,6 +214,20 @@ async fn adopted_anti_entropy_records_are_recorded_at_the_adopter() {
     // Not settled: kept by the leaver.
     let kept = acks(3, &[0, 1], false);
     assert!(records::handed(&recs, &kept).is_empty());
+}
+
+/// An adopter that acknowledges a record twice in one answer hands it over
+/// once: the leaver deletes it once and takes one off its count (review
+/// Low of stop 23: counted twice, the count could say none was left while
+/// one was).
+#[test]
+fn a_record_acknowledged_twice_is_handed_over_once() {
+    let recs = [recorded("default", 7, "dc:dc2"), recorded("default", 8, "dc:dc2")];
+    let mut ack = acks(3, &[0, 0, 1], true);
+    ack.entries[1].durable = false;
+    ack.entries[1].refused = true;
+    let handed: Vec<u64> = (records::handed(&recs, &ack).iter()).map(|r| r.token).collect();
+    assert_eq!(handed, [7, 8]);
 }
 
 /// An adopted entry keeps the trace context of the request that made it

@@ -40,6 +40,12 @@ pub trait Link: Send + Sync + 'static {
     fn adopters(&self, _dest: &Dest) -> Vec<String> {
         Vec::new()
     }
+    /// Who may adopt this node's anti-entropy records once it has left:
+    /// any live Normal member, its own datacenter's first (see
+    /// `adopt::record_adopters`); none while it is a member.
+    fn record_adopters(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The layout version of this node's view in force.
     fn view_version(&self) -> u64;
     /// Fetches the layout of the node called `from` and installs it, best
@@ -114,6 +120,10 @@ impl Link for Net {
         offered(&self.cluster.current(), dest, |id| self.liveness.is_up(id))
     }
 
+    fn record_adopters(&self) -> Vec<String> {
+        offered_records(&self.cluster.current(), |id| self.liveness.is_up(id))
+    }
+
     fn view_version(&self) -> u64 {
         self.cluster.current().version()
     }
@@ -150,6 +160,23 @@ pub(crate) fn offered(
         return Vec::new();
     };
     super::adopt::adopters(view, me, dc, dest, is_up)
+}
+
+/// The adopters [`Link::record_adopters`] offers in `view`: none while this
+/// node is a member; once it has left, every live Normal member, those of
+/// its datacenter first (`adopt::record_adopters`).
+pub(crate) fn offered_records(
+    view: &crate::view::ClusterView,
+    is_up: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    if !view.has_left() {
+        return Vec::new();
+    }
+    let me = view.me_id();
+    let Some((dc, _, _)) = view.layout.node(me) else {
+        return Vec::new();
+    };
+    super::adopt::record_adopters(view, me, dc, is_up)
 }
 
 impl Wire for OutboundStream {

@@ -291,13 +291,11 @@ impl Hints {
     }
 }
 
-/// Why a node hint or record is refused once the node handed everything over.
+/// Why a node hint or record is refused once the node handed everything
+/// over: not "nothing applied", since a hint or record always follows a
+/// write that was minted or sent.
 fn sealed() -> GeokvError {
-    GeokvError::NotReady(
-        "this node has left the cluster and handed its hints and anti-entropy records over; \
-         nothing was recorded"
-            .into(),
-    )
+    GeokvError::HintsSealed
 }
 
 #[cfg(test)]

@@ -174,6 +174,8 @@ mod tests {
         let said = err.to_string();
         assert!(said.contains("123"), "{said}");
         assert!(said.contains("node:dc1-n2=3 dc:dc2=120"), "{said}");
+        // The count includes a leaver's records (`repair-records=N`).
+        assert!(said.contains("anti-entropy records"), "{said}");
     }
 
     #[test]

@@ -215,15 +215,11 @@ pub(super) fn loops(
         liveness: p.liveness.clone(),
         me: s.me.clone(),
     };
-    tasks.spawn("hint delivery", delivery.run_all(shutdown.clone()));
     // Hint delivery stops with the first signal: from then on a write
-    // forwarded here could not reach its remote datacenters, so forwarders
-    // are told to ask another replica.
-    let (c, mut sd) = (p.coordinator.clone(), shutdown.clone());
-    tasks.spawn_loop("drain notice", async move {
-        let _ = sd.wait_for(|v| *v).await;
-        c.begin_drain();
-    });
+    // forwarded here could not reach its remote datacenters, so the
+    // coordinator, reading the same signal, tells forwarders to ask
+    // another replica (`Coordinator::stopping_on`).
+    tasks.spawn("hint delivery", delivery.run_all(shutdown.clone()));
     movements(tasks, s, p, shutdown);
 }
 

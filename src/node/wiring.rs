@@ -86,7 +86,8 @@ pub(super) fn build(
         liveness.clone(),
         hints.clone(),
         cfg.coordinator.clone(),
-    ));
+    )
+    .stopping_on(shutdown.clone()));
     let repair = Arc::new(Repair::new(
         SessionIo::new(
             s.cluster.clone(),

@@ -167,9 +167,12 @@ impl Replica {
     /// open is refused and kept by its sender), and no dot of this
     /// incarnation can commit after the marker: a power loss right after a
     /// clean stop cannot lose a dot the next start would then mint again
-    /// (kv679). Blocks; waits off the async worker.
-    pub fn close(&self) {
-        crate::blocking::off_worker(|| self.gate.close());
+    /// (kv679). Waits at most `within` for the writes in flight
+    /// ([`gate::CLOSE_WITHIN`] at shutdown): [`gate::Stuck`] when some are
+    /// still running then, and the marker must not be written. Blocks;
+    /// waits off the async worker.
+    pub fn close(&self, within: std::time::Duration) -> Result<(), gate::Stuck> {
+        crate::blocking::off_worker(|| self.gate.close(within))
     }
 
     /// Whether [`Replica::close`] has begun.

@@ -264,6 +264,18 @@ fn rejects_keyspace_problems() {
     assert_err(&e, "keyspaces.my ks", "contains ' '");
 }
 
+/// A keyspace name is one length byte in a repair record's key
+/// (`repair::plan::repair_key`): a longer one made every record of the
+/// keyspace unparseable (set aside, never repaired; review Low of stop 23).
+#[test]
+fn rejects_a_keyspace_name_over_255_bytes() {
+    let long = "k".repeat(256);
+    let e = err_with("  default:", &format!("  {long}:"));
+    assert_err(&e, &format!("keyspaces.{long}"), "256 bytes long; at most 255");
+    let fits = BASE.replace("  default:", &format!("  {}:", "k".repeat(255)));
+    Topology::parse("t.yaml", &fits).expect("255 bytes fit");
+}
+
 #[test]
 fn rejects_empty_structure() {
     let e = err_of("cluster_name: t\ndatacenters: []\nkeyspaces: {}\n");

@@ -166,6 +166,13 @@ impl Topology {
         for (name, ks) in &self.keyspaces {
             let p = format!("keyspaces.{name}");
             check_name(name).map_err(|r| err(p.clone(), r))?;
+            if name.len() > MAX_KEYSPACE_NAME {
+                let reason = format!(
+                    "the name is {} bytes long; at most {MAX_KEYSPACE_NAME} (anti-entropy records store its length in one byte)",
+                    name.len()
+                );
+                return Err(err(p, reason));
+            }
             for (dc, &rf) in &ks.replication {
                 let fp = format!("{p}.replication.{dc}");
                 let Some(&count) = nodes_per_dc.get(dc.as_str()) else {
@@ -188,6 +195,11 @@ impl Topology {
         Ok(())
     }
 }
+
+/// The longest keyspace name, in bytes: a repair record's key stores the
+/// name's length in one byte (`repair::plan::repair_key`), so a longer one
+/// made every record of the keyspace unparseable.
+pub const MAX_KEYSPACE_NAME: usize = 255;
 
 fn vnodes_reason(v: u32) -> String {
     format!("vnodes must be between 1 and {MAX_VNODES}, got {v}")

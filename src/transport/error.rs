@@ -61,7 +61,7 @@ impl TransportError {
 }
 
 /// Classifies a failed call's status.
-pub(super) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportError {
+pub(crate) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportError {
     let verdict = match s
         .metadata()
         .get(crate::proto::APPLIED_METADATA)

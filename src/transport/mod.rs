@@ -22,7 +22,7 @@ pub use stream::OutboundStream;
 use crate::proto::v1::internode::internode_client::InternodeClient;
 use crate::proto::v1::internode::*;
 use crate::topology::NodeInfo;
-use error::status_error;
+pub(crate) use error::status_error;
 use faults::Faults;
 use std::collections::HashMap;
 use std::net::SocketAddr;

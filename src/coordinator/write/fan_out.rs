@@ -64,7 +64,8 @@ impl Coordinator {
     /// directly, the remote datacenters through their streams (the entries
     /// committed with the write on the first fan-out, `appended`; urgent
     /// ones appended now on a later one), gathered to `plan`'s level.
-    /// Returns `(acks, hints)` or the failure, and the first replica that
+    /// Returns `(acks, hints)` or the failure (never "nothing applied": the
+    /// write is minted, see `after_minting`), and the first replica that
     /// refused the write as planned on an older view, with its version.
     pub(super) async fn fan_out(
         &self,
@@ -106,7 +107,7 @@ impl Coordinator {
         }
         .await;
         let refused = stale.lock().take();
-        (res, refused)
+        (res.map_err(|e| super::after_minting(&self.me.id, e)), refused)
     }
 
     /// The stream waits of the datacenters the level awaits, and the hints

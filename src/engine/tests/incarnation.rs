@@ -120,7 +120,7 @@ fn a_closed_replica_takes_no_more_updates() {
     let engine = Arc::new(open(dir.path(), |_| {}));
     let r = replica_on(&engine);
     write(&r, b"k", "v1", &CausalContext::new());
-    r.close();
+    r.close(crate::replica::gate::CLOSE_WITHIN).expect("closed");
     let err = r
         .update(&mutation(b"k", "v2", &CausalContext::new()), 2, |_, _| {
             Ok(())

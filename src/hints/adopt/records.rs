@@ -5,8 +5,9 @@
 //! and would be deleted with its store once it has left, so the missed
 //! writes would wait for the next periodic sweep. A node that has left
 //! sends them, in the `Adopt` call's batch shape ([`batch`]: one entry
-//! per record, `adopt_for` = [`LABEL`]), to a live Normal member of its
-//! datacenter, which records each again in its own store ([`adopt`]) and
+//! per record, `adopt_for` = [`LABEL`]), to a live Normal member (of its
+//! own datacenter first, of any other when it has none: a coordinator-only
+//! datacenter's last node; `adopt::record_adopters`), which records each again in its own store ([`adopt`]) and
 //! acknowledges it durable; the leaver deletes a record only then
 //! ([`handed`]). The drain waits for it (`Hints::left_to_hand_over`).
 //!
@@ -67,11 +68,17 @@ pub fn batch(me: &NodeInfo, records: &[Recorded], batch_id: u64) -> StreamBatch 
 }
 
 /// The records of `records` the adopter took (durable) or will never take
-/// (refused: not a record), so the leaver deletes them.
+/// (refused: not a record), so the leaver deletes them; each once, however
+/// often the acknowledgement names it (the count of what is left takes
+/// off one per record).
 pub fn handed<'a>(records: &'a [Recorded], ack: &StreamAck) -> Vec<&'a Recorded> {
     let settled = |a: &EntryAck| a.durable || a.refused;
-    (ack.entries.iter().filter(|a| settled(a)))
-        .filter_map(|a| records.get(a.seq as usize))
+    let seqs: std::collections::BTreeSet<u64> = (ack.entries.iter())
+        .filter(|a| settled(a))
+        .map(|a| a.seq)
+        .collect();
+    (seqs.into_iter())
+        .filter_map(|seq| records.get(seq as usize))
         .collect()
 }
 
@@ -183,7 +190,7 @@ impl Handing {
         link: &L,
         me: &NodeInfo,
     ) -> Result<usize, String> {
-        let adopters = link.adopters(&Dest::Dc(me.dc.clone()));
+        let adopters = link.record_adopters();
         if adopters.is_empty() && !hints.cluster.current().has_left() {
             return Ok(0); // a member keeps its records
         }

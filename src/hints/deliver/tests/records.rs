@@ -161,7 +161,7 @@ async fn once_everything_is_handed_over_later_records_and_hints_are_refused() {
     let dc2 = Dest::Dc("dc2".into());
     let refused = hints.record_for_repair("ks", b"late", &dc2).await;
     assert!(
-        matches!(refused, Err(crate::error::GeokvError::NotReady(_))),
+        matches!(refused, Err(crate::error::GeokvError::HintsSealed)),
         "{refused:?}"
     );
     let mut set = SiblingSet::new();
@@ -170,4 +170,32 @@ async fn once_everything_is_handed_over_later_records_and_hints_are_refused() {
     assert!(hints.hint_node("b", "ks", b"late", &set).await.is_err());
     assert!(load_records(&*engine).expect("load").is_empty());
     assert_eq!(hints.left_to_hand_over().await, 0);
+}
+
+/// The last node of a coordinator-only datacenter (dc3: no keyspace has a
+/// replica there) hands its records to a live Normal member of another
+/// datacenter once it has left (review M3 of stop 23: they were offered to
+/// the members of its own datacenter only, none, and its drain waited
+/// forever). The link answers as the real one does (`offered_in`).
+#[tokio::test]
+async fn the_last_node_of_a_coordinator_only_datacenter_hands_its_records_elsewhere() {
+    let dcs: [(&str, &[&str]); 3] = [("dc1", &["a", "b", "c"]), ("dc2", &["x"]), ("dc3", &["z"])];
+    let topo = crate::topology::testing::yaml(&dcs, "dc1: 3, dc2: 1");
+    let parsed = Topology::parse("t.yaml", &topo).expect("parses");
+    let seed = crate::layout::Layout::seed(&parsed);
+    let member = crate::view::Cluster::new(seed.clone(), "z", None).expect("a view");
+    let me = member.current().node("z").expect("a member").clone();
+    let left = seed.begin_leave("z").unwrap().finish_leave("z").unwrap();
+    let cluster = crate::view::Cluster::new(left, "z", None).expect("a view");
+    let (engine, _, _) = counting();
+    let hints = Hints::open(engine.clone(), cluster.clone(), me.clone(), HintsConfig::default());
+    let hints = Arc::new(hints.expect("open"));
+    record(&hints, &engine, 3);
+    let (link, opened) = FakeLink::new(&[], Vec::new());
+    *link.offered_in.lock() = Some(cluster);
+    adopter(opened, Arc::new(Mutex::new(true)));
+    let (_stop, shutdown) = watch::channel(false);
+    tokio::spawn(records::run(hints.clone(), link, me, shutdown));
+    drained(&hints).await;
+    assert!(load_records(&*engine).expect("load").is_empty());
 }

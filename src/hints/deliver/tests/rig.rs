@@ -122,6 +122,13 @@ impl Link for FakeLink {
         self.adopters.lock().clone()
     }
 
+    fn record_adopters(&self) -> Vec<String> {
+        if let Some(c) = self.offered_in.lock().as_ref() {
+            return crate::hints::link::offered_records(&c.current(), |_| true);
+        }
+        self.adopters.lock().clone()
+    }
+
     fn view_version(&self) -> u64 {
         *self.view.lock()
     }

@@ -1,0 +1,57 @@
+//! A write once minted is never reported as "nothing applied", whatever
+//! fails after (review M2 of stop 23: a node that left and sealed its hint
+//! store refused the hint of a retry fan-out, and the write, committed
+//! here, reached the client as UNAVAILABLE with `geokv-applied: no`).
+
+use super::*;
+use crate::consistency::ConsistencyLevel;
+use crate::coordinator::tests_pending::{coordinator_as, leave_and_seal, put_request};
+use crate::coordinator::Liveness;
+use std::sync::Arc;
+
+/// Only `d` (this node) and `x` (dc2) are up.
+struct OnlyDAndX;
+impl Liveness for OnlyDAndX {
+    fn is_up(&self, id: &str) -> bool {
+        id == "d" || id == "x"
+    }
+}
+
+/// `d` minted a write on the layout it was a replica in, then left and
+/// handed everything over (its hint store sealed); the retry fan-out on
+/// the newer layout finds dc1's replicas down and cannot store their
+/// hints: the write is committed here, so the error says "maybe applied".
+#[tokio::test]
+async fn a_hint_refused_after_minting_is_maybe_applied() {
+    let (seed, left) = crate::hints::testing::layouts();
+    let c = coordinator_as(seed, "d", Arc::new(OnlyDAndX));
+    let before = c.cluster().current();
+    let key = (0..1000u32).map(u32::to_be_bytes).find(|k| {
+        let set = before.ring.replicas("ks", k);
+        set.is_ok_and(|s| s.contains(before.me_idx()))
+    });
+    let key = key.expect("d replicates some key of 'ks'");
+    let req = put_request("ks", &key, ConsistencyLevel::Any);
+    let (ks, k, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
+    let plan = (c.plan(&before, ks, k, level, None, OpKind::Write)).expect("plan");
+
+    leave_and_seal(&c, left).await;
+
+    // The request loaded the older view before the leave and mints on it.
+    let (minted, _) = c.mint(&before, &req, &c.fanout(&plan)).await.expect("mint");
+    assert!(c.replica.read("ks", k).expect("read").is_some(), "committed here");
+
+    let after = c.cluster().current();
+    let plan = (c.plan(&after, ks, k, level, None, OpKind::Write)).expect("plan");
+    let to = c.fanout(&plan);
+    assert!(!to.local.is_empty(), "dc1 replicas, all down: hinted");
+    let deadline = Instant::now() + req.timeout;
+    let (res, _) = (c.fan_out(&after, &req, (&plan, &to), &minted, (None, deadline))).await;
+    let err = res.expect_err("the hint store is sealed");
+    assert!(!err.nothing_applied(), "{err}");
+    assert!(matches!(err, GeokvError::MaybeApplied(_)), "{err:?}");
+    let status = tonic::Status::from(err);
+    assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
+    let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
+    assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("maybe"));
+}
