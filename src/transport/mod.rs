@@ -14,6 +14,8 @@ pub mod faults;
 pub mod lane;
 pub mod replica_batch;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tls;
 
 pub use error::{PeerVerdict, TransportError};

@@ -90,3 +90,6 @@ fn check(
     }
     Ok((r, set))
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,10 +3,11 @@
 
 use super::peer_server_with;
 use crate::proto::v1::internode::internode_client::InternodeClient;
-use crate::proto::v1::internode::internode_server::{Internode, InternodeServer};
+use crate::proto::v1::internode::internode_server::InternodeServer;
 use crate::proto::v1::internode::*;
+use crate::transport::testing::{Acks, Serves, Stub};
 use std::time::Duration;
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 /// How long the stub's handlers take: past the test server's timeout.
 const SLOW: Duration = Duration::from_millis(1500);
@@ -16,44 +17,13 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 /// batch after [`SLOW`]; nothing else.
 struct Slow;
 
-fn no<T>() -> Result<Response<T>, Status> {
-    Err(Status::unimplemented("stub"))
-}
-
 #[tonic::async_trait]
-impl Internode for Slow {
-    async fn replica_write(
-        &self,
-        _: Request<ReplicaWriteRequest>,
-    ) -> Result<Response<ReplicaWriteResponse>, Status> {
+impl Serves for Slow {
+    async fn replica_write(&self, _: ReplicaWriteRequest) -> Result<ReplicaWriteResponse, Status> {
         tokio::time::sleep(SLOW).await;
-        Ok(Response::new(ReplicaWriteResponse {}))
+        Ok(ReplicaWriteResponse {})
     }
-    async fn replica_batch(
-        &self,
-        _: Request<ReplicaBatchRequest>,
-    ) -> Result<Response<ReplicaBatchResponse>, Status> {
-        no()
-    }
-    async fn coordinate_write(
-        &self,
-        _: Request<CoordinateWriteRequest>,
-    ) -> Result<Response<CoordinateWriteResponse>, Status> {
-        no()
-    }
-    async fn replica_read(
-        &self,
-        _: Request<ReplicaReadRequest>,
-    ) -> Result<Response<ReplicaReadResponse>, Status> {
-        no()
-    }
-    type StreamStream =
-        std::pin::Pin<Box<dyn futures::Stream<Item = Result<StreamAck, Status>> + Send + 'static>>;
-    async fn stream(
-        &self,
-        req: Request<tonic::Streaming<StreamBatch>>,
-    ) -> Result<Response<Self::StreamStream>, Status> {
-        let mut inbound = req.into_inner();
+    async fn stream(&self, mut inbound: tonic::Streaming<StreamBatch>) -> Result<Acks, Status> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             while let Ok(Some(batch)) = inbound.message().await {
@@ -67,43 +37,7 @@ impl Internode for Slow {
                 }
             }
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
-    }
-    type AdoptStream = Self::StreamStream;
-    async fn adopt(
-        &self,
-        _: Request<tonic::Streaming<StreamBatch>>,
-    ) -> Result<Response<Self::AdoptStream>, Status> {
-        no()
-    }
-    async fn gossip(&self, _: Request<GossipDigest>) -> Result<Response<GossipDigest>, Status> {
-        no()
-    }
-    async fn merkle(&self, _: Request<MerkleRequest>) -> Result<Response<MerkleResponse>, Status> {
-        no()
-    }
-    async fn range_scan(
-        &self,
-        _: Request<RangeScanRequest>,
-    ) -> Result<Response<RangeScanResponse>, Status> {
-        no()
-    }
-    async fn get_layout(
-        &self,
-        _: Request<GetLayoutRequest>,
-    ) -> Result<Response<LayoutMessage>, Status> {
-        no()
-    }
-    async fn push_layout(
-        &self,
-        _: Request<LayoutMessage>,
-    ) -> Result<Response<PushLayoutResponse>, Status> {
-        no()
-    }
-    async fn sync_auth(&self, _: Request<AuthMessage>) -> Result<Response<AuthMessage>, Status> {
-        no()
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 }
 
@@ -118,7 +52,7 @@ async fn a_stuck_handler_is_cut_and_a_long_stream_is_not() {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tokio::spawn(
         peer_server_with(TIMEOUT)
-            .add_service(InternodeServer::new(Slow))
+            .add_service(InternodeServer::new(Stub(Slow)))
             .serve_with_incoming(incoming),
     );
     let mut client = InternodeClient::connect(format!("http://{addr}"))

@@ -9,6 +9,7 @@ use crate::error::GeokvError;
 use parking_lot::Mutex;
 
 mod mixed;
+mod socket;
 
 /// A status through the batch wire and back, and straight through.
 fn both_ways(s: tonic::Status) -> (String, String) {
