@@ -224,14 +224,20 @@ mod tests {
         let said = member.outcome_unknown(&req, "a".into(), &cut).await;
         assert!(!said.nothing_applied(), "{said}");
         let said = said.to_string();
-        assert!(said.contains("the key is recorded for anti-entropy"), "{said}");
+        assert!(
+            said.contains("the key is recorded for anti-entropy"),
+            "{said}"
+        );
         let sealed = coordinator_as(seed, "d", up());
         leave_and_seal(&sealed, left).await;
         let said = sealed.outcome_unknown(&req, "a".into(), &cut).await;
         assert!(!said.nothing_applied(), "{said}");
         let said = said.to_string();
         assert!(!said.contains("is recorded"), "{said}");
-        assert!(said.contains("could not be recorded for anti-entropy"), "{said}");
+        assert!(
+            said.contains("could not be recorded for anti-entropy"),
+            "{said}"
+        );
     }
 
     fn rpc(code: Code, verdict: PeerVerdict) -> TransportError {

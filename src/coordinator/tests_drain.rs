@@ -61,5 +61,8 @@ async fn a_draining_node_refuses_forwarded_writes_before_minting() {
     let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
     assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("no"));
     let seen = crate::transport::status_error("dc1-n1", status, 300);
-    assert_eq!(super::forward::after_failure(&seen), super::forward::AfterFailure::TryNext);
+    assert_eq!(
+        super::forward::after_failure(&seen),
+        super::forward::AfterFailure::TryNext
+    );
 }

@@ -68,9 +68,15 @@ fn adopters_are_the_live_normal_members_of_the_leavers_datacenter_but_the_destin
 fn record_adopters_are_every_live_normal_member_own_datacenter_first() {
     let (_, left) = layouts();
     let d = ClusterView::derive(left, "d").unwrap();
-    assert_eq!(record_adopters(&d, "d", "dc1", |_| true), ["a", "b", "c", "x"]);
+    assert_eq!(
+        record_adopters(&d, "d", "dc1", |_| true),
+        ["a", "b", "c", "x"]
+    );
     // Here the caller says it is in dc2: x first, then the rest but a (down).
-    assert_eq!(record_adopters(&d, "d", "dc2", |id| id != "a"), ["x", "b", "c"]);
+    assert_eq!(
+        record_adopters(&d, "d", "dc2", |id| id != "a"),
+        ["x", "b", "c"]
+    );
 }
 
 fn hints_on(layout: Layout, me: &str) -> Arc<Hints> {
@@ -222,11 +228,16 @@ async fn adopted_anti_entropy_records_are_recorded_at_the_adopter() {
 /// one was).
 #[test]
 fn a_record_acknowledged_twice_is_handed_over_once() {
-    let recs = [recorded("default", 7, "dc:dc2"), recorded("default", 8, "dc:dc2")];
+    let recs = [
+        recorded("default", 7, "dc:dc2"),
+        recorded("default", 8, "dc:dc2"),
+    ];
     let mut ack = acks(3, &[0, 0, 1], true);
     ack.entries[1].durable = false;
     ack.entries[1].refused = true;
-    let handed: Vec<u64> = (records::handed(&recs, &ack).iter()).map(|r| r.token).collect();
+    let handed: Vec<u64> = (records::handed(&recs, &ack).iter())
+        .map(|r| r.token)
+        .collect();
     assert_eq!(handed, [7, 8]);
 }
 

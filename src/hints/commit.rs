@@ -277,7 +277,9 @@ mod tests {
         assert_eq!(c.hints.backlog_entries(&Dest::Dc("dc2".into())), 1);
         assert_eq!(c.hints.backlog_entries(&Dest::Node("dc1-n2".into())), 1);
         drop(appended);
-        c.replica.close(crate::replica::gate::CLOSE_WITHIN).expect("closed");
+        c.replica
+            .close(crate::replica::gate::CLOSE_WITHIN)
+            .expect("closed");
         assert!(c.mint(&m, along).await.is_err(), "a closed replica refuses");
         assert_eq!(c.hints.backlog_entries(&Dest::Dc("dc2".into())), 1);
         assert_eq!(c.hints.backlog_entries(&Dest::Node("dc1-n2".into())), 1);

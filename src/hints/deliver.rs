@@ -154,6 +154,8 @@ pub(crate) struct Pump<L: Link> {
     /// Per batch in flight, the entries left out of it because copying
     /// them to a pending replica failed (see `actions::patch`).
     unforked: std::collections::HashMap<u64, Vec<u64>>,
+    /// Failed copies to pending replicas, at warn at most every 30 s.
+    fork_warned: super::throttle::Throttle,
     /// A fetch of a receiver's newer layout (`Action::CatchUp`) under way.
     catching_up: Option<tokio::task::JoinHandle<()>>,
     /// Only parked entries are queued: no fill before this instant or this
@@ -182,6 +184,7 @@ impl<L: Link> Pump<L> {
             adopting: false,
             adopters_tried: 0,
             unforked: Default::default(),
+            fork_warned: super::throttle::Throttle::new(Duration::from_secs(30)),
             catching_up: None,
             idle: None,
         }
@@ -199,6 +202,8 @@ impl<L: Link> Pump<L> {
             if let Some(s) = self.stream.as_ref().filter(|s| !self.link.is_up(s.to())) {
                 tracing::debug!(dest = %self.label, to = s.to(), "stream's node is down; reopening");
                 self.stream = None;
+                // No acknowledgement comes on it any more: nothing to patch.
+                self.unforked.clear();
                 self.sched.on(Event::Lost);
             }
             let rewind = match &self.dest {

@@ -52,6 +52,7 @@ pub mod service;
 mod store;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod throttle;
 pub mod waiters;
 
 pub use commit::Commit;

@@ -78,16 +78,18 @@ pub(super) fn build(
         me.clone(),
         cfg.hints.clone(),
     )?);
-    let coordinator = Arc::new(Coordinator::new(
-        s.cluster.clone(),
-        me.clone(),
-        peers.clone(),
-        replica.clone(),
-        liveness.clone(),
-        hints.clone(),
-        cfg.coordinator.clone(),
-    )
-    .stopping_on(shutdown.clone()));
+    let coordinator = Arc::new(
+        Coordinator::new(
+            s.cluster.clone(),
+            me.clone(),
+            peers.clone(),
+            replica.clone(),
+            liveness.clone(),
+            hints.clone(),
+            cfg.coordinator.clone(),
+        )
+        .stopping_on(shutdown.clone()),
+    );
     let repair = Arc::new(Repair::new(
         SessionIo::new(
             s.cluster.clone(),

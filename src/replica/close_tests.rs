@@ -64,7 +64,9 @@ fn mutation(key: &str) -> Mutation {
 fn every_write_path_is_refused_once_closed_and_writes_nothing() {
     let (engine, replica) = watched();
     replica.apply("ks", b"before", &record("v")).expect("open");
-    replica.close(crate::replica::gate::CLOSE_WITHIN).expect("closed");
+    replica
+        .close(crate::replica::gate::CLOSE_WITHIN)
+        .expect("closed");
     engine.synced.store(true, Ordering::SeqCst);
     let refusals = [
         replica.apply("ks", b"a", &record("v")),
@@ -113,7 +115,9 @@ fn a_write_racing_the_close_lands_before_it_returns_or_is_refused() {
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(30));
-    replica.close(crate::replica::gate::CLOSE_WITHIN).expect("closed");
+    replica
+        .close(crate::replica::gate::CLOSE_WITHIN)
+        .expect("closed");
     // What `node::run` does next: the final sync, then the marker.
     engine.synced.store(true, Ordering::SeqCst);
     let mut total = 0;

@@ -91,7 +91,8 @@ impl Gate {
             }
             // The 50 ms only guards against a notification this loop
             // cannot miss anyway (the mutex orders them); it costs nothing.
-            self.left.wait_for(&mut idle, left.min(Duration::from_millis(50)));
+            self.left
+                .wait_for(&mut idle, left.min(Duration::from_millis(50)));
         }
     }
 }
@@ -142,7 +143,8 @@ mod tests {
         entered.1.recv().unwrap();
         let g = gate.clone();
         let closer = std::thread::spawn(move || {
-            g.close(Duration::from_secs(60)).expect("the write left in time");
+            g.close(Duration::from_secs(60))
+                .expect("the write left in time");
             std::time::Instant::now()
         });
         std::thread::sleep(Duration::from_millis(100));
@@ -170,7 +172,10 @@ mod tests {
         let (out, took) = (done.recv_timeout(Duration::from_secs(5)))
             .expect("close still waiting on the stuck write after 5 s");
         assert_eq!(out.map_err(|s| s.inside), Err(1), "{out:?}");
-        assert!(took >= Duration::from_millis(100), "waited its bound first: {took:?}");
+        assert!(
+            took >= Duration::from_millis(100),
+            "waited its bound first: {took:?}"
+        );
         assert_eq!(gate.enter().err(), Some(Closed), "nothing new gets in");
         drop(stuck);
     }

@@ -271,7 +271,11 @@ fn rejects_keyspace_problems() {
 fn rejects_a_keyspace_name_over_255_bytes() {
     let long = "k".repeat(256);
     let e = err_with("  default:", &format!("  {long}:"));
-    assert_err(&e, &format!("keyspaces.{long}"), "256 bytes long; at most 255");
+    assert_err(
+        &e,
+        &format!("keyspaces.{long}"),
+        "256 bytes long; at most 255",
+    );
     let fits = BASE.replace("  default:", &format!("  {}:", "k".repeat(255)));
     Topology::parse("t.yaml", &fits).expect("255 bytes fit");
 }

@@ -107,7 +107,10 @@ impl Coordinator {
         }
         .await;
         let refused = stale.lock().take();
-        (res.map_err(|e| super::after_minting(&self.me.id, e)), refused)
+        (
+            res.map_err(|e| super::after_minting(&self.me.id, e)),
+            refused,
+        )
     }
 
     /// The stream waits of the datacenters the level awaits, and the hints

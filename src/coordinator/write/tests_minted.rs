@@ -39,7 +39,10 @@ async fn a_hint_refused_after_minting_is_maybe_applied() {
 
     // The request loaded the older view before the leave and mints on it.
     let (minted, _) = c.mint(&before, &req, &c.fanout(&plan)).await.expect("mint");
-    assert!(c.replica.read("ks", k).expect("read").is_some(), "committed here");
+    assert!(
+        c.replica.read("ks", k).expect("read").is_some(),
+        "committed here"
+    );
 
     let after = c.cluster().current();
     let plan = (c.plan(&after, ks, k, level, None, OpKind::Write)).expect("plan");

@@ -28,6 +28,7 @@ use crate::engine::WriteBatch;
 use crate::hints::link::{Link, Wire};
 use crate::hints::queue::Dest;
 use crate::hints::schedule::{BACKOFF_MAX, BACKOFF_MIN, BATCH_TIMEOUT};
+use crate::hints::throttle::Throttle;
 use crate::hints::Hints;
 use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
 use crate::repair::plan::Recorded;
@@ -130,7 +131,12 @@ pub(crate) async fn run<L: Link>(
     me: NodeInfo,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut h = Handing::default();
+    let mut h = Handing {
+        tried: 0,
+        batch_id: 0,
+        cursor: None,
+        warned: Throttle::new(WARN_EVERY),
+    };
     let mut backoff = BACKOFF_MIN;
     while !*shutdown.borrow() {
         let wait = match h.round(&hints, &*link, &me).await {
@@ -158,7 +164,6 @@ pub(crate) async fn run<L: Link>(
 pub const WARN_EVERY: Duration = Duration::from_secs(30);
 
 /// The state of the hand-over loop.
-#[derive(Default)]
 struct Handing {
     /// Adopters tried so far: each failure asks the next.
     tried: usize,
@@ -166,19 +171,17 @@ struct Handing {
     /// The last record handed (or kept) this sweep: the next page starts
     /// after it, so a round reads one page, not every record.
     cursor: Option<Vec<u8>>,
-    /// When a stuck hand-over was last logged at warn.
-    warned: Option<tokio::time::Instant>,
+    /// A stuck hand-over at warn at most every [`WARN_EVERY`].
+    warned: Throttle,
 }
 
 impl Handing {
     /// Logs why a round failed: at warn, at most every [`WARN_EVERY`].
     fn stuck(&mut self, why: &str) {
-        let now = tokio::time::Instant::now();
-        if self.warned.is_some_and(|w| now - w < WARN_EVERY) {
+        if !self.warned.warn_now() {
             tracing::debug!(error = %why, "handing anti-entropy records over failed");
             return;
         }
-        self.warned = Some(now);
         tracing::warn!(error = %why, "handing anti-entropy records over failed; trying the next adopter");
     }
 

@@ -182,8 +182,13 @@ impl<L: Link> Pump<L> {
                 let copied =
                     crate::hints::moving::copy(&self.hints, &self.me.id, &n, e, &set, &decided);
                 if let Err(why) = copied.await {
-                    tracing::warn!(dest = %self.label, seq = e.seq, pending = %n, error = %why,
-                        "could not copy a hint to a pending replica; parking it");
+                    if self.fork_warned.warn_now() {
+                        tracing::warn!(dest = %self.label, seq = e.seq, pending = %n, error = %why,
+                            "could not copy a hint to a pending replica; parking it (repeats at debug for 30 s)");
+                    } else {
+                        tracing::debug!(dest = %self.label, seq = e.seq, pending = %n, error = %why,
+                            "could not copy a hint to a pending replica; parking it");
+                    }
                     failed.push(e.seq);
                     continue 'entries;
                 }

@@ -127,7 +127,9 @@ mod apply {
         let mut set = SiblingSet::new();
         set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
             .unwrap();
-        replica.close(crate::replica::gate::CLOSE_WITHIN).expect("closed");
+        replica
+            .close(crate::replica::gate::CLOSE_WITHIN)
+            .expect("closed");
         let ack = node_hint_apply(&cluster, &replica, "a", entry(&mine, &set), set.clone()).await;
         assert!(!ack.durable && !ack.refused && ack.replicas == 0, "{ack:?}");
         assert_eq!(ack.elsewhere_layout, None);

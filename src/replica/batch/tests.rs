@@ -65,7 +65,9 @@ fn a_batch_is_one_engine_write_and_a_refused_entry_is_left_out_whole() {
 fn a_closed_replica_applies_nothing() {
     let engine = Arc::new(Hooked::new(Counting(AtomicUsize::new(0))));
     let replica = Replica::new(engine.clone(), "n1", 8);
-    replica.close(crate::replica::gate::CLOSE_WITHIN).expect("closed");
+    replica
+        .close(crate::replica::gate::CLOSE_WITHIN)
+        .expect("closed");
     let s = set(10);
     let (checks, _) = replica.apply_all(&[("ks", b"a", &s)]);
     assert!(

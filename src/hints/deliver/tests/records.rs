@@ -188,7 +188,12 @@ async fn the_last_node_of_a_coordinator_only_datacenter_hands_its_records_elsewh
     let left = seed.begin_leave("z").unwrap().finish_leave("z").unwrap();
     let cluster = crate::view::Cluster::new(left, "z", None).expect("a view");
     let (engine, _, _) = counting();
-    let hints = Hints::open(engine.clone(), cluster.clone(), me.clone(), HintsConfig::default());
+    let hints = Hints::open(
+        engine.clone(),
+        cluster.clone(),
+        me.clone(),
+        HintsConfig::default(),
+    );
     let hints = Arc::new(hints.expect("open"));
     record(&hints, &engine, 3);
     let (link, opened) = FakeLink::new(&[], Vec::new());
