@@ -36,7 +36,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     // Internode transport.
     (Counter, "geokv_internode_requests_total", "Internode RPCs served, by RPC and source datacenter."),
     (Histogram, "geokv_internode_call_seconds", "Latency of internode calls made, by peer datacenter, in seconds."),
-    (Histogram, "geokv_internode_batch_entries", "Replica writes per ReplicaBatch call sent (issue 14: batched while a call to the peer is in flight)."),
+    (Histogram, "geokv_internode_batch_entries", "Replica writes per ReplicaBatch call sent, in buckets of 1, 2, 4, ..., 64 entries (issue 14: batched while a call to the peer is in flight)."),
     (Gauge, "geokv_internode_lane_entries", "Replica writes held by a peer's batching lane (queued or in flight), by peer."),
     (Gauge, "geokv_internode_lane_bytes", "Bytes of replica writes held by a peer's batching lane (queued or in flight), by peer."),
     (Counter, "geokv_internode_lane_shed_total", "Replica writes refused unsent because their peer's batching lane held its cap (that replica counts as failed)."),

@@ -30,6 +30,7 @@
 //! `GET /movement` needs the admin credential ([`guard`]).
 
 mod auth_routes;
+mod buckets;
 pub mod catalog;
 pub mod collect;
 mod exposition;
@@ -46,7 +47,7 @@ pub use routes::METRICS_CONTENT_TYPE;
 
 use crate::repair::Repair;
 use crate::transport::faults::Faults;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use tokio::net::TcpListener;
@@ -58,13 +59,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install_metrics() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let buckets = [
-                0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
-            ];
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(&buckets)
-                .expect("static buckets are valid")
-                .build_recorder();
+            let recorder = buckets::recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_ok() {
                 catalog::describe_all();

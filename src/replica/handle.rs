@@ -107,10 +107,12 @@ impl Handle {
     }
 
     /// Merges `m` (idempotent, order-free). Here on the replica's call
-    /// site ([`Replica::blocking`]); at a peer by `ReplicaWrite`, naming
-    /// this node as the coordinator, batched with the other writes to that
-    /// peer that queue while a call to it is in flight (issue 14,
-    /// `transport::replica_batch`).
+    /// site ([`Replica::blocking`]); at a peer by a `ReplicaWrite` of its
+    /// own, naming this node as the coordinator, **outside** the peer's
+    /// batching lane: hint delivery's merges, read repair, movement and
+    /// repair pages neither wait behind client writes in that lane (head
+    /// of line blocking: a stalled peer holds its lane) nor take its room
+    /// (issue 14). Client writes use [`Handle::merge_batched`].
     pub async fn merge(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
         match self {
             Handle::Here(replica) => {
@@ -118,23 +120,23 @@ impl Handle {
                 replica.blocking(move |r| r.apply(&ks, &key, &set)).await?;
                 Ok(())
             }
+            Handle::Peer { peers, node } => Ok(peers
+                .replica_write(node, write_request(peers, m), timeout)
+                .await?),
+        }
+    }
+
+    /// [`Handle::merge`] of a client write (the coordinator's fan-out):
+    /// at a peer batched with the other client writes to that peer that
+    /// queue while a call to it is in flight (issue 14,
+    /// `transport::replica_batch`).
+    pub async fn merge_batched(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
+        match self {
+            Handle::Here(_) => self.merge(m, timeout).await,
             Handle::Peer { peers, node } => {
                 let msg = write_request(peers, m);
                 Ok(peers.replica_write_batched(node, msg, timeout).await?)
             }
-        }
-    }
-
-    /// [`Handle::merge`], at a peer as a `ReplicaWrite` of its own, outside
-    /// the batching lane: for background pages (movement, repair), large
-    /// and with long deadlines, which must not hold up client writes
-    /// queued behind them (issue 14).
-    async fn merge_alone(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
-        match self {
-            Handle::Here(_) => self.merge(m, timeout).await,
-            Handle::Peer { peers, node } => Ok(peers
-                .replica_write(node, write_request(peers, m), timeout)
-                .await?),
         }
     }
 
@@ -282,7 +284,7 @@ impl Handle {
                             record: &record,
                             planned: None,
                         };
-                        self.merge_alone(m, timeout).await
+                        self.merge(m, timeout).await
                     })
                     .buffer_unordered(concurrency.max(1))
                     .try_collect::<Vec<()>>()
@@ -317,3 +319,6 @@ fn bad_reply(node: &NodeInfo, detail: String) -> HandleError {
         detail,
     }
 }
+
+#[cfg(test)]
+mod tests;

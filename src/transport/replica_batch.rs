@@ -12,7 +12,10 @@
 //! [`SINGLE_ONLY_FOR`] every write to that peer goes single (those queued
 //! behind the refused batch too, at send time); then batches are tried
 //! again, so a peer upgraded in a rolling upgrade gets them. A lane made
-//! anew (the peer's address changed) starts without the mark.
+//! anew (the peer's address changed) starts without the mark. A batch
+//! keeps a copy of its entries for that resend only until the peer has
+//! answered one; a peer downgraded in place after that gets its refused
+//! batch's entries back "not sent" (nothing applied), then single writes.
 //!
 //! Must not: retry an entry that may have been applied, or decide what a
 //! failure means for a request (the coordinator does).
@@ -37,26 +40,45 @@ use tracing::Instrument;
 /// before a batch is tried again.
 pub const SINGLE_ONLY_FOR: Duration = Duration::from_secs(60);
 
-/// Whether a peer is being sent single writes only, and until when.
+/// Whether a peer is being sent single writes only, and until when; and
+/// whether it has answered a batch (then its batches keep no copy of
+/// their entries for a resend).
 #[derive(Default)]
-pub struct Support(parking_lot::Mutex<Option<Instant>>);
+pub struct Support(parking_lot::Mutex<Mark>);
+
+#[derive(Default)]
+struct Mark {
+    single_until: Option<Instant>,
+    serves_batches: bool,
+}
 
 impl Support {
     /// Single writes only, now (the mark expires by itself).
     pub fn single_only(&self, now: Instant) -> bool {
-        let mut until = self.0.lock();
-        match *until {
+        let mut mark = self.0.lock();
+        match mark.single_until {
             Some(t) if now < t => true,
             Some(_) => {
-                *until = None;
+                mark.single_until = None;
                 false
             }
             None => false,
         }
     }
 
+    fn serves_batches(&self) -> bool {
+        self.0.lock().serves_batches
+    }
+
+    fn answered_batch(&self) {
+        self.0.lock().serves_batches = true;
+    }
+
     fn refused_batches(&self, now: Instant) {
-        *self.0.lock() = Some(now + SINGLE_ONLY_FOR);
+        *self.0.lock() = Mark {
+            single_until: Some(now + SINGLE_ONLY_FOR),
+            serves_batches: false,
+        };
     }
 }
 
@@ -101,12 +123,12 @@ impl Peers {
         if lane.support.single_only(now) {
             return self.replica_write(to, req, timeout).await;
         }
-        let bytes = req.record.len() + req.key.len() + 64;
         let entry = ReplicaBatchEntry {
             write: Some(req),
             timeout_ms: 0,
             traceparent: crate::telemetry::current_traceparent(),
         };
+        let bytes = held_bytes(&entry);
         let deadline = now + timeout;
         let settled = tokio::time::timeout(timeout, lane.lane.submit(entry, bytes, deadline));
         settled_error(&to.id, timeout, settled.await.ok())
@@ -133,6 +155,12 @@ impl Peers {
         lanes.insert(to.id.clone(), lane.clone());
         lane
     }
+}
+
+/// What `e` counts against its lane's cap: all of it (key, record,
+/// keyspace, coordinator, plan, trace context), as it goes on the wire.
+fn held_bytes(e: &ReplicaBatchEntry) -> usize {
+    prost::Message::encoded_len(e)
 }
 
 /// What a caller of the lane is told, `None` once its own deadline passed.
@@ -198,8 +226,9 @@ async fn send<W: Wire>(
     let n = items.len();
     let last = items.iter().map(|(_, d)| *d).max().unwrap_or(now);
     let timeout = (last.saturating_duration_since(now)).max(Duration::from_millis(1));
-    // Kept for a resend as single writes, should the peer not know the call.
-    let resend = items.clone();
+    // Kept for a resend as single writes, should the peer not know the
+    // call; not once it answered one (a copy of every write in flight).
+    let resend = (!support.serves_batches()).then(|| items.clone());
     let entries: Vec<ReplicaBatchEntry> = (items.into_iter())
         .map(|(mut e, d)| {
             let left = d.saturating_duration_since(now).as_millis();
@@ -209,7 +238,11 @@ async fn send<W: Wire>(
         .collect();
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
-    match wire.batch(ReplicaBatchRequest { entries }, timeout).await {
+    let answer = wire.batch(ReplicaBatchRequest { entries }, timeout).await;
+    if answer.is_ok() {
+        support.answered_batch();
+    }
+    match answer {
         Ok(r) if r.results.len() == n => (r.results.into_iter())
             .map(|x| entry_result(wire.peer(), x, ms))
             .collect(),
@@ -217,7 +250,10 @@ async fn send<W: Wire>(
         Err(e) if unimplemented(&e) => {
             support.refused_batches(now);
             metrics::counter!("geokv_internode_batch_unimplemented_total").increment(1);
-            singles(wire, resend).await
+            match resend {
+                Some(items) => singles(wire, items).await,
+                None => vec![Err(not_resent(wire.peer())); n],
+            }
         }
         Err(e) => vec![Err(batch_failed(e)); n],
     }
@@ -325,6 +361,15 @@ pub(super) fn batch_failed(e: TransportError) -> TransportError {
             message,
             verdict: PeerVerdict::MaybeApplied,
         },
+    }
+}
+
+/// A refused batch of a peer that had served batches (downgraded in
+/// place): no copy was kept, and nothing was applied.
+fn not_resent(peer: &str) -> TransportError {
+    TransportError::NotSent {
+        peer: peer.to_string(),
+        message: "the peer no longer serves ReplicaBatch (UNIMPLEMENTED): nothing applied".into(),
     }
 }
 

@@ -1,6 +1,7 @@
-//! `/metrics` of a real node is standard Prometheus: the exposition
-//! format's Content-Type, `# HELP` and `# TYPE` on every family, build and
-//! node info, process and RocksDB figures; `promtool check metrics` finds
+//! `/metrics` of a real node (of two, so writes cross a batching lane) is
+//! standard Prometheus: the exposition format's Content-Type, `# HELP` and
+//! `# TYPE` on every family, build and node info, process and RocksDB
+//! figures, entries per batch in buckets of entries; `promtool check metrics` finds
 //! nothing and `promtool check rules` accepts the shipped alert rules (both
 //! when promtool is on PATH; `scripts/ensure-deps` installs it as root).
 //! The node logs with `--log-format json`: every line of its log is JSON.
@@ -45,8 +46,9 @@ fn run_promtool(args: &[&str], stdin: &str) -> Option<(bool, String)> {
 #[tokio::test]
 async fn metrics_endpoint_is_standard_prometheus() {
     let spec = Spec {
-        dcs: vec![("dc1", 1)],
-        replication: vec![("dc1", 1)],
+        // Two replicas, so a write crosses a batching lane.
+        dcs: vec![("dc1", 2)],
+        replication: vec![("dc1", 2)],
         extra_keyspaces: Vec::new(),
         gossip_interval_ms: 100,
         extra_args: vec!["--log-format".into(), "json".into()],
@@ -59,12 +61,15 @@ async fn metrics_endpoint_is_standard_prometheus() {
     get(&mut client, "k", Consistency::One).await.unwrap();
 
     let admin = cluster.node("dc1-n1").admin_address;
-    // Process and engine figures come from a periodic task: wait for both.
+    // Process and engine figures come from a periodic task: wait for both,
+    // and for the batch the put's write to dc1-n2 went in.
+    let batch_entries = "geokv_internode_batch_entries_bucket{le=\"64\"} ";
     let started = Instant::now();
     let (status, headers, body) = loop {
         let got = admin_raw(admin, "GET", "/metrics", None).await;
         if got.body.contains("\nprocess_resident_memory_bytes ")
             && got.body.contains("geokv_engine_sst_bytes{")
+            && got.body.contains(batch_entries)
         {
             break (got.status_line, got.headers, got.body);
         }
@@ -118,6 +123,12 @@ async fn metrics_endpoint_is_standard_prometheus() {
         "{body}"
     );
     assert!(body.contains("geokv_node_info{"), "{body}");
+    // Entries per batch, in buckets of entries (1, 2, 4, …, 64), not seconds.
+    for le in ["1", "2", "4", "8", "16", "32", "64", "+Inf"] {
+        let bucket = format!("geokv_internode_batch_entries_bucket{{le=\"{le}\"}} ");
+        assert!(body.contains(&bucket), "{bucket} missing:\n{body}");
+    }
+    assert!(!body.contains("geokv_internode_batch_entries_bucket{le=\"0.0002\"}"));
     assert!(
         body.contains("geokv_engine_block_cache_hits_total"),
         "{body}"

@@ -300,7 +300,7 @@ impl Coordinator {
                         targets: &targets,
                     }),
                 };
-                let res = replica.merge(m, timeout).await;
+                let res = replica.merge_batched(m, timeout).await;
                 if let Some(version) = res.as_ref().err().and_then(HandleError::stale_view) {
                     stale.lock().get_or_insert((peer.clone(), version));
                 }

@@ -25,9 +25,12 @@ pub(super) fn results(
     entries: Vec<ReplicaBatchEntry>,
     arrived: std::time::Instant,
 ) -> Vec<ReplicaBatchResult> {
+    // The engine write the entries share, in a span of its own that each
+    // entry's span (its own checks only) follows from.
+    let apply = tracing::info_span!("replica_batch_apply", entries = entries.len());
     cluster.with_current(|view| {
         let checked: Vec<Result<(ReplicaWriteRequest, SiblingSet), Status>> = (entries.into_iter())
-            .map(|e| check(view, e, arrived))
+            .map(|e| check(view, e, arrived, &apply))
             .collect();
         let writes: Vec<BatchWrite<'_>> = (checked.iter().flatten())
             .map(|(r, set)| (r.keyspace.as_str(), &r.key[..], set))
@@ -40,7 +43,7 @@ pub(super) fn results(
         {
             cluster.note_planned(v);
         }
-        let (applied, write) = rep.apply_all(&writes);
+        let (applied, write) = apply.in_scope(|| rep.apply_all(&writes));
         let write = write.map_err(Status::from);
         let mut applied = applied.into_iter();
         (checked.into_iter())
@@ -56,15 +59,17 @@ pub(super) fn results(
 }
 
 /// One entry's own checks, in a span of its own that joins its request's
-/// trace: its deadline (refused, nothing applied, once past), its record,
-/// and the view it was planned on.
+/// trace and follows from the batch's `apply` span: its deadline (refused,
+/// nothing applied, once past), its record, and the view it was planned on.
 fn check(
     view: &ClusterView,
     e: ReplicaBatchEntry,
     arrived: std::time::Instant,
+    apply: &tracing::Span,
 ) -> Result<(ReplicaWriteRequest, SiblingSet), Status> {
     let span = tracing::info_span!("internode", rpc = "replica_write", batched = true);
     crate::telemetry::adopt_traceparent(&span, &e.traceparent);
+    span.follows_from(apply);
     let _in = span.enter();
     let r = (e.write).ok_or_else(|| Status::invalid_argument("an entry without a write"))?;
     if e.timeout_ms > 0 && arrived.elapsed() >= Duration::from_millis(u64::from(e.timeout_ms)) {

@@ -95,3 +95,28 @@ fn a_failed_batch_is_maybe_applied_unless_never_sent() {
         assert!(batch_failed(e).nothing_applied());
     }
 }
+
+/// An entry counts against the lane's cap with everything it holds: key,
+/// record, keyspace, coordinator, plan and trace context, not its key and
+/// record alone (a write of a small record with a long keyspace and trace
+/// context was counted far below what the lane held for it).
+#[test]
+fn an_entry_counts_against_the_lane_cap_whole() {
+    let e = ReplicaBatchEntry {
+        write: Some(ReplicaWriteRequest {
+            keyspace: "k".repeat(200),
+            key: vec![1; 10],
+            record: vec![2; 10],
+            coordinator: "c".repeat(50),
+            layout_version: 7,
+            layout_digest: vec![3; 16],
+            targets: vec!["t".repeat(40); 3],
+        }),
+        timeout_ms: 0,
+        traceparent: "0".repeat(55),
+    };
+    let parts = 200 + 10 + 10 + 50 + 16 + 3 * 40 + 55;
+    let counted = held_bytes(&e);
+    assert!(counted >= parts, "{counted} < {parts}");
+    assert!(counted <= 2 * parts, "{counted}: about what it holds");
+}

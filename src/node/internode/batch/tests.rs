@@ -18,15 +18,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
-/// Counts the engine's writes; fails every one when `fail`.
+/// Counts the engine's writes and names the span each ran in; fails every
+/// one when `fail`.
 struct Writes {
     n: AtomicUsize,
     fail: bool,
+    span: parking_lot::Mutex<Option<&'static str>>,
 }
 
 impl Hooks for Writes {
     fn before_write(&self, _: &WriteBatch) -> Result<(), EngineError> {
         self.n.fetch_add(1, Ordering::SeqCst);
+        *self.span.lock() = tracing::Span::current().metadata().map(|m| m.name());
         match self.fail {
             true => Err(EngineError::Backend("the disk is gone".into())),
             false => Ok(()),
@@ -69,6 +72,7 @@ fn replica(fail: bool) -> (Cluster, Replica, Arc<Hooked<Writes>>) {
     let hooks = Writes {
         n: AtomicUsize::new(0),
         fail,
+        span: Default::default(),
     };
     let engine = Arc::new(Hooked::new(hooks));
     (cluster, Replica::new(engine.clone(), "dc1-n2", 8), engine)
@@ -136,4 +140,40 @@ fn a_failed_engine_write_is_every_applied_entrys_and_maybe_applied() {
         assert!(applied.message.contains("the disk is gone"), "{applied:?}");
     }
     assert_refusals(&got);
+}
+
+/// The span links made: (span, the span it follows from), by name.
+#[derive(Clone, Default)]
+struct Links(Arc<parking_lot::Mutex<Vec<(&'static str, &'static str)>>>);
+
+impl<S> tracing_subscriber::Layer<S> for Links
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_follows_from(
+        &self,
+        span: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let name = |id| ctx.span(id).map(|s| s.name());
+        if let (Some(a), Some(b)) = (name(span), name(follows)) {
+            self.0.lock().push((a, b));
+        }
+    }
+}
+
+/// Each entry's span covers its own checks; the engine write they share
+/// runs in a span of its own, which every entry's span follows from, so
+/// each request's trace leads to the write that applied it.
+#[test]
+fn the_shared_engine_write_has_a_span_of_its_own_that_each_entry_links_to() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let links = Links::default();
+    let subscriber = tracing_subscriber::registry().with(links.clone());
+    let (cluster, rep, engine) = replica(false);
+    tracing::subscriber::with_default(subscriber, || run(&cluster, &rep));
+    assert_eq!(*engine.span.lock(), Some("replica_batch_apply"));
+    let links = links.0.lock().clone();
+    assert_eq!(links, vec![("internode", "replica_batch_apply"); 5]);
 }

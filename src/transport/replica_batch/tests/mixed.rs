@@ -133,3 +133,30 @@ async fn a_resend_past_the_entrys_deadline_is_not_sent() {
     }
     assert!(fake.singles.lock().is_empty());
 }
+
+/// A peer that has answered a batch serves them: its batches keep no copy
+/// of their entries for a resend (one more copy of every write in flight).
+/// Should it answer UNIMPLEMENTED later all the same (downgraded in
+/// place), that batch's entries are "not sent", nothing applied (the
+/// coordinator hints them), never "maybe applied"; later writes go single.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_served_batches_and_then_refuses_one_leaves_it_not_sent() {
+    let fake = Fake::default();
+    let (lane, support) = lane_over(fake.clone(), Limits::default());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let got = lane.submit(entry(1), 10, deadline).await;
+    assert!(matches!(got, Settled::Answered(Ok(()))), "{got:?}");
+    *fake.old.lock() = true;
+    match lane.submit(entry(2), 10, deadline).await {
+        Settled::Answered(Err(e @ TransportError::NotSent { .. })) => {
+            assert!(e.nothing_applied(), "{e:?}")
+        }
+        other => panic!("{other:?}: no copy to resend, so not sent"),
+    }
+    assert!(fake.singles.lock().is_empty());
+    assert!(support.single_only(Instant::now()));
+    let got = lane.submit(entry(3), 10, deadline).await;
+    assert!(matches!(got, Settled::Answered(Ok(()))), "{got:?}");
+    assert_eq!(fake.singles.lock().len(), 1, "single from then on");
+    assert_eq!(*fake.batches.lock(), vec![1, 1]);
+}

@@ -1,0 +1,62 @@
+//! Which merges queue in a peer's batching lane (issue 14, head-of-line
+//! blocking): client writes only. A merge that is not a client write's
+//! (hint delivery's receive side, read repair, movement and repair pages,
+//! all through [`Handle::merge`]) goes to the peer as a write of its own,
+//! so a lane held by a batch the peer never answers neither delays it nor
+//! counts it against its cap. Over a real loopback socket: nothing here
+//! waits on time but the merge's own deadline, which only a merge stuck
+//! behind the stalled batch would reach.
+
+use super::*;
+use crate::transport::testing::{peers, serve, Recorder};
+
+#[tokio::test]
+async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
+    let peer = Recorder {
+        stall: true,
+        ..Recorder::default()
+    };
+    let to = serve("stalled", peer.clone(), None).await;
+    let peers = peers();
+    let arrived = peer.arrived.notified();
+    // A client write: its batch reaches the peer and is never answered.
+    let client = {
+        let (peers, to) = (peers.clone(), to.clone());
+        let req = ReplicaWriteRequest {
+            keyspace: "ks".into(),
+            key: b"client".to_vec(),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            let long = Duration::from_secs(600);
+            peers.replica_write_batched(&to, req, long).await
+        })
+    };
+    arrived.await;
+
+    // What hint delivery's receiver and read repair send: no plan.
+    let set = SiblingSet::new();
+    let m = Merge {
+        keyspace: "ks",
+        key: b"hinted",
+        set: &set,
+        record: b"a record",
+        planned: None,
+    };
+    let handle = Handle::at(&to, &Arc::new(Replica::new(memory(), "me", 8)), &peers);
+    let got = handle.merge(m, Duration::from_secs(5)).await;
+    assert!(got.is_ok(), "{got:?}");
+    assert_eq!(*peer.singles.lock(), vec![b"hinted".to_vec()], "alone");
+    assert_eq!(
+        peer.batches.lock().len(),
+        1,
+        "only the client write's batch"
+    );
+    assert!(!client.is_finished(), "that batch is still unanswered");
+    client.abort();
+}
+
+fn memory() -> Arc<dyn crate::engine::Engine> {
+    let limits = crate::engine::Limits::default();
+    Arc::new(crate::engine::memory::MemoryEngine::new(limits))
+}
