@@ -109,10 +109,11 @@ impl Handle {
     /// Merges `m` (idempotent, order-free). Here on the replica's call
     /// site ([`Replica::blocking`]); at a peer by a `ReplicaWrite` of its
     /// own, naming this node as the coordinator, **outside** the peer's
-    /// batching lane: hint delivery's merges, read repair, movement and
-    /// repair pages neither wait behind client writes in that lane (head
-    /// of line blocking: a stalled peer holds its lane) nor take its room
-    /// (issue 14). Client writes use [`Handle::merge_batched`].
+    /// batching lane: node hints, read repair, movement and repair pages
+    /// neither wait behind client writes in that lane (head of line
+    /// blocking: a stalled peer holds its lane) nor take its room (issue
+    /// 14). Client writes (the coordinator's fan-out, and another
+    /// datacenter's through its stream) use [`Handle::merge_batched`].
     pub async fn merge(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
         match self {
             Handle::Here(replica) => {
@@ -126,7 +127,8 @@ impl Handle {
         }
     }
 
-    /// [`Handle::merge`] of a client write (the coordinator's fan-out):
+    /// [`Handle::merge`] of a client write (the coordinator's fan-out, a
+    /// stream entry from another datacenter):
     /// at a peer batched with the other client writes to that peer that
     /// queue while a call to it is in flight (issue 14,
     /// `transport::replica_batch`).

@@ -167,7 +167,14 @@ impl Receiver {
             // Not a planned client write: applied in any view.
             planned: None,
         };
-        replica.merge(m, Duration::from_secs(5)).await.is_ok()
+        // A stream entry is a client write of another datacenter (urgent or
+        // not): batched per peer with this datacenter's client writes, as
+        // the coordinator's fan-out is (issue 14; review of 4a3d0b2: sent
+        // one call each, the remote datacenter's writes lost the batching).
+        replica
+            .merge_batched(m, Duration::from_secs(5))
+            .await
+            .is_ok()
     }
 }
 
