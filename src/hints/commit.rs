@@ -39,11 +39,15 @@ impl Commit {
     /// in one atomic batch (where the replica's call site says). Returns
     /// the minted write and what was appended with it (the waits of its
     /// urgent entries, the intents). The one place a write is minted.
+    /// Refused before anything is written once this node has left and
+    /// sealed its queues ([`Hints::mint_pass`]).
     pub async fn mint(&self, m: &Mutation, along: Along) -> Result<(Minted, Appended), GeokvError> {
+        let pass = self.hints.mint_pass().await?;
         let ts = now_ms();
         let (me, m) = (self.clone(), m.clone());
         let (minted, appended, along) = (self.replica)
             .blocking(move |r| {
+                let _pass = pass;
                 let mut appended = None;
                 let res = r.update(&m, ts, |set, batch| {
                     appended = Some(me.append(&along, &m, set, batch)?);

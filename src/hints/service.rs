@@ -18,6 +18,7 @@ use crate::view::Cluster;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio::sync::OwnedRwLockReadGuard;
 
 /// The node's hinted queues.
 pub struct Hints {
@@ -153,6 +154,25 @@ impl Hints {
             s.write(batch)
         });
         Ok(written.await??)
+    }
+
+    /// A pass for minting a write on this node ([`super::Commit::mint`]):
+    /// refused once the node has left and sealed its queues, before
+    /// anything is written (`NotReady`: nothing applied, a forwarder tries
+    /// another replica), since what the write would queue (its intents and
+    /// stream entries) would stay in a store nobody drains. Held by the
+    /// blocking write itself, so the seal waits for a write in flight and
+    /// counts what it queued.
+    pub(crate) async fn mint_pass(&self) -> Result<OwnedRwLockReadGuard<bool>, GeokvError> {
+        let open = self.open.clone().read_owned().await;
+        if !*open {
+            return Err(GeokvError::NotReady(
+                "this node has left the cluster and handed its queues over: \
+                 nothing was written"
+                    .into(),
+            ));
+        }
+        Ok(open)
     }
 
     /// On a node that has left: what is left to hand over

@@ -18,7 +18,7 @@ impl Liveness for OnlyDAndX {
 }
 
 /// `d` minted a write on the layout it was a replica in, then left and
-/// handed everything over (its hint store sealed); the retry fan-out on
+/// handed everything over (its hint store sealed); a retry fan-out on
 /// the newer layout finds dc1's replicas down and cannot store their
 /// hints: the write is committed here, so the error says "maybe applied".
 #[tokio::test]
@@ -33,16 +33,16 @@ async fn a_hint_refused_after_minting_is_maybe_applied() {
     let key = key.expect("d replicates some key of 'ks'");
     let req = put_request("ks", &key, ConsistencyLevel::Any);
     let (ks, k, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
-    let plan = (c.plan(&before, ks, k, level, None, OpKind::Write)).expect("plan");
 
-    leave_and_seal(&c, left).await;
-
-    // The request loaded the older view before the leave and mints on it.
-    let (minted, _) = c.mint(&before, &req, &c.fanout(&plan)).await.expect("mint");
+    // The request minted on the older view before the leave (queueing
+    // nothing, so the hand-over has nothing to wait for), then the node
+    // left and sealed its hint store.
+    let (minted, _) = c.mint(&before, &req, &nothing_along()).await.expect("mint");
     assert!(
         c.replica.read("ks", k).expect("read").is_some(),
         "committed here"
     );
+    leave_and_seal(&c, left).await;
 
     let after = c.cluster().current();
     let plan = (c.plan(&after, ks, k, level, None, OpKind::Write)).expect("plan");
@@ -57,4 +57,52 @@ async fn a_hint_refused_after_minting_is_maybe_applied() {
     assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
     let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
     assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("maybe"));
+}
+
+/// A fan-out that queues nothing with the write (no other local replica,
+/// no remote datacenter).
+fn nothing_along() -> Fanout {
+    Fanout {
+        local: Vec::new(),
+        sizes: Default::default(),
+        remote_dcs: Vec::new(),
+        wait_for: Vec::new(),
+    }
+}
+
+/// A request that planned on the view before the leave but reaches the
+/// mint only after the node left and sealed its hint store (review of
+/// stop 24): the mint is refused before anything is written, as "nothing
+/// applied", so the forwarder asks another replica. Before, it committed
+/// here with its intents and stream entries in a store nobody drains, and
+/// at ONE the node's own acknowledgement made it an acknowledged write
+/// lost with the node.
+#[tokio::test]
+async fn a_mint_after_the_seal_is_refused_and_writes_nothing() {
+    let (seed, left) = crate::hints::testing::layouts();
+    let c = coordinator_as(seed, "d", Arc::new(OnlyDAndX));
+    let before = c.cluster().current();
+    let key = (0..1000u32).map(u32::to_be_bytes).find(|k| {
+        let set = before.ring.replicas("ks", k);
+        set.is_ok_and(|s| s.contains(before.me_idx()))
+    });
+    let key = key.expect("d replicates some key of 'ks'");
+    let req = put_request("ks", &key, ConsistencyLevel::One);
+    let (ks, k, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
+    let plan = (c.plan(&before, ks, k, level, None, OpKind::Write)).expect("plan");
+
+    leave_and_seal(&c, left).await;
+
+    let Err(err) = c.mint(&before, &req, &c.fanout(&plan)).await else {
+        panic!("a mint after the seal was accepted");
+    };
+    assert!(err.nothing_applied(), "{err:?}");
+    assert!(
+        c.replica.read("ks", k).expect("read").is_none(),
+        "nothing written"
+    );
+    let status = tonic::Status::from(err);
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
+    assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("no"));
 }
