@@ -3,7 +3,7 @@
 //! Must not: hold node logic (that is `geokv::node`).
 use anyhow::Context;
 use geokv::engine::Durability;
-use geokv::node::{run as run_node, NodeConfig};
+use geokv::node::{run as run_node, NodeConfig, NodeError};
 use geokv::topology::Topology;
 use geokv::transport::tls::{TlsFiles, TlsSetting};
 use std::path::PathBuf;
@@ -239,7 +239,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let ran = rt.block_on(async move {
         let _telemetry = geokv::telemetry::init_with_format("geokv", &args.node, args.log_format);
         geokv::admin::install_metrics();
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -260,8 +260,30 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             );
             std::process::exit(128 + second);
         });
-        run_node(cfg, rx).await.map_err(anyhow::Error::from)
-    })
+        run_node(cfg, rx).await
+    });
+    stop_runtime(rt, &ran);
+    ran.map_err(anyhow::Error::from)
+}
+
+/// How long the runtime may take to stop once the node returned.
+const RUNTIME_STOP: Duration = Duration::from_secs(2);
+
+/// Stops the runtime without waiting forever: a replica write stuck in the
+/// engine (a write stall, a hung disk) keeps a worker or a blocking thread
+/// busy, and dropping the runtime would wait for it (review M1 of the
+/// bounded close). After a stuck write the process leaves at once
+/// (`_exit`): the engine's threads may still hold its locks, so running
+/// exit handlers and destructors could hang too; the next start recovers in
+/// full (there is no clean-shutdown marker).
+fn stop_runtime(rt: tokio::runtime::Runtime, ran: &Result<(), NodeError>) {
+    rt.shutdown_timeout(RUNTIME_STOP);
+    if let Err(e @ NodeError::WritesStuck(_)) = ran {
+        eprintln!("Error: {e}");
+        // SAFETY: `_exit` ends the process without running anything else;
+        // nothing of this process is used after it.
+        unsafe { libc::_exit(1) }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM, with the signal's number.
@@ -277,6 +299,42 @@ pub async fn wait_for_signal() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A worker stuck in a synchronous call (as an engine write in a stall
+    /// is) and a stuck blocking thread do not keep the runtime from
+    /// stopping: before, dropping the runtime waited for them forever.
+    #[test]
+    fn stopping_the_runtime_does_not_wait_for_a_stuck_worker() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("runtime");
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let stuck = std::sync::Arc::new(std::sync::Mutex::new(stuck));
+        let (on_worker, blocking) = (stuck.clone(), stuck.clone());
+        let (entered, inside) = std::sync::mpsc::channel();
+        let entered2 = entered.clone();
+        rt.spawn(async move {
+            entered.send(()).expect("entered");
+            let _ = on_worker.lock().expect("lock").recv();
+        });
+        rt.spawn_blocking(move || {
+            entered2.send(()).expect("entered");
+            let _ = blocking.lock().map(|r| r.recv());
+        });
+        inside.recv().expect("one is stuck");
+        let (done, stopped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            stop_runtime(rt, &Ok(()));
+            let _ = done.send(());
+        });
+        let waited = stopped.recv_timeout(RUNTIME_STOP * 10);
+        drop(release);
+        assert!(
+            waited.is_ok(),
+            "the runtime's stop waited for a stuck worker"
+        );
+    }
 
     #[test]
     fn limit_flags_default_to_the_documented_bounds() {

@@ -98,6 +98,8 @@ pub enum NodeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("node tasks failed: {0}")]
     Tasks(String),
+    #[error("replica writes were still running {0:?} after the replica closed (an engine stall or a hung disk?): stopped without the clean-shutdown marker, the next start recovers in full")]
+    WritesStuck(Duration),
     #[error("the drain stopped with {left} hinted entries and anti-entropy records still to hand over ({queues}); start the node again to hand them over")]
     DrainUnfinished { left: u64, queues: String },
     #[error("cannot serve {what} on {addr}: {source}")]
@@ -170,12 +172,14 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
     // aborted server left open) are refused as not applied, and their
     // senders keep them.
     let gate = crate::replica::gate::CLOSE_WITHIN;
-    close_storage(&p.replica, &*s.engine, gate).map_err(|e| s.engine_err(e))?;
+    let clean = close_storage(&p.replica, &*s.engine, gate).map_err(|e| s.engine_err(e))?;
     tracing::info!(node = %me.id, aborted = ?outcome.aborted, "node stopped");
-    if outcome.failed.is_empty() {
-        Ok(())
-    } else {
+    if !outcome.failed.is_empty() {
         Err(NodeError::Tasks(outcome.failed.join("; ")))
+    } else if !clean {
+        Err(NodeError::WritesStuck(gate))
+    } else {
+        Ok(())
     }
 }
 
