@@ -23,7 +23,6 @@ mod convert;
 
 use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{Coordinator, ReadRequest, WriteRequest};
-use crate::engine::Limits;
 use crate::error::GeokvError;
 use crate::membership::Gossiper;
 use crate::mutation::Mutation;
@@ -44,13 +43,25 @@ pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct KvService {
     pub coordinator: Arc<Coordinator>,
     pub gossiper: Gossiper,
-    pub limits: Limits,
+    pub limits: RequestLimits,
     /// This node's id (for `Status`).
     pub local_id: String,
     /// Authentication and permissions (enforced with `--auth`).
     pub auth: Arc<Auth>,
     /// The bound on client requests in flight.
     pub admission: Arc<admission::Admission>,
+}
+
+/// The request sizes the client edge accepts (`INVALID_ARGUMENT` beyond
+/// them), the API's own settings. The node sets them to what its engine
+/// enforces (`node::wiring`), so a request let through here is not
+/// refused by the engine for its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Largest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
 }
 
 struct Common {

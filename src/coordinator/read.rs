@@ -19,6 +19,7 @@ use super::read_targets::{Candidate, ReadTargets};
 use super::{Coordinator, ReadRequest};
 use crate::error::GeokvError;
 use crate::replica::handle::{Handle, HandleError, Merge};
+use crate::ring::ReplicaSet;
 use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
 use crate::view::ClusterView;
@@ -100,15 +101,7 @@ impl Coordinator {
             OpKind::Read,
         )?;
         let requirement = plan.requirement;
-        let candidates = self
-            .by_proximity(view, plan.replicas)
-            .into_iter()
-            .map(|node| Candidate {
-                node,
-                dc: view.ring.node(node).dc.clone(),
-                up: self.is_up(view, node),
-            })
-            .collect();
+        let candidates = self.candidates(view, plan.replicas);
         let mut targets = ReadTargets::new(requirement.clone(), candidates);
 
         let (tx, rx) = mpsc::channel::<Answer<Option<SiblingSet>>>(plan.replicas.len().max(1));
@@ -141,15 +134,34 @@ impl Coordinator {
         })
         .await?;
         drop(tx);
-        let got = gather.into_gathered();
-        let answered = got.ok.len() as u32;
+        Ok(self.merge_answers(view, req, gather.into_gathered().ok))
+    }
+
+    /// The owners `replicas` nearest first, each with its datacenter and
+    /// whether it is believed up.
+    fn candidates(&self, view: &ClusterView, replicas: &ReplicaSet) -> Vec<Candidate> {
+        (self.by_proximity(view, replicas).into_iter())
+            .map(|node| Candidate {
+                node,
+                dc: view.ring.node(node).dc.clone(),
+                up: self.is_up(view, node),
+            })
+            .collect()
+    }
+
+    /// The read's outcome from the replicas' `answers`: their sibling sets
+    /// merged by causality, sent back to those that differ (read repair).
+    fn merge_answers(
+        &self,
+        view: &ClusterView,
+        req: &ReadRequest,
+        answers: Vec<(NodeIdx, Option<SiblingSet>)>,
+    ) -> ReadOutcome {
         let mut merged: Option<SiblingSet> = None;
-        for (_, s) in got.ok.iter() {
-            if let Some(s) = s {
-                match &mut merged {
-                    Some(m) => m.merge(s),
-                    None => merged = Some(s.clone()),
-                }
+        for s in answers.iter().filter_map(|(_, s)| s.as_ref()) {
+            match &mut merged {
+                Some(m) => m.merge(s),
+                None => merged = Some(s.clone()),
             }
         }
         if let Some(m) = &merged {
@@ -158,12 +170,12 @@ impl Coordinator {
                 // different replicas can briefly exceed the cap; count it.
                 metrics::counter!("geokv_siblings_over_cap_total").increment(1);
             }
-            self.read_repair(view, req, m, &got.ok);
+            self.read_repair(view, req, m, &answers);
         }
-        Ok(ReadOutcome {
+        ReadOutcome {
             set: merged,
-            answered,
-        })
+            answered: answers.len() as u32,
+        }
     }
 
     /// Reads replica `n`: this node's own copy at once (its answer is sent

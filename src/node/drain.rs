@@ -22,7 +22,9 @@
 use super::storage::Storage;
 use super::{NodeConfig, NodeError};
 use crate::hints::deliver::Delivery;
+use crate::hints::queue::Dest;
 use crate::hints::Hints;
+use crate::membership::Gossiper;
 use crate::topology::NodeIdx;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
@@ -31,6 +33,7 @@ use crate::view::sync::LayoutSync;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// How often the backlog is looked at.
 const POLL: Duration = Duration::from_millis(200);
@@ -75,6 +78,35 @@ pub(super) async fn run(
     s: &Storage,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Result<(), NodeError>, NodeError> {
+    let running = start(cfg, s, shutdown.clone())?;
+    running.until_handed_over(&s.me.id, shutdown).await;
+    let _ = running.stop.send(true);
+    running.gossip.abort();
+    // Counted again once delivery has stopped: an entry delivered in the
+    // meantime is not reported as left.
+    let hints = &running.hints;
+    Ok(outcome(
+        hints.left_to_hand_over().await,
+        &hints.left_per_queue(),
+    ))
+}
+
+/// A drain under way: its hints, gossip (which peers are up) and the stop
+/// of its hint delivery.
+struct Running {
+    hints: Arc<Hints>,
+    gossiper: Gossiper,
+    gossip: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+/// Opens the hints and starts gossip and hint delivery, from a node that
+/// is no longer in the ring.
+fn start(
+    cfg: &NodeConfig,
+    s: &Storage,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Running, NodeError> {
     let me = &s.me;
     let faults = Arc::new(Faults::new(cfg.fault_injection));
     let tls = Tls::load(&cfg.tls, &me.id)?;
@@ -96,11 +128,38 @@ pub(super) async fn run(
     let queued = hints.total_backlog();
     tracing::warn!(node = %me.id, queued,
         "this node has left the cluster: starting only to hand its queued hints over, then stopping");
+    let gossip = spawn_gossip(cfg, s, &gossiper, &peers, shutdown);
+    let (stop, stopped) = watch::channel(false);
+    Delivery {
+        hints: hints.clone(),
+        peers,
+        cluster: s.cluster.clone(),
+        liveness,
+        me: me.clone(),
+    }
+    .spawn_all(stopped);
+    Ok(Running {
+        hints,
+        gossiper,
+        gossip,
+        stop,
+    })
+}
+
+/// Gossips with the members (learning newer layouts from their answers)
+/// until `shutdown`.
+fn spawn_gossip(
+    cfg: &NodeConfig,
+    s: &Storage,
+    gossiper: &Gossiper,
+    peers: &Arc<Peers>,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let sync = LayoutSync::new(s.cluster.clone(), peers.clone());
     s.cluster.set_push(sync.push_hook());
     let interval = Duration::from_millis(cfg.membership.gossip_interval_ms);
-    let (g, p, sd) = (gossiper.clone(), peers.clone(), shutdown.clone());
-    let gossip = tokio::spawn(g.run(
+    let p = peers.clone();
+    tokio::spawn(gossiper.clone().run(
         move |peer, mut digest| {
             let (peers, sync) = (p.clone(), sync.clone());
             sync.stamp(&mut digest);
@@ -111,53 +170,49 @@ pub(super) async fn run(
                 Ok(reply)
             }
         },
-        sd,
-    ));
-    let (stop, stopped) = watch::channel(false);
-    Delivery {
-        hints: hints.clone(),
-        peers,
-        cluster: s.cluster.clone(),
-        liveness,
-        me: me.clone(),
-    }
-    .spawn_all(stopped);
-    let mut shutdown = shutdown;
-    let mut logged = tokio::time::Instant::now();
-    let per_queue = || hints.left_per_queue();
-    loop {
-        let left = hints.left_to_hand_over().await;
-        if left == 0 {
-            tracing::info!(node = %me.id, "every queued hint and anti-entropy record handed over: stopping");
-            break;
-        }
-        if logged.elapsed() >= PROGRESS {
-            logged = tokio::time::Instant::now();
-            let dests = hints.destinations();
-            let per = per_queue();
-            let down: Vec<String> = (dests.iter())
-                .filter(|d| hints.backlog_entries(d) > 0)
-                .filter_map(|d| match d {
-                    crate::hints::queue::Dest::Node(n) if !gossiper.is_up(n) => Some(n.clone()),
-                    _ => None,
-                })
-                .collect();
-            tracing::info!(node = %me.id, left, "draining: {}", progress(&per, &down));
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
-            _ = shutdown.wait_for(|v| *v) => {
-                tracing::error!(node = %me.id, left, "stopped with hints still queued ({}); start it again to go on",
-                    progress(&per_queue(), &[]));
-                break;
+        shutdown,
+    ))
+}
+
+impl Running {
+    /// Waits until every hint and record is handed over, or `shutdown`,
+    /// logging the progress every [`PROGRESS`].
+    async fn until_handed_over(&self, me: &str, mut shutdown: watch::Receiver<bool>) {
+        let hints = &self.hints;
+        let mut logged = tokio::time::Instant::now();
+        loop {
+            let left = hints.left_to_hand_over().await;
+            if left == 0 {
+                tracing::info!(node = %me, "every queued hint and anti-entropy record handed over: stopping");
+                return;
+            }
+            if logged.elapsed() >= PROGRESS {
+                logged = tokio::time::Instant::now();
+                let (per, down) = (hints.left_per_queue(), self.down());
+                tracing::info!(node = %me, left, "draining: {}", progress(&per, &down));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.wait_for(|v| *v) => {
+                    tracing::error!(node = %me, left, "stopped with hints still queued ({}); start it again to go on",
+                        progress(&hints.left_per_queue(), &[]));
+                    return;
+                }
             }
         }
     }
-    let _ = stop.send(true);
-    gossip.abort();
-    // Counted again once delivery has stopped: an entry delivered in the
-    // meantime is not reported as left.
-    Ok(outcome(hints.left_to_hand_over().await, &per_queue()))
+
+    /// The nodes with entries queued for them that gossip says are down.
+    fn down(&self) -> Vec<String> {
+        let hints = &self.hints;
+        (hints.destinations().iter())
+            .filter(|d| hints.backlog_entries(d) > 0)
+            .filter_map(|d| match d {
+                Dest::Node(n) if !self.gossiper.is_up(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

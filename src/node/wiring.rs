@@ -7,7 +7,7 @@
 use super::internode::InternodeService;
 use super::storage::Storage;
 use super::{NodeConfig, NodeError};
-use crate::api::KvService;
+use crate::api::{KvService, RequestLimits};
 use crate::coordinator::{Coordinator, Liveness};
 use crate::hints::receive::Receiver;
 use crate::hints::Hints;
@@ -209,10 +209,14 @@ impl Parts {
 
     /// The client gRPC service.
     pub fn kv(&self, s: &Storage) -> KvService {
+        let engine = s.engine.limits();
         KvService {
             coordinator: self.coordinator.clone(),
             gossiper: self.gossiper.clone(),
-            limits: s.engine.limits().clone(),
+            limits: RequestLimits {
+                max_key_bytes: engine.max_key_bytes,
+                max_value_bytes: engine.max_value_bytes,
+            },
             local_id: s.me.id.clone(),
             auth: self.auth.clone(),
             admission: self.admission.clone(),

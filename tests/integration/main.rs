@@ -6,7 +6,7 @@
 //! | module | what it proves |
 //! |---|---|
 //! | `auth` | `--auth`: no token → UNAUTHENTICATED, a read-only role → PERMISSION_DENIED, grant/revoke on every node, a guarded admin port |
-//! | `architecture` | house rules on the source tree: no import cycle between top-level modules |
+//! | `architecture` | house rules on the source tree: no import cycle between top-level modules (of `src/` and of the SDK crate) |
 //! | `cluster_basics` | every level against a real multi-DC cluster; reads ask only what their level needs |
 //! | `cluster_failures` | killed nodes and cut links: levels that can still be met are, the others fail clearly |
 //! | `coordinator_faults` | coordinators and replicas dying between commit and reply; forwarding |

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tonic::transport::Channel;
 
 use crate::core::{request, Bearer, Defaults, Inner, NodeSlot};
-use crate::discovery::{Dialer, Refresher};
+use crate::dial::{Dialer, Refresher};
 use crate::endpoints::{nodes_from_seeds, nodes_from_status, NodeAddr};
 use crate::proto::v1 as pb;
 use crate::proto::v1::kv_client::KvClient;

@@ -5,84 +5,35 @@
 //! dropped, known ones keep theirs).
 //!
 //! Owns the task, the asking and the swap. The decisions (when, and how a
-//! list replaces another) are `refresh.rs`'s. Must not send data requests.
+//! list replaces another) are `refresh.rs`'s; the channels and the refresh
+//! state, `dial.rs`'s. Must not send data requests.
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::core::{request, Inner, NodeSlot};
+use crate::dial::Refresher;
 use crate::endpoints::{nodes_from_status, NodeAddr};
 use crate::proto::v1 as pb;
 use crate::proto::v1::kv_client::KvClient;
-use crate::refresh::{merge, Schedule};
-use crate::tls::scheme_for;
-use crate::{Client, ClientError, TlsOptions};
+use crate::refresh::merge;
+use crate::{Client, ClientError};
 
-/// Opens lazy channels to nodes with the builder's TLS and connect timeout.
-#[derive(Debug, Clone)]
-pub(crate) struct Dialer {
-    pub tls: Option<TlsOptions>,
-    pub connect_timeout: Duration,
-}
-
-impl Dialer {
-    /// A lazy channel to `url` (connects on first use, reconnects by itself).
-    pub fn channel(&self, url: &str) -> Result<Channel, ClientError> {
-        let url = scheme_for(url, self.tls.is_some());
-        let mut endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| ClientError::invalid(format!("bad endpoint {url:?}: {e}")))?
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true);
-        match &self.tls {
-            Some(tls) => {
-                endpoint = endpoint
-                    .tls_config(tls.config())
-                    .map_err(|e| ClientError::invalid(format!("TLS settings: {e}")))?;
-            }
-            None if url.starts_with("https://") => {
-                return Err(ClientError::invalid(format!(
-                    "{url}: an https endpoint needs TLS settings (the cluster CA: --ca, GEOKV_CA)"
-                )))
-            }
-            None => {}
-        }
-        Ok(endpoint.connect_lazy())
-    }
-}
-
-/// A client's refresh state: its schedule, the seeds it falls back to, and
-/// the wake-up its task waits on.
-#[derive(Debug)]
-pub(crate) struct Refresher {
-    schedule: Mutex<Schedule>,
-    wake: Arc<tokio::sync::Notify>,
-    seeds: Vec<NodeAddr>,
-    dialer: Dialer,
-}
-
-impl Refresher {
-    pub fn new(interval: Duration, seeds: Vec<NodeAddr>, dialer: Dialer) -> Self {
-        Refresher {
-            schedule: Mutex::new(Schedule::new(interval, Instant::now())),
-            wake: Arc::new(tokio::sync::Notify::new()),
-            seeds,
-            dialer,
-        }
-    }
-
-    /// A call could not reach a node: refresh soon.
-    pub fn connection_failed(&self) {
-        self.schedule.lock().connection_failed();
-        self.wake.notify_one();
+impl Client {
+    /// A client on `inner`, its refresh task started (when discovery is on).
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        let client = Client::from_arc(Arc::new(inner));
+        spawn(&client);
+        client
     }
 }
 
 /// Starts `client`'s refresh task on the current tokio runtime (none
 /// outside one). The task holds the client weakly: it ends once every
 /// clone of the client is dropped.
-pub(crate) fn spawn(client: &Client) {
+fn spawn(client: &Client) {
     let Some(refresh) = &client.inner().refresh else {
         return;
     };

@@ -9,10 +9,12 @@
 //! | file | owns |
 //! |---|---|
 //! | `builder.rs` | [`ClientBuilder`]: settings, seed validation, discovery |
-//! | `core.rs` | [`Client`]: public calls and the single attempt loop |
+//! | `calls.rs` | [`Client`]'s public calls |
+//! | `core.rs` | [`Client`]: the handle, its channels and the single attempt loop |
 //! | `read.rs`, `write.rs` | request builders [`Get`], [`Put`], [`Delete`] and their options |
 //! | `endpoints.rs` | coordinator preference order (pure) |
 //! | `refresh.rs` | when to ask for the members again, and merging the answer (pure) |
+//! | `dial.rs` | opening channels, and the refresh state the attempt loop and the refresh task share |
 //! | `discovery.rs` | the refresh task: asks a node for the members and swaps the node list |
 //! | `retry.rs` | [`RetryPolicy`]: backoff schedule and the write idempotency rule (pure) |
 //! | `error.rs` | [`ClientError`] and the classification of `tonic::Status` |
@@ -38,8 +40,10 @@
 pub mod proto;
 
 mod builder;
+mod calls;
 mod consistency;
 mod core;
+mod dial;
 mod discovery;
 mod endpoints;
 mod error;

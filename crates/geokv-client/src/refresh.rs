@@ -2,7 +2,7 @@
 //! for its members again, and how a new member list replaces the known one.
 //!
 //! Pure (sans-I/O): the caller feeds the clock, connection failures and
-//! Status answers in and gets decisions out; `core.rs` owns the task that
+//! Status answers in and gets decisions out; `discovery.rs` owns the task that
 //! sleeps, asks and swaps. Must not open channels or sleep.
 use std::time::{Duration, Instant};
 

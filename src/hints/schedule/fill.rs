@@ -77,6 +77,9 @@ impl Scheduler {
         }
     }
 
+    /// A page of `load` was read: the lane's floor moves up to it; entries
+    /// past the hint window are expired, the rest but parked ones sent as
+    /// one batch, and the fill reads on.
     pub(super) fn loaded(
         &mut self,
         load: Load,
@@ -85,19 +88,7 @@ impl Scheduler {
         now_ms: u64,
     ) -> Vec<Action> {
         let lane = load.lane;
-        // Every live entry is in a batch in flight or at or above the first
-        // one read (late commits aside: see RESCAN).
-        let low = (page.range.iter().map(|r| r.0.clone()))
-            .chain(load.skip.iter().map(|r| r.0.clone()))
-            .min();
-        let full_scan = match self.floors.get(&lane) {
-            Some(f) if !load.full => f.full_scan,
-            _ => now,
-        };
-        if !load.resumed {
-            let key = low.unwrap_or(load.from);
-            self.floors.insert(lane, Floor { key, full_scan });
-        }
+        self.move_floor(load, page.range.as_ref(), now);
         let Some(range) = page.range else {
             return self.lane_done(lane, now);
         };
@@ -105,7 +96,55 @@ impl Scheduler {
             p.busy |= page.held > 0;
         }
         let mut actions = Vec::new();
-        let (old, fresh) = self.expired(page.entries, now_ms);
+        let (old, fresh, skipped) = self.sort(page.entries, now, now_ms);
+        if !old.is_empty() {
+            actions.push(Action::Expire(old));
+        }
+        if !fresh.is_empty() {
+            actions.push(self.send(lane, range, fresh, now));
+        } else if !skipped.is_empty() {
+            // Only parked entries (and maybe intents): read on past them.
+            let mut after = range.1;
+            after.push(0);
+            if let Some(p) = self.pass.as_mut() {
+                p.resume.insert(lane, after);
+            }
+        } else if page.held > 0 {
+            // Only intents in flight: the same page would load again.
+            actions.extend(self.lane_done(lane, now));
+            return actions;
+        } // else all expired: read on
+        actions.extend(self.next_load(now));
+        actions
+    }
+
+    /// Sets `load`'s lane floor to the lowest key it found live (`range`,
+    /// the page read; the batches in flight it skipped): every live entry
+    /// is in a batch in flight or at or above it (late commits aside: see
+    /// RESCAN). A page read past parked entries leaves the floor alone.
+    fn move_floor(&mut self, load: Load, range: Option<&(Vec<u8>, Vec<u8>)>, now: Instant) {
+        let low = (range.iter().map(|r| r.0.clone()))
+            .chain(load.skip.iter().map(|r| r.0.clone()))
+            .min();
+        let full_scan = match self.floors.get(&load.lane) {
+            Some(f) if !load.full => f.full_scan,
+            _ => now,
+        };
+        if !load.resumed {
+            let key = low.unwrap_or(load.from);
+            self.floors.insert(load.lane, Floor { key, full_scan });
+        }
+    }
+
+    /// A page's entries as (past the hint window, to send, parked: not
+    /// before their release), noting in the fill what it found.
+    fn sort(
+        &mut self,
+        entries: Vec<Loaded>,
+        now: Instant,
+        now_ms: u64,
+    ) -> (Vec<Loaded>, Vec<Loaded>, Vec<Loaded>) {
+        let (old, fresh) = self.expired(entries, now_ms);
         let (view, parked) = (self.view, &self.parked);
         let (fresh, skipped): (Vec<Loaded>, Vec<Loaded>) =
             (fresh.into_iter()).partition(|l| !parked.holds(l.entry.seq, view, now));
@@ -117,32 +156,21 @@ impl Scheduler {
             pass.parked |= !skipped.is_empty();
             pass.busy |= !old.is_empty() || !fresh.is_empty();
         }
-        if !old.is_empty() {
-            actions.push(Action::Expire(old));
-        }
-        if fresh.is_empty() && !skipped.is_empty() {
-            // Only parked entries (and maybe intents): read on past them.
-            let mut after = range.1;
-            after.push(0);
-            if let Some(p) = self.pass.as_mut() {
-                p.resume.insert(lane, after);
-            }
-            actions.extend(self.next_load(now));
-            return actions;
-        }
-        if fresh.is_empty() {
-            // Only intents in flight: the same page would load again.
-            if page.held > 0 {
-                actions.extend(self.lane_done(lane, now));
-                return actions;
-            }
-            actions.extend(self.next_load(now)); // all expired: read on
-            return actions;
-        }
+        (old, fresh, skipped)
+    }
+
+    /// Sends `page`, read from `range` of `lane`, as one batch in flight.
+    fn send(
+        &mut self,
+        lane: Lane,
+        range: (Vec<u8>, Vec<u8>),
+        page: Vec<Loaded>,
+        now: Instant,
+    ) -> Action {
         let batch_id = self.next_batch;
         self.next_batch += 1;
         // Each with its creation time, which an adopter keeps (`adopt`).
-        let entries = (fresh.iter())
+        let entries = (page.iter())
             .map(|l| StreamEntry {
                 created_ms: Some(l.created_ms),
                 ..l.entry.clone()
@@ -151,17 +179,15 @@ impl Scheduler {
         let flight = Flight {
             lane,
             range,
-            page: fresh,
+            page,
             sent: now,
         };
         self.flight.insert(batch_id, flight);
-        actions.push(Action::Send {
+        Action::Send {
             batch_id,
             lane,
             entries,
-        });
-        actions.extend(self.next_load(now));
-        actions
+        }
     }
 
     fn lane_done(&mut self, lane: Lane, now: Instant) -> Vec<Action> {

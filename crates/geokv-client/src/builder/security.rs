@@ -1,6 +1,6 @@
 //! The builder's security settings: TLS towards the nodes and the bearer
 //! token every call carries (kept out of `Debug` output). Must not dial
-//! anything (`discovery::Dialer` does).
+//! anything (`dial::Dialer` does).
 
 use super::ClientBuilder;
 use crate::core::Bearer;
