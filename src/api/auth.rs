@@ -56,3 +56,6 @@ pub fn status(e: AuthError) -> Status {
         Status::unauthenticated(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;
