@@ -58,3 +58,6 @@ pub fn status(e: AuthError) -> Status {
         Status::unauthenticated(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;

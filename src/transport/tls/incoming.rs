@@ -35,20 +35,26 @@ pub enum Conn {
 
 /// What the guard knows about a request's connection. Built once per
 /// connection (tonic copies it into every request's extensions), so the
-/// certificate is parsed once per connection, not once per call.
+/// certificate is parsed once per connection, not once per call. Its fields
+/// and constructor are crate-private: the identity is trusted as verified,
+/// so only the acceptor (from the chain rustls verified) and tests make one.
 #[derive(Clone, Debug)]
 pub struct ConnInfo {
-    pub remote: Option<SocketAddr>,
-    pub tls: bool,
+    pub(crate) remote: Option<SocketAddr>,
+    pub(crate) tls: bool,
     /// Who the peer's certificate (verified against the CA during the
     /// handshake) names; `None` without a certificate, or for one naming
     /// no geokv node or client (or not parsing).
-    pub identity: Option<Arc<Identity>>,
+    pub(crate) identity: Option<Arc<Identity>>,
 }
 
 impl ConnInfo {
-    /// A TLS connection whose peer presented `certs` (leaf first).
-    pub fn tls(remote: Option<SocketAddr>, certs: Option<&[CertificateDer<'_>]>) -> ConnInfo {
+    /// A TLS connection whose peer presented `certs` (leaf first), which
+    /// the handshake verified.
+    pub(crate) fn tls(
+        remote: Option<SocketAddr>,
+        certs: Option<&[CertificateDer<'_>]>,
+    ) -> ConnInfo {
         let identity = certs
             .and_then(|c| c.first())
             .and_then(|leaf| identity_of(leaf).ok().flatten())
