@@ -32,7 +32,7 @@
 mod auth_routes;
 pub mod catalog;
 pub mod collect;
-mod exposition;
+pub mod exposition;
 pub mod guard;
 mod https;
 pub mod movement;
