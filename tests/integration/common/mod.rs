@@ -100,3 +100,34 @@ fn yaml(spec: &Spec, base: (u32, u32)) -> String {
     keyspaces.extend(spec.extra_keyspaces.iter().map(|(n, r)| (*n, r.as_slice())));
     generate::one_rack_per_node("geokv-test", 64, dcs, &keyspaces).to_yaml()
 }
+
+/// A check whose outside tool (`what`: chromium, promtool) is missing:
+/// skipped with a note, but under `CI=true` a failure, since CI installs
+/// every tool with `scripts/ensure-deps` and a silent skip there would pass
+/// a check that never ran.
+pub fn tool_missing(what: &str) {
+    if let Err(e) = skip_allowed(std::env::var("CI").ok().as_deref(), what) {
+        panic!("{e}");
+    }
+}
+
+fn skip_allowed(ci: Option<&str>, what: &str) -> Result<(), String> {
+    if ci == Some("true") {
+        return Err(format!(
+            "{what}: CI=true, where scripts/ensure-deps installs it; not skipping"
+        ));
+    }
+    eprintln!("{what}; skipping");
+    Ok(())
+}
+
+#[test]
+fn a_missing_tool_skips_only_outside_ci() {
+    assert!(skip_allowed(None, "promtool not on PATH").is_ok());
+    assert!(skip_allowed(Some("false"), "promtool not on PATH").is_ok());
+    let e = skip_allowed(Some("true"), "promtool not on PATH").unwrap_err();
+    assert!(
+        e.contains("promtool not on PATH") && e.contains("CI=true"),
+        "{e}"
+    );
+}
