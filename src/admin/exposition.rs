@@ -1,11 +1,11 @@
-//! Reading the node's own Prometheus text exposition back into series, for
-//! the status page's sampler ([`super::status_history`]): the recorder only
-//! renders text, and these figures (backlogs, lag, request counts) live
-//! nowhere else in one place.
+//! Reading Prometheus text exposition back into series: the one parser of
+//! the crate, used by the status page's sampler ([`super::status_history`]:
+//! the recorder only renders text), the benchmarks' scrapes and the
+//! integration tests' `metric_at`.
 //!
-//! Owns [`parse`] and [`Series`]: names match exactly (a family's `_total`
-//! or `_bucket` series are other names), label values are unescaped.
-//! Must not: fetch anything or know what a family means.
+//! Owns [`parse`], [`Series`] and [`sum`]: names match exactly (a family's
+//! `_total` or `_bucket` series are other names), label values are
+//! unescaped. Must not: fetch anything or know what a family means.
 use std::collections::BTreeMap;
 
 /// One sample line: `name{labels} value`.
@@ -35,6 +35,21 @@ pub fn parse(text: &str) -> Vec<Series> {
 /// The series of family-exact `name` in `series`.
 pub fn named<'a>(series: &'a [Series], name: &'a str) -> impl Iterator<Item = &'a Series> + 'a {
     series.iter().filter(move |s| s.name == name)
+}
+
+/// The sum of the series named exactly `name` in `text` whose labels
+/// include every pair of `labels` (`&[]`: every series of that name);
+/// `None` when there is none.
+pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    parse(text)
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .fold(None, |total, s| Some(total.unwrap_or(0.0) + s.value))
 }
 
 fn line(l: &str) -> Option<Series> {
@@ -112,5 +127,18 @@ mod tests {
             named(&s, "geokv_h_bucket").next().unwrap().label("le"),
             "+Inf"
         );
+    }
+
+    #[test]
+    fn sum_takes_exact_names_and_every_label_pair_asked() {
+        let text = "foo 1\nfoo_total 2\nfoo{a=\"x\",b=\"y\"} 4\nfoo{a=\"x\"} 8\nfoobar 16\n\
+            bar{} 5\n";
+        assert_eq!(sum(text, "foo", &[]), Some(13.0));
+        assert_eq!(sum(text, "foo", &[("a", "x")]), Some(12.0));
+        assert_eq!(sum(text, "foo", &[("a", "x"), ("b", "y")]), Some(4.0));
+        assert_eq!(sum(text, "foo", &[("b", "")]), None);
+        assert_eq!(sum(text, "foo_total", &[]), Some(2.0));
+        assert_eq!(sum(text, "bar", &[]), Some(5.0));
+        assert_eq!(sum(text, "fo", &[]), None);
     }
 }

@@ -33,7 +33,7 @@ mod auth_routes;
 mod buckets;
 pub mod catalog;
 pub mod collect;
-mod exposition;
+pub mod exposition;
 pub mod guard;
 mod https;
 pub mod movement;

@@ -35,7 +35,6 @@ use hdrhistogram::Histogram;
 use tokio::sync::watch;
 
 mod scrape;
-pub use scrape::gauge;
 use scrape::{backlogs, wait_empty};
 
 /// Probe puts per level with the streams idle.

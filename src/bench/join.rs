@@ -35,8 +35,7 @@ pub mod math;
 
 use joiner::{state_at, Joiner, JoinerSpec};
 use math::{
-    compaction_settled, counter, ideal_fraction, keys_for, mb_per_sec, moved_fraction, per_sec,
-    ratio,
+    compaction_settled, ideal_fraction, keys_for, mb_per_sec, moved_fraction, per_sec, ratio,
 };
 
 /// Addresses of the cluster before the join, and of the joining node.
@@ -323,7 +322,7 @@ async fn cleanup_counts(cluster: &LocalCluster, limit: Duration) -> Vec<(String,
             let text = admin_request(n.admin_address, "GET", "/metrics").await;
             let v = text
                 .ok()
-                .and_then(|t| counter(&t, "geokv_cleanup_keys_total"));
+                .and_then(|t| crate::admin::exposition::sum(&t, "geokv_cleanup_keys_total", &[]));
             counts.push((n.id.clone(), v.unwrap_or(0.0).max(0.0) as u64));
         }
         let sum: u64 = counts.iter().map(|(_, v)| v).sum();

@@ -102,20 +102,30 @@ fn table(layout: &Layout, ks: &str, rows: &[NodeOwnership]) -> String {
     for (dc, m) in &layout.movements {
         let _ = writeln!(out, "  movement in {dc}: {m}");
     }
-    let _ = writeln!(
-        out,
-        "{:<16} {:<8} {:<8} {:<8} {:>6} {:>10}",
-        "node", "dc", "rack", "state", "tokens", "ownership"
-    );
-    for r in rows {
-        let state = format!("{:?}", r.state).to_lowercase();
-        let _ = writeln!(
-            out,
-            "{:<16} {:<8} {:<8} {:<8} {:>6} {:>9.1}%",
-            r.id, r.dc, r.rack, state, r.tokens, r.ownership_pct
-        );
-    }
+    out.push_str(&nodes_table(rows));
     out
+}
+
+/// One line per node, columns as wide as their widest cell (comfy-table),
+/// the numbers right-aligned.
+fn nodes_table(rows: &[NodeOwnership]) -> String {
+    let mut t = super::render::table(["NODE", "DC", "RACK", "STATE", "TOKENS", "OWNERSHIP"]);
+    for r in rows {
+        t.add_row([
+            r.id.clone(),
+            r.dc.clone(),
+            r.rack.clone(),
+            format!("{:?}", r.state).to_lowercase(),
+            r.tokens.to_string(),
+            format!("{:.1}%", r.ownership_pct),
+        ]);
+    }
+    for i in [4, 5] {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    format!("{t}\n")
 }
 
 /// Runs `geokv keyspace ...`.
@@ -131,5 +141,42 @@ pub async fn keyspace(cmd: KeyspaceCommand) -> anyhow::Result<()> {
             println!("keyspace {} created: layout v{}", a.name, v["version"]);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geokv::layout::NodeState;
+
+    fn row(id: &str, tokens: usize, pct: f64) -> NodeOwnership {
+        NodeOwnership {
+            id: id.into(),
+            dc: "dc1".into(),
+            rack: "r1".into(),
+            state: NodeState::Normal,
+            tokens,
+            ownership_pct: pct,
+        }
+    }
+
+    #[test]
+    fn node_columns_line_up_whatever_the_id_length() {
+        let rows = [
+            row("dc1-n1", 256, 50.0),
+            row("a-node-id-longer-than-sixteen", 16, 100.0),
+        ];
+        let text = nodes_table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let col = lines[0].find("DC").unwrap();
+        assert!(
+            lines[1..].iter().all(|l| l.find("dc1") == Some(col)),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("normal") && lines[2].contains("100.0%"),
+            "{text}"
+        );
     }
 }

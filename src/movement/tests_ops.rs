@@ -22,7 +22,7 @@ use crate::version::{CausalContext, SiblingSet};
 fn topo() -> String {
     crate::topology::testing::yaml(
         &[("dc1", &["a", "b", "c"]), ("dc2", &["x", "y"])],
-        "dc1: 2, dc2: 1",
+        &[("dc1", 2), ("dc2", 1)],
     )
 }
 

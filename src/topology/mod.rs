@@ -54,6 +54,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub mod generate;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 

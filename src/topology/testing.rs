@@ -3,33 +3,33 @@
 //! alone in rack `r{i+1}` on ports `3i+1..=3i+3`, 16 vnodes, one keyspace
 //! `ks`). Test code only.
 
+use std::net::IpAddr;
+
+use super::generate;
+
 /// The topology file of `dcs` (each a datacenter and its node ids) with
-/// keyspace `ks` replicated as `replication` (e.g. `"dc1: 3, dc2: 1"`).
-pub(crate) fn yaml(dcs: &[(&str, &[&str])], replication: &str) -> String {
-    let mut s = String::from("\ncluster_name: t\ndefaults: { vnodes: 16 }\ndatacenters:\n");
-    for (d, (dc, nodes)) in dcs.iter().enumerate() {
-        s += &format!("  - name: {dc}\n    racks:\n");
-        let ip = format!("127.0.0.{}", d + 1);
-        for (i, id) in nodes.iter().enumerate() {
-            let p = 3 * i + 1;
-            s += &format!(
-                "      - {{ name: r{}, nodes: [ {{ id: {id}, client_address: {ip}:{}, \
-                 peer_address: {ip}:{}, admin_address: {ip}:{} }} ] }}\n",
-                i + 1,
-                p,
-                p + 1,
-                p + 2
-            );
-        }
-    }
-    s + &format!("keyspaces:\n  ks: {{ replication: {{ {replication} }} }}\n")
+/// keyspace `ks` replicated as `replication` (e.g. `&[("dc1", 3)]`).
+pub(crate) fn yaml(dcs: &[(&str, &[&str])], replication: &[(&str, u32)]) -> String {
+    let dcs = (dcs.iter().enumerate())
+        .map(|(d, (dc, nodes))| {
+            let ip = IpAddr::from([127, 0, 0, d as u8 + 1]);
+            let nodes = (nodes.iter().enumerate())
+                .map(|(i, id)| {
+                    let p = 3 * i as u16 + 1;
+                    generate::node(*id, ip, [p, p + 1, p + 2])
+                })
+                .collect();
+            (dc.to_string(), nodes)
+        })
+        .collect();
+    generate::one_rack_per_node("t", 16, dcs, &[("ks", replication)]).to_yaml()
 }
 
 /// dc1 = a, b, c, d and dc2 = x; `ks` has 3 replicas in dc1, 1 in dc2.
 pub(crate) fn four_and_one() -> String {
     yaml(
         &[("dc1", &["a", "b", "c", "d"]), ("dc2", &["x"])],
-        "dc1: 3, dc2: 1",
+        &[("dc1", 3), ("dc2", 1)],
     )
 }
 

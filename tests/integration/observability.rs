@@ -148,11 +148,11 @@ async fn metrics_endpoint_is_standard_prometheus() {
             ok && out.trim().is_empty(),
             "promtool check metrics:\n{out}"
         ),
-        None => eprintln!("promtool not on PATH; skipped `promtool check metrics`"),
+        None => tool_missing("promtool not on PATH: `promtool check metrics`"),
     }
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yml");
     match run_promtool(&["check", "rules", rules], "") {
         Some((ok, out)) => assert!(ok, "promtool check rules:\n{out}"),
-        None => eprintln!("promtool not on PATH; skipped `promtool check rules`"),
+        None => tool_missing("promtool not on PATH: `promtool check rules`"),
     }
 }

@@ -59,7 +59,7 @@ fn shown_up(dom: &str, id: &str) -> Option<bool> {
 #[tokio::test]
 async fn a_killed_node_shows_down_in_a_headless_browser() {
     let Some(exe) = chromium() else {
-        eprintln!("chromium not installed; skipping (scripts/ensure-deps installs it as root)");
+        tool_missing("chromium not installed (scripts/ensure-deps installs it as root)");
         return;
     };
     let mut cluster = Cluster::start(Spec::pair(2, 2)).await;

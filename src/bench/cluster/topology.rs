@@ -1,31 +1,36 @@
 //! The topologies the benchmarks and `geokv dev` generate on addresses of
-//! their own: the YAML text and the file it is written to. Must not start
-//! nodes (that is [`super::LocalCluster`]).
+//! their own: the YAML text (built by [`crate::topology::generate`]) and the
+//! file it is written to. Must not start nodes (that is
+//! [`super::LocalCluster`]).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::topology::Topology;
+use crate::topology::{generate, NodeSpec, Topology};
 
 /// A topology file: one rack per node, node ids `<dc>-n<i>`, client gRPC on
 /// `:7070`, internode on `:7071`, admin on `:7072` of each given IP, and the
 /// `default` keyspace replicated `rf` times in every datacenter.
 pub fn topology_yaml(cluster_name: &str, dcs: &[(&str, &[&str])], rf: u32) -> String {
-    let mut y = format!("cluster_name: {cluster_name}\ndefaults:\n  vnodes: 256\ndatacenters:\n");
-    for (dc, ips) in dcs {
-        y += &format!("  - name: {dc}\n    racks:\n");
-        for (i, ip) in ips.iter().enumerate() {
-            y += &format!(
-                "      - name: r{r}\n        nodes:\n          - id: {dc}-n{r}\n            client_address: {ip}:7070\n            peer_address: {ip}:7071\n            admin_address: {ip}:7072\n",
-                r = i + 1
-            );
-        }
-    }
-    let replication: Vec<String> = dcs.iter().map(|(dc, _)| format!("{dc}: {rf}")).collect();
-    y += &format!(
-        "keyspaces:\n  default:\n    replication: {{{}}}\n",
-        replication.join(", ")
-    );
-    y
+    let nodes = |dc: &str, ips: &[&str]| -> Vec<NodeSpec> {
+        (ips.iter().enumerate())
+            .map(|(i, ip)| {
+                let ip: IpAddr = ip.parse().expect("the benchmarks' node IPs are literals");
+                generate::node(format!("{dc}-n{}", i + 1), ip, [7070, 7071, 7072])
+            })
+            .collect()
+    };
+    let topology_dcs = (dcs.iter())
+        .map(|(dc, ips)| (dc.to_string(), nodes(*dc, *ips)))
+        .collect();
+    let replication: Vec<(&str, u32)> = dcs.iter().map(|(dc, _)| (*dc, rf)).collect();
+    generate::one_rack_per_node(
+        cluster_name,
+        256,
+        topology_dcs,
+        &[("default", replication.as_slice())],
+    )
+    .to_yaml()
 }
 
 /// Writes `yaml` to `<dir>/topology.yaml`, parses it, and returns both.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::super::cluster::{admin_request, open_node_log};
 use super::super::BenchError;
-use super::math::counter;
+use crate::admin::exposition;
 use crate::layout::{Layout, NodeState};
 
 /// A running `geokv node --join`.
@@ -82,7 +82,7 @@ impl Joiner {
         let Ok(text) = admin_request(self.admin, "GET", "/metrics").await else {
             return (0, 0);
         };
-        let read = |name| counter(&text, name).unwrap_or(0.0).max(0.0) as u64;
+        let read = |name| exposition::sum(&text, name, &[]).unwrap_or(0.0).max(0.0) as u64;
         (
             read("geokv_stream_keys_total"),
             read("geokv_stream_bytes_total"),

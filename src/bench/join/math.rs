@@ -1,11 +1,13 @@
 //! The join scenario's arithmetic: how many keys a data size means, rates
 //! over a window, the fraction of replicas a join moved against the ideal,
-//! an unlabelled counter read from Prometheus text, whether a node's
-//! compaction backlog is empty, and which foreground samples fall in a
+//! whether a node's compaction backlog is empty (its `/metrics` parsed by
+//! [`crate::admin::exposition`]), and which foreground samples fall in a
 //! window. Pure: no clock, no I/O.
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+
+use crate::admin::exposition;
 
 use super::super::stats::{histogram, LatencySummary};
 
@@ -55,34 +57,12 @@ pub fn ratio(during: u64, idle: u64) -> f64 {
     }
 }
 
-/// The value of the unlabelled series `name` in Prometheus text exposition
-/// (`name 12` or `name{} 12`); `None` when absent.
-pub fn counter(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix(name))
-        .map(|rest| rest.strip_prefix("{}").unwrap_or(rest))
-        .filter(|rest| rest.starts_with(' '))
-        .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
-}
-
-/// The sum of every series named `name` (labelled or not) in Prometheus
-/// text; `None` when there is none.
-pub fn series_sum(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix(name))
-        .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        .filter_map(|rest| rest.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .fold(None, |sum, v| Some(sum.unwrap_or(0.0) + v))
-}
-
 /// Whether a node's `/metrics` shows its engine idle after a load: no
 /// compaction running and none estimated pending in any column family.
 /// `false` when the gauges are missing (not yet published).
 pub fn compaction_settled(text: &str) -> bool {
-    let running = series_sum(text, "geokv_engine_running_compactions");
-    let pending = series_sum(text, "geokv_engine_pending_compaction_bytes");
+    let running = exposition::sum(text, "geokv_engine_running_compactions", &[]);
+    let pending = exposition::sum(text, "geokv_engine_pending_compaction_bytes", &[]);
     matches!((running, pending), (Some(r), Some(p)) if r == 0.0 && p == 0.0)
 }
 
@@ -157,19 +137,6 @@ mod tests {
     }
 
     #[test]
-    fn counter_reads_only_the_unlabelled_series_of_that_name() {
-        let text = "# TYPE geokv_stream_keys_total counter\n\
-                    geokv_stream_keys_total 1234\n\
-                    geokv_stream_keys_total_other 9\n\
-                    geokv_stream_bytes_total{} 55\n\
-                    geokv_hint_backlog_entries{dest=\"dc:dc2\"} 7\n";
-        assert_eq!(counter(text, "geokv_stream_keys_total"), Some(1234.0));
-        assert_eq!(counter(text, "geokv_stream_bytes_total"), Some(55.0));
-        assert_eq!(counter(text, "geokv_hint_backlog_entries"), None);
-        assert_eq!(counter(text, "geokv_cleanup_keys_total"), None);
-    }
-
-    #[test]
     fn the_engine_is_settled_only_with_no_compaction_running_or_pending() {
         let text = |running: u32, pending: [u64; 2]| {
             format!(
@@ -185,7 +152,11 @@ mod tests {
         assert!(!compaction_settled(&text(1, [0, 0])));
         assert!(!compaction_settled(&text(0, [0, 4096])));
         assert_eq!(
-            series_sum(&text(0, [10, 32]), "geokv_engine_pending_compaction_bytes"),
+            exposition::sum(
+                &text(0, [10, 32]),
+                "geokv_engine_pending_compaction_bytes",
+                &[]
+            ),
             Some(42.0)
         );
         // Not yet published: not settled.

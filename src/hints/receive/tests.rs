@@ -53,7 +53,7 @@ mod apply {
     use std::sync::Arc;
 
     fn topo() -> String {
-        crate::topology::testing::yaml(&[("dc1", &["a", "b", "c", "d"])], "dc1: 3")
+        crate::topology::testing::yaml(&[("dc1", &["a", "b", "c", "d"])], &[("dc1", 3)])
     }
 
     fn entry(key: &[u8], set: &SiblingSet) -> StreamEntry {

@@ -173,10 +173,44 @@ pub async fn metric_at(admin_addr: SocketAddr, name: &str, filter: &str) -> f64 
     let body = admin(admin_addr, "GET", "/metrics")
         .await
         .unwrap_or_default();
-    body.lines()
-        .filter(|l| l.starts_with(name) && l.contains(filter) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    metric_in(&body, name, filter)
+}
+
+/// The sum of the series named exactly `name` in Prometheus text `body`
+/// (parsed by `geokv::admin::exposition`) that `filter` picks: "" every
+/// series of that name, else each comma-separated part is a label `k="v"`
+/// the series has or, without `=`, a piece of one of its label values.
+fn metric_in(body: &str, name: &str, filter: &str) -> f64 {
+    let picked = |s: &geokv::admin::exposition::Series| {
+        (filter.split(',').map(str::trim).filter(|p| !p.is_empty())).all(|part| {
+            match part.split_once('=') {
+                Some((k, v)) => s.labels.get(k).map(String::as_str) == Some(v.trim_matches('"')),
+                None => s.labels.values().any(|v| v.contains(part)),
+            }
+        })
+    };
+    geokv::admin::exposition::parse(body)
+        .iter()
+        .filter(|s| s.name == name && picked(s))
+        .map(|s| s.value)
         .sum()
+}
+
+#[test]
+fn metric_in_sums_only_the_series_of_that_exact_name() {
+    let body = "# TYPE foo counter\nfoo{op=\"put\"} 1\nfoo{op=\"get\"} 2\n\
+        foo_total{op=\"put\"} 40\nfoobar 100\n";
+    assert_eq!(metric_in(body, "foo", ""), 3.0);
+    assert_eq!(metric_in(body, "foo", "op=\"put\""), 1.0);
+    assert_eq!(metric_in(body, "foo", "put"), 1.0);
+    let two = "bar{from_dc=\"dc1\",lane=\"urgent\"} 5\nbar{from_dc=\"dc1\",lane=\"backlog\"} 7\n";
+    assert_eq!(
+        metric_in(two, "bar", "from_dc=\"dc1\",lane=\"urgent\""),
+        5.0
+    );
+    assert_eq!(metric_in(two, "bar", "from_dc=\"dc1\""), 12.0);
+    assert_eq!(metric_in(body, "foo_total", ""), 40.0);
+    assert_eq!(metric_in(body, "fo", ""), 0.0);
 }
 
 /// `geokv <args>` with nothing from the caller's environment about TLS or

@@ -83,30 +83,51 @@ impl Spec {
 
 /// The topology file of `spec`, node addresses under `127.base.0.base.1.x`.
 fn yaml(spec: &Spec, base: (u32, u32)) -> String {
-    let mut y = String::from("cluster_name: geokv-test\ndefaults:\n  vnodes: 64\ndatacenters:\n");
-    for (d, (dc, n)) in spec.dcs.iter().enumerate() {
-        y += &format!("  - name: {dc}\n    racks:\n");
-        for i in 0..*n {
-            let ip = format!("127.{}.{}.{}", base.0, base.1, 10 * (d + 1) + i + 1);
-            y += &format!(
-                "      - name: r{}\n        nodes:\n          - id: {dc}-n{}\n            client_address: {ip}:7070\n            peer_address: {ip}:7071\n            admin_address: {ip}:7072\n",
-                i + 1,
-                i + 1
-            );
-        }
+    use geokv::topology::generate;
+    let dcs = (spec.dcs.iter().enumerate())
+        .map(|(d, (dc, n))| {
+            let nodes = (0..*n)
+                .map(|i| {
+                    let host = 10 * (d + 1) + i + 1;
+                    let ip = std::net::IpAddr::from([127, base.0 as u8, base.1 as u8, host as u8]);
+                    generate::node(format!("{dc}-n{}", i + 1), ip, [7070, 7071, 7072])
+                })
+                .collect();
+            (dc.to_string(), nodes)
+        })
+        .collect();
+    let mut keyspaces = vec![("default", spec.replication.as_slice())];
+    keyspaces.extend(spec.extra_keyspaces.iter().map(|(n, r)| (*n, r.as_slice())));
+    generate::one_rack_per_node("geokv-test", 64, dcs, &keyspaces).to_yaml()
+}
+
+/// A check whose outside tool (`what`: chromium, promtool) is missing:
+/// skipped with a note, but under `CI=true` a failure, since CI installs
+/// every tool with `scripts/ensure-deps` and a silent skip there would pass
+/// a check that never ran.
+pub fn tool_missing(what: &str) {
+    if let Err(e) = skip_allowed(std::env::var("CI").ok().as_deref(), what) {
+        panic!("{e}");
     }
-    let replication = |rep: &[(&str, u32)]| {
-        rep.iter()
-            .map(|(d, r)| format!("{d}: {r}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    y += &format!(
-        "keyspaces:\n  default:\n    replication: {{{}}}\n",
-        replication(&spec.replication)
+}
+
+fn skip_allowed(ci: Option<&str>, what: &str) -> Result<(), String> {
+    if ci == Some("true") {
+        return Err(format!(
+            "{what}: CI=true, where scripts/ensure-deps installs it; not skipping"
+        ));
+    }
+    eprintln!("{what}; skipping");
+    Ok(())
+}
+
+#[test]
+fn a_missing_tool_skips_only_outside_ci() {
+    assert!(skip_allowed(None, "promtool not on PATH").is_ok());
+    assert!(skip_allowed(Some("false"), "promtool not on PATH").is_ok());
+    let e = skip_allowed(Some("true"), "promtool not on PATH").unwrap_err();
+    assert!(
+        e.contains("promtool not on PATH") && e.contains("CI=true"),
+        "{e}"
     );
-    for (name, rep) in &spec.extra_keyspaces {
-        y += &format!("  {name}:\n    replication: {{{}}}\n", replication(rep));
-    }
-    y
 }
