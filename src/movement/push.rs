@@ -231,6 +231,9 @@ impl RangeSink for PeerSink {
         };
         // A hand-over merges existing records into a gainer in any view,
         // like repair (no plan: unchecked), 32 rows at a time.
-        (replica.merge_page(keyspace, rows, 32, self.timeout).await).map_err(|e| err(e.to_string()))
+        (replica
+            .merge_page(keyspace, rows, (None, 32), self.timeout)
+            .await)
+            .map_err(|e| err(e.to_string()))
     }
 }
