@@ -18,7 +18,7 @@ use super::newer_view::StaleSlot;
 use super::read_targets::{Candidate, ReadTargets};
 use super::{Coordinator, ReadRequest};
 use crate::error::GeokvError;
-use crate::replica::handle::{Handle, HandleError, Merge};
+use crate::replica::handle::{Handle, HandleError, Merge, PlannedOn};
 use crate::ring::ReplicaSet;
 use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
@@ -190,7 +190,11 @@ impl Coordinator {
         deadline: Instant,
         tx: mpsc::Sender<Answer<Option<SiblingSet>>>,
     ) -> Option<ReadCall<'a>> {
-        let replica = Handle::at(view.ring.node(n), &self.replica, &self.peers);
+        let replica = Handle::at(
+            view.ring.node(n),
+            (&self.replica, &self.cluster),
+            &self.peers,
+        );
         if let Some(res) = replica.read_now(&req.keyspace, &req.key) {
             // Our own copy, read here with no task of its own (issue 14).
             // The channel holds an answer per replica of the plan, so the
@@ -234,17 +238,23 @@ impl Coordinator {
         merged.encode(&mut record);
         let merged = Arc::new((merged.clone(), record));
         for n in stale {
-            let replica = Handle::at(view.ring.node(n), &self.replica, &self.peers);
+            let replica = Handle::at(
+                view.ring.node(n),
+                (&self.replica, &self.cluster),
+                &self.peers,
+            );
             let (ks, key, merged) = (req.keyspace.clone(), req.key.clone(), merged.clone());
             let timeout = self.config.default_timeout;
+            let (version, digest) = (view.version(), view.digest_bytes());
             tokio::spawn(async move {
                 let m = Merge {
                     keyspace: &ks,
                     key: &key,
                     set: &merged.0,
                     record: &merged.1,
-                    // Not a planned client write: applied in any view.
-                    planned: None,
+                    // Decided in `view`: a replica that has moved on and
+                    // no longer replicates the key refuses it.
+                    planned: Some(PlannedOn::repair(version, &digest)),
                 };
                 if let Err(e) = replica.merge(m, timeout).await {
                     tracing::debug!(error = %e, "read repair failed");

@@ -52,6 +52,8 @@ mod tests_loopback;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
+mod tests_pacing;
+#[cfg(test)]
 mod tests_plan;
 #[cfg(test)]
 mod tests_remove;

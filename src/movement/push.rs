@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::cursor::{self, Cursor};
 use super::plan::Loss;
-use super::rate::Rate;
+use super::rate::{Rate, Rates};
 use super::stream::{Progress, SourceError, StreamConfig, StreamError};
 use crate::engine::{Engine, WriteBatch};
 use crate::version::SiblingSet;
@@ -55,12 +55,14 @@ pub async fn push_losses<S: RangeSink>(
 ) -> Result<(), StreamError> {
     let total = losses.iter().map(|l| l.new_owners.len() as u64).sum();
     progress.begin(total);
-    let mut rate = Rate::new(cfg.rate.clone());
+    // One rate per gainer: each is judged against its own fastest page.
+    let mut rates = Rates::new(cfg.rate.clone());
     for loss in losses {
         for gainer in &loss.new_owners {
             let id = stream_id(me, gainer);
             let to = (id.as_str(), gainer.as_str());
-            push_range(&engine, sink, to, loss, cfg, &mut rate, progress).await?;
+            let rate = rates.of(gainer);
+            push_range(&engine, sink, to, loss, cfg, rate, progress).await?;
             progress.range_done();
         }
     }
@@ -111,7 +113,7 @@ async fn push_range<S: RangeSink>(
         let began = tokio::time::Instant::now();
         match sink.push(gainer, &ks, page).await {
             Ok(()) => {
-                rate.on_page(began.elapsed());
+                rate.on_page(began.elapsed(), keys as u32);
                 failures = 0;
                 save_cursor(engine, id, &ks, range, &next).await?;
                 progress.add(keys, bytes);
@@ -229,6 +231,9 @@ impl RangeSink for PeerSink {
         };
         // A hand-over merges existing records into a gainer in any view,
         // like repair (no plan: unchecked), 32 rows at a time.
-        (replica.merge_page(keyspace, rows, 32, self.timeout).await).map_err(|e| err(e.to_string()))
+        (replica
+            .merge_page(keyspace, rows, (None, 32), self.timeout)
+            .await)
+            .map_err(|e| err(e.to_string()))
     }
 }

@@ -1,22 +1,31 @@
-//! The adaptive streaming rate: how many rows to ask for per page and how
-//! long to wait before the next page, from how long the last page took.
+//! The adaptive streaming rate: how many rows to ask a peer for per page
+//! and how long to wait before the next page, from how long pages take.
 //!
-//! Owns [`Rate`], a pure AIMD controller (no clocks: durations are inputs).
-//! A page's fetch + apply time is the signal: it grows when the source's
-//! engine, the network or this node's engine is busy with foreground
-//! requests (they share the same disks, blocking threads and links), so a
-//! stream backs off under load and speeds up when the cluster is idle,
-//! instead of a fixed byte rate (Cassandra's 24 MiB/s cap). Additive
-//! increase of the page size while pages take less than the target;
-//! multiplicative decrease when one takes longer; at the smallest page,
-//! growing pauses between pages. Must not sleep or do I/O: the driver does.
+//! Owns [`Rate`], a pure AIMD controller (no clocks: durations are inputs),
+//! and [`Rates`], one per peer. A page's fetch + apply time is the signal:
+//! it grows when the source's engine, the network or this node's engine is
+//! busy with foreground requests (they share the same disks, blocking
+//! threads and links), so a stream backs off under load and speeds up when
+//! the cluster is idle, instead of a fixed byte rate (Cassandra's 24 MiB/s
+//! cap). A page is judged against the peer's **fastest page seen** (its
+//! round trip and fixed costs, which neither the page size nor a pause can
+//! shorten): it is slow when it takes more than `target` longer. An
+//! absolute target would count a remote datacenter's round trip alone as
+//! load (issue 11: a 100 ms source shrank every page to 16 rows and paused
+//! 1 s between them). Additive increase of the page size while full pages
+//! are not slow; multiplicative decrease when one is; at the smallest page,
+//! growing pauses between pages. An empty page (an empty range) moved
+//! nothing: it is neither judged nor followed by a pause. Must not sleep or
+//! do I/O: the driver does.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Bounds and target of the controller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateConfig {
-    /// A page (fetch + apply) should take about this long.
+    /// A page (fetch + apply) may take this much longer than the peer's
+    /// fastest page before it counts as slow.
     pub target: Duration,
     /// Rows per page at the start.
     pub initial_rows: u32,
@@ -44,12 +53,17 @@ impl Default for RateConfig {
 /// The smallest pause the controller inserts once pages at `min_rows` are slow.
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 
-/// AIMD over page size, then pauses.
+/// AIMD over page size, then pauses, judged against the fastest page.
 #[derive(Clone, Debug)]
 pub struct Rate {
     cfg: RateConfig,
     rows: u32,
     pause: Duration,
+    /// The fastest page with rows seen: the peer's round trip and fixed
+    /// costs plus a little work. `None` before the first.
+    fastest: Option<Duration>,
+    /// The last page was empty: it loaded nobody, so no pause follows.
+    empty: bool,
 }
 
 impl Rate {
@@ -61,6 +75,8 @@ impl Rate {
             cfg,
             rows,
             pause: Duration::ZERO,
+            fastest: None,
+            empty: false,
         }
     }
 
@@ -69,29 +85,48 @@ impl Rate {
         self.rows
     }
 
-    /// How long to wait before fetching the next page.
+    /// How long to wait before fetching the next page: none after an
+    /// empty page.
     pub fn pause(&self) -> Duration {
-        self.pause
+        if self.empty {
+            Duration::ZERO
+        } else {
+            self.pause
+        }
     }
 
-    /// A page of [`Rate::rows`] took `took` to fetch and apply.
-    pub fn on_page(&mut self, took: Duration) {
-        if took <= self.cfg.target {
-            if self.pause > Duration::ZERO {
-                self.pause /= 2;
-                if self.pause < FIRST_PAUSE {
-                    self.pause = Duration::ZERO;
-                }
-            } else {
-                self.rows = (self.rows + self.cfg.step_rows).min(self.cfg.max_rows);
-            }
-        } else {
+    /// The fastest page with rows seen so far.
+    pub fn fastest(&self) -> Option<Duration> {
+        self.fastest
+    }
+
+    /// A page of [`Rate::rows`] came back with `got` rows and took `took`
+    /// to fetch and apply.
+    pub fn on_page(&mut self, took: Duration, got: u32) {
+        self.empty = got == 0;
+        if self.empty {
+            // Nothing moved: no load to pace, and no sign of what a page
+            // with rows costs (a pushed empty page may not even travel).
+            return;
+        }
+        let fastest = self.fastest.map_or(took, |f| f.min(took));
+        self.fastest = Some(fastest);
+        if took > fastest.saturating_add(self.cfg.target) {
             self.slow_down();
+        } else if self.pause > Duration::ZERO {
+            self.pause /= 2;
+            if self.pause < FIRST_PAUSE {
+                self.pause = Duration::ZERO;
+            }
+        } else if got >= self.rows {
+            // Only a full page shows that a bigger one may be as fast.
+            self.rows = (self.rows + self.cfg.step_rows).min(self.cfg.max_rows);
         }
     }
 
     /// A page failed (timeout, source overloaded): back off as for a slow page.
     pub fn on_error(&mut self) {
+        self.empty = false;
         self.slow_down();
     }
 
@@ -105,25 +140,65 @@ impl Rate {
     }
 }
 
+/// One [`Rate`] per peer (a stream's sources, a push's gainers): each
+/// peer's pages are judged against that peer's own fastest page, so a near
+/// source does not make a far one look slow.
+#[derive(Clone, Debug)]
+pub struct Rates {
+    cfg: RateConfig,
+    by_peer: HashMap<String, Rate>,
+}
+
+impl Rates {
+    pub fn new(cfg: RateConfig) -> Rates {
+        Rates {
+            cfg,
+            by_peer: HashMap::new(),
+        }
+    }
+
+    /// `peer`'s rate (a new one on first use).
+    pub fn of(&mut self, peer: &str) -> &mut Rate {
+        if !self.by_peer.contains_key(peer) {
+            let rate = Rate::new(self.cfg.clone());
+            self.by_peer.insert(peer.to_string(), rate);
+        }
+        self.by_peer.get_mut(peer).expect("inserted above")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// A full page (as many rows as asked) that took `took`.
+    fn full(r: &mut Rate, took: Duration) {
+        let rows = r.rows();
+        r.on_page(took, rows);
     }
 
     #[test]
     fn grows_additively_while_fast_and_halves_when_slow() {
         let mut r = Rate::new(RateConfig::default());
         assert_eq!(r.rows(), 64);
-        r.on_page(ms(10));
-        r.on_page(ms(10));
+        full(&mut r, ms(10));
+        full(&mut r, ms(10));
         assert_eq!(r.rows(), 192);
-        r.on_page(ms(80));
-        assert_eq!(r.rows(), 96);
+        full(&mut r, ms(80));
+        assert_eq!(r.rows(), 96, "80 ms is more than 50 ms over the fastest");
+        r.on_page(ms(1), 3);
+        assert_eq!(
+            r.rows(),
+            96,
+            "a short page shows nothing about a bigger one"
+        );
         for _ in 0..1000 {
-            r.on_page(ms(1));
+            full(&mut r, ms(1));
         }
         assert_eq!(r.rows(), 4096, "capped at max_rows");
         assert_eq!(r.pause(), Duration::ZERO);
@@ -132,22 +207,150 @@ mod tests {
     #[test]
     fn pauses_only_once_the_smallest_page_is_slow_and_recovers() {
         let mut r = Rate::new(RateConfig::default());
-        r.on_page(ms(500));
-        r.on_page(ms(500));
+        full(&mut r, ms(1));
+        assert_eq!(r.rows(), 128);
+        full(&mut r, ms(500));
+        full(&mut r, ms(500));
+        full(&mut r, ms(500));
         assert_eq!((r.rows(), r.pause()), (16, Duration::ZERO));
-        r.on_page(ms(500));
+        full(&mut r, ms(500));
         assert_eq!(r.pause(), ms(10));
         for _ in 0..20 {
             r.on_error();
         }
         assert_eq!(r.pause(), Duration::from_secs(1), "capped at max_pause");
         for _ in 0..6 {
-            r.on_page(ms(1));
+            full(&mut r, ms(1));
         }
         assert!(r.pause() > ms(15) && r.pause() < ms(16), "{:?}", r.pause());
-        r.on_page(ms(1));
+        full(&mut r, ms(1));
         assert_eq!((r.rows(), r.pause()), (16, Duration::ZERO));
-        r.on_page(ms(1));
+        full(&mut r, ms(1));
         assert_eq!(r.rows(), 80, "grows again once unpaused");
+    }
+
+    /// Issue 11: a removenode's empty ranges from a 100 ms source each
+    /// cost a scan and a pause of up to 1 s.
+    #[test]
+    fn empty_pages_from_a_far_source_cost_no_pauses() {
+        let mut r = Rate::new(RateConfig::default());
+        let mut paused = Duration::ZERO;
+        for _ in 0..300 {
+            paused += r.pause();
+            r.on_page(ms(100), 0);
+        }
+        assert_eq!(paused, Duration::ZERO);
+        assert_eq!(
+            r.rows(),
+            64,
+            "an empty page neither shrinks nor grows the page"
+        );
+        assert_eq!(r.fastest(), None, "nor tells what a page with rows costs");
+        // A loaded source keeps its pause for the next page with rows.
+        full(&mut r, ms(100));
+        for _ in 0..30 {
+            r.on_error();
+        }
+        r.on_page(ms(100), 0);
+        assert_eq!(r.pause(), Duration::ZERO, "none after an empty page");
+        full(&mut r, ms(2000));
+        assert_eq!(r.pause(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_steadily_far_source_grows_to_its_largest_page() {
+        let mut r = Rate::new(RateConfig::default());
+        for i in 0..100 {
+            assert!(r.rows() >= 64 && r.pause() == Duration::ZERO, "page {i}");
+            full(&mut r, ms(100 + i % 7));
+        }
+        assert_eq!(r.rows(), 4096);
+        assert_eq!(r.fastest(), Some(ms(100)));
+    }
+
+    #[test]
+    fn a_far_source_whose_pages_grow_slower_is_slowed_down() {
+        let mut r = Rate::new(RateConfig::default());
+        for _ in 0..20 {
+            full(&mut r, ms(100));
+        }
+        let grown = r.rows();
+        assert!(grown > 1000, "{grown}");
+        for _ in 0..20 {
+            full(&mut r, ms(400));
+        }
+        assert_eq!(r.rows(), 16);
+        assert_eq!(r.pause(), Duration::from_secs(1));
+        assert_eq!(
+            r.fastest(),
+            Some(ms(100)),
+            "load does not raise the baseline"
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Event {
+        Page { took_ms: u64, got_pct: u8 },
+        Error,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            8 => (0u64..3000, 0u8..=100).prop_map(|(took_ms, got_pct)| Event::Page { took_ms, got_pct }),
+            1 => Just(Event::Error),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the pages: the page size and pause stay in bounds, no
+        /// pause follows an empty page, a page within `target` of the
+        /// fastest never slows the stream and a slower one never speeds it
+        /// up, and the fastest is the quickest page with rows.
+        #[test]
+        fn decisions_follow_the_fastest_page(events in prop::collection::vec(event(), 1..200)) {
+            let cfg = RateConfig::default();
+            let mut r = Rate::new(cfg.clone());
+            let mut fastest: Option<Duration> = None;
+            for e in events {
+                let (rows, pause) = (r.rows(), r.pause);
+                match e {
+                    Event::Error => {
+                        r.on_error();
+                        prop_assert!(r.rows() < rows || r.pause > pause || r.pause == cfg.max_pause);
+                    }
+                    Event::Page { took_ms, got_pct } => {
+                        let took = Duration::from_millis(took_ms);
+                        let got = rows * u32::from(got_pct) / 100;
+                        r.on_page(took, got);
+                        if got == 0 {
+                            prop_assert_eq!(r.pause(), Duration::ZERO);
+                            prop_assert_eq!((r.rows(), r.pause), (rows, pause));
+                            continue;
+                        }
+                        let f = fastest.map_or(took, |f| f.min(took));
+                        fastest = Some(f);
+                        prop_assert_eq!(r.fastest(), Some(f));
+                        if took <= f + cfg.target {
+                            prop_assert!(r.rows() >= rows && r.pause <= pause);
+                        } else {
+                            prop_assert!(r.rows() <= rows && r.pause >= pause);
+                            prop_assert!(r.rows() < rows || r.pause > pause || r.pause == cfg.max_pause);
+                        }
+                    }
+                }
+                prop_assert!((cfg.min_rows..=cfg.max_rows).contains(&r.rows()));
+                prop_assert!(r.pause() <= cfg.max_pause);
+            }
+        }
+    }
+
+    #[test]
+    fn each_peer_has_its_own_fastest_page() {
+        let mut rates = Rates::new(RateConfig::default());
+        full(rates.of("near"), ms(1));
+        full(rates.of("far"), ms(100));
+        full(rates.of("far"), ms(100));
+        assert_eq!(rates.of("far").rows(), 192, "not slow next to the near one");
+        assert_eq!(rates.of("near").fastest(), Some(ms(1)));
     }
 }

@@ -13,7 +13,7 @@
 //! down loser stalls the range and the join retries); a range nobody loses
 //! from its owners in the plan's order. Each page starts again from the
 //! first source, skipping those believed down and moving on when one
-//! fails. Page size and pauses follow [`super::rate`].
+//! fails. Page size and pauses follow [`super::rate`], one rate per source.
 //! Must not decide which ranges move or when a movement finishes.
 
 use std::future::Future;
@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::cursor::{self, Cursor};
 use super::plan::Gain;
-use super::rate::{Rate, RateConfig};
+use super::rate::{RateConfig, Rates};
 use crate::engine::{Engine, EngineError, WriteBatch};
 use crate::ring::TokenRange;
 use crate::version::SiblingSet;
@@ -212,9 +212,9 @@ impl<S: RangeSource> Streamer<S> {
     /// made of several runs that share one [`Progress`] (after
     /// [`Progress::begin`] with their total).
     pub async fn run_counted(&self, gains: &[Gain]) -> Result<(), StreamError> {
-        let mut rate = Rate::new(self.cfg.rate.clone());
+        let mut rates = Rates::new(self.cfg.rate.clone());
         for gain in gains {
-            self.range(gain, &mut rate).await?;
+            self.range(gain, &mut rates).await?;
             self.progress.range_done();
         }
         Ok(())
@@ -231,7 +231,7 @@ impl<S: RangeSource> Streamer<S> {
         (self.engine.clone(), self.stream_id.clone(), ks, gain.range)
     }
 
-    async fn range(&self, gain: &Gain, rate: &mut Rate) -> Result<(), StreamError> {
+    async fn range(&self, gain: &Gain, rates: &mut Rates) -> Result<(), StreamError> {
         let mut at = self.cursor(gain).await?;
         // Strict sources: a range an owner loses comes from that owner
         // only (another owner may lack a write a quorum acknowledged
@@ -262,6 +262,7 @@ impl<S: RangeSource> Streamer<S> {
                 last = format!("{source}: believed down");
                 continue;
             }
+            let rate = rates.of(source);
             if rate.pause() > Duration::ZERO {
                 tokio::time::sleep(rate.pause()).await;
             }
@@ -275,8 +276,9 @@ impl<S: RangeSource> Streamer<S> {
                 .scan(source, &gain.keyspace, gain.range, after, rate.rows());
             match scan.await {
                 Ok(page) => {
+                    let got = page.rows.len() as u32;
                     at = self.commit(gain, page).await?;
-                    rate.on_page(began.elapsed());
+                    rate.on_page(began.elapsed(), got);
                     // Each page starts again from the first source.
                     tries = 0;
                 }

@@ -1,6 +1,6 @@
 //! The in-process range source the movement tests stream from: scans of
 //! named engines, with sources that are down, that fail after some pages,
-//! or whose pages take virtual time; and `write`, one sibling-set update.
+//! or whose pages take virtual time (per row, per round trip); and `write`, one sibling-set update.
 //! Test-only; must not hold assertions.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +25,11 @@ pub(super) struct Loopback {
     pub(super) fail_after: Option<usize>,
     /// Virtual time a page takes per row (with `tokio::time::pause`).
     pub(super) per_row: Duration,
+    /// Virtual time every page takes on top (a WAN round trip).
+    pub(super) round_trip: Duration,
+    /// From this many pages served on, `round_trip` is this instead (the
+    /// source gets loaded).
+    pub(super) slower_after: Option<(usize, Duration)>,
     pub(super) pages: AtomicUsize,
     pub(super) rows_served: AtomicUsize,
     pub(super) limits: Mutex<Vec<u32>>,
@@ -66,7 +71,12 @@ impl RangeSource for Loopback {
             .map_err(|e| err(&e.to_string()))?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        tokio::time::sleep(self.per_row * rows.len() as u32).await;
+        let served = self.pages.load(Ordering::SeqCst);
+        let round_trip = match self.slower_after {
+            Some((n, slower)) if served >= n => slower,
+            _ => self.round_trip,
+        };
+        tokio::time::sleep(round_trip + self.per_row * rows.len() as u32).await;
         self.pages.fetch_add(1, Ordering::SeqCst);
         self.rows_served.fetch_add(rows.len(), Ordering::SeqCst);
         Ok(Page { rows, more })

@@ -12,7 +12,7 @@ use super::diff::differing_ranges;
 use super::error::RepairError;
 use super::join::{Join, Row, Transfers, Which};
 use super::plan::Side;
-use crate::replica::handle::Handle;
+use crate::replica::handle::{Handle, PlannedOn};
 use crate::replica::Replica;
 use crate::ring::{Ring, TokenRange};
 use crate::topology::{NodeIdx, NodeInfo};
@@ -168,7 +168,7 @@ impl SessionIo {
     /// `side`'s replica.
     fn handle(&self, side: Side) -> Result<Handle, RepairError> {
         Ok(match side {
-            Side::Local => Handle::Here(self.replica.clone()),
+            Side::Local => Handle::Here(self.replica.clone(), self.cluster.clone()),
             Side::Peer(n) => Handle::Peer {
                 peers: self.peers.clone(),
                 node: self.peer_or_err(n)?,
@@ -205,15 +205,21 @@ impl SessionIo {
             .await?)
     }
 
-    /// Merges `rows` into `side`.
+    /// Merges `rows` into `side`, as decided in the pinned view: a side
+    /// (this node too) whose view has moved on and no longer replicates a
+    /// row's key refuses the page (`view::stale_view`), and the next pass
+    /// repairs the range in the newer view.
     async fn apply(&self, side: Side, keyspace: &str, rows: Vec<Row>) -> Result<(), RepairError> {
         if rows.is_empty() {
             return Ok(());
         }
         let n = rows.len() as u64;
         let (width, timeout) = (self.limits.push_concurrency, self.limits.call_timeout);
+        let view = self.view();
+        let digest = view.digest_bytes();
+        let decided = PlannedOn::repair(view.version(), &digest);
         (self.handle(side)?)
-            .merge_page(keyspace, rows, width, timeout)
+            .merge_page(keyspace, rows, (Some(decided), width), timeout)
             .await?;
         metrics::counter!("geokv_repair_keys_streamed_total", "direction" => direction(side))
             .increment(n);
@@ -289,3 +295,7 @@ impl SessionIo {
         Ok(stats)
     }
 }
+
+#[cfg(test)]
+#[path = "session/tests.rs"]
+mod tests;

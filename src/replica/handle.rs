@@ -22,6 +22,8 @@ use crate::token::TokenRange;
 use crate::topology::NodeInfo;
 use crate::transport::{Peers, TransportError};
 use crate::version::SiblingSet;
+use crate::view::stale_view::{self, Planned};
+use crate::view::Cluster;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,14 +59,56 @@ impl HandleError {
     }
 }
 
-/// The view a client write was planned on, sent with it so a replica on a
-/// newer view that places the key differently refuses it.
+/// The view a client write was planned on, or a repair's merge decided
+/// in, sent with it so a replica on a newer view that places the key
+/// differently refuses it (`view::stale_view`).
 #[derive(Clone, Copy, Debug)]
 pub struct PlannedOn<'a> {
     pub version: u64,
     pub digest: &'a [u8],
-    /// The planned targets in the replica's datacenter.
+    /// The planned targets in the replica's datacenter; none for a
+    /// repair's merge (refused only where the key moved away).
     pub targets: &'a [String],
+}
+
+impl<'a> PlannedOn<'a> {
+    /// A repair's merge (read repair, anti-entropy) decided in the view of
+    /// `version` and `digest`.
+    pub fn repair(version: u64, digest: &'a [u8]) -> Self {
+        PlannedOn {
+            version,
+            digest,
+            targets: &[],
+        }
+    }
+}
+
+/// [`PlannedOn`] owned, to take onto a blocking thread.
+#[derive(Clone, Debug)]
+struct Decided {
+    version: u64,
+    digest: Vec<u8>,
+    targets: Vec<String>,
+}
+
+impl Decided {
+    fn of(p: PlannedOn<'_>) -> Self {
+        Decided {
+            version: p.version,
+            digest: p.digest.to_vec(),
+            targets: p.targets.to_vec(),
+        }
+    }
+
+    fn of_key<'a>(&'a self, keyspace: &'a str, key: &'a [u8]) -> Planned<'a> {
+        Planned {
+            keyspace,
+            key,
+            version: self.version,
+            digest: &self.digest,
+            targets: &self.targets,
+        }
+    }
 }
 
 /// A record to merge into a replica's copy of a key.
@@ -75,24 +119,30 @@ pub struct Merge<'a> {
     pub set: &'a SiblingSet,
     /// `set` encoded: what a peer is sent.
     pub record: &'a [u8],
-    /// A client write's plan; `None` (read repair, streams, anti-entropy):
-    /// applied in any view.
+    /// A client write's plan or a repair's view, checked by the replica,
+    /// here as at a peer; `None` (streams, hint hand-offs): applied in any
+    /// view.
     pub planned: Option<PlannedOn<'a>>,
 }
 
-/// One replica: this node's own, or a peer reached over `Peers`.
+/// One replica: this node's own (with the cluster whose view in force
+/// checks the merges it is given), or a peer reached over `Peers`.
 #[derive(Clone)]
 pub enum Handle {
-    Here(Arc<Replica>),
+    Here(Arc<Replica>, Cluster),
     Peer { peers: Arc<Peers>, node: NodeInfo },
 }
 
 impl Handle {
     /// `node`'s replica: `here` when `node` is this node (`peers.me()`),
     /// otherwise the peer over `peers`.
-    pub fn at(node: &NodeInfo, here: &Arc<Replica>, peers: &Arc<Peers>) -> Handle {
+    pub fn at(
+        node: &NodeInfo,
+        (here, cluster): (&Arc<Replica>, &Cluster),
+        peers: &Arc<Peers>,
+    ) -> Handle {
         if node.id == peers.me().id {
-            Handle::Here(here.clone())
+            Handle::Here(here.clone(), cluster.clone())
         } else {
             Handle::Peer {
                 peers: peers.clone(),
@@ -103,11 +153,12 @@ impl Handle {
 
     /// Whether this is this node's own replica.
     pub fn is_here(&self) -> bool {
-        matches!(self, Handle::Here(_))
+        matches!(self, Handle::Here(..))
     }
 
     /// Merges `m` (idempotent, order-free). Here on the replica's call
-    /// site ([`Replica::blocking`]); at a peer by a `ReplicaWrite` of its
+    /// site ([`Replica::blocking`]), checked as a peer checks it
+    /// ([`stale_view::apply_checked`]); at a peer by a `ReplicaWrite` of its
     /// own, naming this node as the coordinator, **outside** the peer's
     /// batching lane: node hints, read repair, movement and repair pages
     /// neither wait behind client writes in that lane (head of line
@@ -116,9 +167,19 @@ impl Handle {
     /// datacenter's through its stream) use [`Handle::merge_batched`].
     pub async fn merge(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
         match self {
-            Handle::Here(replica) => {
+            Handle::Here(replica, cluster) => {
                 let (ks, key, set) = (m.keyspace.to_string(), m.key.to_vec(), m.set.clone());
-                replica.blocking(move |r| r.apply(&ks, &key, &set)).await?;
+                let (decided, cluster) = (m.planned.map(Decided::of), cluster.clone());
+                replica
+                    .blocking(move |r| match decided {
+                        None => r.apply(&ks, &key, &set),
+                        Some(d) => {
+                            stale_view::apply_checked(&cluster, &d.of_key(&ks, &key), || {
+                                r.apply(&ks, &key, &set)
+                            })
+                        }
+                    })
+                    .await?;
                 Ok(())
             }
             Handle::Peer { peers, node } => Ok(peers
@@ -134,7 +195,7 @@ impl Handle {
     /// `transport::replica_batch`).
     pub async fn merge_batched(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
         match self {
-            Handle::Here(_) => self.merge(m, timeout).await,
+            Handle::Here(..) => self.merge(m, timeout).await,
             Handle::Peer { peers, node } => {
                 let msg = write_request(peers, m);
                 Ok(peers.replica_write_batched(node, msg, timeout).await?)
@@ -152,7 +213,7 @@ impl Handle {
         key: &[u8],
     ) -> Option<Result<Option<SiblingSet>, HandleError>> {
         match self {
-            Handle::Here(replica) => Some(replica.read(keyspace, key).map_err(Into::into)),
+            Handle::Here(replica, _) => Some(replica.read(keyspace, key).map_err(Into::into)),
             Handle::Peer { .. } => None,
         }
     }
@@ -168,7 +229,7 @@ impl Handle {
         timeout: Duration,
     ) -> Result<Option<SiblingSet>, HandleError> {
         let (peers, node) = match self {
-            Handle::Here(replica) => return Ok(replica.read(keyspace, key)?),
+            Handle::Here(replica, _) => return Ok(replica.read(keyspace, key)?),
             Handle::Peer { peers, node } => (peers, node),
         };
         let msg = ReplicaReadRequest {
@@ -196,7 +257,7 @@ impl Handle {
         timeout: Duration,
     ) -> Result<Vec<Vec<u8>>, HandleError> {
         match self {
-            Handle::Here(replica) => {
+            Handle::Here(replica, _) => {
                 let (replica, ks) = (replica.clone(), keyspace.to_string());
                 tokio::task::spawn_blocking(move || replica.merkle_leaves(&ks, range, depth))
                     .await
@@ -226,7 +287,7 @@ impl Handle {
         timeout: Duration,
     ) -> Result<(Vec<Row>, bool), HandleError> {
         match self {
-            Handle::Here(replica) => {
+            Handle::Here(replica, _) => {
                 let (replica, ks) = (replica.clone(), keyspace.to_string());
                 tokio::task::spawn_blocking(move || {
                     replica.scan_page(&ks, range, after.as_deref(), limit as usize)
@@ -258,21 +319,35 @@ impl Handle {
         }
     }
 
-    /// Merges a page of rows (anti-entropy, movement): here in one atomic
-    /// batch on the blocking pool (a page is many keys); at a peer one
-    /// `ReplicaWrite` per row, `concurrency` at a time, outside the
-    /// batching lane of client writes.
+    /// Merges a page of rows (anti-entropy, movement), each checked
+    /// against `planned` like [`Handle::merge`] (`None`: in any view): here
+    /// in one atomic batch on the blocking pool (a page is many keys;
+    /// nothing applied if one row is refused); at a peer one `ReplicaWrite`
+    /// per row, `concurrency` at a time, outside the batching lane of
+    /// client writes.
     pub async fn merge_page(
         &self,
         keyspace: &str,
         rows: Vec<Row>,
-        concurrency: usize,
+        (planned, concurrency): (Option<PlannedOn<'_>>, usize),
         timeout: Duration,
     ) -> Result<(), HandleError> {
         match self {
-            Handle::Here(replica) => {
+            Handle::Here(replica, cluster) => {
                 let ks = keyspace.to_string();
-                replica.on_pool(move |r| r.apply_page(&ks, &rows)).await?;
+                let (decided, cluster) = (planned.map(Decided::of), cluster.clone());
+                replica
+                    .on_pool(move |r| match decided {
+                        None => r.apply_page(&ks, &rows),
+                        Some(d) => {
+                            let ws: Vec<Planned<'_>> =
+                                rows.iter().map(|(k, _)| d.of_key(&ks, k)).collect();
+                            stale_view::apply_all_checked(&cluster, &ws, || {
+                                r.apply_page(&ks, &rows)
+                            })
+                        }
+                    })
+                    .await?;
             }
             Handle::Peer { .. } => {
                 futures::stream::iter(rows)
@@ -284,7 +359,7 @@ impl Handle {
                             key: &key,
                             set: &set,
                             record: &record,
-                            planned: None,
+                            planned,
                         };
                         self.merge(m, timeout).await
                     })

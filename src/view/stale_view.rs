@@ -40,10 +40,21 @@
 //! the winning digest treats a write planned on the losing one as planned
 //! on an older view (review finding 2).
 //!
-//! Version 0 means "not checked": read repair, anti-entropy and stream
-//! receivers merge records in any view, and peers from before the field
-//! sent none (accepting them keeps a rolling upgrade working, with the gap
-//! the field closes left open for those peers only).
+//! A merge that repairs (read repair, anti-entropy) carries the layout
+//! version and digest its coordinator decided it in and **no targets**: it
+//! is no planned write, so only [`check_read`]'s rule applies to it: a
+//! replica whose view supersedes that one and no longer replicates the key
+//! (neither owner nor pending replica, in any datacenter) refuses it
+//! instead of storing a copy where its cleanup has dropped, or will drop,
+//! the range (issue 11). A replica that still replicates the key takes it.
+//! A peer from before this rule checks such a merge as a write with no
+//! targets: on any newer view it refuses it (the repair is retried by the
+//! next pass; nothing is lost).
+//!
+//! Version 0 means "not checked": stream receivers merge records in any
+//! view, and peers from before the field sent none (accepting them keeps a
+//! rolling upgrade working, with the gap the field closes left open for
+//! those peers only).
 //!
 //! Must not do I/O (the apply is the caller's closure).
 
@@ -73,26 +84,39 @@ pub fn apply_checked<T>(
     w: &Planned<'_>,
     apply: impl FnOnce() -> Result<T, GeokvError>,
 ) -> Result<T, GeokvError> {
-    apply_checked_with(cluster, w, || {}, apply)
+    apply_checked_with(cluster, std::slice::from_ref(w), || {}, apply)
 }
 
-/// [`apply_checked`] with `between` run after the check, before the apply
-/// (a test installs a view there).
+/// [`apply_checked`] of several writes applied together (a repair page):
+/// `apply` runs only if every one of `ws` is accepted, so a refused page
+/// applied nothing.
+pub fn apply_all_checked<T>(
+    cluster: &Cluster,
+    ws: &[Planned<'_>],
+    apply: impl FnOnce() -> Result<T, GeokvError>,
+) -> Result<T, GeokvError> {
+    apply_checked_with(cluster, ws, || {}, apply)
+}
+
+/// [`apply_all_checked`] with `between` run after the check, before the
+/// apply (a test installs a view there).
 fn apply_checked_with<T>(
     cluster: &Cluster,
-    w: &Planned<'_>,
+    ws: &[Planned<'_>],
     between: impl FnOnce(),
     apply: impl FnOnce() -> Result<T, GeokvError>,
 ) -> Result<T, GeokvError> {
     cluster.with_current(|view| {
-        if let Some(stale) = check(view, w) {
+        if let Some(stale) = ws.iter().find_map(|w| check(view, w)) {
             metrics::counter!("geokv_stale_view_refusals_total").increment(1);
             return Err(stale);
         }
         between();
         // A cleanup that has not deleted yet sees it and keeps the ranges a
         // newer layout may give this node.
-        cluster.note_planned(w.version);
+        if let Some(v) = ws.iter().map(|w| w.version).max() {
+            cluster.note_planned(v);
+        }
         apply()
     })
 }
@@ -114,6 +138,10 @@ pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
     }
     if planned_on == 0 || !supersedes(view, planned_on, w.digest) {
         return None;
+    }
+    if targets.is_empty() {
+        // A repair's merge, no planned write (see the module docs).
+        return check_read(view, keyspace, key, planned_on, w.digest);
     }
     let Some(me) = view.me() else {
         // Not a member any more: the newer view placed the key elsewhere.
@@ -140,8 +168,8 @@ pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
 }
 
 /// `None` when the replica (this node, in `view`) may answer a read of
-/// `keyspace`/`key` planned on layout `version`/`digest`; otherwise the
-/// refusal: its view supersedes the coordinator's and it no longer
+/// `keyspace`/`key` planned on layout `version`/`digest`, or take a
+/// repair's merge of it decided there; otherwise the refusal: its view supersedes the coordinator's and it no longer
 /// replicates the key there (neither owner nor pending replica, in any
 /// datacenter), so it may have cleaned the key up and its "not found"
 /// would be a lie (review finding 3).

@@ -21,7 +21,7 @@ pub fn topology_yaml(cluster_name: &str, dcs: &[(&str, &[&str])], rf: u32) -> St
             .collect()
     };
     let topology_dcs = (dcs.iter())
-        .map(|(dc, ips)| (dc.to_string(), nodes(*dc, *ips)))
+        .map(|(dc, ips)| (dc.to_string(), nodes(dc, ips)))
         .collect();
     let replication: Vec<(&str, u32)> = dcs.iter().map(|(dc, _)| (*dc, rf)).collect();
     generate::one_rack_per_node(

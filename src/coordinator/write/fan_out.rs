@@ -278,7 +278,7 @@ impl Coordinator {
         deadline: Instant,
         tx: mpsc::Sender<Answer<()>>,
     ) -> BoxFuture<'static, ()> {
-        let replica = Handle::at(peer, &self.replica, &self.peers);
+        let replica = Handle::at(peer, (&self.replica, &self.cluster), &self.peers);
         let peer = peer.clone();
         let hints = self.hints.clone();
         let (version, digest, targets) = (planned.version, planned.digest, planned.targets.clone());

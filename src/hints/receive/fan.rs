@@ -155,7 +155,7 @@ impl Receiver {
     /// Applies `e` at replica `n` (this node's or a peer that is up);
     /// whether it was applied.
     async fn apply_at(&self, n: &NodeInfo, e: &StreamEntry, set: &SiblingSet) -> bool {
-        let replica = Handle::at(n, &self.replica, &self.peers);
+        let replica = Handle::at(n, (&self.replica, &self.cluster), &self.peers);
         if !replica.is_here() && !self.liveness.is_up(&n.id) {
             return false;
         }

@@ -1,7 +1,8 @@
 //! Which merges queue in a peer's batching lane (issue 14, head-of-line
-//! blocking): client writes only. A merge that is not a client write's
-//! (hint delivery's receive side, read repair, movement and repair pages,
-//! all through [`Handle::merge`]) goes to the peer as a write of its own,
+//! blocking): client writes only (the coordinator's fan-out and another
+//! datacenter's stream entries, through [`Handle::merge_batched`]). Any
+//! other merge (read repair, node hints, movement and repair pages, all
+//! through [`Handle::merge`]) goes to the peer as a write of its own,
 //! so a lane held by a batch the peer never answers neither delays it nor
 //! counts it against its cap. Over a real loopback socket: nothing here
 //! waits on time but the merge's own deadline, which only a merge stuck
@@ -34,7 +35,7 @@ async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
     };
     arrived.await;
 
-    // What hint delivery's receiver and read repair send: no plan.
+    // What read repair and node hints send (no client plan).
     let set = SiblingSet::new();
     let m = Merge {
         keyspace: "ks",
@@ -43,7 +44,10 @@ async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
         record: b"a record",
         planned: None,
     };
-    let handle = Handle::at(&to, &Arc::new(Replica::new(memory(), "me", 8)), &peers);
+    let handle = Handle::Peer {
+        peers: peers.clone(),
+        node: to.clone(),
+    };
     let got = handle.merge(m, Duration::from_secs(5)).await;
     assert!(got.is_ok(), "{got:?}");
     assert_eq!(*peer.singles.lock(), vec![b"hinted".to_vec()], "alone");
@@ -54,9 +58,4 @@ async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
     );
     assert!(!client.is_finished(), "that batch is still unanswered");
     client.abort();
-}
-
-fn memory() -> Arc<dyn crate::engine::Engine> {
-    let limits = crate::engine::Limits::default();
-    Arc::new(crate::engine::memory::MemoryEngine::new(limits))
 }

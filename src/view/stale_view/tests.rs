@@ -151,7 +151,7 @@ fn a_view_installed_between_the_check_and_the_apply_does_not_slip_in() {
         let _ = installed.recv_timeout(std::time::Duration::from_millis(300));
     };
     let applied_on =
-        super::apply_checked_with(&cluster, &w, between, || Ok(cluster.current().version()));
+        super::apply_checked_with(&cluster, &[w], between, || Ok(cluster.current().version()));
     assert_eq!(
         applied_on.ok(),
         Some(1),
@@ -315,6 +315,57 @@ fn a_node_that_has_left_refuses_every_write() {
                 Some(GeokvError::StaleView { .. })
             ),
             "planned on v{planned}"
+        );
+    }
+}
+
+/// Issue 11: a repair's merge (read repair, anti-entropy) names the view
+/// it was decided in and no targets. A replica on a newer view refuses it
+/// for a key it no longer replicates (its cleanup drops that range: the
+/// copy would stay where nothing deletes it) and takes it for a key it
+/// keeps, whatever joined meanwhile.
+#[test]
+fn a_repair_merge_is_refused_only_where_the_newer_view_moved_the_key_away() {
+    let me = "dc1-n1";
+    let views = join_views(me);
+    let owns = |v: &ClusterView, k: &[u8]| targets(v, k).iter().any(|n| n == me);
+    let keys: Vec<Vec<u8>> = (0..10_000u32).map(|k| k.to_be_bytes().to_vec()).collect();
+    let lost = (keys.iter())
+        .find(|k| owns(&views[0], k) && !owns(&views[2], k))
+        .expect("a key dc1-n1 loses");
+    let kept = (keys.iter())
+        .find(|k| owns(&views[0], k) && owns(&views[2], k))
+        .expect("a key dc1-n1 keeps");
+    let repair = |v: &ClusterView, key: &[u8], planned: u64| check(v, "default", key, planned, &[]);
+    let refused = repair(&views[2], lost, 1).expect("refused where the key moved away");
+    assert!(
+        matches!(
+            refused,
+            GeokvError::StaleView {
+                planned_on: 1,
+                replica_version: 3
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.nothing_applied());
+    assert!(
+        repair(&views[2], lost, 2).is_some(),
+        "decided while joining"
+    );
+    assert!(
+        repair(&views[1], lost, 1).is_none(),
+        "still a replica while joining"
+    );
+    assert!(
+        repair(&views[2], lost, 3).is_none(),
+        "decided in its own view"
+    );
+    for planned in [1, 2] {
+        assert_eq!(
+            repair(&views[2], kept, planned).map(|e| e.to_string()),
+            None,
+            "a key it keeps, decided on v{planned}"
         );
     }
 }

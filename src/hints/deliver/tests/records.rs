@@ -180,7 +180,7 @@ async fn once_everything_is_handed_over_later_records_and_hints_are_refused() {
 #[tokio::test]
 async fn the_last_node_of_a_coordinator_only_datacenter_hands_its_records_elsewhere() {
     let dcs: [(&str, &[&str]); 3] = [("dc1", &["a", "b", "c"]), ("dc2", &["x"]), ("dc3", &["z"])];
-    let topo = crate::topology::testing::yaml(&dcs, "dc1: 3, dc2: 1");
+    let topo = crate::topology::testing::yaml(&dcs, &[("dc1", 3), ("dc2", 1)]);
     let parsed = Topology::parse("t.yaml", &topo).expect("parses");
     let seed = crate::layout::Layout::seed(&parsed);
     let member = crate::view::Cluster::new(seed.clone(), "z", None).expect("a view");
