@@ -110,17 +110,25 @@ pub fn adopters(
     dest: &Dest,
     is_up: impl Fn(&str) -> bool,
 ) -> Vec<String> {
+    (live_normal(view, me, is_up))
+        .filter(|n| n.dc == my_dc)
+        .filter(|n| !matches!(dest, Dest::Node(d) if *d == n.id))
+        .map(|n| n.id.clone())
+        .collect()
+}
+
+/// The members of `view` but `me` that are Normal and up (`is_up`).
+fn live_normal<'v>(
+    view: &'v ClusterView,
+    me: &'v str,
+    is_up: impl Fn(&str) -> bool + 'v,
+) -> impl Iterator<Item = &'v crate::topology::NodeInfo> + 'v {
     let normal = |id: &str| {
         view.layout
             .node(id)
             .is_some_and(|(_, _, n)| n.state == NodeState::Normal)
     };
-    (view.members().iter())
-        .filter(|n| n.dc == my_dc && n.id != me)
-        .filter(|n| !matches!(dest, Dest::Node(d) if *d == n.id))
-        .filter(|n| normal(&n.id) && is_up(&n.id))
-        .map(|n| n.id.clone())
-        .collect()
+    (view.members().iter()).filter(move |n| n.id != me && normal(&n.id) && is_up(&n.id))
 }
 
 /// The members that may adopt the anti-entropy records of `me` (of
@@ -136,14 +144,7 @@ pub fn record_adopters(
     my_dc: &str,
     is_up: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    let normal = |id: &str| {
-        view.layout
-            .node(id)
-            .is_some_and(|(_, _, n)| n.state == NodeState::Normal)
-    };
-    let mut v: Vec<&crate::topology::NodeInfo> = (view.members().iter())
-        .filter(|n| n.id != me && normal(&n.id) && is_up(&n.id))
-        .collect();
+    let mut v: Vec<&crate::topology::NodeInfo> = live_normal(view, me, is_up).collect();
     v.sort_by_key(|n| n.dc != my_dc);
     v.into_iter().map(|n| n.id.clone()).collect()
 }

@@ -152,14 +152,18 @@ pub(crate) fn offered(
     dest: &Dest,
     is_up: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    if !view.has_left() {
-        return Vec::new();
-    }
-    let me = view.me_id();
-    let Some((dc, _, _)) = view.layout.node(me) else {
+    let Some((me, dc)) = left_from(view) else {
         return Vec::new();
     };
     super::adopt::adopters(view, me, dc, dest, is_up)
+}
+
+/// This node's id and datacenter once it has left (it offers adopters
+/// only then).
+fn left_from(view: &crate::view::ClusterView) -> Option<(&str, &str)> {
+    let me = view.me_id();
+    let (dc, _, _) = view.layout.node(me).filter(|_| view.has_left())?;
+    Some((me, dc))
 }
 
 /// The adopters [`Link::record_adopters`] offers in `view`: none while this
@@ -169,11 +173,7 @@ pub(crate) fn offered_records(
     view: &crate::view::ClusterView,
     is_up: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    if !view.has_left() {
-        return Vec::new();
-    }
-    let me = view.me_id();
-    let Some((dc, _, _)) = view.layout.node(me) else {
+    let Some((me, dc)) = left_from(view) else {
         return Vec::new();
     };
     super::adopt::record_adopters(view, me, dc, is_up)

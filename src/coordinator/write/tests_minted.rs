@@ -23,14 +23,8 @@ impl Liveness for OnlyDAndX {
 /// hints: the write is committed here, so the error says "maybe applied".
 #[tokio::test]
 async fn a_hint_refused_after_minting_is_maybe_applied() {
-    let (seed, left) = crate::hints::testing::layouts();
-    let c = coordinator_as(seed, "d", Arc::new(OnlyDAndX));
+    let (c, left, key) = d_before_its_leave();
     let before = c.cluster().current();
-    let key = (0..1000u32).map(u32::to_be_bytes).find(|k| {
-        let set = before.ring.replicas("ks", k);
-        set.is_ok_and(|s| s.contains(before.me_idx()))
-    });
-    let key = key.expect("d replicates some key of 'ks'");
     let req = put_request("ks", &key, ConsistencyLevel::Any);
     let (ks, k, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
 
@@ -79,14 +73,8 @@ fn nothing_along() -> Fanout {
 /// lost with the node.
 #[tokio::test]
 async fn a_mint_after_the_seal_is_refused_and_writes_nothing() {
-    let (seed, left) = crate::hints::testing::layouts();
-    let c = coordinator_as(seed, "d", Arc::new(OnlyDAndX));
+    let (c, left, key) = d_before_its_leave();
     let before = c.cluster().current();
-    let key = (0..1000u32).map(u32::to_be_bytes).find(|k| {
-        let set = before.ring.replicas("ks", k);
-        set.is_ok_and(|s| s.contains(before.me_idx()))
-    });
-    let key = key.expect("d replicates some key of 'ks'");
     let req = put_request("ks", &key, ConsistencyLevel::One);
     let (ks, k, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
     let plan = (c.plan(&before, ks, k, level, None, OpKind::Write)).expect("plan");
@@ -105,4 +93,17 @@ async fn a_mint_after_the_seal_is_refused_and_writes_nothing() {
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
     assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("no"));
+}
+
+/// `d`'s coordinator on the seed layout (only `d` and `x` up), the layout
+/// in which `d` has left, and a key of `ks` that `d` replicates before.
+fn d_before_its_leave() -> (Coordinator, crate::layout::Layout, [u8; 4]) {
+    let (seed, left) = crate::hints::testing::layouts();
+    let c = coordinator_as(seed, "d", Arc::new(OnlyDAndX));
+    let before = c.cluster().current();
+    let key = (0..1000u32).map(u32::to_be_bytes).find(|k| {
+        let set = before.ring.replicas("ks", k);
+        set.is_ok_and(|s| s.contains(before.me_idx()))
+    });
+    (c, left, key.expect("d replicates some key of 'ks'"))
 }
