@@ -3,7 +3,7 @@
 //! Must not: hold node logic (that is `geokv::node`).
 use anyhow::Context;
 use geokv::engine::Durability;
-use geokv::node::{run as run_node, NodeConfig, NodeError};
+use geokv::node::{run as run_node, NodeConfig};
 use geokv::topology::Topology;
 use geokv::transport::tls::{TlsFiles, TlsSetting};
 use std::path::PathBuf;
@@ -258,32 +258,48 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
                 "second signal: exiting at once, without the graceful shutdown \
                  (no clean-shutdown marker: the next start is an unclean one)"
             );
-            std::process::exit(128 + second);
+            // As `leave`: no destructors beside RocksDB's threads.
+            // SAFETY: `_exit` ends the process without running anything else.
+            unsafe { libc::_exit(128 + second) }
         });
         run_node(cfg, rx).await
     });
-    stop_runtime(rt, &ran);
-    ran.map_err(anyhow::Error::from)
+    stop_runtime(rt);
+    leave(ran.map_err(anyhow::Error::from))
 }
 
 /// How long the runtime may take to stop once the node returned.
 const RUNTIME_STOP: Duration = Duration::from_secs(2);
 
 /// Stops the runtime without waiting forever: a replica write stuck in the
-/// engine (a write stall, a hung disk) keeps a worker or a blocking thread
-/// busy, and dropping the runtime would wait for it (review M1 of the
-/// bounded close). After a stuck write the process leaves at once
-/// (`_exit`): the engine's threads may still hold its locks, so running
-/// exit handlers and destructors could hang too; the next start recovers in
-/// full (there is no clean-shutdown marker).
-fn stop_runtime(rt: tokio::runtime::Runtime, ran: &Result<(), NodeError>) {
+/// engine (a write stall, a hung disk) or a long read (a Merkle build)
+/// keeps a worker or a blocking thread busy, and dropping the runtime would
+/// wait for it (review M1 of the bounded close).
+fn stop_runtime(rt: tokio::runtime::Runtime) {
     rt.shutdown_timeout(RUNTIME_STOP);
-    if let Err(e @ NodeError::WritesStuck(_)) = ran {
-        eprintln!("Error: {e}");
-        // SAFETY: `_exit` ends the process without running anything else;
-        // nothing of this process is used after it.
-        unsafe { libc::_exit(1) }
-    }
+}
+
+/// Ends the process once the node has stopped, always with `_exit`: a
+/// thread the runtime's stop gave up on may still be inside RocksDB, and
+/// running exit handlers and C++ static destructors beside it can hang or
+/// abort (review of f72e5ed, M1 and M2). Nothing is lost by skipping
+/// them: the node synced and wrote its clean-shutdown marker already, or
+/// (after a stuck write or a failed task) wrote none, so the next start
+/// recovers in full; telemetry was flushed when the node's future ended.
+fn leave(ran: anyhow::Result<()>) -> ! {
+    use std::io::Write;
+    let code = match &ran {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{}", super::error_line(e));
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` ends the process without running anything else;
+    // nothing of this process is used after it.
+    unsafe { libc::_exit(code) }
 }
 
 /// Resolves on SIGINT or SIGTERM, with the signal's number.
@@ -325,7 +341,7 @@ mod tests {
         inside.recv().expect("one is stuck");
         let (done, stopped) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            stop_runtime(rt, &Ok(()));
+            stop_runtime(rt);
             let _ = done.send(());
         });
         let waited = stopped.recv_timeout(RUNTIME_STOP * 10);
