@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn node_columns_line_up_whatever_the_id_length() {
         let rows = [
-            row("dc1-n1", 256, 50.0),
+            row("n1", 256, 50.0),
             row("a-node-id-longer-than-sixteen", 16, 100.0),
         ];
         let text = nodes_table(&rows);

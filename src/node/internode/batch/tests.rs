@@ -40,7 +40,10 @@ impl Hooks for Writes {
 /// The batch's five entries, as the lane sends them: two that apply
 /// (planned on the replica's own layout, v2), one whose deadline passed
 /// before it arrived, one planned on v1 (which the replica's v2
-/// supersedes) and aimed at nobody, one whose record does not decode.
+/// supersedes) and aimed at this replica alone (as a client write names
+/// at least its receiver: a write naming nobody is a repair's merge,
+/// refused only where the key moved away), one whose record does not
+/// decode.
 fn five(record: &[u8]) -> Vec<ReplicaBatchEntry> {
     let entry = |key: &str, version: u64, record: &[u8], timeout_ms: u32| ReplicaBatchEntry {
         write: Some(ReplicaWriteRequest {
@@ -48,6 +51,7 @@ fn five(record: &[u8]) -> Vec<ReplicaBatchEntry> {
             key: key.as_bytes().to_vec(),
             record: record.to_vec(),
             layout_version: version,
+            targets: vec!["dc1-n2".into()],
             ..Default::default()
         }),
         timeout_ms,
