@@ -291,7 +291,9 @@ fn leave(ran: anyhow::Result<()>) -> ! {
     let code = match &ran {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{}", super::error_line(e));
+            // Not `eprintln!`: it panics on a closed stderr, and a panic
+            // here would unwind into the exit handlers `_exit` avoids.
+            let _ = writeln!(std::io::stderr(), "{}", super::error_line(e));
             1
         }
     };
