@@ -13,6 +13,7 @@
 //! POST /faults/delay?dc=dc2&ms=50    one-way delay towards a datacenter
 //! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /faults/hold-layouts          ignore layouts gossip or peers offer (take-layouts undoes it)
+//! POST /faults/refuse-adoption       refuse a leaver's Adopt batches (accept-adoption undoes it)
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! POST /repair/start[?keyspace=K]  the same sweep in the background; GET /repair/status its progress
 //! GET  /layout                       the cluster layout in force, as JSON

@@ -140,6 +140,8 @@ async fn fault(
         ("crash-after-write", _) => a.faults.arm_crash_after_write(),
         ("hold-layouts", _) => a.faults.hold_layouts(true),
         ("take-layouts", _) => a.faults.hold_layouts(false),
+        ("refuse-adoption", _) => a.faults.refuse_adoption(true),
+        ("accept-adoption", _) => a.faults.refuse_adoption(false),
         ("cut" | "heal" | "delay", _) => false,
         _ => return (StatusCode::NOT_FOUND, "unknown fault\n").into_response(),
     };

@@ -365,9 +365,13 @@ impl InternodeService {
                         break;
                     };
                     let (receiver, tx) = (receiver.clone(), tx.clone());
+                    // Test-only (`--fault-injection`): a drain that cannot hand over.
+                    let refuse = adopt && faults.refuses_adoption();
                     tokio::spawn(
                         async move {
-                            let ack = if adopt {
+                            let ack = if refuse {
+                                crate::hints::adopt::refuse(batch)
+                            } else if adopt {
                                 receiver.adopt(batch).await
                             } else {
                                 receiver.apply(batch).await

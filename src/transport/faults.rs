@@ -9,6 +9,9 @@
 //! One node fault: *crash after write* makes this node SIGKILL itself right
 //! after the next write it coordinates for a peer has committed, before it
 //! replies (the ambiguous failure a caller must not retry elsewhere).
+//! Another, *refuse adoption*, makes this node refuse every `Adopt` batch
+//! a node that has left offers it (every entry acknowledged not applied,
+//! so the leaver keeps it): a drain that cannot hand anything over.
 
 use crate::topology::NodeInfo;
 use parking_lot::RwLock;
@@ -31,6 +34,8 @@ pub struct Faults {
     /// Set by [`Faults::hold_layouts`]: layouts offered by gossip or pushed
     /// by peers are ignored (a coordinator left on an older view).
     hold_layouts: AtomicBool,
+    /// Set by [`Faults::refuse_adoption`]: `Adopt` batches are refused.
+    refuse_adoption: AtomicBool,
 }
 
 #[derive(Default, Debug, Clone, serde::Serialize)]
@@ -49,6 +54,7 @@ impl Faults {
             rules: RwLock::new(Rules::default()),
             crash_after_write: AtomicBool::new(false),
             hold_layouts: AtomicBool::new(false),
+            refuse_adoption: AtomicBool::new(false),
         }
     }
 
@@ -133,6 +139,21 @@ impl Faults {
     /// Whether offered layouts are ignored ([`Faults::hold_layouts`]).
     pub fn holds_layouts(&self) -> bool {
         self.enabled && self.hold_layouts.load(Ordering::SeqCst)
+    }
+
+    /// Makes the node refuse (`on`) or take again the batches a node that
+    /// has left offers it for adoption (`hints::adopt`): refused, each
+    /// entry is acknowledged not applied and stays with the leaver.
+    pub fn refuse_adoption(&self, on: bool) -> bool {
+        if self.enabled {
+            self.refuse_adoption.store(on, Ordering::SeqCst);
+        }
+        self.enabled
+    }
+
+    /// Whether `Adopt` batches are refused ([`Faults::refuse_adoption`]).
+    pub fn refuses_adoption(&self) -> bool {
+        self.enabled && self.refuse_adoption.load(Ordering::SeqCst)
     }
 
     /// Makes the node kill itself after the next write it commits for a peer.

@@ -7,6 +7,11 @@
 //! - Killed after it is Left, while it still has queued entries, the
 //!   leaver starts again drain-only (no client port, no internode server),
 //!   hands everything over and exits 0.
+//! - Killed while draining and started again drain-only while every
+//!   adopter refuses its batches (the test-only fault `refuse-adoption`)
+//!   and dc2 is still paused, it keeps everything; stopped (SIGTERM), it
+//!   exits 1 naming the entries left; started again once they can go, it
+//!   hands everything over and exits 0.
 //! - With dc2 paused throughout, the leave still ends: the leaver hands
 //!   its dc2 backlog to another node of dc1 and exits 0; dc2 gets every
 //!   write once it is back.
@@ -33,6 +38,13 @@ async fn phase(c: &Cluster, id: &str) -> Option<String> {
 /// dc1 of four (dc1-n4 leaves), dc2 of one (paused); 200 LOCAL_QUORUM
 /// writes through the leaver, acknowledged, then the decommission begins.
 async fn writes_then_leave() -> (Cluster, Vec<String>) {
+    writes_then_leave_refused(false).await
+}
+
+/// [`writes_then_leave`]; with `refused`, dc1's other nodes refuse every
+/// batch offered for adoption (the test-only fault `refuse-adoption`)
+/// from before the leave begins.
+async fn writes_then_leave_refused(refused: bool) -> (Cluster, Vec<String>) {
     let c = Cluster::start(Spec {
         dcs: vec![("dc1", 4), ("dc2", 1)],
         replication: vec![("dc1", 3), ("dc2", 1)],
@@ -43,20 +55,26 @@ async fn writes_then_leave() -> (Cluster, Vec<String>) {
     .await;
     c.signal("dc2-n1", libc::SIGSTOP);
     let acked = c.preload("dc1-n4", "drain", 200).await;
+    for id in ["dc1-n1", "dc1-n2", "dc1-n3"]
+        .into_iter()
+        .filter(|_| refused)
+    {
+        (admin(c.node(id).admin_address, "POST", "/faults/refuse-adoption").await)
+            .expect("fault set");
+    }
     admin(c.node("dc1-n4").admin_address, "POST", "/decommission")
         .await
         .expect("decommission begins");
     (c, acked)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything_over() {
-    let (mut c, acked) = writes_then_leave().await;
+/// Waits (up to 90 s) until the leaver's decommission is draining.
+async fn until_draining(c: &Cluster) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let p = phase(&c, "dc1-n4").await;
+        let p = phase(c, "dc1-n4").await;
         if p.as_deref() == Some("draining") {
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -65,6 +83,12 @@ async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leaver_killed_while_draining_restarts_drain_only_and_hands_everything_over() {
+    let (mut c, acked) = writes_then_leave().await;
+    until_draining(&c).await;
     c.kill("dc1-n4");
     c.signal("dc2-n1", libc::SIGCONT);
     c.restart_with_args("dc1-n4", &[]);
@@ -91,6 +115,49 @@ async fn a_leave_ends_while_a_remote_datacenter_is_down_and_its_backlog_is_hande
     }
     assert!(adopted > 0.0, "the leaver handed its dc2 backlog over");
     c.signal("dc2-n1", libc::SIGCONT);
+    every_write_reaches_dc2(&c, &acked).await;
+}
+
+/// A drain-only leaver that can neither deliver (dc2 paused) nor hand
+/// over (every adopter refuses, the test-only fault) keeps its entries
+/// and, stopped (SIGTERM), exits non-zero naming what is left; started
+/// again once adoption is accepted and dc2 is back, it hands everything
+/// over and exits 0, and dc2 gets every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drain_only_leaver_that_cannot_hand_over_exits_non_zero_naming_what_is_left() {
+    let (mut c, acked) = writes_then_leave_refused(true).await;
+    until_draining(&c).await;
+    c.kill("dc1-n4");
+    c.restart_with_args("dc1-n4", &[]);
+    // Its progress line (every 10 s) shows the dc2 stream still queued.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(c.log("dc1-n4").lines()).any(|l| l.contains("draining: ") && l.contains("dc:dc2=")) {
+        assert!(
+            Instant::now() < deadline,
+            "no drain progress line\n{}",
+            c.log("dc1-n4")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.signal("dc1-n4", libc::SIGTERM);
+    let exit = c.wait_exit("dc1-n4", Duration::from_secs(30)).await;
+    let log = c.log("dc1-n4");
+    assert_eq!(exit.code(), Some(1), "exited {exit}\n{log}");
+    let said = (log.lines())
+        .find(|l| l.contains("the drain stopped with"))
+        .unwrap_or_else(|| panic!("no error naming what is left\n{log}"));
+    assert!(said.contains("dc:dc2="), "{said}");
+    let mut adopted = 0.0;
+    for id in ["dc1-n1", "dc1-n2", "dc1-n3"] {
+        adopted += (c.metric(id, "geokv_hints_adopted_total", "")).await;
+        (admin(c.node(id).admin_address, "POST", "/faults/accept-adoption").await)
+            .expect("fault cleared");
+    }
+    assert_eq!(adopted, 0.0, "an adopter took entries despite the fault");
+    c.signal("dc2-n1", libc::SIGCONT);
+    c.restart_with_args("dc1-n4", &[]);
+    let exit = c.wait_exit("dc1-n4", Duration::from_secs(60)).await;
+    assert!(exit.success(), "exited {exit}\n{}", c.log("dc1-n4"));
     every_write_reaches_dc2(&c, &acked).await;
 }
 

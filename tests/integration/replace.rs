@@ -9,7 +9,9 @@
 //! owners are the old ones with the dead node swapped for the new one, and
 //! it holds exactly the pre-replacement keys the dead node held. The same
 //! for `geokv removenode`: a live node is refused; the killed node ends
-//! Removed everywhere and its new owners hold its keys.
+//! Removed everywhere and its new owners hold its keys. And a replacement
+//! while every dc2 process is paused (SIGSTOP): it completes from dc1's
+//! survivors, dc2 learns it once resumed, nothing acknowledged is lost.
 
 use crate::common::*;
 use geokv::layout::NodeState;
@@ -232,5 +234,61 @@ async fn a_killed_node_is_removed_under_writers_and_its_ranges_are_re_replicated
             }
         }
     }
+    every_write_reads_back(&c, &acked, before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_is_replaced_while_the_other_datacenter_is_paused_and_nothing_is_lost() {
+    let (mut c, before, writers, stop) =
+        loaded_cluster_under_writers(&[("dc1", 0), ("dc1", 1)]).await;
+    let dc2: Vec<String> = (c.nodes.iter())
+        .filter(|n| n.dc == "dc2")
+        .map(|n| n.id.clone())
+        .collect();
+    for id in &dc2 {
+        c.signal(id, libc::SIGSTOP);
+    }
+    let n1 = c.node("dc1-n1").clone();
+    c.kill("dc1-n2");
+    for id in dc2.iter().map(String::as_str).chain(["dc1-n2"]) {
+        c.wait_seen("dc1-n1", id, false, Duration::from_secs(30))
+            .await;
+    }
+    let ip = c.spare_ip(19);
+    let began = Instant::now();
+    let mut n9 = c.spawn_new_node(
+        "dc1-n9",
+        "dc1-n9",
+        ip,
+        n1.peer_address,
+        &["--replace", "dc1-n2"],
+    );
+    let done = n9
+        .wait_normal(n1.admin_address, Duration::from_secs(240), async || {})
+        .await;
+    eprintln!(
+        "replaced with dc2 paused in {:?} (layout v{})",
+        began.elapsed(),
+        done.version
+    );
+    let acked = stop_writers(writers, &stop).await;
+    let total: usize = acked.iter().map(|(_, k)| k.len()).sum();
+    assert!(total > 100, "only {total} writes acknowledged");
+    for id in &dc2 {
+        c.signal(id, libc::SIGCONT);
+    }
+    // Every node, dc2's too once resumed, ends on the replacement.
+    let mut admins: Vec<SocketAddr> = (c.nodes.iter())
+        .filter(|n| n.id != "dc1-n2")
+        .map(|n| n.admin_address)
+        .collect();
+    admins.push(n9.admin_address());
+    until_every_layout(&admins, |l| {
+        let state = |id: &str| l.node(id).map(|(_, _, n)| n.state);
+        state("dc1-n9") == Some(NodeState::Normal)
+            && state("dc1-n2") == Some(NodeState::Removed)
+            && l.movements.is_empty()
+    })
+    .await;
     every_write_reads_back(&c, &acked, before).await;
 }
