@@ -18,10 +18,14 @@
 //! a row ([`hand_over`]), else the leave would wait as long as that lasts.
 //!
 //! Its anti-entropy records (keys a destination refused, hints past their
-//! window) are handed over the same way, once it has left (`records`).
+//! window) are handed over once it has left too (`records`), but not
+//! bound to its datacenter: to any live Normal member
+//! ([`record_adopters`]), one that replicates the records' ranges first
+//! ([`by_replicated`]).
 //!
-//! Owns [`decide`] (pure: may this node adopt for that queue), [`adopters`]
-//! (pure: who may adopt), [`hand_over`] (pure: does the leaver hand over)
+//! Owns [`decide`] (pure: may this node adopt for that queue), [`adopters`],
+//! [`record_adopters`] and [`by_replicated`] (pure: who may adopt, in
+//! which order), [`hand_over`] (pure: does the leaver hand over)
 //! and [`adopt`] (the receiving side's I/O).
 //! Must not apply an adopted entry to a replica: it is delivered later,
 //! from the adopter's queue, like any entry queued there.
@@ -147,6 +151,34 @@ pub fn record_adopters(
     let mut v: Vec<&crate::topology::NodeInfo> = live_normal(view, me, is_up).collect();
     v.sort_by_key(|n| n.dc != my_dc);
     v.into_iter().map(|n| n.id.clone()).collect()
+}
+
+/// `adopters` (as [`record_adopters`] lists them) ordered for a page of
+/// `records`: those that replicate more of the records' ranges in `view`
+/// first, in the given order otherwise. A replica's recorded pass compares
+/// its own copy with each other replica; an adopter that replicates none
+/// of a range runs a session between every other replica and each target
+/// (every pair without one; `repair::plan::pairs`), Merkle trees and rows
+/// crossing the WAN to it and back when it sits in another datacenter.
+pub fn by_replicated(
+    view: &ClusterView,
+    adopters: Vec<String>,
+    records: &[crate::repair::plan::Recorded],
+) -> Vec<String> {
+    let replicated = |id: &str| {
+        let Some(n) = view.node(id) else { return 0 };
+        (records.iter())
+            .filter(|r| {
+                (view.ring.replicas_for_token(&r.keyspace, r.token))
+                    .is_ok_and(|s| s.contains(n.idx))
+            })
+            .count()
+    };
+    let mut ranked: Vec<(usize, String)> = (adopters.into_iter())
+        .map(|id| (replicated(&id), id))
+        .collect();
+    ranked.sort_by_key(|(n, _)| std::cmp::Reverse(*n)); // stable
+    ranked.into_iter().map(|(_, id)| id).collect()
 }
 
 /// Every entry of a batch acknowledged alike: durable, or not applied (the

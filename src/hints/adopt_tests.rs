@@ -173,7 +173,7 @@ fn past_the_threshold_the_destination_is_tried_between_adopters() {
 
 fn recorded(keyspace: &str, token: u64, dest: &str) -> crate::repair::plan::Recorded {
     crate::repair::plan::Recorded {
-        key: crate::repair::plan::repair_key(keyspace, token, token),
+        key: crate::repair::plan::repair_key(keyspace, token, token).expect("a short name"),
         keyspace: keyspace.into(),
         token,
         dest: dest.into(),
@@ -220,6 +220,31 @@ async fn adopted_anti_entropy_records_are_recorded_at_the_adopter() {
     // Not settled: kept by the leaver.
     let kept = acks(3, &[0, 1], false);
     assert!(records::handed(&recs, &kept).is_empty());
+}
+
+/// A record whose keyspace name does not fit a record key's one-byte
+/// length (over 255 bytes: no topology has one) is refused, not recorded
+/// under a key truncated to another keyspace (before: acknowledged
+/// durable, its length byte wrapped to 0).
+#[tokio::test]
+async fn an_adopted_record_of_a_keyspace_name_over_255_bytes_is_refused() {
+    use crate::repair::records::load_records;
+    let (_, left) = layouts();
+    let a = hints_on(left, "a");
+    let sender = a.cluster.current().node("b").unwrap().clone();
+    let recs = [recorded("default", 7, "dc:dc2")];
+    let mut b = records::batch(&sender, &recs, 3);
+    let mut long = b.entries[0].clone();
+    (long.seq, long.keyspace) = (1, "k".repeat(256));
+    b.entries.push(long);
+    let ack = adopt(&a, "a", "dc1", b).await;
+    let got: Vec<(u64, bool, bool)> = (ack.entries.iter())
+        .map(|e| (e.seq, e.durable, e.refused))
+        .collect();
+    assert_eq!(got, [(0, true, false), (1, false, true)]);
+    let here = load_records(&**a.store.engine()).unwrap();
+    assert_eq!(here.len(), 1, "{here:?}");
+    assert_eq!(here[0].keyspace, "default");
 }
 
 /// An adopter that acknowledges a record twice in one answer hands it over
@@ -306,4 +331,51 @@ async fn an_entry_that_does_not_belong_in_the_queue_is_refused_alone() {
     assert!(adopt(&a, "a", "dc1", s).await.entries[0].refused);
     assert!(fits(&dc("dc2"), &entry(b"k")));
     assert!(!fits(&node("b"), &entry(b"k")));
+}
+
+/// A record of `keyspace` at `token`, towards dc2.
+fn rec(token: u64) -> crate::repair::plan::Recorded {
+    crate::repair::plan::Recorded {
+        key: Vec::new(),
+        keyspace: "ks".into(),
+        token,
+        dest: "dc:dc2".into(),
+    }
+}
+
+/// A page of records goes first to the adopters that replicate most of
+/// its ranges (a non-replica adopter's recorded pass runs every-pair
+/// sessions, across the WAN); the given order (own datacenter first)
+/// otherwise.
+#[test]
+fn record_adopters_that_replicate_the_records_ranges_come_first() {
+    // `ks` has one replica in dc1 and one in dc2 (x); z, the leaver, is in
+    // dc3, a coordinator-only datacenter.
+    let dcs: [(&str, &[&str]); 3] = [("dc1", &["a", "b", "c"]), ("dc2", &["x"]), ("dc3", &["z"])];
+    let topo = crate::topology::testing::yaml(&dcs, &[("dc1", 1), ("dc2", 1)]);
+    let parsed = crate::topology::Topology::parse("t.yaml", &topo).expect("parses");
+    let seed = Layout::seed(&parsed);
+    let left = seed.begin_leave("z").unwrap().finish_leave("z").unwrap();
+    let z = ClusterView::derive(left, "z").unwrap();
+    let listed = record_adopters(&z, "z", "dc3", |_| true);
+    assert_eq!(listed, ["a", "b", "c", "x"]);
+    // x replicates every range, each dc1 node about a third of them.
+    let page: Vec<_> = (0..64u64).map(|i| rec(i << 58)).collect();
+    let ranked = by_replicated(&z, listed.clone(), &page);
+    assert_eq!(ranked[0], "x", "{ranked:?}");
+    // One record: its dc1 replica and x tie, in the given order, then the rest.
+    let ring = &z.ring;
+    let replicas = ring.replicas_for_token("ks", 1 << 62).unwrap();
+    let ids: Vec<String> = replicas.all().map(|n| ring.node(n).id.clone()).collect();
+    let dc1 = ids.iter().find(|id| *id != "x").expect("a dc1 replica");
+    let ranked = by_replicated(&z, listed.clone(), &[rec(1 << 62)]);
+    assert_eq!(ranked[..2], [dc1.clone(), "x".to_string()]);
+    let rest: Vec<&String> = listed.iter().filter(|id| !ids.contains(id)).collect();
+    assert_eq!(ranked[2..].iter().collect::<Vec<_>>(), rest);
+    // Nobody replicates a keyspace the ring does not know: order kept.
+    let unknown = [crate::repair::plan::Recorded {
+        keyspace: "nope".into(),
+        ..rec(1)
+    }];
+    assert_eq!(by_replicated(&z, listed.clone(), &unknown), listed);
 }

@@ -20,7 +20,7 @@ use super::{now_ms, HintsConfig};
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
-use crate::repair::plan::repair_key;
+use crate::repair::plan::{repair_key, KeyspaceTooLong};
 use crate::replica::CallSite;
 use crate::ring::token_of;
 use parking_lot::RwLock;
@@ -183,7 +183,9 @@ impl Store {
         Some((seq, bytes))
     }
 
-    /// Records a key's token as needing anti-entropy towards `dest`.
+    /// Records a key's token as needing anti-entropy towards `dest`. Its
+    /// keyspace is one of the topology's (validated: at most 255 bytes);
+    /// one that is not has no replica to repair, and is logged.
     pub(crate) fn needs_repair(
         &self,
         keyspace: &str,
@@ -191,7 +193,11 @@ impl Store {
         dest: &Dest,
         batch: &mut WriteBatch,
     ) {
-        self.record_token(keyspace, token_of(key), &dest.label(), batch);
+        let recorded = self.record_token(keyspace, token_of(key), &dest.label(), batch);
+        debug_assert!(recorded.is_ok(), "{recorded:?}");
+        if let Err(e) = recorded {
+            tracing::error!(dest = %dest.label(), error = %e, "not recorded for anti-entropy");
+        }
     }
 
     /// Records `token` of `keyspace` as needing anti-entropy towards the
@@ -203,13 +209,14 @@ impl Store {
         token: u64,
         dest: &str,
         batch: &mut WriteBatch,
-    ) {
+    ) -> Result<(), KeyspaceTooLong> {
         // The queue's sequence counter: unique, and increasing across restarts.
         let unique = self.seq.fetch_add(1, Ordering::Relaxed);
+        let k = repair_key(keyspace, token, unique)?;
         self.records.written();
-        let k = repair_key(keyspace, token, unique);
         batch.put_raw(Cf::Meta, &k, dest.as_bytes());
         metrics::counter!("geokv_repair_recorded_total", "dest" => dest.to_string()).increment(1);
+        Ok(())
     }
 
     /// Deletes `done` (acknowledged as durable at the destination) from

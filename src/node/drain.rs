@@ -9,8 +9,9 @@
 //! replicates the key are redirected (`hints::orphans`); a queue whose
 //! destination is down (a peer, a remote datacenter) is handed by its own
 //! delivery task to a live member of this datacenter, which adopts it
-//! (`hints::adopt`), so the drain does not wait for an outage; so are its
-//! anti-entropy records (`hints::adopt::records`). It stops (exit 0) once
+//! (`hints::adopt`), so the drain does not wait for an outage; its
+//! anti-entropy records go to a live Normal member of any datacenter, one
+//! that replicates their ranges first (`hints::adopt::records`). It stops (exit 0) once
 //! every queue is empty and every record handed over, or on `shutdown` with
 //! an error naming what is left ([`outcome`]: the process exits non-zero). With no admin
 //! port, its progress is its log: every [`PROGRESS`] a line with the

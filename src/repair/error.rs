@@ -42,6 +42,9 @@ pub enum RepairError {
         "this node is in datacenter {mine}, not {dc}: send a repair of {dc} to one of its nodes"
     )]
     OtherDc { dc: String, mine: String },
+    /// A record for a keyspace whose name does not fit a record key.
+    #[error(transparent)]
+    KeyspaceTooLong(#[from] super::plan::KeyspaceTooLong),
 }
 
 impl From<HandleError> for RepairError {
@@ -66,7 +69,8 @@ impl RepairError {
             RepairError::Ring(_)
             | RepairError::BadReply { .. }
             | RepairError::Diff(_)
-            | RepairError::OtherDc { .. } => false,
+            | RepairError::OtherDc { .. }
+            | RepairError::KeyspaceTooLong(_) => false,
         }
     }
 }

@@ -143,14 +143,22 @@ pub const REPAIR_PREFIX: &[u8] = b"repair/";
 /// `unique` makes every record its own key, so records for one token
 /// accumulate (each names its own destination) and a record written while
 /// a repair pass runs is not the key that pass deletes at its end.
-pub fn repair_key(keyspace: &str, token: u64, unique: u64) -> Vec<u8> {
+/// A keyspace name over 255 bytes has no record key (topology validation
+/// refuses such names, so only a bad peer's batch can carry one).
+pub fn repair_key(keyspace: &str, token: u64, unique: u64) -> Result<Vec<u8>, KeyspaceTooLong> {
+    let len = u8::try_from(keyspace.len()).map_err(|_| KeyspaceTooLong(keyspace.len()))?;
     let mut k = REPAIR_PREFIX.to_vec();
-    k.push(keyspace.len() as u8);
+    k.push(len);
     k.extend_from_slice(keyspace.as_bytes());
     k.extend_from_slice(&token.to_be_bytes());
     k.extend_from_slice(&unique.to_be_bytes());
-    k
+    Ok(k)
 }
+
+/// A keyspace name too long for an anti-entropy record's one-byte length.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a keyspace name of {0} bytes has no anti-entropy record (at most 255)")]
+pub struct KeyspaceTooLong(pub usize);
 
 /// A token range recorded as needing anti-entropy: meta-CF key
 /// `REPAIR_PREFIX [ks_len u8][keyspace][token u64 BE][unique u64 BE]` (see

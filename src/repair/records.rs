@@ -139,7 +139,7 @@ pub fn record_every_range(
         for p in table.iter().filter(|p| p.replicas.contains(&me)) {
             // A range is `(start, end]`: its end token is inside it. A fixed
             // suffix: starting again before the pass overwrites, not adds.
-            let key = repair_key(keyspace, p.range.end, u64::MAX);
+            let key = repair_key(keyspace, p.range.end, u64::MAX)?;
             batch.put_raw(Cf::Meta, &key, dest.as_bytes());
             n += 1;
         }

@@ -5,10 +5,13 @@
 //! and would be deleted with its store once it has left, so the missed
 //! writes would wait for the next periodic sweep. A node that has left
 //! sends them, in the `Adopt` call's batch shape ([`batch`]: one entry
-//! per record, `adopt_for` = [`LABEL`]), to a live Normal member (of its
-//! own datacenter first, of any other when it has none: a coordinator-only
-//! datacenter's last node; `adopt::record_adopters`), which records each again in its own store ([`adopt`]) and
-//! acknowledges it durable; the leaver deletes a record only then
+//! per record, `adopt_for` = [`LABEL`]), to a live Normal member of any
+//! datacenter (`adopt::record_adopters`: a coordinator-only datacenter's
+//! last node has none of its own), those that replicate the page's ranges
+//! first, then its own datacenter's (`adopt::by_replicated`), which
+//! records each again in its own store ([`adopt`]) and acknowledges it
+//! durable; its recorded pass repairs the ranges with their replicas,
+//! wherever it runs. The leaver deletes a record only then
 //! ([`handed`]). The drain waits for it (`Hints::left_to_hand_over`).
 //!
 //! An older adopter refuses the label (`adopt::decide`: an unknown
@@ -98,8 +101,8 @@ pub async fn adopt(hints: &Arc<Hints>, batch: StreamBatch) -> StreamAck {
         let dest = std::str::from_utf8(&e.record).ok();
         let ok = match (token, dest) {
             (Ok(token), Some(dest)) if Dest::from_label(dest).is_some() => {
-                hints.store.record_token(&e.keyspace, token, dest, &mut wb);
-                true
+                // A keyspace name no record key holds: refused, not truncated.
+                (hints.store.record_token(&e.keyspace, token, dest, &mut wb)).is_ok()
             }
             _ => false,
         };
@@ -212,6 +215,7 @@ impl Handing {
         // A kept record comes round again on the next sweep.
         self.cursor = next;
         self.batch_id += 1;
+        let adopters = super::by_replicated(&hints.cluster.current(), adopters, &records);
         let to = (adopters.get(self.tried % adopters.len().max(1))).ok_or("no live adopter")?;
         let ack = offer(link, to, batch(me, &records, self.batch_id)).await?;
         let done: Vec<Recorded> = handed(&records, &ack).into_iter().cloned().collect();

@@ -18,11 +18,22 @@ fn records_parse() {
         (r.keyspace.as_str(), r.token, r.dest.as_str()),
         ("default", 0xdead_beef, "node:dc1-n3")
     );
-    let r = Recorded::parse(&repair_key("default", 7, 99), b"dc:dc2").unwrap();
+    let r = Recorded::parse(&repair_key("default", 7, 99).unwrap(), b"dc:dc2").unwrap();
     assert_eq!((r.keyspace.as_str(), r.token), ("default", 7));
     assert!(Recorded::parse(b"repair/", b"").is_none());
     assert!(Recorded::parse(&key("default", 1)[..10], b"").is_none());
     assert!(Recorded::parse(b"generation", b"").is_none());
+}
+
+/// A name of 255 bytes fits a record key's length byte; one of 256 is a
+/// typed error, not a key whose length wrapped to 0 (review Low of stop 24).
+#[test]
+fn a_keyspace_name_over_255_bytes_has_no_record_key() {
+    let max = "k".repeat(255);
+    let r = Recorded::parse(&repair_key(&max, 7, 1).expect("fits"), b"dc:dc2").unwrap();
+    assert_eq!(r.keyspace, max);
+    let long = "k".repeat(256);
+    assert_eq!(repair_key(&long, 7, 1), Err(KeyspaceTooLong(256)));
 }
 
 #[test]

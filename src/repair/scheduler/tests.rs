@@ -83,7 +83,7 @@ async fn an_overdue_sweep_runs_soon_after_a_restart() {
 async fn a_node_outside_the_layout_refuses_a_pass_instead_of_panicking() {
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let mut b = crate::engine::WriteBatch::new();
-    let key = crate::repair::plan::repair_key("default", 42, 1);
+    let key = crate::repair::plan::repair_key("default", 42, 1).unwrap();
     b.put_raw(crate::engine::Cf::Meta, &key, b"node:dc1-n2");
     engine.write(b).expect("record");
     let cluster = crate::view::Cluster::fixed(&Topology::dev(), "outsider");
@@ -153,7 +153,7 @@ async fn a_view_installed_just_before_the_records_are_deleted_keeps_them() {
     let mut b = crate::engine::WriteBatch::new();
     b.put_raw(
         crate::engine::Cf::Meta,
-        &crate::repair::plan::repair_key("gone", 42, 1),
+        &crate::repair::plan::repair_key("gone", 42, 1).unwrap(),
         b"node:dc1-n2",
     );
     engine.write(b).expect("record");

@@ -35,21 +35,29 @@ fn record(hints: &Hints, engine: &Arc<dyn Engine>, n: u32) {
     }
 }
 
-/// An adopter that takes every batch it is sent (`take`), or none.
-fn adopter(mut opened: mpsc::UnboundedReceiver<Opened>, take: Arc<Mutex<bool>>) {
+/// An adopter that takes every batch it is sent (`take`), or none; how
+/// many batches it answered so far.
+fn adopter(
+    mut opened: mpsc::UnboundedReceiver<Opened>,
+    take: Arc<Mutex<bool>>,
+) -> Arc<AtomicUsize> {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let n = answered.clone();
     tokio::spawn(async move {
         while let Some(mut s) = opened.recv().await {
-            let take = take.clone();
+            let (take, n) = (take.clone(), n.clone());
             tokio::spawn(async move {
                 while let Some(b) = s.batches.recv().await {
                     let mut ack = durable(&b);
                     let took = *take.lock();
                     ack.entries.iter_mut().for_each(|e| e.durable = took);
                     let _ = s.acks.send(Ok(ack));
+                    n.fetch_add(1, Ordering::SeqCst);
                 }
             });
         }
     });
+    answered
 }
 
 /// Waits (real time, at most 20 s) until nothing is left to hand over.
@@ -129,10 +137,17 @@ async fn a_leaver_with_only_records_left_waits_for_them_and_names_them() {
     let (link, opened) = FakeLink::new(&[], Vec::new());
     *link.adopters.lock() = vec!["a".into()];
     let take = Arc::new(Mutex::new(false));
-    adopter(opened, take.clone());
+    let answered = adopter(opened, take.clone());
     let (_stop, shutdown) = watch::channel(false);
     tokio::spawn(records::run(hints.clone(), link, me, shutdown));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Offered twice and refused twice (no fixed sleep: review Low of stop 24).
+    for _ in 0..400 {
+        if answered.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered.load(Ordering::SeqCst) >= 2, "never offered twice");
     assert_eq!(hints.left_to_hand_over().await, 3, "counted, not handed");
     assert_eq!(hints.seal_if_handed_over().await, 3);
     let per = hints.left_per_queue();
@@ -203,4 +218,89 @@ async fn the_last_node_of_a_coordinator_only_datacenter_hands_its_records_elsewh
     tokio::spawn(records::run(hints.clone(), link, me, shutdown));
     drained(&hints).await;
     assert!(load_records(&*engine).expect("load").is_empty());
+}
+
+/// Only `x` is believed up: every session of its recorded pass is skipped.
+struct OnlyX;
+impl crate::membership::Liveness for OnlyX {
+    fn is_up(&self, n: &str) -> bool {
+        n == "x"
+    }
+}
+
+/// A leaver's records go first to an adopter that replicates their ranges
+/// (before: to the first member listed, dc1's `a`, which replicates about
+/// a third of them: its recorded pass would run a session between the
+/// other replicas, peer against peer, across the WAN), and that adopter's
+/// recorded pass plans every one of those ranges, one session each (its
+/// own copy against the range's dc1 replica).
+#[tokio::test]
+async fn records_go_to_an_adopter_replicating_their_ranges_whose_pass_covers_them() {
+    use crate::repair::{plan::sweep_plan, Repair, RepairConfig, SessionIo, SessionLimits};
+    let dcs: [(&str, &[&str]); 3] = [("dc1", &["a", "b", "c"]), ("dc2", &["x"]), ("dc3", &["z"])];
+    let topo = crate::topology::testing::yaml(&dcs, &[("dc1", 1), ("dc2", 1)]);
+    let seed = crate::layout::Layout::seed(&Topology::parse("t.yaml", &topo).expect("parses"));
+    let me = (crate::view::Cluster::new(seed.clone(), "z", None).expect("a view"))
+        .current()
+        .node("z")
+        .expect("a member")
+        .clone();
+    let left = seed.begin_leave("z").unwrap().finish_leave("z").unwrap();
+    let cluster = crate::view::Cluster::new(left.clone(), "z", None).expect("a view");
+    let (engine, _, _) = counting();
+    let hints = Hints::open(
+        engine.clone(),
+        cluster.clone(),
+        me.clone(),
+        HintsConfig::default(),
+    );
+    let hints = Arc::new(hints.expect("open"));
+    const N: u32 = 20;
+    record(&hints, &engine, N);
+    let tokens: Vec<u64> = (load_records(&*engine).expect("load").iter())
+        .map(|r| r.token)
+        .collect();
+    let (link, mut opened) = FakeLink::new(&[], Vec::new());
+    *link.offered_in.lock() = Some(cluster);
+    let (_stop, shutdown) = watch::channel(false);
+    tokio::spawn(records::run(hints.clone(), link, me, shutdown));
+
+    // x adopts what it is offered into its own store.
+    let x_engine: Arc<dyn Engine> = Arc::new(crate::engine::memory::MemoryEngine::new(
+        crate::engine::Limits::default(),
+    ));
+    let x_cluster = crate::view::Cluster::new(left, "x", None).expect("a view");
+    let x = x_cluster.current().node("x").expect("a member").clone();
+    let x_hints = Hints::open(
+        x_engine.clone(),
+        x_cluster.clone(),
+        x.clone(),
+        HintsConfig::default(),
+    );
+    let x_hints = Arc::new(x_hints.expect("open"));
+    let mut s = opened.recv().await.expect("a stream");
+    assert_eq!(s.to, "x", "the adopter replicating every range comes first");
+    let b = s.batches.recv().await.expect("a batch");
+    let _ = s.acks.send(Ok(records::adopt(&x_hints, b).await));
+    drained(&hints).await;
+
+    // Its recorded pass: every record's range planned, one session each.
+    let ring = x_cluster.current().ring.clone();
+    let sweep = sweep_plan(&ring, "ks", x.idx).expect("a plan");
+    let ranges: std::collections::BTreeSet<usize> = (tokens.iter())
+        .map(|t| (sweep.iter().position(|p| p.range.contains(*t))).expect("x replicates it"))
+        .collect();
+    let tls = crate::transport::tls::Tls::insecure();
+    let faults = Arc::new(crate::transport::faults::Faults::new(false));
+    let io = SessionIo::new(
+        x_cluster,
+        Arc::new(crate::replica::Replica::new(x_engine.clone(), "x", 64)),
+        Arc::new(crate::transport::Peers::new(x, faults, &tls)),
+        SessionLimits::default(),
+    );
+    let repair = Repair::new(io, x_engine, Arc::new(OnlyX), RepairConfig::default());
+    let summary = repair.recorded().await.expect("a pass");
+    assert_eq!(summary.ranges, ranges.len() as u64, "{summary:?}");
+    assert_eq!(summary.peers_skipped, summary.ranges, "{summary:?}");
+    assert_eq!(summary.recorded_pending, N as u64, "kept until repaired");
 }
