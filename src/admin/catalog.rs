@@ -31,7 +31,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, "geokv_writes_forwarded_total", "Writes forwarded to a replica to coordinate (this node does not replicate the key)."),
     (Counter, "geokv_writes_outcome_unknown_total", "Forwarded writes whose coordinator failed before answering (may have been applied)."),
     (Counter, "geokv_sibling_cap_rejections_total", "Replica writes refused because they would exceed the sibling cap."),
-    (Counter, "geokv_stale_view_refusals_total", "Replica writes refused because the coordinator planned them on an older layout that misses a replica of this node's."),
+    (Counter, "geokv_stale_view_refusals_total", "Replica requests refused as planned on an older layout, by kind: write (a client write whose targets miss a replica of this node's), repair (read repair or a repair session's merge of a key this node no longer replicates; a refused repair page applied nothing here, though the peer may have applied earlier pages of the session), read (a read of a key this node no longer replicates)."),
     (Counter, "geokv_stale_view_retries_total", "Client writes sent again on a newer layout after a replica refused them as planned on an older one."),
     // Internode transport.
     (Counter, "geokv_internode_requests_total", "Internode RPCs served, by RPC and source datacenter."),
@@ -65,7 +65,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Gauge, "geokv_repair_running", "1 while an anti-entropy sweep runs."),
     (Counter, "geokv_repair_sessions_total", "Merkle-tree comparisons run."),
     (Counter, "geokv_repair_leaves_differing_total", "Merkle leaves found different by anti-entropy."),
-    (Counter, "geokv_repair_keys_streamed_total", "Keys streamed by anti-entropy, by direction."),
+    (Counter, "geokv_repair_keys_streamed_total", "Keys streamed by anti-entropy, by direction: pages applied in full (a page a peer refused as planned on an older layout is not counted, though some of its rows may have been applied there)."),
     (Counter, "geokv_repair_failures_total", "Anti-entropy sessions that failed."),
     // Engine (written by the engine itself).
     (Counter, "geokv_quarantined_operands_total", "Stored merge operands that did not decode and were set aside."),

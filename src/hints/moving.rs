@@ -26,7 +26,8 @@ use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
 use crate::ring::token_of;
 use crate::version::SiblingSet;
-use crate::view::stale_view::{apply_checked, Planned};
+use crate::view::stale_view::apply_checked;
+pub(crate) use crate::view::stale_view::Decided;
 use crate::view::ClusterView;
 
 /// The nodes other than `target` that must also get a hint for `key`
@@ -45,26 +46,6 @@ pub fn also_to(view: &ClusterView, target: &str, keyspace: &str, key: &[u8]) -> 
         .map(|&i| view.ring.node(i).id.clone())
         .filter(|id| id != target)
         .collect()
-}
-
-/// The view a copy was decided in (its layout version and digest; an
-/// empty digest: the version alone) and every node it goes to.
-#[derive(Clone, Debug)]
-pub(crate) struct Decided {
-    pub version: u64,
-    pub digest: Vec<u8>,
-    pub targets: Vec<String>,
-}
-
-impl Decided {
-    /// Copies decided in `view`, to `targets`.
-    pub(crate) fn in_view(view: &ClusterView, targets: Vec<String>) -> Self {
-        Decided {
-            version: view.version(),
-            digest: view.digest_bytes().to_vec(),
-            targets,
-        }
-    }
 }
 
 /// Gives `to` a copy of the hint `entry` (whose record is `set`): a durable
@@ -86,14 +67,7 @@ pub(crate) async fn copy(
     let (ks, key, set) = (entry.keyspace.clone(), entry.key.clone(), set.clone());
     let decided = decided.clone();
     tokio::task::spawn_blocking(move || {
-        let planned = Planned {
-            keyspace: &ks,
-            key: &key,
-            version: decided.version,
-            digest: &decided.digest,
-            targets: &decided.targets,
-        };
-        apply_checked(&cluster, &planned, || {
+        apply_checked(&cluster, &decided.of_key(&ks, &key), || {
             // The view in force is held (installs wait) until this returns.
             let view = cluster.current();
             if !super::receive::replicates(&view, &ks, &key) {

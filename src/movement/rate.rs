@@ -7,9 +7,11 @@
 //! busy with foreground requests (they share the same disks, blocking
 //! threads and links), so a stream backs off under load and speeds up when
 //! the cluster is idle, instead of a fixed byte rate (Cassandra's 24 MiB/s
-//! cap). A page is judged against the peer's **fastest page seen** (its
-//! round trip and fixed costs, which neither the page size nor a pause can
-//! shorten): it is slow when it takes more than `target` longer. An
+//! cap). A page is judged against the peer's **fastest recent page** (the
+//! quickest of its last `fastest_over` pages with rows: its round trip
+//! and fixed costs, which neither the page size nor a pause can shorten):
+//! it is slow when it takes more than `target` longer; a lasting change
+//! of route becomes the new baseline once the older pages are forgotten. An
 //! absolute target would count a remote datacenter's round trip alone as
 //! load (issue 11: a 100 ms source shrank every page to 16 rows and paused
 //! 1 s between them). Additive increase of the page size while full pages
@@ -18,7 +20,7 @@
 //! nothing: it is neither judged nor followed by a pause. Must not sleep or
 //! do I/O: the driver does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 /// Bounds and target of the controller.
@@ -35,6 +37,12 @@ pub struct RateConfig {
     pub step_rows: u32,
     /// The longest pause between pages when even the smallest page is slow.
     pub max_pause: Duration,
+    /// How many of the last pages with rows the fastest page is taken
+    /// from: a lasting change of route (a slower path to the peer) becomes
+    /// the new baseline after that many pages; so does load lasting that
+    /// long, which is why it is large (over 1000 pages at the smallest
+    /// size, with pauses of up to `max_pause` between them).
+    pub fastest_over: usize,
 }
 
 impl Default for RateConfig {
@@ -46,6 +54,7 @@ impl Default for RateConfig {
             max_rows: 4096,
             step_rows: 64,
             max_pause: Duration::from_secs(1),
+            fastest_over: 1024,
         }
     }
 }
@@ -59,9 +68,10 @@ pub struct Rate {
     cfg: RateConfig,
     rows: u32,
     pause: Duration,
-    /// The fastest page with rows seen: the peer's round trip and fixed
-    /// costs plus a little work. `None` before the first.
-    fastest: Option<Duration>,
+    /// How long the last `fastest_over` pages with rows took, newest
+    /// last; the quickest of them is the peer's round trip and fixed costs
+    /// plus a little work.
+    recent: VecDeque<Duration>,
     /// The last page was empty: it loaded nobody, so no pause follows.
     empty: bool,
 }
@@ -75,7 +85,7 @@ impl Rate {
             cfg,
             rows,
             pause: Duration::ZERO,
-            fastest: None,
+            recent: VecDeque::new(),
             empty: false,
         }
     }
@@ -95,9 +105,10 @@ impl Rate {
         }
     }
 
-    /// The fastest page with rows seen so far.
+    /// The fastest of the last `fastest_over` pages with rows; `None`
+    /// before the first.
     pub fn fastest(&self) -> Option<Duration> {
-        self.fastest
+        self.recent.iter().min().copied()
     }
 
     /// A page of [`Rate::rows`] came back with `got` rows and took `took`
@@ -109,8 +120,11 @@ impl Rate {
             // with rows costs (a pushed empty page may not even travel).
             return;
         }
-        let fastest = self.fastest.map_or(took, |f| f.min(took));
-        self.fastest = Some(fastest);
+        if self.recent.len() >= self.cfg.fastest_over.max(1) {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(took);
+        let fastest = self.fastest().unwrap_or(took);
         if took > fastest.saturating_add(self.cfg.target) {
             self.slow_down();
         } else if self.pause > Duration::ZERO {
@@ -288,6 +302,27 @@ mod tests {
         );
     }
 
+    /// A lasting route change (every page 200 ms slower from then on, with
+    /// no load) becomes the peer's new baseline once the faster pages are
+    /// older than the window: the stream grows again instead of crawling
+    /// at 16 rows with 1 s pauses for good (review Low of stop 24: the
+    /// fastest page only ever went down).
+    #[test]
+    fn a_lasting_route_change_becomes_the_new_baseline() {
+        let mut r = Rate::new(RateConfig::default());
+        for _ in 0..10 {
+            full(&mut r, ms(10));
+        }
+        for _ in 0..RateConfig::default().fastest_over {
+            full(&mut r, ms(210));
+        }
+        assert_eq!(r.fastest(), Some(ms(210)), "the 10 ms pages are gone");
+        for _ in 0..200 {
+            full(&mut r, ms(210));
+        }
+        assert_eq!((r.rows(), r.pause()), (4096, Duration::ZERO));
+    }
+
     #[derive(Clone, Debug)]
     enum Event {
         Page { took_ms: u64, got_pct: u8 },
@@ -305,12 +340,13 @@ mod tests {
         /// Whatever the pages: the page size and pause stay in bounds, no
         /// pause follows an empty page, a page within `target` of the
         /// fastest never slows the stream and a slower one never speeds it
-        /// up, and the fastest is the quickest page with rows.
+        /// up, and the fastest is the quickest of the last
+        /// `fastest_over` pages with rows.
         #[test]
-        fn decisions_follow_the_fastest_page(events in prop::collection::vec(event(), 1..200)) {
-            let cfg = RateConfig::default();
+        fn decisions_follow_the_fastest_page(events in prop::collection::vec(event(), 1..300)) {
+            let cfg = RateConfig { fastest_over: 16, ..RateConfig::default() };
             let mut r = Rate::new(cfg.clone());
-            let mut fastest: Option<Duration> = None;
+            let mut recent: VecDeque<Duration> = VecDeque::new();
             for e in events {
                 let (rows, pause) = (r.rows(), r.pause);
                 match e {
@@ -327,8 +363,11 @@ mod tests {
                             prop_assert_eq!((r.rows(), r.pause), (rows, pause));
                             continue;
                         }
-                        let f = fastest.map_or(took, |f| f.min(took));
-                        fastest = Some(f);
+                        recent.push_back(took);
+                        if recent.len() > cfg.fastest_over {
+                            recent.pop_front();
+                        }
+                        let f = *recent.iter().min().expect("one page");
                         prop_assert_eq!(r.fastest(), Some(f));
                         if took <= f + cfg.target {
                             prop_assert!(r.rows() >= rows && r.pause <= pause);

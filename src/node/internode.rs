@@ -182,7 +182,7 @@ impl Internode for InternodeService {
         if let Some(stale) =
             stale_view::check_read(&view, &r.keyspace, &r.key, planned.0, planned.1)
         {
-            metrics::counter!("geokv_stale_view_refusals_total").increment(1);
+            stale_view::refused("read");
             return Err(stale.into());
         }
         let got = self

@@ -208,7 +208,12 @@ impl SessionIo {
     /// Merges `rows` into `side`, as decided in the pinned view: a side
     /// (this node too) whose view has moved on and no longer replicates a
     /// row's key refuses the page (`view::stale_view`), and the next pass
-    /// repairs the range in the newer view.
+    /// repairs the range in the newer view. This node checks its page as a
+    /// whole (refused: nothing applied); a peer gets the rows in
+    /// concurrent calls (`push_concurrency`), so a page it refuses may be
+    /// partly applied there (merges are idempotent; the session fails and
+    /// the next pass retries). `geokv_repair_keys_streamed_total` counts
+    /// only pages applied in full.
     async fn apply(&self, side: Side, keyspace: &str, rows: Vec<Row>) -> Result<(), RepairError> {
         if rows.is_empty() {
             return Ok(());

@@ -22,7 +22,7 @@ use crate::token::TokenRange;
 use crate::topology::NodeInfo;
 use crate::transport::{Peers, TransportError};
 use crate::version::SiblingSet;
-use crate::view::stale_view::{self, Planned};
+use crate::view::stale_view::{self, Decided, Planned};
 use crate::view::Cluster;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
@@ -83,30 +83,13 @@ impl<'a> PlannedOn<'a> {
     }
 }
 
-/// [`PlannedOn`] owned, to take onto a blocking thread.
-#[derive(Clone, Debug)]
-struct Decided {
-    version: u64,
-    digest: Vec<u8>,
-    targets: Vec<String>,
-}
-
-impl Decided {
-    fn of(p: PlannedOn<'_>) -> Self {
+impl From<PlannedOn<'_>> for Decided {
+    /// [`PlannedOn`] owned, to take onto a blocking thread.
+    fn from(p: PlannedOn<'_>) -> Self {
         Decided {
             version: p.version,
             digest: p.digest.to_vec(),
             targets: p.targets.to_vec(),
-        }
-    }
-
-    fn of_key<'a>(&'a self, keyspace: &'a str, key: &'a [u8]) -> Planned<'a> {
-        Planned {
-            keyspace,
-            key,
-            version: self.version,
-            digest: &self.digest,
-            targets: &self.targets,
         }
     }
 }
@@ -169,7 +152,7 @@ impl Handle {
         match self {
             Handle::Here(replica, cluster) => {
                 let (ks, key, set) = (m.keyspace.to_string(), m.key.to_vec(), m.set.clone());
-                let (decided, cluster) = (m.planned.map(Decided::of), cluster.clone());
+                let (decided, cluster) = (m.planned.map(Decided::from), cluster.clone());
                 replica
                     .blocking(move |r| match decided {
                         None => r.apply(&ks, &key, &set),
@@ -335,7 +318,7 @@ impl Handle {
         match self {
             Handle::Here(replica, cluster) => {
                 let ks = keyspace.to_string();
-                let (decided, cluster) = (planned.map(Decided::of), cluster.clone());
+                let (decided, cluster) = (planned.map(Decided::from), cluster.clone());
                 replica
                     .on_pool(move |r| match decided {
                         None => r.apply_page(&ks, &rows),

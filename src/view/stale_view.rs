@@ -75,6 +75,57 @@ pub struct Planned<'a> {
     pub targets: &'a [String],
 }
 
+impl Planned<'_> {
+    /// The `kind` of its refusal in `geokv_stale_view_refusals_total`:
+    /// `repair` for a repair's merge (no targets: read repair, a repair
+    /// session), `write` for a planned write.
+    pub fn kind(&self) -> &'static str {
+        match self.targets.is_empty() {
+            true => "repair",
+            false => "write",
+        }
+    }
+}
+
+/// Counts one refusal of `kind` (`write`, `repair` or `read`) in
+/// `geokv_stale_view_refusals_total`.
+pub fn refused(kind: &'static str) {
+    metrics::counter!("geokv_stale_view_refusals_total", "kind" => kind).increment(1);
+}
+
+/// A plan owned (to take onto a blocking thread or keep beside a copy):
+/// the view a write or a copy was decided in (its layout version and
+/// digest; an empty digest: the version alone) and every node it goes to
+/// (none for a repair's merge). [`Decided::of_key`] is its [`Planned`].
+#[derive(Clone, Debug, Default)]
+pub struct Decided {
+    pub version: u64,
+    pub digest: Vec<u8>,
+    pub targets: Vec<String>,
+}
+
+impl Decided {
+    /// Copies decided in `view`, to `targets`.
+    pub fn in_view(view: &ClusterView, targets: Vec<String>) -> Self {
+        Decided {
+            version: view.version(),
+            digest: view.digest_bytes().to_vec(),
+            targets,
+        }
+    }
+
+    /// The plan of a write of `keyspace`/`key` under this decision.
+    pub fn of_key<'a>(&'a self, keyspace: &'a str, key: &'a [u8]) -> Planned<'a> {
+        Planned {
+            keyspace,
+            key,
+            version: self.version,
+            digest: &self.digest,
+            targets: &self.targets,
+        }
+    }
+}
+
 /// Runs `apply` only if [`check`] accepts `w` in the view in force, and
 /// keeps that view in force until `apply` returns (installs wait: see
 /// [`Cluster::with_current`]), so a view installed after the check cannot
@@ -107,8 +158,8 @@ fn apply_checked_with<T>(
     apply: impl FnOnce() -> Result<T, GeokvError>,
 ) -> Result<T, GeokvError> {
     cluster.with_current(|view| {
-        if let Some(stale) = ws.iter().find_map(|w| check(view, w)) {
-            metrics::counter!("geokv_stale_view_refusals_total").increment(1);
+        if let Some((w, stale)) = ws.iter().find_map(|w| Some((w, check(view, w)?))) {
+            refused(w.kind());
             return Err(stale);
         }
         between();

@@ -90,7 +90,7 @@ fn check(
         targets: &r.targets,
     };
     if let Some(stale) = stale_view::check(view, &planned) {
-        metrics::counter!("geokv_stale_view_refusals_total").increment(1);
+        stale_view::refused(planned.kind());
         return Err(stale.into());
     }
     Ok((r, set))

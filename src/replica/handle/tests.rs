@@ -59,3 +59,51 @@ async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
     assert!(!client.is_finished(), "that batch is still unanswered");
     client.abort();
 }
+
+/// A peer that keeps every `ReplicaWrite` it is sent.
+#[derive(Clone, Default)]
+struct Keeps(Arc<parking_lot::Mutex<Vec<ReplicaWriteRequest>>>);
+
+#[tonic::async_trait]
+impl crate::transport::testing::Serves for Keeps {
+    async fn replica_write(
+        &self,
+        r: ReplicaWriteRequest,
+    ) -> Result<crate::proto::v1::internode::ReplicaWriteResponse, tonic::Status> {
+        self.0.lock().push(r);
+        Ok(Default::default())
+    }
+}
+
+/// A repair's merge (what read repair sends: `PlannedOn::repair`) reaches
+/// the peer, over a real socket, with the layout version and digest it was
+/// decided in and no targets: what the peer's stale-view check reads as a
+/// repair's merge (`view::stale_view::check`; review Left of stop 24: no
+/// test showed the version crossing the wire).
+#[tokio::test]
+async fn a_repair_merge_reaches_the_peer_with_its_layout_version_and_no_targets() {
+    let peer = Keeps::default();
+    let to = serve("peer", peer.clone(), None).await;
+    let handle = Handle::Peer {
+        peers: peers(),
+        node: to,
+    };
+    let set = SiblingSet::new();
+    let digest = [7u8; 16];
+    let m = Merge {
+        keyspace: "ks",
+        key: b"repaired",
+        set: &set,
+        record: b"a record",
+        planned: Some(PlannedOn::repair(42, &digest)),
+    };
+    (handle.merge(m, Duration::from_secs(5)).await).expect("merged");
+    let got = peer.0.lock().clone();
+    let [w] = &got[..] else {
+        panic!("one write expected: {got:?}")
+    };
+    assert_eq!(&w.key[..], b"repaired");
+    assert_eq!(w.layout_version, 42);
+    assert_eq!(w.layout_digest, digest.to_vec());
+    assert!(w.targets.is_empty(), "{:?}", w.targets);
+}

@@ -369,3 +369,37 @@ fn a_repair_merge_is_refused_only_where_the_newer_view_moved_the_key_away() {
         );
     }
 }
+
+/// Refusals are counted by kind: a repair's merge (no targets: read
+/// repair, a repair session) as `repair`, a planned write as `write`
+/// (review Low of stop 24: read repair's refusals were counted with the
+/// client writes').
+#[test]
+fn refusals_are_counted_by_kind() {
+    let me = "dc1-n1";
+    let views = join_views(me);
+    let owns = |v: &ClusterView, k: &[u8]| targets(v, k).iter().any(|n| n == me);
+    let lost = (0..10_000u32)
+        .map(|k| k.to_be_bytes().to_vec())
+        .find(|k| owns(&views[0], k) && !owns(&views[2], k))
+        .expect("a key dc1-n1 loses");
+    let cluster = crate::view::Cluster::new((*views[2].layout).clone(), me, None).expect("view");
+    let old = targets(&views[0], &lost);
+    let planned = |targets| Planned {
+        keyspace: "default",
+        key: &lost,
+        version: 1,
+        digest: &[],
+        targets,
+    };
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    metrics::with_local_recorder(&rec, || {
+        for w in [planned(&[]), planned(&[]), planned(&old)] {
+            assert!(super::apply_checked(&cluster, &w, || Ok(())).is_err());
+        }
+    });
+    let text = rec.handle().render();
+    let count = |kind: &str| format!("geokv_stale_view_refusals_total{{kind=\"{kind}\"}} ");
+    assert!(text.contains(&format!("{}2", count("repair"))), "{text}");
+    assert!(text.contains(&format!("{}1", count("write"))), "{text}");
+}
