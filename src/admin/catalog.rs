@@ -80,6 +80,8 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Gauge, "geokv_pending_ranges", "Token ranges with pending replicas in the layout in force."),
     (Counter, "geokv_stream_keys_total", "Keys streamed by range movements: pulled by a joiner, pushed by a leaving node."),
     (Counter, "geokv_stream_bytes_total", "Bytes streamed by range movements: pulled by a joiner, pushed by a leaving node."),
+    (Gauge, "geokv_stream_throughput_cap_bytes_per_second", "This node's cap on the bytes per second its range movements stream together (--stream-throughput-mib, PUT /stream-throughput); 0 means no cap."),
+    (Counter, "geokv_stream_throttled_total", "Stream pages after which the node's throughput cap made its movement wait."),
     (Gauge, "geokv_stream_ranges_remaining", "Ranges a movement still has to stream to (join) or from (decommission) this node."),
     (Counter, "geokv_cleanup_ranges_total", "Token ranges dropped by cleanup because this node no longer replicates them."),
     (Counter, "geokv_cleanup_keys_total", "Keys deleted by cleanup (in ranges this node no longer replicates)."),

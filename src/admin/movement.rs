@@ -3,8 +3,10 @@
 //! or the reason the layout refuses), `GET /decommission` (its status as
 //! JSON) and `POST /cleanup` (drop the ranges this node no longer
 //! replicates, once every live member is on the view; 409 while a
-//! movement is in progress or a live member is behind). Must not decide
-//! anything: `movement::control` does.
+//! movement is in progress or a live member is behind), and
+//! `GET`/`PUT /stream-throughput` (the node's stream cap in MiB/s, changed
+//! in place: `{"mib_per_sec": 24}`). Must not decide anything:
+//! `movement::control` does.
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -60,5 +62,45 @@ pub async fn cleanup(State(a): State<Admin>) -> Response {
             (StatusCode::CONFLICT, format!("{e}\n")).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// The body of `GET`/`PUT /stream-throughput`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct StreamThroughput {
+    /// MiB per second every movement of the node streams together; 0: no cap.
+    pub mib_per_sec: f64,
+}
+
+/// `GET /stream-throughput`.
+pub async fn stream_throughput(State(a): State<Admin>) -> Response {
+    let Some(control) = &a.control else {
+        return no_control();
+    };
+    let mib_per_sec = control.throughput.mib_per_sec();
+    json(serde_json::to_string(&StreamThroughput { mib_per_sec }).unwrap_or_default())
+}
+
+/// `PUT /stream-throughput`: takes effect on the next page of every stream.
+pub async fn set_stream_throughput(State(a): State<Admin>, body: axum::body::Bytes) -> Response {
+    let Some(control) = &a.control else {
+        return no_control();
+    };
+    match serde_json::from_slice::<StreamThroughput>(&body) {
+        Ok(t) if t.mib_per_sec.is_finite() && t.mib_per_sec >= 0.0 => {
+            control.throughput.set_mib_per_sec(t.mib_per_sec);
+            tracing::info!(mib_per_sec = t.mib_per_sec, "stream throughput cap changed");
+            json(serde_json::to_string(&t).unwrap_or_default())
+        }
+        Ok(_) => (
+            StatusCode::BAD_REQUEST,
+            "mib_per_sec must be a number >= 0 (0: no cap)\n",
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"mib_per_sec\": N}}: {e}\n"),
+        )
+            .into_response(),
     }
 }

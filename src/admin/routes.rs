@@ -56,6 +56,10 @@ pub fn router(admin: Admin) -> Router {
         )
         .route("/cleanup", post(super::movement::cleanup))
         .route(
+            "/stream-throughput",
+            get(super::movement::stream_throughput).put(super::movement::set_stream_throughput),
+        )
+        .route(
             "/auth/roles",
             get(auth_routes::list)
                 .post(auth_routes::create)

@@ -1,6 +1,8 @@
-//! `geokv decommission --endpoint ADMIN_ADDR` and `geokv cleanup --endpoint
-//! ADMIN_ADDR`, over the node's admin port (`POST /decommission`, then
-//! `GET /decommission` until it has left; `POST /cleanup`).
+//! `geokv decommission --endpoint ADMIN_ADDR`, `geokv cleanup --endpoint
+//! ADMIN_ADDR` and `geokv stream-throughput --endpoint ADMIN_ADDR [MIB]`,
+//! over the node's admin port (`POST /decommission`, then
+//! `GET /decommission` until it has left; `POST /cleanup`;
+//! `GET`/`PUT /stream-throughput`).
 //!
 //! Owns the printing of the progress. Running `decommission` again after a
 //! crash of the node or of this command resumes the leave.
@@ -32,6 +34,18 @@ pub struct CleanupArgs {
     /// The node's admin address (host:port).
     #[arg(long)]
     pub endpoint: String,
+    #[command(flatten)]
+    pub tls: super::admin_http::AdminTlsArgs,
+}
+
+/// Arguments of `geokv stream-throughput`.
+#[derive(clap::Args, Debug)]
+pub struct StreamThroughputArgs {
+    /// The node's admin address (host:port).
+    #[arg(long)]
+    pub endpoint: String,
+    /// The new cap in MiB/s (0: no cap); without it, print the current one.
+    pub mib_per_sec: Option<f64>,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
 }
@@ -92,5 +106,31 @@ pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
 pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     let body = http(&args.endpoint, "POST", "/cleanup").await?;
     println!("{}", body.trim());
+    Ok(())
+}
+
+/// Runs `geokv stream-throughput`: prints the node's cap, or sets it.
+pub async fn stream_throughput(args: StreamThroughputArgs) -> anyhow::Result<()> {
+    let token = super::admin_http::env_token();
+    let body = match args.mib_per_sec {
+        None => super::ring::http(&args.endpoint, "GET", "/stream-throughput").await?,
+        Some(mib) => {
+            let set = serde_json::json!({ "mib_per_sec": mib }).to_string();
+            super::admin_http::request(
+                &args.endpoint,
+                "PUT",
+                "/stream-throughput",
+                token.as_deref(),
+                &set,
+            )
+            .await?
+        }
+    };
+    let t: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
+    match t["mib_per_sec"].as_f64() {
+        Some(0.0) => println!("stream throughput: no cap"),
+        Some(mib) => println!("stream throughput: {mib} MiB/s"),
+        None => anyhow::bail!("unexpected answer: {}", body.trim()),
+    }
     Ok(())
 }

@@ -63,6 +63,9 @@ enum Command {
     Decommission(leave::DecommissionArgs),
     /// Drop the ranges a node no longer replicates (after a movement).
     Cleanup(leave::CleanupArgs),
+    /// Show or set a node's cap on range-movement streaming, MiB/s
+    /// (nodetool getstreamthroughput / setstreamthroughput).
+    StreamThroughput(leave::StreamThroughputArgs),
     /// Remove a dead node: its new owners copy its ranges from the surviving
     /// replicas (waits with a progress bar; run it again to resume waiting).
     Removenode(movement::RemoveArgs),
@@ -149,6 +152,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Cleanup(args) => {
             args.tls.choose();
             client_runtime(leave::cleanup(args))
+        }
+        Command::StreamThroughput(args) => {
+            args.tls.choose();
+            client_runtime(leave::stream_throughput(args))
         }
         Command::Auth(cmd) => client_runtime(auth::run(cmd)),
     }

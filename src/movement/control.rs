@@ -24,6 +24,7 @@ use super::cleanup::{Cleaned, CleanupError};
 use super::leave::{self, Began, LeaveError};
 use super::push::PeerSink;
 use super::stream::{Progress, ProgressSnapshot, StreamConfig};
+use super::throughput::Throughput;
 use crate::engine::Engine;
 use crate::hints::Hints;
 use crate::transport::Peers;
@@ -48,6 +49,8 @@ pub struct Control {
     pub hints: Arc<Hints>,
     /// Stops the node once it has left.
     pub stop: watch::Sender<bool>,
+    /// The node's stream cap, shared by every movement it streams.
+    pub throughput: Arc<Throughput>,
     status: Mutex<Status>,
     progress: Arc<Progress>,
     running: Mutex<bool>,
@@ -61,6 +64,7 @@ impl Control {
         is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
         hints: Arc<Hints>,
         stop: watch::Sender<bool>,
+        throughput: Arc<Throughput>,
     ) -> Arc<Control> {
         Arc::new(Control {
             cluster,
@@ -69,6 +73,7 @@ impl Control {
             is_up,
             hints,
             stop,
+            throughput,
             status: Mutex::new(Status {
                 phase: "idle".into(),
                 ..Status::default()
@@ -85,10 +90,17 @@ impl Control {
         s
     }
 
+    /// The decommission's phase, also on the node's movement board
+    /// (`GET /movement`, `geokv ring`).
     fn set(&self, phase: &str, detail: impl Into<String>) {
         let mut s = self.status.lock();
         s.phase = phase.into();
         s.detail = detail.into();
+        let shown = match s.detail.as_str() {
+            "" => s.phase.clone(),
+            d => format!("{}: {d}", s.phase),
+        };
+        super::progress::board(self.cluster.me()).status(&shown);
     }
 
     /// Begins (or resumes) this node's decommission and runs the rest in
@@ -100,6 +112,11 @@ impl Control {
         let mut running = self.running.lock();
         if !*running {
             *running = true;
+            super::progress::board(&me).start(
+                &format!("decommission of {me}"),
+                self.cluster.current().version(),
+                self.progress.clone(),
+            );
             let phase = if began == Began::AlreadyLeft {
                 "finishing"
             } else {
@@ -163,7 +180,7 @@ impl Control {
             }),
             timeout: Duration::from_secs(10),
         };
-        let cfg = StreamConfig::default();
+        let cfg = StreamConfig::capped(self.throughput.clone());
         leave::hand_over(
             &self.cluster,
             self.engine.clone(),

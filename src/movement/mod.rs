@@ -14,6 +14,7 @@
 //! | `ops.rs` | the operations: join (allocate, begin, stream, finish; resumable) over a [`LayoutHandle`] |
 //! | `peer.rs` | the production source: a peer's `RangeScan` |
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
+//! | `throughput.rs` | the node's byte cap shared by every stream in or out (`--stream-throughput-mib`) |
 //! | `remove.rs` | removing a dead node: gainers copy from survivors, the finisher proposes `finish_remove`; resumable |
 //! | `replace.rs` | replacing a dead node: copy its ranges from survivors, `finish_replace`; resumable |
 //! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
@@ -42,6 +43,7 @@ pub mod replace_bootstrap;
 pub mod rereplicate;
 pub mod stream;
 pub mod survivors;
+pub mod throughput;
 
 #[cfg(test)]
 mod tests_cleanup_stall;
@@ -76,3 +78,4 @@ pub use rate::{Rate, RateConfig};
 pub use stream::{
     Page, Progress, ProgressSnapshot, RangeSource, SourceError, StreamConfig, StreamError, Streamer,
 };
+pub use throughput::Throughput;

@@ -139,6 +139,7 @@ pub async fn run_join(
     peers: Arc<crate::transport::Peers>,
     is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     progress: Arc<Progress>,
+    throughput: Arc<super::Throughput>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let me = cluster.me().to_string();
@@ -146,6 +147,13 @@ pub async fn run_join(
     let Some(req) = request_of(&LayoutHandle::current(&cluster), &me) else {
         return;
     };
+    // `GET /movement` and `geokv ring` show the join like a replacement.
+    let board = super::progress::board(&me);
+    board.start(
+        &format!("join of {me}"),
+        cluster.current().version(),
+        progress.clone(),
+    );
     loop {
         // Every live member must make this node a pending replica before
         // it streams (see `announce`).
@@ -162,16 +170,18 @@ pub async fn run_join(
             _ = shutdown.wait_for(|v| *v) => return,
         };
         if let Err(e) = announced {
+            board.status(&format!("waiting: {e}"));
             tracing::warn!(node = %me, error = %e, "join waits for its layout to reach every live member");
             continue;
         }
+        board.status("streaming");
         let source = peer_source(&cluster, &peers, &is_up);
         let run = join(
             &cluster,
             engine.clone(),
             source,
             &req,
-            StreamConfig::default(),
+            StreamConfig::capped(throughput.clone()),
             progress.clone(),
         );
         let outcome = tokio::select! {
@@ -180,6 +190,7 @@ pub async fn run_join(
         };
         match outcome {
             Ok(_) => {
+                board.status("done");
                 let p = progress.snapshot();
                 let secs = began.elapsed().as_secs_f64();
                 tracing::info!(node = %me, keys = p.keys, bytes = p.bytes, ranges = p.ranges_total,
@@ -187,7 +198,10 @@ pub async fn run_join(
                     "join complete: node is normal");
                 return;
             }
-            Err(e) => tracing::warn!(node = %me, error = %e, "join not finished; retrying in 2 s"),
+            Err(e) => {
+                board.status(&format!("waiting: {e}"));
+                tracing::warn!(node = %me, error = %e, "join not finished; retrying in 2 s");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}

@@ -118,6 +118,7 @@ async fn push_range<S: RangeSink>(
                 save_cursor(engine, id, &ks, range, &next).await?;
                 progress.add(keys, bytes);
                 at = next;
+                cfg.throughput.moved(bytes).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, ?range, "push page failed; retrying");

@@ -142,6 +142,7 @@ struct Gainer {
     is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     me: String,
     patience: Patience,
+    throughput: Arc<super::Throughput>,
 }
 
 impl Gainer {
@@ -170,7 +171,7 @@ impl Gainer {
             stream_id: &stream_id(dead),
             force: forced(layout, dead),
         };
-        let cfg = StreamConfig::default();
+        let cfg = StreamConfig::capped(self.throughput.clone());
         match rereplicate(
             target,
             self.engine.clone(),
@@ -213,6 +214,7 @@ pub async fn follow(
     engine: Arc<dyn Engine>,
     peers: Arc<crate::transport::Peers>,
     is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    throughput: Arc<super::Throughput>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let me = cluster.me().to_string();
@@ -224,6 +226,7 @@ pub async fn follow(
         is_up,
         me: me.clone(),
         patience: Patience::default(),
+        throughput,
     };
     // The removal and layout version this node's part is done for, and the
     // removal whose cursors to forget once it is over.

@@ -101,6 +101,7 @@ pub async fn run_replace(
     engine: Arc<dyn Engine>,
     peers: Arc<crate::transport::Peers>,
     is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    throughput: Arc<super::Throughput>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let me = cluster.me().to_string();
@@ -135,7 +136,7 @@ pub async fn run_replace(
                     engine.clone(),
                     source,
                     &me,
-                    StreamConfig::default(),
+                    StreamConfig::capped(throughput.clone()),
                     progress.clone(),
                 );
                 tokio::select! {

@@ -26,6 +26,7 @@ use serde::Serialize;
 use super::cursor::{self, Cursor};
 use super::plan::Gain;
 use super::rate::{RateConfig, Rates};
+use super::throughput::Throughput;
 use crate::engine::{Engine, EngineError, WriteBatch};
 use crate::ring::TokenRange;
 use crate::version::SiblingSet;
@@ -105,6 +106,18 @@ pub struct StreamConfig {
     pub max_rounds: u32,
     /// Wait between two rounds.
     pub round_backoff: Duration,
+    /// The node's byte cap, shared by every stream in or out of it.
+    pub throughput: Arc<Throughput>,
+}
+
+impl StreamConfig {
+    /// The defaults under the node's throughput cap.
+    pub fn capped(throughput: Arc<Throughput>) -> StreamConfig {
+        StreamConfig {
+            throughput,
+            ..StreamConfig::default()
+        }
+    }
 }
 
 impl Default for StreamConfig {
@@ -113,6 +126,7 @@ impl Default for StreamConfig {
             rate: RateConfig::default(),
             max_rounds: 10,
             round_backoff: Duration::from_secs(1),
+            throughput: Arc::default(),
         }
     }
 }
@@ -277,8 +291,12 @@ impl<S: RangeSource> Streamer<S> {
             match scan.await {
                 Ok(page) => {
                     let got = page.rows.len() as u32;
+                    let bytes = page_bytes(&page);
                     at = self.commit(gain, page).await?;
                     rate.on_page(began.elapsed(), got);
+                    // Outside the page's timing: the cap is this node's
+                    // choice, not a sign of the source's load.
+                    self.cfg.throughput.moved(bytes).await;
                     // Each page starts again from the first source.
                     tries = 0;
                 }
@@ -300,11 +318,7 @@ impl<S: RangeSource> Streamer<S> {
             _ => Cursor::Done,
         };
         let keys = page.rows.len() as u64;
-        let bytes: u64 = page
-            .rows
-            .iter()
-            .map(|(k, s)| (k.len() + s.encoded_len()) as u64)
-            .sum();
+        let bytes = page_bytes(&page);
         let (engine, id, ks, range) = self.key_of(gain);
         let cursor = next.clone();
         blocking(move || {
@@ -319,6 +333,14 @@ impl<S: RangeSource> Streamer<S> {
         self.progress.add(keys, bytes);
         Ok(next)
     }
+}
+
+/// Keys plus encoded records: what the progress and the cap count.
+fn page_bytes(page: &Page) -> u64 {
+    page.rows
+        .iter()
+        .map(|(k, s)| (k.len() + s.encoded_len()) as u64)
+        .sum()
 }
 
 async fn blocking<T: Send + 'static>(

@@ -135,6 +135,7 @@ pub(super) fn small_pages() -> StreamConfig {
         },
         max_rounds: 2,
         round_backoff: Duration::from_millis(1),
+        ..StreamConfig::default()
     }
 }
 

@@ -137,6 +137,7 @@ fn small_pages() -> StreamConfig {
         },
         max_rounds: 2,
         round_backoff: Duration::from_millis(1),
+        ..StreamConfig::default()
     }
 }
 

@@ -76,6 +76,7 @@ fn small_pages() -> StreamConfig {
         },
         max_rounds: 2,
         round_backoff: Duration::from_millis(1),
+        ..StreamConfig::default()
     }
 }
 
@@ -248,6 +249,52 @@ async fn page_size_adapts_to_how_long_pages_take() {
     assert!(
         took >= Duration::from_secs(4) && took < Duration::from_secs(5),
         "{took:?}"
+    );
+}
+
+/// Two streamers sharing the node's cap move their bytes no faster than it
+/// together, whatever their pages: the cap, not the (instant) source, sets
+/// the pace (paused time).
+#[tokio::test(start_paused = true)]
+async fn streamers_sharing_the_node_cap_move_no_faster_than_it() {
+    let src: Arc<dyn Engine> = Arc::new(MemoryEngine::default());
+    fill(&*src, "ks", 3000);
+    let source = Loopback {
+        engines: [("a".to_string(), src)].into(),
+        ..Loopback::default()
+    };
+    let source = Arc::new(source);
+    let cap = Arc::new(super::Throughput::new(0.01)); // 10 486 bytes/s
+    let cfg = StreamConfig::capped(cap.clone());
+    let gains = half_ring(&["a"]);
+    let (one, two) = (&gains[..1], &gains[1..]);
+    let a = Streamer::new(
+        Arc::new(MemoryEngine::default()),
+        source.clone(),
+        "a",
+        cfg.clone(),
+    );
+    let b = Streamer::new(Arc::new(MemoryEngine::default()), source.clone(), "b", cfg);
+    let began = tokio::time::Instant::now();
+    let (ra, rb) = tokio::join!(a.run(one), b.run(two));
+    ra.unwrap();
+    rb.unwrap();
+    let bytes = a.progress().snapshot().bytes + b.progress().snapshot().bytes;
+    let rate = 0.01 * 1024.0 * 1024.0;
+    // One second's burst passes at once; the rest at the cap.
+    let least = Duration::from_secs_f64((bytes as f64 - rate).max(0.0) / rate);
+    let took = began.elapsed();
+    assert!(
+        bytes as f64 > 2.0 * rate,
+        "too little data to see the cap: {bytes}"
+    );
+    assert!(
+        took >= least,
+        "{bytes} bytes in {took:?}, the cap needs {least:?}"
+    );
+    assert!(
+        took < least + Duration::from_secs(2),
+        "{took:?} against {least:?}"
     );
 }
 

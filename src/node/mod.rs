@@ -52,6 +52,9 @@ pub struct NodeConfig {
     pub auth: crate::security::auth::AuthConfig,
     /// Bounds of the gRPC ports and of client requests in flight.
     pub limits: limits::ServerLimits,
+    /// The cap on the bytes per second this node's range movements stream
+    /// together, MiB/s; 0 means none (`movement::throughput`).
+    pub stream_throughput_mib: f64,
 }
 
 impl NodeConfig {
@@ -71,6 +74,7 @@ impl NodeConfig {
             tls: TlsSetting::Insecure,
             auth: Default::default(),
             limits: Default::default(),
+            stream_throughput_mib: crate::movement::throughput::DEFAULT_MIB_PER_SEC,
         }
     }
 }

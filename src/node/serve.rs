@@ -243,6 +243,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
                     s.engine.clone(),
                     p.peers.clone(),
                     is_up,
+                    p.control.throughput.clone(),
                     shutdown.clone(),
                 ),
             );
@@ -255,6 +256,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
                     p.peers.clone(),
                     is_up,
                     Arc::default(),
+                    p.control.throughput.clone(),
                     shutdown.clone(),
                 ),
             );
@@ -290,6 +292,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
             s.engine.clone(),
             p.peers.clone(),
             is_up,
+            p.control.throughput.clone(),
             shutdown.clone(),
         ),
     );

@@ -111,6 +111,7 @@ pub(super) fn build(
         Arc::new(move |id: &str| live.is_up(id)),
         hints.clone(),
         stop,
+        Arc::new(crate::movement::Throughput::new(cfg.stream_throughput_mib)),
     );
     let auth = open_auth(cfg, s, &peers)?;
     Ok(Parts {

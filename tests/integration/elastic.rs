@@ -36,6 +36,22 @@ async fn a_fourth_node_joins_dc1_under_local_quorum_writers_and_nothing_acked_is
     // Joined: dc1-n1's layout shows the join finished.
     let limit = Duration::from_secs(240);
     let joined = n4.wait_normal(n1.admin_address, limit, async || {}).await;
+    // The join's progress is on the joiner's movement board (`GET
+    // /movement`, `geokv ring`): done (the joiner marks it right after
+    // proposing itself Normal), with what it streamed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let board = loop {
+        let body = admin(n4.admin_address(), "GET", "/movement").await.unwrap();
+        let board: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if board["streaming"]["status"] == "done" || Instant::now() > deadline {
+            break board;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let report = &board["streaming"];
+    assert_eq!(report["movement"], "join of dc1-n4", "{board}");
+    assert_eq!(report["status"], "done", "{board}");
+    assert!(report["keys"].as_u64().unwrap() > 0, "{board}");
     eprintln!(
         "join finished in {:?} (layout v{})",
         began.elapsed(),
