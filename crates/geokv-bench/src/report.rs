@@ -96,6 +96,8 @@ pub struct CompareReport {
     pub wan_delay_ms: u64,
     /// The six-node cluster ran TLS + auth.
     pub secure: bool,
+    /// The `geokv` binary the nodes ran (`--node-build`).
+    pub node_exe: String,
     pub rows: Vec<CompareRow>,
     /// Fresh connections' first request vs a warm one (`--reconnects`).
     pub reconnect: Option<super::secure::Reconnect>,
@@ -156,8 +158,8 @@ pub fn compare_table(c: &CompareReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::stats::Recorder;
-    use crate::bench::workload::OpKind;
+    use crate::stats::Recorder;
+    use crate::workload::OpKind;
     use std::time::Duration;
 
     fn phase() -> PhaseReport {
@@ -219,7 +221,8 @@ mod tests {
             value_size: 100,
             wan_delay_ms: 50,
             secure: true,
-            reconnect: Some(crate::bench::secure::Reconnect {
+            node_exe: "/t/release/geokv".into(),
+            reconnect: Some(crate::secure::Reconnect {
                 samples: 3,
                 first_p50_ms: 2.5,
                 first_p99_ms: 4.0,

@@ -1,21 +1,24 @@
 //! `geokv bench cost`: options and the printed table of the CPU-per-operation
-//! protocol ([`geokv::bench::cost`]).
+//! protocol ([`geokv_bench::cost`]).
 //!
 //! Parses options and prints; must not measure anything itself.
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use geokv::bench::cost::{medians, run_cost, CostOptions, CostReport, CostRow, PHASES};
 use geokv::client::ConsistencyLevel;
+use geokv_bench::cost::{medians, run_cost, CostOptions, CostReport, CostRow, PHASES};
 
 /// Arguments of `geokv bench cost`.
 #[derive(clap::Args, Debug)]
 pub struct CostArgs {
     /// Binary the nodes run (repeatable: the binaries run in turn in every
-    /// round, for an interleaved A/B). Default: this binary.
+    /// round, for an interleaved A/B). Default: the --node-build build of
+    /// geokv.
     #[arg(long = "node-exe")]
     node_exes: Vec<PathBuf>,
+    #[command(flatten)]
+    nodes: super::nodes::NodeBuildArgs,
     /// Rounds; the table shows the median of each binary and phase.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -53,14 +56,14 @@ pub struct CostArgs {
     perf_freq: u32,
     // `--json` gets every round.
     #[command(flatten)]
-    spawn: super::bench_spawn::SpawnArgs,
+    spawn: super::spawn::SpawnArgs,
 }
 
 /// Runs the protocol and prints one line per measured phase, then the medians.
 pub async fn cost(args: CostArgs) -> anyhow::Result<()> {
     let scratch = args.spawn.scratch("cost")?;
     let node_exes = if args.node_exes.is_empty() {
-        vec![std::env::current_exe()?]
+        vec![args.nodes.node_exe()?]
     } else {
         args.node_exes.clone()
     };
