@@ -1,7 +1,6 @@
 //! The house rules a compiler does not check, checked on the source tree:
 //! no import cycle between the top-level modules of `src/`, nor between
-//! those of the SDK crate (`crates/geokv-client/src/`) or the benchmarks'
-//! (`crates/geokv-bench/src/`) (a module is a
+//! those of the SDK crate (`crates/geokv-client/src/`) (a module is a
 //! folder or a file directly under `src/`; an edge is any `crate::name`
 //! path outside comments and test code, an item `lib.rs` re-exports, as
 //! `crate::Client`, standing for its module), and no source file far over
@@ -209,11 +208,6 @@ fn no_import_cycle_between_top_level_modules() {
 #[test]
 fn no_import_cycle_between_the_sdk_files() {
     assert_no_cycle("crates/geokv-client/src");
-}
-
-#[test]
-fn no_import_cycle_between_the_bench_files() {
-    assert_no_cycle("crates/geokv-bench/src");
 }
 
 /// The ~400-line budget with some slack: a file past it is split along its
