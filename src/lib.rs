@@ -32,7 +32,7 @@
 //! | `security` | cluster CA, node/client certificates, certificate identities | no |
 //! | `hints`, `membership`, `repair` | hinted streams, gossip + φ detector, anti-entropy | no |
 //! | `node` | wires one node together: start-up and shutdown | no |
-//! | `bench` | the YCSB-style load generator and local benchmark clusters | no |
+//! | `local_cluster` | real `geokv node` processes on this machine: `geokv dev`, the benchmarks (`crates/geokv-bench`) | no |
 
 pub use geokv_client as client;
 pub mod blocking;
@@ -52,13 +52,13 @@ pub mod admin;
 #[cfg(feature = "server")]
 pub mod api;
 #[cfg(feature = "server")]
-pub mod bench;
-#[cfg(feature = "server")]
 pub mod engine;
 #[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
 pub mod hints;
+#[cfg(feature = "server")]
+pub mod local_cluster;
 #[cfg(feature = "server")]
 pub mod membership;
 #[cfg(feature = "server")]

@@ -158,7 +158,7 @@ pub async fn serve_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::cluster::admin_request;
+    use crate::local_cluster::admin_request;
 
     async fn start(fault_injection: bool) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -175,7 +175,7 @@ mod tests {
     #[tokio::test]
     async fn with_auth_only_health_and_metrics_stay_open() {
         use crate::security::auth::{Auth, AuthState, Token};
-        let status = |r: Result<String, crate::bench::ClusterError>| match r {
+        let status = |r: Result<String, crate::local_cluster::ClusterError>| match r {
             Ok(_) => "2xx".to_string(),
             Err(e) => e.to_string(),
         };
@@ -260,7 +260,7 @@ mod tests {
             admin_request(addr, "GET", "/health").await.unwrap(),
             "ok n1\n"
         );
-        let status = |r: Result<String, crate::bench::ClusterError>| match r {
+        let status = |r: Result<String, crate::local_cluster::ClusterError>| match r {
             Ok(_) => "2xx".to_string(),
             Err(e) => e.to_string(),
         };

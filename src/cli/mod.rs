@@ -11,10 +11,6 @@ use clap::{Parser, Subcommand};
 
 pub mod auth;
 pub mod bench;
-pub mod bench_cost;
-pub mod bench_drain;
-pub mod bench_join;
-pub mod bench_spawn;
 pub mod certs;
 pub mod dev;
 pub mod node;
@@ -91,9 +87,9 @@ enum Command {
     /// Roles, tokens and permissions per keyspace (against a node's admin port).
     #[command(subcommand)]
     Auth(auth::AuthCommand),
-    /// Load generator and benchmarks (YCSB workloads, compare, drain).
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    /// Load generator and benchmarks (YCSB workloads, compare, drain, cost,
+    /// join): runs the geokv-bench binary beside this one.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line, runs the subcommand, reports any error on stderr.

@@ -1,4 +1,5 @@
-//! Smoke test of `geokv bench run`: a one-node cluster (real process), a tiny
+//! Smoke test of `geokv bench run` (the `geokv` binary execs `geokv-bench`,
+//! built beside it): a one-node cluster (real process), a tiny
 //! workload A, and the JSON it writes. Not a timed test: it never looks at
 //! latency or throughput values, only that they are there.
 use std::process::{Child, Command, Stdio};

@@ -113,13 +113,13 @@ fn faults(data: &Path, admin: &str) -> String {
         .enable_all()
         .build()
         .unwrap();
-    let access = geokv::bench::cluster::AdminAccess {
+    let access = geokv::local_cluster::AdminAccess {
         ca: Some(data.join("certs/ca.pem")),
         token: std::fs::read_to_string(data.join("admin-token"))
             .ok()
             .map(|t| t.trim().to_string()),
     };
-    rt.block_on(geokv::bench::cluster::admin_request_as(
+    rt.block_on(geokv::local_cluster::admin_request_as(
         &access,
         admin.parse().unwrap(),
         "GET",
@@ -167,7 +167,7 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     assert!(banner.contains("export GEOKV_CA="), "{banner}");
     assert!(banner.contains("export GEOKV_TOKEN=$(cat "), "{banner}");
     // Without the token the admin port refuses a mutating call.
-    let access = geokv::bench::cluster::AdminAccess {
+    let access = geokv::local_cluster::AdminAccess {
         ca: Some(dev.data.join("certs/ca.pem")),
         token: None,
     };
@@ -176,7 +176,7 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
         .build()
         .unwrap();
     let admin_addr = dev.admin("dc1-n1").parse().unwrap();
-    let denied = rt.block_on(geokv::bench::cluster::admin_request_as(
+    let denied = rt.block_on(geokv::local_cluster::admin_request_as(
         &access,
         admin_addr,
         "POST",

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 use std::time::Duration;
 
-use geokv::bench::cluster::admin_request_as;
+use geokv::local_cluster::admin_request_as;
 use geokv::topology::{NodeInfo, Topology};
 
 use super::record::DevDir;

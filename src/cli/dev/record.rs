@@ -54,8 +54,8 @@ impl DevDir {
     /// CA and with the admin token when the nodes' recorded command lines
     /// name them (`--tls-dir`, `--admin-token-file`), else `GEOKV_CA` /
     /// `GEOKV_TOKEN`.
-    pub fn admin_access(&self) -> geokv::bench::cluster::AdminAccess {
-        let mut access = geokv::bench::cluster::AdminAccess::from_env();
+    pub fn admin_access(&self) -> geokv::local_cluster::AdminAccess {
+        let mut access = geokv::local_cluster::AdminAccess::from_env();
         let argv = (self.topology().ok())
             .and_then(|t| t.nodes().first().and_then(|n| self.node(&n.id).argv()))
             .unwrap_or_default();
@@ -141,7 +141,7 @@ impl Recorded {
             .argv()
             .with_context(|| format!("no command line recorded in {}", self.cmd_file.display()))?;
         let log_dir = self.log_dir.as_deref().unwrap_or(Path::new("."));
-        let log = geokv::bench::cluster::open_node_log(log_dir)?;
+        let log = geokv::local_cluster::open_node_log(log_dir)?;
         use std::os::unix::process::CommandExt;
         let child = Command::new(&argv[0])
             .args(&argv[1..])

@@ -10,7 +10,7 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use geokv::bench::cluster::{admin_request_as, node_argv, NodeLaunch};
+use geokv::local_cluster::{admin_request_as, node_argv, NodeLaunch};
 use geokv::topology::{NodeInfo, Topology, DEV_TOPOLOGY_YAML};
 
 use super::record::DevDir;

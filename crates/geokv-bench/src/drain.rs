@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::cluster::{topology_yaml, LocalCluster};
 use super::compare::start_cluster;
 use super::runner::{self, RunSpec, Shared};
 use super::stats::{LatencySummary, PhaseReport};
 use super::workload::Workload;
 use super::BenchError;
-use crate::client::Client;
-use crate::consistency::ConsistencyLevel;
+use geokv::client::Client;
+use geokv::consistency::ConsistencyLevel;
+use geokv::local_cluster::{topology_yaml, LocalCluster};
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 

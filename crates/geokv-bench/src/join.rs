@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::cluster::{admin_request, topology_yaml, LocalCluster};
 use super::compare::start_cluster;
 use super::runner::{self, RunSpec, Shared};
 use super::stats::{LatencySummary, PhaseReport};
 use super::workload::Workload;
 use super::BenchError;
-use crate::consistency::ConsistencyLevel;
-use crate::layout::NodeState;
+use geokv::consistency::ConsistencyLevel;
+use geokv::layout::NodeState;
+use geokv::local_cluster::{admin_request, topology_yaml, LocalCluster};
 
 mod foreground;
 mod joiner;
@@ -322,7 +322,7 @@ async fn cleanup_counts(cluster: &LocalCluster, limit: Duration) -> Vec<(String,
             let text = admin_request(n.admin_address, "GET", "/metrics").await;
             let v = text
                 .ok()
-                .and_then(|t| crate::admin::exposition::sum(&t, "geokv_cleanup_keys_total", &[]));
+                .and_then(|t| geokv::admin::exposition::sum(&t, "geokv_cleanup_keys_total", &[]));
             counts.push((n.id.clone(), v.unwrap_or(0.0).max(0.0) as u64));
         }
         let sum: u64 = counts.iter().map(|(_, v)| v).sum();

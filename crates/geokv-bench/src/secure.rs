@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::cluster::AdminAccess;
 use super::BenchError;
-use crate::client::{Client, ClientBuilder, TlsOptions};
-use crate::topology::Topology;
+use geokv::client::{Client, ClientBuilder, TlsOptions};
+use geokv::local_cluster::AdminAccess;
+use geokv::topology::Topology;
 
 /// TLS material and the token of one secure benchmark cluster.
 #[derive(Debug, Clone)]
@@ -30,9 +30,9 @@ impl Secure {
         let nodes: Vec<_> = (topology.nodes().iter())
             .map(|n| (n.id.clone(), n.client_address.ip()))
             .collect();
-        let ca = crate::security::certs::ensure_dir(&certs_dir, &topology.cluster_name, &nodes)
+        let ca = geokv::security::certs::ensure_dir(&certs_dir, &topology.cluster_name, &nodes)
             .map_err(|e| BenchError::InvalidOption(format!("certificates: {e}")))?;
-        let token = format!("admin:{}", crate::security::auth::secret::generate_secret());
+        let token = format!("admin:{}", geokv::security::auth::secret::generate_secret());
         let token_file = dir.join("admin-token");
         write_private(&token_file, &token)?;
         Ok(Secure {
@@ -163,7 +163,7 @@ mod tests {
     fn a_secure_cluster_gets_certificates_a_private_token_and_the_flags() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let yaml = super::super::cluster::topology_yaml("b", &[("dc1", &["127.0.0.41"])], 1);
+        let yaml = geokv::local_cluster::topology_yaml("b", &[("dc1", &["127.0.0.41"])], 1);
         let topo = Topology::parse("t", &yaml).unwrap();
         let s = Secure::prepare(dir.path(), &topo).unwrap();
         assert!(s.ca.exists() && s.certs_dir.join("node-dc1-n1.pem").exists());

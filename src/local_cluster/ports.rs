@@ -5,7 +5,7 @@
 //!
 //! Owns the check only. Must not start or stop processes.
 
-use super::cluster::ClusterError;
+use super::ClusterError;
 use crate::topology::NodeInfo;
 use std::net::TcpListener;
 

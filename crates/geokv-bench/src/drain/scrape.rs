@@ -1,16 +1,16 @@
 //! The drain scenario's metric scrape: every dc1 node's backlog towards
 //! dc2, read from its admin port's Prometheus exposition, and the wait
-//! until it is empty (parsed by [`crate::admin::exposition`]). Must not
+//! until it is empty (parsed by [`geokv::admin::exposition`]). Must not
 //! drive the scenario (`drain.rs` does).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::admin::exposition;
+use geokv::admin::exposition;
 
-use super::super::cluster::{admin_request, LocalCluster};
 use super::super::BenchError;
 use super::METRIC;
+use geokv::local_cluster::{admin_request, LocalCluster};
 
 /// Polls every 100 ms until every dc1 node's backlog to dc2 is 0; `sample`
 /// sees (time since the call, total backlog) at each poll.

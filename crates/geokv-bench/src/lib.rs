@@ -1,5 +1,8 @@
-//! `geokv bench`: a YCSB-style load generator that drives a cluster through
-//! the client SDK, and the scenarios built on it.
+//! `geokv-bench` (run as `geokv bench`): a YCSB-style load generator that
+//! drives a cluster through the client SDK, and the scenarios built on it.
+//! A crate of its own so the node does not build its plotting, histogram
+//! and progress-bar dependencies; the `geokv` binary's `bench` subcommand
+//! execs this crate's binary (`cli/` is that binary's command line).
 //!
 //! # Layout
 //!
@@ -9,9 +12,9 @@
 //! | `workload.rs` | YCSB workloads A–F and `insert` as operation mixes (pure) |
 //! | `schedule.rs` | closed vs open loop; latency from the *scheduled* start (pure) |
 //! | `stats.rs` | per-op HDR histograms, errors by code, siblings seen, summaries |
-//! | `runner.rs` | load and run phases over [`Client`](crate::client::Client) with N tasks |
+//! | `runner.rs` | load and run phases over [`Client`](geokv::client::Client) with N tasks |
 //! | `report.rs`, `plot.rs` | tables and JSON; SVG latency CDF and throughput plots |
-//! | `cluster.rs` | [`LocalCluster`]: real node processes (shared with `geokv dev`) |
+//! | (`geokv::local_cluster`) | [`LocalCluster`]: real node processes, in the server crate (shared with `geokv dev`) |
 //! | `engine_loop.rs` | the same workload in-process on the engine |
 //! | `compare.rs`, `drain.rs` | the `compare` and `drain` scenarios |
 //! | `secure.rs` | TLS + auth benchmark clusters (`compare --secure`), the reconnect timing |
@@ -23,7 +26,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub mod cluster;
 pub mod compare;
 pub mod cost;
 pub mod drain;
@@ -31,7 +33,6 @@ pub mod engine_loop;
 pub mod join;
 pub mod keys;
 pub mod plot;
-pub mod ports;
 pub mod proc_stats;
 pub mod report;
 pub mod runner;
@@ -40,7 +41,7 @@ pub mod secure;
 pub mod stats;
 pub mod workload;
 
-pub use cluster::{ClusterError, LocalCluster, NodeLaunch};
+pub use geokv::local_cluster::{ClusterError, LocalCluster, NodeLaunch};
 pub use runner::{PhaseOutcome, RunSpec};
 pub use stats::{LatencySummary, PhaseReport, Recorder};
 pub use workload::{Distribution, OpKind, Workload};
@@ -50,13 +51,13 @@ pub use workload::{Distribution, OpKind, Workload};
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(transparent)]
-    Client(#[from] crate::client::ClientError),
+    Client(#[from] geokv::client::ClientError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
-    Topology(#[from] crate::topology::TopologyError),
+    Topology(#[from] geokv::topology::TopologyError),
     #[error("engine: {0}")]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(#[from] geokv::engine::EngineError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("writing {path}: {reason}")]

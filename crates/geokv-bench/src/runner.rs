@@ -18,8 +18,8 @@ use super::keys::key_name;
 use super::schedule::Schedule;
 use super::stats::{PhaseReport, Recorder};
 use super::workload::{Distribution, Op, OpGenerator, OpKind, Workload};
-use crate::client::{code_name, CausalContext, Client, ClientError};
-use crate::consistency::ConsistencyLevel;
+use geokv::client::{code_name, CausalContext, Client, ClientError};
+use geokv::consistency::ConsistencyLevel;
 
 /// What to run.
 #[derive(Debug, Clone)]

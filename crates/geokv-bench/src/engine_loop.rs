@@ -14,8 +14,8 @@ use super::keys::key_name;
 use super::runner::{PhaseOutcome, RunSpec};
 use super::stats::Recorder;
 use super::workload::{OpGenerator, OpKind};
-use crate::engine::{Durability, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
-use crate::version::{ActorId, CausalContext, SiblingSet};
+use geokv::engine::{Durability, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
+use geokv::version::{ActorId, CausalContext, SiblingSet};
 
 const KEYSPACE: &str = "default";
 

@@ -1,12 +1,12 @@
 //! `geokv bench join`: its options and the printing of what
-//! `geokv::bench::join` measured. Must not measure anything itself.
+//! `geokv_bench::join` measured. Must not measure anything itself.
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use geokv::bench::join::{run_join, JoinOptions};
-use geokv::bench::report::phase_table;
+use geokv_bench::join::{run_join, JoinOptions};
+use geokv_bench::report::phase_table;
 
-use super::bench_spawn::SpawnArgs;
+use super::spawn::SpawnArgs;
 
 /// Arguments of `geokv bench join`.
 #[derive(clap::Args, Debug)]
@@ -45,7 +45,7 @@ pub struct JoinArgs {
 pub(super) async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let scratch = args.spawn.scratch("join")?;
     let opts = JoinOptions {
-        exe: std::env::current_exe()?,
+        exe: super::nodes::this_geokv()?,
         work_dir: scratch.path.clone(),
         durability: args.spawn.durability.clone(),
         size_mib: args.size_mib,

@@ -1,12 +1,12 @@
 //! `geokv bench drain`: its options and the printing of what
-//! `geokv::bench::drain` measured. Must not measure anything itself.
+//! `geokv_bench::drain` measured. Must not measure anything itself.
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use geokv::bench::drain::{run_drain, DrainOptions};
-use geokv::bench::report::phase_table;
+use geokv_bench::drain::{run_drain, DrainOptions};
+use geokv_bench::report::phase_table;
 
-use super::bench_spawn::SpawnArgs;
+use super::spawn::SpawnArgs;
 
 /// Arguments of `geokv bench drain`.
 #[derive(clap::Args, Debug)]
@@ -35,7 +35,7 @@ pub struct DrainArgs {
 pub(super) async fn drain(args: DrainArgs) -> anyhow::Result<()> {
     let scratch = args.spawn.scratch("drain")?;
     let opts = DrainOptions {
-        exe: std::env::current_exe()?,
+        exe: super::nodes::this_geokv()?,
         work_dir: scratch.path.clone(),
         durability: args.spawn.durability.clone(),
         baseline_keys: args.baseline_keys,

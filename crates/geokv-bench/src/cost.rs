@@ -23,14 +23,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::cluster::topology_yaml;
 use super::compare::start_cluster_with;
 use super::proc_stats::{self, Cost};
 use super::runner::{self, RunSpec, Shared};
 use super::stats::PhaseReport;
 use super::workload::{Distribution, Workload};
 use super::BenchError;
-use crate::coordinator::consistency::ConsistencyLevel;
+use geokv::coordinator::consistency::ConsistencyLevel;
+use geokv::local_cluster::topology_yaml;
 
 /// Addresses of the three nodes.
 pub const COST_IPS: [&str; 3] = ["127.0.0.81", "127.0.0.82", "127.0.0.83"];

@@ -12,16 +12,16 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::cluster::{topology_yaml, write_topology, LocalCluster, NodeLaunch};
 use super::engine_loop::run_engine_workload;
 use super::report::{CompareReport, CompareRow};
 use super::runner::{self, RunSpec, Shared};
 use super::secure::{measure_reconnect, scheme, Secure};
 use super::stats::Recorder;
 use super::BenchError;
-use crate::client::Client;
-use crate::consistency::ConsistencyLevel;
-use crate::engine::Durability;
+use geokv::client::Client;
+use geokv::consistency::ConsistencyLevel;
+use geokv::engine::Durability;
+use geokv::local_cluster::{topology_yaml, write_topology, LocalCluster, NodeLaunch};
 
 /// Address of the single-node setup.
 pub const SINGLE_NODE_IP: &str = "127.0.0.31";
@@ -123,6 +123,7 @@ pub async fn run_compare(
         value_size: opts.spec.value_size,
         wan_delay_ms: opts.wan_delay_ms,
         secure: opts.secure,
+        node_exe: opts.exe.display().to_string(),
         rows,
         reconnect,
     })

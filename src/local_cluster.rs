@@ -1,8 +1,9 @@
 //! A local cluster of real `geokv node` processes: spawn one per node of a
 //! topology, wait until each answers `/health`, talk to their admin ports
 //! (faults, metrics), and stop them with SIGTERM (SIGKILL after 10 s). Used by
-//! `geokv dev` and by the benchmarks, which also generate their own
-//! topologies on addresses of their own ([`topology`]: [`topology_yaml`]).
+//! `geokv dev` and by the benchmarks (`crates/geokv-bench`), which also
+//! generate their own topologies on addresses of their own ([`topology`]:
+//! [`topology_yaml`]); refuses addresses already in use ([`ports`]).
 //!
 //! Owns child processes only. Must not print (callers decide what the user
 //! sees) and must not send data requests.
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::topology::{NodeInfo, Topology};
 
+mod ports;
 mod topology;
 pub use topology::{topology_yaml, write_topology};
 
@@ -76,7 +78,7 @@ impl LocalCluster {
     /// error the nodes already started are stopped.
     pub fn spawn(topology: Topology, launch: &NodeLaunch) -> Result<Self, ClusterError> {
         let nodes = topology.nodes();
-        super::ports::ensure_free(&nodes)?;
+        ports::ensure_free(&nodes)?;
         let mut cluster = LocalCluster {
             topology,
             nodes: nodes.clone(),

@@ -1,13 +1,13 @@
 //! The join scenario's arithmetic: how many keys a data size means, rates
 //! over a window, the fraction of replicas a join moved against the ideal,
 //! whether a node's compaction backlog is empty (its `/metrics` parsed by
-//! [`crate::admin::exposition`]), and which foreground samples fall in a
+//! [`geokv::admin::exposition`]), and which foreground samples fall in a
 //! window. Pure: no clock, no I/O.
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::admin::exposition;
+use geokv::admin::exposition;
 
 use super::super::stats::{histogram, LatencySummary};
 

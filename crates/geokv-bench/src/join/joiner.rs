@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::super::cluster::{admin_request, open_node_log};
 use super::super::BenchError;
-use crate::admin::exposition;
-use crate::layout::{Layout, NodeState};
+use geokv::admin::exposition;
+use geokv::layout::{Layout, NodeState};
+use geokv::local_cluster::{admin_request, open_node_log};
 
 /// A running `geokv node --join`.
 pub struct Joiner {

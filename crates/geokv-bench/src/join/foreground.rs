@@ -13,9 +13,9 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{watch, Semaphore};
 
 use super::math::Sample;
-use crate::bench::keys::key_name;
-use crate::client::Client;
-use crate::consistency::ConsistencyLevel;
+use crate::keys::key_name;
+use geokv::client::Client;
+use geokv::consistency::ConsistencyLevel;
 
 /// Operations in flight beyond which a due operation is counted as failed
 /// (the cluster has stalled; queueing more would only hide it).

@@ -2,10 +2,12 @@
 //! document of `geokv bench run`, and the side-by-side table of
 //! `geokv bench compare`.
 //!
-//! Pure formatting over [`PhaseReport`]s. Must not measure or print: callers
-//! write the returned strings where they want.
+//! Pure formatting over [`PhaseReport`]s; columns through comfy-table, as
+//! wide as their widest cell. Must not measure or print: callers write the
+//! returned strings where they want.
 use std::fmt::Write as _;
 
+use comfy_table::{CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 
 use super::stats::{LatencySummary, PhaseReport};
@@ -34,19 +36,38 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn row(out: &mut String, name: &str, s: &LatencySummary) {
-    let _ = writeln!(
-        out,
-        "{:<18} {:>9} {:>10.1} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3}",
-        name,
-        s.count,
-        s.throughput,
-        ms(s.p50_us),
-        ms(s.p95_us),
-        ms(s.p99_us),
-        ms(s.p999_us),
-        ms(s.max_us)
-    );
+/// A plain table (no box drawing, columns as wide as their widest cell)
+/// with these headers; `markdown`: with `|` borders and a header rule.
+pub fn table<const N: usize>(headers: [&str; N], markdown: bool) -> Table {
+    let mut t = Table::new();
+    t.load_preset(if markdown {
+        comfy_table::presets::ASCII_MARKDOWN
+    } else {
+        comfy_table::presets::NOTHING
+    })
+    .set_content_arrangement(ContentArrangement::Disabled)
+    .set_header(headers);
+    t
+}
+
+/// Right-aligns every column from `first` on (the numbers), header included.
+pub fn numbers_right(t: &mut Table, first: usize) {
+    for column in t.column_iter_mut().skip(first) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+}
+
+fn row(name: &str, s: &LatencySummary) -> Vec<String> {
+    vec![
+        name.to_string(),
+        s.count.to_string(),
+        format!("{:.1}", s.throughput),
+        format!("{:.3}", ms(s.p50_us)),
+        format!("{:.3}", ms(s.p95_us)),
+        format!("{:.3}", ms(s.p99_us)),
+        format!("{:.3}", ms(s.p999_us)),
+        format!("{:.3}", ms(s.max_us)),
+    ]
 }
 
 /// The table of one phase: a headline, one row per operation kind and a
@@ -58,17 +79,18 @@ pub fn phase_table(name: &str, p: &PhaseReport) -> String {
         "{name}: {} ops in {:.2} s = {:.1} ops/s; {} errors; {} reads saw siblings; {} reads found nothing",
         p.operations, p.elapsed_secs, p.throughput, p.error_count, p.siblings_seen, p.reads_not_found
     );
-    let _ = writeln!(
-        out,
-        "{:<18} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8}",
-        "op", "count", "ops/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms"
-    );
+    let headers = [
+        "op", "count", "ops/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms",
+    ];
+    let mut t = table(headers, false);
     for (op, s) in &p.by_op {
-        row(&mut out, op, s);
+        t.add_row(row(op, s));
     }
     if p.by_op.len() > 1 {
-        row(&mut out, "TOTAL", &p.overall);
+        t.add_row(row("TOTAL", &p.overall));
     }
+    numbers_right(&mut t, 1);
+    let _ = writeln!(out, "{t}");
     for (code, n) in &p.errors {
         let _ = writeln!(out, "  error {code}: {n}");
     }
@@ -96,6 +118,8 @@ pub struct CompareReport {
     pub wan_delay_ms: u64,
     /// The six-node cluster ran TLS + auth.
     pub secure: bool,
+    /// The `geokv` binary the nodes ran (`--node-build`).
+    pub node_exe: String,
     pub rows: Vec<CompareRow>,
     /// Fresh connections' first request vs a warm one (`--reconnects`).
     pub reconnect: Option<super::secure::Reconnect>,
@@ -115,11 +139,16 @@ pub fn compare_table(c: &CompareReport) -> String {
         c.value_size,
         c.wan_delay_ms
     );
-    let _ = writeln!(
-        out,
-        "{:<22} {:<13} {:>10} {:>9} {:>8} {:>8} {:>7}",
-        "setup", "level", "ops/s", "vs engine", "p50 ms", "p99 ms", "errors"
-    );
+    let headers = [
+        "setup",
+        "level",
+        "ops/s",
+        "vs engine",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+    ];
+    let mut t = table(headers, false);
     let base = c.rows.first().map_or(0.0, |r| r.report.throughput);
     for r in &c.rows {
         let ratio = if base > 0.0 {
@@ -127,18 +156,18 @@ pub fn compare_table(c: &CompareReport) -> String {
         } else {
             0.0
         };
-        let _ = writeln!(
-            out,
-            "{:<22} {:<13} {:>10.1} {:>8.3}x {:>8.3} {:>8.3} {:>7}",
-            r.setup,
-            r.level,
-            r.report.throughput,
-            ratio,
-            ms(r.report.overall.p50_us),
-            ms(r.report.overall.p99_us),
-            r.report.error_count
-        );
+        t.add_row(vec![
+            r.setup.clone(),
+            r.level.clone(),
+            format!("{:.1}", r.report.throughput),
+            format!("{ratio:.3}x"),
+            format!("{:.3}", ms(r.report.overall.p50_us)),
+            format!("{:.3}", ms(r.report.overall.p99_us)),
+            r.report.error_count.to_string(),
+        ]);
     }
+    numbers_right(&mut t, 2);
+    let _ = writeln!(out, "{t}");
     if let Some(rc) = &c.reconnect {
         let _ = writeln!(
             out,
@@ -156,8 +185,8 @@ pub fn compare_table(c: &CompareReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::stats::Recorder;
-    use crate::bench::workload::OpKind;
+    use crate::stats::Recorder;
+    use crate::workload::OpKind;
     use std::time::Duration;
 
     fn phase() -> PhaseReport {
@@ -219,7 +248,8 @@ mod tests {
             value_size: 100,
             wan_delay_ms: 50,
             secure: true,
-            reconnect: Some(crate::bench::secure::Reconnect {
+            node_exe: "/t/release/geokv".into(),
+            reconnect: Some(crate::secure::Reconnect {
                 samples: 3,
                 first_p50_ms: 2.5,
                 first_p99_ms: 4.0,
@@ -241,5 +271,61 @@ mod tests {
         let t = compare_table(&c);
         assert!(t.contains("1.000x") && t.contains("QUORUM") && t.contains("50 ms"));
         assert!(t.contains("reconnect (TLS+auth): 3 fresh connections, connect + first GET p50 2.500 ms p99 4.000 ms"), "{t}");
+    }
+
+    /// Where the `n`th whitespace-separated word of `line` ends.
+    fn word_end(line: &str, n: usize) -> usize {
+        let start = line.len() - line.trim_start().len();
+        let mut words = line[start..].split_whitespace();
+        let word = words.nth(n).expect("word");
+        let at = word.as_ptr() as usize - line.as_ptr() as usize;
+        at + word.len()
+    }
+
+    #[test]
+    fn phase_columns_line_up_whatever_the_count() {
+        let mut p = phase();
+        p.by_op.get_mut("READ").expect("READ").count = 12_345_678_901;
+        let t = phase_table("run", &p);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[2].contains("READ") && lines[3].contains("UPDATE"),
+            "{t}"
+        );
+        let count_end = word_end(lines[1], 1);
+        assert_eq!(&lines[1][count_end - 5..count_end], "count", "{t}");
+        for row in &lines[2..4] {
+            assert_eq!(word_end(row, 1), count_end, "{t}");
+        }
+    }
+
+    #[test]
+    fn compare_columns_line_up_whatever_the_setup_length() {
+        let row = |setup: &str, level: &str| CompareRow {
+            setup: setup.into(),
+            level: level.into(),
+            report: phase(),
+        };
+        let c = CompareReport {
+            workload: "a".into(),
+            records: 10,
+            operations: Some(2),
+            concurrency: 1,
+            value_size: 100,
+            wan_delay_ms: 0,
+            secure: false,
+            node_exe: "/t/release/geokv".into(),
+            reconnect: None,
+            rows: vec![
+                row("engine (in-process)", ""),
+                row("6 nodes 2 DCs, a label over twenty-two", "LOCAL_QUORUM"),
+                row("1 node rf1", "ONE"),
+            ],
+        };
+        let t = compare_table(&c);
+        let lines: Vec<&str> = t.lines().collect();
+        let level = lines[1].find("level").expect("header");
+        assert_eq!(lines[3].find("LOCAL_QUORUM"), Some(level), "{t}");
+        assert_eq!(lines[4].find("ONE"), Some(level), "{t}");
     }
 }
