@@ -92,6 +92,8 @@ pub(crate) async fn copy(
             version: decided.version,
             digest: &decided.digest,
             targets: &decided.targets,
+            // A client write's copy for a pending replica, with its targets.
+            repair: false,
         };
         apply_checked(&cluster, &planned, || {
             // The view in force is held (installs wait) until this returns.

@@ -107,6 +107,7 @@ impl Internode for InternodeService {
                     version: r.layout_version,
                     digest: &r.layout_digest,
                     targets: &r.targets,
+                    repair: r.repair,
                 };
                 stale_view::apply_checked(&cluster, &planned, || {
                     rep.apply(&r.keyspace, &r.key, &set)

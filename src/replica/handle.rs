@@ -67,7 +67,8 @@ pub struct PlannedOn<'a> {
     pub version: u64,
     pub digest: &'a [u8],
     /// The planned targets in the replica's datacenter; none for a
-    /// repair's merge (refused only where the key moved away).
+    /// repair's merge (which [`Merge::repair`] marks: refused only where
+    /// the key moved away).
     pub targets: &'a [String],
 }
 
@@ -89,14 +90,16 @@ struct Decided {
     version: u64,
     digest: Vec<u8>,
     targets: Vec<String>,
+    repair: bool,
 }
 
 impl Decided {
-    fn of(p: PlannedOn<'_>) -> Self {
+    fn of(p: PlannedOn<'_>, repair: bool) -> Self {
         Decided {
             version: p.version,
             digest: p.digest.to_vec(),
             targets: p.targets.to_vec(),
+            repair,
         }
     }
 
@@ -107,6 +110,7 @@ impl Decided {
             version: self.version,
             digest: &self.digest,
             targets: &self.targets,
+            repair: self.repair,
         }
     }
 }
@@ -123,6 +127,12 @@ pub struct Merge<'a> {
     /// here as at a peer; `None` (streams, hint hand-offs): applied in any
     /// view.
     pub planned: Option<PlannedOn<'a>>,
+    /// A repair's merge (read repair, a repair session's or a movement
+    /// stream's rows), sent with the repair mark
+    /// (`ReplicaWriteRequest.repair`): checked only where the key moved
+    /// away. `false`: a client write (the fan-out, a stream entry),
+    /// checked against its targets.
+    pub repair: bool,
 }
 
 /// One replica: this node's own (with the cluster whose view in force
@@ -169,7 +179,8 @@ impl Handle {
         match self {
             Handle::Here(replica, cluster) => {
                 let (ks, key, set) = (m.keyspace.to_string(), m.key.to_vec(), m.set.clone());
-                let (decided, cluster) = (m.planned.map(Decided::of), cluster.clone());
+                let decided = m.planned.map(|p| Decided::of(p, m.repair));
+                let cluster = cluster.clone();
                 replica
                     .blocking(move |r| match decided {
                         None => r.apply(&ks, &key, &set),
@@ -335,7 +346,9 @@ impl Handle {
         match self {
             Handle::Here(replica, cluster) => {
                 let ks = keyspace.to_string();
-                let (decided, cluster) = (planned.map(Decided::of), cluster.clone());
+                // Every page is a repair's or a movement's.
+                let decided = planned.map(|p| Decided::of(p, true));
+                let cluster = cluster.clone();
                 replica
                     .on_pool(move |r| match decided {
                         None => r.apply_page(&ks, &rows),
@@ -360,6 +373,7 @@ impl Handle {
                             set: &set,
                             record: &record,
                             planned,
+                            repair: true,
                         };
                         self.merge(m, timeout).await
                     })
@@ -380,6 +394,7 @@ fn write_request(peers: &Peers, m: Merge<'_>) -> ReplicaWriteRequest {
         key: m.key.to_vec(),
         record: m.record.to_vec(),
         coordinator: peers.me().id.clone(),
+        repair: m.repair,
         ..Default::default()
     };
     if let Some(p) = m.planned {

@@ -88,6 +88,7 @@ fn check(
         version: r.layout_version,
         digest: &r.layout_digest,
         targets: &r.targets,
+        repair: r.repair,
     };
     if let Some(stale) = stale_view::check(view, &planned) {
         metrics::counter!("geokv_stale_view_refusals_total").increment(1);
