@@ -138,6 +138,7 @@ async fn fault(
             },
         ) => a.faults.set_delay(&dc, ms),
         ("crash-after-write", _) => a.faults.arm_crash_after_write(),
+        ("stall-next-write", _) => a.faults.arm_stall_next_write(),
         ("hold-layouts", _) => a.faults.hold_layouts(true),
         ("take-layouts", _) => a.faults.hold_layouts(false),
         ("cut" | "heal" | "delay", _) => false,
