@@ -106,7 +106,18 @@ async fn the_seal_waits_for_a_mint_in_flight_and_counts_what_it_queued() {
         context: CausalContext::new(),
     };
 
-    let held = engine.hold.lock();
+    // The engine's writes wait while another thread holds `hold`.
+    let (release, until) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holder = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            let _held = engine.hold.lock();
+            locked.send(()).expect("locked");
+            let _ = until.recv();
+        })
+    };
+    is_locked.recv().expect("held");
     let mint = tokio::spawn(async move { commit.mint(&m, along).await.map(|_| ()) });
     for _ in 0..10_000 {
         if !engine.writers.lock().is_empty() {
@@ -132,7 +143,8 @@ async fn the_seal_waits_for_a_mint_in_flight_and_counts_what_it_queued() {
     }
     assert!(!seal.is_finished(), "the seal waits for the mint");
 
-    drop(held);
+    drop(release);
+    holder.join().expect("let go");
     mint.await.expect("joined").expect("minted");
     assert_eq!(seal.await.expect("joined"), 2, "the intent and the entry");
     assert!(
