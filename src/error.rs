@@ -92,7 +92,7 @@ pub enum GeokvError {
     /// records over (`Hints::seal_if_handed_over`), so it stores none any
     /// more. Raised only once a write was minted or sent (a hint or record
     /// is what follows one), so never "nothing applied".
-    #[error("this node has left the cluster and handed its hints and anti-entropy records over; it stores no more")]
+    #[error("this node has left the cluster and handed its hints and anti-entropy records over, so it stores no more; the write may have been applied")]
     HintsSealed,
     /// This node is stopping and took no more writes (nothing was written).
     #[error("this node is shutting down; nothing was written")]
@@ -305,6 +305,9 @@ mod tests {
                 "no",
             ),
             (GeokvError::Internal("x".into()), Code::Internal, "maybe"),
+            // A node that left and sealed its hint store refuses what follows
+            // a minted or sent write: never "nothing applied".
+            (GeokvError::HintsSealed, Code::Aborted, "maybe"),
             // Views differ during a layout change: UNAVAILABLE + applied: no,
             // which the forwarder answers by trying the next replica.
             (

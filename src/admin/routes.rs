@@ -142,6 +142,7 @@ async fn fault(
             },
         ) => a.faults.set_delay(&dc, ms),
         ("crash-after-write", _) => a.faults.arm_crash_after_write(),
+        ("stall-next-write", _) => a.faults.arm_stall_next_write(),
         ("hold-layouts", _) => a.faults.hold_layouts(true),
         ("take-layouts", _) => a.faults.hold_layouts(false),
         ("refuse-adoption", _) => a.faults.refuse_adoption(true),

@@ -250,7 +250,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let ran = rt.block_on(async move {
+    let node = async move {
         let _telemetry = geokv::telemetry::init_with_format("geokv", &args.node, args.log_format);
         geokv::admin::install_metrics();
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -273,10 +273,34 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             // SAFETY: `_exit` ends the process without running anything else.
             unsafe { libc::_exit(128 + second) }
         });
-        run_node(cfg, rx).await
-    });
+        run_node(cfg, rx).await.map_err(anyhow::Error::from)
+    };
+    leave(run_bounded(rt, node))
+}
+
+/// Runs `node` on `rt`, then stops `rt` within [`RUNTIME_STOP`]. A panic
+/// of `node` itself (a task's panic the runtime keeps) would unwind
+/// through `rt`'s drop, which waits without bound for a thread stuck in
+/// the engine: caught, it is an error, after the bounded stop.
+fn run_bounded(
+    rt: tokio::runtime::Runtime,
+    node: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(node)));
     stop_runtime(rt);
-    leave(ran.map_err(anyhow::Error::from))
+    ran.unwrap_or_else(|panic| {
+        Err(anyhow::anyhow!(
+            "the node panicked: {}",
+            panic_text(&*panic)
+        ))
+    })
+}
+
+/// What a caught panic said (its message, when it is text).
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    (panic.downcast_ref::<&str>().copied())
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// How long the runtime may take to stop once the node returned.
@@ -326,97 +350,5 @@ pub async fn wait_for_signal() -> i32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A worker stuck in a synchronous call (as an engine write in a stall
-    /// is) and a stuck blocking thread do not keep the runtime from
-    /// stopping: before, dropping the runtime waited for them forever.
-    #[test]
-    fn stopping_the_runtime_does_not_wait_for_a_stuck_worker() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .expect("runtime");
-        let (release, stuck) = std::sync::mpsc::channel::<()>();
-        let stuck = std::sync::Arc::new(std::sync::Mutex::new(stuck));
-        let (on_worker, blocking) = (stuck.clone(), stuck.clone());
-        let (entered, inside) = std::sync::mpsc::channel();
-        let entered2 = entered.clone();
-        rt.spawn(async move {
-            entered.send(()).expect("entered");
-            let _ = on_worker.lock().expect("lock").recv();
-        });
-        rt.spawn_blocking(move || {
-            entered2.send(()).expect("entered");
-            let _ = blocking.lock().map(|r| r.recv());
-        });
-        inside.recv().expect("one is stuck");
-        let (done, stopped) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            stop_runtime(rt);
-            let _ = done.send(());
-        });
-        let waited = stopped.recv_timeout(RUNTIME_STOP * 10);
-        drop(release);
-        assert!(
-            waited.is_ok(),
-            "the runtime's stop waited for a stuck worker"
-        );
-    }
-
-    #[test]
-    fn limit_flags_default_to_the_documented_bounds() {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            limits: LimitArgs,
-        }
-        let defaults = Cli::parse_from(["x"]).limits.limits();
-        assert_eq!(defaults, geokv::node::limits::ServerLimits::default());
-        let set = Cli::parse_from([
-            "x",
-            "--max-in-flight-requests",
-            "4",
-            "--client-max-streams",
-            "8",
-        ]);
-        let l = set.limits.limits();
-        assert_eq!(
-            (l.admission.max_in_flight, l.client.max_concurrent_streams),
-            (4, 8)
-        );
-        assert_eq!(l.client.concurrency_per_connection, 8);
-        // 0 would let no request through on that port (review L4).
-        for flag in ["--client-max-streams", "--peer-max-streams"] {
-            let zero = Cli::try_parse_from(["x", flag, "0"]);
-            assert!(zero.is_err(), "{flag} 0 is refused");
-        }
-    }
-
-    #[test]
-    fn tls_is_required_unless_insecure_is_explicit() {
-        let none = TlsArgs::default();
-        let err = none.setting("n1").unwrap_err().to_string();
-        assert!(err.contains("--insecure"), "{err}");
-        let insecure = TlsArgs {
-            insecure: true,
-            ..TlsArgs::default()
-        };
-        assert_eq!(insecure.setting("n1").unwrap(), TlsSetting::Insecure);
-        let dir = TlsArgs {
-            tls_dir: Some("/c".into()),
-            key: Some("/k/other.pem".into()),
-            ..TlsArgs::default()
-        };
-        assert_eq!(
-            dir.setting("dc1-n2").unwrap(),
-            TlsSetting::Files(TlsFiles {
-                ca: "/c/ca.pem".into(),
-                cert: "/c/node-dc1-n2.pem".into(),
-                key: "/k/other.pem".into(),
-            })
-        );
-    }
-}
+#[path = "node_tests.rs"]
+mod tests;

@@ -255,6 +255,7 @@ impl Coordinator {
                     // Decided in `view`: a replica that has moved on and
                     // no longer replicates the key refuses it.
                     planned: Some(PlannedOn::repair(version, &digest)),
+                    repair: true,
                 };
                 if let Err(e) = replica.merge(m, timeout).await {
                     tracing::debug!(error = %e, "read repair failed");

@@ -149,18 +149,26 @@ impl Commit {
 
     /// The urgent entries of a write already minted, for the datacenters
     /// of `wait_for`, written at once on a blocking thread (a fan-out on a
-    /// newer view, or the remote fallback of a count level).
+    /// newer view, or the remote fallback of a count level). Refused once
+    /// this node's queues are sealed ([`Hints::queue_pass`]: the entries
+    /// would stay in a store nobody drains); the pass is held by the
+    /// blocking write, so the seal waits for it and counts the entries.
     pub async fn append_urgent(
         &self,
         minted: &Minted,
         wait_for: &[Awaited],
     ) -> Result<Vec<StreamWait>, GeokvError> {
+        let pass = self.hints.queue_pass().await?;
         let dcs: Vec<String> = wait_for.iter().map(|w| w.dc.clone()).collect();
         let (ks, key, set) = (minted.keyspace(), minted.key(), &minted.record);
         let mut batch = WriteBatch::new();
         let appended = self.stream_append(&dcs, wait_for, ks, key, set, &mut batch)?;
         if !batch.is_empty() {
-            let written = self.hints.store.blocking(move |s| s.write(batch)).await;
+            let written = (self.hints.store).blocking(move |s| {
+                let _pass = pass;
+                s.write(batch)
+            });
+            let written = written.await;
             if let Err(e) = written.and_then(|r| r.map_err(GeokvError::from)) {
                 self.rollback(appended);
                 return Err(e);

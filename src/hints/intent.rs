@@ -169,7 +169,10 @@ pub fn rollback(intents: Vec<Intent>) {
 }
 
 /// Intents written at once (not inside another batch), where the store's
-/// [`CallSite`] says.
+/// [`CallSite`] says. Refused once this node's queues are sealed
+/// ([`Hints::queue_pass`], held by the write: the seal waits for it and
+/// counts the intents): they would turn into hints in a store nobody
+/// drains.
 pub async fn intend_now(
     hints: &Arc<Hints>,
     targets: &[(NodeIdx, String)],
@@ -177,9 +180,14 @@ pub async fn intend_now(
     key: &[u8],
     set: &SiblingSet,
 ) -> Result<Vec<Intent>, GeokvError> {
+    let pass = hints.queue_pass().await?;
     let mut batch = WriteBatch::new();
     let intents = intend(hints, targets, keyspace, key, set, &mut batch)?;
-    match hints.store.call(move |s| s.write(batch)).await {
+    let written = hints.store.call(move |s| {
+        let _pass = pass;
+        s.write(batch)
+    });
+    match written.await {
         Ok(Ok(())) => Ok(intents),
         Ok(Err(e)) => {
             rollback(intents);

@@ -99,10 +99,7 @@ impl Hints {
         key: &[u8],
         set: &SiblingSet,
     ) -> Result<(), GeokvError> {
-        let open = self.open.clone().read_owned().await;
-        if !*open {
-            return Err(sealed());
-        }
+        let open = self.queue_pass().await?;
         let node = node.to_string();
         let mut record = Vec::with_capacity(set.encoded_len());
         set.encode(&mut record);
@@ -142,10 +139,7 @@ impl Hints {
         key: &[u8],
         dest: &Dest,
     ) -> Result<(), GeokvError> {
-        let open = self.open.clone().read_owned().await;
-        if !*open {
-            return Err(sealed());
-        }
+        let open = self.queue_pass().await?;
         let (ks, key, dest) = (keyspace.to_string(), key.to_vec(), dest.clone());
         let written = (self.store).blocking(move |s| {
             let _open = open;
@@ -157,20 +151,37 @@ impl Hints {
     }
 
     /// A pass for minting a write on this node ([`super::Commit::mint`]):
-    /// refused once the node has left and sealed its queues, before
-    /// anything is written (`NotReady`: nothing applied, a forwarder tries
-    /// another replica), since what the write would queue (its intents and
-    /// stream entries) would stay in a store nobody drains. Held by the
-    /// blocking write itself, so the seal waits for a write in flight and
-    /// counts what it queued.
+    /// refused once the view in force marks this node Left (sealed or
+    /// not), before anything is written (`NotReady`: nothing applied, a
+    /// forwarder tries another replica): a node that has left takes no new
+    /// write (as a replica refuses one, `view::stale_view`), since its own
+    /// copy leaves with it, and once sealed what the write would queue
+    /// (its intents and stream entries) would stay in a store nobody
+    /// drains. Held by the blocking write itself, so the seal waits for a
+    /// write in flight (one that passed before the view marked the node
+    /// Left) and counts what it queued.
     pub(crate) async fn mint_pass(&self) -> Result<OwnedRwLockReadGuard<bool>, GeokvError> {
         let open = self.open.clone().read_owned().await;
-        if !*open {
+        if !*open || self.cluster.current().has_left() {
             return Err(GeokvError::NotReady(
-                "this node has left the cluster and handed its queues over: \
-                 nothing was written"
-                    .into(),
+                "this node has left the cluster: nothing was written".into(),
             ));
+        }
+        Ok(open)
+    }
+
+    /// A pass for writing to the queues on their own, after a write was
+    /// minted or sent (a node hint, an anti-entropy record, a minted
+    /// write's urgent entries: [`super::Commit::append_urgent`], a stream
+    /// receiver's intents: [`super::intent::intend_now`]): refused once the
+    /// queues are sealed ([`GeokvError::HintsSealed`], "maybe applied"),
+    /// since what it wrote would stay in a store nobody drains. Held by the
+    /// blocking write itself (not by its caller, who may be cancelled while
+    /// the write is queued), so the seal waits for it and counts it.
+    pub(crate) async fn queue_pass(&self) -> Result<OwnedRwLockReadGuard<bool>, GeokvError> {
+        let open = self.open.clone().read_owned().await;
+        if !*open {
+            return Err(sealed());
         }
         Ok(open)
     }

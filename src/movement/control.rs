@@ -43,6 +43,9 @@ pub struct Status {
 /// What the controls need of the running node.
 pub struct Control {
     pub cluster: Cluster,
+    /// This node's engine; on a node, its writes pass the replica's gate
+    /// (`Replica::gated`), so a stream page or cleanup cannot commit after
+    /// the node closed its storage.
     pub engine: Arc<dyn Engine>,
     pub peers: Arc<Peers>,
     pub is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,

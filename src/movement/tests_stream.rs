@@ -399,3 +399,38 @@ async fn a_range_an_owner_loses_is_streamed_from_that_owner_only() {
         None
     );
 }
+
+/// A stream into this node's engine as the node wires it (the replica's
+/// gated engine, `Replica::gated`) once the node closed its storage: the
+/// page and its cursor are refused, nothing written (issue 10: the page's
+/// engine write bypassed the gate the close shuts).
+#[tokio::test]
+async fn a_stream_page_after_the_node_closed_writes_nothing() {
+    let src: Arc<dyn Engine> = Arc::new(MemoryEngine::default());
+    fill(&*src, "ks", 100);
+    let dst: Arc<dyn Engine> = Arc::new(MemoryEngine::default());
+    let replica = crate::replica::Replica::new(dst.clone(), "x", 8);
+    replica
+        .close(Duration::from_secs(1))
+        .expect("nothing inside");
+    let source = Loopback {
+        engines: [("a".to_string(), src)].into(),
+        ..Loopback::default()
+    };
+    let gains = half_ring(&["a"]);
+    let streamer = Streamer::new(replica.gated(), source, "join-x@2", small_pages());
+    let err = streamer.run(&gains).await.expect_err("closed");
+    assert!(
+        matches!(
+            err,
+            StreamError::Engine(crate::engine::EngineError::Closed(_))
+        ),
+        "{err}"
+    );
+    let rows = dst.scan_token_range("ks", 0, 0, None, 1000).expect("scan");
+    assert!(rows.is_empty(), "nothing written");
+    assert!(matches!(
+        super::cursor::load(&*dst, "join-x@2", "ks", gains[0].range).expect("cursor"),
+        Cursor::Start
+    ));
+}

@@ -107,6 +107,7 @@ impl Internode for InternodeService {
                     version: r.layout_version,
                     digest: &r.layout_digest,
                     targets: &r.targets,
+                    repair: r.repair,
                 };
                 stale_view::apply_checked(&cluster, &planned, || {
                     rep.apply(&r.keyspace, &r.key, &set)
@@ -128,9 +129,13 @@ impl Internode for InternodeService {
         // One hand-off to the replica's blocking site for the whole batch;
         // each entry checked on its own, in a span of its own that joins
         // its request's trace; those that pass applied in one engine write.
+        let faults = self.faults.clone();
         let results = self
             .replica
-            .blocking(move |rep| Ok(batch::results(rep, &cluster, entries, arrived)))
+            .blocking(move |rep| {
+                faults.stall_if_armed(|| rep.open());
+                Ok(batch::results(rep, &cluster, entries, arrived))
+            })
             .instrument(span)
             .await?;
         Ok(Response::new(ReplicaBatchResponse { results }))

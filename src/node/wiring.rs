@@ -106,7 +106,9 @@ pub(super) fn build(
     let live = liveness.clone();
     let control = crate::movement::Control::new(
         s.cluster.clone(),
-        s.engine.clone(),
+        // Movement writes (stream pages, cleanup) pass the replica's gate,
+        // which the node's close shuts before the final sync and marker.
+        replica.gated(),
         peers.clone(),
         Arc::new(move |id: &str| live.is_up(id)),
         hints.clone(),

@@ -67,7 +67,8 @@ pub struct PlannedOn<'a> {
     pub version: u64,
     pub digest: &'a [u8],
     /// The planned targets in the replica's datacenter; none for a
-    /// repair's merge (refused only where the key moved away).
+    /// repair's merge (which [`Merge::repair`] marks: refused only where
+    /// the key moved away).
     pub targets: &'a [String],
 }
 
@@ -90,6 +91,8 @@ impl From<PlannedOn<'_>> for Decided {
             version: p.version,
             digest: p.digest.to_vec(),
             targets: p.targets.to_vec(),
+            // A client write's unless the caller marks it a repair's.
+            repair: false,
         }
     }
 }
@@ -106,6 +109,12 @@ pub struct Merge<'a> {
     /// here as at a peer; `None` (streams, hint hand-offs): applied in any
     /// view.
     pub planned: Option<PlannedOn<'a>>,
+    /// A repair's merge (read repair, a repair session's or a movement
+    /// stream's rows), sent with the repair mark
+    /// (`ReplicaWriteRequest.repair`): checked only where the key moved
+    /// away. `false`: a client write (the fan-out, a stream entry),
+    /// checked against its targets.
+    pub repair: bool,
 }
 
 /// One replica: this node's own (with the cluster whose view in force
@@ -152,7 +161,11 @@ impl Handle {
         match self {
             Handle::Here(replica, cluster) => {
                 let (ks, key, set) = (m.keyspace.to_string(), m.key.to_vec(), m.set.clone());
-                let (decided, cluster) = (m.planned.map(Decided::from), cluster.clone());
+                let decided = m.planned.map(|p| Decided {
+                    repair: m.repair,
+                    ..Decided::from(p)
+                });
+                let cluster = cluster.clone();
                 replica
                     .blocking(move |r| match decided {
                         None => r.apply(&ks, &key, &set),
@@ -318,7 +331,12 @@ impl Handle {
         match self {
             Handle::Here(replica, cluster) => {
                 let ks = keyspace.to_string();
-                let (decided, cluster) = (planned.map(Decided::from), cluster.clone());
+                // Every page is a repair's or a movement's.
+                let decided = planned.map(|p| Decided {
+                    repair: true,
+                    ..Decided::from(p)
+                });
+                let cluster = cluster.clone();
                 replica
                     .on_pool(move |r| match decided {
                         None => r.apply_page(&ks, &rows),
@@ -343,6 +361,7 @@ impl Handle {
                             set: &set,
                             record: &record,
                             planned,
+                            repair: true,
                         };
                         self.merge(m, timeout).await
                     })
@@ -363,6 +382,7 @@ fn write_request(peers: &Peers, m: Merge<'_>) -> ReplicaWriteRequest {
         key: m.key.to_vec(),
         record: m.record.to_vec(),
         coordinator: peers.me().id.clone(),
+        repair: m.repair,
         ..Default::default()
     };
     if let Some(p) = m.planned {

@@ -23,6 +23,7 @@
 mod batch;
 pub mod call_site;
 pub mod gate;
+pub mod gated;
 pub mod handle;
 pub mod merkle;
 pub use batch::BatchWrite;
@@ -57,8 +58,9 @@ pub struct Replica {
     /// Serialises `update` per key (striped by key hash): two updates of one
     /// key at this actor must see each other, or they would reuse a dot.
     locks: Vec<Mutex<()>>,
-    /// Every write passes it; [`Replica::close`] shuts it.
-    gate: gate::Gate,
+    /// Every write passes it (and every write of [`Replica::gated`]);
+    /// [`Replica::close`] shuts it.
+    gate: Arc<gate::Gate>,
     /// Where [`Replica::blocking`] runs.
     writes: CallSite,
 }
@@ -72,7 +74,7 @@ impl Replica {
             node: node.to_string(),
             max_siblings,
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            gate: gate::Gate::default(),
+            gate: Arc::default(),
             writes: CallSite::for_writes(&*engine),
             engine,
         }
@@ -178,6 +180,13 @@ impl Replica {
     /// Whether [`Replica::close`] has begun.
     pub fn is_closed(&self) -> bool {
         self.gate.is_closed()
+    }
+
+    /// This node's engine for writers outside the replica (movement):
+    /// every write passes this replica's gate, so [`Replica::close`] waits
+    /// for those in flight and refuses later ones ([`gated::Gated`]).
+    pub fn gated(&self) -> Arc<dyn Engine> {
+        Arc::new(gated::Gated::new(self.engine.clone(), self.gate.clone()))
     }
 
     /// A pass for a write to this node's storage on the replica's behalf

@@ -36,6 +36,9 @@ pub struct Faults {
     hold_layouts: AtomicBool,
     /// Set by [`Faults::refuse_adoption`]: `Adopt` batches are refused.
     refuse_adoption: AtomicBool,
+    /// Armed by [`Faults::arm_stall_next_write`], taken by
+    /// [`Faults::stall_if_armed`].
+    stall_next_write: AtomicBool,
 }
 
 #[derive(Default, Debug, Clone, serde::Serialize)]
@@ -55,6 +58,7 @@ impl Faults {
             crash_after_write: AtomicBool::new(false),
             hold_layouts: AtomicBool::new(false),
             refuse_adoption: AtomicBool::new(false),
+            stall_next_write: AtomicBool::new(false),
         }
     }
 
@@ -173,6 +177,30 @@ impl Faults {
             // SAFETY: plain libc calls on our own pid.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Makes the next batch of replica writes from a peer stall for good
+    /// (a hung disk, for the node's bounded close).
+    pub fn arm_stall_next_write(&self) -> bool {
+        if self.enabled {
+            self.stall_next_write.store(true, Ordering::SeqCst);
+        }
+        self.enabled
+    }
+
+    /// Called where a batch of replica writes runs (`node::internode`):
+    /// when armed, holds what `enter` returns (the replica's write pass)
+    /// and never returns, as a write stuck in a stalled engine would; the
+    /// node's close then finds it still running (exit 1, no clean-shutdown
+    /// marker).
+    pub fn stall_if_armed<P>(&self, enter: impl FnOnce() -> P) {
+        if self.enabled && self.stall_next_write.swap(false, Ordering::SeqCst) {
+            let _held = enter();
+            tracing::warn!("fault injection: a replica write stalls for good");
+            loop {
+                std::thread::park();
             }
         }
     }

@@ -41,15 +41,23 @@
 //! on an older view (review finding 2).
 //!
 //! A merge that repairs (read repair, anti-entropy) carries the layout
-//! version and digest its coordinator decided it in and **no targets**: it
-//! is no planned write, so only [`check_read`]'s rule applies to it: a
+//! version and digest its coordinator decided it in and the **repair mark**
+//! (`ReplicaWriteRequest.repair`, [`Planned::repair`]; its targets are
+//! ignored): it is no planned write, so only [`check_read`]'s rule applies
+//! to it: a
 //! replica whose view supersedes that one and no longer replicates the key
 //! (neither owner nor pending replica, in any datacenter) refuses it
 //! instead of storing a copy where its cleanup has dropped, or will drop,
 //! the range (issue 11). A replica that still replicates the key takes it.
 //! A peer from before this rule checks such a merge as a write with no
 //! targets: on any newer view it refuses it (the repair is retried by the
-//! next pass; nothing is lost).
+//! next pass; nothing is lost). The mark, not an empty target list, says
+//! "repair": a write without it is a client write, checked against its
+//! targets even when it names none (so a peer from before the mark, whose
+//! repair merges carry a version and no targets, has them checked as
+//! client writes naming nobody: refused where the newer view places any
+//! owner or pending replica of the key in this datacenter, retried by the
+//! next pass, never accepted where a client write would be refused).
 //!
 //! Version 0 means "not checked": stream receivers merge records in any
 //! view, and peers from before the field sent none (accepting them keeps a
@@ -73,14 +81,18 @@ pub struct Planned<'a> {
     /// from peers that sent none.
     pub digest: &'a [u8],
     pub targets: &'a [String],
+    /// A repair's merge (read repair, anti-entropy, movement), checked by
+    /// [`check_read`]'s rule only; `false`: a client write, checked
+    /// against `targets`.
+    pub repair: bool,
 }
 
 impl Planned<'_> {
     /// The `kind` of its refusal in `geokv_stale_view_refusals_total`:
-    /// `repair` for a repair's merge (no targets: read repair, a repair
-    /// session), `write` for a planned write.
+    /// `repair` for a repair's merge (read repair, a repair session, a
+    /// movement), `write` for a planned write.
     pub fn kind(&self) -> &'static str {
-        match self.targets.is_empty() {
+        match self.repair {
             true => "repair",
             false => "write",
         }
@@ -102,6 +114,8 @@ pub struct Decided {
     pub version: u64,
     pub digest: Vec<u8>,
     pub targets: Vec<String>,
+    /// A repair's merge ([`Planned::repair`]).
+    pub repair: bool,
 }
 
 impl Decided {
@@ -111,6 +125,7 @@ impl Decided {
             version: view.version(),
             digest: view.digest_bytes().to_vec(),
             targets,
+            repair: false,
         }
     }
 
@@ -122,6 +137,7 @@ impl Decided {
             version: self.version,
             digest: &self.digest,
             targets: &self.targets,
+            repair: self.repair,
         }
     }
 }
@@ -190,7 +206,7 @@ pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
     if planned_on == 0 || !supersedes(view, planned_on, w.digest) {
         return None;
     }
-    if targets.is_empty() {
+    if w.repair {
         // A repair's merge, no planned write (see the module docs).
         return check_read(view, keyspace, key, planned_on, w.digest);
     }

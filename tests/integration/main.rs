@@ -13,6 +13,7 @@
 //! | `count_levels` | ONE/TWO/THREE falling back to remote replicas when local ones die or hang |
 //! | `dev_cluster` | `geokv dev` like ccm: kill, status, start, cut/heal, stop from another shell |
 //! | `elastic` | a node joins a running two-DC cluster under LOCAL_QUORUM writers; nothing acknowledged is lost |
+//! | `exit_paths` | a node with a write stuck for good still exits within a bound: 1 and no clean-shutdown marker on SIGTERM, 128+signal on a second signal |
 //! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
 //! | `grpc_services` | the client port's grpc.health.v1 and server reflection |
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
@@ -48,6 +49,7 @@ mod decommission_drain;
 mod decommission_kill;
 mod dev_cluster;
 mod elastic;
+mod exit_paths;
 mod geo_replication;
 mod graceful_shutdown;
 mod grpc_services;

@@ -299,6 +299,7 @@ impl Coordinator {
                         digest: &digest,
                         targets: &targets,
                     }),
+                    repair: false,
                 };
                 let res = replica.merge_batched(m, timeout).await;
                 if let Some(version) = res.as_ref().err().and_then(HandleError::stale_view) {

@@ -95,6 +95,61 @@ async fn a_mint_after_the_seal_is_refused_and_writes_nothing() {
     assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("no"));
 }
 
+/// A request that planned before the leave but reaches the mint once the
+/// view marks this node Left, before its drain sealed the queues (review
+/// of stop 24: `mint_pass` checked only the seal): refused before anything
+/// is written, as "nothing applied". Before, it committed on a node whose
+/// own copy leaves with it.
+#[tokio::test]
+async fn a_mint_after_the_leave_before_the_seal_is_refused_and_writes_nothing() {
+    let (c, left, key) = d_before_its_leave();
+    let before = c.cluster().current();
+    let req = put_request("ks", &key, ConsistencyLevel::One);
+    let (ks, k, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
+    let plan = (c.plan(&before, ks, k, level, None, OpKind::Write)).expect("plan");
+
+    c.cluster().install(left).expect("installed");
+    assert!(c.cluster().current().has_left());
+
+    let Err(err) = c.mint(&before, &req, &c.fanout(&plan)).await else {
+        panic!("a mint on a node that has left was accepted");
+    };
+    assert!(err.nothing_applied(), "{err:?}");
+    assert!(
+        c.replica.read("ks", k).expect("read").is_none(),
+        "nothing written"
+    );
+    assert_eq!(c.hints.total_backlog(), 0, "nothing queued");
+}
+
+/// Urgent entries of a write minted before the leave, appended on their
+/// own after the seal (a fan-out on a newer view, the remote fallback):
+/// refused as "maybe applied", nothing queued (review of stop 24:
+/// `Commit::append_urgent` wrote to the hint store without the seal's
+/// guard, into a store nobody drains).
+#[tokio::test]
+async fn urgent_entries_appended_after_the_seal_are_refused_and_queue_nothing() {
+    let (c, left, key) = d_before_its_leave();
+    let before = c.cluster().current();
+    let req = put_request("ks", &key, ConsistencyLevel::One);
+    let (minted, _) = c.mint(&before, &req, &nothing_along()).await.expect("mint");
+    leave_and_seal(&c, left).await;
+
+    let dc2 = Awaited {
+        dc: "dc2".into(),
+        need: 1,
+        pending: None,
+    };
+    let refused = c.commit.append_urgent(&minted, &[dc2]).await;
+    let Err(err) = refused.map(|waits| waits.len()) else {
+        panic!("urgent entries appended to a sealed hint store");
+    };
+    assert!(matches!(err, GeokvError::HintsSealed), "{err:?}");
+    assert!(!err.nothing_applied(), "{err}");
+    let dest = crate::hints::queue::Dest::Dc("dc2".into());
+    assert_eq!(c.hints.backlog_entries(&dest), 0, "nothing queued");
+}
+
 /// `d`'s coordinator on the seed layout (only `d` and `x` up), the layout
 /// in which `d` has left, and a key of `ks` that `d` replicates before.
 fn d_before_its_leave() -> (Coordinator, crate::layout::Layout, [u8; 4]) {

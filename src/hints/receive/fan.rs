@@ -166,6 +166,7 @@ impl Receiver {
             record: &e.record,
             // Not a planned client write: applied in any view.
             planned: None,
+            repair: false,
         };
         // A stream entry is a client write of another datacenter (urgent or
         // not): batched per peer with this datacenter's client writes, as

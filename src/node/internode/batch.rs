@@ -88,6 +88,7 @@ fn check(
         version: r.layout_version,
         digest: &r.layout_digest,
         targets: &r.targets,
+        repair: r.repair,
     };
     if let Some(stale) = stale_view::check(view, &planned) {
         stale_view::refused(planned.kind());

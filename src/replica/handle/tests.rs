@@ -43,6 +43,7 @@ async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
         set: &set,
         record: b"a record",
         planned: None,
+        repair: true,
     };
     let handle = Handle::Peer {
         peers: peers.clone(),

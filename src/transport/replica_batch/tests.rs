@@ -111,6 +111,7 @@ fn an_entry_counts_against_the_lane_cap_whole() {
             layout_version: 7,
             layout_digest: vec![3; 16],
             targets: vec!["t".repeat(40); 3],
+            repair: false,
         }),
         timeout_ms: 0,
         traceparent: "0".repeat(55),

@@ -22,6 +22,21 @@ fn check(
         version,
         digest: &[],
         targets,
+        repair: false,
+    };
+    super::check(view, &w)
+}
+
+/// [`super::check`] of a repair's merge of `key` decided on `version` (no
+/// digest, no targets).
+fn repair_merge(view: &ClusterView, key: &[u8], version: u64) -> Option<GeokvError> {
+    let w = Planned {
+        keyspace: "default",
+        key,
+        version,
+        digest: &[],
+        targets: &[],
+        repair: true,
     };
     super::check(view, &w)
 }
@@ -138,6 +153,7 @@ fn a_view_installed_between_the_check_and_the_apply_does_not_slip_in() {
         version: 1,
         digest: &[],
         targets: &old,
+        repair: false,
     };
     let joining = (*views[1].layout).clone();
     let (installer, installed) = std::sync::mpsc::channel();
@@ -218,6 +234,7 @@ fn a_write_planned_on_the_losing_layout_of_a_version_is_refused() {
         version: 2,
         digest: &lose_digest,
         targets: &lose_targets,
+        repair: false,
     };
     let refused = super::check(&win, &w).expect("refused on the winning layout");
     assert!(
@@ -336,7 +353,7 @@ fn a_repair_merge_is_refused_only_where_the_newer_view_moved_the_key_away() {
     let kept = (keys.iter())
         .find(|k| owns(&views[0], k) && owns(&views[2], k))
         .expect("a key dc1-n1 keeps");
-    let repair = |v: &ClusterView, key: &[u8], planned: u64| check(v, "default", key, planned, &[]);
+    let repair = repair_merge;
     let refused = repair(&views[2], lost, 1).expect("refused where the key moved away");
     assert!(
         matches!(
@@ -370,8 +387,8 @@ fn a_repair_merge_is_refused_only_where_the_newer_view_moved_the_key_away() {
     }
 }
 
-/// Refusals are counted by kind: a repair's merge (no targets: read
-/// repair, a repair session) as `repair`, a planned write as `write`
+/// Refusals are counted by kind: a repair's merge (read repair, a repair
+/// session) as `repair`, a planned write as `write`
 /// (review Low of stop 24: read repair's refusals were counted with the
 /// client writes').
 #[test]
@@ -385,16 +402,17 @@ fn refusals_are_counted_by_kind() {
         .expect("a key dc1-n1 loses");
     let cluster = crate::view::Cluster::new((*views[2].layout).clone(), me, None).expect("view");
     let old = targets(&views[0], &lost);
-    let planned = |targets| Planned {
+    let planned = |targets, repair| Planned {
         keyspace: "default",
         key: &lost,
         version: 1,
         digest: &[],
         targets,
+        repair,
     };
     let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     metrics::with_local_recorder(&rec, || {
-        for w in [planned(&[]), planned(&[]), planned(&old)] {
+        for w in [planned(&[], true), planned(&[], true), planned(&old, false)] {
             assert!(super::apply_checked(&cluster, &w, || Ok(())).is_err());
         }
     });
@@ -402,4 +420,38 @@ fn refusals_are_counted_by_kind() {
     let count = |kind: &str| format!("geokv_stale_view_refusals_total{{kind=\"{kind}\"}} ");
     assert!(text.contains(&format!("{}2", count("repair"))), "{text}");
     assert!(text.contains(&format!("{}1", count("write"))), "{text}");
+}
+
+/// Issue 11: the repair mark, not an empty target list, makes a merge a
+/// repair's. A client write planned on v1 that names nobody in dc1 (no
+/// mark) is checked as a client write: on the joined view, where dc1-n1
+/// still replicates the key but the write's targets cover none of its
+/// owners there, it is refused, nothing applied; the same merge with the
+/// mark is a repair's and is taken. Before the mark, the empty list alone
+/// made it a repair's merge, and it was taken.
+#[test]
+fn a_client_write_naming_nobody_is_no_repair_merge() {
+    let me = "dc1-n1";
+    let views = join_views(me);
+    let kept = (0..10_000u32)
+        .map(|k| k.to_be_bytes().to_vec())
+        .find(|k| {
+            [0, 2]
+                .iter()
+                .all(|&v| targets(&views[v], k).iter().any(|n| n == me))
+        })
+        .expect("a key dc1-n1 keeps");
+    let refused = check(&views[2], "default", &kept, 1, &[]).expect("a client write");
+    assert!(
+        matches!(
+            refused,
+            GeokvError::StaleView {
+                planned_on: 1,
+                replica_version: 3
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.nothing_applied());
+    assert!(repair_merge(&views[2], &kept, 1).is_none(), "a repair's");
 }

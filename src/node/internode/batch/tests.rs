@@ -41,9 +41,7 @@ impl Hooks for Writes {
 /// (planned on the replica's own layout, v2), one whose deadline passed
 /// before it arrived, one planned on v1 (which the replica's v2
 /// supersedes) and aimed at this replica alone (as a client write names
-/// at least its receiver: a write naming nobody is a repair's merge,
-/// refused only where the key moved away), one whose record does not
-/// decode.
+/// at least its receiver), one whose record does not decode.
 fn five(record: &[u8]) -> Vec<ReplicaBatchEntry> {
     let entry = |key: &str, version: u64, record: &[u8], timeout_ms: u32| ReplicaBatchEntry {
         write: Some(ReplicaWriteRequest {
@@ -85,13 +83,18 @@ fn replica(fail: bool) -> (Cluster, Replica, Arc<Hooked<Writes>>) {
 /// Runs the batch as the handler does, 10 ms after it arrived (past the
 /// late entry's 1 ms, long before the others' second).
 fn run(cluster: &Cluster, rep: &Replica) -> Vec<ReplicaBatchResult> {
+    let arrived = Instant::now() - Duration::from_millis(10);
+    results(rep, cluster, run_entries(), arrived)
+}
+
+/// [`five`] with a record of one value.
+fn run_entries() -> Vec<ReplicaBatchEntry> {
     let mut set = SiblingSet::new();
     let ctx = CausalContext::new();
     (set.update(ActorId(1), &ctx, Some("v".into()), 1, 8)).expect("an update");
     let mut record = Vec::new();
     set.encode(&mut record);
-    let arrived = Instant::now() - Duration::from_millis(10);
-    results(rep, cluster, five(&record), arrived)
+    five(&record)
 }
 
 fn code(r: &ReplicaBatchResult) -> Code {
@@ -144,6 +147,22 @@ fn a_failed_engine_write_is_every_applied_entrys_and_maybe_applied() {
         assert!(applied.message.contains("the disk is gone"), "{applied:?}");
     }
     assert_refusals(&got);
+}
+
+/// Issue 11: an entry planned on v1 that names nobody and has no repair
+/// mark is a client write (the mark, not the empty list, makes a repair's
+/// merge): refused, nothing applied, like any client write whose targets
+/// miss this datacenter's owners on the replica's newer view.
+#[test]
+fn an_entry_naming_nobody_without_the_repair_mark_is_a_refused_client_write() {
+    let (cluster, rep, _) = replica(false);
+    let mut entries = run_entries();
+    let w = entries[2].write.as_mut().expect("a write");
+    w.targets.clear();
+    let got = results(&rep, &cluster, entries, Instant::now());
+    assert_eq!(code(&got[2]), Code::FailedPrecondition, "{:?}", got[2]);
+    assert_eq!(got[2].applied, "no", "nothing applied");
+    assert!(rep.read("default", b"stale").expect("a read").is_none());
 }
 
 /// The span links made: (span, the span it follows from), by name.
