@@ -14,6 +14,8 @@
 
 use super::consistency::{AckCounts, ConsistencyLevel, OpKind, Requirement};
 use crate::error::GeokvError;
+use crate::hints::waiters::StreamFailure;
+use crate::replica::handle::HandleError;
 use crate::topology::NodeIdx;
 use std::collections::BTreeMap;
 use tokio::sync::mpsc;
@@ -22,7 +24,7 @@ use tokio::time::Instant;
 /// An answer towards a level.
 pub(super) enum Answer<T> {
     /// One replica's answer: its node, datacenter and result.
-    Replica(NodeIdx, String, Result<T, String>),
+    Replica(NodeIdx, String, Result<T, HandleError>),
     /// A hint was stored for a replica that failed (reported, not an ack;
     /// its failure comes as its own answer).
     Hint,
@@ -31,7 +33,7 @@ pub(super) enum Answer<T> {
     Stream {
         dc: String,
         settles: u32,
-        result: Result<u32, String>,
+        result: Result<u32, StreamFailure>,
     },
 }
 
@@ -132,7 +134,7 @@ impl<T> Gather<T> {
                         *self.acks.per_dc.entry(dc).or_default() += 1;
                         self.ok.push((node, v));
                     }
-                    Err(e) => self.errors.push(e),
+                    Err(e) => self.errors.push(e.to_string()),
                 }
             }
             Answer::Stream {

@@ -200,7 +200,7 @@ impl Coordinator {
             // The channel holds an answer per replica of the plan, so the
             // send cannot wait; a gather that has already returned has
             // dropped the receiver.
-            let _ = tx.try_send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())));
+            let _ = tx.try_send(Answer::Replica(n, dc, res));
             return None;
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -212,7 +212,7 @@ impl Coordinator {
                 let peer = view.ring.node(n);
                 stale.lock().get_or_insert_with(|| (peer.clone(), version));
             }
-            let answer = Answer::Replica(n, dc, got.map_err(|e| e.to_string()));
+            let answer = Answer::Replica(n, dc, got);
             let _ = tx.send(answer).await;
         }))
     }

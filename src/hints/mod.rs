@@ -40,6 +40,7 @@ pub mod commit;
 mod counts;
 pub mod deliver;
 mod fate;
+pub mod failure;
 pub mod intent;
 pub(crate) mod link;
 pub mod moving;

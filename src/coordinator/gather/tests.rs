@@ -24,6 +24,13 @@ fn pending(dc1: u32) -> BTreeMap<String, u32> {
     BTreeMap::from([("dc1".to_string(), dc1)])
 }
 
+fn refused(peer: &str, detail: &str) -> HandleError {
+    HandleError::BadReply {
+        peer: peer.into(),
+        detail: detail.into(),
+    }
+}
+
 fn far() -> Instant {
     Instant::now() + Duration::from_secs(60)
 }
@@ -46,7 +53,7 @@ async fn a_failed_level_counts_replicas_not_hints_and_may_have_been_applied() {
     tx.send(Answer::Replica(
         NodeIdx(2),
         "dc1".into(),
-        Err("dc1-n3: reset".into()),
+        Err(refused("dc1-n3", "reset")),
     ))
     .await
     .unwrap();
@@ -100,7 +107,7 @@ async fn a_short_count_level_goes_on_with_more_replicas() {
     tx.send(Answer::Replica(
         NodeIdx(1),
         "dc1".into(),
-        Err("refused".into()),
+        Err(refused("dc1-n2", "refused")),
     ))
     .await
     .unwrap();

@@ -65,7 +65,11 @@ fn ok(n: u32) -> Answer<u32> {
 }
 
 fn err(n: u32) -> Answer<u32> {
-    Answer::Replica(NodeIdx(n), "dc1".into(), Err(format!("n{n}: reset")))
+    let reset = HandleError::BadReply {
+        peer: format!("n{n}"),
+        detail: "reset".into(),
+    };
+    Answer::Replica(NodeIdx(n), "dc1".into(), Err(reset))
 }
 
 #[tokio::test(start_paused = true)]

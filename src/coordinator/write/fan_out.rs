@@ -15,7 +15,7 @@ use crate::coordinator::gather::{Answer, Gather, Step};
 use crate::coordinator::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::intent::Intent;
-use crate::hints::waiters::StreamWait;
+use crate::hints::waiters::{StreamFailure, StreamWait};
 use crate::hints::{Appended, Awaited};
 use crate::mutation::Minted;
 use crate::replica::handle::{Handle, HandleError, Merge, PlannedOn};
@@ -340,7 +340,7 @@ impl Coordinator {
                         Err(h) => tracing::error!(error = %h, "could not store hint after {e}"),
                     },
                 }
-                let res = res.map(|_| ()).map_err(|e| e.to_string());
+                let res = res.map(|_| ());
                 let _ = tx.send(Answer::Replica(n, dc, res)).await;
             },
             span,
@@ -363,7 +363,7 @@ fn spawn_stream_wait(
         let drop_at = deadline + std::time::Duration::from_secs(1);
         let result = tokio::time::timeout_at(drop_at, wait.outcome())
             .await
-            .unwrap_or_else(|_| Err("no acknowledgement by the deadline".to_string()));
+            .unwrap_or(Err(StreamFailure::NoAckByDeadline));
         let _ = tx
             .send(Answer::Stream {
                 dc,
