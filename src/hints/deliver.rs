@@ -18,10 +18,10 @@
 //!
 //! Must not: decide what is enqueued, or make the scheduler's decisions.
 
+use super::failure::HandOverError;
 use super::link::{Link, Net, Wire};
 use super::queue::{Dest, Lane};
 use super::schedule::{Action, Event, Scheduler, Stall, BATCH_TIMEOUT};
-use super::failure::HandOverError;
 use super::waiters::StreamFailure;
 use super::{now_ms, Hints};
 use crate::membership::Liveness;
@@ -66,10 +66,7 @@ impl Delivery {
     /// view drops keeps its task: its queue is still on disk. `Err` when
     /// one of them panicked (the node's task set then stops the node);
     /// dropped, it aborts them all.
-    pub async fn run_all(
-        self,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), HandOverError> {
+    pub async fn run_all(self, mut shutdown: watch::Receiver<bool>) -> Result<(), HandOverError> {
         let mut views = self.cluster.subscribe();
         let net = Arc::new(Net {
             peers: self.peers,

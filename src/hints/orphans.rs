@@ -181,11 +181,7 @@ pub(crate) async fn drain(
 
 /// Redirects (or drops) one page of `dest`'s queue; how many entries it
 /// took out.
-async fn redirect_page(
-    hints: &Arc<Hints>,
-    me: &str,
-    dest: &Dest,
-) -> Result<usize, HandOverError> {
+async fn redirect_page(hints: &Arc<Hints>, me: &str, dest: &Dest) -> Result<usize, HandOverError> {
     let (d, from) = (dest.clone(), dest.prefix(Lane::Backlog));
     let page = (hints.store)
         .blocking(move |s| s.load_page(&d, Lane::Backlog, from, Vec::new(), PAGE))

@@ -135,9 +135,7 @@ impl StreamWait {
     /// future drops the wait).
     pub async fn outcome(mut self) -> StreamOutcome {
         match self.rx.take() {
-            Some(rx) => rx
-                .await
-                .unwrap_or(Err(StreamFailure::Abandoned)),
+            Some(rx) => rx.await.unwrap_or(Err(StreamFailure::Abandoned)),
             None => Err(StreamFailure::Consumed),
         }
     }

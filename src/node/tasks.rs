@@ -100,9 +100,11 @@ impl TaskSet {
         name: &'static str,
         task: impl Future<Output = Result<(), E>> + Send + 'static,
     ) {
-        self.add(name, false, async move {
-            task.await.map_err(|e| e.to_string())
-        });
+        self.add(
+            name,
+            false,
+            async move { task.await.map_err(|e| e.to_string()) },
+        );
     }
 
     /// [`TaskSet::spawn`] for a loop that cannot fail.

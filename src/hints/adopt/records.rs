@@ -210,7 +210,8 @@ impl Handing {
         // A kept record comes round again on the next sweep.
         self.cursor = next;
         self.batch_id += 1;
-        let to = (adopters.get(self.tried % adopters.len().max(1))).ok_or(HandOverError::NoAdopter)?;
+        let to =
+            (adopters.get(self.tried % adopters.len().max(1))).ok_or(HandOverError::NoAdopter)?;
         let ack = offer(link, to, batch(me, &records, self.batch_id)).await?;
         let done: Vec<Recorded> = handed(&records, &ack).into_iter().cloned().collect();
         if done.is_empty() {
