@@ -53,6 +53,17 @@ pub(super) enum Step {
     Short,
 }
 
+/// What a wait is for: the level and its requirement, the kind of request
+/// (a write's errors say it may have been applied), and its deadline.
+pub(super) struct Wait {
+    pub level: ConsistencyLevel,
+    pub req: Requirement,
+    pub op: OpKind,
+    pub deadline: Instant,
+    /// The request's timeout, as its error reports it.
+    pub timeout_ms: u64,
+}
+
 /// An ongoing wait for a level.
 pub(super) struct Gather<T> {
     level: ConsistencyLevel,
@@ -69,20 +80,22 @@ pub(super) struct Gather<T> {
 }
 
 impl<T> Gather<T> {
-    /// A wait on `rx` for `req`. `pending` counts the answers to come per
+    /// A wait on `rx` for `wait`. `pending` counts the answers to come per
     /// datacenter; `acks` those already obtained (the coordinating
     /// replica's own, hints stored).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        level: ConsistencyLevel,
-        req: Requirement,
-        op: OpKind,
+        wait: Wait,
         rx: mpsc::Receiver<Answer<T>>,
         pending: BTreeMap<String, u32>,
         acks: AckCounts,
-        deadline: Instant,
-        timeout_ms: u64,
     ) -> Self {
+        let Wait {
+            level,
+            req,
+            op,
+            deadline,
+            timeout_ms,
+        } = wait;
         Gather {
             level,
             req,

@@ -13,7 +13,7 @@
 //! flight when the level is met are dropped (a read has nothing to settle).
 
 use super::consistency::{AckCounts, OpKind};
-use super::gather::{Answer, Gather, Step};
+use super::gather::{Answer, Gather, Step, Wait};
 use super::newer_view::StaleSlot;
 use super::read_targets::{Candidate, ReadTargets};
 use super::{Coordinator, ReadRequest};
@@ -114,14 +114,16 @@ impl Coordinator {
         }
         let timeout_ms = req.timeout.as_millis() as u64;
         let mut gather = Gather::new(
-            req.level,
-            requirement,
-            OpKind::Read,
+            Wait {
+                level: req.level,
+                req: requirement,
+                op: OpKind::Read,
+                deadline,
+                timeout_ms,
+            },
             rx,
             pending,
             AckCounts::default(),
-            deadline,
-            timeout_ms,
         );
         let local_dc = self.me.dc.clone();
         let delay = self.config.read_speculation;

@@ -41,14 +41,16 @@ async fn a_failed_level_counts_replicas_not_hints_and_may_have_been_applied() {
     // the third fails.
     let (tx, rx) = mpsc::channel(4);
     let mut g = Gather::<()>::new(
-        ConsistencyLevel::LocalQuorum,
-        local_quorum(),
-        OpKind::Write,
+        Wait {
+            level: ConsistencyLevel::LocalQuorum,
+            req: local_quorum(),
+            op: OpKind::Write,
+            deadline: far(),
+            timeout_ms: 2000,
+        },
         rx,
         pending(1),
         acks(1, 1),
-        far(),
-        2000,
     );
     tx.send(Answer::Replica(
         NodeIdx(2),
@@ -72,14 +74,16 @@ async fn a_timeout_is_deadline_exceeded_and_counts_replicas_only() {
     let (_tx, rx) = mpsc::channel::<Answer<()>>(4);
     let past = Instant::now();
     let mut g = Gather::new(
-        ConsistencyLevel::LocalQuorum,
-        local_quorum(),
-        OpKind::Write,
+        Wait {
+            level: ConsistencyLevel::LocalQuorum,
+            req: local_quorum(),
+            op: OpKind::Write,
+            deadline: past,
+            timeout_ms: 2000,
+        },
         rx,
         pending(1),
         acks(1, 1),
-        past,
-        2000,
     );
     let e = g.run(far()).await.expect_err("deadline passed");
     let text = e.to_string();
@@ -95,14 +99,16 @@ async fn a_short_count_level_goes_on_with_more_replicas() {
     // caller then asks dc2 through its stream, which settles 3 replicas.
     let (tx, rx) = mpsc::channel(4);
     let mut g = Gather::<()>::new(
-        ConsistencyLevel::Two,
-        Requirement::Total { count: 2 },
-        OpKind::Write,
+        Wait {
+            level: ConsistencyLevel::Two,
+            req: Requirement::Total { count: 2 },
+            op: OpKind::Write,
+            deadline: far(),
+            timeout_ms: 2000,
+        },
         rx,
         pending(1),
         acks(1, 0),
-        far(),
-        2000,
     );
     tx.send(Answer::Replica(
         NodeIdx(1),
@@ -130,14 +136,16 @@ async fn a_short_count_level_goes_on_with_more_replicas() {
 async fn until_stops_the_wait_early_without_an_error() {
     let (_tx, rx) = mpsc::channel::<Answer<()>>(4);
     let mut g = Gather::new(
-        ConsistencyLevel::Two,
-        Requirement::Total { count: 2 },
-        OpKind::Read,
+        Wait {
+            level: ConsistencyLevel::Two,
+            req: Requirement::Total { count: 2 },
+            op: OpKind::Read,
+            deadline: far(),
+            timeout_ms: 2000,
+        },
         rx,
         pending(2),
         AckCounts::default(),
-        far(),
-        2000,
     );
     assert_eq!(g.run(Instant::now()).await.unwrap(), Step::Short);
     let e = g.failed();

@@ -11,7 +11,7 @@
 
 use super::{Fanout, Planned, StaleSlot};
 use crate::coordinator::consistency::{AckCounts, OpKind, Requirement};
-use crate::coordinator::gather::{Answer, Gather, Step};
+use crate::coordinator::gather::{Answer, Gather, Step, Wait};
 use crate::coordinator::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::intent::Intent;
@@ -93,14 +93,16 @@ impl Coordinator {
             let timeout_ms = req.timeout.as_millis() as u64;
             let requirement = plan.requirement.clone();
             let gather = Gather::new(
-                req.level,
-                requirement,
-                OpKind::Write,
+                Wait {
+                    level: req.level,
+                    req: requirement,
+                    op: OpKind::Write,
+                    deadline,
+                    timeout_ms,
+                },
                 rx,
                 pending,
                 acks,
-                deadline,
-                timeout_ms,
             );
             self.gather_write(req, plan, to, minted, (gather, &tx, &mut calls), deadline)
                 .await
