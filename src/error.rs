@@ -15,6 +15,12 @@
 //! | `INTERNAL` / `DATA_LOSS` | a local fault                            | maybe     |
 //! | `RESOURCE_EXHAUSTED` | shed at admission (`retry-after-ms` hint)    | no        |
 //!
+//! The internode port maps its refusals here too (a link cut by fault
+//! injection: `UNAVAILABLE`; a peer that is not who it says:
+//! `PERMISSION_DENIED`; a batched replica write past its deadline:
+//! `DEADLINE_EXCEEDED`; a pushed layout not taken: `FAILED_PRECONDITION`;
+//! a record that does not decode: `INVALID_ARGUMENT`), all "applied: no".
+//!
 //! Every status built here carries the metadata `geokv-applied` (`no` or
 //! `maybe`, [`crate::proto::APPLIED_METADATA`]): a client or a forwarding
 //! coordinator may resend a write elsewhere only on `no`. Messages name the
@@ -94,6 +100,23 @@ pub enum GeokvError {
     /// is what follows one), so never "nothing applied".
     #[error("this node has left the cluster and handed its hints and anti-entropy records over, so it stores no more; the write may have been applied")]
     HintsSealed,
+    /// This node refuses calls on a link cut by fault injection (from the
+    /// peer named, or on a stream); nothing was applied.
+    #[error("link {from}cut (fault injection)")]
+    LinkCut {
+        /// "from dc1-n2 " or "" when the stream names no peer.
+        from: String,
+    },
+    /// An internode caller is not who it says; nothing was done.
+    #[error("{0}")]
+    NotPermitted(String),
+    /// A batched replica write whose deadline passed before it was
+    /// applied: refused, nothing applied.
+    #[error("the entry's deadline passed before it was applied")]
+    Expired,
+    /// A layout pushed by a peer that this node does not take.
+    #[error("layout refused: {0}")]
+    LayoutRefused(String),
     /// This node is stopping and took no more writes (nothing was written).
     #[error("this node is shutting down; nothing was written")]
     ShuttingDown,
@@ -151,16 +174,19 @@ impl GeokvError {
             GeokvError::Unavailable { .. }
             | GeokvError::ShuttingDown
             | GeokvError::NotReady(_)
-            | GeokvError::NotAReplica(_) => Code::Unavailable,
-            GeokvError::Timeout { .. } => Code::DeadlineExceeded,
+            | GeokvError::NotAReplica(_)
+            | GeokvError::LinkCut { .. } => Code::Unavailable,
+            GeokvError::NotPermitted(_) => Code::PermissionDenied,
+            GeokvError::Timeout { .. } | GeokvError::Expired => Code::DeadlineExceeded,
             GeokvError::Overloaded { .. } => Code::ResourceExhausted,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. }
             | GeokvError::MaybeApplied(_)
             | GeokvError::HintsSealed => Code::Aborted,
-            GeokvError::Consistency(_) | GeokvError::Siblings(_) | GeokvError::StaleView { .. } => {
-                Code::FailedPrecondition
-            }
+            GeokvError::Consistency(_)
+            | GeokvError::Siblings(_)
+            | GeokvError::StaleView { .. }
+            | GeokvError::LayoutRefused(_) => Code::FailedPrecondition,
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
             GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,
             GeokvError::Engine(e) => engine_code(e),
@@ -185,7 +211,11 @@ impl GeokvError {
             | GeokvError::Siblings(_)
             | GeokvError::StaleView { .. }
             | GeokvError::Overloaded { .. }
-            | GeokvError::NotAReplica(_) => true,
+            | GeokvError::NotAReplica(_)
+            | GeokvError::LinkCut { .. }
+            | GeokvError::NotPermitted(_)
+            | GeokvError::Expired
+            | GeokvError::LayoutRefused(_) => true,
             GeokvError::Engine(e) => matches!(
                 e,
                 EngineError::KeyTooLarge { .. } | EngineError::ValueTooLarge { .. }
@@ -261,121 +291,4 @@ impl From<GeokvError> for Status {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn applied(s: &Status) -> Option<&str> {
-        s.metadata()
-            .get(crate::proto::APPLIED_METADATA)
-            .and_then(|v| v.to_str().ok())
-    }
-
-    #[test]
-    fn only_errors_before_sending_say_nothing_was_applied() {
-        let unavailable = GeokvError::Unavailable {
-            level: "LOCAL_QUORUM".into(),
-            required: 2,
-            alive: 1,
-            scope: " in dc1".into(),
-        };
-        let timeout = GeokvError::timeout(
-            crate::consistency::ConsistencyLevel::Quorum,
-            1,
-            4,
-            2000,
-            String::new(),
-            true,
-        );
-        let failed = GeokvError::QuorumFailed {
-            level: "LOCAL_QUORUM".into(),
-            received: 1,
-            required: 2,
-            detail: "dc1-n2: refused".into(),
-            write: true,
-        };
-        let unknown = GeokvError::MaybeApplied("sent to dc1-n2, which failed".into());
-        let cases = [
-            (unavailable, Code::Unavailable, "no"),
-            (timeout, Code::DeadlineExceeded, "maybe"),
-            (failed, Code::Aborted, "maybe"),
-            (unknown, Code::Aborted, "maybe"),
-            (
-                GeokvError::UnknownKeyspace("x".into()),
-                Code::NotFound,
-                "no",
-            ),
-            (GeokvError::Internal("x".into()), Code::Internal, "maybe"),
-            // A node that left and sealed its hint store refuses what follows
-            // a minted or sent write: never "nothing applied".
-            (GeokvError::HintsSealed, Code::Aborted, "maybe"),
-            // Views differ during a layout change: UNAVAILABLE + applied: no,
-            // which the forwarder answers by trying the next replica.
-            (
-                GeokvError::NotAReplica("dc1-n4 joined".into()),
-                Code::Unavailable,
-                "no",
-            ),
-        ];
-        for (e, code, header) in cases {
-            let text = e.to_string();
-            let status = Status::from(e);
-            assert_eq!(status.code(), code, "{text}");
-            assert_eq!(applied(&status), Some(header), "{text}");
-            assert_eq!(
-                text.contains("may have been applied"),
-                header == "maybe" && code != Code::Internal,
-                "{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn read_failures_do_not_talk_about_writes() {
-        let e = GeokvError::QuorumFailed {
-            level: "TWO".into(),
-            received: 1,
-            required: 2,
-            detail: "x".into(),
-            write: false,
-        };
-        assert!(!e.to_string().contains("applied"), "{e}");
-        assert_eq!(e.code(), Code::Aborted);
-    }
-
-    #[test]
-    fn storage_failures_keep_their_codes_and_only_refusals_say_nothing_applied() {
-        let cases = [
-            (
-                EngineError::KeyTooLarge { size: 2, limit: 1 },
-                Code::InvalidArgument,
-                "no",
-            ),
-            (
-                EngineError::Corrupt {
-                    what: "database".into(),
-                    detail: "x".into(),
-                },
-                Code::DataLoss,
-                "maybe",
-            ),
-            (EngineError::Busy("stall".into()), Code::Internal, "maybe"),
-            (
-                EngineError::Closed("shutdown".into()),
-                Code::Internal,
-                "maybe",
-            ),
-            (EngineError::Backend("x".into()), Code::Internal, "maybe"),
-            (
-                EngineError::Io(std::io::Error::other("disk")),
-                Code::Internal,
-                "maybe",
-            ),
-        ];
-        for (e, code, header) in cases {
-            let text = e.to_string();
-            let status = Status::from(GeokvError::Engine(e));
-            assert_eq!(status.code(), code, "{text}");
-            assert_eq!(applied(&status), Some(header), "{text}");
-        }
-    }
-}
+mod tests;

@@ -26,7 +26,7 @@
 //! | [`consistency`] | consistency levels and the acks each needs | yes |
 //! | `mutation` | one write as it travels api → coordinator → replica → stream | yes |
 //! | [`client`] | the Rust SDK: re-export of the `geokv-client` crate | no |
-//! | `engine` | the storage trait; only `engine::rocks` imports RocksDB | no |
+//! | `engine` | the storage trait and memory engine (no feature); only `engine::rocks` imports RocksDB (feature `rocksdb`) | no |
 //! | `coordinator` | plan → fan out → wait for the level → reconcile → repair | no |
 //! | `api`, `transport`, `replica` | client gRPC edge; internode gRPC (TLS in `transport::tls`); replica apply | no |
 //! | `security` | cluster CA, node/client certificates, certificate identities | no |
@@ -40,6 +40,9 @@ pub mod clock;
 pub mod consistency;
 #[cfg(feature = "server")]
 pub mod coordinator;
+// The engine trait and the memory engine build without RocksDB (what a
+// simulation needs); the `rocksdb` feature adds `engine::rocks`.
+pub mod engine;
 pub mod layout;
 pub mod proto;
 pub mod ring;
@@ -51,8 +54,6 @@ pub mod version;
 pub mod admin;
 #[cfg(feature = "server")]
 pub mod api;
-#[cfg(feature = "server")]
-pub mod engine;
 #[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]

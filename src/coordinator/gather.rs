@@ -14,6 +14,8 @@
 
 use super::consistency::{AckCounts, ConsistencyLevel, OpKind, Requirement};
 use crate::error::GeokvError;
+use crate::hints::waiters::StreamFailure;
+use crate::replica::handle::HandleError;
 use crate::topology::NodeIdx;
 use std::collections::BTreeMap;
 use tokio::sync::mpsc;
@@ -22,7 +24,7 @@ use tokio::time::Instant;
 /// An answer towards a level.
 pub(super) enum Answer<T> {
     /// One replica's answer: its node, datacenter and result.
-    Replica(NodeIdx, String, Result<T, String>),
+    Replica(NodeIdx, String, Result<T, HandleError>),
     /// A hint was stored for a replica that failed (reported, not an ack;
     /// its failure comes as its own answer).
     Hint,
@@ -31,7 +33,7 @@ pub(super) enum Answer<T> {
     Stream {
         dc: String,
         settles: u32,
-        result: Result<u32, String>,
+        result: Result<u32, StreamFailure>,
     },
 }
 
@@ -51,6 +53,17 @@ pub(super) enum Step {
     Short,
 }
 
+/// What a wait is for: the level and its requirement, the kind of request
+/// (a write's errors say it may have been applied), and its deadline.
+pub(super) struct Wait {
+    pub level: ConsistencyLevel,
+    pub req: Requirement,
+    pub op: OpKind,
+    pub deadline: Instant,
+    /// The request's timeout, as its error reports it.
+    pub timeout_ms: u64,
+}
+
 /// An ongoing wait for a level.
 pub(super) struct Gather<T> {
     level: ConsistencyLevel,
@@ -67,20 +80,22 @@ pub(super) struct Gather<T> {
 }
 
 impl<T> Gather<T> {
-    /// A wait on `rx` for `req`. `pending` counts the answers to come per
+    /// A wait on `rx` for `wait`. `pending` counts the answers to come per
     /// datacenter; `acks` those already obtained (the coordinating
     /// replica's own, hints stored).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        level: ConsistencyLevel,
-        req: Requirement,
-        op: OpKind,
+        wait: Wait,
         rx: mpsc::Receiver<Answer<T>>,
         pending: BTreeMap<String, u32>,
         acks: AckCounts,
-        deadline: Instant,
-        timeout_ms: u64,
     ) -> Self {
+        let Wait {
+            level,
+            req,
+            op,
+            deadline,
+            timeout_ms,
+        } = wait;
         Gather {
             level,
             req,
@@ -132,7 +147,7 @@ impl<T> Gather<T> {
                         *self.acks.per_dc.entry(dc).or_default() += 1;
                         self.ok.push((node, v));
                     }
-                    Err(e) => self.errors.push(e),
+                    Err(e) => self.errors.push(e.to_string()),
                 }
             }
             Answer::Stream {

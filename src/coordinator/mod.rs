@@ -15,6 +15,7 @@
 //! the engine directly (`replica`).
 
 pub use crate::consistency;
+mod decide;
 mod forward;
 mod gather;
 mod newer_view;
@@ -255,61 +256,12 @@ impl Coordinator {
             }
             OpKind::Read => (requirement, &[][..]),
         };
-        self.check_alive(level, &requirement, &alive)?;
+        decide::check_alive(level, &requirement, &alive)?;
         Ok(Plan {
             requirement,
             replicas,
             pending,
             alive,
         })
-    }
-
-    /// `UNAVAILABLE` up front when the live replicas cannot meet `req`.
-    fn check_alive(
-        &self,
-        level: ConsistencyLevel,
-        req: &Requirement,
-        alive: &BTreeMap<String, u32>,
-    ) -> Result<(), GeokvError> {
-        let unavailable = |required: u32, alive: u32, scope: String| GeokvError::Unavailable {
-            level: level.name().to_string(),
-            required,
-            alive,
-            scope,
-        };
-        match req {
-            // A write is minted by a replica, so ANY too needs one alive
-            // (a hint alone cannot carry a new write).
-            Requirement::AnyOrHint => {
-                let total: u32 = alive.values().sum();
-                if total < 1 {
-                    return Err(unavailable(1, total, String::new()));
-                }
-                Ok(())
-            }
-            Requirement::Total { count } => {
-                let total: u32 = alive.values().sum();
-                if total < *count {
-                    return Err(unavailable(*count, total, String::new()));
-                }
-                Ok(())
-            }
-            Requirement::Local { dc, count } => {
-                let a = alive.get(dc).copied().unwrap_or(0);
-                if a < *count {
-                    return Err(unavailable(*count, a, format!(" in {dc}")));
-                }
-                Ok(())
-            }
-            Requirement::EachDc { per_dc } => {
-                for (dc, count) in per_dc {
-                    let a = alive.get(dc).copied().unwrap_or(0);
-                    if a < *count {
-                        return Err(unavailable(*count, a, format!(" in {dc}")));
-                    }
-                }
-                Ok(())
-            }
-        }
     }
 }

@@ -13,7 +13,7 @@
 //! flight when the level is met are dropped (a read has nothing to settle).
 
 use super::consistency::{AckCounts, OpKind};
-use super::gather::{Answer, Gather, Step};
+use super::gather::{Answer, Gather, Step, Wait};
 use super::newer_view::StaleSlot;
 use super::read_targets::{Candidate, ReadTargets};
 use super::{Coordinator, ReadRequest};
@@ -114,14 +114,16 @@ impl Coordinator {
         }
         let timeout_ms = req.timeout.as_millis() as u64;
         let mut gather = Gather::new(
-            req.level,
-            requirement,
-            OpKind::Read,
+            Wait {
+                level: req.level,
+                req: requirement,
+                op: OpKind::Read,
+                deadline,
+                timeout_ms,
+            },
             rx,
             pending,
             AckCounts::default(),
-            deadline,
-            timeout_ms,
         );
         let local_dc = self.me.dc.clone();
         let delay = self.config.read_speculation;
@@ -200,7 +202,7 @@ impl Coordinator {
             // The channel holds an answer per replica of the plan, so the
             // send cannot wait; a gather that has already returned has
             // dropped the receiver.
-            let _ = tx.try_send(Answer::Replica(n, dc, res.map_err(|e| e.to_string())));
+            let _ = tx.try_send(Answer::Replica(n, dc, res));
             return None;
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -212,7 +214,7 @@ impl Coordinator {
                 let peer = view.ring.node(n);
                 stale.lock().get_or_insert_with(|| (peer.clone(), version));
             }
-            let answer = Answer::Replica(n, dc, got.map_err(|e| e.to_string()));
+            let answer = Answer::Replica(n, dc, got);
             let _ = tx.send(answer).await;
         }))
     }

@@ -1,6 +1,6 @@
 //! The write path of a coordinator (puts and deletes).
 //!
-//! 1. `block_for` turns the level into a [`Requirement`]; `UNAVAILABLE` up
+//! 1. `block_for` turns the level into a `Requirement`; `UNAVAILABLE` up
 //!    front when too few replicas are alive (nothing is sent then).
 //! 2. A coordinator that does not replicate the key forwards the whole write
 //!    to the nearest live replica, which coordinates it (`forward`). So the
@@ -32,7 +32,7 @@
 //!    the deadline passed) falls back to the remote datacenters through their
 //!    urgent lanes. LOCAL_* levels never do.
 
-use super::consistency::{OpKind, Requirement};
+use super::consistency::OpKind;
 use super::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::{Appended, Awaited};
@@ -182,7 +182,8 @@ impl Coordinator {
             .filter(|d| d.dc != self.me.dc)
             .map(|d| d.dc.clone())
             .collect();
-        let mut wait_for = self.awaited_dcs(&plan.requirement, &plan.alive, &remote_dcs);
+        let mut wait_for =
+            super::decide::awaited_dcs(&self.me.dc, &plan.requirement, &plan.alive, &remote_dcs);
         for w in &mut wait_for {
             // What the need counts there (M3: a receiver on a newer view
             // with more pending replicas adds the difference).
@@ -194,45 +195,6 @@ impl Coordinator {
             wait_for,
             sizes,
             remote_dcs,
-        }
-    }
-
-    /// The remote datacenters whose acknowledgements the level needs (and so
-    /// waits for through their streams): every datacenter with a quorum of
-    /// its own for EACH_QUORUM, every remote one when a total count exceeds
-    /// what our live local replicas can give.
-    ///
-    /// Each with the count its receiver must reach before acknowledging: the
-    /// datacenter's own quorum for EACH_QUORUM; for a total count, what our
-    /// live local replicas cannot give (so should one of them fail after
-    /// all, the level can fail although more remote replicas applied it).
-    fn awaited_dcs(
-        &self,
-        req: &Requirement,
-        alive: &BTreeMap<String, u32>,
-        remote_dcs: &[String],
-    ) -> Vec<Awaited> {
-        let local = alive.get(&self.me.dc).copied().unwrap_or(0);
-        match req {
-            Requirement::AnyOrHint | Requirement::Local { .. } => Vec::new(),
-            Requirement::Total { count } if *count > local => remote_dcs
-                .iter()
-                .map(|dc| Awaited {
-                    dc: dc.clone(),
-                    need: count - local,
-                    pending: None,
-                })
-                .collect(),
-            Requirement::Total { .. } => Vec::new(),
-            Requirement::EachDc { per_dc } => per_dc
-                .iter()
-                .filter(|(dc, n)| *dc != self.me.dc && *n > 0)
-                .map(|(dc, n)| Awaited {
-                    dc: dc.clone(),
-                    need: *n,
-                    pending: None,
-                })
-                .collect(),
         }
     }
 

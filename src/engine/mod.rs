@@ -49,12 +49,14 @@
 //! again a dot it minted in the lost interval (Riak's kv679).
 
 pub mod batch;
+#[cfg(feature = "rocksdb")]
 pub mod bench;
 pub mod boot;
 pub mod incarnation;
 pub mod keys;
 pub mod memory;
 pub mod quarantine;
+#[cfg(feature = "rocksdb")]
 pub mod rocks;
 pub mod stats;
 #[cfg(test)]
@@ -65,6 +67,7 @@ mod tests;
 
 pub use batch::WriteBatch;
 pub use memory::MemoryEngine;
+#[cfg(feature = "rocksdb")]
 pub use rocks::{EngineOptions, RocksEngine};
 pub use stats::EngineStats;
 

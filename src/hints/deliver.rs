@@ -18,9 +18,11 @@
 //!
 //! Must not: decide what is enqueued, or make the scheduler's decisions.
 
+use super::failure::HandOverError;
 use super::link::{Link, Net, Wire};
 use super::queue::{Dest, Lane};
 use super::schedule::{Action, Event, Scheduler, Stall, BATCH_TIMEOUT};
+use super::waiters::StreamFailure;
 use super::{now_ms, Hints};
 use crate::membership::Liveness;
 use crate::topology::NodeInfo;
@@ -64,7 +66,7 @@ impl Delivery {
     /// view drops keeps its task: its queue is still on disk. `Err` when
     /// one of them panicked (the node's task set then stops the node);
     /// dropped, it aborts them all.
-    pub async fn run_all(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+    pub async fn run_all(self, mut shutdown: watch::Receiver<bool>) -> Result<(), HandOverError> {
         let mut views = self.cluster.subscribe();
         let net = Arc::new(Net {
             peers: self.peers,
@@ -97,7 +99,7 @@ impl Delivery {
                 done = tasks.join_next(), if !live || !tasks.is_empty() => match done {
                     None if !live => return Ok(()),
                     None => {}
-                    Some(Err(e)) if e.is_panic() => return Err(format!("a delivery task {e}")),
+                    Some(Err(e)) if e.is_panic() => return Err(HandOverError::Panicked(e)),
                     Some(_) => {}
                 },
             }
@@ -347,8 +349,8 @@ impl<L: Link> Pump<L> {
                 Action::FailWaits => {
                     // Waiting clients learn now rather than at their deadline.
                     let dc = self.dest.name();
-                    let reason = format!("no live node in {dc} to stream to");
-                    self.hints.waiters().fail_dc(dc, &reason);
+                    let why = StreamFailure::NoLiveNode { dc: dc.to_string() };
+                    self.hints.waiters().fail_dc(dc, &why);
                     Vec::new()
                 }
                 Action::Backoff(d) => {

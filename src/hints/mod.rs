@@ -39,6 +39,7 @@ pub mod adopt;
 pub mod commit;
 mod counts;
 pub mod deliver;
+pub mod failure;
 mod fate;
 pub mod intent;
 pub(crate) mod link;

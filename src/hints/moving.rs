@@ -58,10 +58,9 @@ pub(crate) async fn copy(
     entry: &StreamEntry,
     set: &SiblingSet,
     decided: &Decided,
-) -> Result<(), String> {
+) -> Result<(), GeokvError> {
     if to != me {
-        return (hints.hint_node(to, &entry.keyspace, &entry.key, set).await)
-            .map_err(|e| e.to_string());
+        return hints.hint_node(to, &entry.keyspace, &entry.key, set).await;
     }
     let (cluster, engine) = (hints.cluster.clone(), hints.store.engine().clone());
     let (ks, key, set) = (entry.keyspace.clone(), entry.key.clone(), set.clone());
@@ -80,10 +79,9 @@ pub(crate) async fn copy(
             b.merge_versions(&ks, &key, &set);
             Ok(engine.write(b)?)
         })
-        .map_err(|e| e.to_string())
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| GeokvError::Internal(format!("copying a hint: {e}")))?
 }
 
 #[cfg(test)]

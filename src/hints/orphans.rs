@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::failure::HandOverError;
 use super::page::Page;
 use super::queue::{Dest, Lane};
 use super::store::Loaded;
@@ -180,13 +181,11 @@ pub(crate) async fn drain(
 
 /// Redirects (or drops) one page of `dest`'s queue; how many entries it
 /// took out.
-async fn redirect_page(hints: &Arc<Hints>, me: &str, dest: &Dest) -> Result<usize, String> {
+async fn redirect_page(hints: &Arc<Hints>, me: &str, dest: &Dest) -> Result<usize, HandOverError> {
     let (d, from) = (dest.clone(), dest.prefix(Lane::Backlog));
     let page = (hints.store)
         .blocking(move |s| s.load_page(&d, Lane::Backlog, from, Vec::new(), PAGE))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .await??;
     let view = hints.cluster.current();
     let placed = place(hints, &view, me, dest, Lane::Backlog, page.entries).await;
     match placed.failed {
@@ -199,7 +198,7 @@ async fn redirect_page(hints: &Arc<Hints>, me: &str, dest: &Dest) -> Result<usiz
 /// out of the queue, and stopped early on `failed`, if set.
 struct Placed {
     taken: usize,
-    failed: Option<String>,
+    failed: Option<HandOverError>,
 }
 
 /// Hands each of `entries` (from the `lane` of `dest`'s queue) over as
@@ -244,7 +243,7 @@ async fn place_as(
                 for o in owners {
                     let copied = super::moving::copy(hints, me, &o, &l.entry, &set, &decided);
                     if let Err(e) = copied.await {
-                        failed = Some(e);
+                        failed = Some(e.into());
                         break 'entries;
                     }
                 }
@@ -270,11 +269,11 @@ async fn place_as(
         Ok(Ok(())) => Placed { taken: n, failed },
         Ok(Err(e)) => Placed {
             taken: 0,
-            failed: Some(e.to_string()),
+            failed: Some(e.into()),
         },
         Err(e) => Placed {
             taken: 0,
-            failed: Some(e.to_string()),
+            failed: Some(e.into()),
         },
     }
 }

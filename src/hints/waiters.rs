@@ -16,7 +16,36 @@ use tokio::sync::oneshot;
 
 /// What a waiting coordinator learns: replicas of the key in the destination
 /// datacenter that applied the entry, or why delivery gave up for now.
-pub type StreamOutcome = Result<u32, String>;
+pub type StreamOutcome = Result<u32, StreamFailure>;
+
+/// Why a wait on an urgent entry ended without a count of replicas. None
+/// says the entry is lost: it stays queued (or with its adopter) and is
+/// delivered later, so the write it carries may still be applied there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamFailure {
+    /// The destination can never apply the entry.
+    #[error("the destination refused the entry")]
+    Refused,
+    /// This node has left the cluster: the entry was handed to an adopter,
+    /// which delivers it later; applied by nobody yet.
+    #[error(
+        "this node has left the cluster: the entry was handed to {to}, which delivers it \
+         to {dest} later; not applied there yet"
+    )]
+    HandedOver { to: String, dest: String },
+    /// The destination datacenter has no live node to stream to.
+    #[error("no live node in {dc} to stream to")]
+    NoLiveNode { dc: String },
+    /// No acknowledgement came by the client's deadline.
+    #[error("no acknowledgement by the deadline")]
+    NoAckByDeadline,
+    /// The registry dropped the wait (the delivery task ended).
+    #[error("stream wait abandoned")]
+    Abandoned,
+    /// The outcome was already taken.
+    #[error("stream wait already consumed")]
+    Consumed,
+}
 
 #[derive(Default)]
 struct Inner {
@@ -52,7 +81,7 @@ impl Waiters {
 
     /// Fails every wait bound for `dc` (e.g. no live node there); the entries
     /// stay queued and are delivered later.
-    pub fn fail_dc(&self, dc: &str, reason: &str) {
+    pub fn fail_dc(&self, dc: &str, why: &StreamFailure) {
         let failed: Vec<_> = {
             let mut inner = self.inner.lock();
             let seqs: Vec<u64> = inner
@@ -66,7 +95,7 @@ impl Waiters {
                 .collect()
         };
         for (_, tx) in failed {
-            let _ = tx.send(Err(reason.to_string()));
+            let _ = tx.send(Err(why.clone()));
         }
     }
 
@@ -106,10 +135,8 @@ impl StreamWait {
     /// future drops the wait).
     pub async fn outcome(mut self) -> StreamOutcome {
         match self.rx.take() {
-            Some(rx) => rx
-                .await
-                .unwrap_or_else(|_| Err("stream wait abandoned".to_string())),
-            None => Err("stream wait already consumed".to_string()),
+            Some(rx) => rx.await.unwrap_or(Err(StreamFailure::Abandoned)),
+            None => Err(StreamFailure::Consumed),
         }
     }
 }
@@ -132,8 +159,9 @@ mod tests {
         let c = w.register("dc2", 3);
         w.resolve(1, Ok(3));
         assert_eq!(a.outcome().await, Ok(3));
-        w.fail_dc("dc2", "no live node in dc2");
-        assert_eq!(c.outcome().await, Err("no live node in dc2".to_string()));
+        let none = StreamFailure::NoLiveNode { dc: "dc2".into() };
+        w.fail_dc("dc2", &none);
+        assert_eq!(c.outcome().await, Err(none));
         assert_eq!(w.len(), 1, "dc3's wait is untouched");
         drop(b);
         assert!(w.is_empty(), "a dropped wait is forgotten");

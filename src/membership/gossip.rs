@@ -237,10 +237,13 @@ impl Gossiper {
     /// each reply is merged as it arrives. A round's exchanges get one
     /// interval to finish and are then dropped, so a hung peer never delays
     /// our heartbeat. Returns when `shutdown` turns true or its sender drops.
-    pub async fn run<F, Fut>(self, exchange: F, mut shutdown: watch::Receiver<bool>)
+    /// A failed exchange (`E`, the transport's typed error) is logged and
+    /// otherwise ignored: the peer's silence is what liveness counts.
+    pub async fn run<F, Fut, E>(self, exchange: F, mut shutdown: watch::Receiver<bool>)
     where
         F: Fn(NodeInfo, GossipDigest) -> Fut,
-        Fut: Future<Output = Result<GossipDigest, String>>,
+        Fut: Future<Output = Result<GossipDigest, E>>,
+        E: std::fmt::Display,
     {
         let mut rng = StdRng::from_rng(&mut rand::rng());
         let mut ticker = tokio::time::interval(self.inner.interval);
@@ -280,9 +283,10 @@ impl Gossiper {
 
     /// Drives all of one round's exchanges at once, merging each reply as
     /// soon as it is ready.
-    async fn exchange_all<Fut>(&self, calls: Vec<(String, Pin<Box<Fut>>)>)
+    async fn exchange_all<Fut, E>(&self, calls: Vec<(String, Pin<Box<Fut>>)>)
     where
-        Fut: Future<Output = Result<GossipDigest, String>>,
+        Fut: Future<Output = Result<GossipDigest, E>>,
+        E: std::fmt::Display,
     {
         let mut pending: Vec<Option<(String, Pin<Box<Fut>>)>> =
             calls.into_iter().map(Some).collect();

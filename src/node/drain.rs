@@ -29,7 +29,7 @@ use crate::membership::Gossiper;
 use crate::topology::NodeIdx;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
-use crate::transport::Peers;
+use crate::transport::{Peers, TransportError};
 use crate::view::sync::LayoutSync;
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,10 +165,9 @@ fn spawn_gossip(
             let (peers, sync) = (p.clone(), sync.clone());
             sync.stamp(&mut digest);
             async move {
-                let reply =
-                    (peers.gossip(&peer, digest, interval).await).map_err(|e| e.to_string())?;
+                let reply = peers.gossip(&peer, digest, interval).await?;
                 sync.observe(&reply);
-                Ok(reply)
+                Ok::<_, TransportError>(reply)
             }
         },
         shutdown,

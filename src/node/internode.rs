@@ -59,13 +59,8 @@ impl InternodeService {
         let view = self.cluster.current();
         let from_dc = match view.node(from) {
             Some(peer) if self.faults.incoming_cut(peer) => {
-                let mut refused =
-                    Status::unavailable(format!("link from {from} cut (fault injection)"));
-                refused.metadata_mut().insert(
-                    crate::proto::APPLIED_METADATA,
-                    tonic::metadata::MetadataValue::from_static("no"),
-                );
-                return Err(refused);
+                let from = format!("from {from} ");
+                return Err(GeokvError::LinkCut { from }.into());
             }
             Some(peer) => peer.dc.clone(),
             None => "unknown".to_string(),
@@ -78,8 +73,10 @@ impl InternodeService {
     }
 }
 
-fn decode(record: &[u8]) -> Result<SiblingSet, Status> {
-    SiblingSet::decode(record).map_err(|e| Status::invalid_argument(format!("bad record: {e}")))
+/// A replica write's record; one that does not decode is refused before
+/// anything is applied.
+fn decode(record: &[u8]) -> Result<SiblingSet, GeokvError> {
+    SiblingSet::decode(record).map_err(|e| GeokvError::InvalidArgument(format!("bad record: {e}")))
 }
 
 #[tonic::async_trait]
@@ -239,7 +236,7 @@ impl Internode for InternodeService {
                 peer.0, incoming.from
             );
             tls::refused(tls::Port::Internode, "identity", &msg);
-            return Err(Status::permission_denied(msg));
+            return Err(GeokvError::NotPermitted(msg).into());
         }
         self.layout.observe(&incoming);
         let mut reply = self.gossiper.handle_digest(incoming);
@@ -266,7 +263,7 @@ impl Internode for InternodeService {
             .to_string();
         match self.layout.serve_push(&from, req.get_ref()) {
             Ok(version) => Ok(Response::new(PushLayoutResponse { version })),
-            Err(e) => Err(Status::failed_precondition(e.to_string())),
+            Err(e) => Err(GeokvError::LayoutRefused(e.to_string()).into()),
         }
     }
 
@@ -274,7 +271,7 @@ impl Internode for InternodeService {
         let _span = self.admit(&req, "sync_auth")?;
         crate::security::auth::sync::serve(&self.auth, req.get_ref())
             .map(Response::new)
-            .map_err(Status::invalid_argument)
+            .map_err(|e| GeokvError::InvalidArgument(e).into())
     }
 
     async fn merkle(
@@ -285,7 +282,7 @@ impl Internode for InternodeService {
         let r = req.into_inner();
         // 2^depth hashers are allocated: a deeper request is refused.
         crate::replica::merkle::check_depth(r.depth)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| GeokvError::InvalidArgument(e.to_string()))?;
         let replica = self.replica.clone();
         let leaves = tokio::task::spawn_blocking(move || {
             let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
@@ -293,7 +290,7 @@ impl Internode for InternodeService {
         })
         .instrument(span)
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| GeokvError::Internal(e.to_string()))?
         .map_err(GeokvError::from)?;
         Ok(Response::new(MerkleResponse { leaves }))
     }
@@ -313,7 +310,7 @@ impl Internode for InternodeService {
         })
         .instrument(span)
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| GeokvError::Internal(e.to_string()))?
         .map_err(GeokvError::from)?;
         let items = rows
             .into_iter()
@@ -362,8 +359,10 @@ impl InternodeService {
             async move {
                 while let Ok(Some(batch)) = inbound.message().await {
                     if peer.as_ref().is_some_and(|p| faults.incoming_cut(p)) {
-                        let cut = Status::unavailable("link cut (fault injection)");
-                        let _ = tx.send(Err(cut)).await;
+                        let cut = GeokvError::LinkCut {
+                            from: String::new(),
+                        };
+                        let _ = tx.send(Err(cut.into())).await;
                         break;
                     }
                     let Ok(permit) = window.clone().acquire_owned().await else {

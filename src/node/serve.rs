@@ -185,12 +185,9 @@ pub(super) fn loops(
                 let (peers, sync) = (peers.clone(), sync.clone());
                 sync.stamp(&mut digest);
                 async move {
-                    let reply = peers
-                        .gossip(&peer, digest, gossip_interval)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let reply = peers.gossip(&peer, digest, gossip_interval).await?;
                     sync.observe(&reply);
-                    Ok(reply)
+                    Ok::<_, crate::transport::TransportError>(reply)
                 }
             },
             sd,

@@ -93,13 +93,18 @@ impl TaskSet {
         self.late.subscribe()
     }
 
-    /// Spawns a task that must end soon after the shutdown signal.
-    pub fn spawn(
+    /// Spawns a task that must end soon after the shutdown signal; its
+    /// error, typed where it is raised, is kept as text for the log.
+    pub fn spawn<E: std::fmt::Display>(
         &mut self,
         name: &'static str,
-        task: impl Future<Output = TaskResult> + Send + 'static,
+        task: impl Future<Output = Result<(), E>> + Send + 'static,
     ) {
-        self.add(name, false, task);
+        self.add(
+            name,
+            false,
+            async move { task.await.map_err(|e| e.to_string()) },
+        );
     }
 
     /// [`TaskSet::spawn`] for a loop that cannot fail.

@@ -24,6 +24,13 @@ fn pending(dc1: u32) -> BTreeMap<String, u32> {
     BTreeMap::from([("dc1".to_string(), dc1)])
 }
 
+fn refused(peer: &str, detail: &str) -> HandleError {
+    HandleError::BadReply {
+        peer: peer.into(),
+        detail: detail.into(),
+    }
+}
+
 fn far() -> Instant {
     Instant::now() + Duration::from_secs(60)
 }
@@ -34,19 +41,21 @@ async fn a_failed_level_counts_replicas_not_hints_and_may_have_been_applied() {
     // the third fails.
     let (tx, rx) = mpsc::channel(4);
     let mut g = Gather::<()>::new(
-        ConsistencyLevel::LocalQuorum,
-        local_quorum(),
-        OpKind::Write,
+        Wait {
+            level: ConsistencyLevel::LocalQuorum,
+            req: local_quorum(),
+            op: OpKind::Write,
+            deadline: far(),
+            timeout_ms: 2000,
+        },
         rx,
         pending(1),
         acks(1, 1),
-        far(),
-        2000,
     );
     tx.send(Answer::Replica(
         NodeIdx(2),
         "dc1".into(),
-        Err("dc1-n3: reset".into()),
+        Err(refused("dc1-n3", "reset")),
     ))
     .await
     .unwrap();
@@ -65,14 +74,16 @@ async fn a_timeout_is_deadline_exceeded_and_counts_replicas_only() {
     let (_tx, rx) = mpsc::channel::<Answer<()>>(4);
     let past = Instant::now();
     let mut g = Gather::new(
-        ConsistencyLevel::LocalQuorum,
-        local_quorum(),
-        OpKind::Write,
+        Wait {
+            level: ConsistencyLevel::LocalQuorum,
+            req: local_quorum(),
+            op: OpKind::Write,
+            deadline: past,
+            timeout_ms: 2000,
+        },
         rx,
         pending(1),
         acks(1, 1),
-        past,
-        2000,
     );
     let e = g.run(far()).await.expect_err("deadline passed");
     let text = e.to_string();
@@ -88,19 +99,21 @@ async fn a_short_count_level_goes_on_with_more_replicas() {
     // caller then asks dc2 through its stream, which settles 3 replicas.
     let (tx, rx) = mpsc::channel(4);
     let mut g = Gather::<()>::new(
-        ConsistencyLevel::Two,
-        Requirement::Total { count: 2 },
-        OpKind::Write,
+        Wait {
+            level: ConsistencyLevel::Two,
+            req: Requirement::Total { count: 2 },
+            op: OpKind::Write,
+            deadline: far(),
+            timeout_ms: 2000,
+        },
         rx,
         pending(1),
         acks(1, 0),
-        far(),
-        2000,
     );
     tx.send(Answer::Replica(
         NodeIdx(1),
         "dc1".into(),
-        Err("refused".into()),
+        Err(refused("dc1-n2", "refused")),
     ))
     .await
     .unwrap();
@@ -123,14 +136,16 @@ async fn a_short_count_level_goes_on_with_more_replicas() {
 async fn until_stops_the_wait_early_without_an_error() {
     let (_tx, rx) = mpsc::channel::<Answer<()>>(4);
     let mut g = Gather::new(
-        ConsistencyLevel::Two,
-        Requirement::Total { count: 2 },
-        OpKind::Read,
+        Wait {
+            level: ConsistencyLevel::Two,
+            req: Requirement::Total { count: 2 },
+            op: OpKind::Read,
+            deadline: far(),
+            timeout_ms: 2000,
+        },
         rx,
         pending(2),
         AckCounts::default(),
-        far(),
-        2000,
     );
     assert_eq!(g.run(Instant::now()).await.unwrap(), Step::Short);
     let e = g.failed();

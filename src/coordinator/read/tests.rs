@@ -34,14 +34,16 @@ fn two_of(dcs: &[&str]) -> (ReadTargets, Gather<u32>, mpsc::Sender<Answer<u32>>,
     let (tx, rx) = mpsc::channel(8);
     let deadline = Instant::now() + Duration::from_secs(2);
     let gather = Gather::new(
-        ConsistencyLevel::Quorum,
-        req,
-        OpKind::Read,
+        Wait {
+            level: ConsistencyLevel::Quorum,
+            req,
+            op: OpKind::Read,
+            deadline,
+            timeout_ms: 2000,
+        },
         rx,
         BTreeMap::from([("dc1".to_string(), 2)]),
         AckCounts::default(),
-        deadline,
-        2000,
     );
     (targets, gather, tx, deadline)
 }
@@ -65,7 +67,11 @@ fn ok(n: u32) -> Answer<u32> {
 }
 
 fn err(n: u32) -> Answer<u32> {
-    Answer::Replica(NodeIdx(n), "dc1".into(), Err(format!("n{n}: reset")))
+    let reset = HandleError::BadReply {
+        peer: format!("n{n}"),
+        detail: "reset".into(),
+    };
+    Answer::Replica(NodeIdx(n), "dc1".into(), Err(reset))
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,11 +11,11 @@
 
 use super::{Fanout, Planned, StaleSlot};
 use crate::coordinator::consistency::{AckCounts, OpKind, Requirement};
-use crate::coordinator::gather::{Answer, Gather, Step};
+use crate::coordinator::gather::{Answer, Gather, Step, Wait};
 use crate::coordinator::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::intent::Intent;
-use crate::hints::waiters::StreamWait;
+use crate::hints::waiters::{StreamFailure, StreamWait};
 use crate::hints::{Appended, Awaited};
 use crate::mutation::Minted;
 use crate::replica::handle::{Handle, HandleError, Merge, PlannedOn};
@@ -93,14 +93,16 @@ impl Coordinator {
             let timeout_ms = req.timeout.as_millis() as u64;
             let requirement = plan.requirement.clone();
             let gather = Gather::new(
-                req.level,
-                requirement,
-                OpKind::Write,
+                Wait {
+                    level: req.level,
+                    req: requirement,
+                    op: OpKind::Write,
+                    deadline,
+                    timeout_ms,
+                },
                 rx,
                 pending,
                 acks,
-                deadline,
-                timeout_ms,
             );
             self.gather_write(req, plan, to, minted, (gather, &tx, &mut calls), deadline)
                 .await
@@ -341,7 +343,7 @@ impl Coordinator {
                         Err(h) => tracing::error!(error = %h, "could not store hint after {e}"),
                     },
                 }
-                let res = res.map(|_| ()).map_err(|e| e.to_string());
+                let res = res.map(|_| ());
                 let _ = tx.send(Answer::Replica(n, dc, res)).await;
             },
             span,
@@ -364,7 +366,7 @@ fn spawn_stream_wait(
         let drop_at = deadline + std::time::Duration::from_secs(1);
         let result = tokio::time::timeout_at(drop_at, wait.outcome())
             .await
-            .unwrap_or_else(|_| Err("no acknowledgement by the deadline".to_string()));
+            .unwrap_or(Err(StreamFailure::NoAckByDeadline));
         let _ = tx
             .send(Answer::Stream {
                 dc,

@@ -28,6 +28,7 @@
 
 use super::acks;
 use crate::engine::WriteBatch;
+use crate::hints::failure::HandOverError;
 use crate::hints::link::{Link, Wire};
 use crate::hints::queue::Dest;
 use crate::hints::schedule::{BACKOFF_MAX, BACKOFF_MIN, BATCH_TIMEOUT};
@@ -180,7 +181,7 @@ struct Handing {
 
 impl Handing {
     /// Logs why a round failed: at warn, at most every [`WARN_EVERY`].
-    fn stuck(&mut self, why: &str) {
+    fn stuck(&mut self, why: &HandOverError) {
         if !self.warned.warn_now() {
             tracing::debug!(error = %why, "handing anti-entropy records over failed");
             return;
@@ -195,7 +196,7 @@ impl Handing {
         hints: &Arc<Hints>,
         link: &L,
         me: &NodeInfo,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, HandOverError> {
         let adopters = link.record_adopters();
         if adopters.is_empty() && !hints.cluster.current().has_left() {
             return Ok(0); // a member keeps its records
@@ -204,10 +205,7 @@ impl Handing {
         if tally.left().is_none() {
             let at = tally.begin();
             let n = hints.store.blocking(|s| count(&**s.engine())).await;
-            tally.counted(
-                at,
-                n.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?,
-            );
+            tally.counted(at, n??);
         }
         let Some((records, next)) = self.page(hints).await? else {
             return Ok(0);
@@ -216,20 +214,22 @@ impl Handing {
         self.cursor = next;
         self.batch_id += 1;
         let adopters = super::by_replicated(&hints.cluster.current(), adopters, &records);
-        let to = (adopters.get(self.tried % adopters.len().max(1))).ok_or("no live adopter")?;
+        let to =
+            (adopters.get(self.tried % adopters.len().max(1))).ok_or(HandOverError::NoAdopter)?;
         let ack = offer(link, to, batch(me, &records, self.batch_id)).await?;
         let done: Vec<Recorded> = handed(&records, &ack).into_iter().cloned().collect();
         if done.is_empty() {
-            return Err(format!("{to} took none of {} records", records.len()));
+            return Err(HandOverError::NoneTaken {
+                to: to.clone(),
+                offered: records.len(),
+            });
         }
         let n = done.len();
         let deleted = hints
             .store
             .blocking(move |s| s.engine().write(deletes(&done)))
             .await;
-        deleted
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        deleted??;
         tally.handed(n as u64);
         tracing::info!(to = %to, records = n, "anti-entropy records handed over");
         Ok(n)
@@ -241,7 +241,7 @@ impl Handing {
     async fn page(
         &mut self,
         hints: &Arc<Hints>,
-    ) -> Result<Option<(Vec<Recorded>, Option<Vec<u8>>)>, String> {
+    ) -> Result<Option<(Vec<Recorded>, Option<Vec<u8>>)>, HandOverError> {
         let tally = &hints.store.records;
         for _ in 0..2 {
             let (after, at) = (self.cursor.take(), tally.begin());
@@ -249,9 +249,7 @@ impl Handing {
             let loaded = (hints.store)
                 .blocking(move |s| load_page(&**s.engine(), after.as_deref(), MAX_BATCH))
                 .await;
-            let (records, next) = loaded
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let (records, next) = loaded??;
             if !records.is_empty() {
                 return Ok(Some((records, next)));
             }
@@ -265,12 +263,16 @@ impl Handing {
 }
 
 /// Sends `batch` to `to` on a stream of its own; its acknowledgement.
-async fn offer<L: Link>(link: &L, to: &str, batch: StreamBatch) -> Result<StreamAck, String> {
-    let mut stream = link.open(to, true).await.map_err(|e| e.to_string())?;
-    stream.send(batch).await.map_err(|e| e.to_string())?;
+async fn offer<L: Link>(
+    link: &L,
+    to: &str,
+    batch: StreamBatch,
+) -> Result<StreamAck, HandOverError> {
+    let mut stream = link.open(to, true).await?;
+    stream.send(batch).await?;
     let ack = tokio::time::timeout(BATCH_TIMEOUT, stream.next_ack()).await;
-    let ack = ack.map_err(|_| format!("no acknowledgement from {to}"))?;
-    ack.map_err(|e| e.to_string())
+    let ack = ack.map_err(|_| HandOverError::NoAck(to.to_string()))?;
+    Ok(ack?)
 }
 
 /// How many records there are (one scan, when the hand-over begins).

@@ -17,7 +17,7 @@ use crate::hints::now_ms;
 use crate::hints::queue::{Dest, Lane};
 use crate::hints::schedule::{Action, Event, Load, Stall};
 use crate::hints::store::Loaded;
-use crate::hints::waiters::StreamOutcome;
+use crate::hints::waiters::{StreamFailure, StreamOutcome};
 use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
 use tokio::time::Instant;
 
@@ -141,11 +141,10 @@ impl<L: Link> Pump<L> {
         match outcome {
             Ok(_) if self.adopting => {
                 let to = self.stream.as_ref().map_or("an adopter", |s| s.to());
-                Err(format!(
-                    "this node has left the cluster: the entry was handed to {to}, which delivers it \
-                     to {} later; not applied there yet",
-                    self.dest.name()
-                ))
+                Err(StreamFailure::HandedOver {
+                    to: to.to_string(),
+                    dest: self.dest.name().to_string(),
+                })
             }
             o => o,
         }

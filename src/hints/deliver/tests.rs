@@ -18,7 +18,8 @@ async fn with_no_live_node_it_backs_off_doubling_and_an_urgent_entry_cuts_it_sho
     let t = Instant::now();
     let wait = append(&r, b"u", true).expect("a wait");
     let outcome = wait.outcome().await;
-    assert_eq!(outcome, Err("no live node in dc2 to stream to".to_string()));
+    let none = crate::hints::waiters::StreamFailure::NoLiveNode { dc: "dc2".into() };
+    assert_eq!(outcome, Err(none));
     assert_eq!(Instant::now(), t, "failed without waiting");
     assert!(r.link.asked.lock().len() > before);
 }

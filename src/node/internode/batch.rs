@@ -8,6 +8,7 @@
 //! entry's).
 
 use super::decode;
+use crate::error::GeokvError;
 use crate::proto::v1::internode::{ReplicaBatchEntry, ReplicaBatchResult, ReplicaWriteRequest};
 use crate::replica::{BatchWrite, Replica};
 use crate::transport::replica_batch::result_of;
@@ -51,7 +52,7 @@ pub(super) fn results(
                 result_of(c.and_then(|_| match applied.next() {
                     Some(Ok(())) => write.clone(),
                     Some(Err(e)) => Err(e.into()),
-                    None => Err(Status::internal("an entry without a result")),
+                    None => Err(GeokvError::Internal("an entry without a result".into()).into()),
                 }))
             })
             .collect()
@@ -71,15 +72,10 @@ fn check(
     crate::telemetry::adopt_traceparent(&span, &e.traceparent);
     span.follows_from(apply);
     let _in = span.enter();
-    let r = (e.write).ok_or_else(|| Status::invalid_argument("an entry without a write"))?;
+    let r =
+        (e.write).ok_or_else(|| GeokvError::InvalidArgument("an entry without a write".into()))?;
     if e.timeout_ms > 0 && arrived.elapsed() >= Duration::from_millis(u64::from(e.timeout_ms)) {
-        let mut late =
-            Status::deadline_exceeded("the entry's deadline passed before it was applied");
-        late.metadata_mut().insert(
-            crate::proto::APPLIED_METADATA,
-            tonic::metadata::MetadataValue::from_static("no"),
-        );
-        return Err(late);
+        return Err(GeokvError::Expired.into());
     }
     let set = decode(&r.record)?;
     let planned = stale_view::Planned {

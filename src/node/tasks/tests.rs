@@ -62,7 +62,7 @@ async fn requests_in_flight_finish_then_the_last_tasks_linger_then_are_aborted()
         in_flight.await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         done.store(true, Ordering::SeqCst);
-        Ok(())
+        TaskResult::Ok(())
     });
     // The internode server held open by a peer's stream: never ends.
     let (seen, held) = (finished.clone(), until_stop(sd.clone()));
@@ -125,7 +125,7 @@ async fn the_last_tasks_serve_through_the_drain_and_stop_on_their_own_signal() {
         in_flight.await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         *done.lock().unwrap() = Some(Instant::now());
-        Ok(())
+        TaskResult::Ok(())
     });
     tasks.spawn_loop("gossip", until_stop(sd.clone()));
     let mut late = tasks.late_signal();

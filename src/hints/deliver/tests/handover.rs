@@ -122,9 +122,12 @@ async fn a_client_waiting_on_an_adopted_urgent_entry_learns_it_was_handed_over()
     s.acks.send(Ok(durable(&batch))).expect("the pump listens");
     let outcome = wait.outcome().await;
     let why = outcome.expect_err("not a count");
-    assert!(
-        why.contains("handed to dc1-n2") && why.contains("dc2"),
-        "{why}"
+    assert_eq!(
+        why,
+        crate::hints::waiters::StreamFailure::HandedOver {
+            to: "dc1-n2".into(),
+            dest: "dc2".into()
+        }
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(r.hints.backlog_entries(&Dest::Dc("dc2".into())), 0);

@@ -102,8 +102,8 @@ fn code(r: &ReplicaBatchResult) -> Code {
 }
 
 /// The refusals every batch gets whatever the engine does: each entry's
-/// own, nothing applied but for the bad record (refused like a single
-/// write's, without a verdict).
+/// own, each saying nothing was applied (the bad record too: it is
+/// refused before anything is written, through the one mapping).
 fn assert_refusals(got: &[ReplicaBatchResult]) {
     assert_eq!(code(&got[1]), Code::DeadlineExceeded, "{:?}", got[1]);
     assert_eq!(got[1].applied, "no", "late: nothing applied");
@@ -112,6 +112,7 @@ fn assert_refusals(got: &[ReplicaBatchResult]) {
     assert_eq!(got[2].layout_version, 2, "the replica's layout");
     assert_eq!(code(&got[3]), Code::InvalidArgument, "{:?}", got[3]);
     assert!(got[3].message.contains("bad record"), "{:?}", got[3]);
+    assert_eq!(got[3].applied, "no", "bad record: nothing applied");
 }
 
 #[test]
