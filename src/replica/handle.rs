@@ -220,7 +220,10 @@ impl Handle {
 
     /// The replica's copy of a key; a peer is told the view the read was
     /// planned on (`(version, digest)`), and refuses if it is newer and
-    /// places the key elsewhere.
+    /// places the key elsewhere. A peer's read is batched with the other
+    /// reads of that peer that queue while a call to it is in flight, in a
+    /// lane of their own (issue 14, `transport::read_batch`): never behind
+    /// its writes.
     pub async fn read(
         &self,
         keyspace: &str,
@@ -238,7 +241,7 @@ impl Handle {
             layout_version: version,
             layout_digest: digest.to_vec(),
         };
-        let r = peers.replica_read(node, msg, timeout).await?;
+        let r = peers.replica_read_batched(node, msg, timeout).await?;
         if !r.found {
             return Ok(None);
         }

@@ -9,7 +9,7 @@
 //! **Mixed versions:** a peer answering UNIMPLEMENTED (a node from before
 //! this call) ran nothing: every entry of that batch is resent as a single
 //! `ReplicaWrite` with its own deadline and trace context, and for
-//! [`SINGLE_ONLY_FOR`] every write to that peer goes single (those queued
+//! [`super::support::SINGLE_ONLY_FOR`] every write to that peer goes single (those queued
 //! behind the refused batch too, at send time); then batches are tried
 //! again, so a peer upgraded in a rolling upgrade gets them. A lane made
 //! anew (the peer's address changed) starts without the mark. A batch
@@ -23,6 +23,7 @@
 use super::batch::Limits;
 use super::error::status_error;
 use super::lane::{CallFn, Lane, Settled};
+use super::support::{unimplemented, Support};
 use super::{PeerVerdict, Peers, TransportError};
 use crate::proto::v1::internode::{
     ReplicaBatchEntry, ReplicaBatchRequest, ReplicaBatchResponse, ReplicaBatchResult,
@@ -35,52 +36,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
-
-/// How long a peer that answered UNIMPLEMENTED is sent single writes
-/// before a batch is tried again.
-pub const SINGLE_ONLY_FOR: Duration = Duration::from_secs(60);
-
-/// Whether a peer is being sent single writes only, and until when; and
-/// whether it has answered a batch (then its batches keep no copy of
-/// their entries for a resend).
-#[derive(Default)]
-pub struct Support(parking_lot::Mutex<Mark>);
-
-#[derive(Default)]
-struct Mark {
-    single_until: Option<Instant>,
-    serves_batches: bool,
-}
-
-impl Support {
-    /// Single writes only, now (the mark expires by itself).
-    pub fn single_only(&self, now: Instant) -> bool {
-        let mut mark = self.0.lock();
-        match mark.single_until {
-            Some(t) if now < t => true,
-            Some(_) => {
-                mark.single_until = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn serves_batches(&self) -> bool {
-        self.0.lock().serves_batches
-    }
-
-    fn answered_batch(&self) {
-        self.0.lock().serves_batches = true;
-    }
-
-    fn refused_batches(&self, now: Instant) {
-        *self.0.lock() = Mark {
-            single_until: Some(now + SINGLE_ONLY_FOR),
-            serves_batches: false,
-        };
-    }
-}
 
 /// The two calls a lane makes to its peer: the network ([`Peers`]), or a
 /// test's fake peer.
@@ -259,13 +214,6 @@ async fn send<W: Wire>(
     }
 }
 
-/// The peer does not serve `ReplicaBatch`: tonic answered before any
-/// handler ran, so nothing was applied.
-fn unimplemented(e: &TransportError) -> bool {
-    matches!(e, TransportError::Rpc { code, verdict, .. }
-        if *code == tonic::Code::Unimplemented && *verdict != PeerVerdict::MaybeApplied)
-}
-
 /// Each entry as a single `ReplicaWrite`, concurrently, each with what is
 /// left of its own deadline and in its own trace.
 async fn singles<W: Wire>(
@@ -373,7 +321,7 @@ fn not_resent(peer: &str) -> TransportError {
     }
 }
 
-fn short_reply(peer: &str, sent: usize, got: usize) -> TransportError {
+pub(super) fn short_reply(peer: &str, sent: usize, got: usize) -> TransportError {
     TransportError::Rpc {
         peer: peer.to_string(),
         code: tonic::Code::Internal,

@@ -6,6 +6,7 @@
 //! peer gets batches again.
 
 use super::*;
+use crate::transport::support::SINGLE_ONLY_FOR;
 
 const RTT: Duration = Duration::from_millis(10);
 
