@@ -380,14 +380,14 @@ impl Handle {
 fn write_request(peers: &Peers, m: Merge<'_>) -> ReplicaWriteRequest {
     let mut msg = ReplicaWriteRequest {
         keyspace: m.keyspace.to_string(),
-        key: m.key.to_vec(),
-        record: m.record.to_vec(),
+        key: bytes::Bytes::copy_from_slice(m.key),
+        record: bytes::Bytes::copy_from_slice(m.record),
         coordinator: peers.me().id.clone(),
         ..Default::default()
     };
     if let Some(p) = m.planned {
         msg.layout_version = p.version;
-        msg.layout_digest = p.digest.to_vec();
+        msg.layout_digest = bytes::Bytes::copy_from_slice(p.digest);
         msg.targets = p.targets.to_vec();
     }
     msg

@@ -12,10 +12,11 @@
 //! [`super::support::SINGLE_ONLY_FOR`] every write to that peer goes single (those queued
 //! behind the refused batch too, at send time); then batches are tried
 //! again, so a peer upgraded in a rolling upgrade gets them. A lane made
-//! anew (the peer's address changed) starts without the mark. A batch
-//! keeps a copy of its entries for that resend only until the peer has
-//! answered one; a peer downgraded in place after that gets its refused
-//! batch's entries back "not sent" (nothing applied), then single writes.
+//! anew (the peer's address changed) starts without the mark. Every batch
+//! keeps a copy of its entries for that resend (key, record and digest
+//! are `bytes::Bytes`: a reference count), so a peer downgraded in place
+//! after it served batches gets its refused batch's entries as single
+//! writes too.
 //!
 //! Must not: retry an entry that may have been applied, or decide what a
 //! failure means for a request (the coordinator does).
@@ -182,8 +183,8 @@ async fn send<W: Wire>(
     let last = items.iter().map(|(_, d)| *d).max().unwrap_or(now);
     let timeout = (last.saturating_duration_since(now)).max(Duration::from_millis(1));
     // Kept for a resend as single writes, should the peer not know the
-    // call; not once it answered one (a copy of every write in flight).
-    let resend = (!support.serves_batches()).then(|| items.clone());
+    // call (a reference count of each key and record, `bytes::Bytes`).
+    let resend = items.clone();
     let entries: Vec<ReplicaBatchEntry> = (items.into_iter())
         .map(|(mut e, d)| {
             let left = d.saturating_duration_since(now).as_millis();
@@ -193,11 +194,7 @@ async fn send<W: Wire>(
         .collect();
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
-    let answer = wire.batch(ReplicaBatchRequest { entries }, timeout).await;
-    if answer.is_ok() {
-        support.answered_batch();
-    }
-    match answer {
+    match wire.batch(ReplicaBatchRequest { entries }, timeout).await {
         Ok(r) if r.results.len() == n => (r.results.into_iter())
             .map(|x| entry_result(wire.peer(), x, ms))
             .collect(),
@@ -205,10 +202,7 @@ async fn send<W: Wire>(
         Err(e) if unimplemented(&e) => {
             support.refused_batches(now);
             metrics::counter!("geokv_internode_batch_unimplemented_total").increment(1);
-            match resend {
-                Some(items) => singles(wire, items).await,
-                None => vec![Err(not_resent(wire.peer())); n],
-            }
+            singles(wire, resend).await
         }
         Err(e) => vec![Err(batch_failed(e)); n],
     }
@@ -309,15 +303,6 @@ pub(super) fn batch_failed(e: TransportError) -> TransportError {
             message,
             verdict: PeerVerdict::MaybeApplied,
         },
-    }
-}
-
-/// A refused batch of a peer that had served batches (downgraded in
-/// place): no copy was kept, and nothing was applied.
-fn not_resent(peer: &str) -> TransportError {
-    TransportError::NotSent {
-        peer: peer.to_string(),
-        message: "the peer no longer serves ReplicaBatch (UNIMPLEMENTED): nothing applied".into(),
     }
 }
 

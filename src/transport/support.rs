@@ -13,47 +13,28 @@ use tokio::time::Instant;
 /// before a batch is tried again.
 pub const SINGLE_ONLY_FOR: Duration = Duration::from_secs(60);
 
-/// Whether a peer is being sent single calls only, and until when; and
-/// whether it has answered a batch (then its write batches keep no copy
-/// of their entries for a resend).
+/// Whether a peer is being sent single calls only, and until when.
 #[derive(Default)]
-pub struct Support(parking_lot::Mutex<Mark>);
-
-#[derive(Default)]
-struct Mark {
-    single_until: Option<Instant>,
-    serves_batches: bool,
-}
+pub struct Support(parking_lot::Mutex<Option<Instant>>);
 
 impl Support {
     /// Single calls only, now (the mark expires by itself).
     pub fn single_only(&self, now: Instant) -> bool {
-        let mut mark = self.0.lock();
-        match mark.single_until {
+        let mut until = self.0.lock();
+        match *until {
             Some(t) if now < t => true,
             Some(_) => {
-                mark.single_until = None;
+                *until = None;
                 false
             }
             None => false,
         }
     }
 
-    pub(super) fn serves_batches(&self) -> bool {
-        self.0.lock().serves_batches
-    }
-
-    pub(super) fn answered_batch(&self) {
-        self.0.lock().serves_batches = true;
-    }
-
     /// The peer refused a batch sent at `now`: single calls until
     /// [`SINGLE_ONLY_FOR`] from then.
     pub(super) fn refused_batches(&self, now: Instant) {
-        *self.0.lock() = Mark {
-            single_until: Some(now + SINGLE_ONLY_FOR),
-            serves_batches: false,
-        };
+        *self.0.lock() = Some(now + SINGLE_ONLY_FOR);
     }
 }
 

@@ -262,12 +262,12 @@ fn read_of(key: &[u8]) -> Result<ReplicaReadResponse, Status> {
 #[tonic::async_trait]
 impl Serves for Recorder {
     async fn replica_write(&self, r: ReplicaWriteRequest) -> Result<ReplicaWriteResponse, Status> {
-        self.singles.lock().push(r.key);
+        self.singles.lock().push(r.key.to_vec());
         Ok(ReplicaWriteResponse {})
     }
 
     async fn replica_batch(&self, r: ReplicaBatchRequest) -> Result<ReplicaBatchResponse, Status> {
-        let key = |e: &ReplicaBatchEntry| e.write.as_ref().map(|w| w.key.clone());
+        let key = |e: &ReplicaBatchEntry| e.write.as_ref().map(|w| w.key.to_vec());
         let keys: Vec<Vec<u8>> = r
             .entries
             .iter()

@@ -26,7 +26,7 @@ async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
         let (peers, to) = (peers.clone(), to.clone());
         let req = ReplicaWriteRequest {
             keyspace: "ks".into(),
-            key: b"client".to_vec(),
+            key: bytes::Bytes::from_static(b"client"),
             ..Default::default()
         };
         tokio::spawn(async move {
@@ -74,7 +74,7 @@ async fn a_stalled_write_lane_does_not_hold_up_a_read() {
         let (peers, to) = (peers.clone(), to.clone());
         let req = ReplicaWriteRequest {
             keyspace: "ks".into(),
-            key: b"client".to_vec(),
+            key: bytes::Bytes::from_static(b"client"),
             ..Default::default()
         };
         tokio::spawn(async move {
