@@ -18,7 +18,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".geokv.v1", "::geokv_client::proto::v1")
         .file_descriptor_set_path(descriptors)
         .compile_protos(&["proto/geokv/v1/client.proto"], &["proto"])?;
+    // A replica write's key, record and plan digest as `bytes::Bytes`: the
+    // copy a lane keeps of a batch for a resend as single writes is a
+    // reference count, not a copy of every write in flight (issue 14).
+    let write = ".geokv.v1.internode.ReplicaWriteRequest";
     tonic_prost_build::configure()
+        .bytes(format!("{write}.key"))
+        .bytes(format!("{write}.record"))
+        .bytes(format!("{write}.layout_digest"))
         .compile_protos(&["proto/geokv/v1/internode.proto"], &["proto"])?;
     Ok(())
 }

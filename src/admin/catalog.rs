@@ -39,9 +39,11 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Histogram, "geokv_internode_batch_entries", "Replica writes per ReplicaBatch call sent, in buckets of 1, 2, 4, ..., 64 entries (issue 14: batched while a call to the peer is in flight)."),
     (Gauge, "geokv_internode_lane_entries", "Replica writes held by a peer's batching lane (queued or in flight), by peer."),
     (Gauge, "geokv_internode_lane_bytes", "Bytes of replica writes held by a peer's batching lane (queued or in flight), by peer."),
-    (Counter, "geokv_internode_lane_shed_total", "Replica writes refused unsent because their peer's batching lane held its cap (that replica counts as failed)."),
+    (Counter, "geokv_internode_lane_shed_total", "Replica writes or reads refused unsent because their peer's batching lane held its cap (that replica counts as failed)."),
     (Counter, "geokv_internode_lane_restarts_total", "Batching lanes whose task had died and was replaced."),
     (Counter, "geokv_internode_batch_unimplemented_total", "ReplicaBatch calls a peer did not know (an older node): their writes were resent one by one."),
+    (Histogram, "geokv_internode_read_batch_entries", "Replica reads per ReplicaReadBatch call sent, in buckets of 1, 2, 4, ..., 64 entries (issue 14: batched while a read of the peer is in flight)."),
+    (Counter, "geokv_internode_read_batch_unimplemented_total", "ReplicaReadBatch calls a peer did not know (an older node): their reads were resent one by one."),
     // Hinted handoff and inter-datacenter streams.
     (Gauge, "geokv_hint_backlog_entries", "Entries queued for a destination, by destination and lane."),
     (Gauge, "geokv_hint_backlog_bytes", "Bytes queued for a destination, by destination and lane."),

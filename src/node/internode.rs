@@ -28,6 +28,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 mod batch;
+mod read_batch;
 
 /// Batches of one incoming stream applied at once (senders keep fewer in
 /// flight; this only bounds a misbehaving one).
@@ -206,6 +207,17 @@ impl Internode for InternodeService {
                 found: false,
             },
         }))
+    }
+
+    async fn replica_read_batch(
+        &self,
+        req: Request<ReplicaReadBatchRequest>,
+    ) -> Result<Response<ReplicaReadBatchResponse>, Status> {
+        let span = self.admit(&req, "replica_read_batch")?;
+        let (arrived, view) = (std::time::Instant::now(), self.cluster.current());
+        let entries = req.into_inner().entries;
+        let results = span.in_scope(|| read_batch::results(&self.replica, &view, entries, arrived));
+        Ok(Response::new(ReplicaReadBatchResponse { results }))
     }
 
     type StreamStream = Acks;

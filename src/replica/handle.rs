@@ -216,7 +216,10 @@ impl Handle {
 
     /// The replica's copy of a key; a peer is told the view the read was
     /// planned on (`(version, digest)`), and refuses if it is newer and
-    /// places the key elsewhere.
+    /// places the key elsewhere. A peer's read is batched with the other
+    /// reads of that peer that queue while a call to it is in flight, in a
+    /// lane of their own (issue 14, `transport::read_batch`): never behind
+    /// its writes.
     pub async fn read(
         &self,
         keyspace: &str,
@@ -234,7 +237,7 @@ impl Handle {
             layout_version: version,
             layout_digest: digest.to_vec(),
         };
-        let r = peers.replica_read(node, msg, timeout).await?;
+        let r = peers.replica_read_batched(node, msg, timeout).await?;
         if !r.found {
             return Ok(None);
         }
@@ -379,15 +382,15 @@ impl Handle {
 fn write_request(peers: &Peers, m: Merge<'_>) -> ReplicaWriteRequest {
     let mut msg = ReplicaWriteRequest {
         keyspace: m.keyspace.to_string(),
-        key: m.key.to_vec(),
-        record: m.record.to_vec(),
+        key: bytes::Bytes::copy_from_slice(m.key),
+        record: bytes::Bytes::copy_from_slice(m.record),
         coordinator: peers.me().id.clone(),
         repair: m.repair,
         ..Default::default()
     };
     if let Some(p) = m.planned {
         msg.layout_version = p.version;
-        msg.layout_digest = p.digest.to_vec();
+        msg.layout_digest = bytes::Bytes::copy_from_slice(p.digest);
         msg.targets = p.targets.to_vec();
     }
     msg

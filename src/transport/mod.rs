@@ -12,8 +12,10 @@ pub mod batch;
 mod error;
 pub mod faults;
 pub mod lane;
+pub mod read_batch;
 pub mod replica_batch;
 pub mod stream;
+pub mod support;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tls;
@@ -45,6 +47,8 @@ pub struct Peers {
     channels: parking_lot::Mutex<HashMap<String, (SocketAddr, Channel)>>,
     /// Each peer's lane of batched replica writes ([`replica_batch`]).
     lanes: parking_lot::Mutex<HashMap<String, Arc<replica_batch::WriteLane>>>,
+    /// Each peer's lane of batched replica reads ([`read_batch`]).
+    read_lanes: parking_lot::Mutex<HashMap<String, Arc<read_batch::ReadLane>>>,
     faults: Arc<Faults>,
     tls: tls::Tls,
     /// This node's id as the `geokv-from` value, parsed once.
@@ -58,6 +62,7 @@ impl Peers {
         Peers {
             channels: parking_lot::Mutex::new(HashMap::new()),
             lanes: parking_lot::Mutex::new(HashMap::new()),
+            read_lanes: parking_lot::Mutex::new(HashMap::new()),
             from: me.id.parse().ok(),
             me,
             faults,
@@ -78,6 +83,9 @@ impl Peers {
             .lock()
             .retain(|id, (addr, _)| peer_address(id) == Some(*addr));
         self.lanes
+            .lock()
+            .retain(|id, lane| peer_address(id) == Some(lane.addr));
+        self.read_lanes
             .lock()
             .retain(|id, lane| peer_address(id) == Some(lane.addr));
     }

@@ -9,13 +9,14 @@
 //! **Mixed versions:** a peer answering UNIMPLEMENTED (a node from before
 //! this call) ran nothing: every entry of that batch is resent as a single
 //! `ReplicaWrite` with its own deadline and trace context, and for
-//! [`SINGLE_ONLY_FOR`] every write to that peer goes single (those queued
+//! [`super::support::SINGLE_ONLY_FOR`] every write to that peer goes single (those queued
 //! behind the refused batch too, at send time); then batches are tried
 //! again, so a peer upgraded in a rolling upgrade gets them. A lane made
-//! anew (the peer's address changed) starts without the mark. A batch
-//! keeps a copy of its entries for that resend only until the peer has
-//! answered one; a peer downgraded in place after that gets its refused
-//! batch's entries back "not sent" (nothing applied), then single writes.
+//! anew (the peer's address changed) starts without the mark. Every batch
+//! keeps a copy of its entries for that resend (key, record and digest
+//! are `bytes::Bytes`: a reference count), so a peer downgraded in place
+//! after it served batches gets its refused batch's entries as single
+//! writes too.
 //!
 //! Must not: retry an entry that may have been applied, or decide what a
 //! failure means for a request (the coordinator does).
@@ -23,6 +24,7 @@
 use super::batch::Limits;
 use super::error::status_error;
 use super::lane::{CallFn, Lane, Settled};
+use super::support::{unimplemented, Support};
 use super::{PeerVerdict, Peers, TransportError};
 use crate::proto::v1::internode::{
     ReplicaBatchEntry, ReplicaBatchRequest, ReplicaBatchResponse, ReplicaBatchResult,
@@ -35,52 +37,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
-
-/// How long a peer that answered UNIMPLEMENTED is sent single writes
-/// before a batch is tried again.
-pub const SINGLE_ONLY_FOR: Duration = Duration::from_secs(60);
-
-/// Whether a peer is being sent single writes only, and until when; and
-/// whether it has answered a batch (then its batches keep no copy of
-/// their entries for a resend).
-#[derive(Default)]
-pub struct Support(parking_lot::Mutex<Mark>);
-
-#[derive(Default)]
-struct Mark {
-    single_until: Option<Instant>,
-    serves_batches: bool,
-}
-
-impl Support {
-    /// Single writes only, now (the mark expires by itself).
-    pub fn single_only(&self, now: Instant) -> bool {
-        let mut mark = self.0.lock();
-        match mark.single_until {
-            Some(t) if now < t => true,
-            Some(_) => {
-                mark.single_until = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn serves_batches(&self) -> bool {
-        self.0.lock().serves_batches
-    }
-
-    fn answered_batch(&self) {
-        self.0.lock().serves_batches = true;
-    }
-
-    fn refused_batches(&self, now: Instant) {
-        *self.0.lock() = Mark {
-            single_until: Some(now + SINGLE_ONLY_FOR),
-            serves_batches: false,
-        };
-    }
-}
 
 /// The two calls a lane makes to its peer: the network ([`Peers`]), or a
 /// test's fake peer.
@@ -227,8 +183,8 @@ async fn send<W: Wire>(
     let last = items.iter().map(|(_, d)| *d).max().unwrap_or(now);
     let timeout = (last.saturating_duration_since(now)).max(Duration::from_millis(1));
     // Kept for a resend as single writes, should the peer not know the
-    // call; not once it answered one (a copy of every write in flight).
-    let resend = (!support.serves_batches()).then(|| items.clone());
+    // call (a reference count of each key and record, `bytes::Bytes`).
+    let resend = items.clone();
     let entries: Vec<ReplicaBatchEntry> = (items.into_iter())
         .map(|(mut e, d)| {
             let left = d.saturating_duration_since(now).as_millis();
@@ -238,11 +194,7 @@ async fn send<W: Wire>(
         .collect();
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
-    let answer = wire.batch(ReplicaBatchRequest { entries }, timeout).await;
-    if answer.is_ok() {
-        support.answered_batch();
-    }
-    match answer {
+    match wire.batch(ReplicaBatchRequest { entries }, timeout).await {
         Ok(r) if r.results.len() == n => (r.results.into_iter())
             .map(|x| entry_result(wire.peer(), x, ms))
             .collect(),
@@ -250,20 +202,10 @@ async fn send<W: Wire>(
         Err(e) if unimplemented(&e) => {
             support.refused_batches(now);
             metrics::counter!("geokv_internode_batch_unimplemented_total").increment(1);
-            match resend {
-                Some(items) => singles(wire, items).await,
-                None => vec![Err(not_resent(wire.peer())); n],
-            }
+            singles(wire, resend).await
         }
         Err(e) => vec![Err(batch_failed(e)); n],
     }
-}
-
-/// The peer does not serve `ReplicaBatch`: tonic answered before any
-/// handler ran, so nothing was applied.
-fn unimplemented(e: &TransportError) -> bool {
-    matches!(e, TransportError::Rpc { code, verdict, .. }
-        if *code == tonic::Code::Unimplemented && *verdict != PeerVerdict::MaybeApplied)
 }
 
 /// Each entry as a single `ReplicaWrite`, concurrently, each with what is
@@ -364,16 +306,7 @@ pub(super) fn batch_failed(e: TransportError) -> TransportError {
     }
 }
 
-/// A refused batch of a peer that had served batches (downgraded in
-/// place): no copy was kept, and nothing was applied.
-fn not_resent(peer: &str) -> TransportError {
-    TransportError::NotSent {
-        peer: peer.to_string(),
-        message: "the peer no longer serves ReplicaBatch (UNIMPLEMENTED): nothing applied".into(),
-    }
-}
-
-fn short_reply(peer: &str, sent: usize, got: usize) -> TransportError {
+pub(super) fn short_reply(peer: &str, sent: usize, got: usize) -> TransportError {
     TransportError::Rpc {
         peer: peer.to_string(),
         code: tonic::Code::Internal,

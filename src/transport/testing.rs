@@ -39,6 +39,15 @@ pub(crate) trait Serves: Send + Sync + 'static {
     async fn replica_batch(&self, _: ReplicaBatchRequest) -> Result<ReplicaBatchResponse, Status> {
         Err(no())
     }
+    async fn replica_read(&self, _: ReplicaReadRequest) -> Result<ReplicaReadResponse, Status> {
+        Err(no())
+    }
+    async fn replica_read_batch(
+        &self,
+        _: ReplicaReadBatchRequest,
+    ) -> Result<ReplicaReadBatchResponse, Status> {
+        Err(no())
+    }
     async fn stream(&self, _: tonic::Streaming<StreamBatch>) -> Result<Acks, Status> {
         Err(no())
     }
@@ -75,9 +84,18 @@ impl<S: Serves> Internode for Stub<S> {
     }
     async fn replica_read(
         &self,
-        _: Request<ReplicaReadRequest>,
+        r: Request<ReplicaReadRequest>,
     ) -> Result<Response<ReplicaReadResponse>, Status> {
-        Err(no())
+        self.0.replica_read(r.into_inner()).await.map(Response::new)
+    }
+    async fn replica_read_batch(
+        &self,
+        r: Request<ReplicaReadBatchRequest>,
+    ) -> Result<Response<ReplicaReadBatchResponse>, Status> {
+        self.0
+            .replica_read_batch(r.into_inner())
+            .await
+            .map(Response::new)
     }
     type StreamStream = Acks;
     async fn stream(
@@ -122,8 +140,8 @@ impl<S: Serves> Internode for Stub<S> {
     }
 }
 
-/// The generated server with `ReplicaBatch` taken out of its routing
-/// table, as a node built before the call: the request goes to a path the
+/// The generated server with `ReplicaBatch` and `ReplicaReadBatch` taken
+/// out of its routing table, as a node built before those calls: the request goes to a path the
 /// server does not know and its generated fallback answers. Counts the
 /// batch calls it turned away.
 #[derive(Clone)]
@@ -143,7 +161,8 @@ impl<S: Service<http::Request<B>> + NamedService, B> Service<http::Request<B>> f
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> S::Future {
-        if req.uri().path().ends_with("/ReplicaBatch") {
+        let path = req.uri().path();
+        if path.ends_with("/ReplicaBatch") || path.ends_with("/ReplicaReadBatch") {
             let unknown = format!("/{}/NotInThisVersion", S::NAME);
             *req.uri_mut() = unknown.parse().expect("a path");
             self.1.fetch_add(1, Ordering::SeqCst);
@@ -196,27 +215,59 @@ pub(crate) fn peers() -> Arc<Peers> {
 }
 
 /// A peer that records what reaches its handlers: the keys of each batch
-/// and those written one by one, and wakes `arrived` at each batch. Every
-/// write is applied, but an entry whose key starts with `refuse` is
-/// refused as a stale view would refuse it (nothing applied, layout v9);
-/// with `stall`, a batch is never answered (a stalled peer).
+/// and those written one by one (reads: of each read batch and those read
+/// one by one), and wakes `arrived` at each write batch. Every write is
+/// applied, but an entry whose key starts with `refuse` is refused as a
+/// stale view would refuse it (nothing applied, layout v9); a read finds
+/// `record_of(key)`, none for a key starting with `missing`, and refuses
+/// as a write does; with `stall`, a write batch is never answered (a
+/// stalled peer).
 #[derive(Clone, Default)]
 pub(crate) struct Recorder {
     pub stall: bool,
     pub batches: Arc<parking_lot::Mutex<Vec<Vec<Vec<u8>>>>>,
     pub singles: Arc<parking_lot::Mutex<Vec<Vec<u8>>>>,
+    pub read_batches: Arc<parking_lot::Mutex<Vec<Vec<Vec<u8>>>>>,
+    pub read_singles: Arc<parking_lot::Mutex<Vec<Vec<u8>>>>,
     pub arrived: Arc<tokio::sync::Notify>,
+}
+
+/// The record a [`Recorder`] holds for `key`.
+pub(crate) fn record_of(key: &[u8]) -> Vec<u8> {
+    [b"record of ", key].concat()
+}
+
+fn stale() -> Status {
+    crate::error::GeokvError::StaleView {
+        planned_on: 1,
+        replica_version: 9,
+    }
+    .into()
+}
+
+/// A [`Recorder`]'s answer to a read of `key`.
+fn read_of(key: &[u8]) -> Result<ReplicaReadResponse, Status> {
+    if key.starts_with(b"refuse") {
+        return Err(stale());
+    }
+    Ok(match key.starts_with(b"missing") {
+        true => ReplicaReadResponse::default(),
+        false => ReplicaReadResponse {
+            record: record_of(key),
+            found: true,
+        },
+    })
 }
 
 #[tonic::async_trait]
 impl Serves for Recorder {
     async fn replica_write(&self, r: ReplicaWriteRequest) -> Result<ReplicaWriteResponse, Status> {
-        self.singles.lock().push(r.key);
+        self.singles.lock().push(r.key.to_vec());
         Ok(ReplicaWriteResponse {})
     }
 
     async fn replica_batch(&self, r: ReplicaBatchRequest) -> Result<ReplicaBatchResponse, Status> {
-        let key = |e: &ReplicaBatchEntry| e.write.as_ref().map(|w| w.key.clone());
+        let key = |e: &ReplicaBatchEntry| e.write.as_ref().map(|w| w.key.to_vec());
         let keys: Vec<Vec<u8>> = r
             .entries
             .iter()
@@ -227,15 +278,38 @@ impl Serves for Recorder {
         if self.stall {
             std::future::pending::<()>().await;
         }
-        let stale = || crate::error::GeokvError::StaleView {
-            planned_on: 1,
-            replica_version: 9,
-        };
         let result = |k: &Vec<u8>| match k.starts_with(b"refuse") {
-            true => super::replica_batch::result_of(Err(stale().into())),
+            true => super::replica_batch::result_of(Err(stale())),
             false => super::replica_batch::result_of(Ok(())),
         };
         let results = keys.iter().map(result).collect();
         Ok(ReplicaBatchResponse { results })
+    }
+
+    async fn replica_read(&self, r: ReplicaReadRequest) -> Result<ReplicaReadResponse, Status> {
+        self.read_singles.lock().push(r.key.clone());
+        read_of(&r.key)
+    }
+
+    async fn replica_read_batch(
+        &self,
+        r: ReplicaReadBatchRequest,
+    ) -> Result<ReplicaReadBatchResponse, Status> {
+        let keys: Vec<Vec<u8>> = (r.entries.iter())
+            .map(|e| e.read.as_ref().map(|r| r.key.clone()).unwrap_or_default())
+            .collect();
+        self.read_batches.lock().push(keys.clone());
+        let result = |k: &Vec<u8>| match read_of(k) {
+            Ok(read) => ReplicaReadBatchResult {
+                status: None,
+                read: Some(read),
+            },
+            Err(s) => ReplicaReadBatchResult {
+                status: Some(super::replica_batch::result_of(Err(s))),
+                read: None,
+            },
+        };
+        let results = keys.iter().map(result).collect();
+        Ok(ReplicaReadBatchResponse { results })
     }
 }

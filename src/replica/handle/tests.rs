@@ -6,7 +6,8 @@
 //! so a lane held by a batch the peer never answers neither delays it nor
 //! counts it against its cap. Over a real loopback socket: nothing here
 //! waits on time but the merge's own deadline, which only a merge stuck
-//! behind the stalled batch would reach.
+//! behind the stalled batch would reach. Reads go through a lane of
+//! their own, never behind the peer's writes.
 
 use super::*;
 use crate::transport::testing::{peers, serve, Recorder};
@@ -25,7 +26,7 @@ async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
         let (peers, to) = (peers.clone(), to.clone());
         let req = ReplicaWriteRequest {
             keyspace: "ks".into(),
-            key: b"client".to_vec(),
+            key: bytes::Bytes::from_static(b"client"),
             ..Default::default()
         };
         tokio::spawn(async move {
@@ -78,8 +79,8 @@ impl crate::transport::testing::Serves for Keeps {
 
 /// A repair's merge (what read repair sends: `PlannedOn::repair`) reaches
 /// the peer, over a real socket, with the layout version and digest it was
-/// decided in and no targets: what the peer's stale-view check reads as a
-/// repair's merge (`view::stale_view::check`; review Left of stop 24: no
+/// decided in, no targets and the repair mark: what the peer's stale-view
+/// check reads as a repair's merge (`view::stale_view::check`; review Left of stop 24: no
 /// test showed the version crossing the wire).
 #[tokio::test]
 async fn a_repair_merge_reaches_the_peer_with_its_layout_version_and_no_targets() {
@@ -97,6 +98,7 @@ async fn a_repair_merge_reaches_the_peer_with_its_layout_version_and_no_targets(
         set: &set,
         record: b"a record",
         planned: Some(PlannedOn::repair(42, &digest)),
+        repair: true,
     };
     (handle.merge(m, Duration::from_secs(5)).await).expect("merged");
     let got = peer.0.lock().clone();
@@ -107,4 +109,39 @@ async fn a_repair_merge_reaches_the_peer_with_its_layout_version_and_no_targets(
     assert_eq!(w.layout_version, 42);
     assert_eq!(w.layout_digest, digest.to_vec());
     assert!(w.targets.is_empty(), "{:?}", w.targets);
+    assert!(w.repair, "sent with the repair mark");
+}
+
+#[tokio::test]
+async fn a_stalled_write_lane_does_not_hold_up_a_read() {
+    let peer = Recorder {
+        stall: true,
+        ..Recorder::default()
+    };
+    let to = serve("stalled", peer.clone(), None).await;
+    let peers = peers();
+    let arrived = peer.arrived.notified();
+    let client = {
+        let (peers, to) = (peers.clone(), to.clone());
+        let req = ReplicaWriteRequest {
+            keyspace: "ks".into(),
+            key: bytes::Bytes::from_static(b"client"),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            let long = Duration::from_secs(600);
+            peers.replica_write_batched(&to, req, long).await
+        })
+    };
+    arrived.await;
+    let handle = Handle::Peer {
+        peers: peers.clone(),
+        node: to.clone(),
+    };
+    let got = handle.read("ks", b"missing-k", (0, &[]), Duration::from_secs(5));
+    assert!(matches!(got.await, Ok(None)), "answered, not held");
+    let reads = peer.read_batches.lock().clone();
+    assert_eq!(reads, vec![vec![b"missing-k".to_vec()]], "in a read batch");
+    assert!(!client.is_finished(), "the write batch is still unanswered");
+    client.abort();
 }

@@ -105,11 +105,11 @@ fn an_entry_counts_against_the_lane_cap_whole() {
     let e = ReplicaBatchEntry {
         write: Some(ReplicaWriteRequest {
             keyspace: "k".repeat(200),
-            key: vec![1; 10],
-            record: vec![2; 10],
+            key: vec![1; 10].into(),
+            record: vec![2; 10].into(),
             coordinator: "c".repeat(50),
             layout_version: 7,
-            layout_digest: vec![3; 16],
+            layout_digest: vec![3; 16].into(),
             targets: vec!["t".repeat(40); 3],
             repair: false,
         }),

@@ -46,8 +46,8 @@ fn five(record: &[u8]) -> Vec<ReplicaBatchEntry> {
     let entry = |key: &str, version: u64, record: &[u8], timeout_ms: u32| ReplicaBatchEntry {
         write: Some(ReplicaWriteRequest {
             keyspace: "default".into(),
-            key: key.as_bytes().to_vec(),
-            record: record.to_vec(),
+            key: key.as_bytes().to_vec().into(),
+            record: record.to_vec().into(),
             layout_version: version,
             targets: vec!["dc1-n2".into()],
             ..Default::default()

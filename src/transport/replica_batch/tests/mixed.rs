@@ -6,6 +6,7 @@
 //! peer gets batches again.
 
 use super::*;
+use crate::transport::support::SINGLE_ONLY_FOR;
 
 const RTT: Duration = Duration::from_millis(10);
 
@@ -54,7 +55,7 @@ impl Wire for Fake {
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         self.singles
             .lock()
-            .push((req.key, timeout, traceparent.to_string()));
+            .push((req.key.to_vec(), timeout, traceparent.to_string()));
         Box::pin(async move {
             tokio::time::sleep(RTT).await;
             Ok(())
@@ -65,7 +66,7 @@ impl Wire for Fake {
 fn entry(key: u8) -> ReplicaBatchEntry {
     ReplicaBatchEntry {
         write: Some(ReplicaWriteRequest {
-            key: vec![key],
+            key: vec![key].into(),
             ..Default::default()
         }),
         timeout_ms: 0,
@@ -134,29 +135,32 @@ async fn a_resend_past_the_entrys_deadline_is_not_sent() {
     assert!(fake.singles.lock().is_empty());
 }
 
-/// A peer that has answered a batch serves them: its batches keep no copy
-/// of their entries for a resend (one more copy of every write in flight).
-/// Should it answer UNIMPLEMENTED later all the same (downgraded in
-/// place), that batch's entries are "not sent", nothing applied (the
-/// coordinator hints them), never "maybe applied"; later writes go single.
+/// A peer that has answered a batch and then refuses one all the same
+/// (downgraded in place) ran nothing for it: that batch's entries are
+/// resent as single writes (the copy for a resend is always kept: a
+/// reference count of the key and record), never "not sent" nor "maybe
+/// applied"; later writes go single.
 #[tokio::test(start_paused = true)]
-async fn a_peer_that_served_batches_and_then_refuses_one_leaves_it_not_sent() {
+async fn a_peer_downgraded_in_place_gets_its_refused_batch_resent_as_single_writes() {
     let fake = Fake::default();
     let (lane, support) = lane_over(fake.clone(), Limits::default());
     let deadline = Instant::now() + Duration::from_secs(1);
     let got = lane.submit(entry(1), 10, deadline).await;
     assert!(matches!(got, Settled::Answered(Ok(()))), "{got:?}");
     *fake.old.lock() = true;
-    match lane.submit(entry(2), 10, deadline).await {
-        Settled::Answered(Err(e @ TransportError::NotSent { .. })) => {
-            assert!(e.nothing_applied(), "{e:?}")
-        }
-        other => panic!("{other:?}: no copy to resend, so not sent"),
-    }
-    assert!(fake.singles.lock().is_empty());
+    let got = lane.submit(entry(2), 10, deadline).await;
+    assert!(matches!(got, Settled::Answered(Ok(()))), "{got:?}: resent");
+    let keys: Vec<(u8, String)> = (fake.singles.lock().iter())
+        .map(|(k, _, tp)| (k[0], tp.clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![(2, "tp-2".to_string())],
+        "resent once, in its trace"
+    );
     assert!(support.single_only(Instant::now()));
     let got = lane.submit(entry(3), 10, deadline).await;
     assert!(matches!(got, Settled::Answered(Ok(()))), "{got:?}");
-    assert_eq!(fake.singles.lock().len(), 1, "single from then on");
+    assert_eq!(fake.singles.lock().len(), 2, "single from then on");
     assert_eq!(*fake.batches.lock(), vec![1, 1]);
 }

@@ -20,8 +20,8 @@ async fn write_all(
 ) -> Vec<Result<(), TransportError>> {
     let write = |k: &str| ReplicaWriteRequest {
         keyspace: "ks".into(),
-        key: k.as_bytes().to_vec(),
-        record: b"a record".to_vec(),
+        key: k.as_bytes().to_vec().into(),
+        record: bytes::Bytes::from_static(b"a record"),
         ..Default::default()
     };
     let calls = (keys.iter()).map(|k| peers.replica_write_batched(to, write(k), TIMEOUT));

@@ -1,0 +1,55 @@
+//! The replica side of a `ReplicaReadBatch` against a memory engine: every
+//! entry gets its own outcome, in order (found, not found, its deadline
+//! passed, no read in it), none shared with another.
+
+use super::results;
+use crate::engine::memory::MemoryEngine;
+use crate::engine::Limits;
+use crate::layout::Layout;
+use crate::proto::v1::internode::{ReplicaReadBatchEntry, ReplicaReadRequest};
+use crate::replica::Replica;
+use crate::topology::Topology;
+use crate::version::{ActorId, CausalContext, SiblingSet};
+use crate::view::Cluster;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+fn entry(key: &str, timeout_ms: u32) -> ReplicaReadBatchEntry {
+    ReplicaReadBatchEntry {
+        read: Some(ReplicaReadRequest {
+            keyspace: "default".into(),
+            key: key.as_bytes().to_vec(),
+            ..Default::default()
+        }),
+        timeout_ms,
+        traceparent: String::new(),
+    }
+}
+
+#[test]
+fn each_read_gets_its_own_outcome_in_order() {
+    let cluster = Cluster::new(Layout::seed(&Topology::dev()), "dc1-n2", None).expect("a view");
+    let rep = Replica::new(Arc::new(MemoryEngine::new(Limits::default())), "dc1-n2", 8);
+    let mut set = SiblingSet::new();
+    (set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)).expect("an update");
+    rep.apply("default", b"here", &set).expect("a write");
+    let mut record = Vec::new();
+    set.encode(&mut record);
+    let mut entries = vec![entry("here", 1000), entry("absent", 1000), entry("here", 1)];
+    entries.push(ReplicaReadBatchEntry::default());
+    entries.push(entry("here", 0));
+    // Handled 10 ms after it arrived: past the third entry's 1 ms.
+    let arrived = Instant::now() - Duration::from_millis(10);
+    let got = results(&rep, &cluster.current(), entries, arrived);
+    assert_eq!(got.len(), 5, "one result per entry, in order");
+    let read = |i: usize| got[i].read.clone().unwrap_or_default();
+    let code = |i: usize| Code::from_i32(got[i].status.clone().unwrap_or_default().code);
+    assert_eq!((code(0), read(0).found), (Code::Ok, true), "{:?}", got[0]);
+    assert_eq!(read(0).record, record);
+    assert_eq!((code(1), read(1).found), (Code::Ok, false), "{:?}", got[1]);
+    assert_eq!(code(2), Code::DeadlineExceeded, "{:?}", got[2]);
+    assert!(got[2].read.is_none(), "late: nothing read");
+    assert_eq!(code(3), Code::InvalidArgument, "{:?}", got[3]);
+    assert_eq!((code(4), read(4).record), (Code::Ok, record), "no deadline");
+}

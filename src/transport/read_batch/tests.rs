@@ -1,0 +1,203 @@
+//! Read lanes against a fake peer under paused time: reads queued behind a
+//! call in flight go out as one batch, each entry with its own outcome
+//! (found, not found, refused on a stale view); a stalled call holds a
+//! queued read no longer than its hold; a peer from before
+//! `ReplicaReadBatch` (UNIMPLEMENTED) gets every entry as a single read,
+//! until the mark expires.
+
+use super::*;
+use crate::transport::replica_batch::result_of;
+use crate::transport::status_error;
+use crate::transport::support::SINGLE_ONLY_FOR;
+use parking_lot::Mutex;
+
+mod socket;
+
+const RTT: Duration = Duration::from_millis(10);
+
+/// A peer that answers `ReplicaReadBatch` UNIMPLEMENTED while `old`, never
+/// answers its first batch when `stall_first`, and records every call.
+#[derive(Clone, Default)]
+struct Fake {
+    old: Arc<Mutex<bool>>,
+    stall_first: bool,
+    /// Keys per batch call.
+    batches: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Single reads: (key, traceparent).
+    singles: Arc<Mutex<Vec<(u8, String)>>>,
+}
+
+/// The fake's answer for key `k`: found (record `[k]`) when even, not
+/// found when odd, refused as on a stale view (v9) when 99.
+fn answer(k: u8) -> Result<ReplicaReadResponse, tonic::Status> {
+    if k == 99 {
+        let stale = crate::error::GeokvError::StaleView {
+            planned_on: 1,
+            replica_version: 9,
+        };
+        return Err(stale.into());
+    }
+    Ok(ReplicaReadResponse {
+        record: if k % 2 == 0 { vec![k] } else { Vec::new() },
+        found: k % 2 == 0,
+    })
+}
+
+impl ReadWire for Fake {
+    fn peer(&self) -> &str {
+        "peer"
+    }
+
+    fn batch(
+        &self,
+        req: ReplicaReadBatchRequest,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, Result<ReplicaReadBatchResponse, TransportError>> {
+        let keys: Vec<u8> = (req.entries.iter())
+            .map(|e| e.read.as_ref().map_or(0, |r| r.key[0]))
+            .collect();
+        let stall = self.stall_first && self.batches.lock().is_empty();
+        self.batches.lock().push(keys.clone());
+        let old = *self.old.lock();
+        Box::pin(async move {
+            tokio::time::sleep(RTT).await;
+            if stall {
+                std::future::pending::<()>().await;
+            }
+            if old {
+                let s = tonic::Status::unimplemented("unknown method ReplicaReadBatch");
+                return Err(status_error("peer", s, 5));
+            }
+            let results = (keys.into_iter())
+                .map(|k| match answer(k) {
+                    Ok(read) => ReplicaReadBatchResult {
+                        status: None,
+                        read: Some(read),
+                    },
+                    Err(s) => ReplicaReadBatchResult {
+                        status: Some(result_of(Err(s))),
+                        read: None,
+                    },
+                })
+                .collect();
+            Ok(ReplicaReadBatchResponse { results })
+        })
+    }
+
+    fn single<'a>(
+        &'a self,
+        req: ReplicaReadRequest,
+        _timeout: Duration,
+        traceparent: &'a str,
+    ) -> BoxFuture<'a, ReadOutcome> {
+        let k = req.key[0];
+        self.singles.lock().push((k, traceparent.to_string()));
+        Box::pin(async move {
+            tokio::time::sleep(RTT).await;
+            answer(k).map_err(|s| status_error("peer", s, 5))
+        })
+    }
+}
+
+fn entry(key: u8) -> ReplicaReadBatchEntry {
+    ReplicaReadBatchEntry {
+        read: Some(ReplicaReadRequest {
+            key: vec![key],
+            ..Default::default()
+        }),
+        timeout_ms: 0,
+        traceparent: format!("tp-{key}"),
+    }
+}
+
+/// Reads `keys` through `lane` all at once, each with a deadline of
+/// `timeout`: the first goes alone, the others queue behind it.
+async fn read_all(
+    lane: &Lane<ReplicaReadBatchEntry, ReadOutcome>,
+    keys: &[u8],
+    timeout: Duration,
+) -> Vec<Settled<ReadOutcome>> {
+    let deadline = Instant::now() + timeout;
+    let calls = (keys.iter()).map(|k| lane.submit(entry(*k), 8, deadline));
+    futures::future::join_all(calls).await
+}
+
+fn found(s: &Settled<ReadOutcome>) -> Option<bool> {
+    match s {
+        Settled::Answered(Ok(r)) => Some(r.found),
+        _ => None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_queued_behind_a_call_go_as_one_batch_each_with_its_own_outcome() {
+    let fake = Fake::default();
+    let (lane, support) = read_lane_over(fake.clone(), Limits::default());
+    let got = read_all(&lane, &[2, 4, 5, 99, 6], Duration::from_secs(1)).await;
+    assert_eq!(*fake.batches.lock(), vec![vec![2], vec![4, 5, 99, 6]]);
+    let founds: Vec<Option<bool>> = got.iter().map(found).collect();
+    assert_eq!(
+        founds,
+        [Some(true), Some(true), Some(false), None, Some(true)]
+    );
+    let Settled::Answered(Ok(r)) = &got[4] else {
+        panic!("{:?}", got[4]);
+    };
+    assert_eq!(r.record, vec![6], "its own record");
+    let stale = matches!(
+        got[3],
+        Settled::Answered(Err(TransportError::StaleView { version: 9, .. }))
+    );
+    assert!(stale, "{:?}", got[3]);
+    assert!(fake.singles.lock().is_empty());
+    assert!(!support.single_only(Instant::now()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_call_holds_a_queued_read_no_longer_than_its_hold() {
+    let fake = Fake {
+        stall_first: true,
+        ..Fake::default()
+    };
+    let limits = Limits::default();
+    let (lane, _) = read_lane_over(fake.clone(), limits);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let first = lane.submit(entry(2), 8, deadline);
+    let started = Instant::now();
+    let second = async {
+        tokio::task::yield_now().await;
+        let got = lane.submit(entry(4), 8, deadline).await;
+        (got, started.elapsed())
+    };
+    let (first, (second, waited)) = tokio::join!(
+        tokio::time::timeout(Duration::from_millis(900), first),
+        second
+    );
+    assert!(first.is_err(), "the stalled call never answers");
+    assert_eq!(found(&second), Some(true), "{second:?}");
+    assert!(waited <= limits.max_hold + 2 * RTT, "waited {waited:?}");
+    assert_eq!(*fake.batches.lock(), vec![vec![2], vec![4]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_old_peer_gets_every_read_single_until_the_mark_expires() {
+    let fake = Fake::default();
+    *fake.old.lock() = true;
+    let (lane, support) = read_lane_over(fake.clone(), Limits::default());
+    let got = read_all(&lane, &[2, 4, 5], Duration::from_secs(1)).await;
+    let founds: Vec<Option<bool>> = got.iter().map(found).collect();
+    assert_eq!(founds, [Some(true), Some(true), Some(false)], "{got:?}");
+    let mut singles = fake.singles.lock().clone();
+    singles.sort();
+    let want: Vec<(u8, String)> = [2, 4, 5].map(|k| (k, format!("tp-{k}"))).into();
+    assert_eq!(singles, want, "each resent once, in its own trace");
+    assert!(support.single_only(Instant::now()), "marked single-only");
+    let tried = fake.batches.lock().len();
+    read_all(&lane, &[6], Duration::from_secs(1)).await;
+    assert_eq!(fake.batches.lock().len(), tried, "no batch tried meanwhile");
+    tokio::time::advance(SINGLE_ONLY_FOR).await;
+    *fake.old.lock() = false;
+    let got = read_all(&lane, &[8], Duration::from_secs(1)).await;
+    assert_eq!(found(&got[0]), Some(true));
+    assert_eq!(fake.batches.lock().len(), tried + 1, "batches again");
+}

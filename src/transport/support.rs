@@ -1,0 +1,46 @@
+//! Whether a peer serves the batch calls of its lanes (`ReplicaBatch`,
+//! `ReplicaReadBatch`, issue 14): a peer that answered one UNIMPLEMENTED (a
+//! node from before the call) is sent single calls for [`SINGLE_ONLY_FOR`],
+//! then batches are tried again, so a peer upgraded in a rolling upgrade
+//! gets them. Must not: send anything, or decide what a refusal means for
+//! the entries of the refused batch (the lane's `send` does).
+
+use super::{PeerVerdict, TransportError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a peer that answered UNIMPLEMENTED is sent single calls
+/// before a batch is tried again.
+pub const SINGLE_ONLY_FOR: Duration = Duration::from_secs(60);
+
+/// Whether a peer is being sent single calls only, and until when.
+#[derive(Default)]
+pub struct Support(parking_lot::Mutex<Option<Instant>>);
+
+impl Support {
+    /// Single calls only, now (the mark expires by itself).
+    pub fn single_only(&self, now: Instant) -> bool {
+        let mut until = self.0.lock();
+        match *until {
+            Some(t) if now < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The peer refused a batch sent at `now`: single calls until
+    /// [`SINGLE_ONLY_FOR`] from then.
+    pub(super) fn refused_batches(&self, now: Instant) {
+        *self.0.lock() = Some(now + SINGLE_ONLY_FOR);
+    }
+}
+
+/// The peer does not serve the batch call: tonic answered before any
+/// handler ran, so nothing was applied (or read).
+pub(super) fn unimplemented(e: &TransportError) -> bool {
+    matches!(e, TransportError::Rpc { code, verdict, .. }
+        if *code == tonic::Code::Unimplemented && *verdict != PeerVerdict::MaybeApplied)
+}
