@@ -1,12 +1,12 @@
-//! Who may use the admin port: on a node with `--auth`, every route but
-//! `GET /health`, `GET /metrics` and the status page (`/`, `/status`,
-//! `/status.json`: a browser sends no bearer, and the page shows what
-//! `/metrics` does) — those too with `--protect-metrics` — and the
-//! movement board (`GET /movement`), needs the admin credential —
-//! `authorization: Bearer ROLE:SECRET` of a
-//! role holding `admin` on `*`. No credential or a bad one: 401 with
-//! `WWW-Authenticate: Bearer`; a role without that permission: 403; an
-//! address with too many failed authentications: 429 with `Retry-After`.
+//! Who may use the admin port: on a node with authentication on (the default
+//! with TLS), every route but `GET /health` and the movement board
+//! (`GET /movement`) needs the admin credential — `authorization: Bearer
+//! ROLE:SECRET` of a role holding `admin` on `*`; `GET /metrics` and the
+//! status page (`/`, `/status`, `/status.json`: it shows what `/metrics`
+//! does) too, unless the node runs with `--open-metrics`. No credential or a
+//! bad one: 401 with `WWW-Authenticate: Bearer`; a role without that
+//! permission: 403; an address with too many failed authentications: 429
+//! with `Retry-After`.
 //!
 //! Must not: decide permissions itself (that is `security::auth`).
 
@@ -24,8 +24,8 @@ use crate::security::auth::{Auth, AuthError, Credential, Perm, Token, ANY_KEYSPA
 pub struct Guard {
     /// `None` or not enabled: everything is open (tools, `--insecure` tests).
     pub auth: Option<Arc<Auth>>,
-    /// `/health` and `/metrics` need the credential too.
-    pub protect_metrics: bool,
+    /// `/metrics` and the status page are open without the credential.
+    pub open_metrics: bool,
 }
 
 impl Guard {
@@ -34,18 +34,16 @@ impl Guard {
         Guard::default()
     }
 
-    /// Open without a credential: `GET /health`, `/metrics` and the
-    /// status page (unless `protect_metrics`), and always `GET /movement`, the progress board
-    /// the nodes of a removal poll on each other (it holds no data, and a
-    /// removal must finish on a cluster with auth on).
+    /// Open without a credential: `GET /health` (a load balancer's probe),
+    /// `GET /movement`, the progress board the nodes of a removal poll on
+    /// each other (it holds no data, and a removal must finish on a cluster
+    /// with auth on), and with `open_metrics` `GET /metrics` and the status
+    /// page.
     fn is_open(&self, method: &Method, path: &str) -> bool {
         method == Method::GET
-            && (path == "/movement"
-                || (!self.protect_metrics
-                    && matches!(
-                        path,
-                        "/health" | "/metrics" | "/" | "/status" | "/status.json"
-                    )))
+            && (matches!(path, "/health" | "/movement")
+                || (self.open_metrics
+                    && matches!(path, "/metrics" | "/" | "/status" | "/status.json")))
     }
 }
 

@@ -27,8 +27,9 @@
 //! With TLS (`transport::tls`) the port serves HTTPS on the node's
 //! certificate ([`https`]); [`client`] is the other end.
 //!
-//! On a node with `--auth` every route but `GET /health`, `GET /metrics` and
-//! `GET /movement` needs the admin credential ([`guard`]).
+//! On a node with authentication on (the default with TLS) every route but
+//! `GET /health` and `GET /movement` needs the admin credential, and so do
+//! `GET /metrics` and the status page unless `--open-metrics` ([`guard`]).
 
 mod auth_routes;
 mod buckets;
@@ -172,21 +173,30 @@ mod tests {
         addr
     }
 
+    /// With authentication on, `/health` and the movement board are open;
+    /// `/metrics` and the status page need the admin token unless the node
+    /// runs `--open-metrics`; every other route always does.
     #[tokio::test]
-    async fn with_auth_only_health_and_metrics_stay_open() {
+    async fn with_auth_metrics_need_the_admin_token_unless_open_metrics() {
+        use crate::local_cluster::{admin_request_as, AdminAccess};
         use crate::security::auth::{Auth, AuthState, Token};
+        let anonymous = AdminAccess::default();
+        let admin = AdminAccess {
+            ca: None,
+            token: Some("admin:s".into()),
+        };
         let status = |r: Result<String, crate::local_cluster::ClusterError>| match r {
             Ok(_) => "2xx".to_string(),
             Err(e) => e.to_string(),
         };
-        for protect_metrics in [false, true] {
+        for open_metrics in [false, true] {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let auth = Arc::new(Auth::new(true, AuthState::default(), None));
             auth.bootstrap(&Token::parse("admin:s").unwrap()).unwrap();
             let guard = Guard {
                 auth: Some(auth),
-                protect_metrics,
+                open_metrics,
             };
             let (tx, rx) = watch::channel(false);
             let faults = Arc::new(Faults::new(true));
@@ -202,36 +212,35 @@ mod tests {
                 )
                 .await
             });
-            let health = status(admin_request(addr, "GET", "/health").await);
-            let metrics = status(admin_request(addr, "GET", "/metrics").await);
-            let open = if protect_metrics { "401" } else { "2xx" };
-            assert!(
-                health.contains(open) && metrics.contains(open),
-                "{health} {metrics}"
-            );
-            // The status page is for a browser, which sends no bearer: it
-            // is as open as /metrics, whose figures it shows.
-            for path in ["/status", "/status.json", "/"] {
-                let page = status(admin_request(addr, "GET", path).await);
-                if protect_metrics {
-                    assert!(page.contains("401"), "{path}: {page}");
+            let ask = |access: &AdminAccess, m: &'static str, p: &'static str| {
+                let access = access.clone();
+                async move { status(admin_request_as(&access, addr, m, p).await) }
+            };
+            let health = ask(&anonymous, "GET", "/health").await;
+            assert_eq!(health, "2xx", "/health is always open");
+            // The status page shows what /metrics does: as open as it.
+            for path in ["/metrics", "/status", "/status.json", "/"] {
+                let page = ask(&anonymous, "GET", path).await;
+                if open_metrics {
+                    assert!(!page.contains("401"), "{path}: {page}");
                 } else {
-                    assert!(
-                        !page.contains("401") && !page.contains("403"),
-                        "{path}: {page}"
-                    );
+                    assert!(page.contains("401"), "{path}: {page}");
+                    let with_token = ask(&admin, "GET", path).await;
+                    assert!(!with_token.contains("401"), "{path}: {with_token}");
                 }
             }
+            let metrics = ask(&admin, "GET", "/metrics").await;
+            assert_eq!(metrics, "2xx", "the admin token reads /metrics");
             // Review: a removal's gainers poll each other's board; it must
             // answer without a credential or the removal never finishes.
-            let board = status(admin_request(addr, "GET", "/movement").await);
+            let board = ask(&anonymous, "GET", "/movement").await;
             assert!(!board.contains("401") && !board.contains("403"), "{board}");
             for (m, p) in [
                 ("POST", "/faults/cut?target=x"),
                 ("GET", "/faults"),
                 ("GET", "/auth/roles"),
             ] {
-                let r = status(admin_request(addr, m, p).await);
+                let r = ask(&anonymous, m, p).await;
                 assert!(r.contains("401"), "{m} {p}: {r}");
             }
         }

@@ -35,6 +35,8 @@ pub struct ConnectArgs {
     pub retries: u32,
     /// Cluster CA certificate (PEM): connect over TLS and verify the nodes'
     /// certificates with it (`http://` endpoints are dialled as `https://`).
+    /// Without it an `https://` endpoint is verified against the system's
+    /// root certificates (or `SSL_CERT_FILE` / `SSL_CERT_DIR`).
     #[arg(long, value_name = "FILE", env = "GEOKV_CA")]
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM) to present, with --client-key
@@ -93,9 +95,16 @@ impl ConnectArgs {
         if let Some(dc) = &self.local_dc {
             builder = builder.local_datacenter(dc);
         }
-        if let Some(ca) = &self.ca {
-            let mut tls = TlsOptions::from_ca_file(ca)?;
-            if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+        // Without --ca an https endpoint trusts the system roots (the SDK's
+        // default); a client certificate needs the options built here.
+        let identity = self.client_cert.as_ref().zip(self.client_key.as_ref());
+        let roots = match &self.ca {
+            Some(ca) => Some(TlsOptions::from_ca_file(ca)?),
+            None if identity.is_some() => Some(TlsOptions::system_roots()?),
+            None => None,
+        };
+        if let Some(mut tls) = roots {
+            if let Some((cert, key)) = identity {
                 tls = tls.client_identity_files(cert, key)?;
             }
             builder = builder.tls(tls);

@@ -226,7 +226,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let mut cfg = NodeConfig::new(topology, &args.node, args.data_dir.clone());
     cfg.fault_injection = args.fault_injection;
     cfg.tls = args.tls.setting(&args.node)?;
-    cfg.auth = args.auth.config()?;
+    cfg.auth = args.auth.config(!args.tls.insecure)?;
     cfg.limits = args.limits.limits();
     cfg.engine.durability = durability(&args)?;
     // Block cache hits and write stalls on /metrics need RocksDB statistics.

@@ -2,7 +2,8 @@
 //! defaults: HTTP/2 streams and concurrent requests per connection on the
 //! client and peer ports, message sizes, and the node-wide bound on client
 //! requests in flight (`api::admission`). Applying them to a tonic server
-//! builder is here too. Must not decide about single requests.
+//! builder is here too, with the status of a message over the size bound
+//! ([`oversize_status`]). Must not decide about single requests.
 
 use crate::api::admission::AdmissionConfig;
 
@@ -59,5 +60,56 @@ impl PortLimits {
         builder
             .max_concurrent_streams(self.max_concurrent_streams)
             .concurrency_limit_per_connection(self.concurrency_per_connection)
+    }
+}
+
+/// tonic refuses a message over `max_decoding_message_size` with
+/// `OUT_OF_RANGE`; the gRPC status code table (and grpc-go, grpc-java)
+/// say `RESOURCE_EXHAUSTED` for "request message larger than max receive
+/// size", which is what a client's error handling expects. The refusal
+/// comes before any handler runs (nothing is applied), as a trailers-only
+/// answer, so its headers are rewritten here; every other answer passes
+/// untouched. A layer for both gRPC servers
+/// (`tower::util::MapResponseLayer::new(oversize_status)`).
+pub fn oversize_status(
+    mut res: tonic::codegen::http::Response<tonic::body::Body>,
+) -> tonic::codegen::http::Response<tonic::body::Body> {
+    let headers = res.headers_mut();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|s| s.as_bytes() == b"11");
+    let too_large = headers.get("grpc-message").is_some_and(|m| {
+        let m = m.as_bytes();
+        m.windows(9).any(|w| w == b"too large") || m.windows(11).any(|w| w == b"too%20large")
+    });
+    if out_of_range && too_large {
+        let code = tonic::Code::ResourceExhausted as i32;
+        headers.insert("grpc-status", code.to_string().parse().expect("digits"));
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::codegen::http::Response;
+
+    fn answered(status: tonic::Status) -> tonic::Code {
+        let res = oversize_status(status.into_http::<tonic::body::Body>());
+        tonic::Status::from_header_map(res.headers())
+            .expect("a status")
+            .code()
+    }
+
+    #[test]
+    fn only_tonics_oversize_refusal_becomes_resource_exhausted() {
+        let oversize = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 9 bytes, the limit is: 8 bytes",
+        );
+        assert_eq!(answered(oversize), tonic::Code::ResourceExhausted);
+        let other = tonic::Status::out_of_range("past the end of the range");
+        assert_eq!(answered(other), tonic::Code::OutOfRange);
+        let ok = oversize_status(Response::new(tonic::body::Body::empty()));
+        assert!(ok.headers().get("grpc-status").is_none());
     }
 }

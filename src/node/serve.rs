@@ -4,6 +4,7 @@
 //! anti-entropy, hint delivery, a join in progress, following the layout).
 //! Must not build subsystems (that is `wiring`).
 
+use super::limits::oversize_status;
 use super::storage::Storage;
 use super::wiring::Parts;
 use super::NodeError;
@@ -74,6 +75,7 @@ fn internode_server(tasks: &mut Tasks, s: &Storage, p: &Parts, listener: tokio::
         peer_limits
             .apply(peer_server())
             .layer(layer)
+            .layer(tower::util::MapResponseLayer::new(oversize_status))
             .add_service(
                 InternodeServer::new(internode)
                     .max_decoding_message_size(peer_limits.max_decoding_bytes)
@@ -127,6 +129,7 @@ fn client_server(
         client_limits
             .apply(tonic::transport::Server::builder())
             .layer(layer)
+            .layer(tower::util::MapResponseLayer::new(oversize_status))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(

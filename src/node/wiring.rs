@@ -130,7 +130,7 @@ pub(super) fn build(
         layout_sync,
         admin_guard: crate::admin::Guard {
             auth: Some(auth.clone()),
-            protect_metrics: cfg.auth.protect_metrics,
+            open_metrics: cfg.auth.open_metrics,
         },
         auth,
         limits: cfg.limits,
@@ -157,6 +157,9 @@ fn open_auth(cfg: &NodeConfig, s: &Storage, peers: &Arc<Peers>) -> Result<Arc<Au
         {
             tracing::info!(role = %token.role, "auth: created the admin role from the admin token");
         }
+    }
+    if !cfg.auth.enabled && !matches!(cfg.tls, crate::transport::tls::TlsSetting::Insecure) {
+        tracing::warn!("auth: off on a TLS node (--auth=false / --no-auth): every client call and admin route is open to whoever reaches the ports");
     }
     if cfg.auth.enabled && auth.state().roles.is_empty() {
         tracing::warn!("auth: enforcing with no role yet; the state arrives from peers, or start one node with --admin-token-file / GEOKV_ADMIN_TOKEN");

@@ -17,8 +17,11 @@
 //!   than a bare connection reset).
 //! - **Rotation**: resolvers and verifiers read the current material
 //!   ([`material::Store`]), which [`Tls::spawn_reload`] reloads when the
-//!   files change or on SIGHUP; new connections use it at once, open ones
-//!   keep their session. **No session resumption**, on any port nor when
+//!   files change or on SIGHUP; new connections use it at once, and every
+//!   open TLS connection (accepted or dialled) verifies its peer's chain
+//!   again and is closed if it no longer verifies ([`Rechecked`]): a node
+//!   of a retired CA cannot go on gossiping on the connection it had.
+//!   **No session resumption**, on any port nor when
 //!   dialling: a resumed session gets the peer's chain verified at its first
 //!   handshake back without verifying it again, so after a CA rotation an
 //!   identity of the retired CA would return on a new connection. Every
@@ -44,9 +47,13 @@
 pub mod admin;
 mod incoming;
 mod material;
+mod recheck;
 
-pub use incoming::{Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, HANDSHAKE_TIMEOUT};
+pub use incoming::{
+    Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, HANDSHAKE_TIMEOUT, MAX_HANDSHAKES,
+};
 pub use material::{Store, TlsError, TlsFiles};
+pub use recheck::Rechecked;
 
 use crate::security::certs::Identity;
 use material::{Anchors, ClientVerifier, KeyResolver, NodeVerifier};
@@ -215,7 +222,7 @@ impl Tls {
             .0
             .as_ref()
             .map(|s| tokio_rustls::TlsAcceptor::from(Self::server_config(s, port)));
-        incoming::accept(listener, acceptor, port)
+        incoming::accept(listener, acceptor, port, self.0.clone())
     }
 
     /// A lazily connected channel to node `peer_id` at `addr`; with TLS the
@@ -233,11 +240,12 @@ impl Tls {
         };
         let connector = tokio_rustls::TlsConnector::from(Self::client_config(store, peer_id));
         let peer = peer_id.to_string();
+        let store = store.clone();
         // TCP connect and handshake share this budget.
         endpoint
             .connect_timeout(Duration::from_millis(1000))
             .connect_with_connector_lazy(tower::service_fn(move |_: tonic::codegen::http::Uri| {
-                let (connector, peer) = (connector.clone(), peer.clone());
+                let (connector, peer, store) = (connector.clone(), peer.clone(), store.clone());
                 async move {
                     let tcp = tokio::net::TcpStream::connect(addr).await?;
                     tcp.set_nodelay(true)?;
@@ -249,6 +257,11 @@ impl Tls {
                                 .increment(1);
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
                         })?;
+                    // Closed once the peer's chain fails a reload (recheck.rs).
+                    let chain = tls.get_ref().1.peer_certificates().map(<[_]>::to_vec);
+                    let expect = (!peer.starts_with(SEED_PREFIX)).then(|| peer.clone());
+                    let side = recheck::Side::Dialled { expect };
+                    let tls = Rechecked::watch(tls, &store, chain.as_deref(), side, Port::Internode, peer);
                     Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
                 }
             }))
@@ -352,6 +365,10 @@ impl Interceptor for Guard {
     }
 }
 
+#[cfg(test)]
+mod handshake_tests;
+#[cfg(test)]
+mod recheck_tests;
 #[cfg(test)]
 mod resumption_tests;
 #[cfg(test)]

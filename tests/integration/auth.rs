@@ -4,7 +4,8 @@
 //! on the keyspace (PERMISSION_DENIED), makes a grant and then a revoke
 //! made on one node hold on every node within seconds, and guards the admin
 //! port's mutating routes (401 without the admin token, 403 for a role that
-//! is not admin) while /health and /metrics stay open.
+//! is not admin) while /health stays open and /metrics needs the admin
+//! token (authentication is on by default with TLS; `--open-metrics` opens it).
 
 use crate::common::*;
 use geokv::proto::v1::{Consistency, GetRequest, PutRequest, StatusRequest};
@@ -122,10 +123,14 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
         .await
         .expect("admin writes");
 
-    // The admin port: open health and metrics, guarded mutations.
+    // The admin port: open health, guarded metrics and mutations.
     // (Without a credential: the harness's `admin` sends the admin token.)
     let health = admin_raw(n1.admin_address, "GET", "/health", None).await;
     assert_eq!(health.status, 200, "health stays open: {health:?}");
+    let metrics = admin_raw(n1.admin_address, "GET", "/metrics", None).await;
+    assert_eq!(metrics.status, 401, "metrics need the token: {metrics:?}");
+    let metrics = admin_raw(n1.admin_address, "GET", "/metrics", Some(ADMIN)).await;
+    assert_eq!(metrics.status, 200, "{metrics:?}");
     let denied = admin_raw(n1.admin_address, "POST", "/repair", None).await;
     assert_eq!(denied.status, 401, "{denied:?}");
     let cut = "/faults/cut?target=dc1-n2";

@@ -20,7 +20,7 @@
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
 //! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
 //! | `ops_cli` | `geokv repair --dc` (background job, progress, summary), `geokv lag` (every DC pair), `status` with load/ownership/version |
-//! | `overload` | a node past `--max-in-flight-requests` sheds with RESOURCE_EXHAUSTED + `retry-after-ms`, counted, nothing acked lost; a too-deep Merkle request is INVALID_ARGUMENT |
+//! | `overload` | a node past `--max-in-flight-requests` sheds with RESOURCE_EXHAUSTED + `retry-after-ms`, counted, nothing acked lost; a too-deep Merkle request is INVALID_ARGUMENT; a message over the size bound is RESOURCE_EXHAUSTED, nothing stored |
 //! | `replace` | a SIGKILLed node is replaced by a new one under LOCAL_QUORUM writers; only its ranges move, nothing acknowledged is lost |
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
@@ -30,7 +30,7 @@
 //! | `sdk` | the Rust SDK against a real cluster |
 //! | `sdk_nodes` | the SDK, given one node, learns a joined node and forgets a decommissioned one |
 //! | `status_page` | the admin port's live status page in headless Chromium: a killed node shows down |
-//! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused, certificate rotation |
+//! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused (gossip, replication, join, the 2-DC stream), certificate rotation, the CLI on the system roots |
 //! | `bench_smoke` | `geokv bench` runs end to end |
 
 mod common;

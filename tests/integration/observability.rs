@@ -66,7 +66,7 @@ async fn metrics_endpoint_is_standard_prometheus() {
     let batch_entries = "geokv_internode_batch_entries_bucket{le=\"64\"} ";
     let started = Instant::now();
     let (status, headers, body) = loop {
-        let got = admin_raw(admin, "GET", "/metrics", None).await;
+        let got = admin_raw(admin, "GET", "/metrics", cluster.admin_token.as_deref()).await;
         if got.body.contains("\nprocess_resident_memory_bytes ")
             && got.body.contains("geokv_engine_sst_bytes{")
             && got.body.contains(batch_entries)

@@ -1,10 +1,12 @@
 //! Hardened limits against real processes: a node past its bound on client
 //! requests in flight sheds with `RESOURCE_EXHAUSTED` and a retry hint,
 //! counts it, and loses nothing it acknowledged; a `Merkle` request deeper
-//! than a node serves is refused with `INVALID_ARGUMENT`.
+//! than a node serves is refused with `INVALID_ARGUMENT`; a client message
+//! over the size bound is `RESOURCE_EXHAUSTED` and stores nothing.
 
 use crate::common::*;
 use geokv::client::{Client, ClientError, ConsistencyLevel, TlsOptions};
+use geokv::proto::v1::Consistency;
 use std::time::Duration;
 use tonic::Code;
 
@@ -147,4 +149,29 @@ async fn a_merkle_request_deeper_than_served_is_invalid_argument() {
         assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
         assert!(refused.message().contains("deeper than"), "{refused:?}");
     }
+}
+
+/// A client message over the client port's size bound (8 MiB) is refused
+/// `RESOURCE_EXHAUSTED` before any handler runs: nothing is stored, and
+/// the connection serves the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_size_bound_is_resource_exhausted_and_nothing_is_stored() {
+    let cluster = Cluster::start(Spec::one_dc(1, 1)).await;
+    let mut c = cluster.client("dc1-n1").await;
+    let bound = geokv::node::limits::ServerLimits::default()
+        .client
+        .max_decoding_bytes;
+    let big = "x".repeat(bound + 1);
+    let refused = put(&mut c, "big", &big, vec![], Consistency::One)
+        .await
+        .expect_err("over the bound");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("too large"), "{refused:?}");
+    let got = get(&mut c, "big", Consistency::One).await.expect("served");
+    assert!(got.siblings.is_empty(), "nothing stored: {got:?}");
+    // Just under the bound (the request's other fields take a few bytes).
+    let fits = "y".repeat(bound - 1024);
+    put(&mut c, "fits", &fits, vec![], Consistency::One)
+        .await
+        .expect("under the bound");
 }

@@ -62,7 +62,11 @@ async fn a_killed_node_shows_down_in_a_headless_browser() {
         tool_missing("chromium not installed (scripts/ensure-deps installs it as root)");
         return;
     };
-    let mut cluster = Cluster::start(Spec::pair(2, 2)).await;
+    // A browser sends no bearer token: the page is open only with
+    // --open-metrics (authentication is on in the harness).
+    let mut spec = Spec::pair(2, 2);
+    spec.extra_args.push("--open-metrics".into());
+    let mut cluster = Cluster::start(spec).await;
     cluster.preload("dc1-n1", "k", 5).await;
     cluster.kill("dc2-n2");
     for observer in ["dc1-n1", "dc1-n2", "dc2-n1"] {

@@ -1,8 +1,9 @@
 //! Transport security with real node processes (issue 12): a cluster on
 //! mutual TLS works end to end, a plaintext client to its client port is
 //! told the port needs TLS, and a node whose certificate comes from another
-//! CA can neither gossip nor replicate — the cluster never counts it up and
-//! counts the refusals.
+//! CA can neither gossip, replicate, join, nor get the stream between
+//! datacenters — the cluster never counts it up and counts the refusals;
+//! the CLI trusts the system roots without `--ca`.
 
 use crate::common::*;
 use geokv::proto::v1::kv_client::KvClient;
@@ -225,4 +226,162 @@ async fn a_certificate_rotated_on_disk_is_served_without_a_restart() {
     put(&mut c, "after-rotation", "v", vec![], Consistency::All)
         .await
         .expect("put at ALL after the rotation");
+}
+
+/// The CLI (through the SDK) dials an `https://` endpoint without `--ca` by
+/// trusting the system roots; here `SSL_CERT_FILE`, which the system-roots
+/// loader reads instead of the OS store. `--ca` overrides them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_trusts_the_system_roots_without_ca_and_ca_overrides_them() {
+    let cluster = Cluster::start(Spec::one_dc(1, 1)).await;
+    let endpoint = format!("https://{}", cluster.node("dc1-n1").client_address);
+    let cluster_ca = cluster.tls_ca.clone().unwrap();
+    let foreign = cluster.dir.path().join("foreign-certs");
+    let foreign_ca = init_dir(&foreign, "another-cluster").unwrap();
+    let run = |roots: &std::path::Path, args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--endpoint", &endpoint]);
+        let out = cluster
+            .command(&args)
+            .env_remove("GEOKV_CA")
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", roots)
+            .output()
+            .expect("run geokv");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+
+    // The system roots hold the cluster CA: no --ca needed.
+    let (ok, text) = run(&cluster_ca, &["put", "sys", "v1"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&cluster_ca, &["get", "sys"]);
+    assert!(ok && text.contains("v1"), "{text}");
+
+    // The system roots do not know the cluster CA: refused, nothing sent.
+    let (ok, text) = run(&foreign_ca, &["put", "sys", "v2"]);
+    assert!(!ok, "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+
+    // --ca overrides the system roots.
+    let ca = cluster_ca.to_str().unwrap();
+    let (ok, text) = run(&foreign_ca, &["get", "sys", "--ca", ca]);
+    assert!(ok && text.contains("v1") && !text.contains("v2"), "{text}");
+}
+
+/// A node joining (`--join SEED`) with a certificate of another CA is
+/// refused at the handshake: it exits with an error naming the certificate
+/// problem, the seed counts the refusal, and the layout never names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_with_a_foreign_ca_certificate_is_refused_with_a_clear_error() {
+    let cluster = Cluster::start(Spec::one_dc(3, 3)).await;
+    let ip = cluster.spare_ip(14);
+    let foreign = cluster.dir.path().join("foreign-certs");
+    init_dir(&foreign, "another-cluster").unwrap();
+    let who = Identity::Node("dc1-n4".into());
+    issue_in_dir(&foreign, &who, &[], &[ip.into()]).unwrap();
+    let (cert, key) = pair_paths(&foreign, &who.file_stem());
+    let before = cluster
+        .metric("dc1-n1", "geokv_tls_refused_total", "port=\"internode\"")
+        .await;
+
+    // It trusts the cluster CA (public) but holds a certificate of another.
+    let seed = cluster.node("dc1-n1").peer_address;
+    let ca = cluster.tls_ca.clone().unwrap();
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let args = [
+        "--dc", "dc1", "--rack", "r4", "--ca", ca, "--cert", cert, "--key", key,
+    ];
+    let mut joiner = cluster.spawn_new_node("dc1-n4", "dc1-n4", ip, seed, &args);
+    let log = joiner.wait_refused(Duration::from_secs(30)).await;
+    assert!(log.to_lowercase().contains("certificate"), "{log}");
+
+    let after = cluster
+        .metric("dc1-n1", "geokv_tls_refused_total", "port=\"internode\"")
+        .await;
+    assert!(after > before, "the seed counted it: {before} -> {after}");
+    let layout = layout_at(cluster.node("dc1-n2").admin_address)
+        .await
+        .expect("layout");
+    assert!(layout.node("dc1-n4").is_none(), "never in the layout");
+}
+
+/// The stream between datacenters never delivers to a node of another CA:
+/// while dc2's node holds a foreign certificate, dc1's entries for dc2 stay
+/// queued and dc1 never counts it up; back with its own certificate it
+/// gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_to_another_datacenter_never_reaches_a_foreign_ca_node() {
+    let mut cluster = Cluster::start(Spec::pair(1, 1)).await;
+    let n2 = cluster.node("dc2-n1").clone();
+    let intruder = cluster.dir.path().join("intruder-certs");
+    init_dir(&intruder, "another-cluster").unwrap();
+    let who = Identity::Node(n2.id.clone());
+    issue_in_dir(&intruder, &who, &[], &[n2.client_address.ip()]).unwrap();
+    let (cert, key) = pair_paths(&intruder, &who.file_stem());
+    cluster.kill("dc2-n1");
+    cluster
+        .wait_seen("dc1-n1", "dc2-n1", false, Duration::from_secs(20))
+        .await;
+    let args: Vec<String> = [
+        "--ca".into(),
+        intruder.join("ca.pem").display().to_string(),
+        "--cert".into(),
+        cert.display().to_string(),
+        "--key".into(),
+        key.display().to_string(),
+    ]
+    .into();
+    admin_over_https(n2.admin_address, &intruder.join("ca.pem"));
+    cluster.restart_with_args("dc2-n1", &args);
+    cluster.wait_healthy("dc2-n1").await;
+
+    let mut n1 = cluster.client("dc1-n1").await;
+    for i in 0..5 {
+        put(
+            &mut n1,
+            &format!("s{i}"),
+            "v",
+            vec![],
+            Consistency::LocalQuorum,
+        )
+        .await
+        .expect("dc1 acknowledges on its own");
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        assert!(
+            dc2_backlog(&cluster).await >= 5.0,
+            "queued for dc2, not delivered"
+        );
+        let view = cluster.view("dc1-n1").await;
+        assert_eq!(view.get("dc2-n1"), Some(&false), "never counted up");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Back with its own certificate: the stream delivers.
+    cluster.kill("dc2-n1");
+    admin_over_https(n2.admin_address, cluster.tls_ca.as_ref().unwrap());
+    cluster.restart("dc2-n1").await;
+    let started = Instant::now();
+    while dc2_backlog(&cluster).await > 0.0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "not delivered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut n2c = cluster.client("dc2-n1").await;
+    let got = get(&mut n2c, "s4", Consistency::One).await.expect("read");
+    assert_eq!(values(&got), vec!["v"]);
+}
+
+/// dc1-n1's entries queued for datacenter dc2.
+async fn dc2_backlog(cluster: &Cluster) -> f64 {
+    let dest = "dest=\"dc:dc2\"";
+    cluster
+        .metric("dc1-n1", "geokv_hint_backlog_entries", dest)
+        .await
 }

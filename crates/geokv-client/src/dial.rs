@@ -31,18 +31,15 @@ impl Dialer {
             .map_err(|e| ClientError::invalid(format!("bad endpoint {url:?}: {e}")))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true);
-        match &self.tls {
-            Some(tls) => {
-                endpoint = endpoint
-                    .tls_config(tls.config())
-                    .map_err(|e| ClientError::invalid(format!("TLS settings: {e}")))?;
-            }
-            None if url.starts_with("https://") => {
-                return Err(ClientError::invalid(format!(
-                    "{url}: an https endpoint needs TLS settings (the cluster CA: --ca, GEOKV_CA)"
-                )))
-            }
-            None => {}
+        // An https endpoint without TLS settings trusts the system roots.
+        let system = match &self.tls {
+            None if url.starts_with("https://") => Some(TlsOptions::system_roots()?),
+            _ => None,
+        };
+        if let Some(tls) = self.tls.as_ref().or(system.as_ref()) {
+            endpoint = endpoint
+                .tls_config(tls.config()?)
+                .map_err(|e| ClientError::invalid(format!("TLS settings: {e}")))?;
         }
         Ok(endpoint.connect_lazy())
     }

@@ -115,7 +115,8 @@ fn node_launch(up: &Up, dev: &DevDir, tls: bool, auth: bool) -> anyhow::Result<N
             certs_dir(dev).display().to_string(),
         ]);
     }
-    if auth && !extra_args.iter().any(|a| a == "--auth") {
+    let auth_given = |a: &String| a == "--auth" || a.starts_with("--auth=") || a == "--no-auth";
+    if auth && !extra_args.iter().any(auth_given) {
         extra_args.extend([
             "--auth".to_string(),
             "--admin-token-file".to_string(),
@@ -254,13 +255,19 @@ fn print_banner(topology: &Topology, dev: &DevDir, ca: Option<&std::path::Path>,
         "  geokv status --endpoint {scheme}://{}",
         first.client_address
     );
+    // With authentication on, /metrics needs the admin token too.
+    let bearer = if auth {
+        " -H \"authorization: Bearer $GEOKV_TOKEN\""
+    } else {
+        ""
+    };
     match ca {
         Some(ca) => println!(
-            "  curl --cacert {} https://{}/metrics",
+            "  curl --cacert {}{bearer} https://{}/metrics",
             ca.display(),
             first.admin_address
         ),
-        None => println!("  curl http://{}/metrics", first.admin_address),
+        None => println!("  curl{bearer} http://{}/metrics", first.admin_address),
     }
     println!("  geokv dev status --data-dir {dir}     (also: stop|start|kill NODE, cut|heal A B)");
     println!("logs: {dir}/<node>/node.log; Ctrl-C stops every node");

@@ -53,12 +53,13 @@ const CACHE_CAPACITY: usize = 4096;
 #[derive(Clone, Debug, Default)]
 pub struct AuthConfig {
     /// Enforce: client calls need a credential, admin routes other than
-    /// `/health` and `/metrics` need the admin credential.
+    /// `/health` (and `/metrics` with `open_metrics`) need the admin
+    /// credential. The CLI turns it on by default with TLS.
     pub enabled: bool,
     /// Creates this role (admin on `*`) on a first start ([`Auth::bootstrap`]).
     pub admin_token: Option<Token>,
-    /// `/health` and `/metrics` need the admin credential too.
-    pub protect_metrics: bool,
+    /// `/metrics` and the status page stay open while enforcing.
+    pub open_metrics: bool,
 }
 
 /// What a request presented.

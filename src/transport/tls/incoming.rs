@@ -1,6 +1,8 @@
 //! Accepted connections of a gRPC port: TLS handshakes run on their own
 //! tasks under a deadline (a slow or silent peer cannot hold up the accept
-//! loop), a connection that does not start with a TLS record is dropped on
+//! loop), at most [`MAX_HANDSHAKES`] at a time (more wait in the kernel's
+//! accept queue), each TLS connection re-verifies its peer's chain on every
+//! reload ([`Rechecked`]), a connection that does not start with a TLS record is dropped on
 //! the internode port and kept — to be answered with a clear error by the
 //! guard — on the client port, and each connection carries [`ConnInfo`]
 //! (remote address, TLS or not, who the peer's verified certificate names,
@@ -20,6 +22,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::Connected;
 
+use super::material::Store;
+use super::recheck::{Rechecked, Side};
 use super::{refused, Port};
 use crate::security::certs::{identity_of, Identity};
 use rustls::pki_types::CertificateDer;
@@ -27,10 +31,15 @@ use rustls::pki_types::CertificateDer;
 /// Longest a TLS handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most TLS handshakes in progress on one port: each costs a task, a socket
+/// and asymmetric crypto; a flood of connections waits in the accept queue
+/// instead of taking the node's memory and cores.
+pub const MAX_HANDSHAKES: usize = 256;
+
 /// One accepted connection.
 pub enum Conn {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<Rechecked<TlsStream<TcpStream>>>),
 }
 
 /// What the guard knows about a request's connection. Built once per
@@ -78,7 +87,7 @@ impl Connected for Conn {
                 identity: None,
             },
             Conn::Tls(s) => {
-                let (tcp, session) = s.get_ref();
+                let (tcp, session) = s.get_ref().get_ref();
                 ConnInfo::tls(tcp.peer_addr().ok(), session.peer_certificates())
             }
         }
@@ -142,11 +151,24 @@ pub type Incoming = tokio_stream::wrappers::ReceiverStream<io::Result<Conn>>;
 
 /// Accepts on `listener`; with an acceptor every connection is handshaken
 /// first (or, on the client port, passed on as plaintext for the guard to
-/// refuse with a clear message).
-pub fn accept(listener: TcpListener, tls: Option<TlsAcceptor>, port: Port) -> Incoming {
+/// refuse with a clear message); with `recheck`, the material the acceptor
+/// follows, each TLS connection is closed once its peer's chain no longer
+/// verifies after a reload.
+pub(super) fn accept(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    port: Port,
+    recheck: Option<Arc<Store>>,
+) -> Incoming {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
+            // Wait for a handshake slot before accepting the next socket.
+            let slot = tokio::select! {
+                _ = tx.closed() => return,
+                slot = handshakes.clone().acquire_owned() => slot.expect("never closed"),
+            };
             let (tcp, remote) = tokio::select! {
                 _ = tx.closed() => return,
                 accepted = listener.accept() => match accepted {
@@ -167,10 +189,12 @@ pub fn accept(listener: TcpListener, tls: Option<TlsAcceptor>, port: Port) -> In
                 }
                 continue;
             };
-            let tx = tx.clone();
+            let (tx, recheck) = (tx.clone(), recheck.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(tcp, acceptor, port)).await
-                {
+                let shake = handshake(tcp, acceptor, port, recheck, remote);
+                let shaken = tokio::time::timeout(HANDSHAKE_TIMEOUT, shake).await;
+                drop(slot);
+                match shaken {
                     Ok(Ok(conn)) => {
                         let _ = tx.send(Ok(conn)).await;
                     }
@@ -183,10 +207,34 @@ pub fn accept(listener: TcpListener, tls: Option<TlsAcceptor>, port: Port) -> In
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
+/// An accepted TLS connection, re-verified against `recheck` on every reload.
+fn watched(
+    s: TlsStream<TcpStream>,
+    recheck: Option<Arc<Store>>,
+    port: Port,
+    remote: SocketAddr,
+) -> Conn {
+    let Some(store) = recheck else {
+        return Conn::Tls(Box::new(Rechecked::unwatched(s)));
+    };
+    let chain = s.get_ref().1.peer_certificates().map(<[_]>::to_vec);
+    let side = Side::Accepted {
+        required: port == Port::Internode,
+    };
+    let s = Rechecked::watch(s, &store, chain.as_deref(), side, port, remote.to_string());
+    Conn::Tls(Box::new(s))
+}
+
 /// A refused connection: the metric's reason and a message for the log.
 struct Refusal(&'static str, String);
 
-async fn handshake(tcp: TcpStream, acceptor: TlsAcceptor, port: Port) -> Result<Conn, Refusal> {
+async fn handshake(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    port: Port,
+    recheck: Option<Arc<Store>>,
+    remote: SocketAddr,
+) -> Result<Conn, Refusal> {
     // A TLS connection starts with a handshake record (content type 22).
     let mut first = [0u8; 1];
     let n = tcp
@@ -215,7 +263,7 @@ async fn handshake(tcp: TcpStream, acceptor: TlsAcceptor, port: Port) -> Result<
     acceptor
         .accept(tcp)
         .await
-        .map(|s| Conn::Tls(Box::new(s)))
+        .map(|s| watched(s, recheck, port, remote))
         .map_err(|e| Refusal("handshake", e.to_string()))
 }
 

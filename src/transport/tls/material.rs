@@ -68,6 +68,9 @@ pub struct Store {
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<Material>>,
     stamp: parking_lot::Mutex<Stamp>,
+    /// Bumped on every reload that put new material in use (`recheck.rs`
+    /// re-verifies open connections then).
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -145,6 +148,7 @@ impl Store {
             provider,
             current: RwLock::new(Arc::new(material)),
             stamp: parking_lot::Mutex::new(before),
+            reloads: tokio::sync::watch::Sender::new(0),
             files,
         })
     }
@@ -157,6 +161,11 @@ impl Store {
         &self.provider
     }
 
+    /// Changes after each reload that put new material in use.
+    pub(super) fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
+    }
+
     /// Reloads the files if any changed since the last load. `Ok(true)`
     /// when new material is in use; on an error the old material stays.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
@@ -167,6 +176,7 @@ impl Store {
         let material = load(&self.files, &self.node_id, &self.provider)?;
         *self.current.write() = Arc::new(material);
         *self.stamp.lock() = now;
+        self.reloads.send_modify(|n| *n += 1);
         Ok(true)
     }
 }

@@ -43,7 +43,7 @@ locals {
   admin_token_file = "/etc/geokv/admin-token"
   security_flags = var.insecure ? "--insecure" : join(" ", compact([
     "--tls-dir ${local.tls_dir} --auth --admin-token-file ${local.admin_token_file}",
-    var.protect_metrics ? "--protect-metrics" : "",
+    var.open_metrics ? "--open-metrics" : "",
   ]))
 
   # Per node: the secrets fetch script and its timer (none when insecure).

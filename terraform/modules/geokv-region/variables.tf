@@ -435,8 +435,8 @@ variable "secrets_refresh_minutes" {
   }
 }
 
-variable "protect_metrics" {
-  description = "Also require the admin credential for /health and /metrics on the admin port (--protect-metrics)."
+variable "open_metrics" {
+  description = "Serve /metrics and the status page on the admin port without the admin credential (--open-metrics), e.g. for a Prometheus without a bearer token. /health is always open."
   type        = bool
   default     = false
 }
