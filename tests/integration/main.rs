@@ -30,6 +30,7 @@
 //! | `sdk_nodes` | the SDK, given one node, learns a joined node and forgets a decommissioned one |
 //! | `status_page` | the admin port's live status page in headless Chromium: a killed node shows down |
 //! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused, certificate rotation |
+//! | `trace_propagation` | nodes export OTLP to a receiver in the test: an EACH_QUORUM write is one trace on the coordinator, its local replica and both remote replicas |
 //! | `bench_smoke` | `geokv bench` runs end to end |
 
 mod common;
@@ -66,3 +67,4 @@ mod status_page;
 mod tls;
 mod tls_admin;
 mod tls_node_identity;
+mod trace_propagation;
