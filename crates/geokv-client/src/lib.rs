@@ -39,6 +39,7 @@
 //! ```
 pub mod proto;
 
+mod backoff;
 mod builder;
 mod calls;
 mod consistency;
@@ -56,6 +57,7 @@ mod tls;
 mod types;
 mod write;
 
+pub use self::backoff::{Backoff, Streak};
 pub use self::builder::ClientBuilder;
 pub use self::consistency::{ConsistencyLevel, ParseLevelError};
 pub use self::core::Client;
