@@ -53,6 +53,7 @@ mod read;
 mod refresh;
 mod retry;
 mod status;
+mod sync;
 mod tls;
 mod types;
 mod write;
