@@ -24,7 +24,8 @@ pub struct DecommissionArgs {
     /// Return once the leave has begun, without waiting for it to finish.
     #[arg(long)]
     pub no_wait: bool,
-    /// Print no progress, only one JSON object once done (see [`outcome_json`]).
+    /// Print no progress, only one JSON object once done: outcome (begun,
+    /// left, stopped), phase, detail, progress, error.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -29,7 +29,8 @@ pub struct RemoveArgs {
     /// lost writes. Also forces a removal already in progress.
     #[arg(long)]
     pub force: bool,
-    /// No progress bar; one JSON object once done (see [`removal_json`]).
+    /// No progress bar; one JSON object once done: id, removal, version,
+    /// removed, removed_in_version, warnings.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
