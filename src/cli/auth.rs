@@ -2,11 +2,12 @@
 //! running node's admin port (`/auth/*`, which needs the admin token), and
 //! the node's auth flags (`--auth`, `--admin-token-file`, `GEOKV_ADMIN_TOKEN`).
 //!
-//! Owns flag parsing and printing; the state and its checks are
-//! `geokv::security::auth`'s.
+//! Owns flag parsing and printing (text, or with `--json` one JSON object:
+//! [`result_json`]); the state and its checks are `geokv::security::auth`'s.
 //! Must not: hash secrets or check permissions itself.
 use anyhow::{bail, Context};
 use geokv::security::auth::{secret, AuthConfig, Token};
+use serde_json::{json, Value};
 use std::path::PathBuf;
 
 use super::admin_http::{env_token, request};
@@ -134,6 +135,10 @@ pub struct AdminArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// Print one JSON object instead of text (`list`: the node's roles as
+    /// one line of JSON).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
 }
@@ -152,8 +157,62 @@ fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// What a successful `geokv auth` command prints with `--json` (`list`
+/// prints the node's answer instead): the command's arguments, what was
+/// done, and a created role's token when this command generated it (shown
+/// once, as in the text output).
+fn result_json(cmd: &AuthCommand, token: Option<&str>) -> Value {
+    match cmd {
+        AuthCommand::CreateRole {
+            name, cert_only, ..
+        } => json!({"role": name, "created": true, "cert_only": cert_only, "token": token}),
+        AuthCommand::DropRole { name, .. } => json!({"role": name, "dropped": true}),
+        AuthCommand::Grant {
+            role,
+            keyspace,
+            perm,
+            ..
+        } => json!({"role": role, "keyspace": keyspace, "perm": perm, "granted": true}),
+        AuthCommand::Revoke {
+            role,
+            keyspace,
+            perm,
+            ..
+        } => json!({"role": role, "keyspace": keyspace, "perm": perm, "revoked": true}),
+        AuthCommand::List { .. } => Value::Null,
+    }
+}
+
+impl AuthCommand {
+    fn admin(&self) -> &AdminArgs {
+        match self {
+            AuthCommand::CreateRole { admin, .. }
+            | AuthCommand::DropRole { admin, .. }
+            | AuthCommand::Grant { admin, .. }
+            | AuthCommand::Revoke { admin, .. }
+            | AuthCommand::List { admin } => admin,
+        }
+    }
+}
+
 /// Runs `geokv auth ...`.
 pub async fn run(cmd: AuthCommand) -> anyhow::Result<()> {
+    let as_json = cmd.admin().json;
+    let token = run_text(&cmd, as_json).await?;
+    if as_json && !matches!(cmd, AuthCommand::List { .. }) {
+        println!("{}", result_json(&cmd, token.as_deref()));
+    }
+    Ok(())
+}
+
+/// Runs the command, printing text unless `quiet`; the generated token of a
+/// created role, if any.
+async fn run_text(cmd: &AuthCommand, quiet: bool) -> anyhow::Result<Option<String>> {
+    let say = |text: String| {
+        if !quiet {
+            println!("{text}");
+        }
+    };
     match cmd {
         AuthCommand::CreateRole {
             name,
@@ -161,7 +220,7 @@ pub async fn run(cmd: AuthCommand) -> anyhow::Result<()> {
             cert_only,
             admin,
         } => {
-            let (secret, generated) = match (&secret_from_env, cert_only) {
+            let (secret, generated) = match (secret_from_env, *cert_only) {
                 (_, true) => (String::new(), false),
                 (Some(var), _) => {
                     let s = std::env::var(var).with_context(|| format!("${var} is not set"))?;
@@ -172,20 +231,21 @@ pub async fn run(cmd: AuthCommand) -> anyhow::Result<()> {
                 }
                 (None, false) => (secret::generate_secret(), true),
             };
-            let path = format!("/auth/roles?name={}", enc(&name));
+            let path = format!("/auth/roles?name={}", enc(name));
             admin.call("POST", &path, &secret).await?;
-            println!("role {name} created; grant it permissions with: geokv auth grant {name} KEYSPACE read|write|admin");
+            say(format!("role {name} created; grant it permissions with: geokv auth grant {name} KEYSPACE read|write|admin"));
             if generated {
-                println!(
+                say(format!(
                     "its token (shown once, store it now):\n  export GEOKV_TOKEN='{name}:{secret}'"
-                );
+                ));
+                return Ok(Some(format!("{name}:{secret}")));
             }
         }
         AuthCommand::DropRole { name, admin } => {
             admin
-                .call("DELETE", &format!("/auth/roles?name={}", enc(&name)), "")
+                .call("DELETE", &format!("/auth/roles?name={}", enc(name)), "")
                 .await?;
-            println!("role {name} dropped");
+            say(format!("role {name} dropped"));
         }
         AuthCommand::Grant {
             role,
@@ -195,12 +255,12 @@ pub async fn run(cmd: AuthCommand) -> anyhow::Result<()> {
         } => {
             let path = format!(
                 "/auth/grant?role={}&keyspace={}&perm={}",
-                enc(&role),
-                enc(&keyspace),
-                enc(&perm)
+                enc(role),
+                enc(keyspace),
+                enc(perm)
             );
             admin.call("POST", &path, "").await?;
-            println!("granted {perm} on {keyspace} to {role}");
+            say(format!("granted {perm} on {keyspace} to {role}"));
         }
         AuthCommand::Revoke {
             role,
@@ -210,16 +270,72 @@ pub async fn run(cmd: AuthCommand) -> anyhow::Result<()> {
         } => {
             let path = format!(
                 "/auth/revoke?role={}&keyspace={}&perm={}",
-                enc(&role),
-                enc(&keyspace),
-                enc(&perm)
+                enc(role),
+                enc(keyspace),
+                enc(perm)
             );
             admin.call("POST", &path, "").await?;
-            println!("revoked {perm} on {keyspace} from {role}");
+            say(format!("revoked {perm} on {keyspace} from {role}"));
         }
         AuthCommand::List { admin } => {
-            print!("{}", admin.call("GET", "/auth/roles", "").await?);
+            let body = admin.call("GET", "/auth/roles", "").await?;
+            if quiet {
+                let v: Value = serde_json::from_str(&body).context("decoding the roles")?;
+                println!("{v}");
+            } else {
+                print!("{body}");
+            }
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Auth {
+        #[command(subcommand)]
+        cmd: AuthCommand,
+    }
+
+    fn parse(args: &[&str]) -> AuthCommand {
+        Auth::try_parse_from([&["auth"], args].concat())
+            .unwrap()
+            .cmd
+    }
+
+    #[test]
+    fn every_auth_command_takes_json_and_says_what_it_did() {
+        let create = parse(&["create-role", "app", "--json"]);
+        assert!(create.admin().json);
+        assert_eq!(
+            result_json(&create, Some("app:s3cret")),
+            json!({"role": "app", "created": true, "cert_only": false, "token": "app:s3cret"})
+        );
+        let cert = parse(&["create-role", "svc", "--cert-only", "--json"]);
+        assert_eq!(
+            result_json(&cert, None),
+            json!({"role": "svc", "created": true, "cert_only": true, "token": null})
+        );
+        let drop = parse(&["drop-role", "app", "--json"]);
+        assert_eq!(
+            result_json(&drop, None),
+            json!({"role": "app", "dropped": true})
+        );
+        let grant = parse(&["grant", "app", "carts", "write", "--json"]);
+        assert_eq!(
+            result_json(&grant, None),
+            json!({"role": "app", "keyspace": "carts", "perm": "write", "granted": true})
+        );
+        let revoke = parse(&["revoke", "app", "*", "read", "--json"]);
+        assert_eq!(
+            result_json(&revoke, None),
+            json!({"role": "app", "keyspace": "*", "perm": "read", "revoked": true})
+        );
+        assert!(parse(&["list", "--json"]).admin().json);
+        assert!(!parse(&["list"]).admin().json);
+    }
 }

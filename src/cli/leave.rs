@@ -4,14 +4,16 @@
 //! `GET /decommission` until it has left; `POST /cleanup`;
 //! `GET`/`PUT /stream-throughput`).
 //!
-//! Owns the printing of the progress. Running `decommission` again after a
-//! crash of the node or of this command resumes the leave.
+//! Owns the printing of the progress (or, with `--json`, of one JSON object
+//! once the command is done). Running `decommission` again after a crash of
+//! the node or of this command resumes the leave.
 //! Must not: decide the movement (the node does), or treat a lost
 //! connection as a finished leave.
 use std::time::Duration;
 
 use anyhow::Context;
 use geokv::movement::control::Status;
+use serde_json::{json, Value};
 
 use super::ring::http;
 
@@ -24,6 +26,10 @@ pub struct DecommissionArgs {
     /// Return once the leave has begun, without waiting for it to finish.
     #[arg(long)]
     pub no_wait: bool,
+    /// Print no progress, only one JSON object once done: outcome (begun,
+    /// left, stopped), phase, detail, progress, error.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
 }
@@ -34,6 +40,9 @@ pub struct CleanupArgs {
     /// The node's admin address (host:port).
     #[arg(long)]
     pub endpoint: String,
+    /// Print one JSON object: `{"endpoint","ranges","keys","bytes"}`.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
 }
@@ -66,25 +75,64 @@ fn line(s: &Status) -> String {
     out
 }
 
+/// How `geokv decommission` ended: `begun` (`--no-wait`), `left`, or
+/// `stopped` (the node stopped answering while draining or finishing; check
+/// `geokv ring`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Begun,
+    Left,
+    Stopped,
+}
+
+/// `geokv decommission --json`: the outcome and the last status seen
+/// (`phase`, `detail`, `progress`), plus `error` when the node stopped.
+fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<String>) -> Value {
+    let outcome = match outcome {
+        Outcome::Begun => "begun",
+        Outcome::Left => "left",
+        Outcome::Stopped => "stopped",
+    };
+    json!({
+        "endpoint": endpoint,
+        "outcome": outcome,
+        "phase": s.phase,
+        "detail": s.detail,
+        "progress": s.progress,
+        "error": error,
+    })
+}
+
 /// Runs `geokv decommission`.
 pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
     let body = http(&args.endpoint, "POST", "/decommission").await?;
     let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
-    println!("decommission of {} begun", args.endpoint);
+    let say = |text: &str| {
+        if !args.json {
+            println!("{text}");
+        }
+    };
+    let done = |outcome, status: &Status, error: Option<String>| -> anyhow::Result<()> {
+        if args.json {
+            println!("{}", outcome_json(&args.endpoint, outcome, status, error));
+        }
+        Ok(())
+    };
+    say(&format!("decommission of {} begun", args.endpoint));
     if args.no_wait {
-        println!("{}", line(&status));
-        return Ok(());
+        say(&line(&status));
+        return done(Outcome::Begun, &status, None);
     }
     let mut last = String::new();
     loop {
         let now = line(&status);
         if now != last {
-            println!("{now}");
+            say(&now);
             last = now;
         }
         if status.phase == "left" {
-            println!("the node has left the cluster and stops");
-            return Ok(());
+            say("the node has left the cluster and stops");
+            return done(Outcome::Left, &status, None);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         match http(&args.endpoint, "GET", "/decommission").await {
@@ -92,8 +140,8 @@ pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
             // It stops on its own once it has left; otherwise the node
             // crashed: running the command again resumes it.
             Err(e) if status.phase == "draining" || status.phase == "finishing" => {
-                println!("the node stopped ({e:#}); check `geokv ring`: it shows it Left once done, or run this again to resume");
-                return Ok(());
+                say(&format!("the node stopped ({e:#}); check `geokv ring`: it shows it Left once done, or run this again to resume"));
+                return done(Outcome::Stopped, &status, Some(format!("{e:#}")));
             }
             Err(e) => {
                 return Err(e.context("the node stopped answering; run the command again to resume"))
@@ -102,10 +150,35 @@ pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
     }
 }
 
+/// What `POST /cleanup` answered (`admin::movement::cleanup`).
+#[derive(Debug, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+struct Cleaned {
+    ranges: u64,
+    keys: u64,
+    bytes: u64,
+}
+
+/// The line `geokv cleanup` prints without `--json`.
+fn cleaned_line(endpoint: &str, c: &Cleaned) -> String {
+    format!(
+        "cleanup of {endpoint}: dropped {} range(s), {} key(s), {:.1} MB",
+        c.ranges,
+        c.keys,
+        c.bytes as f64 / 1e6
+    )
+}
+
 /// Runs `geokv cleanup`.
 pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     let body = http(&args.endpoint, "POST", "/cleanup").await?;
-    println!("{}", body.trim());
+    let c: Cleaned = serde_json::from_str(&body).context("decoding the answer")?;
+    if args.json {
+        let mut v = serde_json::to_value(&c)?;
+        v["endpoint"] = json!(args.endpoint);
+        println!("{v}");
+    } else {
+        println!("{}", cleaned_line(&args.endpoint, &c));
+    }
     Ok(())
 }
 
@@ -133,4 +206,59 @@ pub async fn stream_throughput(args: StreamThroughputArgs) -> anyhow::Result<()>
         None => anyhow::bail!("unexpected answer: {}", body.trim()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decommission_json_names_the_outcome_and_the_last_status() {
+        let mut s = Status {
+            phase: "draining".into(),
+            detail: "hints left: 3".into(),
+            ..Status::default()
+        };
+        s.progress.ranges_done = 4;
+        s.progress.ranges_total = 9;
+        let v = outcome_json(
+            "127.0.0.14:7072",
+            Outcome::Stopped,
+            &s,
+            Some("refused".into()),
+        );
+        assert_eq!(v["endpoint"], "127.0.0.14:7072");
+        assert_eq!(v["outcome"], "stopped");
+        assert_eq!(v["phase"], "draining");
+        assert_eq!(v["detail"], "hints left: 3");
+        assert_eq!(v["progress"]["ranges_done"], 4);
+        assert_eq!(v["progress"]["ranges_total"], 9);
+        assert_eq!(v["error"], "refused");
+        let left = outcome_json("a:1", Outcome::Left, &s, None);
+        assert_eq!(left["outcome"], "left");
+        assert!(left["error"].is_null());
+        assert_eq!(
+            outcome_json("a:1", Outcome::Begun, &s, None)["outcome"],
+            "begun"
+        );
+    }
+
+    #[test]
+    fn cleanup_reads_the_nodes_answer_and_prints_it_as_text_or_json() {
+        let c: Cleaned = serde_json::from_str(r#"{"ranges":2,"keys":30,"bytes":2500000}"#).unwrap();
+        assert_eq!(
+            c,
+            Cleaned {
+                ranges: 2,
+                keys: 30,
+                bytes: 2_500_000
+            }
+        );
+        assert_eq!(
+            cleaned_line("n:1", &c),
+            "cleanup of n:1: dropped 2 range(s), 30 key(s), 2.5 MB"
+        );
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v, json!({"ranges": 2, "keys": 30, "bytes": 2_500_000}));
+    }
 }

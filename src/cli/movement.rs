@@ -1,14 +1,15 @@
 //! `geokv removenode ID --endpoint ADMIN` (begin the removal of a dead node
 //! and wait for it with a progress bar) and the movement lines of
 //! `geokv ring`: each node's `GET /movement` report (ranges done/total,
-//! keys and bytes streamed, rate, ETA). Owns the printing only; the
-//! removal itself runs in the nodes (`geokv::movement::remove`).
+//! keys and bytes streamed, rate, ETA). Owns the printing only (with
+//! `--json`, one object once done and no progress bar); the removal itself
+//! runs in the nodes (`geokv::movement::remove`).
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
 use geokv::layout::{Layout, NodeState};
-use geokv::movement::progress::Report;
+use geokv::movement::progress::{Report, Warnings};
 
 use super::ring::http;
 
@@ -28,6 +29,10 @@ pub struct RemoveArgs {
     /// lost writes. Also forces a removal already in progress.
     #[arg(long)]
     pub force: bool,
+    /// No progress bar; one JSON object once done: id, removal, version,
+    /// removed, removed_in_version, warnings.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
 }
@@ -77,12 +82,32 @@ async fn layout(endpoint: &str) -> anyhow::Result<Layout> {
 }
 
 /// Prints what the gainers warned of (a forced removal's short ranges).
-fn print_warnings(warnings: &std::collections::BTreeMap<String, Vec<String>>) {
+fn print_warnings(warnings: &Warnings) {
     for (id, list) in warnings {
         for w in list {
             println!("warning: {id} copied from fewer survivors than a quorum needs, writes may be lost: {w}");
         }
     }
+}
+
+/// `geokv removenode --json`: the node, what the first answer said
+/// (`removal`, its layout `version`), `removed` (false with `--no-wait`),
+/// the layout version that shows it Removed, and the gainers' warnings
+/// (gainer id → short ranges; a forced removal's possible losses).
+fn removal_json(
+    id: &str,
+    begun: &serde_json::Value,
+    removed_in: Option<u64>,
+    warnings: &Warnings,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "removal": begun["removal"],
+        "version": begun["version"],
+        "removed": removed_in.is_some(),
+        "removed_in_version": removed_in,
+        "warnings": warnings,
+    })
 }
 
 /// Runs `geokv removenode`.
@@ -91,16 +116,27 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let path = format!("/removenode?id={}{force}", args.id);
     let body = http(&args.endpoint, "POST", &path).await?;
     let v: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
-    println!(
-        "removal of {}: {} (layout v{})",
-        args.id,
-        v["removal"].as_str().unwrap_or("?"),
-        v["version"]
-    );
+    let mut warnings = Warnings::new();
+    if args.json && args.no_wait {
+        println!("{}", removal_json(&args.id, &v, None, &warnings));
+        return Ok(());
+    }
+    if !args.json {
+        println!(
+            "removal of {}: {} (layout v{})",
+            args.id,
+            v["removal"].as_str().unwrap_or("?"),
+            v["version"]
+        );
+    }
     if args.no_wait {
         return Ok(());
     }
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} ranges {msg}",
@@ -111,7 +147,6 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     // Reports about layouts before this request (the failed unforced
     // attempt a `--force` follows) are stale.
     let since = v["version"].as_u64().unwrap_or(0);
-    let mut warnings = std::collections::BTreeMap::new();
     loop {
         let l = layout(&args.endpoint).await?;
         let all = reports(&l).await;
@@ -119,8 +154,12 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         warnings.extend(seen);
         if l.node(&args.id).map(|(_, _, n)| n.state) == Some(NodeState::Removed) {
             bar.finish_with_message("done");
-            println!("{} is removed (layout v{})", args.id, l.version);
-            print_warnings(&warnings);
+            if args.json {
+                println!("{}", removal_json(&args.id, &v, Some(l.version), &warnings));
+            } else {
+                println!("{} is removed (layout v{})", args.id, l.version);
+                print_warnings(&warnings);
+            }
             return Ok(());
         }
         if let Some((id, why)) = failed {
@@ -145,5 +184,28 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
             mine.len()
         ));
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_json_says_whether_it_is_done_and_lists_the_warnings() {
+        let begun = serde_json::json!({"removal": "begun", "version": 7});
+        let mut warnings = Warnings::new();
+        warnings.insert("dc1-n2".into(), vec!["(10, 20]".into()]);
+        let v = removal_json("dc1-n3", &begun, Some(9), &warnings);
+        assert_eq!(v["id"], "dc1-n3");
+        assert_eq!(v["removal"], "begun");
+        assert_eq!(v["version"], 7);
+        assert_eq!(v["removed"], true);
+        assert_eq!(v["removed_in_version"], 9);
+        assert_eq!(v["warnings"]["dc1-n2"][0], "(10, 20]");
+        let waiting = removal_json("dc1-n3", &begun, None, &Warnings::new());
+        assert_eq!(waiting["removed"], false);
+        assert!(waiting["removed_in_version"].is_null());
+        assert_eq!(waiting["warnings"], serde_json::json!({}));
     }
 }

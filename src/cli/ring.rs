@@ -45,6 +45,9 @@ pub struct CreateArgs {
     /// A node's admin address (host:port).
     #[arg(long, env = "GEOKV_ADMIN_ENDPOINT", default_value = "127.0.0.11:7072")]
     pub endpoint: String,
+    /// Print one JSON object: `{"keyspace","replication","version"}`.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
 }
@@ -138,10 +141,30 @@ pub async fn keyspace(cmd: KeyspaceCommand) -> anyhow::Result<()> {
             let body = http(&a.endpoint, "POST", &path).await?;
             let v: serde_json::Value =
                 serde_json::from_str(&body).context("decoding the answer")?;
-            println!("keyspace {} created: layout v{}", a.name, v["version"]);
+            if a.json {
+                println!("{}", created_json(&a.name, &a.rf, &v));
+            } else {
+                println!("keyspace {} created: layout v{}", a.name, v["version"]);
+            }
             Ok(())
         }
     }
+}
+
+/// `geokv keyspace create --json`: the keyspace, its replicas per
+/// datacenter (from `--rf dc1=3,dc2=2`) and the layout version the node
+/// answered with.
+fn created_json(name: &str, rf: &str, answer: &serde_json::Value) -> serde_json::Value {
+    let replication: serde_json::Map<String, serde_json::Value> = (rf.split(','))
+        .filter_map(|pair| pair.split_once(['=', ':']))
+        .map(|(dc, n)| {
+            let n = n.trim();
+            let n = (n.parse::<u64>())
+                .map_or_else(|_| serde_json::Value::from(n), serde_json::Value::from);
+            (dc.trim().to_string(), n)
+        })
+        .collect();
+    serde_json::json!({"keyspace": name, "replication": replication, "version": answer["version"]})
 }
 
 #[cfg(test)]
@@ -177,6 +200,15 @@ mod tests {
         assert!(
             lines[1].contains("normal") && lines[2].contains("100.0%"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn keyspace_create_json_has_the_replication_and_the_new_version() {
+        let v = created_json("carts", "dc1=3, dc2=2", &serde_json::json!({"version": 12}));
+        assert_eq!(
+            v,
+            serde_json::json!({"keyspace": "carts", "replication": {"dc1": 3, "dc2": 2}, "version": 12})
         );
     }
 }

@@ -1,6 +1,7 @@
-//! `geokv topology check FILE`: loads and validates a topology file and
-//! prints the ring report, or fails with the loader's error (file, field
-//! path, reason).
+//! `geokv topology check FILE [--json]`: loads and validates a topology file
+//! and prints the ring report (as text, or as one JSON object:
+//! `geokv::ring::CheckReport`), or fails with the loader's error (file,
+//! field path, reason).
 //!
 //! Owns nothing but the command: parsing and validation are `geokv::topology`'s,
 //! the report is `geokv::ring`'s.
@@ -16,16 +17,24 @@ pub enum TopologyCommand {
     Check {
         /// The YAML topology file.
         file: PathBuf,
+        /// Print the report as one JSON object (per keyspace: replication,
+        /// each node's primary/replica share in percent, rack shortfalls).
+        #[arg(long)]
+        json: bool,
     },
 }
 
 /// Runs a `topology` subcommand.
 pub fn run(command: TopologyCommand) -> anyhow::Result<()> {
     match command {
-        TopologyCommand::Check { file } => {
+        TopologyCommand::Check { file, json } => {
             // The loader's error already names the file, the field path and why.
             let topology = geokv::topology::Topology::load(&file).context("invalid topology")?;
-            println!("{}", geokv::ring::check_report(&topology).trim_end());
+            if json {
+                println!("{}", serde_json::to_string(&geokv::ring::check(&topology))?);
+            } else {
+                println!("{}", geokv::ring::check_report(&topology).trim_end());
+            }
             Ok(())
         }
     }

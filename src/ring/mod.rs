@@ -40,7 +40,7 @@ pub use crate::token::{token_of, vnode_token, Token, TokenRange};
 pub use allocate::{allocate_tokens, allocation_rf, AllocateError};
 pub use pending::{DcPending, NotAMember, PendingRanges};
 pub use placement::{DcReplicas, ReplicaSet};
-pub use report::check_report;
+pub use report::{check, check_report, CheckReport, KeyspaceReport, NodeShare, RackShortfall};
 
 /// A ring lookup that cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -31,6 +31,7 @@
 //! | `sdk_nodes` | the SDK, given one node, learns a joined node and forgets a decommissioned one |
 //! | `status_page` | the admin port's live status page in headless Chromium: a killed node shows down |
 //! | `tls` | mutual TLS between nodes, TLS clients, a foreign-CA node refused (gossip, replication, join, the 2-DC stream), certificate rotation, the CLI on the system roots |
+//! | `trace_propagation` | nodes export OTLP to a receiver in the test: an EACH_QUORUM write is one trace on the coordinator, its local replica and both remote replicas |
 //! | `bench_smoke` | `geokv bench` runs end to end |
 
 mod common;
@@ -68,3 +69,4 @@ mod status_page;
 mod tls;
 mod tls_admin;
 mod tls_node_identity;
+mod trace_propagation;

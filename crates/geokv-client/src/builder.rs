@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use crate::sync::{Mutex, RwLock};
 use std::sync::Arc;
 use tonic::transport::Channel;
 

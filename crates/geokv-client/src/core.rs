@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use crate::sync::{Mutex, RwLock};
 use tonic::transport::Channel;
 
 use crate::dial::Refresher;
@@ -170,7 +170,7 @@ impl Client {
                         return Err(err);
                     }
                     attempt += 1;
-                    let pause = inner.retry.pause(attempt, rand::random::<f64>(), &err);
+                    let pause = inner.retry.pause(attempt, fastrand::f64(), &err);
                     tracing::debug!(endpoint = %node.addr.url, error = %err, ?pause, attempt, "retrying");
                     tokio::time::sleep(pause).await;
                 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::endpoints::NodeAddr;

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use tonic::transport::Channel;
 
 use crate::core::{request, Inner, NodeSlot};

@@ -39,6 +39,7 @@
 //! ```
 pub mod proto;
 
+mod backoff;
 mod builder;
 mod calls;
 mod consistency;
@@ -52,10 +53,12 @@ mod read;
 mod refresh;
 mod retry;
 mod status;
+mod sync;
 mod tls;
 mod types;
 mod write;
 
+pub use self::backoff::{Backoff, Streak};
 pub use self::builder::ClientBuilder;
 pub use self::consistency::{ConsistencyLevel, ParseLevelError};
 pub use self::core::Client;

@@ -6,7 +6,7 @@
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use crate::sync::BoxFuture;
 use tracing::Instrument as _;
 
 use crate::core::{request, wire_options};

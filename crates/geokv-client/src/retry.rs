@@ -1,12 +1,13 @@
 //! When to try a call again, and how long to wait first: exponential backoff
-//! with jitter, and the idempotency rule for writes.
+//! with jitter (the crate's one policy, [`crate::Backoff`]), and the
+//! idempotency rule for writes.
 //!
 //! Pure: no clock, no randomness of its own (the caller passes a uniform
 //! sample), so the schedule is table-tested. Must not pick endpoints (that is
 //! `endpoints.rs`).
 use std::time::Duration;
 
-use crate::ClientError;
+use crate::{Backoff, ClientError};
 
 /// How a call is retried: `retries` extra attempts after the first, each on
 /// the next preferred endpoint, after an exponentially growing, jittered
@@ -69,18 +70,7 @@ impl RetryPolicy {
     /// assert_eq!(p.backoff(30, 1.0), Duration::from_secs(2));
     /// ```
     pub fn backoff(&self, retry: u32, unit: f64) -> Duration {
-        let doublings = retry.saturating_sub(1).min(31);
-        let nominal = self
-            .base
-            .checked_mul(1u32 << doublings)
-            .unwrap_or(self.max)
-            .min(self.max);
-        let unit = if unit.is_finite() {
-            unit.clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        nominal / 2 + (nominal / 2).mul_f64(unit)
+        Backoff::new(self.base, self.max).jittered(retry, unit)
     }
 
     /// The pause before retry number `retry` after `err`: the jittered

@@ -30,7 +30,7 @@ struct Fake {
     nodes: Vec<pb::NodeStatus>,
     mode: Mode,
     hits: Arc<AtomicUsize>,
-    seen: Arc<parking_lot::Mutex<Vec<pb::PutRequest>>>,
+    seen: Arc<crate::sync::Mutex<Vec<pb::PutRequest>>>,
 }
 
 impl Fake {
@@ -110,7 +110,7 @@ impl Kv for Fake {
 struct Cluster {
     urls: Vec<String>,
     hits: Vec<Arc<AtomicUsize>>,
-    seen: Vec<Arc<parking_lot::Mutex<Vec<pb::PutRequest>>>>,
+    seen: Vec<Arc<crate::sync::Mutex<Vec<pb::PutRequest>>>>,
 }
 
 /// Starts one fake per `(datacenter, mode)`; a `None` mode is a node listed
@@ -141,7 +141,7 @@ async fn cluster(spec: &[(&str, Option<Mode>)]) -> Cluster {
     };
     for (i, slot) in listeners.into_iter().enumerate() {
         let hits = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let seen = Arc::new(crate::sync::Mutex::new(Vec::new()));
         out.hits.push(hits.clone());
         out.seen.push(seen.clone());
         let Some((listener, mode)) = slot else {

@@ -31,7 +31,7 @@ use crate::engine::WriteBatch;
 use crate::hints::failure::HandOverError;
 use crate::hints::link::{Link, Wire};
 use crate::hints::queue::Dest;
-use crate::hints::schedule::{BACKOFF_MAX, BACKOFF_MIN, BATCH_TIMEOUT};
+use crate::hints::schedule::{BACKOFF, BATCH_TIMEOUT};
 use crate::hints::throttle::Throttle;
 use crate::hints::Hints;
 use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry};
@@ -141,19 +141,19 @@ pub(crate) async fn run<L: Link>(
         cursor: None,
         warned: Throttle::new(WARN_EVERY),
     };
-    let mut backoff = BACKOFF_MIN;
+    // The hinted streams' policy, jittered: leavers do not retry in step.
+    let mut backoff = geokv_client::Streak::new(BACKOFF);
     while !*shutdown.borrow() {
         let wait = match h.round(&hints, &*link, &me).await {
             Ok(0) => POLL,
             Ok(_) => {
-                backoff = BACKOFF_MIN;
+                backoff.succeeded();
                 Duration::ZERO
             }
             Err(e) => {
                 h.stuck(&e);
                 h.tried = h.tried.wrapping_add(1); // the next adopter
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                backoff
+                backoff.failed(rand::random())
             }
         };
         tokio::select! {

@@ -24,6 +24,7 @@ use super::page::Page;
 use super::queue::{Dest, Lane};
 use super::store::Loaded;
 use crate::proto::v1::internode::{EntryAck, StreamAck};
+use geokv_client::{Backoff, Streak};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -56,6 +57,8 @@ pub const RESCAN: Duration = Duration::from_secs(1);
 /// First and longest back-off after a stall.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// The back-off after stalls (the SDK's one policy): 50 ms doubling to 2 s.
+pub const BACKOFF: Backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
 
 /// A batch sent and not yet acknowledged.
 #[derive(Debug)]
@@ -99,7 +102,9 @@ pub struct Scheduler {
     /// Backlog batch size (AIMD), at most `max_batch`.
     limit: usize,
     max_batch: usize,
-    backoff: Duration,
+    /// Stalls since the last acknowledgement that stalled nothing, and the
+    /// back-off they have reached.
+    backoff: Streak,
     floors: HashMap<Lane, Floor>,
     /// Node hints older than this (ms) are expired.
     hint_window_ms: u64,
@@ -114,8 +119,6 @@ pub struct Scheduler {
     view: u64,
     /// Entries the receiver placed elsewhere, skipped for now (`park`).
     parked: park::Parked,
-    /// Stalls since the last acknowledgement that stalled nothing.
-    stalls: u32,
 }
 
 impl Scheduler {
@@ -128,7 +131,7 @@ impl Scheduler {
             next_batch: 1,
             limit: (MIN_BATCH * 4).min(max_batch.max(MIN_BATCH)),
             max_batch: max_batch.max(MIN_BATCH),
-            backoff: BACKOFF_MIN,
+            backoff: Streak::new(BACKOFF),
             floors: HashMap::new(),
             hint_window_ms: hint_window.as_millis() as u64,
             rr: me,
@@ -136,7 +139,6 @@ impl Scheduler {
             rewind: None,
             view: 0,
             parked: Default::default(),
-            stalls: 0,
         }
     }
 
@@ -172,7 +174,7 @@ impl Scheduler {
     /// Stalls in a row: failed sends, batches given up, acknowledgements
     /// with entries not durable, no target (see `adopt::hand_over`).
     pub fn stalls_in_a_row(&self) -> u32 {
-        self.stalls
+        self.backoff.failures()
     }
 
     /// Batches in flight.
@@ -263,13 +265,12 @@ impl Scheduler {
             actions.extend(self.stalled(Stall::Failed(why)));
             return actions;
         }
-        self.backoff = BACKOFF_MIN;
-        self.stalls = 0;
+        self.backoff.succeeded();
         actions
     }
 
     /// Forgets what was in flight, halves the batch size and backs off
-    /// (doubling, up to [`BACKOFF_MAX`]).
+    /// ([`BACKOFF`]: doubling, up to [`BACKOFF_MAX`]).
     fn stalled(&mut self, stall: Stall) -> Vec<Action> {
         // The age of what this fill found unacknowledged, reported before
         // it is forgotten: a fill that fails on its first send (destination
@@ -289,9 +290,8 @@ impl Scheduler {
         if stall == Stall::NoTarget && matches!(self.dest, Dest::Dc(_)) {
             actions.push(Action::FailWaits);
         }
-        actions.push(Action::Backoff(self.backoff));
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-        self.stalls = self.stalls.saturating_add(1);
+        // Nominal (unjittered): this machine is pure and has no randomness.
+        actions.push(Action::Backoff(self.backoff.failed(1.0)));
         actions
     }
 }

@@ -50,14 +50,7 @@ pub async fn admin_within(
     path: &str,
     limit: Duration,
 ) -> Result<String, String> {
-    let ca = ADMIN_CA.lock().unwrap().get(&addr).cloned();
-    let tls = match ca {
-        Some(ca) => Some(
-            geokv::transport::tls::admin::operator_connector(&ca, None)
-                .map_err(|e| e.to_string())?,
-        ),
-        None => None,
-    };
+    let tls = admin_tls(addr)?;
     let token = ADMIN_TOKEN.lock().unwrap().get(&addr).cloned();
     let addr = addr.to_string();
     let call = (geokv::transport::admin_client::call)(
@@ -78,63 +71,47 @@ pub async fn admin_within(
     Ok(answer.body)
 }
 
-/// One admin answer in full: status line and code, headers (lower-cased
-/// names), body.
+/// The TLS connector [`admin`] dials `addr` with: the cluster CA's, or
+/// none for a plaintext admin port.
+fn admin_tls(addr: SocketAddr) -> Result<Option<tokio_rustls::TlsConnector>, String> {
+    let ca = ADMIN_CA.lock().unwrap().get(&addr).cloned();
+    ca.map(|ca| geokv::transport::tls::admin::operator_connector(&ca, None))
+        .transpose()
+        .map_err(|e| e.to_string())
+}
+
+/// One admin answer in full: status code, headers (lower-cased names), body.
 #[derive(Debug)]
 pub struct RawAnswer {
-    pub status_line: String,
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     pub body: String,
 }
 
 /// One request to an admin port read in full (headers too), sending
-/// `token` as `authorization: Bearer` when given; HTTPS like [`admin`].
+/// `token` as `authorization: Bearer` when given (not the cluster's);
+/// HTTPS like [`admin`].
 pub async fn admin_raw(
     addr: SocketAddr,
     method: &str,
     path: &str,
     token: Option<&str>,
 ) -> RawAnswer {
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, req: &str) -> Vec<u8> {
-        s.write_all(req.as_bytes()).await.expect("send");
-        let mut buf = Vec::new();
-        match s.read_to_end(&mut buf).await {
-            Ok(_) => {}
-            // A TLS peer closing without close_notify after its answer.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
-            Err(e) => panic!("reading the admin port's answer: {e}"),
-        }
-        buf
-    }
-    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}content-length: 0\r\nConnection: close\r\n\r\n");
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let ca = ADMIN_CA.lock().unwrap().get(&addr).cloned();
-    let raw = match ca {
-        None => exchange(tcp, &req).await,
-        Some(ca) => {
-            let tls = geokv::transport::tls::admin::operator_connector(&ca, None).expect("CA");
-            let name = rustls::pki_types::ServerName::from(addr.ip());
-            exchange(tls.connect(name, tcp).await.expect("TLS"), &req).await
-        }
-    };
-    let text = String::from_utf8(raw).expect("UTF-8 answer");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let mut lines = head.lines();
-    let status_line = lines.next().expect("a status line").to_string();
-    let status = status_line.split_whitespace().nth(1);
-    let status = status.and_then(|s| s.parse().ok()).expect("a status code");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let tls = admin_tls(addr).expect("the cluster CA");
+    let answer = geokv::transport::admin_client::call(
+        &addr.to_string(),
+        tls.as_ref(),
+        method,
+        path,
+        token,
+        "",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     RawAnswer {
-        status_line,
-        status,
-        headers,
-        body: body.to_string(),
+        status: answer.status,
+        headers: answer.headers,
+        body: answer.body,
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Cluster {
     /// `--admin-token-file` (by default, see [`Cluster::start`]): the
     /// harness's clients, admin calls and CLI runs send it.
     pub admin_token: Option<String>,
+    /// Environment every node process of this cluster starts with (see
+    /// [`Cluster::start_with_env`]).
+    env: Vec<(String, String)>,
     _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
@@ -50,19 +53,25 @@ impl Cluster {
     /// `GEOKV_TEST_PLAINTEXT=1` starts it plaintext and without
     /// authentication instead (to compare timings or read traffic).
     pub async fn start(spec: Spec) -> Cluster {
+        Self::start_with_env(spec, &[]).await
+    }
+
+    /// [`Cluster::start`] with `env` set for every node process, on its
+    /// first start and on restarts (e.g. an OTLP endpoint).
+    pub async fn start_with_env(spec: Spec, env: &[(&str, &str)]) -> Cluster {
         let secure =
             std::env::var_os("GEOKV_TEST_PLAINTEXT").is_none_or(|v| v.is_empty() || v == "0");
-        Self::start_with(spec, secure, secure).await
+        Self::start_with(spec, secure, secure, env).await
     }
 
     /// [`Cluster::start`] in plaintext (`--insecure`) and without
     /// authentication (unless `spec` asks for it), for a test that must
     /// speak plaintext.
     pub async fn start_insecure(spec: Spec) -> Cluster {
-        Self::start_with(spec, false, false).await
+        Self::start_with(spec, false, false, &[]).await
     }
 
-    async fn start_with(spec: Spec, tls: bool, auth: bool) -> Cluster {
+    async fn start_with(spec: Spec, tls: bool, auth: bool, env: &[(&str, &str)]) -> Cluster {
         let slot = SLOT.acquire().await.expect("never closed");
         let n = NEXT_CLUSTER.fetch_add(1, Ordering::Relaxed);
         let base = (std::process::id() % 200 + 20, n % 250);
@@ -106,6 +115,9 @@ impl Cluster {
             args,
             tls_ca,
             admin_token,
+            env: (env.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _slot: slot,
         };
         for n in c.nodes.clone() {
@@ -154,6 +166,7 @@ impl Cluster {
             .arg(&dir)
             .args(&self.args)
             .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .envs(env.iter().copied());
         let child = spawn_logged(cmd, &dir);
         self.children.insert(id.to_string(), child);
