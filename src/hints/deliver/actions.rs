@@ -176,6 +176,8 @@ impl<L: Link> Pump<L> {
                 version: self.link.view_version(),
                 digest: Vec::new(),
                 targets: also.iter().cloned().chain([target.to_string()]).collect(),
+                // A client write's copy for a pending replica.
+                repair: false,
             };
             for n in also {
                 let copied =
