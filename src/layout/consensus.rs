@@ -31,8 +31,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-/// A proposal number: ordered by round, then by proposer id, so two
-/// proposers never share one.
+/// A proposal number: ordered by round, then by proposer id. The id must
+/// be unique per proposer (the driver draws one per proposal), so two
+/// proposers never share a ballot.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Ballot {
     pub round: u64,

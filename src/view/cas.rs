@@ -115,10 +115,14 @@ pub async fn decide(
     let acceptors: BTreeSet<String> = members.iter().map(|n| n.id.clone()).collect();
     let give_up = tokio::time::Instant::now() + deadline;
     let (mut round, mut maybe_applied) = (1, false);
+    // Ballots must be unique per proposer: two proposals made on one node
+    // at once (or before and after a restart) must not share one, or both
+    // would count the same acceptances. So each call has its own id.
+    let proposer = format!("{me}/{:016x}", rand::random::<u64>());
     loop {
         let ballot = Ballot {
             round,
-            node: me.to_string(),
+            node: proposer.clone(),
         };
         let mut prop = Proposer::new(slot, ballot, acceptors.clone(), next.clone());
         let needed = prop.majority();

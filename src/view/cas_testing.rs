@@ -7,9 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
 
 use super::cas::{AcceptorNet, CallResult};
 use super::Cluster;
@@ -18,11 +20,15 @@ use crate::layout::consensus::Msg;
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
 
-/// The nodes of a group, by id, and the ones cut off.
-#[derive(Default)]
+/// The nodes of a group, by id, the ones cut off, and the accepts held
+/// back ([`Group::hold_accepts`]).
 pub struct Group {
     nodes: Mutex<BTreeMap<String, Cluster>>,
     cut: Mutex<BTreeSet<String>>,
+    holding: AtomicBool,
+    held: AtomicUsize,
+    arrived: Notify,
+    release: watch::Sender<bool>,
 }
 
 struct Net(Weak<Group>);
@@ -44,6 +50,12 @@ impl AcceptorNet for Net {
             let node = node.ok_or_else(|| format!("{to} is not in the group"))?;
             // Lets the other proposer run in between, as a network would.
             tokio::task::yield_now().await;
+            if matches!(msg, Msg::Accept { .. }) && group.holding.load(Ordering::SeqCst) {
+                let mut release = group.release.subscribe();
+                group.held.fetch_add(1, Ordering::SeqCst);
+                group.arrived.notify_waiters();
+                let _ = release.wait_for(|r| *r).await;
+            }
             node.accept(&msg).map_err(|e| e.to_string())
         })
     }
@@ -53,7 +65,14 @@ impl Group {
     /// One cluster per member of `layout`, each with its own engine from
     /// `engine` (none when it gives `None`).
     pub fn new(layout: &Layout, engine: impl Fn() -> Option<Arc<dyn Engine>>) -> Arc<Group> {
-        let group = Arc::new(Group::default());
+        let group = Arc::new(Group {
+            nodes: Mutex::default(),
+            cut: Mutex::default(),
+            holding: AtomicBool::new(false),
+            held: AtomicUsize::new(0),
+            arrived: Notify::new(),
+            release: watch::channel(false).0,
+        });
         for (_, _, n) in layout.nodes().filter(|(_, _, n)| n.state.is_member()) {
             let c = Cluster::new(layout.clone(), &n.id, engine()).expect("a member's view");
             c.set_net(Arc::new(Net(Arc::downgrade(&group))));
@@ -82,6 +101,28 @@ impl Group {
         (self.nodes.lock().iter())
             .map(|(id, c)| (id.clone(), c.current().layout.clone()))
             .collect()
+    }
+
+    /// Accepts sent to other nodes wait until [`Group::release`].
+    pub fn hold_accepts(&self) {
+        self.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until at least `n` accepts are held back.
+    pub async fn held(&self, n: usize) {
+        loop {
+            let arrived = self.arrived.notified();
+            if self.held.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            arrived.await;
+        }
+    }
+
+    /// Lets every held accept (and later ones) through.
+    pub fn release(&self) {
+        self.holding.store(false, Ordering::SeqCst);
+        self.release.send_replace(true);
     }
 
     /// Node `id` no longer answers nor receives pushes.

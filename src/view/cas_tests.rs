@@ -49,6 +49,46 @@ async fn two_concurrent_proposals_of_one_version_cannot_both_succeed() {
     }
 }
 
+/// Two proposals made on the same node at once (an operator's keyspace
+/// beside the node's own movement step) must not share a ballot: with
+/// equal ballots both proposers counted the same acceptances and both
+/// reported their different v2 chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_proposals_on_one_node_at_once_cannot_both_succeed() {
+    let seed = Layout::seed(&Topology::dev());
+    let group = Group::new(&seed, engine);
+    let n1 = group.node("dc1-n1");
+    let (a, b) = (with_keyspace(&seed, "a"), with_keyspace(&seed, "b"));
+    // Both pass phase 1 before any accept reaches another node.
+    group.hold_accepts();
+    let pa = tokio::spawn({
+        let (n1, a) = (n1.clone(), a.clone());
+        async move { n1.propose(a).await }
+    });
+    let pb = tokio::spawn({
+        let (n1, b) = (n1.clone(), b.clone());
+        async move { n1.propose(b).await }
+    });
+    let both_sent = tokio::time::timeout(std::time::Duration::from_secs(30), group.held(10));
+    both_sent
+        .await
+        .expect("two accept phases reached the other 5 nodes");
+    group.release();
+    let (ra, rb) = (pa.await.expect("a task"), pb.await.expect("a task"));
+    let won = match (ra, rb) {
+        (Ok(_), Err(ProposeError::Concurrent { .. })) => a,
+        (Err(ProposeError::Concurrent { .. }), Ok(_)) => b,
+        (ra, rb) => panic!(
+            "exactly one must succeed, got {:?} and {:?}",
+            ra.map(|v| v.version()),
+            rb.map(|v| v.version())
+        ),
+    };
+    for (id, layout) in group.layouts() {
+        assert_eq!(*layout, won, "node {id} holds the chosen v2");
+    }
+}
+
 /// A movement beside a keyspace creation, the loser's caller re-reads:
 /// one change per version, and both end up applied in turn.
 #[tokio::test]
@@ -63,7 +103,9 @@ async fn the_refused_caller_re_reads_and_applies_its_change_next() {
         peer_address: addr,
         admin_address: addr,
     };
-    let join = seed.begin_join(joiner, "dc1", "r1", &[11, 12]).expect("a join");
+    let join = seed
+        .begin_join(joiner, "dc1", "r1", &[11, 12])
+        .expect("a join");
     let (r1, r2) = tokio::join!(
         http::create_keyspace(&n1, "orders", "dc1:2"),
         n2.propose(join)
