@@ -280,7 +280,7 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
     // Begun and forced in one layout version.
     next.version = next.version.min(layout.version + 1);
     let v = next.version;
-    match cluster.propose(next) {
+    match cluster.propose(next).await {
         Ok(_) => json(v, "begun"),
         Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
     }
@@ -301,7 +301,7 @@ async fn create_keyspace(State(a): State<Admin>, Query(q): Query<KeyspaceQuery>)
         return (StatusCode::NOT_FOUND, "no cluster on this port\n").into_response();
     };
     let (name, rf) = (q.name.unwrap_or_default(), q.rf.unwrap_or_default());
-    match crate::view::http::create_keyspace(cluster, &name, &rf) {
+    match crate::view::http::create_keyspace(cluster, &name, &rf).await {
         Ok(v) => (
             [(header::CONTENT_TYPE, JSON)],
             format!("{{\"version\":{v}}}\n"),

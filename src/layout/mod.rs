@@ -7,14 +7,19 @@
 //! transitions (`transition.rs`: join, leave, remove, replace). The topology
 //! file only seeds version 1 ([`Layout::seed`]); every change is a new
 //! version. [`crate::ring::Ring::from_layout`] derives placement from it.
+//! `consensus.rs` is the pure compare-and-set (Paxos per version) that
+//! decides which layout a version is.
 //!
 //! Must not do I/O, know about liveness, or hold a ring: everything derived
 //! (ring, pending ranges, peers) is computed from a layout by its owner.
 
+pub mod consensus;
 #[cfg(test)]
 pub(crate) mod testing;
 mod transition;
 
+#[cfg(test)]
+mod consensus_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,7 @@
 //! Before a joining node starts: fetch the layout from a seed peer, allocate
-//! balanced tokens, propose `begin_join` to the seed and persist the new
-//! layout in this node's meta, so the node then starts as a member (Joining)
+//! balanced tokens, propose `begin_join` to the members of the seed's layout
+//! (the layout CAS, `view::cas`), persist the chosen layout in this node's
+//! meta and hand it to the seed, so the node then starts as a member (Joining)
 //! and [`super::ops::join`] streams its ranges and finishes the join.
 //!
 //! Owns [`prepare_join`]. A node whose meta already holds a layout naming it
@@ -40,8 +41,9 @@ pub enum BootstrapError {
     Allocate(#[from] AllocateError),
     #[error("layout in meta: {0}")]
     Store(#[from] store::StoreError),
-    #[error("the seed did not keep the join (its layout is v{version} without '{node}'); another change raced it, try again")]
-    Lost { version: u64, node: String },
+    /// Refused (another change won the version) or undecided.
+    #[error(transparent)]
+    Propose(#[from] crate::view::ProposeError),
 }
 
 /// The layout this node should start with: the persisted one if it names
@@ -87,26 +89,19 @@ pub async fn prepare_join(
     let count = (f64::from(now.vnodes_per_weight) * weight).round().max(1.0) as usize;
     let tokens = allocate_tokens(&now, &req.dc, &req.rack, count, rf)?;
     let next = now.begin_join(req.node.clone(), &req.dc, &req.rack, &tokens)?;
-    let kept = peers
-        .push_layout(&seed_node, to_message(&next), CALL)
-        .await
-        .map_err(err)?;
-    if kept.version != next.version {
-        return Err(BootstrapError::Lost {
-            version: kept.version,
-            node: req.node.id.clone(),
-        });
+    let peers = Arc::new(peers);
+    let chosen = crate::view::cas::propose_outside(&peers, &req.node.id, &now, next).await?;
+    // Chosen: kept here first, so a restart resumes it whatever happens next.
+    store::save(&**engine, &chosen)?;
+    push_chosen(&peers, &seed_node, &chosen).await;
+    tracing::info!(node = %req.node.id, version = chosen.version, tokens = tokens.len(), "join begun");
+    Ok(chosen)
+}
+
+/// Hands the seed a layout chosen here, best-effort: the node gossips it
+/// once it runs.
+pub(super) async fn push_chosen(peers: &Peers, seed: &NodeInfo, chosen: &Layout) {
+    if let Err(e) = peers.push_layout(seed, to_message(chosen), CALL).await {
+        tracing::warn!(error = %e, "the seed did not take the new layout; gossip will carry it");
     }
-    let check = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
-    let check =
-        from_message(&seed_node.id, &check).map_err(|e| BootstrapError::Decode(e.to_string()))?;
-    if check.node(&req.node.id).is_none() {
-        return Err(BootstrapError::Lost {
-            version: check.version,
-            node: req.node.id.clone(),
-        });
-    }
-    store::save(&**engine, &check)?;
-    tracing::info!(node = %req.node.id, version = check.version, tokens = tokens.len(), "join begun");
-    Ok(check)
 }

@@ -125,6 +125,7 @@ impl LayoutHandle for crate::view::Cluster {
 
     async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
         crate::view::Cluster::propose(self, next)
+            .await
             .map(|_| ())
             .map_err(|e| ProposeError(e.to_string()))
     }

@@ -286,7 +286,7 @@ async fn try_finish(cluster: &Cluster, tls: &Tls, layout: &Layout, dead: &str, m
         }
     }
     match layout.finish_remove(dead) {
-        Ok(next) => match cluster.propose(next) {
+        Ok(next) => match cluster.propose(next).await {
             Ok(_) => tracing::info!(node = %me, dead, "removal complete: node is removed"),
             Err(e) => tracing::warn!(error = %e, "removal: finish not accepted; retrying"),
         },

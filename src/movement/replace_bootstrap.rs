@@ -20,7 +20,7 @@ use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::faults::Faults;
 use crate::transport::{Peers, TransportError};
 use crate::view::store;
-use crate::view::sync::{from_message, to_message};
+use crate::view::sync::from_message;
 
 const CALL: Duration = Duration::from_secs(5);
 
@@ -45,8 +45,9 @@ pub enum ReplaceBootstrapError {
     Layout(#[from] LayoutError),
     #[error("layout in meta: {0}")]
     Store(#[from] store::StoreError),
-    #[error("the seed did not keep the replacement (its layout is v{version} without '{node}'); another change raced it, try again")]
-    Lost { version: u64, node: String },
+    /// Refused (another change won the version) or undecided.
+    #[error(transparent)]
+    Propose(#[from] crate::view::ProposeError),
 }
 
 fn info(id: &str, dc: &str, rack: &str, n: &NewNode) -> NodeInfo {
@@ -100,21 +101,12 @@ pub async fn prepare_replace(
     };
     check_dead(&peers, &now, seed, &dead_info).await?;
     let next = now.begin_replace(dead, new.clone())?;
-    let kept = peers
-        .push_layout(&seed_node, to_message(&next), CALL)
-        .await
-        .map_err(err)?;
-    let check = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
-    let check = from_message(&seed_node.id, &check).map_err(|e| decode(e.to_string()))?;
-    if kept.version != next.version || check.node(&new.id).is_none() {
-        return Err(ReplaceBootstrapError::Lost {
-            version: check.version,
-            node: new.id.clone(),
-        });
-    }
-    store::save(&**engine, &check)?;
-    tracing::info!(node = %new.id, dead, version = check.version, "replacement begun");
-    Ok(check)
+    let peers = Arc::new(peers);
+    let chosen = crate::view::cas::propose_outside(&peers, &new.id, &now, next).await?;
+    store::save(&**engine, &chosen)?;
+    super::bootstrap::push_chosen(&peers, &seed_node, &chosen).await;
+    tracing::info!(node = %new.id, dead, version = chosen.version, "replacement begun");
+    Ok(chosen)
 }
 
 /// Refuses unless the seed believes `dead` down and `dead` does not answer.

@@ -158,6 +158,8 @@ fn spawn_gossip(
 ) -> JoinHandle<()> {
     let sync = LayoutSync::new(s.cluster.clone(), peers.clone());
     s.cluster.set_push(sync.push_hook());
+    s.cluster
+        .set_net(Arc::new(crate::view::cas::PeersNet(peers.clone())));
     let interval = Duration::from_millis(cfg.membership.gossip_interval_ms);
     let p = peers.clone();
     tokio::spawn(gossiper.clone().run(

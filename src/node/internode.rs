@@ -19,6 +19,7 @@ use crate::transport::faults::Faults;
 use crate::transport::tls;
 use crate::transport::FROM_HEADER;
 use crate::version::{CausalContext, SiblingSet};
+use crate::view::acceptor;
 use crate::view::stale_view;
 use crate::view::sync::LayoutSync;
 use crate::view::Cluster;
@@ -277,6 +278,32 @@ impl Internode for InternodeService {
             Ok(version) => Ok(Response::new(PushLayoutResponse { version })),
             Err(e) => Err(GeokvError::LayoutRefused(e.to_string()).into()),
         }
+    }
+
+    async fn layout_prepare(
+        &self,
+        req: Request<LayoutPrepareRequest>,
+    ) -> Result<Response<LayoutPaxosReply>, Status> {
+        let span = self.admit(&req, "layout_prepare")?;
+        let msg = acceptor::prepare_msg(req.get_ref())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let reply = acceptor::serve(self.cluster.clone(), msg).instrument(span);
+        Ok(Response::new(reply.await?))
+    }
+
+    async fn layout_accept(
+        &self,
+        req: Request<LayoutAcceptRequest>,
+    ) -> Result<Response<LayoutPaxosReply>, Status> {
+        let span = self.admit(&req, "layout_accept")?;
+        let from = (req.metadata().get(FROM_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let msg = acceptor::accept_msg(&from, req.get_ref())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let reply = acceptor::serve(self.cluster.clone(), msg).instrument(span);
+        Ok(Response::new(reply.await?))
     }
 
     async fn sync_auth(&self, req: Request<AuthMessage>) -> Result<Response<AuthMessage>, Status> {

@@ -103,6 +103,8 @@ pub(super) fn build(
     ));
     let layout_sync = LayoutSync::new(s.cluster.clone(), peers.clone());
     s.cluster.set_push(layout_sync.push_hook());
+    s.cluster
+        .set_net(Arc::new(crate::view::cas::PeersNet(peers.clone())));
     let live = liveness.clone();
     let control = crate::movement::Control::new(
         s.cluster.clone(),

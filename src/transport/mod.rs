@@ -316,6 +316,32 @@ impl Peers {
         .await
     }
 
+    /// Phase 1 of the layout CAS at acceptor `to`.
+    pub async fn layout_prepare(
+        &self,
+        to: &NodeInfo,
+        req: LayoutPrepareRequest,
+        timeout: Duration,
+    ) -> Result<LayoutPaxosReply, TransportError> {
+        self.call(to, req, timeout, |mut c, r| async move {
+            c.layout_prepare(r).await
+        })
+        .await
+    }
+
+    /// Phase 2 of the layout CAS at acceptor `to`.
+    pub async fn layout_accept(
+        &self,
+        to: &NodeInfo,
+        req: LayoutAcceptRequest,
+        timeout: Duration,
+    ) -> Result<LayoutPaxosReply, TransportError> {
+        self.call(to, req, timeout, |mut c, r| async move {
+            c.layout_accept(r).await
+        })
+        .await
+    }
+
     /// Offers `to` our auth state; answers with its own (merged) one.
     pub async fn sync_auth(
         &self,

@@ -1,5 +1,6 @@
 //! A test peer on a loopback socket: a real tonic internode server whose
-//! `ReplicaWrite`, `ReplicaBatch` and `Stream` a test supplies
+//! `ReplicaWrite`, `ReplicaBatch`, `Stream`, `LayoutPrepare` and
+//! `LayoutAccept` a test supplies
 //! ([`Serves`]), every other call UNIMPLEMENTED; or an **old** server, one
 //! from before `ReplicaBatch`, whose routing table lacks that method, so
 //! the generated server's own fallback answers UNIMPLEMENTED (nothing
@@ -49,6 +50,12 @@ pub(crate) trait Serves: Send + Sync + 'static {
         Err(no())
     }
     async fn stream(&self, _: tonic::Streaming<StreamBatch>) -> Result<Acks, Status> {
+        Err(no())
+    }
+    async fn layout_prepare(&self, _: LayoutPrepareRequest) -> Result<LayoutPaxosReply, Status> {
+        Err(no())
+    }
+    async fn layout_accept(&self, _: LayoutAcceptRequest) -> Result<LayoutPaxosReply, Status> {
         Err(no())
     }
 }
@@ -134,6 +141,24 @@ impl<S: Serves> Internode for Stub<S> {
         _: Request<LayoutMessage>,
     ) -> Result<Response<PushLayoutResponse>, Status> {
         Err(no())
+    }
+    async fn layout_prepare(
+        &self,
+        r: Request<LayoutPrepareRequest>,
+    ) -> Result<Response<LayoutPaxosReply>, Status> {
+        self.0
+            .layout_prepare(r.into_inner())
+            .await
+            .map(Response::new)
+    }
+    async fn layout_accept(
+        &self,
+        r: Request<LayoutAcceptRequest>,
+    ) -> Result<Response<LayoutPaxosReply>, Status> {
+        self.0
+            .layout_accept(r.into_inner())
+            .await
+            .map(Response::new)
     }
     async fn sync_auth(&self, _: Request<AuthMessage>) -> Result<Response<AuthMessage>, Status> {
         Err(no())

@@ -9,9 +9,12 @@ use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
+use super::acceptor::{Acceptor, AcceptorError};
+use super::cas::{self, AcceptorNet, CasError};
 use super::store::{self, StoreError};
 use super::ClusterView;
 use crate::engine::Engine;
+use crate::layout::consensus::{Msg, Reply};
 use crate::layout::{Layout, VersionConflict};
 use crate::ring::NotAMember;
 
@@ -30,9 +33,18 @@ pub enum ProposeError {
     /// A change must be exactly the current version + 1.
     #[error("layout v{proposed} refused: the current layout is v{current}, a change must be v{}", current + 1)]
     NotNext { current: u64, proposed: u64 },
+    /// Another change won the version (it is installed here now).
+    #[error("the layout changed concurrently: version {version} is now {now}; retry")]
+    Concurrent { version: u64, now: String },
+    /// No decision: the error says whether it may still be applied.
+    #[error(transparent)]
+    Cas(#[from] CasError),
     #[error(transparent)]
     View(#[from] ViewError),
 }
+
+/// How long [`Cluster::propose`] tries to get its change decided.
+pub const PROPOSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What [`Cluster::install`] did.
 #[derive(Debug)]
@@ -62,8 +74,13 @@ pub type PushHook = Arc<dyn Fn(Arc<Layout>) + Send + Sync>;
 ///   changes anything persisted, then swapped, then subscribers notified.
 /// - [`Cluster::propose`]: a change made here; it must be exactly the
 ///   current version + 1 ([`ProposeError::NotNext`] names the current one),
-///   is installed as above, then pushed to peers best-effort (gossip of
-///   layout versions guarantees convergence).
+///   and is a compare-and-set on the cluster ([`super::cas`]): a majority
+///   of the current members must accept it for that version, else it is
+///   refused ([`ProposeError::Concurrent`], the winner installed here) or
+///   undecided ([`ProposeError::Cas`]). Only chosen layouts are installed
+///   as above, then pushed to peers best-effort (gossip of layout
+///   versions guarantees convergence).
+/// - [`Cluster::accept`]: this node as an acceptor of those CASes.
 #[derive(Clone)]
 pub struct Cluster {
     inner: Arc<Inner>,
@@ -80,6 +97,10 @@ struct Inner {
     /// view in force.
     install: RwLock<()>,
     push: OnceLock<PushHook>,
+    /// Reaches the other acceptors of a change; without it only this node
+    /// answers (a single-member cluster, tests).
+    net: OnceLock<Arc<dyn AcceptorNet>>,
+    acceptor: Acceptor,
     /// A peer whose seed layout (v1) differs from ours: set by gossip.
     seed_mismatch: parking_lot::Mutex<Option<String>>,
     /// The newest layout version a replica write sent here was planned on
@@ -112,6 +133,7 @@ impl Cluster {
         );
         publish_gauges(&view);
         let (tx, _) = watch::channel(view.clone());
+        let acceptor = Acceptor::new(engine.clone());
         Ok(Cluster {
             inner: Arc::new(Inner {
                 me: me.to_string(),
@@ -120,6 +142,8 @@ impl Cluster {
                 engine,
                 install: RwLock::new(()),
                 push: OnceLock::new(),
+                net: OnceLock::new(),
+                acceptor,
                 seed_mismatch: parking_lot::Mutex::new(None),
                 newest_planned: std::sync::atomic::AtomicU64::new(0),
             }),
@@ -187,6 +211,17 @@ impl Cluster {
     /// Sets the hook [`Cluster::propose`] pushes new layouts with (once).
     pub fn set_push(&self, hook: PushHook) {
         let _ = self.inner.push.set(hook);
+    }
+
+    /// Sets how [`Cluster::propose`] reaches the other acceptors (once).
+    pub fn set_net(&self, net: Arc<dyn AcceptorNet>) {
+        let _ = self.inner.net.set(net);
+    }
+
+    /// Answers a layout CAS message as an acceptor; the new acceptor
+    /// state is durable first. Blocking (an fsync).
+    pub fn accept(&self, msg: &Msg<Layout>) -> Result<Reply<Layout>, AcceptorError> {
+        self.inner.acceptor.handle(&self.current().layout, msg)
     }
 
     /// Records that a write planned on layout `version` reached this node,
@@ -280,26 +315,39 @@ impl Cluster {
         self.install_locked(incoming)
     }
 
-    /// Proposes the next layout: exactly the current version + 1, installed
-    /// here, then pushed to peers best-effort.
-    pub fn propose(&self, next: Layout) -> Result<Arc<ClusterView>, ProposeError> {
-        let installed = {
-            let _guard = crate::blocking::write(&self.inner.install);
-            let current = self.current().version();
-            if next.version != current + 1 {
-                return Err(ProposeError::NotNext {
-                    current,
-                    proposed: next.version,
-                });
-            }
-            self.install_locked(next)?;
-            self.current()
-        };
-        tracing::info!(version = installed.version(), "layout: proposed");
-        if let Some(push) = self.inner.push.get() {
-            push(installed.layout.clone());
+    /// Proposes the next layout: exactly the current version + 1, decided
+    /// by a majority of the current members (see the type's docs); the
+    /// chosen layout is installed here, then pushed to peers best-effort.
+    pub async fn propose(&self, next: Layout) -> Result<Arc<ClusterView>, ProposeError> {
+        let base = self.current();
+        if next.version != base.version() + 1 {
+            return Err(ProposeError::NotNext {
+                current: base.version(),
+                proposed: next.version,
+            });
         }
-        Ok(installed)
+        let net = cas::LocalFirst {
+            cluster: self.clone(),
+            remote: self.inner.net.get().cloned(),
+        };
+        let decided = cas::decide(&net, self.me(), &base.layout, next, PROPOSE_DEADLINE).await?;
+        let chosen = Arc::new(decided.layout);
+        self.install((*chosen).clone())?;
+        tracing::info!(
+            version = chosen.version,
+            ours = decided.ours,
+            "layout: decided"
+        );
+        if let Some(push) = self.inner.push.get() {
+            push(chosen.clone());
+        }
+        if !decided.ours {
+            return Err(ProposeError::Concurrent {
+                version: chosen.version,
+                now: cas::describe(&chosen),
+            });
+        }
+        Ok(self.current())
     }
 
     fn install_locked(&self, incoming: Layout) -> Result<Installed, ViewError> {

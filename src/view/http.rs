@@ -102,16 +102,24 @@ pub fn with_keyspace(
     Ok(next)
 }
 
-/// Proposes the current layout + keyspace `name` (retried once should a
-/// concurrent change win the version); returns the new version.
-pub fn create_keyspace(cluster: &Cluster, name: &str, rf: &str) -> Result<u64, KeyspaceError> {
+/// Proposes the current layout + keyspace `name`; should a concurrent
+/// change win the version, re-reads the layout (now the winner's) and
+/// re-checks (the keyspace may exist now) once more. Returns the new
+/// version.
+pub async fn create_keyspace(
+    cluster: &Cluster,
+    name: &str,
+    rf: &str,
+) -> Result<u64, KeyspaceError> {
     let replication = parse_replication(rf)?;
     let mut tries = 0;
     loop {
         let next = with_keyspace(&cluster.current().layout, name, replication.clone())?;
-        match cluster.propose(next) {
+        match cluster.propose(next).await {
             Ok(view) => return Ok(view.version()),
-            Err(ProposeError::NotNext { .. }) if tries == 0 => tries += 1,
+            Err(ProposeError::NotNext { .. } | ProposeError::Concurrent { .. }) if tries < 2 => {
+                tries += 1
+            }
             Err(e) => return Err(e.into()),
         }
     }

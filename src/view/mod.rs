@@ -14,16 +14,28 @@
 //! `sync.rs` is the network side (layout versions on gossip, `GetLayout`,
 //! `PushLayout`, peers and gossip members following the view); `http.rs` the
 //! admin side (`/layout`, `/keyspaces`, `geokv ring`'s ownership).
+//! A proposal is a compare-and-set on the cluster (Paxos per version,
+//! `crate::layout::consensus`): `cas.rs` drives it, `acceptor.rs` is this
+//! node's durable acceptor state and the CAS wire form.
 //!
 //! Must not: decide movements or hold request logic; `Cluster` itself must
-//! not talk to peers (a proposal is pushed through the hook `sync` sets).
+//! not talk to peers (the CAS goes through the net the node sets, a
+//! chosen layout is pushed through the hook `sync` sets).
 
+pub mod acceptor;
+pub mod cas;
 mod cluster;
 pub mod http;
 pub mod stale_view;
 pub mod store;
 pub mod sync;
 
+#[cfg(test)]
+mod cas_loopback_tests;
+#[cfg(test)]
+mod cas_testing;
+#[cfg(test)]
+mod cas_tests;
 #[cfg(test)]
 mod tests;
 

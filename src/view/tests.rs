@@ -98,26 +98,38 @@ async fn install_takes_only_newer_layouts_persists_then_notifies() {
     assert_eq!(store::load(&*e).expect("load"), Some(v2));
 }
 
-#[test]
-fn propose_must_be_the_next_version() {
+#[tokio::test]
+async fn propose_must_be_the_next_version() {
     let seed = Layout::seed(&Topology::dev());
-    let cluster = Cluster::new(seed.clone(), "dc1-n1", Some(engine())).expect("cluster");
+    let group = super::cas_testing::Group::new(&seed, || Some(engine()));
+    let cluster = group.node("dc1-n1");
     let mut skip = with_keyspace(&seed, "x");
     skip.version = 3;
-    match cluster.propose(skip) {
+    match cluster.propose(skip).await {
         Err(ProposeError::NotNext { current, proposed }) => {
             assert_eq!((current, proposed), (1, 3))
         }
         other => panic!("expected NotNext, got {other:?}"),
     }
     let pushed = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let alone = Cluster::new(seed.clone(), "dc1-n1", Some(engine())).expect("cluster");
     let p = pushed.clone();
-    cluster.set_push(Arc::new(move |l: Arc<Layout>| p.lock().push(l.version)));
-    let view = cluster.propose(with_keyspace(&seed, "x")).expect("next");
+    alone.set_push(Arc::new(move |l: Arc<Layout>| p.lock().push(l.version)));
+    // Alone, one member of six cannot decide: nothing installed or pushed.
+    let undecided = alone.propose(with_keyspace(&seed, "x")).await;
+    assert!(
+        matches!(undecided, Err(ProposeError::Cas(_))),
+        "{undecided:?}"
+    );
+    assert_eq!((alone.current().version(), pushed.lock().len()), (1, 0));
+    let view = cluster
+        .propose(with_keyspace(&seed, "x"))
+        .await
+        .expect("next");
     assert_eq!(view.version(), 2);
-    assert_eq!(*pushed.lock(), vec![2]);
+    assert_eq!(group.node("dc2-n3").current().version(), 2, "pushed");
     // The same version again is refused, naming v2.
-    let again = cluster.propose(with_keyspace(&seed, "y"));
+    let again = cluster.propose(with_keyspace(&seed, "y")).await;
     assert!(matches!(
         again,
         Err(ProposeError::NotNext { current: 2, .. })
@@ -154,8 +166,8 @@ fn a_restart_keeps_a_newer_persisted_layout_over_the_file() {
     assert_eq!((l, o), (v3, Origin::Persisted));
 }
 
-#[test]
-fn a_keyspace_is_the_next_layout_and_is_validated() {
+#[tokio::test]
+async fn a_keyspace_is_the_next_layout_and_is_validated() {
     use super::http::{create_keyspace, parse_replication, with_keyspace, KeyspaceError};
     let seed = Layout::seed(&Topology::dev());
     let rf = parse_replication("dc1:3,dc2=2").expect("parse");
@@ -182,11 +194,10 @@ fn a_keyspace_is_the_next_layout_and_is_validated() {
     ));
     assert!(parse_replication("dc1").is_err() && parse_replication("dc1:0").is_err());
     // Through a cluster: proposed as v2, placed at once.
-    let cluster = Cluster::new(seed, "dc1-n1", Some(engine())).expect("cluster");
-    assert_eq!(
-        create_keyspace(&cluster, "orders", "dc1:3,dc2:2").expect("create"),
-        2
-    );
+    let group = super::cas_testing::Group::new(&seed, || Some(engine()));
+    let cluster = group.node("dc1-n1");
+    let created = create_keyspace(&cluster, "orders", "dc1:3,dc2:2").await;
+    assert_eq!(created.expect("create"), 2);
     assert!(cluster.current().ring.replicas("orders", b"k").is_ok());
 }
 

@@ -1,0 +1,344 @@
+//! Tests of the layout CAS core (`consensus.rs`): a simulated network with
+//! random delivery, loss, duplication, reordering, proposers restarting at
+//! higher ballots and acceptors installing the chosen value; the module's
+//! invariants I1–I5 are checked after every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::consensus::*;
+
+const SLOT: u64 = 7;
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn ballot(round: u64, node: &str) -> Ballot {
+    Ballot {
+        round,
+        node: node.into(),
+    }
+}
+
+enum Envelope {
+    ToAcceptor {
+        from: usize,
+        to: usize,
+        msg: Msg<u32>,
+    },
+    ToProposer {
+        to: usize,
+        from: usize,
+        reply: Reply<u32>,
+    },
+}
+
+struct Sim {
+    acceptors: Vec<String>,
+    proposers: Vec<String>,
+    state: Vec<AcceptorSlot<u32>>,
+    /// The chosen value an acceptor installed (I5), if any.
+    installed: Vec<Option<u32>>,
+    attempts: Vec<Option<Proposer<u32>>>,
+    rounds: Vec<u64>,
+    net: Vec<Envelope>,
+    /// Who accepted what at which ballot: the ground truth of "chosen".
+    accepts: BTreeMap<(Ballot, u32), BTreeSet<usize>>,
+    /// Every outcome a proposer reported, with the proposer.
+    outcomes: Vec<(usize, Outcome<u32>)>,
+}
+
+impl Sim {
+    fn new(n_acceptors: usize, n_proposers: usize) -> Sim {
+        Sim {
+            acceptors: ids("a", n_acceptors),
+            proposers: ids("p", n_proposers),
+            state: vec![AcceptorSlot::default(); n_acceptors],
+            installed: vec![None; n_acceptors],
+            attempts: (0..n_proposers).map(|_| None).collect(),
+            rounds: vec![0; n_proposers],
+            net: Vec::new(),
+            accepts: BTreeMap::new(),
+            outcomes: Vec::new(),
+        }
+    }
+
+    fn own(p: usize) -> u32 {
+        100 + p as u32
+    }
+
+    fn majority(&self) -> usize {
+        self.acceptors.len() / 2 + 1
+    }
+
+    /// The values accepted by a majority at one ballot (I1: at most one).
+    fn chosen(&self) -> BTreeSet<u32> {
+        let m = self.majority();
+        (self.accepts.iter())
+            .filter(|(_, who)| who.len() >= m)
+            .map(|((_, v), _)| *v)
+            .collect()
+    }
+
+    /// Proposer `p` abandons its attempt (a timeout) and starts another
+    /// above every round it saw.
+    fn restart(&mut self, p: usize) {
+        self.rounds[p] += 1;
+        let b = ballot(self.rounds[p], &self.proposers[p]);
+        let acceptors = self.acceptors.iter().cloned().collect();
+        let prop = Proposer::new(SLOT, b, acceptors, Sim::own(p));
+        let step = prop.start();
+        self.attempts[p] = Some(prop);
+        self.apply(p, step);
+    }
+
+    fn apply(&mut self, p: usize, step: Step<u32>) {
+        match step {
+            Step::Broadcast(msg) => {
+                for to in 0..self.acceptors.len() {
+                    self.net.push(Envelope::ToAcceptor {
+                        from: p,
+                        to,
+                        msg: msg.clone(),
+                    });
+                }
+            }
+            Step::Wait => {}
+            Step::Done(outcome) => {
+                if let Outcome::Preempted { by } = &outcome {
+                    self.rounds[p] = self.rounds[p].max(by.round);
+                }
+                self.outcomes.push((p, outcome));
+            }
+        }
+    }
+
+    fn deliver(&mut self, env: &Envelope) {
+        match env {
+            Envelope::ToAcceptor { from, to, msg } => {
+                let (reply, _) = respond(&mut self.state[*to], self.installed[*to].as_ref(), msg);
+                if let (Msg::Accept { ballot, value, .. }, Reply::Accepted { .. }) = (msg, &reply) {
+                    let key = (ballot.clone(), *value);
+                    self.accepts.entry(key).or_default().insert(*to);
+                }
+                self.net.push(Envelope::ToProposer {
+                    to: *from,
+                    from: *to,
+                    reply,
+                });
+            }
+            Envelope::ToProposer { to, from, reply } => {
+                let name = self.acceptors[*from].clone();
+                let step = match &mut self.attempts[*to] {
+                    Some(prop) => prop.on_reply(&name, reply.clone()),
+                    None => Step::Wait,
+                };
+                self.apply(*to, step);
+            }
+        }
+    }
+
+    fn op(&mut self, kind: u8, i: usize) {
+        let n = self.net.len();
+        match kind {
+            0..=3 if n > 0 => {
+                let env = self.net.remove(i % n);
+                self.deliver(&env);
+            }
+            4 if n > 0 => {
+                let env = self.net.remove(i % n);
+                self.deliver(&env);
+                self.net.push(env);
+            }
+            5 if n > 0 => {
+                self.net.remove(i % n);
+            }
+            6 => self.restart(i % self.proposers.len()),
+            7 => {
+                if let Some(v) = self.chosen().into_iter().next() {
+                    self.installed[i % self.acceptors.len()] = Some(v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// I1–I3 over everything so far.
+    fn check(&self) -> Result<(), TestCaseError> {
+        let chosen = self.chosen();
+        prop_assert!(chosen.len() <= 1, "two values chosen: {chosen:?}");
+        for (p, outcome) in &self.outcomes {
+            if let Outcome::Chosen { value, ours } = outcome {
+                prop_assert!(
+                    chosen.contains(value),
+                    "p{p} reported {value}, chosen {chosen:?}"
+                );
+                prop_assert_eq!(*ours, *value == Sim::own(*p));
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything in flight lost; proposer `p` tries once more above every
+    /// round and every message of that attempt arrives.
+    fn finish_alone(&mut self, p: usize) -> Outcome<u32> {
+        self.net.clear();
+        let top = (self.state.iter())
+            .filter_map(|s| s.promised.as_ref().map(|b| b.round))
+            .max()
+            .unwrap_or(0);
+        self.rounds[p] = self.rounds[p].max(top);
+        let before = self.outcomes.len();
+        self.restart(p);
+        while !self.net.is_empty() {
+            let env = self.net.remove(0);
+            self.deliver(&env);
+        }
+        assert_eq!(self.outcomes.len(), before + 1, "the lone attempt ended");
+        self.outcomes.last().unwrap().1.clone()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    #[test]
+    fn at_most_one_value_is_chosen_and_it_stays_chosen(
+        n_acceptors in 1usize..=5,
+        n_proposers in 1usize..=3,
+        ops in prop::collection::vec((0u8..8, any::<usize>()), 0..250),
+    ) {
+        let mut sim = Sim::new(n_acceptors, n_proposers);
+        for p in 0..n_proposers {
+            sim.restart(p);
+        }
+        let mut first: Option<u32> = None;
+        for (kind, i) in ops {
+            sim.op(kind, i);
+            sim.check()?;
+            // I2: once chosen, the chosen value never changes.
+            let now = sim.chosen().into_iter().next();
+            if let Some(f) = first {
+                prop_assert_eq!(now, Some(f));
+            }
+            first = first.or(now);
+        }
+        let nothing_accepted = sim.state.iter().all(|s| s.accepted.is_none())
+            && sim.installed.iter().all(Option::is_none);
+        let last = sim.finish_alone(0);
+        sim.check()?;
+        let Outcome::Chosen { value, ours } = last else {
+            return Err(TestCaseError::fail(format!("the lone attempt ended {last:?}")));
+        };
+        if let Some(f) = first {
+            prop_assert_eq!(value, f, "a chosen value was replaced");
+        }
+        // I4: no acceptor reports an accepted value, so ours is chosen.
+        if nothing_accepted {
+            prop_assert!(ours);
+        }
+    }
+}
+
+#[test]
+fn a_majority_of_empty_promises_gets_the_own_value_chosen() {
+    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let b = ballot(1, "p0");
+    let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
+    let promise = || Reply::Promise {
+        ballot: b.clone(),
+        accepted: None,
+    };
+    assert_eq!(prop.on_reply("a0", promise()), Step::Wait);
+    assert_eq!(prop.on_reply("a0", promise()), Step::Wait, "a duplicate");
+    let accept = Msg::Accept {
+        slot: SLOT,
+        ballot: b.clone(),
+        value: 42,
+    };
+    assert_eq!(prop.on_reply("a2", promise()), Step::Broadcast(accept));
+    let accepted = || Reply::Accepted { ballot: b.clone() };
+    assert_eq!(prop.on_reply("a1", accepted()), Step::Wait);
+    assert_eq!(
+        prop.on_reply("zz", accepted()),
+        Step::Wait,
+        "not an acceptor"
+    );
+    let done = Step::Done(Outcome::Chosen {
+        value: 42,
+        ours: true,
+    });
+    assert_eq!(prop.on_reply("a2", accepted()), done);
+}
+
+#[test]
+fn a_proposer_finishes_an_accepted_value_and_reports_its_own_refused() {
+    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let mut a0 = AcceptorSlot::default();
+    let old = ballot(1, "p1");
+    let accept = Msg::Accept {
+        slot: SLOT,
+        ballot: old.clone(),
+        value: 7u32,
+    };
+    let (reply, changed) = respond(&mut a0, None, &accept);
+    assert_eq!(
+        reply,
+        Reply::Accepted {
+            ballot: old.clone()
+        }
+    );
+    assert!(changed, "an accept is persisted");
+    let b = ballot(2, "p0");
+    let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
+    let prepare = Msg::Prepare {
+        slot: SLOT,
+        ballot: b.clone(),
+    };
+    let (from_a0, _) = respond(&mut a0, None, &prepare);
+    let (from_a1, _) = respond(&mut AcceptorSlot::default(), None, &prepare);
+    assert_eq!(prop.on_reply("a1", from_a1), Step::Wait);
+    let Step::Broadcast(Msg::Accept { value, .. }) = prop.on_reply("a0", from_a0) else {
+        panic!("a majority of promises starts phase 2");
+    };
+    assert_eq!(value, 7, "the accepted value, not its own");
+    // The acceptor promised b: the old ballot's accept is now rejected.
+    let (late, changed) = respond(&mut a0, None, &accept);
+    assert!(!changed);
+    assert_eq!(
+        late,
+        Reply::Rejected {
+            ballot: old,
+            promised: b.clone()
+        }
+    );
+    prop.on_reply("a0", Reply::Accepted { ballot: b.clone() });
+    let done = prop.on_reply("a1", Reply::Accepted { ballot: b });
+    let refused = Outcome::Chosen {
+        value: 7,
+        ours: false,
+    };
+    assert_eq!(done, Step::Done(refused));
+}
+
+#[test]
+fn an_installed_slot_answers_decided_and_ends_the_attempt() {
+    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let b = ballot(5, "p0");
+    let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
+    let prepare = Msg::Prepare {
+        slot: SLOT,
+        ballot: b,
+    };
+    let mut state = AcceptorSlot::default();
+    let (reply, changed) = respond(&mut state, Some(&9u32), &prepare);
+    assert!(!changed);
+    assert_eq!(state, AcceptorSlot::default());
+    let done = Step::Done(Outcome::Chosen {
+        value: 9,
+        ours: false,
+    });
+    assert_eq!(prop.on_reply("a2", reply), done);
+}

@@ -1,0 +1,240 @@
+//! This node as an acceptor of the layout compare-and-set
+//! ([`crate::layout::consensus`]): its promises and accepted layouts per
+//! slot, kept durably under the `layout-paxos` key of the `meta` column
+//! family (written and the WAL fsynced before a reply leaves), and the
+//! wire form of the CAS messages (`LayoutPrepare`, `LayoutAccept`).
+//!
+//! A slot at or below the installed layout's version is decided: the
+//! answer is that layout (only chosen layouts are installed), and the
+//! state of such slots is dropped at the next write.
+//! Must not: propose, install layouts, or talk to peers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::layout::consensus::{respond, AcceptorSlot, Ballot, Msg, Reply};
+use crate::layout::Layout;
+use crate::proto::v1::internode::{
+    layout_paxos_reply::Kind, LayoutAcceptRequest, LayoutBallot, LayoutPaxosReply,
+    LayoutPrepareRequest,
+};
+
+use super::sync::{from_message, to_message};
+
+/// The `meta` key of the acceptor state.
+pub const PAXOS_KEY: &[u8] = b"layout-paxos";
+
+/// The acceptor state of every open slot.
+type Slots = BTreeMap<u64, AcceptorSlot<Layout>>;
+
+/// A CAS message could not be answered or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptorError {
+    #[error("layout CAS state in meta: {0}")]
+    Engine(#[from] EngineError),
+    #[error("layout CAS state or message does not decode: {0}")]
+    Decode(String),
+    #[error("layout CAS: an accept for slot {slot} carries layout v{version}")]
+    WrongVersion { slot: u64, version: u64 },
+}
+
+/// The acceptor of one node: its slots, loaded once, persisted on change.
+pub struct Acceptor {
+    engine: Option<Arc<dyn Engine>>,
+    slots: Mutex<Option<Slots>>,
+}
+
+impl Acceptor {
+    /// State persisted in `engine` (in memory only without one: tests).
+    pub fn new(engine: Option<Arc<dyn Engine>>) -> Acceptor {
+        Acceptor {
+            engine,
+            slots: Mutex::new(None),
+        }
+    }
+
+    /// Answers `msg`, `installed` being the layout in force here. The new
+    /// state is durable before this returns. Blocking (an fsync).
+    pub fn handle(
+        &self,
+        installed: &Layout,
+        msg: &Msg<Layout>,
+    ) -> Result<Reply<Layout>, AcceptorError> {
+        let slot = match msg {
+            Msg::Prepare { slot, .. } => *slot,
+            Msg::Accept { slot, value, .. } if value.version != *slot => {
+                return Err(AcceptorError::WrongVersion {
+                    slot: *slot,
+                    version: value.version,
+                })
+            }
+            Msg::Accept { slot, .. } => *slot,
+        };
+        let decided = (installed.version >= slot).then_some(installed);
+        let mut guard = self.slots.lock();
+        if guard.is_none() {
+            *guard = Some(self.load()?);
+        }
+        let slots = guard.as_mut().expect("loaded above");
+        let mut state = slots.get(&slot).cloned().unwrap_or_default();
+        let (reply, changed) = respond(&mut state, decided, msg);
+        if changed {
+            let mut next = slots.clone();
+            next.retain(|s, _| *s > installed.version);
+            next.insert(slot, state);
+            self.save(&next)?;
+            *slots = next;
+        }
+        Ok(reply)
+    }
+
+    fn load(&self) -> Result<Slots, AcceptorError> {
+        let Some(engine) = &self.engine else {
+            return Ok(Slots::new());
+        };
+        match engine.get_raw(Cf::Meta, PAXOS_KEY)? {
+            None => Ok(Slots::new()),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| AcceptorError::Decode(e.to_string()))
+            }
+        }
+    }
+
+    fn save(&self, slots: &Slots) -> Result<(), AcceptorError> {
+        let Some(engine) = &self.engine else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(slots).expect("acceptor state serialises");
+        let mut batch = WriteBatch::new();
+        batch.put_raw(Cf::Meta, PAXOS_KEY, &bytes);
+        engine.write(batch)?;
+        engine.flush()?;
+        Ok(())
+    }
+}
+
+/// What `LayoutPrepare` and `LayoutAccept` answer: `cluster`'s acceptor
+/// on `msg`, off the async workers (the state is fsynced first).
+pub async fn serve(
+    cluster: super::Cluster,
+    msg: Msg<Layout>,
+) -> Result<LayoutPaxosReply, tonic::Status> {
+    let reply = tokio::task::spawn_blocking(move || cluster.accept(&msg))
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    Ok(reply_to(&reply))
+}
+
+fn ballot_to(b: &Ballot) -> LayoutBallot {
+    LayoutBallot {
+        round: b.round,
+        node: b.node.clone(),
+    }
+}
+
+fn ballot_from(b: Option<&LayoutBallot>) -> Result<Ballot, AcceptorError> {
+    let b = b.ok_or_else(|| AcceptorError::Decode("a ballot is missing".into()))?;
+    Ok(Ballot {
+        round: b.round,
+        node: b.node.clone(),
+    })
+}
+
+fn layout_from(
+    from: &str,
+    m: Option<&crate::proto::v1::internode::LayoutMessage>,
+) -> Result<Layout, AcceptorError> {
+    let m = m.ok_or_else(|| AcceptorError::Decode("a layout is missing".into()))?;
+    from_message(from, m).map_err(|e| AcceptorError::Decode(e.to_string()))
+}
+
+/// `LayoutPrepare`'s request for `msg` (`None` for an accept).
+pub fn prepare_request(slot: u64, ballot: &Ballot) -> LayoutPrepareRequest {
+    LayoutPrepareRequest {
+        slot,
+        ballot: Some(ballot_to(ballot)),
+    }
+}
+
+/// `LayoutAccept`'s request.
+pub fn accept_request(slot: u64, ballot: &Ballot, layout: &Layout) -> LayoutAcceptRequest {
+    LayoutAcceptRequest {
+        slot,
+        ballot: Some(ballot_to(ballot)),
+        layout: Some(to_message(layout)),
+    }
+}
+
+/// The message a `LayoutPrepare` from `from` carries.
+pub fn prepare_msg(r: &LayoutPrepareRequest) -> Result<Msg<Layout>, AcceptorError> {
+    Ok(Msg::Prepare {
+        slot: r.slot,
+        ballot: ballot_from(r.ballot.as_ref())?,
+    })
+}
+
+/// The message a `LayoutAccept` from `from` carries.
+pub fn accept_msg(from: &str, r: &LayoutAcceptRequest) -> Result<Msg<Layout>, AcceptorError> {
+    Ok(Msg::Accept {
+        slot: r.slot,
+        ballot: ballot_from(r.ballot.as_ref())?,
+        value: layout_from(from, r.layout.as_ref())?,
+    })
+}
+
+/// The wire form of `reply`.
+pub fn reply_to(reply: &Reply<Layout>) -> LayoutPaxosReply {
+    let mut out = LayoutPaxosReply::default();
+    match reply {
+        Reply::Promise { ballot, accepted } => {
+            out.set_kind(Kind::Promise);
+            out.ballot = Some(ballot_to(ballot));
+            if let Some((b, l)) = accepted {
+                out.accepted = Some(ballot_to(b));
+                out.layout = Some(to_message(l));
+            }
+        }
+        Reply::Accepted { ballot } => {
+            out.set_kind(Kind::Accepted);
+            out.ballot = Some(ballot_to(ballot));
+        }
+        Reply::Rejected { ballot, promised } => {
+            out.set_kind(Kind::Rejected);
+            out.ballot = Some(ballot_to(ballot));
+            out.promised = Some(ballot_to(promised));
+        }
+        Reply::Decided { value } => {
+            out.set_kind(Kind::Decided);
+            out.layout = Some(to_message(value));
+        }
+    }
+    out
+}
+
+/// The reply acceptor `from` sent.
+pub fn reply_from(from: &str, r: &LayoutPaxosReply) -> Result<Reply<Layout>, AcceptorError> {
+    Ok(match r.kind() {
+        Kind::Promise => Reply::Promise {
+            ballot: ballot_from(r.ballot.as_ref())?,
+            accepted: match &r.accepted {
+                None => None,
+                Some(b) => Some((ballot_from(Some(b))?, layout_from(from, r.layout.as_ref())?)),
+            },
+        },
+        Kind::Accepted => Reply::Accepted {
+            ballot: ballot_from(r.ballot.as_ref())?,
+        },
+        Kind::Rejected => Reply::Rejected {
+            ballot: ballot_from(r.ballot.as_ref())?,
+            promised: ballot_from(r.promised.as_ref())?,
+        },
+        Kind::Decided => Reply::Decided {
+            value: layout_from(from, r.layout.as_ref())?,
+        },
+        Kind::Unspecified => return Err(AcceptorError::Decode("a reply of no kind".into())),
+    })
+}

@@ -1,0 +1,321 @@
+//! The proposer side of the layout compare-and-set: drives
+//! [`crate::layout::consensus::Proposer`] over the network until the slot
+//! (the next version) is decided or the deadline passes.
+//!
+//! [`decide`] asks every acceptor (the members of the base layout, neither
+//! Left nor Removed) concurrently, retries at a higher ballot when
+//! preempted, and returns the chosen layout and whether it is the one
+//! proposed. A change whose accept never reached a majority ends in
+//! [`CasError`], which says whether the change may still be applied (some
+//! acceptor holds it: a later proposer may finish it) or surely was not.
+//! Must not: install or spread layouts (the caller does, for chosen ones
+//! only), or decide what a layout contains.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::acceptor;
+use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
+use crate::layout::{Layout, LayoutNode};
+use crate::topology::{NodeIdx, NodeInfo};
+use crate::transport::Peers;
+
+/// One CAS call's answer: a reply, or why none came.
+pub type CallResult = Result<Reply<Layout>, String>;
+
+/// How a proposer reaches the acceptors.
+pub trait AcceptorNet: Send + Sync {
+    /// Sends `msg` to acceptor `to`; its reply, or why none came.
+    fn call(
+        &self,
+        to: &NodeInfo,
+        msg: Msg<Layout>,
+    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>>;
+}
+
+/// Deadline of one CAS call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A layout change that was not decided.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CasError {
+    #[error("layout change v{slot} needs a majority of {members} members ({needed}); {answered} answered; {}", applied(*maybe_applied))]
+    NoMajority {
+        slot: u64,
+        members: usize,
+        needed: usize,
+        answered: usize,
+        maybe_applied: bool,
+    },
+    #[error("layout change v{slot} not decided within {secs} s: competing proposals kept preempting it; {}", applied(*maybe_applied))]
+    Contended {
+        slot: u64,
+        secs: u64,
+        maybe_applied: bool,
+    },
+}
+
+impl CasError {
+    /// Whether an acceptor may hold the change (a later proposer may
+    /// finish it): the outcome is unknown, not "refused".
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            CasError::NoMajority { maybe_applied, .. }
+            | CasError::Contended { maybe_applied, .. } => *maybe_applied,
+        }
+    }
+}
+
+fn applied(maybe: bool) -> &'static str {
+    if maybe {
+        "it may still be applied: check the layout version before retrying"
+    } else {
+        "it was not applied"
+    }
+}
+
+/// The outcome of a decided slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided {
+    /// The chosen layout (of version `slot`, or newer when an acceptor had
+    /// already installed a newer one).
+    pub layout: Layout,
+    /// It is the proposed one; else the proposal was refused.
+    pub ours: bool,
+}
+
+/// How one attempt at one ballot ended.
+enum End {
+    Done(Outcome<Layout>),
+    /// The calls all ended (or the deadline passed) without a majority.
+    NoMajority {
+        answered: usize,
+    },
+}
+
+/// Decides the layout of version `base.version + 1`, proposing `next`
+/// (of that version) as node `me`, before `deadline` (from now).
+pub async fn decide(
+    net: &dyn AcceptorNet,
+    me: &str,
+    base: &Layout,
+    next: Layout,
+    deadline: Duration,
+) -> Result<Decided, CasError> {
+    let slot = base.version + 1;
+    let members: Vec<NodeInfo> = (base.nodes())
+        .filter(|(_, _, n)| n.state.is_member())
+        .map(|(dc, rack, n)| node_info(dc, rack, n))
+        .collect();
+    let acceptors: BTreeSet<String> = members.iter().map(|n| n.id.clone()).collect();
+    let give_up = tokio::time::Instant::now() + deadline;
+    let (mut round, mut maybe_applied) = (1, false);
+    // Ballots must be unique per proposer: two proposals made on one node
+    // at once (or before and after a restart) must not share one, or both
+    // would count the same acceptances. So each call has its own id.
+    let proposer = format!("{me}/{:016x}", rand::random::<u64>());
+    loop {
+        let ballot = Ballot {
+            round,
+            node: proposer.clone(),
+        };
+        let mut prop = Proposer::new(slot, ballot, acceptors.clone(), next.clone());
+        let needed = prop.majority();
+        match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
+            End::Done(Outcome::Chosen { value, ours }) => {
+                return Ok(Decided {
+                    layout: value,
+                    ours,
+                })
+            }
+            End::NoMajority { answered } => {
+                return Err(CasError::NoMajority {
+                    slot,
+                    members: members.len(),
+                    needed,
+                    answered,
+                    maybe_applied,
+                })
+            }
+            End::Done(Outcome::Preempted { by }) => round = round.max(by.round) + 1,
+        }
+        let pause = backoff(me, round);
+        if tokio::time::Instant::now() + pause >= give_up {
+            return Err(CasError::Contended {
+                slot,
+                secs: deadline.as_secs(),
+                maybe_applied,
+            });
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// A pause before retrying at `round`: 10–90 ms, different per proposer,
+/// so two preempting each other do not retry in step forever.
+fn backoff(me: &str, round: u64) -> Duration {
+    let h = xxhash_rust::xxh3::xxh3_64(format!("{me}/{round}").as_bytes());
+    Duration::from_millis(10 + h % 80)
+}
+
+/// One ballot: broadcast each phase, feed replies in until the proposer
+/// is done or every call ended without it.
+async fn attempt(
+    net: &dyn AcceptorNet,
+    members: &[NodeInfo],
+    prop: &mut Proposer<Layout>,
+    own: &Layout,
+    maybe_applied: &mut bool,
+    give_up: tokio::time::Instant,
+) -> End {
+    let mut step = prop.start();
+    loop {
+        let msg = match step {
+            Step::Broadcast(msg) => msg,
+            Step::Done(outcome) => return End::Done(outcome),
+            Step::Wait => unreachable!("a proposer step after a full phase is never Wait"),
+        };
+        if matches!(&msg, Msg::Accept { value, .. } if value == own) {
+            *maybe_applied = true;
+        }
+        let mut calls: FuturesUnordered<_> = (members.iter())
+            .map(|n| {
+                let call = net.call(n, msg.clone());
+                let id = n.id.clone();
+                async move { (id, call.await) }
+            })
+            .collect();
+        let mut answered = 0;
+        step = loop {
+            let (id, result) = match tokio::time::timeout_at(give_up, calls.next()).await {
+                Ok(Some(done)) => done,
+                Ok(None) | Err(_) => return End::NoMajority { answered },
+            };
+            match result {
+                Ok(reply) => {
+                    answered += 1;
+                    match prop.on_reply(&id, reply) {
+                        Step::Wait => {}
+                        s => break s,
+                    }
+                }
+                Err(e) => tracing::debug!(acceptor = %id, error = %e, "layout CAS: no answer"),
+            }
+        };
+    }
+}
+
+/// Proposes `next` (version `base.version + 1`) as node `me`, which is
+/// not a member of `base` (a joining or replacing node before it starts):
+/// the acceptors are reached through `peers`. The chosen layout when it
+/// is `next`; else the refusal naming the winner.
+pub async fn propose_outside(
+    peers: &Arc<Peers>,
+    me: &str,
+    base: &Layout,
+    next: Layout,
+) -> Result<Layout, super::ProposeError> {
+    let net = PeersNet(peers.clone());
+    let deadline = super::cluster::PROPOSE_DEADLINE;
+    let decided = decide(&net, me, base, next, deadline).await?;
+    if !decided.ours {
+        return Err(super::ProposeError::Concurrent {
+            version: decided.layout.version,
+            now: describe(&decided.layout),
+        });
+    }
+    Ok(decided.layout)
+}
+
+/// A short account of `layout` for a refusal: its movements in progress
+/// and its keyspaces.
+pub fn describe(layout: &Layout) -> String {
+    let moving: Vec<String> = (layout.movements.iter())
+        .map(|(dc, m)| format!("{m} in {dc}"))
+        .collect();
+    let keyspaces: Vec<&str> = layout.keyspaces.keys().map(String::as_str).collect();
+    let moving = if moving.is_empty() {
+        "no movement".to_string()
+    } else {
+        moving.join(", ")
+    };
+    format!("{moving}; keyspaces {}", keyspaces.join(", "))
+}
+
+/// This node's own acceptor directly, the others through `remote`.
+pub struct LocalFirst {
+    pub cluster: super::Cluster,
+    pub remote: Option<Arc<dyn AcceptorNet>>,
+}
+
+impl AcceptorNet for LocalFirst {
+    fn call(
+        &self,
+        to: &NodeInfo,
+        msg: Msg<Layout>,
+    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
+        if to.id == self.cluster.me() {
+            let cluster = self.cluster.clone();
+            return Box::pin(async move {
+                let answer = tokio::task::spawn_blocking(move || cluster.accept(&msg));
+                (answer.await)
+                    .map_err(|e| format!("acceptor task: {e}"))?
+                    .map_err(|e| e.to_string())
+            });
+        }
+        match &self.remote {
+            Some(remote) => remote.call(to, msg),
+            None => Box::pin(async { Err("no network to the other members".to_string()) }),
+        }
+    }
+}
+
+/// How the transport addresses acceptor `n` (of `dc`, `rack`).
+fn node_info(dc: &str, rack: &str, n: &LayoutNode) -> NodeInfo {
+    NodeInfo {
+        idx: NodeIdx(0),
+        id: n.id.clone(),
+        dc: dc.to_string(),
+        rack: rack.to_string(),
+        client_address: n.client_address,
+        peer_address: n.peer_address,
+        admin_address: n.admin_address,
+        vnodes: n.tokens.len() as u32,
+    }
+}
+
+/// Acceptors reached through the internode transport.
+pub struct PeersNet(pub Arc<Peers>);
+
+impl AcceptorNet for PeersNet {
+    fn call(
+        &self,
+        to: &NodeInfo,
+        msg: Msg<Layout>,
+    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
+        let (peers, node) = (self.0.clone(), to.clone());
+        Box::pin(async move {
+            let reply = match &msg {
+                Msg::Prepare { slot, ballot } => {
+                    let req = acceptor::prepare_request(*slot, ballot);
+                    peers.layout_prepare(&node, req, CALL_TIMEOUT).await
+                }
+                Msg::Accept {
+                    slot,
+                    ballot,
+                    value,
+                } => {
+                    let req = acceptor::accept_request(*slot, ballot, value);
+                    peers.layout_accept(&node, req, CALL_TIMEOUT).await
+                }
+            }
+            .map_err(|e| e.to_string())?;
+            acceptor::reply_from(&node.id, &reply).map_err(|e| e.to_string())
+        })
+    }
+}
