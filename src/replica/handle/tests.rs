@@ -140,8 +140,8 @@ async fn a_stalled_write_lane_does_not_hold_up_a_read() {
     };
     let got = handle.read("ks", b"missing-k", (0, &[]), Duration::from_secs(5));
     assert!(matches!(got.await, Ok(None)), "answered, not held");
-    let reads = peer.read_batches.lock().clone();
-    assert_eq!(reads, vec![vec![b"missing-k".to_vec()]], "in a read batch");
+    let reads = peer.read_singles.lock().clone();
+    assert_eq!(reads, vec![b"missing-k".to_vec()], "one call of its own");
     assert!(!client.is_finished(), "the write batch is still unanswered");
     client.abort();
 }
