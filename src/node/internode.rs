@@ -398,9 +398,12 @@ impl InternodeService {
             async move {
                 while let Ok(Some(batch)) = inbound.message().await {
                     if peer.as_ref().is_some_and(|p| faults.incoming_cut(p)) {
-                        let cut = GeokvError::LinkCut {
-                            from: String::new(),
-                        };
+                        // Mid-stream: earlier batches of this stream may
+                        // have been applied (review Low of the typed
+                        // mapping), so not "nothing applied".
+                        let cut = GeokvError::MaybeApplied(
+                            "link cut (fault injection) mid-stream; earlier batches may have been applied".into(),
+                        );
                         let _ = tx.send(Err(cut.into())).await;
                         break;
                     }

@@ -240,7 +240,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
                 "replace",
                 crate::movement::replace::run_replace(
                     s.cluster.clone(),
-                    s.engine.clone(),
+                    p.control.engine.clone(),
                     p.peers.clone(),
                     is_up,
                     p.control.throughput.clone(),
@@ -252,7 +252,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
                 "join",
                 crate::movement::run_join(
                     s.cluster.clone(),
-                    s.engine.clone(),
+                    p.control.engine.clone(),
                     p.peers.clone(),
                     is_up,
                     Arc::default(),
@@ -289,7 +289,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
         "removals",
         crate::movement::remove::follow(
             s.cluster.clone(),
-            s.engine.clone(),
+            p.control.engine.clone(),
             p.peers.clone(),
             is_up,
             p.control.throughput.clone(),
