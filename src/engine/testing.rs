@@ -8,6 +8,8 @@
 use super::memory::MemoryEngine;
 use super::{incarnation, Cf, Engine, EngineError, Limits, RawEntry, WriteBatch};
 use crate::version::SiblingSet;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// What a test does around the engine's calls (each defaults to nothing).
 pub(crate) trait Hooks: Send + Sync + 'static {
@@ -93,5 +95,61 @@ impl<H: Hooks> Engine for Hooked<H> {
     }
     fn incarnation(&self) -> &incarnation::Current {
         self.inner.incarnation()
+    }
+}
+
+/// Hooks remembering which threads wrote; a write (recorded first) waits
+/// while a test holds `hold`, and one can be made to fail
+/// ([`Threads::fail_after`]).
+pub(crate) struct Threads {
+    pub writers: Mutex<Vec<std::thread::ThreadId>>,
+    pub hold: Mutex<()>,
+    /// What [`Engine::write_waits_for_sync`] answers.
+    pub syncs: bool,
+    /// Writes left before one fails; negative: none fails.
+    countdown: AtomicI64,
+}
+
+impl Threads {
+    /// Writes that do not wait for an fsync.
+    pub(crate) fn new() -> Self {
+        Threads {
+            writers: Default::default(),
+            hold: Default::default(),
+            syncs: false,
+            countdown: AtomicI64::new(-1),
+        }
+    }
+
+    /// Writes that wait for an fsync (`Durability::Sync`).
+    pub(crate) fn syncing() -> Self {
+        Threads {
+            syncs: true,
+            ..Self::new()
+        }
+    }
+
+    /// The next `n` writes succeed, the one after fails (nothing written),
+    /// and later ones succeed again.
+    pub(crate) fn fail_after(&self, n: i64) {
+        self.countdown.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Hooks for Threads {
+    fn before_write(&self, _batch: &WriteBatch) -> Result<(), EngineError> {
+        self.writers.lock().push(std::thread::current().id());
+        drop(self.hold.lock());
+        let left = self.countdown.fetch_sub(1, Ordering::SeqCst);
+        if left == 0 {
+            return Err(EngineError::Backend("injected failure".into()));
+        }
+        if left < 0 {
+            self.countdown.store(-1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+    fn write_waits_for_sync(&self) -> bool {
+        self.syncs
     }
 }

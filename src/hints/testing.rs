@@ -7,11 +7,8 @@ use super::queue::{Dest, Lane};
 use super::store::{Loaded, Store};
 use super::HintsConfig;
 use crate::engine::memory::MemoryEngine;
-use crate::engine::testing::Hooks;
-use crate::engine::{Cf, Engine, EngineError, Limits, WriteBatch};
+use crate::engine::{Cf, Engine, Limits, WriteBatch};
 use crate::proto::v1::internode::StreamEntry;
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// The layouts of `topology::testing::four_and_one` (dc1 = a, b, c, d;
@@ -70,58 +67,6 @@ pub(crate) fn loaded(seq: u64, created_ms: u64) -> Loaded {
     }
 }
 
-/// Hooks remembering which threads wrote; a write (recorded first) waits
-/// while a test holds `hold`, and one can be made to fail
-/// ([`Threads::fail_after`]).
-pub(crate) struct Threads {
-    pub writers: Mutex<Vec<std::thread::ThreadId>>,
-    pub hold: Mutex<()>,
-    /// What [`Engine::write_waits_for_sync`] answers.
-    pub syncs: bool,
-    /// Writes left before one fails; negative: none fails.
-    countdown: AtomicI64,
-}
-
-impl Threads {
-    /// Writes that do not wait for an fsync.
-    pub(crate) fn new() -> Self {
-        Threads {
-            writers: Default::default(),
-            hold: Default::default(),
-            syncs: false,
-            countdown: AtomicI64::new(-1),
-        }
-    }
-
-    /// Writes that wait for an fsync (`Durability::Sync`).
-    pub(crate) fn syncing() -> Self {
-        Threads {
-            syncs: true,
-            ..Self::new()
-        }
-    }
-
-    /// The next `n` writes succeed, the one after fails (nothing written),
-    /// and later ones succeed again.
-    pub(crate) fn fail_after(&self, n: i64) {
-        self.countdown.store(n, Ordering::SeqCst);
-    }
-}
-
-impl Hooks for Threads {
-    fn before_write(&self, _batch: &WriteBatch) -> Result<(), EngineError> {
-        self.writers.lock().push(std::thread::current().id());
-        drop(self.hold.lock());
-        let left = self.countdown.fetch_sub(1, Ordering::SeqCst);
-        if left == 0 {
-            return Err(EngineError::Backend("injected failure".into()));
-        }
-        if left < 0 {
-            self.countdown.store(-1, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-    fn write_waits_for_sync(&self) -> bool {
-        self.syncs
-    }
-}
+/// The engine hooks that watch which threads write (they live with the
+/// engine's other test hooks; `replica` tests use them too).
+pub(crate) use crate::engine::testing::Threads;

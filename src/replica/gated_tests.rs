@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::engine::testing::Hooked;
+use crate::engine::testing::Threads;
 use crate::engine::{Limits, MemoryEngine};
-use crate::hints::testing::Threads;
 use crate::replica::gate::Stuck;
 use crate::replica::Replica;
 use std::time::Duration;

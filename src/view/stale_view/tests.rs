@@ -387,10 +387,8 @@ fn a_repair_merge_is_refused_only_where_the_newer_view_moved_the_key_away() {
     }
 }
 
-/// Refusals are counted by kind: a repair's merge (read repair, a repair
-/// session) as `repair`, a planned write as `write`
-/// (review Low of stop 24: read repair's refusals were counted with the
-/// client writes').
+/// Refusals are counted by kind: a repair's merge as `repair`, a planned
+/// write as `write` (read repair's were counted with client writes').
 #[test]
 fn refusals_are_counted_by_kind() {
     let me = "dc1-n1";
@@ -422,13 +420,8 @@ fn refusals_are_counted_by_kind() {
     assert!(text.contains(&format!("{}1", count("write"))), "{text}");
 }
 
-/// Issue 11: the repair mark, not an empty target list, makes a merge a
-/// repair's. A client write planned on v1 that names nobody in dc1 (no
-/// mark) is checked as a client write: on the joined view, where dc1-n1
-/// still replicates the key but the write's targets cover none of its
-/// owners there, it is refused, nothing applied; the same merge with the
-/// mark is a repair's and is taken. Before the mark, the empty list alone
-/// made it a repair's merge, and it was taken.
+/// The repair mark, not an empty target list, makes a repair's merge: a
+/// client write naming nobody is refused where dc1-n1 keeps the key.
 #[test]
 fn a_client_write_naming_nobody_is_no_repair_merge() {
     let me = "dc1-n1";
