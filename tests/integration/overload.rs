@@ -169,9 +169,14 @@ async fn a_message_over_the_size_bound_is_resource_exhausted_and_nothing_is_stor
     assert!(refused.message().contains("too large"), "{refused:?}");
     let got = get(&mut c, "big", Consistency::One).await.expect("served");
     assert!(got.siblings.is_empty(), "nothing stored: {got:?}");
-    // Just under the bound (the request's other fields take a few bytes).
+    // Just under the bound (the request's other fields take a few bytes),
+    // the message reaches the handler, which checks the value against its
+    // own, smaller limit: INVALID_ARGUMENT, nothing applied (only the
+    // oversize refusal of the port becomes RESOURCE_EXHAUSTED).
     let fits = "y".repeat(bound - 1024);
-    put(&mut c, "fits", &fits, vec![], Consistency::One)
+    let refused = put(&mut c, "fits", &fits, vec![], Consistency::One)
         .await
-        .expect("under the bound");
+        .expect_err("a value over the value limit");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("limit"), "{refused:?}");
 }
