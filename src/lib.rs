@@ -32,6 +32,13 @@
 //! | `security` | cluster CA, node/client certificates, certificate identities | no |
 //! | `hints`, `membership`, `repair` | hinted streams, gossip + φ detector, anti-entropy | no |
 //! | `node` | wires one node together: start-up and shutdown | no |
+//! | `view` | the one current view of the cluster (ring, placement, peers, liveness) per layout version; the layout compare-and-set | no |
+//! | `movement` | range streaming for join, decommission, replace and removenode; the stream cap | no |
+//! | `admin` | the admin HTTP API, metrics, the status page | no |
+//! | `blocking` | the rule for running blocking engine work off the async workers | no |
+//! | `error` | typed errors and their one mapping to gRPC statuses (`applied: no/maybe`) | no |
+//! | `proto` | the generated gRPC types of `proto/` | yes |
+//! | `telemetry` | logs, OpenTelemetry traces and their propagation across nodes | no |
 //! | `local_cluster` | real `geokv node` processes on this machine: `geokv dev`, the benchmarks (`crates/geokv-bench`) | no |
 
 pub use geokv_client as client;
