@@ -4,7 +4,8 @@
 //! explicit tokens, the keyspaces, and the range movement in progress per
 //! datacenter — its serde form (persisted in node metadata, spread by
 //! gossip), the convergence rule ([`Layout::merge`]) and the pure
-//! transitions (`transition.rs`: join, leave, remove, replace). The topology
+//! transitions (`transition.rs`: join, leave, remove, replace; `switch.rs`:
+//! the three steps that end a movement). The topology
 //! file only seeds version 1 ([`Layout::seed`]); every change is a new
 //! version. [`crate::ring::Ring::from_layout`] derives placement from it.
 //! `consensus.rs` is the pure compare-and-set (Paxos per version) that
@@ -14,6 +15,7 @@
 //! (ring, pending ranges, peers) is computed from a layout by its owner.
 
 pub mod consensus;
+mod switch;
 #[cfg(test)]
 pub(crate) mod testing;
 mod transition;
@@ -23,7 +25,7 @@ mod consensus_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::token::{vnode_token, Token};
 use crate::topology::{Datacenter, KeyspaceSpec, NodeDefaults, NodeSpec, Rack, Topology};
 
+pub use switch::FinishStep;
 pub use transition::{LayoutError, Movement, NewNode};
 
 /// Where a node is in its life. Only `Normal` and `Leaving` nodes own tokens
@@ -105,6 +108,11 @@ pub struct Layout {
     pub keyspaces: BTreeMap<String, KeyspaceSpec>,
     /// The range movement in progress, per datacenter (at most one each).
     pub movements: BTreeMap<String, Movement>,
+    /// The datacenters whose movement reads from its new owners already
+    /// (step 2 of the three-step finish, `switch.rs`); absent when empty,
+    /// so a layout without it keeps its form and digest.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub reading_new: BTreeSet<String>,
 }
 
 /// The current [`Layout::format`].
@@ -163,6 +171,7 @@ impl Layout {
             datacenters,
             keyspaces: topology.keyspaces.clone(),
             movements: BTreeMap::new(),
+            reading_new: BTreeSet::new(),
         }
     }
 
@@ -266,13 +275,9 @@ impl Layout {
     pub fn settled(&self) -> Layout {
         let mut out = self.clone();
         for m in self.movements.values() {
-            out = match m {
-                Movement::Join { node } => out.finish_join(node),
-                Movement::Leave { node } => out.finish_leave(node),
-                Movement::Remove { node, .. } => out.finish_remove(node),
-                Movement::Replace { new, .. } => out.finish_replace(new),
-            }
-            .expect("a layout's own movement can always finish");
+            out = out
+                .finish_movement(m)
+                .expect("a layout's own movement can always finish");
         }
         out
     }

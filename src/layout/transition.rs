@@ -85,6 +85,8 @@ pub enum LayoutError {
     },
     #[error("no {expected} is in progress in datacenter '{dc}'")]
     NoSuchMovement { dc: String, expected: Movement },
+    #[error("node '{0}' is moved by no movement in progress")]
+    NoMovementOf(String),
     #[error("a node needs between 1 and {MAX_VNODES} tokens, got {0}")]
     TokenCount(usize),
     #[error("token {token:#018x} is already owned by node '{owner}'")]
@@ -310,6 +312,7 @@ impl Layout {
         let mut out = self.clone();
         out.version += 1;
         out.movements.remove(dc);
+        out.reading_new.remove(dc);
         apply(&mut out);
         Ok(out)
     }

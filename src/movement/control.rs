@@ -195,7 +195,13 @@ impl Control {
         .await
         .map_err(|e| e.to_string())?;
         self.set("finishing", "");
-        leave::finish(&self.cluster, &*self.engine, me)
+        let handle = super::switch::Announcing {
+            cluster: self.cluster.clone(),
+            peers: self.peers.clone(),
+            is_up: self.is_up.clone(),
+            timeout: Duration::from_secs(30),
+        };
+        leave::finish(&handle, &*self.engine, me)
             .await
             .map_err(|e| e.to_string())?;
         self.announce(self.cluster.current().version()).await?;

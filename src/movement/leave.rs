@@ -6,8 +6,9 @@
 //! gainers become pending replicas and get every write from then on —
 //! refused naming the movement in progress if its datacenter has one),
 //! [`hand_over`] pushes every range it loses to the nodes that gain it
-//! ([`super::push`]), [`finish`] proposes `finish_leave` (Left: no tokens)
-//! and forgets the push cursors. Between `begin` and `hand_over` the caller
+//! ([`super::push`]), [`finish`] ends the movement in steps (reads switch
+//! to the gainers, then `finish_leave`: Left, no tokens; `switch`) and
+//! forgets the push cursors. Between `begin` and `hand_over` the caller
 //! waits until every live member is on the leaving layout (see
 //! `announce`); after `finish` it delivers what its queues still hold
 //! (`control`). Must not serve requests or spread layouts itself.
@@ -35,6 +36,8 @@ pub enum LeaveError {
     Stream(#[from] StreamError),
     #[error(transparent)]
     Propose(#[from] ProposeError),
+    #[error("the decommission's finish stopped (run it again to resume): {0}")]
+    Finish(#[from] super::switch::FinishError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("node '{id}' is {state:?} in the layout and not decommissioning; it cannot leave")]
@@ -97,7 +100,8 @@ pub async fn hand_over<L: LayoutHandle, S: RangeSink>(
     Ok(())
 }
 
-/// Proposes `me` Left (if it is not yet) and forgets the push cursors.
+/// Ends the leave of `me` in steps (`switch`), unless it is Left
+/// already, and forgets the push cursors.
 pub async fn finish<L: LayoutHandle>(
     layout: &L,
     engine: &dyn Engine,
@@ -112,9 +116,8 @@ pub async fn finish<L: LayoutHandle>(
         .into_iter()
         .flat_map(|l| l.new_owners)
         .collect();
-    let next = now.finish_leave(me)?;
-    tracing::info!(node = me, version = next.version, "left the cluster");
-    layout.propose(next).await?;
+    let version = super::switch::finish_movement(layout, me).await?;
+    tracing::info!(node = me, version, "left the cluster");
     push::forget(engine, me, gainers)?;
     Ok(())
 }

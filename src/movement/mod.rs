@@ -20,6 +20,7 @@
 //! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
 //! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
 //! | `survivors.rs` | which live survivors (any datacenter) a dead node's range is copied from so every quorum write is among them, pure |
+//! | `switch.rs` | the end of every movement in steps (reads switch to the new owners, then finish), each once every live member is on the step before; resumable |
 //! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
@@ -43,6 +44,7 @@ pub mod replace_bootstrap;
 pub mod rereplicate;
 pub mod stream;
 pub mod survivors;
+pub mod switch;
 pub mod throughput;
 
 #[cfg(test)]
@@ -65,6 +67,8 @@ mod tests_replace;
 mod tests_stream;
 #[cfg(test)]
 mod tests_survivors;
+#[cfg(test)]
+mod tests_switch;
 
 pub use cleanup::{cleanup, Cleaned, CleanupError};
 pub use control::Control;

@@ -8,8 +8,9 @@
 //! receives writes as a pending replica), wait until every live member is
 //! on that layout (`announce`), stream every range it gains from the owner
 //! losing it (strict; the nearest owner only for ranges nobody loses),
-//! propose `finish_join`,
-//! forget the cursors. Every step is idempotent, so running it again after
+//! end the movement in steps (switch reads to the joiner, then
+//! `finish_join`, each once every live member is on the step before:
+//! `switch`), forget the cursors. Every step is idempotent, so running it again after
 //! a crash resumes where it stopped. Must not serve requests or spread
 //! layouts itself.
 
@@ -35,6 +36,14 @@ pub trait LayoutHandle: Send + Sync {
 
     /// Installs `next` (one version above the current one) and spreads it.
     fn propose(&self, next: Layout) -> impl Future<Output = Result<(), ProposeError>> + Send;
+
+    /// Returns once every live member is on `version` (or newer): what a
+    /// step at the end of a movement waits for (`switch`). Nobody else to
+    /// wait for by default (a single layout, as in tests).
+    fn announced(&self, version: u64) -> impl Future<Output = Result<(), ProposeError>> + Send {
+        let _ = version;
+        async { Ok(()) }
+    }
 }
 
 /// A join that did not complete. Running it again resumes it.
@@ -52,6 +61,8 @@ pub enum JoinError {
     Stream(#[from] StreamError),
     #[error(transparent)]
     Propose(#[from] ProposeError),
+    #[error("the join's finish stopped (run the join again to resume): {0}")]
+    Finish(#[from] super::switch::FinishError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("node '{id}' is {state:?} in the layout; it cannot join")]
@@ -110,9 +121,8 @@ pub async fn join<L: LayoutHandle, S: RangeSource>(
     let stream_id = format!("join-{id}");
     let streamer = Streamer::new(engine.clone(), source, &stream_id, cfg).with_progress(progress);
     streamer.run(&plan).await?;
-    let next = layout.current().finish_join(id)?;
-    tracing::info!(node = id, version = next.version, "joined");
-    layout.propose(next).await?;
+    let version = super::switch::finish_movement(layout, id).await?;
+    tracing::info!(node = id, version, "joined");
     cursor::forget(&*engine, &stream_id)?;
     Ok(Joined::Joined)
 }
@@ -177,8 +187,14 @@ pub async fn run_join(
         }
         board.status("streaming");
         let source = peer_source(&cluster, &peers, &is_up);
+        let handle = super::switch::Announcing {
+            cluster: cluster.clone(),
+            peers: peers.clone(),
+            is_up: is_up.clone(),
+            timeout: std::time::Duration::from_secs(30),
+        };
         let run = join(
-            &cluster,
+            &handle,
             engine.clone(),
             source,
             &req,

@@ -86,10 +86,12 @@ fn pieces(now: &Ring, then: &Ring, keyspace: &str) -> Result<Vec<Piece>, PlanErr
         .collect()
 }
 
-/// The two rings of `layout`: now, and once its movements have finished.
+/// The two rings of `layout`: now, and once its movements have finished;
+/// "now" is the owners before the switch of reads in either step (a plan
+/// made after the switch is the one made before it).
 fn rings(layout: &Layout) -> (Ring, Ring) {
     (
-        Ring::from_layout(layout),
+        Ring::from_layout(&layout.reading_old()),
         Ring::from_layout(&layout.settled()),
     )
 }

@@ -6,7 +6,8 @@
 //! `done` on its [`super::progress`] board (`GET /movement`). The
 //! *finisher* — the first gainer by id, or the first Normal node of the
 //! datacenter when nobody gains — waits until every gainer reports done
-//! and proposes `finish_remove` (the node becomes Removed). Every node
+//! and ends it in steps (`switch`: reads to the gainers, then
+//! `finish_remove`: the node becomes Removed). Every node
 //! runs [`follow`]; every step is idempotent, so a restart of any gainer
 //! or of the finisher resumes (cursors per source, as for a replacement).
 //!
@@ -248,7 +249,13 @@ pub async fn follow(
                     }
                 }
                 if finisher(&layout, &dead).as_deref() == Some(&me) {
-                    try_finish(&cluster, gainer.peers.tls(), &layout, &dead, &me).await;
+                    let handle = super::switch::Announcing {
+                        cluster: cluster.clone(),
+                        peers: gainer.peers.clone(),
+                        is_up: gainer.is_up.clone(),
+                        timeout: Duration::from_secs(30),
+                    };
+                    try_finish(&handle, &layout, &dead, &me).await;
                 }
             }
             None => {
@@ -267,8 +274,10 @@ pub async fn follow(
     }
 }
 
-/// Proposes `finish_remove` once every gainer reports the removal done.
-async fn try_finish(cluster: &Cluster, tls: &Tls, layout: &Layout, dead: &str, me: &str) {
+/// Ends the removal in steps (`switch`: reads to the gainers, then
+/// `finish_remove`) once every gainer reports the removal done.
+async fn try_finish(handle: &super::switch::Announcing, layout: &Layout, dead: &str, me: &str) {
+    let tls = handle.peers.tls();
     let name = movement_name(dead);
     for g in gainers(layout, dead) {
         let done = if g == me {
@@ -285,12 +294,9 @@ async fn try_finish(cluster: &Cluster, tls: &Tls, layout: &Layout, dead: &str, m
             return;
         }
     }
-    match layout.finish_remove(dead) {
-        Ok(next) => match cluster.propose(next).await {
-            Ok(_) => tracing::info!(node = %me, dead, "removal complete: node is removed"),
-            Err(e) => tracing::warn!(error = %e, "removal: finish not accepted; retrying"),
-        },
-        Err(e) => tracing::warn!(error = %e, "removal: cannot finish"),
+    match super::switch::finish_movement(handle, dead).await {
+        Ok(_) => tracing::info!(node = %me, dead, "removal complete: node is removed"),
+        Err(e) => tracing::warn!(error = %e, "removal: finish not done; retrying"),
     }
 }
 

@@ -5,7 +5,8 @@
 //! from the survivors ([`super::rereplicate`], sources chosen by
 //! [`super::survivors`]: never the dead node, enough live survivors of the
 //! datacenter that every LOCAL_QUORUM write is among them), then proposes
-//! `finish_replace` (new Normal, dead Removed) and forgets its cursors.
+//! `finish_replace` (new Normal, dead Removed) after the switch of reads
+//! (`switch`), and forgets its cursors.
 //!
 //! Owns [`replace`] and the running node's [`run_replace`] loop. Every step
 //! is idempotent, so a restart resumes. Must not serve requests.
@@ -29,6 +30,8 @@ pub enum ReplaceError {
     Rereplicate(#[from] RereplicateError),
     #[error(transparent)]
     Propose(#[from] ProposeError),
+    #[error("the replacement's finish stopped (run it again to resume): {0}")]
+    Finish(#[from] super::switch::FinishError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("node '{0}' is not replacing anyone in the layout")]
@@ -84,9 +87,8 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
         force: false,
     };
     rereplicate(target, engine.clone(), Arc::new(source), &cfg, progress).await?;
-    let next = layout.current().finish_replace(me)?;
-    tracing::info!(node = me, dead = %dead, version = next.version, "replaced");
-    layout.propose(next).await?;
+    let version = super::switch::finish_movement(layout, me).await?;
+    tracing::info!(node = me, dead = %dead, version, "replaced");
     cursor::forget(&*engine, &id)?;
     Ok(Replaced::Replaced)
 }
@@ -131,8 +133,14 @@ pub async fn run_replace(
             Ok(()) => {
                 board.status("streaming");
                 let source = super::ops::peer_source(&cluster, &peers, &is_up);
+                let handle = super::switch::Announcing {
+                    cluster: cluster.clone(),
+                    peers: peers.clone(),
+                    is_up: is_up.clone(),
+                    timeout: Duration::from_secs(30),
+                };
                 let run = replace(
-                    &cluster,
+                    &handle,
                     engine.clone(),
                     source,
                     &me,

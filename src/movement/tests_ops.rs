@@ -176,7 +176,11 @@ async fn a_joiner_streams_its_ranges_and_becomes_normal_with_its_share() {
     .await
     .unwrap();
     assert_eq!(out, Joined::Joined);
-    assert_eq!(w.layout.current().version, 3, "begin_join then finish_join");
+    assert_eq!(
+        w.layout.current().version,
+        4,
+        "begin_join, the switch of reads, finish_join"
+    );
     let held = check_holds_its_share(&w, "d", &*engine);
     // 4 nodes, 2 replicas in dc1: each about half the keys.
     assert!((800..=1200).contains(&held), "d holds {held} of 2000");

@@ -228,7 +228,10 @@ async fn a_replacement_copies_the_dead_nodes_keys_from_survivors_and_finishes() 
     .unwrap();
     assert_eq!(out, Replaced::Replaced);
     let l = layout.current();
-    assert_eq!(l.version, 3, "begin_replace then finish_replace");
+    assert_eq!(
+        l.version, 4,
+        "begin_replace, the switch of reads, finish_replace"
+    );
     let held = check_replaced(&l, &data, &*engine);
     assert!(
         (1000..=1300).contains(&held),

@@ -30,6 +30,8 @@ mod tests_layout;
 pub(crate) mod tests_pending;
 #[cfg(test)]
 pub(crate) mod tests_prop;
+#[cfg(test)]
+mod tests_switch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -87,15 +89,17 @@ impl Ring {
     /// Builds the ring of a layout version: its members (Joining, Normal,
     /// Leaving) are the ring's nodes, in layout order, and the tokens of the
     /// Normal and Leaving ones cut the ring. Joining nodes own nothing yet
-    /// (they are pending replicas, see [`PendingRanges`]). A [`NodeIdx`] is only
+    /// (they are pending replicas, see [`PendingRanges`]); once a movement
+    /// reads from its new owners ([`Layout::reads_from`]) its moved nodes
+    /// swap. A [`NodeIdx`] is only
     /// meaningful within one ring: compare nodes across layouts by id.
     pub fn from_layout(layout: &Layout) -> Ring {
         let topology = layout.member_topology();
         let tokens = layout
             .nodes()
             .filter(|(_, _, n)| n.state.is_member())
-            .map(|(_, _, n)| {
-                if n.state.owns_tokens() {
+            .map(|(dc, _, n)| {
+                if layout.reads_from(dc, n) {
                     n.tokens.clone()
                 } else {
                     Vec::new()

@@ -6,7 +6,9 @@
 //! Cassandra's semantics: a write goes to the current owners *and* the
 //! pending ones, and needs `blockFor + pending` acknowledgements (see
 //! [`crate::consistency::with_pending`]); reads use the
-//! current owners until the new layout is in force. Pure; must not decide
+//! current owners until the movement switches its reads to the new owners
+//! (`layout/switch.rs`), and from then on the old owners that lose a range
+//! are its pending replicas until the movement finishes. Pure; must not decide
 //! whom to ask or how many answers to wait for.
 
 use std::collections::BTreeMap;
@@ -53,7 +55,7 @@ impl PendingRanges {
         }
         PendingRanges::between(
             &Ring::from_layout(layout),
-            &Ring::from_layout(&layout.settled()),
+            &Ring::from_layout(&layout.also_written()),
         )
     }
 

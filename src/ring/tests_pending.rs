@@ -90,9 +90,9 @@ pub(crate) fn apply(mut l: Layout, ops: &[(u8, usize, usize, usize, Vec<u64>)]) 
     l
 }
 
-type Owners = BTreeMap<String, BTreeSet<String>>;
+pub(super) type Owners = BTreeMap<String, BTreeSet<String>>;
 
-fn owners(ring: &Ring, set: &ReplicaSet) -> Owners {
+pub(super) fn owners(ring: &Ring, set: &ReplicaSet) -> Owners {
     set.per_dc
         .iter()
         .map(|d| {
@@ -105,7 +105,7 @@ fn owners(ring: &Ring, set: &ReplicaSet) -> Owners {
 }
 
 /// `set` has enough nodes to meet `req`.
-fn count_in(req: &Requirement, set: &Owners) -> bool {
+pub(super) fn count_in(req: &Requirement, set: &Owners) -> bool {
     let per_dc = |dc: &str| set.get(dc).map_or(0, |s| s.len() as u32);
     match req {
         Requirement::AnyOrHint => set.values().map(|s| s.len()).sum::<usize>() >= 1,
@@ -118,7 +118,7 @@ fn count_in(req: &Requirement, set: &Owners) -> bool {
 /// Every read set meeting `read` within `readable` intersects every write
 /// set meeting `write` within `writable`: the largest write avoiding a
 /// minimal read never meets `write`.
-fn quorums_intersect(
+pub(super) fn quorums_intersect(
     write: &Requirement,
     writable: &Owners,
     read: &Requirement,

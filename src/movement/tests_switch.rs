@@ -1,0 +1,91 @@
+//! The driven end of a movement (`switch.rs`): each step is proposed only
+//! after every live member is on the version before it, and a finish cut
+//! short (an announce that timed out, a crash) resumes at the step the
+//! layout is at.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::ops::{LayoutHandle, ProposeError};
+use super::switch::{finish_movement, FinishError};
+use crate::layout::{Layout, NodeState};
+use crate::ring::tests_pending::apply;
+use crate::ring::tests_prop::build_topology;
+
+/// A layout taking proposals of the next version, logging proposals and
+/// announces; the announce of `unannounced` fails (a member behind).
+struct Logged {
+    layout: Mutex<Arc<Layout>>,
+    log: Mutex<Vec<String>>,
+    unannounced: Mutex<Option<u64>>,
+}
+
+impl LayoutHandle for Logged {
+    fn current(&self) -> Arc<Layout> {
+        self.layout.lock().clone()
+    }
+
+    async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
+        let mut cur = self.layout.lock();
+        assert_eq!(next.version, cur.version + 1, "one version at a time");
+        self.log.lock().push(format!("propose v{}", next.version));
+        *cur = Arc::new(next);
+        Ok(())
+    }
+
+    async fn announced(&self, version: u64) -> Result<(), ProposeError> {
+        self.log.lock().push(format!("announce v{version}"));
+        if *self.unannounced.lock() == Some(version) {
+            return Err(ProposeError(format!("a member is behind v{version}")));
+        }
+        Ok(())
+    }
+}
+
+/// Three nodes of rf 3 in one DC; `new0` is joining (v2).
+fn joining() -> Logged {
+    let topo = build_topology(&[vec![vec![4], vec![4], vec![4]]], &[("ks", vec![3])]);
+    let join = (0u8, 0, 0, 0, vec![1 << 62, 3 << 62]);
+    let l = apply(Layout::seed(&topo), &[join]);
+    assert_eq!(l.node("new0").map(|n| n.2.state), Some(NodeState::Joining));
+    Logged {
+        layout: Mutex::new(Arc::new(l)),
+        log: Mutex::default(),
+        unannounced: Mutex::default(),
+    }
+}
+
+#[tokio::test]
+async fn each_step_is_proposed_once_every_member_is_on_the_one_before() {
+    let h = joining();
+    let done = finish_movement(&h, "new0").await.expect("finished");
+    assert_eq!(done, 4, "v3 switches reads, v4 finishes");
+    let want = ["announce v2", "propose v3", "announce v3", "propose v4"];
+    assert_eq!(*h.log.lock(), want);
+    let end = h.current();
+    assert!(end.movements.is_empty() && end.reading_new.is_empty());
+    assert_eq!(end.node("new0").map(|n| n.2.state), Some(NodeState::Normal));
+}
+
+#[tokio::test]
+async fn a_finish_stopped_between_steps_resumes_at_the_step_the_layout_is_at() {
+    let h = joining();
+    *h.unannounced.lock() = Some(3);
+    let r = finish_movement(&h, "new0").await;
+    assert!(matches!(r, Err(FinishError::Propose(_))), "{r:?}");
+    let mid = h.current();
+    assert_eq!(mid.version, 3, "stopped after the switch");
+    assert!(mid.reads_new("dc0") && mid.movements.contains_key("dc0"));
+    // Run again (after a restart): the finish, once v3 is announced.
+    *h.unannounced.lock() = None;
+    assert_eq!(finish_movement(&h, "new0").await.expect("finished"), 4);
+    let want = [
+        "announce v2",
+        "propose v3",
+        "announce v3",
+        "announce v3",
+        "propose v4",
+    ];
+    assert_eq!(*h.log.lock(), want);
+}
