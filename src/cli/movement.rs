@@ -72,6 +72,9 @@ pub fn lines(reports: &[(String, Report)]) -> String {
             r.keys_per_sec,
             r.bytes_per_sec / 1e6,
         );
+        for w in &r.warnings {
+            let _ = writeln!(out, "    warning: {w}");
+        }
     }
     out
 }

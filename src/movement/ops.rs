@@ -165,6 +165,7 @@ pub async fn run_join(
         cluster.current().version(),
         progress.clone(),
     );
+    warn_if_unbalanced(&board, &LayoutHandle::current(&cluster), &req);
     loop {
         // Every live member must make this node a pending replica before
         // it streams (see `announce`).
@@ -224,6 +225,18 @@ pub async fn run_join(
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
             _ = shutdown.wait_for(|v| *v) => return,
         }
+    }
+}
+
+/// Says, in the log and on the movement board (`GET /movement`, `geokv
+/// ring`), when the join's datacenter cannot be balanced whatever its
+/// tokens (`ring::balance_warning`): the join goes on.
+fn warn_if_unbalanced(board: &super::progress::Board, layout: &Layout, req: &JoinRequest) {
+    let rf = allocation_rf(layout, &req.dc);
+    let id = &req.node.id;
+    if let Some(w) = crate::ring::balance_warning(layout, &req.dc, &req.rack, rf, id) {
+        tracing::warn!(node = %id, "{w}");
+        board.warn(vec![w]);
     }
 }
 

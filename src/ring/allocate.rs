@@ -8,9 +8,11 @@
 //! vnodes of the datacenter it computes, exactly, how each node's load
 //! (the width of the ranges it replicates) changes if the new node takes a
 //! piece of that gap, and keeps the gap and split point that bring the
-//! other nodes closest to the mean load after the join while the new node
-//! gains its quota for this token (what it still lacks over the tokens it
-//! still has to place) — a least-squares objective, solved in closed form
+//! other nodes closest to their share of the load after the join (the
+//! total in proportion to each node's tokens, i.e. its weight: the mean
+//! when weights are equal) while the new node gains its quota for this
+//! token (what it still lacks over the tokens it still has to place) — a
+//! least-squares objective, solved in closed form
 //! per gap. Only the walks that pass the gap can change, so a candidate
 //! costs a few walks, not a ring. Pure and deterministic; must not consult
 //! liveness or load measurements (it balances token ownership only).
@@ -62,14 +64,13 @@ pub fn allocate_tokens(
         .filter(|(_, _, n)| n.state.is_member())
         .flat_map(|(_, _, n)| n.tokens.iter().copied())
         .collect();
-    let mut sub = SubRing::new(layout, dc, rack, rf);
+    let mut sub = SubRing::new(layout, dc, rack, rf, count);
     let mut chosen = BTreeSet::new();
     while chosen.len() < count {
         let remaining = (count - chosen.len()) as f64;
-        let nodes = sub.loads.len() as f64;
-        let mean = sub.loads.iter().sum::<f64>() / nodes;
-        let lacking = (mean - sub.loads[sub.joiner.0 as usize]).max(0.0);
-        let t = sub.next_token(mean, lacking / remaining, |t| {
+        let targets = sub.targets();
+        let lacking = (targets[sub.joiner.0 as usize] - sub.loads[sub.joiner.0 as usize]).max(0.0);
+        let t = sub.next_token(&targets, lacking / remaining, |t| {
             !taken.contains(&t) && !chosen.contains(&t)
         });
         chosen.insert(t);
@@ -95,10 +96,12 @@ struct SubRing {
     max_steps: usize,
     /// Per node, the fraction of the ring it replicates.
     loads: Vec<f64>,
+    /// Per node, its tokens (the joiner's once placed): its weight.
+    weights: Vec<f64>,
 }
 
 impl SubRing {
-    fn new(layout: &Layout, dc: &str, rack: &str, rf: u32) -> SubRing {
+    fn new(layout: &Layout, dc: &str, rack: &str, rf: u32, count: usize) -> SubRing {
         let members: Vec<_> = layout
             .nodes()
             .filter(|(d, _, n)| *d == dc && n.state.owns_tokens())
@@ -119,6 +122,11 @@ impl SubRing {
         vnodes.dedup_by_key(|v| v.0);
         let (tokens, owners) = vnodes.into_iter().unzip();
         let nodes = rack_of.len();
+        let mut weights: Vec<f64> = members
+            .iter()
+            .map(|(_, _, n)| n.tokens.len() as f64)
+            .collect();
+        weights.push(count as f64);
         let plan = DcPlan {
             name: dc.into(),
             rf,
@@ -135,9 +143,19 @@ impl SubRing {
             sets: Vec::new(),
             max_steps: 0,
             loads: Vec::new(),
+            weights,
         };
         sub.recompute();
         sub
+    }
+
+    /// Per node, the load it should end with: the replicated total shared
+    /// in proportion to the weights (the mean when every weight is equal),
+    /// so a node joined with weight 2 takes twice the others' share.
+    fn targets(&self) -> Vec<f64> {
+        let total: f64 = self.loads.iter().sum();
+        let weights: f64 = self.weights.iter().sum();
+        self.weights.iter().map(|w| total * w / weights).collect()
     }
 
     fn len(&self) -> usize {
@@ -189,8 +207,9 @@ impl SubRing {
     }
 
     /// The best free token: the gap and split point minimising the
-    /// squared distance of the others to `mean` and of the joiner's gain to `quota`.
-    fn next_token(&self, mean: f64, quota: f64, free: impl Fn(Token) -> bool) -> Token {
+    /// squared distance of the others to their `targets` and of the
+    /// joiner's gain to `quota`.
+    fn next_token(&self, targets: &[f64], quota: f64, free: impl Fn(Token) -> bool) -> Token {
         let m = self.len();
         let joiner_placed = self.owners.contains(&self.joiner);
         let complete = self.sets.iter().all(|s| s.len() == self.plan[0].target);
@@ -199,7 +218,7 @@ impl SubRing {
         let mut best: Option<(f64, u64, Token)> = None;
         if m > 0 && (joiner_placed || complete) {
             for g in 0..m {
-                let Some((cost, offset)) = self.evaluate(g, mean, quota) else {
+                let Some((cost, offset)) = self.evaluate(g, targets, quota) else {
                     continue;
                 };
                 let (t, w) = (self.tokens[g].wrapping_add(offset), self.width((g + 1) % m));
@@ -230,12 +249,12 @@ impl SubRing {
 
     /// The joiner takes a piece of the interval ending at vnode `g + 1`,
     /// right after vnode `g`: the cost at the best split, and its offset.
-    fn evaluate(&self, g: usize, mean: f64, quota: f64) -> Option<(f64, u64)> {
+    fn evaluate(&self, g: usize, targets: &[f64], quota: f64) -> Option<(f64, u64)> {
         let (after, d, w) = self.predict(g)?;
-        // The residuals to minimise: the others' loads less the mean; the
-        // joiner's gain from this token less its quota.
+        // The residuals to minimise: the others' loads less their targets;
+        // the joiner's gain from this token less its quota.
         let j = self.joiner.0 as usize;
-        let mut base: Vec<f64> = after.iter().map(|l| l - mean).collect();
+        let mut base: Vec<f64> = after.iter().zip(targets).map(|(l, t)| l - t).collect();
         base[j] = after[j] - self.loads[j] - quota;
         let wf = w as f64 / RING;
         // Residuals are base + x·d for the piece x the joiner's token cuts off.
@@ -324,7 +343,7 @@ mod tests {
         ) {
             let topo = build_topology(&shape, &[("ks", rfs.clone())]);
             let layout = Layout::seed(&topo);
-            let mut sub = SubRing::new(&layout, "dc0", &format!("r{rack}"), rfs[0].max(1));
+            let mut sub = SubRing::new(&layout, "dc0", &format!("r{rack}"), rfs[0].max(1), 8);
             for t in placed {
                 if !sub.tokens.contains(&t) {
                     sub.insert(t);

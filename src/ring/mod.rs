@@ -13,15 +13,19 @@
 //!
 //! Layout: [`crate::token`] (hashes, ranges) · `placement.rs` (NTS walk,
 //! [`ReplicaSet`]) · `pending.rs` (pending replicas during a movement) ·
-//! `allocate.rs` (balanced tokens for a join) · `report.rs` (`geokv topology check`).
+//! `allocate.rs` (balanced tokens for a join) · `balance.rs` (when no tokens can
+//! balance a join) · `report.rs` (`geokv topology check`).
 
 mod allocate;
+mod balance;
 mod pending;
 mod placement;
 mod report;
 
 #[cfg(test)]
 mod tests_allocate;
+#[cfg(test)]
+mod tests_balance;
 #[cfg(test)]
 mod tests_dist;
 #[cfg(test)]
@@ -40,6 +44,7 @@ use crate::topology::{NodeIdx, NodeInfo, Topology};
 
 pub use crate::token::{token_of, vnode_token, Token, TokenRange};
 pub use allocate::{allocate_tokens, allocation_rf, AllocateError};
+pub use balance::balance_warning;
 pub use pending::{DcPending, NotAMember, PendingRanges};
 pub use placement::{DcReplicas, ReplicaSet};
 pub use report::{check, check_report, CheckReport, KeyspaceReport, NodeShare, RackShortfall};

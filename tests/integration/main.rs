@@ -17,7 +17,9 @@
 //! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
 //! | `grpc_services` | the client port's grpc.health.v1 and server reflection |
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
+//! | `join_weight` | a node joined with `--weight 2` holds about twice the keys of the others |
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
+//! | `movement_readers` | a dc2 node decommissions, a joiner is SIGKILLed mid-stream and restarted, under LOCAL_QUORUM writers and readers in both DCs: no read misses an earlier ack, nothing acked is lost |
 //! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
 //! | `ops_cli` | `geokv repair --dc` (background job, progress, summary), `geokv lag` (every DC pair), `status` with load/ownership/version |
 //! | `overload` | a node past `--max-in-flight-requests` sheds with RESOURCE_EXHAUSTED + `retry-after-ms`, counted, nothing acked lost; a too-deep Merkle request is INVALID_ARGUMENT; a message over the size bound is RESOURCE_EXHAUSTED, nothing stored |
@@ -55,7 +57,9 @@ mod geo_replication;
 mod graceful_shutdown;
 mod grpc_services;
 mod hinted_durability;
+mod join_weight;
 mod layout_convergence;
+mod movement_readers;
 mod nemesis;
 mod observability;
 mod ops_cli;

@@ -68,6 +68,25 @@ impl Cluster {
             dir,
         }
     }
+
+    /// Starts a killed new node again on its data directory with only
+    /// `--join SEED --id ID --data-dir` (and the cluster's node arguments):
+    /// what a restart of a joining node needs.
+    pub fn restart_new_node(&self, old: NewNode, seed: SocketAddr) -> NewNode {
+        let (id, ip, dir) = (old.id.clone(), old.ip, old.dir.clone());
+        drop(old);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_geokv"));
+        cmd.args(["node", "--join", &seed.to_string(), "--id", &id])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(self.node_args());
+        NewNode {
+            child: spawn_logged(cmd, &dir),
+            id,
+            ip,
+            dir,
+        }
+    }
 }
 
 impl NewNode {
@@ -87,6 +106,12 @@ impl NewNode {
     /// Its whole log.
     pub fn full_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs it (no flush, no goodbye) and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
     }
 
     /// Its exit status if it has exited.

@@ -28,12 +28,14 @@ mod replicas;
 
 pub use admin::*;
 pub use cluster::*;
+pub use joiner::NewNode;
 pub use kv::*;
 pub use replicas::*;
 
 // The nemesis and the two oracle workloads of tests/nemesis.rs.
 pub mod nemesis;
 pub mod register;
+pub mod ryw;
 pub mod set_workload;
 
 /// Shape of a test cluster: datacenters with their node count (one rack
