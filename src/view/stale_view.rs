@@ -208,7 +208,7 @@ pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
     }
     if w.repair {
         // A repair's merge, no planned write (see the module docs).
-        return check_read(view, keyspace, key, planned_on, w.digest);
+        return check_placed(view, keyspace, key, planned_on, w.digest, Serves::Merge);
     }
     let Some(me) = view.me() else {
         // Not a member any more: the newer view placed the key elsewhere.
@@ -235,11 +235,11 @@ pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
 }
 
 /// `None` when the replica (this node, in `view`) may answer a read of
-/// `keyspace`/`key` planned on layout `version`/`digest`, or take a
-/// repair's merge of it decided there; otherwise the refusal: its view supersedes the coordinator's and it no longer
-/// replicates the key there (neither owner nor pending replica, in any
-/// datacenter), so it may have cleaned the key up and its "not found"
-/// would be a lie (review finding 3).
+/// `keyspace`/`key` planned on layout `version`/`digest`; otherwise the
+/// refusal: its view supersedes the coordinator's and it is no read owner
+/// of the key there. An old owner that lost the key may have cleaned it up
+/// (its "not found" would be a lie, review finding 3), and a pending
+/// replica may miss a write acknowledged on the next version (M1).
 pub fn check_read(
     view: &ClusterView,
     keyspace: &str,
@@ -247,26 +247,54 @@ pub fn check_read(
     version: u64,
     digest: &[u8],
 ) -> Option<GeokvError> {
+    check_placed(view, keyspace, key, version, digest, Serves::Read)
+}
+
+/// What a request planned on an older view asks of this replica.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serves {
+    /// A read's answer: counted toward the level, so only a read owner of
+    /// the key in this view may give it. A pending replica (a joiner before
+    /// the switch, an old owner losing the key after it) is written to but
+    /// not read from; answering a read planned before this view would let a
+    /// coordinator that missed the switch count a node that may lack a write
+    /// acknowledged on the next version (review of the switch, M1).
+    Read,
+    /// A repair's merge: any replica the key's writes reach may take it.
+    Merge,
+}
+
+/// The shared rule of [`check_read`] and a repair's merge: `None` unless
+/// this node's view supersedes the plan and does not place the key here
+/// for `serves`.
+fn check_placed(
+    view: &ClusterView,
+    keyspace: &str,
+    key: &[u8],
+    version: u64,
+    digest: &[u8],
+    serves: Serves,
+) -> Option<GeokvError> {
     if version == 0 || !supersedes(view, version, digest) {
         return None;
     }
-    let stale = || {
-        Some(GeokvError::StaleView {
-            planned_on: version,
-            replica_version: view.version(),
-        })
-    };
     let me = view.me_idx();
     let token = crate::ring::token_of(key);
     let Ok(owners) = view.ring.replicas_for_token(keyspace, token) else {
         return None;
     };
-    let pending = view.pending.for_token(keyspace, token);
-    let replicates = owners.contains(me) || pending.iter().any(|d| d.nodes.contains(&me));
-    if replicates {
+    let pending = || {
+        let p = view.pending.for_token(keyspace, token);
+        p.iter().any(|d| d.nodes.contains(&me))
+    };
+    let placed = owners.contains(me) || (serves == Serves::Merge && pending());
+    if placed {
         None
     } else {
-        stale()
+        Some(GeokvError::StaleView {
+            planned_on: version,
+            replica_version: view.version(),
+        })
     }
 }
 
@@ -287,3 +315,7 @@ pub fn supersedes(view: &ClusterView, version: u64, digest: &[u8]) -> bool {
 #[cfg(test)]
 #[path = "stale_view/tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "stale_view/switch_tests.rs"]
+mod switch_tests;
