@@ -38,12 +38,10 @@ pub trait LayoutHandle: Send + Sync {
     fn propose(&self, next: Layout) -> impl Future<Output = Result<(), ProposeError>> + Send;
 
     /// Returns once every live member is on `version` (or newer): what a
-    /// step at the end of a movement waits for (`switch`). Nobody else to
-    /// wait for by default (a single layout, as in tests).
-    fn announced(&self, version: u64) -> impl Future<Output = Result<(), ProposeError>> + Send {
-        let _ = version;
-        async { Ok(()) }
-    }
+    /// step at the end of a movement waits for (`switch`). No default: a
+    /// handle that skipped the wait would bring back the one-step switch
+    /// (audit W2; review of the switch, L3).
+    fn announced(&self, version: u64) -> impl Future<Output = Result<(), ProposeError>> + Send;
 }
 
 /// A join that did not complete. Running it again resumes it.
@@ -138,6 +136,14 @@ impl LayoutHandle for crate::view::Cluster {
             .await
             .map(|_| ())
             .map_err(|e| ProposeError(e.to_string()))
+    }
+
+    /// The bare view cannot ask its peers: a movement's end goes through
+    /// [`super::switch::Announcing`], so this refuses rather than skip.
+    async fn announced(&self, version: u64) -> Result<(), ProposeError> {
+        Err(ProposeError(format!(
+            "cannot wait for every live member to reach layout v{version} without the peers (movement::switch::Announcing)"
+        )))
     }
 }
 

@@ -45,6 +45,11 @@ impl LayoutHandle for Fake {
         *cur = Arc::new(next);
         Ok(())
     }
+
+    /// One shared layout: every "member" is on it at once.
+    async fn announced(&self, _version: u64) -> Result<(), ProposeError> {
+        Ok(())
+    }
 }
 
 pub(super) struct World {
