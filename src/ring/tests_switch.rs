@@ -123,6 +123,22 @@ fn a_read_planned_before_the_finish_meets_a_write_acknowledged_after_it() {
     adjacent_versions_intersect(&vs).expect("adjacent versions intersect");
 }
 
+/// The negative control of the test above: the same join ended in one
+/// step (begin, then `finish_*` with no switch of reads) fails the same
+/// check, so the check can see W2.
+#[test]
+fn a_one_step_finish_of_the_same_join_fails_the_check() {
+    let topo = build_topology(&[vec![vec![8], vec![8], vec![8]]], &[("ks", vec![3])]);
+    let join = (0u8, 0, 0, 0, (1..=8u64).map(|i| i << 60 | 0x5555).collect());
+    let begun = apply(Layout::seed(&topo), &[join]);
+    let m = begun.movements.values().next().cloned().expect("the join began");
+    let finished = begun.finish_movement(&m).expect("one-step finish");
+    assert!(
+        adjacent_versions_intersect(&[begun, finished]).is_err(),
+        "a one-step finish must be caught"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
