@@ -79,6 +79,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, TRANSITIONS_COUNTER, "Up/down verdict changes of the node."),
     // Cluster layout and range movements.
     (Gauge, "geokv_layout_version", "Version of the cluster layout this node is on."),
+    (Counter, "geokv_layout_forks_total", "Layouts refused because another layout of the same version is in force (a fork)."),
     (Gauge, "geokv_pending_ranges", "Token ranges with pending replicas in the layout in force."),
     (Counter, "geokv_stream_keys_total", "Keys streamed by range movements: pulled by a joiner, pushed by a leaving node."),
     (Counter, "geokv_stream_bytes_total", "Bytes streamed by range movements: pulled by a joiner, pushed by a leaving node."),

@@ -282,7 +282,10 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
     let v = next.version;
     match cluster.propose(next).await {
         Ok(_) => json(v, "begun"),
-        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT);
+            (status, format!("{e}\n")).into_response()
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! Owns the [`Ballot`], the acceptor's per-slot state ([`AcceptorSlot`],
 //! [`respond`]) and the proposer's state machine ([`Proposer`]). The slot
 //! of a change is the version it creates: the change from layout v is
-//! decided in slot v+1, among the acceptors named by layout v (its members,
-//! neither Left nor Removed); a majority of them must promise, then accept.
+//! decided in slot v+1, among the acceptors named by layout v; a [`Quorum`]
+//! of them must promise, then accept (which sets are quorums, and why any
+//! two meet: `layout::acceptors`).
 //! Must not: do I/O, persist, time out or retry; the caller (the view's
 //! layout CAS) sends messages, persists an acceptor's state *before* its
 //! reply leaves, installs chosen layouts and decides when to give up.
@@ -176,11 +177,39 @@ enum Phase<V> {
     Done,
 }
 
+/// Which sets of acceptors decide a slot: at least `needed` of `members`,
+/// with `required` among them when set. Every two quorums that proposers
+/// of one slot may use must meet (`layout::acceptors` proves it for the
+/// layout's rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quorum {
+    pub members: BTreeSet<String>,
+    pub needed: usize,
+    pub required: Option<String>,
+}
+
+impl Quorum {
+    /// A plain majority of `members`.
+    pub fn majority(members: BTreeSet<String>) -> Quorum {
+        let needed = members.len() / 2 + 1;
+        Quorum {
+            members,
+            needed,
+            required: None,
+        }
+    }
+
+    /// Whether `by` (acceptors of `members`) is a quorum.
+    pub fn is_met(&self, by: &BTreeSet<String>) -> bool {
+        by.len() >= self.needed && self.required.as_ref().is_none_or(|r| by.contains(r))
+    }
+}
+
 /// One attempt to choose `value` in `slot` at one ballot.
 pub struct Proposer<V> {
     slot: u64,
     ballot: Ballot,
-    acceptors: BTreeSet<String>,
+    quorum: Quorum,
     own: V,
     phase: Phase<V>,
 }
@@ -189,10 +218,15 @@ impl<V: Clone + PartialEq> Proposer<V> {
     /// An attempt at `ballot`; `acceptors` are the members of the layout
     /// the slot follows (at least one).
     pub fn new(slot: u64, ballot: Ballot, acceptors: BTreeSet<String>, own: V) -> Proposer<V> {
+        Proposer::with_quorum(slot, ballot, Quorum::majority(acceptors), own)
+    }
+
+    /// An attempt at `ballot` decided by `quorum`.
+    pub fn with_quorum(slot: u64, ballot: Ballot, quorum: Quorum, own: V) -> Proposer<V> {
         Proposer {
             slot,
             ballot,
-            acceptors,
+            quorum,
             own,
             phase: Phase::Preparing {
                 promised: BTreeSet::new(),
@@ -201,9 +235,9 @@ impl<V: Clone + PartialEq> Proposer<V> {
         }
     }
 
-    /// How many acceptors make a majority.
+    /// How many acceptors make a quorum.
     pub fn majority(&self) -> usize {
-        self.acceptors.len() / 2 + 1
+        self.quorum.needed
     }
 
     pub fn ballot(&self) -> &Ballot {
@@ -221,7 +255,7 @@ impl<V: Clone + PartialEq> Proposer<V> {
     /// Takes `reply` from acceptor `from`. Replies from non-acceptors, for
     /// other ballots, or repeated, change nothing.
     pub fn on_reply(&mut self, from: &str, reply: Reply<V>) -> Step<V> {
-        if matches!(self.phase, Phase::Done) || !self.acceptors.contains(from) {
+        if matches!(self.phase, Phase::Done) || !self.quorum.members.contains(from) {
             return Step::Wait;
         }
         match reply {
@@ -241,7 +275,6 @@ impl<V: Clone + PartialEq> Proposer<V> {
     }
 
     fn on_promise(&mut self, from: &str, accepted: Option<(Ballot, V)>) -> Step<V> {
-        let majority = self.majority();
         let Phase::Preparing { promised, highest } = &mut self.phase else {
             return Step::Wait;
         };
@@ -251,7 +284,7 @@ impl<V: Clone + PartialEq> Proposer<V> {
                 *highest = Some((b, v));
             }
         }
-        if promised.len() < majority {
+        if !self.quorum.is_met(promised) {
             return Step::Wait;
         }
         let value = match highest.take() {
@@ -270,12 +303,11 @@ impl<V: Clone + PartialEq> Proposer<V> {
     }
 
     fn on_accepted(&mut self, from: &str) -> Step<V> {
-        let majority = self.majority();
         let Phase::Accepting { value, accepted } = &mut self.phase else {
             return Step::Wait;
         };
         accepted.insert(from.to_string());
-        if accepted.len() < majority {
+        if !self.quorum.is_met(accepted) {
             return Step::Wait;
         }
         let value = value.clone();

@@ -48,6 +48,8 @@ struct Sim {
     accepts: BTreeMap<(Ballot, u32), BTreeSet<usize>>,
     /// Every outcome a proposer reported, with the proposer.
     outcomes: Vec<(usize, Outcome<u32>)>,
+    /// Each proposer's quorum rule (a plain majority unless set).
+    quorums: Vec<Quorum>,
 }
 
 impl Sim {
@@ -62,6 +64,10 @@ impl Sim {
             net: Vec::new(),
             accepts: BTreeMap::new(),
             outcomes: Vec::new(),
+            quorums: vec![
+                Quorum::majority(ids("a", n_acceptors).into_iter().collect());
+                n_proposers
+            ],
         }
     }
 
@@ -69,15 +75,15 @@ impl Sim {
         100 + p as u32
     }
 
-    fn majority(&self) -> usize {
-        self.acceptors.len() / 2 + 1
-    }
-
-    /// The values accepted by a majority at one ballot (I1: at most one).
+    /// The values accepted at one ballot by a quorum of that ballot's
+    /// proposer (I1: at most one).
     fn chosen(&self) -> BTreeSet<u32> {
-        let m = self.majority();
         (self.accepts.iter())
-            .filter(|(_, who)| who.len() >= m)
+            .filter(|((b, _), who)| {
+                let p = self.proposers.iter().position(|p| *p == b.node);
+                let names = who.iter().map(|a| self.acceptors[*a].clone()).collect();
+                self.quorums[p.expect("a proposer's ballot")].is_met(&names)
+            })
             .map(|((_, v), _)| *v)
             .collect()
     }
@@ -87,8 +93,8 @@ impl Sim {
     fn restart(&mut self, p: usize) {
         self.rounds[p] += 1;
         let b = ballot(self.rounds[p], &self.proposers[p]);
-        let acceptors = self.acceptors.iter().cloned().collect();
-        let prop = Proposer::new(SLOT, b, acceptors, Sim::own(p));
+        let quorum = self.quorums[p].clone();
+        let prop = Proposer::with_quorum(SLOT, b, quorum, Sim::own(p));
         let step = prop.start();
         self.attempts[p] = Some(prop);
         self.apply(p, step);
@@ -203,6 +209,36 @@ impl Sim {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// The layout's acceptor rule (`layout::acceptors`): proposers of one
+    /// slot that each leave out a different node declared dead (or none)
+    /// still choose at most one value, and it stays chosen.
+    #[test]
+    fn proposers_leaving_out_different_dead_nodes_choose_at_most_one_value(
+        n_acceptors in 1usize..=6,
+        excluded in prop::collection::vec(prop::option::of(0usize..6), 3),
+        ops in prop::collection::vec((0u8..8, any::<usize>()), 0..250),
+    ) {
+        let mut sim = Sim::new(n_acceptors, 3);
+        let voters: BTreeSet<String> = sim.acceptors.iter().cloned().collect();
+        for (p, x) in excluded.iter().enumerate() {
+            let x = x.map(|x| sim.acceptors[x % n_acceptors].clone());
+            sim.quorums[p] = crate::layout::acceptors::rule(voters.clone(), x.as_deref());
+        }
+        for p in 0..3 {
+            sim.restart(p);
+        }
+        let mut first: Option<u32> = None;
+        for (kind, i) in ops {
+            sim.op(kind, i);
+            sim.check()?;
+            let now = sim.chosen().into_iter().next();
+            if let Some(f) = first {
+                prop_assert_eq!(now, Some(f));
+            }
+            first = first.or(now);
+        }
+    }
 
     #[test]
     fn at_most_one_value_is_chosen_and_it_stays_chosen(

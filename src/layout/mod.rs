@@ -9,11 +9,14 @@
 //! file only seeds version 1 ([`Layout::seed`]); every change is a new
 //! version. [`crate::ring::Ring::from_layout`] derives placement from it.
 //! `consensus.rs` is the pure compare-and-set (Paxos per version) that
-//! decides which layout a version is.
+//! decides which layout a version is, `acceptors.rs` who decides it, and
+//! `abort.rs` the way out of a movement whose node died.
 //!
 //! Must not do I/O, know about liveness, or hold a ring: everything derived
 //! (ring, pending ranges, peers) is computed from a layout by its owner.
 
+mod abort;
+pub mod acceptors;
 pub mod consensus;
 mod switch;
 #[cfg(test)]
@@ -243,8 +246,9 @@ impl Layout {
     }
 
     /// The convergence rule: the higher version wins. Two different layouts
-    /// with the same version (concurrent changes) are resolved the same way
-    /// on every node — the higher [`Layout::digest`] wins — and reported.
+    /// with the same version are resolved the same way on every node — the
+    /// higher [`Layout::digest`] wins — and reported; the view refuses such
+    /// a fork instead of taking it (`view::Cluster::install`).
     pub fn merge(self, other: Layout) -> Merged {
         use std::cmp::Ordering;
         match self.version.cmp(&other.version) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::ops::JoinRequest;
 use crate::engine::Engine;
-use crate::layout::{Layout, LayoutError};
+use crate::layout::{Layout, LayoutError, Movement, NewNode, NodeState};
 use crate::ring::{allocate_tokens, allocation_rf, AllocateError};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::faults::Faults;
@@ -42,7 +42,7 @@ pub enum BootstrapError {
     #[error("layout in meta: {0}")]
     Store(#[from] store::StoreError),
     /// Refused (another change won the version) or undecided.
-    #[error(transparent)]
+    #[error("{}{}", .0, resume_hint(.0))]
     Propose(#[from] crate::view::ProposeError),
 }
 
@@ -85,14 +85,25 @@ pub async fn prepare_join(
     let msg = peers.get_layout(&seed_node, CALL).await.map_err(err)?;
     let now =
         from_message(&seed_node.id, &msg).map_err(|e| BootstrapError::Decode(e.to_string()))?;
+    let own = Movement::Join {
+        node: req.node.id.clone(),
+    };
+    let mine = |l: &Layout| own_entry(l, &req.node, Some(&req.dc), Some(&req.rack), &own);
+    if mine(&now) {
+        // An earlier run's join was chosen, but this node never kept it
+        // (a crash, a timeout after the decision): resume it.
+        store::save_synced(&**engine, &now)?;
+        tracing::info!(node = %req.node.id, version = now.version, "join resumed");
+        return Ok(now);
+    }
     let rf = allocation_rf(&now, &req.dc);
     let count = (f64::from(now.vnodes_per_weight) * weight).round().max(1.0) as usize;
     let tokens = allocate_tokens(&now, &req.dc, &req.rack, count, rf)?;
     let next = now.begin_join(req.node.clone(), &req.dc, &req.rack, &tokens)?;
     let peers = Arc::new(peers);
-    let chosen = crate::view::cas::propose_outside(&peers, &req.node.id, &now, next).await?;
+    let chosen = crate::view::cas::propose_outside(&peers, &req.node.id, &now, next, &mine).await?;
     // Chosen: kept here first, so a restart resumes it whatever happens next.
-    store::save(&**engine, &chosen)?;
+    store::save_synced(&**engine, &chosen)?;
     push_chosen(&peers, &seed_node, &chosen).await;
     tracing::info!(node = %req.node.id, version = chosen.version, tokens = tokens.len(), "join begun");
     Ok(chosen)
@@ -104,4 +115,36 @@ pub(super) async fn push_chosen(peers: &Peers, seed: &NodeInfo, chosen: &Layout)
     if let Err(e) = peers.push_layout(seed, to_message(chosen), CALL).await {
         tracing::warn!(error = %e, "the seed did not take the new layout; gossip will carry it");
     }
+}
+
+/// What an undecided bootstrap says after the CAS error.
+pub(super) fn resume_hint(e: &crate::view::ProposeError) -> &'static str {
+    match e {
+        crate::view::ProposeError::Cas(c) if c.maybe_applied() => {
+            "; re-run the same command (same id, addresses and data directory) to resume it"
+        }
+        _ => "",
+    }
+}
+
+/// `layout` already holds this node's own entry in progress: `new`
+/// Joining with the same addresses, in `dc` and `rack` when given, its
+/// datacenter's movement `expected` (its join, or its replacement of the
+/// dead node). A re-run of the same command adopts it.
+pub(crate) fn own_entry(
+    layout: &Layout,
+    new: &NewNode,
+    dc: Option<&str>,
+    rack: Option<&str>,
+    expected: &Movement,
+) -> bool {
+    let Some((d, r, n)) = layout.node(&new.id) else {
+        return false;
+    };
+    let addresses = (n.client_address, n.peer_address, n.admin_address);
+    n.state == NodeState::Joining
+        && addresses == (new.client_address, new.peer_address, new.admin_address)
+        && dc.is_none_or(|dc| dc == d)
+        && rack.is_none_or(|rack| rack == r)
+        && layout.movements.get(d) == Some(expected)
 }

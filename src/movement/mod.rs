@@ -48,6 +48,10 @@ pub mod switch;
 pub mod throughput;
 
 #[cfg(test)]
+mod tests_abort;
+#[cfg(test)]
+mod tests_bootstrap_adopt;
+#[cfg(test)]
 mod tests_cleanup_stall;
 #[cfg(test)]
 mod tests_leave;

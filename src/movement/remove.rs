@@ -44,18 +44,24 @@ pub enum RemoveError {
 }
 
 /// The layout with `dead`'s removal begun; refused while `is_up(dead)`.
+/// A dead node that is not Normal (joining, leaving or replacing) has its
+/// movement aborted instead ([`Layout::abort`]): a joiner or replacement
+/// is dropped, a leaving node's removal goes on as for a Normal one.
 pub fn begin(
     layout: &Layout,
     dead: &str,
     is_up: &dyn Fn(&str) -> bool,
 ) -> Result<Layout, RemoveError> {
-    if layout.node(dead).is_none() {
+    let Some((_, _, n)) = layout.node(dead) else {
         return Err(LayoutError::UnknownNode(dead.into()).into());
-    }
+    };
     if is_up(dead) {
         return Err(RemoveError::Alive(dead.into()));
     }
-    Ok(layout.begin_remove(dead)?)
+    match n.state {
+        NodeState::Joining | NodeState::Leaving => Ok(layout.abort(dead)?),
+        _ => Ok(layout.begin_remove(dead)?),
+    }
 }
 
 /// The dead node of a removal in progress (the first by datacenter).

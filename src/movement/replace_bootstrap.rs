@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Engine;
-use crate::layout::{Layout, LayoutError, NewNode};
+use crate::layout::{Layout, LayoutError, Movement, NewNode};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::transport::faults::Faults;
 use crate::transport::{Peers, TransportError};
@@ -46,7 +46,7 @@ pub enum ReplaceBootstrapError {
     #[error("layout in meta: {0}")]
     Store(#[from] store::StoreError),
     /// Refused (another change won the version) or undecided.
-    #[error(transparent)]
+    #[error("{}{}", .0, super::bootstrap::resume_hint(.0))]
     Propose(#[from] crate::view::ProposeError),
 }
 
@@ -99,11 +99,22 @@ pub async fn prepare_replace(
         admin_address: d.admin_address,
         ..info(dead, dc, rack, new)
     };
+    let own = Movement::Replace {
+        dead: dead.into(),
+        new: new.id.clone(),
+    };
+    let mine = |l: &Layout| super::bootstrap::own_entry(l, new, None, None, &own);
+    if mine(&now) {
+        // An earlier run's replacement was chosen but not kept here.
+        store::save_synced(&**engine, &now)?;
+        tracing::info!(node = %new.id, dead, version = now.version, "replacement resumed");
+        return Ok(now);
+    }
     check_dead(&peers, &now, seed, &dead_info).await?;
     let next = now.begin_replace(dead, new.clone())?;
     let peers = Arc::new(peers);
-    let chosen = crate::view::cas::propose_outside(&peers, &new.id, &now, next).await?;
-    store::save(&**engine, &chosen)?;
+    let chosen = crate::view::cas::propose_outside(&peers, &new.id, &now, next, &mine).await?;
+    store::save_synced(&**engine, &chosen)?;
     super::bootstrap::push_chosen(&peers, &seed_node, &chosen).await;
     tracing::info!(node = %new.id, dead, version = chosen.version, "replacement begun");
     Ok(chosen)

@@ -2,8 +2,8 @@
 //! [`crate::layout::consensus::Proposer`] over the network until the slot
 //! (the next version) is decided or the deadline passes.
 //!
-//! [`decide`] asks every acceptor (the members of the base layout, neither
-//! Left nor Removed) concurrently, retries at a higher ballot when
+//! [`decide`] asks every acceptor (the voters of the base layout, less a
+//! node the change declares dead: `layout::acceptors`) concurrently, retries at a higher ballot when
 //! preempted, and returns the chosen layout and whether it is the one
 //! proposed. A change whose accept never reached a majority ends in
 //! [`CasError`], which says whether the change may still be applied (some
@@ -44,12 +44,16 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// A layout change that was not decided.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CasError {
-    #[error("layout change v{slot} needs a majority of {members} members ({needed}); {answered} answered; {}", applied(*maybe_applied))]
+    #[error("layout change v{slot} needs a majority of {members} members ({needed}{}); {answered} answered{}; {}", among(required), silent(unanswered), applied(*maybe_applied))]
     NoMajority {
         slot: u64,
         members: usize,
         needed: usize,
+        /// An acceptor that must be among them (the tie-breaker).
+        required: Option<String>,
         answered: usize,
+        /// The acceptors that did not answer, by id.
+        unanswered: Vec<String>,
         maybe_applied: bool,
     },
     #[error("layout change v{slot} not decided within {secs} s: competing proposals kept preempting it; {}", applied(*maybe_applied))]
@@ -69,6 +73,17 @@ impl CasError {
             | CasError::Contended { maybe_applied, .. } => *maybe_applied,
         }
     }
+}
+
+fn among(required: &Option<String>) -> String {
+    (required.as_ref()).map_or(String::new(), |r| format!(", {r} among them"))
+}
+
+fn silent(ids: &[String]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    format!(" (no answer from {})", ids.join(", "))
 }
 
 fn applied(maybe: bool) -> &'static str {
@@ -94,7 +109,7 @@ enum End {
     Done(Outcome<Layout>),
     /// The calls all ended (or the deadline passed) without a majority.
     NoMajority {
-        answered: usize,
+        answered: BTreeSet<String>,
     },
 }
 
@@ -108,13 +123,13 @@ pub async fn decide(
     deadline: Duration,
 ) -> Result<Decided, CasError> {
     let slot = base.version + 1;
+    let quorum = crate::layout::acceptors::quorum(base, &next);
     let members: Vec<NodeInfo> = (base.nodes())
-        .filter(|(_, _, n)| n.state.is_member())
+        .filter(|(_, _, n)| quorum.members.contains(&n.id))
         .map(|(dc, rack, n)| node_info(dc, rack, n))
         .collect();
-    let acceptors: BTreeSet<String> = members.iter().map(|n| n.id.clone()).collect();
     let give_up = tokio::time::Instant::now() + deadline;
-    let (mut round, mut maybe_applied) = (1, false);
+    let (mut round, mut maybe_applied, mut retries) = (1, false, 0u32);
     // Ballots must be unique per proposer: two proposals made on one node
     // at once (or before and after a restart) must not share one, or both
     // would count the same acceptances. So each call has its own id.
@@ -124,7 +139,7 @@ pub async fn decide(
             round,
             node: proposer.clone(),
         };
-        let mut prop = Proposer::new(slot, ballot, acceptors.clone(), next.clone());
+        let mut prop = Proposer::with_quorum(slot, ballot, quorum.clone(), next.clone());
         let needed = prop.majority();
         match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
             End::Done(Outcome::Chosen { value, ours }) => {
@@ -138,13 +153,19 @@ pub async fn decide(
                     slot,
                     members: members.len(),
                     needed,
-                    answered,
+                    required: quorum.required.clone(),
+                    answered: answered.len(),
+                    unanswered: (quorum.members.iter())
+                        .filter(|id| !answered.contains(*id))
+                        .cloned()
+                        .collect(),
                     maybe_applied,
                 })
             }
             End::Done(Outcome::Preempted { by }) => round = round.max(by.round) + 1,
         }
-        let pause = backoff(me, round);
+        retries += 1;
+        let pause = retry_pause(retries, rand::random::<f64>());
         if tokio::time::Instant::now() + pause >= give_up {
             return Err(CasError::Contended {
                 slot,
@@ -156,11 +177,15 @@ pub async fn decide(
     }
 }
 
-/// A pause before retrying at `round`: 10–90 ms, different per proposer,
-/// so two preempting each other do not retry in step forever.
-fn backoff(me: &str, round: u64) -> Duration {
-    let h = xxhash_rust::xxh3::xxh3_64(format!("{me}/{round}").as_bytes());
-    Duration::from_millis(10 + h % 80)
+/// Pauses between attempts at higher ballots: from 20 ms, doubling up to
+/// 2 s (past one inter-DC two-phase round), jittered so two proposers
+/// preempting each other do not retry in step.
+const RETRY: geokv_client::Backoff =
+    geokv_client::Backoff::new(Duration::from_millis(20), Duration::from_secs(2));
+
+/// The pause before retry number `retry`, for a uniform sample `unit`.
+pub(crate) fn retry_pause(retry: u32, unit: f64) -> Duration {
+    RETRY.jittered(retry, unit)
 }
 
 /// One ballot: broadcast each phase, feed replies in until the proposer
@@ -190,7 +215,7 @@ async fn attempt(
                 async move { (id, call.await) }
             })
             .collect();
-        let mut answered = 0;
+        let mut answered = BTreeSet::new();
         step = loop {
             let (id, result) = match tokio::time::timeout_at(give_up, calls.next()).await {
                 Ok(Some(done)) => done,
@@ -198,7 +223,7 @@ async fn attempt(
             };
             match result {
                 Ok(reply) => {
-                    answered += 1;
+                    answered.insert(id.clone());
                     match prop.on_reply(&id, reply) {
                         Step::Wait => {}
                         s => break s,
@@ -219,11 +244,25 @@ pub async fn propose_outside(
     me: &str,
     base: &Layout,
     next: Layout,
+    mine: &(dyn Fn(&Layout) -> bool + Sync),
 ) -> Result<Layout, super::ProposeError> {
-    let net = PeersNet(peers.clone());
+    propose_adopting(&PeersNet(peers.clone()), me, base, next, mine).await
+}
+
+/// [`propose_outside`] through `net`: a chosen layout other than `next`
+/// for which `mine` holds (this node's own earlier change of the same
+/// kind, accepted by some acceptors before a timeout or a crash, and
+/// finished by this proposal) is adopted, not refused.
+pub async fn propose_adopting(
+    net: &dyn AcceptorNet,
+    me: &str,
+    base: &Layout,
+    next: Layout,
+    mine: &(dyn Fn(&Layout) -> bool + Sync),
+) -> Result<Layout, super::ProposeError> {
     let deadline = super::cluster::PROPOSE_DEADLINE;
-    let decided = decide(&net, me, base, next, deadline).await?;
-    if !decided.ours {
+    let decided = decide(net, me, base, next, deadline).await?;
+    if !decided.ours && !mine(&decided.layout) {
         return Err(super::ProposeError::Concurrent {
             version: decided.layout.version,
             now: describe(&decided.layout),

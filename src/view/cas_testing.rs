@@ -91,6 +91,11 @@ impl Group {
         group
     }
 
+    /// A proposer's way to this group's acceptors (for one outside it).
+    pub fn net(self: &Arc<Self>) -> Arc<dyn AcceptorNet> {
+        Arc::new(Net(Arc::downgrade(self)))
+    }
+
     /// Node `id`'s cluster.
     pub fn node(&self, id: &str) -> Cluster {
         self.nodes.lock()[id].clone()

@@ -25,6 +25,14 @@ pub enum ViewError {
     Derive { version: u64, source: NotAMember },
     #[error("persisting layout v{version}: {source}")]
     Persist { version: u64, source: StoreError },
+    /// Two different layouts of one version (a fork): the one in force
+    /// stays, the other is refused (`geokv_layout_forks_total`).
+    #[error("two different layouts have version {version}: refused {refused:032x}, the one in force ({installed:032x}) stays; a fork (nodes seeded from different topology files, a node not running the layout CAS, or an acceptor that lost its state): find which nodes hold which")]
+    Fork {
+        version: u64,
+        installed: u128,
+        refused: u128,
+    },
 }
 
 /// A proposed layout was refused.
@@ -41,6 +49,26 @@ pub enum ProposeError {
     Cas(#[from] CasError),
     #[error(transparent)]
     View(#[from] ViewError),
+    /// Decided (applied cluster-wide), but this node could not install it.
+    #[error("layout v{version} was chosen ({}), but this node could not install it: {source}", if *ours { "the change is applied" } else { "another change won the version" })]
+    NotInstalled {
+        version: u64,
+        ours: bool,
+        source: ViewError,
+    },
+}
+
+impl ProposeError {
+    /// The HTTP status an admin answer carries: 409 when another change
+    /// won (re-read and retry), 503 when undecided (the text says whether
+    /// it may still be applied), 500 when this node failed.
+    pub fn status(&self) -> u16 {
+        match self {
+            ProposeError::NotNext { .. } | ProposeError::Concurrent { .. } => 409,
+            ProposeError::Cas(_) => 503,
+            ProposeError::View(_) | ProposeError::NotInstalled { .. } => 500,
+        }
+    }
 }
 
 /// How long [`Cluster::propose`] tries to get its change decided.
@@ -332,7 +360,13 @@ impl Cluster {
         };
         let decided = cas::decide(&net, self.me(), &base.layout, next, PROPOSE_DEADLINE).await?;
         let chosen = Arc::new(decided.layout);
-        self.install((*chosen).clone())?;
+        if let Err(source) = self.install((*chosen).clone()) {
+            return Err(ProposeError::NotInstalled {
+                version: chosen.version,
+                ours: decided.ours,
+                source,
+            });
+        }
         tracing::info!(
             version = chosen.version,
             ours = decided.ours,
@@ -355,7 +389,26 @@ impl Cluster {
         let from = current.version();
         let merged = (*current.layout).clone().merge(incoming);
         if let Some(c) = &merged.conflict {
-            tracing::warn!(%c, "layout: concurrent changes, the higher digest wins");
+            // Only chosen layouts are installed, so a second one of a
+            // version is a fork: keep what this node may have acted on.
+            let installed = current.layout.digest();
+            let refused = if c.kept == installed {
+                c.dropped
+            } else {
+                c.kept
+            };
+            metrics::counter!("geokv_layout_forks_total").increment(1);
+            tracing::error!(
+                version = c.version,
+                installed = %format!("{installed:032x}"),
+                refused = %format!("{refused:032x}"),
+                "layout: refused a fork"
+            );
+            return Err(ViewError::Fork {
+                version: c.version,
+                installed,
+                refused,
+            });
         }
         if merged.layout == *current.layout {
             return Ok(Installed::Unchanged { version: from });

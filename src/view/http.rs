@@ -43,8 +43,7 @@ impl KeyspaceError {
     pub fn status(&self) -> u16 {
         match self {
             KeyspaceError::Exists(_) => 409,
-            KeyspaceError::Propose(ProposeError::View(_)) => 500,
-            KeyspaceError::Propose(ProposeError::NotNext { .. }) => 409,
+            KeyspaceError::Propose(e) => e.status(),
             _ => 400,
         }
     }

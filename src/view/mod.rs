@@ -31,11 +31,15 @@ pub mod store;
 pub mod sync;
 
 #[cfg(test)]
+mod cas_acceptor_set_tests;
+#[cfg(test)]
 mod cas_loopback_tests;
 #[cfg(test)]
-mod cas_testing;
+pub(crate) mod cas_testing;
 #[cfg(test)]
 mod cas_tests;
+#[cfg(test)]
+mod fork_tests;
 #[cfg(test)]
 mod tests;
 

@@ -36,6 +36,14 @@ pub fn save(engine: &dyn Engine, layout: &Layout) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// [`save`], then synced to disk (the engine's flush): for a layout this
+/// node must find again after a crash or a power loss (a bootstrap's).
+pub fn save_synced(engine: &dyn Engine, layout: &Layout) -> Result<(), StoreError> {
+    save(engine, layout)?;
+    engine.flush()?;
+    Ok(())
+}
+
 /// Where the layout a node starts with came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {

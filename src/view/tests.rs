@@ -137,19 +137,6 @@ async fn propose_must_be_the_next_version() {
 }
 
 #[test]
-fn same_version_conflicts_resolve_the_same_on_every_node() {
-    let seed = Layout::seed(&Topology::dev());
-    let (a, b) = (with_keyspace(&seed, "a"), with_keyspace(&seed, "b"));
-    let one = Cluster::new(seed.clone(), "dc1-n1", None).expect("cluster");
-    let two = Cluster::new(seed, "dc2-n1", None).expect("cluster");
-    one.install(a.clone()).expect("a");
-    one.install(b.clone()).expect("b");
-    two.install(b).expect("b");
-    two.install(a).expect("a");
-    assert_eq!(one.current().layout, two.current().layout);
-}
-
-#[test]
 fn a_restart_keeps_a_newer_persisted_layout_over_the_file() {
     let seed = Layout::seed(&Topology::dev());
     let v3 = with_keyspace(&with_keyspace(&seed, "a"), "b");

@@ -242,9 +242,10 @@ async fn a_node_is_replaced_while_most_of_the_other_datacenter_is_paused_and_not
     let (mut c, before, writers, stop) =
         loaded_cluster_under_writers(&[("dc1", 0), ("dc1", 1)]).await;
     // Two of dc2's three nodes: a layout change is a compare-and-set that
-    // needs a majority of the members (4 of 6 here; with the whole of dc2
-    // paused no layout change can be decided, the replacement included,
-    // and its bootstrap says so). dc2 has no quorum of its own meanwhile.
+    // needs a majority of the members' votes (the dead node and the
+    // joining replacement have none; with the whole of dc2 paused too few
+    // may be left to decide the replacement's steps; README "Who decides a
+    // layout change"). dc2 has no quorum of its own meanwhile.
     let dc2: Vec<String> = (c.nodes.iter())
         .filter(|n| n.dc == "dc2")
         .map(|n| n.id.clone())
