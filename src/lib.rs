@@ -32,6 +32,7 @@
 //! | `security` | cluster CA, node/client certificates, certificate identities | no |
 //! | `hints`, `membership`, `repair` | hinted streams, gossip + φ detector, anti-entropy | no |
 //! | `node` | wires one node together: start-up and shutdown | no |
+//! | `tasks` | where a subsystem spawns its background tasks: the node's task set | no |
 //! | `local_cluster` | real `geokv node` processes on this machine: `geokv dev`, the benchmarks (`crates/geokv-bench`) | no |
 
 pub use geokv_client as client;
@@ -74,6 +75,8 @@ pub mod repair;
 pub mod replica;
 #[cfg(feature = "server")]
 pub mod security;
+#[cfg(feature = "server")]
+pub mod tasks;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "server")]
