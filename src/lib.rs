@@ -39,6 +39,7 @@
 //! | `error` | typed errors and their one mapping to gRPC statuses (`applied: no/maybe`) | no |
 //! | `proto` | the generated gRPC types of `proto/` | yes |
 //! | `telemetry` | logs, OpenTelemetry traces and their propagation across nodes | no |
+//! | `tasks` | where a subsystem spawns its background tasks: the node's task set | no |
 //! | `local_cluster` | real `geokv node` processes on this machine: `geokv dev`, the benchmarks (`crates/geokv-bench`) | no |
 
 pub use geokv_client as client;
@@ -81,6 +82,8 @@ pub mod repair;
 pub mod replica;
 #[cfg(feature = "server")]
 pub mod security;
+#[cfg(feature = "server")]
+pub mod tasks;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "server")]

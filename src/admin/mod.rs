@@ -127,15 +127,19 @@ pub async fn serve_on(
         guard,
         tls,
     } = services;
-    let app = routes::router(routes::Admin {
+    let (metrics, history) = (install_metrics(), Arc::default());
+    // The status page's sampler runs here, so it ends with the server.
+    let sampler = status_page::sample_loop(Arc::clone(&history), metrics.clone(), cluster.clone());
+    let admin = routes::Admin {
         node_id: node_id.into(),
-        metrics: install_metrics(),
+        metrics,
         faults,
         repair,
         cluster,
         control,
         guard,
-    });
+    };
+    let app = routes::router(admin, history);
     // Not a graceful shutdown: a node stopping does not wait for a long
     // `POST /repair` to answer.
     let served = async move {
@@ -152,6 +156,7 @@ pub async fn serve_on(
     };
     tokio::select! {
         r = served => r,
+        () = sampler => Ok(()),
         _ = shutdown.wait_for(|v| *v) => Ok(()),
     }
 }

@@ -38,8 +38,8 @@ pub struct Admin {
     pub guard: Guard,
 }
 
-/// Every endpoint of the admin port.
-pub fn router(admin: Admin) -> Router {
+/// Every endpoint of the admin port; the status page reads `history`.
+pub fn router(admin: Admin, history: Arc<super::status_history::History>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -67,7 +67,7 @@ pub fn router(admin: Admin) -> Router {
         )
         .route("/auth/grant", post(auth_routes::grant))
         .route("/auth/revoke", post(auth_routes::revoke))
-        .merge(super::status_page::routes(&admin))
+        .merge(super::status_page::routes(history))
         .merge(super::repair_job::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(axum::middleware::from_fn_with_state(

@@ -7,11 +7,12 @@
 //! minutes; repair and movement progress; request rates and latency per
 //! operation and consistency level.
 //!
-//! Owns the two routes, the JSON and the sampler task filling
-//! [`History`]. `/status.json` carries `Access-Control-Allow-Origin: *` so
+//! Owns the two routes, the JSON and the sampler filling [`History`]
+//! (run inside the admin server's task, `admin::serve_on`, so it ends
+//! with it). `/status.json` carries `Access-Control-Allow-Origin: *` so
 //! one node's page can read the other datacenters' lag from their nodes.
 //! Must not: change anything on the node.
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
@@ -29,16 +30,9 @@ use crate::layout::Layout;
 
 const PAGE: &str = include_str!("status.html");
 
-/// The page's routes, merged into the admin router; starts the sampler.
-pub fn routes(admin: &Admin) -> Router<Admin> {
-    let history = Arc::new(History::default());
-    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(sample_loop(
-            Arc::downgrade(&history),
-            admin.metrics.clone(),
-            admin.cluster.clone(),
-        ));
-    }
+/// The page's routes over `history` (filled by [`sample_loop`]), merged
+/// into the admin router.
+pub fn routes(history: Arc<History>) -> Router<Admin> {
     Router::new()
         .route("/", get(page))
         .route("/status", get(page))
@@ -61,18 +55,17 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Samples every [`history::INTERVAL`] while the router (and so the
-/// history) lives.
-async fn sample_loop(
-    history: Weak<History>,
+/// Samples into `history` every [`history::INTERVAL`], until dropped (it
+/// runs beside the admin server, in its task).
+pub async fn sample_loop(
+    history: Arc<History>,
     metrics: PrometheusHandle,
     cluster: Option<crate::view::Cluster>,
 ) {
     let mut tick = tokio::time::interval(history::INTERVAL);
     loop {
         tick.tick().await;
-        let Some(h) = history.upgrade() else { return };
-        h.push(take(&metrics, cluster.as_ref()));
+        history.push(take(&metrics, cluster.as_ref()));
     }
 }
 

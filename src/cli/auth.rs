@@ -279,15 +279,51 @@ async fn run_text(cmd: &AuthCommand, quiet: bool) -> anyhow::Result<Option<Strin
         }
         AuthCommand::List { admin } => {
             let body = admin.call("GET", "/auth/roles", "").await?;
-            if quiet {
-                let v: Value = serde_json::from_str(&body).context("decoding the roles")?;
-                println!("{v}");
-            } else {
-                print!("{body}");
-            }
+            print!("{}", list_output(&body, quiet)?);
         }
     }
     Ok(None)
+}
+
+/// What `geokv auth list` prints of `GET /auth/roles`: the JSON on one
+/// line (`--json`), else [`roles_table`].
+fn list_output(body: &str, as_json: bool) -> anyhow::Result<String> {
+    let v: Value = serde_json::from_str(body).context("decoding the roles")?;
+    Ok(match as_json {
+        true => format!("{v}\n"),
+        false => roles_table(&v),
+    })
+}
+
+/// `GET /auth/roles` (`{"version", "roles": {NAME: {"grants": {KEYSPACE:
+/// [PERM…]}, "token": bool}}}`) as a table: one line per role and
+/// keyspace, a role without grants on one line with `-`.
+fn roles_table(v: &Value) -> String {
+    let mut t = super::render::table(["ROLE", "TOKEN", "KEYSPACE", "PERMISSIONS"]);
+    let roles = v["roles"].as_object().cloned().unwrap_or_default();
+    for (name, role) in &roles {
+        let token = if role["token"].as_bool() == Some(true) {
+            "yes"
+        } else {
+            "no (certificate)"
+        };
+        let grants = role["grants"].as_object().cloned().unwrap_or_default();
+        if grants.is_empty() {
+            t.add_row([name.as_str(), token, "-", "-"]);
+        }
+        for (keyspace, perms) in &grants {
+            let perms: Vec<&str> = (perms.as_array().into_iter().flatten())
+                .filter_map(Value::as_str)
+                .collect();
+            t.add_row([
+                name.as_str(),
+                token,
+                keyspace.as_str(),
+                perms.join(",").as_str(),
+            ]);
+        }
+    }
+    format!("{t}\nauth state version {}\n", v["version"])
 }
 
 #[cfg(test)]
@@ -337,5 +373,38 @@ mod tests {
         );
         assert!(parse(&["list", "--json"]).admin().json);
         assert!(!parse(&["list"]).admin().json);
+    }
+
+    /// Issue 13: `geokv auth list` printed the JSON only; it is a table
+    /// now (one line per role and keyspace), `--json` the JSON as before.
+    #[test]
+    fn auth_list_prints_a_table_of_roles_and_grants() {
+        let v = json!({"version": 4, "roles": {
+            "admin": {"grants": {"*": ["admin"]}, "token": true},
+            "app": {"grants": {"carts": ["read", "write"], "users": ["read"]}, "token": true},
+            "svc": {"grants": {}, "token": false},
+        }});
+        let body = serde_json::to_string_pretty(&v).unwrap();
+        let json = list_output(&body, true).expect("json");
+        assert_eq!(json.lines().count(), 1, "one line: {json:?}");
+        let back: Value = serde_json::from_str(&json).expect("--json is JSON");
+        assert_eq!(back, v, "--json keeps the server's JSON");
+        let text = list_output(&body, false).expect("table");
+        let lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+        let words: Vec<Vec<&str>> = lines
+            .iter()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(words[0], ["ROLE", "TOKEN", "KEYSPACE", "PERMISSIONS"]);
+        assert_eq!(words[1], ["admin", "yes", "*", "admin"]);
+        assert_eq!(words[2], ["app", "yes", "carts", "read,write"]);
+        assert_eq!(words[3], ["app", "yes", "users", "read"]);
+        assert_eq!(words[4], ["svc", "no", "(certificate)", "-", "-"]);
+        // The columns line up: every KEYSPACE cell starts where its header does.
+        let at = lines[0].find("KEYSPACE").expect("header");
+        for (line, ks) in lines[1..5].iter().zip(["*", "carts", "users", "-"]) {
+            assert_eq!(line[at..].split_whitespace().next(), Some(ks), "{line:?}");
+        }
+        assert_eq!(lines[5], "auth state version 4");
     }
 }

@@ -285,96 +285,68 @@ impl<L: Link> Pump<L> {
     }
 
     /// Performs `actions` in order, feeding their results back to the
-    /// scheduler; the back-off to wait, if it asked for one.
+    /// scheduler; the back-off to wait, if it asked for one. A stall (an
+    /// engine or a stream failure) drops the rest of the queue.
     async fn perform(&mut self, actions: Vec<Action>) -> Option<Duration> {
         let mut queue = VecDeque::from(actions);
         let mut backoff = None;
         while let Some(action) = queue.pop_front() {
             let next = match action {
-                Action::Load(load) => self.load(load).await,
-                Action::Expire(old) => {
-                    let d = self.dest.clone();
-                    let expired = (self.hints.store)
-                        .blocking(move |s| s.remove(&d, Lane::Backlog, &[], &old))
-                        .await;
-                    match expired {
-                        Ok(Ok(())) => Vec::new(),
-                        // Back off, as for a failed Remove: the same expired
-                        // rows would otherwise be reloaded in a tight loop.
-                        _ => {
-                            queue.clear();
-                            self.stall(Stall::Failed("could not expire old hints".into()))
-                        }
-                    }
-                }
-                Action::Send {
-                    batch_id,
-                    lane,
-                    entries,
-                } => match self.send(batch_id, lane, entries).await {
-                    Ok(None) => Vec::new(),
-                    // Nothing sent: every entry parked (see `patch`).
-                    Ok(Some(ack)) => self.sched.on(Event::Acked {
-                        ack,
-                        now: Instant::now(),
-                    }),
-                    Err(stall) => {
-                        queue.clear();
-                        self.stall(stall)
-                    }
-                },
-                Action::Resolve { seq, outcome } => {
-                    let outcome = self.handed_over(outcome);
-                    self.hints.waiters().resolve(seq, outcome);
-                    Vec::new()
-                }
-                Action::Remove {
-                    lane,
-                    done,
-                    refused,
-                } => match self.remove(lane, done, refused).await {
-                    Ok(()) => Vec::new(),
-                    Err(stall) => {
-                        queue.clear();
-                        self.stall(stall)
-                    }
-                },
-                Action::Reset => {
-                    self.stream = None;
-                    self.unforked.clear();
-                    metrics::counter!("geokv_hint_send_failures_total", "dest" => self.label.clone())
-                        .increment(1);
-                    Vec::new()
-                }
-                Action::FailWaits => {
-                    // Waiting clients learn now rather than at their deadline.
-                    let dc = self.dest.name();
-                    let why = StreamFailure::NoLiveNode { dc: dc.to_string() };
-                    self.hints.waiters().fail_dc(dc, &why);
-                    Vec::new()
-                }
                 Action::Backoff(d) => {
                     backoff = Some(d);
                     Vec::new()
                 }
-                Action::Idle { until, view } => {
-                    self.idle = Some((until, view));
-                    Vec::new()
-                }
-                Action::CatchUp { from, version } => {
-                    self.catch_up(from, version);
-                    Vec::new()
-                }
-                Action::Oldest(oldest) => {
-                    let age = oldest.map_or(0.0, |o| now_ms().saturating_sub(o) as f64 / 1000.0);
-                    metrics::gauge!("geokv_hint_oldest_age_seconds", "dest" => self.label.clone())
-                        .set(age);
-                    Vec::new()
-                }
+                io @ (Action::Load(_)
+                | Action::Expire(_)
+                | Action::Send { .. }
+                | Action::Remove { .. }) => match self.perform_io(io).await {
+                    Ok(next) => next,
+                    Err(stall) => {
+                        queue.clear();
+                        self.stall(stall)
+                    }
+                },
+                other => self.perform_local(other),
             };
             queue.extend(next);
         }
         backoff
+    }
+
+    /// An action without I/O of its own (waiters, metrics, the stream's
+    /// state, a layout fetch in the background); never a next action.
+    fn perform_local(&mut self, action: Action) -> Vec<Action> {
+        match action {
+            Action::Resolve { seq, outcome } => {
+                let outcome = self.handed_over(outcome);
+                self.hints.waiters().resolve(seq, outcome);
+            }
+            Action::Reset => {
+                self.stream = None;
+                self.unforked.clear();
+                metrics::counter!("geokv_hint_send_failures_total", "dest" => self.label.clone())
+                    .increment(1);
+            }
+            Action::FailWaits => {
+                // Waiting clients learn now rather than at their deadline.
+                let dc = self.dest.name();
+                let why = StreamFailure::NoLiveNode { dc: dc.to_string() };
+                self.hints.waiters().fail_dc(dc, &why);
+            }
+            Action::Idle { until, view } => self.idle = Some((until, view)),
+            Action::CatchUp { from, version } => self.catch_up(from, version),
+            Action::Oldest(oldest) => {
+                let age = oldest.map_or(0.0, |o| now_ms().saturating_sub(o) as f64 / 1000.0);
+                metrics::gauge!("geokv_hint_oldest_age_seconds", "dest" => self.label.clone())
+                    .set(age);
+            }
+            Action::Backoff(_)
+            | Action::Load(_)
+            | Action::Expire(_)
+            | Action::Send { .. }
+            | Action::Remove { .. } => unreachable!("performed by `perform`/`perform_io`"),
+        }
+        Vec::new()
     }
 
     /// Fetches `from`'s layout (`version`, newer than ours) in the

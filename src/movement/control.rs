@@ -40,6 +40,13 @@ pub struct Status {
     pub progress: ProgressSnapshot,
 }
 
+/// What [`Control`] needs of its node: the stop (a decommission that
+/// ended stops the node) and the task set its decommission runs in.
+pub struct NodeHooks {
+    pub stop: watch::Sender<bool>,
+    pub spawner: crate::tasks::Spawner,
+}
+
 /// What the controls need of the running node.
 pub struct Control {
     pub cluster: Cluster,
@@ -54,6 +61,8 @@ pub struct Control {
     pub stop: watch::Sender<bool>,
     /// The node's stream cap, shared by every movement it streams.
     pub throughput: Arc<Throughput>,
+    /// Where the decommission runs: the node's task set.
+    spawner: crate::tasks::Spawner,
     status: Mutex<Status>,
     progress: Arc<Progress>,
     running: Mutex<bool>,
@@ -66,7 +75,7 @@ impl Control {
         peers: Arc<Peers>,
         is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
         hints: Arc<Hints>,
-        stop: watch::Sender<bool>,
+        node: NodeHooks,
         throughput: Arc<Throughput>,
     ) -> Arc<Control> {
         Arc::new(Control {
@@ -75,8 +84,9 @@ impl Control {
             peers,
             is_up,
             hints,
-            stop,
+            stop: node.stop,
             throughput,
+            spawner: node.spawner,
             status: Mutex::new(Status {
                 phase: "idle".into(),
                 ..Status::default()
@@ -126,7 +136,7 @@ impl Control {
                 "announcing"
             };
             self.set(phase, "");
-            tokio::spawn(self.clone().run_leave());
+            self.spawner.spawn("decommission", self.clone().run_leave());
         }
         drop(running);
         Ok(self.status())

@@ -43,13 +43,19 @@ async fn exchange(auth: &Auth, peers: &Peers, to: &crate::topology::NodeInfo) {
 }
 
 /// The hook [`Auth::change`] pushes with: every other member, concurrently.
-pub fn push_hook(auth: &Arc<Auth>, cluster: Cluster, peers: Arc<Peers>) -> PushHook {
+/// Each push runs in the node's task set (`spawner`).
+pub fn push_hook(
+    auth: &Arc<Auth>,
+    cluster: Cluster,
+    peers: Arc<Peers>,
+    spawner: crate::tasks::Spawner,
+) -> PushHook {
     let auth = Arc::downgrade(auth);
     Arc::new(move |_state: Arc<AuthState>| {
         let view = cluster.current();
         for peer in view.members().iter().filter(|n| n.id != view.me_id()) {
             let (auth, peers, peer) = (auth.clone(), peers.clone(), peer.clone());
-            tokio::spawn(async move {
+            spawner.spawn("auth push", async move {
                 if let Some(auth) = auth.upgrade() {
                     exchange(&auth, &peers, &peer).await;
                 }

@@ -26,6 +26,7 @@ use crate::hints::deliver::Delivery;
 use crate::hints::queue::Dest;
 use crate::hints::Hints;
 use crate::membership::Gossiper;
+use crate::tasks::Spawner;
 use crate::topology::NodeIdx;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
@@ -156,7 +157,7 @@ fn spawn_gossip(
     peers: &Arc<Peers>,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let sync = LayoutSync::new(s.cluster.clone(), peers.clone());
+    let sync = LayoutSync::new(s.cluster.clone(), peers.clone(), Spawner::detached());
     s.cluster.set_push(sync.push_hook());
     s.cluster
         .set_net(Arc::new(crate::view::cas::PeersNet(peers.clone())));

@@ -3,8 +3,10 @@
 //! the replica, the coordinator (forwarded writes), the hint receiver,
 //! gossip or repair. It lives with the node, the one module allowed to know
 //! every subsystem, so `transport` below it owns only channels and no
-//! subsystem depends on another through it. Must not hold logic of its own
-//! beyond decoding.
+//! subsystem depends on another through it. A subsystem with calls of its
+//! own is served from its own file: `streams` (hinted streams), `repair`
+//! (anti-entropy), `batch`/`read_batch` (replica batches). Must not hold
+//! logic of its own beyond decoding.
 
 use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{Coordinator, WriteRequest};
@@ -30,10 +32,10 @@ use tracing::Instrument;
 
 mod batch;
 mod read_batch;
+mod repair;
+mod streams;
 
-/// Batches of one incoming stream applied at once (senders keep fewer in
-/// flight; this only bounds a misbehaving one).
-const STREAM_WINDOW: usize = 32;
+use streams::Acks;
 
 /// Serves internode calls for one node.
 pub struct InternodeService {
@@ -317,122 +319,13 @@ impl Internode for InternodeService {
         &self,
         req: Request<MerkleRequest>,
     ) -> Result<Response<MerkleResponse>, Status> {
-        let span = self.admit(&req, "merkle")?;
-        let r = req.into_inner();
-        // 2^depth hashers are allocated: a deeper request is refused.
-        crate::replica::merkle::check_depth(r.depth)
-            .map_err(|e| GeokvError::InvalidArgument(e.to_string()))?;
-        let replica = self.replica.clone();
-        let leaves = tokio::task::spawn_blocking(move || {
-            let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
-            replica.merkle_leaves(&r.keyspace, range, r.depth)
-        })
-        .instrument(span)
-        .await
-        .map_err(|e| GeokvError::Internal(e.to_string()))?
-        .map_err(GeokvError::from)?;
-        Ok(Response::new(MerkleResponse { leaves }))
+        repair::merkle(self, req).await
     }
 
     async fn range_scan(
         &self,
         req: Request<RangeScanRequest>,
     ) -> Result<Response<RangeScanResponse>, Status> {
-        let span = self.admit(&req, "range_scan")?;
-        let r = req.into_inner();
-        let replica = self.replica.clone();
-        let limit = r.limit.clamp(1, 10_000) as usize;
-        let (rows, more) = tokio::task::spawn_blocking(move || {
-            let after = (!r.after_key.is_empty()).then_some(r.after_key.as_slice());
-            let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
-            replica.scan_page(&r.keyspace, range, after, limit)
-        })
-        .instrument(span)
-        .await
-        .map_err(|e| GeokvError::Internal(e.to_string()))?
-        .map_err(GeokvError::from)?;
-        let items = rows
-            .into_iter()
-            .map(|(key, set)| {
-                let mut record = Vec::with_capacity(set.encoded_len());
-                set.encode(&mut record);
-                VersionedValue {
-                    keyspace: Vec::new(),
-                    key,
-                    record,
-                }
-            })
-            .collect();
-        Ok(Response::new(RangeScanResponse { items, more }))
-    }
-}
-
-/// The acknowledgements of a stream of batches, as they complete.
-type Acks =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<StreamAck, Status>> + Send + 'static>>;
-
-impl InternodeService {
-    /// Serves a stream of batches (`Stream`: applied; `Adopt`: adopted).
-    /// Batches are handled concurrently (up to STREAM_WINDOW per stream,
-    /// which is more than a sender keeps in flight) and acknowledged by
-    /// batch id as each completes, so an urgent batch is never stuck behind
-    /// a large backlog batch.
-    fn batches(
-        &self,
-        req: Request<tonic::Streaming<StreamBatch>>,
-        name: &'static str,
-        adopt: bool,
-    ) -> Result<Response<Acks>, Status> {
-        let span = self.admit(&req, name)?;
-        let peer = req
-            .metadata()
-            .get(FROM_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|id| self.cluster.current().node(id).cloned());
-        let mut inbound = req.into_inner();
-        let receiver = self.receiver.clone();
-        let faults = self.faults.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW);
-        let window = Arc::new(tokio::sync::Semaphore::new(STREAM_WINDOW));
-        tokio::spawn(
-            async move {
-                while let Ok(Some(batch)) = inbound.message().await {
-                    if peer.as_ref().is_some_and(|p| faults.incoming_cut(p)) {
-                        // Mid-stream: earlier batches of this stream may
-                        // have been applied (review Low of the typed
-                        // mapping), so not "nothing applied".
-                        let cut = GeokvError::MaybeApplied(
-                            "link cut (fault injection) mid-stream; earlier batches may have been applied".into(),
-                        );
-                        let _ = tx.send(Err(cut.into())).await;
-                        break;
-                    }
-                    let Ok(permit) = window.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let (receiver, tx) = (receiver.clone(), tx.clone());
-                    // Test-only (`--fault-injection`): a drain that cannot hand over.
-                    let refuse = adopt && faults.refuses_adoption();
-                    tokio::spawn(
-                        async move {
-                            let ack = if refuse {
-                                crate::hints::adopt::refuse(batch)
-                            } else if adopt {
-                                receiver.adopt(batch).await
-                            } else {
-                                receiver.apply(batch).await
-                            };
-                            let _ = tx.send(Ok(ack)).await;
-                            drop(permit);
-                        }
-                        .in_current_span(),
-                    );
-                }
-            }
-            .instrument(span),
-        );
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        repair::range_scan(self, req).await
     }
 }

@@ -135,6 +135,21 @@ fn close_storage(
     }
 }
 
+/// Turns `stop` on when `outer` turns true; ends with the node's own
+/// `shutdown` (a decommission that ended stops the node by itself).
+async fn forward_stop(
+    mut outer: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = outer.wait_for(|v| *v) => {
+            let _ = stop.send(true);
+        }
+        _ = shutdown.wait_for(|v| *v) => {}
+    }
+}
+
 /// Runs a node until `shutdown` turns true: storage, then the subsystems,
 /// then the servers and loops in one task set ([`tasks`]). On shutdown
 /// (the signal, a decommission that ended, or a task that failed) the
@@ -147,21 +162,22 @@ fn close_storage(
 pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), NodeError> {
     // The node stops on `outer`, or by itself once decommissioned.
     let (stop, shutdown) = watch::channel(false);
-    let forward = stop.clone();
-    tokio::spawn(async move {
-        let mut outer = outer;
-        let _ = outer.wait_for(|v| *v).await;
-        let _ = forward.send(true);
-    });
     let s = storage::open(&cfg)?;
     if s.drain_only {
         // Killed while draining after its decommission: hand over, stop.
-        let drained = drain::run(&cfg, &s, shutdown).await?;
+        let forwarder = tokio::spawn(forward_stop(outer, stop.clone(), shutdown.clone()));
+        let drained = drain::run(&cfg, &s, shutdown).await;
+        forwarder.abort();
+        let drained = drained?;
         incarnation::on_clean_shutdown(&*s.engine).map_err(|e| s.engine_err(e))?;
         return drained;
     }
-    let p = wiring::build(&cfg, &s, &shutdown, stop.clone())?;
     let mut tasks = tasks::TaskSet::default();
+    tasks.spawn_loop(
+        "stop forwarder",
+        forward_stop(outer, stop.clone(), shutdown.clone()),
+    );
+    let p = wiring::build(&cfg, &s, &shutdown, stop.clone(), tasks.spawner())?;
     serve::servers(&mut tasks, &s, &p, &shutdown).await?;
     let gossip_interval = Duration::from_millis(cfg.membership.gossip_interval_ms);
     serve::loops(&mut tasks, &s, &p, gossip_interval, &shutdown);

@@ -85,7 +85,7 @@ fn internode_server(tasks: &mut Tasks, s: &Storage, p: &Parts, listener: tokio::
                 let _ = sd.wait_for(|v| *v).await;
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(crate::tasks::TaskError::stopped)
     });
 }
 
@@ -139,7 +139,6 @@ fn client_server(
             )
             .serve_with_incoming_shutdown(incoming, drained)
             .await
-            .map_err(|e| e.to_string())
     });
     Ok(())
 }
@@ -157,9 +156,7 @@ fn admin_server(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Rec
         tls: p.tls.clone(),
     };
     tasks.spawn("admin HTTP", async move {
-        admin::serve(addr, services, sd)
-            .await
-            .map_err(|e| e.to_string())
+        admin::serve(addr, services, sd).await
     });
 }
 

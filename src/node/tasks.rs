@@ -18,6 +18,13 @@
 //!    hold it open; its sender resumes from its cursor);
 //! 4. whatever is left is aborted and named in the [`Outcome`].
 //!
+//! Subsystems hand their own background tasks (pushes to peers, a
+//! decommission) over through [`TaskSet::spawner`] (`crate::tasks`): they
+//! end with the others in step 2, and once the set is gone a task handed
+//! over is dropped unstarted. Their failure or panic is logged and named in
+//! [`Outcome::reported`] but does not stop the node (a push lost is
+//! carried by gossip or anti-entropy).
+//!
 //! Aborting a server does not end its connections (tonic runs each as its
 //! own task): the node then closes its replica, which refuses every later
 //! write ("shutting down, nothing applied"), and only then syncs the
@@ -28,11 +35,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 
-/// A task's result: `Err` is a server or loop that stopped on a failure.
-pub(super) type TaskResult = Result<(), String>;
+pub(super) use crate::tasks::TaskResult;
+use crate::tasks::{Spawned, Spawner, TaskError};
 
 /// How long the shutdown waits (steps 2 and 3 of the module doc).
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +64,9 @@ pub(super) struct Outcome {
     pub failed: Vec<String>,
     /// Tasks still running when their bound ran out, aborted.
     pub aborted: Vec<&'static str>,
+    /// Subsystems' tasks (handed over through the spawner) that failed or
+    /// panicked (name: what): logged, the node ran on.
+    pub reported: Vec<String>,
 }
 
 /// One running task.
@@ -64,6 +74,9 @@ struct Entry {
     name: &'static str,
     /// Spawned with [`TaskSet::spawn_last`].
     last: bool,
+    /// Handed over through [`TaskSet::spawner`]: its failure does not
+    /// stop the node.
+    handed: bool,
     abort: AbortHandle,
 }
 
@@ -73,14 +86,20 @@ pub(super) struct TaskSet {
     running: HashMap<Id, Entry>,
     /// Turned on once the tasks but the last ones have ended (step 3).
     late: watch::Sender<bool>,
+    /// The subsystems' tasks handed over, and where they arrive.
+    spawner: Spawner,
+    handed: mpsc::UnboundedReceiver<Spawned>,
 }
 
 impl Default for TaskSet {
     fn default() -> Self {
+        let (spawner, handed) = Spawner::channel();
         TaskSet {
             set: JoinSet::new(),
             running: HashMap::new(),
             late: watch::channel(false).0,
+            spawner,
+            handed,
         }
     }
 }
@@ -93,18 +112,22 @@ impl TaskSet {
         self.late.subscribe()
     }
 
+    /// Where subsystems hand their background tasks over: each must end
+    /// soon after the shutdown signal, like [`TaskSet::spawn`]'s.
+    pub fn spawner(&self) -> Spawner {
+        self.spawner.clone()
+    }
+
     /// Spawns a task that must end soon after the shutdown signal; its
-    /// error, typed where it is raised, is kept as text for the log.
-    pub fn spawn<E: std::fmt::Display>(
+    /// error is typed where it is raised.
+    pub fn spawn<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
         &mut self,
         name: &'static str,
         task: impl Future<Output = Result<(), E>> + Send + 'static,
     ) {
-        self.add(
-            name,
-            false,
-            async move { task.await.map_err(|e| e.to_string()) },
-        );
+        self.add(name, false, async move {
+            task.await.map_err(TaskError::stopped)
+        });
     }
 
     /// [`TaskSet::spawn`] for a loop that cannot fail.
@@ -136,7 +159,32 @@ impl TaskSet {
         task: impl Future<Output = TaskResult> + Send + 'static,
     ) {
         let abort = self.set.spawn(task);
-        let entry = Entry { name, last, abort };
+        let handed = false;
+        let entry = Entry {
+            name,
+            last,
+            handed,
+            abort,
+        };
+        self.running.insert(entry.abort.id(), entry);
+    }
+
+    /// Takes the tasks handed over through the spawner so far.
+    fn take_handed(&mut self) {
+        while let Ok(handed) = self.handed.try_recv() {
+            self.adopt(handed);
+        }
+    }
+
+    fn adopt(&mut self, Spawned { name, task }: Spawned) {
+        let abort = self.set.spawn(task);
+        let (last, handed) = (false, true);
+        let entry = Entry {
+            name,
+            last,
+            handed,
+            abort,
+        };
         self.running.insert(entry.abort.id(), entry);
     }
 
@@ -153,6 +201,7 @@ impl TaskSet {
             tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|v| *v) => break,
+                Some(handed) = self.handed.recv() => self.adopt(handed),
                 done = self.set.join_next_with_id() => match done {
                     None => break,
                     Some(done) => {
@@ -184,14 +233,23 @@ impl TaskSet {
     /// still running then.
     async fn wait(&mut self, last: bool, bound: Duration, out: &mut Outcome) {
         let deadline = tokio::time::Instant::now() + bound;
+        self.take_handed();
         while !self.covered(last).is_empty() {
-            match tokio::time::timeout_at(deadline, self.set.join_next_with_id()).await {
+            let next = tokio::select! {
+                Some(handed) = self.handed.recv() => {
+                    self.adopt(handed);
+                    continue;
+                }
+                next = tokio::time::timeout_at(deadline, self.set.join_next_with_id()) => next,
+            };
+            match next {
                 Ok(Some(done)) => {
                     self.record(done, out);
                 }
                 Ok(None) | Err(_) => break,
             }
         }
+        self.take_handed();
         let late = self.covered(last);
         if late.is_empty() {
             return;
@@ -212,20 +270,27 @@ impl TaskSet {
         }
     }
 
-    /// Logs an ended task; false when it failed or panicked.
+    /// Logs an ended task; false when it failed or panicked (and was not
+    /// handed over by a subsystem: those are only reported).
     fn record(&mut self, done: Result<(Id, TaskResult), JoinError>, out: &mut Outcome) -> bool {
         let (id, result) = match done {
-            Ok((id, r)) => (id, r.map_err(|e| format!("stopped: {e}"))),
+            Ok((id, r)) => (id, r),
             Err(e) if e.is_cancelled() => {
                 self.running.remove(&e.id());
                 return true;
             }
-            Err(e) => (e.id(), Err(format!("panicked: {e}"))),
+            Err(e) => (e.id(), Err(TaskError::Panicked(e.to_string()))),
         };
-        let name = self.running.remove(&id).map_or("unknown", |e| e.name);
+        let (name, handed) =
+            (self.running.remove(&id)).map_or(("unknown", false), |e| (e.name, e.handed));
         match result {
             Ok(()) => {
                 tracing::debug!(task = name, "task ended");
+                true
+            }
+            Err(e) if handed => {
+                tracing::error!(task = name, error = %e, "a subsystem's task failed: the node runs on");
+                out.reported.push(format!("{name}: {e}"));
                 true
             }
             Err(e) => {

@@ -15,6 +15,7 @@ use crate::membership::{Gossiper, MonotonicClock};
 use crate::repair::{Repair, SessionIo};
 use crate::replica::Replica;
 use crate::security::auth::Auth;
+use crate::tasks::Spawner;
 use crate::topology::NodeInfo;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
@@ -63,6 +64,7 @@ pub(super) fn build(
     s: &Storage,
     shutdown: &watch::Receiver<bool>,
     stop: watch::Sender<bool>,
+    spawner: Spawner,
 ) -> Result<Parts, NodeError> {
     let me = &s.me;
     let replica = Arc::new(Replica::new(s.engine.clone(), &me.id, cfg.max_siblings));
@@ -101,7 +103,7 @@ pub(super) fn build(
         liveness.clone(),
         cfg.repair.clone(),
     ));
-    let layout_sync = LayoutSync::new(s.cluster.clone(), peers.clone());
+    let layout_sync = LayoutSync::new(s.cluster.clone(), peers.clone(), spawner.clone());
     s.cluster.set_push(layout_sync.push_hook());
     s.cluster
         .set_net(Arc::new(crate::view::cas::PeersNet(peers.clone())));
@@ -114,10 +116,13 @@ pub(super) fn build(
         peers.clone(),
         Arc::new(move |id: &str| live.is_up(id)),
         hints.clone(),
-        stop,
+        crate::movement::control::NodeHooks {
+            stop,
+            spawner: spawner.clone(),
+        },
         Arc::new(crate::movement::Throughput::new(cfg.stream_throughput_mib)),
     );
-    let auth = open_auth(cfg, s, &peers)?;
+    let auth = open_auth(cfg, s, &peers, spawner)?;
     Ok(Parts {
         control,
         replica,
@@ -142,7 +147,12 @@ pub(super) fn build(
 
 /// The node's auth state, pushed to peers on change; the admin role is
 /// created from the admin token when there is one.
-fn open_auth(cfg: &NodeConfig, s: &Storage, peers: &Arc<Peers>) -> Result<Arc<Auth>, NodeError> {
+fn open_auth(
+    cfg: &NodeConfig,
+    s: &Storage,
+    peers: &Arc<Peers>,
+    spawner: Spawner,
+) -> Result<Arc<Auth>, NodeError> {
     let auth = Arc::new(
         Auth::open(cfg.auth.enabled, s.engine.clone())
             .map_err(|e| NodeError::Auth(e.to_string()))?,
@@ -151,6 +161,7 @@ fn open_auth(cfg: &NodeConfig, s: &Storage, peers: &Arc<Peers>) -> Result<Arc<Au
         &auth,
         s.cluster.clone(),
         peers.clone(),
+        spawner,
     ));
     if let Some(token) = &cfg.auth.admin_token {
         if auth

@@ -18,6 +18,7 @@ use super::{Cluster, Installed};
 use crate::layout::{Layout, SEED_VERSION};
 use crate::membership::Gossiper;
 use crate::proto::v1::internode::{GossipDigest, LayoutMessage};
+use crate::tasks::Spawner;
 use crate::transport::Peers;
 use tokio::sync::watch;
 
@@ -46,6 +47,8 @@ pub struct LayoutSync {
     fetching: AtomicBool,
     /// A peer seeded from another topology file was reported (once).
     seed_conflict_reported: AtomicBool,
+    /// Where fetches and pushes run: the node's task set.
+    spawner: Spawner,
 }
 
 /// A layout as sent on the wire.
@@ -65,12 +68,13 @@ pub fn from_message(from: &str, msg: &LayoutMessage) -> Result<Layout, SyncError
 }
 
 impl LayoutSync {
-    pub fn new(cluster: Cluster, peers: Arc<Peers>) -> Arc<LayoutSync> {
+    pub fn new(cluster: Cluster, peers: Arc<Peers>, spawner: Spawner) -> Arc<LayoutSync> {
         Arc::new(LayoutSync {
             cluster,
             peers,
             fetching: AtomicBool::new(false),
             seed_conflict_reported: AtomicBool::new(false),
+            spawner,
         })
     }
 
@@ -116,7 +120,7 @@ impl LayoutSync {
             return;
         }
         let (this, from) = (self.clone(), digest.from.clone());
-        tokio::spawn(async move {
+        self.spawner.spawn("layout fetch", async move {
             match this.fetch(&from).await {
                 Ok(Installed::Swapped { from: a, to, .. }) => {
                     tracing::info!(peer = %from, from = a, to, "layout: caught up by gossip")
@@ -158,7 +162,7 @@ impl LayoutSync {
             let view = this.cluster.current();
             for peer in view.members().iter().filter(|n| n.id != view.me_id()) {
                 let (peers, peer, msg) = (this.peers.clone(), peer.clone(), msg.clone());
-                tokio::spawn(async move {
+                this.spawner.spawn("layout push", async move {
                     if let Err(e) = peers.push_layout(&peer, msg, CALL_TIMEOUT).await {
                         tracing::debug!(peer = %peer.id, error = %e, "layout: push failed; gossip will carry it");
                     }

@@ -216,6 +216,7 @@ fn a_digest_with_a_newer_or_conflicting_layout_means_fetch() {
             Arc::new(Faults::new(false)),
             &crate::transport::tls::Tls::insecure(),
         )),
+        crate::tasks::Spawner::detached(),
     );
     let theirs = Cluster::new(seed.clone(), "dc1-n2", None).expect("cluster");
     let theirs_sync = super::sync::LayoutSync::new(
@@ -225,6 +226,7 @@ fn a_digest_with_a_newer_or_conflicting_layout_means_fetch() {
             Arc::new(Faults::new(false)),
             &crate::transport::tls::Tls::insecure(),
         )),
+        crate::tasks::Spawner::detached(),
     );
     let stamped = |s: &super::sync::LayoutSync| {
         let mut d = GossipDigest::default();
@@ -260,7 +262,11 @@ fn a_peer_seeded_from_another_topology_file_makes_the_node_not_ready_until_a_cha
         Arc::new(Faults::new(false)),
         &crate::transport::tls::Tls::insecure(),
     );
-    let sync = super::sync::LayoutSync::new(mine.clone(), Arc::new(peers));
+    let sync = super::sync::LayoutSync::new(
+        mine.clone(),
+        Arc::new(peers),
+        crate::tasks::Spawner::detached(),
+    );
     assert_eq!(mine.readiness(), Ok(()));
     let mut other = GossipDigest {
         from: "dc2-n3".into(),

@@ -22,6 +22,44 @@ use crate::proto::v1::internode::{EntryAck, StreamAck, StreamBatch, StreamEntry}
 use tokio::time::Instant;
 
 impl<L: Link> Pump<L> {
+    /// An action doing I/O (engine or stream): the scheduler's next
+    /// actions, or the stall it ran into.
+    pub(super) async fn perform_io(&mut self, action: Action) -> Result<Vec<Action>, Stall> {
+        match action {
+            Action::Load(load) => Ok(self.load(load).await),
+            Action::Expire(old) => {
+                let d = self.dest.clone();
+                let expired = (self.hints.store)
+                    .blocking(move |s| s.remove(&d, Lane::Backlog, &[], &old))
+                    .await;
+                match expired {
+                    Ok(Ok(())) => Ok(Vec::new()),
+                    // Back off, as for a failed Remove: the same expired
+                    // rows would otherwise be reloaded in a tight loop.
+                    _ => Err(Stall::Failed("could not expire old hints".into())),
+                }
+            }
+            Action::Send {
+                batch_id,
+                lane,
+                entries,
+            } => match self.send(batch_id, lane, entries).await? {
+                None => Ok(Vec::new()),
+                // Nothing sent: every entry parked (see `patch`).
+                Some(ack) => Ok(self.sched.on(Event::Acked {
+                    ack,
+                    now: Instant::now(),
+                })),
+            },
+            Action::Remove {
+                lane,
+                done,
+                refused,
+            } => self.remove(lane, done, refused).await.map(|()| Vec::new()),
+            other => Ok(self.perform_local(other)),
+        }
+    }
+
     /// Reads a page on a blocking thread (nothing, should that fail) and
     /// hands it to the scheduler.
     pub(super) async fn load(&mut self, load: Load) -> Vec<Action> {

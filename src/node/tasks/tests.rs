@@ -152,3 +152,75 @@ async fn the_last_tasks_serve_through_the_drain_and_stop_on_their_own_signal() {
     assert_eq!(told, client_done, "told only once the others had ended");
     assert_eq!(began.elapsed(), Duration::from_millis(3300));
 }
+
+/// Sets its flag when dropped: a task holding one has ended (finished or
+/// aborted) once the flag is set.
+struct Ended(Arc<AtomicBool>);
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Issue 10: a subsystem's own background tasks (a decommission, pushes
+/// to peers, a layout fetch) are handed to the node's task set through its
+/// spawner instead of being detached, so the node's stop ends every one of
+/// them: one that ends on the signal is waited for, one that ignores it is
+/// aborted and named, one handed over after the stop never starts; and a
+/// panic of one is reported without stopping the node.
+#[tokio::test(start_paused = true)]
+async fn the_node_stop_leaves_none_of_the_subsystems_tasks_running() {
+    let (stop, sd) = watch::channel(false);
+    let mut tasks = TaskSet::default();
+    tasks.spawn_loop("gossip", until_stop(sd.clone()));
+    let spawner = tasks.spawner();
+    let flags: Vec<Arc<AtomicBool>> = (0..3).map(|_| Arc::default()).collect();
+    let (polite, stuck) = (Ended(flags[0].clone()), Ended(flags[1].clone()));
+    let until = until_stop(sd.clone());
+    spawner.spawn("layout push", async move {
+        let _held = polite;
+        until.await;
+    });
+    spawner.spawn("decommission", async move {
+        let _held = stuck;
+        std::future::pending::<()>().await;
+    });
+    spawner.spawn("auth push", async { panic!("boom") });
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let _ = signal.send(true);
+    });
+    let began = Instant::now();
+    let out = tasks.run(&stop, sd, G).await;
+    assert_eq!(
+        began.elapsed(),
+        Duration::from_secs(10) + G.drain,
+        "the panic did not stop the node; the stuck task held the drain to its bound"
+    );
+    assert!(out.failed.is_empty(), "{out:?}");
+    assert_eq!(out.aborted, vec!["decommission"], "{out:?}");
+    assert_eq!(out.reported.len(), 1, "{out:?}");
+    assert!(
+        out.reported[0].starts_with("auth push: panicked"),
+        "{out:?}"
+    );
+    assert!(flags[0].load(Ordering::SeqCst), "the polite task ended");
+    assert!(
+        flags[1].load(Ordering::SeqCst),
+        "the stuck task was aborted"
+    );
+    let late = Ended(flags[2].clone());
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
+    spawner.spawn("layout fetch", async move {
+        let _held = late;
+        s.store(true, Ordering::SeqCst);
+    });
+    tokio::task::yield_now().await;
+    assert!(
+        !started.load(Ordering::SeqCst),
+        "nothing starts after the stop"
+    );
+    assert!(flags[2].load(Ordering::SeqCst), "dropped unstarted");
+}
