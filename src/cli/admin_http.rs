@@ -1,6 +1,8 @@
 //! The CLI's client of a node's admin port: one exchange
 //! ([`geokv::transport::admin_client::call`]), over HTTPS when a cluster CA is given
-//! (`--ca` / `GEOKV_CA`, with a client certificate if configured), with
+//! (`--ca` / `GEOKV_CA`, with a client certificate if configured) or the
+//! endpoint says `https://` (then, without `--ca`, the system's root
+//! certificates verify the node, as for the SDK and the gRPC commands), with
 //! the admin token (`--token` / `GEOKV_TOKEN`) as `authorization: Bearer`
 //! when given, and an optional body.
 //!
@@ -13,7 +15,8 @@ use std::sync::OnceLock;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AdminTlsArgs {
     /// Cluster CA certificate (PEM): speak HTTPS to the admin port and
-    /// verify the node's certificate with it (nodes running TLS).
+    /// verify the node's certificate with it (nodes running TLS). Without
+    /// it an https:// endpoint is verified with the system's roots.
     #[arg(long = "ca", value_name = "FILE", env = "GEOKV_CA")]
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM) to present, with --client-key.
@@ -56,13 +59,28 @@ impl AdminTlsArgs {
         }
     }
 
-    fn connector(&self) -> anyhow::Result<Option<tokio_rustls::TlsConnector>> {
-        let Some(ca) = &self.ca else { return Ok(None) };
+    /// How to dial `endpoint`: with `--ca`, HTTPS trusting it; else for an
+    /// `https://` endpoint or with a client certificate, HTTPS trusting the
+    /// system roots; else plaintext.
+    fn connector(&self, endpoint: &str) -> anyhow::Result<Option<tokio_rustls::TlsConnector>> {
+        use geokv::transport::tls::admin;
         let identity = self.client_cert.as_deref().zip(self.client_key.as_deref());
-        Ok(Some(geokv::transport::tls::admin::operator_connector(
-            ca, identity,
-        )?))
+        Ok(match &self.ca {
+            Some(ca) => Some(admin::operator_connector(ca, identity)?),
+            None if endpoint.starts_with("https://") || identity.is_some() => {
+                Some(admin::system_roots_connector(identity)?)
+            }
+            None => None,
+        })
     }
+}
+
+/// `endpoint` as host:port, without a scheme or a trailing slash.
+fn host_port(endpoint: &str) -> &str {
+    let bare = (endpoint.strip_prefix("https://"))
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .unwrap_or(endpoint);
+    bare.trim_end_matches('/')
 }
 
 /// The admin token a subcommand uses when given none: `GEOKV_TOKEN`.
@@ -82,9 +100,9 @@ pub async fn request(
     body: &str,
 ) -> anyhow::Result<String> {
     let tls = CHOSEN.get().cloned().unwrap_or_else(AdminTlsArgs::from_env);
-    let connector = tls.connector()?;
+    let connector = tls.connector(endpoint)?;
     let answer = geokv::transport::admin_client::call(
-        endpoint,
+        host_port(endpoint),
         connector.as_ref(),
         method,
         path,
@@ -101,4 +119,25 @@ pub async fn request(
         bail!("{endpoint} answered {code}: {body}");
     }
     Ok(answer.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_chooses_the_roots_and_is_not_dialled() {
+        assert_eq!(host_port("https://10.0.0.1:7072/"), "10.0.0.1:7072");
+        assert_eq!(host_port("http://h:1"), "h:1");
+        assert_eq!(host_port("h:1"), "h:1");
+        let none = AdminTlsArgs::default();
+        assert!(none.connector("h:1").unwrap().is_none(), "plaintext");
+        assert!(none.connector("http://h:1").unwrap().is_none(), "plaintext");
+        let missing = AdminTlsArgs {
+            ca: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        // --ca wins over the scheme: its file is read, whatever the endpoint says.
+        assert!(missing.connector("http://h:1").is_err());
+    }
 }

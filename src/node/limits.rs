@@ -113,3 +113,7 @@ mod tests {
         assert!(ok.headers().get("grpc-status").is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "limits_tests.rs"]
+mod socket_tests;

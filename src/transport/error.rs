@@ -80,9 +80,13 @@ pub(crate) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportEr
         };
     }
     if verdict == PeerVerdict::Unknown && connect_failed(&s) {
+        let message = match super::tls::rustls_cause(&s) {
+            Some(e) => handshake_failed(&super::tls::explain(e, super::tls::peer_word(peer))),
+            None => format!("could not connect: {}", s.message()),
+        };
         return TransportError::NotSent {
             peer: peer.to_string(),
-            message: format!("could not connect: {}", s.message()),
+            message,
         };
     }
     if verdict == PeerVerdict::Unknown && s.code() == tonic::Code::DeadlineExceeded {
@@ -96,6 +100,32 @@ pub(crate) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportEr
         code: s.code(),
         message: s.message().to_string(),
         verdict,
+    }
+}
+
+fn handshake_failed(why: &str) -> String {
+    format!("TLS handshake failed: {why}")
+}
+
+/// `err` told by the TLS failure its connection noted, if any: a call whose
+/// connection ended without a verdict of the peer (hyper's "operation was
+/// canceled", a reset) after the peer refused this node's certificate at
+/// the handshake was never handled by it (`tls::LastFailure`).
+pub(crate) fn with_tls_failure(err: TransportError, noted: Option<String>) -> TransportError {
+    match (err, noted) {
+        (
+            TransportError::Rpc {
+                peer,
+                code: tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown,
+                verdict: PeerVerdict::Unknown,
+                ..
+            },
+            Some(why),
+        ) => TransportError::NotSent {
+            peer,
+            message: handshake_failed(&why),
+        },
+        (err, _) => err,
     }
 }
 

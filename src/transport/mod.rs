@@ -44,7 +44,7 @@ pub const FROM_HEADER: &str = "geokv-from";
 /// view their request loaded.
 pub struct Peers {
     me: NodeInfo,
-    channels: parking_lot::Mutex<HashMap<String, (SocketAddr, Channel)>>,
+    channels: parking_lot::Mutex<HashMap<String, (SocketAddr, Channel, tls::LastFailure)>>,
     /// Each peer's lane of batched replica writes ([`replica_batch`]).
     lanes: parking_lot::Mutex<HashMap<String, Arc<replica_batch::WriteLane>>>,
     /// Each peer's lane of batched replica reads ([`read_batch`]).
@@ -81,7 +81,7 @@ impl Peers {
     pub fn retain(&self, peer_address: impl Fn(&str) -> Option<SocketAddr>) {
         self.channels
             .lock()
-            .retain(|id, (addr, _)| peer_address(id) == Some(*addr));
+            .retain(|id, (addr, ..)| peer_address(id) == Some(*addr));
         self.lanes
             .lock()
             .retain(|id, lane| peer_address(id) == Some(lane.addr));
@@ -108,19 +108,27 @@ impl Peers {
     }
 
     fn client(&self, to: &NodeInfo) -> InternodeClient<Channel> {
-        let ch = {
+        self.client_noted(to).0
+    }
+
+    /// [`Self::client`], and where its connections note a refused handshake.
+    fn client_noted(&self, to: &NodeInfo) -> (InternodeClient<Channel>, tls::LastFailure) {
+        let (ch, failure) = {
             let mut channels = self.channels.lock();
-            let entry = channels
-                .entry(to.id.clone())
-                .or_insert_with(|| (to.peer_address, self.tls.endpoint(&to.id, to.peer_address)));
+            let dial = || {
+                let (ch, failure) = self.tls.endpoint_noted(&to.id, to.peer_address);
+                (to.peer_address, ch, failure)
+            };
+            let entry = channels.entry(to.id.clone()).or_insert_with(dial);
             if entry.0 != to.peer_address {
-                *entry = (to.peer_address, self.tls.endpoint(&to.id, to.peer_address));
+                *entry = dial();
             }
-            entry.1.clone()
+            (entry.1.clone(), entry.2.clone())
         };
-        InternodeClient::new(ch)
+        let client = InternodeClient::new(ch)
             .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        (client, failure)
     }
 
     /// `msg` with this node's id and the trace context, and `grpc-timeout`
@@ -181,14 +189,18 @@ impl Peers {
             tokio::time::sleep(d).await;
         }
         let started = std::time::Instant::now();
-        let fut = f(self.client(to), self.request(msg, timeout, send_deadline));
+        let (client, failure) = self.client_noted(to);
+        let fut = f(client, self.request(msg, timeout, send_deadline));
         let ms = timeout.as_millis() as u64;
         let res = match tokio::time::timeout(timeout, fut).await {
             Err(_) => Err(TransportError::Timeout {
                 peer: peer.id.clone(),
                 ms,
             }),
-            Ok(Err(s)) => Err(status_error(&peer.id, s, ms)),
+            Ok(Err(s)) => Err(error::with_tls_failure(
+                status_error(&peer.id, s, ms),
+                failure.explain(tls::peer_word(&peer.id)),
+            )),
             Ok(Ok(r)) => Ok(r.into_inner()),
         };
         if let Some(d) = delay {

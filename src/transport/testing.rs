@@ -215,6 +215,19 @@ pub(crate) async fn serve<S: Serves>(id: &str, s: S, old: Option<Arc<AtomicUsize
     node(id, addr)
 }
 
+/// Serves `s` over the internode port's TLS of `tls` on a loopback port
+/// until the runtime ends; the peer that node is.
+pub(crate) async fn serve_tls<S: Serves>(id: &str, s: S, tls: &Tls) -> NodeInfo {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("an address");
+    let incoming = tls.incoming(listener, super::tls::Port::Internode);
+    let router = tonic::transport::Server::builder().add_service(InternodeServer::new(Stub(s)));
+    tokio::spawn(router.serve_with_incoming(incoming));
+    node(id, addr)
+}
+
 /// A node `id` of dc1 whose peer port is `addr`.
 pub(crate) fn node(id: &str, addr: SocketAddr) -> NodeInfo {
     NodeInfo {

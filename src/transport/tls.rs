@@ -45,10 +45,12 @@
 //! check. Must not: decide anything about requests beyond who sent them.
 
 pub mod admin;
+mod failure;
 mod incoming;
 mod material;
 mod recheck;
 
+pub use failure::{explain, peer_word, rustls_cause, LastFailure};
 pub use incoming::{
     Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, HANDSHAKE_TIMEOUT, MAX_HANDSHAKES,
 };
@@ -229,30 +231,42 @@ impl Tls {
     /// peer must present a certificate naming `peer_id` (any node of the
     /// cluster CA for a [`seed_id`]: a seed is known by address only).
     pub fn endpoint(&self, peer_id: &str, addr: SocketAddr) -> Channel {
+        self.endpoint_noted(peer_id, addr).0
+    }
+
+    /// [`Self::endpoint`], and where its connections note the TLS failure
+    /// that ended one before the peer answered (see [`LastFailure`]).
+    pub fn endpoint_noted(&self, peer_id: &str, addr: SocketAddr) -> (Channel, LastFailure) {
+        let failure = LastFailure::default();
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .expect("socket address forms a valid URI")
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10));
         let Some(store) = &self.0 else {
-            return endpoint
+            let channel = endpoint
                 .connect_timeout(Duration::from_millis(500))
                 .connect_lazy();
+            return (channel, failure);
         };
         let connector = tokio_rustls::TlsConnector::from(Self::client_config(store, peer_id));
         let peer = peer_id.to_string();
         let store = store.clone();
+        let noted = failure.clone();
         // TCP connect and handshake share this budget.
-        endpoint
+        let channel = endpoint
             .connect_timeout(Duration::from_millis(1000))
             .connect_with_connector_lazy(tower::service_fn(move |_: tonic::codegen::http::Uri| {
                 let (connector, peer, store) = (connector.clone(), peer.clone(), store.clone());
+                let noted = noted.clone();
                 async move {
                     let tcp = tokio::net::TcpStream::connect(addr).await?;
                     tcp.set_nodelay(true)?;
+                    noted.clear();
                     let tls = connector
                         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
                         .await
                         .inspect_err(|e| {
+                            noted.note(e);
                             metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "handshake")
                                 .increment(1);
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
@@ -262,9 +276,11 @@ impl Tls {
                     let expect = (!peer.starts_with(SEED_PREFIX)).then(|| peer.clone());
                     let side = recheck::Side::Dialled { expect };
                     let tls = Rechecked::watch(tls, &store, chain.as_deref(), side, Port::Internode, peer);
+                    let tls = failure::Noted::new(tls, noted);
                     Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
                 }
-            }))
+            }));
+        (channel, failure)
     }
 
     /// The layer that checks every call on `port` (see [`Guard`]).
@@ -365,6 +381,8 @@ impl Interceptor for Guard {
     }
 }
 
+#[cfg(test)]
+mod failure_tests;
 #[cfg(test)]
 mod handshake_tests;
 #[cfg(test)]

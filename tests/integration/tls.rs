@@ -273,7 +273,6 @@ async fn the_cli_trusts_the_system_roots_without_ca_and_ca_overrides_them() {
 /// A node joining (`--join SEED`) with a certificate of another CA is
 /// refused at the handshake: it exits with an error naming the certificate
 /// problem, the seed counts the refusal, and the layout never names it.
-#[ignore = "fails: the joiner's error is 'seed …: Cancelled: operation was canceled', which does not name the certificate (transport/error.rs drops the TLS error's source); next stop"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_with_a_foreign_ca_certificate_is_refused_with_a_clear_error() {
     let cluster = Cluster::start(Spec::one_dc(3, 3)).await;

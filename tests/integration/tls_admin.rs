@@ -53,3 +53,41 @@ async fn the_admin_port_speaks_https_and_a_node_joins_over_tls() {
     let health = admin(n4.admin_address(), "GET", "/health").await;
     assert_eq!(health.as_deref(), Ok("ok dc1-n4\n"), "{}", n4.log());
 }
+
+/// The admin CLI to an `https://` admin endpoint without `--ca` verifies
+/// the node with the system's roots (here `SSL_CERT_FILE`), as the gRPC
+/// commands do; roots that do not know the cluster CA are refused naming
+/// the certificate; `--ca` overrides the system roots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_cli_trusts_the_system_roots_without_ca_and_ca_overrides_them() {
+    let cluster = Cluster::start(Spec::one_dc(1, 1)).await;
+    let endpoint = format!("https://{}", cluster.node("dc1-n1").admin_address);
+    let cluster_ca = cluster.tls_ca.clone().unwrap();
+    let foreign = cluster.dir.path().join("foreign-certs");
+    let foreign_ca = geokv::security::certs::init_dir(&foreign, "another-cluster").unwrap();
+    let run = |roots: &std::path::Path, args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--endpoint", &endpoint]);
+        let out = cluster
+            .command(&args)
+            .env_remove("GEOKV_CA")
+            .env_remove("SSL_CERT_DIR")
+            .env("SSL_CERT_FILE", roots)
+            .output()
+            .expect("run geokv");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+
+    let (ok, text) = run(&cluster_ca, &["ring"]);
+    assert!(ok && text.contains("dc1-n1"), "{text}");
+
+    let (ok, text) = run(&foreign_ca, &["ring"]);
+    assert!(!ok, "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+
+    let ca = cluster_ca.to_str().unwrap();
+    let (ok, text) = run(&foreign_ca, &["ring", "--ca", ca]);
+    assert!(ok && text.contains("dc1-n1"), "{text}");
+}

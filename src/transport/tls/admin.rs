@@ -11,7 +11,9 @@
 //! - an operator ([`operator_connector`], the CLI's `--ca`): trusts the
 //!   cluster CA file and accepts any node certificate it issued (the
 //!   operator names a node by address, not by id), optionally presenting a
-//!   client certificate.
+//!   client certificate; without `--ca` ([`system_roots_connector`]) the
+//!   system's root certificates take the CA file's place, read once per
+//!   process (`rustls-native-certs`, as the SDK and the gRPC commands do).
 //!
 //! Owns: the client configurations. Must not: speak HTTP (`transport::admin_client`).
 
@@ -19,8 +21,9 @@ use super::material::{read_roots, Anchors, NodeVerifier};
 use super::{provider, Port, Tls, TlsError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::RootCertStore;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio_rustls::TlsConnector;
 
 impl Tls {
@@ -42,8 +45,39 @@ pub fn operator_connector(
     ca: &Path,
     identity: Option<(&Path, &Path)>,
 ) -> Result<TlsConnector, TlsError> {
+    operator_config(Arc::new(read_roots(ca)?), identity)
+}
+
+/// [`operator_connector`] trusting the system's root certificates (the OS
+/// store, or the PEM files `SSL_CERT_FILE` / `SSL_CERT_DIR` name) instead
+/// of a CA file: the node's certificate must still name a node.
+pub fn system_roots_connector(identity: Option<(&Path, &Path)>) -> Result<TlsConnector, TlsError> {
+    operator_config(system_roots()?, identity)
+}
+
+/// The system's root certificates, loaded on first use and shared by every
+/// dial of the process.
+fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
+    static ROOTS: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();
+    let loaded = ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(found.certs);
+        if roots.is_empty() {
+            let why = found.errors.first().map(|e| format!(" ({e})"));
+            return Err(why.unwrap_or_default());
+        }
+        Ok(Arc::new(roots))
+    });
+    loaded.clone().map_err(TlsError::NoSystemRoots)
+}
+
+fn operator_config(
+    roots: Arc<RootCertStore>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<TlsConnector, TlsError> {
     let provider = provider();
-    let anchors = Anchors::Fixed(Arc::new(read_roots(ca)?), provider.clone());
+    let anchors = Anchors::Fixed(roots, provider.clone());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()

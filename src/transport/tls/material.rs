@@ -39,6 +39,9 @@ pub enum TlsError {
     File { path: PathBuf, message: String },
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    /// No `--ca` and no usable root certificate on the system.
+    #[error("no system root certificate found{0}: give the cluster CA (--ca or GEOKV_CA)")]
+    NoSystemRoots(String),
     #[error("client verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("{path}: the certificate names {found:?}, not this node ({expected})")]
