@@ -100,7 +100,7 @@ impl Peers {
             peers: Arc::downgrade(self),
             to: to.clone(),
         };
-        let (lane, support) = read_lane_over(net, Limits::default());
+        let (lane, support) = read_lane_over(net, read_limits());
         let lane = Arc::new(ReadLane {
             addr: to.peer_address,
             lane,
@@ -109,6 +109,11 @@ impl Peers {
         lanes.insert(to.id.clone(), lane.clone());
         lane
     }
+}
+
+/// A read lane's bounds.
+pub fn read_limits() -> Limits {
+    Limits::default()
 }
 
 /// What a reader is told, `None` once its own deadline passed.
