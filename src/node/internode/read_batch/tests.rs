@@ -2,10 +2,7 @@
 //! entry gets its own outcome, in order (found, not found, its deadline
 //! passed, no read in it), none shared with another.
 
-use super::results;
-
-/// The bound the next commit puts on a batch's answer (record bytes).
-const ANSWER_BUDGET: usize = 4 << 20;
+use super::{results, ANSWER_BUDGET};
 use crate::engine::memory::MemoryEngine;
 use crate::engine::Limits;
 use crate::layout::Layout;
@@ -63,7 +60,6 @@ fn each_read_gets_its_own_outcome_in_order() {
 /// are refused RESOURCE_EXHAUSTED, nothing read, for the caller to read
 /// alone; the first entry is always answered.
 #[test]
-#[ignore = "defect: a batch answer has no byte bound (review-perf M1)"]
 fn a_batch_answer_stays_within_its_byte_budget() {
     let cluster = Cluster::new(Layout::seed(&Topology::dev()), "dc1-n2", None).expect("a view");
     let rep = Replica::new(Arc::new(MemoryEngine::new(Limits::default())), "dc1-n2", 8);
