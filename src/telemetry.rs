@@ -193,6 +193,21 @@ pub fn adopt_traceparent(span: &tracing::Span, traceparent: &str) {
     }
 }
 
+/// Links `span` to a stored `traceparent` (a batch call serving several
+/// requests: a child of one, linked to the others).
+pub fn link_traceparent(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::trace::TraceContextExt;
+    let mut meta = MetadataMap::new();
+    if let Ok(v) = MetadataValue::try_from(traceparent) {
+        meta.insert("traceparent", v);
+        let cx = TraceContextPropagator::new().extract(&MetaExtractor(&meta));
+        let linked = cx.span().span_context().clone();
+        if linked.is_valid() {
+            span.add_link(linked);
+        }
+    }
+}
+
 /// Makes `span` a child of the trace context found in incoming metadata, if any.
 pub fn adopt_remote_parent(span: &tracing::Span, meta: &MetadataMap) {
     let cx = TraceContextPropagator::new().extract(&MetaExtractor(meta));

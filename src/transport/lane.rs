@@ -5,7 +5,9 @@
 //! entry the outcome the call returned for it (matched by entry, never by
 //! position in a filtered list).
 //!
-//! A task that died (a panic, its channel closed) is replaced by the next
+//! A call whose future panics settles its own entries [`Settled::Lost`]
+//! (maybe applied); the task's other calls go on. A task that died (a
+//! panic of its own, its channel closed) is replaced by the next
 //! submit; the entries it held settle truthfully: [`Settled::NotSent`] for
 //! those it had not handed to a call, [`Settled::Lost`] (maybe applied)
 //! for those it had. The task ends when the lane is dropped and its calls
@@ -14,7 +16,7 @@
 //! mean).
 
 use super::batch::{Action, BatchId, Batcher, EntryId, Limits};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -237,8 +239,16 @@ impl<E: Send + 'static, O: Send + 'static> Task<E, O> {
                     }
                 }
                 self.sent.insert(batch, ids);
-                let fut = (self.call)(items);
-                self.calls.push(Box::pin(async move { (batch, fut.await) }));
+                let fut = std::panic::AssertUnwindSafe((self.call)(items));
+                // A panic in one call settles its own entries (lost: maybe
+                // applied), not the task's other calls.
+                self.calls.push(Box::pin(async move {
+                    let outs = fut.catch_unwind().await.unwrap_or_else(|_| {
+                        tracing::error!("a batch call panicked: its entries may have been applied");
+                        Vec::new()
+                    });
+                    (batch, outs)
+                }));
             }
             Action::Complete { id, outcome } => {
                 if let Some((_, reply)) = self.waiting.remove(&id) {

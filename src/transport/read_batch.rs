@@ -5,7 +5,11 @@
 //! Each result maps to what a single `ReplicaRead` would have given
 //! (through the same status mapping). Reads and writes go through separate
 //! lanes, so neither waits behind the other; within the lane a stalled
-//! call holds a queued read at most its hold (`super::batch`).
+//! call holds a queued read at most [`READ_HOLD`], well before the
+//! coordinator's read speculation. A batch's answer is bounded in bytes by
+//! the peer; the entries it leaves out, or every entry of a batch too
+//! large to answer, are read again alone. The batch call runs in its
+//! first entry's trace, linked to the others'.
 //!
 //! **Mixed versions:** a peer answering UNIMPLEMENTED (a node from before
 //! this call) read nothing: every entry of that batch is resent as a
@@ -19,7 +23,7 @@
 use super::batch::Limits;
 use super::lane::{CallFn, Lane, Settled};
 use super::replica_batch::{entry_result, short_reply};
-use super::support::{unimplemented, Support};
+use super::support::{batch_span, unimplemented, Support};
 use super::{Peers, TransportError};
 use crate::proto::v1::internode::{
     ReplicaReadBatchEntry, ReplicaReadBatchRequest, ReplicaReadBatchResponse,
@@ -100,7 +104,7 @@ impl Peers {
             peers: Arc::downgrade(self),
             to: to.clone(),
         };
-        let (lane, support) = read_lane_over(net, Limits::default());
+        let (lane, support) = read_lane_over(net, read_limits());
         let lane = Arc::new(ReadLane {
             addr: to.peer_address,
             lane,
@@ -108,6 +112,20 @@ impl Peers {
         });
         lanes.insert(to.id.clone(), lane.clone());
         lane
+    }
+}
+
+/// The longest a read waits for the call in flight to its peer: a quarter
+/// of the coordinator's default read speculation (20 ms), so a read
+/// queued behind a slow call goes out long before it would ask another
+/// replica.
+pub const READ_HOLD: Duration = Duration::from_millis(5);
+
+/// A read lane's bounds: the write lane's, with a hold of [`READ_HOLD`].
+pub fn read_limits() -> Limits {
+    Limits {
+        max_hold: READ_HOLD,
+        ..Limits::default()
     }
 }
 
@@ -178,21 +196,63 @@ async fn send<W: ReadWire>(
         .collect();
     metrics::histogram!("geokv_internode_read_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
-    match wire
-        .batch(ReplicaReadBatchRequest { entries }, timeout)
-        .await
-    {
-        Ok(r) if r.results.len() == n => (r.results.into_iter())
-            .map(|x| read_result(wire.peer(), x, ms))
-            .collect(),
+    let tps = resend.iter().map(|(e, _)| &e.traceparent[..]);
+    let span = batch_span("replica_read_batch", tps);
+    let call = async {
+        wire.batch(ReplicaReadBatchRequest { entries }, timeout)
+            .await
+    };
+    match call.instrument(span).await {
+        Ok(r) if r.results.len() == n => answered(wire, r.results, resend, ms).await,
         Ok(r) => vec![Err(short_reply(wire.peer(), n, r.results.len())); n],
         Err(e) if unimplemented(&e) => {
             support.refused_batches(now);
             metrics::counter!("geokv_internode_read_batch_unimplemented_total").increment(1);
             singles(wire, resend).await
         }
+        // Too large to answer as one message: each read alone.
+        Err(e) if too_large(&e) => singles(wire, resend).await,
         Err(e) => vec![Err(e); n],
     }
+}
+
+/// A batch's answers; the entries the peer left out (over its answer
+/// budget) are read again alone, concurrently.
+async fn answered<W: ReadWire>(
+    wire: &W,
+    results: Vec<ReplicaReadBatchResult>,
+    items: Vec<(ReplicaReadBatchEntry, Instant)>,
+    ms: u64,
+) -> Vec<ReadOutcome> {
+    let mut outs = Vec::with_capacity(results.len());
+    let (mut at, mut again) = (Vec::new(), Vec::new());
+    for (i, (x, item)) in results.into_iter().zip(items).enumerate() {
+        if left_out(&x) {
+            at.push(i);
+            again.push(item);
+        }
+        outs.push(read_result(wire.peer(), x, ms));
+    }
+    if at.is_empty() {
+        return outs;
+    }
+    for (i, out) in at.into_iter().zip(singles(wire, again).await) {
+        outs[i] = out;
+    }
+    outs
+}
+
+/// The peer left this entry out of the batch's answer (over its byte
+/// budget): nothing read, to be read alone.
+fn left_out(r: &ReplicaReadBatchResult) -> bool {
+    (r.status.as_ref()).is_some_and(|s| s.code == tonic::Code::ResourceExhausted as i32)
+}
+
+/// A batch whose answer is over a message's size limit: nothing was
+/// answered (reads change nothing, so each can be read alone).
+fn too_large(e: &TransportError) -> bool {
+    matches!(e, TransportError::Rpc { code, .. }
+        if matches!(code, tonic::Code::OutOfRange | tonic::Code::ResourceExhausted))
 }
 
 /// One entry's result as a single call's answer or error.

@@ -18,13 +18,15 @@
 //! after it served batches gets its refused batch's entries as single
 //! writes too.
 //!
+//! The batch call runs in its first entry's trace, linked to the others'.
+//!
 //! Must not: retry an entry that may have been applied, or decide what a
 //! failure means for a request (the coordinator does).
 
 use super::batch::Limits;
 use super::error::status_error;
 use super::lane::{CallFn, Lane, Settled};
-use super::support::{unimplemented, Support};
+use super::support::{batch_span, unimplemented, Support};
 use super::{PeerVerdict, Peers, TransportError};
 use crate::proto::v1::internode::{
     ReplicaBatchEntry, ReplicaBatchRequest, ReplicaBatchResponse, ReplicaBatchResult,
@@ -194,7 +196,12 @@ async fn send<W: Wire>(
         .collect();
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
-    match wire.batch(ReplicaBatchRequest { entries }, timeout).await {
+    let span = batch_span(
+        "replica_batch",
+        resend.iter().map(|(e, _)| &e.traceparent[..]),
+    );
+    let call = async { wire.batch(ReplicaBatchRequest { entries }, timeout).await };
+    match call.instrument(span).await {
         Ok(r) if r.results.len() == n => (r.results.into_iter())
             .map(|x| entry_result(wire.peer(), x, ms))
             .collect(),

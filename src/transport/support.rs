@@ -2,7 +2,8 @@
 //! `ReplicaReadBatch`, issue 14): a peer that answered one UNIMPLEMENTED (a
 //! node from before the call) is sent single calls for [`SINGLE_ONLY_FOR`],
 //! then batches are tried again, so a peer upgraded in a rolling upgrade
-//! gets them. Must not: send anything, or decide what a refusal means for
+//! gets them. Also the span a batch call runs in ([`batch_span`]).
+//! Must not: send anything, or decide what a refusal means for
 //! the entries of the refused batch (the lane's `send` does).
 
 use super::{PeerVerdict, TransportError};
@@ -43,4 +44,24 @@ impl Support {
 pub(super) fn unimplemented(e: &TransportError) -> bool {
     matches!(e, TransportError::Rpc { code, verdict, .. }
         if *code == tonic::Code::Unimplemented && *verdict != PeerVerdict::MaybeApplied)
+}
+
+/// The span a batch call runs in: a child of its first entry's trace
+/// context, linked to the others' (empty ones are skipped), so the peer's
+/// batch span joins a request's trace instead of being a root of its own.
+pub(super) fn batch_span<'a>(
+    call: &'static str,
+    traceparents: impl Iterator<Item = &'a str>,
+) -> tracing::Span {
+    let span = tracing::info_span!("internode_batch", call);
+    let mut first = true;
+    for tp in traceparents.filter(|t| !t.is_empty()) {
+        if first {
+            crate::telemetry::adopt_traceparent(&span, tp);
+            first = false;
+        } else {
+            crate::telemetry::link_traceparent(&span, tp);
+        }
+    }
+    span
 }

@@ -1,7 +1,10 @@
 //! An incoming `ReplicaReadBatch` (issue 14): each entry checked and read
 //! on its own as a `ReplicaRead` would be (its deadline, the view it was
 //! planned on), in a span of its own that joins its request's trace, and
-//! answered with a result of its own, in order. Point reads from the
+//! answered with a result of its own, in order. The answers stop at
+//! [`ANSWER_BUDGET`] record bytes (the first entry is always answered):
+//! the rest are refused RESOURCE_EXHAUSTED, nothing read, and the caller
+//! reads them alone. Point reads from the
 //! memtable or block cache: run on the calling worker, as a single
 //! `ReplicaRead` is. Must not: read an entry past its deadline, or share
 //! one entry's refusal with another.
@@ -16,6 +19,10 @@ use crate::view::ClusterView;
 use std::time::Duration;
 use tonic::Status;
 
+/// The most record bytes one batch answers (the rest are refused, to be
+/// read alone): well under the peer port's 64 MiB message limit.
+pub(super) const ANSWER_BUDGET: usize = 4 << 20;
+
 /// Every entry read (or refused), as its result on the wire, in order.
 pub(super) fn results(
     rep: &Replica,
@@ -23,16 +30,32 @@ pub(super) fn results(
     entries: Vec<ReplicaReadBatchEntry>,
     arrived: std::time::Instant,
 ) -> Vec<ReplicaReadBatchResult> {
+    let mut used = 0usize;
+    let mut full = false;
+    let refused = |s| ReplicaReadBatchResult {
+        status: Some(result_of(Err(s))),
+        read: None,
+    };
+    let over = || Status::resource_exhausted("over the batch's answer budget: read it alone");
     (entries.into_iter())
-        .map(|e| match read(rep, view, e, arrived) {
-            Ok(read) => ReplicaReadBatchResult {
-                status: None,
-                read: Some(read),
-            },
-            Err(s) => ReplicaReadBatchResult {
-                status: Some(result_of(Err(s))),
-                read: None,
-            },
+        .map(|e| {
+            if full {
+                return refused(over());
+            }
+            match read(rep, view, e, arrived) {
+                Ok(read) if used > 0 && used + read.record.len() > ANSWER_BUDGET => {
+                    full = true;
+                    refused(over())
+                }
+                Ok(read) => {
+                    used += read.record.len().max(1);
+                    ReplicaReadBatchResult {
+                        status: None,
+                        read: Some(read),
+                    }
+                }
+                Err(s) => refused(s),
+            }
         })
         .collect()
 }

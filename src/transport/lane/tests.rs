@@ -81,41 +81,50 @@ async fn a_short_answer_leaves_the_rest_lost_not_expired() {
 
 /// Review of stop 22 (M3): a lane task that panics was never replaced, so
 /// every later write to that peer timed out. Now the entries it held
-/// settle truthfully (the one handed to the call: lost, maybe applied; the
-/// queued ones: not sent) and the next submit gets a new task.
+/// settle truthfully (those handed to a call: lost, maybe applied; the
+/// queued one: not sent) and the next submit gets a new task. The call
+/// function itself panics here (the lane's own code, outside a call's
+/// future, whose panic settles only that call's entries).
 #[tokio::test(start_paused = true)]
 async fn a_dead_task_is_replaced_and_its_entries_settle_truthfully() {
     let calls = Arc::new(Mutex::new(0usize));
     let seen = calls.clone();
     let call: CallFn<u32, u32> = Arc::new(move |items: Vec<(u32, Instant)>| {
         *seen.lock() += 1;
+        if items.iter().any(|(i, _)| *i == 99) {
+            panic!("the call function panics (test)");
+        }
         Box::pin(async move {
             tokio::time::sleep(RTT).await;
-            if items.iter().any(|(i, _)| *i == 99) {
-                panic!("the call panics (test)");
-            }
             items.into_iter().map(|(i, _)| i * 10).collect()
         })
     });
-    let lane = Arc::new(Lane::spawn(Limits::default(), call, None));
+    // Entries of 6 bytes, batches of at most 10: 99 goes out alone as soon
+    // as 2 queues behind it, and 2 stays queued.
+    let limits = Limits {
+        max_bytes: 10,
+        ..Limits::default()
+    };
+    let lane = Arc::new(Lane::spawn(limits, call, None));
     let far = Instant::now() + Duration::from_secs(5);
-    let doomed = {
+    let spawn = |i: u32| {
         let lane = lane.clone();
-        tokio::spawn(async move { lane.submit(99, 10, far).await })
+        tokio::spawn(async move { lane.submit(i, 6, far).await })
     };
+    let in_flight = spawn(1);
     tokio::task::yield_now().await;
-    let queued = {
-        let lane = lane.clone();
-        tokio::spawn(async move { lane.submit(2, 10, far).await })
-    };
+    let doomed = spawn(99);
+    tokio::task::yield_now().await;
+    let queued = spawn(2);
+    assert_eq!(in_flight.await.expect("join"), Settled::Lost);
     assert_eq!(doomed.await.expect("join"), Settled::Lost);
     assert_eq!(queued.await.expect("join"), Settled::NotSent);
     assert_eq!(
         *calls.lock(),
-        1,
+        2,
         "the queued entry was never handed to a call"
     );
-    assert_eq!(lane.submit(3, 10, far).await, Settled::Answered(30));
+    assert_eq!(lane.submit(3, 6, far).await, Settled::Answered(30));
 }
 
 /// A call answering for fewer entries than it was given leaves every one
@@ -169,4 +178,36 @@ async fn past_the_cap_a_submit_is_shed_at_once() {
     assert_eq!(a.await.expect("join"), Settled::Answered(1));
     assert_eq!(b.await.expect("join"), Settled::Answered(2));
     assert_eq!(*sizes.lock(), vec![1, 1]);
+}
+
+/// Review of stop 25 (read batching): a panic inside one call's future
+/// took the lane's task down with it, so every other call in flight lost
+/// its answers (settled lost, maybe applied). Now only the panicking
+/// call's entries are lost; the others get their own answers.
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_one_call_leaves_the_other_calls_answered() {
+    let call: CallFn<u32, u32> = Arc::new(|items: Vec<(u32, Instant)>| {
+        Box::pin(async move {
+            if items.iter().any(|(i, _)| *i == 99) {
+                tokio::time::sleep(RTT).await;
+                panic!("one call panics (test)");
+            }
+            tokio::time::sleep(RTT * 3).await;
+            items.into_iter().map(|(i, _)| i * 10).collect()
+        })
+    });
+    // One entry per call: all three are in flight together.
+    let limits = Limits {
+        max_entries: 1,
+        ..Limits::default()
+    };
+    let lane = Arc::new(Lane::spawn(limits, call, None));
+    let far = Instant::now() + Duration::from_secs(5);
+    let all = [1u32, 99, 2].map(|i| {
+        let lane = lane.clone();
+        async move { lane.submit(i, 10, far).await }
+    });
+    let got = futures::future::join_all(all).await;
+    let want = [Settled::Answered(10), Settled::Lost, Settled::Answered(20)];
+    assert_eq!(got, want);
 }

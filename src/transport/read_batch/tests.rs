@@ -21,8 +21,12 @@ const RTT: Duration = Duration::from_millis(10);
 struct Fake {
     old: Arc<Mutex<bool>>,
     stall_first: bool,
+    /// Fails every batch call as too large (OUT_OF_RANGE).
+    too_large: bool,
     /// Keys per batch call.
     batches: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// The trace context current when each batch call was made.
+    batch_traces: Arc<Mutex<Vec<String>>>,
     /// Single reads: (key, traceparent).
     singles: Arc<Mutex<Vec<(u8, String)>>>,
 }
@@ -43,6 +47,17 @@ fn answer(k: u8) -> Result<ReplicaReadResponse, tonic::Status> {
     })
 }
 
+/// In a batch, key 78 is over the batch's answer budget (refused
+/// RESOURCE_EXHAUSTED, nothing read); read alone it is found.
+fn batched_answer(k: u8) -> Result<ReplicaReadResponse, tonic::Status> {
+    if k == 78 {
+        return Err(tonic::Status::resource_exhausted(
+            "over the batch's answer budget",
+        ));
+    }
+    answer(k)
+}
+
 impl ReadWire for Fake {
     fn peer(&self) -> &str {
         "peer"
@@ -57,8 +72,9 @@ impl ReadWire for Fake {
             .map(|e| e.read.as_ref().map_or(0, |r| r.key[0]))
             .collect();
         let stall = self.stall_first && self.batches.lock().is_empty();
+        (self.batch_traces.lock()).push(crate::telemetry::current_traceparent());
         self.batches.lock().push(keys.clone());
-        let old = *self.old.lock();
+        let (old, too_large) = (*self.old.lock(), self.too_large);
         Box::pin(async move {
             tokio::time::sleep(RTT).await;
             if stall {
@@ -68,8 +84,12 @@ impl ReadWire for Fake {
                 let s = tonic::Status::unimplemented("unknown method ReplicaReadBatch");
                 return Err(status_error("peer", s, 5));
             }
+            if too_large {
+                let s = tonic::Status::out_of_range("message too large");
+                return Err(status_error("peer", s, 5));
+            }
             let results = (keys.into_iter())
-                .map(|k| match answer(k) {
+                .map(|k| match batched_answer(k) {
                     Ok(read) => ReplicaReadBatchResult {
                         status: None,
                         read: Some(read),
@@ -200,4 +220,103 @@ async fn an_old_peer_gets_every_read_single_until_the_mark_expires() {
     let got = read_all(&lane, &[8], Duration::from_secs(1)).await;
     assert_eq!(found(&got[0]), Some(true));
     assert_eq!(fake.batches.lock().len(), tried + 1, "batches again");
+}
+
+/// Review of stop 25 (M2): a read queued behind a stalled call waited up
+/// to 50 ms, past the coordinator's read speculation (20 ms by default),
+/// which then asked another replica exactly when a peer was slow. With
+/// the read lane's bounds it goes out well before that point.
+#[tokio::test(start_paused = true)]
+async fn a_read_queued_behind_a_stalled_call_goes_out_before_the_speculation_point() {
+    let fake = Fake {
+        stall_first: true,
+        ..Fake::default()
+    };
+    let (lane, _) = read_lane_over(fake.clone(), read_limits());
+    let lane = Arc::new(lane);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let submit = |k: u8| {
+        let lane = lane.clone();
+        tokio::spawn(async move { lane.submit(entry(k), 8, deadline).await })
+    };
+    let _stalled = submit(2);
+    tokio::task::yield_now().await;
+    let queued = submit(4);
+    let speculation = crate::coordinator::CoordinatorConfig::default().read_speculation;
+    tokio::time::sleep(speculation / 2).await;
+    assert_eq!(
+        *fake.batches.lock(),
+        vec![vec![2], vec![4]],
+        "sent by half the speculation delay"
+    );
+    assert_eq!(found(&queued.await.expect("join")), Some(true));
+}
+
+/// Review of stop 25 (M1): an entry the peer left out of a batch's answer
+/// (over its byte budget) is read again alone, and gets that read's answer.
+#[tokio::test(start_paused = true)]
+async fn a_read_over_the_batch_answer_budget_is_read_again_alone() {
+    let fake = Fake::default();
+    let (lane, _) = read_lane_over(fake.clone(), read_limits());
+    let got = read_all(&lane, &[2, 78, 4], Duration::from_secs(1)).await;
+    let founds: Vec<Option<bool>> = got.iter().map(found).collect();
+    assert_eq!(founds, [Some(true), Some(true), Some(true)], "{got:?}");
+    assert_eq!(*fake.batches.lock(), vec![vec![2], vec![78, 4]]);
+    let singles: Vec<u8> = fake.singles.lock().iter().map(|s| s.0).collect();
+    assert_eq!(singles, vec![78], "only the one left out, once");
+}
+
+/// Review of stop 25 (M1): a batch whose answer was too large for a
+/// message failed every read in it; now each is read again alone.
+#[tokio::test(start_paused = true)]
+async fn a_batch_too_large_to_answer_has_each_read_sent_alone() {
+    let fake = Fake {
+        too_large: true,
+        ..Fake::default()
+    };
+    let (lane, support) = read_lane_over(fake.clone(), read_limits());
+    let got = read_all(&lane, &[2, 4, 5], Duration::from_secs(1)).await;
+    let founds: Vec<Option<bool>> = got.iter().map(found).collect();
+    assert_eq!(founds, [Some(true), Some(true), Some(false)], "{got:?}");
+    let mut singles: Vec<u8> = fake.singles.lock().iter().map(|s| s.0).collect();
+    singles.sort();
+    assert_eq!(singles, vec![2, 4, 5]);
+    assert!(!support.single_only(Instant::now()), "not an old peer");
+}
+
+/// Review of stop 25 (L3): a batch call ran in no span, so the peer's
+/// batch span was a root of its own. Now it joins its first entry's
+/// trace (and links the others').
+#[tokio::test(start_paused = true)]
+async fn a_batch_call_joins_its_first_entrys_trace() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let fake = Fake::default();
+    let (lane, _) = read_lane_over(fake.clone(), read_limits());
+    let traced = |k: u8| {
+        let span = tracing::info_span!("get", key = k);
+        let mut e = entry(k);
+        e.traceparent = span.in_scope(crate::telemetry::current_traceparent);
+        e
+    };
+    let entries = [traced(2), traced(4), traced(6)];
+    let trace_id = |tp: &str| tp.split('-').nth(1).unwrap_or("none").to_string();
+    let firsts = [
+        trace_id(&entries[0].traceparent),
+        trace_id(&entries[1].traceparent),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let calls = entries.map(|e| lane.submit(e, 8, deadline));
+    futures::future::join_all(calls).await;
+    assert_eq!(*fake.batches.lock(), vec![vec![2], vec![4, 6]]);
+    let got: Vec<String> = fake
+        .batch_traces
+        .lock()
+        .iter()
+        .map(|t| trace_id(t))
+        .collect();
+    assert_eq!(got, firsts, "each batch call in its first entry's trace");
 }

@@ -2,7 +2,7 @@
 //! entry gets its own outcome, in order (found, not found, its deadline
 //! passed, no read in it), none shared with another.
 
-use super::results;
+use super::{results, ANSWER_BUDGET};
 use crate::engine::memory::MemoryEngine;
 use crate::engine::Limits;
 use crate::layout::Layout;
@@ -52,4 +52,37 @@ fn each_read_gets_its_own_outcome_in_order() {
     assert!(got[2].read.is_none(), "late: nothing read");
     assert_eq!(code(3), Code::InvalidArgument, "{:?}", got[3]);
     assert_eq!((code(4), read(4).record), (Code::Ok, record), "no deadline");
+}
+
+/// Review of stop 25 (M1): a batch's answer had no size bound, so enough
+/// reads of a large record in one batch went over the message limit and
+/// failed together. Now the answers stop at [`ANSWER_BUDGET`]: the rest
+/// are refused RESOURCE_EXHAUSTED, nothing read, for the caller to read
+/// alone; the first entry is always answered.
+#[test]
+fn a_batch_answer_stays_within_its_byte_budget() {
+    let cluster = Cluster::new(Layout::seed(&Topology::dev()), "dc1-n2", None).expect("a view");
+    let rep = Replica::new(Arc::new(MemoryEngine::new(Limits::default())), "dc1-n2", 8);
+    let mut set = SiblingSet::new();
+    let value = vec![7u8; 900 << 10];
+    (set.update(ActorId(1), &CausalContext::new(), Some(value.into()), 1, 8)).expect("an update");
+    rep.apply("default", b"big", &set).expect("a write");
+    let n = 2 * ANSWER_BUDGET / (900 << 10);
+    let entries = (0..n).map(|_| entry("big", 1000)).collect();
+    let got = results(&rep, &cluster.current(), entries, Instant::now());
+    assert_eq!(got.len(), n, "one result per entry, in order");
+    let answered: usize = (got.iter())
+        .filter_map(|r| r.read.as_ref())
+        .map(|r| r.record.len())
+        .sum();
+    assert!(answered <= ANSWER_BUDGET, "{answered} bytes answered");
+    assert!(
+        got[0].read.as_ref().is_some_and(|r| r.found),
+        "the first is read"
+    );
+    let refused = (got.iter())
+        .filter(|r| r.status.as_ref().map(|s| s.code) == Some(Code::ResourceExhausted as i32))
+        .count();
+    assert!(refused >= n / 2, "{refused} of {n} refused");
+    assert!(got.iter().all(|r| r.read.is_some() != r.status.is_some()));
 }
