@@ -86,8 +86,8 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub repair_after_unclean_start: bool,
     /// The cap on the bytes per second this node's range movements (join,
-    /// decommission, removenode, replace) stream together, in MiB/s; 0
-    /// means no cap. Changed while running with `PUT /stream-throughput`
+    /// decommission, removenode, replace) stream together, in MiB/s, at
+    /// least 1; 0 means no cap. Changed while running with `PUT /stream-throughput`
     /// on the admin port (Cassandra's `stream_throughput_outbound`).
     #[arg(long, default_value_t = geokv::movement::throughput::DEFAULT_MIB_PER_SEC)]
     pub stream_throughput_mib: f64,
@@ -236,11 +236,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.membership.phi_remote = args.phi_remote;
     cfg.hints.hint_window = Duration::from_secs(args.hint_window_secs);
     cfg.hints.max_backlog_bytes = args.max_backlog_bytes;
-    anyhow::ensure!(
-        args.stream_throughput_mib.is_finite() && args.stream_throughput_mib >= 0.0,
-        "--stream-throughput-mib must be a number of MiB/s, 0 for no cap"
-    );
-    cfg.stream_throughput_mib = args.stream_throughput_mib;
+    cfg.stream_throughput_mib =
+        geokv::movement::throughput::valid_mib_per_sec(args.stream_throughput_mib)
+            .context("--stream-throughput-mib")?;
     cfg.repair.interval = Duration::from_secs(args.repair_interval_secs);
     cfg.repair.after_unclean_start = args.repair_after_unclean_start;
     cfg.coordinator.default_timeout = Duration::from_millis(args.default_timeout_ms);
