@@ -252,25 +252,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let _telemetry = geokv::telemetry::init_with_format("geokv", &args.node, args.log_format);
         geokv::admin::install_metrics();
         let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let first = wait_for_signal().await;
-            tracing::info!(
-                signal = first,
-                "stopping gracefully (a second signal stops at once)"
-            );
-            let _ = tx.send(true);
-            // Handling the signal replaced its default action: without this a
-            // second one would be swallowed while the node drains.
-            let second = wait_for_signal().await;
-            tracing::error!(
-                signal = second,
-                "second signal: exiting at once, without the graceful shutdown \
-                 (no clean-shutdown marker: the next start is an unclean one)"
-            );
-            // As `leave`: no destructors beside RocksDB's threads.
-            // SAFETY: `_exit` ends the process without running anything else.
-            unsafe { libc::_exit(128 + second) }
-        });
+        // Off this runtime: see `cli::signals`.
+        super::signals::watch(tx, tokio::runtime::Handle::current())
+            .context("installing the signal handlers")?;
         run_node(cfg, rx).await.map_err(anyhow::Error::from)
     };
     leave(run_bounded(rt, node))
