@@ -81,22 +81,21 @@ pub async fn stream_throughput(State(a): State<Admin>) -> Response {
     json(serde_json::to_string(&StreamThroughput { mib_per_sec }).unwrap_or_default())
 }
 
-/// `PUT /stream-throughput`: takes effect on the next page of every stream.
+/// `PUT /stream-throughput`: takes effect within a second on every stream,
+/// the ones waiting too; 400 for a cap between 0 and the floor
+/// ([`crate::movement::throughput::MIN_MIB_PER_SEC`]).
 pub async fn set_stream_throughput(State(a): State<Admin>, body: axum::body::Bytes) -> Response {
     let Some(control) = &a.control else {
         return no_control();
     };
     match serde_json::from_slice::<StreamThroughput>(&body) {
-        Ok(t) if t.mib_per_sec.is_finite() && t.mib_per_sec >= 0.0 => {
-            control.throughput.set_mib_per_sec(t.mib_per_sec);
-            tracing::info!(mib_per_sec = t.mib_per_sec, "stream throughput cap changed");
-            json(serde_json::to_string(&t).unwrap_or_default())
-        }
-        Ok(_) => (
-            StatusCode::BAD_REQUEST,
-            "mib_per_sec must be a number >= 0 (0: no cap)\n",
-        )
-            .into_response(),
+        Ok(t) => match control.throughput.set_mib_per_sec(t.mib_per_sec) {
+            Ok(()) => {
+                tracing::info!(mib_per_sec = t.mib_per_sec, "stream throughput cap changed");
+                json(serde_json::to_string(&t).unwrap_or_default())
+            }
+            Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        },
         Err(e) => (
             StatusCode::BAD_REQUEST,
             format!("expected {{\"mib_per_sec\": N}}: {e}\n"),

@@ -53,7 +53,8 @@ pub struct StreamThroughputArgs {
     /// The node's admin address (host:port).
     #[arg(long)]
     pub endpoint: String,
-    /// The new cap in MiB/s (0: no cap); without it, print the current one.
+    /// The new cap in MiB/s (0: no cap, else at least 1); without it, print
+    /// the current one.
     pub mib_per_sec: Option<f64>,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
@@ -188,6 +189,7 @@ pub async fn stream_throughput(args: StreamThroughputArgs) -> anyhow::Result<()>
     let body = match args.mib_per_sec {
         None => super::ring::http(&args.endpoint, "GET", "/stream-throughput").await?,
         Some(mib) => {
+            let mib = geokv::movement::throughput::valid_mib_per_sec(mib)?;
             let set = serde_json::json!({ "mib_per_sec": mib }).to_string();
             super::admin_http::request(
                 &args.endpoint,

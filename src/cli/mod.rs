@@ -26,6 +26,7 @@ mod movement;
 mod render;
 mod repair;
 mod ring;
+mod signals;
 mod status;
 mod topology;
 

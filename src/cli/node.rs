@@ -86,8 +86,8 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub repair_after_unclean_start: bool,
     /// The cap on the bytes per second this node's range movements (join,
-    /// decommission, removenode, replace) stream together, in MiB/s; 0
-    /// means no cap. Changed while running with `PUT /stream-throughput`
+    /// decommission, removenode, replace) stream together, in MiB/s, at
+    /// least 1; 0 means no cap. Changed while running with `PUT /stream-throughput`
     /// on the admin port (Cassandra's `stream_throughput_outbound`).
     #[arg(long, default_value_t = geokv::movement::throughput::DEFAULT_MIB_PER_SEC)]
     pub stream_throughput_mib: f64,
@@ -236,11 +236,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.membership.phi_remote = args.phi_remote;
     cfg.hints.hint_window = Duration::from_secs(args.hint_window_secs);
     cfg.hints.max_backlog_bytes = args.max_backlog_bytes;
-    anyhow::ensure!(
-        args.stream_throughput_mib.is_finite() && args.stream_throughput_mib >= 0.0,
-        "--stream-throughput-mib must be a number of MiB/s, 0 for no cap"
-    );
-    cfg.stream_throughput_mib = args.stream_throughput_mib;
+    cfg.stream_throughput_mib =
+        geokv::movement::throughput::valid_mib_per_sec(args.stream_throughput_mib)
+            .context("--stream-throughput-mib")?;
     cfg.repair.interval = Duration::from_secs(args.repair_interval_secs);
     cfg.repair.after_unclean_start = args.repair_after_unclean_start;
     cfg.coordinator.default_timeout = Duration::from_millis(args.default_timeout_ms);
@@ -254,25 +252,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let _telemetry = geokv::telemetry::init_with_format("geokv", &args.node, args.log_format);
         geokv::admin::install_metrics();
         let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let first = wait_for_signal().await;
-            tracing::info!(
-                signal = first,
-                "stopping gracefully (a second signal stops at once)"
-            );
-            let _ = tx.send(true);
-            // Handling the signal replaced its default action: without this a
-            // second one would be swallowed while the node drains.
-            let second = wait_for_signal().await;
-            tracing::error!(
-                signal = second,
-                "second signal: exiting at once, without the graceful shutdown \
-                 (no clean-shutdown marker: the next start is an unclean one)"
-            );
-            // As `leave`: no destructors beside RocksDB's threads.
-            // SAFETY: `_exit` ends the process without running anything else.
-            unsafe { libc::_exit(128 + second) }
-        });
+        // Off this runtime: see `cli::signals`.
+        super::signals::watch(tx, tokio::runtime::Handle::current())
+            .context("installing the signal handlers")?;
         run_node(cfg, rx).await.map_err(anyhow::Error::from)
     };
     leave(run_bounded(rt, node))

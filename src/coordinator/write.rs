@@ -225,12 +225,15 @@ impl Coordinator {
 /// whatever it says, the write may have been applied, so an error that
 /// would say "nothing applied" (a hint refused by a sealed store, a
 /// storage refusal) becomes [`GeokvError::MaybeApplied`] (review M2 of
-/// stop 23). Errors that already say "maybe" keep their code.
+/// stop 23). Errors that already say "maybe" keep their code and text
+/// (a sealed hint store's refusal of urgent entries is one clean ABORTED,
+/// not wrapped again: review-fix-types F3).
 fn after_minting(me: &str, e: GeokvError) -> GeokvError {
     match e {
         GeokvError::Timeout { .. }
         | GeokvError::QuorumFailed { .. }
         | GeokvError::MaybeApplied(_)
+        | GeokvError::HintsSealed
         | GeokvError::Internal(_) => e,
         e => GeokvError::MaybeApplied(format!("the write was stored on {me}, then: {e}")),
     }

@@ -26,7 +26,60 @@ use tokio::time::Instant;
 /// throughput is 24 MiB/s).
 pub const DEFAULT_MIB_PER_SEC: f64 = 24.0;
 
+/// The lowest cap accepted, MiB/s (0 aside: no cap). Below it one page
+/// of a few MiB waits for minutes or hours (review-lead25 M1).
+pub const MIN_MIB_PER_SEC: f64 = 1.0;
+
+/// The longest wait one page is ever told, whatever the numbers: a bound
+/// against a rate the checks did not see, not a pacing rule (at the floor
+/// it takes an 84 GiB page).
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// A waiting streamer re-reads the cap at least this often, so a raised,
+/// removed or lowered cap reaches the streams already asleep.
+pub const SLICE: Duration = Duration::from_secs(1);
+
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// A cap the flag, the admin route or the CLI refuses.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error(
+    "the stream throughput cap must be 0 (no cap) or at least {} MiB/s, not {}",
+    MIN_MIB_PER_SEC,
+    .0
+)]
+pub struct BadCap(pub f64);
+
+/// `mib_per_sec` if it is a cap this node accepts: 0 (none) or a finite
+/// number of at least [`MIN_MIB_PER_SEC`].
+pub fn valid_mib_per_sec(mib_per_sec: f64) -> Result<f64, BadCap> {
+    if mib_per_sec == 0.0 {
+        Ok(0.0)
+    } else if mib_per_sec.is_finite() && mib_per_sec >= MIN_MIB_PER_SEC {
+        Ok(mib_per_sec)
+    } else {
+        Err(BadCap(mib_per_sec))
+    }
+}
+
+/// A rate the bucket can divide by: positive and finite, else 0 (no cap).
+fn sane(bytes_per_sec: f64) -> f64 {
+    if bytes_per_sec.is_finite() && bytes_per_sec > 0.0 {
+        bytes_per_sec
+    } else {
+        0.0
+    }
+}
+
+/// `secs` as a wait, never negative, NaN or above [`MAX_WAIT`] (never
+/// panics, unlike `Duration::from_secs_f64`).
+fn wait_of(secs: f64) -> Duration {
+    if secs > 0.0 {
+        Duration::try_from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())).unwrap_or(MAX_WAIT)
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// A token bucket over bytes. Pure: the caller passes the time.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,17 +91,29 @@ pub struct Bucket {
     /// Bytes available now (negative: owed by the pages already let through).
     tokens: f64,
     last: Option<Instant>,
+    /// Counts the times the debt was forgiven (cap raised or removed):
+    /// a streamer waiting on an older count stops waiting.
+    forgiven: u64,
+}
+
+/// What a wait was computed from; [`Bucket::rest`] adjusts it to the cap
+/// in force now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ticket {
+    rate: f64,
+    forgiven: u64,
 }
 
 impl Bucket {
-    /// A bucket of `bytes_per_sec` (0 or less: no cap), full.
+    /// A bucket of `bytes_per_sec` (0, less or not finite: no cap), full.
     pub fn new(bytes_per_sec: f64) -> Bucket {
-        let rate = bytes_per_sec.max(0.0);
+        let rate = sane(bytes_per_sec);
         Bucket {
             rate,
             burst: rate,
             tokens: rate,
             last: None,
+            forgiven: 0,
         }
     }
 
@@ -57,9 +122,9 @@ impl Bucket {
     }
 
     /// `bytes` pass at `now`; how long the caller must wait before the
-    /// next page so the average stays under the rate. A page larger than
-    /// the burst passes whole (pages are not split) and its debt is waited
-    /// off afterwards.
+    /// next page so the average stays under the rate (at most
+    /// [`MAX_WAIT`]). A page larger than the burst passes whole (pages are
+    /// not split) and its debt is waited off afterwards.
     pub fn take(&mut self, bytes: u64, now: Instant) -> Duration {
         if self.rate <= 0.0 {
             return Duration::ZERO;
@@ -70,18 +135,47 @@ impl Bucket {
         }
         self.last = Some(now);
         self.tokens -= bytes as f64;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / self.rate)
+        wait_of(-self.tokens / self.rate)
+    }
+
+    /// What the wait [`Bucket::take`] just answered was computed from.
+    pub fn ticket(&self) -> Ticket {
+        Ticket {
+            rate: self.rate,
+            forgiven: self.forgiven,
         }
     }
 
-    /// A new rate from now on; the debt or credit so far is kept within
-    /// the new burst.
+    /// What is left of a wait of `left` under `ticket`'s cap, under the
+    /// cap in force now: nothing once the debt was forgiven (the cap was
+    /// raised or removed since), stretched if the cap was lowered.
+    pub fn rest(&self, left: Duration, ticket: &mut Ticket) -> Duration {
+        if self.forgiven != ticket.forgiven || self.rate <= 0.0 {
+            return Duration::ZERO;
+        }
+        if self.rate != ticket.rate {
+            let stretched = wait_of(left.as_secs_f64() * ticket.rate / self.rate);
+            ticket.rate = self.rate;
+            return stretched;
+        }
+        left
+    }
+
+    /// A new rate from now on. A raised or removed cap forgives the debt
+    /// (the pages owed for were paced by the old, lower cap); a lowered one
+    /// keeps it within the new burst, to be waited off at the new rate.
     pub fn set_rate(&mut self, bytes_per_sec: f64) {
-        self.rate = bytes_per_sec.max(0.0);
-        self.burst = self.rate;
+        let rate = sane(bytes_per_sec);
+        if rate == self.rate {
+            return;
+        }
+        let raised = rate == 0.0 || (self.rate > 0.0 && rate > self.rate);
+        self.rate = rate;
+        self.burst = rate;
+        if raised {
+            self.forgiven += 1;
+            self.tokens = self.tokens.max(0.0);
+        }
         self.tokens = self.tokens.min(self.burst);
     }
 }
@@ -100,7 +194,8 @@ impl Default for Throughput {
 }
 
 impl Throughput {
-    /// A cap of `mib_per_sec` MiB/s; 0 means none.
+    /// A cap of `mib_per_sec` MiB/s; 0 means none (the flag checked it
+    /// with [`valid_mib_per_sec`]; a value it refuses does not panic here).
     pub fn new(mib_per_sec: f64) -> Throughput {
         let cap = Throughput {
             bucket: Mutex::new(Bucket::new(mib_per_sec * MIB)),
@@ -119,18 +214,32 @@ impl Throughput {
         self.bucket.lock().bytes_per_sec() / MIB
     }
 
-    /// Changes the cap while streams run (`PUT /stream-throughput`).
-    pub fn set_mib_per_sec(&self, mib_per_sec: f64) {
+    /// Changes the cap while streams run (`PUT /stream-throughput`); the
+    /// streams already waiting see it within [`SLICE`]. A cap
+    /// [`valid_mib_per_sec`] refuses changes nothing.
+    pub fn set_mib_per_sec(&self, mib_per_sec: f64) -> Result<(), BadCap> {
+        let mib_per_sec = valid_mib_per_sec(mib_per_sec)?;
         self.bucket.lock().set_rate(mib_per_sec * MIB);
         self.publish();
+        Ok(())
     }
 
-    /// Counts `bytes` just moved and waits as long as the cap asks.
+    /// Counts `bytes` just moved and waits as long as the cap asks, in
+    /// slices of at most [`SLICE`] that re-read the cap (no lock is held
+    /// while asleep).
     pub async fn moved(&self, bytes: u64) {
-        let wait = self.bucket.lock().take(bytes, Instant::now());
-        if !wait.is_zero() {
-            metrics::counter!("geokv_stream_throttled_total").increment(1);
-            tokio::time::sleep(wait).await;
+        let (mut left, mut ticket) = {
+            let mut b = self.bucket.lock();
+            (b.take(bytes, Instant::now()), b.ticket())
+        };
+        if left.is_zero() {
+            return;
+        }
+        metrics::counter!("geokv_stream_throttled_total").increment(1);
+        while !left.is_zero() {
+            let slice = left.min(SLICE);
+            tokio::time::sleep(slice).await;
+            left = self.bucket.lock().rest(left - slice, &mut ticket);
         }
     }
 }
@@ -181,6 +290,90 @@ mod tests {
                 now += wait;
                 let allowed = rate as f64 * (now - start).as_secs_f64() + rate as f64;
                 prop_assert!(moved as f64 <= allowed + 1.0, "{moved} > {allowed}");
+            }
+        }
+    }
+
+    /// A raised or removed cap reaches a streamer already asleep on the
+    /// old one within one slice (review-lead25 M1: it slept the old debt out).
+    #[tokio::test(start_paused = true)]
+    async fn a_raised_cap_ends_a_wait_in_progress_within_one_slice() {
+        for raised in [0.0, 1000.0] {
+            let cap = std::sync::Arc::new(Throughput::new(1.0)); // 1 MiB/s
+            let began = Instant::now();
+            let page = {
+                let cap = cap.clone();
+                // 1 MiB burst, then 63 MiB of debt: 63 s at the old cap.
+                tokio::spawn(async move { cap.moved(64 * MIB as u64).await })
+            };
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            cap.set_mib_per_sec(raised).unwrap();
+            page.await.unwrap();
+            let took = began.elapsed();
+            assert!(took <= Duration::from_millis(3500), "{raised}: {took:?}");
+        }
+    }
+
+    /// A lowered cap stretches what is left of the wait, re-read each slice.
+    #[tokio::test(start_paused = true)]
+    async fn a_lowered_cap_stretches_the_rest_of_the_wait() {
+        let cap = std::sync::Arc::new(Throughput::new(2.0));
+        let began = Instant::now();
+        let page = {
+            let cap = cap.clone();
+            // 2 MiB burst, 4 MiB of debt: 2 s at 2 MiB/s.
+            tokio::spawn(async move { cap.moved(6 * MIB as u64).await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // 3 MiB left: 3 s at 1 MiB/s, seen at the end of the first slice.
+        cap.set_mib_per_sec(1.0).unwrap();
+        page.await.unwrap();
+        let took = began.elapsed();
+        assert!(
+            took >= Duration::from_millis(2900) && took <= Duration::from_millis(3600),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn a_cap_between_zero_and_the_floor_is_refused() {
+        for bad in [1e-300, 0.001, 0.999, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(valid_mib_per_sec(bad).is_err(), "{bad}");
+        }
+        for good in [0.0, MIN_MIB_PER_SEC, 24.0, 1e6] {
+            assert_eq!(valid_mib_per_sec(good).unwrap(), good);
+        }
+        let cap = Throughput::new(24.0);
+        let e = cap.set_mib_per_sec(1e-300).unwrap_err();
+        assert!(e.to_string().contains("at least 1 MiB/s"), "{e}");
+        assert_eq!(cap.mib_per_sec(), 24.0, "a refused cap changes nothing");
+    }
+
+    /// A tiny positive rate used to make the wait infinite, and
+    /// `Duration::from_secs_f64` panicked in the movement task.
+    #[test]
+    fn a_tiny_rate_does_not_panic() {
+        let mut b = Bucket::new(1e-300 * MIB);
+        let t = Instant::now();
+        assert!(b.take(4 << 20, t) <= MAX_WAIT);
+    }
+
+    proptest! {
+        /// Whatever the numbers, the bucket answers a bounded wait.
+        #[test]
+        fn no_rate_or_page_panics(
+            rate in proptest::num::f64::ANY,
+            lowered in proptest::num::f64::ANY,
+            pages in proptest::collection::vec((any::<u64>(), 0u64..10_000_000), 1..8),
+        ) {
+            let mut b = Bucket::new(rate);
+            let mut now = Instant::now();
+            for (i, (bytes, gap_ms)) in pages.into_iter().enumerate() {
+                if i == 3 {
+                    b.set_rate(lowered);
+                }
+                now += Duration::from_millis(gap_ms);
+                prop_assert!(b.take(bytes, now) <= MAX_WAIT);
             }
         }
     }

@@ -278,7 +278,7 @@ impl Internode for InternodeService {
             .to_string();
         match self.layout.serve_push(&from, req.get_ref()) {
             Ok(version) => Ok(Response::new(PushLayoutResponse { version })),
-            Err(e) => Err(GeokvError::LayoutRefused(e.to_string()).into()),
+            Err(e) => Err(GeokvError::from(e).into()),
         }
     }
 
@@ -312,7 +312,7 @@ impl Internode for InternodeService {
         let _span = self.admit(&req, "sync_auth")?;
         crate::security::auth::sync::serve(&self.auth, req.get_ref())
             .map(Response::new)
-            .map_err(|e| GeokvError::InvalidArgument(e).into())
+            .map_err(|e| GeokvError::from(e).into())
     }
 
     async fn merkle(

@@ -53,11 +53,13 @@
 //! targets: on any newer view it refuses it (the repair is retried by the
 //! next pass; nothing is lost). The mark, not an empty target list, says
 //! "repair": a write without it is a client write, checked against its
-//! targets even when it names none (so a peer from before the mark, whose
-//! repair merges carry a version and no targets, has them checked as
-//! client writes naming nobody: refused where the newer view places any
-//! owner or pending replica of the key in this datacenter, retried by the
-//! next pass, never accepted where a client write would be refused).
+//! targets even when it names none, *and* by the repair rule (a peer from
+//! before the mark sends its repair merges unmarked, with a version and no
+//! targets: refused where the newer view places any owner or pending
+//! replica of the key in this datacenter missing from the targets, or
+//! where this node no longer replicates the key; retried by the next
+//! pass, never accepted where either rule would refuse; review-fix-types
+//! F2).
 //!
 //! Version 0 means "not checked": stream receivers merge records in any
 //! view, and peers from before the field sent none (accepting them keeps a
@@ -231,7 +233,11 @@ pub fn check(view: &ClusterView, w: &Planned<'_>) -> Option<GeokvError> {
             return stale();
         }
     }
-    None
+    // And the repair rule: an unmarked write may be a repair of a peer
+    // from before the mark (a version, no targets), and a node that no
+    // longer replicates the key must not count a copy its cleanup drops.
+    // A pending replica takes writes (the merge rule, not the read rule).
+    check_placed(view, keyspace, key, planned_on, w.digest, Serves::Merge)
 }
 
 /// `None` when the replica (this node, in `view`) may answer a read of
@@ -319,3 +325,7 @@ mod tests;
 #[cfg(test)]
 #[path = "stale_view/switch_tests.rs"]
 mod switch_tests;
+
+#[cfg(test)]
+#[path = "stale_view/unmarked_tests.rs"]
+mod unmarked_tests;

@@ -39,6 +39,25 @@ pub enum SyncError {
     View(#[from] super::ViewError),
 }
 
+/// The answer of `PushLayout` to a layout it did not take: "nothing
+/// applied" for one that does not decode or derive, "maybe" for one whose
+/// saving failed (the engine may have written it, and it loads on the next
+/// start: review-fix-types T2, it said "no").
+impl From<SyncError> for crate::error::GeokvError {
+    fn from(e: SyncError) -> Self {
+        use crate::error::GeokvError;
+        match e {
+            SyncError::View(super::ViewError::Persist { .. }) => {
+                GeokvError::Internal(format!("{e}; it may have been saved"))
+            }
+            SyncError::Decode { .. } | SyncError::View(_) => {
+                GeokvError::LayoutRefused(e.to_string())
+            }
+            SyncError::Transport(_) => GeokvError::Internal(e.to_string()),
+        }
+    }
+}
+
 /// Spreads and fetches layouts for one node.
 pub struct LayoutSync {
     cluster: Cluster,
@@ -210,5 +229,39 @@ pub async fn follow(
             changed = views.changed() => if changed.is_err() { return },
             _ = shutdown.wait_for(|v| *v) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+    use crate::error::GeokvError;
+
+    fn applied(e: SyncError) -> (tonic::Code, String) {
+        let status = tonic::Status::from(GeokvError::from(e));
+        let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
+        let applied = applied
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status.code(), applied)
+    }
+
+    /// A push whose saving failed may have been saved: "maybe", INTERNAL.
+    #[test]
+    fn a_layout_push_that_failed_to_save_may_have_been_applied() {
+        let io = crate::engine::EngineError::SyncFailed("disk gone".into());
+        let persist = SyncError::View(super::super::ViewError::Persist {
+            version: 2,
+            source: super::super::store::StoreError::Engine(io),
+        });
+        assert_eq!(applied(persist), (tonic::Code::Internal, "maybe".into()));
+        let undecodable = LayoutMessage {
+            version: 2,
+            json: b"{".to_vec(),
+        };
+        let decode = from_message("n2", &undecodable).expect_err("does not decode");
+        let refused = (tonic::Code::FailedPrecondition, "no".to_string());
+        assert_eq!(applied(decode), refused);
     }
 }

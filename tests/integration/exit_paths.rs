@@ -55,7 +55,6 @@ fn marked_clean(c: &Cluster, id: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: with the stall-next-write fault the node never logs the SIGTERM (the stalled write parks an async worker, and the stop never starts); next stop"]
 async fn a_stuck_write_ends_the_process_with_1_within_the_bound_and_no_marker() {
     let mut c = with_a_stuck_write().await;
     c.signal(STUCK, libc::SIGTERM);
@@ -71,7 +70,6 @@ async fn a_stuck_write_ends_the_process_with_1_within_the_bound_and_no_marker() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: with the stall-next-write fault the node never logs the SIGTERM (the stalled write parks an async worker, and the stop never starts); next stop"]
 async fn a_second_signal_during_a_stuck_stop_exits_at_once_with_128_plus_it() {
     let mut c = with_a_stuck_write().await;
     c.signal(STUCK, libc::SIGTERM);

@@ -129,12 +129,8 @@ impl Coordinator {
             Some(a) => (a.waits, a.intents),
             None if wait_for.is_empty() => (Vec::new(), Vec::new()),
             None => {
-                let waits = (self.commit)
-                    .append_urgent(minted, wait_for)
-                    .await
-                    .map_err(|e| {
-                        GeokvError::Internal(format!("{e}; the write may have been applied"))
-                    })?;
+                // An error turns "maybe" in `fan_out` (`after_minting`).
+                let waits = (self.commit).append_urgent(minted, wait_for).await?;
                 (waits, Vec::new())
             }
         })
@@ -258,10 +254,8 @@ impl Coordinator {
                 pending: None,
             })
             .collect();
-        let waits = (self.commit)
-            .append_urgent(minted, &all)
-            .await
-            .map_err(|e| GeokvError::Internal(format!("{e}; the write may have been applied")))?;
+        // An error turns "maybe" in `fan_out` (`after_minting`).
+        let waits = (self.commit).append_urgent(minted, &all).await?;
         for wait in waits {
             let settles = sizes.get(&wait.dc).copied().unwrap_or(0);
             gather.expect(&wait.dc, settles);

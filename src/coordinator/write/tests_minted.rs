@@ -46,11 +46,15 @@ async fn a_hint_refused_after_minting_is_maybe_applied() {
     let (res, _) = (c.fan_out(&after, &req, (&plan, &to), &minted, (None, deadline))).await;
     let err = res.expect_err("the hint store is sealed");
     assert!(!err.nothing_applied(), "{err}");
-    assert!(matches!(err, GeokvError::MaybeApplied(_)), "{err:?}");
+    // The sealed store's own refusal: ABORTED, "maybe", said once (it was
+    // wrapped in MaybeApplied, the phrase twice: review-fix-types F3).
+    assert!(matches!(err, GeokvError::HintsSealed), "{err:?}");
     let status = tonic::Status::from(err);
     assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
     let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
     assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("maybe"));
+    let said = status.message().matches("may have been applied").count();
+    assert_eq!(said, 1, "{}", status.message());
 }
 
 /// A fan-out that queues nothing with the write (no other local replica,
@@ -148,6 +152,38 @@ async fn urgent_entries_appended_after_the_seal_are_refused_and_queue_nothing() 
     assert!(!err.nothing_applied(), "{err}");
     let dest = crate::hints::queue::Dest::Dc("dc2".into());
     assert_eq!(c.hints.backlog_entries(&dest), 0, "nothing queued");
+}
+
+/// A retry fan-out whose urgent entries the sealed store refuses reports
+/// one clean error: ABORTED, "maybe", saying once that the write may have
+/// been applied (review-fix-types F3: it was INTERNAL, the phrase twice).
+#[tokio::test]
+async fn a_refused_urgent_append_is_one_clean_maybe_applied_error() {
+    let (c, left, key) = d_before_its_leave();
+    let before = c.cluster().current();
+    let req = put_request("ks", &key, ConsistencyLevel::Any);
+    let (ks, k, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
+    let (minted, _) = c.mint(&before, &req, &nothing_along()).await.expect("mint");
+    leave_and_seal(&c, left).await;
+
+    let after = c.cluster().current();
+    let plan = (c.plan(&after, ks, k, level, None, OpKind::Write)).expect("plan");
+    let to = Fanout {
+        wait_for: vec![Awaited {
+            dc: "dc2".into(),
+            need: 1,
+            pending: None,
+        }],
+        ..nothing_along()
+    };
+    let deadline = Instant::now() + req.timeout;
+    let (res, _) = (c.fan_out(&after, &req, (&plan, &to), &minted, (None, deadline))).await;
+    let status = tonic::Status::from(res.expect_err("the hint store is sealed"));
+    assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
+    let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
+    assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("maybe"));
+    let said = status.message().matches("may have been applied").count();
+    assert_eq!(said, 1, "{}", status.message());
 }
 
 /// `d`'s coordinator on the seed layout (only `d` and `x` up), the layout

@@ -25,13 +25,36 @@ pub fn from_message(msg: &AuthMessage) -> Result<Option<AuthState>, serde_json::
     serde_json::from_slice(&msg.json).map(Some)
 }
 
+/// Why `SyncAuth` did not take an offer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The offer does not decode: nothing was installed.
+    #[error("auth state does not decode: {0}")]
+    Decode(serde_json::Error),
+    /// Saving the merged state failed: the engine may have written it (it
+    /// then loads on the next start).
+    #[error("{0}; it may have been saved")]
+    Store(#[from] super::store::StoreError),
+}
+
+/// Its answer: "nothing applied" (INVALID_ARGUMENT) for an offer that does
+/// not decode, "maybe" (INTERNAL) for a failed save (review-fix-types T2:
+/// both said "no").
+impl From<ServeError> for crate::error::GeokvError {
+    fn from(e: ServeError) -> Self {
+        use crate::error::GeokvError;
+        match e {
+            ServeError::Decode(_) => GeokvError::InvalidArgument(e.to_string()),
+            ServeError::Store(_) => GeokvError::Internal(e.to_string()),
+        }
+    }
+}
+
 /// What `SyncAuth` does on the receiving side: install the offer, answer
 /// with the state in force.
-pub fn serve(auth: &Auth, msg: &AuthMessage) -> Result<AuthMessage, String> {
-    if let Some(offered) =
-        from_message(msg).map_err(|e| format!("auth state does not decode: {e}"))?
-    {
-        auth.install(offered).map_err(|e| e.to_string())?;
+pub fn serve(auth: &Auth, msg: &AuthMessage) -> Result<AuthMessage, ServeError> {
+    if let Some(offered) = from_message(msg).map_err(ServeError::Decode)? {
+        auth.install(offered)?;
     }
     Ok(to_message(&auth.state()))
 }

@@ -285,3 +285,40 @@ async fn wrong_secrets_from_one_address_are_refused_before_verifying() {
         Err(AuthError::BadToken("app".into()))
     );
 }
+
+/// `SyncAuth`'s verdicts (review-fix-types T2): an offer whose save failed
+/// may have been written ("maybe", INTERNAL); one that does not decode
+/// installed nothing ("no", INVALID_ARGUMENT). Both said "no" before.
+#[test]
+fn a_sync_whose_save_failed_may_have_been_applied() {
+    struct FailWrites;
+    impl crate::engine::testing::Hooks for FailWrites {
+        fn before_write(
+            &self,
+            _: &crate::engine::WriteBatch,
+        ) -> Result<(), crate::engine::EngineError> {
+            Err(crate::engine::EngineError::SyncFailed("disk gone".into()))
+        }
+    }
+    let a = Auth::new(true, AuthState::default(), None);
+    a.change(|s| s.with_role("r", None, &[("*", Perm::Read)]))
+        .unwrap();
+    let failing: Arc<dyn Engine> = Arc::new(crate::engine::testing::Hooked::new(FailWrites));
+    let b = Auth::new(true, AuthState::default(), Some(failing));
+    let verdict = |e: sync::ServeError| {
+        let status = tonic::Status::from(crate::error::GeokvError::from(e));
+        let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
+        let applied = applied.and_then(|v| v.to_str().ok()).unwrap_or("");
+        (status.code(), applied.to_string())
+    };
+    let offer = sync::to_message(&a.state());
+    let failed = sync::serve(&b, &offer).expect_err("the save fails");
+    assert_eq!(verdict(failed), (tonic::Code::Internal, "maybe".into()));
+    let garbage = crate::proto::v1::internode::AuthMessage {
+        version: 1,
+        json: b"{".to_vec(),
+    };
+    let refused = sync::serve(&b, &garbage).expect_err("does not decode");
+    let no = (tonic::Code::InvalidArgument, "no".to_string());
+    assert_eq!(verdict(refused), no);
+}
