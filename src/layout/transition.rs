@@ -87,6 +87,8 @@ pub enum LayoutError {
     NoSuchMovement { dc: String, expected: Movement },
     #[error("node '{0}' is moved by no movement in progress")]
     NoMovementOf(String),
+    #[error("the movement of '{node}' already reads from its new owners in '{dc}'; it cannot be abandoned in one step: restart '{node}' so it finishes, then remove it")]
+    ReadsSwitched { node: String, dc: String },
     #[error("a node needs between 1 and {MAX_VNODES} tokens, got {0}")]
     TokenCount(usize),
     #[error("token {token:#018x} is already owned by node '{owner}'")]

@@ -130,7 +130,9 @@ pub(super) fn resume_hint(e: &crate::view::ProposeError) -> &'static str {
 /// `layout` already holds this node's own entry in progress: `new`
 /// Joining with the same addresses, in `dc` and `rack` when given, its
 /// datacenter's movement `expected` (its join, or its replacement of the
-/// dead node). A re-run of the same command adopts it.
+/// dead node), still reading from the old owners. A re-run of the same
+/// command adopts it; after the switch of reads an empty node would serve
+/// reads of its ranges with nothing streamed, so it is refused.
 pub(crate) fn own_entry(
     layout: &Layout,
     new: &NewNode,
@@ -143,6 +145,7 @@ pub(crate) fn own_entry(
     };
     let addresses = (n.client_address, n.peer_address, n.admin_address);
     n.state == NodeState::Joining
+        && !layout.reads_new(d)
         && addresses == (new.client_address, new.peer_address, new.admin_address)
         && dc.is_none_or(|dc| dc == d)
         && rack.is_none_or(|rack| rack == r)

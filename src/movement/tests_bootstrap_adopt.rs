@@ -127,3 +127,16 @@ fn own_entry_needs_the_same_node_place_and_movement() {
     assert!(own_entry(&replacing, &me, None, None, &replace));
     assert!(!own_entry(&replacing, &me, None, None, &join), "not a join");
 }
+
+/// Review of stop 26, M3: once reads have switched to the new owners, an
+/// empty re-run of the joiner must not adopt its join (it would serve
+/// reads for its ranges with nothing streamed); it is refused as before.
+#[test]
+fn a_join_whose_reads_switched_is_not_adopted() {
+    let seed = Layout::seed(&Topology::dev());
+    let joining = dev_join(&seed, "dc1-new", "127.0.0.14");
+    let me = new_node("dc1-new", "127.0.0.14");
+    let switched = joining.next_finish_step("dc1-new").expect("step").layout().clone();
+    assert!(switched.reads_new("dc1"));
+    assert!(!own_entry(&switched, &me, Some("dc1"), Some("r1"), &join_of("dc1-new")));
+}
