@@ -135,7 +135,11 @@ async fn a_dead_joiner_is_removed_through_the_cas_and_the_next_join_is_decided()
 fn a_dead_joiner_whose_reads_switched_is_not_dropped_in_one_step() {
     let seed = seed();
     let joining = dev_join(&seed, "dc1-new", "127.0.0.14");
-    let switched = joining.next_finish_step("dc1-new").expect("step").layout().clone();
+    let switched = joining
+        .next_finish_step("dc1-new")
+        .expect("step")
+        .layout()
+        .clone();
     let refused = begin(&switched, "dc1-new", &dead).expect_err("refused after the switch");
     assert!(refused.to_string().contains("reads"), "{refused}");
     assert!(switched.abort("dc1-new").is_err());

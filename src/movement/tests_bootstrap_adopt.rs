@@ -136,7 +136,17 @@ fn a_join_whose_reads_switched_is_not_adopted() {
     let seed = Layout::seed(&Topology::dev());
     let joining = dev_join(&seed, "dc1-new", "127.0.0.14");
     let me = new_node("dc1-new", "127.0.0.14");
-    let switched = joining.next_finish_step("dc1-new").expect("step").layout().clone();
+    let switched = joining
+        .next_finish_step("dc1-new")
+        .expect("step")
+        .layout()
+        .clone();
     assert!(switched.reads_new("dc1"));
-    assert!(!own_entry(&switched, &me, Some("dc1"), Some("r1"), &join_of("dc1-new")));
+    assert!(!own_entry(
+        &switched,
+        &me,
+        Some("dc1"),
+        Some("r1"),
+        &join_of("dc1-new")
+    ));
 }

@@ -131,7 +131,12 @@ fn a_one_step_finish_of_the_same_join_fails_the_check() {
     let topo = build_topology(&[vec![vec![8], vec![8], vec![8]]], &[("ks", vec![3])]);
     let join = (0u8, 0, 0, 0, (1..=8u64).map(|i| i << 60 | 0x5555).collect());
     let begun = apply(Layout::seed(&topo), &[join]);
-    let m = begun.movements.values().next().cloned().expect("the join began");
+    let m = begun
+        .movements
+        .values()
+        .next()
+        .cloned()
+        .expect("the join began");
     let finished = begun.finish_movement(&m).expect("one-step finish");
     assert!(
         adjacent_versions_intersect(&[begun, finished]).is_err(),

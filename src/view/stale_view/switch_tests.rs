@@ -36,7 +36,10 @@ fn owners(view: &ClusterView, key: &[u8]) -> Vec<String> {
 fn a_key_lost(views: &[ClusterView; 3], me: &str) -> Vec<u8> {
     (0..10_000u32)
         .map(|k| k.to_be_bytes().to_vec())
-        .find(|k| owners(&views[1], k).iter().any(|n| n == me) && !owners(&views[2], k).iter().any(|n| n == me))
+        .find(|k| {
+            owners(&views[1], k).iter().any(|n| n == me)
+                && !owners(&views[2], k).iter().any(|n| n == me)
+        })
         .expect("a key dc1-n1 loses in the join")
 }
 
