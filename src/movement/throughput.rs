@@ -26,13 +26,15 @@ use tokio::time::Instant;
 /// throughput is 24 MiB/s).
 pub const DEFAULT_MIB_PER_SEC: f64 = 24.0;
 
-/// The lowest cap accepted, MiB/s (0 aside: no cap). Below it one page
-/// of a few MiB waits for minutes or hours (review-lead25 M1).
-pub const MIN_MIB_PER_SEC: f64 = 1.0;
+/// The lowest cap accepted, MiB/s (0 aside: no cap): 10 KiB/s, as low as
+/// Cassandra's data-rate settings go in practice. Below it one page of a
+/// few MiB would wait for hours (review-lead25 M1); at it a 4 MiB page
+/// waits ~7 min, cut short within a second when the cap is raised.
+pub const MIN_MIB_PER_SEC: f64 = 0.01;
 
 /// The longest wait one page is ever told, whatever the numbers: a bound
 /// against a rate the checks did not see, not a pacing rule (at the floor
-/// it takes an 84 GiB page).
+/// it takes an 844 MiB page).
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// A waiting streamer re-reads the cap at least this often, so a raised,
@@ -337,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_cap_between_zero_and_the_floor_is_refused() {
-        for bad in [1e-300, 0.001, 0.999, -1.0, f64::NAN, f64::INFINITY] {
+        for bad in [1e-300, 0.001, 0.0099, -1.0, f64::NAN, f64::INFINITY] {
             assert!(valid_mib_per_sec(bad).is_err(), "{bad}");
         }
         for good in [0.0, MIN_MIB_PER_SEC, 24.0, 1e6] {
@@ -345,7 +347,7 @@ mod tests {
         }
         let cap = Throughput::new(24.0);
         let e = cap.set_mib_per_sec(1e-300).unwrap_err();
-        assert!(e.to_string().contains("at least 1 MiB/s"), "{e}");
+        assert!(e.to_string().contains("at least 0.01 MiB/s"), "{e}");
         assert_eq!(cap.mib_per_sec(), 24.0, "a refused cap changes nothing");
     }
 

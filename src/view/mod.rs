@@ -25,6 +25,7 @@
 pub mod acceptor;
 pub mod cas;
 mod cluster;
+mod errors;
 pub mod http;
 pub mod stale_view;
 pub mod store;
@@ -43,7 +44,8 @@ mod fork_tests;
 #[cfg(test)]
 mod tests;
 
-pub use cluster::{Cluster, Installed, ProposeError, ViewError};
+pub use cluster::{Cluster, Installed};
+pub use errors::{ProposeError, ViewError};
 
 use std::sync::Arc;
 
