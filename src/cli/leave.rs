@@ -53,7 +53,7 @@ pub struct StreamThroughputArgs {
     /// The node's admin address (host:port).
     #[arg(long)]
     pub endpoint: String,
-    /// The new cap in MiB/s (0: no cap, else at least 1); without it, print
+    /// The new cap in MiB/s (0: no cap, else at least 0.01); without it, print
     /// the current one.
     pub mib_per_sec: Option<f64>,
     #[command(flatten)]

@@ -87,7 +87,7 @@ pub struct NodeArgs {
     pub repair_after_unclean_start: bool,
     /// The cap on the bytes per second this node's range movements (join,
     /// decommission, removenode, replace) stream together, in MiB/s, at
-    /// least 1; 0 means no cap. Changed while running with `PUT /stream-throughput`
+    /// least 0.01; 0 means no cap. Changed while running with `PUT /stream-throughput`
     /// on the admin port (Cassandra's `stream_throughput_outbound`).
     #[arg(long, default_value_t = geokv::movement::throughput::DEFAULT_MIB_PER_SEC)]
     pub stream_throughput_mib: f64,

@@ -34,7 +34,7 @@ pub const MIN_MIB_PER_SEC: f64 = 0.01;
 
 /// The longest wait one page is ever told, whatever the numbers: a bound
 /// against a rate the checks did not see, not a pacing rule (at the floor
-/// it takes an 844 MiB page).
+/// it takes an 864 MiB page).
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// A waiting streamer re-reads the cap at least this often, so a raised,
