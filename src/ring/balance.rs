@@ -42,20 +42,25 @@ pub fn balance_warning(
         .iter()
         .max_by_key(|(_, n)| **n)
         .map(|(r, n)| (*r, *n))?;
-    let unequal = sizes.values().any(|n| *n != most);
-    let reachable = if rf <= sizes.len() {
+    let least = *sizes.values().min()?;
+    let racks_n = sizes.len();
+    // Per key a rack holds at most one replica when there are at least as
+    // many racks as replicas; with fewer racks, at least one and at most
+    // rf - racks + 1. A rack of n nodes balanced holds n * rf / nodes
+    // replicas of every key on average, so it must fit those bounds.
+    let reachable = if rf <= racks_n {
         most * rf <= nodes
     } else {
-        !unequal
+        least * rf >= nodes && most * rf <= nodes * (rf - racks_n + 1)
     };
     if reachable {
         return None;
     }
     let racks: Vec<String> = sizes.iter().map(|(r, n)| format!("{r}: {n}")).collect();
-    let fix = if rf <= sizes.len() {
+    let fix = if rf <= racks_n {
         format!("racks of at most {} nodes each", nodes / rf)
     } else {
-        "racks of equal size".to_string()
+        format!("racks of at least {} nodes each", nodes.div_ceil(rf))
     };
     Some(format!(
         "datacenter {dc} cannot be balanced after this join: replication factor {rf} over \
