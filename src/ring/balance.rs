@@ -6,8 +6,9 @@
 //! Rack-aware placement puts at most one replica of a range in a rack while
 //! racks remain (rf ≤ racks), so a rack holds at most one copy of the data:
 //! balance (each of N nodes holding rf/N) needs every rack to have at most
-//! N/rf nodes. With more replicas than racks every rack holds a copy and
-//! the rest is spread, which balances only over racks of equal size. Counts
+//! N/rf nodes. With more replicas than racks every rack holds at least one
+//! and at most rf - racks + 1 copies, so every rack needs between N/rf and
+//! N(rf - racks + 1)/rf nodes (rf 3 over racks of 3 and 2 balances). Counts
 //! nodes, not weights. Owns [`balance_warning`]. Pure; must not allocate
 //! tokens, refuse a join or consult liveness.
 
