@@ -265,13 +265,26 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
         {
             return json(layout.version, "in_progress")
         }
+        // An abort between its two steps: the driver drops it (`movement::abort`).
+        Some(crate::layout::NodeState::Joining)
+            if crate::movement::abort::abandoned(&layout).contains(&id) =>
+        {
+            return json(layout.version, "in_progress")
+        }
         _ => {}
     }
     let next = if crate::movement::remove::removing(&layout).as_deref() == Some(id.as_str()) {
         layout.force_remove(&id).map_err(Into::into)
     } else {
-        crate::movement::remove::begin(&layout, &id, &*is_up)
-            .and_then(|l| Ok(if q.force { l.force_remove(&id)? } else { l }))
+        crate::movement::remove::begin(&layout, &id, &*is_up).and_then(|l| {
+            // Only a removal is forced (an aborted join copies nothing).
+            let removal = crate::movement::remove::removing(&l).as_deref() == Some(&*id);
+            Ok(if q.force && removal {
+                l.force_remove(&id)?
+            } else {
+                l
+            })
+        })
     };
     let mut next = match next {
         Ok(next) => next,

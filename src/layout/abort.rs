@@ -4,41 +4,40 @@
 //! is Joining, Leaving or replacing instead of `begin_remove`.
 //!
 //! - A joiner (`Join`) or a replacement (`Replace { new }`) that is still
-//!   Joining, its movement still reading from the old owners, becomes Removed with no tokens and its movement is cleared:
-//!   it was only a pending replica, so nobody lost a range, and the
-//!   pending replica stops raising blockFor. A replaced node stays as it
-//!   was (Normal, dead): remove or replace it again.
+//!   Joining, its movement reading from the old owners, becomes Removed
+//!   with no tokens and its movement is cleared: it was only a pending
+//!   replica, so nobody lost a range, and the pending replica stops
+//!   raising blockFor. A replaced node stays as it was (Normal, dead):
+//!   remove or replace it again.
+//! - Once such a movement reads from the new owners (`reading_new`), the
+//!   abort takes two versions, as Cassandra's transactional metadata
+//!   cancels a sequence in progress: (1) reads go back to the old owners
+//!   and the movement is kept (the node is a pending replica again, writes
+//!   still go to both), and the datacenter is marked `aborting` so the
+//!   movement cannot finish; (2) the abort again, proposed only once every
+//!   live member is on (1) (`movement::abort`), drops the node as above.
+//!   Either step alone moves reads between adjacent versions whose write
+//!   and read quorums intersect; one step from the switch to the drop
+//!   would not (a write acknowledged by the old owners only, read from the
+//!   new ones).
 //! - A decommissioning node (`Leave`, Leaving) is declared dead: its
 //!   movement becomes `Remove`, and its ranges are re-replicated from the
 //!   surviving replicas exactly as for a dead Normal node
 //!   (`movement::remove`), which finishes it as Removed.
-//! - Once a joiner's or replacement's movement reads from the new owners
-//!   (`reading_new`), it is refused ([`LayoutError::ReadsSwitched`]):
-//!   going back would be a one-step switch of reads. Left open: such a
-//!   dead node must be restarted to finish before it can be removed.
 //!
-//! Must not: check liveness (the caller refuses a live node), decide when
-//! a movement finishes, or change the `finish_*` transitions.
+//! Must not: check liveness (the caller refuses a live node), wait for the
+//! members (the driver's job), decide when a movement finishes, or change
+//! the `finish_*` transitions.
 
 use super::{Layout, LayoutError, Movement, NodeState};
 
 impl Layout {
-    /// The layout with the movement of the dead `node` (joining, leaving
-    /// or replacing) abandoned, as the module doc says.
+    /// The layout one step further in abandoning the movement of the dead
+    /// `node` (joining, leaving or replacing), as the module doc says.
     pub fn abort(&self, node: &str) -> Result<Layout, LayoutError> {
         let (dc, _, n) = (self.node(node)).ok_or_else(|| LayoutError::UnknownNode(node.into()))?;
         let dc = dc.to_string();
         let movement = self.movements.get(&dc).cloned();
-        if n.state == NodeState::Joining && self.reads_new(&dc) {
-            // Dropping the joiner now would move reads back to the old
-            // owners in one version (the one-step switch, audit W2) and
-            // leave `reading_new` to the next movement (review of stop 26,
-            // H1/M1).
-            return Err(LayoutError::ReadsSwitched {
-                node: node.into(),
-                dc,
-            });
-        }
         let mut out = self.clone();
         out.version += 1;
         match (n.state, movement) {
@@ -46,7 +45,14 @@ impl Layout {
             | (NodeState::Joining, Some(Movement::Replace { new: j, .. }))
                 if j == node =>
             {
+                if self.reads_new(&dc) {
+                    out.reading_new.remove(&dc);
+                    out.aborting.insert(dc);
+                    return Ok(out);
+                }
                 out.movements.remove(&dc);
+                out.reading_new.remove(&dc);
+                out.aborting.remove(&dc);
                 let n = out.node_mut(node).expect("found above");
                 n.state = NodeState::Removed;
                 n.tokens.clear();
@@ -67,5 +73,17 @@ impl Layout {
             }
         }
         Ok(out)
+    }
+
+    /// The joiner or replacement whose movement in `dc` is being abandoned
+    /// (between the two steps of its abort), if any.
+    pub fn abandoning(&self, dc: &str) -> Option<&str> {
+        if !self.aborting.contains(dc) {
+            return None;
+        }
+        match self.movements.get(dc)? {
+            Movement::Join { node } | Movement::Replace { new: node, .. } => Some(node),
+            _ => None,
+        }
     }
 }

@@ -116,6 +116,12 @@ pub struct Layout {
     /// so a layout without it keeps its form and digest.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub reading_new: BTreeSet<String>,
+    /// The datacenters whose movement is being abandoned (`abort.rs`): its
+    /// joiner or replacement died for good after the switch of reads, the
+    /// reads went back to the old owners and the next version drops it;
+    /// such a movement does not finish. Absent when empty.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub aborting: BTreeSet<String>,
 }
 
 /// The current [`Layout::format`].
@@ -175,6 +181,7 @@ impl Layout {
             keyspaces: topology.keyspaces.clone(),
             movements: BTreeMap::new(),
             reading_new: BTreeSet::new(),
+            aborting: BTreeSet::new(),
         }
     }
 

@@ -101,6 +101,12 @@ impl Layout {
         let Some(m) = m else {
             return Err(LayoutError::NoMovementOf(node.into()));
         };
+        if self.aborting.contains(dc) {
+            return Err(LayoutError::Abandoned {
+                node: node.into(),
+                dc: dc.into(),
+            });
+        }
         if self.reads_new(dc) {
             return Ok(FinishStep::Finish(self.finish_movement(m)?));
         }

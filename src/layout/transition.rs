@@ -87,8 +87,8 @@ pub enum LayoutError {
     NoSuchMovement { dc: String, expected: Movement },
     #[error("node '{0}' is moved by no movement in progress")]
     NoMovementOf(String),
-    #[error("the movement of '{node}' already reads from its new owners in '{dc}'; it cannot be abandoned in one step: restart '{node}' so it finishes, then remove it")]
-    ReadsSwitched { node: String, dc: String },
+    #[error("the movement of '{node}' in '{dc}' is being abandoned (`removenode {node}`); it cannot finish")]
+    Abandoned { node: String, dc: String },
     #[error("a node needs between 1 and {MAX_VNODES} tokens, got {0}")]
     TokenCount(usize),
     #[error("token {token:#018x} is already owned by node '{owner}'")]
@@ -267,6 +267,10 @@ impl Layout {
         let mut out = self.clone();
         out.version += 1;
         out.movements.insert(dc.into(), movement);
+        // A new movement reads from the old owners, whatever an older
+        // build left behind (review of stop 26, L1).
+        out.reading_new.remove(dc);
+        out.aborting.remove(dc);
         Ok(out)
     }
 
@@ -315,6 +319,7 @@ impl Layout {
         out.version += 1;
         out.movements.remove(dc);
         out.reading_new.remove(dc);
+        out.aborting.remove(dc);
         apply(&mut out);
         Ok(out)
     }

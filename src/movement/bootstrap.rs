@@ -146,6 +146,7 @@ pub(crate) fn own_entry(
     let addresses = (n.client_address, n.peer_address, n.admin_address);
     n.state == NodeState::Joining
         && !layout.reads_new(d)
+        && !layout.aborting.contains(d)
         && addresses == (new.client_address, new.peer_address, new.admin_address)
         && dc.is_none_or(|dc| dc == d)
         && rack.is_none_or(|rack| rack == r)

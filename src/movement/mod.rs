@@ -20,12 +20,14 @@
 //! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
 //! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
 //! | `survivors.rs` | which live survivors (any datacenter) a dead node's range is copied from so every quorum write is among them, pure |
+//! | `abort.rs` | the second step of abandoning a movement whose joiner or replacement died after the switch of reads, once every live member is on the first; who drives it |
 //! | `switch.rs` | the end of every movement in steps (reads switch to the new owners, then finish), each once every live member is on the step before; resumable |
 //! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
 //! serve requests.
 
+pub mod abort;
 pub mod announce;
 pub mod bootstrap;
 pub mod cleanup;

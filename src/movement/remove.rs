@@ -240,6 +240,12 @@ pub async fn follow(
     let mut settled: Option<(String, u64)> = None;
     let mut copied: Option<String> = None;
     loop {
+        // The second step of an abort after the switch (`abort`).
+        let (peers, is_up) = (&gainer.peers, &gainer.is_up);
+        tokio::select! {
+            _ = super::abort::follow_step(&cluster, peers, is_up) => {}
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
         let layout = cluster.current().layout.clone();
         match removing(&layout) {
             Some(dead) => {

@@ -2,10 +2,14 @@
 //! 11, audit W3): a dead joiner or replacement is dropped with its
 //! movement (no pending replica left), a dead leaving node's removal goes
 //! on from the survivors as for a dead Normal node, and the datacenter
-//! accepts the next movement.
+//! accepts the next movement. After the switch of reads a dead joiner or
+//! replacement is dropped in two versions, the second driven once every
+//! live member is on the first (`abort.rs`).
 
 use std::sync::Arc;
 
+use super::abort::{abandoned, drives, drop_abandoned};
+use super::ops::LayoutHandle;
 use super::remove::{begin, gainers, removing};
 use crate::engine::memory::MemoryEngine;
 use crate::engine::{Engine, Limits};
@@ -127,20 +131,111 @@ async fn a_dead_joiner_is_removed_through_the_cas_and_the_next_join_is_decided()
     );
 }
 
-/// Review of stop 26, H1/M1: a joiner whose movement already reads from
-/// the new owners cannot be dropped in one step (reads would go back to
-/// the old owners in one version, and `reading_new` would outlive the
-/// movement into the next one); the abort is refused and says why.
+/// Review of stop 26 (lead, Medium): a joiner whose movement already
+/// reads from the new owners dies for good. `removenode` first moves reads
+/// back to the old owners and keeps the movement (the joiner is still a
+/// pending replica, so a read planned on the switch still meets writes of
+/// this version); run again (the driver does, once every live member is
+/// on that version) it drops the joiner and frees the datacenter. Before:
+/// refused (`ReadsSwitched`), the slot taken for good.
 #[test]
-fn a_dead_joiner_whose_reads_switched_is_not_dropped_in_one_step() {
+fn a_dead_joiner_whose_reads_switched_is_dropped_in_two_steps() {
     let seed = seed();
     let joining = dev_join(&seed, "dc1-new", "127.0.0.14");
-    let switched = joining
-        .next_finish_step("dc1-new")
-        .expect("step")
-        .layout()
-        .clone();
-    let refused = begin(&switched, "dc1-new", &dead).expect_err("refused after the switch");
-    assert!(refused.to_string().contains("reads"), "{refused}");
-    assert!(switched.abort("dc1-new").is_err());
+    a_dead_node_at_the_switch_is_dropped_in_two_steps(&joining, "dc1-new");
+}
+
+/// The same for a replacement whose reads switched: the replaced node
+/// stays as it was (Normal, dead), to be removed or replaced again.
+#[test]
+fn a_dead_replacement_whose_reads_switched_is_dropped_in_two_steps() {
+    let seed = seed();
+    let replacing =
+        (seed.begin_replace("dc1-n2", new_node("dc1-r", "127.0.0.18"))).expect("replace");
+    let end = a_dead_node_at_the_switch_is_dropped_in_two_steps(&replacing, "dc1-r");
+    let (_, _, old) = end.node("dc1-n2").expect("the replaced node");
+    assert_eq!(old.state, NodeState::Normal);
+    end.begin_remove("dc1-n2")
+        .expect("then removed or replaced again");
+}
+
+/// Switches the reads of `begun`'s movement of `node`, then aborts it
+/// twice through `removenode`'s `begin`; the layout at the end.
+fn a_dead_node_at_the_switch_is_dropped_in_two_steps(begun: &Layout, node: &str) -> Layout {
+    let switched = begun.next_finish_step(node).expect("step").layout().clone();
+    assert!(switched.reads_new("dc1"));
+    let back = begin(&switched, node, &dead).expect("a dead node at the switch can be removed");
+    assert_eq!(back.version, switched.version + 1);
+    assert_eq!(back.movements, switched.movements, "the movement is kept");
+    assert!(!back.reads_new("dc1"), "reads are back on the old owners");
+    assert_eq!(back.node(node).expect("in").2.state, NodeState::Joining);
+    assert!(pending(&back) > 0, "still a pending replica");
+    assert!(
+        back.next_finish_step(node).is_err(),
+        "an abandoned movement does not finish"
+    );
+    let dropped = begin(&back, node, &dead).expect("the second step");
+    assert_eq!(dropped.version, back.version + 1);
+    assert!(dropped.movements.is_empty() && !dropped.reads_new("dc1"));
+    let (_, _, n) = dropped.node(node).expect("kept by id");
+    assert_eq!((n.state, n.tokens.len()), (NodeState::Removed, 0));
+    assert_eq!(pending(&dropped), 0);
+    dev_join(&dropped, "dc1-next", "127.0.0.16");
+    dropped
+}
+
+/// The driven abort (`movement::abort`): from the switch of reads, each
+/// step is proposed once every live member is on the version before it,
+/// and an abort cut short between the steps (an announce that timed out,
+/// a restart of the driver) resumes at the step the layout is at.
+#[tokio::test]
+async fn the_abort_after_the_switch_proposes_each_step_once_every_member_is_on_the_one_before() {
+    let h = super::tests_switch::joining();
+    let switched = h.current().next_finish_step("new0").expect("step");
+    *h.layout.lock() = Arc::new(switched.layout().clone());
+    *h.unannounced.lock() = Some(4);
+    let r = drop_abandoned(&h, "new0").await;
+    assert!(
+        r.is_err(),
+        "the announce of the first step timed out: {r:?}"
+    );
+    let mid = h.current();
+    assert_eq!(mid.version, 4, "reads back on the old owners");
+    assert_eq!(abandoned(&mid), vec!["new0".to_string()]);
+    assert!(mid.next_finish_step("new0").is_err(), "it does not finish");
+    // Run again (the driver restarted, or the next pass): the drop.
+    *h.unannounced.lock() = None;
+    assert_eq!(drop_abandoned(&h, "new0").await.expect("dropped"), 5);
+    let want = [
+        "announce v3",
+        "propose v4",
+        "announce v4",
+        "announce v4",
+        "propose v5",
+    ];
+    assert_eq!(*h.log.lock(), want);
+    let end = h.current();
+    assert!(end.movements.is_empty() && end.aborting.is_empty() && end.reading_new.is_empty());
+    assert_eq!(
+        end.node("new0").map(|n| n.2.state),
+        Some(NodeState::Removed)
+    );
+    assert_eq!(drop_abandoned(&h, "new0").await.expect("nothing to do"), 5);
+}
+
+/// Who drives: the first Normal member by id that is up, this node
+/// counting as up; nobody else.
+#[test]
+fn the_first_normal_member_up_drives_the_abort() {
+    let joining = dev_join(&seed(), "dc1-new", "127.0.0.14");
+    assert!(
+        drives(&joining, "dc1-n1", &dead),
+        "dc1-n1 is first and counts itself up"
+    );
+    assert!(!drives(&joining, "dc1-n2", &|_| true), "dc1-n1 is up");
+    assert!(
+        drives(&joining, "dc1-n2", &|id| id != "dc1-n1"),
+        "dc1-n1 is down"
+    );
+    assert!(!drives(&joining, "dc1-new", &dead), "a joiner never drives");
 }

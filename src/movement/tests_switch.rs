@@ -15,10 +15,10 @@ use crate::ring::tests_prop::build_topology;
 
 /// A layout taking proposals of the next version, logging proposals and
 /// announces; the announce of `unannounced` fails (a member behind).
-struct Logged {
-    layout: Mutex<Arc<Layout>>,
-    log: Mutex<Vec<String>>,
-    unannounced: Mutex<Option<u64>>,
+pub(super) struct Logged {
+    pub(super) layout: Mutex<Arc<Layout>>,
+    pub(super) log: Mutex<Vec<String>>,
+    pub(super) unannounced: Mutex<Option<u64>>,
 }
 
 impl LayoutHandle for Logged {
@@ -44,7 +44,7 @@ impl LayoutHandle for Logged {
 }
 
 /// Three nodes of rf 3 in one DC; `new0` is joining (v2).
-fn joining() -> Logged {
+pub(super) fn joining() -> Logged {
     let topo = build_topology(&[vec![vec![4], vec![4], vec![4]]], &[("ks", vec![3])]);
     let join = (0u8, 0, 0, 0, vec![1 << 62, 3 << 62]);
     let l = apply(Layout::seed(&topo), &[join]);

@@ -23,6 +23,8 @@ mod placement;
 mod report;
 
 #[cfg(test)]
+mod tests_abort;
+#[cfg(test)]
 mod tests_allocate;
 #[cfg(test)]
 mod tests_balance;

@@ -16,7 +16,7 @@ use crate::consistency::{block_for, with_pending, ConsistencyLevel as L, OpKind}
 use crate::layout::{Layout, Movement};
 
 /// The node whose id ends `m` through [`Layout::next_finish_step`].
-fn mover(m: &Movement) -> &str {
+pub(super) fn mover(m: &Movement) -> &str {
     match m {
         Movement::Join { node } | Movement::Leave { node } | Movement::Remove { node, .. } => node,
         Movement::Replace { new, .. } => new,
@@ -99,7 +99,7 @@ fn write_meets_read(w: &Layout, r: &Layout, ks: &str) -> Result<(), String> {
 }
 
 /// Both directions for every adjacent pair of `vs`.
-fn adjacent_versions_intersect(vs: &[Layout]) -> Result<(), String> {
+pub(super) fn adjacent_versions_intersect(vs: &[Layout]) -> Result<(), String> {
     for pair in vs.windows(2) {
         write_meets_read(&pair[0], &pair[1], "ks")?;
         write_meets_read(&pair[1], &pair[0], "ks")?;
