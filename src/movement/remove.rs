@@ -154,12 +154,20 @@ struct Gainer {
 
 impl Gainer {
     /// Announce, then copy what this node gains in `layout`'s removal of
-    /// `dead`, reporting on its board; whether it is done.
+    /// `dead`, reporting on its board; whether it is done. Once the
+    /// removal reads from the gainers the copy is done (the switch is
+    /// proposed only after every gainer reported it): it is not redone,
+    /// so a survivor down by then cannot hold the finish back (review of
+    /// the switch, M2).
     async fn copy(&mut self, layout: &Layout, dead: &str) -> bool {
         let me = self.me.clone();
         let board = super::progress::board(&me);
         let progress = Arc::new(Progress::default());
         board.start(&movement_name(dead), layout.version, progress.clone());
+        if super::replace::copied(layout, dead) {
+            board.status("done");
+            return true;
+        }
         // As for a join: every live member must send writes to this
         // pending replica before the copy passes a key.
         let wait = Duration::from_secs(30);

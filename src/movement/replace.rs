@@ -56,6 +56,14 @@ pub fn replacing(layout: &Layout, new: &str) -> Option<String> {
     }
 }
 
+/// Whether the movement moving `node` is past its copy: it reads from its
+/// new owners (the switch is proposed only once the copy is done).
+pub(crate) fn copied(layout: &Layout, node: &str) -> bool {
+    layout
+        .node(node)
+        .is_some_and(|(dc, _, _)| layout.reads_new(dc))
+}
+
 /// The stream id (cursor prefix) of `new`'s replacement.
 fn stream_id(new: &str) -> String {
     format!("replace-{new}")
@@ -86,7 +94,12 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
         stream_id: &id,
         force: false,
     };
-    rereplicate(target, engine.clone(), Arc::new(source), &cfg, progress).await?;
+    // At the switch of reads the copy is done (the switch is proposed only
+    // after it): copying again would make the finish wait on survivors that
+    // may be down by now (review of the switch, M2).
+    if !copied(&now, me) {
+        rereplicate(target, engine.clone(), Arc::new(source), &cfg, progress).await?;
+    }
     let version = super::switch::finish_movement(layout, me).await?;
     tracing::info!(node = me, dead = %dead, version, "replaced");
     cursor::forget(&*engine, &id)?;

@@ -295,3 +295,34 @@ async fn an_interrupted_replacement_resumes_where_it_stopped() {
         "nothing streamed twice"
     );
 }
+
+/// Review of the switch, M2: a replacement resumed at the switch of reads
+/// (its copy was done, the announce of the switch timed out, the node
+/// restarted) must not copy again: the switch is only proposed after the
+/// copy. A survivor down by then (unrelated to the replacement) would
+/// otherwise hold the finish back (`Shortfall`) while the dead node is
+/// still a pending replica, raising blockFor. Before: `Shortfall`.
+#[tokio::test]
+async fn a_replacement_resumed_at_the_switch_finishes_with_a_survivor_down() {
+    let (layout, engines, _) = world();
+    let switched = layout.current().next_finish_step("n").unwrap();
+    *layout.0.lock() = Arc::new(switched.layout().clone());
+    let mut source = source(&engines, None);
+    source.down.insert("a".into());
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::default());
+    let progress = Arc::new(Progress::default());
+    let out = replace(
+        &layout,
+        engine,
+        source,
+        "n",
+        small_pages(),
+        progress.clone(),
+    )
+    .await;
+    assert_eq!(out.map_err(|e| e.to_string()), Ok(Replaced::Replaced));
+    let l = layout.current();
+    assert_eq!(l.node("n").unwrap().2.state, NodeState::Normal);
+    assert!(l.movements.is_empty() && l.reading_new.is_empty());
+    assert_eq!(progress.snapshot().keys, 0, "nothing copied again");
+}
