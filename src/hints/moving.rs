@@ -3,7 +3,10 @@
 //! range from the owner losing it (strict source), so if that hint reaches
 //! C only after the stream passed the key, the gainer never gets it from
 //! C. So a hint delivered while its key's range is moving also goes to the
-//! range's pending replicas in C's datacenter ([`also_to`]): durably
+//! range's gainers in C's datacenter ([`also_to`]: its pending replicas
+//! while the movement reads from the old owners; from the switch of reads
+//! on, when the pending replicas are the losing owners, the pending
+//! replicas of the same layout reading old, review of the switch L1): durably
 //! queued for them (or applied here, when this node is one) before the
 //! hint for C can leave its queue. [`also_to`] is pure; [`copy`] stores
 //! one copy (also for `orphans`' redirections).
@@ -24,21 +27,36 @@ use super::Hints;
 use crate::engine::WriteBatch;
 use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
-use crate::ring::token_of;
+use crate::ring::{token_of, PendingRanges};
 use crate::version::SiblingSet;
 use crate::view::stale_view::apply_checked;
 pub(crate) use crate::view::stale_view::Decided;
 use crate::view::ClusterView;
 
 /// The nodes other than `target` that must also get a hint for `key`
-/// bound for `target`: the pending replicas in `target`'s datacenter of
-/// the key's range (none when nothing moves there, or `target` is not a
-/// member).
+/// bound for `target`: the gainers in `target`'s datacenter of the key's
+/// range, whatever the movement's step (none when nothing moves there, or
+/// `target` is not a member).
 pub fn also_to(view: &ClusterView, target: &str, keyspace: &str, key: &[u8]) -> Vec<String> {
     let Some(t) = view.node(target) else {
         return Vec::new();
     };
-    view.pending
+    let switched;
+    let gainers = if view.layout.reads_new(&t.dc) {
+        // The pending replicas are the losers now; the gainers are those of
+        // the movement still reading old (same members, same indices). Only
+        // computed for a hint delivered during a switch.
+        match PendingRanges::of_layout(&view.layout.reading_old()) {
+            Ok(p) => {
+                switched = p;
+                &switched
+            }
+            Err(_) => return Vec::new(),
+        }
+    } else {
+        &*view.pending
+    };
+    gainers
         .for_token(keyspace, token_of(key))
         .iter()
         .filter(|d| d.dc == t.dc)
@@ -201,5 +219,40 @@ mod tests {
             assert!(also_to(&settled, target, "default", &key).is_empty());
         }
         assert!(moving > 0 && still > 0, "{moving} moving, {still} not");
+    }
+
+    /// Review of the switch, L1: at the switch of reads the pending
+    /// replicas are the losing owners, yet a hint delivered then must still
+    /// reach the gainer (it copied from the loser before the hint arrived).
+    /// Before: the copy went to the loser, never to the joiner.
+    #[test]
+    fn at_the_switch_of_reads_a_hint_still_goes_to_the_gainer() {
+        let seed = Layout::seed(&Topology::dev());
+        let tokens = crate::ring::allocate_tokens(&seed, "dc1", "r1", 64, 3).unwrap();
+        let joining = seed.begin_join(joiner(), "dc1", "r1", &tokens).unwrap();
+        let switched = joining
+            .next_finish_step("dc1-new")
+            .unwrap()
+            .layout()
+            .clone();
+        let begun = ClusterView::derive(joining, "dc1-n2").unwrap();
+        let view = ClusterView::derive(switched, "dc1-n2").unwrap();
+        let mut moving = 0;
+        for k in 0..300u32 {
+            let key = k.to_be_bytes();
+            // An owner in both versions (the hint's target).
+            let (old, new) = (dc1_owners(&begun, &key), dc1_owners(&view, &key));
+            let Some(target) = old.iter().find(|o| new.contains(o)) else {
+                continue;
+            };
+            let at_begin = also_to(&begun, target, "default", &key);
+            let at_switch = also_to(&view, target, "default", &key);
+            assert_eq!(
+                at_switch, at_begin,
+                "key {k}: the gainers, whatever the step"
+            );
+            moving += usize::from(at_begin.contains(&"dc1-new".to_string()));
+        }
+        assert!(moving > 0, "some keys move to the joiner");
     }
 }
