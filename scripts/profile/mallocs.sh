@@ -4,14 +4,9 @@
 # uprobe: once `perf probe -x /lib/x86_64-linux-gnu/libc.so.6 malloc`):
 # total / (2000 loaded + the phase's ops) = mallocs per operation. The
 # uprobe slows the nodes; the count per op is what matters.
+. "$(dirname "$0")/common.sh"
 exe=$1; phase=$2; tag=$3; out=${OUT:-alloc}; mkdir -p $out
-$exe bench cost --node-exe $exe --rounds 1 --phases $phase --duration-secs 20 --records 2000 > $out/$tag.bench.txt 2>&1 &
-bp=$!
-for i in $(seq 1 120); do
-  pids=$(pgrep -f "$exe node" | tr '\n' ',' | sed 's/,$//')
-  n=$(echo $pids | tr ',' '\n' | grep -c .)
-  [ "$n" -ge 3 ] && break; sleep 0.5
-done
+start_bench "$exe" "$phase" 20 2000 "$out/$tag.bench.txt" 0.5 || exit 1
 perf stat -e probe_libc:malloc -I 1000 -p $pids -o $out/$tag.stat.txt &
 sp=$!
 wait $bp

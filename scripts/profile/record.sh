@@ -4,15 +4,9 @@
 # node processes with DWARF call graphs (perf, 99 Hz) for 15 s mid-phase.
 # Then: perf script --no-inline -i OUT/PHASE.perf.data | collapse.py | trim.py > f;
 # categories.py f; flame.py TITLE < f > f.svg
+. "$(dirname "$0")/common.sh"
 phase=$1; out=${OUT:-prof}; mkdir -p $out
-B=${GEOKV:-target/debug/geokv}
-$B bench cost --node-exe ${GEOKV:-target/debug/geokv} --rounds 1 --phases $phase --duration-secs 40 --records 5000 > $out/$phase.bench.txt 2>&1 &
-bp=$!
-for i in $(seq 1 120); do
-  pids=$(pgrep -f "$B node" | tr '\n' ',' | sed 's/,$//')
-  n=$(echo $pids | tr ',' '\n' | grep -c .)
-  [ "$n" -ge 3 ] && break; sleep 1
-done
+start_bench "${GEOKV:-target/debug/geokv}" "$phase" 40 5000 "$out/$phase.bench.txt" 1 || exit 1
 echo "pids $pids" > $out/$phase.pids
 sleep 8
 perf record --call-graph dwarf,16384 -F 99 -p $pids -o $out/$phase.perf.data -- sleep 15 > $out/$phase.perf.log 2>&1

@@ -56,6 +56,10 @@ pub struct StreamThroughputArgs {
     /// The new cap in MiB/s (0: no cap, else at least 0.01); without it, print
     /// the current one.
     pub mib_per_sec: Option<f64>,
+    /// Print one JSON object: `{"endpoint","mib_per_sec","capped","set"}`
+    /// (`mib_per_sec` 0 and `capped` false: no cap).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
 }
@@ -201,13 +205,34 @@ pub async fn stream_throughput(args: StreamThroughputArgs) -> anyhow::Result<()>
             .await?
         }
     };
-    let t: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
-    match t["mib_per_sec"].as_f64() {
-        Some(0.0) => println!("stream throughput: no cap"),
-        Some(mib) => println!("stream throughput: {mib} MiB/s"),
-        None => anyhow::bail!("unexpected answer: {}", body.trim()),
-    }
+    let set = args.mib_per_sec.is_some();
+    println!(
+        "{}",
+        throughput_output(&args.endpoint, &body, set, args.json)?
+    );
     Ok(())
+}
+
+/// What `geokv stream-throughput` prints for the node's answer `body`
+/// (`{"mib_per_sec": N}`, 0 for no cap): a line, or one JSON object.
+fn throughput_output(
+    endpoint: &str,
+    body: &str,
+    set: bool,
+    as_json: bool,
+) -> anyhow::Result<String> {
+    let t: Value = serde_json::from_str(body).context("decoding the answer")?;
+    let Some(mib) = t["mib_per_sec"].as_f64() else {
+        anyhow::bail!("unexpected answer: {}", body.trim());
+    };
+    Ok(match (as_json, mib) {
+        (true, _) => {
+            json!({"endpoint": endpoint, "mib_per_sec": mib, "capped": mib != 0.0, "set": set})
+                .to_string()
+        }
+        (false, 0.0) => "stream throughput: no cap".to_string(),
+        (false, mib) => format!("stream throughput: {mib} MiB/s"),
+    })
 }
 
 #[cfg(test)]
@@ -243,6 +268,29 @@ mod tests {
             outcome_json("a:1", Outcome::Begun, &s, None)["outcome"],
             "begun"
         );
+    }
+
+    #[test]
+    fn stream_throughput_prints_the_cap_as_text_or_json() {
+        let out = |body, set, as_json| throughput_output("n:1", body, set, as_json).unwrap();
+        assert_eq!(
+            out(r#"{"mib_per_sec":24.0}"#, false, false),
+            "stream throughput: 24 MiB/s"
+        );
+        assert_eq!(
+            out(r#"{"mib_per_sec":0.0}"#, false, false),
+            "stream throughput: no cap"
+        );
+        let v: Value = serde_json::from_str(&out(r#"{"mib_per_sec":48.0}"#, true, true)).unwrap();
+        assert_eq!(
+            v,
+            json!({"endpoint": "n:1", "mib_per_sec": 48.0, "capped": true, "set": true})
+        );
+        let v: Value = serde_json::from_str(&out(r#"{"mib_per_sec":0}"#, false, true)).unwrap();
+        assert_eq!(v["capped"], false);
+        assert_eq!(v["mib_per_sec"], 0.0);
+        let err = throughput_output("n:1", r#"{"cap":1}"#, false, true).unwrap_err();
+        assert!(err.to_string().contains("unexpected answer"), "{err}");
     }
 
     #[test]

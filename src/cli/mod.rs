@@ -214,6 +214,62 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Commands that print no result to script against, so need no `--json`:
+    /// each with the reason.
+    const WITHOUT_JSON: &[(&str, &str)] = &[
+        (
+            "geokv node",
+            "runs a node in the foreground; its output is the log",
+        ),
+        (
+            "geokv dev",
+            "without a subcommand it supervises the cluster in the foreground \
+             until Ctrl-C; `geokv dev status --json` is its result",
+        ),
+        ("geokv completions", "prints a shell script, not a result"),
+        (
+            "geokv bench",
+            "hands its arguments to the geokv-bench binary, which has its own options",
+        ),
+    ];
+
+    /// Every command a user can run (a leaf, or a parent whose subcommand is
+    /// optional), by its full name.
+    fn runnable(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        let name = format!("{path}{}", cmd.get_name());
+        if !cmd.has_subcommands() || !cmd.is_subcommand_required_set() {
+            out.push((name.clone(), cmd.clone()));
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            runnable(sub, &format!("{name} "), out);
+        }
+    }
+
+    #[test]
+    fn every_command_that_prints_a_result_takes_json() {
+        let mut all = Vec::new();
+        runnable(&Cli::command(), "", &mut all);
+        let missing: Vec<&str> = all
+            .iter()
+            .filter(|(name, _)| !WITHOUT_JSON.iter().any(|(n, _)| n == name))
+            .filter(|(_, cmd)| {
+                !cmd.get_arguments().any(|a| {
+                    a.get_long() == Some("json")
+                        && matches!(a.get_action(), clap::ArgAction::SetTrue)
+                })
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert!(missing.is_empty(), "commands without --json: {missing:?}");
+        for (name, _) in WITHOUT_JSON {
+            assert!(
+                all.iter().any(|(n, _)| n == name),
+                "{name} is allowed no --json but is not a command"
+            );
+        }
+        assert!(all.len() > 25, "the walk found only {} commands", all.len());
+    }
+
     #[test]
     fn completions_cover_the_command_tree() {
         for shell in [

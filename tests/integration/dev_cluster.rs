@@ -2,8 +2,9 @@
 //! kill a node (status shows it down, the supervisor reports it and keeps
 //! running), start it again (status shows it up), cut and heal links
 //! through the subcommands, stop one node cleanly, then stop everything;
-//! `geokv getendpoints` names a key's replicas.
-use serde_json::Value;
+//! `geokv getendpoints` names a key's replicas. The subcommands' `--json`
+//! objects say what each did.
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -53,8 +54,15 @@ impl Dev {
         out
     }
 
+    /// Runs `geokv dev ARGS --json`: the one JSON object it printed.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.cmd(&[args, &["--json"]].concat());
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
     fn status(&self) -> Value {
-        serde_json::from_slice(&self.cmd(&["status", "--json"]).stdout).unwrap()
+        self.json(&["status"])
     }
 
     fn state(&self, node: &str) -> String {
@@ -215,7 +223,12 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     assert_eq!(ids, ["dc1-n1", "dc1-n2", "dc2-n1"], "{ep}");
 
     // A crash: the node is down, the supervisor says so and keeps running.
-    dev.cmd(&["kill", "dc1-n2"]);
+    let killed = dev.json(&["kill", "dc1-n2"]);
+    assert_eq!(
+        (&killed["node"], &killed["action"]),
+        (&json!("dc1-n2"), &json!("killed"))
+    );
+    assert!(!pid_alive(killed["pid"].as_u64().unwrap()), "{killed}");
     assert_eq!(dev.state("dc1-n2"), "down");
     wait_for("the supervisor's report", Duration::from_secs(10), || {
         dev.supervisor_log()
@@ -237,14 +250,26 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     });
 
     // Links: cut both sides, then heal everything.
-    dev.cmd(&["cut", "dc1", "dc2"]);
+    let cut = dev.json(&["cut", "dc1", "dc2"]);
+    assert_eq!(
+        cut,
+        json!({"action": "cut", "between": ["dc1", "dc2"],
+               "nodes": ["dc1-n1", "dc1-n2", "dc2-n1"], "down": []})
+    );
     assert!(faults(&dev.data, &dev.admin("dc1-n1")).contains("dc2"));
     assert!(faults(&dev.data, &dev.admin("dc2-n1")).contains("dc1"));
-    dev.cmd(&["heal"]);
+    let healed = dev.json(&["heal"]);
+    assert_eq!(
+        (&healed["action"], &healed["between"]),
+        (&json!("heal"), &Value::Null)
+    );
     assert!(!faults(&dev.data, &dev.admin("dc1-n1")).contains("dc2"));
 
     // A clean stop of one node, then of the whole cluster.
-    dev.cmd(&["stop", "dc2-n1"]);
+    let stopped = dev.json(&["stop", "dc2-n1"]);
+    assert_eq!(stopped["nodes"][0]["node"], "dc2-n1", "{stopped}");
+    assert_eq!(stopped["nodes"][0]["outcome"], "stopped", "{stopped}");
+    assert!(stopped["supervisor_pid"].is_null(), "{stopped}");
     assert_eq!(dev.state("dc2-n1"), "down");
     let pids: Vec<u64> = dev.status()["nodes"]
         .as_array()
@@ -253,7 +278,19 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
         .filter_map(|n| n["pid"].as_u64())
         .collect();
     assert_eq!(pids.len(), 2);
-    dev.cmd(&["stop"]);
+    let all = dev.json(&["stop"]);
+    assert_eq!(all["supervisor_pid"], dev.supervisor.id(), "{all}");
+    let outcomes: Vec<(&str, &str)> = (all["nodes"].as_array().unwrap().iter())
+        .map(|n| (n["node"].as_str().unwrap(), n["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("dc1-n1", "stopped"),
+            ("dc1-n2", "stopped"),
+            ("dc2-n1", "not_running")
+        ]
+    );
     let status = dev.supervisor.wait().unwrap();
     assert!(status.success(), "supervisor: {status}");
     for pid in pids {

@@ -63,21 +63,9 @@ async fn the_admin_cli_trusts_the_system_roots_without_ca_and_ca_overrides_them(
     let cluster = Cluster::start(Spec::one_dc(1, 1)).await;
     let endpoint = format!("https://{}", cluster.node("dc1-n1").admin_address);
     let cluster_ca = cluster.tls_ca.clone().unwrap();
-    let foreign = cluster.dir.path().join("foreign-certs");
-    let foreign_ca = geokv::security::certs::init_dir(&foreign, "another-cluster").unwrap();
+    let foreign_ca = cluster.foreign_ca();
     let run = |roots: &std::path::Path, args: &[&str]| {
-        let mut args = args.to_vec();
-        args.extend(["--endpoint", &endpoint]);
-        let out = cluster
-            .command(&args)
-            .env_remove("GEOKV_CA")
-            .env_remove("SSL_CERT_DIR")
-            .env("SSL_CERT_FILE", roots)
-            .output()
-            .expect("run geokv");
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
+        cluster.cli_with_system_roots(roots, &[args, &["--endpoint", &endpoint]].concat())
     };
 
     let (ok, text) = run(&cluster_ca, &["ring"]);

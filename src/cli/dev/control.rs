@@ -2,6 +2,8 @@
 //! cluster from any shell, through its record in the data directory (see
 //! [`super::record`]) and the nodes' admin ports (`/health`, `/faults`).
 //!
+//! Each prints its text lines as it goes, or, asked for JSON, nothing, and
+//! returns what it did ([`super::report`]) for the caller to print once.
 //! Must not match processes by name, and must not send data requests.
 use anyhow::Context;
 use serde_json::json;
@@ -11,6 +13,7 @@ use geokv::local_cluster::admin_request_as;
 use geokv::topology::{NodeInfo, Topology};
 
 use super::record::DevDir;
+use super::report::{Links, NodeStop, Signalled, Stop, StopOutcome};
 
 /// Bytes escaped in a query value: everything but RFC 3986's unreserved
 /// characters and `*` (the heal-all target).
@@ -40,55 +43,99 @@ fn node(topology: &Topology, id: &str) -> anyhow::Result<NodeInfo> {
     })
 }
 
+/// Prints `line` unless the command was asked for JSON.
+fn say(quiet: bool, line: &str) {
+    if !quiet {
+        println!("{line}");
+    }
+}
+
 /// `geokv dev stop [NODE]`: one node (SIGTERM, SIGKILL after 10 s), or the
 /// whole cluster: the supervisor, then any node still running.
-pub fn stop(dev: &DevDir, id: Option<&str>) -> anyhow::Result<()> {
+pub fn stop(dev: &DevDir, id: Option<&str>, quiet: bool) -> anyhow::Result<Stop> {
     let topology = dev.topology()?;
     let explicit = id.is_some();
+    let mut supervisor_pid = None;
+    let mut nodes = Vec::new();
     let ids: Vec<String> = match id {
         Some(id) => vec![node(&topology, id)?.id],
         None => {
+            let all: Vec<String> = topology.nodes().into_iter().map(|n| n.id).collect();
             let sup = dev.supervisor();
+            let before: Vec<(String, Option<u32>)> = (all.iter())
+                .map(|id| (id.clone(), dev.node(id).running()))
+                .collect();
             if let Some(pid) = sup.signal(libc::SIGTERM) {
                 if !sup.wait_gone(STOP_GRACE * 2) {
                     anyhow::bail!("the dev supervisor (pid {pid}) did not stop");
                 }
-                println!("stopped the dev supervisor (pid {pid})");
+                say(quiet, &format!("stopped the dev supervisor (pid {pid})"));
+                supervisor_pid = Some(pid);
+                // The supervisor stops its nodes on its way out: name them.
+                for (id, pid) in before {
+                    if pid.is_some() && dev.node(&id).running().is_none() {
+                        let done = NodeStop {
+                            node: id,
+                            pid,
+                            outcome: StopOutcome::Stopped,
+                        };
+                        say(quiet, &done.line(STOP_GRACE));
+                        nodes.push(done);
+                    }
+                }
             }
-            topology.nodes().into_iter().map(|n| n.id).collect()
+            let named: Vec<String> = nodes.iter().map(|n| n.node.clone()).collect();
+            all.into_iter().filter(|id| !named.contains(id)).collect()
         }
     };
     for id in ids {
         let rec = dev.node(&id);
-        match rec.signal(libc::SIGTERM) {
-            None if explicit => println!("{id} is not running"),
-            None => {}
-            Some(pid) if rec.wait_gone(STOP_GRACE) => println!("stopped {id} (pid {pid})"),
+        let (pid, outcome) = match rec.signal(libc::SIGTERM) {
+            None => (None, StopOutcome::NotRunning),
+            Some(pid) if rec.wait_gone(STOP_GRACE) => (Some(pid), StopOutcome::Stopped),
             Some(pid) => {
                 rec.signal(libc::SIGKILL);
                 rec.wait_gone(Duration::from_secs(5));
-                println!("{id} (pid {pid}) did not stop within {STOP_GRACE:?}; killed it");
+                (Some(pid), StopOutcome::Killed)
             }
+        };
+        let done = NodeStop {
+            node: id,
+            pid,
+            outcome,
+        };
+        // A whole-cluster stop does not list the nodes that were down.
+        if explicit || outcome != StopOutcome::NotRunning {
+            say(quiet, &done.line(STOP_GRACE));
         }
+        nodes.push(done);
     }
-    Ok(())
+    Ok(Stop {
+        supervisor_pid,
+        nodes,
+    })
 }
 
 /// `geokv dev kill NODE`: SIGKILL, as a crash would.
-pub fn kill(dev: &DevDir, id: &str) -> anyhow::Result<()> {
+pub fn kill(dev: &DevDir, id: &str, quiet: bool) -> anyhow::Result<Signalled> {
     let id = node(&dev.topology()?, id)?.id;
     let rec = dev.node(&id);
     let pid = rec
         .signal(libc::SIGKILL)
         .with_context(|| format!("{id} is not running"))?;
     rec.wait_gone(Duration::from_secs(5));
-    println!("killed {id} (pid {pid})");
-    Ok(())
+    let done = Signalled {
+        node: id,
+        pid,
+        action: "killed",
+    };
+    say(quiet, &done.line());
+    Ok(done)
 }
 
 /// `geokv dev start NODE`: restarts a node from its recorded command line
 /// and waits until it answers.
-pub fn start(dev: &DevDir, id: &str) -> anyhow::Result<()> {
+pub fn start(dev: &DevDir, id: &str, quiet: bool) -> anyhow::Result<Signalled> {
     let n = node(&dev.topology()?, id)?;
     let rec = dev.node(&n.id);
     if let Some(pid) = rec.running() {
@@ -102,8 +149,13 @@ pub fn start(dev: &DevDir, id: &str) -> anyhow::Result<()> {
         std::slice::from_ref(&n),
         Duration::from_secs(60),
     ))?;
-    println!("started {} (pid {})", n.id, child.id());
-    Ok(())
+    let done = Signalled {
+        node: n.id,
+        pid: child.id(),
+        action: "started",
+    };
+    say(quiet, &done.line());
+    Ok(done)
 }
 
 /// `geokv dev status`: every node's process and health, and the supervisor.
@@ -163,7 +215,7 @@ pub fn status(dev: &DevDir, as_json: bool) -> anyhow::Result<()> {
 
 /// `geokv dev cut A B` / `geokv dev heal A B`: cut (heal) every link
 /// between A and B (each a datacenter or a node id), on both sides.
-pub fn link(dev: &DevDir, a: &str, b: &str, cut: bool) -> anyhow::Result<()> {
+pub fn link(dev: &DevDir, a: &str, b: &str, cut: bool, quiet: bool) -> anyhow::Result<Links> {
     let topology = dev.topology()?;
     for side in [a, b] {
         if !topology
@@ -184,36 +236,55 @@ pub fn link(dev: &DevDir, a: &str, b: &str, cut: bool) -> anyhow::Result<()> {
             calls.push((n, a));
         }
     }
-    send_faults(dev, verb, calls)?;
-    println!("{verb}: {a} <-> {b}");
-    Ok(())
+    let between = Some([a.to_string(), b.to_string()]);
+    let done = send_faults(dev, verb, between, calls)?;
+    say(quiet, &done.line());
+    Ok(done)
 }
 
 /// `geokv dev heal` without arguments: heal every cut on every node.
-pub fn heal_all(dev: &DevDir) -> anyhow::Result<()> {
+pub fn heal_all(dev: &DevDir, quiet: bool) -> anyhow::Result<Links> {
     let calls = dev
         .topology()?
         .nodes()
         .into_iter()
         .map(|n| (n, "*"))
         .collect();
-    send_faults(dev, "heal", calls)?;
-    println!("healed every link");
-    Ok(())
+    let done = send_faults(dev, "heal", None, calls)?;
+    say(quiet, &done.line());
+    Ok(done)
 }
 
-/// POSTs `/faults/<verb>?target=…` to each running node of `calls`.
-fn send_faults(dev: &DevDir, verb: &str, calls: Vec<(NodeInfo, &str)>) -> anyhow::Result<()> {
+/// POSTs `/faults/<verb>?target=…` to each running node of `calls`; the
+/// nodes reached and the ones down (said on stderr).
+fn send_faults(
+    dev: &DevDir,
+    verb: &'static str,
+    between: Option<[String; 2]>,
+    calls: Vec<(NodeInfo, &str)>,
+) -> anyhow::Result<Links> {
     let rt = runtime()?;
     let access = dev.admin_access();
+    let mut done = Links {
+        action: verb,
+        between,
+        nodes: Vec::new(),
+        down: Vec::new(),
+    };
     for (n, target) in calls {
         if dev.node(&n.id).running().is_none() {
             eprintln!("{} is down; its links are unchanged", n.id);
+            if !done.down.contains(&n.id) {
+                done.down.push(n.id);
+            }
             continue;
         }
         let target = percent_encoding::utf8_percent_encode(target, QUERY_VALUE);
         let path = format!("/faults/{verb}?target={target}");
         rt.block_on(admin_request_as(&access, n.admin_address, "POST", &path))?;
+        if !done.nodes.contains(&n.id) {
+            done.nodes.push(n.id);
+        }
     }
-    Ok(())
+    Ok(done)
 }

@@ -14,12 +14,14 @@
 //! geokv dev kill NODE                            SIGKILL one node (a crash)
 //! geokv dev cut A B / heal [A B]                 cut or heal links between DCs or nodes
 //! ```
+//! Every subcommand takes `--json`: one JSON object of what it did ([`report`]).
 //! Must not: find nodes by process-name patterns (only through the records),
 //! or hold node logic (the nodes are `geokv node` processes).
 use std::path::PathBuf;
 
 mod control;
 mod record;
+mod report;
 mod supervise;
 mod up;
 
@@ -71,18 +73,44 @@ pub enum DevCommand {
     },
     /// Stop one node cleanly (SIGTERM; SIGKILL after 10 s), or, without
     /// NODE, the whole dev cluster and its supervisor.
-    Stop { node: Option<String> },
+    Stop {
+        node: Option<String>,
+        /// Print one JSON object: `supervisor_pid`, and `nodes` (each
+        /// `node`, `pid`, `outcome`: stopped, killed or not_running).
+        #[arg(long)]
+        json: bool,
+    },
     /// Restart a stopped or killed node with its recorded command line.
-    Start { node: String },
+    Start {
+        node: String,
+        /// Print one JSON object: `{"node","pid","action":"started"}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// SIGKILL one node, as a crash would.
-    Kill { node: String },
+    Kill {
+        node: String,
+        /// Print one JSON object: `{"node","pid","action":"killed"}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cut every link between A and B (each a datacenter or a node id).
-    Cut { a: String, b: String },
+    Cut {
+        a: String,
+        b: String,
+        /// Print one JSON object: `action`, `between`, the `nodes` changed
+        /// and the ones `down` (unchanged).
+        #[arg(long)]
+        json: bool,
+    },
     /// Heal the links between A and B; without arguments, every cut.
     Heal {
         #[arg(requires = "b")]
         a: Option<String>,
         b: Option<String>,
+        /// Print one JSON object, as `cut` does (`between` null for every cut).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -101,16 +129,29 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             node_args: extra,
         }),
         Some(DevCommand::Status { json }) => control::status(&dev, json),
-        Some(DevCommand::Stop { node }) => control::stop(&dev, node.as_deref()),
-        Some(DevCommand::Start { node }) => control::start(&dev, &node),
-        Some(DevCommand::Kill { node }) => control::kill(&dev, &node),
-        Some(DevCommand::Cut { a, b }) => control::link(&dev, &a, &b, true),
+        Some(DevCommand::Stop { node, json }) => {
+            json_if(json, control::stop(&dev, node.as_deref(), json)?)
+        }
+        Some(DevCommand::Start { node, json }) => json_if(json, control::start(&dev, &node, json)?),
+        Some(DevCommand::Kill { node, json }) => json_if(json, control::kill(&dev, &node, json)?),
+        Some(DevCommand::Cut { a, b, json }) => {
+            json_if(json, control::link(&dev, &a, &b, true, json)?)
+        }
         Some(DevCommand::Heal {
             a: Some(a),
             b: Some(b),
-        }) => control::link(&dev, &a, &b, false),
-        Some(DevCommand::Heal { .. }) => control::heal_all(&dev),
+            json,
+        }) => json_if(json, control::link(&dev, &a, &b, false, json)?),
+        Some(DevCommand::Heal { json, .. }) => json_if(json, control::heal_all(&dev, json)?),
     }
+}
+
+/// Prints what a subcommand did as JSON when asked (its text is already out).
+fn json_if(json: bool, done: impl serde::Serialize) -> anyhow::Result<()> {
+    if json {
+        report::print_json(&done)?;
+    }
+    Ok(())
 }
 
 /// The arguments every node gets beyond the defaults.

@@ -5,7 +5,7 @@
 //! coordinator that missed a step re-plans instead of counting an answer
 //! from a node that may miss a write acknowledged on the newest version.
 
-use crate::error::GeokvError;
+use super::tests::{assert_stale, keys, owners, repair_merge};
 use crate::layout::{FinishStep, Layout};
 use crate::topology::Topology;
 use crate::view::ClusterView;
@@ -22,20 +22,10 @@ fn switch_views(me: &str) -> [ClusterView; 3] {
     [seed, joining, switched].map(|l| ClusterView::derive(l, me).expect("view"))
 }
 
-fn owners(view: &ClusterView, key: &[u8]) -> Vec<String> {
-    let token = crate::ring::token_of(key);
-    let set = view.ring.replicas_for_token("default", token).expect("ks");
-    set.in_dc("dc1")
-        .iter()
-        .map(|&n| view.ring.node(n).id.clone())
-        .collect()
-}
-
 /// A key `me` reads for on the joining view and only receives writes for
 /// once reads have switched.
 fn a_key_lost(views: &[ClusterView; 3], me: &str) -> Vec<u8> {
-    (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    keys()
         .find(|k| {
             owners(&views[1], k).iter().any(|n| n == me)
                 && !owners(&views[2], k).iter().any(|n| n == me)
@@ -49,16 +39,7 @@ fn a_pending_loser_refuses_a_read_planned_before_the_switch() {
     let views = switch_views(me);
     let key = a_key_lost(&views, me);
     let refused = super::check_read(&views[2], "default", &key, 2, &[]).expect("refused");
-    assert!(
-        matches!(
-            refused,
-            GeokvError::StaleView {
-                planned_on: 2,
-                replica_version: 3
-            }
-        ),
-        "{refused}"
-    );
+    assert_stale(&refused, 2, 3);
     assert!(
         super::check_read(&views[2], "default", &key, 3, &[]).is_none(),
         "a read planned on its own view is answered"
@@ -76,13 +57,5 @@ fn a_pending_loser_still_takes_a_repair_merge_planned_before_the_switch() {
     let me = "dc1-n1";
     let views = switch_views(me);
     let key = a_key_lost(&views, me);
-    let w = super::Planned {
-        keyspace: "default",
-        key: &key,
-        version: 2,
-        digest: &[],
-        targets: &[],
-        repair: true,
-    };
-    assert!(super::check(&views[2], &w).is_none());
+    assert!(repair_merge(&views[2], &key, 2).is_none());
 }

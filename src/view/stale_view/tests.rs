@@ -1,5 +1,6 @@
 //! The replica-side check of writes planned on an older view, over the
-//! three views of a join: before (v1), joining (v2), joined (v3).
+//! three views of a join: before (v1), joining (v2), joined (v3). Its
+//! helpers (`pub(super)`) serve the other stale_view test files too.
 
 use super::Planned;
 use crate::error::GeokvError;
@@ -9,7 +10,7 @@ use crate::view::ClusterView;
 
 /// [`super::check`] of a write planned on `version` (no digest) and sent
 /// to `targets`.
-fn check(
+pub(super) fn check(
     view: &ClusterView,
     ks: &str,
     key: &[u8],
@@ -29,7 +30,7 @@ fn check(
 
 /// [`super::check`] of a repair's merge of `key` decided on `version` (no
 /// digest, no targets).
-fn repair_merge(view: &ClusterView, key: &[u8], version: u64) -> Option<GeokvError> {
+pub(super) fn repair_merge(view: &ClusterView, key: &[u8], version: u64) -> Option<GeokvError> {
     let w = Planned {
         keyspace: "default",
         key,
@@ -42,34 +43,53 @@ fn repair_merge(view: &ClusterView, key: &[u8], version: u64) -> Option<GeokvErr
 }
 
 /// Views of `dc1-new` joining dc1 as seen by `me`: seed, joining, joined.
-fn join_views(me: &str) -> [ClusterView; 3] {
+pub(super) fn join_views(me: &str) -> [ClusterView; 3] {
     let seed = Layout::seed(&Topology::dev());
     let joining = crate::layout::testing::dev_join(&seed, "dc1-new", "127.0.0.14");
     let joined = joining.finish_join("dc1-new").expect("finish");
     [seed, joining, joined].map(|l| ClusterView::derive(l, me).expect("view"))
 }
 
-/// What a coordinator on `view` sends a write of `key` to in dc1.
-fn targets(view: &ClusterView, key: &[u8]) -> Vec<String> {
+/// Asserts `e` is the stale-view refusal of a write or read planned on
+/// `planned_on` by a replica on `replica_version`.
+#[track_caller]
+pub(super) fn assert_stale(e: &GeokvError, planned_on: u64, replica_version: u64) {
+    assert!(
+        matches!(e, GeokvError::StaleView { planned_on: p, replica_version: r }
+            if *p == planned_on && *r == replica_version),
+        "{e}"
+    );
+}
+
+/// The keys the tests search: 10,000 of them, big-endian u32s.
+pub(super) fn keys() -> impl Iterator<Item = Vec<u8>> {
+    (0..10_000u32).map(|k| k.to_be_bytes().to_vec())
+}
+
+/// The owners of `key` in dc1 on `view` (reads go to them).
+pub(super) fn owners(view: &ClusterView, key: &[u8]) -> Vec<String> {
     let token = crate::ring::token_of(key);
-    let owners = view.ring.replicas_for_token("default", token).expect("ks");
-    let pending = view.pending.for_token("default", token);
-    (owners.in_dc("dc1").iter())
-        .chain(
-            pending
-                .iter()
-                .filter(|d| d.dc == "dc1")
-                .flat_map(|d| d.nodes.iter()),
-        )
+    let set = view.ring.replicas_for_token("default", token).expect("ks");
+    (set.in_dc("dc1").iter())
         .map(|&n| view.ring.node(n).id.clone())
         .collect()
+}
+
+/// What a coordinator on `view` sends a write of `key` to in dc1: the
+/// owners, then the pending replicas.
+pub(super) fn targets(view: &ClusterView, key: &[u8]) -> Vec<String> {
+    let token = crate::ring::token_of(key);
+    let pending = view.pending.for_token("default", token);
+    let pending = (pending.iter().filter(|d| d.dc == "dc1"))
+        .flat_map(|d| d.nodes.iter())
+        .map(|&n| view.ring.node(n).id.clone());
+    owners(view, key).into_iter().chain(pending).collect()
 }
 
 /// A key of the moving ranges whose replicas include `me` in all views
 /// (the joiner shares dc1-n1's rack, so dc1-n1 is the one that loses).
 fn moving_key(views: &[ClusterView; 3], me: &str) -> Vec<u8> {
-    (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    keys()
         .find(|k| {
             let t = targets(&views[1], k);
             t.iter().any(|n| n == "dc1-new") && targets(&views[2], k).iter().any(|n| n == me)
@@ -85,16 +105,7 @@ fn a_write_planned_before_the_join_is_refused_by_a_replica_that_knows_of_it() {
     let old = targets(&views[0], &key);
     assert!(!old.iter().any(|n| n == "dc1-new"));
     let refused = check(&views[1], "default", &key, 1, &old).expect("refused");
-    assert!(
-        matches!(
-            refused,
-            GeokvError::StaleView {
-                planned_on: 1,
-                replica_version: 2
-            }
-        ),
-        "{refused}"
-    );
+    assert_stale(&refused, 1, 2);
     assert!(
         refused.nothing_applied(),
         "the coordinator may send it again"
@@ -126,8 +137,7 @@ fn a_write_whose_targets_cover_the_newer_view_is_accepted() {
 fn a_key_outside_the_moving_ranges_is_not_refused() {
     let me = "dc1-n2";
     let views = join_views(me);
-    let key = (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    let key = keys()
         .find(|k| !targets(&views[1], k).iter().any(|n| n == "dc1-new"))
         .expect("a key that does not move");
     let old = targets(&views[0], &key);
@@ -218,8 +228,7 @@ fn a_write_planned_on_the_losing_layout_of_a_version_is_refused() {
             .expect("joiner")
     };
     let won = joiner(&win);
-    let key = (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    let key = keys()
         .find(|k| {
             let t = targets(&win, k);
             t.contains(&won) && t.iter().any(|n| n == me)
@@ -237,16 +246,7 @@ fn a_write_planned_on_the_losing_layout_of_a_version_is_refused() {
         repair: false,
     };
     let refused = super::check(&win, &w).expect("refused on the winning layout");
-    assert!(
-        matches!(
-            refused,
-            GeokvError::StaleView {
-                planned_on: 2,
-                replica_version: 2
-            }
-        ),
-        "{refused}"
-    );
+    assert_stale(&refused, 2, 2);
     // The replica on the loser accepts a write planned on the winner: its
     // own view is the one to be replaced.
     let win_targets = targets(&win, &key);
@@ -275,8 +275,7 @@ fn a_write_planned_on_the_losing_layout_of_a_version_is_refused() {
 fn an_old_owner_refuses_a_read_planned_before_it_lost_the_key() {
     let me = "dc1-n1";
     let views = join_views(me);
-    let key = (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    let key = keys()
         .find(|k| {
             targets(&views[0], k).iter().any(|n| n == me)
                 && !targets(&views[2], k).iter().any(|n| n == me)
@@ -284,23 +283,13 @@ fn an_old_owner_refuses_a_read_planned_before_it_lost_the_key() {
         .expect("a key dc1-n1 loses");
     let read = |v: &ClusterView, planned: u64| super::check_read(v, "default", &key, planned, &[]);
     let refused = read(&views[2], 1).expect("refused");
-    assert!(
-        matches!(
-            refused,
-            GeokvError::StaleView {
-                planned_on: 1,
-                replica_version: 3
-            }
-        ),
-        "{refused}"
-    );
+    assert_stale(&refused, 1, 3);
     assert!(read(&views[2], 2).is_some(), "planned while joining");
     assert!(read(&views[1], 1).is_none(), "still an owner while joining");
     assert!(read(&views[2], 3).is_none(), "planned on its own view");
     assert!(read(&views[2], 0).is_none(), "unchecked");
     // A key it keeps is answered.
-    let kept = (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    let kept = keys()
         .find(|k| targets(&views[2], k).iter().any(|n| n == me))
         .expect("a key dc1-n1 keeps");
     assert!(super::check_read(&views[2], "default", &kept, 1, &[]).is_none());
@@ -346,7 +335,7 @@ fn a_repair_merge_is_refused_only_where_the_newer_view_moved_the_key_away() {
     let me = "dc1-n1";
     let views = join_views(me);
     let owns = |v: &ClusterView, k: &[u8]| targets(v, k).iter().any(|n| n == me);
-    let keys: Vec<Vec<u8>> = (0..10_000u32).map(|k| k.to_be_bytes().to_vec()).collect();
+    let keys: Vec<Vec<u8>> = keys().collect();
     let lost = (keys.iter())
         .find(|k| owns(&views[0], k) && !owns(&views[2], k))
         .expect("a key dc1-n1 loses");
@@ -355,16 +344,7 @@ fn a_repair_merge_is_refused_only_where_the_newer_view_moved_the_key_away() {
         .expect("a key dc1-n1 keeps");
     let repair = repair_merge;
     let refused = repair(&views[2], lost, 1).expect("refused where the key moved away");
-    assert!(
-        matches!(
-            refused,
-            GeokvError::StaleView {
-                planned_on: 1,
-                replica_version: 3
-            }
-        ),
-        "{refused}"
-    );
+    assert_stale(&refused, 1, 3);
     assert!(refused.nothing_applied());
     assert!(
         repair(&views[2], lost, 2).is_some(),
@@ -394,8 +374,7 @@ fn refusals_are_counted_by_kind() {
     let me = "dc1-n1";
     let views = join_views(me);
     let owns = |v: &ClusterView, k: &[u8]| targets(v, k).iter().any(|n| n == me);
-    let lost = (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    let lost = keys()
         .find(|k| owns(&views[0], k) && !owns(&views[2], k))
         .expect("a key dc1-n1 loses");
     let cluster = crate::view::Cluster::new((*views[2].layout).clone(), me, None).expect("view");
@@ -426,8 +405,7 @@ fn refusals_are_counted_by_kind() {
 fn a_client_write_naming_nobody_is_no_repair_merge() {
     let me = "dc1-n1";
     let views = join_views(me);
-    let kept = (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    let kept = keys()
         .find(|k| {
             [0, 2]
                 .iter()
@@ -435,16 +413,7 @@ fn a_client_write_naming_nobody_is_no_repair_merge() {
         })
         .expect("a key dc1-n1 keeps");
     let refused = check(&views[2], "default", &kept, 1, &[]).expect("a client write");
-    assert!(
-        matches!(
-            refused,
-            GeokvError::StaleView {
-                planned_on: 1,
-                replica_version: 3
-            }
-        ),
-        "{refused}"
-    );
+    assert_stale(&refused, 1, 3);
     assert!(refused.nothing_applied());
     assert!(repair_merge(&views[2], &kept, 1).is_none(), "a repair's");
 }

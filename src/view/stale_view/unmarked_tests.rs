@@ -6,22 +6,11 @@
 //! datacenter) or the repair rule ([`super::check_read`]: this node no
 //! longer replicates the key).
 
-use super::Planned;
+use super::tests::{assert_stale, check, join_views, keys, targets};
 use crate::error::GeokvError;
 use crate::layout::Layout;
 use crate::topology::Topology;
 use crate::view::ClusterView;
-
-fn unmarked<'a>(key: &'a [u8], version: u64, targets: &'a [String]) -> Planned<'a> {
-    Planned {
-        keyspace: "default",
-        key,
-        version,
-        digest: &[],
-        targets,
-        repair: false,
-    }
-}
 
 /// v2 drops dc1 from the keyspace's replication: dc1-n1 replicates no key
 /// of it any more, and the client-write rule finds nobody in dc1 to miss.
@@ -37,21 +26,12 @@ fn an_unmarked_write_where_this_node_no_longer_replicates_the_key_is_refused() {
     let v1 = ClusterView::derive(seed.clone(), me).expect("v1");
     let v2 = ClusterView::derive(dropped, me).expect("v2");
     let key = b"k".as_slice();
-    let refused = super::check(&v2, &unmarked(key, v1.version(), &[])).expect("refused");
-    assert!(
-        matches!(
-            refused,
-            GeokvError::StaleView {
-                planned_on: 1,
-                replica_version: 2
-            }
-        ),
-        "{refused}"
-    );
+    let refused = check(&v2, "default", key, v1.version(), &[]).expect("refused");
+    assert_stale(&refused, 1, 2);
     assert!(refused.nothing_applied());
     // Planned on its own view, or unchecked: taken as before.
-    assert!(super::check(&v2, &unmarked(key, 2, &[])).is_none());
-    assert!(super::check(&v2, &unmarked(key, 0, &[])).is_none());
+    assert!(check(&v2, "default", key, 2, &[]).is_none());
+    assert!(check(&v2, "default", key, 0, &[]).is_none());
 }
 
 /// A client write planned while dc1-new joined (targets: the owners and
@@ -62,26 +42,9 @@ fn an_unmarked_write_where_this_node_no_longer_replicates_the_key_is_refused() {
 #[test]
 fn a_client_write_to_a_node_that_lost_the_key_is_refused_even_if_its_targets_cover() {
     let me = "dc1-n1";
-    let seed = Layout::seed(&Topology::dev());
-    let joining = crate::layout::testing::dev_join(&seed, "dc1-new", "127.0.0.14");
-    let joined = joining.finish_join("dc1-new").expect("finish");
-    let views = [seed, joining, joined].map(|l| ClusterView::derive(l, me).expect("view"));
-    let dc1 = |v: &ClusterView, k: &[u8]| -> Vec<String> {
-        let token = crate::ring::token_of(k);
-        let owners = v.ring.replicas_for_token("default", token).expect("ks");
-        let pending = v.pending.for_token("default", token);
-        (owners.in_dc("dc1").iter())
-            .chain(
-                pending
-                    .iter()
-                    .filter(|d| d.dc == "dc1")
-                    .flat_map(|d| d.nodes.iter()),
-            )
-            .map(|&n| v.ring.node(n).id.clone())
-            .collect()
-    };
-    let key = (0..10_000u32)
-        .map(|k| k.to_be_bytes().to_vec())
+    let views = join_views(me);
+    let dc1 = targets;
+    let key = keys()
         .find(|k| {
             dc1(&views[1], k).iter().any(|n| n == me) && !dc1(&views[2], k).iter().any(|n| n == me)
         })
@@ -91,8 +54,8 @@ fn a_client_write_to_a_node_that_lost_the_key_is_refused_even_if_its_targets_cov
         dc1(&views[2], &key).iter().all(|n| targets.contains(n)),
         "the joining view's targets cover the joined view's"
     );
-    let refused = super::check(&views[2], &unmarked(&key, 2, &targets)).expect("refused");
+    let refused = check(&views[2], "default", &key, 2, &targets).expect("refused");
     assert!(matches!(refused, GeokvError::StaleView { .. }), "{refused}");
     // While joining, dc1-n1 still replicates it: taken.
-    assert!(super::check(&views[1], &unmarked(&key, 2, &targets)).is_none());
+    assert!(check(&views[1], "default", &key, 2, &targets).is_none());
 }

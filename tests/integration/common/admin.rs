@@ -193,12 +193,17 @@ fn metric_in_sums_only_the_series_of_that_exact_name() {
 /// `geokv <args>` with nothing from the caller's environment about TLS or
 /// tokens: (success, stdout + stderr).
 pub fn geokv_cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_geokv"))
-        .args(args)
-        .env_remove("GEOKV_CA")
-        .env_remove("GEOKV_TOKEN")
-        .output()
-        .expect("run geokv");
+    run_cli(
+        Command::new(env!("CARGO_BIN_EXE_geokv"))
+            .args(args)
+            .env_remove("GEOKV_CA")
+            .env_remove("GEOKV_TOKEN"),
+    )
+}
+
+/// Runs a `geokv` command: (success, stdout + stderr).
+fn run_cli(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("run geokv");
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
@@ -224,20 +229,30 @@ impl Cluster {
     /// [`Cluster::cli`] without `GEOKV_CA` (the admin token still sent): for
     /// tests of what `--ca` does.
     pub fn cli_without_ca(&self, args: &[&str]) -> (bool, String) {
-        let out = (self.command(args).env_remove("GEOKV_CA"))
-            .output()
-            .expect("run geokv");
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
+        run_cli(self.command(args).env_remove("GEOKV_CA"))
+    }
+
+    /// [`Cluster::cli`] without `GEOKV_CA`, trusting `roots` as the system's
+    /// roots (`SSL_CERT_FILE`, which the system-roots loader reads instead
+    /// of the OS store): for tests of the fallback when `--ca` is absent.
+    pub fn cli_with_system_roots(&self, roots: &Path, args: &[&str]) -> (bool, String) {
+        run_cli(
+            self.command(args)
+                .env_remove("GEOKV_CA")
+                .env_remove("SSL_CERT_DIR")
+                .env("SSL_CERT_FILE", roots),
+        )
+    }
+
+    /// A CA of another cluster (in this cluster's directory): its `ca.pem`.
+    pub fn foreign_ca(&self) -> PathBuf {
+        let dir = self.dir.path().join("foreign-certs");
+        geokv::security::certs::init_dir(&dir, "another-cluster").unwrap()
     }
 
     /// Runs [`Cluster::command`]: (success, stdout + stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
-        let out = self.command(args).output().expect("run geokv");
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
+        run_cli(&mut self.command(args))
     }
 
     /// Cuts (or heals) every link between datacenters `a` and `b`.

@@ -2,6 +2,14 @@
 //! SIGKILL, signal, restart, wait for health and for the failure detectors
 //! to agree. Must not: talk to the data API beyond the Status RPC it uses
 //! to see who is up.
+//!
+//! A node's command line and log file are `geokv::local_cluster`'s
+//! (`node_argv`, `open_node_log`), the launcher of `geokv dev` and the
+//! benchmarks. The harness does not hold a `LocalCluster`: it SIGKILLs its
+//! nodes on drop (a `LocalCluster` stops them with SIGTERM and up to 10 s
+//! of grace, which ~70 tests would pay), kills, pauses and restarts single
+//! nodes with their own arguments and environment, and starts joiners that
+//! are not in the topology.
 
 use super::{admin, admin_over_https, admin_sends_token, yaml, Spec};
 use geokv::proto::v1::StatusRequest;
@@ -156,19 +164,25 @@ impl Cluster {
     }
 
     fn spawn_with(&mut self, id: &str, env: &[(&str, &str)], extra: &[String]) {
-        let dir = self.dir.path().join(id);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_geokv"));
-        cmd.arg("node")
-            .arg("--topology")
-            .arg(&self.topology_path)
-            .args(["--node", id])
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(&self.args)
-            .args(extra)
+        let launch = geokv::local_cluster::NodeLaunch {
+            exe: env!("CARGO_BIN_EXE_geokv").into(),
+            topology_path: self.topology_path.clone(),
+            data_dir: self.dir.path().to_path_buf(),
+            // `geokv node`'s default, given explicitly by the launcher.
+            durability: "periodic".into(),
+            // The launcher gives these two itself (`--insecure` unless the
+            // arguments have `--tls-dir`); `geokv node` refuses a repeated flag.
+            extra_args: (self.args.iter().chain(extra))
+                .filter(|a| *a != "--fault-injection" && *a != "--insecure")
+                .cloned()
+                .collect(),
+        };
+        let argv = geokv::local_cluster::node_argv(&launch, self.node(id));
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .envs(env.iter().copied());
-        let child = spawn_logged(cmd, &dir);
+        let child = spawn_logged(cmd, &self.data_dir(id));
         self.children.insert(id.to_string(), child);
     }
 
@@ -343,11 +357,7 @@ fn issue_certificates(
 /// `dir/node.log`, `RUST_LOG=info` unless `cmd` sets it.
 pub fn spawn_logged(mut cmd: Command, dir: &std::path::Path) -> Child {
     std::fs::create_dir_all(dir).unwrap();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("node.log"))
-        .unwrap();
+    let log = geokv::local_cluster::open_node_log(dir).unwrap();
     if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
         cmd.env("RUST_LOG", "info");
     }

@@ -165,8 +165,23 @@ pub fn values(r: &GetResponse) -> Vec<String> {
 
 /// Writes unique keys `{tag}-{i}` (value = key) at LOCAL_QUORUM through
 /// `clients` in turn until `stop`; the keys acknowledged.
-pub async fn writer(mut clients: Vec<Kv>, tag: String, stop: Arc<AtomicBool>) -> Vec<String> {
-    let (mut acked, mut i) = (Vec::new(), 0usize);
+pub async fn writer(clients: Vec<Kv>, tag: String, stop: Arc<AtomicBool>) -> Vec<String> {
+    let mut acked = Vec::new();
+    write_until(clients, &tag, &stop, |key| acked.push(key)).await;
+    acked
+}
+
+/// Writes unique keys `{tag}-{i}` (value = key) at LOCAL_QUORUM through
+/// `clients` in turn until `stop`, handing each key to `acked` as its
+/// acknowledgement comes back (a failed or timed-out write is unknown and
+/// never handed over).
+pub async fn write_until(
+    mut clients: Vec<Kv>,
+    tag: &str,
+    stop: &AtomicBool,
+    mut acked: impl FnMut(String),
+) {
+    let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
         let key = format!("{tag}-{i}");
         let k = clients.len();
@@ -175,11 +190,10 @@ pub async fn writer(mut clients: Vec<Kv>, tag: String, stop: Arc<AtomicBool>) ->
             .await
             .is_ok()
         {
-            acked.push(key);
+            acked(key);
         }
         i += 1;
     }
-    acked
 }
 
 /// Reads every key at `level` through `c` until it returns the key's

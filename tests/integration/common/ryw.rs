@@ -7,7 +7,7 @@
 //! read as if it must be there. A read that fails is counted apart, not as
 //! a miss. Must not: decide what a test tolerates; it reports.
 
-use super::kv::{get, put, values, Kv};
+use super::kv::{get, values, write_until, Kv};
 use geokv::proto::v1::Consistency;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,30 +68,18 @@ pub struct ReadLog {
 /// `clients` in turn until `stop`, logging each acknowledgement in `acks`
 /// under `dc`.
 pub async fn logged_writer(
-    mut clients: Vec<Kv>,
+    clients: Vec<Kv>,
     dc: &str,
     tag: String,
     acks: Arc<Acks>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut i = 0usize;
-    while !stop.load(Ordering::Relaxed) {
-        let key = format!("{tag}-{i}");
-        let k = clients.len();
-        let level = Consistency::LocalQuorum;
-        if put(&mut clients[i % k], &key, &key, Vec::new(), level)
-            .await
-            .is_ok()
-        {
-            let at = Instant::now();
-            acks.0.lock().push(Ack {
-                dc: dc.to_string(),
-                key,
-                at,
-            });
-        }
-        i += 1;
-    }
+    write_until(clients, &tag, &stop, |key| {
+        let at = Instant::now();
+        let dc = dc.to_string();
+        acks.0.lock().push(Ack { dc, key, at });
+    })
+    .await;
 }
 
 /// Reads, at LOCAL_QUORUM through `clients` in turn until `stop`, keys
