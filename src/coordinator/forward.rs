@@ -51,7 +51,7 @@ pub(super) fn after_failure(e: &TransportError) -> AfterFailure {
             verdict: PeerVerdict::NothingApplied,
             ..
         } => {
-            if *code == tonic::Code::Unavailable {
+            if code.is_unavailable() {
                 // Its own view of the live replicas, or a link cut: another
                 // replica may see more.
                 AfterFailure::TryNext
@@ -243,7 +243,7 @@ mod tests {
     fn rpc(code: Code, verdict: PeerVerdict) -> TransportError {
         TransportError::Rpc {
             peer: "dc1-n2".into(),
-            code,
+            code: code.into(),
             message: "m".into(),
             verdict,
         }

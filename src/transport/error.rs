@@ -27,10 +27,42 @@ pub enum TransportError {
     #[error("{peer}: {code:?}: {message}")]
     Rpc {
         peer: String,
-        code: tonic::Code,
+        code: PeerCode,
         message: String,
         verdict: PeerVerdict,
     },
+}
+
+/// A peer's status code as it sent it. Only the single mapping
+/// (`crate::error`) turns it back into a gRPC code; callers ask it what
+/// they need to know.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PeerCode(tonic::Code);
+
+impl PeerCode {
+    /// The peer refused for want of live replicas (or a cut link), so
+    /// another one may see more.
+    pub fn is_unavailable(self) -> bool {
+        self.0 == tonic::Code::Unavailable
+    }
+
+    /// The gRPC code, for the single mapping.
+    pub fn grpc(self) -> tonic::Code {
+        self.0
+    }
+}
+
+impl From<tonic::Code> for PeerCode {
+    fn from(code: tonic::Code) -> Self {
+        PeerCode(code)
+    }
+}
+
+/// As the code itself (`Unavailable`), as messages said before it was typed.
+impl std::fmt::Debug for PeerCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
 }
 
 /// What a failed call's status says about the peer having applied it
@@ -97,7 +129,7 @@ pub(crate) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportEr
     }
     TransportError::Rpc {
         peer: peer.to_string(),
-        code: s.code(),
+        code: s.code().into(),
         message: s.message().to_string(),
         verdict,
     }
@@ -116,15 +148,21 @@ pub(crate) fn with_tls_failure(err: TransportError, noted: Option<String>) -> Tr
         (
             TransportError::Rpc {
                 peer,
-                code: tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown,
+                code,
                 verdict: PeerVerdict::Unknown,
                 ..
             },
             Some(why),
-        ) => TransportError::NotSent {
-            peer,
-            message: handshake_failed(&why),
-        },
+        ) if matches!(
+            code.grpc(),
+            tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown
+        ) =>
+        {
+            TransportError::NotSent {
+                peer,
+                message: handshake_failed(&why),
+            }
+        }
         (err, _) => err,
     }
 }
