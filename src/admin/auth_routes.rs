@@ -11,6 +11,8 @@
 //! POST   /auth/grant?role=app&keyspace=default&perm=write
 //! POST   /auth/revoke?role=app&keyspace=default&perm=write
 //! ```
+//!
+//! Must not: decide who may call (that is `guard`), or keep a secret unhashed.
 
 use std::sync::Arc;
 

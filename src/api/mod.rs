@@ -16,6 +16,8 @@
 //! (`admission.rs`): past the bound on client requests in flight they are
 //! shed with `RESOURCE_EXHAUSTED` and a `retry-after-ms` hint. `Status`
 //! is not admitted, so an overloaded node still answers it.
+//!
+//! Must not: place, replicate or retry a request (the coordinator does), or touch storage.
 
 pub mod admission;
 pub mod auth;

@@ -11,6 +11,8 @@
 //! second attempt would mint a second dot the client never sees, so the
 //! client is told the write may have been applied, and the key is recorded
 //! for anti-entropy towards that replica. Owns nothing else.
+//!
+//! Must not: coordinate the write itself, or try another replica after one that may have applied it.
 
 use super::{Coordinator, WriteOutcome, WriteRequest};
 use crate::error::GeokvError;

@@ -11,6 +11,8 @@
 //! reads are polled by the coordinator's own task while it gathers
 //! ([`ReadCalls`]), not spawned one task each (issue 14); those still in
 //! flight when the level is met are dropped (a read has nothing to settle).
+//!
+//! Must not: write anything but the read repair of replicas that answered, off the request's path.
 
 use super::consistency::{AckCounts, OpKind};
 use super::gather::{Answer, Gather, Step, Wait};

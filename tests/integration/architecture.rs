@@ -10,6 +10,7 @@
 //! Must not: build or run anything of the product.
 
 mod confined;
+mod fn_length;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
