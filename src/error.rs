@@ -36,9 +36,40 @@
 
 use crate::consistency::{ConsistencyError, ConsistencyLevel};
 use crate::engine::EngineError;
-use crate::transport::PeerCode;
 use crate::version::{DecodeError, SiblingError};
 use tonic::{Code, Status};
+
+/// A peer's status code as it sent it. Only the single mapping
+/// (here) turns it back into a gRPC code; callers ask it what
+/// they need to know.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PeerCode(tonic::Code);
+
+impl PeerCode {
+    /// The peer refused for want of live replicas (or a cut link), so
+    /// another one may see more.
+    pub fn is_unavailable(self) -> bool {
+        self.0 == tonic::Code::Unavailable
+    }
+
+    /// The gRPC code, for the single mapping.
+    pub fn grpc(self) -> tonic::Code {
+        self.0
+    }
+}
+
+impl From<tonic::Code> for PeerCode {
+    fn from(code: tonic::Code) -> Self {
+        PeerCode(code)
+    }
+}
+
+/// As the code itself (`Unavailable`), as messages said before it was typed.
+impl std::fmt::Debug for PeerCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
 
 /// Errors of the request path (coordinator, replica, API).
 #[derive(Debug, thiserror::Error)]

@@ -33,37 +33,8 @@ pub enum TransportError {
     },
 }
 
-/// A peer's status code as it sent it. Only the single mapping
-/// (`crate::error`) turns it back into a gRPC code; callers ask it what
-/// they need to know.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PeerCode(tonic::Code);
-
-impl PeerCode {
-    /// The peer refused for want of live replicas (or a cut link), so
-    /// another one may see more.
-    pub fn is_unavailable(self) -> bool {
-        self.0 == tonic::Code::Unavailable
-    }
-
-    /// The gRPC code, for the single mapping.
-    pub fn grpc(self) -> tonic::Code {
-        self.0
-    }
-}
-
-impl From<tonic::Code> for PeerCode {
-    fn from(code: tonic::Code) -> Self {
-        PeerCode(code)
-    }
-}
-
-/// As the code itself (`Unavailable`), as messages said before it was typed.
-impl std::fmt::Debug for PeerCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&self.0, f)
-    }
-}
+/// A peer's status code, kept as it sent it (`crate::error` maps it).
+pub use crate::error::PeerCode;
 
 /// What a failed call's status says about the peer having applied it
 /// (its `geokv-applied` metadata, see [`crate::proto::APPLIED_METADATA`]).

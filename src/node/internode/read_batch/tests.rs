@@ -96,24 +96,22 @@ fn every_refused_read_goes_through_the_single_mapping() {
     let cluster = Cluster::new(Layout::seed(&Topology::dev()), "dc1-n2", None).expect("a view");
     let rep = Replica::new(Arc::new(MemoryEngine::new(Limits::default())), "dc1-n2", 8);
     let mut set = SiblingSet::new();
-    let value = vec![7u8; 3 << 20];
+    // Under the value limit, and enough of them to go over the budget.
+    let value = vec![7u8; 900 << 10];
     (set.update(ActorId(1), &CausalContext::new(), Some(value.into()), 1, 8)).expect("an update");
     rep.apply("default", b"big", &set).expect("a write");
     let arrived = Instant::now() - Duration::from_millis(10);
-    let mut got = results(
-        &rep,
-        &cluster.current(),
-        vec![entry("big", 1000); 2],
-        arrived,
-    );
+    let n = 2 * ANSWER_BUDGET / (900 << 10);
+    let many = vec![entry("big", 1000); n];
+    let mut got = results(&rep, &cluster.current(), many, arrived);
     let late_and_empty = vec![entry("big", 1), ReplicaReadBatchEntry::default()];
     got.extend(results(&rep, &cluster.current(), late_and_empty, arrived));
     let status = |i: usize| got[i].status.clone().unwrap_or_default();
     assert!(got[0].read.is_some(), "the first is read: {:?}", status(0));
     let expected = [
-        (1, Code::ResourceExhausted),
-        (2, Code::DeadlineExceeded),
-        (3, Code::InvalidArgument),
+        (n - 1, Code::ResourceExhausted),
+        (n, Code::DeadlineExceeded),
+        (n + 1, Code::InvalidArgument),
     ];
     for (i, code) in expected {
         let s = status(i);
