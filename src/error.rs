@@ -19,7 +19,14 @@
 //! injection: `UNAVAILABLE`; a peer that is not who it says:
 //! `PERMISSION_DENIED`; a batched replica write past its deadline:
 //! `DEADLINE_EXCEEDED`; a pushed layout not taken: `FAILED_PRECONDITION`;
-//! a record that does not decode: `INVALID_ARGUMENT`), all "applied: no".
+//! a record or a layout Paxos message that does not decode:
+//! `INVALID_ARGUMENT`; a batched read past its deadline:
+//! `DEADLINE_EXCEEDED`, past the batch's answer budget:
+//! `RESOURCE_EXHAUSTED`), all "applied: no"; an acceptor that could not
+//! save its state: `INTERNAL`, "maybe". A forwarded write's replica answer
+//! keeps its code ([`PeerCode`]). Outside this module only the api and
+//! transport edges name `Status` or `Code` (the architecture test lists
+//! them).
 //!
 //! Every status built here carries the metadata `geokv-applied` (`no` or
 //! `maybe`, [`crate::proto::APPLIED_METADATA`]): a client or a forwarding
@@ -31,6 +38,38 @@ use crate::consistency::{ConsistencyError, ConsistencyLevel};
 use crate::engine::EngineError;
 use crate::version::{DecodeError, SiblingError};
 use tonic::{Code, Status};
+
+/// A peer's status code as it sent it. Only the single mapping
+/// (here) turns it back into a gRPC code; callers ask it what
+/// they need to know.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PeerCode(tonic::Code);
+
+impl PeerCode {
+    /// The peer refused for want of live replicas (or a cut link), so
+    /// another one may see more.
+    pub fn is_unavailable(self) -> bool {
+        self.0 == tonic::Code::Unavailable
+    }
+
+    /// The gRPC code, for the single mapping.
+    pub fn grpc(self) -> tonic::Code {
+        self.0
+    }
+}
+
+impl From<tonic::Code> for PeerCode {
+    fn from(code: tonic::Code) -> Self {
+        PeerCode(code)
+    }
+}
+
+/// As the code itself (`Unavailable`), as messages said before it was typed.
+impl std::fmt::Debug for PeerCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
 
 /// Errors of the request path (coordinator, replica, API).
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +153,14 @@ pub enum GeokvError {
     /// applied: refused, nothing applied.
     #[error("the entry's deadline passed before it was applied")]
     Expired,
+    /// A batched replica read whose deadline passed before it was read:
+    /// refused, nothing read.
+    #[error("the entry's deadline passed before it was read")]
+    ReadExpired,
+    /// A batched replica read past the batch's answer budget: refused,
+    /// nothing read; the caller reads it alone.
+    #[error("over the batch's answer budget: read it alone")]
+    OverAnswerBudget,
     /// A layout pushed by a peer that this node does not take.
     #[error("layout refused: {0}")]
     LayoutRefused(String),
@@ -137,7 +184,7 @@ pub enum GeokvError {
     /// with its code; `nothing_applied` when that replica said so.
     #[error("{message}")]
     Peer {
-        code: Code,
+        code: PeerCode,
         message: String,
         nothing_applied: bool,
     },
@@ -177,8 +224,10 @@ impl GeokvError {
             | GeokvError::NotAReplica(_)
             | GeokvError::LinkCut { .. } => Code::Unavailable,
             GeokvError::NotPermitted(_) => Code::PermissionDenied,
-            GeokvError::Timeout { .. } | GeokvError::Expired => Code::DeadlineExceeded,
-            GeokvError::Overloaded { .. } => Code::ResourceExhausted,
+            GeokvError::Timeout { .. } | GeokvError::Expired | GeokvError::ReadExpired => {
+                Code::DeadlineExceeded
+            }
+            GeokvError::Overloaded { .. } | GeokvError::OverAnswerBudget => Code::ResourceExhausted,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. }
             | GeokvError::MaybeApplied(_)
@@ -190,7 +239,7 @@ impl GeokvError {
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
             GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,
             GeokvError::Engine(e) => engine_code(e),
-            GeokvError::Peer { code, .. } => *code,
+            GeokvError::Peer { code, .. } => code.grpc(),
             GeokvError::Internal(_) => Code::Internal,
         }
     }
@@ -215,6 +264,8 @@ impl GeokvError {
             | GeokvError::LinkCut { .. }
             | GeokvError::NotPermitted(_)
             | GeokvError::Expired
+            | GeokvError::ReadExpired
+            | GeokvError::OverAnswerBudget
             | GeokvError::LayoutRefused(_) => true,
             GeokvError::Engine(e) => matches!(
                 e,

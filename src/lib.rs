@@ -41,6 +41,8 @@
 //! | `telemetry` | logs, OpenTelemetry traces and their propagation across nodes | no |
 //! | `tasks` | where a subsystem spawns its background tasks: the node's task set | no |
 //! | `local_cluster` | real `geokv node` processes on this machine: `geokv dev`, the benchmarks (`crates/geokv-bench`) | no |
+//!
+//! Must not: hold code: the modules do; this file only names them.
 
 pub use geokv_client as client;
 pub mod blocking;

@@ -3,6 +3,8 @@
 //! (`geokv_client::proto`); this module adds the `Kv` server stub over them
 //! and the internode protocol. Owns nothing else: conversions live next to
 //! the code that needs them.
+//!
+//! Must not: hold hand-written conversions or logic.
 #![allow(clippy::all, missing_docs)]
 
 pub use geokv_client::proto::{APPLIED_METADATA, RETRY_AFTER_METADATA};

@@ -11,6 +11,8 @@
 //! POST   /auth/grant?role=app&keyspace=default&perm=write
 //! POST   /auth/revoke?role=app&keyspace=default&perm=write
 //! ```
+//!
+//! Must not: decide who may call (that is `guard`), or keep a secret unhashed.
 
 use std::sync::Arc;
 
@@ -100,13 +102,19 @@ pub struct GrantQuery {
     perm: Option<String>,
 }
 
-fn parse(q: GrantQuery) -> Result<(String, String, Perm), ChangeError> {
-    let perm: Perm = q.perm.unwrap_or_default().parse()?;
-    Ok((
-        q.role.unwrap_or_default(),
-        q.keyspace.unwrap_or_default(),
-        perm,
-    ))
+/// A grant or revoke as asked: `perm` on `keyspace` to or from `role`.
+struct Grant {
+    role: String,
+    keyspace: String,
+    perm: Perm,
+}
+
+fn parse(q: GrantQuery) -> Result<Grant, ChangeError> {
+    Ok(Grant {
+        perm: q.perm.unwrap_or_default().parse()?,
+        role: q.role.unwrap_or_default(),
+        keyspace: q.keyspace.unwrap_or_default(),
+    })
 }
 
 /// `POST /auth/grant?role=R&keyspace=K&perm=P`.
@@ -115,7 +123,7 @@ pub async fn grant(State(a): State<Admin>, Query(q): Query<GrantQuery>) -> Respo
         return no_auth();
     };
     match parse(q) {
-        Ok((role, ks, perm)) => answer(auth.change(|s| s.with_grant(&role, &ks, perm))),
+        Ok(g) => answer(auth.change(|s| s.with_grant(&g.role, &g.keyspace, g.perm))),
         Err(e) => answer(Err(e.into())),
     }
 }
@@ -126,7 +134,7 @@ pub async fn revoke(State(a): State<Admin>, Query(q): Query<GrantQuery>) -> Resp
         return no_auth();
     };
     match parse(q) {
-        Ok((role, ks, perm)) => answer(auth.change(|s| s.with_revoke(&role, &ks, perm))),
+        Ok(g) => answer(auth.change(|s| s.with_revoke(&g.role, &g.keyspace, g.perm))),
         Err(e) => answer(Err(e.into())),
     }
 }

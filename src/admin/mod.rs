@@ -85,6 +85,9 @@ pub struct Services {
     pub guard: Guard,
     /// HTTPS with the node's certificate when on (`https`).
     pub tls: crate::transport::tls::Tls,
+    /// Where a job started on the port runs (a repair): the node's task
+    /// set, so the node's stop ends it.
+    pub spawner: crate::tasks::Spawner,
 }
 
 impl Services {
@@ -98,6 +101,7 @@ impl Services {
             control: None,
             guard: Guard::open(),
             tls: crate::transport::tls::Tls::insecure(),
+            spawner: crate::tasks::Spawner::detached(),
         }
     }
 }
@@ -126,6 +130,7 @@ pub async fn serve_on(
         control,
         guard,
         tls,
+        spawner,
     } = services;
     let (metrics, history) = (install_metrics(), Arc::default());
     // The status page's sampler runs here, so it ends with the server.
@@ -138,6 +143,7 @@ pub async fn serve_on(
         cluster,
         control,
         guard,
+        spawner,
     };
     let app = routes::router(admin, history);
     // Not a graceful shutdown: a node stopping does not wait for a long

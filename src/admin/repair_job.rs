@@ -4,7 +4,9 @@
 //! `GET /repair/status` answers [`JobStatus`]: the state, ranges swept of
 //! planned, and the summary once done. The blocking `POST /repair` stays.
 //!
-//! Owns the job record only; the sweep is `repair::Repair`'s.
+//! Owns the job record only; the sweep is `repair::Repair`'s, run in the
+//! node's task set. Must not: run a sweep outside that set, or two at once
+//! from here.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -97,7 +99,8 @@ async fn start(
         j.started = Some(Instant::now());
     }
     let j = job.clone();
-    tokio::spawn(async move {
+    // In the node's task set: the node's stop ends a sweep still running.
+    a.spawner.spawn("admin repair", async move {
         let out = repair
             .sweep_in(q.keyspace.as_deref(), q.dc.as_deref())
             .await;
@@ -127,3 +130,6 @@ fn status(a: &Admin, job: &Mutex<Job>) -> Response {
     }
     json(StatusCode::OK, &j.status)
 }
+
+#[cfg(test)]
+mod tests;

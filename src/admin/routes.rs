@@ -36,6 +36,8 @@ pub struct Admin {
     pub control: Option<Arc<crate::movement::Control>>,
     /// Who may use the port (and the auth state of `/auth/*`).
     pub guard: Guard,
+    /// Where a job started here runs (`repair_job`).
+    pub spawner: crate::tasks::Spawner,
 }
 
 /// Every endpoint of the admin port; the status page reads `history`.

@@ -16,6 +16,8 @@
 //! (`admission.rs`): past the bound on client requests in flight they are
 //! shed with `RESOURCE_EXHAUSTED` and a `retry-after-ms` hint. `Status`
 //! is not admitted, so an overloaded node still answers it.
+//!
+//! Must not: place, replicate or retry a request (the coordinator does), or touch storage.
 
 pub mod admission;
 pub mod auth;
@@ -130,14 +132,12 @@ impl KvService {
     }
 
     /// A put (`value: Some`) or delete: validates, coordinates, observes.
-    /// Returns the new context, the replica acknowledgements and the hints
-    /// stored.
     async fn write(
         &self,
         op: &'static str,
         span: tracing::Span,
         sent: Sent,
-    ) -> Result<(Vec<u8>, u32, u32), GeokvError> {
+    ) -> Result<Written, GeokvError> {
         let c = self.common(sent.options)?;
         let (keyspace, key) = (sent.keyspace, sent.key);
         self.check_key(&keyspace, &key)?;
@@ -162,8 +162,11 @@ impl KvService {
             .await;
         observe(op, c.level, started, &res);
         let out = res?;
-        let context = out.context.encode_for(&keyspace, &key);
-        Ok((context, out.acks, out.hints))
+        Ok(Written {
+            context: out.context.encode_for(&keyspace, &key),
+            acks: out.acks,
+            hints: out.hints,
+        })
     }
 
     fn check_value(&self, value: &[u8]) -> Result<(), GeokvError> {
@@ -185,6 +188,14 @@ struct Sent {
     value: Option<Vec<u8>>,
     context: Vec<u8>,
     options: Option<RequestOptions>,
+}
+
+/// A write as the client is told it: its new context (encoded), the
+/// replica acknowledgements and the hints stored.
+struct Written {
+    context: Vec<u8>,
+    acks: u32,
+    hints: u32,
 }
 
 fn observe<T>(
@@ -244,7 +255,11 @@ impl Kv for KvService {
             .await?;
         let r = req.into_inner();
         self.check_value(&r.value)?;
-        let (context, acks, hints) = self
+        let Written {
+            context,
+            acks,
+            hints,
+        } = self
             .write(
                 "put",
                 span,
@@ -273,7 +288,11 @@ impl Kv for KvService {
         self.admit(&req, Some((&req.get_ref().keyspace, Perm::Write)))
             .await?;
         let r = req.into_inner();
-        let (context, acks, hints) = self
+        let Written {
+            context,
+            acks,
+            hints,
+        } = self
             .write(
                 "delete",
                 span,

@@ -7,6 +7,8 @@
 //! when given, and an optional body.
 //!
 //! Owns the exchange only; what to ask is the subcommands'.
+//!
+//! Must not: decide what to ask, or retry a request.
 use anyhow::bail;
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -4,6 +4,8 @@
 //!
 //! Owns flag parsing and printing (text, or with `--json` one JSON object:
 //! the files written and the identity they name).
+//!
+//! Must not: build or sign a certificate itself (`geokv::security::certs` does).
 use geokv::security::certs::{self, Identity};
 use std::net::IpAddr;
 use std::path::PathBuf;

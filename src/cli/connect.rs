@@ -2,6 +2,8 @@
 //! into a [`Client`].
 //!
 //! Owns flag parsing only; endpoint preference and retries are the SDK's.
+//!
+//! Must not: choose an endpoint or retry (the SDK's).
 use std::path::PathBuf;
 use std::time::Duration;
 

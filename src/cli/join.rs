@@ -7,6 +7,8 @@
 //! `--replace DEAD` the node instead takes over the dead node's tokens
 //! ([`geokv::movement::replace_bootstrap::prepare_replace`]) in its
 //! datacenter and rack (`--dc`/`--rack` are not needed).
+//!
+//! Must not: stream data or change the layout itself (the node and `movement` do).
 
 use anyhow::Context;
 use geokv::engine::{Engine, EngineOptions, RocksEngine};

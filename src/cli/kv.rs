@@ -2,6 +2,8 @@
 //! a shell (the context as base64, ready for `--context`) or as JSON.
 //!
 //! Owns argument shapes and output only; no retries or endpoint choice here.
+//!
+//! Must not: retry or choose an endpoint (the SDK's).
 use geokv::client::CausalContext;
 use serde_json::json;
 

@@ -4,6 +4,8 @@
 //! keys and bytes streamed, rate, ETA). Owns the printing only (with
 //! `--json`, one object once done and no progress bar); the removal itself
 //! runs in the nodes (`geokv::movement::remove`).
+//!
+//! Must not: drive a removal itself (it runs in the nodes).
 use std::fmt::Write as _;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! How values, siblings and results look on a terminal and in `--json`.
 //!
 //! Pure string building, tested; never prints and never talks to the cluster.
+//!
+//! Must not: print, or talk to the cluster.
 use geokv::client::{GetResult, Sibling};
 use serde_json::{json, Value};
 

@@ -6,6 +6,8 @@
 //!
 //! Owns the layout only; the data comes from the Status RPC via the SDK
 //! and the admin port.
+//!
+//! Must not: compute liveness or ownership itself (the nodes report them).
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;

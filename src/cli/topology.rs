@@ -5,6 +5,8 @@
 //!
 //! Owns nothing but the command: parsing and validation are `geokv::topology`'s,
 //! the report is `geokv::ring`'s.
+//!
+//! Must not: validate a topology or compute its report itself.
 use std::path::PathBuf;
 
 use anyhow::Context as _;

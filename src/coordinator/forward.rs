@@ -11,6 +11,8 @@
 //! second attempt would mint a second dot the client never sees, so the
 //! client is told the write may have been applied, and the key is recorded
 //! for anti-entropy towards that replica. Owns nothing else.
+//!
+//! Must not: coordinate the write itself, or try another replica after one that may have applied it.
 
 use super::{Coordinator, WriteOutcome, WriteRequest};
 use crate::error::GeokvError;
@@ -51,7 +53,7 @@ pub(super) fn after_failure(e: &TransportError) -> AfterFailure {
             verdict: PeerVerdict::NothingApplied,
             ..
         } => {
-            if *code == tonic::Code::Unavailable {
+            if code.is_unavailable() {
                 // Its own view of the live replicas, or a link cut: another
                 // replica may see more.
                 AfterFailure::TryNext
@@ -243,7 +245,7 @@ mod tests {
     fn rpc(code: Code, verdict: PeerVerdict) -> TransportError {
         TransportError::Rpc {
             peer: "dc1-n2".into(),
-            code,
+            code: code.into(),
             message: "m".into(),
             verdict,
         }

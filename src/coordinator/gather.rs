@@ -11,6 +11,8 @@
 //! Acknowledgements count replicas only; stored hints are reported next to
 //! them (they meet ANY, nothing else). Every error here is raised after the
 //! request was sent, so none is `UNAVAILABLE` (see `error`).
+//!
+//! Must not: send anything, or decide whom to ask (its callers do).
 
 use super::consistency::{AckCounts, ConsistencyLevel, OpKind, Requirement};
 use crate::error::GeokvError;

@@ -11,6 +11,8 @@
 //! reads are polled by the coordinator's own task while it gathers
 //! ([`ReadCalls`]), not spawned one task each (issue 14); those still in
 //! flight when the level is met are dropped (a read has nothing to settle).
+//!
+//! Must not: write anything but the read repair of replicas that answered, off the request's path.
 
 use super::consistency::{AckCounts, OpKind};
 use super::gather::{Answer, Gather, Step, Wait};
@@ -38,6 +40,14 @@ type ReadCall<'a> = BoxFuture<'a, ()>;
 /// it waits for the gather (issue 14: no task per remote read).
 #[derive(Default)]
 struct ReadCalls<'a>(FuturesUnordered<ReadCall<'a>>);
+
+/// How a read's gather asks its replicas: the first wave's calls, more
+/// after `speculation` (doubling), until `deadline`.
+struct Waves<'a> {
+    speculation: Duration,
+    deadline: Instant,
+    calls: ReadCalls<'a>,
+}
 
 impl ReadCalls<'_> {
     /// Awaits `f`, polling the reads in flight meanwhile.
@@ -127,8 +137,12 @@ impl Coordinator {
         );
         let local_dc = self.me.dc.clone();
         let delay = self.config.read_speculation;
-        let waits = (delay, deadline, calls);
-        gather_read(&mut targets, &mut gather, waits, |c| {
+        let waves = Waves {
+            speculation: delay,
+            deadline,
+            calls,
+        };
+        gather_read(&mut targets, &mut gather, waves, |c| {
             if c.dc != local_dc {
                 metrics::counter!("geokv_remote_fallbacks_total", "op" => "read").increment(1);
             }
@@ -275,15 +289,20 @@ impl Coordinator {
 /// asked for every replica); whenever the replicas still expected can no
 /// longer meet it (some failed), asks replacements, and fails when none is
 /// left. `ask` sends a read to one more replica, and returns its call if
-/// it is still to be polled; `calls` are those of the first wave. The
-/// calls are polled while the gather waits; what is in flight once it is
-/// done is dropped.
+/// it is still to be polled; `waves.calls` are those of the first wave.
+/// The calls are polled while the gather waits; what is in flight once it
+/// is done is dropped.
 async fn gather_read<'a, T>(
     targets: &mut ReadTargets,
     gather: &mut Gather<T>,
-    (speculation, deadline, mut calls): (Duration, Instant, ReadCalls<'a>),
+    waves: Waves<'a>,
     mut ask: impl FnMut(Candidate) -> Option<ReadCall<'a>>,
 ) -> Result<(), GeokvError> {
+    let Waves {
+        speculation,
+        deadline,
+        mut calls,
+    } = waves;
     let mut wait = speculation;
     let mut speculate_at = Some(Instant::now() + wait);
     loop {

@@ -31,6 +31,8 @@
 //!    met locally but is not (a local replica believed alive failed, or half
 //!    the deadline passed) falls back to the remote datacenters through their
 //!    urgent lanes. LOCAL_* levels never do.
+//!
+//! Must not: mint a write more than once, or tell a client "nothing applied" once it was sent.
 
 use super::consistency::OpKind;
 use super::{Coordinator, Plan, WriteRequest};

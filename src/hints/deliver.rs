@@ -54,11 +54,6 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// [`Delivery::run_all`] in a detached task (a drain-only node).
-    pub fn spawn_all(self, shutdown: watch::Receiver<bool>) {
-        tokio::spawn(self.run_all(shutdown));
-    }
-
     /// Runs the hand-over of this node's anti-entropy records once it
     /// has left (`adopt::records`), one task per destination queue, and one more for each
     /// destination a later view adds (a node joining this datacenter, a new

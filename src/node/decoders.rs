@@ -9,6 +9,8 @@
 //! Owns: these properties only (tests). It lives in `node`, the one
 //! module that may depend on every other, because it reaches the decoders
 //! of all of them (in `security` it made a module cycle).
+//!
+//! Must not: be built outside tests, or change a decoder to suit a property.
 
 use crate::engine::{Limits, MemoryEngine};
 use crate::proto::v1::internode::{AuthMessage, GossipDigest, LayoutMessage, StreamEntry};

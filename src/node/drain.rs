@@ -21,12 +21,12 @@
 //! Must not serve anything or change the layout.
 
 use super::storage::Storage;
+use super::tasks::TaskSet;
 use super::{NodeConfig, NodeError};
 use crate::hints::deliver::Delivery;
 use crate::hints::queue::Dest;
 use crate::hints::Hints;
 use crate::membership::Gossiper;
-use crate::tasks::Spawner;
 use crate::topology::NodeIdx;
 use crate::transport::faults::Faults;
 use crate::transport::tls::Tls;
@@ -35,7 +35,6 @@ use crate::view::sync::LayoutSync;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 /// How often the backlog is looked at.
 const POLL: Duration = Duration::from_millis(200);
@@ -74,39 +73,49 @@ pub(crate) fn outcome(left: u64, per_queue: &[(String, u64)]) -> Result<(), Node
 }
 
 /// Delivers the queues of a node that has left until they are empty (or
-/// `shutdown`); what is left when it stopped (see [`outcome`]).
+/// `shutdown`); what is left when it stopped (see [`outcome`]). Gossip,
+/// hint delivery and the wait run in `tasks` (the node's task set, its
+/// stop forwarder already in it): once every queue is empty the wait turns
+/// `stop`, and the set ends them all as a node's stop does.
 pub(super) async fn run(
     cfg: &NodeConfig,
     s: &Storage,
+    mut tasks: TaskSet,
+    stop: &watch::Sender<bool>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Result<(), NodeError>, NodeError> {
-    let running = start(cfg, s, shutdown.clone())?;
-    running.until_handed_over(&s.me.id, shutdown).await;
-    let _ = running.stop.send(true);
-    running.gossip.abort();
+    let running = start(cfg, s, &mut tasks, shutdown.clone())?;
+    let hints = running.hints.clone();
+    let (me, done) = (s.me.id.clone(), stop.clone());
+    let sd = shutdown.clone();
+    tasks.spawn_loop("drain", async move {
+        running.until_handed_over(&me, sd).await;
+        let _ = done.send(true);
+    });
+    let ended = tasks.run(stop, shutdown, super::tasks::GRACE).await;
+    if !ended.failed.is_empty() {
+        return Ok(Err(NodeError::Tasks(ended.failed.join("; "))));
+    }
     // Counted again once delivery has stopped: an entry delivered in the
     // meantime is not reported as left.
-    let hints = &running.hints;
     Ok(outcome(
         hints.left_to_hand_over().await,
         &hints.left_per_queue(),
     ))
 }
 
-/// A drain under way: its hints, gossip (which peers are up) and the stop
-/// of its hint delivery.
+/// A drain under way: its hints and gossip (which peers are up).
 struct Running {
     hints: Arc<Hints>,
     gossiper: Gossiper,
-    gossip: JoinHandle<()>,
-    stop: watch::Sender<bool>,
 }
 
-/// Opens the hints and starts gossip and hint delivery, from a node that
-/// is no longer in the ring.
+/// Opens the hints and starts gossip and hint delivery in `tasks`, from a
+/// node that is no longer in the ring.
 fn start(
     cfg: &NodeConfig,
     s: &Storage,
+    tasks: &mut TaskSet,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Running, NodeError> {
     let me = &s.me;
@@ -130,40 +139,35 @@ fn start(
     let queued = hints.total_backlog();
     tracing::warn!(node = %me.id, queued,
         "this node has left the cluster: starting only to hand its queued hints over, then stopping");
-    let gossip = spawn_gossip(cfg, s, &gossiper, &peers, shutdown);
-    let (stop, stopped) = watch::channel(false);
-    Delivery {
+    spawn_gossip(tasks, cfg, s, &gossiper, &peers, shutdown.clone());
+    let delivery = Delivery {
         hints: hints.clone(),
         peers,
         cluster: s.cluster.clone(),
         liveness,
         me: me.clone(),
-    }
-    .spawn_all(stopped);
-    Ok(Running {
-        hints,
-        gossiper,
-        gossip,
-        stop,
-    })
+    };
+    tasks.spawn("hint delivery", delivery.run_all(shutdown));
+    Ok(Running { hints, gossiper })
 }
 
 /// Gossips with the members (learning newer layouts from their answers)
-/// until `shutdown`.
+/// until `shutdown`, in `tasks`.
 fn spawn_gossip(
+    tasks: &mut TaskSet,
     cfg: &NodeConfig,
     s: &Storage,
     gossiper: &Gossiper,
     peers: &Arc<Peers>,
     shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    let sync = LayoutSync::new(s.cluster.clone(), peers.clone(), Spawner::detached());
+) {
+    let sync = LayoutSync::new(s.cluster.clone(), peers.clone(), tasks.spawner());
     s.cluster.set_push(sync.push_hook());
     s.cluster
         .set_net(Arc::new(crate::view::cas::PeersNet(peers.clone())));
     let interval = Duration::from_millis(cfg.membership.gossip_interval_ms);
     let p = peers.clone();
-    tokio::spawn(gossiper.clone().run(
+    let gossip = gossiper.clone().run(
         move |peer, mut digest| {
             let (peers, sync) = (p.clone(), sync.clone());
             sync.stamp(&mut digest);
@@ -174,7 +178,8 @@ fn spawn_gossip(
             }
         },
         shutdown,
-    ))
+    );
+    tasks.spawn_loop("gossip", gossip);
 }
 
 impl Running {

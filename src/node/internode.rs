@@ -288,7 +288,7 @@ impl Internode for InternodeService {
     ) -> Result<Response<LayoutPaxosReply>, Status> {
         let span = self.admit(&req, "layout_prepare")?;
         let msg = acceptor::prepare_msg(req.get_ref())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| GeokvError::InvalidArgument(e.to_string()))?;
         let reply = acceptor::serve(self.cluster.clone(), msg).instrument(span);
         Ok(Response::new(reply.await?))
     }
@@ -303,7 +303,7 @@ impl Internode for InternodeService {
             .unwrap_or("")
             .to_string();
         let msg = acceptor::accept_msg(&from, req.get_ref())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| GeokvError::InvalidArgument(e.to_string()))?;
         let reply = acceptor::serve(self.cluster.clone(), msg).instrument(span);
         Ok(Response::new(reply.await?))
     }

@@ -163,20 +163,17 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
     // The node stops on `outer`, or by itself once decommissioned.
     let (stop, shutdown) = watch::channel(false);
     let s = storage::open(&cfg)?;
-    if s.drain_only {
-        // Killed while draining after its decommission: hand over, stop.
-        let forwarder = tokio::spawn(forward_stop(outer, stop.clone(), shutdown.clone()));
-        let drained = drain::run(&cfg, &s, shutdown).await;
-        forwarder.abort();
-        let drained = drained?;
-        incarnation::on_clean_shutdown(&*s.engine).map_err(|e| s.engine_err(e))?;
-        return drained;
-    }
     let mut tasks = tasks::TaskSet::default();
     tasks.spawn_loop(
         "stop forwarder",
         forward_stop(outer, stop.clone(), shutdown.clone()),
     );
+    if s.drain_only {
+        // Killed while draining after its decommission: hand over, stop.
+        let drained = drain::run(&cfg, &s, tasks, &stop, shutdown).await?;
+        incarnation::on_clean_shutdown(&*s.engine).map_err(|e| s.engine_err(e))?;
+        return drained;
+    }
     let p = wiring::build(&cfg, &s, &shutdown, stop.clone(), tasks.spawner())?;
     serve::servers(&mut tasks, &s, &p, &shutdown).await?;
     let gossip_interval = Duration::from_millis(cfg.membership.gossip_interval_ms);

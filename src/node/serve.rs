@@ -154,6 +154,7 @@ fn admin_server(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Rec
         control: Some(p.control.clone()),
         guard: p.admin_guard.clone(),
         tls: p.tls.clone(),
+        spawner: tasks.spawner(),
     };
     tasks.spawn("admin HTTP", async move {
         admin::serve(addr, services, sd).await

@@ -1,5 +1,7 @@
 //! Why a repair session or pass failed. A failed session leaves its range
 //! (and any record for it) to the next pass; nothing is lost.
+//!
+//! Must not: decide what a failure means for a pass (the scheduler does).
 
 use super::diff::DiffError;
 use crate::engine::EngineError;

@@ -15,6 +15,8 @@
 //! [`ReplicaSet`]) · `pending.rs` (pending replicas during a movement) ·
 //! `allocate.rs` (balanced tokens for a join) · `balance.rs` (when no tokens can
 //! balance a join) · `report.rs` (`geokv topology check`).
+//!
+//! Must not: do I/O, or know liveness or quorums.
 
 mod allocate;
 mod balance;

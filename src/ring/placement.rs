@@ -12,6 +12,8 @@
 //! first, in the order they were skipped, then the walk continues taking
 //! any node. Each DC stops at `min(rf, nodes in the DC)`. So the first
 //! `min(rf, racks)` replicas of a DC are on distinct racks.
+//!
+//! Must not: order or count the replicas for a request (the coordinator does).
 
 use crate::topology::NodeIdx;
 

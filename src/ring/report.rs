@@ -3,6 +3,8 @@
 //! Owns the summary of a ring built from a topology, as data
 //! ([`CheckReport`], what `--json` prints) and as text ([`check_report`]).
 //! Builds values and strings only; printing and exit codes belong to the CLI.
+//!
+//! Must not: print or set an exit code (the CLI does).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;

@@ -2,6 +2,8 @@
 //!
 //! Owns the mapping of serde errors to [`TopologyError`] paths. Reads only
 //! the file it is given; validation rules live in `validate.rs`.
+//!
+//! Must not: hold a validation rule (`validate.rs` does), or read another file.
 
 use std::path::Path;
 

@@ -27,11 +27,14 @@ pub enum TransportError {
     #[error("{peer}: {code:?}: {message}")]
     Rpc {
         peer: String,
-        code: tonic::Code,
+        code: PeerCode,
         message: String,
         verdict: PeerVerdict,
     },
 }
+
+/// A peer's status code, kept as it sent it (`crate::error` maps it).
+pub use crate::error::PeerCode;
 
 /// What a failed call's status says about the peer having applied it
 /// (its `geokv-applied` metadata, see [`crate::proto::APPLIED_METADATA`]).
@@ -97,7 +100,7 @@ pub(crate) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportEr
     }
     TransportError::Rpc {
         peer: peer.to_string(),
-        code: s.code(),
+        code: s.code().into(),
         message: s.message().to_string(),
         verdict,
     }
@@ -116,15 +119,21 @@ pub(crate) fn with_tls_failure(err: TransportError, noted: Option<String>) -> Tr
         (
             TransportError::Rpc {
                 peer,
-                code: tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown,
+                code,
                 verdict: PeerVerdict::Unknown,
                 ..
             },
             Some(why),
-        ) => TransportError::NotSent {
-            peer,
-            message: handshake_failed(&why),
-        },
+        ) if matches!(
+            code.grpc(),
+            tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown
+        ) =>
+        {
+            TransportError::NotSent {
+                peer,
+                message: handshake_failed(&why),
+            }
+        }
         (err, _) => err,
     }
 }

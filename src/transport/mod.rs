@@ -20,7 +20,7 @@ pub mod support;
 pub(crate) mod testing;
 pub mod tls;
 
-pub use error::{PeerVerdict, TransportError};
+pub use error::{PeerCode, PeerVerdict, TransportError};
 pub use stream::OutboundStream;
 
 use crate::proto::v1::internode::internode_client::InternodeClient;

@@ -145,7 +145,7 @@ fn settled_read(peer: &str, timeout: Duration, s: Option<Settled<ReadOutcome>>) 
         Some(Settled::NotSent) => Err(not_sent("the lane's task died before sending it")),
         Some(Settled::Lost) => Err(TransportError::Rpc {
             peer: peer.to_string(),
-            code: tonic::Code::Unknown,
+            code: tonic::Code::Unknown.into(),
             message: "sent in a read batch that answered nothing for it".into(),
             verdict: super::PeerVerdict::Unknown,
         }),
@@ -252,7 +252,7 @@ fn left_out(r: &ReplicaReadBatchResult) -> bool {
 /// answered (reads change nothing, so each can be read alone).
 fn too_large(e: &TransportError) -> bool {
     matches!(e, TransportError::Rpc { code, .. }
-        if matches!(code, tonic::Code::OutOfRange | tonic::Code::ResourceExhausted))
+        if matches!(code.grpc(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted))
 }
 
 /// One entry's result as a single call's answer or error.

@@ -141,7 +141,7 @@ fn settled_error(
         Some(Settled::NotSent) => Err(not_sent("the lane's task died before sending it")),
         Some(Settled::Lost) => Err(TransportError::Rpc {
             peer: peer.to_string(),
-            code: tonic::Code::Unknown,
+            code: tonic::Code::Unknown.into(),
             message: "sent in a batch that answered nothing for it".into(),
             verdict: PeerVerdict::MaybeApplied,
         }),
@@ -295,7 +295,7 @@ pub(super) fn batch_failed(e: TransportError) -> TransportError {
         | TransportError::Timeout { .. } => e,
         TransportError::StaleView { peer, version } => TransportError::Rpc {
             peer,
-            code: tonic::Code::FailedPrecondition,
+            code: tonic::Code::FailedPrecondition.into(),
             message: format!("batch refused on layout v{version}"),
             verdict: PeerVerdict::MaybeApplied,
         },
@@ -316,7 +316,7 @@ pub(super) fn batch_failed(e: TransportError) -> TransportError {
 pub(super) fn short_reply(peer: &str, sent: usize, got: usize) -> TransportError {
     TransportError::Rpc {
         peer: peer.to_string(),
-        code: tonic::Code::Internal,
+        code: tonic::Code::Internal.into(),
         message: format!("{got} results for a batch of {sent}"),
         verdict: PeerVerdict::MaybeApplied,
     }

@@ -164,7 +164,7 @@ impl OutboundStream {
 fn closed(peer: &NodeInfo, what: &str) -> TransportError {
     TransportError::Rpc {
         peer: peer.id.clone(),
-        code: tonic::Code::Unavailable,
+        code: tonic::Code::Unavailable.into(),
         message: format!("stream {what}"),
         verdict: super::PeerVerdict::Unknown,
     }
@@ -173,7 +173,7 @@ fn closed(peer: &NodeInfo, what: &str) -> TransportError {
 fn rpc_error(peer: &NodeInfo, s: tonic::Status) -> TransportError {
     TransportError::Rpc {
         peer: peer.id.clone(),
-        code: s.code(),
+        code: s.code().into(),
         message: s.message().to_string(),
         verdict: super::PeerVerdict::Unknown,
     }

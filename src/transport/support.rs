@@ -43,7 +43,7 @@ impl Support {
 /// handler ran, so nothing was applied (or read).
 pub(super) fn unimplemented(e: &TransportError) -> bool {
     matches!(e, TransportError::Rpc { code, verdict, .. }
-        if *code == tonic::Code::Unimplemented && *verdict != PeerVerdict::MaybeApplied)
+        if code.grpc() == tonic::Code::Unimplemented && *verdict != PeerVerdict::MaybeApplied)
 }
 
 /// The span a batch call runs in: a child of its first entry's trace

@@ -43,6 +43,8 @@
 //! `actor.rs` ids and dots · `clock.rs` version vectors · `context.rs` the
 //! client's causal context · `siblings.rs` update/merge · `codec.rs` the
 //! versioned binary formats.
+//!
+//! Must not: do I/O, read clocks or take locks.
 
 mod actor;
 mod clock;

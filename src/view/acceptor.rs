@@ -15,6 +15,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::error::GeokvError;
 use crate::layout::consensus::{respond, AcceptorSlot, Ballot, Msg, Reply};
 use crate::layout::Layout;
 use crate::proto::v1::internode::{
@@ -121,11 +122,11 @@ impl Acceptor {
 pub async fn serve(
     cluster: super::Cluster,
     msg: Msg<Layout>,
-) -> Result<LayoutPaxosReply, tonic::Status> {
+) -> Result<LayoutPaxosReply, GeokvError> {
     let reply = tokio::task::spawn_blocking(move || cluster.accept(&msg))
         .await
-        .map_err(|e| tonic::Status::internal(e.to_string()))?
-        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        .map_err(|e| GeokvError::Internal(e.to_string()))?
+        .map_err(|e| GeokvError::Internal(e.to_string()))?;
     Ok(reply_to(&reply))
 }
 

@@ -27,11 +27,11 @@ fn bad(e: acceptor::AcceptorError) -> Status {
 impl Serves for AcceptorPeer {
     async fn layout_prepare(&self, r: LayoutPrepareRequest) -> Result<LayoutPaxosReply, Status> {
         let msg = acceptor::prepare_msg(&r).map_err(bad)?;
-        acceptor::serve(self.0.get().expect("a cluster").clone(), msg).await
+        Ok(acceptor::serve(self.0.get().expect("a cluster").clone(), msg).await?)
     }
     async fn layout_accept(&self, r: LayoutAcceptRequest) -> Result<LayoutPaxosReply, Status> {
         let msg = acceptor::accept_msg("a proposer", &r).map_err(bad)?;
-        acceptor::serve(self.0.get().expect("a cluster").clone(), msg).await
+        Ok(acceptor::serve(self.0.get().expect("a cluster").clone(), msg).await?)
     }
 }
 

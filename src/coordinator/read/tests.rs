@@ -49,8 +49,12 @@ fn two_of(dcs: &[&str]) -> (ReadTargets, Gather<u32>, mpsc::Sender<Answer<u32>>,
 }
 
 /// The speculation delay, `deadline`, and no first-wave call to poll.
-fn waits(deadline: Instant) -> (Duration, Instant, ReadCalls<'static>) {
-    (DELAY, deadline, ReadCalls::default())
+fn waits(deadline: Instant) -> Waves<'static> {
+    Waves {
+        speculation: DELAY,
+        deadline,
+        calls: ReadCalls::default(),
+    }
 }
 
 /// An `ask` that only records or answers through the channel (no call to
@@ -208,7 +212,12 @@ async fn calls_are_polled_by_the_gathering_task() {
     let never: ReadCall<'static> = Box::pin(std::future::pending());
     let calls = ReadCalls(FuturesUnordered::from_iter([never]));
     let answers = tx.clone();
-    gather_read(&mut targets, &mut gather, (DELAY, deadline, calls), |c| {
+    let waves = Waves {
+        speculation: DELAY,
+        deadline,
+        calls,
+    };
+    gather_read(&mut targets, &mut gather, waves, |c| {
         let answers = answers.clone();
         Some(Box::pin(async move {
             tokio::time::sleep(DELAY).await;

@@ -59,6 +59,14 @@ impl Drop for InFlight {
     }
 }
 
+/// The remote datacenters a write falls back to: their replicas per
+/// datacenter, and the acknowledgements still needed from them.
+struct Remote<'a> {
+    sizes: &'a BTreeMap<String, u32>,
+    dcs: &'a [String],
+    need: u32,
+}
+
 impl Coordinator {
     /// One fan-out of a minted write on `view`: our datacenter's targets
     /// directly, the remote datacenters through their streams (the entries
@@ -220,8 +228,12 @@ impl Coordinator {
                 Requirement::Total { count } => count.saturating_sub(gather.received()).max(1),
                 _ => 0,
             };
-            let dests = (&to.sizes, to.remote_dcs.as_slice(), need);
-            self.fall_back_remote(dests, minted, deadline, tx, &mut gather)
+            let remote = Remote {
+                sizes: &to.sizes,
+                dcs: &to.remote_dcs,
+                need,
+            };
+            self.fall_back_remote(remote, minted, deadline, tx, &mut gather)
                 .await?;
             step = calls.drive(gather.run(deadline)).await?;
         }
@@ -238,14 +250,15 @@ impl Coordinator {
     /// their acknowledgements too.
     async fn fall_back_remote(
         &self,
-        (sizes, remote_dcs, need): (&BTreeMap<String, u32>, &[String], u32),
+        remote: Remote<'_>,
         minted: &Minted,
         deadline: Instant,
         tx: &mpsc::Sender<Answer<()>>,
         gather: &mut Gather<()>,
     ) -> Result<(), GeokvError> {
         metrics::counter!("geokv_remote_fallbacks_total", "op" => "write").increment(1);
-        let all: Vec<Awaited> = remote_dcs
+        let Remote { sizes, dcs, need } = remote;
+        let all: Vec<Awaited> = dcs
             .iter()
             .map(|dc| Awaited {
                 dc: dc.clone(),

@@ -1,6 +1,8 @@
 //! Reads [`EngineStats`] out of RocksDB: integer properties per column
 //! family, the shared block cache, and statistics tickers when the engine
 //! was opened with `statistics: true`. Read-only; never changes options.
+//!
+//! Must not: change an option or write.
 use rocksdb::statistics::Ticker;
 use rocksdb::{properties, Cache, Options, DB};
 

@@ -13,6 +13,16 @@ use crate::hints::store::Loaded;
 use crate::proto::v1::internode::StreamEntry;
 use tokio::time::Instant;
 
+/// A page's entries by what becomes of them.
+struct Sorted {
+    /// Past the hint window: deleted.
+    expired: Vec<Loaded>,
+    /// To send.
+    fresh: Vec<Loaded>,
+    /// Parked: not before their release.
+    parked: Vec<Loaded>,
+}
+
 impl Scheduler {
     /// The next page to read in this fill, most urgent lane first; the end
     /// of the fill when every lane is full or empty.
@@ -96,13 +106,17 @@ impl Scheduler {
             p.busy |= page.held > 0;
         }
         let mut actions = Vec::new();
-        let (old, fresh, skipped) = self.sort(page.entries, now, now_ms);
-        if !old.is_empty() {
-            actions.push(Action::Expire(old));
+        let Sorted {
+            expired,
+            fresh,
+            parked,
+        } = self.sort(page.entries, now, now_ms);
+        if !expired.is_empty() {
+            actions.push(Action::Expire(expired));
         }
         if !fresh.is_empty() {
             actions.push(self.send(lane, range, fresh, now));
-        } else if !skipped.is_empty() {
+        } else if !parked.is_empty() {
             // Only parked entries (and maybe intents): read on past them.
             let mut after = range.1;
             after.push(0);
@@ -136,14 +150,9 @@ impl Scheduler {
         }
     }
 
-    /// A page's entries as (past the hint window, to send, parked: not
-    /// before their release), noting in the fill what it found.
-    fn sort(
-        &mut self,
-        entries: Vec<Loaded>,
-        now: Instant,
-        now_ms: u64,
-    ) -> (Vec<Loaded>, Vec<Loaded>, Vec<Loaded>) {
+    /// A page's entries sorted by what becomes of them, noting in the fill
+    /// what it found.
+    fn sort(&mut self, entries: Vec<Loaded>, now: Instant, now_ms: u64) -> Sorted {
         let (old, fresh) = self.expired(entries, now_ms);
         let (view, parked) = (self.view, &self.parked);
         let (fresh, skipped): (Vec<Loaded>, Vec<Loaded>) =
@@ -156,7 +165,11 @@ impl Scheduler {
             pass.parked |= !skipped.is_empty();
             pass.busy |= !old.is_empty() || !fresh.is_empty();
         }
-        (old, fresh, skipped)
+        Sorted {
+            expired: old,
+            fresh,
+            parked: skipped,
+        }
     }
 
     /// Sends `page`, read from `range` of `lane`, as one batch in flight.

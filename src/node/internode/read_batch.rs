@@ -9,6 +9,7 @@
 //! `ReplicaRead` is. Must not: read an entry past its deadline, or share
 //! one entry's refusal with another.
 
+use crate::error::GeokvError;
 use crate::proto::v1::internode::{
     ReplicaReadBatchEntry, ReplicaReadBatchResult, ReplicaReadRequest, ReplicaReadResponse,
 };
@@ -17,7 +18,6 @@ use crate::transport::replica_batch::result_of;
 use crate::view::stale_view;
 use crate::view::ClusterView;
 use std::time::Duration;
-use tonic::Status;
 
 /// The most record bytes one batch answers (the rest are refused, to be
 /// read alone): well under the peer port's 64 MiB message limit.
@@ -32,11 +32,11 @@ pub(super) fn results(
 ) -> Vec<ReplicaReadBatchResult> {
     let mut used = 0usize;
     let mut full = false;
-    let refused = |s| ReplicaReadBatchResult {
-        status: Some(result_of(Err(s))),
+    let refused = |e: GeokvError| ReplicaReadBatchResult {
+        status: Some(result_of(Err(e.into()))),
         read: None,
     };
-    let over = || Status::resource_exhausted("over the batch's answer budget: read it alone");
+    let over = || GeokvError::OverAnswerBudget;
     (entries.into_iter())
         .map(|e| {
             if full {
@@ -66,21 +66,19 @@ fn read(
     view: &ClusterView,
     e: ReplicaReadBatchEntry,
     arrived: std::time::Instant,
-) -> Result<ReplicaReadResponse, Status> {
+) -> Result<ReplicaReadResponse, GeokvError> {
     let span = tracing::info_span!("internode", rpc = "replica_read", batched = true);
     crate::telemetry::adopt_traceparent(&span, &e.traceparent);
     let _in = span.enter();
     let r: ReplicaReadRequest =
-        (e.read).ok_or_else(|| Status::invalid_argument("an entry without a read"))?;
+        (e.read).ok_or_else(|| GeokvError::InvalidArgument("an entry without a read".into()))?;
     if e.timeout_ms > 0 && arrived.elapsed() >= Duration::from_millis(u64::from(e.timeout_ms)) {
-        return Err(Status::deadline_exceeded(
-            "the entry's deadline passed before it was read",
-        ));
+        return Err(GeokvError::ReadExpired);
     }
     let planned = (r.layout_version, &r.layout_digest[..]);
     if let Some(stale) = stale_view::check_read(view, &r.keyspace, &r.key, planned.0, planned.1) {
         metrics::counter!("geokv_stale_view_refusals_total").increment(1);
-        return Err(stale.into());
+        return Err(stale);
     }
     Ok(match rep.read(&r.keyspace, &r.key)? {
         Some(set) => {

@@ -68,13 +68,13 @@ fn a_failed_batch_is_maybe_applied_unless_never_sent() {
         },
         TransportError::Rpc {
             peer: peer(),
-            code: tonic::Code::Unavailable,
+            code: tonic::Code::Unavailable.into(),
             message: "refused".into(),
             verdict: PeerVerdict::NothingApplied,
         },
         TransportError::Rpc {
             peer: peer(),
-            code: tonic::Code::Internal,
+            code: tonic::Code::Internal.into(),
             message: "reset".into(),
             verdict: PeerVerdict::Unknown,
         },

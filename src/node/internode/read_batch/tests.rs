@@ -86,3 +86,36 @@ fn a_batch_answer_stays_within_its_byte_budget() {
     assert!(refused >= n / 2, "{refused} of {n} refused");
     assert!(got.iter().all(|r| r.read.is_some() != r.status.is_some()));
 }
+
+/// Issue 10: the batch's refusals were built as bare statuses beside the
+/// single mapping, so they carried no `geokv-applied`. Each refusal (over
+/// the answer budget, its deadline passed, no read in it) now goes through
+/// `GeokvError` and says "no", with its code as before.
+#[test]
+fn every_refused_read_goes_through_the_single_mapping() {
+    let cluster = Cluster::new(Layout::seed(&Topology::dev()), "dc1-n2", None).expect("a view");
+    let rep = Replica::new(Arc::new(MemoryEngine::new(Limits::default())), "dc1-n2", 8);
+    let mut set = SiblingSet::new();
+    // Under the value limit, and enough of them to go over the budget.
+    let value = vec![7u8; 900 << 10];
+    (set.update(ActorId(1), &CausalContext::new(), Some(value.into()), 1, 8)).expect("an update");
+    rep.apply("default", b"big", &set).expect("a write");
+    let arrived = Instant::now() - Duration::from_millis(10);
+    let n = 2 * ANSWER_BUDGET / (900 << 10);
+    let many = vec![entry("big", 1000); n];
+    let mut got = results(&rep, &cluster.current(), many, arrived);
+    let late_and_empty = vec![entry("big", 1), ReplicaReadBatchEntry::default()];
+    got.extend(results(&rep, &cluster.current(), late_and_empty, arrived));
+    let status = |i: usize| got[i].status.clone().unwrap_or_default();
+    assert!(got[0].read.is_some(), "the first is read: {:?}", status(0));
+    let expected = [
+        (n - 1, Code::ResourceExhausted),
+        (n, Code::DeadlineExceeded),
+        (n + 1, Code::InvalidArgument),
+    ];
+    for (i, code) in expected {
+        let s = status(i);
+        assert_eq!(Code::from_i32(s.code), code, "{s:?}");
+        assert_eq!(s.applied, "no", "entry {i}: {s:?}");
+    }
+}
