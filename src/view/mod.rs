@@ -34,6 +34,8 @@ pub mod sync;
 #[cfg(test)]
 mod cas_acceptor_set_tests;
 #[cfg(test)]
+mod cas_fork_tests;
+#[cfg(test)]
 mod cas_loopback_tests;
 #[cfg(test)]
 pub(crate) mod cas_testing;
