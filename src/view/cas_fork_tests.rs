@@ -37,12 +37,12 @@ fn forked() -> (Arc<Group>, Layout, Layout) {
 }
 
 #[tokio::test]
-#[ignore = "review-layout26 M2: a change built on a fork is chosen (the acceptors do not check its base); fixed next"]
 async fn a_change_built_on_a_fork_is_refused_and_the_proposer_adopts_the_chosen_layout() {
     let (group, chosen, fork) = forked();
     let forked_node = group.node("dc1-n1");
     let result = forked_node.propose(with_keyspace(&fork, "c")).await;
     let err = result.expect_err("a change built on a non-chosen v2 must not be chosen");
+    assert!(matches!(err, ProposeError::Forked { .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("not applied"), "{text}");
     for (id, layout) in group.layouts() {
@@ -62,7 +62,11 @@ async fn a_change_built_on_a_fork_is_refused_and_the_proposer_adopts_the_chosen_
 async fn one_forked_acceptor_does_not_block_a_change_from_the_chosen_layout() {
     let (group, chosen, _) = forked();
     let next = with_keyspace(&chosen, "c");
-    group.node("dc2-n1").propose(next.clone()).await.expect("decided");
+    group
+        .node("dc2-n1")
+        .propose(next.clone())
+        .await
+        .expect("decided");
     for (id, layout) in group.layouts() {
         if id != "dc1-n1" {
             assert_eq!(*layout, next, "node {id} holds v3");

@@ -27,6 +27,7 @@ pub mod cas;
 mod cluster;
 mod errors;
 pub mod http;
+mod install;
 pub mod stale_view;
 pub mod store;
 pub mod sync;
