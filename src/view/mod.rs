@@ -24,6 +24,7 @@
 
 pub mod acceptor;
 pub mod cas;
+pub mod catch_up;
 mod cluster;
 mod errors;
 pub mod http;
