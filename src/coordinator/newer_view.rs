@@ -37,12 +37,15 @@ const FETCH_STANDS_FOR: Duration = Duration::from_secs(1);
 /// wait for it).
 const REFRESH_WITHIN: Duration = Duration::from_secs(3);
 
+/// A fetch from one peer of one version: set to when it finished.
+type Fetch = Arc<OnceCell<Instant>>;
+
 /// Layout fetches after refusals, one per (peer, version) at a time.
 #[derive(Default)]
 pub struct LayoutFetches {
     /// Each fetch under way or finished less than [`FETCH_STANDS_FOR`]
-    /// ago, with when it finished.
-    fetches: parking_lot::Mutex<HashMap<(String, u64), Arc<OnceCell<Instant>>>>,
+    /// ago.
+    fetches: parking_lot::Mutex<HashMap<(String, u64), Fetch>>,
 }
 
 impl LayoutFetches {
