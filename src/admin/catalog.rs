@@ -33,6 +33,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, "geokv_sibling_cap_rejections_total", "Replica writes refused because they would exceed the sibling cap."),
     (Counter, "geokv_stale_view_refusals_total", "Replica requests refused as planned on an older layout, by kind: write (a client write whose targets miss a replica of this node's), repair (read repair or a repair session's merge of a key this node no longer replicates; a refused repair page applied nothing here, though the peer may have applied earlier pages of the session), read (a read of a key this node no longer replicates)."),
     (Counter, "geokv_stale_view_retries_total", "Client writes sent again on a newer layout after a replica refused them as planned on an older one."),
+    (Counter, "geokv_stale_view_layout_fetches_total", "Layouts fetched from a replica that refused a request as planned on an older layout (one per peer and version at a time, shared by the requests it refused)."),
     // Internode transport.
     (Counter, "geokv_internode_requests_total", "Internode RPCs served, by RPC and source datacenter."),
     (Histogram, "geokv_internode_call_seconds", "Latency of internode calls made, by peer datacenter, in seconds."),

@@ -139,6 +139,8 @@ pub struct Coordinator {
     /// The node's shutdown signal ([`Coordinator::stopping_on`]): writes
     /// other nodes forward are refused once it is true.
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Layout fetches after refusals, shared by concurrent requests.
+    fetches: Arc<newer_view::LayoutFetches>,
 }
 
 impl Coordinator {
@@ -163,6 +165,7 @@ impl Coordinator {
             config,
             // Never signalled until `stopping_on` (tools, tests).
             shutdown: tokio::sync::watch::channel(false).1,
+            fetches: Arc::default(),
         }
     }
 

@@ -80,14 +80,19 @@ impl Coordinator {
             // view (it may have cleaned the key up) is asked again on that
             // view, within the deadline; each round is on a newer view.
             match (res, refused) {
-                (Err(e), Some((peer, _))) => {
-                    let Some(newer) = self.newer_view(&peer, view.rank(), deadline).await else {
+                (Err(e), Some((peer, version))) => {
+                    let refusal = (&peer, version);
+                    let Some(newer) = self.newer_view(refusal, view.rank(), deadline).await else {
                         return Err(e);
                     };
                     metrics::counter!("geokv_stale_view_retries_total").increment(1);
                     view = newer;
                 }
-                (res, _) => return res,
+                (Ok(out), Some((peer, version))) => {
+                    self.refresh_after_refusal(peer, version, view.rank());
+                    return Ok(out);
+                }
+                (res, None) => return res,
             }
         }
     }

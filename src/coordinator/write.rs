@@ -154,8 +154,11 @@ impl Coordinator {
         // Only a fan-out that failed is sent again: acknowledgements that
         // met the level were each given by a replica on a view the write
         // covers (see `stale_view`).
-        while let (true, Some((peer, _))) = (res.is_err(), stale.take()) {
-            let Some(newer) = self.newer_view(&peer, last, deadline).await else {
+        while res.is_err() {
+            let Some((peer, version)) = stale.take() else {
+                break;
+            };
+            let Some(newer) = self.newer_view((&peer, version), last, deadline).await else {
                 break;
             };
             last = newer.rank();
@@ -166,6 +169,11 @@ impl Coordinator {
             let to = self.fanout(&plan);
             let again = (None, deadline);
             (res, stale) = self.fan_out(&newer, req, (&plan, &to), minted, again).await;
+        }
+        // A refusal in a fan-out that met its level: the next writes
+        // should not meet it again (review-fix26 M1).
+        if let Some((peer, version)) = stale.take() {
+            self.refresh_after_refusal(peer, version, last);
         }
         let (acks, hints) = res?;
         Ok(WriteOutcome {

@@ -45,7 +45,6 @@
 
 use std::collections::BTreeSet;
 
-use super::consensus::Quorum;
 use super::{Layout, Movement, NodeState};
 
 /// The quorum rule of slot `base.version + 1` for a proposer of `next`.
@@ -112,4 +111,63 @@ fn declared_dead(layout: &Layout) -> BTreeSet<String> {
             Movement::Join { .. } | Movement::Leave { .. } => None,
         })
         .collect()
+}
+
+/// Which sets of acceptors decide a slot: at least `needed` of `members`,
+/// with `required` among them when set. Every two quorums that proposers
+/// of one slot may use must meet (`layout::acceptors` proves it for the
+/// layout's rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quorum {
+    pub members: BTreeSet<String>,
+    pub needed: usize,
+    pub required: Option<String>,
+}
+
+impl Quorum {
+    /// A plain majority of `members`.
+    pub fn majority(members: BTreeSet<String>) -> Quorum {
+        let needed = members.len() / 2 + 1;
+        Quorum {
+            members,
+            needed,
+            required: None,
+        }
+    }
+
+    /// Whether `by` (acceptors of `members`) is a quorum.
+    pub fn is_met(&self, by: &BTreeSet<String>) -> bool {
+        by.len() >= self.needed && self.required.as_ref().is_none_or(|r| by.contains(r))
+    }
+
+    /// Whether a quorum can still be met without any of `out`.
+    pub fn is_possible_without(&self, out: &BTreeSet<String>) -> bool {
+        let left = self.members.iter().filter(|m| !out.contains(*m)).count();
+        left >= self.needed && self.required.as_ref().is_none_or(|r| !out.contains(r))
+    }
+}
+
+/// Among `held` (acceptors and the layout each installed, all of one
+/// version), the layout a quorum of its own voters holds, if one does:
+/// every change after it needs a quorum of those voters, each of which
+/// refuses a change built on another layout of that version, so it is the
+/// one the cluster builds on (review-layout26 M2: what a node on a fork
+/// adopts). `None` when no layout has that backing among `held`.
+pub fn held_by_its_voters(held: &[(String, Layout)]) -> Option<&Layout> {
+    let mut seen = BTreeSet::new();
+    for (_, candidate) in held {
+        let digest = candidate.digest();
+        if !seen.insert(digest) {
+            continue;
+        }
+        let quorum = Quorum::majority(voters(candidate));
+        let holders: BTreeSet<String> = (held.iter())
+            .filter(|(id, l)| quorum.members.contains(id) && l.digest() == digest)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if quorum.is_met(&holders) {
+            return Some(candidate);
+        }
+    }
+    None
 }

@@ -27,10 +27,24 @@
 //! - I5, an acceptor that already installed the slot's layout answers
 //!   [`Reply::Decided`] with it (only chosen layouts are installed), so its
 //!   Paxos state for installed slots may be dropped.
+//! - I6, a proposal builds on one value of the version before its slot
+//!   (its `base`, a digest): an acceptor that installed another value of
+//!   that version refuses it ([`Reply::WrongBase`], no state change), so a
+//!   proposer holding a value that was not chosen (a fork) cannot get a
+//!   change built on it chosen by acceptors that hold the chosen one
+//!   (review-layout26 M2). An acceptor still behind that version cannot
+//!   check and answers as before, so the guarantee is: no change built on
+//!   another base is chosen while a majority of the slot's acceptors holds
+//!   the chosen one. Promises still report every accepted value (a
+//!   proposer on the chosen base finishes one built on a fork that
+//!   acceptors behind took): ignoring it could choose two values in one
+//!   slot, when a quorum of acceptors behind or on the fork chose it.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+
+pub use super::acceptors::Quorum;
 
 /// A proposal number: ordered by round, then by proposer id. The id must
 /// be unique per proposer (the driver draws one per proposal), so two
@@ -45,10 +59,20 @@ pub struct Ballot {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg<V> {
     /// Phase 1: promise to ignore ballots below `ballot`, and report what
-    /// you accepted.
-    Prepare { slot: u64, ballot: Ballot },
+    /// you accepted. `base` is the digest of the value of version
+    /// `slot - 1` the proposal builds on (I6).
+    Prepare {
+        slot: u64,
+        ballot: Ballot,
+        base: u128,
+    },
     /// Phase 2: accept `value` at `ballot` unless you promised higher.
-    Accept { slot: u64, ballot: Ballot, value: V },
+    Accept {
+        slot: u64,
+        ballot: Ballot,
+        base: u128,
+        value: V,
+    },
 }
 
 /// An acceptor's answer to a [`Msg`], naming the ballot it answers.
@@ -70,6 +94,23 @@ pub enum Reply<V> {
     Decided {
         value: V,
     },
+    /// The acceptor installed `installed` as the version before the slot,
+    /// not the proposal's base (I6): one of the two is a fork.
+    WrongBase {
+        ballot: Ballot,
+        installed: V,
+    },
+}
+
+/// What an acceptor knows of a slot from the value it installed.
+#[derive(Clone, Copy, Debug)]
+pub enum Known<'a, V> {
+    /// The slot's value (or a later one) is installed: this one.
+    Decided(&'a V),
+    /// The version before the slot is installed: `value`, of `digest`.
+    Base { value: &'a V, digest: u128 },
+    /// An older one: nothing to check a proposal's base against.
+    Behind,
 }
 
 /// An acceptor's durable state for one slot. Persisted (synced) by the
@@ -89,25 +130,39 @@ impl<V> Default for AcceptorSlot<V> {
     }
 }
 
-/// The acceptor: answers `msg` for its slot given its state there and,
-/// when the slot's layout is already installed, that layout (`decided`).
-/// Returns the reply and whether `state` changed (persist it first).
+/// [`respond_on`] for an acceptor that knows no base: `decided` is the
+/// slot's installed value, if any.
 pub fn respond<V: Clone>(
     state: &mut AcceptorSlot<V>,
     decided: Option<&V>,
     msg: &Msg<V>,
 ) -> (Reply<V>, bool) {
-    if let Some(value) = decided {
-        return (
-            Reply::Decided {
-                value: value.clone(),
-            },
-            false,
-        );
-    }
-    let ballot = match msg {
-        Msg::Prepare { ballot, .. } | Msg::Accept { ballot, .. } => ballot,
+    let known = decided.map_or(Known::Behind, Known::Decided);
+    respond_on(state, known, msg)
+}
+
+/// The acceptor: answers `msg` for its slot given its state there and
+/// what it installed (`known`). Returns the reply and whether `state`
+/// changed (persist it first).
+pub fn respond_on<V: Clone>(
+    state: &mut AcceptorSlot<V>,
+    known: Known<'_, V>,
+    msg: &Msg<V>,
+) -> (Reply<V>, bool) {
+    let (ballot, base) = match msg {
+        Msg::Prepare { ballot, base, .. } | Msg::Accept { ballot, base, .. } => (ballot, *base),
     };
+    match known {
+        Known::Decided(value) => {
+            let value = value.clone();
+            return (Reply::Decided { value }, false);
+        }
+        Known::Base { value, digest } if digest != base => {
+            let (ballot, installed) = (ballot.clone(), value.clone());
+            return (Reply::WrongBase { ballot, installed }, false);
+        }
+        Known::Base { .. } | Known::Behind => {}
+    }
     if let Some(p) = &state.promised {
         if p > ballot {
             let promised = p.clone();
@@ -152,6 +207,11 @@ pub enum Outcome<V> {
     /// An acceptor promised a higher ballot: try again above `by`'s round
     /// (the caller decides whether, and when).
     Preempted { by: Ballot },
+    /// So many acceptors hold another value of the version before the slot
+    /// than the base (I6) that no quorum can be met: this proposer is on a
+    /// fork, or they are. `held`: each refusing acceptor and its value
+    /// (more may arrive: [`Proposer::held_elsewhere`]).
+    WrongBase { held: Vec<(String, V)> },
 }
 
 /// What the proposer wants done after an event.
@@ -177,41 +237,17 @@ enum Phase<V> {
     Done,
 }
 
-/// Which sets of acceptors decide a slot: at least `needed` of `members`,
-/// with `required` among them when set. Every two quorums that proposers
-/// of one slot may use must meet (`layout::acceptors` proves it for the
-/// layout's rule).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Quorum {
-    pub members: BTreeSet<String>,
-    pub needed: usize,
-    pub required: Option<String>,
-}
-
-impl Quorum {
-    /// A plain majority of `members`.
-    pub fn majority(members: BTreeSet<String>) -> Quorum {
-        let needed = members.len() / 2 + 1;
-        Quorum {
-            members,
-            needed,
-            required: None,
-        }
-    }
-
-    /// Whether `by` (acceptors of `members`) is a quorum.
-    pub fn is_met(&self, by: &BTreeSet<String>) -> bool {
-        by.len() >= self.needed && self.required.as_ref().is_none_or(|r| by.contains(r))
-    }
-}
-
 /// One attempt to choose `value` in `slot` at one ballot.
 pub struct Proposer<V> {
     slot: u64,
     ballot: Ballot,
     quorum: Quorum,
+    /// The digest of the value of version `slot - 1` it builds on (I6).
+    base: u128,
     own: V,
     phase: Phase<V>,
+    /// Acceptors that refused the base, with the value they hold there.
+    held: std::collections::BTreeMap<String, V>,
 }
 
 impl<V: Clone + PartialEq> Proposer<V> {
@@ -227,12 +263,28 @@ impl<V: Clone + PartialEq> Proposer<V> {
             slot,
             ballot,
             quorum,
+            base: 0,
             own,
             phase: Phase::Preparing {
                 promised: BTreeSet::new(),
                 highest: None,
             },
+            held: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// This attempt builds on the value of digest `base` (I6; 0 unless
+    /// set).
+    pub fn with_base(mut self, base: u128) -> Proposer<V> {
+        self.base = base;
+        self
+    }
+
+    /// Every acceptor that refused the base so far, with its value there
+    /// (also those arriving after the attempt ended).
+    pub fn held_elsewhere(&self) -> Vec<(String, V)> {
+        let held = self.held.iter();
+        held.map(|(id, v)| (id.clone(), v.clone())).collect()
     }
 
     /// How many acceptors make a quorum.
@@ -249,13 +301,20 @@ impl<V: Clone + PartialEq> Proposer<V> {
         Step::Broadcast(Msg::Prepare {
             slot: self.slot,
             ballot: self.ballot.clone(),
+            base: self.base,
         })
     }
 
     /// Takes `reply` from acceptor `from`. Replies from non-acceptors, for
     /// other ballots, or repeated, change nothing.
     pub fn on_reply(&mut self, from: &str, reply: Reply<V>) -> Step<V> {
-        if matches!(self.phase, Phase::Done) || !self.quorum.members.contains(from) {
+        if !self.quorum.members.contains(from) {
+            return Step::Wait;
+        }
+        if let Reply::WrongBase { ballot, installed } = reply {
+            return self.on_wrong_base(from, ballot, installed);
+        }
+        if matches!(self.phase, Phase::Done) {
             return Step::Wait;
         }
         match reply {
@@ -272,6 +331,19 @@ impl<V: Clone + PartialEq> Proposer<V> {
             Reply::Accepted { ballot } if ballot == self.ballot => self.on_accepted(from),
             _ => Step::Wait,
         }
+    }
+
+    fn on_wrong_base(&mut self, from: &str, ballot: Ballot, installed: V) -> Step<V> {
+        if ballot != self.ballot {
+            return Step::Wait;
+        }
+        self.held.insert(from.to_string(), installed);
+        let out: BTreeSet<String> = self.held.keys().cloned().collect();
+        if matches!(self.phase, Phase::Done) || self.quorum.is_possible_without(&out) {
+            return Step::Wait;
+        }
+        let held = self.held_elsewhere();
+        self.finish(Outcome::WrongBase { held })
     }
 
     fn on_promise(&mut self, from: &str, accepted: Option<(Ballot, V)>) -> Step<V> {
@@ -298,6 +370,7 @@ impl<V: Clone + PartialEq> Proposer<V> {
         Step::Broadcast(Msg::Accept {
             slot: self.slot,
             ballot: self.ballot.clone(),
+            base: self.base,
             value,
         })
     }

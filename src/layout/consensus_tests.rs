@@ -9,13 +9,13 @@ use proptest::prelude::*;
 
 use super::consensus::*;
 
-const SLOT: u64 = 7;
+pub(super) const SLOT: u64 = 7;
 
-fn ids(prefix: &str, n: usize) -> Vec<String> {
+pub(super) fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
-fn ballot(round: u64, node: &str) -> Ballot {
+pub(super) fn ballot(round: u64, node: &str) -> Ballot {
     Ballot {
         round,
         node: node.into(),
@@ -35,12 +35,16 @@ enum Envelope {
     },
 }
 
-struct Sim {
+pub(super) struct Sim {
     acceptors: Vec<String>,
     proposers: Vec<String>,
     state: Vec<AcceptorSlot<u32>>,
     /// The chosen value an acceptor installed (I5), if any.
     installed: Vec<Option<u32>>,
+    /// The digest of the value of the version before the slot each
+    /// acceptor installed (I6; `None`: behind), and each proposer's base.
+    pub(super) bases: Vec<Option<u128>>,
+    pub(super) proposer_bases: Vec<u128>,
     attempts: Vec<Option<Proposer<u32>>>,
     rounds: Vec<u64>,
     net: Vec<Envelope>,
@@ -49,16 +53,18 @@ struct Sim {
     /// Every outcome a proposer reported, with the proposer.
     outcomes: Vec<(usize, Outcome<u32>)>,
     /// Each proposer's quorum rule (a plain majority unless set).
-    quorums: Vec<Quorum>,
+    pub(super) quorums: Vec<Quorum>,
 }
 
 impl Sim {
-    fn new(n_acceptors: usize, n_proposers: usize) -> Sim {
+    pub(super) fn new(n_acceptors: usize, n_proposers: usize) -> Sim {
         Sim {
             acceptors: ids("a", n_acceptors),
             proposers: ids("p", n_proposers),
             state: vec![AcceptorSlot::default(); n_acceptors],
             installed: vec![None; n_acceptors],
+            bases: vec![None; n_acceptors],
+            proposer_bases: vec![0; n_proposers],
             attempts: (0..n_proposers).map(|_| None).collect(),
             rounds: vec![0; n_proposers],
             net: Vec::new(),
@@ -71,30 +77,36 @@ impl Sim {
         }
     }
 
-    fn own(p: usize) -> u32 {
+    pub(super) fn own(p: usize) -> u32 {
         100 + p as u32
     }
 
     /// The values accepted at one ballot by a quorum of that ballot's
     /// proposer (I1: at most one).
-    fn chosen(&self) -> BTreeSet<u32> {
+    pub(super) fn chosen(&self) -> BTreeSet<u32> {
+        self.chosen_at().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Each value chosen, with the proposer whose ballot chose it.
+    pub(super) fn chosen_at(&self) -> Vec<(usize, u32)> {
         (self.accepts.iter())
-            .filter(|((b, _), who)| {
+            .filter_map(|((b, v), who)| {
                 let p = self.proposers.iter().position(|p| *p == b.node);
+                let p = p.expect("a proposer's ballot");
                 let names = who.iter().map(|a| self.acceptors[*a].clone()).collect();
-                self.quorums[p.expect("a proposer's ballot")].is_met(&names)
+                self.quorums[p].is_met(&names).then_some((p, *v))
             })
-            .map(|((_, v), _)| *v)
             .collect()
     }
 
     /// Proposer `p` abandons its attempt (a timeout) and starts another
     /// above every round it saw.
-    fn restart(&mut self, p: usize) {
+    pub(super) fn restart(&mut self, p: usize) {
         self.rounds[p] += 1;
         let b = ballot(self.rounds[p], &self.proposers[p]);
         let quorum = self.quorums[p].clone();
-        let prop = Proposer::with_quorum(SLOT, b, quorum, Sim::own(p));
+        let prop =
+            Proposer::with_quorum(SLOT, b, quorum, Sim::own(p)).with_base(self.proposer_bases[p]);
         let step = prop.start();
         self.attempts[p] = Some(prop);
         self.apply(p, step);
@@ -124,7 +136,13 @@ impl Sim {
     fn deliver(&mut self, env: &Envelope) {
         match env {
             Envelope::ToAcceptor { from, to, msg } => {
-                let (reply, _) = respond(&mut self.state[*to], self.installed[*to].as_ref(), msg);
+                let held = self.bases[*to].map(|d| d as u32);
+                let known = match (&self.installed[*to], self.bases[*to], &held) {
+                    (Some(v), _, _) => Known::Decided(v),
+                    (None, Some(digest), Some(value)) => Known::Base { value, digest },
+                    _ => Known::Behind,
+                };
+                let (reply, _) = respond_on(&mut self.state[*to], known, msg);
                 if let (Msg::Accept { ballot, value, .. }, Reply::Accepted { .. }) = (msg, &reply) {
                     let key = (ballot.clone(), *value);
                     self.accepts.entry(key).or_default().insert(*to);
@@ -146,7 +164,7 @@ impl Sim {
         }
     }
 
-    fn op(&mut self, kind: u8, i: usize) {
+    pub(super) fn op(&mut self, kind: u8, i: usize) {
         let n = self.net.len();
         match kind {
             0..=3 if n > 0 => {
@@ -172,7 +190,7 @@ impl Sim {
     }
 
     /// I1–I3 over everything so far.
-    fn check(&self) -> Result<(), TestCaseError> {
+    pub(super) fn check(&self) -> Result<(), TestCaseError> {
         let chosen = self.chosen();
         prop_assert!(chosen.len() <= 1, "two values chosen: {chosen:?}");
         for (p, outcome) in &self.outcomes {
@@ -292,6 +310,7 @@ fn a_majority_of_empty_promises_gets_the_own_value_chosen() {
     let accept = Msg::Accept {
         slot: SLOT,
         ballot: b.clone(),
+        base: 0,
         value: 42,
     };
     assert_eq!(prop.on_reply("a2", promise()), Step::Broadcast(accept));
@@ -317,6 +336,7 @@ fn a_proposer_finishes_an_accepted_value_and_reports_its_own_refused() {
     let accept = Msg::Accept {
         slot: SLOT,
         ballot: old.clone(),
+        base: 0,
         value: 7u32,
     };
     let (reply, changed) = respond(&mut a0, None, &accept);
@@ -332,6 +352,7 @@ fn a_proposer_finishes_an_accepted_value_and_reports_its_own_refused() {
     let prepare = Msg::Prepare {
         slot: SLOT,
         ballot: b.clone(),
+        base: 0,
     };
     let (from_a0, _) = respond(&mut a0, None, &prepare);
     let (from_a1, _) = respond(&mut AcceptorSlot::default(), None, &prepare);
@@ -367,6 +388,7 @@ fn an_installed_slot_answers_decided_and_ends_the_attempt() {
     let prepare = Msg::Prepare {
         slot: SLOT,
         ballot: b,
+        base: 0,
     };
     let mut state = AcceptorSlot::default();
     let (reply, changed) = respond(&mut state, Some(&9u32), &prepare);

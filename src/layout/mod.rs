@@ -24,6 +24,8 @@ pub(crate) mod testing;
 mod transition;
 
 #[cfg(test)]
+mod consensus_base_tests;
+#[cfg(test)]
 mod consensus_tests;
 #[cfg(test)]
 mod tests;

@@ -43,12 +43,14 @@ async fn a_re_run_join_adopts_its_own_join_accepted_by_a_minority() {
         n.accept(&Msg::Prepare {
             slot: 2,
             ballot: ballot.clone(),
+            base: seed.digest(),
         })
         .expect("a promise");
         let value = first.clone();
         (n.accept(&Msg::Accept {
             slot: 2,
             ballot: ballot.clone(),
+            base: seed.digest(),
             value,
         }))
         .expect("an acceptance");
@@ -78,10 +80,12 @@ async fn another_nodes_accepted_join_is_still_a_concurrent_change() {
     let prepare = Msg::Prepare {
         slot: 2,
         ballot: ballot.clone(),
+        base: seed.digest(),
     };
     let accept = Msg::Accept {
         slot: 2,
         ballot,
+        base: seed.digest(),
         value: other,
     };
     for id in ["dc1-n1", "dc1-n2", "dc1-n3"] {

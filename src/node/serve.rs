@@ -54,9 +54,24 @@ pub(super) async fn servers(
     let internode_listener = bind("internode gRPC", s.me.peer_address).await?;
     let client_listener = bind("client gRPC", s.me.client_address).await?;
     internode_server(tasks, s, p, internode_listener);
+    catch_up(s, p, shutdown).await;
     client_server(tasks, s, p, client_listener, shutdown)?;
     admin_server(tasks, s, p, shutdown);
     Ok(())
+}
+
+/// Before the client port serves, the layout in force catches up with a
+/// majority of the members (issue 11, W4: `view::catch_up`, bounded), or
+/// until the node is told to stop. The internode port already serves, so
+/// nodes starting together answer each other.
+async fn catch_up(s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
+    use crate::view::catch_up::{catch_up, PeersSource, CATCH_UP_WITHIN};
+    let source = PeersSource(p.peers.clone());
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        _ = catch_up(&s.cluster, &source, CATCH_UP_WITHIN) => {}
+        _ = stop.wait_for(|v| *v) => {}
+    }
 }
 
 /// Spawns the internode gRPC server on `listener`.

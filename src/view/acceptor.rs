@@ -6,7 +6,9 @@
 //!
 //! A slot at or below the installed layout's version is decided: the
 //! answer is that layout (only chosen layouts are installed), and the
-//! state of such slots is dropped at the next write.
+//! state of such slots is dropped at the next write. A proposal for the
+//! next slot must build on the installed layout (its base digest), else
+//! it is refused with that layout (review-layout26 M2).
 //! Must not: propose, install layouts, or talk to peers.
 
 use std::collections::BTreeMap;
@@ -16,7 +18,7 @@ use parking_lot::Mutex;
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
-use crate::layout::consensus::{respond, AcceptorSlot, Ballot, Msg, Reply};
+use crate::layout::consensus::{respond_on, AcceptorSlot, Ballot, Known, Msg, Reply};
 use crate::layout::Layout;
 use crate::proto::v1::internode::{
     layout_paxos_reply::Kind, LayoutAcceptRequest, LayoutBallot, LayoutPaxosReply,
@@ -74,14 +76,24 @@ impl Acceptor {
             }
             Msg::Accept { slot, .. } => *slot,
         };
-        let decided = (installed.version >= slot).then_some(installed);
+        let known = if installed.version >= slot {
+            Known::Decided(installed)
+        } else if installed.version + 1 == slot {
+            let digest = installed.digest();
+            Known::Base {
+                value: installed,
+                digest,
+            }
+        } else {
+            Known::Behind
+        };
         let mut guard = self.slots.lock();
         if guard.is_none() {
             *guard = Some(self.load()?);
         }
         let slots = guard.as_mut().expect("loaded above");
         let mut state = slots.get(&slot).cloned().unwrap_or_default();
-        let (reply, changed) = respond(&mut state, decided, msg);
+        let (reply, changed) = respond_on(&mut state, known, msg);
         if changed {
             let mut next = slots.clone();
             next.retain(|s, _| *s > installed.version);
@@ -153,20 +165,37 @@ fn layout_from(
     from_message(from, m).map_err(|e| AcceptorError::Decode(e.to_string()))
 }
 
-/// `LayoutPrepare`'s request for `msg` (`None` for an accept).
-pub fn prepare_request(slot: u64, ballot: &Ballot) -> LayoutPrepareRequest {
+fn base_from(bytes: &[u8]) -> Result<u128, AcceptorError> {
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| {
+        AcceptorError::Decode(
+            "the proposal's base digest is missing (a node older than the base check? upgrade every node first)"
+                .into(),
+        )
+    })?;
+    Ok(u128::from_be_bytes(bytes))
+}
+
+/// `LayoutPrepare`'s request.
+pub fn prepare_request(slot: u64, ballot: &Ballot, base: u128) -> LayoutPrepareRequest {
     LayoutPrepareRequest {
         slot,
         ballot: Some(ballot_to(ballot)),
+        base_digest: base.to_be_bytes().to_vec(),
     }
 }
 
 /// `LayoutAccept`'s request.
-pub fn accept_request(slot: u64, ballot: &Ballot, layout: &Layout) -> LayoutAcceptRequest {
+pub fn accept_request(
+    slot: u64,
+    ballot: &Ballot,
+    base: u128,
+    layout: &Layout,
+) -> LayoutAcceptRequest {
     LayoutAcceptRequest {
         slot,
         ballot: Some(ballot_to(ballot)),
         layout: Some(to_message(layout)),
+        base_digest: base.to_be_bytes().to_vec(),
     }
 }
 
@@ -175,6 +204,7 @@ pub fn prepare_msg(r: &LayoutPrepareRequest) -> Result<Msg<Layout>, AcceptorErro
     Ok(Msg::Prepare {
         slot: r.slot,
         ballot: ballot_from(r.ballot.as_ref())?,
+        base: base_from(&r.base_digest)?,
     })
 }
 
@@ -183,6 +213,7 @@ pub fn accept_msg(from: &str, r: &LayoutAcceptRequest) -> Result<Msg<Layout>, Ac
     Ok(Msg::Accept {
         slot: r.slot,
         ballot: ballot_from(r.ballot.as_ref())?,
+        base: base_from(&r.base_digest)?,
         value: layout_from(from, r.layout.as_ref())?,
     })
 }
@@ -212,6 +243,11 @@ pub fn reply_to(reply: &Reply<Layout>) -> LayoutPaxosReply {
             out.set_kind(Kind::Decided);
             out.layout = Some(to_message(value));
         }
+        Reply::WrongBase { ballot, installed } => {
+            out.set_kind(Kind::WrongBase);
+            out.ballot = Some(ballot_to(ballot));
+            out.layout = Some(to_message(installed));
+        }
     }
     out
 }
@@ -235,6 +271,10 @@ pub fn reply_from(from: &str, r: &LayoutPaxosReply) -> Result<Reply<Layout>, Acc
         },
         Kind::Decided => Reply::Decided {
             value: layout_from(from, r.layout.as_ref())?,
+        },
+        Kind::WrongBase => Reply::WrongBase {
+            ballot: ballot_from(r.ballot.as_ref())?,
+            installed: layout_from(from, r.layout.as_ref())?,
         },
         Kind::Unspecified => return Err(AcceptorError::Decode("a reply of no kind".into())),
     })

@@ -62,6 +62,15 @@ pub enum CasError {
         secs: u64,
         maybe_applied: bool,
     },
+    /// Too many acceptors hold another layout of version `slot - 1` than
+    /// the one the change builds on for a quorum (review-layout26 M2).
+    #[error("layout change v{slot} refused: {} acceptors hold another layout v{} than the one it builds on (a fork); {}", held.len(), slot - 1, applied(*maybe_applied))]
+    WrongBase {
+        slot: u64,
+        /// Each refusing acceptor and the layout it holds.
+        held: Vec<(String, Layout)>,
+        maybe_applied: bool,
+    },
 }
 
 impl CasError {
@@ -70,7 +79,8 @@ impl CasError {
     pub fn maybe_applied(&self) -> bool {
         match self {
             CasError::NoMajority { maybe_applied, .. }
-            | CasError::Contended { maybe_applied, .. } => *maybe_applied,
+            | CasError::Contended { maybe_applied, .. }
+            | CasError::WrongBase { maybe_applied, .. } => *maybe_applied,
         }
     }
 }
@@ -134,12 +144,14 @@ pub async fn decide(
     // at once (or before and after a restart) must not share one, or both
     // would count the same acceptances. So each call has its own id.
     let proposer = format!("{me}/{:016x}", rand::random::<u64>());
+    let base_digest = base.digest();
     loop {
         let ballot = Ballot {
             round,
             node: proposer.clone(),
         };
-        let mut prop = Proposer::with_quorum(slot, ballot, quorum.clone(), next.clone());
+        let mut prop = Proposer::with_quorum(slot, ballot, quorum.clone(), next.clone())
+            .with_base(base_digest);
         let needed = prop.majority();
         match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
             End::Done(Outcome::Chosen { value, ours }) => {
@@ -163,6 +175,13 @@ pub async fn decide(
                 })
             }
             End::Done(Outcome::Preempted { by }) => round = round.max(by.round) + 1,
+            End::Done(Outcome::WrongBase { held }) => {
+                return Err(CasError::WrongBase {
+                    slot,
+                    held,
+                    maybe_applied,
+                })
+            }
         }
         retries += 1;
         let pause = retry_pause(retries, rand::random::<f64>());
@@ -232,6 +251,17 @@ async fn attempt(
                 Err(e) => tracing::debug!(acceptor = %id, error = %e, "layout CAS: no answer"),
             }
         };
+        if matches!(step, Step::Done(Outcome::WrongBase { .. })) {
+            // The other answers say which layout the members hold.
+            while let Ok(Some((id, result))) = tokio::time::timeout_at(give_up, calls.next()).await
+            {
+                if let Ok(reply) = result {
+                    prop.on_reply(&id, reply);
+                }
+            }
+            let held = prop.held_elsewhere();
+            step = Step::Done(Outcome::WrongBase { held });
+        }
     }
 }
 
@@ -340,16 +370,17 @@ impl AcceptorNet for PeersNet {
         let (peers, node) = (self.0.clone(), to.clone());
         Box::pin(async move {
             let reply = match &msg {
-                Msg::Prepare { slot, ballot } => {
-                    let req = acceptor::prepare_request(*slot, ballot);
+                Msg::Prepare { slot, ballot, base } => {
+                    let req = acceptor::prepare_request(*slot, ballot, *base);
                     peers.layout_prepare(&node, req, CALL_TIMEOUT).await
                 }
                 Msg::Accept {
                     slot,
                     ballot,
+                    base,
                     value,
                 } => {
-                    let req = acceptor::accept_request(*slot, ballot, value);
+                    let req = acceptor::accept_request(*slot, ballot, *base, value);
                     peers.layout_accept(&node, req, CALL_TIMEOUT).await
                 }
             }

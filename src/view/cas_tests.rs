@@ -165,6 +165,7 @@ fn an_acceptor_keeps_its_promise_across_a_restart() {
     let prepare = |round| Msg::Prepare {
         slot: 2,
         ballot: ballot(round),
+        base: seed.digest(),
     };
     let before = Cluster::new(seed.clone(), "dc1-n1", Some(e.clone())).expect("view");
     let promised = before.accept(&prepare(5)).expect("promise");

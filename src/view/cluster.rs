@@ -12,7 +12,6 @@ use tokio::sync::watch;
 use super::acceptor::{Acceptor, AcceptorError};
 use super::cas::{self, AcceptorNet};
 use super::errors::{ProposeError, ViewError};
-use super::store;
 use super::ClusterView;
 use crate::engine::Engine;
 use crate::layout::consensus::{Msg, Reply};
@@ -58,19 +57,19 @@ pub type PushHook = Arc<dyn Fn(Arc<Layout>) + Send + Sync>;
 /// - [`Cluster::accept`]: this node as an acceptor of those CASes.
 #[derive(Clone)]
 pub struct Cluster {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    me: String,
-    view: ArcSwap<ClusterView>,
-    tx: watch::Sender<Arc<ClusterView>>,
+pub(super) struct Inner {
+    pub(super) me: String,
+    pub(super) view: ArcSwap<ClusterView>,
+    pub(super) tx: watch::Sender<Arc<ClusterView>>,
     /// Where layouts are persisted; `None` in tests of a fixed view.
-    engine: Option<Arc<dyn Engine>>,
+    pub(super) engine: Option<Arc<dyn Engine>>,
     /// Serialises merge → persist → swap (written); held read by
     /// [`Cluster::while_current`] and [`Cluster::with_current`] to keep a
     /// view in force.
-    install: RwLock<()>,
+    pub(super) install: RwLock<()>,
     push: OnceLock<PushHook>,
     /// Reaches the other acceptors of a change; without it only this node
     /// answers (a single-member cluster, tests).
@@ -95,7 +94,7 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// A handle on `layout` as seen by node `me`, persisting later changes
     /// in `engine` (if any). The caller has persisted `layout` itself
-    /// (see [`store::open`]).
+    /// (see [`super::store::open`]).
     pub fn new(
         layout: Layout,
         me: &str,
@@ -305,7 +304,15 @@ impl Cluster {
             cluster: self.clone(),
             remote: self.inner.net.get().cloned(),
         };
-        let decided = cas::decide(&net, self.me(), &base.layout, next, PROPOSE_DEADLINE).await?;
+        let decided = match cas::decide(&net, self.me(), &base.layout, next, PROPOSE_DEADLINE).await
+        {
+            Err(cas::CasError::WrongBase {
+                held,
+                maybe_applied,
+                ..
+            }) => return Err(self.on_wrong_base(&base.layout, &held, maybe_applied)),
+            decided => decided?,
+        };
         let chosen = Arc::new(decided.layout);
         if let Err(source) = self.install((*chosen).clone()) {
             return Err(ProposeError::NotInstalled {
@@ -330,64 +337,10 @@ impl Cluster {
         }
         Ok(self.current())
     }
-
-    fn install_locked(&self, incoming: Layout) -> Result<Installed, ViewError> {
-        let current = self.current();
-        let from = current.version();
-        let merged = (*current.layout).clone().merge(incoming);
-        if let Some(c) = &merged.conflict {
-            // Only chosen layouts are installed, so a second one of a
-            // version is a fork: keep what this node may have acted on.
-            let installed = current.layout.digest();
-            let refused = if c.kept == installed {
-                c.dropped
-            } else {
-                c.kept
-            };
-            metrics::counter!("geokv_layout_forks_total").increment(1);
-            tracing::error!(
-                version = c.version,
-                installed = %format!("{installed:032x}"),
-                refused = %format!("{refused:032x}"),
-                "layout: refused a fork"
-            );
-            return Err(ViewError::Fork {
-                version: c.version,
-                installed,
-                refused,
-            });
-        }
-        if merged.layout == *current.layout {
-            return Ok(Installed::Unchanged { version: from });
-        }
-        let to = merged.layout.version;
-        // Derived first, so a layout that cannot be used is never persisted.
-        let view = Arc::new(ClusterView::derive(merged.layout, &self.inner.me).map_err(
-            |source| ViewError::Derive {
-                version: to,
-                source,
-            },
-        )?);
-        if let Some(engine) = &self.inner.engine {
-            store::save(&**engine, &view.layout).map_err(|source| ViewError::Persist {
-                version: to,
-                source,
-            })?;
-        }
-        self.inner.view.store(view.clone());
-        publish_gauges(&view);
-        self.inner.tx.send_replace(view);
-        tracing::info!(from, to, "layout: new view in force");
-        Ok(Installed::Swapped {
-            from,
-            to,
-            conflict: merged.conflict,
-        })
-    }
 }
 
 /// `geokv_layout_version` and `geokv_pending_ranges` of the view in force.
-fn publish_gauges(view: &ClusterView) {
+pub(super) fn publish_gauges(view: &ClusterView) {
     metrics::gauge!("geokv_layout_version").set(view.version() as f64);
     let pending: usize = view
         .layout

@@ -37,6 +37,18 @@ pub enum ProposeError {
     Cas(#[from] CasError),
     #[error(transparent)]
     View(#[from] ViewError),
+    /// The change built on this node's layout of `version`, which is not
+    /// the one its members hold (a fork: review-layout26 M2).
+    #[error("this node's layout v{version} ({ours:032x}) is not the one its members hold (a fork): {refused} of them refused the change for it; {}; {}", adopted_text(*version, *adopted), if *maybe_applied { "the change may still be applied: check the layout version before retrying" } else { "the change was not applied: retry it on the layout in force" })]
+    Forked {
+        version: u64,
+        ours: u128,
+        /// The layout adopted in place of this node's, if one is held by
+        /// a quorum of its voters.
+        adopted: Option<u128>,
+        refused: usize,
+        maybe_applied: bool,
+    },
     /// Decided (applied cluster-wide), but this node could not install it.
     #[error("layout v{version} was chosen ({}), but this node could not install it: {source}", if *ours { "the change is applied" } else { "another change won the version" })]
     NotInstalled {
@@ -52,9 +64,18 @@ impl ProposeError {
     /// it may still be applied), 500 when this node failed.
     pub fn status(&self) -> u16 {
         match self {
-            ProposeError::NotNext { .. } | ProposeError::Concurrent { .. } => 409,
+            ProposeError::NotNext { .. }
+            | ProposeError::Concurrent { .. }
+            | ProposeError::Forked { .. } => 409,
             ProposeError::Cas(_) => 503,
             ProposeError::View(_) | ProposeError::NotInstalled { .. } => 500,
         }
+    }
+}
+
+fn adopted_text(version: u64, adopted: Option<u128>) -> String {
+    match adopted {
+        Some(d) => format!("this node adopted v{version} {d:032x}, held by a quorum of its voters"),
+        None => format!("no other v{version} is held by a quorum of its voters among them, so nothing was adopted: find which nodes hold which (`geokv ring` on each)"),
     }
 }

@@ -24,15 +24,19 @@
 
 pub mod acceptor;
 pub mod cas;
+pub mod catch_up;
 mod cluster;
 mod errors;
 pub mod http;
+mod install;
 pub mod stale_view;
 pub mod store;
 pub mod sync;
 
 #[cfg(test)]
 mod cas_acceptor_set_tests;
+#[cfg(test)]
+mod cas_fork_tests;
 #[cfg(test)]
 mod cas_loopback_tests;
 #[cfg(test)]

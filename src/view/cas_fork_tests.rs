@@ -1,0 +1,75 @@
+//! A node holding a non-chosen layout (a fork: a pre-CAS digest-wins
+//! loser, another seed file, a restored disk) must not get a change built
+//! on it chosen (review-layout26 M2): the acceptors check the proposal's
+//! base (the layout of the version before the slot), and the forked
+//! proposer learns the layout its members hold and adopts it.
+
+use std::sync::Arc;
+
+use super::cas_testing::Group;
+use super::*;
+use crate::engine::memory::MemoryEngine;
+use crate::engine::{Engine, Limits};
+use crate::topology::Topology;
+
+fn engine() -> Option<Arc<dyn Engine>> {
+    Some(Arc::new(MemoryEngine::new(Limits::default())))
+}
+
+fn with_keyspace(l: &Layout, name: &str) -> Layout {
+    let mut next = l.clone();
+    next.version += 1;
+    let spec = next.keyspaces.values().next().expect("dev has one").clone();
+    next.keyspaces.insert(name.to_string(), spec);
+    next
+}
+
+/// Every node holds v2 `a` (chosen) except `dc1-n1`, which holds v2 `b`.
+fn forked() -> (Arc<Group>, Layout, Layout) {
+    let seed = Layout::seed(&Topology::dev());
+    let group = Group::new(&seed, engine);
+    let (chosen, fork) = (with_keyspace(&seed, "a"), with_keyspace(&seed, "b"));
+    for id in group.layouts().keys() {
+        let held = if id == "dc1-n1" { &fork } else { &chosen };
+        group.node(id).install(held.clone()).expect("v2 installs");
+    }
+    (group, chosen, fork)
+}
+
+#[tokio::test]
+async fn a_change_built_on_a_fork_is_refused_and_the_proposer_adopts_the_chosen_layout() {
+    let (group, chosen, fork) = forked();
+    let forked_node = group.node("dc1-n1");
+    let result = forked_node.propose(with_keyspace(&fork, "c")).await;
+    let err = result.expect_err("a change built on a non-chosen v2 must not be chosen");
+    assert!(matches!(err, ProposeError::Forked { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("not applied"), "{text}");
+    for (id, layout) in group.layouts() {
+        assert_eq!(*layout, chosen, "node {id} holds the chosen v2");
+    }
+    // Back on the chosen layout, the same node's next change goes through.
+    let next = with_keyspace(&chosen, "c");
+    forked_node.propose(next.clone()).await.expect("decided");
+    for (id, layout) in group.layouts() {
+        assert_eq!(*layout, next, "node {id} holds v3");
+    }
+}
+
+/// One forked acceptor does not block the others' changes: a healthy
+/// proposer still gets its change chosen by the rest.
+#[tokio::test]
+async fn one_forked_acceptor_does_not_block_a_change_from_the_chosen_layout() {
+    let (group, chosen, _) = forked();
+    let next = with_keyspace(&chosen, "c");
+    group
+        .node("dc2-n1")
+        .propose(next.clone())
+        .await
+        .expect("decided");
+    for (id, layout) in group.layouts() {
+        if id != "dc1-n1" {
+            assert_eq!(*layout, next, "node {id} holds v3");
+        }
+    }
+}

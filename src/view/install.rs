@@ -1,0 +1,126 @@
+//! Putting a layout in force on this node's [`Cluster`]: a layout learned
+//! from elsewhere is merged with the one in force ([`Layout::merge`]; a
+//! fork is refused), and a node whose change was refused for its base
+//! adopts the layout its members hold (review-layout26 M2). Either way the
+//! view is derived first, persisted, then swapped and subscribers told.
+//! Must not: decide layouts (the CAS does), talk to peers, or take the
+//! install lock itself except in [`Cluster::on_wrong_base`].
+
+use std::sync::Arc;
+
+use super::cluster::publish_gauges;
+use super::errors::{ProposeError, ViewError};
+use super::{store, Cluster, ClusterView, Installed};
+use crate::layout::Layout;
+
+impl Cluster {
+    /// [`Cluster::install`] with the install lock held (written).
+    pub(super) fn install_locked(&self, incoming: Layout) -> Result<Installed, ViewError> {
+        let current = self.current();
+        let from = current.version();
+        let merged = (*current.layout).clone().merge(incoming);
+        if let Some(c) = &merged.conflict {
+            // Only chosen layouts are installed, so a second one of a
+            // version is a fork: keep what this node may have acted on.
+            let installed = current.layout.digest();
+            let refused = if c.kept == installed {
+                c.dropped
+            } else {
+                c.kept
+            };
+            metrics::counter!("geokv_layout_forks_total").increment(1);
+            tracing::error!(
+                version = c.version,
+                installed = %format!("{installed:032x}"),
+                refused = %format!("{refused:032x}"),
+                "layout: refused a fork"
+            );
+            return Err(ViewError::Fork {
+                version: c.version,
+                installed,
+                refused,
+            });
+        }
+        if merged.layout == *current.layout {
+            return Ok(Installed::Unchanged { version: from });
+        }
+        let to = merged.layout.version;
+        self.swap_in(merged.layout)?;
+        tracing::info!(from, to, "layout: new view in force");
+        Ok(Installed::Swapped {
+            from,
+            to,
+            conflict: merged.conflict,
+        })
+    }
+
+    /// A change built on `base` (in force when it was proposed) was
+    /// refused by acceptors holding another layout of its version
+    /// (`held`): adopt the one a quorum of its own voters holds, if one
+    /// does ([`crate::layout::acceptors::held_by_its_voters`]), in place
+    /// of `base`. The error says what was adopted; the change itself is
+    /// not applied unless `maybe_applied`.
+    pub(super) fn on_wrong_base(
+        &self,
+        base: &Layout,
+        held: &[(String, Layout)],
+        maybe_applied: bool,
+    ) -> ProposeError {
+        let chosen = crate::layout::acceptors::held_by_its_voters(held);
+        let refused = |adopted| ProposeError::Forked {
+            version: base.version,
+            ours: base.digest(),
+            adopted,
+            refused: held.len(),
+            maybe_applied,
+        };
+        let Some(chosen) = chosen else {
+            metrics::counter!("geokv_layout_forks_total").increment(1);
+            tracing::error!(version = base.version, refused = held.len(),
+                "layout: this node's layout is not its members', and no other is held by a quorum of its voters");
+            return refused(None);
+        };
+        let _guard = crate::blocking::write(&self.inner.install);
+        let current = self.current();
+        let swapped = if *current.layout == *base {
+            self.swap_in(chosen.clone()).map(|_| ())
+        } else {
+            // Something newer came in meanwhile: merged as usual.
+            self.install_locked(chosen.clone()).map(|_| ())
+        };
+        if let Err(e) = swapped {
+            return ProposeError::View(e);
+        }
+        metrics::counter!("geokv_layout_forks_total").increment(1);
+        tracing::warn!(
+            version = base.version,
+            ours = %format!("{:032x}", base.digest()),
+            adopted = %format!("{:032x}", chosen.digest()),
+            "layout: adopted the layout a quorum of its voters holds in place of a fork"
+        );
+        refused(Some(chosen.digest()))
+    }
+
+    /// Derives `layout`'s view (so one that cannot be used is never
+    /// persisted), persists it, swaps it in and tells subscribers. The
+    /// install lock is held (written).
+    fn swap_in(&self, layout: Layout) -> Result<Arc<ClusterView>, ViewError> {
+        let to = layout.version;
+        let view = Arc::new(
+            ClusterView::derive(layout, &self.inner.me).map_err(|source| ViewError::Derive {
+                version: to,
+                source,
+            })?,
+        );
+        if let Some(engine) = &self.inner.engine {
+            store::save(&**engine, &view.layout).map_err(|source| ViewError::Persist {
+                version: to,
+                source,
+            })?;
+        }
+        self.inner.view.store(view.clone());
+        publish_gauges(&view);
+        self.inner.tx.send_replace(view.clone());
+        Ok(view)
+    }
+}
