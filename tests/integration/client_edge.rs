@@ -27,7 +27,6 @@ fn put_request(value: Vec<u8>) -> PutRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the client port decodes a body before authenticating: an oversized one is RESOURCE_EXHAUSTED"]
 async fn an_unauthenticated_call_is_refused_before_its_body_is_decoded() {
     let cluster = Cluster::start(Spec::one_dc(1, 1)).await;
     assert!(cluster.admin_token.is_some(), "the harness runs --auth");
@@ -94,7 +93,6 @@ async fn until_open(cluster: &Cluster, want: f64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "client connections are not capped: no --client-max-connections"]
 async fn a_client_connection_past_the_cap_is_closed_and_the_node_serves_on() {
     const CAP: usize = 3;
     let mut spec = Spec::one_dc(1, 1);
