@@ -289,6 +289,16 @@ impl Tls {
                     let expect = (!peer.starts_with(SEED_PREFIX)).then(|| peer.clone());
                     let side = recheck::Side::Dialled { expect };
                     let tls = Rechecked::watch(tls, &store, chain.as_deref(), side, Port::Internode, peer);
+                    // Under TLS 1.3 the peer checks this node's certificate
+                    // after this side's handshake is done: its first bytes
+                    // (HTTP/2 SETTINGS) or its refusal come before any call
+                    // is written, so a refusal fails the connect (nothing
+                    // sent) instead of a call hyper would call "canceled".
+                    let tls = failure::Primed::first_bytes(tls).await.inspect_err(|e| {
+                        noted.ended(id, Some(e));
+                        metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "handshake")
+                            .increment(1);
+                    })?;
                     let tls = failure::Noted::new(tls, noted, id);
                     Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
                 }
