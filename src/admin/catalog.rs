@@ -92,6 +92,8 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, "geokv_cleanup_bytes_total", "Bytes (key + record) deleted by cleanup."),
     // TLS.
     (Counter, crate::transport::tls::REFUSED_METRIC, "Connections or calls refused by TLS, by port and reason."),
+    (Gauge, crate::transport::tls::OPEN_METRIC, "Connections open on a gRPC or admin port (established or handshaking), by port."),
+    (Counter, crate::transport::tls::CAP_REFUSED_METRIC, "Connections closed as soon as accepted because the port had its cap open (--client-max-connections), by port."),
     (Counter, "geokv_tls_reloads_total", "Reloads of certificates and keys from disk, by outcome."),
     // Authentication (security::auth).
     (Counter, crate::security::auth::DENIED_METRIC, "Requests refused by authentication or authorization, by reason (missing, malformed, bad_token, unknown_role, permission, throttled: too many failed authentications from the address)."),

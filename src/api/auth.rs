@@ -10,27 +10,37 @@
 use crate::security::auth::{AuthError, Credential, Token, AUTHORIZATION};
 use crate::security::certs::Identity;
 use crate::transport::tls::ConnInfo;
-use tonic::{Request, Status};
+use tonic::codegen::http::HeaderMap;
+use tonic::transport::server::TcpConnectInfo;
+use tonic::{Extensions, Request, Status};
+
+pub mod layer;
 
 /// The credential `req` presents: a bearer token first, else a client
 /// certificate naming a client (`geokv://client/NAME` names role NAME).
 pub fn credential<T>(req: &Request<T>) -> Credential {
-    if let Some(v) = req.metadata().get(AUTHORIZATION) {
+    credential_in(AsRef::<HeaderMap>::as_ref(req.metadata()), req.extensions())
+}
+
+/// [`credential`] from a call's headers and extensions (the HTTP request
+/// before it is a gRPC one: see [`layer`]).
+pub fn credential_in(headers: &HeaderMap, ext: &Extensions) -> Credential {
+    if let Some(v) = headers.get(AUTHORIZATION) {
         return match v.to_str().ok().and_then(Token::from_bearer) {
             Some(t) => Credential::Bearer(t),
             None => Credential::Malformed,
         };
     }
-    match peer_identity(req) {
+    match peer_identity(ext) {
         Some(Identity::Client(name)) => Credential::Certificate(name.clone()),
         _ => Credential::None,
     }
 }
 
-/// Who the (verified) certificate of `req`'s connection names, parsed once
-/// per connection by the TLS acceptor.
-fn peer_identity<T>(req: &Request<T>) -> Option<&Identity> {
-    (req.extensions().get::<ConnInfo>()).and_then(|i| i.identity.as_deref())
+/// Who the (verified) certificate of a call's connection names, parsed
+/// once per connection by the TLS acceptor.
+fn peer_identity(ext: &Extensions) -> Option<&Identity> {
+    (ext.get::<ConnInfo>()).and_then(|i| i.identity.as_deref())
 }
 
 /// Whether `req` came over a TLS connection whose (verified) client
@@ -38,15 +48,25 @@ fn peer_identity<T>(req: &Request<T>) -> Option<&Identity> {
 /// the cluster, e.g. a replacement asking its seed whether the node it
 /// replaces is down. Admits `Status` only (membership, no data).
 pub fn from_node<T>(req: &Request<T>) -> bool {
-    matches!(peer_identity(req), Some(Identity::Node(_)))
+    from_node_in(req.extensions())
+}
+
+/// [`from_node`] from a call's extensions.
+pub fn from_node_in(ext: &Extensions) -> bool {
+    matches!(peer_identity(ext), Some(Identity::Node(_)))
 }
 
 /// The client's IP address (the TLS acceptor's record of the connection,
 /// else tonic's), for the limit on failed authentications.
 pub fn remote_ip<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
-    (req.extensions().get::<ConnInfo>())
+    remote_ip_in(req.extensions())
+}
+
+/// [`remote_ip`] from a call's extensions.
+pub fn remote_ip_in(ext: &Extensions) -> Option<std::net::IpAddr> {
+    (ext.get::<ConnInfo>())
         .and_then(|i| i.remote)
-        .or_else(|| req.remote_addr())
+        .or_else(|| ext.get::<TcpConnectInfo>().and_then(|i| i.remote_addr()))
         .map(|a| a.ip())
 }
 

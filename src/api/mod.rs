@@ -7,15 +7,17 @@
 //! malformed causal context → `INVALID_ARGUMENT`; unknown keyspace →
 //! `NOT_FOUND`; impossible level → `FAILED_PRECONDITION`.
 //!
-//! Before that, on a node with `--auth`, every call is authenticated and
-//! authorized (`auth.rs`, `security::auth`): no credential or a bad one →
-//! `UNAUTHENTICATED`; a role without the permission (get: read; put and
-//! delete: write) → `PERMISSION_DENIED` naming keyspace and permission.
-//!
-//! Before even that, get, put and delete pass the node's admission gate
+//! Before that, get, put and delete pass the node's admission gate
 //! (`admission.rs`): past the bound on client requests in flight they are
 //! shed with `RESOURCE_EXHAUSTED` and a `retry-after-ms` hint. `Status`
-//! is not admitted, so an overloaded node still answers it.
+//! is not admitted, so an overloaded node still answers it. Then, on a
+//! node with `--auth`, the role is authorized (`auth.rs`, `security::auth`):
+//! without the permission (get: read; put and delete: write) →
+//! `PERMISSION_DENIED` naming keyspace and permission.
+//!
+//! Before even that, before its body is decoded, every call was
+//! authenticated by [`auth::layer`]: no credential or a bad one →
+//! `UNAUTHENTICATED`.
 //!
 //! Must not: place, replicate or retry a request (the coordinator does), or touch storage.
 
@@ -30,8 +32,9 @@ use crate::membership::Gossiper;
 use crate::mutation::Mutation;
 use crate::proto::v1::kv_server::Kv;
 use crate::proto::v1::*;
-use crate::security::auth::{Auth, Perm};
+use crate::security::auth::{Auth, AuthError, Perm};
 use crate::version::CausalContext;
+use auth::layer::Principal;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,18 +76,18 @@ struct Common {
 }
 
 impl KvService {
-    /// Authenticates `req` and checks `perm` on `keyspace` (`None`: any
-    /// authenticated role), before anything else looks at the request.
-    async fn admit<T>(&self, req: &Request<T>, need: Option<(&str, Perm)>) -> Result<(), Status> {
+    /// Authorizes the role `req` was authenticated as (by
+    /// [`auth::layer`], before its body was decoded) for `perm` on
+    /// `keyspace`. A call that did not pass the layer has no role:
+    /// `UNAUTHENTICATED`.
+    fn authorize<T>(&self, req: &Request<T>, keyspace: &str, perm: Perm) -> Result<(), Status> {
         if !self.auth.enabled() {
             return Ok(());
         }
-        let cred = auth::credential(req);
-        self.auth
-            .check_from(&cred, need, auth::remote_ip(req))
-            .await
-            .map(|_| ())
-            .map_err(auth::status)
+        let Some(Principal(role)) = req.extensions().get::<Principal>() else {
+            return Err(auth::status(AuthError::Missing));
+        };
+        (self.auth.permit(role, keyspace, perm)).map_err(auth::status)
     }
 
     fn common(&self, opts: Option<RequestOptions>) -> Result<Common, GeokvError> {
@@ -225,8 +228,7 @@ impl Kv for KvService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let span = span_for("get", &req);
         let _permit = self.admission.enter()?;
-        self.admit(&req, Some((&req.get_ref().keyspace, Perm::Read)))
-            .await?;
+        self.authorize(&req, &req.get_ref().keyspace, Perm::Read)?;
         let r = req.into_inner();
         let c = self.common(r.options)?;
         self.check_key(&r.keyspace, &r.key)?;
@@ -251,8 +253,7 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let span = span_for("put", &req);
         let _permit = self.admission.enter()?;
-        self.admit(&req, Some((&req.get_ref().keyspace, Perm::Write)))
-            .await?;
+        self.authorize(&req, &req.get_ref().keyspace, Perm::Write)?;
         let r = req.into_inner();
         self.check_value(&r.value)?;
         let Written {
@@ -285,8 +286,7 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteResponse>, Status> {
         let span = span_for("delete", &req);
         let _permit = self.admission.enter()?;
-        self.admit(&req, Some((&req.get_ref().keyspace, Perm::Write)))
-            .await?;
+        self.authorize(&req, &req.get_ref().keyspace, Perm::Write)?;
         let r = req.into_inner();
         let Written {
             context,
@@ -316,8 +316,11 @@ impl Kv for KvService {
         &self,
         req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        if !auth::from_node(&req) {
-            self.admit(&req, None).await?;
+        // Authenticated by the layer (or a node's certificate); checked
+        // again in case the service is ever served without it.
+        let passed = req.extensions().get::<Principal>().is_some() || auth::from_node(&req);
+        if self.auth.enabled() && !passed {
+            return Err(auth::status(AuthError::Missing));
         }
         Ok(Response::new(convert::status(
             &self.coordinator.cluster().current().ring,

@@ -4,7 +4,9 @@
 //! endpoint says `https://` (then, without `--ca`, the system's root
 //! certificates verify the node, as for the SDK and the gRPC commands), with
 //! the admin token (`--token` / `GEOKV_TOKEN`) as `authorization: Bearer`
-//! when given, and an optional body.
+//! when given, and an optional body; a node that does not answer within
+//! `--admin-timeout-secs` fails the command, saying whether the request
+//! may have been applied.
 //!
 //! Owns the exchange only; what to ask is the subcommands'.
 //!
@@ -12,9 +14,15 @@
 use anyhow::bail;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-/// How the CLI reaches admin ports of a cluster with TLS.
-#[derive(clap::Args, Debug, Clone, Default)]
+/// How long an admin exchange may take unless `--admin-timeout-secs` says
+/// otherwise: generous, as `POST /cleanup` answers once its ranges are gone.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+
+/// How the CLI reaches admin ports of a cluster with TLS, and how long it
+/// waits for them.
+#[derive(clap::Args, Debug, Clone)]
 pub struct AdminTlsArgs {
     /// Cluster CA certificate (PEM): speak HTTPS to the admin port and
     /// verify the node's certificate with it (nodes running TLS). Without
@@ -37,6 +45,28 @@ pub struct AdminTlsArgs {
         requires = "client_cert"
     )]
     pub client_key: Option<PathBuf>,
+    /// Seconds to wait for a node's admin port to answer one request
+    /// (connecting, TLS and the answer); past it the command fails, saying
+    /// whether the request may have been applied.
+    #[arg(
+        long = "admin-timeout-secs",
+        value_name = "SECS",
+        env = "GEOKV_ADMIN_TIMEOUT_SECS",
+        default_value_t = DEFAULT_TIMEOUT_SECS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub timeout_secs: u64,
+}
+
+impl Default for AdminTlsArgs {
+    fn default() -> Self {
+        AdminTlsArgs {
+            ca: None,
+            client_cert: None,
+            client_key: None,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
+        }
+    }
 }
 
 static CHOSEN: OnceLock<AdminTlsArgs> = OnceLock::new();
@@ -54,10 +84,14 @@ impl AdminTlsArgs {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
+        let timeout_secs = std::env::var("GEOKV_ADMIN_TIMEOUT_SECS").ok();
         AdminTlsArgs {
             ca: var("GEOKV_CA"),
             client_cert: var("GEOKV_CLIENT_CERT"),
             client_key: var("GEOKV_CLIENT_KEY"),
+            timeout_secs: (timeout_secs.and_then(|v| v.trim().parse().ok()))
+                .filter(|s| *s > 0)
+                .unwrap_or(DEFAULT_TIMEOUT_SECS),
         }
     }
 
@@ -102,16 +136,36 @@ pub async fn request(
     body: &str,
 ) -> anyhow::Result<String> {
     let tls = CHOSEN.get().cloned().unwrap_or_else(AdminTlsArgs::from_env);
+    request_with(&tls, endpoint, method, path, token, body).await
+}
+
+/// [`request`] with `tls`'s settings.
+async fn request_with(
+    tls: &AdminTlsArgs,
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> anyhow::Result<String> {
     let connector = tls.connector(endpoint)?;
-    let answer = geokv::transport::admin_client::call(
+    let call = geokv::transport::admin_client::call(
         host_port(endpoint),
         connector.as_ref(),
         method,
         path,
         token,
         body,
-    )
-    .await?;
+    );
+    let secs = tls.timeout_secs;
+    let Ok(answer) = tokio::time::timeout(Duration::from_secs(secs), call).await else {
+        let maybe = match method {
+            "GET" | "HEAD" => "",
+            _ => "; the request may have been applied: check before repeating it",
+        };
+        bail!("{endpoint} did not answer {method} {path} within {secs} s (--admin-timeout-secs){maybe}");
+    };
+    let answer = answer?;
     let code = answer.status;
     let body = answer.body.trim();
     if code == 401 && token.is_none() {
@@ -126,6 +180,60 @@ pub async fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listener that accepts connections and never answers them.
+    async fn silent() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                open.push(tcp);
+            }
+        });
+        (addr.to_string(), held)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_never_answers_fails_the_command_after_the_timeout() {
+        let (endpoint, held) = silent().await;
+        let tls = AdminTlsArgs {
+            timeout_secs: 7,
+            ..Default::default()
+        };
+        let err = request_with(&tls, &endpoint, "GET", "/layout", None, "")
+            .await
+            .expect_err("no answer")
+            .to_string();
+        assert!(
+            err.contains("did not answer GET /layout within 7 s"),
+            "{err}"
+        );
+        assert!(!err.contains("applied"), "a read: {err}");
+        let err = request_with(&tls, &endpoint, "POST", "/cleanup", None, "")
+            .await
+            .expect_err("no answer")
+            .to_string();
+        assert!(err.contains("within 7 s (--admin-timeout-secs)"), "{err}");
+        assert!(err.contains("may have been applied"), "a mutation: {err}");
+        held.abort();
+    }
+
+    #[test]
+    fn the_timeout_defaults_and_refuses_zero() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            tls: AdminTlsArgs,
+        }
+        let defaults = Cli::try_parse_from(["x"]).unwrap().tls;
+        assert_eq!(defaults.timeout_secs, DEFAULT_TIMEOUT_SECS);
+        assert_eq!(AdminTlsArgs::default().timeout_secs, DEFAULT_TIMEOUT_SECS);
+        let set = Cli::try_parse_from(["x", "--admin-timeout-secs", "5"]).unwrap();
+        assert_eq!(set.tls.timeout_secs, 5);
+        assert!(Cli::try_parse_from(["x", "--admin-timeout-secs", "0"]).is_err());
+    }
 
     #[test]
     fn the_scheme_chooses_the_roots_and_is_not_dialled() {

@@ -129,6 +129,10 @@ pub struct LimitArgs {
     /// handlers one client connection runs at once (at least 1).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub client_max_streams: u32,
+    /// Client connections open at once (at least 1); one past it is
+    /// closed at once and counted in `geokv_connections_refused_total`.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub client_max_connections: u32,
     /// HTTP/2 streams and running handlers per connection on the peer
     /// port (one connection per pair of nodes carries all their calls; at
     /// least 1).
@@ -144,6 +148,7 @@ impl LimitArgs {
         l.admission.retry_after = Duration::from_millis(self.shed_retry_after_ms);
         l.client.max_concurrent_streams = self.client_max_streams;
         l.client.concurrency_per_connection = self.client_max_streams as usize;
+        l.client.max_connections = self.client_max_connections as usize;
         l.peer.max_concurrent_streams = self.peer_max_streams;
         l.peer.concurrency_per_connection = self.peer_max_streams as usize;
         l

@@ -86,6 +86,8 @@ fn limit_flags_default_to_the_documented_bounds() {
         "4",
         "--client-max-streams",
         "8",
+        "--client-max-connections",
+        "16",
     ]);
     let l = set.limits.limits();
     assert_eq!(
@@ -93,8 +95,13 @@ fn limit_flags_default_to_the_documented_bounds() {
         (4, 8)
     );
     assert_eq!(l.client.concurrency_per_connection, 8);
+    assert_eq!(l.client.max_connections, 16);
     // 0 would let no request through on that port (review L4).
-    for flag in ["--client-max-streams", "--peer-max-streams"] {
+    for flag in [
+        "--client-max-streams",
+        "--peer-max-streams",
+        "--client-max-connections",
+    ] {
         let zero = Cli::try_parse_from(["x", flag, "0"]);
         assert!(zero.is_err(), "{flag} 0 is refused");
     }

@@ -1,15 +1,21 @@
 //! The resource bounds of a node's gRPC ports, in one place with their
-//! defaults: HTTP/2 streams and concurrent requests per connection on the
-//! client and peer ports, message sizes, and the node-wide bound on client
+//! defaults: connections open at once, HTTP/2 streams and concurrent
+//! requests per connection on the client and peer ports, message sizes, and the node-wide bound on client
 //! requests in flight (`api::admission`). Applying them to a tonic server
 //! builder is here too, with the status of a message over the size bound
 //! ([`oversize_status`]). Must not decide about single requests.
 
 use crate::api::admission::AdmissionConfig;
 
-/// Bounds of one gRPC port, per connection.
+/// Bounds of one gRPC port: its connections, and per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortLimits {
+    /// Connections open at once (established or handshaking); one past it
+    /// is closed as soon as it is accepted, and counted
+    /// (`geokv_connections_refused_total{port}`). Unlike Cassandra's
+    /// default (no bound), bounded: each connection may hold its streams'
+    /// buffers.
+    pub max_connections: usize,
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`: open requests a client may have
     /// on one connection; more wait on the client's side.
     pub max_concurrent_streams: u32,
@@ -38,12 +44,14 @@ impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
             client: PortLimits {
+                max_connections: crate::transport::tls::MAX_CONNECTIONS,
                 max_concurrent_streams: 256,
                 concurrency_per_connection: 256,
                 max_decoding_bytes: 8 << 20,
                 max_encoding_bytes: 64 << 20,
             },
             peer: PortLimits {
+                max_connections: crate::transport::tls::MAX_CONNECTIONS,
                 max_concurrent_streams: 2048,
                 concurrency_per_connection: 2048,
                 max_decoding_bytes: 64 << 20,

@@ -9,6 +9,7 @@ use super::storage::Storage;
 use super::wiring::Parts;
 use super::NodeError;
 use crate::admin;
+use crate::api::auth::layer::AuthLayer;
 use crate::hints::deliver::Delivery;
 use crate::layout::NodeState;
 use crate::proto::v1::internode::internode_server::InternodeServer;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
+use tower::Layer;
 
 /// The node's long-running tasks ([`super::tasks`]).
 pub(super) type Tasks = super::tasks::TaskSet;
@@ -84,7 +86,8 @@ fn internode_server(tasks: &mut Tasks, s: &Storage, p: &Parts, listener: tokio::
     let mut sd = tasks.late_signal();
     let (layer, incoming) = (
         p.tls.guard(Port::Internode),
-        p.tls.incoming(listener, Port::Internode),
+        p.tls
+            .incoming_capped(listener, Port::Internode, peer_limits.max_connections),
     );
     tasks.spawn_last("internode gRPC", async move {
         peer_limits
@@ -113,12 +116,13 @@ fn client_server(
     listener: tokio::net::TcpListener,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<(), NodeError> {
-    let kv = p.kv(s);
+    let (kv, authn) = (p.kv(s), AuthLayer::new(p.auth.clone()));
     let client_limits = p.limits.client;
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Client),
-        p.tls.incoming(listener, Port::Client),
+        p.tls
+            .incoming_capped(listener, Port::Client, client_limits.max_connections),
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -147,10 +151,13 @@ fn client_server(
             .layer(tower::util::MapResponseLayer::new(oversize_status))
             .add_service(health_service)
             .add_service(reflection)
+            // Authenticated from the headers, before the body is decoded.
             .add_service(
-                KvServer::new(kv)
-                    .max_decoding_message_size(client_limits.max_decoding_bytes)
-                    .max_encoding_message_size(client_limits.max_encoding_bytes),
+                authn.layer(
+                    KvServer::new(kv)
+                        .max_decoding_message_size(client_limits.max_decoding_bytes)
+                        .max_encoding_message_size(client_limits.max_encoding_bytes),
+                ),
             )
             .serve_with_incoming_shutdown(incoming, drained)
             .await

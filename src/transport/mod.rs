@@ -107,10 +107,6 @@ impl Peers {
         &self.faults
     }
 
-    fn client(&self, to: &NodeInfo) -> InternodeClient<Channel> {
-        self.client_noted(to).0
-    }
-
     /// [`Self::client`], and where its connections note a refused handshake.
     fn client_noted(&self, to: &NodeInfo) -> (InternodeClient<Channel>, tls::LastFailure) {
         let (ch, failure) = {
@@ -190,6 +186,7 @@ impl Peers {
         }
         let started = std::time::Instant::now();
         let (client, failure) = self.client_noted(to);
+        let mark = failure.mark();
         let fut = f(client, self.request(msg, timeout, send_deadline));
         let ms = timeout.as_millis() as u64;
         let res = match tokio::time::timeout(timeout, fut).await {
@@ -199,7 +196,7 @@ impl Peers {
             }),
             Ok(Err(s)) => Err(error::with_tls_failure(
                 status_error(&peer.id, s, ms),
-                failure.explain(tls::peer_word(&peer.id)),
+                failure.explain_since(mark, tls::peer_word(&peer.id)),
             )),
             Ok(Ok(r)) => Ok(r.into_inner()),
         };

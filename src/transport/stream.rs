@@ -67,7 +67,9 @@ impl Peers {
         if let Ok(v) = self.me.id.parse() {
             req.metadata_mut().insert(FROM_HEADER, v);
         }
-        let mut client = self.client(&peer);
+        // A refused handshake is told as such, from this call's connection.
+        let (mut client, failure) = self.client_noted(&peer);
+        let mark = failure.mark();
         let call = async {
             if adopt {
                 client.adopt(req).await
@@ -75,13 +77,17 @@ impl Peers {
                 client.stream(req).await
             }
         };
+        let ms = timeout.as_millis() as u64;
         let resp = tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| TransportError::Timeout {
                 peer: peer.id.clone(),
-                ms: timeout.as_millis() as u64,
+                ms,
             })?
-            .map_err(|s| rpc_error(&peer, s))?;
+            .map_err(|s| {
+                let told = failure.explain_since(mark, super::tls::peer_word(&peer.id));
+                super::error::with_tls_failure(super::status_error(&peer.id, s, ms), told)
+            })?;
         let mut inbound = resp.into_inner();
 
         // Outgoing relay: holds each batch until its departure instant. One

@@ -50,9 +50,10 @@ mod incoming;
 mod material;
 mod recheck;
 
-pub use failure::{explain, peer_word, rustls_cause, LastFailure};
+pub use failure::{explain, peer_word, rustls_cause, LastFailure, Mark};
 pub use incoming::{
-    Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, HANDSHAKE_TIMEOUT, MAX_HANDSHAKES,
+    Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, CAP_REFUSED_METRIC, HANDSHAKE_TIMEOUT,
+    MAX_CONNECTIONS, MAX_HANDSHAKES, OPEN_METRIC,
 };
 pub use material::{Store, TlsError, TlsFiles};
 pub use recheck::Rechecked;
@@ -218,13 +219,24 @@ impl Tls {
         Arc::new(cfg)
     }
 
-    /// The accepted connections of `listener` for `serve_with_incoming*`.
+    /// The accepted connections of `listener` for `serve_with_incoming*`,
+    /// at most [`MAX_CONNECTIONS`] open at once.
     pub fn incoming(&self, listener: tokio::net::TcpListener, port: Port) -> Incoming {
+        self.incoming_capped(listener, port, MAX_CONNECTIONS)
+    }
+
+    /// [`Self::incoming`] with at most `max_connections` open at once.
+    pub fn incoming_capped(
+        &self,
+        listener: tokio::net::TcpListener,
+        port: Port,
+        max_connections: usize,
+    ) -> Incoming {
         let acceptor = self
             .0
             .as_ref()
             .map(|s| tokio_rustls::TlsAcceptor::from(Self::server_config(s, port)));
-        incoming::accept(listener, acceptor, port, self.0.clone())
+        incoming::accept(listener, acceptor, port, self.0.clone(), max_connections)
     }
 
     /// A lazily connected channel to node `peer_id` at `addr`; with TLS the
@@ -261,12 +273,13 @@ impl Tls {
                 async move {
                     let tcp = tokio::net::TcpStream::connect(addr).await?;
                     tcp.set_nodelay(true)?;
-                    noted.clear();
+                    // Each connection's outcome is kept apart (failure.rs).
+                    let id = noted.open();
                     let tls = connector
                         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
                         .await
                         .inspect_err(|e| {
-                            noted.note(e);
+                            noted.ended(id, Some(e));
                             metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "handshake")
                                 .increment(1);
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
@@ -276,7 +289,17 @@ impl Tls {
                     let expect = (!peer.starts_with(SEED_PREFIX)).then(|| peer.clone());
                     let side = recheck::Side::Dialled { expect };
                     let tls = Rechecked::watch(tls, &store, chain.as_deref(), side, Port::Internode, peer);
-                    let tls = failure::Noted::new(tls, noted);
+                    // Under TLS 1.3 the peer checks this node's certificate
+                    // after this side's handshake is done: its first bytes
+                    // (HTTP/2 SETTINGS) or its refusal come before any call
+                    // is written, so a refusal fails the connect (nothing
+                    // sent) instead of a call hyper would call "canceled".
+                    let tls = failure::Primed::first_bytes(tls).await.inspect_err(|e| {
+                        noted.ended(id, Some(e));
+                        metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "handshake")
+                            .increment(1);
+                    })?;
+                    let tls = failure::Noted::new(tls, noted, id);
                     Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
                 }
             }));

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `auth` | `--auth`: no token → UNAUTHENTICATED, a read-only role → PERMISSION_DENIED, grant/revoke on every node, a guarded admin port |
 //! | `architecture` | house rules on the source tree: no import cycle between top-level modules (of `src/` and of the SDK crate) |
+//! | `client_edge` | the client port refuses a call without a credential from its headers, before decoding its body; client connections past `--client-max-connections` are closed and counted |
 //! | `cluster_basics` | every level against a real multi-DC cluster; reads ask only what their level needs |
 //! | `cluster_failures` | killed nodes and cut links: levels that can still be met are, the others fail clearly |
 //! | `coordinator_faults` | coordinators and replicas dying between commit and reply; forwarding |
@@ -43,6 +44,7 @@ mod architecture;
 mod auth;
 mod auth_throttle;
 mod bench_smoke;
+mod client_edge;
 mod cluster_basics;
 mod cluster_failures;
 mod coordinator_faults;

@@ -262,7 +262,6 @@ async fn the_cli_trusts_the_system_roots_without_ca_and_ca_overrides_them() {
 /// refused at the handshake: it exits with an error naming the certificate
 /// problem, the seed counts the refusal, and the layout never names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the join bootstrap's seed call does not carry the noted TLS failure yet: the joiner still says 'Cancelled: operation was canceled' (stop 26's merged run)"]
 async fn a_join_with_a_foreign_ca_certificate_is_refused_with_a_clear_error() {
     let cluster = Cluster::start(Spec::one_dc(3, 3)).await;
     let ip = cluster.spare_ip(14);

@@ -247,6 +247,20 @@ impl Auth {
         }
     }
 
+    /// [`Auth::authorize`] of a role authenticated earlier (the client
+    /// port's layer), counting a refusal in [`DENIED_METRIC`]; always `Ok`
+    /// when this node does not enforce.
+    pub fn permit(&self, role: &str, keyspace: &str, perm: Perm) -> Result<(), AuthError> {
+        let res = match self.enabled {
+            true => self.authorize(role, keyspace, perm),
+            false => Ok(()),
+        };
+        if let Err(e) = &res {
+            metrics::counter!(DENIED_METRIC, "reason" => e.reason()).increment(1);
+        }
+        res
+    }
+
     /// Authenticates `cred` and, with `need = Some((keyspace, perm))`,
     /// authorizes it; counts a refusal in [`DENIED_METRIC`]. Always `Ok`
     /// (with an empty role) when this node does not enforce.

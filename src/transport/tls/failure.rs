@@ -5,9 +5,9 @@
 //! finishes its handshake before the server has checked its certificate: a
 //! refusal then arrives as an alert on the first read, the HTTP/2
 //! connection ends, and the call queued on it fails with hyper's bare
-//! "operation was canceled". So each dialled connection notes the TLS
-//! failure it met before the peer sent anything ([`Noted`] into the
-//! channel's [`LastFailure`]), and the caller reads it back for that call.
+//! "operation was canceled". So each dialled connection notes how it ended
+//! ([`Noted`] into the channel's [`LastFailure`], per connection), and the
+//! caller reads back the failure of the connection its call went on.
 //!
 //! Owns: finding, describing and noting TLS failures. Must not: retry, or
 //! decide what a failed call means for a request (`transport::error` does).
@@ -104,50 +104,249 @@ fn remote_verdict(a: &Alert, peer: &str) -> String {
     format!("{peer} refused this node's certificate: {why}")
 }
 
-/// The TLS failure last met by one dialled channel before its peer sent
-/// anything (see the module doc); cleared by each handshake.
+/// Connections of one channel remembered; a call whose connections were
+/// forgotten (a channel reconnecting that often) is told nothing.
+const KEPT: usize = 16;
+
+/// The TLS failures of one dialled channel's connections, each kept with
+/// the connection it ended (see the module doc). A call is told a failure
+/// only if its own connection met it: tonic's lazy channel reconnects at
+/// once after a refused connection, so a failure noted "last" may belong
+/// to an older connection than the call's, and telling a call sent on a
+/// newer one "not sent" would wrongly say "applied: no".
 #[derive(Debug, Clone, Default)]
-pub struct LastFailure(Arc<Mutex<Option<rustls::Error>>>);
+pub struct LastFailure(Arc<Mutex<Log>>);
+
+#[derive(Debug, Default)]
+struct Log {
+    /// The id of the next connection.
+    next: u64,
+    /// Events so far (a clock ordering closes against calls' starts).
+    clock: u64,
+    conns: std::collections::VecDeque<Conn>,
+}
+
+/// What one connection did, as far as a call cares.
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    /// The peer sent bytes (so the handshake passed its checks).
+    answered: bool,
+    /// The TLS error that ended it before the peer sent anything.
+    refused: Option<rustls::Error>,
+    /// When it ended (on [`Log::clock`]), if it has.
+    closed: Option<u64>,
+}
+
+/// Where a call begins among its channel's connections ([`LastFailure::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// The newest connection when the call began (the one it goes on if
+    /// that one is open), or the next one.
+    first: u64,
+    at: u64,
+}
+
+impl Log {
+    fn conn(&mut self, id: u64) -> Option<&mut Conn> {
+        self.conns.iter_mut().find(|c| c.id == id)
+    }
+
+    fn close(&mut self, id: u64, refused: Option<rustls::Error>) {
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some(c) = self.conn(id).filter(|c| c.closed.is_none()) {
+            c.closed = Some(clock);
+            if !c.answered {
+                c.refused = refused;
+            }
+        }
+    }
+}
 
 impl LastFailure {
-    /// Keeps `err`'s rustls cause, if it has one.
-    pub(super) fn note(&self, err: &io::Error) {
-        if let Some(r) = rustls_cause(err) {
-            *self.0.lock() = Some(r.clone());
+    /// A new connection (TCP connected, its TLS handshake next): its id.
+    pub(super) fn open(&self) -> u64 {
+        let mut log = self.0.lock();
+        let id = log.next;
+        log.next += 1;
+        log.conns.push_back(Conn {
+            id,
+            answered: false,
+            refused: None,
+            closed: None,
+        });
+        while log.conns.len() > KEPT {
+            log.conns.pop_front();
+        }
+        id
+    }
+
+    /// Connection `id` ended with `err`: kept if it is a TLS error met
+    /// before the peer sent anything.
+    pub(super) fn ended(&self, id: u64, err: Option<&io::Error>) {
+        let refused = err.and_then(|e| rustls_cause(e)).cloned();
+        self.0.lock().close(id, refused);
+    }
+
+    pub(super) fn answered(&self, id: u64) {
+        if let Some(c) = self.0.lock().conn(id) {
+            c.answered = true;
         }
     }
 
-    pub(super) fn clear(&self) {
-        *self.0.lock() = None;
+    /// A call begins now (read it back with [`Self::explain_since`]).
+    pub fn mark(&self) -> Mark {
+        let log = self.0.lock();
+        Mark {
+            first: log.next.saturating_sub(1),
+            at: log.clock,
+        }
     }
 
-    /// The failure in words (see [`explain`]), if one was noted.
-    pub fn explain(&self, peer: &str) -> Option<String> {
-        self.0.lock().as_ref().map(|e| explain(e, peer))
+    /// The TLS failure that ended the call begun at `mark`, in words (see
+    /// [`explain`]): told only when every connection the call may have
+    /// gone on — the newest at its start unless that had already ended,
+    /// and every later one that has ended — was refused at the handshake
+    /// before the peer sent anything. One that answered, ended otherwise,
+    /// or was forgotten means the call may have reached the peer: nothing.
+    pub fn explain_since(&self, mark: Mark, peer: &str) -> Option<String> {
+        let log = self.0.lock();
+        let oldest = log.conns.front().map_or(log.next, |c| c.id);
+        if mark.first < oldest && mark.first < log.next {
+            return None;
+        }
+        let mut refused = None;
+        for c in log.conns.iter().filter(|c| c.id >= mark.first) {
+            match c.closed {
+                // Ended before the call began: it did not carry it.
+                Some(at) if at <= mark.at => {}
+                // Open and silent: the call did not end on it.
+                None if !c.answered => {}
+                _ if c.answered => return None,
+                _ => match &c.refused {
+                    Some(e) => refused = Some(e),
+                    None => return None,
+                },
+            }
+        }
+        refused.map(|e| explain(e, peer))
     }
 }
 
-/// A dialled stream noting into its [`LastFailure`] a TLS error met before
-/// the peer's first bytes (an alert refusing this node's certificate);
-/// after those, errors are the connection's, not the handshake's.
+/// A dialled stream whose peer's first bytes were read before it is used
+/// (see `Tls::endpoint_noted`); they are read again first.
+pub struct Primed<S> {
+    inner: S,
+    head: Vec<u8>,
+    at: usize,
+}
+
+impl<S: AsyncRead + Unpin> Primed<S> {
+    /// Waits for the peer's first bytes on `inner`: its refusal of this
+    /// node's certificate is an error here, before anything is sent.
+    pub(super) async fn first_bytes(mut inner: S) -> io::Result<Primed<S>> {
+        use tokio::io::AsyncReadExt;
+        let mut head = vec![0u8; 1024];
+        let n = inner.read(&mut head).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection before answering",
+            ));
+        }
+        head.truncate(n);
+        Ok(Primed { inner, head, at: 0 })
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Primed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.at < self.head.len() {
+            let n = buf.remaining().min(self.head.len() - self.at);
+            let at = self.at;
+            buf.put_slice(&self.head[at..at + n]);
+            self.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Primed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A dialled stream noting into its [`LastFailure`] how its connection
+/// ended: a TLS error met before the peer's first bytes (an alert refusing
+/// this node's certificate), or otherwise; and whether the peer answered.
 pub struct Noted<S> {
     inner: S,
-    failure: Option<LastFailure>,
+    log: LastFailure,
+    id: u64,
+    answered: bool,
+    closed: bool,
 }
 
 impl<S> Noted<S> {
-    pub(super) fn new(inner: S, failure: LastFailure) -> Self {
+    pub(super) fn new(inner: S, log: LastFailure, id: u64) -> Self {
         Noted {
             inner,
-            failure: Some(failure),
+            log,
+            id,
+            answered: false,
+            closed: false,
         }
     }
 
     fn see<T>(&mut self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if let (Poll::Ready(Err(e)), Some(f)) = (&r, &self.failure) {
-            f.note(e);
+        if let Poll::Ready(Err(e)) = &r {
+            self.close(Some(e));
         }
         r
+    }
+
+    fn close(&mut self, err: Option<&io::Error>) {
+        if !self.closed {
+            self.closed = true;
+            self.log.ended(self.id, err);
+        }
+    }
+}
+
+impl<S> Drop for Noted<S> {
+    fn drop(&mut self) {
+        self.close(None);
     }
 }
 
@@ -158,9 +357,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Noted<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
+        let room = buf.remaining() > 0;
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.failure = None;
+        if matches!(r, Poll::Ready(Ok(()))) {
+            if buf.filled().len() > before {
+                if !self.answered {
+                    self.answered = true;
+                    self.log.answered(self.id);
+                }
+            } else if room {
+                // The peer closed the connection.
+                self.close(None);
+            }
         }
         self.see(r)
     }

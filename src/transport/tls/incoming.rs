@@ -1,7 +1,9 @@
 //! Accepted connections of a gRPC port: TLS handshakes run on their own
 //! tasks under a deadline (a slow or silent peer cannot hold up the accept
 //! loop), at most [`MAX_HANDSHAKES`] at a time (more wait in the kernel's
-//! accept queue), each TLS connection re-verifies its peer's chain on every
+//! accept queue), at most a port's cap of connections are open at once (one
+//! past it is closed at once and counted: [`OPEN_METRIC`],
+//! [`CAP_REFUSED_METRIC`]), each TLS connection re-verifies its peer's chain on every
 //! reload ([`Rechecked`]), a connection that does not start with a TLS record is dropped on
 //! the internode port and kept — to be answered with a clear error by the
 //! guard — on the client port, and each connection carries [`ConnInfo`]
@@ -36,10 +38,50 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// instead of taking the node's memory and cores.
 pub const MAX_HANDSHAKES: usize = 256;
 
-/// One accepted connection.
-pub enum Conn {
+/// Most connections open at once on a port unless its owner says
+/// otherwise (`node::limits::PortLimits::max_connections`).
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Connections open, by port (a gauge).
+pub const OPEN_METRIC: &str = "geokv_connections_open";
+
+/// Connections closed at once because the port had its cap open, by port.
+pub const CAP_REFUSED_METRIC: &str = "geokv_connections_refused_total";
+
+/// One accepted connection, holding its place under the port's cap until
+/// it is dropped.
+pub struct Conn {
+    io: Io,
+    _place: Place,
+}
+
+enum Io {
     Plain(TcpStream),
     Tls(Box<Rechecked<TlsStream<TcpStream>>>),
+}
+
+/// A connection's place under its port's cap, counted in [`OPEN_METRIC`].
+struct Place {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    port: &'static str,
+}
+
+impl Place {
+    /// A place among `open`, if one is free.
+    fn take(open: &Arc<tokio::sync::Semaphore>, port: Port) -> Option<Place> {
+        let permit = open.clone().try_acquire_owned().ok()?;
+        metrics::gauge!(OPEN_METRIC, "port" => port.name()).increment(1.0);
+        Some(Place {
+            _permit: permit,
+            port: port.name(),
+        })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        metrics::gauge!(OPEN_METRIC, "port" => self.port).decrement(1.0);
+    }
 }
 
 /// What the guard knows about a request's connection. Built once per
@@ -80,13 +122,13 @@ impl Connected for Conn {
     type ConnectInfo = ConnInfo;
 
     fn connect_info(&self) -> ConnInfo {
-        match self {
-            Conn::Plain(s) => ConnInfo {
+        match &self.io {
+            Io::Plain(s) => ConnInfo {
                 remote: s.peer_addr().ok(),
                 tls: false,
                 identity: None,
             },
-            Conn::Tls(s) => {
+            Io::Tls(s) => {
                 let (tcp, session) = s.get_ref().get_ref();
                 ConnInfo::tls(tcp.peer_addr().ok(), session.peer_certificates())
             }
@@ -96,9 +138,9 @@ impl Connected for Conn {
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            Conn::Plain($s) => $e,
-            Conn::Tls($s) => $e,
+        match &mut $self.get_mut().io {
+            Io::Plain($s) => $e,
+            Io::Tls($s) => $e,
         }
     };
 }
@@ -139,9 +181,9 @@ impl AsyncWrite for Conn {
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Conn::Plain(s) => s.is_write_vectored(),
-            Conn::Tls(s) => s.is_write_vectored(),
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
         }
     }
 }
@@ -153,15 +195,17 @@ pub type Incoming = tokio_stream::wrappers::ReceiverStream<io::Result<Conn>>;
 /// first (or, on the client port, passed on as plaintext for the guard to
 /// refuse with a clear message); with `recheck`, the material the acceptor
 /// follows, each TLS connection is closed once its peer's chain no longer
-/// verifies after a reload.
+/// verifies after a reload. At most `max_connections` are open at once.
 pub(super) fn accept(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     port: Port,
     recheck: Option<Arc<Store>>,
+    max_connections: usize,
 ) -> Incoming {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    let open = Arc::new(tokio::sync::Semaphore::new(max_connections));
     tokio::spawn(async move {
         loop {
             // Wait for a handshake slot before accepting the next socket.
@@ -181,10 +225,22 @@ pub(super) fn accept(
                     }
                 },
             };
+            let Some(place) = Place::take(&open, port) else {
+                // Closed before a byte is read: a flood of connections
+                // costs the node a socket for an instant, not a task.
+                metrics::counter!(CAP_REFUSED_METRIC, "port" => port.name()).increment(1);
+                tracing::debug!(port = port.name(), %remote, max_connections, "connection refused: the port has its cap of connections open");
+                drop(tcp);
+                continue;
+            };
             // Nagle plus delayed ACKs would add ~40 ms to small replies.
             let _ = tcp.set_nodelay(true);
             let Some(acceptor) = tls.clone() else {
-                if tx.send(Ok(Conn::Plain(tcp))).await.is_err() {
+                let conn = Conn {
+                    io: Io::Plain(tcp),
+                    _place: place,
+                };
+                if tx.send(Ok(conn)).await.is_err() {
                     return;
                 }
                 continue;
@@ -195,8 +251,8 @@ pub(super) fn accept(
                 let shaken = tokio::time::timeout(HANDSHAKE_TIMEOUT, shake).await;
                 drop(slot);
                 match shaken {
-                    Ok(Ok(conn)) => {
-                        let _ = tx.send(Ok(conn)).await;
+                    Ok(Ok(io)) => {
+                        let _ = tx.send(Ok(Conn { io, _place: place })).await;
                     }
                     Ok(Err(reason)) => refused(port, reason.0, &format!("{remote}: {}", reason.1)),
                     Err(_) => refused(port, "handshake", &format!("{remote}: handshake timed out")),
@@ -213,16 +269,16 @@ fn watched(
     recheck: Option<Arc<Store>>,
     port: Port,
     remote: SocketAddr,
-) -> Conn {
+) -> Io {
     let Some(store) = recheck else {
-        return Conn::Tls(Box::new(Rechecked::unwatched(s)));
+        return Io::Tls(Box::new(Rechecked::unwatched(s)));
     };
     let chain = s.get_ref().1.peer_certificates().map(<[_]>::to_vec);
     let side = Side::Accepted {
         required: port == Port::Internode,
     };
     let s = Rechecked::watch(s, &store, chain.as_deref(), side, port, remote.to_string());
-    Conn::Tls(Box::new(s))
+    Io::Tls(Box::new(s))
 }
 
 /// A refused connection: the metric's reason and a message for the log.
@@ -234,7 +290,7 @@ async fn handshake(
     port: Port,
     recheck: Option<Arc<Store>>,
     remote: SocketAddr,
-) -> Result<Conn, Refusal> {
+) -> Result<Io, Refusal> {
     // A TLS connection starts with a handshake record (content type 22).
     let mut first = [0u8; 1];
     let n = tcp
@@ -246,7 +302,7 @@ async fn handshake(
     }
     if first[0] != 0x16 {
         return match port {
-            Port::Client => Ok(Conn::Plain(tcp)),
+            Port::Client => Ok(Io::Plain(tcp)),
             Port::Internode => Err(Refusal(
                 "plaintext",
                 "plaintext connection to a TLS port".into(),

@@ -175,7 +175,8 @@ async fn a_dialling_node_makes_a_full_handshake_even_where_the_server_would_resu
         .with_cert_resolver(Arc::new(KeyResolver(n1)));
     cfg.alpn_protocols = vec![alpn(Port::Internode)];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let (addr, _seen) = serve(|l| accept(l, Some(acceptor), Port::Internode, None)).await;
+    let (addr, _seen) =
+        serve(|l| accept(l, Some(acceptor), Port::Internode, None, MAX_CONNECTIONS)).await;
     // How `Tls::endpoint` dials n1: one connector for all its reconnects.
     let node = TlsConnector::from(Tls::client_config(&n2, "n1"));
     for round in 0..2 {
