@@ -237,12 +237,15 @@ impl Handle {
             layout_version: version,
             layout_digest: digest.to_vec(),
         };
-        // One call per read: the per-peer read lane
-        // (`Peers::replica_read_batched`) showed no CPU gain per get, makes
-        // a read wait behind a slow one, and has no bound on the size of a
-        // batch's answer (review of the read batching, Mediums 1-3); it
-        // stays for an opt-in once those are solved.
-        let r = peers.replica_read(node, msg, timeout).await?;
+        // One call per read unless the read lane is turned on
+        // (`Peers::batch_reads`, an experiment): the lane showed no CPU
+        // gain per get in its A/B (BENCHMARKS.md), and a queued read waits
+        // behind the call in flight.
+        let r = if peers.batch_reads() {
+            peers.replica_read_batched(node, msg, timeout).await?
+        } else {
+            peers.replica_read(node, msg, timeout).await?
+        };
         if !r.found {
             return Ok(None);
         }

@@ -9,6 +9,7 @@
 
 pub mod admin_client;
 pub mod batch;
+pub mod encoded;
 mod error;
 pub mod faults;
 pub mod lane;
@@ -34,8 +35,44 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
 
+/// The environment variable that turns the read lane on (`1`), for the
+/// read batching A/B (issue 14).
+pub const BATCH_READS_ENV: &str = "GEOKV_BATCH_READS";
+
 /// gRPC metadata key naming the sending node of an internode call.
 pub const FROM_HEADER: &str = "geokv-from";
+
+/// The generated client on `ch`, with the peer port's message limits.
+fn internode_client(ch: Channel) -> InternodeClient<Channel> {
+    InternodeClient::new(ch)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
+}
+
+/// One peer's connection: its address, the lazy channel, where the
+/// channel's connections note a refused handshake, and the
+/// `geokv_internode_call_seconds` histogram of its datacenter (registered
+/// once per link, not per call: a labelled metric allocates its key on
+/// every lookup).
+#[derive(Clone)]
+struct Link {
+    addr: SocketAddr,
+    channel: Channel,
+    failure: tls::LastFailure,
+    seconds: metrics::Histogram,
+}
+
+impl Link {
+    fn dial(tls: &tls::Tls, to: &NodeInfo) -> Self {
+        let (channel, failure) = tls.endpoint_noted(&to.id, to.peer_address);
+        Link {
+            addr: to.peer_address,
+            channel,
+            failure,
+            seconds: metrics::histogram!("geokv_internode_call_seconds", "peer_dc" => to.dc.clone()),
+        }
+    }
+}
 
 /// Connections to the other members of the cluster, by node id: a lazy
 /// channel is made the first time a member is called (or re-made when its
@@ -44,7 +81,7 @@ pub const FROM_HEADER: &str = "geokv-from";
 /// view their request loaded.
 pub struct Peers {
     me: NodeInfo,
-    channels: parking_lot::Mutex<HashMap<String, (SocketAddr, Channel, tls::LastFailure)>>,
+    channels: parking_lot::Mutex<HashMap<String, Link>>,
     /// Each peer's lane of batched replica writes ([`replica_batch`]).
     lanes: parking_lot::Mutex<HashMap<String, Arc<replica_batch::WriteLane>>>,
     /// Each peer's lane of batched replica reads ([`read_batch`]).
@@ -53,6 +90,10 @@ pub struct Peers {
     tls: tls::Tls,
     /// This node's id as the `geokv-from` value, parsed once.
     from: Option<tonic::metadata::AsciiMetadataValue>,
+    /// Replica reads go through the per-peer read lane ([`read_batch`]):
+    /// off unless the environment sets `GEOKV_BATCH_READS=1`, an
+    /// experiment for the A/B of issue 14 (BENCHMARKS.md), not a setting.
+    batch_reads: bool,
 }
 
 impl Peers {
@@ -64,10 +105,16 @@ impl Peers {
             lanes: parking_lot::Mutex::new(HashMap::new()),
             read_lanes: parking_lot::Mutex::new(HashMap::new()),
             from: me.id.parse().ok(),
+            batch_reads: std::env::var_os(BATCH_READS_ENV).is_some_and(|v| v == "1"),
             me,
             faults,
             tls: tls.clone(),
         }
+    }
+
+    /// Whether replica reads go through the per-peer read lane.
+    pub fn batch_reads(&self) -> bool {
+        self.batch_reads
     }
 
     /// The node's TLS state (also for its admin-port calls to peers).
@@ -81,7 +128,7 @@ impl Peers {
     pub fn retain(&self, peer_address: impl Fn(&str) -> Option<SocketAddr>) {
         self.channels
             .lock()
-            .retain(|id, (addr, ..)| peer_address(id) == Some(*addr));
+            .retain(|id, link| peer_address(id) == Some(link.addr));
         self.lanes
             .lock()
             .retain(|id, lane| peer_address(id) == Some(lane.addr));
@@ -107,24 +154,24 @@ impl Peers {
         &self.faults
     }
 
-    /// [`Self::client`], and where its connections note a refused handshake.
-    fn client_noted(&self, to: &NodeInfo) -> (InternodeClient<Channel>, tls::LastFailure) {
-        let (ch, failure) = {
+    /// `to`'s channel, where its connections note a refused handshake,
+    /// and the histogram of calls to its datacenter. The peer is looked up
+    /// by `&str`: no allocation per call once its link exists (issue 14).
+    fn client_noted(&self, to: &NodeInfo) -> (Channel, tls::LastFailure, metrics::Histogram) {
+        let link = {
             let mut channels = self.channels.lock();
-            let dial = || {
-                let (ch, failure) = self.tls.endpoint_noted(&to.id, to.peer_address);
-                (to.peer_address, ch, failure)
-            };
-            let entry = channels.entry(to.id.clone()).or_insert_with(dial);
-            if entry.0 != to.peer_address {
-                *entry = dial();
+            match channels.get_mut(to.id.as_str()) {
+                Some(l) if l.addr == to.peer_address => l.clone(),
+                Some(l) => {
+                    *l = Link::dial(&self.tls, to);
+                    l.clone()
+                }
+                None => (channels.entry(to.id.clone()))
+                    .or_insert_with(|| Link::dial(&self.tls, to))
+                    .clone(),
             }
-            (entry.1.clone(), entry.2.clone())
         };
-        let client = InternodeClient::new(ch)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
-        (client, failure)
+        (link.channel, link.failure, link.seconds)
     }
 
     /// `msg` with this node's id and the trace context, and `grpc-timeout`
@@ -174,6 +221,24 @@ impl Peers {
         F: FnOnce(InternodeClient<Channel>, tonic::Request<T>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     {
+        let call = |ch, r| f(internode_client(ch), r);
+        self.call_on(to, msg, timeout, send_deadline, call).await
+    }
+
+    /// [`Self::call_with`] on the peer's channel itself (a call the
+    /// generated client cannot make: a pre-encoded request, [`encoded`]).
+    async fn call_on<T, R, F, Fut>(
+        &self,
+        to: &NodeInfo,
+        msg: T,
+        timeout: Duration,
+        send_deadline: bool,
+        f: F,
+    ) -> Result<R, TransportError>
+    where
+        F: FnOnce(Channel, tonic::Request<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
         let peer = to;
         let delay = self
             .faults
@@ -185,9 +250,9 @@ impl Peers {
             tokio::time::sleep(d).await;
         }
         let started = std::time::Instant::now();
-        let (client, failure) = self.client_noted(to);
+        let (channel, failure, seconds) = self.client_noted(to);
         let mark = failure.mark();
-        let fut = f(client, self.request(msg, timeout, send_deadline));
+        let fut = f(channel, self.request(msg, timeout, send_deadline));
         let ms = timeout.as_millis() as u64;
         let res = match tokio::time::timeout(timeout, fut).await {
             Err(_) => Err(TransportError::Timeout {
@@ -204,8 +269,7 @@ impl Peers {
             // The reply crosses the same delayed link.
             tokio::time::sleep(d).await;
         }
-        metrics::histogram!("geokv_internode_call_seconds", "peer_dc" => peer.dc.clone())
-            .record(started.elapsed().as_secs_f64());
+        seconds.record(started.elapsed().as_secs_f64());
         res
     }
 

@@ -13,10 +13,9 @@
 //! behind the refused batch too, at send time); then batches are tried
 //! again, so a peer upgraded in a rolling upgrade gets them. A lane made
 //! anew (the peer's address changed) starts without the mark. Every batch
-//! keeps a copy of its entries for that resend (key, record and digest
-//! are `bytes::Bytes`: a reference count), so a peer downgraded in place
-//! after it served batches gets its refused batch's entries as single
-//! writes too.
+//! keeps its entries for that resend (the call is encoded from them,
+//! [`super::encoded`]: no copy), so a peer downgraded in place after it
+//! served batches gets its refused batch's entries as single writes too.
 //!
 //! The batch call runs in its first entry's trace, linked to the others'.
 //!
@@ -24,13 +23,13 @@
 //! failure means for a request (the coordinator does).
 
 use super::batch::Limits;
+use super::encoded;
 use super::error::status_error;
 use super::lane::{CallFn, Lane, Settled};
 use super::support::{batch_span, unimplemented, Support};
 use super::{PeerVerdict, Peers, TransportError};
 use crate::proto::v1::internode::{
-    ReplicaBatchEntry, ReplicaBatchRequest, ReplicaBatchResponse, ReplicaBatchResult,
-    ReplicaWriteRequest,
+    ReplicaBatchEntry, ReplicaBatchResponse, ReplicaBatchResult, ReplicaWriteRequest,
 };
 use crate::topology::NodeInfo;
 use futures::future::BoxFuture;
@@ -45,11 +44,13 @@ use tracing::Instrument;
 pub trait Wire: Send + Sync + 'static {
     /// The peer's node id.
     fn peer(&self) -> &str;
-    fn batch(
-        &self,
-        req: ReplicaBatchRequest,
+    /// One `ReplicaBatch` of `entries` (a `ReplicaBatchRequest`), sent
+    /// from the lane's own entries: no copy of them.
+    fn batch<'a>(
+        &'a self,
+        entries: &'a [ReplicaBatchEntry],
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<ReplicaBatchResponse, TransportError>>;
+    ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>>;
     /// One `ReplicaWrite` in the trace of `traceparent` (empty: none).
     fn single<'a>(
         &'a self,
@@ -184,24 +185,19 @@ async fn send<W: Wire>(
     let n = items.len();
     let last = items.iter().map(|(_, d)| *d).max().unwrap_or(now);
     let timeout = (last.saturating_duration_since(now)).max(Duration::from_millis(1));
-    // Kept for a resend as single writes, should the peer not know the
-    // call (a reference count of each key and record, `bytes::Bytes`).
-    let resend = items.clone();
-    let entries: Vec<ReplicaBatchEntry> = (items.into_iter())
-        .map(|(mut e, d)| {
-            let left = d.saturating_duration_since(now).as_millis();
-            e.timeout_ms = u32::try_from(left).unwrap_or(u32::MAX).max(1);
-            e
-        })
-        .collect();
+    // The entries stay here, for a resend as single writes should the peer
+    // not know the call; the batch is encoded from them (issue 14: no copy).
+    let (mut entries, deadlines): (Vec<ReplicaBatchEntry>, Vec<Instant>) =
+        items.into_iter().unzip();
+    for (e, d) in entries.iter_mut().zip(&deadlines) {
+        let left = d.saturating_duration_since(now).as_millis();
+        e.timeout_ms = u32::try_from(left).unwrap_or(u32::MAX).max(1);
+    }
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
-    let span = batch_span(
-        "replica_batch",
-        resend.iter().map(|(e, _)| &e.traceparent[..]),
-    );
-    let call = async { wire.batch(ReplicaBatchRequest { entries }, timeout).await };
-    match call.instrument(span).await {
+    let span = batch_span("replica_batch", entries.iter().map(|e| &e.traceparent[..]));
+    let answer = wire.batch(&entries, timeout).instrument(span).await;
+    match answer {
         Ok(r) if r.results.len() == n => (r.results.into_iter())
             .map(|x| entry_result(wire.peer(), x, ms))
             .collect(),
@@ -209,7 +205,7 @@ async fn send<W: Wire>(
         Err(e) if unimplemented(&e) => {
             support.refused_batches(now);
             metrics::counter!("geokv_internode_batch_unimplemented_total").increment(1);
-            singles(wire, resend).await
+            singles(wire, entries.into_iter().zip(deadlines).collect()).await
         }
         Err(e) => vec![Err(batch_failed(e)); n],
     }
@@ -234,6 +230,9 @@ async fn singles<W: Wire>(
     futures::future::join_all(calls).await
 }
 
+/// The method a batch calls (the generated client's path).
+const REPLICA_BATCH: &str = "/geokv.v1.internode.Internode/ReplicaBatch";
+
 /// The network: `to` while this node's `Peers` lives.
 struct Net {
     peers: Weak<Peers>,
@@ -254,15 +253,17 @@ impl Wire for Net {
         &self.to.id
     }
 
-    fn batch(
-        &self,
-        req: ReplicaBatchRequest,
+    fn batch<'a>(
+        &'a self,
+        entries: &'a [ReplicaBatchEntry],
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<ReplicaBatchResponse, TransportError>> {
+    ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>> {
         Box::pin(async move {
             let peers = self.peers()?;
-            (peers.call_with(&self.to, req, timeout, false, |mut c, r| async move {
-                c.replica_batch(r).await
+            // `ReplicaBatchRequest { entries }`, encoded from the borrow.
+            let req = encoded::repeated(1, entries);
+            (peers.call_on(&self.to, req, timeout, false, |ch, r| {
+                encoded::unary(ch, REPLICA_BATCH, r)
             }))
             .await
         })

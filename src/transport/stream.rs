@@ -68,7 +68,8 @@ impl Peers {
             req.metadata_mut().insert(FROM_HEADER, v);
         }
         // A refused handshake is told as such, from this call's connection.
-        let (mut client, failure) = self.client_noted(&peer);
+        let (channel, failure, _) = self.client_noted(&peer);
+        let mut client = super::internode_client(channel);
         let mark = failure.mark();
         let call = async {
             if adopt {

@@ -29,12 +29,12 @@ impl Wire for Fake {
         "old-peer"
     }
 
-    fn batch(
-        &self,
-        req: ReplicaBatchRequest,
+    fn batch<'a>(
+        &'a self,
+        entries: &'a [ReplicaBatchEntry],
         _timeout: Duration,
-    ) -> BoxFuture<'_, Result<ReplicaBatchResponse, TransportError>> {
-        self.batches.lock().push(req.entries.len());
+    ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>> {
+        self.batches.lock().push(entries.len());
         let old = *self.old.lock();
         Box::pin(async move {
             tokio::time::sleep(RTT).await;
@@ -42,7 +42,7 @@ impl Wire for Fake {
                 let s = tonic::Status::unimplemented("unknown method ReplicaBatch");
                 return Err(status_error("old-peer", s, 5));
             }
-            let results = req.entries.iter().map(|_| result_of(Ok(()))).collect();
+            let results = entries.iter().map(|_| result_of(Ok(()))).collect();
             Ok(ReplicaBatchResponse { results })
         })
     }
