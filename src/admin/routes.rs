@@ -262,7 +262,7 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
     match layout.node(&id).map(|(_, _, n)| n.state) {
         Some(crate::layout::NodeState::Removed) => return json(layout.version, "done"),
         Some(crate::layout::NodeState::Leaving)
-            if crate::movement::remove::removing(&layout).as_deref() == Some(id.as_str())
+            if crate::movement::remove::is_removing(&layout, &id)
                 && (!q.force || crate::movement::remove::forced(&layout, &id)) =>
         {
             return json(layout.version, "in_progress")
@@ -275,12 +275,12 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
         }
         _ => {}
     }
-    let next = if crate::movement::remove::removing(&layout).as_deref() == Some(id.as_str()) {
+    let next = if crate::movement::remove::is_removing(&layout, &id) {
         layout.force_remove(&id).map_err(Into::into)
     } else {
         crate::movement::remove::begin(&layout, &id, &*is_up).and_then(|l| {
             // Only a removal is forced (an aborted join copies nothing).
-            let removal = crate::movement::remove::removing(&l).as_deref() == Some(&*id);
+            let removal = crate::movement::remove::is_removing(&l, &id);
             Ok(if q.force && removal {
                 l.force_remove(&id)?
             } else {

@@ -72,6 +72,12 @@ pub fn removing(layout: &Layout) -> Option<String> {
     })
 }
 
+/// Whether a removal of `node` is in progress in `layout`, in whichever
+/// datacenter ([`removing`] names only the first by datacenter).
+pub fn is_removing(layout: &Layout, node: &str) -> bool {
+    (layout.movements.values()).any(|m| matches!(m, Movement::Remove { node: n, .. } if n == node))
+}
+
 /// The members that gain a range in `layout`'s removal of `dead`, by id.
 pub fn gainers(layout: &Layout, dead: &str) -> Vec<String> {
     let mut out: Vec<String> = layout

@@ -144,3 +144,25 @@ fn the_wait_for_survivors_is_bounded_and_starts_over_after_progress() {
     p.reset();
     assert!(!p.short(t0 + limit * 3, limit), "a new wait after progress");
 }
+
+/// review-abort27 L1: `removenode --force` of a node whose removal sorts
+/// after another datacenter's was not forced (`removing` names the first).
+#[test]
+fn a_removal_in_a_later_datacenter_is_found_by_its_node() {
+    let (layout, _, _) = seeded();
+    let mut l = (*layout.current()).clone();
+    for (dc, node) in [("a-dc", "x"), ("z-dc", "y")] {
+        let m = crate::layout::Movement::Remove {
+            node: node.into(),
+            force: false,
+        };
+        l.movements.insert(dc.into(), m);
+    }
+    assert_eq!(removing(&l).as_deref(), Some("x"));
+    assert!(super::remove::is_removing(&l, "x"));
+    assert!(
+        super::remove::is_removing(&l, "y"),
+        "the later datacenter's removal"
+    );
+    assert!(!super::remove::is_removing(&l, "b"));
+}
