@@ -73,15 +73,15 @@ impl Coordinator {
     /// The view in force once `peer`'s layout is installed here, when it
     /// ranks above `planned` (a higher version, or the same one with the
     /// winning digest: [`ClusterView::rank`]); `None` when that did not
-    /// happen before the deadline. Nothing is fetched when this node is
-    /// already past `planned`; `version` is the one `peer` refused with.
+    /// happen before the deadline. Nothing is fetched once this node has
+    /// `version`, the one `peer` refused with ([`fetch_is_due`]).
     pub(super) async fn newer_view(
         &self,
         (peer, version): (&NodeInfo, u64),
         planned: (u64, u128),
         deadline: Instant,
     ) -> Option<Arc<ClusterView>> {
-        let fetch = fetch_layout(&self.cluster, &self.peers, peer, planned, deadline);
+        let fetch = fetch_layout(&self.cluster, &self.peers, peer, planned, version);
         let wait = self.fetches.once(&peer.id, version, fetch);
         let _ = tokio::time::timeout_at(deadline, wait).await;
         let now = self.cluster.current();
@@ -101,25 +101,42 @@ impl Coordinator {
         // Bounded (REFRESH_WITHIN) and holding nothing the node's stop waits on.
         tokio::spawn(async move {
             let deadline = Instant::now() + REFRESH_WITHIN;
-            let fetch = fetch_layout(&cluster, &peers, &peer, planned, deadline);
+            let fetch = fetch_layout(&cluster, &peers, &peer, planned, version);
             let _ = tokio::time::timeout_at(deadline, fetches.once(&peer.id, version, fetch)).await;
         });
     }
 }
 
-/// Fetches `peer`'s layout and installs it, unless the view in force
-/// already ranks above `planned`; failures are logged.
+/// Whether a fetch of the layout `refused` (the version a peer refused a
+/// request with) is still due when the view in force ranks `now`: while
+/// this node has not reached that version, whatever the first request
+/// sharing the fetch was planned on (review-layout27 M1: a fetch skipped
+/// because that request was planned on an older view stood for a second
+/// and every request refused meanwhile failed).
+fn fetch_is_due(now: (u64, u128), planned: (u64, u128), refused: u64) -> bool {
+    now <= planned || now.0 < refused
+}
+
+/// How long a shared fetch may take, whatever the deadline of the request
+/// that runs it: a request that gives up first drops the fetch (then not
+/// kept, the next waiter runs its own), so only a fetch that really ended
+/// stands for [`FETCH_STANDS_FOR`] (review-layout27 M1: one cut short by a
+/// nearly spent deadline stood as failed).
+const FETCH_WITHIN: Duration = Duration::from_secs(2);
+
+/// Fetches `peer`'s layout and installs it, unless no longer due
+/// ([`fetch_is_due`]); failures are logged.
 async fn fetch_layout(
     cluster: &Cluster,
     peers: &Peers,
     peer: &NodeInfo,
     planned: (u64, u128),
-    deadline: Instant,
+    refused: u64,
 ) {
-    if cluster.current().rank() > planned {
+    if !fetch_is_due(cluster.current().rank(), planned, refused) {
         return;
     }
-    let left = deadline.saturating_duration_since(Instant::now());
+    let left = FETCH_WITHIN;
     metrics::counter!("geokv_stale_view_layout_fetches_total").increment(1);
     match peers.get_layout(peer, left).await {
         Ok(msg) => match crate::view::sync::from_message(&peer.id, &msg) {
@@ -163,5 +180,20 @@ mod tests {
         tokio::time::sleep(FETCH_STANDS_FOR).await;
         fetches.once("dc1-n2", 7, fetch()).await;
         assert_eq!(count.load(Ordering::SeqCst), 4, "after it");
+    }
+
+    /// review-layout27 M1: the fetch shared by one (peer, version) must not
+    /// be skipped because the first request that ran it was planned on an
+    /// older view than the node now has: the node at v5, a peer refusing
+    /// with v6, the first request planned on v4 — the fetch of v6 is still
+    /// due (skipped, it stood for a second and every request planned on v5
+    /// that the peer refused failed meanwhile).
+    #[test]
+    fn a_fetch_is_due_until_the_node_has_the_refused_version() {
+        let (v4, v5, v6) = ((4, 0), (5, 0), (6, 0));
+        assert!(fetch_is_due(v5, v4, 6), "v5 here, v6 refused, v4 planned");
+        assert!(fetch_is_due(v4, v4, 6));
+        assert!(!fetch_is_due(v6, v4, 6), "the refused version is here");
+        assert!(!fetch_is_due((7, 0), v5, 6));
     }
 }
