@@ -129,6 +129,11 @@ pub enum AuthStateError {
 pub type PushHook = Arc<dyn Fn(Arc<AuthState>) + Send + Sync>;
 
 /// A node's handle on the auth state. Cheap to share in an `Arc`.
+/// argon2 verifications one node runs at once: authentication runs before
+/// the admission gate, so a burst of uncached tokens (bogus or not) waits
+/// here instead of filling the blocking pool (review-sec27 M1).
+pub const VERIFYING_AT_ONCE: usize = 2;
+
 pub struct Auth {
     enabled: bool,
     state: ArcSwap<AuthState>,
@@ -139,6 +144,10 @@ pub struct Auth {
     push: OnceLock<PushHook>,
     /// Failed authentications per client address.
     throttle: Mutex<throttle::Throttle>,
+    /// argon2 verifications run (each ~19 MiB and tens of ms of CPU).
+    verifications: std::sync::atomic::AtomicU64,
+    /// [`VERIFYING_AT_ONCE`] permits to run one.
+    verifying: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Auth {
@@ -163,6 +172,8 @@ impl Auth {
             install: Mutex::new(()),
             push: OnceLock::new(),
             throttle: Mutex::new(throttle::Throttle::new(Default::default())),
+            verifications: Default::default(),
+            verifying: tokio::sync::Semaphore::new(VERIFYING_AT_ONCE),
         }
     }
 
@@ -203,7 +214,16 @@ impl Auth {
         };
         let state = self.state();
         let rendered = token.render();
-        let cached = self.cache.lock().get(state.version, &rendered);
+        let mut cached = self.cache.lock().get(state.version, &rendered);
+        // Held while verifying; a call that waited for it takes the verdict
+        // a call before it cached.
+        let _permit = if cached.is_none() {
+            let permit = self.verifying.acquire().await.ok();
+            cached = self.cache.lock().get(state.version, &rendered);
+            permit
+        } else {
+            None
+        };
         let verdict = match cached {
             Some(v) => v,
             None => {
@@ -212,6 +232,7 @@ impl Auth {
                     None => Verified::Rejected,
                     Some(phc) => {
                         let (secret, role) = (token.secret.clone(), token.role.clone());
+                        (self.verifications).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let ok = tokio::task::spawn_blocking(move || secret::verify(&secret, &phc))
                             .await
                             .unwrap_or(false);

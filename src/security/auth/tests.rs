@@ -191,6 +191,34 @@ async fn a_token_is_verified_once_per_state_version() {
     );
 }
 
+/// review-sec27 M1: since authentication runs before admission, a burst of
+/// first calls with one token must not each run argon2 (~19 MiB and tens
+/// of ms each on the blocking pool that hints, repair and movements share):
+/// at most [`VERIFYING_AT_ONCE`] run at a time, and a call that waited
+/// takes the verdict the others cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_first_calls_with_one_token_verifies_it_a_bounded_number_of_times() {
+    let auth = Arc::new(Auth::new(
+        true,
+        state_with_token("app", "s3", &[("a", Perm::Read)]),
+        None,
+    ));
+    let calls = (0..32).map(|_| {
+        let auth = auth.clone();
+        tokio::spawn(async move { auth.authenticate(&bearer("app:s3")).await })
+    });
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.unwrap(), Ok("app".to_string()));
+    }
+    let runs = auth
+        .verifications
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        runs as usize <= VERIFYING_AT_ONCE,
+        "{runs} argon2 runs for one token"
+    );
+}
+
 #[tokio::test]
 async fn revoke_and_drop_apply_to_cached_tokens_at_once() {
     let auth = Auth::new(
