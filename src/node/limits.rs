@@ -65,9 +65,14 @@ impl Default for ServerLimits {
 impl PortLimits {
     /// `builder` with this port's stream and concurrency bounds.
     pub fn apply<L>(&self, builder: tonic::transport::Server<L>) -> tonic::transport::Server<L> {
+        // A connection whose peer vanished (a NAT dropped it, a host died)
+        // stops answering pings and is closed, giving its place under the
+        // connection cap back (review-sec27 M2).
         builder
             .max_concurrent_streams(self.max_concurrent_streams)
             .concurrency_limit_per_connection(self.concurrency_per_connection)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
     }
 }
 

@@ -264,9 +264,11 @@ impl Tls {
         let peer = peer_id.to_string();
         let store = store.clone();
         let noted = failure.clone();
-        // TCP connect and handshake share this budget.
+        // TCP connect, the handshake and the peer's first bytes share this
+        // budget: three round trips, so 2 s (Cassandra's internode connect
+        // timeout) keeps datacenters 300 ms apart connecting (review-sec27 M3).
         let channel = endpoint
-            .connect_timeout(Duration::from_millis(1000))
+            .connect_timeout(Duration::from_millis(2000))
             .connect_with_connector_lazy(tower::service_fn(move |_: tonic::codegen::http::Uri| {
                 let (connector, peer, store) = (connector.clone(), peer.clone(), store.clone());
                 let noted = noted.clone();
