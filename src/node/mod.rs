@@ -160,6 +160,9 @@ async fn forward_stop(
 /// and the clean-shutdown marker is written last. `Err` ([`NodeError::Tasks`])
 /// when a task failed or panicked: the binary then exits non-zero.
 pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), NodeError> {
+    // Before any metric handle is taken and kept (hint gauges, peer
+    // links): a handle taken with no recorder stays a no-op (review-perf27 L1).
+    crate::admin::install_metrics();
     // The node stops on `outer`, or by itself once decommissioned.
     let (stop, shutdown) = watch::channel(false);
     let s = storage::open(&cfg)?;

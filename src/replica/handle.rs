@@ -216,10 +216,11 @@ impl Handle {
 
     /// The replica's copy of a key; a peer is told the view the read was
     /// planned on (`(version, digest)`), and refuses if it is newer and
-    /// places the key elsewhere. A peer's read is batched with the other
-    /// reads of that peer that queue while a call to it is in flight, in a
-    /// lane of their own (issue 14, `transport::read_batch`): never behind
-    /// its writes.
+    /// places the key elsewhere. A peer's read is one call, unless the
+    /// node runs with `GEOKV_BATCH_READS=1` (an A/B switch, off by default:
+    /// it cost more CPU per get, BENCHMARKS.md); then it is batched with the
+    /// other reads of that peer queued while a call to it is in flight, in a
+    /// lane of their own (`transport::read_batch`), never behind its writes.
     pub async fn read(
         &self,
         keyspace: &str,
