@@ -91,17 +91,7 @@ impl Peers {
             })?;
         let mut inbound = resp.into_inner();
 
-        // Outgoing relay: holds each batch until its departure instant. One
-        // task, so order is kept; it ends when the stream is dropped.
-        let (out, mut out_rx) = mpsc::channel::<(Instant, StreamBatch)>(BUFFER);
-        tokio::spawn(async move {
-            while let Some((at, batch)) = out_rx.recv().await {
-                tokio::time::sleep_until(at).await;
-                if tx.send(batch).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let out = out_relay(tx);
         // Incoming relay: stamps each acknowledgement with its hand-over
         // instant; ends with the response stream or when we stop listening.
         let (ack_tx, acks) = mpsc::channel(BUFFER);
@@ -133,6 +123,21 @@ impl Peers {
             held: None,
         })
     }
+}
+
+/// The outgoing relay: holds each batch until its departure instant. One
+/// task, so order is kept; it ends when the stream is dropped.
+fn out_relay(tx: mpsc::Sender<StreamBatch>) -> mpsc::Sender<(Instant, StreamBatch)> {
+    let (out, mut out_rx) = mpsc::channel::<(Instant, StreamBatch)>(BUFFER);
+    tokio::spawn(async move {
+        while let Some((at, batch)) = out_rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    out
 }
 
 impl OutboundStream {

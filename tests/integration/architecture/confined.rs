@@ -24,6 +24,10 @@ const STATUS_ALLOWED: &[(&str, &str)] = &[
         "the tower layer refuses an oversized message before tonic decodes it",
     ),
     (
+        "transport/encoded.rs",
+        "a pre-encoded call's \"not ready\" status, as the generated client builds it",
+    ),
+    (
         "transport/error.rs",
         "classifies a peer's status once, into TransportError and PeerCode",
     ),
@@ -60,6 +64,10 @@ const SPAWN_ALLOWED: &[(&str, &str)] = &[
     (
         "node/internode/streams.rs",
         "a hinted stream's relay, one per call: ends with the peer's stream",
+    ),
+    (
+        "coordinator/newer_view.rs",
+        "the background layout refresh after a refusal, bounded at 3 s (the coordinator has no Spawner yet)",
     ),
     (
         "coordinator/read.rs",
