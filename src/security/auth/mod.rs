@@ -26,6 +26,7 @@ pub mod secret;
 pub mod store;
 pub mod sync;
 pub mod throttle;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;
@@ -129,11 +130,6 @@ pub enum AuthStateError {
 pub type PushHook = Arc<dyn Fn(Arc<AuthState>) + Send + Sync>;
 
 /// A node's handle on the auth state. Cheap to share in an `Arc`.
-/// argon2 verifications one node runs at once: authentication runs before
-/// the admission gate, so a burst of uncached tokens (bogus or not) waits
-/// here instead of filling the blocking pool (review-sec27 M1).
-pub const VERIFYING_AT_ONCE: usize = 2;
-
 pub struct Auth {
     enabled: bool,
     state: ArcSwap<AuthState>,
@@ -144,10 +140,8 @@ pub struct Auth {
     push: OnceLock<PushHook>,
     /// Failed authentications per client address.
     throttle: Mutex<throttle::Throttle>,
-    /// argon2 verifications run (each ~19 MiB and tens of ms of CPU).
-    verifications: std::sync::atomic::AtomicU64,
-    /// [`VERIFYING_AT_ONCE`] permits to run one.
-    verifying: tokio::sync::Semaphore,
+    /// The bounded argon2 runs (each ~19 MiB and tens of ms of CPU).
+    verifier: verify::Verifier,
 }
 
 impl std::fmt::Debug for Auth {
@@ -172,8 +166,7 @@ impl Auth {
             install: Mutex::new(()),
             push: OnceLock::new(),
             throttle: Mutex::new(throttle::Throttle::new(Default::default())),
-            verifications: Default::default(),
-            verifying: tokio::sync::Semaphore::new(VERIFYING_AT_ONCE),
+            verifier: Default::default(),
         }
     }
 
@@ -212,47 +205,51 @@ impl Auth {
             }
             Credential::Bearer(t) => t,
         };
-        let state = self.state();
         let rendered = token.render();
-        let mut cached = self.cache.lock().get(state.version, &rendered);
-        // Held while verifying; a call that waited for it takes the verdict
-        // a call before it cached.
-        let _permit = if cached.is_none() {
-            let permit = self.verifying.acquire().await.ok();
-            cached = self.cache.lock().get(state.version, &rendered);
-            permit
-        } else {
-            None
-        };
+        let state = self.state();
+        let cached = self.cache.lock().get(state.version, &rendered);
         let verdict = match cached {
             Some(v) => v,
-            None => {
-                let phc = state.roles.get(&token.role).and_then(|r| r.secret.clone());
-                let verdict = match phc {
-                    None => Verified::Rejected,
-                    Some(phc) => {
-                        let (secret, role) = (token.secret.clone(), token.role.clone());
-                        (self.verifications).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let ok = tokio::task::spawn_blocking(move || secret::verify(&secret, &phc))
-                            .await
-                            .unwrap_or(false);
-                        if ok {
-                            Verified::Role(role)
-                        } else {
-                            Verified::Rejected
-                        }
-                    }
-                };
-                self.cache
-                    .lock()
-                    .put(state.version, &rendered, verdict.clone());
-                verdict
-            }
+            None => self.verify(token, &rendered).await,
         };
         match verdict {
             Verified::Role(role) => Ok(role),
             Verified::Rejected => Err(AuthError::BadToken(token.role.clone())),
         }
+    }
+
+    /// Verifies `token` (not in the cache when asked) under one of the
+    /// verifier's places, then caches the verdict. The state and the cache
+    /// are read again once a place is free: a run before may have cached
+    /// the verdict, or the state changed meanwhile (review-lead27 M1). A
+    /// role unknown or without a secret takes no place.
+    async fn verify(&self, token: &secret::Token, rendered: &str) -> Verified {
+        let secret_of = |s: &AuthState| s.roles.get(&token.role).and_then(|r| r.secret.clone());
+        let mut state = self.state();
+        let mut place = None;
+        if secret_of(&state).is_some() {
+            place = self.verifier.place().await;
+            state = self.state();
+            let cached = self.cache.lock().get(state.version, rendered);
+            if let Some(v) = cached {
+                return v;
+            }
+        }
+        let (verdict, _place) = match (secret_of(&state), place) {
+            (Some(phc), Some(place)) => {
+                let secret = token.secret.clone();
+                match self.verifier.run(place, secret, phc).await {
+                    (true, place) => (Verified::Role(token.role.clone()), place),
+                    (false, place) => (Verified::Rejected, place),
+                }
+            }
+            _ => (Verified::Rejected, None),
+        };
+        // Cached before the place is freed (a call waiting for it reads it).
+        self.cache
+            .lock()
+            .put(state.version, rendered, verdict.clone());
+        verdict
     }
 
     /// Whether `role` may do `perm` in `keyspace` under the state in force.
