@@ -49,6 +49,16 @@ struct Waves<'a> {
     calls: ReadCalls<'a>,
 }
 
+/// One read on one view: the view, the request, where replicas that refuse
+/// it as planned on an older view are noted, and the request's deadline.
+#[derive(Clone, Copy)]
+struct OnView<'a> {
+    view: &'a ClusterView,
+    req: &'a ReadRequest,
+    stale: &'a StaleSlot,
+    deadline: Instant,
+}
+
 impl ReadCalls<'_> {
     /// Awaits `f`, polling the reads in flight meanwhile.
     async fn drive<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
@@ -122,9 +132,15 @@ impl Coordinator {
         let (tx, rx) = mpsc::channel::<Answer<Option<SiblingSet>>>(plan.replicas.len().max(1));
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
         let mut calls = ReadCalls::default();
+        let on = OnView {
+            view,
+            req,
+            stale,
+            deadline,
+        };
         for c in targets.first_wave() {
             *pending.entry(c.dc.clone()).or_default() += 1;
-            let call = self.replica_read(view, c.node, c.dc, (req, stale), deadline, tx.clone());
+            let call = self.replica_read(on, c.node, c.dc, tx.clone());
             calls.0.extend(call);
         }
         let timeout_ms = req.timeout.as_millis() as u64;
@@ -151,7 +167,7 @@ impl Coordinator {
             if c.dc != local_dc {
                 metrics::counter!("geokv_remote_fallbacks_total", "op" => "read").increment(1);
             }
-            self.replica_read(view, c.node, c.dc, (req, stale), deadline, tx.clone())
+            self.replica_read(on, c.node, c.dc, tx.clone())
         })
         .await?;
         drop(tx);
@@ -204,13 +220,17 @@ impl Coordinator {
     /// borrows the request and is polled by the gather's task.
     fn replica_read<'a>(
         &'a self,
-        view: &'a ClusterView,
+        on: OnView<'a>,
         n: NodeIdx,
         dc: String,
-        (req, stale): (&'a ReadRequest, &'a StaleSlot),
-        deadline: Instant,
         tx: mpsc::Sender<Answer<Option<SiblingSet>>>,
     ) -> Option<ReadCall<'a>> {
+        let OnView {
+            view,
+            req,
+            stale,
+            deadline,
+        } = on;
         let replica = Handle::at(
             view.ring.node(n),
             (&self.replica, &self.cluster),

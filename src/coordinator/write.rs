@@ -83,6 +83,19 @@ struct Planned {
 
 use super::newer_view::StaleSlot;
 
+/// One fan-out of a minted write: the view it is planned on, the request,
+/// the plan and where it sends (on that view), the write, and the
+/// request's deadline.
+#[derive(Clone, Copy)]
+struct Round<'a> {
+    view: &'a ClusterView,
+    req: &'a WriteRequest,
+    plan: &'a Plan<'a>,
+    to: &'a Fanout,
+    minted: &'a Minted,
+    deadline: Instant,
+}
+
 impl Coordinator {
     /// Coordinates a put (`value: Some`) or delete (`value: None`).
     #[tracing::instrument(name = "coordinator.write", skip_all,
@@ -148,8 +161,16 @@ impl Coordinator {
         let to = self.fanout(&plan);
         let (minted, appended) = self.mint(view, req, &to).await?;
         let minted = &minted;
-        let first = (Some(appended), deadline);
-        let (mut res, mut stale) = self.fan_out(view, req, (&plan, &to), minted, first).await;
+        let (plan, to) = (&plan, &to);
+        let first = Round {
+            view,
+            req,
+            plan,
+            to,
+            minted,
+            deadline,
+        };
+        let (mut res, mut stale) = self.fan_out(&first, Some(appended)).await;
         let mut last = view.rank();
         // Only a fan-out that failed is sent again: acknowledgements that
         // met the level were each given by a replica on a view the write
@@ -167,8 +188,15 @@ impl Coordinator {
             let plan = (self.plan(&newer, ks, key, level, req.explicit, OpKind::Write))
                 .map_err(|e| GeokvError::MaybeApplied(format!("on layout v{}: {e}", last.0)))?;
             let to = self.fanout(&plan);
-            let again = (None, deadline);
-            (res, stale) = self.fan_out(&newer, req, (&plan, &to), minted, again).await;
+            let again = Round {
+                view: &newer,
+                req,
+                plan: &plan,
+                to: &to,
+                minted,
+                deadline,
+            };
+            (res, stale) = self.fan_out(&again, None).await;
         }
         // A refusal in a fan-out that met its level: the next writes
         // should not meet it again (review-fix26 M1).

@@ -85,7 +85,7 @@ impl RocksEngine {
     pub fn open(path: impl AsRef<Path>, opts: EngineOptions) -> Result<Self, EngineError> {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)?;
-        let (db, db_opts, cache) = open::open_db(&path, &opts)?;
+        let open::Opened { db, db_opts, cache } = open::open_db(&path, &opts)?;
         let db = Arc::new(db);
 
         let sync_failed = Arc::new(Mutex::new(None));

@@ -119,7 +119,7 @@ impl Dest {
     }
 
     /// Parses a key back into its queue, lane and sequence number.
-    pub fn parse_key(key: &[u8]) -> Option<(Dest, Lane, u64)> {
+    pub fn parse_key(key: &[u8]) -> Option<EntryKey> {
         let (&kind, rest) = key.split_first()?;
         let (&len, rest) = rest.split_first()?;
         let len = len as usize;
@@ -128,13 +128,22 @@ impl Dest {
         }
         let name = std::str::from_utf8(&rest[..len]).ok()?.to_string();
         let seq = u64::from_be_bytes(rest[len..].try_into().ok()?);
-        match kind {
-            b'd' => Some((Dest::Dc(name), Lane::Backlog, seq)),
-            b'u' => Some((Dest::Dc(name), Lane::Urgent, seq)),
-            b'n' => Some((Dest::Node(name), Lane::Backlog, seq)),
-            _ => None,
-        }
+        let (dest, lane) = match kind {
+            b'd' => (Dest::Dc(name), Lane::Backlog),
+            b'u' => (Dest::Dc(name), Lane::Urgent),
+            b'n' => (Dest::Node(name), Lane::Backlog),
+            _ => return None,
+        };
+        Some(EntryKey { dest, lane, seq })
     }
+}
+
+/// A queued entry's key, parsed ([`Dest::parse_key`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryKey {
+    pub dest: Dest,
+    pub lane: Lane,
+    pub seq: u64,
 }
 
 /// Encodes a queued entry.
@@ -178,7 +187,12 @@ mod tests {
             for &lane in d.lanes() {
                 for seq in [0, 1, 255, 256, u64::MAX - 1] {
                     let k = d.key(lane, seq);
-                    assert_eq!(Dest::parse_key(&k), Some((d.clone(), lane, seq)));
+                    let parsed = Some(EntryKey {
+                        dest: d.clone(),
+                        lane,
+                        seq,
+                    });
+                    assert_eq!(Dest::parse_key(&k), parsed);
                     assert!(k >= d.prefix(lane) && k < d.prefix_end(lane));
                 }
             }

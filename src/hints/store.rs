@@ -15,7 +15,7 @@
 
 use super::counts::{Backlog, Counts};
 use super::intent::InFlight;
-use super::queue::{encode_entry, Dest, Lane};
+use super::queue::{encode_entry, Dest, EntryKey, Lane};
 use super::{now_ms, HintsConfig};
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
@@ -71,7 +71,7 @@ impl Store {
             from = last.clone();
             from.push(0);
             for (k, v) in &page {
-                if let Some((dest, lane, seq)) = Dest::parse_key(k) {
+                if let Some(EntryKey { dest, lane, seq }) = Dest::parse_key(k) {
                     let b = found.entry((dest, lane)).or_default();
                     b.entries += 1;
                     b.bytes += v.len() as u64;

@@ -53,7 +53,7 @@ pub(crate) fn on_disk(store: &Store, dest: &Dest) -> Vec<u64> {
     let rows = store.engine().scan_raw(Cf::Hints, &from, &to, 1000);
     rows.expect("scan")
         .iter()
-        .filter_map(|(k, _)| Dest::parse_key(k).map(|p| p.2))
+        .filter_map(|(k, _)| Dest::parse_key(k).map(|p| p.seq))
         .collect()
 }
 

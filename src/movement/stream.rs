@@ -236,13 +236,22 @@ impl<S: RangeSource> Streamer<S> {
 
     /// The committed cursor of `gain`'s range.
     pub async fn cursor(&self, gain: &Gain) -> Result<Cursor, StreamError> {
-        let (engine, id, ks, range) = self.key_of(gain);
+        let RangeKey {
+            engine,
+            id,
+            ks,
+            range,
+        } = self.key_of(gain);
         blocking(move || Ok(cursor::load(&*engine, &id, &ks, range)?)).await
     }
 
-    fn key_of(&self, gain: &Gain) -> (Arc<dyn Engine>, String, String, TokenRange) {
-        let ks = gain.keyspace.clone();
-        (self.engine.clone(), self.stream_id.clone(), ks, gain.range)
+    fn key_of(&self, gain: &Gain) -> RangeKey {
+        RangeKey {
+            engine: self.engine.clone(),
+            id: self.stream_id.clone(),
+            ks: gain.keyspace.clone(),
+            range: gain.range,
+        }
     }
 
     async fn range(&self, gain: &Gain, rates: &mut Rates) -> Result<(), StreamError> {
@@ -319,7 +328,12 @@ impl<S: RangeSource> Streamer<S> {
         };
         let keys = page.rows.len() as u64;
         let bytes = page_bytes(&page);
-        let (engine, id, ks, range) = self.key_of(gain);
+        let RangeKey {
+            engine,
+            id,
+            ks,
+            range,
+        } = self.key_of(gain);
         let cursor = next.clone();
         blocking(move || {
             let mut batch = WriteBatch::new();
@@ -333,6 +347,16 @@ impl<S: RangeSource> Streamer<S> {
         self.progress.add(keys, bytes);
         Ok(next)
     }
+}
+
+/// What a blocking load or save of one range's cursor takes along
+/// ([`Streamer::key_of`]): the engine, the stream's id, the keyspace and
+/// the range.
+struct RangeKey {
+    engine: Arc<dyn Engine>,
+    id: String,
+    ks: String,
+    range: TokenRange,
 }
 
 /// Keys plus encoded records: what the progress and the cap count.

@@ -250,7 +250,11 @@ impl SubRing {
     /// The joiner takes a piece of the interval ending at vnode `g + 1`,
     /// right after vnode `g`: the cost at the best split, and its offset.
     fn evaluate(&self, g: usize, targets: &[f64], quota: f64) -> Option<(f64, u64)> {
-        let (after, d, w) = self.predict(g)?;
+        let Prediction {
+            loads: after,
+            change: d,
+            width: w,
+        } = self.predict(g)?;
         // The residuals to minimise: the others' loads less their targets;
         // the joiner's gain from this token less its quota.
         let j = self.joiner.0 as usize;
@@ -272,7 +276,7 @@ impl SubRing {
     /// nothing, the change per unit cut off (+1 gains, -1 loses), and the
     /// width of the gap. Exact: the walks that can pass the gap are re-run
     /// on the ring with the token inserted.
-    fn predict(&self, g: usize) -> Option<(Vec<f64>, Vec<f64>, u64)> {
+    fn predict(&self, g: usize) -> Option<Prediction> {
         let m = self.len();
         let g1 = (g + 1) % m;
         let w = self.width(g1);
@@ -318,8 +322,21 @@ impl SubRing {
         let mut d = vec![0.0; loads.len()];
         at_t.iter().for_each(|n| d[n.0 as usize] += 1.0);
         at_g1.iter().for_each(|n| d[n.0 as usize] -= 1.0);
-        Some((loads, d, w))
+        Some(Prediction {
+            loads,
+            change: d,
+            width: w,
+        })
     }
+}
+
+/// What a joiner's token right after vnode `g` gives ([`SubRing::predict`]):
+/// the loads if it cut off nothing, the change in each node's load per unit
+/// it cuts off, and the width of the gap.
+struct Prediction {
+    loads: Vec<f64>,
+    change: Vec<f64>,
+    width: u64,
 }
 
 #[cfg(test)]
@@ -350,7 +367,7 @@ mod tests {
                 }
             }
             for g in 0..sub.len() {
-                let Some((loads, d, w)) = sub.predict(g) else { continue };
+                let Some(Prediction { loads, change: d, width: w }) = sub.predict(g) else { continue };
                 let offset = ((w as f64 * frac) as u64).clamp(1, w - 1);
                 let mut real = sub.clone();
                 real.insert(sub.tokens[g].wrapping_add(offset));

@@ -9,10 +9,10 @@
 //! in flight once the gather is done finishes in one background task. Must
 //! not mint a write (`update_here` does, once).
 
-use super::{Fanout, Planned, StaleSlot};
+use super::{Fanout, Planned, Round, StaleSlot};
 use crate::coordinator::consistency::{AckCounts, OpKind, Requirement};
 use crate::coordinator::gather::{Answer, Gather, Step, Wait};
-use crate::coordinator::{Coordinator, Plan, WriteRequest};
+use crate::coordinator::Coordinator;
 use crate::error::GeokvError;
 use crate::hints::intent::Intent;
 use crate::hints::waiters::{StreamFailure, StreamWait};
@@ -20,7 +20,6 @@ use crate::hints::{Appended, Awaited};
 use crate::mutation::Minted;
 use crate::replica::handle::{Handle, HandleError, Merge, PlannedOn};
 use crate::topology::{NodeIdx, NodeInfo};
-use crate::view::ClusterView;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeMap;
@@ -68,21 +67,26 @@ struct Remote<'a> {
 }
 
 impl Coordinator {
-    /// One fan-out of a minted write on `view`: our datacenter's targets
-    /// directly, the remote datacenters through their streams (the entries
-    /// committed with the write on the first fan-out, `appended`; urgent
-    /// ones appended now on a later one), gathered to `plan`'s level.
+    /// One fan-out of a minted write on `round.view`: our datacenter's
+    /// targets directly, the remote datacenters through their streams (the
+    /// entries committed with the write on the first fan-out, `appended`;
+    /// urgent ones appended now on a later one), gathered to `round.plan`'s
+    /// level.
     /// Returns `(acks, hints)` or the failure (never "nothing applied": the
     /// write is minted, see `after_minting`), and the first replica that
     /// refused the write as planned on an older view, with its version.
     pub(super) async fn fan_out(
         &self,
-        view: &ClusterView,
-        req: &WriteRequest,
-        (plan, to): (&Plan<'_>, &Fanout),
-        minted: &Minted,
-        (appended, deadline): (Option<Appended>, Instant),
+        round: &Round<'_>,
+        appended: Option<Appended>,
     ) -> (Result<(u32, u32), GeokvError>, Option<(NodeInfo, u64)>) {
+        let Round {
+            req,
+            to,
+            minted,
+            deadline,
+            ..
+        } = *round;
         let stale = StaleSlot::default();
         let mut calls = InFlight::default();
         let res = async {
@@ -90,16 +94,15 @@ impl Coordinator {
             let (tx, rx) = mpsc::channel::<Answer<()>>(
                 (to.sizes.values().sum::<u32>() as usize).max(1) + to.remote_dcs.len(),
             );
-            let sent = (&stale, deadline, &mut calls);
-            let (pending, acks) = (self.send_local(view, to, minted, intents, sent, &tx)).await?;
-            let mut pending = pending;
+            let sent = self.send_local(round, intents, &stale, &mut calls, &tx);
+            let (mut pending, acks) = sent.await?;
             for wait in waits {
                 let settles = to.sizes.get(&wait.dc).copied().unwrap_or(0);
                 *pending.entry(wait.dc.clone()).or_default() += settles;
                 spawn_stream_wait(wait, settles, deadline, tx.clone());
             }
             let timeout_ms = req.timeout.as_millis() as u64;
-            let requirement = plan.requirement.clone();
+            let requirement = round.plan.requirement.clone();
             let gather = Gather::new(
                 Wait {
                     level: req.level,
@@ -112,8 +115,7 @@ impl Coordinator {
                 pending,
                 acks,
             );
-            self.gather_write(req, plan, to, minted, (gather, &tx, &mut calls), deadline)
-                .await
+            self.gather_write(round, gather, &tx, &mut calls).await
         }
         .await;
         let refused = stale.lock().take();
@@ -149,13 +151,19 @@ impl Coordinator {
     /// answers still expected per datacenter, and the acks so far.
     async fn send_local(
         &self,
-        view: &ClusterView,
-        to: &Fanout,
-        minted: &Minted,
+        round: &Round<'_>,
         mut intents: Vec<Intent>,
-        (stale, deadline, calls): (&StaleSlot, Instant, &mut InFlight),
+        stale: &StaleSlot,
+        calls: &mut InFlight,
         tx: &Answers,
     ) -> Result<(BTreeMap<String, u32>, AckCounts), GeokvError> {
+        let Round {
+            view,
+            to,
+            minted,
+            deadline,
+            ..
+        } = *round;
         let mut acks = AckCounts::default();
         if to.local.contains(&view.me_idx()) {
             *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
@@ -204,13 +212,19 @@ impl Coordinator {
     /// still need the remote datacenters (not yet asked).
     async fn gather_write(
         &self,
-        req: &WriteRequest,
-        plan: &Plan<'_>,
-        to: &Fanout,
-        minted: &Minted,
-        (mut gather, tx, calls): (Gather<()>, &Answers, &mut InFlight),
-        deadline: Instant,
+        round: &Round<'_>,
+        mut gather: Gather<()>,
+        tx: &Answers,
+        calls: &mut InFlight,
     ) -> Result<(u32, u32), GeokvError> {
+        let Round {
+            req,
+            plan,
+            to,
+            minted,
+            deadline,
+            ..
+        } = *round;
         let requirement = &plan.requirement;
         let fallback = matches!(requirement, Requirement::Total { .. })
             && to.wait_for.is_empty()

@@ -43,7 +43,15 @@ async fn a_hint_refused_after_minting_is_maybe_applied() {
     let to = c.fanout(&plan);
     assert!(!to.local.is_empty(), "dc1 replicas, all down: hinted");
     let deadline = Instant::now() + req.timeout;
-    let (res, _) = (c.fan_out(&after, &req, (&plan, &to), &minted, (None, deadline))).await;
+    let round = Round {
+        view: &after,
+        req: &req,
+        plan: &plan,
+        to: &to,
+        minted: &minted,
+        deadline,
+    };
+    let (res, _) = c.fan_out(&round, None).await;
     let err = res.expect_err("the hint store is sealed");
     assert!(!err.nothing_applied(), "{err}");
     // The sealed store's own refusal: ABORTED, "maybe", said once (it was
@@ -177,7 +185,15 @@ async fn a_refused_urgent_append_is_one_clean_maybe_applied_error() {
         ..nothing_along()
     };
     let deadline = Instant::now() + req.timeout;
-    let (res, _) = (c.fan_out(&after, &req, (&plan, &to), &minted, (None, deadline))).await;
+    let round = Round {
+        view: &after,
+        req: &req,
+        plan: &plan,
+        to: &to,
+        minted: &minted,
+        deadline,
+    };
+    let (res, _) = c.fan_out(&round, None).await;
     let status = tonic::Status::from(res.expect_err("the hint store is sealed"));
     assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
     let applied = status.metadata().get(crate::proto::APPLIED_METADATA);

@@ -43,12 +43,18 @@ impl Default for EngineOptions {
     }
 }
 
+/// A database just opened, with what the engine keeps of its opening.
+pub(super) struct Opened {
+    pub db: DB,
+    /// The database options, kept for their statistics.
+    pub db_opts: Options,
+    /// The block cache every column family shares.
+    pub cache: Cache,
+}
+
 /// Opens (creating if missing) the database at `path` with every column
 /// family; returns it with the options kept for statistics and the cache.
-pub(super) fn open_db(
-    path: &Path,
-    opts: &EngineOptions,
-) -> Result<(DB, Options, Cache), EngineError> {
+pub(super) fn open_db(path: &Path, opts: &EngineOptions) -> Result<Opened, EngineError> {
     let cache = Cache::new_lru_cache(opts.block_cache_bytes);
 
     let mut db_opts = Options::default();
@@ -76,5 +82,5 @@ pub(super) fn open_db(
         ColumnFamilyDescriptor::new(cf.name(), cf_opts)
     });
     let db = DB::open_cf_descriptors(&db_opts, path, descriptors).map_err(rocks)?;
-    Ok((db, db_opts, cache))
+    Ok(Opened { db, db_opts, cache })
 }
