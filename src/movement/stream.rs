@@ -236,13 +236,8 @@ impl<S: RangeSource> Streamer<S> {
 
     /// The committed cursor of `gain`'s range.
     pub async fn cursor(&self, gain: &Gain) -> Result<Cursor, StreamError> {
-        let RangeKey {
-            engine,
-            id,
-            ks,
-            range,
-        } = self.key_of(gain);
-        blocking(move || Ok(cursor::load(&*engine, &id, &ks, range)?)).await
+        let k = self.key_of(gain);
+        blocking(move || Ok(cursor::load(&*k.engine, &k.id, &k.ks, k.range)?)).await
     }
 
     fn key_of(&self, gain: &Gain) -> RangeKey {
@@ -328,20 +323,15 @@ impl<S: RangeSource> Streamer<S> {
         };
         let keys = page.rows.len() as u64;
         let bytes = page_bytes(&page);
-        let RangeKey {
-            engine,
-            id,
-            ks,
-            range,
-        } = self.key_of(gain);
+        let k = self.key_of(gain);
         let cursor = next.clone();
         blocking(move || {
             let mut batch = WriteBatch::new();
             for (key, set) in &page.rows {
-                batch.merge_versions(&ks, key, set);
+                batch.merge_versions(&k.ks, key, set);
             }
-            cursor::save(&mut batch, &id, &ks, range, &cursor);
-            Ok(engine.write(batch)?)
+            cursor::save(&mut batch, &k.id, &k.ks, k.range, &cursor);
+            Ok(k.engine.write(batch)?)
         })
         .await?;
         self.progress.add(keys, bytes);

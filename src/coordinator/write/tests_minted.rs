@@ -9,6 +9,26 @@ use crate::coordinator::tests_pending::{coordinator_as, leave_and_seal, put_requ
 use crate::coordinator::Liveness;
 use std::sync::Arc;
 
+/// A later fan-out (nothing appended with the mint) of `minted` on `view`.
+async fn fan_out_again(
+    c: &Coordinator,
+    view: &ClusterView,
+    req: &WriteRequest,
+    plan: &Plan<'_>,
+    to: &Fanout,
+    minted: &Minted,
+) -> Result<(u32, u32), GeokvError> {
+    let round = Round {
+        view,
+        req,
+        plan,
+        to,
+        minted,
+        deadline: Instant::now() + req.timeout,
+    };
+    c.fan_out(&round, None).await.0
+}
+
 /// Only `d` (this node) and `x` (dc2) are up.
 struct OnlyDAndX;
 impl Liveness for OnlyDAndX {
@@ -42,16 +62,7 @@ async fn a_hint_refused_after_minting_is_maybe_applied() {
     let plan = (c.plan(&after, ks, k, level, None, OpKind::Write)).expect("plan");
     let to = c.fanout(&plan);
     assert!(!to.local.is_empty(), "dc1 replicas, all down: hinted");
-    let deadline = Instant::now() + req.timeout;
-    let round = Round {
-        view: &after,
-        req: &req,
-        plan: &plan,
-        to: &to,
-        minted: &minted,
-        deadline,
-    };
-    let (res, _) = c.fan_out(&round, None).await;
+    let res = fan_out_again(&c, &after, &req, &plan, &to, &minted).await;
     let err = res.expect_err("the hint store is sealed");
     assert!(!err.nothing_applied(), "{err}");
     // The sealed store's own refusal: ABORTED, "maybe", said once (it was
@@ -184,16 +195,7 @@ async fn a_refused_urgent_append_is_one_clean_maybe_applied_error() {
         }],
         ..nothing_along()
     };
-    let deadline = Instant::now() + req.timeout;
-    let round = Round {
-        view: &after,
-        req: &req,
-        plan: &plan,
-        to: &to,
-        minted: &minted,
-        deadline,
-    };
-    let (res, _) = c.fan_out(&round, None).await;
+    let res = fan_out_again(&c, &after, &req, &plan, &to, &minted).await;
     let status = tonic::Status::from(res.expect_err("the hint store is sealed"));
     assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
     let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
