@@ -3,7 +3,7 @@
 //! decodes and re-encodes a record on every write.
 //!
 //! Owns the byte layout, the format version bytes and [`DecodeError`]. Must
-//! never panic or over-allocate on corrupt input: every length is checked
+//! not panic or over-allocate on corrupt input, ever: every length is checked
 //! against the bytes that remain, and decoded state is validated so the
 //! invariants `merge` relies on hold.
 //!

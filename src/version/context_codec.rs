@@ -1,8 +1,8 @@
 //! The byte formats of the opaque causal context ([`CausalContext`]).
 //!
 //! Owns the context format versions, their bounds and the key binding.
-//! Must never panic, over-allocate or spend more than linear time on any
-//! input: contexts come from clients.
+//! Must not panic, over-allocate or spend more than linear time on any
+//! input, ever: contexts come from clients.
 //!
 //! ```text
 //! context := 1:u8  clock                                  a bare clock (unbound; earlier releases)

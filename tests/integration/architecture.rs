@@ -11,6 +11,7 @@
 
 mod confined;
 mod fn_length;
+mod opening;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

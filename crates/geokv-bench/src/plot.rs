@@ -3,6 +3,7 @@
 //! second over the run.
 //!
 //! Owns file output of plots only; plotters' errors become [`BenchError::Plot`].
+//! Must not: run or measure anything: it draws what a phase recorded.
 use std::path::Path;
 
 use plotters::prelude::*;

@@ -1,9 +1,9 @@
 //! [`ConsistencyLevel`]: the level a request names, its canonical name and
 //! its parsing from text (CLI flags, config files).
 //!
-//! Owns no semantics: what each level requires (the acks, from which
-//! datacenters) is the server's business (`geokv::consistency`);
-//! the wire mapping is `level.rs`'s.
+//! Must not: give a level semantics (what each level requires, the acks
+//! and from which datacenters, is the server's business:
+//! `geokv::consistency`), nor map it to the wire (`level.rs`'s).
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,8 +1,8 @@
 //! The mapping between [`ConsistencyLevel`] and the wire enum
 //! [`pb::Consistency`]: the only place the two meet.
 //!
-//! Owns no semantics: what each level requires is the server's business
-//! (`geokv::consistency`).
+//! Must not: give a level semantics (what each level requires is the
+//! server's business: `geokv::consistency`).
 use crate::proto::v1 as pb;
 use crate::ConsistencyLevel;
 

@@ -4,6 +4,9 @@
 //! to retry. Its own crate: it depends on no server code (no RocksDB); the
 //! server depends on it for [`ConsistencyLevel`] and the wire types.
 //!
+//! Must not: depend on server code (the `geokv` package, RocksDB), nor
+//! retry a write that may have been applied.
+//!
 //! # Layout
 //!
 //! | file | owns |

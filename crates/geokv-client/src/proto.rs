@@ -2,7 +2,8 @@
 //! `proto/geokv/v1/client.proto` with the `Kv` client stub only. The server
 //! reuses these messages (it generates just the `Kv` server stub over them),
 //! so a request built here is the very type the server decodes.
-//! Owns nothing else: conversions live next to the code that needs them.
+//! Must not: hold conversions or logic: they live next to the code that
+//! needs them.
 //!
 //! Most programs use [`Client`](crate::Client); these types are for tools
 //! that speak the wire protocol themselves.

@@ -1,8 +1,7 @@
 //! The read request builder [`Get`] and its per-call [`ReadOptions`]: fills
 //! in the client's defaults, sends a `GetRequest`, returns a [`GetResult`].
 //!
-//! Owns nothing about reconciliation: siblings come back as the server
-//! merged them.
+//! Must not: reconcile siblings: they come back as the server merged them.
 use std::future::IntoFuture;
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! What the Status RPC tells a client: the cluster's nodes (datacenter, rack,
 //! address, up/down, φ) and keyspaces, as plain Rust types.
 //!
-//! Owns the conversion from the wire message only; rendering is the CLI's.
+//! Owns the conversion from the wire message only.
+//! Must not: render it (the CLI's job) or call the cluster.
 use std::collections::BTreeMap;
 
 use crate::proto::v1 as pb;

@@ -1,8 +1,8 @@
 //! The values SDK calls return: siblings, the opaque causal context, and the
 //! results of get / put / delete; conversions from their wire messages.
 //!
-//! Owns no I/O and no interpretation of the context: it is the server's
-//! encoding of a dotted version vector and must be handed back byte for byte.
+//! Must not: do I/O, or interpret the context: it is the server's encoding
+//! of a dotted version vector and must be handed back byte for byte.
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;

@@ -4,6 +4,7 @@
 //!
 //! Writes are not idempotent (a resent write is a second version), so they
 //! are retried only after a connect error; see [`RetryPolicy`](crate::RetryPolicy).
+//! Must not: resend a write itself: the attempt loop does, by that rule.
 use std::future::IntoFuture;
 use std::time::Duration;
 

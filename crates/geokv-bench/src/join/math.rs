@@ -2,7 +2,8 @@
 //! over a window, the fraction of replicas a join moved against the ideal,
 //! whether a node's compaction backlog is empty (its `/metrics` parsed by
 //! [`geokv::admin::exposition`]), and which foreground samples fall in a
-//! window. Pure: no clock, no I/O.
+//! window.
+//! Must not: read a clock or do any I/O (pure arithmetic).
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
