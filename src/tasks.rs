@@ -3,14 +3,17 @@
 //! to every peer, a layout fetch, a decommission running on after its
 //! `POST`): handed to the node's task set through a cloneable [`Spawner`],
 //! so the node's stop waits for it or aborts it and its panic is reported
-//! (`node::tasks`). A task's failure is a typed [`TaskError`].
+//! (`node::tasks`). A task's failure is a typed [`TaskError`]. A task that
+//! must carry requests through the stop's drain (a peer's batching lane)
+//! is spawned *last* ([`Spawner::spawn_last`]): it runs on through the
+//! drain and is told to end by [`Spawner::late`], after it.
 //! Must not: know what the tasks do, or decide the shutdown order (that is
 //! `node::tasks`).
 
 use std::future::Future;
 use std::pin::Pin;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Why a node task ended other than well.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,8 @@ pub type BoxTask = Pin<Box<dyn Future<Output = TaskResult> + Send>>;
 pub struct Spawned {
     pub name: &'static str,
     pub task: BoxTask,
+    /// Spawned with [`Spawner::spawn_last`]: waited for after the drain.
+    pub last: bool,
 }
 
 /// Where a subsystem spawns its background tasks: the node's task set, or,
@@ -48,6 +53,8 @@ pub struct Spawned {
 pub struct Spawner {
     /// `None`: detached on the current runtime.
     owner: Option<mpsc::UnboundedSender<Spawned>>,
+    /// The owner's signal to the last tasks (`None`: never given).
+    late: Option<watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Spawner {
@@ -69,12 +76,50 @@ impl Spawner {
     /// A spawner whose tasks arrive on the receiver (the node's task set).
     pub fn channel() -> (Spawner, mpsc::UnboundedReceiver<Spawned>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Spawner { owner: Some(tx) }, rx)
+        let owner = Some(tx);
+        (Spawner { owner, late: None }, rx)
+    }
+
+    /// This spawner, its last tasks told to end when `late` turns true.
+    pub fn with_late(self, late: watch::Receiver<bool>) -> Self {
+        let late = Some(late);
+        Spawner { late, ..self }
     }
 
     /// Runs `task` as `name`. Once the owner has stopped (the node ended),
     /// the task is dropped without running: nothing starts after a stop.
     pub fn spawn(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        self.hand(name, false, task);
+    }
+
+    /// [`Spawner::spawn`] for a task that serves the node's requests in
+    /// flight: it runs on through the stop's drain, and must end soon
+    /// after [`Spawner::late`] resolves.
+    pub fn spawn_last(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        self.hand(name, true, task);
+    }
+
+    /// Resolves when the owner tells its last tasks to end (its drain is
+    /// over, or it is gone); never for a detached spawner, whose tasks end
+    /// on their own.
+    pub fn late(&self) -> impl Future<Output = ()> + Send + 'static {
+        let late = self.late.clone();
+        async move {
+            match late {
+                Some(mut late) => {
+                    let _ = late.wait_for(|l| *l).await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn hand(
+        &self,
+        name: &'static str,
+        last: bool,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
         match &self.owner {
             None => {
                 tokio::spawn(task);
@@ -84,7 +129,7 @@ impl Spawner {
                     task.await;
                     Ok(())
                 });
-                if owner.send(Spawned { name, task }).is_err() {
+                if owner.send(Spawned { name, task, last }).is_err() {
                     tracing::debug!(task = name, "the node has stopped: task not started");
                 }
             }

@@ -122,7 +122,7 @@ fn start(
     let faults = Arc::new(Faults::new(cfg.fault_injection));
     let tls = Tls::load(&cfg.tls, &me.id)?;
     tls.spawn_reload(Duration::from_secs(5), shutdown.clone());
-    let peers = Arc::new(Peers::new(me.clone(), faults, &tls));
+    let peers = Arc::new(Peers::new(me.clone(), faults, &tls).lanes_in(tasks.spawner()));
     // The members and this node (listed last), so gossip can run from a
     // node that is no longer in the ring.
     let mut nodes = s.cluster.current().ring.nodes().to_vec();

@@ -20,8 +20,9 @@
 //!
 //! Subsystems hand their own background tasks (pushes to peers, a
 //! decommission) over through [`TaskSet::spawner`] (`crate::tasks`): they
-//! end with the others in step 2, and once the set is gone a task handed
-//! over is dropped unstarted. Their failure or panic is logged and named in
+//! end with the others in step 2 (or, handed over as last ones, as a
+//! peer's batching lane that carries the requests of the drain, in step
+//! 3), and once the set is gone a task handed over is dropped unstarted. Their failure or panic is logged and named in
 //! [`Outcome::reported`] but does not stop the node (a push lost is
 //! carried by gossip or anti-entropy).
 //!
@@ -93,12 +94,13 @@ pub(super) struct TaskSet {
 
 impl Default for TaskSet {
     fn default() -> Self {
+        let late = watch::channel(false).0;
         let (spawner, handed) = Spawner::channel();
         TaskSet {
             set: JoinSet::new(),
             running: HashMap::new(),
-            late: watch::channel(false).0,
-            spawner,
+            spawner: spawner.with_late(late.subscribe()),
+            late,
             handed,
         }
     }
@@ -113,7 +115,8 @@ impl TaskSet {
     }
 
     /// Where subsystems hand their background tasks over: each must end
-    /// soon after the shutdown signal, like [`TaskSet::spawn`]'s.
+    /// soon after the shutdown signal, like [`TaskSet::spawn`]'s, or, spawned
+    /// with [`Spawner::spawn_last`], soon after [`TaskSet::late_signal`].
     pub fn spawner(&self) -> Spawner {
         self.spawner.clone()
     }
@@ -176,9 +179,9 @@ impl TaskSet {
         }
     }
 
-    fn adopt(&mut self, Spawned { name, task }: Spawned) {
+    fn adopt(&mut self, Spawned { name, task, last }: Spawned) {
         let abort = self.set.spawn(task);
-        let (last, handed) = (false, true);
+        let handed = true;
         let entry = Entry {
             name,
             last,

@@ -72,7 +72,7 @@ pub(super) fn build(
     let faults = Arc::new(Faults::new(cfg.fault_injection));
     let tls = Tls::load(&cfg.tls, &me.id)?;
     tls.spawn_reload(Duration::from_secs(5), shutdown.clone());
-    let peers = Arc::new(Peers::new(me.clone(), faults.clone(), &tls));
+    let peers = Arc::new(Peers::new(me.clone(), faults.clone(), &tls).lanes_in(spawner.clone()));
     let (gossiper, liveness) = gossip(cfg, s, s.cluster.current().ring.nodes().to_vec())?;
     let hints = Arc::new(Hints::open(
         s.engine.clone(),

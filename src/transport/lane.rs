@@ -10,12 +10,16 @@
 //! panic of its own, its channel closed) is replaced by the next
 //! submit; the entries it held settle truthfully: [`Settled::NotSent`] for
 //! those it had not handed to a call, [`Settled::Lost`] (maybe applied)
-//! for those it had. The task ends when the lane is dropped and its calls
-//! are done. Must not: interpret outcomes or retry (the call function
+//! for those it had. The task runs in the node's task set as a last one
+//! (`crate::tasks::Spawner::spawn_last`): it carries requests through the
+//! stop's drain; told to end after it, it takes no more entries and ends
+//! once those it holds are settled, as it does when the lane is dropped.
+//! Must not: interpret outcomes or retry (the call function
 //! maps a failed call to per-entry outcomes; callers decide what they
 //! mean).
 
 use super::batch::{Action, BatchId, Batcher, EntryId, Limits};
+use crate::tasks::Spawner;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
@@ -84,18 +88,27 @@ pub struct Lane<E, O> {
     call: CallFn<E, O>,
     /// The peer named on the lane's gauges (none: no gauges).
     label: Option<String>,
+    /// Where the lane's task runs (and a replacement of it).
+    spawner: Spawner,
     tx: parking_lot::Mutex<mpsc::UnboundedSender<Submit<E, O>>>,
 }
 
 impl<E: Send + 'static, O: Send + 'static> Lane<E, O> {
-    /// Spawns the lane's task on the current runtime; `label` names the
-    /// peer on the lane's gauges.
-    pub fn spawn(limits: Limits, call: CallFn<E, O>, label: Option<String>) -> Self {
-        let tx = spawn_task(limits, call.clone(), label.clone());
+    /// Spawns the lane's task through `spawner` (a last task of the node's
+    /// set, or detached); `label` names the peer on the lane's gauges.
+    pub fn spawn(
+        limits: Limits,
+        call: CallFn<E, O>,
+        label: Option<String>,
+        spawner: &Spawner,
+    ) -> Self {
+        let spawner = spawner.clone();
+        let tx = spawn_task(limits, call.clone(), label.clone(), &spawner);
         Lane {
             limits,
             call,
             label,
+            spawner,
             tx: parking_lot::Mutex::new(tx),
         }
     }
@@ -130,7 +143,12 @@ impl<E: Send + 'static, O: Send + 'static> Lane<E, O> {
         if tx.is_closed() {
             tracing::warn!(peer = ?self.label, "a batching lane's task died; replaced");
             metrics::counter!("geokv_internode_lane_restarts_total").increment(1);
-            *tx = spawn_task(self.limits, self.call.clone(), self.label.clone());
+            *tx = spawn_task(
+                self.limits,
+                self.call.clone(),
+                self.label.clone(),
+                &self.spawner,
+            );
         }
         tx.clone()
     }
@@ -140,9 +158,11 @@ fn spawn_task<E: Send + 'static, O: Send + 'static>(
     limits: Limits,
     call: CallFn<E, O>,
     label: Option<String>,
+    spawner: &Spawner,
 ) -> mpsc::UnboundedSender<Submit<E, O>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(Batcher::new(limits), rx, call, label));
+    let task = run(Batcher::new(limits), rx, call, label, spawner.late());
+    spawner.spawn_last("batching lane", task);
     tx
 }
 
@@ -158,12 +178,17 @@ struct Task<E, O> {
     call: CallFn<E, O>,
 }
 
+/// The lane's task: until the lane is dropped or `late` resolves, then
+/// until the entries it holds are settled.
 async fn run<E: Send + 'static, O: Send + 'static>(
     mut batcher: Batcher,
     mut rx: mpsc::UnboundedReceiver<Submit<E, O>>,
     call: CallFn<E, O>,
     label: Option<String>,
+    late: impl std::future::Future<Output = ()> + Send,
 ) {
+    let mut late = std::pin::pin!(late);
+    let mut told = false;
     let gauges = label.map(|peer| {
         (
             metrics::gauge!("geokv_internode_lane_entries", "peer" => peer.clone()),
@@ -200,6 +225,13 @@ async fn run<E: Send + 'static, O: Send + 'static>(
             },
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                 batcher.tick(Instant::now())
+            }
+            // Told to end: no new entries (a later submit finds the lane
+            // closed); those already submitted are still sent.
+            () = &mut late, if !told => {
+                told = true;
+                rx.close();
+                Vec::new()
             }
         };
         for a in actions {

@@ -86,6 +86,9 @@ pub struct Peers {
     lanes: parking_lot::Mutex<HashMap<String, Arc<replica_batch::WriteLane>>>,
     /// Each peer's lane of batched replica reads ([`read_batch`]).
     read_lanes: parking_lot::Mutex<HashMap<String, Arc<read_batch::ReadLane>>>,
+    /// Where the lanes' tasks run: the node's task set, as last tasks
+    /// ([`Peers::lanes_in`]); detached without a node.
+    lane_tasks: crate::tasks::Spawner,
     faults: Arc<Faults>,
     tls: tls::Tls,
     /// This node's id as the `geokv-from` value, parsed once.
@@ -104,11 +107,22 @@ impl Peers {
             channels: parking_lot::Mutex::new(HashMap::new()),
             lanes: parking_lot::Mutex::new(HashMap::new()),
             read_lanes: parking_lot::Mutex::new(HashMap::new()),
+            lane_tasks: crate::tasks::Spawner::detached(),
             from: me.id.parse().ok(),
             batch_reads: std::env::var_os(BATCH_READS_ENV).is_some_and(|v| v == "1"),
             me,
             faults,
             tls: tls.clone(),
+        }
+    }
+
+    /// These peers, their batching lanes run by `spawner` (the node's task
+    /// set: a lane carries requests through the stop's drain and ends
+    /// after it).
+    pub fn lanes_in(self, spawner: crate::tasks::Spawner) -> Self {
+        Peers {
+            lane_tasks: spawner,
+            ..self
         }
     }
 

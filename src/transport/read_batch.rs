@@ -29,6 +29,7 @@ use crate::proto::v1::internode::{
     ReplicaReadBatchEntry, ReplicaReadBatchRequest, ReplicaReadBatchResponse,
     ReplicaReadBatchResult, ReplicaReadRequest, ReplicaReadResponse,
 };
+use crate::tasks::Spawner;
 use crate::topology::NodeInfo;
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -104,7 +105,7 @@ impl Peers {
             peers: Arc::downgrade(self),
             to: to.clone(),
         };
-        let (lane, support) = read_lane_over(net, read_limits());
+        let (lane, support) = read_lane_over(net, read_limits(), &self.lane_tasks);
         let lane = Arc::new(ReadLane {
             addr: to.peer_address,
             lane,
@@ -161,6 +162,7 @@ fn settled_read(peer: &str, timeout: Duration, s: Option<Settled<ReadOutcome>>) 
 pub fn read_lane_over<W: ReadWire>(
     wire: W,
     limits: Limits,
+    spawner: &Spawner,
 ) -> (Lane<ReplicaReadBatchEntry, ReadOutcome>, Arc<Support>) {
     let (wire, support) = (Arc::new(wire), Arc::new(Support::default()));
     let s = support.clone();
@@ -168,7 +170,7 @@ pub fn read_lane_over<W: ReadWire>(
         let (wire, support) = (wire.clone(), s.clone());
         Box::pin(async move { send(&*wire, &support, items).await })
     });
-    (Lane::spawn(limits, call, None), support)
+    (Lane::spawn(limits, call, None, spawner), support)
 }
 
 /// Sends one batch (or, to a peer marked single-only, its entries one by

@@ -31,6 +31,7 @@ use super::{PeerVerdict, Peers, TransportError};
 use crate::proto::v1::internode::{
     ReplicaBatchEntry, ReplicaBatchResponse, ReplicaBatchResult, ReplicaWriteRequest,
 };
+use crate::tasks::Spawner;
 use crate::topology::NodeInfo;
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
@@ -105,7 +106,7 @@ impl Peers {
             peers: Arc::downgrade(self),
             to: to.clone(),
         };
-        let (lane, support) = lane_over(net, Limits::default());
+        let (lane, support) = lane_over(net, Limits::default(), &self.lane_tasks);
         let lane = Arc::new(WriteLane {
             addr: to.peer_address,
             lane,
@@ -157,6 +158,7 @@ fn settled_error(
 pub fn lane_over<W: Wire>(
     wire: W,
     limits: Limits,
+    spawner: &Spawner,
 ) -> (
     Lane<ReplicaBatchEntry, Result<(), TransportError>>,
     Arc<Support>,
@@ -168,7 +170,7 @@ pub fn lane_over<W: Wire>(
         let (wire, support) = (wire.clone(), s.clone());
         Box::pin(async move { send(&*wire, &support, items).await })
     });
-    (Lane::spawn(limits, call, label), support)
+    (Lane::spawn(limits, call, label, spawner), support)
 }
 
 /// Sends one batch (or, to a peer marked single-only, its entries one by

@@ -224,3 +224,41 @@ async fn the_node_stop_leaves_none_of_the_subsystems_tasks_running() {
     );
     assert!(flags[2].load(Ordering::SeqCst), "dropped unstarted");
 }
+
+/// Issue 10: a peer's batching lane is a last task of the set. A request
+/// of the drain (the client server finishing one 2 s after the signal)
+/// still goes through it, and it ends after the drain on its own, so
+/// nothing is aborted and a later submit is not sent.
+#[tokio::test(start_paused = true)]
+async fn a_batching_lane_serves_through_the_drain_and_ends_after_it() {
+    use crate::transport::batch::Limits;
+    use crate::transport::lane::{CallFn, Lane, Settled};
+    let (stop, sd) = watch::channel(false);
+    let mut tasks = TaskSet::default();
+    let call: CallFn<u32, u32> = Arc::new(|items| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            items.into_iter().map(|(i, _)| i * 2).collect()
+        })
+    });
+    let lane = Arc::new(Lane::spawn(Limits::default(), call, None, &tasks.spawner()));
+    let (through, in_flight) = (lane.clone(), until_stop(sd.clone()));
+    tasks.spawn("client", async move {
+        in_flight.await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        match through.submit(21, 8, deadline).await {
+            Settled::Answered(42) => Ok(()),
+            other => Err(format!("the lane did not serve the drain: {other:?}")),
+        }
+    });
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = signal.send(true);
+    });
+    let out = tasks.run(&stop, sd, G).await;
+    assert_eq!(out, Outcome::default(), "served, then ended unaborted");
+    let after = lane.submit(1, 8, Instant::now() + Duration::from_secs(1));
+    assert_eq!(after.await, Settled::NotSent, "the lane ended with the set");
+}

@@ -21,7 +21,10 @@ fn echo_lane() -> (Lane<u32, u32>, Arc<Mutex<Vec<usize>>>) {
             items.into_iter().map(|(i, _)| i * 10).collect()
         })
     });
-    (Lane::spawn(Limits::default(), call, None), sizes)
+    (
+        Lane::spawn(Limits::default(), call, None, &Spawner::detached()),
+        sizes,
+    )
 }
 
 #[tokio::test(start_paused = true)]
@@ -74,7 +77,7 @@ async fn a_queued_entry_past_its_deadline_expires_unsent() {
 async fn a_short_answer_leaves_the_rest_lost_not_expired() {
     let call: CallFn<u32, u32> =
         Arc::new(|_items: Vec<(u32, Instant)>| Box::pin(async { Vec::new() }));
-    let lane = Lane::spawn(Limits::default(), call, None);
+    let lane = Lane::spawn(Limits::default(), call, None, &Spawner::detached());
     let far = Instant::now() + Duration::from_secs(1);
     assert_eq!(lane.submit(1, 10, far).await, Settled::Lost);
 }
@@ -105,7 +108,7 @@ async fn a_dead_task_is_replaced_and_its_entries_settle_truthfully() {
         max_bytes: 10,
         ..Limits::default()
     };
-    let lane = Arc::new(Lane::spawn(limits, call, None));
+    let lane = Arc::new(Lane::spawn(limits, call, None, &Spawner::detached()));
     let far = Instant::now() + Duration::from_secs(5);
     let spawn = |i: u32| {
         let lane = lane.clone();
@@ -137,7 +140,12 @@ async fn a_misaligned_answer_is_lost_for_every_entry() {
             items.into_iter().skip(1).map(|(i, _)| i * 10).collect()
         })
     });
-    let lane = Arc::new(Lane::spawn(Limits::default(), call, None));
+    let lane = Arc::new(Lane::spawn(
+        Limits::default(),
+        call,
+        None,
+        &Spawner::detached(),
+    ));
     let far = Instant::now() + Duration::from_secs(5);
     let all = (0..4u32).map(|i| {
         let lane = lane.clone();
@@ -164,7 +172,7 @@ async fn past_the_cap_a_submit_is_shed_at_once() {
         max_held_entries: 2,
         ..Limits::default()
     };
-    let lane = Arc::new(Lane::spawn(limits, call, None));
+    let lane = Arc::new(Lane::spawn(limits, call, None, &Spawner::detached()));
     let far = Instant::now() + Duration::from_secs(5);
     let spawn = |i: u32| {
         let lane = lane.clone();
@@ -201,7 +209,7 @@ async fn a_panic_in_one_call_leaves_the_other_calls_answered() {
         max_entries: 1,
         ..Limits::default()
     };
-    let lane = Arc::new(Lane::spawn(limits, call, None));
+    let lane = Arc::new(Lane::spawn(limits, call, None, &Spawner::detached()));
     let far = Instant::now() + Duration::from_secs(5);
     let all = [1u32, 99, 2].map(|i| {
         let lane = lane.clone();

@@ -152,7 +152,11 @@ fn found(s: &Settled<ReadOutcome>) -> Option<bool> {
 #[tokio::test(start_paused = true)]
 async fn reads_queued_behind_a_call_go_as_one_batch_each_with_its_own_outcome() {
     let fake = Fake::default();
-    let (lane, support) = read_lane_over(fake.clone(), Limits::default());
+    let (lane, support) = read_lane_over(
+        fake.clone(),
+        Limits::default(),
+        &crate::tasks::Spawner::detached(),
+    );
     let got = read_all(&lane, &[2, 4, 5, 99, 6], Duration::from_secs(1)).await;
     assert_eq!(*fake.batches.lock(), vec![vec![2], vec![4, 5, 99, 6]]);
     let founds: Vec<Option<bool>> = got.iter().map(found).collect();
@@ -180,7 +184,7 @@ async fn a_stalled_call_holds_a_queued_read_no_longer_than_its_hold() {
         ..Fake::default()
     };
     let limits = Limits::default();
-    let (lane, _) = read_lane_over(fake.clone(), limits);
+    let (lane, _) = read_lane_over(fake.clone(), limits, &crate::tasks::Spawner::detached());
     let deadline = Instant::now() + Duration::from_secs(1);
     let first = lane.submit(entry(2), 8, deadline);
     let started = Instant::now();
@@ -203,7 +207,11 @@ async fn a_stalled_call_holds_a_queued_read_no_longer_than_its_hold() {
 async fn an_old_peer_gets_every_read_single_until_the_mark_expires() {
     let fake = Fake::default();
     *fake.old.lock() = true;
-    let (lane, support) = read_lane_over(fake.clone(), Limits::default());
+    let (lane, support) = read_lane_over(
+        fake.clone(),
+        Limits::default(),
+        &crate::tasks::Spawner::detached(),
+    );
     let got = read_all(&lane, &[2, 4, 5], Duration::from_secs(1)).await;
     let founds: Vec<Option<bool>> = got.iter().map(found).collect();
     assert_eq!(founds, [Some(true), Some(true), Some(false)], "{got:?}");
@@ -232,7 +240,11 @@ async fn a_read_queued_behind_a_stalled_call_goes_out_before_the_speculation_poi
         stall_first: true,
         ..Fake::default()
     };
-    let (lane, _) = read_lane_over(fake.clone(), read_limits());
+    let (lane, _) = read_lane_over(
+        fake.clone(),
+        read_limits(),
+        &crate::tasks::Spawner::detached(),
+    );
     let lane = Arc::new(lane);
     let deadline = Instant::now() + Duration::from_secs(2);
     let submit = |k: u8| {
@@ -257,7 +269,11 @@ async fn a_read_queued_behind_a_stalled_call_goes_out_before_the_speculation_poi
 #[tokio::test(start_paused = true)]
 async fn a_read_over_the_batch_answer_budget_is_read_again_alone() {
     let fake = Fake::default();
-    let (lane, _) = read_lane_over(fake.clone(), read_limits());
+    let (lane, _) = read_lane_over(
+        fake.clone(),
+        read_limits(),
+        &crate::tasks::Spawner::detached(),
+    );
     let got = read_all(&lane, &[2, 78, 4], Duration::from_secs(1)).await;
     let founds: Vec<Option<bool>> = got.iter().map(found).collect();
     assert_eq!(founds, [Some(true), Some(true), Some(true)], "{got:?}");
@@ -274,7 +290,11 @@ async fn a_batch_too_large_to_answer_has_each_read_sent_alone() {
         too_large: true,
         ..Fake::default()
     };
-    let (lane, support) = read_lane_over(fake.clone(), read_limits());
+    let (lane, support) = read_lane_over(
+        fake.clone(),
+        read_limits(),
+        &crate::tasks::Spawner::detached(),
+    );
     let got = read_all(&lane, &[2, 4, 5], Duration::from_secs(1)).await;
     let founds: Vec<Option<bool>> = got.iter().map(found).collect();
     assert_eq!(founds, [Some(true), Some(true), Some(false)], "{got:?}");
@@ -295,7 +315,11 @@ async fn a_batch_call_joins_its_first_entrys_trace() {
     let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
     let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     let fake = Fake::default();
-    let (lane, _) = read_lane_over(fake.clone(), read_limits());
+    let (lane, _) = read_lane_over(
+        fake.clone(),
+        read_limits(),
+        &crate::tasks::Spawner::detached(),
+    );
     let traced = |k: u8| {
         let span = tracing::info_span!("get", key = k);
         let mut e = entry(k);

@@ -90,12 +90,6 @@ const SPAWN_ALLOWED: &[(&str, &str)] = &[
         "drives one HTTP/1 exchange's connection, ended with it",
     ),
     (
-        "transport/lane.rs",
-        "a peer's batching lane: ends when its Peers drops; it must carry \
-         requests in flight through the stop's drain, which a Spawner's \
-         task does not (left, issue 10)",
-    ),
-    (
         "transport/stream.rs",
         "an outbound stream's relays: end when the stream is dropped",
     ),

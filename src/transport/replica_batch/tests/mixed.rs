@@ -78,7 +78,11 @@ fn entry(key: u8) -> ReplicaBatchEntry {
 async fn an_old_peer_gets_every_entry_as_a_single_write_until_the_mark_expires() {
     let fake = Fake::default();
     *fake.old.lock() = true;
-    let (lane, support) = lane_over(fake.clone(), Limits::default());
+    let (lane, support) = lane_over(
+        fake.clone(),
+        Limits::default(),
+        &crate::tasks::Spawner::detached(),
+    );
     let lane = Arc::new(lane);
     let deadline = Instant::now() + Duration::from_secs(1);
     // The first goes alone (a batch the peer refuses); the others queue
@@ -125,7 +129,11 @@ async fn an_old_peer_gets_every_entry_as_a_single_write_until_the_mark_expires()
 async fn a_resend_past_the_entrys_deadline_is_not_sent() {
     let fake = Fake::default();
     *fake.old.lock() = true;
-    let (lane, _support) = lane_over(fake.clone(), Limits::default());
+    let (lane, _support) = lane_over(
+        fake.clone(),
+        Limits::default(),
+        &crate::tasks::Spawner::detached(),
+    );
     // Shorter than the refused batch's round trip.
     let deadline = Instant::now() + RTT / 2;
     match lane.submit(entry(1), 10, deadline).await {
@@ -143,7 +151,11 @@ async fn a_resend_past_the_entrys_deadline_is_not_sent() {
 #[tokio::test(start_paused = true)]
 async fn a_peer_downgraded_in_place_gets_its_refused_batch_resent_as_single_writes() {
     let fake = Fake::default();
-    let (lane, support) = lane_over(fake.clone(), Limits::default());
+    let (lane, support) = lane_over(
+        fake.clone(),
+        Limits::default(),
+        &crate::tasks::Spawner::detached(),
+    );
     let deadline = Instant::now() + Duration::from_secs(1);
     let got = lane.submit(entry(1), 10, deadline).await;
     assert!(matches!(got, Settled::Answered(Ok(()))), "{got:?}");
