@@ -1,5 +1,6 @@
 //! A local cluster of real `geokv node` processes: spawn one per node of a
-//! topology, wait until each answers `/health`, talk to their admin ports
+//! topology, wait until each answers `/health` ([`wait_healthy`], also the
+//! dev cluster's and the integration harness's), talk to their admin ports
 //! (faults, metrics), and stop them with SIGTERM (SIGKILL after 10 s). Used by
 //! `geokv dev` and by the benchmarks (`crates/geokv-bench`), which also
 //! generate their own topologies on addresses of their own ([`topology`]:
@@ -15,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use crate::topology::{NodeInfo, Topology};
 
+mod health;
 mod ports;
 mod topology;
+pub use health::{wait_healthy, Bound};
 pub use topology::{topology_yaml, write_topology};
 
 /// Why a cluster could not be started or an admin request failed.
@@ -94,27 +97,14 @@ impl LocalCluster {
 
     /// Waits until every node answers `/health`; fails as soon as one exits.
     pub async fn wait_ready(&mut self, limit: Duration) -> Result<(), ClusterError> {
-        let started = Instant::now();
+        let bound = health::Bound::from_now(limit);
         for n in self.nodes.clone() {
-            loop {
-                if admin_request_as(&self.access, n.admin_address, "GET", "/health")
-                    .await
-                    .is_ok()
-                {
-                    break;
-                }
-                if let Some((node, status)) = self.exited()? {
-                    return Err(ClusterError::Exited { node, status });
-                }
-                if started.elapsed() > limit {
-                    return Err(ClusterError::NotReady {
-                        node: n.id.clone(),
-                        addr: n.admin_address,
-                        limit,
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let access = self.access.clone();
+            wait_healthy(&access, &n, bound, || match self.exited()? {
+                Some((node, status)) => Err(ClusterError::Exited { node, status }),
+                None => Ok(()),
+            })
+            .await?;
         }
         Ok(())
     }

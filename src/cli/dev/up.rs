@@ -8,9 +8,9 @@
 //! Must not match processes by name: only the records in the data directory.
 use anyhow::Context;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use geokv::local_cluster::{admin_request_as, node_argv, NodeLaunch};
+use geokv::local_cluster::{admin_request_as, node_argv, wait_healthy, Bound, NodeLaunch};
 use geokv::topology::{NodeInfo, Topology, DEV_TOPOLOGY_YAML};
 
 use super::record::DevDir;
@@ -134,26 +134,15 @@ fn node_launch(up: &Up, dev: &DevDir, tls: bool, auth: bool) -> anyhow::Result<N
 
 /// Waits until every node answers `/health`; fails as soon as one exits.
 pub async fn wait_ready(dev: &DevDir, nodes: &[NodeInfo], limit: Duration) -> anyhow::Result<()> {
-    let started = Instant::now();
+    let bound = Bound::from_now(limit);
     let access = dev.admin_access();
     for n in nodes {
-        while admin_request_as(&access, n.admin_address, "GET", "/health")
-            .await
-            .is_err()
-        {
-            let rec = dev.node(&n.id);
-            if rec.running().is_none() {
-                anyhow::bail!("node {} exited; see {}", n.id, rec.log_path().display());
-            }
-            if started.elapsed() > limit {
-                anyhow::bail!(
-                    "node {} did not answer on {} within {limit:?}",
-                    n.id,
-                    n.admin_address
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let rec = dev.node(&n.id);
+        wait_healthy(&access, n, bound, || match rec.running() {
+            Some(_) => Ok(()),
+            None => anyhow::bail!("node {} exited; see {}", n.id, rec.log_path().display()),
+        })
+        .await?;
     }
     Ok(())
 }

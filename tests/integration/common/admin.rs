@@ -71,6 +71,16 @@ pub async fn admin_within(
     Ok(answer.body)
 }
 
+/// How [`admin`] reaches `addr`, for the library's calls
+/// (`geokv::local_cluster::wait_healthy`): the cluster CA and admin token
+/// registered for it.
+pub fn admin_access(addr: SocketAddr) -> geokv::local_cluster::AdminAccess {
+    geokv::local_cluster::AdminAccess {
+        ca: ADMIN_CA.lock().unwrap().get(&addr).cloned(),
+        token: ADMIN_TOKEN.lock().unwrap().get(&addr).cloned(),
+    }
+}
+
 /// The TLS connector [`admin`] dials `addr` with: the cluster CA's, or
 /// none for a plaintext admin port.
 fn admin_tls(addr: SocketAddr) -> Result<Option<tokio_rustls::TlsConnector>, String> {

@@ -11,7 +11,8 @@
 //! nodes with their own arguments and environment, and starts joiners that
 //! are not in the topology.
 
-use super::{admin, admin_over_https, admin_sends_token, yaml, Spec};
+use super::{admin_over_https, admin_sends_token, yaml, Spec};
+use geokv::local_cluster::{wait_healthy, Bound, ClusterError};
 use geokv::proto::v1::StatusRequest;
 use geokv::topology::{NodeInfo, Topology};
 use std::collections::BTreeMap;
@@ -241,24 +242,26 @@ impl Cluster {
         self.wait_healthy(id).await;
     }
 
+    /// Waits (30 s at most) until `id` answers `/health`
+    /// (`geokv::local_cluster::wait_healthy`); panics with its log if it
+    /// exits or stays silent.
     pub async fn wait_healthy(&mut self, id: &str) {
-        let addr = self.node(id).admin_address;
-        let started = Instant::now();
-        loop {
-            if admin(addr, "GET", "/health").await.is_ok() {
-                return;
-            }
-            if let Some(c) = self.children.get_mut(id) {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("node {id} exited: {st}\n{}", self.log(id));
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "node {id} not healthy\n{}",
-                self.log(id)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let node = self.node(id).clone();
+        let access = super::admin_access(node.admin_address);
+        let bound = Bound::from_now(Duration::from_secs(30));
+        let mut child = self.children.get_mut(id);
+        let res = wait_healthy(&access, &node, bound, || match child.as_deref_mut() {
+            Some(c) => match c.try_wait() {
+                Ok(Some(status)) => Err(ClusterError::Exited {
+                    node: id.to_string(),
+                    status,
+                }),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        });
+        if let Err(e) = res.await {
+            panic!("{e}\n{}", self.log(id));
         }
     }
 
