@@ -77,6 +77,71 @@ impl Dev {
         n["state"].as_str().unwrap().to_string()
     }
 
+    /// Runs `geokv dev ARGS --json`: the named `fields` of its object.
+    fn json_step(&self, args: &[&str], fields: &[&str]) -> Vec<Value> {
+        let v = self.json(args);
+        fields.iter().map(|f| v[*f].clone()).collect()
+    }
+
+    /// Starts `geokv dev` on `topo` in `tmp` and waits until it is up.
+    fn start(tmp: &Path, topo: &Path) -> (Dev, PathBuf) {
+        let data = tmp.join("data");
+        let (stdout, stderr) = (tmp.join("dev.out"), tmp.join("dev.err"));
+        let supervisor = Command::new(GEOKV)
+            .args(["dev", "--topology"])
+            .arg(topo)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--", "--gossip-interval-ms", "200"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for("the dev cluster to be up", Duration::from_secs(120), || {
+            std::fs::read_to_string(&stdout)
+                .unwrap_or_default()
+                .contains("is up (3 nodes)")
+        });
+        let dev = Dev {
+            data,
+            supervisor,
+            stderr,
+        };
+        (dev, stdout)
+    }
+
+    /// `geokv getendpoints default KEY --json` against dc1-n1: the ids.
+    fn endpoints(&self, key: &str) -> Vec<String> {
+        let out = Command::new(GEOKV)
+            .args(["getendpoints", "default", key, "--json", "--endpoint"])
+            .arg(self.admin("dc1-n1"))
+            .env("GEOKV_CA", self.data.join("certs/ca.pem"))
+            .env("GEOKV_TOKEN", self.token())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let ep: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut ids: Vec<String> = (ep["endpoints"].as_array().unwrap().iter())
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn token(&self) -> String {
+        let t = std::fs::read_to_string(self.data.join("admin-token")).unwrap();
+        t.trim().to_string()
+    }
+
+    /// The pids of the nodes running now.
+    fn pids(&self) -> Vec<u64> {
+        let s = self.status();
+        let nodes = s["nodes"].as_array().unwrap().iter();
+        nodes.filter_map(|n| n["pid"].as_u64()).collect()
+    }
+
     fn supervisor_log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -145,31 +210,8 @@ fn pid_alive(pid: u64) -> bool {
 #[test]
 fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
     let topo = topology(tmp.path());
-    let stdout = tmp.path().join("dev.out");
-    let stderr = tmp.path().join("dev.err");
-    let supervisor = Command::new(GEOKV)
-        .args(["dev", "--topology"])
-        .arg(&topo)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--", "--gossip-interval-ms", "200"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout).unwrap())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut dev = Dev {
-        data,
-        supervisor,
-        stderr,
-    };
-    wait_for("the dev cluster to be up", Duration::from_secs(120), || {
-        std::fs::read_to_string(&stdout)
-            .unwrap_or_default()
-            .contains("is up (3 nodes)")
-    });
+    let (mut dev, stdout) = Dev::start(tmp.path(), &topo);
     // TLS and authentication by default: the banner says how to connect.
     let banner = std::fs::read_to_string(&stdout).unwrap();
     assert!(banner.contains("export GEOKV_CA="), "{banner}");
@@ -198,38 +240,13 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     }
 
     // nodetool getendpoints: rf {dc1: 2, dc2: 1} names every node once.
-    let out = Command::new(GEOKV)
-        .args(["getendpoints", "default", "user:42", "--json", "--endpoint"])
-        .arg(dev.admin("dc1-n1"))
-        .env("GEOKV_CA", dev.data.join("certs/ca.pem"))
-        .env(
-            "GEOKV_TOKEN",
-            std::fs::read_to_string(dev.data.join("admin-token"))
-                .unwrap()
-                .trim(),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ep: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut ids: Vec<&str> = (ep["endpoints"].as_array().unwrap().iter())
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["dc1-n1", "dc1-n2", "dc2-n1"], "{ep}");
+    assert_eq!(dev.endpoints("user:42"), ["dc1-n1", "dc1-n2", "dc2-n1"]);
 
     // A crash: the node is down, the supervisor says so and keeps running.
-    let killed = dev.json(&["kill", "dc1-n2"]);
-    assert_eq!(
-        (&killed["node"], &killed["action"]),
-        (&json!("dc1-n2"), &json!("killed"))
-    );
+    let killed = dev.json_step(&["kill", "dc1-n2"], &["node", "action", "pid"]);
+    assert_eq!(killed[..2], [json!("dc1-n2"), json!("killed")]);
     // SIGKILL is sent, not awaited: the process is gone (or a zombie) soon after.
-    let pid = killed["pid"].as_u64().unwrap();
+    let pid = killed[2].as_u64().unwrap();
     wait_for("the killed node gone", Duration::from_secs(10), || {
         !pid_alive(pid)
     });
@@ -258,15 +275,12 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     assert_eq!(
         cut,
         json!({"action": "cut", "between": ["dc1", "dc2"],
-               "nodes": ["dc1-n1", "dc1-n2", "dc2-n1"], "down": []})
+               "nodes": ["dc1-n1", "dc1-n2", "dc2-n1"], "down": [], "failed": []})
     );
     assert!(faults(&dev.data, &dev.admin("dc1-n1")).contains("dc2"));
     assert!(faults(&dev.data, &dev.admin("dc2-n1")).contains("dc1"));
-    let healed = dev.json(&["heal"]);
-    assert_eq!(
-        (&healed["action"], &healed["between"]),
-        (&json!("heal"), &Value::Null)
-    );
+    let healed = dev.json_step(&["heal"], &["action", "between"]);
+    assert_eq!(healed, [json!("heal"), Value::Null]);
     assert!(!faults(&dev.data, &dev.admin("dc1-n1")).contains("dc2"));
 
     // A clean stop of one node, then of the whole cluster.
@@ -275,12 +289,7 @@ fn dev_cluster_survives_a_node_and_is_operable_from_another_shell() {
     assert_eq!(stopped["nodes"][0]["outcome"], "stopped", "{stopped}");
     assert!(stopped["supervisor_pid"].is_null(), "{stopped}");
     assert_eq!(dev.state("dc2-n1"), "down");
-    let pids: Vec<u64> = dev.status()["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["pid"].as_u64())
-        .collect();
+    let pids = dev.pids();
     assert_eq!(pids.len(), 2);
     let all = dev.json(&["stop"]);
     assert_eq!(all["supervisor_pid"], dev.supervisor.id(), "{all}");

@@ -15,15 +15,6 @@ use geokv::topology::{NodeInfo, Topology};
 use super::record::DevDir;
 use super::report::{Links, NodeStop, Signalled, Stop, StopOutcome};
 
-/// Bytes escaped in a query value: everything but RFC 3986's unreserved
-/// characters and `*` (the heal-all target).
-const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'*');
-
 /// How long a node gets to stop after SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -238,7 +229,9 @@ pub fn link(dev: &DevDir, a: &str, b: &str, cut: bool, quiet: bool) -> anyhow::R
     }
     let between = Some([a.to_string(), b.to_string()]);
     let done = send_faults(dev, verb, between, calls)?;
-    say(quiet, &done.line());
+    if done.failed.is_empty() {
+        say(quiet, &done.line());
+    }
     Ok(done)
 }
 
@@ -251,12 +244,14 @@ pub fn heal_all(dev: &DevDir, quiet: bool) -> anyhow::Result<Links> {
         .map(|n| (n, "*"))
         .collect();
     let done = send_faults(dev, "heal", None, calls)?;
-    say(quiet, &done.line());
+    if done.failed.is_empty() {
+        say(quiet, &done.line());
+    }
     Ok(done)
 }
 
-/// POSTs `/faults/<verb>?target=…` to each running node of `calls`; the
-/// nodes reached and the ones down (said on stderr).
+/// POSTs `/faults/<verb>?target=…` to each running node of `calls`
+/// ([`super::faults::apply`]).
 fn send_faults(
     dev: &DevDir,
     verb: &'static str,
@@ -265,26 +260,10 @@ fn send_faults(
 ) -> anyhow::Result<Links> {
     let rt = runtime()?;
     let access = dev.admin_access();
-    let mut done = Links {
-        action: verb,
-        between,
-        nodes: Vec::new(),
-        down: Vec::new(),
-    };
-    for (n, target) in calls {
-        if dev.node(&n.id).running().is_none() {
-            eprintln!("{} is down; its links are unchanged", n.id);
-            if !done.down.contains(&n.id) {
-                done.down.push(n.id);
-            }
-            continue;
-        }
-        let target = percent_encoding::utf8_percent_encode(target, QUERY_VALUE);
-        let path = format!("/faults/{verb}?target={target}");
-        rt.block_on(admin_request_as(&access, n.admin_address, "POST", &path))?;
-        if !done.nodes.contains(&n.id) {
-            done.nodes.push(n.id);
-        }
-    }
+    let running = |id: &str| dev.node(id).running().is_some();
+    let done = super::faults::apply(verb, between, calls, running, |n, path| {
+        rt.block_on(admin_request_as(&access, n.admin_address, "POST", path))?;
+        Ok(())
+    });
     Ok(done)
 }

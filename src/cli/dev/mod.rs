@@ -13,6 +13,7 @@
 //! geokv dev start NODE                           restart a node from its recorded command
 //! geokv dev kill NODE                            SIGKILL one node (a crash)
 //! geokv dev cut A B / heal [A B]                 cut or heal links between DCs or nodes
+//!                                                (sent to every node; exit 1 naming any it failed on)
 //! ```
 //! Every subcommand takes `--json`: one JSON object of what it did ([`report`]).
 //! Must not: find nodes by process-name patterns (only through the records),
@@ -20,6 +21,7 @@
 use std::path::PathBuf;
 
 mod control;
+mod faults;
 mod record;
 mod report;
 mod supervise;
@@ -98,8 +100,9 @@ pub enum DevCommand {
     Cut {
         a: String,
         b: String,
-        /// Print one JSON object: `action`, `between`, the `nodes` changed
-        /// and the ones `down` (unchanged).
+        /// Print one JSON object: `action`, `between`, the `nodes` changed,
+        /// the ones `down` (unchanged) and those it `failed` on (each
+        /// `node`, `error`; the command then exits 1).
         #[arg(long)]
         json: bool,
     },
@@ -135,14 +138,25 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         Some(DevCommand::Start { node, json }) => json_if(json, control::start(&dev, &node, json)?),
         Some(DevCommand::Kill { node, json }) => json_if(json, control::kill(&dev, &node, json)?),
         Some(DevCommand::Cut { a, b, json }) => {
-            json_if(json, control::link(&dev, &a, &b, true, json)?)
+            links(json, control::link(&dev, &a, &b, true, json)?)
         }
         Some(DevCommand::Heal {
             a: Some(a),
             b: Some(b),
             json,
-        }) => json_if(json, control::link(&dev, &a, &b, false, json)?),
-        Some(DevCommand::Heal { json, .. }) => json_if(json, control::heal_all(&dev, json)?),
+        }) => links(json, control::link(&dev, &a, &b, false, json)?),
+        Some(DevCommand::Heal { json, .. }) => links(json, control::heal_all(&dev, json)?),
+    }
+}
+
+/// Prints a link change as JSON when asked; fails (exit 1) naming the
+/// nodes it failed on, and those it holds on.
+fn links(json: bool, done: report::Links) -> anyhow::Result<()> {
+    let failure = done.failure();
+    json_if(json, done)?;
+    match failure {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
     }
 }
 

@@ -74,6 +74,15 @@ pub struct Links {
     pub nodes: Vec<String>,
     /// The nodes that were down, so their links are unchanged.
     pub down: Vec<String>,
+    /// The running nodes whose change failed, with why.
+    pub failed: Vec<Failed>,
+}
+
+/// A node a link change failed on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failed {
+    pub node: String,
+    pub error: String,
 }
 
 impl Links {
@@ -82,6 +91,38 @@ impl Links {
             Some([a, b]) => format!("{}: {a} <-> {b}", self.action),
             None => "healed every link".to_string(),
         }
+    }
+
+    /// The command's error when the change failed on some node: each such
+    /// node with why, and the nodes it holds on (for a cut: which are cut).
+    pub fn failure(&self) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let what = match &self.between {
+            Some([a, b]) => format!("{} {a} <-> {b}", self.action),
+            None => "heal of every cut".to_string(),
+        };
+        let failed: Vec<String> = (self.failed.iter())
+            .map(|f| format!("{} ({})", f.node, f.error))
+            .collect();
+        let state = if self.action == "cut" {
+            "cut"
+        } else {
+            "healed"
+        };
+        let held = match self.nodes.is_empty() {
+            true => "no node".to_string(),
+            false => self.nodes.join(", "),
+        };
+        let mut out = format!(
+            "{what} failed on {}; {state} on {held} only",
+            failed.join(", ")
+        );
+        if !self.down.is_empty() {
+            out += &format!(" ({} down, unchanged)", self.down.join(", "));
+        }
+        Some(out)
     }
 }
 
@@ -160,11 +201,12 @@ mod tests {
             between: Some(["dc1".into(), "dc2".into()]),
             nodes: vec!["dc1-n1".into(), "dc2-n1".into()],
             down: vec!["dc1-n2".into()],
+            failed: vec![],
         };
         assert_eq!(
             serde_json::to_value(&cut).unwrap(),
             json!({"action": "cut", "between": ["dc1", "dc2"],
-                   "nodes": ["dc1-n1", "dc2-n1"], "down": ["dc1-n2"]})
+                   "nodes": ["dc1-n1", "dc2-n1"], "down": ["dc1-n2"], "failed": []})
         );
         assert_eq!(cut.line(), "cut: dc1 <-> dc2");
         let all = Links {
@@ -172,8 +214,44 @@ mod tests {
             between: None,
             nodes: vec!["dc1-n1".into()],
             down: vec![],
+            failed: vec![],
         };
         assert_eq!(serde_json::to_value(&all).unwrap()["between"], json!(null));
         assert_eq!(all.line(), "healed every link");
+        assert_eq!(all.failure(), None);
+    }
+
+    #[test]
+    fn a_link_change_that_failed_on_a_node_names_it_and_where_it_holds() {
+        let cut = Links {
+            action: "cut",
+            between: Some(["dc1".into(), "dc2".into()]),
+            nodes: vec!["dc1-n1".into(), "dc2-n1".into()],
+            down: vec!["dc1-n3".into()],
+            failed: vec![Failed {
+                node: "dc1-n2".into(),
+                error: "no answer within 7s".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&cut).unwrap()["failed"],
+            json!([{"node": "dc1-n2", "error": "no answer within 7s"}])
+        );
+        assert_eq!(
+            cut.failure().unwrap(),
+            "cut dc1 <-> dc2 failed on dc1-n2 (no answer within 7s); \
+             cut on dc1-n1, dc2-n1 only (dc1-n3 down, unchanged)"
+        );
+        let heal = Links {
+            action: "heal",
+            between: None,
+            nodes: vec![],
+            down: vec![],
+            failed: cut.failed.clone(),
+        };
+        assert_eq!(
+            heal.failure().unwrap(),
+            "heal of every cut failed on dc1-n2 (no answer within 7s); healed on no node only"
+        );
     }
 }

@@ -35,7 +35,7 @@ const OVER_BUDGET: &[(&str, &str, usize, &str)] = &[
     (
         "tests/integration/dev_cluster.rs",
         "dev_cluster_survives_a_node_and_is_operable_from_another_shell",
-        165,
+        109,
         "one scenario driving `geokv dev` from another shell, step by step, checking each --json answer",
     ),
     (
