@@ -39,8 +39,9 @@ pub struct Minted {
     pub mutation: Mutation,
     /// The key's record after the update.
     pub record: SiblingSet,
-    /// `record` in its binary format (sent to the other replicas).
-    pub encoded: Vec<u8>,
+    /// `record` in its binary format (sent to the other replicas: one
+    /// buffer shared by every replica's request).
+    pub encoded: bytes::Bytes,
     /// The dot the update minted.
     pub dot: Dot,
 }
@@ -53,7 +54,7 @@ impl Minted {
         Minted {
             mutation,
             record,
-            encoded,
+            encoded: encoded.into(),
             dot,
         }
     }

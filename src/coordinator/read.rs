@@ -277,7 +277,7 @@ impl Coordinator {
         metrics::counter!("geokv_read_repairs_total").increment(stale.len() as u64);
         let mut record = Vec::with_capacity(merged.encoded_len());
         merged.encode(&mut record);
-        let merged = Arc::new((merged.clone(), record));
+        let merged = Arc::new((merged.clone(), bytes::Bytes::from(record)));
         for n in stale {
             let replica = Handle::at(
                 view.ring.node(n),

@@ -40,9 +40,10 @@ use crate::error::GeokvError;
 use crate::hints::{Appended, Awaited};
 use crate::mutation::{Along, Minted};
 use crate::topology::NodeIdx;
-use crate::version::CausalContext;
+use crate::version::{CausalContext, SiblingSet};
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 #[path = "write/fan_out.rs"]
@@ -79,6 +80,37 @@ struct Planned {
     version: u64,
     digest: [u8; 16],
     targets: Vec<String>,
+}
+
+/// What the replica calls of one fan-out share: the record, its encoding
+/// and the plan, copied once per fan-out rather than once per replica.
+struct Shared {
+    ks: String,
+    key: bytes::Bytes,
+    record: SiblingSet,
+    encoded: bytes::Bytes,
+    planned: Planned,
+    /// Our datacenter (every local replica's).
+    dc: String,
+}
+
+impl Shared {
+    fn new(view: &ClusterView, to: &Fanout, minted: &Minted, dc: &str) -> Arc<Self> {
+        Arc::new(Shared {
+            ks: minted.keyspace().to_string(),
+            key: minted.mutation.key.clone(),
+            record: minted.record.clone(),
+            encoded: minted.encoded.clone(),
+            planned: Planned {
+                version: view.version(),
+                digest: view.digest_bytes(),
+                targets: (to.local.iter())
+                    .map(|&n| view.ring.node(n).id.clone())
+                    .collect(),
+            },
+            dc: dc.to_string(),
+        })
+    }
 }
 
 use super::newer_view::StaleSlot;

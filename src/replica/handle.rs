@@ -103,8 +103,9 @@ pub struct Merge<'a> {
     pub keyspace: &'a str,
     pub key: &'a [u8],
     pub set: &'a SiblingSet,
-    /// `set` encoded: what a peer is sent.
-    pub record: &'a [u8],
+    /// `set` encoded: what a peer is sent (shared, not copied, into the
+    /// peer's request: one copy per fan-out, issue 14).
+    pub record: &'a bytes::Bytes,
     /// A client write's plan or a repair's view, checked by the replica,
     /// here as at a peer; `None` (streams, hint hand-offs): applied in any
     /// view.
@@ -367,6 +368,7 @@ impl Handle {
                     .map(|(key, set)| async move {
                         let mut record = Vec::with_capacity(set.encoded_len());
                         set.encode(&mut record);
+                        let record = bytes::Bytes::from(record);
                         let m = Merge {
                             keyspace,
                             key: &key,
@@ -392,7 +394,7 @@ fn write_request(peers: &Peers, m: Merge<'_>) -> ReplicaWriteRequest {
     let mut msg = ReplicaWriteRequest {
         keyspace: m.keyspace.to_string(),
         key: bytes::Bytes::copy_from_slice(m.key),
-        record: bytes::Bytes::copy_from_slice(m.record),
+        record: m.record.clone(),
         coordinator: peers.me().id.clone(),
         repair: m.repair,
         ..Default::default()

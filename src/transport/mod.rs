@@ -45,8 +45,8 @@ pub const FROM_HEADER: &str = "geokv-from";
 /// The generated client on `ch`, with the peer port's message limits.
 fn internode_client(ch: Channel) -> InternodeClient<Channel> {
     InternodeClient::new(ch)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(encoded::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(encoded::MAX_MESSAGE_BYTES)
 }
 
 /// One peer's connection: its address, the lazy channel, where the

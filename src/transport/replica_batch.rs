@@ -13,9 +13,11 @@
 //! behind the refused batch too, at send time); then batches are tried
 //! again, so a peer upgraded in a rolling upgrade gets them. A lane made
 //! anew (the peer's address changed) starts without the mark. Every batch
-//! keeps its entries for that resend (the call is encoded from them,
-//! [`super::encoded`]: no copy), so a peer downgraded in place after it
-//! served batches gets its refused batch's entries as single writes too.
+//! keeps its entries for that resend (the call shares them and encodes
+//! them as it is sent, [`super::encoded`]: no copy), so a peer downgraded
+//! in place after it served batches gets its refused batch's entries as
+//! single writes too. A batch over the message limit is not sent (each
+//! entry in it fails as not sent).
 //!
 //! The batch call runs in its first entry's trace, linked to the others'.
 //!
@@ -46,10 +48,10 @@ pub trait Wire: Send + Sync + 'static {
     /// The peer's node id.
     fn peer(&self) -> &str;
     /// One `ReplicaBatch` of `entries` (a `ReplicaBatchRequest`), sent
-    /// from the lane's own entries: no copy of them.
+    /// from the lane's own entries, shared: no copy of them.
     fn batch<'a>(
         &'a self,
-        entries: &'a [ReplicaBatchEntry],
+        entries: Arc<Vec<ReplicaBatchEntry>>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>>;
     /// One `ReplicaWrite` in the trace of `traceparent` (empty: none).
@@ -188,7 +190,7 @@ async fn send<W: Wire>(
     let last = items.iter().map(|(_, d)| *d).max().unwrap_or(now);
     let timeout = (last.saturating_duration_since(now)).max(Duration::from_millis(1));
     // The entries stay here, for a resend as single writes should the peer
-    // not know the call; the batch is encoded from them (issue 14: no copy).
+    // not know the call; the call shares them (issue 14: no copy).
     let (mut entries, deadlines): (Vec<ReplicaBatchEntry>, Vec<Instant>) =
         items.into_iter().unzip();
     for (e, d) in entries.iter_mut().zip(&deadlines) {
@@ -198,7 +200,8 @@ async fn send<W: Wire>(
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
     let span = batch_span("replica_batch", entries.iter().map(|e| &e.traceparent[..]));
-    let answer = wire.batch(&entries, timeout).instrument(span).await;
+    let entries = Arc::new(entries);
+    let answer = wire.batch(entries.clone(), timeout).instrument(span).await;
     match answer {
         Ok(r) if r.results.len() == n => (r.results.into_iter())
             .map(|x| entry_result(wire.peer(), x, ms))
@@ -207,6 +210,8 @@ async fn send<W: Wire>(
         Err(e) if unimplemented(&e) => {
             support.refused_batches(now);
             metrics::counter!("geokv_internode_batch_unimplemented_total").increment(1);
+            // The call is over: its share of the entries is dropped.
+            let entries = Arc::try_unwrap(entries).unwrap_or_else(|e| (*e).clone());
             singles(wire, entries.into_iter().zip(deadlines).collect()).await
         }
         Err(e) => vec![Err(batch_failed(e)); n],
@@ -257,13 +262,13 @@ impl Wire for Net {
 
     fn batch<'a>(
         &'a self,
-        entries: &'a [ReplicaBatchEntry],
+        entries: Arc<Vec<ReplicaBatchEntry>>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>> {
         Box::pin(async move {
+            // `ReplicaBatchRequest { entries }`, encoded as it is sent.
+            let req = encoded::Repeated::new(1, entries);
             let peers = self.peers()?;
-            // `ReplicaBatchRequest { entries }`, encoded from the borrow.
-            let req = encoded::repeated(1, entries);
             (peers.call_on(&self.to, req, timeout, false, |ch, r| {
                 encoded::unary(ch, REPLICA_BATCH, r)
             }))

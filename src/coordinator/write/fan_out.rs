@@ -9,7 +9,7 @@
 //! in flight once the gather is done finishes in one background task. Must
 //! not mint a write (`update_here` does, once).
 
-use super::{Fanout, Planned, Round, StaleSlot};
+use super::{Fanout, Round, Shared, StaleSlot};
 use crate::coordinator::consistency::{AckCounts, OpKind, Requirement};
 use crate::coordinator::gather::{Answer, Gather, Step, Wait};
 use crate::coordinator::Coordinator;
@@ -24,6 +24,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -168,13 +169,9 @@ impl Coordinator {
         if to.local.contains(&view.me_idx()) {
             *acks.per_dc.entry(self.me.dc.clone()).or_default() += 1;
         }
-        let planned = Planned {
-            version: view.version(),
-            digest: view.digest_bytes(),
-            targets: (to.local.iter())
-                .map(|&n| view.ring.node(n).id.clone())
-                .collect(),
-        };
+        // One copy of the record and plan for every replica call of this
+        // fan-out, made at the first call (issue 14).
+        let mut shared: Option<Arc<Shared>> = None;
         let mut pending: BTreeMap<String, u32> = BTreeMap::new();
         for &n in &to.local {
             if n == view.me_idx() {
@@ -201,8 +198,9 @@ impl Coordinator {
                 continue;
             }
             *pending.entry(self.me.dc.clone()).or_default() += 1;
-            let sent = (&planned, stale.clone());
-            let call = self.replica_write((n, peer), minted, intent, sent, deadline, tx.clone());
+            let shared = shared.get_or_insert_with(|| Shared::new(view, to, minted, &self.me.dc));
+            let sent = (shared.clone(), stale.clone());
+            let call = self.replica_write((n, peer), intent, sent, deadline, tx.clone());
             calls.0.push(call);
         }
         Ok((pending, acks))
@@ -295,32 +293,29 @@ impl Coordinator {
     fn replica_write(
         &self,
         (n, peer): (NodeIdx, &NodeInfo),
-        minted: &Minted,
         intent: Option<Intent>,
-        (planned, stale): (&Planned, StaleSlot),
+        (shared, stale): (Arc<Shared>, StaleSlot),
         deadline: Instant,
         tx: mpsc::Sender<Answer<()>>,
     ) -> BoxFuture<'static, ()> {
         let replica = Handle::at(peer, (&self.replica, &self.cluster), &self.peers);
         let peer = peer.clone();
         let hints = self.hints.clone();
-        let (version, digest, targets) = (planned.version, planned.digest, planned.targets.clone());
-        let dc = self.me.dc.clone();
-        let (ks, key) = (minted.keyspace().to_string(), minted.mutation.key.clone());
-        let (record, encoded) = (minted.record.clone(), minted.encoded.clone());
         let timeout = deadline.saturating_duration_since(Instant::now());
         let span = tracing::Span::current();
         Box::pin(tracing::Instrument::instrument(
             async move {
+                let s = &*shared;
+                let (ks, key, record, dc) = (&s.ks, &s.key, &s.record, &s.dc);
                 let m = Merge {
-                    keyspace: &ks,
-                    key: &key,
-                    set: &record,
-                    record: &encoded,
+                    keyspace: ks,
+                    key,
+                    set: record,
+                    record: &s.encoded,
                     planned: Some(PlannedOn {
-                        version,
-                        digest: &digest,
-                        targets: &targets,
+                        version: s.planned.version,
+                        digest: &s.planned.digest,
+                        targets: &s.planned.targets,
                     }),
                     repair: false,
                 };
@@ -335,7 +330,7 @@ impl Coordinator {
                     // this whole task, past the client's deadline (review
                     // M1 of 6b69e3c), so it settles in a task of its own.
                     (Ok(_), Some(i)) => {
-                        let _ = tx.send(Answer::Replica(n, dc, Ok(()))).await;
+                        let _ = tx.send(Answer::Replica(n, dc.clone(), Ok(()))).await;
                         tokio::spawn(i.done().in_current_span());
                         return;
                     }
@@ -357,7 +352,7 @@ impl Coordinator {
                     // replicates in its own view (`hints::receive`).
                     (Err(e), None) if e.stale_view().is_some() => {}
                     // A local replica that failed gets a hint.
-                    (Err(e), None) => match hints.hint_node(&peer.id, &ks, &key, &record).await {
+                    (Err(e), None) => match hints.hint_node(&peer.id, ks, key, record).await {
                         Ok(()) => {
                             let _ = tx.send(Answer::Hint).await;
                         }
@@ -365,7 +360,7 @@ impl Coordinator {
                     },
                 }
                 let res = res.map(|_| ());
-                let _ = tx.send(Answer::Replica(n, dc, res)).await;
+                let _ = tx.send(Answer::Replica(n, dc.clone(), res)).await;
             },
             span,
         ))

@@ -159,11 +159,16 @@ impl Receiver {
         if !replica.is_here() && !self.liveness.is_up(&n.id) {
             return false;
         }
+        // Only a peer is sent the encoding (this node's replica merges `set`).
+        let record = match replica.is_here() {
+            true => bytes::Bytes::new(),
+            false => bytes::Bytes::copy_from_slice(&e.record),
+        };
         let m = Merge {
             keyspace: &e.keyspace,
             key: &e.key,
             set,
-            record: &e.record,
+            record: &record,
             // Not a planned client write: applied in any view.
             planned: None,
             repair: false,

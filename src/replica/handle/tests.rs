@@ -42,7 +42,7 @@ async fn a_stalled_lane_does_not_hold_up_a_merge_that_is_not_a_client_write() {
         keyspace: "ks",
         key: b"hinted",
         set: &set,
-        record: b"a record",
+        record: &bytes::Bytes::from_static(b"a record"),
         planned: None,
         repair: true,
     };
@@ -96,7 +96,7 @@ async fn a_repair_merge_reaches_the_peer_with_its_layout_version_and_no_targets(
         keyspace: "ks",
         key: b"repaired",
         set: &set,
-        record: b"a record",
+        record: &bytes::Bytes::from_static(b"a record"),
         planned: Some(PlannedOn::repair(42, &digest)),
         repair: true,
     };

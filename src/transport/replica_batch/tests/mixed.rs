@@ -31,7 +31,7 @@ impl Wire for Fake {
 
     fn batch<'a>(
         &'a self,
-        entries: &'a [ReplicaBatchEntry],
+        entries: Arc<Vec<ReplicaBatchEntry>>,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>> {
         self.batches.lock().push(entries.len());
