@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::OnceCell;
+use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 
 use super::Coordinator;
@@ -33,39 +33,64 @@ pub(super) type StaleSlot = Arc<parking_lot::Mutex<Option<(NodeInfo, u64)>>>;
 /// (a fork, a peer unreachable) is not repeated by every request.
 const FETCH_STANDS_FOR: Duration = Duration::from_secs(1);
 
-/// The background refresh's bound (a request that met its level does not
-/// wait for it).
-const REFRESH_WITHIN: Duration = Duration::from_secs(3);
+/// A fetch from one peer of one version: `Some(when it finished)` once it
+/// did (a closed channel: its task ended without saying so).
+type Fetch = watch::Receiver<Option<Instant>>;
 
-/// A fetch from one peer of one version: set to when it finished.
-type Fetch = Arc<OnceCell<Instant>>;
-
-/// Layout fetches after refusals, one per (peer, version) at a time.
+/// Layout fetches after refusals, one per (peer, version) at a time, each
+/// run detached from the requests that wait on it (review-lead27 L1: one
+/// cancelled with the request that started it was started again by the
+/// next, so a peer slower than the requests' deadlines was never heard).
 #[derive(Default)]
 pub struct LayoutFetches {
     /// Each fetch under way or finished less than [`FETCH_STANDS_FOR`]
-    /// ago.
+    /// ago; every fetch ends within its own bound ([`FETCH_WITHIN`]), so
+    /// none is kept for good (review-lead27 L3).
     fetches: parking_lot::Mutex<HashMap<(String, u64), Fetch>>,
 }
 
 impl LayoutFetches {
-    /// Runs `fetch` for `peer`'s layout `version`, unless one is under way
-    /// (then waits for that one) or finished less than
-    /// [`FETCH_STANDS_FOR`] ago (then returns at once). A waiter dropped
-    /// while its fetch runs lets the next waiter run its own.
-    pub async fn once<F: Future<Output = ()>>(&self, peer: &str, version: u64, fetch: F) {
-        let cell = {
-            let mut fetches = self.fetches.lock();
-            let now = Instant::now();
-            fetches.retain(|_, c| c.get().is_none_or(|done| now - *done < FETCH_STANDS_FOR));
-            let key = (peer.to_string(), version);
-            fetches.entry(key).or_default().clone()
-        };
-        cell.get_or_init(|| async {
-            fetch.await;
-            Instant::now()
-        })
-        .await;
+    /// Starts `fetch` for `peer`'s layout `version` in a task of its own,
+    /// bounded by [`FETCH_WITHIN`], unless one is under way or finished
+    /// less than [`FETCH_STANDS_FOR`] ago; returns what to wait on.
+    pub fn start<F>(&self, peer: &str, version: u64, fetch: F) -> Fetch
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut fetches = self.fetches.lock();
+        let now = Instant::now();
+        fetches.retain(|_, f| match *f.borrow() {
+            Some(done) => now - done < FETCH_STANDS_FOR,
+            None => f.has_changed().is_ok(),
+        });
+        let key = (peer.to_string(), version);
+        if let Some(f) = fetches.get(&key) {
+            return f.clone();
+        }
+        let (tx, rx) = watch::channel(None);
+        // Bounded (FETCH_WITHIN) and holding nothing the node's stop waits on.
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(FETCH_WITHIN, fetch).await;
+            tx.send_replace(Some(Instant::now()));
+        });
+        fetches.insert(key, rx.clone());
+        rx
+    }
+
+    /// [`Self::start`], then waits for that fetch to end (a waiter given
+    /// up drops only its wait, not the fetch).
+    pub async fn once<F>(&self, peer: &str, version: u64, fetch: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut done = self.start(peer, version, fetch);
+        let _ = done.wait_for(Option::is_some).await;
+    }
+
+    /// How many fetches are kept (under way or standing).
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.fetches.lock().len()
     }
 }
 
@@ -81,7 +106,7 @@ impl Coordinator {
         planned: (u64, u128),
         deadline: Instant,
     ) -> Option<Arc<ClusterView>> {
-        let fetch = fetch_layout(&self.cluster, &self.peers, peer, planned, version);
+        let fetch = self.fetch_layout(peer, planned, version);
         let wait = self.fetches.once(&peer.id, version, fetch);
         let _ = tokio::time::timeout_at(deadline, wait).await;
         let now = self.cluster.current();
@@ -90,20 +115,28 @@ impl Coordinator {
 
     /// A request planned on a view ranked `planned` met its level although
     /// `peer` refused it on layout `version`: the view is refreshed in the
-    /// background (shared with any request that waits on the same fetch),
-    /// so the next requests are not refused again.
+    /// background when a fetch is due ([`fetch_is_due`], review-lead27
+    /// L2), by the one fetch shared per peer and version (review-layout27
+    /// L5: no task per request), so the next requests are not refused
+    /// again.
     pub(super) fn refresh_after_refusal(&self, peer: NodeInfo, version: u64, planned: (u64, u128)) {
-        if self.cluster.current().rank() > planned {
+        if !fetch_is_due(self.cluster.current().rank(), planned, version) {
             return;
         }
-        let (cluster, peers) = (self.cluster.clone(), self.peers.clone());
-        let fetches = self.fetches.clone();
-        // Bounded (REFRESH_WITHIN) and holding nothing the node's stop waits on.
-        tokio::spawn(async move {
-            let deadline = Instant::now() + REFRESH_WITHIN;
-            let fetch = fetch_layout(&cluster, &peers, &peer, planned, version);
-            let _ = tokio::time::timeout_at(deadline, fetches.once(&peer.id, version, fetch)).await;
-        });
+        let fetch = self.fetch_layout(&peer, planned, version);
+        self.fetches.start(&peer.id, version, fetch);
+    }
+
+    /// [`fetch_layout`] of `peer`'s layout, owning what it uses (run only
+    /// if no fetch of it is shared already).
+    fn fetch_layout(
+        &self,
+        peer: &NodeInfo,
+        planned: (u64, u128),
+        refused: u64,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (cluster, peers, peer) = (self.cluster.clone(), self.peers.clone(), peer.clone());
+        async move { fetch_layout(&cluster, &peers, &peer, planned, refused).await }
     }
 }
 
@@ -117,11 +150,9 @@ fn fetch_is_due(now: (u64, u128), planned: (u64, u128), refused: u64) -> bool {
     now <= planned || now.0 < refused
 }
 
-/// How long a shared fetch may take, whatever the deadline of the request
-/// that runs it: a request that gives up first drops the fetch (then not
-/// kept, the next waiter runs its own), so only a fetch that really ended
-/// stands for [`FETCH_STANDS_FOR`] (review-layout27 M1: one cut short by a
-/// nearly spent deadline stood as failed).
+/// How long a shared fetch may take, whatever the deadlines of the
+/// requests waiting on it (review-layout27 M1: one cut short by a nearly
+/// spent deadline stood as failed).
 const FETCH_WITHIN: Duration = Duration::from_secs(2);
 
 /// Fetches `peer`'s layout and installs it, unless no longer due
@@ -162,10 +193,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrent_refusals_by_one_peer_and_version_share_one_fetch() {
         let fetches = LayoutFetches::default();
-        let count = AtomicUsize::new(0);
-        let fetch = || async {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let count = Arc::new(AtomicUsize::new(0));
+        let fetch = || {
+            let count = count.clone();
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         };
         let waits = (0..16).map(|_| fetches.once("dc1-n2", 7, fetch()));
         futures::future::join_all(waits).await;
@@ -195,5 +229,39 @@ mod tests {
         assert!(fetch_is_due(v4, v4, 6));
         assert!(!fetch_is_due(v6, v4, 6), "the refused version is here");
         assert!(!fetch_is_due((7, 0), v5, 6));
+    }
+    /// review-lead27 L1, L3: a shared fetch outlives the request that
+    /// started it. That request gives up at 500 ms; the fetch (800 ms)
+    /// goes on, and a request refused meanwhile waits on it rather than
+    /// starting another; a fetch whose only request gave up still ends,
+    /// and is no longer kept once it stood (failed before: the fetch was
+    /// cancelled with its first waiter and started again by the next, so
+    /// a peer slower than the requests' deadlines was never heard; a
+    /// cancelled one was kept for good).
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_fetch_outlives_the_request_that_started_it() {
+        let fetches = LayoutFetches::default();
+        let (started, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let fetch = || {
+            let (started, ended) = (started.clone(), ended.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                ended.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let within = |ms| Duration::from_millis(ms);
+        let first = tokio::time::timeout(within(500), fetches.once("dc1-n2", 7, fetch())).await;
+        assert!(first.is_err(), "the first request gives up");
+        let second = tokio::time::timeout(within(500), fetches.once("dc1-n2", 7, fetch())).await;
+        second.expect("the fetch under way ends within the second request's deadline");
+        let counts = (started.load(Ordering::SeqCst), ended.load(Ordering::SeqCst));
+        assert_eq!(counts, (1, 1), "one fetch, ended");
+        let lone = tokio::time::timeout(within(100), fetches.once("dc1-n2", 8, fetch())).await;
+        assert!(lone.is_err());
+        tokio::time::sleep(FETCH_WITHIN + FETCH_STANDS_FOR).await;
+        assert_eq!(ended.load(Ordering::SeqCst), 2, "the lone fetch ended too");
+        fetches.once("dc1-n3", 7, async {}).await;
+        assert_eq!(fetches.kept(), 1, "only the last fetch is kept");
     }
 }

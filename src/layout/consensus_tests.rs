@@ -1,7 +1,8 @@
 //! Tests of the layout CAS core (`consensus.rs`): a simulated network with
 //! random delivery, loss, duplication, reordering, proposers restarting at
 //! higher ballots and acceptors installing the chosen value; the module's
-//! invariants I1–I5 are checked after every step.
+//! invariants I1–I5 are checked after every step (every acceptor on the
+//! proposers' base unless a test sets otherwise).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +14,23 @@ pub(super) const SLOT: u64 = 7;
 
 pub(super) fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// The acceptor on the base of digest 0 (every proposer's base unless set),
+/// `decided` the slot's installed value if any.
+fn respond(
+    state: &mut AcceptorSlot<u32>,
+    decided: Option<&u32>,
+    msg: &Msg<u32>,
+) -> (Reply<u32>, bool) {
+    let known = decided.map_or(
+        Known::Base {
+            value: &0,
+            digest: 0,
+        },
+        Known::Decided,
+    );
+    respond_on(state, known, msg)
 }
 
 pub(super) fn ballot(round: u64, node: &str) -> Ballot {
@@ -63,7 +81,7 @@ impl Sim {
             proposers: ids("p", n_proposers),
             state: vec![AcceptorSlot::default(); n_acceptors],
             installed: vec![None; n_acceptors],
-            bases: vec![None; n_acceptors],
+            bases: vec![Some(0); n_acceptors],
             proposer_bases: vec![0; n_proposers],
             attempts: (0..n_proposers).map(|_| None).collect(),
             rounds: vec![0; n_proposers],
@@ -283,8 +301,16 @@ proptest! {
             && sim.installed.iter().all(Option::is_none);
         let last = sim.finish_alone(0);
         sim.check()?;
-        let Outcome::Chosen { value, ours } = last else {
-            return Err(TestCaseError::fail(format!("the lone attempt ended {last:?}")));
+        let (value, ours) = match last {
+            Outcome::Chosen { value, ours } => (value, ours),
+            // Too few installed for a quorum of `Decided` and too many for
+            // one of promises: the chosen value is what they hold (I8).
+            Outcome::Decided { held } if !held.is_empty() => {
+                let value = held[0].1;
+                prop_assert!(held.iter().all(|(_, v)| *v == value), "{held:?}");
+                (value, false)
+            }
+            last => return Err(TestCaseError::fail(format!("the lone attempt ended {last:?}"))),
         };
         if let Some(f) = first {
             prop_assert_eq!(value, f, "a chosen value was replaced");
@@ -380,8 +406,10 @@ fn a_proposer_finishes_an_accepted_value_and_reports_its_own_refused() {
     assert_eq!(done, Step::Done(refused));
 }
 
+/// An acceptor that installed the slot's value answers it (I5), and a
+/// quorum of such answers with one value ends the attempt (I8).
 #[test]
-fn an_installed_slot_answers_decided_and_ends_the_attempt() {
+fn a_quorum_of_decided_answers_ends_the_attempt() {
     let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
     let b = ballot(5, "p0");
     let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
@@ -394,9 +422,52 @@ fn an_installed_slot_answers_decided_and_ends_the_attempt() {
     let (reply, changed) = respond(&mut state, Some(&9u32), &prepare);
     assert!(!changed);
     assert_eq!(state, AcceptorSlot::default());
+    assert_eq!(prop.on_reply("a2", reply.clone()), Step::Wait, "a hint");
     let done = Step::Done(Outcome::Chosen {
         value: 9,
         ours: false,
     });
-    assert_eq!(prop.on_reply("a2", reply), done);
+    assert_eq!(prop.on_reply("a0", reply), done);
+}
+
+/// review-layout27 M3: a node at v-1 proposing slot v must not take the
+/// fork L' one acceptor answers `Decided` with (before: the first such
+/// answer ended the attempt, and the proposer installed L' and then
+/// refused the chosen L as a fork): the others promise, and Paxos goes on
+/// (had L been chosen, their promises would report it).
+#[test]
+fn one_decided_answer_is_a_hint_and_paxos_goes_on() {
+    const FORK: u32 = 2;
+    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let b = ballot(1, "p0");
+    let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
+    assert_eq!(
+        prop.on_reply("a0", Reply::Decided { value: FORK }),
+        Step::Wait
+    );
+    let promise = || Reply::Promise {
+        ballot: b.clone(),
+        accepted: None,
+    };
+    assert_eq!(prop.on_reply("a1", promise()), Step::Wait);
+    let accept = Msg::Accept {
+        slot: SLOT,
+        ballot: b.clone(),
+        base: 0,
+        value: 42,
+    };
+    assert_eq!(prop.on_reply("a2", promise()), Step::Broadcast(accept));
+}
+
+/// Decided answers that leave no quorum to promise and none with one
+/// value end the attempt with what they hold, for the caller to learn
+/// the slot from (I8).
+#[test]
+fn decided_answers_that_disagree_end_the_attempt_with_what_they_hold() {
+    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let mut prop = Proposer::new(SLOT, ballot(1, "p0"), acceptors, 42u32);
+    assert_eq!(prop.on_reply("a0", Reply::Decided { value: 1 }), Step::Wait);
+    let held = vec![("a0".to_string(), 1), ("a1".to_string(), 2)];
+    let done = Step::Done(Outcome::Decided { held });
+    assert_eq!(prop.on_reply("a1", Reply::Decided { value: 2 }), done);
 }

@@ -18,6 +18,7 @@
 mod abort;
 pub mod acceptors;
 pub mod consensus;
+mod proposer;
 mod switch;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -8,7 +8,9 @@
 //! answer is that layout (only chosen layouts are installed), and the
 //! state of such slots is dropped at the next write. A proposal for the
 //! next slot must build on the installed layout (its base digest), else
-//! it is refused with that layout (review-layout26 M2).
+//! it is refused with that layout (review-layout26 M2); a proposal for a
+//! later slot is refused as BEHIND: this node cannot check its base
+//! (review-layout27 M2).
 //! Must not: propose, install layouts, or talk to peers.
 
 use std::collections::BTreeMap;
@@ -248,6 +250,10 @@ pub fn reply_to(reply: &Reply<Layout>) -> LayoutPaxosReply {
             out.ballot = Some(ballot_to(ballot));
             out.layout = Some(to_message(installed));
         }
+        Reply::Behind { ballot } => {
+            out.set_kind(Kind::Behind);
+            out.ballot = Some(ballot_to(ballot));
+        }
     }
     out
 }
@@ -275,6 +281,9 @@ pub fn reply_from(from: &str, r: &LayoutPaxosReply) -> Result<Reply<Layout>, Acc
         Kind::WrongBase => Reply::WrongBase {
             ballot: ballot_from(r.ballot.as_ref())?,
             installed: layout_from(from, r.layout.as_ref())?,
+        },
+        Kind::Behind => Reply::Behind {
+            ballot: ballot_from(r.ballot.as_ref())?,
         },
         Kind::Unspecified => return Err(AcceptorError::Decode("a reply of no kind".into())),
     })

@@ -20,6 +20,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::acceptor;
+pub use super::errors::CasError;
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
 use crate::layout::{Layout, LayoutNode};
 use crate::topology::{NodeIdx, NodeInfo};
@@ -40,69 +41,6 @@ pub trait AcceptorNet: Send + Sync {
 
 /// Deadline of one CAS call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A layout change that was not decided.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CasError {
-    #[error("layout change v{slot} needs a majority of {members} members ({needed}{}); {answered} answered{}; {}", among(required), silent(unanswered), applied(*maybe_applied))]
-    NoMajority {
-        slot: u64,
-        members: usize,
-        needed: usize,
-        /// An acceptor that must be among them (the tie-breaker).
-        required: Option<String>,
-        answered: usize,
-        /// The acceptors that did not answer, by id.
-        unanswered: Vec<String>,
-        maybe_applied: bool,
-    },
-    #[error("layout change v{slot} not decided within {secs} s: competing proposals kept preempting it; {}", applied(*maybe_applied))]
-    Contended {
-        slot: u64,
-        secs: u64,
-        maybe_applied: bool,
-    },
-    /// Too many acceptors hold another layout of version `slot - 1` than
-    /// the one the change builds on for a quorum (review-layout26 M2).
-    #[error("layout change v{slot} refused: {} acceptors hold another layout v{} than the one it builds on (a fork); {}", held.len(), slot - 1, applied(*maybe_applied))]
-    WrongBase {
-        slot: u64,
-        /// Each refusing acceptor and the layout it holds.
-        held: Vec<(String, Layout)>,
-        maybe_applied: bool,
-    },
-}
-
-impl CasError {
-    /// Whether an acceptor may hold the change (a later proposer may
-    /// finish it): the outcome is unknown, not "refused".
-    pub fn maybe_applied(&self) -> bool {
-        match self {
-            CasError::NoMajority { maybe_applied, .. }
-            | CasError::Contended { maybe_applied, .. }
-            | CasError::WrongBase { maybe_applied, .. } => *maybe_applied,
-        }
-    }
-}
-
-fn among(required: &Option<String>) -> String {
-    (required.as_ref()).map_or(String::new(), |r| format!(", {r} among them"))
-}
-
-fn silent(ids: &[String]) -> String {
-    if ids.is_empty() {
-        return String::new();
-    }
-    format!(" (no answer from {})", ids.join(", "))
-}
-
-fn applied(maybe: bool) -> &'static str {
-    if maybe {
-        "it may still be applied: check the layout version before retrying"
-    } else {
-        "it was not applied"
-    }
-}
 
 /// The outcome of a decided slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,7 +91,10 @@ pub async fn decide(
         let mut prop = Proposer::with_quorum(slot, ballot, quorum.clone(), next.clone())
             .with_base(base_digest);
         let needed = prop.majority();
-        match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
+        // The acceptors behind the base, if that ended it (review-layout27 M2).
+        let behind = match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up)
+            .await
+        {
             End::Done(Outcome::Chosen { value, ours }) => {
                 return Ok(Decided {
                     layout: value,
@@ -174,7 +115,12 @@ pub async fn decide(
                     maybe_applied,
                 })
             }
-            End::Done(Outcome::Preempted { by }) => round = round.max(by.round) + 1,
+            End::Done(Outcome::Preempted { by }) => {
+                round = round.max(by.round) + 1;
+                None
+            }
+            End::Done(Outcome::Behind { behind, .. }) => Some(behind),
+            End::Done(Outcome::Decided { held }) => return learn(slot, &next, held, maybe_applied),
             End::Done(Outcome::WrongBase { held }) => {
                 return Err(CasError::WrongBase {
                     slot,
@@ -182,17 +128,68 @@ pub async fn decide(
                     maybe_applied,
                 })
             }
-        }
+        };
         retries += 1;
         let pause = retry_pause(retries, rand::random::<f64>());
         if tokio::time::Instant::now() + pause >= give_up {
-            return Err(CasError::Contended {
-                slot,
-                secs: deadline.as_secs(),
-                maybe_applied,
-            });
+            let secs = deadline.as_secs();
+            return Err(given_up(slot, secs, behind, maybe_applied));
         }
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// Why attempts at slot `slot` stopped after `secs`: the acceptors behind
+/// the base at the last attempt, if it ended so, else contention.
+fn given_up(slot: u64, secs: u64, behind: Option<Vec<String>>, maybe_applied: bool) -> CasError {
+    match behind {
+        Some(behind) => CasError::Behind {
+            slot,
+            secs,
+            behind,
+            maybe_applied,
+        },
+        None => CasError::Contended {
+            slot,
+            secs,
+            maybe_applied,
+        },
+    }
+}
+
+/// The slot learned from acceptors that answered it is decided without a
+/// quorum of them agreeing on one layout (I8 of `layout::consensus`): a
+/// layout of a later version (the slot is decided; merged on install as
+/// gossip would be), the one they all hold (they leave no quorum without
+/// one of them), or the one a quorum of its own voters holds
+/// (`held_by_its_voters`); else none: a lone acceptor's answer is never
+/// taken, it may hold a fork (review-layout27 M3).
+fn learn(
+    slot: u64,
+    own: &Layout,
+    held: Vec<(String, Layout)>,
+    maybe_applied: bool,
+) -> Result<Decided, CasError> {
+    let newer = (held.iter().map(|(_, l)| l))
+        .filter(|l| l.version > slot)
+        .max_by_key(|l| l.version);
+    // So many answered that no quorum can promise: when they all hold one
+    // layout, every quorum of the slot has a holder of it, which answers
+    // it to every proposer, so no other can be chosen.
+    let agreed = (held.split_first())
+        .and_then(|((_, first), rest)| rest.iter().all(|(_, l)| l == first).then_some(first));
+    let learned =
+        (newer.or(agreed)).or_else(|| crate::layout::acceptors::held_by_its_voters(&held));
+    match learned {
+        Some(layout) => Ok(Decided {
+            ours: layout == own,
+            layout: layout.clone(),
+        }),
+        None => Err(CasError::Undecided {
+            slot,
+            answered: held.len(),
+            maybe_applied,
+        }),
     }
 }
 

@@ -65,8 +65,10 @@ pub enum CaughtUp {
 }
 
 /// Asks every other member of `cluster`'s view for its layout through
-/// `source` (each again after a pause until it answers) and installs what
-/// comes, until a majority of the view answered or `within` passed.
+/// `source` (each again after a pause until it answers) until a majority
+/// of the view answered (and, when the answers of the newest version
+/// disagree, the rest too) or `within` passed; then installs the layout
+/// they back ([`backed`]), not the first to arrive (review-layout27 M4).
 pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Duration) -> CaughtUp {
     let view = cluster.current();
     let from = view.version();
@@ -83,25 +85,31 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
     let mut asks: FuturesUnordered<_> = (others.iter())
         .map(|peer| ask_until_answered(source, peer, give_up))
         .collect();
-    let mut answered = 0;
-    while answered < needed {
-        let Ok(Some((peer, layout))) = tokio::time::timeout_at(give_up, asks.next()).await else {
-            let to = cluster.current().version();
-            tracing::warn!(answered, needed, from, to, secs = within.as_secs(),
-                "layout: too few members answered at start within the bound; serving on the layout in force (gossip brings newer ones)");
-            return CaughtUp::TimedOut {
-                answered,
-                needed,
-                from,
-                to,
-            };
-        };
-        answered += 1;
-        if let Err(e) = cluster.install(layout) {
-            tracing::warn!(peer = %peer, error = %e, "layout: a member's layout at start not installed");
+    let mut answers = vec![(view.me_id().to_string(), (*view.layout).clone())];
+    let enough =
+        |a: &[(String, Layout)]| a.len() > needed && (a.len() > others.len() || newest_agree(a));
+    while !enough(&answers) {
+        match tokio::time::timeout_at(give_up, asks.next()).await {
+            Ok(Some(answer)) => answers.push(answer),
+            Ok(None) | Err(_) => break,
         }
     }
-    let to = cluster.current().version();
+    if let Some(layout) = backed(&answers) {
+        if let Err(e) = cluster.install(layout.clone()) {
+            tracing::warn!(version = layout.version, error = %e, "layout: the layout the members back at start not installed");
+        }
+    }
+    let (answered, to) = (answers.len() - 1, cluster.current().version());
+    if answered < needed {
+        tracing::warn!(answered, needed, from, to, secs = within.as_secs(),
+            "layout: too few members answered at start within the bound; serving on the layout in force (gossip brings newer ones)");
+        return CaughtUp::TimedOut {
+            answered,
+            needed,
+            from,
+            to,
+        };
+    }
     tracing::info!(
         answered,
         from,
@@ -109,6 +117,52 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
         "layout: caught up with a majority of the members before serving"
     );
     CaughtUp::Majority { answered, from, to }
+}
+
+/// Whether every answer of the newest version holds one layout.
+fn newest_agree(answers: &[(String, Layout)]) -> bool {
+    let newest = answers.iter().map(|(_, l)| l.version).max();
+    let mut digests = (answers.iter())
+        .filter(|(_, l)| Some(l.version) == newest)
+        .map(|(_, l)| l.digest());
+    let first = digests.next();
+    digests.all(|d| Some(d) == first)
+}
+
+/// The layout `answers` (each member and its layout, this node's
+/// included) back: per version from the newest, the one every answer of
+/// that version holds, else the one a quorum of its own voters holds
+/// among them ([`crate::layout::acceptors::held_by_its_voters`]); a
+/// version whose answers disagree with neither is passed over, logged.
+pub(crate) fn backed(answers: &[(String, Layout)]) -> Option<&Layout> {
+    let versions: std::collections::BTreeSet<u64> =
+        answers.iter().map(|(_, l)| l.version).collect();
+    for version in versions.into_iter().rev() {
+        let held: Vec<(String, Layout)> = (answers.iter())
+            .filter(|(_, l)| l.version == version)
+            .cloned()
+            .collect();
+        let digests: std::collections::BTreeSet<u128> =
+            held.iter().map(|(_, l)| l.digest()).collect();
+        let chosen = match digests.len() {
+            1 => Some(&held[0].1),
+            _ => crate::layout::acceptors::held_by_its_voters(&held),
+        };
+        if let Some(chosen) = chosen {
+            if digests.len() > 1 {
+                tracing::warn!(version, layouts = digests.len(), chosen = %format!("{:032x}", chosen.digest()),
+                    "layout: members answered different layouts of one version at start (a fork); took the one a quorum of its voters holds");
+            }
+            let digest = chosen.digest();
+            return answers
+                .iter()
+                .map(|(_, l)| l)
+                .find(|l| l.digest() == digest);
+        }
+        tracing::error!(version, layouts = digests.len(),
+            "layout: members answered different layouts of one version at start, none held by a quorum of its voters: took none of them");
+    }
+    None
 }
 
 /// `peer`'s layout, asked again after each failure until `give_up`.
@@ -247,5 +301,21 @@ mod tests {
         };
         assert_eq!(done, timed_out);
         assert_eq!(started.elapsed(), CATCH_UP_WITHIN);
+    }
+
+    /// review-layout27 M4: among the answers, the layout the members back
+    /// is installed, not the first to arrive: dc1-n2 holds a fork of v3
+    /// and answers first, the others hold the chosen v3 (before: the fork
+    /// was installed, and the chosen v3 then refused as a fork).
+    #[tokio::test(start_paused = true)]
+    async fn the_layout_a_quorum_holds_is_installed_not_the_first_answer() {
+        let (me, mut members, v3) = restarted(|_| Some(Duration::from_millis(30)));
+        let fork = with_keyspace(&with_keyspace(&Layout::seed(&Topology::dev()), "a"), "x");
+        let early = (Some(Duration::from_millis(1)), fork.clone());
+        members.0.insert("dc1-n2".to_string(), early);
+        let done = catch_up(&me, &members, CATCH_UP_WITHIN).await;
+        assert!(matches!(done, CaughtUp::Majority { to: 3, .. }), "{done:?}");
+        let installed = me.current().layout.digest();
+        assert_eq!(installed, v3.digest(), "the chosen v3, not the fork");
     }
 }

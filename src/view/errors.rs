@@ -1,9 +1,11 @@
-//! The errors of installing and proposing a layout ([`super::Cluster`]):
-//! what each says and the HTTP status an admin answer carries.
+//! The errors of installing and proposing a layout ([`super::Cluster`])
+//! and of its compare-and-set ([`CasError`], `super::cas`): what each
+//! says, whether it may be applied, and the HTTP status an admin answer
+//! carries.
 //! Must not: decide anything.
 
-use super::cas::CasError;
 use super::store::StoreError;
+use crate::layout::Layout;
 use crate::ring::NotAMember;
 
 /// A layout could not be installed.
@@ -77,5 +79,89 @@ fn adopted_text(version: u64, adopted: Option<u128>) -> String {
     match adopted {
         Some(d) => format!("this node adopted v{version} {d:032x}, held by a quorum of its voters"),
         None => format!("no other v{version} is held by a quorum of its voters among them, so nothing was adopted: find which nodes hold which (`geokv ring` on each)"),
+    }
+}
+
+/// A layout change that was not decided.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CasError {
+    #[error("layout change v{slot} needs a majority of {members} members ({needed}{}); {answered} answered{}; {}", among(required), silent(unanswered), applied(*maybe_applied))]
+    NoMajority {
+        slot: u64,
+        members: usize,
+        needed: usize,
+        /// An acceptor that must be among them (the tie-breaker).
+        required: Option<String>,
+        answered: usize,
+        /// The acceptors that did not answer, by id.
+        unanswered: Vec<String>,
+        maybe_applied: bool,
+    },
+    #[error("layout change v{slot} not decided within {secs} s: competing proposals kept preempting it; {}", applied(*maybe_applied))]
+    Contended {
+        slot: u64,
+        secs: u64,
+        maybe_applied: bool,
+    },
+    /// Too many acceptors hold another layout of version `slot - 1` than
+    /// the one the change builds on for a quorum (review-layout26 M2).
+    #[error("layout change v{slot} refused: {} acceptors hold another layout v{} than the one it builds on (a fork); {}", held.len(), slot - 1, applied(*maybe_applied))]
+    WrongBase {
+        slot: u64,
+        /// Each refusing acceptor and the layout it holds.
+        held: Vec<(String, Layout)>,
+        maybe_applied: bool,
+    },
+    /// Too many acceptors have not installed version `slot - 1` yet for a
+    /// quorum: they cannot check the change's base, so they refuse it
+    /// (review-layout27 M2) until gossip or a push brings it.
+    #[error("layout change v{slot} not decided within {secs} s: {} acceptors ({}) have not installed v{} yet and refuse changes built on it until they do (gossip brings it within seconds): retry; {}", behind.len(), behind.join(", "), slot - 1, applied(*maybe_applied))]
+    Behind {
+        slot: u64,
+        secs: u64,
+        behind: Vec<String>,
+        maybe_applied: bool,
+    },
+    /// Acceptors answered that the slot is decided, but no quorum of them
+    /// holds one layout of it, nor a quorum of its own voters: this node
+    /// is behind and learns it by gossip (review-layout27 M3).
+    #[error("layout v{slot} is already decided at {answered} acceptors, but no quorum of them holds one layout of it (a fork among them?), so this node took none: it learns v{slot} by gossip; {}", applied(*maybe_applied))]
+    Undecided {
+        slot: u64,
+        answered: usize,
+        maybe_applied: bool,
+    },
+}
+
+impl CasError {
+    /// Whether an acceptor may hold the change (a later proposer may
+    /// finish it): the outcome is unknown, not "refused".
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            CasError::NoMajority { maybe_applied, .. }
+            | CasError::Contended { maybe_applied, .. }
+            | CasError::WrongBase { maybe_applied, .. }
+            | CasError::Behind { maybe_applied, .. }
+            | CasError::Undecided { maybe_applied, .. } => *maybe_applied,
+        }
+    }
+}
+
+fn among(required: &Option<String>) -> String {
+    (required.as_ref()).map_or(String::new(), |r| format!(", {r} among them"))
+}
+
+fn silent(ids: &[String]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    format!(" (no answer from {})", ids.join(", "))
+}
+
+fn applied(maybe: bool) -> &'static str {
+    if maybe {
+        "it may still be applied: check the layout version before retrying"
+    } else {
+        "it was not applied"
     }
 }
