@@ -294,6 +294,7 @@ impl Peers {
         req: ReplicaWriteRequest,
         timeout: Duration,
     ) -> Result<(), TransportError> {
+        encoded::within_limit(&to.id, prost::Message::encoded_len(&req))?;
         self.call_with(to, req, timeout, false, |mut c, r| async move {
             c.replica_write(r).await
         })

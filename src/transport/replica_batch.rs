@@ -268,6 +268,7 @@ impl Wire for Net {
         Box::pin(async move {
             // `ReplicaBatchRequest { entries }`, encoded as it is sent.
             let req = encoded::Repeated::new(1, entries);
+            encoded::within_limit(&self.to.id, prost::Message::encoded_len(&req))?;
             let peers = self.peers()?;
             (peers.call_on(&self.to, req, timeout, false, |ch, r| {
                 encoded::unary(ch, REPLICA_BATCH, r)

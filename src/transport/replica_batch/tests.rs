@@ -8,6 +8,7 @@ use super::*;
 use crate::error::GeokvError;
 use parking_lot::Mutex;
 
+mod limit;
 mod mixed;
 mod socket;
 
