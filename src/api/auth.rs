@@ -72,6 +72,10 @@ pub fn remote_ip_in(ext: &Extensions) -> Option<std::net::IpAddr> {
 
 /// The gRPC status of a refusal.
 pub fn status(e: AuthError) -> Status {
+    if e == AuthError::Unverified {
+        // Nothing is known about the credential: retryable.
+        return Status::unavailable(e.to_string());
+    }
     if e.is_denied() {
         Status::permission_denied(e.to_string())
     } else {
