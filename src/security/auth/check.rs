@@ -9,7 +9,8 @@
 //!
 //! Must not: verify secrets (`verify`) or cache verdicts (`Auth::verify`).
 
-use super::{Auth, AuthError, Credential, Perm, Verified, DENIED_METRIC};
+use super::{throttle::Throttle, Auth, AuthError, Credential, Perm, Verified, DENIED_METRIC};
+use parking_lot::Mutex;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,14 @@ fn throttled(addr: IpAddr, wait: Duration) -> AuthError {
     AuthError::Throttled {
         addr,
         retry_after_secs: wait.as_secs_f64().ceil() as u64,
+    }
+}
+
+/// Gives back the attempt of a run that ended good, or without a verdict
+/// (called by the task that finishes a verdict, which outlives its caller).
+pub(super) fn settle_in(throttle: &Mutex<Throttle>, from: Option<IpAddr>) {
+    if let Some(addr) = from {
+        throttle.lock().refund(addr, Instant::now());
     }
 }
 
@@ -87,13 +96,6 @@ impl Auth {
         match self.throttle.lock().take(addr, Instant::now()) {
             None => Ok(()),
             Some(wait) => Err(throttled(addr, wait)),
-        }
-    }
-
-    /// Gives back the attempt of a run that ended good, or without a verdict.
-    pub(super) fn settle(&self, from: Option<IpAddr>) {
-        if let Some(addr) = from {
-            self.throttle.lock().refund(addr, Instant::now());
         }
     }
 

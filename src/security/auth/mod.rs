@@ -142,13 +142,14 @@ pub type PushHook = Arc<dyn Fn(Arc<AuthState>) + Send + Sync>;
 pub struct Auth {
     enabled: bool,
     state: ArcSwap<AuthState>,
-    cache: Mutex<TokenCache>,
+    /// Shared with the tasks that finish verdicts ([`Auth::verify`]).
+    cache: Arc<Mutex<TokenCache>>,
     engine: Option<Arc<dyn Engine>>,
     /// Serialises merge → persist → swap.
     install: Mutex<()>,
     push: OnceLock<PushHook>,
     /// Failed authentications per client address.
-    throttle: Mutex<throttle::Throttle>,
+    throttle: Arc<Mutex<throttle::Throttle>>,
     /// The bounded argon2 runs (each ~19 MiB and tens of ms of CPU).
     verifier: verify::Verifier,
 }
@@ -170,11 +171,11 @@ impl Auth {
         Auth {
             enabled,
             state: ArcSwap::from_pointee(state),
-            cache: Mutex::new(TokenCache::new(CACHE_CAPACITY)),
+            cache: Arc::new(Mutex::new(TokenCache::new(CACHE_CAPACITY))),
             engine,
             install: Mutex::new(()),
             push: OnceLock::new(),
-            throttle: Mutex::new(throttle::Throttle::new(Default::default())),
+            throttle: Arc::new(Mutex::new(throttle::Throttle::new(Default::default()))),
             verifier: Default::default(),
         }
     }
@@ -252,7 +253,10 @@ impl Auth {
     /// the verdict, or the state changed meanwhile (review-lead27 M1). A
     /// role unknown or without a secret takes no place. The run counts as
     /// an attempt of `from` before it starts (check.rs); a run without a
-    /// verdict is not cached.
+    /// verdict is not cached. The verdict is settled and cached by a task
+    /// of its own, which the caller awaits: a caller that gives up mid-run
+    /// does not leave a good token uncached and its attempt spent
+    /// (review-conn28 M2, review-final27 L2).
     async fn verify(
         &self,
         token: &secret::Token,
@@ -270,35 +274,44 @@ impl Auth {
                 return Ok(self.known(v, from));
             }
         }
-        let (verdict, place) = match (secret_of(&state), place) {
+        match (secret_of(&state), place) {
             (Some(phc), Some(place)) => {
                 self.attempt(from)?;
-                match self.verifier.run(place, token.secret.clone(), phc).await {
-                    Some((true, place)) => {
-                        self.settle(from);
-                        (Verified::Role(token.role.clone()), Some(place))
-                    }
-                    Some((false, place)) => (Verified::Rejected, Some(place)),
-                    None => {
-                        self.settle(from);
-                        return Err(AuthError::Unverified);
-                    }
-                }
+                let run = self.verifier.start(place, token.secret.clone(), phc);
+                let (cache, throttle) = (self.cache.clone(), self.throttle.clone());
+                let (version, key, role) =
+                    (state.version, rendered.to_string(), token.role.clone());
+                let finish = tokio::spawn(async move {
+                    let Ok((good, place)) = run.await else {
+                        check::settle_in(&throttle, from);
+                        return None;
+                    };
+                    let verdict = match good {
+                        true => {
+                            check::settle_in(&throttle, from);
+                            Verified::Role(role)
+                        }
+                        false => Verified::Rejected,
+                    };
+                    // Cached before the place is freed (a call waiting for it reads it).
+                    cache.lock().put(version, &key, verdict.clone());
+                    drop(place);
+                    Some(verdict)
+                });
+                finish.await.ok().flatten().ok_or(AuthError::Unverified)
             }
             // A role unknown or without a secret (now): a place taken
             // before the secret went is held until the verdict is cached
             // too (review-final27 L3).
             (_, place) => {
                 self.failed(from);
-                (Verified::Rejected, place)
+                self.cache
+                    .lock()
+                    .put(state.version, rendered, Verified::Rejected);
+                drop(place);
+                Ok(Verified::Rejected)
             }
-        };
-        // Cached before the place is freed (a call waiting for it reads it).
-        self.cache
-            .lock()
-            .put(state.version, rendered, verdict.clone());
-        drop(place);
-        Ok(verdict)
+        }
     }
 
     /// Whether `role` may do `perm` in `keyspace` under the state in force.

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 use super::secret;
 
@@ -91,24 +92,32 @@ impl Verifier {
 
     /// Whether `secret` matches `phc`, verified on the blocking pool under
     /// `place`, which the run holds until argon2 ends and then hands back
-    /// (the caller caches the verdict before it frees the place, so a call
-    /// that waited for it finds the verdict); a caller dropped meanwhile
-    /// frees it when the run ends. `None`: the run ended without a verdict
-    /// (it panicked, or the runtime shut down before it started), nothing
-    /// to cache (review-final27 M1).
+    /// (the verdict is cached before the place is freed, so a call that
+    /// waited for it finds the verdict). The run starts now and does not
+    /// depend on the handle being awaited. An error: the run ended without
+    /// a verdict (it panicked, or the runtime shut down before it started),
+    /// nothing to cache (review-final27 M1).
+    pub fn start(
+        &self,
+        place: OwnedSemaphorePermit,
+        secret: String,
+        phc: String,
+    ) -> JoinHandle<(bool, OwnedSemaphorePermit)> {
+        let (running, check) = (Running::start(self.counts.clone()), self.check);
+        tokio::task::spawn_blocking(move || {
+            let _running = running;
+            (check(&secret, &phc), place)
+        })
+    }
+
+    /// [`Verifier::start`], awaited; `None` without a verdict.
     pub async fn run(
         &self,
         place: OwnedSemaphorePermit,
         secret: String,
         phc: String,
     ) -> Option<(bool, OwnedSemaphorePermit)> {
-        let (running, check) = (Running::start(self.counts.clone()), self.check);
-        tokio::task::spawn_blocking(move || {
-            let _running = running;
-            (check(&secret, &phc), place)
-        })
-        .await
-        .ok()
+        self.start(place, secret, phc).await.ok()
     }
 
     /// The counts of runs.
