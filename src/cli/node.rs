@@ -135,7 +135,7 @@ pub struct LimitArgs {
     pub client_max_connections: u32,
     /// Client connections open at once from one address (at least 1); one
     /// past it is closed at once and counted in
-    /// `geokv_connections_refused_total{reason="per_address"}`. Raise it
+    /// `geokv_connections_refused_total{reason="connections_per_address"}`. Raise it
     /// for many clients behind one NAT.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub client_max_connections_per_address: u32,

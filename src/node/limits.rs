@@ -18,7 +18,7 @@ pub struct PortLimits {
     pub max_connections: usize,
     /// Connections open at once from one remote address; one past it is
     /// closed as soon as it is accepted and counted
-    /// (`geokv_connections_refused_total{port,reason="per_address"}`), so
+    /// (`geokv_connections_refused_total{port,reason="connections_per_address"}`), so
     /// one host cannot hold every place. A quarter of the port's cap by
     /// default, where Cassandra's and ScyllaDB's
     /// `native_transport_max_concurrent_connections_per_ip` is unbounded:

@@ -47,6 +47,7 @@
 pub mod admin;
 mod dial;
 mod failure;
+mod handed;
 mod incoming;
 mod material;
 mod per_address;
@@ -262,7 +263,10 @@ impl Tls {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10));
         let Some(store) = &self.0 else {
-            let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| dial::plain(addr));
+            let noted = failure.clone();
+            let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| {
+                dial::plain(addr, noted.clone())
+            });
             return (endpoint.connect_with_connector_lazy(connect), failure);
         };
         let dialler = dial::Dialler {

@@ -90,3 +90,50 @@ async fn a_peer_silent_after_accepting_fails_a_tls_call_as_not_sent() {
     let err = call(Tls(Some(store(cluster.path(), "me"))), silent().await).await;
     assert_not_sent(&err);
 }
+
+/// Node "me"'s calls to "n1" at `addr`, one every 100 ms, all at once.
+async fn calls(tls: Tls, addr: SocketAddr, n: u64) -> Vec<TransportError> {
+    let me = node("me", SocketAddr::from(([127, 0, 0, 1], 1)));
+    let peers = Peers::new(me, Arc::new(Faults::new(false)), &tls);
+    let n1 = node("n1", addr);
+    tokio::time::pause();
+    let calls = (0..n).map(|i| {
+        let (peers, n1) = (&peers, &n1);
+        async move {
+            tokio::time::sleep(Duration::from_millis(100 * i)).await;
+            let layout = peers.get_layout(n1, Duration::from_secs(2)).await;
+            layout.expect_err("nobody answers")
+        }
+    });
+    futures::future::join_all(calls).await
+}
+
+/// review-conn28 M1: a failed connect is told to one queued call only; the
+/// calls queued behind it wait for the channel's next connect and their
+/// own timers expired first, "may have been applied" although no
+/// connection ever existed to write them on. Every one is "not sent".
+#[tokio::test]
+async fn calls_queued_behind_a_failed_tls_connect_are_not_sent() {
+    let cluster = cluster_dir(&["me"]);
+    let (addr, _listener, _filled) = dropping_syns().await;
+    for err in calls(Tls(Some(store(cluster.path(), "me"))), addr, 6).await {
+        assert_not_sent(&err);
+    }
+}
+
+#[tokio::test]
+async fn calls_queued_behind_a_failed_plaintext_connect_are_not_sent() {
+    let (addr, _listener, _filled) = dropping_syns().await;
+    for err in calls(Tls::insecure(), addr, 6).await {
+        assert_not_sent(&err);
+    }
+}
+
+#[tokio::test]
+async fn calls_queued_behind_a_silent_tls_handshake_are_not_sent() {
+    let cluster = cluster_dir(&["me"]);
+    let addr = silent().await;
+    for err in calls(Tls(Some(store(cluster.path(), "me"))), addr, 6).await {
+        assert_not_sent(&err);
+    }
+}

@@ -12,6 +12,7 @@
 //! write any byte of a call.
 
 use super::failure::{self, LastFailure};
+use super::handed::Counted;
 use super::recheck::{self, Rechecked};
 use super::{Port, Store, REFUSED_METRIC, SEED_PREFIX};
 use rustls::pki_types::ServerName;
@@ -49,14 +50,15 @@ pub(super) async fn within<T>(
     }
 }
 
-/// A plaintext connection to `addr`.
+/// A plaintext connection to `addr`, counted in `noted` (handed.rs).
 pub(super) async fn plain(
     addr: SocketAddr,
-) -> io::Result<hyper_util::rt::TokioIo<tokio::net::TcpStream>> {
+    noted: LastFailure,
+) -> io::Result<hyper_util::rt::TokioIo<Counted<tokio::net::TcpStream>>> {
     within(PLAIN_CONNECT_BUDGET, async move {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        Ok(hyper_util::rt::TokioIo::new(tcp))
+        Ok(hyper_util::rt::TokioIo::new(Counted::new(tcp, noted)))
     })
     .await
 }
@@ -71,14 +73,27 @@ pub(super) struct Dialler {
     pub noted: LastFailure,
 }
 
-type Dialled = failure::Noted<
-    failure::Primed<Rechecked<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>,
+type Dialled = Counted<
+    failure::Noted<
+        failure::Primed<Rechecked<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>,
+    >,
 >;
 
 impl Dialler {
     /// A TLS connection to the peer, within [`CONNECT_BUDGET`].
+    /// A connect that runs out of it is counted (`reason="timeout"`) and
+    /// its connection noted ended (review-conn28 L4).
     pub(super) async fn tls(self) -> io::Result<hyper_util::rt::TokioIo<Dialled>> {
-        within(CONNECT_BUDGET, self.connect()).await
+        let peer = self.peer.clone();
+        within(CONNECT_BUDGET, self.connect())
+            .await
+            .inspect_err(|e| {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "timeout")
+                        .increment(1);
+                    tracing::debug!(peer = %peer, error = %e, "TLS connect ran out of time");
+                }
+            })
     }
 
     async fn connect(self) -> io::Result<hyper_util::rt::TokioIo<Dialled>> {
@@ -93,6 +108,8 @@ impl Dialler {
         tcp.set_nodelay(true)?;
         // Each connection's outcome is kept apart (failure.rs).
         let id = noted.open();
+        // Dropped with the connect (out of budget): noted ended.
+        let opened = Opened(&noted, id);
         let refused = |e: &io::Error| {
             noted.ended(id, Some(e));
             metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "handshake")
@@ -122,7 +139,18 @@ impl Dialler {
         let tls = failure::Primed::first_bytes(tls)
             .await
             .inspect_err(refused)?;
+        std::mem::forget(opened);
         let tls = failure::Noted::new(tls, noted.clone(), id);
-        Ok(hyper_util::rt::TokioIo::new(tls))
+        Ok(hyper_util::rt::TokioIo::new(Counted::new(tls, noted)))
+    }
+}
+
+/// A connection whose connect is under way: dropped before it is handed
+/// over, it is noted ended (a second note of one ended is ignored).
+struct Opened<'a>(&'a LastFailure, u64);
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        self.0.ended(self.1, None);
     }
 }

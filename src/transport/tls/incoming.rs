@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::Connected;
 
 use super::material::Store;
-use super::per_address::{Held, PerAddress};
+use super::per_address::{refuse, PerAddress, Place};
 use super::recheck::{Rechecked, Side};
 use super::{refused, Port};
 use crate::security::certs::{identity_of, Identity};
@@ -92,53 +92,9 @@ pub struct Conn {
     _place: Place,
 }
 
-/// Closes a connection refused at accept, counting it by `reason`.
-fn refuse(port: Port, reason: &'static str, remote: SocketAddr) {
-    metrics::counter!(CAP_REFUSED_METRIC, "port" => port.name(), "reason" => reason).increment(1);
-    tracing::debug!(port = port.name(), %remote, reason, "connection closed at accept: a cap is reached");
-}
-
 enum Io {
     Plain(TcpStream),
     Tls(Box<Rechecked<TlsStream<TcpStream>>>),
-}
-
-/// A connection's place under its port's cap, counted in [`OPEN_METRIC`].
-struct Place {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    _mine: Held,
-    port: &'static str,
-}
-
-impl Place {
-    /// A place among `open` and among those of `remote`'s address in
-    /// `per_address`, or why there is none.
-    fn take(
-        open: &Arc<tokio::sync::Semaphore>,
-        per_address: &PerAddress,
-        remote: SocketAddr,
-        port: Port,
-    ) -> Result<Place, &'static str> {
-        let mine = per_address
-            .take(remote.ip())
-            .ok_or("connections_per_address")?;
-        let permit = open
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| "connections")?;
-        metrics::gauge!(OPEN_METRIC, "port" => port.name()).increment(1.0);
-        Ok(Place {
-            _permit: permit,
-            _mine: mine,
-            port: port.name(),
-        })
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        metrics::gauge!(OPEN_METRIC, "port" => self.port).decrement(1.0);
-    }
 }
 
 /// What the guard knows about a request's connection. Built once per

@@ -5,13 +5,19 @@
 //! an address whose count is back to zero is forgotten, so the table holds
 //! only addresses with something open.
 //!
-//! Must not: decide what a refusal means for the connection (the acceptor
-//! closes it and counts it).
+//! A connection's [`Place`] (under the port's cap and its address's) and
+//! how a refusal at accept is counted ([`refuse`]) live here too.
+//!
+//! Must not: decide when to refuse (the acceptor does, and closes it).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use super::incoming::{CAP_REFUSED_METRIC, OPEN_METRIC};
+use super::Port;
+use std::net::SocketAddr;
 
 /// How many of something each address holds, each at most `cap`.
 #[derive(Debug, Clone)]
@@ -72,6 +78,50 @@ impl Drop for Held {
                 held.remove(&self.ip);
             }
         }
+    }
+}
+
+/// Closes a connection refused at accept, counting it by `reason`.
+pub(super) fn refuse(port: Port, reason: &'static str, remote: SocketAddr) {
+    metrics::counter!(CAP_REFUSED_METRIC, "port" => port.name(), "reason" => reason).increment(1);
+    tracing::debug!(port = port.name(), %remote, reason, "connection closed at accept: a cap is reached");
+}
+
+/// A connection's place under its port's cap, counted in [`OPEN_METRIC`].
+pub(super) struct Place {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _mine: Held,
+    port: &'static str,
+}
+
+impl Place {
+    /// A place among `open` and among those of `remote`'s address in
+    /// `per_address`, or why there is none.
+    pub(super) fn take(
+        open: &Arc<tokio::sync::Semaphore>,
+        per_address: &PerAddress,
+        remote: SocketAddr,
+        port: Port,
+    ) -> Result<Place, &'static str> {
+        let mine = per_address
+            .take(remote.ip())
+            .ok_or("connections_per_address")?;
+        let permit = open
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "connections")?;
+        metrics::gauge!(OPEN_METRIC, "port" => port.name()).increment(1.0);
+        Ok(Place {
+            _permit: permit,
+            _mine: mine,
+            port: port.name(),
+        })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        metrics::gauge!(OPEN_METRIC, "port" => self.port).decrement(1.0);
     }
 }
 
