@@ -82,6 +82,9 @@ pub async fn require_admin(State(g): State<Guard>, req: Request, next: Next) -> 
     match (auth.check_from(&cred, Some((ANY_KEYSPACE, Perm::Admin)), from)).await {
         Ok(_) => next.run(req).await,
         Err(e) if e.is_denied() => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
+        Err(e @ AuthError::Unverified) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+        }
         Err(
             e @ AuthError::Throttled {
                 retry_after_secs, ..

@@ -72,6 +72,17 @@ pub fn remote_ip_in(ext: &Extensions) -> Option<std::net::IpAddr> {
 
 /// The gRPC status of a refusal.
 pub fn status(e: AuthError) -> Status {
+    if e == AuthError::Unverified {
+        // Nothing is known about the credential: retryable, and the call
+        // was not run (review-conn28 L1: without the mark the client SDK
+        // took it for a broken connection, "may have been applied").
+        let mut s = Status::unavailable(e.to_string());
+        s.metadata_mut().insert(
+            crate::proto::APPLIED_METADATA,
+            tonic::metadata::MetadataValue::from_static("no"),
+        );
+        return s;
+    }
     if e.is_denied() {
         Status::permission_denied(e.to_string())
     } else {

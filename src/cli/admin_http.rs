@@ -78,21 +78,23 @@ impl AdminTlsArgs {
         let _ = CHOSEN.set(self.clone());
     }
 
-    fn from_env() -> Self {
+    /// The settings from the environment alone (a command that took no
+    /// flags for them); a `GEOKV_ADMIN_TIMEOUT_SECS` that is not a number of
+    /// seconds ≥ 1 is an error, as clap makes it for the flag (it used to
+    /// fall back to 120 s in silence: review-sec27 L4).
+    fn from_env() -> anyhow::Result<Self> {
         let var = |k: &str| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let timeout_secs = std::env::var("GEOKV_ADMIN_TIMEOUT_SECS").ok();
-        AdminTlsArgs {
+        let timeout = std::env::var("GEOKV_ADMIN_TIMEOUT_SECS").ok();
+        Ok(AdminTlsArgs {
             ca: var("GEOKV_CA"),
             client_cert: var("GEOKV_CLIENT_CERT"),
             client_key: var("GEOKV_CLIENT_KEY"),
-            timeout_secs: (timeout_secs.and_then(|v| v.trim().parse().ok()))
-                .filter(|s| *s > 0)
-                .unwrap_or(DEFAULT_TIMEOUT_SECS),
-        }
+            timeout_secs: timeout_secs_in(timeout.as_deref())?,
+        })
     }
 
     /// How to dial `endpoint`: with `--ca`, HTTPS trusting it; else for an
@@ -108,6 +110,18 @@ impl AdminTlsArgs {
             }
             None => None,
         })
+    }
+}
+
+/// The admin timeout `GEOKV_ADMIN_TIMEOUT_SECS` sets (`value`): the
+/// default when unset or empty, else whole seconds ≥ 1.
+fn timeout_secs_in(value: Option<&str>) -> anyhow::Result<u64> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(DEFAULT_TIMEOUT_SECS);
+    };
+    match v.parse::<u64>() {
+        Ok(secs) if secs >= 1 => Ok(secs),
+        _ => bail!("GEOKV_ADMIN_TIMEOUT_SECS={v:?}: expected whole seconds, at least 1 (unset it for the default, {DEFAULT_TIMEOUT_SECS} s)"),
     }
 }
 
@@ -135,7 +149,10 @@ pub async fn request(
     token: Option<&str>,
     body: &str,
 ) -> anyhow::Result<String> {
-    let tls = CHOSEN.get().cloned().unwrap_or_else(AdminTlsArgs::from_env);
+    let tls = match CHOSEN.get() {
+        Some(chosen) => chosen.clone(),
+        None => AdminTlsArgs::from_env()?,
+    };
     request_with(&tls, endpoint, method, path, token, body).await
 }
 
@@ -233,6 +250,18 @@ mod tests {
         let set = Cli::try_parse_from(["x", "--admin-timeout-secs", "5"]).unwrap();
         assert_eq!(set.tls.timeout_secs, 5);
         assert!(Cli::try_parse_from(["x", "--admin-timeout-secs", "0"]).is_err());
+    }
+
+    /// review-sec27 L4: an invalid value is an error, not 120 s in silence.
+    #[test]
+    fn the_timeout_from_the_environment_is_checked() {
+        assert_eq!(timeout_secs_in(None).unwrap(), DEFAULT_TIMEOUT_SECS);
+        assert_eq!(timeout_secs_in(Some(" ")).unwrap(), DEFAULT_TIMEOUT_SECS);
+        assert_eq!(timeout_secs_in(Some("7")).unwrap(), 7);
+        for bad in ["0", "-3", "1.5", "ten"] {
+            let err = timeout_secs_in(Some(bad)).expect_err(bad).to_string();
+            assert!(err.contains("GEOKV_ADMIN_TIMEOUT_SECS"), "{err}");
+        }
     }
 
     #[test]

@@ -133,6 +133,12 @@ pub struct LimitArgs {
     /// closed at once and counted in `geokv_connections_refused_total`.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub client_max_connections: u32,
+    /// Client connections open at once from one address (at least 1); one
+    /// past it is closed at once and counted in
+    /// `geokv_connections_refused_total{reason="connections_per_address"}`. Raise it
+    /// for many clients behind one NAT.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub client_max_connections_per_address: u32,
     /// HTTP/2 streams and running handlers per connection on the peer
     /// port (one connection per pair of nodes carries all their calls; at
     /// least 1).
@@ -149,6 +155,7 @@ impl LimitArgs {
         l.client.max_concurrent_streams = self.client_max_streams;
         l.client.concurrency_per_connection = self.client_max_streams as usize;
         l.client.max_connections = self.client_max_connections as usize;
+        l.client.max_connections_per_address = self.client_max_connections_per_address as usize;
         l.peer.max_concurrent_streams = self.peer_max_streams;
         l.peer.concurrency_per_connection = self.peer_max_streams as usize;
         l

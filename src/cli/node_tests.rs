@@ -88,6 +88,8 @@ fn limit_flags_default_to_the_documented_bounds() {
         "8",
         "--client-max-connections",
         "16",
+        "--client-max-connections-per-address",
+        "3",
     ]);
     let l = set.limits.limits();
     assert_eq!(
@@ -96,11 +98,13 @@ fn limit_flags_default_to_the_documented_bounds() {
     );
     assert_eq!(l.client.concurrency_per_connection, 8);
     assert_eq!(l.client.max_connections, 16);
+    assert_eq!(l.client.max_connections_per_address, 3);
     // 0 would let no request through on that port (review L4).
     for flag in [
         "--client-max-streams",
         "--peer-max-streams",
         "--client-max-connections",
+        "--client-max-connections-per-address",
     ] {
         let zero = Cli::try_parse_from(["x", flag, "0"]);
         assert!(zero.is_err(), "{flag} 0 is refused");

@@ -27,7 +27,8 @@ const CALL: Duration = Duration::from_secs(5);
 /// A join could not be proposed.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
-    #[error("seed {seed}: {source}")]
+    /// The source names the seed (`seed@ADDR`, `tls::seed_id`).
+    #[error("{source}")]
     Seed {
         seed: SocketAddr,
         source: TransportError,

@@ -27,7 +27,8 @@ const CALL: Duration = Duration::from_secs(5);
 /// A replacement could not be begun.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplaceBootstrapError {
-    #[error("seed {seed}: {source}")]
+    /// The source names the seed (`seed@ADDR`, `tls::seed_id`).
+    #[error("{source}")]
     Seed {
         seed: SocketAddr,
         source: TransportError,

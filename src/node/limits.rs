@@ -16,6 +16,14 @@ pub struct PortLimits {
     /// default (no bound), bounded: each connection may hold its streams'
     /// buffers.
     pub max_connections: usize,
+    /// Connections open at once from one remote address; one past it is
+    /// closed as soon as it is accepted and counted
+    /// (`geokv_connections_refused_total{port,reason="connections_per_address"}`), so
+    /// one host cannot hold every place. A quarter of the port's cap by
+    /// default, where Cassandra's and ScyllaDB's
+    /// `native_transport_max_concurrent_connections_per_ip` is unbounded:
+    /// clients behind one NAT share it and may need it raised.
+    pub max_connections_per_address: usize,
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`: open requests a client may have
     /// on one connection; more wait on the client's side.
     pub max_concurrent_streams: u32,
@@ -45,6 +53,7 @@ impl Default for ServerLimits {
         ServerLimits {
             client: PortLimits {
                 max_connections: crate::transport::tls::MAX_CONNECTIONS,
+                max_connections_per_address: crate::transport::tls::MAX_CONNECTIONS_PER_ADDRESS,
                 max_concurrent_streams: 256,
                 concurrency_per_connection: 256,
                 max_decoding_bytes: 8 << 20,
@@ -52,6 +61,7 @@ impl Default for ServerLimits {
             },
             peer: PortLimits {
                 max_connections: crate::transport::tls::MAX_CONNECTIONS,
+                max_connections_per_address: crate::transport::tls::MAX_CONNECTIONS_PER_ADDRESS,
                 max_concurrent_streams: 2048,
                 concurrency_per_connection: 2048,
                 max_decoding_bytes: 64 << 20,
@@ -63,6 +73,16 @@ impl Default for ServerLimits {
 }
 
 impl PortLimits {
+    /// The caps the port's acceptor applies (handshakes per address: the
+    /// acceptor's default, 32).
+    pub fn caps(&self) -> crate::transport::tls::Caps {
+        crate::transport::tls::Caps {
+            connections: self.max_connections,
+            connections_per_address: self.max_connections_per_address,
+            ..Default::default()
+        }
+    }
+
     /// `builder` with this port's stream and concurrency bounds.
     pub fn apply<L>(&self, builder: tonic::transport::Server<L>) -> tonic::transport::Server<L> {
         // A connection whose peer vanished (a NAT dropped it, a host died)

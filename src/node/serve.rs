@@ -87,7 +87,7 @@ fn internode_server(tasks: &mut Tasks, s: &Storage, p: &Parts, listener: tokio::
     let (layer, incoming) = (
         p.tls.guard(Port::Internode),
         p.tls
-            .incoming_capped(listener, Port::Internode, peer_limits.max_connections),
+            .incoming_limited(listener, Port::Internode, peer_limits.caps()),
     );
     tasks.spawn_last("internode gRPC", async move {
         peer_limits
@@ -122,7 +122,7 @@ fn client_server(
     let (layer, incoming) = (
         p.tls.guard(Port::Client),
         p.tls
-            .incoming_capped(listener, Port::Client, client_limits.max_connections),
+            .incoming_limited(listener, Port::Client, client_limits.caps()),
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()

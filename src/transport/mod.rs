@@ -269,6 +269,11 @@ impl Peers {
         let fut = f(channel, self.request(msg, timeout, send_deadline));
         let ms = timeout.as_millis() as u64;
         let res = match tokio::time::timeout(timeout, fut).await {
+            // Queued behind connects that failed: never written (handed.rs).
+            Err(_) if failure.never_connected_since(mark) => Err(TransportError::NotSent {
+                peer: peer.id.clone(),
+                message: format!("no connection within {ms} ms"),
+            }),
             Err(_) => Err(TransportError::Timeout {
                 peer: peer.id.clone(),
                 ms,

@@ -45,15 +45,20 @@
 //! check. Must not: decide anything about requests beyond who sent them.
 
 pub mod admin;
+mod dial;
 mod failure;
+mod handed;
 mod incoming;
 mod material;
+mod per_address;
 mod recheck;
 
+pub use dial::{CONNECT_BUDGET, PLAIN_CONNECT_BUDGET};
 pub use failure::{explain, peer_word, rustls_cause, LastFailure, Mark};
 pub use incoming::{
-    Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, CAP_REFUSED_METRIC, HANDSHAKE_TIMEOUT,
-    MAX_CONNECTIONS, MAX_HANDSHAKES, OPEN_METRIC,
+    Caps, Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, CAP_REFUSED_METRIC, HANDSHAKE_TIMEOUT,
+    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS,
+    OPEN_METRIC,
 };
 pub use material::{Store, TlsError, TlsFiles};
 pub use recheck::Rechecked;
@@ -61,6 +66,7 @@ pub use recheck::Rechecked;
 use crate::security::certs::Identity;
 use material::{Anchors, ClientVerifier, KeyResolver, NodeVerifier};
 use rustls::crypto::CryptoProvider;
+#[cfg(test)] // (the tests dial by hand)
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -220,23 +226,23 @@ impl Tls {
     }
 
     /// The accepted connections of `listener` for `serve_with_incoming*`,
-    /// at most [`MAX_CONNECTIONS`] open at once.
+    /// under the default [`Caps`].
     pub fn incoming(&self, listener: tokio::net::TcpListener, port: Port) -> Incoming {
-        self.incoming_capped(listener, port, MAX_CONNECTIONS)
+        self.incoming_limited(listener, port, Caps::default())
     }
 
-    /// [`Self::incoming`] with at most `max_connections` open at once.
-    pub fn incoming_capped(
+    /// [`Self::incoming`] under `caps`.
+    pub fn incoming_limited(
         &self,
         listener: tokio::net::TcpListener,
         port: Port,
-        max_connections: usize,
+        caps: Caps,
     ) -> Incoming {
         let acceptor = self
             .0
             .as_ref()
             .map(|s| tokio_rustls::TlsAcceptor::from(Self::server_config(s, port)));
-        incoming::accept(listener, acceptor, port, self.0.clone(), max_connections)
+        incoming::accept(listener, acceptor, port, self.0.clone(), caps)
     }
 
     /// A lazily connected channel to node `peer_id` at `addr`; with TLS the
@@ -250,64 +256,28 @@ impl Tls {
     /// that ended one before the peer answered (see [`LastFailure`]).
     pub fn endpoint_noted(&self, peer_id: &str, addr: SocketAddr) -> (Channel, LastFailure) {
         let failure = LastFailure::default();
+        // No `connect_timeout` here: the budget is kept inside the connector
+        // (dial.rs), so a connect that runs out of it is "not sent".
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .expect("socket address forms a valid URI")
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10));
         let Some(store) = &self.0 else {
-            let channel = endpoint
-                .connect_timeout(Duration::from_millis(500))
-                .connect_lazy();
-            return (channel, failure);
+            let noted = failure.clone();
+            let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| {
+                dial::plain(addr, noted.clone())
+            });
+            return (endpoint.connect_with_connector_lazy(connect), failure);
         };
-        let connector = tokio_rustls::TlsConnector::from(Self::client_config(store, peer_id));
-        let peer = peer_id.to_string();
-        let store = store.clone();
-        let noted = failure.clone();
-        // TCP connect, the handshake and the peer's first bytes share this
-        // budget: three round trips, so 1.5 s keeps datacenters 300 ms apart
-        // connecting (review-sec27 M3), and stays under the 2 s default
-        // request timeout, so a peer that drops SYNs fails a forwarded write
-        // as "not sent" and the next replica takes it (review-lead27 M2).
-        let channel = endpoint
-            .connect_timeout(Duration::from_millis(1500))
-            .connect_with_connector_lazy(tower::service_fn(move |_: tonic::codegen::http::Uri| {
-                let (connector, peer, store) = (connector.clone(), peer.clone(), store.clone());
-                let noted = noted.clone();
-                async move {
-                    let tcp = tokio::net::TcpStream::connect(addr).await?;
-                    tcp.set_nodelay(true)?;
-                    // Each connection's outcome is kept apart (failure.rs).
-                    let id = noted.open();
-                    let tls = connector
-                        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-                        .await
-                        .inspect_err(|e| {
-                            noted.ended(id, Some(e));
-                            metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "handshake")
-                                .increment(1);
-                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                        })?;
-                    // Closed once the peer's chain fails a reload (recheck.rs).
-                    let chain = tls.get_ref().1.peer_certificates().map(<[_]>::to_vec);
-                    let expect = (!peer.starts_with(SEED_PREFIX)).then(|| peer.clone());
-                    let side = recheck::Side::Dialled { expect };
-                    let tls = Rechecked::watch(tls, &store, chain.as_deref(), side, Port::Internode, peer);
-                    // Under TLS 1.3 the peer checks this node's certificate
-                    // after this side's handshake is done: its first bytes
-                    // (HTTP/2 SETTINGS) or its refusal come before any call
-                    // is written, so a refusal fails the connect (nothing
-                    // sent) instead of a call hyper would call "canceled".
-                    let tls = failure::Primed::first_bytes(tls).await.inspect_err(|e| {
-                        noted.ended(id, Some(e));
-                        metrics::counter!(REFUSED_METRIC, "port" => "dial", "reason" => "handshake")
-                            .increment(1);
-                    })?;
-                    let tls = failure::Noted::new(tls, noted, id);
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
-                }
-            }));
-        (channel, failure)
+        let dialler = dial::Dialler {
+            connector: tokio_rustls::TlsConnector::from(Self::client_config(store, peer_id)),
+            peer: peer_id.to_string(),
+            addr,
+            store: store.clone(),
+            noted: failure.clone(),
+        };
+        let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| dialler.clone().tls());
+        (endpoint.connect_with_connector_lazy(connect), failure)
     }
 
     /// The layer that checks every call on `port` (see [`Guard`]).
@@ -408,6 +378,10 @@ impl Interceptor for Guard {
     }
 }
 
+#[cfg(test)]
+mod cap_tests;
+#[cfg(test)]
+mod connect_tests;
 #[cfg(test)]
 mod failure_tests;
 #[cfg(test)]

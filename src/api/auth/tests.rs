@@ -145,3 +145,14 @@ fn a_refusal_is_unauthenticated_unless_the_role_lacks_a_permission() {
     assert_eq!(s.code(), tonic::Code::PermissionDenied);
     assert!(s.message().contains("ks"), "{}", s.message());
 }
+
+/// review-conn28 L1: a token that could not be verified ran no handler, and
+/// the client SDK must say so: without `geokv-applied: no` it took the
+/// UNAVAILABLE for a broken connection ("may have been applied").
+#[test]
+fn an_unverified_token_is_answered_not_applied() {
+    let err = geokv_client::ClientError::from(status(AuthError::Unverified));
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert!(!err.may_have_been_applied(), "{err:?}");
+    assert!(err.is_retriable(), "{err:?}");
+}

@@ -21,6 +21,7 @@
 //! `UNAUTHENTICATED` / `PERMISSION_DENIED` or 401 / 403).
 
 pub mod cache;
+mod check;
 pub mod model;
 pub mod secret;
 pub mod store;
@@ -29,6 +30,8 @@ pub mod throttle;
 pub mod verify;
 
 #[cfg(test)]
+mod attempt_tests;
+#[cfg(test)]
 mod tests;
 
 pub use model::{AuthState, ChangeError, Decision, Perm, Role, ANY_KEYSPACE};
@@ -36,7 +39,6 @@ pub use secret::{Token, AUTHORIZATION};
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -85,6 +87,12 @@ pub enum AuthError {
     BadToken(String),
     #[error("the client certificate names role '{0}', which does not exist")]
     UnknownRole(String),
+    /// The verification ended without a verdict (it panicked, or the node
+    /// is shutting down): nothing is known about the token.
+    #[error(
+        "the token could not be verified now (its verification ended without a verdict); try again"
+    )]
+    Unverified,
     #[error("too many failed authentications from {addr}; try again in {retry_after_secs} s")]
     Throttled { addr: IpAddr, retry_after_secs: u64 },
     #[error("role '{role}' lacks {perm} permission on keyspace '{keyspace}'")]
@@ -103,6 +111,7 @@ impl AuthError {
             AuthError::Malformed => "malformed",
             AuthError::BadToken(_) => "bad_token",
             AuthError::UnknownRole(_) => "unknown_role",
+            AuthError::Unverified => "unverified",
             AuthError::Throttled { .. } => "throttled",
             AuthError::Denied { .. } => "permission",
         }
@@ -133,13 +142,14 @@ pub type PushHook = Arc<dyn Fn(Arc<AuthState>) + Send + Sync>;
 pub struct Auth {
     enabled: bool,
     state: ArcSwap<AuthState>,
-    cache: Mutex<TokenCache>,
+    /// Shared with the tasks that finish verdicts ([`Auth::verify`]).
+    cache: Arc<Mutex<TokenCache>>,
     engine: Option<Arc<dyn Engine>>,
     /// Serialises merge → persist → swap.
     install: Mutex<()>,
     push: OnceLock<PushHook>,
     /// Failed authentications per client address.
-    throttle: Mutex<throttle::Throttle>,
+    throttle: Arc<Mutex<throttle::Throttle>>,
     /// The bounded argon2 runs (each ~19 MiB and tens of ms of CPU).
     verifier: verify::Verifier,
 }
@@ -161,11 +171,11 @@ impl Auth {
         Auth {
             enabled,
             state: ArcSwap::from_pointee(state),
-            cache: Mutex::new(TokenCache::new(CACHE_CAPACITY)),
+            cache: Arc::new(Mutex::new(TokenCache::new(CACHE_CAPACITY))),
             engine,
             install: Mutex::new(()),
             push: OnceLock::new(),
-            throttle: Mutex::new(throttle::Throttle::new(Default::default())),
+            throttle: Arc::new(Mutex::new(throttle::Throttle::new(Default::default()))),
             verifier: Default::default(),
         }
     }
@@ -194,14 +204,25 @@ impl Auth {
     /// The role `cred` proves, verifying a token's secret once per state
     /// version (argon2 runs on the blocking pool).
     pub async fn authenticate(&self, cred: &Credential) -> Result<String, AuthError> {
+        self.authenticate_from(cred, None).await
+    }
+
+    /// [`Auth::authenticate`] of a request from `from`, whose failures and
+    /// argon2 runs count towards its throttle (`check.rs`).
+    async fn authenticate_from(
+        &self,
+        cred: &Credential,
+        from: Option<IpAddr>,
+    ) -> Result<String, AuthError> {
         let token = match cred {
             Credential::None => return Err(AuthError::Missing),
             Credential::Malformed => return Err(AuthError::Malformed),
             Credential::Certificate(role) => {
-                return match self.state().roles.contains_key(role) {
-                    true => Ok(role.clone()),
-                    false => Err(AuthError::UnknownRole(role.clone())),
+                if self.state().roles.contains_key(role) {
+                    return Ok(role.clone());
                 }
+                self.failed(from);
+                return Err(AuthError::UnknownRole(role.clone()));
             }
             Credential::Bearer(t) => t,
         };
@@ -209,8 +230,8 @@ impl Auth {
         let state = self.state();
         let cached = self.cache.lock().get(state.version, &rendered);
         let verdict = match cached {
-            Some(v) => v,
-            None => self.verify(token, &rendered).await,
+            Some(v) => self.known(v, from),
+            None => self.verify(token, &rendered, from).await?,
         };
         match verdict {
             Verified::Role(role) => Ok(role),
@@ -218,12 +239,30 @@ impl Auth {
         }
     }
 
+    /// A cached verdict; a rejection counts as a failure of `from`.
+    fn known(&self, v: Verified, from: Option<IpAddr>) -> Verified {
+        if v == Verified::Rejected {
+            self.failed(from);
+        }
+        v
+    }
+
     /// Verifies `token` (not in the cache when asked) under one of the
     /// verifier's places, then caches the verdict. The state and the cache
     /// are read again once a place is free: a run before may have cached
     /// the verdict, or the state changed meanwhile (review-lead27 M1). A
-    /// role unknown or without a secret takes no place.
-    async fn verify(&self, token: &secret::Token, rendered: &str) -> Verified {
+    /// role unknown or without a secret takes no place. The run counts as
+    /// an attempt of `from` before it starts (check.rs); a run without a
+    /// verdict is not cached. The verdict is settled and cached by a task
+    /// of its own, which the caller awaits: a caller that gives up mid-run
+    /// does not leave a good token uncached and its attempt spent
+    /// (review-conn28 M2, review-final27 L2).
+    async fn verify(
+        &self,
+        token: &secret::Token,
+        rendered: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Verified, AuthError> {
         let secret_of = |s: &AuthState| s.roles.get(&token.role).and_then(|r| r.secret.clone());
         let mut state = self.state();
         let mut place = None;
@@ -232,24 +271,47 @@ impl Auth {
             state = self.state();
             let cached = self.cache.lock().get(state.version, rendered);
             if let Some(v) = cached {
-                return v;
+                return Ok(self.known(v, from));
             }
         }
-        let (verdict, _place) = match (secret_of(&state), place) {
+        match (secret_of(&state), place) {
             (Some(phc), Some(place)) => {
-                let secret = token.secret.clone();
-                match self.verifier.run(place, secret, phc).await {
-                    (true, place) => (Verified::Role(token.role.clone()), place),
-                    (false, place) => (Verified::Rejected, place),
-                }
+                self.attempt(from)?;
+                let run = self.verifier.start(place, token.secret.clone(), phc);
+                let (cache, throttle) = (self.cache.clone(), self.throttle.clone());
+                let (version, key, role) =
+                    (state.version, rendered.to_string(), token.role.clone());
+                let finish = tokio::spawn(async move {
+                    let Ok((good, place)) = run.await else {
+                        check::settle_in(&throttle, from);
+                        return None;
+                    };
+                    let verdict = match good {
+                        true => {
+                            check::settle_in(&throttle, from);
+                            Verified::Role(role)
+                        }
+                        false => Verified::Rejected,
+                    };
+                    // Cached before the place is freed (a call waiting for it reads it).
+                    cache.lock().put(version, &key, verdict.clone());
+                    drop(place);
+                    Some(verdict)
+                });
+                finish.await.ok().flatten().ok_or(AuthError::Unverified)
             }
-            _ => (Verified::Rejected, None),
-        };
-        // Cached before the place is freed (a call waiting for it reads it).
-        self.cache
-            .lock()
-            .put(state.version, rendered, verdict.clone());
-        verdict
+            // A role unknown or without a secret (now): a place taken
+            // before the secret went is held until the verdict is cached
+            // too (review-final27 L3).
+            (_, place) => {
+                self.failed(from);
+                self.cache
+                    .lock()
+                    .put(state.version, rendered, Verified::Rejected);
+                drop(place);
+                Ok(Verified::Rejected)
+            }
+        }
     }
 
     /// Whether `role` may do `perm` in `keyspace` under the state in force.
@@ -272,79 +334,6 @@ impl Auth {
         let res = match self.enabled {
             true => self.authorize(role, keyspace, perm),
             false => Ok(()),
-        };
-        if let Err(e) = &res {
-            metrics::counter!(DENIED_METRIC, "reason" => e.reason()).increment(1);
-        }
-        res
-    }
-
-    /// Authenticates `cred` and, with `need = Some((keyspace, perm))`,
-    /// authorizes it; counts a refusal in [`DENIED_METRIC`]. Always `Ok`
-    /// (with an empty role) when this node does not enforce.
-    pub async fn check(
-        &self,
-        cred: &Credential,
-        need: Option<(&str, Perm)>,
-    ) -> Result<String, AuthError> {
-        self.check_from(cred, need, None).await
-    }
-
-    /// [`Auth::check`] for a request from `from`: an address with too many
-    /// failed authentications ([`throttle`]) is refused with
-    /// [`AuthError::Throttled`] before its secret is verified, unless its
-    /// token is already known good; wrong secrets and unknown roles count.
-    pub async fn check_from(
-        &self,
-        cred: &Credential,
-        need: Option<(&str, Perm)>,
-        from: Option<IpAddr>,
-    ) -> Result<String, AuthError> {
-        if !self.enabled {
-            return Ok(String::new());
-        }
-        if let Some(addr) = from.filter(|_| !self.known_good(cred)) {
-            if let Some(wait) = self.throttle.lock().check(addr, Instant::now()) {
-                let e = AuthError::Throttled {
-                    addr,
-                    retry_after_secs: wait.as_secs_f64().ceil() as u64,
-                };
-                metrics::counter!(DENIED_METRIC, "reason" => e.reason()).increment(1);
-                return Err(e);
-            }
-        }
-        let res = self.check_now(cred, need).await;
-        if let (Some(addr), Err(AuthError::BadToken(_) | AuthError::UnknownRole(_))) = (from, &res)
-        {
-            self.throttle.lock().failed(addr, Instant::now());
-        }
-        res
-    }
-
-    /// A certificate (verified by TLS), or a token verified good under the
-    /// state in force.
-    fn known_good(&self, cred: &Credential) -> bool {
-        match cred {
-            Credential::Certificate(_) => true,
-            Credential::Bearer(t) => matches!(
-                self.cache.lock().get(self.state().version, &t.render()),
-                Some(Verified::Role(_))
-            ),
-            _ => false,
-        }
-    }
-
-    async fn check_now(
-        &self,
-        cred: &Credential,
-        need: Option<(&str, Perm)>,
-    ) -> Result<String, AuthError> {
-        let res = match self.authenticate(cred).await {
-            Ok(role) => match need {
-                Some((ks, perm)) => self.authorize(&role, ks, perm).map(|_| role),
-                None => Ok(role),
-            },
-            Err(e) => Err(e),
         };
         if let Err(e) = &res {
             metrics::counter!(DENIED_METRIC, "reason" => e.reason()).increment(1);

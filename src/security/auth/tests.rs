@@ -97,14 +97,14 @@ fn changes_check_names_and_roles() {
     assert!(public.contains("\"read\""), "{public}");
 }
 
-fn state_with_token(role: &str, secret: &str, grants: &[(&str, Perm)]) -> AuthState {
+pub(super) fn state_with_token(role: &str, secret: &str, grants: &[(&str, Perm)]) -> AuthState {
     let phc = secret::hash(secret).unwrap();
     AuthState::default()
         .with_role(role, Some(phc), grants)
         .unwrap()
 }
 
-fn bearer(s: &str) -> Credential {
+pub(super) fn bearer(s: &str) -> Credential {
     Credential::Bearer(Token::parse(s).unwrap())
 }
 

@@ -78,6 +78,26 @@ impl Throttle {
         Some(Duration::from_secs_f64(secs).max(Duration::from_millis(1)))
     }
 
+    /// [`Throttle::check`], and if `addr` may try, counts its attempt as a
+    /// failure at once ([`Throttle::refund`] gives it back): an attempt
+    /// whose caller is gone before its verdict stays counted.
+    pub fn take(&mut self, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let wait = self.check(addr, now);
+        if wait.is_none() {
+            self.failed(addr, now);
+        }
+        wait
+    }
+
+    /// Gives back an attempt [`Throttle::take`] counted (its verdict was good).
+    pub fn refund(&mut self, addr: IpAddr, now: Instant) {
+        let burst = self.cfg.burst as f64;
+        if let Some(b) = self.buckets.get(&addr).copied() {
+            let left = (self.refilled(b, now) + 1.0).min(burst);
+            self.buckets.insert(addr, Bucket { left, at: now });
+        }
+    }
+
     /// Records a failed authentication from `addr`.
     pub fn failed(&mut self, addr: IpAddr, now: Instant) {
         let left = match self.buckets.get(&addr) {
@@ -152,6 +172,24 @@ mod tests {
         assert_eq!(t.check(ip(1), t0 + Duration::from_secs(10)), None);
         t.failed(ip(1), t0 + Duration::from_secs(10));
         assert!(t.check(ip(1), t0 + Duration::from_secs(10)).is_some());
+    }
+
+    #[test]
+    fn an_attempt_taken_then_refunded_leaves_the_address_as_it_was() {
+        let mut t = Throttle::new(ThrottleConfig {
+            burst: 1,
+            per_minute: 6,
+            max_addresses: 16,
+        });
+        let t0 = Instant::now();
+        assert_eq!(t.take(ip(1), t0), None);
+        assert!(
+            t.check(ip(1), t0).is_some(),
+            "the attempt in progress counts"
+        );
+        assert!(t.take(ip(1), t0).is_some(), "no second one at once");
+        t.refund(ip(1), t0);
+        assert_eq!(t.check(ip(1), t0), None, "a good verdict gives it back");
     }
 
     proptest! {

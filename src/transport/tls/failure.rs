@@ -115,15 +115,18 @@ const KEPT: usize = 16;
 /// to an older connection than the call's, and telling a call sent on a
 /// newer one "not sent" would wrongly say "applied: no".
 #[derive(Debug, Clone, Default)]
-pub struct LastFailure(Arc<Mutex<Log>>);
+pub struct LastFailure(pub(super) Arc<Mutex<Log>>);
 
 #[derive(Debug, Default)]
-struct Log {
+pub(super) struct Log {
     /// The id of the next connection.
     next: u64,
     /// Events so far (a clock ordering closes against calls' starts).
     clock: u64,
     conns: std::collections::VecDeque<Conn>,
+    /// Connections handed to hyper so far, and alive now (handed.rs).
+    pub(super) handed: u64,
+    pub(super) live: u64,
 }
 
 /// What one connection did, as far as a call cares.
@@ -145,6 +148,9 @@ pub struct Mark {
     /// that one is open), or the next one.
     first: u64,
     at: u64,
+    /// [`Log::handed`] and [`Log::live`] when the call began.
+    pub(super) handed: u64,
+    pub(super) live: u64,
 }
 
 impl Log {
@@ -201,6 +207,8 @@ impl LastFailure {
         Mark {
             first: log.next.saturating_sub(1),
             at: log.clock,
+            handed: log.handed,
+            live: log.live,
         }
     }
 

@@ -1,9 +1,11 @@
 //! Accepted connections of a gRPC port: TLS handshakes run on their own
 //! tasks under a deadline (a slow or silent peer cannot hold up the accept
 //! loop), at most [`MAX_HANDSHAKES`] at a time (more wait in the kernel's
-//! accept queue), at most a port's cap of connections are open at once (one
-//! past it is closed at once and counted: [`OPEN_METRIC`],
-//! [`CAP_REFUSED_METRIC`]), each TLS connection re-verifies its peer's chain on every
+//! accept queue) and at most [`Caps::handshakes_per_address`] from one
+//! remote address, at most a port's cap of connections are open at once
+//! and at most [`Caps::connections_per_address`] from one address (one past
+//! a cap is closed at once and counted by reason: [`OPEN_METRIC`],
+//! [`CAP_REFUSED_METRIC`]; one host cannot take every place), each TLS connection re-verifies its peer's chain on every
 //! reload ([`Rechecked`]), a connection that does not start with a TLS record is dropped on
 //! the internode port and kept — to be answered with a clear error by the
 //! guard — on the client port, and each connection carries [`ConnInfo`]
@@ -25,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::Connected;
 
 use super::material::Store;
+use super::per_address::{refuse, PerAddress, Place};
 use super::recheck::{Rechecked, Side};
 use super::{refused, Port};
 use crate::security::certs::{identity_of, Identity};
@@ -42,10 +45,44 @@ pub const MAX_HANDSHAKES: usize = 256;
 /// otherwise (`node::limits::PortLimits::max_connections`).
 pub const MAX_CONNECTIONS: usize = 4096;
 
+/// Most connections open at once from one remote address unless the
+/// port's owner says otherwise: a quarter of [`MAX_CONNECTIONS`], so one
+/// host cannot hold every place.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = MAX_CONNECTIONS / 4;
+
+/// Most TLS handshakes in progress from one remote address: an eighth of
+/// [`MAX_HANDSHAKES`], so one host's silent connections cannot stall other
+/// hosts' new connections for the handshake deadline.
+pub const MAX_HANDSHAKES_PER_ADDRESS: usize = MAX_HANDSHAKES / 8;
+
+/// A port's caps on connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Open at once (established or handshaking).
+    pub connections: usize,
+    /// Open at once from one remote address.
+    pub connections_per_address: usize,
+    /// TLS handshakes in progress from one remote address.
+    pub handshakes_per_address: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            connections: MAX_CONNECTIONS,
+            connections_per_address: MAX_CONNECTIONS_PER_ADDRESS,
+            handshakes_per_address: MAX_HANDSHAKES_PER_ADDRESS,
+        }
+    }
+}
+
 /// Connections open, by port (a gauge).
 pub const OPEN_METRIC: &str = "geokv_connections_open";
 
-/// Connections closed at once because the port had its cap open, by port.
+/// Connections closed as soon as accepted, by port and `reason`: the port
+/// had its cap open (`connections`), the address had its own
+/// (`connections_per_address`), or its handshakes in progress
+/// (`handshakes_per_address`).
 pub const CAP_REFUSED_METRIC: &str = "geokv_connections_refused_total";
 
 /// One accepted connection, holding its place under the port's cap until
@@ -58,30 +95,6 @@ pub struct Conn {
 enum Io {
     Plain(TcpStream),
     Tls(Box<Rechecked<TlsStream<TcpStream>>>),
-}
-
-/// A connection's place under its port's cap, counted in [`OPEN_METRIC`].
-struct Place {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    port: &'static str,
-}
-
-impl Place {
-    /// A place among `open`, if one is free.
-    fn take(open: &Arc<tokio::sync::Semaphore>, port: Port) -> Option<Place> {
-        let permit = open.clone().try_acquire_owned().ok()?;
-        metrics::gauge!(OPEN_METRIC, "port" => port.name()).increment(1.0);
-        Some(Place {
-            _permit: permit,
-            port: port.name(),
-        })
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        metrics::gauge!(OPEN_METRIC, "port" => self.port).decrement(1.0);
-    }
 }
 
 /// What the guard knows about a request's connection. Built once per
@@ -195,17 +208,19 @@ pub type Incoming = tokio_stream::wrappers::ReceiverStream<io::Result<Conn>>;
 /// first (or, on the client port, passed on as plaintext for the guard to
 /// refuse with a clear message); with `recheck`, the material the acceptor
 /// follows, each TLS connection is closed once its peer's chain no longer
-/// verifies after a reload. At most `max_connections` are open at once.
+/// verifies after a reload. At most `caps` are open at once.
 pub(super) fn accept(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     port: Port,
     recheck: Option<Arc<Store>>,
-    max_connections: usize,
+    caps: Caps,
 ) -> Incoming {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-    let open = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let open = Arc::new(tokio::sync::Semaphore::new(caps.connections));
+    let per_address = PerAddress::new(caps.connections_per_address);
+    let shaking = PerAddress::new(caps.handshakes_per_address);
     tokio::spawn(async move {
         loop {
             // Wait for a handshake slot before accepting the next socket.
@@ -225,13 +240,14 @@ pub(super) fn accept(
                     }
                 },
             };
-            let Some(place) = Place::take(&open, port) else {
-                // Closed before a byte is read: a flood of connections
-                // costs the node a socket for an instant, not a task.
-                metrics::counter!(CAP_REFUSED_METRIC, "port" => port.name()).increment(1);
-                tracing::debug!(port = port.name(), %remote, max_connections, "connection refused: the port has its cap of connections open");
-                drop(tcp);
-                continue;
+            // Closed before a byte is read: a flood of connections costs
+            // the node a socket for an instant, not a task.
+            let place = match Place::take(&open, &per_address, remote, port) {
+                Ok(place) => place,
+                Err(reason) => {
+                    refuse(port, reason, remote);
+                    continue;
+                }
             };
             // Nagle plus delayed ACKs would add ~40 ms to small replies.
             let _ = tcp.set_nodelay(true);
@@ -245,11 +261,15 @@ pub(super) fn accept(
                 }
                 continue;
             };
+            let Some(shaking) = shaking.take(remote.ip()) else {
+                refuse(port, "handshakes_per_address", remote);
+                continue;
+            };
             let (tx, recheck) = (tx.clone(), recheck.clone());
             tokio::spawn(async move {
                 let shake = handshake(tcp, acceptor, port, recheck, remote);
                 let shaken = tokio::time::timeout(HANDSHAKE_TIMEOUT, shake).await;
-                drop(slot);
+                drop((slot, shaking));
                 match shaken {
                     Ok(Ok(io)) => {
                         let _ = tx.send(Ok(Conn { io, _place: place })).await;

@@ -176,7 +176,7 @@ async fn a_dialling_node_makes_a_full_handshake_even_where_the_server_would_resu
     cfg.alpn_protocols = vec![alpn(Port::Internode)];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let (addr, _seen) =
-        serve(|l| accept(l, Some(acceptor), Port::Internode, None, MAX_CONNECTIONS)).await;
+        serve(|l| accept(l, Some(acceptor), Port::Internode, None, Caps::default())).await;
     // How `Tls::endpoint` dials n1: one connector for all its reconnects.
     let node = TlsConnector::from(Tls::client_config(&n2, "n1"));
     for round in 0..2 {
