@@ -25,6 +25,10 @@ pub enum FinishError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Propose(#[from] ProposeError),
+    #[error(
+        "node '{0}' is not abandoned (no `removenode` aborted its movement); nothing proposed"
+    )]
+    NotAbandoned(String),
 }
 
 /// Proposes the steps ending the movement that moves `node` until it is
@@ -34,6 +38,9 @@ pub async fn finish_movement<L: LayoutHandle>(layout: &L, node: &str) -> Result<
     loop {
         let now = layout.current();
         let step = now.next_finish_step(node)?;
+        if matches!(step, FinishStep::SwitchReads(_)) {
+            layout.upgraded(node)?;
+        }
         layout.announced(now.version).await?;
         let done = matches!(step, FinishStep::Finish(_));
         let next = match step {
@@ -64,6 +71,10 @@ impl LayoutHandle for Announcing {
 
     async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
         LayoutHandle::propose(&self.cluster, next).await
+    }
+
+    fn upgraded(&self, except: &str) -> Result<(), ProposeError> {
+        LayoutHandle::upgraded(&self.cluster, except)
     }
 
     async fn announced(&self, version: u64) -> Result<(), ProposeError> {

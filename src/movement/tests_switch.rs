@@ -34,6 +34,11 @@ impl LayoutHandle for Logged {
         Ok(())
     }
 
+    /// Every member runs this build.
+    fn upgraded(&self, _except: &str) -> Result<(), ProposeError> {
+        Ok(())
+    }
+
     async fn announced(&self, version: u64) -> Result<(), ProposeError> {
         self.log.lock().push(format!("announce v{version}"));
         if *self.unannounced.lock() == Some(version) {
