@@ -203,7 +203,8 @@ async fn layout(State(a): State<Admin>) -> Response {
 }
 
 /// `GET /movement`: the movements in progress in the layout (per
-/// datacenter) and the one this node streams for, with its progress.
+/// datacenter), the one this node streams for, with its progress, and
+/// the steps it holds back, by movement, with why (`held`).
 async fn movement(State(a): State<Admin>) -> Response {
     type ByDc = std::collections::BTreeMap<String, String>;
     let (version, movements, phases) = match &a.cluster {
@@ -220,12 +221,14 @@ async fn movement(State(a): State<Admin>) -> Response {
         }
         None => (None, ByDc::new(), ByDc::new()),
     };
+    let board = crate::movement::progress::board(&a.node_id);
     let body = serde_json::json!({
         "node": &*a.node_id,
         "layout_version": version,
         "movements": movements,
         "phases": phases,
-        "streaming": crate::movement::progress::board(&a.node_id).report(),
+        "streaming": board.report(),
+        "held": board.held(),
     });
     ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
 }

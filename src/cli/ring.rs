@@ -74,12 +74,12 @@ pub async fn run(args: RingArgs) -> anyhow::Result<()> {
         .or_else(|| layout.keyspaces.keys().next().cloned())
         .unwrap_or_default();
     let rows = ownership(&layout, &ks);
-    let reports = if layout.movements.is_empty() {
-        Vec::new()
+    let (reports, held) = if layout.movements.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
         super::movement::reports(&layout).await
     };
-    let progress = geokv::movement::progress::movements(&layout, &reports);
+    let progress = geokv::movement::progress::movements(&layout, &reports, &held);
     if args.json {
         let v = serde_json::json!({
             "cluster": layout.cluster_name,
@@ -119,6 +119,9 @@ fn table(layout: &Layout, ks: &str, rows: &[NodeOwnership], moving: &[MovementPr
             m.keys,
             m.bytes as f64 / 1e6
         );
+        for h in &m.held {
+            let _ = writeln!(out, "    held by {h}");
+        }
     }
     out.push_str(&nodes_table(rows));
     out

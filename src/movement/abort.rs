@@ -43,23 +43,24 @@ pub fn drives(layout: &Layout, me: &str, is_up: &dyn Fn(&str) -> bool) -> bool {
 /// its movement ended) once every live member is on the first; the
 /// version that drops it (the version in force when it is already
 /// dropped). Only the node of an `aborting` movement is dropped (the first
-/// step is `removenode`'s, after its liveness check): any other node is
-/// refused ([`FinishError::NotAbandoned`]) and nothing is proposed
-/// (review-abort27 L5). A timed-out announce is an error; calling again
-/// resumes.
+/// step is `removenode`'s, after its liveness check): any other node, but
+/// one already Removed, is refused ([`FinishError::NotAbandoned`]) and
+/// nothing is proposed (review-abort27 L5, review-elastic28 L6). The
+/// upgrade gate is not asked (review-elastic28 L2): this step only takes
+/// `aborting` out, and the first step passed the gate. A timed-out
+/// announce is an error; calling again resumes.
 pub async fn drop_abandoned<L: LayoutHandle>(layout: &L, node: &str) -> Result<u64, FinishError> {
     let now = layout.current();
     let Some((dc, _, n)) = now.node(node) else {
         return Err(crate::layout::LayoutError::UnknownNode(node.into()).into());
     };
-    if n.state != NodeState::Joining {
-        return Ok(now.version);
-    }
     if now.abandoning(dc) != Some(node) {
-        return Err(FinishError::NotAbandoned(node.into()));
+        return match n.state {
+            NodeState::Removed => Ok(now.version),
+            _ => Err(FinishError::NotAbandoned(node.into())),
+        };
     }
     let next = now.abort(node)?;
-    layout.upgraded(node)?;
     layout.announced(now.version).await?;
     let version = next.version;
     tracing::info!(node, version, "abort: dropping the abandoned node");

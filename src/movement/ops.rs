@@ -43,11 +43,11 @@ pub trait LayoutHandle: Send + Sync {
     /// (audit W2; review of the switch, L3).
     fn announced(&self, version: u64) -> impl Future<Output = Result<(), ProposeError>> + Send;
 
-    /// Whether every member (but `except`, the node the step is about)
-    /// runs a build that reads the layout fields of a movement's switch and
-    /// abort steps (`upgrade`): asked before proposing one. No default,
-    /// like [`LayoutHandle::announced`].
-    fn upgraded(&self, except: &str) -> Result<(), ProposeError>;
+    /// Whether every member up (but `except`, the node the step is about,
+    /// and the nodes moved out) runs a build that reads the layout fields
+    /// of a movement's switch and abort steps (`upgrade`): asked before
+    /// proposing a switch. No default, like [`LayoutHandle::announced`].
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded>;
 }
 
 /// A join that did not complete. Running it again resumes it.
@@ -162,9 +162,9 @@ impl LayoutHandle for crate::view::Cluster {
             .map_err(|e| ProposeError(e.to_string()))
     }
 
-    fn upgraded(&self, except: &str) -> Result<(), ProposeError> {
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded> {
         let layout = LayoutHandle::current(self);
-        super::upgrade::here(self.me(), &layout, except).map_err(|e| ProposeError(e.to_string()))
+        super::upgrade::here(self.me(), &layout, except)
     }
 
     /// The bare view cannot ask its peers: a movement's end goes through

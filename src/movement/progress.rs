@@ -24,6 +24,8 @@ pub struct Board {
     current: Mutex<Option<Entry>>,
     liveness: Mutex<Option<IsUp>>,
     features: Mutex<Option<FeaturesOf>>,
+    /// Movement name → why this node holds its step back (`held`).
+    held: Mutex<BTreeMap<String, String>>,
 }
 
 /// This node's failure detector's verdict on a node id.
@@ -101,6 +103,23 @@ impl Board {
     /// The node's gossip table's feature bits, if gossip runs.
     pub fn features(&self) -> Option<FeaturesOf> {
         self.features.lock().clone()
+    }
+
+    /// Why this node, driving a step of `movement` (a removal's
+    /// finisher), holds it back (the upgrade gate: `movement::upgrade`);
+    /// `None` once it is no longer held. `GET /movement` shows it as
+    /// `held` (review-elastic28 M2).
+    pub fn hold(&self, movement: &str, why: Option<String>) {
+        let mut held = self.held.lock();
+        match why {
+            Some(why) => held.insert(movement.to_string(), why),
+            None => held.remove(movement),
+        };
+    }
+
+    /// Movement name → why this node holds its step back.
+    pub fn held(&self) -> BTreeMap<String, String> {
+        self.held.lock().clone()
     }
 
     /// `movement` starts (or resumes) streaming into `progress`, on
@@ -188,12 +207,29 @@ pub struct MovementProgress {
     pub bytes: u64,
     /// The nodes whose board reports this movement.
     pub reported_by: Vec<String>,
+    /// `node: why` of each node holding a step of it back (a removal's
+    /// finisher waiting on the upgrade gate); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
+}
+
+/// A step of `movement` that node `node` holds back, and why (its
+/// `GET /movement`'s `held`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub node: String,
+    pub movement: String,
+    pub why: String,
 }
 
 /// Every movement of `layout` with the reports of it in `reports` (each
-/// node's board, `GET /movement`), summed; reports of other or older
-/// movements are left out.
-pub fn movements(layout: &Layout, reports: &[(String, Report)]) -> Vec<MovementProgress> {
+/// node's board, `GET /movement`), summed, and the steps of it `held`;
+/// reports of other movements (by name) are left out.
+pub fn movements(
+    layout: &Layout,
+    reports: &[(String, Report)],
+    held: &[Held],
+) -> Vec<MovementProgress> {
     (layout.movements.iter())
         .map(|(dc, m)| {
             let name = m.to_string();
@@ -206,6 +242,9 @@ pub fn movements(layout: &Layout, reports: &[(String, Report)]) -> Vec<MovementP
                 keys: 0,
                 bytes: 0,
                 reported_by: Vec::new(),
+                held: (held.iter().filter(|h| h.movement == name))
+                    .map(|h| format!("{}: {}", h.node, h.why))
+                    .collect(),
             };
             for (id, r) in reports.iter().filter(|(_, r)| r.movement == name) {
                 out.ranges_done += r.ranges_done;
@@ -289,7 +328,12 @@ mod tests {
         let mut other = report("done", 1, &[]);
         other.keys = 999;
         let reports = vec![("dc2-n1".to_string(), leave), ("dc1-n1".to_string(), other)];
-        let v = serde_json::to_value(movements(&l, &reports)).unwrap();
+        let held = [Held {
+            node: "dc2-n2".into(),
+            movement: "removal of dc2-n9".into(),
+            why: "not proposed".into(),
+        }];
+        let v = serde_json::to_value(movements(&l, &reports, &held)).unwrap();
         assert_eq!(v[0]["movement"], "join of dc1-new");
         assert_eq!(v[0]["phase"], "aborting", "{v}");
         assert_eq!(v[0]["keys"], 0, "another movement's report is not summed");
@@ -301,6 +345,36 @@ mod tests {
         );
         assert_eq!(v[1]["keys"], 120);
         assert_eq!(v[1]["reported_by"], serde_json::json!(["dc2-n1"]));
+        assert!(v[1].get("held").is_none(), "another movement's hold: {v}");
+    }
+
+    /// review-elastic28 M2: a removal whose switch the upgrade gate holds
+    /// says so where the CLI reads it: the finisher's board (`GET
+    /// /movement`'s `held`) and `geokv ring --json`'s `progress`.
+    #[test]
+    fn a_held_step_is_named_on_the_board_and_in_the_movement() {
+        let mut seed = Layout::seed(&crate::topology::Topology::dev());
+        for spec in seed.keyspaces.values_mut() {
+            spec.replication.values_mut().for_each(|rf| *rf = 1);
+        }
+        let l = seed.begin_remove("dc1-n3").expect("removal");
+        let board = Board::default();
+        let why = "not proposed: dc2-n1 (an older build) run a build without …";
+        board.hold("removal of dc1-n3", Some(why.into()));
+        let on_board = board.held();
+        assert_eq!(on_board["removal of dc1-n3"], why);
+        let held: Vec<Held> = (on_board.into_iter())
+            .map(|(movement, why)| Held {
+                node: "dc1-n1".into(),
+                movement,
+                why,
+            })
+            .collect();
+        let v = serde_json::to_value(movements(&l, &[], &held)).unwrap();
+        assert_eq!(v[0]["movement"], "removal of dc1-n3");
+        assert_eq!(v[0]["held"], serde_json::json!([format!("dc1-n1: {why}")]));
+        board.hold("removal of dc1-n3", None);
+        assert!(board.held().is_empty(), "cleared once proposed");
     }
 
     /// `removenode --force` at layout 7 after an unforced attempt failed

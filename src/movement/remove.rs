@@ -358,7 +358,14 @@ async fn try_finish(handle: &super::switch::Announcing, layout: &Layout, dead: &
             return;
         }
     }
-    match super::switch::finish_movement(handle, dead).await {
+    let r = super::switch::finish_movement(handle, dead).await;
+    // A switch the gate holds is shown (`GET /movement`'s `held`, M2).
+    let held = match &r {
+        Err(super::switch::FinishError::NotUpgraded(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    super::progress::board(me).hold(&name, held);
+    match r {
         Ok(_) => tracing::info!(node = %me, dead, "removal complete: node is removed"),
         Err(e) => tracing::warn!(error = %e, "removal: finish not done; retrying"),
     }

@@ -29,6 +29,9 @@ pub enum FinishError {
         "node '{0}' is not abandoned (no `removenode` aborted its movement); nothing proposed"
     )]
     NotAbandoned(String),
+    /// The switch of reads waits for a member's build (`upgrade`).
+    #[error(transparent)]
+    NotUpgraded(#[from] super::upgrade::NotUpgraded),
 }
 
 /// Proposes the steps ending the movement that moves `node` until it is
@@ -73,7 +76,7 @@ impl LayoutHandle for Announcing {
         LayoutHandle::propose(&self.cluster, next).await
     }
 
-    fn upgraded(&self, except: &str) -> Result<(), ProposeError> {
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded> {
         LayoutHandle::upgraded(&self.cluster, except)
     }
 

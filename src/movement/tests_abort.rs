@@ -260,3 +260,45 @@ async fn only_the_node_of_an_abandoned_movement_is_dropped() {
     let log = h.log.lock().clone();
     assert!(log.iter().all(|e| !e.starts_with("propose")), "{log:?}");
 }
+
+/// review-elastic28 L6: a Normal or Leaving node was answered `Ok` (and
+/// the driver logged "abort complete: node is removed"); it is refused.
+#[tokio::test]
+async fn a_normal_or_leaving_node_is_not_abandoned() {
+    let h = super::tests_switch::joining();
+    let l = (*h.current()).clone();
+    let normal = (l.nodes())
+        .find(|(_, _, n)| n.state == NodeState::Normal)
+        .map(|(_, _, n)| n.id.clone())
+        .expect("a Normal node");
+    let r = drop_abandoned(&h, &normal).await;
+    assert!(
+        matches!(&r, Err(super::switch::FinishError::NotAbandoned(_))),
+        "{normal}: {r:?}"
+    );
+    let leaving = seed().begin_leave("dc1-n3").expect("decommission");
+    *h.layout.lock() = Arc::new(leaving.clone());
+    let r = drop_abandoned(&h, "dc1-n3").await;
+    assert!(
+        matches!(&r, Err(super::switch::FinishError::NotAbandoned(_))),
+        "{r:?}"
+    );
+    assert_eq!(*h.current(), leaving, "nothing proposed");
+}
+
+/// review-elastic28 L2: the abort's second step (it only takes `aborting`
+/// out; the first step passed the gate) is not held by a member on an
+/// older build, so the dead pending replica stops raising blockFor.
+#[tokio::test]
+async fn the_drop_of_an_abandoned_node_does_not_wait_for_the_upgrade_gate() {
+    let h = super::tests_switch::joining();
+    let switched = h.current().next_finish_step("new0").expect("step");
+    *h.layout.lock() = Arc::new(switched.layout().abort("new0").expect("first step"));
+    *h.old.lock() = vec!["n1 (an older build)".into()];
+    assert_eq!(drop_abandoned(&h, "new0").await.expect("dropped"), 5);
+    let end = h.current();
+    assert_eq!(
+        end.node("new0").map(|n| n.2.state),
+        Some(NodeState::Removed)
+    );
+}

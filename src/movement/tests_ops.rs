@@ -48,7 +48,7 @@ impl LayoutHandle for Fake {
 
     /// One shared layout: every "member" is on it at once.
     /// Every member runs this build.
-    fn upgraded(&self, _except: &str) -> Result<(), ProposeError> {
+    fn upgraded(&self, _except: &str) -> Result<(), super::upgrade::NotUpgraded> {
         Ok(())
     }
 

@@ -326,13 +326,16 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
     );
 }
 
-/// The node's movement board gets its failure detector (`POST /removenode`
-/// asks it) and its gossip table's feature bits (`movement::upgrade`).
+/// The node's movement board gets its gossip table's feature bits
+/// (`movement::upgrade`) and then its failure detector (`POST /removenode`
+/// asks it): in this order, since the admin port already serves and a
+/// removenode that passed the liveness check must not find the gate
+/// unset, which asks nobody (review-elastic28 L5).
 fn set_board(me: &str, p: &Parts, is_up: &Arc<dyn Fn(&str) -> bool + Send + Sync>) {
     let board = crate::movement::progress::board(me);
-    board.set_liveness(is_up.clone());
     let gossip = p.gossiper.clone();
     board.set_features(Arc::new(move |id: &str| gossip.features(id)));
+    board.set_liveness(is_up.clone());
 }
 
 async fn bind(
