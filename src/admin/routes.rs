@@ -203,23 +203,32 @@ async fn layout(State(a): State<Admin>) -> Response {
 }
 
 /// `GET /movement`: the movements in progress in the layout (per
-/// datacenter) and the one this node streams for, with its progress.
+/// datacenter), the one this node streams for, with its progress, and
+/// the steps it holds back, by movement, with why (`held`).
 async fn movement(State(a): State<Admin>) -> Response {
-    let (version, movements) = match &a.cluster {
+    type ByDc = std::collections::BTreeMap<String, String>;
+    let (version, movements, phases) = match &a.cluster {
         Some(c) => {
             let view = c.current();
-            let m: std::collections::BTreeMap<String, String> = (view.layout.movements.iter())
+            let l = &view.layout;
+            let m: ByDc = (l.movements.iter())
                 .map(|(dc, m)| (dc.clone(), m.to_string()))
                 .collect();
-            (Some(view.version()), m)
+            let p: ByDc = (l.movements.keys())
+                .map(|dc| (dc.clone(), crate::movement::progress::phase(l, dc).into()))
+                .collect();
+            (Some(view.version()), m, p)
         }
-        None => (None, Default::default()),
+        None => (None, ByDc::new(), ByDc::new()),
     };
+    let board = crate::movement::progress::board(&a.node_id);
     let body = serde_json::json!({
         "node": &*a.node_id,
         "layout_version": version,
         "movements": movements,
-        "streaming": crate::movement::progress::board(&a.node_id).report(),
+        "phases": phases,
+        "streaming": board.report(),
+        "held": board.held(),
     });
     ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
 }
@@ -292,6 +301,13 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
         Ok(next) => next,
         Err(e) => return (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
     };
+    // The first step of an abort puts `aborting` in the layout: only once
+    // every member's build reads it (`movement::upgrade`).
+    if next.aborting != layout.aborting {
+        if let Err(e) = crate::movement::upgrade::here(&a.node_id, &layout, &id) {
+            return (StatusCode::CONFLICT, format!("{e}\n")).into_response();
+        }
+    }
     // Begun and forced in one layout version.
     next.version = next.version.min(layout.version + 1);
     let v = next.version;

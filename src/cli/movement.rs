@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use geokv::layout::{Layout, NodeState};
-use geokv::movement::progress::{Report, Warnings};
+use geokv::movement::progress::{Held, Report, Warnings};
 
 use super::ring::http;
 
@@ -39,10 +39,12 @@ pub struct RemoveArgs {
     pub tls: super::admin_http::AdminTlsArgs,
 }
 
-/// Every member's report of the movement it streams for (nodes that do not
-/// answer are left out).
-pub async fn reports(layout: &Layout) -> Vec<(String, Report)> {
+/// Every member's report of the movement it streams for, and the steps
+/// each holds back (`held`: a removal's switch waiting on the upgrade
+/// gate); nodes that do not answer are left out.
+pub async fn reports(layout: &Layout) -> (Vec<(String, Report)>, Vec<Held>) {
     let mut out = Vec::new();
+    let mut held = Vec::new();
     for (_, _, n) in layout.nodes().filter(|(_, _, n)| n.state.is_member()) {
         let addr = n.admin_address.to_string();
         let ask = http(&addr, "GET", "/movement");
@@ -53,8 +55,23 @@ pub async fn reports(layout: &Layout) -> Vec<(String, Report)> {
         if let Ok(r) = serde_json::from_value::<Report>(v["streaming"].clone()) {
             out.push((n.id.clone(), r));
         }
+        held.extend(held_of(&n.id, &v));
     }
-    out
+    (out, held)
+}
+
+/// The steps node `id` holds back, from its `GET /movement` answer `v`.
+fn held_of(id: &str, v: &serde_json::Value) -> Vec<Held> {
+    let Some(by_movement) = v["held"].as_object() else {
+        return Vec::new();
+    };
+    (by_movement.iter())
+        .map(|(movement, why)| Held {
+            node: id.to_string(),
+            movement: movement.clone(),
+            why: why.as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
 }
 
 /// One line per report, for `geokv ring`.
@@ -154,7 +171,7 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let since = v["version"].as_u64().unwrap_or(0);
     loop {
         let l = layout(&args.endpoint).await?;
-        let all = reports(&l).await;
+        let (all, held) = reports(&l).await;
         let (failed, seen) = geokv::movement::progress::verdict(&all, &name, since);
         warnings.extend(seen);
         if l.node(&args.id).map(|(_, _, n)| n.state) == Some(NodeState::Removed) {
@@ -183,8 +200,12 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         let bytes: u64 = mine.iter().map(|r| r.bytes).sum();
         bar.set_length(total);
         bar.set_position(done);
+        let why = match held.iter().find(|h| h.movement == name) {
+            Some(h) => format!(", held by {}: {}", h.node, h.why),
+            None => String::new(),
+        };
         bar.set_message(format!(
-            "{keys} keys, {:.1} MB, {} gainer(s)",
+            "{keys} keys, {:.1} MB, {} gainer(s){why}",
             bytes as f64 / 1e6,
             mine.len()
         ));
@@ -195,6 +216,24 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// review-elastic28 M2: a node's `GET /movement` `held` is read back.
+    #[test]
+    fn a_held_step_is_read_from_the_movement_answer() {
+        let v = serde_json::json!({"held": {"removal of x": "not proposed: y (an older build)"}});
+        let held = held_of("a", &v);
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            (held[0].node.as_str(), held[0].movement.as_str()),
+            ("a", "removal of x")
+        );
+        assert_eq!(held[0].why, "not proposed: y (an older build)");
+        assert!(held_of("a", &serde_json::json!({"held": {}})).is_empty());
+        assert!(
+            held_of("a", &serde_json::json!({})).is_empty(),
+            "an older node"
+        );
+    }
 
     #[test]
     fn removal_json_says_whether_it_is_done_and_lists_the_warnings() {

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 use geokv::layout::Layout;
+use geokv::movement::progress::MovementProgress;
 use geokv::view::http::{ownership, NodeOwnership};
 
 /// Arguments of `geokv ring`.
@@ -73,37 +74,54 @@ pub async fn run(args: RingArgs) -> anyhow::Result<()> {
         .or_else(|| layout.keyspaces.keys().next().cloned())
         .unwrap_or_default();
     let rows = ownership(&layout, &ks);
+    let (reports, held) = if layout.movements.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        super::movement::reports(&layout).await
+    };
+    let progress = geokv::movement::progress::movements(&layout, &reports, &held);
     if args.json {
         let v = serde_json::json!({
             "cluster": layout.cluster_name,
             "version": layout.version,
             "keyspace": ks,
             "movements": layout.movements,
-            "streaming": super::movement::reports(&layout).await.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "progress": progress,
+            "streaming": reports.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             "nodes": rows,
         });
         println!("{v}");
     } else {
-        print!("{}", table(&layout, &ks, &rows));
+        print!("{}", table(&layout, &ks, &rows, &progress));
         if !layout.movements.is_empty() {
-            print!(
-                "{}",
-                super::movement::lines(&super::movement::reports(&layout).await)
-            );
+            print!("{}", super::movement::lines(&reports));
         }
     }
     Ok(())
 }
 
-fn table(layout: &Layout, ks: &str, rows: &[NodeOwnership]) -> String {
+fn table(layout: &Layout, ks: &str, rows: &[NodeOwnership], moving: &[MovementProgress]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "cluster {} layout v{} (ownership in keyspace {ks})",
         layout.cluster_name, layout.version
     );
-    for (dc, m) in &layout.movements {
-        let _ = writeln!(out, "  movement in {dc}: {m}");
+    for m in moving {
+        let _ = writeln!(
+            out,
+            "  movement in {}: {} ({}): {}/{} ranges, {} keys, {:.1} MB",
+            m.dc,
+            m.movement,
+            m.phase,
+            m.ranges_done,
+            m.ranges_total,
+            m.keys,
+            m.bytes as f64 / 1e6
+        );
+        for h in &m.held {
+            let _ = writeln!(out, "    held by {h}");
+        }
     }
     out.push_str(&nodes_table(rows));
     out

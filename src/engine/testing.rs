@@ -1,5 +1,5 @@
-//! A test engine: the memory engine with hooks around its writes and raw
-//! scans (count them, slow them, fail them), so a test that needs to watch
+//! A test engine: the memory engine with hooks around its writes, raw
+//! scans and flushes (count them, slow them, fail them), so a test that needs to watch
 //! or bend the engine writes the hook, not another delegating `Engine`.
 //! Test-only.
 //!
@@ -21,6 +21,8 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     fn after_write(&self) {}
     /// After a raw scan of `cf` returned `rows` rows.
     fn after_scan(&self, _cf: Cf, _rows: usize) {}
+    /// After [`Engine::flush`] made every write durable.
+    fn after_flush(&self) {}
     /// What [`Engine::write_waits_for_sync`] answers (the memory engine's
     /// `false` unless a test plays `Durability::Sync`).
     fn write_waits_for_sync(&self) -> bool {
@@ -91,7 +93,9 @@ impl<H: Hooks> Engine for Hooked<H> {
         self.hooks.write_waits_for_sync()
     }
     fn flush(&self) -> Result<(), EngineError> {
-        self.inner.flush()
+        self.inner.flush()?;
+        self.hooks.after_flush();
+        Ok(())
     }
     fn incarnation(&self) -> &incarnation::Current {
         self.inner.incarnation()

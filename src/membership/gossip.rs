@@ -221,6 +221,11 @@ impl Gossiper {
         self.inner.table.lock().is_up_id(node_id, now)
     }
 
+    /// The feature bits `node_id` advertises ([`Membership::features`]).
+    pub fn features(&self, node_id: &str) -> Option<u64> {
+        self.inner.table.lock().features(node_id)
+    }
+
     /// Every node's status now, in topology order.
     pub fn snapshot(&self) -> Vec<PeerStatus> {
         let now = self.inner.clock.now_ms();

@@ -23,8 +23,10 @@
 //! | `select.rs` | who to gossip with this round | yes (rng is an input) |
 //! | `observe.rs` | metric names, gauges, transition counter and logs | — |
 //! | `gossip.rs` | `Gossiper` handle, the round loop, the clock seam | no |
+//! | `features.rs` | the feature bits a node advertises with its heartbeat | yes |
 
 mod config;
+pub mod features;
 mod gossip;
 mod liveness;
 mod observe;

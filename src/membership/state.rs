@@ -30,6 +30,9 @@ struct Node {
     /// 0 until first heard of.
     generation: u64,
     heartbeat: u64,
+    /// The feature bits of its build ([`super::features`]), from the entry
+    /// last adopted (0 from a build before them).
+    features: u64,
     detector: PhiDetector,
     /// The verdict last published by `evaluate`.
     up: bool,
@@ -84,6 +87,7 @@ impl Membership {
                 info,
                 generation: 0,
                 heartbeat: 0,
+                features: 0,
                 detector: PhiDetector::new(params),
                 up: true,
             })
@@ -98,6 +102,7 @@ impl Membership {
             last_tick_ms: now_ms,
         };
         table.nodes[me].generation = generation;
+        table.nodes[me].features = super::features::THIS_BUILD;
         Ok(table)
     }
 
@@ -182,11 +187,13 @@ impl Membership {
                 }
                 n.generation = e.generation;
                 n.heartbeat = e.heartbeat;
+                n.features = e.features;
                 n.detector = PhiDetector::new(self.params);
                 n.detector.heartbeat(now_ms);
                 out.restarted += 1;
             } else if e.generation == n.generation && e.heartbeat > n.heartbeat {
                 n.heartbeat = e.heartbeat;
+                n.features = e.features;
                 n.detector.heartbeat(now_ms);
                 out.advanced += 1;
             }
@@ -207,6 +214,7 @@ impl Membership {
                     node_id: n.info.id.clone(),
                     generation: n.generation,
                     heartbeat: n.heartbeat,
+                    features: n.features,
                 })
                 .collect(),
             // Stamped by the node (see `view::sync`), not by membership.
@@ -236,6 +244,13 @@ impl Membership {
     /// verdict (updated each [`tick`](Self::tick)) by up to one round.
     pub fn is_up(&self, idx: usize, now_ms: u64) -> bool {
         self.phi(idx, now_ms) <= self.config.threshold(self.nodes[idx].same_dc)
+    }
+
+    /// The feature bits node `id` advertised with the heartbeat last
+    /// adopted; `None` before any was heard (or outside the topology).
+    pub fn features(&self, id: &str) -> Option<u64> {
+        let n = &self.nodes[self.index_of(id)?];
+        (n.generation != 0).then_some(n.features)
     }
 
     /// [`is_up`](Self::is_up) by id; nodes outside the topology are down.
@@ -311,6 +326,7 @@ impl Membership {
                 info: info.clone(),
                 generation: 0,
                 heartbeat: 0,
+                features: 0,
                 detector: PhiDetector::new(self.params),
                 up: true,
             });

@@ -39,25 +39,33 @@ pub fn drives(layout: &Layout, me: &str, is_up: &dyn Fn(&str) -> bool) -> bool {
     normal.first() == Some(&me)
 }
 
-/// Proposes the steps abandoning the movement of the dead `node` until it
-/// is dropped, each once every live member is on the layout before it; the
+/// Proposes the second step of the abort of the dead `node` (dropped,
+/// its movement ended) once every live member is on the first; the
 /// version that drops it (the version in force when it is already
-/// dropped). A timed-out announce is an error; calling again resumes.
+/// dropped). Only the node of an `aborting` movement is dropped (the first
+/// step is `removenode`'s, after its liveness check): any other node, but
+/// one already Removed, is refused ([`FinishError::NotAbandoned`]) and
+/// nothing is proposed (review-abort27 L5, review-elastic28 L6). The
+/// upgrade gate is not asked (review-elastic28 L2): this step only takes
+/// `aborting` out, and the first step passed the gate. A timed-out
+/// announce is an error; calling again resumes.
 pub async fn drop_abandoned<L: LayoutHandle>(layout: &L, node: &str) -> Result<u64, FinishError> {
-    loop {
-        let now = layout.current();
-        if now.node(node).map(|(_, _, n)| n.state) != Some(NodeState::Joining) {
-            return Ok(now.version);
-        }
-        let next = now.abort(node)?;
-        layout.announced(now.version).await?;
-        let (version, dropped) = (next.version, next.node(node).map(|n| n.2.state));
-        tracing::info!(node, version, ?dropped, "abort step proposed");
-        layout.propose(next).await?;
-        if dropped == Some(NodeState::Removed) {
-            return Ok(version);
-        }
+    let now = layout.current();
+    let Some((dc, _, n)) = now.node(node) else {
+        return Err(crate::layout::LayoutError::UnknownNode(node.into()).into());
+    };
+    if now.abandoning(dc) != Some(node) {
+        return match n.state {
+            NodeState::Removed => Ok(now.version),
+            _ => Err(FinishError::NotAbandoned(node.into())),
+        };
     }
+    let next = now.abort(node)?;
+    layout.announced(now.version).await?;
+    let version = next.version;
+    tracing::info!(node, version, "abort: dropping the abandoned node");
+    layout.propose(next).await?;
+    Ok(version)
 }
 
 /// One pass on this node: drives every abort in progress it is the driver

@@ -22,7 +22,8 @@
 //! | `survivors.rs` | which live survivors (any datacenter) a dead node's range is copied from so every quorum write is among them, pure |
 //! | `abort.rs` | the second step of abandoning a movement whose joiner or replacement died after the switch of reads, once every live member is on the first; who drives it |
 //! | `switch.rs` | the end of every movement in steps (reads switch to the new owners, then finish), each once every live member is on the step before; resumable |
-//! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA |
+//! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA; each movement's phase (`aborting` for an abandoned one) and its nodes' reports summed |
+//! | `upgrade.rs` | the rolling-upgrade gate: a switch or abort step waits until every member's build advertises it in gossip |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
 //! serve requests.
@@ -48,6 +49,7 @@ pub mod stream;
 pub mod survivors;
 pub mod switch;
 pub mod throughput;
+pub mod upgrade;
 
 #[cfg(test)]
 mod tests_abort;
@@ -71,6 +73,8 @@ mod tests_remove;
 mod tests_replace;
 #[cfg(test)]
 mod tests_stream;
+#[cfg(test)]
+mod tests_stream_durable;
 #[cfg(test)]
 mod tests_survivors;
 #[cfg(test)]

@@ -42,6 +42,12 @@ pub trait LayoutHandle: Send + Sync {
     /// handle that skipped the wait would bring back the one-step switch
     /// (audit W2; review of the switch, L3).
     fn announced(&self, version: u64) -> impl Future<Output = Result<(), ProposeError>> + Send;
+
+    /// Whether every member up (but `except`, the node the step is about,
+    /// and the nodes moved out) runs a build that reads the layout fields
+    /// of a movement's switch and abort steps (`upgrade`): asked before
+    /// proposing a switch. No default, like [`LayoutHandle::announced`].
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded>;
 }
 
 /// A join that did not complete. Running it again resumes it.
@@ -65,6 +71,20 @@ pub enum JoinError {
     Engine(#[from] EngineError),
     #[error("node '{id}' is {state:?} in the layout; it cannot join")]
     WrongState { id: String, state: NodeState },
+    #[error("{}", abandoned_text(.0))]
+    Abandoned(String),
+}
+
+impl JoinError {
+    /// Retrying cannot help: the node is not (or no longer) joining.
+    pub fn is_final(&self) -> bool {
+        matches!(self, JoinError::Abandoned(_) | JoinError::WrongState { .. })
+    }
+}
+
+/// Why node `id`, removed while it was away, cannot go on.
+pub(crate) fn abandoned_text(id: &str) -> String {
+    format!("node '{id}' was removed from the cluster while it was down: its movement was abandoned (`geokv removenode {id}`). It cannot rejoin under this id: stop it, wipe its data directory and join it again under a new id")
 }
 
 /// What a node joins as.
@@ -108,6 +128,7 @@ pub async fn join<L: LayoutHandle, S: RangeSource>(
         }
         Some(NodeState::Joining) => tracing::info!(node = id, "resuming the join"),
         Some(NodeState::Normal) => return Ok(Joined::AlreadyMember),
+        Some(NodeState::Removed) => return Err(JoinError::Abandoned(id.into())),
         Some(state) => {
             return Err(JoinError::WrongState {
                 id: id.into(),
@@ -141,6 +162,11 @@ impl LayoutHandle for crate::view::Cluster {
             .map_err(|e| ProposeError(e.to_string()))
     }
 
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded> {
+        let layout = LayoutHandle::current(self);
+        super::upgrade::here(self.me(), &layout, except)
+    }
+
     /// The bare view cannot ask its peers: a movement's end goes through
     /// [`super::switch::Announcing`], so this refuses rather than skip.
     async fn announced(&self, version: u64) -> Result<(), ProposeError> {
@@ -152,7 +178,10 @@ impl LayoutHandle for crate::view::Cluster {
 
 /// Runs (or resumes) this node's join in the background of a running node:
 /// streams from peers through `peers`, skipping those `is_up` says are
-/// down, and retries after a pause until the join is done or `shutdown`.
+/// down, and retries after a pause until the join is done or `shutdown`;
+/// an error retrying cannot mend ([`JoinError::is_final`]: the join was
+/// abandoned by `removenode` while the node was down) ends it, and the
+/// node with it.
 pub async fn run_join(
     cluster: crate::view::Cluster,
     engine: Arc<dyn Engine>,
@@ -161,19 +190,15 @@ pub async fn run_join(
     progress: Arc<Progress>,
     throughput: Arc<super::Throughput>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+) -> Result<(), JoinError> {
     let me = cluster.me().to_string();
     let began = std::time::Instant::now();
     let Some(req) = request_of(&LayoutHandle::current(&cluster), &me) else {
-        return;
+        return Ok(());
     };
     // `GET /movement` and `geokv ring` show the join like a replacement.
-    let board = super::progress::board(&me);
-    board.start(
-        &format!("join of {me}"),
-        cluster.current().version(),
-        progress.clone(),
-    );
+    let (board, name) = (super::progress::board(&me), format!("join of {me}"));
+    board.start(&name, cluster.current().version(), progress.clone());
     warn_if_unbalanced(&board, &LayoutHandle::current(&cluster), &req);
     loop {
         // Every live member must make this node a pending replica before
@@ -188,7 +213,7 @@ pub async fn run_join(
         );
         let announced = tokio::select! {
             r = announced => r,
-            _ = shutdown.wait_for(|v| *v) => return,
+            _ = shutdown.wait_for(|v| *v) => return Ok(()),
         };
         if let Err(e) = announced {
             board.status(&format!("waiting: {e}"));
@@ -213,17 +238,18 @@ pub async fn run_join(
         );
         let outcome = tokio::select! {
             r = run => r,
-            _ = shutdown.wait_for(|v| *v) => return,
+            _ = shutdown.wait_for(|v| *v) => return Ok(()),
         };
         match outcome {
             Ok(_) => {
                 board.status("done");
-                let p = progress.snapshot();
-                let secs = began.elapsed().as_secs_f64();
-                tracing::info!(node = %me, keys = p.keys, bytes = p.bytes, ranges = p.ranges_total,
-                    secs, keys_per_sec = p.keys as f64 / secs, mb_per_sec = p.bytes as f64 / secs / 1e6,
-                    "join complete: node is normal");
-                return;
+                joined(&me, began, &progress);
+                return Ok(());
+            }
+            Err(e) if e.is_final() => {
+                board.status(&format!("failed: {e}"));
+                tracing::error!(node = %me, error = %e, "join cannot go on; the node stops");
+                return Err(e);
             }
             Err(e) => {
                 board.status(&format!("waiting: {e}"));
@@ -232,9 +258,18 @@ pub async fn run_join(
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-            _ = shutdown.wait_for(|v| *v) => return,
+            _ = shutdown.wait_for(|v| *v) => return Ok(()),
         }
     }
+}
+
+/// Logs a join's end with its figures.
+fn joined(me: &str, began: std::time::Instant, progress: &Progress) {
+    let p = progress.snapshot();
+    let secs = began.elapsed().as_secs_f64();
+    tracing::info!(node = %me, keys = p.keys, bytes = p.bytes, ranges = p.ranges_total,
+        secs, keys_per_sec = p.keys as f64 / secs, mb_per_sec = p.bytes as f64 / secs / 1e6,
+        "join complete: node is normal");
 }
 
 /// Says, in the log and on the movement board (`GET /movement`, `geokv

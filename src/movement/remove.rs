@@ -20,8 +20,10 @@
 //! are logged and listed in the board's warnings as possibly missing writes.
 //!
 //! Owns [`begin`] (the refusal of a live node), [`gainers`], [`finisher`],
+//! [`duties`] (every datacenter's removal is followed, one per datacenter),
 //! [`Patience`] and [`follow`]. Must not serve requests.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,25 +66,57 @@ pub fn begin(
     }
 }
 
-/// The dead node of a removal in progress (the first by datacenter).
-pub fn removing(layout: &Layout) -> Option<String> {
-    layout.movements.values().find_map(|m| match m {
-        Movement::Remove { node, .. } => Some(node.clone()),
-        _ => None,
-    })
+/// The dead node of every removal in progress, one per datacenter at
+/// most (movements are per datacenter), in datacenter order.
+pub fn removals(layout: &Layout) -> Vec<String> {
+    (layout.movements.values())
+        .filter_map(|m| match m {
+            Movement::Remove { node, .. } => Some(node.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What one node does for one removal in progress ([`duties`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duty {
+    /// The dead node being removed.
+    pub dead: String,
+    /// This node gains ranges of it: it copies them.
+    pub copy: bool,
+    /// This node is its [`finisher`].
+    pub finish: bool,
+}
+
+/// What `me` does for every removal in progress in `layout` (a removal in
+/// one datacenter does not hold another datacenter's back).
+pub fn duties(layout: &Layout, me: &str) -> Vec<Duty> {
+    (removals(layout).into_iter())
+        .map(|dead| Duty {
+            copy: gainers(layout, &dead).iter().any(|g| g == me),
+            finish: finisher(layout, &dead).as_deref() == Some(me),
+            dead,
+        })
+        .filter(|d| d.copy || d.finish)
+        .collect()
 }
 
 /// Whether a removal of `node` is in progress in `layout`, in whichever
-/// datacenter ([`removing`] names only the first by datacenter).
+/// datacenter.
 pub fn is_removing(layout: &Layout, node: &str) -> bool {
     (layout.movements.values()).any(|m| matches!(m, Movement::Remove { node: n, .. } if n == node))
 }
 
-/// The members that gain a range in `layout`'s removal of `dead`, by id.
+/// The members that gain a range in `layout`'s removal of `dead`, by id:
+/// members of its datacenter only (another datacenter's movement has its
+/// own gainers).
 pub fn gainers(layout: &Layout, dead: &str) -> Vec<String> {
+    let Some((dc, _, _)) = layout.node(dead) else {
+        return Vec::new();
+    };
     let mut out: Vec<String> = layout
         .nodes()
-        .filter(|(_, _, n)| n.state.is_member() && n.id != dead)
+        .filter(|(d, _, n)| *d == dc && n.state.is_member() && n.id != dead)
         .filter(|(_, _, n)| gains(layout, &n.id).is_ok_and(|g| !g.is_empty()))
         .map(|(_, _, n)| n.id.clone())
         .collect();
@@ -249,10 +283,10 @@ pub async fn follow(
         patience: Patience::default(),
         throughput,
     };
-    // The removal and layout version this node's part is done for, and the
-    // removal whose cursors to forget once it is over.
-    let mut settled: Option<(String, u64)> = None;
-    let mut copied: Option<String> = None;
+    // The removals (and layout versions) this node's part is done for, and
+    // the removals whose cursors to forget once they are over.
+    let mut settled: BTreeSet<(String, u64)> = BTreeSet::new();
+    let mut copied: BTreeSet<String> = BTreeSet::new();
     loop {
         // The second step of an abort after the switch (`abort`).
         let (peers, is_up) = (&gainer.peers, &gainer.is_up);
@@ -261,35 +295,39 @@ pub async fn follow(
             _ = shutdown.wait_for(|v| *v) => return,
         }
         let layout = cluster.current().layout.clone();
-        match removing(&layout) {
-            Some(dead) => {
-                let key = (dead.clone(), layout.version);
-                if gainers(&layout, &dead).contains(&me) && settled.as_ref() != Some(&key) {
-                    let done = tokio::select! {
-                        d = gainer.copy(&layout, &dead) => d,
-                        _ = shutdown.wait_for(|v| *v) => return,
-                    };
-                    copied = Some(dead.clone());
-                    if done {
-                        settled = Some(key);
-                    }
-                }
-                if finisher(&layout, &dead).as_deref() == Some(&me) {
-                    let handle = super::switch::Announcing {
-                        cluster: cluster.clone(),
-                        peers: gainer.peers.clone(),
-                        is_up: gainer.is_up.clone(),
-                        timeout: Duration::from_secs(30),
-                    };
-                    try_finish(&handle, &layout, &dead, &me).await;
+        for duty in duties(&layout, &me) {
+            let dead = duty.dead;
+            let key = (dead.clone(), layout.version);
+            if duty.copy && !settled.contains(&key) {
+                let done = tokio::select! {
+                    d = gainer.copy(&layout, &dead) => d,
+                    _ = shutdown.wait_for(|v| *v) => return,
+                };
+                copied.insert(dead.clone());
+                if done {
+                    settled.insert(key);
                 }
             }
-            None => {
-                if let Some(dead) = copied.take() {
-                    if let Err(e) = cursor::forget(&*engine, &stream_id(&dead)) {
-                        tracing::warn!(error = %e, "removal: forgetting cursors");
-                    }
-                }
+            if duty.finish {
+                let handle = super::switch::Announcing {
+                    cluster: cluster.clone(),
+                    peers: gainer.peers.clone(),
+                    is_up: gainer.is_up.clone(),
+                    timeout: Duration::from_secs(30),
+                };
+                try_finish(&handle, &layout, &dead, &me).await;
+            }
+        }
+        let going = removals(&layout);
+        settled.retain(|(dead, _)| going.contains(dead));
+        let over: Vec<String> = (copied.iter())
+            .filter(|d| !going.contains(d))
+            .cloned()
+            .collect();
+        for dead in over {
+            copied.remove(&dead);
+            if let Err(e) = cursor::forget(&*engine, &stream_id(&dead)) {
+                tracing::warn!(error = %e, "removal: forgetting cursors");
             }
         }
         tokio::select! {
@@ -320,7 +358,14 @@ async fn try_finish(handle: &super::switch::Announcing, layout: &Layout, dead: &
             return;
         }
     }
-    match super::switch::finish_movement(handle, dead).await {
+    let r = super::switch::finish_movement(handle, dead).await;
+    // A switch the gate holds is shown (`GET /movement`'s `held`, M2).
+    let held = match &r {
+        Err(super::switch::FinishError::NotUpgraded(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    super::progress::board(me).hold(&name, held);
+    match r {
         Ok(_) => tracing::info!(node = %me, dead, "removal complete: node is removed"),
         Err(e) => tracing::warn!(error = %e, "removal: finish not done; retrying"),
     }

@@ -36,6 +36,18 @@ pub enum ReplaceError {
     Engine(#[from] EngineError),
     #[error("node '{0}' is not replacing anyone in the layout")]
     NotReplacing(String),
+    #[error("{}", super::ops::abandoned_text(.0))]
+    Abandoned(String),
+}
+
+impl ReplaceError {
+    /// Retrying cannot help: the node is not (or no longer) replacing.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            ReplaceError::Abandoned(_) | ReplaceError::NotReplacing(_)
+        )
+    }
 }
 
 /// How a [`replace`] ended.
@@ -83,6 +95,7 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
     match now.node(me).map(|(_, _, n)| n.state) {
         Some(NodeState::Normal) => return Ok(Replaced::AlreadyMember),
         Some(NodeState::Joining) => {}
+        Some(NodeState::Removed) => return Err(ReplaceError::Abandoned(me.into())),
         _ => return Err(ReplaceError::NotReplacing(me.into())),
     }
     let dead = replacing(&now, me).ok_or_else(|| ReplaceError::NotReplacing(me.into()))?;
@@ -109,7 +122,9 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
 /// Runs (or resumes) this node's replacement in the background of the
 /// running node, like [`super::run_join`]: waits until every live member is
 /// on the layout that makes it a pending replica, streams, retries after a
-/// pause until done or `shutdown`. Progress goes to this node's
+/// pause until done or `shutdown`, or until an error retrying cannot mend
+/// ([`ReplaceError::is_final`]: abandoned by `removenode` while the node
+/// was down), which ends it and the node. Progress goes to this node's
 /// [`super::progress::board`].
 pub async fn run_replace(
     cluster: crate::view::Cluster,
@@ -118,28 +133,22 @@ pub async fn run_replace(
     is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     throughput: Arc<super::Throughput>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+) -> Result<(), ReplaceError> {
     let me = cluster.me().to_string();
     let began = std::time::Instant::now();
     let Some(dead) = replacing(&LayoutHandle::current(&cluster), &me) else {
-        return;
+        return Ok(());
     };
     let board = super::progress::board(&me);
     let progress = Arc::new(Progress::default());
     let name = format!("replacement of {dead} by {me}");
     board.start(&name, cluster.current().version(), progress.clone());
     loop {
-        let version = cluster.current().version();
-        let announced = super::announce::until_announced(
-            &cluster,
-            &peers,
-            &*is_up,
-            version,
-            Duration::from_secs(30),
-        );
+        let (version, wait) = (cluster.current().version(), Duration::from_secs(30));
+        let announced = super::announce::until_announced(&cluster, &peers, &*is_up, version, wait);
         let announced = tokio::select! {
             r = announced => r,
-            _ = shutdown.wait_for(|v| *v) => return,
+            _ = shutdown.wait_for(|v| *v) => return Ok(()),
         };
         let outcome = match announced {
             Err(e) => Err(e.to_string()),
@@ -161,8 +170,15 @@ pub async fn run_replace(
                     progress.clone(),
                 );
                 tokio::select! {
-                    r = run => r.map_err(|e| e.to_string()),
-                    _ = shutdown.wait_for(|v| *v) => return,
+                    r = run => match r {
+                        Err(e) if e.is_final() => {
+                            board.status(&format!("failed: {e}"));
+                            tracing::error!(node = %me, error = %e, "replacement cannot go on; the node stops");
+                            return Err(e);
+                        }
+                        r => r.map_err(|e| e.to_string()),
+                    },
+                    _ = shutdown.wait_for(|v| *v) => return Ok(()),
                 }
             }
         };
@@ -173,7 +189,7 @@ pub async fn run_replace(
                 let secs = began.elapsed().as_secs_f64();
                 tracing::info!(node = %me, dead = %dead, keys = p.keys, bytes = p.bytes,
                     ranges = p.ranges_total, secs, "replacement complete: node is normal");
-                return;
+                return Ok(());
             }
             Err(e) => {
                 board.status(&format!("waiting: {e}"));
@@ -182,7 +198,7 @@ pub async fn run_replace(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            _ = shutdown.wait_for(|v| *v) => return,
+            _ = shutdown.wait_for(|v| *v) => return Ok(()),
         }
     }
 }

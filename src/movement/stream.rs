@@ -231,7 +231,11 @@ impl<S: RangeSource> Streamer<S> {
             self.range(gain, &mut rates).await?;
             self.progress.range_done();
         }
-        Ok(())
+        // Synced before the caller proposes the switch of reads: past the
+        // switch a movement does not copy again, so an OS crash must not
+        // take the copy's unsynced WAL tail (review-abort27 L3).
+        let engine = self.engine.clone();
+        blocking(move || Ok(engine.flush()?)).await
     }
 
     /// The committed cursor of `gain`'s range.

@@ -25,6 +25,13 @@ pub enum FinishError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Propose(#[from] ProposeError),
+    #[error(
+        "node '{0}' is not abandoned (no `removenode` aborted its movement); nothing proposed"
+    )]
+    NotAbandoned(String),
+    /// The switch of reads waits for a member's build (`upgrade`).
+    #[error(transparent)]
+    NotUpgraded(#[from] super::upgrade::NotUpgraded),
 }
 
 /// Proposes the steps ending the movement that moves `node` until it is
@@ -34,6 +41,9 @@ pub async fn finish_movement<L: LayoutHandle>(layout: &L, node: &str) -> Result<
     loop {
         let now = layout.current();
         let step = now.next_finish_step(node)?;
+        if matches!(step, FinishStep::SwitchReads(_)) {
+            layout.upgraded(node)?;
+        }
         layout.announced(now.version).await?;
         let done = matches!(step, FinishStep::Finish(_));
         let next = match step {
@@ -64,6 +74,10 @@ impl LayoutHandle for Announcing {
 
     async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
         LayoutHandle::propose(&self.cluster, next).await
+    }
+
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded> {
+        LayoutHandle::upgraded(&self.cluster, except)
     }
 
     async fn announced(&self, version: u64) -> Result<(), ProposeError> {

@@ -47,6 +47,11 @@ impl LayoutHandle for Fake {
     }
 
     /// One shared layout: every "member" is on it at once.
+    /// Every member runs this build.
+    fn upgraded(&self, _except: &str) -> Result<(), super::upgrade::NotUpgraded> {
+        Ok(())
+    }
+
     async fn announced(&self, _version: u64) -> Result<(), ProposeError> {
         Ok(())
     }
@@ -286,4 +291,37 @@ async fn a_join_interrupted_mid_stream_resumes_where_it_stopped() {
         held as u64,
         "nothing streamed twice"
     );
+}
+
+/// A joiner declared dead and removed (`geokv removenode`, its join
+/// abandoned) that comes back: its join cannot go on, and it says so
+/// naming the removal instead of "cannot join" (which `run_join` retried
+/// every 2 s for ever); the error ends the node.
+#[tokio::test]
+async fn a_joiner_removed_while_it_was_away_learns_it_and_stops() {
+    let w = world();
+    let req = request("d", 9);
+    let begun = (w.layout.current())
+        .begin_join(req.node.clone(), "dc1", "r1", &[42])
+        .unwrap();
+    let removed = super::remove::begin(&begun, "d", &|_| false).unwrap();
+    assert_eq!(removed.node("d").unwrap().2.state, NodeState::Removed);
+    w.layout.propose(begun).await.unwrap();
+    w.layout.propose(removed.clone()).await.unwrap();
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::default());
+    let cfg = StreamConfig::default();
+    let err = join(
+        &w.layout,
+        engine,
+        source(&w, None),
+        &req,
+        cfg,
+        Arc::default(),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("removenode d"), "{text}");
+    assert!(text.contains("abandoned"), "{text}");
+    assert_eq!(*w.layout.current(), removed, "nothing proposed");
 }

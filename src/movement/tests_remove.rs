@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use super::ops::LayoutHandle;
 use super::plan::gains;
-use super::remove::{begin, finisher, forced, gainers, removing, Patience, RemoveError};
+use super::remove::{
+    begin, duties, finisher, forced, gainers, removals, Duty, Patience, RemoveError,
+};
 use super::rereplicate::{rereplicate, RereplicateError, Target};
 use super::stream::{Progress, StreamConfig};
 use super::tests_loopback::Loopback;
@@ -26,7 +28,7 @@ async fn a_removed_dead_nodes_ranges_are_copied_from_survivors_by_their_new_owne
     assert!(matches!(err, RemoveError::Alive(_)), "{err}");
     assert!(err.to_string().contains("alive"), "{err}");
     let moving = begin(&l, "b", &|id| id != "b").unwrap();
-    assert_eq!(removing(&moving).as_deref(), Some("b"));
+    assert_eq!(removals(&moving), vec!["b"]);
     layout.propose(moving.clone()).await.unwrap();
 
     // dc1 has a, c, d left with rf 3: each of them gains what it lacked.
@@ -146,7 +148,7 @@ fn the_wait_for_survivors_is_bounded_and_starts_over_after_progress() {
 }
 
 /// review-abort27 L1: `removenode --force` of a node whose removal sorts
-/// after another datacenter's was not forced (`removing` names the first).
+/// after another datacenter's was not forced (`removing` named the first).
 #[test]
 fn a_removal_in_a_later_datacenter_is_found_by_its_node() {
     let (layout, _, _) = seeded();
@@ -158,11 +160,44 @@ fn a_removal_in_a_later_datacenter_is_found_by_its_node() {
         };
         l.movements.insert(dc.into(), m);
     }
-    assert_eq!(removing(&l).as_deref(), Some("x"));
+    assert_eq!(removals(&l), vec!["x", "y"]);
     assert!(super::remove::is_removing(&l, "x"));
     assert!(
         super::remove::is_removing(&l, "y"),
         "the later datacenter's removal"
     );
     assert!(!super::remove::is_removing(&l, "b"));
+}
+
+/// review-lead27 L5: while dc1's removal of "b" waits, dc2's removal of
+/// "y" is driven too, by dc2's own nodes: the follower drove only the
+/// first removal by datacenter, and a removal's gainers (and so its
+/// finisher) were every member gaining in any movement, so dc1's gainers
+/// were counted (and awaited) for dc2's removal.
+#[test]
+fn every_datacenters_removal_is_driven_by_its_own_datacenters_nodes() {
+    let topo = crate::topology::testing::yaml(
+        &[
+            ("dc1", &["a", "b", "c", "d"]),
+            ("dc2", &["w", "x", "y", "z"]),
+        ],
+        &[("dc1", 3), ("dc2", 3)],
+    );
+    let seed =
+        crate::layout::Layout::seed(&crate::topology::Topology::parse("t.yaml", &topo).unwrap());
+    let l = seed.begin_remove("b").unwrap().begin_remove("y").unwrap();
+    assert_eq!(gainers(&l, "b"), vec!["a", "c", "d"]);
+    assert_eq!(gainers(&l, "y"), vec!["w", "x", "z"], "dc2's nodes only");
+    assert_eq!(finisher(&l, "y").as_deref(), Some("w"));
+    assert_eq!(removals(&l), vec!["b", "y"]);
+    let duty = |dead: &str| Duty {
+        dead: dead.into(),
+        copy: true,
+        finish: true,
+    };
+    assert_eq!(duties(&l, "w"), vec![duty("y")], "dc2 is driven too");
+    assert_eq!(duties(&l, "a"), vec![duty("b")]);
+    let x = duties(&l, "x");
+    assert_eq!(x.len(), 1);
+    assert!(x[0].copy && !x[0].finish, "{x:?}");
 }

@@ -326,3 +326,25 @@ async fn a_replacement_resumed_at_the_switch_finishes_with_a_survivor_down() {
     assert!(l.movements.is_empty() && l.reading_new.is_empty());
     assert_eq!(progress.snapshot().keys, 0, "nothing copied again");
 }
+
+/// A replacement declared dead and removed (`geokv removenode n`) that
+/// comes back: it says it was abandoned, naming the removal, instead of
+/// "not replacing anyone" (which `run_replace` retried for ever).
+#[tokio::test]
+async fn a_replacement_removed_while_it_was_away_learns_it_and_stops() {
+    let (layout, engines, _) = world();
+    let removed = super::remove::begin(&layout.current(), "n", &|_| false).unwrap();
+    assert_eq!(removed.node("n").unwrap().2.state, NodeState::Removed);
+    layout.propose(removed).await.unwrap();
+    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::default());
+    let src = source(&engines, None);
+    let cfg = StreamConfig::default();
+    let err = replace(&layout, engine, src, "n", cfg, Arc::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("removenode n") && text.contains("abandoned"),
+        "{text}"
+    );
+}

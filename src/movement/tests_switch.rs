@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use super::ops::{LayoutHandle, ProposeError};
 use super::switch::{finish_movement, FinishError};
+use super::upgrade::NotUpgraded;
 use crate::layout::{Layout, NodeState};
 use crate::ring::tests_pending::apply;
 use crate::ring::tests_prop::build_topology;
@@ -19,6 +20,8 @@ pub(super) struct Logged {
     pub(super) layout: Mutex<Arc<Layout>>,
     pub(super) log: Mutex<Vec<String>>,
     pub(super) unannounced: Mutex<Option<u64>>,
+    /// The members `upgraded` names as on an older build (none: all new).
+    pub(super) old: Mutex<Vec<String>>,
 }
 
 impl LayoutHandle for Logged {
@@ -32,6 +35,16 @@ impl LayoutHandle for Logged {
         self.log.lock().push(format!("propose v{}", next.version));
         *cur = Arc::new(next);
         Ok(())
+    }
+
+    /// Every member runs this build but `old`.
+    fn upgraded(&self, _except: &str) -> Result<(), NotUpgraded> {
+        let members = self.old.lock().clone();
+        if members.is_empty() {
+            Ok(())
+        } else {
+            Err(NotUpgraded { members })
+        }
     }
 
     async fn announced(&self, version: u64) -> Result<(), ProposeError> {
@@ -53,6 +66,7 @@ pub(super) fn joining() -> Logged {
         layout: Mutex::new(Arc::new(l)),
         log: Mutex::default(),
         unannounced: Mutex::default(),
+        old: Mutex::default(),
     }
 }
 
@@ -66,6 +80,27 @@ async fn each_step_is_proposed_once_every_member_is_on_the_one_before() {
     let end = h.current();
     assert!(end.movements.is_empty() && end.reading_new.is_empty());
     assert_eq!(end.node("new0").map(|n| n.2.state), Some(NodeState::Normal));
+}
+
+/// review-elastic28 L4: the gate is asked before the switch of reads
+/// (and nothing is announced or proposed while a member up is on an older
+/// build), not before the finish: a finish past the switch goes on.
+#[tokio::test]
+async fn the_switch_waits_for_the_upgrade_gate_and_the_finish_does_not() {
+    let h = joining();
+    *h.old.lock() = vec!["n1 (an older build)".into()];
+    let r = finish_movement(&h, "new0").await;
+    assert!(
+        matches!(&r, Err(FinishError::NotUpgraded(e)) if e.members.len() == 1),
+        "{r:?}"
+    );
+    assert!(h.log.lock().is_empty(), "nothing announced nor proposed");
+    assert_eq!(h.current().version, 2);
+    // Past the switch (proposed before the member came back old): the
+    // finish is not gated.
+    let step = h.current().next_finish_step("new0").expect("step");
+    *h.layout.lock() = Arc::new(step.layout().clone());
+    assert_eq!(finish_movement(&h, "new0").await.expect("finished"), 4);
 }
 
 #[tokio::test]

@@ -248,15 +248,17 @@ pub(super) fn loops(
 /// removals of dead nodes and the layout.
 fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
     let view = s.cluster.current();
+    let live = p.liveness.clone();
+    let is_up: Arc<dyn Fn(&str) -> bool + Send + Sync> = Arc::new(move |id: &str| live.is_up(id));
+    // Before any movement step asks the board (`movement::upgrade`).
+    set_board(&s.me.id, p, &is_up);
     if view.layout.node(&s.me.id).map(|(_, _, n)| n.state) == Some(NodeState::Joining) {
         // A joining node (new, or restarted mid-join) streams its ranges
         // and then proposes itself Normal.
-        let live = p.liveness.clone();
-        let is_up: Arc<dyn Fn(&str) -> bool + Send + Sync> =
-            Arc::new(move |id: &str| live.is_up(id));
+        let is_up = is_up.clone();
         if crate::movement::replace::replacing(&view.layout, &s.me.id).is_some() {
             // A replacing node copies the dead node's ranges from survivors.
-            tasks.spawn_loop(
+            tasks.spawn(
                 "replace",
                 crate::movement::replace::run_replace(
                     s.cluster.clone(),
@@ -268,7 +270,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
                 ),
             );
         } else {
-            tasks.spawn_loop(
+            tasks.spawn(
                 "join",
                 crate::movement::run_join(
                     s.cluster.clone(),
@@ -302,9 +304,6 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
     );
     // Removals of dead nodes: this node copies what it gains (and finishes
     // the removal if it is the finisher); `POST /removenode` asks liveness.
-    let live = p.liveness.clone();
-    let is_up: Arc<dyn Fn(&str) -> bool + Send + Sync> = Arc::new(move |id: &str| live.is_up(id));
-    crate::movement::progress::board(&s.me.id).set_liveness(is_up.clone());
     tasks.spawn_loop(
         "removals",
         crate::movement::remove::follow(
@@ -325,6 +324,18 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
             shutdown.clone(),
         ),
     );
+}
+
+/// The node's movement board gets its gossip table's feature bits
+/// (`movement::upgrade`) and then its failure detector (`POST /removenode`
+/// asks it): in this order, since the admin port already serves and a
+/// removenode that passed the liveness check must not find the gate
+/// unset, which asks nobody (review-elastic28 L5).
+fn set_board(me: &str, p: &Parts, is_up: &Arc<dyn Fn(&str) -> bool + Send + Sync>) {
+    let board = crate::movement::progress::board(me);
+    let gossip = p.gossiper.clone();
+    board.set_features(Arc::new(move |id: &str| gossip.features(id)));
+    board.set_liveness(is_up.clone());
 }
 
 async fn bind(

@@ -15,6 +15,7 @@ fn digest(from: &str, entries: &[(&str, u64, u64)]) -> GossipDigest {
         entries: entries
             .iter()
             .map(|&(id, generation, heartbeat)| GossipEntry {
+                features: 0,
                 node_id: id.into(),
                 generation,
                 heartbeat,
@@ -192,4 +193,39 @@ fn snapshot_lists_everyone_in_topology_order() {
     assert!(snap.iter().all(|s| s.up));
     assert_eq!(snap[0].generation, 1_000);
     assert_eq!(snap[1].generation, 0, "never heard");
+}
+
+/// Feature bits travel with a node's heartbeat: adopted with a newer
+/// entry (an older one's bits are ignored), `None` before any is heard,
+/// this build's own in its own entry.
+#[test]
+fn feature_bits_travel_with_the_heartbeat() {
+    use crate::membership::features::THIS_BUILD;
+    let mut t = table();
+    assert_eq!(t.features("n00"), Some(THIS_BUILD));
+    assert_eq!(t.features("n01"), None, "not heard yet");
+    let entry = |heartbeat, features| GossipEntry {
+        node_id: "n01".into(),
+        generation: 5,
+        heartbeat,
+        features,
+    };
+    let with = |e: GossipEntry| GossipDigest {
+        from: "n03".into(),
+        entries: vec![e],
+        ..GossipDigest::default()
+    };
+    t.apply_digest(&with(entry(10, 0)), 100);
+    assert_eq!(t.features("n01"), Some(0), "an older build");
+    t.apply_digest(&with(entry(11, THIS_BUILD)), 200);
+    assert_eq!(t.features("n01"), Some(THIS_BUILD), "upgraded");
+    t.apply_digest(&with(entry(9, 0)), 300);
+    assert_eq!(
+        t.features("n01"),
+        Some(THIS_BUILD),
+        "an older entry is ignored"
+    );
+    let mine = t.digest();
+    let me = mine.entries.iter().find(|e| e.node_id == "n00").unwrap();
+    assert_eq!(me.features, THIS_BUILD, "advertised");
 }

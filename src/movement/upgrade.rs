@@ -1,0 +1,215 @@
+//! The rolling-upgrade gate of a movement's steps: the switch of reads and
+//! the first step of an abort put fields in the layout (`reading_new`,
+//! `aborting`) that a build without [`LAYOUT_STEPS`] rejects, so they are
+//! proposed only once every member up advertises that bit in gossip
+//! (`membership::features`), as Cassandra gates on the minimum version in
+//! gossip. A member up that has not advertised it (an older build, or not
+//! heard yet) holds the step back. A member **down** never does, whatever
+//! build it was last heard with (review-elastic28 H1: a dead member frozen
+//! at an old entry wedged every movement, the replace of that very node
+//! included); should an older build come back, the stale-view checks
+//! refuse it, and a layout past the finish no longer carries the fields.
+//! The nodes a movement moves are not asked either: the step's own node
+//! (a joiner, leaver or replacement), and every node being removed or
+//! replaced in the layout (`Remove.node`, `Replace.dead`).
+//!
+//! Owns [`gate`], a pure function of the layout, the liveness and the
+//! feature bits. Must not propose anything: the step drivers
+//! (`switch::finish_movement`, `removenode`'s first abort step) ask it
+//! before proposing; the abort's second step (it only removes `aborting`)
+//! does not (review-elastic28 L2).
+
+use crate::layout::{Layout, Movement};
+pub use crate::membership::features::LAYOUT_STEPS;
+
+/// A step held back until every member up runs a build that knows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not proposed: {} run a build without the layout's movement steps (`reading_new`, `aborting`); upgrade those nodes, then the movement goes on by itself (a node down does not hold it)", .members.join(", "))]
+pub struct NotUpgraded {
+    /// `id (why)` of each member holding it back.
+    pub members: Vec<String>,
+}
+
+/// Feature bits by node id, as gossip last heard them (`None`: not heard).
+pub type Features<'a> = &'a dyn Fn(&str) -> Option<u64>;
+
+/// The nodes `layout`'s movements move out (removed or replaced): never
+/// asked, up or down.
+fn moved_out(layout: &Layout) -> Vec<&str> {
+    (layout.movements.values())
+        .filter_map(|m| match m {
+            Movement::Remove { node, .. } => Some(node.as_str()),
+            Movement::Replace { dead, .. } => Some(dead.as_str()),
+            Movement::Join { .. } | Movement::Leave { .. } => None,
+        })
+        .collect()
+}
+
+/// Whether a step needing `needed` may be proposed on `layout` by `me`,
+/// the step being about `except` (see the module doc): every member up,
+/// but `me`, `except` and the nodes moved out, advertises `needed`.
+pub fn gate(
+    layout: &Layout,
+    needed: u64,
+    me: &str,
+    except: &str,
+    is_up: &dyn Fn(&str) -> bool,
+    features: Features,
+) -> Result<(), NotUpgraded> {
+    let moved = moved_out(layout);
+    let members = (layout.nodes())
+        .map(|(_, _, n)| n)
+        .filter(|n| n.state.is_member() && n.id != me && n.id != except)
+        .filter(|n| !moved.contains(&n.id.as_str()) && is_up(&n.id))
+        .filter_map(|n| match features(&n.id) {
+            Some(f) if f & needed == needed => None,
+            Some(_) => Some(format!("{} (an older build)", n.id)),
+            None => Some(format!("{} (not heard in gossip yet)", n.id)),
+        })
+        .collect::<Vec<_>>();
+    if members.is_empty() {
+        Ok(())
+    } else {
+        Err(NotUpgraded { members })
+    }
+}
+
+/// [`gate`] on node `me`'s failure detector and gossip table (on its
+/// board once it runs); a process without them (tools, tests) asks nobody.
+pub fn here(me: &str, layout: &Layout, except: &str) -> Result<(), NotUpgraded> {
+    let board = super::progress::board(me);
+    let (Some(is_up), Some(features)) = (board.liveness(), board.features()) else {
+        return Ok(());
+    };
+    gate(layout, LAYOUT_STEPS, me, except, &*is_up, &*features)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::testing::{dev_join, new_node};
+    use crate::membership::features::THIS_BUILD;
+    use crate::topology::Topology;
+    use proptest::prelude::*;
+
+    /// A joiner in the dev cluster; every node up and on this build but
+    /// `old` (an older build: bits 0) and `unheard` (never heard), which
+    /// are up when `up`.
+    fn check(old: &str, unheard: &str, up: bool) -> Result<(), NotUpgraded> {
+        let l = dev_join(&Layout::seed(&Topology::dev()), "dc1-new", "127.0.0.14");
+        let features = |id: &str| match id {
+            _ if id == old => Some(0),
+            _ if id == unheard => None,
+            _ => Some(THIS_BUILD),
+        };
+        let is_up = |id: &str| up || (id != old && id != unheard);
+        gate(&l, LAYOUT_STEPS, "dc1-n1", "dc1-new", &is_up, &features)
+    }
+
+    #[test]
+    fn a_step_waits_for_every_member_up_to_run_a_build_that_knows_it() {
+        assert_eq!(check("", "", true), Ok(()), "every member upgraded");
+        let err = check("dc2-n3", "", true).unwrap_err();
+        assert_eq!(err.members, vec!["dc2-n3 (an older build)".to_string()]);
+        assert!(err.to_string().contains("upgrade those nodes"), "{err}");
+        assert!(check("", "dc2-n2", true).is_err(), "up, not heard yet");
+        assert_eq!(check("", "dc2-n2", false), Ok(()), "down, never heard");
+        assert_eq!(check("dc1-new", "", true), Ok(()), "the step's own node");
+        assert_eq!(check("dc1-n1", "", true), Ok(()), "the proposer itself");
+    }
+
+    /// review-elastic28 H1: a member down, last heard with an older build,
+    /// held every switch for good; it no longer does.
+    #[test]
+    fn a_member_down_last_heard_on_an_older_build_does_not_hold_a_step() {
+        assert_eq!(check("dc2-n3", "", false), Ok(()), "down, last heard old");
+    }
+
+    /// Gossip heard `old` (bits 0) and every other node on this build;
+    /// `down` are down.
+    fn on(
+        l: &Layout,
+        me: &str,
+        except: &str,
+        old: &[&str],
+        down: &[&str],
+    ) -> Result<(), NotUpgraded> {
+        let features = |id: &str| Some(if old.contains(&id) { 0 } else { THIS_BUILD });
+        let is_up = |id: &str| !down.contains(&id);
+        gate(l, LAYOUT_STEPS, me, except, &is_up, &features)
+    }
+
+    /// H1: dc1-n3 died on an older build; its replacement's switch is
+    /// asked about the new node, and the dead node does not hold it.
+    #[test]
+    fn the_replace_of_a_dead_member_last_heard_on_an_older_build_proceeds() {
+        let l = seed()
+            .begin_replace("dc1-n3", new_node("dc1-r", "127.0.0.18"))
+            .expect("replace");
+        assert_eq!(on(&l, "dc1-r", "dc1-r", &["dc1-n3"], &["dc1-n3"]), Ok(()));
+        // Even while the failure detector still thinks it up: it is moved out.
+        assert_eq!(on(&l, "dc1-r", "dc1-r", &["dc1-n3"], &[]), Ok(()));
+    }
+
+    /// H1: x in dc1 and y in dc2 died on an older build; each removal's
+    /// switch proceeds (before, each was held by the other dead node).
+    #[test]
+    fn two_dead_old_members_removed_in_two_datacenters_both_proceed() {
+        let l = (seed()
+            .begin_remove("dc1-n3")
+            .and_then(|l| l.begin_remove("dc2-n2")))
+        .expect("two removals");
+        let (old, down) = (["dc1-n3", "dc2-n2"], ["dc1-n3", "dc2-n2"]);
+        assert_eq!(on(&l, "dc1-n1", "dc1-n3", &old, &down), Ok(()));
+        assert_eq!(on(&l, "dc2-n1", "dc2-n2", &old, &down), Ok(()));
+        // Moved out, so not asked even if believed up.
+        assert_eq!(on(&l, "dc1-n1", "dc1-n3", &old, &[]), Ok(()));
+    }
+
+    /// A live member on an older build still holds the switch.
+    #[test]
+    fn a_live_member_on_an_older_build_still_holds_the_switch() {
+        let l = seed().begin_remove("dc1-n3").expect("removal");
+        let err = on(&l, "dc1-n1", "dc1-n3", &["dc2-n1"], &["dc1-n3"]).unwrap_err();
+        assert_eq!(err.members, vec!["dc2-n1 (an older build)".to_string()]);
+    }
+
+    /// The dev seed with rf 1 everywhere, so a node can leave a datacenter.
+    fn seed() -> Layout {
+        let mut l = Layout::seed(&Topology::dev());
+        for spec in l.keyspaces.values_mut() {
+            spec.replication.values_mut().for_each(|rf| *rf = 1);
+        }
+        l
+    }
+
+    proptest! {
+        /// Whatever gossip last heard from a member down (an older build,
+        /// this one, nothing), the verdict is the same, and only members
+        /// up are named.
+        #[test]
+        fn a_member_down_never_changes_the_verdict(
+            heard in proptest::collection::vec((any::<bool>(), 0u8..3), 10),
+            me in 0usize..10,
+        ) {
+            let l = dev_join(&Layout::seed(&Topology::dev()), "dc1-new", "127.0.0.14");
+            let ids: Vec<String> = l.nodes().map(|(_, _, n)| n.id.clone()).collect();
+            let at = |id: &str| ids.iter().position(|i| i == id).map(|i| heard[i % heard.len()]);
+            let is_up = |id: &str| at(id).is_some_and(|(up, _)| up);
+            let bits = |b: u8| [None, Some(0), Some(THIS_BUILD)][b as usize];
+            let features = |id: &str| at(id).and_then(|(_, b)| bits(b));
+            let tidy = |id: &str| match at(id) {
+                Some((false, _)) => Some(THIS_BUILD),
+                _ => features(id),
+            };
+            let me = &ids[me % ids.len()];
+            let v = gate(&l, LAYOUT_STEPS, me, "dc1-new", &is_up, &features);
+            let w = gate(&l, LAYOUT_STEPS, me, "dc1-new", &is_up, &tidy);
+            prop_assert_eq!(&v, &w);
+            for m in v.err().map(|e| e.members).unwrap_or_default() {
+                let id = m.split(' ').next().unwrap_or_default();
+                prop_assert!(is_up(id), "{} is down", m);
+            }
+        }
+    }
+}
