@@ -64,8 +64,10 @@ impl Default for ServerLimits {
                 max_connections_per_address: crate::transport::tls::MAX_CONNECTIONS_PER_ADDRESS,
                 max_concurrent_streams: 2048,
                 concurrency_per_connection: 2048,
-                max_decoding_bytes: 64 << 20,
-                max_encoding_bytes: 64 << 20,
+                // The sender's own check (`encoded::within_limit`) refuses a
+                // replica write over this before sending it: one constant.
+                max_decoding_bytes: crate::transport::encoded::MAX_MESSAGE_BYTES,
+                max_encoding_bytes: crate::transport::encoded::MAX_MESSAGE_BYTES,
             },
             admission: AdmissionConfig::default(),
         }

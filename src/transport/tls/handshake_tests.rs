@@ -20,7 +20,15 @@ async fn port() -> (SocketAddr, Incoming, Arc<Store>) {
     let dir = cluster_dir(&["n1", "n2"]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let incoming = Tls(Some(store(dir.path(), "n1"))).incoming(listener, Port::Internode);
+    // Every connection comes from 127.0.0.1: the per-address handshake cap
+    // is raised to the port's so these tests see the port's own bound (the
+    // per-address one has its own tests in `cap_tests`).
+    let caps = Caps {
+        handshakes_per_address: MAX_HANDSHAKES,
+        ..Caps::default()
+    };
+    let incoming =
+        Tls(Some(store(dir.path(), "n1"))).incoming_limited(listener, Port::Internode, caps);
     (addr, incoming, store(dir.path(), "n2"))
 }
 
