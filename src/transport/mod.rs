@@ -269,11 +269,9 @@ impl Peers {
         let fut = f(channel, self.request(msg, timeout, send_deadline));
         let ms = timeout.as_millis() as u64;
         let res = match tokio::time::timeout(timeout, fut).await {
-            // Queued behind connects that failed: never written (handed.rs).
-            Err(_) if failure.never_connected_since(mark) => Err(TransportError::NotSent {
-                peer: peer.id.clone(),
-                message: format!("no connection within {ms} ms"),
-            }),
+            // A call's own timer is "unknown" even when no connection was
+            // open: tonic's Buffer worker may hand it to a connection made
+            // just as the timer fired (review-conn28b H1).
             Err(_) => Err(TransportError::Timeout {
                 peer: peer.id.clone(),
                 ms,
