@@ -64,7 +64,8 @@ enum End {
 }
 
 /// Decides the layout of version `base.version + 1`, proposing `next`
-/// (of that version) as node `me`, before `deadline` (from now).
+/// (of that version) as node `me`, before `deadline` (from now). Each
+/// attempt takes a new ballot, also after BEHIND (consensus.rs I7).
 pub async fn decide(
     net: &dyn AcceptorNet,
     me: &str,
@@ -93,7 +94,6 @@ pub async fn decide(
         let mut prop = Proposer::with_quorum(slot, ballot, quorum.clone(), next.clone())
             .with_base(base_digest);
         let needed = prop.majority();
-        // The acceptors behind the base, if that ended it (review-layout27 M2).
         let behind =
             match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
                 End::Done(Outcome::Chosen { value, ours }) => {
@@ -122,7 +122,6 @@ pub async fn decide(
                     round = round.max(by.round) + 1;
                     None
                 }
-                // A new ballot per attempt (consensus.rs I7, review-layout28 L1).
                 End::Done(Outcome::Behind { behind, .. }) => {
                     round += 1;
                     Some(behind)
