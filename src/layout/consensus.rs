@@ -42,7 +42,10 @@
 //!   never lost to a fork-based v+1 accepted by acceptors behind v
 //!   (review-layout27 M2). The proposer pushes nothing to them (that
 //!   would spread a fork): it ends with [`Outcome::Behind`] and the
-//!   caller retries once gossip caught them up. "Quorum" is the
+//!   caller retries once gossip caught them up, at a higher ballot: a
+//!   ballot is used by one attempt only, so no acceptor sees two Accepts
+//!   of different values at one ballot (an acceptor overwrites its value
+//!   on an equal-ballot Accept; review-layout28 L1). "Quorum" is the
 //!   proposer's own, derived from its base's voters: a fork whose voters
 //!   barely overlap the chosen layout's (another seed file) is checked
 //!   only by the acceptors it names (review-layout27 L3).
@@ -51,7 +54,12 @@
 //!   only when a quorum answered it with one value; when too many
 //!   answered `Decided` for a quorum to promise, it ends with
 //!   [`Outcome::Decided`] and the caller learns the slot from what they
-//!   hold (review-layout27 M3).
+//!   hold (review-layout27 M3), taking their common value only when they
+//!   alone leave no quorum (`blocking`; review-layout28 M1). That is no
+//!   worse than gossip, not a proof of what was chosen: an acceptor that
+//!   accepted the chosen value may have installed a fork by gossip first.
+//!   When the calls run out with answers BEHIND or `Decided` among them,
+//!   [`Proposer::on_exhausted`] ends the attempt so (review-layout28 M2).
 
 use serde::{Deserialize, Serialize};
 

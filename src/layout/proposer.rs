@@ -33,10 +33,17 @@ pub enum Outcome<V> {
         held: Vec<(String, V)>,
     },
     /// So many acceptors answered that the slot is decided (they installed
-    /// its value, or a later one) that no quorum can promise, but no
+    /// its value, or a later one) that no quorum can promise, or the calls
+    /// ran out with some so answering ([`Proposer::on_exhausted`]), but no
     /// quorum of them answered one value (I8): `held`, each of them and
     /// its value, is a hint from which the caller learns the slot.
-    Decided { held: Vec<(String, V)> },
+    /// `blocking`: the holders alone leave no quorum (every quorum meets
+    /// one of them); else acceptors behind or on another base make up the
+    /// rest, and one holder's word is all there is (review-layout28 M1).
+    Decided {
+        held: Vec<(String, V)>,
+        blocking: bool,
+    },
 }
 
 /// What the proposer wants done after an event.
@@ -198,12 +205,50 @@ impl<V: Clone + PartialEq> Proposer<V> {
             return Step::Wait;
         }
         if !self.decided.is_empty() {
-            let held = listed(&self.decided);
-            return self.finish(Outcome::Decided { held });
+            let outcome = self.decided_hint();
+            return self.finish(outcome);
         }
-        let behind = self.behind.iter().cloned().collect();
-        let held = self.held_elsewhere();
-        self.finish(Outcome::Behind { behind, held })
+        let outcome = self.behind_now();
+        self.finish(outcome)
+    }
+
+    /// The calls ran out (silence, errors, the deadline) before the attempt
+    /// ended: what the answers seen say (review-layout28 M2). Acceptors
+    /// behind the base while preparing: [`Outcome::Behind`] (a later
+    /// attempt may succeed once they caught up); else acceptors that
+    /// answered the slot is decided: [`Outcome::Decided`]; else `None`
+    /// (no majority answered). `None` too once the attempt ended.
+    pub fn on_exhausted(&mut self) -> Option<Outcome<V>> {
+        let outcome = match &self.phase {
+            Phase::Done => return None,
+            Phase::Preparing { .. } if !self.behind.is_empty() => self.behind_now(),
+            _ if !self.decided.is_empty() => self.decided_hint(),
+            _ => return None,
+        };
+        self.phase = Phase::Done;
+        Some(outcome)
+    }
+
+    /// The acceptors that refused (behind, on another base) or answered
+    /// the slot is decided: they answered, but not for this attempt.
+    pub fn refusing(&self) -> BTreeSet<String> {
+        let held = self.held.keys().chain(self.decided.keys());
+        held.chain(self.behind.iter()).cloned().collect()
+    }
+
+    fn decided_hint(&self) -> Outcome<V> {
+        let holders: BTreeSet<String> = self.decided.keys().cloned().collect();
+        Outcome::Decided {
+            held: listed(&self.decided),
+            blocking: !self.quorum.is_possible_without(&holders),
+        }
+    }
+
+    fn behind_now(&self) -> Outcome<V> {
+        Outcome::Behind {
+            behind: self.behind.iter().cloned().collect(),
+            held: self.held_elsewhere(),
+        }
     }
 
     fn on_promise(&mut self, from: &str, accepted: Option<(Ballot, V)>) -> Step<V> {

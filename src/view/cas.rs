@@ -21,6 +21,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::acceptor;
 pub use super::errors::CasError;
+use super::learn::{given_up, learn};
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
 use crate::layout::{Layout, LayoutNode};
 use crate::topology::{NodeIdx, NodeInfo};
@@ -55,14 +56,16 @@ pub struct Decided {
 /// How one attempt at one ballot ended.
 enum End {
     Done(Outcome<Layout>),
-    /// The calls all ended (or the deadline passed) without a majority.
+    /// The calls all ended (or the deadline passed) without a majority,
+    /// and no answer said why (`Proposer::on_exhausted`).
     NoMajority {
         answered: BTreeSet<String>,
     },
 }
 
 /// Decides the layout of version `base.version + 1`, proposing `next`
-/// (of that version) as node `me`, before `deadline` (from now).
+/// (of that version) as node `me`, before `deadline` (from now). Each
+/// attempt takes a new ballot, also after BEHIND (consensus.rs I7).
 pub async fn decide(
     net: &dyn AcceptorNet,
     me: &str,
@@ -91,44 +94,49 @@ pub async fn decide(
         let mut prop = Proposer::with_quorum(slot, ballot, quorum.clone(), next.clone())
             .with_base(base_digest);
         let needed = prop.majority();
-        // The acceptors behind the base, if that ended it (review-layout27 M2).
-        let behind = match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up)
-            .await
-        {
-            End::Done(Outcome::Chosen { value, ours }) => {
-                return Ok(Decided {
-                    layout: value,
-                    ours,
-                })
-            }
-            End::NoMajority { answered } => {
-                return Err(CasError::NoMajority {
-                    slot,
-                    members: members.len(),
-                    needed,
-                    required: quorum.required.clone(),
-                    answered: answered.len(),
-                    unanswered: (quorum.members.iter())
-                        .filter(|id| !answered.contains(*id))
-                        .cloned()
-                        .collect(),
-                    maybe_applied,
-                })
-            }
-            End::Done(Outcome::Preempted { by }) => {
-                round = round.max(by.round) + 1;
-                None
-            }
-            End::Done(Outcome::Behind { behind, .. }) => Some(behind),
-            End::Done(Outcome::Decided { held }) => return learn(slot, &next, held, maybe_applied),
-            End::Done(Outcome::WrongBase { held }) => {
-                return Err(CasError::WrongBase {
-                    slot,
-                    held,
-                    maybe_applied,
-                })
-            }
-        };
+        let behind =
+            match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
+                End::Done(Outcome::Chosen { value, ours }) => {
+                    return Ok(Decided {
+                        layout: value,
+                        ours,
+                    })
+                }
+                End::NoMajority { answered } => {
+                    let refused = prop.refusing();
+                    return Err(CasError::NoMajority {
+                        slot,
+                        members: members.len(),
+                        needed,
+                        required: quorum.required.clone(),
+                        answered: answered.difference(&refused).count(),
+                        refused: answered.intersection(&refused).cloned().collect(),
+                        unanswered: (quorum.members.iter())
+                            .filter(|id| !answered.contains(*id))
+                            .cloned()
+                            .collect(),
+                        maybe_applied,
+                    });
+                }
+                End::Done(Outcome::Preempted { by }) => {
+                    round = round.max(by.round) + 1;
+                    None
+                }
+                End::Done(Outcome::Behind { behind, .. }) => {
+                    round += 1;
+                    Some(behind)
+                }
+                End::Done(Outcome::Decided { held, blocking }) => {
+                    return learn(slot, &next, held, blocking, maybe_applied)
+                }
+                End::Done(Outcome::WrongBase { held }) => {
+                    return Err(CasError::WrongBase {
+                        slot,
+                        held,
+                        maybe_applied,
+                    })
+                }
+            };
         retries += 1;
         let pause = retry_pause(retries, rand::random::<f64>());
         if tokio::time::Instant::now() + pause >= give_up {
@@ -136,60 +144,6 @@ pub async fn decide(
             return Err(given_up(slot, secs, behind, maybe_applied));
         }
         tokio::time::sleep(pause).await;
-    }
-}
-
-/// Why attempts at slot `slot` stopped after `secs`: the acceptors behind
-/// the base at the last attempt, if it ended so, else contention.
-fn given_up(slot: u64, secs: u64, behind: Option<Vec<String>>, maybe_applied: bool) -> CasError {
-    match behind {
-        Some(behind) => CasError::Behind {
-            slot,
-            secs,
-            behind,
-            maybe_applied,
-        },
-        None => CasError::Contended {
-            slot,
-            secs,
-            maybe_applied,
-        },
-    }
-}
-
-/// The slot learned from acceptors that answered it is decided without a
-/// quorum of them agreeing on one layout (I8 of `layout::consensus`): a
-/// layout of a later version (the slot is decided; merged on install as
-/// gossip would be), the one they all hold (they leave no quorum without
-/// one of them), or the one a quorum of its own voters holds
-/// (`held_by_its_voters`); else none: a lone acceptor's answer is never
-/// taken, it may hold a fork (review-layout27 M3).
-fn learn(
-    slot: u64,
-    own: &Layout,
-    held: Vec<(String, Layout)>,
-    maybe_applied: bool,
-) -> Result<Decided, CasError> {
-    let newer = (held.iter().map(|(_, l)| l))
-        .filter(|l| l.version > slot)
-        .max_by_key(|l| l.version);
-    // So many answered that no quorum can promise: when they all hold one
-    // layout, every quorum of the slot has a holder of it, which answers
-    // it to every proposer, so no other can be chosen.
-    let agreed = (held.split_first())
-        .and_then(|((_, first), rest)| rest.iter().all(|(_, l)| l == first).then_some(first));
-    let learned =
-        (newer.or(agreed)).or_else(|| crate::layout::acceptors::held_by_its_voters(&held));
-    match learned {
-        Some(layout) => Ok(Decided {
-            ours: layout == own,
-            layout: layout.clone(),
-        }),
-        None => Err(CasError::Undecided {
-            slot,
-            answered: held.len(),
-            maybe_applied,
-        }),
     }
 }
 
@@ -235,7 +189,10 @@ async fn attempt(
         step = loop {
             let (id, result) = match tokio::time::timeout_at(give_up, calls.next()).await {
                 Ok(Some(done)) => done,
-                Ok(None) | Err(_) => return End::NoMajority { answered },
+                // What the answers seen say (review-layout28 M2).
+                Ok(None) | Err(_) => {
+                    return (prop.on_exhausted()).map_or(End::NoMajority { answered }, End::Done)
+                }
             };
             match result {
                 Ok(reply) => {

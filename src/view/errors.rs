@@ -62,13 +62,16 @@ pub enum ProposeError {
 
 impl ProposeError {
     /// The HTTP status an admin answer carries: 409 when another change
-    /// won (re-read and retry), 503 when undecided (the text says whether
+    /// won or the slot is decided elsewhere (re-read and retry; an
+    /// `Undecided` slot is decided, this node learns it by gossip:
+    /// review-layout28 L5), 503 when undecided (the text says whether
     /// it may still be applied), 500 when this node failed.
     pub fn status(&self) -> u16 {
         match self {
             ProposeError::NotNext { .. }
             | ProposeError::Concurrent { .. }
-            | ProposeError::Forked { .. } => 409,
+            | ProposeError::Forked { .. }
+            | ProposeError::Cas(CasError::Undecided { .. }) => 409,
             ProposeError::Cas(_) => 503,
             ProposeError::View(_) | ProposeError::NotInstalled { .. } => 500,
         }
@@ -85,14 +88,20 @@ fn adopted_text(version: u64, adopted: Option<u128>) -> String {
 /// A layout change that was not decided.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CasError {
-    #[error("layout change v{slot} needs a majority of {members} members ({needed}{}); {answered} answered{}; {}", among(required), silent(unanswered), applied(*maybe_applied))]
+    #[error("layout change v{slot} needs a majority of {members} members ({needed}{}); {answered} answered{}{}; {}", among(required), refusing(refused), silent(unanswered), applied(*maybe_applied))]
     NoMajority {
         slot: u64,
         members: usize,
         needed: usize,
         /// An acceptor that must be among them (the tie-breaker).
         required: Option<String>,
+        /// How many answered for this attempt (promised, accepted, or
+        /// refused a lower ballot).
         answered: usize,
+        /// The acceptors that answered but refused for another reason
+        /// (behind the base, on another base, or the slot decided there),
+        /// by id (review-layout28 M2).
+        refused: Vec<String>,
         /// The acceptors that did not answer, by id.
         unanswered: Vec<String>,
         maybe_applied: bool,
@@ -125,7 +134,7 @@ pub enum CasError {
     /// Acceptors answered that the slot is decided, but no quorum of them
     /// holds one layout of it, nor a quorum of its own voters: this node
     /// is behind and learns it by gossip (review-layout27 M3).
-    #[error("layout v{slot} is already decided at {answered} acceptors, but no quorum of them holds one layout of it (a fork among them?), so this node took none: it learns v{slot} by gossip; {}", applied(*maybe_applied))]
+    #[error("layout v{slot} is already decided at {answered} acceptors, but no quorum of them holds one layout of it (a fork among them?), so this node took none: it learns v{slot} by gossip within seconds; re-read the layout before retrying; {}", applied(*maybe_applied))]
     Undecided {
         slot: u64,
         answered: usize,
@@ -149,6 +158,16 @@ impl CasError {
 
 fn among(required: &Option<String>) -> String {
     (required.as_ref()).map_or(String::new(), |r| format!(", {r} among them"))
+}
+
+fn refusing(ids: &[String]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    format!(
+        ", {} refused (behind, on another base or decided there)",
+        ids.join(", ")
+    )
 }
 
 fn silent(ids: &[String]) -> String {

@@ -29,12 +29,15 @@ mod cluster;
 mod errors;
 pub mod http;
 mod install;
+mod learn;
 pub mod stale_view;
 pub mod store;
 pub mod sync;
 
 #[cfg(test)]
 mod cas_acceptor_set_tests;
+#[cfg(test)]
+mod cas_behind_tests;
 #[cfg(test)]
 mod cas_fork_tests;
 #[cfg(test)]

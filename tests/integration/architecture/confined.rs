@@ -67,7 +67,7 @@ const SPAWN_ALLOWED: &[(&str, &str)] = &[
     ),
     (
         "coordinator/newer_view.rs",
-        "the background layout refresh after a refusal, bounded at 3 s (the coordinator has no Spawner yet)",
+        "the shared layout fetch (one per peer and version, also the refresh after a refusal), bounded by FETCH_WITHIN (2 s) and outliving the request that started it (the coordinator has no Spawner yet)",
     ),
     (
         "coordinator/read.rs",
