@@ -78,6 +78,10 @@ const SPAWN_ALLOWED: &[(&str, &str)] = &[
         "a write's replica calls and stream waits, bounded by its deadline",
     ),
     (
+        "security/auth/mod.rs",
+        "an argon2 verdict's settling (throttle refund, cache), one per run, bounded by the verification places; outlives a caller that gave up",
+    ),
+    (
         "hints/deliver.rs",
         "a pump's fetch of a newer layout, one at a time, held by the pump",
     ),
