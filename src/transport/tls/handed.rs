@@ -1,11 +1,11 @@
 //! Whether a call could have been written at all: every connection a
 //! channel's connector hands to hyper (TLS or plaintext) is counted into
-//! its [`LastFailure`] while it lives. A call whose own timer expired
-//! while its channel had no connection open at its start and none handed
-//! over since was never written on any (it waited in the channel's queue
-//! behind connects that failed or ran out of budget): it is "not sent",
-//! like the call that met the failed connect itself (review-conn28 M1:
-//! the calls queued behind it timed out as "may have been applied").
+//! its [`LastFailure`] while it lives. Nothing classifies a call by these
+//! counts today: a call whose own timer expired with no connection open
+//! stays "unknown", because tonic's Buffer worker may hand it to a
+//! connection made just as the timer fires (review-conn28b H1). Kept for
+//! the sound fix (a first-read-wins flag on the request body) and its
+//! tests; review-conn28 M1 is open (issue 12).
 //!
 //! Owns: the counts and the verdict. Must not: guess when unsure — a
 //! connection open at the mark, or one handed over since, may have carried
