@@ -35,8 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
 
-/// The environment variable that turns the read lane on (`1`), for the
-/// read batching A/B (issue 14).
+/// Turns the read lane on (`1`), for the read batching A/B (issue 14).
 pub const BATCH_READS_ENV: &str = "GEOKV_BATCH_READS";
 
 /// gRPC metadata key naming the sending node of an internode call.
@@ -269,9 +268,7 @@ impl Peers {
         let fut = f(channel, self.request(msg, timeout, send_deadline));
         let ms = timeout.as_millis() as u64;
         let res = match tokio::time::timeout(timeout, fut).await {
-            // A call's own timer is "unknown" even when no connection was
-            // open: tonic's Buffer worker may hand it to a connection made
-            // just as the timer fired (review-conn28b H1).
+            // "Unknown" even with no connection open (review-conn28b H1).
             Err(_) => Err(TransportError::Timeout {
                 peer: peer.id.clone(),
                 ms,
