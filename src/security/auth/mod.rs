@@ -32,6 +32,8 @@ pub mod verify;
 #[cfg(test)]
 mod attempt_tests;
 #[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
 mod tests;
 
 pub use model::{AuthState, ChangeError, Decision, Perm, Role, ANY_KEYSPACE};
