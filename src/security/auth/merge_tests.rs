@@ -30,7 +30,6 @@ fn assert_same(a: &Auth, b: &Auth) {
 }
 
 #[test]
-#[ignore = "issue 12: a change is version + 1 and the higher version wins, so a concurrent change is lost (fixed next)"]
 fn a_revoke_answered_ok_holds_against_a_concurrent_grant_elsewhere() {
     let (a, b) = two_nodes_with_x_and_y();
     // a revokes x (answered OK); b, which has not seen it, grants y.
@@ -46,7 +45,6 @@ fn a_revoke_answered_ok_holds_against_a_concurrent_grant_elsewhere() {
 }
 
 #[test]
-#[ignore = "issue 12: a change is version + 1 and the higher version wins, so a concurrent change is lost (fixed next)"]
 fn a_revoke_holds_against_a_partitioned_node_that_made_two_changes() {
     let (a, b) = two_nodes_with_x_and_y();
     a.change(|s| s.with_revoke("x", "ks", Perm::Read)).unwrap();
@@ -65,7 +63,6 @@ fn a_revoke_holds_against_a_partitioned_node_that_made_two_changes() {
 }
 
 #[test]
-#[ignore = "issue 12: a change is version + 1 and the higher version wins, so a concurrent change is lost (fixed next)"]
 fn roles_created_concurrently_on_two_nodes_both_survive() {
     let (a, b) = (node(), node());
     a.change(|s| s.with_role("p", None, &[("ks", Perm::Read)]))
@@ -82,13 +79,13 @@ fn roles_created_concurrently_on_two_nodes_both_survive() {
 }
 
 #[test]
-#[ignore = "issue 12: a change is version + 1 and the higher version wins, so a concurrent change is lost (fixed next)"]
 fn a_drop_answered_ok_holds_against_grants_on_a_node_that_missed_it() {
     let (a, b) = two_nodes_with_x_and_y();
     a.change(|s| s.without_role("x")).unwrap();
     // b has not seen the drop: it grants x more (twice).
     b.change(|s| s.with_grant("x", "ks", Perm::Write)).unwrap();
-    b.change(|s| s.with_grant("x", "other", Perm::Read)).unwrap();
+    b.change(|s| s.with_grant("x", "other", Perm::Read))
+        .unwrap();
     sync(&b, &a);
     for n in [&a, &b] {
         let s = n.state();
