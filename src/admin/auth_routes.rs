@@ -1,8 +1,9 @@
 //! The admin port's role management (`geokv auth ...`): list roles, create
 //! one (the secret in the request body, hashed here with argon2id; an empty
 //! body makes a certificate-only role), drop one, grant and revoke a
-//! permission. Every change is auth-state version + 1, pushed to every
-//! member at once. The routes sit behind [`super::guard`].
+//! permission. Every change is stamped later than everything this node
+//! has seen (`security::auth::cells`) and pushed to every member at once.
+//! The answer's `version` is the stamp's wall time in ms. The routes sit behind [`super::guard`].
 //!
 //! ```text
 //! GET    /auth/roles                                  roles and grants (no secrets), JSON
@@ -34,7 +35,7 @@ fn answer(res: Result<Arc<AuthState>, AuthStateError>) -> Response {
     match res {
         Ok(s) => (
             [(header::CONTENT_TYPE, JSON)],
-            format!("{{\"version\":{}}}\n", s.version),
+            format!("{{\"version\":{}}}\n", s.version()),
         )
             .into_response(),
         Err(e) => {

@@ -174,7 +174,7 @@ fn open_auth(
     if !cfg.auth.enabled && !matches!(cfg.tls, crate::transport::tls::TlsSetting::Insecure) {
         tracing::warn!("auth: off on a TLS node (--auth=false / --no-auth): every client call and admin route is open to whoever reaches the ports");
     }
-    if cfg.auth.enabled && auth.state().roles.is_empty() {
+    if cfg.auth.enabled && auth.state().roles().is_empty() {
         tracing::warn!("auth: enforcing with no role yet; the state arrives from peers, or start one node with --admin-token-file / GEOKV_ADMIN_TOKEN");
     }
     Ok(auth)

@@ -1,7 +1,8 @@
-//! The verified-token cache: argon2 runs once per token and auth-state
-//! version, not once per request. Keys are the SHA-256 of the token (the
-//! token itself is not kept); entries belong to one auth-state version and
-//! are all dropped when the state changes (a new secret, a dropped role).
+//! The verified-token cache: argon2 runs once per token and state in force,
+//! not once per request. Keys are the SHA-256 of the token (the token
+//! itself is not kept); entries belong to one state in force (its
+//! generation on this node, + 1 on every swap, so "version" below) and are
+//! all dropped when the state changes (a new secret, a dropped role).
 //! Bounded: when full it starts over.
 //!
 //! Must not: verify secrets or decide permissions.

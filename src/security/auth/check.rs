@@ -82,7 +82,7 @@ impl Auth {
         match cred {
             Credential::Certificate(_) => true,
             Credential::Bearer(t) => matches!(
-                self.cache.lock().get(self.state().version, &t.render()),
+                self.cache.lock().get(self.snapshot().0, &t.render()),
                 Some(Verified::Role(_))
             ),
             _ => false,

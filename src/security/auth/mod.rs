@@ -1,13 +1,17 @@
 //! Authentication and authorization of clients and administrators.
 //!
 //! - [`model`]: roles, permissions per keyspace and the replicated
-//!   [`AuthState`] (pure; the decisions are property-tested).
+//!   [`AuthState`] (pure; the decisions are property-tested); [`cells`]:
+//!   its per-cell last-write-wins merge (a CRDT: no change answered OK is
+//!   lost to a concurrent one elsewhere, `merge_tests.rs`); `format.rs`:
+//!   its JSON (the old versioned form still loads).
 //! - [`secret`]: the token format (`authorization: Bearer ROLE:SECRET`),
 //!   argon2id hashing.
-//! - [`cache`]: argon2 runs once per token and state version.
+//! - [`cache`]: argon2 runs once per token and state in force.
 //! - [`store`]: the state in `meta`; [`sync`]: every node converges on it.
 //! - [`Auth`]: a node's handle: the state in force (lock-free reads), the
-//!   only ways a new state gets in ([`Auth::install`], [`Auth::change`]),
+//!   only ways a new state gets in ([`Auth::install`], [`Auth::change`],
+//!   `changes.rs`),
 //!   and [`Auth::check`], which the client API and the admin port call.
 //! - [`throttle`]: failed authentications per client address are limited
 //!   (10 in a row, then 10 a minute); past that the address gets
@@ -21,7 +25,10 @@
 //! `UNAUTHENTICATED` / `PERMISSION_DENIED` or 401 / 403).
 
 pub mod cache;
+pub mod cells;
+mod changes;
 mod check;
+mod format;
 pub mod model;
 pub mod secret;
 pub mod store;
@@ -32,9 +39,14 @@ pub mod verify;
 #[cfg(test)]
 mod attempt_tests;
 #[cfg(test)]
+mod crdt_tests;
+#[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
 mod tests;
 
-pub use model::{AuthState, ChangeError, Decision, Perm, Role, ANY_KEYSPACE};
+pub use cells::Stamp;
+pub use model::{AuthState, ChangeError, Decision, Draft, Perm, Role, ANY_KEYSPACE};
 pub use secret::{Token, AUTHORIZATION};
 
 use std::net::IpAddr;
@@ -138,10 +150,21 @@ pub enum AuthStateError {
 /// Pushes a state changed here to peers (best effort).
 pub type PushHook = Arc<dyn Fn(Arc<AuthState>) + Send + Sync>;
 
+/// The state in force and its generation on this node (+ 1 on every swap:
+/// the token cache's key, so a verdict never outlives the state it was
+/// reached under, whatever order changes arrive in).
+struct InForce {
+    generation: u64,
+    state: Arc<AuthState>,
+}
+
 /// A node's handle on the auth state. Cheap to share in an `Arc`.
 pub struct Auth {
     enabled: bool,
-    state: ArcSwap<AuthState>,
+    in_force: ArcSwap<InForce>,
+    /// The writer id in this node's change stamps (random per process; the
+    /// stamps' tie-break, [`Stamp`]).
+    writer: u64,
     /// Shared with the tasks that finish verdicts ([`Auth::verify`]).
     cache: Arc<Mutex<TokenCache>>,
     engine: Option<Arc<dyn Engine>>,
@@ -158,7 +181,7 @@ impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
             .field("enabled", &self.enabled)
-            .field("version", &self.state().version)
+            .field("clock", &self.state().clock())
             .finish_non_exhaustive()
     }
 }
@@ -167,10 +190,14 @@ impl Auth {
     /// A handle on `state` (persisted already), persisting later changes in
     /// `engine`; enforcing when `enabled`.
     pub fn new(enabled: bool, state: AuthState, engine: Option<Arc<dyn Engine>>) -> Auth {
-        metrics::gauge!("geokv_auth_version").set(state.version as f64);
+        metrics::gauge!("geokv_auth_version").set(state.version() as f64);
         Auth {
             enabled,
-            state: ArcSwap::from_pointee(state),
+            in_force: ArcSwap::from_pointee(InForce {
+                generation: 1,
+                state: Arc::new(state),
+            }),
+            writer: rand::random(),
             cache: Arc::new(Mutex::new(TokenCache::new(CACHE_CAPACITY))),
             engine,
             install: Mutex::new(()),
@@ -193,7 +220,13 @@ impl Auth {
 
     /// The state in force.
     pub fn state(&self) -> Arc<AuthState> {
-        self.state.load_full()
+        self.in_force.load().state.clone()
+    }
+
+    /// The state in force and its generation (the token cache's key).
+    fn snapshot(&self) -> (u64, Arc<AuthState>) {
+        let f = self.in_force.load();
+        (f.generation, f.state.clone())
     }
 
     /// Sets the hook [`Auth::change`] pushes new states with (once).
@@ -218,7 +251,7 @@ impl Auth {
             Credential::None => return Err(AuthError::Missing),
             Credential::Malformed => return Err(AuthError::Malformed),
             Credential::Certificate(role) => {
-                if self.state().roles.contains_key(role) {
+                if self.state().roles().contains_key(role) {
                     return Ok(role.clone());
                 }
                 self.failed(from);
@@ -227,8 +260,8 @@ impl Auth {
             Credential::Bearer(t) => t,
         };
         let rendered = token.render();
-        let state = self.state();
-        let cached = self.cache.lock().get(state.version, &rendered);
+        let (generation, _) = self.snapshot();
+        let cached = self.cache.lock().get(generation, &rendered);
         let verdict = match cached {
             Some(v) => self.known(v, from),
             None => self.verify(token, &rendered, from).await?,
@@ -263,13 +296,13 @@ impl Auth {
         rendered: &str,
         from: Option<IpAddr>,
     ) -> Result<Verified, AuthError> {
-        let secret_of = |s: &AuthState| s.roles.get(&token.role).and_then(|r| r.secret.clone());
-        let mut state = self.state();
+        let secret_of = |s: &AuthState| s.roles().get(&token.role).and_then(|r| r.secret.clone());
+        let (mut generation, mut state) = self.snapshot();
         let mut place = None;
         if secret_of(&state).is_some() {
             place = self.verifier.place().await;
-            state = self.state();
-            let cached = self.cache.lock().get(state.version, rendered);
+            (generation, state) = self.snapshot();
+            let cached = self.cache.lock().get(generation, rendered);
             if let Some(v) = cached {
                 return Ok(self.known(v, from));
             }
@@ -279,8 +312,7 @@ impl Auth {
                 self.attempt(from)?;
                 let run = self.verifier.start(place, token.secret.clone(), phc);
                 let (cache, throttle) = (self.cache.clone(), self.throttle.clone());
-                let (version, key, role) =
-                    (state.version, rendered.to_string(), token.role.clone());
+                let (version, key, role) = (generation, rendered.to_string(), token.role.clone());
                 let finish = tokio::spawn(async move {
                     let Ok((good, place)) = run.await else {
                         check::settle_in(&throttle, from);
@@ -307,7 +339,7 @@ impl Auth {
                 self.failed(from);
                 self.cache
                     .lock()
-                    .put(state.version, rendered, Verified::Rejected);
+                    .put(generation, rendered, Verified::Rejected);
                 drop(place);
                 Ok(Verified::Rejected)
             }
@@ -339,59 +371,5 @@ impl Auth {
             metrics::counter!(DENIED_METRIC, "reason" => e.reason()).increment(1);
         }
         res
-    }
-
-    /// Installs a state learned from a peer: merged with ours; if that
-    /// changes it, persisted then swapped. Returns whether it changed.
-    pub fn install(&self, incoming: AuthState) -> Result<bool, store::StoreError> {
-        let _guard = self.install.lock();
-        let current = self.state();
-        let merged = (*current).clone().merge(incoming);
-        if merged == *current {
-            return Ok(false);
-        }
-        self.swap(merged)?;
-        Ok(true)
-    }
-
-    fn swap(&self, next: AuthState) -> Result<(), store::StoreError> {
-        if let Some(engine) = &self.engine {
-            store::save(&**engine, &next)?;
-        }
-        let version = next.version;
-        self.state.store(Arc::new(next));
-        metrics::gauge!("geokv_auth_version").set(version as f64);
-        tracing::info!(version, "auth: new state in force");
-        Ok(())
-    }
-
-    /// Makes a change here (`f` of the state in force, which must return
-    /// version + 1), persists it, and pushes it to peers.
-    pub fn change(
-        &self,
-        f: impl FnOnce(&AuthState) -> Result<AuthState, ChangeError>,
-    ) -> Result<Arc<AuthState>, AuthStateError> {
-        let next = {
-            let _guard = self.install.lock();
-            let next = f(&self.state())?;
-            self.swap(next)?;
-            self.state()
-        };
-        if let Some(push) = self.push.get() {
-            push(next.clone());
-        }
-        Ok(next)
-    }
-
-    /// First start with an admin token (`--admin-token-file`,
-    /// `GEOKV_ADMIN_TOKEN`): when no state was ever made, creates its role
-    /// with `admin` on every keyspace. Returns whether it did.
-    pub fn bootstrap(&self, token: &Token) -> Result<bool, AuthStateError> {
-        if self.state().version != 0 {
-            return Ok(false);
-        }
-        let phc = secret::hash(&token.secret)?;
-        self.change(|s| s.with_role(&token.role, Some(phc), &[(ANY_KEYSPACE, Perm::Admin)]))?;
-        Ok(true)
     }
 }

@@ -1,15 +1,17 @@
 //! The replicated authorization state, pure: roles, their hashed secrets
 //! and their permissions per keyspace ([`AuthState`]), the permission
 //! decision ([`AuthState::decide`]), the changes an administrator makes
-//! (each one version + 1) and the merge every node converges with
-//! ([`AuthState::merge`]: the higher version wins; of two different states
-//! of one version, the higher digest wins on every node).
+//! (each stamped later than everything its node has seen, [`Draft`]) and
+//! the merge every node converges with ([`AuthState::merge`]: per cell, the
+//! higher stamp; `cells.rs`).
 //!
 //! Must not: hash, verify secrets, persist, or talk to peers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use super::cells::{RoleCells, Stamp};
 
 /// The keyspace wildcard of a grant: every keyspace, present and future.
 pub const ANY_KEYSPACE: &str = "*";
@@ -80,13 +82,16 @@ impl Role {
     }
 }
 
-/// Every role of the cluster, versioned.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Every role of the cluster: the replicated cells ([`RoleCells`], merged
+/// per cell by stamp) and, derived from them, the roles in force.
+/// Serialised as `format.rs` says (the old versioned form still loads).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthState {
-    /// 0: nothing was ever created. Each change is + 1.
-    pub version: u64,
-    #[serde(default)]
-    pub roles: BTreeMap<String, Role>,
+    /// The newest stamp this state has seen (its hybrid logical clock).
+    pub(super) clock: Stamp,
+    pub(super) cells: BTreeMap<String, RoleCells>,
+    /// Derived from `cells` ([`AuthState::derive`]).
+    roles: BTreeMap<String, Role>,
 }
 
 /// The outcome of a permission check.
@@ -114,6 +119,10 @@ pub enum ChangeError {
     NoRole(String),
 }
 
+fn keyspace_ok(keyspace: &str) -> bool {
+    keyspace == ANY_KEYSPACE || name_ok(keyspace)
+}
+
 fn name_ok(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -123,6 +132,30 @@ fn name_ok(name: &str) -> bool {
 }
 
 impl AuthState {
+    /// The state of `cells` that has seen stamps up to `clock` (at least
+    /// the newest in `cells`, so no change here is stamped below a cell).
+    pub(super) fn from_cells(clock: Stamp, cells: BTreeMap<String, RoleCells>) -> AuthState {
+        let newest = cells.values().map(RoleCells::newest).max();
+        let mut s = AuthState {
+            clock: clock.max(newest.unwrap_or_default()),
+            cells,
+            roles: BTreeMap::new(),
+        };
+        s.derive();
+        s
+    }
+
+    fn derive(&mut self) {
+        self.roles = (self.cells.iter())
+            .filter_map(|(name, c)| Some((name.clone(), c.role()?)))
+            .collect();
+    }
+
+    /// The roles in force (existing, with their secret and grants).
+    pub fn roles(&self) -> &BTreeMap<String, Role> {
+        &self.roles
+    }
+
     /// The decision for `role` doing `perm` in `keyspace`.
     pub fn decide(&self, role: &str, keyspace: &str, perm: Perm) -> Decision {
         match self.roles.get(role) {
@@ -132,33 +165,59 @@ impl AuthState {
         }
     }
 
-    /// Content digest (xxh3-64 of the canonical JSON; maps are ordered).
+    /// Content digest (xxh3-64 of the canonical JSON; maps are ordered):
+    /// equal on two nodes exactly when their states are (anti-entropy's
+    /// "do we differ?").
     pub fn digest(&self) -> u64 {
         xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(self).expect("auth state serialises"))
     }
 
-    /// The state every node keeps of `self` and `other`: the higher version,
-    /// or of one version the higher digest (the same on every node).
-    pub fn merge(self, other: AuthState) -> AuthState {
-        use std::cmp::Ordering;
-        match self.version.cmp(&other.version) {
-            Ordering::Greater => self,
-            Ordering::Less => other,
-            Ordering::Equal if self.digest() >= other.digest() => self,
-            Ordering::Equal => other,
+    /// The newest stamp seen.
+    pub fn clock(&self) -> Stamp {
+        self.clock
+    }
+
+    /// The wall time (ms) of the newest change seen, `geokv_auth_version`:
+    /// equal on nodes that converged; 0 before any change (or when the only
+    /// changes were upgraded from the old versioned format).
+    pub fn version(&self) -> u64 {
+        self.clock.ms
+    }
+
+    /// Whether no change was ever made (nor learned).
+    pub fn is_empty(&self) -> bool {
+        self.clock == Stamp::default() && self.cells.is_empty()
+    }
+
+    /// The state every node converges on from `self` and `other`: per role
+    /// and per cell, the higher stamp (`cells.rs`). Commutative, associative
+    /// and idempotent.
+    pub fn merge(mut self, other: AuthState) -> AuthState {
+        for (name, theirs) in other.cells {
+            let mine = self.cells.remove(&name).unwrap_or_default();
+            self.cells.insert(name, mine.merge(theirs));
         }
+        AuthState::from_cells(self.clock.max(other.clock), self.cells)
     }
 
-    fn next(&self) -> AuthState {
-        let mut n = self.clone();
-        n.version += 1;
-        n
+    /// The stamp of a change made now by `node` (wall time `now_ms`): later
+    /// than every stamp this state has seen.
+    pub fn stamp(&self, now_ms: u64, node: u64) -> Stamp {
+        Stamp::next(self.clock, now_ms, node)
     }
 
-    /// Version + 1 with a new role `name` whose secret hashes to `phc`
-    /// (`None`: certificate only), and `grants`.
-    pub fn with_role(
+    /// `self` with the cells of `name` changed by `f`, at `at`.
+    fn changed(&self, at: Stamp, name: &str, f: impl FnOnce(&mut RoleCells)) -> AuthState {
+        let mut cells = self.cells.clone();
+        f(cells.entry(name.to_string()).or_default());
+        AuthState::from_cells(self.clock.max(at), cells)
+    }
+
+    /// A new role `name` created at `at`, whose secret hashes to `phc`
+    /// (`None`: certificate only), with `grants`.
+    pub fn create_role(
         &self,
+        at: Stamp,
         name: &str,
         phc: Option<String>,
         grants: &[(&str, Perm)],
@@ -166,75 +225,45 @@ impl AuthState {
         if !name_ok(name) {
             return Err(ChangeError::BadName(name.to_string()));
         }
+        if let Some((ks, _)) = grants.iter().find(|(ks, _)| !keyspace_ok(ks)) {
+            return Err(ChangeError::BadKeyspace(ks.to_string()));
+        }
         if self.roles.contains_key(name) {
             return Err(ChangeError::Exists(name.to_string()));
         }
-        let mut n = self.next();
-        let mut role = Role {
-            secret: phc,
-            grants: BTreeMap::new(),
-        };
-        for (ks, p) in grants {
-            role.grants.entry(ks.to_string()).or_default().insert(*p);
+        Ok(self.changed(at, name, |c| c.create(at, phc, grants)))
+    }
+
+    /// Role `name` dropped at `at` (a tombstone: nothing of it stamped
+    /// before counts, on any node).
+    pub fn drop_role(&self, at: Stamp, name: &str) -> Result<AuthState, ChangeError> {
+        if !self.roles.contains_key(name) {
+            return Err(ChangeError::NoRole(name.to_string()));
         }
-        n.roles.insert(name.to_string(), role);
-        Ok(n)
+        Ok(self.changed(at, name, |c| {
+            c.dropped = c.dropped.max(Some(at));
+            c.normalize();
+        }))
     }
 
-    /// Version + 1 without role `name`.
-    pub fn without_role(&self, name: &str) -> Result<AuthState, ChangeError> {
-        let mut n = self.next();
-        n.roles
-            .remove(name)
-            .ok_or_else(|| ChangeError::NoRole(name.to_string()))?;
-        Ok(n)
-    }
-
-    /// Version + 1 where `role` holds `perm` in `keyspace`.
-    pub fn with_grant(
+    /// `role` holds `perm` in `keyspace` (or, `held` false, no longer holds
+    /// it itself: a permission implied by another it still holds stays
+    /// implied), as of `at`.
+    pub fn set_grant(
         &self,
+        at: Stamp,
         role: &str,
         keyspace: &str,
         perm: Perm,
+        held: bool,
     ) -> Result<AuthState, ChangeError> {
-        self.change_grant(role, keyspace, |held| {
-            held.insert(perm);
-        })
-    }
-
-    /// Version + 1 where `role` no longer holds `perm` itself in `keyspace`
-    /// (a permission implied by another one it still holds stays implied).
-    pub fn with_revoke(
-        &self,
-        role: &str,
-        keyspace: &str,
-        perm: Perm,
-    ) -> Result<AuthState, ChangeError> {
-        self.change_grant(role, keyspace, |held| {
-            held.remove(&perm);
-        })
-    }
-
-    fn change_grant(
-        &self,
-        role: &str,
-        keyspace: &str,
-        f: impl FnOnce(&mut BTreeSet<Perm>),
-    ) -> Result<AuthState, ChangeError> {
-        if keyspace != ANY_KEYSPACE && !name_ok(keyspace) {
+        if !keyspace_ok(keyspace) {
             return Err(ChangeError::BadKeyspace(keyspace.to_string()));
         }
-        let mut n = self.next();
-        let r = n
-            .roles
-            .get_mut(role)
-            .ok_or_else(|| ChangeError::NoRole(role.to_string()))?;
-        let held = r.grants.entry(keyspace.to_string()).or_default();
-        f(held);
-        if held.is_empty() {
-            r.grants.remove(keyspace);
+        if !self.roles.contains_key(role) {
+            return Err(ChangeError::NoRole(role.to_string()));
         }
-        Ok(n)
+        Ok(self.changed(at, role, |c| c.set(at, keyspace, perm, held)))
     }
 
     /// The roles and their grants, without secrets (for `GET /auth/roles`).
@@ -248,6 +277,47 @@ impl AuthState {
                 (name, v)
             })
             .collect();
-        serde_json::json!({"version": self.version, "roles": roles})
+        serde_json::json!({"version": self.version(), "roles": roles})
+    }
+}
+
+/// A change being made on one node: the state in force and the stamp the
+/// change gets ([`super::Auth::change`]). Reads through to the state.
+pub struct Draft<'a> {
+    pub state: &'a AuthState,
+    pub at: Stamp,
+}
+
+impl std::ops::Deref for Draft<'_> {
+    type Target = AuthState;
+    fn deref(&self) -> &AuthState {
+        self.state
+    }
+}
+
+impl Draft<'_> {
+    /// [`AuthState::create_role`] now.
+    pub fn with_role(
+        &self,
+        name: &str,
+        phc: Option<String>,
+        grants: &[(&str, Perm)],
+    ) -> Result<AuthState, ChangeError> {
+        self.state.create_role(self.at, name, phc, grants)
+    }
+
+    /// [`AuthState::drop_role`] now.
+    pub fn without_role(&self, name: &str) -> Result<AuthState, ChangeError> {
+        self.state.drop_role(self.at, name)
+    }
+
+    /// `role` holds `perm` in `keyspace` from now on.
+    pub fn with_grant(&self, role: &str, ks: &str, perm: Perm) -> Result<AuthState, ChangeError> {
+        self.state.set_grant(self.at, role, ks, perm, true)
+    }
+
+    /// `role` no longer holds `perm` itself in `keyspace` from now on.
+    pub fn with_revoke(&self, role: &str, ks: &str, perm: Perm) -> Result<AuthState, ChangeError> {
+        self.state.set_grant(self.at, role, ks, perm, false)
     }
 }

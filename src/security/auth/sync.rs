@@ -12,7 +12,7 @@ use crate::proto::v1::internode::AuthMessage;
 /// A state as sent on the wire.
 pub fn to_message(state: &AuthState) -> AuthMessage {
     AuthMessage {
-        version: state.version,
+        version: state.version(),
         json: serde_json::to_vec(state).expect("auth state serialises"),
     }
 }

@@ -1,0 +1,83 @@
+//! How a state gets in force on a node: a peer's state merged in
+//! ([`Auth::install`]), a change made here ([`Auth::change`], stamped later
+//! than everything the node has seen), the first admin role
+//! ([`Auth::bootstrap`]); each persisted before it is swapped in.
+//!
+//! Must not: decide what a change does to the cells (that is `model` and
+//! `cells`), or talk to peers (the push hook does).
+
+use std::sync::Arc;
+
+use super::model::Draft;
+use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
+use super::{Perm, ANY_KEYSPACE};
+
+impl Auth {
+    /// Installs a state learned from a peer: merged with ours; if that
+    /// changes it, persisted then swapped. Returns whether it changed.
+    pub fn install(&self, incoming: AuthState) -> Result<bool, store::StoreError> {
+        let _guard = self.install.lock();
+        let current = self.state();
+        let merged = (*current).clone().merge(incoming);
+        if merged == *current {
+            return Ok(false);
+        }
+        self.swap(merged)?;
+        Ok(true)
+    }
+
+    fn swap(&self, next: AuthState) -> Result<(), store::StoreError> {
+        if let Some(engine) = &self.engine {
+            store::save(&**engine, &next)?;
+        }
+        let version = next.version();
+        let generation = self.in_force.load().generation + 1;
+        self.in_force.store(Arc::new(InForce {
+            generation,
+            state: Arc::new(next),
+        }));
+        metrics::gauge!("geokv_auth_version").set(version as f64);
+        tracing::info!(version, generation, "auth: new state in force");
+        Ok(())
+    }
+
+    /// Makes a change here (`f` of a [`Draft`]: the state in force and the
+    /// change's stamp, later than every stamp this node has seen and not
+    /// before its wall clock), persists it, and pushes it to peers.
+    pub fn change(
+        &self,
+        f: impl FnOnce(&Draft) -> Result<AuthState, ChangeError>,
+    ) -> Result<Arc<AuthState>, AuthStateError> {
+        let next = {
+            let _guard = self.install.lock();
+            let state = self.state();
+            let at = state.stamp(now_ms(), self.writer);
+            let next = f(&Draft { state: &state, at })?;
+            self.swap(next)?;
+            self.state()
+        };
+        if let Some(push) = self.push.get() {
+            push(next.clone());
+        }
+        Ok(next)
+    }
+
+    /// First start with an admin token (`--admin-token-file`,
+    /// `GEOKV_ADMIN_TOKEN`): when no state was ever made, creates its role
+    /// with `admin` on every keyspace. Returns whether it did.
+    pub fn bootstrap(&self, token: &Token) -> Result<bool, AuthStateError> {
+        if !self.state().is_empty() {
+            return Ok(false);
+        }
+        let phc = secret::hash(&token.secret)?;
+        self.change(|s| s.with_role(&token.role, Some(phc), &[(ANY_KEYSPACE, Perm::Admin)]))?;
+        Ok(true)
+    }
+}
+
+/// Wall time in ms since the Unix epoch (0 if the clock is before it: the
+/// stamp then still follows every stamp seen).
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map(|d| d.as_millis() as u64).unwrap_or(0)
+}
