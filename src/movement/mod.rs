@@ -16,8 +16,10 @@
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
 //! | `throughput.rs` | the node's byte cap shared by every stream in or out (`--stream-throughput-mib`) |
 //! | `remove.rs` | removing a dead node: gainers copy from survivors, the finisher proposes `finish_remove`; resumable |
+//! | `remove_finish.rs` | a removal's finisher: the switch once every gainer is done, holds shown and forgotten |
 //! | `replace.rs` | replacing a dead node: copy its ranges from survivors, `finish_replace`; resumable |
 //! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
+//! | `settled.rs` | which removals this node's copy is done for, so another datacenter's finish does not re-run it |
 //! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
 //! | `survivors.rs` | which live survivors (any datacenter) a dead node's range is copied from so every quorum write is among them, pure |
 //! | `abort.rs` | the second step of abandoning a movement whose joiner or replacement died after the switch of reads, once every live member is on the first; who drives it |
@@ -42,9 +44,11 @@ pub mod progress;
 pub mod push;
 pub mod rate;
 pub mod remove;
+pub mod remove_finish;
 pub mod replace;
 pub mod replace_bootstrap;
 pub mod rereplicate;
+pub mod settled;
 pub mod stream;
 pub mod survivors;
 pub mod switch;
@@ -60,9 +64,13 @@ mod tests_cleanup_stall;
 #[cfg(test)]
 mod tests_leave;
 #[cfg(test)]
+mod tests_leave_sync;
+#[cfg(test)]
 mod tests_loopback;
 #[cfg(test)]
 mod tests_ops;
+#[cfg(test)]
+mod tests_ops_removed;
 #[cfg(test)]
 mod tests_pacing;
 #[cfg(test)]

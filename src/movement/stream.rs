@@ -92,6 +92,17 @@ pub enum StreamError {
         rounds: u32,
         last: String,
     },
+    /// A gainer did not make what it took durable (the leave's switch
+    /// waits; running it again asks again).
+    #[error("{node} did not sync what it took after {rounds} rounds: {last}")]
+    NotSynced {
+        node: String,
+        rounds: u32,
+        last: String,
+    },
+    /// The caller's check between ranges ended the stream.
+    #[error("stream stopped: {0}")]
+    Stopped(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("stream task: {0}")]
@@ -222,12 +233,35 @@ impl<S: RangeSource> Streamer<S> {
         self.run_counted(gains).await
     }
 
+    /// [`Streamer::run`], asking `stop` before each range: its
+    /// `Some(why)` ends the stream with [`StreamError::Stopped`] (a joiner
+    /// removed meanwhile does not copy the rest of its plan).
+    pub async fn run_while(
+        &self,
+        gains: &[Gain],
+        stop: impl Fn() -> Option<String> + Sync,
+    ) -> Result<(), StreamError> {
+        self.progress.begin(gains.len() as u64);
+        self.counted(gains, &stop).await
+    }
+
     /// [`Streamer::run`] without resetting the progress: for a movement
     /// made of several runs that share one [`Progress`] (after
     /// [`Progress::begin`] with their total).
     pub async fn run_counted(&self, gains: &[Gain]) -> Result<(), StreamError> {
+        self.counted(gains, &|| None).await
+    }
+
+    async fn counted(
+        &self,
+        gains: &[Gain],
+        stop: &(dyn Fn() -> Option<String> + Sync),
+    ) -> Result<(), StreamError> {
         let mut rates = Rates::new(self.cfg.rate.clone());
         for gain in gains {
+            if let Some(why) = stop() {
+                return Err(StreamError::Stopped(why));
+            }
             self.range(gain, &mut rates).await?;
             self.progress.range_done();
         }
