@@ -25,6 +25,7 @@
 //! | `abort.rs` | the second step of abandoning a movement whose joiner or replacement died after the switch of reads, once every live member is on the first; who drives it |
 //! | `switch.rs` | the end of every movement in steps (reads switch to the new owners, then finish), each once every live member is on the step before; resumable |
 //! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA; each movement's phase (`aborting` for an abandoned one) and its nodes' reports summed |
+//! | `progress_sum.rs` | each movement's phase and its nodes' reports summed (`geokv ring`), held steps, a removal's verdict |
 //! | `upgrade.rs` | the rolling-upgrade gate: a switch or abort step waits until every member's build advertises it in gossip |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
@@ -41,6 +42,7 @@ pub mod ops;
 pub mod peer;
 pub mod plan;
 pub mod progress;
+pub mod progress_sum;
 pub mod push;
 pub mod rate;
 pub mod remove;
@@ -83,6 +85,8 @@ mod tests_replace;
 mod tests_stream;
 #[cfg(test)]
 mod tests_stream_durable;
+#[cfg(test)]
+mod tests_stream_rate;
 #[cfg(test)]
 mod tests_survivors;
 #[cfg(test)]
