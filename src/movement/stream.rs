@@ -17,8 +17,7 @@
 //! Must not decide which ranges move or when a movement finishes.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{atomic::AtomicU64, atomic::Ordering, Arc};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -92,16 +91,14 @@ pub enum StreamError {
         rounds: u32,
         last: String,
     },
-    /// A gainer did not make what it took durable (the leave's switch
-    /// waits; running it again asks again).
+    /// A gainer did not sync what it took (the leave's switch waits).
     #[error("{node} did not sync what it took after {rounds} rounds: {last}")]
     NotSynced {
         node: String,
         rounds: u32,
         last: String,
     },
-    /// The caller's check between ranges ended the stream.
-    #[error("stream stopped: {0}")]
+    #[error("stream stopped by its caller between ranges: {0}")]
     Stopped(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -233,9 +230,8 @@ impl<S: RangeSource> Streamer<S> {
         self.run_counted(gains).await
     }
 
-    /// [`Streamer::run`], asking `stop` before each range: its
-    /// `Some(why)` ends the stream with [`StreamError::Stopped`] (a joiner
-    /// removed meanwhile does not copy the rest of its plan).
+    /// [`Streamer::run`], asking `stop` before each range: `Some(why)` ends
+    /// it, [`StreamError::Stopped`] (a joiner removed meanwhile).
     pub async fn run_while(
         &self,
         gains: &[Gain],
