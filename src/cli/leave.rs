@@ -139,6 +139,10 @@ pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
             say("the node has left the cluster and stops");
             return done(Outcome::Left, &status, None);
         }
+        if status.phase == "failed" {
+            // Final: the node was removed meanwhile and stops.
+            anyhow::bail!("the decommission cannot go on: {}", status.detail);
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
         match http(&args.endpoint, "GET", "/decommission").await {
             Ok(body) => status = serde_json::from_str(&body).context("decoding the status")?,

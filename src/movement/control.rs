@@ -33,7 +33,8 @@ use crate::view::Cluster;
 /// Where a decommission stands (`GET /decommission`).
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Status {
-    /// `idle`, `announcing`, `streaming`, `finishing`, `draining`, `left`.
+    /// `idle`, `announcing`, `streaming`, `finishing`, `draining`, `left`,
+    /// or `failed` (the node was removed meanwhile; it stops).
     pub phase: String,
     /// The last error (the step is retried), or what the phase waits for.
     pub detail: String,
@@ -159,6 +160,13 @@ impl Control {
     async fn leave_until_done(self: Arc<Self>) {
         let me = self.cluster.me().to_string();
         loop {
+            // A leave turned into a removal (declared dead meanwhile) is
+            // over: retrying cannot help (review-elastic28 L3).
+            if let Err(e) = leave::still_leaving(&self.cluster.current().layout, &me) {
+                tracing::error!(node = %me, error = %e, "decommission cannot go on; the node stops");
+                self.set("failed", e.to_string());
+                return self.stop_after_a_while().await;
+            }
             match self.leave_once(&me).await {
                 Ok(()) => break,
                 Err(e) => {
@@ -170,7 +178,12 @@ impl Control {
         }
         tracing::info!(node = %me, "decommissioned: stopping");
         self.set("left", "");
-        // Time for `geokv decommission` to see the outcome.
+        self.stop_after_a_while().await
+    }
+
+    /// Stops the node, after time for `geokv decommission` to see the
+    /// outcome.
+    async fn stop_after_a_while(&self) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let _ = self.stop.send(true);
     }

@@ -20,7 +20,7 @@ use super::plan::{losses, PlanError};
 use super::push::{self, push_losses, RangeSink};
 use super::stream::{Progress, StreamConfig, StreamError};
 use crate::engine::{Engine, EngineError};
-use crate::layout::{LayoutError, Movement, NodeState};
+use crate::layout::{Layout, LayoutError, Movement, NodeState};
 
 /// A leave that did not complete. Running it again resumes it.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,26 @@ pub enum LeaveError {
     WrongState { id: String, state: NodeState },
     #[error("node '{0}' is not in the layout")]
     Unknown(String),
+    #[error("node '{0}' was removed from the cluster while it was unreachable (`geokv removenode {0}` turned its decommission into a removal; the survivors re-replicate its ranges): it cannot go on leaving. Stop it; to use the machine again, wipe its data directory and join it under a new id")]
+    Removed(String),
+}
+
+impl LeaveError {
+    /// Retrying cannot help: the node's leave became a removal.
+    pub fn is_final(&self) -> bool {
+        matches!(self, LeaveError::Removed(_))
+    }
+}
+
+/// Whether `me` still decommissions in `layout`:
+/// [`LeaveError::Removed`] once a `removenode` turned its leave into a
+/// removal, or ended it (review-elastic28 L3).
+pub fn still_leaving(layout: &Layout, me: &str) -> Result<(), LeaveError> {
+    match layout.node(me).map(|(_, _, n)| n.state) {
+        Some(NodeState::Removed) => Err(LeaveError::Removed(me.into())),
+        _ if super::remove::is_removing(layout, me) => Err(LeaveError::Removed(me.into())),
+        _ => Ok(()),
+    }
 }
 
 /// How [`begin`] found the node.
@@ -61,6 +81,7 @@ pub enum Began {
 pub async fn begin<L: LayoutHandle>(layout: &L, me: &str) -> Result<Began, LeaveError> {
     let now = layout.current();
     let (dc, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
+    still_leaving(&now, me)?;
     match n.state {
         NodeState::Normal => {
             let next = now.begin_leave(me)?;
@@ -95,6 +116,7 @@ pub async fn hand_over<L: LayoutHandle, S: RangeSink>(
     if now.node(me).map(|(_, _, n)| n.state) == Some(NodeState::Left) {
         return Ok(());
     }
+    still_leaving(&now, me)?;
     let plan = losses(&now, me)?;
     push_losses(engine, sink, me, &plan, cfg, progress).await?;
     Ok(())
@@ -112,6 +134,8 @@ pub async fn finish<L: LayoutHandle>(
     if state == Some(NodeState::Left) {
         return Ok(());
     }
+    // Not the removal's steps: those wait for its gainers' copies.
+    still_leaving(&now, me)?;
     let gainers: std::collections::BTreeSet<String> = losses(&now, me)?
         .into_iter()
         .flat_map(|l| l.new_owners)

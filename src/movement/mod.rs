@@ -16,13 +16,16 @@
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
 //! | `throughput.rs` | the node's byte cap shared by every stream in or out (`--stream-throughput-mib`) |
 //! | `remove.rs` | removing a dead node: gainers copy from survivors, the finisher proposes `finish_remove`; resumable |
+//! | `remove_finish.rs` | a removal's finisher: the switch once every gainer is done, holds shown and forgotten |
 //! | `replace.rs` | replacing a dead node: copy its ranges from survivors, `finish_replace`; resumable |
 //! | `replace_bootstrap.rs` | before a replacing node starts: check the dead node is dead, propose `begin_replace` |
+//! | `settled.rs` | which removals this node's copy is done for, so another datacenter's finish does not re-run it |
 //! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
 //! | `survivors.rs` | which live survivors (any datacenter) a dead node's range is copied from so every quorum write is among them, pure |
 //! | `abort.rs` | the second step of abandoning a movement whose joiner or replacement died after the switch of reads, once every live member is on the first; who drives it |
 //! | `switch.rs` | the end of every movement in steps (reads switch to the new owners, then finish), each once every live member is on the step before; resumable |
 //! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA; each movement's phase (`aborting` for an abandoned one) and its nodes' reports summed |
+//! | `progress_sum.rs` | each movement's phase and its nodes' reports summed (`geokv ring`), held steps, a removal's verdict |
 //! | `upgrade.rs` | the rolling-upgrade gate: a switch or abort step waits until every member's build advertises it in gossip |
 //!
 //! Must not change the layout (the operations propose layout versions) nor
@@ -39,12 +42,15 @@ pub mod ops;
 pub mod peer;
 pub mod plan;
 pub mod progress;
+pub mod progress_sum;
 pub mod push;
 pub mod rate;
 pub mod remove;
+pub mod remove_finish;
 pub mod replace;
 pub mod replace_bootstrap;
 pub mod rereplicate;
+pub mod settled;
 pub mod stream;
 pub mod survivors;
 pub mod switch;
@@ -60,9 +66,13 @@ mod tests_cleanup_stall;
 #[cfg(test)]
 mod tests_leave;
 #[cfg(test)]
+mod tests_leave_sync;
+#[cfg(test)]
 mod tests_loopback;
 #[cfg(test)]
 mod tests_ops;
+#[cfg(test)]
+mod tests_ops_removed;
 #[cfg(test)]
 mod tests_pacing;
 #[cfg(test)]
@@ -75,6 +85,8 @@ mod tests_replace;
 mod tests_stream;
 #[cfg(test)]
 mod tests_stream_durable;
+#[cfg(test)]
+mod tests_stream_rate;
 #[cfg(test)]
 mod tests_survivors;
 #[cfg(test)]

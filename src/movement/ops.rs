@@ -140,13 +140,33 @@ pub async fn join<L: LayoutHandle, S: RangeSource>(
     let stream_id = format!("join-{id}");
     // Past the switch of reads the stream is done (review of the switch, M2).
     if !super::replace::copied(&layout.current(), id) {
-        let streamer = Streamer::new(engine.clone(), source, &stream_id, cfg);
-        streamer.with_progress(progress).run(&plan).await?;
+        let streamer =
+            Streamer::new(engine.clone(), source, &stream_id, cfg).with_progress(progress);
+        // Between ranges: a joiner that came back on its persisted layout
+        // learns of its removal by gossip while it streams (review-elastic28 L1).
+        let stop = || not_joining(&layout.current(), id).map(|e| e.to_string());
+        let streamed = streamer.run_while(&plan, stop);
+        if let Err(e) = streamed.await {
+            return Err(not_joining(&layout.current(), id).unwrap_or_else(|| e.into()));
+        }
     }
     let version = super::switch::finish_movement(layout, id).await?;
     tracing::info!(node = id, version, "joined");
     cursor::forget(&*engine, &stream_id)?;
     Ok(Joined::Joined)
+}
+
+/// Why joiner `id` cannot go on in `layout`, if it cannot: removed
+/// ([`JoinError::Abandoned`]) or no longer joining.
+fn not_joining(layout: &Layout, id: &str) -> Option<JoinError> {
+    match layout.node(id).map(|(_, _, n)| n.state) {
+        None | Some(NodeState::Joining) => None,
+        Some(NodeState::Removed) => Some(JoinError::Abandoned(id.into())),
+        Some(state) => Some(JoinError::WrongState {
+            id: id.into(),
+            state,
+        }),
+    }
 }
 
 /// The node's live view is where production joins read and propose.

@@ -36,6 +36,19 @@ pub trait RangeSink: Send + Sync {
         keyspace: &str,
         rows: Vec<(Vec<u8>, SiblingSet)>,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// Makes everything `node` acknowledged durable (its WAL synced).
+    fn sync(&self, node: &str) -> impl Future<Output = Result<Synced, SourceError>> + Send;
+}
+
+/// How a gainer answered [`RangeSink::sync`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synced {
+    /// What it took is durable.
+    Durable,
+    /// Its build predates the request (UNIMPLEMENTED): its pages become
+    /// durable with its own periodic sync.
+    Unsupported,
 }
 
 /// The stream id of the push of `leaver`'s ranges to `gainer`.
@@ -44,7 +57,9 @@ pub fn stream_id(leaver: &str, gainer: &str) -> String {
 }
 
 /// Pushes every range of `losses` from `engine` (the leaver `me`'s) to each
-/// of its new owners through `sink`, resuming after committed cursors.
+/// of its new owners through `sink`, resuming after committed cursors, then
+/// has every gainer sync what it took ([`sync_gainers`]): `Ok` means the
+/// switch may be proposed.
 pub async fn push_losses<S: RangeSink>(
     engine: Arc<dyn Engine>,
     sink: &S,
@@ -60,20 +75,83 @@ pub async fn push_losses<S: RangeSink>(
     for loss in losses {
         for gainer in &loss.new_owners {
             let id = stream_id(me, gainer);
-            let to = (id.as_str(), gainer.as_str());
+            let to = To { id: &id, gainer };
             let rate = rates.of(gainer);
             push_range(&engine, sink, to, loss, cfg, rate, progress).await?;
             progress.range_done();
         }
     }
+    sync_gainers(sink, losses, cfg).await
+}
+
+/// Asks every gainer of `losses` to sync what it took (review-elastic28
+/// M1): once the leave switches, the leaver, the strict source of its
+/// ranges, is gone, so the switch must not rest on pages in a gainer's
+/// unsynced WAL tail. A gainer of an older build (no such request) is
+/// passed with a warning; any other failure is retried `cfg.max_rounds`
+/// times, then [`StreamError::NotSynced`]: the leave is run again and its
+/// switch waits.
+async fn sync_gainers<S: RangeSink>(
+    sink: &S,
+    losses: &[Loss],
+    cfg: &StreamConfig,
+) -> Result<(), StreamError> {
+    let gainers: std::collections::BTreeSet<&str> = (losses.iter())
+        .flat_map(|l| l.new_owners.iter().map(String::as_str))
+        .collect();
+    for gainer in gainers {
+        sync_one(sink, gainer, cfg).await?;
+    }
     Ok(())
 }
 
-/// Pushes `loss`'s range to `gainer` (stream `id`), from its cursor on.
+async fn sync_one<S: RangeSink>(
+    sink: &S,
+    gainer: &str,
+    cfg: &StreamConfig,
+) -> Result<(), StreamError> {
+    let mut last = String::new();
+    for round in 0..cfg.max_rounds {
+        if round > 0 {
+            tokio::time::sleep(cfg.round_backoff).await;
+        }
+        if !sink.is_up(gainer) {
+            last = format!("{gainer}: believed down");
+            continue;
+        }
+        match sink.sync(gainer).await {
+            Ok(Synced::Durable) => return Ok(()),
+            Ok(Synced::Unsupported) => {
+                tracing::warn!(
+                    gainer,
+                    "the gainer's build cannot sync on request (older): what it took is durable at its next periodic sync"
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, gainer, "sync of the pushed pages failed; retrying");
+                last = e.to_string();
+            }
+        }
+    }
+    Err(StreamError::NotSynced {
+        node: gainer.into(),
+        rounds: cfg.max_rounds,
+        last,
+    })
+}
+
+/// Where one push goes: the gainer, under the stream id of its cursors.
+struct To<'a> {
+    id: &'a str,
+    gainer: &'a str,
+}
+
+/// Pushes `loss`'s range to `to.gainer` (stream `to.id`), from its cursor on.
 async fn push_range<S: RangeSink>(
     engine: &Arc<dyn Engine>,
     sink: &S,
-    (id, gainer): (&str, &str),
+    To { id, gainer }: To<'_>,
     loss: &Loss,
     cfg: &StreamConfig,
     rate: &mut Rate,
@@ -236,5 +314,26 @@ impl RangeSink for PeerSink {
             .merge_page(keyspace, rows, (None, 32), self.timeout)
             .await)
             .map_err(|e| err(e.to_string()))
+    }
+
+    async fn sync(&self, node: &str) -> Result<Synced, SourceError> {
+        let err = |detail: String| SourceError {
+            node: node.to_string(),
+            detail,
+        };
+        let (to, _) = (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
+        let req = crate::proto::v1::internode::SyncWalRequest {};
+        let call = (self.peers).call(&to, req, self.timeout, |mut c, r| async move {
+            c.sync_wal(r).await
+        });
+        match call.await {
+            Ok(_) => Ok(Synced::Durable),
+            Err(crate::transport::TransportError::Rpc { code, .. })
+                if code.grpc() == tonic::Code::Unimplemented =>
+            {
+                Ok(Synced::Unsupported)
+            }
+            Err(e) => Err(err(e.to_string())),
+        }
     }
 }

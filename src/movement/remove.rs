@@ -33,7 +33,6 @@ use super::rereplicate::{rereplicate, RereplicateError, Target};
 use super::stream::{Progress, StreamConfig};
 use crate::engine::Engine;
 use crate::layout::{Layout, LayoutError, Movement, NodeState};
-use crate::transport::tls::Tls;
 use crate::view::Cluster;
 
 /// A removal that cannot begin.
@@ -283,9 +282,9 @@ pub async fn follow(
         patience: Patience::default(),
         throughput,
     };
-    // The removals (and layout versions) this node's part is done for, and
-    // the removals whose cursors to forget once they are over.
-    let mut settled: BTreeSet<(String, u64)> = BTreeSet::new();
+    // The removals this node's part is done for, and the removals whose
+    // cursors to forget once they are over.
+    let mut settled = super::settled::Settled::default();
     let mut copied: BTreeSet<String> = BTreeSet::new();
     loop {
         // The second step of an abort after the switch (`abort`).
@@ -297,15 +296,14 @@ pub async fn follow(
         let layout = cluster.current().layout.clone();
         for duty in duties(&layout, &me) {
             let dead = duty.dead;
-            let key = (dead.clone(), layout.version);
-            if duty.copy && !settled.contains(&key) {
+            if duty.copy && !settled.contains(&layout, &dead) {
                 let done = tokio::select! {
                     d = gainer.copy(&layout, &dead) => d,
                     _ = shutdown.wait_for(|v| *v) => return,
                 };
                 copied.insert(dead.clone());
                 if done {
-                    settled.insert(key);
+                    settled.insert(&layout, &dead);
                 }
             }
             if duty.finish {
@@ -315,11 +313,13 @@ pub async fn follow(
                     is_up: gainer.is_up.clone(),
                     timeout: Duration::from_secs(30),
                 };
-                try_finish(&handle, &layout, &dead, &me).await;
+                super::remove_finish::try_finish(&handle, &layout, &dead, &me).await;
             }
         }
+        let board = super::progress::board(&me);
+        super::remove_finish::forget_stale_holds(&board, &layout, &me);
         let going = removals(&layout);
-        settled.retain(|(dead, _)| going.contains(dead));
+        settled.retain(&going);
         let over: Vec<String> = (copied.iter())
             .filter(|d| !going.contains(d))
             .cloned()
@@ -336,65 +336,4 @@ pub async fn follow(
             _ = shutdown.wait_for(|v| *v) => return,
         }
     }
-}
-
-/// Ends the removal in steps (`switch`: reads to the gainers, then
-/// `finish_remove`) once every gainer reports the removal done.
-async fn try_finish(handle: &super::switch::Announcing, layout: &Layout, dead: &str, me: &str) {
-    let tls = handle.peers.tls();
-    let name = movement_name(dead);
-    for g in gainers(layout, dead) {
-        let done = if g == me {
-            super::progress::board(me)
-                .report()
-                .is_some_and(|r| r.movement == name && r.status == "done")
-        } else {
-            let Some((_, _, n)) = layout.node(&g) else {
-                return;
-            };
-            gainer_done(tls, &g, n.admin_address, &name).await
-        };
-        if !done {
-            return;
-        }
-    }
-    let r = super::switch::finish_movement(handle, dead).await;
-    // A switch the gate holds is shown (`GET /movement`'s `held`, M2).
-    let held = match &r {
-        Err(super::switch::FinishError::NotUpgraded(e)) => Some(e.to_string()),
-        _ => None,
-    };
-    super::progress::board(me).hold(&name, held);
-    match r {
-        Ok(_) => tracing::info!(node = %me, dead, "removal complete: node is removed"),
-        Err(e) => tracing::warn!(error = %e, "removal: finish not done; retrying"),
-    }
-}
-
-/// Whether node `id` (admin port `admin`) reports movement `name` done
-/// (`GET /movement`, over HTTPS when the node runs TLS).
-async fn gainer_done(tls: &Tls, id: &str, admin: std::net::SocketAddr, name: &str) -> bool {
-    let connector = tls.admin_connector(id);
-    let ask = async {
-        let addr = admin.to_string();
-        let answer = crate::transport::admin_client::call(
-            &addr,
-            connector.as_ref(),
-            "GET",
-            "/movement",
-            None,
-            "",
-        )
-        .await
-        .ok()
-        .filter(|a| a.is_success())?;
-        let v: serde_json::Value = serde_json::from_str(&answer.body).ok()?;
-        let r = &v["streaming"];
-        Some(r["movement"] == name && r["status"] == "done")
-    };
-    tokio::time::timeout(Duration::from_secs(3), ask)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }

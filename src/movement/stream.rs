@@ -17,8 +17,7 @@
 //! Must not decide which ranges move or when a movement finishes.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{atomic::AtomicU64, atomic::Ordering, Arc};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -92,6 +91,15 @@ pub enum StreamError {
         rounds: u32,
         last: String,
     },
+    /// A gainer did not sync what it took (the leave's switch waits).
+    #[error("{node} did not sync what it took after {rounds} rounds: {last}")]
+    NotSynced {
+        node: String,
+        rounds: u32,
+        last: String,
+    },
+    #[error("stream stopped by its caller between ranges: {0}")]
+    Stopped(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("stream task: {0}")]
@@ -222,12 +230,34 @@ impl<S: RangeSource> Streamer<S> {
         self.run_counted(gains).await
     }
 
+    /// [`Streamer::run`], asking `stop` before each range: `Some(why)` ends
+    /// it, [`StreamError::Stopped`] (a joiner removed meanwhile).
+    pub async fn run_while(
+        &self,
+        gains: &[Gain],
+        stop: impl Fn() -> Option<String> + Sync,
+    ) -> Result<(), StreamError> {
+        self.progress.begin(gains.len() as u64);
+        self.counted(gains, &stop).await
+    }
+
     /// [`Streamer::run`] without resetting the progress: for a movement
     /// made of several runs that share one [`Progress`] (after
     /// [`Progress::begin`] with their total).
     pub async fn run_counted(&self, gains: &[Gain]) -> Result<(), StreamError> {
+        self.counted(gains, &|| None).await
+    }
+
+    async fn counted(
+        &self,
+        gains: &[Gain],
+        stop: &(dyn Fn() -> Option<String> + Sync),
+    ) -> Result<(), StreamError> {
         let mut rates = Rates::new(self.cfg.rate.clone());
         for gain in gains {
+            if let Some(why) = stop() {
+                return Err(StreamError::Stopped(why));
+            }
             self.range(gain, &mut rates).await?;
             self.progress.range_done();
         }

@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use super::leave::{begin, finish, hand_over, Began, LeaveError};
 use super::ops::LayoutHandle;
-use super::push::RangeSink;
+use super::push::{RangeSink, Synced};
 use super::stream::{Progress, SourceError};
 use super::tests_ops::{request, small_pages, world, World};
 use crate::engine::{Engine, WriteBatch};
@@ -19,21 +21,27 @@ use crate::ring::Ring;
 use crate::version::SiblingSet;
 
 /// Merges pushed rows into the gainers' engines; fails every push after
-/// `fail_after` pages (the leaver or the gainer "crashes").
-struct Sink {
+/// `fail_after` pages (the leaver or the gainer "crashes"). Logs each
+/// push and sync (`push g`, `sync g`); a sync takes the next of `syncs`'
+/// answers (`Durable` once none is left).
+pub(super) struct Sink {
     engines: BTreeMap<String, Arc<dyn Engine>>,
     fail_after: Option<usize>,
     pages: AtomicUsize,
     rows: AtomicUsize,
+    pub(super) log: Arc<Mutex<Vec<String>>>,
+    pub(super) syncs: Mutex<Vec<Result<Synced, String>>>,
 }
 
 impl Sink {
-    fn new(w: &World, fail_after: Option<usize>) -> Sink {
+    pub(super) fn new(w: &World, fail_after: Option<usize>) -> Sink {
         Sink {
             engines: w.engines.clone(),
             fail_after,
             pages: AtomicUsize::new(0),
             rows: AtomicUsize::new(0),
+            log: Arc::default(),
+            syncs: Mutex::default(),
         }
     }
 }
@@ -65,7 +73,17 @@ impl RangeSink for Sink {
         self.engines[node].write(b).unwrap();
         self.pages.fetch_add(1, Ordering::SeqCst);
         self.rows.fetch_add(rows.len(), Ordering::SeqCst);
+        self.log.lock().push(format!("push {node}"));
         Ok(())
+    }
+
+    async fn sync(&self, node: &str) -> Result<Synced, SourceError> {
+        let answer = self.syncs.lock().pop().unwrap_or(Ok(Synced::Durable));
+        self.log.lock().push(format!("sync {node}"));
+        answer.map_err(|detail| SourceError {
+            node: node.into(),
+            detail,
+        })
     }
 }
 
@@ -211,5 +229,44 @@ fn a_node_that_has_left_takes_no_client_requests() {
     assert!(
         why.contains("has left") && why.contains("another node"),
         "{why}"
+    );
+}
+
+/// review-elastic28 L3: a leaver declared dead and removed (`removenode`
+/// turns its leave into a removal) that comes back learns it and stops for
+/// good, naming the removal: it retried every 2 s for ever.
+#[tokio::test]
+async fn a_leaver_turned_into_a_removal_learns_it_and_stops() {
+    let w = world();
+    begin(&w.layout, "a").await.unwrap();
+    assert!(super::leave::still_leaving(&w.layout.current(), "a").is_ok());
+    let removing = super::remove::begin(&w.layout.current(), "a", &|_| false).unwrap();
+    let removed = removing.finish_remove("a").unwrap();
+    for layout in [&removing, &removed] {
+        let err = super::leave::still_leaving(layout, "a").unwrap_err();
+        assert!(err.is_final(), "{err}");
+        assert!(err.to_string().contains("removenode a"), "{err}");
+    }
+    w.layout.propose(removing.clone()).await.unwrap();
+    let err = begin(&w.layout, "a").await.unwrap_err();
+    assert!(
+        err.is_final() && matches!(err, LeaveError::Removed(_)),
+        "{err}"
+    );
+    // Its leave's steps do not run the removal's: the switch and finish
+    // wait for the removal's gainers (its finisher proposes them).
+    let engine = w.engines["a"].clone();
+    let sink = Sink::new(&w, None);
+    let (cfg, progress) = (small_pages(), Progress::default());
+    let pushed = hand_over(&w.layout, engine.clone(), &sink, "a", &cfg, &progress);
+    assert!(matches!(pushed.await, Err(LeaveError::Removed(_))));
+    let err = finish(&w.layout, &*engine, "a").await.unwrap_err();
+    assert!(matches!(err, LeaveError::Removed(_)), "{err}");
+    assert_eq!(*w.layout.current(), removing, "nothing proposed");
+    w.layout.propose(removed).await.unwrap();
+    let err = begin(&w.layout, "a").await.unwrap_err();
+    assert!(
+        err.is_final() && matches!(err, LeaveError::Removed(_)),
+        "{err}"
     );
 }

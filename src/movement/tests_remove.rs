@@ -201,3 +201,75 @@ fn every_datacenters_removal_is_driven_by_its_own_datacenters_nodes() {
     assert_eq!(x.len(), 1);
     assert!(x[0].copy && !x[0].finish, "{x:?}");
 }
+
+/// review-elastic28 M3: dc1's gainer finished its copy for b; dc2's
+/// removal of y then finishes (a new layout version, y's tokens leave the
+/// ring, so the plan's pieces are cut anew and the cursors keyed by exact
+/// range miss). The copy is not run again for it; forcing b's removal (a
+/// change of what is copied) does run it again.
+#[test]
+fn another_datacenters_finish_does_not_make_a_finished_copy_run_again() {
+    let topo = crate::topology::testing::yaml(
+        &[
+            ("dc1", &["a", "b", "c", "d"]),
+            ("dc2", &["w", "x", "y", "z"]),
+        ],
+        &[("dc1", 3), ("dc2", 3)],
+    );
+    let seed =
+        crate::layout::Layout::seed(&crate::topology::Topology::parse("t.yaml", &topo).unwrap());
+    let both = seed.begin_remove("b").unwrap().begin_remove("y").unwrap();
+    let mut settled = super::settled::Settled::default();
+    settled.insert(&both, "b");
+    let y_done = both.finish_remove("y").unwrap();
+    assert_ne!(both.version, y_done.version);
+    assert_eq!(removals(&y_done), vec!["b"]);
+    // The plan the copy would run again is cut differently: re-running it
+    // would miss the cursors and copy from zero.
+    assert_ne!(
+        super::plan::gains(&both, "a").unwrap(),
+        super::plan::gains(&y_done, "a").unwrap()
+    );
+    assert!(
+        settled.contains(&y_done, "b"),
+        "dc2's finish made dc1's finished copy run again"
+    );
+    let forced = y_done.force_remove("b").unwrap();
+    assert!(
+        !settled.contains(&forced, "b"),
+        "a forced removal copies again"
+    );
+    settled.retain(&removals(&forced.finish_remove("b").unwrap()));
+    assert!(!settled.contains(&y_done, "b"), "forgotten once over");
+}
+
+/// review-final28 L3: a hold on the board (the upgrade gate held the
+/// switch) is forgotten once this node no longer finishes that removal
+/// (it is over, or another node finishes it); it stayed, and `geokv
+/// removenode` printed "held by …" while another node went on.
+#[test]
+fn a_hold_is_forgotten_once_this_node_no_longer_finishes_the_removal() {
+    let topo = crate::topology::testing::yaml(
+        &[("dc1", &["hold-a", "hold-b", "hold-c", "hold-d"])],
+        &[("dc1", 3)],
+    );
+    let seed =
+        crate::layout::Layout::seed(&crate::topology::Topology::parse("t.yaml", &topo).unwrap());
+    let l = seed.begin_remove("hold-b").unwrap();
+    assert_eq!(finisher(&l, "hold-b").as_deref(), Some("hold-a"));
+    let name = super::remove::movement_name("hold-b");
+    let (a, c) = (
+        super::progress::board("hold-a"),
+        super::progress::board("hold-c"),
+    );
+    for board in [&a, &c] {
+        board.hold(&name, Some("held by the upgrade gate".into()));
+    }
+    super::remove_finish::forget_stale_holds(&a, &l, "hold-a");
+    assert!(a.held().contains_key(&name), "its finisher keeps it");
+    super::remove_finish::forget_stale_holds(&c, &l, "hold-c");
+    assert!(c.held().is_empty(), "not its finisher: {:?}", c.held());
+    let over = l.finish_remove("hold-b").unwrap();
+    super::remove_finish::forget_stale_holds(&a, &over, "hold-a");
+    assert!(a.held().is_empty(), "the removal is over: {:?}", a.held());
+}

@@ -315,6 +315,20 @@ impl Internode for InternodeService {
             .map_err(|e| GeokvError::from(e).into())
     }
 
+    async fn sync_wal(
+        &self,
+        req: Request<SyncWalRequest>,
+    ) -> Result<Response<SyncWalResponse>, Status> {
+        let span = self.admit(&req, "sync_wal")?;
+        // Through the replica's gate: refused once storage is closing.
+        let sync = self.replica.on_pool(|rep| {
+            let _pass = rep.open()?;
+            Ok(rep.gated().flush()?)
+        });
+        sync.instrument(span).await?;
+        Ok(Response::new(SyncWalResponse {}))
+    }
+
     async fn merkle(
         &self,
         req: Request<MerkleRequest>,

@@ -203,7 +203,7 @@ impl Peers {
 
     /// Runs one unary call to `to` with fault injection and a deadline, sent
     /// to the peer as `grpc-timeout` too.
-    async fn call<T, R, F, Fut>(
+    pub(crate) async fn call<T, R, F, Fut>(
         &self,
         to: &NodeInfo,
         msg: T,

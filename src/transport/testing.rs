@@ -163,6 +163,12 @@ impl<S: Serves> Internode for Stub<S> {
     async fn sync_auth(&self, _: Request<AuthMessage>) -> Result<Response<AuthMessage>, Status> {
         Err(no())
     }
+    async fn sync_wal(
+        &self,
+        _: Request<SyncWalRequest>,
+    ) -> Result<Response<SyncWalResponse>, Status> {
+        Err(no())
+    }
 }
 
 /// The generated server with `ReplicaBatch` and `ReplicaReadBatch` taken

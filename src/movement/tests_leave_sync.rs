@@ -1,0 +1,149 @@
+//! A decommission's gainers sync what they took before its switch
+//! (review-elastic28 M1): the leaver, the strict source of the ranges it
+//! loses, is gone after the switch, so a gainer's unsynced WAL tail must
+//! not be all that holds them. A gainer that cannot sync holds the switch
+//! (the leave is run again); one of an older build is passed.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::leave::{begin, finish, hand_over, LeaveError};
+use super::ops::{LayoutHandle, ProposeError};
+use super::push::Synced;
+use super::stream::{Progress, StreamError};
+use super::tests_leave::Sink;
+use super::tests_ops::{small_pages, world, Fake};
+use crate::layout::{Layout, NodeState};
+
+/// The test layout, logging each proposal in the sink's log.
+struct Logged<'a> {
+    inner: &'a Fake,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl LayoutHandle for Logged<'_> {
+    fn current(&self) -> Arc<Layout> {
+        self.inner.current()
+    }
+    async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
+        self.log.lock().push(format!("propose v{}", next.version));
+        self.inner.propose(next).await
+    }
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded> {
+        self.inner.upgraded(except)
+    }
+    async fn announced(&self, version: u64) -> Result<(), ProposeError> {
+        self.inner.announced(version).await
+    }
+}
+
+/// The gainers of `leaver`'s ranges in the current layout.
+fn gainers(layout: &Fake, leaver: &str) -> Vec<String> {
+    let losses = super::plan::losses(&layout.current(), leaver).unwrap();
+    let set: std::collections::BTreeSet<String> =
+        losses.into_iter().flat_map(|l| l.new_owners).collect();
+    set.into_iter().collect()
+}
+
+/// As the node's decommission runs it: hand over, then (only once that
+/// succeeded) finish.
+async fn leave(w: &super::tests_ops::World, sink: &Sink) -> Result<(), LeaveError> {
+    let engine = w.engines["a"].clone();
+    let cfg = small_pages();
+    hand_over(
+        &w.layout,
+        engine.clone(),
+        sink,
+        "a",
+        &cfg,
+        &Progress::default(),
+    )
+    .await?;
+    let logged = Logged {
+        inner: &w.layout,
+        log: sink.log.clone(),
+    };
+    finish(&logged, &*engine, "a").await
+}
+
+#[tokio::test]
+async fn every_gainer_syncs_after_its_last_page_before_the_switch_is_proposed() {
+    let w = world();
+    begin(&w.layout, "a").await.unwrap();
+    let gainers = gainers(&w.layout, "a");
+    assert!(!gainers.is_empty());
+    let sink = Sink::new(&w, None);
+    leave(&w, &sink).await.unwrap();
+    assert_eq!(
+        w.layout.current().node("a").unwrap().2.state,
+        NodeState::Left
+    );
+    let log = sink.log.lock().clone();
+    let first_proposal =
+        (log.iter().position(|e| e.starts_with("propose"))).expect("the switch was proposed");
+    for g in &gainers {
+        let last_push = log.iter().rposition(|e| *e == format!("push {g}"));
+        let synced = (log.iter().enumerate())
+            .filter(|(i, e)| Some(*i) > last_push && **e == format!("sync {g}"))
+            .map(|(i, _)| i)
+            .next();
+        let synced =
+            synced.unwrap_or_else(|| panic!("{g} never synced after its last page: {log:?}"));
+        assert!(
+            synced < first_proposal,
+            "{g} synced after the switch: {log:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gainer_that_cannot_sync_holds_the_switch_until_it_does() {
+    let w = world();
+    begin(&w.layout, "a").await.unwrap();
+    let leaving = w.layout.current().version;
+    let gainers = gainers(&w.layout, "a");
+    let sink = Sink::new(&w, None);
+    // small_pages: 2 rounds; the first gainer fails both.
+    *sink.syncs.lock() = vec![Err("disk full".into()), Err("disk full".into())];
+    let err = leave(&w, &sink).await.unwrap_err();
+    match &err {
+        LeaveError::Stream(StreamError::NotSynced { node, rounds, last }) => {
+            assert_eq!(node, &gainers[0]);
+            assert_eq!(*rounds, 2);
+            assert!(last.contains("disk full"), "{last}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("did not sync"), "{err}");
+    assert_eq!(w.layout.current().version, leaving, "nothing proposed");
+    assert!(!sink.log.lock().iter().any(|e| e.starts_with("propose")));
+    // Run again: nothing pushed twice, every gainer synced, then the switch.
+    let again = Sink::new(&w, None);
+    leave(&w, &again).await.unwrap();
+    let log = again.log.lock().clone();
+    assert!(!log.iter().any(|e| e.starts_with("push")), "{log:?}");
+    let syncs = log.iter().filter(|e| e.starts_with("sync")).count();
+    assert_eq!(syncs, gainers.len(), "{log:?}");
+}
+
+#[tokio::test]
+async fn a_gainer_of_an_older_build_that_cannot_sync_is_passed() {
+    let w = world();
+    begin(&w.layout, "a").await.unwrap();
+    let n = gainers(&w.layout, "a").len();
+    let sink = Sink::new(&w, None);
+    *sink.syncs.lock() = vec![Ok(Synced::Unsupported); n];
+    leave(&w, &sink).await.unwrap();
+    assert_eq!(
+        w.layout.current().node("a").unwrap().2.state,
+        NodeState::Left
+    );
+    let asked = sink
+        .log
+        .lock()
+        .iter()
+        .filter(|e| e.starts_with("sync"))
+        .count();
+    assert_eq!(asked, n, "each asked once");
+}
