@@ -139,6 +139,13 @@ pub struct LimitArgs {
     /// for many clients behind one NAT.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub client_max_connections_per_address: u32,
+    /// TLS handshakes in progress at once from one address on the client
+    /// port (at least 1); one past it is closed at once and counted in
+    /// `geokv_connections_refused_total{reason="handshakes_per_address"}`.
+    /// Raise it for many clients behind one SNAT (they all reconnect at
+    /// once after a restart). The peer port's stays 32.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub client_max_handshakes_per_address: u32,
     /// HTTP/2 streams and running handlers per connection on the peer
     /// port (one connection per pair of nodes carries all their calls; at
     /// least 1).
@@ -156,6 +163,7 @@ impl LimitArgs {
         l.client.concurrency_per_connection = self.client_max_streams as usize;
         l.client.max_connections = self.client_max_connections as usize;
         l.client.max_connections_per_address = self.client_max_connections_per_address as usize;
+        l.client.max_handshakes_per_address = self.client_max_handshakes_per_address as usize;
         l.peer.max_concurrent_streams = self.peer_max_streams;
         l.peer.concurrency_per_connection = self.peer_max_streams as usize;
         l

@@ -90,6 +90,8 @@ fn limit_flags_default_to_the_documented_bounds() {
         "16",
         "--client-max-connections-per-address",
         "3",
+        "--client-max-handshakes-per-address",
+        "64",
     ]);
     let l = set.limits.limits();
     assert_eq!(
@@ -99,12 +101,19 @@ fn limit_flags_default_to_the_documented_bounds() {
     assert_eq!(l.client.concurrency_per_connection, 8);
     assert_eq!(l.client.max_connections, 16);
     assert_eq!(l.client.max_connections_per_address, 3);
+    // The handshake cap reaches the client port's acceptor; the peer
+    // port's stays the acceptor's own (issue 12).
+    assert_eq!(l.client.caps().handshakes_per_address, 64);
+    let fixed = geokv::transport::tls::MAX_HANDSHAKES_PER_ADDRESS;
+    assert_eq!(l.peer.caps().handshakes_per_address, fixed);
+    assert_eq!(defaults.client.caps().handshakes_per_address, fixed);
     // 0 would let no request through on that port (review L4).
     for flag in [
         "--client-max-streams",
         "--peer-max-streams",
         "--client-max-connections",
         "--client-max-connections-per-address",
+        "--client-max-handshakes-per-address",
     ] {
         let zero = Cli::try_parse_from(["x", flag, "0"]);
         assert!(zero.is_err(), "{flag} 0 is refused");

@@ -306,6 +306,32 @@ mod tests {
         }
     }
 
+    /// review-conn28 M1: forwards to a replica whose host drops SYNs, one
+    /// every 100 ms: the calls queued behind the first connect are given up
+    /// before any connection read them, so each is "not sent" and the
+    /// forward moves on to the next replica (or answers "safe to retry"),
+    /// never "may have been applied".
+    #[tokio::test]
+    async fn forwards_queued_behind_a_failed_connect_all_try_the_next_replica() {
+        use crate::transport::testing::{dropping_syns, node, peers};
+        let (addr, _listener, _filled) = dropping_syns().await;
+        let (peers, replica) = (peers(), node("n1", addr));
+        tokio::time::pause();
+        let forwards = (0..6u64).map(|i| {
+            let (peers, replica) = (&peers, &replica);
+            async move {
+                tokio::time::sleep(Duration::from_millis(100 * i)).await;
+                let left = Duration::from_secs(2);
+                let req = CoordinateWriteRequest::default();
+                let sent = peers.coordinate_write(replica, req, left).await;
+                sent.expect_err("nobody answers")
+            }
+        });
+        for e in futures::future::join_all(forwards).await {
+            assert_eq!(after_failure(&e), AfterFailure::TryNext, "{e}");
+        }
+    }
+
     #[test]
     fn the_replica_answers_before_the_caller_gives_up() {
         for ms in [1u64, 50, 500, 2000, 60_000] {

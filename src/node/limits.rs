@@ -24,6 +24,13 @@ pub struct PortLimits {
     /// `native_transport_max_concurrent_connections_per_ip` is unbounded:
     /// clients behind one NAT share it and may need it raised.
     pub max_connections_per_address: usize,
+    /// TLS handshakes in progress at once from one remote address; one past
+    /// it is closed as soon as it is accepted and counted
+    /// (`reason="handshakes_per_address"`). 32 by default (of the port's
+    /// 256); clients behind one SNAT reconnecting after a restart may need
+    /// it raised (`--client-max-handshakes-per-address`; the peer port's
+    /// stays 32).
+    pub max_handshakes_per_address: usize,
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`: open requests a client may have
     /// on one connection; more wait on the client's side.
     pub max_concurrent_streams: u32,
@@ -54,6 +61,7 @@ impl Default for ServerLimits {
             client: PortLimits {
                 max_connections: crate::transport::tls::MAX_CONNECTIONS,
                 max_connections_per_address: crate::transport::tls::MAX_CONNECTIONS_PER_ADDRESS,
+                max_handshakes_per_address: crate::transport::tls::MAX_HANDSHAKES_PER_ADDRESS,
                 max_concurrent_streams: 256,
                 concurrency_per_connection: 256,
                 max_decoding_bytes: 8 << 20,
@@ -62,6 +70,7 @@ impl Default for ServerLimits {
             peer: PortLimits {
                 max_connections: crate::transport::tls::MAX_CONNECTIONS,
                 max_connections_per_address: crate::transport::tls::MAX_CONNECTIONS_PER_ADDRESS,
+                max_handshakes_per_address: crate::transport::tls::MAX_HANDSHAKES_PER_ADDRESS,
                 max_concurrent_streams: 2048,
                 concurrency_per_connection: 2048,
                 // The sender's own check (`encoded::within_limit`) refuses a
@@ -75,12 +84,13 @@ impl Default for ServerLimits {
 }
 
 impl PortLimits {
-    /// The caps the port's acceptor applies (handshakes per address: the
-    /// acceptor's default, 32).
+    /// The caps the port's acceptor applies (handshakes at once: the
+    /// acceptor's, 256).
     pub fn caps(&self) -> crate::transport::tls::Caps {
         crate::transport::tls::Caps {
             connections: self.max_connections,
             connections_per_address: self.max_connections_per_address,
+            handshakes_per_address: self.max_handshakes_per_address,
             ..Default::default()
         }
     }

@@ -17,7 +17,6 @@ use super::TransportError;
 use bytes::{Buf, BufMut};
 use prost::encoding::{message, DecodeContext, WireType};
 use std::sync::Arc;
-use tonic::transport::Channel;
 
 /// The largest message the peer port's clients send or take (the
 /// generated client's limits and [`unary`]'s; the server's are
@@ -95,9 +94,9 @@ pub fn within_limit(peer: &str, len: usize) -> Result<(), TransportError> {
 
 /// One unary call of `path` (`/package.Service/Method`) with a request
 /// encoded as it is sent, as the generated client makes it (the same
-/// message limits as `Peers`' clients).
+/// message limits as `Peers`' clients), on a gated channel (`gate.rs`).
 pub async fn unary<Q, R>(
-    channel: Channel,
+    channel: super::PeerChannel,
     path: &'static str,
     req: tonic::Request<Q>,
 ) -> Result<tonic::Response<R>, tonic::Status>

@@ -12,8 +12,9 @@ pub enum TransportError {
     /// Nothing was sent.
     #[error("{peer}: link cut (fault injection)")]
     Cut { peer: String },
-    /// Nothing was sent: the connection could not be established, or the
-    /// call was dropped before it went out (`message` says which).
+    /// Nothing was sent: the connection could not be established, the
+    /// call was refused before it went out, or its caller gave up before
+    /// its request was read (`transport::gate`); `message` says which.
     #[error("{peer}: not sent: {message}")]
     NotSent { peer: String, message: String },
     /// Sent (or maybe sent): no answer in time.

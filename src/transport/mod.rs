@@ -2,16 +2,21 @@
 //! mutual TLS unless the node runs `--insecure`, see [`tls`]), the
 //! metadata every internode call carries (sender id, W3C trace context), and
 //! the **fault-injection seam** ([`faults`]) that tests and `geokv dev` use to
-//! delay or cut links without kernel help.
+//! delay or cut links without kernel help. One unary call and what its
+//! failure means are in `call.rs`; every one goes out behind a
+//! first-read-wins [`gate`], so a call given up before its request was
+//! read is "not sent".
 //!
 //! Owns: connections, per-call deadlines, fault checks. Must not: decide
 //! placement, count acknowledgements, or touch storage.
 
 pub mod admin_client;
 pub mod batch;
+mod call;
 pub mod encoded;
 mod error;
 pub mod faults;
+pub mod gate;
 pub mod lane;
 pub mod read_batch;
 pub mod replica_batch;
@@ -21,12 +26,13 @@ pub mod support;
 pub(crate) mod testing;
 pub mod tls;
 
+pub use call::PeerChannel;
 pub use error::{PeerCode, PeerVerdict, TransportError};
 pub use stream::OutboundStream;
 
-use crate::proto::v1::internode::internode_client::InternodeClient;
 use crate::proto::v1::internode::*;
 use crate::topology::NodeInfo;
+use call::internode_client;
 pub(crate) use error::status_error;
 use faults::Faults;
 use std::collections::HashMap;
@@ -40,13 +46,6 @@ pub const BATCH_READS_ENV: &str = "GEOKV_BATCH_READS";
 
 /// gRPC metadata key naming the sending node of an internode call.
 pub const FROM_HEADER: &str = "geokv-from";
-
-/// The generated client on `ch`, with the peer port's message limits.
-fn internode_client(ch: Channel) -> InternodeClient<Channel> {
-    InternodeClient::new(ch)
-        .max_decoding_message_size(encoded::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(encoded::MAX_MESSAGE_BYTES)
-}
 
 /// One peer's connection: its address, the lazy channel, where the
 /// channel's connections note a refused handshake, and the
@@ -185,106 +184,6 @@ impl Peers {
             }
         };
         (link.channel, link.failure, link.seconds)
-    }
-
-    /// `msg` with this node's id and the trace context, and `grpc-timeout`
-    /// when `send_deadline`.
-    fn request<T>(&self, msg: T, timeout: Duration, send_deadline: bool) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
-        if send_deadline {
-            req.set_timeout(timeout);
-        }
-        if let Some(v) = &self.from {
-            req.metadata_mut().insert(FROM_HEADER, v.clone());
-        }
-        crate::telemetry::inject_current(req.metadata_mut());
-        req
-    }
-
-    /// Runs one unary call to `to` with fault injection and a deadline, sent
-    /// to the peer as `grpc-timeout` too.
-    pub(crate) async fn call<T, R, F, Fut>(
-        &self,
-        to: &NodeInfo,
-        msg: T,
-        timeout: Duration,
-        f: F,
-    ) -> Result<R, TransportError>
-    where
-        F: FnOnce(InternodeClient<Channel>, tonic::Request<T>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
-    {
-        self.call_with(to, msg, timeout, true, f).await
-    }
-
-    /// [`Self::call`]; the deadline is sent as `grpc-timeout` only when
-    /// `send_deadline`. A replica read or write is a microsecond handler:
-    /// its deadline is the caller's timer alone, which spares every call the
-    /// header (never indexed by HPACK: its value changes per call), its
-    /// parsing and a server-side timer (issue 14).
-    async fn call_with<T, R, F, Fut>(
-        &self,
-        to: &NodeInfo,
-        msg: T,
-        timeout: Duration,
-        send_deadline: bool,
-        f: F,
-    ) -> Result<R, TransportError>
-    where
-        F: FnOnce(InternodeClient<Channel>, tonic::Request<T>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
-    {
-        let call = |ch, r| f(internode_client(ch), r);
-        self.call_on(to, msg, timeout, send_deadline, call).await
-    }
-
-    /// [`Self::call_with`] on the peer's channel itself (a call the
-    /// generated client cannot make: a pre-encoded request, [`encoded`]).
-    async fn call_on<T, R, F, Fut>(
-        &self,
-        to: &NodeInfo,
-        msg: T,
-        timeout: Duration,
-        send_deadline: bool,
-        f: F,
-    ) -> Result<R, TransportError>
-    where
-        F: FnOnce(Channel, tonic::Request<T>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
-    {
-        let peer = to;
-        let delay = self
-            .faults
-            .outgoing(&self.me, peer)
-            .map_err(|_| TransportError::Cut {
-                peer: peer.id.clone(),
-            })?;
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
-        let started = std::time::Instant::now();
-        let (channel, failure, seconds) = self.client_noted(to);
-        let mark = failure.mark();
-        let fut = f(channel, self.request(msg, timeout, send_deadline));
-        let ms = timeout.as_millis() as u64;
-        let res = match tokio::time::timeout(timeout, fut).await {
-            // "Unknown" even with no connection open (review-conn28b H1).
-            Err(_) => Err(TransportError::Timeout {
-                peer: peer.id.clone(),
-                ms,
-            }),
-            Ok(Err(s)) => Err(error::with_tls_failure(
-                status_error(&peer.id, s, ms),
-                failure.explain_since(mark, tls::peer_word(&peer.id)),
-            )),
-            Ok(Ok(r)) => Ok(r.into_inner()),
-        };
-        if let Some(d) = delay {
-            // The reply crosses the same delayed link.
-            tokio::time::sleep(d).await;
-        }
-        seconds.record(started.elapsed().as_secs_f64());
-        res
     }
 
     /// Merges `record` (an encoded sibling set) into `to`'s copy of the key.

@@ -234,6 +234,32 @@ pub(crate) async fn serve_tls<S: Serves>(id: &str, s: S, tls: &Tls) -> NodeInfo 
     node(id, addr)
 }
 
+/// A listener whose accept queue is full and never drained: a further
+/// connect's SYN is dropped by the kernel, as by a firewall or a dead
+/// host. Returns its address and the connections that fill it.
+pub(crate) async fn dropping_syns() -> (
+    SocketAddr,
+    tokio::net::TcpListener,
+    Vec<tokio::net::TcpStream>,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(1).unwrap();
+    let mut filled = Vec::new();
+    // Real time: the queue holds a connection or two; the first connect
+    // that does not complete at once shows it full.
+    for _ in 0..16 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(std::time::Duration::from_millis(200), connect).await {
+            Ok(Ok(s)) => filled.push(s),
+            _ => break,
+        }
+    }
+    assert!(filled.len() < 16, "the accept queue never filled");
+    (addr, listener, filled)
+}
+
 /// A node `id` of dc1 whose peer port is `addr`.
 pub(crate) fn node(id: &str, addr: SocketAddr) -> NodeInfo {
     NodeInfo {

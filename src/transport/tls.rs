@@ -47,10 +47,10 @@
 pub mod admin;
 mod dial;
 mod failure;
-mod handed;
 mod incoming;
 mod material;
 mod per_address;
+mod primed;
 mod recheck;
 
 pub use dial::{CONNECT_BUDGET, PLAIN_CONNECT_BUDGET};
@@ -263,10 +263,7 @@ impl Tls {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10));
         let Some(store) = &self.0 else {
-            let noted = failure.clone();
-            let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| {
-                dial::plain(addr, noted.clone())
-            });
+            let connect = tower::service_fn(move |_: tonic::codegen::http::Uri| dial::plain(addr));
             return (endpoint.connect_with_connector_lazy(connect), failure);
         };
         let dialler = dial::Dialler {

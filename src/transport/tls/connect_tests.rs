@@ -8,34 +8,8 @@
 use super::tests::{cluster_dir, store};
 use super::*;
 use crate::transport::faults::Faults;
-use crate::transport::testing::node;
+use crate::transport::testing::{dropping_syns, node};
 use crate::transport::{Peers, TransportError};
-
-/// A listener whose accept queue is full and never drained: a further
-/// connect's SYN is dropped by the kernel, as by a firewall or a dead
-/// host. Returns its address and the connections that fill it.
-async fn dropping_syns() -> (
-    SocketAddr,
-    tokio::net::TcpListener,
-    Vec<tokio::net::TcpStream>,
-) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    let listener = socket.listen(1).unwrap();
-    let mut filled = Vec::new();
-    // Real time: the queue holds a connection or two; the first connect
-    // that does not complete at once shows it full.
-    for _ in 0..16 {
-        let connect = tokio::net::TcpStream::connect(addr);
-        match tokio::time::timeout(Duration::from_millis(200), connect).await {
-            Ok(Ok(s)) => filled.push(s),
-            _ => break,
-        }
-    }
-    assert!(filled.len() < 16, "the accept queue never filled");
-    (addr, listener, filled)
-}
 
 /// A listener that accepts every connection and never sends a byte.
 async fn silent() -> SocketAddr {
@@ -110,10 +84,9 @@ async fn calls(tls: Tls, addr: SocketAddr, n: u64) -> Vec<TransportError> {
 
 /// review-conn28 M1: a failed connect is told to one queued call only; the
 /// calls queued behind it wait for the channel's next connect and their
-/// own timers expired first, "may have been applied" although no
-/// connection ever existed to write them on. Every one is "not sent".
+/// own timers expire first. No connection ever read their requests, so
+/// the gate (`transport/gate.rs`) makes every one "not sent".
 #[tokio::test]
-#[ignore = "wanted, not delivered: a call queued behind a failed connect still times out as unknown; classifying it from connection counts races tonic's Buffer worker (review-conn28b H1); the fix is a first-read-wins flag on the request body"]
 async fn calls_queued_behind_a_failed_tls_connect_are_not_sent() {
     let cluster = cluster_dir(&["me"]);
     let (addr, _listener, _filled) = dropping_syns().await;
@@ -123,7 +96,6 @@ async fn calls_queued_behind_a_failed_tls_connect_are_not_sent() {
 }
 
 #[tokio::test]
-#[ignore = "wanted, not delivered: a call queued behind a failed connect still times out as unknown; classifying it from connection counts races tonic's Buffer worker (review-conn28b H1); the fix is a first-read-wins flag on the request body"]
 async fn calls_queued_behind_a_failed_plaintext_connect_are_not_sent() {
     let (addr, _listener, _filled) = dropping_syns().await;
     for err in calls(Tls::insecure(), addr, 6).await {
@@ -132,11 +104,40 @@ async fn calls_queued_behind_a_failed_plaintext_connect_are_not_sent() {
 }
 
 #[tokio::test]
-#[ignore = "wanted, not delivered: a call queued behind a failed connect still times out as unknown; classifying it from connection counts races tonic's Buffer worker (review-conn28b H1); the fix is a first-read-wins flag on the request body"]
 async fn calls_queued_behind_a_silent_tls_handshake_are_not_sent() {
     let cluster = cluster_dir(&["me"]);
     let addr = silent().await;
     for err in calls(Tls(Some(store(cluster.path(), "me"))), addr, 6).await {
+        assert_not_sent(&err);
+    }
+}
+
+/// The same for replica writes through the peer's batching lane: a batch
+/// queued behind a failed connect was never read, so each entry in it is
+/// "not sent" (review-conn28 M1).
+#[tokio::test]
+#[ignore = "wanted, not delivered: an entry's own caller timer (replica_write_batched) ends before its batch's call, which runs to the batch's last deadline, so the entry is told Timeout although the batch was never read"]
+async fn batched_writes_queued_behind_a_failed_tls_connect_are_not_sent() {
+    let cluster = cluster_dir(&["me"]);
+    let (addr, _listener, _filled) = dropping_syns().await;
+    let me = node("me", SocketAddr::from(([127, 0, 0, 1], 1)));
+    let tls = Tls(Some(store(cluster.path(), "me")));
+    let peers = Arc::new(Peers::new(me, Arc::new(Faults::new(false)), &tls));
+    let n1 = node("n1", addr);
+    tokio::time::pause();
+    let writes = (0..6u64).map(|i| {
+        let (peers, n1) = (&peers, &n1);
+        async move {
+            tokio::time::sleep(Duration::from_millis(100 * i)).await;
+            let req = crate::proto::v1::internode::ReplicaWriteRequest {
+                key: bytes::Bytes::from(format!("k{i}")),
+                ..Default::default()
+            };
+            let written = peers.replica_write_batched(n1, req, Duration::from_secs(2));
+            written.await.expect_err("nobody answers")
+        }
+    });
+    for err in futures::future::join_all(writes).await {
         assert_not_sent(&err);
     }
 }

@@ -12,7 +12,7 @@
 //! write any byte of a call.
 
 use super::failure::{self, LastFailure};
-use super::handed::Counted;
+use super::primed::Primed;
 use super::recheck::{self, Rechecked};
 use super::{Port, Store, REFUSED_METRIC, SEED_PREFIX};
 use rustls::pki_types::ServerName;
@@ -50,15 +50,14 @@ pub(super) async fn within<T>(
     }
 }
 
-/// A plaintext connection to `addr`, counted in `noted` (handed.rs).
+/// A plaintext connection to `addr`.
 pub(super) async fn plain(
     addr: SocketAddr,
-    noted: LastFailure,
-) -> io::Result<hyper_util::rt::TokioIo<Counted<tokio::net::TcpStream>>> {
+) -> io::Result<hyper_util::rt::TokioIo<tokio::net::TcpStream>> {
     within(PLAIN_CONNECT_BUDGET, async move {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        Ok(hyper_util::rt::TokioIo::new(Counted::new(tcp, noted)))
+        Ok(hyper_util::rt::TokioIo::new(tcp))
     })
     .await
 }
@@ -73,11 +72,8 @@ pub(super) struct Dialler {
     pub noted: LastFailure,
 }
 
-type Dialled = Counted<
-    failure::Noted<
-        failure::Primed<Rechecked<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>,
-    >,
->;
+type Dialled =
+    failure::Noted<Primed<Rechecked<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>>;
 
 impl Dialler {
     /// A TLS connection to the peer, within [`CONNECT_BUDGET`].
@@ -136,12 +132,10 @@ impl Dialler {
         // side's handshake is done: its first bytes (HTTP/2 SETTINGS) or its
         // refusal come before any call is written, so a refusal fails the
         // connect (nothing sent) instead of a call hyper would call "canceled".
-        let tls = failure::Primed::first_bytes(tls)
-            .await
-            .inspect_err(refused)?;
+        let tls = Primed::first_bytes(tls).await.inspect_err(refused)?;
         std::mem::forget(opened);
-        let tls = failure::Noted::new(tls, noted.clone(), id);
-        Ok(hyper_util::rt::TokioIo::new(Counted::new(tls, noted)))
+        let tls = failure::Noted::new(tls, noted, id);
+        Ok(hyper_util::rt::TokioIo::new(tls))
     }
 }
 
