@@ -230,8 +230,8 @@ mod tests {
         ("geokv completions", "prints a shell script, not a result"),
         (
             "geokv bench",
-            "hands its arguments to the geokv-bench binary, whose commands each take \
-             --json FILE (checked by geokv-bench's every_bench_command_writes_json)",
+            "hands its arguments to the geokv-bench binary, whose commands take \
+             --json FILE, `engine` not yet (geokv-bench's every_bench_command_writes_json)",
         ),
     ];
 
