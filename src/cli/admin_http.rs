@@ -11,6 +11,7 @@
 //! Owns the exchange only; what to ask is the subcommands'.
 //!
 //! Must not: decide what to ask, or retry a request.
+use super::connect::ClientIdentity;
 use anyhow::bail;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -29,22 +30,8 @@ pub struct AdminTlsArgs {
     /// it an https:// endpoint is verified with the system's roots.
     #[arg(long = "ca", value_name = "FILE", env = "GEOKV_CA")]
     pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) to present, with --client-key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "GEOKV_CLIENT_CERT",
-        requires = "client_key"
-    )]
-    pub client_cert: Option<PathBuf>,
-    /// Client private key (PEM), with --client-cert.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "GEOKV_CLIENT_KEY",
-        requires = "client_cert"
-    )]
-    pub client_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub identity: ClientIdentity,
     /// Seconds to wait for a node's admin port to answer one request
     /// (connecting, TLS and the answer); past it the command fails, saying
     /// whether the request may have been applied.
@@ -62,8 +49,7 @@ impl Default for AdminTlsArgs {
     fn default() -> Self {
         AdminTlsArgs {
             ca: None,
-            client_cert: None,
-            client_key: None,
+            identity: ClientIdentity::default(),
             timeout_secs: DEFAULT_TIMEOUT_SECS,
         }
     }
@@ -91,8 +77,10 @@ impl AdminTlsArgs {
         let timeout = std::env::var("GEOKV_ADMIN_TIMEOUT_SECS").ok();
         Ok(AdminTlsArgs {
             ca: var("GEOKV_CA"),
-            client_cert: var("GEOKV_CLIENT_CERT"),
-            client_key: var("GEOKV_CLIENT_KEY"),
+            identity: ClientIdentity {
+                client_cert: var("GEOKV_CLIENT_CERT"),
+                client_key: var("GEOKV_CLIENT_KEY"),
+            },
             timeout_secs: timeout_secs_in(timeout.as_deref())?,
         })
     }
@@ -102,7 +90,7 @@ impl AdminTlsArgs {
     /// system roots; else plaintext.
     fn connector(&self, endpoint: &str) -> anyhow::Result<Option<tokio_rustls::TlsConnector>> {
         use geokv::transport::tls::admin;
-        let identity = self.client_cert.as_deref().zip(self.client_key.as_deref());
+        let identity = self.identity.pair();
         Ok(match &self.ca {
             Some(ca) => Some(admin::operator_connector(ca, identity)?),
             None if endpoint.starts_with("https://") || identity.is_some() => {

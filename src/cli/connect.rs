@@ -4,7 +4,7 @@
 //! Owns flag parsing only; endpoint preference and retries are the SDK's.
 //!
 //! Must not: choose an endpoint or retry (the SDK's).
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use geokv::client::{Client, TlsOptions};
@@ -41,6 +41,23 @@ pub struct ConnectArgs {
     /// root certificates (or `SSL_CERT_FILE` / `SSL_CERT_DIR`).
     #[arg(long, value_name = "FILE", env = "GEOKV_CA")]
     pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub identity: ClientIdentity,
+    /// Token ROLE:SECRET for a cluster with authentication on (better: the
+    /// GEOKV_TOKEN environment variable, which stays out of `ps`).
+    #[arg(
+        long,
+        value_name = "ROLE:SECRET",
+        env = "GEOKV_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+/// The client certificate the CLI presents, on the client and the admin
+/// ports alike.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ClientIdentity {
     /// Client certificate (PEM) to present, with --client-key
     /// (`geokv certs issue --client NAME`).
     #[arg(
@@ -58,15 +75,13 @@ pub struct ConnectArgs {
         requires = "client_cert"
     )]
     pub client_key: Option<PathBuf>,
-    /// Token ROLE:SECRET for a cluster with authentication on (better: the
-    /// GEOKV_TOKEN environment variable, which stays out of `ps`).
-    #[arg(
-        long,
-        value_name = "ROLE:SECRET",
-        env = "GEOKV_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
+}
+
+impl ClientIdentity {
+    /// The certificate and key files, when both are given.
+    pub fn pair(&self) -> Option<(&Path, &Path)> {
+        self.client_cert.as_deref().zip(self.client_key.as_deref())
+    }
 }
 
 /// Keyspace and consistency level of a data request.
@@ -99,7 +114,7 @@ impl ConnectArgs {
         }
         // Without --ca an https endpoint trusts the system roots (the SDK's
         // default); a client certificate needs the options built here.
-        let identity = self.client_cert.as_ref().zip(self.client_key.as_ref());
+        let identity = self.identity.pair();
         let roots = match &self.ca {
             Some(ca) => Some(TlsOptions::from_ca_file(ca)?),
             None if identity.is_some() => Some(TlsOptions::system_roots()?),

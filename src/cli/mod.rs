@@ -23,6 +23,7 @@ mod kv;
 mod lag;
 mod leave;
 mod movement;
+mod node_auth;
 mod render;
 mod repair;
 mod ring;
@@ -229,7 +230,8 @@ mod tests {
         ("geokv completions", "prints a shell script, not a result"),
         (
             "geokv bench",
-            "hands its arguments to the geokv-bench binary, which has its own options",
+            "hands its arguments to the geokv-bench binary, whose commands take \
+             --json FILE, `engine` not yet (geokv-bench's every_bench_command_writes_json)",
         ),
     ];
 

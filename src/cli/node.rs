@@ -108,7 +108,7 @@ pub struct NodeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
-    pub auth: super::auth::NodeAuthArgs,
+    pub auth: super::node_auth::NodeAuthArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }

@@ -202,19 +202,6 @@ impl Hints {
         left
     }
 
-    /// Records a key's token as needing anti-entropy towards `dest`, in
-    /// `batch` (tests; the product records through `record_for_repair`).
-    #[cfg(test)]
-    pub(crate) fn needs_repair(
-        &self,
-        keyspace: &str,
-        key: &[u8],
-        dest: &Dest,
-        batch: &mut WriteBatch,
-    ) {
-        self.store.needs_repair(keyspace, key, dest, batch)
-    }
-
     /// Tells `dc`'s urgent lane that `seq` was just committed (kept: the
     /// lowest since its delivery task last loaded; see [`Hints::take_rewind`]).
     pub(crate) fn rewind_to(&self, dc: &str, seq: u64) {

@@ -92,21 +92,8 @@ pub(super) fn build(
         )
         .stopping_on(shutdown.clone()),
     );
-    let repair = Arc::new(Repair::new(
-        SessionIo::new(
-            s.cluster.clone(),
-            replica.clone(),
-            peers.clone(),
-            cfg.repair.session.clone(),
-        ),
-        s.engine.clone(),
-        liveness.clone(),
-        cfg.repair.clone(),
-    ));
-    let layout_sync = LayoutSync::new(s.cluster.clone(), peers.clone(), spawner.clone());
-    s.cluster.set_push(layout_sync.push_hook());
-    s.cluster
-        .set_net(Arc::new(crate::view::cas::PeersNet(peers.clone())));
+    let repair = repair(cfg, s, &replica, &peers, &liveness);
+    let layout_sync = layout_sync(s, &peers, spawner.clone());
     let live = liveness.clone();
     let control = crate::movement::Control::new(
         s.cluster.clone(),
@@ -143,6 +130,38 @@ pub(super) fn build(
         limits: cfg.limits,
         admission: crate::api::admission::Admission::new(cfg.limits.admission),
     })
+}
+
+/// Anti-entropy over the replica and the peers.
+fn repair(
+    cfg: &NodeConfig,
+    s: &Storage,
+    replica: &Arc<Replica>,
+    peers: &Arc<Peers>,
+    liveness: &Arc<dyn Liveness>,
+) -> Arc<Repair> {
+    let io = SessionIo::new(
+        s.cluster.clone(),
+        replica.clone(),
+        peers.clone(),
+        cfg.repair.session.clone(),
+    );
+    Arc::new(Repair::new(
+        io,
+        s.engine.clone(),
+        liveness.clone(),
+        cfg.repair.clone(),
+    ))
+}
+
+/// The layout's sync, wired into the cluster view: its pushes on change
+/// and the peers its consensus talks to.
+fn layout_sync(s: &Storage, peers: &Arc<Peers>, spawner: Spawner) -> Arc<LayoutSync> {
+    let layout_sync = LayoutSync::new(s.cluster.clone(), peers.clone(), spawner);
+    s.cluster.set_push(layout_sync.push_hook());
+    s.cluster
+        .set_net(Arc::new(crate::view::cas::PeersNet(peers.clone())));
+    layout_sync
 }
 
 /// The node's auth state, pushed to peers on change; the admin role is

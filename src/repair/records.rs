@@ -234,13 +234,16 @@ mod tests {
     use super::*;
     use crate::engine::memory::MemoryEngine;
     use crate::engine::Limits;
-    use crate::hints::queue::Dest;
-    use crate::hints::{Hints, HintsConfig};
-    use crate::topology::Topology;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-    fn record(hints: &Hints, engine: &dyn Engine, key: &[u8], dest: Dest) {
+    /// Writes a record of `key` towards the destination labelled `dest`
+    /// as the hint store does (`plan::repair_key`, a unique suffix each).
+    fn record(engine: &dyn Engine, key: &[u8], dest: &str) {
+        static UNIQUE: AtomicU64 = AtomicU64::new(0);
+        let unique = UNIQUE.fetch_add(1, Ordering::Relaxed);
+        let k = repair_key("default", crate::token::token_of(key), unique).expect("key");
         let mut b = WriteBatch::new();
-        hints.needs_repair("default", key, &dest, &mut b);
+        b.put_raw(Cf::Meta, &k, dest.as_bytes());
         engine.write(b).expect("write");
     }
 
@@ -255,15 +258,12 @@ mod tests {
     #[test]
     fn records_accumulate_and_a_pass_deletes_only_what_it_loaded() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
-        let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
-        let me = cluster.current().me().expect("dev topology").clone();
-        let hints = Hints::open(engine.clone(), cluster, me, HintsConfig::default()).expect("open");
-        record(&hints, &*engine, b"k", Dest::Node("dc1-n2".into()));
-        record(&hints, &*engine, b"k", Dest::Dc("dc2".into()));
+        record(&*engine, b"k", "node:dc1-n2");
+        record(&*engine, b"k", "dc:dc2");
         let loaded = load_records(&*engine).expect("load");
         assert_eq!(dests(&loaded), vec!["dc:dc2", "node:dc1-n2"]);
         // While the pass runs, the same key is recorded again.
-        record(&hints, &*engine, b"k", Dest::Node("dc1-n3".into()));
+        record(&*engine, b"k", "node:dc1-n3");
         delete_records(&*engine, &loaded).expect("delete");
         let left = load_records(&*engine).expect("load");
         assert_eq!(dests(&left), vec!["node:dc1-n3"]);
@@ -276,11 +276,8 @@ mod tests {
     #[test]
     fn records_page_from_a_cursor_and_a_malformed_key_is_set_aside() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
-        let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
-        let me = cluster.current().me().expect("dev topology").clone();
-        let hints = Hints::open(engine.clone(), cluster, me, HintsConfig::default()).expect("open");
         for i in 0..5u32 {
-            record(&hints, &*engine, &i.to_be_bytes(), Dest::Dc("dc2".into()));
+            record(&*engine, &i.to_be_bytes(), "dc:dc2");
         }
         let bad = [REPAIR_PREFIX, &[9, b'x']].concat();
         let mut b = WriteBatch::new();

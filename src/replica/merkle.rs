@@ -91,7 +91,6 @@ pub fn merkle_leaves(
 mod tests {
     use super::*;
     use crate::engine::{Limits, MemoryEngine, WriteBatch};
-    use crate::repair::diff::{differing_leaves, differing_ranges};
     use crate::version::{ActorId, CausalContext, SiblingSet};
 
     fn set(value: &str, actor: &str) -> SiblingSet {
@@ -164,11 +163,11 @@ mod tests {
                 let range = TokenRange::new(s, e);
                 let la = merkle_leaves(&a, "default", s, e, 10).unwrap();
                 let lb = merkle_leaves(&b, "default", s, e, 10).unwrap();
-                let diff = differing_leaves(&la, &lb);
+                // Which leaves differ (`repair::diff` turns them into
+                // ranges; tested there, repair being above the replica).
+                let diff: Vec<usize> = (0..la.len()).filter(|&i| la[i] != lb[i]).collect();
                 if range.contains(t) {
                     assert_eq!(diff, vec![leaf_of(range, 10, t)], "{changed} in {range}");
-                    let d = differing_ranges(range, 10, &la, &lb).unwrap();
-                    assert!(d.ranges.len() == 1 && d.ranges[0].contains(t));
                 } else {
                     assert!(diff.is_empty(), "{changed} is outside {range}");
                 }

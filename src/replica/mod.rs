@@ -268,6 +268,8 @@ impl Replica {
 #[cfg(test)]
 #[path = "close_tests.rs"]
 mod close_tests;
+#[cfg(test)]
+mod incarnation_tests;
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,8 @@
 //! (`crate::tasks::Spawner::spawn_last`): it carries requests through the
 //! stop's drain; told to end after it, it takes no more entries and ends
 //! once those it holds are settled, as it does when the lane is dropped.
+//! A lane so ended is not dead: it is not replaced, and a later submit is
+//! [`Settled::NotSent`].
 //! Must not: interpret outcomes or retry (the call function
 //! maps a failed call to per-entry outcomes; callers decide what they
 //! mean).
@@ -23,6 +25,7 @@ use crate::tasks::Spawner;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -91,6 +94,9 @@ pub struct Lane<E, O> {
     /// Where the lane's task runs (and a replacement of it).
     spawner: Spawner,
     tx: parking_lot::Mutex<mpsc::UnboundedSender<Submit<E, O>>>,
+    /// Set by the task told to end (the node's drain is over): the lane
+    /// ended on purpose and is not replaced.
+    ended: Arc<AtomicBool>,
 }
 
 impl<E: Send + 'static, O: Send + 'static> Lane<E, O> {
@@ -103,13 +109,15 @@ impl<E: Send + 'static, O: Send + 'static> Lane<E, O> {
         spawner: &Spawner,
     ) -> Self {
         let spawner = spawner.clone();
-        let tx = spawn_task(limits, call.clone(), label.clone(), &spawner);
+        let ended = Arc::new(AtomicBool::new(false));
+        let tx = spawn_task(limits, call.clone(), label.clone(), &spawner, &ended);
         Lane {
             limits,
             call,
             label,
             spawner,
             tx: parking_lot::Mutex::new(tx),
+            ended,
         }
     }
 
@@ -137,10 +145,11 @@ impl<E: Send + 'static, O: Send + 'static> Lane<E, O> {
         rx.await.unwrap_or(Settled::NotSent)
     }
 
-    /// The live task's sender, spawning a new task if it died.
+    /// The live task's sender, spawning a new task if it died (not if it
+    /// was told to end: then the closed sender, and the submit is not sent).
     fn sender(&self) -> mpsc::UnboundedSender<Submit<E, O>> {
         let mut tx = self.tx.lock();
-        if tx.is_closed() {
+        if tx.is_closed() && !self.ended.load(Ordering::Acquire) {
             tracing::warn!(peer = ?self.label, "a batching lane's task died; replaced");
             metrics::counter!("geokv_internode_lane_restarts_total").increment(1);
             *tx = spawn_task(
@@ -148,6 +157,7 @@ impl<E: Send + 'static, O: Send + 'static> Lane<E, O> {
                 self.call.clone(),
                 self.label.clone(),
                 &self.spawner,
+                &self.ended,
             );
         }
         tx.clone()
@@ -159,9 +169,17 @@ fn spawn_task<E: Send + 'static, O: Send + 'static>(
     call: CallFn<E, O>,
     label: Option<String>,
     spawner: &Spawner,
+    ended: &Arc<AtomicBool>,
 ) -> mpsc::UnboundedSender<Submit<E, O>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = run(Batcher::new(limits), rx, call, label, spawner.late());
+    let (late, ended) = (spawner.late(), ended.clone());
+    // Told to end: marked so before the channel closes, so a submit that
+    // finds it closed knows the lane was ended, not dead.
+    let told = async move {
+        late.await;
+        ended.store(true, Ordering::Release);
+    };
+    let task = run(Batcher::new(limits), rx, call, label, told);
     spawner.spawn_last("batching lane", task);
     tx
 }

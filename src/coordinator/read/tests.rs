@@ -233,3 +233,16 @@ async fn calls_are_polled_by_the_gathering_task() {
         "asked at the delay, answered a delay later"
     );
 }
+
+/// A read queued behind a stalled call to its peer goes out within twice
+/// the read lane's hold (`transport::read_batch::tests`): by the default
+/// speculation's half, so long before this read would ask another replica.
+#[test]
+fn the_read_lanes_hold_twice_over_is_within_half_the_default_speculation() {
+    use crate::transport::read_batch::READ_HOLD;
+    let speculation = crate::coordinator::CoordinatorConfig::default().read_speculation;
+    assert!(
+        READ_HOLD * 2 <= speculation / 2,
+        "{READ_HOLD:?} vs {speculation:?}"
+    );
+}

@@ -1,7 +1,6 @@
 //! Engine tests: the model test ([`model`]) and RocksDB behaviour
 //! ([`rocks`]: limits, corruption, token ranges, merge operator, durability).
 
-mod incarnation;
 mod model;
 mod quarantine;
 mod read_tier;

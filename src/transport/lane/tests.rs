@@ -12,6 +12,11 @@ const RTT: Duration = Duration::from_millis(10);
 
 /// A lane whose call echoes its items after [`RTT`], recording batch sizes.
 fn echo_lane() -> (Lane<u32, u32>, Arc<Mutex<Vec<usize>>>) {
+    echo_lane_on(&Spawner::detached())
+}
+
+/// [`echo_lane`] with its task spawned through `spawner`.
+fn echo_lane_on(spawner: &Spawner) -> (Lane<u32, u32>, Arc<Mutex<Vec<usize>>>) {
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let seen = sizes.clone();
     let call: CallFn<u32, u32> = Arc::new(move |items: Vec<(u32, Instant)>| {
@@ -21,10 +26,7 @@ fn echo_lane() -> (Lane<u32, u32>, Arc<Mutex<Vec<usize>>>) {
             items.into_iter().map(|(i, _)| i * 10).collect()
         })
     });
-    (
-        Lane::spawn(Limits::default(), call, None, &Spawner::detached()),
-        sizes,
-    )
+    (Lane::spawn(Limits::default(), call, None, spawner), sizes)
 }
 
 #[tokio::test(start_paused = true)]
@@ -127,7 +129,54 @@ async fn a_dead_task_is_replaced_and_its_entries_settle_truthfully() {
         2,
         "the queued entry was never handed to a call"
     );
-    assert_eq!(lane.submit(3, 6, far).await, Settled::Answered(30));
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let mut next = std::pin::pin!(lane.submit(3, 6, far));
+    // The replacement is made (and counted) on the submit's first poll.
+    let first = metrics::with_local_recorder(&rec, || next.as_mut().now_or_never());
+    assert_eq!(first, None, "the replacement answers after its call");
+    assert_eq!(next.await, Settled::Answered(30));
+    let text = rec.handle().render();
+    assert!(
+        text.contains("geokv_internode_lane_restarts_total 1"),
+        "{text}"
+    );
+}
+
+/// Note 28 (issue 10): a lane whose task ended on purpose, told to by the
+/// node after the stop's drain, was taken for dead: the next submit logged
+/// "task died; replaced", counted a restart and started a new task. Now
+/// it stays ended: the submit is not sent, nothing is counted or started.
+#[tokio::test(start_paused = true)]
+async fn a_lane_ended_after_the_drain_is_not_replaced() {
+    let (owner, mut handed) = Spawner::channel();
+    let (late, told) = tokio::sync::watch::channel(false);
+    let started = Arc::new(Mutex::new(0usize));
+    let count = started.clone();
+    tokio::spawn(async move {
+        while let Some(s) = handed.recv().await {
+            *count.lock() += 1;
+            tokio::spawn(s.task);
+        }
+    });
+    let (lane, _) = echo_lane_on(&owner.with_late(told));
+    let far = Instant::now() + Duration::from_secs(5);
+    assert_eq!(lane.submit(1, 10, far).await, Settled::Answered(10));
+    late.send_replace(true);
+    tokio::time::sleep(RTT).await;
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let mut after = std::pin::pin!(lane.submit(2, 10, far));
+    let first = metrics::with_local_recorder(&rec, || after.as_mut().now_or_never());
+    let got = match first {
+        Some(s) => s,
+        None => after.await,
+    };
+    assert_eq!(got, Settled::NotSent, "the lane ended with the drain");
+    assert_eq!(*started.lock(), 1, "no task started after the drain");
+    let text = rec.handle().render();
+    assert!(
+        !text.contains("geokv_internode_lane_restarts_total"),
+        "{text}"
+    );
 }
 
 /// A call answering for fewer entries than it was given leaves every one

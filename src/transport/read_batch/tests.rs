@@ -254,12 +254,13 @@ async fn a_read_queued_behind_a_stalled_call_goes_out_before_the_speculation_poi
     let _stalled = submit(2);
     tokio::task::yield_now().await;
     let queued = submit(4);
-    let speculation = crate::coordinator::CoordinatorConfig::default().read_speculation;
-    tokio::time::sleep(speculation / 2).await;
+    // Twice the hold: at most half the coordinator's default speculation
+    // (`coordinator::read::tests` checks that side, above the transport).
+    tokio::time::sleep(READ_HOLD * 2).await;
     assert_eq!(
         *fake.batches.lock(),
         vec![vec![2], vec![4]],
-        "sent by half the speculation delay"
+        "sent by twice the read lane's hold"
     );
     assert_eq!(found(&queued.await.expect("join")), Some(true));
 }

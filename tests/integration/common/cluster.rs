@@ -32,7 +32,8 @@ static SLOT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 /// replicas over the internode port like a node (see [`super::ReplicaReader`]).
 pub const HARNESS_ID: &str = "test-harness";
 
-/// A running test cluster; every node is SIGKILLed on drop.
+/// A running test cluster; every node is SIGKILLed on drop, and the nodes'
+/// logs of a failed test are kept ([`super::failure_logs`]).
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub topology_path: PathBuf,
@@ -330,6 +331,8 @@ impl Drop for Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A failed test's node logs outlive its temporary directory.
+        super::failure_logs::keep_if_failing(self.dir.path());
     }
 }
 

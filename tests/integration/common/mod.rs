@@ -10,7 +10,8 @@
 //!   and the `geokv` CLI pointed at the cluster;
 //! - [`kv`]: client-port helpers (put/get at a level, writers, read-backs);
 //! - [`replicas`]: what each replica's engine holds, over the internode API;
-//! - [`joiner`]: nodes that are not in the topology file (join, replace).
+//! - [`joiner`]: nodes that are not in the topology file (join, replace);
+//! - [`failure_logs`]: the nodes' logs of a failed test, kept.
 //!
 //! Clusters run as a user would deploy them by default ([`Cluster::start`]):
 //! TLS, and `--auth` with an admin token every harness client, admin call
@@ -22,6 +23,7 @@
 
 mod admin;
 mod cluster;
+mod failure_logs;
 mod joiner;
 mod kv;
 mod replicas;

@@ -2,18 +2,28 @@
 //! power loss took, or a restored copy) must never mint a dot it minted
 //! before, or merging with the replicas that hold the first write loses one
 //! of two acknowledged writes. A clean shutdown keeps the incarnation.
+//! Here, not in the engine's tests: the replica mints the dots, on the
+//! engine's incarnation (replica → engine, never the other way).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::open;
+use super::Replica;
 use crate::engine::incarnation::{on_clean_shutdown, on_start};
-use crate::engine::{Cf, Engine, RocksEngine, WriteBatch};
+use crate::engine::{Cf, Engine, EngineOptions, RocksEngine, WriteBatch};
 use crate::mutation::Mutation;
-use crate::replica::Replica;
 use crate::version::{CausalContext, SiblingSet};
+
+/// A RocksEngine in `dir` with a small cache.
+fn open(dir: &std::path::Path) -> RocksEngine {
+    let opts = EngineOptions {
+        block_cache_bytes: 8 << 20,
+        ..EngineOptions::default()
+    };
+    RocksEngine::open(dir, opts).expect("open RocksEngine")
+}
 
 fn replica_on(engine: &Arc<RocksEngine>) -> Replica {
     on_start(&**engine).expect("incarnation");
@@ -50,7 +60,7 @@ fn values(set: &SiblingSet) -> BTreeSet<String> {
 fn a_restart_on_an_older_copy_never_remints_a_dot() {
     let dir = tempfile::tempdir().unwrap();
     let (live, older) = (dir.path().join("live"), dir.path().join("older"));
-    let engine = Arc::new(open(&live, |_| {}));
+    let engine = Arc::new(open(&live));
     let r = replica_on(&engine);
     // `peer_*`: what the other replicas hold after the fan-out of each ack.
     let v1 = write(&r, b"k", "v1", &CausalContext::new());
@@ -62,7 +72,7 @@ fn a_restart_on_an_older_copy_never_remints_a_dot() {
     drop(r);
     drop(engine); // crashed: no clean-shutdown marker
 
-    let engine = Arc::new(open(&older, |_| {}));
+    let engine = Arc::new(open(&older));
     let r = replica_on(&engine);
     assert_eq!(values(&r.read("ks", b"k").unwrap().unwrap()), set(&["v1"]));
     let v3 = write(&r, b"k", "v3", &CausalContext::new());
@@ -77,19 +87,19 @@ fn a_restart_on_an_older_copy_never_remints_a_dot() {
 #[test]
 fn a_clean_shutdown_keeps_the_incarnation_and_a_kill_changes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path(), |_| {});
+    let engine = open(dir.path());
     let first = on_start(&engine).unwrap();
     assert!(!first.kept, "a new data directory gets a new incarnation");
     on_clean_shutdown(&engine).unwrap();
     drop(engine);
 
-    let engine = open(dir.path(), |_| {});
+    let engine = open(dir.path());
     let planned = on_start(&engine).unwrap();
     assert_eq!(planned.incarnation, first.incarnation);
     assert!(planned.kept, "a planned restart adds no actor to clocks");
     drop(engine); // killed: the marker was consumed by the start
 
-    let engine = open(dir.path(), |_| {});
+    let engine = open(dir.path());
     let after_kill = on_start(&engine).unwrap();
     assert!(!after_kill.kept);
     assert_ne!(after_kill.incarnation, first.incarnation);
@@ -103,7 +113,7 @@ fn a_clean_shutdown_keeps_the_incarnation_and_a_kill_changes_it() {
     );
     engine.write(b).unwrap();
     drop(engine);
-    let engine = open(dir.path(), |_| {});
+    let engine = open(dir.path());
     let stale = on_start(&engine).unwrap();
     assert!(!stale.kept);
     assert_ne!(stale.incarnation, after_kill.incarnation);
@@ -117,7 +127,7 @@ fn a_clean_shutdown_keeps_the_incarnation_and_a_kill_changes_it() {
 #[test]
 fn a_closed_replica_takes_no_more_updates() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(open(dir.path(), |_| {}));
+    let engine = Arc::new(open(dir.path()));
     let r = replica_on(&engine);
     write(&r, b"k", "v1", &CausalContext::new());
     r.close(crate::replica::gate::CLOSE_WITHIN).expect("closed");
@@ -139,7 +149,7 @@ fn a_closed_replica_takes_no_more_updates() {
 #[test]
 fn a_write_set_aside_by_quarantine_is_never_reminted() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(open(dir.path(), |_| {}));
+    let engine = Arc::new(open(dir.path()));
     let r = replica_on(&engine);
     let v1 = write(&r, b"k", "v1", &CausalContext::new());
     let v2 = write(&r, b"k", "v2", &v1.context());
@@ -168,7 +178,7 @@ fn a_write_set_aside_by_quarantine_is_never_reminted() {
     on_clean_shutdown(&*engine).unwrap();
     drop(r);
     drop(engine);
-    let engine = open(dir.path(), |_| {});
+    let engine = open(dir.path());
     let start = on_start(&engine).unwrap();
     assert!(start.kept);
     assert_eq!(start.incarnation, renewed);
@@ -180,7 +190,7 @@ fn a_write_set_aside_by_quarantine_is_never_reminted() {
 #[test]
 fn set_asides_renew_an_incarnation_only_after_it_minted() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(open(dir.path(), |_| {}));
+    let engine = Arc::new(open(dir.path()));
     let r = replica_on(&engine);
     let garbage = |key: &[u8]| {
         let mut b = WriteBatch::new();
