@@ -231,7 +231,7 @@ mod tests {
         (
             "geokv bench",
             "hands its arguments to the geokv-bench binary, whose commands take \
-             --json FILE, `engine` not yet (geokv-bench's every_bench_command_writes_json)",
+             --json FILE (geokv-bench's every_bench_command_writes_json)",
         ),
     ];
 

@@ -91,7 +91,6 @@ impl PortLimits {
             connections: self.max_connections,
             connections_per_address: self.max_connections_per_address,
             handshakes_per_address: self.max_handshakes_per_address,
-            ..Default::default()
         }
     }
 

@@ -194,6 +194,9 @@ pub struct EngineArgs {
     value_size: usize,
     #[arg(long, default_value = "periodic")]
     durability: String,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Runs a `geokv bench` subcommand on a multi-threaded runtime.
@@ -350,6 +353,33 @@ fn engine(args: EngineArgs) -> anyhow::Result<()> {
         durability: parse_durability(&args.durability)?,
         ..Default::default()
     };
-    print!("{}", geokv::engine::bench::run_engine_bench(opts)?);
-    Ok(())
+    let report = geokv::engine::bench::run_engine_bench(opts)?;
+    print!("{report}");
+    match &args.json {
+        Some(path) => write_json(path, &engine_json(&report, &args.durability)),
+        None => Ok(()),
+    }
+}
+
+/// `geokv bench engine`'s `--json`: each phase and group-commit row.
+fn engine_json(r: &geokv::engine::bench::EngineBenchReport, durability: &str) -> serde_json::Value {
+    let phases: Vec<serde_json::Value> = (r.phases.iter())
+        .map(|p| {
+            serde_json::json!({"name": p.name, "ops": p.ops, "secs": p.secs,
+                "ops_per_sec": p.ops_per_sec(), "found": p.found})
+        })
+        .collect();
+    let group_commit: Vec<serde_json::Value> = (r.group_commit.iter())
+        .map(|g| {
+            serde_json::json!({"threads": g.threads, "ops": g.ops, "secs": g.secs,
+                "wal_syncs": g.wal_syncs})
+        })
+        .collect();
+    serde_json::json!({
+        "ops": r.options.ops,
+        "value_bytes": r.options.value_bytes,
+        "durability": durability,
+        "phases": phases,
+        "group_commit": group_commit,
+    })
 }
