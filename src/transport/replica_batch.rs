@@ -16,8 +16,9 @@
 //! keeps its entries for that resend (the call shares them and encodes
 //! them as it is sent, [`super::encoded`]: no copy), so a peer downgraded
 //! in place after it served batches gets its refused batch's entries as
-//! single writes too. A batch over the message limit is not sent (each
-//! entry in it fails as not sent).
+//! single writes too. A lone entry whose batch would be over the message
+//! limit goes as a single write (review-perf28 L1), refused as not sent
+//! only if it is over the limit by itself.
 //!
 //! The batch call runs in its first entry's trace, linked to the others'.
 //!
@@ -197,6 +198,9 @@ async fn send<W: Wire>(
         let left = d.saturating_duration_since(now).as_millis();
         e.timeout_ms = u32::try_from(left).unwrap_or(u32::MAX).max(1);
     }
+    if lone_and_over_the_limit(&entries) {
+        return singles(wire, entries.into_iter().zip(deadlines).collect()).await;
+    }
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
     let span = batch_span("replica_batch", entries.iter().map(|e| &e.traceparent[..]));
@@ -215,6 +219,20 @@ async fn send<W: Wire>(
             singles(wire, entries.into_iter().zip(deadlines).collect()).await
         }
         Err(e) => vec![Err(batch_failed(e)); n],
+    }
+}
+
+/// Whether `entries` is one entry whose batch is over the peer's message
+/// limit (review-perf28 L1). Only a lone entry can be: the batcher caps a
+/// batch of several far below it. The batch's wrapping (tags, lengths,
+/// deadline, trace context) adds up to ~75 bytes, so that entry may be
+/// within the limit as the single `ReplicaWrite` the peer takes: it is
+/// sent single, and refused (not sent) by that call's own check
+/// ([`Peers::replica_write`]) only if it is over by itself.
+fn lone_and_over_the_limit<E: prost::Message>(entries: &[E]) -> bool {
+    match entries {
+        [e] => prost::encoding::message::encoded_len(1, e) > encoded::MAX_MESSAGE_BYTES,
+        _ => false,
     }
 }
 

@@ -30,7 +30,6 @@ fn refused_as_not_sent(r: &Result<(), TransportError>) -> bool {
 /// the batch's few wrapping bytes, though the write alone is within it, is
 /// sent as the single `ReplicaWrite` the peer accepts, not refused.
 #[tokio::test]
-#[ignore = "review-perf28 L1: refused as not sent (the batch is over the limit), fixed next"]
 async fn a_lone_write_within_the_limit_is_sent_though_its_batch_would_not_be() {
     let peer = Recorder::default();
     let to = serve("new", peer.clone(), None).await;
