@@ -193,6 +193,14 @@ impl Coordinator {
         &self.cluster
     }
 
+    /// This node's replica, for [`crate::replica::handle::Handle::at`].
+    fn local(&self) -> crate::replica::handle::Local<'_> {
+        crate::replica::handle::Local {
+            replica: &self.replica,
+            cluster: &self.cluster,
+        }
+    }
+
     fn is_up(&self, view: &ClusterView, n: NodeIdx) -> bool {
         n == view.me_idx() || self.liveness.is_up(&view.ring.node(n).id)
     }

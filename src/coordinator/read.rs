@@ -231,11 +231,7 @@ impl Coordinator {
             stale,
             deadline,
         } = on;
-        let replica = Handle::at(
-            view.ring.node(n),
-            (&self.replica, &self.cluster),
-            &self.peers,
-        );
+        let replica = Handle::at(view.ring.node(n), self.local(), &self.peers);
         if let Some(res) = replica.read_now(&req.keyspace, &req.key) {
             // Our own copy, read here with no task of its own (issue 14).
             // The channel holds an answer per replica of the plan, so the
@@ -246,9 +242,9 @@ impl Coordinator {
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
         Some(Box::pin(async move {
-            let planned = (view.version(), view.digest_bytes());
-            let got =
-                (replica.read(&req.keyspace, &req.key, (planned.0, &planned.1), timeout)).await;
+            let digest = view.digest_bytes();
+            let on = PlannedOn::view(view.version(), &digest);
+            let got = (replica.read(&req.keyspace, &req.key, on, timeout)).await;
             if let Some(version) = got.as_ref().err().and_then(HandleError::stale_view) {
                 let peer = view.ring.node(n);
                 stale.lock().get_or_insert_with(|| (peer.clone(), version));
@@ -279,11 +275,7 @@ impl Coordinator {
         merged.encode(&mut record);
         let merged = Arc::new((merged.clone(), bytes::Bytes::from(record)));
         for n in stale {
-            let replica = Handle::at(
-                view.ring.node(n),
-                (&self.replica, &self.cluster),
-                &self.peers,
-            );
+            let replica = Handle::at(view.ring.node(n), self.local(), &self.peers);
             let (ks, key, merged) = (req.keyspace.clone(), req.key.clone(), merged.clone());
             let timeout = self.config.default_timeout;
             let (version, digest) = (view.version(), view.digest_bytes());

@@ -39,7 +39,9 @@ use super::{Coordinator, Plan, WriteRequest};
 use crate::error::GeokvError;
 use crate::hints::{Appended, Awaited};
 use crate::mutation::{Along, Minted};
-use crate::topology::NodeIdx;
+use crate::proto::v1::internode::ReplicaWriteRequest;
+use crate::replica::handle::{write_request, Merge, PlannedOn};
+use crate::topology::{NodeIdx, NodeInfo};
 use crate::version::{CausalContext, SiblingSet};
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
@@ -48,6 +50,8 @@ use tokio::time::Instant;
 
 #[path = "write/fan_out.rs"]
 mod fan_out;
+#[path = "write/replica_call.rs"]
+mod replica_call;
 
 /// A write that met its level.
 #[derive(Debug, Clone)]
@@ -73,43 +77,58 @@ struct Fanout {
     wait_for: Vec<Awaited>,
 }
 
-/// The plan a replica write belongs to, as the replica checks it
-/// (`stale_view`): the view's layout version and digest, and the ids of
-/// `local`.
-struct Planned {
-    version: u64,
-    digest: [u8; 16],
-    targets: Vec<String>,
-}
-
-/// What the replica calls of one fan-out share: the record, its encoding
-/// and the plan, copied once per fan-out rather than once per replica.
+/// What the replica calls of one fan-out share (issue 14): the record and
+/// the one `ReplicaWrite` every peer is sent (keyspace, key, encoded
+/// record and the plan: the view's layout version, digest and the ids of
+/// `local`, as the replica checks it, `stale_view`), built once per
+/// fan-out, not once per replica.
 struct Shared {
-    ks: String,
-    key: bytes::Bytes,
     record: SiblingSet,
-    encoded: bytes::Bytes,
-    planned: Planned,
+    request: Arc<ReplicaWriteRequest>,
     /// Our datacenter (every local replica's).
     dc: String,
 }
 
 impl Shared {
-    fn new(view: &ClusterView, to: &Fanout, minted: &Minted, dc: &str) -> Arc<Self> {
-        Arc::new(Shared {
-            ks: minted.keyspace().to_string(),
-            key: minted.mutation.key.clone(),
-            record: minted.record.clone(),
-            encoded: minted.encoded.clone(),
-            planned: Planned {
+    fn new(view: &ClusterView, to: &Fanout, minted: &Minted, me: &NodeInfo) -> Arc<Self> {
+        let digest = view.digest_bytes();
+        let targets: Vec<String> = (to.local.iter())
+            .map(|&n| view.ring.node(n).id.clone())
+            .collect();
+        let m = Merge {
+            keyspace: minted.keyspace(),
+            key: &minted.mutation.key,
+            set: &minted.record,
+            record: &minted.encoded,
+            planned: Some(PlannedOn {
                 version: view.version(),
-                digest: view.digest_bytes(),
-                targets: (to.local.iter())
-                    .map(|&n| view.ring.node(n).id.clone())
-                    .collect(),
-            },
-            dc: dc.to_string(),
+                digest: &digest,
+                targets: &targets,
+            }),
+            repair: false,
+        };
+        Arc::new(Shared {
+            record: minted.record.clone(),
+            request: Arc::new(write_request(&me.id, m)),
+            dc: me.dc.clone(),
         })
+    }
+
+    /// The fan-out's write as a merge into one replica (what `request` is).
+    fn merge(&self) -> Merge<'_> {
+        let r = &*self.request;
+        Merge {
+            keyspace: &r.keyspace,
+            key: &r.key,
+            set: &self.record,
+            record: &r.record,
+            planned: Some(PlannedOn {
+                version: r.layout_version,
+                digest: &r.layout_digest,
+                targets: &r.targets,
+            }),
+            repair: false,
+        }
     }
 }
 

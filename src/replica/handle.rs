@@ -12,6 +12,11 @@
 //! acknowledgements (the callers do); or touch the engine except through
 //! [`Replica`].
 
+mod merge;
+
+pub use merge::write_request;
+pub use merge::{Merge, PlannedOn};
+
 use super::{Replica, Row};
 use crate::engine::EngineError;
 use crate::error::GeokvError;
@@ -59,63 +64,12 @@ impl HandleError {
     }
 }
 
-/// The view a client write was planned on, or a repair's merge decided
-/// in, sent with it so a replica on a newer view that places the key
-/// differently refuses it (`view::stale_view`).
-#[derive(Clone, Copy, Debug)]
-pub struct PlannedOn<'a> {
-    pub version: u64,
-    pub digest: &'a [u8],
-    /// The planned targets in the replica's datacenter; none for a
-    /// repair's merge (which [`Merge::repair`] marks: refused only where
-    /// the key moved away).
-    pub targets: &'a [String],
-}
-
-impl<'a> PlannedOn<'a> {
-    /// A repair's merge (read repair, anti-entropy) decided in the view of
-    /// `version` and `digest`.
-    pub fn repair(version: u64, digest: &'a [u8]) -> Self {
-        PlannedOn {
-            version,
-            digest,
-            targets: &[],
-        }
-    }
-}
-
-impl From<PlannedOn<'_>> for Decided {
-    /// [`PlannedOn`] owned, to take onto a blocking thread.
-    fn from(p: PlannedOn<'_>) -> Self {
-        Decided {
-            version: p.version,
-            digest: p.digest.to_vec(),
-            targets: p.targets.to_vec(),
-            // A client write's unless the caller marks it a repair's.
-            repair: false,
-        }
-    }
-}
-
-/// A record to merge into a replica's copy of a key.
-#[derive(Clone, Copy, Debug)]
-pub struct Merge<'a> {
-    pub keyspace: &'a str,
-    pub key: &'a [u8],
-    pub set: &'a SiblingSet,
-    /// `set` encoded: what a peer is sent (shared, not copied, into the
-    /// peer's request: one copy per fan-out, issue 14).
-    pub record: &'a bytes::Bytes,
-    /// A client write's plan or a repair's view, checked by the replica,
-    /// here as at a peer; `None` (streams, hint hand-offs): applied in any
-    /// view.
-    pub planned: Option<PlannedOn<'a>>,
-    /// A repair's merge (read repair, a repair session's or a movement
-    /// stream's rows), sent with the repair mark
-    /// (`ReplicaWriteRequest.repair`): checked only where the key moved
-    /// away. `false`: a client write (the fan-out, a stream entry),
-    /// checked against its targets.
-    pub repair: bool,
+/// This node's replica and the cluster whose view checks its merges, for
+/// [`Handle::at`].
+#[derive(Clone, Copy)]
+pub struct Local<'a> {
+    pub replica: &'a Arc<Replica>,
+    pub cluster: &'a Cluster,
 }
 
 /// One replica: this node's own (with the cluster whose view in force
@@ -129,13 +83,9 @@ pub enum Handle {
 impl Handle {
     /// `node`'s replica: `here` when `node` is this node (`peers.me()`),
     /// otherwise the peer over `peers`.
-    pub fn at(
-        node: &NodeInfo,
-        (here, cluster): (&Arc<Replica>, &Cluster),
-        peers: &Arc<Peers>,
-    ) -> Handle {
+    pub fn at(node: &NodeInfo, here: Local<'_>, peers: &Arc<Peers>) -> Handle {
         if node.id == peers.me().id {
-            Handle::Here(here.clone(), cluster.clone())
+            Handle::Here(here.replica.clone(), here.cluster.clone())
         } else {
             Handle::Peer {
                 peers: peers.clone(),
@@ -179,9 +129,10 @@ impl Handle {
                     .await?;
                 Ok(())
             }
-            Handle::Peer { peers, node } => Ok(peers
-                .replica_write(node, write_request(peers, m), timeout)
-                .await?),
+            Handle::Peer { peers, node } => {
+                let msg = write_request(&peers.me().id, m);
+                Ok(peers.replica_write(node, msg, timeout).await?)
+            }
         }
     }
 
@@ -194,8 +145,26 @@ impl Handle {
         match self {
             Handle::Here(..) => self.merge(m, timeout).await,
             Handle::Peer { peers, node } => {
-                let msg = write_request(peers, m);
+                let msg = write_request(&peers.me().id, m);
                 Ok(peers.replica_write_batched(node, msg, timeout).await?)
+            }
+        }
+    }
+
+    /// [`Handle::merge_batched`] of a write whose request to a peer,
+    /// `write` ([`write_request`] of `m`), is built once and shared by
+    /// every replica call of its fan-out (issue 14: no copy per peer).
+    pub async fn merge_shared(
+        &self,
+        m: Merge<'_>,
+        write: &Arc<ReplicaWriteRequest>,
+        timeout: Duration,
+    ) -> Result<(), HandleError> {
+        match self {
+            Handle::Here(..) => self.merge(m, timeout).await,
+            Handle::Peer { peers, node } => {
+                let write = write.clone();
+                Ok(peers.replica_write_batched(node, write, timeout).await?)
             }
         }
     }
@@ -216,7 +185,7 @@ impl Handle {
     }
 
     /// The replica's copy of a key; a peer is told the view the read was
-    /// planned on (`(version, digest)`), and refuses if it is newer and
+    /// planned on (`on`: its version and digest), and refuses if it is newer and
     /// places the key elsewhere. A peer's read is one call, unless the
     /// node runs with `GEOKV_BATCH_READS=1` (an A/B switch, off by default:
     /// it cost more CPU per get, BENCHMARKS.md); then it is batched with the
@@ -226,7 +195,7 @@ impl Handle {
         &self,
         keyspace: &str,
         key: &[u8],
-        (version, digest): (u64, &[u8]),
+        on: PlannedOn<'_>,
         timeout: Duration,
     ) -> Result<Option<SiblingSet>, HandleError> {
         let (peers, node) = match self {
@@ -236,8 +205,8 @@ impl Handle {
         let msg = ReplicaReadRequest {
             keyspace: keyspace.to_string(),
             key: key.to_vec(),
-            layout_version: version,
-            layout_digest: digest.to_vec(),
+            layout_version: on.version,
+            layout_digest: on.digest.to_vec(),
         };
         // One call per read unless the read lane is turned on
         // (`Peers::batch_reads`, an experiment): the lane showed no CPU
@@ -386,25 +355,6 @@ impl Handle {
         }
         Ok(())
     }
-}
-
-/// `m` as the `ReplicaWrite` a peer is sent, naming this node as the
-/// coordinator.
-fn write_request(peers: &Peers, m: Merge<'_>) -> ReplicaWriteRequest {
-    let mut msg = ReplicaWriteRequest {
-        keyspace: m.keyspace.to_string(),
-        key: bytes::Bytes::copy_from_slice(m.key),
-        record: m.record.clone(),
-        coordinator: peers.me().id.clone(),
-        repair: m.repair,
-        ..Default::default()
-    };
-    if let Some(p) = m.planned {
-        msg.layout_version = p.version;
-        msg.layout_digest = bytes::Bytes::copy_from_slice(p.digest);
-        msg.targets = p.targets.to_vec();
-    }
-    msg
 }
 
 fn bad_reply(node: &NodeInfo, detail: String) -> HandleError {

@@ -16,8 +16,9 @@
 //! keeps its entries for that resend (the call shares them and encodes
 //! them as it is sent, [`super::encoded`]: no copy), so a peer downgraded
 //! in place after it served batches gets its refused batch's entries as
-//! single writes too. A batch over the message limit is not sent (each
-//! entry in it fails as not sent).
+//! single writes too. A lone entry whose batch would be over the message
+//! limit goes as a single write (review-perf28 L1), refused as not sent
+//! only if it is over the limit by itself.
 //!
 //! The batch call runs in its first entry's trace, linked to the others'.
 //!
@@ -30,9 +31,7 @@ use super::error::status_error;
 use super::lane::{CallFn, Lane, Settled};
 use super::support::{batch_span, unimplemented, Support};
 use super::{PeerVerdict, Peers, TransportError};
-use crate::proto::v1::internode::{
-    ReplicaBatchEntry, ReplicaBatchResponse, ReplicaBatchResult, ReplicaWriteRequest,
-};
+use crate::proto::v1::internode::{ReplicaBatchResponse, ReplicaBatchResult, ReplicaWriteRequest};
 use crate::tasks::Spawner;
 use crate::topology::NodeInfo;
 use futures::future::BoxFuture;
@@ -41,6 +40,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
+
+mod entry;
+pub use entry::Entry;
 
 /// The two calls a lane makes to its peer: the network ([`Peers`]), or a
 /// test's fake peer.
@@ -51,7 +53,7 @@ pub trait Wire: Send + Sync + 'static {
     /// from the lane's own entries, shared: no copy of them.
     fn batch<'a>(
         &'a self,
-        entries: Arc<Vec<ReplicaBatchEntry>>,
+        entries: Arc<Vec<Entry>>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>>;
     /// One `ReplicaWrite` in the trace of `traceparent` (empty: none).
@@ -66,27 +68,28 @@ pub trait Wire: Send + Sync + 'static {
 /// One peer's lane of replica writes.
 pub(super) struct WriteLane {
     pub(super) addr: SocketAddr,
-    lane: Lane<ReplicaBatchEntry, Result<(), TransportError>>,
+    lane: Lane<Entry, Result<(), TransportError>>,
     support: Arc<Support>,
 }
 
 impl Peers {
     /// Merges a record into `to`'s copy of the key (as
     /// [`Peers::replica_write`]), batched with the other writes to `to`
-    /// that queue while a call to it is in flight.
+    /// that queue while a call to it is in flight. `req` may be shared
+    /// with the write's other replica calls: the lane holds it, uncopied.
     pub async fn replica_write_batched(
         self: &Arc<Self>,
         to: &NodeInfo,
-        req: ReplicaWriteRequest,
+        req: impl Into<Arc<ReplicaWriteRequest>>,
         timeout: Duration,
     ) -> Result<(), TransportError> {
-        let lane = self.lane(to);
+        let (lane, req) = (self.lane(to), req.into());
         let now = Instant::now();
         if lane.support.single_only(now) {
-            return self.replica_write(to, req, timeout).await;
+            return (self.replica_write(to, Arc::unwrap_or_clone(req), timeout)).await;
         }
-        let entry = ReplicaBatchEntry {
-            write: Some(req),
+        let entry = Entry {
+            write: req,
             timeout_ms: 0,
             traceparent: crate::telemetry::current_traceparent(),
         };
@@ -121,7 +124,7 @@ impl Peers {
 
 /// What `e` counts against its lane's cap: all of it (key, record,
 /// keyspace, coordinator, plan, trace context), as it goes on the wire.
-fn held_bytes(e: &ReplicaBatchEntry) -> usize {
+fn held_bytes(e: &Entry) -> usize {
     prost::Message::encoded_len(e)
 }
 
@@ -161,14 +164,11 @@ pub fn lane_over<W: Wire>(
     wire: W,
     limits: Limits,
     spawner: &Spawner,
-) -> (
-    Lane<ReplicaBatchEntry, Result<(), TransportError>>,
-    Arc<Support>,
-) {
+) -> (Lane<Entry, Result<(), TransportError>>, Arc<Support>) {
     let (wire, support) = (Arc::new(wire), Arc::new(Support::default()));
     let label = Some(wire.peer().to_string());
     let s = support.clone();
-    let call: CallFn<ReplicaBatchEntry, Result<(), TransportError>> = Arc::new(move |items| {
+    let call: CallFn<Entry, Result<(), TransportError>> = Arc::new(move |items| {
         let (wire, support) = (wire.clone(), s.clone());
         Box::pin(async move { send(&*wire, &support, items).await })
     });
@@ -180,7 +180,7 @@ pub fn lane_over<W: Wire>(
 async fn send<W: Wire>(
     wire: &W,
     support: &Support,
-    items: Vec<(ReplicaBatchEntry, Instant)>,
+    items: Vec<(Entry, Instant)>,
 ) -> Vec<Result<(), TransportError>> {
     let now = Instant::now();
     if support.single_only(now) {
@@ -191,11 +191,13 @@ async fn send<W: Wire>(
     let timeout = (last.saturating_duration_since(now)).max(Duration::from_millis(1));
     // The entries stay here, for a resend as single writes should the peer
     // not know the call; the call shares them (issue 14: no copy).
-    let (mut entries, deadlines): (Vec<ReplicaBatchEntry>, Vec<Instant>) =
-        items.into_iter().unzip();
+    let (mut entries, deadlines): (Vec<Entry>, Vec<Instant>) = items.into_iter().unzip();
     for (e, d) in entries.iter_mut().zip(&deadlines) {
         let left = d.saturating_duration_since(now).as_millis();
         e.timeout_ms = u32::try_from(left).unwrap_or(u32::MAX).max(1);
+    }
+    if lone_and_over_the_limit(&entries) {
+        return singles(wire, entries.into_iter().zip(deadlines).collect()).await;
     }
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
@@ -218,21 +220,38 @@ async fn send<W: Wire>(
     }
 }
 
+/// Whether `entries` is one entry whose batch is over the peer's message
+/// limit (review-perf28 L1). Only a lone entry can be: the batcher caps a
+/// batch of several far below it. The batch's wrapping (tags, lengths,
+/// deadline, trace context) adds up to ~75 bytes, so that entry may be
+/// within the limit as the single `ReplicaWrite` the peer takes: it is
+/// sent single, and refused (not sent) by that call's own check
+/// ([`Peers::replica_write`]) only if it is over by itself.
+fn lone_and_over_the_limit<E: prost::Message>(entries: &[E]) -> bool {
+    match entries {
+        [e] => prost::encoding::message::encoded_len(1, e) > encoded::MAX_MESSAGE_BYTES,
+        _ => false,
+    }
+}
+
 /// Each entry as a single `ReplicaWrite`, concurrently, each with what is
 /// left of its own deadline and in its own trace.
 async fn singles<W: Wire>(
     wire: &W,
-    items: Vec<(ReplicaBatchEntry, Instant)>,
+    items: Vec<(Entry, Instant)>,
 ) -> Vec<Result<(), TransportError>> {
     let calls = items.into_iter().map(|(e, deadline)| async move {
         let left = deadline.saturating_duration_since(Instant::now());
-        match e.write {
-            Some(w) if !left.is_zero() => wire.single(w, left, &e.traceparent).await,
-            _ => Err(TransportError::NotSent {
+        if left.is_zero() {
+            return Err(TransportError::NotSent {
                 peer: wire.peer().to_string(),
                 message: "its deadline passed before it was sent".into(),
-            }),
+            });
         }
+        let Entry {
+            write, traceparent, ..
+        } = e;
+        (wire.single(Arc::unwrap_or_clone(write), left, &traceparent)).await
     });
     futures::future::join_all(calls).await
 }
@@ -262,7 +281,7 @@ impl Wire for Net {
 
     fn batch<'a>(
         &'a self,
-        entries: Arc<Vec<ReplicaBatchEntry>>,
+        entries: Arc<Vec<Entry>>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>> {
         Box::pin(async move {

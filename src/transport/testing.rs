@@ -211,7 +211,11 @@ pub(crate) async fn serve<S: Serves>(id: &str, s: S, old: Option<Arc<AtomicUsize
         .expect("bind");
     let addr = listener.local_addr().expect("an address");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = InternodeServer::new(Stub(s));
+    // The peer port's message limits (`node::limits`).
+    let limit = super::encoded::MAX_MESSAGE_BYTES;
+    let server = InternodeServer::new(Stub(s))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     let mut builder = tonic::transport::Server::builder();
     let router = match old {
         Some(refused) => builder.add_service(Old(server, refused)),

@@ -9,6 +9,7 @@
 //! in flight once the gather is done finishes in one background task. Must
 //! not mint a write (`update_here` does, once).
 
+use super::replica_call::ReplicaCall;
 use super::{Fanout, Round, Shared, StaleSlot};
 use crate::coordinator::consistency::{AckCounts, OpKind, Requirement};
 use crate::coordinator::gather::{Answer, Gather, Step, Wait};
@@ -18,8 +19,7 @@ use crate::hints::intent::Intent;
 use crate::hints::waiters::{StreamFailure, StreamWait};
 use crate::hints::{Appended, Awaited};
 use crate::mutation::Minted;
-use crate::replica::handle::{Handle, HandleError, Merge, PlannedOn};
-use crate::topology::{NodeIdx, NodeInfo};
+use crate::topology::NodeInfo;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeMap;
@@ -27,7 +27,6 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::Instrument as _;
 
 /// The answers of one fan-out's replicas and streams, as they come.
 type Answers = mpsc::Sender<Answer<()>>;
@@ -198,10 +197,15 @@ impl Coordinator {
                 continue;
             }
             *pending.entry(self.me.dc.clone()).or_default() += 1;
-            let shared = shared.get_or_insert_with(|| Shared::new(view, to, minted, &self.me.dc));
-            let sent = (shared.clone(), stale.clone());
-            let call = self.replica_write((n, peer), intent, sent, deadline, tx.clone());
-            calls.0.push(call);
+            let shared = shared.get_or_insert_with(|| Shared::new(view, to, minted, &self.me));
+            let call = ReplicaCall {
+                n,
+                peer,
+                intent,
+                shared: shared.clone(),
+                stale: stale.clone(),
+            };
+            calls.0.push(self.replica_write(call, deadline, tx.clone()));
         }
         Ok((pending, acks))
     }
@@ -287,83 +291,6 @@ impl Coordinator {
             spawn_stream_wait(wait, settles, deadline, tx.clone());
         }
         Ok(())
-    }
-
-    /// One replica call: the write, then its answer, intent settle or hint.
-    fn replica_write(
-        &self,
-        (n, peer): (NodeIdx, &NodeInfo),
-        intent: Option<Intent>,
-        (shared, stale): (Arc<Shared>, StaleSlot),
-        deadline: Instant,
-        tx: mpsc::Sender<Answer<()>>,
-    ) -> BoxFuture<'static, ()> {
-        let replica = Handle::at(peer, (&self.replica, &self.cluster), &self.peers);
-        let peer = peer.clone();
-        let hints = self.hints.clone();
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let span = tracing::Span::current();
-        Box::pin(tracing::Instrument::instrument(
-            async move {
-                let s = &*shared;
-                let (ks, key, record, dc) = (&s.ks, &s.key, &s.record, &s.dc);
-                let m = Merge {
-                    keyspace: ks,
-                    key,
-                    set: record,
-                    record: &s.encoded,
-                    planned: Some(PlannedOn {
-                        version: s.planned.version,
-                        digest: &s.planned.digest,
-                        targets: &s.planned.targets,
-                    }),
-                    repair: false,
-                };
-                let res = replica.merge_batched(m, timeout).await;
-                if let Some(version) = res.as_ref().err().and_then(HandleError::stale_view) {
-                    stale.lock().get_or_insert((peer.clone(), version));
-                }
-                match (&res, intent) {
-                    // The acknowledgement does not wait on the cleanup, nor
-                    // does the rest of the fan-out: the intent's delete is
-                    // a local write that a RocksDB stall would hold, with
-                    // this whole task, past the client's deadline (review
-                    // M1 of 6b69e3c), so it settles in a task of its own.
-                    (Ok(_), Some(i)) => {
-                        let _ = tx.send(Answer::Replica(n, dc.clone(), Ok(()))).await;
-                        tokio::spawn(i.done().in_current_span());
-                        return;
-                    }
-                    (Ok(_), None) => {}
-                    // The hint committed with the update stays, to be delivered.
-                    (Err(_), Some(i)) => {
-                        i.failed();
-                        let _ = tx.send(Answer::Hint).await;
-                    }
-                    // A replica that refused as stale (its newer view places
-                    // the key elsewhere, or adds a pending replica we missed)
-                    // gets no node hint: the retry on that view sends the
-                    // same record to every replica of it, this one included
-                    // if it still replicates the key, and a hint (delivered
-                    // unchecked) could put the record back on a node that
-                    // cleaned it up. Only retry fan-outs reach this arm: a
-                    // first fan-out's peers have intents (the arm above),
-                    // which their receiver applies only for a key it
-                    // replicates in its own view (`hints::receive`).
-                    (Err(e), None) if e.stale_view().is_some() => {}
-                    // A local replica that failed gets a hint.
-                    (Err(e), None) => match hints.hint_node(&peer.id, ks, key, record).await {
-                        Ok(()) => {
-                            let _ = tx.send(Answer::Hint).await;
-                        }
-                        Err(h) => tracing::error!(error = %h, "could not store hint after {e}"),
-                    },
-                }
-                let res = res.map(|_| ());
-                let _ = tx.send(Answer::Replica(n, dc.clone(), res)).await;
-            },
-            span,
-        ))
     }
 }
 

@@ -13,7 +13,7 @@
 use super::Receiver;
 use crate::hints::intent::{self, Intent};
 use crate::proto::v1::internode::StreamEntry;
-use crate::replica::handle::{Handle, Merge};
+use crate::replica::handle::{Handle, Local, Merge};
 use crate::topology::{NodeIdx, NodeInfo};
 use crate::version::SiblingSet;
 use std::sync::Arc;
@@ -155,7 +155,14 @@ impl Receiver {
     /// Applies `e` at replica `n` (this node's or a peer that is up);
     /// whether it was applied.
     async fn apply_at(&self, n: &NodeInfo, e: &StreamEntry, set: &SiblingSet) -> bool {
-        let replica = Handle::at(n, (&self.replica, &self.cluster), &self.peers);
+        let replica = Handle::at(
+            n,
+            Local {
+                replica: &self.replica,
+                cluster: &self.cluster,
+            },
+            &self.peers,
+        );
         if !replica.is_here() && !self.liveness.is_up(&n.id) {
             return false;
         }

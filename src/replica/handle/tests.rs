@@ -138,7 +138,12 @@ async fn a_stalled_write_lane_does_not_hold_up_a_read() {
         peers: peers.clone(),
         node: to.clone(),
     };
-    let got = handle.read("ks", b"missing-k", (0, &[]), Duration::from_secs(5));
+    let got = handle.read(
+        "ks",
+        b"missing-k",
+        PlannedOn::view(0, &[]),
+        Duration::from_secs(5),
+    );
     assert!(matches!(got.await, Ok(None)), "answered, not held");
     let reads = peer.read_singles.lock().clone();
     assert_eq!(reads, vec![b"missing-k".to_vec()], "one call of its own");

@@ -103,8 +103,8 @@ fn a_failed_batch_is_maybe_applied_unless_never_sent() {
 /// context was counted far below what the lane held for it).
 #[test]
 fn an_entry_counts_against_the_lane_cap_whole() {
-    let e = ReplicaBatchEntry {
-        write: Some(ReplicaWriteRequest {
+    let e = Entry {
+        write: Arc::new(ReplicaWriteRequest {
             keyspace: "k".repeat(200),
             key: vec![1; 10].into(),
             record: vec![2; 10].into(),

@@ -31,7 +31,7 @@ impl Wire for Fake {
 
     fn batch<'a>(
         &'a self,
-        entries: Arc<Vec<ReplicaBatchEntry>>,
+        entries: Arc<Vec<Entry>>,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>> {
         self.batches.lock().push(entries.len());
@@ -63,9 +63,9 @@ impl Wire for Fake {
     }
 }
 
-fn entry(key: u8) -> ReplicaBatchEntry {
-    ReplicaBatchEntry {
-        write: Some(ReplicaWriteRequest {
+fn entry(key: u8) -> Entry {
+    Entry {
+        write: Arc::new(ReplicaWriteRequest {
             key: vec![key].into(),
             ..Default::default()
         }),
