@@ -7,7 +7,8 @@
 //! preempted, and returns the chosen layout and whether it is the one
 //! proposed. A change whose accept never reached a majority ends in
 //! [`CasError`], which says whether the change may still be applied (some
-//! acceptor holds it: a later proposer may finish it) or surely was not.
+//! acceptor holds it: a later proposer may finish it) or surely was not;
+//! `ours: false` only when it surely was not (review-layout28 L4).
 //! Must not: install or spread layouts (the caller does, for chosen ones
 //! only), or decide what a layout contains.
 
@@ -21,7 +22,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::acceptor;
 pub use super::errors::CasError;
-use super::learn::{given_up, learn};
+use super::learn::{given_up, learn, settled};
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
 use crate::layout::{Layout, LayoutNode};
 use crate::topology::{NodeIdx, NodeInfo};
@@ -97,10 +98,8 @@ pub async fn decide(
         let behind =
             match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
                 End::Done(Outcome::Chosen { value, ours }) => {
-                    return Ok(Decided {
-                        layout: value,
-                        ours,
-                    })
+                    let layout = value;
+                    return settled(slot, Decided { layout, ours }, maybe_applied);
                 }
                 End::NoMajority { answered } => {
                     let refused = prop.refusing();
@@ -127,7 +126,8 @@ pub async fn decide(
                     Some(behind)
                 }
                 End::Done(Outcome::Decided { held, blocking }) => {
-                    return learn(slot, &next, held, blocking, maybe_applied)
+                    let learned = learn(slot, &next, held, blocking, maybe_applied);
+                    return learned.and_then(|d| settled(slot, d, maybe_applied));
                 }
                 End::Done(Outcome::WrongBase { held }) => {
                     return Err(CasError::WrongBase {
@@ -245,7 +245,11 @@ pub async fn propose_adopting(
     mine: &(dyn Fn(&Layout) -> bool + Sync),
 ) -> Result<Layout, super::ProposeError> {
     let deadline = super::cluster::PROPOSE_DEADLINE;
-    let decided = decide(net, me, base, next, deadline).await?;
+    let decided = match decide(net, me, base, next, deadline).await {
+        // Superseded by a layout holding this node's change: adopted.
+        Err(CasError::Superseded { layout, .. }) if mine(&*layout) => return Ok(*layout),
+        decided => decided?,
+    };
     if !decided.ours && !mine(&decided.layout) {
         return Err(super::ProposeError::Concurrent {
             version: decided.layout.version,

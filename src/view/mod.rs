@@ -37,6 +37,8 @@ pub mod sync;
 #[cfg(test)]
 mod cas_acceptor_set_tests;
 #[cfg(test)]
+mod cas_applied_tests;
+#[cfg(test)]
 mod cas_behind_tests;
 #[cfg(test)]
 mod cas_fork_tests;
