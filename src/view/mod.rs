@@ -39,6 +39,8 @@ mod cas_acceptor_set_tests;
 #[cfg(test)]
 mod cas_applied_tests;
 #[cfg(test)]
+mod cas_applied_tests;
+#[cfg(test)]
 mod cas_behind_tests;
 #[cfg(test)]
 mod cas_fork_tests;
@@ -48,6 +50,8 @@ mod cas_loopback_tests;
 pub(crate) mod cas_testing;
 #[cfg(test)]
 mod cas_tests;
+#[cfg(test)]
+mod catch_up_tests;
 #[cfg(test)]
 mod fork_tests;
 #[cfg(test)]
