@@ -40,10 +40,6 @@ mod cas_acceptor_set_tests;
 #[cfg(test)]
 mod cas_applied_tests;
 #[cfg(test)]
-mod cas_applied_tests;
-#[cfg(test)]
-mod cas_applied_tests;
-#[cfg(test)]
 mod cas_behind_tests;
 #[cfg(test)]
 mod cas_fork_tests;
@@ -53,8 +49,6 @@ mod cas_loopback_tests;
 pub(crate) mod cas_testing;
 #[cfg(test)]
 mod cas_tests;
-#[cfg(test)]
-mod catch_up_tests;
 #[cfg(test)]
 mod catch_up_tests;
 #[cfg(test)]
