@@ -247,7 +247,7 @@ pub async fn propose_adopting(
     let deadline = super::cluster::PROPOSE_DEADLINE;
     let decided = match decide(net, me, base, next, deadline).await {
         // Superseded by a layout holding this node's change: adopted.
-        Err(CasError::Superseded { layout, .. }) if mine(&*layout) => return Ok(*layout),
+        Err(CasError::Superseded { layout, .. }) if mine(&layout) => return Ok(*layout),
         decided => decided?,
     };
     if !decided.ours && !mine(&decided.layout) {

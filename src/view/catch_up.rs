@@ -164,10 +164,10 @@ pub(crate) fn backed(answers: &[(String, Layout)]) -> Option<&Layout> {
 /// quorum of its own voters holds among them
 /// ([`crate::layout::acceptors::held_by_its_voters`]); a version with
 /// neither is passed over (`passed(version, answers of it)`).
-fn pick<'a>(
-    answers: &'a [(String, Layout)],
+fn pick(
+    answers: &[(String, Layout)],
     passed: impl Fn(u64, &[(String, Layout)]),
-) -> Option<&'a Layout> {
+) -> Option<&Layout> {
     let versions: BTreeSet<u64> = answers.iter().map(|(_, l)| l.version).collect();
     for version in versions.into_iter().rev() {
         let held: Vec<(String, Layout)> = (answers.iter())
