@@ -61,6 +61,57 @@ impl AcceptorNet for Net {
         let reply = node.accept(&msg).map_err(|e| e.to_string());
         Box::pin(async move { reply })
     }
+
+    fn push(&self, to: &NodeInfo, layout: &Layout) -> cas::PushFuture {
+        let done = match self.nodes.get(&to.id) {
+            Some(node) => (node.install(layout.clone()).map(drop)).map_err(|e| e.to_string()),
+            None => Err("unreachable".to_string()),
+        };
+        Box::pin(async move { done })
+    }
+}
+
+/// review-layout29 H1, the dev cluster (3 + 3): v3 is chosen, dc1-n2
+/// holds a fork of v3, dc2-n3 is dead and dc1-n1 missed the push (v2).
+/// v4 needs 4 of the 6 on base v3: only 3 hold it, dc1-n1 answers BEHIND
+/// (the fork holder WRONG_BASE), so the proposer pushes its base v3 to
+/// dc1-n1 (the learner catch-up) and the retry is chosen. Before: BEHIND
+/// on every retry until the deadline, and dc1-n1 stayed at v2 for good.
+#[tokio::test(start_paused = true)]
+async fn a_behind_acceptor_is_pushed_the_base_so_a_fork_in_sight_does_not_wedge_changes() {
+    let v1 = Layout::seed(&Topology::dev());
+    let v2 = with_keyspace(&v1, "a");
+    let (v3, fork) = (with_keyspace(&v2, "b"), with_keyspace(&v2, "fork"));
+    let v4 = with_keyspace(&v3, "c");
+    let nodes = [
+        ("dc1-n1", acceptor("dc1-n1", &[&v1, &v2])),
+        ("dc1-n2", acceptor("dc1-n2", &[&v1, &v2, &fork])),
+        ("dc1-n3", acceptor("dc1-n3", &[&v1, &v2, &v3])),
+        ("dc2-n1", acceptor("dc2-n1", &[&v1, &v2, &v3])),
+        ("dc2-n2", acceptor("dc2-n2", &[&v1, &v2, &v3])),
+    ];
+    let net = Net {
+        nodes: (nodes.into_iter())
+            .map(|(id, c)| (id.to_string(), c))
+            .collect(),
+        catch_up: None,
+    };
+    let decided = cas::decide(&net, "dc1-n3", &v3, v4.clone(), Duration::from_secs(10))
+        .await
+        .expect("v4 chosen once dc1-n1 was pushed v3");
+    assert_eq!(
+        decided,
+        cas::Decided {
+            layout: v4,
+            ours: true
+        }
+    );
+    assert_eq!(*net.nodes["dc1-n1"].current().layout, v3, "dc1-n1 on v3");
+    assert_eq!(
+        *net.nodes["dc1-n2"].current().layout,
+        fork,
+        "a fork is not overwritten"
+    );
 }
 
 /// review-layout28 M2: one acceptor BEHIND (it catches up 100 ms later)

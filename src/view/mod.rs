@@ -54,6 +54,8 @@ mod catch_up_tests;
 #[cfg(test)]
 mod fork_tests;
 #[cfg(test)]
+mod staging_tests;
+#[cfg(test)]
 mod sync_tests;
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,8 @@
 //!   dead, the layout could never be proven, and a node that never takes
 //!   it would keep every later change BEHIND for good).
 //!
-//! A push from a proposer (`PushLayout`, the layout it saw chosen) is not
+//! A push from a proposer (`PushLayout`: the layout it saw chosen, or its
+//! base to an acceptor that answered BEHIND, `cas::push_base`) is not
 //! staged. Must not: do I/O or install (the caller, `sync.rs`, does).
 
 use std::collections::{BTreeMap, BTreeSet};
