@@ -315,7 +315,8 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
         Ok(_) => json(v, "begun"),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT);
-            (status, format!("{e}\n")).into_response()
+            let applied = [(crate::proto::APPLIED_METADATA, e.applied())];
+            (status, applied, format!("{e}\n")).into_response()
         }
     }
 }
@@ -343,6 +344,7 @@ async fn create_keyspace(State(a): State<Admin>, Query(q): Query<KeyspaceQuery>)
             .into_response(),
         Err(e) => (
             StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            [(crate::proto::APPLIED_METADATA, e.applied())],
             format!("{e}\n"),
         )
             .into_response(),

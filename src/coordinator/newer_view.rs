@@ -28,6 +28,21 @@ use crate::view::{Cluster, ClusterView};
 /// and its layout version (filled by the tasks sending the request).
 pub(super) type StaleSlot = Arc<parking_lot::Mutex<Option<(NodeInfo, u64)>>>;
 
+/// A replica's refusal of a request planned on an older view: the
+/// replica, and the layout version it refused on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Refusal<'a> {
+    pub peer: &'a NodeInfo,
+    pub version: u64,
+}
+
+/// The `(peer, version)` a [`StaleSlot`] holds.
+impl<'a> From<(&'a NodeInfo, u64)> for Refusal<'a> {
+    fn from((peer, version): (&'a NodeInfo, u64)) -> Self {
+        Refusal { peer, version }
+    }
+}
+
 /// How long a finished fetch from one peer of one version stands for
 /// every later refusal of the same: a fetch that could not install
 /// (a fork, a peer unreachable) is not repeated by every request.
@@ -100,12 +115,13 @@ impl Coordinator {
     /// winning digest: [`ClusterView::rank`]); `None` when that did not
     /// happen before the deadline. Nothing is fetched once this node has
     /// `version`, the one `peer` refused with ([`fetch_is_due`]).
-    pub(super) async fn newer_view(
+    pub(super) async fn newer_view<'a>(
         &self,
-        (peer, version): (&NodeInfo, u64),
+        refusal: impl Into<Refusal<'a>>,
         planned: (u64, u128),
         deadline: Instant,
     ) -> Option<Arc<ClusterView>> {
+        let Refusal { peer, version } = refusal.into();
         let fetch = self.fetch_layout(peer, planned, version);
         let wait = self.fetches.once(&peer.id, version, fetch);
         let _ = tokio::time::timeout_at(deadline, wait).await;

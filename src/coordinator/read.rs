@@ -16,7 +16,7 @@
 
 use super::consistency::{AckCounts, OpKind};
 use super::gather::{Answer, Gather, Step, Wait};
-use super::newer_view::StaleSlot;
+use super::newer_view::{Refusal, StaleSlot};
 use super::read_targets::{Candidate, ReadTargets};
 use super::{Coordinator, ReadRequest};
 use crate::error::GeokvError;
@@ -91,7 +91,10 @@ impl Coordinator {
             // view, within the deadline; each round is on a newer view.
             match (res, refused) {
                 (Err(e), Some((peer, version))) => {
-                    let refusal = (&peer, version);
+                    let refusal = Refusal {
+                        peer: &peer,
+                        version,
+                    };
                     let Some(newer) = self.newer_view(refusal, view.rank(), deadline).await else {
                         return Err(e);
                     };

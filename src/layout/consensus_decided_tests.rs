@@ -2,16 +2,14 @@
 //! `consensus.rs`) and on calls that run out (`Proposer::on_exhausted`):
 //! a hint, not a decision, and whether its holders block a quorum.
 
-use std::collections::BTreeSet;
-
 use super::consensus::*;
-use super::consensus_tests::{ballot, ids, SLOT};
+use super::consensus_tests::{accept_own, ballot, promise, three, SLOT};
 
 /// An acceptor that installed the slot's value answers it (I5), and a
 /// quorum of such answers with one value ends the attempt (I8).
 #[test]
 fn a_quorum_of_decided_answers_ends_the_attempt() {
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let acceptors = three();
     let b = ballot(5, "p0");
     let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
     let prepare = Msg::Prepare {
@@ -39,25 +37,18 @@ fn a_quorum_of_decided_answers_ends_the_attempt() {
 #[test]
 fn one_decided_answer_is_a_hint_and_paxos_goes_on() {
     const FORK: u32 = 2;
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let acceptors = three();
     let b = ballot(1, "p0");
     let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
     assert_eq!(
         prop.on_reply("a0", Reply::Decided { value: FORK }),
         Step::Wait
     );
-    let promise = || Reply::Promise {
-        ballot: b.clone(),
-        accepted: None,
-    };
-    assert_eq!(prop.on_reply("a1", promise()), Step::Wait);
-    let accept = Msg::Accept {
-        slot: SLOT,
-        ballot: b.clone(),
-        base: 0,
-        value: 42,
-    };
-    assert_eq!(prop.on_reply("a2", promise()), Step::Broadcast(accept));
+    assert_eq!(prop.on_reply("a1", promise(&b)), Step::Wait);
+    assert_eq!(
+        prop.on_reply("a2", promise(&b)),
+        Step::Broadcast(accept_own(&b))
+    );
 }
 
 /// Decided answers that leave no quorum to promise and none with one
@@ -65,7 +56,7 @@ fn one_decided_answer_is_a_hint_and_paxos_goes_on() {
 /// the slot from (I8).
 #[test]
 fn decided_answers_that_disagree_end_the_attempt_with_what_they_hold() {
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let acceptors = three();
     let mut prop = Proposer::new(SLOT, ballot(1, "p0"), acceptors, 42u32);
     assert_eq!(prop.on_reply("a0", Reply::Decided { value: 1 }), Step::Wait);
     let held = vec![("a0".to_string(), 1), ("a1".to_string(), 2)];
@@ -82,7 +73,7 @@ fn decided_answers_that_disagree_end_the_attempt_with_what_they_hold() {
 #[test]
 fn a_lone_decided_answer_beside_a_behind_one_does_not_block() {
     const FORK: u32 = 2;
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let acceptors = three();
     let b = ballot(1, "p0");
     let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
     assert_eq!(prop.on_reply("a0", Reply::Behind { ballot: b }), Step::Wait);
@@ -100,12 +91,9 @@ fn a_lone_decided_answer_beside_a_behind_one_does_not_block() {
 /// the hint (not blocking).
 #[test]
 fn calls_that_run_out_end_with_what_the_answers_say() {
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
+    let acceptors = three();
     let b = ballot(1, "p0");
-    let promise = Reply::Promise {
-        ballot: b.clone(),
-        accepted: None,
-    };
+    let promise = promise(&b);
     let mut prop = Proposer::new(SLOT, b.clone(), acceptors.clone(), 42u32);
     assert_eq!(prop.on_reply("a0", promise.clone()), Step::Wait);
     assert_eq!(prop.on_exhausted(), None, "no answer says why");

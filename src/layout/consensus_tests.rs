@@ -18,7 +18,7 @@ pub(super) fn ids(prefix: &str, n: usize) -> Vec<String> {
 
 /// The acceptor on the base of digest 0 (every proposer's base unless set),
 /// `decided` the slot's installed value if any.
-fn respond(
+pub(super) fn respond(
     state: &mut AcceptorSlot<u32>,
     decided: Option<&u32>,
     msg: &Msg<u32>,
@@ -37,6 +37,29 @@ pub(super) fn ballot(round: u64, node: &str) -> Ballot {
     Ballot {
         round,
         node: node.into(),
+    }
+}
+
+/// Acceptors a0, a1, a2.
+pub(super) fn three() -> BTreeSet<String> {
+    ids("a", 3).into_iter().collect()
+}
+
+/// An acceptor's promise at `b` with nothing accepted.
+pub(super) fn promise(b: &Ballot) -> Reply<u32> {
+    Reply::Promise {
+        ballot: b.clone(),
+        accepted: None,
+    }
+}
+
+/// The accept of 42 (the proposers' own value in these tests) at `b`.
+pub(super) fn accept_own(b: &Ballot) -> Msg<u32> {
+    Msg::Accept {
+        slot: SLOT,
+        ballot: b.clone(),
+        base: 0,
+        value: 42,
     }
 }
 
@@ -320,88 +343,4 @@ proptest! {
             prop_assert!(ours);
         }
     }
-}
-
-#[test]
-fn a_majority_of_empty_promises_gets_the_own_value_chosen() {
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
-    let b = ballot(1, "p0");
-    let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
-    let promise = || Reply::Promise {
-        ballot: b.clone(),
-        accepted: None,
-    };
-    assert_eq!(prop.on_reply("a0", promise()), Step::Wait);
-    assert_eq!(prop.on_reply("a0", promise()), Step::Wait, "a duplicate");
-    let accept = Msg::Accept {
-        slot: SLOT,
-        ballot: b.clone(),
-        base: 0,
-        value: 42,
-    };
-    assert_eq!(prop.on_reply("a2", promise()), Step::Broadcast(accept));
-    let accepted = || Reply::Accepted { ballot: b.clone() };
-    assert_eq!(prop.on_reply("a1", accepted()), Step::Wait);
-    assert_eq!(
-        prop.on_reply("zz", accepted()),
-        Step::Wait,
-        "not an acceptor"
-    );
-    let done = Step::Done(Outcome::Chosen {
-        value: 42,
-        ours: true,
-    });
-    assert_eq!(prop.on_reply("a2", accepted()), done);
-}
-
-#[test]
-fn a_proposer_finishes_an_accepted_value_and_reports_its_own_refused() {
-    let acceptors: BTreeSet<String> = ids("a", 3).into_iter().collect();
-    let mut a0 = AcceptorSlot::default();
-    let old = ballot(1, "p1");
-    let accept = Msg::Accept {
-        slot: SLOT,
-        ballot: old.clone(),
-        base: 0,
-        value: 7u32,
-    };
-    let (reply, changed) = respond(&mut a0, None, &accept);
-    assert_eq!(
-        reply,
-        Reply::Accepted {
-            ballot: old.clone()
-        }
-    );
-    assert!(changed, "an accept is persisted");
-    let b = ballot(2, "p0");
-    let mut prop = Proposer::new(SLOT, b.clone(), acceptors, 42u32);
-    let prepare = Msg::Prepare {
-        slot: SLOT,
-        ballot: b.clone(),
-        base: 0,
-    };
-    let (from_a0, _) = respond(&mut a0, None, &prepare);
-    let (from_a1, _) = respond(&mut AcceptorSlot::default(), None, &prepare);
-    assert_eq!(prop.on_reply("a1", from_a1), Step::Wait);
-    let Step::Broadcast(Msg::Accept { value, .. }) = prop.on_reply("a0", from_a0) else {
-        panic!("a majority of promises starts phase 2");
-    };
-    assert_eq!(value, 7, "the accepted value, not its own");
-    // The acceptor promised b: the old ballot's accept is now rejected.
-    let (late, changed) = respond(&mut a0, None, &accept);
-    assert!(!changed);
-    assert_eq!(
-        late,
-        Reply::Rejected {
-            ballot: old,
-            promised: b.clone()
-        }
-    );
-    prop.on_reply("a0", Reply::Accepted { ballot: b.clone() });
-    let done = prop.on_reply("a1", Reply::Accepted { ballot: b });
-    let refused = Outcome::Chosen {
-        value: 7,
-        ours: false,
-    };
-    assert_eq!(done, Step::Done(refused));
 }

@@ -29,6 +29,8 @@ mod consensus_base_tests;
 #[cfg(test)]
 mod consensus_decided_tests;
 #[cfg(test)]
+mod consensus_example_tests;
+#[cfg(test)]
 mod consensus_tests;
 #[cfg(test)]
 mod tests;

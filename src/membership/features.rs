@@ -8,8 +8,19 @@
 
 /// The layout may carry the steps that end or abandon a movement:
 /// `reading_new` (the switch of reads) and `aborting` (a movement
-/// abandoned by `removenode`). A build without this bit rejects a layout
-/// carrying them (`Layout` refuses unknown fields).
+/// abandoned by `removenode`). A build older than those fields rejects a
+/// layout carrying them (`Layout` refuses unknown fields).
+///
+/// The previous release reads both fields but predates feature bits (it
+/// advertises none), so gossip cannot tell it from an older build that
+/// rejects them: a member up on it holds those steps until it is
+/// upgraded. Decided so on purpose (session 29): the hold ends by itself
+/// once the node runs this build, the upgrade itself needs no movement
+/// step, and a member down never holds one, so a rolling upgrade from the
+/// previous release pauses a movement at its switch but cannot wedge it
+/// (as Cassandra asks for no topology change during an upgrade). Taking
+/// "no bits" as this bit would let a build older than the previous
+/// release (not a supported upgrade) be sent layouts it refuses.
 pub const LAYOUT_STEPS: u64 = 1;
 
 /// Every feature of this build.

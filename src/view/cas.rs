@@ -7,7 +7,8 @@
 //! preempted, and returns the chosen layout and whether it is the one
 //! proposed. A change whose accept never reached a majority ends in
 //! [`CasError`], which says whether the change may still be applied (some
-//! acceptor holds it: a later proposer may finish it) or surely was not.
+//! acceptor holds it: a later proposer may finish it) or surely was not;
+//! `ours: false` only when it surely was not (review-layout28 L4).
 //! Must not: install or spread layouts (the caller does, for chosen ones
 //! only), or decide what a layout contains.
 
@@ -21,7 +22,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::acceptor;
 pub use super::errors::CasError;
-use super::learn::{given_up, learn};
+use super::learn::{given_up, learn, settled};
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
 use crate::layout::{Layout, LayoutNode};
 use crate::topology::{NodeIdx, NodeInfo};
@@ -38,7 +39,17 @@ pub trait AcceptorNet: Send + Sync {
         to: &NodeInfo,
         msg: Msg<Layout>,
     ) -> Pin<Box<dyn Future<Output = CallResult> + Send>>;
+
+    /// Pushes `layout` (the proposer's base) to acceptor `to`, which
+    /// answered BEHIND: the Paxos learner catch-up (review-layout29 H1).
+    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
+        let _ = (to, layout);
+        Box::pin(async { Err("this network does not push layouts".to_string()) })
+    }
 }
+
+/// A push's end: done, or why not.
+pub type PushFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// Deadline of one CAS call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -97,10 +108,8 @@ pub async fn decide(
         let behind =
             match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
                 End::Done(Outcome::Chosen { value, ours }) => {
-                    return Ok(Decided {
-                        layout: value,
-                        ours,
-                    })
+                    let layout = value;
+                    return settled(slot, Decided { layout, ours }, maybe_applied);
                 }
                 End::NoMajority { answered } => {
                     let refused = prop.refusing();
@@ -124,10 +133,12 @@ pub async fn decide(
                 }
                 End::Done(Outcome::Behind { behind, .. }) => {
                     round += 1;
+                    push_base(net, &members, &behind, base, give_up).await;
                     Some(behind)
                 }
                 End::Done(Outcome::Decided { held, blocking }) => {
-                    return learn(slot, &next, held, blocking, maybe_applied)
+                    let learned = learn(slot, &next, held, blocking, maybe_applied);
+                    return learned.and_then(|d| settled(slot, d, maybe_applied));
                 }
                 End::Done(Outcome::WrongBase { held }) => {
                     return Err(CasError::WrongBase {
@@ -145,6 +156,36 @@ pub async fn decide(
         }
         tokio::time::sleep(pause).await;
     }
+}
+
+/// Pushes `base` to the acceptors that answered BEHIND (the Paxos learner
+/// catch-up, review-layout29 H1) before the retry: one that missed the
+/// push of the base would otherwise wait for gossip, whose staging holds
+/// a layout back while a fork of its version is in sight, and refuse
+/// every change (`removenode` too) for good. Best-effort, within
+/// `give_up`.
+async fn push_base(
+    net: &dyn AcceptorNet,
+    members: &[NodeInfo],
+    behind: &[String],
+    base: &Layout,
+    give_up: tokio::time::Instant,
+) {
+    let version = base.version;
+    let pushes: FuturesUnordered<_> = (members.iter())
+        .filter(|n| behind.contains(&n.id))
+        .map(|n| {
+            let (push, id) = (net.push(n, base), n.id.clone());
+            async move { (id, push.await) }
+        })
+        .collect();
+    let all = pushes.for_each(move |(id, done)| async move {
+        match done {
+            Ok(()) => tracing::info!(acceptor = %id, version, "layout CAS: pushed the base to an acceptor behind it"),
+            Err(e) => tracing::debug!(acceptor = %id, version, error = %e, "layout CAS: base push failed"),
+        }
+    });
+    let _ = tokio::time::timeout_at(give_up, all).await;
 }
 
 /// Pauses between attempts at higher ballots: from 20 ms, doubling up to
@@ -245,7 +286,11 @@ pub async fn propose_adopting(
     mine: &(dyn Fn(&Layout) -> bool + Sync),
 ) -> Result<Layout, super::ProposeError> {
     let deadline = super::cluster::PROPOSE_DEADLINE;
-    let decided = decide(net, me, base, next, deadline).await?;
+    let decided = match decide(net, me, base, next, deadline).await {
+        // Superseded by a layout holding this node's change: adopted.
+        Err(CasError::Superseded { layout, .. }) if mine(&layout) => return Ok(*layout),
+        decided => decided?,
+    };
     if !decided.ours && !mine(&decided.layout) {
         return Err(super::ProposeError::Concurrent {
             version: decided.layout.version,
@@ -296,6 +341,15 @@ impl AcceptorNet for LocalFirst {
             None => Box::pin(async { Err("no network to the other members".to_string()) }),
         }
     }
+
+    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
+        match &self.remote {
+            // This node's own acceptor holds the base: it proposes on it.
+            _ if to.id == self.cluster.me() => Box::pin(async { Ok(()) }),
+            Some(remote) => remote.push(to, layout),
+            None => Box::pin(async { Err("no network to the other members".to_string()) }),
+        }
+    }
 }
 
 /// How the transport addresses acceptor `n` (of `dc`, `rack`).
@@ -340,6 +394,14 @@ impl AcceptorNet for PeersNet {
             }
             .map_err(|e| e.to_string())?;
             acceptor::reply_from(&node.id, &reply).map_err(|e| e.to_string())
+        })
+    }
+
+    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
+        let (peers, node, msg) = (self.0.clone(), to.clone(), super::sync::to_message(layout));
+        Box::pin(async move {
+            let pushed = peers.push_layout(&node, msg, CALL_TIMEOUT).await;
+            pushed.map(drop).map_err(|e| e.to_string())
         })
     }
 }

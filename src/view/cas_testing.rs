@@ -18,7 +18,26 @@ use super::Cluster;
 use crate::engine::Engine;
 use crate::layout::consensus::Msg;
 use crate::layout::Layout;
-use crate::topology::NodeInfo;
+use crate::topology::{NodeInfo, Topology};
+
+/// The dev seed cut down to dc1's three nodes (rf 1).
+pub fn three_nodes() -> Layout {
+    let mut l = Layout::seed(&Topology::dev());
+    l.datacenters.retain(|d| d.name == "dc1");
+    for spec in l.keyspaces.values_mut() {
+        spec.replication = [("dc1".to_string(), 1)].into_iter().collect();
+    }
+    l
+}
+
+/// `l` + keyspace `name`, as the next version.
+pub fn with_keyspace(l: &Layout, name: &str) -> Layout {
+    let mut next = l.clone();
+    next.version += 1;
+    let spec = (next.keyspaces.values().next()).expect("one keyspace");
+    next.keyspaces.insert(name.to_string(), spec.clone());
+    next
+}
 
 /// The nodes of a group, by id, the ones cut off, and the accepts held
 /// back ([`Group::hold_accepts`]).

@@ -14,6 +14,7 @@
 //! Must not: open ports, decide or merge layouts (it installs through
 //! [`Cluster::install`]), or wait past its bound.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,6 +30,10 @@ use crate::transport::Peers;
 
 /// How long a start waits for a majority of its members' layouts.
 pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(10);
+
+/// Once a majority answered, how long a start waits for more answers
+/// while the newest version answered has no backing (review-layout28 L3).
+pub const SETTLE_WITHIN: Duration = Duration::from_secs(1);
 
 /// Pause before asking a member that did not answer again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
@@ -66,9 +71,11 @@ pub enum CaughtUp {
 
 /// Asks every other member of `cluster`'s view for its layout through
 /// `source` (each again after a pause until it answers) until a majority
-/// of the view answered (and, when the answers of the newest version
-/// disagree, the rest too) or `within` passed; then installs the layout
-/// they back ([`backed`]), not the first to arrive (review-layout27 M4).
+/// of the view answered and the answers back a layout of the newest
+/// version answered (else until all answered, or [`SETTLE_WITHIN`] after
+/// the majority: a dead member does not hold the start, review-layout28
+/// L3), or `within` passed; then installs the layout they back
+/// ([`backed`]), not the first to arrive (review-layout27 M4).
 pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Duration) -> CaughtUp {
     let view = cluster.current();
     let from = view.version();
@@ -87,11 +94,16 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
         .collect();
     let mut answers = vec![(view.me_id().to_string(), (*view.layout).clone())];
     let enough =
-        |a: &[(String, Layout)]| a.len() > needed && (a.len() > others.len() || newest_agree(a));
+        |a: &[(String, Layout)]| a.len() > needed && (a.len() > others.len() || newest_backed(a));
+    // Once a majority answered, more answers are awaited only briefly.
+    let mut until = give_up;
     while !enough(&answers) {
-        match tokio::time::timeout_at(give_up, asks.next()).await {
+        match tokio::time::timeout_at(until, asks.next()).await {
             Ok(Some(answer)) => answers.push(answer),
             Ok(None) | Err(_) => break,
+        }
+        if answers.len() == needed + 1 {
+            until = give_up.min(Instant::now() + SETTLE_WITHIN);
         }
     }
     if let Some(layout) = backed(&answers) {
@@ -119,48 +131,60 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
     CaughtUp::Majority { answered, from, to }
 }
 
-/// Whether every answer of the newest version holds one layout.
-fn newest_agree(answers: &[(String, Layout)]) -> bool {
+/// Whether the answers back a layout of the newest version answered, or
+/// nothing newer than this node's (the first answer) was answered.
+fn newest_backed(answers: &[(String, Layout)]) -> bool {
     let newest = answers.iter().map(|(_, l)| l.version).max();
-    let mut digests = (answers.iter())
-        .filter(|(_, l)| Some(l.version) == newest)
-        .map(|(_, l)| l.digest());
-    let first = digests.next();
-    digests.all(|d| Some(d) == first)
+    newest <= Some(answers[0].1.version) || pick(answers, |_, _| {}).map(|l| l.version) == newest
 }
 
 /// The layout `answers` (each member and its layout, this node's
-/// included) back: per version from the newest, the one every answer of
-/// that version holds, else the one a quorum of its own voters holds
-/// among them ([`crate::layout::acceptors::held_by_its_voters`]); a
-/// version whose answers disagree with neither is passed over, logged.
+/// included) back ([`pick`]), logging the versions passed over.
 pub(crate) fn backed(answers: &[(String, Layout)]) -> Option<&Layout> {
-    let versions: std::collections::BTreeSet<u64> =
-        answers.iter().map(|(_, l)| l.version).collect();
+    let chosen = pick(answers, |version, held| {
+        let digests: BTreeSet<u128> = held.iter().map(|(_, l)| l.digest()).collect();
+        match digests.len() {
+            1 => tracing::warn!(version, holder = %held[0].0,
+                "layout: one member alone answered a newer layout at start; not taken on its word (gossip brings it once others hold it)"),
+            n => tracing::error!(version, layouts = n,
+                "layout: members answered different layouts of one version at start, none held by a quorum of its voters: took none of them"),
+        }
+    })?;
+    let (version, digest) = (chosen.version, chosen.digest());
+    if (answers.iter()).any(|(_, l)| l.version == version && l.digest() != digest) {
+        tracing::warn!(version, chosen = %format!("{digest:032x}"),
+            "layout: members answered different layouts of one version at start (a fork); took the one a quorum of its voters holds");
+    }
+    Some(chosen)
+}
+
+/// Per version from the newest: the layout every answer of that version
+/// holds when at least two members answered it (one member's word is
+/// not taken: it may hold a fork, review-layout28 L3), else the one a
+/// quorum of its own voters holds among them
+/// ([`crate::layout::acceptors::held_by_its_voters`]); a version with
+/// neither is passed over (`passed(version, answers of it)`).
+fn pick(
+    answers: &[(String, Layout)],
+    passed: impl Fn(u64, &[(String, Layout)]),
+) -> Option<&Layout> {
+    let versions: BTreeSet<u64> = answers.iter().map(|(_, l)| l.version).collect();
     for version in versions.into_iter().rev() {
         let held: Vec<(String, Layout)> = (answers.iter())
             .filter(|(_, l)| l.version == version)
             .cloned()
             .collect();
-        let digests: std::collections::BTreeSet<u128> =
-            held.iter().map(|(_, l)| l.digest()).collect();
+        let digests: BTreeSet<u128> = held.iter().map(|(_, l)| l.digest()).collect();
         let chosen = match digests.len() {
-            1 => Some(&held[0].1),
+            1 if held.len() >= 2 => Some(&held[0].1),
             _ => crate::layout::acceptors::held_by_its_voters(&held),
         };
-        if let Some(chosen) = chosen {
-            if digests.len() > 1 {
-                tracing::warn!(version, layouts = digests.len(), chosen = %format!("{:032x}", chosen.digest()),
-                    "layout: members answered different layouts of one version at start (a fork); took the one a quorum of its voters holds");
-            }
-            let digest = chosen.digest();
-            return answers
-                .iter()
-                .map(|(_, l)| l)
-                .find(|l| l.digest() == digest);
-        }
-        tracing::error!(version, layouts = digests.len(),
-            "layout: members answered different layouts of one version at start, none held by a quorum of its voters: took none of them");
+        let Some(chosen) = chosen else {
+            passed(version, &held);
+            continue;
+        };
+        let digest = chosen.digest();
+        return (answers.iter().map(|(_, l)| l)).find(|l| l.digest() == digest);
     }
     None
 }
@@ -197,125 +221,5 @@ impl LayoutSource for PeersSource {
             let msg = (self.0.get_layout(&to, timeout).await).map_err(|e| e.to_string())?;
             super::sync::from_message(&to.id, &msg).map_err(|e| e.to_string())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::topology::Topology;
-    use std::collections::BTreeMap;
-
-    fn with_keyspace(l: &Layout, name: &str) -> Layout {
-        let mut next = l.clone();
-        next.version += 1;
-        let spec = next.keyspaces.values().next().expect("dev has one").clone();
-        next.keyspaces.insert(name.to_string(), spec);
-        next
-    }
-
-    /// Each member answers with its layout after its delay, or never.
-    struct Members(BTreeMap<String, (Option<Duration>, Layout)>);
-
-    impl LayoutSource for Members {
-        fn layout_of(
-            &self,
-            to: &NodeInfo,
-            timeout: Duration,
-        ) -> Pin<Box<dyn Future<Output = Result<Layout, String>> + Send + '_>> {
-            let answer = self.0.get(&to.id).cloned();
-            Box::pin(async move {
-                match answer {
-                    Some((Some(delay), layout)) if delay <= timeout => {
-                        tokio::time::sleep(delay).await;
-                        Ok(layout)
-                    }
-                    _ => {
-                        tokio::time::sleep(timeout).await;
-                        Err("no answer".to_string())
-                    }
-                }
-            })
-        }
-    }
-
-    /// dc1-n1 restarted on the seed layout while the others went on to v3.
-    fn restarted(answer: impl Fn(&str) -> Option<Duration>) -> (Cluster, Members, Layout) {
-        let seed = Layout::seed(&Topology::dev());
-        let v3 = with_keyspace(&with_keyspace(&seed, "a"), "b");
-        let me = Cluster::new(seed.clone(), "dc1-n1", None).expect("a view");
-        let members = (seed.nodes().map(|(_, _, n)| n.id.clone()))
-            .filter(|id| id != "dc1-n1")
-            .map(|id| (id.clone(), (answer(&id), v3.clone())))
-            .collect();
-        (me, Members(members), v3)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_restarted_node_takes_its_members_newer_layout_before_serving() {
-        let (me, members, v3) = restarted(|_| Some(Duration::from_millis(30)));
-        let done = catch_up(&me, &members, CATCH_UP_WITHIN).await;
-        assert!(
-            matches!(done, CaughtUp::Majority { from: 1, to: 3, .. }),
-            "{done:?}"
-        );
-        assert_eq!(*me.current().layout, v3);
-    }
-
-    /// Two of the five others dead: the three that answer make a majority
-    /// of six with this node; the start does not wait for the dead.
-    #[tokio::test(start_paused = true)]
-    async fn dead_members_in_a_minority_do_not_hold_the_start() {
-        let dead = ["dc2-n1", "dc2-n2"];
-        let (me, members, _) =
-            restarted(|id| (!dead.contains(&id)).then_some(Duration::from_millis(30)));
-        let started = Instant::now();
-        let done = catch_up(&me, &members, CATCH_UP_WITHIN).await;
-        assert_eq!(
-            done,
-            CaughtUp::Majority {
-                answered: 3,
-                from: 1,
-                to: 3
-            }
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
-    }
-
-    /// Nobody answers: the start waits the bound, then serves on its own
-    /// layout (and says so).
-    #[tokio::test(start_paused = true)]
-    async fn with_no_member_answering_the_start_waits_the_bound_then_serves() {
-        let (me, members, _) = restarted(|_| None);
-        let started = Instant::now();
-        let done = catch_up(&me, &members, CATCH_UP_WITHIN).await;
-        let timed_out = CaughtUp::TimedOut {
-            answered: 0,
-            needed: 3,
-            from: 1,
-            to: 1,
-        };
-        assert_eq!(done, timed_out);
-        assert_eq!(started.elapsed(), CATCH_UP_WITHIN);
-    }
-
-    /// review-layout27 M4: among the answers, the layout the members back
-    /// is installed, not the first to arrive: dc1-n2 holds a fork of v3
-    /// and answers first, the others hold the chosen v3 (before: the fork
-    /// was installed, and the chosen v3 then refused as a fork).
-    #[tokio::test(start_paused = true)]
-    async fn the_layout_a_quorum_holds_is_installed_not_the_first_answer() {
-        let (me, mut members, v3) = restarted(|_| Some(Duration::from_millis(30)));
-        let fork = with_keyspace(&with_keyspace(&Layout::seed(&Topology::dev()), "a"), "x");
-        let early = (Some(Duration::from_millis(1)), fork.clone());
-        members.0.insert("dc1-n2".to_string(), early);
-        let done = catch_up(&me, &members, CATCH_UP_WITHIN).await;
-        assert!(matches!(done, CaughtUp::Majority { to: 3, .. }), "{done:?}");
-        let installed = me.current().layout.digest();
-        assert_eq!(installed, v3.digest(), "the chosen v3, not the fork");
     }
 }

@@ -311,6 +311,13 @@ impl Cluster {
                 maybe_applied,
                 ..
             }) => return Err(self.on_wrong_base(&base.layout, &held, maybe_applied)),
+            Err(cas::CasError::Superseded { slot, layout }) => {
+                // Decided and newer than the slot: taken as gossip would.
+                if let Err(e) = self.install((*layout).clone()) {
+                    tracing::warn!(version = layout.version, error = %e, "layout: a newer layout learned while proposing not installed");
+                }
+                return Err(cas::CasError::Superseded { slot, layout }.into());
+            }
             decided => decided?,
         };
         let chosen = Arc::new(decided.layout);

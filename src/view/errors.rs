@@ -62,19 +62,46 @@ pub enum ProposeError {
 
 impl ProposeError {
     /// The HTTP status an admin answer carries: 409 when another change
-    /// won or the slot is decided elsewhere (re-read and retry; an
-    /// `Undecided` slot is decided, this node learns it by gossip:
-    /// review-layout28 L5), 503 when undecided (the text says whether
-    /// it may still be applied), 500 when this node failed.
+    /// won or the slot is decided elsewhere and this change was certainly
+    /// not applied (re-read and retry; an `Undecided` slot is decided,
+    /// this node learns it by gossip: review-layout28 L5), 503 when it
+    /// may still be applied (review-final28 L2) or is undecided, 500 when
+    /// this node failed.
     pub fn status(&self) -> u16 {
         match self {
             ProposeError::NotNext { .. }
             | ProposeError::Concurrent { .. }
-            | ProposeError::Forked { .. }
-            | ProposeError::Cas(CasError::Undecided { .. }) => 409,
+            | ProposeError::Forked {
+                maybe_applied: false,
+                ..
+            }
+            | ProposeError::Cas(CasError::Undecided {
+                maybe_applied: false,
+                ..
+            }) => 409,
+            ProposeError::Forked { .. } => 503,
             ProposeError::Cas(_) => 503,
             ProposeError::View(_) | ProposeError::NotInstalled { .. } => 500,
         }
+    }
+
+    /// The `geokv-applied` verdict an admin answer carries: `no` only
+    /// when the change was certainly not applied, else `maybe`.
+    pub fn applied(&self) -> &'static str {
+        match self {
+            ProposeError::NotNext { .. } | ProposeError::Concurrent { .. } => "no",
+            ProposeError::Forked { maybe_applied, .. } => verdict(*maybe_applied),
+            ProposeError::Cas(e) => verdict(e.maybe_applied()),
+            ProposeError::View(_) | ProposeError::NotInstalled { .. } => "maybe",
+        }
+    }
+}
+
+fn verdict(maybe_applied: bool) -> &'static str {
+    if maybe_applied {
+        "maybe"
+    } else {
+        "no"
     }
 }
 
@@ -131,6 +158,13 @@ pub enum CasError {
         behind: Vec<String>,
         maybe_applied: bool,
     },
+    /// This change's Accept was sent, and the answers then showed a layout
+    /// newer than the slot (`layout`, learned or held by a quorum): the
+    /// slot is decided, but its value is not known from `layout` (it may be
+    /// this change, built on since). `layout` is installed as gossip would
+    /// (review-layout28 L4).
+    #[error("layout change v{slot}: the layout moved on to v{} ({}) while this change was being accepted, so whether v{slot} is this change is not known; {}", layout.version, super::cas::describe(layout), applied(true))]
+    Superseded { slot: u64, layout: Box<Layout> },
     /// Acceptors answered that the slot is decided, but no quorum of them
     /// holds one layout of it, nor a quorum of its own voters: this node
     /// is behind and learns it by gossip (review-layout27 M3).
@@ -152,6 +186,7 @@ impl CasError {
             | CasError::WrongBase { maybe_applied, .. }
             | CasError::Behind { maybe_applied, .. }
             | CasError::Undecided { maybe_applied, .. } => *maybe_applied,
+            CasError::Superseded { .. } => true,
         }
     }
 }

@@ -47,6 +47,14 @@ impl KeyspaceError {
             _ => 400,
         }
     }
+
+    /// The `geokv-applied` verdict an admin answer carries.
+    pub fn applied(&self) -> &'static str {
+        match self {
+            KeyspaceError::Propose(e) => e.applied(),
+            _ => "no",
+        }
+    }
 }
 
 /// Parses `dc1:3,dc2:2` (or `dc1=3,...`).

@@ -1,7 +1,8 @@
 //! What the layout CAS driver (`super::cas`) concludes when an attempt
 //! ended without choosing: the slot learned from acceptors that answered
-//! it is decided ([`learn`], I8 of `layout::consensus`), or the error
-//! after the retries ran out ([`given_up`]).
+//! it is decided ([`learn`], I8 of `layout::consensus`), whether a
+//! decided layout leaves this change's fate unknown ([`settled`]), or the
+//! error after the retries ran out ([`given_up`]).
 //! Must not: do I/O, install or spread layouts, or take one acceptor's
 //! word for the slot unless its holders alone leave no quorum.
 
@@ -46,6 +47,23 @@ pub(super) fn learn(
             maybe_applied,
         }),
     }
+}
+
+/// A decided layout (`decided`) newer than `slot`, once this change's
+/// Accept was sent (`maybe_applied`), may be built on this change: the
+/// slot's value is not known from it, so the change may have been
+/// applied ([`CasError::Superseded`]), not refused (review-layout28 L4).
+/// A layout of the slot itself that is not ours is its value: refused.
+pub(super) fn settled(
+    slot: u64,
+    decided: Decided,
+    maybe_applied: bool,
+) -> Result<Decided, CasError> {
+    if decided.ours || !maybe_applied || decided.layout.version <= slot {
+        return Ok(decided);
+    }
+    let layout = Box::new(decided.layout);
+    Err(CasError::Superseded { slot, layout })
 }
 
 /// Why attempts at slot `slot` stopped after `secs`: the acceptors behind

@@ -30,12 +30,15 @@ mod errors;
 pub mod http;
 mod install;
 mod learn;
+pub mod staging;
 pub mod stale_view;
 pub mod store;
 pub mod sync;
 
 #[cfg(test)]
 mod cas_acceptor_set_tests;
+#[cfg(test)]
+mod cas_applied_tests;
 #[cfg(test)]
 mod cas_behind_tests;
 #[cfg(test)]
@@ -47,7 +50,13 @@ pub(crate) mod cas_testing;
 #[cfg(test)]
 mod cas_tests;
 #[cfg(test)]
+mod catch_up_tests;
+#[cfg(test)]
 mod fork_tests;
+#[cfg(test)]
+mod staging_tests;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;
 

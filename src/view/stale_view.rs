@@ -329,3 +329,7 @@ mod switch_tests;
 #[cfg(test)]
 #[path = "stale_view/unmarked_tests.rs"]
 mod unmarked_tests;
+
+#[cfg(test)]
+#[path = "stale_view/digest_tests.rs"]
+mod digest_tests;

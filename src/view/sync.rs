@@ -1,10 +1,14 @@
 //! The network side of the layout: gossip digests carry the sender's layout
 //! version and digest ([`LayoutSync::stamp`]); a node that sees a newer one
-//! (or a different one of its own version) fetches it from the sender
-//! (`GetLayout`) and installs it ([`LayoutSync::observe`]); a proposal is
-//! pushed to every member best-effort (`PushLayout`, [`LayoutSync::push_hook`]).
-//! Gossip alone converges: pushes only make it faster. [`follow`] keeps the
-//! peer channels and the gossip members on the view in force.
+//! fetches it from the sender (`GetLayout`), stages it, and installs it
+//! once the members' gossip backs it (`super::staging`: one peer's word
+//! alone is not taken while a fork is in sight), and one of its own
+//! version with another digest is fetched and refused as a fork
+//! ([`LayoutSync::observe`]); a proposal is pushed to every member
+//! best-effort (`PushLayout`, [`LayoutSync::push_hook`], installed as
+//! pushed: its proposer saw it chosen). Gossip alone converges: pushes
+//! only make it faster. [`follow`] keeps the peer channels and the gossip
+//! members on the view in force.
 //!
 //! Must not: decide what a layout contains, or merge layouts itself (that is
 //! [`super::Cluster::install`]).
@@ -13,7 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
+use super::catch_up::{LayoutSource, PeersSource};
 use super::cluster::PushHook;
+use super::staging::{digest_of, Staging};
 use super::{Cluster, Installed};
 use crate::layout::{Layout, SEED_VERSION};
 use crate::membership::Gossiper;
@@ -35,6 +43,8 @@ pub enum SyncError {
     },
     #[error(transparent)]
     Transport(#[from] crate::transport::TransportError),
+    #[error("layout from {from} not fetched: {reason}")]
+    Fetch { from: String, reason: String },
     #[error(transparent)]
     View(#[from] super::ViewError),
 }
@@ -53,7 +63,9 @@ impl From<SyncError> for crate::error::GeokvError {
             SyncError::Decode { .. } | SyncError::View(_) => {
                 GeokvError::LayoutRefused(e.to_string())
             }
-            SyncError::Transport(_) => GeokvError::Internal(e.to_string()),
+            SyncError::Transport(_) | SyncError::Fetch { .. } => {
+                GeokvError::Internal(e.to_string())
+            }
         }
     }
 }
@@ -68,6 +80,10 @@ pub struct LayoutSync {
     seed_conflict_reported: AtomicBool,
     /// Where fetches and pushes run: the node's task set.
     spawner: Spawner,
+    /// How gossip's fetches reach a member (the transport but in tests).
+    source: Arc<dyn LayoutSource>,
+    /// What gossip showed, and the newer layouts not installed yet.
+    staging: Mutex<Staging>,
 }
 
 /// A layout as sent on the wire.
@@ -88,12 +104,25 @@ pub fn from_message(from: &str, msg: &LayoutMessage) -> Result<Layout, SyncError
 
 impl LayoutSync {
     pub fn new(cluster: Cluster, peers: Arc<Peers>, spawner: Spawner) -> Arc<LayoutSync> {
+        let source = Arc::new(PeersSource(peers.clone()));
+        LayoutSync::with_source(cluster, peers, spawner, source)
+    }
+
+    /// [`LayoutSync::new`] whose gossip fetches go through `source`.
+    pub fn with_source(
+        cluster: Cluster,
+        peers: Arc<Peers>,
+        spawner: Spawner,
+        source: Arc<dyn LayoutSource>,
+    ) -> Arc<LayoutSync> {
         Arc::new(LayoutSync {
             cluster,
             peers,
             fetching: AtomicBool::new(false),
             seed_conflict_reported: AtomicBool::new(false),
             spawner,
+            source,
+            staging: Mutex::default(),
         })
     }
 
@@ -129,18 +158,32 @@ impl LayoutSync {
         theirs > view.version() || (theirs == view.version() && differs)
     }
 
-    /// Looks at a digest received from `digest.from`; fetches and installs
-    /// its layout in the background when it is newer (or conflicting).
+    /// Looks at a digest received from `digest.from`: notes the layout it
+    /// advertises; when it is newer (or conflicting), fetches it in the
+    /// background unless staged already, and installs the newest staged
+    /// layout the members back (`super::staging`).
     pub fn observe(self: &Arc<Self>, digest: &GossipDigest) {
         if self.peers.faults().holds_layouts() {
             return;
         }
+        let advertised = digest_of(&digest.layout_digest);
+        if let Some(d) = advertised {
+            let mut staging = self.staging.lock();
+            staging.heard(&digest.from, digest.layout_version, d);
+        }
         if !self.is_behind(digest) || self.fetching.swap(true, Ordering::AcqRel) {
             return;
         }
+        let staged = advertised.is_some_and(|d| self.staging.lock().has(d));
         let (this, from) = (self.clone(), digest.from.clone());
         self.spawner.spawn("layout fetch", async move {
-            match this.fetch(&from).await {
+            let fetched = if staged {
+                Ok(None)
+            } else {
+                this.fetch(&from).await
+            };
+            let done = fetched.and_then(|f| this.install_backed(f));
+            match done {
                 Ok(Installed::Swapped { from: a, to, .. }) => {
                     tracing::info!(peer = %from, from = a, to, "layout: caught up by gossip")
                 }
@@ -151,9 +194,37 @@ impl LayoutSync {
         });
     }
 
-    /// Fetches `from`'s layout and installs it.
-    pub async fn fetch(&self, from: &str) -> Result<Installed, SyncError> {
-        fetch_from(&self.cluster, &self.peers, from).await
+    /// Fetches `from`'s layout (`None` when `from` is not a member here:
+    /// another member will tell us).
+    pub async fn fetch(&self, from: &str) -> Result<Option<Layout>, SyncError> {
+        let Some(peer) = self.cluster.current().node(from).cloned() else {
+            return Ok(None);
+        };
+        let fetched = self.source.layout_of(&peer, CALL_TIMEOUT).await;
+        let layout = fetched.map_err(|reason| SyncError::Fetch {
+            from: from.to_string(),
+            reason,
+        })?;
+        Ok(Some(layout))
+    }
+
+    /// Stages `fetched` when newer than the layout in force (one of the
+    /// same or an older version is installed at once: merged, or refused
+    /// as a fork), then installs the newest staged layout the members
+    /// back, if any.
+    fn install_backed(&self, fetched: Option<Layout>) -> Result<Installed, SyncError> {
+        let installed = self.cluster.current().version();
+        match fetched {
+            Some(l) if l.version <= installed => return Ok(self.cluster.install(l)?),
+            Some(l) => self.staging.lock().stage(l, tokio::time::Instant::now()),
+            None => {}
+        }
+        let ready = (self.staging.lock()).ready(installed, tokio::time::Instant::now());
+        let Some((layout, how)) = ready else {
+            return Ok(Installed::Unchanged { version: installed });
+        };
+        tracing::info!(version = layout.version, backing = ?how, "layout: a staged layout is backed by the members' gossip");
+        Ok(self.cluster.install(layout)?)
     }
 
     /// What `GetLayout` answers.
