@@ -66,6 +66,8 @@ mod tests_cleanup_stall;
 #[cfg(test)]
 mod tests_leave;
 #[cfg(test)]
+mod tests_leave_crash;
+#[cfg(test)]
 mod tests_leave_sync;
 #[cfg(test)]
 mod tests_loopback;

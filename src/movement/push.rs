@@ -322,17 +322,10 @@ impl RangeSink for PeerSink {
             detail,
         };
         let (to, _) = (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
-        let req = crate::proto::v1::internode::SyncWalRequest {};
-        let call = (self.peers).call(&to, req, self.timeout, |mut c, r| async move {
-            c.sync_wal(r).await
-        });
-        match call.await {
-            Ok(_) => Ok(Synced::Durable),
-            Err(crate::transport::TransportError::Rpc { code, .. })
-                if code.grpc() == tonic::Code::Unimplemented =>
-            {
-                Ok(Synced::Unsupported)
-            }
+        use crate::transport::sync_wal::WalSync;
+        match self.peers.sync_wal(&to, self.timeout).await {
+            Ok(WalSync::Synced) => Ok(Synced::Durable),
+            Ok(WalSync::Unsupported) => Ok(Synced::Unsupported),
             Err(e) => Err(err(e.to_string())),
         }
     }

@@ -296,14 +296,14 @@ pub async fn follow(
         let layout = cluster.current().layout.clone();
         for duty in duties(&layout, &me) {
             let dead = duty.dead;
-            if duty.copy && !settled.contains(&layout, &dead) {
+            if duty.copy && !settled.contains(&dead) {
                 let done = tokio::select! {
                     d = gainer.copy(&layout, &dead) => d,
                     _ = shutdown.wait_for(|v| *v) => return,
                 };
                 copied.insert(dead.clone());
                 if done {
-                    settled.insert(&layout, &dead);
+                    settled.insert(&dead);
                 }
             }
             if duty.finish {

@@ -89,7 +89,7 @@ impl RangeSink for Sink {
 
 /// After `leaver` left: every member holds exactly the keys it replicates,
 /// each equal to the original.
-fn check_every_member_holds_its_replicas(w: &World, leaver: &str) {
+pub(super) fn check_every_member_holds_its_replicas(w: &World, leaver: &str) {
     let l = w.layout.current();
     assert_eq!(l.node(leaver).unwrap().2.state, NodeState::Left);
     assert!(l.movements.is_empty());

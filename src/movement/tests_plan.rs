@@ -91,6 +91,26 @@ proptest! {
         }
     }
 
+    /// Only the loser's own datacenter gains from it: another's gainers
+    /// copy from their own sources (review-elastic29 L2).
+    #[test]
+    #[ignore = "review-elastic29 L2 open: a leave's new owners include other datacenters' gainers"]
+    fn what_a_node_loses_only_its_own_datacenter_gains_from_it(
+        (shape, rfs) in arb_cluster(1..=6),
+        ops in arb_ops(),
+    ) {
+        let topo = build_topology(&shape, &[("ks", rfs)]);
+        let moving = apply(Layout::seed(&topo), &ops);
+        let dc = |id: &str| moving.node(id).map(|(d, _, _)| d.to_string());
+        for node in Ring::from_layout(&moving).nodes() {
+            for loss in losses(&moving, &node.id).unwrap() {
+                for new in &loss.new_owners {
+                    prop_assert_eq!(dc(new), dc(&node.id), "{} gains from {} across datacenters", new, node.id);
+                }
+            }
+        }
+    }
+
     #[test]
     fn cleanup_ranges_are_exactly_what_a_node_does_not_replicate(
         (shape, rfs) in arb_cluster(1..=6),

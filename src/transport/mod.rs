@@ -22,6 +22,7 @@ pub mod read_batch;
 pub mod replica_batch;
 pub mod stream;
 pub mod support;
+pub mod sync_wal;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tls;
