@@ -43,6 +43,15 @@ fn answer(res: Result<Arc<AuthState>, AuthStateError>) -> Response {
                 AuthStateError::Change(ChangeError::Exists(_)) => StatusCode::CONFLICT,
                 AuthStateError::Change(ChangeError::NoRole(_)) => StatusCode::NOT_FOUND,
                 AuthStateError::Change(_) => StatusCode::BAD_REQUEST,
+                AuthStateError::ClockAhead { .. } | AuthStateError::ClockExhausted => {
+                    StatusCode::CONFLICT
+                }
+                AuthStateError::Store(_) => {
+                    // The engine may have written it: it then loads and
+                    // spreads after a restart (review-auth29 L3).
+                    let text = format!("{e}; it may have been saved, and then applied\n");
+                    return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
+                }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (status, format!("{e}\n")).into_response()

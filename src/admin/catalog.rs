@@ -99,6 +99,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, crate::security::auth::DENIED_METRIC, "Requests refused by authentication or authorization, by reason (missing, malformed, bad_token, unknown_role, permission, throttled: too many failed authentications from the address, unverified: a verification that ended without a verdict)."),
     (Gauge, "geokv_auth_version", "Wall time (ms) of the newest change to the replicated roles and permissions in force on this node (equal on converged nodes)."),
     (Gauge, "geokv_auth_verifications_running", "argon2 token verifications running now (at most two at once; calls past them wait)."),
+    (Counter, "geokv_auth_states_refused_total", "Peer auth states refused, by reason (clock_ahead: its clock is more than 60 s ahead of this node's; check NTP)."),
     // Build.
     (Gauge, "geokv_build_info", "Always 1; the labels say which build runs."),
 ];

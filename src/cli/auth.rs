@@ -263,7 +263,33 @@ fn roles_table(v: &Value) -> String {
             ]);
         }
     }
-    format!("{t}\nauth state version {}\n", v["version"])
+    let last = match v["version"].as_u64() {
+        Some(ms) if ms > 0 => rfc3339(ms),
+        _ => "-".to_string(),
+    };
+    format!("{t}\nlast change at {last}\n")
+}
+
+/// Ms since the Unix epoch as RFC 3339 UTC (the auth state's `version` is
+/// the wall time of its newest change; days to a civil date as in Howard
+/// Hinnant's `civil_from_days`).
+fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s) = (rem / 3600, rem / 60 % 60, rem % 60);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        ms % 1000
+    )
 }
 
 #[cfg(test)]
@@ -345,6 +371,15 @@ mod tests {
         for (line, ks) in lines[1..5].iter().zip(["*", "carts", "users", "-"]) {
             assert_eq!(line[at..].split_whitespace().next(), Some(ks), "{line:?}");
         }
-        assert_eq!(lines[5], "auth state version 4");
+        assert_eq!(lines[5], "last change at 1970-01-01T00:00:00.004Z");
+    }
+
+    /// review-auth29 L2: the auth `version` is a wall time in ms now.
+    #[test]
+    fn the_last_change_prints_as_a_date() {
+        assert_eq!(rfc3339(1_764_550_923_456), "2025-12-01T01:02:03.456Z");
+        assert_eq!(rfc3339(1_709_251_199_000), "2024-02-29T23:59:59.000Z");
+        let v = json!({"version": 0, "roles": {}});
+        assert!(roles_table(&v).ends_with("last change at -\n"));
     }
 }

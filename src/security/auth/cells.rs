@@ -30,29 +30,36 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// The lowest stamp, of the bootstrap admin role: every change, and
+    /// every role upgraded from the old format, is later.
+    pub const FLOOR: Stamp = Stamp {
+        ms: 0,
+        n: 0,
+        node: 0,
+    };
+
     /// The stamp of a change made by `node` at wall time `now_ms` on a state
     /// whose newest stamp is `seen`: later than both (so a change is later
-    /// than everything its node knew, whatever its clock says).
-    pub fn next(seen: Stamp, now_ms: u64, node: u64) -> Stamp {
+    /// than everything its node knew, whatever its clock says). `None` when
+    /// no stamp is later than `seen` (it is the largest there is): a change
+    /// stamped lower would lose to what it supersedes (review-auth29 M2).
+    pub fn next(seen: Stamp, now_ms: u64, node: u64) -> Option<Stamp> {
         if now_ms > seen.ms {
-            return Stamp {
+            return Some(Stamp {
                 ms: now_ms,
                 n: 0,
                 node,
-            };
+            });
         }
-        match seen.n.checked_add(1) {
-            Some(n) => Stamp {
+        if let Some(n) = seen.n.checked_add(1) {
+            return Some(Stamp {
                 ms: seen.ms,
                 n,
                 node,
-            },
-            None => Stamp {
-                ms: seen.ms.saturating_add(1),
-                n: 0,
-                node,
-            },
+            });
         }
+        let ms = seen.ms.checked_add(1)?;
+        Some(Stamp { ms, n: 0, node })
     }
 }
 

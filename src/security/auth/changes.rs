@@ -8,14 +8,30 @@
 
 use std::sync::Arc;
 
+use super::cells::Stamp;
 use super::model::Draft;
 use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
+use super::{InstallError, MAX_OFFSET_MS};
 use super::{Perm, ANY_KEYSPACE};
 
 impl Auth {
     /// Installs a state learned from a peer: merged with ours; if that
-    /// changes it, persisted then swapped. Returns whether it changed.
-    pub fn install(&self, incoming: AuthState) -> Result<bool, store::StoreError> {
+    /// changes it, persisted then swapped. Returns whether it changed. A
+    /// state whose clock is more than [`MAX_OFFSET_MS`] ahead of this
+    /// node's wall clock is refused (logged, counted in
+    /// `geokv_auth_states_refused_total{reason="clock_ahead"}`): its stamps
+    /// would win over every change made here until wall time caught up.
+    pub fn install(&self, incoming: AuthState) -> Result<bool, InstallError> {
+        let ahead_ms = incoming.clock().ms.saturating_sub(now_ms());
+        if ahead_ms > MAX_OFFSET_MS {
+            metrics::counter!("geokv_auth_states_refused_total", "reason" => "clock_ahead")
+                .increment(1);
+            tracing::warn!(
+                ahead_ms,
+                "auth: refused a peer's state whose clock is ahead of this node's (check NTP)"
+            );
+            return Err(InstallError::ClockAhead { ahead_ms });
+        }
         let _guard = self.install.lock();
         let current = self.state();
         let merged = (*current).clone().merge(incoming);
@@ -51,7 +67,12 @@ impl Auth {
         let next = {
             let _guard = self.install.lock();
             let state = self.state();
-            let at = state.stamp(now_ms(), self.writer);
+            let now = now_ms();
+            let ahead_ms = state.clock().ms.saturating_sub(now);
+            if ahead_ms > MAX_OFFSET_MS {
+                return Err(AuthStateError::ClockAhead { ahead_ms });
+            }
+            let at = (state.stamp(now, self.writer)).ok_or(AuthStateError::ClockExhausted)?;
             let next = f(&Draft { state: &state, at })?;
             self.swap(next)?;
             self.state()
@@ -64,13 +85,28 @@ impl Auth {
 
     /// First start with an admin token (`--admin-token-file`,
     /// `GEOKV_ADMIN_TOKEN`): when no state was ever made, creates its role
-    /// with `admin` on every keyspace. Returns whether it did.
+    /// with `admin` on every keyspace, stamped at [`Stamp::FLOOR`], below
+    /// every change ever made: a node started empty later (a join, a
+    /// replaced disk) must not undo the cluster's drop, revoke or rotation
+    /// of that role (review-auth29 H1). Returns whether it did.
     pub fn bootstrap(&self, token: &Token) -> Result<bool, AuthStateError> {
         if !self.state().is_empty() {
             return Ok(false);
         }
         let phc = secret::hash(&token.secret)?;
-        self.change(|s| s.with_role(&token.role, Some(phc), &[(ANY_KEYSPACE, Perm::Admin)]))?;
+        let next = {
+            let _guard = self.install.lock();
+            let state = self.state();
+            if !state.is_empty() {
+                return Ok(false);
+            }
+            let grants = [(ANY_KEYSPACE, Perm::Admin)];
+            self.swap(state.create_role(Stamp::FLOOR, &token.role, Some(phc), &grants)?)?;
+            self.state()
+        };
+        if let Some(push) = self.push.get() {
+            push(next);
+        }
         Ok(true)
     }
 }

@@ -99,7 +99,7 @@ fn run(steps: &[Step]) -> (Vec<AuthState>, Vec<(Stamp, Op)>) {
         match step {
             Step::Change(r, dt, op) => {
                 wall[*r] += dt;
-                let at = reps[*r].stamp(wall[*r], *r as u64 + 1);
+                let at = reps[*r].stamp(wall[*r], *r as u64 + 1).unwrap();
                 if let Ok(next) = apply(&reps[*r], at, op) {
                     reps[*r] = next;
                     made.push((at, op.clone()));
@@ -157,14 +157,14 @@ fn the_old_versioned_form_loads_and_later_changes_win_over_it() {
     batch.put_raw(crate::engine::Cf::Meta, store::AUTH_KEY, OLD.as_bytes());
     crate::engine::Engine::write(&engine, batch).unwrap();
     assert_eq!(store::load(&engine).unwrap(), s);
-    // A node upgraded from a newer old version wins role by role; any
+    // A node upgraded from a newer old version wins whole (legacy.rs); any
     // change made since wins over both.
     let older: AuthState =
         serde_json::from_str(r#"{"version":2,"roles":{"app":{"grants":{"b":["read"]}}}}"#).unwrap();
     assert_eq!(older.clone().merge(s.clone()), s.clone().merge(older));
     assert_eq!(s.clone().merge(s.clone()).roles(), s.roles());
     let revoked = s
-        .set_grant(s.stamp(0, 9), "app", "a", Perm::Write, false)
+        .set_grant(s.stamp(0, 9).unwrap(), "app", "a", Perm::Write, false)
         .unwrap();
     let merged = s.merge(revoked);
     assert_eq!(merged.decide("app", "a", Perm::Write), Decision::Deny);

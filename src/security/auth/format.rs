@@ -1,11 +1,11 @@
 //! The auth state as JSON, in `meta` and on the wire (`SyncAuth`):
-//! `{"format": 2, "clock": STAMP, "roles": {NAME: cells}}`. The old
-//! versioned form (`{"version": N, "roles": {NAME: {"secret", "grants"}}}`,
-//! no `format`) still loads: its cells are stamped `(0 ms, N, node 0)`, so a
-//! state upgraded from a higher version wins over one from a lower version
-//! role by role, and any change made since wins over both. A node of the
-//! old form refuses the new one (it has no `version`): it keeps its state
-//! until it is upgraded too.
+//! `{"format": 2, "clock": STAMP, "roles": {NAME: cells}, "legacy":
+//! {"version": N, "roles": ...}}`. The old versioned form (`{"version": N,
+//! "roles": {NAME: {"secret", "grants"}}}`, no `format`) still loads, as the
+//! `legacy` snapshot (`legacy.rs`): of two upgraded states the higher
+//! version wins whole, as before, and any change made since wins over it.
+//! A node of the old form refuses the new one (it has no `version`): it
+//! keeps its state until it is upgraded too.
 //!
 //! Must not: merge states, or read or write the engine.
 
@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::cells::{RoleCells, Stamp};
+use super::legacy::Legacy;
 use super::model::{AuthState, Role};
 
 /// The format this build writes.
@@ -24,6 +25,8 @@ struct Out<'a> {
     format: u32,
     clock: Stamp,
     roles: &'a BTreeMap<String, RoleCells>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    legacy: &'a Option<Legacy>,
 }
 
 impl Serialize for AuthState {
@@ -32,6 +35,7 @@ impl Serialize for AuthState {
             format: FORMAT,
             clock: self.clock,
             roles: &self.cells,
+            legacy: &self.legacy,
         }
         .serialize(s)
     }
@@ -49,6 +53,8 @@ struct In {
     clock: Stamp,
     #[serde(default)]
     roles: serde_json::Value,
+    #[serde(default)]
+    legacy: Option<Legacy>,
 }
 
 impl<'de> Deserialize<'de> for AuthState {
@@ -64,38 +70,26 @@ impl<'de> Deserialize<'de> for AuthState {
                 let mut cells: BTreeMap<String, RoleCells> =
                     serde_json::from_value(roles).map_err(D::Error::custom)?;
                 cells.values_mut().for_each(RoleCells::normalize);
-                Ok(AuthState::from_cells(i.clock, cells))
+                Ok(AuthState::from_cells(i.clock, cells, i.legacy))
             }
             (0, Some(version)) => {
                 let old: BTreeMap<String, Role> =
                     serde_json::from_value(roles).map_err(D::Error::custom)?;
-                Ok(upgrade(version, old))
+                Ok(AuthState::from_cells(Stamp::default(), BTreeMap::new(), upgrade(version, old)))
             }
             (0, None) => Err(D::Error::missing_field("format")),
-            (f, _) => Err(D::Error::custom(format!(
+            (f, _) if f > FORMAT => Err(D::Error::custom(format!(
                 "auth state format {f} is newer than this build's ({FORMAT})"
+            ))),
+            (f, _) => Err(D::Error::custom(format!(
+                "unknown auth state format {f} (this build reads {FORMAT} and the old versioned form)"
             ))),
         }
     }
 }
 
-/// The old versioned state `version` with `roles`, as cells stamped
-/// `(0, version, 0)`.
-fn upgrade(version: u64, roles: BTreeMap<String, Role>) -> AuthState {
-    let at = Stamp {
-        ms: 0,
-        n: version,
-        node: 0,
-    };
-    let cells = (roles.into_iter())
-        .map(|(name, role)| {
-            let grants: Vec<(&str, _)> = (role.grants.iter())
-                .flat_map(|(ks, perms)| perms.iter().map(move |p| (ks.as_str(), *p)))
-                .collect();
-            let mut c = RoleCells::default();
-            c.create(at, role.secret.clone(), &grants);
-            (name, c)
-        })
-        .collect();
-    AuthState::from_cells(at, cells)
+/// The old versioned state `version` with `roles`, as the legacy snapshot
+/// (none for the old empty state, version 0: a bootstrap still runs).
+fn upgrade(version: u64, roles: BTreeMap<String, Role>) -> Option<Legacy> {
+    (version > 0 || !roles.is_empty()).then_some(Legacy { version, roles })
 }

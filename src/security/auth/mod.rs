@@ -29,6 +29,7 @@ pub mod cells;
 mod changes;
 mod check;
 mod format;
+mod legacy;
 pub mod model;
 pub mod secret;
 pub mod store;
@@ -39,11 +40,15 @@ pub mod verify;
 #[cfg(test)]
 mod attempt_tests;
 #[cfg(test)]
+mod clock_tests;
+#[cfg(test)]
 mod crdt_tests;
 #[cfg(test)]
 mod merge_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upgrade_tests;
 
 pub use cells::Stamp;
 pub use model::{AuthState, ChangeError, Decision, Draft, Perm, Role, ANY_KEYSPACE};
@@ -145,6 +150,29 @@ pub enum AuthStateError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Hash(#[from] secret::HashError),
+    /// The state's newest change is stamped more than [`MAX_OFFSET_MS`]
+    /// ahead of this node's wall clock: a change made now would be stamped
+    /// in the future too (nothing was changed).
+    #[error("clock ahead: the auth state's newest change is {ahead_ms} ms ahead of this node's clock (more than {MAX_OFFSET_MS} ms); nothing was changed: check the nodes' clocks (NTP) and retry once this node's clock has caught up")]
+    ClockAhead { ahead_ms: u64 },
+    /// The newest stamp seen is the largest there is (nothing was changed).
+    #[error("the auth state's clock is exhausted (its newest stamp is the largest there is); nothing was changed")]
+    ClockExhausted,
+}
+
+/// How far (ms) a state's clock may be ahead of this node's wall clock:
+/// further, a peer's state is refused and no change is made here (as
+/// CockroachDB's maximum clock offset; review-auth29 M2).
+pub const MAX_OFFSET_MS: u64 = 60_000;
+
+/// A peer's state was not installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Its clock is more than [`MAX_OFFSET_MS`] ahead of this node's.
+    #[error("refused a peer's auth state whose clock is {ahead_ms} ms ahead of this node's (more than {MAX_OFFSET_MS} ms): check the nodes' clocks (NTP); nothing was installed")]
+    ClockAhead { ahead_ms: u64 },
 }
 
 /// Pushes a state changed here to peers (best effort).

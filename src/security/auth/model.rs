@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::cells::{RoleCells, Stamp};
+use super::legacy::Legacy;
 
 /// The keyspace wildcard of a grant: every keyspace, present and future.
 pub const ANY_KEYSPACE: &str = "*";
@@ -90,7 +91,10 @@ pub struct AuthState {
     /// The newest stamp this state has seen (its hybrid logical clock).
     pub(super) clock: Stamp,
     pub(super) cells: BTreeMap<String, RoleCells>,
-    /// Derived from `cells` ([`AuthState::derive`]).
+    /// The state upgraded from the old versioned format, if any: its roles
+    /// count under `cells` ([`Legacy`]).
+    pub(super) legacy: Option<Legacy>,
+    /// Derived from `cells` and `legacy` ([`AuthState::derive`]).
     roles: BTreeMap<String, Role>,
 }
 
@@ -134,20 +138,40 @@ fn name_ok(name: &str) -> bool {
 impl AuthState {
     /// The state of `cells` that has seen stamps up to `clock` (at least
     /// the newest in `cells`, so no change here is stamped below a cell).
-    pub(super) fn from_cells(clock: Stamp, cells: BTreeMap<String, RoleCells>) -> AuthState {
-        let newest = cells.values().map(RoleCells::newest).max();
+    pub(super) fn from_cells(
+        clock: Stamp,
+        cells: BTreeMap<String, RoleCells>,
+        legacy: Option<Legacy>,
+    ) -> AuthState {
+        let newest = (cells.values().map(RoleCells::newest))
+            .chain(legacy.as_ref().map(Legacy::stamp))
+            .max();
         let mut s = AuthState {
             clock: clock.max(newest.unwrap_or_default()),
             cells,
+            legacy,
             roles: BTreeMap::new(),
         };
         s.derive();
         s
     }
 
+    /// The roles in force: each role's cells merged with the legacy
+    /// snapshot's (which every change made since is stamped above).
     fn derive(&mut self) {
-        self.roles = (self.cells.iter())
-            .filter_map(|(name, c)| Some((name.clone(), c.role()?)))
+        let legacy = self.legacy.as_ref();
+        let names: BTreeSet<&String> = (self.cells.keys())
+            .chain(legacy.into_iter().flat_map(|l| l.roles.keys()))
+            .collect();
+        self.roles = (names.into_iter())
+            .filter_map(|name| {
+                let mine = self.cells.get(name).cloned().unwrap_or_default();
+                let c = match legacy.and_then(|l| l.cells(name)) {
+                    Some(old) => mine.merge(old),
+                    None => mine,
+                };
+                Some((name.clone(), c.role()?))
+            })
             .collect();
     }
 
@@ -186,7 +210,7 @@ impl AuthState {
 
     /// Whether no change was ever made (nor learned).
     pub fn is_empty(&self) -> bool {
-        self.clock == Stamp::default() && self.cells.is_empty()
+        self.clock == Stamp::default() && self.cells.is_empty() && self.legacy.is_none()
     }
 
     /// The state every node converges on from `self` and `other`: per role
@@ -197,12 +221,13 @@ impl AuthState {
             let mine = self.cells.remove(&name).unwrap_or_default();
             self.cells.insert(name, mine.merge(theirs));
         }
-        AuthState::from_cells(self.clock.max(other.clock), self.cells)
+        let legacy = Legacy::pick(self.legacy, other.legacy);
+        AuthState::from_cells(self.clock.max(other.clock), self.cells, legacy)
     }
 
     /// The stamp of a change made now by `node` (wall time `now_ms`): later
-    /// than every stamp this state has seen.
-    pub fn stamp(&self, now_ms: u64, node: u64) -> Stamp {
+    /// than every stamp this state has seen (`None`: there is none).
+    pub fn stamp(&self, now_ms: u64, node: u64) -> Option<Stamp> {
         Stamp::next(self.clock, now_ms, node)
     }
 
@@ -210,7 +235,7 @@ impl AuthState {
     fn changed(&self, at: Stamp, name: &str, f: impl FnOnce(&mut RoleCells)) -> AuthState {
         let mut cells = self.cells.clone();
         f(cells.entry(name.to_string()).or_default());
-        AuthState::from_cells(self.clock.max(at), cells)
+        AuthState::from_cells(self.clock.max(at), cells, self.legacy.clone())
     }
 
     /// A new role `name` created at `at`, whose secret hashes to `phc`

@@ -35,6 +35,18 @@ pub enum ServeError {
     /// then loads on the next start).
     #[error("{0}; it may have been saved")]
     Store(#[from] super::store::StoreError),
+    /// Its clock is too far ahead of this node's: nothing was installed.
+    #[error("{0}")]
+    Refused(super::InstallError),
+}
+
+impl From<super::InstallError> for ServeError {
+    fn from(e: super::InstallError) -> Self {
+        match e {
+            super::InstallError::Store(e) => ServeError::Store(e),
+            e => ServeError::Refused(e),
+        }
+    }
 }
 
 /// Its answer: "nothing applied" (INVALID_ARGUMENT) for an offer that does
@@ -44,7 +56,9 @@ impl From<ServeError> for crate::error::GeokvError {
     fn from(e: ServeError) -> Self {
         use crate::error::GeokvError;
         match e {
-            ServeError::Decode(_) => GeokvError::InvalidArgument(e.to_string()),
+            ServeError::Decode(_) | ServeError::Refused(_) => {
+                GeokvError::InvalidArgument(e.to_string())
+            }
             ServeError::Store(_) => GeokvError::Internal(e.to_string()),
         }
     }

@@ -60,7 +60,7 @@ proptest! {
 pub(super) fn draft(s: &AuthState) -> Draft<'_> {
     Draft {
         state: s,
-        at: s.stamp(1, 1),
+        at: s.stamp(1, 1).unwrap(),
     }
 }
 
@@ -182,7 +182,7 @@ async fn a_token_is_verified_once_per_state_version() {
     let (generation, _) = auth.snapshot();
     auth.in_force.store(Arc::new(InForce {
         generation,
-        state: Arc::new(AuthState::from_cells(s.clock(), cells)),
+        state: Arc::new(AuthState::from_cells(s.clock(), cells, None)),
     }));
     assert!(
         auth.authenticate(&bearer("app:s3")).await.is_ok(),

@@ -1,0 +1,85 @@
+//! The auth clock's bounds (review-auth29 M2): a change is never stamped at
+//! or below what its node has seen, and a state whose clock is far ahead of
+//! this node's wall clock is neither installed nor changed.
+
+use proptest::prelude::*;
+
+use super::cells::Stamp;
+use super::*;
+
+fn stamp() -> impl Strategy<Value = Stamp> {
+    let edge = prop_oneof![
+        Just(0u64),
+        Just(1),
+        Just(u64::MAX - 1),
+        Just(u64::MAX),
+        any::<u64>()
+    ];
+    (edge.clone(), edge.clone(), edge).prop_map(|(ms, n, node)| Stamp { ms, n, node })
+}
+
+proptest! {
+    #[test]
+    fn a_new_stamp_is_above_everything_seen(seen in stamp(), now in any::<u64>(), node in any::<u64>()) {
+        match Stamp::next(seen, now, node) {
+            Some(s) => prop_assert!(s > seen, "{s:?} <= {seen:?}"),
+            None => prop_assert!(seen.ms == u64::MAX && seen.n == u64::MAX),
+        }
+    }
+}
+
+#[test]
+fn no_stamp_follows_the_largest() {
+    let max = Stamp {
+        ms: u64::MAX,
+        n: u64::MAX,
+        node: 0,
+    };
+    assert_eq!(Stamp::next(max, 5, u64::MAX), None);
+    let s = AuthState::default()
+        .create_role(max, "x", None, &[])
+        .unwrap();
+    assert_eq!(s.stamp(5, 1), None);
+    // Through a node: refused (its clock is also far ahead), not stamped low.
+    let auth = Auth::new(true, s, None);
+    let err = auth.change(|s| s.with_role("y", None, &[])).unwrap_err();
+    assert!(matches!(err, AuthStateError::ClockAhead { .. }), "{err}");
+    assert!(!auth.state().roles().contains_key("y"));
+}
+
+fn wall_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_millis() as u64
+}
+
+/// A state with one role, changed at wall time + `ahead_ms`.
+fn ahead(ahead_ms: u64) -> AuthState {
+    let at = Stamp {
+        ms: wall_ms() + ahead_ms,
+        n: 0,
+        node: 7,
+    };
+    AuthState::default()
+        .create_role(at, "x", None, &[])
+        .unwrap()
+}
+
+#[test]
+fn a_state_whose_clock_is_far_ahead_is_refused_at_install() {
+    let auth = Auth::new(true, AuthState::default(), None);
+    let err = auth.install(ahead(MAX_OFFSET_MS + 3_600_000)).unwrap_err();
+    assert!(matches!(err, InstallError::ClockAhead { .. }), "{err}");
+    assert!(err.to_string().contains("ahead"), "{err}");
+    assert!(auth.state().is_empty(), "nothing installed");
+    // Within the bound it installs.
+    assert!(auth.install(ahead(1_000)).unwrap());
+}
+
+#[test]
+fn no_change_is_made_on_a_state_whose_clock_is_far_ahead() {
+    let auth = Auth::new(true, ahead(MAX_OFFSET_MS + 3_600_000), None);
+    let err = auth.change(|s| s.with_role("y", None, &[])).unwrap_err();
+    assert!(matches!(err, AuthStateError::ClockAhead { .. }), "{err}");
+    assert!(err.to_string().contains("clock ahead"), "{err}");
+    assert!(!auth.state().roles().contains_key("y"));
+}
