@@ -78,6 +78,10 @@ const SPAWN_ALLOWED: &[(&str, &str)] = &[
         "a write's replica calls and stream waits, bounded by its deadline",
     ),
     (
+        "coordinator/write/replica_call.rs",
+        "a replica call's intent cleanup (one local delete) after its acknowledgement, so a RocksDB stall does not hold the fan-out",
+    ),
+    (
         "security/auth/mod.rs",
         "an argon2 verdict's settling (throttle refund, cache), one per run, bounded by the verification places; outlives a caller that gave up",
     ),
