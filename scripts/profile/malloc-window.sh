@@ -6,13 +6,10 @@
 # same window (the admin ports that answer /metrics). RocksDB flushes and
 # compactions in the window count too (C++ operator new): +-15 %.
 exe=$1; phase=$2; tag=$3; secs=${4:-8}; out=${OUT:-alloc}; mkdir -p $out
-$exe bench cost --node-exe $exe --rounds 1 --phases $phase --duration-secs 25 --records 2000 > $out/$tag.bench.txt 2>&1 &
-bp=$!
-for i in $(seq 1 120); do
-  pids=$(pgrep -f "$exe node" | tr '\n' ',' | sed 's/,$//')
-  n=$(echo $pids | tr ',' '\n' | grep -c .)
-  [ "$n" -ge 3 ] && break; sleep 0.5
-done
+. "$(dirname "$0")/common.sh"
+# The nodes are the bench's own children (common.sh), never a process-name
+# pattern: other clusters may run on the same machine.
+start_bench "$exe" "$phase" 25 2000 "$out/$tag.bench.txt" 0.5 || exit 1
 sleep 2
 cands=$(for p in $(echo $pids | tr ',' ' '); do ss -ltnpH | grep "pid=$p," | awk '{print $4}'; done)
 admins=$(for a in $cands; do curl -s -m 1 http://$a/metrics 2>/dev/null | grep -q "^# TYPE" && echo $a; done)
