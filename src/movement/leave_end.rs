@@ -50,8 +50,11 @@ pub async fn hand_queues_over(
     report: &(dyn Fn(String) + Sync),
 ) {
     loop {
-        let queued = queues.seal_if_handed_over().await;
+        // `out` first: a removal finishing between the two would otherwise
+        // end this with the queues unsealed and the records not counted
+        // (review-elastic2-30 M2). Out stays out, so the seal sees it too.
         let out = !until_out || cluster.current().has_left();
+        let queued = queues.seal_if_handed_over().await;
         if queued == 0 && out {
             return;
         }

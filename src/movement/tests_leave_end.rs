@@ -19,6 +19,9 @@ struct Fake {
     left: AtomicU64,
     sealed: AtomicBool,
     cluster: Cluster,
+    /// Installed just after the seal looked at the view, once: the removal
+    /// finishing between the seal and the caller's own look.
+    racing: Mutex<Option<Layout>>,
 }
 
 impl Queues for Fake {
@@ -26,6 +29,9 @@ impl Queues for Fake {
         let left = self.left.load(Ordering::SeqCst);
         if left == 0 && self.cluster.current().has_left() {
             self.sealed.store(true, Ordering::SeqCst);
+        }
+        if let Some(layout) = self.racing.lock().take() {
+            self.cluster.install(layout).expect("install");
         }
         left
     }
@@ -55,6 +61,7 @@ async fn a_leaver_turned_into_a_removal_hands_its_queues_over_then_ends_removed(
         left: AtomicU64::new(2),
         sealed: AtomicBool::new(false),
         cluster: cluster.clone(),
+        racing: Mutex::new(None),
     });
     let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let end = tokio::spawn({
@@ -86,4 +93,34 @@ async fn a_leaver_turned_into_a_removal_hands_its_queues_over_then_ends_removed(
     let last = seen.lock().last().cloned().expect("a status");
     assert_eq!(last.0, "failed");
     assert!(last.1.contains("removenode d"), "{last:?}");
+}
+
+/// The removal finishes between the seal's look at the view (not out yet:
+/// nothing sealed) and the loop's: the loop goes round once more, so the
+/// queues are sealed before the removed node ends (review-elastic2-30 M2).
+#[tokio::test(start_paused = true)]
+async fn a_removal_finishing_during_the_seal_still_ends_sealed() {
+    let [leaving, removing, removed] = layouts();
+    let cluster = Cluster::new(leaving, "d", None).expect("cluster");
+    cluster.install(removing).expect("install");
+    let err = still_leaving(&cluster.current().layout, "d").unwrap_err();
+    let queues = Fake {
+        left: AtomicU64::new(0),
+        sealed: AtomicBool::new(false),
+        cluster: cluster.clone(),
+        racing: Mutex::new(Some(removed)),
+    };
+    let report = |_: &str, _: String| {};
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        after_removal(&queues, &cluster, err, &report),
+    )
+    .await
+    .expect("ends once Removed");
+    assert!(matches!(err, LeaveError::Removed(_)), "{err}");
+    assert!(cluster.current().has_left(), "the removal finished");
+    assert!(
+        queues.sealed.load(Ordering::SeqCst),
+        "sealed before the end, not left open"
+    );
 }
