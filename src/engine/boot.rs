@@ -3,7 +3,8 @@
 //! (`Durability::Periodic`) be gone. A process crash (SIGKILL, OOM, panic)
 //! leaves them in the page cache, and RocksDB finds them in its WAL.
 //!
-//! Owns the meta key `boot_id` (the kernel's boot id at the last start).
+//! Owns the meta key `boot_id` (the kernel's boot id at the last start
+//! whose recovery, if it needed one, is done).
 //! Must not decide what to do about a loss (the node records ranges for
 //! anti-entropy).
 //!
@@ -25,21 +26,28 @@ fn current() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Records this start's boot id and returns whether unsynced writes of the
-/// previous run may have been lost: the boot id changed, or either one is
-/// unknown.
+/// Whether unsynced writes of the previous run may have been lost: the
+/// boot id changed since the last [`note_boot`], or either one is unknown.
+/// Reads only: the caller notes this boot once it has recovered.
 pub fn rebooted_since_last_start(engine: &dyn Engine) -> Result<bool, EngineError> {
     let stored = engine.get_raw(Cf::Meta, BOOT_ID)?;
-    let now = current();
-    if let Some(id) = &now {
-        let mut b = WriteBatch::new();
-        b.put_raw(Cf::Meta, BOOT_ID, id.as_bytes());
-        engine.write(b)?;
-    }
-    Ok(match (stored, now) {
+    Ok(match (stored, current()) {
         (Some(before), Some(now)) => before != now.as_bytes(),
         _ => true,
     })
+}
+
+/// Records this start's boot id (synced), so a later start of the same
+/// boot does not count as after a restart. Call it only after whatever a
+/// restart called for is durable: until then, every start recovers again.
+pub fn note_boot(engine: &dyn Engine) -> Result<(), EngineError> {
+    if let Some(id) = current() {
+        let mut b = WriteBatch::new();
+        b.put_raw(Cf::Meta, BOOT_ID, id.as_bytes());
+        engine.write(b)?;
+        engine.flush()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -54,8 +62,13 @@ mod tests {
         let mut b = WriteBatch::new();
         b.put_raw(Cf::Meta, BOOT_ID, b"another boot");
         engine.write(b).unwrap();
-        // This process's boot differs from the stored one.
+        // This process's boot differs from the stored one, until noted.
         assert!(rebooted_since_last_start(&engine).unwrap());
+        assert!(
+            rebooted_since_last_start(&engine).unwrap(),
+            "reading notes nothing"
+        );
+        note_boot(&engine).unwrap();
         if current().is_some() {
             assert!(!rebooted_since_last_start(&engine).unwrap());
         }

@@ -6,7 +6,7 @@
 //! open any socket.
 
 use super::{NodeConfig, NodeError};
-use crate::engine::{incarnation, Cf, Engine, EngineError, RocksEngine, WriteBatch};
+use crate::engine::{boot, incarnation, Cf, Engine, EngineError, RocksEngine, WriteBatch};
 use crate::layout::{Layout, NodeState};
 use crate::topology::NodeInfo;
 use crate::view::store::Origin;
@@ -120,13 +120,17 @@ pub(super) fn start_engine(
     // A new incarnation after any start that did not follow a clean
     // shutdown, so dots lost with a WAL tail are never minted again.
     let start = incarnation::on_start(engine).map_err(err)?;
-    let rebooted = crate::engine::boot::rebooted_since_last_start(engine).map_err(err)?;
+    let rebooted = boot::rebooted_since_last_start(engine).map_err(err)?;
     if !s.drain_only && !start.kept && !start.first && rebooted && !s.synced {
         after_lost_tail(engine, s).map_err(|e| match e {
             Lost::Engine(e) => err(e),
             Lost::Repair(e) => NodeError::Repair(e),
         })?;
     }
+    // Only once the recovery is durable: a failure or a kill before this
+    // leaves the old boot id, so the next start (again not after a clean
+    // shutdown) recovers again (review-elastic2-30 M3).
+    boot::note_boot(engine).map_err(err)?;
     Ok(start)
 }
 
@@ -153,9 +157,11 @@ fn after_lost_tail(engine: &dyn Engine, s: &Starting<'_>) -> Result<(), Lost> {
     }
     let owned = crate::repair::records::record_every_range(engine, &s.view.ring, me.idx)
         .map_err(Lost::Repair)?;
+    let after = crate::ring::Ring::from_layout(&s.view.layout.also_written());
     let pending = crate::repair::records::record_pending_ranges(
         engine,
         &s.view.ring,
+        &after,
         &s.view.pending,
         me.idx,
     )

@@ -154,10 +154,15 @@ pub fn record_every_range(
 /// acknowledged as a pending replica may be gone. Until the movement makes
 /// `me` an owner, a pass repairs the range's owners among themselves (so a
 /// write `me` acknowledged reaches all of them); after, towards `me`.
+/// `pending` (between `ring` and `after`, the ring once the movements end)
+/// joins adjacent pieces, and a pass repairs only the vnode range holding a
+/// record's token: so one record per vnode range of either ring, at every
+/// range end of both where `me` is pending (review-elastic2-30 M4).
 /// Returns how many it wrote.
 pub fn record_pending_ranges(
     engine: &dyn Engine,
     ring: &Ring,
+    after: &Ring,
     pending: &crate::ring::PendingRanges,
     me: NodeIdx,
 ) -> Result<usize, RepairError> {
@@ -165,10 +170,16 @@ pub fn record_pending_ranges(
     let mut batch = WriteBatch::new();
     let mut n = 0;
     for keyspace in ring.topology().keyspaces.keys() {
-        let gained =
-            (pending.ranges(keyspace)).filter(|(_, dcs)| dcs.iter().any(|d| d.nodes.contains(&me)));
-        for (range, _) in gained {
-            let key = repair_key(keyspace, range.end, u64::MAX)?;
+        let mut ends = Vec::new();
+        for r in [ring, after] {
+            ends.extend(RangeTable::new(r, keyspace)?.iter().map(|p| p.range.end));
+        }
+        ends.sort_unstable();
+        ends.dedup();
+        let gains =
+            |t: &u64| (pending.for_token(keyspace, *t).iter()).any(|d| d.nodes.contains(&me));
+        for end in ends.iter().filter(|t| gains(t)) {
+            let key = repair_key(keyspace, *end, u64::MAX)?;
             batch.put_raw(Cf::Meta, &key, dest.as_bytes());
             n += 1;
         }
