@@ -179,7 +179,8 @@ impl Control {
             // with the removal as its error (audit11 D4).
             if let Err(e) = leave::still_leaving(&self.cluster.current().layout, &me) {
                 let report = |phase: &str, detail: String| self.set(phase, detail);
-                after_removal(&*self.hints, &self.cluster, e, &report).await;
+                let e = after_removal(&*self.hints, &self.cluster, e, &report).await;
+                tracing::error!(node = %me, error = %e, "queues handed over: the node stops (exit 3)");
                 *self.removed.lock() = true;
                 return self.stop_after_a_while().await;
             }

@@ -13,8 +13,8 @@
 //! delivery task to a live member of this datacenter, which adopts it
 //! (`hints::adopt`), so the drain does not wait for an outage; its
 //! anti-entropy records go to a live Normal member of any datacenter, one
-//! that replicates their ranges first (`hints::adopt::records`). It stops (exit 0) once
-//! every queue is empty and every record handed over, or on `shutdown` with
+//! that replicates their ranges first (`hints::adopt::records`). It stops (exit 0;
+//! a Removed node exits 3) once every queue is empty and every record handed over, or on `shutdown` with
 //! an error naming what is left ([`outcome`]: the process exits non-zero). With no admin
 //! port, its progress is its log: every [`PROGRESS`] a line with the
 //! entries left per queue (and its anti-entropy records, `repair-records`)
