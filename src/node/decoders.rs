@@ -25,7 +25,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use prost::Message;
 
+mod meta;
 mod paxos;
+mod replica;
 
 /// A valid record with `n` siblings from a few actors.
 fn record(n: usize, value_len: usize) -> Vec<u8> {
