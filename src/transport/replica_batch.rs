@@ -371,7 +371,7 @@ pub fn result_of(res: Result<(), tonic::Status>) -> ReplicaBatchResult {
 }
 
 /// One entry's result as the error a single call would have given.
-pub(super) fn entry_result(
+pub(crate) fn entry_result(
     peer: &str,
     r: ReplicaBatchResult,
     ms: u64,
