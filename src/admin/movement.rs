@@ -1,6 +1,6 @@
 //! The admin handlers of range movements: `POST /decommission` (begin or
 //! resume this node's decommission; 409 naming the movement in progress,
-//! or the reason the layout refuses), `GET /decommission` (its status as
+//! or the reason the layout refuses; 410 once the node was removed), `GET /decommission` (its status as
 //! JSON) and `POST /cleanup` (drop the ranges this node no longer
 //! replicates, once every live member is on the view; 409 while a
 //! movement is in progress or a live member is behind), and
@@ -31,10 +31,21 @@ pub async fn decommission(State(a): State<Admin>) -> Response {
     };
     match control.decommission().await {
         Ok(s) => json(serde_json::to_string(&s).unwrap_or_default()),
-        Err(e @ (LeaveError::Layout(_) | LeaveError::WrongState { .. })) => {
-            (StatusCode::CONFLICT, format!("{e}\n")).into_response()
-        }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => (refusal(&e), format!("{e}\n")).into_response(),
+    }
+}
+
+/// The status of a decommission `POST /decommission` could not begin:
+/// 409 for what the layout refuses (another movement, too few nodes, the
+/// node's state), 410 Gone for a node removed meanwhile (its decommission
+/// became a removal: it hands its queues over and stops), 404 for a node
+/// the layout does not know, 500 otherwise.
+fn refusal(e: &LeaveError) -> StatusCode {
+    match e {
+        LeaveError::Layout(_) | LeaveError::WrongState { .. } => StatusCode::CONFLICT,
+        LeaveError::Removed(_) => StatusCode::GONE,
+        LeaveError::Unknown(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -101,5 +112,27 @@ pub async fn set_stream_throughput(State(a): State<Admin>, body: axum::body::Byt
             format!("expected {{\"mib_per_sec\": N}}: {e}\n"),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::LayoutError;
+
+    /// A decommission asked of a node removed meanwhile answers 410 Gone
+    /// with the reason (the CLI prints it), not 500; an unknown node 404;
+    /// what the layout refuses stays 409 (audit11 D4).
+    #[test]
+    fn a_removed_node_answers_gone_and_an_unknown_one_not_found() {
+        let removed = LeaveError::Removed("d".into());
+        assert_eq!(refusal(&removed), StatusCode::GONE);
+        assert!(removed.to_string().contains("removenode d"), "{removed}");
+        assert_eq!(
+            refusal(&LeaveError::Unknown("z".into())),
+            StatusCode::NOT_FOUND
+        );
+        let busy = LeaveError::Layout(LayoutError::UnknownNode("d".into()));
+        assert_eq!(refusal(&busy), StatusCode::CONFLICT);
     }
 }

@@ -331,7 +331,8 @@ fn leave(ran: anyhow::Result<()>) -> ! {
             // Not `eprintln!`: it panics on a closed stderr, and a panic
             // here would unwind into the exit handlers `_exit` avoids.
             let _ = writeln!(std::io::stderr(), "{}", super::error_line(e));
-            1
+            // A removed node exits with its own code (3).
+            (e.downcast_ref::<geokv::node::NodeError>()).map_or(1, |e| e.exit_code())
         }
     };
     let _ = std::io::stdout().flush();

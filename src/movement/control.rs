@@ -7,7 +7,9 @@
 //! (`Cluster::readiness`: UNAVAILABLE, and 503 on `/health`, so clients
 //! go elsewhere) and coordinates nothing — deliver what the node's hinted
 //! queues still hold (hints for nodes that have left are redirected to the
-//! key's replicas, `hints::orphans`, so the drain ends), stop the process),
+//! key's replicas, `hints::orphans`, so the drain ends), stop the process;
+//! a leave that became a removal hands its queues over the same way, then
+//! stops the node with the removal as its error, `super::leave_end`),
 //! its [`Status`], `cleanup` (by hand), and
 //! [`follow_cleanup`], which cleans up automatically once a movement has
 //! finished and every live member is on the layout that finished it.
@@ -22,6 +24,7 @@ use tokio::sync::watch;
 
 use super::cleanup::{Cleaned, CleanupError};
 use super::leave::{self, Began, LeaveError};
+use super::leave_end::{after_removal, hand_queues_over};
 use super::push::PeerSink;
 use super::stream::{Progress, ProgressSnapshot, StreamConfig};
 use super::throughput::Throughput;
@@ -34,7 +37,8 @@ use crate::view::Cluster;
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// `idle`, `announcing`, `streaming`, `finishing`, `draining`, `left`,
-    /// or `failed` (the node was removed meanwhile; it stops).
+    /// or `failed` (the node was removed meanwhile: it handed its queues
+    /// over, `draining`, and stops with exit code 3).
     pub phase: String,
     /// The last error (the step is retried), or what the phase waits for.
     pub detail: String,
@@ -67,6 +71,8 @@ pub struct Control {
     status: Mutex<Status>,
     progress: Arc<Progress>,
     running: Mutex<bool>,
+    /// The node stops because its leave became a removal.
+    removed: Mutex<bool>,
 }
 
 impl Control {
@@ -94,7 +100,14 @@ impl Control {
             }),
             progress: Arc::default(),
             running: Mutex::new(false),
+            removed: Mutex::new(false),
         })
+    }
+
+    /// Whether this node's leave became a removal, which stopped it: the
+    /// node then exits with `NodeError::Removed`.
+    pub fn removed(&self) -> bool {
+        *self.removed.lock()
     }
 
     /// The decommission's status.
@@ -162,9 +175,12 @@ impl Control {
         loop {
             // A leave turned into a removal (declared dead meanwhile) is
             // over: retrying cannot help (review-elastic28 L3).
+            // Its queues are handed over first, and the node then stops
+            // with the removal as its error (audit11 D4).
             if let Err(e) = leave::still_leaving(&self.cluster.current().layout, &me) {
-                tracing::error!(node = %me, error = %e, "decommission cannot go on; the node stops");
-                self.set("failed", e.to_string());
+                let report = |phase: &str, detail: String| self.set(phase, detail);
+                after_removal(&*self.hints, &self.cluster, e, &report).await;
+                *self.removed.lock() = true;
                 return self.stop_after_a_while().await;
             }
             match self.leave_once(&me).await {
@@ -230,23 +246,9 @@ impl Control {
         self.announce(self.cluster.current().version()).await?;
         // Nothing the node queued (hints for peers, the inter-DC streams)
         // may be lost: it stops only once its queues are delivered.
-        loop {
-            // Sealed once nothing is left: a record or hint a request still
-            // in flight writes after this is refused, not left behind.
-            let queued = self.hints.seal_if_handed_over().await;
-            if queued == 0 {
-                return Ok(());
-            }
-            let per: Vec<String> = (self.hints.left_per_queue().into_iter())
-                .filter(|(_, n)| *n > 0)
-                .map(|(q, n)| format!("{q}={n}"))
-                .collect();
-            self.set(
-                "draining",
-                format!("{queued} left to hand over: {}", per.join(" ")),
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let report = |detail: String| self.set("draining", detail);
+        hand_queues_over(&*self.hints, &self.cluster, false, &report).await;
+        Ok(())
     }
 
     async fn announce(&self, version: u64) -> Result<(), String> {

@@ -3,7 +3,14 @@
 //! cover, so a crash resumes a range where its last committed page ended.
 //!
 //! Owns the meta keys `stream/<stream id>/<keyspace>\0<start><end>` and
-//! their values (`0` + last key streamed, or `1` = the range is done).
+//! their values (`0` + last key streamed, or `1` = the range is done), and
+//! the names of the streams this node *pulls* ([`Pull`]: a join, a
+//! replacement, a removal's re-replication), which a start that may have
+//! lost its unsynced WAL tail forgets ([`forget_pulls`]): the pages such a
+//! cursor covers may be gone with the tail, and so may a write this node
+//! acknowledged as a pending replica after the stream had passed its key,
+//! so the copy runs again from its start (pages are merges: idempotent).
+//! A leave's push cursors (`leave-…`, kept by the leaver) are not pulls.
 //! Must not fetch or apply rows.
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
@@ -21,6 +28,35 @@ pub enum Cursor {
 }
 
 const PREFIX: &str = "stream/";
+
+/// A stream this node pulls into its own engine, by the movement it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pull {
+    /// This node's join (`join-<me>`).
+    Join,
+    /// This node's replacement of a dead node (`replace-<me>[/<source>]`).
+    Replace,
+    /// This node's share of the removal of `<dead>` (`remove-<dead>[/<source>]`).
+    Remove,
+}
+
+impl Pull {
+    const ALL: [Pull; 3] = [Pull::Join, Pull::Replace, Pull::Remove];
+
+    fn kind(self) -> &'static str {
+        match self {
+            Pull::Join => "join-",
+            Pull::Replace => "replace-",
+            Pull::Remove => "remove-",
+        }
+    }
+
+    /// The stream id of this pull for `node` (the joiner, the replacement,
+    /// or the dead node being removed).
+    pub fn id(self, node: &str) -> String {
+        format!("{}{node}", self.kind())
+    }
+}
 
 /// The meta-key prefix of every cursor of `stream_id`.
 pub fn stream_prefix(stream_id: &str) -> Vec<u8> {
@@ -76,10 +112,38 @@ pub fn save(
 
 /// Deletes every cursor of `stream_id` (the movement is over).
 pub fn forget(engine: &dyn Engine, stream_id: &str) -> Result<(), EngineError> {
-    let from = stream_prefix(stream_id);
-    let mut to = from.clone();
-    *to.last_mut().expect("non-empty") += 1;
     let mut batch = WriteBatch::new();
-    batch.delete_range_raw(Cf::Meta, &from, &to);
+    delete_prefix(&mut batch, &stream_prefix(stream_id));
     engine.write(batch)
+}
+
+/// Deletes the cursor of every stream this node pulls ([`Pull`]), and
+/// syncs: after a start that may have lost its unsynced WAL tail, each
+/// such stream copies again from its start. Push cursors stay. Whether
+/// there was any.
+pub fn forget_pulls(engine: &dyn Engine) -> Result<bool, EngineError> {
+    let mut batch = WriteBatch::new();
+    let mut any = false;
+    for pull in Pull::ALL {
+        let from = format!("{PREFIX}{}", pull.kind()).into_bytes();
+        any |= !engine
+            .scan_raw(Cf::Meta, &from, &end_of(&from), 1)?
+            .is_empty();
+        delete_prefix(&mut batch, &from);
+    }
+    engine.write(batch)?;
+    engine.flush()?;
+    Ok(any)
+}
+
+/// The first key after every key starting with `prefix` (not empty, and
+/// not ending in `0xff`: a stream prefix ends in `/` or `-`).
+fn end_of(prefix: &[u8]) -> Vec<u8> {
+    let mut to = prefix.to_vec();
+    *to.last_mut().expect("non-empty") += 1;
+    to
+}
+
+fn delete_prefix(batch: &mut WriteBatch, prefix: &[u8]) {
+    batch.delete_range_raw(Cf::Meta, prefix, &end_of(prefix));
 }

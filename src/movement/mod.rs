@@ -5,12 +5,13 @@
 //! |---|---|
 //! | `bootstrap.rs` | before a joiner starts: fetch the seed's layout, propose `begin_join`, persist it |
 //! | `leave.rs` | decommission: begin (Leaving), hand over (push each lost range), finish (Left); resumable |
+//! | `leave_end.rs` | the end of a leave on the leaver: its queues handed over (Left, or its leave became a removal, then it stops with the removal) |
 //! | `push.rs` | the leaver's push of a range to a gainer over a [`RangeSink`], with cursors |
 //! | `control.rs` | the node's decommission (background, status, stop once left) and cleanup (by hand, and after every movement) |
 //! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
 //! | `stream.rs` | the resumable streaming driver over a [`RangeSource`], its progress and metrics |
-//! | `cursor.rs` | per-range cursors in the meta CF, committed with the rows they cover |
+//! | `cursor.rs` | per-range cursors in the meta CF, committed with the rows they cover; the pulls' ones forgotten after a lost WAL tail |
 //! | `ops.rs` | the operations: join (allocate, begin, stream, finish; resumable) over a [`LayoutHandle`] |
 //! | `peer.rs` | the production source: a peer's `RangeScan` |
 //! | `rate.rs` | the adaptive (AIMD) page size and pauses, pure |
@@ -38,6 +39,7 @@ pub mod cleanup;
 pub mod control;
 pub mod cursor;
 pub mod leave;
+pub mod leave_end;
 pub mod ops;
 pub mod peer;
 pub mod plan;
@@ -71,6 +73,8 @@ mod tests_leave_crash;
 mod tests_leave_sync;
 #[cfg(test)]
 mod tests_loopback;
+#[cfg(test)]
+mod tests_lost_tail;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]

@@ -137,7 +137,7 @@ pub async fn join<L: LayoutHandle, S: RangeSource>(
         }
     }
     let plan = gains(&layout.current(), id)?;
-    let stream_id = format!("join-{id}");
+    let stream_id = cursor::Pull::Join.id(id);
     // Past the switch of reads the stream is done (review of the switch, M2).
     if !super::replace::copied(&layout.current(), id) {
         let streamer =

@@ -145,7 +145,7 @@ pub fn movement_name(dead: &str) -> String {
 }
 
 fn stream_id(dead: &str) -> String {
-    format!("remove-{dead}")
+    cursor::Pull::Remove.id(dead)
 }
 
 /// How long a gainer waits for enough survivors to come up before it

@@ -78,7 +78,7 @@ pub(crate) fn copied(layout: &Layout, node: &str) -> bool {
 
 /// The stream id (cursor prefix) of `new`'s replacement.
 fn stream_id(new: &str) -> String {
-    format!("replace-{new}")
+    cursor::Pull::Replace.id(new)
 }
 
 /// Finishes (or resumes) the replacement `me` has begun: copies the dead

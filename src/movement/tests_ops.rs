@@ -127,7 +127,7 @@ pub(super) fn request(id: &str, k: u8) -> JoinRequest {
     }
 }
 
-fn source(w: &World, fail_after: Option<usize>) -> Loopback {
+pub(super) fn source(w: &World, fail_after: Option<usize>) -> Loopback {
     Loopback {
         engines: w.engines.clone(),
         fail_after,

@@ -1,6 +1,8 @@
-//! A drain-only start: a node whose stored layout says it has left
-//! (decommissioned, Left) and that was stopped before its hinted queues
-//! were empty (killed while draining) starts again only to hand them over.
+//! A drain-only start: a node whose stored layout says it is out of the
+//! cluster (decommissioned, Left; or removed, Removed) and that was stopped
+//! before its hinted queues were empty (killed while draining) starts again
+//! only to hand them over (a Removed node then stops with
+//! `NodeError::Removed`, `node::run`).
 //! It runs hint delivery and gossip (to know which peers are up, and to
 //! learn newer layouts), and nothing else: no client port, no internode
 //! server (so no replica write, read or hint reaches it, as a Left node

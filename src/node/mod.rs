@@ -106,12 +106,32 @@ pub enum NodeError {
     WritesStuck(Duration),
     #[error("the drain stopped with {left} hinted entries and anti-entropy records still to hand over ({queues}); start the node again to hand them over")]
     DrainUnfinished { left: u64, queues: String },
+    /// `geokv removenode` removed this node (its decommission became a
+    /// removal while it was unreachable): it handed its queues over and
+    /// stops; exit code [`EXIT_REMOVED`].
+    #[error("node '{0}' was removed from the cluster (`geokv removenode {0}`; the survivors re-replicated its ranges): it stops. To use the machine again, wipe its data directory and join it under a new id")]
+    Removed(String),
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
         addr: std::net::SocketAddr,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// The exit code of a node that stopped because it was removed
+/// ([`NodeError::Removed`]), so a supervisor can tell it from a failure
+/// (systemd: `RestartPreventExitStatus=3`). Any other error exits 1.
+pub const EXIT_REMOVED: i32 = 3;
+
+impl NodeError {
+    /// The process's exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            NodeError::Removed(_) => EXIT_REMOVED,
+            _ => 1,
+        }
+    }
 }
 
 /// Closes the replica, then syncs everything and writes the clean-shutdown
@@ -175,7 +195,11 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
         // Killed while draining after its decommission: hand over, stop.
         let drained = drain::run(&cfg, &s, tasks, &stop, shutdown).await?;
         incarnation::on_clean_shutdown(&*s.engine).map_err(|e| s.engine_err(e))?;
-        return drained;
+        // A removed node says so once its queues are handed over.
+        return drained.and_then(|()| match s.removed {
+            true => Err(NodeError::Removed(s.me.id.clone())),
+            false => Ok(()),
+        });
     }
     let p = wiring::build(&cfg, &s, &shutdown, stop.clone(), tasks.spawner())?;
     serve::servers(&mut tasks, &s, &p, &shutdown).await?;
@@ -198,6 +222,8 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
         Err(NodeError::Tasks(outcome.failed.join("; ")))
     } else if !clean {
         Err(NodeError::WritesStuck(gate))
+    } else if p.control.removed() {
+        Err(NodeError::Removed(me.id.clone()))
     } else {
         Ok(())
     }

@@ -1,14 +1,16 @@
 //! The first step of a node's start: its engine, its cluster layout (the
-//! persisted one, or the topology file's seed), this node's place in it,
-//! the gossip generation and the clock incarnation. Must not start any
-//! task or open any socket.
+//! persisted one, or the topology file's seed), this node's place in it
+//! (a member, or out: Left or Removed, a drain-only start), the gossip
+//! generation and the clock incarnation, and the recovery after a start
+//! that may have lost the unsynced WAL tail. Must not start any task or
+//! open any socket.
 
 use super::{NodeConfig, NodeError};
 use crate::engine::{incarnation, Cf, Engine, EngineError, RocksEngine, WriteBatch};
-use crate::layout::Layout;
+use crate::layout::{Layout, NodeState};
 use crate::topology::NodeInfo;
 use crate::view::store::Origin;
-use crate::view::Cluster;
+use crate::view::{Cluster, ClusterView};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,9 +25,12 @@ pub(super) struct Storage {
     pub generation: u64,
     /// The clock incarnation survived a clean shutdown.
     pub after_clean_shutdown: bool,
-    /// The stored layout says this node has decommissioned (Left): it
-    /// starts only to hand its queued hints over (`drain`).
+    /// The stored layout says this node is out of the cluster (Left, or
+    /// Removed): it starts only to hand its queued hints over (`drain`).
     pub drain_only: bool,
+    /// It is out because it was removed: the drain ends with
+    /// [`NodeError::Removed`].
+    pub removed: bool,
 }
 
 impl Storage {
@@ -51,34 +56,16 @@ pub(super) fn open(cfg: &NodeConfig) -> Result<Storage, NodeError> {
         Arc::new(RocksEngine::open(&db_path, cfg.engine.clone()).map_err(err)?);
     let cluster = open_cluster(cfg, &engine)?;
     let view = cluster.current();
-    let (me, drain_only) = match view.me() {
-        Some(me) => (me.clone(), false),
-        None => (
-            left(&view, &cfg.node_id).ok_or_else(|| {
-                NodeError::UnknownNode(cfg.node_id.clone(), cfg.topology.source.clone())
-            })?,
-            true,
-        ),
-    };
+    let (me, out) = place(&view, &cfg.node_id, &cfg.topology.source)?;
     let generation = next_generation(&*engine).map_err(err)?;
-    // A new incarnation after any start that did not follow a clean
-    // shutdown, so dots lost with a WAL tail are never minted again.
-    let start = incarnation::on_start(&*engine).map_err(err)?;
-    let rebooted = crate::engine::boot::rebooted_since_last_start(&*engine).map_err(err)?;
-    let synced = matches!(cfg.engine.durability, crate::engine::Durability::Sync);
-    if !drain_only
-        && !start.kept
-        && !start.first
-        && rebooted
-        && !synced
-        && cfg.repair.after_unclean_start
-    {
-        // The replicas' acknowledgements of writes lost with this node's
-        // unsynced WAL tail were not fsynced here: the others hold them.
-        let ranges = crate::repair::records::record_every_range(&*engine, &view.ring, me.idx)?;
-        tracing::warn!(node = %me.id, ranges,
-            "start after an unclean shutdown and an OS restart: every range this node replicates is recorded for anti-entropy");
-    }
+    let starting = Starting {
+        view: &view,
+        me: &me,
+        drain_only: out.is_some(),
+        synced: matches!(cfg.engine.durability, crate::engine::Durability::Sync),
+        record: cfg.repair.after_unclean_start,
+    };
+    let start = start_engine(&*engine, &starting, &err)?;
     Ok(Storage {
         engine,
         db_path,
@@ -86,24 +73,117 @@ pub(super) fn open(cfg: &NodeConfig) -> Result<Storage, NodeError> {
         me,
         generation,
         after_clean_shutdown: start.kept,
-        drain_only,
+        drain_only: out.is_some(),
+        removed: out == Some(NodeState::Removed),
     })
 }
 
-/// Node `id` as the layout of `view` still describes it, when it has left
-/// by decommission (Left; not Removed: a removed node was dead, and its
-/// data is not to be trusted): not a member, so with no index in the ring.
-fn left(view: &crate::view::ClusterView, id: &str) -> Option<NodeInfo> {
+/// This node in the layout of `view`, and, when it is out of the cluster
+/// (Left or Removed: a drain-only start), how it went.
+pub(super) fn place(
+    view: &ClusterView,
+    id: &str,
+    topology: &str,
+) -> Result<(NodeInfo, Option<NodeState>), NodeError> {
+    if let Some(me) = view.me() {
+        return Ok((me.clone(), None));
+    }
+    let (me, state) = out(view, id)
+        .ok_or_else(|| NodeError::UnknownNode(id.to_string(), topology.to_string()))?;
+    if state == NodeState::Removed {
+        tracing::error!(node = %id, "{}: it starts only to hand its queued hints over, then stops",
+            NodeError::Removed(id.to_string()));
+    }
+    Ok((me, Some(state)))
+}
+
+/// What [`start_engine`] needs to know of the start.
+pub(super) struct Starting<'a> {
+    pub view: &'a ClusterView,
+    pub me: &'a NodeInfo,
+    /// Out of the cluster: nothing to recover for.
+    pub drain_only: bool,
+    /// `Durability::Sync`: no write was acknowledged before its fsync.
+    pub synced: bool,
+    /// Record ranges for anti-entropy (`--repair-after-unclean-start`).
+    pub record: bool,
+}
+
+/// Decides this start's incarnation and, when the previous run may have
+/// lost its unsynced WAL tail (a new incarnation after an OS restart,
+/// writes not each synced), recovers from that ([`after_lost_tail`]).
+pub(super) fn start_engine(
+    engine: &dyn Engine,
+    s: &Starting<'_>,
+    err: &dyn Fn(EngineError) -> NodeError,
+) -> Result<incarnation::Start, NodeError> {
+    // A new incarnation after any start that did not follow a clean
+    // shutdown, so dots lost with a WAL tail are never minted again.
+    let start = incarnation::on_start(engine).map_err(err)?;
+    let rebooted = crate::engine::boot::rebooted_since_last_start(engine).map_err(err)?;
+    if !s.drain_only && !start.kept && !start.first && rebooted && !s.synced {
+        after_lost_tail(engine, s).map_err(|e| match e {
+            Lost::Engine(e) => err(e),
+            Lost::Repair(e) => NodeError::Repair(e),
+        })?;
+    }
+    Ok(start)
+}
+
+enum Lost {
+    Engine(EngineError),
+    Repair(crate::repair::RepairError),
+}
+
+/// After a start that may have lost the unsynced WAL tail: the pulls'
+/// cursors may be past pages, and past writes this node acknowledged as a
+/// pending replica, that are gone: they are forgotten, so each copy runs
+/// again from its start (audit11 D2). With `record`, every range this node
+/// replicates or gains is recorded for anti-entropy: the replicas'
+/// acknowledgements of writes lost here were not fsynced here, the others
+/// hold them.
+fn after_lost_tail(engine: &dyn Engine, s: &Starting<'_>) -> Result<(), Lost> {
+    let me = s.me;
+    if crate::movement::cursor::forget_pulls(engine).map_err(Lost::Engine)? {
+        tracing::warn!(node = %me.id,
+            "start after an unclean shutdown and an OS restart: this node's join, replacement or removal streams copy again from their start");
+    }
+    if !s.record {
+        return Ok(());
+    }
+    let owned = crate::repair::records::record_every_range(engine, &s.view.ring, me.idx)
+        .map_err(Lost::Repair)?;
+    let pending = crate::repair::records::record_pending_ranges(
+        engine,
+        &s.view.ring,
+        &s.view.pending,
+        me.idx,
+    )
+    .map_err(Lost::Repair)?;
+    tracing::warn!(node = %me.id, ranges = owned, pending,
+        "start after an unclean shutdown and an OS restart: every range this node replicates or gains is recorded for anti-entropy");
+    Ok(())
+}
+
+/// Node `id` as the layout of `view` still describes it, when it is out of
+/// the cluster: Left (decommissioned) or Removed (`removenode`; its data
+/// is not to be trusted, but the hints it queued are writes it
+/// coordinated, still to hand over). Not a member, so with no index in
+/// the ring.
+fn out(view: &ClusterView, id: &str) -> Option<(NodeInfo, NodeState)> {
     let (dc, rack, n) = view.layout.node(id)?;
-    (n.state == crate::layout::NodeState::Left).then(|| NodeInfo {
-        idx: crate::view::NOT_A_MEMBER,
-        id: n.id.clone(),
-        dc: dc.to_string(),
-        rack: rack.to_string(),
-        client_address: n.client_address,
-        peer_address: n.peer_address,
-        admin_address: n.admin_address,
-        vnodes: 0,
+    matches!(n.state, NodeState::Left | NodeState::Removed).then(|| {
+        let me = NodeInfo {
+            idx: crate::view::NOT_A_MEMBER,
+            id: n.id.clone(),
+            dc: dc.to_string(),
+            rack: rack.to_string(),
+            client_address: n.client_address,
+            peer_address: n.peer_address,
+            admin_address: n.admin_address,
+            vnodes: 0,
+        };
+        (me, n.state)
     })
 }
 
@@ -141,3 +221,7 @@ fn open_cluster(cfg: &NodeConfig, engine: &Arc<dyn Engine>) -> Result<Cluster, N
     Cluster::new(layout, &cfg.node_id, Some(engine.clone()))
         .map_err(|e| NodeError::Layout(e.to_string()))
 }
+
+#[cfg(test)]
+#[path = "storage_tests.rs"]
+mod tests;

@@ -148,6 +148,35 @@ pub fn record_every_range(
     Ok(n)
 }
 
+/// Records every range `me` is a pending replica of (it gains it in a
+/// movement in progress), in every keyspace, for repair towards `me`: after
+/// a start that may have lost its unsynced WAL tail, the writes it
+/// acknowledged as a pending replica may be gone. Until the movement makes
+/// `me` an owner, a pass repairs the range's owners among themselves (so a
+/// write `me` acknowledged reaches all of them); after, towards `me`.
+/// Returns how many it wrote.
+pub fn record_pending_ranges(
+    engine: &dyn Engine,
+    ring: &Ring,
+    pending: &crate::ring::PendingRanges,
+    me: NodeIdx,
+) -> Result<usize, RepairError> {
+    let dest = format!("node:{}", ring.node(me).id);
+    let mut batch = WriteBatch::new();
+    let mut n = 0;
+    for keyspace in ring.topology().keyspaces.keys() {
+        let gained =
+            (pending.ranges(keyspace)).filter(|(_, dcs)| dcs.iter().any(|d| d.nodes.contains(&me)));
+        for (range, _) in gained {
+            let key = repair_key(keyspace, range.end, u64::MAX)?;
+            batch.put_raw(Cf::Meta, &key, dest.as_bytes());
+            n += 1;
+        }
+    }
+    engine.write(batch)?;
+    Ok(n)
+}
+
 fn swept_key(keyspace: &str, range: TokenRange) -> Vec<u8> {
     let mut k = SWEPT_PREFIX.to_vec();
     k.push(keyspace.len() as u8);

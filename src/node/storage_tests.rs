@@ -1,0 +1,130 @@
+//! The start's recovery after a lost WAL tail (audit11 D2) and a removed
+//! node's start (D4), on the memory engine.
+
+use super::{place, start_engine, Starting};
+use crate::engine::{incarnation, Cf, Engine, MemoryEngine, WriteBatch};
+use crate::layout::{Layout, NewNode, NodeState};
+use crate::movement::cursor::{self, Cursor, Pull};
+use crate::node::NodeError;
+use crate::ring::TokenRange;
+use crate::view::{Cluster, ClusterView};
+use std::sync::Arc;
+
+/// dc1 = a, b, c (rf 2), dc2 = x: `d` joining dc1.
+fn joining() -> Arc<ClusterView> {
+    let topo = crate::topology::testing::yaml(
+        &[("dc1", &["a", "b", "c"]), ("dc2", &["x"])],
+        &[("dc1", 2), ("dc2", 1)],
+    );
+    let seed = Layout::seed(&crate::topology::Topology::parse("t.yaml", &topo).unwrap());
+    let a = |p: u16| format!("127.0.0.9:{p}").parse().unwrap();
+    let d = NewNode {
+        id: "d".into(),
+        client_address: a(1),
+        peer_address: a(2),
+        admin_address: a(3),
+    };
+    let layout = seed.begin_join(d, "dc1", "r9", &[42, 1 << 62]).unwrap();
+    Cluster::new(layout, "d", None).unwrap().current()
+}
+
+const RANGE: TokenRange = TokenRange { start: 0, end: 42 };
+
+/// A data directory of `d` that ran once with a join, a removal's copy
+/// and a leave's push under way, stopped cleanly or not, and whose
+/// machine rebooted since.
+fn after_a_reboot(clean: bool) -> MemoryEngine {
+    let engine = MemoryEngine::default();
+    incarnation::on_start(&engine).unwrap();
+    let mut b = WriteBatch::new();
+    let after = Cursor::After(b"k7".to_vec());
+    cursor::save(&mut b, &Pull::Join.id("d"), "ks", RANGE, &after);
+    cursor::save(
+        &mut b,
+        &format!("{}/a", Pull::Remove.id("z")),
+        "ks",
+        RANGE,
+        &after,
+    );
+    cursor::save(&mut b, "leave-d-to-a", "ks", RANGE, &Cursor::Done);
+    b.put_raw(Cf::Meta, b"boot_id", b"a boot before this one");
+    engine.write(b).unwrap();
+    if clean {
+        incarnation::on_clean_shutdown(&engine).unwrap();
+    }
+    engine
+}
+
+fn start(engine: &dyn Engine, view: &ClusterView) -> incarnation::Start {
+    let starting = Starting {
+        view,
+        me: view.me().unwrap(),
+        drain_only: false,
+        synced: false,
+        record: true,
+    };
+    let err = |e: crate::engine::EngineError| NodeError::Layout(format!("{e}"));
+    start_engine(engine, &starting, &err).unwrap()
+}
+
+/// A joiner (owning nothing yet) that may have lost its unsynced WAL tail
+/// forgets its pull cursors, so its copy runs again from the start, keeps
+/// the leave's push cursors, and records every range it gains for
+/// anti-entropy; after a clean shutdown it keeps them all and records
+/// nothing.
+#[test]
+fn an_unclean_start_forgets_pull_cursors_and_records_pending_ranges() {
+    let view = joining();
+    let me = view.me().unwrap().idx;
+    let gained = (view.pending.ranges("ks"))
+        .filter(|(_, dcs)| dcs.iter().any(|d| d.nodes.contains(&me)))
+        .count();
+    assert!(gained > 0, "d gains ranges");
+    for clean in [true, false] {
+        let engine = after_a_reboot(clean);
+        assert_eq!(start(&engine, &view).kept, clean);
+        let load = |id: &str| cursor::load(&engine, id, "ks", RANGE).unwrap();
+        let pulled = [Pull::Join.id("d"), format!("{}/a", Pull::Remove.id("z"))];
+        let records = crate::repair::records::load_records(&engine).unwrap();
+        if clean {
+            for id in &pulled {
+                assert_eq!(load(id), Cursor::After(b"k7".to_vec()), "{id} kept");
+            }
+            assert!(records.is_empty(), "{records:?}");
+        } else {
+            for id in &pulled {
+                assert_eq!(load(id), Cursor::Start, "{id} forgotten");
+            }
+            assert_eq!(records.len(), gained, "one record per gained range");
+            assert!(records.iter().all(|r| r.dest == "node:d"), "{records:?}");
+        }
+        assert_eq!(load("leave-d-to-a"), Cursor::Done, "a push cursor stays");
+    }
+}
+
+/// A node whose stored layout says it was removed starts drain-only (it
+/// hands its queued hints over, then stops with `NodeError::Removed`),
+/// instead of failing as unknown naming the topology file; a node the
+/// layout does not know still fails so.
+#[test]
+fn a_removed_node_starts_drain_only_and_an_unknown_one_is_refused() {
+    let topo = crate::topology::testing::four_and_one();
+    let seed = Layout::seed(&crate::topology::Topology::parse("t.yaml", &topo).unwrap());
+    let leaving = seed.begin_leave("d").unwrap();
+    let removing = crate::movement::remove::begin(&leaving, "d", &|_| false).unwrap();
+    let removed = removing.finish_remove("d").unwrap();
+    let view = Cluster::new(removed, "d", None).unwrap().current();
+    let (me, out) = place(&view, "d", "t.yaml").unwrap();
+    assert_eq!(out, Some(NodeState::Removed));
+    assert_eq!((me.id.as_str(), me.idx), ("d", crate::view::NOT_A_MEMBER));
+    match place(&view, "zz", "t.yaml") {
+        Err(NodeError::UnknownNode(id, file)) => assert_eq!((&*id, &*file), ("zz", "t.yaml")),
+        other => panic!("want UnknownNode, got {:?}", other.map(|(_, o)| o)),
+    }
+    let text = NodeError::Removed("d".into()).to_string();
+    assert!(
+        text.contains("removenode d") && text.contains("new id"),
+        "{text}"
+    );
+    assert_eq!(NodeError::Removed("d".into()).exit_code(), 3);
+}
