@@ -44,8 +44,8 @@ pub trait RangeSink: Send + Sync {
 /// How a gainer answered [`RangeSink::sync`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Synced {
-    /// What it took is durable.
-    Durable,
+    /// What it took is durable, if it took it under `incarnation`.
+    Durable { incarnation: u64 },
     /// Its build predates the request (UNIMPLEMENTED): its pages become
     /// durable with its own periodic sync.
     Unsupported,
@@ -120,7 +120,7 @@ async fn sync_one<S: RangeSink>(
             continue;
         }
         match sink.sync(gainer).await {
-            Ok(Synced::Durable) => return Ok(()),
+            Ok(Synced::Durable { .. }) => return Ok(()),
             Ok(Synced::Unsupported) => {
                 tracing::warn!(
                     gainer,
@@ -324,7 +324,7 @@ impl RangeSink for PeerSink {
         let (to, _) = (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
         use crate::transport::sync_wal::WalSync;
         match self.peers.sync_wal(&to, self.timeout).await {
-            Ok(WalSync::Synced) => Ok(Synced::Durable),
+            Ok(WalSync::Synced { incarnation }) => Ok(Synced::Durable { incarnation }),
             Ok(WalSync::Unsupported) => Ok(Synced::Unsupported),
             Err(e) => Err(err(e.to_string())),
         }

@@ -76,8 +76,9 @@ impl RangeSink for Crashy {
         for b in tail {
             self.engines[node].write(b).unwrap();
         }
-        let _incarnation = self.incarnation(node);
-        Ok(Synced::Durable)
+        Ok(Synced::Durable {
+            incarnation: self.incarnation(node),
+        })
     }
 }
 
