@@ -6,6 +6,7 @@
 //! | `bootstrap.rs` | before a joiner starts: fetch the seed's layout, propose `begin_join`, persist it |
 //! | `leave.rs` | decommission: begin (Leaving), hand over (push each lost range), finish (Left); resumable |
 //! | `push.rs` | the leaver's push of a range to a gainer over a [`RangeSink`], with cursors |
+//! | `push_sync.rs` | a leave's gainers sync what they took before the switch; one that restarted (new incarnation) is pushed to again |
 //! | `control.rs` | the node's decommission (background, status, stop once left) and cleanup (by hand, and after every movement) |
 //! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
@@ -44,6 +45,7 @@ pub mod plan;
 pub mod progress;
 pub mod progress_sum;
 pub mod push;
+pub mod push_sync;
 pub mod rate;
 pub mod remove;
 pub mod remove_finish;
