@@ -325,12 +325,15 @@ impl Internode for InternodeService {
     ) -> Result<Response<SyncWalResponse>, Status> {
         let span = self.admit(&req, "sync_wal")?;
         // Through the replica's gate: refused once storage is closing.
+        // The incarnation after the sync: what it covers was taken under it.
         let sync = self.replica.on_pool(|rep| {
             let _pass = rep.open()?;
-            Ok(rep.gated().flush()?)
+            let engine = rep.gated();
+            engine.flush()?;
+            Ok(engine.incarnation().get())
         });
-        sync.instrument(span).await?;
-        Ok(Response::new(SyncWalResponse {}))
+        let incarnation = sync.instrument(span).await?;
+        Ok(Response::new(SyncWalResponse { incarnation }))
     }
 
     async fn merkle(
