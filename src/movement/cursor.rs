@@ -11,6 +11,8 @@
 //! acknowledged as a pending replica after the stream had passed its key,
 //! so the copy runs again from its start (pages are merges: idempotent).
 //! A leave's push cursors (`leave-…`, kept by the leaver) are not pulls.
+//! `stream/<stream id>/\0incarnation`: the incarnation of the node a push
+//! stream's pages went into ([`Incarnation`]), forgotten with the cursors.
 //! Must not fetch or apply rows.
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
@@ -56,6 +58,19 @@ impl Pull {
     pub fn id(self, node: &str) -> String {
         format!("{}{node}", self.kind())
     }
+}
+
+/// After a stream's prefix; a cursor key there is a keyspace, `\0` and 16
+/// bytes, so this (`\0` and 11 bytes) is never one.
+const INCARNATION: &[u8] = b"\0incarnation";
+
+/// The engine incarnation of the node a push stream's pages went into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incarnation {
+    /// As the node answered it.
+    Known(u64),
+    /// The node cannot tell (an older build).
+    Unknown,
 }
 
 /// The meta-key prefix of every cursor of `stream_id`.
@@ -146,4 +161,40 @@ fn end_of(prefix: &[u8]) -> Vec<u8> {
 
 fn delete_prefix(batch: &mut WriteBatch, prefix: &[u8]) {
     batch.delete_range_raw(Cf::Meta, prefix, &end_of(prefix));
+}
+
+/// The meta key of the incarnation recorded with `stream_id`'s cursors.
+pub fn incarnation_key(stream_id: &str) -> Vec<u8> {
+    [&stream_prefix(stream_id)[..], INCARNATION].concat()
+}
+
+/// The incarnation recorded with `stream_id`'s cursors, if any.
+pub fn load_incarnation(
+    engine: &dyn Engine,
+    stream_id: &str,
+) -> Result<Option<Incarnation>, EngineError> {
+    let raw = engine.get_raw(Cf::Meta, &incarnation_key(stream_id))?;
+    Ok(match raw.as_deref() {
+        None => None,
+        Some([0]) => Some(Incarnation::Unknown),
+        Some([1, v @ ..]) if v.len() == 8 => {
+            let v: [u8; 8] = v.try_into().expect("8 bytes");
+            Some(Incarnation::Known(u64::from_le_bytes(v)))
+        }
+        Some(other) => {
+            return Err(EngineError::Corrupt {
+                what: format!("incarnation recorded with stream {stream_id}"),
+                detail: format!("{} bytes starting {:?}", other.len(), other.first()),
+            })
+        }
+    })
+}
+
+/// Adds the write of `stream_id`'s recorded incarnation to `batch`.
+pub fn save_incarnation(batch: &mut WriteBatch, stream_id: &str, inc: Incarnation) {
+    let value = match inc {
+        Incarnation::Unknown => vec![0],
+        Incarnation::Known(v) => [&[1u8][..], &v.to_le_bytes()].concat(),
+    };
+    batch.put_raw(Cf::Meta, &incarnation_key(stream_id), &value);
 }

@@ -7,6 +7,7 @@
 //! | `leave.rs` | decommission: begin (Leaving), hand over (push each lost range), finish (Left); resumable |
 //! | `leave_end.rs` | the end of a leave on the leaver: its queues handed over (Left, or its leave became a removal, then it stops with the removal) |
 //! | `push.rs` | the leaver's push of a range to a gainer over a [`RangeSink`], with cursors |
+//! | `push_sync.rs` | a leave's gainers sync what they took before the switch; one that restarted (new incarnation) is pushed to again |
 //! | `control.rs` | the node's decommission (background, status, stop once left) and cleanup (by hand, and after every movement) |
 //! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
@@ -46,6 +47,7 @@ pub mod plan;
 pub mod progress;
 pub mod progress_sum;
 pub mod push;
+pub mod push_sync;
 pub mod rate;
 pub mod remove;
 pub mod remove_finish;

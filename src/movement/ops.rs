@@ -241,20 +241,14 @@ pub async fn run_join(
             continue;
         }
         board.status("streaming");
-        let source = peer_source(&cluster, &peers, &is_up);
-        let handle = super::switch::Announcing {
-            cluster: cluster.clone(),
-            peers: peers.clone(),
-            is_up: is_up.clone(),
-            timeout: std::time::Duration::from_secs(30),
-        };
-        let run = join(
-            &handle,
-            engine.clone(),
-            source,
+        let run = stream_once(
+            &cluster,
+            &engine,
+            &peers,
+            &is_up,
             &req,
-            StreamConfig::capped(throughput.clone()),
-            progress.clone(),
+            &progress,
+            &throughput,
         );
         let outcome = tokio::select! {
             r = run => r,
@@ -281,6 +275,36 @@ pub async fn run_join(
             _ = shutdown.wait_for(|v| *v) => return Ok(()),
         }
     }
+}
+
+/// One try at the streams and switch of `req`'s join, once its layout
+/// reached every live member ([`run_join`] retries it).
+async fn stream_once(
+    cluster: &crate::view::Cluster,
+    engine: &Arc<dyn Engine>,
+    peers: &Arc<crate::transport::Peers>,
+    is_up: &Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    req: &JoinRequest,
+    progress: &Arc<Progress>,
+    throughput: &Arc<super::Throughput>,
+) -> Result<(), JoinError> {
+    let source = peer_source(cluster, peers, is_up);
+    let handle = super::switch::Announcing {
+        cluster: cluster.clone(),
+        peers: peers.clone(),
+        is_up: is_up.clone(),
+        timeout: std::time::Duration::from_secs(30),
+    };
+    join(
+        &handle,
+        engine.clone(),
+        source,
+        req,
+        StreamConfig::capped(throughput.clone()),
+        progress.clone(),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Logs a join's end with its figures.

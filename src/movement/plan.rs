@@ -6,10 +6,12 @@
 //! Computed from two rings — the current layout's and the settled one's
 //! ([`crate::layout::Layout::settled`]) — cut at the tokens of both, so
 //! every piece has one set of current owners and one of future owners.
-//! Sources are the current owners of a piece, the ones *losing* it first
-//! (copying the owner a range moves away from keeps every write's replica
-//! count: Cassandra's strict range movement), then nearest first (same
-//! rack, same datacenter, other datacenters). Pure: must not check
+//! Sources are the current owners of a piece, the ones of the gainer's
+//! datacenter *losing* it first (copying the owner a range moves away from
+//! keeps every write's replica count in that datacenter: Cassandra's
+//! strict range movement), then nearest first (same rack, same
+//! datacenter, other datacenters); a loser's new owners are those of its
+//! own datacenter. Pure: must not check
 //! liveness, choose among sources or do I/O — the streaming driver does.
 
 use std::collections::BTreeSet;
@@ -138,10 +140,11 @@ pub fn gains(layout: &Layout, node: &str) -> Result<Vec<Gain>, PlanError> {
             if !p.then.iter().any(|n| n == node) || p.now.iter().any(|n| n == node) {
                 continue;
             }
-            let losing: Vec<String> = p
-                .now
-                .iter()
-                .filter(|n| !p.then.contains(n))
+            // Strict sources are the gainer's own datacenter's losers: each
+            // datacenter's replicas are counted apart (review-elastic29 L2).
+            let in_my_dc = |id: &String| now.node_by_id(id).is_some_and(|i| i.dc == me.dc);
+            let losing: Vec<String> = (p.now.iter())
+                .filter(|n| !p.then.contains(n) && in_my_dc(n))
                 .cloned()
                 .collect();
             let mut sources = p.now.clone();
@@ -177,22 +180,23 @@ pub fn gains(layout: &Layout, node: &str) -> Result<Vec<Gain>, PlanError> {
 }
 
 /// The ranges `node` loses in `layout`'s movements in progress, with the
-/// nodes that gain them.
+/// nodes of its datacenter that gain them (those of another copy from
+/// their own datacenter's owners, [`gains`]).
 pub fn losses(layout: &Layout, node: &str) -> Result<Vec<Loss>, PlanError> {
     let (now, then) = rings(layout);
-    if now.node_by_id(node).is_none() {
+    let Some(me) = now.node_by_id(node) else {
         return Err(PlanError::NotAMember(node.into()));
-    }
+    };
+    // Another datacenter's gainers copy from their own (review-elastic29 L2).
+    let in_my_dc = |id: &String| layout.node(id).is_some_and(|(dc, _, _)| dc == me.dc);
     let mut out: Vec<Loss> = Vec::new();
     for keyspace in layout.keyspaces.keys() {
         for p in pieces(&now, &then, keyspace)? {
             if !p.now.iter().any(|n| n == node) || p.then.iter().any(|n| n == node) {
                 continue;
             }
-            let new_owners = p
-                .then
-                .iter()
-                .filter(|n| !p.now.contains(n))
+            let new_owners = (p.then.iter())
+                .filter(|n| !p.now.contains(n) && in_my_dc(n))
                 .cloned()
                 .collect();
             let loss = Loss {

@@ -8,16 +8,20 @@
 //! page is sent as merges (idempotent: a write that reached the gainer
 //! meanwhile survives) and only then is the range's cursor committed in the
 //! leaver's meta column family ([`super::cursor`], one stream id per
-//! gainer): after a crash of either side the push resumes after the last
-//! page the gainer acknowledged. Must not decide which ranges move or when
-//! the leave finishes.
+//! gainer): after a crash of the leaver, or of a gainer that kept what it
+//! acknowledged, the push resumes after the last page the gainer
+//! acknowledged; a gainer that may have lost its unsynced tail (a new
+//! incarnation) is pushed to from the start ([`super::push_sync`]). Must
+//! not decide which ranges move or when the leave finishes.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::cursor::{self, Cursor};
 use super::plan::Loss;
+use super::push_sync;
 use super::rate::{Rate, Rates};
 use super::stream::{Progress, SourceError, StreamConfig, StreamError};
 use crate::engine::{Engine, WriteBatch};
@@ -37,19 +41,12 @@ pub trait RangeSink: Send + Sync {
         rows: Vec<(Vec<u8>, SiblingSet)>,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
-    /// Makes everything `node` acknowledged durable (its WAL synced).
+    /// Makes everything `node` acknowledged durable (its WAL synced) and
+    /// tells the incarnation it took it under.
     fn sync(&self, node: &str) -> impl Future<Output = Result<Synced, SourceError>> + Send;
 }
 
-/// How a gainer answered [`RangeSink::sync`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Synced {
-    /// What it took is durable.
-    Durable,
-    /// Its build predates the request (UNIMPLEMENTED): its pages become
-    /// durable with its own periodic sync.
-    Unsupported,
-}
+pub use super::push_sync::Synced;
 
 /// The stream id of the push of `leaver`'s ranges to `gainer`.
 pub fn stream_id(leaver: &str, gainer: &str) -> String {
@@ -57,8 +54,9 @@ pub fn stream_id(leaver: &str, gainer: &str) -> String {
 }
 
 /// Pushes every range of `losses` from `engine` (the leaver `me`'s) to each
-/// of its new owners through `sink`, resuming after committed cursors, then
-/// has every gainer sync what it took ([`sync_gainers`]): `Ok` means the
+/// of its new owners through `sink`, resuming after committed cursors
+/// while the gainer is the incarnation they were pushed into, then has
+/// every gainer sync what it took ([`super::push_sync`]): `Ok` means the
 /// switch may be proposed.
 pub async fn push_losses<S: RangeSink>(
     engine: Arc<dyn Engine>,
@@ -70,146 +68,129 @@ pub async fn push_losses<S: RangeSink>(
 ) -> Result<(), StreamError> {
     let total = losses.iter().map(|l| l.new_owners.len() as u64).sum();
     progress.begin(total);
+    let run = Run {
+        engine: &engine,
+        sink,
+        me,
+        losses,
+        cfg,
+        progress,
+    };
+    let gainers: BTreeSet<&str> = (losses.iter())
+        .flat_map(|l| l.new_owners.iter().map(String::as_str))
+        .collect();
+    // The incarnation each gainer takes its pages into (review-elastic29 H1).
+    let mut into = Vec::new();
+    for gainer in gainers {
+        into.push((gainer, push_sync::check_in(&run, gainer).await?));
+    }
     // One rate per gainer: each is judged against its own fastest page.
     let mut rates = Rates::new(cfg.rate.clone());
+    let mut moved = BTreeSet::new();
     for loss in losses {
         for gainer in &loss.new_owners {
-            let id = stream_id(me, gainer);
-            let to = To { id: &id, gainer };
-            let rate = rates.of(gainer);
-            push_range(&engine, sink, to, loss, cfg, rate, progress).await?;
+            if run.push_range(gainer, loss, rates.of(gainer)).await? {
+                moved.insert(gainer.as_str());
+            }
             progress.range_done();
         }
     }
-    sync_gainers(sink, losses, cfg).await
-}
-
-/// Asks every gainer of `losses` to sync what it took (review-elastic28
-/// M1): once the leave switches, the leaver, the strict source of its
-/// ranges, is gone, so the switch must not rest on pages in a gainer's
-/// unsynced WAL tail. A gainer of an older build (no such request) is
-/// passed with a warning; any other failure is retried `cfg.max_rounds`
-/// times, then [`StreamError::NotSynced`]: the leave is run again and its
-/// switch waits.
-async fn sync_gainers<S: RangeSink>(
-    sink: &S,
-    losses: &[Loss],
-    cfg: &StreamConfig,
-) -> Result<(), StreamError> {
-    let gainers: std::collections::BTreeSet<&str> = (losses.iter())
-        .flat_map(|l| l.new_owners.iter().map(String::as_str))
-        .collect();
-    for gainer in gainers {
-        sync_one(sink, gainer, cfg).await?;
+    for (gainer, at) in into {
+        let moved = moved.contains(gainer);
+        push_sync::settle(&run, gainer, at, moved, &mut rates).await?;
     }
     Ok(())
 }
 
-async fn sync_one<S: RangeSink>(
-    sink: &S,
-    gainer: &str,
-    cfg: &StreamConfig,
-) -> Result<(), StreamError> {
-    let mut last = String::new();
-    for round in 0..cfg.max_rounds {
-        if round > 0 {
-            tokio::time::sleep(cfg.round_backoff).await;
+/// One push of a leaver's losses, shared by its steps.
+pub(super) struct Run<'a, S> {
+    pub(super) engine: &'a Arc<dyn Engine>,
+    pub(super) sink: &'a S,
+    pub(super) me: &'a str,
+    pub(super) losses: &'a [Loss],
+    pub(super) cfg: &'a StreamConfig,
+    pub(super) progress: &'a Progress,
+}
+
+impl<S: RangeSink> Run<'_, S> {
+    /// Pushes every range `gainer` gains from its cursor on (all of them
+    /// once its cursors were forgotten).
+    pub(super) async fn push_to(&self, gainer: &str, rate: &mut Rate) -> Result<(), StreamError> {
+        let mine = self
+            .losses
+            .iter()
+            .filter(|l| l.new_owners.iter().any(|g| g == gainer));
+        for loss in mine {
+            self.push_range(gainer, loss, rate).await?;
         }
-        if !sink.is_up(gainer) {
-            last = format!("{gainer}: believed down");
-            continue;
-        }
-        match sink.sync(gainer).await {
-            Ok(Synced::Durable) => return Ok(()),
-            Ok(Synced::Unsupported) => {
-                tracing::warn!(
-                    gainer,
-                    "the gainer's build cannot sync on request (older): what it took is durable at its next periodic sync"
-                );
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, gainer, "sync of the pushed pages failed; retrying");
-                last = e.to_string();
-            }
-        }
+        Ok(())
     }
-    Err(StreamError::NotSynced {
-        node: gainer.into(),
-        rounds: cfg.max_rounds,
-        last,
-    })
-}
 
-/// Where one push goes: the gainer, under the stream id of its cursors.
-struct To<'a> {
-    id: &'a str,
-    gainer: &'a str,
-}
-
-/// Pushes `loss`'s range to `to.gainer` (stream `to.id`), from its cursor on.
-async fn push_range<S: RangeSink>(
-    engine: &Arc<dyn Engine>,
-    sink: &S,
-    To { id, gainer }: To<'_>,
-    loss: &Loss,
-    cfg: &StreamConfig,
-    rate: &mut Rate,
-    progress: &Progress,
-) -> Result<(), StreamError> {
-    let (ks, range) = (loss.keyspace.clone(), loss.range);
-    let mut at = {
-        let (e, id, ks) = (engine.clone(), id.to_string(), ks.clone());
-        blocking(move || Ok(cursor::load(&*e, &id, &ks, range)?)).await?
-    };
-    let mut failures = 0u32;
-    let mut last = String::new();
-    while at != Cursor::Done {
-        if failures > 0 {
-            if failures >= cfg.max_rounds {
-                return Err(StreamError::NoSource {
-                    keyspace: ks,
-                    range,
-                    rounds: failures,
-                    last,
-                });
+    /// Pushes `loss`'s range to `gainer`, from its cursor on; whether any
+    /// page was left to push.
+    async fn push_range(
+        &self,
+        gainer: &str,
+        loss: &Loss,
+        rate: &mut Rate,
+    ) -> Result<bool, StreamError> {
+        let (engine, cfg) = (self.engine, self.cfg);
+        let id = stream_id(self.me, gainer);
+        let (ks, range) = (loss.keyspace.clone(), loss.range);
+        let mut at = {
+            let (e, id, ks) = (engine.clone(), id.clone(), ks.clone());
+            blocking(move || Ok(cursor::load(&*e, &id, &ks, range)?)).await?
+        };
+        let moved = at != Cursor::Done;
+        let mut failures = 0u32;
+        let mut last = String::new();
+        while at != Cursor::Done {
+            if failures > 0 {
+                if failures >= cfg.max_rounds {
+                    return Err(StreamError::NoSource {
+                        keyspace: ks,
+                        range,
+                        rounds: failures,
+                        last,
+                    });
+                }
+                tokio::time::sleep(cfg.round_backoff).await;
             }
-            tokio::time::sleep(cfg.round_backoff).await;
-        }
-        if !sink.is_up(gainer) {
-            failures += 1;
-            last = format!("{gainer}: believed down");
-            continue;
-        }
-        let (page, next) = next_page(engine, &ks, range, &at, rate.rows() as usize).await?;
-        let (keys, bytes) = (
-            page.len() as u64,
-            page.iter()
-                .map(|(k, s)| (k.len() + s.encoded_len()) as u64)
-                .sum::<u64>(),
-        );
-        let began = tokio::time::Instant::now();
-        match sink.push(gainer, &ks, page).await {
-            Ok(()) => {
-                rate.on_page(began.elapsed(), keys as u32);
-                failures = 0;
-                save_cursor(engine, id, &ks, range, &next).await?;
-                progress.add(keys, bytes);
-                at = next;
-                cfg.throughput.moved(bytes).await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, ?range, "push page failed; retrying");
-                rate.on_error();
+            if !self.sink.is_up(gainer) {
                 failures += 1;
-                last = e.to_string();
+                last = format!("{gainer}: believed down");
+                continue;
+            }
+            let (page, next) = next_page(engine, &ks, range, &at, rate.rows() as usize).await?;
+            let (keys, bytes) = (
+                page.len() as u64,
+                page.iter()
+                    .map(|(k, s)| (k.len() + s.encoded_len()) as u64)
+                    .sum::<u64>(),
+            );
+            let began = tokio::time::Instant::now();
+            match self.sink.push(gainer, &ks, page).await {
+                Ok(()) => {
+                    rate.on_page(began.elapsed(), keys as u32);
+                    failures = 0;
+                    save_cursor(engine, &id, &ks, range, &next).await?;
+                    self.progress.add(keys, bytes);
+                    at = next;
+                    cfg.throughput.moved(bytes).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, ?range, "push page failed; retrying");
+                    rate.on_error();
+                    failures += 1;
+                    last = e.to_string();
+                }
+            }
+            if rate.pause() > Duration::ZERO {
+                tokio::time::sleep(rate.pause()).await;
             }
         }
-        if rate.pause() > Duration::ZERO {
-            tokio::time::sleep(rate.pause()).await;
-        }
+        Ok(moved)
     }
-    Ok(())
 }
 
 /// The page of `keyspace`'s rows in `range` after `at` (at most `limit`),
@@ -273,7 +254,7 @@ pub fn forget(
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StreamError> + Send + 'static,
 ) -> Result<T, StreamError> {
     tokio::task::spawn_blocking(f)
@@ -324,7 +305,7 @@ impl RangeSink for PeerSink {
         let (to, _) = (self.resolve)(node).ok_or_else(|| err("not in the layout".into()))?;
         use crate::transport::sync_wal::WalSync;
         match self.peers.sync_wal(&to, self.timeout).await {
-            Ok(WalSync::Synced) => Ok(Synced::Durable),
+            Ok(WalSync::Synced { incarnation }) => Ok(Synced::Durable { incarnation }),
             Ok(WalSync::Unsupported) => Ok(Synced::Unsupported),
             Err(e) => Err(err(e.to_string())),
         }

@@ -98,6 +98,10 @@ pub enum StreamError {
         rounds: u32,
         last: String,
     },
+    /// A gainer restarted under a new incarnation in every round of the
+    /// push (it may have lost what it took; the leave's switch waits).
+    #[error("{node} restarted (a new incarnation) during every one of {rounds} rounds of the push: run the decommission again")]
+    GainerRestarted { node: String, rounds: u32 },
     #[error("stream stopped by its caller between ranges: {0}")]
     Stopped(String),
     #[error(transparent)]

@@ -22,13 +22,13 @@ use crate::version::SiblingSet;
 
 /// Merges pushed rows into the gainers' engines; fails every push after
 /// `fail_after` pages (the leaver or the gainer "crashes"). Logs each
-/// push and sync (`push g`, `sync g`); a sync takes the next of `syncs`'
-/// answers (`Durable` once none is left).
+/// push and sync (`push g`, `sync g`); a sync takes the last of `syncs`'
+/// answers (`Durable` in incarnation 1 once none is left).
 pub(super) struct Sink {
     engines: BTreeMap<String, Arc<dyn Engine>>,
     fail_after: Option<usize>,
     pages: AtomicUsize,
-    rows: AtomicUsize,
+    pub(super) rows: AtomicUsize,
     pub(super) log: Arc<Mutex<Vec<String>>>,
     pub(super) syncs: Mutex<Vec<Result<Synced, String>>>,
 }
@@ -78,7 +78,7 @@ impl RangeSink for Sink {
     }
 
     async fn sync(&self, node: &str) -> Result<Synced, SourceError> {
-        let answer = self.syncs.lock().pop().unwrap_or(Ok(Synced::Durable));
+        let answer = (self.syncs.lock().pop()).unwrap_or(Ok(Synced::Durable { incarnation: 1 }));
         self.log.lock().push(format!("sync {node}"));
         answer.map_err(|detail| SourceError {
             node: node.into(),

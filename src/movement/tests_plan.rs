@@ -1,7 +1,8 @@
 //! Plan properties on random clusters and random movements: the ranges a
 //! node gains are exactly its pending ranges, each with current owners as
-//! sources (the ones losing it first); what a node loses is gained by its
-//! new owners from it; cleanup ranges are the complement of ownership.
+//! sources (its datacenter's losers first); what a node loses is gained by
+//! its datacenter's new owners from it; cleanup ranges are the complement
+//! of ownership.
 
 use std::collections::BTreeSet;
 
@@ -94,7 +95,6 @@ proptest! {
     /// Only the loser's own datacenter gains from it: another's gainers
     /// copy from their own sources (review-elastic29 L2).
     #[test]
-    #[ignore = "review-elastic29 L2 open: a leave's new owners include other datacenters' gainers"]
     fn what_a_node_loses_only_its_own_datacenter_gains_from_it(
         (shape, rfs) in arb_cluster(1..=6),
         ops in arb_ops(),
@@ -106,6 +106,25 @@ proptest! {
             for loss in losses(&moving, &node.id).unwrap() {
                 for new in &loss.new_owners {
                     prop_assert_eq!(dc(new), dc(&node.id), "{} gains from {} across datacenters", new, node.id);
+                }
+            }
+        }
+    }
+
+    /// A gainer's strict sources are its own datacenter's losers
+    /// (review-elastic29 L2): another's replica count is not its own.
+    #[test]
+    fn a_gainers_strict_sources_are_in_its_datacenter(
+        (shape, rfs) in arb_cluster(1..=6),
+        ops in arb_ops(),
+    ) {
+        let topo = build_topology(&shape, &[("ks", rfs)]);
+        let moving = apply(Layout::seed(&topo), &ops);
+        let dc = |id: &str| moving.node(id).map(|(d, _, _)| d.to_string());
+        for node in Ring::from_layout(&moving).nodes() {
+            for gain in gains(&moving, &node.id).unwrap() {
+                for losing in &gain.losing {
+                    prop_assert_eq!(dc(losing), dc(&node.id), "{} copies strictly from {}", node.id, losing);
                 }
             }
         }

@@ -2,9 +2,14 @@
 //! random bytes and mutated valid encodings (issue 12 §3): stored records
 //! and their quarantine envelopes, causal contexts, hint/stream entries and
 //! hint keys, gossip digests applied to a membership table, Merkle requests
-//! and answers, layout and auth documents. Each must answer with a value or
-//! a typed error, never panic; counts in the binary formats are bounded by
-//! the input's length, so a short input cannot ask for a large allocation.
+//! and answers, layout and auth documents; by subsystem in its children:
+//! the layout CAS messages and persisted acceptor state (`paxos`), the
+//! replica batch, read batch, forwarded write and `SyncWal` calls and
+//! their answers (`replica`), and what a node reads back from `meta`
+//! (`meta`: anti-entropy records, stream cursors, start state). Each must
+//! answer with a value or a typed error, never panic; counts in the binary
+//! formats are bounded by the input's length, so a short input cannot ask
+//! for a large allocation.
 //!
 //! Owns: these properties only (tests). It lives in `node`, the one
 //! module that may depend on every other, because it reaches the decoders
@@ -19,6 +24,10 @@ use crate::version::{ActorId, CausalContext, SiblingSet, VersionVector};
 use bytes::Bytes;
 use proptest::prelude::*;
 use prost::Message;
+
+mod meta;
+mod paxos;
+mod replica;
 
 /// A valid record with `n` siblings from a few actors.
 fn record(n: usize, value_len: usize) -> Vec<u8> {
@@ -50,9 +59,11 @@ fn mutate(mut bytes: Vec<u8>, kind: u8, at: usize, byte: u8) -> Vec<u8> {
     bytes
 }
 
+/// 256 cases, or `PROPTEST_CASES` when set (to look harder locally).
 fn cfg() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok();
     ProptestConfig {
-        cases: 256,
+        cases: cases.and_then(|c| c.parse().ok()).unwrap_or(256),
         ..ProptestConfig::default()
     }
 }

@@ -30,8 +30,9 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-mod batch;
-mod read_batch;
+// Visible to `node` for the decoder properties (`super::decoders`).
+pub(super) mod batch;
+pub(super) mod read_batch;
 mod repair;
 mod streams;
 
@@ -81,6 +82,25 @@ impl InternodeService {
 /// anything is applied.
 fn decode(record: &[u8]) -> Result<SiblingSet, GeokvError> {
     SiblingSet::decode(record).map_err(|e| GeokvError::InvalidArgument(format!("bad record: {e}")))
+}
+
+/// The write a forwarded `CoordinateWrite` asks for; a level or context
+/// that does not decode is refused before anything is coordinated.
+pub(super) fn write_request(r: CoordinateWriteRequest) -> Result<WriteRequest, GeokvError> {
+    let level = (r.level.parse::<ConsistencyLevel>())
+        .map_err(|e| GeokvError::InvalidArgument(e.to_string()))?;
+    let context = CausalContext::decode_context(&r.context)?;
+    Ok(WriteRequest {
+        mutation: Mutation {
+            keyspace: r.keyspace,
+            key: bytes::Bytes::from(r.key),
+            value: r.value.map(bytes::Bytes::from),
+            context,
+        },
+        level,
+        explicit: (r.explicit_count > 0).then_some(r.explicit_count),
+        timeout: Duration::from_millis(u64::from(r.timeout_ms.max(1))),
+    })
 }
 
 #[tonic::async_trait]
@@ -149,24 +169,8 @@ impl Internode for InternodeService {
         let span = self.admit(&req, "coordinate_write")?;
         let r = req.into_inner();
         let write = async {
-            let level = r
-                .level
-                .parse::<ConsistencyLevel>()
-                .map_err(|e| GeokvError::InvalidArgument(e.to_string()))?;
-            let context = CausalContext::decode_context(&r.context)?;
-            self.coordinator
-                .write_as_replica(WriteRequest {
-                    mutation: Mutation {
-                        keyspace: r.keyspace,
-                        key: bytes::Bytes::from(r.key),
-                        value: r.value.map(bytes::Bytes::from),
-                        context,
-                    },
-                    level,
-                    explicit: (r.explicit_count > 0).then_some(r.explicit_count),
-                    timeout: Duration::from_millis(u64::from(r.timeout_ms.max(1))),
-                })
-                .await
+            let req = write_request(r)?;
+            self.coordinator.write_as_replica(req).await
         };
         let out = write.instrument(span).await?;
         self.faults.crash_if_armed();
@@ -321,12 +325,15 @@ impl Internode for InternodeService {
     ) -> Result<Response<SyncWalResponse>, Status> {
         let span = self.admit(&req, "sync_wal")?;
         // Through the replica's gate: refused once storage is closing.
+        // The incarnation after the sync: what it covers was taken under it.
         let sync = self.replica.on_pool(|rep| {
             let _pass = rep.open()?;
-            Ok(rep.gated().flush()?)
+            let engine = rep.gated();
+            engine.flush()?;
+            Ok(engine.incarnation().get())
         });
-        sync.instrument(span).await?;
-        Ok(Response::new(SyncWalResponse {}))
+        let incarnation = sync.instrument(span).await?;
+        Ok(Response::new(SyncWalResponse { incarnation }))
     }
 
     async fn merkle(

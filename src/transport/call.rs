@@ -99,6 +99,26 @@ impl Peers {
         F: FnOnce(PeerChannel, tonic::Request<T>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     {
+        let gate = Gate::new();
+        (self.call_gated(to, msg, timeout, send_deadline, gate, f)).await
+    }
+
+    /// [`Self::call_on`] behind `gate`, which others share: a batch's
+    /// entries, whose callers may give up before the call's own timer
+    /// ends (`replica_batch/claim.rs`).
+    pub(super) async fn call_gated<T, R, F, Fut>(
+        &self,
+        to: &NodeInfo,
+        msg: T,
+        timeout: Duration,
+        send_deadline: bool,
+        gate: Gate,
+        f: F,
+    ) -> Result<R, TransportError>
+    where
+        F: FnOnce(PeerChannel, tonic::Request<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
         let peer = to;
         let delay = self
             .faults
@@ -112,7 +132,6 @@ impl Peers {
         let started = std::time::Instant::now();
         let (channel, failure, seconds) = self.client_noted(to);
         let mark = failure.mark();
-        let gate = Gate::new();
         let req = self.request(msg, timeout, send_deadline);
         let fut = f(Gated::new(channel, gate.clone()), req);
         let ms = timeout.as_millis() as u64;

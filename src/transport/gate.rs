@@ -48,8 +48,9 @@ impl Gate {
     }
 
     /// The body's first read: whether it may yield the message (the caller
-    /// has not given up before it).
-    fn send(&self) -> bool {
+    /// has not given up before it). A batch whose entries go anew as single
+    /// writes passes it too (`replica_batch/claim.rs`).
+    pub(super) fn send(&self) -> bool {
         match (self.0).compare_exchange(IDLE, SENDING, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => true,
             Err(now) => now == SENDING,
@@ -64,6 +65,11 @@ impl Gate {
             Ok(_) => true,
             Err(now) => now == ABANDONED,
         }
+    }
+
+    /// Whether a caller gave up before the body was read (for good).
+    pub(super) fn abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDONED
     }
 }
 

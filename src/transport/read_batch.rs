@@ -258,7 +258,7 @@ fn too_large(e: &TransportError) -> bool {
 }
 
 /// One entry's result as a single call's answer or error.
-pub(super) fn read_result(peer: &str, r: ReplicaReadBatchResult, ms: u64) -> ReadOutcome {
+pub(crate) fn read_result(peer: &str, r: ReplicaReadBatchResult, ms: u64) -> ReadOutcome {
     entry_result(peer, r.status.unwrap_or_default(), ms)?;
     Ok(r.read.unwrap_or_default())
 }

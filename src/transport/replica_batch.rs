@@ -4,7 +4,9 @@
 //! result. Each result maps to the [`TransportError`] a single
 //! `ReplicaWrite` would have given (through the same status mapping);
 //! a batch call that fails as a whole leaves every entry in it **maybe
-//! applied** (never "not applied"), unless it was provably never sent.
+//! applied** (never "not applied"), unless it was provably never sent. A
+//! caller whose timer ends first is told "not sent" only when no byte of
+//! its entry can reach the peer (its batch's gate, `claim.rs`).
 //!
 //! **Mixed versions:** a peer answering UNIMPLEMENTED (a node from before
 //! this call) ran nothing: every entry of that batch is resent as a single
@@ -28,6 +30,7 @@
 use super::batch::Limits;
 use super::encoded;
 use super::error::status_error;
+use super::gate::Gate;
 use super::lane::{CallFn, Lane, Settled};
 use super::support::{batch_span, unimplemented, Support};
 use super::{PeerVerdict, Peers, TransportError};
@@ -36,13 +39,18 @@ use crate::tasks::Spawner;
 use crate::topology::NodeInfo;
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+mod claim;
 mod entry;
+mod net;
+use claim::Batch;
+pub use claim::Claim;
 pub use entry::Entry;
+use net::Net;
 
 /// The two calls a lane makes to its peer: the network ([`Peers`]), or a
 /// test's fake peer.
@@ -50,11 +58,13 @@ pub trait Wire: Send + Sync + 'static {
     /// The peer's node id.
     fn peer(&self) -> &str;
     /// One `ReplicaBatch` of `entries` (a `ReplicaBatchRequest`), sent
-    /// from the lane's own entries, shared: no copy of them.
+    /// from the lane's own entries, shared: no copy of them; its request
+    /// body behind `gate` (the batch's, which its entries' callers share).
     fn batch<'a>(
         &'a self,
         entries: Arc<Vec<Entry>>,
         timeout: Duration,
+        gate: Gate,
     ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>>;
     /// One `ReplicaWrite` in the trace of `traceparent` (empty: none).
     fn single<'a>(
@@ -84,19 +94,16 @@ impl Peers {
         timeout: Duration,
     ) -> Result<(), TransportError> {
         let (lane, req) = (self.lane(to), req.into());
-        let now = Instant::now();
-        if lane.support.single_only(now) {
+        if lane.support.single_only(Instant::now()) {
             return (self.replica_write(to, Arc::unwrap_or_clone(req), timeout)).await;
         }
         let entry = Entry {
             write: req,
             timeout_ms: 0,
             traceparent: crate::telemetry::current_traceparent(),
+            claim: Claim::default(),
         };
-        let bytes = held_bytes(&entry);
-        let deadline = now + timeout;
-        let settled = tokio::time::timeout(timeout, lane.lane.submit(entry, bytes, deadline));
-        settled_error(&to.id, timeout, settled.await.ok())
+        submit_within(&lane.lane, &to.id, entry, timeout).await
     }
 
     /// `to`'s lane, made on first use (or again when its address changed).
@@ -128,34 +135,56 @@ fn held_bytes(e: &Entry) -> usize {
     prost::Message::encoded_len(e)
 }
 
-/// What a caller of the lane is told, `None` once its own deadline passed.
-fn settled_error(
+/// `entry` through `lane` to `peer` within `timeout`: its outcome; or,
+/// when its caller's timer ends first, "not sent" if its claim says no
+/// byte of it can reach the peer, else "timeout" (may have been applied:
+/// review-conn29 M1, `claim.rs`).
+pub async fn submit_within(
+    lane: &Lane<Entry, Result<(), TransportError>>,
     peer: &str,
+    entry: Entry,
     timeout: Duration,
-    s: Option<Settled<Result<(), TransportError>>>,
 ) -> Result<(), TransportError> {
-    let not_sent = |why: &str| TransportError::NotSent {
+    let (claim, bytes) = (entry.claim.clone(), held_bytes(&entry));
+    let deadline = Instant::now() + timeout;
+    let ms = timeout.as_millis() as u64;
+    match tokio::time::timeout_at(deadline, lane.submit(entry, bytes, deadline)).await {
+        Ok(settled) => settled_error(peer, settled),
+        Err(_) if claim.give_up() => Err(not_sent(peer, format!("not sent within {ms} ms"))),
+        Err(_) => Err(TransportError::Timeout {
+            peer: peer.to_string(),
+            ms,
+        }),
+    }
+}
+
+fn not_sent(peer: &str, why: impl Into<String>) -> TransportError {
+    TransportError::NotSent {
         peer: peer.to_string(),
-        message: why.to_string(),
-    };
+        message: why.into(),
+    }
+}
+
+/// What a caller of the lane is told of how its entry settled.
+fn settled_error(peer: &str, s: Settled<Result<(), TransportError>>) -> Result<(), TransportError> {
     match s {
-        Some(Settled::Answered(r)) => r,
-        Some(Settled::Expired) => Err(not_sent("its deadline passed while queued")),
-        Some(Settled::Shed) => {
+        Settled::Answered(r) => r,
+        Settled::Expired => Err(not_sent(peer, "its deadline passed while queued")),
+        Settled::Shed => {
             metrics::counter!("geokv_internode_lane_shed_total").increment(1);
-            Err(not_sent("overloaded: the lane to this peer is full"))
+            Err(not_sent(peer, "overloaded: the lane to this peer is full"))
         }
-        Some(Settled::NotSent) => Err(not_sent("the lane's task died before sending it")),
-        Some(Settled::Lost) => Err(TransportError::Rpc {
-            peer: peer.to_string(),
-            code: tonic::Code::Unknown.into(),
-            message: "sent in a batch that answered nothing for it".into(),
-            verdict: PeerVerdict::MaybeApplied,
-        }),
-        None => Err(TransportError::Timeout {
-            peer: peer.to_string(),
-            ms: timeout.as_millis() as u64,
-        }),
+        Settled::NotSent => Err(not_sent(peer, "the lane's task died before sending it")),
+        Settled::Lost => Err(lost(peer)),
+    }
+}
+
+fn lost(peer: &str) -> TransportError {
+    TransportError::Rpc {
+        peer: peer.to_string(),
+        code: tonic::Code::Unknown.into(),
+        message: "sent in a batch that answered nothing for it".into(),
+        verdict: PeerVerdict::MaybeApplied,
     }
 }
 
@@ -175,16 +204,43 @@ pub fn lane_over<W: Wire>(
     (Lane::spawn(limits, call, label, spawner), support)
 }
 
-/// Sends one batch (or, to a peer marked single-only, its entries one by
-/// one) and maps the answer to one result per entry.
+/// Sends one batch of the entries whose callers still wait (those that
+/// gave up are not sent: `claim.rs`) and maps the answer to one result
+/// per entry.
 async fn send<W: Wire>(
     wire: &W,
     support: &Support,
     items: Vec<(Entry, Instant)>,
 ) -> Vec<Result<(), TransportError>> {
+    let batch = Batch::new();
+    let joined: Vec<bool> = (items.iter()).map(|(e, _)| e.claim.join(&batch)).collect();
+    let gave_up = |_: &bool| Err(not_sent(wire.peer(), "its caller gave up first"));
+    if batch.seal() {
+        return joined.iter().map(gave_up).collect();
+    }
+    let live = (items.into_iter().zip(&joined))
+        .filter_map(|(item, j)| j.then_some(item))
+        .collect();
+    let mut outs = send_batch(wire, support, live, &batch).await.into_iter();
+    (joined.iter())
+        .map(|j| match j {
+            true => (outs.next()).unwrap_or_else(|| Err(lost(wire.peer()))),
+            false => gave_up(j),
+        })
+        .collect()
+}
+
+/// [`send`] of the entries of `batch` (or, to a peer marked single-only,
+/// each one by itself).
+async fn send_batch<W: Wire>(
+    wire: &W,
+    support: &Support,
+    items: Vec<(Entry, Instant)>,
+    batch: &Batch,
+) -> Vec<Result<(), TransportError>> {
     let now = Instant::now();
     if support.single_only(now) {
-        return singles(wire, items).await;
+        return singles(wire, batch, items).await;
     }
     let n = items.len();
     let last = items.iter().map(|(_, d)| *d).max().unwrap_or(now);
@@ -197,13 +253,14 @@ async fn send<W: Wire>(
         e.timeout_ms = u32::try_from(left).unwrap_or(u32::MAX).max(1);
     }
     if lone_and_over_the_limit(&entries) {
-        return singles(wire, entries.into_iter().zip(deadlines).collect()).await;
+        return singles(wire, batch, entries.into_iter().zip(deadlines).collect()).await;
     }
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
     let ms = timeout.as_millis() as u64;
     let span = batch_span("replica_batch", entries.iter().map(|e| &e.traceparent[..]));
     let entries = Arc::new(entries);
-    let answer = wire.batch(entries.clone(), timeout).instrument(span).await;
+    let gate = batch.gate().clone();
+    let answer = (wire.batch(entries.clone(), timeout, gate).instrument(span)).await;
     match answer {
         Ok(r) if r.results.len() == n => (r.results.into_iter())
             .map(|x| entry_result(wire.peer(), x, ms))
@@ -214,7 +271,7 @@ async fn send<W: Wire>(
             metrics::counter!("geokv_internode_batch_unimplemented_total").increment(1);
             // The call is over: its share of the entries is dropped.
             let entries = Arc::try_unwrap(entries).unwrap_or_else(|e| (*e).clone());
-            singles(wire, entries.into_iter().zip(deadlines).collect()).await
+            singles(wire, batch, entries.into_iter().zip(deadlines).collect()).await
         }
         Err(e) => vec![Err(batch_failed(e)); n],
     }
@@ -234,19 +291,23 @@ fn lone_and_over_the_limit<E: prost::Message>(entries: &[E]) -> bool {
     }
 }
 
-/// Each entry as a single `ReplicaWrite`, concurrently, each with what is
-/// left of its own deadline and in its own trace.
+/// Each entry of `batch` as a single `ReplicaWrite`, concurrently, each
+/// with what is left of its own deadline and in its own trace; none if
+/// every caller of the batch gave up before it was read.
 async fn singles<W: Wire>(
     wire: &W,
+    batch: &Batch,
     items: Vec<(Entry, Instant)>,
 ) -> Vec<Result<(), TransportError>> {
+    if !batch.resend() {
+        let gone = |_: &(Entry, Instant)| Err(not_sent(wire.peer(), "every caller gave up"));
+        return items.iter().map(gone).collect();
+    }
     let calls = items.into_iter().map(|(e, deadline)| async move {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(TransportError::NotSent {
-                peer: wire.peer().to_string(),
-                message: "its deadline passed before it was sent".into(),
-            });
+            let why = "its deadline passed before it was sent";
+            return Err(not_sent(wire.peer(), why));
         }
         let Entry {
             write, traceparent, ..
@@ -254,64 +315,6 @@ async fn singles<W: Wire>(
         (wire.single(Arc::unwrap_or_clone(write), left, &traceparent)).await
     });
     futures::future::join_all(calls).await
-}
-
-/// The method a batch calls (the generated client's path).
-const REPLICA_BATCH: &str = "/geokv.v1.internode.Internode/ReplicaBatch";
-
-/// The network: `to` while this node's `Peers` lives.
-struct Net {
-    peers: Weak<Peers>,
-    to: NodeInfo,
-}
-
-impl Net {
-    fn peers(&self) -> Result<Arc<Peers>, TransportError> {
-        self.peers.upgrade().ok_or_else(|| TransportError::NotSent {
-            peer: self.to.id.clone(),
-            message: "this node's transport is gone".into(),
-        })
-    }
-}
-
-impl Wire for Net {
-    fn peer(&self) -> &str {
-        &self.to.id
-    }
-
-    fn batch<'a>(
-        &'a self,
-        entries: Arc<Vec<Entry>>,
-        timeout: Duration,
-    ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>> {
-        Box::pin(async move {
-            // `ReplicaBatchRequest { entries }`, encoded as it is sent.
-            let req = encoded::Repeated::new(1, entries);
-            encoded::within_limit(&self.to.id, prost::Message::encoded_len(&req))?;
-            let peers = self.peers()?;
-            (peers.call_on(&self.to, req, timeout, false, |ch, r| {
-                encoded::unary(ch, REPLICA_BATCH, r)
-            }))
-            .await
-        })
-    }
-
-    fn single<'a>(
-        &'a self,
-        req: ReplicaWriteRequest,
-        timeout: Duration,
-        traceparent: &'a str,
-    ) -> BoxFuture<'a, Result<(), TransportError>> {
-        let span = tracing::info_span!("replica_write_resent");
-        crate::telemetry::adopt_traceparent(&span, traceparent);
-        Box::pin(
-            async move {
-                let peers = self.peers()?;
-                peers.replica_write(&self.to, req, timeout).await
-            }
-            .instrument(span),
-        )
-    }
 }
 
 /// A batch that failed as a whole: every entry in it may have been applied,
@@ -368,7 +371,7 @@ pub fn result_of(res: Result<(), tonic::Status>) -> ReplicaBatchResult {
 }
 
 /// One entry's result as the error a single call would have given.
-pub(super) fn entry_result(
+pub(crate) fn entry_result(
     peer: &str,
     r: ReplicaBatchResult,
     ms: u64,

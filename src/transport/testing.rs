@@ -1,6 +1,6 @@
 //! A test peer on a loopback socket: a real tonic internode server whose
-//! `ReplicaWrite`, `ReplicaBatch`, `Stream`, `LayoutPrepare` and
-//! `LayoutAccept` a test supplies
+//! `ReplicaWrite`, `ReplicaBatch`, `Stream`, `LayoutPrepare`,
+//! `LayoutAccept` and `SyncWal` a test supplies
 //! ([`Serves`]), every other call UNIMPLEMENTED; or an **old** server, one
 //! from before `ReplicaBatch`, whose routing table lacks that method, so
 //! the generated server's own fallback answers UNIMPLEMENTED (nothing
@@ -56,6 +56,9 @@ pub(crate) trait Serves: Send + Sync + 'static {
         Err(no())
     }
     async fn layout_accept(&self, _: LayoutAcceptRequest) -> Result<LayoutPaxosReply, Status> {
+        Err(no())
+    }
+    async fn sync_wal(&self, _: SyncWalRequest) -> Result<SyncWalResponse, Status> {
         Err(no())
     }
 }
@@ -165,9 +168,9 @@ impl<S: Serves> Internode for Stub<S> {
     }
     async fn sync_wal(
         &self,
-        _: Request<SyncWalRequest>,
+        r: Request<SyncWalRequest>,
     ) -> Result<Response<SyncWalResponse>, Status> {
-        Err(no())
+        self.0.sync_wal(r.into_inner()).await.map(Response::new)
     }
 }
 

@@ -11,6 +11,10 @@
 //! it is refused with that layout (review-layout26 M2); a proposal for a
 //! later slot is refused as BEHIND: this node cannot check its base
 //! (review-layout27 M2).
+//!
+//! The state is loaded at the first CAS message. One that does not decode
+//! is a typed error ([`AcceptorError::Corrupt`]), logged, at every message:
+//! never replaced, since answering without it could break a promise.
 //! Must not: propose, install layouts, or talk to peers.
 
 use std::collections::BTreeMap;
@@ -40,8 +44,13 @@ type Slots = BTreeMap<u64, AcceptorSlot<Layout>>;
 pub enum AcceptorError {
     #[error("layout CAS state in meta: {0}")]
     Engine(#[from] EngineError),
-    #[error("layout CAS state or message does not decode: {0}")]
+    #[error("layout CAS message does not decode: {0}")]
     Decode(String),
+    /// The persisted state does not decode: this node refuses every CAS
+    /// message (answering would forget its promises) until an operator
+    /// repairs or removes the key; logged at each refusal.
+    #[error("layout CAS acceptor state (meta key `layout-paxos`) does not decode, every CAS message is refused until it is repaired: {0}")]
+    Corrupt(String),
     #[error("layout CAS: an accept for slot {slot} carries layout v{version}")]
     WrongVersion { slot: u64, version: u64 },
 }
@@ -112,9 +121,11 @@ impl Acceptor {
         };
         match engine.get_raw(Cf::Meta, PAXOS_KEY)? {
             None => Ok(Slots::new()),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| AcceptorError::Decode(e.to_string()))
-            }
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                let e = AcceptorError::Corrupt(e.to_string());
+                tracing::error!(error = %e, "the layout CAS acceptor state is corrupt");
+                e
+            }),
         }
     }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::acceptor;
+pub use super::cas_net::{LocalFirst, PeersNet};
 pub use super::errors::CasError;
 use super::learn::{given_up, learn, settled};
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
@@ -50,9 +50,6 @@ pub trait AcceptorNet: Send + Sync {
 
 /// A push's end: done, or why not.
 pub type PushFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-
-/// Deadline of one CAS call.
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The outcome of a decided slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -315,43 +312,6 @@ pub fn describe(layout: &Layout) -> String {
     format!("{moving}; keyspaces {}", keyspaces.join(", "))
 }
 
-/// This node's own acceptor directly, the others through `remote`.
-pub struct LocalFirst {
-    pub cluster: super::Cluster,
-    pub remote: Option<Arc<dyn AcceptorNet>>,
-}
-
-impl AcceptorNet for LocalFirst {
-    fn call(
-        &self,
-        to: &NodeInfo,
-        msg: Msg<Layout>,
-    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
-        if to.id == self.cluster.me() {
-            let cluster = self.cluster.clone();
-            return Box::pin(async move {
-                let answer = tokio::task::spawn_blocking(move || cluster.accept(&msg));
-                (answer.await)
-                    .map_err(|e| format!("acceptor task: {e}"))?
-                    .map_err(|e| e.to_string())
-            });
-        }
-        match &self.remote {
-            Some(remote) => remote.call(to, msg),
-            None => Box::pin(async { Err("no network to the other members".to_string()) }),
-        }
-    }
-
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
-        match &self.remote {
-            // This node's own acceptor holds the base: it proposes on it.
-            _ if to.id == self.cluster.me() => Box::pin(async { Ok(()) }),
-            Some(remote) => remote.push(to, layout),
-            None => Box::pin(async { Err("no network to the other members".to_string()) }),
-        }
-    }
-}
-
 /// How the transport addresses acceptor `n` (of `dc`, `rack`).
 fn node_info(dc: &str, rack: &str, n: &LayoutNode) -> NodeInfo {
     NodeInfo {
@@ -363,45 +323,5 @@ fn node_info(dc: &str, rack: &str, n: &LayoutNode) -> NodeInfo {
         peer_address: n.peer_address,
         admin_address: n.admin_address,
         vnodes: n.tokens.len() as u32,
-    }
-}
-
-/// Acceptors reached through the internode transport.
-pub struct PeersNet(pub Arc<Peers>);
-
-impl AcceptorNet for PeersNet {
-    fn call(
-        &self,
-        to: &NodeInfo,
-        msg: Msg<Layout>,
-    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
-        let (peers, node) = (self.0.clone(), to.clone());
-        Box::pin(async move {
-            let reply = match &msg {
-                Msg::Prepare { slot, ballot, base } => {
-                    let req = acceptor::prepare_request(*slot, ballot, *base);
-                    peers.layout_prepare(&node, req, CALL_TIMEOUT).await
-                }
-                Msg::Accept {
-                    slot,
-                    ballot,
-                    base,
-                    value,
-                } => {
-                    let req = acceptor::accept_request(*slot, ballot, *base, value);
-                    peers.layout_accept(&node, req, CALL_TIMEOUT).await
-                }
-            }
-            .map_err(|e| e.to_string())?;
-            acceptor::reply_from(&node.id, &reply).map_err(|e| e.to_string())
-        })
-    }
-
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
-        let (peers, node, msg) = (self.0.clone(), to.clone(), super::sync::to_message(layout));
-        Box::pin(async move {
-            let pushed = peers.push_layout(&node, msg, CALL_TIMEOUT).await;
-            pushed.map(drop).map_err(|e| e.to_string())
-        })
     }
 }

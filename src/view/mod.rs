@@ -24,6 +24,7 @@
 
 pub mod acceptor;
 pub mod cas;
+mod cas_net;
 pub mod catch_up;
 mod cluster;
 mod errors;

@@ -20,7 +20,7 @@ use tonic::Status;
 
 /// Every entry applied (or refused), as its result on the wire, in order.
 /// Blocking: runs on the replica's site.
-pub(super) fn results(
+pub(in crate::node) fn results(
     rep: &Replica,
     cluster: &Cluster,
     entries: Vec<ReplicaBatchEntry>,

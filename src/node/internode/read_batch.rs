@@ -24,7 +24,7 @@ use std::time::Duration;
 pub(super) const ANSWER_BUDGET: usize = 4 << 20;
 
 /// Every entry read (or refused), as its result on the wire, in order.
-pub(super) fn results(
+pub(in crate::node) fn results(
     rep: &Replica,
     view: &ClusterView,
     entries: Vec<ReplicaReadBatchEntry>,

@@ -28,6 +28,7 @@ pub mod cache;
 pub mod cells;
 mod changes;
 mod check;
+mod errors;
 mod format;
 mod legacy;
 pub mod model;
@@ -40,6 +41,8 @@ pub mod verify;
 #[cfg(test)]
 mod attempt_tests;
 #[cfg(test)]
+mod burst_tests;
+#[cfg(test)]
 mod clock_tests;
 #[cfg(test)]
 mod crdt_tests;
@@ -51,6 +54,7 @@ mod tests;
 mod upgrade_tests;
 
 pub use cells::Stamp;
+pub use errors::{AuthError, AuthStateError, InstallError, MAX_OFFSET_MS};
 pub use model::{AuthState, ChangeError, Decision, Draft, Perm, Role, ANY_KEYSPACE};
 pub use secret::{Token, AUTHORIZATION};
 
@@ -91,88 +95,6 @@ pub enum Credential {
     Bearer(Token),
     /// The role a verified client certificate names.
     Certificate(String),
-}
-
-/// A request is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("authentication required: send `authorization: Bearer ROLE:SECRET` (GEOKV_TOKEN) or a client certificate")]
-    Missing,
-    #[error("malformed authorization: expected `Bearer ROLE:SECRET`")]
-    Malformed,
-    #[error("invalid token for role '{0}'")]
-    BadToken(String),
-    #[error("the client certificate names role '{0}', which does not exist")]
-    UnknownRole(String),
-    /// The verification ended without a verdict (it panicked, or the node
-    /// is shutting down): nothing is known about the token.
-    #[error(
-        "the token could not be verified now (its verification ended without a verdict); try again"
-    )]
-    Unverified,
-    #[error("too many failed authentications from {addr}; try again in {retry_after_secs} s")]
-    Throttled { addr: IpAddr, retry_after_secs: u64 },
-    #[error("role '{role}' lacks {perm} permission on keyspace '{keyspace}'")]
-    Denied {
-        role: String,
-        keyspace: String,
-        perm: Perm,
-    },
-}
-
-impl AuthError {
-    /// The `reason` label of [`DENIED_METRIC`].
-    pub fn reason(&self) -> &'static str {
-        match self {
-            AuthError::Missing => "missing",
-            AuthError::Malformed => "malformed",
-            AuthError::BadToken(_) => "bad_token",
-            AuthError::UnknownRole(_) => "unknown_role",
-            AuthError::Unverified => "unverified",
-            AuthError::Throttled { .. } => "throttled",
-            AuthError::Denied { .. } => "permission",
-        }
-    }
-
-    /// Authenticated but not allowed (403 / `PERMISSION_DENIED`), as
-    /// opposed to not authenticated (401 / `UNAUTHENTICATED`).
-    pub fn is_denied(&self) -> bool {
-        matches!(self, AuthError::Denied { .. })
-    }
-}
-
-/// A state could not be installed or changed.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthStateError {
-    #[error(transparent)]
-    Change(#[from] ChangeError),
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error(transparent)]
-    Hash(#[from] secret::HashError),
-    /// The state's newest change is stamped more than [`MAX_OFFSET_MS`]
-    /// ahead of this node's wall clock: a change made now would be stamped
-    /// in the future too (nothing was changed).
-    #[error("clock ahead: the auth state's newest change is {ahead_ms} ms ahead of this node's clock (more than {MAX_OFFSET_MS} ms); nothing was changed: check the nodes' clocks (NTP) and retry once this node's clock has caught up")]
-    ClockAhead { ahead_ms: u64 },
-    /// The newest stamp seen is the largest there is (nothing was changed).
-    #[error("the auth state's clock is exhausted (its newest stamp is the largest there is); nothing was changed")]
-    ClockExhausted,
-}
-
-/// How far (ms) a state's clock may be ahead of this node's wall clock:
-/// further, a peer's state is refused and no change is made here (as
-/// CockroachDB's maximum clock offset; review-auth29 M2).
-pub const MAX_OFFSET_MS: u64 = 60_000;
-
-/// A peer's state was not installed.
-#[derive(Debug, thiserror::Error)]
-pub enum InstallError {
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    /// Its clock is more than [`MAX_OFFSET_MS`] ahead of this node's.
-    #[error("refused a peer's auth state whose clock is {ahead_ms} ms ahead of this node's (more than {MAX_OFFSET_MS} ms): check the nodes' clocks (NTP); nothing was installed")]
-    ClockAhead { ahead_ms: u64 },
 }
 
 /// Pushes a state changed here to peers (best effort).

@@ -3,22 +3,26 @@
 //! its fan-out, so a write to three replicas builds one request, not one
 //! per peer with its own keyspace, key, plan digest, targets and
 //! coordinator (issue 14). The bytes on the wire are the generated
-//! `ReplicaBatchEntry`'s (a test compares them).
+//! `ReplicaBatchEntry`'s (a test compares them); the entry's [`Claim`]
+//! (whether its caller gave up, `claim.rs`) is not on the wire.
 //!
 //! Must not: decode (an [`Entry`] is only sent) or change a shared write.
 
+use super::claim::Claim;
 use crate::proto::v1::internode::ReplicaWriteRequest;
 use bytes::{Buf, BufMut};
 use prost::encoding::{message, skip_field, string, uint32, DecodeContext, WireType};
 use std::sync::Arc;
 
 /// A lane's entry: the shared write, what is left of its deadline when
-/// sent (0: none) and its request's trace context (empty: none).
+/// sent (0: none), its request's trace context (empty: none) and its
+/// caller's claim on it.
 #[derive(Clone, Debug, Default)]
 pub struct Entry {
     pub write: Arc<ReplicaWriteRequest>,
     pub timeout_ms: u32,
     pub traceparent: String,
+    pub claim: Claim,
 }
 
 impl prost::Message for Entry {
@@ -82,6 +86,7 @@ mod tests {
                 write: Arc::new(write.clone()),
                 timeout_ms,
                 traceparent: traceparent.into(),
+                claim: Claim::default(),
             };
             let generated = ReplicaBatchEntry {
                 write: Some(write.clone()),

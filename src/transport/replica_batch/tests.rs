@@ -8,6 +8,7 @@ use super::*;
 use crate::error::GeokvError;
 use parking_lot::Mutex;
 
+mod gave_up;
 mod limit;
 mod mixed;
 mod socket;
@@ -116,6 +117,7 @@ fn an_entry_counts_against_the_lane_cap_whole() {
         }),
         timeout_ms: 0,
         traceparent: "0".repeat(55),
+        claim: Claim::default(),
     };
     let parts = 200 + 10 + 10 + 50 + 16 + 3 * 40 + 55;
     let counted = held_bytes(&e);

@@ -114,9 +114,10 @@ async fn calls_queued_behind_a_silent_tls_handshake_are_not_sent() {
 
 /// The same for replica writes through the peer's batching lane: a batch
 /// queued behind a failed connect was never read, so each entry in it is
-/// "not sent" (review-conn28 M1).
+/// "not sent" (review-conn28 M1): its caller's timer ends before the
+/// batch's call, and, the last of the batch to give up, abandons the
+/// batch's gate (review-conn29 M1, `replica_batch/claim.rs`).
 #[tokio::test]
-#[ignore = "wanted, not delivered: an entry's own caller timer (replica_write_batched) ends before its batch's call, which runs to the batch's last deadline, so the entry is told Timeout although the batch was never read"]
 async fn batched_writes_queued_behind_a_failed_tls_connect_are_not_sent() {
     let cluster = cluster_dir(&["me"]);
     let (addr, _listener, _filled) = dropping_syns().await;

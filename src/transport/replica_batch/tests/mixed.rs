@@ -33,6 +33,7 @@ impl Wire for Fake {
         &'a self,
         entries: Arc<Vec<Entry>>,
         _timeout: Duration,
+        _gate: Gate,
     ) -> BoxFuture<'a, Result<ReplicaBatchResponse, TransportError>> {
         self.batches.lock().push(entries.len());
         let old = *self.old.lock();
@@ -71,6 +72,7 @@ fn entry(key: u8) -> Entry {
         }),
         timeout_ms: 0,
         traceparent: format!("tp-{key}"),
+        claim: Claim::default(),
     }
 }
 

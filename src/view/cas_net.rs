@@ -1,0 +1,98 @@
+//! How the layout CAS proposer (`super::cas`) reaches the acceptors:
+//! this node's own acceptor directly and the others through the
+//! internode transport ([`LocalFirst`]), or only the transport
+//! ([`PeersNet`], for a node proposing from outside the layout).
+//! Must not: decide anything of the CAS (the driver does), or install
+//! layouts (a push is installed, or refused, by its receiver).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::acceptor;
+use super::cas::{AcceptorNet, CallResult, PushFuture};
+use crate::layout::consensus::Msg;
+use crate::layout::Layout;
+use crate::topology::NodeInfo;
+use crate::transport::Peers;
+
+/// Deadline of one CAS call.
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// This node's own acceptor directly, the others through `remote`.
+pub struct LocalFirst {
+    pub cluster: super::Cluster,
+    pub remote: Option<Arc<dyn AcceptorNet>>,
+}
+
+impl AcceptorNet for LocalFirst {
+    fn call(
+        &self,
+        to: &NodeInfo,
+        msg: Msg<Layout>,
+    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
+        if to.id == self.cluster.me() {
+            let cluster = self.cluster.clone();
+            return Box::pin(async move {
+                let answer = tokio::task::spawn_blocking(move || cluster.accept(&msg));
+                (answer.await)
+                    .map_err(|e| format!("acceptor task: {e}"))?
+                    .map_err(|e| e.to_string())
+            });
+        }
+        match &self.remote {
+            Some(remote) => remote.call(to, msg),
+            None => Box::pin(async { Err("no network to the other members".to_string()) }),
+        }
+    }
+
+    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
+        match &self.remote {
+            // This node's own acceptor holds the base: it proposes on it.
+            _ if to.id == self.cluster.me() => Box::pin(async { Ok(()) }),
+            Some(remote) => remote.push(to, layout),
+            None => Box::pin(async { Err("no network to the other members".to_string()) }),
+        }
+    }
+}
+
+/// Acceptors reached through the internode transport.
+pub struct PeersNet(pub Arc<Peers>);
+
+impl AcceptorNet for PeersNet {
+    fn call(
+        &self,
+        to: &NodeInfo,
+        msg: Msg<Layout>,
+    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
+        let (peers, node) = (self.0.clone(), to.clone());
+        Box::pin(async move {
+            let reply = match &msg {
+                Msg::Prepare { slot, ballot, base } => {
+                    let req = acceptor::prepare_request(*slot, ballot, *base);
+                    peers.layout_prepare(&node, req, CALL_TIMEOUT).await
+                }
+                Msg::Accept {
+                    slot,
+                    ballot,
+                    base,
+                    value,
+                } => {
+                    let req = acceptor::accept_request(*slot, ballot, *base, value);
+                    peers.layout_accept(&node, req, CALL_TIMEOUT).await
+                }
+            }
+            .map_err(|e| e.to_string())?;
+            acceptor::reply_from(&node.id, &reply).map_err(|e| e.to_string())
+        })
+    }
+
+    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
+        let (peers, node, msg) = (self.0.clone(), to.clone(), super::sync::to_message(layout));
+        Box::pin(async move {
+            let pushed = peers.push_layout(&node, msg, CALL_TIMEOUT).await;
+            pushed.map(drop).map_err(|e| e.to_string())
+        })
+    }
+}
