@@ -240,7 +240,7 @@ async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
     assert!(
         !cluster
             .log(victim)
-            .contains("every range this node replicates is recorded"),
+            .contains("every range this node replicates or gains is recorded"),
         "a SIGKILL without an OS restart loses no WAL: no repair"
     );
     cluster
@@ -261,7 +261,7 @@ async fn a_lost_wal_tail_comes_back_from_the_other_replicas() {
     assert!(
         cluster
             .log(victim)
-            .contains("every range this node replicates is recorded"),
+            .contains("every range this node replicates or gains is recorded"),
         "the start counted as after an OS restart"
     );
 
