@@ -298,6 +298,12 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
             }
         });
     }
+    // A removal of this node decided (after a restart, or learnt late):
+    // it hands its queues over and stops, exit 3.
+    tasks.spawn_loop(
+        "removal of this node",
+        crate::movement::leave_end::follow_removal(p.control.clone(), shutdown.clone()),
+    );
     tasks.spawn_loop(
         "cleanup",
         crate::movement::control::follow_cleanup(p.control.clone(), shutdown.clone()),
