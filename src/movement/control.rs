@@ -18,6 +18,7 @@
 //! Must not change the layout except through the leave's steps.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +77,10 @@ pub struct Control {
     running: Mutex<bool>,
     /// The node stops because its leave became a removal.
     removed: Mutex<bool>,
+    /// The latest `POST /decommission`'s `allow_old_gainers`: its push
+    /// passes gainers of an older build (`StreamError::GainerTooOld`).
+    /// Not persisted: a restarted leaver holds them again.
+    allow_old_gainers: AtomicBool,
 }
 
 impl Control {
@@ -104,6 +109,7 @@ impl Control {
             progress: Arc::default(),
             running: Mutex::new(false),
             removed: Mutex::new(false),
+            allow_old_gainers: AtomicBool::new(false),
         })
     }
 
@@ -135,9 +141,15 @@ impl Control {
 
     /// Begins (or resumes) this node's decommission and runs the rest in
     /// the background; a refusal (another movement, too few nodes) is
-    /// returned here.
-    pub async fn decommission(self: &Arc<Self>) -> Result<Status, LeaveError> {
+    /// returned here. `allow_old_gainers` (the operator's override, this
+    /// request's: it replaces an earlier one's) reaches the running leave
+    /// at its next push.
+    pub async fn decommission(
+        self: &Arc<Self>,
+        allow_old_gainers: bool,
+    ) -> Result<Status, LeaveError> {
         let me = self.cluster.me().to_string();
+        (self.allow_old_gainers).store(allow_old_gainers, Ordering::SeqCst);
         let began = leave::begin(&self.cluster, &me).await?;
         let mut running = self.running.lock();
         if !*running {
@@ -261,7 +273,8 @@ impl Control {
             }),
             timeout: Duration::from_secs(10),
         };
-        let cfg = StreamConfig::capped(self.throughput.clone());
+        let mut cfg = StreamConfig::capped(self.throughput.clone());
+        cfg.allow_old_gainers = self.allow_old_gainers.load(Ordering::SeqCst);
         leave::hand_over(
             &self.cluster,
             self.engine.clone(),

@@ -290,10 +290,11 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
         .values()
         .any(|m| matches!(m, crate::layout::Movement::Leave { node } if *node == s.me.id));
     if leaving {
-        // Restarted mid-decommission: it resumes by itself.
+        // Restarted mid-decommission: it resumes by itself (holding gainers
+        // of an older build until the operator passes them again).
         let control = p.control.clone();
         tasks.spawn_loop("decommission", async move {
-            if let Err(e) = control.decommission().await {
+            if let Err(e) = control.decommission(false).await {
                 tracing::error!(error = %e, "resuming the decommission");
             }
         });
