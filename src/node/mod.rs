@@ -10,6 +10,7 @@
 mod auth_sync;
 #[cfg(test)]
 mod decoders;
+pub mod decoding;
 mod drain;
 mod internode;
 pub mod limits;
