@@ -121,12 +121,12 @@ pub fn replica_calls(cluster: &Cluster, rep: &Replica, raw: &[u8]) {
 pub fn replica_answers(raw: &[u8]) {
     if let Ok(r) = ReplicaBatchResponse::decode(raw) {
         for x in r.results {
-            let _ = crate::transport::replica_batch::entry_result("peer", x, 10);
+            let _ = crate::transport::replica_batch::entry_result("peer", x);
         }
     }
     if let Ok(r) = ReplicaReadBatchResponse::decode(raw) {
         for x in r.results {
-            let _ = crate::transport::read_batch::read_result("peer", x, 10);
+            let _ = crate::transport::read_batch::read_result("peer", x);
         }
     }
     if let Ok(r) = CoordinateWriteResponse::decode(raw) {
