@@ -4,11 +4,8 @@
 //! "roles": {NAME: {"secret", "grants"}}}`, no `format`) still loads, as the
 //! `legacy` snapshot (`legacy.rs`): of two upgraded states the higher
 //! version wins whole, as before, and any change made since wins over it.
-//! A node of the old form refuses the new one (it has no `version`), so
-//! an offer in the old form is answered in it ([`to_old_form`]: the roles
-//! in force at a version above every old build's, which that build takes
-//! whole; review-auth29 M1): a change made on an upgraded node reaches the
-//! old nodes at their next anti-entropy round.
+//! A node of the old form refuses the new one (it has no `version`): it
+//! keeps its state until it is upgraded too.
 //!
 //! Must not: merge states, or read or write the engine.
 
@@ -95,45 +92,4 @@ impl<'de> Deserialize<'de> for AuthState {
 /// (none for the old empty state, version 0: a bootstrap still runs).
 fn upgrade(version: u64, roles: BTreeMap<String, Role>) -> Option<Legacy> {
     (version > 0 || !roles.is_empty()).then_some(Legacy { version, roles })
-}
-
-/// Whether `json` is a state in the old versioned form (a `version`, no
-/// `format`): what a node of the build before the per-cell merge offers.
-pub(super) fn is_old_form(json: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        format: Option<serde::de::IgnoredAny>,
-        #[serde(default)]
-        version: Option<serde::de::IgnoredAny>,
-    }
-    serde_json::from_slice::<Probe>(json).is_ok_and(|p| p.format.is_none() && p.version.is_some())
-}
-
-/// `state` in the old versioned form, for a node of the build before the
-/// per-cell merge (which takes the higher version whole): its roles in
-/// force at [`old_version`]. Its echo, offered back, loads as the legacy
-/// snapshot, below every change made since: it changes no role in force.
-pub(super) fn to_old_form(state: &AuthState) -> (u64, Vec<u8>) {
-    #[derive(Serialize)]
-    struct Old<'a> {
-        version: u64,
-        roles: &'a BTreeMap<String, Role>,
-    }
-    let version = old_version(state);
-    let old = Old {
-        version,
-        roles: state.roles(),
-    };
-    (version, serde_json::to_vec(&old).expect("roles serialise"))
-}
-
-/// The version a state is told as in the old form: once a change was made
-/// by this build, its clock's ms then its counter within that ms (capped
-/// at 999), which is above every old build's (a counter from 1) and grows
-/// with every change; before any, the legacy snapshot's own version.
-fn old_version(state: &AuthState) -> u64 {
-    let c = state.clock();
-    let clock = (c.ms.saturating_mul(1000)).saturating_add(c.n.min(999));
-    clock.max(state.legacy.as_ref().map_or(0, |l| l.version))
 }

@@ -64,22 +64,11 @@ impl From<ServeError> for crate::error::GeokvError {
     }
 }
 
-/// A state as sent to a node of the build before the per-cell merge, which
-/// reads only the old versioned form (review-auth29 M1, `format.rs`).
-pub fn to_old_message(state: &AuthState) -> AuthMessage {
-    let (version, json) = super::format::to_old_form(state);
-    AuthMessage { version, json }
-}
-
 /// What `SyncAuth` does on the receiving side: install the offer, answer
-/// with the state in force, in the old form to an offer in the old form.
+/// with the state in force.
 pub fn serve(auth: &Auth, msg: &AuthMessage) -> Result<AuthMessage, ServeError> {
     if let Some(offered) = from_message(msg).map_err(ServeError::Decode)? {
         auth.install(offered)?;
     }
-    let state = auth.state();
-    Ok(match super::format::is_old_form(&msg.json) {
-        true => to_old_message(&state),
-        false => to_message(&state),
-    })
+    Ok(to_message(&auth.state()))
 }
