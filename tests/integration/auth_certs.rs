@@ -134,11 +134,20 @@ async fn a_client_certificate_is_its_role_and_nothing_more() {
         tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown
     );
     assert!(in_handshake, "refused in the handshake: {err:?}");
-    let after = (cluster.metric("dc1-n1", "geokv_tls_refused_total", filter)).await;
-    assert!(
-        after > before,
-        "the refusal is counted ({before} -> {after})"
-    );
+    // The server counts the refusal after it drops the stream, so the
+    // client may see the close first: poll (up to 15 s), never sleep once.
+    let started = std::time::Instant::now();
+    loop {
+        let after = (cluster.metric("dc1-n1", "geokv_tls_refused_total", filter)).await;
+        if after > before {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the refusal is counted ({before} -> {after})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     nothing_stored_but_the_writers(&cluster).await;
     the_cli_presents_the_writers_certificate(&cluster, &pairs.writer);
