@@ -1,7 +1,9 @@
 //! Why an internode call failed, classified once from the peer's status:
 //! never sent, timed out, refused as planned on a stale view, or an error
 //! with the peer's verdict on whether anything was applied (its
-//! `geokv-applied` metadata).
+//! `geokv-applied` metadata). A batch entry's result is its peer's answer,
+//! classified from its typed fields only (code, `applied`, layout version:
+//! `replica_batch::entry_result`), never as a connection failure.
 //!
 //! Must not: retry, or decide what a failure means for a request (callers
 //! do, from [`TransportError::nothing_applied`]).

@@ -65,7 +65,7 @@ fn an_entry_maps_like_a_single_call() {
 /// version). One without `applied` (a build that sends none) may have
 /// been applied; with this build's verdict, as that says.
 #[test]
-fn an_entry_is_classified_on_its_typed_fields_not_its_text() {
+fn an_entry_is_classified_on_its_typed_fields_not_as_a_connection_failure() {
     let answers = [
         (
             tonic::Code::Unavailable,
