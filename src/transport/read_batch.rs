@@ -255,10 +255,21 @@ fn too_large(e: &TransportError) -> bool {
         if matches!(code.grpc(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted))
 }
 
-/// One entry's result as a single call's answer or error.
+/// One entry's result as a single call's answer or error: its refusal, or
+/// its read. The server sends a read with no status; an entry with neither
+/// a refusal nor a read (a buggy or partial answer) is that replica not
+/// answering, never an empty "not found" that would count toward R and
+/// could hide a write (review-final31 L2).
 pub(crate) fn read_result(peer: &str, r: ReplicaReadBatchResult) -> ReadOutcome {
-    entry_result(peer, r.status.unwrap_or_default())?;
-    Ok(r.read.unwrap_or_default())
+    if let Some(status) = r.status {
+        entry_result(peer, status)?;
+    }
+    r.read.ok_or_else(|| TransportError::Rpc {
+        peer: peer.to_string(),
+        code: tonic::Code::Internal.into(),
+        message: "a read batch entry answered with no read".into(),
+        verdict: super::PeerVerdict::MaybeApplied,
+    })
 }
 
 /// Each entry as a single `ReplicaRead`, concurrently, each with what is

@@ -90,6 +90,7 @@ impl ReadWire for Fake {
             }
             let results = (keys.into_iter())
                 .map(|k| match batched_answer(k) {
+                    _ if k == 55 || k == 56 => answered_nothing(k),
                     Ok(read) => ReplicaReadBatchResult {
                         status: None,
                         read: Some(read),
@@ -116,6 +117,15 @@ impl ReadWire for Fake {
             tokio::time::sleep(RTT).await;
             answer(k).map_err(|s| status_error("peer", s, 5))
         })
+    }
+}
+
+/// In a batch, key 55 is answered with neither a status nor a read, and
+/// key 56 with an OK status but no read: the peer answered nothing for it.
+fn answered_nothing(k: u8) -> ReplicaReadBatchResult {
+    ReplicaReadBatchResult {
+        status: (k == 56).then(|| result_of(Ok(()))),
+        read: None,
     }
 }
 
@@ -344,4 +354,28 @@ async fn a_batch_call_joins_its_first_entrys_trace() {
         .map(|t| trace_id(t))
         .collect();
     assert_eq!(got, firsts, "each batch call in its first entry's trace");
+}
+
+/// Review of stop 31 (final L2): an entry answered with no read (no status,
+/// or an OK one) is that replica not answering, never an empty "not found"
+/// that could count toward R and hide a write; a not-found answer still
+/// reads as one.
+#[tokio::test(start_paused = true)]
+async fn an_entry_answered_without_a_read_fails_instead_of_reading_as_not_found() {
+    let fake = Fake::default();
+    let spawner = crate::tasks::Spawner::detached();
+    let (lane, _) = read_lane_over(fake.clone(), read_limits(), &spawner);
+    let got = read_all(&lane, &[2, 55, 56, 5], Duration::from_secs(1)).await;
+    assert_eq!(*fake.batches.lock(), vec![vec![2], vec![55, 56, 5]]);
+    let founds: Vec<Option<bool>> = got.iter().map(found).collect();
+    assert_eq!(founds, [Some(true), None, None, Some(false)], "{got:?}");
+    for g in &got[1..3] {
+        let failed = matches!(g, Settled::Answered(Err(TransportError::Rpc { code, .. }))
+            if code.grpc() == tonic::Code::Internal);
+        assert!(failed, "{g:?}");
+    }
+    assert!(
+        fake.singles.lock().is_empty(),
+        "an answered entry is not resent"
+    );
 }
