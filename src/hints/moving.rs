@@ -67,8 +67,11 @@ pub fn also_to(view: &ClusterView, target: &str, keyspace: &str, key: &[u8]) -> 
 }
 
 /// Gives `to` a copy of the hint `entry` (whose record is `set`): a durable
-/// hint, or a merge into this node's engine when `to` is this node (`me`),
-/// checked against `decided` (see the module docs).
+/// hint, or a merge into this node's replica
+/// (`replica::handle::Local::merge_placed`) when `to` is this node (`me`),
+/// checked against `decided` (see the module docs). A node with no replica
+/// (one that has left, handing its hints over) refuses the merge as the
+/// replica's check refuses a node that has left: [`GeokvError::StaleView`].
 pub(crate) async fn copy(
     hints: &Hints,
     me: &str,
@@ -81,9 +84,10 @@ pub(crate) async fn copy(
         return hints.hint_node(to, &entry.keyspace, &entry.key, set).await;
     }
     let Some(here) = hints.here() else {
-        return Err(GeokvError::Internal(
-            "no replica on this node to merge a hint's copy into".into(),
-        ));
+        return Err(GeokvError::StaleView {
+            planned_on: decided.version,
+            replica_version: hints.cluster.current().version(),
+        });
     };
     let record = (&entry.keyspace[..], &entry.key[..], set);
     let placed = super::receive::replicates;
@@ -181,7 +185,8 @@ mod tests {
     /// replica has closed (a stop's final sync is next) it is refused like
     /// any replica write, and nothing is merged. Before: merged into the
     /// engine after the close. No replica at all (a node that has left):
-    /// refused.
+    /// refused as stale, as the replica's check refuses a node that has
+    /// left (review-tidy31 L1; it was an untyped `Internal`).
     #[tokio::test]
     async fn a_copy_here_goes_through_the_replica_and_is_refused_once_it_closed() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
@@ -215,7 +220,9 @@ mod tests {
         );
         assert!(!merged, "merged into a closed replica's engine");
         let (copied, merged) = copy_here(&open().unwrap(), &view, &key(), &set).await;
-        assert!(copied.is_err() && !merged, "{copied:?}");
+        let stale = matches!(copied, Err(GeokvError::StaleView { planned_on, .. })
+            if planned_on == view.version());
+        assert!(stale && !merged, "{copied:?}");
     }
 
     /// A hint of `set` for `key`, copied to this node (`dc1-n1`) as decided

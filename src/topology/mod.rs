@@ -184,7 +184,10 @@ impl std::fmt::Display for NodeIdx {
     }
 }
 
-/// Flattened, resolved view of one node; `idx` is its position in [`Topology::nodes`].
+/// Flattened, resolved view of one node. `idx` is its position in
+/// [`Topology::nodes`] (and [`crate::ring::Ring::nodes`]) for a node of a
+/// ring, or [`NodeIdx::NONE`] for one known outside any ring
+/// (`NodeInfo::from_layout`, `NodeInfo::from_new`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeInfo {
     pub idx: NodeIdx,
