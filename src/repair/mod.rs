@@ -31,6 +31,8 @@ pub mod error;
 pub mod join;
 pub mod plan;
 pub mod records;
+#[cfg(test)]
+mod records_pending_tests;
 pub mod scheduler;
 pub mod session;
 
