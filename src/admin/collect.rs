@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::catalog::Kind::{self, Counter, Gauge};
 use crate::engine::{Engine, EngineStats};
+use crate::replica::call_site::CallSite;
 use crate::topology::NodeInfo;
 
 /// How often process and engine figures are refreshed.
@@ -101,7 +102,7 @@ pub async fn run(me: &NodeInfo, engine: Arc<dyn Engine>, mut shutdown: watch::Re
         }
         process.collect();
         let e = engine.clone();
-        if let Ok(Some(stats)) = tokio::task::spawn_blocking(move || e.stats()).await {
+        if let Ok(Some(stats)) = CallSite::BlockingPool.run(move || e.stats()).await {
             publish(&stats);
         }
     }

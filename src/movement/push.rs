@@ -254,10 +254,13 @@ pub fn forget(
     Ok(())
 }
 
+/// Runs `f` on the blocking pool (the engine's call site), for the
+/// streams' scans, flushes and cursor writes.
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StreamError> + Send + 'static,
 ) -> Result<T, StreamError> {
-    tokio::task::spawn_blocking(f)
+    crate::replica::call_site::CallSite::BlockingPool
+        .run(f)
         .await
         .map_err(|e| StreamError::Task(e.to_string()))?
 }

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use super::cursor::{self, Cursor};
 use super::plan::Gain;
+use super::push::blocking;
 use super::rate::{RateConfig, Rates};
 use super::throughput::Throughput;
 use crate::engine::{Engine, EngineError, WriteBatch};
@@ -402,12 +403,4 @@ fn page_bytes(page: &Page) -> u64 {
         .iter()
         .map(|(k, s)| (k.len() + s.encoded_len()) as u64)
         .sum()
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StreamError> + Send + 'static,
-) -> Result<T, StreamError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StreamError::Task(e.to_string()))?
 }

@@ -19,6 +19,7 @@ pub use here::Placed;
 pub use merge::write_request;
 pub use merge::{Merge, PlannedOn};
 
+use super::call_site::CallSite;
 use super::{Replica, Row};
 use crate::engine::EngineError;
 use crate::error::GeokvError;
@@ -232,7 +233,8 @@ impl Handle {
         match self {
             Handle::Here(replica, _) => {
                 let (replica, ks) = (replica.clone(), keyspace.to_string());
-                tokio::task::spawn_blocking(move || replica.merkle_leaves(&ks, range, depth))
+                CallSite::BlockingPool
+                    .run(move || replica.merkle_leaves(&ks, range, depth))
                     .await
                     .map_err(|e| HandleError::Task(e.to_string()))?
                     .map_err(HandleError::from)
@@ -262,12 +264,11 @@ impl Handle {
         match self {
             Handle::Here(replica, _) => {
                 let (replica, ks) = (replica.clone(), keyspace.to_string());
-                tokio::task::spawn_blocking(move || {
-                    replica.scan_page(&ks, range, after.as_deref(), limit as usize)
-                })
-                .await
-                .map_err(|e| HandleError::Task(e.to_string()))?
-                .map_err(HandleError::from)
+                CallSite::BlockingPool
+                    .run(move || replica.scan_page(&ks, range, after.as_deref(), limit as usize))
+                    .await
+                    .map_err(|e| HandleError::Task(e.to_string()))?
+                    .map_err(HandleError::from)
             }
             Handle::Peer { peers, node } => {
                 let req = RangeScanRequest {

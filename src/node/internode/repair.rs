@@ -5,6 +5,7 @@
 use super::InternodeService;
 use crate::error::GeokvError;
 use crate::proto::v1::internode::*;
+use crate::replica::call_site::CallSite::BlockingPool;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -19,14 +20,15 @@ pub(super) async fn merkle(
     crate::replica::merkle::check_depth(r.depth)
         .map_err(|e| GeokvError::InvalidArgument(e.to_string()))?;
     let replica = svc.replica.clone();
-    let leaves = tokio::task::spawn_blocking(move || {
-        let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
-        replica.merkle_leaves(&r.keyspace, range, r.depth)
-    })
-    .instrument(span)
-    .await
-    .map_err(|e| GeokvError::Internal(e.to_string()))?
-    .map_err(GeokvError::from)?;
+    let leaves = BlockingPool
+        .run(move || {
+            let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
+            replica.merkle_leaves(&r.keyspace, range, r.depth)
+        })
+        .instrument(span)
+        .await
+        .map_err(|e| GeokvError::Internal(e.to_string()))?
+        .map_err(GeokvError::from)?;
     Ok(Response::new(MerkleResponse { leaves }))
 }
 
@@ -39,15 +41,16 @@ pub(super) async fn range_scan(
     let r = req.into_inner();
     let replica = svc.replica.clone();
     let limit = r.limit.clamp(1, 10_000) as usize;
-    let (rows, more) = tokio::task::spawn_blocking(move || {
-        let after = (!r.after_key.is_empty()).then_some(r.after_key.as_slice());
-        let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
-        replica.scan_page(&r.keyspace, range, after, limit)
-    })
-    .instrument(span)
-    .await
-    .map_err(|e| GeokvError::Internal(e.to_string()))?
-    .map_err(GeokvError::from)?;
+    let (rows, more) = BlockingPool
+        .run(move || {
+            let after = (!r.after_key.is_empty()).then_some(r.after_key.as_slice());
+            let range = crate::ring::TokenRange::new(r.range_start, r.range_end);
+            replica.scan_page(&r.keyspace, range, after, limit)
+        })
+        .instrument(span)
+        .await
+        .map_err(|e| GeokvError::Internal(e.to_string()))?
+        .map_err(GeokvError::from)?;
     let items = rows
         .into_iter()
         .map(|(key, set)| {

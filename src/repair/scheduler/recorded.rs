@@ -10,6 +10,7 @@ use super::{Repair, Running, Summary};
 use crate::repair::error::RepairError;
 use crate::repair::plan::{coalesce, sweep_plan, RangePlan, RangeTable, Recorded};
 use crate::repair::records;
+use crate::replica::call_site::CallSite;
 use crate::topology::NodeIdx;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -125,7 +126,8 @@ impl Repair {
 
     async fn load_records(&self) -> Result<Vec<Recorded>, RepairError> {
         let engine = self.records.clone();
-        tokio::task::spawn_blocking(move || records::load_records(&*engine))
+        CallSite::BlockingPool
+            .run(move || records::load_records(&*engine))
             .await
             .map_err(|e| RepairError::Task(e.to_string()))?
     }
@@ -142,16 +144,17 @@ impl Repair {
             return Ok(0);
         };
         let cluster = self.io.cluster.clone();
-        tokio::task::spawn_blocking(move || {
-            let batch = records::deletes(&recs);
-            let ok = || Ok::<(), RepairError>(());
-            match cluster.write_exclusive(&pinned, &*engine, &batch, ok) {
-                Some(Ok(())) => Ok(recs.len()),
-                Some(Err(e)) => Err(e),
-                None => Ok(0),
-            }
-        })
-        .await
-        .map_err(|e| RepairError::Task(e.to_string()))?
+        CallSite::BlockingPool
+            .run(move || {
+                let batch = records::deletes(&recs);
+                let ok = || Ok::<(), RepairError>(());
+                match cluster.write_exclusive(&pinned, &*engine, &batch, ok) {
+                    Some(Ok(())) => Ok(recs.len()),
+                    Some(Err(e)) => Err(e),
+                    None => Ok(0),
+                }
+            })
+            .await
+            .map_err(|e| RepairError::Task(e.to_string()))?
     }
 }
