@@ -10,6 +10,7 @@
 //! | `push_sync.rs` | a leave's gainers sync what they took before the switch; one that restarted (new incarnation) is pushed to again |
 //! | `control.rs` | the node's decommission (background, status, stop once left) and cleanup (by hand, and after every movement) |
 //! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
+//! | `cleanup_follow.rs` | the automatic cleanup once a movement has finished and every live member is on its layout |
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
 //! | `stream.rs` | the resumable streaming driver over a [`RangeSource`] |
 //! | `stream_progress.rs` | a stream's progress ([`Progress`]) and its metrics |
@@ -38,6 +39,7 @@ pub mod abort;
 pub mod announce;
 pub mod bootstrap;
 pub mod cleanup;
+pub mod cleanup_follow;
 pub mod control;
 pub mod cursor;
 pub mod leave;

@@ -111,6 +111,12 @@ pub enum NodeError {
     /// stops; exit code [`EXIT_REMOVED`].
     #[error("node '{0}' was removed from the cluster (`geokv removenode {0}`; the survivors re-replicated its ranges): it stops. To use the machine again, wipe its data directory and join it under a new id")]
     Removed(String),
+    /// The removal of this node is decided, but it stopped (SIGTERM, or
+    /// before its end task ran) before handing its queues over: exit code
+    /// [`EXIT_REMOVED`] too (no automatic restart), but its queues are
+    /// still to hand over (review-recover31 M1).
+    #[error("node '{0}' is being removed from the cluster (`geokv removenode {0}`) and stopped before handing its queued hints, inter-DC entries and anti-entropy records over: start it again to hand its queues over; wipe its data directory only after it exits with 'was removed'")]
+    RemovedBeforeHandOver(String),
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -120,7 +126,7 @@ pub enum NodeError {
 }
 
 /// The exit code of a node that stopped because it was removed
-/// ([`NodeError::Removed`]), so a supervisor can tell it from a failure
+/// ([`NodeError::Removed`], or [`NodeError::RemovedBeforeHandOver`]), so a supervisor can tell it from a failure
 /// (systemd: `RestartPreventExitStatus=3`). Any other error exits 1.
 pub const EXIT_REMOVED: i32 = 3;
 
@@ -128,7 +134,7 @@ impl NodeError {
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            NodeError::Removed(_) => EXIT_REMOVED,
+            NodeError::Removed(_) | NodeError::RemovedBeforeHandOver(_) => EXIT_REMOVED,
             _ => 1,
         }
     }
@@ -218,14 +224,38 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
     let gate = crate::replica::gate::CLOSE_WITHIN;
     let clean = close_storage(&p.replica, &*s.engine, gate).map_err(|e| s.engine_err(e))?;
     tracing::info!(node = %me.id, aborted = ?outcome.aborted, "node stopped");
-    if !outcome.failed.is_empty() {
+    if let Some(removed) = removal_end(&p.control, &s.cluster, &me.id) {
+        // Decided whatever else went wrong (a joiner's stream fails on its
+        // removal too): exit 3, the failures are in the log.
+        if !outcome.failed.is_empty() || !clean {
+            tracing::error!(failed = ?outcome.failed, clean, "the node also stopped with these failures");
+        }
+        Err(removed)
+    } else if !outcome.failed.is_empty() {
         Err(NodeError::Tasks(outcome.failed.join("; ")))
     } else if !clean {
         Err(NodeError::WritesStuck(gate))
-    } else if p.control.removed() {
-        Err(NodeError::Removed(me.id.clone()))
     } else {
         Ok(())
+    }
+}
+
+/// The node's removal error, if the removal of `me` was decided: how its
+/// end task ended, or, if that task never saw it (a stop racing the
+/// layout's install, review-recover31 L2), the layout in force decides:
+/// it is not handed over.
+pub(crate) fn removal_end(
+    control: &crate::movement::control::Control,
+    cluster: &crate::view::Cluster,
+    me: &str,
+) -> Option<NodeError> {
+    use crate::movement::control::Ended;
+    match control.ended() {
+        Some(Ended::HandedOver) => Some(NodeError::Removed(me.to_string())),
+        Some(Ended::Stopped) => Some(NodeError::RemovedBeforeHandOver(me.to_string())),
+        None => crate::movement::leave::still_leaving(&cluster.current().layout, me)
+            .is_err()
+            .then(|| NodeError::RemovedBeforeHandOver(me.to_string())),
     }
 }
 
