@@ -75,11 +75,18 @@ fn try_start_as(
     view: &ClusterView,
     synced: bool,
 ) -> Result<incarnation::Start, NodeError> {
+    use crate::engine::boot::RunDurability;
+    let (previous_generation, generation) = super::next_generation(engine).unwrap();
     let starting = Starting {
         view,
         me: view.me().unwrap(),
         drain_only: false,
-        synced,
+        durability: match synced {
+            true => RunDurability::Sync,
+            false => RunDurability::Periodic,
+        },
+        previous_generation,
+        generation,
         record: true,
     };
     let err = |e: crate::engine::EngineError| NodeError::Layout(format!("{e}"));
@@ -157,8 +164,11 @@ fn the_recovery_is_decided_on_the_previous_runs_durability() {
         Cursor::Start,
         "periodic run, sync start: forgotten"
     );
-    let recorded = records();
-    assert!(recorded > 0, "periodic run, sync start: recorded");
+    assert!(records() > 0, "periodic run, sync start: recorded");
+    // Handed over (as the node's record hand-over deletes them), so a
+    // second recovery, which records the same keys again, shows.
+    let all = crate::repair::records::load_records(&engine).unwrap();
+    crate::repair::records::delete_records(&engine, &all).unwrap();
     // The sync run stops uncleanly, the machine reboots: whatever this
     // start's durability, nothing acknowledged was unsynced.
     for synced_now in [true, false] {
@@ -166,12 +176,34 @@ fn the_recovery_is_decided_on_the_previous_runs_durability() {
         try_start_as(&engine, &view, synced_now).unwrap();
         let want = Cursor::After(b"k7".to_vec());
         assert_eq!(pulled(), want, "sync run (now sync: {synced_now}): kept");
-        assert_eq!(records(), recorded, "sync run: nothing recorded");
+        assert_eq!(records(), 0, "sync run: nothing recorded");
     }
     // That last run was periodic: the next unclean start recovers.
     ran_before_a_reboot(&engine, false);
     try_start_as(&engine, &view, true).unwrap();
     assert_eq!(pulled(), Cursor::Start, "periodic run again: forgotten");
+    assert!(records() > 0, "periodic run again: recorded");
+}
+
+/// A build that does not note its durability (a downgrade) started after
+/// a sync run and ran periodic: the sync note, tagged with a generation
+/// that is not the previous start's, counts as not synced, so the next
+/// unclean start after a reboot recovers (review-recover31 L1).
+#[test]
+fn a_note_of_a_start_before_the_previous_one_does_not_count_as_synced() {
+    let view = joining();
+    let engine = after_a_reboot(false);
+    let pulled = || cursor::load(&engine, &Pull::Join.id("d"), "ks", RANGE).unwrap();
+    try_start_as(&engine, &view, true).unwrap();
+    // The older build's start: it takes a generation and notes nothing.
+    super::next_generation(&engine).unwrap();
+    ran_before_a_reboot(&engine, false);
+    try_start_as(&engine, &view, true).unwrap();
+    assert_eq!(
+        pulled(),
+        Cursor::Start,
+        "an older build ran since: forgotten"
+    );
 }
 
 /// A recovery that fails part-way (here its records' write) leaves the
@@ -182,8 +214,9 @@ fn a_recovery_that_failed_runs_again_at_the_next_start() {
     let view = joining();
     let engine = Hooked::new(Threads::new());
     ran_before_a_reboot(&engine, false);
-    // The incarnation's write, then the forget's, then the records' fails.
-    engine.fail_after(2);
+    // The generation's write, the incarnation's, then the forget's, then
+    // the records' fails.
+    engine.fail_after(3);
     assert!(
         try_start(&engine, &view).is_err(),
         "the records' write failed"
