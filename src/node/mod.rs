@@ -244,18 +244,27 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
 /// end task ended, or, if that task never saw it (a stop racing the
 /// layout's install, review-recover31 L2), the layout in force decides:
 /// it is not handed over.
-pub(crate) fn removal_end(
+fn removal_end(
     control: &crate::movement::control::Control,
     cluster: &crate::view::Cluster,
     me: &str,
 ) -> Option<NodeError> {
+    let decided = crate::movement::leave::still_leaving(&cluster.current().layout, me).is_err();
+    removal_error(control.ended(), decided, me)
+}
+
+/// [`removal_end`] on what it read: the end reached, and whether the
+/// layout in force decides the removal.
+fn removal_error(
+    ended: Option<crate::movement::control::Ended>,
+    decided: bool,
+    me: &str,
+) -> Option<NodeError> {
     use crate::movement::control::Ended;
-    match control.ended() {
+    match ended {
         Some(Ended::HandedOver) => Some(NodeError::Removed(me.to_string())),
         Some(Ended::Stopped) => Some(NodeError::RemovedBeforeHandOver(me.to_string())),
-        None => crate::movement::leave::still_leaving(&cluster.current().layout, me)
-            .is_err()
-            .then(|| NodeError::RemovedBeforeHandOver(me.to_string())),
+        None => decided.then(|| NodeError::RemovedBeforeHandOver(me.to_string())),
     }
 }
 

@@ -258,3 +258,32 @@ fn a_removed_node_starts_drain_only_and_an_unknown_one_is_refused() {
     );
     assert_eq!(NodeError::Removed("d".into()).exit_code(), 3);
 }
+
+/// A node whose removal is decided exits 3: `Removed` once its queues
+/// are handed over, `RemovedBeforeHandOver` (start it again, do not wipe
+/// it) when stopped before (review-recover31 M1), also when no task saw
+/// the removal: the layout in force decides (L2).
+#[test]
+fn a_decided_removal_exits_3_and_says_whether_its_queues_were_handed_over() {
+    use crate::movement::control::Ended;
+    use crate::node::removal_error;
+    let topo = crate::topology::testing::four_and_one();
+    let parsed = crate::topology::Topology::parse("t.yaml", &topo).unwrap();
+    let leaving = Layout::seed(&parsed).begin_leave("d").unwrap();
+    let removing = crate::movement::remove::begin(&leaving, "d", &|_| false).unwrap();
+    let decided = |l: &Layout| crate::movement::leave::still_leaving(l, "d").is_err();
+    assert!(!decided(&leaving) && decided(&removing));
+    assert!(removal_error(None, decided(&leaving), "d").is_none());
+    let before = [(None, decided(&removing)), (Some(Ended::Stopped), true)];
+    for (ended, decided) in before {
+        let e = removal_error(ended, decided, "d").expect("decided");
+        assert!(matches!(e, NodeError::RemovedBeforeHandOver(_)), "{e}");
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.to_string().contains("start it again"), "{e}");
+    }
+    let e = removal_error(Some(Ended::HandedOver), true, "d").unwrap();
+    assert!(
+        matches!(e, NodeError::Removed(_)) && e.exit_code() == 3,
+        "{e}"
+    );
+}
