@@ -189,19 +189,8 @@ fn after_lost_tail(engine: &dyn Engine, s: &Starting<'_>) -> Result<(), Lost> {
 /// the ring.
 fn out(view: &ClusterView, id: &str) -> Option<(NodeInfo, NodeState)> {
     let (dc, rack, n) = view.layout.node(id)?;
-    matches!(n.state, NodeState::Left | NodeState::Removed).then(|| {
-        let me = NodeInfo {
-            idx: crate::view::NOT_A_MEMBER,
-            id: n.id.clone(),
-            dc: dc.to_string(),
-            rack: rack.to_string(),
-            client_address: n.client_address,
-            peer_address: n.peer_address,
-            admin_address: n.admin_address,
-            vnodes: 0,
-        };
-        (me, n.state)
-    })
+    matches!(n.state, NodeState::Left | NodeState::Removed)
+        .then(|| (NodeInfo::from_layout(dc, rack, n), n.state))
 }
 
 /// A generation that grows across restarts (gossip uses it to tell a
