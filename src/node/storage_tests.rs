@@ -1,5 +1,6 @@
-//! The start's recovery after a lost WAL tail (audit11 D2) and a removed
-//! node's start (D4), on the memory engine.
+//! The start's recovery after a lost WAL tail (audit11 D2), a removed
+//! node's start (D4), on the memory engine, and the exit code a node
+//! whose removal is decided stops with (`node::at_stop`).
 
 use super::{place, start_engine, Starting};
 use crate::engine::testing::{Hooked, Threads};
@@ -262,28 +263,46 @@ fn a_removed_node_starts_drain_only_and_an_unknown_one_is_refused() {
 /// A node whose removal is decided exits 3: `Removed` once its queues
 /// are handed over, `RemovedBeforeHandOver` (start it again, do not wipe
 /// it) when stopped before (review-recover31 M1), also when no task saw
-/// the removal: the layout in force decides (L2).
+/// the removal: the layout in force decides (L2). A task that failed
+/// before the hand-over wins over the removal: exit 1, so a supervisor
+/// starts it again and that start hands the queues over
+/// (review-recover2-31 N1).
 #[test]
-fn a_decided_removal_exits_3_and_says_whether_its_queues_were_handed_over() {
+fn a_decided_removal_exits_3_unless_a_task_failed_before_its_queues_were_handed_over() {
     use crate::movement::control::Ended;
-    use crate::node::removal_error;
+    use crate::node::{at_stop, removal_decided, AtStop};
     let topo = crate::topology::testing::four_and_one();
     let parsed = crate::topology::Topology::parse("t.yaml", &topo).unwrap();
     let leaving = Layout::seed(&parsed).begin_leave("d").unwrap();
     let removing = crate::movement::remove::begin(&leaving, "d", &|_| false).unwrap();
-    let decided = |l: &Layout| crate::movement::leave::still_leaving(l, "d").is_err();
+    let decided = |l: &Layout| removal_decided(&Cluster::new(l.clone(), "d", None).unwrap(), "d");
     assert!(!decided(&leaving) && decided(&removing));
-    assert!(removal_error(None, decided(&leaving), "d").is_none());
-    let before = [(None, decided(&removing)), (Some(Ended::Stopped), true)];
-    for (ended, decided) in before {
-        let e = removal_error(ended, decided, "d").expect("decided");
+    let failure = ["join: node 'd' was removed".to_string()];
+    let exit = |ended, decided, failed: bool| {
+        let failed: &[String] = if failed { &failure } else { &[] };
+        let at = AtStop {
+            ended,
+            decided,
+            failed,
+            clean: true,
+        };
+        at_stop(at, "d")
+    };
+    assert!(exit(None, decided(&leaving), false).is_ok());
+    for (ended, decided) in [(None, decided(&removing)), (Some(Ended::Stopped), true)] {
+        let e = exit(ended, decided, false).expect_err("decided");
         assert!(matches!(e, NodeError::RemovedBeforeHandOver(_)), "{e}");
         assert_eq!(e.exit_code(), 3);
         assert!(e.to_string().contains("start it again"), "{e}");
+        let e = exit(ended, decided, true).expect_err("a task failed");
+        assert!(matches!(e, NodeError::Tasks(_)), "{ended:?}: {e}");
+        assert_eq!(e.exit_code(), 1, "restarted, it hands its queues over");
     }
-    let e = removal_error(Some(Ended::HandedOver), true, "d").unwrap();
-    assert!(
-        matches!(e, NodeError::Removed(_)) && e.exit_code() == 3,
-        "{e}"
-    );
+    for failed in [false, true] {
+        let e = exit(Some(Ended::HandedOver), true, failed).unwrap_err();
+        assert!(
+            matches!(e, NodeError::Removed(_)) && e.exit_code() == 3,
+            "{e}"
+        );
+    }
 }
