@@ -10,9 +10,14 @@
 //! the run begun by that start acknowledges writes, tagged with that
 //! start's gossip generation). The previous run's durability decides, not
 //! this start's: a periodic run restarted with `--durability sync` after
-//! a power loss still lost its tail (review-final30 M2). A tag that is not
-//! the previous start's generation means a build that does not note its
-//! durability (a downgrade) ran since: not synced (review-recover31 L1).
+//! a power loss still lost its tail (review-final30 M2). The tag is
+//! checked only where the note spares a recovery, `sync`: one whose tag
+//! is not the previous start's generation counts as not synced, since a
+//! build that does not note its durability (a downgrade) may have run
+//! since, or a start failed or was killed before noting its own (review-
+//! recover31 L1). A `none` note counts whatever its tag: the recovery
+//! that run owed is still owed if the starts since did not finish theirs
+//! (review-recover2-31 N2).
 //! Must not decide what to do about a loss (the node records ranges for
 //! anti-entropy).
 //!
@@ -26,8 +31,10 @@ const BOOT_ID: &[u8] = b"boot_id";
 const RUN_DURABILITY: &[u8] = b"run_durability";
 
 /// How a run acknowledges writes, as [`note_start`] notes it
-/// (`<name>@<generation>`); anything else, or nothing (a data directory
-/// from before the key, or a tag of another start), is
+/// (`<name>@<generation>`). Read back ([`previous_run`]): `none@` any tag
+/// is [`RunDurability::NoWal`], `sync@` the previous start's generation
+/// is [`RunDurability::Sync`]; anything else, or nothing (a data
+/// directory from before the key, or a `sync` of another start), is
 /// [`RunDurability::Periodic`]: it may not have synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunDurability {
@@ -104,14 +111,26 @@ pub fn previous_run(
         _ => true,
     };
     let noted = engine.get_raw(Cf::Meta, RUN_DURABILITY)?;
-    let durability = [RunDurability::Sync, RunDurability::NoWal]
-        .into_iter()
-        .find(|d| noted.as_deref() == Some(note(*d, previous_generation).as_bytes()))
-        .unwrap_or(RunDurability::Periodic);
+    let durability = (noted.as_deref()).map_or(RunDurability::Periodic, |n| {
+        read_note(n, previous_generation)
+    });
     Ok(Previous {
         rebooted,
         durability,
     })
+}
+
+/// A note as the start after `previous_generation`'s trusts it: its tag
+/// only for a `sync` (the note that spares a recovery); `none` whatever
+/// its tag, or none (review-recover2-31 N2).
+fn read_note(noted: &[u8], previous_generation: u64) -> RunDurability {
+    let noted = String::from_utf8_lossy(noted);
+    let (name, tag) = noted.split_once('@').unwrap_or((&noted, ""));
+    match name {
+        "none" => RunDurability::NoWal,
+        "sync" if tag == previous_generation.to_string() => RunDurability::Sync,
+        _ => RunDurability::Periodic,
+    }
 }
 
 fn note(durability: RunDurability, generation: u64) -> String {
@@ -205,6 +224,26 @@ mod tests {
         let older_build_ran = previous_run(&engine, 8).unwrap();
         assert_eq!(older_build_ran.durability, RunDurability::Periodic);
         assert!(older_build_ran.may_have_lost());
+    }
+
+    /// A `none` note counts whatever its tag: a start after it that failed
+    /// or was killed before its own note (same boot) leaves the recovery
+    /// owed, and the next start does it (review-recover2-31 N2); only a
+    /// `sync` note must be the previous start's.
+    #[test]
+    fn a_note_of_no_wal_counts_whatever_its_generation() {
+        let engine = MemoryEngine::new(Limits::default());
+        note_start(&engine, RunDurability::NoWal, 1).unwrap();
+        let previous = previous_run(&engine, 2).unwrap();
+        assert_eq!(previous.durability, RunDurability::NoWal);
+        assert!(previous.may_have_lost(), "rebooted: {}", previous.rebooted);
+        let read = |noted: &str| read_note(noted.as_bytes(), 5);
+        assert_eq!(read("none"), RunDurability::NoWal, "untagged");
+        assert_eq!(read("none@9"), RunDurability::NoWal);
+        assert_eq!(read("sync@5"), RunDurability::Sync);
+        for other in ["sync@4", "sync", "sync@", "periodic@5", "syncx@5", ""] {
+            assert_eq!(read(other), RunDurability::Periodic, "{other:?}");
+        }
     }
 
     /// A run with no WAL may have lost its memtable at any unclean stop,
