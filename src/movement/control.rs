@@ -90,8 +90,8 @@ pub struct Control {
     /// The node stops because its removal was decided, and how far its
     /// end got.
     ended: Mutex<Option<Ended>>,
-    /// Set by a `POST /decommission` with `allow_old_gainers`, for the
-    /// process (a later request without it does not take it back): its
+    /// Set by an accepted `POST /decommission` with `allow_old_gainers`,
+    /// for the process (a later request without it does not take it back): its
     /// push passes gainers of an older build (`StreamError::GainerTooOld`).
     /// Not persisted: a restarted leaver holds them again.
     allow_old_gainers: AtomicBool,
@@ -158,15 +158,16 @@ impl Control {
     /// Begins (or resumes) this node's decommission and runs the rest in
     /// the background; a refusal (another movement, too few nodes) is
     /// returned here. `allow_old_gainers` (the operator's override) stays
-    /// on for the process once given, and reaches a running leave at its
-    /// next push.
+    /// on for the process once a request with it is accepted (a refused
+    /// one leaves it off, review-recover2-31 N3), and reaches a running
+    /// leave at its next push.
     pub async fn decommission(
         self: &Arc<Self>,
         allow_old_gainers: bool,
     ) -> Result<Status, LeaveError> {
         let me = self.cluster.me().to_string();
-        (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
         let began = leave::begin(&self.cluster, &me).await?;
+        (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
         let mut running = self.running.lock();
         if !*running {
             *running = true;

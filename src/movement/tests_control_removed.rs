@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Control, Ended, NodeHooks};
+use super::{Control, Ended, LeaveError, NodeHooks};
 use crate::engine::{Engine, Limits, MemoryEngine};
 use crate::hints::Hints;
 use crate::layout::Layout;
@@ -190,4 +190,23 @@ async fn the_override_of_old_gainers_reaches_a_running_leave_and_stays() {
     let status = control.decommission(false).await.expect("re-attached");
     assert!(status.allow_old_gainers, "sticky: {status:?}");
     assert!(control.stream_config().allow_old_gainers);
+}
+
+/// A refused request (here: the node's removal is decided) does not turn
+/// the override on for the process (review-recover2-31 N3).
+#[tokio::test(start_paused = true)]
+async fn a_refused_decommission_leaves_the_override_of_old_gainers_off() {
+    let [_, removing, _] = layouts();
+    let (control, _stopped) = control_on(removing);
+    let refused = control.decommission(true).await;
+    assert!(
+        matches!(refused, Err(LeaveError::Removed(_))),
+        "{refused:?}"
+    );
+    assert!(
+        !control.status().allow_old_gainers,
+        "{:?}",
+        control.status()
+    );
+    assert!(!control.stream_config().allow_old_gainers);
 }
