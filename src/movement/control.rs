@@ -211,7 +211,8 @@ impl Control {
     /// Runs `work` until it ends or the node stops. Stopped before its
     /// end, a leave resumes on the next start; but once the removal of
     /// this node is decided, the node still ends as removed (exit 3, not
-    /// 0): a start would only hand its queues over again and stop.
+    /// 0): [`Ended::Stopped`] unless its queues were handed over, so its
+    /// error says to start it again, which hands them over and stops.
     async fn until_stopped(self: Arc<Self>, work: impl Future<Output = ()>) {
         let mut stopping = self.stop.subscribe();
         tokio::select! {

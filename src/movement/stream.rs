@@ -1,8 +1,9 @@
 //! The streaming driver: copies the ranges a node gains from their current
 //! owners into this node's engine, page by page, resumably.
 //!
-//! Owns [`Streamer`], the [`RangeSource`] seam (a peer's `RangeScan` in
-//! production, a loopback over engines in tests) and [`Progress`]. Each page
+//! Owns [`Streamer`] and the [`RangeSource`] seam (a peer's `RangeScan` in
+//! production, a loopback over engines in tests); it reports to a
+//! [`Progress`] (`super::stream_progress`, re-exported here). Each page
 //! is a set of rows in `(token, key)` order with their full sibling sets
 //! (clocks and tombstones included); it is applied as **merges** — never an
 //! overwrite, so a write that reached this node meanwhile (it is a pending
