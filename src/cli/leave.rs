@@ -27,13 +27,15 @@ pub struct DecommissionArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// Print no progress, only one JSON object once done: outcome (begun,
-    /// left, stopped), phase, detail, progress, error.
+    /// left, stopped), phase, detail, progress, allow_old_gainers, error.
     #[arg(long)]
     pub json: bool,
     /// Let the switch pass gainers of an older build, which cannot confirm
     /// that what they took is durable (a rolling upgrade; by default the
-    /// leave waits for them to be upgraded). For this node's running
-    /// leave; a restart of the node drops it.
+    /// leave waits for them to be upgraded). Once the node accepted the
+    /// request, on for the node's process: running the command again
+    /// without it does not take it back (`--json`: allow_old_gainers); a
+    /// refused request leaves it off, a restart of the node drops it.
     #[arg(long)]
     pub allow_old_gainers: bool,
     #[command(flatten)]
@@ -105,7 +107,8 @@ enum Outcome {
 }
 
 /// `geokv decommission --json`: the outcome and the last status seen
-/// (`phase`, `detail`, `progress`), plus `error` when the node stopped.
+/// (`phase`, `detail`, `progress`, `allow_old_gainers`), plus `error`
+/// when the node stopped.
 fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<String>) -> Value {
     let outcome = match outcome {
         Outcome::Begun => "begun",
@@ -118,6 +121,7 @@ fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<Stri
         "phase": s.phase,
         "detail": s.detail,
         "progress": s.progress,
+        "allow_old_gainers": s.allow_old_gainers,
         "error": error,
     })
 }
@@ -280,6 +284,13 @@ mod tests {
         assert_eq!(v["progress"]["ranges_done"], 4);
         assert_eq!(v["progress"]["ranges_total"], 9);
         assert_eq!(v["error"], "refused");
+        assert_eq!(v["allow_old_gainers"], false);
+        let sticky = Status {
+            allow_old_gainers: true,
+            ..s.clone()
+        };
+        let v = outcome_json("a:1", Outcome::Begun, &sticky, None);
+        assert_eq!(v["allow_old_gainers"], true);
         let left = outcome_json("a:1", Outcome::Left, &s, None);
         assert_eq!(left["outcome"], "left");
         assert!(left["error"].is_null());

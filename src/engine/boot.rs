@@ -1,15 +1,23 @@
-//! Whether the previous run may have lost writes it acknowledged: only
-//! after the operating system restarted (a process crash — SIGKILL, OOM,
-//! panic — leaves them in the page cache, and RocksDB finds them in its
-//! WAL), and only if that run acknowledged writes before their fsync
-//! (`Durability::Periodic`; not `Sync`).
+//! Whether the previous run may have lost writes it acknowledged: after
+//! the operating system restarted (a process crash — SIGKILL, OOM, panic
+//! — leaves them in the page cache, and RocksDB finds them in its WAL), if
+//! that run acknowledged writes before their fsync (`Durability::Periodic`;
+//! not `Sync`); after any unclean stop if it ran with no WAL at all
+//! (`Durability::None`: the memtable is all there was, review-recover31 L4).
 //!
 //! Owns the meta keys `boot_id` (the kernel's boot id at the last start
-//! whose recovery, if it needed one, is done) and `run_durability` (whether
-//! the run begun by that start syncs each write before acknowledging it).
-//! The previous run's durability decides, not this start's: a periodic
-//! run restarted with `--durability sync` after a power loss still lost
-//! its tail (review-final30 M2).
+//! whose recovery, if it needed one, is done) and `run_durability` (how
+//! the run begun by that start acknowledges writes, tagged with that
+//! start's gossip generation). The previous run's durability decides, not
+//! this start's: a periodic run restarted with `--durability sync` after
+//! a power loss still lost its tail (review-final30 M2). The tag is
+//! checked only where the note spares a recovery, `sync`: one whose tag
+//! is not the previous start's generation counts as not synced, since a
+//! build that does not note its durability (a downgrade) may have run
+//! since, or a start failed or was killed before noting its own (review-
+//! recover31 L1). A `none` note counts whatever its tag: the recovery
+//! that run owed is still owed if the starts since did not finish theirs
+//! (review-recover2-31 N2).
 //! Must not decide what to do about a loss (the node records ranges for
 //! anti-entropy).
 //!
@@ -17,15 +25,46 @@
 //! overrides it (tests simulate a power loss with it). Where neither is
 //! available, every start counts as after a restart.
 
-use super::{Cf, Engine, EngineError, WriteBatch};
+use super::{Cf, Durability, Engine, EngineError, WriteBatch};
 
 const BOOT_ID: &[u8] = b"boot_id";
 const RUN_DURABILITY: &[u8] = b"run_durability";
-/// `run_durability` of a run that syncs every write before acknowledging
-/// it; anything else, or nothing (a data directory from before the key),
-/// is a run that may not have.
-const SYNCED: &[u8] = b"sync";
-const NOT_SYNCED: &[u8] = b"not-synced";
+
+/// How a run acknowledges writes, as [`note_start`] notes it
+/// (`<name>@<generation>`). Read back ([`previous_run`]): `none@` any tag
+/// is [`RunDurability::NoWal`], `sync@` the previous start's generation
+/// is [`RunDurability::Sync`]; anything else, or nothing (a data
+/// directory from before the key, or a `sync` of another start), is
+/// [`RunDurability::Periodic`]: it may not have synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunDurability {
+    /// Each write synced before its acknowledgement.
+    Sync,
+    /// Acknowledged before the fsync (or not known).
+    Periodic,
+    /// No WAL: acknowledged writes live in the memtable until a flush.
+    NoWal,
+}
+
+impl RunDurability {
+    fn name(self) -> &'static str {
+        match self {
+            RunDurability::Sync => "sync",
+            RunDurability::Periodic => "periodic",
+            RunDurability::NoWal => "none",
+        }
+    }
+}
+
+impl From<&Durability> for RunDurability {
+    fn from(d: &Durability) -> Self {
+        match d {
+            Durability::Sync => RunDurability::Sync,
+            Durability::Periodic { .. } => RunDurability::Periodic,
+            Durability::None => RunDurability::NoWal,
+        }
+    }
+}
 
 /// The current boot id, if known.
 fn current() -> Option<String> {
@@ -42,56 +81,85 @@ fn current() -> Option<String> {
 pub struct Previous {
     /// The boot id changed since, or either one is unknown.
     pub rebooted: bool,
-    /// That run synced every write before acknowledging it.
-    pub synced: bool,
+    /// How that run acknowledged writes.
+    pub durability: RunDurability,
 }
 
 impl Previous {
     /// Whether writes the previous run acknowledged may be gone (if it
     /// did not stop cleanly: the caller knows).
     pub fn may_have_lost(self) -> bool {
-        self.rebooted && !self.synced
+        match self.durability {
+            RunDurability::Sync => false,
+            RunDurability::Periodic => self.rebooted,
+            RunDurability::NoWal => true,
+        }
     }
 }
 
-/// The previous run as the last [`note_start`] recorded it. Reads only:
-/// the caller notes this start once it has recovered.
-pub fn previous_run(engine: &dyn Engine) -> Result<Previous, EngineError> {
+/// The previous run as the last [`note_start`] recorded it, if that was
+/// the start of `previous_generation` (the generation stored before this
+/// start took its own). Reads only: the caller notes this start once it
+/// has recovered.
+pub fn previous_run(
+    engine: &dyn Engine,
+    previous_generation: u64,
+) -> Result<Previous, EngineError> {
     let stored = engine.get_raw(Cf::Meta, BOOT_ID)?;
     let rebooted = match (stored, current()) {
         (Some(before), Some(now)) => before != now.as_bytes(),
         _ => true,
     };
-    let synced = engine.get_raw(Cf::Meta, RUN_DURABILITY)?.as_deref() == Some(SYNCED);
-    Ok(Previous { rebooted, synced })
+    let noted = engine.get_raw(Cf::Meta, RUN_DURABILITY)?;
+    let durability = (noted.as_deref()).map_or(RunDurability::Periodic, |n| {
+        read_note(n, previous_generation)
+    });
+    Ok(Previous {
+        rebooted,
+        durability,
+    })
 }
 
-/// Records this start's boot id and whether the run it begins syncs every
-/// write before acknowledging it (`synced`), durably, before that run
-/// acknowledges any: a later start of the same boot does not count as
-/// after a restart, and a later one after a restart decides on this
-/// run's durability. Call it only after whatever the previous run called
-/// for is durable: until then, every start recovers again. Writes and
-/// syncs only what changed (review-final30 L3).
-pub fn note_start(engine: &dyn Engine, synced: bool) -> Result<(), EngineError> {
-    let durability = if synced { SYNCED } else { NOT_SYNCED };
+/// A note as the start after `previous_generation`'s trusts it: its tag
+/// only for a `sync` (the note that spares a recovery); `none` whatever
+/// its tag, or none (review-recover2-31 N2).
+fn read_note(noted: &[u8], previous_generation: u64) -> RunDurability {
+    let noted = String::from_utf8_lossy(noted);
+    let (name, tag) = noted.split_once('@').unwrap_or((&noted, ""));
+    match name {
+        "none" => RunDurability::NoWal,
+        "sync" if tag == previous_generation.to_string() => RunDurability::Sync,
+        _ => RunDurability::Periodic,
+    }
+}
+
+fn note(durability: RunDurability, generation: u64) -> String {
+    format!("{}@{generation}", durability.name())
+}
+
+/// Records this start's boot id and how the run it begins acknowledges
+/// writes, tagged with this start's `generation`, durably, before that
+/// run acknowledges any: a later start of the same boot does not count as
+/// after a restart, and a later one decides on this run's durability.
+/// Call it only after whatever the previous run called for is durable:
+/// until then, every start recovers again. The tag changes at every
+/// start, so it is written (and flushed) at every start.
+pub fn note_start(
+    engine: &dyn Engine,
+    durability: RunDurability,
+    generation: u64,
+) -> Result<(), EngineError> {
     let mut b = WriteBatch::new();
-    let mut changed = false;
-    if engine.get_raw(Cf::Meta, RUN_DURABILITY)?.as_deref() != Some(durability) {
-        b.put_raw(Cf::Meta, RUN_DURABILITY, durability);
-        changed = true;
-    }
+    b.put_raw(
+        Cf::Meta,
+        RUN_DURABILITY,
+        note(durability, generation).as_bytes(),
+    );
     if let Some(id) = current() {
-        if engine.get_raw(Cf::Meta, BOOT_ID)?.as_deref() != Some(id.as_bytes()) {
-            b.put_raw(Cf::Meta, BOOT_ID, id.as_bytes());
-            changed = true;
-        }
+        b.put_raw(Cf::Meta, BOOT_ID, id.as_bytes());
     }
-    if changed {
-        engine.write(b)?;
-        engine.flush()?;
-    }
-    Ok(())
+    engine.write(b)?;
+    engine.flush()
 }
 
 #[cfg(test)]
@@ -100,25 +168,29 @@ mod tests {
     use crate::engine::memory::MemoryEngine;
     use crate::engine::Limits;
 
-    #[test]
-    fn only_a_new_boot_id_counts_as_a_restart() {
-        let engine = MemoryEngine::new(Limits::default());
+    fn reboot(engine: &dyn Engine) {
         let mut b = WriteBatch::new();
         b.put_raw(Cf::Meta, BOOT_ID, b"another boot");
         engine.write(b).unwrap();
+    }
+
+    #[test]
+    fn only_a_new_boot_id_counts_as_a_restart() {
+        let engine = MemoryEngine::new(Limits::default());
+        reboot(&engine);
         // This process's boot differs from the stored one, until noted.
-        assert!(previous_run(&engine).unwrap().rebooted);
+        assert!(previous_run(&engine, 0).unwrap().rebooted);
         assert!(
-            previous_run(&engine).unwrap().rebooted,
+            previous_run(&engine, 0).unwrap().rebooted,
             "reading notes nothing"
         );
-        note_start(&engine, false).unwrap();
+        note_start(&engine, RunDurability::Periodic, 1).unwrap();
         if current().is_some() {
-            assert!(!previous_run(&engine).unwrap().rebooted);
+            assert!(!previous_run(&engine, 1).unwrap().rebooted);
         }
         let none = MemoryEngine::new(Limits::default());
         assert!(
-            previous_run(&none).unwrap().rebooted,
+            previous_run(&none, 0).unwrap().rebooted,
             "unknown: assume lost"
         );
     }
@@ -128,31 +200,78 @@ mod tests {
     #[test]
     fn the_previous_runs_durability_decides_whether_it_may_have_lost() {
         let engine = MemoryEngine::new(Limits::default());
-        let reboot = || {
-            let mut b = WriteBatch::new();
-            b.put_raw(Cf::Meta, BOOT_ID, b"another boot");
-            engine.write(b).unwrap();
-        };
-        reboot();
-        assert!(previous_run(&engine).unwrap().may_have_lost(), "absent");
-        note_start(&engine, true).unwrap();
-        reboot();
-        let previous = previous_run(&engine).unwrap();
-        assert!(previous.rebooted && previous.synced && !previous.may_have_lost());
-        note_start(&engine, false).unwrap();
-        reboot();
-        assert!(previous_run(&engine).unwrap().may_have_lost());
+        reboot(&engine);
+        assert!(previous_run(&engine, 0).unwrap().may_have_lost(), "absent");
+        note_start(&engine, RunDurability::Sync, 1).unwrap();
+        reboot(&engine);
+        let previous = previous_run(&engine, 1).unwrap();
+        assert_eq!(previous.durability, RunDurability::Sync);
+        assert!(previous.rebooted && !previous.may_have_lost());
+        note_start(&engine, RunDurability::Periodic, 2).unwrap();
+        reboot(&engine);
+        assert!(previous_run(&engine, 2).unwrap().may_have_lost());
     }
 
-    /// A start of the same boot with the same durability writes nothing
-    /// (no write, no flush: review-final30 L3); a change is written.
+    /// A note tagged with another start's generation (a build that does
+    /// not note its durability ran since, and took the generation after
+    /// it) counts as not synced (review-recover31 L1).
     #[test]
-    fn a_start_that_changes_nothing_writes_nothing() {
-        use crate::engine::testing::{Hooked, Threads};
-        let engine = Hooked::new(Threads::new());
-        note_start(&engine, true).unwrap();
-        engine.fail_after(0);
-        note_start(&engine, true).expect("nothing written, so no failure");
-        note_start(&engine, false).expect_err("the durability changed: written");
+    fn a_note_of_another_generation_is_not_synced() {
+        let engine = MemoryEngine::new(Limits::default());
+        note_start(&engine, RunDurability::Sync, 7).unwrap();
+        reboot(&engine);
+        assert!(!previous_run(&engine, 7).unwrap().may_have_lost());
+        let older_build_ran = previous_run(&engine, 8).unwrap();
+        assert_eq!(older_build_ran.durability, RunDurability::Periodic);
+        assert!(older_build_ran.may_have_lost());
+    }
+
+    /// A `none` note counts whatever its tag: a start after it that failed
+    /// or was killed before its own note (same boot) leaves the recovery
+    /// owed, and the next start does it (review-recover2-31 N2); only a
+    /// `sync` note must be the previous start's.
+    #[test]
+    fn a_note_of_no_wal_counts_whatever_its_generation() {
+        let engine = MemoryEngine::new(Limits::default());
+        note_start(&engine, RunDurability::NoWal, 1).unwrap();
+        let previous = previous_run(&engine, 2).unwrap();
+        assert_eq!(previous.durability, RunDurability::NoWal);
+        assert!(previous.may_have_lost(), "rebooted: {}", previous.rebooted);
+        let read = |noted: &str| read_note(noted.as_bytes(), 5);
+        assert_eq!(read("none"), RunDurability::NoWal, "untagged");
+        assert_eq!(read("none@9"), RunDurability::NoWal);
+        assert_eq!(read("sync@5"), RunDurability::Sync);
+        for other in ["sync@4", "sync", "sync@", "periodic@5", "syncx@5", ""] {
+            assert_eq!(read(other), RunDurability::Periodic, "{other:?}");
+        }
+    }
+
+    /// A run with no WAL may have lost its memtable at any unclean stop,
+    /// on the same boot too; a sync run did not (review-recover31 L4).
+    #[test]
+    fn a_run_with_no_wal_may_have_lost_without_a_reboot() {
+        let engine = MemoryEngine::new(Limits::default());
+        note_start(&engine, RunDurability::NoWal, 3).unwrap();
+        let previous = previous_run(&engine, 3).unwrap();
+        assert_eq!(previous.durability, RunDurability::NoWal);
+        assert!(previous.may_have_lost(), "rebooted: {}", previous.rebooted);
+        let same_boot = Previous {
+            rebooted: false,
+            durability: RunDurability::NoWal,
+        };
+        assert!(same_boot.may_have_lost());
+        let synced = Previous {
+            rebooted: false,
+            durability: RunDurability::Sync,
+        };
+        assert!(
+            !synced.may_have_lost()
+                && !Previous {
+                    rebooted: true,
+                    ..synced
+                }
+                .may_have_lost()
+        );
+        assert_eq!(RunDurability::from(&Durability::None), RunDurability::NoWal);
     }
 }

@@ -12,9 +12,8 @@
 //! stops the node with the removal as its error, `super::leave_end`),
 //! its [`Status`], [`Control::on_removed`] (a node whose removal the
 //! layout decided ends the same way, decommissioning or not:
-//! `leave_end::follow_removal`), `cleanup` (by hand), and
-//! [`follow_cleanup`], which cleans up automatically once a movement has
-//! finished and every live member is on the layout that finished it.
+//! `leave_end::follow_removal`), and `cleanup` (by hand; automatically
+//! after every movement: `super::cleanup_follow`).
 //! Must not change the layout except through the leave's steps.
 
 use std::future::Future;
@@ -47,6 +46,19 @@ pub struct Status {
     /// The last error (the step is retried), or what the phase waits for.
     pub detail: String,
     pub progress: ProgressSnapshot,
+    /// The operator passed gainers of an older build
+    /// (`--allow-old-gainers`), for this process (review-recover31 L3).
+    #[serde(default)]
+    pub allow_old_gainers: bool,
+}
+
+/// How a node whose removal was decided ended ([`Control::ended`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Its queues were handed over (a stop during the final wait, too).
+    HandedOver,
+    /// Stopped before that: start it again to hand them over.
+    Stopped,
 }
 
 /// What [`Control`] needs of its node: the stop (a decommission that
@@ -75,10 +87,12 @@ pub struct Control {
     status: Mutex<Status>,
     progress: Arc<Progress>,
     running: Mutex<bool>,
-    /// The node stops because its leave became a removal.
-    removed: Mutex<bool>,
-    /// The latest `POST /decommission`'s `allow_old_gainers`: its push
-    /// passes gainers of an older build (`StreamError::GainerTooOld`).
+    /// The node stops because its removal was decided, and how far its
+    /// end got.
+    ended: Mutex<Option<Ended>>,
+    /// Set by an accepted `POST /decommission` with `allow_old_gainers`,
+    /// for the process (a later request without it does not take it back): its
+    /// push passes gainers of an older build (`StreamError::GainerTooOld`).
     /// Not persisted: a restarted leaver holds them again.
     allow_old_gainers: AtomicBool,
 }
@@ -108,21 +122,23 @@ impl Control {
             }),
             progress: Arc::default(),
             running: Mutex::new(false),
-            removed: Mutex::new(false),
+            ended: Mutex::new(None),
             allow_old_gainers: AtomicBool::new(false),
         })
     }
 
-    /// Whether this node's leave became a removal, which stopped it: the
-    /// node then exits with `NodeError::Removed`.
-    pub fn removed(&self) -> bool {
-        *self.removed.lock()
+    /// How this node ended after its removal was decided, if it did: the
+    /// node then exits with `NodeError::Removed` ([`Ended::HandedOver`])
+    /// or `NodeError::RemovedBeforeHandOver` ([`Ended::Stopped`]).
+    pub fn ended(&self) -> Option<Ended> {
+        *self.ended.lock()
     }
 
     /// The decommission's status.
     pub fn status(&self) -> Status {
         let mut s = self.status.lock().clone();
         s.progress = self.progress.snapshot();
+        s.allow_old_gainers = self.allow_old_gainers.load(Ordering::SeqCst);
         s
     }
 
@@ -141,16 +157,17 @@ impl Control {
 
     /// Begins (or resumes) this node's decommission and runs the rest in
     /// the background; a refusal (another movement, too few nodes) is
-    /// returned here. `allow_old_gainers` (the operator's override, this
-    /// request's: it replaces an earlier one's) reaches the running leave
-    /// at its next push.
+    /// returned here. `allow_old_gainers` (the operator's override) stays
+    /// on for the process once a request with it is accepted (a refused
+    /// one leaves it off, review-recover2-31 N3), and reaches a running
+    /// leave at its next push.
     pub async fn decommission(
         self: &Arc<Self>,
         allow_old_gainers: bool,
     ) -> Result<Status, LeaveError> {
         let me = self.cluster.me().to_string();
-        (self.allow_old_gainers).store(allow_old_gainers, Ordering::SeqCst);
         let began = leave::begin(&self.cluster, &me).await?;
+        (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
         let mut running = self.running.lock();
         if !*running {
             *running = true;
@@ -194,7 +211,8 @@ impl Control {
     /// Runs `work` until it ends or the node stops. Stopped before its
     /// end, a leave resumes on the next start; but once the removal of
     /// this node is decided, the node still ends as removed (exit 3, not
-    /// 0): a start would only hand its queues over again and stop.
+    /// 0): [`Ended::Stopped`] unless its queues were handed over, so its
+    /// error says to start it again, which hands them over and stops.
     async fn until_stopped(self: Arc<Self>, work: impl Future<Output = ()>) {
         let mut stopping = self.stop.subscribe();
         tokio::select! {
@@ -202,9 +220,11 @@ impl Control {
             _ = stopping.wait_for(|v| *v) => {
                 *self.running.lock() = false;
                 let me = self.cluster.me();
-                if leave::still_leaving(&self.cluster.current().layout, me).is_err() {
-                    tracing::error!(node = %me, "the node is stopping before its queues were handed over after its removal: it exits as removed (3); start it again to hand them over, before wiping it");
-                    *self.removed.lock() = true;
+                if self.ended() == Some(Ended::HandedOver) {
+                    tracing::info!(node = %me, "the node is stopping: removed, its queues handed over");
+                } else if leave::still_leaving(&self.cluster.current().layout, me).is_err() {
+                    tracing::error!(node = %me, "the node is stopping before its queues were handed over after its removal: it exits 3; start it again to hand them over, before wiping it");
+                    *self.ended.lock() = Some(Ended::Stopped);
                     self.status.lock().detail = "removed; stopped before its queues were handed over".into();
                 } else {
                     tracing::warn!("the node is stopping: decommission interrupted; it resumes on the next start");
@@ -220,7 +240,7 @@ impl Control {
         let report = |phase: &str, detail: String| self.set(phase, detail);
         let e = after_removal(&*self.hints, &self.cluster, removed, &report).await;
         tracing::error!(node = %self.cluster.me(), error = %e, "queues handed over: the node stops (exit 3)");
-        *self.removed.lock() = true;
+        *self.ended.lock() = Some(Ended::HandedOver);
         self.stop_after_a_while().await
     }
 
@@ -273,14 +293,12 @@ impl Control {
             }),
             timeout: Duration::from_secs(10),
         };
-        let mut cfg = StreamConfig::capped(self.throughput.clone());
-        cfg.allow_old_gainers = self.allow_old_gainers.load(Ordering::SeqCst);
         leave::hand_over(
             &self.cluster,
             self.engine.clone(),
             &sink,
             me,
-            &cfg,
+            &self.stream_config(),
             &self.progress,
         )
         .await
@@ -303,7 +321,14 @@ impl Control {
         Ok(())
     }
 
-    async fn announce(&self, version: u64) -> Result<(), String> {
+    /// The push's configuration, read at each attempt of the leave.
+    fn stream_config(&self) -> StreamConfig {
+        let mut cfg = StreamConfig::capped(self.throughput.clone());
+        cfg.allow_old_gainers = self.allow_old_gainers.load(Ordering::SeqCst);
+        cfg
+    }
+
+    pub(super) async fn announce(&self, version: u64) -> Result<(), String> {
         super::announce::until_announced(
             &self.cluster,
             &self.peers,
@@ -340,50 +365,6 @@ impl Control {
         tokio::task::spawn_blocking(move || super::cleanup::cleanup_current(&*engine, &cluster))
             .await
             .map_err(|e| CleanupError::Task(e.to_string()))?
-    }
-}
-
-/// Cleans up after every movement that finishes: once the view in force
-/// has no movement while the one before had one, and every live member is
-/// on it (a coordinator on an older view still reads the old owners).
-pub async fn follow_cleanup(control: Arc<Control>, mut shutdown: watch::Receiver<bool>) {
-    let mut views = control.cluster.subscribe();
-    let mut moving = !views.borrow().layout.movements.is_empty();
-    // A movement finished and its cleanup has not run yet (it is retried on
-    // the next view when the view changed under it).
-    let mut owed = false;
-    loop {
-        tokio::select! {
-            r = views.changed() => if r.is_err() { return },
-            _ = shutdown.wait_for(|v| *v) => return,
-        }
-        let view = views.borrow_and_update().clone();
-        let was = std::mem::replace(&mut moving, !view.layout.movements.is_empty());
-        owed |= was && !moving;
-        if !owed || moving || view.me().is_none() {
-            continue;
-        }
-        let announced = tokio::select! {
-            r = control.announce(view.version()) => r,
-            _ = shutdown.wait_for(|v| *v) => return,
-        };
-        if let Err(e) = announced {
-            tracing::warn!(error = %e, "automatic cleanup skipped; run `geokv cleanup`");
-            continue;
-        }
-        match control.cleanup().await {
-            Ok(c) => {
-                owed = false;
-                tracing::info!(
-                    ranges = c.ranges.len(),
-                    keys = c.keys,
-                    bytes = c.bytes,
-                    version = view.version(),
-                    "cleanup after the movement"
-                )
-            }
-            Err(e) => tracing::info!(error = %e, "automatic cleanup not run"),
-        }
     }
 }
 

@@ -10,8 +10,10 @@
 //! | `push_sync.rs` | a leave's gainers sync what they took before the switch; one that restarted (new incarnation) is pushed to again |
 //! | `control.rs` | the node's decommission (background, status, stop once left) and cleanup (by hand, and after every movement) |
 //! | `cleanup.rs` | dropping the ranges a node no longer replicates, once no movement is in progress |
+//! | `cleanup_follow.rs` | the automatic cleanup once a movement has finished and every live member is on its layout |
 //! | `plan.rs` | the pure plan: ranges a node gains (with sources) or loses, ranges to clean up |
-//! | `stream.rs` | the resumable streaming driver over a [`RangeSource`], its progress and metrics |
+//! | `stream.rs` | the resumable streaming driver over a [`RangeSource`] |
+//! | `stream_progress.rs` | a stream's progress ([`Progress`]) and its metrics |
 //! | `cursor.rs` | per-range cursors in the meta CF, committed with the rows they cover; the pulls' ones forgotten after a lost WAL tail |
 //! | `ops.rs` | the operations: join (allocate, begin, stream, finish; resumable) over a [`LayoutHandle`] |
 //! | `peer.rs` | the production source: a peer's `RangeScan` |
@@ -37,6 +39,7 @@ pub mod abort;
 pub mod announce;
 pub mod bootstrap;
 pub mod cleanup;
+pub mod cleanup_follow;
 pub mod control;
 pub mod cursor;
 pub mod leave;
@@ -56,6 +59,7 @@ pub mod replace_bootstrap;
 pub mod rereplicate;
 pub mod settled;
 pub mod stream;
+pub mod stream_progress;
 pub mod survivors;
 pub mod switch;
 pub mod throughput;

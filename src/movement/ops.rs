@@ -82,9 +82,12 @@ impl JoinError {
     }
 }
 
-/// Why node `id`, removed while it was away, cannot go on.
+/// Why node `id`, removed while it was away, cannot go on. Its task
+/// fails, so the node exits 1 and a supervisor starts it again: that
+/// start hands its queues over and exits 3 'was removed', the only point
+/// where wiping it loses nothing (review-recover2-31 N1).
 pub(crate) fn abandoned_text(id: &str) -> String {
-    format!("node '{id}' was removed from the cluster while it was down: its movement was abandoned (`geokv removenode {id}`). It cannot rejoin under this id: stop it, wipe its data directory and join it again under a new id")
+    format!("node '{id}' was removed from the cluster while it was down: its movement was abandoned (`geokv removenode {id}`). It cannot rejoin under this id: it stops; start it again (a supervisor does) to hand its queued hints, inter-DC entries and anti-entropy records over, and wipe its data directory only after it exits with 'was removed', then join it again under a new id")
 }
 
 /// What a node joins as.

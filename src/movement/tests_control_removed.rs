@@ -2,14 +2,15 @@
 //! decommission runs on it (review-elastic2-30 M1): restarted while its
 //! removal is in progress, or learning it late, it hands its queues over
 //! once Removed and stops, and the node exits 3; a stop meanwhile still
-//! ends it removed.
+//! ends it removed, told apart from the end that handed its queues over
+//! (review-recover31 M1).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Control, NodeHooks};
+use super::{Control, Ended, LeaveError, NodeHooks};
 use crate::engine::{Engine, Limits, MemoryEngine};
 use crate::hints::Hints;
 use crate::layout::Layout;
@@ -79,7 +80,7 @@ async fn a_control_started_on_its_removal_hands_its_queues_over_and_ends_removed
     let (end, _shutdown) = follow(&control);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(!end.is_finished(), "the removal is still in progress");
-    assert!(!control.removed() && !*stopped.borrow());
+    assert!(control.ended().is_none() && !*stopped.borrow());
     let status = control.status();
     assert_eq!(status.phase, "draining", "{status:?}");
     assert!(
@@ -89,13 +90,13 @@ async fn a_control_started_on_its_removal_hands_its_queues_over_and_ends_removed
     control.cluster.install(removed).expect("install");
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(!end.is_finished(), "its records are not handed over yet");
-    assert!(!control.removed() && !*stopped.borrow());
+    assert!(control.ended().is_none() && !*stopped.borrow());
     no_records_left(&control);
     tokio::time::timeout(Duration::from_secs(10), end)
         .await
         .expect("it ends once Removed and handed over")
         .expect("no panic");
-    assert!(control.removed(), "the node exits with NodeError::Removed");
+    assert_eq!(control.ended(), Some(Ended::HandedOver), "exits Removed");
     assert!(*stopped.borrow_and_update(), "the node is stopped");
     let status = control.status();
     assert_eq!(status.phase, "failed", "queues handed over: {status:?}");
@@ -114,7 +115,7 @@ async fn a_removal_learnt_while_running_ends_the_node_removed() {
     assert_eq!(control.status().phase, "idle");
     shutdown.send(true).expect("following");
     end.await.expect("ends on the shutdown");
-    assert!(!control.removed() && !*stopped.borrow());
+    assert!(control.ended().is_none() && !*stopped.borrow());
 
     let (control, mut stopped) = control_on(leaving);
     no_records_left(&control);
@@ -127,13 +128,15 @@ async fn a_removal_learnt_while_running_ends_the_node_removed() {
         .await
         .expect("it ends once Removed")
         .expect("no panic");
-    assert!(control.removed() && *stopped.borrow_and_update());
+    assert_eq!(control.ended(), Some(Ended::HandedOver));
+    assert!(*stopped.borrow_and_update());
 }
 
 /// A stop (SIGTERM) while it waits for its removal to finish does not
-/// turn into a clean exit: the removal is decided, the node exits 3.
+/// turn into a clean exit: the removal is decided, the node exits 3, but
+/// with the error that says to start it again, not to wipe it (M1).
 #[tokio::test(start_paused = true)]
-async fn a_stop_while_the_removal_is_in_progress_still_ends_the_node_removed() {
+async fn a_stop_while_the_removal_is_in_progress_ends_it_stopped_before_its_hand_over() {
     let [_, removing, _] = layouts();
     let (control, _stopped) = control_on(removing);
     let (end, _shutdown) = follow(&control);
@@ -144,5 +147,66 @@ async fn a_stop_while_the_removal_is_in_progress_still_ends_the_node_removed() {
         .await
         .expect("it ends with the stop")
         .expect("no panic");
-    assert!(control.removed(), "exit 3, not 0");
+    assert_eq!(control.ended(), Some(Ended::Stopped), "exit 3, not 0");
+    let status = control.status();
+    assert!(status.detail.contains("stopped before"), "{status:?}");
+}
+
+/// A stop during the last wait, once its queues are handed over, is the
+/// handed-over end: the node exits with `NodeError::Removed` (M1).
+#[tokio::test(start_paused = true)]
+async fn a_stop_after_the_hand_over_ends_it_handed_over() {
+    let [_, removing, removed] = layouts();
+    let (control, _stopped) = control_on(removing);
+    no_records_left(&control);
+    let (end, _shutdown) = follow(&control);
+    control.cluster.install(removed).expect("install");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(control.status().phase, "failed", "handed over, waiting");
+    assert!(!end.is_finished(), "in the 2 s before the stop");
+    control.stop.send(true).expect("the node's stop");
+    tokio::time::timeout(Duration::from_secs(1), end)
+        .await
+        .expect("it ends with the stop")
+        .expect("no panic");
+    assert_eq!(control.ended(), Some(Ended::HandedOver), "exits Removed");
+    let status = control.status();
+    assert!(!status.detail.contains("stopped before"), "{status:?}");
+}
+
+/// The operator's `--allow-old-gainers` reaches a leave already running
+/// (its next push's configuration), shows in the status, and a later
+/// request without it (re-attaching) does not take it back (L3).
+#[tokio::test(start_paused = true)]
+async fn the_override_of_old_gainers_reaches_a_running_leave_and_stays() {
+    let [leaving, _, _] = layouts();
+    let (control, _stopped) = control_on(leaving);
+    let status = control.decommission(false).await.expect("resumed");
+    assert!(!status.allow_old_gainers && !control.stream_config().allow_old_gainers);
+    assert!(*control.running.lock(), "the leave runs");
+    let status = control.decommission(true).await.expect("while running");
+    assert!(status.allow_old_gainers, "{status:?}");
+    assert!(control.stream_config().allow_old_gainers, "its next push");
+    let status = control.decommission(false).await.expect("re-attached");
+    assert!(status.allow_old_gainers, "sticky: {status:?}");
+    assert!(control.stream_config().allow_old_gainers);
+}
+
+/// A refused request (here: the node's removal is decided) does not turn
+/// the override on for the process (review-recover2-31 N3).
+#[tokio::test(start_paused = true)]
+async fn a_refused_decommission_leaves_the_override_of_old_gainers_off() {
+    let [_, removing, _] = layouts();
+    let (control, _stopped) = control_on(removing);
+    let refused = control.decommission(true).await;
+    assert!(
+        matches!(refused, Err(LeaveError::Removed(_))),
+        "{refused:?}"
+    );
+    assert!(
+        !control.status().allow_old_gainers,
+        "{:?}",
+        control.status()
+    );
+    assert!(!control.stream_config().allow_old_gainers);
 }

@@ -115,6 +115,12 @@ pub enum NodeError {
     /// stops; exit code [`EXIT_REMOVED`].
     #[error("node '{0}' was removed from the cluster (`geokv removenode {0}`; the survivors re-replicated its ranges): it stops. To use the machine again, wipe its data directory and join it under a new id")]
     Removed(String),
+    /// The removal of this node is decided, but it stopped (SIGTERM, or
+    /// before its end task ran) before handing its queues over: exit code
+    /// [`EXIT_REMOVED`] too (no automatic restart), but its queues are
+    /// still to hand over (review-recover31 M1).
+    #[error("node '{0}' is being removed from the cluster (`geokv removenode {0}`) and stopped before handing its queued hints, inter-DC entries and anti-entropy records over: start it again to hand its queues over; wipe its data directory only after it exits with 'was removed'")]
+    RemovedBeforeHandOver(String),
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -124,7 +130,7 @@ pub enum NodeError {
 }
 
 /// The exit code of a node that stopped because it was removed
-/// ([`NodeError::Removed`]), so a supervisor can tell it from a failure
+/// ([`NodeError::Removed`], or [`NodeError::RemovedBeforeHandOver`]), so a supervisor can tell it from a failure
 /// (systemd: `RestartPreventExitStatus=3`). Any other error exits 1.
 pub const EXIT_REMOVED: i32 = 3;
 
@@ -132,7 +138,7 @@ impl NodeError {
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            NodeError::Removed(_) => EXIT_REMOVED,
+            NodeError::Removed(_) | NodeError::RemovedBeforeHandOver(_) => EXIT_REMOVED,
             _ => 1,
         }
     }
@@ -181,8 +187,10 @@ async fn forward_stop(
 /// the loops end, then the internode server stops accepting and finishes
 /// its calls in flight; the replica closes (every later write, from a
 /// connection still open, is refused as not applied), the engine syncs
-/// and the clean-shutdown marker is written last. `Err` ([`NodeError::Tasks`])
-/// when a task failed or panicked: the binary then exits non-zero.
+/// and the clean-shutdown marker is written last. `Err` when the node's
+/// removal is decided ([`NodeError::Removed`] or
+/// [`NodeError::RemovedBeforeHandOver`], exit 3), or a task failed or
+/// panicked ([`NodeError::Tasks`], exit 1): [`at_stop`].
 pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), NodeError> {
     // Before any metric handle is taken and kept (hint gauges, peer
     // links): a handle taken with no recorder stays a no-op (review-perf27 L1).
@@ -222,14 +230,77 @@ pub async fn run(cfg: NodeConfig, outer: watch::Receiver<bool>) -> Result<(), No
     let gate = crate::replica::gate::CLOSE_WITHIN;
     let clean = close_storage(&p.replica, &*s.engine, gate).map_err(|e| s.engine_err(e))?;
     tracing::info!(node = %me.id, aborted = ?outcome.aborted, "node stopped");
-    if !outcome.failed.is_empty() {
-        Err(NodeError::Tasks(outcome.failed.join("; ")))
-    } else if !clean {
-        Err(NodeError::WritesStuck(gate))
-    } else if p.control.removed() {
-        Err(NodeError::Removed(me.id.clone()))
+    let at = AtStop {
+        ended: p.control.ended(),
+        decided: removal_decided(&s.cluster, &me.id),
+        failed: &outcome.failed,
+        clean,
+    };
+    at_stop(at, &me.id)
+}
+
+/// What [`run`] read once its tasks ended.
+struct AtStop<'a> {
+    /// How this node's removal end went (`Control::ended`).
+    ended: Option<crate::movement::control::Ended>,
+    /// The layout in force decides this node's removal.
+    decided: bool,
+    /// The tasks that failed.
+    failed: &'a [String],
+    /// The clean-shutdown marker was written.
+    clean: bool,
+}
+
+/// Whether the layout in force decides the removal of `me` (`Remove{me}`
+/// or me Removed), even if no task saw it (a stop racing the layout's
+/// install, review-recover31 L2).
+fn removal_decided(cluster: &crate::view::Cluster, me: &str) -> bool {
+    crate::movement::leave::still_leaving(&cluster.current().layout, me).is_err()
+}
+
+/// The node's result: its removal error ([`removal_error`]), else the
+/// tasks' failures ([`NodeError::Tasks`], exit 1: a decided removal whose
+/// queues were not handed over is started again by its supervisor, and
+/// that start hands them over, then exits 3 'was removed';
+/// review-recover2-31 N1), else a stuck write, else `Ok`.
+fn at_stop(at: AtStop<'_>, me: &str) -> Result<(), NodeError> {
+    let failed = !at.failed.is_empty();
+    if let Some(removed) = removal_error(at.ended, at.decided, failed, me) {
+        if failed || !at.clean {
+            tracing::error!(failed = ?at.failed, clean = at.clean, "the node also stopped with these failures");
+        }
+        return Err(removed);
+    }
+    if failed && (at.decided || at.ended.is_some()) {
+        tracing::error!(node = %me, "the removal of this node is decided, but a task failed before its queues were handed over: \
+             it exits 1 (not 3), so that its supervisor starts it again; that start hands its queues over, then it exits 3 'was removed'");
+    }
+    if failed {
+        Err(NodeError::Tasks(at.failed.join("; ")))
+    } else if !at.clean {
+        Err(NodeError::WritesStuck(crate::replica::gate::CLOSE_WITHIN))
     } else {
         Ok(())
+    }
+}
+
+/// The node's removal error, if the removal of `me` was decided: how its
+/// end task ended, or, if that task never saw it, the layout in force
+/// (`decided`): it is not handed over. Not when a task `failed` before
+/// the hand-over: exit 3 would keep a supervisor from starting it again
+/// to hand its queues over (review-recover2-31 N1).
+fn removal_error(
+    ended: Option<crate::movement::control::Ended>,
+    decided: bool,
+    failed: bool,
+    me: &str,
+) -> Option<NodeError> {
+    use crate::movement::control::Ended;
+    match ended {
+        Some(Ended::HandedOver) => Some(NodeError::Removed(me.to_string())),
+        _ if failed => None,
+        Some(Ended::Stopped) => Some(NodeError::RemovedBeforeHandOver(me.to_string())),
+        None => decided.then(|| NodeError::RemovedBeforeHandOver(me.to_string())),
     }
 }
 

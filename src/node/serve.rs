@@ -287,7 +287,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
     own_leave(tasks, s, p, shutdown);
     tasks.spawn_loop(
         "cleanup",
-        crate::movement::control::follow_cleanup(p.control.clone(), shutdown.clone()),
+        crate::movement::cleanup_follow::follow_cleanup(p.control.clone(), shutdown.clone()),
     );
     // Removals of dead nodes: this node copies what it gains (and finishes
     // the removal if it is the finisher); `POST /removenode` asks liveness.

@@ -57,12 +57,14 @@ pub(super) fn open(cfg: &NodeConfig) -> Result<Storage, NodeError> {
     let cluster = open_cluster(cfg, &engine)?;
     let view = cluster.current();
     let (me, out) = place(&view, &cfg.node_id, &cfg.topology.source)?;
-    let generation = next_generation(&*engine).map_err(err)?;
+    let (previous_generation, generation) = next_generation(&*engine).map_err(err)?;
     let starting = Starting {
         view: &view,
         me: &me,
         drain_only: out.is_some(),
-        synced: matches!(cfg.engine.durability, crate::engine::Durability::Sync),
+        durability: (&cfg.engine.durability).into(),
+        previous_generation,
+        generation,
         record: cfg.repair.after_unclean_start,
     };
     let start = start_engine(&*engine, &starting, &err)?;
@@ -103,19 +105,24 @@ pub(super) struct Starting<'a> {
     pub me: &'a NodeInfo,
     /// Out of the cluster: nothing to recover for.
     pub drain_only: bool,
-    /// This start's `Durability::Sync`: the run it begins acknowledges no
-    /// write before its fsync. Noted for the next start, which decides on
-    /// it (`engine::boot`); this start decides on the previous run's.
-    pub synced: bool,
+    /// How the run this start begins acknowledges writes (its
+    /// `Durability`). Noted for the next start, which decides on it
+    /// (`engine::boot`); this start decides on the previous run's.
+    pub durability: boot::RunDurability,
+    /// The generation stored before this start took its own: the note of
+    /// the previous run counts only if that start made it.
+    pub previous_generation: u64,
+    /// This start's generation, which its note is tagged with.
+    pub generation: u64,
     /// Record ranges for anti-entropy (`--repair-after-unclean-start`).
     pub record: bool,
 }
 
 /// Decides this start's incarnation and, when the previous run may have
-/// lost its unsynced WAL tail (a new incarnation after an OS restart, and
+/// lost acknowledged writes (a new incarnation after an OS restart, and
 /// that run did not sync each write: its durability as it noted it, not
-/// this start's, review-final30 M2), recovers from that
-/// ([`after_lost_tail`]).
+/// this start's, review-final30 M2; or any new incarnation after a run
+/// with no WAL), recovers from that ([`after_lost_tail`]).
 pub(super) fn start_engine(
     engine: &dyn Engine,
     s: &Starting<'_>,
@@ -124,7 +131,7 @@ pub(super) fn start_engine(
     // A new incarnation after any start that did not follow a clean
     // shutdown, so dots lost with a WAL tail are never minted again.
     let start = incarnation::on_start(engine).map_err(err)?;
-    let previous = boot::previous_run(engine).map_err(err)?;
+    let previous = boot::previous_run(engine, s.previous_generation).map_err(err)?;
     if !s.drain_only && !start.kept && !start.first && previous.may_have_lost() {
         after_lost_tail(engine, s).map_err(|e| match e {
             Lost::Engine(e) => err(e),
@@ -134,7 +141,7 @@ pub(super) fn start_engine(
     // Only once the recovery is durable: a failure or a kill before this
     // leaves the old boot id and durability, so the next start (again not
     // after a clean shutdown) recovers again (review-elastic2-30 M3).
-    boot::note_start(engine, s.synced).map_err(err)?;
+    boot::note_start(engine, s.durability, s.generation).map_err(err)?;
     Ok(start)
 }
 
@@ -154,7 +161,7 @@ fn after_lost_tail(engine: &dyn Engine, s: &Starting<'_>) -> Result<(), Lost> {
     let me = s.me;
     if crate::movement::cursor::forget_pulls(engine).map_err(Lost::Engine)? {
         tracing::warn!(node = %me.id,
-            "start after an unclean shutdown and an OS restart: this node's join, replacement or removal streams copy again from their start");
+            "start after an unclean shutdown and an OS restart (or a run with no WAL): this node's join, replacement or removal streams copy again from their start");
     }
     if !s.record {
         return Ok(());
@@ -171,7 +178,7 @@ fn after_lost_tail(engine: &dyn Engine, s: &Starting<'_>) -> Result<(), Lost> {
     )
     .map_err(Lost::Repair)?;
     tracing::warn!(node = %me.id, ranges = owned, pending,
-        "start after an unclean shutdown and an OS restart: every range this node replicates or gains is recorded for anti-entropy");
+        "start after an unclean shutdown and an OS restart (or a run with no WAL): every range this node replicates or gains is recorded for anti-entropy");
     Ok(())
 }
 
@@ -187,8 +194,10 @@ fn out(view: &ClusterView, id: &str) -> Option<(NodeInfo, NodeState)> {
 }
 
 /// A generation that grows across restarts (gossip uses it to tell a
-/// restarted node from a stale one).
-fn next_generation(engine: &dyn Engine) -> Result<u64, EngineError> {
+/// restarted node from a stale one), and the one stored before it (0 if
+/// none): every build takes one at every start, so the durability note
+/// is tagged with it (`engine::boot`).
+fn next_generation(engine: &dyn Engine) -> Result<(u64, u64), EngineError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -201,7 +210,7 @@ fn next_generation(engine: &dyn Engine) -> Result<u64, EngineError> {
     let mut b = WriteBatch::new();
     b.put_raw(Cf::Meta, b"generation", &gen.to_le_bytes());
     engine.write(b)?;
-    Ok(gen)
+    Ok((prev, gen))
 }
 
 /// The layout this node starts with: the persisted one when it is newer

@@ -1,5 +1,6 @@
-//! The start's recovery after a lost WAL tail (audit11 D2) and a removed
-//! node's start (D4), on the memory engine.
+//! The start's recovery after a lost WAL tail (audit11 D2), a removed
+//! node's start (D4), on the memory engine, and the exit code a node
+//! whose removal is decided stops with (`node::at_stop`).
 
 use super::{place, start_engine, Starting};
 use crate::engine::testing::{Hooked, Threads};
@@ -75,11 +76,18 @@ fn try_start_as(
     view: &ClusterView,
     synced: bool,
 ) -> Result<incarnation::Start, NodeError> {
+    use crate::engine::boot::RunDurability;
+    let (previous_generation, generation) = super::next_generation(engine).unwrap();
     let starting = Starting {
         view,
         me: view.me().unwrap(),
         drain_only: false,
-        synced,
+        durability: match synced {
+            true => RunDurability::Sync,
+            false => RunDurability::Periodic,
+        },
+        previous_generation,
+        generation,
         record: true,
     };
     let err = |e: crate::engine::EngineError| NodeError::Layout(format!("{e}"));
@@ -157,8 +165,11 @@ fn the_recovery_is_decided_on_the_previous_runs_durability() {
         Cursor::Start,
         "periodic run, sync start: forgotten"
     );
-    let recorded = records();
-    assert!(recorded > 0, "periodic run, sync start: recorded");
+    assert!(records() > 0, "periodic run, sync start: recorded");
+    // Handed over (as the node's record hand-over deletes them), so a
+    // second recovery, which records the same keys again, shows.
+    let all = crate::repair::records::load_records(&engine).unwrap();
+    crate::repair::records::delete_records(&engine, &all).unwrap();
     // The sync run stops uncleanly, the machine reboots: whatever this
     // start's durability, nothing acknowledged was unsynced.
     for synced_now in [true, false] {
@@ -166,12 +177,34 @@ fn the_recovery_is_decided_on_the_previous_runs_durability() {
         try_start_as(&engine, &view, synced_now).unwrap();
         let want = Cursor::After(b"k7".to_vec());
         assert_eq!(pulled(), want, "sync run (now sync: {synced_now}): kept");
-        assert_eq!(records(), recorded, "sync run: nothing recorded");
+        assert_eq!(records(), 0, "sync run: nothing recorded");
     }
     // That last run was periodic: the next unclean start recovers.
     ran_before_a_reboot(&engine, false);
     try_start_as(&engine, &view, true).unwrap();
     assert_eq!(pulled(), Cursor::Start, "periodic run again: forgotten");
+    assert!(records() > 0, "periodic run again: recorded");
+}
+
+/// A build that does not note its durability (a downgrade) started after
+/// a sync run and ran periodic: the sync note, tagged with a generation
+/// that is not the previous start's, counts as not synced, so the next
+/// unclean start after a reboot recovers (review-recover31 L1).
+#[test]
+fn a_note_of_a_start_before_the_previous_one_does_not_count_as_synced() {
+    let view = joining();
+    let engine = after_a_reboot(false);
+    let pulled = || cursor::load(&engine, &Pull::Join.id("d"), "ks", RANGE).unwrap();
+    try_start_as(&engine, &view, true).unwrap();
+    // The older build's start: it takes a generation and notes nothing.
+    super::next_generation(&engine).unwrap();
+    ran_before_a_reboot(&engine, false);
+    try_start_as(&engine, &view, true).unwrap();
+    assert_eq!(
+        pulled(),
+        Cursor::Start,
+        "an older build ran since: forgotten"
+    );
 }
 
 /// A recovery that fails part-way (here its records' write) leaves the
@@ -182,8 +215,9 @@ fn a_recovery_that_failed_runs_again_at_the_next_start() {
     let view = joining();
     let engine = Hooked::new(Threads::new());
     ran_before_a_reboot(&engine, false);
-    // The incarnation's write, then the forget's, then the records' fails.
-    engine.fail_after(2);
+    // The generation's write, the incarnation's, then the forget's, then
+    // the records' fails.
+    engine.fail_after(3);
     assert!(
         try_start(&engine, &view).is_err(),
         "the records' write failed"
@@ -224,4 +258,51 @@ fn a_removed_node_starts_drain_only_and_an_unknown_one_is_refused() {
         "{text}"
     );
     assert_eq!(NodeError::Removed("d".into()).exit_code(), 3);
+}
+
+/// A node whose removal is decided exits 3: `Removed` once its queues
+/// are handed over, `RemovedBeforeHandOver` (start it again, do not wipe
+/// it) when stopped before (review-recover31 M1), also when no task saw
+/// the removal: the layout in force decides (L2). A task that failed
+/// before the hand-over wins over the removal: exit 1, so a supervisor
+/// starts it again and that start hands the queues over
+/// (review-recover2-31 N1).
+#[test]
+fn a_decided_removal_exits_3_unless_a_task_failed_before_its_queues_were_handed_over() {
+    use crate::movement::control::Ended;
+    use crate::node::{at_stop, removal_decided, AtStop};
+    let topo = crate::topology::testing::four_and_one();
+    let parsed = crate::topology::Topology::parse("t.yaml", &topo).unwrap();
+    let leaving = Layout::seed(&parsed).begin_leave("d").unwrap();
+    let removing = crate::movement::remove::begin(&leaving, "d", &|_| false).unwrap();
+    let decided = |l: &Layout| removal_decided(&Cluster::new(l.clone(), "d", None).unwrap(), "d");
+    assert!(!decided(&leaving) && decided(&removing));
+    let failure = ["join: node 'd' was removed".to_string()];
+    let exit = |ended, decided, failed: bool| {
+        let failed: &[String] = if failed { &failure } else { &[] };
+        let at = AtStop {
+            ended,
+            decided,
+            failed,
+            clean: true,
+        };
+        at_stop(at, "d")
+    };
+    assert!(exit(None, decided(&leaving), false).is_ok());
+    for (ended, decided) in [(None, decided(&removing)), (Some(Ended::Stopped), true)] {
+        let e = exit(ended, decided, false).expect_err("decided");
+        assert!(matches!(e, NodeError::RemovedBeforeHandOver(_)), "{e}");
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.to_string().contains("start it again"), "{e}");
+        let e = exit(ended, decided, true).expect_err("a task failed");
+        assert!(matches!(e, NodeError::Tasks(_)), "{ended:?}: {e}");
+        assert_eq!(e.exit_code(), 1, "restarted, it hands its queues over");
+    }
+    for failed in [false, true] {
+        let e = exit(Some(Ended::HandedOver), true, failed).unwrap_err();
+        assert!(
+            matches!(e, NodeError::Removed(_)) && e.exit_code() == 3,
+            "{e}"
+        );
+    }
 }
