@@ -223,7 +223,7 @@ impl Control {
                 if self.ended() == Some(Ended::HandedOver) {
                     tracing::info!(node = %me, "the node is stopping: removed, its queues handed over");
                 } else if leave::still_leaving(&self.cluster.current().layout, me).is_err() {
-                    tracing::error!(node = %me, "the node is stopping before its queues were handed over after its removal: it exits 3; start it again to hand them over, before wiping it");
+                    tracing::error!(node = %me, "the node is stopping before its queues were handed over after its removal (exit 3, or 1 when a task failed first): start it again to hand them over, before wiping it");
                     *self.ended.lock() = Some(Ended::Stopped);
                     self.status.lock().detail = "removed; stopped before its queues were handed over".into();
                 } else {

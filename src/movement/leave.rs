@@ -44,7 +44,7 @@ pub enum LeaveError {
     WrongState { id: String, state: NodeState },
     #[error("node '{0}' is not in the layout")]
     Unknown(String),
-    #[error("node '{0}' was removed from the cluster while it was unreachable (`geokv removenode {0}` turned its decommission into a removal; the survivors re-replicate its ranges): it cannot go on leaving. Stop it; to use the machine again, wipe its data directory and join it under a new id")]
+    #[error("node '{0}' was removed from the cluster while it was unreachable (`geokv removenode {0}` turned its decommission into a removal; the survivors re-replicate its ranges): it cannot go on leaving. It hands its queued hints, inter-DC entries and anti-entropy records over to another node of its datacenter, then stops with 'was removed' (exit 3); wipe its data directory only after that, then join it under a new id")]
     Removed(String),
 }
 

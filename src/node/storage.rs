@@ -93,8 +93,10 @@ pub(super) fn place(
     let (me, state) = out(view, id)
         .ok_or_else(|| NodeError::UnknownNode(id.to_string(), topology.to_string()))?;
     if state == NodeState::Removed {
-        tracing::error!(node = %id, "{}: it starts only to hand its queued hints over, then stops",
-            NodeError::Removed(id.to_string()));
+        tracing::error!(
+            node = %id,
+            "node '{id}' was removed from the cluster: it starts only to hand its queued hints, inter-DC entries and anti-entropy records over, then stops with 'was removed' (do not wipe its data directory before that)"
+        );
     }
     Ok((me, Some(state)))
 }
