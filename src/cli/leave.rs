@@ -4,6 +4,9 @@
 //! `GET /decommission` until it has left; `POST /cleanup`;
 //! `GET`/`PUT /stream-throughput`).
 //!
+//! `geokv decommission --cancel` stops a decommission instead
+//! (`POST /decommission?cancel=true`).
+//!
 //! Owns the printing of the progress (or, with `--json`, of one JSON object
 //! once the command is done). Running `decommission` again after a crash of
 //! the node or of this command resumes the leave.
@@ -26,6 +29,11 @@ pub struct DecommissionArgs {
     /// Return once the leave has begun, without waiting for it to finish.
     #[arg(long)]
     pub no_wait: bool,
+    /// Cancel the node's decommission instead: it stays a member, Normal,
+    /// with its tokens (the way out when a gainer died mid-leave). Refused
+    /// once it has left.
+    #[arg(long)]
+    pub cancel: bool,
     /// Print no progress, only one JSON object once done: outcome (begun,
     /// left, stopped), phase, detail, progress, error.
     #[arg(long)]
@@ -108,8 +116,29 @@ fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<Stri
     })
 }
 
+/// Runs `geokv decommission --cancel`: one request; prints the outcome
+/// (`--json`: `{"endpoint","outcome":"cancelled"|"cancelling","phase","detail",…}`).
+async fn cancel(args: &DecommissionArgs) -> anyhow::Result<()> {
+    let body = http(&args.endpoint, "POST", "/decommission?cancel=true").await?;
+    let status: Status = serde_json::from_str(&body).context("decoding the status")?;
+    if args.json {
+        let mut v = outcome_json(&args.endpoint, Outcome::Begun, &status, None);
+        v["outcome"] = json!(status.phase);
+        println!("{v}");
+    } else {
+        println!(
+            "decommission of {} {}: {}",
+            args.endpoint, status.phase, status.detail
+        );
+    }
+    Ok(())
+}
+
 /// Runs `geokv decommission`.
 pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
+    if args.cancel {
+        return cancel(&args).await;
+    }
     let body = http(&args.endpoint, "POST", "/decommission").await?;
     let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
     let say = |text: &str| {

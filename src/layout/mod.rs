@@ -10,15 +10,19 @@
 //! version. [`crate::ring::Ring::from_layout`] derives placement from it.
 //! `consensus.rs` is the pure compare-and-set (Paxos per version) that
 //! decides which layout a version is, `acceptors.rs` who decides it, and
-//! `abort.rs` the way out of a movement whose node died.
+//! `abort.rs` the way out of a movement whose node died, `cancel.rs` of a
+//! decommission a dead gainer holds up, `remove.rs` the removal of several
+//! dead nodes (a dead gainer removed with the node being removed).
 //!
 //! Must not do I/O, know about liveness, or hold a ring: everything derived
 //! (ring, pending ranges, peers) is computed from a layout by its owner.
 
 mod abort;
 pub mod acceptors;
+mod cancel;
 pub mod consensus;
 mod proposer;
+mod remove;
 mod switch;
 #[cfg(test)]
 pub(crate) mod testing;

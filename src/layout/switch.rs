@@ -42,9 +42,8 @@ impl Movement {
     /// Whether `id` gains or loses ranges in this movement.
     pub fn moves(&self, id: &str) -> bool {
         match self {
-            Movement::Join { node } | Movement::Leave { node } | Movement::Remove { node, .. } => {
-                node == id
-            }
+            Movement::Join { node } | Movement::Leave { node } => node == id,
+            Movement::Remove { node, also, .. } => node == id || also.iter().any(|a| a == id),
             Movement::Replace { dead, new } => dead == id || new == id,
         }
     }

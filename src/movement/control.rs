@@ -10,7 +10,8 @@
 //! key's replicas, `hints::orphans`, so the drain ends), stop the process;
 //! a leave that became a removal hands its queues over the same way, then
 //! stops the node with the removal as its error, `super::leave_end`),
-//! its [`Status`], `cleanup` (by hand), and
+//! its [`Status`], `cancel` (`decommission --cancel`: a running leave
+//! stops with no switch, its push cursors forgotten), `cleanup` (by hand), and
 //! [`follow_cleanup`], which cleans up automatically once a movement has
 //! finished and every live member is on the layout that finished it.
 //! Must not change the layout except through the leave's steps.
@@ -37,8 +38,9 @@ use crate::view::Cluster;
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// `idle`, `announcing`, `streaming`, `finishing`, `draining`, `left`,
-    /// or `failed` (the node was removed meanwhile: it handed its queues
-    /// over, `draining`, and stops with exit code 3).
+    /// `cancelled` (`decommission --cancel`: the node stays), or `failed`
+    /// (the node was removed meanwhile: it handed its queues over,
+    /// `draining`, and stops with exit code 3).
     pub phase: String,
     /// The last error (the step is retried), or what the phase waits for.
     pub detail: String,
@@ -184,7 +186,13 @@ impl Control {
                 *self.removed.lock() = true;
                 return self.stop_after_a_while().await;
             }
-            match self.leave_once(&me).await {
+            // Cancelled (`decommission --cancel`): no switch, the node
+            // serves as Normal (audit11 D1).
+            let once = tokio::select! {
+                r = self.leave_once(&me) => r,
+                () = leave::until_cancelled(&self.cluster, &me) => return self.cancelled(&me),
+            };
+            match once {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(node = %me, error = %e, "decommission not finished; retrying in 2 s");
@@ -196,6 +204,48 @@ impl Control {
         tracing::info!(node = %me, "decommissioned: stopping");
         self.set("left", "");
         self.stop_after_a_while().await
+    }
+
+    /// `POST /decommission?cancel=true`: the next step of cancelling this
+    /// node's decommission (`leave::cancel`); its running leave stops.
+    pub async fn cancel(&self) -> Result<Status, LeaveError> {
+        let me = self.cluster.me().to_string();
+        leave::cancel(&self.cluster, &me).await?;
+        // A running leave sees it and stops (`leave_until_done`).
+        let running = *self.running.lock();
+        let (phase, detail) = self.cancel_phase(&me);
+        if !running {
+            self.cancelled(&me);
+        }
+        Ok(Status {
+            phase,
+            detail,
+            progress: self.progress.snapshot(),
+        })
+    }
+
+    /// The phase and detail of a cancelled decommission.
+    fn cancel_phase(&self, me: &str) -> (String, String) {
+        let layout = self.cluster.current().layout.clone();
+        let v = layout.version;
+        match layout.node(me).and_then(|(dc, _, _)| layout.cancelling(dc)) {
+            Some(_) => ("cancelling".into(), format!("reads went back to this node at layout v{v}; the next version drops the decommission once every live member is on it")),
+            None => ("cancelled".into(), format!("the node stays a member (layout v{v})")),
+        }
+    }
+
+    /// The leave stopped by a cancel: its push cursors forgotten, the node
+    /// Normal (or, past the switch, Leaving until the abort driver's
+    /// second step).
+    fn cancelled(&self, me: &str) {
+        let layout = self.cluster.current().layout.clone();
+        if let Err(e) = leave::forget_cursors(&*self.engine, &layout, me) {
+            tracing::warn!(error = %e, "decommission cancelled: forgetting push cursors");
+        }
+        tracing::info!(node = %me, version = layout.version, "decommission cancelled: the node stays");
+        let (phase, detail) = self.cancel_phase(me);
+        self.set(&phase, detail);
+        *self.running.lock() = false;
     }
 
     /// Stops the node, after time for `geokv decommission` to see the

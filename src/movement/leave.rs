@@ -11,7 +11,10 @@
 //! forgets the push cursors. Between `begin` and `hand_over` the caller
 //! waits until every live member is on the leaving layout (see
 //! `announce`); after `finish` it delivers what its queues still hold
-//! (`control`). Must not serve requests or spread layouts itself.
+//! (`control`). [`cancel`] proposes the next step of a cancel
+//! (`Layout::cancel_leave`, `geokv decommission --cancel`), and a running
+//! leave stops without a switch once [`cancelled`] holds
+//! ([`until_cancelled`]). Must not serve requests or spread layouts itself.
 
 use std::sync::Arc;
 
@@ -44,6 +47,9 @@ pub enum LeaveError {
     WrongState { id: String, state: NodeState },
     #[error("node '{0}' is not in the layout")]
     Unknown(String),
+    /// The first step of a cancel past the switch waits for every build.
+    #[error(transparent)]
+    NotUpgraded(#[from] super::upgrade::NotUpgraded),
     #[error("node '{0}' was removed from the cluster while it was unreachable (`geokv removenode {0}` turned its decommission into a removal; the survivors re-replicate its ranges): it cannot go on leaving. Stop it; to use the machine again, wipe its data directory and join it under a new id")]
     Removed(String),
 }
@@ -144,4 +150,47 @@ pub async fn finish<L: LayoutHandle>(
     tracing::info!(node = me, version, "left the cluster");
     push::forget(engine, me, gainers)?;
     Ok(())
+}
+
+/// Whether `me`'s decommission is cancelled in `layout`: it is Normal with
+/// no leave of its own, or its leave is being cancelled (the second step
+/// pending, `Layout::cancelling`). A running leave then stops.
+pub fn cancelled(layout: &Layout, me: &str) -> bool {
+    let Some((dc, _, n)) = layout.node(me) else {
+        return false;
+    };
+    let leaving = is_my_leave(layout.movements.get(dc), me);
+    (n.state == NodeState::Normal && !leaving) || layout.cancelling(dc) == Some(me)
+}
+
+/// Returns once `me`'s decommission is cancelled in `cluster`'s view.
+pub async fn until_cancelled(cluster: &crate::view::Cluster, me: &str) {
+    let mut views = cluster.subscribe();
+    let _ = views.wait_for(|v| cancelled(&v.layout, me)).await;
+}
+
+/// Proposes the next step of cancelling `me`'s decommission (none when it
+/// is cancelled already); the layout version it is at.
+pub async fn cancel<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, LeaveError> {
+    let now = layout.current();
+    still_leaving(&now, me)?;
+    if cancelled(&now, me) {
+        return Ok(now.version);
+    }
+    let next = now.cancel_leave(me)?;
+    // Past the switch the first step puts `aborting` in the layout.
+    if next.aborting != now.aborting {
+        super::upgrade::here(me, &now, me)?;
+    }
+    let version = next.version;
+    tracing::info!(node = me, version, "decommission cancelled");
+    layout.propose(next).await?;
+    Ok(version)
+}
+
+/// Forgets `me`'s push cursors towards every node of `layout` (a cancelled
+/// leave: a decommission begun again later pushes from the start).
+pub fn forget_cursors(engine: &dyn Engine, layout: &Layout, me: &str) -> Result<(), EngineError> {
+    let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
+    push::forget(engine, me, ids)
 }

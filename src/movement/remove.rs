@@ -47,25 +47,41 @@ pub enum RemoveError {
 /// The layout with `dead`'s removal begun; refused while `is_up(dead)`.
 /// A dead node that is not Normal (joining, leaving or replacing) has its
 /// movement aborted instead ([`Layout::abort`]): a joiner or replacement
-/// is dropped, a leaving node's removal goes on as for a Normal one.
+/// is dropped, a leaving node's removal goes on as for a Normal one. A
+/// dead Normal node that gains in its datacenter's movement in progress
+/// would hold it up for good (audit11 D1): in a removal it is removed
+/// with the node being removed ([`Layout::join_removal`]); in a
+/// decommission it is refused naming `decommission --cancel`.
 pub fn begin(
     layout: &Layout,
     dead: &str,
     is_up: &dyn Fn(&str) -> bool,
 ) -> Result<Layout, RemoveError> {
-    let Some((_, _, n)) = layout.node(dead) else {
+    let Some((dc, _, n)) = layout.node(dead) else {
         return Err(LayoutError::UnknownNode(dead.into()).into());
     };
     if is_up(dead) {
         return Err(RemoveError::Alive(dead.into()));
     }
-    match n.state {
-        NodeState::Joining | NodeState::Leaving => Ok(layout.abort(dead)?),
+    let gainer = gains(layout, dead).is_ok_and(|g| !g.is_empty());
+    match (n.state, layout.movements.get(dc)) {
+        (NodeState::Joining | NodeState::Leaving, _) => Ok(layout.abort(dead)?),
+        (NodeState::Normal, Some(Movement::Remove { .. })) if gainer => {
+            Ok(layout.join_removal(dead)?)
+        }
+        (NodeState::Normal, Some(Movement::Leave { node })) if gainer => {
+            Err(LayoutError::GainerOfLeave {
+                node: dead.into(),
+                dc: dc.into(),
+                leaver: node.clone(),
+            }
+            .into())
+        }
         _ => Ok(layout.begin_remove(dead)?),
     }
 }
 
-/// The dead node of every removal in progress, one per datacenter at
+/// The first node of every removal in progress, one per datacenter at
 /// most (movements are per datacenter), in datacenter order.
 pub fn removals(layout: &Layout) -> Vec<String> {
     (layout.movements.values())
@@ -90,10 +106,15 @@ pub struct Duty {
 /// What `me` does for every removal in progress in `layout` (a removal in
 /// one datacenter does not hold another datacenter's back).
 pub fn duties(layout: &Layout, me: &str) -> Vec<Duty> {
+    duties_up(layout, me, &|_| true)
+}
+
+/// [`duties`], the finisher chosen among the nodes `is_up` ([`finisher_up`]).
+pub fn duties_up(layout: &Layout, me: &str, is_up: &dyn Fn(&str) -> bool) -> Vec<Duty> {
     (removals(layout).into_iter())
         .map(|dead| Duty {
             copy: gainers(layout, &dead).iter().any(|g| g == me),
-            finish: finisher(layout, &dead).as_deref() == Some(me),
+            finish: finisher_up(layout, &dead, me, is_up).as_deref() == Some(me),
             dead,
         })
         .filter(|d| d.copy || d.finish)
@@ -101,9 +122,10 @@ pub fn duties(layout: &Layout, me: &str) -> Vec<Duty> {
 }
 
 /// Whether a removal of `node` is in progress in `layout`, in whichever
-/// datacenter.
+/// datacenter (`node` its first node or one removed with it).
 pub fn is_removing(layout: &Layout, node: &str) -> bool {
-    (layout.movements.values()).any(|m| matches!(m, Movement::Remove { node: n, .. } if n == node))
+    (layout.movements.values())
+        .any(|m| matches!(m, Movement::Remove { .. }) && m.declared_dead().contains(&node))
 }
 
 /// The members that gain a range in `layout`'s removal of `dead`, by id:
@@ -126,7 +148,21 @@ pub fn gainers(layout: &Layout, dead: &str) -> Vec<String> {
 /// Who proposes `finish_remove`: the first gainer, else the first Normal
 /// node of the dead node's datacenter.
 pub fn finisher(layout: &Layout, dead: &str) -> Option<String> {
-    if let Some(first) = gainers(layout, dead).into_iter().next() {
+    finisher_up(layout, dead, "", &|_| true)
+}
+
+/// [`finisher`] among the nodes `is_up` (`me` counts as up), so a dead
+/// gainer does not hold the finish up once the copies are done (audit11
+/// D1, L3). Two nodes that disagree on liveness both propose the same
+/// step; the CAS takes one.
+pub fn finisher_up(
+    layout: &Layout,
+    dead: &str,
+    me: &str,
+    is_up: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    let up = |id: &String| id == me || is_up(id);
+    if let Some(first) = gainers(layout, dead).into_iter().find(up) {
         return Some(first);
     }
     let (dc, _, _) = layout.node(dead)?;
@@ -134,14 +170,19 @@ pub fn finisher(layout: &Layout, dead: &str) -> Option<String> {
         .nodes()
         .filter(|(d, _, n)| *d == dc && n.state == NodeState::Normal)
         .map(|(_, _, n)| n.id.clone())
+        .filter(up)
         .collect();
     normal.sort();
     normal.into_iter().next()
 }
 
-/// The movement name a gainer's board shows for the removal of `dead`.
-pub fn movement_name(dead: &str) -> String {
-    format!("removal of {dead}")
+/// The movement name a gainer's board shows for the removal of `dead` in
+/// `layout`: every node it removes (`removal of a, b`), so a node added
+/// to it makes every gainer copy again for the new plan.
+pub fn movement_name(layout: &Layout, dead: &str) -> String {
+    (layout.movements.values())
+        .find(|m| matches!(m, Movement::Remove { .. }) && m.declared_dead().contains(&dead))
+        .map_or_else(|| format!("removal of {dead}"), |m| m.to_string())
 }
 
 fn stream_id(dead: &str) -> String {
@@ -154,10 +195,9 @@ pub const SHORTFALL_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Whether the removal of `dead` in progress is forced.
 pub fn forced(layout: &Layout, dead: &str) -> bool {
-    layout
-        .movements
-        .values()
-        .any(|m| matches!(m, Movement::Remove { node, force: true } if node == dead))
+    (layout.movements.values()).any(|m| {
+        matches!(m, Movement::Remove { force: true, .. }) && m.declared_dead().contains(&dead)
+    })
 }
 
 /// How long a gainer has been short of survivors. Pure: time is an input.
@@ -202,7 +242,11 @@ impl Gainer {
         let me = self.me.clone();
         let board = super::progress::board(&me);
         let progress = Arc::new(Progress::default());
-        board.start(&movement_name(dead), layout.version, progress.clone());
+        board.start(
+            &movement_name(layout, dead),
+            layout.version,
+            progress.clone(),
+        );
         if super::replace::copied(layout, dead) {
             board.status("done");
             return true;
@@ -294,16 +338,16 @@ pub async fn follow(
             _ = shutdown.wait_for(|v| *v) => return,
         }
         let layout = cluster.current().layout.clone();
-        for duty in duties(&layout, &me) {
-            let dead = duty.dead;
-            if duty.copy && !settled.contains(&dead) {
+        for duty in duties_up(&layout, &me, &*gainer.is_up) {
+            let (name, dead) = (movement_name(&layout, &duty.dead), duty.dead.clone());
+            if duty.copy && !settled.contains(&name) {
                 let done = tokio::select! {
                     d = gainer.copy(&layout, &dead) => d,
                     _ = shutdown.wait_for(|v| *v) => return,
                 };
                 copied.insert(dead.clone());
                 if done {
-                    settled.insert(&dead);
+                    settled.insert(&name);
                 }
             }
             if duty.finish {
@@ -319,7 +363,12 @@ pub async fn follow(
         let board = super::progress::board(&me);
         super::remove_finish::forget_stale_holds(&board, &layout, &me);
         let going = removals(&layout);
-        settled.retain(&going);
+        settled.retain(
+            &going
+                .iter()
+                .map(|d| movement_name(&layout, d))
+                .collect::<Vec<_>>(),
+        );
         let over: Vec<String> = (copied.iter())
             .filter(|d| !going.contains(d))
             .cloned()

@@ -22,8 +22,14 @@ pub(super) async fn try_finish(
     me: &str,
 ) {
     let tls = handle.peers.tls();
-    let name = movement_name(dead);
-    for g in gainers(layout, dead) {
+    let name = movement_name(layout, dead);
+    // Past the switch every gainer had reported its copy done (the switch
+    // waits for it): a gainer dead since does not hold the finish up.
+    let waited = match super::replace::copied(layout, dead) {
+        true => Vec::new(),
+        false => gainers(layout, dead),
+    };
+    for g in waited {
         let done = if g == me {
             super::progress::board(me)
                 .report()
@@ -60,7 +66,7 @@ pub(super) async fn try_finish(
 pub fn forget_stale_holds(board: &super::progress::Board, layout: &Layout, me: &str) {
     let mine: BTreeSet<String> = (duties(layout, me).into_iter())
         .filter(|d| d.finish)
-        .map(|d| movement_name(&d.dead))
+        .map(|d| movement_name(layout, &d.dead))
         .collect();
     for name in board.held().into_keys().filter(|n| !mine.contains(n)) {
         board.hold(&name, None);
