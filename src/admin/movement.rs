@@ -56,9 +56,10 @@ pub async fn decommission(State(a): State<Admin>, Query(q): Query<DecommissionQu
 /// the layout does not know, 500 otherwise.
 fn refusal(e: &LeaveError) -> StatusCode {
     match e {
-        LeaveError::Layout(_) | LeaveError::WrongState { .. } | LeaveError::NotUpgraded(_) => {
-            StatusCode::CONFLICT
-        }
+        LeaveError::Layout(_)
+        | LeaveError::WrongState { .. }
+        | LeaveError::NotUpgraded(_)
+        | LeaveError::NotLeaving(_) => StatusCode::CONFLICT,
         LeaveError::Removed(_) => StatusCode::GONE,
         LeaveError::Unknown(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -169,5 +170,9 @@ mod tests {
             members: vec!["e (an older build)".into()],
         };
         assert_eq!(refusal(&LeaveError::NotUpgraded(old)), StatusCode::CONFLICT);
+        // review-cancel31 L3: a node that is not decommissioning.
+        let not = LeaveError::NotLeaving("d".into());
+        assert_eq!(refusal(&not), StatusCode::CONFLICT);
+        assert!(not.to_string().contains("not decommissioning"), "{not}");
     }
 }

@@ -128,9 +128,11 @@ pub struct Layout {
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub reading_new: BTreeSet<String>,
     /// The datacenters whose movement is being abandoned (`abort.rs`): its
-    /// joiner or replacement died for good after the switch of reads, the
+    /// joiner or replacement died for good after the switch of reads, or
+    /// its decommission is cancelled past the switch (`cancel.rs`); the
     /// reads went back to the old owners and the next version drops it;
-    /// such a movement does not finish. Absent when empty.
+    /// such a movement does not finish. Absent when empty; on any other
+    /// movement (a Remove, written by an older build) it holds nothing.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub aborting: BTreeSet<String>,
 }

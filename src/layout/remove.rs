@@ -60,9 +60,12 @@ impl Layout {
         let dc = dc.to_string();
         let mut out = self.clone();
         out.version += 1;
-        if let Some(Movement::Remove { also, .. }) = out.movements.get_mut(&dc) {
+        // A `--force` given for the first node is not given for this one:
+        // its short ranges wait for their own (review-cancel31 L5).
+        if let Some(Movement::Remove { also, force, .. }) = out.movements.get_mut(&dc) {
             also.push(node.into());
             also.sort();
+            *force = false;
         }
         out.set_state(node, NodeState::Leaving);
         Ok(out)

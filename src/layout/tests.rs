@@ -355,3 +355,32 @@ proptest! {
         }
     }
 }
+
+/// review-cancel31 M2: a leave cancelled past its switch (step 1, the DC
+/// `aborting`), its leaver then removed by a build that knows no cancel
+/// (its `abort` keeps `aborting`): no driver drops a Remove, so its finish
+/// must not be refused as abandoned; the stale mark heals at the finish.
+#[test]
+fn a_stale_aborting_mark_on_a_removal_does_not_hold_its_finish() {
+    let leaving = wide().begin_leave("dc1-n1").unwrap();
+    let FinishStep::SwitchReads(switched) = leaving.next_finish_step("dc1-n1").unwrap() else {
+        panic!("the first step is the switch")
+    };
+    let mut stale = switched.cancel_leave("dc1-n1").unwrap();
+    stale.version += 1;
+    let remove = Movement::Remove {
+        node: "dc1-n1".into(),
+        also: Vec::new(),
+        force: false,
+    };
+    stale.movements.insert("dc1".into(), remove);
+    assert!(stale.aborting.contains("dc1") && stale.abandoning("dc1").is_none());
+    let Ok(FinishStep::SwitchReads(on)) = stale.next_finish_step("dc1-n1") else {
+        panic!("the removal's switch is proposed")
+    };
+    let Ok(FinishStep::Finish(done)) = on.next_finish_step("dc1-n1") else {
+        panic!("then its finish")
+    };
+    assert!(done.aborting.is_empty() && done.movements.is_empty());
+    assert_eq!(done.node("dc1-n1").unwrap().2.state, NodeState::Removed);
+}

@@ -32,7 +32,7 @@ pub enum Movement {
     /// A dead node's ranges re-replicated from the survivors; `force`d,
     /// from the survivors that are up even when too few are to meet every
     /// quorum (`geokv removenode --force`). `also`: the other dead nodes
-    /// removed with it (a gainer of the removal that died, `cancel.rs`),
+    /// removed with it (a gainer of the removal that died, `remove.rs`),
     /// absent when none, so what older builds wrote decodes as is.
     Remove {
         node: String,
@@ -99,6 +99,12 @@ pub enum LayoutError {
     Abandoned { node: String, dc: String },
     #[error("node '{node}' gains ranges in the decommission of {leaver} in datacenter '{dc}', which cannot finish without it; cancel it first (`geokv decommission --cancel --endpoint ADMIN_ADDRESS_OF_{leaver}`), then remove '{node}'")]
     GainerOfLeave {
+        node: String,
+        dc: String,
+        leaver: String,
+    },
+    #[error("node '{node}' gains ranges in the decommission of {leaver} in datacenter '{dc}', whose cancel is in progress (reads went back to {leaver}; the next version drops the decommission once every live member is on it): wait for `geokv decommission --cancel` to report `cancelled`, then remove '{node}'")]
+    GainerOfCancelledLeave {
         node: String,
         dc: String,
         leaver: String,

@@ -28,6 +28,9 @@ pub const LAYOUT_STEPS: u64 = 1;
 /// while ignoring the field (a movement's fields are not checked), so it
 /// would send no write to the gainers of the other nodes' ranges: the
 /// second node joins a removal only once every member up advertises it.
+/// It also means a build that cancels a decommission (`aborting` on a
+/// Leave, `Layout::cancel_leave`): one without it neither drives the
+/// second step nor reads the Leave as cancelled (review-cancel31 M2).
 pub const REMOVE_SETS: u64 = 2;
 
 /// Every feature of this build.

@@ -115,6 +115,11 @@ impl Control {
     /// The decommission's status.
     pub fn status(&self) -> Status {
         let mut s = self.status.lock().clone();
+        // A cancel's second step is the abort driver's, on some node: the
+        // phase follows the layout (review-cancel31 M3).
+        if s.phase == "cancelling" {
+            (s.phase, s.detail) = self.cancel_phase(self.cluster.me());
+        }
         s.progress = self.progress.snapshot();
         s
     }
@@ -210,7 +215,13 @@ impl Control {
     /// node's decommission (`leave::cancel`); its running leave stops.
     pub async fn cancel(&self) -> Result<Status, LeaveError> {
         let me = self.cluster.me().to_string();
-        leave::cancel(&self.cluster, &me).await?;
+        match leave::cancel(&self.cluster, &me).await {
+            // This node's own cancel, asked again: done already.
+            Err(LeaveError::NotLeaving(_)) if self.status().phase == "cancelled" => {
+                return Ok(self.status())
+            }
+            r => r?,
+        };
         // A running leave sees it and stops (`leave_until_done`).
         let running = *self.running.lock();
         let (phase, detail) = self.cancel_phase(&me);

@@ -47,6 +47,9 @@ pub enum LeaveError {
     WrongState { id: String, state: NodeState },
     #[error("node '{0}' is not in the layout")]
     Unknown(String),
+    /// `decommission --cancel` of a Normal node with no leave of its own.
+    #[error("node '{0}' is not decommissioning (it never began, or its decommission was cancelled already): nothing to cancel")]
+    NotLeaving(String),
     /// The first step of a cancel past the switch waits for every build.
     #[error(transparent)]
     NotUpgraded(#[from] super::upgrade::NotUpgraded),
@@ -169,18 +172,39 @@ pub async fn until_cancelled(cluster: &crate::view::Cluster, me: &str) {
     let _ = views.wait_for(|v| cancelled(&v.layout, me)).await;
 }
 
-/// Proposes the next step of cancelling `me`'s decommission (none when it
-/// is cancelled already); the layout version it is at.
+/// Proposes the next step of cancelling `me`'s decommission (none when its
+/// cancel waits for the abort driver's second step); the layout version
+/// it is at. A node that is not decommissioning is refused
+/// ([`LeaveError::NotLeaving`], review-cancel31 L3). A proposal that lost
+/// to a step of the leave itself (its switch or finish) is evaluated once
+/// more on the layout in force: a two-step cancel, or `AlreadyLeft`
+/// (review-cancel31 L4).
 pub async fn cancel<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, LeaveError> {
+    match cancel_once(layout, me).await {
+        Err(LeaveError::Propose(e)) => {
+            tracing::info!(node = me, error = %e, "cancel lost to another step; once more");
+            cancel_once(layout, me).await
+        }
+        r => r,
+    }
+}
+
+async fn cancel_once<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, LeaveError> {
     let now = layout.current();
     still_leaving(&now, me)?;
-    if cancelled(&now, me) {
+    let (dc, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
+    if now.cancelling(dc) == Some(me) {
         return Ok(now.version);
     }
+    if n.state == NodeState::Normal && !is_my_leave(now.movements.get(dc), me) {
+        return Err(LeaveError::NotLeaving(me.into()));
+    }
     let next = now.cancel_leave(me)?;
-    // Past the switch the first step puts `aborting` in the layout.
+    // Past the switch the first step puts `aborting` on a Leave, which a
+    // build without `REMOVE_SETS` reads as no cancel (review-cancel31 M2).
     if next.aborting != now.aborting {
-        super::upgrade::here(me, &now, me)?;
+        let needed = super::upgrade::LAYOUT_STEPS | super::upgrade::REMOVE_SETS;
+        super::upgrade::here_needing(me, &now, me, needed)?;
     }
     let version = next.version;
     tracing::info!(node = me, version, "decommission cancelled");

@@ -4,10 +4,11 @@
 //! survivors ([`super::rereplicate`], sources chosen by
 //! [`super::survivors`]; the dead node is never asked), then reports
 //! `done` on its [`super::progress`] board (`GET /movement`). The
-//! *finisher* — the first gainer by id, or the first Normal node of the
-//! datacenter when nobody gains — waits until every gainer reports done
-//! and ends it in steps (`switch`: reads to the gainers, then
-//! `finish_remove`: the node becomes Removed). Every node
+//! *finisher* — the first gainer that is up, else the first Normal node
+//! up — waits until every gainer reports done (none once it reads new)
+//! and ends it in steps (`switch`, refused if the movement changed since
+//! the reports were checked; then `finish_remove`: the nodes become
+//! Removed). Every node
 //! runs [`follow`]; every step is idempotent, so a restart of any gainer
 //! or of the finisher resumes (cursors per source, as for a replacement).
 //!
@@ -42,6 +43,14 @@ pub enum RemoveError {
     Alive(String),
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A dead gainer of a removal in a datacenter too small to lose both
+    /// (rf+1 nodes, two dead: review-cancel31 H1, open).
+    #[error("{why}: '{node}' cannot be removed with the {removal}, which waits for '{node}' to copy its share. The way on today: start '{node}' again (on its data directory); it copies, the removal finishes, then replace or remove '{node}'. If it cannot come back, this datacenter's movements stay blocked: withdrawing a removal is not built yet (README, Removing a dead node)")]
+    GainerTooFewLeft {
+        node: String,
+        removal: String,
+        why: Box<LayoutError>,
+    },
 }
 
 /// The layout with `dead`'s removal begun; refused while `is_up(dead)`.
@@ -66,14 +75,22 @@ pub fn begin(
     let gainer = gains(layout, dead).is_ok_and(|g| !g.is_empty());
     match (n.state, layout.movements.get(dc)) {
         (NodeState::Joining | NodeState::Leaving, _) => Ok(layout.abort(dead)?),
-        (NodeState::Normal, Some(Movement::Remove { .. })) if gainer => {
-            Ok(layout.join_removal(dead)?)
+        (NodeState::Normal, Some(m @ Movement::Remove { .. })) if gainer => {
+            layout.join_removal(dead).map_err(|e| match e {
+                LayoutError::TooFewNodes { .. } => RemoveError::GainerTooFewLeft {
+                    node: dead.into(),
+                    removal: m.to_string(),
+                    why: Box::new(e),
+                },
+                e => e.into(),
+            })
         }
         (NodeState::Normal, Some(Movement::Leave { node })) if gainer => {
-            Err(LayoutError::GainerOfLeave {
-                node: dead.into(),
-                dc: dc.into(),
-                leaver: node.clone(),
+            let (node, leaver, cancelling) = (dead.into(), node.clone(), layout.cancelling(dc));
+            let dc = dc.to_string();
+            Err(match cancelling {
+                Some(_) => LayoutError::GainerOfCancelledLeave { node, dc, leaver },
+                None => LayoutError::GainerOfLeave { node, dc, leaver },
             }
             .into())
         }
@@ -361,7 +378,7 @@ pub async fn follow(
             }
         }
         let board = super::progress::board(&me);
-        super::remove_finish::forget_stale_holds(&board, &layout, &me);
+        super::remove_finish::forget_stale_holds(&board, &layout, &me, &*gainer.is_up);
         let going = removals(&layout);
         settled.retain(
             &going

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::remove::{duties, gainers, movement_name};
+use super::remove::{duties_up, gainers, movement_name};
 use crate::layout::Layout;
 use crate::transport::tls::Tls;
 
@@ -46,7 +46,15 @@ pub(super) async fn try_finish(
             return;
         }
     }
-    let r = super::switch::finish_movement(handle, dead).await;
+    // The copies checked are this snapshot's movement's: a node joined to
+    // the removal since has ranges nobody copied (review-cancel31 M1).
+    let checked = layout
+        .node(dead)
+        .and_then(|(dc, _, _)| layout.movements.get(dc));
+    let Some(checked) = checked else {
+        return;
+    };
+    let r = super::switch::finish_movement_expecting(handle, dead, Some(checked)).await;
     // A switch the gate holds is shown (`GET /movement`'s `held`, M2).
     let held = match &r {
         Err(super::switch::FinishError::NotUpgraded(e)) => Some(e.to_string()),
@@ -60,11 +68,17 @@ pub(super) async fn try_finish(
 }
 
 /// Forgets the holds on `board` (this node's, `me`) of removals `me` no
-/// longer finishes in `layout` (over, or finished by another node): a
+/// longer finishes in `layout` with `is_up` (over, or finished by another node): a
 /// hold is cleared only by its finisher's next try, so it outlived it
 /// (review-final28 L3).
-pub fn forget_stale_holds(board: &super::progress::Board, layout: &Layout, me: &str) {
-    let mine: BTreeSet<String> = (duties(layout, me).into_iter())
+pub fn forget_stale_holds(
+    board: &super::progress::Board,
+    layout: &Layout,
+    me: &str,
+    is_up: &dyn Fn(&str) -> bool,
+) {
+    // Who finishes depends on who is up (`finisher_up`, review-cancel31 L2).
+    let mine: BTreeSet<String> = (duties_up(layout, me, is_up).into_iter())
         .filter(|d| d.finish)
         .map(|d| movement_name(layout, &d.dead))
         .collect();

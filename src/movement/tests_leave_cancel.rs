@@ -4,7 +4,7 @@
 //! the cancel takes two steps and the leave cannot finish in between; a
 //! node that has left cannot cancel.
 
-use super::leave::{begin, cancel, cancelled, finish, forget_cursors, hand_over};
+use super::leave::{begin, cancel, cancelled, finish, forget_cursors, hand_over, LeaveError};
 use super::ops::LayoutHandle;
 use super::plan::losses;
 use super::stream::Progress;
@@ -43,7 +43,11 @@ async fn a_cancelled_leave_proposes_no_switch_and_the_node_stays_normal() {
     assert!(cancelled(&now, "a"));
     assert_eq!(now.node("a").unwrap().2.state, NodeState::Normal);
     assert_eq!(now.datacenters, seed.datacenters, "its tokens kept");
-    assert_eq!(cancel(&w.layout, "a").await.unwrap(), version, "idempotent");
+    // review-cancel31 L3: a Normal node has nothing to cancel (409).
+    let again = cancel(&w.layout, "a").await.unwrap_err();
+    assert!(matches!(&again, LeaveError::NotLeaving(_)), "{again}");
+    assert!(cancel(&w.layout, "b").await.is_err(), "never leaving");
+    assert_eq!(w.layout.current().version, version, "nothing proposed");
     // The leave's own finish proposes nothing now.
     finish(&w.layout, &*engine, "a").await.unwrap_err();
     assert_eq!(w.layout.current().version, version, "no switch");
@@ -87,10 +91,107 @@ async fn a_cancel_past_the_switch_takes_two_steps_and_a_left_node_cannot_cancel(
     w.layout.propose(left).await.unwrap();
     let err = cancel(&w.layout, "a").await.unwrap_err();
     assert!(
-        matches!(
-            &err,
-            super::leave::LeaveError::Layout(LayoutError::AlreadyLeft(_))
-        ),
+        matches!(&err, LeaveError::Layout(LayoutError::AlreadyLeft(_))),
         "{err}"
     );
+}
+
+/// review-cancel31 M2: main's build advertises `LAYOUT_STEPS` but reads
+/// `aborting` on a Leave as no cancel, so the first step of a cancel past
+/// the switch waits until every member up also advertises `REMOVE_SETS`.
+#[tokio::test]
+async fn a_cancel_past_the_switch_waits_for_every_member_up_to_know_cancels() {
+    use super::upgrade::{LAYOUT_STEPS, REMOVE_SETS};
+    let topo =
+        crate::topology::testing::yaml(&[("dc1", &["m2a", "m2b", "m2c", "m2d"])], &[("dc1", 3)]);
+    let (seed, _, _) = super::tests_ops::replicated(&topo, 10);
+    let h = super::tests_ops::Fake(parking_lot::Mutex::new(std::sync::Arc::new(seed)));
+    begin(&h, "m2a").await.unwrap();
+    let FinishStep::SwitchReads(switched) = h.current().next_finish_step("m2a").unwrap() else {
+        panic!("the switch comes first")
+    };
+    h.propose(switched).await.unwrap();
+    let board = super::progress::board("m2a");
+    board.set_liveness(std::sync::Arc::new(|_: &str| true));
+    let main_build = |id: &str| {
+        Some(if id == "m2b" {
+            LAYOUT_STEPS
+        } else {
+            LAYOUT_STEPS | REMOVE_SETS
+        })
+    };
+    board.set_features(std::sync::Arc::new(main_build));
+    let err = cancel(&h, "m2a").await.unwrap_err();
+    assert!(
+        matches!(&err, LeaveError::NotUpgraded(e) if e.members.len() == 1),
+        "{err}"
+    );
+    assert!(h.current().aborting.is_empty(), "nothing proposed");
+    board.set_features(std::sync::Arc::new(|_: &str| {
+        Some(LAYOUT_STEPS | REMOVE_SETS)
+    }));
+    cancel(&h, "m2a").await.unwrap();
+    assert_eq!(h.current().cancelling("dc1"), Some("m2a"));
+}
+
+/// A handle whose next proposal loses to `race` (the leave's own switch
+/// or finish, decided first by another proposer).
+struct Racing {
+    inner: super::tests_ops::Fake,
+    race: parking_lot::Mutex<Option<crate::layout::Layout>>,
+}
+
+impl LayoutHandle for Racing {
+    fn current(&self) -> std::sync::Arc<crate::layout::Layout> {
+        self.inner.current()
+    }
+
+    async fn propose(&self, next: crate::layout::Layout) -> Result<(), super::ops::ProposeError> {
+        let won = self.race.lock().take();
+        match won {
+            Some(won) => {
+                *self.inner.0.lock() = std::sync::Arc::new(won);
+                Err(super::ops::ProposeError(
+                    "a concurrent layout was chosen".into(),
+                ))
+            }
+            None => self.inner.propose(next).await,
+        }
+    }
+
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded> {
+        self.inner.upgraded(except)
+    }
+
+    async fn announced(&self, version: u64) -> Result<(), super::ops::ProposeError> {
+        self.inner.announced(version).await
+    }
+}
+
+/// review-cancel31 L4: a cancel whose one-step proposal loses to the
+/// leave's switch is evaluated once more and takes the first of two steps
+/// (not a 500); one that loses to the finish is `AlreadyLeft` (409).
+#[tokio::test]
+async fn a_cancel_losing_to_the_switch_or_the_finish_is_evaluated_again() {
+    let w = world();
+    begin(&w.layout, "a").await.unwrap();
+    let leaving = w.layout.current();
+    let FinishStep::SwitchReads(switched) = leaving.next_finish_step("a").unwrap() else {
+        panic!("the switch comes first")
+    };
+    let h = Racing {
+        inner: super::tests_ops::Fake(parking_lot::Mutex::new(leaving.clone())),
+        race: parking_lot::Mutex::new(Some(switched.clone())),
+    };
+    cancel(&h, "a").await.unwrap();
+    assert_eq!(h.current().version, switched.version + 1);
+    assert_eq!(h.current().cancelling("dc1"), Some("a"), "step 1 of 2");
+    let left = leaving.finish_leave("a").unwrap();
+    let h = Racing {
+        inner: super::tests_ops::Fake(parking_lot::Mutex::new(leaving)),
+        race: parking_lot::Mutex::new(Some(left)),
+    };
+    let err = cancel(&h, "a").await.unwrap_err();
+    let left = matches!(&err, LeaveError::Layout(LayoutError::AlreadyLeft(_)));
+    assert!(left, "{err}");
 }

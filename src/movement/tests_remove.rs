@@ -268,12 +268,20 @@ fn a_hold_is_forgotten_once_this_node_no_longer_finishes_the_removal() {
     for board in [&a, &c] {
         board.hold(&name, Some("held by the upgrade gate".into()));
     }
-    super::remove_finish::forget_stale_holds(&a, &l, "hold-a");
+    let all = |_: &str| true;
+    super::remove_finish::forget_stale_holds(&a, &l, "hold-a", &all);
     assert!(a.held().contains_key(&name), "its finisher keeps it");
-    super::remove_finish::forget_stale_holds(&c, &l, "hold-c");
+    // review-cancel31 L2: the stand-in finisher while hold-a is down
+    // keeps its hold shown.
+    super::remove_finish::forget_stale_holds(&c, &l, "hold-c", &|id| id != "hold-a");
+    assert!(
+        c.held().contains_key(&name),
+        "the stand-in finisher keeps it"
+    );
+    super::remove_finish::forget_stale_holds(&c, &l, "hold-c", &all);
     assert!(c.held().is_empty(), "not its finisher: {:?}", c.held());
     let over = l.finish_remove("hold-b").unwrap();
-    super::remove_finish::forget_stale_holds(&a, &over, "hold-a");
+    super::remove_finish::forget_stale_holds(&a, &over, "hold-a", &all);
     assert!(a.held().is_empty(), "the removal is over: {:?}", a.held());
 }
 
@@ -310,6 +318,13 @@ fn removenode_of_a_dead_gainer_during_a_removal_is_accepted() {
     let joins = super::upgrade::joins_removal;
     assert!(joins(&one, &both), "gated on every build knowing it");
     assert!(!joins(&layout.current(), &one) && !joins(&both, &both.force_remove("b").unwrap()));
+    // review-cancel31 L5: a force given for "a" does not carry to "b".
+    let forced_a = one.force_remove("a").unwrap();
+    let joined = begin(&forced_a, "b", &up).unwrap();
+    assert!(
+        !super::remove::forced(&joined, "b"),
+        "b's ranges not forced unasked"
+    );
     let done = both.finish_remove("a").unwrap();
     for id in ["a", "b"] {
         assert_eq!(done.node(id).unwrap().2.state, NodeState::Removed);

@@ -124,3 +124,30 @@ async fn a_finish_stopped_between_steps_resumes_at_the_step_the_layout_is_at() {
     ];
     assert_eq!(*h.log.lock(), want);
 }
+
+/// review-cancel31 M1: the finisher checked the gainers' reports for v1
+/// (`Remove{a}`), then `removenode b` joined the removal (v2, `Remove{a,
+/// also b}`): b's ranges are copied by nobody yet, so nothing is proposed;
+/// the movement checked on the layout in force goes on.
+#[tokio::test]
+async fn a_finish_of_copies_checked_for_an_older_removal_proposes_nothing() {
+    let (world, _, _) = super::tests_remove::five_with_two_dead();
+    let up = |id: &str| id != "a" && id != "b";
+    let v1 = super::remove::begin(&world.current(), "a", &up).unwrap();
+    let v2 = super::remove::begin(&v1, "b", &up).unwrap();
+    let checked = v1.movements["dc1"].clone();
+    let h = Logged {
+        layout: Mutex::new(Arc::new(v2.clone())),
+        log: Mutex::default(),
+        unannounced: Mutex::default(),
+        old: Mutex::default(),
+    };
+    let r = super::switch::finish_movement_expecting(&h, "a", Some(&checked)).await;
+    assert!(matches!(r, Err(FinishError::Changed { .. })), "{r:?}");
+    assert!(h.log.lock().is_empty(), "nothing announced nor proposed");
+    assert_eq!(h.current().version, v2.version);
+    let in_force = v2.movements["dc1"].clone();
+    let r = super::switch::finish_movement_expecting(&h, "a", Some(&in_force)).await;
+    assert_eq!(r.expect("finished"), v2.version + 2);
+    assert_eq!(h.current().node("b").unwrap().2.state, NodeState::Removed);
+}

@@ -11,7 +11,9 @@
 //! refuse it, and a layout past the finish no longer carries the fields.
 //! The nodes a movement moves are not asked either: the step's own node
 //! (a joiner, leaver or replacement), and every node being removed or
-//! replaced in the layout (`Remove.node`, `Replace.dead`).
+//! replaced in the layout (`Remove.node` and `Remove.also`,
+//! `Replace.dead`). A removal of several nodes and the first step of a
+//! cancel past the switch need [`REMOVE_SETS`] too.
 //!
 //! Owns [`gate`], a pure function of the layout, the liveness and the
 //! feature bits. Must not propose anything: the step drivers
