@@ -1,5 +1,6 @@
 //! The admin handlers of range movements: `POST /decommission` (begin or
-//! resume this node's decommission; 409 naming the movement in progress,
+//! resume this node's decommission, `?allow_old_gainers=true` to pass
+//! gainers of an older build; 409 naming the movement in progress,
 //! or the reason the layout refuses; 410 once the node was removed;
 //! `?cancel=true` cancels it, 409 once it has left), `GET /decommission` (its status as
 //! JSON) and `POST /cleanup` (drop the ranges this node no longer
@@ -25,23 +26,27 @@ fn json(body: String) -> Response {
     ([(header::CONTENT_TYPE, JSON)], body + "\n").into_response()
 }
 
-/// Parameters of `POST /decommission`.
+/// The query of `POST /decommission`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct DecommissionQuery {
     /// Cancel this node's decommission instead (`geokv decommission --cancel`).
     #[serde(default)]
-    cancel: bool,
+    pub cancel: bool,
+    /// Pass gainers of an older build (`StreamError::GainerTooOld`).
+    #[serde(default)]
+    pub allow_old_gainers: bool,
 }
 
-/// `POST /decommission`, or `POST /decommission?cancel=true`: the
-/// decommission cancelled (the node stays; 409 once it has left).
+/// `POST /decommission[?allow_old_gainers=true]`, or
+/// `POST /decommission?cancel=true`: the decommission cancelled (the node
+/// stays; 409 once it has left).
 pub async fn decommission(State(a): State<Admin>, Query(q): Query<DecommissionQuery>) -> Response {
     let Some(control) = &a.control else {
         return no_control();
     };
     let r = match q.cancel {
         true => control.cancel().await,
-        false => control.decommission().await,
+        false => control.decommission(q.allow_old_gainers).await,
     };
     match r {
         Ok(s) => json(serde_json::to_string(&s).unwrap_or_default()),
@@ -174,5 +179,18 @@ mod tests {
         let not = LeaveError::NotLeaving("d".into());
         assert_eq!(refusal(&not), StatusCode::CONFLICT);
         assert!(not.to_string().contains("not decommissioning"), "{not}");
+    }
+
+    /// `POST /decommission` holds gainers of an older build unless asked
+    /// `?allow_old_gainers=true` (review-final30 M1).
+    #[test]
+    fn the_override_of_old_gainers_is_off_unless_asked() {
+        let asked = |uri: &str| {
+            let q = Query::<DecommissionQuery>::try_from_uri(&uri.parse().unwrap());
+            q.expect("parses").0.allow_old_gainers
+        };
+        assert!(!asked("/decommission"));
+        assert!(asked("/decommission?allow_old_gainers=true"));
+        assert!(!asked("/decommission?allow_old_gainers=false"));
     }
 }

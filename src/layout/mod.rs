@@ -21,6 +21,7 @@ mod abort;
 pub mod acceptors;
 mod cancel;
 pub mod consensus;
+mod node_info;
 mod proposer;
 mod remove;
 mod switch;
