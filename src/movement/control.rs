@@ -262,54 +262,6 @@ impl Control {
         self.stop_after_a_while().await
     }
 
-    /// `POST /decommission?cancel=true`: the next step of cancelling this
-    /// node's decommission (`leave::cancel`); its running leave stops.
-    pub async fn cancel(&self) -> Result<Status, LeaveError> {
-        let me = self.cluster.me().to_string();
-        match leave::cancel(&self.cluster, &me).await {
-            // This node's own cancel, asked again: done already.
-            Err(LeaveError::NotLeaving(_)) if self.status().phase == "cancelled" => {
-                return Ok(self.status())
-            }
-            r => r?,
-        };
-        // A running leave sees it and stops (`leave_until_done`).
-        let running = *self.running.lock();
-        let (phase, detail) = self.cancel_phase(&me);
-        if !running {
-            self.cancelled(&me);
-        }
-        Ok(Status {
-            phase,
-            detail,
-            progress: self.progress.snapshot(),
-        })
-    }
-
-    /// The phase and detail of a cancelled decommission.
-    fn cancel_phase(&self, me: &str) -> (String, String) {
-        let layout = self.cluster.current().layout.clone();
-        let v = layout.version;
-        match layout.node(me).and_then(|(dc, _, _)| layout.cancelling(dc)) {
-            Some(_) => ("cancelling".into(), format!("reads went back to this node at layout v{v}; the next version drops the decommission once every live member is on it")),
-            None => ("cancelled".into(), format!("the node stays a member (layout v{v})")),
-        }
-    }
-
-    /// The leave stopped by a cancel: its push cursors forgotten, the node
-    /// Normal (or, past the switch, Leaving until the abort driver's
-    /// second step).
-    fn cancelled(&self, me: &str) {
-        let layout = self.cluster.current().layout.clone();
-        if let Err(e) = leave::forget_cursors(&*self.engine, &layout, me) {
-            tracing::warn!(error = %e, "decommission cancelled: forgetting push cursors");
-        }
-        tracing::info!(node = %me, version = layout.version, "decommission cancelled: the node stays");
-        let (phase, detail) = self.cancel_phase(me);
-        self.set(&phase, detail);
-        *self.running.lock() = false;
-    }
-
     /// Stops the node, after time for `geokv decommission` to see the
     /// outcome.
     async fn stop_after_a_while(&self) {
@@ -448,6 +400,9 @@ pub async fn follow_cleanup(control: Arc<Control>, mut shutdown: watch::Receiver
         }
     }
 }
+
+#[path = "control_cancel.rs"]
+mod cancel;
 
 #[cfg(test)]
 #[path = "tests_control_removed.rs"]

@@ -50,6 +50,7 @@ pub mod push;
 pub mod push_sync;
 pub mod rate;
 pub mod remove;
+mod remove_copy;
 pub mod remove_finish;
 pub mod replace;
 pub mod replace_bootstrap;

@@ -22,7 +22,8 @@
 //!
 //! Owns [`begin`] (the refusal of a live node), [`gainers`], [`finisher`],
 //! [`duties`] (every datacenter's removal is followed, one per datacenter),
-//! [`Patience`] and [`follow`]. Must not serve requests.
+//! [`Patience`] and [`follow`]; a gainer's copy is `remove_copy`'s. Must
+//! not serve requests.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -30,8 +31,6 @@ use std::time::{Duration, Instant};
 
 use super::cursor;
 use super::plan::gains;
-use super::rereplicate::{rereplicate, RereplicateError, Target};
-use super::stream::{Progress, StreamConfig};
 use crate::engine::Engine;
 use crate::layout::{Layout, LayoutError, Movement, NodeState};
 use crate::view::Cluster;
@@ -202,7 +201,7 @@ pub fn movement_name(layout: &Layout, dead: &str) -> String {
         .map_or_else(|| format!("removal of {dead}"), |m| m.to_string())
 }
 
-fn stream_id(dead: &str) -> String {
+pub(super) fn stream_id(dead: &str) -> String {
     cursor::Pull::Remove.id(dead)
 }
 
@@ -237,89 +236,6 @@ impl Patience {
     }
 }
 
-/// A gainer's side of a removal.
-struct Gainer {
-    cluster: Cluster,
-    engine: Arc<dyn Engine>,
-    peers: Arc<crate::transport::Peers>,
-    is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-    me: String,
-    patience: Patience,
-    throughput: Arc<super::Throughput>,
-}
-
-impl Gainer {
-    /// Announce, then copy what this node gains in `layout`'s removal of
-    /// `dead`, reporting on its board; whether it is done. Once the
-    /// removal reads from the gainers the copy is done (the switch is
-    /// proposed only after every gainer reported it): it is not redone,
-    /// so a survivor down by then cannot hold the finish back (review of
-    /// the switch, M2).
-    async fn copy(&mut self, layout: &Layout, dead: &str) -> bool {
-        let me = self.me.clone();
-        let board = super::progress::board(&me);
-        let progress = Arc::new(Progress::default());
-        board.start(
-            &movement_name(layout, dead),
-            layout.version,
-            progress.clone(),
-        );
-        if super::replace::copied(layout, dead) {
-            board.status("done");
-            return true;
-        }
-        // As for a join: every live member must send writes to this
-        // pending replica before the copy passes a key.
-        let wait = Duration::from_secs(30);
-        let (cluster, peers) = (&self.cluster, &self.peers);
-        let announced =
-            super::announce::until_announced(cluster, peers, &*self.is_up, layout.version, wait);
-        if let Err(e) = announced.await {
-            board.status(&format!("waiting: {e}"));
-            return false;
-        }
-        let source = super::ops::peer_source(cluster, peers, &self.is_up);
-        let target = Target {
-            layout,
-            gainer: &me,
-            dead,
-            stream_id: &stream_id(dead),
-            force: forced(layout, dead),
-        };
-        let cfg = StreamConfig::capped(self.throughput.clone());
-        match rereplicate(
-            target,
-            self.engine.clone(),
-            Arc::new(source),
-            &cfg,
-            progress,
-        )
-        .await
-        {
-            Ok(short) => {
-                self.patience.reset();
-                board.warn(short.iter().map(|s| s.to_string()).collect());
-                board.status("done");
-                tracing::info!(node = %me, dead, forced = short.len(), "removal: ranges copied");
-                true
-            }
-            Err(RereplicateError::Shortfall(s))
-                if self.patience.short(Instant::now(), SHORTFALL_PATIENCE) =>
-            {
-                let secs = SHORTFALL_PATIENCE.as_secs();
-                board.status(&format!("failed: {s}; waited {secs} s for survivors. Bring them up (the copy resumes by itself) or run `geokv removenode {dead} --force` to copy from the survivors that are up (writes only the missing ones hold are lost)"));
-                tracing::error!(node = %me, dead, shortfall = %s, "removal: too few survivors; waiting for them or `removenode --force`");
-                false
-            }
-            Err(e) => {
-                board.status(&format!("waiting: {e}"));
-                tracing::warn!(node = %me, dead, error = %e, "removal: copy not finished; retrying");
-                false
-            }
-        }
-    }
-}
-
 /// Runs on every node: takes part in any removal in progress (copies what
 /// this node gains; the finisher finishes it) until `shutdown`. A gainer
 /// short of survivors for [`SHORTFALL_PATIENCE`] reports `failed: …` and
@@ -334,7 +250,7 @@ pub async fn follow(
 ) {
     let me = cluster.me().to_string();
     let mut views = cluster.subscribe();
-    let mut gainer = Gainer {
+    let mut gainer = super::remove_copy::Gainer {
         cluster: cluster.clone(),
         engine: engine.clone(),
         peers,
