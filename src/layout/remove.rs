@@ -60,8 +60,10 @@ impl Layout {
         let dc = dc.to_string();
         let mut out = self.clone();
         out.version += 1;
-        // A `--force` given for the first node is not given for this one:
-        // its short ranges wait for their own (review-cancel31 L5).
+        // A join drops the removal's `--force`, for the whole removal (the
+        // first node's ranges too): it was not given for this node's
+        // ranges; give it again if a range is short (review-cancel31 L5,
+        // review-cancel2-31 L2).
         if let Some(Movement::Remove { also, force, .. }) = out.movements.get_mut(&dc) {
             also.push(node.into());
             also.sort();

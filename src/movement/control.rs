@@ -124,12 +124,17 @@ impl Control {
 
     /// The decommission's status.
     pub fn status(&self) -> Status {
-        let mut s = self.status.lock().clone();
+        let mut s = self.status.lock();
         // A cancel's second step is the abort driver's, on some node: the
-        // phase follows the layout (review-cancel31 M3).
+        // phase follows the layout (review-cancel31 M3), on the board too
+        // (review-cancel2-31 L3).
         if s.phase == "cancelling" {
-            (s.phase, s.detail) = self.cancel_phase(self.cluster.me());
+            let (phase, detail) = self.cancel_phase(self.cluster.me());
+            if phase != s.phase {
+                self.show(&mut s, &phase, detail);
+            }
         }
+        let mut s = s.clone();
         s.progress = self.progress.snapshot();
         s
     }
@@ -137,7 +142,11 @@ impl Control {
     /// The decommission's phase, also on the node's movement board
     /// (`GET /movement`, `geokv ring`).
     fn set(&self, phase: &str, detail: impl Into<String>) {
-        let mut s = self.status.lock();
+        self.show(&mut self.status.lock(), phase, detail);
+    }
+
+    /// [`Control::set`] on the status `s` (locked by the caller).
+    fn show(&self, s: &mut Status, phase: &str, detail: impl Into<String>) {
         s.phase = phase.into();
         s.detail = detail.into();
         let shown = match s.detail.as_str() {
@@ -407,3 +416,7 @@ mod cancel;
 #[cfg(test)]
 #[path = "tests_control_removed.rs"]
 mod tests_removed;
+
+#[cfg(test)]
+#[path = "tests_control_cancel.rs"]
+mod tests_cancel;

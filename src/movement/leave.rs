@@ -182,11 +182,28 @@ pub async fn until_cancelled(cluster: &crate::view::Cluster, me: &str) {
 pub async fn cancel<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, LeaveError> {
     match cancel_once(layout, me).await {
         Err(LeaveError::Propose(e)) => {
+            // A proposal that failed may have been applied (a timeout,
+            // `NotInstalled`): the cancel is done (review-cancel2-31 L5).
+            if let Some(done) = applied(layout, me) {
+                return Ok(done);
+            }
             tracing::info!(node = me, error = %e, "cancel lost to another step; once more");
-            cancel_once(layout, me).await
+            match cancel_once(layout, me).await {
+                Err(e @ (LeaveError::Propose(_) | LeaveError::NotLeaving(_))) => {
+                    applied(layout, me).ok_or(e)
+                }
+                r => r,
+            }
         }
         r => r,
     }
+}
+
+/// The version of `layout` when it shows `me`'s decommission cancelled
+/// (after a proposal of this cancel failed: a node that was leaving then).
+fn applied<L: LayoutHandle>(layout: &L, me: &str) -> Option<u64> {
+    let now = layout.current();
+    cancelled(&now, me).then_some(now.version)
 }
 
 async fn cancel_once<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, LeaveError> {

@@ -44,7 +44,7 @@ pub enum RemoveError {
     Layout(#[from] LayoutError),
     /// A dead gainer of a removal in a datacenter too small to lose both
     /// (rf+1 nodes, two dead: review-cancel31 H1, open).
-    #[error("{why}: '{node}' cannot be removed with the {removal}, which waits for '{node}' to copy its share. The way on today: start '{node}' again (on its data directory); it copies, the removal finishes, then replace or remove '{node}'. If it cannot come back, this datacenter's movements stay blocked: withdrawing a removal is not built yet (README, Removing a dead node)")]
+    #[error("{why}: '{node}' cannot be removed with the {removal}, which waits for '{node}' to copy its share. The way on today: start '{node}' again (on its data directory); it copies, the removal finishes, then replace '{node}' (or join a node first, then remove it). If it cannot come back, this datacenter's movements stay blocked: withdrawing a removal is not built yet (README, Removing a dead node)")]
     GainerTooFewLeft {
         node: String,
         removal: String,
@@ -290,7 +290,8 @@ pub async fn follow(
                     is_up: gainer.is_up.clone(),
                     timeout: Duration::from_secs(30),
                 };
-                super::remove_finish::try_finish(&handle, &layout, &dead, &me).await;
+                let tls = gainer.peers.tls();
+                super::remove_finish::try_finish(&handle, tls, &layout, &dead, &me).await;
             }
         }
         let board = super::progress::board(&me);

@@ -9,19 +9,20 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::ops::LayoutHandle;
 use super::remove::{duties_up, gainers, movement_name};
 use crate::layout::Layout;
 use crate::transport::tls::Tls;
 
 /// Ends the removal in steps (`switch`: reads to the gainers, then
 /// `finish_remove`) once every gainer reports the removal done.
-pub(super) async fn try_finish(
-    handle: &super::switch::Announcing,
+pub(super) async fn try_finish<H: LayoutHandle>(
+    handle: &H,
+    tls: &Tls,
     layout: &Layout,
     dead: &str,
     me: &str,
 ) {
-    let tls = handle.peers.tls();
     let name = movement_name(layout, dead);
     // Past the switch every gainer had reported its copy done (the switch
     // waits for it): a gainer dead since does not hold the finish up.

@@ -134,6 +134,24 @@ async fn a_cancel_past_the_switch_waits_for_every_member_up_to_know_cancels() {
     assert_eq!(h.current().cancelling("dc1"), Some("m2a"));
 }
 
+/// review-cancel2-31 L5: a proposal of the cancel that fails but was
+/// applied (a timeout, `NotInstalled` decided as ours) is a cancel done,
+/// not `NotLeaving` (409), and nothing more is proposed.
+#[tokio::test]
+async fn a_cancel_whose_failed_proposal_was_applied_is_done() {
+    let w = world();
+    begin(&w.layout, "a").await.unwrap();
+    let leaving = w.layout.current();
+    let ours = leaving.cancel_leave("a").unwrap();
+    let h = Racing {
+        inner: super::tests_ops::Fake(parking_lot::Mutex::new(leaving)),
+        race: parking_lot::Mutex::new(Some(ours.clone())),
+    };
+    let done = cancel(&h, "a").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done, ours.version);
+    assert_eq!(*h.current(), ours, "nothing more proposed");
+}
+
 /// A handle whose next proposal loses to `race` (the leave's own switch
 /// or finish, decided first by another proposer).
 struct Racing {

@@ -318,13 +318,15 @@ fn removenode_of_a_dead_gainer_during_a_removal_is_accepted() {
     let joins = super::upgrade::joins_removal;
     assert!(joins(&one, &both), "gated on every build knowing it");
     assert!(!joins(&layout.current(), &one) && !joins(&both, &both.force_remove("b").unwrap()));
-    // review-cancel31 L5: a force given for "a" does not carry to "b".
+    // review-cancel31 L5: a join drops the force, for the whole removal
+    // (review-cancel2-31 L2): "b"'s ranges and "a"'s wait for a new one.
     let forced_a = one.force_remove("a").unwrap();
     let joined = begin(&forced_a, "b", &up).unwrap();
     assert!(
         !super::remove::forced(&joined, "b"),
         "b's ranges not forced unasked"
     );
+    assert!(!super::remove::forced(&joined, "a"), "the whole removal");
     let done = both.finish_remove("a").unwrap();
     for id in ["a", "b"] {
         assert_eq!(done.node(id).unwrap().2.state, NodeState::Removed);

@@ -165,6 +165,12 @@ fn a_dead_gainer_in_a_dc_of_rf_plus_one_nodes_is_refused_naming_the_way_on() {
         msg.contains("start 'b' again") && msg.contains("not built yet"),
         "{msg}"
     );
+    // review-cancel2-31 L1: once it is back, dc1 has rf nodes and "b" up:
+    // `removenode b` is refused; the message names what works.
+    assert!(
+        msg.contains("then replace 'b' (or join a node first, then remove it)"),
+        "{msg}"
+    );
 }
 
 /// audit11 D1 (and L3): a dead gainer does not finish the removal; the

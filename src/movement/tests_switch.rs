@@ -56,6 +56,35 @@ impl LayoutHandle for Logged {
     }
 }
 
+/// review-cancel2-31 L6: `try_finish` proposes only for the movement of
+/// the snapshot whose copies it checked, not the one in force. Past the
+/// switch no gainer is asked (no HTTP); a `--force` given since changed
+/// the movement, so nothing is proposed until a pass on the new snapshot.
+#[tokio::test]
+async fn try_finish_proposes_only_for_the_movement_of_its_snapshot() {
+    let ids = ["l6a", "l6b", "l6c", "l6d", "l6e"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = super::tests_ops::replicated(&topo, 10);
+    let removing = seed.begin_remove("l6a").unwrap();
+    let switched = removing.next_finish_step("l6a").unwrap().layout().clone();
+    assert!(switched.reads_new("dc1"), "past the switch");
+    let forced = switched.force_remove("l6a").unwrap();
+    let h = Logged {
+        layout: Mutex::new(Arc::new(forced.clone())),
+        log: Mutex::default(),
+        unannounced: Mutex::default(),
+        old: Mutex::default(),
+    };
+    let me = super::remove::finisher(&switched, "l6a").unwrap();
+    let tls = crate::transport::tls::Tls::insecure();
+    super::remove_finish::try_finish(&h, &tls, &switched, "l6a", &me).await;
+    assert!(h.log.lock().is_empty(), "changed: {:?}", h.log.lock());
+    assert_eq!(h.current().version, forced.version);
+    super::remove_finish::try_finish(&h, &tls, &forced, "l6a", &me).await;
+    let state = h.current().node("l6a").unwrap().2.state;
+    assert_eq!(state, NodeState::Removed, "{:?}", h.log.lock());
+}
+
 /// Three nodes of rf 3 in one DC; `new0` is joining (v2).
 pub(super) fn joining() -> Logged {
     let topo = build_topology(&[vec![vec![4], vec![4], vec![4]]], &[("ks", vec![3])]);
