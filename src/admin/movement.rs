@@ -1,14 +1,15 @@
 //! The admin handlers of range movements: `POST /decommission` (begin or
 //! resume this node's decommission, `?allow_old_gainers=true` to pass
 //! gainers of an older build; 409 naming the movement in progress,
-//! or the reason the layout refuses; 410 once the node was removed), `GET /decommission` (its status as
+//! or the reason the layout refuses; 410 once the node was removed;
+//! `?cancel=true` cancels it, 409 once it has left), `GET /decommission` (its status as
 //! JSON) and `POST /cleanup` (drop the ranges this node no longer
 //! replicates, once every live member is on the view; 409 while a
 //! movement is in progress or a live member is behind), and
 //! `GET`/`PUT /stream-throughput` (the node's stream cap in MiB/s, changed
 //! in place: `{"mib_per_sec": 24}`). Must not decide anything:
 //! `movement::control` does.
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -26,22 +27,28 @@ fn json(body: String) -> Response {
 }
 
 /// The query of `POST /decommission`.
-#[derive(serde::Deserialize, Default)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct DecommissionQuery {
+    /// Cancel this node's decommission instead (`geokv decommission --cancel`).
+    #[serde(default)]
+    pub cancel: bool,
     /// Pass gainers of an older build (`StreamError::GainerTooOld`).
     #[serde(default)]
     pub allow_old_gainers: bool,
 }
 
-/// `POST /decommission[?allow_old_gainers=true]`.
-pub async fn decommission(
-    State(a): State<Admin>,
-    axum::extract::Query(q): axum::extract::Query<DecommissionQuery>,
-) -> Response {
+/// `POST /decommission[?allow_old_gainers=true]`, or
+/// `POST /decommission?cancel=true`: the decommission cancelled (the node
+/// stays; 409 once it has left).
+pub async fn decommission(State(a): State<Admin>, Query(q): Query<DecommissionQuery>) -> Response {
     let Some(control) = &a.control else {
         return no_control();
     };
-    match control.decommission(q.allow_old_gainers).await {
+    let r = match q.cancel {
+        true => control.cancel().await,
+        false => control.decommission(q.allow_old_gainers).await,
+    };
+    match r {
         Ok(s) => json(serde_json::to_string(&s).unwrap_or_default()),
         Err(e) => (refusal(&e), format!("{e}\n")).into_response(),
     }
@@ -54,7 +61,10 @@ pub async fn decommission(
 /// the layout does not know, 500 otherwise.
 fn refusal(e: &LeaveError) -> StatusCode {
     match e {
-        LeaveError::Layout(_) | LeaveError::WrongState { .. } => StatusCode::CONFLICT,
+        LeaveError::Layout(_)
+        | LeaveError::WrongState { .. }
+        | LeaveError::NotUpgraded(_)
+        | LeaveError::NotLeaving(_) => StatusCode::CONFLICT,
         LeaveError::Removed(_) => StatusCode::GONE,
         LeaveError::Unknown(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,11 +158,33 @@ mod tests {
         assert_eq!(refusal(&busy), StatusCode::CONFLICT);
     }
 
+    /// `POST /decommission?cancel=true` (audit11 D1): the query decodes,
+    /// absent it begins the decommission; a cancel after the leave finished
+    /// or held by an older build answers 409.
+    #[test]
+    fn a_cancel_is_asked_by_query_and_refused_once_left() {
+        let query = |uri: &str| {
+            let uri: axum::http::Uri = uri.parse().unwrap();
+            Query::<DecommissionQuery>::try_from_uri(&uri).unwrap().0
+        };
+        assert!(query("/decommission?cancel=true").cancel);
+        assert!(!query("/decommission").cancel, "no query: a decommission");
+        let left = LeaveError::Layout(LayoutError::AlreadyLeft("d".into()));
+        assert_eq!(refusal(&left), StatusCode::CONFLICT);
+        let old = crate::movement::upgrade::NotUpgraded {
+            members: vec!["e (an older build)".into()],
+        };
+        assert_eq!(refusal(&LeaveError::NotUpgraded(old)), StatusCode::CONFLICT);
+        // review-cancel31 L3: a node that is not decommissioning.
+        let not = LeaveError::NotLeaving("d".into());
+        assert_eq!(refusal(&not), StatusCode::CONFLICT);
+        assert!(not.to_string().contains("not decommissioning"), "{not}");
+    }
+
     /// `POST /decommission` holds gainers of an older build unless asked
     /// `?allow_old_gainers=true` (review-final30 M1).
     #[test]
     fn the_override_of_old_gainers_is_off_unless_asked() {
-        use axum::extract::Query;
         let asked = |uri: &str| {
             let q = Query::<DecommissionQuery>::try_from_uri(&uri.parse().unwrap());
             q.expect("parses").0.allow_old_gainers

@@ -308,6 +308,13 @@ async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Res
             return (StatusCode::CONFLICT, format!("{e}\n")).into_response();
         }
     }
+    // A second dead node in a removal: only once every build decodes it.
+    if crate::movement::upgrade::joins_removal(&layout, &next) {
+        let sets = crate::movement::upgrade::REMOVE_SETS;
+        if let Err(e) = crate::movement::upgrade::here_needing(&a.node_id, &layout, &id, sets) {
+            return (StatusCode::CONFLICT, format!("{e}\n")).into_response();
+        }
+    }
     // Begun and forced in one layout version.
     next.version = next.version.min(layout.version + 1);
     let v = next.version;

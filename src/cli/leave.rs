@@ -4,6 +4,10 @@
 //! `GET /decommission` until it has left; `POST /cleanup`;
 //! `GET`/`PUT /stream-throughput`).
 //!
+//! `geokv decommission --cancel` stops a decommission instead
+//! (`POST /decommission?cancel=true`, then `GET /decommission` until
+//! `cancelled`); a waiting `decommission` ends non-zero on `cancelled`.
+//!
 //! Owns the printing of the progress (or, with `--json`, of one JSON object
 //! once the command is done). Running `decommission` again after a crash of
 //! the node or of this command resumes the leave.
@@ -26,8 +30,15 @@ pub struct DecommissionArgs {
     /// Return once the leave has begun, without waiting for it to finish.
     #[arg(long)]
     pub no_wait: bool,
+    /// Cancel the node's decommission instead: it stays a member, Normal,
+    /// with its tokens (the way out when a gainer died mid-leave); waits
+    /// until the layout shows it Normal with no movement. Refused once it
+    /// has left, and for a node that is not decommissioning.
+    #[arg(long, conflicts_with_all = ["allow_old_gainers", "no_wait"])]
+    pub cancel: bool,
     /// Print no progress, only one JSON object once done: outcome (begun,
-    /// left, stopped), phase, detail, progress, allow_old_gainers, error.
+    /// left, stopped, cancelled), phase, detail, progress, allow_old_gainers,
+    /// error.
     #[arg(long)]
     pub json: bool,
     /// Let the switch pass gainers of an older build, which cannot confirm
@@ -96,14 +107,16 @@ fn line(s: &Status) -> String {
     out
 }
 
-/// How `geokv decommission` ended: `begun` (`--no-wait`), `left`, or
+/// How `geokv decommission` ended: `begun` (`--no-wait`), `left`,
 /// `stopped` (the node stopped answering while draining or finishing; check
-/// `geokv ring`).
+/// `geokv ring`), or `cancelled` (`--cancel`, here or from another shell:
+/// the node stays).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Begun,
     Left,
     Stopped,
+    Cancelled,
 }
 
 /// `geokv decommission --json`: the outcome and the last status seen
@@ -114,6 +127,7 @@ fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<Stri
         Outcome::Begun => "begun",
         Outcome::Left => "left",
         Outcome::Stopped => "stopped",
+        Outcome::Cancelled => "cancelled",
     };
     json!({
         "endpoint": endpoint,
@@ -126,8 +140,45 @@ fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<Stri
     })
 }
 
+/// Runs `geokv decommission --cancel`: asks for the cancel, then, past the
+/// switch, polls until the node is Normal with no movement (the second
+/// step is the abort driver's, review-cancel31 M3); prints the progress,
+/// or with `--json` one object whose outcome is `cancelled`.
+async fn cancel(args: &DecommissionArgs) -> anyhow::Result<()> {
+    let body = http(&args.endpoint, "POST", "/decommission?cancel=true").await?;
+    let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
+    let mut last = String::new();
+    while status.phase != "cancelled" {
+        if status.phase == "failed" {
+            anyhow::bail!("the decommission cannot be cancelled: {}", status.detail);
+        }
+        let now = line(&status);
+        if now != last && !args.json {
+            println!("{now}");
+            last = now;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let body = (http(&args.endpoint, "GET", "/decommission").await)
+            .context("the node stopped answering; run `geokv decommission --cancel` again")?;
+        status = serde_json::from_str(&body).context("decoding the status")?;
+    }
+    if args.json {
+        let v = outcome_json(&args.endpoint, Outcome::Cancelled, &status, None);
+        println!("{v}");
+    } else {
+        println!(
+            "decommission of {} cancelled: {}",
+            args.endpoint, status.detail
+        );
+    }
+    Ok(())
+}
+
 /// Runs `geokv decommission`.
 pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
+    if args.cancel {
+        return cancel(&args).await;
+    }
     let begin = begin_path(args.allow_old_gainers);
     let body = http(&args.endpoint, "POST", begin).await?;
     let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
@@ -157,6 +208,12 @@ pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
         if status.phase == "left" {
             say("the node has left the cluster and stops");
             return done(Outcome::Left, &status, None);
+        }
+        if status.phase == "cancelled" {
+            // Final: `decommission --cancel` stopped it; the node stays.
+            let why = "the decommission was cancelled (`geokv decommission --cancel`); the node stays a member";
+            done(Outcome::Cancelled, &status, Some(why.into()))?;
+            anyhow::bail!("{why}");
         }
         if status.phase == "failed" {
             // Final: the node was removed meanwhile and stops.
@@ -297,6 +354,12 @@ mod tests {
         assert_eq!(
             outcome_json("a:1", Outcome::Begun, &s, None)["outcome"],
             "begun"
+        );
+        // review-cancel31 M3: a cancel's outcome is final and named.
+        let c = outcome_json("a:1", Outcome::Cancelled, &s, Some("why".into()));
+        assert_eq!(
+            (c["outcome"].as_str(), c["error"].as_str()),
+            (Some("cancelled"), Some("why"))
         );
     }
 

@@ -165,12 +165,13 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         )
         .expect("a valid template"),
     );
-    let name = geokv::movement::remove::movement_name(&args.id);
     // Reports about layouts before this request (the failed unforced
     // attempt a `--force` follows) are stale.
     let since = v["version"].as_u64().unwrap_or(0);
     loop {
         let l = layout(&args.endpoint).await?;
+        // Named by every node it removes (a dead gainer may be removed with it).
+        let name = geokv::movement::remove::movement_name(&l, &args.id);
         let (all, held) = reports(&l).await;
         let (failed, seen) = geokv::movement::progress::verdict(&all, &name, since);
         warnings.extend(seen);

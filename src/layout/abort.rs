@@ -25,7 +25,8 @@
 //!   surviving replicas exactly as for a dead Normal node
 //!   (`movement::remove`), which finishes it as Removed.
 //!
-//! Must not: check liveness (the caller refuses a live node), wait for the
+//! A decommission being cancelled (`cancel.rs`) is `aborting` too, and
+//! its second step is driven the same way. Must not: check liveness (the caller refuses a live node), wait for the
 //! members (the driver's job), decide when a movement finishes, or change
 //! the `finish_*` transitions.
 
@@ -60,8 +61,11 @@ impl Layout {
             (NodeState::Leaving, Some(Movement::Leave { node: l })) if l == node => {
                 let remove = Movement::Remove {
                     node: node.into(),
+                    also: Vec::new(),
                     force: false,
                 };
+                // A cancel between its steps reads old already, as the removal does.
+                out.aborting.remove(&dc);
                 out.movements.insert(dc, remove);
             }
             (state, _) => {
@@ -76,13 +80,15 @@ impl Layout {
     }
 
     /// The joiner or replacement whose movement in `dc` is being abandoned
-    /// (between the two steps of its abort), if any.
+    /// (between the two steps of its abort), or the leaver whose
+    /// decommission is being cancelled (`cancel.rs`), if any.
     pub fn abandoning(&self, dc: &str) -> Option<&str> {
         if !self.aborting.contains(dc) {
             return None;
         }
         match self.movements.get(dc)? {
             Movement::Join { node } | Movement::Replace { new: node, .. } => Some(node),
+            Movement::Leave { node } => Some(node),
             _ => None,
         }
     }

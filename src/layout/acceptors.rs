@@ -105,11 +105,8 @@ pub fn voters(base: &Layout) -> BTreeSet<String> {
 /// The nodes `layout`'s movements declare dead.
 fn declared_dead(layout: &Layout) -> BTreeSet<String> {
     (layout.movements.values())
-        .filter_map(|m| match m {
-            Movement::Remove { node, .. } => Some(node.clone()),
-            Movement::Replace { dead, .. } => Some(dead.clone()),
-            Movement::Join { .. } | Movement::Leave { .. } => None,
-        })
+        .flat_map(Movement::declared_dead)
+        .map(String::from)
         .collect()
 }
 

@@ -10,16 +10,20 @@
 //! version. [`crate::ring::Ring::from_layout`] derives placement from it.
 //! `consensus.rs` is the pure compare-and-set (Paxos per version) that
 //! decides which layout a version is, `acceptors.rs` who decides it, and
-//! `abort.rs` the way out of a movement whose node died.
+//! `abort.rs` the way out of a movement whose node died, `cancel.rs` of a
+//! decommission a dead gainer holds up, `remove.rs` the removal of several
+//! dead nodes (a dead gainer removed with the node being removed).
 //!
 //! Must not do I/O, know about liveness, or hold a ring: everything derived
 //! (ring, pending ranges, peers) is computed from a layout by its owner.
 
 mod abort;
 pub mod acceptors;
+mod cancel;
 pub mod consensus;
 mod node_info;
 mod proposer;
+mod remove;
 mod switch;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -125,9 +129,11 @@ pub struct Layout {
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub reading_new: BTreeSet<String>,
     /// The datacenters whose movement is being abandoned (`abort.rs`): its
-    /// joiner or replacement died for good after the switch of reads, the
+    /// joiner or replacement died for good after the switch of reads, or
+    /// its decommission is cancelled past the switch (`cancel.rs`); the
     /// reads went back to the old owners and the next version drops it;
-    /// such a movement does not finish. Absent when empty.
+    /// such a movement does not finish. Absent when empty; on any other
+    /// movement (a Remove, written by an older build) it holds nothing.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub aborting: BTreeSet<String>,
 }

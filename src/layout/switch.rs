@@ -42,9 +42,8 @@ impl Movement {
     /// Whether `id` gains or loses ranges in this movement.
     pub fn moves(&self, id: &str) -> bool {
         match self {
-            Movement::Join { node } | Movement::Leave { node } | Movement::Remove { node, .. } => {
-                node == id
-            }
+            Movement::Join { node } | Movement::Leave { node } => node == id,
+            Movement::Remove { node, also, .. } => node == id || also.iter().any(|a| a == id),
             Movement::Replace { dead, new } => dead == id || new == id,
         }
     }
@@ -101,7 +100,10 @@ impl Layout {
         let Some(m) = m else {
             return Err(LayoutError::NoMovementOf(node.into()));
         };
-        if self.aborting.contains(dc) {
+        // A stale `aborting` that no driver drops (on a Remove: a leave
+        // cancelled past its switch, then removed by an older build) does
+        // not hold the finish (review-cancel31 M2).
+        if self.abandoning(dc).is_some() {
             return Err(LayoutError::Abandoned {
                 node: node.into(),
                 dc: dc.into(),

@@ -214,6 +214,118 @@ fn replace_hands_over_the_same_tokens() {
     assert_eq!(ids(&a), ids(&b));
 }
 
+/// audit11 D1: a gainer of dc1's decommission died; the leave waits for
+/// it for good and holds dc1's movement slot, so the dead gainer cannot be
+/// removed. Cancelled (in one version before the switch of reads, in two
+/// after it), the leaver is Normal again and the removal can begin; a
+/// leave that is over cannot be cancelled.
+/// `grown` with dc1-n5 and dc1-n6 (dc1 may lose two nodes at rf 3).
+fn wide() -> Layout {
+    let mut wide = grown();
+    for (i, id) in ["dc1-n5", "dc1-n6"].into_iter().enumerate() {
+        let t = [100 + i as u64];
+        wide = (wide.begin_join(new_node(id, 20 + i as u8), "dc1", "r1", &t)).unwrap();
+        wide = wide.finish_join(id).unwrap();
+    }
+    wide
+}
+
+#[test]
+fn a_dead_gainer_of_a_leave_is_removable_after_cancel() {
+    let v1 = wide();
+    let leaving = v1.begin_leave("dc1-n1").unwrap();
+    assert!(matches!(
+        leaving.begin_remove("dc1-n2"),
+        Err(LayoutError::MovementInProgress { .. })
+    ));
+    let cancelled = leaving.cancel_leave("dc1-n1").unwrap();
+    assert_eq!(cancelled.version, leaving.version + 1);
+    assert_eq!(cancelled.node("dc1-n1").unwrap().2.state, NodeState::Normal);
+    assert_eq!(cancelled.datacenters, v1.datacenters, "tokens kept");
+    assert!(cancelled.movements.is_empty());
+    let removing = cancelled.begin_remove("dc1-n2").unwrap();
+    assert_eq!(removing.node("dc1-n2").unwrap().2.state, NodeState::Leaving);
+    // After the switch of reads: reads go back to the old owners first,
+    // and the leave cannot finish; the second step clears it.
+    let FinishStep::SwitchReads(switched) = leaving.next_finish_step("dc1-n1").unwrap() else {
+        panic!("the first step is the switch")
+    };
+    let back = switched.cancel_leave("dc1-n1").unwrap();
+    assert!(!back.reads_new("dc1") && back.aborting.contains("dc1"));
+    assert_eq!(back.node("dc1-n1").unwrap().2.state, NodeState::Leaving);
+    assert_eq!(back.cancelling("dc1"), Some("dc1-n1"));
+    assert_eq!(
+        back.abandoning("dc1"),
+        Some("dc1-n1"),
+        "the abort driver steps it"
+    );
+    assert!(matches!(
+        back.next_finish_step("dc1-n1"),
+        Err(LayoutError::Abandoned { .. })
+    ));
+    let over = back.cancel_leave("dc1-n1").unwrap();
+    assert_eq!(over.version, back.version + 1);
+    assert_eq!(over.node("dc1-n1").unwrap().2.state, NodeState::Normal);
+    assert!(over.movements.is_empty() && over.aborting.is_empty());
+    assert!(over.begin_remove("dc1-n2").is_ok());
+    // Nothing to cancel: not leaving, or left already.
+    assert!(matches!(
+        v1.cancel_leave("dc1-n1"),
+        Err(LayoutError::NoSuchMovement { .. })
+    ));
+    let left = leaving.finish_leave("dc1-n1").unwrap();
+    let err = left.cancel_leave("dc1-n1").unwrap_err();
+    assert_eq!(err, LayoutError::AlreadyLeft("dc1-n1".into()));
+    assert!(
+        err.to_string().contains("left the cluster already"),
+        "{err}"
+    );
+}
+
+/// audit11 D1: a removal may remove a second dead node (`also`). What an
+/// older build wrote (no `also`) decodes, and a removal of one node keeps
+/// its form (so its digest), while one of two nodes round-trips.
+#[test]
+fn a_removal_written_by_an_older_build_decodes_and_keeps_its_form() {
+    for old in [
+        r#"{"remove":{"node":"b"}}"#,
+        r#"{"remove":{"node":"b","force":true}}"#,
+    ] {
+        let m: Movement = serde_json::from_str(old).unwrap();
+        let Movement::Remove { node, also, .. } = &m else {
+            panic!("{m:?}")
+        };
+        assert_eq!((node.as_str(), also.len()), ("b", 0));
+        assert_eq!(serde_json::to_string(&m).unwrap(), old);
+    }
+    let one = grown().begin_remove("dc1-n2").unwrap();
+    let json = serde_json::to_string(&one).unwrap();
+    assert!(!json.contains("also"), "{json}");
+    let two = one.join_removal("dc1-n3");
+    assert!(
+        matches!(two, Err(LayoutError::TooFewNodes { left: 2, .. })),
+        "{two:?}"
+    );
+    let wide = wide();
+    let two = wide
+        .begin_remove("dc1-n2")
+        .unwrap()
+        .join_removal("dc1-n3")
+        .unwrap();
+    let back: Layout = serde_json::from_str(&serde_json::to_string(&two).unwrap()).unwrap();
+    assert_eq!(back, two);
+    let m = &two.movements["dc1"];
+    assert_eq!(m.declared_dead(), vec!["dc1-n2", "dc1-n3"]);
+    assert_eq!(m.to_string(), "removal of dc1-n2, dc1-n3");
+    assert_eq!(two.node("dc1-n3").unwrap().2.state, NodeState::Leaving);
+    let done = two.finish_remove("dc1-n2").unwrap();
+    for id in ["dc1-n2", "dc1-n3"] {
+        assert_eq!(done.node(id).unwrap().2.state, NodeState::Removed);
+    }
+    assert!(done.movements.is_empty());
+    assert_eq!(two.settled().datacenters, done.datacenters);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -242,4 +354,33 @@ proptest! {
             }
         }
     }
+}
+
+/// review-cancel31 M2: a leave cancelled past its switch (step 1, the DC
+/// `aborting`), its leaver then removed by a build that knows no cancel
+/// (its `abort` keeps `aborting`): no driver drops a Remove, so its finish
+/// must not be refused as abandoned; the stale mark heals at the finish.
+#[test]
+fn a_stale_aborting_mark_on_a_removal_does_not_hold_its_finish() {
+    let leaving = wide().begin_leave("dc1-n1").unwrap();
+    let FinishStep::SwitchReads(switched) = leaving.next_finish_step("dc1-n1").unwrap() else {
+        panic!("the first step is the switch")
+    };
+    let mut stale = switched.cancel_leave("dc1-n1").unwrap();
+    stale.version += 1;
+    let remove = Movement::Remove {
+        node: "dc1-n1".into(),
+        also: Vec::new(),
+        force: false,
+    };
+    stale.movements.insert("dc1".into(), remove);
+    assert!(stale.aborting.contains("dc1") && stale.abandoning("dc1").is_none());
+    let Ok(FinishStep::SwitchReads(on)) = stale.next_finish_step("dc1-n1") else {
+        panic!("the removal's switch is proposed")
+    };
+    let Ok(FinishStep::Finish(done)) = on.next_finish_step("dc1-n1") else {
+        panic!("then its finish")
+    };
+    assert!(done.aborting.is_empty() && done.movements.is_empty());
+    assert_eq!(done.node("dc1-n1").unwrap().2.state, NodeState::Removed);
 }

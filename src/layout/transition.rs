@@ -5,7 +5,8 @@
 //! `begin_*` (the node becomes Joining or Leaving, the movement is recorded
 //! for its datacenter) and a `finish_*` (the node becomes Normal, Left or
 //! Removed; the movement is cleared). At most one movement per datacenter:
-//! a second `begin_*` is refused naming the one in progress. Must not decide
+//! a second `begin_*` is refused naming the one in progress (`remove.rs`
+//! has the rest of a removal: force, a second dead node, finish). Must not decide
 //! *when* to finish (that is the streaming driver's job) nor check liveness.
 
 use std::collections::BTreeSet;
@@ -30,9 +31,13 @@ pub enum Movement {
     },
     /// A dead node's ranges re-replicated from the survivors; `force`d,
     /// from the survivors that are up even when too few are to meet every
-    /// quorum (`geokv removenode --force`).
+    /// quorum (`geokv removenode --force`). `also`: the other dead nodes
+    /// removed with it (a gainer of the removal that died, `remove.rs`),
+    /// absent when none, so what older builds wrote decodes as is.
     Remove {
         node: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also: Vec<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         force: bool,
     },
@@ -48,7 +53,10 @@ impl fmt::Display for Movement {
         match self {
             Movement::Join { node } => write!(f, "join of {node}"),
             Movement::Leave { node } => write!(f, "decommission of {node}"),
-            Movement::Remove { node, .. } => write!(f, "removal of {node}"),
+            Movement::Remove { node, also, .. } => {
+                write!(f, "removal of {node}")?;
+                also.iter().try_for_each(|n| write!(f, ", {n}"))
+            }
             Movement::Replace { dead, new } => write!(f, "replacement of {dead} by {new}"),
         }
     }
@@ -89,6 +97,26 @@ pub enum LayoutError {
     NoMovementOf(String),
     #[error("the movement of '{node}' in '{dc}' is being abandoned (`removenode {node}`); it cannot finish")]
     Abandoned { node: String, dc: String },
+    #[error("node '{node}' gains ranges in the decommission of {leaver} in datacenter '{dc}', which cannot finish without it; cancel it first (`geokv decommission --cancel --endpoint ADMIN_ADDRESS_OF_{leaver}`), then remove '{node}'")]
+    GainerOfLeave {
+        node: String,
+        dc: String,
+        leaver: String,
+    },
+    #[error("node '{node}' gains ranges in the decommission of {leaver} in datacenter '{dc}', whose cancel is in progress (reads went back to {leaver}; the next version drops the decommission once every live member is on it): wait for `geokv decommission --cancel` to report `cancelled`, then remove '{node}'")]
+    GainerOfCancelledLeave {
+        node: String,
+        dc: String,
+        leaver: String,
+    },
+    #[error("the {in_progress} in datacenter '{dc}' reads from its new owners already (its copies are done) and finishes without '{node}'; remove '{node}' once it is over")]
+    RemovalReadsNew {
+        node: String,
+        dc: String,
+        in_progress: Movement,
+    },
+    #[error("node '{0}' has left the cluster already (its decommission finished): there is nothing to cancel; to use the machine again, wipe its data directory and join it under a new id")]
+    AlreadyLeft(String),
     #[error("a node needs between 1 and {MAX_VNODES} tokens, got {0}")]
     TokenCount(usize),
     #[error("token {token:#018x} is already owned by node '{owner}'")]
@@ -162,51 +190,10 @@ impl Layout {
     pub fn begin_remove(&self, node: &str) -> Result<Layout> {
         let movement = Movement::Remove {
             node: node.into(),
+            also: Vec::new(),
             force: false,
         };
         self.begin_leaving(node, movement)
-    }
-
-    /// The removal of `node` in progress goes on from the survivors that
-    /// are up even where too few are (`geokv removenode --force`); the
-    /// layout unchanged when it is forced already.
-    pub fn force_remove(&self, node: &str) -> Result<Layout> {
-        let (dc, _, _) = self
-            .node(node)
-            .ok_or_else(|| LayoutError::UnknownNode(node.into()))?;
-        let mut out = self.clone();
-        match out.movements.get_mut(dc) {
-            Some(Movement::Remove { node: n, force }) if n == node => {
-                if !*force {
-                    *force = true;
-                    out.version += 1;
-                }
-                Ok(out)
-            }
-            _ => Err(LayoutError::NoSuchMovement {
-                dc: dc.into(),
-                expected: Movement::Remove {
-                    node: node.into(),
-                    force: true,
-                },
-            }),
-        }
-    }
-
-    /// The removal of `node` is complete: it becomes Removed.
-    pub fn finish_remove(&self, node: &str) -> Result<Layout> {
-        let (dc, _, _) = self
-            .node(node)
-            .ok_or_else(|| LayoutError::UnknownNode(node.into()))?;
-        let force = matches!(
-            self.movements.get(dc),
-            Some(Movement::Remove { force: true, .. })
-        );
-        let movement = Movement::Remove {
-            node: node.into(),
-            force,
-        };
-        self.finish(node, movement, |l| l.set_state(node, NodeState::Removed))
     }
 
     /// `new` joins the rack of the dead Normal node `dead` with its tokens;
@@ -279,6 +266,15 @@ impl Layout {
             .node(node)
             .ok_or_else(|| LayoutError::UnknownNode(node.into()))?;
         expect_state(n, NodeState::Normal, "Normal")?;
+        self.enough_left(dc, node)?;
+        let mut out = self.begin(dc, movement)?;
+        out.set_state(node, NodeState::Leaving);
+        Ok(out)
+    }
+
+    /// Every keyspace still has its replicas in `dc` once `node` and the
+    /// nodes already Leaving there are gone.
+    pub(super) fn enough_left(&self, dc: &str, node: &str) -> Result<()> {
         let left = self
             .nodes()
             .filter(|(d, _, m)| *d == dc && m.state == NodeState::Normal && m.id != node)
@@ -294,13 +290,11 @@ impl Layout {
                 });
             }
         }
-        let mut out = self.begin(dc, movement)?;
-        out.set_state(node, NodeState::Leaving);
-        Ok(out)
+        Ok(())
     }
 
     /// A copy one version on, with `movement` of `node`'s DC cleared and `apply` done.
-    fn finish(
+    pub(super) fn finish(
         &self,
         node: &str,
         movement: Movement,
@@ -369,7 +363,7 @@ impl Layout {
     }
 
     /// Sets `node`'s state; Left and Removed nodes give up their tokens.
-    fn set_state(&mut self, node: &str, state: NodeState) {
+    pub(super) fn set_state(&mut self, node: &str, state: NodeState) {
         let n = self.node_mut(node).expect("checked by the caller");
         n.state = state;
         if !state.is_member() {
@@ -378,7 +372,7 @@ impl Layout {
     }
 }
 
-fn expect_state(n: &LayoutNode, state: NodeState, expected: &'static str) -> Result<()> {
+pub(super) fn expect_state(n: &LayoutNode, state: NodeState, expected: &'static str) -> Result<()> {
     if n.state == state {
         Ok(())
     } else {

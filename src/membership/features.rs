@@ -23,5 +23,15 @@
 /// release (not a supported upgrade) be sent layouts it refuses.
 pub const LAYOUT_STEPS: u64 = 1;
 
+/// A removal may remove several dead nodes (`Movement::Remove`'s
+/// `also`, audit11 D1). A build without it would decode such a layout
+/// while ignoring the field (a movement's fields are not checked), so it
+/// would send no write to the gainers of the other nodes' ranges: the
+/// second node joins a removal only once every member up advertises it.
+/// It also means a build that cancels a decommission (`aborting` on a
+/// Leave, `Layout::cancel_leave`): one without it neither drives the
+/// second step nor reads the Leave as cancelled (review-cancel31 M2).
+pub const REMOVE_SETS: u64 = 2;
+
 /// Every feature of this build.
-pub const THIS_BUILD: u64 = LAYOUT_STEPS;
+pub const THIS_BUILD: u64 = LAYOUT_STEPS | REMOVE_SETS;

@@ -1,7 +1,8 @@
 //! The driven abort of a movement whose joiner or replacement died for good
 //! after its reads switched (issue 11, review of stop 26): `removenode ID`
 //! proposes the first step ([`Layout::abort`]: reads back to the old
-//! owners, the datacenter marked `aborting`); [`drop_abandoned`] proposes
+//! owners, the datacenter marked `aborting`; likewise `decommission
+//! --cancel` past the switch, `Layout::cancel_leave`); [`drop_abandoned`] proposes
 //! the second (the node dropped) only once every live member is on the
 //! first, the announce-await of `switch`. The step is read from the layout
 //! in force, so a restart of the driver resumes it, and every node runs
@@ -60,7 +61,11 @@ pub async fn drop_abandoned<L: LayoutHandle>(layout: &L, node: &str) -> Result<u
             _ => Err(FinishError::NotAbandoned(node.into())),
         };
     }
-    let next = now.abort(node)?;
+    // A decommission being cancelled ends with the leaver Normal again.
+    let next = match now.cancelling(dc) {
+        Some(_) => now.cancel_leave(node)?,
+        None => now.abort(node)?,
+    };
     layout.announced(now.version).await?;
     let version = next.version;
     tracing::info!(node, version, "abort: dropping the abandoned node");
@@ -87,7 +92,11 @@ pub async fn follow_step(
             timeout: Duration::from_secs(30),
         };
         match drop_abandoned(&handle, &node).await {
-            Ok(version) => tracing::info!(node, version, "abort complete: node is removed"),
+            Ok(version) => tracing::info!(
+                node,
+                version,
+                "abort complete: node is removed (or, its decommission cancelled, Normal)"
+            ),
             Err(e) => tracing::warn!(node, error = %e, "abort: not done; retrying"),
         }
     }

@@ -10,10 +10,12 @@
 //! key's replicas, `hints::orphans`, so the drain ends), stop the process;
 //! a leave that became a removal hands its queues over the same way, then
 //! stops the node with the removal as its error, `super::leave_end`),
-//! its [`Status`], [`Control::on_removed`] (a node whose removal the
-//! layout decided ends the same way, decommissioning or not:
-//! `leave_end::follow_removal`), and `cleanup` (by hand; automatically
-//! after every movement: `super::cleanup_follow`).
+//! its [`Status`], `cancel` (`decommission --cancel`: a running leave
+//! stops with no switch, its push cursors forgotten),
+//! [`Control::on_removed`] (a node whose removal the layout decided ends
+//! the same way, decommissioning or not: `leave_end::follow_removal`),
+//! and `cleanup` (by hand; automatically after every movement:
+//! `super::cleanup_follow`).
 //! Must not change the layout except through the leave's steps.
 
 use std::future::Future;
@@ -40,8 +42,9 @@ use crate::view::Cluster;
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// `idle`, `announcing`, `streaming`, `finishing`, `draining`, `left`,
-    /// or `failed` (the node was removed meanwhile: it handed its queues
-    /// over, `draining`, and stops with exit code 3).
+    /// `cancelled` (`decommission --cancel`: the node stays), or `failed`
+    /// (the node was removed meanwhile: it handed its queues over,
+    /// `draining`, and stops with exit code 3).
     pub phase: String,
     /// The last error (the step is retried), or what the phase waits for.
     pub detail: String,
@@ -136,7 +139,17 @@ impl Control {
 
     /// The decommission's status.
     pub fn status(&self) -> Status {
-        let mut s = self.status.lock().clone();
+        let mut s = self.status.lock();
+        // A cancel's second step is the abort driver's, on some node: the
+        // phase follows the layout (review-cancel31 M3), on the board too
+        // (review-cancel2-31 L3).
+        if s.phase == "cancelling" {
+            let (phase, detail) = self.cancel_phase(self.cluster.me());
+            if phase != s.phase {
+                self.show(&mut s, &phase, detail);
+            }
+        }
+        let mut s = s.clone();
         s.progress = self.progress.snapshot();
         s.allow_old_gainers = self.allow_old_gainers.load(Ordering::SeqCst);
         s
@@ -145,7 +158,11 @@ impl Control {
     /// The decommission's phase, also on the node's movement board
     /// (`GET /movement`, `geokv ring`).
     fn set(&self, phase: &str, detail: impl Into<String>) {
-        let mut s = self.status.lock();
+        self.show(&mut self.status.lock(), phase, detail);
+    }
+
+    /// [`Control::set`] on the status `s` (locked by the caller).
+    fn show(&self, s: &mut Status, phase: &str, detail: impl Into<String>) {
         s.phase = phase.into();
         s.detail = detail.into();
         let shown = match s.detail.as_str() {
@@ -254,7 +271,13 @@ impl Control {
             if let Err(e) = leave::still_leaving(&self.cluster.current().layout, &me) {
                 return self.end_removed(e).await;
             }
-            match self.leave_once(&me).await {
+            // Cancelled (`decommission --cancel`): no switch, the node
+            // serves as Normal (audit11 D1).
+            let once = tokio::select! {
+                r = self.leave_once(&me) => r,
+                () = leave::until_cancelled(&self.cluster, &me) => return self.cancelled(&me),
+            };
+            match once {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(node = %me, error = %e, "decommission not finished; retrying in 2 s");
@@ -368,6 +391,13 @@ impl Control {
     }
 }
 
+#[path = "control_cancel.rs"]
+mod cancel;
+
 #[cfg(test)]
 #[path = "tests_control_removed.rs"]
 mod tests_removed;
+
+#[cfg(test)]
+#[path = "tests_control_cancel.rs"]
+mod tests_cancel;

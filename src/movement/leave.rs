@@ -11,7 +11,10 @@
 //! forgets the push cursors. Between `begin` and `hand_over` the caller
 //! waits until every live member is on the leaving layout (see
 //! `announce`); after `finish` it delivers what its queues still hold
-//! (`control`). Must not serve requests or spread layouts itself.
+//! (`control`). [`cancel`] proposes the next step of a cancel
+//! (`Layout::cancel_leave`, `geokv decommission --cancel`), and a running
+//! leave stops without a switch once [`cancelled`] holds
+//! ([`until_cancelled`]). Must not serve requests or spread layouts itself.
 
 use std::sync::Arc;
 
@@ -44,6 +47,12 @@ pub enum LeaveError {
     WrongState { id: String, state: NodeState },
     #[error("node '{0}' is not in the layout")]
     Unknown(String),
+    /// `decommission --cancel` of a Normal node with no leave of its own.
+    #[error("node '{0}' is not decommissioning (it never began, or its decommission was cancelled already): nothing to cancel")]
+    NotLeaving(String),
+    /// The first step of a cancel past the switch waits for every build.
+    #[error(transparent)]
+    NotUpgraded(#[from] super::upgrade::NotUpgraded),
     #[error("node '{0}' was removed from the cluster while it was unreachable (`geokv removenode {0}` turned its decommission into a removal; the survivors re-replicate its ranges): it cannot go on leaving. It hands its queued hints, inter-DC entries and anti-entropy records over to another node of its datacenter, then stops with 'was removed' (exit 3); wipe its data directory only after that, then join it under a new id")]
     Removed(String),
 }
@@ -144,4 +153,85 @@ pub async fn finish<L: LayoutHandle>(
     tracing::info!(node = me, version, "left the cluster");
     push::forget(engine, me, gainers)?;
     Ok(())
+}
+
+/// Whether `me`'s decommission is cancelled in `layout`: it is Normal with
+/// no leave of its own, or its leave is being cancelled (the second step
+/// pending, `Layout::cancelling`). A running leave then stops.
+pub fn cancelled(layout: &Layout, me: &str) -> bool {
+    let Some((dc, _, n)) = layout.node(me) else {
+        return false;
+    };
+    let leaving = is_my_leave(layout.movements.get(dc), me);
+    (n.state == NodeState::Normal && !leaving) || layout.cancelling(dc) == Some(me)
+}
+
+/// Returns once `me`'s decommission is cancelled in `cluster`'s view.
+pub async fn until_cancelled(cluster: &crate::view::Cluster, me: &str) {
+    let mut views = cluster.subscribe();
+    let _ = views.wait_for(|v| cancelled(&v.layout, me)).await;
+}
+
+/// Proposes the next step of cancelling `me`'s decommission (none when its
+/// cancel waits for the abort driver's second step); the layout version
+/// it is at. A node that is not decommissioning is refused
+/// ([`LeaveError::NotLeaving`], review-cancel31 L3). A proposal that lost
+/// to a step of the leave itself (its switch or finish) is evaluated once
+/// more on the layout in force: a two-step cancel, or `AlreadyLeft`
+/// (review-cancel31 L4).
+pub async fn cancel<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, LeaveError> {
+    match cancel_once(layout, me).await {
+        Err(LeaveError::Propose(e)) => {
+            // A proposal that failed may have been applied (a timeout,
+            // `NotInstalled`): the cancel is done (review-cancel2-31 L5).
+            if let Some(done) = applied(layout, me) {
+                return Ok(done);
+            }
+            tracing::info!(node = me, error = %e, "cancel lost to another step; once more");
+            match cancel_once(layout, me).await {
+                Err(e @ (LeaveError::Propose(_) | LeaveError::NotLeaving(_))) => {
+                    applied(layout, me).ok_or(e)
+                }
+                r => r,
+            }
+        }
+        r => r,
+    }
+}
+
+/// The version of `layout` when it shows `me`'s decommission cancelled
+/// (after a proposal of this cancel failed: a node that was leaving then).
+fn applied<L: LayoutHandle>(layout: &L, me: &str) -> Option<u64> {
+    let now = layout.current();
+    cancelled(&now, me).then_some(now.version)
+}
+
+async fn cancel_once<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, LeaveError> {
+    let now = layout.current();
+    still_leaving(&now, me)?;
+    let (dc, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
+    if now.cancelling(dc) == Some(me) {
+        return Ok(now.version);
+    }
+    if n.state == NodeState::Normal && !is_my_leave(now.movements.get(dc), me) {
+        return Err(LeaveError::NotLeaving(me.into()));
+    }
+    let next = now.cancel_leave(me)?;
+    // Past the switch the first step puts `aborting` on a Leave, which a
+    // build without `REMOVE_SETS` reads as no cancel (review-cancel31 M2).
+    if next.aborting != now.aborting {
+        let needed = super::upgrade::LAYOUT_STEPS | super::upgrade::REMOVE_SETS;
+        super::upgrade::here_needing(me, &now, me, needed)?;
+    }
+    let version = next.version;
+    tracing::info!(node = me, version, "decommission cancelled");
+    layout.propose(next).await?;
+    Ok(version)
+}
+
+/// Forgets `me`'s push cursors towards every node of `layout` (a cancelled
+/// leave: a decommission begun again later pushes from the start).
+pub fn forget_cursors(engine: &dyn Engine, layout: &Layout, me: &str) -> Result<(), EngineError> {
+    let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
+    push::forget(engine, me, ids)
 }

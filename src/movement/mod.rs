@@ -26,7 +26,7 @@
 //! | `settled.rs` | which removals this node's copy is done for, so another datacenter's finish does not re-run it |
 //! | `rereplicate.rs` | copying the ranges a dead node held from survivors, one resumable stream per source |
 //! | `survivors.rs` | which live survivors (any datacenter) a dead node's range is copied from so every quorum write is among them, pure |
-//! | `abort.rs` | the second step of abandoning a movement whose joiner or replacement died after the switch of reads, once every live member is on the first; who drives it |
+//! | `abort.rs` | the second step of abandoning a movement whose joiner or replacement died after the switch of reads (or of cancelling a decommission past it), once every live member is on the first; who drives it |
 //! | `switch.rs` | the end of every movement in steps (reads switch to the new owners, then finish), each once every live member is on the step before; resumable |
 //! | `progress.rs` | the board `GET /movement` reads: movement, ranges, keys, bytes, rate, ETA; each movement's phase (`aborting` for an abandoned one) and its nodes' reports summed |
 //! | `progress_sum.rs` | each movement's phase and its nodes' reports summed (`geokv ring`), held steps, a removal's verdict |
@@ -53,6 +53,7 @@ pub mod push;
 pub mod push_sync;
 pub mod rate;
 pub mod remove;
+mod remove_copy;
 pub mod remove_finish;
 pub mod replace;
 pub mod replace_bootstrap;
@@ -74,6 +75,8 @@ mod tests_cleanup_stall;
 #[cfg(test)]
 mod tests_leave;
 #[cfg(test)]
+mod tests_leave_cancel;
+#[cfg(test)]
 mod tests_leave_crash;
 #[cfg(test)]
 mod tests_leave_sync;
@@ -91,6 +94,8 @@ mod tests_pacing;
 mod tests_plan;
 #[cfg(test)]
 mod tests_remove;
+#[cfg(test)]
+mod tests_remove_gainer;
 #[cfg(test)]
 mod tests_replace;
 #[cfg(test)]

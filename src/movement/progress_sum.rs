@@ -15,11 +15,17 @@ use crate::layout::Layout;
 
 /// Where a movement in progress is: `copying` (writes go to the old and
 /// the new owners, reads to the old), `reads switched` (reads go to the new
-/// owners; the finish follows), or `aborting` (`geokv removenode` abandoned
-/// it after its switch: reads are back on the old owners and its dead node
-/// is dropped once every live member is on that layout).
+/// owners; the finish follows), `aborting` (`geokv removenode` abandoned a
+/// join or replacement after its switch: reads are back on the old owners
+/// and its dead node is dropped once every live member is on that layout)
+/// or `cancelling` (`geokv decommission --cancel` past the switch: reads
+/// are back on the leaver, which stays, in the same two steps). A removal
+/// carrying a stale `aborting` mark is not abandoned: it heals and goes on
+/// (`Layout::abandoning`), so it shows as copying or switched.
 pub fn phase(layout: &Layout, dc: &str) -> &'static str {
-    if layout.aborting.contains(dc) {
+    if layout.cancelling(dc).is_some() {
+        "cancelling"
+    } else if layout.abandoning(dc).is_some() {
         "aborting"
     } else if layout.reads_new(dc) {
         "reads switched"
@@ -157,6 +163,15 @@ mod tests {
         let switched = step.layout().clone();
         assert_eq!(phase(&joining, "dc1"), "copying");
         assert_eq!(phase(&switched, "dc1"), "reads switched");
+        // review-cancel2-31 L4: a cancel is not an abort; a removal's stale
+        // mark is neither.
+        let leave = seed.begin_leave("dc2-n1").expect("decommission");
+        let leave = leave.next_finish_step("dc2-n1").expect("switch");
+        let back = leave.layout().cancel_leave("dc2-n1").expect("cancel");
+        assert_eq!(phase(&back, "dc2"), "cancelling");
+        let mut stale = seed.begin_remove("dc2-n1").expect("removal");
+        stale.aborting.insert("dc2".into());
+        assert_eq!(phase(&stale, "dc2"), "copying");
         let l = (switched.abort("dc1-new").expect("first step"))
             .begin_leave("dc2-n1")
             .expect("decommission");

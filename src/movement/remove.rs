@@ -4,10 +4,11 @@
 //! survivors ([`super::rereplicate`], sources chosen by
 //! [`super::survivors`]; the dead node is never asked), then reports
 //! `done` on its [`super::progress`] board (`GET /movement`). The
-//! *finisher* — the first gainer by id, or the first Normal node of the
-//! datacenter when nobody gains — waits until every gainer reports done
-//! and ends it in steps (`switch`: reads to the gainers, then
-//! `finish_remove`: the node becomes Removed). Every node
+//! *finisher* — the first gainer that is up, else the first Normal node
+//! up — waits until every gainer reports done (none once it reads new)
+//! and ends it in steps (`switch`, refused if the movement changed since
+//! the reports were checked; then `finish_remove`: the nodes become
+//! Removed). Every node
 //! runs [`follow`]; every step is idempotent, so a restart of any gainer
 //! or of the finisher resumes (cursors per source, as for a replacement).
 //!
@@ -21,7 +22,8 @@
 //!
 //! Owns [`begin`] (the refusal of a live node), [`gainers`], [`finisher`],
 //! [`duties`] (every datacenter's removal is followed, one per datacenter),
-//! [`Patience`] and [`follow`]. Must not serve requests.
+//! [`Patience`] and [`follow`]; a gainer's copy is `remove_copy`'s. Must
+//! not serve requests.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,8 +31,6 @@ use std::time::{Duration, Instant};
 
 use super::cursor;
 use super::plan::gains;
-use super::rereplicate::{rereplicate, RereplicateError, Target};
-use super::stream::{Progress, StreamConfig};
 use crate::engine::Engine;
 use crate::layout::{Layout, LayoutError, Movement, NodeState};
 use crate::view::Cluster;
@@ -42,30 +42,62 @@ pub enum RemoveError {
     Alive(String),
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A dead gainer of a removal in a datacenter too small to lose both
+    /// (rf+1 nodes, two dead: review-cancel31 H1, open).
+    #[error("{why}: '{node}' cannot be removed with the {removal}, which waits for '{node}' to copy its share. The way on today: start '{node}' again (on its data directory); it copies, the removal finishes, then replace '{node}' (or join a node first, then remove it). If it cannot come back, this datacenter's movements stay blocked: withdrawing a removal is not built yet (README, Removing a dead node)")]
+    GainerTooFewLeft {
+        node: String,
+        removal: String,
+        why: Box<LayoutError>,
+    },
 }
 
 /// The layout with `dead`'s removal begun; refused while `is_up(dead)`.
 /// A dead node that is not Normal (joining, leaving or replacing) has its
 /// movement aborted instead ([`Layout::abort`]): a joiner or replacement
-/// is dropped, a leaving node's removal goes on as for a Normal one.
+/// is dropped, a leaving node's removal goes on as for a Normal one. A
+/// dead Normal node that gains in its datacenter's movement in progress
+/// would hold it up for good (audit11 D1): in a removal it is removed
+/// with the node being removed ([`Layout::join_removal`]); in a
+/// decommission it is refused naming `decommission --cancel`.
 pub fn begin(
     layout: &Layout,
     dead: &str,
     is_up: &dyn Fn(&str) -> bool,
 ) -> Result<Layout, RemoveError> {
-    let Some((_, _, n)) = layout.node(dead) else {
+    let Some((dc, _, n)) = layout.node(dead) else {
         return Err(LayoutError::UnknownNode(dead.into()).into());
     };
     if is_up(dead) {
         return Err(RemoveError::Alive(dead.into()));
     }
-    match n.state {
-        NodeState::Joining | NodeState::Leaving => Ok(layout.abort(dead)?),
+    let gainer = gains(layout, dead).is_ok_and(|g| !g.is_empty());
+    match (n.state, layout.movements.get(dc)) {
+        (NodeState::Joining | NodeState::Leaving, _) => Ok(layout.abort(dead)?),
+        (NodeState::Normal, Some(m @ Movement::Remove { .. })) if gainer => {
+            layout.join_removal(dead).map_err(|e| match e {
+                LayoutError::TooFewNodes { .. } => RemoveError::GainerTooFewLeft {
+                    node: dead.into(),
+                    removal: m.to_string(),
+                    why: Box::new(e),
+                },
+                e => e.into(),
+            })
+        }
+        (NodeState::Normal, Some(Movement::Leave { node })) if gainer => {
+            let (node, leaver, cancelling) = (dead.into(), node.clone(), layout.cancelling(dc));
+            let dc = dc.to_string();
+            Err(match cancelling {
+                Some(_) => LayoutError::GainerOfCancelledLeave { node, dc, leaver },
+                None => LayoutError::GainerOfLeave { node, dc, leaver },
+            }
+            .into())
+        }
         _ => Ok(layout.begin_remove(dead)?),
     }
 }
 
-/// The dead node of every removal in progress, one per datacenter at
+/// The first node of every removal in progress, one per datacenter at
 /// most (movements are per datacenter), in datacenter order.
 pub fn removals(layout: &Layout) -> Vec<String> {
     (layout.movements.values())
@@ -90,10 +122,15 @@ pub struct Duty {
 /// What `me` does for every removal in progress in `layout` (a removal in
 /// one datacenter does not hold another datacenter's back).
 pub fn duties(layout: &Layout, me: &str) -> Vec<Duty> {
+    duties_up(layout, me, &|_| true)
+}
+
+/// [`duties`], the finisher chosen among the nodes `is_up` ([`finisher_up`]).
+pub fn duties_up(layout: &Layout, me: &str, is_up: &dyn Fn(&str) -> bool) -> Vec<Duty> {
     (removals(layout).into_iter())
         .map(|dead| Duty {
             copy: gainers(layout, &dead).iter().any(|g| g == me),
-            finish: finisher(layout, &dead).as_deref() == Some(me),
+            finish: finisher_up(layout, &dead, me, is_up).as_deref() == Some(me),
             dead,
         })
         .filter(|d| d.copy || d.finish)
@@ -101,9 +138,10 @@ pub fn duties(layout: &Layout, me: &str) -> Vec<Duty> {
 }
 
 /// Whether a removal of `node` is in progress in `layout`, in whichever
-/// datacenter.
+/// datacenter (`node` its first node or one removed with it).
 pub fn is_removing(layout: &Layout, node: &str) -> bool {
-    (layout.movements.values()).any(|m| matches!(m, Movement::Remove { node: n, .. } if n == node))
+    (layout.movements.values())
+        .any(|m| matches!(m, Movement::Remove { .. }) && m.declared_dead().contains(&node))
 }
 
 /// The members that gain a range in `layout`'s removal of `dead`, by id:
@@ -126,7 +164,21 @@ pub fn gainers(layout: &Layout, dead: &str) -> Vec<String> {
 /// Who proposes `finish_remove`: the first gainer, else the first Normal
 /// node of the dead node's datacenter.
 pub fn finisher(layout: &Layout, dead: &str) -> Option<String> {
-    if let Some(first) = gainers(layout, dead).into_iter().next() {
+    finisher_up(layout, dead, "", &|_| true)
+}
+
+/// [`finisher`] among the nodes `is_up` (`me` counts as up), so a dead
+/// gainer does not hold the finish up once the copies are done (audit11
+/// D1, L3). Two nodes that disagree on liveness both propose the same
+/// step; the CAS takes one.
+pub fn finisher_up(
+    layout: &Layout,
+    dead: &str,
+    me: &str,
+    is_up: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    let up = |id: &String| id == me || is_up(id);
+    if let Some(first) = gainers(layout, dead).into_iter().find(up) {
         return Some(first);
     }
     let (dc, _, _) = layout.node(dead)?;
@@ -134,17 +186,22 @@ pub fn finisher(layout: &Layout, dead: &str) -> Option<String> {
         .nodes()
         .filter(|(d, _, n)| *d == dc && n.state == NodeState::Normal)
         .map(|(_, _, n)| n.id.clone())
+        .filter(up)
         .collect();
     normal.sort();
     normal.into_iter().next()
 }
 
-/// The movement name a gainer's board shows for the removal of `dead`.
-pub fn movement_name(dead: &str) -> String {
-    format!("removal of {dead}")
+/// The movement name a gainer's board shows for the removal of `dead` in
+/// `layout`: every node it removes (`removal of a, b`), so a node added
+/// to it makes every gainer copy again for the new plan.
+pub fn movement_name(layout: &Layout, dead: &str) -> String {
+    (layout.movements.values())
+        .find(|m| matches!(m, Movement::Remove { .. }) && m.declared_dead().contains(&dead))
+        .map_or_else(|| format!("removal of {dead}"), |m| m.to_string())
 }
 
-fn stream_id(dead: &str) -> String {
+pub(super) fn stream_id(dead: &str) -> String {
     cursor::Pull::Remove.id(dead)
 }
 
@@ -154,10 +211,9 @@ pub const SHORTFALL_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Whether the removal of `dead` in progress is forced.
 pub fn forced(layout: &Layout, dead: &str) -> bool {
-    layout
-        .movements
-        .values()
-        .any(|m| matches!(m, Movement::Remove { node, force: true } if node == dead))
+    (layout.movements.values()).any(|m| {
+        matches!(m, Movement::Remove { force: true, .. }) && m.declared_dead().contains(&dead)
+    })
 }
 
 /// How long a gainer has been short of survivors. Pure: time is an input.
@@ -180,85 +236,6 @@ impl Patience {
     }
 }
 
-/// A gainer's side of a removal.
-struct Gainer {
-    cluster: Cluster,
-    engine: Arc<dyn Engine>,
-    peers: Arc<crate::transport::Peers>,
-    is_up: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-    me: String,
-    patience: Patience,
-    throughput: Arc<super::Throughput>,
-}
-
-impl Gainer {
-    /// Announce, then copy what this node gains in `layout`'s removal of
-    /// `dead`, reporting on its board; whether it is done. Once the
-    /// removal reads from the gainers the copy is done (the switch is
-    /// proposed only after every gainer reported it): it is not redone,
-    /// so a survivor down by then cannot hold the finish back (review of
-    /// the switch, M2).
-    async fn copy(&mut self, layout: &Layout, dead: &str) -> bool {
-        let me = self.me.clone();
-        let board = super::progress::board(&me);
-        let progress = Arc::new(Progress::default());
-        board.start(&movement_name(dead), layout.version, progress.clone());
-        if super::replace::copied(layout, dead) {
-            board.status("done");
-            return true;
-        }
-        // As for a join: every live member must send writes to this
-        // pending replica before the copy passes a key.
-        let wait = Duration::from_secs(30);
-        let (cluster, peers) = (&self.cluster, &self.peers);
-        let announced =
-            super::announce::until_announced(cluster, peers, &*self.is_up, layout.version, wait);
-        if let Err(e) = announced.await {
-            board.status(&format!("waiting: {e}"));
-            return false;
-        }
-        let source = super::ops::peer_source(cluster, peers, &self.is_up);
-        let target = Target {
-            layout,
-            gainer: &me,
-            dead,
-            stream_id: &stream_id(dead),
-            force: forced(layout, dead),
-        };
-        let cfg = StreamConfig::capped(self.throughput.clone());
-        match rereplicate(
-            target,
-            self.engine.clone(),
-            Arc::new(source),
-            &cfg,
-            progress,
-        )
-        .await
-        {
-            Ok(short) => {
-                self.patience.reset();
-                board.warn(short.iter().map(|s| s.to_string()).collect());
-                board.status("done");
-                tracing::info!(node = %me, dead, forced = short.len(), "removal: ranges copied");
-                true
-            }
-            Err(RereplicateError::Shortfall(s))
-                if self.patience.short(Instant::now(), SHORTFALL_PATIENCE) =>
-            {
-                let secs = SHORTFALL_PATIENCE.as_secs();
-                board.status(&format!("failed: {s}; waited {secs} s for survivors. Bring them up (the copy resumes by itself) or run `geokv removenode {dead} --force` to copy from the survivors that are up (writes only the missing ones hold are lost)"));
-                tracing::error!(node = %me, dead, shortfall = %s, "removal: too few survivors; waiting for them or `removenode --force`");
-                false
-            }
-            Err(e) => {
-                board.status(&format!("waiting: {e}"));
-                tracing::warn!(node = %me, dead, error = %e, "removal: copy not finished; retrying");
-                false
-            }
-        }
-    }
-}
-
 /// Runs on every node: takes part in any removal in progress (copies what
 /// this node gains; the finisher finishes it) until `shutdown`. A gainer
 /// short of survivors for [`SHORTFALL_PATIENCE`] reports `failed: …` and
@@ -273,7 +250,7 @@ pub async fn follow(
 ) {
     let me = cluster.me().to_string();
     let mut views = cluster.subscribe();
-    let mut gainer = Gainer {
+    let mut gainer = super::remove_copy::Gainer {
         cluster: cluster.clone(),
         engine: engine.clone(),
         peers,
@@ -294,16 +271,16 @@ pub async fn follow(
             _ = shutdown.wait_for(|v| *v) => return,
         }
         let layout = cluster.current().layout.clone();
-        for duty in duties(&layout, &me) {
-            let dead = duty.dead;
-            if duty.copy && !settled.contains(&dead) {
+        for duty in duties_up(&layout, &me, &*gainer.is_up) {
+            let (name, dead) = (movement_name(&layout, &duty.dead), duty.dead.clone());
+            if duty.copy && !settled.contains(&name) {
                 let done = tokio::select! {
                     d = gainer.copy(&layout, &dead) => d,
                     _ = shutdown.wait_for(|v| *v) => return,
                 };
                 copied.insert(dead.clone());
                 if done {
-                    settled.insert(&dead);
+                    settled.insert(&name);
                 }
             }
             if duty.finish {
@@ -313,13 +290,19 @@ pub async fn follow(
                     is_up: gainer.is_up.clone(),
                     timeout: Duration::from_secs(30),
                 };
-                super::remove_finish::try_finish(&handle, &layout, &dead, &me).await;
+                let tls = gainer.peers.tls();
+                super::remove_finish::try_finish(&handle, tls, &layout, &dead, &me).await;
             }
         }
         let board = super::progress::board(&me);
-        super::remove_finish::forget_stale_holds(&board, &layout, &me);
+        super::remove_finish::forget_stale_holds(&board, &layout, &me, &*gainer.is_up);
         let going = removals(&layout);
-        settled.retain(&going);
+        settled.retain(
+            &going
+                .iter()
+                .map(|d| movement_name(&layout, d))
+                .collect::<Vec<_>>(),
+        );
         let over: Vec<String> = (copied.iter())
             .filter(|d| !going.contains(d))
             .cloned()

@@ -9,21 +9,28 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::remove::{duties, gainers, movement_name};
+use super::ops::LayoutHandle;
+use super::remove::{duties_up, gainers, movement_name};
 use crate::layout::Layout;
 use crate::transport::tls::Tls;
 
 /// Ends the removal in steps (`switch`: reads to the gainers, then
 /// `finish_remove`) once every gainer reports the removal done.
-pub(super) async fn try_finish(
-    handle: &super::switch::Announcing,
+pub(super) async fn try_finish<H: LayoutHandle>(
+    handle: &H,
+    tls: &Tls,
     layout: &Layout,
     dead: &str,
     me: &str,
 ) {
-    let tls = handle.peers.tls();
-    let name = movement_name(dead);
-    for g in gainers(layout, dead) {
+    let name = movement_name(layout, dead);
+    // Past the switch every gainer had reported its copy done (the switch
+    // waits for it): a gainer dead since does not hold the finish up.
+    let waited = match super::replace::copied(layout, dead) {
+        true => Vec::new(),
+        false => gainers(layout, dead),
+    };
+    for g in waited {
         let done = if g == me {
             super::progress::board(me)
                 .report()
@@ -40,7 +47,15 @@ pub(super) async fn try_finish(
             return;
         }
     }
-    let r = super::switch::finish_movement(handle, dead).await;
+    // The copies checked are this snapshot's movement's: a node joined to
+    // the removal since has ranges nobody copied (review-cancel31 M1).
+    let checked = layout
+        .node(dead)
+        .and_then(|(dc, _, _)| layout.movements.get(dc));
+    let Some(checked) = checked else {
+        return;
+    };
+    let r = super::switch::finish_movement_expecting(handle, dead, Some(checked)).await;
     // A switch the gate holds is shown (`GET /movement`'s `held`, M2).
     let held = match &r {
         Err(super::switch::FinishError::NotUpgraded(e)) => Some(e.to_string()),
@@ -54,13 +69,19 @@ pub(super) async fn try_finish(
 }
 
 /// Forgets the holds on `board` (this node's, `me`) of removals `me` no
-/// longer finishes in `layout` (over, or finished by another node): a
+/// longer finishes in `layout` with `is_up` (over, or finished by another node): a
 /// hold is cleared only by its finisher's next try, so it outlived it
 /// (review-final28 L3).
-pub fn forget_stale_holds(board: &super::progress::Board, layout: &Layout, me: &str) {
-    let mine: BTreeSet<String> = (duties(layout, me).into_iter())
+pub fn forget_stale_holds(
+    board: &super::progress::Board,
+    layout: &Layout,
+    me: &str,
+    is_up: &dyn Fn(&str) -> bool,
+) {
+    // Who finishes depends on who is up (`finisher_up`, review-cancel31 L2).
+    let mine: BTreeSet<String> = (duties_up(layout, me, is_up).into_iter())
         .filter(|d| d.finish)
-        .map(|d| movement_name(&d.dead))
+        .map(|d| movement_name(layout, &d.dead))
         .collect();
     for name in board.held().into_keys().filter(|n| !mine.contains(n)) {
         board.hold(&name, None);

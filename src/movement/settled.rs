@@ -3,9 +3,11 @@
 //! layout version: another datacenter's finish cuts the plan's pieces anew
 //! (cursors are keyed by exact range, so they miss and the copy restarted
 //! from zero, review-elastic28 M3) without changing the tokens this removal
-//! gains. Keyed by the dead node only: a copy that completed unforced met
-//! quorum on every range, more than forcing asks, so forcing the removal
-//! afterwards does not run it again (review-elastic29 L3).
+//! gains. Keyed by the removal's name (`remove::movement_name`: the dead
+//! nodes it removes) only: a copy that completed unforced met quorum on
+//! every range, more than forcing asks, so forcing the removal afterwards
+//! does not run it again (review-elastic29 L3); a dead gainer removed with
+//! it (audit11 D1) changes the plan and the name, so the copy runs again.
 //!
 //! Owns [`Settled`]. Must not copy, nor decide who copies.
 

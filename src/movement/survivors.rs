@@ -44,6 +44,10 @@
 //! [`Shortfall`]; the caller waits (bounded) or, forced, copies from the
 //! survivors that are up and reports the range as possibly incomplete.
 //!
+//! A removal of several dead nodes copies each range as from its one dead
+//! owner; a range two of them owned keeps the second as a survivor that
+//! is down (a shortfall until forced).
+//!
 //! Owns [`need`], [`choose`] and [`by_source`]. Pure: liveness is an input;
 //! must not do I/O or change the layout.
 
@@ -106,6 +110,17 @@ pub fn choose(
             .node(id)
             .map(|(dc, rack, _)| (dc.to_string(), rack.to_string()))
     };
+    // In a removal of several dead nodes (audit11 D1) a range is copied
+    // as from its one dead owner; a second dead owner stays a survivor
+    // that is down, so that range needs `--force` (a write those two alone
+    // held is lost).
+    let removed = removed_with(layout, dead);
+    let dead = match gain.sources.iter().any(|s| s == dead) {
+        true => dead,
+        false => (gain.sources.iter())
+            .find(|s| removed.contains(&s.as_str()))
+            .map_or(dead, String::as_str),
+    };
     let rack = place(gainer).unwrap_or_default().1;
     let dc = place(dead).or_else(|| place(gainer)).unwrap_or_default().0;
     let replication = layout.keyspaces.get(&gain.keyspace).map(|k| &k.replication);
@@ -144,6 +159,16 @@ pub fn choose(
     // Local survivors sort first, so the first `total` meet both needs
     // (relaxed: every up survivor, fewer than `total`).
     Ok(up.into_iter().take(n.total).map(|(s, _, _)| s).collect())
+}
+
+/// Every node the removal of `dead` in `layout` removes (`dead` alone
+/// when none, or in a replacement).
+fn removed_with<'a>(layout: &'a Layout, dead: &'a str) -> Vec<&'a str> {
+    (layout.movements.values())
+        .filter(|m| matches!(m, crate::layout::Movement::Remove { .. }))
+        .map(|m| m.declared_dead())
+        .find(|d| d.contains(&dead))
+        .unwrap_or_else(|| vec![dead])
 }
 
 /// `gains` regrouped by source: for each source, the gains it serves, each

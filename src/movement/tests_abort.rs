@@ -105,7 +105,7 @@ fn a_normal_node_is_still_removed_and_a_live_one_refused() {
     let removal = begin(&seed, "dc2-n1", &dead).expect("a dead Normal node");
     assert!(matches!(
         removal.movements.get("dc2"),
-        Some(Movement::Remove { node, force: false }) if node == "dc2-n1"
+        Some(Movement::Remove { node, force: false, .. }) if node == "dc2-n1"
     ));
 }
 

@@ -34,7 +34,12 @@ fn layouts() -> [Layout; 3] {
 /// counted yet (the node's record hand-over, not run here, counts them):
 /// [`no_records_left`].
 fn control_on(layout: Layout) -> (Arc<Control>, watch::Receiver<bool>) {
-    let cluster = Cluster::new(layout, "d", None).expect("cluster");
+    control_of(layout, "d")
+}
+
+/// [`control_on`] for node `me`.
+pub(super) fn control_of(layout: Layout, me: &str) -> (Arc<Control>, watch::Receiver<bool>) {
+    let cluster = Cluster::new(layout, me, None).expect("cluster");
     let me = cluster.current().me().cloned().expect("a member");
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let hints = Hints::open(

@@ -156,6 +156,7 @@ fn a_removal_in_a_later_datacenter_is_found_by_its_node() {
     for (dc, node) in [("a-dc", "x"), ("z-dc", "y")] {
         let m = crate::layout::Movement::Remove {
             node: node.into(),
+            also: Vec::new(),
             force: false,
         };
         l.movements.insert(dc.into(), m);
@@ -259,7 +260,7 @@ fn a_hold_is_forgotten_once_this_node_no_longer_finishes_the_removal() {
         crate::layout::Layout::seed(&crate::topology::Topology::parse("t.yaml", &topo).unwrap());
     let l = seed.begin_remove("hold-b").unwrap();
     assert_eq!(finisher(&l, "hold-b").as_deref(), Some("hold-a"));
-    let name = super::remove::movement_name("hold-b");
+    let name = super::remove::movement_name(&l, "hold-b");
     let (a, c) = (
         super::progress::board("hold-a"),
         super::progress::board("hold-c"),
@@ -267,11 +268,68 @@ fn a_hold_is_forgotten_once_this_node_no_longer_finishes_the_removal() {
     for board in [&a, &c] {
         board.hold(&name, Some("held by the upgrade gate".into()));
     }
-    super::remove_finish::forget_stale_holds(&a, &l, "hold-a");
+    let all = |_: &str| true;
+    super::remove_finish::forget_stale_holds(&a, &l, "hold-a", &all);
     assert!(a.held().contains_key(&name), "its finisher keeps it");
-    super::remove_finish::forget_stale_holds(&c, &l, "hold-c");
+    // review-cancel31 L2: the stand-in finisher while hold-a is down
+    // keeps its hold shown.
+    super::remove_finish::forget_stale_holds(&c, &l, "hold-c", &|id| id != "hold-a");
+    assert!(
+        c.held().contains_key(&name),
+        "the stand-in finisher keeps it"
+    );
+    super::remove_finish::forget_stale_holds(&c, &l, "hold-c", &all);
     assert!(c.held().is_empty(), "not its finisher: {:?}", c.held());
     let over = l.finish_remove("hold-b").unwrap();
-    super::remove_finish::forget_stale_holds(&a, &over, "hold-a");
+    super::remove_finish::forget_stale_holds(&a, &over, "hold-a", &all);
     assert!(a.held().is_empty(), "the removal is over: {:?}", a.held());
+}
+
+/// dc1 of five nodes (rf 3) and its engines with 1500 keys, "a" and "b"
+/// dead (their engines gone).
+pub(super) fn five_with_two_dead() -> super::tests_replace::World {
+    let topo =
+        crate::topology::testing::yaml(&[("dc1", &["a", "b", "c", "d", "e"])], &[("dc1", 3)]);
+    let (seed, mut engines, data) = super::tests_ops::replicated(&topo, 1500);
+    engines.remove("a");
+    engines.remove("b");
+    let fake = super::tests_ops::Fake(parking_lot::Mutex::new(Arc::new(seed)));
+    (fake, engines, data)
+}
+
+/// audit11 D1: "a" and "b" died together; `removenode a`; "b" gains in
+/// it, so the removal waited for "b"'s copy for good and `removenode b`
+/// was refused (`MovementInProgress`): dc1 could never move again. It is
+/// accepted, and the removal covers both.
+#[test]
+fn removenode_of_a_dead_gainer_during_a_removal_is_accepted() {
+    let (layout, _, _) = five_with_two_dead();
+    let up = |id: &str| id != "a" && id != "b";
+    let one = begin(&layout.current(), "a", &up).unwrap();
+    assert!(gainers(&one, "a").contains(&"b".to_string()), "b gains");
+    let both = begin(&one, "b", &up).unwrap_or_else(|e| panic!("refused: {e}"));
+    assert_eq!(both.version, one.version + 1);
+    assert_eq!(both.node("b").unwrap().2.state, NodeState::Leaving);
+    assert!(super::remove::is_removing(&both, "a") && super::remove::is_removing(&both, "b"));
+    assert_eq!(removals(&both), vec!["a"], "one removal in dc1");
+    let who = gainers(&both, "a");
+    assert_eq!(who, vec!["c", "d", "e"], "the dead nodes gain nothing");
+    assert_eq!(finisher(&both, "a").as_deref(), Some("c"));
+    let joins = super::upgrade::joins_removal;
+    assert!(joins(&one, &both), "gated on every build knowing it");
+    assert!(!joins(&layout.current(), &one) && !joins(&both, &both.force_remove("b").unwrap()));
+    // review-cancel31 L5: a join drops the force, for the whole removal
+    // (review-cancel2-31 L2): "b"'s ranges and "a"'s wait for a new one.
+    let forced_a = one.force_remove("a").unwrap();
+    let joined = begin(&forced_a, "b", &up).unwrap();
+    assert!(
+        !super::remove::forced(&joined, "b"),
+        "b's ranges not forced unasked"
+    );
+    assert!(!super::remove::forced(&joined, "a"), "the whole removal");
+    let done = both.finish_remove("a").unwrap();
+    for id in ["a", "b"] {
+        assert_eq!(done.node(id).unwrap().2.state, NodeState::Removed);
+    }
+    assert!(done.movements.is_empty());
 }

@@ -56,6 +56,35 @@ impl LayoutHandle for Logged {
     }
 }
 
+/// review-cancel2-31 L6: `try_finish` proposes only for the movement of
+/// the snapshot whose copies it checked, not the one in force. Past the
+/// switch no gainer is asked (no HTTP); a `--force` given since changed
+/// the movement, so nothing is proposed until a pass on the new snapshot.
+#[tokio::test]
+async fn try_finish_proposes_only_for_the_movement_of_its_snapshot() {
+    let ids = ["l6a", "l6b", "l6c", "l6d", "l6e"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = super::tests_ops::replicated(&topo, 10);
+    let removing = seed.begin_remove("l6a").unwrap();
+    let switched = removing.next_finish_step("l6a").unwrap().layout().clone();
+    assert!(switched.reads_new("dc1"), "past the switch");
+    let forced = switched.force_remove("l6a").unwrap();
+    let h = Logged {
+        layout: Mutex::new(Arc::new(forced.clone())),
+        log: Mutex::default(),
+        unannounced: Mutex::default(),
+        old: Mutex::default(),
+    };
+    let me = super::remove::finisher(&switched, "l6a").unwrap();
+    let tls = crate::transport::tls::Tls::insecure();
+    super::remove_finish::try_finish(&h, &tls, &switched, "l6a", &me).await;
+    assert!(h.log.lock().is_empty(), "changed: {:?}", h.log.lock());
+    assert_eq!(h.current().version, forced.version);
+    super::remove_finish::try_finish(&h, &tls, &forced, "l6a", &me).await;
+    let state = h.current().node("l6a").unwrap().2.state;
+    assert_eq!(state, NodeState::Removed, "{:?}", h.log.lock());
+}
+
 /// Three nodes of rf 3 in one DC; `new0` is joining (v2).
 pub(super) fn joining() -> Logged {
     let topo = build_topology(&[vec![vec![4], vec![4], vec![4]]], &[("ks", vec![3])]);
@@ -123,4 +152,31 @@ async fn a_finish_stopped_between_steps_resumes_at_the_step_the_layout_is_at() {
         "propose v4",
     ];
     assert_eq!(*h.log.lock(), want);
+}
+
+/// review-cancel31 M1: the finisher checked the gainers' reports for v1
+/// (`Remove{a}`), then `removenode b` joined the removal (v2, `Remove{a,
+/// also b}`): b's ranges are copied by nobody yet, so nothing is proposed;
+/// the movement checked on the layout in force goes on.
+#[tokio::test]
+async fn a_finish_of_copies_checked_for_an_older_removal_proposes_nothing() {
+    let (world, _, _) = super::tests_remove::five_with_two_dead();
+    let up = |id: &str| id != "a" && id != "b";
+    let v1 = super::remove::begin(&world.current(), "a", &up).unwrap();
+    let v2 = super::remove::begin(&v1, "b", &up).unwrap();
+    let checked = v1.movements["dc1"].clone();
+    let h = Logged {
+        layout: Mutex::new(Arc::new(v2.clone())),
+        log: Mutex::default(),
+        unannounced: Mutex::default(),
+        old: Mutex::default(),
+    };
+    let r = super::switch::finish_movement_expecting(&h, "a", Some(&checked)).await;
+    assert!(matches!(r, Err(FinishError::Changed { .. })), "{r:?}");
+    assert!(h.log.lock().is_empty(), "nothing announced nor proposed");
+    assert_eq!(h.current().version, v2.version);
+    let in_force = v2.movements["dc1"].clone();
+    let r = super::switch::finish_movement_expecting(&h, "a", Some(&in_force)).await;
+    assert_eq!(r.expect("finished"), v2.version + 2);
+    assert_eq!(h.current().node("b").unwrap().2.state, NodeState::Removed);
 }

@@ -11,7 +11,9 @@
 //! refuse it, and a layout past the finish no longer carries the fields.
 //! The nodes a movement moves are not asked either: the step's own node
 //! (a joiner, leaver or replacement), and every node being removed or
-//! replaced in the layout (`Remove.node`, `Replace.dead`).
+//! replaced in the layout (`Remove.node` and `Remove.also`,
+//! `Replace.dead`). A removal of several nodes and the first step of a
+//! cancel past the switch need [`REMOVE_SETS`] too.
 //!
 //! Owns [`gate`], a pure function of the layout, the liveness and the
 //! feature bits. Must not propose anything: the step drivers
@@ -20,11 +22,11 @@
 //! does not (review-elastic28 L2).
 
 use crate::layout::{Layout, Movement};
-pub use crate::membership::features::LAYOUT_STEPS;
+pub use crate::membership::features::{LAYOUT_STEPS, REMOVE_SETS};
 
 /// A step held back until every member up runs a build that knows it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not proposed: {} run a build without the layout's movement steps (`reading_new`, `aborting`); upgrade those nodes, then the movement goes on by itself (a node down does not hold it)", .members.join(", "))]
+#[error("not proposed: {} run a build without this layout change (the movement steps `reading_new` and `aborting`, a removal of several nodes, or a cancel past the switch); upgrade those nodes, then the movement goes on by itself (a node down does not hold it)", .members.join(", "))]
 pub struct NotUpgraded {
     /// `id (why)` of each member holding it back.
     pub members: Vec<String>,
@@ -37,11 +39,7 @@ pub type Features<'a> = &'a dyn Fn(&str) -> Option<u64>;
 /// asked, up or down.
 fn moved_out(layout: &Layout) -> Vec<&str> {
     (layout.movements.values())
-        .filter_map(|m| match m {
-            Movement::Remove { node, .. } => Some(node.as_str()),
-            Movement::Replace { dead, .. } => Some(dead.as_str()),
-            Movement::Join { .. } | Movement::Leave { .. } => None,
-        })
+        .flat_map(Movement::declared_dead)
         .collect()
 }
 
@@ -77,11 +75,34 @@ pub fn gate(
 /// [`gate`] on node `me`'s failure detector and gossip table (on its
 /// board once it runs); a process without them (tools, tests) asks nobody.
 pub fn here(me: &str, layout: &Layout, except: &str) -> Result<(), NotUpgraded> {
+    here_needing(me, layout, except, LAYOUT_STEPS)
+}
+
+/// [`here`] for the feature bits `needed`.
+pub fn here_needing(
+    me: &str,
+    layout: &Layout,
+    except: &str,
+    needed: u64,
+) -> Result<(), NotUpgraded> {
     let board = super::progress::board(me);
     let (Some(is_up), Some(features)) = (board.liveness(), board.features()) else {
         return Ok(());
     };
-    gate(layout, LAYOUT_STEPS, me, except, &*is_up, &*features)
+    gate(layout, needed, me, except, &*is_up, &*features)
+}
+
+/// Whether `next` adds a node to a removal in progress in `layout`
+/// ([`Layout::join_removal`]): proposed only once every member up runs a
+/// build that knows it ([`REMOVE_SETS`], [`here_needing`]).
+pub fn joins_removal(layout: &Layout, next: &Layout) -> bool {
+    (next.movements.iter()).any(|(dc, m)| match m {
+        Movement::Remove { also, .. } if !also.is_empty() => !matches!(
+            layout.movements.get(dc),
+            Some(Movement::Remove { also: before, .. }) if before == also
+        ),
+        _ => false,
+    })
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@
 //! | `anti_entropy` | Merkle repair finds and heals divergence |
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
 //! | `decommission` | a node leaves a 4-node datacenter under writers (`geokv decommission`), nothing acked is lost |
+//! | `decommission_cancel` | a leave held by a SIGKILLed gainer is cancelled (`geokv decommission --cancel`): the leaver Normal on every live node, nothing acked is lost |
 //! | `decommission_kill` | the leaver SIGKILLed mid-push resumes after a restart, leaves and exits 0; nothing acked is lost |
 //! | `sdk` | the Rust SDK against a real cluster |
 //! | `sdk_nodes` | the SDK, given one node, learns a joined node and forgets a decommissioned one |
@@ -52,6 +53,7 @@ mod cluster_failures;
 mod coordinator_faults;
 mod count_levels;
 mod decommission;
+mod decommission_cancel;
 mod decommission_drain;
 mod decommission_kill;
 mod dev_cluster;

@@ -1,0 +1,61 @@
+//! `decommission --cancel` on the node's [`Control`] (audit11 D1): the
+//! cancel's next step (`leave::cancel`), the phase a cancelled leave shows
+//! (it follows the layout: the second step past the switch is the abort
+//! driver's), and the running leave's end once it sees the cancel (its
+//! push cursors forgotten).
+//!
+//! Must not decide the cancel's steps (`leave::cancel`,
+//! `Layout::cancel_leave`) nor drive the second one (`abort`).
+
+use super::leave::{self, LeaveError};
+use super::{Control, Status};
+
+impl Control {
+    /// `POST /decommission?cancel=true`: the next step of cancelling this
+    /// node's decommission (`leave::cancel`); its running leave stops.
+    pub async fn cancel(&self) -> Result<Status, LeaveError> {
+        let me = self.cluster.me().to_string();
+        match leave::cancel(&self.cluster, &me).await {
+            // This node's own cancel, asked again: done already.
+            Err(LeaveError::NotLeaving(_)) if self.status().phase == "cancelled" => {
+                return Ok(self.status())
+            }
+            r => r?,
+        };
+        // A running leave sees it and stops (`leave_until_done`).
+        let running = *self.running.lock();
+        let (phase, detail) = self.cancel_phase(&me);
+        if !running {
+            self.cancelled(&me);
+        }
+        Ok(Status {
+            phase,
+            detail,
+            progress: self.progress.snapshot(),
+        })
+    }
+
+    /// The phase and detail of a cancelled decommission.
+    pub(super) fn cancel_phase(&self, me: &str) -> (String, String) {
+        let layout = self.cluster.current().layout.clone();
+        let v = layout.version;
+        match layout.node(me).and_then(|(dc, _, _)| layout.cancelling(dc)) {
+            Some(_) => ("cancelling".into(), format!("reads went back to this node at layout v{v}; the next version drops the decommission once every live member is on it")),
+            None => ("cancelled".into(), format!("the node stays a member (layout v{v})")),
+        }
+    }
+
+    /// The leave stopped by a cancel: its push cursors forgotten, the node
+    /// Normal (or, past the switch, Leaving until the abort driver's
+    /// second step).
+    pub(super) fn cancelled(&self, me: &str) {
+        let layout = self.cluster.current().layout.clone();
+        if let Err(e) = leave::forget_cursors(&*self.engine, &layout, me) {
+            tracing::warn!(error = %e, "decommission cancelled: forgetting push cursors");
+        }
+        tracing::info!(node = %me, version = layout.version, "decommission cancelled: the node stays");
+        let (phase, detail) = self.cancel_phase(me);
+        self.set(&phase, detail);
+        *self.running.lock() = false;
+    }
+}
