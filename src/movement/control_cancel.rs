@@ -7,6 +7,8 @@
 //! Must not decide the cancel's steps (`leave::cancel`,
 //! `Layout::cancel_leave`) nor drive the second one (`abort`).
 
+use std::sync::atomic::Ordering;
+
 use super::leave::{self, LeaveError};
 use super::{Control, Status};
 
@@ -32,6 +34,7 @@ impl Control {
             phase,
             detail,
             progress: self.progress.snapshot(),
+            allow_old_gainers: self.allow_old_gainers.load(Ordering::SeqCst),
         })
     }
 
