@@ -115,6 +115,19 @@ impl Acceptor {
         Ok(reply)
     }
 
+    /// What this acceptor accepted in `slot` (its ballot and layout), if
+    /// anything. The caller holds the install lock (written) so that no
+    /// accept ([`super::Cluster::accept`] holds it read) comes in between
+    /// this answer and what it does with it (`super::guard`).
+    pub fn accepted(&self, slot: u64) -> Result<Option<(Ballot, Layout)>, AcceptorError> {
+        let mut guard = self.slots.lock();
+        if guard.is_none() {
+            *guard = Some(self.load()?);
+        }
+        let slots = guard.as_ref().expect("loaded above");
+        Ok(slots.get(&slot).and_then(|s| s.accepted.clone()))
+    }
+
     fn load(&self) -> Result<Slots, AcceptorError> {
         let Some(engine) = &self.engine else {
             return Ok(Slots::new());

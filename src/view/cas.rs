@@ -23,6 +23,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 pub use super::cas_net::{LocalFirst, PeersNet};
 pub use super::errors::CasError;
 use super::learn::{given_up, learn, settled};
+use super::lineage::Lineage;
+use super::Source;
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
 use crate::layout::{Layout, LayoutNode};
 use crate::topology::{NodeIdx, NodeInfo};
@@ -40,11 +42,19 @@ pub trait AcceptorNet: Send + Sync {
         msg: Msg<Layout>,
     ) -> Pin<Box<dyn Future<Output = CallResult> + Send>>;
 
-    /// Pushes `layout` (the proposer's base) to acceptor `to`, which
-    /// answered BEHIND: the Paxos learner catch-up (review-layout29 H1).
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
-        let _ = (to, layout);
+    /// Pushes `layout` (the proposer's base) with its `lineage` to
+    /// acceptor `to`, which answered BEHIND: the Paxos learner catch-up
+    /// (review-layout29 H1); the receiver's install guard decides.
+    fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> PushFuture {
+        let _ = (to, layout, lineage);
         Box::pin(async { Err("this network does not push layouts".to_string()) })
+    }
+
+    /// What the proposer knows of `base`'s lineage (its proof of choice
+    /// goes with the push); none unless the proposer installed it.
+    fn lineage(&self, base: &Layout) -> Lineage {
+        let _ = base;
+        Lineage::default()
     }
 }
 
@@ -59,6 +69,12 @@ pub struct Decided {
     pub layout: Layout,
     /// It is the proposed one; else the proposal was refused.
     pub ours: bool,
+    /// What backs it: this CAS saw it chosen, or one acceptor's word
+    /// (`learn`), or a quorum of its voters holds it.
+    pub source: Source,
+    /// Its predecessor and the ballot it was chosen at, when this CAS saw
+    /// a quorum accept it (`super::lineage`).
+    pub lineage: Lineage,
 }
 
 /// How one attempt at one ballot ended.
@@ -105,8 +121,17 @@ pub async fn decide(
         let behind =
             match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
                 End::Done(Outcome::Chosen { value, ours }) => {
-                    let layout = value;
-                    return settled(slot, Decided { layout, ours }, maybe_applied);
+                    let chosen_at = prop.chosen_at().cloned();
+                    let prev = chosen_at.as_ref().map(|_| base_digest);
+                    let (layout, lineage) = (value, Lineage { prev, chosen_at });
+                    let source = Source::Chosen;
+                    let decided = Decided {
+                        layout,
+                        ours,
+                        source,
+                        lineage,
+                    };
+                    return settled(slot, decided, maybe_applied);
                 }
                 End::NoMajority { answered } => {
                     let refused = prop.refusing();
@@ -159,7 +184,10 @@ pub async fn decide(
 /// catch-up, review-layout29 H1) before the retry: one that missed the
 /// push of the base would otherwise wait for gossip, whose staging holds
 /// a layout back while a fork of its version is in sight, and refuse
-/// every change (`removenode` too) for good. Best-effort, within
+/// every change (`removenode` too) for good. Always pushed, with what the
+/// proposer knows of its lineage (its proof of choice): the receiver's
+/// install guard decides (`super::guard`; a "most answers hold it" gate
+/// here wedged the cluster, review-layout30 H1). Best-effort, within
 /// `give_up`.
 async fn push_base(
     net: &dyn AcceptorNet,
@@ -168,11 +196,11 @@ async fn push_base(
     base: &Layout,
     give_up: tokio::time::Instant,
 ) {
-    let version = base.version;
+    let (version, lineage) = (base.version, net.lineage(base));
     let pushes: FuturesUnordered<_> = (members.iter())
         .filter(|n| behind.contains(&n.id))
         .map(|n| {
-            let (push, id) = (net.push(n, base), n.id.clone());
+            let (push, id) = (net.push(n, base, &lineage), n.id.clone());
             async move { (id, push.await) }
         })
         .collect();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::acceptor;
 use super::cas::{AcceptorNet, CallResult, PushFuture};
+use super::lineage::Lineage;
 use crate::layout::consensus::Msg;
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
@@ -47,13 +48,17 @@ impl AcceptorNet for LocalFirst {
         }
     }
 
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
+    fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> PushFuture {
         match &self.remote {
             // This node's own acceptor holds the base: it proposes on it.
             _ if to.id == self.cluster.me() => Box::pin(async { Ok(()) }),
-            Some(remote) => remote.push(to, layout),
+            Some(remote) => remote.push(to, layout, lineage),
             None => Box::pin(async { Err("no network to the other members".to_string()) }),
         }
+    }
+
+    fn lineage(&self, base: &Layout) -> Lineage {
+        self.cluster.lineage_of(base)
     }
 }
 
@@ -88,8 +93,9 @@ impl AcceptorNet for PeersNet {
         })
     }
 
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
-        let (peers, node, msg) = (self.0.clone(), to.clone(), super::sync::to_message(layout));
+    fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> PushFuture {
+        let msg = super::sync::to_message_with(layout, lineage);
+        let (peers, node) = (self.0.clone(), to.clone());
         Box::pin(async move {
             let pushed = peers.push_layout(&node, msg, CALL_TIMEOUT).await;
             pushed.map(drop).map_err(|e| e.to_string())

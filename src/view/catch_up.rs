@@ -23,6 +23,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
+use super::lineage::Lineage;
 use super::Cluster;
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
@@ -49,6 +50,17 @@ pub trait LayoutSource: Send + Sync {
         to: &NodeInfo,
         timeout: Duration,
     ) -> Pin<Box<dyn Future<Output = Result<Layout, String>> + Send + '_>>;
+
+    /// [`LayoutSource::layout_of`] with what `to` knows of its lineage
+    /// (`super::lineage`; unknown unless the source carries it).
+    fn layout_with_lineage(
+        &self,
+        to: &NodeInfo,
+        timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<(Layout, Lineage), String>> + Send + '_>> {
+        let asked = self.layout_of(to, timeout);
+        Box::pin(async move { Ok((asked.await?, Lineage::default())) })
+    }
 }
 
 /// What the catch-up did.
@@ -220,6 +232,19 @@ impl LayoutSource for PeersSource {
         Box::pin(async move {
             let msg = (self.0.get_layout(&to, timeout).await).map_err(|e| e.to_string())?;
             super::sync::from_message(&to.id, &msg).map_err(|e| e.to_string())
+        })
+    }
+
+    fn layout_with_lineage(
+        &self,
+        to: &NodeInfo,
+        timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<(Layout, Lineage), String>> + Send + '_>> {
+        let to = to.clone();
+        Box::pin(async move {
+            let msg = (self.0.get_layout(&to, timeout).await).map_err(|e| e.to_string())?;
+            let layout = super::sync::from_message(&to.id, &msg).map_err(|e| e.to_string())?;
+            Ok((layout, Lineage::from_message(&msg)))
         })
     }
 }

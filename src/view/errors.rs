@@ -23,6 +23,21 @@ pub enum ViewError {
         installed: u128,
         refused: u128,
     },
+    /// A layout on one peer's word that the install guard refused
+    /// (`view::guard`): `reason` is the metric's label, `why` says more.
+    #[error("layout v{version} ({refused:032x}) refused on one peer's word ({reason}): {why}; it is installed once a quorum of its voters shows it, or with proof that it was chosen")]
+    Unbacked {
+        version: u64,
+        refused: u128,
+        reason: &'static str,
+        why: String,
+    },
+    /// This node's acceptor state could not be read to check a layout.
+    #[error("layout v{version} not installed: reading this node's layout CAS state: {source}")]
+    Acceptor {
+        version: u64,
+        source: super::acceptor::AcceptorError,
+    },
 }
 
 /// A proposed layout was refused.

@@ -2,22 +2,62 @@
 //! from elsewhere is merged with the one in force ([`Layout::merge`]; a
 //! fork is refused), and a node whose change was refused for its base
 //! adopts the layout its members hold (review-layout26 M2). Either way the
-//! view is derived first, persisted, then swapped and subscribers told.
+//! view is derived first, persisted with its lineage (`super::lineage`),
+//! then swapped and subscribers told. A layout on one peer's word is
+//! checked by the install guard first (`super::guard`).
 //! Must not: decide layouts (the CAS does), talk to peers, or take the
-//! install lock itself except in [`Cluster::on_wrong_base`].
+//! install lock itself except in [`Cluster::install_from`] and
+//! [`Cluster::on_wrong_base`].
 
 use std::sync::Arc;
 
 use super::cluster::publish_gauges;
 use super::errors::{ProposeError, ViewError};
-use super::{store, Cluster, ClusterView, Installed};
+use super::lineage::{self, Lineage};
+use super::{Cluster, ClusterView, Installed, Source};
 use crate::layout::Layout;
 
 impl Cluster {
-    /// [`Cluster::install`] with the install lock held (written).
-    pub(super) fn install_locked(&self, incoming: Layout) -> Result<Installed, ViewError> {
+    /// Installs a layout learned from elsewhere, with what is known of its
+    /// `lineage`, backed by `source`: checked by the install guard
+    /// (`super::guard`), merged with the current one, and if that changes
+    /// it, persisted (with its lineage), swapped, subscribers notified.
+    pub fn install_from(
+        &self,
+        incoming: Layout,
+        lineage: Lineage,
+        source: Source,
+    ) -> Result<Installed, ViewError> {
+        let _guard = crate::blocking::write(&self.inner.install);
+        self.install_locked(incoming, lineage, source)
+    }
+
+    /// The layout in force and its lineage.
+    pub fn current_with_lineage(&self) -> (Arc<Layout>, Lineage) {
+        let _guard = crate::blocking::read(&self.inner.install);
+        (
+            self.current().layout.clone(),
+            self.inner.lineage.lock().clone(),
+        )
+    }
+
+    /// The lineage of `layout` when it is the one in force, else none.
+    pub fn lineage_of(&self, layout: &Layout) -> Lineage {
+        let (current, lineage) = self.current_with_lineage();
+        (*current == *layout).then_some(lineage).unwrap_or_default()
+    }
+
+    /// [`Cluster::install_from`] with the install lock held (written).
+    pub(super) fn install_locked(
+        &self,
+        incoming: Layout,
+        lineage: Lineage,
+        source: Source,
+    ) -> Result<Installed, ViewError> {
         let current = self.current();
         let from = current.version();
+        self.check_backed(&current.layout, &incoming, &lineage, source)?;
+        let newer = incoming.version > from;
         let merged = (*current.layout).clone().merge(incoming);
         if let Some(c) = &merged.conflict {
             // Only chosen layouts are installed, so a second one of a
@@ -45,7 +85,8 @@ impl Cluster {
             return Ok(Installed::Unchanged { version: from });
         }
         let to = merged.layout.version;
-        self.swap_in(merged.layout)?;
+        let lineage = if newer { lineage } else { Lineage::default() };
+        self.swap_in(merged.layout, lineage)?;
         tracing::info!(from, to, "layout: new view in force");
         Ok(Installed::Swapped {
             from,
@@ -83,10 +124,10 @@ impl Cluster {
         let _guard = crate::blocking::write(&self.inner.install);
         let current = self.current();
         let swapped = if *current.layout == *base {
-            self.swap_in(chosen.clone()).map(|_| ())
+            self.swap_in(chosen.clone(), Lineage::default()).map(|_| ())
         } else {
             // Something newer came in meanwhile: merged as usual.
-            self.install_locked(chosen.clone()).map(|_| ())
+            (self.install_locked(chosen.clone(), Lineage::default(), Source::Voters)).map(|_| ())
         };
         if let Err(e) = swapped {
             return ProposeError::View(e);
@@ -102,9 +143,9 @@ impl Cluster {
     }
 
     /// Derives `layout`'s view (so one that cannot be used is never
-    /// persisted), persists it, swaps it in and tells subscribers. The
-    /// install lock is held (written).
-    fn swap_in(&self, layout: Layout) -> Result<Arc<ClusterView>, ViewError> {
+    /// persisted), persists it with its `lineage`, swaps it in and tells
+    /// subscribers. The install lock is held (written).
+    fn swap_in(&self, layout: Layout, lineage: Lineage) -> Result<Arc<ClusterView>, ViewError> {
         let to = layout.version;
         let view = Arc::new(
             ClusterView::derive(layout, &self.inner.me).map_err(|source| ViewError::Derive {
@@ -113,11 +154,14 @@ impl Cluster {
             })?,
         );
         if let Some(engine) = &self.inner.engine {
-            store::save(&**engine, &view.layout).map_err(|source| ViewError::Persist {
-                version: to,
-                source,
+            (lineage::save(&**engine, &view.layout, &lineage)).map_err(|source| {
+                ViewError::Persist {
+                    version: to,
+                    source,
+                }
             })?;
         }
+        *self.inner.lineage.lock() = lineage;
         self.inner.view.store(view.clone());
         publish_gauges(&view);
         self.inner.tx.send_replace(view.clone());
