@@ -121,17 +121,7 @@ pub async fn decide(
         let behind =
             match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
                 End::Done(Outcome::Chosen { value, ours }) => {
-                    let chosen_at = prop.chosen_at().cloned();
-                    let prev = chosen_at.as_ref().map(|_| base_digest);
-                    let (layout, lineage) = (value, Lineage { prev, chosen_at });
-                    let source = Source::Chosen;
-                    let decided = Decided {
-                        layout,
-                        ours,
-                        source,
-                        lineage,
-                    };
-                    return settled(slot, decided, maybe_applied);
+                    return settled(slot, chosen(&prop, base_digest, value, ours), maybe_applied);
                 }
                 End::NoMajority { answered } => {
                     let refused = prop.refusing();
@@ -177,6 +167,19 @@ pub async fn decide(
             return Err(given_up(slot, secs, behind, maybe_applied));
         }
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// What `prop` saw chosen: `layout`, with its lineage when a quorum
+/// accepted it at `prop`'s ballot (built on `base`, the proof of choice).
+fn chosen(prop: &Proposer<Layout>, base: u128, layout: Layout, ours: bool) -> Decided {
+    let chosen_at = prop.chosen_at().cloned();
+    let prev = chosen_at.as_ref().map(|_| base);
+    Decided {
+        layout,
+        ours,
+        source: Source::Chosen,
+        lineage: Lineage { prev, chosen_at },
     }
 }
 

@@ -42,6 +42,10 @@ const RETRY_AFTER: Duration = Duration::from_millis(250);
 /// Deadline of one `GetLayout`.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A layout and its lineage being fetched, or why none came.
+pub type WithLineage<'a> =
+    Pin<Box<dyn Future<Output = Result<(Layout, Lineage), String>> + Send + 'a>>;
+
 /// How the catch-up reaches another member's layout.
 pub trait LayoutSource: Send + Sync {
     /// `to`'s layout, or why none came within `timeout`.
@@ -53,11 +57,7 @@ pub trait LayoutSource: Send + Sync {
 
     /// [`LayoutSource::layout_of`] with what `to` knows of its lineage
     /// (`super::lineage`; unknown unless the source carries it).
-    fn layout_with_lineage(
-        &self,
-        to: &NodeInfo,
-        timeout: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<(Layout, Lineage), String>> + Send + '_>> {
+    fn layout_with_lineage(&self, to: &NodeInfo, timeout: Duration) -> WithLineage<'_> {
         let asked = self.layout_of(to, timeout);
         Box::pin(async move { Ok((asked.await?, Lineage::default())) })
     }
@@ -235,11 +235,7 @@ impl LayoutSource for PeersSource {
         })
     }
 
-    fn layout_with_lineage(
-        &self,
-        to: &NodeInfo,
-        timeout: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<(Layout, Lineage), String>> + Send + '_>> {
+    fn layout_with_lineage(&self, to: &NodeInfo, timeout: Duration) -> WithLineage<'_> {
         let to = to.clone();
         Box::pin(async move {
             let msg = (self.0.get_layout(&to, timeout).await).map_err(|e| e.to_string())?;

@@ -44,7 +44,11 @@ impl Cluster {
     /// The lineage of `layout` when it is the one in force, else none.
     pub fn lineage_of(&self, layout: &Layout) -> Lineage {
         let (current, lineage) = self.current_with_lineage();
-        (*current == *layout).then_some(lineage).unwrap_or_default()
+        if *current == *layout {
+            lineage
+        } else {
+            Lineage::default()
+        }
     }
 
     /// [`Cluster::install_from`] with the install lock held (written).
