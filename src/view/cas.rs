@@ -291,14 +291,16 @@ async fn attempt(
 /// Proposes `next` (version `base.version + 1`) as node `me`, which is
 /// not a member of `base` (a joining or replacing node before it starts):
 /// the acceptors are reached through `peers`. The chosen layout when it
-/// is `next`; else the refusal naming the winner.
+/// is `next`, with its lineage (its proof of choice when this CAS saw it
+/// chosen: the caller persists and pushes it, review-layout31 H1); else
+/// the refusal naming the winner.
 pub async fn propose_outside(
     peers: &Arc<Peers>,
     me: &str,
     base: &Layout,
     next: Layout,
     mine: &(dyn Fn(&Layout) -> bool + Sync),
-) -> Result<Layout, super::ProposeError> {
+) -> Result<(Layout, Lineage), super::ProposeError> {
     propose_adopting(&PeersNet(peers.clone()), me, base, next, mine).await
 }
 
@@ -312,11 +314,14 @@ pub async fn propose_adopting(
     base: &Layout,
     next: Layout,
     mine: &(dyn Fn(&Layout) -> bool + Sync),
-) -> Result<Layout, super::ProposeError> {
+) -> Result<(Layout, Lineage), super::ProposeError> {
     let deadline = super::cluster::PROPOSE_DEADLINE;
     let decided = match decide(net, me, base, next, deadline).await {
         // Superseded by a layout holding this node's change: adopted.
-        Err(CasError::Superseded { layout, .. }) if mine(&layout) => return Ok(*layout),
+        // Learned from one holder: no proof known here.
+        Err(CasError::Superseded { layout, .. }) if mine(&layout) => {
+            return Ok((*layout, Lineage::default()))
+        }
         decided => decided?,
     };
     if !decided.ours && !mine(&decided.layout) {
@@ -325,7 +330,7 @@ pub async fn propose_adopting(
             now: describe(&decided.layout),
         });
     }
-    Ok(decided.layout)
+    Ok((decided.layout, decided.lineage))
 }
 
 /// A short account of `layout` for a refusal: its movements in progress

@@ -11,10 +11,13 @@
 //! would keep a whole cluster restarted at once from ever starting (each
 //! node's internode port is open before it waits, so nodes starting
 //! together answer each other). Gossip brings anything newer later.
+//! The layout is installed with what the answers know of its lineage
+//! (its predecessor, its proof of choice: review-layout31 H1), as backed
+//! by its voters when a quorum of them holds it.
 //! Must not: open ports, decide or merge layouts (it installs through
-//! [`Cluster::install`]), or wait past its bound.
+//! [`Cluster::install_from`]), or wait past its bound.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use super::lineage::Lineage;
-use super::Cluster;
+use super::{Cluster, Source};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
 use crate::transport::Peers;
@@ -105,24 +108,25 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
         .map(|peer| ask_until_answered(source, peer, give_up))
         .collect();
     let mut answers = vec![(view.me_id().to_string(), (*view.layout).clone())];
+    let mut lineages = Lineages::default();
+    lineages.add(&view.layout, cluster.lineage_of(&view.layout));
     let enough =
         |a: &[(String, Layout)]| a.len() > needed && (a.len() > others.len() || newest_backed(a));
     // Once a majority answered, more answers are awaited only briefly.
     let mut until = give_up;
     while !enough(&answers) {
         match tokio::time::timeout_at(until, asks.next()).await {
-            Ok(Some(answer)) => answers.push(answer),
+            Ok(Some((id, layout, lineage))) => {
+                lineages.add(&layout, lineage);
+                answers.push((id, layout));
+            }
             Ok(None) | Err(_) => break,
         }
         if answers.len() == needed + 1 {
             until = give_up.min(Instant::now() + SETTLE_WITHIN);
         }
     }
-    if let Some(layout) = backed(&answers) {
-        if let Err(e) = cluster.install(layout.clone()) {
-            tracing::warn!(version = layout.version, error = %e, "layout: the layout the members back at start not installed");
-        }
-    }
+    install_backed(cluster, &answers, lineages);
     let (answered, to) = (answers.len() - 1, cluster.current().version());
     if answered < needed {
         tracing::warn!(answered, needed, from, to, secs = within.as_secs(),
@@ -141,6 +145,42 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
         "layout: caught up with a majority of the members before serving"
     );
     CaughtUp::Majority { answered, from, to }
+}
+
+/// What the answers say of each layout's lineage, by digest: the
+/// predecessor and the proof of choice of any answer that knows them
+/// (review-layout31 H1: a proof dropped here could wedge a quorum).
+#[derive(Default)]
+struct Lineages(BTreeMap<u128, Lineage>);
+
+impl Lineages {
+    fn add(&mut self, layout: &Layout, lineage: Lineage) {
+        let known = self.0.entry(layout.digest()).or_default();
+        known.prev = known.prev.or(lineage.prev);
+        known.chosen_at = known.chosen_at.take().or(lineage.chosen_at);
+    }
+}
+
+/// Installs the layout `answers` back ([`backed`]) with what the answers
+/// know of its lineage: as held by a quorum of its voters when it is
+/// (review-layout30 L2), else on the members' word (the install guard
+/// checks it, `super::guard`).
+fn install_backed(cluster: &Cluster, answers: &[(String, Layout)], mut lineages: Lineages) {
+    let Some(layout) = backed(answers) else {
+        return;
+    };
+    let held: Vec<(String, Layout)> = (answers.iter())
+        .filter(|(_, l)| l.version == layout.version)
+        .cloned()
+        .collect();
+    let source = match crate::layout::acceptors::held_by_its_voters(&held) {
+        Some(l) if l == layout => Source::Voters,
+        _ => Source::Peer,
+    };
+    let lineage = lineages.0.remove(&layout.digest()).unwrap_or_default();
+    if let Err(e) = cluster.install_from(layout.clone(), lineage, source) {
+        tracing::warn!(version = layout.version, error = %e, "layout: the layout the members back at start not installed");
+    }
 }
 
 /// Whether the answers back a layout of the newest version answered, or
@@ -201,16 +241,20 @@ fn pick(
     None
 }
 
-/// `peer`'s layout, asked again after each failure until `give_up`.
+/// `peer`'s layout and its lineage, asked again after each failure until
+/// `give_up`.
 async fn ask_until_answered(
     source: &dyn LayoutSource,
     peer: &NodeInfo,
     give_up: Instant,
-) -> (String, Layout) {
+) -> (String, Layout, Lineage) {
     loop {
         let left = give_up.saturating_duration_since(Instant::now());
-        match source.layout_of(peer, left.min(CALL_TIMEOUT)).await {
-            Ok(layout) => return (peer.id.clone(), layout),
+        match source
+            .layout_with_lineage(peer, left.min(CALL_TIMEOUT))
+            .await
+        {
+            Ok((layout, lineage)) => return (peer.id.clone(), layout, lineage),
             Err(e) => {
                 tracing::debug!(peer = %peer.id, error = %e, "layout: no answer at start yet")
             }

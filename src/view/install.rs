@@ -89,7 +89,11 @@ impl Cluster {
             return Ok(Installed::Unchanged { version: from });
         }
         let to = merged.layout.version;
-        let lineage = if newer { lineage } else { Lineage::default() };
+        let lineage = if newer {
+            self.with_known_prev(&current.layout, &merged.layout, lineage)
+        } else {
+            Lineage::default()
+        };
         self.swap_in(merged.layout, lineage)?;
         tracing::info!(from, to, "layout: new view in force");
         Ok(Installed::Swapped {
@@ -97,6 +101,27 @@ impl Cluster {
             to,
             conflict: merged.conflict,
         })
+    }
+
+    /// `lineage` with its predecessor filled in when unknown and this
+    /// node's acceptor accepted `incoming` itself in the slot after
+    /// `current`: the acceptor took it on the layout installed then as its
+    /// base, `current` unless `on_wrong_base` replaced that since
+    /// (review-layout31 M1 (a)). The install lock is held (written).
+    fn with_known_prev(
+        &self,
+        current: &Layout,
+        incoming: &Layout,
+        mut lineage: Lineage,
+    ) -> Lineage {
+        if lineage.prev.is_some() || incoming.version != current.version + 1 {
+            return lineage;
+        }
+        let accepted = self.inner.acceptor.accepted(incoming.version);
+        if (accepted.ok().flatten()).is_some_and(|(_, x)| x == *incoming) {
+            lineage.prev = Some(current.digest());
+        }
+        lineage
     }
 
     /// A change built on `base` (in force when it was proposed) was

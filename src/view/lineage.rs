@@ -129,6 +129,18 @@ pub fn save(engine: &dyn Engine, layout: &Layout, lineage: &Lineage) -> Result<(
     Ok(())
 }
 
+/// [`save`], then synced to disk (the engine's flush): a bootstrap's
+/// chosen layout with its proof of choice (review-layout31 H1).
+pub fn save_synced(
+    engine: &dyn Engine,
+    layout: &Layout,
+    lineage: &Lineage,
+) -> Result<(), StoreError> {
+    save(engine, layout, lineage)?;
+    engine.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message;

@@ -53,6 +53,8 @@ mod cas_guard_tests;
 #[cfg(test)]
 mod cas_loopback_tests;
 #[cfg(test)]
+mod cas_proof_tests;
+#[cfg(test)]
 pub(crate) mod cas_testing;
 #[cfg(test)]
 mod cas_tests;
