@@ -6,8 +6,9 @@
 //! then swapped and subscribers told. A layout on one peer's word is
 //! checked by the install guard first (`super::guard`).
 //! Must not: decide layouts (the CAS does), talk to peers, or take the
-//! install lock itself except in [`Cluster::install_from`] and
-//! [`Cluster::on_wrong_base`].
+//! install lock itself except in [`Cluster::install_from`],
+//! [`Cluster::on_wrong_base`] (written) and
+//! [`Cluster::current_with_lineage`] (read).
 
 use std::sync::Arc;
 
