@@ -21,6 +21,7 @@
 //! | [`layout`] | the versioned cluster layout: node states, tokens, movements | yes |
 //! | [`token`] | the key hash, vnode tokens, token ranges | yes |
 //! | [`clock`] | wall-clock milliseconds for stored timestamps | yes |
+//! | [`cli_tree`] | the walk of a clap command tree the command-line tests share | yes |
 //! | [`ring`] | virtual nodes, NetworkTopologyStrategy placement, pending ranges, token allocation | yes |
 //! | [`version`] | vector clocks, dots, sibling sets and their codec | yes |
 //! | [`consistency`] | consistency levels and the acks each needs | yes |
@@ -46,6 +47,7 @@
 
 pub use geokv_client as client;
 pub mod blocking;
+pub mod cli_tree;
 pub mod clock;
 pub mod consistency;
 #[cfg(feature = "server")]

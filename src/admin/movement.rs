@@ -1,5 +1,6 @@
 //! The admin handlers of range movements: `POST /decommission` (begin or
-//! resume this node's decommission; 409 naming the movement in progress,
+//! resume this node's decommission, `?allow_old_gainers=true` to pass
+//! gainers of an older build; 409 naming the movement in progress,
 //! or the reason the layout refuses; 410 once the node was removed), `GET /decommission` (its status as
 //! JSON) and `POST /cleanup` (drop the ranges this node no longer
 //! replicates, once every live member is on the view; 409 while a
@@ -24,12 +25,23 @@ fn json(body: String) -> Response {
     ([(header::CONTENT_TYPE, JSON)], body + "\n").into_response()
 }
 
-/// `POST /decommission`.
-pub async fn decommission(State(a): State<Admin>) -> Response {
+/// The query of `POST /decommission`.
+#[derive(serde::Deserialize, Default)]
+pub struct DecommissionQuery {
+    /// Pass gainers of an older build (`StreamError::GainerTooOld`).
+    #[serde(default)]
+    pub allow_old_gainers: bool,
+}
+
+/// `POST /decommission[?allow_old_gainers=true]`.
+pub async fn decommission(
+    State(a): State<Admin>,
+    axum::extract::Query(q): axum::extract::Query<DecommissionQuery>,
+) -> Response {
     let Some(control) = &a.control else {
         return no_control();
     };
-    match control.decommission().await {
+    match control.decommission(q.allow_old_gainers).await {
         Ok(s) => json(serde_json::to_string(&s).unwrap_or_default()),
         Err(e) => (refusal(&e), format!("{e}\n")).into_response(),
     }
@@ -134,5 +146,19 @@ mod tests {
         );
         let busy = LeaveError::Layout(LayoutError::UnknownNode("d".into()));
         assert_eq!(refusal(&busy), StatusCode::CONFLICT);
+    }
+
+    /// `POST /decommission` holds gainers of an older build unless asked
+    /// `?allow_old_gainers=true` (review-final30 M1).
+    #[test]
+    fn the_override_of_old_gainers_is_off_unless_asked() {
+        use axum::extract::Query;
+        let asked = |uri: &str| {
+            let q = Query::<DecommissionQuery>::try_from_uri(&uri.parse().unwrap());
+            q.expect("parses").0.allow_old_gainers
+        };
+        assert!(!asked("/decommission"));
+        assert!(asked("/decommission?allow_old_gainers=true"));
+        assert!(!asked("/decommission?allow_old_gainers=false"));
     }
 }

@@ -30,8 +30,22 @@ pub struct DecommissionArgs {
     /// left, stopped), phase, detail, progress, error.
     #[arg(long)]
     pub json: bool,
+    /// Let the switch pass gainers of an older build, which cannot confirm
+    /// that what they took is durable (a rolling upgrade; by default the
+    /// leave waits for them to be upgraded). For this node's running
+    /// leave; a restart of the node drops it.
+    #[arg(long)]
+    pub allow_old_gainers: bool,
     #[command(flatten)]
     pub tls: super::admin_http::AdminTlsArgs,
+}
+
+/// The request that begins (or resumes) the decommission.
+fn begin_path(allow_old_gainers: bool) -> &'static str {
+    match allow_old_gainers {
+        true => "/decommission?allow_old_gainers=true",
+        false => "/decommission",
+    }
 }
 
 /// Arguments of `geokv cleanup`.
@@ -110,7 +124,8 @@ fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<Stri
 
 /// Runs `geokv decommission`.
 pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
-    let body = http(&args.endpoint, "POST", "/decommission").await?;
+    let begin = begin_path(args.allow_old_gainers);
+    let body = http(&args.endpoint, "POST", begin).await?;
     let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
     let say = |text: &str| {
         if !args.json {

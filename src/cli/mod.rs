@@ -235,22 +235,9 @@ mod tests {
         ),
     ];
 
-    /// Every command a user can run (a leaf, or a parent whose subcommand is
-    /// optional), by its full name.
-    fn runnable(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
-        let name = format!("{path}{}", cmd.get_name());
-        if !cmd.has_subcommands() || !cmd.is_subcommand_required_set() {
-            out.push((name.clone(), cmd.clone()));
-        }
-        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-            runnable(sub, &format!("{name} "), out);
-        }
-    }
-
     #[test]
     fn every_command_that_prints_a_result_takes_json() {
-        let mut all = Vec::new();
-        runnable(&Cli::command(), "", &mut all);
+        let all = geokv::cli_tree::runnable(&Cli::command());
         let missing: Vec<&str> = all
             .iter()
             .filter(|(name, _)| !WITHOUT_JSON.iter().any(|(n, _)| n == name))

@@ -12,9 +12,11 @@
 //! one copy (also for `orphans`' redirections).
 //!
 //! A copy merged here is a replica write like any other: it goes through
-//! the path a coordinator's replica write takes on arrival
+//! this node's replica (`replica::handle::Local::merge_placed`), on the
+//! path a coordinator's replica write takes on arrival
 //! (`view::stale_view::apply_checked`: the check, `note_planned`
-//! and the apply under one view, `Cluster::with_current`), planned on the
+//! and the apply under one view, `Cluster::with_current`; `Replica::apply`,
+//! refused once the replica closes), planned on the
 //! view the copy was decided in, and only while this node replicates the
 //! key in the view in force (the rule a node hint's receiver applies,
 //! `receive::for_node`). So a cleanup, which drops only ranges this node
@@ -24,12 +26,10 @@
 //! again in the newer view. Must not send anything.
 
 use super::Hints;
-use crate::engine::WriteBatch;
 use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
 use crate::ring::{token_of, PendingRanges};
 use crate::version::SiblingSet;
-use crate::view::stale_view::apply_checked;
 pub(crate) use crate::view::stale_view::Decided;
 use crate::view::ClusterView;
 
@@ -80,26 +80,14 @@ pub(crate) async fn copy(
     if to != me {
         return hints.hint_node(to, &entry.keyspace, &entry.key, set).await;
     }
-    let (cluster, engine) = (hints.cluster.clone(), hints.store.engine().clone());
-    let (ks, key, set) = (entry.keyspace.clone(), entry.key.clone(), set.clone());
-    let decided = decided.clone();
-    tokio::task::spawn_blocking(move || {
-        apply_checked(&cluster, &decided.of_key(&ks, &key), || {
-            // The view in force is held (installs wait) until this returns.
-            let view = cluster.current();
-            if !super::receive::replicates(&view, &ks, &key) {
-                return Err(GeokvError::StaleView {
-                    planned_on: decided.version,
-                    replica_version: view.version(),
-                });
-            }
-            let mut b = WriteBatch::new();
-            b.merge_versions(&ks, &key, &set);
-            Ok(engine.write(b)?)
-        })
-    })
-    .await
-    .map_err(|e| GeokvError::Internal(format!("copying a hint: {e}")))?
+    let Some(here) = hints.here() else {
+        return Err(GeokvError::Internal(
+            "no replica on this node to merge a hint's copy into".into(),
+        ));
+    };
+    let record = (&entry.keyspace[..], &entry.key[..], set);
+    let placed = super::receive::replicates;
+    here.merge_placed(record, decided.clone(), placed).await
 }
 
 #[cfg(test)]
@@ -107,6 +95,7 @@ mod tests {
     use super::*;
     use crate::engine::{Engine, Limits, MemoryEngine};
     use crate::layout::{Layout, NewNode};
+    use crate::replica::Replica;
     use crate::topology::Topology;
     use crate::version::{ActorId, CausalContext};
     use crate::view::Cluster;
@@ -147,7 +136,9 @@ mod tests {
         let cluster = Cluster::new(seed, "dc1-n1", None).unwrap();
         let before = cluster.current();
         let me = before.me().unwrap().clone();
+        let replica = Arc::new(Replica::new(engine.clone(), &me.id, 8));
         let hints = Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap();
+        let hints = hints.with_replica(replica);
         cluster.install(joined).unwrap();
         let after = cluster.current();
         let mut set = SiblingSet::new();
@@ -182,6 +173,69 @@ mod tests {
             moved_away > 0 && same > 0,
             "{moved_away} moved, {shared} shared, {same} same"
         );
+    }
+
+    /// Issue 10 (transport and repair stop reaching into the engine): a
+    /// copy here goes through this node's replica, not straight into its
+    /// engine. In the view it was decided in, it is merged; once the
+    /// replica has closed (a stop's final sync is next) it is refused like
+    /// any replica write, and nothing is merged. Before: merged into the
+    /// engine after the close. No replica at all (a node that has left):
+    /// refused.
+    #[tokio::test]
+    async fn a_copy_here_goes_through_the_replica_and_is_refused_once_it_closed() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+        let cluster = Cluster::new(Layout::seed(&Topology::dev()), "dc1-n1", None).unwrap();
+        let view = cluster.current();
+        let me = view.me().unwrap().clone();
+        let replica = Arc::new(Replica::new(engine.clone(), &me.id, 8));
+        let open = || {
+            Hints::open(
+                engine.clone(),
+                cluster.clone(),
+                me.clone(),
+                Default::default(),
+            )
+        };
+        let hints = open().unwrap().with_replica(replica.clone());
+        let mut set = SiblingSet::new();
+        set.update(ActorId(1), &CausalContext::new(), Some("v".into()), 1, 8)
+            .unwrap();
+        let mut mine = (0..300u32)
+            .map(|k| k.to_be_bytes())
+            .filter(|k| dc1_owners(&view, k).contains(&"dc1-n1".to_string()));
+        let mut key = || mine.next().expect("keys this node replicates");
+        let (copied, merged) = copy_here(&hints, &view, &key(), &set).await;
+        assert!(copied.is_ok() && merged, "{copied:?}");
+        replica.close(std::time::Duration::from_secs(1)).unwrap();
+        let (copied, merged) = copy_here(&hints, &view, &key(), &set).await;
+        assert!(
+            matches!(copied, Err(GeokvError::ShuttingDown)),
+            "{copied:?}"
+        );
+        assert!(!merged, "merged into a closed replica's engine");
+        let (copied, merged) = copy_here(&open().unwrap(), &view, &key(), &set).await;
+        assert!(copied.is_err() && !merged, "{copied:?}");
+    }
+
+    /// A hint of `set` for `key`, copied to this node (`dc1-n1`) as decided
+    /// in `view`; and whether the engine then holds the key.
+    async fn copy_here(
+        hints: &Hints,
+        view: &ClusterView,
+        key: &[u8],
+        set: &SiblingSet,
+    ) -> (Result<(), GeokvError>, bool) {
+        let mut record = Vec::new();
+        set.encode(&mut record);
+        let entry = crate::hints::new_entry("default", key, record, "x".into(), 0);
+        let decided = Decided::in_view(view, dc1_owners(view, key));
+        let copied = copy(hints, "dc1-n1", "dc1-n1", &entry, set, &decided).await;
+        let engine = hints.store.engine();
+        (
+            copied,
+            engine.get_versions("default", key).unwrap().is_some(),
+        )
     }
 
     #[test]

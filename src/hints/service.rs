@@ -12,6 +12,8 @@ use super::waiters::Waiters;
 use super::{new_entry, HintsConfig};
 use crate::engine::{Engine, WriteBatch};
 use crate::error::GeokvError;
+use crate::replica::handle::Local;
+use crate::replica::Replica;
 use crate::topology::NodeInfo;
 use crate::version::SiblingSet;
 use crate::view::Cluster;
@@ -39,6 +41,10 @@ pub struct Hints {
     /// (not by its caller, who may be cancelled while the write is queued),
     /// so the seal waits for it and counts it.
     open: Arc<tokio::sync::RwLock<bool>>,
+    /// This node's replica, where a hint's copy bound for this node is
+    /// merged (`moving::copy`); none on a node that has left (its drain
+    /// start has no replica, and no key is placed on it).
+    replica: Option<Arc<Replica>>,
 }
 
 impl Hints {
@@ -57,6 +63,7 @@ impl Hints {
             waiters: Waiters::default(),
             rewind: Mutex::new(BTreeMap::new()),
             open: Arc::new(tokio::sync::RwLock::new(true)),
+            replica: None,
         };
         hints.wake = hints
             .destinations()
@@ -65,6 +72,23 @@ impl Hints {
             .map(|q| (q, tokio::sync::Notify::new()))
             .collect();
         Ok(hints)
+    }
+
+    /// These queues with this node's replica, into which a hint's copy
+    /// bound for this node is merged (`moving::copy`), checked as a
+    /// replica write.
+    pub fn with_replica(self, replica: Arc<Replica>) -> Self {
+        Hints {
+            replica: Some(replica),
+            ..self
+        }
+    }
+
+    /// This node's replica and the cluster whose view checks its merges.
+    pub(crate) fn here(&self) -> Option<Local<'_>> {
+        let replica = self.replica.as_ref()?;
+        let cluster = &self.cluster;
+        Some(Local { replica, cluster })
     }
 
     /// Settings.

@@ -18,6 +18,7 @@
 mod abort;
 pub mod acceptors;
 pub mod consensus;
+mod node_info;
 mod proposer;
 mod switch;
 #[cfg(test)]

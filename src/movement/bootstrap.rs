@@ -16,7 +16,7 @@ use super::ops::JoinRequest;
 use crate::engine::Engine;
 use crate::layout::{Layout, LayoutError, Movement, NewNode, NodeState};
 use crate::ring::{allocate_tokens, allocation_rf, AllocateError};
-use crate::topology::{NodeIdx, NodeInfo};
+use crate::topology::NodeInfo;
 use crate::transport::faults::Faults;
 use crate::transport::{Peers, TransportError};
 use crate::view::lineage::{self, Lineage};
@@ -64,16 +64,7 @@ pub async fn prepare_join(
             return Ok(l);
         }
     }
-    let me = NodeInfo {
-        idx: NodeIdx(0),
-        id: req.node.id.clone(),
-        dc: req.dc.clone(),
-        rack: req.rack.clone(),
-        client_address: req.node.client_address,
-        peer_address: req.node.peer_address,
-        admin_address: req.node.admin_address,
-        vnodes: 0,
-    };
+    let me = NodeInfo::from_new(&req.dc, &req.rack, &req.node);
     // The seed is known by address only: with TLS any node certificate of
     // the cluster CA is accepted for it (`tls::seed_id`), and the seed
     // checks ours.

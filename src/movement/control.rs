@@ -10,11 +10,15 @@
 //! key's replicas, `hints::orphans`, so the drain ends), stop the process;
 //! a leave that became a removal hands its queues over the same way, then
 //! stops the node with the removal as its error, `super::leave_end`),
-//! its [`Status`], `cleanup` (by hand), and
+//! its [`Status`], [`Control::on_removed`] (a node whose removal the
+//! layout decided ends the same way, decommissioning or not:
+//! `leave_end::follow_removal`), `cleanup` (by hand), and
 //! [`follow_cleanup`], which cleans up automatically once a movement has
 //! finished and every live member is on the layout that finished it.
 //! Must not change the layout except through the leave's steps.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +77,10 @@ pub struct Control {
     running: Mutex<bool>,
     /// The node stops because its leave became a removal.
     removed: Mutex<bool>,
+    /// The latest `POST /decommission`'s `allow_old_gainers`: its push
+    /// passes gainers of an older build (`StreamError::GainerTooOld`).
+    /// Not persisted: a restarted leaver holds them again.
+    allow_old_gainers: AtomicBool,
 }
 
 impl Control {
@@ -101,6 +109,7 @@ impl Control {
             progress: Arc::default(),
             running: Mutex::new(false),
             removed: Mutex::new(false),
+            allow_old_gainers: AtomicBool::new(false),
         })
     }
 
@@ -132,9 +141,15 @@ impl Control {
 
     /// Begins (or resumes) this node's decommission and runs the rest in
     /// the background; a refusal (another movement, too few nodes) is
-    /// returned here.
-    pub async fn decommission(self: &Arc<Self>) -> Result<Status, LeaveError> {
+    /// returned here. `allow_old_gainers` (the operator's override, this
+    /// request's: it replaces an earlier one's) reaches the running leave
+    /// at its next push.
+    pub async fn decommission(
+        self: &Arc<Self>,
+        allow_old_gainers: bool,
+    ) -> Result<Status, LeaveError> {
         let me = self.cluster.me().to_string();
+        (self.allow_old_gainers).store(allow_old_gainers, Ordering::SeqCst);
         let began = leave::begin(&self.cluster, &me).await?;
         let mut running = self.running.lock();
         if !*running {
@@ -159,15 +174,54 @@ impl Control {
     /// The background part of a decommission, retried until done or until
     /// the node stops (a restart resumes it: `node::serve`).
     async fn run_leave(self: Arc<Self>) {
+        self.clone()
+            .until_stopped(self.clone().leave_until_done())
+            .await
+    }
+
+    /// The end of a node whose removal the layout decided (`removenode`:
+    /// `Remove{me}`, or me Removed) while no decommission runs here (one
+    /// that runs ends so itself): hands the queues over, then stops the
+    /// node, which exits with `NodeError::Removed` (review-elastic2-30 M1).
+    pub async fn on_removed(self: Arc<Self>) {
+        if std::mem::replace(&mut *self.running.lock(), true) {
+            return;
+        }
+        let removed = LeaveError::Removed(self.cluster.me().to_string());
+        self.clone().until_stopped(self.end_removed(removed)).await
+    }
+
+    /// Runs `work` until it ends or the node stops. Stopped before its
+    /// end, a leave resumes on the next start; but once the removal of
+    /// this node is decided, the node still ends as removed (exit 3, not
+    /// 0): a start would only hand its queues over again and stop.
+    async fn until_stopped(self: Arc<Self>, work: impl Future<Output = ()>) {
         let mut stopping = self.stop.subscribe();
         tokio::select! {
-            () = self.clone().leave_until_done() => {}
+            () = work => {}
             _ = stopping.wait_for(|v| *v) => {
-                tracing::warn!("the node is stopping: decommission interrupted; it resumes on the next start");
-                self.status.lock().detail = "interrupted by the node's shutdown".into();
                 *self.running.lock() = false;
+                let me = self.cluster.me();
+                if leave::still_leaving(&self.cluster.current().layout, me).is_err() {
+                    tracing::error!(node = %me, "the node is stopping before its queues were handed over after its removal: it exits as removed (3); start it again to hand them over, before wiping it");
+                    *self.removed.lock() = true;
+                    self.status.lock().detail = "removed; stopped before its queues were handed over".into();
+                } else {
+                    tracing::warn!("the node is stopping: decommission interrupted; it resumes on the next start");
+                    self.status.lock().detail = "interrupted by the node's shutdown".into();
+                }
             }
         }
+    }
+
+    /// Hands the queues over after the removal (`removed`, the error the
+    /// leave met), marks the node removed and stops it.
+    async fn end_removed(self: Arc<Self>, removed: LeaveError) {
+        let report = |phase: &str, detail: String| self.set(phase, detail);
+        let e = after_removal(&*self.hints, &self.cluster, removed, &report).await;
+        tracing::error!(node = %self.cluster.me(), error = %e, "queues handed over: the node stops (exit 3)");
+        *self.removed.lock() = true;
+        self.stop_after_a_while().await
     }
 
     async fn leave_until_done(self: Arc<Self>) {
@@ -178,11 +232,7 @@ impl Control {
             // Its queues are handed over first, and the node then stops
             // with the removal as its error (audit11 D4).
             if let Err(e) = leave::still_leaving(&self.cluster.current().layout, &me) {
-                let report = |phase: &str, detail: String| self.set(phase, detail);
-                let e = after_removal(&*self.hints, &self.cluster, e, &report).await;
-                tracing::error!(node = %me, error = %e, "queues handed over: the node stops (exit 3)");
-                *self.removed.lock() = true;
-                return self.stop_after_a_while().await;
+                return self.end_removed(e).await;
             }
             match self.leave_once(&me).await {
                 Ok(()) => break,
@@ -223,7 +273,8 @@ impl Control {
             }),
             timeout: Duration::from_secs(10),
         };
-        let cfg = StreamConfig::capped(self.throughput.clone());
+        let mut cfg = StreamConfig::capped(self.throughput.clone());
+        cfg.allow_old_gainers = self.allow_old_gainers.load(Ordering::SeqCst);
         leave::hand_over(
             &self.cluster,
             self.engine.clone(),
@@ -335,3 +386,7 @@ pub async fn follow_cleanup(control: Arc<Control>, mut shutdown: watch::Receiver
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests_control_removed.rs"]
+mod tests_removed;

@@ -4,14 +4,20 @@
 //! removal (`geokv removenode` while it was unreachable: audit11 D4), in
 //! which case the node then stops with [`LeaveError::Removed`].
 //!
-//! Owns [`Queues`] (the seam over `Hints`), [`hand_queues_over`] and
-//! [`after_removal`]. Must not change the layout or deliver anything
-//! itself: hint delivery, running beside it, does.
+//! Owns [`Queues`] (the seam over `Hints`), [`hand_queues_over`],
+//! [`after_removal`] and [`follow_removal`], which ends a node whose
+//! removal the layout decided that way whether or not a decommission runs
+//! on it. Must not change the layout or deliver anything itself: hint
+//! delivery, running beside it, does.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::leave::LeaveError;
+use tokio::sync::watch;
+
+use super::control::Control;
+use super::leave::{self, LeaveError};
 use crate::hints::Hints;
 use crate::view::Cluster;
 
@@ -88,6 +94,24 @@ pub async fn after_removal(
     hand_queues_over(queues, cluster, true, &|d| report("draining", d)).await;
     report("failed", removed.to_string());
     removed
+}
+
+/// Ends the node once the layout in force decides its removal
+/// ([`leave::still_leaving`]: `Remove{me}`, or me Removed), whether it
+/// learnt it at its start's catch-up (restarted while its removal was in
+/// progress) or later: [`Control::on_removed`] (review-elastic2-30 M1).
+pub async fn follow_removal(control: Arc<Control>, mut shutdown: watch::Receiver<bool>) {
+    let mut views = control.cluster.subscribe();
+    loop {
+        let layout = views.borrow_and_update().layout.clone();
+        if leave::still_leaving(&layout, control.cluster.me()).is_err() {
+            return control.on_removed().await;
+        }
+        tokio::select! {
+            r = views.changed() => if r.is_err() { return },
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
+    }
 }
 
 #[cfg(test)]

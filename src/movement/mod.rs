@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `bootstrap.rs` | before a joiner starts: fetch the seed's layout, propose `begin_join`, persist it |
 //! | `leave.rs` | decommission: begin (Leaving), hand over (push each lost range), finish (Left); resumable |
-//! | `leave_end.rs` | the end of a leave on the leaver: its queues handed over (Left, or its leave became a removal, then it stops with the removal) |
+//! | `leave_end.rs` | the end of a leave on the leaver: its queues handed over (Left, or its leave became a removal, then it stops with the removal); `follow_removal` ends any node whose removal the layout decides the same way |
 //! | `push.rs` | the leaver's push of a range to a gainer over a [`RangeSink`], with cursors |
 //! | `push_sync.rs` | a leave's gainers sync what they took before the switch; one that restarted (new incarnation) is pushed to again |
 //! | `control.rs` | the node's decommission (background, status, stop once left) and cleanup (by hand, and after every movement) |

@@ -15,8 +15,12 @@
 //! from the start (pages are idempotent merges), at most
 //! `cfg.max_rounds` rounds, then [`StreamError::GainerRestarted`]: the
 //! leave runs again and its switch waits. A gainer that cannot tell (an
-//! older build) is passed with a warning, recorded as such so a re-run
-//! resumes it. Must not push pages itself ([`super::push`] does).
+//! older build: no `SyncWal`, or no incarnation in its answer) holds the
+//! switch too, [`StreamError::GainerTooOld`], as Cassandra refuses
+//! streaming between mixed versions (review-final30 M1); with the
+//! operator's override (`StreamConfig::allow_old_gainers`) it is passed
+//! with a warning, recorded as such so a re-run resumes it. Must not push
+//! pages itself ([`super::push`] does).
 
 use super::cursor::{self, Incarnation};
 use super::push::{blocking, stream_id, RangeSink, Run};
@@ -69,7 +73,8 @@ pub(super) async fn check_in<S: RangeSink>(
 
 /// After the last page to `gainer`, which took its pages into `at`: done
 /// once a sync tells the same incarnation (or, from a gainer that cannot
-/// tell, `Unknown` both times: synced, passed with a warning); otherwise
+/// tell, passed by the operator's override, `Unknown` both times: synced,
+/// passed with a warning); otherwise
 /// it is pushed to again from the start. Nothing `moved` in this run: the
 /// check-in's sync came after every page.
 pub(super) async fn settle<S: RangeSink>(
@@ -92,7 +97,7 @@ pub(super) async fn settle<S: RangeSink>(
             if at == Incarnation::Unknown {
                 tracing::warn!(
                     gainer,
-                    "the gainer's build cannot tell its incarnation (older): a crash of it during the push is not detected (and one that cannot sync on request makes its pages durable at its next periodic sync)"
+                    "the gainer's build cannot tell its incarnation (older), passed by --allow-old-gainers: a crash of it during the push is not detected (and one that cannot sync on request makes its pages durable at its next periodic sync)"
                 );
             }
             return Ok(());
@@ -131,6 +136,8 @@ async fn start_over<S: RangeSink>(
 
 /// Asks `gainer` to sync, retried `cfg.max_rounds` times, then
 /// [`StreamError::NotSynced`]; its incarnation after the sync.
+/// [`StreamError::GainerTooOld`] when it cannot tell it, unless
+/// `cfg.allow_old_gainers`.
 async fn learn<S: RangeSink>(
     sink: &S,
     gainer: &str,
@@ -146,6 +153,13 @@ async fn learn<S: RangeSink>(
             continue;
         }
         match sink.sync(gainer).await {
+            Ok(synced)
+                if synced.incarnation() == Incarnation::Unknown && !cfg.allow_old_gainers =>
+            {
+                return Err(StreamError::GainerTooOld {
+                    node: gainer.into(),
+                })
+            }
             Ok(synced) => return Ok(synced.incarnation()),
             Err(e) => {
                 tracing::warn!(error = %e, gainer, "sync of the gainer failed; retrying");

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::layout::{Layout, LayoutError, Movement, NewNode};
-use crate::topology::{NodeIdx, NodeInfo};
+use crate::topology::NodeInfo;
 use crate::transport::faults::Faults;
 use crate::transport::{Peers, TransportError};
 use crate::view::lineage::{self, Lineage};
@@ -52,19 +52,6 @@ pub enum ReplaceBootstrapError {
     Propose(#[from] crate::view::ProposeError),
 }
 
-fn info(id: &str, dc: &str, rack: &str, n: &NewNode) -> NodeInfo {
-    NodeInfo {
-        idx: NodeIdx(0),
-        id: id.to_string(),
-        dc: dc.to_string(),
-        rack: rack.to_string(),
-        client_address: n.client_address,
-        peer_address: n.peer_address,
-        admin_address: n.admin_address,
-        vnodes: 0,
-    }
-}
-
 /// The layout this node should start with: the persisted one if it names
 /// `new.id`, else the seed's with `begin_replace(dead, new)` (proposed to
 /// the seed and persisted here).
@@ -80,7 +67,7 @@ pub async fn prepare_replace(
             return Ok(l);
         }
     }
-    let me = info(&new.id, "", "", new);
+    let me = NodeInfo::from_new("", "", new);
     // As a join's bootstrap (see `bootstrap.rs`).
     let seed_node = NodeInfo {
         id: crate::transport::tls::seed_id(seed),
@@ -95,12 +82,7 @@ pub async fn prepare_replace(
     let Some((dc, rack, d)) = now.node(dead) else {
         return Err(ReplaceBootstrapError::Unknown(dead.into()));
     };
-    let dead_info = NodeInfo {
-        client_address: d.client_address,
-        peer_address: d.peer_address,
-        admin_address: d.admin_address,
-        ..info(dead, dc, rack, new)
-    };
+    let dead_info = NodeInfo::from_layout(dc, rack, d);
     let own = Movement::Replace {
         dead: dead.into(),
         new: new.id.clone(),

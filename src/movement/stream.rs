@@ -102,6 +102,11 @@ pub enum StreamError {
     /// push (it may have lost what it took; the leave's switch waits).
     #[error("{node} restarted (a new incarnation) during every one of {rounds} rounds of the push: run the decommission again")]
     GainerRestarted { node: String, rounds: u32 },
+    /// A gainer of an older build cannot make its pages durable on request
+    /// or tell its incarnation (a crash of it would go unseen): the leave's
+    /// switch waits, unless [`StreamConfig::allow_old_gainers`] (issue 11).
+    #[error("{node} runs an older build that cannot confirm that what it took is durable: upgrade {node}, or run `geokv decommission --allow-old-gainers` (POST /decommission?allow_old_gainers=true) to pass it")]
+    GainerTooOld { node: String },
     #[error("stream stopped by its caller between ranges: {0}")]
     Stopped(String),
     #[error(transparent)]
@@ -120,6 +125,9 @@ pub struct StreamConfig {
     pub round_backoff: Duration,
     /// The node's byte cap, shared by every stream in or out of it.
     pub throughput: Arc<Throughput>,
+    /// A leave's push passes gainers of an older build (the operator's
+    /// `--allow-old-gainers`) instead of [`StreamError::GainerTooOld`].
+    pub allow_old_gainers: bool,
 }
 
 impl StreamConfig {
@@ -139,6 +147,7 @@ impl Default for StreamConfig {
             max_rounds: 10,
             round_backoff: Duration::from_secs(1),
             throughput: Arc::default(),
+            allow_old_gainers: false,
         }
     }
 }

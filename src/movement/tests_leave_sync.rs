@@ -2,7 +2,8 @@
 //! (review-elastic28 M1): the leaver, the strict source of the ranges it
 //! loses, is gone after the switch, so a gainer's unsynced WAL tail must
 //! not be all that holds them. A gainer that cannot sync holds the switch
-//! (the leave is run again); one of an older build is passed.
+//! (the leave is run again); so does one of an older build, unless the
+//! operator passes it (`--allow-old-gainers`, review-final30 M1).
 
 use std::sync::Arc;
 
@@ -49,8 +50,20 @@ pub(super) fn gainers(layout: &Fake, leaver: &str) -> Vec<String> {
 /// As the node's decommission runs it: hand over, then (only once that
 /// succeeded) finish.
 async fn leave(w: &super::tests_ops::World, sink: &Sink) -> Result<(), LeaveError> {
+    leave_as(w, sink, false).await
+}
+
+/// [`leave`], passing gainers of an older build or not.
+async fn leave_as(
+    w: &super::tests_ops::World,
+    sink: &Sink,
+    allow_old_gainers: bool,
+) -> Result<(), LeaveError> {
     let engine = w.engines["a"].clone();
-    let cfg = small_pages();
+    let cfg = super::stream::StreamConfig {
+        allow_old_gainers,
+        ..small_pages()
+    };
     hand_over(
         &w.layout,
         engine.clone(),
@@ -131,24 +144,44 @@ async fn a_gainer_that_cannot_sync_holds_the_switch_until_it_does() {
     assert_eq!(syncs, gainers.len(), "{log:?}");
 }
 
+/// A gainer of an older build (no `SyncWal`) holds the switch with
+/// [`StreamError::GainerTooOld`] naming it, pushed nothing; passed by the
+/// operator's override, it is asked at its check-in and, when pages went
+/// to it, once more after them (review-elastic30 M1).
 #[tokio::test]
-async fn a_gainer_of_an_older_build_that_cannot_sync_is_passed() {
+async fn a_gainer_of_an_older_build_holds_the_switch_unless_the_operator_passes_it() {
     let w = world();
     begin(&w.layout, "a").await.unwrap();
-    let gainers = gainers(&w.layout, "a");
+    let (leaving, gainers) = (w.layout.current().version, gainers(&w.layout, "a"));
+    let held = Sink::new(&w, None);
+    *held.syncs.lock() = vec![Ok(Synced::Unsupported); 2 * gainers.len()];
+    let err = leave(&w, &held).await.unwrap_err();
+    match &err {
+        LeaveError::Stream(StreamError::GainerTooOld { node }) => assert_eq!(node, &gainers[0]),
+        other => panic!("{other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("--allow-old-gainers") && text.contains("upgrade"),
+        "{text}"
+    );
+    assert_eq!(w.layout.current().version, leaving, "nothing proposed");
+    let log = held.log.lock().clone();
+    assert!(!log.iter().any(|e| e.starts_with("push")), "{log:?}");
     let sink = Sink::new(&w, None);
     *sink.syncs.lock() = vec![Ok(Synced::Unsupported); 2 * gainers.len()];
-    leave(&w, &sink).await.unwrap();
+    leave_as(&w, &sink, true).await.unwrap();
     assert_eq!(
         w.layout.current().node("a").unwrap().2.state,
         NodeState::Left
     );
-    // Asked at its check-in and, when pages went to it, once more after
-    // them (review-elastic30 M1), then passed.
     let log = sink.log.lock().clone();
+    let mut pushed = 0;
     for g in &gainers {
         let asked = log.iter().filter(|e| **e == format!("sync {g}")).count();
-        let pushed = log.iter().any(|e| *e == format!("push {g}"));
-        assert_eq!(asked, 1 + usize::from(pushed), "{g}: {log:?}");
+        let to_g = log.iter().any(|e| *e == format!("push {g}"));
+        pushed += usize::from(to_g);
+        assert_eq!(asked, 1 + usize::from(to_g), "{g}: {log:?}");
     }
+    assert!(pushed > 0, "pages went to the gainers: {log:?}");
 }

@@ -284,20 +284,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
             );
         }
     }
-    let leaving = view
-        .layout
-        .movements
-        .values()
-        .any(|m| matches!(m, crate::layout::Movement::Leave { node } if *node == s.me.id));
-    if leaving {
-        // Restarted mid-decommission: it resumes by itself.
-        let control = p.control.clone();
-        tasks.spawn_loop("decommission", async move {
-            if let Err(e) = control.decommission().await {
-                tracing::error!(error = %e, "resuming the decommission");
-            }
-        });
-    }
+    own_leave(tasks, s, p, shutdown);
     tasks.spawn_loop(
         "cleanup",
         crate::movement::control::follow_cleanup(p.control.clone(), shutdown.clone()),
@@ -323,6 +310,28 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
             p.gossiper.clone(),
             shutdown.clone(),
         ),
+    );
+}
+
+/// This node's own way out: a decommission it was in when it stopped
+/// resumes by itself (holding gainers of an older build until the
+/// operator passes them again), and a removal of it the layout decides
+/// (after a restart, or learnt late) hands its queues over and stops the
+/// node, exit 3.
+fn own_leave(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
+    let leaving = (s.cluster.current().layout.movements.values())
+        .any(|m| matches!(m, crate::layout::Movement::Leave { node } if *node == s.me.id));
+    if leaving {
+        let control = p.control.clone();
+        tasks.spawn_loop("decommission", async move {
+            if let Err(e) = control.decommission(false).await {
+                tracing::error!(error = %e, "resuming the decommission");
+            }
+        });
+    }
+    tasks.spawn_loop(
+        "removal of this node",
+        crate::movement::leave_end::follow_removal(p.control.clone(), shutdown.clone()),
     );
 }
 

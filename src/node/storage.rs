@@ -103,15 +103,19 @@ pub(super) struct Starting<'a> {
     pub me: &'a NodeInfo,
     /// Out of the cluster: nothing to recover for.
     pub drain_only: bool,
-    /// `Durability::Sync`: no write was acknowledged before its fsync.
+    /// This start's `Durability::Sync`: the run it begins acknowledges no
+    /// write before its fsync. Noted for the next start, which decides on
+    /// it (`engine::boot`); this start decides on the previous run's.
     pub synced: bool,
     /// Record ranges for anti-entropy (`--repair-after-unclean-start`).
     pub record: bool,
 }
 
 /// Decides this start's incarnation and, when the previous run may have
-/// lost its unsynced WAL tail (a new incarnation after an OS restart,
-/// writes not each synced), recovers from that ([`after_lost_tail`]).
+/// lost its unsynced WAL tail (a new incarnation after an OS restart, and
+/// that run did not sync each write: its durability as it noted it, not
+/// this start's, review-final30 M2), recovers from that
+/// ([`after_lost_tail`]).
 pub(super) fn start_engine(
     engine: &dyn Engine,
     s: &Starting<'_>,
@@ -120,17 +124,17 @@ pub(super) fn start_engine(
     // A new incarnation after any start that did not follow a clean
     // shutdown, so dots lost with a WAL tail are never minted again.
     let start = incarnation::on_start(engine).map_err(err)?;
-    let rebooted = boot::rebooted_since_last_start(engine).map_err(err)?;
-    if !s.drain_only && !start.kept && !start.first && rebooted && !s.synced {
+    let previous = boot::previous_run(engine).map_err(err)?;
+    if !s.drain_only && !start.kept && !start.first && previous.may_have_lost() {
         after_lost_tail(engine, s).map_err(|e| match e {
             Lost::Engine(e) => err(e),
             Lost::Repair(e) => NodeError::Repair(e),
         })?;
     }
     // Only once the recovery is durable: a failure or a kill before this
-    // leaves the old boot id, so the next start (again not after a clean
-    // shutdown) recovers again (review-elastic2-30 M3).
-    boot::note_boot(engine).map_err(err)?;
+    // leaves the old boot id and durability, so the next start (again not
+    // after a clean shutdown) recovers again (review-elastic2-30 M3).
+    boot::note_start(engine, s.synced).map_err(err)?;
     Ok(start)
 }
 
@@ -178,19 +182,8 @@ fn after_lost_tail(engine: &dyn Engine, s: &Starting<'_>) -> Result<(), Lost> {
 /// the ring.
 fn out(view: &ClusterView, id: &str) -> Option<(NodeInfo, NodeState)> {
     let (dc, rack, n) = view.layout.node(id)?;
-    matches!(n.state, NodeState::Left | NodeState::Removed).then(|| {
-        let me = NodeInfo {
-            idx: crate::view::NOT_A_MEMBER,
-            id: n.id.clone(),
-            dc: dc.to_string(),
-            rack: rack.to_string(),
-            client_address: n.client_address,
-            peer_address: n.peer_address,
-            admin_address: n.admin_address,
-            vnodes: 0,
-        };
-        (me, n.state)
-    })
+    matches!(n.state, NodeState::Left | NodeState::Removed)
+        .then(|| (NodeInfo::from_layout(dc, rack, n), n.state))
 }
 
 /// A generation that grows across restarts (gossip uses it to tell a

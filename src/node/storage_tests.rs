@@ -66,11 +66,20 @@ fn start(engine: &dyn Engine, view: &ClusterView) -> incarnation::Start {
 }
 
 fn try_start(engine: &dyn Engine, view: &ClusterView) -> Result<incarnation::Start, NodeError> {
+    try_start_as(engine, view, false)
+}
+
+/// A start configured `--durability sync` (`synced`) or periodic.
+fn try_start_as(
+    engine: &dyn Engine,
+    view: &ClusterView,
+    synced: bool,
+) -> Result<incarnation::Start, NodeError> {
     let starting = Starting {
         view,
         me: view.me().unwrap(),
         drain_only: false,
-        synced: false,
+        synced,
         record: true,
     };
     let err = |e: crate::engine::EngineError| NodeError::Layout(format!("{e}"));
@@ -127,6 +136,42 @@ fn an_unclean_start_forgets_pull_cursors_and_records_pending_ranges() {
         }
         assert_eq!(load("leave-d-to-a"), Cursor::Done, "a push cursor stays");
     }
+}
+
+/// The recovery is decided on the durability of the run that may have
+/// lost its tail, not on this start's (review-final30 M2): a periodic
+/// run restarted with `--durability sync` after a reboot recovers; a
+/// sync run, restarted after a reboot with either, has nothing to
+/// recover; the run after a periodic one recovers again.
+#[test]
+fn the_recovery_is_decided_on_the_previous_runs_durability() {
+    let view = joining();
+    let engine = after_a_reboot(false);
+    let pulled = || cursor::load(&engine, &Pull::Join.id("d"), "ks", RANGE).unwrap();
+    let records = || crate::repair::records::load_records(&engine).unwrap().len();
+    // The previous run was periodic (nothing noted): recover, though this
+    // start is sync.
+    assert!(!try_start_as(&engine, &view, true).unwrap().kept);
+    assert_eq!(
+        pulled(),
+        Cursor::Start,
+        "periodic run, sync start: forgotten"
+    );
+    let recorded = records();
+    assert!(recorded > 0, "periodic run, sync start: recorded");
+    // The sync run stops uncleanly, the machine reboots: whatever this
+    // start's durability, nothing acknowledged was unsynced.
+    for synced_now in [true, false] {
+        ran_before_a_reboot(&engine, false);
+        try_start_as(&engine, &view, synced_now).unwrap();
+        let want = Cursor::After(b"k7".to_vec());
+        assert_eq!(pulled(), want, "sync run (now sync: {synced_now}): kept");
+        assert_eq!(records(), recorded, "sync run: nothing recorded");
+    }
+    // That last run was periodic: the next unclean start recovers.
+    ran_before_a_reboot(&engine, false);
+    try_start_as(&engine, &view, true).unwrap();
+    assert_eq!(pulled(), Cursor::Start, "periodic run again: forgotten");
 }
 
 /// A recovery that fails part-way (here its records' write) leaves the

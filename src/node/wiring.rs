@@ -74,12 +74,16 @@ pub(super) fn build(
     tls.spawn_reload(Duration::from_secs(5), shutdown.clone());
     let peers = Arc::new(Peers::new(me.clone(), faults.clone(), &tls).lanes_in(spawner.clone()));
     let (gossiper, liveness) = gossip(cfg, s, s.cluster.current().ring.nodes().to_vec())?;
-    let hints = Arc::new(Hints::open(
-        s.engine.clone(),
-        s.cluster.clone(),
-        me.clone(),
-        cfg.hints.clone(),
-    )?);
+    let hints = Arc::new(
+        Hints::open(
+            s.engine.clone(),
+            s.cluster.clone(),
+            me.clone(),
+            cfg.hints.clone(),
+        )?
+        // A hint's copy bound for this node is a replica write.
+        .with_replica(replica.clone()),
+    );
     let coordinator = Arc::new(
         Coordinator::new(
             s.cluster.clone(),

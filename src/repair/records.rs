@@ -30,7 +30,7 @@ use super::error::RepairError;
 use super::plan::{repair_key, REPAIR_PREFIX};
 use super::plan::{RangeTable, Recorded};
 use crate::engine::{Cf, Engine, WriteBatch};
-use crate::ring::{Ring, TokenRange};
+use crate::ring::{Ring, Token, TokenRange};
 use crate::topology::NodeIdx;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,21 +131,13 @@ pub fn record_every_range(
     ring: &Ring,
     me: NodeIdx,
 ) -> Result<usize, RepairError> {
-    let dest = format!("node:{}", ring.node(me).id);
-    let mut batch = WriteBatch::new();
-    let mut n = 0;
+    let mut ends = Vec::new();
     for keyspace in ring.topology().keyspaces.keys() {
         let table = RangeTable::new(ring, keyspace)?;
-        for p in table.iter().filter(|p| p.replicas.contains(&me)) {
-            // A range is `(start, end]`: its end token is inside it. A fixed
-            // suffix: starting again before the pass overwrites, not adds.
-            let key = repair_key(keyspace, p.range.end, u64::MAX)?;
-            batch.put_raw(Cf::Meta, &key, dest.as_bytes());
-            n += 1;
-        }
+        let mine = table.iter().filter(|p| p.replicas.contains(&me));
+        ends.extend(mine.map(|p| (keyspace.as_str(), p.range.end)));
     }
-    engine.write(batch)?;
-    Ok(n)
+    record_at(engine, &ring.node(me).id, ends)
 }
 
 /// Records every range `me` is a pending replica of (it gains it in a
@@ -156,8 +148,9 @@ pub fn record_every_range(
 /// write `me` acknowledged reaches all of them); after, towards `me`.
 /// `pending` (between `ring` and `after`, the ring once the movements end)
 /// joins adjacent pieces, and a pass repairs only the vnode range holding a
-/// record's token: so one record per vnode range of either ring, at every
-/// range end of both where `me` is pending (review-elastic2-30 M4).
+/// record's token: so one record at every cut `pending` makes before it
+/// joins them (the tokens of both rings: every vnode range end of either)
+/// where `me` is pending (review-elastic2-30 M4, review-final30 L1).
 /// Returns how many it wrote.
 pub fn record_pending_ranges(
     engine: &dyn Engine,
@@ -166,23 +159,40 @@ pub fn record_pending_ranges(
     pending: &crate::ring::PendingRanges,
     me: NodeIdx,
 ) -> Result<usize, RepairError> {
-    let dest = format!("node:{}", ring.node(me).id);
+    let mut cuts: Vec<Token> = ring
+        .tokens()
+        .iter()
+        .chain(after.tokens())
+        .copied()
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let gains =
+        |ks: &str, t: Token| (pending.for_token(ks, t).iter()).any(|d| d.nodes.contains(&me));
+    let ends = (ring.topology().keyspaces.keys()).flat_map(|ks| {
+        let mine = cuts.iter().filter(move |t| gains(ks, **t));
+        mine.map(move |t| (ks.as_str(), *t))
+    });
+    record_at(engine, &ring.node(me).id, ends)
+}
+
+/// Writes one record for repair towards node `dest` at each `(keyspace,
+/// range end)`, in one batch: a range is `(start, end]`, so its end token
+/// is inside it, and a pass repairs the vnode range holding that token. A
+/// fixed suffix: starting again before the pass overwrites, not adds.
+/// Returns how many it wrote.
+fn record_at<'a>(
+    engine: &dyn Engine,
+    dest: &str,
+    ends: impl IntoIterator<Item = (&'a str, Token)>,
+) -> Result<usize, RepairError> {
+    let dest = format!("node:{dest}");
     let mut batch = WriteBatch::new();
     let mut n = 0;
-    for keyspace in ring.topology().keyspaces.keys() {
-        let mut ends = Vec::new();
-        for r in [ring, after] {
-            ends.extend(RangeTable::new(r, keyspace)?.iter().map(|p| p.range.end));
-        }
-        ends.sort_unstable();
-        ends.dedup();
-        let gains =
-            |t: &u64| (pending.for_token(keyspace, *t).iter()).any(|d| d.nodes.contains(&me));
-        for end in ends.iter().filter(|t| gains(t)) {
-            let key = repair_key(keyspace, *end, u64::MAX)?;
-            batch.put_raw(Cf::Meta, &key, dest.as_bytes());
-            n += 1;
-        }
+    for (keyspace, end) in ends {
+        let key = repair_key(keyspace, end, u64::MAX)?;
+        batch.put_raw(Cf::Meta, &key, dest.as_bytes());
+        n += 1;
     }
     engine.write(batch)?;
     Ok(n)

@@ -12,8 +12,10 @@
 //! acknowledgements (the callers do); or touch the engine except through
 //! [`Replica`].
 
+mod here;
 mod merge;
 
+pub use here::Placed;
 pub use merge::write_request;
 pub use merge::{Merge, PlannedOn};
 
@@ -111,23 +113,16 @@ impl Handle {
     pub async fn merge(&self, m: Merge<'_>, timeout: Duration) -> Result<(), HandleError> {
         match self {
             Handle::Here(replica, cluster) => {
-                let (ks, key, set) = (m.keyspace.to_string(), m.key.to_vec(), m.set.clone());
+                let owned = here::Owned {
+                    keyspace: m.keyspace.to_string(),
+                    key: m.key.to_vec(),
+                    set: m.set.clone(),
+                };
                 let decided = m.planned.map(|p| Decided {
                     repair: m.repair,
                     ..Decided::from(p)
                 });
-                let cluster = cluster.clone();
-                replica
-                    .blocking(move |r| match decided {
-                        None => r.apply(&ks, &key, &set),
-                        Some(d) => {
-                            stale_view::apply_checked(&cluster, &d.of_key(&ks, &key), || {
-                                r.apply(&ks, &key, &set)
-                            })
-                        }
-                    })
-                    .await?;
-                Ok(())
+                Ok(here::merge(replica, cluster, owned, decided, None).await?)
             }
             Handle::Peer { peers, node } => {
                 let msg = write_request(&peers.me().id, m);

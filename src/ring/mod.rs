@@ -265,6 +265,12 @@ impl Ring {
         self.layout_version
     }
 
+    /// Its distinct vnode tokens, ascending: range `i` ends at `tokens()[i]`
+    /// (range 0 wrapping from the last).
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
+    }
+
     /// Number of ranges (distinct vnode tokens) on the ring.
     pub fn range_count(&self) -> usize {
         self.tokens.len()

@@ -171,6 +171,13 @@ pub struct KeyspaceSpec {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeIdx(pub u32);
 
+impl NodeIdx {
+    /// An index no ring has: a node known outside any ring (one out of the
+    /// cluster, a joiner or a dead node before it is placed), which then
+    /// matches no replica.
+    pub const NONE: NodeIdx = NodeIdx(u32::MAX);
+}
+
 impl std::fmt::Display for NodeIdx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{}", self.0)

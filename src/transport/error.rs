@@ -1,7 +1,9 @@
 //! Why an internode call failed, classified once from the peer's status:
 //! never sent, timed out, refused as planned on a stale view, or an error
 //! with the peer's verdict on whether anything was applied (its
-//! `geokv-applied` metadata).
+//! `geokv-applied` metadata). A batch entry's result is its peer's answer,
+//! classified from its typed fields only (code, `applied`, layout version:
+//! `replica_batch::entry_result`), never as a connection failure.
 //!
 //! Must not: retry, or decide what a failure means for a request (callers
 //! do, from [`TransportError::nothing_applied`]).
@@ -64,25 +66,17 @@ impl TransportError {
     }
 }
 
-/// Classifies a failed call's status.
+/// Classifies a failed call's status: the transport's own failures (a
+/// connect that failed, a deadline with no answer from the peer), else
+/// what the peer [`answered`].
 pub(crate) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportError {
-    let verdict = match s
-        .metadata()
-        .get(crate::proto::APPLIED_METADATA)
-        .and_then(|v| v.to_str().ok())
-    {
+    let meta = |k: &str| s.metadata().get(k).and_then(|v| v.to_str().ok());
+    let verdict = match meta(crate::proto::APPLIED_METADATA) {
         Some("no") => PeerVerdict::NothingApplied,
         Some(_) => PeerVerdict::MaybeApplied,
         None => PeerVerdict::Unknown,
     };
-    let newer = (s.metadata().get(crate::proto::LAYOUT_VERSION_METADATA))
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let (Some(version), tonic::Code::FailedPrecondition) = (newer, s.code()) {
-        return TransportError::StaleView {
-            peer: peer.to_string(),
-            version,
-        };
-    }
+    let newer = meta(crate::proto::LAYOUT_VERSION_METADATA).and_then(|v| v.parse::<u64>().ok());
     if verdict == PeerVerdict::Unknown && connect_failed(&s) {
         let message = match super::tls::rustls_cause(&s) {
             Some(e) => handshake_failed(&super::tls::explain(e, super::tls::peer_word(peer))),
@@ -99,10 +93,31 @@ pub(crate) fn status_error(peer: &str, s: tonic::Status, ms: u64) -> TransportEr
             ms,
         };
     }
+    answered(peer, s.code(), s.message().to_string(), verdict, newer)
+}
+
+/// What a peer answered, from its typed parts: a stale-view refusal (a
+/// FAILED_PRECONDITION naming the peer's newer layout `newer`), else its
+/// code, message and verdict. Never "not sent" nor a timeout: the peer
+/// got the request. A single call's status and a batch entry's result
+/// (`replica_batch::entry_result`) both end here.
+pub(crate) fn answered(
+    peer: &str,
+    code: tonic::Code,
+    message: String,
+    verdict: PeerVerdict,
+    newer: Option<u64>,
+) -> TransportError {
+    if let (Some(version), tonic::Code::FailedPrecondition) = (newer, code) {
+        return TransportError::StaleView {
+            peer: peer.to_string(),
+            version,
+        };
+    }
     TransportError::Rpc {
         peer: peer.to_string(),
-        code: s.code().into(),
-        message: s.message().to_string(),
+        code: code.into(),
+        message,
         verdict,
     }
 }

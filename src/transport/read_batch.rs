@@ -197,7 +197,6 @@ async fn send<W: ReadWire>(
         })
         .collect();
     metrics::histogram!("geokv_internode_read_batch_entries").record(n as f64);
-    let ms = timeout.as_millis() as u64;
     let tps = resend.iter().map(|(e, _)| &e.traceparent[..]);
     let span = batch_span("replica_read_batch", tps);
     let call = async {
@@ -205,7 +204,7 @@ async fn send<W: ReadWire>(
             .await
     };
     match call.instrument(span).await {
-        Ok(r) if r.results.len() == n => answered(wire, r.results, resend, ms).await,
+        Ok(r) if r.results.len() == n => answered(wire, r.results, resend).await,
         Ok(r) => vec![Err(short_reply(wire.peer(), n, r.results.len())); n],
         Err(e) if unimplemented(&e) => {
             support.refused_batches(now);
@@ -224,7 +223,6 @@ async fn answered<W: ReadWire>(
     wire: &W,
     results: Vec<ReplicaReadBatchResult>,
     items: Vec<(ReplicaReadBatchEntry, Instant)>,
-    ms: u64,
 ) -> Vec<ReadOutcome> {
     let mut outs = Vec::with_capacity(results.len());
     let (mut at, mut again) = (Vec::new(), Vec::new());
@@ -233,7 +231,7 @@ async fn answered<W: ReadWire>(
             at.push(i);
             again.push(item);
         }
-        outs.push(read_result(wire.peer(), x, ms));
+        outs.push(read_result(wire.peer(), x));
     }
     if at.is_empty() {
         return outs;
@@ -258,8 +256,8 @@ fn too_large(e: &TransportError) -> bool {
 }
 
 /// One entry's result as a single call's answer or error.
-pub(crate) fn read_result(peer: &str, r: ReplicaReadBatchResult, ms: u64) -> ReadOutcome {
-    entry_result(peer, r.status.unwrap_or_default(), ms)?;
+pub(crate) fn read_result(peer: &str, r: ReplicaReadBatchResult) -> ReadOutcome {
+    entry_result(peer, r.status.unwrap_or_default())?;
     Ok(r.read.unwrap_or_default())
 }
 

@@ -29,7 +29,7 @@
 
 use super::batch::Limits;
 use super::encoded;
-use super::error::status_error;
+use super::error::answered;
 use super::gate::Gate;
 use super::lane::{CallFn, Lane, Settled};
 use super::support::{batch_span, unimplemented, Support};
@@ -256,14 +256,13 @@ async fn send_batch<W: Wire>(
         return singles(wire, batch, entries.into_iter().zip(deadlines).collect()).await;
     }
     metrics::histogram!("geokv_internode_batch_entries").record(n as f64);
-    let ms = timeout.as_millis() as u64;
     let span = batch_span("replica_batch", entries.iter().map(|e| &e.traceparent[..]));
     let entries = Arc::new(entries);
     let gate = batch.gate().clone();
     let answer = (wire.batch(entries.clone(), timeout, gate).instrument(span)).await;
     match answer {
         Ok(r) if r.results.len() == n => (r.results.into_iter())
-            .map(|x| entry_result(wire.peer(), x, ms))
+            .map(|x| entry_result(wire.peer(), x))
             .collect(),
         Ok(r) => vec![Err(short_reply(wire.peer(), n, r.results.len())); n],
         Err(e) if unimplemented(&e) => {
@@ -370,28 +369,22 @@ pub fn result_of(res: Result<(), tonic::Status>) -> ReplicaBatchResult {
     }
 }
 
-/// One entry's result as the error a single call would have given.
-pub(crate) fn entry_result(
-    peer: &str,
-    r: ReplicaBatchResult,
-    ms: u64,
-) -> Result<(), TransportError> {
+/// One entry's result: the peer's answer to it, classified on its typed
+/// fields alone (code, `applied`, layout version), as a single call's
+/// answer is. The entry was sent and answered, so it is never "not sent"
+/// nor a timeout, whatever its message reads; without `applied` (a build
+/// that sends none) it may have been applied.
+pub(crate) fn entry_result(peer: &str, r: ReplicaBatchResult) -> Result<(), TransportError> {
     let code = tonic::Code::from_i32(r.code);
     if code == tonic::Code::Ok {
         return Ok(());
     }
-    let mut s = tonic::Status::new(code, r.message);
-    if let Ok(v) = r.applied.parse() {
-        if !r.applied.is_empty() {
-            s.metadata_mut().insert(crate::proto::APPLIED_METADATA, v);
-        }
-    }
-    if r.layout_version > 0 {
-        let v = tonic::metadata::MetadataValue::from(r.layout_version);
-        s.metadata_mut()
-            .insert(crate::proto::LAYOUT_VERSION_METADATA, v);
-    }
-    Err(status_error(peer, s, ms))
+    let verdict = match r.applied.as_str() {
+        "no" => PeerVerdict::NothingApplied,
+        _ => PeerVerdict::MaybeApplied,
+    };
+    let newer = (r.layout_version > 0).then_some(r.layout_version);
+    Err(answered(peer, code, r.message, verdict, newer))
 }
 
 #[cfg(test)]

@@ -26,8 +26,8 @@ use super::learn::{given_up, learn, settled};
 use super::lineage::Lineage;
 use super::Source;
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
-use crate::layout::{Layout, LayoutNode};
-use crate::topology::{NodeIdx, NodeInfo};
+use crate::layout::Layout;
+use crate::topology::NodeInfo;
 use crate::transport::Peers;
 
 /// One CAS call's answer: a reply, or why none came.
@@ -101,7 +101,7 @@ pub async fn decide(
     let quorum = crate::layout::acceptors::quorum(base, &next);
     let members: Vec<NodeInfo> = (base.nodes())
         .filter(|(_, _, n)| quorum.members.contains(&n.id))
-        .map(|(dc, rack, n)| node_info(dc, rack, n))
+        .map(|(dc, rack, n)| NodeInfo::from_layout(dc, rack, n))
         .collect();
     let give_up = tokio::time::Instant::now() + deadline;
     let (mut round, mut maybe_applied, mut retries) = (1, false, 0u32);
@@ -346,18 +346,4 @@ pub fn describe(layout: &Layout) -> String {
         moving.join(", ")
     };
     format!("{moving}; keyspaces {}", keyspaces.join(", "))
-}
-
-/// How the transport addresses acceptor `n` (of `dc`, `rack`).
-fn node_info(dc: &str, rack: &str, n: &LayoutNode) -> NodeInfo {
-    NodeInfo {
-        idx: NodeIdx(0),
-        id: n.id.clone(),
-        dc: dc.to_string(),
-        rack: rack.to_string(),
-        client_address: n.client_address,
-        peer_address: n.peer_address,
-        admin_address: n.admin_address,
-        vnodes: n.tokens.len() as u32,
-    }
 }

@@ -81,7 +81,7 @@ use crate::topology::{NodeIdx, NodeInfo};
 
 /// A [`NodeIdx`] no ring has: what [`ClusterView::me_idx`] answers for a
 /// node that is not a member of the view (it then matches no replica).
-pub const NOT_A_MEMBER: NodeIdx = NodeIdx(u32::MAX);
+pub const NOT_A_MEMBER: NodeIdx = NodeIdx::NONE;
 
 /// One layout version and what is derived from it. Immutable; shared in an
 /// `Arc` by every request that loaded it.

@@ -6,6 +6,7 @@
 //! | module | what it proves |
 //! |---|---|
 //! | `auth` | `--auth`: no token → UNAUTHENTICATED, a read-only role → PERMISSION_DENIED, grant/revoke on every node, a guarded admin port |
+//! | `auth_certs` | a client certificate is its role: writes and reads back with a grant; no credential, a role without write, a certificate naming no role or of another CA are refused with their status and store nothing |
 //! | `architecture` | house rules on the source tree: no import cycle between top-level modules (of `src/` and of the SDK crate) |
 //! | `client_edge` | the client port refuses a call without a credential from its headers, before decoding its body; client connections past `--client-max-connections` are closed and counted |
 //! | `cluster_basics` | every level against a real multi-DC cluster; reads ask only what their level needs |
@@ -42,6 +43,7 @@ mod common;
 mod anti_entropy;
 mod architecture;
 mod auth;
+mod auth_certs;
 mod auth_throttle;
 mod bench_smoke;
 mod client_edge;

@@ -49,26 +49,13 @@ mod tests {
         super::Cli::command().debug_assert();
     }
 
-    /// Every command a user can run (a leaf, or a parent whose subcommand
-    /// is optional), by its full name.
-    fn runnable(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
-        let name = format!("{path}{}", cmd.get_name());
-        if !cmd.has_subcommands() || !cmd.is_subcommand_required_set() {
-            out.push((name.clone(), cmd.clone()));
-        }
-        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-            runnable(sub, &format!("{name} "), out);
-        }
-    }
-
     /// Every `geokv bench` command writes its result as JSON to a file
     /// (`--json FILE`: its tables go to the terminal), as every `geokv`
     /// command that prints a result takes `--json` (the `geokv` CLI's own
     /// walk stops at `bench`, which execs this binary; note 28, issue 13).
     #[test]
     fn every_bench_command_writes_json() {
-        let mut all = Vec::new();
-        runnable(&super::Cli::command(), "", &mut all);
+        let all = geokv::cli_tree::runnable(&super::Cli::command());
         let missing: Vec<&str> = (all.iter())
             .filter(|(name, _)| name != "geokv-bench")
             .filter(|(_, cmd)| {

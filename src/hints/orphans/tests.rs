@@ -19,10 +19,13 @@ fn dc1_replicas(view: &ClusterView, key: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// This node's (`a`'s) hints over `engine`, on `cluster`'s current view.
+/// This node's (`a`'s) hints over `engine`, on `cluster`'s current view,
+/// with its replica (where a copy to `a` is merged).
 fn open(engine: &Arc<dyn Engine>, cluster: &Cluster) -> Arc<Hints> {
     let me = cluster.current().me().unwrap().clone();
-    Arc::new(Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap())
+    let replica = Arc::new(crate::replica::Replica::new(engine.clone(), &me.id, 8));
+    let hints = Hints::open(engine.clone(), cluster.clone(), me, Default::default()).unwrap();
+    Arc::new(hints.with_replica(replica))
 }
 
 /// Keys `k0..k{n}` hinted to node `dest` in `ks`, each with the one

@@ -10,11 +10,12 @@
 //! Owns: these properties only (tests). Must not: change a decoder to
 //! suit a property.
 
+use super::super::decoding;
 use super::{cfg, mutate};
 use crate::engine::{Cf, Engine, Limits, MemoryEngine, WriteBatch};
 use crate::layout::consensus::{Ballot, Msg, Reply};
 use crate::layout::Layout;
-use crate::proto::v1::internode::{LayoutAcceptRequest, LayoutPaxosReply, LayoutPrepareRequest};
+use crate::proto::v1::internode::{LayoutAcceptRequest, LayoutPaxosReply};
 use crate::topology::Topology;
 use crate::view::acceptor::{self, Acceptor, AcceptorError, PAXOS_KEY};
 use proptest::prelude::*;
@@ -39,41 +40,16 @@ fn ballot(round: u64) -> Ballot {
     }
 }
 
-/// What `layout_prepare` and `layout_accept` do with a peer's bytes: the
-/// request decoded, then answered by a memory acceptor on the seed.
+/// What `layout_prepare` and `layout_accept` do with a peer's bytes, on
+/// the seed (the body the fuzz target shares).
 fn serve(raw: &[u8]) {
-    let (installed, _) = layouts();
-    let acc = Acceptor::new(None);
-    if let Ok(r) = LayoutPrepareRequest::decode(raw) {
-        if let Ok(msg) = acceptor::prepare_msg(&r) {
-            let _ = acc.handle(installed, &msg);
-        }
-    }
-    if let Ok(r) = LayoutAcceptRequest::decode(raw) {
-        if let Ok(msg) = acceptor::accept_msg("peer", &r) {
-            let _ = acc.handle(installed, &msg);
-        }
-    }
-    if let Ok(r) = LayoutPaxosReply::decode(raw) {
-        let _ = acceptor::reply_from("peer", &r);
-    }
+    decoding::layout_paxos(&layouts().0, raw);
 }
 
 /// A memory acceptor on the seed whose persisted state is `state`, asked
 /// to promise slot 2 (which loads that state first).
 fn load_state(state: &[u8]) -> Result<Reply<Layout>, AcceptorError> {
-    let (installed, _) = layouts();
-    let engine = Arc::new(MemoryEngine::new(Limits::default()));
-    let mut b = WriteBatch::new();
-    b.put_raw(Cf::Meta, PAXOS_KEY, state);
-    engine.write(b).expect("a memory write");
-    let acc = Acceptor::new(Some(engine as Arc<dyn Engine>));
-    let msg = Msg::Prepare {
-        slot: installed.version + 1,
-        ballot: ballot(u64::MAX),
-        base: installed.digest(),
-    };
-    acc.handle(installed, &msg)
+    decoding::acceptor_state(&layouts().0, state)
 }
 
 /// The state an acceptor persists once it accepted `next` at `round`.

@@ -6,6 +6,7 @@
 //! Must not: decide what a change does to the cells (that is `model` and
 //! `cells`), or talk to peers (the push hook does).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::cells::Stamp;
@@ -22,14 +23,18 @@ impl Auth {
     /// `geokv_auth_states_refused_total{reason="clock_ahead"}`): its stamps
     /// would win over every change made here until wall time caught up.
     pub fn install(&self, incoming: AuthState) -> Result<bool, InstallError> {
-        let ahead_ms = incoming.clock().ms.saturating_sub(now_ms());
+        let now = now_ms();
+        let ahead_ms = incoming.clock().ms.saturating_sub(now);
         if ahead_ms > MAX_OFFSET_MS {
             metrics::counter!("geokv_auth_states_refused_total", "reason" => "clock_ahead")
                 .increment(1);
-            tracing::warn!(
-                ahead_ms,
-                "auth: refused a peer's state whose clock is ahead of this node's (check NTP)"
-            );
+            if warn_due(&self.clock_warned, now) {
+                tracing::warn!(
+                    ahead_ms,
+                    "auth: refused a peer's state whose clock is ahead of this node's (check NTP; \
+                     logged at most once a minute, every refusal is counted)"
+                );
+            }
             return Err(InstallError::ClockAhead { ahead_ms });
         }
         let _guard = self.install.lock();
@@ -109,6 +114,21 @@ impl Auth {
         }
         Ok(true)
     }
+}
+
+/// How often a refusal of a state whose clock is ahead is logged: a peer
+/// whose clock is far ahead offers its state every second and on every
+/// change (each refusal is still counted).
+const CLOCK_WARN_EVERY_MS: u64 = 60_000;
+
+/// Whether a warning logged at wall time `now_ms` is due, the last one
+/// having been at `last` (0: none yet); if so, it is taken (`last` = now).
+/// A wall clock stepped back by a minute or more makes it due too.
+pub(super) fn warn_due(last: &AtomicU64, now_ms: u64) -> bool {
+    let prev = last.load(Ordering::Relaxed);
+    (prev == 0 || now_ms.abs_diff(prev) >= CLOCK_WARN_EVERY_MS)
+        && (last.compare_exchange(prev, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed))
+            .is_ok()
 }
 
 /// Wall time in ms since the Unix epoch (0 if the clock is before it: the

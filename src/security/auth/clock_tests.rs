@@ -83,3 +83,21 @@ fn no_change_is_made_on_a_state_whose_clock_is_far_ahead() {
     assert!(err.to_string().contains("clock ahead"), "{err}");
     assert!(!auth.state().roles().contains_key("y"));
 }
+
+/// A peer whose clock is far ahead offers its state every second and on
+/// every change: the refusal is logged at most once a minute (each one is
+/// counted), and again at once if the wall clock steps back a minute.
+#[test]
+fn a_refusal_for_a_clock_ahead_is_logged_at_most_once_a_minute() {
+    use super::changes::warn_due;
+    let last = std::sync::atomic::AtomicU64::new(0);
+    let t = 1_764_000_000_000;
+    assert!(warn_due(&last, t), "the first");
+    for later in [t, t + 1, t + 59_999] {
+        assert!(!warn_due(&last, later), "{later}");
+    }
+    assert!(warn_due(&last, t + 60_000), "a minute on");
+    assert!(!warn_due(&last, t + 60_001));
+    assert!(warn_due(&last, t - 1), "stepped back a minute");
+    assert!(!warn_due(&last, t + 59_998));
+}

@@ -125,6 +125,8 @@ pub struct Auth {
     throttle: Arc<Mutex<throttle::Throttle>>,
     /// The bounded argon2 runs (each ~19 MiB and tens of ms of CPU).
     verifier: verify::Verifier,
+    /// Wall time (ms) of the last "clock ahead" refusal logged (0: none).
+    clock_warned: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Auth {
@@ -154,6 +156,7 @@ impl Auth {
             push: OnceLock::new(),
             throttle: Arc::new(Mutex::new(throttle::Throttle::new(Default::default()))),
             verifier: Default::default(),
+            clock_warned: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::error::GeokvError;
+use crate::transport::status_error;
 use parking_lot::Mutex;
 
 mod gave_up;
@@ -16,14 +17,14 @@ mod socket;
 /// A status through the batch wire and back, and straight through.
 fn both_ways(s: tonic::Status) -> (String, String) {
     let single = status_error("p", s.clone(), 7);
-    let batched = entry_result("p", result_of(Err(s)), 7).expect_err("an error");
+    let batched = entry_result("p", result_of(Err(s))).expect_err("an error");
     (format!("{batched:?}"), format!("{single:?}"))
 }
 
 #[test]
 fn an_applied_entry_is_ok() {
     assert_eq!(result_of(Ok(())).code, 0);
-    assert!(entry_result("p", result_of(Ok(())), 7).is_ok());
+    assert!(entry_result("p", result_of(Ok(()))).is_ok());
 }
 
 #[test]
@@ -39,20 +40,68 @@ fn an_entry_maps_like_a_single_call() {
         crate::proto::APPLIED_METADATA,
         tonic::metadata::MetadataValue::from_static("no"),
     );
-    let bare = tonic::Status::deadline_exceeded("late");
-    for s in [stale.clone(), internal.clone(), refused.clone(), bare] {
+    // (A status without `geokv-applied`, e.g. a bare DEADLINE_EXCEEDED, is
+    // the transport's when a single call gets it, and the peer's answer in
+    // an entry: `an_entry_is_classified_on_its_typed_fields_not_its_text`.)
+    for s in [stale.clone(), internal.clone(), refused.clone()] {
         let (batched, single) = both_ways(s);
         assert_eq!(batched, single);
     }
-    let e = entry_result("p", result_of(Err(stale)), 7).expect_err("stale");
+    let e = entry_result("p", result_of(Err(stale))).expect_err("stale");
     assert!(
         matches!(e, TransportError::StaleView { version: 3, .. }),
         "{e:?}"
     );
     assert!(e.nothing_applied());
-    let e = entry_result("p", result_of(Err(internal)), 7).expect_err("internal");
+    let e = entry_result("p", result_of(Err(internal))).expect_err("internal");
     assert!(!e.nothing_applied(), "{e:?}");
-    let e = entry_result("p", result_of(Err(refused)), 7).expect_err("refused");
+    let e = entry_result("p", result_of(Err(refused))).expect_err("refused");
+    assert!(e.nothing_applied(), "{e:?}");
+}
+
+/// An entry's result is its peer's answer to it: the entry was sent, so
+/// it is never "not sent" nor "no answer in time", whatever its message
+/// reads; it is classified on its typed fields (code, `applied`, layout
+/// version). One without `applied` (a build that sends none) may have
+/// been applied; with this build's verdict, as that says.
+#[test]
+fn an_entry_is_classified_on_its_typed_fields_not_as_a_connection_failure() {
+    let answers = [
+        (
+            tonic::Code::Unavailable,
+            "could not connect: tcp connect error",
+        ),
+        (tonic::Code::Unavailable, "not sent: TLS handshake failed"),
+        (tonic::Code::DeadlineExceeded, "no answer within 7 ms"),
+        (tonic::Code::Cancelled, "operation was canceled"),
+    ];
+    for (code, message) in answers {
+        let none = ReplicaBatchResult {
+            code: code as i32,
+            message: message.into(),
+            applied: String::new(),
+            layout_version: 0,
+        };
+        let e = entry_result("p", none.clone()).expect_err("an error");
+        assert!(
+            matches!(&e, TransportError::Rpc { code: c, verdict: PeerVerdict::MaybeApplied, .. }
+                if c.grpc() == code),
+            "{code:?} {message:?}: {e:?}"
+        );
+        for (applied, nothing) in [("no", true), ("maybe", false)] {
+            let told = ReplicaBatchResult {
+                applied: applied.into(),
+                ..none.clone()
+            };
+            let e = entry_result("p", told).expect_err("an error");
+            assert!(matches!(&e, TransportError::Rpc { .. }), "{e:?}");
+            assert_eq!(e.nothing_applied(), nothing, "{applied}: {e:?}");
+        }
+    }
+    // This build's (and every earlier batching build's) refusal of an
+    // entry past its deadline: nothing applied.
+    let expired = result_of(Err(GeokvError::Expired.into()));
+    let e = entry_result("p", expired).expect_err("expired");
     assert!(e.nothing_applied(), "{e:?}");
 }
 

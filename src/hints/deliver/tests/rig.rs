@@ -176,8 +176,9 @@ pub(super) fn rig_for(live: &[&str], dest: Dest, also: Vec<String>) -> Rig {
     let cluster = crate::view::Cluster::fixed(&Topology::dev(), "dc1-n1");
     let me = cluster.current().me().expect("dev topology").clone();
     let config = HintsConfig::default();
-    let hints = Arc::new(Hints::open(engine.clone(), cluster, me.clone(), config).expect("open"));
     let replica = Arc::new(crate::replica::Replica::new(engine.clone(), &me.id, 8));
+    let hints = Hints::open(engine.clone(), cluster, me.clone(), config).expect("open");
+    let hints = Arc::new(hints.with_replica(replica.clone()));
     let commit = Commit::new(replica, hints.clone());
     let (link, opened) = FakeLink::new(live, also);
     let (stop, shutdown) = watch::channel(false);
