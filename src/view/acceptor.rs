@@ -31,6 +31,8 @@ use crate::proto::v1::internode::{
     LayoutPrepareRequest,
 };
 
+use super::cas::Answer;
+use super::lineage::Lineage;
 use super::sync::{from_message, to_message};
 
 /// The `meta` key of the acceptor state.
@@ -161,11 +163,11 @@ pub async fn serve(
     cluster: super::Cluster,
     msg: Msg<Layout>,
 ) -> Result<LayoutPaxosReply, GeokvError> {
-    let reply = tokio::task::spawn_blocking(move || cluster.accept(&msg))
+    let answer = tokio::task::spawn_blocking(move || cluster.answer(&msg))
         .await
         .map_err(|e| GeokvError::Internal(e.to_string()))?
         .map_err(|e| GeokvError::Internal(e.to_string()))?;
-    Ok(reply_to(&reply))
+    Ok(answer_to(&answer))
 }
 
 fn ballot_to(b: &Ballot) -> LayoutBallot {
@@ -280,6 +282,31 @@ pub fn reply_to(reply: &Reply<Layout>) -> LayoutPaxosReply {
         }
     }
     out
+}
+
+/// The wire form of `answer`: its reply, the lineage of the layout a
+/// DECIDED or WRONG_BASE reply names in that layout's `LayoutMessage`
+/// (fields 3 and 4, which an older proposer ignores: no new field here).
+pub fn answer_to(answer: &Answer) -> LayoutPaxosReply {
+    let mut out = reply_to(&answer.reply);
+    if let (Reply::Decided { .. } | Reply::WrongBase { .. }, Some(layout)) =
+        (&answer.reply, out.layout.as_mut())
+    {
+        answer.lineage.to_message(layout);
+    }
+    out
+}
+
+/// The answer acceptor `from` sent: its reply and, for DECIDED and
+/// WRONG_BASE, the lineage of the layout it names (unknown from an older
+/// acceptor).
+pub fn answer_from(from: &str, r: &LayoutPaxosReply) -> Result<Answer, AcceptorError> {
+    let reply = reply_from(from, r)?;
+    let lineage = match (&reply, &r.layout) {
+        (Reply::Decided { .. } | Reply::WrongBase { .. }, Some(msg)) => Lineage::from_message(msg),
+        _ => Lineage::default(),
+    };
+    Ok(Answer { reply, lineage })
 }
 
 /// The reply acceptor `from` sent.

@@ -20,18 +20,19 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-pub use super::cas_net::{LocalFirst, PeersNet};
+pub use super::cas_net::{Answer, LocalFirst, PeersNet};
 pub use super::errors::CasError;
 use super::learn::{given_up, learn, settled};
-use super::lineage::Lineage;
+use super::lineage::{Lineage, Lineages};
 use super::Source;
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
 use crate::transport::Peers;
 
-/// One CAS call's answer: a reply, or why none came.
-pub type CallResult = Result<Reply<Layout>, String>;
+/// One CAS call's answer: a reply (with its holder's lineage), or why
+/// none came.
+pub type CallResult = Result<Answer, String>;
 
 /// How a proposer reaches the acceptors.
 pub trait AcceptorNet: Send + Sync {
@@ -73,7 +74,8 @@ pub struct Decided {
     /// (`learn`), or a quorum of its voters holds it.
     pub source: Source,
     /// Its predecessor and the ballot it was chosen at, when this CAS saw
-    /// a quorum accept it (`super::lineage`).
+    /// a quorum accept it (`super::lineage`); else what its holders'
+    /// DECIDED answers carried of it (review-layout31 H1).
     pub lineage: Lineage,
 }
 
@@ -110,6 +112,9 @@ pub async fn decide(
     // would count the same acceptances. So each call has its own id.
     let proposer = format!("{me}/{:016x}", rand::random::<u64>());
     let base_digest = base.digest();
+    // What the DECIDED and WRONG_BASE answers carry of their layouts'
+    // lineages: a layout learned from them keeps its holders' proof.
+    let mut proofs = Lineages::default();
     loop {
         let ballot = Ballot {
             round,
@@ -117,27 +122,17 @@ pub async fn decide(
         };
         let mut prop = Proposer::with_quorum(slot, ballot, quorum.clone(), next.clone())
             .with_base(base_digest);
-        let needed = prop.majority();
+        let (own, applied) = (&next, &mut maybe_applied);
         let behind =
-            match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
+            match attempt(net, &members, &mut prop, own, applied, &mut proofs, give_up).await {
                 End::Done(Outcome::Chosen { value, ours }) => {
-                    return settled(slot, chosen(&prop, base_digest, value, ours), maybe_applied);
+                    let decided = chosen(&prop, base_digest, value, ours, &proofs);
+                    return settled(slot, decided, maybe_applied);
                 }
                 End::NoMajority { answered } => {
-                    let refused = prop.refusing();
-                    return Err(CasError::NoMajority {
-                        slot,
-                        members: members.len(),
-                        needed,
-                        required: quorum.required.clone(),
-                        answered: answered.difference(&refused).count(),
-                        refused: answered.intersection(&refused).cloned().collect(),
-                        unanswered: (quorum.members.iter())
-                            .filter(|id| !answered.contains(*id))
-                            .cloned()
-                            .collect(),
-                        maybe_applied,
-                    });
+                    let (refused, n) = (prop.refusing(), members.len());
+                    let e = no_majority(slot, n, &quorum, answered, refused, maybe_applied);
+                    return Err(e);
                 }
                 End::Done(Outcome::Preempted { by }) => {
                     round = round.max(by.round) + 1;
@@ -149,13 +144,14 @@ pub async fn decide(
                     Some(behind)
                 }
                 End::Done(Outcome::Decided { held, blocking }) => {
-                    let learned = learn(slot, &next, held, blocking, maybe_applied);
+                    let learned = learn(slot, &next, held, blocking, maybe_applied, &proofs);
                     return learned.and_then(|d| settled(slot, d, maybe_applied));
                 }
                 End::Done(Outcome::WrongBase { held }) => {
                     return Err(CasError::WrongBase {
                         slot,
                         held,
+                        lineages: proofs,
                         maybe_applied,
                     })
                 }
@@ -171,15 +167,53 @@ pub async fn decide(
 }
 
 /// What `prop` saw chosen: `layout`, with its lineage when a quorum
-/// accepted it at `prop`'s ballot (built on `base`, the proof of choice).
-fn chosen(prop: &Proposer<Layout>, base: u128, layout: Layout, ours: bool) -> Decided {
-    let chosen_at = prop.chosen_at().cloned();
-    let prev = chosen_at.as_ref().map(|_| base);
+/// accepted it at `prop`'s ballot (built on `base`, the proof of choice);
+/// chosen from a quorum of DECIDED answers, with what those holders
+/// carried of it (`proofs`; unknown from older acceptors).
+fn chosen(
+    prop: &Proposer<Layout>,
+    base: u128,
+    layout: Layout,
+    ours: bool,
+    proofs: &Lineages,
+) -> Decided {
+    let lineage = match prop.chosen_at() {
+        Some(at) => Lineage {
+            prev: Some(base),
+            chosen_at: Some(at.clone()),
+        },
+        None => proofs.of(&layout),
+    };
     Decided {
         layout,
         ours,
         source: Source::Chosen,
-        lineage: Lineage { prev, chosen_at },
+        lineage,
+    }
+}
+
+/// No majority answered the attempt at `slot` among `members` acceptors:
+/// who answered (`answered`), refused (`refused`), or stayed silent.
+fn no_majority(
+    slot: u64,
+    members: usize,
+    quorum: &crate::layout::acceptors::Quorum,
+    answered: BTreeSet<String>,
+    refused: BTreeSet<String>,
+    maybe_applied: bool,
+) -> CasError {
+    CasError::NoMajority {
+        slot,
+        members,
+        needed: quorum.needed,
+        required: quorum.required.clone(),
+        answered: answered.difference(&refused).count(),
+        refused: answered.intersection(&refused).cloned().collect(),
+        unanswered: (quorum.members.iter())
+            .filter(|id| !answered.contains(*id))
+            .cloned()
+            .collect(),
+        maybe_applied,
     }
 }
 
@@ -235,6 +269,7 @@ async fn attempt(
     prop: &mut Proposer<Layout>,
     own: &Layout,
     maybe_applied: &mut bool,
+    proofs: &mut Lineages,
     give_up: tokio::time::Instant,
 ) -> End {
     let mut step = prop.start();
@@ -264,9 +299,9 @@ async fn attempt(
                 }
             };
             match result {
-                Ok(reply) => {
+                Ok(answer) => {
                     answered.insert(id.clone());
-                    match prop.on_reply(&id, reply) {
+                    match prop.on_reply(&id, heard(proofs, answer)) {
                         Step::Wait => {}
                         s => break s,
                     }
@@ -278,14 +313,23 @@ async fn attempt(
             // The other answers say which layout the members hold.
             while let Ok(Some((id, result))) = tokio::time::timeout_at(give_up, calls.next()).await
             {
-                if let Ok(reply) = result {
-                    prop.on_reply(&id, reply);
+                if let Ok(answer) = result {
+                    prop.on_reply(&id, heard(proofs, answer));
                 }
             }
             let held = prop.held_elsewhere();
             step = Step::Done(Outcome::WrongBase { held });
         }
     }
+}
+
+/// `answer`'s reply, its holder's lineage of the layout a DECIDED or
+/// WRONG_BASE reply names added to `proofs`.
+fn heard(proofs: &mut Lineages, answer: Answer) -> Reply<Layout> {
+    if let Reply::Decided { value: l } | Reply::WrongBase { installed: l, .. } = &answer.reply {
+        proofs.add(l, answer.lineage);
+    }
+    answer.reply
 }
 
 /// Proposes `next` (version `base.version + 1`) as node `me`, which is
@@ -317,11 +361,11 @@ pub async fn propose_adopting(
 ) -> Result<(Layout, Lineage), super::ProposeError> {
     let deadline = super::cluster::PROPOSE_DEADLINE;
     let decided = match decide(net, me, base, next, deadline).await {
-        // Superseded by a layout holding this node's change: adopted.
-        // Learned from one holder: no proof known here.
-        Err(CasError::Superseded { layout, .. }) if mine(&layout) => {
-            return Ok((*layout, Lineage::default()))
-        }
+        // Superseded by a layout holding this node's change: adopted,
+        // with what its holders' answers carried of its lineage.
+        Err(CasError::Superseded {
+            layout, lineage, ..
+        }) if mine(&layout) => return Ok((*layout, lineage)),
         decided => decided?,
     };
     if !decided.ours && !mine(&decided.layout) {

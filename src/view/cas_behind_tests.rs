@@ -203,7 +203,7 @@ fn learn_takes_a_layout_only_from_holders_that_block_a_quorum() {
                 return Ok(());
             };
             reached.set(reached.get() + 1);
-            let learned = learn::learn(3, &own, held.clone(), blocking, false);
+            let learned = learn::learn(3, &own, held.clone(), blocking, false, &Default::default());
             let first = &held[0].1;
             if blocking && held.iter().all(|(_, l)| l == first) {
                 agreed.set(agreed.get() + 1);

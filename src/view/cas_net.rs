@@ -13,13 +13,34 @@ use std::time::Duration;
 use super::acceptor;
 use super::cas::{AcceptorNet, CallResult, PushFuture};
 use super::lineage::Lineage;
-use crate::layout::consensus::Msg;
+use crate::layout::consensus::{Msg, Reply};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
 use crate::transport::Peers;
 
 /// Deadline of one CAS call.
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An acceptor's answer to a CAS message: its reply, and the lineage of
+/// the layout a DECIDED or WRONG_BASE reply names (the acceptor's
+/// installed one: its holder's proof of choice, so a proposer that learns
+/// the layout from it keeps the proof, review-layout31 H1). Unknown from
+/// an older acceptor and for every other reply.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub reply: Reply<Layout>,
+    pub lineage: Lineage,
+}
+
+impl From<Reply<Layout>> for Answer {
+    /// A reply with no lineage known.
+    fn from(reply: Reply<Layout>) -> Answer {
+        Answer {
+            reply,
+            lineage: Lineage::default(),
+        }
+    }
+}
 
 /// This node's own acceptor directly, the others through `remote`.
 pub struct LocalFirst {
@@ -36,7 +57,7 @@ impl AcceptorNet for LocalFirst {
         if to.id == self.cluster.me() {
             let cluster = self.cluster.clone();
             return Box::pin(async move {
-                let answer = tokio::task::spawn_blocking(move || cluster.accept(&msg));
+                let answer = tokio::task::spawn_blocking(move || cluster.answer(&msg));
                 (answer.await)
                     .map_err(|e| format!("acceptor task: {e}"))?
                     .map_err(|e| e.to_string())
@@ -89,7 +110,7 @@ impl AcceptorNet for PeersNet {
                 }
             }
             .map_err(|e| e.to_string())?;
-            acceptor::reply_from(&node.id, &reply).map_err(|e| e.to_string())
+            acceptor::answer_from(&node.id, &reply).map_err(|e| e.to_string())
         })
     }
 

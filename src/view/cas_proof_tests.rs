@@ -159,9 +159,11 @@ async fn the_catch_up_installs_what_a_quorum_of_its_voters_holds() {
 
 /// review-layout31 M2: a CAS that sees a quorum accept at its ballot
 /// returns that ballot as the proof, with its base as the predecessor;
-/// one that learns the slot from a quorum of DECIDED answers returns no
-/// proof. Fails if `cas::chosen` returned an empty lineage (by reading:
-/// every other test builds or carries a proof it did not check).
+/// one that learns the slot from a quorum of DECIDED answers makes up no
+/// proof of its own (its holders' proof, when they have one, is tested in
+/// `cas_holder_proof_tests`; here they hold none). Fails if `cas::chosen`
+/// returned an empty lineage (by reading: every other test builds or
+/// carries a proof it did not check).
 #[tokio::test(start_paused = true)]
 async fn the_cas_proves_only_what_it_saw_a_quorum_accept() {
     let v1 = three_nodes();
@@ -177,8 +179,8 @@ async fn the_cas_proves_only_what_it_saw_a_quorum_accept() {
     assert!(at.node.starts_with("dc1-n1/"), "its own ballot: {at:?}");
     assert_eq!(decided.lineage.prev, Some(v2.digest()));
     for node in &nodes {
-        let proof = decided.lineage.clone();
-        (node.install_from(next.clone(), proof, Source::Chosen)).expect("installed");
+        let no_proof = Lineage::on(v2.digest());
+        (node.install_from(next.clone(), no_proof, Source::Chosen)).expect("installed");
     }
     let got = cas::decide(&net(&[a, n, f]), "dc1-n2", &v2, other, within).await;
     let learned = got.expect("the slot is decided");

@@ -77,7 +77,7 @@ impl AcceptorNet for Net {
                 group.arrived.notify_waiters();
                 let _ = release.wait_for(|r| *r).await;
             }
-            node.accept(&msg).map_err(|e| e.to_string())
+            node.answer(&msg).map_err(|e| e.to_string())
         })
     }
 }
@@ -206,7 +206,7 @@ impl AcceptorNet for ScriptedNet {
                 node.install(layout.clone()).expect("catch up");
             }
         }
-        let reply = node.accept(&msg).map_err(|e| e.to_string());
+        let reply = node.answer(&msg).map_err(|e| e.to_string());
         Box::pin(async move { reply })
     }
 

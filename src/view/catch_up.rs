@@ -17,7 +17,7 @@
 //! Must not: open ports, decide or merge layouts (it installs through
 //! [`Cluster::install_from`]), or wait past its bound.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
-use super::lineage::Lineage;
+use super::lineage::{Lineage, Lineages};
 use super::{Cluster, Source};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
@@ -147,25 +147,11 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
     CaughtUp::Majority { answered, from, to }
 }
 
-/// What the answers say of each layout's lineage, by digest: the
-/// predecessor and the proof of choice of any answer that knows them
-/// (review-layout31 H1: a proof dropped here could wedge a quorum).
-#[derive(Default)]
-struct Lineages(BTreeMap<u128, Lineage>);
-
-impl Lineages {
-    fn add(&mut self, layout: &Layout, lineage: Lineage) {
-        let known = self.0.entry(layout.digest()).or_default();
-        known.prev = known.prev.or(lineage.prev);
-        known.chosen_at = known.chosen_at.take().or(lineage.chosen_at);
-    }
-}
-
 /// Installs the layout `answers` back ([`backed`]) with what the answers
 /// know of its lineage: as held by a quorum of its voters when it is
 /// (review-layout30 L2), else on the members' word (the install guard
 /// checks it, `super::guard`).
-fn install_backed(cluster: &Cluster, answers: &[(String, Layout)], mut lineages: Lineages) {
+fn install_backed(cluster: &Cluster, answers: &[(String, Layout)], lineages: Lineages) {
     let Some(layout) = backed(answers) else {
         return;
     };
@@ -177,7 +163,7 @@ fn install_backed(cluster: &Cluster, answers: &[(String, Layout)], mut lineages:
         Some(l) if l == layout => Source::Voters,
         _ => Source::Peer,
     };
-    let lineage = lineages.0.remove(&layout.digest()).unwrap_or_default();
+    let lineage = lineages.of(layout);
     if let Err(e) = cluster.install_from(layout.clone(), lineage, source) {
         tracing::warn!(version = layout.version, error = %e, "layout: the layout the members back at start not installed");
     }

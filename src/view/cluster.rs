@@ -210,6 +210,20 @@ impl Cluster {
         self.inner.acceptor.handle(&self.current().layout, msg)
     }
 
+    /// [`Self::accept`], with the lineage of the layout a DECIDED or
+    /// WRONG_BASE reply names (the one installed here, read under the same
+    /// lock): the holder's proof of choice goes to the proposer
+    /// (`cas::Answer`, review-layout31 H1).
+    pub fn answer(&self, msg: &Msg<Layout>) -> Result<cas::Answer, AcceptorError> {
+        let _guard = crate::blocking::read(&self.inner.install);
+        let reply = self.inner.acceptor.handle(&self.current().layout, msg)?;
+        let lineage = match &reply {
+            Reply::Decided { .. } | Reply::WrongBase { .. } => self.inner.lineage.lock().clone(),
+            _ => Default::default(),
+        };
+        Ok(cas::Answer { reply, lineage })
+    }
+
     /// Records that a write planned on layout `version` reached this node,
     /// *before* it is applied: a coordinator already on a newer layout may
     /// send this node writes for ranges it gains there, and nothing may
@@ -319,15 +333,27 @@ impl Cluster {
         {
             Err(cas::CasError::WrongBase {
                 held,
+                lineages,
                 maybe_applied,
                 ..
-            }) => return Err(self.on_wrong_base(&base.layout, &held, maybe_applied)),
-            Err(cas::CasError::Superseded { slot, layout }) => {
-                // Decided and newer than the slot: one holder's word.
-                if let Err(e) = self.install((*layout).clone()) {
+            }) => return Err(self.on_wrong_base(&base.layout, &held, &lineages, maybe_applied)),
+            Err(cas::CasError::Superseded {
+                slot,
+                layout,
+                lineage,
+            }) => {
+                // Decided and newer than the slot: one holder's word, with
+                // the lineage its holders' answers carried.
+                let (peer, known) = (super::Source::Peer, lineage.clone());
+                if let Err(e) = self.install_from((*layout).clone(), known, peer) {
                     tracing::warn!(version = layout.version, error = %e, "layout: a newer layout learned while proposing not installed");
                 }
-                return Err(cas::CasError::Superseded { slot, layout }.into());
+                let e = cas::CasError::Superseded {
+                    slot,
+                    layout,
+                    lineage,
+                };
+                return Err(e.into());
             }
             decided => decided?,
         };

@@ -3,8 +3,9 @@
 //! fork is refused), and a node whose change was refused for its base
 //! adopts the layout its members hold (review-layout26 M2). Either way the
 //! view is derived first, persisted with its lineage (`super::lineage`),
-//! then swapped and subscribers told. A layout on one peer's word is
-//! checked by the install guard first (`super::guard`).
+//! then swapped and subscribers told; a proof of choice that comes after
+//! the layout in force is kept. A layout on one peer's word is checked by
+//! the install guard first (`super::guard`).
 //! Must not: decide layouts (the CAS does), talk to peers, or take the
 //! install lock itself except in [`Cluster::install_from`],
 //! [`Cluster::on_wrong_base`] (written) and
@@ -62,7 +63,7 @@ impl Cluster {
         let current = self.current();
         let from = current.version();
         self.check_backed(&current.layout, &incoming, &lineage, source)?;
-        let newer = incoming.version > from;
+        let (newer, same) = (incoming.version > from, incoming == *current.layout);
         let merged = (*current.layout).clone().merge(incoming);
         if let Some(c) = &merged.conflict {
             // Only chosen layouts are installed, so a second one of a
@@ -87,6 +88,9 @@ impl Cluster {
             });
         }
         if merged.layout == *current.layout {
+            if same {
+                self.keep_lineage(&current.layout, lineage)?;
+            }
             return Ok(Installed::Unchanged { version: from });
         }
         let to = merged.layout.version;
@@ -102,6 +106,30 @@ impl Cluster {
             to,
             conflict: merged.conflict,
         })
+    }
+
+    /// What `incoming` knows of the lineage of `layout`, the layout in
+    /// force, is kept where this node knew nothing (its proof of choice,
+    /// come after the layout: learned from an older acceptor, or before
+    /// the upgrade), so it passes the proof on (review-layout31 H1).
+    /// Persisted first. The install lock is held (written).
+    fn keep_lineage(&self, layout: &Layout, incoming: Lineage) -> Result<(), ViewError> {
+        let known = self.inner.lineage.lock().clone();
+        let kept = Lineage {
+            prev: known.prev.or(incoming.prev),
+            chosen_at: known.chosen_at.clone().or(incoming.chosen_at),
+        };
+        if kept == known {
+            return Ok(());
+        }
+        if let Some(engine) = &self.inner.engine {
+            (lineage::save(&**engine, layout, &kept)).map_err(|source| ViewError::Persist {
+                version: layout.version,
+                source,
+            })?;
+        }
+        *self.inner.lineage.lock() = kept;
+        Ok(())
     }
 
     /// `lineage` with its predecessor filled in when unknown and this
@@ -129,12 +157,15 @@ impl Cluster {
     /// refused by acceptors holding another layout of its version
     /// (`held`): adopt the one a quorum of its own voters holds, if one
     /// does ([`crate::layout::acceptors::held_by_its_voters`]), in place
-    /// of `base`. The error says what was adopted; the change itself is
-    /// not applied unless `maybe_applied`.
+    /// of `base`, with what the refusals carried of its lineage
+    /// (`lineages`: its holders' proof of choice, review-layout31 H1). The
+    /// error says what was adopted; the change itself is not applied
+    /// unless `maybe_applied`.
     pub(super) fn on_wrong_base(
         &self,
         base: &Layout,
         held: &[(String, Layout)],
+        lineages: &lineage::Lineages,
         maybe_applied: bool,
     ) -> ProposeError {
         let chosen = crate::layout::acceptors::held_by_its_voters(held);
@@ -153,11 +184,12 @@ impl Cluster {
         };
         let _guard = crate::blocking::write(&self.inner.install);
         let current = self.current();
+        let known = lineages.of(chosen);
         let swapped = if *current.layout == *base {
-            self.swap_in(chosen.clone(), Lineage::default()).map(|_| ())
+            self.swap_in(chosen.clone(), known).map(|_| ())
         } else {
             // Something newer came in meanwhile: merged as usual.
-            (self.install_locked(chosen.clone(), Lineage::default(), Source::Voters)).map(|_| ())
+            (self.install_locked(chosen.clone(), known, Source::Voters)).map(|_| ())
         };
         if let Err(e) = swapped {
             return ProposeError::View(e);

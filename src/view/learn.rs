@@ -8,6 +8,7 @@
 
 use super::cas::Decided;
 use super::errors::CasError;
+use super::lineage::Lineages;
 use super::Source;
 use crate::layout::Layout;
 
@@ -23,13 +24,16 @@ use crate::layout::Layout;
 /// is installed as backed (`Source::Voters`); the others are one
 /// holder's word, which the install guard checks (`super::guard`). Holders that
 /// do not block (acceptors behind or on another base make up the rest)
-/// are never taken on their word (review-layout28 M1).
+/// are never taken on their word (review-layout28 M1). The layout learned
+/// keeps what its holders' answers carried of its lineage (`proofs`: its
+/// proof of choice, so the install guard can take it, review-layout31 H1).
 pub(super) fn learn(
     slot: u64,
     own: &Layout,
     held: Vec<(String, Layout)>,
     blocking: bool,
     maybe_applied: bool,
+    proofs: &Lineages,
 ) -> Result<Decided, CasError> {
     let newer = (held.iter().map(|(_, l)| l))
         .filter(|l| l.version > slot)
@@ -50,7 +54,7 @@ pub(super) fn learn(
             ours: layout == own,
             layout: layout.clone(),
             source,
-            lineage: Default::default(),
+            lineage: proofs.of(layout),
         }),
         None => Err(CasError::Undecided {
             slot,
@@ -73,8 +77,12 @@ pub(super) fn settled(
     if decided.ours || !maybe_applied || decided.layout.version <= slot {
         return Ok(decided);
     }
-    let layout = Box::new(decided.layout);
-    Err(CasError::Superseded { slot, layout })
+    let (layout, lineage) = (Box::new(decided.layout), decided.lineage);
+    Err(CasError::Superseded {
+        slot,
+        layout,
+        lineage,
+    })
 }
 
 /// Why attempts at slot `slot` stopped after `secs`: the acceptors behind

@@ -13,6 +13,8 @@
 //! Must not: decide whether a layout is installed (the guard does), or
 //! persist the layout itself (`super::store`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::store::StoreError;
@@ -33,6 +35,31 @@ pub struct Lineage {
     /// The ballot at which a proposer saw this layout chosen (a quorum
     /// accepted it there); `None`: no proof known here.
     pub chosen_at: Option<Ballot>,
+}
+
+/// What several answers know of the lineage of each layout they named,
+/// by digest: the first known predecessor and proof of choice (the
+/// catch-up at start; a CAS's DECIDED and WRONG_BASE answers, which carry
+/// their holder's lineage: review-layout31 H1, a proof dropped on the way
+/// could wedge a quorum). A holder's proof is its word, as a pushed one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lineages(BTreeMap<u128, Lineage>);
+
+impl Lineages {
+    /// Adds what one answer knows of `layout`'s lineage.
+    pub fn add(&mut self, layout: &Layout, lineage: Lineage) {
+        if lineage == Lineage::default() {
+            return;
+        }
+        let known = self.0.entry(layout.digest()).or_default();
+        known.prev = known.prev.or(lineage.prev);
+        known.chosen_at = known.chosen_at.take().or(lineage.chosen_at);
+    }
+
+    /// What the answers know of `layout`'s lineage (unknown if nothing).
+    pub fn of(&self, layout: &Layout) -> Lineage {
+        self.0.get(&layout.digest()).cloned().unwrap_or_default()
+    }
 }
 
 /// The lineage persisted beside a layout: for its version only (`prev`

@@ -51,6 +51,8 @@ mod cas_guard_prop_tests;
 #[cfg(test)]
 mod cas_guard_tests;
 #[cfg(test)]
+mod cas_holder_proof_tests;
+#[cfg(test)]
 mod cas_loopback_tests;
 #[cfg(test)]
 mod cas_proof_tests;
