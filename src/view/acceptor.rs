@@ -130,6 +130,27 @@ impl Acceptor {
         Ok(slots.get(&slot).and_then(|s| s.accepted.clone()))
     }
 
+    /// Forgets every slot above `version` (persisted first): this node
+    /// replaced its layout of `version` by another (`on_wrong_base`), so
+    /// what it promised or accepted there was in another Paxos instance
+    /// than the one now built on its layout (review-layout32a M3). The
+    /// caller holds the install lock (written), as for [`Self::accepted`].
+    pub fn forget_above(&self, version: u64) -> Result<(), AcceptorError> {
+        let mut guard = self.slots.lock();
+        if guard.is_none() {
+            *guard = Some(self.load()?);
+        }
+        let slots = guard.as_mut().expect("loaded above");
+        if slots.keys().all(|s| *s <= version) {
+            return Ok(());
+        }
+        let mut next = slots.clone();
+        next.retain(|s, _| *s <= version);
+        self.save(&next)?;
+        *slots = next;
+        Ok(())
+    }
+
     fn load(&self) -> Result<Slots, AcceptorError> {
         let Some(engine) = &self.engine else {
             return Ok(Slots::new());

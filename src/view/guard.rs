@@ -31,7 +31,9 @@
 //!
 //! A proof is never a proposer's push of its base alone: it is the ballot
 //! a proposer saw a quorum accept the layout at, kept beside the installed
-//! layout and passed on with it (`super::lineage`). Refusals count
+//! layout and passed on with it (pushes, fetches, the CAS's DECIDED and
+//! WRONG_BASE answers; one that comes after its layout is kept), except
+//! by older builds (`super::lineage`). Refusals count
 //! `geokv_layout_installs_refused_total{reason}` and are logged at warn
 //! once per layout, at debug on repeats.
 //!

@@ -109,12 +109,16 @@ impl Cluster {
     }
 
     /// What `incoming` knows of the lineage of `layout`, the layout in
-    /// force, is kept where this node knew nothing (its proof of choice,
-    /// come after the layout: learned from an older acceptor, or before
-    /// the upgrade), so it passes the proof on (review-layout31 H1).
+    /// force, is kept where this node knew nothing and the two do not
+    /// name different predecessors (its proof of choice, come after the
+    /// layout: learned from an older acceptor, or before the upgrade), so
+    /// it passes the proof on (review-layout31 H1, review-layout32a M1).
     /// Persisted first. The install lock is held (written).
     fn keep_lineage(&self, layout: &Layout, incoming: Lineage) -> Result<(), ViewError> {
         let known = self.inner.lineage.lock().clone();
+        if known.prev.zip(incoming.prev).is_some_and(|(k, i)| k != i) {
+            return Ok(()); // Said to be built on another base: not ours.
+        }
         let kept = Lineage {
             prev: known.prev.or(incoming.prev),
             chosen_at: known.chosen_at.clone().or(incoming.chosen_at),
@@ -186,7 +190,11 @@ impl Cluster {
         let current = self.current();
         let known = lineages.of(chosen);
         let swapped = if *current.layout == *base {
-            self.swap_in(chosen.clone(), known).map(|_| ())
+            let swapped = self.swap_in(chosen.clone(), known).map(|_| ());
+            if swapped.is_ok() {
+                self.forget_the_forks_slots(base.version);
+            }
+            swapped
         } else {
             // Something newer came in meanwhile: merged as usual.
             (self.install_locked(chosen.clone(), known, Source::Voters)).map(|_| ())
@@ -202,6 +210,19 @@ impl Cluster {
             "layout: adopted the layout a quorum of its voters holds in place of a fork"
         );
         refused(Some(chosen.digest()))
+    }
+
+    /// This node just replaced its layout of `version` (a fork) by its
+    /// members' one: the fork's Paxos instance of the slots above is not
+    /// theirs, so what this acceptor promised or accepted there must not
+    /// be offered to a proposal built on theirs (review-layout32a M3).
+    /// Only then: a layout merged in meanwhile keeps its slots. The
+    /// install lock is held (written).
+    fn forget_the_forks_slots(&self, version: u64) {
+        if let Err(e) = self.inner.acceptor.forget_above(version) {
+            tracing::error!(version = version + 1, error = %e,
+                "layout: could not forget this acceptor's state built on the fork it replaced");
+        }
     }
 
     /// Derives `layout`'s view (so one that cannot be used is never

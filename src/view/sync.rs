@@ -228,7 +228,10 @@ impl LayoutSync {
         let installed = self.cluster.current().version();
         let now = tokio::time::Instant::now();
         match fetched {
-            Some((l, _)) if l.version <= installed => return Ok(self.cluster.install(l)?),
+            Some((l, lineage)) if l.version <= installed => {
+                let peer = super::Source::Peer;
+                return Ok(self.cluster.install_from(l, lineage, peer)?);
+            }
             Some((l, lineage)) => self.staging.lock().stage_with(l, lineage, now),
             None => {}
         }
