@@ -80,6 +80,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, TRANSITIONS_COUNTER, "Up/down verdict changes of the node."),
     // Cluster layout and range movements.
     (Gauge, "geokv_layout_version", "Version of the cluster layout this node is on."),
+    (Counter, crate::view::guard::REFUSED_METRIC, "Layouts not installed on one peer's word, by reason: accepted_other (this node's acceptor accepted another layout of that version, and no proof of choice above it came with it), wrong_prev (built on another layout of the version in force), skips_accepted (it skips a version in which this node's acceptor accepted a layout). Installed once a quorum of its voters shows it."),
     (Counter, "geokv_layout_forks_total", "Layouts refused because another layout of the same version is in force (a fork)."),
     (Gauge, "geokv_pending_ranges", "Token ranges with pending replicas in the layout in force."),
     (Counter, "geokv_stream_keys_total", "Keys streamed by range movements: pulled by a joiner, pushed by a leaving node."),

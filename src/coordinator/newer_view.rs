@@ -188,7 +188,10 @@ async fn fetch_layout(
     match peers.get_layout(peer, left).await {
         Ok(msg) => match crate::view::sync::from_message(&peer.id, &msg) {
             Ok(layout) => {
-                if let Err(e) = cluster.install(layout) {
+                // One peer's word, with its lineage (`view::guard`).
+                let lineage = crate::view::lineage::Lineage::from_message(&msg);
+                let source = crate::view::Source::Peer;
+                if let Err(e) = cluster.install_from(layout, lineage, source) {
                     tracing::warn!(peer = %peer.id, error = %e, "layout of a refusing replica not installed");
                 }
             }

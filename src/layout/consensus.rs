@@ -40,9 +40,10 @@
 //!   by a quorum that installed its base, so a change built on a fork
 //!   needs a quorum of fork holders, and a chosen value of version v is
 //!   never lost to a fork-based v+1 accepted by acceptors behind v
-//!   (review-layout27 M2). The proposer pushes nothing to them (that
-//!   would spread a fork): it ends with [`Outcome::Behind`] and the
-//!   caller retries once gossip caught them up, at a higher ballot: a
+//!   (review-layout27 M2). The proposer ends with [`Outcome::Behind`];
+//!   the caller pushes them its base with what it knows of its lineage
+//!   (the proof of choice: `view::lineage`), which their install guard
+//!   takes or refuses (`view::guard`), and retries at a higher ballot: a
 //!   ballot is used by one attempt only, so no acceptor sees two Accepts
 //!   of different values at one ballot (an acceptor overwrites its value
 //!   on an equal-ballot Accept; review-layout28 L1). "Quorum" is the

@@ -84,6 +84,8 @@ pub struct Proposer<V> {
     behind: BTreeSet<String>,
     /// Acceptors that answered the slot is decided, with their value (I8).
     decided: BTreeMap<String, V>,
+    /// Set when a quorum accepted at this ballot: the proof of choice.
+    chosen_here: bool,
 }
 
 impl<V: Clone + PartialEq> Proposer<V> {
@@ -108,6 +110,7 @@ impl<V: Clone + PartialEq> Proposer<V> {
             held: BTreeMap::new(),
             behind: BTreeSet::new(),
             decided: BTreeMap::new(),
+            chosen_here: false,
         }
     }
 
@@ -131,6 +134,14 @@ impl<V: Clone + PartialEq> Proposer<V> {
 
     pub fn ballot(&self) -> &Ballot {
         &self.ballot
+    }
+
+    /// This attempt's ballot when a quorum accepted at it (the value it
+    /// ended [`Outcome::Chosen`] with was chosen there: a proof others can
+    /// check against what they accepted, `view::guard`); `None` otherwise
+    /// (also when chosen from `Decided` answers).
+    pub fn chosen_at(&self) -> Option<&Ballot> {
+        self.chosen_here.then_some(&self.ballot)
     }
 
     /// The first message: prepare at this attempt's ballot.
@@ -289,6 +300,7 @@ impl<V: Clone + PartialEq> Proposer<V> {
             return Step::Wait;
         }
         let value = value.clone();
+        self.chosen_here = true;
         self.finish(Outcome::Chosen {
             ours: value == self.own,
             value,

@@ -19,8 +19,9 @@ use crate::ring::{allocate_tokens, allocation_rf, AllocateError};
 use crate::topology::NodeInfo;
 use crate::transport::faults::Faults;
 use crate::transport::{Peers, TransportError};
+use crate::view::lineage::{self, Lineage};
 use crate::view::store;
-use crate::view::sync::{from_message, to_message};
+use crate::view::sync::{from_message, to_message_with};
 
 const CALL: Duration = Duration::from_secs(5);
 
@@ -84,7 +85,8 @@ pub async fn prepare_join(
     if mine(&now) {
         // An earlier run's join was chosen, but this node never kept it
         // (a crash, a timeout after the decision): resume it.
-        store::save_synced(&**engine, &now)?;
+        // With the seed's lineage of it (its proof, if the seed holds one).
+        lineage::save_synced(&**engine, &now, &Lineage::from_message(&msg))?;
         tracing::info!(node = %req.node.id, version = now.version, "join resumed");
         return Ok(now);
     }
@@ -93,18 +95,27 @@ pub async fn prepare_join(
     let tokens = allocate_tokens(&now, &req.dc, &req.rack, count, rf)?;
     let next = now.begin_join(req.node.clone(), &req.dc, &req.rack, &tokens)?;
     let peers = Arc::new(peers);
-    let chosen = crate::view::cas::propose_outside(&peers, &req.node.id, &now, next, &mine).await?;
+    let (chosen, lineage) =
+        crate::view::cas::propose_outside(&peers, &req.node.id, &now, next, &mine).await?;
     // Chosen: kept here first, so a restart resumes it whatever happens next.
-    store::save_synced(&**engine, &chosen)?;
-    push_chosen(&peers, &seed_node, &chosen).await;
+    lineage::save_synced(&**engine, &chosen, &lineage)?;
+    push_chosen(&peers, &seed_node, &chosen, &lineage).await;
     tracing::info!(node = %req.node.id, version = chosen.version, tokens = tokens.len(), "join begun");
     Ok(chosen)
 }
 
-/// Hands the seed a layout chosen here, best-effort: the node gossips it
-/// once it runs.
-pub(super) async fn push_chosen(peers: &Peers, seed: &NodeInfo, chosen: &Layout) {
-    if let Err(e) = peers.push_layout(seed, to_message(chosen), CALL).await {
+/// Hands the seed a layout chosen here with its `lineage` (the proof of
+/// choice this node alone saw: without it, an acceptor that accepted
+/// another value refuses the layout on the seed's word, review-layout31
+/// H1), best-effort: the node gossips it once it runs.
+pub(super) async fn push_chosen(
+    peers: &Peers,
+    seed: &NodeInfo,
+    chosen: &Layout,
+    lineage: &Lineage,
+) {
+    let msg = to_message_with(chosen, lineage);
+    if let Err(e) = peers.push_layout(seed, msg, CALL).await {
         tracing::warn!(error = %e, "the seed did not take the new layout; gossip will carry it");
     }
 }

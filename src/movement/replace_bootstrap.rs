@@ -19,6 +19,7 @@ use crate::layout::{Layout, LayoutError, Movement, NewNode};
 use crate::topology::NodeInfo;
 use crate::transport::faults::Faults;
 use crate::transport::{Peers, TransportError};
+use crate::view::lineage::{self, Lineage};
 use crate::view::store;
 use crate::view::sync::from_message;
 
@@ -89,16 +90,18 @@ pub async fn prepare_replace(
     let mine = |l: &Layout| super::bootstrap::own_entry(l, new, None, None, &own);
     if mine(&now) {
         // An earlier run's replacement was chosen but not kept here.
-        store::save_synced(&**engine, &now)?;
+        // With the seed's lineage of it (its proof, if the seed holds one).
+        lineage::save_synced(&**engine, &now, &Lineage::from_message(&msg))?;
         tracing::info!(node = %new.id, dead, version = now.version, "replacement resumed");
         return Ok(now);
     }
     check_dead(&peers, &now, seed, &dead_info).await?;
     let next = now.begin_replace(dead, new.clone())?;
     let peers = Arc::new(peers);
-    let chosen = crate::view::cas::propose_outside(&peers, &new.id, &now, next, &mine).await?;
-    store::save_synced(&**engine, &chosen)?;
-    super::bootstrap::push_chosen(&peers, &seed_node, &chosen).await;
+    let (chosen, lineage) =
+        crate::view::cas::propose_outside(&peers, &new.id, &now, next, &mine).await?;
+    lineage::save_synced(&**engine, &chosen, &lineage)?;
+    super::bootstrap::push_chosen(&peers, &seed_node, &chosen, &lineage).await;
     tracing::info!(node = %new.id, dead, version = chosen.version, "replacement begun");
     Ok(chosen)
 }

@@ -64,7 +64,7 @@ async fn a_re_run_join_adopts_its_own_join_accepted_by_a_minority() {
     let mine = |l: &Layout| own_entry(l, &me, Some("dc1"), Some("r1"), &join_of("dc1-new"));
     let net = group.net();
     let chosen = propose_adopting(&*net, "dc1-new", &seed, rerun, &mine).await;
-    assert_eq!(chosen.expect("its own earlier join, adopted"), first);
+    assert_eq!(chosen.expect("its own earlier join, adopted").0, first);
 }
 
 /// Someone else's change that won is still refused as concurrent.

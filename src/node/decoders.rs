@@ -172,7 +172,8 @@ proptest! {
     #[test]
     fn layout_and_auth_documents_decode_or_fail_typed(raw in proptest::collection::vec(any::<u8>(), 0..512),
                                                       version: u64, kind: u8, at: usize, byte: u8) {
-        let _ = crate::view::sync::from_message("peer", &LayoutMessage { version, json: raw.clone() });
+        let _ = crate::view::sync::from_message("peer", &LayoutMessage { version, json: raw.clone(), ..Default::default() });
+        let _ = crate::view::lineage::Lineage::from_message(&LayoutMessage { version, json: vec![], prev_digest: raw.clone(), chosen_at: None });
         let _ = crate::security::auth::sync::from_message(&AuthMessage { version, json: raw.clone() });
         let _ = LayoutMessage::decode(&raw[..]);
         let _ = AuthMessage::decode(&raw[..]);
@@ -180,7 +181,7 @@ proptest! {
         let layout = crate::layout::Layout::seed(&topo);
         let valid = crate::view::sync::to_message(&layout);
         prop_assert!(crate::view::sync::from_message("peer", &valid).is_ok());
-        let bent = LayoutMessage { version: valid.version, json: mutate(valid.json, kind, at, byte) };
+        let bent = LayoutMessage { version: valid.version, json: mutate(valid.json, kind, at, byte), ..Default::default() };
         let _ = crate::view::sync::from_message("peer", &bent);
     }
 }

@@ -31,6 +31,8 @@ use crate::proto::v1::internode::{
     LayoutPrepareRequest,
 };
 
+use super::cas::Answer;
+use super::lineage::Lineage;
 use super::sync::{from_message, to_message};
 
 /// The `meta` key of the acceptor state.
@@ -115,6 +117,40 @@ impl Acceptor {
         Ok(reply)
     }
 
+    /// What this acceptor accepted in `slot` (its ballot and layout), if
+    /// anything. The caller holds the install lock (written) so that no
+    /// accept ([`super::Cluster::accept`] holds it read) comes in between
+    /// this answer and what it does with it (`super::guard`).
+    pub fn accepted(&self, slot: u64) -> Result<Option<(Ballot, Layout)>, AcceptorError> {
+        let mut guard = self.slots.lock();
+        if guard.is_none() {
+            *guard = Some(self.load()?);
+        }
+        let slots = guard.as_ref().expect("loaded above");
+        Ok(slots.get(&slot).and_then(|s| s.accepted.clone()))
+    }
+
+    /// Forgets every slot above `version` (persisted first): this node
+    /// replaced its layout of `version` by another (`on_wrong_base`), so
+    /// what it promised or accepted there was in another Paxos instance
+    /// than the one now built on its layout (review-layout32a M3). The
+    /// caller holds the install lock (written), as for [`Self::accepted`].
+    pub fn forget_above(&self, version: u64) -> Result<(), AcceptorError> {
+        let mut guard = self.slots.lock();
+        if guard.is_none() {
+            *guard = Some(self.load()?);
+        }
+        let slots = guard.as_mut().expect("loaded above");
+        if slots.keys().all(|s| *s <= version) {
+            return Ok(());
+        }
+        let mut next = slots.clone();
+        next.retain(|s, _| *s <= version);
+        self.save(&next)?;
+        *slots = next;
+        Ok(())
+    }
+
     fn load(&self) -> Result<Slots, AcceptorError> {
         let Some(engine) = &self.engine else {
             return Ok(Slots::new());
@@ -148,11 +184,11 @@ pub async fn serve(
     cluster: super::Cluster,
     msg: Msg<Layout>,
 ) -> Result<LayoutPaxosReply, GeokvError> {
-    let reply = tokio::task::spawn_blocking(move || cluster.accept(&msg))
+    let answer = tokio::task::spawn_blocking(move || cluster.answer(&msg))
         .await
         .map_err(|e| GeokvError::Internal(e.to_string()))?
         .map_err(|e| GeokvError::Internal(e.to_string()))?;
-    Ok(reply_to(&reply))
+    Ok(answer_to(&answer))
 }
 
 fn ballot_to(b: &Ballot) -> LayoutBallot {
@@ -267,6 +303,31 @@ pub fn reply_to(reply: &Reply<Layout>) -> LayoutPaxosReply {
         }
     }
     out
+}
+
+/// The wire form of `answer`: its reply, the lineage of the layout a
+/// DECIDED or WRONG_BASE reply names in that layout's `LayoutMessage`
+/// (fields 3 and 4, which an older proposer ignores: no new field here).
+pub fn answer_to(answer: &Answer) -> LayoutPaxosReply {
+    let mut out = reply_to(&answer.reply);
+    if let (Reply::Decided { .. } | Reply::WrongBase { .. }, Some(layout)) =
+        (&answer.reply, out.layout.as_mut())
+    {
+        answer.lineage.to_message(layout);
+    }
+    out
+}
+
+/// The answer acceptor `from` sent: its reply and, for DECIDED and
+/// WRONG_BASE, the lineage of the layout it names (unknown from an older
+/// acceptor).
+pub fn answer_from(from: &str, r: &LayoutPaxosReply) -> Result<Answer, AcceptorError> {
+    let reply = reply_from(from, r)?;
+    let lineage = match (&reply, &r.layout) {
+        (Reply::Decided { .. } | Reply::WrongBase { .. }, Some(msg)) => Lineage::from_message(msg),
+        _ => Lineage::default(),
+    };
+    Ok(Answer { reply, lineage })
 }
 
 /// The reply acceptor `from` sent.

@@ -20,16 +20,19 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-pub use super::cas_net::{LocalFirst, PeersNet};
+pub use super::cas_net::{Answer, LocalFirst, PeersNet};
 pub use super::errors::CasError;
 use super::learn::{given_up, learn, settled};
+use super::lineage::{Lineage, Lineages};
+use super::Source;
 use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
 use crate::transport::Peers;
 
-/// One CAS call's answer: a reply, or why none came.
-pub type CallResult = Result<Reply<Layout>, String>;
+/// One CAS call's answer: a reply (with its holder's lineage), or why
+/// none came.
+pub type CallResult = Result<Answer, String>;
 
 /// How a proposer reaches the acceptors.
 pub trait AcceptorNet: Send + Sync {
@@ -40,11 +43,19 @@ pub trait AcceptorNet: Send + Sync {
         msg: Msg<Layout>,
     ) -> Pin<Box<dyn Future<Output = CallResult> + Send>>;
 
-    /// Pushes `layout` (the proposer's base) to acceptor `to`, which
-    /// answered BEHIND: the Paxos learner catch-up (review-layout29 H1).
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
-        let _ = (to, layout);
+    /// Pushes `layout` (the proposer's base) with its `lineage` to
+    /// acceptor `to`, which answered BEHIND: the Paxos learner catch-up
+    /// (review-layout29 H1); the receiver's install guard decides.
+    fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> PushFuture {
+        let _ = (to, layout, lineage);
         Box::pin(async { Err("this network does not push layouts".to_string()) })
+    }
+
+    /// What the proposer knows of `base`'s lineage (its proof of choice
+    /// goes with the push); none unless the proposer installed it.
+    fn lineage(&self, base: &Layout) -> Lineage {
+        let _ = base;
+        Lineage::default()
     }
 }
 
@@ -59,6 +70,13 @@ pub struct Decided {
     pub layout: Layout,
     /// It is the proposed one; else the proposal was refused.
     pub ours: bool,
+    /// What backs it: this CAS saw it chosen, or one acceptor's word
+    /// (`learn`), or a quorum of its voters holds it.
+    pub source: Source,
+    /// Its predecessor and the ballot it was chosen at, when this CAS saw
+    /// a quorum accept it (`super::lineage`); else what its holders'
+    /// DECIDED answers carried of it (review-layout31 H1).
+    pub lineage: Lineage,
 }
 
 /// How one attempt at one ballot ended.
@@ -94,6 +112,9 @@ pub async fn decide(
     // would count the same acceptances. So each call has its own id.
     let proposer = format!("{me}/{:016x}", rand::random::<u64>());
     let base_digest = base.digest();
+    // What the DECIDED and WRONG_BASE answers carry of their layouts'
+    // lineages: a layout learned from them keeps its holders' proof.
+    let mut proofs = Lineages::default();
     loop {
         let ballot = Ballot {
             round,
@@ -101,28 +122,17 @@ pub async fn decide(
         };
         let mut prop = Proposer::with_quorum(slot, ballot, quorum.clone(), next.clone())
             .with_base(base_digest);
-        let needed = prop.majority();
+        let (own, applied) = (&next, &mut maybe_applied);
         let behind =
-            match attempt(net, &members, &mut prop, &next, &mut maybe_applied, give_up).await {
+            match attempt(net, &members, &mut prop, own, applied, &mut proofs, give_up).await {
                 End::Done(Outcome::Chosen { value, ours }) => {
-                    let layout = value;
-                    return settled(slot, Decided { layout, ours }, maybe_applied);
+                    let decided = chosen(&prop, base_digest, value, ours, &proofs);
+                    return settled(slot, decided, maybe_applied);
                 }
                 End::NoMajority { answered } => {
-                    let refused = prop.refusing();
-                    return Err(CasError::NoMajority {
-                        slot,
-                        members: members.len(),
-                        needed,
-                        required: quorum.required.clone(),
-                        answered: answered.difference(&refused).count(),
-                        refused: answered.intersection(&refused).cloned().collect(),
-                        unanswered: (quorum.members.iter())
-                            .filter(|id| !answered.contains(*id))
-                            .cloned()
-                            .collect(),
-                        maybe_applied,
-                    });
+                    let (refused, n) = (prop.refusing(), members.len());
+                    let e = no_majority(slot, n, &quorum, answered, refused, maybe_applied);
+                    return Err(e);
                 }
                 End::Done(Outcome::Preempted { by }) => {
                     round = round.max(by.round) + 1;
@@ -134,13 +144,14 @@ pub async fn decide(
                     Some(behind)
                 }
                 End::Done(Outcome::Decided { held, blocking }) => {
-                    let learned = learn(slot, &next, held, blocking, maybe_applied);
+                    let learned = learn(slot, &next, held, blocking, maybe_applied, &proofs);
                     return learned.and_then(|d| settled(slot, d, maybe_applied));
                 }
                 End::Done(Outcome::WrongBase { held }) => {
                     return Err(CasError::WrongBase {
                         slot,
                         held,
+                        lineages: proofs,
                         maybe_applied,
                     })
                 }
@@ -155,11 +166,65 @@ pub async fn decide(
     }
 }
 
+/// What `prop` saw chosen: `layout`, with its lineage when a quorum
+/// accepted it at `prop`'s ballot (built on `base`, the proof of choice);
+/// chosen from a quorum of DECIDED answers, with what those holders
+/// carried of it (`proofs`; unknown from older acceptors).
+fn chosen(
+    prop: &Proposer<Layout>,
+    base: u128,
+    layout: Layout,
+    ours: bool,
+    proofs: &Lineages,
+) -> Decided {
+    let lineage = match prop.chosen_at() {
+        Some(at) => Lineage {
+            prev: Some(base),
+            chosen_at: Some(at.clone()),
+        },
+        None => proofs.of(&layout),
+    };
+    Decided {
+        layout,
+        ours,
+        source: Source::Chosen,
+        lineage,
+    }
+}
+
+/// No majority answered the attempt at `slot` among `members` acceptors:
+/// who answered (`answered`), refused (`refused`), or stayed silent.
+fn no_majority(
+    slot: u64,
+    members: usize,
+    quorum: &crate::layout::acceptors::Quorum,
+    answered: BTreeSet<String>,
+    refused: BTreeSet<String>,
+    maybe_applied: bool,
+) -> CasError {
+    CasError::NoMajority {
+        slot,
+        members,
+        needed: quorum.needed,
+        required: quorum.required.clone(),
+        answered: answered.difference(&refused).count(),
+        refused: answered.intersection(&refused).cloned().collect(),
+        unanswered: (quorum.members.iter())
+            .filter(|id| !answered.contains(*id))
+            .cloned()
+            .collect(),
+        maybe_applied,
+    }
+}
+
 /// Pushes `base` to the acceptors that answered BEHIND (the Paxos learner
 /// catch-up, review-layout29 H1) before the retry: one that missed the
 /// push of the base would otherwise wait for gossip, whose staging holds
 /// a layout back while a fork of its version is in sight, and refuse
-/// every change (`removenode` too) for good. Best-effort, within
+/// every change (`removenode` too) for good. Always pushed, with what the
+/// proposer knows of its lineage (its proof of choice): the receiver's
+/// install guard decides (`super::guard`; a "most answers hold it" gate
+/// here wedged the cluster, review-layout30 H1). Best-effort, within
 /// `give_up`.
 async fn push_base(
     net: &dyn AcceptorNet,
@@ -168,11 +233,11 @@ async fn push_base(
     base: &Layout,
     give_up: tokio::time::Instant,
 ) {
-    let version = base.version;
+    let (version, lineage) = (base.version, net.lineage(base));
     let pushes: FuturesUnordered<_> = (members.iter())
         .filter(|n| behind.contains(&n.id))
         .map(|n| {
-            let (push, id) = (net.push(n, base), n.id.clone());
+            let (push, id) = (net.push(n, base, &lineage), n.id.clone());
             async move { (id, push.await) }
         })
         .collect();
@@ -204,6 +269,7 @@ async fn attempt(
     prop: &mut Proposer<Layout>,
     own: &Layout,
     maybe_applied: &mut bool,
+    proofs: &mut Lineages,
     give_up: tokio::time::Instant,
 ) -> End {
     let mut step = prop.start();
@@ -233,9 +299,9 @@ async fn attempt(
                 }
             };
             match result {
-                Ok(reply) => {
+                Ok(answer) => {
                     answered.insert(id.clone());
-                    match prop.on_reply(&id, reply) {
+                    match prop.on_reply(&id, heard(proofs, answer)) {
                         Step::Wait => {}
                         s => break s,
                     }
@@ -247,8 +313,8 @@ async fn attempt(
             // The other answers say which layout the members hold.
             while let Ok(Some((id, result))) = tokio::time::timeout_at(give_up, calls.next()).await
             {
-                if let Ok(reply) = result {
-                    prop.on_reply(&id, reply);
+                if let Ok(answer) = result {
+                    prop.on_reply(&id, heard(proofs, answer));
                 }
             }
             let held = prop.held_elsewhere();
@@ -257,17 +323,28 @@ async fn attempt(
     }
 }
 
+/// `answer`'s reply, its holder's lineage of the layout a DECIDED or
+/// WRONG_BASE reply names added to `proofs`.
+fn heard(proofs: &mut Lineages, answer: Answer) -> Reply<Layout> {
+    if let Reply::Decided { value: l } | Reply::WrongBase { installed: l, .. } = &answer.reply {
+        proofs.add(l, answer.lineage);
+    }
+    answer.reply
+}
+
 /// Proposes `next` (version `base.version + 1`) as node `me`, which is
 /// not a member of `base` (a joining or replacing node before it starts):
 /// the acceptors are reached through `peers`. The chosen layout when it
-/// is `next`; else the refusal naming the winner.
+/// is `next`, with its lineage (its proof of choice when this CAS saw it
+/// chosen: the caller persists and pushes it, review-layout31 H1); else
+/// the refusal naming the winner.
 pub async fn propose_outside(
     peers: &Arc<Peers>,
     me: &str,
     base: &Layout,
     next: Layout,
     mine: &(dyn Fn(&Layout) -> bool + Sync),
-) -> Result<Layout, super::ProposeError> {
+) -> Result<(Layout, Lineage), super::ProposeError> {
     propose_adopting(&PeersNet(peers.clone()), me, base, next, mine).await
 }
 
@@ -281,11 +358,14 @@ pub async fn propose_adopting(
     base: &Layout,
     next: Layout,
     mine: &(dyn Fn(&Layout) -> bool + Sync),
-) -> Result<Layout, super::ProposeError> {
+) -> Result<(Layout, Lineage), super::ProposeError> {
     let deadline = super::cluster::PROPOSE_DEADLINE;
     let decided = match decide(net, me, base, next, deadline).await {
-        // Superseded by a layout holding this node's change: adopted.
-        Err(CasError::Superseded { layout, .. }) if mine(&layout) => return Ok(*layout),
+        // Superseded by a layout holding this node's change: adopted,
+        // with what its holders' answers carried of its lineage.
+        Err(CasError::Superseded {
+            layout, lineage, ..
+        }) if mine(&layout) => return Ok((*layout, lineage)),
         decided => decided?,
     };
     if !decided.ours && !mine(&decided.layout) {
@@ -294,7 +374,7 @@ pub async fn propose_adopting(
             now: describe(&decided.layout),
         });
     }
-    Ok(decided.layout)
+    Ok((decided.layout, decided.lineage))
 }
 
 /// A short account of `layout` for a refusal: its movements in progress

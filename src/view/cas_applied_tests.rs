@@ -27,7 +27,8 @@ impl AcceptorNet for Scripted {
         to: &NodeInfo,
         msg: Msg<Layout>,
     ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
-        let reply = (self.0)(&to.id, &msg).ok_or_else(|| format!("{} is silent", to.id));
+        let reply = (self.0)(&to.id, &msg).map(cas::Answer::from);
+        let reply = reply.ok_or_else(|| format!("{} is silent", to.id));
         Box::pin(async move { reply })
     }
 }

@@ -4,72 +4,17 @@
 //! unreachable, one may catch up after a while), under paused time; and a
 //! property of `learn` over random answers of six acceptors.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::cas::{self, AcceptorNet, CallResult, CasError};
-use super::cas_testing::{three_nodes, with_keyspace};
+use super::cas::{self, CasError};
+use super::cas_testing::{acceptor, three_nodes, with_keyspace, ScriptedNet as Net};
 use super::learn;
 use super::*;
-use crate::engine::memory::MemoryEngine;
-use crate::engine::{Engine, Limits};
-use crate::layout::consensus::{Ballot, Msg, Outcome, Proposer, Reply, Step};
-use crate::topology::{NodeInfo, Topology};
-
-fn engine() -> Option<Arc<dyn Engine>> {
-    Some(Arc::new(MemoryEngine::new(Limits::default())))
-}
-
-/// An acceptor holding `layouts` installed in order.
-fn acceptor(id: &str, layouts: &[&Layout]) -> Cluster {
-    let c = Cluster::new(layouts[0].clone(), id, engine()).expect("a view");
-    for l in &layouts[1..] {
-        c.install((*l).clone()).expect("install");
-    }
-    c
-}
-
-/// Acceptors by id (absent: unreachable); `catch_up`: an acceptor that
-/// installs a layout once the (paused) clock passed an instant.
-struct Net {
-    nodes: BTreeMap<String, Cluster>,
-    catch_up: Option<(String, tokio::time::Instant, Layout)>,
-}
-
-impl AcceptorNet for Net {
-    fn call(
-        &self,
-        to: &NodeInfo,
-        msg: Msg<Layout>,
-    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
-        let Some(node) = self.nodes.get(&to.id) else {
-            return Box::pin(async { Err("unreachable".to_string()) });
-        };
-        if let Some((id, at, layout)) = &self.catch_up {
-            if *id == to.id
-                && tokio::time::Instant::now() >= *at
-                && node.current().layout.version < layout.version
-            {
-                node.install(layout.clone()).expect("catch up");
-            }
-        }
-        let reply = node.accept(&msg).map_err(|e| e.to_string());
-        Box::pin(async move { reply })
-    }
-
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> cas::PushFuture {
-        let done = match self.nodes.get(&to.id) {
-            Some(node) => (node.install(layout.clone()).map(drop)).map_err(|e| e.to_string()),
-            None => Err("unreachable".to_string()),
-        };
-        Box::pin(async move { done })
-    }
-}
+use crate::layout::consensus::{Ballot, Outcome, Proposer, Reply, Step};
+use crate::topology::Topology;
 
 /// review-layout29 H1, the dev cluster (3 + 3): v3 is chosen, dc1-n2
 /// holds a fork of v3, dc2-n3 is dead and dc1-n1 missed the push (v2).
@@ -99,13 +44,8 @@ async fn a_behind_acceptor_is_pushed_the_base_so_a_fork_in_sight_does_not_wedge_
     let decided = cas::decide(&net, "dc1-n3", &v3, v4.clone(), Duration::from_secs(10))
         .await
         .expect("v4 chosen once dc1-n1 was pushed v3");
-    assert_eq!(
-        decided,
-        cas::Decided {
-            layout: v4,
-            ours: true
-        }
-    );
+    let got = (decided.layout, decided.ours, decided.source);
+    assert_eq!(got, (v4, true, Source::Chosen));
     assert_eq!(*net.nodes["dc1-n1"].current().layout, v3, "dc1-n1 on v3");
     assert_eq!(
         *net.nodes["dc1-n2"].current().layout,
@@ -135,13 +75,8 @@ async fn a_behind_acceptor_that_catches_up_lets_the_change_through_with_one_sile
     let decided = cas::decide(&net, "dc1-n1", &v2, v3.clone(), Duration::from_secs(10))
         .await
         .expect("chosen once dc1-n2 caught up");
-    assert_eq!(
-        decided,
-        cas::Decided {
-            layout: v3,
-            ours: true
-        }
-    );
+    let got = (decided.layout, decided.ours, decided.source);
+    assert_eq!(got, (v3, true, Source::Chosen));
 }
 
 /// review-layout28 M1: [Behind, Decided(FORK), Promise]: the one `Decided`
@@ -268,7 +203,7 @@ fn learn_takes_a_layout_only_from_holders_that_block_a_quorum() {
                 return Ok(());
             };
             reached.set(reached.get() + 1);
-            let learned = learn::learn(3, &own, held.clone(), blocking, false);
+            let learned = learn::learn(3, &own, held.clone(), blocking, false, &Default::default());
             let first = &held[0].1;
             if blocking && held.iter().all(|(_, l)| l == first) {
                 agreed.set(agreed.get() + 1);

@@ -73,3 +73,40 @@ async fn one_forked_acceptor_does_not_block_a_change_from_the_chosen_layout() {
         }
     }
 }
+
+/// review-layout32a M3: P (on a fork Vf) accepted Y′, built on Vf, at
+/// round 5 in slot 3; its change is refused for its base and it adopts V.
+/// What it accepted in the fork's instance must not be offered to a
+/// proposal built on V: Q's change on V (P and Q answering) is chosen,
+/// not Y′. Fails before, by reading: P promised with Y′@5, Q adopted it
+/// as the highest accepted value, and Y′ (undoing V's change) was chosen.
+#[tokio::test]
+async fn an_adopted_layout_does_not_inherit_what_the_fork_accepted() {
+    use super::cas_testing::{accept_in, acceptor, three_nodes, ScriptedNet};
+    use std::collections::BTreeMap;
+    let v1 = three_nodes();
+    let (v, fork) = (with_keyspace(&v1, "a"), with_keyspace(&v1, "fork"));
+    let y_fork = with_keyspace(&fork, "y");
+    let p = acceptor("dc1-n1", &[&v1, &fork]);
+    let [q, r] = ["dc1-n2", "dc1-n3"].map(|id| acceptor(id, &[&v1, &v]));
+    accept_in(&p, &fork, &y_fork, 5, "dc1-n1/p");
+    let net = |nodes: &[&Cluster]| ScriptedNet {
+        nodes: (nodes.iter())
+            .map(|c| (c.me().to_string(), (*c).clone()))
+            .collect::<BTreeMap<_, _>>(),
+        catch_up: None,
+    };
+    p.set_net(Arc::new(net(&[&q, &r])));
+    let err = (p.propose(with_keyspace(&fork, "b")).await).expect_err("refused for its base");
+    assert!(matches!(err, ProposeError::Forked { .. }), "{err}");
+    assert_eq!(*p.current().layout, v, "P adopted V");
+    let z = with_keyspace(&v, "z");
+    let within = std::time::Duration::from_secs(10);
+    let got = cas::decide(&net(&[&p, &q]), "dc1-n2", &v, z.clone(), within).await;
+    let decided = got.expect("decided");
+    assert_eq!(
+        (decided.layout, decided.ours),
+        (z, true),
+        "Q's change, not Y′"
+    );
+}

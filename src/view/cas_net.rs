@@ -12,13 +12,35 @@ use std::time::Duration;
 
 use super::acceptor;
 use super::cas::{AcceptorNet, CallResult, PushFuture};
-use crate::layout::consensus::Msg;
+use super::lineage::Lineage;
+use crate::layout::consensus::{Msg, Reply};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
 use crate::transport::Peers;
 
 /// Deadline of one CAS call.
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An acceptor's answer to a CAS message: its reply, and the lineage of
+/// the layout a DECIDED or WRONG_BASE reply names (the acceptor's
+/// installed one: its holder's proof of choice, so a proposer that learns
+/// the layout from it keeps the proof, review-layout31 H1). Unknown from
+/// an older acceptor and for every other reply.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub reply: Reply<Layout>,
+    pub lineage: Lineage,
+}
+
+impl From<Reply<Layout>> for Answer {
+    /// A reply with no lineage known.
+    fn from(reply: Reply<Layout>) -> Answer {
+        Answer {
+            reply,
+            lineage: Lineage::default(),
+        }
+    }
+}
 
 /// This node's own acceptor directly, the others through `remote`.
 pub struct LocalFirst {
@@ -35,7 +57,7 @@ impl AcceptorNet for LocalFirst {
         if to.id == self.cluster.me() {
             let cluster = self.cluster.clone();
             return Box::pin(async move {
-                let answer = tokio::task::spawn_blocking(move || cluster.accept(&msg));
+                let answer = tokio::task::spawn_blocking(move || cluster.answer(&msg));
                 (answer.await)
                     .map_err(|e| format!("acceptor task: {e}"))?
                     .map_err(|e| e.to_string())
@@ -47,13 +69,17 @@ impl AcceptorNet for LocalFirst {
         }
     }
 
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
+    fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> PushFuture {
         match &self.remote {
             // This node's own acceptor holds the base: it proposes on it.
             _ if to.id == self.cluster.me() => Box::pin(async { Ok(()) }),
-            Some(remote) => remote.push(to, layout),
+            Some(remote) => remote.push(to, layout, lineage),
             None => Box::pin(async { Err("no network to the other members".to_string()) }),
         }
+    }
+
+    fn lineage(&self, base: &Layout) -> Lineage {
+        self.cluster.lineage_of(base)
     }
 }
 
@@ -84,12 +110,13 @@ impl AcceptorNet for PeersNet {
                 }
             }
             .map_err(|e| e.to_string())?;
-            acceptor::reply_from(&node.id, &reply).map_err(|e| e.to_string())
+            acceptor::answer_from(&node.id, &reply).map_err(|e| e.to_string())
         })
     }
 
-    fn push(&self, to: &NodeInfo, layout: &Layout) -> PushFuture {
-        let (peers, node, msg) = (self.0.clone(), to.clone(), super::sync::to_message(layout));
+    fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> PushFuture {
+        let msg = super::sync::to_message_with(layout, lineage);
+        let (peers, node) = (self.0.clone(), to.clone());
         Box::pin(async move {
             let pushed = peers.push_layout(&node, msg, CALL_TIMEOUT).await;
             pushed.map(drop).map_err(|e| e.to_string())

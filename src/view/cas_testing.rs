@@ -1,7 +1,8 @@
 //! Test support for the layout CAS: a group of in-process [`Cluster`]s,
 //! one per member of a layout, whose acceptors reach each other by direct
 //! calls (a node can be cut off), and whose proposals are pushed to every
-//! node as `PushLayout` would.
+//! node as `PushLayout` would; and acceptors behind a scripted network
+//! ([`ScriptedNet`]).
 //! Must not: be used outside tests.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,9 +15,10 @@ use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 
 use super::cas::{AcceptorNet, CallResult};
-use super::Cluster;
+use super::lineage::Lineage;
+use super::{Cluster, Source};
 use crate::engine::Engine;
-use crate::layout::consensus::Msg;
+use crate::layout::consensus::{Ballot, Msg, Reply};
 use crate::layout::Layout;
 use crate::topology::{NodeInfo, Topology};
 
@@ -75,7 +77,7 @@ impl AcceptorNet for Net {
                 group.arrived.notify_waiters();
                 let _ = release.wait_for(|r| *r).await;
             }
-            node.accept(&msg).map_err(|e| e.to_string())
+            node.answer(&msg).map_err(|e| e.to_string())
         })
     }
 }
@@ -95,13 +97,21 @@ impl Group {
         for (_, _, n) in layout.nodes().filter(|(_, _, n)| n.state.is_member()) {
             let c = Cluster::new(layout.clone(), &n.id, engine()).expect("a member's view");
             c.set_net(Arc::new(Net(Arc::downgrade(&group))));
-            let weak = Arc::downgrade(&group);
+            let (weak, me) = (Arc::downgrade(&group), n.id.clone());
             c.set_push(Arc::new(move |l: Arc<Layout>| {
                 let Some(group) = weak.upgrade() else { return };
+                let proposer = group.nodes.lock().get(&me).cloned();
+                let lineage = proposer.map(|p| p.lineage_of(&l)).unwrap_or_default();
                 for (id, node) in group.nodes.lock().iter() {
-                    if !group.cut.lock().contains(id) {
-                        node.install((*l).clone())
-                            .expect("a chosen layout installs");
+                    if group.cut.lock().contains(id) {
+                        continue;
+                    }
+                    // As `PushLayout`: one peer's word with its lineage,
+                    // which the install guard checks (`view::guard`).
+                    let pushed = (*l).clone();
+                    match node.install_from(pushed, lineage.clone(), super::Source::Peer) {
+                        Ok(_) | Err(super::ViewError::Unbacked { .. }) => {}
+                        Err(e) => panic!("a chosen layout installs: {e}"),
                     }
                 }
             }));
@@ -152,5 +162,109 @@ impl Group {
     /// Node `id` no longer answers nor receives pushes.
     pub fn cut(&self, id: &str) {
         self.cut.lock().insert(id.to_string());
+    }
+}
+
+/// An in-memory engine (the acceptor state is persisted in it).
+pub fn engine() -> Option<Arc<dyn Engine>> {
+    use crate::engine::{memory::MemoryEngine, Limits};
+    Some(Arc::new(MemoryEngine::new(Limits::default())))
+}
+
+/// An acceptor holding `layouts` installed in order.
+pub fn acceptor(id: &str, layouts: &[&Layout]) -> Cluster {
+    let c = Cluster::new(layouts[0].clone(), id, engine()).expect("a view");
+    for l in &layouts[1..] {
+        c.install((*l).clone()).expect("install");
+    }
+    c
+}
+
+/// Acceptors by id (absent: unreachable), reached by direct calls; a
+/// push is installed as `PushLayout` would (one peer's word);
+/// `catch_up`: an acceptor that installs a layout once the (paused) clock
+/// passed an instant.
+pub struct ScriptedNet {
+    pub nodes: BTreeMap<String, Cluster>,
+    pub catch_up: Option<(String, tokio::time::Instant, Layout)>,
+}
+
+impl AcceptorNet for ScriptedNet {
+    fn call(
+        &self,
+        to: &NodeInfo,
+        msg: Msg<Layout>,
+    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
+        let Some(node) = self.nodes.get(&to.id) else {
+            return Box::pin(async { Err("unreachable".to_string()) });
+        };
+        if let Some((id, at, layout)) = &self.catch_up {
+            if *id == to.id
+                && tokio::time::Instant::now() >= *at
+                && node.current().layout.version < layout.version
+            {
+                node.install(layout.clone()).expect("catch up");
+            }
+        }
+        let reply = node.answer(&msg).map_err(|e| e.to_string());
+        Box::pin(async move { reply })
+    }
+
+    fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> super::cas::PushFuture {
+        let done = match self.nodes.get(&to.id) {
+            Some(node) => (node.install_from(layout.clone(), lineage.clone(), Source::Peer))
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            None => Err("unreachable".to_string()),
+        };
+        Box::pin(async move { done })
+    }
+}
+
+/// `node` promises and accepts `value` (of version `base.version + 1`)
+/// at round `round` of proposer `by`.
+pub fn accept_in(node: &Cluster, base: &Layout, value: &Layout, round: u64, by: &str) {
+    let ballot = Ballot {
+        round,
+        node: by.to_string(),
+    };
+    let (slot, base) = (value.version, base.digest());
+    let prepare = Msg::Prepare {
+        slot,
+        ballot: ballot.clone(),
+        base,
+    };
+    let promised = node.accept(&prepare).expect("answered");
+    assert!(matches!(promised, Reply::Promise { .. }), "{promised:?}");
+    let value = value.clone();
+    let accept = Msg::Accept {
+        slot,
+        ballot,
+        base,
+        value,
+    };
+    let accepted = node.accept(&accept).expect("answered");
+    assert!(matches!(accepted, Reply::Accepted { .. }), "{accepted:?}");
+}
+
+/// A scripted network whose proposer knows its base's lineage (as
+/// `LocalFirst` knows it from its cluster).
+pub struct Knowing(pub ScriptedNet, pub Lineage);
+
+impl AcceptorNet for Knowing {
+    fn call(
+        &self,
+        to: &NodeInfo,
+        msg: Msg<Layout>,
+    ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
+        self.0.call(to, msg)
+    }
+
+    fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> super::cas::PushFuture {
+        self.0.push(to, layout, lineage)
+    }
+
+    fn lineage(&self, _: &Layout) -> Lineage {
+        self.1.clone()
     }
 }

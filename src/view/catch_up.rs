@@ -11,8 +11,11 @@
 //! would keep a whole cluster restarted at once from ever starting (each
 //! node's internode port is open before it waits, so nodes starting
 //! together answer each other). Gossip brings anything newer later.
+//! The layout is installed with what the answers know of its lineage
+//! (its predecessor, its proof of choice: review-layout31 H1), as backed
+//! by its voters when a quorum of them holds it.
 //! Must not: open ports, decide or merge layouts (it installs through
-//! [`Cluster::install`]), or wait past its bound.
+//! [`Cluster::install_from`]), or wait past its bound.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -23,7 +26,8 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
-use super::Cluster;
+use super::lineage::{Lineage, Lineages};
+use super::{Cluster, Source};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
 use crate::transport::Peers;
@@ -41,6 +45,10 @@ const RETRY_AFTER: Duration = Duration::from_millis(250);
 /// Deadline of one `GetLayout`.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A layout and its lineage being fetched, or why none came.
+pub type WithLineage<'a> =
+    Pin<Box<dyn Future<Output = Result<(Layout, Lineage), String>> + Send + 'a>>;
+
 /// How the catch-up reaches another member's layout.
 pub trait LayoutSource: Send + Sync {
     /// `to`'s layout, or why none came within `timeout`.
@@ -49,6 +57,13 @@ pub trait LayoutSource: Send + Sync {
         to: &NodeInfo,
         timeout: Duration,
     ) -> Pin<Box<dyn Future<Output = Result<Layout, String>> + Send + '_>>;
+
+    /// [`LayoutSource::layout_of`] with what `to` knows of its lineage
+    /// (`super::lineage`; unknown unless the source carries it).
+    fn layout_with_lineage(&self, to: &NodeInfo, timeout: Duration) -> WithLineage<'_> {
+        let asked = self.layout_of(to, timeout);
+        Box::pin(async move { Ok((asked.await?, Lineage::default())) })
+    }
 }
 
 /// What the catch-up did.
@@ -93,24 +108,25 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
         .map(|peer| ask_until_answered(source, peer, give_up))
         .collect();
     let mut answers = vec![(view.me_id().to_string(), (*view.layout).clone())];
+    let mut lineages = Lineages::default();
+    lineages.add(&view.layout, cluster.lineage_of(&view.layout));
     let enough =
         |a: &[(String, Layout)]| a.len() > needed && (a.len() > others.len() || newest_backed(a));
     // Once a majority answered, more answers are awaited only briefly.
     let mut until = give_up;
     while !enough(&answers) {
         match tokio::time::timeout_at(until, asks.next()).await {
-            Ok(Some(answer)) => answers.push(answer),
+            Ok(Some((id, layout, lineage))) => {
+                lineages.add(&layout, lineage);
+                answers.push((id, layout));
+            }
             Ok(None) | Err(_) => break,
         }
         if answers.len() == needed + 1 {
             until = give_up.min(Instant::now() + SETTLE_WITHIN);
         }
     }
-    if let Some(layout) = backed(&answers) {
-        if let Err(e) = cluster.install(layout.clone()) {
-            tracing::warn!(version = layout.version, error = %e, "layout: the layout the members back at start not installed");
-        }
-    }
+    install_backed(cluster, &answers, lineages);
     let (answered, to) = (answers.len() - 1, cluster.current().version());
     if answered < needed {
         tracing::warn!(answered, needed, from, to, secs = within.as_secs(),
@@ -129,6 +145,28 @@ pub async fn catch_up(cluster: &Cluster, source: &dyn LayoutSource, within: Dura
         "layout: caught up with a majority of the members before serving"
     );
     CaughtUp::Majority { answered, from, to }
+}
+
+/// Installs the layout `answers` back ([`backed`]) with what the answers
+/// know of its lineage: as held by a quorum of its voters when it is
+/// (review-layout30 L2), else on the members' word (the install guard
+/// checks it, `super::guard`).
+fn install_backed(cluster: &Cluster, answers: &[(String, Layout)], lineages: Lineages) {
+    let Some(layout) = backed(answers) else {
+        return;
+    };
+    let held: Vec<(String, Layout)> = (answers.iter())
+        .filter(|(_, l)| l.version == layout.version)
+        .cloned()
+        .collect();
+    let source = match crate::layout::acceptors::held_by_its_voters(&held) {
+        Some(l) if l == layout => Source::Voters,
+        _ => Source::Peer,
+    };
+    let lineage = lineages.of(layout);
+    if let Err(e) = cluster.install_from(layout.clone(), lineage, source) {
+        tracing::warn!(version = layout.version, error = %e, "layout: the layout the members back at start not installed");
+    }
 }
 
 /// Whether the answers back a layout of the newest version answered, or
@@ -189,16 +227,20 @@ fn pick(
     None
 }
 
-/// `peer`'s layout, asked again after each failure until `give_up`.
+/// `peer`'s layout and its lineage, asked again after each failure until
+/// `give_up`.
 async fn ask_until_answered(
     source: &dyn LayoutSource,
     peer: &NodeInfo,
     give_up: Instant,
-) -> (String, Layout) {
+) -> (String, Layout, Lineage) {
     loop {
         let left = give_up.saturating_duration_since(Instant::now());
-        match source.layout_of(peer, left.min(CALL_TIMEOUT)).await {
-            Ok(layout) => return (peer.id.clone(), layout),
+        match source
+            .layout_with_lineage(peer, left.min(CALL_TIMEOUT))
+            .await
+        {
+            Ok((layout, lineage)) => return (peer.id.clone(), layout, lineage),
             Err(e) => {
                 tracing::debug!(peer = %peer.id, error = %e, "layout: no answer at start yet")
             }
@@ -220,6 +262,15 @@ impl LayoutSource for PeersSource {
         Box::pin(async move {
             let msg = (self.0.get_layout(&to, timeout).await).map_err(|e| e.to_string())?;
             super::sync::from_message(&to.id, &msg).map_err(|e| e.to_string())
+        })
+    }
+
+    fn layout_with_lineage(&self, to: &NodeInfo, timeout: Duration) -> WithLineage<'_> {
+        let to = to.clone();
+        Box::pin(async move {
+            let msg = (self.0.get_layout(&to, timeout).await).map_err(|e| e.to_string())?;
+            let layout = super::sync::from_message(&to.id, &msg).map_err(|e| e.to_string())?;
+            Ok((layout, Lineage::from_message(&msg)))
         })
     }
 }

@@ -70,11 +70,17 @@ pub(super) struct Inner {
     /// [`Cluster::while_current`] and [`Cluster::with_current`] to keep a
     /// view in force.
     pub(super) install: RwLock<()>,
+    /// The lineage of the layout in force (`super::lineage`); written
+    /// with the install lock held (written).
+    pub(super) lineage: parking_lot::Mutex<super::lineage::Lineage>,
+    /// The last layout the install guard refused (version, digest): a
+    /// repeat is logged at debug only (`super::guard`).
+    pub(super) last_refused: parking_lot::Mutex<Option<(u64, u128)>>,
     push: OnceLock<PushHook>,
     /// Reaches the other acceptors of a change; without it only this node
     /// answers (a single-member cluster, tests).
     net: OnceLock<Arc<dyn AcceptorNet>>,
-    acceptor: Acceptor,
+    pub(super) acceptor: Acceptor,
     /// A peer whose seed layout (v1) differs from ours: set by gossip.
     seed_mismatch: parking_lot::Mutex<Option<String>>,
     /// The newest layout version a replica write sent here was planned on
@@ -108,6 +114,7 @@ impl Cluster {
         publish_gauges(&view);
         let (tx, _) = watch::channel(view.clone());
         let acceptor = Acceptor::new(engine.clone());
+        let lineage = (engine.as_deref()).map(|e| super::lineage::load(e, &view.layout));
         Ok(Cluster {
             inner: Arc::new(Inner {
                 me: me.to_string(),
@@ -115,6 +122,8 @@ impl Cluster {
                 tx,
                 engine,
                 install: RwLock::new(()),
+                lineage: parking_lot::Mutex::new(lineage.unwrap_or_default()),
+                last_refused: parking_lot::Mutex::new(None),
                 push: OnceLock::new(),
                 net: OnceLock::new(),
                 acceptor,
@@ -193,9 +202,26 @@ impl Cluster {
     }
 
     /// Answers a layout CAS message as an acceptor; the new acceptor
-    /// state is durable first. Blocking (an fsync).
+    /// state is durable first. Blocking (an fsync). Holds the install lock
+    /// (read) throughout, so that no install checks this acceptor's state
+    /// in between (`super::guard`); an install waits for the fsync.
     pub fn accept(&self, msg: &Msg<Layout>) -> Result<Reply<Layout>, AcceptorError> {
+        let _guard = crate::blocking::read(&self.inner.install);
         self.inner.acceptor.handle(&self.current().layout, msg)
+    }
+
+    /// [`Self::accept`], with the lineage of the layout a DECIDED or
+    /// WRONG_BASE reply names (the one installed here, read under the same
+    /// lock): the holder's proof of choice goes to the proposer
+    /// (`cas::Answer`, review-layout31 H1).
+    pub fn answer(&self, msg: &Msg<Layout>) -> Result<cas::Answer, AcceptorError> {
+        let _guard = crate::blocking::read(&self.inner.install);
+        let reply = self.inner.acceptor.handle(&self.current().layout, msg)?;
+        let lineage = match &reply {
+            Reply::Decided { .. } | Reply::WrongBase { .. } => self.inner.lineage.lock().clone(),
+            _ => Default::default(),
+        };
+        Ok(cas::Answer { reply, lineage })
     }
 
     /// Records that a write planned on layout `version` reached this node,
@@ -282,11 +308,10 @@ impl Cluster {
         f(&self.current())
     }
 
-    /// Installs a layout learned from elsewhere: merge with the current one,
-    /// and if that changes it, persist, swap, notify.
+    /// Installs a layout learned from elsewhere on one peer's word, its
+    /// lineage unknown: [`Cluster::install_from`].
     pub fn install(&self, incoming: Layout) -> Result<Installed, ViewError> {
-        let _guard = crate::blocking::write(&self.inner.install);
-        self.install_locked(incoming)
+        self.install_from(incoming, Default::default(), super::Source::Peer)
     }
 
     /// Proposes the next layout: exactly the current version + 1, decided
@@ -308,20 +333,33 @@ impl Cluster {
         {
             Err(cas::CasError::WrongBase {
                 held,
+                lineages,
                 maybe_applied,
                 ..
-            }) => return Err(self.on_wrong_base(&base.layout, &held, maybe_applied)),
-            Err(cas::CasError::Superseded { slot, layout }) => {
-                // Decided and newer than the slot: taken as gossip would.
-                if let Err(e) = self.install((*layout).clone()) {
+            }) => return Err(self.on_wrong_base(&base.layout, &held, &lineages, maybe_applied)),
+            Err(cas::CasError::Superseded {
+                slot,
+                layout,
+                lineage,
+            }) => {
+                // Decided and newer than the slot: one holder's word, with
+                // the lineage its holders' answers carried.
+                let (peer, known) = (super::Source::Peer, lineage.clone());
+                if let Err(e) = self.install_from((*layout).clone(), known, peer) {
                     tracing::warn!(version = layout.version, error = %e, "layout: a newer layout learned while proposing not installed");
                 }
-                return Err(cas::CasError::Superseded { slot, layout }.into());
+                let e = cas::CasError::Superseded {
+                    slot,
+                    layout,
+                    lineage,
+                };
+                return Err(e.into());
             }
             decided => decided?,
         };
         let chosen = Arc::new(decided.layout);
-        if let Err(source) = self.install((*chosen).clone()) {
+        let (lineage, backed) = (decided.lineage, decided.source);
+        if let Err(source) = self.install_from((*chosen).clone(), lineage, backed) {
             return Err(ProposeError::NotInstalled {
                 version: chosen.version,
                 ours: decided.ours,

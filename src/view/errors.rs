@@ -23,6 +23,21 @@ pub enum ViewError {
         installed: u128,
         refused: u128,
     },
+    /// A layout on one peer's word that the install guard refused
+    /// (`view::guard`): `reason` is the metric's label, `why` says more.
+    #[error("layout v{version} ({refused:032x}) refused on one peer's word ({reason}): {why}; it is installed once a quorum of its voters shows it, or with proof that it was chosen")]
+    Unbacked {
+        version: u64,
+        refused: u128,
+        reason: &'static str,
+        why: String,
+    },
+    /// This node's acceptor state could not be read to check a layout.
+    #[error("layout v{version} not installed: reading this node's layout CAS state: {source}")]
+    Acceptor {
+        version: u64,
+        source: super::acceptor::AcceptorError,
+    },
 }
 
 /// A proposed layout was refused.
@@ -146,6 +161,9 @@ pub enum CasError {
         slot: u64,
         /// Each refusing acceptor and the layout it holds.
         held: Vec<(String, Layout)>,
+        /// What their answers carried of those layouts' lineages
+        /// (`super::lineage::Lineages`; unknown from older acceptors).
+        lineages: super::lineage::Lineages,
         maybe_applied: bool,
     },
     /// Too many acceptors have not installed version `slot - 1` yet for a
@@ -164,7 +182,13 @@ pub enum CasError {
     /// this change, built on since). `layout` is installed as gossip would
     /// (review-layout28 L4).
     #[error("layout change v{slot}: the layout moved on to v{} ({}) while this change was being accepted, so whether v{slot} is this change is not known; {}", layout.version, super::cas::describe(layout), applied(true))]
-    Superseded { slot: u64, layout: Box<Layout> },
+    Superseded {
+        slot: u64,
+        layout: Box<Layout>,
+        /// What its holders' answers carried of its lineage (its proof of
+        /// choice; unknown from older acceptors): installed with it.
+        lineage: super::lineage::Lineage,
+    },
     /// Acceptors answered that the slot is decided, but no quorum of them
     /// holds one layout of it, nor a quorum of its own voters: this node
     /// is behind and learns it by gossip (review-layout27 M3).

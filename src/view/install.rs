@@ -2,22 +2,68 @@
 //! from elsewhere is merged with the one in force ([`Layout::merge`]; a
 //! fork is refused), and a node whose change was refused for its base
 //! adopts the layout its members hold (review-layout26 M2). Either way the
-//! view is derived first, persisted, then swapped and subscribers told.
+//! view is derived first, persisted with its lineage (`super::lineage`),
+//! then swapped and subscribers told; a proof of choice that comes after
+//! the layout in force is kept. A layout on one peer's word is checked by
+//! the install guard first (`super::guard`).
 //! Must not: decide layouts (the CAS does), talk to peers, or take the
-//! install lock itself except in [`Cluster::on_wrong_base`].
+//! install lock itself except in [`Cluster::install_from`],
+//! [`Cluster::on_wrong_base`] (written) and
+//! [`Cluster::current_with_lineage`] (read).
 
 use std::sync::Arc;
 
 use super::cluster::publish_gauges;
 use super::errors::{ProposeError, ViewError};
-use super::{store, Cluster, ClusterView, Installed};
+use super::lineage::{self, Lineage};
+use super::{Cluster, ClusterView, Installed, Source};
 use crate::layout::Layout;
 
 impl Cluster {
-    /// [`Cluster::install`] with the install lock held (written).
-    pub(super) fn install_locked(&self, incoming: Layout) -> Result<Installed, ViewError> {
+    /// Installs a layout learned from elsewhere, with what is known of its
+    /// `lineage`, backed by `source`: checked by the install guard
+    /// (`super::guard`), merged with the current one, and if that changes
+    /// it, persisted (with its lineage), swapped, subscribers notified.
+    pub fn install_from(
+        &self,
+        incoming: Layout,
+        lineage: Lineage,
+        source: Source,
+    ) -> Result<Installed, ViewError> {
+        let _guard = crate::blocking::write(&self.inner.install);
+        self.install_locked(incoming, lineage, source)
+    }
+
+    /// The layout in force and its lineage.
+    pub fn current_with_lineage(&self) -> (Arc<Layout>, Lineage) {
+        let _guard = crate::blocking::read(&self.inner.install);
+        (
+            self.current().layout.clone(),
+            self.inner.lineage.lock().clone(),
+        )
+    }
+
+    /// The lineage of `layout` when it is the one in force, else none.
+    pub fn lineage_of(&self, layout: &Layout) -> Lineage {
+        let (current, lineage) = self.current_with_lineage();
+        if *current == *layout {
+            lineage
+        } else {
+            Lineage::default()
+        }
+    }
+
+    /// [`Cluster::install_from`] with the install lock held (written).
+    pub(super) fn install_locked(
+        &self,
+        incoming: Layout,
+        lineage: Lineage,
+        source: Source,
+    ) -> Result<Installed, ViewError> {
         let current = self.current();
         let from = current.version();
+        self.check_backed(&current.layout, &incoming, &lineage, source)?;
+        let (newer, same) = (incoming.version > from, incoming == *current.layout);
         let merged = (*current.layout).clone().merge(incoming);
         if let Some(c) = &merged.conflict {
             // Only chosen layouts are installed, so a second one of a
@@ -42,10 +88,18 @@ impl Cluster {
             });
         }
         if merged.layout == *current.layout {
+            if same {
+                self.keep_lineage(&current.layout, lineage)?;
+            }
             return Ok(Installed::Unchanged { version: from });
         }
         let to = merged.layout.version;
-        self.swap_in(merged.layout)?;
+        let lineage = if newer {
+            self.with_known_prev(&current.layout, &merged.layout, lineage)
+        } else {
+            Lineage::default()
+        };
+        self.swap_in(merged.layout, lineage)?;
         tracing::info!(from, to, "layout: new view in force");
         Ok(Installed::Swapped {
             from,
@@ -54,16 +108,68 @@ impl Cluster {
         })
     }
 
+    /// What `incoming` knows of the lineage of `layout`, the layout in
+    /// force, is kept where this node knew nothing and the two do not
+    /// name different predecessors (its proof of choice, come after the
+    /// layout: learned from an older acceptor, or before the upgrade), so
+    /// it passes the proof on (review-layout31 H1, review-layout32a M1).
+    /// Persisted first. The install lock is held (written).
+    fn keep_lineage(&self, layout: &Layout, incoming: Lineage) -> Result<(), ViewError> {
+        let known = self.inner.lineage.lock().clone();
+        if known.prev.zip(incoming.prev).is_some_and(|(k, i)| k != i) {
+            return Ok(()); // Said to be built on another base: not ours.
+        }
+        let kept = Lineage {
+            prev: known.prev.or(incoming.prev),
+            chosen_at: known.chosen_at.clone().or(incoming.chosen_at),
+        };
+        if kept == known {
+            return Ok(());
+        }
+        if let Some(engine) = &self.inner.engine {
+            (lineage::save(&**engine, layout, &kept)).map_err(|source| ViewError::Persist {
+                version: layout.version,
+                source,
+            })?;
+        }
+        *self.inner.lineage.lock() = kept;
+        Ok(())
+    }
+
+    /// `lineage` with its predecessor filled in when unknown and this
+    /// node's acceptor accepted `incoming` itself in the slot after
+    /// `current`: the acceptor took it on the layout installed then as its
+    /// base, `current` unless `on_wrong_base` replaced that since
+    /// (review-layout31 M1 (a)). The install lock is held (written).
+    fn with_known_prev(
+        &self,
+        current: &Layout,
+        incoming: &Layout,
+        mut lineage: Lineage,
+    ) -> Lineage {
+        if lineage.prev.is_some() || incoming.version != current.version + 1 {
+            return lineage;
+        }
+        let accepted = self.inner.acceptor.accepted(incoming.version);
+        if (accepted.ok().flatten()).is_some_and(|(_, x)| x == *incoming) {
+            lineage.prev = Some(current.digest());
+        }
+        lineage
+    }
+
     /// A change built on `base` (in force when it was proposed) was
     /// refused by acceptors holding another layout of its version
     /// (`held`): adopt the one a quorum of its own voters holds, if one
     /// does ([`crate::layout::acceptors::held_by_its_voters`]), in place
-    /// of `base`. The error says what was adopted; the change itself is
-    /// not applied unless `maybe_applied`.
+    /// of `base`, with what the refusals carried of its lineage
+    /// (`lineages`: its holders' proof of choice, review-layout31 H1). The
+    /// error says what was adopted; the change itself is not applied
+    /// unless `maybe_applied`.
     pub(super) fn on_wrong_base(
         &self,
         base: &Layout,
         held: &[(String, Layout)],
+        lineages: &lineage::Lineages,
         maybe_applied: bool,
     ) -> ProposeError {
         let chosen = crate::layout::acceptors::held_by_its_voters(held);
@@ -82,11 +188,16 @@ impl Cluster {
         };
         let _guard = crate::blocking::write(&self.inner.install);
         let current = self.current();
+        let known = lineages.of(chosen);
         let swapped = if *current.layout == *base {
-            self.swap_in(chosen.clone()).map(|_| ())
+            let swapped = self.swap_in(chosen.clone(), known).map(|_| ());
+            if swapped.is_ok() {
+                self.forget_the_forks_slots(base.version);
+            }
+            swapped
         } else {
             // Something newer came in meanwhile: merged as usual.
-            self.install_locked(chosen.clone()).map(|_| ())
+            (self.install_locked(chosen.clone(), known, Source::Voters)).map(|_| ())
         };
         if let Err(e) = swapped {
             return ProposeError::View(e);
@@ -101,10 +212,23 @@ impl Cluster {
         refused(Some(chosen.digest()))
     }
 
-    /// Derives `layout`'s view (so one that cannot be used is never
-    /// persisted), persists it, swaps it in and tells subscribers. The
+    /// This node just replaced its layout of `version` (a fork) by its
+    /// members' one: the fork's Paxos instance of the slots above is not
+    /// theirs, so what this acceptor promised or accepted there must not
+    /// be offered to a proposal built on theirs (review-layout32a M3).
+    /// Only then: a layout merged in meanwhile keeps its slots. The
     /// install lock is held (written).
-    fn swap_in(&self, layout: Layout) -> Result<Arc<ClusterView>, ViewError> {
+    fn forget_the_forks_slots(&self, version: u64) {
+        if let Err(e) = self.inner.acceptor.forget_above(version) {
+            tracing::error!(version = version + 1, error = %e,
+                "layout: could not forget this acceptor's state built on the fork it replaced");
+        }
+    }
+
+    /// Derives `layout`'s view (so one that cannot be used is never
+    /// persisted), persists it with its `lineage`, swaps it in and tells
+    /// subscribers. The install lock is held (written).
+    fn swap_in(&self, layout: Layout, lineage: Lineage) -> Result<Arc<ClusterView>, ViewError> {
         let to = layout.version;
         let view = Arc::new(
             ClusterView::derive(layout, &self.inner.me).map_err(|source| ViewError::Derive {
@@ -113,11 +237,14 @@ impl Cluster {
             })?,
         );
         if let Some(engine) = &self.inner.engine {
-            store::save(&**engine, &view.layout).map_err(|source| ViewError::Persist {
-                version: to,
-                source,
+            (lineage::save(&**engine, &view.layout, &lineage)).map_err(|source| {
+                ViewError::Persist {
+                    version: to,
+                    source,
+                }
             })?;
         }
+        *self.inner.lineage.lock() = lineage;
         self.inner.view.store(view.clone());
         publish_gauges(&view);
         self.inner.tx.send_replace(view.clone());

@@ -8,6 +8,8 @@
 
 use super::cas::Decided;
 use super::errors::CasError;
+use super::lineage::Lineages;
+use super::Source;
 use crate::layout::Layout;
 
 /// The slot learned from acceptors that answered it is decided without a
@@ -18,15 +20,20 @@ use crate::layout::Layout;
 /// can be chosen in the slot from now on); the one a quorum of its own
 /// voters holds (`held_by_its_voters`); else none. This is no worse than
 /// gossip, not a proof of what was chosen: an acceptor that accepted the
-/// chosen layout may have installed a fork by gossip first. Holders that
+/// chosen layout may have installed a fork by gossip first. Only the last
+/// is installed as backed (`Source::Voters`); the others are one
+/// holder's word, which the install guard checks (`super::guard`). Holders that
 /// do not block (acceptors behind or on another base make up the rest)
-/// are never taken on their word (review-layout28 M1).
+/// are never taken on their word (review-layout28 M1). The layout learned
+/// keeps what its holders' answers carried of its lineage (`proofs`: its
+/// proof of choice, so the install guard can take it, review-layout31 H1).
 pub(super) fn learn(
     slot: u64,
     own: &Layout,
     held: Vec<(String, Layout)>,
     blocking: bool,
     maybe_applied: bool,
+    proofs: &Lineages,
 ) -> Result<Decided, CasError> {
     let newer = (held.iter().map(|(_, l)| l))
         .filter(|l| l.version > slot)
@@ -34,12 +41,20 @@ pub(super) fn learn(
     let agreed = (held.split_first())
         .filter(|_| blocking)
         .and_then(|((_, first), rest)| rest.iter().all(|(_, l)| l == first).then_some(first));
-    let learned =
-        (newer.or(agreed)).or_else(|| crate::layout::acceptors::held_by_its_voters(&held));
+    let by_voters = crate::layout::acceptors::held_by_its_voters(&held);
+    let learned = (newer.or(agreed)).or(by_voters);
+    // Backed by a quorum of its voters, or one holder's word (the install
+    // checks the latter: `super::guard`).
+    let source = match learned {
+        Some(l) if by_voters == Some(l) => Source::Voters,
+        _ => Source::Peer,
+    };
     match learned {
         Some(layout) => Ok(Decided {
             ours: layout == own,
             layout: layout.clone(),
+            source,
+            lineage: proofs.of(layout),
         }),
         None => Err(CasError::Undecided {
             slot,
@@ -62,8 +77,12 @@ pub(super) fn settled(
     if decided.ours || !maybe_applied || decided.layout.version <= slot {
         return Ok(decided);
     }
-    let layout = Box::new(decided.layout);
-    Err(CasError::Superseded { slot, layout })
+    let (layout, lineage) = (Box::new(decided.layout), decided.lineage);
+    Err(CasError::Superseded {
+        slot,
+        layout,
+        lineage,
+    })
 }
 
 /// Why attempts at slot `slot` stopped after `secs`: the acceptors behind

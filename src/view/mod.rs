@@ -28,9 +28,11 @@ mod cas_net;
 pub mod catch_up;
 mod cluster;
 mod errors;
+pub mod guard;
 pub mod http;
 mod install;
 mod learn;
+pub mod lineage;
 pub mod staging;
 pub mod stale_view;
 pub mod store;
@@ -45,7 +47,15 @@ mod cas_behind_tests;
 #[cfg(test)]
 mod cas_fork_tests;
 #[cfg(test)]
+mod cas_guard_prop_tests;
+#[cfg(test)]
+mod cas_guard_tests;
+#[cfg(test)]
+mod cas_holder_proof_tests;
+#[cfg(test)]
 mod cas_loopback_tests;
+#[cfg(test)]
+mod cas_proof_tests;
 #[cfg(test)]
 pub(crate) mod cas_testing;
 #[cfg(test)]
@@ -63,6 +73,7 @@ mod tests;
 
 pub use cluster::{Cluster, Installed};
 pub use errors::{ProposeError, ViewError};
+pub use guard::Source;
 
 use std::sync::Arc;
 

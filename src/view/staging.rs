@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::lineage::Lineage;
 use crate::layout::acceptors::{voters, Quorum};
 use crate::layout::Layout;
 
@@ -56,6 +57,9 @@ pub struct Staging {
     heard: BTreeMap<String, (u64, u128)>,
     /// Layouts fetched and not installed, by digest, with when staged.
     staged: BTreeMap<u128, (Layout, Instant)>,
+    /// What the member it was fetched from knew of a staged layout's
+    /// lineage (`super::lineage`), by digest, when it said.
+    lineages: BTreeMap<u128, Lineage>,
 }
 
 impl Staging {
@@ -74,6 +78,23 @@ impl Staging {
         self.staged.entry(layout.digest()).or_insert((layout, now));
     }
 
+    /// [`Staging::stage`] with its `lineage` (kept if it is a proof of
+    /// choice, or the first known).
+    pub fn stage_with(&mut self, layout: Layout, lineage: Lineage, now: Instant) {
+        let digest = layout.digest();
+        self.stage(layout, now);
+        let kept = self.lineages.entry(digest).or_default();
+        if kept.chosen_at.is_none() && (lineage.chosen_at.is_some() || kept.prev.is_none()) {
+            *kept = lineage;
+        }
+    }
+
+    /// Takes what is known of the lineage of the layout of `digest` (the
+    /// one [`Staging::ready`] returned).
+    pub fn take_lineage(&mut self, digest: u128) -> Lineage {
+        self.lineages.remove(&digest).unwrap_or_default()
+    }
+
     /// The newest staged layout above `installed` that is backed (see the
     /// module doc), and why; staged layouts not above `installed` are
     /// dropped, the one returned too (the caller installs it).
@@ -88,6 +109,8 @@ impl Staging {
         ready.sort_by_key(|(_, version, _)| *version);
         let (digest, _, how) = ready.pop()?;
         let (layout, _) = self.staged.remove(&digest)?;
+        let staged = &self.staged;
+        (self.lineages).retain(|d, _| *d == digest || staged.contains_key(d));
         Some((layout, how))
     }
 

@@ -29,11 +29,16 @@ pub fn load(engine: &dyn Engine) -> Result<Option<Layout>, StoreError> {
 
 /// Persists `layout` (replacing the one stored).
 pub fn save(engine: &dyn Engine, layout: &Layout) -> Result<(), StoreError> {
+    engine.write(batch(layout)?)?;
+    Ok(())
+}
+
+/// The write of `layout` (`super::lineage` adds its lineage to it).
+pub fn batch(layout: &Layout) -> Result<WriteBatch, StoreError> {
     let bytes = serde_json::to_vec(layout)?;
     let mut batch = WriteBatch::new();
     batch.put_raw(Cf::Meta, LAYOUT_KEY, &bytes);
-    engine.write(batch)?;
-    Ok(())
+    Ok(batch)
 }
 
 /// [`save`], then synced to disk (the engine's flush): for a layout this

@@ -5,9 +5,10 @@
 //! alone is not taken while a fork is in sight), and one of its own
 //! version with another digest is fetched and refused as a fork
 //! ([`LayoutSync::observe`]); a proposal is pushed to every member
-//! best-effort (`PushLayout`, [`LayoutSync::push_hook`], installed as
-//! pushed: its proposer saw it chosen). Gossip alone converges: pushes
-//! only make it faster. [`follow`] keeps the peer channels and the gossip
+//! best-effort (`PushLayout`, [`LayoutSync::push_hook`], with its lineage:
+//! its predecessor and the ballot its proposer saw it chosen at,
+//! `super::lineage`), installed unless the install guard refuses it
+//! (`super::guard`). Gossip alone converges: pushes only make it faster. [`follow`] keeps the peer channels and the gossip
 //! members on the view in force.
 //!
 //! Must not: decide what a layout contains, or merge layouts itself (that is
@@ -21,8 +22,9 @@ use parking_lot::Mutex;
 
 use super::catch_up::{LayoutSource, PeersSource};
 use super::cluster::PushHook;
+use super::lineage::Lineage;
 use super::staging::{digest_of, Staging};
-use super::{Cluster, Installed};
+use super::{Cluster, Installed, Source};
 use crate::layout::{Layout, SEED_VERSION};
 use crate::membership::Gossiper;
 use crate::proto::v1::internode::{GossipDigest, LayoutMessage};
@@ -91,7 +93,15 @@ pub fn to_message(layout: &Layout) -> LayoutMessage {
     LayoutMessage {
         version: layout.version,
         json: serde_json::to_vec(layout).expect("a layout always serialises"),
+        ..Default::default()
     }
+}
+
+/// [`to_message`] with what this node knows of its lineage.
+pub fn to_message_with(layout: &Layout, lineage: &Lineage) -> LayoutMessage {
+    let mut msg = to_message(layout);
+    lineage.to_message(&mut msg);
+    msg
 }
 
 /// A layout received from `from`.
@@ -188,6 +198,8 @@ impl LayoutSync {
                     tracing::info!(peer = %from, from = a, to, "layout: caught up by gossip")
                 }
                 Ok(Installed::Unchanged { .. }) => {}
+                // Logged by the guard (once at warn).
+                Err(SyncError::View(super::ViewError::Unbacked { .. })) => {}
                 Err(e) => tracing::warn!(peer = %from, error = %e, "layout: fetch failed"),
             }
             this.fetching.store(false, Ordering::Release);
@@ -196,11 +208,11 @@ impl LayoutSync {
 
     /// Fetches `from`'s layout (`None` when `from` is not a member here:
     /// another member will tell us).
-    pub async fn fetch(&self, from: &str) -> Result<Option<Layout>, SyncError> {
+    pub async fn fetch(&self, from: &str) -> Result<Option<(Layout, Lineage)>, SyncError> {
         let Some(peer) = self.cluster.current().node(from).cloned() else {
             return Ok(None);
         };
-        let fetched = self.source.layout_of(&peer, CALL_TIMEOUT).await;
+        let fetched = self.source.layout_with_lineage(&peer, CALL_TIMEOUT).await;
         let layout = fetched.map_err(|reason| SyncError::Fetch {
             from: from.to_string(),
             reason,
@@ -212,24 +224,47 @@ impl LayoutSync {
     /// same or an older version is installed at once: merged, or refused
     /// as a fork), then installs the newest staged layout the members
     /// back, if any.
-    fn install_backed(&self, fetched: Option<Layout>) -> Result<Installed, SyncError> {
+    fn install_backed(&self, fetched: Option<(Layout, Lineage)>) -> Result<Installed, SyncError> {
         let installed = self.cluster.current().version();
+        let now = tokio::time::Instant::now();
         match fetched {
-            Some(l) if l.version <= installed => return Ok(self.cluster.install(l)?),
-            Some(l) => self.staging.lock().stage(l, tokio::time::Instant::now()),
+            Some((l, lineage)) if l.version <= installed => {
+                let peer = super::Source::Peer;
+                return Ok(self.cluster.install_from(l, lineage, peer)?);
+            }
+            Some((l, lineage)) => self.staging.lock().stage_with(l, lineage, now),
             None => {}
         }
         let ready = (self.staging.lock()).ready(installed, tokio::time::Instant::now());
         let Some((layout, how)) = ready else {
             return Ok(Installed::Unchanged { version: installed });
         };
-        tracing::info!(version = layout.version, backing = ?how, "layout: a staged layout is backed by the members' gossip");
-        Ok(self.cluster.install(layout)?)
+        // Only a quorum of its voters outweighs the install guard's
+        // objections (`super::guard`); the rest is one peer's word.
+        let source = match how {
+            super::staging::Backing::Voters => Source::Voters,
+            _ => Source::Peer,
+        };
+        let lineage = self.staging.lock().take_lineage(layout.digest());
+        let version = layout.version;
+        let done = (self.cluster).install_from(layout.clone(), lineage.clone(), source);
+        match &done {
+            Ok(_) => {
+                tracing::info!(version, backing = ?how, "layout: a staged layout is backed by the members' gossip")
+            }
+            // Kept until a quorum of its voters shows it.
+            Err(super::ViewError::Unbacked { .. }) => {
+                (self.staging.lock()).stage_with(layout, lineage, tokio::time::Instant::now())
+            }
+            Err(_) => {}
+        }
+        Ok(done?)
     }
 
-    /// What `GetLayout` answers.
+    /// What `GetLayout` answers: the layout in force and its lineage.
     pub fn serve_get(&self) -> LayoutMessage {
-        to_message(&self.cluster.current().layout)
+        let (layout, lineage) = self.cluster.current_with_lineage();
+        to_message_with(&layout, &lineage)
     }
 
     /// What `PushLayout` does: install, answer our version after it.
@@ -238,7 +273,8 @@ impl LayoutSync {
         if self.peers.faults().holds_layouts() {
             return Ok(self.cluster.current().version());
         }
-        self.cluster.install(layout)?;
+        let lineage = Lineage::from_message(msg);
+        (self.cluster).install_from(layout, lineage, Source::Peer)?;
         Ok(self.cluster.current().version())
     }
 
@@ -248,7 +284,7 @@ impl LayoutSync {
         let this = Arc::downgrade(self);
         Arc::new(move |layout: Arc<Layout>| {
             let Some(this) = this.upgrade() else { return };
-            let msg = to_message(&layout);
+            let msg = to_message_with(&layout, &this.cluster.lineage_of(&layout));
             let view = this.cluster.current();
             for peer in view.members().iter().filter(|n| n.id != view.me_id()) {
                 let (peers, peer, msg) = (this.peers.clone(), peer.clone(), msg.clone());
@@ -279,7 +315,8 @@ pub async fn fetch_from(
     };
     let msg = peers.get_layout(&peer, CALL_TIMEOUT).await?;
     let layout = from_message(from, &msg)?;
-    Ok(cluster.install(layout)?)
+    let lineage = Lineage::from_message(&msg);
+    Ok(cluster.install_from(layout, lineage, Source::Peer)?)
 }
 
 /// Keeps the peer channels and the gossip members on the view in force.
@@ -330,6 +367,7 @@ mod refusal_tests {
         let undecodable = LayoutMessage {
             version: 2,
             json: b"{".to_vec(),
+            ..Default::default()
         };
         let decode = from_message("n2", &undecodable).expect_err("does not decode");
         let refused = (tonic::Code::FailedPrecondition, "no".to_string());

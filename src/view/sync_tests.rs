@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cas_testing::with_keyspace;
+use super::cas_testing::{accept_in, with_keyspace};
 use super::catch_up::LayoutSource;
 use super::staging::STAGE_GRACE;
 use super::sync::LayoutSync;
@@ -120,4 +120,25 @@ async fn a_lone_uncontested_layout_is_installed_after_the_grace() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     hear(&sync, "dc1-n2", &v3).await;
     assert_eq!(*cluster.current().layout, v3);
+}
+
+/// review-layout29b High, the converse (no wedge): dc1-n1's acceptor
+/// accepted another v2 at round 1, and v2 was chosen without it at a
+/// higher round. Two or three members showing it are one peer's word
+/// against what dc1-n1 accepted (`guard.rs`): not installed; a quorum of
+/// its voters (4 of the 6) showing it is: installed.
+#[tokio::test(start_paused = true)]
+async fn a_layout_chosen_without_this_acceptor_is_installed_once_a_quorum_shows_it() {
+    let seed = Layout::seed(&Topology::dev());
+    let (chosen, other) = (with_keyspace(&seed, "a"), with_keyspace(&seed, "other"));
+    let holders = ["dc1-n2", "dc1-n3", "dc2-n1", "dc2-n2"];
+    let members: Vec<(&str, &Layout)> = holders.iter().map(|id| (*id, &chosen)).collect();
+    let (cluster, sync) = node(&members);
+    accept_in(&cluster, &seed, &other, 1, "dc2-n3/p");
+    for id in &holders[..3] {
+        hear(&sync, id, &chosen).await;
+        assert_eq!(cluster.current().version(), 1, "{id}: not a quorum yet");
+    }
+    hear(&sync, holders[3], &chosen).await;
+    assert_eq!(*cluster.current().layout, chosen, "a quorum of its voters");
 }
