@@ -43,7 +43,9 @@ use crate::view::Cluster;
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// `idle`, `announcing`, `streaming`, `finishing`, `draining`, `left`,
-    /// `cancelled` (`decommission --cancel`: the node stays), or `failed`
+    /// `cancelling` (a cancel past the switch: reads went back to the
+    /// node, the abort driver's second step is pending), `cancelled`
+    /// (`decommission --cancel`: the node stays), or `failed`
     /// (the node was removed meanwhile: it handed its queues over,
     /// `draining`, and stops with exit code 3).
     pub phase: String,
@@ -167,6 +169,9 @@ impl Control {
     ) -> Result<Status, LeaveError> {
         let me = self.cluster.me().to_string();
         (self.allow_old_gainers).store(allow_old_gainers, Ordering::SeqCst);
+        // Not on stale cursors: a failed forget fails the begin.
+        let now = self.cluster.current().layout.clone();
+        leave::forget_before_begin(&*self.engine, &now, &me)?;
         let began = leave::begin(&self.cluster, &me).await?;
         let mut running = self.running.lock();
         if !*running {
@@ -262,7 +267,10 @@ impl Control {
                 Err(e) => {
                     tracing::warn!(node = %me, error = %e, "decommission not finished; retrying in 2 s");
                     self.status.lock().detail = e;
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let pause = Duration::from_secs(2);
+                    if leave::cancelled_within(&self.cluster, &me, pause).await {
+                        return self.cancelled(&me);
+                    }
                 }
             }
         }
