@@ -42,7 +42,9 @@ use crate::view::Cluster;
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// `idle`, `announcing`, `streaming`, `finishing`, `draining`, `left`,
-    /// `cancelled` (`decommission --cancel`: the node stays), or `failed`
+    /// `cancelling` (a cancel past the switch: reads went back to the
+    /// node, the abort driver's second step is pending), `cancelled`
+    /// (`decommission --cancel`: the node stays), or `failed`
     /// (the node was removed meanwhile: it handed its queues over,
     /// `draining`, and stops with exit code 3).
     pub phase: String,
@@ -183,6 +185,9 @@ impl Control {
         allow_old_gainers: bool,
     ) -> Result<Status, LeaveError> {
         let me = self.cluster.me().to_string();
+        // Not on stale cursors: a failed forget fails the begin.
+        let now = self.cluster.current().layout.clone();
+        leave::forget_before_begin(&*self.engine, &now, &me)?;
         let began = leave::begin(&self.cluster, &me).await?;
         (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
         let mut running = self.running.lock();
@@ -282,7 +287,10 @@ impl Control {
                 Err(e) => {
                     tracing::warn!(node = %me, error = %e, "decommission not finished; retrying in 2 s");
                     self.status.lock().detail = e;
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let pause = Duration::from_secs(2);
+                    if leave::cancelled_within(&self.cluster, &me, pause).await {
+                        return self.cancelled(&me);
+                    }
                 }
             }
         }

@@ -14,7 +14,9 @@
 //! (`control`). [`cancel`] proposes the next step of a cancel
 //! (`Layout::cancel_leave`, `geokv decommission --cancel`), and a running
 //! leave stops without a switch once [`cancelled`] holds
-//! ([`until_cancelled`]). Must not serve requests or spread layouts itself.
+//! ([`until_cancelled`], also in the retry pause: [`cancelled_within`]);
+//! [`forget_before_begin`] drops the push cursors a cancel may have left.
+//! Must not serve requests or spread layouts itself.
 
 use std::sync::Arc;
 
@@ -172,6 +174,22 @@ pub async fn until_cancelled(cluster: &crate::view::Cluster, me: &str) {
     let _ = views.wait_for(|v| cancelled(&v.layout, me)).await;
 }
 
+/// Waits `pause` (a failed leave's retry pause) unless `me`'s decommission
+/// is cancelled first; whether it was. A cancel in the pause ends the
+/// leave at once (review-cancel32 H1): the node forgets its push cursors
+/// before a stop can interrupt it, and a repeated cancel finds it done,
+/// not 409.
+pub async fn cancelled_within(
+    cluster: &crate::view::Cluster,
+    me: &str,
+    pause: std::time::Duration,
+) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => false,
+        () = until_cancelled(cluster, me) => true,
+    }
+}
+
 /// Proposes the next step of cancelling `me`'s decommission (none when its
 /// cancel waits for the abort driver's second step); the layout version
 /// it is at. A node that is not decommissioning is refused
@@ -234,4 +252,26 @@ async fn cancel_once<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, Leave
 pub fn forget_cursors(engine: &dyn Engine, layout: &Layout, me: &str) -> Result<(), EngineError> {
     let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
     push::forget(engine, me, ids)
+}
+
+/// Before [`begin`]: forgets `me`'s push cursors when `layout` shows it
+/// Normal with no leave of its own (review-cancel32 H1). A cancelled
+/// leave's cursors can survive its cancel (a stop in the retry sleep, a
+/// failed forget, a crash, a view that lagged) while its gainers drop
+/// their copies, and `check_in` keeps them while a gainer's incarnation
+/// holds: a leave begun on them would skip ranges. Forgetting costs only
+/// a re-push, and done before the proposal it is crash-safe.
+pub fn forget_before_begin(
+    engine: &dyn Engine,
+    layout: &Layout,
+    me: &str,
+) -> Result<(), EngineError> {
+    match layout.node(me) {
+        Some((dc, _, n))
+            if n.state == NodeState::Normal && !is_my_leave(layout.movements.get(dc), me) =>
+        {
+            forget_cursors(engine, layout, me)
+        }
+        _ => Ok(()),
+    }
 }

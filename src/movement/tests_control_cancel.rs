@@ -37,3 +37,47 @@ async fn the_board_shows_the_cancel_done_once_the_status_is_asked() {
     assert_eq!(control.status().phase, "cancelled");
     assert!(shown().starts_with("cancelled"), "{}", shown());
 }
+
+/// review-cancel32 H1: a cancelled leave's push cursors can survive its
+/// cancel (a stop in the retry sleep, a failed forget, a crash, a view
+/// that lagged) while its gainers drop their copies. A decommission begun
+/// again on the Normal node forgets them before its proposal, so it pushes
+/// every range from the start. The proposal fails here (no network to the
+/// other members): the cursors are forgotten before it, so a crash at
+/// that point leaves none stale either.
+#[tokio::test(start_paused = true)]
+async fn a_decommission_begun_again_forgets_stale_push_cursors_first() {
+    use crate::movement::cursor::{self, Cursor, Incarnation};
+    use crate::movement::push::stream_id;
+    let ids = ["h1a", "h1b", "h1c", "h1d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let leaving = seed.begin_leave("h1d").unwrap();
+    let losses = crate::movement::plan::losses(&leaving, "h1d").unwrap();
+    let (control, _stopped) = control_of(seed, "h1d");
+    // What a cancelled leave left: cursors into its losses, and each
+    // gainer's incarnation (`check_in` keeps the cursors while it holds).
+    let mut batch = crate::engine::WriteBatch::new();
+    for l in &losses {
+        for g in &l.new_owners {
+            let id = stream_id("h1d", g);
+            cursor::save(&mut batch, &id, &l.keyspace, l.range, &Cursor::Done);
+            cursor::save_incarnation(&mut batch, &id, Incarnation::Known(7));
+        }
+    }
+    control.engine.write(batch).unwrap();
+    let r = control.decommission(false).await;
+    assert!(!matches!(r, Err(super::LeaveError::Engine(_))), "{r:?}");
+    assert!(!losses.is_empty());
+    for l in &losses {
+        for g in &l.new_owners {
+            let id = stream_id("h1d", g);
+            let c = cursor::load(&*control.engine, &id, &l.keyspace, l.range).unwrap();
+            assert_eq!(c, Cursor::Start, "{id} {:?}: nothing stale", l.range);
+            assert_eq!(
+                cursor::load_incarnation(&*control.engine, &id).unwrap(),
+                None
+            );
+        }
+    }
+}

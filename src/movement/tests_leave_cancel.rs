@@ -213,3 +213,35 @@ async fn a_cancel_losing_to_the_switch_or_the_finish_is_evaluated_again() {
     let left = matches!(&err, LeaveError::Layout(LayoutError::AlreadyLeft(_)));
     assert!(left, "{err}");
 }
+
+/// review-cancel32 H1: a cancel during a failed leave's retry pause ends
+/// the pause at once (the loop then forgets the push cursors and shows
+/// `cancelled`); with no cancel the pause runs out.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_ends_the_retry_pause_at_once() {
+    use super::leave::cancelled_within;
+    use std::time::Duration;
+    let ids = ["p1a", "p1b", "p1c", "p1d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = super::tests_ops::replicated(&topo, 10);
+    let leaving = seed.begin_leave("p1d").unwrap();
+    let cluster = crate::view::Cluster::new(leaving.clone(), "p1d", None).expect("cluster");
+    let pause = Duration::from_secs(2);
+    let began = tokio::time::Instant::now();
+    assert!(!cancelled_within(&cluster, "p1d", pause).await, "no cancel");
+    assert_eq!(began.elapsed(), pause);
+    let began = tokio::time::Instant::now();
+    let cancel = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster
+            .install(leaving.cancel_leave("p1d").unwrap())
+            .unwrap();
+    };
+    let (was, ()) = tokio::join!(cancelled_within(&cluster, "p1d", pause), cancel);
+    assert!(was, "cancelled in the pause");
+    assert_eq!(
+        began.elapsed(),
+        Duration::from_millis(500),
+        "not after the pause"
+    );
+}
