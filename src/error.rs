@@ -133,6 +133,19 @@ pub enum GeokvError {
     /// status carries `retry_after_ms` in `retry-after-ms`.
     #[error("node overloaded: {limit} client requests in flight (the limit); retry after {retry_after_ms} ms; nothing was applied")]
     Overloaded { limit: usize, retry_after_ms: u64 },
+    /// The client port held its budget of request bytes in flight
+    /// (`api::shed`): the request was refused from its headers, or while
+    /// its body arrived, before it was decoded; nothing was applied. The
+    /// status carries `retry_after_ms` in `retry-after-ms`.
+    #[error("node overloaded: {limit_bytes} bytes of client requests in flight (the limit); retry after {retry_after_ms} ms; nothing was applied")]
+    OverByteBudget {
+        limit_bytes: usize,
+        retry_after_ms: u64,
+    },
+    /// A client request ran past the client port's handler timeout
+    /// (`api::shed`: a stalled body, a stuck handler) and was dropped.
+    #[error("the request was dropped after {after_ms} ms (the client port's handler timeout); a write may have been applied")]
+    HandlerTimedOut { after_ms: u64 },
     /// This node has left the cluster and handed its hints and anti-entropy
     /// records over (`Hints::seal_if_handed_over`), so it stores none any
     /// more. Raised only once a write was minted or sent (a hint or record
@@ -224,10 +237,13 @@ impl GeokvError {
             | GeokvError::NotAReplica(_)
             | GeokvError::LinkCut { .. } => Code::Unavailable,
             GeokvError::NotPermitted(_) => Code::PermissionDenied,
-            GeokvError::Timeout { .. } | GeokvError::Expired | GeokvError::ReadExpired => {
-                Code::DeadlineExceeded
-            }
-            GeokvError::Overloaded { .. } | GeokvError::OverAnswerBudget => Code::ResourceExhausted,
+            GeokvError::Timeout { .. }
+            | GeokvError::HandlerTimedOut { .. }
+            | GeokvError::Expired
+            | GeokvError::ReadExpired => Code::DeadlineExceeded,
+            GeokvError::Overloaded { .. }
+            | GeokvError::OverByteBudget { .. }
+            | GeokvError::OverAnswerBudget => Code::ResourceExhausted,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. }
             | GeokvError::MaybeApplied(_)
@@ -260,6 +276,7 @@ impl GeokvError {
             | GeokvError::Siblings(_)
             | GeokvError::StaleView { .. }
             | GeokvError::Overloaded { .. }
+            | GeokvError::OverByteBudget { .. }
             | GeokvError::NotAReplica(_)
             | GeokvError::LinkCut { .. }
             | GeokvError::NotPermitted(_)
@@ -275,6 +292,7 @@ impl GeokvError {
                 nothing_applied, ..
             } => *nothing_applied,
             GeokvError::Timeout { .. }
+            | GeokvError::HandlerTimedOut { .. }
             | GeokvError::QuorumFailed { .. }
             | GeokvError::MaybeApplied(_)
             | GeokvError::HintsSealed
@@ -322,7 +340,9 @@ impl From<GeokvError> for Status {
             crate::proto::APPLIED_METADATA,
             tonic::metadata::MetadataValue::from_static(applied),
         );
-        if let GeokvError::Overloaded { retry_after_ms, .. } = e {
+        if let GeokvError::Overloaded { retry_after_ms, .. }
+        | GeokvError::OverByteBudget { retry_after_ms, .. } = e
+        {
             status.metadata_mut().insert(
                 crate::proto::RETRY_AFTER_METADATA,
                 tonic::metadata::MetadataValue::from(retry_after_ms),

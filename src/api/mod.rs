@@ -7,10 +7,12 @@
 //! malformed causal context → `INVALID_ARGUMENT`; unknown keyspace →
 //! `NOT_FOUND`; impossible level → `FAILED_PRECONDITION`.
 //!
-//! Before that, get, put and delete pass the node's admission gate
-//! (`admission.rs`): past the bound on client requests in flight they are
-//! shed with `RESOURCE_EXHAUSTED` and a `retry-after-ms` hint. `Status`
-//! is not admitted, so an overloaded node still answers it. Then, on a
+//! Before that, from its headers and before its body was decoded, a call
+//! passed the node's admission layer (`shed.rs`: the bound on get, put and
+//! delete in flight, `admission.rs`, and the budget of request bytes in
+//! flight): past them it was shed with `RESOURCE_EXHAUSTED` and a
+//! `retry-after-ms` hint. `Status` takes no place under the request bound,
+//! so an overloaded node still answers it. Then, on a
 //! node with `--auth`, the role is authorized (`auth.rs`, `security::auth`):
 //! without the permission (get: read; put and delete: write) →
 //! `PERMISSION_DENIED` naming keyspace and permission.
@@ -24,6 +26,7 @@
 pub mod admission;
 pub mod auth;
 mod convert;
+pub mod shed;
 
 use crate::consistency::ConsistencyLevel;
 use crate::coordinator::{Coordinator, ReadRequest, WriteRequest};
@@ -53,8 +56,6 @@ pub struct KvService {
     pub local_id: String,
     /// Authentication and permissions (enforced with `--auth`).
     pub auth: Arc<Auth>,
-    /// The bound on client requests in flight.
-    pub admission: Arc<admission::Admission>,
 }
 
 /// The request sizes the client edge accepts (`INVALID_ARGUMENT` beyond
@@ -227,7 +228,6 @@ fn span_for<T>(name: &'static str, req: &Request<T>) -> tracing::Span {
 impl Kv for KvService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let span = span_for("get", &req);
-        let _permit = self.admission.enter()?;
         self.authorize(&req, &req.get_ref().keyspace, Perm::Read)?;
         let r = req.into_inner();
         let c = self.common(r.options)?;
@@ -252,7 +252,6 @@ impl Kv for KvService {
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let span = span_for("put", &req);
-        let _permit = self.admission.enter()?;
         self.authorize(&req, &req.get_ref().keyspace, Perm::Write)?;
         let r = req.into_inner();
         self.check_value(&r.value)?;
@@ -285,7 +284,6 @@ impl Kv for KvService {
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
         let span = span_for("delete", &req);
-        let _permit = self.admission.enter()?;
         self.authorize(&req, &req.get_ref().keyspace, Perm::Write)?;
         let r = req.into_inner();
         let Written {

@@ -146,6 +146,18 @@ pub struct LimitArgs {
     /// once after a restart). The peer port's stays 32.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub client_max_handshakes_per_address: u32,
+    /// Bytes of client request bodies in flight on this node (Cassandra's
+    /// `native_transport_max_request_data_in_flight`; 0: no bound): a
+    /// call arriving while they are held is shed from its headers, and
+    /// one whose body would pass them is shed before it is decoded, both
+    /// with RESOURCE_EXHAUSTED and the retry hint.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub client_max_request_bytes_in_flight: usize,
+    /// The longest a client call may take, its body's arrival included;
+    /// past it the call is dropped (DEADLINE_EXCEEDED) and its bytes given
+    /// back. Above the longest client deadline (60 s).
+    #[arg(long, default_value_t = 65_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub client_handler_timeout_ms: u64,
     /// HTTP/2 streams and running handlers per connection on the peer
     /// port (one connection per pair of nodes carries all their calls; at
     /// least 1).
@@ -164,6 +176,8 @@ impl LimitArgs {
         l.client.max_connections = self.client_max_connections as usize;
         l.client.max_connections_per_address = self.client_max_connections_per_address as usize;
         l.client.max_handshakes_per_address = self.client_max_handshakes_per_address as usize;
+        l.client_bytes_in_flight = self.client_max_request_bytes_in_flight;
+        l.client_handler_timeout = Duration::from_millis(self.client_handler_timeout_ms);
         l.peer.max_concurrent_streams = self.peer_max_streams;
         l.peer.concurrency_per_connection = self.peer_max_streams as usize;
         l

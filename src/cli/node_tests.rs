@@ -92,6 +92,10 @@ fn limit_flags_default_to_the_documented_bounds() {
         "3",
         "--client-max-handshakes-per-address",
         "64",
+        "--client-max-request-bytes-in-flight",
+        "1048576",
+        "--client-handler-timeout-ms",
+        "1500",
     ]);
     let l = set.limits.limits();
     assert_eq!(
@@ -101,6 +105,8 @@ fn limit_flags_default_to_the_documented_bounds() {
     assert_eq!(l.client.concurrency_per_connection, 8);
     assert_eq!(l.client.max_connections, 16);
     assert_eq!(l.client.max_connections_per_address, 3);
+    assert_eq!(l.client_bytes_in_flight, 1 << 20);
+    assert_eq!(l.client_handler_timeout, Duration::from_millis(1500));
     // The handshake cap reaches the client port's acceptor; the peer
     // port's stays the acceptor's own (issue 12).
     assert_eq!(l.client.caps().handshakes_per_address, 64);
@@ -114,6 +120,7 @@ fn limit_flags_default_to_the_documented_bounds() {
         "--client-max-connections",
         "--client-max-connections-per-address",
         "--client-max-handshakes-per-address",
+        "--client-handler-timeout-ms",
     ] {
         let zero = Cli::try_parse_from(["x", flag, "0"]);
         assert!(zero.is_err(), "{flag} 0 is refused");

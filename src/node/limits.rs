@@ -1,7 +1,8 @@
 //! The resource bounds of a node's gRPC ports, in one place with their
 //! defaults: connections open at once, HTTP/2 streams and concurrent
 //! requests per connection on the client and peer ports, message sizes, and the node-wide bound on client
-//! requests in flight (`api::admission`). Applying them to a tonic server
+//! requests in flight (`api::admission`) and request bytes in flight
+//! (`api::shed`), and the client port's handler timeout. Applying them to a tonic server
 //! builder is here too, with the status of a message over the size bound
 //! ([`oversize_status`]). Must not decide about single requests.
 
@@ -53,6 +54,13 @@ pub struct ServerLimits {
     pub peer: PortLimits,
     /// Node-wide client requests in flight, and the retry hint past it.
     pub admission: AdmissionConfig,
+    /// Node-wide bytes of client request bodies in flight (`api::shed`;
+    /// 0: no bound), as Cassandra's
+    /// `native_transport_max_request_data_in_flight`.
+    pub client_bytes_in_flight: usize,
+    /// The longest a client call may take, its body's arrival included
+    /// (`api::shed`), as the peer port's handler timeout.
+    pub client_handler_timeout: std::time::Duration,
 }
 
 impl Default for ServerLimits {
@@ -79,6 +87,8 @@ impl Default for ServerLimits {
                 max_encoding_bytes: crate::transport::encoded::MAX_MESSAGE_BYTES,
             },
             admission: AdmissionConfig::default(),
+            client_bytes_in_flight: crate::api::shed::DEFAULT_MAX_BYTES_IN_FLIGHT,
+            client_handler_timeout: crate::api::shed::DEFAULT_HANDLER_TIMEOUT,
         }
     }
 }

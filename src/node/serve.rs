@@ -10,6 +10,7 @@ use super::wiring::Parts;
 use super::NodeError;
 use crate::admin;
 use crate::api::auth::layer::AuthLayer;
+use crate::api::shed::{ByteBudget, ShedLayer};
 use crate::hints::deliver::Delivery;
 use crate::layout::NodeState;
 use crate::proto::v1::internode::internode_server::InternodeServer;
@@ -118,6 +119,11 @@ fn client_server(
 ) -> Result<(), NodeError> {
     let (kv, authn) = (p.kv(s), AuthLayer::new(p.auth.clone()));
     let client_limits = p.limits.client;
+    let budget = ByteBudget::new(
+        p.limits.client_bytes_in_flight,
+        p.limits.admission.retry_after,
+    );
+    let shed = ShedLayer::new(p.admission.clone(), budget, p.limits.client_handler_timeout);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Client),
@@ -151,12 +157,16 @@ fn client_server(
             .layer(tower::util::MapResponseLayer::new(oversize_status))
             .add_service(health_service)
             .add_service(reflection)
-            // Authenticated from the headers, before the body is decoded.
+            // Authenticated, then admitted (requests and bytes in flight,
+            // the handler timeout), from the headers, before the body is
+            // read.
             .add_service(
                 authn.layer(
-                    KvServer::new(kv)
-                        .max_decoding_message_size(client_limits.max_decoding_bytes)
-                        .max_encoding_message_size(client_limits.max_encoding_bytes),
+                    shed.layer(
+                        KvServer::new(kv)
+                            .max_decoding_message_size(client_limits.max_decoding_bytes)
+                            .max_encoding_message_size(client_limits.max_encoding_bytes),
+                    ),
                 ),
             )
             .serve_with_incoming_shutdown(incoming, drained)

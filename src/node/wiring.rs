@@ -261,7 +261,6 @@ impl Parts {
             },
             local_id: s.me.id.clone(),
             auth: self.auth.clone(),
-            admission: self.admission.clone(),
         }
     }
 }

@@ -1,0 +1,277 @@
+//! Admission of client calls before their body (issue 12 §3, audit12-32
+//! M2), a tower layer on the client service (`geokv.v1.Kv`), as Cassandra's
+//! `native_transport_max_request_data_in_flight`:
+//!
+//! - from its headers alone, a get, put or delete takes its place under the
+//!   bound on requests in flight (`admission`), and any call is refused
+//!   while the node-wide [`ByteBudget`] of request bytes in flight is full;
+//! - the body's data frames are taken from the budget as they arrive; a
+//!   frame past it fails the body, so the call is refused before it is
+//!   decoded (tonic answers the body's status);
+//! - the bytes are given back when the call ends: its response is ready,
+//!   or it was dropped (the client went away, the stream was reset);
+//! - the call is dropped after the client port's handler timeout, a stalled
+//!   partial body included.
+//!
+//! Refusals are `RESOURCE_EXHAUSTED` with `retry-after-ms` and
+//! `geokv-applied: no` (`GeokvError::Overloaded`, `OverByteBudget`),
+//! counted in `geokv_requests_shed_total{reason}`. `Status` takes no place
+//! under the request bound, so an overloaded node still answers it.
+//!
+//! Must not: decode the body, authenticate or authorize (`auth::layer`, the
+//! handlers), or wrap services other than `geokv.v1.Kv`.
+
+use super::admission::{Admission, Permit, SHED_METRIC};
+use crate::error::GeokvError;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::server::NamedService;
+
+/// Client request bytes held now (gauge).
+pub const BYTES_IN_FLIGHT_METRIC: &str = "geokv_request_bytes_in_flight";
+
+/// The default budget of client request bytes in flight: 256 MiB, 32
+/// requests of the largest size (8 MiB), any number of small ones.
+pub const DEFAULT_MAX_BYTES_IN_FLIGHT: usize = 256 << 20;
+
+/// The default client-port handler timeout: past the longest deadline a
+/// client may ask for (`MAX_TIMEOUT`, 60 s), so it only cuts a call
+/// nobody waits for any more, a stalled body first of all.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(65);
+
+/// The calls that take a place under the request bound.
+const ADMITTED_PATHS: [&str; 3] = [
+    "/geokv.v1.Kv/Get",
+    "/geokv.v1.Kv/Put",
+    "/geokv.v1.Kv/Delete",
+];
+
+/// The node-wide budget of client request bytes in flight.
+#[derive(Debug)]
+pub struct ByteBudget {
+    /// 0: no bound.
+    max: usize,
+    retry_after: Duration,
+    held: AtomicUsize,
+}
+
+impl ByteBudget {
+    pub fn new(max: usize, retry_after: Duration) -> Arc<Self> {
+        Arc::new(ByteBudget {
+            max,
+            retry_after,
+            held: AtomicUsize::new(0),
+        })
+    }
+
+    /// Request bytes held now.
+    pub fn in_flight(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    fn full(&self) -> bool {
+        self.max != 0 && self.in_flight() >= self.max
+    }
+
+    /// Takes `n` bytes unless that passes the budget (never over it).
+    fn take(&self, n: usize) -> bool {
+        let fits = |held: usize| (self.max == 0 || held + n <= self.max).then_some(held + n);
+        let taken = (self.held).fetch_update(Ordering::AcqRel, Ordering::Acquire, fits);
+        if taken.is_ok() {
+            metrics::gauge!(BYTES_IN_FLIGHT_METRIC).increment(n as f64);
+        }
+        taken.is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        self.held.fetch_sub(n, Ordering::AcqRel);
+        metrics::gauge!(BYTES_IN_FLIGHT_METRIC).decrement(n as f64);
+    }
+
+    fn refusal(&self) -> GeokvError {
+        metrics::counter!(SHED_METRIC, "reason" => "bytes_in_flight").increment(1);
+        GeokvError::OverByteBudget {
+            limit_bytes: self.max,
+            retry_after_ms: self.retry_after.as_millis() as u64,
+        }
+    }
+}
+
+/// What one call holds until it ends (the last of its body and its
+/// response future is dropped): its bytes and its place.
+#[derive(Debug)]
+struct Held {
+    budget: Arc<ByteBudget>,
+    bytes: AtomicUsize,
+    _permit: Option<Permit>,
+}
+
+impl Held {
+    fn take(&self, n: usize) -> Result<(), GeokvError> {
+        if !self.budget.take(n) {
+            return Err(self.budget.refusal());
+        }
+        self.bytes.fetch_add(n, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.give(*self.bytes.get_mut());
+    }
+}
+
+/// A request body whose data frames are taken from the budget.
+struct Metered {
+    inner: Body,
+    held: Arc<Held>,
+}
+
+impl HttpBody for Metered {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, tonic::Status>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
+            if let Err(e) = self.held.take(data.len()) {
+                return Poll::Ready(Some(Err(tonic::Status::from(e))));
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The layer (`node::serve` puts it inside authentication).
+#[derive(Debug, Clone)]
+pub struct ShedLayer {
+    admission: Arc<Admission>,
+    budget: Arc<ByteBudget>,
+    timeout: Duration,
+}
+
+impl ShedLayer {
+    pub fn new(admission: Arc<Admission>, budget: Arc<ByteBudget>, timeout: Duration) -> Self {
+        ShedLayer {
+            admission,
+            budget,
+            timeout,
+        }
+    }
+
+    /// A call's holdings, or its refusal, from its path alone.
+    fn admit(&self, path: &str) -> Result<Arc<Held>, GeokvError> {
+        let permit = match ADMITTED_PATHS.contains(&path) {
+            true => Some(self.admission.enter()?),
+            false => None,
+        };
+        if self.budget.full() {
+            return Err(self.budget.refusal());
+        }
+        Ok(Arc::new(Held {
+            budget: self.budget.clone(),
+            bytes: AtomicUsize::new(0),
+            _permit: permit,
+        }))
+    }
+}
+
+impl<S> tower::Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Shed<S> {
+        Shed {
+            inner,
+            gate: self.clone(),
+        }
+    }
+}
+
+/// The client service behind the layer.
+#[derive(Debug, Clone)]
+pub struct Shed<S> {
+    inner: S,
+    gate: ShedLayer,
+}
+
+impl<S: NamedService> NamedService for Shed<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S> tower::Service<http::Request<Body>> for Shed<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let held = match self.gate.admit(req.uri().path()) {
+            Ok(held) => held,
+            // The body is dropped unread: the stream is reset after this
+            // trailers-only answer.
+            Err(e) => {
+                let refused = tonic::Status::from(e).into_http();
+                return Box::pin(async move { Ok(refused) });
+            }
+        };
+        // The clone is not driven to readiness: call the one that was.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metered = held.clone();
+        let req = req.map(|inner| {
+            Body::new(Metered {
+                inner,
+                held: metered,
+            })
+        });
+        let timeout = self.gate.timeout;
+        let answer = inner.call(req);
+        Box::pin(async move {
+            let _held = held;
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(answered) => answered,
+                Err(_) => {
+                    metrics::counter!(SHED_METRIC, "reason" => "handler_timeout").increment(1);
+                    let after_ms = timeout.as_millis() as u64;
+                    let e = GeokvError::HandlerTimedOut { after_ms };
+                    Ok(tonic::Status::from(e).into_http())
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "shed_tests.rs"]
+mod tests;

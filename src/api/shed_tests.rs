@@ -1,0 +1,215 @@
+//! The admission layer of the client port (`api::shed`) on a fake service:
+//! shed from the headers, bytes taken per frame and given back when the
+//! call ends, however it ends.
+
+use super::*;
+use crate::api::admission::AdmissionConfig;
+use http_body_util::BodyExt;
+use std::sync::atomic::AtomicBool;
+use tokio::sync::watch;
+use tower::{Layer, Service, ServiceExt};
+
+const MIB: usize = 1 << 20;
+const PUT: &str = "/geokv.v1.Kv/Put";
+
+type Handler = tower::util::BoxCloneService<
+    http::Request<Body>,
+    http::Response<Body>,
+    std::convert::Infallible,
+>;
+
+/// A body of one frame of `len` bytes, saying whether it was read.
+struct Probe {
+    len: Option<usize>,
+    read: Arc<AtomicBool>,
+}
+
+impl HttpBody for Probe {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, tonic::Status>>> {
+        self.read.store(true, Ordering::SeqCst);
+        let frame = self.len.take().map(|n| vec![0u8; n].into());
+        Poll::Ready(frame.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn probe(len: usize) -> (Body, Arc<AtomicBool>) {
+    let read = Arc::new(AtomicBool::new(false));
+    let body = Body::new(Probe {
+        len: Some(len),
+        read: read.clone(),
+    });
+    (body, read)
+}
+
+fn request(path: &str, body: Body) -> http::Request<Body> {
+    http::Request::builder()
+        .uri(path)
+        .body(body)
+        .expect("a request")
+}
+
+/// A handler that reads its whole body (as tonic decodes it; a body error
+/// is its answer), then holds the call until `release` turns true.
+fn handler(release: watch::Receiver<bool>) -> Handler {
+    Handler::new(tower::service_fn(move |req: http::Request<Body>| {
+        let mut release = release.clone();
+        async move {
+            if let Err(status) = req.into_body().collect().await {
+                return Ok(status.into_http());
+            }
+            let _ = release.wait_for(|r| *r).await;
+            Ok(http::Response::new(Body::empty()))
+        }
+    }))
+}
+
+fn layer(budget: &Arc<ByteBudget>, timeout: Duration) -> (ShedLayer, Arc<Admission>) {
+    let admission = Admission::new(AdmissionConfig::default());
+    (
+        ShedLayer::new(admission.clone(), budget.clone(), timeout),
+        admission,
+    )
+}
+
+fn code(res: &http::Response<Body>) -> tonic::Code {
+    tonic::Status::from_header_map(res.headers()).map_or(tonic::Code::Ok, |s| s.code())
+}
+
+async fn until_held(budget: &ByteBudget, bytes: usize) {
+    while budget.in_flight() != bytes {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn the_third_8_mib_body_under_16_mib_is_shed_before_it_is_read() {
+    let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
+    let (gate, admission) = layer(&budget, DEFAULT_HANDLER_TIMEOUT);
+    let (release, rx) = watch::channel(false);
+    let svc = gate.layer(handler(rx));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let call = svc.clone().oneshot(request(PUT, probe(8 * MIB).0));
+        held.push(tokio::spawn(call));
+    }
+    until_held(&budget, 16 * MIB).await;
+    let (body, read) = probe(8 * MIB);
+    let shed = svc
+        .clone()
+        .oneshot(request(PUT, body))
+        .await
+        .expect("an answer");
+    assert_eq!(code(&shed), tonic::Code::ResourceExhausted);
+    assert_eq!(shed.headers()["retry-after-ms"], "50");
+    assert_eq!(shed.headers()["geokv-applied"], "no");
+    assert!(
+        !read.load(Ordering::SeqCst),
+        "shed before its body was read"
+    );
+    assert_eq!(budget.in_flight(), 16 * MIB);
+    release.send_replace(true);
+    for call in held {
+        let res = call.await.expect("joined").expect("an answer");
+        assert_eq!(code(&res), tonic::Code::Ok);
+    }
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_frame_past_the_budget_fails_the_body_and_its_bytes_are_given_back() {
+    let budget = ByteBudget::new(10 * MIB, Duration::from_millis(50));
+    let (gate, admission) = layer(&budget, DEFAULT_HANDLER_TIMEOUT);
+    let (release, rx) = watch::channel(false);
+    let svc = gate.layer(handler(rx));
+    let first = tokio::spawn(svc.clone().oneshot(request(PUT, probe(8 * MIB).0)));
+    until_held(&budget, 8 * MIB).await;
+    let (body, read) = probe(4 * MIB);
+    let res = svc
+        .clone()
+        .oneshot(request(PUT, body))
+        .await
+        .expect("answer");
+    assert!(read.load(Ordering::SeqCst), "admitted from its headers");
+    assert_eq!(code(&res), tonic::Code::ResourceExhausted);
+    assert_eq!(res.headers()["geokv-applied"], "no");
+    assert_eq!((budget.in_flight(), admission.in_flight()), (8 * MIB, 1));
+    release.send_replace(true);
+    first.await.expect("joined").expect("an answer");
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
+
+/// A body of `sent` bytes that then stalls (its sender is kept).
+fn stalled(sent: usize) -> (Body, tokio::sync::mpsc::Sender<Frame<bytes::Bytes>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.try_send(Frame::data(vec![0u8; sent].into()))
+        .expect("room for one frame");
+    let frames = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let frames = futures::StreamExt::map(frames, Ok::<_, tonic::Status>);
+    (Body::new(http_body_util::StreamBody::new(frames)), tx)
+}
+
+#[tokio::test]
+async fn a_cancelled_call_gives_its_bytes_and_place_back() {
+    let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
+    let (gate, admission) = layer(&budget, DEFAULT_HANDLER_TIMEOUT);
+    let (_release, rx) = watch::channel(false);
+    let svc = gate.layer(handler(rx));
+    let (body, _sender) = stalled(MIB);
+    let call = tokio::spawn(svc.oneshot(request(PUT, body)));
+    until_held(&budget, MIB).await;
+    assert_eq!(admission.in_flight(), 1);
+    call.abort();
+    assert!(call.await.expect_err("aborted").is_cancelled());
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_is_dropped_after_the_handler_timeout() {
+    let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
+    let (gate, admission) = layer(&budget, Duration::from_secs(5));
+    let (_release, rx) = watch::channel(false);
+    let mut svc = gate.layer(handler(rx));
+    let (body, _sender) = stalled(MIB);
+    let started = tokio::time::Instant::now();
+    let res = svc.ready().await.expect("ready");
+    let res = res.call(request(PUT, body)).await.expect("an answer");
+    assert_eq!(code(&res), tonic::Code::DeadlineExceeded);
+    assert_eq!(res.headers()["geokv-applied"], "maybe");
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
+
+#[tokio::test]
+async fn status_takes_no_place_under_the_request_bound() {
+    let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
+    let admission = Admission::new(AdmissionConfig {
+        max_in_flight: 1,
+        retry_after: Duration::from_millis(50),
+    });
+    let gate = ShedLayer::new(admission.clone(), budget.clone(), DEFAULT_HANDLER_TIMEOUT);
+    let (release, rx) = watch::channel(false);
+    let svc = gate.layer(handler(rx));
+    let put = tokio::spawn(svc.clone().oneshot(request(PUT, probe(10).0)));
+    until_held(&budget, 10).await;
+    let refused = svc.clone().oneshot(request(PUT, probe(10).0)).await;
+    assert_eq!(
+        code(&refused.expect("answer")),
+        tonic::Code::ResourceExhausted
+    );
+    // Admitted in `call`, while the put holds the only place.
+    let mut s = svc.clone();
+    let status =
+        (s.ready().await.expect("ready")).call(request("/geokv.v1.Kv/Status", probe(10).0));
+    let status = tokio::spawn(status);
+    release.send_replace(true);
+    let status = status.await.expect("joined").expect("an answer");
+    assert_eq!(code(&status), tonic::Code::Ok);
+    put.await.expect("joined").expect("an answer");
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
