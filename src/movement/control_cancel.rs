@@ -50,8 +50,11 @@ impl Control {
 
     /// The leave stopped by a cancel: its push cursors forgotten, the node
     /// Normal (or, past the switch, Leaving until the abort driver's
-    /// second step).
+    /// second step). The operator's `--allow-old-gainers` ends with the
+    /// leave it was given for: a decommission begun again checks older
+    /// gainers unless asked again (review-final32 M1).
     pub(super) fn cancelled(&self, me: &str) {
+        self.allow_old_gainers.store(false, Ordering::SeqCst);
         let layout = self.cluster.current().layout.clone();
         if let Err(e) = leave::forget_cursors(&*self.engine, &layout, me) {
             tracing::warn!(error = %e, "decommission cancelled: forgetting push cursors");

@@ -38,6 +38,28 @@ async fn the_board_shows_the_cancel_done_once_the_status_is_asked() {
     assert!(shown().starts_with("cancelled"), "{}", shown());
 }
 
+/// review-final32 M1: `--allow-old-gainers` is sticky for a running
+/// leave, but a cancel ends it: the README's way on (cancel, remove the
+/// dead gainer, decommission again) must not pass older gainers unasked.
+#[tokio::test]
+async fn a_cancel_ends_the_override_of_old_gainers() {
+    use std::sync::atomic::Ordering;
+    let ids = ["m1a", "m1b", "m1c", "m1d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let leaving = seed.begin_leave("m1d").unwrap();
+    let switched = leaving.next_finish_step("m1d").unwrap().layout().clone();
+    let back = switched.cancel_leave("m1d").unwrap();
+    let (control, _stopped) = control_of(back, "m1d");
+    // Set as an accepted `decommission --allow-old-gainers` sets it.
+    control.allow_old_gainers.store(true, Ordering::SeqCst);
+    assert!(control.status().allow_old_gainers);
+    let status = control.cancel().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.phase, "cancelling");
+    assert!(!status.allow_old_gainers, "the cancel ended the override");
+    assert!(!control.status().allow_old_gainers);
+}
+
 /// review-cancel32 H1: a cancelled leave's push cursors can survive its
 /// cancel (a stop in the retry sleep, a failed forget, a crash, a view
 /// that lagged) while its gainers drop their copies. A decommission begun
