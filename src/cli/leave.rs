@@ -404,4 +404,24 @@ mod tests {
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v, json!({"ranges": 2, "keys": 30, "bytes": 2_500_000}));
     }
+
+    /// review-cancel32 L3: `--cancel` conflicts with `--allow-old-gainers`
+    /// and `--no-wait`; the override reaches the begin's query.
+    #[test]
+    fn cancel_conflicts_with_the_begins_flags() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            d: DecommissionArgs,
+        }
+        let parse =
+            |more: &[&str]| Cli::try_parse_from([&["x", "--endpoint", "a:1"], more].concat());
+        assert!(parse(&["--cancel"]).unwrap().d.cancel);
+        assert!(parse(&["--cancel", "--allow-old-gainers"]).is_err());
+        assert!(parse(&["--cancel", "--no-wait"]).is_err());
+        assert!(parse(&["--allow-old-gainers", "--no-wait"]).is_ok());
+        assert_eq!(begin_path(true), "/decommission?allow_old_gainers=true");
+        assert_eq!(begin_path(false), "/decommission");
+    }
 }
