@@ -1,8 +1,11 @@
 //! The admin handlers of range movements: `POST /decommission` (begin or
 //! resume this node's decommission, `?allow_old_gainers=true` to pass
 //! gainers of an older build; 409 naming the movement in progress,
-//! or the reason the layout refuses; 410 once the node was removed;
-//! `?cancel=true` cancels it, 409 once it has left), `GET /decommission` (its status as
+//! or the reason the layout refuses; 410 once the node was removed; an
+//! unknown query field is 400, never a decommission),
+//! `POST /decommission/cancel` (cancel it, 409 once it has left; its own
+//! route so a node of an older build answers 404 instead of beginning a
+//! decommission, review-final32 L4), `GET /decommission` (its status as
 //! JSON) and `POST /cleanup` (drop the ranges this node no longer
 //! replicates, once every live member is on the view; 409 while a
 //! movement is in progress or a live member is behind), and
@@ -26,28 +29,35 @@ fn json(body: String) -> Response {
     ([(header::CONTENT_TYPE, JSON)], body + "\n").into_response()
 }
 
-/// The query of `POST /decommission`.
+/// The query of `POST /decommission`. An unknown field is refused (400):
+/// a request meant as something else must not begin a decommission.
 #[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecommissionQuery {
-    /// Cancel this node's decommission instead (`geokv decommission --cancel`).
-    #[serde(default)]
-    pub cancel: bool,
     /// Pass gainers of an older build (`StreamError::GainerTooOld`).
     #[serde(default)]
     pub allow_old_gainers: bool,
 }
 
-/// `POST /decommission[?allow_old_gainers=true]`, or
-/// `POST /decommission?cancel=true`: the decommission cancelled (the node
-/// stays; 409 once it has left).
+/// `POST /decommission[?allow_old_gainers=true]`: begin or resume this
+/// node's decommission.
 pub async fn decommission(State(a): State<Admin>, Query(q): Query<DecommissionQuery>) -> Response {
     let Some(control) = &a.control else {
         return no_control();
     };
-    let r = match q.cancel {
-        true => control.cancel().await,
-        false => control.decommission(q.allow_old_gainers).await,
+    answer(control.decommission(q.allow_old_gainers).await)
+}
+
+/// `POST /decommission/cancel`: the decommission cancelled (the node
+/// stays; 409 once it has left, or when it is not decommissioning).
+pub async fn cancel_decommission(State(a): State<Admin>) -> Response {
+    let Some(control) = &a.control else {
+        return no_control();
     };
+    answer(control.cancel().await)
+}
+
+fn answer(r: Result<crate::movement::control::Status, LeaveError>) -> Response {
     match r {
         Ok(s) => json(serde_json::to_string(&s).unwrap_or_default()),
         Err(e) => (refusal(&e), format!("{e}\n")).into_response(),
@@ -158,17 +168,23 @@ mod tests {
         assert_eq!(refusal(&busy), StatusCode::CONFLICT);
     }
 
-    /// `POST /decommission?cancel=true` (audit11 D1): the query decodes,
-    /// absent it begins the decommission; a cancel after the leave finished
-    /// or held by an older build answers 409.
+    /// A cancel is `POST /decommission/cancel` (audit11 D1): the old form
+    /// `POST /decommission?cancel=true`, which a node of an older build
+    /// reads as a plain decommission, is refused here as an unknown field
+    /// (review-final32 L4); a cancel after the leave finished or held by an
+    /// older build answers 409.
     #[test]
-    fn a_cancel_is_asked_by_query_and_refused_once_left() {
+    fn a_cancel_has_its_own_route_and_is_refused_once_left() {
         let query = |uri: &str| {
             let uri: axum::http::Uri = uri.parse().unwrap();
-            Query::<DecommissionQuery>::try_from_uri(&uri).unwrap().0
+            Query::<DecommissionQuery>::try_from_uri(&uri).map(|q| q.0)
         };
-        assert!(query("/decommission?cancel=true").cancel);
-        assert!(!query("/decommission").cancel, "no query: a decommission");
+        assert!(
+            query("/decommission?cancel=true").is_err(),
+            "not a decommission"
+        );
+        assert!(query("/decommission?bogus=1").is_err());
+        assert!(!query("/decommission").expect("no query").allow_old_gainers);
         let left = LeaveError::Layout(LayoutError::AlreadyLeft("d".into()));
         assert_eq!(refusal(&left), StatusCode::CONFLICT);
         let old = crate::movement::upgrade::NotUpgraded {

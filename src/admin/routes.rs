@@ -56,6 +56,10 @@ pub fn router(admin: Admin, history: Arc<super::status_history::History>) -> Rou
             "/decommission",
             post(super::movement::decommission).get(super::movement::decommission_status),
         )
+        .route(
+            "/decommission/cancel",
+            post(super::movement::cancel_decommission),
+        )
         .route("/cleanup", post(super::movement::cleanup))
         .route(
             "/stream-throughput",

@@ -5,7 +5,7 @@
 //! `GET`/`PUT /stream-throughput`).
 //!
 //! `geokv decommission --cancel` stops a decommission instead
-//! (`POST /decommission?cancel=true`, then `GET /decommission` until
+//! (`POST /decommission/cancel`, then `GET /decommission` until
 //! `cancelled`); a waiting `decommission` ends non-zero on `cancelled`.
 //!
 //! Owns the printing of the progress (or, with `--json`, of one JSON object
@@ -145,7 +145,7 @@ fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<Stri
 /// step is the abort driver's, review-cancel31 M3); prints the progress,
 /// or with `--json` one object whose outcome is `cancelled`.
 async fn cancel(args: &DecommissionArgs) -> anyhow::Result<()> {
-    let body = http(&args.endpoint, "POST", "/decommission?cancel=true").await?;
+    let body = http(&args.endpoint, "POST", "/decommission/cancel").await?;
     let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
     let mut last = String::new();
     while status.phase != "cancelled" {

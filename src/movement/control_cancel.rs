@@ -13,7 +13,7 @@ use super::leave::{self, LeaveError};
 use super::{Control, Status};
 
 impl Control {
-    /// `POST /decommission?cancel=true`: the next step of cancelling this
+    /// `POST /decommission/cancel`: the next step of cancelling this
     /// node's decommission (`leave::cancel`); its running leave stops.
     pub async fn cancel(&self) -> Result<Status, LeaveError> {
         let me = self.cluster.me().to_string();
