@@ -2,8 +2,14 @@
 //! one (the secret in the request body, hashed here with argon2id; an empty
 //! body makes a certificate-only role), drop one, grant and revoke a
 //! permission. Every change is stamped later than everything this node
-//! has seen (`security::auth::cells`) and pushed to every member at once.
-//! The answer's `version` is the stamp's wall time in ms. The routes sit behind [`super::guard`].
+//! has seen (`security::auth::cells`), saved synced, and pushed to every
+//! member at once; the answer waits for the push's verdicts (up to
+//! `node::auth_sync::ACK_DEADLINE`). 200 means a quorum of the members (this
+//! node counted) holds the change; 503 means it was made here but is in
+//! force on fewer (the body says k of n and names the peers that refused,
+//! e.g. `clock_ahead`): it is not rolled back and keeps spreading by
+//! anti-entropy (audit12-32 M1). A 200's `version` is the stamp's wall time
+//! in ms, `in_force_on` of `members`. The routes sit behind [`super::guard`].
 //!
 //! ```text
 //! GET    /auth/roles                                  roles and grants (no secrets), JSON
@@ -23,7 +29,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::routes::Admin;
-use crate::security::auth::{secret, Auth, AuthState, AuthStateError, ChangeError, Perm};
+use crate::security::auth::spread::Spread;
+use crate::security::auth::{secret, Auth, AuthState, AuthStateError, ChangeError, Draft, Perm};
 
 const JSON: &str = "application/json";
 
@@ -31,32 +38,57 @@ fn no_auth() -> Response {
     (StatusCode::NOT_FOUND, "no auth state on this port\n").into_response()
 }
 
-fn answer(res: Result<Arc<AuthState>, AuthStateError>) -> Response {
-    match res {
-        Ok(s) => (
-            [(header::CONTENT_TYPE, JSON)],
-            format!("{{\"version\":{}}}\n", s.version()),
-        )
-            .into_response(),
-        Err(e) => {
-            let status = match &e {
-                AuthStateError::Change(ChangeError::Exists(_)) => StatusCode::CONFLICT,
-                AuthStateError::Change(ChangeError::NoRole(_)) => StatusCode::NOT_FOUND,
-                AuthStateError::Change(_) => StatusCode::BAD_REQUEST,
-                AuthStateError::ClockAhead { .. } | AuthStateError::ClockExhausted => {
-                    StatusCode::CONFLICT
-                }
-                AuthStateError::Store(_) => {
-                    // The engine may have written it: it then loads and
-                    // spreads after a restart (review-auth29 L3).
-                    let text = format!("{e}; it may have been saved, and then applied\n");
-                    return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
-                }
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (status, format!("{e}\n")).into_response()
+/// The answer to a change refused here (nothing was made, but for a
+/// failed save).
+fn refused(e: AuthStateError) -> Response {
+    let status = match &e {
+        AuthStateError::Change(ChangeError::Exists(_)) => StatusCode::CONFLICT,
+        AuthStateError::Change(ChangeError::NoRole(_)) => StatusCode::NOT_FOUND,
+        AuthStateError::Change(_) => StatusCode::BAD_REQUEST,
+        AuthStateError::ClockAhead { .. } | AuthStateError::ClockExhausted => StatusCode::CONFLICT,
+        AuthStateError::Store(_) => {
+            // The engine may have written it: it then loads and
+            // spreads after a restart (review-auth29 L3).
+            let text = format!("{e}; it may have been saved, and then applied\n");
+            return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
         }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, format!("{e}\n")).into_response()
+}
+
+/// The answer to a change made here: 200 once a quorum holds it, else 503
+/// saying how far it spread ([`Spread::short_of_quorum`]).
+fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
+    let version = state.version();
+    if !spread.acknowledged() {
+        let text = spread.short_of_quorum(version) + "\n";
+        return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
     }
+    let (k, n) = (spread.holding, spread.members);
+    (
+        [(header::CONTENT_TYPE, JSON)],
+        format!("{{\"version\":{version},\"in_force_on\":{k},\"members\":{n}}}\n"),
+    )
+        .into_response()
+}
+
+/// Makes the change `f` (on the blocking pool: its save is synced), then
+/// waits for the push's verdicts and answers ([`spread_answer`]).
+async fn change<F>(auth: Arc<Auth>, f: F) -> Response
+where
+    F: FnOnce(&Draft) -> Result<AuthState, ChangeError> + Send + 'static,
+{
+    let made = tokio::task::spawn_blocking(move || auth.change_and_spread(f)).await;
+    let (state, spreading) = match made {
+        Ok(Ok(made)) => made,
+        Ok(Err(e)) => return refused(e),
+        Err(e) => {
+            let text = format!("{e}; the change may have been made\n");
+            return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
+        }
+    };
+    spread_answer(&state, &spreading.await)
 }
 
 fn auth_of(a: &Admin) -> Option<&Arc<Auth>> {
@@ -89,20 +121,20 @@ pub async fn create(State(a): State<Admin>, Query(q): Query<RoleQuery>, body: St
     } else {
         match tokio::task::spawn_blocking(move || secret::hash(&secret)).await {
             Ok(Ok(phc)) => Some(phc),
-            Ok(Err(e)) => return answer(Err(e.into())),
+            Ok(Err(e)) => return refused(e.into()),
             Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         }
     };
-    answer(auth.change(|s| s.with_role(&name, phc, &[])))
+    change(auth, move |s| s.with_role(&name, phc, &[])).await
 }
 
 /// `DELETE /auth/roles?name=NAME`.
 pub async fn drop(State(a): State<Admin>, Query(q): Query<RoleQuery>) -> Response {
-    let Some(auth) = auth_of(&a) else {
+    let Some(auth) = auth_of(&a).cloned() else {
         return no_auth();
     };
     let name = q.name.unwrap_or_default();
-    answer(auth.change(|s| s.without_role(&name)))
+    change(auth, move |s| s.without_role(&name)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,22 +161,22 @@ fn parse(q: GrantQuery) -> Result<Grant, ChangeError> {
 
 /// `POST /auth/grant?role=R&keyspace=K&perm=P`.
 pub async fn grant(State(a): State<Admin>, Query(q): Query<GrantQuery>) -> Response {
-    let Some(auth) = auth_of(&a) else {
+    let Some(auth) = auth_of(&a).cloned() else {
         return no_auth();
     };
     match parse(q) {
-        Ok(g) => answer(auth.change(|s| s.with_grant(&g.role, &g.keyspace, g.perm))),
-        Err(e) => answer(Err(e.into())),
+        Ok(g) => change(auth, move |s| s.with_grant(&g.role, &g.keyspace, g.perm)).await,
+        Err(e) => refused(e.into()),
     }
 }
 
 /// `POST /auth/revoke?role=R&keyspace=K&perm=P`.
 pub async fn revoke(State(a): State<Admin>, Query(q): Query<GrantQuery>) -> Response {
-    let Some(auth) = auth_of(&a) else {
+    let Some(auth) = auth_of(&a).cloned() else {
         return no_auth();
     };
     match parse(q) {
-        Ok(g) => answer(auth.change(|s| s.with_revoke(&g.role, &g.keyspace, g.perm))),
-        Err(e) => answer(Err(e.into())),
+        Ok(g) => change(auth, move |s| s.with_revoke(&g.role, &g.keyspace, g.perm)).await,
+        Err(e) => refused(e.into()),
     }
 }

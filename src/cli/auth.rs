@@ -7,6 +7,7 @@
 //! Must not: hash secrets or check permissions itself.
 use anyhow::{bail, Context};
 use geokv::security::auth::secret;
+use geokv::security::auth::spread::MADE_HERE;
 use serde_json::{json, Value};
 
 use super::admin_http::{env_token, request};
@@ -184,7 +185,14 @@ async fn run_text(cmd: &AuthCommand, quiet: bool) -> anyhow::Result<Option<Strin
                 (None, false) => (secret::generate_secret(), true),
             };
             let path = format!("/auth/roles?name={}", enc(name));
-            admin.call("POST", &path, &secret).await?;
+            if let Err(e) = admin.call("POST", &path, &secret).await {
+                // Made on the node but short of a quorum (503): the role
+                // exists and spreads, so its token must not be lost.
+                if generated && e.to_string().contains(MADE_HERE) {
+                    eprintln!("the role was made on that node; its token (shown once, store it now):\n  export GEOKV_TOKEN='{name}:{secret}'");
+                }
+                return Err(e);
+            }
             say(format!("role {name} created; grant it permissions with: geokv auth grant {name} KEYSPACE read|write|admin"));
             if generated {
                 say(format!(

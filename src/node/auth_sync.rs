@@ -1,9 +1,11 @@
 //! The calling side of the auth state's replication: anti-entropy with one
 //! random member every second (`SyncAuth`: offer ours, install theirs —
 //! both sides merge), and a push to every member right after a change made
-//! here. A revoke is in force on every reachable node within a push, or a
-//! few anti-entropy rounds for a node the push missed. Internode calls are
-//! mutually authenticated under TLS, so only cluster nodes can offer a state.
+//! here, whose verdicts (holds it, refused and why, no answer) the change's
+//! answer waits for, up to [`ACK_DEADLINE`]. A revoke is in force on every
+//! reachable node within a push, or a few anti-entropy rounds for a node
+//! the push missed. Internode calls are mutually authenticated under TLS,
+//! so only cluster nodes can offer a state.
 //!
 //! Must not: decide what a state contains or merge states (that is
 //! `security::auth`).
@@ -12,38 +14,63 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::seq::IndexedRandom;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use crate::proto::v1::internode::AuthMessage;
+use crate::security::auth::spread::{Ack, Spread, Verdict};
 use crate::security::auth::sync::{from_message, to_message};
 use crate::security::auth::{Auth, AuthState, PushHook};
-use crate::transport::Peers;
+use crate::transport::{Peers, TransportError};
 use crate::view::Cluster;
 
 /// Deadline of one `SyncAuth` call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn exchange(auth: &Auth, peers: &Peers, to: &crate::topology::NodeInfo) {
-    match peers
-        .sync_auth(to, to_message(&auth.state()), CALL_TIMEOUT)
-        .await
-    {
-        Ok(reply) => match from_message(&reply) {
-            Ok(Some(theirs)) => {
-                if let Err(e) = auth.install(theirs) {
-                    tracing::warn!(peer = %to.id, error = %e, "auth: installing a peer's state failed");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(peer = %to.id, error = %e, "auth: a peer's state does not decode")
-            }
+/// How long a change's answer waits for the push's verdicts (a call's
+/// deadline, and a second for a connection being set up).
+pub const ACK_DEADLINE: Duration = Duration::from_secs(4);
+
+/// Offers `to` our state and installs its answer; what the answer says of
+/// `ours` (the state offered).
+async fn exchange(auth: &Auth, peers: &Peers, to: &crate::topology::NodeInfo) -> Verdict {
+    let ours = auth.state();
+    let reply = peers.sync_auth(to, to_message(&ours), CALL_TIMEOUT).await;
+    let (verdict, theirs) = judge(&ours, reply);
+    if let Some(theirs) = theirs {
+        if let Err(e) = auth.install(theirs) {
+            tracing::warn!(peer = %to.id, error = %e, "auth: installing a peer's state failed");
+        }
+    }
+    if verdict != Verdict::Holds {
+        tracing::debug!(peer = %to.id, ?verdict, "auth: a peer does not hold our state");
+    }
+    verdict
+}
+
+/// What a peer's reply to our offer of `ours` says, and its state (to
+/// install) if it sent one.
+fn judge(
+    ours: &AuthState,
+    reply: Result<AuthMessage, TransportError>,
+) -> (Verdict, Option<AuthState>) {
+    match reply {
+        Ok(msg) => match from_message(&msg) {
+            Ok(Some(theirs)) => (Verdict::of_answer(ours, &theirs), Some(theirs)),
+            Ok(None) => (Verdict::Missed("it answered an empty state".into()), None),
+            Err(e) => (
+                Verdict::Missed(format!("its state does not decode: {e}")),
+                None,
+            ),
         },
-        Err(e) => tracing::debug!(peer = %to.id, error = %e, "auth: sync failed"),
+        // It answered, with a refusal (`clock_ahead`) or another error.
+        Err(TransportError::Rpc { message, .. }) => (Verdict::of_refusal(&message), None),
+        Err(e) => (Verdict::Missed(e.to_string()), None),
     }
 }
 
-/// The hook [`Auth::change`] pushes with: every other member, concurrently.
-/// Each push runs in the node's task set (`spawner`).
+/// The hook [`Auth::change`] pushes with: every other member, concurrently,
+/// each push in the node's task set (`spawner`), started at once; its
+/// answer collects their verdicts until all are in or [`ACK_DEADLINE`].
 pub fn push_hook(
     auth: &Arc<Auth>,
     cluster: Cluster,
@@ -53,15 +80,44 @@ pub fn push_hook(
     let auth = Arc::downgrade(auth);
     Arc::new(move |_state: Arc<AuthState>| {
         let view = cluster.current();
-        for peer in view.members().iter().filter(|n| n.id != view.me_id()) {
-            let (auth, peers, peer) = (auth.clone(), peers.clone(), peer.clone());
+        let others: Vec<_> = (view.members().iter())
+            .filter(|n| n.id != view.me_id())
+            .cloned()
+            .collect();
+        let (tx, rx) = mpsc::unbounded_channel();
+        for peer in &others {
+            let (auth, peers, peer, tx) = (auth.clone(), peers.clone(), peer.clone(), tx.clone());
             spawner.spawn("auth push", async move {
                 if let Some(auth) = auth.upgrade() {
-                    exchange(&auth, &peers, &peer).await;
+                    let verdict = exchange(&auth, &peers, &peer).await;
+                    let _ = tx.send(Ack {
+                        peer: peer.id.to_string(),
+                        verdict,
+                    });
                 }
             });
         }
+        let ids = others.iter().map(|n| n.id.to_string()).collect();
+        Box::pin(collect(ids, rx, ACK_DEADLINE))
     })
+}
+
+/// The verdicts of `peers` arriving on `rx` until each has one or
+/// `deadline` passes, decided ([`Spread::decide`]).
+async fn collect(
+    peers: Vec<String>,
+    mut rx: mpsc::UnboundedReceiver<Ack>,
+    deadline: Duration,
+) -> Spread {
+    let mut acks = Vec::new();
+    let until = tokio::time::Instant::now() + deadline;
+    while acks.len() < peers.len() {
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some(ack)) => acks.push(ack),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Spread::decide(&peers, acks, deadline.as_millis() as u64)
 }
 
 /// Anti-entropy with one random other member every `every`, until `shutdown`.
@@ -87,3 +143,7 @@ pub async fn run(
         exchange(&auth, &peers, &peer).await;
     }
 }
+
+#[cfg(test)]
+#[path = "auth_sync_tests.rs"]
+mod tests;

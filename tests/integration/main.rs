@@ -6,6 +6,7 @@
 //! | module | what it proves |
 //! |---|---|
 //! | `auth` | `--auth`: no token → UNAUTHENTICATED, a read-only role → PERMISSION_DENIED, grant/revoke on every node, a guarded admin port |
+//! | `auth_quorum` | an auth change is acknowledged (CLI exit 0) only once a quorum holds it: with two of three nodes SIGKILLed, a revoke reports "in force on 1 of 3", exits non-zero, and holds on the live node |
 //! | `auth_certs` | a client certificate is its role: writes and reads back with a grant; no credential, a role without write, a certificate naming no role or of another CA are refused with their status and store nothing |
 //! | `architecture` | house rules on the source tree: no import cycle between top-level modules (of `src/` and of the SDK crate) |
 //! | `client_edge` | the client port refuses a call without a credential from its headers, before decoding its body; client connections past `--client-max-connections` are closed and counted |
@@ -46,6 +47,7 @@ mod anti_entropy;
 mod architecture;
 mod auth;
 mod auth_certs;
+mod auth_quorum;
 mod auth_throttle;
 mod bench_smoke;
 mod client_edge;

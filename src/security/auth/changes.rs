@@ -1,7 +1,9 @@
 //! How a state gets in force on a node: a peer's state merged in
 //! ([`Auth::install`]), a change made here ([`Auth::change`], stamped later
 //! than everything the node has seen), the first admin role
-//! ([`Auth::bootstrap`]); each persisted before it is swapped in.
+//! ([`Auth::bootstrap`]); each persisted (synced: `store::save`) before it
+//! is swapped in. A change made here is acknowledged once a quorum holds
+//! it ([`Auth::change_and_spread`]).
 //!
 //! Must not: decide what a change does to the cells (that is `model` and
 //! `cells`), or talk to peers (the push hook does).
@@ -11,8 +13,9 @@ use std::sync::Arc;
 
 use super::cells::Stamp;
 use super::model::Draft;
+use super::spread::Spread;
 use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
-use super::{InstallError, MAX_OFFSET_MS};
+use super::{InstallError, Spreading, MAX_OFFSET_MS};
 use super::{Perm, ANY_KEYSPACE};
 
 impl Auth {
@@ -64,11 +67,35 @@ impl Auth {
 
     /// Makes a change here (`f` of a [`Draft`]: the state in force and the
     /// change's stamp, later than every stamp this node has seen and not
-    /// before its wall clock), persists it, and pushes it to peers.
+    /// before its wall clock), persists it (synced), and pushes it to peers
+    /// without waiting for them.
     pub fn change(
         &self,
         f: impl FnOnce(&Draft) -> Result<AuthState, ChangeError>,
     ) -> Result<Arc<AuthState>, AuthStateError> {
+        let (next, _spreading) = self.change_pushed(f)?;
+        Ok(next)
+    }
+
+    /// [`Auth::change`], then waits for the push's verdicts (the hook's
+    /// deadline): the change is acknowledged when a quorum of the members
+    /// holds it ([`Spread::acknowledged`]). A node without a push hook (a
+    /// tool, a test) is alone: its own quorum. Short of a quorum, nothing
+    /// is rolled back: the change is durable here and keeps spreading.
+    pub fn change_and_spread(
+        &self,
+        f: impl FnOnce(&Draft) -> Result<AuthState, ChangeError>,
+    ) -> Result<(Arc<AuthState>, Spreading), AuthStateError> {
+        let (next, spreading) = self.change_pushed(f)?;
+        let spreading =
+            spreading.unwrap_or_else(|| Box::pin(async { Spread::decide(&[], vec![], 0) }));
+        Ok((next, spreading))
+    }
+
+    fn change_pushed(
+        &self,
+        f: impl FnOnce(&Draft) -> Result<AuthState, ChangeError>,
+    ) -> Result<(Arc<AuthState>, Option<Spreading>), AuthStateError> {
         let next = {
             let _guard = self.install.lock();
             let state = self.state();
@@ -82,10 +109,9 @@ impl Auth {
             self.swap(next)?;
             self.state()
         };
-        if let Some(push) = self.push.get() {
-            push(next.clone());
-        }
-        Ok(next)
+        // The hook starts the pushes now; the future only waits for them.
+        let spreading = self.push.get().map(|push| push(next.clone()));
+        Ok((next, spreading))
     }
 
     /// First start with an admin token (`--admin-token-file`,
@@ -110,7 +136,8 @@ impl Auth {
             self.state()
         };
         if let Some(push) = self.push.get() {
-            push(next);
+            // Started by the hook; nobody waits for the verdicts.
+            drop(push(next));
         }
         Ok(true)
     }

@@ -91,3 +91,13 @@ pub enum InstallError {
     #[error("refused a peer's auth state whose clock is {ahead_ms} ms ahead of this node's (more than {MAX_OFFSET_MS} ms): check the nodes' clocks (NTP); nothing was installed")]
     ClockAhead { ahead_ms: u64 },
 }
+
+impl InstallError {
+    /// The reason as a label (`SyncAuth`'s refusal, the metric).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            InstallError::Store(_) => "store",
+            InstallError::ClockAhead { .. } => super::spread::CLOCK_AHEAD,
+        }
+    }
+}

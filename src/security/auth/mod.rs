@@ -33,6 +33,7 @@ mod format;
 mod legacy;
 pub mod model;
 pub mod secret;
+pub mod spread;
 pub mod store;
 pub mod sync;
 pub mod throttle;
@@ -97,8 +98,13 @@ pub enum Credential {
     Certificate(String),
 }
 
-/// Pushes a state changed here to peers (best effort).
-pub type PushHook = Arc<dyn Fn(Arc<AuthState>) + Send + Sync>;
+/// Pushes a state changed here to peers: starts the pushes when called
+/// (they run on if the answer is dropped); the answer resolves, by the
+/// hook's deadline, to how far the state has spread.
+pub type PushHook = Arc<dyn Fn(Arc<AuthState>) -> Spreading + Send + Sync>;
+
+/// The verdicts of a push ([`PushHook`]), once in or at the deadline.
+pub type Spreading = std::pin::Pin<Box<dyn std::future::Future<Output = spread::Spread> + Send>>;
 
 /// The state in force and its generation on this node (+ 1 on every swap:
 /// the token cache's key, so a verdict never outlives the state it was

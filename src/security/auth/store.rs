@@ -26,10 +26,16 @@ pub fn load(engine: &dyn Engine) -> Result<AuthState, StoreError> {
     }
 }
 
-/// Persists `state` (replacing the one stored).
+/// Persists `state` (replacing the one stored), synced whatever the
+/// node's durability: a change acknowledged here, or a peer's answer that
+/// it holds one, survives a power loss (audit12-32 M1). Auth states change
+/// rarely, so the fsync costs nothing that matters.
 pub fn save(engine: &dyn Engine, state: &AuthState) -> Result<(), StoreError> {
     let mut batch = WriteBatch::new();
     batch.put_raw(Cf::Meta, AUTH_KEY, &serde_json::to_vec(state)?);
     engine.write(batch)?;
+    if !engine.write_waits_for_sync() {
+        engine.flush()?;
+    }
     Ok(())
 }

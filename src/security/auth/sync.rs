@@ -36,7 +36,9 @@ pub enum ServeError {
     #[error("{0}; it may have been saved")]
     Store(#[from] super::store::StoreError),
     /// Its clock is too far ahead of this node's: nothing was installed.
-    #[error("{0}")]
+    /// The message opens with the reason ([`super::spread::CLOCK_AHEAD`]),
+    /// which the pushing node names in its answer.
+    #[error("{reason}: {0}", reason = .0.reason())]
     Refused(super::InstallError),
 }
 

@@ -1,0 +1,142 @@
+//! Whether a change made here is acknowledged (issue 12 §2, audit12-32 M1):
+//! the peers' verdicts on the push of the new state, and the decision —
+//! in force on a quorum of the cluster's members (this node counted), as
+//! Cassandra 4.1's `auth_write_consistency_level`, or not, naming the peers
+//! that do not hold it yet and why. Sans I/O: the push itself is
+//! `node::auth_sync`, the HTTP answer `admin::auth_routes`.
+//!
+//! Must not: talk to peers, or roll a change back (a change short of a
+//! quorum stays durable here and keeps spreading by anti-entropy).
+
+use super::model::AuthState;
+
+/// The reason a peer gives when it refuses a state whose clock is more than
+/// [`super::MAX_OFFSET_MS`] ahead of its own (`SyncAuth`'s message holds
+/// `clock_ahead: `; the metric `geokv_auth_states_refused_total` uses it as
+/// label).
+pub const CLOCK_AHEAD: &str = "clock_ahead";
+
+/// How the answer to a change short of a quorum opens (the CLI looks for
+/// it: the change was made, and a generated token must still be shown).
+pub const MADE_HERE: &str = "made on this node";
+
+/// What one peer's answer to the push says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its state in force holds the change (it answered a state that
+    /// covers ours).
+    Holds,
+    /// It answered and refused the state: `reason` ([`CLOCK_AHEAD`], or
+    /// `refused` for another refusal), `detail` its message.
+    Refused {
+        reason: &'static str,
+        detail: String,
+    },
+    /// No verdict: unreachable, no answer in time, or an answer that does
+    /// not hold the change yet.
+    Missed(String),
+}
+
+impl Verdict {
+    /// The verdict of a peer that answered `theirs` to our offer of `ours`:
+    /// it holds the change when merging ours into theirs changes nothing.
+    pub fn of_answer(ours: &AuthState, theirs: &AuthState) -> Verdict {
+        if theirs.clone().merge(ours.clone()) == *theirs {
+            Verdict::Holds
+        } else {
+            Verdict::Missed("its answer does not hold the change yet".into())
+        }
+    }
+
+    /// The verdict of a peer that answered with an error saying `message`.
+    pub fn of_refusal(message: &str) -> Verdict {
+        let reason = if message.contains(&format!("{CLOCK_AHEAD}: ")) {
+            CLOCK_AHEAD
+        } else {
+            "refused"
+        };
+        Verdict::Refused {
+            reason,
+            detail: message.to_string(),
+        }
+    }
+}
+
+/// One peer's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub peer: String,
+    pub verdict: Verdict,
+}
+
+/// How far a change made here has spread when its answer is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spread {
+    /// The cluster's members, this node counted.
+    pub members: usize,
+    /// The members holding the change, this node counted.
+    pub holding: usize,
+    /// The peers that do not hold it (yet), with why.
+    pub missing: Vec<Ack>,
+}
+
+impl Spread {
+    /// The decision over the verdicts of this node's `peers` (every other
+    /// member): a peer without a verdict in `acks` is missing ("no answer
+    /// within `waited_ms` ms").
+    pub fn decide(peers: &[String], acks: Vec<Ack>, waited_ms: u64) -> Spread {
+        let mut missing = Vec::new();
+        let mut holding = 1;
+        for peer in peers {
+            match acks.iter().find(|a| &a.peer == peer) {
+                Some(a) if a.verdict == Verdict::Holds => holding += 1,
+                Some(a) => missing.push(a.clone()),
+                None => missing.push(Ack {
+                    peer: peer.clone(),
+                    verdict: Verdict::Missed(format!("no answer within {waited_ms} ms")),
+                }),
+            }
+        }
+        Spread {
+            members: peers.len() + 1,
+            holding,
+            missing,
+        }
+    }
+
+    /// A majority of the members.
+    pub fn quorum(&self) -> usize {
+        self.members / 2 + 1
+    }
+
+    /// Whether the change is in force on a quorum: it is acknowledged.
+    pub fn acknowledged(&self) -> bool {
+        self.holding >= self.quorum()
+    }
+
+    /// What the answer says when the change is not acknowledged.
+    pub fn short_of_quorum(&self, version: u64) -> String {
+        let missing: Vec<String> = (self.missing.iter())
+            .map(|a| match &a.verdict {
+                Verdict::Holds => format!("{} (holds it)", a.peer),
+                Verdict::Refused { reason, detail } => {
+                    format!("{} refused it ({reason}): {detail}", a.peer)
+                }
+                Verdict::Missed(why) => format!("{}: {why}", a.peer),
+            })
+            .collect();
+        format!(
+            "{MADE_HERE} (version {version}, saved and synced here), in force on {} of {} \
+             members, short of a quorum of {}; it is not rolled back and keeps spreading by \
+             anti-entropy; not yet in force on: {}",
+            self.holding,
+            self.members,
+            self.quorum(),
+            missing.join("; ")
+        )
+    }
+}
+
+#[cfg(test)]
+#[path = "spread_tests.rs"]
+mod tests;

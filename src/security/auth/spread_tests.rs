@@ -1,0 +1,111 @@
+//! The quorum decision on a change made here (audit12-32 M1): k of n,
+//! this node counted, the peers that do not hold it named with why.
+
+use super::*;
+use crate::security::auth::cells::Stamp;
+use crate::security::auth::{sync, Auth, Perm, MAX_OFFSET_MS};
+
+fn peers(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+fn ack(peer: &str, verdict: Verdict) -> Ack {
+    Ack {
+        peer: peer.into(),
+        verdict,
+    }
+}
+
+fn clock_ahead() -> Verdict {
+    Verdict::of_refusal("invalid argument: clock_ahead: refused a peer's auth state whose clock is 3600000 ms ahead")
+}
+
+#[test]
+fn a_change_is_acknowledged_at_a_quorum_counting_this_node() {
+    let three = peers(&["n2", "n3"]);
+    let one_holds = Spread::decide(&three, vec![ack("n2", Verdict::Holds)], 5_000);
+    assert_eq!((one_holds.holding, one_holds.members), (2, 3));
+    assert!(one_holds.acknowledged());
+    assert_eq!(one_holds.missing[0].peer, "n3");
+    assert_eq!(
+        one_holds.missing[0].verdict,
+        Verdict::Missed("no answer within 5000 ms".into())
+    );
+    // Alone in its cluster, a node is its own quorum.
+    assert!(Spread::decide(&[], vec![], 5_000).acknowledged());
+    // Four members: a quorum is three.
+    let four = peers(&["n2", "n3", "n4"]);
+    let two = Spread::decide(&four, vec![ack("n3", Verdict::Holds)], 5_000);
+    assert_eq!((two.holding, two.members, two.quorum()), (2, 4, 3));
+    assert!(!two.acknowledged());
+}
+
+#[test]
+fn peers_refusing_clock_ahead_leave_a_change_short_of_a_quorum_and_are_named() {
+    let three = peers(&["n2", "n3"]);
+    let acks = vec![
+        ack("n2", clock_ahead()),
+        ack(
+            "n3",
+            Verdict::Missed("n3: not sent: connection refused".into()),
+        ),
+    ];
+    let spread = Spread::decide(&three, acks, 5_000);
+    assert_eq!((spread.holding, spread.members), (1, 3));
+    assert!(!spread.acknowledged());
+    let text = spread.short_of_quorum(42);
+    for part in [
+        "in force on 1 of 3",
+        "quorum of 2",
+        "not rolled back",
+        "anti-entropy",
+        "n2 refused it (clock_ahead)",
+        "n3: n3: not sent",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text}");
+    }
+}
+
+/// The whole way of a refusal: a peer (`b`) offered a state whose clock is
+/// an hour ahead of its own refuses it, and the pushing node reads
+/// `clock_ahead` from the status it answers.
+#[test]
+fn a_peer_refusing_a_state_ahead_of_its_clock_is_read_as_clock_ahead() {
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let at = Stamp {
+        ms: wall.unwrap().as_millis() as u64 + MAX_OFFSET_MS + 3_600_000,
+        n: 0,
+        node: 7,
+    };
+    let ahead = AuthState::default()
+        .create_role(at, "x", None, &[])
+        .unwrap();
+    let b = Auth::new(true, AuthState::default(), None);
+    let refused = sync::serve(&b, &sync::to_message(&ahead)).expect_err("refused");
+    let status = tonic::Status::from(crate::error::GeokvError::from(refused));
+    match Verdict::of_refusal(status.message()) {
+        Verdict::Refused { reason, detail } => {
+            assert_eq!(reason, CLOCK_AHEAD);
+            assert!(detail.contains("ahead"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(b.state().is_empty(), "nothing installed");
+}
+
+#[test]
+fn a_peer_holds_a_change_when_its_answer_covers_it() {
+    let a = Auth::new(true, AuthState::default(), None);
+    let before = a.state();
+    let ours = a
+        .change(|s| s.with_role("r", None, &[("*", Perm::Read)]))
+        .unwrap();
+    let b = Auth::new(true, AuthState::default(), None);
+    let answer = sync::serve(&b, &sync::to_message(&ours)).unwrap();
+    let theirs = sync::from_message(&answer).unwrap().unwrap();
+    assert_eq!(Verdict::of_answer(&ours, &theirs), Verdict::Holds);
+    assert!(matches!(
+        Verdict::of_answer(&ours, &before),
+        Verdict::Missed(_)
+    ));
+}
