@@ -146,6 +146,15 @@ pub enum GeokvError {
     /// (`api::shed`: a stalled body, a stuck handler) and was dropped.
     #[error("the request was dropped after {after_ms} ms (the client port's handler timeout); a write may have been applied")]
     HandlerTimedOut { after_ms: u64 },
+    /// A client request's body had not arrived in full within the client
+    /// port's body timeout (`api::shed`); no handler had it, nothing was
+    /// applied.
+    #[error("the request's body had not arrived after {after_ms} ms (the client port's body timeout); nothing was applied")]
+    BodyTimedOut { after_ms: u64 },
+    /// A client request's body alone passes the node's whole budget of
+    /// request bytes in flight (`api::shed`): it can never be admitted.
+    #[error("the request is larger than this node's budget of {limit_bytes} bytes of client requests in flight (--client-max-request-bytes-in-flight); it can never be admitted; nothing was applied")]
+    RequestOverByteBudget { limit_bytes: usize },
     /// This node has left the cluster and handed its hints and anti-entropy
     /// records over (`Hints::seal_if_handed_over`), so it stores none any
     /// more. Raised only once a write was minted or sent (a hint or record
@@ -239,6 +248,7 @@ impl GeokvError {
             GeokvError::NotPermitted(_) => Code::PermissionDenied,
             GeokvError::Timeout { .. }
             | GeokvError::HandlerTimedOut { .. }
+            | GeokvError::BodyTimedOut { .. }
             | GeokvError::Expired
             | GeokvError::ReadExpired => Code::DeadlineExceeded,
             GeokvError::Overloaded { .. }
@@ -253,7 +263,9 @@ impl GeokvError {
             | GeokvError::StaleView { .. }
             | GeokvError::LayoutRefused(_) => Code::FailedPrecondition,
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
-            GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,
+            GeokvError::InvalidArgument(_)
+            | GeokvError::BadContext(_)
+            | GeokvError::RequestOverByteBudget { .. } => Code::InvalidArgument,
             GeokvError::Engine(e) => engine_code(e),
             GeokvError::Peer { code, .. } => code.grpc(),
             GeokvError::Internal(_) => Code::Internal,
@@ -277,6 +289,8 @@ impl GeokvError {
             | GeokvError::StaleView { .. }
             | GeokvError::Overloaded { .. }
             | GeokvError::OverByteBudget { .. }
+            | GeokvError::RequestOverByteBudget { .. }
+            | GeokvError::BodyTimedOut { .. }
             | GeokvError::NotAReplica(_)
             | GeokvError::LinkCut { .. }
             | GeokvError::NotPermitted(_)

@@ -21,7 +21,7 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, "geokv_requests_total", "Client requests by operation, consistency level and outcome."),
     (Histogram, "geokv_request_seconds", "Client request latency by operation and consistency level, in seconds."),
     (Counter, "geokv_errors_total", "Errors returned to callers, by gRPC status code."),
-    (Counter, crate::api::admission::SHED_METRIC, "Client requests shed, by reason: with RESOURCE_EXHAUSTED before anything was done (in_flight_limit: the node's bound on client requests in flight, --max-in-flight-requests; bytes_in_flight: its budget of request bytes in flight, --client-max-request-bytes-in-flight) or with DEADLINE_EXCEEDED (handler_timeout: dropped past --client-handler-timeout-ms, a stalled body or a stuck handler; a write may have been applied)."),
+    (Counter, crate::api::admission::SHED_METRIC, "Client requests shed, by reason: with RESOURCE_EXHAUSTED before anything was done (in_flight_limit: the node's bound on client requests in flight, --max-in-flight-requests; bytes_in_flight: its budget of request bytes in flight, --client-max-request-bytes-in-flight) or with DEADLINE_EXCEEDED (handler_timeout: dropped past --client-handler-timeout-ms, a stuck handler, a write may have been applied; body_timeout: its body had not arrived within --client-body-timeout-ms, nothing applied)."),
     (Gauge, crate::api::shed::BYTES_IN_FLIGHT_METRIC, "Bytes of client request bodies this node holds now (received, the call not ended)."),
     (Gauge, crate::api::admission::IN_FLIGHT_METRIC, "Client requests (get, put, delete) this node is coordinating now."),
     // Coordinator.

@@ -93,7 +93,7 @@ fn limit_flags_default_to_the_documented_bounds() {
         "--client-max-handshakes-per-address",
         "64",
         "--client-max-request-bytes-in-flight",
-        "1048576",
+        "16777216",
         "--client-handler-timeout-ms",
         "1500",
     ]);
@@ -105,7 +105,7 @@ fn limit_flags_default_to_the_documented_bounds() {
     assert_eq!(l.client.concurrency_per_connection, 8);
     assert_eq!(l.client.max_connections, 16);
     assert_eq!(l.client.max_connections_per_address, 3);
-    assert_eq!(l.client_bytes_in_flight, 1 << 20);
+    assert_eq!(l.client_bytes_in_flight, 16 << 20);
     assert_eq!(l.client_handler_timeout, Duration::from_millis(1500));
     // The handshake cap reaches the client port's acceptor; the peer
     // port's stays the acceptor's own (issue 12).

@@ -4,7 +4,9 @@
 //! requests in flight (`api::admission`) and request bytes in flight
 //! (`api::shed`), and the client port's handler timeout. Applying them to a tonic server
 //! builder is here too, with the status of a message over the size bound
-//! ([`oversize_status`]). Must not decide about single requests.
+//! ([`oversize_status`]), and the start-up check of the bounds that depend
+//! on each other ([`ServerLimits::check`]). Must not decide about single
+//! requests.
 
 use crate::api::admission::AdmissionConfig;
 
@@ -61,6 +63,51 @@ pub struct ServerLimits {
     /// The longest a client call may take, its body's arrival included
     /// (`api::shed`), as the peer port's handler timeout.
     pub client_handler_timeout: std::time::Duration,
+    /// The longest a client call's body may take to arrive in full
+    /// (`api::shed`; review-shed32 M1).
+    pub client_body_timeout: std::time::Duration,
+}
+
+/// Bounds that contradict each other, refused at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    #[error("--client-max-request-bytes-in-flight {budget} is below the largest client message ({message} bytes) plus its 5-byte gRPC prefix: such a request could never be admitted; set it to at least {needed}, or 0 for no bound")]
+    BudgetBelowMessage {
+        budget: usize,
+        message: usize,
+        needed: usize,
+    },
+    #[error("--client-handler-timeout-ms {handler_ms} is not above the longest deadline of a client call ({longest_ms} ms: the 60 s maximum a client may ask for, or --default-timeout-ms if longer), so legitimate calls would be cut; raise it")]
+    HandlerTimeoutTooShort { handler_ms: u128, longest_ms: u128 },
+}
+
+/// The gRPC prefix of a message (compression flag, 4-byte length).
+const GRPC_PREFIX: usize = 5;
+
+impl ServerLimits {
+    /// Refuses a byte budget a message of the largest size cannot fit in
+    /// (review-shed32 M2), and a handler timeout at or under the longest
+    /// deadline of a client call, `default_timeout` (a call that gives
+    /// none) or `api::MAX_TIMEOUT` (review-shed32 L4).
+    pub fn check(&self, default_timeout: std::time::Duration) -> Result<(), LimitsError> {
+        let (budget, message) = (self.client_bytes_in_flight, self.client.max_decoding_bytes);
+        let needed = message + GRPC_PREFIX;
+        if budget != 0 && budget < needed {
+            return Err(LimitsError::BudgetBelowMessage {
+                budget,
+                message,
+                needed,
+            });
+        }
+        let longest = default_timeout.max(crate::api::MAX_TIMEOUT);
+        if self.client_handler_timeout <= longest {
+            return Err(LimitsError::HandlerTimeoutTooShort {
+                handler_ms: self.client_handler_timeout.as_millis(),
+                longest_ms: longest.as_millis(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerLimits {
@@ -89,6 +136,7 @@ impl Default for ServerLimits {
             admission: AdmissionConfig::default(),
             client_bytes_in_flight: crate::api::shed::DEFAULT_MAX_BYTES_IN_FLIGHT,
             client_handler_timeout: crate::api::shed::DEFAULT_HANDLER_TIMEOUT,
+            client_body_timeout: crate::api::shed::DEFAULT_BODY_TIMEOUT,
         }
     }
 }
@@ -165,6 +213,43 @@ mod tests {
         assert_eq!(answered(other), tonic::Code::OutOfRange);
         let ok = oversize_status(Response::new(tonic::body::Body::empty()));
         assert!(ok.headers().get("grpc-status").is_none());
+    }
+
+    #[test]
+    fn a_budget_under_one_framed_message_is_refused_at_start_up() {
+        let secs = std::time::Duration::from_secs;
+        let mut l = ServerLimits::default();
+        assert_eq!(l.check(secs(10)), Ok(()), "the defaults fit");
+        l.client_bytes_in_flight = 8 << 20;
+        let needed = (8 << 20) + 5;
+        let refused = l.check(secs(10)).expect_err("8 MiB + 5 needed");
+        assert!(
+            matches!(refused, LimitsError::BudgetBelowMessage { needed: n, .. } if n == needed)
+        );
+        l.client_bytes_in_flight = needed;
+        assert_eq!(l.check(secs(10)), Ok(()));
+        l.client_bytes_in_flight = 0;
+        assert_eq!(l.check(secs(10)), Ok(()), "0: no bound");
+    }
+
+    #[test]
+    fn a_handler_timeout_not_above_the_longest_deadline_is_refused() {
+        let secs = std::time::Duration::from_secs;
+        assert!(crate::api::shed::DEFAULT_HANDLER_TIMEOUT > crate::api::MAX_TIMEOUT);
+        let mut l = ServerLimits::default();
+        l.client_handler_timeout = secs(30);
+        let short = LimitsError::HandlerTimeoutTooShort {
+            handler_ms: 30_000,
+            longest_ms: 60_000,
+        };
+        assert_eq!(l.check(secs(10)), Err(short));
+        l.client_handler_timeout = secs(65);
+        let long_default = LimitsError::HandlerTimeoutTooShort {
+            handler_ms: 65_000,
+            longest_ms: 90_000,
+        };
+        assert_eq!(l.check(secs(90)), Err(long_default));
+        assert_eq!(l.check(secs(60)), Ok(()));
     }
 }
 
