@@ -142,6 +142,16 @@ pub enum GeokvError {
         limit_bytes: usize,
         retry_after_ms: u64,
     },
+    /// The caller's address held its share of the client port's bounds
+    /// (`api::shed`): refused from the headers or while the body arrived,
+    /// before it was decoded; nothing was applied. The status carries
+    /// `retry_after_ms` in `retry-after-ms`.
+    #[error("this client address has {limit} {what} in flight (its share of the node's bound); retry after {retry_after_ms} ms; nothing was applied")]
+    AddressOverShare {
+        what: &'static str,
+        limit: usize,
+        retry_after_ms: u64,
+    },
     /// A client request ran past the client port's handler timeout
     /// (`api::shed`: a stalled body, a stuck handler) and was dropped.
     #[error("the request was dropped after {after_ms} ms (the client port's handler timeout); a write may have been applied")]
@@ -253,6 +263,7 @@ impl GeokvError {
             | GeokvError::ReadExpired => Code::DeadlineExceeded,
             GeokvError::Overloaded { .. }
             | GeokvError::OverByteBudget { .. }
+            | GeokvError::AddressOverShare { .. }
             | GeokvError::OverAnswerBudget => Code::ResourceExhausted,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. }
@@ -290,6 +301,7 @@ impl GeokvError {
             | GeokvError::Overloaded { .. }
             | GeokvError::OverByteBudget { .. }
             | GeokvError::RequestOverByteBudget { .. }
+            | GeokvError::AddressOverShare { .. }
             | GeokvError::BodyTimedOut { .. }
             | GeokvError::NotAReplica(_)
             | GeokvError::LinkCut { .. }
@@ -355,7 +367,8 @@ impl From<GeokvError> for Status {
             tonic::metadata::MetadataValue::from_static(applied),
         );
         if let GeokvError::Overloaded { retry_after_ms, .. }
-        | GeokvError::OverByteBudget { retry_after_ms, .. } = e
+        | GeokvError::OverByteBudget { retry_after_ms, .. }
+        | GeokvError::AddressOverShare { retry_after_ms, .. } = e
         {
             status.metadata_mut().insert(
                 crate::proto::RETRY_AFTER_METADATA,

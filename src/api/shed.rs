@@ -14,6 +14,8 @@
 //!   (`DEADLINE_EXCEEDED`, `geokv-applied: no`: tonic hands a unary
 //!   request to its handler only once the body has ended), so a stalled
 //!   body gives its place and bytes back long before the handler timeout;
+//! - one remote address holds at most its share of both bounds
+//!   ([`Shares`], `shed_share`), so one host cannot hold every place;
 //! - the call is dropped after the client port's handler timeout.
 //!
 //! Refusals are `RESOURCE_EXHAUSTED` with `retry-after-ms` and
@@ -30,7 +32,9 @@
 use super::admission::{Admission, Permit, SHED_METRIC};
 use crate::error::GeokvError;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
+pub use share::{ShareLimits, Shares, DEFAULT_SHARE};
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -132,19 +136,39 @@ struct Held {
     bytes: AtomicUsize,
     /// The body has ended (tonic may now hand the request over).
     ended: AtomicBool,
+    /// The caller's address and its shares; `placed`: it took a place.
+    share: Option<(Arc<Shares>, IpAddr)>,
+    placed: bool,
     _permit: Option<Permit>,
 }
 
 impl Held {
     fn take(&self, n: usize) -> Result<(), GeokvError> {
-        let max = self.budget.max;
-        if max != 0 && self.bytes.load(Ordering::Acquire) + n > max {
-            // Alone past the whole budget: no retry can succeed
+        let mine = self.bytes.load(Ordering::Acquire) + n;
+        let share_max = self.share.as_ref().map_or(0, |(s, _)| s.limits().bytes);
+        let alone = [self.budget.max, share_max]
+            .into_iter()
+            .filter(|m| *m != 0)
+            .min();
+        if let Some(limit_bytes) = alone.filter(|max| mine > *max) {
+            // Alone past the whole budget or share: no retry can succeed
             // (review-shed32 M2).
-            return Err(GeokvError::RequestOverByteBudget { limit_bytes: max });
+            return Err(GeokvError::RequestOverByteBudget { limit_bytes });
         }
-        let over = self._permit.is_none() && self.bytes.load(Ordering::Acquire) + n <= STATUS_BYTES;
+        let over = self._permit.is_none() && mine <= STATUS_BYTES;
+        if let Some((shares, ip)) = &self.share {
+            if !shares.take(*ip, n, over) {
+                return Err(share_refusal(
+                    &self.budget,
+                    "bytes of client requests",
+                    share_max,
+                ));
+            }
+        }
         if !self.budget.take(n, over) {
+            if let Some((shares, ip)) = &self.share {
+                shares.give(*ip, 0, n);
+            }
             return Err(self.budget.refusal());
         }
         self.bytes.fetch_add(n, Ordering::AcqRel);
@@ -154,7 +178,21 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.budget.give(*self.bytes.get_mut());
+        let bytes = *self.bytes.get_mut();
+        self.budget.give(bytes);
+        if let Some((shares, ip)) = &self.share {
+            shares.give(*ip, self.placed as usize, bytes);
+        }
+    }
+}
+
+/// The refusal of a call past its address's share (counted).
+fn share_refusal(budget: &ByteBudget, what: &'static str, limit: usize) -> GeokvError {
+    metrics::counter!(SHED_METRIC, "reason" => "per_address").increment(1);
+    GeokvError::AddressOverShare {
+        what,
+        limit,
+        retry_after_ms: budget.retry_after.as_millis() as u64,
     }
 }
 
@@ -199,6 +237,7 @@ pub struct ShedLayer {
     admission: Arc<Admission>,
     budget: Arc<ByteBudget>,
     timeouts: Timeouts,
+    shares: Arc<Shares>,
 }
 
 /// The client port's two deadlines for a call.
@@ -225,25 +264,50 @@ impl ShedLayer {
             admission,
             budget,
             timeouts,
+            shares: Shares::unbounded(),
         }
     }
 
-    /// A call's holdings, or its refusal, from its path alone.
-    fn admit(&self, path: &str) -> Result<Arc<Held>, GeokvError> {
+    /// With a share of both bounds per remote address.
+    pub fn with_shares(self, shares: Arc<Shares>) -> Self {
+        ShedLayer { shares, ..self }
+    }
+
+    /// A call's holdings, or its refusal, from its path and address alone.
+    fn admit(&self, path: &str, ip: Option<IpAddr>) -> Result<Arc<Held>, GeokvError> {
         let permit = match ADMITTED_PATHS.contains(&path) {
             true => Some(self.admission.enter()?),
             false => None,
         };
-        // `Status` is not shed from its headers (review-shed32 L2).
-        if permit.is_some() && self.budget.full() {
-            return Err(self.budget.refusal());
-        }
-        Ok(Arc::new(Held {
+        let limits = self.shares.limits();
+        let placed = match (ip, &permit) {
+            (Some(ip), Some(_)) if !self.shares.enter(ip) => {
+                let what = "client requests";
+                return Err(share_refusal(&self.budget, what, limits.requests));
+            }
+            (Some(_), Some(_)) => true,
+            _ => false,
+        };
+        // Dropped on a refusal below: gives its place back.
+        let held = Arc::new(Held {
             budget: self.budget.clone(),
             bytes: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
+            share: ip.map(|ip| (self.shares.clone(), ip)),
+            placed,
             _permit: permit,
-        }))
+        });
+        // `Status` is not shed from its headers (review-shed32 L2).
+        if held._permit.is_some() {
+            if self.budget.full() {
+                return Err(self.budget.refusal());
+            }
+            if ip.is_some_and(|ip| self.shares.bytes_full(ip)) {
+                let what = "bytes of client requests";
+                return Err(share_refusal(&self.budget, what, limits.bytes));
+            }
+        }
+        Ok(held)
     }
 }
 
@@ -288,7 +352,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let held = match self.gate.admit(req.uri().path()) {
+        let ip = super::auth::remote_ip_in(req.extensions());
+        let held = match self.gate.admit(req.uri().path(), ip) {
             Ok(held) => held,
             // The body is dropped unread: the stream is reset after this
             // trailers-only answer.
@@ -338,6 +403,9 @@ fn handler_timed_out<E>(t: Timeouts) -> Result<http::Response<Body>, E> {
     let after_ms = t.handler.as_millis() as u64;
     Ok(tonic::Status::from(GeokvError::HandlerTimedOut { after_ms }).into_http())
 }
+
+#[path = "shed_share.rs"]
+mod share;
 
 #[cfg(test)]
 #[path = "shed_tests.rs"]

@@ -297,3 +297,57 @@ async fn status_is_answered_while_the_byte_budget_is_full() {
     put.await.expect("joined").expect("an answer");
     assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
 }
+
+/// A request from `ip`, as tonic records a plaintext connection.
+fn from(ip: [u8; 4], path: &str, body: Body) -> http::Request<Body> {
+    let mut req = request(path, body);
+    let remote_addr = Some(std::net::SocketAddr::from((ip, 40000)));
+    (req.extensions_mut()).insert(tonic::transport::server::TcpConnectInfo {
+        local_addr: None,
+        remote_addr,
+    });
+    req
+}
+
+/// review-shed32 M1: one address's stalled bodies hold only its share of
+/// the places and bytes; another address is admitted at once.
+#[tokio::test]
+async fn one_address_holds_only_its_share_of_places_and_bytes() {
+    const A: [u8; 4] = [10, 0, 0, 1];
+    let budget = ByteBudget::new(64 * MIB, Duration::from_millis(50));
+    let (gate, admission) = layer(&budget, Timeouts::default());
+    let shares = Shares::new(ShareLimits {
+        requests: 2,
+        bytes: 3 * MIB,
+    });
+    let (_release, rx) = watch::channel(true);
+    let svc = gate.with_shares(shares.clone()).layer(handler(rx));
+    let (body, _first) = stalled(2 * MIB);
+    let first = tokio::spawn(svc.clone().oneshot(from(A, PUT, body)));
+    until_held(&budget, 2 * MIB).await;
+    let over_bytes = svc.clone().oneshot(from(A, PUT, probe(2 * MIB).0)).await;
+    let over_bytes = over_bytes.expect("an answer");
+    assert_eq!(code(&over_bytes), tonic::Code::ResourceExhausted);
+    assert_eq!(over_bytes.headers()["retry-after-ms"], "50");
+    let (body, _second) = stalled(1);
+    let second = tokio::spawn(svc.clone().oneshot(from(A, PUT, body)));
+    until_held(&budget, 2 * MIB + 1).await;
+    assert_eq!(shares.held(A.into()), (2, 2 * MIB + 1));
+    let (body, read) = probe(10);
+    let over_places = svc.clone().oneshot(from(A, PUT, body)).await;
+    let over_places = over_places.expect("an answer");
+    assert_eq!(code(&over_places), tonic::Code::ResourceExhausted);
+    assert_eq!(over_places.headers()["geokv-applied"], "no");
+    assert!(!read.load(Ordering::SeqCst), "shed from its headers");
+    let other = svc
+        .clone()
+        .oneshot(from([10, 0, 0, 2], PUT, probe(10).0))
+        .await;
+    assert_eq!(code(&other.expect("an answer")), tonic::Code::Ok);
+    for call in [first, second] {
+        call.abort();
+        assert!(call.await.expect_err("aborted").is_cancelled());
+    }
+    assert_eq!(shares.held(A.into()), (0, 0));
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}

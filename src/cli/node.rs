@@ -154,6 +154,16 @@ pub struct LimitArgs {
     /// message (8 MiB) + 5 bytes: refused at start-up otherwise.
     #[arg(long, default_value_t = 256 << 20)]
     pub client_max_request_bytes_in_flight: usize,
+    /// Gets, puts and deletes in flight from one client address (0: no
+    /// bound); past it that address is shed (RESOURCE_EXHAUSTED, the retry
+    /// hint, `reason="per_address"`). Raise it for many clients behind one NAT.
+    #[arg(long, default_value_t = 512)]
+    pub client_max_requests_in_flight_per_address: usize,
+    /// Bytes of request bodies in flight from one client address
+    /// (Cassandra's `native_transport_max_request_data_in_flight_per_ip`;
+    /// 0: no bound; else at least 8 MiB + 5).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub client_max_request_bytes_in_flight_per_address: usize,
     /// The longest a client call may take, its body's arrival included;
     /// past it the call is dropped (DEADLINE_EXCEEDED) and its bytes given
     /// back. Must be above the longest client deadline (60 s, or
@@ -186,6 +196,8 @@ impl LimitArgs {
         l.client_bytes_in_flight = self.client_max_request_bytes_in_flight;
         l.client_handler_timeout = Duration::from_millis(self.client_handler_timeout_ms);
         l.client_body_timeout = Duration::from_millis(self.client_body_timeout_ms);
+        l.client_share.requests = self.client_max_requests_in_flight_per_address;
+        l.client_share.bytes = self.client_max_request_bytes_in_flight_per_address;
         l.peer.max_concurrent_streams = self.peer_max_streams;
         l.peer.concurrency_per_connection = self.peer_max_streams as usize;
         l

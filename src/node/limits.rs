@@ -66,13 +66,19 @@ pub struct ServerLimits {
     /// The longest a client call's body may take to arrive in full
     /// (`api::shed`; review-shed32 M1).
     pub client_body_timeout: std::time::Duration,
+    /// What one remote address may hold of the client port's requests and
+    /// request bytes in flight (`api::shed`; review-shed32 M1), as
+    /// Cassandra's `native_transport_max_request_data_in_flight_per_ip`.
+    pub client_share: crate::api::shed::ShareLimits,
 }
 
 /// Bounds that contradict each other, refused at start-up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitsError {
-    #[error("--client-max-request-bytes-in-flight {budget} is below the largest client message ({message} bytes) plus its 5-byte gRPC prefix: such a request could never be admitted; set it to at least {needed}, or 0 for no bound")]
+    #[error("--client-max-request-bytes-in-flight{per} {budget} is below the largest client message ({message} bytes) plus its 5-byte gRPC prefix: such a request could never be admitted; set it to at least {needed}, or 0 for no bound")]
     BudgetBelowMessage {
+        /// "" or "-per-address".
+        per: &'static str,
         budget: usize,
         message: usize,
         needed: usize,
@@ -90,10 +96,15 @@ impl ServerLimits {
     /// deadline of a client call, `default_timeout` (a call that gives
     /// none) or `api::MAX_TIMEOUT` (review-shed32 L4).
     pub fn check(&self, default_timeout: std::time::Duration) -> Result<(), LimitsError> {
-        let (budget, message) = (self.client_bytes_in_flight, self.client.max_decoding_bytes);
+        let message = self.client.max_decoding_bytes;
         let needed = message + GRPC_PREFIX;
-        if budget != 0 && budget < needed {
+        let budgets = [
+            ("", self.client_bytes_in_flight),
+            ("-per-address", self.client_share.bytes),
+        ];
+        if let Some((per, budget)) = budgets.into_iter().find(|(_, b)| *b != 0 && *b < needed) {
             return Err(LimitsError::BudgetBelowMessage {
+                per,
                 budget,
                 message,
                 needed,
@@ -137,6 +148,7 @@ impl Default for ServerLimits {
             client_bytes_in_flight: crate::api::shed::DEFAULT_MAX_BYTES_IN_FLIGHT,
             client_handler_timeout: crate::api::shed::DEFAULT_HANDLER_TIMEOUT,
             client_body_timeout: crate::api::shed::DEFAULT_BODY_TIMEOUT,
+            client_share: crate::api::shed::DEFAULT_SHARE,
         }
     }
 }
@@ -230,6 +242,15 @@ mod tests {
         assert_eq!(l.check(secs(10)), Ok(()));
         l.client_bytes_in_flight = 0;
         assert_eq!(l.check(secs(10)), Ok(()), "0: no bound");
+        l.client_share.bytes = 1 << 20;
+        let per = l.check(secs(10)).expect_err("the share too");
+        assert!(matches!(
+            per,
+            LimitsError::BudgetBelowMessage {
+                per: "-per-address",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::wiring::Parts;
 use super::NodeError;
 use crate::admin;
 use crate::api::auth::layer::AuthLayer;
-use crate::api::shed::{ByteBudget, ShedLayer, Timeouts};
+use crate::api::shed::{ByteBudget, Shares, ShedLayer, Timeouts};
 use crate::hints::deliver::Delivery;
 use crate::layout::NodeState;
 use crate::proto::v1::internode::internode_server::InternodeServer;
@@ -127,7 +127,8 @@ fn client_server(
         handler: p.limits.client_handler_timeout,
         body: p.limits.client_body_timeout,
     };
-    let shed = ShedLayer::new(p.admission.clone(), budget, timeouts);
+    let shares = Shares::new(p.limits.client_share);
+    let shed = ShedLayer::new(p.admission.clone(), budget, timeouts).with_shares(shares);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Client),
