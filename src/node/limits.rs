@@ -257,8 +257,10 @@ mod tests {
     fn a_handler_timeout_not_above_the_longest_deadline_is_refused() {
         let secs = std::time::Duration::from_secs;
         assert!(crate::api::shed::DEFAULT_HANDLER_TIMEOUT > crate::api::MAX_TIMEOUT);
-        let mut l = ServerLimits::default();
-        l.client_handler_timeout = secs(30);
+        let mut l = ServerLimits {
+            client_handler_timeout: secs(30),
+            ..Default::default()
+        };
         let short = LimitsError::HandlerTimeoutTooShort {
             handler_ms: 30_000,
             longest_ms: 60_000,
