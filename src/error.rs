@@ -142,10 +142,29 @@ pub enum GeokvError {
         limit_bytes: usize,
         retry_after_ms: u64,
     },
+    /// The caller's address held its share of the client port's bounds
+    /// (`api::shed`): refused from the headers or while the body arrived,
+    /// before it was decoded; nothing was applied. The status carries
+    /// `retry_after_ms` in `retry-after-ms`.
+    #[error("this client address has {limit} {what} in flight (its share of the node's bound); retry after {retry_after_ms} ms; nothing was applied")]
+    AddressOverShare {
+        what: &'static str,
+        limit: usize,
+        retry_after_ms: u64,
+    },
     /// A client request ran past the client port's handler timeout
     /// (`api::shed`: a stalled body, a stuck handler) and was dropped.
     #[error("the request was dropped after {after_ms} ms (the client port's handler timeout); a write may have been applied")]
     HandlerTimedOut { after_ms: u64 },
+    /// A client request's body had not arrived in full within the client
+    /// port's body timeout (`api::shed`); no handler had it, nothing was
+    /// applied.
+    #[error("the request's body had not arrived after {after_ms} ms (the client port's body timeout); nothing was applied")]
+    BodyTimedOut { after_ms: u64 },
+    /// A client request's body alone passes the node's whole budget of
+    /// request bytes in flight (`api::shed`): it can never be admitted.
+    #[error("the request is larger than this node's budget of {limit_bytes} bytes of client requests in flight (--client-max-request-bytes-in-flight); it can never be admitted; nothing was applied")]
+    RequestOverByteBudget { limit_bytes: usize },
     /// This node has left the cluster and handed its hints and anti-entropy
     /// records over (`Hints::seal_if_handed_over`), so it stores none any
     /// more. Raised only once a write was minted or sent (a hint or record
@@ -239,10 +258,12 @@ impl GeokvError {
             GeokvError::NotPermitted(_) => Code::PermissionDenied,
             GeokvError::Timeout { .. }
             | GeokvError::HandlerTimedOut { .. }
+            | GeokvError::BodyTimedOut { .. }
             | GeokvError::Expired
             | GeokvError::ReadExpired => Code::DeadlineExceeded,
             GeokvError::Overloaded { .. }
             | GeokvError::OverByteBudget { .. }
+            | GeokvError::AddressOverShare { .. }
             | GeokvError::OverAnswerBudget => Code::ResourceExhausted,
             GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
             GeokvError::QuorumFailed { .. }
@@ -253,7 +274,9 @@ impl GeokvError {
             | GeokvError::StaleView { .. }
             | GeokvError::LayoutRefused(_) => Code::FailedPrecondition,
             GeokvError::UnknownKeyspace(_) => Code::NotFound,
-            GeokvError::InvalidArgument(_) | GeokvError::BadContext(_) => Code::InvalidArgument,
+            GeokvError::InvalidArgument(_)
+            | GeokvError::BadContext(_)
+            | GeokvError::RequestOverByteBudget { .. } => Code::InvalidArgument,
             GeokvError::Engine(e) => engine_code(e),
             GeokvError::Peer { code, .. } => code.grpc(),
             GeokvError::Internal(_) => Code::Internal,
@@ -277,6 +300,9 @@ impl GeokvError {
             | GeokvError::StaleView { .. }
             | GeokvError::Overloaded { .. }
             | GeokvError::OverByteBudget { .. }
+            | GeokvError::RequestOverByteBudget { .. }
+            | GeokvError::AddressOverShare { .. }
+            | GeokvError::BodyTimedOut { .. }
             | GeokvError::NotAReplica(_)
             | GeokvError::LinkCut { .. }
             | GeokvError::NotPermitted(_)
@@ -341,7 +367,8 @@ impl From<GeokvError> for Status {
             tonic::metadata::MetadataValue::from_static(applied),
         );
         if let GeokvError::Overloaded { retry_after_ms, .. }
-        | GeokvError::OverByteBudget { retry_after_ms, .. } = e
+        | GeokvError::OverByteBudget { retry_after_ms, .. }
+        | GeokvError::AddressOverShare { retry_after_ms, .. } = e
         {
             status.metadata_mut().insert(
                 crate::proto::RETRY_AFTER_METADATA,

@@ -69,10 +69,10 @@ fn handler(release: watch::Receiver<bool>) -> Handler {
     }))
 }
 
-fn layer(budget: &Arc<ByteBudget>, timeout: Duration) -> (ShedLayer, Arc<Admission>) {
+fn layer(budget: &Arc<ByteBudget>, timeouts: Timeouts) -> (ShedLayer, Arc<Admission>) {
     let admission = Admission::new(AdmissionConfig::default());
     (
-        ShedLayer::new(admission.clone(), budget.clone(), timeout),
+        ShedLayer::new(admission.clone(), budget.clone(), timeouts),
         admission,
     )
 }
@@ -90,7 +90,7 @@ async fn until_held(budget: &ByteBudget, bytes: usize) {
 #[tokio::test]
 async fn the_third_8_mib_body_under_16_mib_is_shed_before_it_is_read() {
     let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
-    let (gate, admission) = layer(&budget, DEFAULT_HANDLER_TIMEOUT);
+    let (gate, admission) = layer(&budget, Timeouts::default());
     let (release, rx) = watch::channel(false);
     let svc = gate.layer(handler(rx));
     let mut held = Vec::new();
@@ -124,7 +124,7 @@ async fn the_third_8_mib_body_under_16_mib_is_shed_before_it_is_read() {
 #[tokio::test]
 async fn a_frame_past_the_budget_fails_the_body_and_its_bytes_are_given_back() {
     let budget = ByteBudget::new(10 * MIB, Duration::from_millis(50));
-    let (gate, admission) = layer(&budget, DEFAULT_HANDLER_TIMEOUT);
+    let (gate, admission) = layer(&budget, Timeouts::default());
     let (release, rx) = watch::channel(false);
     let svc = gate.layer(handler(rx));
     let first = tokio::spawn(svc.clone().oneshot(request(PUT, probe(8 * MIB).0)));
@@ -157,7 +157,7 @@ fn stalled(sent: usize) -> (Body, tokio::sync::mpsc::Sender<Frame<bytes::Bytes>>
 #[tokio::test]
 async fn a_cancelled_call_gives_its_bytes_and_place_back() {
     let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
-    let (gate, admission) = layer(&budget, DEFAULT_HANDLER_TIMEOUT);
+    let (gate, admission) = layer(&budget, Timeouts::default());
     let (_release, rx) = watch::channel(false);
     let svc = gate.layer(handler(rx));
     let (body, _sender) = stalled(MIB);
@@ -170,12 +170,16 @@ async fn a_cancelled_call_gives_its_bytes_and_place_back() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_stalled_body_is_dropped_after_the_handler_timeout() {
+async fn a_stuck_handler_is_dropped_after_the_handler_timeout() {
     let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
-    let (gate, admission) = layer(&budget, Duration::from_secs(5));
+    let timeouts = Timeouts {
+        handler: Duration::from_secs(5),
+        body: Duration::from_secs(2),
+    };
+    let (gate, admission) = layer(&budget, timeouts);
     let (_release, rx) = watch::channel(false);
     let mut svc = gate.layer(handler(rx));
-    let (body, _sender) = stalled(MIB);
+    let (body, _read) = probe(MIB);
     let started = tokio::time::Instant::now();
     let res = svc.ready().await.expect("ready");
     let res = res.call(request(PUT, body)).await.expect("an answer");
@@ -192,7 +196,7 @@ async fn status_takes_no_place_under_the_request_bound() {
         max_in_flight: 1,
         retry_after: Duration::from_millis(50),
     });
-    let gate = ShedLayer::new(admission.clone(), budget.clone(), DEFAULT_HANDLER_TIMEOUT);
+    let gate = ShedLayer::new(admission.clone(), budget.clone(), Timeouts::default());
     let (release, rx) = watch::channel(false);
     let svc = gate.layer(handler(rx));
     let put = tokio::spawn(svc.clone().oneshot(request(PUT, probe(10).0)));
@@ -211,5 +215,139 @@ async fn status_takes_no_place_under_the_request_bound() {
     let status = status.await.expect("joined").expect("an answer");
     assert_eq!(code(&status), tonic::Code::Ok);
     put.await.expect("joined").expect("an answer");
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
+
+/// review-shed32 M1: stalled bodies hold every place only until the body
+/// timeout, far short of the handler timeout; nothing reached a handler.
+#[tokio::test(start_paused = true)]
+async fn stalled_bodies_give_their_places_back_after_the_body_timeout() {
+    let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
+    let admission = Admission::new(AdmissionConfig {
+        max_in_flight: 4,
+        retry_after: Duration::from_millis(50),
+    });
+    let timeouts = Timeouts {
+        handler: DEFAULT_HANDLER_TIMEOUT,
+        body: Duration::from_secs(2),
+    };
+    let gate = ShedLayer::new(admission.clone(), budget.clone(), timeouts);
+    let (release, rx) = watch::channel(false);
+    let svc = gate.layer(handler(rx));
+    let started = tokio::time::Instant::now();
+    let mut stalls = Vec::new();
+    for _ in 0..4 {
+        let (body, sender) = stalled(1);
+        stalls.push((
+            tokio::spawn(svc.clone().oneshot(request(PUT, body))),
+            sender,
+        ));
+    }
+    until_held(&budget, 4).await;
+    let refused = svc.clone().oneshot(request(PUT, probe(10).0)).await;
+    assert_eq!(
+        code(&refused.expect("answer")),
+        tonic::Code::ResourceExhausted
+    );
+    for (call, _sender) in stalls {
+        let res = call.await.expect("joined").expect("an answer");
+        assert_eq!(code(&res), tonic::Code::DeadlineExceeded);
+        assert_eq!(res.headers()["geokv-applied"], "no");
+    }
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+    release.send_replace(true);
+    let put = svc.clone().oneshot(request(PUT, probe(10).0)).await;
+    assert_eq!(code(&put.expect("answer")), tonic::Code::Ok);
+}
+
+/// review-shed32 M2: a body that alone passes the budget can never be
+/// admitted, so it is refused for good, without a retry hint.
+#[tokio::test]
+async fn a_body_alone_past_the_budget_is_refused_without_a_retry_hint() {
+    let budget = ByteBudget::new(4 * MIB, Duration::from_millis(50));
+    let (gate, admission) = layer(&budget, Timeouts::default());
+    let (_release, rx) = watch::channel(true);
+    let svc = gate.layer(handler(rx));
+    let res = svc.oneshot(request(PUT, probe(6 * MIB).0)).await;
+    let res = res.expect("an answer");
+    assert_eq!(code(&res), tonic::Code::InvalidArgument);
+    assert!(res.headers().get("retry-after-ms").is_none());
+    assert_eq!(res.headers()["geokv-applied"], "no");
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
+
+/// review-shed32 L2: with the budget full, `Status` is still answered.
+#[tokio::test]
+async fn status_is_answered_while_the_byte_budget_is_full() {
+    let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
+    let (gate, admission) = layer(&budget, Timeouts::default());
+    let (release, rx) = watch::channel(false);
+    let svc = gate.layer(handler(rx));
+    let put = tokio::spawn(svc.clone().oneshot(request(PUT, probe(16 * MIB).0)));
+    until_held(&budget, 16 * MIB).await;
+    let status = svc
+        .clone()
+        .oneshot(request("/geokv.v1.Kv/Status", probe(5).0));
+    let status = tokio::spawn(status);
+    until_held(&budget, 16 * MIB + 5).await;
+    release.send_replace(true);
+    let status = status.await.expect("joined").expect("an answer");
+    assert_eq!(code(&status), tonic::Code::Ok);
+    put.await.expect("joined").expect("an answer");
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
+
+/// A request from `ip`, as tonic records a plaintext connection.
+fn from(ip: [u8; 4], path: &str, body: Body) -> http::Request<Body> {
+    let mut req = request(path, body);
+    let remote_addr = Some(std::net::SocketAddr::from((ip, 40000)));
+    (req.extensions_mut()).insert(tonic::transport::server::TcpConnectInfo {
+        local_addr: None,
+        remote_addr,
+    });
+    req
+}
+
+/// review-shed32 M1: one address's stalled bodies hold only its share of
+/// the places and bytes; another address is admitted at once.
+#[tokio::test]
+async fn one_address_holds_only_its_share_of_places_and_bytes() {
+    const A: [u8; 4] = [10, 0, 0, 1];
+    let budget = ByteBudget::new(64 * MIB, Duration::from_millis(50));
+    let (gate, admission) = layer(&budget, Timeouts::default());
+    let shares = Shares::new(ShareLimits {
+        requests: 2,
+        bytes: 3 * MIB,
+    });
+    let (_release, rx) = watch::channel(true);
+    let svc = gate.with_shares(shares.clone()).layer(handler(rx));
+    let (body, _first) = stalled(2 * MIB);
+    let first = tokio::spawn(svc.clone().oneshot(from(A, PUT, body)));
+    until_held(&budget, 2 * MIB).await;
+    let over_bytes = svc.clone().oneshot(from(A, PUT, probe(2 * MIB).0)).await;
+    let over_bytes = over_bytes.expect("an answer");
+    assert_eq!(code(&over_bytes), tonic::Code::ResourceExhausted);
+    assert_eq!(over_bytes.headers()["retry-after-ms"], "50");
+    let (body, _second) = stalled(1);
+    let second = tokio::spawn(svc.clone().oneshot(from(A, PUT, body)));
+    until_held(&budget, 2 * MIB + 1).await;
+    assert_eq!(shares.held(A.into()), (2, 2 * MIB + 1));
+    let (body, read) = probe(10);
+    let over_places = svc.clone().oneshot(from(A, PUT, body)).await;
+    let over_places = over_places.expect("an answer");
+    assert_eq!(code(&over_places), tonic::Code::ResourceExhausted);
+    assert_eq!(over_places.headers()["geokv-applied"], "no");
+    assert!(!read.load(Ordering::SeqCst), "shed from its headers");
+    let other = svc
+        .clone()
+        .oneshot(from([10, 0, 0, 2], PUT, probe(10).0))
+        .await;
+    assert_eq!(code(&other.expect("an answer")), tonic::Code::Ok);
+    for call in [first, second] {
+        call.abort();
+        assert!(call.await.expect_err("aborted").is_cancelled());
+    }
+    assert_eq!(shares.held(A.into()), (0, 0));
     assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
 }

@@ -150,14 +150,31 @@ pub struct LimitArgs {
     /// `native_transport_max_request_data_in_flight`; 0: no bound): a
     /// call arriving while they are held is shed from its headers, and
     /// one whose body would pass them is shed before it is decoded, both
-    /// with RESOURCE_EXHAUSTED and the retry hint.
+    /// with RESOURCE_EXHAUSTED and the retry hint. At least the largest
+    /// message (8 MiB) + 5 bytes: refused at start-up otherwise.
     #[arg(long, default_value_t = 256 << 20)]
     pub client_max_request_bytes_in_flight: usize,
+    /// Gets, puts and deletes in flight from one client address (0: no
+    /// bound); past it that address is shed (RESOURCE_EXHAUSTED, the retry
+    /// hint, `reason="per_address"`). Raise it for many clients behind one NAT.
+    #[arg(long, default_value_t = 512)]
+    pub client_max_requests_in_flight_per_address: usize,
+    /// Bytes of request bodies in flight from one client address
+    /// (Cassandra's `native_transport_max_request_data_in_flight_per_ip`;
+    /// 0: no bound; else at least 8 MiB + 5).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub client_max_request_bytes_in_flight_per_address: usize,
     /// The longest a client call may take, its body's arrival included;
     /// past it the call is dropped (DEADLINE_EXCEEDED) and its bytes given
-    /// back. Above the longest client deadline (60 s).
+    /// back. Must be above the longest client deadline (60 s, or
+    /// --default-timeout-ms if longer): refused at start-up otherwise.
     #[arg(long, default_value_t = 65_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub client_handler_timeout_ms: u64,
+    /// The longest a client call's body may take to arrive in full; past
+    /// it the call is dropped (DEADLINE_EXCEEDED, nothing applied) and its
+    /// place and bytes given back.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub client_body_timeout_ms: u64,
     /// HTTP/2 streams and running handlers per connection on the peer
     /// port (one connection per pair of nodes carries all their calls; at
     /// least 1).
@@ -178,6 +195,9 @@ impl LimitArgs {
         l.client.max_handshakes_per_address = self.client_max_handshakes_per_address as usize;
         l.client_bytes_in_flight = self.client_max_request_bytes_in_flight;
         l.client_handler_timeout = Duration::from_millis(self.client_handler_timeout_ms);
+        l.client_body_timeout = Duration::from_millis(self.client_body_timeout_ms);
+        l.client_share.requests = self.client_max_requests_in_flight_per_address;
+        l.client_share.bytes = self.client_max_request_bytes_in_flight_per_address;
         l.peer.max_concurrent_streams = self.peer_max_streams;
         l.peer.concurrency_per_connection = self.peer_max_streams as usize;
         l
@@ -277,6 +297,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.repair.after_unclean_start = args.repair_after_unclean_start;
     cfg.coordinator.default_timeout = Duration::from_millis(args.default_timeout_ms);
     cfg.coordinator.read_speculation = Duration::from_millis(args.read_speculation_ms);
+    (cfg.limits.check(cfg.coordinator.default_timeout)).context("client port limits")?;
     cfg.membership.validate().context("membership settings")?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -93,9 +93,15 @@ fn limit_flags_default_to_the_documented_bounds() {
         "--client-max-handshakes-per-address",
         "64",
         "--client-max-request-bytes-in-flight",
-        "1048576",
+        "16777216",
         "--client-handler-timeout-ms",
         "1500",
+        "--client-body-timeout-ms",
+        "2500",
+        "--client-max-requests-in-flight-per-address",
+        "7",
+        "--client-max-request-bytes-in-flight-per-address",
+        "9000000",
     ]);
     let l = set.limits.limits();
     assert_eq!(
@@ -105,8 +111,13 @@ fn limit_flags_default_to_the_documented_bounds() {
     assert_eq!(l.client.concurrency_per_connection, 8);
     assert_eq!(l.client.max_connections, 16);
     assert_eq!(l.client.max_connections_per_address, 3);
-    assert_eq!(l.client_bytes_in_flight, 1 << 20);
+    assert_eq!(l.client_bytes_in_flight, 16 << 20);
     assert_eq!(l.client_handler_timeout, Duration::from_millis(1500));
+    assert_eq!(l.client_body_timeout, Duration::from_millis(2500));
+    assert_eq!(
+        (l.client_share.requests, l.client_share.bytes),
+        (7, 9_000_000)
+    );
     // The handshake cap reaches the client port's acceptor; the peer
     // port's stays the acceptor's own (issue 12).
     assert_eq!(l.client.caps().handshakes_per_address, 64);

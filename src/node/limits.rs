@@ -4,7 +4,9 @@
 //! requests in flight (`api::admission`) and request bytes in flight
 //! (`api::shed`), and the client port's handler timeout. Applying them to a tonic server
 //! builder is here too, with the status of a message over the size bound
-//! ([`oversize_status`]). Must not decide about single requests.
+//! ([`oversize_status`]), and the start-up check of the bounds that depend
+//! on each other ([`ServerLimits::check`]). Must not decide about single
+//! requests.
 
 use crate::api::admission::AdmissionConfig;
 
@@ -61,6 +63,62 @@ pub struct ServerLimits {
     /// The longest a client call may take, its body's arrival included
     /// (`api::shed`), as the peer port's handler timeout.
     pub client_handler_timeout: std::time::Duration,
+    /// The longest a client call's body may take to arrive in full
+    /// (`api::shed`; review-shed32 M1).
+    pub client_body_timeout: std::time::Duration,
+    /// What one remote address may hold of the client port's requests and
+    /// request bytes in flight (`api::shed`; review-shed32 M1), as
+    /// Cassandra's `native_transport_max_request_data_in_flight_per_ip`.
+    pub client_share: crate::api::shed::ShareLimits,
+}
+
+/// Bounds that contradict each other, refused at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    #[error("--client-max-request-bytes-in-flight{per} {budget} is below the largest client message ({message} bytes) plus its 5-byte gRPC prefix: such a request could never be admitted; set it to at least {needed}, or 0 for no bound")]
+    BudgetBelowMessage {
+        /// "" or "-per-address".
+        per: &'static str,
+        budget: usize,
+        message: usize,
+        needed: usize,
+    },
+    #[error("--client-handler-timeout-ms {handler_ms} is not above the longest deadline of a client call ({longest_ms} ms: the 60 s maximum a client may ask for, or --default-timeout-ms if longer), so legitimate calls would be cut; raise it")]
+    HandlerTimeoutTooShort { handler_ms: u128, longest_ms: u128 },
+}
+
+/// The gRPC prefix of a message (compression flag, 4-byte length).
+const GRPC_PREFIX: usize = 5;
+
+impl ServerLimits {
+    /// Refuses a byte budget a message of the largest size cannot fit in
+    /// (review-shed32 M2), and a handler timeout at or under the longest
+    /// deadline of a client call, `default_timeout` (a call that gives
+    /// none) or `api::MAX_TIMEOUT` (review-shed32 L4).
+    pub fn check(&self, default_timeout: std::time::Duration) -> Result<(), LimitsError> {
+        let message = self.client.max_decoding_bytes;
+        let needed = message + GRPC_PREFIX;
+        let budgets = [
+            ("", self.client_bytes_in_flight),
+            ("-per-address", self.client_share.bytes),
+        ];
+        if let Some((per, budget)) = budgets.into_iter().find(|(_, b)| *b != 0 && *b < needed) {
+            return Err(LimitsError::BudgetBelowMessage {
+                per,
+                budget,
+                message,
+                needed,
+            });
+        }
+        let longest = default_timeout.max(crate::api::MAX_TIMEOUT);
+        if self.client_handler_timeout <= longest {
+            return Err(LimitsError::HandlerTimeoutTooShort {
+                handler_ms: self.client_handler_timeout.as_millis(),
+                longest_ms: longest.as_millis(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerLimits {
@@ -89,6 +147,8 @@ impl Default for ServerLimits {
             admission: AdmissionConfig::default(),
             client_bytes_in_flight: crate::api::shed::DEFAULT_MAX_BYTES_IN_FLIGHT,
             client_handler_timeout: crate::api::shed::DEFAULT_HANDLER_TIMEOUT,
+            client_body_timeout: crate::api::shed::DEFAULT_BODY_TIMEOUT,
+            client_share: crate::api::shed::DEFAULT_SHARE,
         }
     }
 }
@@ -165,6 +225,54 @@ mod tests {
         assert_eq!(answered(other), tonic::Code::OutOfRange);
         let ok = oversize_status(Response::new(tonic::body::Body::empty()));
         assert!(ok.headers().get("grpc-status").is_none());
+    }
+
+    #[test]
+    fn a_budget_under_one_framed_message_is_refused_at_start_up() {
+        let secs = std::time::Duration::from_secs;
+        let mut l = ServerLimits::default();
+        assert_eq!(l.check(secs(10)), Ok(()), "the defaults fit");
+        l.client_bytes_in_flight = 8 << 20;
+        let needed = (8 << 20) + 5;
+        let refused = l.check(secs(10)).expect_err("8 MiB + 5 needed");
+        assert!(
+            matches!(refused, LimitsError::BudgetBelowMessage { needed: n, .. } if n == needed)
+        );
+        l.client_bytes_in_flight = needed;
+        assert_eq!(l.check(secs(10)), Ok(()));
+        l.client_bytes_in_flight = 0;
+        assert_eq!(l.check(secs(10)), Ok(()), "0: no bound");
+        l.client_share.bytes = 1 << 20;
+        let per = l.check(secs(10)).expect_err("the share too");
+        assert!(matches!(
+            per,
+            LimitsError::BudgetBelowMessage {
+                per: "-per-address",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_handler_timeout_not_above_the_longest_deadline_is_refused() {
+        let secs = std::time::Duration::from_secs;
+        assert!(crate::api::shed::DEFAULT_HANDLER_TIMEOUT > crate::api::MAX_TIMEOUT);
+        let mut l = ServerLimits {
+            client_handler_timeout: secs(30),
+            ..Default::default()
+        };
+        let short = LimitsError::HandlerTimeoutTooShort {
+            handler_ms: 30_000,
+            longest_ms: 60_000,
+        };
+        assert_eq!(l.check(secs(10)), Err(short));
+        l.client_handler_timeout = secs(65);
+        let long_default = LimitsError::HandlerTimeoutTooShort {
+            handler_ms: 65_000,
+            longest_ms: 90_000,
+        };
+        assert_eq!(l.check(secs(90)), Err(long_default));
+        assert_eq!(l.check(secs(60)), Ok(()));
     }
 }
 

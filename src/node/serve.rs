@@ -10,7 +10,7 @@ use super::wiring::Parts;
 use super::NodeError;
 use crate::admin;
 use crate::api::auth::layer::AuthLayer;
-use crate::api::shed::{ByteBudget, ShedLayer};
+use crate::api::shed::{ByteBudget, Shares, ShedLayer, Timeouts};
 use crate::hints::deliver::Delivery;
 use crate::layout::NodeState;
 use crate::proto::v1::internode::internode_server::InternodeServer;
@@ -123,7 +123,12 @@ fn client_server(
         p.limits.client_bytes_in_flight,
         p.limits.admission.retry_after,
     );
-    let shed = ShedLayer::new(p.admission.clone(), budget, p.limits.client_handler_timeout);
+    let timeouts = Timeouts {
+        handler: p.limits.client_handler_timeout,
+        body: p.limits.client_body_timeout,
+    };
+    let shares = Shares::new(p.limits.client_share);
+    let shed = ShedLayer::new(p.admission.clone(), budget, timeouts).with_shares(shares);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (
         p.tls.guard(Port::Client),

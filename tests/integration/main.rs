@@ -26,7 +26,7 @@
 //! | `observability` | standard /metrics (HELP/TYPE, promtool), alert rules, JSON logs |
 //! | `ops_cli` | `geokv repair --dc` (background job, progress, summary), `geokv lag` (every DC pair), `status` with load/ownership/version |
 //! | `overload` | a node past `--max-in-flight-requests` sheds with RESOURCE_EXHAUSTED + `retry-after-ms`, counted, nothing acked lost; a too-deep Merkle request is INVALID_ARGUMENT; a message over the size bound is RESOURCE_EXHAUSTED, nothing stored |
-//! | `shed` | a stalled partial body on the client port holds its bytes (`geokv_request_bytes_in_flight`) until `--client-handler-timeout-ms` drops it (DEADLINE_EXCEEDED, counted); the gauge returns to 0 |
+//! | `shed` | a stalled partial body on the client port holds its bytes (`geokv_request_bytes_in_flight`) until `--client-body-timeout-ms` drops it (DEADLINE_EXCEEDED, applied no, counted); the gauge returns to 0 |
 //! | `replace` | a SIGKILLed node is replaced by a new one under LOCAL_QUORUM writers; only its ranges move, nothing acknowledged is lost |
 //! | `restart_durability` | acknowledged writes survive SIGKILL, lost WAL tails and OS restarts |
 //! | `anti_entropy` | Merkle repair finds and heals divergence |

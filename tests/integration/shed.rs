@@ -1,8 +1,8 @@
 //! The client port's admission before the body against a real node
 //! (`api::shed`): a stalled partial body holds its bytes in flight
-//! (`geokv_request_bytes_in_flight`) until the client handler timeout
-//! drops the call (`DEADLINE_EXCEEDED`, counted), then gives them back,
-//! and the node serves on.
+//! (`geokv_request_bytes_in_flight`) until the client body timeout
+//! drops the call (`DEADLINE_EXCEEDED`, `geokv-applied: no`, counted),
+//! then gives them back, and the node serves on.
 
 use crate::common::*;
 use bytes::Bytes;
@@ -43,9 +43,9 @@ fn stalled_put(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shed_a_stalled_partial_body_is_dropped_after_the_handler_timeout() {
+async fn shed_a_stalled_partial_body_is_dropped_after_the_body_timeout() {
     let mut spec = Spec::one_dc(1, 1);
-    spec.extra_args = vec!["--client-handler-timeout-ms".into(), TIMEOUT_MS.to_string()];
+    spec.extra_args = vec!["--client-body-timeout-ms".into(), TIMEOUT_MS.to_string()];
     let cluster = Cluster::start(spec).await;
     let addr = cluster.node("dc1-n1").client_address;
     let mut channel = cluster.channel_at(addr);
@@ -62,6 +62,7 @@ async fn shed_a_stalled_partial_body_is_dropped_after_the_handler_timeout() {
     let res = call.await.expect("joined").expect("an answer");
     let status = tonic::Status::from_header_map(res.headers()).expect("trailers-only");
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(res.headers()["geokv-applied"], "no", "no handler had it");
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(TIMEOUT_MS), "{took:?}");
     assert!(took < Duration::from_millis(TIMEOUT_MS * 3), "{took:?}");
@@ -70,7 +71,7 @@ async fn shed_a_stalled_partial_body_is_dropped_after_the_handler_timeout() {
         .await;
     assert_eq!(gauge, 0.0, "the bytes are given back");
     let shed = cluster
-        .metric("dc1-n1", "geokv_requests_shed_total", "handler_timeout")
+        .metric("dc1-n1", "geokv_requests_shed_total", "body_timeout")
         .await;
     assert_eq!(shed, 1.0);
     let mut c = cluster.client("dc1-n1").await;

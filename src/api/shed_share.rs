@@ -1,0 +1,122 @@
+//! The per-address share of the client port's bounds (`api::shed`;
+//! review-shed32 M1), as Cassandra's
+//! `native_transport_max_request_data_in_flight_per_ip`: the requests and
+//! request bytes in flight from one remote IP address are bounded, so one
+//! host cannot hold every place or the whole byte budget with stalled
+//! bodies. Must not: take the node-wide places or bytes (`admission`,
+//! `shed::ByteBudget`), or know about calls, bodies or statuses.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The default share of one address: a quarter of the node-wide bounds
+/// (2048 requests, 256 MiB), as the client port's connections per address.
+pub const DEFAULT_SHARE: ShareLimits = ShareLimits {
+    requests: 512,
+    bytes: 64 << 20,
+};
+
+/// What one address may hold at once (0: no bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareLimits {
+    /// Gets, puts and deletes in flight.
+    pub requests: usize,
+    /// Bytes of request bodies in flight.
+    pub bytes: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    requests: usize,
+    bytes: usize,
+}
+
+/// What each address holds now; an address holding nothing has no entry.
+#[derive(Debug)]
+pub struct Shares {
+    limits: ShareLimits,
+    held: Mutex<HashMap<IpAddr, Tally>>,
+}
+
+impl Shares {
+    pub fn new(limits: ShareLimits) -> Arc<Self> {
+        Arc::new(Shares {
+            limits,
+            held: Mutex::default(),
+        })
+    }
+
+    /// No bound at all.
+    pub fn unbounded() -> Arc<Self> {
+        Shares::new(ShareLimits {
+            requests: 0,
+            bytes: 0,
+        })
+    }
+
+    pub fn limits(&self) -> ShareLimits {
+        self.limits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, Tally>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `(requests, bytes)` held by `ip` now.
+    pub fn held(&self, ip: IpAddr) -> (usize, usize) {
+        let t = self.lock().get(&ip).copied().unwrap_or_default();
+        (t.requests, t.bytes)
+    }
+
+    /// Takes a request place for `ip`; false when its share is full.
+    pub(super) fn enter(&self, ip: IpAddr) -> bool {
+        let mut held = self.lock();
+        let t = held.get(&ip).copied().unwrap_or_default();
+        if self.limits.requests != 0 && t.requests >= self.limits.requests {
+            return false;
+        }
+        held.insert(
+            ip,
+            Tally {
+                requests: t.requests + 1,
+                ..t
+            },
+        );
+        true
+    }
+
+    /// `ip` holds its whole byte share.
+    pub(super) fn bytes_full(&self, ip: IpAddr) -> bool {
+        self.limits.bytes != 0 && self.held(ip).1 >= self.limits.bytes
+    }
+
+    /// Takes `n` bytes for `ip` unless that passes its share (but by a
+    /// `Status` call's few bytes: `over`).
+    pub(super) fn take(&self, ip: IpAddr, n: usize, over: bool) -> bool {
+        let mut held = self.lock();
+        let t = held.get(&ip).copied().unwrap_or_default();
+        if self.limits.bytes != 0 && !over && t.bytes + n > self.limits.bytes {
+            return false;
+        }
+        held.insert(
+            ip,
+            Tally {
+                bytes: t.bytes + n,
+                ..t
+            },
+        );
+        true
+    }
+
+    /// Gives back what `ip` took.
+    pub(super) fn give(&self, ip: IpAddr, requests: usize, bytes: usize) {
+        let mut held = self.lock();
+        let Some(t) = held.get_mut(&ip) else { return };
+        t.requests = t.requests.saturating_sub(requests);
+        t.bytes = t.bytes.saturating_sub(bytes);
+        if *t == Tally::default() {
+            held.remove(&ip);
+        }
+    }
+}
