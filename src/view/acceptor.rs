@@ -57,6 +57,10 @@ pub enum AcceptorError {
     WrongVersion { slot: u64, version: u64 },
 }
 
+/// An acceptor state put in a write batch, to be set once that batch is
+/// written ([`Acceptor::forget_above_into`]).
+pub struct Forgotten(Slots);
+
 /// The acceptor of one node: its slots, loaded once, persisted on change.
 pub struct Acceptor {
     engine: Option<Arc<dyn Engine>>,
@@ -130,25 +134,33 @@ impl Acceptor {
         Ok(slots.get(&slot).and_then(|s| s.accepted.clone()))
     }
 
-    /// Forgets every slot above `version` (persisted first): this node
-    /// replaced its layout of `version` by another (`on_wrong_base`), so
-    /// what it promised or accepted there was in another Paxos instance
-    /// than the one now built on its layout (review-layout32a M3). The
-    /// caller holds the install lock (written), as for [`Self::accepted`].
-    pub fn forget_above(&self, version: u64) -> Result<(), AcceptorError> {
+    /// Puts into `batch` this acceptor's state with every slot above
+    /// `version` forgotten: this node replaces its layout of `version` by
+    /// another (`on_wrong_base`), so what it promised or accepted there
+    /// was in another Paxos instance than the one built on the new layout
+    /// (review-layout32a M3). The caller writes `batch` with the swap
+    /// (one write, then synced: neither or both, review-layout32b M1) and
+    /// only then hands the result to [`Self::set_written`]. The caller
+    /// holds the install lock (written), as for [`Self::accepted`], so no
+    /// answer changes the state in between.
+    pub fn forget_above_into(
+        &self,
+        batch: &mut WriteBatch,
+        version: u64,
+    ) -> Result<Forgotten, AcceptorError> {
         let mut guard = self.slots.lock();
         if guard.is_none() {
             *guard = Some(self.load()?);
         }
-        let slots = guard.as_mut().expect("loaded above");
-        if slots.keys().all(|s| *s <= version) {
-            return Ok(());
-        }
-        let mut next = slots.clone();
+        let mut next = guard.as_ref().expect("loaded above").clone();
         next.retain(|s, _| *s <= version);
-        self.save(&next)?;
-        *slots = next;
-        Ok(())
+        put(batch, &next);
+        Ok(Forgotten(next))
+    }
+
+    /// The state [`Self::forget_above_into`] put in a batch, once written.
+    pub fn set_written(&self, forgotten: Forgotten) {
+        *self.slots.lock() = Some(forgotten.0);
     }
 
     fn load(&self) -> Result<Slots, AcceptorError> {
@@ -169,13 +181,18 @@ impl Acceptor {
         let Some(engine) = &self.engine else {
             return Ok(());
         };
-        let bytes = serde_json::to_vec(slots).expect("acceptor state serialises");
         let mut batch = WriteBatch::new();
-        batch.put_raw(Cf::Meta, PAXOS_KEY, &bytes);
+        put(&mut batch, slots);
         engine.write(batch)?;
         engine.flush()?;
         Ok(())
     }
+}
+
+/// The write of `slots` as the acceptor state.
+fn put(batch: &mut WriteBatch, slots: &Slots) {
+    let bytes = serde_json::to_vec(slots).expect("acceptor state serialises");
+    batch.put_raw(Cf::Meta, PAXOS_KEY, &bytes);
 }
 
 /// What `LayoutPrepare` and `LayoutAccept` answer: `cluster`'s acceptor
