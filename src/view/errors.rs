@@ -33,7 +33,7 @@ pub enum ViewError {
         why: String,
     },
     /// This node's acceptor state could not be read to check a layout, or
-    /// to forget the fork's slots in an adoption (`on_wrong_base`).
+    /// to put the fork's Paxos instance aside in an adoption (`on_wrong_base`).
     #[error("layout v{version} not installed: reading this node's layout CAS state: {source}")]
     Acceptor {
         version: u64,

@@ -13,9 +13,10 @@
 
 use std::sync::Arc;
 
-use super::acceptor::Forgotten;
+use super::acceptor::Swapped;
 use super::cluster::publish_gauges;
 use super::errors::{ProposeError, ViewError};
+use super::instances::Swap;
 use super::lineage::{self, Lineage};
 use super::{Cluster, ClusterView, Installed, Source};
 use crate::layout::Layout;
@@ -139,9 +140,10 @@ impl Cluster {
 
     /// `lineage` with its predecessor filled in when unknown and this
     /// node's acceptor accepted `incoming` itself in the slot after
-    /// `current`: the acceptor took it on the layout installed then as its
-    /// base, `current` unless `on_wrong_base` replaced that since
-    /// (review-layout31 M1 (a)). The install lock is held (written).
+    /// `current`: the acceptor took it on `current` as its base (its live
+    /// slots are the instance built on the installed layout, since
+    /// `on_wrong_base` swaps instances: review-layout31 M1 (a),
+    /// review-layout32b M2). The install lock is held (written).
     fn with_known_prev(
         &self,
         current: &Layout,
@@ -192,10 +194,14 @@ impl Cluster {
         let known = lineages.of(chosen);
         let swapped = if *current.layout == *base {
             // The fork's Paxos instance of the slots above is not the
-            // members': forgotten in the swap's write (review-layout32a
-            // M3, review-layout32b M1).
-            self.swap_in(chosen.clone(), known, Some(base.version))
-                .map(|_| ())
+            // members': put aside in the swap's write, and the members'
+            // one comes back (review-layout32a M3, review-layout32b M1, M2).
+            let swap = Swap {
+                version: base.version,
+                from: base.digest(),
+                to: chosen.digest(),
+            };
+            self.swap_in(chosen.clone(), known, Some(swap)).map(|_| ())
         } else {
             // Something newer came in meanwhile: merged as usual.
             (self.install_locked(chosen.clone(), known, Source::Voters)).map(|_| ())
@@ -221,7 +227,7 @@ impl Cluster {
         &self,
         layout: Layout,
         lineage: Lineage,
-        forget_above: Option<u64>,
+        swap: Option<Swap>,
     ) -> Result<Arc<ClusterView>, ViewError> {
         let to = layout.version;
         let view = Arc::new(
@@ -230,8 +236,8 @@ impl Cluster {
                 source,
             })?,
         );
-        if let Some(forgotten) = self.persist(&view.layout, &lineage, forget_above)? {
-            self.inner.acceptor.set_written(forgotten);
+        if let Some(swapped) = self.persist(&view.layout, &lineage, swap)? {
+            self.inner.acceptor.set_written(swapped);
         }
         *self.inner.lineage.lock() = lineage;
         self.inner.view.store(view.clone());
@@ -240,31 +246,31 @@ impl Cluster {
         Ok(view)
     }
 
-    /// Writes `layout` with its `lineage` in one batch and, given
-    /// `forget_above`, this acceptor's state without its slots above that
-    /// version (`on_wrong_base`) in the same batch, then synced: a crash
-    /// or a failed write leaves neither or both (review-layout32b M1). A
-    /// failed write fails the swap. Returns the acceptor state to set.
+    /// Writes `layout` with its `lineage` in one batch and, given a
+    /// `swap` (`on_wrong_base`), this acceptor's state after it
+    /// ([`super::acceptor::Acceptor::swap_into`]) in the same batch, then
+    /// synced: a crash or a failed write leaves neither or both
+    /// (review-layout32b M1). A failed write fails the swap. Returns the
+    /// acceptor state to set.
     fn persist(
         &self,
         layout: &Layout,
         lineage: &Lineage,
-        forget_above: Option<u64>,
-    ) -> Result<Option<Forgotten>, ViewError> {
+        swap: Option<Swap>,
+    ) -> Result<Option<Swapped>, ViewError> {
         let version = layout.version;
         let persist = |source| ViewError::Persist { version, source };
         let mut batch = super::store::batch(layout).map_err(persist)?;
         lineage::put(&mut batch, layout, lineage);
-        let forgotten = forget_above.map(|v| self.inner.acceptor.forget_above_into(&mut batch, v));
-        let forgotten = forgotten
-            .transpose()
-            .map_err(|source| ViewError::Acceptor { version, source })?;
+        let swapped = swap.map(|swap| self.inner.acceptor.swap_into(&mut batch, swap));
+        let swapped =
+            (swapped.transpose()).map_err(|source| ViewError::Acceptor { version, source })?;
         if let Some(engine) = &self.inner.engine {
             engine.write(batch).map_err(|e| persist(e.into()))?;
-            if forgotten.is_some() {
+            if swapped.is_some() {
                 engine.flush().map_err(|e| persist(e.into()))?;
             }
         }
-        Ok(forgotten)
+        Ok(swapped)
     }
 }
