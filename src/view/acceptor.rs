@@ -12,19 +12,21 @@
 //! later slot is refused as BEHIND: this node cannot check its base
 //! (review-layout27 M2).
 //!
+//! Only the instance built on the installed layout is answered (its live
+//! slots; the other instances' are kept by `super::instances`).
+//!
 //! The state is loaded at the first CAS message. One that does not decode
 //! is a typed error ([`AcceptorError::Corrupt`]), logged, at every message:
 //! never replaced, since answering without it could break a promise.
 //! Must not: propose, install layouts, or talk to peers.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
-use crate::layout::consensus::{respond_on, AcceptorSlot, Ballot, Known, Msg, Reply};
+use crate::layout::consensus::{respond_on, Ballot, Known, Msg, Reply};
 use crate::layout::Layout;
 use crate::proto::v1::internode::{
     layout_paxos_reply::Kind, LayoutAcceptRequest, LayoutBallot, LayoutPaxosReply,
@@ -32,14 +34,12 @@ use crate::proto::v1::internode::{
 };
 
 use super::cas::Answer;
+use super::instances::{Others, Slots, Swap};
 use super::lineage::Lineage;
 use super::sync::{from_message, to_message};
 
 /// The `meta` key of the acceptor state.
 pub const PAXOS_KEY: &[u8] = b"layout-paxos";
-
-/// The acceptor state of every open slot.
-type Slots = BTreeMap<u64, AcceptorSlot<Layout>>;
 
 /// A CAS message could not be answered or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -51,16 +51,28 @@ pub enum AcceptorError {
     /// The persisted state does not decode: this node refuses every CAS
     /// message (answering would forget its promises) until an operator
     /// repairs or removes the key; logged at each refusal.
-    #[error("layout CAS acceptor state (meta key `layout-paxos`) does not decode, every CAS message is refused until it is repaired: {0}")]
+    #[error("layout CAS acceptor state (meta keys `layout-paxos`, `layout-paxos-others`) does not decode, every CAS message is refused until it is repaired: {0}")]
     Corrupt(String),
     #[error("layout CAS: an accept for slot {slot} carries layout v{version}")]
     WrongVersion { slot: u64, version: u64 },
 }
 
+/// This acceptor's state: the live slots (the Paxos instance built on
+/// the installed layout) and the other instances' (`super::instances`).
+#[derive(Clone)]
+struct State {
+    live: Slots,
+    others: Others,
+}
+
+/// An acceptor state put in a write batch, to be set once that batch is
+/// written ([`Acceptor::swap_into`]).
+pub struct Swapped(State);
+
 /// The acceptor of one node: its slots, loaded once, persisted on change.
 pub struct Acceptor {
     engine: Option<Arc<dyn Engine>>,
-    slots: Mutex<Option<Slots>>,
+    state: Mutex<Option<State>>,
 }
 
 impl Acceptor {
@@ -68,7 +80,7 @@ impl Acceptor {
     pub fn new(engine: Option<Arc<dyn Engine>>) -> Acceptor {
         Acceptor {
             engine,
-            slots: Mutex::new(None),
+            state: Mutex::new(None),
         }
     }
 
@@ -100,82 +112,107 @@ impl Acceptor {
         } else {
             Known::Behind
         };
-        let mut guard = self.slots.lock();
-        if guard.is_none() {
-            *guard = Some(self.load()?);
-        }
-        let slots = guard.as_mut().expect("loaded above");
-        let mut state = slots.get(&slot).cloned().unwrap_or_default();
+        let mut guard = self.state.lock();
+        let loaded = self.loaded(&mut guard)?;
+        let mut state = loaded.live.get(&slot).cloned().unwrap_or_default();
         let (reply, changed) = respond_on(&mut state, known, msg);
         if changed {
-            let mut next = slots.clone();
-            next.retain(|s, _| *s > installed.version);
-            next.insert(slot, state);
-            self.save(&next)?;
-            *slots = next;
+            let mut next = loaded.clone();
+            next.live.retain(|s, _| *s > installed.version);
+            next.live.insert(slot, state);
+            let trimmed = next.others.retain_above(installed.version);
+            self.save(&next.live, trimmed.then_some(&next.others))?;
+            *loaded = next;
         }
         Ok(reply)
     }
 
     /// What this acceptor accepted in `slot` (its ballot and layout), if
-    /// anything. The caller holds the install lock (written) so that no
-    /// accept ([`super::Cluster::accept`] holds it read) comes in between
-    /// this answer and what it does with it (`super::guard`).
+    /// anything, in the instance built on the installed layout. The
+    /// caller holds the install lock (written) so that no accept
+    /// ([`super::Cluster::accept`] holds it read) comes in between this
+    /// answer and what it does with it (`super::guard`).
     pub fn accepted(&self, slot: u64) -> Result<Option<(Ballot, Layout)>, AcceptorError> {
-        let mut guard = self.slots.lock();
+        let mut guard = self.state.lock();
+        let loaded = self.loaded(&mut guard)?;
+        Ok(loaded.live.get(&slot).and_then(|s| s.accepted.clone()))
+    }
+
+    /// Puts into `batch` this acceptor's state after `swap`: this node
+    /// replaces its layout of `swap.version` by another (`on_wrong_base`),
+    /// so its live slots above were another Paxos instance than the one
+    /// built on the new layout (review-layout32a M3). They are kept under
+    /// their base and what was kept for the new base comes back, so a
+    /// swap back forgets nothing (`super::instances`, review-layout32b
+    /// M2). The caller writes `batch` with the swap (one write, then
+    /// synced: neither or both, review-layout32b M1) and only then hands
+    /// the result to [`Self::set_written`]. The caller holds the install
+    /// lock (written), so no answer changes the state in between.
+    pub fn swap_into(&self, batch: &mut WriteBatch, swap: Swap) -> Result<Swapped, AcceptorError> {
+        let mut guard = self.state.lock();
+        let loaded = self.loaded(&mut guard)?;
+        let mut others = loaded.others.clone();
+        let live = others.swap(&loaded.live, swap);
+        others.retain_above(swap.version);
+        put(batch, &live);
+        others.put(batch);
+        Ok(Swapped(State { live, others }))
+    }
+
+    /// The state [`Self::swap_into`] put in a batch, once written.
+    pub fn set_written(&self, swapped: Swapped) {
+        *self.state.lock() = Some(swapped.0);
+    }
+
+    /// The state, loaded at the first call.
+    fn loaded<'a>(&self, guard: &'a mut Option<State>) -> Result<&'a mut State, AcceptorError> {
         if guard.is_none() {
             *guard = Some(self.load()?);
         }
-        let slots = guard.as_ref().expect("loaded above");
-        Ok(slots.get(&slot).and_then(|s| s.accepted.clone()))
+        Ok(guard.as_mut().expect("loaded above"))
     }
 
-    /// Forgets every slot above `version` (persisted first): this node
-    /// replaced its layout of `version` by another (`on_wrong_base`), so
-    /// what it promised or accepted there was in another Paxos instance
-    /// than the one now built on its layout (review-layout32a M3). The
-    /// caller holds the install lock (written), as for [`Self::accepted`].
-    pub fn forget_above(&self, version: u64) -> Result<(), AcceptorError> {
-        let mut guard = self.slots.lock();
-        if guard.is_none() {
-            *guard = Some(self.load()?);
-        }
-        let slots = guard.as_mut().expect("loaded above");
-        if slots.keys().all(|s| *s <= version) {
-            return Ok(());
-        }
-        let mut next = slots.clone();
-        next.retain(|s, _| *s <= version);
-        self.save(&next)?;
-        *slots = next;
-        Ok(())
-    }
-
-    fn load(&self) -> Result<Slots, AcceptorError> {
-        let Some(engine) = &self.engine else {
-            return Ok(Slots::new());
+    fn load(&self) -> Result<State, AcceptorError> {
+        let mut state = State {
+            live: Slots::new(),
+            others: Others::default(),
         };
-        match engine.get_raw(Cf::Meta, PAXOS_KEY)? {
-            None => Ok(Slots::new()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                let e = AcceptorError::Corrupt(e.to_string());
-                tracing::error!(error = %e, "the layout CAS acceptor state is corrupt");
-                e
-            }),
+        let Some(engine) = &self.engine else {
+            return Ok(state);
+        };
+        let corrupt = |e: String| {
+            let e = AcceptorError::Corrupt(e);
+            tracing::error!(error = %e, "the layout CAS acceptor state is corrupt");
+            e
+        };
+        if let Some(bytes) = engine.get_raw(Cf::Meta, PAXOS_KEY)? {
+            state.live = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         }
+        state.others = Others::load(&**engine)?.map_err(corrupt)?;
+        Ok(state)
     }
 
-    fn save(&self, slots: &Slots) -> Result<(), AcceptorError> {
+    /// Writes the live slots (and the other instances' when given), then
+    /// syncs.
+    fn save(&self, live: &Slots, others: Option<&Others>) -> Result<(), AcceptorError> {
         let Some(engine) = &self.engine else {
             return Ok(());
         };
-        let bytes = serde_json::to_vec(slots).expect("acceptor state serialises");
         let mut batch = WriteBatch::new();
-        batch.put_raw(Cf::Meta, PAXOS_KEY, &bytes);
+        put(&mut batch, live);
+        if let Some(others) = others {
+            others.put(&mut batch);
+        }
         engine.write(batch)?;
         engine.flush()?;
         Ok(())
     }
+}
+
+/// The write of `slots` as the live acceptor state.
+fn put(batch: &mut WriteBatch, slots: &Slots) {
+    let bytes = serde_json::to_vec(slots).expect("acceptor state serialises");
+    batch.put_raw(Cf::Meta, PAXOS_KEY, &bytes);
 }
 
 /// What `LayoutPrepare` and `LayoutAccept` answer: `cluster`'s acceptor

@@ -110,3 +110,112 @@ async fn an_adopted_layout_does_not_inherit_what_the_fork_accepted() {
         "Q's change, not Y′"
     );
 }
+
+/// review-layout32b M1: P (on a fork Vf, having accepted Y′@5 in slot 3)
+/// adopts V while its engine fails its `n`th write from then on. Whatever
+/// `n`, on disk and in memory P holds either Vf with Y′ accepted or V
+/// with slot 3 forgotten, never V with Y′ (Y′ could be chosen on V); a
+/// failed write fails the adoption. Fails before, by reading: the forget
+/// was a second write, so `n = 1` left V on disk (and in memory) with
+/// Y′@5 still accepted, the failure only logged.
+#[test]
+fn an_adoption_and_its_forget_are_written_together_or_not_at_all() {
+    use super::cas_testing::{accept_in, three_nodes};
+    use crate::engine::testing::{Hooked, Threads};
+    let v1 = three_nodes();
+    let (v, fork) = (with_keyspace(&v1, "a"), with_keyspace(&v1, "fork"));
+    let y_fork = with_keyspace(&fork, "y");
+    let held = [("dc1-n2", &v), ("dc1-n3", &v)].map(|(id, l)| (id.to_string(), l.clone()));
+    for n in 0..3 {
+        let hooked = Arc::new(Hooked::new(Threads::new()));
+        let engine: Arc<dyn Engine> = hooked.clone();
+        let p = Cluster::new(v1.clone(), "dc1-n1", Some(engine.clone())).expect("a view");
+        p.install(fork.clone()).expect("the fork installs");
+        accept_in(&p, &fork, &y_fork, 5, "dc1-n1/p");
+        hooked.fail_after(n);
+        let err = p.on_wrong_base(&fork, &held, &Default::default(), false);
+        let adopted = matches!(
+            err,
+            ProposeError::Forked {
+                adopted: Some(_),
+                ..
+            }
+        );
+        assert_eq!(adopted, n > 0, "n = {n}: a failed write fails it: {err}");
+        let in_memory = (*p.current().layout).clone();
+        assert_eq!(
+            in_memory,
+            if adopted { &v } else { &fork }.clone(),
+            "n = {n}"
+        );
+        let accepted = p.inner.acceptor.accepted(3).expect("reads");
+        assert_eq!(accepted.is_none(), adopted, "n = {n}: in memory");
+        let on_disk = super::store::load(&*engine)
+            .expect("loads")
+            .expect("stored");
+        let reloaded = super::acceptor::Acceptor::new(Some(engine.clone()));
+        let accepted = reloaded.accepted(3).expect("reads");
+        assert_eq!(on_disk, in_memory, "n = {n}: on disk");
+        assert_eq!(accepted.is_none(), adopted, "n = {n}: on disk");
+    }
+}
+
+/// review-layout32b M2: P holds V and accepted X@5 in V's instance of
+/// slot 3; it swaps to Vf (`on_wrong_base`), then back to V. V's instance
+/// must still hold X@5: a prepare on V at a higher round is promised with
+/// it, so no other value can be chosen there. And Vf's instance must not
+/// be offered on V in between. In memory and after a reload. The live
+/// slots are written as an older build writes them (`accept_in`): they
+/// are taken for the installed layout's base at load.
+#[test]
+fn a_swap_back_finds_the_promises_of_its_instance_again() {
+    use super::cas_testing::{accept_in, three_nodes};
+    use crate::layout::consensus::{Ballot, Msg, Reply};
+    let v1 = three_nodes();
+    let (v, fork) = (with_keyspace(&v1, "a"), with_keyspace(&v1, "fork"));
+    let x = with_keyspace(&v, "x");
+    let engine = engine().expect("an engine");
+    let p = Cluster::new(v1.clone(), "dc1-n1", Some(engine.clone())).expect("a view");
+    p.install(v.clone()).expect("V installs");
+    accept_in(&p, &v, &x, 5, "dc1-n2/q");
+    let held = |l: &Layout| ["dc1-n2", "dc1-n3"].map(|id| (id.to_string(), l.clone()));
+    let to_fork = p.on_wrong_base(&v, &held(&fork), &Default::default(), false);
+    assert!(matches!(
+        to_fork,
+        ProposeError::Forked {
+            adopted: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(*p.current().layout, fork);
+    assert_eq!(p.inner.acceptor.accepted(3).expect("reads"), None, "on Vf");
+    let back = p.on_wrong_base(&fork, &held(&v), &Default::default(), false);
+    assert!(matches!(
+        back,
+        ProposeError::Forked {
+            adopted: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(*p.current().layout, v);
+    let ballot = |round, node: &str| Ballot {
+        round,
+        node: node.to_string(),
+    };
+    let kept = Some((ballot(5, "dc1-n2/q"), x.clone()));
+    assert_eq!(p.inner.acceptor.accepted(3).expect("reads"), kept);
+    let reloaded = super::acceptor::Acceptor::new(Some(engine));
+    assert_eq!(reloaded.accepted(3).expect("reads"), kept, "after a reload");
+    let (slot, base) = (3, v.digest());
+    let prepare = Msg::Prepare {
+        slot,
+        ballot: ballot(6, "dc1-n3/r"),
+        base,
+    };
+    let reply = p.accept(&prepare).expect("answered");
+    let promised = Reply::Promise {
+        ballot: ballot(6, "dc1-n3/r"),
+        accepted: kept,
+    };
+    assert_eq!(reply, promised, "V's promise holds X@5");
+}

@@ -32,7 +32,8 @@ pub enum ViewError {
         reason: &'static str,
         why: String,
     },
-    /// This node's acceptor state could not be read to check a layout.
+    /// This node's acceptor state could not be read to check a layout, or
+    /// to put the fork's Paxos instance aside in an adoption (`on_wrong_base`).
     #[error("layout v{version} not installed: reading this node's layout CAS state: {source}")]
     Acceptor {
         version: u64,

@@ -13,8 +13,10 @@
 
 use std::sync::Arc;
 
+use super::acceptor::Swapped;
 use super::cluster::publish_gauges;
 use super::errors::{ProposeError, ViewError};
+use super::instances::Swap;
 use super::lineage::{self, Lineage};
 use super::{Cluster, ClusterView, Installed, Source};
 use crate::layout::Layout;
@@ -99,7 +101,7 @@ impl Cluster {
         } else {
             Lineage::default()
         };
-        self.swap_in(merged.layout, lineage)?;
+        self.swap_in(merged.layout, lineage, None)?;
         tracing::info!(from, to, "layout: new view in force");
         Ok(Installed::Swapped {
             from,
@@ -138,9 +140,10 @@ impl Cluster {
 
     /// `lineage` with its predecessor filled in when unknown and this
     /// node's acceptor accepted `incoming` itself in the slot after
-    /// `current`: the acceptor took it on the layout installed then as its
-    /// base, `current` unless `on_wrong_base` replaced that since
-    /// (review-layout31 M1 (a)). The install lock is held (written).
+    /// `current`: the acceptor took it on `current` as its base (its live
+    /// slots are the instance built on the installed layout, since
+    /// `on_wrong_base` swaps instances: review-layout31 M1 (a),
+    /// review-layout32b M2). The install lock is held (written).
     fn with_known_prev(
         &self,
         current: &Layout,
@@ -190,11 +193,15 @@ impl Cluster {
         let current = self.current();
         let known = lineages.of(chosen);
         let swapped = if *current.layout == *base {
-            let swapped = self.swap_in(chosen.clone(), known).map(|_| ());
-            if swapped.is_ok() {
-                self.forget_the_forks_slots(base.version);
-            }
-            swapped
+            // The fork's Paxos instance of the slots above is not the
+            // members': put aside in the swap's write, and the members'
+            // one comes back (review-layout32a M3, review-layout32b M1, M2).
+            let swap = Swap {
+                version: base.version,
+                from: base.digest(),
+                to: chosen.digest(),
+            };
+            self.swap_in(chosen.clone(), known, Some(swap)).map(|_| ())
         } else {
             // Something newer came in meanwhile: merged as usual.
             (self.install_locked(chosen.clone(), known, Source::Voters)).map(|_| ())
@@ -212,23 +219,16 @@ impl Cluster {
         refused(Some(chosen.digest()))
     }
 
-    /// This node just replaced its layout of `version` (a fork) by its
-    /// members' one: the fork's Paxos instance of the slots above is not
-    /// theirs, so what this acceptor promised or accepted there must not
-    /// be offered to a proposal built on theirs (review-layout32a M3).
-    /// Only then: a layout merged in meanwhile keeps its slots. The
-    /// install lock is held (written).
-    fn forget_the_forks_slots(&self, version: u64) {
-        if let Err(e) = self.inner.acceptor.forget_above(version) {
-            tracing::error!(version = version + 1, error = %e,
-                "layout: could not forget this acceptor's state built on the fork it replaced");
-        }
-    }
-
     /// Derives `layout`'s view (so one that cannot be used is never
-    /// persisted), persists it with its `lineage`, swaps it in and tells
-    /// subscribers. The install lock is held (written).
-    fn swap_in(&self, layout: Layout, lineage: Lineage) -> Result<Arc<ClusterView>, ViewError> {
+    /// persisted), persists it with its `lineage` ([`Self::persist`]),
+    /// swaps it in and tells subscribers. The install lock is held
+    /// (written).
+    fn swap_in(
+        &self,
+        layout: Layout,
+        lineage: Lineage,
+        swap: Option<Swap>,
+    ) -> Result<Arc<ClusterView>, ViewError> {
         let to = layout.version;
         let view = Arc::new(
             ClusterView::derive(layout, &self.inner.me).map_err(|source| ViewError::Derive {
@@ -236,18 +236,41 @@ impl Cluster {
                 source,
             })?,
         );
-        if let Some(engine) = &self.inner.engine {
-            (lineage::save(&**engine, &view.layout, &lineage)).map_err(|source| {
-                ViewError::Persist {
-                    version: to,
-                    source,
-                }
-            })?;
+        if let Some(swapped) = self.persist(&view.layout, &lineage, swap)? {
+            self.inner.acceptor.set_written(swapped);
         }
         *self.inner.lineage.lock() = lineage;
         self.inner.view.store(view.clone());
         publish_gauges(&view);
         self.inner.tx.send_replace(view.clone());
         Ok(view)
+    }
+
+    /// Writes `layout` with its `lineage` in one batch and, given a
+    /// `swap` (`on_wrong_base`), this acceptor's state after it
+    /// ([`super::acceptor::Acceptor::swap_into`]) in the same batch, then
+    /// synced: a crash or a failed write leaves neither or both
+    /// (review-layout32b M1). A failed write fails the swap. Returns the
+    /// acceptor state to set.
+    fn persist(
+        &self,
+        layout: &Layout,
+        lineage: &Lineage,
+        swap: Option<Swap>,
+    ) -> Result<Option<Swapped>, ViewError> {
+        let version = layout.version;
+        let persist = |source| ViewError::Persist { version, source };
+        let mut batch = super::store::batch(layout).map_err(persist)?;
+        lineage::put(&mut batch, layout, lineage);
+        let swapped = swap.map(|swap| self.inner.acceptor.swap_into(&mut batch, swap));
+        let swapped =
+            (swapped.transpose()).map_err(|source| ViewError::Acceptor { version, source })?;
+        if let Some(engine) = &self.inner.engine {
+            engine.write(batch).map_err(|e| persist(e.into()))?;
+            if swapped.is_some() {
+                engine.flush().map_err(|e| persist(e.into()))?;
+            }
+        }
+        Ok(swapped)
     }
 }

@@ -31,6 +31,7 @@ mod errors;
 pub mod guard;
 pub mod http;
 mod install;
+pub mod instances;
 mod learn;
 pub mod lineage;
 pub mod staging;
