@@ -207,7 +207,8 @@ pub enum EngineError {
     /// applied.
     #[error("storage backend: {0}")]
     Backend(String),
-    /// The background WAL fsync failed; the engine refuses further writes.
+    /// A WAL fsync failed (the periodic syncer's or an explicit flush's);
+    /// the engine refuses further writes until the node restarts.
     #[error("WAL sync failed, engine refuses writes: {0}")]
     SyncFailed(String),
     /// I/O error: the filesystem outside RocksDB (creating the directory,

@@ -71,8 +71,12 @@ pub struct RocksEngine {
     durability: Durability,
     statistics: bool,
     path: PathBuf,
-    /// First background fsync failure; once set, writes are refused.
+    /// First fsync failure (the periodic syncer's or an explicit
+    /// [`Engine::flush`]'s); once set, writes are refused.
     sync_failed: Arc<Mutex<Option<String>>>,
+    /// Tests: the next flushes fail as a failed fsync would.
+    #[cfg(test)]
+    fail_flushes: std::sync::atomic::AtomicBool,
     /// The clock incarnation in use; renewed by `set_aside`.
     incarnation: super::incarnation::Current,
     /// `Periodic` only. Holds its own `Arc<DB>`; stopped explicitly in
@@ -109,9 +113,34 @@ impl RocksEngine {
             statistics: opts.statistics,
             path,
             sync_failed,
+            #[cfg(test)]
+            fail_flushes: Default::default(),
             incarnation: Default::default(),
             syncer,
         })
+    }
+
+    /// [`Engine::flush`] before its failure is latched.
+    fn flush_unlatched(&self) -> Result<(), EngineError> {
+        #[cfg(test)]
+        if self.fail_flushes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected fsync failure").into());
+        }
+        match self.durability {
+            Durability::None => {
+                for cf in Cf::ALL {
+                    self.db.flush_cf(self.cf(cf)).map_err(rocks)?;
+                }
+                Ok(())
+            }
+            _ => self.db.flush_wal(true).map_err(rocks),
+        }
+    }
+
+    /// Tests: every later flush fails as a failed fsync would.
+    #[cfg(test)]
+    pub(crate) fn fail_flushes(&self) {
+        (self.fail_flushes).store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Where the database lives.
@@ -237,16 +266,22 @@ impl Engine for RocksEngine {
         &self.limits
     }
 
+    /// A failed flush is latched as the periodic syncer's failure is: after
+    /// a failed fsync the kernel may have dropped the dirty pages while a
+    /// later fsync succeeds ("fsyncgate"), so the writes before it may be
+    /// lost while later ones become durable. Every later write is refused
+    /// ([`EngineError::SyncFailed`]): a caller whose batch was written but
+    /// not flushed cannot make a later state durable on top of it
+    /// (review-layout33 M1: a layout adoption's batch written, its flush
+    /// failed, memory left on the old layout, then an acceptor write made
+    /// that stale state durable under the new layout).
     fn flush(&self) -> Result<(), EngineError> {
-        match self.durability {
-            Durability::None => {
-                for cf in Cf::ALL {
-                    self.db.flush_cf(self.cf(cf)).map_err(rocks)?;
-                }
-                Ok(())
-            }
-            _ => self.db.flush_wal(true).map_err(rocks),
+        let flushed = self.flush_unlatched();
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, path = %self.path.display(), "fsync failed; refusing writes");
+            self.sync_failed.lock().get_or_insert_with(|| e.to_string());
         }
+        flushed
     }
 
     fn incarnation(&self) -> &super::incarnation::Current {
