@@ -219,3 +219,60 @@ fn a_swap_back_finds_the_promises_of_its_instance_again() {
     };
     assert_eq!(reply, promised, "V's promise holds X@5");
 }
+
+/// review-layout33 L1: the instances a swap puts aside survive a restart
+/// between two swaps. P accepts X@5 on V, swaps to Vf, accepts Y@7 on
+/// Vf's instance, restarts, swaps back to V (X@5, not Y@7: V's instance
+/// was read from disk, not carried in memory), then to Vf again (Y@7).
+/// Fails without the put-aside write (`Others::put` in the swap's batch):
+/// after the restart V's instance is gone and the swap back finds none.
+#[test]
+fn instances_put_aside_by_a_swap_survive_a_restart() {
+    use super::cas_testing::{accept_in, three_nodes};
+    let v1 = three_nodes();
+    let (v, fork) = (with_keyspace(&v1, "a"), with_keyspace(&v1, "fork"));
+    let (x, y) = (with_keyspace(&v, "x"), with_keyspace(&fork, "y"));
+    let engine = engine().expect("an engine");
+    let p = Cluster::new(v1.clone(), "dc1-n1", Some(engine.clone())).expect("a view");
+    p.install(v.clone()).expect("V installs");
+    accept_in(&p, &v, &x, 5, "dc1-n2/q");
+    let held = |l: &Layout| ["dc1-n2", "dc1-n3"].map(|id| (id.to_string(), l.clone()));
+    let adopted = |e: ProposeError| {
+        matches!(
+            e,
+            ProposeError::Forked {
+                adopted: Some(_),
+                ..
+            }
+        )
+    };
+    let accepted = |p: &Cluster| {
+        let slot = p.inner.acceptor.accepted(3).expect("reads");
+        slot.map(|(ballot, value)| (ballot.round, value))
+    };
+    assert!(adopted(p.on_wrong_base(
+        &v,
+        &held(&fork),
+        &Default::default(),
+        false
+    )));
+    accept_in(&p, &fork, &y, 7, "dc1-n3/r");
+    drop(p);
+    let p = Cluster::new(v1.clone(), "dc1-n1", Some(engine)).expect("restarted");
+    assert_eq!(*p.current().layout, fork, "restarted on Vf");
+    assert_eq!(accepted(&p), Some((7, y.clone())), "Vf's instance");
+    assert!(adopted(p.on_wrong_base(
+        &fork,
+        &held(&v),
+        &Default::default(),
+        false
+    )));
+    assert_eq!(accepted(&p), Some((5, x)), "V's instance, read from disk");
+    assert!(adopted(p.on_wrong_base(
+        &v,
+        &held(&fork),
+        &Default::default(),
+        false
+    )));
+    assert_eq!(accepted(&p), Some((7, y)), "Vf's instance again");
+}
