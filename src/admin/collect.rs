@@ -83,6 +83,11 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
         "geokv_engine_running_flushes",
         "Memtable flushes running now.",
     ),
+    (
+        Gauge,
+        "geokv_engine_writes_refused",
+        "1 once an fsync failed: the engine refuses every write until the node restarts.",
+    ),
 ];
 
 /// Sets `geokv_node_info{node,dc,rack} 1` (what alert rules join on to
@@ -133,4 +138,5 @@ pub fn publish(s: &EngineStats) {
     }
     metrics::gauge!("geokv_engine_running_compactions").set(s.running_compactions as f64);
     metrics::gauge!("geokv_engine_running_flushes").set(s.running_flushes as f64);
+    metrics::gauge!("geokv_engine_writes_refused").set(f64::from(u8::from(s.writes_refused)));
 }

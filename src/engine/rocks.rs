@@ -143,6 +143,12 @@ impl RocksEngine {
         (self.fail_flushes).store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Tests: later fsyncs succeed again (as one may after a failed one).
+    #[cfg(test)]
+    pub(crate) fn heal_flushes(&self) {
+        (self.fail_flushes).store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
@@ -275,13 +281,18 @@ impl Engine for RocksEngine {
     /// (review-layout33 M1: a layout adoption's batch written, its flush
     /// failed, memory left on the old layout, then an acceptor write made
     /// that stale state durable under the new layout).
+    /// Once a sync failed, no later flush answers `Ok` either: a peer or a
+    /// stream asking for durability must not be told its rows are durable
+    /// after an earlier fsync failed (review-me33 M1).
     fn flush(&self) -> Result<(), EngineError> {
-        let flushed = self.flush_unlatched();
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, path = %self.path.display(), "fsync failed; refusing writes");
-            self.sync_failed.lock().get_or_insert_with(|| e.to_string());
+        if let Some(e) = self.sync_failed.lock().as_ref() {
+            return Err(EngineError::SyncFailed(e.clone()));
         }
-        flushed
+        self.flush_unlatched().map_err(|e| {
+            tracing::error!(error = %e, path = %self.path.display(), "fsync failed; refusing writes");
+            let mut failed = self.sync_failed.lock();
+            EngineError::SyncFailed(failed.get_or_insert_with(|| e.to_string()).clone())
+        })
     }
 
     fn incarnation(&self) -> &super::incarnation::Current {
@@ -293,12 +304,9 @@ impl Engine for RocksEngine {
     }
 
     fn stats(&self) -> Option<super::stats::EngineStats> {
-        Some(stats::collect(
-            &self.db,
-            &self.cache,
-            &self.db_opts,
-            self.statistics,
-        ))
+        let mut stats = stats::collect(&self.db, &self.cache, &self.db_opts, self.statistics);
+        stats.writes_refused = self.sync_failed.lock().is_some();
+        Some(stats)
     }
 }
 

@@ -37,6 +37,9 @@ pub struct EngineStats {
     /// Compactions and flushes running now.
     pub running_compactions: u64,
     pub running_flushes: u64,
+    /// An fsync failed and the engine refuses every write until the node
+    /// restarts ([`super::EngineError::SyncFailed`]).
+    pub writes_refused: bool,
 }
 
 impl EngineStats {

@@ -40,5 +40,6 @@ pub(crate) fn collect(db: &DB, cache: &Cache, opts: &Options, statistics: bool) 
         stall_micros: ticker(Ticker::StallMicros),
         running_compactions: db_int(properties::NUM_RUNNING_COMPACTIONS),
         running_flushes: db_int(properties::NUM_RUNNING_FLUSHES),
+        writes_refused: false,
     }
 }

@@ -1,6 +1,7 @@
 //! Engine tests: the model test ([`model`]) and RocksDB behaviour
 //! ([`rocks`]: limits, corruption, token ranges, merge operator, durability).
 
+mod latch;
 mod model;
 mod quarantine;
 mod read_tier;
