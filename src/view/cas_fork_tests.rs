@@ -258,7 +258,8 @@ fn instances_put_aside_by_a_swap_survive_a_restart() {
     )));
     accept_in(&p, &fork, &y, 7, "dc1-n3/r");
     drop(p);
-    let p = Cluster::new(v1.clone(), "dc1-n1", Some(engine)).expect("restarted");
+    let (fork_on_disk, _) = super::store::open(&*engine, v1.clone()).expect("opens");
+    let p = Cluster::new(fork_on_disk, "dc1-n1", Some(engine)).expect("restarted");
     assert_eq!(*p.current().layout, fork, "restarted on Vf");
     assert_eq!(accepted(&p), Some((7, y.clone())), "Vf's instance");
     assert!(adopted(p.on_wrong_base(
