@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::acceptor;
 use super::cas::{AcceptorNet, CallResult, PushFuture};
 use super::lineage::Lineage;
+use crate::engine::CallSite;
 use crate::layout::consensus::{Msg, Reply};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
@@ -57,7 +58,7 @@ impl AcceptorNet for LocalFirst {
         if to.id == self.cluster.me() {
             let cluster = self.cluster.clone();
             return Box::pin(async move {
-                let answer = tokio::task::spawn_blocking(move || cluster.answer(&msg));
+                let answer = CallSite::BlockingPool.run(move || cluster.answer(&msg));
                 (answer.await)
                     .map_err(|e| format!("acceptor task: {e}"))?
                     .map_err(|e| e.to_string())
