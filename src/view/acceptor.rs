@@ -216,15 +216,13 @@ fn put(batch: &mut WriteBatch, slots: &Slots) {
 }
 
 /// What `LayoutPrepare` and `LayoutAccept` answer: `cluster`'s acceptor
-/// on `msg`, on the blocking pool in the caller's span (the state is
-/// fsynced first).
+/// on `msg`, on the blocking pool (the state is fsynced first).
 pub async fn serve(
     cluster: super::Cluster,
     msg: Msg<Layout>,
 ) -> Result<LayoutPaxosReply, GeokvError> {
-    let answer = (CallSite::BlockingPool
-        .run(move || cluster.answer(&msg))
-        .await)
+    let answer = CallSite::BlockingPool.run(move || cluster.answer(&msg));
+    let answer = (answer.await)
         .map_err(|e| GeokvError::Internal(e.to_string()))?
         .map_err(|e| GeokvError::Internal(e.to_string()))?;
     Ok(answer_to(&answer))
