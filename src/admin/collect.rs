@@ -9,8 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::catalog::Kind::{self, Counter, Gauge};
-use crate::engine::{Engine, EngineStats};
-use crate::replica::call_site::CallSite;
+use crate::engine::{CallSite, Engine, EngineStats};
 use crate::topology::NodeInfo;
 
 /// How often process and engine figures are refreshed.

@@ -84,9 +84,9 @@ pub fn router(admin: Admin, history: Arc<super::status_history::History>) -> Rou
 }
 
 /// `GET /health`: "ok ID", or 503 naming why this node is not ready
-/// (a peer started from another topology file: `Cluster::readiness`).
+/// (a peer started from another topology file: `Cluster::serving`).
 async fn health(State(a): State<Admin>) -> Response {
-    if let Some(Err(why)) = a.cluster.as_ref().map(|c| c.readiness()) {
+    if let Some(Err(why)) = a.cluster.as_ref().map(|c| c.serving()) {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
     }
     format!("ok {}\n", a.node_id).into_response()

@@ -14,6 +14,7 @@
 //! | `mod.rs` | the trait, errors, limits, durability |
 //! | [`batch`] | [`WriteBatch`] and its checks (limits, records that decode; run before anything is written) |
 //! | [`boot`] | whether the OS restarted since the last start (unsynced writes may be gone) |
+//! | `call_site` | `CallSite`: where engine work runs, inline or on the blocking pool (feature `server`) |
 //! | [`incarnation`] | the clock actor's incarnation and the clean-shutdown marker (kv679) |
 //! | [`quarantine`] | merge operands that do not decode: set aside, never fatal |
 //! | [`keys`] | the data-CF key codec and token-range → key-range planning (pure) |
@@ -52,6 +53,10 @@ pub mod batch;
 #[cfg(feature = "rocksdb")]
 pub mod bench;
 pub mod boot;
+// Where engine work runs (inline or on tokio's blocking pool, in the
+// caller's span): a node's concern, so only with `server` (telemetry).
+#[cfg(feature = "server")]
+pub mod call_site;
 pub mod incarnation;
 pub mod keys;
 pub mod memory;
@@ -66,6 +71,8 @@ pub(crate) mod testing;
 mod tests;
 
 pub use batch::WriteBatch;
+#[cfg(feature = "server")]
+pub use call_site::CallSite;
 pub use memory::MemoryEngine;
 #[cfg(feature = "rocksdb")]
 pub use rocks::{EngineOptions, RocksEngine};

@@ -22,9 +22,8 @@
 
 use super::queue::{Dest, Lane};
 use super::Hints;
-use crate::engine::WriteBatch;
+use crate::engine::{CallSite, WriteBatch};
 use crate::error::GeokvError;
-use crate::replica::CallSite;
 use crate::topology::NodeIdx;
 use crate::version::SiblingSet;
 use parking_lot::Mutex;

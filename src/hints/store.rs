@@ -17,11 +17,10 @@ use super::counts::{Backlog, Counts};
 use super::intent::InFlight;
 use super::queue::{encode_entry, Dest, EntryKey, Lane};
 use super::{now_ms, HintsConfig};
-use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::engine::{CallSite, Cf, Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
 use crate::proto::v1::internode::StreamEntry;
 use crate::repair::plan::{repair_key, KeyspaceTooLong};
-use crate::replica::CallSite;
 use crate::ring::token_of;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -100,16 +99,16 @@ impl Store {
         &self.engine
     }
 
-    /// Runs `f` on a blocking thread, in the caller's span (so an entry
-    /// enqueued there carries the caller's trace context).
+    /// Runs `f` on the blocking pool, in the caller's span (so an entry
+    /// enqueued there carries the caller's trace context): the engine's
+    /// call site's `BlockingPool`.
     pub(crate) async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T, GeokvError>
     where
         F: FnOnce(&Store) -> T + Send + 'static,
         T: Send + 'static,
     {
         let me = self.clone();
-        tokio::task::spawn_blocking(crate::telemetry::in_current_span(move || f(&me)))
-            .await
+        (CallSite::BlockingPool.run(move || f(&me)).await)
             .map_err(|e| GeokvError::Internal(format!("hints task failed: {e}")))
     }
 

@@ -32,7 +32,36 @@
 
 use super::{Layout, LayoutError, Movement, NodeState};
 
+/// Where one step back out of a datacenter's movement left it
+/// ([`Layout::step_back`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SteppedBack {
+    /// Reads went back to the old owners; the movement is kept, its
+    /// datacenter `aborting`.
+    ToOldReads,
+    /// The movement is dropped: the caller settles its node.
+    Dropped,
+}
+
 impl Layout {
+    /// One step back out of `dc`'s movement, the two steps an abort (here)
+    /// and a decommission's cancel (`cancel.rs`) share: while the movement
+    /// reads from its new owners, reads go back to the old owners and `dc`
+    /// is marked `aborting` (writes still go to both; the movement cannot
+    /// finish); else the movement is dropped, with `dc`'s read switch and
+    /// `aborting` mark.
+    pub(super) fn step_back(&mut self, dc: &str) -> SteppedBack {
+        if self.reads_new(dc) {
+            self.reading_new.remove(dc);
+            self.aborting.insert(dc.to_string());
+            return SteppedBack::ToOldReads;
+        }
+        self.movements.remove(dc);
+        self.reading_new.remove(dc);
+        self.aborting.remove(dc);
+        SteppedBack::Dropped
+    }
+
     /// The layout one step further in abandoning the movement of the dead
     /// `node` (joining, leaving or replacing), as the module doc says.
     pub fn abort(&self, node: &str) -> Result<Layout, LayoutError> {
@@ -46,14 +75,9 @@ impl Layout {
             | (NodeState::Joining, Some(Movement::Replace { new: j, .. }))
                 if j == node =>
             {
-                if self.reads_new(&dc) {
-                    out.reading_new.remove(&dc);
-                    out.aborting.insert(dc);
+                if out.step_back(&dc) == SteppedBack::ToOldReads {
                     return Ok(out);
                 }
-                out.movements.remove(&dc);
-                out.reading_new.remove(&dc);
-                out.aborting.remove(&dc);
                 let n = out.node_mut(node).expect("found above");
                 n.state = NodeState::Removed;
                 n.tokens.clear();

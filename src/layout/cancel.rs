@@ -10,10 +10,12 @@
 //! the old owners, the datacenter marked `aborting` (the leave cannot
 //! finish; writes still go to both); (2) the movement cleared, proposed by
 //! the abort driver (`movement::abort`) once every live member is on (1).
+//! Both steps are the abort's own ([`Layout::step_back`]).
 //! A leaver that has Left is refused ([`LayoutError::AlreadyLeft`]).
 //!
 //! Must not check liveness, nor decide when to propose a step.
 
+use super::abort::SteppedBack;
 use super::{Layout, LayoutError, Movement, NodeState};
 
 impl Layout {
@@ -35,15 +37,9 @@ impl Layout {
         }
         let mut out = self.clone();
         out.version += 1;
-        if self.reads_new(&dc) {
-            out.reading_new.remove(&dc);
-            out.aborting.insert(dc);
-            return Ok(out);
+        if out.step_back(&dc) == SteppedBack::Dropped {
+            out.set_state(node, NodeState::Normal);
         }
-        out.movements.remove(&dc);
-        out.reading_new.remove(&dc);
-        out.aborting.remove(&dc);
-        out.set_state(node, NodeState::Normal);
         Ok(out)
     }
 

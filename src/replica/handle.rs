@@ -19,9 +19,8 @@ pub use here::Placed;
 pub use merge::write_request;
 pub use merge::{Merge, PlannedOn};
 
-use super::call_site::CallSite;
 use super::{Replica, Row};
-use crate::engine::EngineError;
+use crate::engine::{CallSite, EngineError};
 use crate::error::GeokvError;
 use crate::proto::v1::internode::{
     MerkleRequest, RangeScanRequest, ReplicaReadRequest, ReplicaWriteRequest,

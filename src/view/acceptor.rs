@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::engine::{Cf, Engine, EngineError, WriteBatch};
+use crate::engine::{CallSite, Cf, Engine, EngineError, WriteBatch};
 use crate::error::GeokvError;
 use crate::layout::consensus::{respond_on, Ballot, Known, Msg, Reply};
 use crate::layout::Layout;
@@ -216,13 +216,13 @@ fn put(batch: &mut WriteBatch, slots: &Slots) {
 }
 
 /// What `LayoutPrepare` and `LayoutAccept` answer: `cluster`'s acceptor
-/// on `msg`, off the async workers (the state is fsynced first).
+/// on `msg`, on the blocking pool (the state is fsynced first).
 pub async fn serve(
     cluster: super::Cluster,
     msg: Msg<Layout>,
 ) -> Result<LayoutPaxosReply, GeokvError> {
-    let answer = tokio::task::spawn_blocking(move || cluster.answer(&msg))
-        .await
+    let answer = CallSite::BlockingPool.run(move || cluster.answer(&msg));
+    let answer = (answer.await)
         .map_err(|e| GeokvError::Internal(e.to_string()))?
         .map_err(|e| GeokvError::Internal(e.to_string()))?;
     Ok(answer_to(&answer))

@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 pub use super::cas_net::{Answer, LocalFirst, PeersNet};
-pub use super::errors::CasError;
+pub use super::errors::{CallError, CasError};
 use super::learn::{given_up, learn, settled};
 use super::lineage::{Lineage, Lineages};
 use super::Source;
@@ -32,7 +32,7 @@ use crate::transport::Peers;
 
 /// One CAS call's answer: a reply (with its holder's lineage), or why
 /// none came.
-pub type CallResult = Result<Answer, String>;
+pub type CallResult = Result<Answer, CallError>;
 
 /// How a proposer reaches the acceptors.
 pub trait AcceptorNet: Send + Sync {
@@ -48,7 +48,7 @@ pub trait AcceptorNet: Send + Sync {
     /// (review-layout29 H1); the receiver's install guard decides.
     fn push(&self, to: &NodeInfo, layout: &Layout, lineage: &Lineage) -> PushFuture {
         let _ = (to, layout, lineage);
-        Box::pin(async { Err("this network does not push layouts".to_string()) })
+        Box::pin(async { Err(CallError::NoPush) })
     }
 
     /// What the proposer knows of `base`'s lineage (its proof of choice
@@ -60,7 +60,7 @@ pub trait AcceptorNet: Send + Sync {
 }
 
 /// A push's end: done, or why not.
-pub type PushFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type PushFuture = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send>>;
 
 /// The outcome of a decided slot.
 #[derive(Clone, Debug, PartialEq, Eq)]

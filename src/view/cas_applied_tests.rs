@@ -10,11 +10,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::cas::{self, AcceptorNet, CallResult, CasError};
+use super::cas::{self, AcceptorNet, CallError, CallResult, CasError};
 use super::cas_testing::{three_nodes, with_keyspace};
 use super::*;
 use crate::layout::consensus::{Msg, Reply};
 use crate::topology::NodeInfo;
+use crate::transport::TransportError;
 
 /// What acceptor `id` answers to `msg`; `None`: no answer.
 type Script = dyn Fn(&str, &Msg<Layout>) -> Option<Reply<Layout>> + Send + Sync;
@@ -28,7 +29,13 @@ impl AcceptorNet for Scripted {
         msg: Msg<Layout>,
     ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
         let reply = (self.0)(&to.id, &msg).map(cas::Answer::from);
-        let reply = reply.ok_or_else(|| format!("{} is silent", to.id));
+        let silent = || {
+            CallError::Transport(TransportError::Timeout {
+                peer: to.id.clone(),
+                ms: 0,
+            })
+        };
+        let reply = reply.ok_or_else(silent);
         Box::pin(async move { reply })
     }
 }

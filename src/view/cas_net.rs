@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::acceptor;
-use super::cas::{AcceptorNet, CallResult, PushFuture};
+use super::cas::{AcceptorNet, CallError, CallResult, PushFuture};
 use super::lineage::Lineage;
+use crate::engine::CallSite;
 use crate::layout::consensus::{Msg, Reply};
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
@@ -57,15 +58,13 @@ impl AcceptorNet for LocalFirst {
         if to.id == self.cluster.me() {
             let cluster = self.cluster.clone();
             return Box::pin(async move {
-                let answer = tokio::task::spawn_blocking(move || cluster.answer(&msg));
-                (answer.await)
-                    .map_err(|e| format!("acceptor task: {e}"))?
-                    .map_err(|e| e.to_string())
+                let answer = CallSite::BlockingPool.run(move || cluster.answer(&msg));
+                Ok(answer.await??)
             });
         }
         match &self.remote {
             Some(remote) => remote.call(to, msg),
-            None => Box::pin(async { Err("no network to the other members".to_string()) }),
+            None => Box::pin(async { Err(CallError::NoNetwork) }),
         }
     }
 
@@ -74,7 +73,7 @@ impl AcceptorNet for LocalFirst {
             // This node's own acceptor holds the base: it proposes on it.
             _ if to.id == self.cluster.me() => Box::pin(async { Ok(()) }),
             Some(remote) => remote.push(to, layout, lineage),
-            None => Box::pin(async { Err("no network to the other members".to_string()) }),
+            None => Box::pin(async { Err(CallError::NoNetwork) }),
         }
     }
 
@@ -108,9 +107,8 @@ impl AcceptorNet for PeersNet {
                     let req = acceptor::accept_request(*slot, ballot, *base, value);
                     peers.layout_accept(&node, req, CALL_TIMEOUT).await
                 }
-            }
-            .map_err(|e| e.to_string())?;
-            acceptor::answer_from(&node.id, &reply).map_err(|e| e.to_string())
+            }?;
+            Ok(acceptor::answer_from(&node.id, &reply)?)
         })
     }
 
@@ -118,8 +116,8 @@ impl AcceptorNet for PeersNet {
         let msg = super::sync::to_message_with(layout, lineage);
         let (peers, node) = (self.0.clone(), to.clone());
         Box::pin(async move {
-            let pushed = peers.push_layout(&node, msg, CALL_TIMEOUT).await;
-            pushed.map(drop).map_err(|e| e.to_string())
+            peers.push_layout(&node, msg, CALL_TIMEOUT).await?;
+            Ok(())
         })
     }
 }

@@ -6,14 +6,12 @@
 //! peer's word, and a quorum holding it can be wedged for good.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::cas;
 use super::cas_testing::{accept_in, acceptor, three_nodes, with_keyspace, ScriptedNet};
-use super::catch_up::{catch_up, LayoutSource, WithLineage, CATCH_UP_WITHIN};
+use super::catch_up::{catch_up, FetchError, Fetched, LayoutSource, WithLineage, CATCH_UP_WITHIN};
 use super::lineage::Lineage;
 use super::sync::to_message_with;
 use super::*;
@@ -72,19 +70,25 @@ async fn a_joiners_chosen_layout_keeps_its_proof_so_its_seed_is_not_wedged() {
 struct Members(BTreeMap<String, (Layout, Lineage)>);
 
 impl LayoutSource for Members {
-    fn layout_of(
-        &self,
-        to: &NodeInfo,
-        _: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<Layout, String>> + Send + '_>> {
+    fn layout_of(&self, to: &NodeInfo, _: Duration) -> Fetched<'_> {
         let answer = self.0.get(&to.id).map(|(l, _)| l.clone());
-        Box::pin(async move { answer.ok_or_else(|| "no answer".to_string()) })
+        let silent = no_answer(to);
+        Box::pin(async move { answer.ok_or(silent) })
     }
 
     fn layout_with_lineage(&self, to: &NodeInfo, _: Duration) -> WithLineage<'_> {
         let answer = self.0.get(&to.id).cloned();
-        Box::pin(async move { answer.ok_or_else(|| "no answer".to_string()) })
+        let silent = no_answer(to);
+        Box::pin(async move { answer.ok_or(silent) })
     }
+}
+
+/// A member that does not answer `to`'s ask.
+fn no_answer(to: &NodeInfo) -> FetchError {
+    FetchError::Transport(crate::transport::TransportError::Timeout {
+        peer: to.id.clone(),
+        ms: 0,
+    })
 }
 
 /// The catch-up scenario on the dev seed (six voters): v2; Y chosen at

@@ -14,13 +14,14 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 
-use super::cas::{AcceptorNet, CallResult};
+use super::cas::{AcceptorNet, CallError, CallResult};
 use super::lineage::Lineage;
 use super::{Cluster, Source};
 use crate::engine::Engine;
 use crate::layout::consensus::{Ballot, Msg, Reply};
 use crate::layout::Layout;
 use crate::topology::{NodeInfo, Topology};
+use crate::transport::TransportError;
 
 /// The dev seed cut down to dc1's three nodes (rf 1).
 pub fn three_nodes() -> Layout {
@@ -63,12 +64,12 @@ impl AcceptorNet for Net {
         let group = self.0.upgrade();
         let to = to.id.clone();
         Box::pin(async move {
-            let group = group.ok_or("the group is gone")?;
+            let group = group.ok_or_else(|| cut(&to))?;
             if group.cut.lock().contains(&to) {
-                return Err(format!("{to} is cut off"));
+                return Err(cut(&to));
             }
             let node = group.nodes.lock().get(&to).cloned();
-            let node = node.ok_or_else(|| format!("{to} is not in the group"))?;
+            let node = node.ok_or_else(|| cut(&to))?;
             // Lets the other proposer run in between, as a network would.
             tokio::task::yield_now().await;
             if matches!(msg, Msg::Accept { .. }) && group.holding.load(Ordering::SeqCst) {
@@ -77,9 +78,14 @@ impl AcceptorNet for Net {
                 group.arrived.notify_waiters();
                 let _ = release.wait_for(|r| *r).await;
             }
-            node.answer(&msg).map_err(|e| e.to_string())
+            Ok(node.answer(&msg)?)
         })
     }
+}
+
+/// A call to `to` that cannot reach it (gone, cut off, not a member).
+fn cut(to: &str) -> CallError {
+    CallError::Transport(TransportError::Cut { peer: to.into() })
 }
 
 impl Group {
@@ -196,7 +202,8 @@ impl AcceptorNet for ScriptedNet {
         msg: Msg<Layout>,
     ) -> Pin<Box<dyn Future<Output = CallResult> + Send>> {
         let Some(node) = self.nodes.get(&to.id) else {
-            return Box::pin(async { Err("unreachable".to_string()) });
+            let unreachable = cut(&to.id);
+            return Box::pin(async { Err(unreachable) });
         };
         if let Some((id, at, layout)) = &self.catch_up {
             if *id == to.id
@@ -206,7 +213,7 @@ impl AcceptorNet for ScriptedNet {
                 node.install(layout.clone()).expect("catch up");
             }
         }
-        let reply = node.answer(&msg).map_err(|e| e.to_string());
+        let reply = node.answer(&msg).map_err(CallError::from);
         Box::pin(async move { reply })
     }
 
@@ -214,8 +221,11 @@ impl AcceptorNet for ScriptedNet {
         let done = match self.nodes.get(&to.id) {
             Some(node) => (node.install_from(layout.clone(), lineage.clone(), Source::Peer))
                 .map(drop)
-                .map_err(|e| e.to_string()),
-            None => Err("unreachable".to_string()),
+                .map_err(|e| {
+                    let (peer, message) = (to.id.clone(), e.to_string());
+                    CallError::Transport(TransportError::NotSent { peer, message })
+                }),
+            None => Err(cut(&to.id)),
         };
         Box::pin(async move { done })
     }

@@ -29,8 +29,9 @@ use tokio::time::Instant;
 use super::lineage::{Lineage, Lineages};
 use super::{Cluster, Source};
 use crate::layout::Layout;
+use crate::proto::v1::internode::LayoutMessage;
 use crate::topology::NodeInfo;
-use crate::transport::Peers;
+use crate::transport::{Peers, TransportError};
 
 /// How long a start waits for a majority of its members' layouts.
 pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(10);
@@ -47,16 +48,30 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A layout and its lineage being fetched, or why none came.
 pub type WithLineage<'a> =
-    Pin<Box<dyn Future<Output = Result<(Layout, Lineage), String>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<(Layout, Lineage), FetchError>> + Send + 'a>>;
+
+/// A layout being fetched, or why none came.
+pub type Fetched<'a> = Pin<Box<dyn Future<Output = Result<Layout, FetchError>> + Send + 'a>>;
+
+/// Why another member's layout did not come: logged by the catch-up
+/// (which asks again), wrapped by the gossip's fetch (`SyncError::Fetch`).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The call failed: not sent, no answer in time, or refused.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The answer's layout does not decode.
+    #[error("layout from {from} does not decode: {source}")]
+    Decode {
+        from: String,
+        source: serde_json::Error,
+    },
+}
 
 /// How the catch-up reaches another member's layout.
 pub trait LayoutSource: Send + Sync {
     /// `to`'s layout, or why none came within `timeout`.
-    fn layout_of(
-        &self,
-        to: &NodeInfo,
-        timeout: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<Layout, String>> + Send + '_>>;
+    fn layout_of(&self, to: &NodeInfo, timeout: Duration) -> Fetched<'_>;
 
     /// [`LayoutSource::layout_of`] with what `to` knows of its lineage
     /// (`super::lineage`; unknown unless the source carries it).
@@ -253,24 +268,24 @@ async fn ask_until_answered(
 pub struct PeersSource(pub Arc<Peers>);
 
 impl LayoutSource for PeersSource {
-    fn layout_of(
-        &self,
-        to: &NodeInfo,
-        timeout: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<Layout, String>> + Send + '_>> {
+    fn layout_of(&self, to: &NodeInfo, timeout: Duration) -> Fetched<'_> {
         let to = to.clone();
-        Box::pin(async move {
-            let msg = (self.0.get_layout(&to, timeout).await).map_err(|e| e.to_string())?;
-            super::sync::from_message(&to.id, &msg).map_err(|e| e.to_string())
-        })
+        Box::pin(async move { decoded(&to.id, &self.0.get_layout(&to, timeout).await?) })
     }
 
     fn layout_with_lineage(&self, to: &NodeInfo, timeout: Duration) -> WithLineage<'_> {
         let to = to.clone();
         Box::pin(async move {
-            let msg = (self.0.get_layout(&to, timeout).await).map_err(|e| e.to_string())?;
-            let layout = super::sync::from_message(&to.id, &msg).map_err(|e| e.to_string())?;
-            Ok((layout, Lineage::from_message(&msg)))
+            let msg = self.0.get_layout(&to, timeout).await?;
+            Ok((decoded(&to.id, &msg)?, Lineage::from_message(&msg)))
         })
     }
+}
+
+/// The layout of `msg`, from `from`.
+fn decoded(from: &str, msg: &LayoutMessage) -> Result<Layout, FetchError> {
+    super::sync::decode(msg).map_err(|source| FetchError::Decode {
+        from: from.to_string(),
+        source,
+    })
 }

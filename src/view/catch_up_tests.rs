@@ -7,9 +7,8 @@ use super::Cluster;
 use crate::layout::Layout;
 use crate::topology::NodeInfo;
 use crate::topology::Topology;
+use crate::transport::TransportError;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -19,12 +18,9 @@ use super::cas_testing::with_keyspace;
 struct Members(BTreeMap<String, (Option<Duration>, Layout)>);
 
 impl LayoutSource for Members {
-    fn layout_of(
-        &self,
-        to: &NodeInfo,
-        timeout: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<Layout, String>> + Send + '_>> {
+    fn layout_of(&self, to: &NodeInfo, timeout: Duration) -> Fetched<'_> {
         let answer = self.0.get(&to.id).cloned();
+        let peer = to.id.clone();
         Box::pin(async move {
             match answer {
                 Some((Some(delay), layout)) if delay <= timeout => {
@@ -33,7 +29,8 @@ impl LayoutSource for Members {
                 }
                 _ => {
                     tokio::time::sleep(timeout).await;
-                    Err("no answer".to_string())
+                    let ms = timeout.as_millis() as u64;
+                    Err(FetchError::Transport(TransportError::Timeout { peer, ms }))
                 }
             }
         })

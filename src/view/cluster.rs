@@ -11,11 +11,11 @@ use tokio::sync::watch;
 
 use super::acceptor::{Acceptor, AcceptorError};
 use super::cas::{self, AcceptorNet};
-use super::errors::{ProposeError, ViewError};
+use super::errors::{NotServing, ProposeError, ViewError};
 use super::ClusterView;
 use crate::engine::Engine;
 use crate::layout::consensus::{Msg, Reply};
-use crate::layout::{Layout, VersionConflict};
+use crate::layout::{Layout, NodeState, VersionConflict};
 
 /// How long [`Cluster::propose`] tries to get its change decided.
 pub const PROPOSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -163,27 +163,26 @@ impl Cluster {
     /// drains its queues), nor while it is on its seed layout and a peer
     /// advertised another seed (until a layout change, v2 or later,
     /// supersedes both). The error says why.
-    pub fn readiness(&self) -> Result<(), String> {
+    pub fn serving(&self) -> Result<(), NotServing> {
         let view = self.current();
         let state = view.layout.node(view.me_id()).map(|(_, _, n)| n.state);
-        if let Some(s @ (crate::layout::NodeState::Left | crate::layout::NodeState::Removed)) =
-            state
-        {
-            return Err(format!(
-                "node {} has left the cluster ({s:?}) and takes no more requests; send them to another node",
-                view.me_id()
-            ));
+        if let Some(state @ (NodeState::Left | NodeState::Removed)) = state {
+            let node = view.me_id().to_string();
+            return Err(NotServing::Left { node, state });
         }
         if view.version() != crate::layout::SEED_VERSION {
             return Ok(());
         }
         match &*self.inner.seed_mismatch.lock() {
             None => Ok(()),
-            Some(peer) => Err(format!(
-                "not ready: peer {peer} was started from another topology file (its seed layout v1 differs from this node's); \
-                 start every node from the same file, or propose a layout change (e.g. create a keyspace) so one version supersedes both"
-            )),
+            Some(peer) => Err(NotServing::SeedMismatch { peer: peer.clone() }),
         }
+    }
+
+    /// [`Cluster::serving`]'s answer as text, for the callers that take
+    /// text (the client port's `GeokvError::NotReady`).
+    pub fn readiness(&self) -> Result<(), String> {
+        self.serving().map_err(|e| e.to_string())
     }
 
     /// A receiver that sees every view swapped in from now on.

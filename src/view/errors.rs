@@ -1,12 +1,51 @@
 //! The errors of installing and proposing a layout ([`super::Cluster`])
 //! and of its compare-and-set ([`CasError`], `super::cas`): what each
 //! says, whether it may be applied, and the HTTP status an admin answer
-//! carries.
+//! carries; why one CAS call brought no answer ([`CallError`]); why this
+//! node takes no requests ([`NotServing`]).
 //! Must not: decide anything.
 
+use super::acceptor::AcceptorError;
 use super::store::StoreError;
-use crate::layout::Layout;
+use crate::layout::{Layout, NodeState};
 use crate::ring::NotAMember;
+use crate::transport::TransportError;
+
+/// Why this node takes no requests (`Cluster::serving`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotServing {
+    /// It has left the cluster (decommissioned or removed): clients go to
+    /// another node while it drains its queues.
+    #[error("node {node} has left the cluster ({state:?}) and takes no more requests; send them to another node")]
+    Left { node: String, state: NodeState },
+    /// It is on its seed layout and `peer` advertised another seed: the
+    /// two were started from different topology files.
+    #[error("not ready: peer {peer} was started from another topology file (its seed layout v1 differs from this node's); start every node from the same file, or propose a layout change (e.g. create a keyspace) so one version supersedes both")]
+    SeedMismatch { peer: String },
+}
+
+/// Why one layout CAS call (or the push of its base) brought no answer:
+/// the proposer logs it and counts the acceptor as silent.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// A proposer with no network reached past its own acceptor.
+    #[error("no network to the other members")]
+    NoNetwork,
+    /// A network that does not push layouts (`AcceptorNet::push`'s
+    /// default).
+    #[error("this network does not push layouts")]
+    NoPush,
+    /// This node's own acceptor's task failed.
+    #[error("acceptor task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// This node's acceptor state could not be read or written, or a
+    /// peer's answer did not decode.
+    #[error(transparent)]
+    Acceptor(#[from] AcceptorError),
+    /// The call to a peer failed (not sent, no answer in time, refused).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
 
 /// A layout could not be installed.
 #[derive(Debug, thiserror::Error)]

@@ -73,7 +73,7 @@ mod sync_tests;
 mod tests;
 
 pub use cluster::{Cluster, Installed};
-pub use errors::{ProposeError, ViewError};
+pub use errors::{NotServing, ProposeError, ViewError};
 pub use guard::Source;
 
 use std::sync::Arc;

@@ -45,8 +45,11 @@ pub enum SyncError {
     },
     #[error(transparent)]
     Transport(#[from] crate::transport::TransportError),
-    #[error("layout from {from} not fetched: {reason}")]
-    Fetch { from: String, reason: String },
+    #[error("layout from {from} not fetched: {source}")]
+    Fetch {
+        from: String,
+        source: super::catch_up::FetchError,
+    },
     #[error(transparent)]
     View(#[from] super::ViewError),
 }
@@ -106,10 +109,15 @@ pub fn to_message_with(layout: &Layout, lineage: &Lineage) -> LayoutMessage {
 
 /// A layout received from `from`.
 pub fn from_message(from: &str, msg: &LayoutMessage) -> Result<Layout, SyncError> {
-    serde_json::from_slice(&msg.json).map_err(|source| SyncError::Decode {
+    decode(msg).map_err(|source| SyncError::Decode {
         from: from.to_string(),
         source,
     })
+}
+
+/// The layout of `msg`, or why it does not decode.
+pub(super) fn decode(msg: &LayoutMessage) -> Result<Layout, serde_json::Error> {
+    serde_json::from_slice(&msg.json)
 }
 
 impl LayoutSync {
@@ -213,9 +221,9 @@ impl LayoutSync {
             return Ok(None);
         };
         let fetched = self.source.layout_with_lineage(&peer, CALL_TIMEOUT).await;
-        let layout = fetched.map_err(|reason| SyncError::Fetch {
+        let layout = fetched.map_err(|source| SyncError::Fetch {
             from: from.to_string(),
-            reason,
+            source,
         })?;
         Ok(Some(layout))
     }

@@ -3,13 +3,11 @@
 //! nodes, whose layouts a scripted source hands out; paused time.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::cas_testing::{accept_in, with_keyspace};
-use super::catch_up::LayoutSource;
+use super::catch_up::{FetchError, Fetched, LayoutSource};
 use super::staging::STAGE_GRACE;
 use super::sync::LayoutSync;
 use super::Cluster;
@@ -17,18 +15,20 @@ use crate::layout::Layout;
 use crate::proto::v1::internode::GossipDigest;
 use crate::topology::{NodeInfo, Topology};
 use crate::transport::faults::Faults;
-use crate::transport::Peers;
+use crate::transport::{Peers, TransportError};
 
 /// Each member's layout, handed out at once.
 struct Members(BTreeMap<String, Layout>);
 
 impl LayoutSource for Members {
-    fn layout_of(
-        &self,
-        to: &NodeInfo,
-        _: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<Layout, String>> + Send + '_>> {
-        let answer = self.0.get(&to.id).cloned().ok_or("no answer".to_string());
+    fn layout_of(&self, to: &NodeInfo, _: Duration) -> Fetched<'_> {
+        let silent = || {
+            FetchError::Transport(TransportError::Timeout {
+                peer: to.id.clone(),
+                ms: 0,
+            })
+        };
+        let answer = self.0.get(&to.id).cloned().ok_or_else(silent);
         Box::pin(async move { answer })
     }
 }

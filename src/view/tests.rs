@@ -275,6 +275,11 @@ fn a_peer_seeded_from_another_topology_file_makes_the_node_not_ready_until_a_cha
     };
     other.layout_digest = (!seed.digest()).to_be_bytes().to_vec();
     assert!(!sync.is_behind(&other));
+    let err = mine.serving().unwrap_err();
+    assert!(
+        matches!(&err, super::NotServing::SeedMismatch { peer } if peer == "dc2-n3"),
+        "{err:?}"
+    );
     let err = mine.readiness().unwrap_err();
     assert!(
         err.contains("dc2-n3") && err.contains("topology file"),

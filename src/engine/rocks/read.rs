@@ -1,7 +1,7 @@
 //! Point reads that miss the block cache, kept off the async workers
 //! (issue 14).
 //!
-//! Replica reads run inline on tokio workers (`replica/call_site.rs`): a
+//! Replica reads run inline on tokio workers (`engine/call_site.rs`): a
 //! read from the memtable or the block cache takes microseconds. A read
 //! whose blocks are not cached goes to the disk (or the OS page cache), and
 //! on a slow or busy disk that is milliseconds a worker would spend waiting

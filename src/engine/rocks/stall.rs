@@ -1,6 +1,6 @@
 //! Writes RocksDB would stall, kept off the async workers (review M2).
 //!
-//! Engine calls run inline on tokio workers (`replica/call_site.rs`): a
+//! Engine calls run inline on tokio workers (`engine/call_site.rs`): a
 //! memtable write takes microseconds. But when flushes or compactions fall
 //! behind, RocksDB stalls writers (too many immutable memtables, too many L0
 //! files, too much compaction debt) for as long as the background catches

@@ -3,9 +3,9 @@
 //! thread. Must not: compare trees or decide what to repair (`repair`).
 
 use super::InternodeService;
+use crate::engine::CallSite::BlockingPool;
 use crate::error::GeokvError;
 use crate::proto::v1::internode::*;
-use crate::replica::call_site::CallSite::BlockingPool;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 

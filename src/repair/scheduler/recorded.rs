@@ -7,10 +7,10 @@
 //! records in a view other than the pinned one.
 
 use super::{Repair, Running, Summary};
+use crate::engine::CallSite;
 use crate::repair::error::RepairError;
 use crate::repair::plan::{coalesce, sweep_plan, RangePlan, RangeTable, Recorded};
 use crate::repair::records;
-use crate::replica::call_site::CallSite;
 use crate::topology::NodeIdx;
 use std::collections::BTreeMap;
 use std::time::Instant;

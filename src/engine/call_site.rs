@@ -11,10 +11,15 @@
 //! (flushes or compactions behind) is taken off the worker by the engine
 //! itself (`engine/rocks/stall.rs`).
 //!
+//! It lives in `engine`, below every module that runs engine work: the
+//! replica, the hint store, the layout acceptor (`view`, which `replica`
+//! imports), movement streams, repair, admin stats.
+//!
 //! Must not decide what work is done, only where.
 use crate::engine::Engine;
 
-/// Where a replica or hint-store call runs.
+/// Where engine work runs (a replica or hint-store call, a layout
+/// acceptor's answer, a stream page, a repair scan, the admin stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallSite {
     /// On the calling task's thread, in its span.
