@@ -169,18 +169,26 @@ impl Store {
         self.reloads.subscribe()
     }
 
-    /// Reloads the files if any changed since the last load. `Ok(true)`
-    /// when new material is in use; on an error the old material stays.
+    /// Reloads the files if their stamps (time, size) changed since the last
+    /// load. `Ok(true)` when new material is in use; on an error the old stays.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        let now = stamp(&self.files);
-        if *self.stamp.lock() == now {
+        if *self.stamp.lock() == stamp(&self.files) {
             return Ok(false);
         }
+        self.reload().map(|()| true)
+    }
+
+    /// Loads the files whatever their stamps say (SIGHUP: a pair copied
+    /// with its modification time kept and of the same size looks
+    /// unchanged) and puts them in use; every open connection re-verifies
+    /// its peer then. On an error the old material stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let now = stamp(&self.files);
         let material = load(&self.files, &self.node_id, &self.provider)?;
         *self.current.write() = Arc::new(material);
         *self.stamp.lock() = now;
         self.reloads.send_modify(|n| *n += 1);
-        Ok(true)
+        Ok(())
     }
 }
 
