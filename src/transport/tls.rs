@@ -21,7 +21,8 @@
 //!   connections use it at once, and every open TLS connection (accepted
 //!   or dialled) verifies its peer's chain again and is closed if it no
 //!   longer verifies ([`Rechecked`]): a node of a retired CA cannot go on
-//!   gossiping on the connection it had.
+//!   gossiping on the connection it had. The not-after of the loaded
+//!   certificates is exported ([`EXPIRY_METRIC`]).
 //!   **No session resumption**, on any port nor when
 //!   dialling: a resumed session gets the peer's chain verified at its first
 //!   handshake back without verifying it again, so after a CA rotation an
@@ -47,6 +48,7 @@
 
 pub mod admin;
 mod dial;
+mod expiry;
 mod failure;
 mod incoming;
 mod material;
@@ -56,6 +58,7 @@ mod recheck;
 mod reload;
 
 pub use dial::{CONNECT_BUDGET, PLAIN_CONNECT_BUDGET};
+pub use expiry::EXPIRY_METRIC;
 pub use failure::{explain, peer_word, rustls_cause, LastFailure, Mark};
 pub use incoming::{
     Caps, Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, CAP_REFUSED_METRIC, HANDSHAKE_TIMEOUT,

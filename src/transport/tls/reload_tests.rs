@@ -1,17 +1,19 @@
 //! Reloading a node's material: SIGHUP loads the files whether their stamps
 //! changed or not (a renewed pair copied with `cp -p` or `rsync -t` and of
-//! the same size looks unchanged), and a pair that does not load is refused
-//! and the one in use stays.
+//! the same size looks unchanged), a pair that does not load is refused and
+//! the one in use stays, and the expiry gauge follows every load.
 //!
 //! Owns: these tests. Must not: share state between tests.
 
+use super::expiry::{not_after, EXPIRY_METRIC};
 use super::reload::{self, RELOADS_METRIC};
-use super::tests::{cluster_dir, files, store};
+use super::tests::{cluster_dir, files, node_pair_until, store};
 use super::*;
 use crate::security::certs::{issue, Pair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::path::Path;
+use std::time::SystemTime;
 
 fn der(pem: &str) -> CertificateDer<'static> {
     CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
@@ -97,4 +99,57 @@ async fn a_hangup_refuses_a_broken_pair_and_keeps_the_one_in_use() {
     assert_eq!(reloads(&text, "ok"), None, "{text}");
     assert_eq!(s.current().key.cert[0], before);
     stop.send(true).unwrap();
+}
+
+/// The gauge's value for `kind` in `text`.
+fn expiry(text: &str, kind: &str) -> Option<f64> {
+    let head = format!("{EXPIRY_METRIC}{{kind=\"{kind}\"}} ");
+    let line = text.lines().find_map(|l| l.strip_prefix(head.as_str()))?;
+    line.trim().parse().ok()
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn the_expiry_gauge_shows_each_loaded_certificate_and_follows_a_reload() {
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let _local = metrics::set_default_local_recorder(&rec);
+    let dir = cluster_dir(&["n1"]);
+    let s = store(dir.path(), "n1");
+    let text = rec.handle().render();
+    let leaf = std::fs::read(files(dir.path(), "n1").cert).unwrap();
+    let ca = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    let (leaf, ca) = (
+        der(&String::from_utf8(leaf).unwrap()),
+        der(&String::from_utf8(ca).unwrap()),
+    );
+    let year = unix(SystemTime::now() + Duration::from_secs(365 * 24 * 3600));
+    let node_at = not_after(&leaf).unwrap();
+    assert!(
+        (node_at - year).abs() < 120,
+        "a leaf lasts a year: {node_at}"
+    );
+    assert_eq!(expiry(&text, "node"), Some(node_at as f64), "{text}");
+    assert_eq!(
+        expiry(&text, "ca"),
+        Some(not_after(&ca).unwrap() as f64),
+        "{text}"
+    );
+    assert_eq!(expiry(&text, "intermediate"), None, "{text}");
+
+    // A pair that expires in 3 days is loaded: the gauge says so.
+    let soon = SystemTime::now() + Duration::from_secs(3 * 24 * 3600);
+    let pair = node_pair_until(dir.path(), "n1", soon);
+    std::fs::write(files(dir.path(), "n1").cert, &pair.cert_pem).unwrap();
+    std::fs::write(files(dir.path(), "n1").key, &pair.key_pem).unwrap();
+    s.reload().unwrap();
+    let text = rec.handle().render();
+    let at = expiry(&text, "node").unwrap();
+    assert!((at - unix(soon) as f64).abs() <= 1.0, "{text}");
+    // A pair that does not load leaves the gauge as it was.
+    std::fs::write(files(dir.path(), "n1").key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    assert!(s.reload().is_err());
+    assert_eq!(expiry(&rec.handle().render(), "node"), Some(at));
 }
