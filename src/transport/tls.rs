@@ -19,10 +19,12 @@
 //!   ([`material::Store`]), which [`Tls::spawn_reload`] reloads when the
 //!   files change, and on SIGHUP whether they changed or not; new
 //!   connections use it at once, and every open TLS connection (accepted
-//!   or dialled) verifies its peer's chain again and is closed if it no
-//!   longer verifies ([`Rechecked`]): a node of a retired CA cannot go on
-//!   gossiping on the connection it had. The not-after of the loaded
-//!   certificates is exported ([`EXPIRY_METRIC`]).
+//!   or dialled) verifies its peer's chain again at each reload and every
+//!   [`RECHECK_EVERY`], and is closed if it no longer verifies
+//!   ([`Rechecked`]): a node of a retired CA, or whose certificate
+//!   expired, cannot go on gossiping on the connection it had. The
+//!   not-after of the loaded certificates is exported
+//!   ([`EXPIRY_METRIC`]).
 //!   **No session resumption**, on any port nor when
 //!   dialling: a resumed session gets the peer's chain verified at its first
 //!   handshake back without verifying it again, so after a CA rotation an
@@ -66,7 +68,7 @@ pub use incoming::{
     OPEN_METRIC,
 };
 pub use material::{Store, TlsError, TlsFiles};
-pub use recheck::Rechecked;
+pub use recheck::{Rechecked, RECHECK_EVERY};
 pub use reload::RELOADS_METRIC;
 
 use crate::security::certs::Identity;
