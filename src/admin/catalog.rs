@@ -96,7 +96,8 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Counter, crate::transport::tls::REFUSED_METRIC, "Connections or calls refused by TLS, by port and reason."),
     (Gauge, crate::transport::tls::OPEN_METRIC, "Connections open on a gRPC or admin port (established or handshaking), by port."),
     (Counter, crate::transport::tls::CAP_REFUSED_METRIC, "Connections closed as soon as accepted, by port and reason: connections (the port had its cap open: --client-max-connections on the client port, 4096 on the peer port), connections_per_address (the remote address had its own: --client-max-connections-per-address, 1024 on the peer port), handshakes_per_address (the address had its TLS handshakes in progress: --client-max-handshakes-per-address on the client port, 32 on the peer port)."),
-    (Counter, "geokv_tls_reloads_total", "Reloads of certificates and keys from disk, by outcome."),
+    (Counter, crate::transport::tls::RELOADS_METRIC, "Reloads of certificates and keys from disk (their files changed, or SIGHUP), by outcome: ok, or error (the files do not load; the previous ones stay in use)."),
+    (Gauge, crate::transport::tls::EXPIRY_METRIC, "When each certificate this node loaded expires (its not-after), in Unix seconds, by kind: node (its own certificate), ca (the soonest of the CA file's), intermediate (the soonest of its chain's, if any)."),
     // Authentication (security::auth).
     (Counter, crate::security::auth::DENIED_METRIC, "Requests refused by authentication or authorization, by reason (missing, malformed, bad_token, unknown_role, permission, throttled: too many failed authentications from the address, unverified: a verification that ended without a verdict)."),
     (Gauge, "geokv_auth_version", "Wall time (ms) of the newest change to the replicated roles and permissions in force on this node (equal on converged nodes)."),

@@ -17,10 +17,14 @@
 //!   than a bare connection reset).
 //! - **Rotation**: resolvers and verifiers read the current material
 //!   ([`material::Store`]), which [`Tls::spawn_reload`] reloads when the
-//!   files change or on SIGHUP; new connections use it at once, and every
-//!   open TLS connection (accepted or dialled) verifies its peer's chain
-//!   again and is closed if it no longer verifies ([`Rechecked`]): a node
-//!   of a retired CA cannot go on gossiping on the connection it had.
+//!   files change, and on SIGHUP whether they changed or not; new
+//!   connections use it at once, and every open TLS connection (accepted
+//!   or dialled) verifies its peer's chain again at each reload and every
+//!   [`RECHECK_EVERY`], and is closed if it no longer verifies
+//!   ([`Rechecked`]): a node of a retired CA, or whose certificate
+//!   expired, cannot go on gossiping on the connection it had. The
+//!   not-after of the loaded certificates is exported
+//!   ([`EXPIRY_METRIC`]).
 //!   **No session resumption**, on any port nor when
 //!   dialling: a resumed session gets the peer's chain verified at its first
 //!   handshake back without verifying it again, so after a CA rotation an
@@ -46,14 +50,17 @@
 
 pub mod admin;
 mod dial;
+mod expiry;
 mod failure;
 mod incoming;
 mod material;
 mod per_address;
 mod primed;
 mod recheck;
+mod reload;
 
 pub use dial::{CONNECT_BUDGET, PLAIN_CONNECT_BUDGET};
+pub use expiry::EXPIRY_METRIC;
 pub use failure::{explain, peer_word, rustls_cause, LastFailure, Mark};
 pub use incoming::{
     Caps, Conn, ConnInfo, Incoming, ADMIN_PLAINTEXT_REFUSAL, CAP_REFUSED_METRIC, HANDSHAKE_TIMEOUT,
@@ -61,7 +68,8 @@ pub use incoming::{
     OPEN_METRIC,
 };
 pub use material::{Store, TlsError, TlsFiles};
-pub use recheck::Rechecked;
+pub use recheck::{Rechecked, RECHECK_EVERY};
+pub use reload::RELOADS_METRIC;
 
 use crate::security::certs::Identity;
 use material::{Anchors, ClientVerifier, KeyResolver, NodeVerifier};
@@ -286,39 +294,11 @@ impl Tls {
     }
 
     /// Reloads the material every `every` when the files changed, and at
-    /// once on SIGHUP, until `shutdown`.
-    pub fn spawn_reload(&self, every: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// once on SIGHUP whether they changed or not, until `shutdown` (see
+    /// `reload.rs`).
+    pub fn spawn_reload(&self, every: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
         let Some(store) = self.0.clone() else { return };
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut hup = signal(SignalKind::hangup()).ok();
-            loop {
-                let hangup = async {
-                    match hup.as_mut() {
-                        Some(h) => h.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = shutdown.wait_for(|v| *v) => return,
-                    _ = tokio::time::sleep(every) => {}
-                    _ = hangup => {}
-                }
-                match store.reload_if_changed() {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        metrics::counter!("geokv_tls_reloads_total", "outcome" => "ok")
-                            .increment(1);
-                        tracing::info!("TLS certificates reloaded from disk");
-                    }
-                    Err(e) => {
-                        metrics::counter!("geokv_tls_reloads_total", "outcome" => "error")
-                            .increment(1);
-                        tracing::warn!(error = %e, "TLS certificates changed on disk but do not load; keeping the previous ones");
-                    }
-                }
-            }
-        });
+        tokio::spawn(reload::run(store, every, reload::hangups(), shutdown));
     }
 }
 
@@ -385,6 +365,8 @@ mod failure_tests;
 mod handshake_tests;
 #[cfg(test)]
 mod recheck_tests;
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod resumption_tests;
 #[cfg(test)]

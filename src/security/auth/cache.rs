@@ -3,11 +3,13 @@
 //! itself is not kept); entries belong to one state in force (its
 //! generation on this node, + 1 on every swap, so "version" below) and are
 //! all dropped when the state changes (a new secret, a dropped role).
-//! Bounded: when full it starts over.
+//! Bounded: good and rejected verdicts are counted apart, each up to the
+//! capacity, and each kind starts over when full, so bogus tokens (each
+//! one a rejection) never evict a good token's verdict.
 //!
 //! Must not: verify secrets or decide permissions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
@@ -24,7 +26,11 @@ pub enum Verified {
 #[derive(Debug)]
 pub struct TokenCache {
     version: u64,
-    entries: HashMap<[u8; 32], Verified>,
+    /// Tokens whose secret matched, and their role.
+    good: HashMap<[u8; 32], String>,
+    /// Tokens found [`Verified::Rejected`].
+    rejected: HashSet<[u8; 32]>,
+    /// Of each kind.
     capacity: usize,
 }
 
@@ -36,14 +42,16 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
             version: 0,
-            entries: HashMap::new(),
+            good: HashMap::new(),
+            rejected: HashSet::new(),
             capacity: capacity.max(1),
         }
     }
 
     fn roll(&mut self, version: u64) {
         if version > self.version {
-            self.entries.clear();
+            self.good.clear();
+            self.rejected.clear();
             self.version = version;
         }
     }
@@ -54,7 +62,11 @@ impl TokenCache {
         if version != self.version {
             return None;
         }
-        self.entries.get(&key(token)).cloned()
+        let k = key(token);
+        if let Some(role) = self.good.get(&k) {
+            return Some(Verified::Role(role.clone()));
+        }
+        self.rejected.contains(&k).then_some(Verified::Rejected)
     }
 
     /// Remembers the verdict on `token` reached under `version` (ignored if
@@ -64,18 +76,32 @@ impl TokenCache {
         if version != self.version {
             return;
         }
-        if self.entries.len() >= self.capacity {
-            self.entries.clear();
+        let k = key(token);
+        match verdict {
+            Verified::Role(role) => {
+                self.rejected.remove(&k);
+                if self.good.len() >= self.capacity {
+                    self.good.clear();
+                }
+                self.good.insert(k, role);
+            }
+            Verified::Rejected => {
+                self.good.remove(&k);
+                if self.rejected.len() >= self.capacity {
+                    self.rejected.clear();
+                }
+                self.rejected.insert(k);
+            }
         }
-        self.entries.insert(key(token), verdict);
     }
 
+    /// Verdicts held, of both kinds.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.good.len() + self.rejected.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.good.is_empty() && self.rejected.is_empty()
     }
 }
 
@@ -98,6 +124,22 @@ mod tests {
         // A verdict reached under the old version is not kept.
         c.put(3, "app:s", Verified::Role("app".into()));
         assert_eq!(c.get(4, "app:s"), None);
+    }
+
+    /// Bogus tokens (each one verified once, then cached as rejected) fill
+    /// the cache; a good verdict stays (review audit12-32 L4: at capacity
+    /// the cache started over, good verdicts included, and their next
+    /// calls queued for argon2 behind the bogus ones).
+    #[test]
+    fn rejected_tokens_never_evict_a_good_verdict() {
+        let mut c = TokenCache::new(4);
+        c.put(1, "app:s", Verified::Role("app".into()));
+        for i in 0..100 {
+            c.put(1, &format!("app:bogus{i}"), Verified::Rejected);
+        }
+        assert_eq!(c.get(1, "app:s"), Some(Verified::Role("app".into())));
+        assert_eq!(c.get(1, "app:bogus99"), Some(Verified::Rejected));
+        assert!(c.len() <= 8, "{}", c.len());
     }
 
     #[test]

@@ -28,8 +28,12 @@ pub struct Legacy {
 impl Legacy {
     /// What the old rule compares: version, then digest (then the bytes,
     /// so that even a digest collision resolves the same on every node).
+    /// The digest is the old build's (`AuthState::digest` before
+    /// `2b4f5c2`): of the whole state's JSON, `{"version": N, "roles":
+    /// ...}`, which is this struct's; so of two old states of one version,
+    /// upgraded nodes keep the one the old nodes keep (`mixed_tests.rs`).
     fn key(&self) -> (u64, u64, Vec<u8>) {
-        let json = serde_json::to_vec(&self.roles).expect("roles serialise");
+        let json = serde_json::to_vec(self).expect("a legacy state serialises");
         (self.version, xxhash_rust::xxh3::xxh3_64(&json), json)
     }
 

@@ -50,6 +50,8 @@ mod crdt_tests;
 #[cfg(test)]
 mod merge_tests;
 #[cfg(test)]
+mod mixed_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod upgrade_tests;

@@ -7,6 +7,7 @@
 //! Owns: loading, reloading, chain verification, the peer-identity check on
 //! the dialling side. Must not: accept sockets or judge requests.
 
+use super::expiry::Expiry;
 use crate::security::certs::{self, Identity};
 use parking_lot::RwLock;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -59,6 +60,8 @@ pub(super) struct Material {
     /// Verifies client certificates: required (internode) or optional (client port).
     pub required: Arc<dyn ClientCertVerifier>,
     pub optional: Arc<dyn ClientCertVerifier>,
+    /// When its certificates expire (`geokv_tls_cert_expiry_timestamp_seconds`).
+    pub expiry: Expiry,
 }
 
 /// The files' modification times and sizes, to notice a change.
@@ -82,7 +85,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn file_err(path: &std::path::Path, message: impl ToString) -> TlsError {
+pub(super) fn file_err(path: &std::path::Path, message: impl ToString) -> TlsError {
     TlsError::File {
         path: path.to_path_buf(),
         message: message.to_string(),
@@ -105,7 +108,7 @@ fn load(
     provider: &Arc<CryptoProvider>,
 ) -> Result<Material, TlsError> {
     let read = |p: &PathBuf| std::fs::read(p).map_err(|e| file_err(p, e));
-    let roots = read_roots(&files.ca)?;
+    let (cas, roots) = ca_certs(&files.ca)?;
     let chain = CertificateDer::pem_slice_iter(&read(&files.cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_err(&files.cert, e))?;
@@ -120,6 +123,7 @@ fn load(
             found,
         });
     }
+    let expiry = Expiry::of(files, &cas, &chain)?;
     let key =
         PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| file_err(&files.key, e))?;
     let key = Arc::new(CertifiedKey::from_der(chain, key, provider)?);
@@ -134,6 +138,7 @@ fn load(
         roots,
         required,
         optional,
+        expiry,
     })
 }
 
@@ -146,6 +151,7 @@ impl Store {
     ) -> Result<Self, TlsError> {
         let before = stamp(&files);
         let material = load(&files, node_id, &provider)?;
+        material.expiry.publish();
         Ok(Store {
             node_id: node_id.to_string(),
             provider,
@@ -169,18 +175,27 @@ impl Store {
         self.reloads.subscribe()
     }
 
-    /// Reloads the files if any changed since the last load. `Ok(true)`
-    /// when new material is in use; on an error the old material stays.
+    /// Reloads the files if their stamps (time, size) changed since the last
+    /// load. `Ok(true)` when new material is in use; on an error the old stays.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        let now = stamp(&self.files);
-        if *self.stamp.lock() == now {
+        if *self.stamp.lock() == stamp(&self.files) {
             return Ok(false);
         }
+        self.reload().map(|()| true)
+    }
+
+    /// Loads the files whatever their stamps say (SIGHUP: a pair copied
+    /// with its modification time kept and of the same size looks
+    /// unchanged) and puts them in use; every open connection re-verifies
+    /// its peer then. On an error the old material stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let now = stamp(&self.files);
         let material = load(&self.files, &self.node_id, &self.provider)?;
+        material.expiry.publish();
         *self.current.write() = Arc::new(material);
         *self.stamp.lock() = now;
         self.reloads.send_modify(|n| *n += 1);
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -292,17 +307,25 @@ impl Anchors {
 
 /// Reads the CA certificates of a PEM file into a root store.
 pub(crate) fn read_roots(path: &std::path::Path) -> Result<RootCertStore, TlsError> {
+    Ok(ca_certs(path)?.1)
+}
+
+/// The CA certificates of a PEM file (at least one), and a root store of them.
+fn ca_certs(
+    path: &std::path::Path,
+) -> Result<(Vec<CertificateDer<'static>>, RootCertStore), TlsError> {
     let pem = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    let cas = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, e))?;
     let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(&pem) {
-        roots
-            .add(ca.map_err(|e| file_err(path, e))?)
-            .map_err(|e| file_err(path, e))?;
+    for ca in &cas {
+        roots.add(ca.clone()).map_err(|e| file_err(path, e))?;
     }
     if roots.is_empty() {
         return Err(file_err(path, "no CA certificate in the file"));
     }
-    Ok(roots)
+    Ok((cas, roots))
 }
 
 /// Verifies the node we dial: its certificate chains to the CA and names

@@ -4,9 +4,10 @@
 //! still holding a certificate of it would keep gossiping and replicating
 //! on the connection it already had. Every TLS connection whose peer
 //! presented a certificate therefore verifies that chain again each time
-//! the node's material is reloaded (against the current roots and the
-//! current time, so an expired certificate is caught too), and one that no
-//! longer verifies is closed: its next read or write fails, the HTTP/2
+//! the node's material is reloaded, and every [`RECHECK_EVERY`] besides
+//! (a peer's certificate expires while no file changes here), against the
+//! current roots and the current time; one that no longer verifies is
+//! closed: its next read or write fails, the HTTP/2
 //! server (or channel) on it ends, and the peer has to reconnect with a full
 //! handshake under the current CA (sessions are never resumed).
 //!
@@ -25,6 +26,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
+
+/// How often an open connection verifies its peer's chain again with no
+/// reload: an expired certificate is caught within this.
+pub const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How the peer's chain is verified again: as the handshake did.
 #[derive(Debug, Clone)]
@@ -55,7 +60,7 @@ struct Shared {
 fn retired() -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionAborted,
-        "closed: the peer's certificate no longer verifies under the reloaded CA",
+        "closed: the peer's certificate no longer verifies (a reloaded CA, or it expired)",
     )
 }
 
@@ -70,8 +75,9 @@ impl<S> Rechecked<S> {
     }
 
     /// `inner`, whose peer presented `chain` (leaf first), re-verified on
-    /// every reload of `store` until dropped; without a chain (a client
-    /// without a certificate) there is nothing to re-verify.
+    /// every reload of `store` and every [`RECHECK_EVERY`] until dropped;
+    /// without a chain (a client without a certificate) there is nothing
+    /// to re-verify.
     pub(super) fn watch(
         inner: S,
         store: &Arc<Store>,
@@ -97,10 +103,14 @@ impl<S> Rechecked<S> {
         let mut reloads = store.reloads();
         let (store, flag) = (store.clone(), shared.clone());
         tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + RECHECK_EVERY;
+            let mut hourly = tokio::time::interval_at(start, RECHECK_EVERY);
+            hourly.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = &mut stopped => return,
                     changed = reloads.changed() => if changed.is_err() { return },
+                    _ = hourly.tick() => {}
                 }
                 if let Err(e) = verify(&store, &chain, &side) {
                     flag.retired.store(true, Ordering::Release);
@@ -108,7 +118,7 @@ impl<S> Rechecked<S> {
                     refused(
                         port,
                         "retired",
-                        &format!("{peer}: closing the connection, its certificate no longer verifies after the reload: {e}"),
+                        &format!("{peer}: closing the connection, its certificate no longer verifies: {e}"),
                     );
                     return;
                 }

@@ -2,14 +2,17 @@
 //! stages the new CA beside the old one (both trusted), then drops the old
 //! one; at that reload a connection whose peer holds a certificate of the
 //! old CA is closed, on the serving side and on the dialling side, while a
-//! peer of the new CA keeps its connection.
+//! peer of the new CA keeps its connection. With no reload at all, a
+//! peer whose certificate expired loses its connection within
+//! [`RECHECK_EVERY`].
 //!
 //! Owns: these tests. Must not: share state between tests.
 
-use super::recheck::{Rechecked, Side};
-use super::tests::{cluster_dir, files, store};
+use super::recheck::{Rechecked, Side, RECHECK_EVERY};
+use super::tests::{cluster_dir, files, node_pair_until, store};
 use super::*;
 use crate::security::certs::issue_in_dir;
+use rustls::pki_types::CertificateDer;
 use std::path::Path;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -166,4 +169,37 @@ async fn a_reload_that_keeps_the_ca_keeps_the_connections() {
     // The watcher ran on that reload (it yields to it here first).
     tokio::task::yield_now().await;
     assert!(echoes(&mut conn, b"after").await, "still open");
+}
+
+/// n2's certificate expired while its connection to n1 stays open and no
+/// file changes on n1: the connection is closed at the hourly check, not
+/// before it.
+#[tokio::test(start_paused = true)]
+async fn a_peer_certificate_that_expires_loses_its_connection_within_the_hour() {
+    use rustls::pki_types::pem::PemObject;
+    let a = cluster_dir(&["n1"]);
+    let n1 = store(a.path(), "n1");
+    let expired = std::time::SystemTime::now() - Duration::from_secs(60);
+    let pair = node_pair_until(a.path(), "n2", expired);
+    let chain = [CertificateDer::from_pem_slice(pair.cert_pem.as_bytes()).unwrap()];
+    let (ours, mut theirs) = tokio::io::duplex(1024);
+    let side = Side::Accepted { required: true };
+    let mut conn = Rechecked::watch(
+        ours,
+        &n1,
+        Some(&chain[..]),
+        side,
+        Port::Internode,
+        "n2".into(),
+    );
+
+    tokio::time::sleep(RECHECK_EVERY - Duration::from_secs(60)).await;
+    conn.write_all(b"before")
+        .await
+        .expect("open until the check");
+    let mut got = [0u8; 6];
+    theirs.read_exact(&mut got).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let err = conn.write_all(b"after").await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted, "{err}");
 }

@@ -220,3 +220,32 @@ fn the_client_port_guard_wants_tls_only_and_insecure_lets_all_through() {
     };
     assert!(off.call(request("anyone", Some(plain))).is_ok());
 }
+
+/// A pair for node `id` signed by the CA in `dir`, valid for the two hours
+/// before `not_after` (which may be past: an expired certificate).
+pub(super) fn node_pair_until(
+    dir: &std::path::Path,
+    id: &str,
+    not_after: std::time::SystemTime,
+) -> crate::security::certs::Pair {
+    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let ca_key = KeyPair::from_pem(&read("ca-key.pem")).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&read("ca.pem"), ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    let uri = Identity::Node(id.to_string()).to_string();
+    params.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = (not_after - Duration::from_secs(7200)).into();
+    params.not_after = not_after.into();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    crate::security::certs::Pair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
