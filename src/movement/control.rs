@@ -10,8 +10,9 @@
 //! key's replicas, `hints::orphans`, so the drain ends), stop the process;
 //! a leave that became a removal hands its queues over the same way, then
 //! stops the node with the removal as its error, `super::leave_end`),
-//! its [`Status`], `cancel` (`decommission --cancel`: a running leave
-//! stops with no switch, its push cursors forgotten),
+//! `resume` (at start-up: continues the leave the layout shows, never
+//! begins one), its [`Status`], `cancel` (`decommission --cancel`: a
+//! running leave stops with no switch, its push cursors forgotten),
 //! [`Control::on_removed`] (a node whose removal the layout decided ends
 //! the same way, decommissioning or not: `leave_end::follow_removal`),
 //! and `cleanup` (by hand; automatically after every movement:
@@ -190,6 +191,22 @@ impl Control {
         leave::forget_before_begin(&*self.engine, &now, &me)?;
         let began = leave::begin(&self.cluster, &me).await?;
         (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
+        Ok(self.run(began))
+    }
+
+    /// At start-up, on a layout that showed this node's leave: resumes it
+    /// in the background, and never begins one (`leave::resume`): a cancel
+    /// chosen while the node was down may have reached it since
+    /// (review-cancel32b M1), then it is [`LeaveError::NotLeaving`].
+    pub async fn resume(self: &Arc<Self>) -> Result<Status, LeaveError> {
+        let began = leave::resume(&self.cluster, self.cluster.me())?;
+        Ok(self.run(began))
+    }
+
+    /// Runs the rest of the leave `began` in the background, unless it
+    /// runs already; the status.
+    fn run(self: &Arc<Self>, began: Began) -> Status {
+        let me = self.cluster.me().to_string();
         let mut running = self.running.lock();
         if !*running {
             *running = true;
@@ -207,7 +224,7 @@ impl Control {
             self.spawner.spawn("decommission", self.clone().run_leave());
         }
         drop(running);
-        Ok(self.status())
+        self.status()
     }
 
     /// The background part of a decommission, retried until done or until

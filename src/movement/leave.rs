@@ -4,7 +4,8 @@
 //! idempotent so running them again after a crash resumes: [`begin`]
 //! proposes `begin_leave` (the node becomes Leaving, still an owner; the
 //! gainers become pending replicas and get every write from then on —
-//! refused naming the movement in progress if its datacenter has one),
+//! refused naming the movement in progress if its datacenter has one;
+//! [`resume`], at a restart, never proposes it),
 //! [`hand_over`] pushes every range it loses to the nodes that gain it
 //! ([`super::push`]), [`finish`] ends the movement in steps (reads switch
 //! to the gainers, then `finish_leave`: Left, no tokens; `switch`) and
@@ -91,17 +92,34 @@ pub enum Began {
 /// Makes `me` Leaving (or finds it leaving already).
 pub async fn begin<L: LayoutHandle>(layout: &L, me: &str) -> Result<Began, LeaveError> {
     let now = layout.current();
-    let (dc, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
+    let (_, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
     still_leaving(&now, me)?;
+    if n.state != NodeState::Normal {
+        return found(&now, me);
+    }
+    let next = now.begin_leave(me)?;
+    tracing::info!(node = me, version = next.version, "decommissioning");
+    layout.propose(next).await?;
+    Ok(Began::Began)
+}
+
+/// At a restart: continues the leave of `me` that the layout in force
+/// shows, and never begins one (review-cancel32b M1). A cancel chosen
+/// while the node was down (it crashed after proposing it, before
+/// installing it) may reach it before this runs: a Normal node is
+/// [`LeaveError::NotLeaving`], and nothing is proposed.
+pub fn resume<L: LayoutHandle>(layout: &L, me: &str) -> Result<Began, LeaveError> {
+    found(&layout.current(), me)
+}
+
+/// How `now` shows `me`'s leave when nothing is to be proposed.
+fn found(now: &Layout, me: &str) -> Result<Began, LeaveError> {
+    let (dc, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
+    still_leaving(now, me)?;
     match n.state {
-        NodeState::Normal => {
-            let next = now.begin_leave(me)?;
-            tracing::info!(node = me, version = next.version, "decommissioning");
-            layout.propose(next).await?;
-            Ok(Began::Began)
-        }
         NodeState::Leaving if is_my_leave(now.movements.get(dc), me) => Ok(Began::Resumed),
         NodeState::Left => Ok(Began::AlreadyLeft),
+        NodeState::Normal => Err(LeaveError::NotLeaving(me.into())),
         state => Err(LeaveError::WrongState {
             id: me.into(),
             state,

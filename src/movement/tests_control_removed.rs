@@ -39,7 +39,11 @@ fn control_on(layout: Layout) -> (Arc<Control>, watch::Receiver<bool>) {
 
 /// [`control_on`] for node `me`.
 pub(super) fn control_of(layout: Layout, me: &str) -> (Arc<Control>, watch::Receiver<bool>) {
-    let cluster = Cluster::new(layout, me, None).expect("cluster");
+    control_in(Cluster::new(layout, me, None).expect("cluster"))
+}
+
+/// The controls of `cluster`'s node, built as the node builds them.
+pub(super) fn control_in(cluster: Cluster) -> (Arc<Control>, watch::Receiver<bool>) {
     let me = cluster.current().me().cloned().expect("a member");
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let hints = Hints::open(
