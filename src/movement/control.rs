@@ -185,11 +185,7 @@ impl Control {
         self: &Arc<Self>,
         allow_old_gainers: bool,
     ) -> Result<Status, LeaveError> {
-        let me = self.cluster.me().to_string();
-        // Not on stale cursors: a failed forget fails the begin.
-        let now = self.cluster.current().layout.clone();
-        leave::forget_before_begin(&*self.engine, &now, &me)?;
-        let began = leave::begin(&self.cluster, &me).await?;
+        let began = leave::begin(&self.cluster, &self.engine, self.cluster.me()).await?;
         (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
         Ok(self.run(began))
     }

@@ -5,7 +5,8 @@
 //! proposes `begin_leave` (the node becomes Leaving, still an owner; the
 //! gainers become pending replicas and get every write from then on —
 //! refused naming the movement in progress if its datacenter has one;
-//! [`resume`], at a restart, never proposes it),
+//! before it, on the same snapshot, the push cursors a cancelled leave may
+//! have left are forgotten; [`resume`], at a restart, never proposes it),
 //! [`hand_over`] pushes every range it loses to the nodes that gain it
 //! ([`super::push`]), [`finish`] ends the movement in steps (reads switch
 //! to the gainers, then `finish_leave`: Left, no tokens; `switch`) and
@@ -15,8 +16,7 @@
 //! (`control`). [`cancel`] proposes the next step of a cancel
 //! (`Layout::cancel_leave`, `geokv decommission --cancel`), and a running
 //! leave stops without a switch once [`cancelled`] holds
-//! ([`until_cancelled`], also in the retry pause: [`cancelled_within`]);
-//! [`forget_before_begin`] drops the push cursors a cancel may have left.
+//! ([`until_cancelled`], also in the retry pause: [`cancelled_within`]).
 //! Must not serve requests or spread layouts itself.
 
 use std::sync::Arc;
@@ -89,15 +89,30 @@ pub enum Began {
     AlreadyLeft,
 }
 
-/// Makes `me` Leaving (or finds it leaving already).
-pub async fn begin<L: LayoutHandle>(layout: &L, me: &str) -> Result<Began, LeaveError> {
+/// Makes `me` Leaving (or finds it leaving already). A Normal node first
+/// forgets its push cursors (review-cancel32 H1): a cancelled leave's can
+/// survive its cancel (a stop in the retry pause, a failed forget, a
+/// crash, a view that lagged) while its gainers drop their copies, and
+/// `check_in` keeps them while a gainer's incarnation holds, so a leave
+/// begun on them would skip ranges. The forget is decided on the snapshot
+/// the proposal is made on (review-final32 L2), and done before it, so a
+/// crash leaves none stale either; a failed forget fails the begin. It
+/// costs only a re-push.
+pub async fn begin<L: LayoutHandle>(
+    layout: &L,
+    engine: &Arc<dyn Engine>,
+    me: &str,
+) -> Result<Began, LeaveError> {
     let now = layout.current();
     let (_, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
     still_leaving(&now, me)?;
     if n.state != NodeState::Normal {
         return found(&now, me);
     }
+    // Refused (another movement, too few nodes) before anything is
+    // forgotten; accepted, the node has no leave of its own in `now`.
     let next = now.begin_leave(me)?;
+    forget_cursors(&**engine, &now, me)?;
     tracing::info!(node = me, version = next.version, "decommissioning");
     layout.propose(next).await?;
     Ok(Began::Began)
@@ -270,26 +285,4 @@ async fn cancel_once<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, Leave
 pub fn forget_cursors(engine: &dyn Engine, layout: &Layout, me: &str) -> Result<(), EngineError> {
     let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
     push::forget(engine, me, ids)
-}
-
-/// Before [`begin`]: forgets `me`'s push cursors when `layout` shows it
-/// Normal with no leave of its own (review-cancel32 H1). A cancelled
-/// leave's cursors can survive its cancel (a stop in the retry sleep, a
-/// failed forget, a crash, a view that lagged) while its gainers drop
-/// their copies, and `check_in` keeps them while a gainer's incarnation
-/// holds: a leave begun on them would skip ranges. Forgetting costs only
-/// a re-push, and done before the proposal it is crash-safe.
-pub fn forget_before_begin(
-    engine: &dyn Engine,
-    layout: &Layout,
-    me: &str,
-) -> Result<(), EngineError> {
-    match layout.node(me) {
-        Some((dc, _, n))
-            if n.state == NodeState::Normal && !is_my_leave(layout.movements.get(dc), me) =>
-        {
-            forget_cursors(engine, layout, me)
-        }
-        _ => Ok(()),
-    }
 }

@@ -93,7 +93,7 @@ impl RangeSink for Crashy {
 #[tokio::test(start_paused = true)]
 async fn a_gainer_that_lost_its_unsynced_tail_mid_push_is_pushed_to_again() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let sink = Crashy {
         engines: w.engines.clone(),
         tails: Mutex::default(),
@@ -141,7 +141,7 @@ async fn hand_over_as(w: &World, sink: &Sink, allow_old_gainers: bool) -> Result
 #[tokio::test(start_paused = true)]
 async fn a_gainer_restarting_in_every_round_holds_the_switch() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let (leaving, gainers) = (w.layout.current().version, gainers(&w.layout, "a"));
     let sink = Sink::new(&w, None);
     // A new incarnation at every sync.
@@ -176,7 +176,7 @@ async fn a_gainer_restarting_in_every_round_holds_the_switch() {
 #[tokio::test]
 async fn cursors_with_no_recorded_incarnation_are_started_over() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let engine = w.engines["a"].clone();
     let first = Sink::new(&w, Some(5));
     hand_over_a(&w, &first).await.unwrap_err();
@@ -216,7 +216,7 @@ async fn cursors_with_no_recorded_incarnation_are_started_over() {
 #[tokio::test]
 async fn a_gainer_that_cannot_tell_its_incarnation_holds_the_switch() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let gainers = gainers(&w.layout, "a");
     let sink = Sink::new(&w, None);
     *sink.syncs.lock() = vec![Ok(Synced::Durable { incarnation: 0 }); 64];
@@ -232,7 +232,7 @@ async fn a_gainer_that_cannot_tell_its_incarnation_holds_the_switch() {
 #[tokio::test]
 async fn a_gainer_that_cannot_tell_its_incarnation_is_passed_by_the_operator_and_resumed() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let gainers = gainers(&w.layout, "a");
     // An older build: no SyncWal at all, then one without the field.
     let first = Sink::new(&w, Some(5));
