@@ -36,6 +36,7 @@ use super::stream::{Progress, ProgressSnapshot, StreamConfig};
 use super::throughput::Throughput;
 use crate::engine::Engine;
 use crate::hints::Hints;
+use crate::replica::call_site::CallSite;
 use crate::transport::Peers;
 use crate::view::Cluster;
 
@@ -293,7 +294,7 @@ impl Control {
             // serves as Normal (audit11 D1).
             let once = tokio::select! {
                 r = self.leave_once(&me) => r,
-                () = leave::until_cancelled(&self.cluster, &me) => return self.cancelled(&me),
+                () = leave::until_cancelled(&self.cluster, &me) => return self.cancelled(&me).await,
             };
             match once {
                 Ok(()) => break,
@@ -302,7 +303,7 @@ impl Control {
                     self.status.lock().detail = e;
                     let pause = Duration::from_secs(2);
                     if leave::cancelled_within(&self.cluster, &me, pause).await {
-                        return self.cancelled(&me);
+                        return self.cancelled(&me).await;
                     }
                 }
             }
@@ -354,7 +355,7 @@ impl Control {
             is_up: self.is_up.clone(),
             timeout: Duration::from_secs(30),
         };
-        leave::finish(&handle, &*self.engine, me)
+        leave::finish(&handle, &self.engine, me)
             .await
             .map_err(|e| e.to_string())?;
         self.announce(self.cluster.current().version()).await?;
@@ -406,7 +407,9 @@ impl Control {
     /// movement is in progress).
     pub async fn cleanup(&self) -> Result<Cleaned, CleanupError> {
         let (engine, cluster) = (self.engine.clone(), self.cluster.clone());
-        tokio::task::spawn_blocking(move || super::cleanup::cleanup_current(&*engine, &cluster))
+        // Scans and range deletions: on the blocking pool, in this span.
+        CallSite::BlockingPool
+            .run(move || super::cleanup::cleanup_current(&*engine, &cluster))
             .await
             .map_err(|e| CleanupError::Task(e.to_string()))?
     }

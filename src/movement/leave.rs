@@ -112,7 +112,7 @@ pub async fn begin<L: LayoutHandle>(
     // Refused (another movement, too few nodes) before anything is
     // forgotten; accepted, the node has no leave of its own in `now`.
     let next = now.begin_leave(me)?;
-    forget_cursors(&**engine, &now, me)?;
+    forget_cursors(engine, &now, me).await?;
     tracing::info!(node = me, version = next.version, "decommissioning");
     layout.propose(next).await?;
     Ok(Began::Began)
@@ -170,7 +170,7 @@ pub async fn hand_over<L: LayoutHandle, S: RangeSink>(
 /// already, and forgets the push cursors.
 pub async fn finish<L: LayoutHandle>(
     layout: &L,
-    engine: &dyn Engine,
+    engine: &Arc<dyn Engine>,
     me: &str,
 ) -> Result<(), LeaveError> {
     let now = layout.current();
@@ -186,7 +186,7 @@ pub async fn finish<L: LayoutHandle>(
         .collect();
     let version = super::switch::finish_movement(layout, me).await?;
     tracing::info!(node = me, version, "left the cluster");
-    push::forget(engine, me, gainers)?;
+    push::forget(engine, me, gainers).await?;
     Ok(())
 }
 
@@ -281,8 +281,13 @@ async fn cancel_once<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, Leave
 }
 
 /// Forgets `me`'s push cursors towards every node of `layout` (a cancelled
-/// leave: a decommission begun again later pushes from the start).
-pub fn forget_cursors(engine: &dyn Engine, layout: &Layout, me: &str) -> Result<(), EngineError> {
+/// leave: a decommission begun again later pushes from the start), in one
+/// write on the engine's call site (`push::forget`).
+pub async fn forget_cursors(
+    engine: &Arc<dyn Engine>,
+    layout: &Layout,
+    me: &str,
+) -> Result<(), EngineError> {
     let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
-    push::forget(engine, me, ids)
+    push::forget(engine, me, ids).await
 }

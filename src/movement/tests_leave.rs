@@ -146,7 +146,7 @@ async fn a_leaver_hands_every_range_over_and_ends_left() {
     let p = progress.snapshot();
     assert_eq!(p.ranges_done, p.ranges_total);
     assert_eq!(p.keys as usize, held);
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
     assert_eq!(
         begin(&w.layout, &w.engines["a"], "a").await.unwrap(),
@@ -223,7 +223,7 @@ async fn an_interrupted_hand_over_resumes_after_the_last_page_taken() {
         .count();
     // Nothing pushed twice: the second run started after the cursors.
     assert_eq!(taken + second.rows.load(Ordering::SeqCst), held);
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
 
@@ -272,7 +272,7 @@ async fn a_leaver_turned_into_a_removal_learns_it_and_stops() {
     let (cfg, progress) = (small_pages(), Progress::default());
     let pushed = hand_over(&w.layout, engine.clone(), &sink, "a", &cfg, &progress);
     assert!(matches!(pushed.await, Err(LeaveError::Removed(_))));
-    let err = finish(&w.layout, &*engine, "a").await.unwrap_err();
+    let err = finish(&w.layout, &engine, "a").await.unwrap_err();
     assert!(matches!(err, LeaveError::Removed(_)), "{err}");
     assert_eq!(*w.layout.current(), removing, "nothing proposed");
     w.layout.propose(removed).await.unwrap();

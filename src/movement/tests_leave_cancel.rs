@@ -49,9 +49,9 @@ async fn a_cancelled_leave_proposes_no_switch_and_the_node_stays_normal() {
     assert!(cancel(&w.layout, "b").await.is_err(), "never leaving");
     assert_eq!(w.layout.current().version, version, "nothing proposed");
     // The leave's own finish proposes nothing now.
-    finish(&w.layout, &*engine, "a").await.unwrap_err();
+    finish(&w.layout, &engine, "a").await.unwrap_err();
     assert_eq!(w.layout.current().version, version, "no switch");
-    forget_cursors(&*engine, &now, "a").unwrap();
+    forget_cursors(&engine, &now, "a").await.unwrap();
     assert!(!started(), "cursors forgotten");
 }
 
@@ -76,7 +76,7 @@ async fn a_cancel_past_the_switch_takes_two_steps_and_a_left_node_cannot_cancel(
         vec!["a"],
         "driven to its end"
     );
-    assert!(finish(&w.layout, &*w.engines["a"], "a").await.is_err());
+    assert!(finish(&w.layout, &w.engines["a"], "a").await.is_err());
     assert_eq!(*w.layout.current(), *back, "the leave cannot finish");
     // The abort driver's second step ends it with the node Normal.
     let version = super::abort::drop_abandoned(&w.layout, "a").await.unwrap();

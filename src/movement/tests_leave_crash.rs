@@ -110,7 +110,7 @@ async fn a_gainer_that_lost_its_unsynced_tail_mid_push_is_pushed_to_again() {
     // ...and comes back without its unsynced tail, as a new incarnation.
     sink.crash();
     run().await.unwrap();
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
 
@@ -168,7 +168,7 @@ async fn a_gainer_restarting_in_every_round_holds_the_switch() {
     assert_eq!(w.layout.current().version, leaving, "nothing proposed");
     // Once it stays up, the leave completes with every row on its gainers.
     hand_over_a(&w, &Sink::new(&w, None)).await.unwrap();
-    finish(&w.layout, &*w.engines["a"], "a").await.unwrap();
+    finish(&w.layout, &w.engines["a"], "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
 
@@ -206,7 +206,7 @@ async fn cursors_with_no_recorded_incarnation_are_started_over() {
         let recorded = cursor::load_incarnation(&*engine, &stream_id("a", g)).unwrap();
         assert_eq!(recorded, Some(Incarnation::Known(1)));
     }
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
 
@@ -273,6 +273,6 @@ async fn a_gainer_that_cannot_tell_its_incarnation_is_passed_by_the_operator_and
     let engine = w.engines["a"].clone();
     let recorded = cursor::load_incarnation(&*engine, &stream_id("a", &gainers[0]));
     assert_eq!(recorded.unwrap(), Some(Incarnation::Unknown));
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }

@@ -77,7 +77,7 @@ async fn leave_as(
         inner: &w.layout,
         log: sink.log.clone(),
     };
-    finish(&logged, &*engine, "a").await
+    finish(&logged, &engine, "a").await
 }
 
 #[tokio::test]

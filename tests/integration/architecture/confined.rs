@@ -138,10 +138,6 @@ const BLOCKING_ALLOWED: &[(&str, &str)] = &[
         "an argon2 verification run: CPU work bounded by the verification places; its JoinHandle is the run that Verifier::start returns",
     ),
     (
-        "movement/control.rs",
-        "a cleanup's range deletion (engine); a pure move behind CallSite, left for a stop where no other branch changes this file",
-    ),
-    (
         "view/acceptor.rs",
         "a layout acceptor's promise or accept, fsynced before it answers (engine); a pure move behind CallSite, left for a stop where no other branch changes view/",
     ),
