@@ -48,7 +48,8 @@ pub struct Status {
     /// node, the abort driver's second step is pending), `cancelled`
     /// (`decommission --cancel`: the node stays), or `failed`
     /// (the node was removed meanwhile: it handed its queues over,
-    /// `draining`, and stops with exit code 3).
+    /// `draining`, and stops: exit 3, or 1 when a task failed first (a
+    /// restart then hands the queues over and exits 3)).
     pub phase: String,
     /// The last error (the step is retried), or what the phase waits for.
     pub detail: String,

@@ -56,12 +56,15 @@ pub enum LeaveError {
     /// The first step of a cancel past the switch waits for every build.
     #[error(transparent)]
     NotUpgraded(#[from] super::upgrade::NotUpgraded),
-    #[error("node '{0}' was removed from the cluster while it was unreachable (`geokv removenode {0}` turned its decommission into a removal; the survivors re-replicate its ranges): it cannot go on leaving. It hands its queued hints, inter-DC entries and anti-entropy records over to another node of its datacenter, then stops with 'was removed' (exit 3); wipe its data directory only after that, then join it under a new id")]
+    /// Also the end of a node that was not decommissioning
+    /// (`Control::on_removed`): the text presumes no leave
+    /// (review-final32 L5).
+    #[error("node '{0}' was removed from the cluster (`geokv removenode {0}`, which also ends a decommission it was in; the survivors re-replicate its ranges). It hands its queued hints, inter-DC entries and anti-entropy records over to another node of its datacenter, then stops with 'was removed' (exit 3); wipe its data directory only after that, then join it under a new id")]
     Removed(String),
 }
 
 impl LeaveError {
-    /// Retrying cannot help: the node's leave became a removal.
+    /// Retrying cannot help: the node was removed.
     pub fn is_final(&self) -> bool {
         matches!(self, LeaveError::Removed(_))
     }

@@ -110,6 +110,11 @@ async fn a_control_started_on_its_removal_hands_its_queues_over_and_ends_removed
     let status = control.status();
     assert_eq!(status.phase, "failed", "queues handed over: {status:?}");
     assert!(status.detail.contains("removed"), "{status:?}");
+    // review-final32 L5: `on_removed` does not know whether a
+    // decommission ran (none may have): its error presumes none.
+    for leave in ["turned its decommission", "cannot go on leaving"] {
+        assert!(!status.detail.contains(leave), "{status:?}");
+    }
 }
 
 /// Learning it late (the layout sync installs the removal while the node
