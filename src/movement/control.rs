@@ -12,14 +12,15 @@
 //! stops the node with the removal as its error, `super::leave_end`),
 //! `resume` (at start-up: continues the leave the layout shows, never
 //! begins one), its [`Status`], `cancel` (`decommission --cancel`: a
-//! running leave stops with no switch, its push cursors forgotten),
+//! running leave stops with no switch, its push cursors forgotten;
+//! `control_cancel`),
 //! [`Control::on_removed`] (a node whose removal the layout decided ends
-//! the same way, decommissioning or not: `leave_end::follow_removal`),
+//! the same way, decommissioning or not: `leave_end::follow_removal`,
+//! `control_removed`),
 //! and `cleanup` (by hand; automatically after every movement:
 //! `super::cleanup_follow`).
 //! Must not change the layout except through the leave's steps.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ use tokio::sync::watch;
 
 use super::cleanup::{Cleaned, CleanupError};
 use super::leave::{self, Began, LeaveError};
-use super::leave_end::{after_removal, hand_queues_over};
+use super::leave_end::hand_queues_over;
 use super::push::PeerSink;
 use super::stream::{Progress, ProgressSnapshot, StreamConfig};
 use super::throughput::Throughput;
@@ -135,13 +136,6 @@ impl Control {
         })
     }
 
-    /// How this node ended after its removal was decided, if it did: the
-    /// node then exits with `NodeError::Removed` ([`Ended::HandedOver`])
-    /// or `NodeError::RemovedBeforeHandOver` ([`Ended::Stopped`]).
-    pub fn ended(&self) -> Option<Ended> {
-        *self.ended.lock()
-    }
-
     /// The decommission's status.
     pub fn status(&self) -> Status {
         let mut s = self.status.lock();
@@ -231,54 +225,6 @@ impl Control {
         self.clone()
             .until_stopped(self.clone().leave_until_done())
             .await
-    }
-
-    /// The end of a node whose removal the layout decided (`removenode`:
-    /// `Remove{me}`, or me Removed) while no decommission runs here (one
-    /// that runs ends so itself): hands the queues over, then stops the
-    /// node, which exits with `NodeError::Removed` (review-elastic2-30 M1).
-    pub async fn on_removed(self: Arc<Self>) {
-        if std::mem::replace(&mut *self.running.lock(), true) {
-            return;
-        }
-        let removed = LeaveError::Removed(self.cluster.me().to_string());
-        self.clone().until_stopped(self.end_removed(removed)).await
-    }
-
-    /// Runs `work` until it ends or the node stops. Stopped before its
-    /// end, a leave resumes on the next start; but once the removal of
-    /// this node is decided, the node still ends as removed (exit 3, not
-    /// 0): [`Ended::Stopped`] unless its queues were handed over, so its
-    /// error says to start it again, which hands them over and stops.
-    async fn until_stopped(self: Arc<Self>, work: impl Future<Output = ()>) {
-        let mut stopping = self.stop.subscribe();
-        tokio::select! {
-            () = work => {}
-            _ = stopping.wait_for(|v| *v) => {
-                *self.running.lock() = false;
-                let me = self.cluster.me();
-                if self.ended() == Some(Ended::HandedOver) {
-                    tracing::info!(node = %me, "the node is stopping: removed, its queues handed over");
-                } else if leave::still_leaving(&self.cluster.current().layout, me).is_err() {
-                    tracing::error!(node = %me, "the node is stopping before its queues were handed over after its removal (exit 3, or 1 when a task failed first): start it again to hand them over, before wiping it");
-                    *self.ended.lock() = Some(Ended::Stopped);
-                    self.status.lock().detail = "removed; stopped before its queues were handed over".into();
-                } else {
-                    tracing::warn!("the node is stopping: decommission interrupted; it resumes on the next start");
-                    self.status.lock().detail = "interrupted by the node's shutdown".into();
-                }
-            }
-        }
-    }
-
-    /// Hands the queues over after the removal (`removed`, the error the
-    /// leave met), marks the node removed and stops it.
-    async fn end_removed(self: Arc<Self>, removed: LeaveError) {
-        let report = |phase: &str, detail: String| self.set(phase, detail);
-        let e = after_removal(&*self.hints, &self.cluster, removed, &report).await;
-        tracing::error!(node = %self.cluster.me(), error = %e, "queues handed over: the node stops (exit 3)");
-        *self.ended.lock() = Some(Ended::HandedOver);
-        self.stop_after_a_while().await
     }
 
     async fn leave_until_done(self: Arc<Self>) {
@@ -418,6 +364,9 @@ impl Control {
 
 #[path = "control_cancel.rs"]
 mod cancel;
+
+#[path = "control_removed.rs"]
+mod removed;
 
 #[cfg(test)]
 #[path = "tests_control_removed.rs"]
