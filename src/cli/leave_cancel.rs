@@ -11,6 +11,7 @@ use anyhow::Context;
 use geokv::movement::control::Status;
 
 use super::{line, outcome_json, DecommissionArgs, Outcome};
+use crate::cli::admin_http::StatusError;
 use crate::cli::ring::http;
 
 /// Runs `geokv decommission --cancel`: asks for the cancel, then, past the
@@ -18,7 +19,8 @@ use crate::cli::ring::http;
 /// step is the abort driver's, review-cancel31 M3); prints the progress,
 /// or with `--json` one object whose outcome is `cancelled`.
 pub(super) async fn cancel(args: &DecommissionArgs) -> anyhow::Result<()> {
-    let body = http(&args.endpoint, "POST", "/decommission/cancel").await?;
+    let body = (http(&args.endpoint, "POST", "/decommission/cancel").await)
+        .map_err(|e| cancel_refused(&args.endpoint, e))?;
     let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
     let mut last = String::new();
     while status.phase != "cancelled" {
@@ -45,4 +47,53 @@ pub(super) async fn cancel(args: &DecommissionArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The error of the cancel's request. A node of an older build has no
+/// such route: its router answers `404 not found`, which an operator
+/// would read as no such node or no decommission (review-l4-33 M1). The
+/// route's own 404s have other bodies (`no range movements on this port`,
+/// a node not in the layout).
+fn cancel_refused(endpoint: &str, e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<StatusError>() {
+        Some(s) if s.code == 404 && s.body == "not found" => anyhow::anyhow!(
+            "{endpoint} runs a build without POST /decommission/cancel: nothing was changed; upgrade it (or cancel with the geokv binary of its build), then run --cancel again"
+        ),
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// review-l4-33 M1: an older build's `404 not found` names the
+    /// upgrade; every other refusal reads as before.
+    #[test]
+    fn an_older_build_without_the_route_is_named_and_other_refusals_read_as_before() {
+        let answered = |code, body: &str| {
+            anyhow::Error::new(StatusError {
+                endpoint: "n:1".into(),
+                code,
+                body: body.into(),
+            })
+        };
+        let old = cancel_refused("n:1", answered(404, "not found")).to_string();
+        assert!(
+            old.contains("n:1 runs a build without POST /decommission/cancel")
+                && old.contains("nothing was changed")
+                && old.contains("upgrade it"),
+            "{old}"
+        );
+        let body = "no range movements on this port";
+        let none = cancel_refused("n:1", answered(404, body)).to_string();
+        assert_eq!(none, format!("n:1 answered 404: {body}"));
+        let not = cancel_refused("n:1", answered(409, "node 'd' is not decommissioning"));
+        assert_eq!(
+            not.to_string(),
+            "n:1 answered 409: node 'd' is not decommissioning"
+        );
+        let other = cancel_refused("n:1", anyhow::anyhow!("connection refused"));
+        assert_eq!(other.to_string(), "connection refused");
+    }
 }
