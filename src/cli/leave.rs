@@ -47,7 +47,8 @@ pub struct DecommissionArgs {
     /// leave waits for them to be upgraded). Once the node accepted the
     /// request, on for the node's process: running the command again
     /// without it does not take it back (`--json`: allow_old_gainers); a
-    /// refused request leaves it off, a restart of the node drops it.
+    /// refused request leaves it off, a `--cancel` or a restart of the
+    /// node drops it.
     #[arg(long)]
     pub allow_old_gainers: bool,
     #[command(flatten)]
