@@ -299,6 +299,18 @@ mod tests {
         admin_request(addr, "POST", "/faults/delay?dc=dc2&ms=50")
             .await
             .unwrap();
+        // review-l4-33 L1: the cancel's own route is wired (this admin has
+        // no movements: 404 with its own text, not the router's `not
+        // found`); an older CLI's `?cancel=true` is 400 naming it.
+        let old = status(admin_request(addr, "POST", "/decommission?cancel=true").await);
+        assert!(
+            old.contains("400") && old.contains("/decommission/cancel"),
+            "{old}"
+        );
+        let cancel = status(admin_request(addr, "POST", "/decommission/cancel").await);
+        assert!(cancel.contains("404 no range movements"), "{cancel}");
+        let get = status(admin_request(addr, "GET", "/decommission/cancel").await);
+        assert!(get.contains("405"), "{get}");
 
         let disabled = start(false).await;
         let forbidden = status(admin_request(disabled, "POST", "/faults/cut?target=x").await);

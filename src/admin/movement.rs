@@ -12,6 +12,7 @@
 //! `GET`/`PUT /stream-throughput` (the node's stream cap in MiB/s, changed
 //! in place: `{"mib_per_sec": 24}`). Must not decide anything:
 //! `movement::control` does.
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,12 +41,25 @@ pub struct DecommissionQuery {
 }
 
 /// `POST /decommission[?allow_old_gainers=true]`: begin or resume this
-/// node's decommission.
-pub async fn decommission(State(a): State<Admin>, Query(q): Query<DecommissionQuery>) -> Response {
+/// node's decommission. A query it does not know is 400 naming the
+/// cancel's route (an older CLI's `?cancel=true`, review-l4-33 L2).
+pub async fn decommission(
+    State(a): State<Admin>,
+    q: Result<Query<DecommissionQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return (StatusCode::BAD_REQUEST, unknown_query(&e)).into_response(),
+    };
     let Some(control) = &a.control else {
         return no_control();
     };
     answer(control.decommission(q.allow_old_gainers).await)
+}
+
+/// The answer to a `POST /decommission` query it does not know.
+fn unknown_query(e: &QueryRejection) -> String {
+    format!("{e}; a cancel is POST /decommission/cancel (this geokv CLI is older than the node: use the node's)\n")
 }
 
 /// `POST /decommission/cancel`: the decommission cancelled (the node

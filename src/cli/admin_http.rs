@@ -177,9 +177,28 @@ async fn request_with(
         bail!("{endpoint} answered 401: {body} (give the admin token: --token or GEOKV_TOKEN)");
     }
     if !answer.is_success() {
-        bail!("{endpoint} answered {code}: {body}");
+        let body = body.to_string();
+        let endpoint = endpoint.to_string();
+        return Err(StatusError {
+            endpoint,
+            code,
+            body,
+        }
+        .into());
     }
     Ok(answer.body)
+}
+
+/// An admin request answered with a status other than 2xx (and 401
+/// without a token), for a caller that tells them apart (review-l4-33 M1:
+/// `decommission --cancel` on an older build).
+#[derive(Debug, thiserror::Error)]
+#[error("{endpoint} answered {code}: {body}")]
+pub struct StatusError {
+    pub endpoint: String,
+    pub code: u16,
+    /// The answer's body, trimmed.
+    pub body: String,
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! `GET`/`PUT /stream-throughput`).
 //!
 //! `geokv decommission --cancel` stops a decommission instead
-//! (`POST /decommission/cancel`, then `GET /decommission` until
-//! `cancelled`); a waiting `decommission` ends non-zero on `cancelled`.
+//! (`leave_cancel`: `POST /decommission/cancel`, then `GET /decommission`
+//! until `cancelled`); a waiting `decommission` ends non-zero on
+//! `cancelled`.
 //!
 //! Owns the printing of the progress (or, with `--json`, of one JSON object
 //! once the command is done). Running `decommission` again after a crash of
@@ -46,7 +47,8 @@ pub struct DecommissionArgs {
     /// leave waits for them to be upgraded). Once the node accepted the
     /// request, on for the node's process: running the command again
     /// without it does not take it back (`--json`: allow_old_gainers); a
-    /// refused request leaves it off, a restart of the node drops it.
+    /// refused request leaves it off, a `--cancel` or a restart of the
+    /// node drops it.
     #[arg(long)]
     pub allow_old_gainers: bool,
     #[command(flatten)]
@@ -140,44 +142,10 @@ fn outcome_json(endpoint: &str, outcome: Outcome, s: &Status, error: Option<Stri
     })
 }
 
-/// Runs `geokv decommission --cancel`: asks for the cancel, then, past the
-/// switch, polls until the node is Normal with no movement (the second
-/// step is the abort driver's, review-cancel31 M3); prints the progress,
-/// or with `--json` one object whose outcome is `cancelled`.
-async fn cancel(args: &DecommissionArgs) -> anyhow::Result<()> {
-    let body = http(&args.endpoint, "POST", "/decommission/cancel").await?;
-    let mut status: Status = serde_json::from_str(&body).context("decoding the status")?;
-    let mut last = String::new();
-    while status.phase != "cancelled" {
-        if status.phase == "failed" {
-            anyhow::bail!("the decommission cannot be cancelled: {}", status.detail);
-        }
-        let now = line(&status);
-        if now != last && !args.json {
-            println!("{now}");
-            last = now;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let body = (http(&args.endpoint, "GET", "/decommission").await)
-            .context("the node stopped answering; run `geokv decommission --cancel` again")?;
-        status = serde_json::from_str(&body).context("decoding the status")?;
-    }
-    if args.json {
-        let v = outcome_json(&args.endpoint, Outcome::Cancelled, &status, None);
-        println!("{v}");
-    } else {
-        println!(
-            "decommission of {} cancelled: {}",
-            args.endpoint, status.detail
-        );
-    }
-    Ok(())
-}
-
 /// Runs `geokv decommission`.
 pub async fn decommission(args: DecommissionArgs) -> anyhow::Result<()> {
     if args.cancel {
-        return cancel(&args).await;
+        return cancel::cancel(&args).await;
     }
     let begin = begin_path(args.allow_old_gainers);
     let body = http(&args.endpoint, "POST", begin).await?;
@@ -314,6 +282,9 @@ fn throughput_output(
         (false, mib) => format!("stream throughput: {mib} MiB/s"),
     })
 }
+
+#[path = "leave_cancel.rs"]
+mod cancel;
 
 #[cfg(test)]
 mod tests {

@@ -10,15 +10,17 @@
 //! key's replicas, `hints::orphans`, so the drain ends), stop the process;
 //! a leave that became a removal hands its queues over the same way, then
 //! stops the node with the removal as its error, `super::leave_end`),
-//! its [`Status`], `cancel` (`decommission --cancel`: a running leave
-//! stops with no switch, its push cursors forgotten),
+//! `resume` (at start-up: continues the leave the layout shows, never
+//! begins one), its [`Status`], `cancel` (`decommission --cancel`: a
+//! running leave stops with no switch, its push cursors forgotten;
+//! `control_cancel`),
 //! [`Control::on_removed`] (a node whose removal the layout decided ends
-//! the same way, decommissioning or not: `leave_end::follow_removal`),
+//! the same way, decommissioning or not: `leave_end::follow_removal`,
+//! `control_removed`),
 //! and `cleanup` (by hand; automatically after every movement:
 //! `super::cleanup_follow`).
 //! Must not change the layout except through the leave's steps.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,12 +31,13 @@ use tokio::sync::watch;
 
 use super::cleanup::{Cleaned, CleanupError};
 use super::leave::{self, Began, LeaveError};
-use super::leave_end::{after_removal, hand_queues_over};
+use super::leave_end::hand_queues_over;
 use super::push::PeerSink;
 use super::stream::{Progress, ProgressSnapshot, StreamConfig};
 use super::throughput::Throughput;
 use crate::engine::Engine;
 use crate::hints::Hints;
+use crate::replica::call_site::CallSite;
 use crate::transport::Peers;
 use crate::view::Cluster;
 
@@ -46,7 +49,8 @@ pub struct Status {
     /// node, the abort driver's second step is pending), `cancelled`
     /// (`decommission --cancel`: the node stays), or `failed`
     /// (the node was removed meanwhile: it handed its queues over,
-    /// `draining`, and stops with exit code 3).
+    /// `draining`, and stops: exit 3, or 1 when a task failed first (a
+    /// restart then hands the queues over and exits 3)).
     pub phase: String,
     /// The last error (the step is retried), or what the phase waits for.
     pub detail: String,
@@ -132,13 +136,6 @@ impl Control {
         })
     }
 
-    /// How this node ended after its removal was decided, if it did: the
-    /// node then exits with `NodeError::Removed` ([`Ended::HandedOver`])
-    /// or `NodeError::RemovedBeforeHandOver` ([`Ended::Stopped`]).
-    pub fn ended(&self) -> Option<Ended> {
-        *self.ended.lock()
-    }
-
     /// The decommission's status.
     pub fn status(&self) -> Status {
         let mut s = self.status.lock();
@@ -184,12 +181,24 @@ impl Control {
         self: &Arc<Self>,
         allow_old_gainers: bool,
     ) -> Result<Status, LeaveError> {
-        let me = self.cluster.me().to_string();
-        // Not on stale cursors: a failed forget fails the begin.
-        let now = self.cluster.current().layout.clone();
-        leave::forget_before_begin(&*self.engine, &now, &me)?;
-        let began = leave::begin(&self.cluster, &me).await?;
+        let began = leave::begin(&self.cluster, &self.engine, self.cluster.me()).await?;
         (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
+        Ok(self.run(began))
+    }
+
+    /// At start-up, on a layout that showed this node's leave: resumes it
+    /// in the background, and never begins one (`leave::resume`): a cancel
+    /// chosen while the node was down may have reached it since
+    /// (review-cancel32b M1), then it is [`LeaveError::NotLeaving`].
+    pub async fn resume(self: &Arc<Self>) -> Result<Status, LeaveError> {
+        let began = leave::resume(&self.cluster, self.cluster.me())?;
+        Ok(self.run(began))
+    }
+
+    /// Runs the rest of the leave `began` in the background, unless it
+    /// runs already; the status.
+    fn run(self: &Arc<Self>, began: Began) -> Status {
+        let me = self.cluster.me().to_string();
         let mut running = self.running.lock();
         if !*running {
             *running = true;
@@ -207,7 +216,7 @@ impl Control {
             self.spawner.spawn("decommission", self.clone().run_leave());
         }
         drop(running);
-        Ok(self.status())
+        self.status()
     }
 
     /// The background part of a decommission, retried until done or until
@@ -216,54 +225,6 @@ impl Control {
         self.clone()
             .until_stopped(self.clone().leave_until_done())
             .await
-    }
-
-    /// The end of a node whose removal the layout decided (`removenode`:
-    /// `Remove{me}`, or me Removed) while no decommission runs here (one
-    /// that runs ends so itself): hands the queues over, then stops the
-    /// node, which exits with `NodeError::Removed` (review-elastic2-30 M1).
-    pub async fn on_removed(self: Arc<Self>) {
-        if std::mem::replace(&mut *self.running.lock(), true) {
-            return;
-        }
-        let removed = LeaveError::Removed(self.cluster.me().to_string());
-        self.clone().until_stopped(self.end_removed(removed)).await
-    }
-
-    /// Runs `work` until it ends or the node stops. Stopped before its
-    /// end, a leave resumes on the next start; but once the removal of
-    /// this node is decided, the node still ends as removed (exit 3, not
-    /// 0): [`Ended::Stopped`] unless its queues were handed over, so its
-    /// error says to start it again, which hands them over and stops.
-    async fn until_stopped(self: Arc<Self>, work: impl Future<Output = ()>) {
-        let mut stopping = self.stop.subscribe();
-        tokio::select! {
-            () = work => {}
-            _ = stopping.wait_for(|v| *v) => {
-                *self.running.lock() = false;
-                let me = self.cluster.me();
-                if self.ended() == Some(Ended::HandedOver) {
-                    tracing::info!(node = %me, "the node is stopping: removed, its queues handed over");
-                } else if leave::still_leaving(&self.cluster.current().layout, me).is_err() {
-                    tracing::error!(node = %me, "the node is stopping before its queues were handed over after its removal (exit 3, or 1 when a task failed first): start it again to hand them over, before wiping it");
-                    *self.ended.lock() = Some(Ended::Stopped);
-                    self.status.lock().detail = "removed; stopped before its queues were handed over".into();
-                } else {
-                    tracing::warn!("the node is stopping: decommission interrupted; it resumes on the next start");
-                    self.status.lock().detail = "interrupted by the node's shutdown".into();
-                }
-            }
-        }
-    }
-
-    /// Hands the queues over after the removal (`removed`, the error the
-    /// leave met), marks the node removed and stops it.
-    async fn end_removed(self: Arc<Self>, removed: LeaveError) {
-        let report = |phase: &str, detail: String| self.set(phase, detail);
-        let e = after_removal(&*self.hints, &self.cluster, removed, &report).await;
-        tracing::error!(node = %self.cluster.me(), error = %e, "queues handed over: the node stops (exit 3)");
-        *self.ended.lock() = Some(Ended::HandedOver);
-        self.stop_after_a_while().await
     }
 
     async fn leave_until_done(self: Arc<Self>) {
@@ -280,7 +241,7 @@ impl Control {
             // serves as Normal (audit11 D1).
             let once = tokio::select! {
                 r = self.leave_once(&me) => r,
-                () = leave::until_cancelled(&self.cluster, &me) => return self.cancelled(&me),
+                () = leave::until_cancelled(&self.cluster, &me) => return self.cancelled(&me).await,
             };
             match once {
                 Ok(()) => break,
@@ -289,7 +250,7 @@ impl Control {
                     self.status.lock().detail = e;
                     let pause = Duration::from_secs(2);
                     if leave::cancelled_within(&self.cluster, &me, pause).await {
-                        return self.cancelled(&me);
+                        return self.cancelled(&me).await;
                     }
                 }
             }
@@ -341,7 +302,7 @@ impl Control {
             is_up: self.is_up.clone(),
             timeout: Duration::from_secs(30),
         };
-        leave::finish(&handle, &*self.engine, me)
+        leave::finish(&handle, &self.engine, me)
             .await
             .map_err(|e| e.to_string())?;
         self.announce(self.cluster.current().version()).await?;
@@ -393,7 +354,9 @@ impl Control {
     /// movement is in progress).
     pub async fn cleanup(&self) -> Result<Cleaned, CleanupError> {
         let (engine, cluster) = (self.engine.clone(), self.cluster.clone());
-        tokio::task::spawn_blocking(move || super::cleanup::cleanup_current(&*engine, &cluster))
+        // Scans and range deletions: on the blocking pool, in this span.
+        CallSite::BlockingPool
+            .run(move || super::cleanup::cleanup_current(&*engine, &cluster))
             .await
             .map_err(|e| CleanupError::Task(e.to_string()))?
     }
@@ -401,6 +364,9 @@ impl Control {
 
 #[path = "control_cancel.rs"]
 mod cancel;
+
+#[path = "control_removed.rs"]
+mod removed;
 
 #[cfg(test)]
 #[path = "tests_control_removed.rs"]

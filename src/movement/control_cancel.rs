@@ -28,7 +28,7 @@ impl Control {
         let running = *self.running.lock();
         let (phase, detail) = self.cancel_phase(&me);
         if !running {
-            self.cancelled(&me);
+            self.cancelled(&me).await;
         }
         Ok(Status {
             phase,
@@ -53,10 +53,10 @@ impl Control {
     /// second step). The operator's `--allow-old-gainers` ends with the
     /// leave it was given for: a decommission begun again checks older
     /// gainers unless asked again (review-final32 M1).
-    pub(super) fn cancelled(&self, me: &str) {
+    pub(super) async fn cancelled(&self, me: &str) {
         self.allow_old_gainers.store(false, Ordering::SeqCst);
         let layout = self.cluster.current().layout.clone();
-        if let Err(e) = leave::forget_cursors(&*self.engine, &layout, me) {
+        if let Err(e) = leave::forget_cursors(&self.engine, &layout, me).await {
             tracing::warn!(error = %e, "decommission cancelled: forgetting push cursors");
         }
         tracing::info!(node = %me, version = layout.version, "decommission cancelled: the node stays");

@@ -4,7 +4,9 @@
 //! idempotent so running them again after a crash resumes: [`begin`]
 //! proposes `begin_leave` (the node becomes Leaving, still an owner; the
 //! gainers become pending replicas and get every write from then on —
-//! refused naming the movement in progress if its datacenter has one),
+//! refused naming the movement in progress if its datacenter has one;
+//! before it, on the same snapshot, the push cursors a cancelled leave may
+//! have left are forgotten; [`resume`], at a restart, never proposes it),
 //! [`hand_over`] pushes every range it loses to the nodes that gain it
 //! ([`super::push`]), [`finish`] ends the movement in steps (reads switch
 //! to the gainers, then `finish_leave`: Left, no tokens; `switch`) and
@@ -14,8 +16,7 @@
 //! (`control`). [`cancel`] proposes the next step of a cancel
 //! (`Layout::cancel_leave`, `geokv decommission --cancel`), and a running
 //! leave stops without a switch once [`cancelled`] holds
-//! ([`until_cancelled`], also in the retry pause: [`cancelled_within`]);
-//! [`forget_before_begin`] drops the push cursors a cancel may have left.
+//! ([`until_cancelled`], also in the retry pause: [`cancelled_within`]).
 //! Must not serve requests or spread layouts itself.
 
 use std::sync::Arc;
@@ -55,12 +56,15 @@ pub enum LeaveError {
     /// The first step of a cancel past the switch waits for every build.
     #[error(transparent)]
     NotUpgraded(#[from] super::upgrade::NotUpgraded),
-    #[error("node '{0}' was removed from the cluster while it was unreachable (`geokv removenode {0}` turned its decommission into a removal; the survivors re-replicate its ranges): it cannot go on leaving. It hands its queued hints, inter-DC entries and anti-entropy records over to another node of its datacenter, then stops with 'was removed' (exit 3); wipe its data directory only after that, then join it under a new id")]
+    /// Also the end of a node that was not decommissioning
+    /// (`Control::on_removed`): the text presumes no leave
+    /// (review-final32 L5).
+    #[error("node '{0}' was removed from the cluster (`geokv removenode {0}`, which also ends a decommission it was in; the survivors re-replicate its ranges). It hands its queued hints, inter-DC entries and anti-entropy records over to another node of its datacenter, then stops with 'was removed' (exit 3); wipe its data directory only after that, then join it under a new id")]
     Removed(String),
 }
 
 impl LeaveError {
-    /// Retrying cannot help: the node's leave became a removal.
+    /// Retrying cannot help: the node was removed.
     pub fn is_final(&self) -> bool {
         matches!(self, LeaveError::Removed(_))
     }
@@ -88,20 +92,52 @@ pub enum Began {
     AlreadyLeft,
 }
 
-/// Makes `me` Leaving (or finds it leaving already).
-pub async fn begin<L: LayoutHandle>(layout: &L, me: &str) -> Result<Began, LeaveError> {
+/// Makes `me` Leaving (or finds it leaving already). A Normal node first
+/// forgets its push cursors (review-cancel32 H1): a cancelled leave's can
+/// survive its cancel (a stop in the retry pause, a failed forget, a
+/// crash, a view that lagged) while its gainers drop their copies, and
+/// `check_in` keeps them while a gainer's incarnation holds, so a leave
+/// begun on them would skip ranges. The forget is decided on the snapshot
+/// the proposal is made on (review-final32 L2), and done before it, so a
+/// crash leaves none stale either; a failed forget fails the begin. It
+/// costs only a re-push.
+pub async fn begin<L: LayoutHandle>(
+    layout: &L,
+    engine: &Arc<dyn Engine>,
+    me: &str,
+) -> Result<Began, LeaveError> {
     let now = layout.current();
-    let (dc, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
+    let (_, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
     still_leaving(&now, me)?;
+    if n.state != NodeState::Normal {
+        return found(&now, me);
+    }
+    // Refused (another movement, too few nodes) before anything is
+    // forgotten; accepted, the node has no leave of its own in `now`.
+    let next = now.begin_leave(me)?;
+    forget_cursors(engine, &now, me).await?;
+    tracing::info!(node = me, version = next.version, "decommissioning");
+    layout.propose(next).await?;
+    Ok(Began::Began)
+}
+
+/// At a restart: continues the leave of `me` that the layout in force
+/// shows, and never begins one (review-cancel32b M1). A cancel chosen
+/// while the node was down (it crashed after proposing it, before
+/// installing it) may reach it before this runs: a Normal node is
+/// [`LeaveError::NotLeaving`], and nothing is proposed.
+pub fn resume<L: LayoutHandle>(layout: &L, me: &str) -> Result<Began, LeaveError> {
+    found(&layout.current(), me)
+}
+
+/// How `now` shows `me`'s leave when nothing is to be proposed.
+fn found(now: &Layout, me: &str) -> Result<Began, LeaveError> {
+    let (dc, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
+    still_leaving(now, me)?;
     match n.state {
-        NodeState::Normal => {
-            let next = now.begin_leave(me)?;
-            tracing::info!(node = me, version = next.version, "decommissioning");
-            layout.propose(next).await?;
-            Ok(Began::Began)
-        }
         NodeState::Leaving if is_my_leave(now.movements.get(dc), me) => Ok(Began::Resumed),
         NodeState::Left => Ok(Began::AlreadyLeft),
+        NodeState::Normal => Err(LeaveError::NotLeaving(me.into())),
         state => Err(LeaveError::WrongState {
             id: me.into(),
             state,
@@ -137,7 +173,7 @@ pub async fn hand_over<L: LayoutHandle, S: RangeSink>(
 /// already, and forgets the push cursors.
 pub async fn finish<L: LayoutHandle>(
     layout: &L,
-    engine: &dyn Engine,
+    engine: &Arc<dyn Engine>,
     me: &str,
 ) -> Result<(), LeaveError> {
     let now = layout.current();
@@ -153,7 +189,7 @@ pub async fn finish<L: LayoutHandle>(
         .collect();
     let version = super::switch::finish_movement(layout, me).await?;
     tracing::info!(node = me, version, "left the cluster");
-    push::forget(engine, me, gainers)?;
+    push::forget(engine, me, gainers).await?;
     Ok(())
 }
 
@@ -248,30 +284,13 @@ async fn cancel_once<L: LayoutHandle>(layout: &L, me: &str) -> Result<u64, Leave
 }
 
 /// Forgets `me`'s push cursors towards every node of `layout` (a cancelled
-/// leave: a decommission begun again later pushes from the start).
-pub fn forget_cursors(engine: &dyn Engine, layout: &Layout, me: &str) -> Result<(), EngineError> {
-    let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
-    push::forget(engine, me, ids)
-}
-
-/// Before [`begin`]: forgets `me`'s push cursors when `layout` shows it
-/// Normal with no leave of its own (review-cancel32 H1). A cancelled
-/// leave's cursors can survive its cancel (a stop in the retry sleep, a
-/// failed forget, a crash, a view that lagged) while its gainers drop
-/// their copies, and `check_in` keeps them while a gainer's incarnation
-/// holds: a leave begun on them would skip ranges. Forgetting costs only
-/// a re-push, and done before the proposal it is crash-safe.
-pub fn forget_before_begin(
-    engine: &dyn Engine,
+/// leave: a decommission begun again later pushes from the start), in one
+/// write on the engine's call site (`push::forget`).
+pub async fn forget_cursors(
+    engine: &Arc<dyn Engine>,
     layout: &Layout,
     me: &str,
 ) -> Result<(), EngineError> {
-    match layout.node(me) {
-        Some((dc, _, n))
-            if n.state == NodeState::Normal && !is_my_leave(layout.movements.get(dc), me) =>
-        {
-            forget_cursors(engine, layout, me)
-        }
-        _ => Ok(()),
-    }
+    let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
+    push::forget(engine, me, ids).await
 }

@@ -90,7 +90,7 @@ pub async fn after_removal(
     report: &(dyn Fn(&str, String) + Sync),
 ) -> LeaveError {
     tracing::error!(node = %cluster.me(), error = %removed,
-        "decommission cannot go on: handing the queues over, then the node stops");
+        "this node was removed: handing the queues over, then the node stops");
     hand_queues_over(queues, cluster, true, &|d| report("draining", d)).await;
     report("failed", removed.to_string());
     removed

@@ -242,16 +242,23 @@ async fn save_cursor(
     .await
 }
 
-/// Forgets the push cursors of `leaver` to each of `gainers`.
-pub fn forget(
-    engine: &dyn Engine,
+/// Forgets the push cursors of `leaver` to each of `gainers`, in one
+/// write run on the engine's call site: fsynced under `Durability::Sync`,
+/// it stays off the async workers (review-final32 L1).
+pub async fn forget(
+    engine: &Arc<dyn Engine>,
     leaver: &str,
     gainers: impl IntoIterator<Item = String>,
 ) -> Result<(), crate::engine::EngineError> {
+    let mut batch = WriteBatch::new();
     for g in gainers {
-        cursor::forget(engine, &stream_id(leaver, &g))?;
+        cursor::forget_in(&mut batch, &stream_id(leaver, &g));
     }
-    Ok(())
+    let e = engine.clone();
+    crate::replica::call_site::CallSite::for_writes(&**engine)
+        .run(move || e.write(batch))
+        .await
+        .map_err(|j| crate::engine::EngineError::Backend(format!("forgetting push cursors: {j}")))?
 }
 
 /// Runs `f` on the blocking pool (the engine's call site), for the

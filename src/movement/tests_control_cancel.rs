@@ -103,3 +103,30 @@ async fn a_decommission_begun_again_forgets_stale_push_cursors_first() {
         }
     }
 }
+
+/// review-cancel32b M1: a cancel chosen while its node was down (it
+/// crashed after proposing it, before installing it) reaches the node
+/// after its restart, before the start-up resume runs. The resume
+/// continues a leave the layout shows; it never begins one: here it
+/// finds the node Normal, proposes nothing and leaves the cancel in force.
+#[tokio::test]
+async fn a_restart_never_begins_again_a_leave_its_cancel_ended() {
+    use crate::layout::NodeState;
+    let ids = ["r1a", "r1b", "r1c", "r1d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let group = crate::view::cas_testing::Group::new(&seed, crate::view::cas_testing::engine);
+    let node = group.node("r1d");
+    let leaving = seed.begin_leave("r1d").unwrap();
+    node.propose(leaving.clone()).await.expect("the leave");
+    let cancelled = leaving.cancel_leave("r1d").unwrap();
+    node.propose(cancelled.clone()).await.expect("the cancel");
+    let (control, _stopped) = super::tests_removed::control_in(node.clone());
+    let r = control.resume().await;
+    let now = node.current().layout.clone();
+    assert_eq!(now.version, cancelled.version, "nothing proposed: {r:?}");
+    assert_eq!(now.node("r1d").unwrap().2.state, NodeState::Normal);
+    assert!(now.movements.is_empty(), "no leave: {r:?}");
+    assert!(matches!(r, Err(super::LeaveError::NotLeaving(_))), "{r:?}");
+    assert_eq!(control.status().phase, "idle", "no decommission runs");
+}

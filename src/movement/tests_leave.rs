@@ -116,11 +116,17 @@ async fn a_leaver_hands_every_range_over_and_ends_left() {
     let held = (w.data.keys())
         .filter(|k| a_ring.replicas("ks", k).unwrap().contains(a))
         .count();
-    assert_eq!(begin(&w.layout, "a").await.unwrap(), Began::Began);
+    assert_eq!(
+        begin(&w.layout, &w.engines["a"], "a").await.unwrap(),
+        Began::Began
+    );
     let leaving = w.layout.current();
     assert_eq!(leaving.node("a").unwrap().2.state, NodeState::Leaving);
     // Run again: the leave is found in progress, not begun twice.
-    assert_eq!(begin(&w.layout, "a").await.unwrap(), Began::Resumed);
+    assert_eq!(
+        begin(&w.layout, &w.engines["a"], "a").await.unwrap(),
+        Began::Resumed
+    );
     let losses = super::plan::losses(&w.layout.current(), "a").unwrap();
     let sink = Sink::new(&w, None);
     let progress = Progress::default();
@@ -140,9 +146,12 @@ async fn a_leaver_hands_every_range_over_and_ends_left() {
     let p = progress.snapshot();
     assert_eq!(p.ranges_done, p.ranges_total);
     assert_eq!(p.keys as usize, held);
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
-    assert_eq!(begin(&w.layout, "a").await.unwrap(), Began::AlreadyLeft);
+    assert_eq!(
+        begin(&w.layout, &w.engines["a"], "a").await.unwrap(),
+        Began::AlreadyLeft
+    );
     // The cursors are forgotten.
     for l in &losses {
         for g in &l.new_owners {
@@ -161,7 +170,7 @@ async fn a_leave_is_refused_while_a_join_is_in_progress_in_its_datacenter() {
     let tokens = crate::ring::allocate_tokens(&now, "dc1", "r1", 16, 2).unwrap();
     let joining = now.begin_join(req.node, "dc1", "r1", &tokens).unwrap();
     w.layout.propose(joining).await.unwrap();
-    let err = begin(&w.layout, "b").await.unwrap_err();
+    let err = begin(&w.layout, &w.engines["b"], "b").await.unwrap_err();
     match &err {
         LeaveError::Layout(LayoutError::MovementInProgress { in_progress, .. }) => {
             assert_eq!(in_progress, &Movement::Join { node: "d".into() })
@@ -170,13 +179,16 @@ async fn a_leave_is_refused_while_a_join_is_in_progress_in_its_datacenter() {
     }
     assert!(err.to_string().contains("join of d"), "{err}");
     // Another datacenter may move meanwhile.
-    assert_eq!(begin(&w.layout, "x").await.unwrap(), Began::Began);
+    assert_eq!(
+        begin(&w.layout, &w.engines["x"], "x").await.unwrap(),
+        Began::Began
+    );
 }
 
 #[tokio::test]
 async fn an_interrupted_hand_over_resumes_after_the_last_page_taken() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let engine = w.engines["a"].clone();
     let first = Sink::new(&w, Some(5));
     let cfg = small_pages();
@@ -211,7 +223,7 @@ async fn an_interrupted_hand_over_resumes_after_the_last_page_taken() {
         .count();
     // Nothing pushed twice: the second run started after the cursors.
     assert_eq!(taken + second.rows.load(Ordering::SeqCst), held);
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
 
@@ -238,7 +250,7 @@ fn a_node_that_has_left_takes_no_client_requests() {
 #[tokio::test]
 async fn a_leaver_turned_into_a_removal_learns_it_and_stops() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     assert!(super::leave::still_leaving(&w.layout.current(), "a").is_ok());
     let removing = super::remove::begin(&w.layout.current(), "a", &|_| false).unwrap();
     let removed = removing.finish_remove("a").unwrap();
@@ -248,7 +260,7 @@ async fn a_leaver_turned_into_a_removal_learns_it_and_stops() {
         assert!(err.to_string().contains("removenode a"), "{err}");
     }
     w.layout.propose(removing.clone()).await.unwrap();
-    let err = begin(&w.layout, "a").await.unwrap_err();
+    let err = begin(&w.layout, &w.engines["a"], "a").await.unwrap_err();
     assert!(
         err.is_final() && matches!(err, LeaveError::Removed(_)),
         "{err}"
@@ -260,11 +272,11 @@ async fn a_leaver_turned_into_a_removal_learns_it_and_stops() {
     let (cfg, progress) = (small_pages(), Progress::default());
     let pushed = hand_over(&w.layout, engine.clone(), &sink, "a", &cfg, &progress);
     assert!(matches!(pushed.await, Err(LeaveError::Removed(_))));
-    let err = finish(&w.layout, &*engine, "a").await.unwrap_err();
+    let err = finish(&w.layout, &engine, "a").await.unwrap_err();
     assert!(matches!(err, LeaveError::Removed(_)), "{err}");
     assert_eq!(*w.layout.current(), removing, "nothing proposed");
     w.layout.propose(removed).await.unwrap();
-    let err = begin(&w.layout, "a").await.unwrap_err();
+    let err = begin(&w.layout, &w.engines["a"], "a").await.unwrap_err();
     assert!(
         err.is_final() && matches!(err, LeaveError::Removed(_)),
         "{err}"

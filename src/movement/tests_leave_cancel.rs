@@ -16,7 +16,7 @@ use crate::layout::{FinishStep, LayoutError, NodeState};
 async fn a_cancelled_leave_proposes_no_switch_and_the_node_stays_normal() {
     let w = world();
     let seed = w.layout.current();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let leaving = w.layout.current();
     assert!(!cancelled(&leaving, "a"));
     // The hand-over stops after two pages: some cursor is past its start.
@@ -49,16 +49,16 @@ async fn a_cancelled_leave_proposes_no_switch_and_the_node_stays_normal() {
     assert!(cancel(&w.layout, "b").await.is_err(), "never leaving");
     assert_eq!(w.layout.current().version, version, "nothing proposed");
     // The leave's own finish proposes nothing now.
-    finish(&w.layout, &*engine, "a").await.unwrap_err();
+    finish(&w.layout, &engine, "a").await.unwrap_err();
     assert_eq!(w.layout.current().version, version, "no switch");
-    forget_cursors(&*engine, &now, "a").unwrap();
+    forget_cursors(&engine, &now, "a").await.unwrap();
     assert!(!started(), "cursors forgotten");
 }
 
 #[tokio::test]
 async fn a_cancel_past_the_switch_takes_two_steps_and_a_left_node_cannot_cancel() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let FinishStep::SwitchReads(switched) = w.layout.current().next_finish_step("a").unwrap()
     else {
         panic!("the switch comes first")
@@ -76,7 +76,7 @@ async fn a_cancel_past_the_switch_takes_two_steps_and_a_left_node_cannot_cancel(
         vec!["a"],
         "driven to its end"
     );
-    assert!(finish(&w.layout, &*w.engines["a"], "a").await.is_err());
+    assert!(finish(&w.layout, &w.engines["a"], "a").await.is_err());
     assert_eq!(*w.layout.current(), *back, "the leave cannot finish");
     // The abort driver's second step ends it with the node Normal.
     let version = super::abort::drop_abandoned(&w.layout, "a").await.unwrap();
@@ -85,7 +85,7 @@ async fn a_cancel_past_the_switch_takes_two_steps_and_a_left_node_cannot_cancel(
     assert_eq!(over.node("a").unwrap().2.state, NodeState::Normal);
     assert!(over.movements.is_empty() && over.aborting.is_empty());
     // A leave that finished cannot be cancelled.
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let l = w.layout.current();
     let left = l.finish_leave("a").unwrap();
     w.layout.propose(left).await.unwrap();
@@ -106,7 +106,8 @@ async fn a_cancel_past_the_switch_waits_for_every_member_up_to_know_cancels() {
         crate::topology::testing::yaml(&[("dc1", &["m2a", "m2b", "m2c", "m2d"])], &[("dc1", 3)]);
     let (seed, _, _) = super::tests_ops::replicated(&topo, 10);
     let h = super::tests_ops::Fake(parking_lot::Mutex::new(std::sync::Arc::new(seed)));
-    begin(&h, "m2a").await.unwrap();
+    let engine = crate::view::cas_testing::engine().expect("an engine");
+    begin(&h, &engine, "m2a").await.unwrap();
     let FinishStep::SwitchReads(switched) = h.current().next_finish_step("m2a").unwrap() else {
         panic!("the switch comes first")
     };
@@ -140,7 +141,7 @@ async fn a_cancel_past_the_switch_waits_for_every_member_up_to_know_cancels() {
 #[tokio::test]
 async fn a_cancel_whose_failed_proposal_was_applied_is_done() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let leaving = w.layout.current();
     let ours = leaving.cancel_leave("a").unwrap();
     let h = Racing {
@@ -192,7 +193,7 @@ impl LayoutHandle for Racing {
 #[tokio::test]
 async fn a_cancel_losing_to_the_switch_or_the_finish_is_evaluated_again() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let leaving = w.layout.current();
     let FinishStep::SwitchReads(switched) = leaving.next_finish_step("a").unwrap() else {
         panic!("the switch comes first")
@@ -244,4 +245,56 @@ async fn a_cancel_ends_the_retry_pause_at_once() {
         Duration::from_millis(500),
         "not after the pause"
     );
+}
+
+/// review-final32 L2: `begin` itself forgets a Normal node's stale push
+/// cursors, on the snapshot it proposes on (before, `Control` forgot them
+/// on a snapshot of its own, and a view installed in between could skip
+/// the forget); a refused begin forgets nothing. review-cancel32b M1: the
+/// restart's `resume` never proposes a leave, and finds a running one.
+#[tokio::test]
+async fn begin_forgets_stale_cursors_on_its_own_snapshot_and_resume_never_begins() {
+    use super::cursor::{self, Cursor};
+    use super::leave::{resume, Began};
+    let w = world();
+    let engine = w.engines["a"].clone();
+    let plan = losses(&w.layout.current().begin_leave("a").unwrap(), "a").unwrap();
+    let stale = || {
+        let mut b = crate::engine::WriteBatch::new();
+        for l in &plan {
+            for g in &l.new_owners {
+                let id = super::push::stream_id("a", g);
+                cursor::save(&mut b, &id, &l.keyspace, l.range, &Cursor::Done);
+            }
+        }
+        engine.write(b).unwrap();
+    };
+    let done = || {
+        plan.iter().any(|l| {
+            l.new_owners.iter().any(|g| {
+                let id = super::push::stream_id("a", g);
+                cursor::load(&*engine, &id, &l.keyspace, l.range).unwrap() == Cursor::Done
+            })
+        })
+    };
+    stale();
+    assert!(matches!(
+        resume(&w.layout, "a"),
+        Err(LeaveError::NotLeaving(_))
+    ));
+    assert!(
+        w.layout.current().movements.is_empty(),
+        "resume proposed nothing"
+    );
+    assert!(done(), "nor forgot anything");
+    // Refused (another movement in dc1): nothing forgotten either.
+    let b = w.layout.current().begin_leave("b").unwrap();
+    w.layout.propose(b).await.unwrap();
+    let refused = begin(&w.layout, &engine, "a").await.unwrap_err();
+    assert!(matches!(refused, LeaveError::Layout(_)), "{refused}");
+    assert!(done(), "a refused begin forgets nothing");
+    cancel(&w.layout, "b").await.unwrap();
+    assert_eq!(begin(&w.layout, &engine, "a").await.unwrap(), Began::Began);
+    assert!(!done(), "the begin forgot the stale cursors");
+    assert_eq!(resume(&w.layout, "a").unwrap(), Began::Resumed);
 }

@@ -93,7 +93,7 @@ impl RangeSink for Crashy {
 #[tokio::test(start_paused = true)]
 async fn a_gainer_that_lost_its_unsynced_tail_mid_push_is_pushed_to_again() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let sink = Crashy {
         engines: w.engines.clone(),
         tails: Mutex::default(),
@@ -110,7 +110,7 @@ async fn a_gainer_that_lost_its_unsynced_tail_mid_push_is_pushed_to_again() {
     // ...and comes back without its unsynced tail, as a new incarnation.
     sink.crash();
     run().await.unwrap();
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
 
@@ -141,7 +141,7 @@ async fn hand_over_as(w: &World, sink: &Sink, allow_old_gainers: bool) -> Result
 #[tokio::test(start_paused = true)]
 async fn a_gainer_restarting_in_every_round_holds_the_switch() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let (leaving, gainers) = (w.layout.current().version, gainers(&w.layout, "a"));
     let sink = Sink::new(&w, None);
     // A new incarnation at every sync.
@@ -168,7 +168,7 @@ async fn a_gainer_restarting_in_every_round_holds_the_switch() {
     assert_eq!(w.layout.current().version, leaving, "nothing proposed");
     // Once it stays up, the leave completes with every row on its gainers.
     hand_over_a(&w, &Sink::new(&w, None)).await.unwrap();
-    finish(&w.layout, &*w.engines["a"], "a").await.unwrap();
+    finish(&w.layout, &w.engines["a"], "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
 
@@ -176,7 +176,7 @@ async fn a_gainer_restarting_in_every_round_holds_the_switch() {
 #[tokio::test]
 async fn cursors_with_no_recorded_incarnation_are_started_over() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let engine = w.engines["a"].clone();
     let first = Sink::new(&w, Some(5));
     hand_over_a(&w, &first).await.unwrap_err();
@@ -206,7 +206,7 @@ async fn cursors_with_no_recorded_incarnation_are_started_over() {
         let recorded = cursor::load_incarnation(&*engine, &stream_id("a", g)).unwrap();
         assert_eq!(recorded, Some(Incarnation::Known(1)));
     }
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }
 
@@ -216,7 +216,7 @@ async fn cursors_with_no_recorded_incarnation_are_started_over() {
 #[tokio::test]
 async fn a_gainer_that_cannot_tell_its_incarnation_holds_the_switch() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let gainers = gainers(&w.layout, "a");
     let sink = Sink::new(&w, None);
     *sink.syncs.lock() = vec![Ok(Synced::Durable { incarnation: 0 }); 64];
@@ -232,7 +232,7 @@ async fn a_gainer_that_cannot_tell_its_incarnation_holds_the_switch() {
 #[tokio::test]
 async fn a_gainer_that_cannot_tell_its_incarnation_is_passed_by_the_operator_and_resumed() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let gainers = gainers(&w.layout, "a");
     // An older build: no SyncWal at all, then one without the field.
     let first = Sink::new(&w, Some(5));
@@ -273,6 +273,6 @@ async fn a_gainer_that_cannot_tell_its_incarnation_is_passed_by_the_operator_and
     let engine = w.engines["a"].clone();
     let recorded = cursor::load_incarnation(&*engine, &stream_id("a", &gainers[0]));
     assert_eq!(recorded.unwrap(), Some(Incarnation::Unknown));
-    finish(&w.layout, &*engine, "a").await.unwrap();
+    finish(&w.layout, &engine, "a").await.unwrap();
     check_every_member_holds_its_replicas(&w, "a");
 }

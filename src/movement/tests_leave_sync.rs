@@ -77,13 +77,13 @@ async fn leave_as(
         inner: &w.layout,
         log: sink.log.clone(),
     };
-    finish(&logged, &*engine, "a").await
+    finish(&logged, &engine, "a").await
 }
 
 #[tokio::test]
 async fn every_gainer_syncs_after_its_last_page_before_the_switch_is_proposed() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let gainers = gainers(&w.layout, "a");
     assert!(!gainers.is_empty());
     let sink = Sink::new(&w, None);
@@ -113,7 +113,7 @@ async fn every_gainer_syncs_after_its_last_page_before_the_switch_is_proposed() 
 #[tokio::test(start_paused = true)]
 async fn a_gainer_that_cannot_sync_holds_the_switch_until_it_does() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let leaving = w.layout.current().version;
     let gainers = gainers(&w.layout, "a");
     let sink = Sink::new(&w, None);
@@ -151,7 +151,7 @@ async fn a_gainer_that_cannot_sync_holds_the_switch_until_it_does() {
 #[tokio::test]
 async fn a_gainer_of_an_older_build_holds_the_switch_unless_the_operator_passes_it() {
     let w = world();
-    begin(&w.layout, "a").await.unwrap();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
     let (leaving, gainers) = (w.layout.current().version, gainers(&w.layout, "a"));
     let held = Sink::new(&w, None);
     *held.syncs.lock() = vec![Ok(Synced::Unsupported); 2 * gainers.len()];

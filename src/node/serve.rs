@@ -330,7 +330,8 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
 
 /// This node's own way out: a decommission it was in when it stopped
 /// resumes by itself (holding gainers of an older build until the
-/// operator passes them again), and a removal of it the layout decides
+/// operator passes them again; never begun again if a cancel reached the
+/// node first, `Control::resume`), and a removal of it the layout decides
 /// (after a restart, or learnt late) hands its queues over and stops the
 /// node, exit 3.
 fn own_leave(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
@@ -339,8 +340,13 @@ fn own_leave(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
     if leaving {
         let control = p.control.clone();
         tasks.spawn_loop("decommission", async move {
-            if let Err(e) = control.decommission(false).await {
-                tracing::error!(error = %e, "resuming the decommission");
+            match control.resume().await {
+                Ok(_) => {}
+                // Cancelled while the node was down (review-cancel32b M1).
+                Err(e @ crate::movement::leave::LeaveError::NotLeaving(_)) => {
+                    tracing::info!(error = %e, "no decommission to resume")
+                }
+                Err(e) => tracing::error!(error = %e, "resuming the decommission"),
             }
         });
     }

@@ -139,11 +139,6 @@ const BLOCKING_ALLOWED: &[(&str, usize, &str)] = &[
         1,
         "an argon2 verification run: CPU work bounded by the verification places; its JoinHandle is the run that Verifier::start returns",
     ),
-    (
-        "movement/control.rs",
-        1,
-        "a cleanup's range deletion (engine); a pure move behind CallSite, left for a stop where no other branch changes this file",
-    ),
 ];
 
 fn ident_char(c: char) -> bool {
