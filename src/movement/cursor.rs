@@ -11,7 +11,9 @@
 //! cursor covers may be gone with the tail, and so may a write this node
 //! acknowledged as a pending replica after the stream had passed its key,
 //! so the copy runs again from its start (pages are merges: idempotent).
-//! A leave's push cursors (`leave-…`, kept by the leaver) are not pulls.
+//! A leave's push cursors (`leave-…`, kept by the leaver) are not pulls;
+//! that start forgets them too ([`forget_after_lost_tail`]): a lost tail
+//! may also have lost their forget.
 //! `stream/<stream id>/\0incarnation`: the incarnation of the node a push
 //! stream's pages went into ([`Incarnation`]), forgotten with the cursors.
 //! Must not fetch or apply rows.
@@ -31,6 +33,8 @@ pub enum Cursor {
 }
 
 const PREFIX: &str = "stream/";
+/// The stream ids of a leave's pushes start so (`push::stream_id`).
+pub(crate) const LEAVE: &str = "leave-";
 
 /// A stream this node pulls into its own engine, by the movement it serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,15 +144,21 @@ pub fn forget_in(batch: &mut WriteBatch, stream_id: &str) {
     delete_prefix(batch, &stream_prefix(stream_id));
 }
 
-/// Deletes the cursor of every stream this node pulls ([`Pull`]), and
-/// syncs: after a start that may have lost its unsynced WAL tail, each
-/// such stream copies again from its start. Push cursors stay. Whether
-/// there was any.
-pub fn forget_pulls(engine: &dyn Engine) -> Result<bool, EngineError> {
+/// Deletes the cursor (and recorded incarnation) of every stream this node
+/// pulls ([`Pull`]) and of every leave it pushes (`leave-…`), and syncs:
+/// after a start that may have lost its unsynced WAL tail, each such
+/// stream copies again from its start. A pull's pages may be gone with
+/// the tail; a push's cursors may be ones a lost *forget* had deleted (a
+/// cancelled leave's `Done` cursors back after a decommission begun again
+/// forgot them, while a gainer dropped its copies: resuming on them would
+/// skip those ranges, review-cancel33 M1). Forgetting costs only a
+/// re-copy (pages are merges). Whether there was any.
+pub fn forget_after_lost_tail(engine: &dyn Engine) -> Result<bool, EngineError> {
     let mut batch = WriteBatch::new();
     let mut any = false;
-    for pull in Pull::ALL {
-        let from = format!("{PREFIX}{}", pull.kind()).into_bytes();
+    let kinds = Pull::ALL.map(Pull::kind);
+    for kind in kinds.iter().chain(&[LEAVE]) {
+        let from = format!("{PREFIX}{kind}").into_bytes();
         any |= !engine
             .scan_raw(Cf::Meta, &from, &end_of(&from), 1)?
             .is_empty();

@@ -50,7 +50,7 @@ pub use super::push_sync::Synced;
 
 /// The stream id of the push of `leaver`'s ranges to `gainer`.
 pub fn stream_id(leaver: &str, gainer: &str) -> String {
-    format!("leave-{leaver}-to-{gainer}")
+    format!("{}{leaver}-to-{gainer}", cursor::LEAVE)
 }
 
 /// Pushes every range of `losses` from `engine` (the leaver `me`'s) to each

@@ -3,7 +3,7 @@
 //! as a pending replica, then power fails. Resuming on its cursors it never
 //! copies the key again and, after the switch, lacks a write a quorum
 //! acknowledged; the start after such a loss forgets its pull cursors
-//! (`node::storage`, [`cursor::forget_pulls`]) and the copy, run again from
+//! (`node::storage`, [`cursor::forget_after_lost_tail`]) and the copy, run again from
 //! the start, brings the write back from the losing owner.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,7 +94,10 @@ async fn resume_after_power_loss(forget: bool) -> Vec<Vec<u8>> {
     let engine = after_power_loss(&lossy.hooks);
     assert_ne!(engine.get_versions("ks", &key).unwrap(), Some(set), "lost");
     if forget {
-        assert!(cursor::forget_pulls(&*engine).unwrap(), "d had cursors");
+        assert!(
+            cursor::forget_after_lost_tail(&*engine).unwrap(),
+            "d had cursors"
+        );
     }
     let again = join(
         &w.layout,
@@ -118,4 +121,32 @@ async fn a_joiner_that_lost_its_unsynced_tail_mid_stream_holds_every_acked_write
     );
     let missed = resume_after_power_loss(true).await;
     assert!(missed.is_empty(), "d misses {missed:?}");
+}
+
+/// review-cancel33 M1: a cancelled leave's `Done` push cursors (and the
+/// gainer's recorded incarnation) come back when the forget of a
+/// decommission begun again was in a lost WAL tail; resumed on them, the
+/// leave would skip ranges the gainer dropped after the cancel. The start
+/// after such a loss forgets push cursors as it forgets pulls. Fails
+/// before: only the pull prefixes were deleted (`Done` read back).
+#[test]
+fn the_start_after_a_lost_tail_forgets_a_leaves_push_cursors_too() {
+    use super::push::stream_id;
+    use crate::ring::TokenRange;
+    let engine = MemoryEngine::default();
+    let (id, range) = (
+        stream_id("dc1-n4", "dc1-n2"),
+        TokenRange { start: 1, end: 9 },
+    );
+    let mut b = WriteBatch::new();
+    cursor::save(&mut b, &id, "ks", range, &cursor::Cursor::Done);
+    cursor::save_incarnation(&mut b, &id, cursor::Incarnation::Known(7));
+    engine.write(b).unwrap();
+    assert!(
+        cursor::forget_after_lost_tail(&engine).unwrap(),
+        "it had cursors"
+    );
+    let left = cursor::load(&engine, &id, "ks", range).unwrap();
+    assert_eq!(left, cursor::Cursor::Start, "the push copies again");
+    assert_eq!(cursor::load_incarnation(&engine, &id).unwrap(), None);
 }

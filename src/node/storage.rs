@@ -154,16 +154,17 @@ enum Lost {
 
 /// After a start that may have lost the unsynced WAL tail: the pulls'
 /// cursors may be past pages, and past writes this node acknowledged as a
-/// pending replica, that are gone: they are forgotten, so each copy runs
-/// again from its start (audit11 D2). With `record`, every range this node
+/// pending replica, that are gone, and a leave's push cursors may be back
+/// from a lost forget: they are all forgotten, so each copy runs again
+/// from its start (audit11 D2, review-cancel33 M1). With `record`, every range this node
 /// replicates or gains is recorded for anti-entropy: the replicas'
 /// acknowledgements of writes lost here were not fsynced here, the others
 /// hold them.
 fn after_lost_tail(engine: &dyn Engine, s: &Starting<'_>) -> Result<(), Lost> {
     let me = s.me;
-    if crate::movement::cursor::forget_pulls(engine).map_err(Lost::Engine)? {
+    if crate::movement::cursor::forget_after_lost_tail(engine).map_err(Lost::Engine)? {
         tracing::warn!(node = %me.id,
-            "start after an unclean shutdown and an OS restart (or a run with no WAL): this node's join, replacement or removal streams copy again from their start");
+            "start after an unclean shutdown and an OS restart (or a run with no WAL): this node's join, replacement, removal or leave streams copy again from their start");
     }
     if !s.record {
         return Ok(());
