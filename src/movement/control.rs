@@ -241,7 +241,12 @@ impl Control {
             // serves as Normal (audit11 D1).
             let once = tokio::select! {
                 r = self.leave_once(&me) => r,
-                () = leave::until_cancelled(&self.cluster, &me) => return self.cancelled(&me).await,
+                () = leave::until_cancelled(&self.cluster, &me) => {
+                    if self.cancelled(&me, true).await {
+                        return;
+                    }
+                    continue;
+                }
             };
             match once {
                 Ok(()) => break,
@@ -249,8 +254,10 @@ impl Control {
                     tracing::warn!(node = %me, error = %e, "decommission not finished; retrying in 2 s");
                     self.status.lock().detail = e;
                     let pause = Duration::from_secs(2);
-                    if leave::cancelled_within(&self.cluster, &me, pause).await {
-                        return self.cancelled(&me).await;
+                    if leave::cancelled_within(&self.cluster, &me, pause).await
+                        && self.cancelled(&me, true).await
+                    {
+                        return;
                     }
                 }
             }

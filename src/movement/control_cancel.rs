@@ -28,7 +28,7 @@ impl Control {
         let running = *self.running.lock();
         let (phase, detail) = self.cancel_phase(&me);
         if !running {
-            self.cancelled(&me).await;
+            self.cancelled(&me, false).await;
         }
         Ok(Status {
             phase,
@@ -53,15 +53,30 @@ impl Control {
     /// second step). The operator's `--allow-old-gainers` ends with the
     /// leave it was given for: a decommission begun again checks older
     /// gainers unless asked again (review-final32 M1).
-    pub(super) async fn cancelled(&self, me: &str) {
-        self.allow_old_gainers.store(false, Ordering::SeqCst);
+    ///
+    /// Whether the leave ended: the forget awaits a write, and a
+    /// decommission begun again meanwhile (`begin` proposes it, `run`
+    /// finds a leave running and spawns none) goes on instead: `false`,
+    /// and the running loop drives it (review-cancel33 M2). Only the loop
+    /// (`owner`) gives up `running`; the cancel handler never writes it, so
+    /// it cannot clear the flag of a leave begun meanwhile.
+    pub(super) async fn cancelled(&self, me: &str, owner: bool) -> bool {
         let layout = self.cluster.current().layout.clone();
         if let Err(e) = leave::forget_cursors(&self.engine, &layout, me).await {
             tracing::warn!(error = %e, "decommission cancelled: forgetting push cursors");
         }
+        let mut running = self.running.lock();
+        if !leave::cancelled(&self.cluster.current().layout, me) {
+            tracing::info!(node = %me, "decommission begun again while its cancel ended: it goes on");
+            return false;
+        }
+        self.allow_old_gainers.store(false, Ordering::SeqCst);
         tracing::info!(node = %me, version = layout.version, "decommission cancelled: the node stays");
         let (phase, detail) = self.cancel_phase(me);
         self.set(&phase, detail);
-        *self.running.lock() = false;
+        if owner {
+            *running = false;
+        }
+        true
     }
 }

@@ -130,3 +130,33 @@ async fn a_restart_never_begins_again_a_leave_its_cancel_ended() {
     assert!(matches!(r, Err(super::LeaveError::NotLeaving(_))), "{r:?}");
     assert_eq!(control.status().phase, "idle", "no decommission runs");
 }
+
+/// review-cancel33 M2: a cancel's end awaits its forget, and a
+/// decommission begun again meanwhile (its layout shows the leave again;
+/// `run` found a loop running and spawned none) must go on: neither the
+/// handler's end nor the loop's says `cancelled` or gives up `running`.
+/// On a layout still cancelled the loop's end does both. Fails before:
+/// the end set `cancelled` and cleared `running` whatever the layout, so
+/// the new leave had no loop (or, after a later decommission, two).
+#[tokio::test]
+async fn a_leave_begun_again_while_its_cancel_ends_goes_on() {
+    let ids = ["m2a", "m2b", "m2c", "m2d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let again = seed.begin_leave("m2d").unwrap();
+    let (control, _stopped) = control_of(again, "m2d");
+    *control.running.lock() = true;
+    control.set("announcing", "");
+    assert!(!control.cancelled("m2d", false).await, "the handler's end");
+    assert!(!control.cancelled("m2d", true).await, "the loop's end");
+    assert!(
+        *control.running.lock(),
+        "the leave begun again keeps its loop"
+    );
+    assert_eq!(control.status().phase, "announcing");
+    let (control, _stopped) = control_of(seed, "m2d");
+    *control.running.lock() = true;
+    assert!(control.cancelled("m2d", true).await, "still cancelled");
+    assert!(!*control.running.lock());
+    assert_eq!(control.status().phase, "cancelled");
+}
