@@ -170,8 +170,10 @@ pub struct LimitArgs {
     /// --default-timeout-ms if longer): refused at start-up otherwise.
     #[arg(long, default_value_t = 65_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub client_handler_timeout_ms: u64,
-    /// The longest a client call's body may take to arrive in full; past
-    /// it the call is dropped (DEADLINE_EXCEEDED, nothing applied) and its
+    /// The longest a client call's body may bring no data (to its first
+    /// frame, then between two frames, until it ends: an inactivity
+    /// timeout, so a slow upload that keeps coming is not cut); past it
+    /// the call is dropped (DEADLINE_EXCEEDED, nothing applied) and its
     /// place and bytes given back.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub client_body_timeout_ms: u64,
