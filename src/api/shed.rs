@@ -37,7 +37,7 @@
 use super::admission::{Admission, SHED_METRIC};
 use crate::error::GeokvError;
 use call::{within, Held, Metered};
-pub use share::{ShareLimits, Shares, DEFAULT_SHARE};
+pub use share::{ShareConfig, ShareLimits, Shares};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
