@@ -51,7 +51,7 @@ fn a_peer_refusing_our_state_as_clock_ahead_is_named_with_the_reason() {
     );
     assert!(!spread.acknowledged(), "1 of 2 is short of a quorum");
     assert!(spread
-        .short_of_quorum(1)
+        .short_of_quorum(1, 0)
         .contains("n2 refused it (clock_ahead)"));
 }
 
