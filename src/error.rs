@@ -52,6 +52,12 @@ impl PeerCode {
         self.0 == tonic::Code::Unavailable
     }
 
+    /// The peer refused the request as invalid (`INVALID_ARGUMENT`): it
+    /// will refuse it again as it is (e.g. an auth state `clock_ahead`).
+    pub fn is_invalid_argument(self) -> bool {
+        self.0 == tonic::Code::InvalidArgument
+    }
+
     /// The gRPC code, for the single mapping.
     pub fn grpc(self) -> tonic::Code {
         self.0

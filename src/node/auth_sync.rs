@@ -21,7 +21,7 @@ use crate::replica::call_site::CallSite;
 use crate::security::auth::spread::{Ack, Spread, Verdict};
 use crate::security::auth::sync::{from_message, to_message};
 use crate::security::auth::{Auth, AuthState, PushHook};
-use crate::transport::{Peers, TransportError};
+use crate::transport::{PeerVerdict, Peers, TransportError};
 use crate::view::Cluster;
 
 /// Deadline of one `SyncAuth` call.
@@ -72,8 +72,24 @@ fn judge(
                 None,
             ),
         },
-        // It answered, with a refusal (`clock_ahead`) or another error.
-        Err(TransportError::Rpc { message, .. }) => (Verdict::of_refusal(&message), None),
+        // It refused the state (`clock_ahead`, ...): nothing installed.
+        Err(TransportError::Rpc { code, message, .. }) if code.is_invalid_argument() => {
+            (Verdict::of_refusal(&message), None)
+        }
+        // Another error, labelled by kind (review-authq33 L1): a failed
+        // save may have kept it; shedding or draining did not take it.
+        Err(TransportError::Rpc {
+            code,
+            message,
+            verdict,
+            ..
+        }) => {
+            let why = match verdict {
+                PeerVerdict::MaybeApplied => format!("it may hold it ({code:?}: {message})"),
+                _ => format!("it answered {code:?}: {message}"),
+            };
+            (Verdict::Missed(why), None)
+        }
         Err(e) => (Verdict::Missed(e.to_string()), None),
     }
 }
