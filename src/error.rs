@@ -52,6 +52,12 @@ impl PeerCode {
         self.0 == tonic::Code::Unavailable
     }
 
+    /// The peer refused the request as invalid (`INVALID_ARGUMENT`): it
+    /// will refuse it again as it is (e.g. an auth state `clock_ahead`).
+    pub fn is_invalid_argument(self) -> bool {
+        self.0 == tonic::Code::InvalidArgument
+    }
+
     /// The gRPC code, for the single mapping.
     pub fn grpc(self) -> tonic::Code {
         self.0
@@ -156,10 +162,10 @@ pub enum GeokvError {
     /// (`api::shed`: a stalled body, a stuck handler) and was dropped.
     #[error("the request was dropped after {after_ms} ms (the client port's handler timeout); a write may have been applied")]
     HandlerTimedOut { after_ms: u64 },
-    /// A client request's body had not arrived in full within the client
-    /// port's body timeout (`api::shed`); no handler had it, nothing was
-    /// applied.
-    #[error("the request's body had not arrived after {after_ms} ms (the client port's body timeout); nothing was applied")]
+    /// No data frame of a client request's body arrived for the client
+    /// port's body timeout, and the body had not ended (`api::shed`); no
+    /// handler had it, nothing was applied.
+    #[error("no part of the request's body arrived for {after_ms} ms (the client port's body timeout, --client-body-timeout-ms); nothing was applied")]
     BodyTimedOut { after_ms: u64 },
     /// A client request's body alone passes the node's whole budget of
     /// request bytes in flight (`api::shed`): it can never be admitted.

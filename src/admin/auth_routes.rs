@@ -62,7 +62,7 @@ fn refused(e: AuthStateError) -> Response {
 fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
     let version = state.version();
     if !spread.acknowledged() {
-        let text = spread.short_of_quorum(version) + "\n";
+        let text = spread.short_of_quorum(version, state.clock().ms) + "\n";
         return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
     }
     let (k, n) = (spread.holding, spread.members);

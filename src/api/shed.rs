@@ -3,14 +3,17 @@
 //! `native_transport_max_request_data_in_flight`:
 //!
 //! - from its headers alone, a get, put or delete takes its place under the
-//!   bound on requests in flight (`admission`), and any call is refused
-//!   while the node-wide [`ByteBudget`] of request bytes in flight is full;
+//!   bound on requests in flight (`admission`), and is refused while the
+//!   node-wide [`ByteBudget`] of request bytes in flight, or its
+//!   address's share of it, is full;
 //! - the body's data frames are taken from the budget as they arrive; a
 //!   frame past it fails the body, so the call is refused before it is
 //!   decoded (tonic answers the body's status);
 //! - the bytes are given back when the call ends: its response is ready,
 //!   or it was dropped (the client went away, the stream was reset);
-//! - a call whose body has not ended within the body timeout is dropped
+//! - a call whose body has not ended and brought no data frame for the
+//!   body timeout (an inactivity timeout, re-armed by each frame, as
+//!   nginx's `client_body_timeout`: `shed_call`) is dropped
 //!   (`DEADLINE_EXCEEDED`, `geokv-applied: no`: tonic hands a unary
 //!   request to its handler only once the body has ended), so a stalled
 //!   body gives its place and bytes back long before the handler timeout;
@@ -19,9 +22,11 @@
 //! - the call is dropped after the client port's handler timeout.
 //!
 //! Refusals are `RESOURCE_EXHAUSTED` with `retry-after-ms` and
-//! `geokv-applied: no` (`GeokvError::Overloaded`, `OverByteBudget`),
-//! counted in `geokv_requests_shed_total{reason}`; a body that alone
-//! passes the whole budget is refused for good (`RequestOverByteBudget`,
+//! `geokv-applied: no` (`GeokvError::Overloaded`, `OverByteBudget`,
+//! `AddressOverShare`), the body timeout `DEADLINE_EXCEEDED` with
+//! `geokv-applied: no` (`BodyTimedOut`), all counted in
+//! `geokv_requests_shed_total{reason}`; a body that alone passes the
+//! whole budget is refused for good (`RequestOverByteBudget`,
 //! `INVALID_ARGUMENT`). `Status` takes no place under the request bound
 //! and is not shed from its headers (its few bytes are still counted), so
 //! an overloaded node still answers it.
@@ -29,16 +34,16 @@
 //! Must not: decode the body, authenticate or authorize (`auth::layer`, the
 //! handlers), or wrap services other than `geokv.v1.Kv`.
 
-use super::admission::{Admission, Permit, SHED_METRIC};
+use super::admission::{Admission, SHED_METRIC};
 use crate::error::GeokvError;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
-pub use share::{ShareLimits, Shares, DEFAULT_SHARE};
+use call::{within, Held, Metered};
+pub use share::{ShareConfig, ShareLimits, Shares};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tonic::body::Body;
 use tonic::codegen::http;
@@ -56,8 +61,9 @@ pub const DEFAULT_MAX_BYTES_IN_FLIGHT: usize = 256 << 20;
 /// nobody waits for any more, a stalled body first of all.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(65);
 
-/// The default time a call's body has to arrive in full (review-shed32
-/// M1): a request of the largest size (8 MiB) at about 1 MiB/s.
+/// The default body timeout (review-shed32 M1): the longest a call's
+/// body may bring no data frame (review-shed33 M1: an inactivity
+/// timeout, so a slow upload that keeps coming is never cut).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The bytes a `Status` call may take past a full budget: its body is a
@@ -128,64 +134,6 @@ impl ByteBudget {
     }
 }
 
-/// What one call holds until it ends (the last of its body and its
-/// response future is dropped): its bytes and its place.
-#[derive(Debug)]
-struct Held {
-    budget: Arc<ByteBudget>,
-    bytes: AtomicUsize,
-    /// The body has ended (tonic may now hand the request over).
-    ended: AtomicBool,
-    /// The caller's address and its shares; `placed`: it took a place.
-    share: Option<(Arc<Shares>, IpAddr)>,
-    placed: bool,
-    _permit: Option<Permit>,
-}
-
-impl Held {
-    fn take(&self, n: usize) -> Result<(), GeokvError> {
-        let mine = self.bytes.load(Ordering::Acquire) + n;
-        let share_max = self.share.as_ref().map_or(0, |(s, _)| s.limits().bytes);
-        let alone = [self.budget.max, share_max]
-            .into_iter()
-            .filter(|m| *m != 0)
-            .min();
-        if let Some(limit_bytes) = alone.filter(|max| mine > *max) {
-            // Alone past the whole budget or share: no retry can succeed
-            // (review-shed32 M2).
-            return Err(GeokvError::RequestOverByteBudget { limit_bytes });
-        }
-        let over = self._permit.is_none() && mine <= STATUS_BYTES;
-        if let Some((shares, ip)) = &self.share {
-            if !shares.take(*ip, n, over) {
-                return Err(share_refusal(
-                    &self.budget,
-                    "bytes of client requests",
-                    share_max,
-                ));
-            }
-        }
-        if !self.budget.take(n, over) {
-            if let Some((shares, ip)) = &self.share {
-                shares.give(*ip, 0, n);
-            }
-            return Err(self.budget.refusal());
-        }
-        self.bytes.fetch_add(n, Ordering::AcqRel);
-        Ok(())
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let bytes = *self.bytes.get_mut();
-        self.budget.give(bytes);
-        if let Some((shares, ip)) = &self.share {
-            shares.give(*ip, self.placed as usize, bytes);
-        }
-    }
-}
-
 /// The refusal of a call past its address's share (counted).
 fn share_refusal(budget: &ByteBudget, what: &'static str, limit: usize) -> GeokvError {
     metrics::counter!(SHED_METRIC, "reason" => "per_address").increment(1);
@@ -193,41 +141,6 @@ fn share_refusal(budget: &ByteBudget, what: &'static str, limit: usize) -> Geokv
         what,
         limit,
         retry_after_ms: budget.retry_after.as_millis() as u64,
-    }
-}
-
-/// A request body whose data frames are taken from the budget.
-struct Metered {
-    inner: Body,
-    held: Arc<Held>,
-}
-
-impl HttpBody for Metered {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<bytes::Bytes>, tonic::Status>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if frame.is_none() || self.inner.is_end_stream() {
-            self.held.ended.store(true, Ordering::Release);
-        }
-        if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
-            if let Err(e) = self.held.take(data.len()) {
-                return Poll::Ready(Some(Err(tonic::Status::from(e))));
-            }
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -245,7 +158,8 @@ pub struct ShedLayer {
 pub struct Timeouts {
     /// For the whole call.
     pub handler: Duration,
-    /// For its body to arrive in full.
+    /// For each part of its body: the longest wait for its first data
+    /// frame, then between two frames, while it has not ended.
     pub body: Duration,
 }
 
@@ -289,16 +203,10 @@ impl ShedLayer {
             _ => false,
         };
         // Dropped on a refusal below: gives its place back.
-        let held = Arc::new(Held {
-            budget: self.budget.clone(),
-            bytes: AtomicUsize::new(0),
-            ended: AtomicBool::new(false),
-            share: ip.map(|ip| (self.shares.clone(), ip)),
-            placed,
-            _permit: permit,
-        });
+        let share = ip.map(|ip| (self.shares.clone(), ip));
+        let held = Arc::new(Held::new(self.budget.clone(), share, placed, permit));
         // `Status` is not shed from its headers (review-shed32 L2).
-        if held._permit.is_some() {
+        if held.admitted() {
             if self.budget.full() {
                 return Err(self.budget.refusal());
             }
@@ -377,32 +285,8 @@ where
     }
 }
 
-/// `answer`, or the status of a call dropped past its body timeout (its
-/// body had not ended, so no handler had it) or its handler timeout.
-async fn within<F, E>(t: Timeouts, held: Arc<Held>, answer: F) -> Result<http::Response<Body>, E>
-where
-    F: Future<Output = Result<http::Response<Body>, E>>,
-{
-    let answer = tokio::time::timeout(t.handler, answer);
-    tokio::pin!(answer);
-    tokio::select! {
-        biased;
-        answered = &mut answer => return answered.unwrap_or_else(|_| handler_timed_out(t)),
-        _ = tokio::time::sleep(t.body.min(t.handler)) => {}
-    }
-    if !held.ended.load(Ordering::Acquire) {
-        metrics::counter!(SHED_METRIC, "reason" => "body_timeout").increment(1);
-        let after_ms = t.body.as_millis() as u64;
-        return Ok(tonic::Status::from(GeokvError::BodyTimedOut { after_ms }).into_http());
-    }
-    answer.await.unwrap_or_else(|_| handler_timed_out(t))
-}
-
-fn handler_timed_out<E>(t: Timeouts) -> Result<http::Response<Body>, E> {
-    metrics::counter!(SHED_METRIC, "reason" => "handler_timeout").increment(1);
-    let after_ms = t.handler.as_millis() as u64;
-    Ok(tonic::Status::from(GeokvError::HandlerTimedOut { after_ms }).into_http())
-}
+#[path = "shed_call.rs"]
+mod call;
 
 #[path = "shed_share.rs"]
 mod share;

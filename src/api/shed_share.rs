@@ -10,13 +10,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The default share of one address: a quarter of the node-wide bounds
-/// (2048 requests, 256 MiB), as the client port's connections per address.
-pub const DEFAULT_SHARE: ShareLimits = ShareLimits {
-    requests: 512,
-    bytes: 64 << 20,
-};
-
 /// What one address may hold at once (0: no bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShareLimits {
@@ -24,6 +17,47 @@ pub struct ShareLimits {
     pub requests: usize,
     /// Bytes of request bodies in flight.
     pub bytes: usize,
+}
+
+impl ShareLimits {
+    /// The default share (review-shed33 M3): a quarter of each node-wide
+    /// bound, as Cassandra's per-ip default is a fraction of its total, so
+    /// raising or removing (0) a node-wide bound moves the share with it;
+    /// at least one request, and at least `min_bytes` (one framed message
+    /// of the largest size) but not past the node's budget.
+    pub fn quarter_of(requests: usize, bytes: usize, min_bytes: usize) -> ShareLimits {
+        ShareLimits {
+            requests: if requests == 0 {
+                0
+            } else {
+                (requests / 4).max(1)
+            },
+            bytes: if bytes == 0 {
+                0
+            } else {
+                (bytes / 4).max(min_bytes).min(bytes)
+            },
+        }
+    }
+}
+
+/// The share as configured: each bound set by its flag, or (`None`)
+/// derived from the node-wide one ([`ShareLimits::quarter_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShareConfig {
+    pub requests: Option<usize>,
+    pub bytes: Option<usize>,
+}
+
+impl ShareConfig {
+    /// The share of a node with these node-wide bounds.
+    pub fn limits(&self, requests: usize, bytes: usize, min_bytes: usize) -> ShareLimits {
+        let derived = ShareLimits::quarter_of(requests, bytes, min_bytes);
+        ShareLimits {
+            requests: self.requests.unwrap_or(derived.requests),
+            bytes: self.bytes.unwrap_or(derived.bytes),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

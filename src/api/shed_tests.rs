@@ -5,6 +5,7 @@
 use super::*;
 use crate::api::admission::AdmissionConfig;
 use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame};
 use std::sync::atomic::AtomicBool;
 use tokio::sync::watch;
 use tower::{Layer, Service, ServiceExt};
@@ -351,3 +352,6 @@ async fn one_address_holds_only_its_share_of_places_and_bytes() {
     assert_eq!(shares.held(A.into()), (0, 0));
     assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
 }
+
+#[path = "shed_body_tests.rs"]
+mod body;

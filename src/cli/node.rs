@@ -155,23 +155,30 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 256 << 20)]
     pub client_max_request_bytes_in_flight: usize,
     /// Gets, puts and deletes in flight from one client address (0: no
-    /// bound); past it that address is shed (RESOURCE_EXHAUSTED, the retry
-    /// hint, `reason="per_address"`). Raise it for many clients behind one NAT.
-    #[arg(long, default_value_t = 512)]
-    pub client_max_requests_in_flight_per_address: usize,
+    /// bound; default: a quarter of --max-in-flight-requests, none when it
+    /// is 0); past it that address is shed (RESOURCE_EXHAUSTED, the retry
+    /// hint, `reason="per_address"`). Raise it, or set 0, when many
+    /// clients reach the node from one address: behind a NAT, a gRPC
+    /// proxy or load balancer, or a service-mesh sidecar.
+    #[arg(long)]
+    pub client_max_requests_in_flight_per_address: Option<usize>,
     /// Bytes of request bodies in flight from one client address
     /// (Cassandra's `native_transport_max_request_data_in_flight_per_ip`;
-    /// 0: no bound; else at least 8 MiB + 5).
-    #[arg(long, default_value_t = 64 << 20)]
-    pub client_max_request_bytes_in_flight_per_address: usize,
+    /// 0: no bound, else at least 8 MiB + 5; default: a quarter of
+    /// --client-max-request-bytes-in-flight, none when it is 0). Raise it,
+    /// or set 0, behind a proxy, load balancer or sidecar, as above.
+    #[arg(long)]
+    pub client_max_request_bytes_in_flight_per_address: Option<usize>,
     /// The longest a client call may take, its body's arrival included;
     /// past it the call is dropped (DEADLINE_EXCEEDED) and its bytes given
     /// back. Must be above the longest client deadline (60 s, or
     /// --default-timeout-ms if longer): refused at start-up otherwise.
     #[arg(long, default_value_t = 65_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub client_handler_timeout_ms: u64,
-    /// The longest a client call's body may take to arrive in full; past
-    /// it the call is dropped (DEADLINE_EXCEEDED, nothing applied) and its
+    /// The longest a client call's body may bring no data (to its first
+    /// frame, then between two frames, until it ends: an inactivity
+    /// timeout, so a slow upload that keeps coming is not cut); past it
+    /// the call is dropped (DEADLINE_EXCEEDED, nothing applied) and its
     /// place and bytes given back.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub client_body_timeout_ms: u64,

@@ -115,7 +115,7 @@ fn limit_flags_default_to_the_documented_bounds() {
     assert_eq!(l.client_handler_timeout, Duration::from_millis(1500));
     assert_eq!(l.client_body_timeout, Duration::from_millis(2500));
     assert_eq!(
-        (l.client_share.requests, l.client_share.bytes),
+        (l.client_share().requests, l.client_share().bytes),
         (7, 9_000_000)
     );
     // The handshake cap reaches the client port's acceptor; the peer

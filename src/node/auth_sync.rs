@@ -17,10 +17,11 @@ use rand::seq::IndexedRandom;
 use tokio::sync::{mpsc, watch};
 
 use crate::proto::v1::internode::AuthMessage;
+use crate::replica::call_site::CallSite;
 use crate::security::auth::spread::{Ack, Spread, Verdict};
 use crate::security::auth::sync::{from_message, to_message};
 use crate::security::auth::{Auth, AuthState, PushHook};
-use crate::transport::{Peers, TransportError};
+use crate::transport::{PeerVerdict, Peers, TransportError};
 use crate::view::Cluster;
 
 /// Deadline of one `SyncAuth` call.
@@ -32,12 +33,21 @@ pub const ACK_DEADLINE: Duration = Duration::from_secs(4);
 
 /// Offers `to` our state and installs its answer; what the answer says of
 /// `ours` (the state offered).
-async fn exchange(auth: &Auth, peers: &Peers, to: &crate::topology::NodeInfo) -> Verdict {
+async fn exchange(auth: &Arc<Auth>, peers: &Peers, to: &crate::topology::NodeInfo) -> Verdict {
     let ours = auth.state();
     let reply = peers.sync_auth(to, to_message(&ours), CALL_TIMEOUT).await;
     let (verdict, theirs) = judge(&ours, reply);
     if let Some(theirs) = theirs {
-        if let Err(e) = auth.install(theirs) {
+        // A synced save under the install lock: on the blocking pool, not
+        // on an async worker (review-authq33 M1).
+        let auth = auth.clone();
+        let installed = CallSite::BlockingPool.run(move || auth.install(theirs));
+        let failed = match installed.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = failed {
             tracing::warn!(peer = %to.id, error = %e, "auth: installing a peer's state failed");
         }
     }
@@ -62,8 +72,24 @@ fn judge(
                 None,
             ),
         },
-        // It answered, with a refusal (`clock_ahead`) or another error.
-        Err(TransportError::Rpc { message, .. }) => (Verdict::of_refusal(&message), None),
+        // It refused the state (`clock_ahead`, ...): nothing installed.
+        Err(TransportError::Rpc { code, message, .. }) if code.is_invalid_argument() => {
+            (Verdict::of_refusal(&message), None)
+        }
+        // Another error, labelled by kind (review-authq33 L1): a failed
+        // save may have kept it; shedding or draining did not take it.
+        Err(TransportError::Rpc {
+            code,
+            message,
+            verdict,
+            ..
+        }) => {
+            let why = match verdict {
+                PeerVerdict::MaybeApplied => format!("it may hold it ({code:?}: {message})"),
+                _ => format!("it answered {code:?}: {message}"),
+            };
+            (Verdict::Missed(why), None)
+        }
         Err(e) => (Verdict::Missed(e.to_string()), None),
     }
 }

@@ -51,7 +51,7 @@ fn a_peer_refusing_our_state_as_clock_ahead_is_named_with_the_reason() {
     );
     assert!(!spread.acknowledged(), "1 of 2 is short of a quorum");
     assert!(spread
-        .short_of_quorum(1)
+        .short_of_quorum(1, 0)
         .contains("n2 refused it (clock_ahead)"));
 }
 
@@ -104,4 +104,25 @@ async fn the_wait_ends_at_the_deadline_naming_the_peers_that_did_not_answer() {
     let spread = collect(peers, rx, Duration::from_secs(4)).await;
     assert_eq!(started.elapsed(), Duration::ZERO);
     assert_eq!(spread.holding, 3);
+}
+
+/// review-authq33 L1: only a refusal (INVALID_ARGUMENT) reads as "refused
+/// it"; a failed save on the peer may have kept the change, and a shed
+/// call did not take it: both are missing, labelled by kind.
+#[test]
+fn a_peer_error_other_than_a_refusal_is_missing_with_its_kind() {
+    let ours = far_ahead();
+    let failed = tonic::Status::from(crate::error::GeokvError::Internal("disk".into()));
+    match judge(&ours, Err(answered(failed))).0 {
+        Verdict::Missed(why) => assert!(why.starts_with("it may hold it (Internal"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let shed = tonic::Status::from(crate::error::GeokvError::Overloaded {
+        limit: 1,
+        retry_after_ms: 50,
+    });
+    match judge(&ours, Err(answered(shed))).0 {
+        Verdict::Missed(why) => assert!(why.starts_with("it answered ResourceExhausted"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -313,8 +313,16 @@ impl Internode for InternodeService {
     }
 
     async fn sync_auth(&self, req: Request<AuthMessage>) -> Result<Response<AuthMessage>, Status> {
-        let _span = self.admit(&req, "sync_auth")?;
-        crate::security::auth::sync::serve(&self.auth, req.get_ref())
+        let span = self.admit(&req, "sync_auth")?;
+        // The install saves synced, under the auth's install lock: on the
+        // blocking pool, never on an async worker (review-authq33 M1).
+        let (auth, msg) = (self.auth.clone(), req.into_inner());
+        let serve = move || crate::security::auth::sync::serve(&auth, &msg);
+        let served = (crate::replica::call_site::CallSite::BlockingPool.run(serve))
+            .instrument(span)
+            .await
+            .map_err(|e| GeokvError::Internal(e.to_string()))?;
+        served
             .map(Response::new)
             .map_err(|e| GeokvError::from(e).into())
     }

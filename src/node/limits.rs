@@ -68,8 +68,9 @@ pub struct ServerLimits {
     pub client_body_timeout: std::time::Duration,
     /// What one remote address may hold of the client port's requests and
     /// request bytes in flight (`api::shed`; review-shed32 M1), as
-    /// Cassandra's `native_transport_max_request_data_in_flight_per_ip`.
-    pub client_share: crate::api::shed::ShareLimits,
+    /// Cassandra's `native_transport_max_request_data_in_flight_per_ip`:
+    /// as set, or a quarter of the node-wide bounds ([`Self::client_share`]).
+    pub client_share: crate::api::shed::ShareConfig,
 }
 
 /// Bounds that contradict each other, refused at start-up.
@@ -91,6 +92,15 @@ pub enum LimitsError {
 const GRPC_PREFIX: usize = 5;
 
 impl ServerLimits {
+    /// One client address's share of the node-wide bounds: the flags, or
+    /// a quarter of each bound (none where the node has none; review-shed33
+    /// M3).
+    pub fn client_share(&self) -> crate::api::shed::ShareLimits {
+        let message = self.client.max_decoding_bytes + GRPC_PREFIX;
+        let (requests, bytes) = (self.admission.max_in_flight, self.client_bytes_in_flight);
+        self.client_share.limits(requests, bytes, message)
+    }
+
     /// Refuses a byte budget a message of the largest size cannot fit in
     /// (review-shed32 M2), and a handler timeout at or under the longest
     /// deadline of a client call, `default_timeout` (a call that gives
@@ -100,7 +110,7 @@ impl ServerLimits {
         let needed = message + GRPC_PREFIX;
         let budgets = [
             ("", self.client_bytes_in_flight),
-            ("-per-address", self.client_share.bytes),
+            ("-per-address", self.client_share().bytes),
         ];
         if let Some((per, budget)) = budgets.into_iter().find(|(_, b)| *b != 0 && *b < needed) {
             return Err(LimitsError::BudgetBelowMessage {
@@ -148,7 +158,7 @@ impl Default for ServerLimits {
             client_bytes_in_flight: crate::api::shed::DEFAULT_MAX_BYTES_IN_FLIGHT,
             client_handler_timeout: crate::api::shed::DEFAULT_HANDLER_TIMEOUT,
             client_body_timeout: crate::api::shed::DEFAULT_BODY_TIMEOUT,
-            client_share: crate::api::shed::DEFAULT_SHARE,
+            client_share: crate::api::shed::ShareConfig::default(),
         }
     }
 }
@@ -242,7 +252,7 @@ mod tests {
         assert_eq!(l.check(secs(10)), Ok(()));
         l.client_bytes_in_flight = 0;
         assert_eq!(l.check(secs(10)), Ok(()), "0: no bound");
-        l.client_share.bytes = 1 << 20;
+        l.client_share.bytes = Some(1 << 20);
         let per = l.check(secs(10)).expect_err("the share too");
         assert!(matches!(
             per,
@@ -273,6 +283,45 @@ mod tests {
         };
         assert_eq!(l.check(secs(90)), Err(long_default));
         assert_eq!(l.check(secs(60)), Ok(()));
+    }
+
+    /// review-shed33 M3: the per-address share follows the node-wide
+    /// bounds (a quarter of each; none where they have none), so a fleet
+    /// behind one proxy address is not capped at a fixed 512 requests.
+    #[test]
+    fn the_address_share_is_a_quarter_of_the_node_wide_bounds() {
+        use crate::api::shed::ShareLimits;
+        let share = |requests, bytes| {
+            let mut l = ServerLimits::default();
+            (l.admission.max_in_flight, l.client_bytes_in_flight) = (requests, bytes);
+            l.client_share()
+        };
+        let (requests, bytes) = (512, 64 << 20);
+        assert_eq!(
+            ServerLimits::default().client_share(),
+            ShareLimits { requests, bytes }
+        );
+        let (requests, bytes) = (2048, 256 << 20);
+        assert_eq!(share(8192, 1 << 30), ShareLimits { requests, bytes });
+        let none = ShareLimits {
+            requests: 0,
+            bytes: 0,
+        };
+        assert_eq!(share(0, 0), none, "no node-wide bound: no share");
+        // Never 0 (none) from a small bound, never under one message.
+        let message = (8 << 20) + 5;
+        let (requests, bytes) = (1, message);
+        assert_eq!(share(2, message), ShareLimits { requests, bytes });
+        let mut l = ServerLimits::default();
+        l.admission.max_in_flight = 0;
+        l.client_share.requests = Some(7);
+        l.client_share.bytes = Some(0);
+        let (requests, bytes) = (7, 0);
+        assert_eq!(
+            l.client_share(),
+            ShareLimits { requests, bytes },
+            "the flags win"
+        );
     }
 }
 

@@ -127,7 +127,7 @@ fn client_server(
         handler: p.limits.client_handler_timeout,
         body: p.limits.client_body_timeout,
     };
-    let shares = Shares::new(p.limits.client_share);
+    let shares = Shares::new(p.limits.client_share());
     let shed = ShedLayer::new(p.admission.clone(), budget, timeouts).with_shares(shares);
     let mut sd = shutdown.clone();
     let (layer, incoming) = (

@@ -2,7 +2,8 @@
 //! §2, audit12-32 M1), with real node processes: on a 3-node cluster whose
 //! other two nodes are SIGKILLed, `geokv auth revoke` on the live node
 //! reports the change made there and in force on 1 of 3, not rolled back,
-//! and exits non-zero; the revoke is nonetheless in force on that node.
+//! and exits non-zero; the revoke is nonetheless in force on that node,
+//! and once the two are started again it reaches them too.
 
 use crate::common::*;
 use geokv::proto::v1::{Consistency, GetRequest};
@@ -95,4 +96,30 @@ async fn a_revoke_short_of_a_quorum_says_so_and_holds_where_it_was_made() {
     // Made here, and in force here.
     let err = get_as(&mut c1, &app).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    // "keeps spreading" (review-authq33 M2): back up, the two nodes come
+    // to deny it too, without another change.
+    for id in ["dc1-n2", "dc1-n3"] {
+        cluster.restart(id).await;
+    }
+    for id in ["dc1-n2", "dc1-n3"] {
+        until_denied(&cluster, id, &app).await;
+    }
+}
+
+/// Polls `id` until `token` is denied there, for at most 30 s.
+async fn until_denied(cluster: &Cluster, id: &str, token: &str) {
+    let mut c = cluster.anonymous_client(id);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = get_as(&mut c, token).await;
+        if matches!(&got, Err(e) if e.code() == tonic::Code::PermissionDenied) {
+            return;
+        }
+        let now = std::time::Instant::now();
+        assert!(
+            now < until,
+            "{id}: the revoke has not spread in 30 s: {got:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

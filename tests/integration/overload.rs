@@ -11,7 +11,8 @@ use std::time::Duration;
 use tonic::Code;
 
 /// Three nodes in one datacenter, rf 3; every node takes at most 3 client
-/// requests at once and hints 40 ms.
+/// requests at once and hints 40 ms. The test's one client address gets
+/// no per-address share (by default a quarter of the 3: one request).
 fn small_limit() -> Spec {
     Spec {
         dcs: vec![("dc1", 3)],
@@ -21,6 +22,8 @@ fn small_limit() -> Spec {
         extra_args: [
             "--max-in-flight-requests",
             "3",
+            "--client-max-requests-in-flight-per-address",
+            "0",
             "--shed-retry-after-ms",
             "40",
         ]

@@ -37,7 +37,10 @@ pub enum ClientError {
     /// Too few replicas were alive for the consistency level, known before
     /// anything was sent (gRPC `UNAVAILABLE` from a geokv node, which marks
     /// it `geokv-applied: no`): nothing was applied, so even a write may be
-    /// sent again.
+    /// sent again. Also a request the node dropped because its body stopped
+    /// arriving (`DEADLINE_EXCEEDED` with `geokv-applied: no`, the node's
+    /// body timeout: no handler had it), so [`code`](ClientError::code) is
+    /// `UNAVAILABLE` for it too.
     #[error("unavailable: {message}")]
     Unavailable {
         /// The server's explanation (typically: how many replicas were
@@ -45,7 +48,9 @@ pub enum ClientError {
         message: String,
     },
     /// The deadline passed before the level was reached: either the server
-    /// answered `DEADLINE_EXCEEDED` or the client gave up waiting. A write
+    /// answered `DEADLINE_EXCEEDED` (without `geokv-applied: no`, which is
+    /// [`Unavailable`](ClientError::Unavailable)) or the client gave up
+    /// waiting. A write
     /// that timed out may have been applied (read it back before writing
     /// again, with the context read).
     #[error("timeout: {message}")]

@@ -6,7 +6,8 @@
 //! `node::auth_sync`, the HTTP answer `admin::auth_routes`.
 //!
 //! Must not: talk to peers, or roll a change back (a change short of a
-//! quorum stays durable here and keeps spreading by anti-entropy).
+//! quorum stays durable here and keeps spreading by anti-entropy while
+//! this node is up).
 
 use super::model::AuthState;
 
@@ -114,8 +115,9 @@ impl Spread {
         self.holding >= self.quorum()
     }
 
-    /// What the answer says when the change is not acknowledged.
-    pub fn short_of_quorum(&self, version: u64) -> String {
+    /// What the answer says when the change is not acknowledged; the
+    /// change is stamped `stamp_ms` (ms since the epoch, this node's clock).
+    pub fn short_of_quorum(&self, version: u64, stamp_ms: u64) -> String {
         let missing: Vec<String> = (self.missing.iter())
             .map(|a| match &a.verdict {
                 Verdict::Holds => format!("{} (holds it)", a.peer),
@@ -125,16 +127,42 @@ impl Spread {
                 Verdict::Missed(why) => format!("{}: {why}", a.peer),
             })
             .collect();
-        format!(
+        let mut text = format!(
             "{MADE_HERE} (version {version}, saved and synced here), in force on {} of {} \
              members, short of a quorum of {}; it is not rolled back and keeps spreading by \
-             anti-entropy; not yet in force on: {}",
+             anti-entropy while this node is up (repeat it on another node if this one is \
+             going away); not yet in force on: {}",
             self.holding,
             self.members,
             self.quorum(),
             missing.join("; ")
-        )
+        );
+        if self.missing.iter().any(|a| a.verdict.is_clock_ahead()) {
+            text += &clock_ahead_warning(stamp_ms);
+        }
+        text
     }
+}
+
+impl Verdict {
+    fn is_clock_ahead(&self) -> bool {
+        matches!(self, Verdict::Refused { reason, .. } if *reason == CLOCK_AHEAD)
+    }
+}
+
+/// What a change stamped ahead of its peers' clocks will do
+/// (review-authq33 H1): it is deferred, not dropped, and once their clocks
+/// reach it, it wins over every change of the same role or grant made
+/// elsewhere before then, acknowledged ones included.
+fn clock_ahead_warning(stamp_ms: u64) -> String {
+    let window_s = super::MAX_OFFSET_MS / 1000;
+    format!(
+        "; WARNING: this node's clock is ahead of theirs; the change is stamped {stamp_ms} ms \
+         since the epoch by this node's clock, and when their clocks come within {window_s} s \
+         of it they take it, and it then overrides every change of the same role or grant \
+         made elsewhere before then, even one answered 200; correct this node's clock (NTP) \
+         and check its changes once they spread"
+    )
 }
 
 #[cfg(test)]

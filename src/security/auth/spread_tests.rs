@@ -53,7 +53,7 @@ fn peers_refusing_clock_ahead_leave_a_change_short_of_a_quorum_and_are_named() {
     let spread = Spread::decide(&three, acks, 5_000);
     assert_eq!((spread.holding, spread.members), (1, 3));
     assert!(!spread.acknowledged());
-    let text = spread.short_of_quorum(42);
+    let text = spread.short_of_quorum(42, 1_234);
     for part in [
         "in force on 1 of 3",
         "quorum of 2",
@@ -61,9 +61,17 @@ fn peers_refusing_clock_ahead_leave_a_change_short_of_a_quorum_and_are_named() {
         "anti-entropy",
         "n2 refused it (clock_ahead)",
         "n3: n3: not sent",
+        // review-authq33 H1: what the stamp ahead will do, said.
+        "stamped 1234 ms",
+        "overrides every change of the same role or grant",
+        "even one answered 200",
     ] {
         assert!(text.contains(part), "{part:?} not in {text}");
     }
+    // Without a clock_ahead refusal there is no such warning.
+    let missed = vec![ack("n2", Verdict::Missed("no answer".into()))];
+    let plain = Spread::decide(&three, missed, 5_000).short_of_quorum(42, 1_234);
+    assert!(!plain.contains("WARNING"), "{plain}");
 }
 
 /// The whole way of a refusal: a peer (`b`) offered a state whose clock is

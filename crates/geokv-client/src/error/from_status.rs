@@ -1,7 +1,7 @@
 //! How a [`tonic::Status`] becomes a [`ClientError`]: the one place a
 //! status is classified (a broken connection, the client's own deadline, a
-//! node's `geokv-applied` verdict, overload with its retry hint). Must not
-//! decide whether to retry.
+//! node's `geokv-applied` verdict, overload with its retry hint, a body
+//! the node stopped waiting for). Must not decide whether to retry.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -49,6 +49,14 @@ impl From<tonic::Status> for ClientError {
             return ClientError::ConnectionLost {
                 message: chain_message(&status),
             };
+        }
+        // The node dropped the request because its body stopped arriving
+        // (review-shed33 M2): no handler had it, so nothing was applied.
+        // `Unavailable` already means "not applied, even a write may be
+        // sent again" to every caller and to the retry loop; a new variant
+        // would break callers' exhaustive matches.
+        if status.code() == Code::DeadlineExceeded && verdict == Some("no") {
+            return ClientError::Unavailable { message };
         }
         if status.code() == Code::ResourceExhausted && verdict == Some("no") {
             let retry_after = (status.metadata().get(crate::proto::RETRY_AFTER_METADATA))

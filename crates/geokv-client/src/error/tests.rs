@@ -159,3 +159,34 @@ fn a_shed_request_is_overloaded_with_its_hint_and_nothing_applied() {
     ));
     assert!(foreign.may_have_been_applied());
 }
+
+/// review-shed33 M2: a node's body timeout (`DEADLINE_EXCEEDED`,
+/// `geokv-applied: no`) is retriable and not applied, so a put is retried;
+/// a deadline without the marker stays a `Timeout` that may be applied.
+#[test]
+fn a_body_timeout_marked_no_lets_a_put_be_retried() {
+    let policy = crate::RetryPolicy::default();
+    let mut status = tonic::Status::deadline_exceeded("no part of the body arrived for 10000 ms");
+    status.metadata_mut().insert(
+        crate::proto::APPLIED_METADATA,
+        tonic::metadata::MetadataValue::from_static("no"),
+    );
+    let no = ClientError::from(status);
+    assert!(matches!(no, ClientError::Unavailable { .. }), "{no:?}");
+    assert_eq!(no.message(), "no part of the body arrived for 10000 ms");
+    assert!(no.is_retriable() && !no.may_have_been_applied());
+    assert!(policy.should_retry(0, &no, false), "a put is sent again");
+    for verdict in [None, Some("maybe")] {
+        let mut status = tonic::Status::deadline_exceeded("2 of 3 answered");
+        if let Some(v) = verdict {
+            status.metadata_mut().insert(
+                crate::proto::APPLIED_METADATA,
+                tonic::metadata::MetadataValue::from_static(v),
+            );
+        }
+        let late = ClientError::from(status);
+        assert!(matches!(late, ClientError::Timeout { .. }), "{late:?}");
+        assert!(late.may_have_been_applied());
+        assert!(!policy.should_retry(0, &late, false), "{verdict:?}");
+    }
+}

@@ -1,0 +1,91 @@
+//! `geokv auth`'s parsing and printing: `--json` on every command, the
+//! roles table, the last change as a date.
+
+use super::*;
+use clap::Parser;
+
+#[derive(Parser)]
+struct Auth {
+    #[command(subcommand)]
+    cmd: AuthCommand,
+}
+
+fn parse(args: &[&str]) -> AuthCommand {
+    Auth::try_parse_from([&["auth"], args].concat())
+        .unwrap()
+        .cmd
+}
+
+#[test]
+fn every_auth_command_takes_json_and_says_what_it_did() {
+    let create = parse(&["create-role", "app", "--json"]);
+    assert!(create.admin().json);
+    assert_eq!(
+        result_json(&create, Some("app:s3cret")),
+        json!({"role": "app", "created": true, "cert_only": false, "token": "app:s3cret"})
+    );
+    let cert = parse(&["create-role", "svc", "--cert-only", "--json"]);
+    assert_eq!(
+        result_json(&cert, None),
+        json!({"role": "svc", "created": true, "cert_only": true, "token": null})
+    );
+    let drop = parse(&["drop-role", "app", "--json"]);
+    assert_eq!(
+        result_json(&drop, None),
+        json!({"role": "app", "dropped": true})
+    );
+    let grant = parse(&["grant", "app", "carts", "write", "--json"]);
+    assert_eq!(
+        result_json(&grant, None),
+        json!({"role": "app", "keyspace": "carts", "perm": "write", "granted": true})
+    );
+    let revoke = parse(&["revoke", "app", "*", "read", "--json"]);
+    assert_eq!(
+        result_json(&revoke, None),
+        json!({"role": "app", "keyspace": "*", "perm": "read", "revoked": true})
+    );
+    assert!(parse(&["list", "--json"]).admin().json);
+    assert!(!parse(&["list"]).admin().json);
+}
+
+/// Issue 13: `geokv auth list` printed the JSON only; it is a table
+/// now (one line per role and keyspace), `--json` the JSON as before.
+#[test]
+fn auth_list_prints_a_table_of_roles_and_grants() {
+    let v = json!({"version": 4, "roles": {
+        "admin": {"grants": {"*": ["admin"]}, "token": true},
+        "app": {"grants": {"carts": ["read", "write"], "users": ["read"]}, "token": true},
+        "svc": {"grants": {}, "token": false},
+    }});
+    let body = serde_json::to_string_pretty(&v).unwrap();
+    let json = list_output(&body, true).expect("json");
+    assert_eq!(json.lines().count(), 1, "one line: {json:?}");
+    let back: Value = serde_json::from_str(&json).expect("--json is JSON");
+    assert_eq!(back, v, "--json keeps the server's JSON");
+    let text = list_output(&body, false).expect("table");
+    let lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+    let words: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(words[0], ["ROLE", "TOKEN", "KEYSPACE", "PERMISSIONS"]);
+    assert_eq!(words[1], ["admin", "yes", "*", "admin"]);
+    assert_eq!(words[2], ["app", "yes", "carts", "read,write"]);
+    assert_eq!(words[3], ["app", "yes", "users", "read"]);
+    assert_eq!(words[4], ["svc", "no", "(certificate)", "-", "-"]);
+    // The columns line up: every KEYSPACE cell starts where its header does.
+    let at = lines[0].find("KEYSPACE").expect("header");
+    for (line, ks) in lines[1..5].iter().zip(["*", "carts", "users", "-"]) {
+        assert_eq!(line[at..].split_whitespace().next(), Some(ks), "{line:?}");
+    }
+    assert_eq!(lines[5], "last change at 1970-01-01T00:00:00.004Z");
+}
+
+/// review-auth29 L2: the auth `version` is a wall time in ms now.
+#[test]
+fn the_last_change_prints_as_a_date() {
+    assert_eq!(rfc3339(1_764_550_923_456), "2025-12-01T01:02:03.456Z");
+    assert_eq!(rfc3339(1_709_251_199_000), "2024-02-29T23:59:59.000Z");
+    let v = json!({"version": 0, "roles": {}});
+    assert!(roles_table(&v).ends_with("last change at -\n"));
+}
