@@ -61,6 +61,9 @@ impl Control {
     /// (`owner`) gives up `running`; the cancel handler never writes it, so
     /// it cannot clear the flag of a leave begun meanwhile.
     pub(super) async fn cancelled(&self, me: &str, owner: bool) -> bool {
+        // First: a decommission begun again meanwhile sets its own flag
+        // after its `begin`, so a flag set now is the cancelled leave's.
+        self.allow_old_gainers.store(false, Ordering::SeqCst);
         let layout = self.cluster.current().layout.clone();
         if let Err(e) = leave::forget_cursors(&self.engine, &layout, me).await {
             tracing::warn!(error = %e, "decommission cancelled: forgetting push cursors");
@@ -70,7 +73,6 @@ impl Control {
             tracing::info!(node = %me, "decommission begun again while its cancel ended: it goes on");
             return false;
         }
-        self.allow_old_gainers.store(false, Ordering::SeqCst);
         tracing::info!(node = %me, version = layout.version, "decommission cancelled: the node stays");
         let (phase, detail) = self.cancel_phase(me);
         self.set(&phase, detail);

@@ -7,7 +7,7 @@
 //! value: not started, so every [`Cursor`] reads back as saved), and
 //! the names of the streams this node *pulls* ([`Pull`]: a join, a
 //! replacement, a removal's re-replication), which a start that may have
-//! lost its unsynced WAL tail forgets ([`forget_pulls`]): the pages such a
+//! lost its unsynced WAL tail forgets ([`forget_after_lost_tail`]): the pages such a
 //! cursor covers may be gone with the tail, and so may a write this node
 //! acknowledged as a pending replica after the stream had passed its key,
 //! so the copy runs again from its start (pages are merges: idempotent).
