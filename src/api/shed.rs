@@ -134,9 +134,30 @@ impl ByteBudget {
     }
 }
 
-/// The refusal of a call past its address's share (counted).
-fn share_refusal(budget: &ByteBudget, what: &'static str, limit: usize) -> GeokvError {
+/// The refusal of a call past its address's share (counted; logged at
+/// most once a minute, naming the flags, review-fix33 M1: behind a proxy
+/// every client shares one address, and the share binds them all).
+fn share_refusal(
+    budget: &ByteBudget,
+    shares: &Shares,
+    ip: IpAddr,
+    what: &'static str,
+    limit: usize,
+) -> GeokvError {
     metrics::counter!(SHED_METRIC, "reason" => "per_address").increment(1);
+    if shares.warn_now() {
+        let ShareLimits { requests, bytes } = shares.limits();
+        tracing::warn!(
+            address = %ip,
+            "client calls from {ip} shed: it holds its share of {limit} {what} in flight \
+             (share in force: {requests} requests, {bytes} bytes; 0 = none; by default a \
+             quarter of --max-in-flight-requests and --client-max-request-bytes-in-flight). \
+             Every client behind one proxy, load balancer, NAT or sidecar shares one address: \
+             raise --client-max-requests-in-flight-per-address and \
+             --client-max-request-bytes-in-flight-per-address, or set them to 0 (no share). \
+             Not logged again for 60 s (counted in geokv_requests_shed_total{{reason=\"per_address\"}})"
+        );
+    }
     GeokvError::AddressOverShare {
         what,
         limit,
@@ -197,7 +218,13 @@ impl ShedLayer {
         let placed = match (ip, &permit) {
             (Some(ip), Some(_)) if !self.shares.enter(ip) => {
                 let what = "client requests";
-                return Err(share_refusal(&self.budget, what, limits.requests));
+                return Err(share_refusal(
+                    &self.budget,
+                    &self.shares,
+                    ip,
+                    what,
+                    limits.requests,
+                ));
             }
             (Some(_), Some(_)) => true,
             _ => false,
@@ -210,9 +237,15 @@ impl ShedLayer {
             if self.budget.full() {
                 return Err(self.budget.refusal());
             }
-            if ip.is_some_and(|ip| self.shares.bytes_full(ip)) {
+            if let Some(ip) = ip.filter(|ip| self.shares.bytes_full(*ip)) {
                 let what = "bytes of client requests";
-                return Err(share_refusal(&self.budget, what, limits.bytes));
+                return Err(share_refusal(
+                    &self.budget,
+                    &self.shares,
+                    ip,
+                    what,
+                    limits.bytes,
+                ));
             }
         }
         Ok(held)

@@ -86,7 +86,7 @@ impl Held {
         if let Some((shares, ip)) = &self.share {
             if !shares.take(*ip, n, over) {
                 let what = "bytes of client requests";
-                return Err(share_refusal(&self.budget, what, share_max));
+                return Err(share_refusal(&self.budget, shares, *ip, what, share_max));
             }
         }
         if !self.budget.take(n, over) {
