@@ -19,7 +19,9 @@
 //!   body gives its place and bytes back long before the handler timeout;
 //! - one remote address holds at most its share of both bounds
 //!   ([`Shares`], `shed_share`), so one host cannot hold every place;
-//! - the call is dropped after the client port's handler timeout.
+//! - the call is dropped after the client port's handler timeout; with
+//!   `geokv-applied: no` if its body had not ended (a body trickling in
+//!   past it: no handler had it, `BodyUnfinished`), else `maybe`.
 //!
 //! Refusals are `RESOURCE_EXHAUSTED` with `retry-after-ms` and
 //! `geokv-applied: no` (`GeokvError::Overloaded`, `OverByteBudget`,
@@ -63,7 +65,8 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(65);
 
 /// The default body timeout (review-shed32 M1): the longest a call's
 /// body may bring no data frame (review-shed33 M1: an inactivity
-/// timeout, so a slow upload that keeps coming is never cut).
+/// timeout, so a slow upload that keeps coming is cut only by the
+/// handler timeout or the client's deadline).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The bytes a `Status` call may take past a full budget: its body is a
