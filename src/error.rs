@@ -173,9 +173,14 @@ pub enum GeokvError {
     #[error("the request's body had not ended after {after_ms} ms (the client port's handler timeout, --client-handler-timeout-ms); nothing was applied")]
     BodyUnfinished { after_ms: u64 },
     /// A client request's body alone passes the node's whole budget of
-    /// request bytes in flight (`api::shed`): it can never be admitted.
-    #[error("the request is larger than this node's budget of {limit_bytes} bytes of client requests in flight (--client-max-request-bytes-in-flight); it can never be admitted; nothing was applied")]
-    RequestOverByteBudget { limit_bytes: usize },
+    /// request bytes in flight, or its address's share of it (`per`:
+    /// "-per-address"; `api::shed`): it can never be admitted.
+    #[error("the request is larger than the {limit_bytes} bytes of client requests this node holds in flight{whose} (--client-max-request-bytes-in-flight{per}); it can never be admitted; nothing was applied")]
+    RequestOverByteBudget {
+        limit_bytes: usize,
+        whose: &'static str,
+        per: &'static str,
+    },
     /// This node has left the cluster and handed its hints and anti-entropy
     /// records over (`Hints::seal_if_handed_over`), so it stores none any
     /// more. Raised only once a write was minted or sent (a hint or record

@@ -74,14 +74,22 @@ impl Held {
     fn take(&self, n: usize) -> Result<(), GeokvError> {
         let mine = self.bytes.load(Ordering::Acquire) + n;
         let share_max = self.share.as_ref().map_or(0, |(s, _)| s.limits().bytes);
-        let alone = [self.budget.max, share_max]
+        let node = (self.budget.max, "", "");
+        let share = (share_max, " from one address", "-per-address");
+        // The lower bound limits; the node's when they are equal.
+        let alone = [node, share]
             .into_iter()
-            .filter(|m| *m != 0)
-            .min();
-        if let Some(limit_bytes) = alone.filter(|max| mine > *max) {
+            .filter(|m| m.0 != 0)
+            .min_by_key(|m| m.0);
+        if let Some((limit_bytes, whose, per)) = alone.filter(|max| mine > max.0) {
             // Alone past the whole budget or share: no retry can succeed
-            // (review-shed32 M2).
-            return Err(GeokvError::RequestOverByteBudget { limit_bytes });
+            // (review-shed32 M2); the error names the flag that limited
+            // (review-shed33 L3).
+            return Err(GeokvError::RequestOverByteBudget {
+                limit_bytes,
+                whose,
+                per,
+            });
         }
         let over = self.permit.is_none() && mine <= STATUS_BYTES;
         if let Some((shares, ip)) = &self.share {
