@@ -5,8 +5,9 @@
 //! data frame (the time to the first frame and between two frames, as
 //! nginx's `client_body_timeout`; review-shed33 M1), and the handler
 //! timeout on the whole call, a body still arriving included (then
-//! answered "no", as no handler had it; review-fix33 L1). Must not: admit or refuse a call from its
-//! headers (`shed::ShedLayer::admit`), or decode the body.
+//! answered "no", as no handler had it; review-fix33 L1). Must not: admit
+//! or refuse a call from its headers (`shed::ShedLayer::admit`), or decode
+//! the body.
 
 use super::{share_refusal, ByteBudget, Shares, Timeouts, STATUS_BYTES};
 use crate::api::admission::{Permit, SHED_METRIC};
