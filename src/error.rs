@@ -167,10 +167,20 @@ pub enum GeokvError {
     /// handler had it, nothing was applied.
     #[error("no part of the request's body arrived for {after_ms} ms (the client port's body timeout, --client-body-timeout-ms); nothing was applied")]
     BodyTimedOut { after_ms: u64 },
+    /// A client request's body was still arriving (a frame now and then)
+    /// at the client port's handler timeout (`api::shed`); no handler had
+    /// it, nothing was applied.
+    #[error("the request's body had not ended after {after_ms} ms (the client port's handler timeout, --client-handler-timeout-ms); nothing was applied")]
+    BodyUnfinished { after_ms: u64 },
     /// A client request's body alone passes the node's whole budget of
-    /// request bytes in flight (`api::shed`): it can never be admitted.
-    #[error("the request is larger than this node's budget of {limit_bytes} bytes of client requests in flight (--client-max-request-bytes-in-flight); it can never be admitted; nothing was applied")]
-    RequestOverByteBudget { limit_bytes: usize },
+    /// request bytes in flight, or its address's share of it (`per`:
+    /// "-per-address"; `api::shed`): it can never be admitted.
+    #[error("the request is larger than the {limit_bytes} bytes of client requests this node holds in flight{whose} (--client-max-request-bytes-in-flight{per}); it can never be admitted; nothing was applied")]
+    RequestOverByteBudget {
+        limit_bytes: usize,
+        whose: &'static str,
+        per: &'static str,
+    },
     /// This node has left the cluster and handed its hints and anti-entropy
     /// records over (`Hints::seal_if_handed_over`), so it stores none any
     /// more. Raised only once a write was minted or sent (a hint or record
@@ -265,6 +275,7 @@ impl GeokvError {
             GeokvError::Timeout { .. }
             | GeokvError::HandlerTimedOut { .. }
             | GeokvError::BodyTimedOut { .. }
+            | GeokvError::BodyUnfinished { .. }
             | GeokvError::Expired
             | GeokvError::ReadExpired => Code::DeadlineExceeded,
             GeokvError::Overloaded { .. }
@@ -309,6 +320,7 @@ impl GeokvError {
             | GeokvError::RequestOverByteBudget { .. }
             | GeokvError::AddressOverShare { .. }
             | GeokvError::BodyTimedOut { .. }
+            | GeokvError::BodyUnfinished { .. }
             | GeokvError::NotAReplica(_)
             | GeokvError::LinkCut { .. }
             | GeokvError::NotPermitted(_)

@@ -19,7 +19,9 @@
 //!   body gives its place and bytes back long before the handler timeout;
 //! - one remote address holds at most its share of both bounds
 //!   ([`Shares`], `shed_share`), so one host cannot hold every place;
-//! - the call is dropped after the client port's handler timeout.
+//! - the call is dropped after the client port's handler timeout; with
+//!   `geokv-applied: no` if its body had not ended (a body trickling in
+//!   past it: no handler had it, `BodyUnfinished`), else `maybe`.
 //!
 //! Refusals are `RESOURCE_EXHAUSTED` with `retry-after-ms` and
 //! `geokv-applied: no` (`GeokvError::Overloaded`, `OverByteBudget`,
@@ -63,7 +65,8 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(65);
 
 /// The default body timeout (review-shed32 M1): the longest a call's
 /// body may bring no data frame (review-shed33 M1: an inactivity
-/// timeout, so a slow upload that keeps coming is never cut).
+/// timeout, so a slow upload that keeps coming is cut only by the
+/// handler timeout or the client's deadline).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The bytes a `Status` call may take past a full budget: its body is a
@@ -134,9 +137,30 @@ impl ByteBudget {
     }
 }
 
-/// The refusal of a call past its address's share (counted).
-fn share_refusal(budget: &ByteBudget, what: &'static str, limit: usize) -> GeokvError {
+/// The refusal of a call past its address's share (counted; logged at
+/// most once a minute, naming the flags, review-fix33 M1: behind a proxy
+/// every client shares one address, and the share binds them all).
+fn share_refusal(
+    budget: &ByteBudget,
+    shares: &Shares,
+    ip: IpAddr,
+    what: &'static str,
+    limit: usize,
+) -> GeokvError {
     metrics::counter!(SHED_METRIC, "reason" => "per_address").increment(1);
+    if shares.warn_now() {
+        let ShareLimits { requests, bytes } = shares.limits();
+        tracing::warn!(
+            address = %ip,
+            "client calls from {ip} shed: it holds its share of {limit} {what} in flight \
+             (share in force: {requests} requests, {bytes} bytes; 0 = none; by default a \
+             quarter of --max-in-flight-requests and --client-max-request-bytes-in-flight). \
+             Every client behind one proxy, load balancer, NAT or sidecar shares one address: \
+             raise --client-max-requests-in-flight-per-address and \
+             --client-max-request-bytes-in-flight-per-address, or set them to 0 (no share). \
+             Not logged again for 60 s (counted in geokv_requests_shed_total{{reason=\"per_address\"}})"
+        );
+    }
     GeokvError::AddressOverShare {
         what,
         limit,
@@ -197,7 +221,13 @@ impl ShedLayer {
         let placed = match (ip, &permit) {
             (Some(ip), Some(_)) if !self.shares.enter(ip) => {
                 let what = "client requests";
-                return Err(share_refusal(&self.budget, what, limits.requests));
+                return Err(share_refusal(
+                    &self.budget,
+                    &self.shares,
+                    ip,
+                    what,
+                    limits.requests,
+                ));
             }
             (Some(_), Some(_)) => true,
             _ => false,
@@ -210,9 +240,15 @@ impl ShedLayer {
             if self.budget.full() {
                 return Err(self.budget.refusal());
             }
-            if ip.is_some_and(|ip| self.shares.bytes_full(ip)) {
+            if let Some(ip) = ip.filter(|ip| self.shares.bytes_full(*ip)) {
                 let what = "bytes of client requests";
-                return Err(share_refusal(&self.budget, what, limits.bytes));
+                return Err(share_refusal(
+                    &self.budget,
+                    &self.shares,
+                    ip,
+                    what,
+                    limits.bytes,
+                ));
             }
         }
         Ok(held)

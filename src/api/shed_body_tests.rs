@@ -61,3 +61,26 @@ async fn a_body_that_stops_for_the_body_timeout_is_dropped_with_no() {
     assert_eq!(started.elapsed(), Duration::from_millis(4500 + 2000));
     assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
 }
+
+/// review-fix33 L1: a body that keeps trickling is cut by the handler
+/// timeout, but no handler had it (its body had not ended): "no".
+#[tokio::test(start_paused = true)]
+async fn a_body_still_arriving_at_the_handler_timeout_is_dropped_with_no() {
+    let budget = ByteBudget::new(16 * MIB, Duration::from_millis(50));
+    let timeouts = Timeouts {
+        handler: Duration::from_secs(5),
+        body: Duration::from_secs(2),
+    };
+    let (gate, admission) = layer(&budget, timeouts);
+    let (_release, rx) = watch::channel(true);
+    let svc = gate.layer(handler(rx));
+    let started = tokio::time::Instant::now();
+    let body = trickle(100, Duration::from_millis(1500), true);
+    let res = svc.oneshot(request(PUT, body)).await.expect("an answer");
+    assert_eq!(code(&res), tonic::Code::DeadlineExceeded);
+    assert_eq!(res.headers()["geokv-applied"], "no");
+    let message = res.headers()["grpc-message"].to_str().expect("ascii");
+    assert!(message.contains("had%20not%20ended") || message.contains("had not ended"));
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}

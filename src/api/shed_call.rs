@@ -4,8 +4,10 @@
 //! ([`within`]): the body timeout, an inactivity timeout re-armed by each
 //! data frame (the time to the first frame and between two frames, as
 //! nginx's `client_body_timeout`; review-shed33 M1), and the handler
-//! timeout on the whole call. Must not: admit or refuse a call from its
-//! headers (`shed::ShedLayer::admit`), or decode the body.
+//! timeout on the whole call, a body still arriving included (then
+//! answered "no", as no handler had it; review-fix33 L1). Must not: admit
+//! or refuse a call from its headers (`shed::ShedLayer::admit`), or decode
+//! the body.
 
 use super::{share_refusal, ByteBudget, Shares, Timeouts, STATUS_BYTES};
 use crate::api::admission::{Permit, SHED_METRIC};
@@ -73,20 +75,28 @@ impl Held {
     fn take(&self, n: usize) -> Result<(), GeokvError> {
         let mine = self.bytes.load(Ordering::Acquire) + n;
         let share_max = self.share.as_ref().map_or(0, |(s, _)| s.limits().bytes);
-        let alone = [self.budget.max, share_max]
+        let node = (self.budget.max, "", "");
+        let share = (share_max, " from one address", "-per-address");
+        // The lower bound limits; the node's when they are equal.
+        let alone = [node, share]
             .into_iter()
-            .filter(|m| *m != 0)
-            .min();
-        if let Some(limit_bytes) = alone.filter(|max| mine > *max) {
+            .filter(|m| m.0 != 0)
+            .min_by_key(|m| m.0);
+        if let Some((limit_bytes, whose, per)) = alone.filter(|max| mine > max.0) {
             // Alone past the whole budget or share: no retry can succeed
-            // (review-shed32 M2).
-            return Err(GeokvError::RequestOverByteBudget { limit_bytes });
+            // (review-shed32 M2); the error names the flag that limited
+            // (review-shed33 L3).
+            return Err(GeokvError::RequestOverByteBudget {
+                limit_bytes,
+                whose,
+                per,
+            });
         }
         let over = self.permit.is_none() && mine <= STATUS_BYTES;
         if let Some((shares, ip)) = &self.share {
             if !shares.take(*ip, n, over) {
                 let what = "bytes of client requests";
-                return Err(share_refusal(&self.budget, what, share_max));
+                return Err(share_refusal(&self.budget, shares, *ip, what, share_max));
             }
         }
         if !self.budget.take(n, over) {
@@ -153,7 +163,7 @@ impl HttpBody for Metered {
 
 /// `answer`, or the status of a call dropped past its body timeout (no
 /// data frame for that long and its body had not ended, so no handler
-/// had it) or its handler timeout.
+/// had it) or its handler timeout ("no" while its body has not ended).
 pub(super) async fn within<F, E>(
     t: Timeouts,
     held: Arc<Held>,
@@ -168,7 +178,7 @@ where
         let deadline = held.body_deadline(t.body);
         tokio::select! {
             biased;
-            answered = &mut answer => return answered.unwrap_or_else(|_| handler_timed_out(t)),
+            answered = &mut answer => return answered.unwrap_or_else(|_| handler_timed_out(t, &held)),
             _ = tokio::time::sleep_until(deadline) => {}
         }
         if held.ended.load(Ordering::Acquire) {
@@ -181,11 +191,22 @@ where
             return Ok(tonic::Status::from(GeokvError::BodyTimedOut { after_ms }).into_http());
         }
     }
-    answer.await.unwrap_or_else(|_| handler_timed_out(t))
+    answer.await.unwrap_or_else(|_| handler_timed_out(t, &held))
 }
 
-fn handler_timed_out<E>(t: Timeouts) -> Result<http::Response<Body>, E> {
-    metrics::counter!(SHED_METRIC, "reason" => "handler_timeout").increment(1);
+/// The answer of a call past the handler timeout: "maybe" once its body
+/// ended (a handler may have had it), else "no" (review-fix33 L1: a body
+/// still trickling in; tokio's `Timeout` polls the call before its timer,
+/// so the body was read as far as it had come and had not ended, and
+/// tonic hands a unary request over only once its body has ended).
+fn handler_timed_out<E>(t: Timeouts, held: &Held) -> Result<http::Response<Body>, E> {
     let after_ms = t.handler.as_millis() as u64;
-    Ok(tonic::Status::from(GeokvError::HandlerTimedOut { after_ms }).into_http())
+    let e = if held.ended.load(Ordering::Acquire) {
+        metrics::counter!(SHED_METRIC, "reason" => "handler_timeout").increment(1);
+        GeokvError::HandlerTimedOut { after_ms }
+    } else {
+        metrics::counter!(SHED_METRIC, "reason" => "body_timeout").increment(1);
+        GeokvError::BodyUnfinished { after_ms }
+    };
+    Ok(tonic::Status::from(e).into_http())
 }

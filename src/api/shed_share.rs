@@ -3,12 +3,28 @@
 //! `native_transport_max_request_data_in_flight_per_ip`: the requests and
 //! request bytes in flight from one remote IP address are bounded, so one
 //! host cannot hold every place or the whole byte budget with stalled
-//! bodies. Must not: take the node-wide places or bytes (`admission`,
-//! `shed::ByteBudget`), or know about calls, bodies or statuses.
+//! bodies; and when a refusal past the share may be logged (at most once
+//! a minute per node, review-fix33 M1). Must not: take the node-wide
+//! places or bytes (`admission`, `shed::ByteBudget`), or know about calls,
+//! bodies or statuses.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// At most one warning a minute of a call shed past its address's share.
+pub const SHARE_WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// A refusal past the share at `now` is logged: none was yet, or the last
+/// one logged is [`SHARE_WARN_EVERY`] old.
+fn warn_due(last: Option<Instant>, now: Instant) -> bool {
+    match last {
+        None => true,
+        Some(last) => now.saturating_duration_since(last) >= SHARE_WARN_EVERY,
+    }
+}
 
 /// What one address may hold at once (0: no bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +87,8 @@ struct Tally {
 pub struct Shares {
     limits: ShareLimits,
     held: Mutex<HashMap<IpAddr, Tally>>,
+    /// When a refusal past the share was last logged.
+    warned: Mutex<Option<Instant>>,
 }
 
 impl Shares {
@@ -78,7 +96,20 @@ impl Shares {
         Arc::new(Shares {
             limits,
             held: Mutex::default(),
+            warned: Mutex::default(),
         })
+    }
+
+    /// A refusal past the share now is to be logged ([`warn_due`]); if so
+    /// the next one is not for [`SHARE_WARN_EVERY`].
+    pub(super) fn warn_now(&self) -> bool {
+        let now = Instant::now();
+        let mut last = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        let due = warn_due(*last, now);
+        if due {
+            *last = Some(now);
+        }
+        due
     }
 
     /// No bound at all.
@@ -152,5 +183,33 @@ impl Shares {
         if *t == Tally::default() {
             held.remove(&ip);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_refusal_is_logged_at_most_once_a_minute() {
+        let t0 = Instant::now();
+        assert!(warn_due(None, t0));
+        assert!(!warn_due(Some(t0), t0));
+        assert!(!warn_due(Some(t0), t0 + Duration::from_secs(59)));
+        assert!(warn_due(Some(t0), t0 + SHARE_WARN_EVERY));
+        // A clock read before the last warning is not a minute later.
+        assert!(!warn_due(Some(t0 + Duration::from_secs(1)), t0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_node_logs_its_first_share_refusal_then_one_a_minute() {
+        let shares = Shares::new(ShareLimits::quarter_of(8, 0, 0));
+        let mut logged = vec![];
+        for _ in 0..5 {
+            logged.push(shares.warn_now());
+            tokio::time::advance(Duration::from_secs(20)).await;
+        }
+        // At 0, 20, 40, 60 and 80 s: the first, then the one at 60 s.
+        assert_eq!(logged, [true, false, false, true, false]);
     }
 }

@@ -275,7 +275,31 @@ async fn a_body_alone_past_the_budget_is_refused_without_a_retry_hint() {
     assert_eq!(code(&res), tonic::Code::InvalidArgument);
     assert!(res.headers().get("retry-after-ms").is_none());
     assert_eq!(res.headers()["geokv-applied"], "no");
+    let message = res.headers()["grpc-message"].to_str().expect("ascii");
+    assert!(message.contains("(--client-max-request-bytes-in-flight)"));
     assert_eq!((budget.in_flight(), admission.in_flight()), (0, 0));
+}
+
+/// review-shed33 L3: a body alone past its address's share (but not the
+/// node's budget) names the per-address flag.
+#[tokio::test]
+async fn a_body_alone_past_the_share_names_the_per_address_flag() {
+    let budget = ByteBudget::new(64 * MIB, Duration::from_millis(50));
+    let (gate, _admission) = layer(&budget, Timeouts::default());
+    let shares = Shares::new(ShareLimits {
+        requests: 0,
+        bytes: 3 * MIB,
+    });
+    let (_release, rx) = watch::channel(true);
+    let svc = gate.with_shares(shares.clone()).layer(handler(rx));
+    let res = svc
+        .oneshot(from([10, 0, 0, 1], PUT, probe(6 * MIB).0))
+        .await;
+    let res = res.expect("an answer");
+    assert_eq!(code(&res), tonic::Code::InvalidArgument);
+    let message = res.headers()["grpc-message"].to_str().expect("ascii");
+    assert!(message.contains("(--client-max-request-bytes-in-flight-per-address)"));
+    assert_eq!(shares.held([10, 0, 0, 1].into()), (0, 0));
 }
 
 /// review-shed32 L2: with the budget full, `Status` is still answered.

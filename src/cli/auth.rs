@@ -10,7 +10,7 @@ use geokv::security::auth::secret;
 use geokv::security::auth::spread::MADE_HERE;
 use serde_json::{json, Value};
 
-use super::admin_http::{env_token, request};
+use super::admin_http::{env_token, request, StatusError};
 
 /// `geokv auth ...`.
 #[derive(clap::Subcommand, Debug)]
@@ -163,14 +163,7 @@ pub async fn run(cmd: AuthCommand) -> anyhow::Result<()> {
 /// or may have been (a timeout, a 500), so the token must not be lost
 /// (review-authq33 L2); with `--json` (`quiet`) as JSON too.
 fn keep_token(e: &anyhow::Error, name: &str, secret: &str, quiet: bool) {
-    let text = e.to_string();
-    if text.contains(" answered 4") {
-        return;
-    }
-    let made = match text.contains(MADE_HERE) {
-        true => "was",
-        false => "may have been",
-    };
+    let Some(made) = kept(e) else { return };
     eprintln!("the role {made} made on that node; its token (shown once, store it now):\n  export GEOKV_TOKEN='{name}:{secret}'");
     if quiet {
         let token = format!("{name}:{secret}");
@@ -178,6 +171,21 @@ fn keep_token(e: &anyhow::Error, name: &str, secret: &str, quiet: bool) {
             "{}",
             json!({"role": name, "created": "maybe", "token": token})
         );
+    }
+}
+
+/// Whether a role whose creation failed with `e` was made on the node
+/// ("was": a 503 short of a quorum, made here), may have been (a timeout,
+/// a connect error, a 500), or not (`None`: a 4xx, the node refused it);
+/// from the answer's status (review-fix33 L3), not its text.
+fn kept(e: &anyhow::Error) -> Option<&'static str> {
+    match e.downcast_ref::<StatusError>() {
+        Some(s) if (400..500).contains(&s.code) => None,
+        Some(s) if s.code == 503 && s.body.contains(MADE_HERE) => Some("was"),
+        Some(_) => Some("may have been"),
+        // `request` refuses a 401 without a token before the status.
+        None if e.to_string().contains(" answered 401: ") => None,
+        None => Some("may have been"),
     }
 }
 

@@ -89,3 +89,30 @@ fn the_last_change_prints_as_a_date() {
     let v = json!({"version": 0, "roles": {}});
     assert!(roles_table(&v).ends_with("last change at -\n"));
 }
+
+/// review-fix33 L3: a failed create-role keeps its generated token unless
+/// the node refused it (4xx), and says "was" only for a 503 made here.
+#[test]
+fn a_failed_create_role_keeps_its_token_unless_refused() {
+    let status = |code: u16, body: &str| {
+        anyhow::Error::from(StatusError {
+            endpoint: "n1:9090".into(),
+            code,
+            body: body.into(),
+        })
+    };
+    let short = format!("{MADE_HERE} (version 7, saved and synced here), in force on 1 of 3");
+    assert_eq!(kept(&status(503, &short)), Some("was"));
+    assert_eq!(kept(&status(503, "not ready")), Some("may have been"));
+    assert_eq!(kept(&status(500, "save failed")), Some("may have been"));
+    for refused in [400, 401, 403, 409] {
+        assert_eq!(kept(&status(refused, "no")), None, "{refused}");
+    }
+    let timeout = anyhow::anyhow!("n1:9090 did not answer POST /auth/roles within 10 s");
+    assert_eq!(kept(&timeout), Some("may have been"));
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    let connect = anyhow::Error::from(refused).context("connecting to n1:9090");
+    assert_eq!(kept(&connect), Some("may have been"));
+    let no_token = anyhow::anyhow!("n1:9090 answered 401: unauthorized (give the admin token)");
+    assert_eq!(kept(&no_token), None);
+}

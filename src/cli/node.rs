@@ -169,17 +169,17 @@ pub struct LimitArgs {
     /// or set 0, behind a proxy, load balancer or sidecar, as above.
     #[arg(long)]
     pub client_max_request_bytes_in_flight_per_address: Option<usize>,
-    /// The longest a client call may take, its body's arrival included;
-    /// past it the call is dropped (DEADLINE_EXCEEDED) and its bytes given
-    /// back. Must be above the longest client deadline (60 s, or
-    /// --default-timeout-ms if longer): refused at start-up otherwise.
+    /// The longest a client call may take, its body's arrival included
+    /// (DEADLINE_EXCEEDED; nothing applied if its body was still arriving);
+    /// bytes given back. Must be above the longest client deadline (60 s,
+    /// or --default-timeout-ms if longer): refused at start-up otherwise.
     #[arg(long, default_value_t = 65_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub client_handler_timeout_ms: u64,
     /// The longest a client call's body may bring no data (to its first
     /// frame, then between two frames, until it ends: an inactivity
-    /// timeout, so a slow upload that keeps coming is not cut); past it
-    /// the call is dropped (DEADLINE_EXCEEDED, nothing applied) and its
-    /// place and bytes given back.
+    /// timeout; a slow upload that keeps coming is cut only by the handler
+    /// timeout or the client's deadline); past it the call is dropped
+    /// (DEADLINE_EXCEEDED, nothing applied), its place and bytes given back.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub client_body_timeout_ms: u64,
     /// HTTP/2 streams and running handlers per connection on the peer
