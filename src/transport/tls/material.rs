@@ -8,6 +8,7 @@
 //! the dialling side. Must not: accept sockets or judge requests.
 
 use super::expiry::Expiry;
+use super::roots::ca_certs;
 use crate::security::certs::{self, Identity};
 use parking_lot::RwLock;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -303,29 +304,6 @@ impl Anchors {
             Anchors::Fixed(_, p) => p,
         }
     }
-}
-
-/// Reads the CA certificates of a PEM file into a root store.
-pub(crate) fn read_roots(path: &std::path::Path) -> Result<RootCertStore, TlsError> {
-    Ok(ca_certs(path)?.1)
-}
-
-/// The CA certificates of a PEM file (at least one), and a root store of them.
-fn ca_certs(
-    path: &std::path::Path,
-) -> Result<(Vec<CertificateDer<'static>>, RootCertStore), TlsError> {
-    let pem = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    let cas = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_err(path, e))?;
-    let mut roots = RootCertStore::empty();
-    for ca in &cas {
-        roots.add(ca.clone()).map_err(|e| file_err(path, e))?;
-    }
-    if roots.is_empty() {
-        return Err(file_err(path, "no CA certificate in the file"));
-    }
-    Ok((cas, roots))
 }
 
 /// Verifies the node we dial: its certificate chains to the CA and names
