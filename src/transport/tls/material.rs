@@ -52,6 +52,13 @@ pub enum TlsError {
         expected: String,
         found: Option<Identity>,
     },
+    /// The node's own certificate does not verify against the CA file now
+    /// (not yet valid, expired, or of another CA): peers would refuse it.
+    #[error("{path}: this node's certificate does not verify against the CA file: {source}")]
+    OwnChain {
+        path: PathBuf,
+        source: rustls::Error,
+    },
 }
 
 /// One loaded version of the files.
@@ -125,10 +132,11 @@ fn load(
         });
     }
     let expiry = Expiry::of(files, &cas, &chain)?;
+    let roots = Arc::new(roots);
+    verify_own(files, node_id, &roots, provider, &chain)?;
     let key =
         PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| file_err(&files.key, e))?;
     let key = Arc::new(CertifiedKey::from_der(chain, key, provider)?);
-    let roots = Arc::new(roots);
     let required =
         WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
     let optional = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
@@ -143,8 +151,35 @@ fn load(
     })
 }
 
+/// Verifies the node's own chain as its peers will: against the roots of
+/// the CA file being loaded, at the present time, naming this node. A pair
+/// that parses but that no peer would accept is refused at start and at a
+/// reload (the material in use stays).
+fn verify_own(
+    files: &TlsFiles,
+    node_id: &str,
+    roots: &Arc<RootCertStore>,
+    provider: &Arc<CryptoProvider>,
+    chain: &[CertificateDer<'static>],
+) -> Result<(), TlsError> {
+    let verifier = NodeVerifier {
+        anchors: Anchors::Fixed(roots.clone(), provider.clone()),
+        expect: Some(node_id.to_string()),
+    };
+    let (leaf, intermediates) = chain.split_first().expect("a leaf was found");
+    let name = ServerName::try_from("node").expect("a valid name");
+    verifier
+        .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
+        .map(drop)
+        .map_err(|source| TlsError::OwnChain {
+            path: files.cert.clone(),
+            source,
+        })
+}
+
 impl Store {
-    /// Loads `files` for node `node_id` (whose certificate must name it).
+    /// Loads `files` for node `node_id`: its certificate must name it and
+    /// verify against the CA file now.
     pub fn load(
         files: TlsFiles,
         node_id: &str,
