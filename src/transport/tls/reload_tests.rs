@@ -195,3 +195,29 @@ fn the_expiry_gauge_shows_each_loaded_certificate_and_follows_a_reload() {
     assert_eq!(expiry(&rec.handle().render(), "node"), Some(at));
 }
 
+/// `node` is the soonest of the presented chain: an intermediate that
+/// expires before the leaf shows, and a reload to a chain without it shows
+/// the leaf again (no series of a certificate no longer loaded stays).
+#[test]
+fn the_node_gauge_is_the_soonest_of_the_presented_chain() {
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let _local = metrics::set_default_local_recorder(&rec);
+    let dir = cluster_dir(&["n1"]);
+    let f = files(dir.path(), "n1");
+    let leaf = std::fs::read_to_string(&f.cert).unwrap();
+    // Any certificate expiring sooner stands in for an intermediate here.
+    let soon = SystemTime::now() + Duration::from_secs(3 * 24 * 3600);
+    let short = node_pair_until(dir.path(), "n2", soon).cert_pem;
+    std::fs::write(&f.cert, format!("{leaf}{short}")).unwrap();
+    let s = store(dir.path(), "n1");
+    let text = rec.handle().render();
+    let at = expiry(&text, "node").unwrap();
+    assert!((at - unix(soon) as f64).abs() <= 1.0, "{text}");
+
+    std::fs::write(&f.cert, &leaf).unwrap();
+    s.reload().unwrap();
+    let text = rec.handle().render();
+    let at = not_after(&der(&leaf)).unwrap();
+    assert_eq!(expiry(&text, "node"), Some(at as f64), "{text}");
+    assert!(!text.contains("kind=\"intermediate\""), "{text}");
+}
