@@ -226,6 +226,24 @@ async fn a_certificate_rotated_on_disk_is_served_without_a_restart() {
     put(&mut c, "after-rotation", "v", vec![], Consistency::All)
         .await
         .expect("put at ALL after the rotation");
+    // SIGHUP reloads the unchanged files (the node keeps running).
+    let ok = "outcome=\"ok\"";
+    let before = cluster
+        .metric("dc1-n1", "geokv_tls_reloads_total", ok)
+        .await;
+    cluster.signal("dc1-n1", libc::SIGHUP);
+    let started = Instant::now();
+    while cluster
+        .metric("dc1-n1", "geokv_tls_reloads_total", ok)
+        .await
+        <= before
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "SIGHUP not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The CLI (through the SDK) dials an `https://` endpoint without `--ca` by
