@@ -58,6 +58,7 @@ mod per_address;
 mod primed;
 mod recheck;
 mod reload;
+mod roots;
 
 pub use dial::{CONNECT_BUDGET, PLAIN_CONNECT_BUDGET};
 pub use expiry::EXPIRY_METRIC;

@@ -226,6 +226,24 @@ async fn a_certificate_rotated_on_disk_is_served_without_a_restart() {
     put(&mut c, "after-rotation", "v", vec![], Consistency::All)
         .await
         .expect("put at ALL after the rotation");
+    // SIGHUP reloads the unchanged files (the node keeps running).
+    let ok = "outcome=\"ok\"";
+    let before = cluster
+        .metric("dc1-n1", "geokv_tls_reloads_total", ok)
+        .await;
+    cluster.signal("dc1-n1", libc::SIGHUP);
+    let started = Instant::now();
+    while cluster
+        .metric("dc1-n1", "geokv_tls_reloads_total", ok)
+        .await
+        <= before
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "SIGHUP not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The CLI (through the SDK) dials an `https://` endpoint without `--ca` by
@@ -259,8 +277,10 @@ async fn the_cli_trusts_the_system_roots_without_ca_and_ca_overrides_them() {
 }
 
 /// A node joining (`--join SEED`) with a certificate of another CA is
-/// refused at the handshake: it exits with an error naming the certificate
-/// problem, the seed counts the refusal, and the layout never names it.
+/// refused: trusting only the cluster CA, it stops at start (its own
+/// certificate does not verify); trusting its own CA too, it is refused at
+/// the handshake, exits with an error naming the certificate problem, the
+/// seed counts the refusal, and the layout never names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_with_a_foreign_ca_certificate_is_refused_with_a_clear_error() {
     let cluster = Cluster::start(Spec::one_dc(3, 3)).await;
@@ -274,18 +294,25 @@ async fn a_join_with_a_foreign_ca_certificate_is_refused_with_a_clear_error() {
         .metric("dc1-n1", "geokv_tls_refused_total", "port=\"internode\"")
         .await;
 
-    // It trusts the cluster CA (public) but holds a certificate of another.
+    // It trusts the cluster CA (public) but holds a certificate of another:
+    // its own certificate does not verify, so it stops at start.
     let seed = cluster.node("dc1-n1").peer_address;
     let ca = cluster.tls_ca.clone().unwrap();
-    let (ca, cert, key) = (
-        ca.to_str().unwrap(),
-        cert.to_str().unwrap(),
-        key.to_str().unwrap(),
-    );
-    let args = [
-        "--dc", "dc1", "--rack", "r4", "--ca", ca, "--cert", cert, "--key", key,
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let node = ["--dc", "dc1", "--rack", "r4", "--cert", cert, "--key", key];
+    let args = [&node[..], &["--ca", ca.to_str().unwrap()]].concat();
+    let mut own = cluster.spawn_new_node("dc1-n4", "dc1-n4-own", ip, seed, &args);
+    let log = own.wait_refused(Duration::from_secs(30)).await;
+    assert!(log.contains("does not verify against the CA file"), "{log}");
+    // Trusting its own CA too, it starts and dials the seed, which refuses it.
+    let both = foreign.join("both-cas.pem");
+    let cas = [
+        std::fs::read(&ca).unwrap(),
+        std::fs::read(foreign.join("ca.pem")).unwrap(),
     ];
-    let mut joiner = cluster.spawn_new_node("dc1-n4", "dc1-n4", ip, seed, &args);
+    std::fs::write(&both, cas.concat()).unwrap();
+    let both = [&node[..], &["--ca", both.to_str().unwrap()]].concat();
+    let mut joiner = cluster.spawn_new_node("dc1-n4", "dc1-n4", ip, seed, &both);
     let log = joiner.wait_refused(Duration::from_secs(30)).await;
     assert!(log.to_lowercase().contains("certificate"), "{log}");
 

@@ -17,7 +17,8 @@
 //!
 //! Owns: the client configurations. Must not: speak HTTP (`transport::admin_client`).
 
-use super::material::{read_roots, Anchors, NodeVerifier};
+use super::material::{Anchors, NodeVerifier};
+use super::roots::read_roots;
 use super::{provider, Port, Tls, TlsError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

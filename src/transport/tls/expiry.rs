@@ -1,9 +1,11 @@
 //! When a node's loaded certificates expire, as the gauge
 //! [`EXPIRY_METRIC`]`{kind}` (the not-after, in Unix seconds), set on every
-//! load that puts material in use: `node` (the node's own certificate),
-//! `ca` (the soonest of the CA file's certificates, which verify nodes and
-//! client certificates alike) and `intermediate` (the soonest of the
-//! chain's intermediates, when it has any). Leaves issued together expire
+//! load that puts material in use: `node` (the soonest of the chain the
+//! node presents, its own certificate and any intermediates: when peers
+//! stop accepting it) and `ca` (the soonest of the CA file's certificates,
+//! which verify nodes and client certificates alike). Both kinds are set
+//! on every load, so no series outlives the certificate it described.
+//! Leaves issued together expire
 //! together and every handshake then fails, so `deploy/prometheus/alerts.yml`
 //! warns 14 days ahead.
 //!
@@ -20,9 +22,9 @@ pub const EXPIRY_METRIC: &str = "geokv_tls_cert_expiry_timestamp_seconds";
 /// When one loaded version of the material expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expiry {
+    /// The soonest of the presented chain (leaf and intermediates).
     pub node: i64,
     pub ca: i64,
-    pub intermediate: Option<i64>,
 }
 
 /// The not-after of a DER certificate, Unix seconds.
@@ -49,28 +51,18 @@ impl Expiry {
         cas: &[CertificateDer<'_>],
         chain: &[CertificateDer<'_>],
     ) -> Result<Expiry, TlsError> {
-        let (leaf, intermediates) = chain
-            .split_first()
-            .ok_or_else(|| file_err(&files.cert, "no certificate in the file"))?;
+        let node = soonest(chain).map_err(|e| file_err(&files.cert, e))?;
         let ca = soonest(cas).map_err(|e| file_err(&files.ca, e))?;
         Ok(Expiry {
-            node: not_after(leaf).map_err(|e| file_err(&files.cert, e))?,
+            node: node.ok_or_else(|| file_err(&files.cert, "no certificate in the file"))?,
             ca: ca.ok_or_else(|| file_err(&files.ca, "no CA certificate in the file"))?,
-            intermediate: soonest(intermediates).map_err(|e| file_err(&files.cert, e))?,
         })
     }
 
-    /// Sets the gauge, one series per kind present.
+    /// Sets the gauge, both kinds.
     pub(super) fn publish(&self) {
-        let kinds = [
-            ("node", Some(self.node)),
-            ("ca", Some(self.ca)),
-            ("intermediate", self.intermediate),
-        ];
-        for (kind, at) in kinds {
-            if let Some(at) = at {
-                metrics::gauge!(EXPIRY_METRIC, "kind" => kind).set(at as f64);
-            }
+        for (kind, at) in [("node", self.node), ("ca", self.ca)] {
+            metrics::gauge!(EXPIRY_METRIC, "kind" => kind).set(at as f64);
         }
     }
 }

@@ -15,6 +15,15 @@ fn foreign_dir() -> tempfile::TempDir {
     issue_in_dir(dir.path(), &Identity::Node("me".into()), &[], &[]).unwrap();
     dir
 }
+
+/// A CA file in `foreign` trusting its own CA and `cluster`'s: "me" holds a
+/// certificate of its own CA (a load verifies it) and can verify the seed.
+fn both_cas(cluster: &std::path::Path, foreign: &std::path::Path) -> std::path::PathBuf {
+    let both = foreign.join("both-cas.pem");
+    let read = |d: &std::path::Path| std::fs::read(d.join("ca.pem")).unwrap();
+    std::fs::write(&both, [read(cluster), read(foreign)].concat()).unwrap();
+    both
+}
 use super::*;
 use crate::transport::faults::Faults;
 use crate::transport::testing::{node, serve_tls, Recorder};
@@ -48,7 +57,7 @@ async fn a_joiner_whose_certificate_the_seed_refuses_is_told_why() {
     let cluster = cluster_dir(&["n1"]);
     let foreign = foreign_dir();
     let me = TlsFiles {
-        ca: cluster.path().join("ca.pem"),
+        ca: both_cas(cluster.path(), foreign.path()),
         ..files(foreign.path(), "me")
     };
     let err = ask_seed(cluster.path(), me).await;
@@ -73,7 +82,7 @@ async fn a_refusal_fails_the_connect_so_the_status_itself_says_why() {
     let seed = Tls(Some(store(cluster.path(), "n1")));
     let at = serve_tls("n1", Recorder::default(), &seed).await;
     let me = TlsFiles {
-        ca: cluster.path().join("ca.pem"),
+        ca: both_cas(cluster.path(), foreign.path()),
         ..files(foreign.path(), "me")
     };
     let me = Tls(Some(Arc::new(Store::load(me, "me", provider()).unwrap())));
@@ -205,7 +214,7 @@ async fn calls_racing_reconnects_are_each_told_why() {
     let seed = Tls(Some(store(cluster.path(), "n1")));
     let at = serve_tls("n1", Recorder::default(), &seed).await;
     let me = TlsFiles {
-        ca: cluster.path().join("ca.pem"),
+        ca: both_cas(cluster.path(), foreign.path()),
         ..files(foreign.path(), "me")
     };
     let me = Tls(Some(Arc::new(Store::load(me, "me", provider()).unwrap())));
@@ -231,7 +240,7 @@ async fn a_hinted_stream_refused_at_the_handshake_says_why() {
     let peer = Tls(Some(store(cluster.path(), "n1")));
     let at = serve_tls("n1", Recorder::default(), &peer).await;
     let me = TlsFiles {
-        ca: cluster.path().join("ca.pem"),
+        ca: both_cas(cluster.path(), foreign.path()),
         ..files(foreign.path(), "me")
     };
     let me = Tls(Some(Arc::new(Store::load(me, "me", provider()).unwrap())));

@@ -8,6 +8,7 @@
 //! the dialling side. Must not: accept sockets or judge requests.
 
 use super::expiry::Expiry;
+use super::roots::ca_certs;
 use crate::security::certs::{self, Identity};
 use parking_lot::RwLock;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -50,6 +51,13 @@ pub enum TlsError {
         path: PathBuf,
         expected: String,
         found: Option<Identity>,
+    },
+    /// The node's own certificate does not verify against the CA file now
+    /// (not yet valid, expired, or of another CA): peers would refuse it.
+    #[error("{path}: this node's certificate does not verify against the CA file: {source}")]
+    OwnChain {
+        path: PathBuf,
+        source: rustls::Error,
     },
 }
 
@@ -124,10 +132,11 @@ fn load(
         });
     }
     let expiry = Expiry::of(files, &cas, &chain)?;
+    let roots = Arc::new(roots);
+    verify_own(files, node_id, &roots, provider, &chain)?;
     let key =
         PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| file_err(&files.key, e))?;
     let key = Arc::new(CertifiedKey::from_der(chain, key, provider)?);
-    let roots = Arc::new(roots);
     let required =
         WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
     let optional = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
@@ -142,8 +151,35 @@ fn load(
     })
 }
 
+/// Verifies the node's own chain as its peers will: against the roots of
+/// the CA file being loaded, at the present time, naming this node. A pair
+/// that parses but that no peer would accept is refused at start and at a
+/// reload (the material in use stays).
+fn verify_own(
+    files: &TlsFiles,
+    node_id: &str,
+    roots: &Arc<RootCertStore>,
+    provider: &Arc<CryptoProvider>,
+    chain: &[CertificateDer<'static>],
+) -> Result<(), TlsError> {
+    let verifier = NodeVerifier {
+        anchors: Anchors::Fixed(roots.clone(), provider.clone()),
+        expect: Some(node_id.to_string()),
+    };
+    let (leaf, intermediates) = chain.split_first().expect("a leaf was found");
+    let name = ServerName::try_from("node").expect("a valid name");
+    verifier
+        .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
+        .map(drop)
+        .map_err(|source| TlsError::OwnChain {
+            path: files.cert.clone(),
+            source,
+        })
+}
+
 impl Store {
-    /// Loads `files` for node `node_id` (whose certificate must name it).
+    /// Loads `files` for node `node_id`: its certificate must name it and
+    /// verify against the CA file now.
     pub fn load(
         files: TlsFiles,
         node_id: &str,
@@ -303,29 +339,6 @@ impl Anchors {
             Anchors::Fixed(_, p) => p,
         }
     }
-}
-
-/// Reads the CA certificates of a PEM file into a root store.
-pub(crate) fn read_roots(path: &std::path::Path) -> Result<RootCertStore, TlsError> {
-    Ok(ca_certs(path)?.1)
-}
-
-/// The CA certificates of a PEM file (at least one), and a root store of them.
-fn ca_certs(
-    path: &std::path::Path,
-) -> Result<(Vec<CertificateDer<'static>>, RootCertStore), TlsError> {
-    let pem = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    let cas = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_err(path, e))?;
-    let mut roots = RootCertStore::empty();
-    for ca in &cas {
-        roots.add(ca.clone()).map_err(|e| file_err(path, e))?;
-    }
-    if roots.is_empty() {
-        return Err(file_err(path, "no CA certificate in the file"));
-    }
-    Ok((cas, roots))
 }
 
 /// Verifies the node we dial: its certificate chains to the CA and names

@@ -4,7 +4,8 @@
 //! old CA is closed, on the serving side and on the dialling side, while a
 //! peer of the new CA keeps its connection. With no reload at all, a
 //! peer whose certificate expired loses its connection within
-//! [`RECHECK_EVERY`].
+//! [`RECHECK_EVERY`], and a peer whose certificate still verifies keeps
+//! it through those checks.
 //!
 //! Owns: these tests. Must not: share state between tests.
 
@@ -202,4 +203,34 @@ async fn a_peer_certificate_that_expires_loses_its_connection_within_the_hour() 
     tokio::time::sleep(Duration::from_secs(120)).await;
     let err = conn.write_all(b"after").await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted, "{err}");
+}
+
+/// A peer whose certificate still verifies keeps its connection through
+/// the hourly checks: they close only what no longer verifies, never every
+/// connection at once.
+#[tokio::test(start_paused = true)]
+async fn a_healthy_connection_survives_the_hourly_checks() {
+    use rustls::pki_types::pem::PemObject;
+    let a = cluster_dir(&["n1", "n2"]);
+    let n1 = store(a.path(), "n1");
+    let chain = [CertificateDer::from_pem_file(files(a.path(), "n2").cert).unwrap()];
+    let (ours, mut theirs) = tokio::io::duplex(1024);
+    let side = Side::Accepted { required: true };
+    let mut conn = Rechecked::watch(
+        ours,
+        &n1,
+        Some(&chain[..]),
+        side,
+        Port::Internode,
+        "n2".into(),
+    );
+    for hour in 1..=3 {
+        tokio::time::sleep(RECHECK_EVERY + Duration::from_secs(60)).await;
+        conn.write_all(b"hour")
+            .await
+            .unwrap_or_else(|e| panic!("closed at check {hour}: {e}"));
+        let mut got = [0u8; 4];
+        theirs.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hour");
+    }
 }

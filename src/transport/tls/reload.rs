@@ -20,7 +20,9 @@ pub const RELOADS_METRIC: &str = "geokv_tls_reloads_total";
 /// listened to).
 pub(super) fn hangups() -> impl Stream<Item = ()> + Unpin + Send {
     use tokio::signal::unix::{signal, SignalKind};
-    let hup = signal(SignalKind::hangup()).ok();
+    let hup = signal(SignalKind::hangup())
+        .map_err(|e| tracing::warn!(error = %e, "cannot listen to SIGHUP: one would stop the node"))
+        .ok();
     Box::pin(futures::stream::unfold(hup, |mut hup| async move {
         match hup.as_mut() {
             Some(h) => h.recv().await.map(|()| ((), hup)),

@@ -1,7 +1,8 @@
 //! Reloading a node's material: SIGHUP loads the files whether their stamps
 //! changed or not (a renewed pair copied with `cp -p` or `rsync -t` and of
-//! the same size looks unchanged), a pair that does not load is refused and
-//! the one in use stays, and the expiry gauge follows every load.
+//! the same size looks unchanged), a pair that does not load or that no
+//! peer would accept (expired, of another CA) is refused and the one in use
+//! stays, and the expiry gauge follows every load.
 //!
 //! Owns: these tests. Must not: share state between tests.
 
@@ -101,6 +102,46 @@ async fn a_hangup_refuses_a_broken_pair_and_keeps_the_one_in_use() {
     stop.send(true).unwrap();
 }
 
+/// A pair or a CA file that parses but that no peer would accept: refused.
+#[tokio::test(start_paused = true)]
+async fn a_hangup_refuses_an_expired_pair_or_another_cas_file_and_keeps_the_material() {
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let _local = metrics::set_default_local_recorder(&rec);
+    let (dir, other) = (cluster_dir(&["n1"]), cluster_dir(&[]));
+    let s = store(dir.path(), "n1");
+    let before = s.current();
+    let (hup, hangups) = futures::channel::mpsc::unbounded();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let hour = Duration::from_secs(3600);
+    tokio::spawn(reload::run(s.clone(), hour, hangups, shutdown));
+    let f = files(dir.path(), "n1");
+    let (cert, key) = (
+        std::fs::read(&f.cert).unwrap(),
+        std::fs::read(&f.key).unwrap(),
+    );
+    let expired = node_pair_until(dir.path(), "n1", SystemTime::now() - hour);
+    std::fs::write(&f.cert, &expired.cert_pem).unwrap();
+    std::fs::write(&f.key, &expired.key_pem).unwrap();
+    hup.unbounded_send(()).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let err = s.reload().unwrap_err();
+    assert!(matches!(err, TlsError::OwnChain { .. }), "{err}");
+
+    // The pair back, beside another cluster's CA file.
+    std::fs::write(&f.cert, cert).unwrap();
+    std::fs::write(&f.key, key).unwrap();
+    std::fs::copy(other.path().join("ca.pem"), &f.ca).unwrap();
+    hup.unbounded_send(()).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let err = s.reload().unwrap_err();
+    assert!(matches!(err, TlsError::OwnChain { .. }), "{err}");
+    let text = rec.handle().render();
+    assert_eq!(reloads(&text, "error"), Some(2), "{text}");
+    assert_eq!(reloads(&text, "ok"), None, "{text}");
+    assert!(Arc::ptr_eq(&s.current(), &before), "the old material stays");
+    stop.send(true).unwrap();
+}
+
 /// The gauge's value for `kind` in `text`.
 fn expiry(text: &str, kind: &str) -> Option<f64> {
     let head = format!("{EXPIRY_METRIC}{{kind=\"{kind}\"}} ");
@@ -152,4 +193,31 @@ fn the_expiry_gauge_shows_each_loaded_certificate_and_follows_a_reload() {
     std::fs::write(files(dir.path(), "n1").key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
     assert!(s.reload().is_err());
     assert_eq!(expiry(&rec.handle().render(), "node"), Some(at));
+}
+
+/// `node` is the soonest of the presented chain: an intermediate that
+/// expires before the leaf shows, and a reload to a chain without it shows
+/// the leaf again (no series of a certificate no longer loaded stays).
+#[test]
+fn the_node_gauge_is_the_soonest_of_the_presented_chain() {
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let _local = metrics::set_default_local_recorder(&rec);
+    let dir = cluster_dir(&["n1"]);
+    let f = files(dir.path(), "n1");
+    let leaf = std::fs::read_to_string(&f.cert).unwrap();
+    // Any certificate expiring sooner stands in for an intermediate here.
+    let soon = SystemTime::now() + Duration::from_secs(3 * 24 * 3600);
+    let short = node_pair_until(dir.path(), "n2", soon).cert_pem;
+    std::fs::write(&f.cert, format!("{leaf}{short}")).unwrap();
+    let s = store(dir.path(), "n1");
+    let text = rec.handle().render();
+    let at = expiry(&text, "node").unwrap();
+    assert!((at - unix(soon) as f64).abs() <= 1.0, "{text}");
+
+    std::fs::write(&f.cert, &leaf).unwrap();
+    s.reload().unwrap();
+    let text = rec.handle().render();
+    let at = not_after(&der(&leaf)).unwrap();
+    assert_eq!(expiry(&text, "node"), Some(at as f64), "{text}");
+    assert!(!text.contains("kind=\"intermediate\""), "{text}");
 }

@@ -9,7 +9,8 @@
 //! CAs and sockets).
 
 use super::incoming::accept;
-use super::material::{read_roots, Anchors, KeyResolver, NodeVerifier};
+use super::material::{Anchors, KeyResolver, NodeVerifier};
+use super::roots::read_roots;
 use super::tests::{cluster_dir, files, store};
 use super::*;
 use crate::security::certs::{issue_in_dir, pair_paths};

@@ -95,6 +95,24 @@ fn a_certificate_must_name_the_node_that_loads_it() {
     assert!(matches!(err, TlsError::WrongIdentity { .. }), "{err}");
 }
 
+#[test]
+fn a_certificate_no_peer_would_accept_does_not_load() {
+    let (dir, other) = (cluster_dir(&["n1"]), cluster_dir(&[]));
+    let of_other_ca = TlsFiles {
+        ca: other.path().join("ca.pem"),
+        ..files(dir.path(), "n1")
+    };
+    let err = Store::load(of_other_ca, "n1", provider()).unwrap_err();
+    assert!(matches!(err, TlsError::OwnChain { .. }), "{err}");
+    let expired = std::time::SystemTime::now() - Duration::from_secs(60);
+    let pair = node_pair_until(dir.path(), "n1", expired);
+    let f = files(dir.path(), "n1");
+    std::fs::write(&f.cert, &pair.cert_pem).unwrap();
+    std::fs::write(&f.key, &pair.key_pem).unwrap();
+    let err = Store::load(f, "n1", provider()).unwrap_err();
+    assert!(matches!(err, TlsError::OwnChain { .. }), "{err}");
+}
+
 fn leaf(dir: &std::path::Path, id: &str) -> CertificateDer<'static> {
     CertificateDer::from_pem_file(dir.join(format!("node-{id}.pem"))).unwrap()
 }
@@ -221,8 +239,9 @@ fn the_client_port_guard_wants_tls_only_and_insecure_lets_all_through() {
     assert!(off.call(request("anyone", Some(plain))).is_ok());
 }
 
-/// A pair for node `id` signed by the CA in `dir`, valid for the two hours
-/// before `not_after` (which may be past: an expired certificate).
+/// A pair for node `id` signed by the CA in `dir`, valid from two hours
+/// before `not_after` or an hour ago, whichever is sooner, until
+/// `not_after` (which may be past: an expired certificate).
 pub(super) fn node_pair_until(
     dir: &std::path::Path,
     id: &str,
@@ -241,7 +260,8 @@ pub(super) fn node_pair_until(
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.use_authority_key_identifier_extension = true;
-    params.not_before = (not_after - Duration::from_secs(7200)).into();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    params.not_before = (not_after - Duration::from_secs(7200)).min(hour_ago).into();
     params.not_after = not_after.into();
     let cert = params.signed_by(&key, &issuer).unwrap();
     crate::security::certs::Pair {
