@@ -160,3 +160,39 @@ async fn a_leave_begun_again_while_its_cancel_ends_goes_on() {
     assert!(!*control.running.lock());
     assert_eq!(control.status().phase, "cancelled");
 }
+
+/// review-cancel33 L1: a leave chosen while its node was down (it crashed
+/// after proposing it, before installing it) reaches the node through the
+/// layout sync after a start on a Normal layout. The node follows its
+/// views and resumes it, proposing nothing itself. Fails before, by
+/// reading: only the start-up looked for a leave (on the layout on disk),
+/// so nobody drove one installed later and the phase stayed `idle`.
+#[tokio::test(start_paused = true)]
+async fn a_leave_chosen_while_its_node_was_down_resumes_when_its_view_arrives() {
+    use std::time::Duration;
+    let ids = ["f1a", "f1b", "f1c", "f1d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let group = crate::view::cas_testing::Group::new(&seed, crate::view::cas_testing::engine);
+    let node = group.node("f1d");
+    let (control, _stopped) = super::tests_removed::control_in(node.clone());
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(control.clone().follow_own_leave(rx));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(control.status().phase, "idle", "Normal: nothing to resume");
+    assert!(!*control.running.lock());
+    let leaving = seed.begin_leave("f1d").unwrap();
+    node.install(leaving.clone()).unwrap();
+    for _ in 0..100 {
+        if control.status().phase != "idle" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_ne!(control.status().phase, "idle", "the leave runs");
+    assert!(*control.running.lock());
+    let now = node.current().layout.clone();
+    assert_eq!(now.version, leaving.version, "nothing proposed");
+    shutdown.send(true).unwrap();
+    follower.await.unwrap();
+}
