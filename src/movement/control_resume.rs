@@ -5,9 +5,12 @@
 //! view installed later. A leave chosen while the node was down (it
 //! crashed after proposing it, before installing it) reaches it through
 //! the layout sync after a start on a Normal layout; a proposal that
-//! failed here (a timeout) may be applied later too.
+//! failed here (a timeout) may be applied later too. A leave whose cancel
+//! is half done (past the switch) when the node starts is ended as the
+//! cancel handler ends one, so the status shows the cancel, not `idle`.
 //!
-//! Must not begin a leave (propose) nor drive one: `Control::run` does.
+//! Must not begin a leave (propose) nor drive one (`Control::run` does;
+//! a cancel's end is `Control::cancelled`).
 
 use std::sync::Arc;
 
@@ -34,15 +37,8 @@ impl Control {
         let mut views = self.cluster.subscribe();
         loop {
             let layout = views.borrow_and_update().layout.clone();
-            if to_resume(&layout, &me) && !*self.running.lock() {
-                match self.resume().await {
-                    Ok(_) => {}
-                    // Cancelled meanwhile (review-cancel32b M1).
-                    Err(e @ LeaveError::NotLeaving(_)) => {
-                        tracing::info!(error = %e, "no decommission to resume")
-                    }
-                    Err(e) => tracing::error!(error = %e, "resuming the decommission"),
-                }
+            if !*self.running.lock() {
+                self.on_view(&layout, &me).await;
             }
             tokio::select! {
                 r = views.changed() => if r.is_err() { return },
@@ -50,11 +46,36 @@ impl Control {
             }
         }
     }
+
+    /// What a view `layout` asks of a node running no decommission: a
+    /// leave of its own to resume; or, cancelled past the switch (step one
+    /// of two: the layout says so) while the status knows of no leave (a
+    /// restart in between), its end, as the cancel handler's: push cursors
+    /// forgotten, `cancelling` shown, then `cancelled` once the second
+    /// step arrives (`Control::status`).
+    async fn on_view(self: &Arc<Self>, layout: &Layout, me: &str) {
+        if !mine(layout, me) {
+            return;
+        }
+        if leave::cancelled(layout, me) {
+            if self.status().phase == "idle" {
+                self.cancelled(me, false).await;
+            }
+            return;
+        }
+        match self.resume().await {
+            Ok(_) => {}
+            // Cancelled meanwhile (review-cancel32b M1).
+            Err(e @ LeaveError::NotLeaving(_)) => {
+                tracing::info!(error = %e, "no decommission to resume")
+            }
+            Err(e) => tracing::error!(error = %e, "resuming the decommission"),
+        }
+    }
 }
 
-/// Whether `layout` shows `me`'s leave, not being cancelled (a cancel's
-/// end is the running loop's or the cancel handler's).
-fn to_resume(layout: &Layout, me: &str) -> bool {
-    let mine = |m: &Movement| matches!(m, Movement::Leave { node } if node == me);
-    layout.movements.values().any(mine) && !leave::cancelled(layout, me)
+/// Whether `layout` shows a leave of `me` (being cancelled or not).
+fn mine(layout: &Layout, me: &str) -> bool {
+    let leave = |m: &Movement| matches!(m, Movement::Leave { node } if node == me);
+    layout.movements.values().any(leave)
 }

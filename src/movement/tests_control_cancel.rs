@@ -196,3 +196,44 @@ async fn a_leave_chosen_while_its_node_was_down_resumes_when_its_view_arrives() 
     shutdown.send(true).unwrap();
     follower.await.unwrap();
 }
+
+/// cancel6 (report-cancel5's open point): a node started between the two
+/// steps of a cancel past the switch (its layout shows the cancel) ends
+/// the leave as the cancel handler does, its push cursors forgotten, and
+/// shows `cancelling`, then `cancelled` once the second step arrives, not
+/// `idle`. Fails before, by reading: the view follower of L1 resumed only
+/// a leave not being cancelled, and nothing else ended this one.
+#[tokio::test(start_paused = true)]
+async fn a_node_started_between_a_cancels_two_steps_shows_the_cancel() {
+    use crate::movement::cursor::{self, Cursor};
+    use std::time::Duration;
+    let ids = ["c2a", "c2b", "c2c", "c2d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let leaving = seed.begin_leave("c2d").unwrap();
+    let switched = leaving.next_finish_step("c2d").unwrap().layout().clone();
+    let back = switched.cancel_leave("c2d").unwrap();
+    let (control, _stopped) = control_of(back.clone(), "c2d");
+    let (id, range) = (
+        crate::movement::push::stream_id("c2d", "c2a"),
+        crate::ring::TokenRange { start: 1, end: 9 },
+    );
+    let mut batch = crate::engine::WriteBatch::new();
+    cursor::save(&mut batch, &id, "ks", range, &Cursor::Done);
+    control.engine.write(batch).unwrap();
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(control.clone().follow_own_leave(rx));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(control.status().phase, "cancelling");
+    assert!(!*control.running.lock(), "no leave runs");
+    let c = cursor::load(&*control.engine, &id, "ks", range).unwrap();
+    assert_eq!(c, Cursor::Start, "its push cursors forgotten");
+    control
+        .cluster
+        .install(back.cancel_leave("c2d").unwrap())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(control.status().phase, "cancelled");
+    shutdown.send(true).unwrap();
+    follower.await.unwrap();
+}
