@@ -137,13 +137,6 @@ pub fn save(
     batch.put_raw(Cf::Meta, &key, &value);
 }
 
-/// Deletes every cursor of `stream_id` (the movement is over).
-pub fn forget(engine: &dyn Engine, stream_id: &str) -> Result<(), EngineError> {
-    let mut batch = WriteBatch::new();
-    forget_in(&mut batch, stream_id);
-    engine.write(batch)
-}
-
 /// Adds the deletion of every cursor of `stream_id` to `batch`.
 pub fn forget_in(batch: &mut WriteBatch, stream_id: &str) {
     delete_prefix(batch, &stream_prefix(stream_id));
