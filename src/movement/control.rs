@@ -10,8 +10,9 @@
 //! key's replicas, `hints::orphans`, so the drain ends), stop the process;
 //! a leave that became a removal hands its queues over the same way, then
 //! stops the node with the removal as its error, `super::leave_end`),
-//! `resume` (at start-up: continues the leave the layout shows, never
-//! begins one), its [`Status`], `cancel` (`decommission --cancel`: a
+//! `resume` (continues the leave the layout shows, never begins one: at
+//! start-up and at each view that shows it, `control_resume`), its
+//! [`Status`], `cancel` (`decommission --cancel`: a
 //! running leave stops with no switch, its push cursors forgotten;
 //! `control_cancel`),
 //! [`Control::on_removed`] (a node whose removal the layout decided ends
@@ -183,15 +184,6 @@ impl Control {
     ) -> Result<Status, LeaveError> {
         let began = leave::begin(&self.cluster, &self.engine, self.cluster.me()).await?;
         (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
-        Ok(self.run(began))
-    }
-
-    /// At start-up, on a layout that showed this node's leave: resumes it
-    /// in the background, and never begins one (`leave::resume`): a cancel
-    /// chosen while the node was down may have reached it since
-    /// (review-cancel32b M1), then it is [`LeaveError::NotLeaving`].
-    pub async fn resume(self: &Arc<Self>) -> Result<Status, LeaveError> {
-        let began = leave::resume(&self.cluster, self.cluster.me())?;
         Ok(self.run(began))
     }
 
@@ -374,6 +366,9 @@ mod cancel;
 
 #[path = "control_removed.rs"]
 mod removed;
+
+#[path = "control_resume.rs"]
+mod resume;
 
 #[cfg(test)]
 #[path = "tests_control_removed.rs"]

@@ -16,8 +16,13 @@
 //! may also have lost their forget.
 //! `stream/<stream id>/\0incarnation`: the incarnation of the node a push
 //! stream's pages went into ([`Incarnation`]), forgotten with the cursors.
+//! A movement over (or cancelled) forgets its streams' cursors in one write
+//! on the engine's call site ([`forget_all`]).
 //! Must not fetch or apply rows.
 
+use std::sync::Arc;
+
+use super::stream::StreamError;
 use crate::engine::{Cf, Engine, EngineError, WriteBatch};
 use crate::ring::TokenRange;
 
@@ -132,16 +137,30 @@ pub fn save(
     batch.put_raw(Cf::Meta, &key, &value);
 }
 
-/// Deletes every cursor of `stream_id` (the movement is over).
-pub fn forget(engine: &dyn Engine, stream_id: &str) -> Result<(), EngineError> {
-    let mut batch = WriteBatch::new();
-    forget_in(&mut batch, stream_id);
-    engine.write(batch)
-}
-
 /// Adds the deletion of every cursor of `stream_id` to `batch`.
 pub fn forget_in(batch: &mut WriteBatch, stream_id: &str) {
     delete_prefix(batch, &stream_prefix(stream_id));
+}
+
+/// Deletes every cursor (and recorded incarnation) of each of
+/// `stream_ids`, in one write run on the engine's call site: fsynced
+/// under `Durability::Sync`, it stays off the async workers
+/// (review-final32 L1). A task that failed (a panic) is
+/// [`StreamError::Task`], not the engine's error (review-cancel33 L3).
+pub async fn forget_all(
+    engine: &Arc<dyn Engine>,
+    stream_ids: impl IntoIterator<Item = String>,
+) -> Result<(), StreamError> {
+    let mut batch = WriteBatch::new();
+    for id in stream_ids {
+        forget_in(&mut batch, &id);
+    }
+    let e = engine.clone();
+    crate::replica::call_site::CallSite::for_writes(&**engine)
+        .run(move || e.write(batch))
+        .await
+        .map_err(|j| StreamError::Task(format!("forgetting stream cursors: {j}")))?
+        .map_err(StreamError::from)
 }
 
 /// Deletes the cursor (and recorded incarnation) of every stream this node

@@ -290,7 +290,7 @@ pub async fn forget_cursors(
     engine: &Arc<dyn Engine>,
     layout: &Layout,
     me: &str,
-) -> Result<(), EngineError> {
+) -> Result<(), StreamError> {
     let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
     push::forget(engine, me, ids).await
 }

@@ -155,7 +155,7 @@ pub async fn join<L: LayoutHandle, S: RangeSource>(
     }
     let version = super::switch::finish_movement(layout, id).await?;
     tracing::info!(node = id, version, "joined");
-    cursor::forget(&*engine, &stream_id)?;
+    cursor::forget_all(&engine, [stream_id]).await?;
     Ok(Joined::Joined)
 }
 

@@ -243,22 +243,14 @@ async fn save_cursor(
 }
 
 /// Forgets the push cursors of `leaver` to each of `gainers`, in one
-/// write run on the engine's call site: fsynced under `Durability::Sync`,
-/// it stays off the async workers (review-final32 L1).
+/// write run on the engine's call site ([`cursor::forget_all`]).
 pub async fn forget(
     engine: &Arc<dyn Engine>,
     leaver: &str,
     gainers: impl IntoIterator<Item = String>,
-) -> Result<(), crate::engine::EngineError> {
-    let mut batch = WriteBatch::new();
-    for g in gainers {
-        cursor::forget_in(&mut batch, &stream_id(leaver, &g));
-    }
-    let e = engine.clone();
-    crate::replica::call_site::CallSite::for_writes(&**engine)
-        .run(move || e.write(batch))
-        .await
-        .map_err(|j| crate::engine::EngineError::Backend(format!("forgetting push cursors: {j}")))?
+) -> Result<(), StreamError> {
+    let ids = gainers.into_iter().map(|g| stream_id(leaver, &g));
+    cursor::forget_all(engine, ids).await
 }
 
 /// Runs `f` on the blocking pool (the engine's call site), for the

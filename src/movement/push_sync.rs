@@ -118,7 +118,8 @@ pub(super) async fn settle<S: RangeSink>(
 }
 
 /// Forgets `gainer`'s cursors and records `into` as the incarnation its
-/// next pages go into.
+/// next pages go into, in one batch (the deletion first: the incarnation
+/// key is under the forgotten prefix; review-cancel33 L5).
 async fn start_over<S: RangeSink>(
     run: &Run<'_, S>,
     gainer: &str,
@@ -126,8 +127,8 @@ async fn start_over<S: RangeSink>(
 ) -> Result<(), StreamError> {
     let (e, id) = (run.engine.clone(), stream_id(run.me, gainer));
     blocking(move || {
-        cursor::forget(&*e, &id)?;
         let mut batch = WriteBatch::new();
+        cursor::forget_in(&mut batch, &id);
         cursor::save_incarnation(&mut batch, &id, into);
         Ok(e.write(batch)?)
     })

@@ -309,7 +309,7 @@ pub async fn follow(
             .collect();
         for dead in over {
             copied.remove(&dead);
-            if let Err(e) = cursor::forget(&*engine, &stream_id(&dead)) {
+            if let Err(e) = cursor::forget_all(&engine, [stream_id(&dead)]).await {
                 tracing::warn!(error = %e, "removal: forgetting cursors");
             }
         }

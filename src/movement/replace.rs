@@ -115,7 +115,7 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
     }
     let version = super::switch::finish_movement(layout, me).await?;
     tracing::info!(node = me, dead = %dead, version, "replaced");
-    cursor::forget(&*engine, &id)?;
+    (cursor::forget_all(&engine, [id]).await).map_err(RereplicateError::from)?;
     Ok(Replaced::Replaced)
 }
 

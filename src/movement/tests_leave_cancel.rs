@@ -298,3 +298,39 @@ async fn begin_forgets_stale_cursors_on_its_own_snapshot_and_resume_never_begins
     assert!(!done(), "the begin forgot the stale cursors");
     assert_eq!(resume(&w.layout, "a").unwrap(), Began::Resumed);
 }
+
+/// review-cancel33 L4: the forget of a leave's push cursors toward N
+/// gainers (its cancel, a decommission begun again, its finish) is one
+/// write, on the engine's call site: off the async worker when writes
+/// wait for an fsync (review-final32 L1).
+#[tokio::test]
+async fn the_forget_of_every_gainers_cursors_is_one_write_off_the_worker() {
+    use super::cursor::{self, Cursor, Incarnation};
+    use super::push::{forget, stream_id};
+    use crate::engine::testing::{Hooked, Threads};
+    use crate::engine::{Engine, WriteBatch};
+    use crate::ring::TokenRange;
+    use std::sync::Arc;
+    let hooked = Arc::new(Hooked::new(Threads::syncing()));
+    let engine: Arc<dyn Engine> = hooked.clone();
+    let gainers = ["g1", "g2", "g3"].map(String::from);
+    let range = TokenRange { start: 1, end: 9 };
+    let mut batch = WriteBatch::new();
+    for g in &gainers {
+        let id = stream_id("a", g);
+        cursor::save(&mut batch, &id, "ks", range, &Cursor::Done);
+        cursor::save_incarnation(&mut batch, &id, Incarnation::Known(7));
+    }
+    engine.write(batch).unwrap();
+    hooked.writers.lock().clear();
+    forget(&engine, "a", gainers.clone()).await.unwrap();
+    let writers = hooked.writers.lock().clone();
+    assert_eq!(writers.len(), 1, "one write for three gainers");
+    assert_ne!(writers[0], std::thread::current().id(), "off the worker");
+    for g in &gainers {
+        let id = stream_id("a", g);
+        let c = cursor::load(&*engine, &id, "ks", range).unwrap();
+        assert_eq!(c, Cursor::Start, "{id}");
+        assert_eq!(cursor::load_incarnation(&*engine, &id).unwrap(), None);
+    }
+}

@@ -299,7 +299,7 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
             );
         }
     }
-    own_leave(tasks, s, p, shutdown);
+    own_leave(tasks, p, shutdown);
     tasks.spawn_loop(
         "cleanup",
         crate::movement::cleanup_follow::follow_cleanup(p.control.clone(), shutdown.clone()),
@@ -331,25 +331,15 @@ fn movements(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiv
 /// This node's own way out: a decommission it was in when it stopped
 /// resumes by itself (holding gainers of an older build until the
 /// operator passes them again; never begun again if a cancel reached the
-/// node first, `Control::resume`), and a removal of it the layout decides
-/// (after a restart, or learnt late) hands its queues over and stops the
-/// node, exit 3.
-fn own_leave(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Receiver<bool>) {
-    let leaving = (s.cluster.current().layout.movements.values())
-        .any(|m| matches!(m, crate::layout::Movement::Leave { node } if *node == s.me.id));
-    if leaving {
-        let control = p.control.clone();
-        tasks.spawn_loop("decommission", async move {
-            match control.resume().await {
-                Ok(_) => {}
-                // Cancelled while the node was down (review-cancel32b M1).
-                Err(e @ crate::movement::leave::LeaveError::NotLeaving(_)) => {
-                    tracing::info!(error = %e, "no decommission to resume")
-                }
-                Err(e) => tracing::error!(error = %e, "resuming the decommission"),
-            }
-        });
-    }
+/// node first), and so does one a later view shows (chosen while the
+/// node was down: `Control::follow_own_leave`, review-cancel33 L1); a
+/// removal of it the layout decides (after a restart, or learnt late)
+/// hands its queues over and stops the node, exit 3.
+fn own_leave(tasks: &mut Tasks, p: &Parts, shutdown: &watch::Receiver<bool>) {
+    tasks.spawn_loop(
+        "decommission",
+        p.control.clone().follow_own_leave(shutdown.clone()),
+    );
     tasks.spawn_loop(
         "removal of this node",
         crate::movement::leave_end::follow_removal(p.control.clone(), shutdown.clone()),
