@@ -88,7 +88,8 @@ fn refusal(e: &LeaveError) -> StatusCode {
         LeaveError::Layout(_)
         | LeaveError::WrongState { .. }
         | LeaveError::NotUpgraded(_)
-        | LeaveError::NotLeaving(_) => StatusCode::CONFLICT,
+        | LeaveError::NotLeaving(_)
+        | LeaveError::BegunAgain(_) => StatusCode::CONFLICT,
         LeaveError::Removed(_) => StatusCode::GONE,
         LeaveError::Unknown(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -26,10 +26,13 @@ impl Control {
         };
         // A running leave sees it and stops (`leave_until_done`).
         let running = *self.running.lock();
-        let (phase, detail) = self.cancel_phase(&me);
-        if !running {
-            self.cancelled(&me, false).await;
+        if !running && !self.cancelled(&me, false).await {
+            // Begun again while the cancel ended: that one goes on, and
+            // the answer must not say "cancelled" (review-final33 L4).
+            return Err(LeaveError::BegunAgain(me));
         }
+        // After the end's await: the layout the operator is shown.
+        let (phase, detail) = self.cancel_phase(&me);
         Ok(Status {
             phase,
             detail,

@@ -53,6 +53,9 @@ pub enum LeaveError {
     /// `decommission --cancel` of a Normal node with no leave of its own.
     #[error("node '{0}' is not decommissioning (it never began, or its decommission was cancelled already): nothing to cancel")]
     NotLeaving(String),
+    /// The cancel was made, then a decommission begun again before its end.
+    #[error("node '{0}': the decommission was cancelled, then begun again before the cancel ended; the new decommission goes on (run `geokv decommission --cancel` again to stop it)")]
+    BegunAgain(String),
     /// The first step of a cancel past the switch waits for every build.
     #[error(transparent)]
     NotUpgraded(#[from] super::upgrade::NotUpgraded),

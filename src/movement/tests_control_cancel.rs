@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::tests_removed::control_of;
+use super::tests_removed::{control_of, control_with};
 use crate::movement::progress::board;
 use crate::movement::stream::Progress;
 
@@ -249,4 +249,48 @@ async fn a_node_started_between_a_cancels_two_steps_shows_the_cancel() {
     assert_eq!(control.status().phase, "cancelled");
     shutdown.send(true).unwrap();
     follower.await.unwrap();
+}
+
+/// review-final33 L4: the cancel's answer is read after its end's await.
+/// A decommission begun again while the end forgets the push cursors goes
+/// on, and the handler refuses with `BegunAgain` (409) instead of "the
+/// node stays a member". Fails before: the answer was computed before the
+/// await (`Ok`, phase `cancelling`) while the node was leaving again.
+#[tokio::test]
+async fn a_cancel_whose_end_sees_a_leave_begun_again_says_so() {
+    use crate::engine::testing::{Hooked, Hooks};
+    use crate::engine::{EngineError, WriteBatch};
+    use crate::layout::Layout;
+    use crate::view::Cluster;
+    use parking_lot::Mutex;
+    /// Installs the leave begun again during the end's forget.
+    struct BeginAgain(Cluster, Mutex<Option<Layout>>);
+    impl Hooks for BeginAgain {
+        fn before_write(&self, _: &WriteBatch) -> Result<(), EngineError> {
+            if let Some(again) = self.1.lock().take() {
+                self.0.install(again).expect("installs");
+            }
+            Ok(())
+        }
+    }
+    let ids = ["l4a", "l4b", "l4c", "l4d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let leaving = seed.begin_leave("l4d").unwrap();
+    let switched = leaving.next_finish_step("l4d").unwrap().layout().clone();
+    let back = switched.cancel_leave("l4d").unwrap();
+    let again = back
+        .cancel_leave("l4d")
+        .unwrap()
+        .begin_leave("l4d")
+        .unwrap();
+    let cluster = Cluster::new(back, "l4d", None).expect("cluster");
+    let hooks = BeginAgain(cluster.clone(), Mutex::new(Some(again)));
+    let (control, _stopped) = control_with(cluster, Arc::new(Hooked::new(hooks)));
+    let r = control.cancel().await;
+    assert!(
+        matches!(&r, Err(super::LeaveError::BegunAgain(id)) if id == "l4d"),
+        "{r:?}"
+    );
+    assert_ne!(control.status().phase, "cancelled");
 }

@@ -44,8 +44,15 @@ pub(super) fn control_of(layout: Layout, me: &str) -> (Arc<Control>, watch::Rece
 
 /// The controls of `cluster`'s node, built as the node builds them.
 pub(super) fn control_in(cluster: Cluster) -> (Arc<Control>, watch::Receiver<bool>) {
+    control_with(cluster, Arc::new(MemoryEngine::new(Limits::default())))
+}
+
+/// [`control_in`] on `engine` (a hooked one, say).
+pub(super) fn control_with(
+    cluster: Cluster,
+    engine: Arc<dyn Engine>,
+) -> (Arc<Control>, watch::Receiver<bool>) {
     let me = cluster.current().me().cloned().expect("a member");
-    let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
     let hints = Hints::open(
         engine.clone(),
         cluster.clone(),
