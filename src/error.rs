@@ -130,8 +130,9 @@ pub enum GeokvError {
         planned_on: u64,
         replica_version: u64,
     },
-    /// The node is not ready to serve (e.g. a peer's seed layout differs
-    /// from its own); nothing was sent.
+    /// The node is not ready to serve (`Cluster::serving`'s `NotServing`:
+    /// its engine refuses writes, it has left, a peer's seed layout
+    /// differs from its own); nothing was sent.
     #[error("{0}")]
     NotReady(String),
     /// The node had `limit` client requests in flight and shed this one

@@ -186,12 +186,6 @@ impl Cluster {
         }
     }
 
-    /// [`Cluster::serving`]'s answer as text, for the callers that take
-    /// text (the client port's `GeokvError::NotReady`).
-    pub fn readiness(&self) -> Result<(), String> {
-        self.serving().map_err(|e| e.to_string())
-    }
-
     /// A receiver that sees every view swapped in from now on.
     pub fn subscribe(&self) -> watch::Receiver<Arc<ClusterView>> {
         self.inner.tx.subscribe()
