@@ -36,9 +36,9 @@ use super::leave_end::hand_queues_over;
 use super::push::PeerSink;
 use super::stream::{Progress, ProgressSnapshot, StreamConfig};
 use super::throughput::Throughput;
+use crate::engine::CallSite;
 use crate::engine::Engine;
 use crate::hints::Hints;
-use crate::replica::call_site::CallSite;
 use crate::transport::Peers;
 use crate::view::Cluster;
 
