@@ -37,7 +37,7 @@
 use crate::consistency::{ConsistencyError, ConsistencyLevel};
 use crate::engine::EngineError;
 use crate::version::{DecodeError, SiblingError};
-use tonic::{Code, Status};
+use tonic::Status;
 
 /// A peer's status code as it sent it. Only the single mapping
 /// (here) turns it back into a gRPC code; callers ask it what
@@ -130,8 +130,9 @@ pub enum GeokvError {
         planned_on: u64,
         replica_version: u64,
     },
-    /// The node is not ready to serve (e.g. a peer's seed layout differs
-    /// from its own); nothing was sent.
+    /// The node is not ready to serve (`Cluster::serving`'s `NotServing`:
+    /// its engine refuses writes, it has left, a peer's seed layout
+    /// differs from its own); nothing was sent.
     #[error("{0}")]
     NotReady(String),
     /// The node had `limit` client requests in flight and shed this one
@@ -259,112 +260,6 @@ impl GeokvError {
             write,
         }
     }
-
-    /// The gRPC code this error maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            // NotAReplica: the two nodes' views differ (a layout change in
-            // flight); another replica may take the write, so the forwarder
-            // tries the next one (it does for UNAVAILABLE + applied: no).
-            GeokvError::Unavailable { .. }
-            | GeokvError::ShuttingDown
-            | GeokvError::NotReady(_)
-            | GeokvError::NotAReplica(_)
-            | GeokvError::LinkCut { .. } => Code::Unavailable,
-            GeokvError::NotPermitted(_) => Code::PermissionDenied,
-            GeokvError::Timeout { .. }
-            | GeokvError::HandlerTimedOut { .. }
-            | GeokvError::BodyTimedOut { .. }
-            | GeokvError::BodyUnfinished { .. }
-            | GeokvError::Expired
-            | GeokvError::ReadExpired => Code::DeadlineExceeded,
-            GeokvError::Overloaded { .. }
-            | GeokvError::OverByteBudget { .. }
-            | GeokvError::AddressOverShare { .. }
-            | GeokvError::OverAnswerBudget => Code::ResourceExhausted,
-            GeokvError::Siblings(SiblingError::ContextAhead { .. }) => Code::InvalidArgument,
-            GeokvError::QuorumFailed { .. }
-            | GeokvError::MaybeApplied(_)
-            | GeokvError::HintsSealed => Code::Aborted,
-            GeokvError::Consistency(_)
-            | GeokvError::Siblings(_)
-            | GeokvError::StaleView { .. }
-            | GeokvError::LayoutRefused(_) => Code::FailedPrecondition,
-            GeokvError::UnknownKeyspace(_) => Code::NotFound,
-            GeokvError::InvalidArgument(_)
-            | GeokvError::BadContext(_)
-            | GeokvError::RequestOverByteBudget { .. } => Code::InvalidArgument,
-            GeokvError::Engine(e) => engine_code(e),
-            GeokvError::Peer { code, .. } => code.grpc(),
-            GeokvError::Internal(_) => Code::Internal,
-        }
-    }
-
-    /// Provably nothing was written anywhere: the request failed before it
-    /// was sent to a replica, or a replica refused it before writing. Only
-    /// then may a write be sent again (elsewhere) without creating a second
-    /// version.
-    pub fn nothing_applied(&self) -> bool {
-        match self {
-            GeokvError::Unavailable { .. }
-            | GeokvError::ShuttingDown
-            | GeokvError::NotReady(_)
-            | GeokvError::Consistency(_)
-            | GeokvError::UnknownKeyspace(_)
-            | GeokvError::InvalidArgument(_)
-            | GeokvError::BadContext(_)
-            | GeokvError::Siblings(_)
-            | GeokvError::StaleView { .. }
-            | GeokvError::Overloaded { .. }
-            | GeokvError::OverByteBudget { .. }
-            | GeokvError::RequestOverByteBudget { .. }
-            | GeokvError::AddressOverShare { .. }
-            | GeokvError::BodyTimedOut { .. }
-            | GeokvError::BodyUnfinished { .. }
-            | GeokvError::NotAReplica(_)
-            | GeokvError::LinkCut { .. }
-            | GeokvError::NotPermitted(_)
-            | GeokvError::Expired
-            | GeokvError::ReadExpired
-            | GeokvError::OverAnswerBudget
-            | GeokvError::LayoutRefused(_) => true,
-            GeokvError::Engine(e) => matches!(
-                e,
-                EngineError::KeyTooLarge { .. } | EngineError::ValueTooLarge { .. }
-            ),
-            GeokvError::Peer {
-                nothing_applied, ..
-            } => *nothing_applied,
-            GeokvError::Timeout { .. }
-            | GeokvError::HandlerTimedOut { .. }
-            | GeokvError::QuorumFailed { .. }
-            | GeokvError::MaybeApplied(_)
-            | GeokvError::HintsSealed
-            | GeokvError::Internal(_) => false,
-        }
-    }
-}
-
-/// The gRPC code of a storage failure, the same at the client API and the
-/// internode (replica) port. Only the client's own oversized input is its
-/// fault; corruption is data loss; everything else, a stall or a closing
-/// engine included, stays INTERNAL as before the engine errors were typed
-/// (the client treats INTERNAL as "may have been applied").
-fn engine_code(e: &EngineError) -> Code {
-    match e {
-        EngineError::KeyTooLarge { .. } | EngineError::ValueTooLarge { .. } => {
-            Code::InvalidArgument
-        }
-        EngineError::Corrupt { .. } => Code::DataLoss,
-        EngineError::InvalidKeyspace { .. }
-        | EngineError::InvalidRecord { .. }
-        | EngineError::Busy(_)
-        | EngineError::Closed(_)
-        | EngineError::InvalidArgument(_)
-        | EngineError::Backend(_)
-        | EngineError::SyncFailed(_)
-        | EngineError::Io(_) => Code::Internal,
-    }
 }
 
 fn maybe_applied(write: &bool) -> &'static str {
@@ -406,5 +301,6 @@ impl From<GeokvError> for Status {
     }
 }
 
+mod codes;
 #[cfg(test)]
 mod tests;

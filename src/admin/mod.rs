@@ -5,7 +5,7 @@
 //! [`collect`] refreshes process and engine figures.
 //!
 //! ```text
-//! GET  /health                       200 "ok <node-id>"
+//! GET  /health                       200 "ok <node-id>"; 503 and why when not ready (readiness)
 //! GET  /metrics                      Prometheus text exposition
 //! GET  /faults                       current rules as JSON
 //! POST /faults/cut?target=dc2        refuse calls to/from a node or datacenter
@@ -255,6 +255,52 @@ mod tests {
                 assert!(r.contains("401"), "{m} {p}: {r}");
             }
         }
+    }
+
+    /// review-me33 M2: once the engine latched a failed fsync, the node is
+    /// not ready: `Cluster::serving` says so, `/health` answers 503 naming
+    /// it, and the client port refuses with UNAVAILABLE, nothing applied.
+    /// Fails before: `/health` answered "ok" and `serving` was `Ok`.
+    #[tokio::test]
+    async fn a_node_whose_engine_refuses_writes_is_not_ready() {
+        use crate::engine::{Engine, EngineOptions, RocksEngine};
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = Arc::new(RocksEngine::open(dir.path(), EngineOptions::default()).unwrap());
+        let engine: Arc<dyn Engine> = rocks.clone();
+        let seed = crate::layout::Layout::seed(&crate::topology::Topology::dev());
+        let cluster = crate::view::Cluster::new(seed, "dc1-n1", Some(engine)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = watch::channel(false);
+        let services = Services {
+            cluster: Some(cluster.clone()),
+            ..Services::faults_only("dc1-n1", Arc::new(Faults::new(false)))
+        };
+        tokio::spawn(async move {
+            let _tx = tx;
+            serve_on(listener, services, rx).await
+        });
+        let health = admin_request(addr, "GET", "/health").await;
+        assert_eq!(health.unwrap(), "ok dc1-n1\n");
+        rocks.fail_flushes();
+        assert!(rocks.flush().is_err(), "the injected fsync failure");
+        let why = cluster.serving().unwrap_err();
+        assert!(
+            matches!(&why, crate::view::NotServing::WritesRefused { reason } if reason.contains("injected")),
+            "{why:?}"
+        );
+        let health = admin_request(addr, "GET", "/health").await.unwrap_err();
+        let health = health.to_string();
+        assert!(
+            health.contains("503") && health.contains("engine writes refused: restart the node"),
+            "{health}"
+        );
+        let refused = crate::error::GeokvError::from(why);
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert!(
+            refused.nothing_applied(),
+            "refused before anything was sent"
+        );
     }
 
     #[tokio::test]

@@ -83,8 +83,10 @@ pub fn router(admin: Admin, history: Arc<super::status_history::History>) -> Rou
         .with_state(admin)
 }
 
-/// `GET /health`: "ok ID", or 503 naming why this node is not ready
-/// (a peer started from another topology file: `Cluster::serving`).
+/// `GET /health`, a readiness probe: "ok ID", or 503 naming why this node
+/// is not ready (`Cluster::serving`: its engine refuses writes after a
+/// failed fsync, it has left, a peer started from another topology file);
+/// the process stays up either way.
 async fn health(State(a): State<Admin>) -> Response {
     if let Some(Err(why)) = a.cluster.as_ref().map(|c| c.serving()) {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();

@@ -107,7 +107,7 @@ impl KvService {
     }
 
     fn check_key(&self, keyspace: &str, key: &[u8]) -> Result<(), GeokvError> {
-        (self.coordinator.cluster().readiness()).map_err(GeokvError::NotReady)?;
+        self.coordinator.cluster().serving()?;
         if keyspace.is_empty() {
             return Err(GeokvError::InvalidArgument("keyspace is empty".into()));
         }

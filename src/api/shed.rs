@@ -25,11 +25,12 @@
 //!
 //! Refusals are `RESOURCE_EXHAUSTED` with `retry-after-ms` and
 //! `geokv-applied: no` (`GeokvError::Overloaded`, `OverByteBudget`,
-//! `AddressOverShare`), the body timeout `DEADLINE_EXCEEDED` with
-//! `geokv-applied: no` (`BodyTimedOut`), all counted in
+//! `AddressOverShare`), a body that had not ended `DEADLINE_EXCEEDED` with
+//! `geokv-applied: no` (`BodyTimedOut` at the body timeout,
+//! `BodyUnfinished` at the handler timeout), all counted in
 //! `geokv_requests_shed_total{reason}`; a body that alone passes the
-//! whole budget is refused for good (`RequestOverByteBudget`,
-//! `INVALID_ARGUMENT`). `Status` takes no place under the request bound
+//! whole budget or its address's share is refused for good
+//! (`RequestOverByteBudget`, `INVALID_ARGUMENT`). `Status` takes no place under the request bound
 //! and is not shed from its headers (its few bytes are still counted), so
 //! an overloaded node still answers it.
 //!

@@ -28,9 +28,21 @@ pub(super) fn coordinator_on(layout: Layout) -> Coordinator {
 
 /// `me`'s coordinator on `layout`, which sees its peers through `liveness`.
 pub(super) fn coordinator_as(layout: Layout, me: &str, liveness: Arc<dyn Liveness>) -> Coordinator {
-    let cluster = Cluster::new(layout, me, None).expect("view");
-    let me = cluster.current().me().expect("member").clone();
     let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+    coordinator_in(
+        Cluster::new(layout, me, None).expect("view"),
+        engine,
+        liveness,
+    )
+}
+
+/// The coordinator of `cluster`'s node, storing in `engine`.
+pub(super) fn coordinator_in(
+    cluster: Cluster,
+    engine: Arc<dyn Engine>,
+    liveness: Arc<dyn Liveness>,
+) -> Coordinator {
+    let me = cluster.current().me().expect("member").clone();
     let hints = Hints::open(
         engine.clone(),
         cluster.clone(),

@@ -318,6 +318,13 @@ pub trait Engine: Send + Sync + 'static {
     fn stats(&self) -> Option<EngineStats> {
         None
     }
+
+    /// Why every write is refused until the node restarts, once a WAL fsync
+    /// failed ([`EngineError::SyncFailed`]'s latch); `None` while writes
+    /// are taken. Cheap: `Cluster::serving` asks it on every client call.
+    fn writes_refused(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Decodes a data-CF value, naming the record on failure. A quarantine

@@ -305,8 +305,12 @@ impl Engine for RocksEngine {
 
     fn stats(&self) -> Option<super::stats::EngineStats> {
         let mut stats = stats::collect(&self.db, &self.cache, &self.db_opts, self.statistics);
-        stats.writes_refused = self.sync_failed.lock().is_some();
+        stats.writes_refused = self.writes_refused().is_some();
         Some(stats)
+    }
+
+    fn writes_refused(&self) -> Option<String> {
+        self.sync_failed.lock().clone()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one mapping to `Status`: codes, `geokv-applied`, messages.
 
 use super::*;
+use tonic::Code;
 
 fn applied(s: &Status) -> Option<&str> {
     s.metadata()

@@ -40,7 +40,8 @@ impl Commit {
     /// the minted write and what was appended with it (the waits of its
     /// urgent entries, the intents). The one place a write is minted.
     /// Refused before anything is written once this node has left and
-    /// sealed its queues ([`Hints::mint_pass`]).
+    /// sealed its queues, or its engine refuses writes after a failed
+    /// fsync ([`Hints::mint_pass`]).
     pub async fn mint(&self, m: &Mutation, along: Along) -> Result<(Minted, Appended), GeokvError> {
         let pass = self.hints.mint_pass().await?;
         let ts = now_ms();

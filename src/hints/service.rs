@@ -16,7 +16,7 @@ use crate::replica::handle::Local;
 use crate::replica::Replica;
 use crate::topology::NodeInfo;
 use crate::version::SiblingSet;
-use crate::view::Cluster;
+use crate::view::{Cluster, NotServing};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -183,8 +183,14 @@ impl Hints {
     /// (its intents and stream entries) would stay in a store nobody
     /// drains. Held by the blocking write itself, so the seal waits for a
     /// write in flight (one that passed before the view marked the node
-    /// Left) and counts what it queued.
+    /// Left) and counts what it queued. Refused as well, `NotReady`, once
+    /// the engine refuses writes after a failed fsync (review-me33 M2): a
+    /// forwarder then tries another replica rather than reading INTERNAL
+    /// "maybe".
     pub(crate) async fn mint_pass(&self) -> Result<OwnedRwLockReadGuard<bool>, GeokvError> {
+        if let Err(e @ NotServing::WritesRefused { .. }) = self.cluster.serving() {
+            return Err(e.into());
+        }
         let open = self.open.clone().read_owned().await;
         if !*open || self.cluster.current().has_left() {
             return Err(GeokvError::NotReady(

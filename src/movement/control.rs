@@ -4,7 +4,7 @@
 //! Owns [`Control`]: `decommission` (begin the leave at once, so a refusal
 //! is the caller's answer, then run the rest in the background: announce,
 //! hand over, finish — from then on the node refuses client requests
-//! (`Cluster::readiness`: UNAVAILABLE, and 503 on `/health`, so clients
+//! (`Cluster::serving`: UNAVAILABLE, and 503 on `/health`, so clients
 //! go elsewhere) and coordinates nothing — deliver what the node's hinted
 //! queues still hold (hints for nodes that have left are redirected to the
 //! key's replicas, `hints::orphans`, so the drain ends), stop the process;
@@ -36,9 +36,9 @@ use super::leave_end::hand_queues_over;
 use super::push::PeerSink;
 use super::stream::{Progress, ProgressSnapshot, StreamConfig};
 use super::throughput::Throughput;
+use crate::engine::CallSite;
 use crate::engine::Engine;
 use crate::hints::Hints;
-use crate::replica::call_site::CallSite;
 use crate::transport::Peers;
 use crate::view::Cluster;
 

@@ -156,7 +156,7 @@ pub async fn forget_all(
         forget_in(&mut batch, &id);
     }
     let e = engine.clone();
-    crate::replica::call_site::CallSite::for_writes(&**engine)
+    crate::engine::CallSite::for_writes(&**engine)
         .run(move || e.write(batch))
         .await
         .map_err(|j| StreamError::Task(format!("forgetting stream cursors: {j}")))?

@@ -6,7 +6,8 @@
 //! gainers become pending replicas and get every write from then on —
 //! refused naming the movement in progress if its datacenter has one;
 //! before it, on the same snapshot, the push cursors a cancelled leave may
-//! have left are forgotten; [`resume`], at a restart, never proposes it),
+//! have left are forgotten; [`resume`], at a restart or at a later view
+//! showing the leave (`Control::follow_own_leave`), never proposes it),
 //! [`hand_over`] pushes every range it loses to the nodes that gain it
 //! ([`super::push`]), [`finish`] ends the movement in steps (reads switch
 //! to the gainers, then `finish_leave`: Left, no tokens; `switch`) and
@@ -28,7 +29,9 @@ use super::stream::{Progress, StreamConfig, StreamError};
 use crate::engine::{Engine, EngineError};
 use crate::layout::{Layout, LayoutError, Movement, NodeState};
 
-/// A leave that did not complete. Running it again resumes it.
+/// A leave that did not complete: running it again resumes it; but for
+/// [`LeaveError::Stale`] nothing began, and for [`LeaveError::Forget`] it
+/// did complete.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaveError {
     /// Refused by the layout: among others a second movement in the
@@ -40,6 +43,14 @@ pub enum LeaveError {
     Plan(#[from] PlanError),
     #[error("handing ranges over stopped (run the decommission again to resume): {0}")]
     Stream(#[from] StreamError),
+    /// [`begin`] could not forget the push cursors a cancelled leave left,
+    /// before its proposal (review-cancel6 L2).
+    #[error("forgetting the push cursors a cancelled decommission left failed, so none began (nothing was proposed; run the decommission again): {0}")]
+    Stale(StreamError),
+    /// [`finish`] ended the leave, then could not forget its push cursors
+    /// (the next decommission's [`begin`] forgets them; review-cancel6 L2).
+    #[error("the decommission finished (this node has left); only forgetting its push cursors failed: {0}")]
+    Forget(StreamError),
     #[error(transparent)]
     Propose(#[from] ProposeError),
     #[error("the decommission's finish stopped (run it again to resume): {0}")]
@@ -118,14 +129,15 @@ pub async fn begin<L: LayoutHandle>(
     // Refused (another movement, too few nodes) before anything is
     // forgotten; accepted, the node has no leave of its own in `now`.
     let next = now.begin_leave(me)?;
-    forget_cursors(engine, &now, me).await?;
+    (forget_cursors(engine, &now, me).await).map_err(LeaveError::Stale)?;
     tracing::info!(node = me, version = next.version, "decommissioning");
     layout.propose(next).await?;
     Ok(Began::Began)
 }
 
-/// At a restart: continues the leave of `me` that the layout in force
-/// shows, and never begins one (review-cancel32b M1). A cancel chosen
+/// At a restart, or at a later view showing the leave
+/// (`Control::follow_own_leave`): continues the leave of `me` that the
+/// layout in force shows, and never begins one (review-cancel32b M1). A cancel chosen
 /// while the node was down (it crashed after proposing it, before
 /// installing it) may reach it before this runs: a Normal node is
 /// [`LeaveError::NotLeaving`], and nothing is proposed.
@@ -192,8 +204,7 @@ pub async fn finish<L: LayoutHandle>(
         .collect();
     let version = super::switch::finish_movement(layout, me).await?;
     tracing::info!(node = me, version, "left the cluster");
-    push::forget(engine, me, gainers).await?;
-    Ok(())
+    (push::forget(engine, me, gainers).await).map_err(LeaveError::Forget)
 }
 
 /// Whether `me`'s decommission is cancelled in `layout`: it is Normal with

@@ -50,7 +50,8 @@ pub trait LayoutHandle: Send + Sync {
     fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded>;
 }
 
-/// A join that did not complete. Running it again resumes it.
+/// A join that did not complete (running it again resumes it), or, for
+/// [`JoinError::Forget`], one that did and left its cursors behind.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
     /// Refused by the layout: among others a second movement in the
@@ -63,6 +64,12 @@ pub enum JoinError {
     Plan(#[from] PlanError),
     #[error("streaming stopped (run the join again to resume): {0}")]
     Stream(#[from] StreamError),
+    /// The join finished, then its stream cursors could not be forgotten
+    /// (review-cancel6 L2); running it again answers that it is a member.
+    #[error(
+        "the join finished (this node is a member); only forgetting its stream cursors failed: {0}"
+    )]
+    Forget(StreamError),
     #[error(transparent)]
     Propose(#[from] ProposeError),
     #[error("the join's finish stopped (run the join again to resume): {0}")]
@@ -155,7 +162,7 @@ pub async fn join<L: LayoutHandle, S: RangeSource>(
     }
     let version = super::switch::finish_movement(layout, id).await?;
     tracing::info!(node = id, version, "joined");
-    cursor::forget_all(&engine, [stream_id]).await?;
+    (cursor::forget_all(&engine, [stream_id]).await).map_err(JoinError::Forget)?;
     Ok(Joined::Joined)
 }
 

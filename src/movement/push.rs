@@ -258,7 +258,7 @@ pub async fn forget(
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StreamError> + Send + 'static,
 ) -> Result<T, StreamError> {
-    crate::replica::call_site::CallSite::BlockingPool
+    crate::engine::CallSite::BlockingPool
         .run(f)
         .await
         .map_err(|e| StreamError::Task(e.to_string()))?

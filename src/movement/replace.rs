@@ -21,7 +21,9 @@ use super::stream::{Progress, RangeSource, StreamConfig};
 use crate::engine::{Engine, EngineError};
 use crate::layout::{Layout, LayoutError, Movement, NodeState};
 
-/// A replacement that did not complete. Running it again resumes it.
+/// A replacement that did not complete (running it again resumes it),
+/// or, for [`ReplaceError::Forget`], one that did and left its cursors
+/// behind.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplaceError {
     #[error(transparent)]
@@ -36,6 +38,11 @@ pub enum ReplaceError {
     Engine(#[from] EngineError),
     #[error("node '{0}' is not replacing anyone in the layout")]
     NotReplacing(String),
+    /// The replacement finished, then its stream cursors could not be
+    /// forgotten (review-cancel6 L2); running it again answers that it is
+    /// a member.
+    #[error("the replacement finished (this node is a member); only forgetting its stream cursors failed: {0}")]
+    Forget(super::stream::StreamError),
     #[error("{}", super::ops::abandoned_text(.0))]
     Abandoned(String),
 }
@@ -115,7 +122,7 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
     }
     let version = super::switch::finish_movement(layout, me).await?;
     tracing::info!(node = me, dead = %dead, version, "replaced");
-    (cursor::forget_all(&engine, [id]).await).map_err(RereplicateError::from)?;
+    (cursor::forget_all(&engine, [id]).await).map_err(ReplaceError::Forget)?;
     Ok(Replaced::Replaced)
 }
 

@@ -235,9 +235,9 @@ fn a_node_that_has_left_takes_no_client_requests() {
     let cluster = crate::view::Cluster::new(seed.clone(), "d", None).unwrap();
     let leaving = seed.begin_leave("d").unwrap();
     cluster.install(leaving.clone()).unwrap();
-    assert_eq!(cluster.readiness(), Ok(()), "a leaver still serves");
+    assert_eq!(cluster.serving(), Ok(()), "a leaver still serves");
     cluster.install(leaving.finish_leave("d").unwrap()).unwrap();
-    let why = cluster.readiness().unwrap_err();
+    let why = cluster.serving().unwrap_err().to_string();
     assert!(
         why.contains("has left") && why.contains("another node"),
         "{why}"

@@ -334,3 +334,34 @@ async fn the_forget_of_every_gainers_cursors_is_one_write_off_the_worker() {
         assert_eq!(cursor::load_incarnation(&*engine, &id).unwrap(), None);
     }
 }
+
+/// review-cancel6 L2: a forget that fails says what happened: before a
+/// begin's proposal, that none began; after the finish, that the node has
+/// left. Fails before: both read "handing ranges over stopped (run the
+/// decommission again to resume)" (`LeaveError::Stream`).
+#[tokio::test]
+async fn a_failed_forget_says_whether_the_leave_began_or_ended() {
+    use crate::engine::testing::{Hooked, Threads};
+    use crate::engine::Engine;
+    use std::sync::Arc;
+    let w = world();
+    let failing = Arc::new(Hooked::new(Threads::new()));
+    let engine: Arc<dyn Engine> = failing.clone();
+    failing.fail_after(0);
+    let err = begin(&w.layout, &engine, "a").await.unwrap_err();
+    assert!(matches!(err, LeaveError::Stale(_)), "{err}");
+    assert!(err.to_string().contains("nothing was proposed"), "{err}");
+    assert!(w.layout.current().movements.is_empty(), "none began");
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
+    let (cfg, progress, sink) = (small_pages(), Progress::default(), Sink::new(&w, None));
+    let a = w.engines["a"].clone();
+    hand_over(&w.layout, a, &sink, "a", &cfg, &progress)
+        .await
+        .unwrap();
+    failing.fail_after(0);
+    let err = finish(&w.layout, &engine, "a").await.unwrap_err();
+    assert!(matches!(err, LeaveError::Forget(_)), "{err}");
+    assert!(err.to_string().contains("has left"), "{err}");
+    let state = w.layout.current().node("a").unwrap().2.state;
+    assert_eq!(state, NodeState::Left, "the leave ended");
+}

@@ -16,8 +16,8 @@ use std::time::Duration;
 use rand::seq::IndexedRandom;
 use tokio::sync::{mpsc, watch};
 
+use crate::engine::CallSite;
 use crate::proto::v1::internode::AuthMessage;
-use crate::replica::call_site::CallSite;
 use crate::security::auth::spread::{Ack, Spread, Verdict};
 use crate::security::auth::sync::{from_message, to_message};
 use crate::security::auth::{Auth, AuthState, PushHook};

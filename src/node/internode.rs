@@ -318,7 +318,7 @@ impl Internode for InternodeService {
         // blocking pool, never on an async worker (review-authq33 M1).
         let (auth, msg) = (self.auth.clone(), req.into_inner());
         let serve = move || crate::security::auth::sync::serve(&auth, &msg);
-        let served = (crate::replica::call_site::CallSite::BlockingPool.run(serve))
+        let served = (crate::engine::CallSite::BlockingPool.run(serve))
             .instrument(span)
             .await
             .map_err(|e| GeokvError::Internal(e.to_string()))?;

@@ -78,6 +78,9 @@ impl Engine for Gated {
     fn write_waits_for_sync(&self) -> bool {
         self.inner.write_waits_for_sync()
     }
+    fn writes_refused(&self) -> Option<String> {
+        self.inner.writes_refused()
+    }
     fn stats(&self) -> Option<EngineStats> {
         self.inner.stats()
     }

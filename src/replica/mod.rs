@@ -21,15 +21,11 @@
 //! outside `handle.rs`; hand out the engine.
 
 mod batch;
-/// The engine's call site, which lives in `engine` so that `view` (which
-/// `replica` imports) reaches it too; kept here under its old path for
-/// the callers that name it so.
-pub use crate::engine::call_site;
 pub mod gate;
 pub mod gated;
 pub mod handle;
 pub mod merkle;
-pub use crate::engine::CallSite;
+use crate::engine::CallSite;
 pub use batch::BatchWrite;
 pub use gate::Pass;
 

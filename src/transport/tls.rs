@@ -5,7 +5,7 @@
 //! - **Internode**: every node presents its certificate (`geokv certs issue
 //!   --node ID`) and requires the peer's to chain to the cluster CA, in both
 //!   directions. The dialling side accepts only a certificate naming the
-//!   node it meant to reach ([`material::NodeVerifier`]); the serving side
+//!   node it meant to reach ([`verifiers::NodeVerifier`]); the serving side
 //!   ([`Guard`]) refuses a call whose `geokv-from` header names another node
 //!   than the certificate (`PERMISSION_DENIED`), and the gossip handler
 //!   checks the digest's sender against that verified id. A plaintext
@@ -59,6 +59,7 @@ mod primed;
 mod recheck;
 mod reload;
 mod roots;
+mod verifiers;
 
 pub use dial::{CONNECT_BUDGET, PLAIN_CONNECT_BUDGET};
 pub use expiry::EXPIRY_METRIC;
@@ -73,7 +74,7 @@ pub use recheck::{Rechecked, RECHECK_EVERY};
 pub use reload::RELOADS_METRIC;
 
 use crate::security::certs::Identity;
-use material::{Anchors, ClientVerifier, KeyResolver, NodeVerifier};
+use material::{ClientVerifier, KeyResolver};
 use rustls::crypto::CryptoProvider;
 #[cfg(test)] // (the tests dial by hand)
 use rustls::pki_types::ServerName;
@@ -83,6 +84,7 @@ use std::time::Duration;
 use tonic::service::{Interceptor, InterceptorLayer};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
+use verifiers::{Anchors, NodeVerifier};
 
 /// Refused connections and calls, by port and reason
 /// (`handshake`, `plaintext`, `identity`).

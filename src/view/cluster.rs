@@ -158,12 +158,19 @@ impl Cluster {
         }
     }
 
-    /// Whether this node may serve: not once it has left the cluster
-    /// (decommissioned or removed: clients go to another node while it
-    /// drains its queues), nor while it is on its seed layout and a peer
-    /// advertised another seed (until a layout change, v2 or later,
-    /// supersedes both). The error says why.
+    /// Whether this node may serve: not once its storage refuses writes
+    /// after a failed WAL fsync (until a restart: every write it
+    /// coordinated would fail, and it could not install layouts), nor once
+    /// it has left the cluster (decommissioned or removed: clients go to
+    /// another node while it drains its queues), nor while it is on its
+    /// seed layout and a peer advertised another seed (until a layout
+    /// change, v2 or later, supersedes both). The error says why. The one
+    /// answer to "may this node serve": the client port and `/health`.
     pub fn serving(&self) -> Result<(), NotServing> {
+        let refused = self.inner.engine.as_ref().and_then(|e| e.writes_refused());
+        if let Some(reason) = refused {
+            return Err(NotServing::WritesRefused { reason });
+        }
         let view = self.current();
         let state = view.layout.node(view.me_id()).map(|(_, _, n)| n.state);
         if let Some(state @ (NodeState::Left | NodeState::Removed)) = state {
@@ -177,12 +184,6 @@ impl Cluster {
             None => Ok(()),
             Some(peer) => Err(NotServing::SeedMismatch { peer: peer.clone() }),
         }
-    }
-
-    /// [`Cluster::serving`]'s answer as text, for the callers that take
-    /// text (the client port's `GeokvError::NotReady`).
-    pub fn readiness(&self) -> Result<(), String> {
-        self.serving().map_err(|e| e.to_string())
     }
 
     /// A receiver that sees every view swapped in from now on.

@@ -22,6 +22,19 @@ pub enum NotServing {
     /// two were started from different topology files.
     #[error("not ready: peer {peer} was started from another topology file (its seed layout v1 differs from this node's); start every node from the same file, or propose a layout change (e.g. create a keyspace) so one version supersedes both")]
     SeedMismatch { peer: String },
+    /// Its storage latched a failed WAL fsync (`EngineError::SyncFailed`)
+    /// and refuses every write until the process restarts
+    /// (`geokv_engine_writes_refused`): clients go to another node.
+    #[error("not ready: engine writes refused: restart the node (a WAL fsync failed: {reason}); send requests to another node")]
+    WritesRefused { reason: String },
+}
+
+/// The client port's answer: UNAVAILABLE naming why, `geokv-applied: no`
+/// (refused before anything was sent).
+impl From<NotServing> for crate::error::GeokvError {
+    fn from(e: NotServing) -> Self {
+        crate::error::GeokvError::NotReady(e.to_string())
+    }
 }
 
 /// Why one layout CAS call (or the push of its base) brought no answer:

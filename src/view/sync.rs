@@ -159,7 +159,7 @@ impl LayoutSync {
     /// node still running an old file take an edited file's layout back on
     /// every node of a rolling restart. Each node keeps its own seed, the
     /// difference is logged (once) and makes the node not ready
-    /// ([`Cluster::readiness`]) until a layout change; changes are proposals.
+    /// ([`Cluster::serving`]) until a layout change; changes are proposals.
     pub fn is_behind(&self, digest: &GossipDigest) -> bool {
         let view = self.cluster.current();
         let theirs = digest.layout_version;

@@ -5,7 +5,9 @@
 
 use super::*;
 use crate::consistency::ConsistencyLevel;
-use crate::coordinator::tests_pending::{coordinator_as, leave_and_seal, put_request};
+use crate::coordinator::tests_pending::{
+    coordinator_as, coordinator_in, leave_and_seal, put_request,
+};
 use crate::coordinator::Liveness;
 use std::sync::Arc;
 
@@ -215,4 +217,37 @@ fn d_before_its_leave() -> (Coordinator, crate::layout::Layout, [u8; 4]) {
         set.is_ok_and(|s| s.contains(before.me_idx()))
     });
     (c, left, key.expect("d replicates some key of 'ks'"))
+}
+
+/// review-me33 M2: a write reaching the mint of a node whose engine
+/// latched a failed fsync (a client's, or one forwarded to it) is refused
+/// before anything is written: UNAVAILABLE, "no", naming the restart, so
+/// a forwarder tries another replica. Fails before: the engine refused
+/// the batch, INTERNAL with `geokv-applied: maybe`.
+#[tokio::test]
+async fn a_mint_on_an_engine_refusing_writes_is_not_ready_and_applied_nothing() {
+    use crate::engine::{Engine, EngineOptions, RocksEngine};
+    let dir = tempfile::tempdir().unwrap();
+    let rocks = Arc::new(RocksEngine::open(dir.path(), EngineOptions::default()).unwrap());
+    let engine: Arc<dyn Engine> = rocks.clone();
+    let (seed, _) = crate::hints::testing::layouts();
+    let cluster = crate::view::Cluster::new(seed, "d", Some(engine.clone())).expect("view");
+    let c = coordinator_in(cluster, engine, Arc::new(OnlyDAndX));
+    let view = c.cluster().current();
+    let mine = |k: &[u8; 4]| (view.ring.replicas("ks", k)).is_ok_and(|s| s.contains(view.me_idx()));
+    let key = (0..1000u32)
+        .map(u32::to_be_bytes)
+        .find(mine)
+        .expect("d replicates a key");
+    let req = put_request("ks", &key, ConsistencyLevel::One);
+    let (ks, k, level) = (&req.mutation.keyspace, &req.mutation.key, req.level);
+    let plan = (c.plan(&view, ks, k, level, None, OpKind::Write)).expect("plan");
+    rocks.fail_flushes();
+    assert!(rocks.flush().is_err(), "the injected fsync failure");
+    let Err(err) = c.mint(&view, &req, &c.fanout(&plan)).await else {
+        panic!("a mint on an engine refusing writes was accepted");
+    };
+    assert!(err.nothing_applied(), "{err:?}");
+    assert!(err.to_string().contains("restart the node"), "{err}");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
 }

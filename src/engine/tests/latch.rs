@@ -2,14 +2,8 @@
 //! write and never answers a flush `Ok` again (review-layout33 M1,
 //! review-me33 M1).
 
-use super::{fresh, open};
+use super::{fresh, open, put};
 use crate::engine::{Durability, Engine, EngineError, WriteBatch};
-
-fn put(engine: &dyn Engine, ks: &str, key: &[u8], value: &[u8]) {
-    let mut b = WriteBatch::new();
-    b.put_versions(ks, key, &fresh(1, value));
-    engine.write(b).expect("put");
-}
 
 /// review-layout33 M1: a failed explicit flush is latched like the
 /// periodic syncer's failure: every later write is refused, whatever the

@@ -1,5 +1,6 @@
 //! Engine tests: the model test ([`model`]) and RocksDB behaviour
-//! ([`rocks`]: limits, corruption, token ranges, merge operator, durability).
+//! ([`rocks`]: limits, corruption, token ranges, merge operator, durability);
+//! here, the helpers they share (sets, `put`, opening an engine).
 
 mod latch;
 mod model;
@@ -10,7 +11,7 @@ mod stall;
 
 use bytes::Bytes;
 
-use crate::engine::{EngineOptions, RocksEngine};
+use crate::engine::{Engine, EngineOptions, RocksEngine, WriteBatch};
 use crate::version::{ActorId, CausalContext, SiblingSet};
 
 /// `set` with a new write by `actor` that supersedes what `set` holds.
@@ -40,6 +41,13 @@ pub(super) fn fresh(actor: u64, value: &[u8]) -> SiblingSet {
     )
     .expect("first write");
     set
+}
+
+/// Writes a one-sibling `value` under `key` in `ks` (actor 1).
+pub(super) fn put(engine: &dyn Engine, ks: &str, key: &[u8], value: &[u8]) {
+    let mut b = WriteBatch::new();
+    b.put_versions(ks, key, &fresh(1, value));
+    engine.write(b).expect("put");
 }
 
 /// The canonical bytes of a set, for equality checks.

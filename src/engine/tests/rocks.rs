@@ -4,16 +4,10 @@
 
 use std::sync::Arc;
 
-use super::{enc, enc_opt, fresh, open, overwrite};
+use super::{enc, enc_opt, fresh, open, overwrite, put};
 use crate::engine::keys::data_key;
 use crate::engine::{Cf, Durability, Engine, EngineError, Limits, MemoryEngine, WriteBatch};
 use crate::ring::token_of;
-
-fn put(engine: &dyn Engine, ks: &str, key: &[u8], value: &[u8]) {
-    let mut b = WriteBatch::new();
-    b.put_versions(ks, key, &fresh(1, value));
-    engine.write(b).expect("put");
-}
 
 #[test]
 fn oversized_entries_are_rejected_and_nothing_is_written() {

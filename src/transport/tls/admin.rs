@@ -17,8 +17,8 @@
 //!
 //! Owns: the client configurations. Must not: speak HTTP (`transport::admin_client`).
 
-use super::material::{Anchors, NodeVerifier};
 use super::roots::read_roots;
+use super::verifiers::{Anchors, NodeVerifier};
 use super::{provider, Port, Tls, TlsError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

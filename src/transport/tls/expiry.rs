@@ -7,7 +7,8 @@
 //! on every load, so no series outlives the certificate it described.
 //! Leaves issued together expire
 //! together and every handshake then fails, so `deploy/prometheus/alerts.yml`
-//! warns 14 days ahead.
+//! warns 14 days ahead, and once one expired pages for `node` (cut off)
+//! but only warns for `ca` (often an old CA a rotation left in `ca.pem`).
 //!
 //! Owns: reading not-after dates and the gauge. Must not: load or verify
 //! material (`material.rs`).

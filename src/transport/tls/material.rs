@@ -4,14 +4,16 @@
 //! rotated certificate or CA takes effect for new connections without a
 //! restart.
 //!
-//! Owns: loading, reloading, chain verification, the peer-identity check on
-//! the dialling side. Must not: accept sockets or judge requests.
+//! Owns: loading, reloading, checking its own chain (with the dialling
+//! side's verifier, `verifiers.rs`), verifying connecting clients. Must
+//! not: accept sockets or judge requests.
 
 use super::expiry::Expiry;
 use super::roots::ca_certs;
+use super::verifiers::{Anchors, NodeVerifier};
 use crate::security::certs::{self, Identity};
 use parking_lot::RwLock;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -120,8 +122,8 @@ fn load(
     let chain = CertificateDer::pem_slice_iter(&read(&files.cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_err(&files.cert, e))?;
-    let leaf = chain
-        .first()
+    let (leaf, intermediates) = chain
+        .split_first()
         .ok_or_else(|| file_err(&files.cert, "no certificate in the file"))?;
     let found = certs::identity_of(leaf).map_err(|e| file_err(&files.cert, e))?;
     if found != Some(Identity::Node(node_id.to_string())) {
@@ -133,7 +135,7 @@ fn load(
     }
     let expiry = Expiry::of(files, &cas, &chain)?;
     let roots = Arc::new(roots);
-    verify_own(files, node_id, &roots, provider, &chain)?;
+    verify_own(files, node_id, &roots, provider, (leaf, intermediates))?;
     let key =
         PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| file_err(&files.key, e))?;
     let key = Arc::new(CertifiedKey::from_der(chain, key, provider)?);
@@ -160,13 +162,12 @@ fn verify_own(
     node_id: &str,
     roots: &Arc<RootCertStore>,
     provider: &Arc<CryptoProvider>,
-    chain: &[CertificateDer<'static>],
+    (leaf, intermediates): (&CertificateDer<'static>, &[CertificateDer<'static>]),
 ) -> Result<(), TlsError> {
     let verifier = NodeVerifier {
         anchors: Anchors::Fixed(roots.clone(), provider.clone()),
         expect: Some(node_id.to_string()),
     };
-    let (leaf, intermediates) = chain.split_first().expect("a leaf was found");
     let name = ServerName::try_from("node").expect("a valid name");
     verifier
         .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
@@ -313,101 +314,5 @@ impl ClientCertVerifier for ClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner().supported_verify_schemes()
-    }
-}
-
-/// The trust anchors a [`NodeVerifier`] checks chains against.
-#[derive(Debug, Clone)]
-pub(crate) enum Anchors {
-    /// The node's current CA (follows reloads).
-    Live(Arc<Store>),
-    /// A CA file read once (an operator's `--ca`).
-    Fixed(Arc<RootCertStore>, Arc<CryptoProvider>),
-}
-
-impl Anchors {
-    fn roots(&self) -> Arc<RootCertStore> {
-        match self {
-            Anchors::Live(s) => s.current().roots.clone(),
-            Anchors::Fixed(r, _) => r.clone(),
-        }
-    }
-
-    fn provider(&self) -> &Arc<CryptoProvider> {
-        match self {
-            Anchors::Live(s) => s.provider(),
-            Anchors::Fixed(_, p) => p,
-        }
-    }
-}
-
-/// Verifies the node we dial: its certificate chains to the CA and names
-/// exactly the node we meant to reach, or — `expect: None`, a seed or an
-/// admin port dialled by address — some node of the cluster (never a host
-/// name: the identity is the node id).
-#[derive(Debug)]
-pub(crate) struct NodeVerifier {
-    pub anchors: Anchors,
-    pub expect: Option<String>,
-}
-
-impl ServerCertVerifier for NodeVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &self.anchors.roots(),
-            intermediates,
-            now,
-            self.anchors
-                .provider()
-                .signature_verification_algorithms
-                .all,
-        )?;
-        match (certs::identity_of(end_entity), &self.expect) {
-            (Ok(Some(Identity::Node(id))), Some(want)) if &id == want => {
-                Ok(ServerCertVerified::assertion())
-            }
-            (Ok(Some(Identity::Node(_))), None) => Ok(ServerCertVerified::assertion()),
-            (found, want) => Err(rustls::Error::General(format!(
-                "the peer's certificate names {found:?}, expected {}",
-                want.as_deref()
-                    .map_or("a node of the cluster".to_string(), |w| format!("node {w}"))
-            ))),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.anchors.provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.anchors.provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.anchors
-            .provider()
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }

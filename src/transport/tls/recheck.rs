@@ -14,7 +14,8 @@
 //! Owns: the re-verification and the closing. Must not: accept, dial, or
 //! judge identities beyond the chain (the guard and the dialling verifier do).
 
-use super::material::{Anchors, NodeVerifier, Store};
+use super::material::Store;
+use super::verifiers::{Anchors, NodeVerifier};
 use super::{refused, Port};
 use futures::task::AtomicWaker;
 use rustls::client::danger::ServerCertVerifier;

@@ -9,9 +9,10 @@
 //! CAs and sockets).
 
 use super::incoming::accept;
-use super::material::{Anchors, KeyResolver, NodeVerifier};
+use super::material::KeyResolver;
 use super::roots::read_roots;
 use super::tests::{cluster_dir, files, store};
+use super::verifiers::{Anchors, NodeVerifier};
 use super::*;
 use crate::security::certs::{issue_in_dir, pair_paths};
 use rustls::pki_types::pem::PemObject;

@@ -19,6 +19,10 @@ use std::path::Path;
 const STATUS_ALLOWED: &[(&str, &str)] = &[
     ("error.rs", "the single mapping of typed errors to Status"),
     (
+        "error/codes.rs",
+        "the single mapping's table: each error's code and whether it applied nothing",
+    ),
+    (
         "api/auth.rs",
         "the client port's interceptor refuses a call before it is decoded",
     ),
