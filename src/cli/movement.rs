@@ -147,18 +147,39 @@ fn remove_path(args: &RemoveArgs) -> String {
     format!("/removenode?id={}{flag}", args.id)
 }
 
+/// Prints the answer to `geokv removenode --withdraw` (`v`).
+fn print_withdrawn(args: &RemoveArgs, v: &serde_json::Value) {
+    match args.json {
+        true => println!("{v}"),
+        false => println!(
+            "removal of {} withdrawn (layout v{})",
+            args.id, v["version"]
+        ),
+    }
+}
+
+/// The removal's progress bar (hidden with `--json`).
+fn progress_bar(json: bool) -> indicatif::ProgressBar {
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} ranges {msg}",
+        )
+        .expect("a valid template"),
+    );
+    bar
+}
+
 /// Runs `geokv removenode`.
 pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let body = http(&args.endpoint, "POST", &remove_path(&args)).await?;
     let v: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
     if args.withdraw {
-        match args.json {
-            true => println!("{}", v),
-            false => println!(
-                "removal of {} withdrawn (layout v{})",
-                args.id, v["version"]
-            ),
-        }
+        print_withdrawn(&args, &v);
         return Ok(());
     }
     let mut warnings = Warnings::new();
@@ -177,17 +198,7 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     if args.no_wait {
         return Ok(());
     }
-    let bar = if args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(0)
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} ranges {msg}",
-        )
-        .expect("a valid template"),
-    );
+    let bar = progress_bar(args.json);
     // Reports about layouts before this request (the failed unforced
     // attempt a `--force` follows) are stale.
     let since = v["version"].as_u64().unwrap_or(0);
