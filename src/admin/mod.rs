@@ -19,6 +19,7 @@
 //! GET  /layout                       the cluster layout in force, as JSON
 //! GET  /movement                     movements in progress; this node's stream progress (rate, ETA)
 //! POST /removenode?id=ID             remove a dead node: its new owners copy its ranges from survivors
+//!      (&force=true forces it, or a replacement of ID; &withdraw=true withdraws it before its switch)
 //! POST /keyspaces?name=K&rf=dc1:3    create a keyspace (layout version + 1)
 //! GET  /status  (and /)           live status page (status_page.rs); GET /status.json its data
 //! GET|POST|DELETE /auth/roles, POST /auth/grant, /auth/revoke   roles (auth_routes.rs)
@@ -39,6 +40,7 @@ pub mod exposition;
 pub mod guard;
 mod https;
 pub mod movement;
+mod removenode;
 pub mod repair_job;
 pub mod routes;
 mod status_history;

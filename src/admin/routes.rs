@@ -50,7 +50,7 @@ pub fn router(admin: Admin, history: Arc<super::status_history::History>) -> Rou
         .route("/repair", post(repair))
         .route("/layout", get(layout))
         .route("/movement", get(movement))
-        .route("/removenode", post(removenode))
+        .route("/removenode", post(super::removenode::removenode))
         .route("/keyspaces", post(create_keyspace))
         .route(
             "/decommission",
@@ -237,101 +237,6 @@ async fn movement(State(a): State<Admin>) -> Response {
         "held": board.held(),
     });
     ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
-}
-
-/// Parameters of `POST /removenode`.
-#[derive(Debug, Deserialize)]
-struct RemoveQuery {
-    id: Option<String>,
-    /// Copy from the survivors that are up even when too few are.
-    #[serde(default)]
-    force: bool,
-}
-
-/// `POST /removenode?id=ID`: begins the removal of a dead node (refused
-/// while this node believes it up); its new owners copy its ranges from the
-/// survivors and the removal finishes by itself (`movement::remove`).
-/// Asking again while it runs answers the removal in progress;
-/// `&force=true` (begun or not) forces it: ranges short of survivors are
-/// copied from those that are up (`movement::remove`).
-async fn removenode(State(a): State<Admin>, Query(q): Query<RemoveQuery>) -> Response {
-    let (Some(cluster), Some(id)) = (&a.cluster, q.id) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "missing id (or no cluster on this port)\n",
-        )
-            .into_response();
-    };
-    let Some(is_up) = crate::movement::progress::board(&a.node_id).liveness() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the failure detector is not running yet\n",
-        )
-            .into_response();
-    };
-    let layout = cluster.current().layout.clone();
-    let json = |v: u64, state: &str| {
-        let body = serde_json::json!({ "version": v, "node": id, "removal": state });
-        ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
-    };
-    match layout.node(&id).map(|(_, _, n)| n.state) {
-        Some(crate::layout::NodeState::Removed) => return json(layout.version, "done"),
-        Some(crate::layout::NodeState::Leaving)
-            if crate::movement::remove::is_removing(&layout, &id)
-                && (!q.force || crate::movement::remove::forced(&layout, &id)) =>
-        {
-            return json(layout.version, "in_progress")
-        }
-        // An abort between its two steps: the driver drops it (`movement::abort`).
-        Some(crate::layout::NodeState::Joining)
-            if crate::movement::abort::abandoned(&layout).contains(&id) =>
-        {
-            return json(layout.version, "in_progress")
-        }
-        _ => {}
-    }
-    let next = if crate::movement::remove::is_removing(&layout, &id) {
-        layout.force_remove(&id).map_err(Into::into)
-    } else {
-        crate::movement::remove::begin(&layout, &id, &*is_up).and_then(|l| {
-            // Only a removal is forced (an aborted join copies nothing).
-            let removal = crate::movement::remove::is_removing(&l, &id);
-            Ok(if q.force && removal {
-                l.force_remove(&id)?
-            } else {
-                l
-            })
-        })
-    };
-    let mut next = match next {
-        Ok(next) => next,
-        Err(e) => return (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
-    };
-    // The first step of an abort puts `aborting` in the layout: only once
-    // every member's build reads it (`movement::upgrade`).
-    if next.aborting != layout.aborting {
-        if let Err(e) = crate::movement::upgrade::here(&a.node_id, &layout, &id) {
-            return (StatusCode::CONFLICT, format!("{e}\n")).into_response();
-        }
-    }
-    // A second dead node in a removal: only once every build decodes it.
-    if crate::movement::upgrade::joins_removal(&layout, &next) {
-        let sets = crate::movement::upgrade::REMOVE_SETS;
-        if let Err(e) = crate::movement::upgrade::here_needing(&a.node_id, &layout, &id, sets) {
-            return (StatusCode::CONFLICT, format!("{e}\n")).into_response();
-        }
-    }
-    // Begun and forced in one layout version.
-    next.version = next.version.min(layout.version + 1);
-    let v = next.version;
-    match cluster.propose(next).await {
-        Ok(_) => json(v, "begun"),
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT);
-            let applied = [(crate::proto::APPLIED_METADATA, e.applied())];
-            (status, applied, format!("{e}\n")).into_response()
-        }
-    }
 }
 
 /// Parameters of `POST /keyspaces`.

@@ -31,6 +31,11 @@ pub struct RemoveArgs {
     /// lost writes. Also forces a removal already in progress.
     #[arg(long)]
     pub force: bool,
+    /// Withdraw the removal of ID before its switch (every node it
+    /// removes is Normal again): the way out when a second dead node in
+    /// the datacenter holds it up; then replace that node, then remove ID.
+    #[arg(long, conflicts_with_all = ["force", "no_wait"])]
+    pub withdraw: bool,
     /// No progress bar; one JSON object once done: id, removal, version,
     /// removed, removed_in_version, warnings.
     #[arg(long)]
@@ -132,12 +137,51 @@ fn removal_json(
     })
 }
 
+/// The path of `geokv removenode`'s request.
+fn remove_path(args: &RemoveArgs) -> String {
+    let flag = match (args.force, args.withdraw) {
+        (_, true) => "&withdraw=true",
+        (true, _) => "&force=true",
+        _ => "",
+    };
+    format!("/removenode?id={}{flag}", args.id)
+}
+
+/// Prints the answer to `geokv removenode --withdraw` (`v`).
+fn print_withdrawn(args: &RemoveArgs, v: &serde_json::Value) {
+    match args.json {
+        true => println!("{v}"),
+        false => println!(
+            "removal of {} withdrawn (layout v{})",
+            args.id, v["version"]
+        ),
+    }
+}
+
+/// The removal's progress bar (hidden with `--json`).
+fn progress_bar(json: bool) -> indicatif::ProgressBar {
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} ranges {msg}",
+        )
+        .expect("a valid template"),
+    );
+    bar
+}
+
 /// Runs `geokv removenode`.
 pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
-    let force = if args.force { "&force=true" } else { "" };
-    let path = format!("/removenode?id={}{force}", args.id);
-    let body = http(&args.endpoint, "POST", &path).await?;
+    let body = http(&args.endpoint, "POST", &remove_path(&args)).await?;
     let v: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
+    if args.withdraw {
+        print_withdrawn(&args, &v);
+        return Ok(());
+    }
     let mut warnings = Warnings::new();
     if args.json && args.no_wait {
         println!("{}", removal_json(&args.id, &v, None, &warnings));
@@ -154,17 +198,7 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     if args.no_wait {
         return Ok(());
     }
-    let bar = if args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(0)
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} ranges {msg}",
-        )
-        .expect("a valid template"),
-    );
+    let bar = progress_bar(args.json);
     // Reports about layouts before this request (the failed unforced
     // attempt a `--force` follows) are stale.
     let since = v["version"].as_u64().unwrap_or(0);
@@ -234,6 +268,28 @@ mod tests {
             held_of("a", &serde_json::json!({})).is_empty(),
             "an older node"
         );
+    }
+
+    /// review-cancel31 H1: `--withdraw` reaches the query, alone.
+    #[test]
+    fn withdraw_is_parsed_and_conflicts_with_force_and_no_wait() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            r: RemoveArgs,
+        }
+        let parse = |more: &[&str]| {
+            Cli::try_parse_from([&["x", "dc1-n2", "--endpoint", "a:1"], more].concat())
+        };
+        let w = parse(&["--withdraw"]).unwrap().r;
+        assert!(w.withdraw && !w.force);
+        assert_eq!(remove_path(&w), "/removenode?id=dc1-n2&withdraw=true");
+        assert!(parse(&["--withdraw", "--force"]).is_err());
+        assert!(parse(&["--withdraw", "--no-wait"]).is_err());
+        let f = parse(&["--force", "--no-wait"]).unwrap().r;
+        assert_eq!(remove_path(&f), "/removenode?id=dc1-n2&force=true");
+        assert_eq!(remove_path(&parse(&[]).unwrap().r), "/removenode?id=dc1-n2");
     }
 
     #[test]

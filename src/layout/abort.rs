@@ -87,6 +87,8 @@ impl Layout {
                     node: node.into(),
                     also: Vec::new(),
                     force: false,
+                    // A new removal attempt: its own identity.
+                    began: out.version,
                 };
                 // A cancel between its steps reads old already, as the removal does.
                 out.aborting.remove(&dc);

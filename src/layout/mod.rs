@@ -12,7 +12,9 @@
 //! decides which layout a version is, `acceptors.rs` who decides it, and
 //! `abort.rs` the way out of a movement whose node died, `cancel.rs` of a
 //! decommission a dead gainer holds up, `remove.rs` the removal of several
-//! dead nodes (a dead gainer removed with the node being removed).
+//! dead nodes (a dead gainer removed with the node being removed),
+//! `withdraw.rs` the withdraw of a removal before its switch and a forced
+//! replacement.
 //!
 //! Must not do I/O, know about liveness, or hold a ring: everything derived
 //! (ring, pending ranges, peers) is computed from a layout by its owner.
@@ -28,6 +30,7 @@ mod switch;
 #[cfg(test)]
 pub(crate) mod testing;
 mod transition;
+mod withdraw;
 
 #[cfg(test)]
 mod consensus_base_tests;
@@ -39,6 +42,8 @@ mod consensus_example_tests;
 mod consensus_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_withdraw;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -45,6 +45,7 @@ impl Layout {
                     node: "?".into(),
                     also: vec![node.into()],
                     force: false,
+                    began: 0,
                 },
             });
         };
@@ -86,6 +87,7 @@ impl Layout {
                 node: n,
                 also,
                 force,
+                ..
             }) if n == node || also.contains(&node.to_string()) => {
                 if !*force {
                     *force = true;
@@ -99,6 +101,7 @@ impl Layout {
                     node: node.into(),
                     also: Vec::new(),
                     force: true,
+                    began: 0,
                 },
             }),
         }
@@ -116,6 +119,7 @@ impl Layout {
                 node: node.into(),
                 also: Vec::new(),
                 force: false,
+                began: 0,
             },
         };
         let gone = movement.declared_dead().into_iter().map(String::from);

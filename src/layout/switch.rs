@@ -44,7 +44,7 @@ impl Movement {
         match self {
             Movement::Join { node } | Movement::Leave { node } => node == id,
             Movement::Remove { node, also, .. } => node == id || also.iter().any(|a| a == id),
-            Movement::Replace { dead, new } => dead == id || new == id,
+            Movement::Replace { dead, new, .. } => dead == id || new == id,
         }
     }
 }

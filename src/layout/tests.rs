@@ -20,7 +20,7 @@ fn dev() -> Layout {
 }
 
 /// The dev layout with a fourth node in each DC (so one may leave).
-fn grown() -> Layout {
+pub(super) fn grown() -> Layout {
     let mut l = dev();
     for (i, dc) in ["dc1", "dc2"].into_iter().enumerate() {
         let id = format!("{dc}-n4");
@@ -316,7 +316,12 @@ fn a_removal_written_by_an_older_build_decodes_and_keeps_its_form() {
     assert_eq!(back, two);
     let m = &two.movements["dc1"];
     assert_eq!(m.declared_dead(), vec!["dc1-n2", "dc1-n3"]);
-    assert_eq!(m.to_string(), "removal of dc1-n2, dc1-n3");
+    let began = wide.version + 1;
+    assert_eq!(
+        m.to_string(),
+        format!("removal of dc1-n2, dc1-n3 (attempt v{began})"),
+        "the attempt's identity is kept by the join"
+    );
     assert_eq!(two.node("dc1-n3").unwrap().2.state, NodeState::Leaving);
     let done = two.finish_remove("dc1-n2").unwrap();
     for id in ["dc1-n2", "dc1-n3"] {
@@ -372,6 +377,7 @@ fn a_stale_aborting_mark_on_a_removal_does_not_hold_its_finish() {
         node: "dc1-n1".into(),
         also: Vec::new(),
         force: false,
+        began: 0,
     };
     stale.movements.insert("dc1".into(), remove);
     assert!(stale.aborting.contains("dc1") && stale.abandoning("dc1").is_none());

@@ -34,18 +34,32 @@ pub enum Movement {
     /// quorum (`geokv removenode --force`). `also`: the other dead nodes
     /// removed with it (a gainer of the removal that died, `remove.rs`),
     /// absent when none, so what older builds wrote decodes as is.
+    /// `began`: the layout version that began this attempt (its identity,
+    /// in its name and pull cursors, so an attempt after a withdraw,
+    /// `withdraw.rs`, never takes the old one's reports or cursors); 0 and
+    /// absent when written by an older build.
     Remove {
         node: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         also: Vec<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         force: bool,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        began: u64,
     },
-    /// `new` takes over the tokens of the dead node `dead`.
+    /// `new` takes over the tokens of the dead node `dead`; `force`d, it
+    /// copies from the survivors that are up even when too few are
+    /// (`removenode DEAD --force`, `withdraw.rs`), absent when not.
     Replace {
         dead: String,
         new: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl fmt::Display for Movement {
@@ -53,11 +67,17 @@ impl fmt::Display for Movement {
         match self {
             Movement::Join { node } => write!(f, "join of {node}"),
             Movement::Leave { node } => write!(f, "decommission of {node}"),
-            Movement::Remove { node, also, .. } => {
+            Movement::Remove {
+                node, also, began, ..
+            } => {
                 write!(f, "removal of {node}")?;
-                also.iter().try_for_each(|n| write!(f, ", {n}"))
+                also.iter().try_for_each(|n| write!(f, ", {n}"))?;
+                match began {
+                    0 => Ok(()),
+                    v => write!(f, " (attempt v{v})"),
+                }
             }
-            Movement::Replace { dead, new } => write!(f, "replacement of {dead} by {new}"),
+            Movement::Replace { dead, new, .. } => write!(f, "replacement of {dead} by {new}"),
         }
     }
 }
@@ -115,6 +135,8 @@ pub enum LayoutError {
         dc: String,
         in_progress: Movement,
     },
+    #[error("the {in_progress} in datacenter '{dc}' reads from its new owners already (its copies are done): it cannot be withdrawn; let it finish")]
+    WithdrawAfterSwitch { dc: String, in_progress: Movement },
     #[error("node '{0}' has left the cluster already (its decommission finished): there is nothing to cancel; to use the machine again, wipe its data directory and join it under a new id")]
     AlreadyLeft(String),
     #[error("a node needs between 1 and {MAX_VNODES} tokens, got {0}")]
@@ -192,6 +214,7 @@ impl Layout {
             node: node.into(),
             also: Vec::new(),
             force: false,
+            began: self.version + 1,
         };
         self.begin_leaving(node, movement)
     }
@@ -208,6 +231,7 @@ impl Layout {
         let movement = Movement::Replace {
             dead: dead.into(),
             new: new.id.clone(),
+            force: false,
         };
         let mut out = self.begin(&dc, movement)?;
         out.check_new_node(&new)?;
@@ -220,20 +244,18 @@ impl Layout {
         let (dc, _, _) = self
             .node(new)
             .ok_or_else(|| LayoutError::UnknownNode(new.into()))?;
-        let Some(Movement::Replace { dead, .. }) = self.movements.get(dc) else {
+        let Some(movement @ Movement::Replace { dead, .. }) = self.movements.get(dc) else {
             return Err(LayoutError::NoSuchMovement {
                 dc: dc.into(),
                 expected: Movement::Replace {
                     dead: "?".into(),
                     new: new.into(),
+                    force: false,
                 },
             });
         };
-        let movement = Movement::Replace {
-            dead: dead.clone(),
-            new: new.into(),
-        };
-        let dead = dead.clone();
+        // Forced or not (`force` is kept to the end).
+        let (movement, dead) = (movement.clone(), dead.clone());
         self.finish(new, movement, |l| {
             l.set_state(&dead, NodeState::Removed);
             l.set_state(new, NodeState::Normal);

@@ -31,6 +31,9 @@ pub const LAYOUT_STEPS: u64 = 1;
 /// It also means a build that cancels a decommission (`aborting` on a
 /// Leave, `Layout::cancel_leave`): one without it neither drives the
 /// second step nor reads the Leave as cancelled (review-cancel31 M2).
+/// And a removal attempt's id (`Movement::Remove`'s `began`, written
+/// only once every member up has it) and a forced replacement
+/// (`Movement::Replace`'s `force`): fields an older build would drop.
 pub const REMOVE_SETS: u64 = 2;
 
 /// Every feature of this build.

@@ -108,6 +108,8 @@ mod tests_stream_rate;
 mod tests_survivors;
 #[cfg(test)]
 mod tests_switch;
+#[cfg(test)]
+mod tests_withdraw;
 
 pub use cleanup::{cleanup, Cleaned, CleanupError};
 pub use control::Control;

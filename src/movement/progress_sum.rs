@@ -211,11 +211,12 @@ mod tests {
             spec.replication.values_mut().for_each(|rf| *rf = 1);
         }
         let l = seed.begin_remove("dc1-n3").expect("removal");
+        let name = l.movements["dc1"].to_string();
         let board = Board::default();
         let why = "not proposed: dc2-n1 (an older build) run a build without …";
-        board.hold("removal of dc1-n3", Some(why.into()));
+        board.hold(&name, Some(why.into()));
         let on_board = board.held();
-        assert_eq!(on_board["removal of dc1-n3"], why);
+        assert_eq!(on_board[&name], why);
         let held: Vec<Held> = (on_board.into_iter())
             .map(|(movement, why)| Held {
                 node: "dc1-n1".into(),
@@ -224,9 +225,9 @@ mod tests {
             })
             .collect();
         let v = serde_json::to_value(movements(&l, &[], &held)).unwrap();
-        assert_eq!(v[0]["movement"], "removal of dc1-n3");
+        assert_eq!(v[0]["movement"], name.as_str());
         assert_eq!(v[0]["held"], serde_json::json!([format!("dc1-n1: {why}")]));
-        board.hold("removal of dc1-n3", None);
+        board.hold(&name, None);
         assert!(board.held().is_empty(), "cleared once proposed");
     }
 

@@ -43,10 +43,11 @@ pub enum RemoveError {
     #[error(transparent)]
     Layout(#[from] LayoutError),
     /// A dead gainer of a removal in a datacenter too small to lose both
-    /// (rf+1 nodes, two dead: review-cancel31 H1, open).
-    #[error("{why}: '{node}' cannot be removed with the {removal}, which waits for '{node}' to copy its share. The way on today: start '{node}' again (on its data directory); it copies, the removal finishes, then replace '{node}' (or join a node first, then remove it). If it cannot come back, this datacenter's movements stay blocked: withdrawing a removal is not built yet (README, Removing a dead node)")]
+    /// (rf+1 nodes, two dead: review-cancel31 H1): the way out is named.
+    #[error("{why}: '{node}' cannot be removed with the {removal}, which waits for '{node}' to copy its share. If '{node}' can come back, start it again (on its data directory): it copies and the removal finishes. If not: withdraw the removal (`geokv removenode {first} --withdraw`), then replace '{node}' (`geokv node --replace {node}` on a new machine, then `geokv removenode {node} --force`: its ranges '{first}' also held have one survivor), then remove '{first}' again (README, Removing a dead node)")]
     GainerTooFewLeft {
         node: String,
+        first: String,
         removal: String,
         why: Box<LayoutError>,
     },
@@ -74,10 +75,11 @@ pub fn begin(
     let gainer = gains(layout, dead).is_ok_and(|g| !g.is_empty());
     match (n.state, layout.movements.get(dc)) {
         (NodeState::Joining | NodeState::Leaving, _) => Ok(layout.abort(dead)?),
-        (NodeState::Normal, Some(m @ Movement::Remove { .. })) if gainer => {
+        (NodeState::Normal, Some(m @ Movement::Remove { node: first, .. })) if gainer => {
             layout.join_removal(dead).map_err(|e| match e {
                 LayoutError::TooFewNodes { .. } => RemoveError::GainerTooFewLeft {
                     node: dead.into(),
+                    first: first.clone(),
                     removal: m.to_string(),
                     why: Box::new(e),
                 },
@@ -201,8 +203,32 @@ pub fn movement_name(layout: &Layout, dead: &str) -> String {
         .map_or_else(|| format!("removal of {dead}"), |m| m.to_string())
 }
 
-pub(super) fn stream_id(dead: &str) -> String {
-    cursor::Pull::Remove.id(dead)
+/// The stream id (cursor prefix) of this node's pulls for `layout`'s
+/// removal of `dead`: per attempt (`Movement::Remove`'s `began`), so an
+/// attempt after a withdraw starts over (writes made between the two went
+/// to the pending gainer only while the first ran) and never resumes the
+/// first's cursors; an older build's removal (`began` 0) keeps its id.
+pub(super) fn stream_id(layout: &Layout, dead: &str) -> String {
+    let began = (layout.movements.values()).find_map(|m| match m {
+        Movement::Remove { began, .. } if m.declared_dead().contains(&dead) => Some(*began),
+        _ => None,
+    });
+    match began {
+        None | Some(0) => cursor::Pull::Remove.id(dead),
+        Some(v) => cursor::Pull::Remove.id(&format!("{dead}@v{v}")),
+    }
+}
+
+/// The stream ids among `copied` whose removal is no longer in `layout`
+/// (finished, or withdrawn: review-cancel31 H1): their cursors are forgotten.
+pub(super) fn over(copied: &BTreeSet<String>, layout: &Layout) -> Vec<String> {
+    let going: Vec<String> = (removals(layout).iter())
+        .map(|d| stream_id(layout, d))
+        .collect();
+    (copied.iter())
+        .filter(|id| !going.contains(id))
+        .cloned()
+        .collect()
 }
 
 /// How long a gainer waits for enough survivors to come up before it
@@ -259,8 +285,8 @@ pub async fn follow(
         patience: Patience::default(),
         throughput,
     };
-    // The removals this node's part is done for, and the removals whose
-    // cursors to forget once they are over.
+    // The removals this node's part is done for, and the stream ids (one
+    // per attempt) whose cursors to forget once they are over.
     let mut settled = super::settled::Settled::default();
     let mut copied: BTreeSet<String> = BTreeSet::new();
     loop {
@@ -278,7 +304,7 @@ pub async fn follow(
                     d = gainer.copy(&layout, &dead) => d,
                     _ = shutdown.wait_for(|v| *v) => return,
                 };
-                copied.insert(dead.clone());
+                copied.insert(stream_id(&layout, &dead));
                 if done {
                     settled.insert(&name);
                 }
@@ -303,13 +329,10 @@ pub async fn follow(
                 .map(|d| movement_name(&layout, d))
                 .collect::<Vec<_>>(),
         );
-        let over: Vec<String> = (copied.iter())
-            .filter(|d| !going.contains(d))
-            .cloned()
-            .collect();
-        for dead in over {
-            copied.remove(&dead);
-            if let Err(e) = cursor::forget_all(&engine, [stream_id(&dead)]).await {
+        // A withdrawn attempt's pull duty is gone with it; its cursors too.
+        for id in over(&copied, &layout) {
+            copied.remove(&id);
+            if let Err(e) = cursor::forget_all(&engine, [id]).await {
                 tracing::warn!(error = %e, "removal: forgetting cursors");
             }
         }

@@ -62,7 +62,7 @@ impl Gainer {
             layout,
             gainer: &me,
             dead,
-            stream_id: &stream_id(dead),
+            stream_id: &stream_id(layout, dead),
             force: forced(layout, dead),
         };
         let cfg = StreamConfig::capped(self.throughput.clone());

@@ -70,9 +70,20 @@ pub enum Replaced {
 pub fn replacing(layout: &Layout, new: &str) -> Option<String> {
     let (dc, _, _) = layout.node(new)?;
     match layout.movements.get(dc) {
-        Some(Movement::Replace { dead, new: n }) if n == new => Some(dead.clone()),
+        Some(Movement::Replace { dead, new: n, .. }) if n == new => Some(dead.clone()),
         _ => None,
     }
+}
+
+/// Whether `layout`'s replacement by `new` is forced
+/// ([`Layout::force_replace`]): each range is copied from the survivors
+/// that are up even where too few are; writes only the dead held may be
+/// missing until a repair.
+pub fn forced(layout: &Layout, new: &str) -> bool {
+    let Some((dc, _, _)) = layout.node(new) else {
+        return false;
+    };
+    matches!(layout.movements.get(dc), Some(Movement::Replace { new: n, force: true, .. }) if n == new)
 }
 
 /// Whether the movement moving `node` is past its copy: it reads from its
@@ -112,7 +123,8 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
         gainer: me,
         dead: &dead,
         stream_id: &id,
-        force: false,
+        // `removenode DEAD --force` (audit11 D3): from the survivors up.
+        force: forced(&now, me),
     };
     // At the switch of reads the copy is done (the switch is proposed only
     // after it): copying again would make the finish wait on survivors that

@@ -83,9 +83,11 @@ pub async fn prepare_replace(
         return Err(ReplaceBootstrapError::Unknown(dead.into()));
     };
     let dead_info = NodeInfo::from_layout(dc, rack, d);
+    // Forced since (`removenode DEAD --force`), it is still this node's.
     let own = Movement::Replace {
         dead: dead.into(),
         new: new.id.clone(),
+        force: super::replace::forced(&now, &new.id),
     };
     let mine = |l: &Layout| super::bootstrap::own_entry(l, new, None, None, &own);
     if mine(&now) {

@@ -127,6 +127,7 @@ fn own_entry_needs_the_same_node_place_and_movement() {
     let replace = Movement::Replace {
         dead: "dc1-n2".into(),
         new: "dc1-new".into(),
+        force: false,
     };
     assert!(own_entry(&replacing, &me, None, None, &replace));
     assert!(!own_entry(&replacing, &me, None, None, &join), "not a join");

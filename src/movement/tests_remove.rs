@@ -158,6 +158,7 @@ fn a_removal_in_a_later_datacenter_is_found_by_its_node() {
             node: node.into(),
             also: Vec::new(),
             force: false,
+            began: 0,
         };
         l.movements.insert(dc.into(), m);
     }

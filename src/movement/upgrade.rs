@@ -12,8 +12,9 @@
 //! The nodes a movement moves are not asked either: the step's own node
 //! (a joiner, leaver or replacement), and every node being removed or
 //! replaced in the layout (`Remove.node` and `Remove.also`,
-//! `Replace.dead`). A removal of several nodes and the first step of a
-//! cancel past the switch need [`REMOVE_SETS`] too.
+//! `Replace.dead`). A removal of several nodes, a forced replacement and
+//! the first step of a cancel past the switch need [`REMOVE_SETS`] too; a
+//! removal begun while a member up lacks it has no attempt id (`began`).
 //!
 //! Owns [`gate`], a pure function of the layout, the liveness and the
 //! feature bits. Must not propose anything: the step drivers
@@ -103,6 +104,43 @@ pub fn joins_removal(layout: &Layout, next: &Layout) -> bool {
         ),
         _ => false,
     })
+}
+
+/// Whether `next` forces a replacement ([`Layout::force_replace`]): an
+/// older build would drop the flag, so only under [`REMOVE_SETS`].
+pub fn forces_replace(layout: &Layout, next: &Layout) -> bool {
+    (next.movements.iter()).any(|(dc, m)| {
+        matches!(m, Movement::Replace { force: true, .. }) && layout.movements.get(dc) != Some(m)
+    })
+}
+
+fn began(l: &Layout, dc: &str) -> u64 {
+    match l.movements.get(dc) {
+        Some(Movement::Remove { began, .. }) => *began,
+        _ => 0,
+    }
+}
+
+/// Whether `next` begins a removal attempt with an identity (`began`,
+/// review-cancel31 H1) that `layout` does not have.
+pub fn begins_attempt(layout: &Layout, next: &Layout) -> bool {
+    (next.movements.keys()).any(|dc| began(next, dc) != 0 && began(next, dc) != began(layout, dc))
+}
+
+/// The removals `next` begins over `layout` in the form an older build
+/// writes (no `began`): a member up without [`REMOVE_SETS`] would drop the
+/// field and so hold a different layout of the same version. Such an
+/// attempt is named as before (one after a withdraw then shares its name).
+pub fn drop_attempt_ids(layout: &Layout, next: &mut Layout) {
+    let old: Vec<String> = (next.movements.keys())
+        .filter(|dc| began(next, dc) != began(layout, dc))
+        .cloned()
+        .collect();
+    for dc in old {
+        if let Some(Movement::Remove { began, .. }) = next.movements.get_mut(&dc) {
+            *began = 0;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@
 //! | `nemesis` | Jepsen-style register and set workloads under faults, with oracles |
 //! | `decommission` | a node leaves a 4-node datacenter under writers (`geokv decommission`), nothing acked is lost |
 //! | `decommission_cancel` | a leave held by a SIGKILLed gainer is cancelled (`geokv decommission --cancel`): the leaver Normal on every live node, nothing acked is lost |
+//! | `removenode_withdraw` | a removal held by a SIGKILLed gainer in a DC of rf+1 nodes is withdrawn (`geokv removenode --withdraw`): the node Normal, no movement on every live node, a new removal attempt accepted under its own name |
 //! | `decommission_kill` | the leaver SIGKILLed mid-push resumes after a restart, leaves and exits 0; nothing acked is lost |
 //! | `sdk` | the Rust SDK against a real cluster |
 //! | `sdk_nodes` | the SDK, given one node, learns a joined node and forgets a decommissioned one |
@@ -73,6 +74,7 @@ mod nemesis;
 mod observability;
 mod ops_cli;
 mod overload;
+mod removenode_withdraw;
 mod replace;
 mod restart_durability;
 mod sdk;

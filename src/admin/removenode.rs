@@ -1,0 +1,210 @@
+//! `POST /removenode?id=ID[&force=true][&withdraw=true]`: begin (or force)
+//! the removal of a dead node, force a replacement of a dead node
+//! (audit11 D3), or withdraw a removal before its switch (review-cancel31
+//! H1, `Layout::withdraw_remove`). An unknown query field is 400, never a
+//! removal. Every refusal the layout gives is 409 naming it.
+//!
+//! Must not decide anything: the layout's transitions and
+//! `movement::remove` do; the gates are `movement::upgrade`'s.
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::routes::Admin;
+use crate::layout::{Layout, Movement, NodeState};
+use crate::movement::{remove, upgrade};
+use crate::view::Cluster;
+
+const JSON: &str = "application/json";
+
+/// Parameters of `POST /removenode`. An unknown one is refused (400): a
+/// request meant as something else must not begin a removal.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    pub id: Option<String>,
+    /// Copy from the survivors that are up even when too few are (a
+    /// removal, or the replacement of `id`).
+    #[serde(default)]
+    pub force: bool,
+    /// Withdraw the removal of `id` (before its switch).
+    #[serde(default)]
+    pub withdraw: bool,
+}
+
+fn answer(v: u64, id: &str, state: &str) -> Response {
+    let body = serde_json::json!({ "version": v, "node": id, "removal": state });
+    ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
+}
+
+fn conflict(e: impl std::fmt::Display) -> Response {
+    (StatusCode::CONFLICT, format!("{e}\n")).into_response()
+}
+
+/// `POST /removenode?id=ID`: begins the removal of a dead node (refused
+/// while this node believes it up); its new owners copy its ranges from the
+/// survivors and the removal finishes by itself (`movement::remove`).
+/// Asking again while it runs answers the removal in progress;
+/// `&force=true` (begun or not) forces it: ranges short of survivors are
+/// copied from those that are up (`movement::remove`); on a dead node
+/// being replaced it forces the replacement. `&withdraw=true` withdraws
+/// the removal of ID (409 when none runs, or past its switch).
+pub async fn removenode(
+    State(a): State<Admin>,
+    q: Result<Query<RemoveQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let (Some(cluster), Some(id)) = (&a.cluster, q.id) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "missing id (or no cluster on this port)\n",
+        )
+            .into_response();
+    };
+    if q.withdraw {
+        let layout = cluster.current().layout.clone();
+        return match layout.withdraw_removal_of(&id) {
+            Ok(next) => propose(cluster, &layout, next, &id, "withdrawn").await,
+            Err(e) => conflict(e),
+        };
+    }
+    let Some(is_up) = crate::movement::progress::board(&a.node_id).liveness() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the failure detector is not running yet\n",
+        )
+            .into_response();
+    };
+    let layout = cluster.current().layout.clone();
+    if let Some(state) = settled_answer(&layout, &id, q.force) {
+        return answer(layout.version, &id, state);
+    }
+    let mut next = match next_layout(&layout, &id, q.force, &*is_up) {
+        Ok(next) if next.version == layout.version => {
+            return answer(layout.version, &id, "in_progress")
+        }
+        Ok(next) => next,
+        Err(e) => return conflict(e),
+    };
+    if let Err(e) = gates(&a.node_id, &layout, &mut next, &id) {
+        return conflict(e);
+    }
+    propose(cluster, &layout, next, &id, "begun").await
+}
+
+/// The answer when nothing is to be proposed: `done` once removed,
+/// `in_progress` while its removal (forced when asked) or its abort runs.
+fn settled_answer(layout: &Layout, id: &str, force: bool) -> Option<&'static str> {
+    match layout.node(id).map(|(_, _, n)| n.state) {
+        Some(NodeState::Removed) => Some("done"),
+        Some(NodeState::Leaving)
+            if remove::is_removing(layout, id) && (!force || remove::forced(layout, id)) =>
+        {
+            Some("in_progress")
+        }
+        // An abort between its two steps: the driver drops it (`movement::abort`).
+        Some(NodeState::Joining)
+            if crate::movement::abort::abandoned(layout)
+                .iter()
+                .any(|n| n == id) =>
+        {
+            Some("in_progress")
+        }
+        _ => None,
+    }
+}
+
+/// The layout to propose: the removal in progress forced, the replacement
+/// of `id` forced, or the removal begun (and forced when asked).
+fn next_layout(
+    layout: &Layout,
+    id: &str,
+    force: bool,
+    is_up: &dyn Fn(&str) -> bool,
+) -> Result<Layout, remove::RemoveError> {
+    if remove::is_removing(layout, id) {
+        return Ok(layout.force_remove(id)?);
+    }
+    let dc = layout.node(id).map(|(dc, _, _)| dc);
+    let replaced = dc.and_then(|dc| layout.movements.get(dc));
+    if force && matches!(replaced, Some(Movement::Replace { dead, .. }) if dead == id) {
+        return Ok(layout.force_replace(id)?);
+    }
+    remove::begin(layout, id, is_up).and_then(|l| {
+        // Only a removal is forced (an aborted join copies nothing).
+        Ok(if force && remove::is_removing(&l, id) {
+            l.force_remove(id)?
+        } else {
+            l
+        })
+    })
+}
+
+/// The upgrade gates of `next` (`movement::upgrade`); a new removal
+/// attempt keeps the older builds' form (no `began`) while a member up
+/// cannot read it.
+fn gates(
+    me: &str,
+    layout: &Layout,
+    next: &mut Layout,
+    id: &str,
+) -> Result<(), upgrade::NotUpgraded> {
+    // The first step of an abort puts `aborting` in the layout: only once
+    // every member's build reads it.
+    if next.aborting != layout.aborting {
+        upgrade::here(me, layout, id)?;
+    }
+    let sets = || upgrade::here_needing(me, layout, id, upgrade::REMOVE_SETS);
+    // A second dead node in a removal, a forced replacement: only once
+    // every build decodes it (an older one drops the field).
+    if upgrade::joins_removal(layout, next) || upgrade::forces_replace(layout, next) {
+        sets()?;
+    }
+    if upgrade::begins_attempt(layout, next) && sets().is_err() {
+        upgrade::drop_attempt_ids(layout, next);
+    }
+    Ok(())
+}
+
+/// Proposes `next` (begun and forced in one version) and answers `state`.
+async fn propose(
+    cluster: &Cluster,
+    layout: &Layout,
+    mut next: Layout,
+    id: &str,
+    state: &str,
+) -> Response {
+    next.version = next.version.min(layout.version + 1);
+    let v = next.version;
+    match cluster.propose(next).await {
+        Ok(_) => answer(v, id, state),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT);
+            let applied = [(crate::proto::APPLIED_METADATA, e.applied())];
+            (status, applied, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unknown field is refused; `withdraw` and `force` are read.
+    #[test]
+    fn the_query_denies_unknown_fields() {
+        let q = |uri: &str| Query::<RemoveQuery>::try_from_uri(&uri.parse().unwrap());
+        let w = q("/removenode?id=a&withdraw=true").unwrap().0;
+        assert_eq!(
+            (w.id.as_deref(), w.withdraw, w.force),
+            (Some("a"), true, false)
+        );
+        assert!(q("/removenode?id=a&withdrw=true").is_err());
+        assert!(!q("/removenode?id=a&force=true").unwrap().0.withdraw);
+    }
+}
