@@ -15,6 +15,7 @@ mod decoders;
 #[doc(hidden)]
 pub mod decoding;
 mod drain;
+mod health;
 mod internode;
 pub mod limits;
 mod serve;

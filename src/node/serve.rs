@@ -19,7 +19,6 @@ use crate::transport::tls::Port;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tonic_health::ServingStatus;
 use tower::Layer;
 
 /// The node's long-running tasks ([`super::tasks`]).
@@ -140,21 +139,16 @@ fn client_server(
         .register_encoded_file_descriptor_set(crate::proto::CLIENT_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // Readiness on `grpc.health.v1` (`Cluster::serving`, as `/health`):
+    // NOT_SERVING while the node may not serve and once it shuts down, so
+    // a balancer drains it first.
+    tasks.spawn_loop(
+        "client gRPC health",
+        super::health::follow(s.cluster.clone(), health, shutdown.clone()),
+    );
     tasks.spawn("client gRPC", async move {
-        // Serving from the moment the port is bound; NOT_SERVING as soon as
-        // the node begins to shut down, so a balancer drains it first.
-        health
-            .set_serving::<KvServer<crate::api::KvService>>()
-            .await;
-        health.set_service_status("", ServingStatus::Serving).await;
         let drained = async move {
             let _ = sd.wait_for(|v| *v).await;
-            health
-                .set_not_serving::<KvServer<crate::api::KvService>>()
-                .await;
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
         };
         client_limits
             .apply(tonic::transport::Server::builder())
