@@ -8,8 +8,11 @@
 //! node counted) holds the change; 503 means it was made here but is in
 //! force on fewer (the body says k of n and names the peers that refused,
 //! e.g. `clock_ahead`): it is not rolled back and keeps spreading by
-//! anti-entropy (audit12-32 M1). A 200's `version` is the stamp's wall time
-//! in ms, `in_force_on` of `members`. The routes sit behind [`super::guard`].
+//! anti-entropy (audit12-32 M1). 409 `clock_ahead` means nothing was made:
+//! this node's clock is ahead of most of its peers' (the body names the
+//! offsets measured) or of its own newest stamp. A 200's `version` is the
+//! stamp's wall time in ms, `in_force_on` of `members`. The routes sit
+//! behind [`super::guard`].
 //!
 //! ```text
 //! GET    /auth/roles                                  roles and grants (no secrets), JSON
@@ -45,7 +48,9 @@ fn refused(e: AuthStateError) -> Response {
         AuthStateError::Change(ChangeError::Exists(_)) => StatusCode::CONFLICT,
         AuthStateError::Change(ChangeError::NoRole(_)) => StatusCode::NOT_FOUND,
         AuthStateError::Change(_) => StatusCode::BAD_REQUEST,
-        AuthStateError::ClockAhead { .. } | AuthStateError::ClockExhausted => StatusCode::CONFLICT,
+        AuthStateError::ClockAhead { .. }
+        | AuthStateError::AheadOfPeers(_)
+        | AuthStateError::ClockExhausted => StatusCode::CONFLICT,
         AuthStateError::Store(_) => {
             // The engine may have written it: it then loads and
             // spreads after a restart (review-auth29 L3).
@@ -180,3 +185,7 @@ pub async fn revoke(State(a): State<Admin>, Query(q): Query<GrantQuery>) -> Resp
         Err(e) => refused(e.into()),
     }
 }
+
+#[cfg(test)]
+#[path = "auth_routes_tests.rs"]
+mod tests;

@@ -12,7 +12,8 @@
 //! - [`Auth`]: a node's handle: the state in force (lock-free reads), the
 //!   only ways a new state gets in ([`Auth::install`], [`Auth::change`],
 //!   `changes.rs`),
-//!   and [`Auth::check`], which the client API and the admin port call.
+//!   and [`Auth::check`]; [`peer_clocks`]: the peers' clock offsets, which
+//!   refuse a change made on a node whose clock is ahead of most of them, which the client API and the admin port call.
 //! - [`throttle`]: failed authentications per client address are limited
 //!   (10 in a row, then 10 a minute); past that the address gets
 //!   [`AuthError::Throttled`] before any secret is verified.
@@ -32,6 +33,7 @@ mod errors;
 mod format;
 mod legacy;
 pub mod model;
+pub mod peer_clocks;
 pub mod secret;
 pub mod spread;
 pub mod store;
@@ -57,6 +59,7 @@ mod tests;
 mod upgrade_tests;
 
 pub use cells::Stamp;
+pub use changes::{now_ms, CHANGES_REFUSED};
 pub use errors::{AuthError, AuthStateError, InstallError, MAX_OFFSET_MS};
 pub use model::{AuthState, ChangeError, Decision, Draft, Perm, Role, ANY_KEYSPACE};
 pub use secret::{Token, AUTHORIZATION};
@@ -135,6 +138,8 @@ pub struct Auth {
     verifier: verify::Verifier,
     /// Wall time (ms) of the last "clock ahead" refusal logged (0: none).
     clock_warned: std::sync::atomic::AtomicU64,
+    /// Each peer's clock offset as last measured (`SyncAuth`).
+    clocks: Mutex<peer_clocks::PeerClocks>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -165,6 +170,7 @@ impl Auth {
             throttle: Arc::new(Mutex::new(throttle::Throttle::new(Default::default()))),
             verifier: Default::default(),
             clock_warned: Default::default(),
+            clocks: Default::default(),
         }
     }
 
