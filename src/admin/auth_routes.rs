@@ -32,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::routes::Admin;
+use crate::engine::CallSite;
 use crate::security::auth::spread::Spread;
 use crate::security::auth::{secret, Auth, AuthState, AuthStateError, ChangeError, Draft, Perm};
 
@@ -78,13 +79,16 @@ fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
         .into_response()
 }
 
-/// Makes the change `f` (on the blocking pool: its save is synced), then
-/// waits for the push's verdicts and answers ([`spread_answer`]).
+/// Makes the change `f` (engine work on the blocking pool, through the
+/// engine's [`CallSite`]: its save is synced), then waits for the push's
+/// verdicts and answers ([`spread_answer`]).
 async fn change<F>(auth: Arc<Auth>, f: F) -> Response
 where
     F: FnOnce(&Draft) -> Result<AuthState, ChangeError> + Send + 'static,
 {
-    let made = tokio::task::spawn_blocking(move || auth.change_and_spread(f)).await;
+    let made = CallSite::BlockingPool
+        .run(move || auth.change_and_spread(f))
+        .await;
     let (state, spreading) = match made {
         Ok(Ok(made)) => made,
         Ok(Err(e)) => return refused(e),
