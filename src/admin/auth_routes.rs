@@ -8,9 +8,10 @@
 //! node counted) holds the change; 503 means it was made here but is in
 //! force on fewer (the body says k of n and names the peers that refused,
 //! e.g. `clock_ahead`): it is not rolled back and keeps spreading by
-//! anti-entropy (audit12-32 M1). 409 `clock_ahead` means nothing was made:
-//! this node's clock is ahead of most of its peers' (the body names the
-//! offsets measured) or of its own newest stamp. A 200's `version` is the
+//! anti-entropy (audit12-32 M1). 409 means nothing was made; `clock_skew`:
+//! this node's clock is more than 60 s ahead of or behind most of its
+//! peers' (the body names the offsets measured, ahead or behind per peer);
+//! `clock ahead`: its own newest stamp is ahead of its clock. A 200's `version` is the
 //! stamp's wall time in ms, `in_force_on` of `members`. The routes sit
 //! behind [`super::guard`].
 //!
@@ -50,7 +51,7 @@ fn refused(e: AuthStateError) -> Response {
         AuthStateError::Change(ChangeError::NoRole(_)) => StatusCode::NOT_FOUND,
         AuthStateError::Change(_) => StatusCode::BAD_REQUEST,
         AuthStateError::ClockAhead { .. }
-        | AuthStateError::AheadOfPeers(_)
+        | AuthStateError::FarFromPeers(_)
         | AuthStateError::ClockExhausted => StatusCode::CONFLICT,
         AuthStateError::Store(_) => {
             // The engine may have written it: it then loads and

@@ -27,9 +27,10 @@ async fn answer(r: Response) -> (StatusCode, String) {
 
 fn assert_refused((status, text): (StatusCode, String)) {
     assert_eq!(status, StatusCode::CONFLICT, "{text}");
-    assert!(text.starts_with("clock_ahead: "), "{text}");
+    assert!(text.starts_with("clock_skew: "), "{text}");
     assert!(
-        text.contains("n2 -7200.000 s") && text.contains("n3 -7200.000 s"),
+        text.contains("n2 -7200.000 s (this node ahead)")
+            && text.contains("n3 -7200.000 s (this node ahead)"),
         "{text}"
     );
     assert!(
@@ -71,6 +72,28 @@ async fn a_change_on_a_node_ahead_of_its_peers_is_refused_and_nothing_is_saved()
     assert_eq!(answer(grant.await).await.0, StatusCode::OK);
     assert!(auth.state().clock() > before.clock());
     assert_eq!(store::load(&*engine).unwrap(), *auth.state());
+}
+
+/// review-clock34 H1: a node 2 h behind its peers is refused too (its
+/// revoke would be stamped older than their grant, acknowledged and never
+/// applied), naming each peer as ahead of it.
+#[tokio::test]
+async fn a_change_on_a_node_behind_its_peers_is_refused_and_nothing_is_saved() {
+    let (auth, engine) = node();
+    let made = change(auth.clone(), |s| s.with_role("app", None, &[])).await;
+    assert_eq!(answer(made).await.0, StatusCode::OK);
+    let before = auth.state();
+    auth.heard_clock("n2", Some(TWO_HOURS_MS));
+    auth.heard_clock("n3", Some(TWO_HOURS_MS));
+    let revoke = change(auth.clone(), |s| {
+        s.with_revoke("app", "default", Perm::Read)
+    });
+    let (status, text) = answer(revoke.await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    assert!(text.starts_with("clock_skew: "), "{text}");
+    assert!(text.contains("n2 +7200.000 s (this node behind)"), "{text}");
+    assert_eq!(auth.state(), before, "nothing stamped or swapped in");
+    assert_eq!(store::load(&*engine).unwrap(), *before, "nothing saved");
 }
 
 #[tokio::test]

@@ -16,9 +16,8 @@ use std::time::Instant;
 
 use super::cells::Stamp;
 use super::model::Draft;
-use super::peer_clocks::OFFSET_METRIC;
+use super::peer_clocks::{CLOCK_SKEW, OFFSET_METRIC};
 use super::spread::Spread;
-use super::spread::CLOCK_AHEAD;
 use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
 use super::{InstallError, Spreading, MAX_OFFSET_MS};
 use super::{Perm, ANY_KEYSPACE};
@@ -109,10 +108,10 @@ impl Auth {
             if ahead_ms > MAX_OFFSET_MS {
                 return Err(AuthStateError::ClockAhead { ahead_ms });
             }
-            // Ahead of most peers: refused before anything is stamped.
-            if let Some(ahead) = self.clocks.lock().refusal(Instant::now()) {
-                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_AHEAD).increment(1);
-                return Err(ahead.into());
+            // Far from most peers' clocks: refused before anything is stamped.
+            if let Some(far) = self.clocks.lock().refusal(Instant::now()) {
+                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_SKEW).increment(1);
+                return Err(far.into());
             }
             let at = (state.stamp(now, self.writer)).ok_or(AuthStateError::ClockExhausted)?;
             let next = f(&Draft { state: &state, at })?;
@@ -154,7 +153,8 @@ impl Auth {
 }
 
 /// Counted per change refused before it was stamped, by `reason`
-/// (`clock_ahead`: this node's clock is ahead of most of its peers').
+/// (`clock_skew`: this node's clock is more than 60 s ahead of or behind
+/// most of its peers').
 pub const CHANGES_REFUSED: &str = "geokv_auth_changes_refused_total";
 
 impl Auth {

@@ -115,8 +115,8 @@ fn offers_from_peers_far_behind_make_changes_here_refused() {
     assert!(answer.sent_at_ms.abs_diff(wall_ms()) < 10_000);
     sync::serve_from(&a, "n3", &offer).unwrap();
     let err = a.change(|s| s.with_role("y", None, &[])).unwrap_err();
-    assert!(matches!(err, AuthStateError::AheadOfPeers(_)), "{err}");
-    assert!(err.to_string().starts_with("clock_ahead: "), "{err}");
+    assert!(matches!(err, AuthStateError::FarFromPeers(_)), "{err}");
+    assert!(err.to_string().starts_with("clock_skew: "), "{err}");
     assert!(a.state().roles().is_empty());
     // An older build's offer (no clock) replaces nothing it measured.
     offer.sent_at_ms = 0;

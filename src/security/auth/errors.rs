@@ -72,10 +72,11 @@ pub enum AuthStateError {
     /// in the future too (nothing was changed).
     #[error("clock ahead: the auth state's newest change is {ahead_ms} ms ahead of this node's clock (more than {MAX_OFFSET_MS} ms); nothing was changed: check the nodes' clocks (NTP) and retry once this node's clock has caught up")]
     ClockAhead { ahead_ms: u64 },
-    /// This node's clock is more than [`MAX_OFFSET_MS`] ahead of most of
-    /// its peers' (review-authq33 H1): nothing was stamped or saved.
+    /// This node's clock is more than [`MAX_OFFSET_MS`] ahead of or behind
+    /// most of its peers' (review-authq33 H1, review-clock34 H1): nothing
+    /// was stamped or saved.
     #[error(transparent)]
-    AheadOfPeers(#[from] super::peer_clocks::AheadOfPeers),
+    FarFromPeers(#[from] super::peer_clocks::FarFromPeers),
     /// The newest stamp seen is the largest there is (nothing was changed).
     #[error("the auth state's clock is exhausted (its newest stamp is the largest there is); nothing was changed")]
     ClockExhausted,

@@ -11,9 +11,11 @@
 //! - [`store`]: the state in `meta`; [`sync`]: every node converges on it.
 //! - [`Auth`]: a node's handle: the state in force (lock-free reads), the
 //!   only ways a new state gets in ([`Auth::install`], [`Auth::change`],
-//!   `changes.rs`),
-//!   and [`Auth::check`]; [`peer_clocks`]: the peers' clock offsets, which
-//!   refuse a change made on a node whose clock is ahead of most of them, which the client API and the admin port call.
+//!   `changes.rs`), and [`Auth::check`], which the client API and the
+//!   admin port call.
+//! - [`peer_clocks`]: the peers' clock offsets; a change made on a node
+//!   whose clock is more than 60 s ahead of or behind most of them is
+//!   refused before it is stamped.
 //! - [`throttle`]: failed authentications per client address are limited
 //!   (10 in a row, then 10 a minute); past that the address gets
 //!   [`AuthError::Throttled`] before any secret is verified.

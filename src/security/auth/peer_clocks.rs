@@ -4,11 +4,13 @@
 //! learns the other's offset (the peer's clock minus ours; on a round trip
 //! against the midpoint of the call, as NTP does, so half the round trip
 //! is corrected). A change is refused before anything is stamped
-//! ([`PeerClocks::refusal`]) when this node's clock is more than
-//! [`MAX_OFFSET_MS`] ahead of most of the peers heard in the last
-//! [`FRESH`]: its peers would defer its stamps (`clock_ahead`) and take
-//! them once their clocks caught up, overriding changes acknowledged
-//! elsewhere meanwhile.
+//! ([`PeerClocks::refusal`]) unless a quorum of the peers heard, this node
+//! counted, is within [`MAX_OFFSET_MS`] of its clock, either way
+//! (review-clock34 H1). Ahead: its peers would defer its stamps
+//! (`clock_ahead`) and take them once their clocks caught up, overriding
+//! changes acknowledged elsewhere meanwhile. Behind: its stamps are older
+//! than cells its peers already hold, so a revoke would be acknowledged
+//! by them (their merge keeps what they had) and never take effect.
 //!
 //! Sans I/O: times are passed in (wall ms, monotonic instants); the
 //! measuring is `node::auth_sync` and `sync::serve_from`, the refusal
@@ -79,55 +81,85 @@ impl PeerClocks {
             .collect()
     }
 
+    /// The offsets a change made at `now` is decided on: those heard
+    /// within [`FRESH`]; when none was, each peer's last one, however old
+    /// (review-clock34 M2: a node partitioned or quiet for 20 s keeps the
+    /// offsets it last measured, since clocks do not fix themselves; the
+    /// next sync with any peer replaces them, and they are kept in memory
+    /// only, so nothing outlives a restart).
+    pub fn counted(&self, now: Instant) -> Vec<(String, i64)> {
+        let fresh = self.fresh(now);
+        if !fresh.is_empty() {
+            return fresh;
+        }
+        (self.heard.iter())
+            .map(|(p, h)| (p.clone(), h.offset_ms))
+            .collect()
+    }
+
     /// Why a change made now (`now`) must be refused, if it must
-    /// ([`ahead_of_most`] of the peers heard within [`FRESH`]).
-    pub fn refusal(&self, now: Instant) -> Option<AheadOfPeers> {
-        let offsets = self.fresh(now);
-        ahead_of_most(&offsets).then_some(AheadOfPeers { offsets })
+    /// ([`far_from_most`] of the peers [`counted`](Self::counted)).
+    pub fn refusal(&self, now: Instant) -> Option<FarFromPeers> {
+        let offsets = self.counted(now);
+        far_from_most(&offsets).then_some(FarFromPeers { offsets })
     }
 }
 
-/// Whether this node is more than [`MAX_OFFSET_MS`] ahead of a peer whose
-/// offset (theirs minus ours) is `offset_ms`.
-pub fn is_behind(offset_ms: i64) -> bool {
-    offset_ms < -(MAX_OFFSET_MS as i64)
+/// Whether this node's clock is more than [`MAX_OFFSET_MS`] off a peer's
+/// whose offset (theirs minus ours) is `offset_ms`, either way.
+pub fn is_far(offset_ms: i64) -> bool {
+    offset_ms.unsigned_abs() > MAX_OFFSET_MS
 }
 
-/// Whether this node is more than [`MAX_OFFSET_MS`] ahead of more of the
-/// peers in `offsets` than it is not. With every other member heard, that
-/// is exactly "fewer than a quorum of the members, this node counted, are
-/// within the bound": with w within and b behind of n = w + b + 1
-/// members, 1 + w < n / 2 + 1 iff w < b. With some not heard, it decides
-/// on those heard: none heard never refuses (the quorum acknowledgement
-/// answers 503 if the others refuse), and a node that knows it is ahead
-/// of most of those it heard refuses.
-pub fn ahead_of_most(offsets: &[(String, i64)]) -> bool {
-    let behind = offsets.iter().filter(|(_, o)| is_behind(*o)).count();
-    behind > offsets.len() - behind
+/// Whether this node's clock is more than [`MAX_OFFSET_MS`] off (ahead or
+/// behind) more of the peers in `offsets` than it is not. With every
+/// other member heard, that is exactly "fewer than a quorum of the
+/// members, this node counted, are within the bound": with w within and f
+/// far of n = w + f + 1 members, 1 + w < n / 2 + 1 iff w < f. So a
+/// minority of wrong clocks, either way, never makes a node of a healthy
+/// majority refuse; when no quorum agrees, every node refuses until a
+/// clock is fixed. With some not heard, it decides on those heard; no peer
+/// ever heard never refuses (the quorum acknowledgement answers 503 if
+/// the others refuse).
+pub fn far_from_most(offsets: &[(String, i64)]) -> bool {
+    let far = offsets.iter().filter(|(_, o)| is_far(*o)).count();
+    far > offsets.len() - far
 }
 
-/// A change refused because this node's clock is ahead of most of its
-/// peers': the offsets heard within [`FRESH`].
+/// A change refused because this node's clock is far from most of its
+/// peers': the offsets it was decided on ([`PeerClocks::counted`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{reason}: this node's clock is more than {bound} s ahead of most of its peers heard in the \
-     last {fresh} s (offsets measured, peer's clock minus this node's: {list}); nothing was \
-     stamped or saved: a change stamped by this clock would be refused by those peers until \
-     their clocks reached its stamp, and would then override changes made elsewhere meanwhile; \
-     fix this node's clock (NTP, chrony) and retry",
-    reason = super::spread::CLOCK_AHEAD,
+    "{reason}: this node's clock is more than {bound} s ahead of or behind most of its peers' \
+     (offsets measured, peer's clock minus this node's, last {fresh} s or else the last known: \
+     {list}); nothing was stamped or saved: a change stamped ahead would be refused by those \
+     peers until their clocks reached its stamp, and would then override changes made elsewhere \
+     meanwhile; one stamped behind would lose to changes they already hold, and be acknowledged \
+     without taking effect; fix this node's clock (NTP, chrony) and retry",
+    reason = CLOCK_SKEW,
     bound = MAX_OFFSET_MS / 1000,
     fresh = FRESH.as_secs(),
     list = self.list()
 )]
-pub struct AheadOfPeers {
+pub struct FarFromPeers {
     pub offsets: Vec<(String, i64)>,
 }
 
-impl AheadOfPeers {
-    /// `n2 -7200.000 s, n3 +0.012 s`.
+/// The reason of a change refused by [`FarFromPeers`] (409 text prefix
+/// `clock_skew: `, and the `reason` of `geokv_auth_changes_refused_total`).
+pub const CLOCK_SKEW: &str = "clock_skew";
+
+impl FarFromPeers {
+    /// `n2 -7200.000 s (this node ahead), n3 +0.012 s (within)`.
     fn list(&self) -> String {
-        let each = (self.offsets.iter()).map(|(p, o)| format!("{p} {:+.3} s", *o as f64 / 1000.0));
+        let each = (self.offsets.iter()).map(|(p, o)| {
+            let side = match *o {
+                o if !is_far(o) => "within",
+                o if o < 0 => "this node ahead",
+                _ => "this node behind",
+            };
+            format!("{p} {:+.3} s ({side})", *o as f64 / 1000.0)
+        });
         each.collect::<Vec<_>>().join(", ")
     }
 }

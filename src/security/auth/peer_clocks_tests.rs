@@ -1,5 +1,6 @@
 //! The peers' clocks (review-authq33 H1): offsets measured on a round trip
-//! and one way, the majority decision, staleness.
+//! and one way, the majority decision (either way: review-clock34 H1),
+//! staleness and the last known offsets (review-clock34 M2).
 
 use std::time::{Duration, Instant};
 
@@ -23,15 +24,47 @@ fn a_node_two_hours_ahead_of_two_peers_refuses() {
     let c = clocks(&[("n2", -TWO_HOURS_MS), ("n3", -TWO_HOURS_MS + 5)], now);
     let refused = c.refusal(now).expect("refused");
     let text = refused.to_string();
-    assert!(text.starts_with("clock_ahead: "), "{text}");
+    assert!(text.starts_with("clock_skew: "), "{text}");
     assert!(
-        text.contains("n2 -7200.000 s") && text.contains("n3 -7199.995 s"),
+        text.contains("n2 -7200.000 s (this node ahead)")
+            && text.contains("n3 -7199.995 s (this node ahead)"),
         "{text}"
     );
     assert!(
         text.contains("NTP") && text.contains("nothing was stamped"),
         "{text}"
     );
+}
+
+/// review-clock34 H1: a node 2 h behind its peers would stamp a revoke
+/// older than the grant they hold; they would acknowledge it (their merge
+/// keeps the grant) and it would never take effect.
+#[test]
+fn a_node_two_hours_behind_two_peers_refuses() {
+    let now = Instant::now();
+    let c = clocks(&[("n2", TWO_HOURS_MS), ("n3", TWO_HOURS_MS - 5)], now);
+    let text = c.refusal(now).expect("refused").to_string();
+    assert!(text.starts_with("clock_skew: "), "{text}");
+    assert!(
+        text.contains("n2 +7200.000 s (this node behind)")
+            && text.contains("n3 +7199.995 s (this node behind)"),
+        "{text}"
+    );
+    // Behind one, ahead of the other: no quorum of 3 within the bound.
+    let split = clocks(&[("n2", TWO_HOURS_MS), ("n3", -TWO_HOURS_MS)], now);
+    assert!(split.refusal(now).is_some());
+}
+
+/// A minority of wrong clocks, either way, never makes a node of a
+/// healthy majority refuse.
+#[test]
+fn far_clocks_in_a_minority_do_not_block_a_healthy_node() {
+    let now = Instant::now();
+    let three = clocks(&[("n2", TWO_HOURS_MS), ("n3", 25)], now);
+    assert_eq!(three.refusal(now), None);
+    let five = [("n2", TWO_HOURS_MS), ("n3", -TWO_HOURS_MS)];
+    let five = clocks(&[five[0], five[1], ("n4", -30), ("n5", 0)], now);
+    assert_eq!(five.refusal(now), None);
 }
 
 #[test]
@@ -52,16 +85,32 @@ fn a_node_within_the_bound_accepts() {
     assert!(clocks(&[("n2", -bound - 1), ("n3", -bound - 1)], now)
         .refusal(now)
         .is_some());
+    assert_eq!(
+        clocks(&[("n2", bound), ("n3", bound)], now).refusal(now),
+        None
+    );
+    assert!(clocks(&[("n2", bound + 1), ("n3", bound + 1)], now)
+        .refusal(now)
+        .is_some());
 }
 
+/// review-clock34 M2: with no peer heard within FRESH, the last known
+/// offsets decide (a partitioned node stays refused); any fresh one
+/// replaces them all.
 #[test]
-fn a_node_without_recent_offsets_accepts() {
+fn without_recent_offsets_the_last_known_decide() {
     let now = Instant::now();
-    assert_eq!(PeerClocks::default().refusal(now), None);
-    let old = clocks(&[("n2", -TWO_HOURS_MS), ("n3", -TWO_HOURS_MS)], now);
+    assert_eq!(PeerClocks::default().refusal(now), None, "none ever heard");
+    let mut c = clocks(&[("n2", -TWO_HOURS_MS), ("n3", -TWO_HOURS_MS)], now);
     let later = now + FRESH + Duration::from_millis(1);
-    assert_eq!(old.refusal(later), None, "stale offsets do not count");
-    assert!(old.refusal(now + FRESH).is_some(), "fresh up to FRESH");
+    assert!(c.fresh(later).is_empty());
+    let refused = c.refusal(later).expect("the last known offsets decide");
+    assert_eq!(refused.offsets.len(), 2);
+    assert!(c.refusal(now + FRESH).is_some(), "fresh up to FRESH");
+    // One peer heard again within the bound: only it counts now.
+    c.record("n3", 40, later);
+    assert_eq!(c.counted(later), vec![("n3".into(), 40)]);
+    assert_eq!(c.refusal(later), None);
 }
 
 #[test]
@@ -118,26 +167,30 @@ proptest! {
             c.record(&format!("n{i}"), *o, now);
         }
         let members = offsets.len() + 1;
-        let within = 1 + offsets.iter().filter(|o| !is_behind(**o)).count();
+        let within = 1 + offsets.iter().filter(|o| o.unsigned_abs() <= MAX_OFFSET_MS).count();
         prop_assert_eq!(c.refusal(now).is_some(), within < members / 2 + 1);
     }
 
-    /// Only fresh offsets count: peers heard too long ago are unknown.
+    /// Only fresh offsets count when there are any: peers heard too long
+    /// ago are unknown then; with none fresh, every peer's last one counts.
     #[test]
     fn stale_peers_do_not_count(fresh in proptest::collection::vec(any::<bool>(), 0..9),
-                                behind in proptest::collection::vec(any::<bool>(), 9)) {
+                                far in proptest::collection::vec(-1i64..=1, 9)) {
         let now = Instant::now() + FRESH * 2;
         let mut c = PeerClocks::default();
-        let mut counted = vec![];
+        let (mut recent, mut all) = (vec![], vec![]);
         for (i, f) in fresh.iter().enumerate() {
-            let o = if behind[i] { -TWO_HOURS_MS } else { 0 };
+            let o = far[i] * TWO_HOURS_MS;
             let at = if *f { now - FRESH } else { now - FRESH - Duration::from_millis(1) };
             c.record(&format!("n{i}"), o, at);
+            all.push((format!("n{i}"), o));
             if *f {
-                counted.push((format!("n{i}"), o));
+                recent.push((format!("n{i}"), o));
             }
         }
-        prop_assert_eq!(c.fresh(now), counted.clone());
-        prop_assert_eq!(c.refusal(now).is_some(), ahead_of_most(&counted));
+        prop_assert_eq!(c.fresh(now), recent.clone());
+        let counted = if recent.is_empty() { all } else { recent };
+        let off = counted.iter().filter(|(_, o)| *o != 0).count();
+        prop_assert_eq!(c.refusal(now).is_some(), off * 2 > counted.len());
     }
 }
