@@ -8,8 +8,12 @@
 //! node counted) holds the change; 503 means it was made here but is in
 //! force on fewer (the body says k of n and names the peers that refused,
 //! e.g. `clock_ahead`): it is not rolled back and keeps spreading by
-//! anti-entropy (audit12-32 M1). A 200's `version` is the stamp's wall time
-//! in ms, `in_force_on` of `members`. The routes sit behind [`super::guard`].
+//! anti-entropy (audit12-32 M1). 409 means nothing was made; `clock_skew`:
+//! this node's clock is more than 60 s ahead of or behind most of its
+//! peers' (the body names the offsets measured, ahead or behind per peer);
+//! `clock ahead`: its own newest stamp is ahead of its clock. A 200's `version` is the
+//! stamp's wall time in ms, `in_force_on` of `members`. The routes sit
+//! behind [`super::guard`].
 //!
 //! ```text
 //! GET    /auth/roles                                  roles and grants (no secrets), JSON
@@ -29,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::routes::Admin;
+use crate::engine::CallSite;
 use crate::security::auth::spread::Spread;
 use crate::security::auth::{secret, Auth, AuthState, AuthStateError, ChangeError, Draft, Perm};
 
@@ -45,7 +50,9 @@ fn refused(e: AuthStateError) -> Response {
         AuthStateError::Change(ChangeError::Exists(_)) => StatusCode::CONFLICT,
         AuthStateError::Change(ChangeError::NoRole(_)) => StatusCode::NOT_FOUND,
         AuthStateError::Change(_) => StatusCode::BAD_REQUEST,
-        AuthStateError::ClockAhead { .. } | AuthStateError::ClockExhausted => StatusCode::CONFLICT,
+        AuthStateError::ClockAhead { .. }
+        | AuthStateError::FarFromPeers(_)
+        | AuthStateError::ClockExhausted => StatusCode::CONFLICT,
         AuthStateError::Store(_) => {
             // The engine may have written it: it then loads and
             // spreads after a restart (review-auth29 L3).
@@ -73,13 +80,16 @@ fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
         .into_response()
 }
 
-/// Makes the change `f` (on the blocking pool: its save is synced), then
-/// waits for the push's verdicts and answers ([`spread_answer`]).
+/// Makes the change `f` (engine work on the blocking pool, through the
+/// engine's [`CallSite`]: its save is synced), then waits for the push's
+/// verdicts and answers ([`spread_answer`]).
 async fn change<F>(auth: Arc<Auth>, f: F) -> Response
 where
     F: FnOnce(&Draft) -> Result<AuthState, ChangeError> + Send + 'static,
 {
-    let made = tokio::task::spawn_blocking(move || auth.change_and_spread(f)).await;
+    let made = CallSite::BlockingPool
+        .run(move || auth.change_and_spread(f))
+        .await;
     let (state, spreading) = match made {
         Ok(Ok(made)) => made,
         Ok(Err(e)) => return refused(e),
@@ -180,3 +190,7 @@ pub async fn revoke(State(a): State<Admin>, Query(q): Query<GrantQuery>) -> Resp
         Err(e) => refused(e.into()),
     }
 }
+
+#[cfg(test)]
+#[path = "auth_routes_tests.rs"]
+mod tests;

@@ -5,7 +5,8 @@
 //! answer waits for, up to [`ACK_DEADLINE`]. A revoke is in force on every
 //! reachable node within a push, or a few anti-entropy rounds for a node
 //! the push missed. Internode calls are mutually authenticated under TLS,
-//! so only cluster nodes can offer a state.
+//! so only cluster nodes can offer a state. Each answer carries its
+//! sender's clock: the peer's offset is recorded (`auth::peer_clocks`).
 //!
 //! Must not: decide what a state contains or merge states (that is
 //! `security::auth`).
@@ -18,9 +19,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::engine::CallSite;
 use crate::proto::v1::internode::AuthMessage;
+use crate::security::auth::peer_clocks;
 use crate::security::auth::spread::{Ack, Spread, Verdict};
 use crate::security::auth::sync::{from_message, to_message};
-use crate::security::auth::{Auth, AuthState, PushHook};
+use crate::security::auth::{now_ms, Auth, AuthState, PushHook};
 use crate::transport::{PeerVerdict, Peers, TransportError};
 use crate::view::Cluster;
 
@@ -32,10 +34,16 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 pub const ACK_DEADLINE: Duration = Duration::from_secs(4);
 
 /// Offers `to` our state and installs its answer; what the answer says of
-/// `ours` (the state offered).
+/// `ours` (the state offered). The answer's clock gives `to`'s offset,
+/// measured on the round trip ([`Auth::heard_clock`]).
 async fn exchange(auth: &Arc<Auth>, peers: &Peers, to: &crate::topology::NodeInfo) -> Verdict {
     let ours = auth.state();
+    let sent = now_ms();
     let reply = peers.sync_auth(to, to_message(&ours), CALL_TIMEOUT).await;
+    if let Ok(msg) = &reply {
+        let offset = peer_clocks::on_round_trip(msg.sent_at_ms, sent, now_ms());
+        auth.heard_clock(&to.id, offset);
+    }
     let (verdict, theirs) = judge(&ours, reply);
     if let Some(theirs) = theirs {
         // A synced save under the install lock: on the blocking pool, not

@@ -174,7 +174,7 @@ proptest! {
                                                       version: u64, kind: u8, at: usize, byte: u8) {
         let _ = crate::view::sync::from_message("peer", &LayoutMessage { version, json: raw.clone(), ..Default::default() });
         let _ = crate::view::lineage::Lineage::from_message(&LayoutMessage { version, json: vec![], prev_digest: raw.clone(), chosen_at: None });
-        let _ = crate::security::auth::sync::from_message(&AuthMessage { version, json: raw.clone() });
+        let _ = crate::security::auth::sync::from_message(&AuthMessage { version, json: raw.clone(), ..Default::default() });
         let _ = LayoutMessage::decode(&raw[..]);
         let _ = AuthMessage::decode(&raw[..]);
         let topo = crate::topology::Topology::parse("t", crate::topology::DEV_TOPOLOGY_YAML).unwrap();

@@ -316,8 +316,12 @@ impl Internode for InternodeService {
         let span = self.admit(&req, "sync_auth")?;
         // The install saves synced, under the auth's install lock: on the
         // blocking pool, never on an async worker (review-authq33 M1).
+        let from = (req.metadata().get(FROM_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let (auth, msg) = (self.auth.clone(), req.into_inner());
-        let serve = move || crate::security::auth::sync::serve(&auth, &msg);
+        let serve = move || crate::security::auth::sync::serve_from(&auth, &from, &msg);
         let served = (crate::engine::CallSite::BlockingPool.run(serve))
             .instrument(span)
             .await

@@ -5,7 +5,8 @@
 //! made on one node hold on every node within seconds, and guards the admin
 //! port's mutating routes (401 without the admin token, 403 for a role that
 //! is not admin) while /health stays open and /metrics needs the admin
-//! token (authentication is on by default with TLS; `--open-metrics` opens it).
+//! token (authentication is on by default with TLS; `--open-metrics` opens it),
+//! where each node exports each peer's clock offset, measured by auth sync.
 
 use crate::common::*;
 use geokv::proto::v1::{Consistency, GetRequest, PutRequest, StatusRequest};
@@ -98,6 +99,41 @@ async fn until_every_node(cluster: &Cluster, token: &str, want: Option<tonic::Co
     started.elapsed()
 }
 
+/// The peers' clock offsets `admin` exports (`geokv_auth_peer_clock_offset_seconds`):
+/// peer id → seconds.
+async fn clock_offsets(admin: std::net::SocketAddr) -> Vec<(String, f64)> {
+    let metrics = admin_raw(admin, "GET", "/metrics", Some(ADMIN)).await;
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    let gauges = metrics.body.lines().filter_map(|l| {
+        let labels = l.strip_prefix("geokv_auth_peer_clock_offset_seconds{")?;
+        let peer = labels.split("peer=\"").nth(1)?.split('"').next()?;
+        Some((peer.to_string(), l.rsplit(' ').next()?.parse().ok()?))
+    });
+    gauges.collect()
+}
+
+/// Waits (up to 15 s) until every node exports every other node's clock
+/// offset, each near 0 on one machine (review-clock34 M1: the clocks
+/// `SyncAuth` carries are recorded by the running nodes, by peer id).
+async fn until_clocks_measured(cluster: &Cluster) {
+    let started = Instant::now();
+    for n in &cluster.nodes {
+        loop {
+            let offsets = clock_offsets(n.admin_address).await;
+            let heard = |p: &str| offsets.iter().any(|(q, o)| q == p && o.abs() < 5.0);
+            if cluster.nodes.iter().all(|p| p.id == n.id || heard(&p.id)) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{}: peers' clocks not measured: {offsets:?}",
+                n.id
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_roles_and_permissions_hold_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,8 +165,8 @@ async fn tokens_roles_and_permissions_hold_on_every_node() {
     assert_eq!(health.status, 200, "health stays open: {health:?}");
     let metrics = admin_raw(n1.admin_address, "GET", "/metrics", None).await;
     assert_eq!(metrics.status, 401, "metrics need the token: {metrics:?}");
-    let metrics = admin_raw(n1.admin_address, "GET", "/metrics", Some(ADMIN)).await;
-    assert_eq!(metrics.status, 200, "{metrics:?}");
+    // With it: 200 on every node, which exports each peer's clock offset.
+    until_clocks_measured(&cluster).await;
     let denied = admin_raw(n1.admin_address, "POST", "/repair", None).await;
     assert_eq!(denied.status, 401, "{denied:?}");
     let cut = "/faults/cut?target=dc1-n2";

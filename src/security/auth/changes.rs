@@ -3,16 +3,20 @@
 //! than everything the node has seen), the first admin role
 //! ([`Auth::bootstrap`]); each persisted (synced: `store::save`) before it
 //! is swapped in. A change made here is acknowledged once a quorum holds
-//! it ([`Auth::change_and_spread`]).
+//! it ([`Auth::change_and_spread`]); it is refused, before anything is
+//! stamped, when this node's clock is ahead of most of its peers'
+//! ([`Auth::heard_clock`] records them, `peer_clocks` decides).
 //!
 //! Must not: decide what a change does to the cells (that is `model` and
 //! `cells`), or talk to peers (the push hook does).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::cells::Stamp;
 use super::model::Draft;
+use super::peer_clocks::{CLOCK_SKEW, OFFSET_METRIC};
 use super::spread::Spread;
 use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
 use super::{InstallError, Spreading, MAX_OFFSET_MS};
@@ -104,6 +108,11 @@ impl Auth {
             if ahead_ms > MAX_OFFSET_MS {
                 return Err(AuthStateError::ClockAhead { ahead_ms });
             }
+            // Far from most peers' clocks: refused before anything is stamped.
+            if let Some(far) = self.clocks.lock().refusal(Instant::now()) {
+                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_SKEW).increment(1);
+                return Err(far.into());
+            }
             let at = (state.stamp(now, self.writer)).ok_or(AuthStateError::ClockExhausted)?;
             let next = f(&Draft { state: &state, at })?;
             self.swap(next)?;
@@ -143,6 +152,24 @@ impl Auth {
     }
 }
 
+/// Counted per change refused before it was stamped, by `reason`
+/// (`clock_skew`: this node's clock is more than 60 s ahead of or behind
+/// most of its peers').
+pub const CHANGES_REFUSED: &str = "geokv_auth_changes_refused_total";
+
+impl Auth {
+    /// Records `peer`'s clock offset (ms, its clock minus ours), measured
+    /// now on a `SyncAuth` message (`None`: it sent no clock, an older
+    /// build), and exports it ([`OFFSET_METRIC`]).
+    pub fn heard_clock(&self, peer: &str, offset_ms: Option<i64>) {
+        let Some(offset_ms) = offset_ms.filter(|_| !peer.is_empty()) else {
+            return;
+        };
+        self.clocks.lock().record(peer, offset_ms, Instant::now());
+        metrics::gauge!(OFFSET_METRIC, "peer" => peer.to_string()).set(offset_ms as f64 / 1000.0);
+    }
+}
+
 /// How often a refusal of a state whose clock is ahead is logged: a peer
 /// whose clock is far ahead offers its state every second and on every
 /// change (each refusal is still counted).
@@ -160,7 +187,7 @@ pub(super) fn warn_due(last: &AtomicU64, now_ms: u64) -> bool {
 
 /// Wall time in ms since the Unix epoch (0 if the clock is before it: the
 /// stamp then still follows every stamp seen).
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -101,3 +101,25 @@ fn a_refusal_for_a_clock_ahead_is_logged_at_most_once_a_minute() {
     assert!(warn_due(&last, t - 1), "stepped back a minute");
     assert!(!warn_due(&last, t + 59_998));
 }
+
+/// Offers from two peers whose clocks are 2 h behind this node's: every
+/// change here is refused before it is stamped (review-authq33 H1), and
+/// this node's answers carry its clock.
+#[test]
+fn offers_from_peers_far_behind_make_changes_here_refused() {
+    let a = Auth::new(true, AuthState::default(), None);
+    let mut offer = sync::to_message(&AuthState::default());
+    assert!(offer.sent_at_ms.abs_diff(wall_ms()) < 10_000);
+    offer.sent_at_ms -= 2 * 3600 * 1000;
+    let answer = sync::serve_from(&a, "n2", &offer).unwrap();
+    assert!(answer.sent_at_ms.abs_diff(wall_ms()) < 10_000);
+    sync::serve_from(&a, "n3", &offer).unwrap();
+    let err = a.change(|s| s.with_role("y", None, &[])).unwrap_err();
+    assert!(matches!(err, AuthStateError::FarFromPeers(_)), "{err}");
+    assert!(err.to_string().starts_with("clock_skew: "), "{err}");
+    assert!(a.state().roles().is_empty());
+    // An older build's offer (no clock) replaces nothing it measured.
+    offer.sent_at_ms = 0;
+    sync::serve_from(&a, "n3", &offer).unwrap();
+    assert!(a.change(|s| s.with_role("y", None, &[])).is_err());
+}

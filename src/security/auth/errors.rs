@@ -72,6 +72,11 @@ pub enum AuthStateError {
     /// in the future too (nothing was changed).
     #[error("clock ahead: the auth state's newest change is {ahead_ms} ms ahead of this node's clock (more than {MAX_OFFSET_MS} ms); nothing was changed: check the nodes' clocks (NTP) and retry once this node's clock has caught up")]
     ClockAhead { ahead_ms: u64 },
+    /// This node's clock is more than [`MAX_OFFSET_MS`] ahead of or behind
+    /// most of its peers' (review-authq33 H1, review-clock34 H1): nothing
+    /// was stamped or saved.
+    #[error(transparent)]
+    FarFromPeers(#[from] super::peer_clocks::FarFromPeers),
     /// The newest stamp seen is the largest there is (nothing was changed).
     #[error("the auth state's clock is exhausted (its newest stamp is the largest there is); nothing was changed")]
     ClockExhausted,
@@ -79,7 +84,9 @@ pub enum AuthStateError {
 
 /// How far (ms) a state's clock may be ahead of this node's wall clock:
 /// further, a peer's state is refused and no change is made here (as
-/// CockroachDB's maximum clock offset; review-auth29 M2).
+/// CockroachDB's maximum clock offset; review-auth29 M2); and how far this
+/// node's clock may be ahead of most of its peers' for a change to be made
+/// here (`peer_clocks`).
 pub const MAX_OFFSET_MS: u64 = 60_000;
 
 /// A peer's state was not installed.

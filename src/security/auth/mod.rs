@@ -11,8 +11,11 @@
 //! - [`store`]: the state in `meta`; [`sync`]: every node converges on it.
 //! - [`Auth`]: a node's handle: the state in force (lock-free reads), the
 //!   only ways a new state gets in ([`Auth::install`], [`Auth::change`],
-//!   `changes.rs`),
-//!   and [`Auth::check`], which the client API and the admin port call.
+//!   `changes.rs`), and [`Auth::check`], which the client API and the
+//!   admin port call.
+//! - [`peer_clocks`]: the peers' clock offsets; a change made on a node
+//!   whose clock is more than 60 s ahead of or behind most of them is
+//!   refused before it is stamped.
 //! - [`throttle`]: failed authentications per client address are limited
 //!   (10 in a row, then 10 a minute); past that the address gets
 //!   [`AuthError::Throttled`] before any secret is verified.
@@ -32,6 +35,7 @@ mod errors;
 mod format;
 mod legacy;
 pub mod model;
+pub mod peer_clocks;
 pub mod secret;
 pub mod spread;
 pub mod store;
@@ -57,6 +61,7 @@ mod tests;
 mod upgrade_tests;
 
 pub use cells::Stamp;
+pub use changes::{now_ms, CHANGES_REFUSED};
 pub use errors::{AuthError, AuthStateError, InstallError, MAX_OFFSET_MS};
 pub use model::{AuthState, ChangeError, Decision, Draft, Perm, Role, ANY_KEYSPACE};
 pub use secret::{Token, AUTHORIZATION};
@@ -135,6 +140,8 @@ pub struct Auth {
     verifier: verify::Verifier,
     /// Wall time (ms) of the last "clock ahead" refusal logged (0: none).
     clock_warned: std::sync::atomic::AtomicU64,
+    /// Each peer's clock offset as last measured (`SyncAuth`).
+    clocks: Mutex<peer_clocks::PeerClocks>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -165,6 +172,7 @@ impl Auth {
             throttle: Arc::new(Mutex::new(throttle::Throttle::new(Default::default()))),
             verifier: Default::default(),
             clock_warned: Default::default(),
+            clocks: Default::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The auth state on the wire (`SyncAuth`): the message form and what the
-//! receiving side does (install the offer, answer with the state in force).
+//! receiving side does (install the offer, answer with the state in force,
+//! record the sender's clock offset).
 //! The calling side — anti-entropy with one random member every second and
 //! a push right after a change — is `node::auth_sync` (it needs the peer
 //! channels, which sit above this module).
@@ -9,11 +10,13 @@
 use super::{Auth, AuthState};
 use crate::proto::v1::internode::AuthMessage;
 
-/// A state as sent on the wire.
+/// A state as sent on the wire, with this node's wall clock now (its
+/// peers measure their offset to it: `peer_clocks`).
 pub fn to_message(state: &AuthState) -> AuthMessage {
     AuthMessage {
         version: state.version(),
         json: serde_json::to_vec(state).expect("auth state serialises"),
+        sent_at_ms: super::now_ms(),
     }
 }
 
@@ -73,4 +76,13 @@ pub fn serve(auth: &Auth, msg: &AuthMessage) -> Result<AuthMessage, ServeError> 
         auth.install(offered)?;
     }
     Ok(to_message(&auth.state()))
+}
+
+/// [`serve`] of an offer from the peer `from` (its id; empty: unknown),
+/// whose clock offset is recorded first ([`Auth::heard_clock`]: one way,
+/// low by the message's delay).
+pub fn serve_from(auth: &Auth, from: &str, msg: &AuthMessage) -> Result<AuthMessage, ServeError> {
+    let offset = super::peer_clocks::one_way(msg.sent_at_ms, super::now_ms());
+    auth.heard_clock(from, offset);
+    serve(auth, msg)
 }

@@ -327,6 +327,7 @@ fn a_sync_whose_save_failed_may_have_been_applied() {
     let garbage = crate::proto::v1::internode::AuthMessage {
         version: 1,
         json: b"{".to_vec(),
+        ..Default::default()
     };
     let refused = sync::serve(&b, &garbage).expect_err("does not decode");
     let no = (tonic::Code::InvalidArgument, "no".to_string());
