@@ -1,6 +1,7 @@
-//! The answer to a change on a node whose clock is ahead of most of its
-//! peers' (review-authq33 H1): 409 `clock_ahead` naming the offsets, with
-//! nothing stamped or saved, on every change route's path.
+//! The answer to a change on a node whose clock is ahead of or behind most
+//! of its peers' (review-authq33 H1, review-clock34 H1): 409 `clock_skew`
+//! naming the offsets, with nothing stamped or saved, on every change
+//! route's path.
 
 use std::sync::Arc;
 

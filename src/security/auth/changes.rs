@@ -4,7 +4,7 @@
 //! ([`Auth::bootstrap`]); each persisted (synced: `store::save`) before it
 //! is swapped in. A change made here is acknowledged once a quorum holds
 //! it ([`Auth::change_and_spread`]); it is refused, before anything is
-//! stamped, when this node's clock is ahead of most of its peers'
+//! stamped, when this node's clock is ahead of or behind most of its peers'
 //! ([`Auth::heard_clock`] records them, `peer_clocks` decides).
 //!
 //! Must not: decide what a change does to the cells (that is `model` and
