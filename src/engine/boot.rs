@@ -18,6 +18,13 @@
 //! recover31 L1). A `none` note counts whatever its tag: the recovery
 //! that run owed is still owed if the starts since did not finish theirs
 //! (review-recover2-31 N2).
+//! A failed sync of a run marks the data directory (`rocks/latch.rs`): the
+//! kernel may have dropped the pages it did not write while later ones
+//! reached the disk (fsyncgate), so the next start counts as after a lost
+//! tail, in the same boot too and whatever the run's durability (under
+//! `sync` too: set-aside batches are not synced by their own write), and
+//! [`note_start`] removes the mark once that start's recovery is durable
+//! (review-tidy34 M3).
 //! Must not decide what to do about a loss (the node records ranges for
 //! anti-entropy).
 //!
@@ -83,12 +90,17 @@ pub struct Previous {
     pub rebooted: bool,
     /// How that run acknowledged writes.
     pub durability: RunDurability,
+    /// A sync of that run (or of a start since) failed: its mark is on disk.
+    pub sync_failed: bool,
 }
 
 impl Previous {
     /// Whether writes the previous run acknowledged may be gone (if it
     /// did not stop cleanly: the caller knows).
     pub fn may_have_lost(self) -> bool {
+        if self.sync_failed {
+            return true;
+        }
         match self.durability {
             RunDurability::Sync => false,
             RunDurability::Periodic => self.rebooted,
@@ -117,6 +129,7 @@ pub fn previous_run(
     Ok(Previous {
         rebooted,
         durability,
+        sync_failed: engine.sync_failure_marked()?,
     })
 }
 
@@ -143,7 +156,8 @@ fn note(durability: RunDurability, generation: u64) -> String {
 /// after a restart, and a later one decides on this run's durability.
 /// Call it only after whatever the previous run called for is durable:
 /// until then, every start recovers again. The tag changes at every
-/// start, so it is written (and flushed) at every start.
+/// start, so it is written (and flushed) at every start. A failed sync's
+/// mark is removed last, once the note is durable.
 pub fn note_start(
     engine: &dyn Engine,
     durability: RunDurability,
@@ -159,7 +173,8 @@ pub fn note_start(
         b.put_raw(Cf::Meta, BOOT_ID, id.as_bytes());
     }
     engine.write(b)?;
-    engine.flush()
+    engine.flush()?;
+    engine.clear_sync_failure_mark()
 }
 
 #[cfg(test)]
@@ -258,11 +273,13 @@ mod tests {
         let same_boot = Previous {
             rebooted: false,
             durability: RunDurability::NoWal,
+            sync_failed: false,
         };
         assert!(same_boot.may_have_lost());
         let synced = Previous {
             rebooted: false,
             durability: RunDurability::Sync,
+            sync_failed: false,
         };
         assert!(
             !synced.may_have_lost()
@@ -271,6 +288,14 @@ mod tests {
                     ..synced
                 }
                 .may_have_lost()
+        );
+        let failed = Previous {
+            sync_failed: true,
+            ..synced
+        };
+        assert!(
+            failed.may_have_lost(),
+            "a failed sync's mark: same boot, sync"
         );
         assert_eq!(RunDurability::from(&Durability::None), RunDurability::NoWal);
     }

@@ -214,8 +214,9 @@ pub enum EngineError {
     /// applied.
     #[error("storage backend: {0}")]
     Backend(String),
-    /// A WAL fsync failed (the periodic syncer's or an explicit flush's);
-    /// the engine refuses further writes until the node restarts.
+    /// A WAL write or fsync failed (the periodic syncer's, an explicit
+    /// flush's, or a write's own); the engine refuses further writes until
+    /// the node restarts.
     #[error("WAL sync failed, engine refuses writes: {0}")]
     SyncFailed(String),
     /// I/O error: the filesystem outside RocksDB (creating the directory,
@@ -324,6 +325,21 @@ pub trait Engine: Send + Sync + 'static {
     /// are taken. Cheap: `Cluster::serving` asks it on every client call.
     fn writes_refused(&self) -> Option<String> {
         None
+    }
+
+    /// Whether the data directory holds the mark of a failed sync, this
+    /// run's or an earlier run's: the kernel may have dropped the pages it
+    /// did not write (fsyncgate), so a start recovers as after a lost WAL
+    /// tail, in the same boot too ([`boot`]). `false` for engines with no
+    /// directory.
+    fn sync_failure_marked(&self) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+
+    /// Removes that mark, once the start's recovery is durable; keeps it
+    /// while this run's own failed sync is latched.
+    fn clear_sync_failure_mark(&self) -> Result<(), EngineError> {
+        Ok(())
     }
 }
 

@@ -23,12 +23,14 @@
 //!
 //! Submodules: [`open`] (options → the database), [`scan`] (range scans),
 //! [`error`] (`rocksdb::Error` → [`EngineError`] by kind; nothing else
-//! sees a RocksDB error), [`read`], [`stall`], [`set_aside`], [`syncer`],
-//! [`merge`], [`stats`].
+//! sees a RocksDB error), [`latch`] (a failed sync refuses every later
+//! write, and marks the directory for the next start), [`read`], [`stall`],
+//! [`set_aside`], [`syncer`], [`merge`], [`stats`].
 //!
 //! Must not contain replication logic: it stores what it is given.
 
 mod error;
+mod latch;
 mod merge;
 mod open;
 mod read;
@@ -42,7 +44,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use rocksdb::{Cache, ColumnFamily, ErrorKind, Options, DB};
 
 use super::batch::Op;
@@ -71,12 +72,16 @@ pub struct RocksEngine {
     durability: Durability,
     statistics: bool,
     path: PathBuf,
-    /// First fsync failure (the periodic syncer's or an explicit
-    /// [`Engine::flush`]'s); once set, writes are refused.
-    sync_failed: Arc<Mutex<Option<String>>>,
+    /// First failed sync (the periodic syncer's, an explicit
+    /// [`Engine::flush`]'s, a write's WAL write or fsync); once set, writes
+    /// are refused.
+    latch: Arc<latch::Latch>,
     /// Tests: the next flushes fail as a failed fsync would.
     #[cfg(test)]
     fail_flushes: std::sync::atomic::AtomicBool,
+    /// Tests: the next writes fail as a failed WAL write or fsync would.
+    #[cfg(test)]
+    fail_writes: std::sync::atomic::AtomicBool,
     /// The clock incarnation in use; renewed by `set_aside`.
     incarnation: super::incarnation::Current,
     /// `Periodic` only. Holds its own `Arc<DB>`; stopped explicitly in
@@ -92,12 +97,12 @@ impl RocksEngine {
         let open::Opened { db, db_opts, cache } = open::open_db(&path, &opts)?;
         let db = Arc::new(db);
 
-        let sync_failed = Arc::new(Mutex::new(None));
+        let latch = Arc::new(latch::Latch::new(&path));
         let syncer = match opts.durability {
             Durability::Periodic { interval_ms } => Some(syncer::PeriodicSyncer::start(
                 db.clone(),
                 Duration::from_millis(interval_ms.max(1)),
-                sync_failed.clone(),
+                latch.clone(),
             )?),
             _ => None,
         };
@@ -112,9 +117,11 @@ impl RocksEngine {
             durability: opts.durability,
             statistics: opts.statistics,
             path,
-            sync_failed,
+            latch,
             #[cfg(test)]
             fail_flushes: Default::default(),
+            #[cfg(test)]
+            fail_writes: Default::default(),
             incarnation: Default::default(),
             syncer,
         })
@@ -147,6 +154,25 @@ impl RocksEngine {
     #[cfg(test)]
     pub(crate) fn heal_flushes(&self) {
         (self.fail_flushes).store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Tests: every later write fails as a failed WAL write or group-commit
+    /// fsync would (RocksDB's `IOError`), once it passed the checks.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&self) {
+        (self.fail_writes).store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The injected write failure, if any.
+    #[cfg(test)]
+    fn injected_write_failure(&self) -> Option<EngineError> {
+        let fail = self.fail_writes.load(std::sync::atomic::Ordering::SeqCst);
+        fail.then(|| error::classify(ErrorKind::IOError, "injected WAL write failure".into()))
+    }
+
+    #[cfg(not(test))]
+    fn injected_write_failure(&self) -> Option<EngineError> {
+        None
     }
 
     /// Where the database lives.
@@ -190,14 +216,36 @@ impl RocksEngine {
     /// [`Engine::write`] with the given options.
     fn write_with(&self, batch: WriteBatch, opts: &stall::WriteOpts) -> Result<(), EngineError> {
         let wb = self.rocks_batch(&batch)?;
-        opts.write(&self.db, &wb).map_err(rocks)
+        self.wal_write(|| opts.write(&self.db, &wb))
+    }
+
+    /// Runs `write`, a checked batch's RocksDB write, and latches its
+    /// failure when its WAL write or fsync failed (review-tidy34 M2): under
+    /// `Sync` a group commit's failed fsync, under `Periodic` a failed WAL
+    /// append, are as much a failed sync as the syncer's or a flush's, and
+    /// RocksDB may resume writes after a retryable one.
+    fn wal_write<T>(
+        &self,
+        write: impl FnOnce() -> Result<T, rocksdb::Error>,
+    ) -> Result<T, EngineError> {
+        let failed = match self.injected_write_failure() {
+            Some(injected) => injected,
+            None => match write() {
+                Ok(done) => return Ok(done),
+                Err(e) => rocks(e),
+            },
+        };
+        match error::wal_failed(&failed) {
+            true => Err(self.latch.set(failed)),
+            false => Err(failed),
+        }
     }
 
     /// `batch` as a RocksDB batch, once checked and while writes are allowed.
     fn rocks_batch(&self, batch: &WriteBatch) -> Result<rocksdb::WriteBatch, EngineError> {
         batch.validate(&self.limits)?;
-        if let Some(e) = self.sync_failed.lock().as_ref() {
-            return Err(EngineError::SyncFailed(e.clone()));
+        if let Some(e) = self.latch.get() {
+            return Err(EngineError::SyncFailed(e));
         }
         let mut wb = rocksdb::WriteBatch::default();
         for op in &batch.ops {
@@ -219,9 +267,7 @@ impl Engine for RocksEngine {
 
     fn write_unless_stalled(&self, batch: &WriteBatch) -> Result<bool, EngineError> {
         let wb = self.rocks_batch(batch)?;
-        self.writes
-            .write_unless_stopped(&self.db, &wb)
-            .map_err(rocks)
+        self.wal_write(|| self.writes.write_unless_stopped(&self.db, &wb))
     }
 
     fn wait_while_stalled(&self) -> Result<(), EngineError> {
@@ -284,15 +330,17 @@ impl Engine for RocksEngine {
     /// Once a sync failed, no later flush answers `Ok` either: a peer or a
     /// stream asking for durability must not be told its rows are durable
     /// after an earlier fsync failed (review-me33 M1).
+    /// A flush that failed only for a contention, a shutdown or a refused
+    /// argument is not latched (review-tidy34 L2: not ready until a restart
+    /// would be too much for it).
     fn flush(&self) -> Result<(), EngineError> {
-        if let Some(e) = self.sync_failed.lock().as_ref() {
-            return Err(EngineError::SyncFailed(e.clone()));
+        if let Some(e) = self.latch.get() {
+            return Err(EngineError::SyncFailed(e));
         }
-        self.flush_unlatched().map_err(|e| {
-            tracing::error!(error = %e, path = %self.path.display(), "fsync failed; refusing writes");
-            let mut failed = self.sync_failed.lock();
-            EngineError::SyncFailed(failed.get_or_insert_with(|| e.to_string()).clone())
-        })
+        match self.flush_unlatched() {
+            Err(e) if error::flush_failed(&e) => Err(self.latch.set(e)),
+            done => done,
+        }
     }
 
     fn incarnation(&self) -> &super::incarnation::Current {
@@ -310,7 +358,15 @@ impl Engine for RocksEngine {
     }
 
     fn writes_refused(&self) -> Option<String> {
-        self.sync_failed.lock().clone()
+        self.latch.get()
+    }
+
+    fn sync_failure_marked(&self) -> Result<bool, EngineError> {
+        self.latch.marked()
+    }
+
+    fn clear_sync_failure_mark(&self) -> Result<(), EngineError> {
+        self.latch.unmark()
     }
 }
 

@@ -235,6 +235,72 @@ fn a_recovery_that_failed_runs_again_at_the_next_start() {
     assert!(!records.is_empty(), "recorded this time");
 }
 
+/// review-tidy34 M3: a failed sync marks the data directory, and the next
+/// start recovers as after a lost tail (cursors forgotten, ranges
+/// recorded) in the same boot, after a sync run. A start that fails
+/// before its note (here its own sync fails) leaves the mark, so the next
+/// recovers; that start removes it, and the unclean start after it, a
+/// sync run in the same boot, recovers nothing. Fails before (by reading):
+/// only a new boot id or a run not `sync` counted, so the cursor was kept.
+#[test]
+fn a_start_after_a_failed_sync_recovers_the_tail_in_the_same_boot() {
+    use crate::engine::{Durability, EngineOptions, RocksEngine};
+    let view = joining();
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let opts = EngineOptions {
+            durability: Durability::Sync,
+            block_cache_bytes: 8 << 20,
+            ..EngineOptions::default()
+        };
+        RocksEngine::open(dir.path(), opts).unwrap()
+    };
+    let pulled = |engine: &dyn Engine| cursor::load(engine, &Pull::Join.id("d"), "ks", RANGE);
+    let pull = |engine: &dyn Engine| {
+        let mut b = WriteBatch::new();
+        let after = Cursor::After(b"k7".to_vec());
+        cursor::save(&mut b, &Pull::Join.id("d"), "ks", RANGE, &after);
+        engine.write(b)
+    };
+    let engine = open();
+    assert!(try_start_as(&engine, &view, true).unwrap().first);
+    pull(&engine).unwrap();
+    engine.fail_writes();
+    assert!(pull(&engine).is_err(), "a put's group-commit fsync failed");
+    drop(engine);
+    let engine = open();
+    engine.fail_flushes();
+    assert!(
+        try_start_as(&engine, &view, true).is_err(),
+        "its sync failed"
+    );
+    drop(engine);
+    let engine = open();
+    assert!(engine.sync_failure_marked().unwrap(), "still marked");
+    assert!(!try_start_as(&engine, &view, true).unwrap().kept);
+    assert_eq!(pulled(&engine).unwrap(), Cursor::Start, "forgotten");
+    let records = crate::repair::records::load_records(&engine).unwrap();
+    assert!(!records.is_empty(), "recorded");
+    crate::repair::records::delete_records(&engine, &records).unwrap();
+    assert!(
+        !engine.sync_failure_marked().unwrap(),
+        "removed once recovered"
+    );
+    pull(&engine).unwrap();
+    drop(engine);
+    let engine = open();
+    try_start_as(&engine, &view, true).unwrap();
+    let want = Cursor::After(b"k7".to_vec());
+    assert_eq!(
+        pulled(&engine).unwrap(),
+        want,
+        "a sync run, same boot: kept"
+    );
+    assert!(crate::repair::records::load_records(&engine)
+        .unwrap()
+        .is_empty());
+}
+
 /// A node whose stored layout says it was removed starts drain-only (it
 /// hands its queued hints over, then stops with `NodeError::Removed`),
 /// instead of failing as unknown naming the topology file; a node the

@@ -81,6 +81,12 @@ impl Engine for Gated {
     fn writes_refused(&self) -> Option<String> {
         self.inner.writes_refused()
     }
+    fn sync_failure_marked(&self) -> Result<bool, EngineError> {
+        self.inner.sync_failure_marked()
+    }
+    fn clear_sync_failure_mark(&self) -> Result<(), EngineError> {
+        self.inner.clear_sync_failure_mark()
+    }
     fn stats(&self) -> Option<EngineStats> {
         self.inner.stats()
     }

@@ -1,7 +1,9 @@
 //! Classifies a `rocksdb::Error` into an [`EngineError`] by its kind, so no
 //! caller parses RocksDB's status strings and `rocksdb::Error` never leaves
-//! [`rocks`](super). Must not decide what to do about an error (callers do,
-//! by its variant and [`EngineError::is_retriable`]).
+//! [`rocks`](super); and says which classes mean the data may not be on
+//! disk ([`wal_failed`], [`flush_failed`]: the engine latches those). Must
+//! not decide what to do about an error (callers do, by its variant and
+//! [`EngineError::is_retriable`]).
 
 use rocksdb::ErrorKind;
 
@@ -39,6 +41,28 @@ pub(super) fn classify(kind: ErrorKind, detail: String) -> EngineError {
     }
 }
 
+/// Whether a failed write means its WAL write or fsync failed: RocksDB
+/// answers such a failure with `IOError` (and, once it keeps it as its
+/// background error, answers every later write so). Not a stall or a
+/// contention (`Incomplete`, `Busy`, `TryAgain`, ...: nothing was written),
+/// a shutdown, a refused argument, or a failure of another kind, which say
+/// nothing of the WAL.
+pub(super) fn wal_failed(e: &EngineError) -> bool {
+    matches!(e, EngineError::Io(_))
+}
+
+/// Whether a failed flush (a WAL fsync, or with no WAL the memtables'
+/// flush) may have left what it was to make durable off the disk: an I/O
+/// error, a corruption, or a failure of no known kind; not a contention, a
+/// shutdown or a refused argument, which a later flush may get past
+/// (review-tidy34 L2).
+pub(super) fn flush_failed(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Io(_) | EngineError::Corrupt { .. } | EngineError::Backend(_)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +97,13 @@ mod tests {
             assert_eq!(got, want, "{kind:?}");
             assert_eq!(e.is_retriable(), retriable, "{kind:?}");
             assert!(e.to_string().contains("no words to parse"), "{e}");
+            let latches = (wal_failed(&e), flush_failed(&e));
+            let want = match want {
+                "io" => (true, true),
+                "corrupt" | "other" => (false, true),
+                _ => (false, false),
+            };
+            assert_eq!(latches, want, "{kind:?}: latched by a write, a flush");
         }
     }
 }

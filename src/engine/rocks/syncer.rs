@@ -1,17 +1,19 @@
 //! The background WAL fsync of [`Durability::Periodic`](crate::engine::Durability::Periodic),
 //! like Cassandra's `commitlog_sync: periodic`.
 //!
-//! Owns one thread that calls `flush_wal(true)` every interval and records
-//! the first failure so the engine can refuse further writes. Must not touch
-//! the data it syncs.
+//! Owns one thread that calls `flush_wal(true)` every interval and latches
+//! a failure (one [`flush_failed`] counts) so the engine refuses further
+//! writes. Must not touch the data it syncs.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use rocksdb::DB;
+
+use super::error::{flush_failed, rocks};
+use super::latch::Latch;
 
 /// Handle on the sync thread; dropping it stops and joins the thread.
 pub(super) struct PeriodicSyncer {
@@ -21,23 +23,25 @@ pub(super) struct PeriodicSyncer {
 }
 
 impl PeriodicSyncer {
-    /// Starts syncing `db`'s WAL every `interval`; the first error lands in `failed`.
+    /// Starts syncing `db`'s WAL every `interval`; a failed sync is latched
+    /// in `latch` (another failure is only logged: the next sync retries).
     pub(super) fn start(
         db: Arc<DB>,
         interval: Duration,
-        failed: Arc<Mutex<Option<String>>>,
+        latch: Arc<Latch>,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("geokv-wal-sync".into())
             .spawn(move || loop {
                 match stopped.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        if let Err(e) = db.flush_wal(true) {
-                            tracing::error!(error = %e, "periodic WAL fsync failed; refusing writes");
-                            failed.lock().get_or_insert_with(|| e.to_string());
+                    Err(RecvTimeoutError::Timeout) => match db.flush_wal(true).map_err(rocks) {
+                        Err(e) if flush_failed(&e) => {
+                            latch.set(e);
                         }
-                    }
+                        Err(e) => tracing::warn!(error = %e, "periodic WAL fsync did not run"),
+                        Ok(()) => {}
+                    },
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
             })?;
