@@ -84,9 +84,20 @@ pub async fn removenode(
     if let Some(state) = settled_answer(&layout, &id, q.force) {
         return answer(layout.version, &id, state);
     }
+    // A forced replacement is named as such (review-withdraw34 M2): no
+    // removal begins, so there is no removal to wait for.
+    let begun = match q.force && replaced(&layout, &id) {
+        true => "forced_replacement",
+        false => "begun",
+    };
     let mut next = match next_layout(&layout, &id, q.force, &*is_up) {
         Ok(next) if next.version == layout.version => {
-            return answer(layout.version, &id, "in_progress")
+            let state = if begun == "begun" {
+                "in_progress"
+            } else {
+                begun
+            };
+            return answer(layout.version, &id, state);
         }
         Ok(next) => next,
         Err(e) => return conflict(e),
@@ -94,7 +105,14 @@ pub async fn removenode(
     if let Err(e) = gates(&a.node_id, &layout, &mut next, &id) {
         return conflict(e);
     }
-    propose(cluster, &layout, next, &id, "begun").await
+    propose(cluster, &layout, next, &id, begun).await
+}
+
+/// Whether `id` is the dead node of its datacenter's replacement.
+fn replaced(layout: &Layout, id: &str) -> bool {
+    let dc = layout.node(id).map(|(dc, _, _)| dc);
+    let movement = dc.and_then(|dc| layout.movements.get(dc));
+    matches!(movement, Some(Movement::Replace { dead, .. }) if dead == id)
 }
 
 /// The answer when nothing is to be proposed: `done` once removed,
@@ -130,9 +148,7 @@ fn next_layout(
     if remove::is_removing(layout, id) {
         return Ok(layout.force_remove(id)?);
     }
-    let dc = layout.node(id).map(|(dc, _, _)| dc);
-    let replaced = dc.and_then(|dc| layout.movements.get(dc));
-    if force && matches!(replaced, Some(Movement::Replace { dead, .. }) if dead == id) {
+    if force && replaced(layout, id) {
         return Ok(layout.force_replace(id)?);
     }
     remove::begin(layout, id, is_up).and_then(|l| {

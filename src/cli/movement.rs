@@ -170,6 +170,18 @@ fn withdrawn(l: &Layout, id: &str, since: u64) -> Option<String> {
     })
 }
 
+/// Prints the answer to forcing a replacement (`removenode DEAD --force`
+/// on the dead node of a replacement): nothing to wait for here.
+fn print_forced_replacement(args: &RemoveArgs, v: &serde_json::Value) {
+    match args.json {
+        true => println!("{v}"),
+        false => println!(
+            "the replacement of {} is forced (layout v{}): it copies from the survivors that are up; writes only the dead nodes acknowledged are lost, and its warnings (`geokv ring`) name the ranges copied from too few",
+            args.id, v["version"]
+        ),
+    }
+}
+
 /// The removal's progress bar (hidden with `--json`).
 fn progress_bar(json: bool) -> indicatif::ProgressBar {
     let bar = if json {
@@ -192,6 +204,10 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let v: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
     if args.withdraw {
         print_withdrawn(&args, &v);
+        return Ok(());
+    }
+    if v["removal"] == "forced_replacement" {
+        print_forced_replacement(&args, &v);
         return Ok(());
     }
     let mut warnings = Warnings::new();
