@@ -2,7 +2,8 @@
 //! the removal of a dead node, force a replacement of a dead node
 //! (audit11 D3), or withdraw a removal before its switch (review-cancel31
 //! H1, `Layout::withdraw_remove`). An unknown query field is 400, never a
-//! removal. Every refusal the layout gives is 409 naming it.
+//! removal; so is `withdraw` with `force`. Every refusal the layout gives
+//! is 409 naming it. A forced replacement answers `forced_replacement`.
 //!
 //! Must not decide anything: the layout's transitions and
 //! `movement::remove` do; the gates are `movement::upgrade`'s.
@@ -34,6 +35,13 @@ pub struct RemoveQuery {
     pub withdraw: bool,
 }
 
+impl RemoveQuery {
+    /// `withdraw` with `force`: one cannot be both (review-withdraw34 L1).
+    fn contradicts(&self) -> bool {
+        self.withdraw && self.force
+    }
+}
+
 fn answer(v: u64, id: &str, state: &str) -> Response {
     let body = serde_json::json!({ "version": v, "node": id, "removal": state });
     ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
@@ -59,6 +67,10 @@ pub async fn removenode(
         Ok(Query(q)) => q,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
+    if q.contradicts() {
+        let why = "withdraw and force cannot be asked together\n";
+        return (StatusCode::BAD_REQUEST, why).into_response();
+    }
     let (Some(cluster), Some(id)) = (&a.cluster, q.id) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -222,5 +234,11 @@ mod tests {
         );
         assert!(q("/removenode?id=a&withdrw=true").is_err());
         assert!(!q("/removenode?id=a&force=true").unwrap().0.withdraw);
+        // review-withdraw34 L1: both at once is refused (400), not a withdraw.
+        assert!(q("/removenode?id=a&withdraw=true&force=true")
+            .unwrap()
+            .0
+            .contradicts());
+        assert!(!w.contradicts());
     }
 }

@@ -195,8 +195,10 @@ pub fn finisher_up(
 }
 
 /// The movement name a gainer's board shows for the removal of `dead` in
-/// `layout`: every node it removes (`removal of a, b`), so a node added
-/// to it makes every gainer copy again for the new plan.
+/// `layout`: every node it removes and its attempt (`removal of a, b
+/// (attempt v7)`; no attempt from an older build), so a node added to it
+/// makes every gainer copy again for the new plan, and an attempt begun
+/// after a withdraw is another movement.
 pub fn movement_name(layout: &Layout, dead: &str) -> String {
     (layout.movements.values())
         .find(|m| matches!(m, Movement::Remove { .. }) && m.declared_dead().contains(&dead))
