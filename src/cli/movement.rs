@@ -329,7 +329,16 @@ mod tests {
     /// before the request.
     #[test]
     fn the_wait_ends_once_the_removal_is_withdrawn() {
-        let seed = Layout::seed(&geokv::topology::Topology::dev());
+        // dc1 of two nodes at rf 1 (the dev layout, 3 at rf 3, removes none).
+        use geokv::topology::{generate, Topology};
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let nodes = vec![
+            generate::node("dc1-n1", ip, [1, 2, 3]),
+            generate::node("dc1-n2", ip, [4, 5, 6]),
+        ];
+        let dcs = vec![("dc1".to_string(), nodes)];
+        let topo = generate::one_rack_per_node("t", 16, dcs, &[("ks", &[("dc1", 1)])]);
+        let seed = Layout::seed(&Topology::parse("t.yaml", &topo.to_yaml()).unwrap());
         let running = seed.begin_remove("dc1-n2").unwrap();
         let since = running.version;
         assert_eq!(withdrawn(&running, "dc1-n2", since), None);
