@@ -2,7 +2,8 @@
 //! the removal of a dead node, force a replacement of a dead node
 //! (audit11 D3), or withdraw a removal before its switch (review-cancel31
 //! H1, `Layout::withdraw_remove`). An unknown query field is 400, never a
-//! removal. Every refusal the layout gives is 409 naming it.
+//! removal; so is `withdraw` with `force`. Every refusal the layout gives
+//! is 409 naming it. A forced replacement answers `forced_replacement`.
 //!
 //! Must not decide anything: the layout's transitions and
 //! `movement::remove` do; the gates are `movement::upgrade`'s.
@@ -34,6 +35,13 @@ pub struct RemoveQuery {
     pub withdraw: bool,
 }
 
+impl RemoveQuery {
+    /// `withdraw` with `force`: one cannot be both (review-withdraw34 L1).
+    fn contradicts(&self) -> bool {
+        self.withdraw && self.force
+    }
+}
+
 fn answer(v: u64, id: &str, state: &str) -> Response {
     let body = serde_json::json!({ "version": v, "node": id, "removal": state });
     ([(header::CONTENT_TYPE, JSON)], body.to_string() + "\n").into_response()
@@ -59,6 +67,10 @@ pub async fn removenode(
         Ok(Query(q)) => q,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
+    if q.contradicts() {
+        let why = "withdraw and force cannot be asked together\n";
+        return (StatusCode::BAD_REQUEST, why).into_response();
+    }
     let (Some(cluster), Some(id)) = (&a.cluster, q.id) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -84,9 +96,20 @@ pub async fn removenode(
     if let Some(state) = settled_answer(&layout, &id, q.force) {
         return answer(layout.version, &id, state);
     }
+    // A forced replacement is named as such (review-withdraw34 M2): no
+    // removal begins, so there is no removal to wait for.
+    let begun = match q.force && replaced(&layout, &id) {
+        true => "forced_replacement",
+        false => "begun",
+    };
     let mut next = match next_layout(&layout, &id, q.force, &*is_up) {
         Ok(next) if next.version == layout.version => {
-            return answer(layout.version, &id, "in_progress")
+            let state = if begun == "begun" {
+                "in_progress"
+            } else {
+                begun
+            };
+            return answer(layout.version, &id, state);
         }
         Ok(next) => next,
         Err(e) => return conflict(e),
@@ -94,7 +117,14 @@ pub async fn removenode(
     if let Err(e) = gates(&a.node_id, &layout, &mut next, &id) {
         return conflict(e);
     }
-    propose(cluster, &layout, next, &id, "begun").await
+    propose(cluster, &layout, next, &id, begun).await
+}
+
+/// Whether `id` is the dead node of its datacenter's replacement.
+fn replaced(layout: &Layout, id: &str) -> bool {
+    let dc = layout.node(id).map(|(dc, _, _)| dc);
+    let movement = dc.and_then(|dc| layout.movements.get(dc));
+    matches!(movement, Some(Movement::Replace { dead, .. }) if dead == id)
 }
 
 /// The answer when nothing is to be proposed: `done` once removed,
@@ -130,9 +160,7 @@ fn next_layout(
     if remove::is_removing(layout, id) {
         return Ok(layout.force_remove(id)?);
     }
-    let dc = layout.node(id).map(|(dc, _, _)| dc);
-    let replaced = dc.and_then(|dc| layout.movements.get(dc));
-    if force && matches!(replaced, Some(Movement::Replace { dead, .. }) if dead == id) {
+    if force && replaced(layout, id) {
         return Ok(layout.force_replace(id)?);
     }
     remove::begin(layout, id, is_up).and_then(|l| {
@@ -206,5 +234,11 @@ mod tests {
         );
         assert!(q("/removenode?id=a&withdrw=true").is_err());
         assert!(!q("/removenode?id=a&force=true").unwrap().0.withdraw);
+        // review-withdraw34 L1: both at once is refused (400), not a withdraw.
+        assert!(q("/removenode?id=a&withdraw=true&force=true")
+            .unwrap()
+            .0
+            .contradicts());
+        assert!(!w.contradicts());
     }
 }

@@ -158,6 +158,30 @@ fn print_withdrawn(args: &RemoveArgs, v: &serde_json::Value) {
     }
 }
 
+/// Why the wait for the removal of `id` ends without it
+/// (review-withdraw34 M1): on a layout from the request's version `since`
+/// on, `id` is Normal with no removal of it running, so it was withdrawn
+/// (a removal keeps its node Leaving until `finish_remove`).
+fn withdrawn(l: &Layout, id: &str, since: u64) -> Option<String> {
+    let normal = l.node(id).map(|(_, _, n)| n.state) == Some(NodeState::Normal);
+    let removing = geokv::movement::remove::is_removing(l, id);
+    (l.version >= since && normal && !removing).then(|| {
+        format!("the removal of {id} is no longer in progress (withdrawn); {id} is Normal")
+    })
+}
+
+/// Prints the answer to forcing a replacement (`removenode DEAD --force`
+/// on the dead node of a replacement): nothing to wait for here.
+fn print_forced_replacement(args: &RemoveArgs, v: &serde_json::Value) {
+    match args.json {
+        true => println!("{v}"),
+        false => println!(
+            "the replacement of {} is forced (layout v{}): it copies from the survivors that are up; writes only the dead nodes acknowledged are lost, and its warnings (`geokv ring`) name the ranges copied from too few",
+            args.id, v["version"]
+        ),
+    }
+}
+
 /// The removal's progress bar (hidden with `--json`).
 fn progress_bar(json: bool) -> indicatif::ProgressBar {
     let bar = if json {
@@ -180,6 +204,10 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let v: serde_json::Value = serde_json::from_str(&body).context("decoding the answer")?;
     if args.withdraw {
         print_withdrawn(&args, &v);
+        return Ok(());
+    }
+    if v["removal"] == "forced_replacement" {
+        print_forced_replacement(&args, &v);
         return Ok(());
     }
     let mut warnings = Warnings::new();
@@ -222,6 +250,10 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         if let Some((id, why)) = failed {
             bar.abandon();
             anyhow::bail!("removal of {} failed on {id}: {why}", args.id);
+        }
+        if let Some(why) = withdrawn(&l, &args.id, since) {
+            bar.abandon();
+            anyhow::bail!(why);
         }
         let mine: Vec<(String, Report)> = all
             .into_iter()
@@ -290,6 +322,39 @@ mod tests {
         let f = parse(&["--force", "--no-wait"]).unwrap().r;
         assert_eq!(remove_path(&f), "/removenode?id=dc1-n2&force=true");
         assert_eq!(remove_path(&parse(&[]).unwrap().r), "/removenode?id=dc1-n2");
+    }
+
+    /// review-withdraw34 M1: the wait ends once the removal is withdrawn
+    /// (A Normal, no removal), not while it runs, nor on a layout from
+    /// before the request.
+    #[test]
+    fn the_wait_ends_once_the_removal_is_withdrawn() {
+        // dc1 of two nodes at rf 1 (the dev layout, 3 at rf 3, removes none).
+        use geokv::topology::{generate, Topology};
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let nodes = vec![
+            generate::node("dc1-n1", ip, [1, 2, 3]),
+            generate::node("dc1-n2", ip, [4, 5, 6]),
+        ];
+        let dcs = vec![("dc1".to_string(), nodes)];
+        let topo = generate::one_rack_per_node("t", 16, dcs, &[("ks", &[("dc1", 1)])]);
+        let seed = Layout::seed(&Topology::parse("t.yaml", &topo.to_yaml()).unwrap());
+        let running = seed.begin_remove("dc1-n2").unwrap();
+        let since = running.version;
+        assert_eq!(withdrawn(&running, "dc1-n2", since), None);
+        assert_eq!(
+            withdrawn(&seed, "dc1-n2", since),
+            None,
+            "a layout from before"
+        );
+        let back = running.withdraw_remove("dc1").unwrap();
+        let why = withdrawn(&back, "dc1-n2", since).unwrap();
+        assert!(
+            why.contains("withdrawn") && why.contains("dc1-n2 is Normal"),
+            "{why}"
+        );
+        let done = running.finish_remove("dc1-n2").unwrap();
+        assert_eq!(withdrawn(&done, "dc1-n2", since), None, "Removed");
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub enum Pull {
     Join,
     /// This node's replacement of a dead node (`replace-<me>[/<source>]`).
     Replace,
-    /// This node's share of the removal of `<dead>` (`remove-<dead>[/<source>]`).
+    /// This node's share of the removal of `<dead>`
+    /// (`remove-<dead>[@v<began>][/<source>]`: per attempt, `remove::stream_id`).
     Remove,
 }
 

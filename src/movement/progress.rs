@@ -149,6 +149,15 @@ impl Board {
         }
     }
 
+    /// Drops the report when `stale` says its movement is over (a
+    /// withdrawn removal's: `remove::withdrawn`).
+    pub fn clear_if(&self, stale: impl Fn(&str) -> bool) {
+        let mut g = self.current.lock();
+        if g.as_ref().is_some_and(|e| stale(&e.movement)) {
+            *g = None;
+        }
+    }
+
     /// The movement this node streams for, if any.
     pub fn report(&self) -> Option<Report> {
         let g = self.current.lock();

@@ -195,8 +195,10 @@ pub fn finisher_up(
 }
 
 /// The movement name a gainer's board shows for the removal of `dead` in
-/// `layout`: every node it removes (`removal of a, b`), so a node added
-/// to it makes every gainer copy again for the new plan.
+/// `layout`: every node it removes and its attempt (`removal of a, b
+/// (attempt v7)`; no attempt from an older build), so a node added to it
+/// makes every gainer copy again for the new plan, and an attempt begun
+/// after a withdraw is another movement.
 pub fn movement_name(layout: &Layout, dead: &str) -> String {
     (layout.movements.values())
         .find(|m| matches!(m, Movement::Remove { .. }) && m.declared_dead().contains(&dead))
@@ -229,6 +231,42 @@ pub(super) fn over(copied: &BTreeSet<String>, layout: &Layout) -> Vec<String> {
         .filter(|id| !going.contains(id))
         .cloned()
         .collect()
+}
+
+/// Whether a board report of `movement` is of a removal `layout` no longer
+/// runs and did not finish: withdrawn (or replaced by a new plan of it).
+/// A finished removal's report stays (its warnings name the ranges a
+/// forced copy left short; `removenode` run again shows them).
+pub(super) fn withdrawn(movement: &str, layout: &Layout) -> bool {
+    let Some(rest) = movement.strip_prefix("removal of ") else {
+        return false;
+    };
+    let first = rest.split([',', ' ']).next().unwrap_or(rest);
+    let running = (removals(layout).iter()).any(|d| movement_name(layout, d) == movement);
+    !running
+        && layout
+            .node(first)
+            .is_some_and(|(_, _, n)| n.state != NodeState::Removed)
+}
+
+/// What this node keeps for a removal `layout` no longer runs is dropped: a
+/// withdrawn attempt's report on `board`, so its stale `done` never counts
+/// for a later attempt under the same name (a member up without
+/// REMOVE_SETS: `began` 0; review-withdraw34 M3), and the cursors of each
+/// stream id in `copied` that is over (its pull duty is gone with it).
+async fn forget_over(
+    engine: &Arc<dyn Engine>,
+    board: &super::progress::Board,
+    copied: &mut BTreeSet<String>,
+    layout: &Layout,
+) {
+    board.clear_if(|m| withdrawn(m, layout));
+    for id in over(copied, layout) {
+        copied.remove(&id);
+        if let Err(e) = cursor::forget_all(engine, [id]).await {
+            tracing::warn!(error = %e, "removal: forgetting cursors");
+        }
+    }
 }
 
 /// How long a gainer waits for enough survivors to come up before it
@@ -329,13 +367,7 @@ pub async fn follow(
                 .map(|d| movement_name(&layout, d))
                 .collect::<Vec<_>>(),
         );
-        // A withdrawn attempt's pull duty is gone with it; its cursors too.
-        for id in over(&copied, &layout) {
-            copied.remove(&id);
-            if let Err(e) = cursor::forget_all(&engine, [id]).await {
-                tracing::warn!(error = %e, "removal: forgetting cursors");
-            }
-        }
+        forget_over(&engine, &board, &mut copied, &layout).await;
         tokio::select! {
             _ = views.changed() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}

@@ -130,7 +130,10 @@ pub async fn replace<L: LayoutHandle, S: RangeSource>(
     // after it): copying again would make the finish wait on survivors that
     // may be down by now (review of the switch, M2).
     if !copied(&now, me) {
-        rereplicate(target, engine.clone(), Arc::new(source), &cfg, progress).await?;
+        let short = rereplicate(target, engine.clone(), Arc::new(source), &cfg, progress).await?;
+        // Forced: the ranges copied from too few survivors, for the
+        // operator (`GET /movement`, `geokv ring`; review-withdraw34 M2).
+        super::progress::board(me).warn(short.iter().map(|s| s.to_string()).collect());
     }
     let version = super::switch::finish_movement(layout, me).await?;
     tracing::info!(node = me, dead = %dead, version, "replaced");

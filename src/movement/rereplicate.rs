@@ -71,7 +71,7 @@ pub async fn rereplicate<S: RangeSource>(
             Ok(sources) => choices.push(sources),
             Err(s) if force => {
                 tracing::warn!(gainer, dead, shortfall = %s,
-                    "forced removal: copying from fewer survivors; writes in this range may be lost");
+                    "forced copy (removal or replacement): from fewer survivors; writes in this range may be lost");
                 choices.push(s.up.clone());
                 short.push(s);
             }

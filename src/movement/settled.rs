@@ -4,7 +4,7 @@
 //! (cursors are keyed by exact range, so they miss and the copy restarted
 //! from zero, review-elastic28 M3) without changing the tokens this removal
 //! gains. Keyed by the removal's name (`remove::movement_name`: the dead
-//! nodes it removes) only: a copy that completed unforced met quorum on
+//! nodes it removes and its attempt, `(attempt vN)`) only: a copy that completed unforced met quorum on
 //! every range, more than forcing asks, so forcing the removal afterwards
 //! does not run it again (review-elastic29 L3); a dead gainer removed with
 //! it (audit11 D1) changes the plan and the name, so the copy runs again.

@@ -106,3 +106,33 @@ fn a_forced_replacement_is_seen_by_the_replacement() {
         "the same attempt"
     );
 }
+
+/// review-withdraw34 M3: a withdrawn removal's `done` report does not
+/// outlive it on the board (with `began` 0, a member up without
+/// REMOVE_SETS, a new attempt has the same name); a running or finished
+/// removal's report, and another movement's, stay.
+#[test]
+fn a_withdrawn_removal_leaves_no_done_report_on_the_board() {
+    use super::remove::withdrawn;
+    let first = two().begin_remove("w1a").unwrap();
+    let mut old = first.clone();
+    super::upgrade::drop_attempt_ids(&two(), &mut old);
+    let board = super::progress::board("m3-gainer");
+    for running in [&first, &old] {
+        board.start(&movement_name(running, "w1a"), 1, Arc::default());
+        board.status("done");
+        board.clear_if(|m| withdrawn(m, running));
+        assert_eq!(board.report().unwrap().status, "done", "still running");
+        let back = running.withdraw_remove("dc1").unwrap();
+        board.clear_if(|m| withdrawn(m, &back));
+        assert!(board.report().is_none(), "withdrawn: no stale done");
+    }
+    let again = (first.withdraw_remove("dc1").unwrap())
+        .begin_remove("w1a")
+        .unwrap();
+    assert!(withdrawn(&movement_name(&first, "w1a"), &again));
+    assert!(!withdrawn(&movement_name(&again, "w1a"), &again));
+    let finished = first.finish_remove("w1a").unwrap();
+    assert!(!withdrawn(&movement_name(&first, "w1a"), &finished));
+    assert!(!withdrawn("replacement of w1a by w1c", &two()));
+}
