@@ -135,12 +135,13 @@ fn load(
     }
     let expiry = Expiry::of(files, &cas, &chain)?;
     let roots = Arc::new(roots);
-    verify_own(files, node_id, &roots, provider, (leaf, intermediates))?;
+    let required =
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
+    let own = (leaf, intermediates);
+    verify_own(files, node_id, (&roots, &required), provider, own)?;
     let key =
         PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| file_err(&files.key, e))?;
     let key = Arc::new(CertifiedKey::from_der(chain, key, provider)?);
-    let required =
-        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
     let optional = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .allow_unauthenticated()
         .build()?;
@@ -154,13 +155,14 @@ fn load(
 }
 
 /// Verifies the node's own chain as its peers will: against the roots of
-/// the CA file being loaded, at the present time, naming this node. A pair
-/// that parses but that no peer would accept is refused at start and at a
-/// reload (the material in use stays).
+/// the CA file being loaded, at the present time, naming this node, in
+/// both roles (it serves its peers and dials them: review-integ34 L2). A
+/// pair that parses but that no peer would accept is refused at start and
+/// at a reload (the material in use stays).
 fn verify_own(
     files: &TlsFiles,
     node_id: &str,
-    roots: &Arc<RootCertStore>,
+    (roots, client_role): (&Arc<RootCertStore>, &Arc<dyn ClientCertVerifier>),
     provider: &Arc<CryptoProvider>,
     (leaf, intermediates): (&CertificateDer<'static>, &[CertificateDer<'static>]),
 ) -> Result<(), TlsError> {
@@ -169,13 +171,15 @@ fn verify_own(
         expect: Some(node_id.to_string()),
     };
     let name = ServerName::try_from("node").expect("a valid name");
-    verifier
-        .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now())
-        .map(drop)
-        .map_err(|source| TlsError::OwnChain {
-            path: files.cert.clone(),
-            source,
-        })
+    let now = UnixTime::now();
+    (verifier
+        .verify_server_cert(leaf, intermediates, &name, &[], now)
+        .map(drop))
+    .and_then(|()| (client_role.verify_client_cert(leaf, intermediates, now)).map(drop))
+    .map_err(|source| TlsError::OwnChain {
+        path: files.cert.clone(),
+        source,
+    })
 }
 
 impl Store {

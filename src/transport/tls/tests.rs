@@ -113,6 +113,33 @@ fn a_certificate_no_peer_would_accept_does_not_load() {
     assert!(matches!(err, TlsError::OwnChain { .. }), "{err}");
 }
 
+/// review-integ34 L2: a node dials its peers as a TLS client, so a pair
+/// valid for the server role only would load and then fail every outbound
+/// handshake. Both roles are verified at load. Fails before: the
+/// serverAuth-only pair loaded.
+#[test]
+fn a_certificate_for_one_role_only_does_not_load() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let dir = cluster_dir(&["n1"]);
+    let year = std::time::SystemTime::now() + Duration::from_secs(365 * 86_400);
+    for usages in [vec![ServerAuth], vec![ClientAuth]] {
+        let pair = node_pair_for(dir.path(), "n1", year, usages.clone());
+        let f = files(dir.path(), "n1");
+        std::fs::write(&f.cert, &pair.cert_pem).unwrap();
+        std::fs::write(&f.key, &pair.key_pem).unwrap();
+        let err = Store::load(f, "n1", provider()).unwrap_err();
+        assert!(
+            matches!(err, TlsError::OwnChain { .. }),
+            "{usages:?}: {err}"
+        );
+    }
+    let both = node_pair_for(dir.path(), "n1", year, vec![ServerAuth, ClientAuth]);
+    let f = files(dir.path(), "n1");
+    std::fs::write(&f.cert, &both.cert_pem).unwrap();
+    std::fs::write(&f.key, &both.key_pem).unwrap();
+    Store::load(f, "n1", provider()).expect("a pair for both roles loads");
+}
+
 fn leaf(dir: &std::path::Path, id: &str) -> CertificateDer<'static> {
     CertificateDer::from_pem_file(dir.join(format!("node-{id}.pem"))).unwrap()
 }
@@ -247,7 +274,18 @@ pub(super) fn node_pair_until(
     id: &str,
     not_after: std::time::SystemTime,
 ) -> crate::security::certs::Pair {
-    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    node_pair_for(dir, id, not_after, vec![ServerAuth, ClientAuth])
+}
+
+/// [`node_pair_until`] with the extended key usages `usages`.
+fn node_pair_for(
+    dir: &std::path::Path,
+    id: &str,
+    not_after: std::time::SystemTime,
+    usages: Vec<rcgen::ExtendedKeyUsagePurpose>,
+) -> crate::security::certs::Pair {
+    use rcgen::{CertificateParams, Issuer, KeyPair, SanType};
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     let ca_key = KeyPair::from_pem(&read("ca-key.pem")).unwrap();
     let issuer = Issuer::from_ca_cert_pem(&read("ca.pem"), ca_key).unwrap();
@@ -255,10 +293,7 @@ pub(super) fn node_pair_until(
     let mut params = CertificateParams::default();
     let uri = Identity::Node(id.to_string()).to_string();
     params.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = usages;
     params.use_authority_key_identifier_extension = true;
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
     params.not_before = (not_after - Duration::from_secs(7200)).min(hour_ago).into();
