@@ -80,6 +80,14 @@ pub async fn removenode(
     };
     if q.withdraw {
         let layout = cluster.current().layout.clone();
+        // Only once every member up tells attempts apart (`began`): in a
+        // mixed cluster a removal begun again after a withdraw would share
+        // the withdrawn one's name, and a gainer that missed the gap could
+        // finish it on a stale `done` (review-withdraw34 M3). The way out
+        // needs a forced replacement, gated the same.
+        if let Err(e) = upgrade::here_needing(&a.node_id, &layout, &id, upgrade::REMOVE_SETS) {
+            return conflict(e);
+        }
         return match layout.withdraw_removal_of(&id) {
             Ok(next) => propose(cluster, &layout, next, &id, "withdrawn").await,
             Err(e) => conflict(e),
@@ -240,5 +248,51 @@ mod tests {
             .0
             .contradicts());
         assert!(!w.contradicts());
+    }
+
+    /// review-withdraw34 M3: in a cluster where a member up runs a build
+    /// without `REMOVE_SETS`, a removal begun again after a withdraw would
+    /// share the withdrawn attempt's name, so the withdraw is refused
+    /// there (409 `not proposed`) and the removal stays. Fails before, by
+    /// reading: the withdraw had no gate and went on to its proposal.
+    #[tokio::test]
+    async fn a_withdraw_waits_until_every_member_up_tells_attempts_apart() {
+        use axum::body::to_bytes;
+        use std::sync::Arc;
+        let ids = ["w3a", "w3b", "w3c", "w3d"];
+        let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+        let parsed = crate::topology::Topology::parse("t.yaml", &topo).expect("parses");
+        let seed = Layout::seed(&parsed);
+        let removing = remove::begin(&seed, "w3d", &|_| false).expect("a removal");
+        let cluster = Cluster::new(removing.clone(), "w3a", None).expect("cluster");
+        let board = crate::movement::progress::board("w3a");
+        board.set_liveness(Arc::new(|id: &str| id != "w3d"));
+        board.set_features(Arc::new(|id: &str| {
+            Some(if id == "w3b" { 0 } else { u64::MAX })
+        }));
+        let admin = Admin {
+            node_id: "w3a".into(),
+            metrics: crate::admin::install_metrics(),
+            faults: Arc::new(crate::transport::faults::Faults::new(false)),
+            repair: None,
+            cluster: Some(cluster.clone()),
+            control: None,
+            guard: crate::admin::Guard::open(),
+            spawner: crate::tasks::Spawner::detached(),
+        };
+        let q = RemoveQuery {
+            id: Some("w3d".into()),
+            withdraw: true,
+            force: false,
+        };
+        let r = removenode(State(admin), Ok(Query(q))).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let body = to_bytes(r.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("not proposed") && body.contains("w3b"),
+            "{body}"
+        );
+        assert_eq!(*cluster.current().layout, removing, "the removal stays");
     }
 }

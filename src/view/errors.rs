@@ -25,7 +25,7 @@ pub enum NotServing {
     /// Its storage latched a failed WAL fsync (`EngineError::SyncFailed`)
     /// and refuses every write until the process restarts
     /// (`geokv_engine_writes_refused`): clients go to another node.
-    #[error("not ready: engine writes refused: restart the node (a WAL fsync failed: {reason}); send requests to another node")]
+    #[error("not ready: engine writes refused: restart the node once its disk is fixed or has room (a WAL write or fsync failed: {reason}); send requests to another node")]
     WritesRefused { reason: String },
 }
 
