@@ -27,7 +27,7 @@ pub use crate::membership::features::{LAYOUT_STEPS, REMOVE_SETS};
 
 /// A step held back until every member up runs a build that knows it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not proposed: {} run a build without this layout change (the movement steps `reading_new` and `aborting`, a removal of several nodes, a forced replacement, a removal's withdraw, or a cancel past the switch); upgrade those nodes, then the movement goes on by itself (a node down does not hold it)", .members.join(", "))]
+#[error("not proposed: {} run a build without this layout change (the movement steps `reading_new` and `aborting`, a removal of several nodes, a forced replacement, a removal's withdraw, or a cancel past the switch); upgrade those nodes, then a movement step goes on by itself, and a withdraw, a forced replacement or a cancel is asked again (a node down does not hold it)", .members.join(", "))]
 pub struct NotUpgraded {
     /// `id (why)` of each member holding it back.
     pub members: Vec<String>,
