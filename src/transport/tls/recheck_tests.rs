@@ -77,6 +77,18 @@ async fn dial(
     connector.connect(server, tcp).await.unwrap()
 }
 
+/// n1's end of an internode connection n2 opened with `chain`, watched as
+/// an accepted one that requires a certificate, and n2's end.
+fn accepted_from_n2(
+    n1: &Arc<Store>,
+    chain: &[CertificateDer<'_>],
+) -> (Rechecked<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+    let (ours, theirs) = tokio::io::duplex(1024);
+    let side = Side::Accepted { required: true };
+    let conn = Rechecked::watch(ours, n1, Some(chain), side, Port::Internode, "n2".into());
+    (conn, theirs)
+}
+
 /// Sends `word` and reads it back.
 async fn echoes(s: &mut (impl AsyncRead + AsyncWrite + Unpin), word: &[u8]) -> bool {
     if s.write_all(word).await.is_err() || s.flush().await.is_err() {
@@ -183,16 +195,7 @@ async fn a_peer_certificate_that_expires_loses_its_connection_within_the_hour() 
     let expired = std::time::SystemTime::now() - Duration::from_secs(60);
     let pair = node_pair_until(a.path(), "n2", expired);
     let chain = [CertificateDer::from_pem_slice(pair.cert_pem.as_bytes()).unwrap()];
-    let (ours, mut theirs) = tokio::io::duplex(1024);
-    let side = Side::Accepted { required: true };
-    let mut conn = Rechecked::watch(
-        ours,
-        &n1,
-        Some(&chain[..]),
-        side,
-        Port::Internode,
-        "n2".into(),
-    );
+    let (mut conn, mut theirs) = accepted_from_n2(&n1, &chain);
 
     tokio::time::sleep(RECHECK_EVERY - Duration::from_secs(60)).await;
     conn.write_all(b"before")
@@ -214,16 +217,7 @@ async fn a_healthy_connection_survives_the_hourly_checks() {
     let a = cluster_dir(&["n1", "n2"]);
     let n1 = store(a.path(), "n1");
     let chain = [CertificateDer::from_pem_file(files(a.path(), "n2").cert).unwrap()];
-    let (ours, mut theirs) = tokio::io::duplex(1024);
-    let side = Side::Accepted { required: true };
-    let mut conn = Rechecked::watch(
-        ours,
-        &n1,
-        Some(&chain[..]),
-        side,
-        Port::Internode,
-        "n2".into(),
-    );
+    let (mut conn, mut theirs) = accepted_from_n2(&n1, &chain);
     for hour in 1..=3 {
         tokio::time::sleep(RECHECK_EVERY + Duration::from_secs(60)).await;
         conn.write_all(b"hour")
