@@ -22,10 +22,12 @@ pub enum NotServing {
     /// two were started from different topology files.
     #[error("not ready: peer {peer} was started from another topology file (its seed layout v1 differs from this node's); start every node from the same file, or propose a layout change (e.g. create a keyspace) so one version supersedes both")]
     SeedMismatch { peer: String },
-    /// Its storage latched a failed WAL fsync (`EngineError::SyncFailed`)
-    /// and refuses every write until the process restarts
-    /// (`geokv_engine_writes_refused`): clients go to another node.
-    #[error("not ready: engine writes refused: restart the node once its disk is fixed or has room (a WAL write or fsync failed: {reason}); send requests to another node")]
+    /// Its storage latched a failed write or sync to disk
+    /// (`EngineError::SyncFailed`: a WAL write or fsync, a flush, a
+    /// corruption RocksDB stops writes for) and refuses every write until
+    /// the process restarts (`geokv_engine_writes_refused`): clients go to
+    /// another node, and peers, told by gossip, send it no writes.
+    #[error("not ready: engine writes refused: restart the node once its disk is fixed or has room (a write or sync to disk failed: {reason}); send requests to another node")]
     WritesRefused { reason: String },
 }
 
@@ -33,7 +35,7 @@ pub enum NotServing {
 /// (refused before anything was sent).
 impl From<NotServing> for crate::error::GeokvError {
     fn from(e: NotServing) -> Self {
-        crate::error::GeokvError::NotReady(e.to_string())
+        crate::error::GeokvError::NotReady(e)
     }
 }
 
