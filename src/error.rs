@@ -137,7 +137,7 @@ pub enum GeokvError {
     /// differs from its own); nothing was sent. Typed, so a caller can
     /// tell why (review-tidy34 L5).
     #[error("{0}")]
-    NotReady(crate::view::NotServing),
+    NotReady(NotServing),
     /// The node had `limit` client requests in flight and shed this one
     /// before looking at it (`api::admission`); nothing was applied. The
     /// status carries `retry_after_ms` in `retry-after-ms`.
@@ -305,5 +305,7 @@ impl From<GeokvError> for Status {
 }
 
 mod codes;
+mod not_serving;
+pub use not_serving::NotServing;
 #[cfg(test)]
 mod tests;
