@@ -39,10 +39,10 @@ fn a_replica_not_ready_is_counted_out_of_writes_not_reads() {
     let applied = status.metadata().get(crate::proto::APPLIED_METADATA);
     assert_eq!(applied.and_then(|v| v.to_str().ok()), Some("no"));
     let quorum = plan(ConsistencyLevel::LocalQuorum, OpKind::Write);
-    let quorum = quorum.ok().expect("two of dc1's three take it");
+    let quorum = quorum.expect("two of dc1's three take it");
     assert_eq!((quorum.alive["dc1"], quorum.alive["dc2"]), (2, 3));
     let read = plan(ConsistencyLevel::All, OpKind::Read);
-    let read = read.ok().expect("reads still count it");
+    let read = read.expect("reads still count it");
     assert_eq!(read.alive["dc1"], 3, "it serves reads");
 }
 
