@@ -60,7 +60,11 @@ impl Latch {
     /// answers the latched failure. Writes the marker, off the async worker
     /// (a dying disk may hold it), unless an earlier call wrote it: one
     /// that failed (a read-only remount, a full disk) is tried again by
-    /// every later call (the syncer makes one at each interval).
+    /// every later call: the periodic syncer's at each interval whose WAL
+    /// fsync fails again, a write or flush failing before the latch's
+    /// check. Once latched, writes and flushes are refused before they
+    /// reach the disk and call nothing here, so under `sync` or `none` a
+    /// failed marker may never be retried: the log line says so.
     pub(super) fn set(&self, e: EngineError) -> EngineError {
         tracing::error!(error = %e, path = %self.dir.display(), "a write or sync to disk failed; refusing writes");
         let (marked, latched) = {
