@@ -6,11 +6,12 @@
 //! makes the engine refuse every later write, and the marker file
 //! [`MARKER`] in the database directory. The marker is written and fsynced
 //! with `std::fs`, not through RocksDB (whose writes are what failed), when
-//! the latch is set (again at each later setting until one write of it
-//! succeeded): the kernel may have dropped the pages the failed
-//! sync did not write (fsyncgate), so the next start, in the same boot too,
-//! recovers as after a lost WAL tail (`engine::boot`), and removes the
-//! marker only once that recovery is durable ([`Latch::unmark`]).
+//! the latch is set (again at each later setting, periodic sync or refused
+//! flush until one write of it succeeded: [`Latch::retry_mark`]): the
+//! kernel may have dropped the pages the failed sync did not write
+//! (fsyncgate), so the next start, in the same boot too, recovers as after
+//! a lost WAL tail (`engine::boot`), and removes the marker only once that
+//! recovery is durable ([`Latch::unmark`]).
 //!
 //! Must not decide which failures latch (the engine does, by kind:
 //! `rocks/error.rs`), nor hold its lock across a write of the marker: every
@@ -60,11 +61,7 @@ impl Latch {
     /// answers the latched failure. Writes the marker, off the async worker
     /// (a dying disk may hold it), unless an earlier call wrote it: one
     /// that failed (a read-only remount, a full disk) is tried again by
-    /// every later call: the periodic syncer's at each interval whose WAL
-    /// fsync fails again, a write or flush failing before the latch's
-    /// check. Once latched, writes and flushes are refused before they
-    /// reach the disk and call nothing here, so under `sync` or `none` a
-    /// failed marker may never be retried: the log line says so.
+    /// every later call and by [`Latch::retry_mark`].
     pub(super) fn set(&self, e: EngineError) -> EngineError {
         tracing::error!(error = %e, path = %self.dir.display(), "a write or sync to disk failed; refusing writes");
         let (marked, latched) = {
@@ -73,13 +70,32 @@ impl Latch {
             (state.marked, latched)
         };
         if !marked {
-            match crate::blocking::off_worker(|| mark(&self.dir, &latched)) {
-                Ok(()) => self.state.lock().marked = true,
-                Err(e) => tracing::error!(error = %e, path = %self.dir.join(MARKER).display(),
-                    "could not write the failed-sync marker: create it by hand before the next start (README), or a restart in this boot will not recover the tail it may have lost"),
-            }
+            self.write_mark(&latched);
         }
         EngineError::SyncFailed(latched)
+    }
+
+    /// Writes the marker again if a failure is latched and no write of it
+    /// succeeded yet: the syncer calls it at each tick, a refused flush at
+    /// each call, so a marker that failed is retried whatever the
+    /// durability and whether or not later syncs fail.
+    pub(super) fn retry_mark(&self) {
+        let (marked, latched) = {
+            let state = self.state.lock();
+            (state.marked, state.failed.clone())
+        };
+        if let (false, Some(why)) = (marked, latched) {
+            self.write_mark(&why);
+        }
+    }
+
+    /// Writes the marker off the async worker (a dying disk may hold it).
+    fn write_mark(&self, why: &str) {
+        match crate::blocking::off_worker(|| mark(&self.dir, why)) {
+            Ok(()) => self.state.lock().marked = true,
+            Err(e) => tracing::error!(error = %e, path = %self.dir.join(MARKER).display(),
+                "could not write the failed-sync marker: create it by hand before the next start (README), or a restart in this boot will not recover the tail it may have lost"),
+        }
     }
 
     /// Whether the marker is on disk (an earlier run's, or this one's).
@@ -144,5 +160,24 @@ mod tests {
         assert!(why.contains("first"), "{why}");
         latch.unmark().unwrap();
         assert!(latch.marked().unwrap(), "kept while latched");
+    }
+
+    /// review-tidy34b L2: with no later failure (a refused write or flush
+    /// does not reach `set`), `retry_mark` writes a marker that could not
+    /// be written; it does nothing while nothing is latched.
+    #[test]
+    fn a_marker_that_could_not_be_written_is_retried_without_a_new_failure() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("db");
+        let latch = Latch::new(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        latch.retry_mark();
+        assert!(!latch.marked().unwrap(), "nothing latched: no marker");
+        std::fs::remove_dir(&dir).unwrap();
+        latch.set(EngineError::Backend("first".into()));
+        std::fs::create_dir(&dir).unwrap();
+        assert!(!latch.marked().unwrap(), "not written yet");
+        latch.retry_mark();
+        assert!(latch.marked().unwrap(), "written by the retry");
     }
 }
