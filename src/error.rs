@@ -5,7 +5,9 @@
 //!
 //! | code                | when                                          | applied?  |
 //! |---------------------|-----------------------------------------------|-----------|
-//! | `UNAVAILABLE`       | too few live replicas known before sending    | no        |
+//! | `UNAVAILABLE`       | too few live replicas known before sending;   | no        |
+//! |                     | this node not ready (`NotServing`: its        |           |
+//! |                     | storage refuses writes, it left, seed differs)|           |
 //! | `DEADLINE_EXCEEDED` | sent; the level was not reached in time       | maybe     |
 //! | `ABORTED`           | sent; replicas failed, or the replica that    | maybe     |
 //! |                     | took a forwarded write failed before replying;|           |
@@ -132,9 +134,10 @@ pub enum GeokvError {
     },
     /// The node is not ready to serve (`Cluster::serving`'s `NotServing`:
     /// its engine refuses writes, it has left, a peer's seed layout
-    /// differs from its own); nothing was sent.
+    /// differs from its own); nothing was sent. Typed, so a caller can
+    /// tell why (review-tidy34 L5).
     #[error("{0}")]
-    NotReady(String),
+    NotReady(NotServing),
     /// The node had `limit` client requests in flight and shed this one
     /// before looking at it (`api::admission`); nothing was applied. The
     /// status carries `retry_after_ms` in `retry-after-ms`.
@@ -302,5 +305,7 @@ impl From<GeokvError> for Status {
 }
 
 mod codes;
+mod not_serving;
+pub use not_serving::NotServing;
 #[cfg(test)]
 mod tests;

@@ -3,9 +3,11 @@
 //! and errors. No placement or replication logic lives here.
 //!
 //! Validation happens before anything is sent to a replica, so bad input
-//! never touches stored data: empty or oversized key, oversized value,
-//! malformed causal context → `INVALID_ARGUMENT`; unknown keyspace →
-//! `NOT_FOUND`; impossible level → `FAILED_PRECONDITION`.
+//! never touches stored data: this node not ready (`Cluster::serving`: its
+//! storage refuses writes, it has left, its seed layout differs from a
+//! peer's) → `UNAVAILABLE`, `geokv-applied: no`; empty or oversized key,
+//! oversized value, malformed causal context → `INVALID_ARGUMENT`; unknown
+//! keyspace → `NOT_FOUND`; impossible level → `FAILED_PRECONDITION`.
 //!
 //! Before that, from its headers and before its body was decoded, a call
 //! passed the node's admission layer (`shed.rs`: the bound on get, put and
@@ -26,6 +28,8 @@
 pub mod admission;
 pub mod auth;
 mod convert;
+#[cfg(test)]
+mod not_ready_tests;
 pub mod shed;
 
 use crate::consistency::ConsistencyLevel;

@@ -115,12 +115,7 @@ impl Coordinator {
         set: &ReplicaSet,
         deadline: Instant,
     ) -> Result<WriteOutcome, GeokvError> {
-        let candidates: Vec<NodeIdx> = self
-            .by_proximity(view, set)
-            .into_iter()
-            .filter(|n| self.is_up(view, *n))
-            .filter(|n| !req.level.is_local() || view.ring.node(*n).dc == self.me.dc)
-            .collect();
+        let candidates = self.forward_candidates(view, req, set);
         let mut not_applied: Vec<String> = Vec::new();
         for n in candidates {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -167,6 +162,27 @@ impl Coordinator {
                 }
             ),
         })
+    }
+
+    /// Where a forward tries, in order: the live replicas nearest first
+    /// (only our datacenter's for LOCAL_* levels), those that gossiped they
+    /// refuse writes last (review-tidy34 L4: each would cost a round trip
+    /// before its "not applied"; last, not out, since the bit may be a
+    /// round behind a restart).
+    pub(super) fn forward_candidates(
+        &self,
+        view: &ClusterView,
+        req: &WriteRequest,
+        set: &ReplicaSet,
+    ) -> Vec<NodeIdx> {
+        let mut candidates: Vec<NodeIdx> = self
+            .by_proximity(view, set)
+            .into_iter()
+            .filter(|n| self.is_up(view, *n))
+            .filter(|n| !req.level.is_local() || view.ring.node(*n).dc == self.me.dc)
+            .collect();
+        candidates.sort_by_key(|n| !self.takes_writes(view, *n));
+        candidates
     }
 
     /// The write was sent to `n`, which failed without a verdict: record the

@@ -26,7 +26,9 @@ mod write;
 #[cfg(test)]
 mod tests_drain;
 #[cfg(test)]
-mod tests_pending;
+mod tests_not_ready;
+#[cfg(test)]
+pub(crate) mod tests_pending;
 
 use crate::error::GeokvError;
 use crate::hints::{Commit, Hints};
@@ -205,6 +207,25 @@ impl Coordinator {
         n == view.me_idx() || self.liveness.is_up(&view.ring.node(n).id)
     }
 
+    /// Whether `n` is up and takes writes: a node that gossiped it refuses
+    /// them (its storage latched a failed write or sync) is counted out of
+    /// a write's live replicas and hinted, not sent the write, so a level
+    /// that needs it is UNAVAILABLE up front ("not applied"), never a
+    /// "maybe" timeout; reads still count it (review-tidy34 L4). This node
+    /// is checked before it coordinates (`Cluster::serving`).
+    fn takes_writes(&self, view: &ClusterView, n: NodeIdx) -> bool {
+        let id = &view.ring.node(n).id;
+        n == view.me_idx() || (self.liveness.is_up(id) && self.liveness.is_ready(id))
+    }
+
+    /// Whether `n` counts as live for `op`.
+    fn live_for(&self, view: &ClusterView, n: NodeIdx, op: OpKind) -> bool {
+        match op {
+            OpKind::Write => self.takes_writes(view, n),
+            OpKind::Read => self.is_up(view, n),
+        }
+    }
+
     /// Replicas of the key, nearest first: ourselves, then our datacenter
     /// (in walk order), then the other datacenters in topology order.
     fn by_proximity(&self, view: &ClusterView, set: &ReplicaSet) -> Vec<NodeIdx> {
@@ -222,11 +243,20 @@ impl Coordinator {
         out
     }
 
-    /// Live replicas per datacenter.
-    fn alive_per_dc(&self, view: &ClusterView, set: &ReplicaSet) -> BTreeMap<String, u32> {
+    /// Live replicas per datacenter, for `op`.
+    fn alive_per_dc(
+        &self,
+        view: &ClusterView,
+        set: &ReplicaSet,
+        op: OpKind,
+    ) -> BTreeMap<String, u32> {
         let mut m = BTreeMap::new();
         for dc in &set.per_dc {
-            let up = dc.nodes.iter().filter(|n| self.is_up(view, **n)).count() as u32;
+            let up = dc
+                .nodes
+                .iter()
+                .filter(|n| self.live_for(view, **n, op))
+                .count() as u32;
             m.insert(dc.dc.clone(), up);
         }
         m
@@ -254,12 +284,16 @@ impl Coordinator {
             consistency::block_for(level, explicit, op, &spec.replication, &self.me.dc)?;
         let token = crate::ring::token_of(key);
         let replicas = (view.ring.replicas_for_token(keyspace, token)).map_err(|_| unknown())?;
-        let mut alive = self.alive_per_dc(view, replicas);
+        let mut alive = self.alive_per_dc(view, replicas, op);
         let (requirement, pending) = match op {
             OpKind::Write => {
                 let pending = view.pending.for_token(keyspace, token);
                 for d in pending {
-                    let up = d.nodes.iter().filter(|n| self.is_up(view, **n)).count() as u32;
+                    let up = d
+                        .nodes
+                        .iter()
+                        .filter(|n| self.takes_writes(view, **n))
+                        .count() as u32;
                     *alive.entry(d.dc.clone()).or_default() += up;
                 }
                 let counts = view.pending.counts_for_token(keyspace, token);

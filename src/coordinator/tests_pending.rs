@@ -37,7 +37,7 @@ pub(super) fn coordinator_as(layout: Layout, me: &str, liveness: Arc<dyn Livenes
 }
 
 /// The coordinator of `cluster`'s node, storing in `engine`.
-pub(super) fn coordinator_in(
+pub(crate) fn coordinator_in(
     cluster: Cluster,
     engine: Arc<dyn Engine>,
     liveness: Arc<dyn Liveness>,

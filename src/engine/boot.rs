@@ -181,7 +181,9 @@ pub fn note_start(
 mod tests {
     use super::*;
     use crate::engine::memory::MemoryEngine;
+    use crate::engine::testing::{Hooked, Hooks};
     use crate::engine::Limits;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
     fn reboot(engine: &dyn Engine) {
         let mut b = WriteBatch::new();
@@ -298,5 +300,61 @@ mod tests {
             "a failed sync's mark: same boot, sync"
         );
         assert_eq!(RunDurability::from(&Durability::None), RunDurability::NoWal);
+    }
+
+    /// A marked directory whose writes or flushes fail on demand, with
+    /// errors that latch nothing (so a removal is not hidden by a fresh
+    /// mark, review-tidy34b L3).
+    #[derive(Default)]
+    struct Marked {
+        marked: AtomicBool,
+        fail_write: AtomicBool,
+        fail_flush: AtomicBool,
+    }
+
+    impl Hooks for Marked {
+        fn before_write(&self, _: &WriteBatch) -> Result<(), EngineError> {
+            match self.fail_write.load(SeqCst) {
+                true => Err(EngineError::Busy("injected write failure".into())),
+                false => Ok(()),
+            }
+        }
+        fn before_flush(&self) -> Result<(), EngineError> {
+            match self.fail_flush.load(SeqCst) {
+                true => Err(EngineError::Busy("injected flush failure".into())),
+                false => Ok(()),
+            }
+        }
+        fn sync_failure_marked(&self) -> bool {
+            self.marked.load(SeqCst)
+        }
+        fn clear_sync_failure_mark(&self) {
+            self.marked.store(false, SeqCst);
+        }
+    }
+
+    /// review-tidy34b L3: the mark of a failed sync is removed only once
+    /// the start's note is durable: reading the previous run keeps it, and
+    /// a note whose write or flush fails keeps it, so the next start
+    /// recovers again. Fails if `previous_run` or `note_start` removed it
+    /// before the note's flush.
+    #[test]
+    fn the_mark_is_removed_only_after_the_note_is_durable() {
+        let engine = Hooked::new(Marked::default());
+        engine.marked.store(true, SeqCst);
+        assert!(previous_run(&engine, 0).unwrap().sync_failed);
+        assert!(engine.marked.load(SeqCst), "reading removes nothing");
+        engine.fail_write.store(true, SeqCst);
+        assert!(note_start(&engine, RunDurability::Sync, 1).is_err());
+        assert!(engine.marked.load(SeqCst), "kept: the note's write failed");
+        engine.fail_write.store(false, SeqCst);
+        engine.fail_flush.store(true, SeqCst);
+        assert!(note_start(&engine, RunDurability::Sync, 1).is_err());
+        assert!(engine.marked.load(SeqCst), "kept: the note's flush failed");
+        assert!(previous_run(&engine, 0).unwrap().may_have_lost());
+        engine.fail_flush.store(false, SeqCst);
+        note_start(&engine, RunDurability::Sync, 1).unwrap();
+        assert!(!engine.marked.load(SeqCst), "removed once durable");
+        assert!(!previous_run(&engine, 1).unwrap().sync_failed);
     }
 }

@@ -214,9 +214,10 @@ pub enum EngineError {
     /// applied.
     #[error("storage backend: {0}")]
     Backend(String),
-    /// A WAL write or fsync failed (the periodic syncer's, an explicit
-    /// flush's, or a write's own); the engine refuses further writes until
-    /// the node restarts.
+    /// A write or sync to disk failed (a WAL write or fsync: the periodic
+    /// syncer's, an explicit flush's, or a write's own; a flush with no
+    /// WAL; an I/O or corruption error RocksDB keeps for every later
+    /// write); the engine refuses further writes until the node restarts.
     #[error("WAL sync failed, engine refuses writes: {0}")]
     SyncFailed(String),
     /// I/O error: the filesystem outside RocksDB (creating the directory,

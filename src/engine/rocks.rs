@@ -335,6 +335,7 @@ impl Engine for RocksEngine {
     /// would be too much for it).
     fn flush(&self) -> Result<(), EngineError> {
         if let Some(e) = self.latch.get() {
+            self.latch.retry_mark();
             return Err(EngineError::SyncFailed(e));
         }
         match self.flush_unlatched() {

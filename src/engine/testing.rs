@@ -21,8 +21,18 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     fn after_write(&self) {}
     /// After a raw scan of `cf` returned `rows` rows.
     fn after_scan(&self, _cf: Cf, _rows: usize) {}
+    /// Before [`Engine::flush`]; an error is the flush's.
+    fn before_flush(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
     /// After [`Engine::flush`] made every write durable.
     fn after_flush(&self) {}
+    /// What [`Engine::sync_failure_marked`] answers (no mark by default).
+    fn sync_failure_marked(&self) -> bool {
+        false
+    }
+    /// [`Engine::clear_sync_failure_mark`].
+    fn clear_sync_failure_mark(&self) {}
     /// What [`Engine::write_waits_for_sync`] answers (the memory engine's
     /// `false` unless a test plays `Durability::Sync`).
     fn write_waits_for_sync(&self) -> bool {
@@ -93,12 +103,20 @@ impl<H: Hooks> Engine for Hooked<H> {
         self.hooks.write_waits_for_sync()
     }
     fn flush(&self) -> Result<(), EngineError> {
+        self.hooks.before_flush()?;
         self.inner.flush()?;
         self.hooks.after_flush();
         Ok(())
     }
     fn incarnation(&self) -> &incarnation::Current {
         self.inner.incarnation()
+    }
+    fn sync_failure_marked(&self) -> Result<bool, EngineError> {
+        Ok(self.hooks.sync_failure_marked())
+    }
+    fn clear_sync_failure_mark(&self) -> Result<(), EngineError> {
+        self.hooks.clear_sync_failure_mark();
+        Ok(())
     }
 }
 

@@ -193,9 +193,12 @@ impl Hints {
         }
         let open = self.open.clone().read_owned().await;
         if !*open || self.cluster.current().has_left() {
-            return Err(GeokvError::NotReady(
-                "this node has left the cluster: nothing was written".into(),
-            ));
+            let view = self.cluster.current();
+            let state = view.layout.node(view.me_id()).map(|(_, _, n)| n.state);
+            return Err(GeokvError::NotReady(NotServing::Left {
+                node: view.me_id().to_string(),
+                state: state.unwrap_or(crate::layout::NodeState::Left),
+            }));
         }
         Ok(open)
     }

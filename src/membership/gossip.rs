@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -108,7 +108,14 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Round period; also the deadline for one round's exchanges.
     interval: Duration,
+    /// Whether this node takes writes, asked at each round (set once by
+    /// the node: `Cluster::serving`); unset, it is ready.
+    ready: OnceLock<ReadyProbe>,
 }
+
+/// Answers whether this node takes writes now; cheap, takes no lock the
+/// table's holders take.
+pub type ReadyProbe = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Gossiper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,6 +171,7 @@ impl Gossiper {
                 nodes: Mutex::new(nodes),
                 clock,
                 interval,
+                ready: OnceLock::new(),
             }),
         })
     }
@@ -190,10 +198,13 @@ impl Gossiper {
     /// Starts a round: bumps our heartbeat, re-evaluates every verdict, and
     /// returns the peers to contact with the digest to send each. `run`
     /// calls this every interval; simulations call it directly.
+    /// Our entry carries whether we take writes, as the probe says now.
     pub fn begin_round(&self, rng: &mut impl Rng) -> Vec<(NodeInfo, GossipDigest)> {
         let now = self.inner.clock.now_ms();
+        let ready = self.inner.ready.get().is_none_or(|probe| probe());
         let (peers, digest) = {
             let mut table = self.inner.table.lock();
+            table.set_ready(ready);
             table.tick(now);
             let ids: Vec<String> = (table.plan_round(now, rng).into_iter())
                 .map(|i| table.peer(i).id.clone())
@@ -219,6 +230,18 @@ impl Gossiper {
     pub fn is_up(&self, node_id: &str) -> bool {
         let now = self.inner.clock.now_ms();
         self.inner.table.lock().is_up_id(node_id, now)
+    }
+
+    /// Whether `node_id` takes writes ([`Membership::is_ready`]): a node
+    /// up but not ready serves reads, not writes (review-tidy34 L4).
+    pub fn is_ready(&self, node_id: &str) -> bool {
+        self.inner.table.lock().is_ready(node_id)
+    }
+
+    /// Sets (once) how this node knows whether it takes writes, which each
+    /// round gossips with its heartbeat.
+    pub fn report_readiness(&self, probe: ReadyProbe) {
+        let _ = self.inner.ready.set(probe);
     }
 
     /// The feature bits `node_id` advertises ([`Membership::features`]).

@@ -12,6 +12,7 @@
 //!                                 ─▶ Membership::apply_digest (max (generation, heartbeat))
 //!                                         └▶ PhiDetector::heartbeat for each advance
 //!   is_up(node)  ─▶ φ(now) ≤ phi_local | phi_remote
+//!   is_ready(node) ─▶ its entry's not-ready bit (set from `Cluster::serving`)
 //! ```
 //!
 //! | file | owns | pure? |
@@ -39,7 +40,7 @@ mod state;
 mod tests;
 
 pub use config::{ConfigError, MembershipConfig};
-pub use gossip::{Clock, Gossiper, ManualClock, MonotonicClock};
+pub use gossip::{Clock, Gossiper, ManualClock, MonotonicClock, ReadyProbe};
 pub use liveness::{AlwaysUp, Liveness};
 pub use observe::{PHI as PHI_GAUGE, TRANSITIONS as TRANSITIONS_COUNTER, UP as UP_GAUGE};
 pub use phi::{phi_for_silence, silence_for_phi, PhiDetector, PhiParams};

@@ -33,6 +33,9 @@ struct Node {
     /// The feature bits of its build ([`super::features`]), from the entry
     /// last adopted (0 from a build before them).
     features: u64,
+    /// It refuses writes ([`Membership::set_ready`]), from the entry last
+    /// adopted (false, ready, from a build before the bit).
+    not_ready: bool,
     detector: PhiDetector,
     /// The verdict last published by `evaluate`.
     up: bool,
@@ -88,6 +91,7 @@ impl Membership {
                 generation: 0,
                 heartbeat: 0,
                 features: 0,
+                not_ready: false,
                 detector: PhiDetector::new(params),
                 up: true,
             })
@@ -188,12 +192,14 @@ impl Membership {
                 n.generation = e.generation;
                 n.heartbeat = e.heartbeat;
                 n.features = e.features;
+                n.not_ready = e.not_ready;
                 n.detector = PhiDetector::new(self.params);
                 n.detector.heartbeat(now_ms);
                 out.restarted += 1;
             } else if e.generation == n.generation && e.heartbeat > n.heartbeat {
                 n.heartbeat = e.heartbeat;
                 n.features = e.features;
+                n.not_ready = e.not_ready;
                 n.detector.heartbeat(now_ms);
                 out.advanced += 1;
             }
@@ -215,6 +221,7 @@ impl Membership {
                     generation: n.generation,
                     heartbeat: n.heartbeat,
                     features: n.features,
+                    not_ready: n.not_ready,
                 })
                 .collect(),
             // Stamped by the node (see `view::sync`), not by membership.
@@ -251,6 +258,20 @@ impl Membership {
     pub fn features(&self, id: &str) -> Option<u64> {
         let n = &self.nodes[self.index_of(id)?];
         (n.generation != 0).then_some(n.features)
+    }
+
+    /// Whether node `id` takes writes, as its entry last adopted says
+    /// (ourselves: as [`set_ready`](Self::set_ready) last said). A node
+    /// never heard, outside the topology or on a build before the bit
+    /// counts as ready: whether it is up is [`is_up`](Self::is_up)'s.
+    pub fn is_ready(&self, id: &str) -> bool {
+        self.index_of(id).is_none_or(|i| !self.nodes[i].not_ready)
+    }
+
+    /// Sets whether this node takes writes, gossiped with its heartbeat
+    /// from the next digest on.
+    pub fn set_ready(&mut self, ready: bool) {
+        self.nodes[self.me].not_ready = !ready;
     }
 
     /// [`is_up`](Self::is_up) by id; nodes outside the topology are down.
@@ -327,6 +348,7 @@ impl Membership {
                 generation: 0,
                 heartbeat: 0,
                 features: 0,
+                not_ready: false,
                 detector: PhiDetector::new(self.params),
                 up: true,
             });

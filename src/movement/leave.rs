@@ -45,7 +45,7 @@ pub enum LeaveError {
     Stream(#[from] StreamError),
     /// [`begin`] could not forget the push cursors a cancelled leave left,
     /// before its proposal (review-cancel6 L2).
-    #[error("forgetting the push cursors a cancelled decommission left failed, so none began (nothing was proposed; run the decommission again): {0}")]
+    #[error("forgetting the push cursors a cancelled decommission left failed, so none began (nothing was proposed; run the decommission again, after restarting the node if its storage refuses writes): {0}")]
     Stale(StreamError),
     /// [`finish`] ended the leave, then could not forget its push cursors
     /// (the next decommission's [`begin`] forgets them; review-cancel6 L2).

@@ -139,7 +139,7 @@ proptest! {
             let _ = table.apply_digest(&d, 10);
         }
         let entries = ids.iter().zip(gens.iter().zip(&beats)).map(|(id, (&generation, &heartbeat))| {
-            crate::proto::v1::internode::GossipEntry { node_id: id.clone(), generation, heartbeat, features: 0 }
+            crate::proto::v1::internode::GossipEntry { node_id: id.clone(), generation, heartbeat, features: 0, not_ready: false }
         });
         let d = GossipDigest {
             from: ids.first().cloned().unwrap_or_default(),

@@ -34,6 +34,9 @@ impl Liveness for GossipLiveness {
     fn is_up(&self, id: &str) -> bool {
         self.gossiper.is_up(id)
     }
+    fn is_ready(&self, id: &str) -> bool {
+        self.gossiper.is_ready(id)
+    }
 }
 
 /// The subsystems of one node.
@@ -218,6 +221,9 @@ pub(super) fn gossip(
         Arc::new(MonotonicClock::new()),
     )
     .map_err(|e| NodeError::Membership(e.to_string()))?;
+    // Peers learn that this node refuses writes (review-tidy34 L4).
+    let cluster = s.cluster.clone();
+    gossiper.report_readiness(Arc::new(move || cluster.serving().is_ok()));
     let liveness: Arc<dyn Liveness> = Arc::new(GossipLiveness {
         gossiper: gossiper.clone(),
     });

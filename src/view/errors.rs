@@ -7,35 +7,14 @@
 
 use super::acceptor::AcceptorError;
 use super::store::StoreError;
-use crate::layout::{Layout, NodeState};
+use crate::layout::Layout;
 use crate::ring::NotAMember;
 use crate::transport::TransportError;
 
-/// Why this node takes no requests (`Cluster::serving`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NotServing {
-    /// It has left the cluster (decommissioned or removed): clients go to
-    /// another node while it drains its queues.
-    #[error("node {node} has left the cluster ({state:?}) and takes no more requests; send them to another node")]
-    Left { node: String, state: NodeState },
-    /// It is on its seed layout and `peer` advertised another seed: the
-    /// two were started from different topology files.
-    #[error("not ready: peer {peer} was started from another topology file (its seed layout v1 differs from this node's); start every node from the same file, or propose a layout change (e.g. create a keyspace) so one version supersedes both")]
-    SeedMismatch { peer: String },
-    /// Its storage latched a failed WAL fsync (`EngineError::SyncFailed`)
-    /// and refuses every write until the process restarts
-    /// (`geokv_engine_writes_refused`): clients go to another node.
-    #[error("not ready: engine writes refused: restart the node once its disk is fixed or has room (a WAL write or fsync failed: {reason}); send requests to another node")]
-    WritesRefused { reason: String },
-}
-
-/// The client port's answer: UNAVAILABLE naming why, `geokv-applied: no`
-/// (refused before anything was sent).
-impl From<NotServing> for crate::error::GeokvError {
-    fn from(e: NotServing) -> Self {
-        crate::error::GeokvError::NotReady(e.to_string())
-    }
-}
+/// Why this node takes no requests (`Cluster::serving`): owned by
+/// `crate::error`, which wraps it typed in `GeokvError::NotReady` (an
+/// import of `view` there would close a module cycle).
+pub use crate::error::NotServing;
 
 /// Why one layout CAS call (or the push of its base) brought no answer:
 /// the proposer logs it and counts the acceptor as silent.

@@ -182,9 +182,10 @@ impl Coordinator {
                 .iter()
                 .position(|i| i.target == n)
                 .map(|i| intents.swap_remove(i));
-            if !self.is_up(view, n) {
-                // Stored, or recorded for anti-entropy when over the bound:
-                // either way the write reaches it later; not an ack.
+            if !self.takes_writes(view, n) {
+                // Down or not ready: stored, or recorded for anti-entropy
+                // when over the bound: either way the write reaches it
+                // later; not an ack.
                 match intent {
                     Some(i) => i.failed(),
                     None => {

@@ -41,14 +41,17 @@ pub(super) fn classify(kind: ErrorKind, detail: String) -> EngineError {
     }
 }
 
-/// Whether a failed write means its WAL write or fsync failed: RocksDB
-/// answers such a failure with `IOError` (and, once it keeps it as its
-/// background error, answers every later write so). Not a stall or a
-/// contention (`Incomplete`, `Busy`, `TryAgain`, ...: nothing was written),
-/// a shutdown, a refused argument, or a failure of another kind, which say
-/// nothing of the WAL.
+/// Whether a failed write means its WAL write or fsync failed, or RocksDB
+/// stopped taking writes until a reopen: RocksDB answers such a failure
+/// with `IOError`, and a write refused for a `Corruption` is practically
+/// always its unrecoverable background error (a flush's or a compaction's,
+/// error_handler.cc), which it answers every later write with
+/// (review-tidy34b L1: latching it loses nothing and makes the node not
+/// ready). Not a stall or a contention (`Incomplete`, `Busy`, `TryAgain`,
+/// ...: nothing was written), a shutdown, a refused argument, or a failure
+/// of another kind, which say nothing of the WAL.
 pub(super) fn wal_failed(e: &EngineError) -> bool {
-    matches!(e, EngineError::Io(_))
+    matches!(e, EngineError::Io(_) | EngineError::Corrupt { .. })
 }
 
 /// Whether a failed flush (a WAL fsync, or with no WAL the memtables'
@@ -98,9 +101,10 @@ mod tests {
             assert_eq!(e.is_retriable(), retriable, "{kind:?}");
             assert!(e.to_string().contains("no words to parse"), "{e}");
             let latches = (wal_failed(&e), flush_failed(&e));
+            // review-tidy34b L1: a write refused for a corruption latches.
             let want = match want {
-                "io" => (true, true),
-                "corrupt" | "other" => (false, true),
+                "io" | "corrupt" => (true, true),
+                "other" => (false, true),
                 _ => (false, false),
             };
             assert_eq!(latches, want, "{kind:?}: latched by a write, a flush");

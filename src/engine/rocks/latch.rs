@@ -6,14 +6,17 @@
 //! makes the engine refuse every later write, and the marker file
 //! [`MARKER`] in the database directory. The marker is written and fsynced
 //! with `std::fs`, not through RocksDB (whose writes are what failed), when
-//! the latch is first set: the kernel may have dropped the pages the failed
-//! sync did not write (fsyncgate), so the next start, in the same boot too,
-//! recovers as after a lost WAL tail (`engine::boot`), and removes the
-//! marker only once that recovery is durable ([`Latch::unmark`]).
+//! the latch is set (again at each later setting, periodic sync or refused
+//! flush until one write of it succeeded: [`Latch::retry_mark`]): the
+//! kernel may have dropped the pages the failed sync did not write
+//! (fsyncgate), so the next start, in the same boot too, recovers as after
+//! a lost WAL tail (`engine::boot`), and removes the marker only once that
+//! recovery is durable ([`Latch::unmark`]).
 //!
 //! Must not decide which failures latch (the engine does, by kind:
 //! `rocks/error.rs`), nor hold its lock across a write of the marker: every
-//! client call asks [`Latch::get`].
+//! client call asks [`Latch::get`] (only [`Latch::unmark`], before the node
+//! serves, holds it across the removal).
 
 use std::path::{Path, PathBuf};
 
@@ -27,40 +30,72 @@ pub(super) const MARKER: &str = "GEOKV-SYNC-FAILED";
 
 /// The first failed sync of this run, and where its marker goes.
 pub(super) struct Latch {
-    failed: Mutex<Option<String>>,
+    state: Mutex<State>,
     dir: PathBuf,
+}
+
+#[derive(Default)]
+struct State {
+    /// The latched failure.
+    failed: Option<String>,
+    /// This run's marker is on disk (review-tidy34b L2: until it is, every
+    /// [`Latch::set`] tries again).
+    marked: bool,
 }
 
 impl Latch {
     /// An unset latch for the database in `dir`.
     pub(super) fn new(dir: &Path) -> Self {
         Latch {
-            failed: Mutex::new(None),
+            state: Mutex::new(State::default()),
             dir: dir.to_path_buf(),
         }
     }
 
     /// Why writes are refused, once a sync failed.
     pub(super) fn get(&self) -> Option<String> {
-        self.failed.lock().clone()
+        self.state.lock().failed.clone()
     }
 
     /// Latches `e` (unless an earlier failure is latched, which stays) and
-    /// answers the latched failure. The first one also writes the marker.
+    /// answers the latched failure. Writes the marker, off the async worker
+    /// (a dying disk may hold it), unless an earlier call wrote it: one
+    /// that failed (a read-only remount, a full disk) is tried again by
+    /// every later call and by [`Latch::retry_mark`].
     pub(super) fn set(&self, e: EngineError) -> EngineError {
-        tracing::error!(error = %e, path = %self.dir.display(), "a WAL write or fsync failed; refusing writes");
-        let (first, latched) = {
-            let mut failed = self.failed.lock();
-            let first = failed.is_none();
-            (first, failed.get_or_insert_with(|| e.to_string()).clone())
+        tracing::error!(error = %e, path = %self.dir.display(), "a write or sync to disk failed; refusing writes");
+        let (marked, latched) = {
+            let mut state = self.state.lock();
+            let latched = state.failed.get_or_insert_with(|| e.to_string()).clone();
+            (state.marked, latched)
         };
-        if first {
-            if let Err(e) = mark(&self.dir, &latched) {
-                tracing::error!(error = %e, path = %self.dir.display(),
-                    "could not write the failed-sync marker: a restart in this boot will not recover the tail it may have lost");
-            }
+        if !marked {
+            self.write_mark(&latched);
         }
         EngineError::SyncFailed(latched)
+    }
+
+    /// Writes the marker again if a failure is latched and no write of it
+    /// succeeded yet: the syncer calls it at each tick, a refused flush at
+    /// each call, so a marker that failed is retried whatever the
+    /// durability and whether or not later syncs fail.
+    pub(super) fn retry_mark(&self) {
+        let (marked, latched) = {
+            let state = self.state.lock();
+            (state.marked, state.failed.clone())
+        };
+        if let (false, Some(why)) = (marked, latched) {
+            self.write_mark(&why);
+        }
+    }
+
+    /// Writes the marker off the async worker (a dying disk may hold it).
+    fn write_mark(&self, why: &str) {
+        match crate::blocking::off_worker(|| mark(&self.dir, why)) {
+            Ok(()) => self.state.lock().marked = true,
+            Err(e) => tracing::error!(error = %e, path = %self.dir.join(MARKER).display(),
+                "could not write the failed-sync marker: create it by hand before the next start (README), or a restart in this boot will not recover the tail it may have lost"),
+        }
     }
 
     /// Whether the marker is on disk (an earlier run's, or this one's).
@@ -71,9 +106,11 @@ impl Latch {
     /// Removes the marker, durably, unless this run's sync failed: its
     /// mark stays for the next start. Under the lock, so a failure latched
     /// meanwhile writes its marker after this removal, not before.
+    /// It runs before the node serves (`engine::boot::note_start`), so
+    /// holding the lock across the removal's fsync holds up no client call.
     pub(super) fn unmark(&self) -> Result<(), EngineError> {
-        let failed = self.failed.lock();
-        if failed.is_some() {
+        let state = self.state.lock();
+        if state.failed.is_some() {
             return Ok(());
         }
         match std::fs::remove_file(self.dir.join(MARKER)) {
@@ -91,4 +128,56 @@ fn mark(dir: &Path, why: &str) -> std::io::Result<()> {
     std::fs::write(&path, why)?;
     std::fs::File::open(&path)?.sync_all()?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// review-tidy34b L2: a marker that could not be written (here its
+    /// directory is missing, as a read-only remount or a full disk would
+    /// refuse it) is written by a later setting of the latch, which keeps
+    /// the first failure. Fails before: only the first setting marked.
+    #[test]
+    fn a_marker_that_could_not_be_written_is_written_by_a_later_set() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("db");
+        let latch = Latch::new(&dir);
+        let first = latch.set(EngineError::Backend("first".into()));
+        assert!(
+            matches!(&first, EngineError::SyncFailed(e) if e.contains("first")),
+            "{first:?}"
+        );
+        assert!(!latch.marked().unwrap(), "no directory: not written");
+        std::fs::create_dir(&dir).unwrap();
+        let again = latch.set(EngineError::Backend("second".into()));
+        assert!(
+            matches!(&again, EngineError::SyncFailed(e) if e.contains("first")),
+            "{again:?}"
+        );
+        assert!(latch.marked().unwrap(), "written by the later set");
+        let why = std::fs::read_to_string(dir.join(MARKER)).unwrap();
+        assert!(why.contains("first"), "{why}");
+        latch.unmark().unwrap();
+        assert!(latch.marked().unwrap(), "kept while latched");
+    }
+
+    /// review-tidy34b L2: with no later failure (a refused write or flush
+    /// does not reach `set`), `retry_mark` writes a marker that could not
+    /// be written; it does nothing while nothing is latched.
+    #[test]
+    fn a_marker_that_could_not_be_written_is_retried_without_a_new_failure() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("db");
+        let latch = Latch::new(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        latch.retry_mark();
+        assert!(!latch.marked().unwrap(), "nothing latched: no marker");
+        std::fs::remove_dir(&dir).unwrap();
+        latch.set(EngineError::Backend("first".into()));
+        std::fs::create_dir(&dir).unwrap();
+        assert!(!latch.marked().unwrap(), "not written yet");
+        latch.retry_mark();
+        assert!(latch.marked().unwrap(), "written by the retry");
+    }
 }

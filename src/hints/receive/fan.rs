@@ -163,7 +163,9 @@ impl Receiver {
             },
             &self.peers,
         );
-        if !replica.is_here() && !self.liveness.is_up(&n.id) {
+        // A peer down, or up but refusing writes (review-tidy34 L4).
+        let takes = |id: &str| self.liveness.is_up(id) && self.liveness.is_ready(id);
+        if !replica.is_here() && !takes(&n.id) {
             return false;
         }
         // Only a peer is sent the encoding (this node's replica merges `set`).

@@ -175,3 +175,30 @@ async fn a_hung_exchange_does_not_stall_the_loop() {
     assert_eq!(calls.load(Ordering::SeqCst), 4);
     assert!(a.snapshot()[0].heartbeat >= 4);
 }
+
+/// review-tidy34 L4: each round asks the node whether it takes writes and
+/// gossips the answer with its heartbeat; a peer that merges the digest
+/// counts it not ready, and ready again once a round says so.
+#[test]
+fn each_round_gossips_whether_the_node_takes_writes() {
+    let nodes = node_infos(2, 1);
+    let clock = Arc::new(ManualClock::new(0));
+    let g = |id: &str| {
+        let cfg = MembershipConfig::default();
+        Gossiper::new(cfg, nodes.clone(), id, 1, clock.clone()).unwrap()
+    };
+    let (a, b) = (g("n00"), g("n01"));
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = ready.clone();
+    a.report_readiness(Arc::new(move || probe.load(Ordering::SeqCst)));
+    let mut rng = StdRng::seed_from_u64(7);
+    for want in [false, true] {
+        ready.store(want, Ordering::SeqCst);
+        let round = a.begin_round(&mut rng);
+        let (_, digest) = round.first().expect("a peer to gossip with");
+        b.handle_digest(digest.clone());
+        assert_eq!(b.is_ready("n00"), want, "as n00's probe said");
+        assert_eq!(a.is_ready("n00"), want, "its own entry");
+        assert!(b.is_up("n00"), "up either way");
+    }
+}

@@ -16,6 +16,7 @@ fn digest(from: &str, entries: &[(&str, u64, u64)]) -> GossipDigest {
             .iter()
             .map(|&(id, generation, heartbeat)| GossipEntry {
                 features: 0,
+                not_ready: false,
                 node_id: id.into(),
                 generation,
                 heartbeat,
@@ -209,6 +210,7 @@ fn feature_bits_travel_with_the_heartbeat() {
         generation: 5,
         heartbeat,
         features,
+        not_ready: false,
     };
     let with = |e: GossipEntry| GossipDigest {
         from: "n03".into(),
@@ -228,4 +230,44 @@ fn feature_bits_travel_with_the_heartbeat() {
     let mine = t.digest();
     let me = mine.entries.iter().find(|e| e.node_id == "n00").unwrap();
     assert_eq!(me.features, THIS_BUILD, "advertised");
+}
+
+/// review-tidy34 L4: a node's not-ready bit travels with its heartbeat as
+/// its feature bits do: adopted with a newer entry, dropped with a restart
+/// (a new generation without it), ignored in an older entry; absent (a
+/// build before the bit) is ready; our own is what `set_ready` said.
+#[test]
+fn the_not_ready_bit_travels_with_the_heartbeat() {
+    let mut t = table();
+    assert!(t.is_ready("n01"), "not heard yet: ready");
+    let entry = |generation, heartbeat, not_ready| GossipEntry {
+        node_id: "n01".into(),
+        generation,
+        heartbeat,
+        features: 0,
+        not_ready,
+    };
+    let with = |e: GossipEntry| GossipDigest {
+        from: "n03".into(),
+        entries: vec![e],
+        ..GossipDigest::default()
+    };
+    t.apply_digest(&with(entry(5, 10, false)), 100);
+    assert!(t.is_ready("n01"));
+    t.apply_digest(&with(entry(5, 11, true)), 200);
+    assert!(!t.is_ready("n01"), "latched");
+    assert!(t.is_up_id("n01", 200), "still up: it serves reads");
+    t.apply_digest(&with(entry(5, 9, false)), 300);
+    assert!(!t.is_ready("n01"), "an older entry is ignored");
+    t.apply_digest(&with(entry(6, 1, false)), 400);
+    assert!(t.is_ready("n01"), "restarted");
+    assert!(t.is_ready("n00") && t.is_ready("zz"));
+    t.set_ready(false);
+    assert!(!t.is_ready("n00"));
+    let mine = t.digest();
+    let me = mine.entries.iter().find(|e| e.node_id == "n00").unwrap();
+    assert!(me.not_ready, "advertised");
+    t.set_ready(true);
+    let me = t.digest().entries.into_iter().find(|e| e.node_id == "n00");
+    assert!(!me.unwrap().not_ready);
 }
