@@ -4,15 +4,15 @@
 //! ([`Auth::bootstrap`]); each persisted (synced: `store::save`) before it
 //! is swapped in. A change made here is acknowledged once a quorum holds
 //! it ([`Auth::change_and_spread`]); it is refused, before anything is
-//! stamped, when this node's clock is ahead of or behind most of its peers'
-//! ([`Auth::heard_clock`] records them, `peer_clocks` decides).
+//! stamped, when this node's clock is more than 60 s ahead of or behind
+//! most of the members' clocks ([`Auth::heard_clock`] records them,
+//! `peer_clocks` decides).
 //!
 //! Must not: decide what a change does to the cells (that is `model` and
 //! `cells`), or talk to peers (the push hook does).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::cells::Stamp;
 use super::model::Draft;
@@ -108,8 +108,9 @@ impl Auth {
             if ahead_ms > MAX_OFFSET_MS {
                 return Err(AuthStateError::ClockAhead { ahead_ms });
             }
-            // Far from most peers' clocks: refused before anything is stamped.
-            if let Some(far) = self.clocks.lock().refusal(Instant::now()) {
+            // Far from most members' clocks: refused before anything is stamped.
+            let members = self.members.get().map(|m| m());
+            if let Some(far) = self.clocks.lock().refusal(members.as_deref()) {
                 metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_SKEW).increment(1);
                 return Err(far.into());
             }
@@ -165,7 +166,7 @@ impl Auth {
         let Some(offset_ms) = offset_ms.filter(|_| !peer.is_empty()) else {
             return;
         };
-        self.clocks.lock().record(peer, offset_ms, Instant::now());
+        self.clocks.lock().record(peer, offset_ms);
         metrics::gauge!(OFFSET_METRIC, "peer" => peer.to_string()).set(offset_ms as f64 / 1000.0);
     }
 }
