@@ -8,7 +8,11 @@
 //! node counted) holds the change; 503 means it was made here but is in
 //! force on fewer (the body says k of n and names the peers that refused,
 //! e.g. `clock_ahead`): it is not rolled back and keeps spreading by
-//! anti-entropy (audit12-32 M1). 409 means nothing was made; `clock_skew`:
+//! anti-entropy (audit12-32 M1). 409 `superseded`: it was made here, but a
+//! peer holds a later change of the same role or grant that undoes it, so
+//! it does not take effect as asked (the body names the later change's
+//! stamp and writer and who holds it; review-clock34b M2). Any other 409
+//! means nothing was made; `clock_skew`:
 //! this node's clock is more than 60 s ahead of or behind most of its
 //! peers' (the body names the offsets measured, ahead or behind per peer);
 //! `clock ahead`: its own newest stamp is ahead of its clock. A 200's `version` is the
@@ -64,9 +68,14 @@ fn refused(e: AuthStateError) -> Response {
     (status, format!("{e}\n")).into_response()
 }
 
-/// The answer to a change made here: 200 once a quorum holds it, else 503
-/// saying how far it spread ([`Spread::short_of_quorum`]).
+/// The answer to a change made here: 409 `superseded` when a peer holds a
+/// later change undoing it ([`Spread::superseded_answer`]), else 200 once a
+/// quorum holds it, else 503 saying how far it spread
+/// ([`Spread::short_of_quorum`]).
 fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
+    if let Some(text) = spread.superseded_answer(state.clock()) {
+        return (StatusCode::CONFLICT, text + "\n").into_response();
+    }
     let version = state.version();
     if !spread.acknowledged() {
         let text = spread.short_of_quorum(version, state.clock().ms) + "\n";

@@ -1,7 +1,8 @@
-//! The answer to a change on a node whose clock is ahead of or behind most
-//! of its peers' (review-authq33 H1, review-clock34 H1): 409 `clock_skew`
-//! naming the offsets, with nothing stamped or saved, on every change
-//! route's path.
+//! The answers to a change that does not take effect as asked: on a node
+//! whose clock is ahead of or behind most of its peers' (review-authq33
+//! H1, review-clock34 H1), 409 `clock_skew` naming the offsets, with
+//! nothing stamped or saved, on every change route's path; undone by a
+//! later change a peer holds (review-clock34b M2), 409 `superseded`.
 
 use std::sync::Arc;
 
@@ -9,7 +10,8 @@ use http_body_util::BodyExt;
 
 use super::*;
 use crate::engine::{Engine, Limits, MemoryEngine};
-use crate::security::auth::store;
+use crate::security::auth::spread::{Ack, Verdict};
+use crate::security::auth::{store, sync, Decision, PushHook, Spreading, Stamp};
 
 const TWO_HOURS_MS: i64 = 2 * 3600 * 1000;
 
@@ -104,4 +106,69 @@ async fn an_older_build_without_a_clock_refuses_nothing() {
     auth.heard_clock("", Some(-TWO_HOURS_MS));
     let made = change(auth.clone(), |s| s.with_role("app", None, &[])).await;
     assert_eq!(answer(made).await.0, StatusCode::OK);
+}
+
+/// A push hook of `on` that offers its state to each of `peers`
+/// in-process (as `SyncAuth` does), judges each answer against the change
+/// pushed, and installs the answer on `on`, as `node::auth_sync` does.
+fn push_to(on: &Arc<Auth>, peers: Vec<(&'static str, Arc<Auth>)>) -> PushHook {
+    let me = Arc::downgrade(on);
+    Arc::new(move |change: Arc<AuthState>| {
+        let me = me.upgrade().expect("the node");
+        let mut acks = Vec::new();
+        for (id, peer) in &peers {
+            let answer = sync::serve(peer, &sync::to_message(&me.state())).expect("served");
+            let theirs = sync::from_message(&answer).unwrap().expect("a state");
+            let verdict = Verdict::of_answer(&change, &theirs);
+            acks.push(Ack {
+                peer: id.to_string(),
+                verdict,
+            });
+            me.install(theirs).expect("installed");
+        }
+        let ids: Vec<String> = peers.iter().map(|(id, _)| id.to_string()).collect();
+        let spread = Spread::decide(&ids, acks, 4_000);
+        let spreading: Spreading = Box::pin(async move { spread });
+        spreading
+    })
+}
+
+/// review-clock34b M2: n3's clock is 50 s behind (within the bound, so it
+/// is not refused) and the push of a grant made on n1 missed it. The grant,
+/// stamped t0, is held by n1 and n2. The operator revokes on n3 at t0 + 10
+/// s, stamped t0 - 40 s: n1 and n2 keep the grant. The answer is 409
+/// `superseded` naming the grant, not 200, and the grant stays in force
+/// everywhere, n3 too once it installs their answers. Fails before, by
+/// reading: `of_answer` saw their merge unchanged (Holds) and it was 200,
+/// 3 of 3.
+#[tokio::test]
+async fn a_change_a_later_one_undoes_is_answered_superseded() {
+    let wall = crate::security::auth::now_ms();
+    let stamp = |ms: u64| Stamp { ms, n: 0, node: 1 };
+    let base = AuthState::default()
+        .create_role(stamp(wall - 600_000), "app", None, &[])
+        .unwrap();
+    let grant =
+        (base.set_grant(stamp(wall + 50_000), "app", "default", Perm::Write, true)).unwrap();
+    let (n1, n2) = (
+        Auth::new(true, grant.clone(), None),
+        Auth::new(true, grant, None),
+    );
+    let (n1, n2) = (Arc::new(n1), Arc::new(n2));
+    let (n3, _engine) = node();
+    n3.install(base).unwrap();
+    n3.set_push(push_to(&n3, vec![("n1", n1.clone()), ("n2", n2.clone())]));
+
+    let revoke = change(n3.clone(), |s| s.with_revoke("app", "default", Perm::Write));
+    let (status, text) = answer(revoke.await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    assert!(text.starts_with("superseded: "), "{text}");
+    let later = format!("a later change at {} ms since the epoch", wall + 50_000);
+    assert!(text.contains(&later), "{text}");
+    assert!(text.contains("(held by n1, n2)"), "{text}");
+    assert!(text.contains("did not take effect as asked"), "{text}");
+    for node in [&n1, &n2, &n3] {
+        let can_write = node.state().decide("app", "default", Perm::Write);
+        assert_eq!(can_write, Decision::Allow, "the grant stays in force");
+    }
 }

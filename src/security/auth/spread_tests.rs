@@ -117,3 +117,107 @@ fn a_peer_holds_a_change_when_its_answer_covers_it() {
         Verdict::Missed(_)
     ));
 }
+
+fn at(ms: u64, node: u64) -> Stamp {
+    Stamp { ms, n: 0, node }
+}
+
+/// Role `app` created at 1000 ms, `default write` granted at 1500 ms.
+fn base() -> AuthState {
+    let s = AuthState::default().create_role(at(1_000, 1), "app", None, &[]);
+    let s = s
+        .unwrap()
+        .set_grant(at(1_500, 1), "app", "default", Perm::Write, true);
+    s.unwrap()
+}
+
+/// review-clock34b M2: a peer holds our change only if the cell it wrote
+/// carries its stamp (or a later one asking the same); a later stamp that
+/// undoes it is `Superseded` by it; an older one merged with ours holds
+/// ours. Fails before: a newer stamp was `Holds` (the merge kept theirs).
+#[test]
+fn a_peer_holds_a_change_only_if_its_cell_carries_the_change() {
+    let revoke = |s: &AuthState, ms| s.set_grant(at(ms, 3), "app", "default", Perm::Write, false);
+    let ours = revoke(&base(), 2_000).unwrap();
+    let answered = |theirs: AuthState| Verdict::of_answer(&ours, &theirs.merge(ours.clone()));
+    // Equal: it installed ours. Older: ours wins the merge.
+    assert_eq!(answered(base()), Verdict::Holds);
+    assert_eq!(Verdict::of_answer(&ours, &ours), Verdict::Holds);
+    // Newer: a grant at 3000 ms by writer 7 undoes our revoke.
+    let regrant = base().set_grant(at(3_000, 7), "app", "default", Perm::Write, true);
+    let superseded = Verdict::Superseded {
+        stamp: at(3_000, 7),
+        writer: 7,
+    };
+    assert_eq!(answered(regrant.unwrap()), superseded);
+    // A later revoke asks the same: ours took effect as asked.
+    assert_eq!(answered(revoke(&base(), 3_000).unwrap()), Verdict::Holds);
+    // A later drop of the role undoes it too, naming the drop.
+    let dropped = base().drop_role(at(4_000, 8), "app").unwrap();
+    let by_drop = answered(dropped);
+    assert!(
+        matches!(by_drop, Verdict::Superseded { writer: 8, .. }),
+        "{by_drop:?}"
+    );
+    // A state without our change (not merged): not yet.
+    assert!(matches!(
+        Verdict::of_answer(&ours, &base()),
+        Verdict::Missed(_)
+    ));
+}
+
+/// A drop undone by a later re-create, a create undone by a later drop:
+/// both superseded.
+#[test]
+fn a_drop_or_a_create_is_superseded_by_a_later_create_or_drop() {
+    let drop = base().drop_role(at(2_000, 3), "app").unwrap();
+    let recreated = (drop.create_role(at(3_000, 7), "app", None, &[])).unwrap();
+    let verdict = Verdict::of_answer(&drop, &recreated);
+    assert!(
+        matches!(verdict, Verdict::Superseded { writer: 7, .. }),
+        "{verdict:?}"
+    );
+    let create = (AuthState::default().create_role(at(2_000, 3), "x", None, &[])).unwrap();
+    let gone = create.drop_role(at(3_000, 7), "x").unwrap();
+    let verdict = Verdict::of_answer(&create, &gone);
+    assert!(
+        matches!(verdict, Verdict::Superseded { writer: 7, .. }),
+        "{verdict:?}"
+    );
+    let dropped_again = drop
+        .clone()
+        .merge(base().drop_role(at(3_000, 7), "app").unwrap());
+    assert_eq!(Verdict::of_answer(&drop, &dropped_again), Verdict::Holds);
+}
+
+/// Superseded on any peer means the change did not take effect as asked,
+/// even with a quorum holding it: 409 naming the latest later change.
+#[test]
+fn a_change_superseded_on_any_peer_is_answered_superseded_even_at_a_quorum() {
+    let sup = |ms| Verdict::Superseded {
+        stamp: at(ms, 0xab),
+        writer: 0xab,
+    };
+    let five = peers(&["n2", "n3", "n4", "n5"]);
+    let acks = vec![
+        ack("n2", Verdict::Holds),
+        ack("n3", Verdict::Holds),
+        ack("n4", sup(3_000)),
+        ack("n5", sup(2_500)),
+    ];
+    let spread = Spread::decide(&five, acks, 4_000);
+    assert!(spread.acknowledged(), "3 of 5 hold it");
+    let text = spread.superseded_answer(at(2_000, 1)).expect("superseded");
+    for part in [
+        "superseded: superseded by a later change at 3000 ms since the epoch from writer \
+         00000000000000ab (held by n4)",
+        "stamped 2000 ms",
+        "did not take effect as asked",
+        "held by 3 of 5 members",
+        "geokv auth list",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text}");
+    }
+    let plain = Spread::decide(&five, vec![ack("n2", Verdict::Holds)], 4_000);
+    assert_eq!(plain.superseded_answer(at(2_000, 1)), None);
+}
