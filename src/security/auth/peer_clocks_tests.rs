@@ -38,8 +38,9 @@ fn a_node_two_hours_ahead_of_two_peers_refuses() {
 }
 
 /// review-clock34 H1: a node 2 h behind its peers would stamp a revoke
-/// older than the grant they hold; they would acknowledge it (their merge
-/// keeps the grant) and it would never take effect.
+/// older than the grant they hold, which their merge keeps: it would
+/// never take effect (answered 409 `superseded` since review-clock34b M2;
+/// refused before it is stamped here).
 #[test]
 fn a_node_two_hours_behind_two_peers_refuses() {
     let c = clocks(&[("n2", TWO_HOURS_MS), ("n3", TWO_HOURS_MS - 5)]);
