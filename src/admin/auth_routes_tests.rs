@@ -108,6 +108,66 @@ async fn an_older_build_without_a_clock_refuses_nothing() {
     assert_eq!(answer(made).await.0, StatusCode::OK);
 }
 
+/// review-clock35 M1: a node whose members are known changes nothing
+/// until a quorum of them (itself counted) was heard since it started:
+/// 503 `clock not yet measured`, nothing stamped or saved; once heard
+/// (an older build, without a clock, counts), the change is made.
+#[tokio::test]
+async fn a_change_waits_until_a_quorum_of_members_is_heard() {
+    let (auth, engine) = node();
+    let members = ["n2", "n3", "n4", "n5"].map(String::from).to_vec();
+    auth.set_members(Arc::new(move || members.clone()));
+    auth.heard_clock("n2", Some(0));
+    let before = auth.state();
+    let made = change(auth.clone(), |s| s.with_role("app", None, &[])).await;
+    let (status, text) = answer(made).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(
+        text.starts_with("clock not yet measured: 2 of 5 members"),
+        "{text}"
+    );
+    assert_eq!(auth.state(), before, "nothing stamped or swapped in");
+    assert_eq!(store::load(&*engine).unwrap(), *before, "nothing saved");
+    auth.heard_clock("n3", None);
+    let made = change(auth.clone(), |s| s.with_role("app", None, &[])).await;
+    assert_eq!(answer(made).await.0, StatusCode::OK);
+}
+
+/// review-clock35 L4: every peer holds the change, but this node has
+/// installed a later change undoing it meanwhile (another node's push, its
+/// maker silent): 409 `superseded`, not 200. Fails before, by reading:
+/// self always counted as holding it.
+#[tokio::test]
+async fn a_change_this_node_holds_a_later_change_of_is_superseded() {
+    let wall = crate::security::auth::now_ms();
+    let (n1, _engine) = node();
+    n1.change(|s| s.with_role("app", None, &[])).unwrap();
+    let later = Arc::new(Auth::new(true, n1.state().as_ref().clone(), None));
+    let me = Arc::downgrade(&n1);
+    n1.set_push(Arc::new(move |_change: Arc<AuthState>| {
+        // n2 drops the role, stamped 30 s ahead; its push reaches n1 only.
+        let n1 = me.upgrade().expect("the node");
+        let stamp = Stamp {
+            ms: wall + 30_000,
+            n: 0,
+            node: 9,
+        };
+        let dropped = later.state().drop_role(stamp, "app").unwrap();
+        n1.install(dropped).expect("installed");
+        let acks = vec![Ack {
+            peer: "n2".into(),
+            verdict: Verdict::Holds,
+        }];
+        let spread = Spread::decide(&["n2".to_string()], acks, 4_000);
+        let spreading: Spreading = Box::pin(async move { spread });
+        spreading
+    }));
+    let grant = change(n1.clone(), |s| s.with_grant("app", "default", Perm::Read));
+    let (status, text) = answer(grant.await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    assert!(text.contains("held by this node, undoes"), "{text}");
+}
+
 /// A push hook of `on` that offers its state to each of `peers`
 /// in-process (as `SyncAuth` does), judges each answer against the change
 /// pushed, and installs the answer on `on`, as `node::auth_sync` does.
@@ -163,10 +223,17 @@ async fn a_change_a_later_one_undoes_is_answered_superseded() {
     let (status, text) = answer(revoke.await).await;
     assert_eq!(status, StatusCode::CONFLICT, "{text}");
     assert!(text.starts_with("superseded: "), "{text}");
-    let later = format!("a later change at {} ms since the epoch", wall + 50_000);
+    let later = format!(
+        "a later change, stamped {} ms since the epoch",
+        wall + 50_000
+    );
     assert!(text.contains(&later), "{text}");
-    assert!(text.contains("(held by n1, n2)"), "{text}");
-    assert!(text.contains("did not take effect as asked"), "{text}");
+    // n3 installed their answers: it holds the grant too (review-clock35 L4).
+    assert!(text.contains("held by n1, n2, this node, undoes"), "{text}");
+    assert!(
+        text.contains("in force on the 0 of 3 members that held it when they answered"),
+        "{text}"
+    );
     for node in [&n1, &n2, &n3] {
         let can_write = node.state().decide("app", "default", Perm::Write);
         assert_eq!(can_write, Decision::Allow, "the grant stays in force");

@@ -17,7 +17,7 @@
 //! measuring is `node::auth_sync` and `sync::serve_from`, the refusal
 //! `changes.rs`. Must not: read a clock, stamp or change anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::MAX_OFFSET_MS;
 
@@ -48,16 +48,52 @@ pub fn one_way(peer_ms: u64, received_ms: u64) -> Option<i64> {
     (peer_ms != 0).then(|| diff(peer_ms, received_ms))
 }
 
-/// Each peer's last measured offset (ms, its clock minus ours).
+/// Each peer's last measured offset (ms, its clock minus ours), and the
+/// peers heard since this process started.
 #[derive(Debug, Default)]
 pub struct PeerClocks {
     heard: BTreeMap<String, i64>,
+    since_start: BTreeSet<String>,
 }
 
 impl PeerClocks {
-    /// `peer`'s offset as just measured (replacing the one before).
+    /// `peer`'s offset as just measured (replacing the one before); it is
+    /// heard since start.
     pub fn record(&mut self, peer: &str, offset_ms: i64) {
+        self.since_start.insert(peer.to_string());
         self.heard.insert(peer.to_string(), offset_ms);
+    }
+
+    /// `peer` was heard without a clock (an older build, or a rollback to
+    /// one): heard since start, and its last offset is dropped, since it
+    /// may predate a clock fix and nothing will replace it
+    /// (review-clock35 L2): it counts neither way.
+    pub fn record_no_clock(&mut self, peer: &str) {
+        self.since_start.insert(peer.to_string());
+        self.heard.remove(peer);
+    }
+
+    /// Why a change made now must wait (review-clock35 M1): fewer than a
+    /// quorum of the members, this node counted, heard since this process
+    /// started (by `SyncAuth`, either way, with or without a clock). The
+    /// offsets are kept in memory only, so without this a node restarted
+    /// inside a wrong-clock minority cut off from the rest would measure
+    /// only that minority and stamp. No wedge: a node that reaches a
+    /// quorum hears it within seconds (anti-entropy every second, both
+    /// ways); one that cannot could not have its change acknowledged
+    /// anyway. `None` members (not known: a tool, a test): never waits.
+    pub fn not_yet_heard(&self, members: Option<&[String]>) -> Option<NotYetHeard> {
+        let members = members?;
+        let n = members.len() + 1;
+        let quorum = n / 2 + 1;
+        let (heard, missing): (Vec<&String>, Vec<&String>) =
+            members.iter().partition(|m| self.since_start.contains(*m));
+        (1 + heard.len() < quorum).then(|| NotYetHeard {
+            heard: 1 + heard.len(),
+            members: n,
+            quorum,
+            missing: missing.into_iter().cloned().collect(),
+        })
     }
 
     /// The offsets a change is decided on (review-clock34b M1): each
@@ -130,6 +166,29 @@ pub fn far_from_most(offsets: &[(String, i64)]) -> bool {
     let far = offsets.iter().filter(|(_, o)| is_far(*o)).count();
     far > offsets.len() - far
 }
+
+/// How the answer to a change refused by [`NotYetHeard`] opens (503;
+/// the CLI looks for it: nothing was made).
+pub const NOT_MEASURED: &str = "clock not yet measured";
+
+/// A change refused because fewer than a quorum of the members (this node
+/// counted) were heard since this node started
+/// ([`PeerClocks::not_yet_heard`]): nothing was stamped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{NOT_MEASURED}: {heard} of {members} members heard since this node started (this node      counted), short of a quorum of {quorum}, so its clock cannot be checked against theirs;      nothing was stamped or saved; not heard yet: {list}; retry in a few seconds (each node      syncs with a random member every second); if this lasts, this node cannot reach a quorum      of the members",
+    list = self.missing.join(", ")
+)]
+pub struct NotYetHeard {
+    pub heard: usize,
+    pub members: usize,
+    pub quorum: usize,
+    pub missing: Vec<String>,
+}
+
+/// The reason label of a change refused by [`NotYetHeard`]
+/// (`geokv_auth_changes_refused_total`).
+pub const NOT_HEARD: &str = "not_heard";
 
 /// A change refused because this node's clock is far from most of its
 /// peers': the offsets it was decided on ([`PeerClocks::counted`]).

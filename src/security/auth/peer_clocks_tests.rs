@@ -172,6 +172,69 @@ fn a_newer_measurement_replaces_the_older_one() {
     assert_eq!(c.counted(None), vec![("n2".into(), 10), ("n3".into(), 10)]);
 }
 
+/// review-clock35 M1: after a restart nothing is measured; a node of a
+/// wrong-clock minority cut off from the rest (A, B 2 h ahead of C, D, E)
+/// would measure only B (within) and stamp. It now waits until a quorum of
+/// the members, itself counted, was heard since it started, then decides
+/// on the offsets. Fails before, by reading: there was no such wait, and
+/// the offsets alone ({B within}) accept.
+#[test]
+fn a_restarted_node_waits_until_a_quorum_is_heard_since_start() {
+    let members = ids(&["b", "c", "d", "e"]);
+    let mut c = PeerClocks::default();
+    c.record("b", 0);
+    assert_eq!(c.refusal(Some(&members[..])), None, "the offsets alone");
+    let wait = c.not_yet_heard(Some(&members[..])).expect("2 of 5 heard");
+    assert_eq!((wait.heard, wait.members, wait.quorum), (2, 5, 3));
+    let text = wait.to_string();
+    assert!(
+        text.starts_with("clock not yet measured: 2 of 5 members heard since this node started"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not heard yet: c, d, e") && text.contains("nothing was stamped"),
+        "{text}"
+    );
+    c.record("c", -TWO_HOURS_MS);
+    c.record("d", -TWO_HOURS_MS);
+    assert_eq!(c.not_yet_heard(Some(&members[..])), None, "3 of 5");
+    let far = c
+        .refusal(Some(&members[..]))
+        .expect("decided on the offsets");
+    assert!(far.to_string().starts_with("clock_skew: "), "{far}");
+    // An older build (no clock) counts as heard: an upgrade is not blocked.
+    let mut old = PeerClocks::default();
+    old.record_no_clock("b");
+    old.record_no_clock("c");
+    assert_eq!(old.not_yet_heard(Some(&members[..])), None);
+    assert_eq!(old.refusal(Some(&members[..])), None);
+    // Alone, or the members unknown (a tool, a test): nothing to wait for.
+    let fresh = PeerClocks::default();
+    assert_eq!(fresh.not_yet_heard(Some(&[][..])), None);
+    assert_eq!(fresh.not_yet_heard(None), None);
+    // Three members: one other heard is a quorum.
+    let three = ids(&["b", "c"]);
+    assert!(fresh.not_yet_heard(Some(&three[..])).is_some());
+    assert_eq!(c.not_yet_heard(Some(&three[..])), None);
+}
+
+/// review-clock35 L2: a member that answers without a clock (a rollback to
+/// an older build once its clock was fixed) drops its stale offset, which
+/// then counts neither way. Fails before, by reading: `heard_clock`
+/// returned early on `None` and the far offset stayed.
+#[test]
+fn a_member_heard_without_a_clock_drops_its_last_offset() {
+    let mut c = clocks(&[("n2", -TWO_HOURS_MS), ("n3", 0)]);
+    c.record("n4", -TWO_HOURS_MS);
+    assert!(c.refusal(None).is_some());
+    c.record_no_clock("n2");
+    assert_eq!(
+        c.counted(None),
+        vec![("n3".into(), 0), ("n4".into(), -TWO_HOURS_MS)]
+    );
+    assert_eq!(c.refusal(None), None);
+}
+
 #[test]
 fn an_older_build_sends_no_clock() {
     assert_eq!(on_round_trip(0, 1_000, 2_000), None);
@@ -210,7 +273,7 @@ proptest! {
     fn with_every_peer_heard_it_refuses_iff_no_quorum_is_within(
         offsets in proptest::collection::vec(-3 * MAX_OFFSET_MS as i64..3 * MAX_OFFSET_MS as i64, 0..9)
     ) {
-            let mut c = PeerClocks::default();
+        let mut c = PeerClocks::default();
         for (i, o) in offsets.iter().enumerate() {
             c.record(&format!("n{i}"), *o);
         }
@@ -237,5 +300,21 @@ proptest! {
         prop_assert_eq!(c.counted(Some(&members[..])), counted.clone());
         let off = counted.iter().filter(|(_, o)| *o != 0).count();
         prop_assert_eq!(c.refusal(Some(&members[..])).is_some(), off * 2 > counted.len());
+    }
+
+    /// A change waits exactly while fewer than a quorum of the members,
+    /// this node counted, were heard since start (an independent count).
+    #[test]
+    fn it_waits_iff_fewer_than_a_quorum_were_heard(heard in proptest::collection::vec(any::<bool>(), 0..9)) {
+        let mut c = PeerClocks::default();
+        let members: Vec<String> = (0..heard.len()).map(|i| format!("n{i}")).collect();
+        for (m, h) in members.iter().zip(&heard) {
+            if *h {
+                c.record_no_clock(m);
+            }
+        }
+        let n = heard.len() + 1;
+        let k = 1 + heard.iter().filter(|h| **h).count();
+        prop_assert_eq!(c.not_yet_heard(Some(&members[..])).is_some(), 2 * k <= n);
     }
 }

@@ -23,8 +23,12 @@ pub const CLOCK_AHEAD: &str = "clock_ahead";
 /// it: the change was made, and a generated token must still be shown).
 pub const MADE_HERE: &str = "made on this node";
 
-/// How the answer to a change that a later change superseded opens (409).
+/// How the answer to a change that a later change superseded opens (409;
+/// the CLI looks for it).
 pub const SUPERSEDED: &str = "superseded";
+
+/// The name this node's own verdict is listed under ([`Spread::with_self`]).
+pub const THIS_NODE: &str = "this node";
 
 /// What one peer's answer to the push says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,23 +171,62 @@ impl Spread {
         Some((latest, holders.collect()))
     }
 
+    /// This node's own verdict on the change (review-clock35 L4): if it
+    /// holds a later change undoing it by now (installed from another
+    /// node's push or an answer), it no longer counts as holding it and is
+    /// listed as [`THIS_NODE`].
+    pub fn with_self(mut self, verdict: Verdict) -> Spread {
+        if matches!(verdict, Verdict::Superseded { .. }) {
+            self.holding = self.holding.saturating_sub(1);
+            let peer = THIS_NODE.to_string();
+            self.missing.push(Ack { peer, verdict });
+        }
+        self
+    }
+
     /// The answer (409) to a change superseded by a later one, stamped
-    /// `stamp` (this node's clock), if it was ([`Spread::superseded`]).
-    pub fn superseded_answer(&self, stamp: Stamp) -> Option<String> {
+    /// `stamp` (this node's clock; its `node` is this process's writer),
+    /// if it was ([`Spread::superseded`]), said at `now_ms` (this node's
+    /// clock): where the change is in force, and, when the later stamp is
+    /// more than [`super::MAX_OFFSET_MS`] ahead of this node's clock, that
+    /// the later writer's clock is wrong and a retry here will not help
+    /// (review-clock35 M2).
+    pub fn superseded_answer(&self, stamp: Stamp, now_ms: u64) -> Option<String> {
         let (later, on) = self.superseded()?;
-        Some(format!(
-            "{SUPERSEDED}: superseded by a later change at {} ms since the epoch from writer \
-             {:016x} (held by {}): this change, stamped {} ms by this node's clock, did not take \
-             effect as asked (it is held by {} of {} members, this node counted, and the later \
-             change replaces it on every node as it spreads: per role and grant the later stamp \
-             wins); nothing is rolled back; check with `geokv auth list` and make the change \
-             again if it is still wanted (it is then stamped after the later one)",
+        let me = if later.node == stamp.node {
+            " (this node)"
+        } else {
+            ""
+        };
+        let head = format!(
+            "{SUPERSEDED}: a later change, stamped {} ms since the epoch by writer {:016x}{me} and \
+             held by {}, undoes this one (stamped {} ms by this node's clock; per role and grant \
+             the later stamp wins, and a re-created role counts as later): this change was \
+             applied (saved here, nothing is rolled back) and is in force on the {} of {} \
+             members that held it when they answered",
             later.ms,
             later.node,
             on.join(", "),
             stamp.ms,
             self.holding,
             self.members
+        );
+        let ahead_ms = later.ms.saturating_sub(now_ms);
+        if ahead_ms > super::MAX_OFFSET_MS {
+            return Some(format!(
+                "{head}; the later change is stamped {} s ahead of this node's clock (writer \
+                 {:016x}'s clock is wrong): this node and every node whose clock is right refuse \
+                 it (clock_ahead), so this change stays in force where it is until their clocks \
+                 reach that stamp, and is then overridden; retrying here will not help (a retry \
+                 is stamped below it too); fix that writer's clock (its node logs `auth: this \
+                 process stamps its changes as writer W` at start)",
+                ahead_ms / 1000,
+                later.node
+            ));
+        }
+        Some(format!(
+            "{head}, only until the later change reaches them; check with `geokv auth list` and \
+             make the change again if it is still wanted (it is then stamped after the later one)"
         ))
     }
 
