@@ -118,6 +118,7 @@ fn a_failed_create_role_keeps_its_token_unless_refused() {
     // review-clock35 M1, M2: nothing stamped; made, then undone.
     let wait = status(503, "clock not yet measured: 2 of 5 members heard");
     assert_eq!(kept(&wait), None);
+    assert!(not_measured(&wait) && !not_measured(&status(503, &short)));
     let superseded = status(409, "superseded: a later change, stamped 3000 ms");
     assert_eq!(kept(&superseded), None);
     assert!(is_superseded(&superseded));
