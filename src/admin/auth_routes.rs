@@ -8,7 +8,15 @@
 //! node counted) holds the change; 503 means it was made here but is in
 //! force on fewer (the body says k of n and names the peers that refused,
 //! e.g. `clock_ahead`): it is not rolled back and keeps spreading by
-//! anti-entropy (audit12-32 M1). 409 means nothing was made; `clock_skew`:
+//! anti-entropy (audit12-32 M1); 503 `clock not yet measured`: nothing was
+//! made, fewer than a quorum of the members were heard since this node
+//! started (retry in seconds; review-clock35 M1). 409 `superseded` is the
+//! one 409 that was applied: it was made here, but a peer (or this node)
+//! holds a later change of the same role or grant that undoes it, so it is
+//! overridden as the later change spreads (the body says where it is in
+//! force until then, and names the later change's stamp and writer and who
+//! holds it; review-clock34b M2, review-clock35 M2). Any other 409 means
+//! nothing was made; `clock_skew`:
 //! this node's clock is more than 60 s ahead of or behind most of its
 //! peers' (the body names the offsets measured, ahead or behind per peer);
 //! `clock ahead`: its own newest stamp is ahead of its clock. A 200's `version` is the
@@ -34,8 +42,10 @@ use serde::Deserialize;
 
 use super::routes::Admin;
 use crate::engine::CallSite;
-use crate::security::auth::spread::Spread;
-use crate::security::auth::{secret, Auth, AuthState, AuthStateError, ChangeError, Draft, Perm};
+use crate::security::auth::spread::{Spread, Verdict};
+use crate::security::auth::{
+    now_ms, secret, Auth, AuthState, AuthStateError, ChangeError, Draft, Perm,
+};
 
 const JSON: &str = "application/json";
 
@@ -50,6 +60,8 @@ fn refused(e: AuthStateError) -> Response {
         AuthStateError::Change(ChangeError::Exists(_)) => StatusCode::CONFLICT,
         AuthStateError::Change(ChangeError::NoRole(_)) => StatusCode::NOT_FOUND,
         AuthStateError::Change(_) => StatusCode::BAD_REQUEST,
+        // Nothing stamped; it passes once a quorum is heard (seconds).
+        AuthStateError::NotYetHeard(_) => StatusCode::SERVICE_UNAVAILABLE,
         AuthStateError::ClockAhead { .. }
         | AuthStateError::FarFromPeers(_)
         | AuthStateError::ClockExhausted => StatusCode::CONFLICT,
@@ -64,9 +76,14 @@ fn refused(e: AuthStateError) -> Response {
     (status, format!("{e}\n")).into_response()
 }
 
-/// The answer to a change made here: 200 once a quorum holds it, else 503
-/// saying how far it spread ([`Spread::short_of_quorum`]).
+/// The answer to a change made here: 409 `superseded` when a peer, or
+/// this node, holds a later change undoing it
+/// ([`Spread::superseded_answer`]), else 200 once a quorum holds it, else
+/// 503 saying how far it spread ([`Spread::short_of_quorum`]).
 fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
+    if let Some(text) = spread.superseded_answer(state.clock(), now_ms()) {
+        return (StatusCode::CONFLICT, text + "\n").into_response();
+    }
     let version = state.version();
     if !spread.acknowledged() {
         let text = spread.short_of_quorum(version, state.clock().ms) + "\n";
@@ -87,8 +104,9 @@ async fn change<F>(auth: Arc<Auth>, f: F) -> Response
 where
     F: FnOnce(&Draft) -> Result<AuthState, ChangeError> + Send + 'static,
 {
+    let maker = auth.clone();
     let made = CallSite::BlockingPool
-        .run(move || auth.change_and_spread(f))
+        .run(move || maker.change_and_spread(f))
         .await;
     let (state, spreading) = match made {
         Ok(Ok(made)) => made,
@@ -98,7 +116,11 @@ where
             return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
         }
     };
-    spread_answer(&state, &spreading.await)
+    let spread = spreading.await;
+    // This node too may hold a later change undoing it by now (another
+    // node's push, its maker silent): judged like a peer (review-clock35 L4).
+    let spread = spread.with_self(Verdict::of_answer(&state, &auth.state()));
+    spread_answer(&state, &spread)
 }
 
 fn auth_of(a: &Admin) -> Option<&Arc<Auth>> {

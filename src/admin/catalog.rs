@@ -103,8 +103,8 @@ pub const FAMILIES: &[(Kind, &str, &str)] = &[
     (Gauge, "geokv_auth_version", "Wall time (ms) of the newest change to the replicated roles and permissions in force on this node (equal on converged nodes)."),
     (Gauge, "geokv_auth_verifications_running", "argon2 token verifications running now (at most two at once; calls past them wait)."),
     (Counter, "geokv_auth_states_refused_total", "Peer auth states refused, by reason (clock_ahead: its clock is more than 60 s ahead of this node's; check NTP)."),
-    (Counter, crate::security::auth::CHANGES_REFUSED, "Auth changes refused on this node before anything was stamped, by reason (clock_skew: this node's clock is more than 60 s ahead of or behind most of its peers'; fix it with NTP or chrony)."),
-    (Gauge, crate::security::auth::peer_clocks::OFFSET_METRIC, "Each peer's wall clock minus this node's, in seconds, as last measured on an auth sync (by peer; within half the round trip). A change made on a node more than 60 s ahead of most of its peers is refused."),
+    (Counter, crate::security::auth::CHANGES_REFUSED, "Auth changes refused on this node before anything was stamped, by reason (clock_skew: this node's clock is more than 60 s ahead of or behind most of the members'; fix it with NTP or chrony; not_heard: fewer than a quorum of the members heard since this node started, which passes within seconds when they are reachable)."),
+    (Gauge, crate::security::auth::peer_clocks::OFFSET_METRIC, "Each member's wall clock minus this node's, in seconds, as last measured on an auth sync (by peer; within half the round trip; a peer removed from the layout is not shown). A change made on a node more than 60 s ahead of or behind most of the members is refused."),
     // Build.
     (Gauge, "geokv_build_info", "Always 1; the labels say which build runs."),
 ];

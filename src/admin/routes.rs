@@ -94,12 +94,16 @@ async fn health(State(a): State<Admin>) -> Response {
     format!("ok {}\n", a.node_id).into_response()
 }
 
+/// `GET /metrics`; a peer's clock offset only while it is a member
+/// (review-clock34 L3: the series of a removed peer is left out).
 async fn metrics(State(a): State<Admin>) -> Response {
-    (
-        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        a.metrics.render(),
-    )
-        .into_response()
+    let mut text = a.metrics.render();
+    if let Some(cluster) = &a.cluster {
+        let view = cluster.current();
+        let members: Vec<String> = view.members().iter().map(|n| n.id.to_string()).collect();
+        text = crate::security::auth::peer_clocks::members_only(&text, &members);
+    }
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
 }
 
 async fn faults(State(a): State<Admin>) -> Response {

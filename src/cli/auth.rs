@@ -6,8 +6,9 @@
 //! [`result_json`]); the state and its checks are `geokv::security::auth`'s.
 //! Must not: hash secrets or check permissions itself.
 use anyhow::{bail, Context};
+use geokv::security::auth::peer_clocks::NOT_MEASURED;
 use geokv::security::auth::secret;
-use geokv::security::auth::spread::MADE_HERE;
+use geokv::security::auth::spread::{MADE_HERE, SUPERSEDED};
 use serde_json::{json, Value};
 
 use super::admin_http::{env_token, request, StatusError};
@@ -88,6 +89,15 @@ impl AdminArgs {
             .filter(|t| !t.trim().is_empty())
             .or_else(env_token);
         self.tls.choose();
+        // A node just (re)started has not heard a quorum yet: nothing was
+        // stamped, so the same call is made again, for up to 10 s.
+        for _ in 0..NOT_MEASURED_TRIES {
+            let made = request(&self.endpoint, method, path, token.as_deref(), body).await;
+            if !made.as_ref().is_err_and(not_measured) {
+                return made;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
         request(&self.endpoint, method, path, token.as_deref(), body).await
     }
 
@@ -163,6 +173,10 @@ pub async fn run(cmd: AuthCommand) -> anyhow::Result<()> {
 /// or may have been (a timeout, a 500), so the token must not be lost
 /// (review-authq33 L2); with `--json` (`quiet`) as JSON too.
 fn keep_token(e: &anyhow::Error, name: &str, secret: &str, quiet: bool) {
+    if is_superseded(e) {
+        eprintln!("no token printed: the role was made, but a later drop or re-create of it undoes it, so this token stops working as that change spreads; create the role again if it is still wanted");
+        return;
+    }
     let Some(made) = kept(e) else { return };
     eprintln!("the role {made} made on that node; its token (shown once, store it now):\n  export GEOKV_TOKEN='{name}:{secret}'");
     if quiet {
@@ -176,17 +190,40 @@ fn keep_token(e: &anyhow::Error, name: &str, secret: &str, quiet: bool) {
 
 /// Whether a role whose creation failed with `e` was made on the node
 /// ("was": a 503 short of a quorum, made here), may have been (a timeout,
-/// a connect error, a 500), or not (`None`: a 4xx, the node refused it);
-/// from the answer's status (review-fix33 L3), not its text.
+/// a connect error, a 500), or not (`None`: a 4xx, the node refused it; a
+/// 503 `clock not yet measured`, nothing stamped); from the answer's
+/// status (review-fix33 L3), not its text. A 409 `superseded` is the one
+/// 4xx that was made, but `None` too: a later drop or re-create of the
+/// role undoes it, so its token would stop working as that spreads
+/// ([`is_superseded`]; review-clock35 M2).
 fn kept(e: &anyhow::Error) -> Option<&'static str> {
     match e.downcast_ref::<StatusError>() {
         Some(s) if (400..500).contains(&s.code) => None,
+        Some(_) if not_measured(e) => None,
         Some(s) if s.code == 503 && s.body.contains(MADE_HERE) => Some("was"),
         Some(_) => Some("may have been"),
         // `request` refuses a 401 without a token before the status.
         None if e.to_string().contains(" answered 401: ") => None,
         None => Some("may have been"),
     }
+}
+
+/// How many times a change answered 503 `clock not yet measured` is made
+/// again, a second apart, before its answer is shown.
+const NOT_MEASURED_TRIES: usize = 10;
+
+/// Whether `e` is a 503 `clock not yet measured` (review-clock35 M1):
+/// nothing was stamped, and the node passes once it has heard a quorum of
+/// the members, within seconds when they are reachable.
+fn not_measured(e: &anyhow::Error) -> bool {
+    let s = e.downcast_ref::<StatusError>();
+    s.is_some_and(|s| s.code == 503 && s.body.starts_with(NOT_MEASURED))
+}
+
+/// Whether `e` is a 409 `superseded`: made, then undone by a later change.
+fn is_superseded(e: &anyhow::Error) -> bool {
+    let s = e.downcast_ref::<StatusError>();
+    s.is_some_and(|s| s.code == 409 && s.body.starts_with(&format!("{SUPERSEDED}: ")))
 }
 
 /// Runs the command, printing text unless `quiet`; the generated token of a

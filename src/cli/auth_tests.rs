@@ -115,4 +115,12 @@ fn a_failed_create_role_keeps_its_token_unless_refused() {
     assert_eq!(kept(&connect), Some("may have been"));
     let no_token = anyhow::anyhow!("n1:9090 answered 401: unauthorized (give the admin token)");
     assert_eq!(kept(&no_token), None);
+    // review-clock35 M1, M2: nothing stamped; made, then undone.
+    let wait = status(503, "clock not yet measured: 2 of 5 members heard");
+    assert_eq!(kept(&wait), None);
+    assert!(not_measured(&wait) && !not_measured(&status(503, &short)));
+    let superseded = status(409, "superseded: a later change, stamped 3000 ms");
+    assert_eq!(kept(&superseded), None);
+    assert!(is_superseded(&superseded));
+    assert!(!is_superseded(&status(409, "clock_skew: far")));
 }

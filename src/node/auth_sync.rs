@@ -1,7 +1,8 @@
 //! The calling side of the auth state's replication: anti-entropy with one
 //! random member every second (`SyncAuth`: offer ours, install theirs —
 //! both sides merge), and a push to every member right after a change made
-//! here, whose verdicts (holds it, refused and why, no answer) the change's
+//! here, whose verdicts (holds it, holds a later change undoing it,
+//! refused and why, no answer) the change's
 //! answer waits for, up to [`ACK_DEADLINE`]. A revoke is in force on every
 //! reachable node within a push, or a few anti-entropy rounds for a node
 //! the push missed. Internode calls are mutually authenticated under TLS,
@@ -34,17 +35,24 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 pub const ACK_DEADLINE: Duration = Duration::from_secs(4);
 
 /// Offers `to` our state and installs its answer; what the answer says of
-/// `ours` (the state offered). The answer's clock gives `to`'s offset,
-/// measured on the round trip ([`Auth::heard_clock`]).
-async fn exchange(auth: &Arc<Auth>, peers: &Peers, to: &crate::topology::NodeInfo) -> Verdict {
+/// `change` (the state of a change made here, pushed), or else of the
+/// state offered. The answer's clock gives `to`'s offset, measured on the
+/// round trip ([`Auth::heard_clock`]).
+async fn exchange(
+    auth: &Arc<Auth>,
+    peers: &Peers,
+    to: &crate::topology::NodeInfo,
+    change: Option<Arc<AuthState>>,
+) -> Verdict {
     let ours = auth.state();
+    let judged = change.unwrap_or_else(|| ours.clone());
     let sent = now_ms();
     let reply = peers.sync_auth(to, to_message(&ours), CALL_TIMEOUT).await;
     if let Ok(msg) = &reply {
         let offset = peer_clocks::on_round_trip(msg.sent_at_ms, sent, now_ms());
         auth.heard_clock(&to.id, offset);
     }
-    let (verdict, theirs) = judge(&ours, reply);
+    let (verdict, theirs) = judge(&judged, reply);
     if let Some(theirs) = theirs {
         // A synced save under the install lock: on the blocking pool, not
         // on an async worker (review-authq33 M1).
@@ -112,7 +120,7 @@ pub fn push_hook(
     spawner: crate::tasks::Spawner,
 ) -> PushHook {
     let auth = Arc::downgrade(auth);
-    Arc::new(move |_state: Arc<AuthState>| {
+    Arc::new(move |state: Arc<AuthState>| {
         let view = cluster.current();
         let others: Vec<_> = (view.members().iter())
             .filter(|n| n.id != view.me_id())
@@ -121,9 +129,10 @@ pub fn push_hook(
         let (tx, rx) = mpsc::unbounded_channel();
         for peer in &others {
             let (auth, peers, peer, tx) = (auth.clone(), peers.clone(), peer.clone(), tx.clone());
+            let change = state.clone();
             spawner.spawn("auth push", async move {
                 if let Some(auth) = auth.upgrade() {
-                    let verdict = exchange(&auth, &peers, &peer).await;
+                    let verdict = exchange(&auth, &peers, &peer, Some(change)).await;
                     let _ = tx.send(Ack {
                         peer: peer.id.to_string(),
                         verdict,
@@ -174,7 +183,7 @@ pub async fn run(
         let Some(peer) = others.choose(&mut rand::rng()).map(|n| (*n).clone()) else {
             continue;
         };
-        exchange(&auth, &peers, &peer).await;
+        exchange(&auth, &peers, &peer, None).await;
     }
 }
 

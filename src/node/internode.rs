@@ -313,6 +313,9 @@ impl Internode for InternodeService {
     }
 
     async fn sync_auth(&self, req: Request<AuthMessage>) -> Result<Response<AuthMessage>, Status> {
+        // When the offer arrived: its sender's clock is measured against
+        // it, not against the end of the blocking pool's queue.
+        let received = crate::security::auth::now_ms();
         let span = self.admit(&req, "sync_auth")?;
         // The install saves synced, under the auth's install lock: on the
         // blocking pool, never on an async worker (review-authq33 M1).
@@ -321,7 +324,7 @@ impl Internode for InternodeService {
             .unwrap_or("")
             .to_string();
         let (auth, msg) = (self.auth.clone(), req.into_inner());
-        let serve = move || crate::security::auth::sync::serve_from(&auth, &from, &msg);
+        let serve = move || crate::security::auth::sync::serve_from(&auth, &from, received, &msg);
         let served = (crate::engine::CallSite::BlockingPool.run(serve))
             .instrument(span)
             .await

@@ -189,6 +189,14 @@ fn open_auth(
         peers.clone(),
         spawner,
     ));
+    let cluster = s.cluster.clone();
+    auth.set_members(Arc::new(move || {
+        let view = cluster.current();
+        (view.members().iter())
+            .filter(|n| n.id != view.me_id())
+            .map(|n| n.id.to_string())
+            .collect()
+    }));
     if let Some(token) = &cfg.auth.admin_token {
         if auth
             .bootstrap(token)

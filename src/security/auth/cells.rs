@@ -78,6 +78,26 @@ pub struct Cell {
     pub held: bool,
 }
 
+/// One cell of a role that a change writes: its create, its drop, or a
+/// (keyspace, permission) grant (`true`) or revoke (`false`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Created,
+    Dropped,
+    Grant(String, Perm, bool),
+}
+
+/// What a state holds of one cell a change wrote ([`RoleCells::kept`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// The change's write, or a later one asking the same.
+    Ours,
+    /// A later change, stamped so, that undoes it.
+    Later(Stamp),
+    /// Neither yet.
+    NotYet,
+}
+
 /// Everything replicated about one role name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleCells {
@@ -180,6 +200,56 @@ impl RoleCells {
             .chain(self.created.as_ref().map(|c| c.at)))
         .max()
         .unwrap_or_default()
+    }
+
+    /// The cells of this role stamped `at`: what the change stamped `at`
+    /// wrote (each change has its own stamp).
+    pub fn written_at(&self, at: Stamp) -> Vec<Slot> {
+        let mut out = Vec::new();
+        if self.created.as_ref().is_some_and(|c| c.at == at) {
+            out.push(Slot::Created);
+        }
+        if self.dropped == Some(at) {
+            out.push(Slot::Dropped);
+        }
+        for (ks, cells) in &self.grants {
+            let ours = cells.iter().filter(|(_, c)| c.at == at);
+            out.extend(ours.map(|(p, c)| Slot::Grant(ks.clone(), *p, c.held)));
+        }
+        out
+    }
+
+    /// What these cells hold of `slot` as a change stamped `at` wrote it:
+    /// that write ([`Kept::Ours`], or a later one of the same outcome: a
+    /// later drop, grant or revoke asking the same), a later change that
+    /// undoes it (a later revoke of a grant, a drop or re-create of the
+    /// role), or not yet (review-clock34b M2).
+    pub fn kept(&self, slot: &Slot, at: Stamp) -> Kept {
+        let created = self.created.as_ref().map(|c| c.at);
+        let after = |s: Option<Stamp>| s.filter(|s| *s > at);
+        match slot {
+            Slot::Created => match (created, after(self.dropped)) {
+                (_, Some(d)) => Kept::Later(d),
+                (Some(c), None) if c == at => Kept::Ours,
+                (Some(c), None) if c > at => Kept::Later(c),
+                _ => Kept::NotYet,
+            },
+            Slot::Dropped => match (after(created), self.dropped) {
+                (Some(c), _) => Kept::Later(c),
+                (None, Some(d)) if d >= at => Kept::Ours,
+                _ => Kept::NotYet,
+            },
+            Slot::Grant(ks, perm, held) => {
+                if let Some(reset) = after(created).max(after(self.dropped)) {
+                    return Kept::Later(reset);
+                }
+                match self.grants.get(ks).and_then(|c| c.get(perm)) {
+                    Some(c) if c.at == at || (c.at > at && c.held == *held) => Kept::Ours,
+                    Some(c) if c.at > at => Kept::Later(c.at),
+                    _ => Kept::NotYet,
+                }
+            }
+        }
     }
 
     /// Sets one grant cell.

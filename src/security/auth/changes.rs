@@ -4,19 +4,20 @@
 //! ([`Auth::bootstrap`]); each persisted (synced: `store::save`) before it
 //! is swapped in. A change made here is acknowledged once a quorum holds
 //! it ([`Auth::change_and_spread`]); it is refused, before anything is
-//! stamped, when this node's clock is ahead of or behind most of its peers'
-//! ([`Auth::heard_clock`] records them, `peer_clocks` decides).
+//! stamped, when this node's clock is more than 60 s ahead of or behind
+//! most of the members' clocks, or while fewer than a quorum of the
+//! members were heard since this node started ([`Auth::heard_clock`]
+//! records them, `peer_clocks` decides).
 //!
 //! Must not: decide what a change does to the cells (that is `model` and
 //! `cells`), or talk to peers (the push hook does).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::cells::Stamp;
 use super::model::Draft;
-use super::peer_clocks::{CLOCK_SKEW, OFFSET_METRIC};
+use super::peer_clocks::{CLOCK_SKEW, NOT_HEARD, OFFSET_METRIC};
 use super::spread::Spread;
 use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
 use super::{InstallError, Spreading, MAX_OFFSET_MS};
@@ -108,11 +109,19 @@ impl Auth {
             if ahead_ms > MAX_OFFSET_MS {
                 return Err(AuthStateError::ClockAhead { ahead_ms });
             }
-            // Far from most peers' clocks: refused before anything is stamped.
-            if let Some(far) = self.clocks.lock().refusal(Instant::now()) {
+            // Far from most members' clocks: refused before anything is stamped.
+            // Too few members heard since start to tell (review-clock35 M1).
+            let members = self.members.get().map(|m| m());
+            let clocks = self.clocks.lock();
+            if let Some(wait) = clocks.not_yet_heard(members.as_deref()) {
+                metrics::counter!(CHANGES_REFUSED, "reason" => NOT_HEARD).increment(1);
+                return Err(wait.into());
+            }
+            if let Some(far) = clocks.refusal(members.as_deref()) {
                 metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_SKEW).increment(1);
                 return Err(far.into());
             }
+            drop(clocks);
             let at = (state.stamp(now, self.writer)).ok_or(AuthStateError::ClockExhausted)?;
             let next = f(&Draft { state: &state, at })?;
             self.swap(next)?;
@@ -154,18 +163,24 @@ impl Auth {
 
 /// Counted per change refused before it was stamped, by `reason`
 /// (`clock_skew`: this node's clock is more than 60 s ahead of or behind
-/// most of its peers').
+/// most of its peers'; `not_heard`: fewer than a quorum of the members
+/// heard since this node started).
 pub const CHANGES_REFUSED: &str = "geokv_auth_changes_refused_total";
 
 impl Auth {
-    /// Records `peer`'s clock offset (ms, its clock minus ours), measured
-    /// now on a `SyncAuth` message (`None`: it sent no clock, an older
-    /// build), and exports it ([`OFFSET_METRIC`]).
+    /// Records that `peer` was heard now on a `SyncAuth` message, either
+    /// way, and its clock offset (ms, its clock minus ours; `None`: it sent
+    /// no clock, an older build, and its last offset is dropped:
+    /// review-clock35 L2), exported as [`OFFSET_METRIC`].
     pub fn heard_clock(&self, peer: &str, offset_ms: Option<i64>) {
-        let Some(offset_ms) = offset_ms.filter(|_| !peer.is_empty()) else {
+        if peer.is_empty() {
+            return;
+        }
+        let Some(offset_ms) = offset_ms else {
+            self.clocks.lock().record_no_clock(peer);
             return;
         };
-        self.clocks.lock().record(peer, offset_ms, Instant::now());
+        self.clocks.lock().record(peer, offset_ms);
         metrics::gauge!(OFFSET_METRIC, "peer" => peer.to_string()).set(offset_ms as f64 / 1000.0);
     }
 }

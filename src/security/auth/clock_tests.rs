@@ -111,15 +111,64 @@ fn offers_from_peers_far_behind_make_changes_here_refused() {
     let mut offer = sync::to_message(&AuthState::default());
     assert!(offer.sent_at_ms.abs_diff(wall_ms()) < 10_000);
     offer.sent_at_ms -= 2 * 3600 * 1000;
-    let answer = sync::serve_from(&a, "n2", &offer).unwrap();
+    let answer = sync::serve_from(&a, "n2", wall_ms(), &offer).unwrap();
     assert!(answer.sent_at_ms.abs_diff(wall_ms()) < 10_000);
-    sync::serve_from(&a, "n3", &offer).unwrap();
+    sync::serve_from(&a, "n3", wall_ms(), &offer).unwrap();
     let err = a.change(|s| s.with_role("y", None, &[])).unwrap_err();
     assert!(matches!(err, AuthStateError::FarFromPeers(_)), "{err}");
     assert!(err.to_string().starts_with("clock_skew: "), "{err}");
     assert!(a.state().roles().is_empty());
-    // An older build's offer (no clock) replaces nothing it measured.
+    // An older build's offer (no clock) drops that peer's offset
+    // (review-clock35 L2): n2 alone, 2 h behind, still refuses; with n2's
+    // dropped too, nothing is measured and nothing is refused on clocks.
     offer.sent_at_ms = 0;
-    sync::serve_from(&a, "n3", &offer).unwrap();
+    sync::serve_from(&a, "n3", wall_ms(), &offer).unwrap();
     assert!(a.change(|s| s.with_role("y", None, &[])).is_err());
+    sync::serve_from(&a, "n2", wall_ms(), &offer).unwrap();
+    assert!(a.change(|s| s.with_role("y", None, &[])).is_ok());
+}
+
+/// review-clock35 L1 (b): the members are read from the hook on every
+/// change, not captured once: n2 and n3 2 h behind, n4 within, refuses;
+/// n2 removed from the view, the next change is made.
+#[test]
+fn the_members_are_read_on_every_change() {
+    let a = Auth::new(true, AuthState::default(), None);
+    let view = Arc::new(std::sync::Mutex::new(vec![
+        "n2".to_string(),
+        "n3".to_string(),
+        "n4".to_string(),
+    ]));
+    let read = view.clone();
+    a.set_members(Arc::new(move || read.lock().unwrap().clone()));
+    let offer = sync::to_message(&AuthState::default());
+    let behind = offer.sent_at_ms + 2 * 3600 * 1000;
+    sync::serve_from(&a, "n2", behind, &offer).unwrap();
+    sync::serve_from(&a, "n3", behind, &offer).unwrap();
+    sync::serve_from(&a, "n4", offer.sent_at_ms, &offer).unwrap();
+    let err = a.change(|s| s.with_role("y", None, &[])).unwrap_err();
+    assert!(matches!(err, AuthStateError::FarFromPeers(_)), "{err}");
+    view.lock().unwrap().retain(|m| m != "n2");
+    a.change(|s| s.with_role("y", None, &[]))
+        .expect("1 far, 1 within");
+}
+
+/// review-clock34b L2: the serving side measures the sender against the
+/// time the offer reached the handler (passed in), not when the blocking
+/// pool ran it: two offers sent now but received, as read at the handler,
+/// 2 h later make this node 2 h ahead of both, whatever the clock reads
+/// when they are served. Fails before, by reading: `serve_from` read
+/// `now_ms()` itself, inside the pool's closure.
+#[test]
+fn the_serving_side_measures_against_the_time_the_offer_arrived() {
+    let a = Auth::new(true, AuthState::default(), None);
+    let offer = sync::to_message(&AuthState::default());
+    let arrived = offer.sent_at_ms + 2 * 3600 * 1000;
+    sync::serve_from(&a, "n2", arrived, &offer).unwrap();
+    sync::serve_from(&a, "n3", arrived, &offer).unwrap();
+    let err = a.change(|s| s.with_role("y", None, &[])).unwrap_err();
+    assert!(
+        err.to_string().contains("n2 -7200.000 s (this node ahead)"),
+        "{err}"
+    );
 }

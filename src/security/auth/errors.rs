@@ -77,6 +77,11 @@ pub enum AuthStateError {
     /// was stamped or saved.
     #[error(transparent)]
     FarFromPeers(#[from] super::peer_clocks::FarFromPeers),
+    /// Fewer than a quorum of the members (this node counted) were heard
+    /// since this node started (review-clock35 M1): nothing was stamped
+    /// or saved; it passes within seconds when a quorum is reachable.
+    #[error(transparent)]
+    NotYetHeard(#[from] super::peer_clocks::NotYetHeard),
     /// The newest stamp seen is the largest there is (nothing was changed).
     #[error("the auth state's clock is exhausted (its newest stamp is the largest there is); nothing was changed")]
     ClockExhausted,

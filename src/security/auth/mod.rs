@@ -110,6 +110,10 @@ pub enum Credential {
 /// hook's deadline, to how far the state has spread.
 pub type PushHook = Arc<dyn Fn(Arc<AuthState>) -> Spreading + Send + Sync>;
 
+/// The ids of the cluster's other members now (the layout view): the
+/// peers whose clocks a change is decided on (`peer_clocks`).
+pub type MembersHook = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// The verdicts of a push ([`PushHook`]), once in or at the deadline.
 pub type Spreading = std::pin::Pin<Box<dyn std::future::Future<Output = spread::Spread> + Send>>;
 
@@ -134,6 +138,8 @@ pub struct Auth {
     /// Serialises merge → persist → swap.
     install: Mutex<()>,
     push: OnceLock<PushHook>,
+    /// The other members (unset: every peer heard counts).
+    members: OnceLock<MembersHook>,
     /// Failed authentications per client address.
     throttle: Arc<Mutex<throttle::Throttle>>,
     /// The bounded argon2 runs (each ~19 MiB and tens of ms of CPU).
@@ -169,6 +175,7 @@ impl Auth {
             engine,
             install: Mutex::new(()),
             push: OnceLock::new(),
+            members: OnceLock::new(),
             throttle: Arc::new(Mutex::new(throttle::Throttle::new(Default::default()))),
             verifier: Default::default(),
             clock_warned: Default::default(),
@@ -179,7 +186,11 @@ impl Auth {
     /// Loads the state persisted in `engine` (empty on a first start).
     pub fn open(enabled: bool, engine: Arc<dyn Engine>) -> Result<Auth, store::StoreError> {
         let state = store::load(&*engine)?;
-        Ok(Auth::new(enabled, state, Some(engine)))
+        let auth = Auth::new(enabled, state, Some(engine));
+        // Named in a `superseded` answer: which process made a change.
+        let writer = format!("{:016x}", auth.writer);
+        tracing::info!(%writer, "auth: this process stamps its changes as writer {writer}");
+        Ok(auth)
     }
 
     /// Whether this node enforces authentication (`--auth`).
@@ -201,6 +212,12 @@ impl Auth {
     /// Sets the hook [`Auth::change`] pushes new states with (once).
     pub fn set_push(&self, hook: PushHook) {
         let _ = self.push.set(hook);
+    }
+
+    /// Sets the hook naming the other members (once): only their clock
+    /// offsets decide whether a change is refused (review-clock34b M1).
+    pub fn set_members(&self, hook: MembersHook) {
+        let _ = self.members.set(hook);
     }
 
     /// The role `cred` proves, verifying a token's secret once per state

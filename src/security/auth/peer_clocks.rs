@@ -4,32 +4,26 @@
 //! learns the other's offset (the peer's clock minus ours; on a round trip
 //! against the midpoint of the call, as NTP does, so half the round trip
 //! is corrected). A change is refused before anything is stamped
-//! ([`PeerClocks::refusal`]) unless a quorum of the peers heard, this node
+//! ([`PeerClocks::refusal`]) unless a quorum of the members, this node
 //! counted, is within [`MAX_OFFSET_MS`] of its clock, either way
-//! (review-clock34 H1). Ahead: its peers would defer its stamps
-//! (`clock_ahead`) and take them once their clocks caught up, overriding
-//! changes acknowledged elsewhere meanwhile. Behind: its stamps are older
-//! than cells its peers already hold, so a revoke would be acknowledged
-//! by them (their merge keeps what they had) and never take effect.
+//! (review-clock34 H1), each member judged by its last measured offset,
+//! however old (review-clock34b M1). Ahead: its peers would defer its
+//! stamps (`clock_ahead`) and take them once their clocks caught up,
+//! overriding changes acknowledged elsewhere meanwhile. Behind: its stamps
+//! are older than cells its peers already hold, so its change loses to
+//! them (`spread` answers it `superseded`).
 //!
-//! Sans I/O: times are passed in (wall ms, monotonic instants); the
+//! Sans I/O: times and the members are passed in; the
 //! measuring is `node::auth_sync` and `sync::serve_from`, the refusal
 //! `changes.rs`. Must not: read a clock, stamp or change anything.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::MAX_OFFSET_MS;
 
-/// How long a peer's offset counts. Anti-entropy exchanges with a random
-/// member every second in both directions, so a live peer of a cluster of
-/// up to ~20 nodes is heard several times within it; one not heard within
-/// it is unknown (down, partitioned, or an older build), and an unknown
-/// peer does not count for or against a change.
-pub const FRESH: Duration = Duration::from_secs(20);
-
 /// The gauge of each peer's measured offset (seconds, the peer's clock
-/// minus this node's), by `peer`.
+/// minus this node's), by `peer`; `/metrics` shows only the current
+/// members' series ([`members_only`]).
 pub const OFFSET_METRIC: &str = "geokv_auth_peer_clock_offset_seconds";
 
 /// `a - b` in ms, saturated.
@@ -54,55 +48,99 @@ pub fn one_way(peer_ms: u64, received_ms: u64) -> Option<i64> {
     (peer_ms != 0).then(|| diff(peer_ms, received_ms))
 }
 
-/// One peer's last measured offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Heard {
-    offset_ms: i64,
-    at: Instant,
-}
-
-/// Each peer's last measured offset, and when it was measured.
+/// Each peer's last measured offset (ms, its clock minus ours), and the
+/// peers heard since this process started.
 #[derive(Debug, Default)]
 pub struct PeerClocks {
-    heard: BTreeMap<String, Heard>,
+    heard: BTreeMap<String, i64>,
+    since_start: BTreeSet<String>,
 }
 
 impl PeerClocks {
-    /// `peer`'s offset measured at `at` (replacing the one before).
-    pub fn record(&mut self, peer: &str, offset_ms: i64, at: Instant) {
-        self.heard.insert(peer.to_string(), Heard { offset_ms, at });
+    /// `peer`'s offset as just measured (replacing the one before); it is
+    /// heard since start.
+    pub fn record(&mut self, peer: &str, offset_ms: i64) {
+        self.since_start.insert(peer.to_string());
+        self.heard.insert(peer.to_string(), offset_ms);
     }
 
-    /// The peers heard within [`FRESH`] of `now`, with their offsets.
-    pub fn fresh(&self, now: Instant) -> Vec<(String, i64)> {
+    /// `peer` was heard without a clock (an older build, or a rollback to
+    /// one): heard since start, and its last offset is dropped, since it
+    /// may predate a clock fix and nothing will replace it
+    /// (review-clock35 L2): it counts neither way.
+    pub fn record_no_clock(&mut self, peer: &str) {
+        self.since_start.insert(peer.to_string());
+        self.heard.remove(peer);
+    }
+
+    /// Why a change made now must wait (review-clock35 M1): fewer than a
+    /// quorum of the members, this node counted, heard since this process
+    /// started (by `SyncAuth`, either way, with or without a clock). The
+    /// offsets are kept in memory only, so without this a node restarted
+    /// inside a wrong-clock minority cut off from the rest would measure
+    /// only that minority and stamp. No wedge: a node that reaches a
+    /// quorum hears it within seconds (anti-entropy every second, both
+    /// ways); one that cannot could not have its change acknowledged
+    /// anyway. `None` members (not known: a tool, a test): never waits.
+    pub fn not_yet_heard(&self, members: Option<&[String]>) -> Option<NotYetHeard> {
+        let members = members?;
+        let n = members.len() + 1;
+        let quorum = n / 2 + 1;
+        let (heard, missing): (Vec<&String>, Vec<&String>) =
+            members.iter().partition(|m| self.since_start.contains(*m));
+        (1 + heard.len() < quorum).then(|| NotYetHeard {
+            heard: 1 + heard.len(),
+            members: n,
+            quorum,
+            missing: missing.into_iter().cloned().collect(),
+        })
+    }
+
+    /// The offsets a change is decided on (review-clock34b M1): each
+    /// member's last measured one, however old (a member not heard since,
+    /// down or partitioned, keeps the offset it last had: clocks do not
+    /// fix themselves; the next sync with it replaces it). `members`: the
+    /// other members' ids (`None`: not known, a node without a cluster
+    /// view, such as a tool or a test: every peer heard). A member never
+    /// measured (an older build sends no clock; none after a restart until
+    /// its first sync) does not count, nor does a peer heard that is not,
+    /// or no longer, a member. Kept in memory only.
+    pub fn counted(&self, members: Option<&[String]>) -> Vec<(String, i64)> {
+        let member = |p: &String| members.is_none_or(|m| m.contains(p));
         (self.heard.iter())
-            .filter(|(_, h)| now.saturating_duration_since(h.at) <= FRESH)
-            .map(|(p, h)| (p.clone(), h.offset_ms))
+            .filter(|(p, _)| member(p))
+            .map(|(p, o)| (p.clone(), *o))
             .collect()
     }
 
-    /// The offsets a change made at `now` is decided on: those heard
-    /// within [`FRESH`]; when none was, each peer's last one, however old
-    /// (review-clock34 M2: a node partitioned or quiet for 20 s keeps the
-    /// offsets it last measured, since clocks do not fix themselves; the
-    /// next sync with any peer replaces them, and they are kept in memory
-    /// only, so nothing outlives a restart).
-    pub fn counted(&self, now: Instant) -> Vec<(String, i64)> {
-        let fresh = self.fresh(now);
-        if !fresh.is_empty() {
-            return fresh;
-        }
-        (self.heard.iter())
-            .map(|(p, h)| (p.clone(), h.offset_ms))
-            .collect()
-    }
-
-    /// Why a change made now (`now`) must be refused, if it must
-    /// ([`far_from_most`] of the peers [`counted`](Self::counted)).
-    pub fn refusal(&self, now: Instant) -> Option<FarFromPeers> {
-        let offsets = self.counted(now);
+    /// Why a change made now must be refused, if it must
+    /// ([`far_from_most`] of the offsets [`counted`](Self::counted)).
+    pub fn refusal(&self, members: Option<&[String]>) -> Option<FarFromPeers> {
+        let offsets = self.counted(members);
         far_from_most(&offsets).then_some(FarFromPeers { offsets })
     }
+}
+
+/// `/metrics` text without the [`OFFSET_METRIC`] series of peers that are
+/// not in `members` (a peer removed from the layout: review-clock34 L3;
+/// the exporter cannot drop a series, so it is left out where rendered).
+pub fn members_only(text: &str, members: &[String]) -> String {
+    let head = format!("{OFFSET_METRIC}{{");
+    let gone = |line: &str| {
+        let Some(labels) = line.strip_prefix(head.as_str()) else {
+            return false;
+        };
+        let peer = (labels.split("peer=\"").nth(1)).and_then(|p| p.split('"').next());
+        peer.is_some_and(|p| !members.iter().any(|m| m == p))
+    };
+    let mut out: String = (text.lines())
+        .filter(|l| !gone(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 /// Whether this node's clock is more than [`MAX_OFFSET_MS`] off a peer's
@@ -112,33 +150,58 @@ pub fn is_far(offset_ms: i64) -> bool {
 }
 
 /// Whether this node's clock is more than [`MAX_OFFSET_MS`] off (ahead or
-/// behind) more of the peers in `offsets` than it is not. With every
-/// other member heard, that is exactly "fewer than a quorum of the
-/// members, this node counted, are within the bound": with w within and f
-/// far of n = w + f + 1 members, 1 + w < n / 2 + 1 iff w < f. So a
-/// minority of wrong clocks, either way, never makes a node of a healthy
-/// majority refuse; when no quorum agrees, every node refuses until a
-/// clock is fixed. With some not heard, it decides on those heard; no peer
-/// ever heard never refuses (the quorum acknowledgement answers 503 if
-/// the others refuse).
+/// behind) more of the peers in `offsets` than it is not. Given every
+/// other member's offset ([`PeerClocks::counted`]: each member's last one,
+/// however old), that is exactly "fewer than a quorum of the members, this
+/// node counted, are within the bound": with w within and f far of n = w +
+/// f + 1 members, 1 + w < n / 2 + 1 iff w < f. So a minority of wrong
+/// clocks, either way, never makes a node of a healthy majority refuse,
+/// whichever members are down or partitioned (they count at their last
+/// offsets); when no quorum agrees, every node refuses until a clock is
+/// fixed. A member never measured (an older build, or none since this
+/// node started) is left out, and decides neither way; with no member
+/// measured a node never refuses on clocks (the quorum acknowledgement
+/// answers 503 if its peers refuse its state).
 pub fn far_from_most(offsets: &[(String, i64)]) -> bool {
     let far = offsets.iter().filter(|(_, o)| is_far(*o)).count();
     far > offsets.len() - far
 }
+
+/// How the answer to a change refused by [`NotYetHeard`] opens (503;
+/// the CLI looks for it: nothing was made).
+pub const NOT_MEASURED: &str = "clock not yet measured";
+
+/// A change refused because fewer than a quorum of the members (this node
+/// counted) were heard since this node started
+/// ([`PeerClocks::not_yet_heard`]): nothing was stamped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{NOT_MEASURED}: {heard} of {members} members heard since this node started (this node      counted), short of a quorum of {quorum}, so its clock cannot be checked against theirs;      nothing was stamped or saved; not heard yet: {list}; retry in a few seconds (each node      syncs with a random member every second); if this lasts, this node cannot reach a quorum      of the members",
+    list = self.missing.join(", ")
+)]
+pub struct NotYetHeard {
+    pub heard: usize,
+    pub members: usize,
+    pub quorum: usize,
+    pub missing: Vec<String>,
+}
+
+/// The reason label of a change refused by [`NotYetHeard`]
+/// (`geokv_auth_changes_refused_total`).
+pub const NOT_HEARD: &str = "not_heard";
 
 /// A change refused because this node's clock is far from most of its
 /// peers': the offsets it was decided on ([`PeerClocks::counted`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{reason}: this node's clock is more than {bound} s ahead of or behind most of its peers' \
-     (offsets measured, peer's clock minus this node's, last {fresh} s or else the last known: \
-     {list}); nothing was stamped or saved: a change stamped ahead would be refused by those \
-     peers until their clocks reached its stamp, and would then override changes made elsewhere \
-     meanwhile; one stamped behind would lose to changes they already hold, and be acknowledged \
-     without taking effect; fix this node's clock (NTP, chrony) and retry",
+     (each member's last measured offset, peer's clock minus this node's: {list}); nothing was \
+     stamped or saved: a change stamped ahead would be refused by those peers until their \
+     clocks reached its stamp, and would then override changes made elsewhere meanwhile; one \
+     stamped behind would lose to changes they already hold; fix this node's clock (NTP, \
+     chrony) and retry",
     reason = CLOCK_SKEW,
     bound = MAX_OFFSET_MS / 1000,
-    fresh = FRESH.as_secs(),
     list = self.list()
 )]
 pub struct FarFromPeers {

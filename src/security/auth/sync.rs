@@ -78,11 +78,18 @@ pub fn serve(auth: &Auth, msg: &AuthMessage) -> Result<AuthMessage, ServeError> 
     Ok(to_message(&auth.state()))
 }
 
-/// [`serve`] of an offer from the peer `from` (its id; empty: unknown),
-/// whose clock offset is recorded first ([`Auth::heard_clock`]: one way,
-/// low by the message's delay).
-pub fn serve_from(auth: &Auth, from: &str, msg: &AuthMessage) -> Result<AuthMessage, ServeError> {
-    let offset = super::peer_clocks::one_way(msg.sent_at_ms, super::now_ms());
+/// [`serve`] of an offer from the peer `from` (its id; empty: unknown)
+/// that arrived at `received_ms` (this node's wall clock, read when the
+/// call reached its handler, before any queue: review-clock34b L2), whose
+/// clock offset is recorded first ([`Auth::heard_clock`]: one way, low by
+/// the message's delay).
+pub fn serve_from(
+    auth: &Auth,
+    from: &str,
+    received_ms: u64,
+    msg: &AuthMessage,
+) -> Result<AuthMessage, ServeError> {
+    let offset = super::peer_clocks::one_way(msg.sent_at_ms, received_ms);
     auth.heard_clock(from, offset);
     serve(auth, msg)
 }
