@@ -110,7 +110,8 @@ impl Auth {
                 return Err(AuthStateError::ClockAhead { ahead_ms });
             }
             // Far from most members' clocks: refused before anything is stamped.
-            // Too few members heard since start to tell (review-clock35 M1).
+            // Too few members heard since start to tell (review-clock35 M1),
+            // or too few of them known within (review-clock35b H1).
             let members = self.members.get().map(|m| m());
             let clocks = self.clocks.lock();
             if let Some(wait) = clocks.not_yet_heard(members.as_deref()) {
@@ -120,6 +121,10 @@ impl Auth {
             if let Some(far) = clocks.refusal(members.as_deref()) {
                 metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_SKEW).increment(1);
                 return Err(far.into());
+            }
+            if let Some(wait) = clocks.not_yet_within(members.as_deref()) {
+                metrics::counter!(CHANGES_REFUSED, "reason" => NOT_HEARD).increment(1);
+                return Err(wait.into());
             }
             drop(clocks);
             let at = (state.stamp(now, self.writer)).ok_or(AuthStateError::ClockExhausted)?;

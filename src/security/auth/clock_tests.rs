@@ -172,3 +172,24 @@ fn the_serving_side_measures_against_the_time_the_offer_arrived() {
         "{err}"
     );
 }
+
+/// review-clock35b H1 through a change: a quorum of the members heard
+/// since start, but one of the three far and the fourth not heard, is
+/// answered "clock not yet measured" (503, nothing stamped), not made;
+/// once a third member is known within, the change is made.
+#[test]
+fn a_change_waits_until_a_quorum_is_known_within() {
+    let a = Auth::new(true, AuthState::default(), None);
+    let members: Vec<String> = ["n2", "n3", "n4", "n5"].map(String::from).into();
+    a.set_members(Arc::new(move || members.clone()));
+    let offer = sync::to_message(&AuthState::default());
+    let behind = offer.sent_at_ms + 2 * 3600 * 1000;
+    sync::serve_from(&a, "n2", offer.sent_at_ms, &offer).unwrap();
+    sync::serve_from(&a, "n3", behind, &offer).unwrap();
+    let err = a.change(|s| s.with_role("y", None, &[])).unwrap_err();
+    assert!(matches!(err, AuthStateError::NotYetHeard(_)), "{err}");
+    assert!(!a.state().roles().contains_key("y"), "nothing made");
+    sync::serve_from(&a, "n4", offer.sent_at_ms, &offer).unwrap();
+    a.change(|s| s.with_role("y", None, &[]))
+        .expect("3 of 5 known within");
+}

@@ -83,11 +83,39 @@ impl PeerClocks {
     /// ways); one that cannot could not have its change acknowledged
     /// anyway. `None` members (not known: a tool, a test): never waits.
     pub fn not_yet_heard(&self, members: Option<&[String]>) -> Option<NotYetHeard> {
+        self.short_of_quorum(members, |m| self.since_start.contains(m))
+    }
+
+    /// Why a change made now must still wait once a quorum was heard and
+    /// the change is not refused as far (review-clock35b H1): fewer than a
+    /// quorum of the members, this node counted, are *known within* the
+    /// bound, that is heard since start with an offset within it or with no
+    /// clock at all (an older build: it decides neither way, so an upgrade
+    /// is not blocked). Without it a node restarted inside a wrong-clock
+    /// minority that has heard, say, one peer of that minority and one
+    /// right peer (1 within, 1 far: not refused) would stamp far ahead; the
+    /// members it has not measured since the restart count for neither
+    /// side. With every member measured with a clock this never holds when
+    /// [`refusal`](Self::refusal) does not. Checked after `refusal`, so a
+    /// far clock is told as such (409), not as a wait.
+    pub fn not_yet_within(&self, members: Option<&[String]>) -> Option<NotYetHeard> {
+        self.short_of_quorum(members, |m| {
+            self.since_start.contains(m) && self.heard.get(m).is_none_or(|o| !is_far(*o))
+        })
+    }
+
+    /// [`NotYetHeard`] when fewer than a quorum of the members, this node
+    /// counted, are `counts`.
+    fn short_of_quorum(
+        &self,
+        members: Option<&[String]>,
+        counts: impl Fn(&String) -> bool,
+    ) -> Option<NotYetHeard> {
         let members = members?;
         let n = members.len() + 1;
         let quorum = n / 2 + 1;
         let (heard, missing): (Vec<&String>, Vec<&String>) =
-            members.iter().partition(|m| self.since_start.contains(*m));
+            members.iter().partition(|m| counts(m));
         (1 + heard.len() < quorum).then(|| NotYetHeard {
             heard: 1 + heard.len(),
             members: n,
@@ -176,7 +204,12 @@ pub const NOT_MEASURED: &str = "clock not yet measured";
 /// ([`PeerClocks::not_yet_heard`]): nothing was stamped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{NOT_MEASURED}: {heard} of {members} members heard since this node started (this node      counted), short of a quorum of {quorum}, so its clock cannot be checked against theirs;      nothing was stamped or saved; not heard yet: {list}; retry in a few seconds (each node      syncs with a random member every second); if this lasts, this node cannot reach a quorum      of the members",
+    "{NOT_MEASURED}: {heard} of {members} members heard since this node started with a clock \
+     within the bound or with none (this node counted), short of a quorum of {quorum}, so its \
+     clock cannot be checked against theirs; nothing was stamped or saved; not heard yet, or \
+     far: {list}; retry in a few seconds (each node syncs with a random member every second); \
+     if this lasts, this node cannot reach a quorum of the members, or its clock or theirs is \
+     wrong",
     list = self.missing.join(", ")
 )]
 pub struct NotYetHeard {

@@ -192,7 +192,7 @@ fn a_restarted_node_waits_until_a_quorum_is_heard_since_start() {
         "{text}"
     );
     assert!(
-        text.contains("not heard yet: c, d, e") && text.contains("nothing was stamped"),
+        text.contains("not heard yet, or far: c, d, e") && text.contains("nothing was stamped"),
         "{text}"
     );
     c.record("c", -TWO_HOURS_MS);
@@ -317,4 +317,42 @@ proptest! {
         let k = 1 + heard.iter().filter(|h| **h).count();
         prop_assert_eq!(c.not_yet_heard(Some(&members[..])).is_some(), 2 * k <= n);
     }
+}
+
+/// review-clock35b H1: a quorum heard since a restart is not a quorum
+/// known within. A (2 h ahead, as B) restarts and hears B and C first: 3 of
+/// 5 heard, and {B within, C far} is not "far from most", so it would
+/// stamp 2 h ahead. It now waits until a quorum (itself counted) is known
+/// within or without a clock; a member with no clock counts (an upgrade is
+/// never blocked by it). Fails before, by reading: there was no
+/// `not_yet_within`, and the two checks before it pass.
+#[test]
+fn a_quorum_heard_is_not_a_quorum_known_within() {
+    let members = ids(&["b", "c", "d", "e"]);
+    let mut c = PeerClocks::default();
+    c.record("b", 0);
+    c.record("c", -TWO_HOURS_MS);
+    assert_eq!(c.not_yet_heard(Some(&members[..])), None, "3 of 5 heard");
+    assert_eq!(c.refusal(Some(&members[..])), None, "1 within, 1 far");
+    let wait = c.not_yet_within(Some(&members[..])).expect("2 of 5 within");
+    assert_eq!(
+        (wait.heard, wait.quorum, &wait.missing[..]),
+        (2, 3, &ids(&["c", "d", "e"])[..])
+    );
+    assert!(
+        wait.to_string().contains("not heard yet, or far: c, d, e"),
+        "{wait}"
+    );
+    c.record_no_clock("d");
+    assert_eq!(
+        c.not_yet_within(Some(&members[..])),
+        None,
+        "d has no clock: counts"
+    );
+    assert_eq!(c.not_yet_within(None), None, "members unknown: never waits");
+    assert_eq!(
+        PeerClocks::default().not_yet_within(Some(&[][..])),
+        None,
+        "alone"
+    );
 }
