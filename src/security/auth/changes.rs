@@ -114,7 +114,10 @@ impl Auth {
             // or too few of them known within (review-clock35b H1).
             let members = self.members.get().map(|m| m());
             let clocks = self.clocks.lock();
-            if let Some(wait) = clocks.not_yet_heard(members.as_deref()) {
+            // Its text counts and names members as `not_yet_within` does (a
+            // member far counts as not within), which then holds as well.
+            let m = members.as_deref();
+            if let Some(wait) = clocks.not_yet_heard(m).and(clocks.not_yet_within(m)) {
                 metrics::counter!(CHANGES_REFUSED, "reason" => NOT_HEARD).increment(1);
                 return Err(wait.into());
             }
