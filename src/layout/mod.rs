@@ -141,6 +141,15 @@ pub struct Layout {
     /// movement (a Remove, written by an older build) it holds nothing.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub aborting: BTreeSet<String>,
+    /// Node → the version that withdrew a removal of it (`withdraw.rs`),
+    /// until a removal of it begins again with an attempt id: a removal
+    /// begun then without one (a member up on a build without
+    /// `REMOVE_SETS`) would share the withdrawn attempt's name and could
+    /// finish on its stale `done`, so it is refused (review-final34 M1).
+    /// Absent when empty; written only once every member up reads it (the
+    /// withdraw's gate), a build without it refuses such a layout.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub withdrawn: BTreeMap<String, u64>,
 }
 
 /// The current [`Layout::format`].
@@ -201,6 +210,7 @@ impl Layout {
             movements: BTreeMap::new(),
             reading_new: BTreeSet::new(),
             aborting: BTreeSet::new(),
+            withdrawn: BTreeMap::new(),
         }
     }
 

@@ -216,7 +216,10 @@ impl Layout {
             force: false,
             began: self.version + 1,
         };
-        self.begin_leaving(node, movement)
+        let mut out = self.begin_leaving(node, movement)?;
+        // Its own attempt name now: the withdrawn one's cannot be taken.
+        out.withdrawn.remove(node);
+        Ok(out)
     }
 
     /// `new` joins the rack of the dead Normal node `dead` with its tokens;

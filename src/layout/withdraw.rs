@@ -40,6 +40,7 @@ impl Layout {
         out.aborting.remove(dc);
         for node in m.declared_dead() {
             out.set_state(node, NodeState::Normal);
+            out.withdrawn.insert(node.to_string(), out.version);
         }
         Ok(out)
     }

@@ -14,7 +14,9 @@
 //! replaced in the layout (`Remove.node` and `Remove.also`,
 //! `Replace.dead`). A removal of several nodes, a forced replacement and
 //! the first step of a cancel past the switch need [`REMOVE_SETS`] too; a
-//! removal begun while a member up lacks it has no attempt id (`began`).
+//! removal begun while a member up lacks it has no attempt id (`began`),
+//! and is refused when a removal of its node was withdrawn
+//! ([`withdrawn_again`], review-final34 M1).
 //!
 //! Owns [`gate`], a pure function of the layout, the liveness and the
 //! feature bits. Must not propose anything: the step drivers
@@ -125,6 +127,20 @@ fn began(l: &Layout, dc: &str) -> u64 {
 /// review-cancel31 H1) that `layout` does not have.
 pub fn begins_attempt(layout: &Layout, next: &Layout) -> bool {
     (next.movements.keys()).any(|dc| began(next, dc) != 0 && began(next, dc) != began(layout, dc))
+}
+
+/// The nodes `next`'s new removal attempts remove whose earlier removal
+/// `layout` records as withdrawn ([`Layout::withdrawn`]): begun without
+/// an attempt id ([`drop_attempt_ids`]) such an attempt would take the
+/// withdrawn one's name, and a gainer on an older build that missed the
+/// gap could finish it on its stale `done` (review-final34 M1).
+pub fn withdrawn_again(layout: &Layout, next: &Layout) -> Vec<String> {
+    (next.movements.iter())
+        .filter(|(dc, _)| began(next, dc) != began(layout, dc))
+        .flat_map(|(_, m)| m.declared_dead())
+        .filter(|n| layout.withdrawn.contains_key(*n))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The removals `next` begins over `layout` in the form an older build
