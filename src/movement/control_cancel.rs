@@ -27,8 +27,10 @@ impl Control {
         // A running leave sees it and stops (`leave_until_done`).
         let running = *self.running.lock();
         if !running && !self.cancelled(&me, false).await {
-            // Begun again while the cancel ended: that one goes on, and
-            // the answer must not say "cancelled" (review-final33 L4).
+            // Removed meanwhile (its replacement finished, its removal
+            // began: review-final33 L1), or begun again: that one goes
+            // on; the answer must not say "cancelled" (review-final33 L4).
+            leave::still_leaving(&self.cluster.current().layout, &me)?;
             return Err(LeaveError::BegunAgain(me));
         }
         // After the end's await: the layout the operator is shown.
@@ -60,7 +62,8 @@ impl Control {
     /// Whether the leave ended: the forget awaits a write, and a
     /// decommission begun again meanwhile (`begin` proposes it, `run`
     /// finds a leave running and spawns none) goes on instead: `false`,
-    /// and the running loop drives it (review-cancel33 M2). Only the loop
+    /// and the running loop drives it (review-cancel33 M2), as it ends a
+    /// node removed meanwhile (review-final33 L1). Only the loop
     /// (`owner`) gives up `running`; the cancel handler never writes it, so
     /// it cannot clear the flag of a leave begun meanwhile.
     pub(super) async fn cancelled(&self, me: &str, owner: bool) -> bool {
@@ -72,8 +75,11 @@ impl Control {
             tracing::warn!(error = %e, "decommission cancelled: forgetting push cursors");
         }
         let mut running = self.running.lock();
+        // A node removed meanwhile (its replacement finished, its removal
+        // begun) is not cancelled either: the loop's top ends it as
+        // removed (review-final33 L1).
         if !leave::cancelled(&self.cluster.current().layout, me) {
-            tracing::info!(node = %me, "decommission begun again while its cancel ended: it goes on");
+            tracing::info!(node = %me, "decommission begun again, or the node removed, while its cancel ended: it goes on");
             return false;
         }
         tracing::info!(node = %me, version = layout.version, "decommission cancelled: the node stays");
