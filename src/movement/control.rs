@@ -105,6 +105,10 @@ pub struct Control {
     /// push passes gainers of an older build (`StreamError::GainerTooOld`).
     /// Not persisted: a restarted leaver holds them again.
     allow_old_gainers: AtomicBool,
+    /// How many decommissions this process began: a running leave's pass
+    /// ends once a later one began (its cancel missed) and writes no
+    /// cursor after (`push::LeaveEpoch`, review-final33 L5).
+    leaves: watch::Sender<u64>,
 }
 
 impl Control {
@@ -134,6 +138,7 @@ impl Control {
             running: Mutex::new(false),
             ended: Mutex::new(None),
             allow_old_gainers: AtomicBool::new(false),
+            leaves: watch::channel(0).0,
         })
     }
 
@@ -183,6 +188,11 @@ impl Control {
         allow_old_gainers: bool,
     ) -> Result<Status, LeaveError> {
         let began = leave::begin(&self.cluster, &self.engine, self.cluster.me()).await?;
+        if began == Began::Began {
+            // A new leave: a pass of an earlier one still running (its
+            // cancel missed) stops writing cursors now and starts over.
+            self.leaves.send_modify(|n| *n += 1);
+        }
         (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
         Ok(self.run(began))
     }
@@ -221,6 +231,7 @@ impl Control {
 
     async fn leave_until_done(self: Arc<Self>) {
         let me = self.cluster.me().to_string();
+        let mut leaves = self.leaves.subscribe();
         loop {
             // A leave turned into a removal (declared dead meanwhile) is
             // over: retrying cannot help (review-elastic28 L3).
@@ -231,12 +242,23 @@ impl Control {
             }
             // Cancelled (`decommission --cancel`): no switch, the node
             // serves as Normal (audit11 D1).
+            let mine = *leaves.borrow_and_update();
+            let epoch = super::push::LeaveEpoch {
+                mine,
+                count: leaves.clone(),
+            };
             let once = tokio::select! {
-                r = self.leave_once(&me) => r,
+                r = self.leave_once(&me, epoch) => r,
                 () = leave::until_cancelled(&self.cluster, &me) => {
                     if self.cancelled(&me, true).await {
                         return;
                     }
+                    continue;
+                }
+                // Begun again, its cancel missed (review-final33 L5): what
+                // the pass saved since the new begin's forget is forgotten.
+                Ok(()) = leaves.changed() => {
+                    self.superseded(&me).await;
                     continue;
                 }
             };
@@ -266,7 +288,7 @@ impl Control {
         let _ = self.stop.send(true);
     }
 
-    async fn leave_once(&self, me: &str) -> Result<(), String> {
+    async fn leave_once(&self, me: &str, epoch: super::push::LeaveEpoch) -> Result<(), String> {
         let leaving = self.cluster.current().version();
         self.set(
             "announcing",
@@ -289,7 +311,10 @@ impl Control {
             self.engine.clone(),
             &sink,
             me,
-            &self.stream_config(),
+            &StreamConfig {
+                epoch: Some(epoch),
+                ..self.stream_config()
+            },
             &self.progress,
         )
         .await

@@ -53,6 +53,18 @@ impl Control {
         }
     }
 
+    /// The pass of a leave begun again while it ran (its cancel missed,
+    /// review-final33 L5) is dropped: the push cursors it saved after the
+    /// new begin's forget are forgotten (none lands later: the leave count
+    /// moved first, `push::LeaveEpoch`), and the loop pushes from the start.
+    pub(super) async fn superseded(&self, me: &str) {
+        tracing::info!(node = %me, "decommission begun again while its pass ran: starting over");
+        let layout = self.cluster.current().layout.clone();
+        if let Err(e) = leave::forget_cursors(&self.engine, &layout, me).await {
+            tracing::warn!(error = %e, "decommission begun again: forgetting push cursors");
+        }
+    }
+
     /// The leave stopped by a cancel: its push cursors forgotten, the node
     /// Normal (or, past the switch, Leaving until the abort driver's
     /// second step). The operator's `--allow-old-gainers` ends with the

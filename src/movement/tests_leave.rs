@@ -282,3 +282,71 @@ async fn a_leaver_turned_into_a_removal_learns_it_and_stops() {
         "{err}"
     );
 }
+
+/// A sink that begins a new leave (bumps the node's leave count) while
+/// its first page is in flight, as a decommission begun again whose
+/// cancel the running loop missed (review-final33 L5).
+struct BeginsAgain(Sink, tokio::sync::watch::Sender<u64>);
+
+impl RangeSink for BeginsAgain {
+    fn is_up(&self, node: &str) -> bool {
+        self.0.is_up(node)
+    }
+
+    async fn push(
+        &self,
+        node: &str,
+        keyspace: &str,
+        rows: Vec<(Vec<u8>, SiblingSet)>,
+    ) -> Result<(), SourceError> {
+        self.0.push(node, keyspace, rows).await?;
+        self.1.send_if_modified(|n| std::mem::replace(n, 1) == 0);
+        Ok(())
+    }
+
+    async fn sync(&self, node: &str) -> Result<Synced, SourceError> {
+        self.0.sync(node).await
+    }
+}
+
+/// review-final33 L5, review-cancel33 L2: a page acknowledged after a new
+/// leave began does not commit the old leave's cursor (it could land
+/// after the new begin's forget, and the new leave would skip the range
+/// on a gainer that dropped it); the pass ends `Superseded`. Fails
+/// before, by reading: cursors were saved whatever leave was running.
+#[tokio::test]
+async fn a_pass_whose_leave_began_again_commits_no_cursor() {
+    use super::cursor::{self, Cursor};
+    use super::push::LeaveEpoch;
+    let w = world();
+    begin(&w.layout, &w.engines["a"], "a").await.unwrap();
+    let losses = super::plan::losses(&w.layout.current(), "a").unwrap();
+    let (leaves, count) = tokio::sync::watch::channel(0);
+    let sink = BeginsAgain(Sink::new(&w, None), leaves);
+    let cfg = super::stream::StreamConfig {
+        epoch: Some(LeaveEpoch { count, mine: 0 }),
+        ..small_pages()
+    };
+    let engine = w.engines["a"].clone();
+    let r = hand_over(
+        &w.layout,
+        engine.clone(),
+        &sink,
+        "a",
+        &cfg,
+        &Progress::default(),
+    )
+    .await;
+    assert!(
+        matches!(
+            r,
+            Err(LeaveError::Stream(super::stream::StreamError::Superseded))
+        ),
+        "{r:?}"
+    );
+    let (loss, gainer) = (&losses[0], &losses[0].new_owners[0]);
+    let id = super::push::stream_id("a", gainer);
+    let at = cursor::load(&*engine, &id, &loss.keyspace, loss.range).unwrap();
+    assert_eq!(at, Cursor::Start, "no cursor of the old leave");
+    assert!(sink.0.rows.load(Ordering::SeqCst) > 0, "a page was pushed");
+}
