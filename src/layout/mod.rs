@@ -4,7 +4,8 @@
 //! explicit tokens, the keyspaces, and the range movement in progress per
 //! datacenter — its serde form (persisted in node metadata, spread by
 //! gossip), the convergence rule ([`Layout::merge`]) and the pure
-//! transitions (`transition.rs`: join, leave, remove, replace; `switch.rs`:
+//! transitions (`movement.rs`: the [`Movement`] recorded per datacenter;
+//! `transition.rs`: join, leave, remove, replace; `switch.rs`:
 //! the three steps that end a movement). The topology
 //! file only seeds version 1 ([`Layout::seed`]); every change is a new
 //! version. [`crate::ring::Ring::from_layout`] derives placement from it.
@@ -23,6 +24,7 @@ mod abort;
 pub mod acceptors;
 mod cancel;
 pub mod consensus;
+mod movement;
 mod node_info;
 mod proposer;
 mod remove;
@@ -53,8 +55,9 @@ use serde::{Deserialize, Serialize};
 use crate::token::{vnode_token, Token};
 use crate::topology::{Datacenter, KeyspaceSpec, NodeDefaults, NodeSpec, Rack, Topology};
 
+pub use movement::Movement;
 pub use switch::FinishStep;
-pub use transition::{LayoutError, Movement, NewNode};
+pub use transition::{LayoutError, NewNode};
 
 /// Where a node is in its life. Only `Normal` and `Leaving` nodes own tokens
 /// on the ring; `Joining` ones receive writes for their pending ranges.
