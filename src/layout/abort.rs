@@ -92,7 +92,6 @@ impl Layout {
                 };
                 // A cancel between its steps reads old already, as the removal does.
                 out.aborting.remove(&dc);
-                out.withdrawn.remove(node);
                 out.movements.insert(dc, remove);
             }
             (state, _) => {

@@ -145,12 +145,14 @@ pub struct Layout {
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub aborting: BTreeSet<String>,
     /// Node → the version that withdrew a removal of it (`withdraw.rs`),
-    /// until a removal of it begins again with an attempt id: a removal
-    /// begun then without one (a member up on a build without
-    /// `REMOVE_SETS`) would share the withdrawn attempt's name and could
-    /// finish on its stale `done`, so it is refused (review-final34 M1).
-    /// Absent when empty; written only once every member up reads it (the
-    /// withdraw's gate), a build without it refuses such a layout.
+    /// until the node is Left or Removed (`set_state`, review-elastic35
+    /// M2): a removal begun again without an attempt id (a member up on a
+    /// build without `REMOVE_SETS`) would share the withdrawn attempt's
+    /// name and could finish on its stale `done`, so it is refused
+    /// (review-final34 M1). Absent when empty; written only once every
+    /// member up advertises `WITHDRAW_RECORD` (the withdraw's gate, as is
+    /// a removal begun again of a recorded node); a build without the
+    /// field refuses such a layout, so it cannot act on that attempt.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub withdrawn: BTreeMap<String, u64>,
 }

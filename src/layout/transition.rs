@@ -151,10 +151,9 @@ impl Layout {
             force: false,
             began: self.version + 1,
         };
-        let mut out = self.begin_leaving(node, movement)?;
-        // Its own attempt name now: the withdrawn one's cannot be taken.
-        out.withdrawn.remove(node);
-        Ok(out)
+        // A withdraw's record stays until the node leaves the ring
+        // (`set_state`, review-elastic35 M2).
+        self.begin_leaving(node, movement)
     }
 
     /// `new` joins the rack of the dead Normal node `dead` with its tokens;
@@ -328,6 +327,12 @@ impl Layout {
         n.state = state;
         if !state.is_member() {
             n.tokens.clear();
+            // Its story is over (finish_remove, finish_leave, a replaced
+            // node): a withdraw's record ends here, not when a new attempt
+            // begins, so an older build never reads that attempt under the
+            // withdrawn one's name (review-elastic35 M2). Bounded: one
+            // entry per member at most.
+            self.withdrawn.remove(node);
         }
     }
 }

@@ -14,9 +14,10 @@
 //! replaced in the layout (`Remove.node` and `Remove.also`,
 //! `Replace.dead`). A removal of several nodes, a forced replacement and
 //! the first step of a cancel past the switch need [`REMOVE_SETS`] too; a
-//! removal begun while a member up lacks it has no attempt id (`began`),
-//! and is refused when a removal of its node was withdrawn
-//! ([`withdrawn_again`], review-final34 M1).
+//! removal begun while a member up lacks it has no attempt id (`began`).
+//! A withdraw, and a removal begun again of a node it recorded
+//! ([`withdrawn_again`], review-final34 M1), need [`REMOVE_SETS`] and
+//! [`WITHDRAW_RECORD`] (the layout then carries `withdrawn`).
 //!
 //! Owns [`gate`], a pure function of the layout, the liveness and the
 //! feature bits. Must not propose anything: the step drivers
@@ -25,11 +26,11 @@
 //! does not (review-elastic28 L2).
 
 use crate::layout::{Layout, Movement};
-pub use crate::membership::features::{LAYOUT_STEPS, REMOVE_SETS};
+pub use crate::membership::features::{LAYOUT_STEPS, REMOVE_SETS, WITHDRAW_RECORD};
 
 /// A step held back until every member up runs a build that knows it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not proposed: {} run a build without this layout change (the movement steps `reading_new` and `aborting`, a removal of several nodes, a forced replacement, a removal's withdraw, or a cancel past the switch); upgrade those nodes, then a movement step goes on by itself, and a withdraw, a forced replacement or a cancel is asked again (a node down does not hold it)", .members.join(", "))]
+#[error("not proposed: {} run a build without this layout change (the movement steps `reading_new` and `aborting`, a removal of several nodes, a forced replacement, a removal's withdraw, a removal begun again after its withdraw, or a cancel past the switch); upgrade those nodes, then a movement step goes on by itself, and a withdraw, a removal begun again, a forced replacement or a cancel is asked again (a node down does not hold it)", .members.join(", "))]
 pub struct NotUpgraded {
     /// `id (why)` of each member holding it back.
     pub members: Vec<String>,
