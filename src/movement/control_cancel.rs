@@ -2,7 +2,9 @@
 //! cancel's next step (`leave::cancel`), the phase a cancelled leave shows
 //! (it follows the layout: the second step past the switch is the abort
 //! driver's), and the running leave's end once it sees the cancel (its
-//! push cursors forgotten).
+//! push cursors forgotten). Also the leave count (`push::LeaveEpoch`): bumped
+//! when a new leave is accepted, before its forget, and a pass of an
+//! earlier leave `superseded` (its cancel missed) forgets again.
 //!
 //! Must not decide the cancel's steps (`leave::cancel`,
 //! `Layout::cancel_leave`) nor drive the second one (`abort`).
@@ -50,6 +52,25 @@ impl Control {
         match layout.node(me).and_then(|(dc, _, _)| layout.cancelling(dc)) {
             Some(_) => ("cancelling".into(), format!("reads went back to this node at layout v{v}; the next version drops the decommission once every live member is on it")),
             None => ("cancelled".into(), format!("the node stays a member (layout v{v})")),
+        }
+    }
+
+    /// A new leave is accepted (`leave::begin_after`, before its
+    /// forget, review-elastic35 M3): a pass of an earlier one still
+    /// running (its cancel missed) stops writing cursors and starts over.
+    /// The bump waits for a cursor save in flight (it holds the count's
+    /// read lock across its write), so it runs on the blocking pool, not
+    /// on a runtime worker (review-elastic35 L2).
+    pub(super) async fn new_leave(self: std::sync::Arc<Self>) {
+        let me = self.clone();
+        let bumped = super::super::push::blocking(move || {
+            me.leaves.send_modify(|n| *n += 1);
+            Ok(())
+        })
+        .await;
+        if let Err(e) = bumped {
+            tracing::warn!(error = %e, "decommission begun: bumping the leave count on the blocking pool; bumped here");
+            self.leaves.send_modify(|n| *n += 1);
         }
     }
 

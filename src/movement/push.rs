@@ -11,8 +11,11 @@
 //! gainer): after a crash of the leaver, or of a gainer that kept what it
 //! acknowledged, the push resumes after the last page the gainer
 //! acknowledged; a gainer that may have lost its unsynced tail (a new
-//! incarnation) is pushed to from the start ([`super::push_sync`]). Must
-//! not decide which ranges move or when the leave finishes.
+//! incarnation) is pushed to from the start ([`super::push_sync`]). A
+//! decommission's cursor is committed only while its leave is the latest
+//! ([`LeaveEpoch`]): once a new leave is accepted a pass of the earlier one
+//! ends [`StreamError::Superseded`] and lands no cursor. Must not decide
+//! which ranges move or when the leave finishes.
 
 use std::collections::BTreeSet;
 use std::future::Future;
