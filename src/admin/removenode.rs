@@ -84,8 +84,10 @@ pub async fn removenode(
         // mixed cluster a removal begun again after a withdraw would share
         // the withdrawn one's name, and a gainer that missed the gap could
         // finish it on a stale `done` (review-withdraw34 M3). The way out
-        // needs a forced replacement, gated the same.
-        if let Err(e) = upgrade::here_needing(&a.node_id, &layout, &id, upgrade::REMOVE_SETS) {
+        // needs a forced replacement, gated the same. The layout then
+        // carries `withdrawn`, which a build with REMOVE_SETS alone cannot
+        // decode (review-elastic35 M1).
+        if let Err(e) = upgrade::here_needing(&a.node_id, &layout, &id, WITHDRAWS) {
             return conflict(e);
         }
         return match layout.withdraw_removal_of(&id) {
@@ -181,9 +183,15 @@ fn next_layout(
     })
 }
 
+/// What a withdraw, and a removal begun again after one, need of every
+/// member up: the attempt ids and the withdraw's record (review-elastic35 M1).
+const WITHDRAWS: u64 = upgrade::REMOVE_SETS | upgrade::WITHDRAW_RECORD;
+
 /// The upgrade gates of `next` (`movement::upgrade`); a new removal
 /// attempt keeps the older builds' form (no `began`) while a member up
-/// cannot read it.
+/// cannot read it, unless a removal of its node was withdrawn: it would
+/// share that attempt's name, so it waits until every member up reads
+/// the ids and the record (review-final34 M1, review-elastic35 M1).
 fn gates(
     me: &str,
     layout: &Layout,
@@ -201,8 +209,12 @@ fn gates(
     if upgrade::joins_removal(layout, next) || upgrade::forces_replace(layout, next) {
         sets()?;
     }
-    if upgrade::begins_attempt(layout, next) && sets().is_err() {
-        upgrade::drop_attempt_ids(layout, next);
+    if upgrade::begins_attempt(layout, next) {
+        if !upgrade::withdrawn_again(layout, next).is_empty() {
+            upgrade::here_needing(me, layout, id, WITHDRAWS)?;
+        } else if sets().is_err() {
+            upgrade::drop_attempt_ids(layout, next);
+        }
     }
     Ok(())
 }
@@ -257,21 +269,74 @@ mod tests {
     /// reading: the withdraw had no gate and went on to its proposal.
     #[tokio::test]
     async fn a_withdraw_waits_until_every_member_up_tells_attempts_apart() {
-        use axum::body::to_bytes;
-        use std::sync::Arc;
         let ids = ["w3a", "w3b", "w3c", "w3d"];
-        let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
-        let parsed = crate::topology::Topology::parse("t.yaml", &topo).expect("parses");
-        let seed = Layout::seed(&parsed);
-        let removing = remove::begin(&seed, "w3d", &|_| false).expect("a removal");
-        let cluster = Cluster::new(removing.clone(), "w3a", None).expect("cluster");
-        let board = crate::movement::progress::board("w3a");
-        board.set_liveness(Arc::new(|id: &str| id != "w3d"));
-        board.set_features(Arc::new(|id: &str| {
-            Some(if id == "w3b" { 0 } else { u64::MAX })
+        let removing = remove::begin(&seed(&ids), "w3d", &|_| false).expect("a removal");
+        let (admin, cluster) = admin_on(&removing, ("w3b", 0), "w3d");
+        let body = refused(admin, "w3d", true).await;
+        assert!(body.contains("w3b"), "{body}");
+        assert_eq!(*cluster.current().layout, removing, "the removal stays");
+    }
+
+    /// review-final34 M1: x (m1b, an older build) was down during the
+    /// withdraw and is up again: a removal of the same node begun now
+    /// would have no attempt id, so it would share the withdrawn
+    /// attempt's name and x's stale `done` could finish it. It is refused
+    /// (409 `not proposed` naming x), the layout unchanged; the same begin
+    /// of a node never withdrawn goes on in the older form. Fails before
+    /// the fix: the begin was proposed with `began` 0.
+    #[tokio::test]
+    async fn a_removal_begun_again_after_a_withdraw_waits_for_every_member_up() {
+        let ids = ["m1a", "m1b", "m1c", "m1d", "m1e"];
+        let first = remove::begin(&seed(&ids), "m1d", &|_| false).expect("a removal");
+        let back = first.withdraw_removal_of("m1d").expect("withdrawn");
+        let (admin, cluster) = admin_on(&back, ("m1b", 0), "m1d");
+        let body = refused(admin, "m1d", false).await;
+        assert!(body.contains("m1b (an older build)"), "{body}");
+        assert_eq!(*cluster.current().layout, back, "nothing proposed");
+        // A node never withdrawn: begun with no attempt id, as before.
+        let mut next = remove::begin(&back, "m1e", &|_| false).expect("a removal");
+        gates("m1a", &back, &mut next, "m1e").expect("the older form");
+        assert_eq!(next.movements["dc1"].to_string(), "removal of m1e");
+    }
+
+    /// review-elastic35 M1: a member up on main's build advertises
+    /// `REMOVE_SETS` (3) but cannot decode `Layout::withdrawn`: the
+    /// withdraw, and a removal begun again after one, are refused (409
+    /// naming it), nothing proposed. Fails before, by reading: both were
+    /// gated on `REMOVE_SETS` alone and went on to their proposals.
+    #[tokio::test]
+    async fn a_withdraw_waits_for_every_member_up_to_read_its_record() {
+        let ids = ["r1a", "r1b", "r1c", "r1d", "r1e"];
+        let removing = remove::begin(&seed(&ids), "r1d", &|_| false).expect("a removal");
+        let (admin, cluster) = admin_on(&removing, ("r1b", 3), "r1d");
+        let body = refused(admin, "r1d", true).await;
+        assert!(body.contains("r1b"), "{body}");
+        assert_eq!(*cluster.current().layout, removing, "the removal stays");
+        let back = removing.withdraw_removal_of("r1d").expect("withdrawn");
+        let (admin, cluster) = admin_on(&back, ("r1b", 3), "r1d");
+        let body = refused(admin, "r1d", false).await;
+        assert!(body.contains("r1b"), "{body}");
+        assert_eq!(*cluster.current().layout, back, "nothing proposed");
+    }
+
+    fn seed(ids: &[&str]) -> Layout {
+        let topo = crate::topology::testing::yaml(&[("dc1", ids)], &[("dc1", 3)]);
+        Layout::seed(&crate::topology::Topology::parse("t.yaml", &topo).expect("parses"))
+    }
+
+    /// The admin of the first node on `layout`; `dead` down, `old.0` up on
+    /// an older build (feature bits `old.1`), every other up on this one.
+    fn admin_on(layout: &Layout, old: (&'static str, u64), dead: &'static str) -> (Admin, Cluster) {
+        use std::sync::Arc;
+        let me = layout.nodes().next().expect("a node").2.id.clone();
+        let cluster = Cluster::new(layout.clone(), &me, None).expect("cluster");
+        let board = crate::movement::progress::board(&me);
+        board.set_liveness(Arc::new(move |id: &str| id != dead));
+        board.set_features(Arc::new(move |id: &str| {
+            Some(if id == old.0 { old.1 } else { u64::MAX })
         }));
         let admin = Admin {
-            node_id: "w3a".into(),
+            node_id: me.into(),
             metrics: crate::admin::install_metrics(),
             faults: Arc::new(crate::transport::faults::Faults::new(false)),
             repair: None,
@@ -280,19 +345,25 @@ mod tests {
             guard: crate::admin::Guard::open(),
             spawner: crate::tasks::Spawner::detached(),
         };
+        (admin, cluster)
+    }
+
+    /// `POST /removenode?id=ID[&withdraw=true]` answered 409 `not
+    /// proposed`: its body.
+    async fn refused(admin: Admin, id: &str, withdraw: bool) -> String {
         let q = RemoveQuery {
-            id: Some("w3d".into()),
-            withdraw: true,
+            id: Some(id.into()),
+            withdraw,
             force: false,
         };
-        let r = removenode(State(admin), Ok(Query(q))).await;
-        assert_eq!(r.status(), StatusCode::CONFLICT);
-        let body = to_bytes(r.into_body(), 4096).await.unwrap();
-        let body = String::from_utf8_lossy(&body);
-        assert!(
-            body.contains("not proposed") && body.contains("w3b"),
-            "{body}"
-        );
-        assert_eq!(*cluster.current().layout, removing, "the removal stays");
+        let ask = removenode(State(admin), Ok(Query(q)));
+        let r = (tokio::time::timeout(std::time::Duration::from_secs(10), ask).await)
+            .expect("answered, not proposed");
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(body.contains("not proposed"), "{body}");
+        body
     }
 }

@@ -4,7 +4,8 @@
 //! explicit tokens, the keyspaces, and the range movement in progress per
 //! datacenter — its serde form (persisted in node metadata, spread by
 //! gossip), the convergence rule ([`Layout::merge`]) and the pure
-//! transitions (`transition.rs`: join, leave, remove, replace; `switch.rs`:
+//! transitions (`movement.rs`: the [`Movement`] recorded per datacenter;
+//! `transition.rs`: join, leave, remove, replace; `switch.rs`:
 //! the three steps that end a movement). The topology
 //! file only seeds version 1 ([`Layout::seed`]); every change is a new
 //! version. [`crate::ring::Ring::from_layout`] derives placement from it.
@@ -23,6 +24,7 @@ mod abort;
 pub mod acceptors;
 mod cancel;
 pub mod consensus;
+mod movement;
 mod node_info;
 mod proposer;
 mod remove;
@@ -53,8 +55,9 @@ use serde::{Deserialize, Serialize};
 use crate::token::{vnode_token, Token};
 use crate::topology::{Datacenter, KeyspaceSpec, NodeDefaults, NodeSpec, Rack, Topology};
 
+pub use movement::Movement;
 pub use switch::FinishStep;
-pub use transition::{LayoutError, Movement, NewNode};
+pub use transition::{LayoutError, NewNode};
 
 /// Where a node is in its life. Only `Normal` and `Leaving` nodes own tokens
 /// on the ring; `Joining` ones receive writes for their pending ranges.
@@ -141,6 +144,17 @@ pub struct Layout {
     /// movement (a Remove, written by an older build) it holds nothing.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub aborting: BTreeSet<String>,
+    /// Node → the version that withdrew a removal of it (`withdraw.rs`),
+    /// until the node is Left or Removed (`set_state`, review-elastic35
+    /// M2): a removal begun again without an attempt id (a member up on a
+    /// build without `REMOVE_SETS`) would share the withdrawn attempt's
+    /// name and could finish on its stale `done`, so it is refused
+    /// (review-final34 M1). Absent when empty; written only once every
+    /// member up advertises `WITHDRAW_RECORD` (the withdraw's gate, as is
+    /// a removal begun again of a recorded node); a build without the
+    /// field refuses such a layout, so it cannot act on that attempt.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub withdrawn: BTreeMap<String, u64>,
 }
 
 /// The current [`Layout::format`].
@@ -201,6 +215,7 @@ impl Layout {
             movements: BTreeMap::new(),
             reading_new: BTreeSet::new(),
             aborting: BTreeSet::new(),
+            withdrawn: BTreeMap::new(),
         }
     }
 

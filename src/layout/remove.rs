@@ -81,30 +81,24 @@ impl Layout {
         let (dc, _, _) = self
             .node(node)
             .ok_or_else(|| LayoutError::UnknownNode(node.into()))?;
-        let mut out = self.clone();
-        match out.movements.get_mut(dc) {
-            Some(Movement::Remove {
+        let out = super::withdraw::forced(self.clone(), dc, |m| match m {
+            Movement::Remove {
                 node: n,
                 also,
                 force,
                 ..
-            }) if n == node || also.contains(&node.to_string()) => {
-                if !*force {
-                    *force = true;
-                    out.version += 1;
-                }
-                Ok(out)
-            }
-            _ => Err(LayoutError::NoSuchMovement {
-                dc: dc.into(),
-                expected: Movement::Remove {
-                    node: node.into(),
-                    also: Vec::new(),
-                    force: true,
-                    began: 0,
-                },
-            }),
-        }
+            } if n == node || also.contains(&node.to_string()) => Some(force),
+            _ => None,
+        });
+        out.ok_or_else(|| LayoutError::NoSuchMovement {
+            dc: dc.into(),
+            expected: Movement::Remove {
+                node: node.into(),
+                also: Vec::new(),
+                force: true,
+                began: 0,
+            },
+        })
     }
 
     /// The removal of `node` (and of the nodes removed with it, `also`) is

@@ -1,7 +1,8 @@
 //! Layout transitions: join, leave, remove and replace, each a pure function
 //! from one layout version to the next (or a typed refusal).
 //!
-//! Owns [`Movement`], [`NewNode`] and [`LayoutError`]. Each movement has a
+//! Owns [`NewNode`] and [`LayoutError`] (the [`Movement`] recorded is
+//! `movement.rs`'s). Each movement has a
 //! `begin_*` (the node becomes Joining or Leaving, the movement is recorded
 //! for its datacenter) and a `finish_*` (the node becomes Normal, Left or
 //! Removed; the movement is cleared). At most one movement per datacenter:
@@ -10,77 +11,11 @@
 //! *when* to finish (that is the streaming driver's job) nor check liveness.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::SocketAddr;
 
-use serde::{Deserialize, Serialize};
-
-use super::{Layout, LayoutNode, LayoutRack, NodeState};
+use super::{Layout, LayoutNode, LayoutRack, Movement, NodeState};
 use crate::token::Token;
 use crate::topology::MAX_VNODES;
-
-/// A range movement in progress in one datacenter.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Movement {
-    Join {
-        node: String,
-    },
-    Leave {
-        node: String,
-    },
-    /// A dead node's ranges re-replicated from the survivors; `force`d,
-    /// from the survivors that are up even when too few are to meet every
-    /// quorum (`geokv removenode --force`). `also`: the other dead nodes
-    /// removed with it (a gainer of the removal that died, `remove.rs`),
-    /// absent when none, so what older builds wrote decodes as is.
-    /// `began`: the layout version that began this attempt (its identity,
-    /// in its name and pull cursors, so an attempt after a withdraw,
-    /// `withdraw.rs`, never takes the old one's reports or cursors); 0 and
-    /// absent when written by an older build.
-    Remove {
-        node: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        also: Vec<String>,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        force: bool,
-        #[serde(default, skip_serializing_if = "is_zero")]
-        began: u64,
-    },
-    /// `new` takes over the tokens of the dead node `dead`; `force`d, it
-    /// copies from the survivors that are up even when too few are
-    /// (`removenode DEAD --force`, `withdraw.rs`), absent when not.
-    Replace {
-        dead: String,
-        new: String,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        force: bool,
-    },
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
-impl fmt::Display for Movement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Movement::Join { node } => write!(f, "join of {node}"),
-            Movement::Leave { node } => write!(f, "decommission of {node}"),
-            Movement::Remove {
-                node, also, began, ..
-            } => {
-                write!(f, "removal of {node}")?;
-                also.iter().try_for_each(|n| write!(f, ", {n}"))?;
-                match began {
-                    0 => Ok(()),
-                    v => write!(f, " (attempt v{v})"),
-                }
-            }
-            Movement::Replace { dead, new, .. } => write!(f, "replacement of {dead} by {new}"),
-        }
-    }
-}
 
 /// A node entering the layout (join or replace).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,6 +151,8 @@ impl Layout {
             force: false,
             began: self.version + 1,
         };
+        // A withdraw's record stays until the node leaves the ring
+        // (`set_state`, review-elastic35 M2).
         self.begin_leaving(node, movement)
     }
 
@@ -390,6 +327,12 @@ impl Layout {
         n.state = state;
         if !state.is_member() {
             n.tokens.clear();
+            // Its story is over (finish_remove, finish_leave, a replaced
+            // node): a withdraw's record ends here, not when a new attempt
+            // begins, so an older build never reads that attempt under the
+            // withdrawn one's name (review-elastic35 M2). Bounded: one
+            // entry per member at most.
+            self.withdrawn.remove(node);
         }
     }
 }

@@ -40,6 +40,7 @@ impl Layout {
         out.aborting.remove(dc);
         for node in m.declared_dead() {
             out.set_state(node, NodeState::Normal);
+            out.withdrawn.insert(node.to_string(), out.version);
         }
         Ok(out)
     }
@@ -61,25 +62,35 @@ impl Layout {
     /// DEAD --force`); the layout unchanged when it is forced already.
     pub fn force_replace(&self, dead: &str) -> Result<Layout> {
         let (dc, _, _) = (self.node(dead)).ok_or_else(|| LayoutError::UnknownNode(dead.into()))?;
-        let mut out = self.clone();
-        match out.movements.get_mut(dc) {
-            Some(Movement::Replace { dead: d, force, .. }) if d == dead => {
-                if !*force {
-                    *force = true;
-                    out.version += 1;
-                }
-                Ok(out)
-            }
-            _ => Err(LayoutError::NoSuchMovement {
-                dc: dc.into(),
-                expected: Movement::Replace {
-                    dead: dead.into(),
-                    new: "?".into(),
-                    force: true,
-                },
-            }),
-        }
+        let out = forced(self.clone(), dc, |m| match m {
+            Movement::Replace { dead: d, force, .. } if d == dead => Some(force),
+            _ => None,
+        });
+        out.ok_or_else(|| LayoutError::NoSuchMovement {
+            dc: dc.into(),
+            expected: Movement::Replace {
+                dead: dead.into(),
+                new: "?".into(),
+                force: true,
+            },
+        })
     }
+}
+
+/// `out` with the `force` flag `pick` finds in its movement of `dc` set,
+/// one version on, or unchanged when set already; `None` when `pick`
+/// finds none. [`Layout::force_remove`] and [`Layout::force_replace`]
+/// share it (issue 10 D7).
+pub(super) fn forced(
+    mut out: Layout,
+    dc: &str,
+    pick: impl FnOnce(&mut Movement) -> Option<&mut bool>,
+) -> Option<Layout> {
+    let flag = out.movements.get_mut(dc).and_then(pick)?;
+    if !std::mem::replace(flag, true) {
+        out.version += 1;
+    }
+    Some(out)
 }
 
 fn no_removal(dc: &str, node: &str) -> LayoutError {

@@ -36,5 +36,13 @@ pub const LAYOUT_STEPS: u64 = 1;
 /// (`Movement::Replace`'s `force`): fields an older build would drop.
 pub const REMOVE_SETS: u64 = 2;
 
+/// The layout may remember a withdrawn removal (`Layout::withdrawn`,
+/// review-final34 M1). Builds that advertise `REMOVE_SETS` without this
+/// bit have no such field and refuse a layout carrying it (`Layout`
+/// refuses unknown fields): the withdraw, and a removal begun again of a
+/// node it recorded, wait until every member up advertises both
+/// (review-elastic35 M1).
+pub const WITHDRAW_RECORD: u64 = 4;
+
 /// Every feature of this build.
-pub const THIS_BUILD: u64 = LAYOUT_STEPS | REMOVE_SETS;
+pub const THIS_BUILD: u64 = LAYOUT_STEPS | REMOVE_SETS | WITHDRAW_RECORD;

@@ -14,12 +14,13 @@
 //! start-up and at each view that shows it, `control_resume`), its
 //! [`Status`], `cancel` (`decommission --cancel`: a
 //! running leave stops with no switch, its push cursors forgotten;
-//! `control_cancel`),
+//! `control_cancel`; a new leave bumps the leave count before its forget,
+//! so an earlier leave's pass lands no cursor after it, `push::LeaveEpoch`),
 //! [`Control::on_removed`] (a node whose removal the layout decided ends
 //! the same way, decommissioning or not: `leave_end::follow_removal`,
 //! `control_removed`),
-//! and `cleanup` (by hand; automatically after every movement:
-//! `super::cleanup_follow`).
+//! and `cleanup` (by hand, `control_cleanup`; automatically after every
+//! movement: `super::cleanup_follow`).
 //! Must not change the layout except through the leave's steps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,13 +31,11 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::cleanup::{Cleaned, CleanupError};
 use super::leave::{self, Began, LeaveError};
 use super::leave_end::hand_queues_over;
 use super::push::PeerSink;
 use super::stream::{Progress, ProgressSnapshot, StreamConfig};
 use super::throughput::Throughput;
-use crate::engine::CallSite;
 use crate::engine::Engine;
 use crate::hints::Hints;
 use crate::transport::Peers;
@@ -105,6 +104,10 @@ pub struct Control {
     /// push passes gainers of an older build (`StreamError::GainerTooOld`).
     /// Not persisted: a restarted leaver holds them again.
     allow_old_gainers: AtomicBool,
+    /// How many decommissions this process began: a running leave's pass
+    /// ends once a later one began (its cancel missed) and writes no
+    /// cursor after (`push::LeaveEpoch`, review-final33 L5).
+    leaves: watch::Sender<u64>,
 }
 
 impl Control {
@@ -134,6 +137,7 @@ impl Control {
             running: Mutex::new(false),
             ended: Mutex::new(None),
             allow_old_gainers: AtomicBool::new(false),
+            leaves: watch::channel(0).0,
         })
     }
 
@@ -182,7 +186,9 @@ impl Control {
         self: &Arc<Self>,
         allow_old_gainers: bool,
     ) -> Result<Status, LeaveError> {
-        let began = leave::begin(&self.cluster, &self.engine, self.cluster.me()).await?;
+        let me = self.cluster.me();
+        let bump = self.clone().new_leave();
+        let began = leave::begin_after(&self.cluster, &self.engine, me, bump).await?;
         (self.allow_old_gainers).fetch_or(allow_old_gainers, Ordering::SeqCst);
         Ok(self.run(began))
     }
@@ -221,6 +227,7 @@ impl Control {
 
     async fn leave_until_done(self: Arc<Self>) {
         let me = self.cluster.me().to_string();
+        let mut leaves = self.leaves.subscribe();
         loop {
             // A leave turned into a removal (declared dead meanwhile) is
             // over: retrying cannot help (review-elastic28 L3).
@@ -231,14 +238,28 @@ impl Control {
             }
             // Cancelled (`decommission --cancel`): no switch, the node
             // serves as Normal (audit11 D1).
+            let mine = *leaves.borrow_and_update();
+            let epoch = super::push::LeaveEpoch {
+                mine,
+                count: leaves.clone(),
+            };
+            // Biased, a new begin first: a pass's `Superseded` ready in the
+            // same poll must not win and skip the forget (review-elastic35 M3).
             let once = tokio::select! {
-                r = self.leave_once(&me) => r,
+                biased;
+                // Begun again, its cancel missed (review-final33 L5): what
+                // the pass saved since the new begin's forget is forgotten.
+                Ok(()) = leaves.changed() => {
+                    self.superseded(&me).await;
+                    continue;
+                }
                 () = leave::until_cancelled(&self.cluster, &me) => {
                     if self.cancelled(&me, true).await {
                         return;
                     }
                     continue;
                 }
+                r = self.leave_once(&me, epoch) => r,
             };
             match once {
                 Ok(()) => break,
@@ -266,7 +287,7 @@ impl Control {
         let _ = self.stop.send(true);
     }
 
-    async fn leave_once(&self, me: &str) -> Result<(), String> {
+    async fn leave_once(&self, me: &str, epoch: super::push::LeaveEpoch) -> Result<(), String> {
         let leaving = self.cluster.current().version();
         self.set(
             "announcing",
@@ -289,7 +310,10 @@ impl Control {
             self.engine.clone(),
             &sink,
             me,
-            &self.stream_config(),
+            &StreamConfig {
+                epoch: Some(epoch.clone()),
+                ..self.stream_config()
+            },
             &self.progress,
         )
         .await
@@ -300,6 +324,10 @@ impl Control {
             peers: self.peers.clone(),
             is_up: self.is_up.clone(),
             timeout: Duration::from_secs(30),
+        };
+        let handle = leave::Epoched {
+            inner: &handle,
+            epoch: &epoch,
         };
         leave::finish(&handle, &self.engine, me)
             .await
@@ -330,39 +358,13 @@ impl Control {
         .await
         .map_err(|e| e.to_string())
     }
-
-    /// `POST /cleanup`: like the automatic cleanup, only once every live
-    /// member reports the view in force (a coordinator on an older view
-    /// still reads and writes the old owners). Members that are down are
-    /// not waited for: when one comes back on an older view, its reads and
-    /// writes carry that view, and an old owner that no longer replicates
-    /// the key refuses them (`view::stale_view`), so it re-plans on
-    /// the newer view instead of reading what was cleaned up.
-    pub async fn cleanup_announced(&self) -> Result<Cleaned, CleanupError> {
-        let view = self.cluster.current();
-        if let Some(m) = view.layout.movements.values().next() {
-            return Err(CleanupError::MovementInProgress(m.clone()));
-        }
-        self.announce(view.version())
-            .await
-            .map_err(CleanupError::NotAnnounced)?;
-        self.cleanup().await
-    }
-
-    /// Drops the ranges this node no longer replicates (refused while a
-    /// movement is in progress).
-    pub async fn cleanup(&self) -> Result<Cleaned, CleanupError> {
-        let (engine, cluster) = (self.engine.clone(), self.cluster.clone());
-        // Scans and range deletions: on the blocking pool, in this span.
-        CallSite::BlockingPool
-            .run(move || super::cleanup::cleanup_current(&*engine, &cluster))
-            .await
-            .map_err(|e| CleanupError::Task(e.to_string()))?
-    }
 }
 
 #[path = "control_cancel.rs"]
 mod cancel;
+
+#[path = "control_cleanup.rs"]
+mod by_hand;
 
 #[path = "control_removed.rs"]
 mod removed;

@@ -120,6 +120,24 @@ pub async fn begin<L: LayoutHandle>(
     engine: &Arc<dyn Engine>,
     me: &str,
 ) -> Result<Began, LeaveError> {
+    begin_after(layout, engine, me, async {}).await
+}
+
+/// [`begin`], running `first` once the begin is accepted (the node was
+/// Normal, no refusal) and before the forget: `Control` bumps its leave
+/// count there (`push::LeaveEpoch`), so a cursor save of an earlier leave
+/// either finished before the forget or is `Superseded`; none lands after
+/// it (review-elastic35 M3).
+pub async fn begin_after<L, F>(
+    layout: &L,
+    engine: &Arc<dyn Engine>,
+    me: &str,
+    first: F,
+) -> Result<Began, LeaveError>
+where
+    L: LayoutHandle,
+    F: std::future::Future<Output = ()>,
+{
     let now = layout.current();
     let (_, _, n) = now.node(me).ok_or_else(|| LeaveError::Unknown(me.into()))?;
     still_leaving(&now, me)?;
@@ -129,6 +147,7 @@ pub async fn begin<L: LayoutHandle>(
     // Refused (another movement, too few nodes) before anything is
     // forgotten; accepted, the node has no leave of its own in `now`.
     let next = now.begin_leave(me)?;
+    first.await;
     (forget_cursors(engine, &now, me).await).map_err(LeaveError::Stale)?;
     tracing::info!(node = me, version = next.version, "decommissioning");
     layout.propose(next).await?;
@@ -307,4 +326,46 @@ pub async fn forget_cursors(
 ) -> Result<(), StreamError> {
     let ids: Vec<String> = layout.nodes().map(|(_, _, n)| n.id.clone()).collect();
     push::forget(engine, me, ids).await
+}
+
+/// A leave's finish steps on `inner`, stopped once `epoch`'s leave is not
+/// the latest (review-elastic35 L1): a pass whose cancel and re-begin it
+/// missed would otherwise propose the new leave's switch with no push for
+/// it. Checked after the step's snapshot is read and announced, before its
+/// proposal: the count moves before a new leave is proposed
+/// ([`begin_after`]), so a snapshot showing that leave is refused.
+pub struct Epoched<'a, L> {
+    pub inner: &'a L,
+    pub epoch: &'a push::LeaveEpoch,
+}
+
+impl<L: LayoutHandle> Epoched<'_, L> {
+    fn latest(&self) -> Result<(), ProposeError> {
+        match *self.epoch.count.borrow() == self.epoch.mine {
+            true => Ok(()),
+            false => Err(ProposeError(
+                "this decommission was begun again: its pass stops".into(),
+            )),
+        }
+    }
+}
+
+impl<L: LayoutHandle> LayoutHandle for Epoched<'_, L> {
+    fn current(&self) -> Arc<Layout> {
+        self.inner.current()
+    }
+
+    async fn propose(&self, next: Layout) -> Result<(), ProposeError> {
+        self.latest()?;
+        self.inner.propose(next).await
+    }
+
+    async fn announced(&self, version: u64) -> Result<(), ProposeError> {
+        self.inner.announced(version).await?;
+        self.latest()
+    }
+
+    fn upgraded(&self, except: &str) -> Result<(), super::upgrade::NotUpgraded> {
+        self.inner.upgraded(except)
+    }
 }

@@ -79,6 +79,8 @@ mod tests_leave_cancel;
 #[cfg(test)]
 mod tests_leave_crash;
 #[cfg(test)]
+mod tests_leave_epoch;
+#[cfg(test)]
 mod tests_leave_sync;
 #[cfg(test)]
 mod tests_loopback;

@@ -11,8 +11,11 @@
 //! gainer): after a crash of the leaver, or of a gainer that kept what it
 //! acknowledged, the push resumes after the last page the gainer
 //! acknowledged; a gainer that may have lost its unsynced tail (a new
-//! incarnation) is pushed to from the start ([`super::push_sync`]). Must
-//! not decide which ranges move or when the leave finishes.
+//! incarnation) is pushed to from the start ([`super::push_sync`]). A
+//! decommission's cursor is committed only while its leave is the latest
+//! ([`LeaveEpoch`]): once a new leave is accepted a pass of the earlier one
+//! ends [`StreamError::Superseded`] and lands no cursor. Must not decide
+//! which ranges move or when the leave finishes.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -173,7 +176,8 @@ impl<S: RangeSink> Run<'_, S> {
                 Ok(()) => {
                     rate.on_page(began.elapsed(), keys as u32);
                     failures = 0;
-                    save_cursor(engine, &id, &ks, range, &next).await?;
+                    let epoch = cfg.epoch.clone();
+                    save_cursor(engine, &id, (&ks, range), &next, epoch).await?;
                     self.progress.add(keys, bytes);
                     at = next;
                     cfg.throughput.moved(bytes).await;
@@ -220,13 +224,27 @@ async fn next_page(
     Ok((page, next))
 }
 
-/// Commits stream `id`'s cursor of `keyspace`'s `range`, on a blocking thread.
+/// The leave a push belongs to (review-final33 L5, review-cancel33 L2):
+/// the node's leave count (`Control`'s, bumped by each decommission begun)
+/// and this leave's. A cursor is written while the count reads this
+/// leave's, under the count's read lock, so once a later leave bumps it
+/// (the write lock) no cursor of this one lands: a pass dropped with its
+/// write in flight cannot save `Done` after the new leave's forget.
+#[derive(Clone, Debug)]
+pub struct LeaveEpoch {
+    pub count: tokio::sync::watch::Receiver<u64>,
+    pub mine: u64,
+}
+
+/// Commits stream `id`'s cursor of `keyspace`'s `range`, on a blocking
+/// thread; [`StreamError::Superseded`] once `epoch`'s leave is not the
+/// latest.
 async fn save_cursor(
     engine: &Arc<dyn Engine>,
     id: &str,
-    keyspace: &str,
-    range: crate::ring::TokenRange,
+    (keyspace, range): (&str, crate::ring::TokenRange),
     at: &Cursor,
+    epoch: Option<LeaveEpoch>,
 ) -> Result<(), StreamError> {
     let (e, id, ks, at) = (
         engine.clone(),
@@ -237,6 +255,13 @@ async fn save_cursor(
     blocking(move || {
         let mut batch = WriteBatch::new();
         cursor::save(&mut batch, &id, &ks, range, &at);
+        let Some(epoch) = epoch else {
+            return Ok(e.write(batch)?);
+        };
+        let count = epoch.count.borrow();
+        if *count != epoch.mine {
+            return Err(StreamError::Superseded);
+        }
         Ok(e.write(batch)?)
     })
     .await

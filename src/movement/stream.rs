@@ -115,6 +115,10 @@ pub enum StreamError {
     Engine(#[from] EngineError),
     #[error("stream task: {0}")]
     Task(String),
+    /// A leave's push whose leave was begun again since (its cancel
+    /// missed): its cursor is not saved ([`super::push::LeaveEpoch`]).
+    #[error("this push's decommission was begun again since: it starts over")]
+    Superseded,
 }
 
 /// Tuning of a [`Streamer`].
@@ -130,6 +134,9 @@ pub struct StreamConfig {
     /// A leave's push passes gainers of an older build (the operator's
     /// `--allow-old-gainers`) instead of [`StreamError::GainerTooOld`].
     pub allow_old_gainers: bool,
+    /// The leave a push belongs to: its cursors are saved only while no
+    /// later leave began (review-final33 L5); `None` outside a leave.
+    pub epoch: Option<super::push::LeaveEpoch>,
 }
 
 impl StreamConfig {
@@ -150,6 +157,7 @@ impl Default for StreamConfig {
             round_backoff: Duration::from_secs(1),
             throughput: Arc::default(),
             allow_old_gainers: false,
+            epoch: None,
         }
     }
 }

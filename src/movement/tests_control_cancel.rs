@@ -260,21 +260,6 @@ async fn a_node_started_between_a_cancels_two_steps_shows_the_cancel() {
 /// await (`Ok`, phase `cancelling`) while the node was leaving again.
 #[tokio::test]
 async fn a_cancel_whose_end_sees_a_leave_begun_again_says_so() {
-    use crate::engine::testing::{Hooked, Hooks};
-    use crate::engine::{EngineError, WriteBatch};
-    use crate::layout::Layout;
-    use crate::view::Cluster;
-    use parking_lot::Mutex;
-    /// Installs the leave begun again during the end's forget.
-    struct BeginAgain(Cluster, Mutex<Option<Layout>>);
-    impl Hooks for BeginAgain {
-        fn before_write(&self, _: &WriteBatch) -> Result<(), EngineError> {
-            if let Some(again) = self.1.lock().take() {
-                self.0.install(again).expect("installs");
-            }
-            Ok(())
-        }
-    }
     let ids = ["l4a", "l4b", "l4c", "l4d"];
     let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
     let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
@@ -286,13 +271,95 @@ async fn a_cancel_whose_end_sees_a_leave_begun_again_says_so() {
         .unwrap()
         .begin_leave("l4d")
         .unwrap();
-    let cluster = Cluster::new(back, "l4d", None).expect("cluster");
-    let hooks = BeginAgain(cluster.clone(), Mutex::new(Some(again)));
-    let (control, _stopped) = control_with(cluster, Arc::new(Hooked::new(hooks)));
+    let (control, _stopped) = installing_during_the_forget(back, "l4d", again);
     let r = control.cancel().await;
     assert!(
         matches!(&r, Err(super::LeaveError::BegunAgain(id)) if id == "l4d"),
         "{r:?}"
     );
     assert_ne!(control.status().phase, "cancelled");
+}
+
+/// review-final33 L3: the loop's end checks the layout after its forget's
+/// await, not before: a decommission begun again (without
+/// `--allow-old-gainers`) while the forget runs goes on in the same loop,
+/// which keeps `running`, and the cancelled leave's flag is gone.
+#[tokio::test]
+async fn a_leave_begun_during_its_cancels_forget_goes_on() {
+    let ids = ["l3a", "l3b", "l3c", "l3d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let again = seed.begin_leave("l3d").unwrap();
+    let (control, _stopped) = installing_during_the_forget(seed, "l3d", again);
+    *control.running.lock() = true;
+    control.set("streaming", "");
+    let flag = &control.allow_old_gainers;
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(!control.cancelled("l3d", true).await, "begun again");
+    assert!(*control.running.lock(), "the loop drives the new leave");
+    assert_eq!(control.status().phase, "streaming");
+    assert!(!control.status().allow_old_gainers, "the cancelled leave's");
+}
+
+/// review-final33 L1: this node's replacement finishes (the node
+/// Removed) while its cancel's end forgets the push cursors, so
+/// `follow_removal`'s `on_removed` found the loop running and returned.
+/// The loop's end does not say `cancelled` nor give up `running`: its
+/// top ends the node as removed; the handler's end answers `Removed`,
+/// not "begun again". A replacement still in progress is no leave of
+/// this node: the cancel ends, and `follow_removal` ends the node once it
+/// finishes. Passes before for the loop (a Removed node is not
+/// `leave::cancelled`), by reading; fails before for the handler's answer.
+#[tokio::test]
+async fn a_replacement_finished_while_a_cancel_ends_ends_the_node() {
+    let ids = ["l1a", "l1b", "l1c", "l1d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 10);
+    let leaving = seed.begin_leave("l1d").unwrap();
+    let switched = leaving.next_finish_step("l1d").unwrap().layout().clone();
+    let back = switched.cancel_leave("l1d").unwrap();
+    let new = crate::layout::testing::new_node("l1r", "127.0.0.99");
+    let replacing = (back.cancel_leave("l1d").unwrap())
+        .begin_replace("l1d", new)
+        .unwrap();
+    let mut gone = replacing.settled();
+    gone.version = replacing.version + 1;
+    let (control, _stopped) = installing_during_the_forget(back.clone(), "l1d", gone.clone());
+    *control.running.lock() = true;
+    control.set("streaming", "");
+    assert!(!control.cancelled("l1d", true).await, "removed meanwhile");
+    assert!(*control.running.lock(), "the loop ends it as removed");
+    assert_ne!(control.status().phase, "cancelled");
+    let (control, _stopped) = installing_during_the_forget(back, "l1d", gone);
+    let r = control.cancel().await;
+    assert!(
+        matches!(&r, Err(super::LeaveError::Removed(id)) if id == "l1d"),
+        "{r:?}"
+    );
+}
+
+/// Node `me`'s control on `start`, whose engine installs `during` in its
+/// view at its first write (the forget of a cancel's end).
+fn installing_during_the_forget(
+    start: crate::layout::Layout,
+    me: &str,
+    during: crate::layout::Layout,
+) -> (Arc<super::Control>, tokio::sync::watch::Receiver<bool>) {
+    use crate::engine::testing::{Hooked, Hooks};
+    use crate::engine::{EngineError, WriteBatch};
+    use crate::layout::Layout;
+    use crate::view::Cluster;
+    use parking_lot::Mutex;
+    struct Install(Cluster, Mutex<Option<Layout>>);
+    impl Hooks for Install {
+        fn before_write(&self, _: &WriteBatch) -> Result<(), EngineError> {
+            if let Some(next) = self.1.lock().take() {
+                self.0.install(next).expect("installs");
+            }
+            Ok(())
+        }
+    }
+    let cluster = Cluster::new(start, me, None).expect("cluster");
+    let hooks = Install(cluster.clone(), Mutex::new(Some(during)));
+    control_with(cluster, Arc::new(Hooked::new(hooks)))
 }

@@ -15,6 +15,9 @@
 //! `Replace.dead`). A removal of several nodes, a forced replacement and
 //! the first step of a cancel past the switch need [`REMOVE_SETS`] too; a
 //! removal begun while a member up lacks it has no attempt id (`began`).
+//! A withdraw, and a removal begun again of a node it recorded
+//! ([`withdrawn_again`], review-final34 M1), need [`REMOVE_SETS`] and
+//! [`WITHDRAW_RECORD`] (the layout then carries `withdrawn`).
 //!
 //! Owns [`gate`], a pure function of the layout, the liveness and the
 //! feature bits. Must not propose anything: the step drivers
@@ -23,11 +26,11 @@
 //! does not (review-elastic28 L2).
 
 use crate::layout::{Layout, Movement};
-pub use crate::membership::features::{LAYOUT_STEPS, REMOVE_SETS};
+pub use crate::membership::features::{LAYOUT_STEPS, REMOVE_SETS, WITHDRAW_RECORD};
 
 /// A step held back until every member up runs a build that knows it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not proposed: {} run a build without this layout change (the movement steps `reading_new` and `aborting`, a removal of several nodes, a forced replacement, a removal's withdraw, or a cancel past the switch); upgrade those nodes, then a movement step goes on by itself, and a withdraw, a forced replacement or a cancel is asked again (a node down does not hold it)", .members.join(", "))]
+#[error("not proposed: {} run a build without this layout change (the movement steps `reading_new` and `aborting`, a removal of several nodes, a forced replacement, a removal's withdraw, a removal begun again after its withdraw, or a cancel past the switch); upgrade those nodes, then a movement step goes on by itself, and a withdraw, a removal begun again, a forced replacement or a cancel is asked again (a node down does not hold it)", .members.join(", "))]
 pub struct NotUpgraded {
     /// `id (why)` of each member holding it back.
     pub members: Vec<String>,
@@ -125,6 +128,20 @@ fn began(l: &Layout, dc: &str) -> u64 {
 /// review-cancel31 H1) that `layout` does not have.
 pub fn begins_attempt(layout: &Layout, next: &Layout) -> bool {
     (next.movements.keys()).any(|dc| began(next, dc) != 0 && began(next, dc) != began(layout, dc))
+}
+
+/// The nodes `next`'s new removal attempts remove whose earlier removal
+/// `layout` records as withdrawn ([`Layout::withdrawn`]): begun without
+/// an attempt id ([`drop_attempt_ids`]) such an attempt would take the
+/// withdrawn one's name, and a gainer on an older build that missed the
+/// gap could finish it on its stale `done` (review-final34 M1).
+pub fn withdrawn_again(layout: &Layout, next: &Layout) -> Vec<String> {
+    (next.movements.iter())
+        .filter(|(dc, _)| began(next, dc) != began(layout, dc))
+        .flat_map(|(_, m)| m.declared_dead())
+        .filter(|n| layout.withdrawn.contains_key(*n))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The removals `next` begins over `layout` in the form an older build
