@@ -87,13 +87,17 @@ pub async fn removenode(
         // needs a forced replacement, gated the same. The layout then
         // carries `withdrawn`, which a build with REMOVE_SETS alone cannot
         // decode (review-elastic35 M1).
-        if let Err(e) = upgrade::here_needing(&a.node_id, &layout, &id, WITHDRAWS) {
+        // Judged on the withdrawn layout, so the nodes it makes members
+        // again (the one given back, any declared dead with it) hold it too
+        // when they are up (review-elastic35b M-b).
+        let next = match layout.withdraw_removal_of(&id) {
+            Ok(next) => next,
+            Err(e) => return conflict(e),
+        };
+        if let Err(e) = upgrade::here_needing(&a.node_id, &next, &a.node_id, WITHDRAWS) {
             return conflict(e);
         }
-        return match layout.withdraw_removal_of(&id) {
-            Ok(next) => propose(cluster, &layout, next, &id, "withdrawn").await,
-            Err(e) => conflict(e),
-        };
+        return propose(cluster, &layout, next, &id, "withdrawn").await;
     }
     let Some(is_up) = crate::movement::progress::board(&a.node_id).liveness() else {
         return (
@@ -317,6 +321,20 @@ mod tests {
         let body = refused(admin, "r1d", false).await;
         assert!(body.contains("r1b"), "{body}");
         assert_eq!(*cluster.current().layout, back, "nothing proposed");
+    }
+
+    /// review-elastic35b M-b: the node whose removal is withdrawn, back up
+    /// on main's build (3), is a member again after the withdraw and could
+    /// not decode its record: it holds the withdraw too (409 naming it).
+    /// Fails before, by reading: the gate skipped it (`except` = the node).
+    #[tokio::test]
+    async fn a_withdraw_waits_for_the_node_it_gives_back() {
+        let ids = ["r1a", "r1b", "r1c", "r1d", "r1e"];
+        let removing = remove::begin(&seed(&ids), "r1d", &|_| false).expect("a removal");
+        let (admin, cluster) = admin_on(&removing, ("r1d", 3), "none");
+        let body = refused(admin, "r1d", true).await;
+        assert!(body.contains("r1d"), "{body}");
+        assert_eq!(*cluster.current().layout, removing, "the removal stays");
     }
 
     fn seed(ids: &[&str]) -> Layout {

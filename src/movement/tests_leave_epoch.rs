@@ -65,7 +65,9 @@ impl RangeSink for WaitsForTheNewLeave<'_> {
             if now.version > self.2 && now.node("a").unwrap().2.state == NodeState::Leaving {
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // Below the bump's 5 ms, so a bump made after the proposal
+            // would let the save in (review-elastic35b M-a).
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -126,8 +128,9 @@ async fn a_pass_whose_leave_began_again_commits_no_cursor() {
 /// then finds the count moved and lands no cursor. The bump is slow (it
 /// runs on the blocking pool, L2: here a paused-clock sleep), so a bump
 /// made after the proposal (the old place, `Control::decommission` after
-/// `begin`) lets the save land `Done` after the forget: fails there, by
-/// reading (not built).
+/// `begin`) lets the save land `Done` after the forget: the sink sees the
+/// new leave within 1 ms, before such a bump at 5 ms, so the test fails
+/// there (by reading; review-elastic35b M-a: at a 10 ms poll it passed).
 #[tokio::test(start_paused = true)]
 async fn a_new_leave_moves_the_count_before_it_forgets() {
     let w = world();
