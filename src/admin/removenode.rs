@@ -333,7 +333,7 @@ mod tests {
         let removing = remove::begin(&seed(&ids), "r1d", &|_| false).expect("a removal");
         let (admin, cluster) = admin_on(&removing, ("r1d", 3), "none");
         let body = refused(admin, "r1d", true).await;
-        assert!(body.contains("r1d"), "{body}");
+        assert!(body.contains("r1d (an older build)"), "{body}");
         assert_eq!(*cluster.current().layout, removing, "the removal stays");
     }
 
