@@ -100,9 +100,10 @@ pub struct Control {
     /// end got.
     ended: Mutex<Option<Ended>>,
     /// Set by an accepted `POST /decommission` with `allow_old_gainers`,
-    /// for the process (a later request without it does not take it back): its
-    /// push passes gainers of an older build (`StreamError::GainerTooOld`).
-    /// Not persisted: a restarted leaver holds them again.
+    /// for the leave (a later request without it does not take it back; a
+    /// cancel or a new leave's begin does): its push passes gainers of an
+    /// older build (`StreamError::GainerTooOld`). Not persisted: a
+    /// restarted leaver holds them again.
     allow_old_gainers: AtomicBool,
     /// How many decommissions this process began: a running leave's pass
     /// ends once a later one began (its cancel missed) and writes no
@@ -179,9 +180,9 @@ impl Control {
     /// Begins (or resumes) this node's decommission and runs the rest in
     /// the background; a refusal (another movement, too few nodes) is
     /// returned here. `allow_old_gainers` (the operator's override) stays
-    /// on for the process once a request with it is accepted (a refused
-    /// one leaves it off, review-recover2-31 N3), and reaches a running
-    /// leave at its next push.
+    /// on for the leave once a request with it is accepted (a refused
+    /// one leaves it off, review-recover2-31 N3; a new leave starts without
+    /// it), and reaches a running leave at its next push.
     pub async fn decommission(
         self: &Arc<Self>,
         allow_old_gainers: bool,

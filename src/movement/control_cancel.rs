@@ -60,8 +60,13 @@ impl Control {
     /// running (its cancel missed) stops writing cursors and starts over.
     /// The bump waits for a cursor save in flight (it holds the count's
     /// read lock across its write), so it runs on the blocking pool, not
-    /// on a runtime worker (review-elastic35 L2).
+    /// on a runtime worker (review-elastic35 L2). The operator's
+    /// `--allow-old-gainers` of an earlier leave (its cancel missed, so
+    /// `cancelled` never cleared it) ends here: the new leave's comes only
+    /// from its own request, set once the begin is accepted (review-elastic35
+    /// L5). Cleared before the bump, so no pass of the new leave reads it.
     pub(super) async fn new_leave(self: std::sync::Arc<Self>) {
+        self.allow_old_gainers.store(false, Ordering::SeqCst);
         let me = self.clone();
         let bumped = super::super::push::blocking(move || {
             me.leaves.send_modify(|n| *n += 1);

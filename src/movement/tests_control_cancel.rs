@@ -363,3 +363,27 @@ fn installing_during_the_forget(
     let hooks = Install(cluster.clone(), Mutex::new(Some(during)));
     control_with(cluster, Arc::new(Hooked::new(hooks)))
 }
+
+/// review-elastic35 L5: an earlier leave's `--allow-old-gainers` (its
+/// cancel missed, so the cancel's end never cleared it) does not carry
+/// into a leave begun again on the Normal node without it. The begin
+/// clears it before its bump, whatever the proposal does after (here it
+/// fails: no network to the other members).
+#[tokio::test(start_paused = true)]
+async fn a_new_leave_starts_without_an_earlier_leaves_override() {
+    use std::sync::atomic::Ordering;
+    let ids = ["o5a", "o5b", "o5c", "o5d"];
+    let topo = crate::topology::testing::yaml(&[("dc1", &ids)], &[("dc1", 3)]);
+    let (seed, _, _) = crate::movement::tests_ops::replicated(&topo, 1);
+    let (control, _stopped) = control_of(seed, "o5d");
+    control.allow_old_gainers.store(true, Ordering::SeqCst);
+    let before = *control.leaves.borrow();
+    let _ = control.decommission(false).await;
+    assert_eq!(*control.leaves.borrow(), before + 1, "a new leave began");
+    assert!(
+        !control.status().allow_old_gainers,
+        "{:?}",
+        control.status()
+    );
+    assert!(!control.stream_config().allow_old_gainers, "its pushes");
+}
