@@ -105,7 +105,7 @@ pub enum GeokvError {
     },
     /// Sent, and enough replicas failed that the level can no longer be met.
     #[error(
-        "{level}: {received} of {required} required acknowledgement(s); replicas failed: {detail}{}", maybe_applied(.write)
+        "{level}: gave up with {received} of {required} required acknowledgement(s), as too many replicas failed for the rest: {detail}{}", maybe_applied(.write)
     )]
     QuorumFailed {
         level: String,

@@ -65,6 +65,10 @@ async fn a_failed_level_counts_replicas_not_hints_and_may_have_been_applied() {
     assert_eq!(e.code(), Code::Aborted, "{text}");
     assert!(!e.nothing_applied());
     assert!(text.contains("1 of 2 required"), "{text}");
+    // Not "1 of 2" alone, which reads as if the other answered no
+    // (an early abort, issue 13's recorded README run).
+    assert!(text.contains("gave up with 1 of 2"), "{text}");
+    assert!(text.contains("too many replicas failed"), "{text}");
     assert!(text.contains("1 hint(s)"), "{text}");
     assert!(text.contains("may have been applied"), "{text}");
 }
