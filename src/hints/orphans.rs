@@ -127,6 +127,7 @@ pub(crate) async fn sift(
         range,
         entries,
         held,
+        clear_to,
     } = page;
     let (keep, out): (Vec<Loaded>, Vec<Loaded>) =
         entries.into_iter().partition(|l| stray(l) == Fate::Deliver);
@@ -136,6 +137,7 @@ pub(crate) async fn sift(
             range,
             entries: keep,
             held,
+            clear_to,
         },
         Some(e) => {
             tracing::warn!(dest = %dest.label(), error = %e, "redirecting stray hints; sending the rest as they are");
@@ -148,6 +150,7 @@ pub(crate) async fn sift(
                 range,
                 entries,
                 held,
+                clear_to,
             }
         }
     }

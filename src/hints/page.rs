@@ -21,6 +21,15 @@ pub struct Page {
     pub entries: Vec<Loaded>,
     /// Intents held back: their direct write is in flight.
     pub held: usize,
+    /// Set when the scan found nothing: the key of the sequence number
+    /// the store would give next, read before the scan. Every entry below
+    /// it had its number by then: it was committed before the scan (so it
+    /// is gone, or in a batch in flight the scan skipped) or its commit was
+    /// still under way. The scheduler moves the lane's floor up to it once
+    /// a load `CLEAR_AFTER` later finds nothing either (`schedule::fill`),
+    /// so idle polls seek past the deleted entries instead of stepping over
+    /// their tombstones (issue 14).
+    pub clear_to: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -38,6 +47,7 @@ impl Store {
         let ranges = gaps(from, dest.prefix_end(lane), skip);
         let max_bytes = self.config.max_batch_bytes;
         let gate = self.load_gate();
+        let next = self.next_seq();
         let mut rows = Vec::new();
         for (from, to) in ranges {
             rows.extend(
@@ -70,6 +80,9 @@ impl Store {
             }
         }
         drop(gate);
+        if page.range.is_none() {
+            page.clear_to = Some(dest.key(lane, next));
+        }
         if !corrupt.is_empty() {
             self.set_aside(dest, lane, corrupt)?;
         }
@@ -186,6 +199,27 @@ mod tests {
             .engine()
             .scan_raw(Cf::Hints, DEAD_PREFIX, &[DEAD_PREFIX[0] + 1], 100);
         assert_eq!(aside.expect("scan").len(), 3, "kept aside for inspection");
+    }
+
+    /// A load that finds nothing says where the lane is clear up to: the
+    /// next sequence number's key, past every entry deleted (issue 14: the
+    /// deliverer's floor moves there, so its next load seeks past their
+    /// tombstones); a load that finds an entry says nothing of it.
+    #[test]
+    fn an_empty_load_says_the_lane_is_clear_up_to_the_next_sequence_number() {
+        let s = store();
+        let dest = Dest::Node("dc1-n2".into());
+        let a = put(&s, &dest, b"a");
+        let start = dest.prefix(Lane::Backlog);
+        let page = (s.load_page(&dest, Lane::Backlog, start.clone(), vec![], 10)).expect("load");
+        assert_eq!(page.entries.len(), 1);
+        assert_eq!(page.clear_to, None, "an entry found");
+        s.settle(&dest, a, entry_size(&s, &dest, a));
+        let page = (s.load_page(&dest, Lane::Backlog, start, vec![], 10)).expect("load");
+        assert!(page.entries.is_empty() && page.range.is_none());
+        let next = put(&s, &Dest::Node("dc1-n3".into()), b"b");
+        assert_eq!(page.clear_to, Some(dest.key(Lane::Backlog, next)));
+        assert!(page.clear_to > Some(dest.key(Lane::Backlog, a)));
     }
 
     /// An intent whose direct write is in flight is held back by a load

@@ -291,6 +291,12 @@ impl Store {
         }
     }
 
+    /// The sequence number the next entry will get: every entry with a
+    /// lower one has been given its number already (`page::Page::clear_to`).
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
     /// Shared with other loads, exclusive of [`Store::settle`].
     pub(crate) fn load_gate(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
         self.gate.read()

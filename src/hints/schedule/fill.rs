@@ -6,7 +6,7 @@
 //!
 //! Pure, like the rest of the scheduler. Must not: do I/O or read clocks.
 
-use super::{Action, Flight, Floor, Load, Scheduler, RESCAN, URGENT_BATCH};
+use super::{Action, Flight, Floor, Load, Scheduler, CLEAR_AFTER, RESCAN, URGENT_BATCH};
 use crate::hints::page::Page;
 use crate::hints::queue::{Dest, Lane};
 use crate::hints::store::Loaded;
@@ -98,7 +98,7 @@ impl Scheduler {
         now_ms: u64,
     ) -> Vec<Action> {
         let lane = load.lane;
-        self.move_floor(load, page.range.as_ref(), now);
+        self.move_floor(load, &page, now);
         let Some(range) = page.range else {
             return self.lane_done(lane, now);
         };
@@ -132,22 +132,41 @@ impl Scheduler {
         actions
     }
 
-    /// Sets `load`'s lane floor to the lowest key it found live (`range`,
-    /// the page read; the batches in flight it skipped): every live entry
-    /// is in a batch in flight or at or above it (late commits aside: see
-    /// RESCAN). A page read past parked entries leaves the floor alone.
-    fn move_floor(&mut self, load: Load, range: Option<&(Vec<u8>, Vec<u8>)>, now: Instant) {
-        let low = (range.iter().map(|r| r.0.clone()))
+    /// Sets `load`'s lane floor to the lowest key it found live (the page
+    /// read; the batches in flight it skipped): every live entry is in a
+    /// batch in flight or at or above it (late commits aside: see RESCAN).
+    /// A page that found nothing, with nothing in flight, moves it up to an
+    /// earlier such page's `clear_to` once that is [`CLEAR_AFTER`] old
+    /// (issue 14: past the entries deleted since, whose tombstones every
+    /// idle poll stepped over), else notes its own. A page read past
+    /// parked entries leaves the floor alone.
+    fn move_floor(&mut self, load: Load, page: &Page, now: Instant) {
+        if load.resumed {
+            return;
+        }
+        let low = (page.range.iter().map(|r| r.0.clone()))
             .chain(load.skip.iter().map(|r| r.0.clone()))
             .min();
-        let full_scan = match self.floors.get(&load.lane) {
+        let was = self.floors.get(&load.lane);
+        let full_scan = match was {
             Some(f) if !load.full => f.full_scan,
             _ => now,
         };
-        if !load.resumed {
-            let key = low.unwrap_or(load.from);
-            self.floors.insert(load.lane, Floor { key, full_scan });
-        }
+        let noted = || page.clear_to.clone().map(|c| (c, now));
+        let (key, clear) = match (low, was.and_then(|f| f.clear.clone())) {
+            (Some(low), _) => (low, None),
+            (None, Some((c, at))) if now.saturating_duration_since(at) < CLEAR_AFTER => {
+                (load.from, Some((c, at)))
+            }
+            (None, Some((c, _))) if c > load.from => (c, noted()),
+            (None, _) => (load.from, noted()),
+        };
+        let floor = Floor {
+            key,
+            full_scan,
+            clear,
+        };
+        self.floors.insert(load.lane, floor);
     }
 
     /// A page's entries sorted by what becomes of them, noting in the fill

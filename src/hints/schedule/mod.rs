@@ -54,6 +54,11 @@ pub const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// whose batch committed after a later sequence number's (and so sorts below
 /// the lane's floor) is still found.
 pub const RESCAN: Duration = Duration::from_secs(1);
+/// How old a page's `clear_to` must be before a later page that also finds
+/// nothing moves the floor up to it: an entry whose sequence number came
+/// before it and whose commit was still under way is found by the loads in
+/// between, so only a commit slower than this is left to the rescan.
+pub const CLEAR_AFTER: Duration = Duration::from_millis(200);
 /// First and longest back-off after a stall.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -77,6 +82,10 @@ struct Flight {
 struct Floor {
     key: Vec<u8>,
     full_scan: Instant,
+    /// Where a page that found nothing said the lane was clear up to
+    /// (`Page::clear_to`), and when: the floor's next step once it is
+    /// [`CLEAR_AFTER`] old and a later page still finds nothing.
+    clear: Option<(Vec<u8>, Instant)>,
 }
 
 /// A fill in progress.

@@ -29,6 +29,7 @@ fn page(dest: &Dest, lane: Lane, seqs: &[u64], created_ms: u64) -> Page {
         range: (entries.first().zip(entries.last())).map(|(a, b)| (a.key.clone(), b.key.clone())),
         entries,
         held: 0,
+        clear_to: None,
     }
 }
 
@@ -143,33 +144,6 @@ fn a_node_queue_has_no_urgent_lane() {
 }
 
 #[test]
-fn the_floor_moves_up_and_a_rescan_starts_from_the_lane_start() {
-    let d = node();
-    let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
-    let t0 = Instant::now();
-    let p = |seqs: &[u64]| page(&d, Lane::Backlog, seqs, 10 * HOUR.as_millis() as u64);
-    let (out, loads) = fill(&mut s, t0, None, |_| p(&[]));
-    assert!(loads[0].full && loads[0].from == d.prefix(Lane::Backlog));
-    assert_eq!(out, vec![Action::Oldest(None)]);
-    // Entries 5..6 found: they become the floor; 5 is sent.
-    let mut answers = vec![p(&[5, 6]), p(&[])];
-    let (out, _) = fill(&mut s, t0, None, |_| answers.remove(0));
-    let sent = sends(&out);
-    assert_eq!(sent[0].2, vec![5, 6]);
-    s.on(Event::Acked {
-        ack: ack(sent[0].0, &[(5, true, false), (6, true, false)]),
-        now: t0,
-    });
-    // Within RESCAN the next load starts at the floor, not the lane start.
-    let (_, loads) = fill(&mut s, t0 + RESCAN / 2, None, |_| p(&[]));
-    assert!(!loads[0].full);
-    assert_eq!(loads[0].from, d.key(Lane::Backlog, 5));
-    // After RESCAN it starts from the lane's start again.
-    let (_, loads) = fill(&mut s, t0 + RESCAN * 2, None, |_| p(&[]));
-    assert!(loads[0].full && loads[0].from == d.prefix(Lane::Backlog));
-}
-
-#[test]
 fn an_urgent_rewind_reads_below_the_floor_at_once() {
     let d = dc();
     let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
@@ -268,6 +242,7 @@ fn held_back_intents_end_the_lane_for_this_fill() {
             range: Some((d.key(Lane::Backlog, 1), d.key(Lane::Backlog, 1))),
             entries: Vec::new(),
             held: 1,
+            clear_to: None,
         }
     });
     assert_eq!(loads_made, 1, "not read again and again");
@@ -372,5 +347,6 @@ fn a_late_ack_of_a_batch_given_up_is_ignored() {
 }
 
 mod elsewhere;
+mod floor;
 mod parked;
 mod props;
