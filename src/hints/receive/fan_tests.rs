@@ -12,7 +12,10 @@ use crate::membership::Liveness;
 use crate::proto::v1::internode::{StreamBatch, StreamEntry};
 use crate::replica::Replica;
 use crate::topology::{generate, Topology};
+use crate::transport::faults::Faults;
 use crate::transport::testing::{serve, Recorder};
+use crate::transport::tls::Tls;
+use crate::transport::Peers;
 use crate::version::{ActorId, CausalContext, SiblingSet};
 use crate::view::Cluster;
 use std::sync::Arc;
@@ -60,9 +63,11 @@ async fn a_stream_entry_hints_a_not_ready_replica_and_does_not_count_it() {
         Default::default(),
     );
     let hints = Arc::new(hints.expect("open"));
+    let tls = Tls::insecure();
     let receiver = Receiver {
         hints: hints.clone(),
-        peers: crate::transport::testing::peers(),
+        // This node's transport: `a` is here, the others are peers.
+        peers: Arc::new(Peers::new(me.clone(), Arc::new(Faults::new(false)), &tls)),
         cluster,
         replica: Arc::new(Replica::new(engine.clone(), "a", 64)),
         liveness: Arc::new(BNotReadyCDown),
