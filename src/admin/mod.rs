@@ -14,6 +14,8 @@
 //! POST /faults/crash-after-write     SIGKILL self after the next write coordinated for a peer
 //! POST /faults/hold-layouts          ignore layouts gossip or peers offer (take-layouts undoes it)
 //! POST /faults/refuse-adoption       refuse a leaver's Adopt batches (accept-adoption undoes it)
+//! POST /faults/engine?fail=sync      fail every later WAL fsync as an I/O error (fail=write: every
+//!      later write; fail=none heals both): the engine latches as on a real failed fsync
 //! POST /repair[?keyspace=default]    anti-entropy sweep now; JSON summary when done
 //! POST /repair/start[?keyspace=K]  the same sweep in the background; GET /repair/status its progress
 //! GET  /layout                       the cluster layout in force, as JSON
@@ -36,6 +38,8 @@ mod auth_routes;
 mod buckets;
 pub mod catalog;
 pub mod collect;
+#[cfg(test)]
+mod engine_fault_tests;
 pub mod exposition;
 pub mod guard;
 mod https;
@@ -83,6 +87,8 @@ pub struct Services {
     pub cluster: Option<crate::view::Cluster>,
     /// Decommission and cleanup (`admin::movement`).
     pub control: Option<Arc<crate::movement::Control>>,
+    /// The node's storage, for `POST /faults/engine` (`None` on tools).
+    pub engine: Option<Arc<dyn crate::engine::Engine>>,
     /// Who may use the port.
     pub guard: Guard,
     /// HTTPS with the node's certificate when on (`https`).
@@ -101,6 +107,7 @@ impl Services {
             repair: None,
             cluster: None,
             control: None,
+            engine: None,
             guard: Guard::open(),
             tls: crate::transport::tls::Tls::insecure(),
             spawner: crate::tasks::Spawner::detached(),
@@ -130,6 +137,7 @@ pub async fn serve_on(
         repair,
         cluster,
         control,
+        engine,
         guard,
         tls,
         spawner,
@@ -144,6 +152,7 @@ pub async fn serve_on(
         repair,
         cluster,
         control,
+        engine,
         guard,
         spawner,
     };

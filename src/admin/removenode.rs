@@ -360,6 +360,7 @@ mod tests {
             repair: None,
             cluster: Some(cluster.clone()),
             control: None,
+            engine: None,
             guard: crate::admin::Guard::open(),
             spawner: crate::tasks::Spawner::detached(),
         };

@@ -34,6 +34,8 @@ pub struct Admin {
     pub cluster: Option<crate::view::Cluster>,
     /// Decommission and cleanup (`admin::movement`); `None` on tools.
     pub control: Option<Arc<crate::movement::Control>>,
+    /// The node's storage (`POST /faults/engine`); `None` on tools.
+    pub engine: Option<Arc<dyn crate::engine::Engine>>,
     /// Who may use the port (and the auth state of `/auth/*`).
     pub guard: Guard,
     /// Where a job started here runs (`repair_job`).
@@ -118,6 +120,22 @@ struct FaultQuery {
     /// Datacenter and one-way delay of `delay`.
     dc: Option<String>,
     ms: Option<u64>,
+    /// What `engine` fails: `sync`, `write`, or `none` (heals both).
+    fail: Option<String>,
+}
+
+/// `POST /faults/engine?fail=...`: puts the failure in force in the node's
+/// engine, which answers it where the real one would come from (the
+/// latch, its marker and `/health` react as on a real failed fsync).
+fn fail_engine(a: &Admin, fail: &str) -> bool {
+    use crate::engine::InjectedFailure;
+    let failure = match fail {
+        "sync" => InjectedFailure::Syncs,
+        "write" => InjectedFailure::Writes,
+        "none" => InjectedFailure::Healed,
+        _ => return false,
+    };
+    (a.engine.as_ref()).is_some_and(|e| e.inject_failure(failure))
 }
 
 async fn fault(
@@ -153,13 +171,19 @@ async fn fault(
                 ..
             },
         ) => a.faults.set_delay(&dc, ms),
+        (
+            "engine",
+            FaultQuery {
+                fail: Some(fail), ..
+            },
+        ) => fail_engine(&a, &fail),
         ("crash-after-write", _) => a.faults.arm_crash_after_write(),
         ("stall-next-write", _) => a.faults.arm_stall_next_write(),
         ("hold-layouts", _) => a.faults.hold_layouts(true),
         ("take-layouts", _) => a.faults.hold_layouts(false),
         ("refuse-adoption", _) => a.faults.refuse_adoption(true),
         ("accept-adoption", _) => a.faults.refuse_adoption(false),
-        ("cut" | "heal" | "delay", _) => false,
+        ("cut" | "heal" | "delay" | "engine", _) => false,
         _ => return (StatusCode::NOT_FOUND, "unknown fault\n").into_response(),
     };
     if ok {

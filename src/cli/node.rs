@@ -50,7 +50,7 @@ pub struct NodeArgs {
     /// Where this node keeps its data.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Allow fault injection (delays, cut links) through the admin port.
+    /// Allow fault injection (delays, cut links, failed engine syncs) through the admin port.
     #[arg(long)]
     pub fault_injection: bool,
     /// WAL durability: `sync` (group-committed fsync before every ack),

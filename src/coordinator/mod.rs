@@ -212,7 +212,11 @@ impl Coordinator {
     /// a write's live replicas and hinted, not sent the write, so a level
     /// that needs it is UNAVAILABLE up front ("not applied"), never a
     /// "maybe" timeout; reads still count it (review-tidy34 L4). This node
-    /// is checked before it coordinates (`Cluster::serving`).
+    /// counts itself: a client write is checked before it coordinates
+    /// (`Cluster::serving`, in the client service), but a write a peer
+    /// forwards (`internode::coordinate_write`) is not; there a latched
+    /// node's mint refuses it (its engine's `SyncFailed`) before anything
+    /// is sent (review-write35 L3).
     fn takes_writes(&self, view: &ClusterView, n: NodeIdx) -> bool {
         let id = &view.ring.node(n).id;
         n == view.me_idx() || (self.liveness.is_up(id) && self.liveness.is_ready(id))

@@ -156,6 +156,22 @@ pub enum Durability {
     None,
 }
 
+/// A storage failure faked on a node run with `--fault-injection` (`POST
+/// /faults/engine`) and in tests: the engine answers it where the real
+/// one would come from, so it takes the real one's path (for RocksDB: the
+/// latch, the failed-sync marker, `Cluster::serving`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectedFailure {
+    /// Every later WAL fsync fails (a flush's, the periodic syncer's) as
+    /// an I/O error: under `periodic` the node latches at its next sync.
+    Syncs,
+    /// Every later write fails as a failed WAL write (under `sync`, its
+    /// group-commit fsync) does.
+    Writes,
+    /// Later syncs and writes succeed again; a latch already set stays.
+    Healed,
+}
+
 impl Default for Durability {
     fn default() -> Self {
         Durability::Periodic { interval_ms: 1000 }
@@ -341,6 +357,12 @@ pub trait Engine: Send + Sync + 'static {
     /// while this run's own failed sync is latched.
     fn clear_sync_failure_mark(&self) -> Result<(), EngineError> {
         Ok(())
+    }
+
+    /// Puts `failure` in force; `false` for engines that fake none (the
+    /// memory engine). Only a node run with `--fault-injection` calls it.
+    fn inject_failure(&self, _failure: InjectedFailure) -> bool {
+        false
     }
 }
 

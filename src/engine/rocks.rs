@@ -24,12 +24,14 @@
 //! Submodules: [`open`] (options → the database), [`scan`] (range scans),
 //! [`error`] (`rocksdb::Error` → [`EngineError`] by kind; nothing else
 //! sees a RocksDB error), [`latch`] (a failed sync refuses every later
-//! write, and marks the directory for the next start), [`read`], [`stall`],
-//! [`set_aside`], [`syncer`], [`merge`], [`stats`].
+//! write, and marks the directory for the next start), [`inject`] (failed
+//! syncs and writes faked for tests and `--fault-injection`), [`read`],
+//! [`stall`], [`set_aside`], [`syncer`], [`merge`], [`stats`].
 //!
 //! Must not contain replication logic: it stores what it is given.
 
 mod error;
+mod inject;
 mod latch;
 mod merge;
 mod open;
@@ -48,6 +50,7 @@ use rocksdb::{Cache, ColumnFamily, ErrorKind, Options, DB};
 
 use super::batch::Op;
 use super::keys;
+use super::InjectedFailure;
 use super::{record_name, Cf, Durability, Engine, EngineError, Limits, RawEntry, WriteBatch};
 use crate::version::SiblingSet;
 use error::rocks;
@@ -76,12 +79,9 @@ pub struct RocksEngine {
     /// [`Engine::flush`]'s, a write's WAL write or fsync); once set, writes
     /// are refused.
     latch: Arc<latch::Latch>,
-    /// Tests: the next flushes fail as a failed fsync would.
-    #[cfg(test)]
-    fail_flushes: std::sync::atomic::AtomicBool,
-    /// Tests: the next writes fail as a failed WAL write or fsync would.
-    #[cfg(test)]
-    fail_writes: std::sync::atomic::AtomicBool,
+    /// Failed syncs and writes faked by tests and, on a node run with
+    /// `--fault-injection`, by its admin port; shared with the syncer.
+    injected: Arc<inject::Injected>,
     /// The clock incarnation in use; renewed by `set_aside`.
     incarnation: super::incarnation::Current,
     /// `Periodic` only. Holds its own `Arc<DB>`; stopped explicitly in
@@ -98,11 +98,13 @@ impl RocksEngine {
         let db = Arc::new(db);
 
         let latch = Arc::new(latch::Latch::new(&path));
+        let injected = Arc::new(inject::Injected::default());
         let syncer = match opts.durability {
             Durability::Periodic { interval_ms } => Some(syncer::PeriodicSyncer::start(
                 db.clone(),
                 Duration::from_millis(interval_ms.max(1)),
                 latch.clone(),
+                injected.clone(),
             )?),
             _ => None,
         };
@@ -118,10 +120,7 @@ impl RocksEngine {
             statistics: opts.statistics,
             path,
             latch,
-            #[cfg(test)]
-            fail_flushes: Default::default(),
-            #[cfg(test)]
-            fail_writes: Default::default(),
+            injected,
             incarnation: Default::default(),
             syncer,
         })
@@ -129,9 +128,8 @@ impl RocksEngine {
 
     /// [`Engine::flush`] before its failure is latched.
     fn flush_unlatched(&self) -> Result<(), EngineError> {
-        #[cfg(test)]
-        if self.fail_flushes.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(std::io::Error::other("injected fsync failure").into());
+        if let Some(injected) = self.injected.sync_failure() {
+            return Err(injected);
         }
         match self.durability {
             Durability::None => {
@@ -147,32 +145,21 @@ impl RocksEngine {
     /// Tests: every later flush fails as a failed fsync would.
     #[cfg(test)]
     pub(crate) fn fail_flushes(&self) {
-        (self.fail_flushes).store(true, std::sync::atomic::Ordering::SeqCst);
+        self.injected.set(InjectedFailure::Syncs);
     }
 
-    /// Tests: later fsyncs succeed again (as one may after a failed one).
+    /// Tests: later fsyncs and writes succeed again (as one may after a
+    /// failed one).
     #[cfg(test)]
     pub(crate) fn heal_flushes(&self) {
-        (self.fail_flushes).store(false, std::sync::atomic::Ordering::SeqCst);
+        self.injected.set(InjectedFailure::Healed);
     }
 
     /// Tests: every later write fails as a failed WAL write or group-commit
     /// fsync would (RocksDB's `IOError`), once it passed the checks.
     #[cfg(test)]
     pub(crate) fn fail_writes(&self) {
-        (self.fail_writes).store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// The injected write failure, if any.
-    #[cfg(test)]
-    fn injected_write_failure(&self) -> Option<EngineError> {
-        let fail = self.fail_writes.load(std::sync::atomic::Ordering::SeqCst);
-        fail.then(|| error::classify(ErrorKind::IOError, "injected WAL write failure".into()))
-    }
-
-    #[cfg(not(test))]
-    fn injected_write_failure(&self) -> Option<EngineError> {
-        None
+        self.injected.set(InjectedFailure::Writes);
     }
 
     /// Where the database lives.
@@ -228,7 +215,7 @@ impl RocksEngine {
         &self,
         write: impl FnOnce() -> Result<T, rocksdb::Error>,
     ) -> Result<T, EngineError> {
-        let failed = match self.injected_write_failure() {
+        let failed = match self.injected.write_failure() {
             Some(injected) => injected,
             None => match write() {
                 Ok(done) => return Ok(done),
@@ -368,6 +355,11 @@ impl Engine for RocksEngine {
 
     fn clear_sync_failure_mark(&self) -> Result<(), EngineError> {
         self.latch.unmark()
+    }
+
+    fn inject_failure(&self, failure: InjectedFailure) -> bool {
+        self.injected.set(failure);
+        true
     }
 }
 

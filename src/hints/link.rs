@@ -2,9 +2,10 @@
 //! in tests against an in-memory link (under `tokio::time::pause`): [`Link`]
 //! opens a stream to a node and says which nodes are live, [`Wire`] is one
 //! open stream. [`Net`] is the real one (`transport::Peers` and the
-//! failure detector).
+//! failure detector), which leaves out a node that gossiped it refuses
+//! writes while another is there ([`prefer_ready`]).
 //!
-//! Must not: decide anything.
+//! Must not: decide anything else.
 
 use super::queue::Dest;
 use crate::membership::Liveness;
@@ -105,10 +106,13 @@ impl Link for Net {
                 .map(|n| n.id.clone())
                 .into_iter()
                 .collect(),
-            Dest::Dc(dc) => (view.members().iter())
-                .filter(|n| &n.dc == dc && self.liveness.is_up(&n.id))
-                .map(|n| n.id.clone())
-                .collect(),
+            Dest::Dc(dc) => prefer_ready(
+                (view.members().iter())
+                    .filter(|n| &n.dc == dc && self.liveness.is_up(&n.id))
+                    .map(|n| n.id.clone())
+                    .collect(),
+                |id| self.liveness.is_ready(id),
+            ),
         }
     }
 
@@ -117,11 +121,13 @@ impl Link for Net {
     }
 
     fn adopters(&self, dest: &Dest) -> Vec<String> {
-        offered(&self.cluster.current(), dest, |id| self.liveness.is_up(id))
+        let offered = offered(&self.cluster.current(), dest, |id| self.liveness.is_up(id));
+        prefer_ready(offered, |id| self.liveness.is_ready(id))
     }
 
     fn record_adopters(&self) -> Vec<String> {
-        offered_records(&self.cluster.current(), |id| self.liveness.is_up(id))
+        let offered = offered_records(&self.cluster.current(), |id| self.liveness.is_up(id));
+        prefer_ready(offered, |id| self.liveness.is_ready(id))
     }
 
     fn view_version(&self) -> u64 {
@@ -140,6 +146,21 @@ impl Link for Net {
                 tracing::debug!(peer = %from, error = %e, "hints: fetching a receiver's layout failed")
             }
         }
+    }
+}
+
+/// `ids` without the nodes `is_ready` says refuse writes (their storage
+/// latched a failed sync: the gossip's not-ready bit), unless every one
+/// does, in the order given. Such a node applies no stream batch or
+/// adopted queue (its engine refuses the writes): chosen as a receiver
+/// (round-robin, `schedule::pick_target`) or an adopter, its batch stalls
+/// and urgent waits time out before the stream moves on (review-write35
+/// L2, review-tidy35 L1). When none is ready all are kept, as before.
+pub(crate) fn prefer_ready(ids: Vec<String>, is_ready: impl Fn(&str) -> bool) -> Vec<String> {
+    let ready: Vec<String> = ids.iter().filter(|id| is_ready(id)).cloned().collect();
+    match ready.is_empty() {
+        true => ids,
+        false => ready,
     }
 }
 
@@ -192,3 +213,7 @@ impl Wire for OutboundStream {
         OutboundStream::next_ack(self).await
     }
 }
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;

@@ -183,6 +183,7 @@ fn admin_server(tasks: &mut Tasks, s: &Storage, p: &Parts, shutdown: &watch::Rec
         repair: Some(p.repair.clone()),
         cluster: Some(s.cluster.clone()),
         control: Some(p.control.clone()),
+        engine: Some(s.engine.clone()),
         guard: p.admin_guard.clone(),
         tls: p.tls.clone(),
         spawner: tasks.spawner(),

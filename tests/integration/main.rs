@@ -20,6 +20,7 @@
 //! | `geo_replication` | inter-DC hinted streams: ordering, urgent lanes, remote acks |
 //! | `grpc_services` | the client port's grpc.health.v1 and server reflection |
 //! | `hinted_durability` | hinted handoff survives restarts and is delivered |
+//! | `latched_node` | a node whose WAL fsync fails (`POST /faults/engine?fail=sync`) says not ready and refuses puts; once gossip carries its not-ready bit, ALL through another node is UNAVAILABLE "not applied" up front, QUORUM is acknowledged, and reads still go to it |
 //! | `join_weight` | a node joined with `--weight 2` holds about twice the keys of the others |
 //! | `layout_convergence` | the layout as replicated state: a created keyspace reaches every node; a restarted node catches up |
 //! | `movement_readers` | a dc2 node decommissions, a joiner is SIGKILLed mid-stream and restarted, under LOCAL_QUORUM writers and readers in both DCs: no read misses an earlier ack, nothing acked is lost |
@@ -68,6 +69,7 @@ mod graceful_shutdown;
 mod grpc_services;
 mod hinted_durability;
 mod join_weight;
+mod latched_node;
 mod layout_convergence;
 mod movement_readers;
 mod nemesis;

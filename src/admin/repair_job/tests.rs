@@ -36,6 +36,7 @@ fn admin(spawner: Spawner) -> Admin {
         repair: Some(Arc::new(repair)),
         cluster: None,
         control: None,
+        engine: None,
         guard: super::super::Guard::open(),
         spawner,
     }

@@ -11,7 +11,9 @@
 //! kernel may have dropped the pages the failed sync did not write
 //! (fsyncgate), so the next start, in the same boot too, recovers as after
 //! a lost WAL tail (`engine::boot`), and removes the marker only once that
-//! recovery is durable ([`Latch::unmark`]).
+//! recovery is durable ([`Latch::unmark`]). A marker that still cannot be
+//! written is logged at most once a minute, with how many failures were
+//! left unlogged ([`MARK_LOG_EVERY`]); one written after failing is logged.
 //!
 //! Must not decide which failures latch (the engine does, by kind:
 //! `rocks/error.rs`), nor hold its lock across a write of the marker: every
@@ -19,6 +21,7 @@
 //! serves, holds it across the removal).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -27,6 +30,11 @@ use crate::engine::EngineError;
 /// The marker's file name, in the database directory. RocksDB leaves files
 /// whose names it does not know alone.
 pub(super) const MARKER: &str = "GEOKV-SYNC-FAILED";
+
+/// At most one error line per this long for a marker that cannot be
+/// written (review-tidy35b L3): the syncer retries at every tick, which
+/// may be every millisecond.
+const MARK_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The first failed sync of this run, and where its marker goes.
 pub(super) struct Latch {
@@ -39,8 +47,36 @@ struct State {
     /// The latched failure.
     failed: Option<String>,
     /// This run's marker is on disk (review-tidy34b L2: until it is, every
-    /// [`Latch::set`] tries again).
+    /// [`Latch::set`] and [`Latch::retry_mark`] tries again).
     marked: bool,
+    /// The log lines of failed marker writes.
+    mark_log: LogLimit,
+}
+
+/// One log line per [`MARK_LOG_EVERY`] at most.
+#[derive(Default)]
+struct LogLimit {
+    /// When the last line was logged.
+    last: Option<Instant>,
+    /// Failures since then left unlogged.
+    suppressed: u64,
+}
+
+impl LogLimit {
+    /// Whether a failure at `now` is logged: `Some` of how many were left
+    /// unlogged since the last line, or `None` (counted) within the bound.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < MARK_LOG_EVERY => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
 }
 
 impl Latch {
@@ -89,12 +125,25 @@ impl Latch {
         }
     }
 
-    /// Writes the marker off the async worker (a dying disk may hold it).
+    /// Writes the marker off the async worker (a dying disk may hold it);
+    /// a failure is logged at most once per [`MARK_LOG_EVERY`].
     fn write_mark(&self, why: &str) {
+        let path = self.dir.join(MARKER);
         match crate::blocking::off_worker(|| mark(&self.dir, why)) {
-            Ok(()) => self.state.lock().marked = true,
-            Err(e) => tracing::error!(error = %e, path = %self.dir.join(MARKER).display(),
-                "could not write the failed-sync marker: create it by hand before the next start (README), or a restart in this boot will not recover the tail it may have lost"),
+            Ok(()) => {
+                let mut state = self.state.lock();
+                state.marked = true;
+                if state.mark_log.last.is_some() {
+                    tracing::info!(path = %path.display(), "wrote the failed-sync marker after failing to; it need not be created by hand");
+                }
+            }
+            Err(e) => {
+                let admitted = self.state.lock().mark_log.admit(Instant::now());
+                if let Some(suppressed) = admitted {
+                    tracing::error!(error = %e, path = %path.display(), suppressed,
+                        "could not write the failed-sync marker: create it by hand before the next start (README), or a restart in this boot will not recover the tail it may have lost");
+                }
+            }
         }
     }
 
@@ -179,5 +228,33 @@ mod tests {
         assert!(!latch.marked().unwrap(), "not written yet");
         latch.retry_mark();
         assert!(latch.marked().unwrap(), "written by the retry");
+    }
+
+    /// review-tidy35b L3: a marker that keeps failing is logged once, then
+    /// counted until a minute has passed, when the next line says how many
+    /// were left out. Fails before (by reading): every try logged.
+    #[test]
+    fn a_marker_that_keeps_failing_is_logged_at_most_once_a_minute() {
+        let root = tempfile::tempdir().unwrap();
+        let latch = Latch::new(&root.path().join("missing"));
+        latch.set(EngineError::Backend("first".into()));
+        for _ in 0..3 {
+            latch.retry_mark();
+        }
+        let log = |l: &Latch| {
+            let s = l.state.lock();
+            (s.mark_log.last.is_some(), s.mark_log.suppressed)
+        };
+        assert_eq!(log(&latch), (true, 3), "one line, three left out");
+        let mut limit = LogLimit::default();
+        let t0 = Instant::now();
+        assert_eq!(limit.admit(t0), Some(0));
+        assert_eq!(limit.admit(t0 + Duration::from_millis(1)), None);
+        assert_eq!(limit.admit(t0 + Duration::from_secs(59)), None);
+        assert_eq!(limit.admit(t0 + MARK_LOG_EVERY), Some(2), "the count");
+        assert_eq!(
+            limit.admit(t0 + MARK_LOG_EVERY + Duration::from_secs(1)),
+            None
+        );
     }
 }

@@ -207,3 +207,7 @@ async fn settle(mut answers: Answers, mut stragglers: Vec<Intent>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "fan_tests.rs"]
+mod tests;
