@@ -21,7 +21,7 @@
 //! | [`layout`] | the versioned cluster layout: node states, tokens, movements | yes |
 //! | [`token`] | the key hash, vnode tokens, token ranges | yes |
 //! | [`clock`] | wall-clock milliseconds for stored timestamps | yes |
-//! | [`cli_tree`] | the walk of a clap command tree the command-line tests share | yes |
+//! | [`cli_tree`] | the walk of a clap command tree the command-line tests share (feature `cli`) | yes |
 //! | [`ring`] | virtual nodes, NetworkTopologyStrategy placement, pending ranges, token allocation | yes |
 //! | [`version`] | vector clocks, dots, sibling sets and their codec | yes |
 //! | [`consistency`] | consistency levels and the acks each needs | yes |
@@ -47,6 +47,8 @@
 
 pub use geokv_client as client;
 pub mod blocking;
+// Only the command-line tests use it (of `geokv` and `geokv-bench`).
+#[cfg(feature = "cli")]
 pub mod cli_tree;
 pub mod clock;
 pub mod consistency;

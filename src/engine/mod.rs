@@ -50,8 +50,6 @@
 //! again a dot it minted in the lost interval (Riak's kv679).
 
 pub mod batch;
-#[cfg(feature = "rocksdb")]
-pub mod bench;
 pub mod boot;
 // Where engine work runs (inline or on tokio's blocking pool, in the
 // caller's span): a node's concern, so only with `server` (telemetry).

@@ -232,6 +232,25 @@ fn assert_no_cycle(src: &str) {
     let found = cycles(&graph);
     let report: String = found.iter().map(|c| describe(&graph, c)).collect();
     assert!(found.is_empty(), "{report}");
+    // The evidence for the notes (`-- --nocapture`): what was walked.
+    eprintln!("{}: {}", src.display(), summary(&graph));
+}
+
+/// "N modules, M edges", and each module's edges: the import graph walked.
+fn summary(graph: &Graph) -> String {
+    let modules: BTreeSet<&String> = graph
+        .iter()
+        .flat_map(|(a, to)| to.keys().chain([a]))
+        .collect();
+    let edges: usize = graph.values().map(BTreeMap::len).sum();
+    let mut out = format!("{} modules, {edges} edges, no cycle", modules.len());
+    for (a, to) in graph {
+        out += &format!(
+            "\n  {a} -> {}",
+            to.keys().cloned().collect::<Vec<_>>().join(" ")
+        );
+    }
+    out
 }
 
 /// Edges only test code draws that may close a cycle: (from, to, why).
@@ -262,6 +281,7 @@ fn no_import_cycle_between_top_level_modules_with_test_code() {
     let found = cycles(&graph);
     let report: String = found.iter().map(|c| describe(&graph, c)).collect();
     assert!(found.is_empty(), "{report}");
+    eprintln!("with test code, allowed edges out: {}", summary(&graph));
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //! | `report.rs`, `plot.rs` | tables and JSON; SVG latency CDF and throughput plots |
 //! | (`geokv::local_cluster`) | [`LocalCluster`]: real node processes, in the server crate (shared with `geokv dev`) |
 //! | `engine_loop.rs` | the same workload in-process on the engine |
+//! | `engine_bench.rs` | `geokv bench engine`: the engine alone, shaped like RocksDB's `db_bench` |
 //! | `compare.rs`, `drain.rs` | the `compare` and `drain` scenarios |
 //! | `secure.rs` | TLS + auth benchmark clusters (`compare --secure`), the reconnect timing |
 //! | `join.rs`, `join/` | the `join` scenario: time to join, stream rate, foreground p99, keys moved |
@@ -29,6 +30,7 @@ use std::time::Duration;
 pub mod compare;
 pub mod cost;
 pub mod drain;
+pub mod engine_bench;
 pub mod engine_loop;
 pub mod join;
 pub mod keys;

@@ -6,7 +6,8 @@
 //! a closure on tokio's blocking pool with `spawn_blocking` (engine work
 //! goes through the engine's call site, `engine::call_site`; issue 10).
 //! Each allowed file carries its reason; a `spawn_blocking` file also its
-//! number of calls, exactly.
+//! number of calls, exactly. And name a crate only the command line needs
+//! (`CLI_CRATES`, feature `cli`): the binary's files and `cli_tree` only.
 //! Must not: build or run anything of the product.
 
 use super::{is_test_file, product_code, rust_files};
@@ -271,6 +272,53 @@ fn blocking_calls_run_only_where_allowed() {
          instead, or allow the call with its reason (and an entry whose \
          calls moved away goes):\n{}",
         found.join("\n")
+    );
+}
+
+/// The crates only the `geokv` binary's command line needs (Cargo feature
+/// `cli`, which the binary requires): the library builds without them.
+const CLI_CRATES: &[&str] = &["clap::", "clap_complete::", "indicatif::", "comfy_table::"];
+
+/// Where they may be named: the binary (`main.rs`, `cli/`) and the one
+/// library module behind the feature, `cli_tree`.
+fn cli_file(rel: &str) -> bool {
+    rel == "main.rs" || rel == "cli_tree.rs" || rel.starts_with("cli/")
+}
+
+/// Each use of a command-line crate in `code`.
+fn cli_uses(code: &str) -> Vec<&'static str> {
+    (CLI_CRATES.iter().copied())
+        .flat_map(|c| std::iter::repeat_n(c, uses(code, c).len()))
+        .collect()
+}
+
+/// The library without `cli` (`--no-default-features --features server`,
+/// as an embedding of the node would build it) needs no command-line
+/// crate (issue 10); `scripts/test` does not build that configuration.
+#[test]
+fn command_line_crates_are_named_only_by_the_command_line() {
+    let found: Vec<String> = (product_files().into_iter())
+        .filter(|(rel, _)| !cli_file(rel))
+        .filter_map(|(rel, code)| {
+            let used = cli_uses(&code);
+            (!used.is_empty()).then(|| format!("{rel}: {used:?}"))
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "a command-line crate named outside the binary's files; the library \
+         must build without the `cli` feature:\n{}",
+        found.join("\n")
+    );
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("a lib.rs");
+    assert!(
+        lib.contains("#[cfg(feature = \"cli\")]\npub mod cli_tree;"),
+        "cli_tree (clap) is built only with the `cli` feature"
+    );
+    assert_eq!(
+        cli_uses("use clap::Parser; x: indicatif::ProgressBar; geokv_clap::y; myclap::z"),
+        ["clap::", "indicatif::"]
     );
 }
 

@@ -347,13 +347,13 @@ async fn compare(args: CompareArgs) -> anyhow::Result<()> {
 }
 
 fn engine(args: EngineArgs) -> anyhow::Result<()> {
-    let opts = geokv::engine::bench::EngineBenchOptions {
+    let opts = geokv_bench::engine_bench::EngineBenchOptions {
         ops: args.ops,
         value_bytes: args.value_size,
         durability: parse_durability(&args.durability)?,
         ..Default::default()
     };
-    let report = geokv::engine::bench::run_engine_bench(opts)?;
+    let report = geokv_bench::engine_bench::run_engine_bench(opts)?;
     print!("{report}");
     match &args.json {
         Some(path) => write_json(path, &engine_json(&report, &args.durability)),
@@ -362,7 +362,10 @@ fn engine(args: EngineArgs) -> anyhow::Result<()> {
 }
 
 /// `geokv bench engine`'s `--json`: each phase and group-commit row.
-fn engine_json(r: &geokv::engine::bench::EngineBenchReport, durability: &str) -> serde_json::Value {
+fn engine_json(
+    r: &geokv_bench::engine_bench::EngineBenchReport,
+    durability: &str,
+) -> serde_json::Value {
     let phases: Vec<serde_json::Value> = (r.phases.iter())
         .map(|p| {
             serde_json::json!({"name": p.name, "ops": p.ops, "secs": p.secs,

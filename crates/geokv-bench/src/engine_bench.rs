@@ -15,8 +15,8 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Durability, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
-use crate::version::{ActorId, CausalContext, SiblingSet};
+use geokv::engine::{Durability, Engine, EngineError, EngineOptions, RocksEngine, WriteBatch};
+use geokv::version::{ActorId, CausalContext, SiblingSet};
 
 const KEYSPACE: &str = "bench";
 
