@@ -22,10 +22,10 @@ pub struct Page {
     /// Intents held back: their direct write is in flight.
     pub held: usize,
     /// Set when the scan found nothing: the key of the sequence number
-    /// the store would give next, read before the scan. Every entry below
-    /// it had its number by then: it was committed before the scan (so it
-    /// is gone, or in a batch in flight the scan skipped) or its commit was
-    /// still under way. The scheduler moves the lane's floor up to it once
+    /// the store would give next, read before the scan. Every entry of the
+    /// range scanned below it had its number by then: it was committed
+    /// before the scan (so it is gone, or in a batch in flight the scan
+    /// skipped) or its commit was still under way. The scheduler moves the lane's floor up to it once
     /// a load `CLEAR_AFTER` later finds nothing either (`schedule::fill`),
     /// so idle polls seek past the deleted entries instead of stepping over
     /// their tombstones (issue 14).

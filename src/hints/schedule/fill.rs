@@ -158,7 +158,9 @@ impl Scheduler {
             (None, Some((c, at))) if now.saturating_duration_since(at) < CLEAR_AFTER => {
                 (load.from, Some((c, at)))
             }
-            (None, Some((c, _))) if c > load.from => (c, noted()),
+            // Only a page that scanned (a failed load is an empty page
+            // without `clear_to`) counts as the later one (review-write36 L1).
+            (None, Some((c, _))) if c > load.from && page.clear_to.is_some() => (c, noted()),
             (None, _) => (load.from, noted()),
         };
         let floor = Floor {

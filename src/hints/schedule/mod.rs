@@ -52,7 +52,8 @@ pub const URGENT_BATCH: usize = 256;
 pub const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// A lane is scanned from its very start at least this often, so an entry
 /// whose batch committed after a later sequence number's (and so sorts below
-/// the lane's floor) is still found.
+/// the lane's floor), or whose commit took longer than [`CLEAR_AFTER`] and
+/// was stepped over by an empty page's `clear_to`, is still found.
 pub const RESCAN: Duration = Duration::from_secs(1);
 /// How old a page's `clear_to` must be before a later page that also finds
 /// nothing moves the floor up to it: an entry whose sequence number came

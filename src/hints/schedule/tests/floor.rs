@@ -126,3 +126,19 @@ fn a_batch_in_flight_keeps_the_floor_under_it() {
     assert_eq!(load.from, d.key(Lane::Backlog, 5), "5 and 6 read again");
     assert!(load.skip.is_empty());
 }
+
+/// review-write36 L1: a load that failed (answered as an empty page
+/// without `clear_to`) scanned nothing, so it never moves the floor up to
+/// an earlier note, however old; it drops the note instead.
+#[test]
+fn a_failed_load_does_not_move_the_floor() {
+    let d = node();
+    let mut s = Scheduler::new(d.clone(), 4096, HOUR, 0);
+    let t0 = Instant::now();
+    five_and_six_delivered(&mut s, &d, t0);
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    fill(&mut s, ms(100), None, clear(&d, 9));
+    fill(&mut s, ms(400), None, |_| Page::default());
+    let (_, loads) = fill(&mut s, ms(500), None, clear(&d, 12));
+    assert_eq!(backlog(loads).from, d.key(Lane::Backlog, 5), "not past 5");
+}
