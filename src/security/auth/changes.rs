@@ -6,8 +6,8 @@
 //! it ([`Auth::change_and_spread`]); it is refused, before anything is
 //! stamped, when this node's clock is more than 60 s ahead of or behind
 //! most of the members' clocks, or while fewer than a quorum of the
-//! members were heard since this node started ([`Auth::heard_clock`]
-//! records them, `peer_clocks` decides).
+//! members are known within 60 s since this node started
+//! ([`Auth::heard_clock`] records them, `PeerClocks::hold` decides).
 //!
 //! Must not: decide what a change does to the cells (that is `model` and
 //! `cells`), or talk to peers (the push hook does).
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::cells::Stamp;
 use super::model::Draft;
-use super::peer_clocks::{CLOCK_SKEW, NOT_HEARD, OFFSET_METRIC};
+use super::peer_clocks::OFFSET_METRIC;
 use super::spread::Spread;
 use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
 use super::{InstallError, Spreading, MAX_OFFSET_MS};
@@ -109,25 +109,14 @@ impl Auth {
             if ahead_ms > MAX_OFFSET_MS {
                 return Err(AuthStateError::ClockAhead { ahead_ms });
             }
-            // Far from most members' clocks: refused before anything is stamped.
-            // Too few members heard since start to tell (review-clock35 M1),
-            // or too few of them known within (review-clock35b H1).
+            // Too few members heard since start to tell (review-clock35
+            // M1), far from most members' clocks, or too few of them known
+            // within (review-clock35b H1): nothing is stamped.
             let members = self.members.get().map(|m| m());
             let clocks = self.clocks.lock();
-            // Its text counts and names members as `not_yet_within` does (a
-            // member far counts as not within), which then holds as well.
-            let m = members.as_deref();
-            if let Some(wait) = clocks.not_yet_heard(m).and(clocks.not_yet_within(m)) {
-                metrics::counter!(CHANGES_REFUSED, "reason" => NOT_HEARD).increment(1);
-                return Err(wait.into());
-            }
-            if let Some(far) = clocks.refusal(members.as_deref()) {
-                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_SKEW).increment(1);
-                return Err(far.into());
-            }
-            if let Some(wait) = clocks.not_yet_within(members.as_deref()) {
-                metrics::counter!(CHANGES_REFUSED, "reason" => NOT_HEARD).increment(1);
-                return Err(wait.into());
+            if let Some(hold) = clocks.hold(members.as_deref(), now) {
+                metrics::counter!(CHANGES_REFUSED, "reason" => hold.reason()).increment(1);
+                return Err(hold.into());
             }
             drop(clocks);
             let at = (state.stamp(now, self.writer)).ok_or(AuthStateError::ClockExhausted)?;
@@ -170,9 +159,12 @@ impl Auth {
 }
 
 /// Counted per change refused before it was stamped, by `reason`
-/// (`clock_skew`: this node's clock is more than 60 s ahead of or behind
-/// most of its peers'; `not_heard`: fewer than a quorum of the members
-/// heard since this node started).
+/// ([`Hold::reason`](super::peer_clocks::Hold::reason); 409 `clock_skew`:
+/// this node's clock is more than 60 s ahead of or behind most of its
+/// peers'; 503 `not_heard`: fewer than a quorum of the members heard since
+/// this node started; 503 `not_within`: a quorum heard, but fewer than a
+/// quorum known within 60 s, which after a restart lasts while a member
+/// far is up and members down since are not back).
 pub const CHANGES_REFUSED: &str = "geokv_auth_changes_refused_total";
 
 impl Auth {
@@ -188,7 +180,7 @@ impl Auth {
             self.clocks.lock().record_no_clock(peer);
             return;
         };
-        self.clocks.lock().record(peer, offset_ms);
+        self.clocks.lock().record(peer, offset_ms, now_ms());
         metrics::gauge!(OFFSET_METRIC, "peer" => peer.to_string()).set(offset_ms as f64 / 1000.0);
     }
 }
