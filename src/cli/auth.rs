@@ -338,32 +338,10 @@ fn roles_table(v: &Value) -> String {
         }
     }
     let last = match v["version"].as_u64() {
-        Some(ms) if ms > 0 => rfc3339(ms),
+        Some(ms) if ms > 0 => geokv::clock::rfc3339(ms),
         _ => "-".to_string(),
     };
     format!("{t}\nlast change at {last}\n")
-}
-
-/// Ms since the Unix epoch as RFC 3339 UTC (the auth state's `version` is
-/// the wall time of its newest change; days to a civil date as in Howard
-/// Hinnant's `civil_from_days`).
-fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s) = (rem / 3600, rem / 60 % 60, rem % 60);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        ms % 1000
-    )
 }
 
 #[cfg(test)]
