@@ -89,16 +89,8 @@ impl AdminArgs {
             .filter(|t| !t.trim().is_empty())
             .or_else(env_token);
         self.tls.choose();
-        // A node just (re)started has not heard a quorum yet: nothing was
-        // stamped, so the same call is made again, for up to 10 s.
-        for _ in 0..NOT_MEASURED_TRIES {
-            let made = request(&self.endpoint, method, path, token.as_deref(), body).await;
-            if !made.as_ref().is_err_and(not_measured) {
-                return made;
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-        request(&self.endpoint, method, path, token.as_deref(), body).await
+        let token = token.as_deref();
+        until_measured(|| request(&self.endpoint, method, path, token, body)).await
     }
 
     /// `POST /auth/grant` or `/auth/revoke` (`action`) of `perm` on
@@ -211,6 +203,26 @@ fn kept(e: &anyhow::Error) -> Option<&'static str> {
 /// How many times a change answered 503 `clock not yet measured` is made
 /// again, a second apart, before its answer is shown.
 const NOT_MEASURED_TRIES: usize = 10;
+
+/// Makes the call `attempt` makes, and again a second later while it is
+/// answered 503 `clock not yet measured` ([`not_measured`]), up to
+/// [`NOT_MEASURED_TRIES`] times: a node just (re)started has not heard a
+/// quorum yet, and nothing was stamped. The last answer is returned, that
+/// 503 included once 10 s have passed.
+async fn until_measured<F, Fut>(mut attempt: F) -> anyhow::Result<String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    for _ in 0..NOT_MEASURED_TRIES {
+        let made = attempt().await;
+        if !made.as_ref().is_err_and(not_measured) {
+            return made;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    attempt().await
+}
 
 /// Whether `e` is a 503 `clock not yet measured` (review-clock35 M1):
 /// nothing was stamped, and the node passes once it has heard a quorum of

@@ -125,3 +125,59 @@ fn a_failed_create_role_keeps_its_token_unless_refused() {
     assert!(is_superseded(&superseded));
     assert!(!is_superseded(&status(409, "clock_skew: far")));
 }
+
+/// A fake admin's answers, one per call, the last repeated; when each
+/// call was made (paused time, from the start).
+async fn calls(answers: &[(u16, &str)]) -> (anyhow::Result<String>, Vec<u64>) {
+    let start = tokio::time::Instant::now();
+    let mut at = Vec::new();
+    let made = until_measured(|| {
+        at.push(start.elapsed().as_millis() as u64);
+        let (code, body) = answers[(at.len() - 1).min(answers.len() - 1)];
+        async move {
+            match code {
+                200 => Ok(body.to_string()),
+                _ => Err(anyhow::Error::from(StatusError {
+                    endpoint: "n1:7072".into(),
+                    code,
+                    body: body.into(),
+                })),
+            }
+        }
+    })
+    .await;
+    (made, at)
+}
+
+/// review-clock35b L4: a 503 `clock not yet measured` is asked again a
+/// second apart, and the first other answer is the command's; past 10 s
+/// the 503 is (nothing was stamped). Paused time, no sleeps. Fails before,
+/// by reading: the loop was inline in `call` and no test reached it.
+#[tokio::test(start_paused = true)]
+async fn a_change_not_yet_measured_is_asked_again_a_second_apart() {
+    let wait = (
+        503,
+        "clock not yet measured: 2 of 5 members heard since this node started",
+    );
+    let ok = (200, "{\"version\":7}");
+    let (made, at) = calls(&[wait, wait, wait, ok]).await;
+    assert_eq!(made.expect("the 200"), "{\"version\":7}");
+    assert_eq!(at, [0, 1_000, 2_000, 3_000]);
+
+    let (made, at) = calls(&[wait]).await;
+    let e = made.expect_err("still not measured");
+    assert!(not_measured(&e), "{e}");
+    assert!(e.to_string().contains(wait.1), "{e}");
+    assert_eq!(at.len(), 11, "{at:?}");
+    assert_eq!(at.last(), Some(&10_000));
+
+    // Any other answer is the command's at once: a 503 short of a quorum
+    // (made here) is not made again, nor is a 409.
+    let short = (503, "made on this node (version 7, saved and synced here)");
+    let (made, at) = calls(&[wait, short, ok]).await;
+    assert!(made.expect_err("short").to_string().contains(MADE_HERE));
+    assert_eq!(at, [0, 1_000]);
+    let (made, at) = calls(&[(409, "clock_skew: far"), ok]).await;
+    assert!(made.is_err());
+    assert_eq!(at, [0]);
+}
