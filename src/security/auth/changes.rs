@@ -114,7 +114,7 @@ impl Auth {
             // within (review-clock35b H1): nothing is stamped.
             let members = self.members.get().map(|m| m());
             let clocks = self.clocks.lock();
-            if let Some(hold) = clocks.hold(members.as_deref(), now) {
+            if let Some(hold) = clocks.hold(members.as_deref(), mono_ms()) {
                 metrics::counter!(CHANGES_REFUSED, "reason" => hold.reason()).increment(1);
                 return Err(hold.into());
             }
@@ -180,7 +180,7 @@ impl Auth {
             self.clocks.lock().record_no_clock(peer);
             return;
         };
-        self.clocks.lock().record(peer, offset_ms, now_ms());
+        self.clocks.lock().record(peer, offset_ms, mono_ms());
         metrics::gauge!(OFFSET_METRIC, "peer" => peer.to_string()).set(offset_ms as f64 / 1000.0);
     }
 }
@@ -205,4 +205,15 @@ pub(super) fn warn_due(last: &AtomicU64, now_ms: u64) -> bool {
 pub fn now_ms() -> u64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Ms since this process first asked (a monotonic clock, unmoved when the
+/// wall clock is stepped): when each peer offset was measured, and the
+/// age of each in a `clock_skew` text (review-clock36 M1).
+pub(super) fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }

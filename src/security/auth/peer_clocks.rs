@@ -22,8 +22,9 @@
 //! are older than cells its peers already hold, so its change loses to
 //! them (`spread` answers it `superseded`).
 //!
-//! Sans I/O: times and the members are passed in; the
-//! measuring is `node::auth_sync` and `sync::serve_from`, the call
+//! Sans I/O: times (ms on a monotonic clock, such as since the process
+//! started: an offset's age is a duration) and the members are passed
+//! in; the measuring is `node::auth_sync` and `sync::serve_from`, the call
 //! `changes.rs`. Must not: read a clock, stamp or change anything.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,8 +58,9 @@ pub fn one_way(peer_ms: u64, received_ms: u64) -> Option<i64> {
     (peer_ms != 0).then(|| diff(peer_ms, received_ms))
 }
 
-/// A peer's offset as measured (ms, its clock minus ours) at `at_ms`
-/// (this node's wall clock).
+/// A peer's offset as measured (ms, its clock minus ours) at `at_ms` (a
+/// monotonic time, not the wall clock: an age read from a wall clock
+/// stepped since would be false, review-clock36 M1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Measured {
     offset_ms: i64,
@@ -98,15 +100,15 @@ impl Hold {
 }
 
 impl PeerClocks {
-    /// `peer`'s offset as measured at `at_ms` (this node's wall clock),
-    /// replacing the one before; it is heard since start.
+    /// `peer`'s offset as measured at `at_ms` (monotonic ms), replacing the
+    /// one before; it is heard since start.
     pub fn record(&mut self, peer: &str, offset_ms: i64, at_ms: u64) {
         self.since_start.insert(peer.to_string());
         let measured = Measured { offset_ms, at_ms };
         self.heard.insert(peer.to_string(), measured);
     }
 
-    /// Why a change made at `now_ms` (this node's wall clock) must not be
+    /// Why a change made at `now_ms` (monotonic ms) must not be
     /// stamped, if it must: [`not_yet_heard`](Self::not_yet_heard) (told as
     /// [`not_yet_within`](Self::not_yet_within) counts and names, which
     /// then holds too, since the members known within are heard), then
@@ -203,8 +205,8 @@ impl PeerClocks {
             .collect()
     }
 
-    /// Why a change made at `now_ms` must be refused, if it must
-    /// ([`far_from_most`] of the offsets [`counted`](Self::counted)), with
+    /// Why a change made at `now_ms` (monotonic ms) must be refused, if it
+    /// must ([`far_from_most`] of the offsets [`counted`](Self::counted)), with
     /// how long ago each was measured (review-clock35 L3: display only).
     pub fn refusal(&self, members: Option<&[String]>, now_ms: u64) -> Option<FarFromPeers> {
         let counted = self.counted(members);

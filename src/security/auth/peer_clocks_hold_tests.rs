@@ -155,7 +155,7 @@ fn the_clock_skew_text_gives_the_age_of_each_offset() {
     let mut c = PeerClocks::default();
     c.record("dc1-n2", TWO_HOURS_MS + 100, AT - 3 * 86_400_000);
     c.record("dc1-n3", TWO_HOURS_MS, AT);
-    c.record("dc2-n1", 30, NOW + 5_000);
+    c.record("dc2-n1", 30, NOW - 5_000);
     let far = c.refusal(None, NOW).expect("2 far of 3");
     let text = far.to_string();
     assert!(
@@ -166,13 +166,14 @@ fn the_clock_skew_text_gives_the_age_of_each_offset() {
         text.contains("dc1-n3 +7200.000 s (this node behind) measured 41 s ago; "),
         "{text}"
     );
-    // Measured "after" the change: this node's clock stepped back.
+    // Its true age, whatever the wall clock did since (the times are
+    // monotonic: review-clock36 M1).
     assert!(
-        text.contains("dc2-n1 +0.030 s (within) measured 0 s ago)"),
+        text.contains("dc2-n1 +0.030 s (within) measured 5 s ago)"),
         "{text}"
     );
     let ages: Vec<u64> = far.offsets.iter().map(|o| o.age_ms).collect();
-    assert_eq!(ages, [3 * 86_400_000 + 41_000, 41_000, 0]);
+    assert_eq!(ages, [3 * 86_400_000 + 41_000, 41_000, 5_000]);
     let at = |s: u64| ago(s * 1000);
     assert_eq!(
         [
