@@ -188,3 +188,20 @@ fn the_clock_skew_text_gives_the_age_of_each_offset() {
         ["0 s", "119 s", "2 min", "119 min", "2 h", "47 h", "2 d"]
     );
 }
+
+/// Fewer than a quorum heard is a wait even should the within check ever
+/// not hold with it (within ⊆ heard broken, e.g. by offsets kept across a
+/// restart): told as the within check's when it holds, else as the heard
+/// check's; never `None`, which would stamp (review-clock36 L1). Fails
+/// before, by reading: `hold` returned the within check's `None`.
+#[test]
+fn a_quorum_not_heard_is_a_wait_whatever_the_within_check_says() {
+    let wait = |heard: usize| NotYetHeard {
+        heard,
+        members: 5,
+        quorum: 3,
+        missing: vec!["n1".into()],
+    };
+    assert_eq!(not_heard(wait(2), None), Hold::NotHeard(wait(2)));
+    assert_eq!(not_heard(wait(2), Some(wait(1))), Hold::NotHeard(wait(1)));
+}
