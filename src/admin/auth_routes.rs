@@ -69,6 +69,7 @@ fn refused(e: AuthStateError) -> Response {
         AuthStateError::Store(_) => {
             // The engine may have written it: it then loads and
             // spreads after a restart (review-auth29 L3).
+            answered(FAILED);
             let text = format!("{e}; it may have been saved, and then applied\n");
             return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
         }
@@ -83,9 +84,6 @@ fn refused(e: AuthStateError) -> Response {
 /// 503 saying how far it spread ([`Spread::short_of_quorum`]); each
 /// counted by outcome ([`CHANGES_ANSWERED`]).
 fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
-    let answered = |outcome: &'static str| {
-        metrics::counter!(CHANGES_ANSWERED, "outcome" => outcome).increment(1);
-    };
     if let Some(text) = spread.superseded_answer(state.clock(), now_ms()) {
         answered("superseded");
         return (StatusCode::CONFLICT, text + "\n").into_response();
@@ -105,6 +103,23 @@ fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
         .into_response()
 }
 
+/// Counts an answer to a change by `outcome` ([`CHANGES_ANSWERED`]).
+fn answered(outcome: &'static str) {
+    metrics::counter!(CHANGES_ANSWERED, "outcome" => outcome).increment(1);
+}
+
+/// The outcome of a 500 "may have been made": the save failed, or the
+/// blocking task making the change was lost (review-clock36 L2).
+const FAILED: &str = "failed";
+
+/// The answer when the task making a change was lost (`e`, a join error):
+/// it may have been made (counted [`FAILED`]).
+fn lost(e: impl std::fmt::Display) -> Response {
+    answered(FAILED);
+    let text = format!("{e}; the change may have been made\n");
+    (StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
+}
+
 /// Makes the change `f` (engine work on the blocking pool, through the
 /// engine's [`CallSite`]: its save is synced), then waits for the push's
 /// verdicts and answers ([`spread_answer`]).
@@ -119,10 +134,7 @@ where
     let (state, spreading) = match made {
         Ok(Ok(made)) => made,
         Ok(Err(e)) => return refused(e),
-        Err(e) => {
-            let text = format!("{e}; the change may have been made\n");
-            return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
-        }
+        Err(e) => return lost(e),
     };
     let spread = spreading.await;
     // This node too may hold a later change undoing it by now (another

@@ -282,3 +282,20 @@ fn each_answer_to_a_change_is_counted_by_outcome() {
         assert!(text.contains(&line), "{line:?} not in {text}");
     }
 }
+
+/// Both 500 "may have been made" answers are counted `failed`: a failed
+/// save (nothing known of the engine's write) and a lost task
+/// (review-clock36 L2). Fails before, by reading: neither was counted.
+#[test]
+fn a_change_that_may_have_been_made_is_counted_failed() {
+    let decode = serde_json::from_str::<u8>("x").unwrap_err();
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let statuses = metrics::with_local_recorder(&rec, || {
+        let save = refused(AuthStateError::Store(store::StoreError::Decode(decode)));
+        [save.status(), lost("task cancelled").status()]
+    });
+    assert_eq!(statuses, [StatusCode::INTERNAL_SERVER_ERROR; 2]);
+    let line = "geokv_auth_changes_total{outcome=\"failed\"} 2\n";
+    let text = rec.handle().render();
+    assert!(text.contains(line), "{line:?} not in {text}");
+}

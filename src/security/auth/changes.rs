@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::cells::Stamp;
 use super::model::Draft;
 use super::peer_clocks::OFFSET_METRIC;
-use super::spread::Spread;
+use super::spread::{Spread, CLOCK_AHEAD};
 use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
 use super::{InstallError, Spreading, MAX_OFFSET_MS};
 use super::{Perm, ANY_KEYSPACE};
@@ -107,6 +107,7 @@ impl Auth {
             let now = now_ms();
             let ahead_ms = state.clock().ms.saturating_sub(now);
             if ahead_ms > MAX_OFFSET_MS {
+                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_AHEAD).increment(1);
                 return Err(AuthStateError::ClockAhead { ahead_ms });
             }
             // Too few members heard since start to tell (review-clock35
@@ -119,7 +120,10 @@ impl Auth {
                 return Err(hold.into());
             }
             drop(clocks);
-            let at = (state.stamp(now, self.writer)).ok_or(AuthStateError::ClockExhausted)?;
+            let Some(at) = state.stamp(now, self.writer) else {
+                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_EXHAUSTED).increment(1);
+                return Err(AuthStateError::ClockExhausted);
+            };
             let next = f(&Draft { state: &state, at })?;
             self.swap(next)?;
             self.state()
@@ -158,14 +162,20 @@ impl Auth {
     }
 }
 
-/// Counted per change refused before it was stamped, by `reason`
-/// ([`Hold::reason`](super::peer_clocks::Hold::reason); 409 `clock_skew`:
+/// Counted per change refused before it was stamped, by `reason` (409
+/// `clock_ahead`: this node's clock is more than 60 s behind its own
+/// newest stamp; 409 `clock_exhausted`: that stamp is the largest there
+/// is; [`Hold::reason`](super::peer_clocks::Hold::reason): 409 `clock_skew`:
 /// this node's clock is more than 60 s ahead of or behind most of its
 /// peers'; 503 `not_heard`: fewer than a quorum of the members heard since
 /// this node started; 503 `not_within`: a quorum heard, but fewer than a
 /// quorum known within 60 s, which after a restart lasts while a member
 /// far is up and members down since are not back).
 pub const CHANGES_REFUSED: &str = "geokv_auth_changes_refused_total";
+
+/// The reason label of a change refused because the state's newest stamp
+/// is the largest there is ([`AuthStateError::ClockExhausted`]).
+const CLOCK_EXHAUSTED: &str = "clock_exhausted";
 
 impl Auth {
     /// Records that `peer` was heard now on a `SyncAuth` message, either

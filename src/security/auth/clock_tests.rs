@@ -75,13 +75,22 @@ fn a_state_whose_clock_is_far_ahead_is_refused_at_install() {
     assert!(auth.install(ahead(1_000)).unwrap());
 }
 
+/// Refused, and counted as refused before it was stamped
+/// (`reason="clock_ahead"`, review-clock36 L2; fails before, by reading:
+/// not counted).
 #[test]
 fn no_change_is_made_on_a_state_whose_clock_is_far_ahead() {
     let auth = Auth::new(true, ahead(MAX_OFFSET_MS + 3_600_000), None);
-    let err = auth.change(|s| s.with_role("y", None, &[])).unwrap_err();
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let err = metrics::with_local_recorder(&rec, || {
+        auth.change(|s| s.with_role("y", None, &[])).unwrap_err()
+    });
     assert!(matches!(err, AuthStateError::ClockAhead { .. }), "{err}");
     assert!(err.to_string().contains("clock ahead"), "{err}");
     assert!(!auth.state().roles().contains_key("y"));
+    let line = "geokv_auth_changes_refused_total{reason=\"clock_ahead\"} 1\n";
+    let text = rec.handle().render();
+    assert!(text.contains(line), "{line:?} not in {text}");
 }
 
 /// A peer's offset is kept with when it was measured on the monotonic
