@@ -248,8 +248,10 @@ impl Spread {
             .map(|a| match &a.verdict {
                 Verdict::Holds => format!("{} (holds it)", a.peer),
                 Verdict::Superseded { stamp, writer } => format!(
-                    "{} holds a later change at {} ms from writer {writer:016x}",
-                    a.peer, stamp.ms
+                    "{} holds a later change at {} ms ({}) from writer {writer:016x}",
+                    a.peer,
+                    stamp.ms,
+                    rfc3339(stamp.ms)
                 ),
                 Verdict::Refused { reason, detail } => {
                     format!("{} refused it ({reason}): {detail}", a.peer)

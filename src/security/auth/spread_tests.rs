@@ -308,3 +308,23 @@ fn this_node_holding_a_later_change_makes_it_superseded() {
     assert_eq!(held.holding, 3);
     assert_eq!(held.superseded_answer(at(2_000, 1), 3_000), None);
 }
+
+/// A peer holding a later change is named with that change's stamp as
+/// RFC 3339 too, as in the `superseded` answer (review-clock36 L3). Fails
+/// before, by reading: raw ms only.
+#[test]
+fn a_later_change_short_of_a_quorum_is_dated() {
+    let later = Verdict::Superseded {
+        stamp: Stamp {
+            ms: 3_000,
+            n: 0,
+            node: 9,
+        },
+        writer: 9,
+    };
+    let spread = Spread::decide(&peers(&["n2", "n3"]), vec![ack("n2", later)], 5_000);
+    let text = spread.short_of_quorum(42, 1_234);
+    let part = "n2 holds a later change at 3000 ms (1970-01-01T00:00:03.000Z) from writer \
+                0000000000000009";
+    assert!(text.contains(part), "{part:?} not in {text}");
+}
