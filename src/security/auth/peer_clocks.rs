@@ -78,8 +78,8 @@ pub struct PeerClocks {
 /// Why a change made now is not stamped ([`PeerClocks::hold`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
-    /// Fewer than a quorum of the members heard since start (503; counted
-    /// and named as [`Hold::NotWithin`] is: review-h1-35 L1).
+    /// Fewer than a quorum of the members heard since start (503; its text
+    /// counts and names as [`Hold::NotWithin`]'s does: review-h1-35 L1).
     NotHeard(NotYetHeard),
     /// This node's clock is far from most members' (409 `clock_skew`).
     Far(FarFromPeers),
