@@ -32,8 +32,9 @@ pub const SUPERSEDED: &str = "superseded";
 /// `acknowledged` (200: a quorum of the members holds it),
 /// `short_of_quorum` (503 "made on this node": in force on fewer),
 /// `superseded` (409: applied, then undone by a later change a peer or
-/// this node holds). Changes refused before they were stamped are
-/// `geokv_auth_changes_refused_total`.
+/// this node holds), `failed` (500: the save failed or its task was lost,
+/// so it may have been made; counted in `admin::auth_routes`). Changes
+/// refused before they were stamped are `geokv_auth_changes_refused_total`.
 pub const CHANGES_ANSWERED: &str = "geokv_auth_changes_total";
 
 /// The name this node's own verdict is listed under ([`Spread::with_self`]).
