@@ -9,8 +9,9 @@
 //! force on fewer (the body says k of n and names the peers that refused,
 //! e.g. `clock_ahead`): it is not rolled back and keeps spreading by
 //! anti-entropy (audit12-32 M1); 503 `clock not yet measured`: nothing was
-//! made, fewer than a quorum of the members were heard since this node
-//! started (retry in seconds; review-clock35 M1). 409 `superseded` is the
+//! made, fewer than a quorum of the members are known within 60 s since
+//! this node started (heard with an offset within it, or with no clock;
+//! retry in seconds; review-clock35 M1, review-clock35b H1). 409 `superseded` is the
 //! one 409 that was applied: it was made here, but a peer (or this node)
 //! holds a later change of the same role or grant that undoes it, so it is
 //! overridden as the later change spreads (the body says where it is in
@@ -42,7 +43,7 @@ use serde::Deserialize;
 
 use super::routes::Admin;
 use crate::engine::CallSite;
-use crate::security::auth::spread::{Spread, Verdict};
+use crate::security::auth::spread::{Spread, Verdict, CHANGES_ANSWERED};
 use crate::security::auth::{
     now_ms, secret, Auth, AuthState, AuthStateError, ChangeError, Draft, Perm,
 };
@@ -68,6 +69,7 @@ fn refused(e: AuthStateError) -> Response {
         AuthStateError::Store(_) => {
             // The engine may have written it: it then loads and
             // spreads after a restart (review-auth29 L3).
+            answered(FAILED);
             let text = format!("{e}; it may have been saved, and then applied\n");
             return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
         }
@@ -79,22 +81,43 @@ fn refused(e: AuthStateError) -> Response {
 /// The answer to a change made here: 409 `superseded` when a peer, or
 /// this node, holds a later change undoing it
 /// ([`Spread::superseded_answer`]), else 200 once a quorum holds it, else
-/// 503 saying how far it spread ([`Spread::short_of_quorum`]).
+/// 503 saying how far it spread ([`Spread::short_of_quorum`]); each
+/// counted by outcome ([`CHANGES_ANSWERED`]).
 fn spread_answer(state: &AuthState, spread: &Spread) -> Response {
     if let Some(text) = spread.superseded_answer(state.clock(), now_ms()) {
+        answered("superseded");
         return (StatusCode::CONFLICT, text + "\n").into_response();
     }
     let version = state.version();
     if !spread.acknowledged() {
+        answered("short_of_quorum");
         let text = spread.short_of_quorum(version, state.clock().ms) + "\n";
         return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
     }
+    answered("acknowledged");
     let (k, n) = (spread.holding, spread.members);
     (
         [(header::CONTENT_TYPE, JSON)],
         format!("{{\"version\":{version},\"in_force_on\":{k},\"members\":{n}}}\n"),
     )
         .into_response()
+}
+
+/// Counts an answer to a change by `outcome` ([`CHANGES_ANSWERED`]).
+fn answered(outcome: &'static str) {
+    metrics::counter!(CHANGES_ANSWERED, "outcome" => outcome).increment(1);
+}
+
+/// The outcome of a 500 "may have been made": the save failed, or the
+/// blocking task making the change was lost (review-clock36 L2).
+const FAILED: &str = "failed";
+
+/// The answer when the task making a change was lost (`e`, a join error):
+/// it may have been made (counted [`FAILED`]).
+fn lost(e: impl std::fmt::Display) -> Response {
+    answered(FAILED);
+    let text = format!("{e}; the change may have been made\n");
+    (StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
 }
 
 /// Makes the change `f` (engine work on the blocking pool, through the
@@ -111,10 +134,7 @@ where
     let (state, spreading) = match made {
         Ok(Ok(made)) => made,
         Ok(Err(e)) => return refused(e),
-        Err(e) => {
-            let text = format!("{e}; the change may have been made\n");
-            return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
-        }
+        Err(e) => return lost(e),
     };
     let spread = spreading.await;
     // This node too may hold a later change undoing it by now (another

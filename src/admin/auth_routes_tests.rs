@@ -239,3 +239,63 @@ async fn a_change_a_later_one_undoes_is_answered_superseded() {
         assert_eq!(can_write, Decision::Allow, "the grant stays in force");
     }
 }
+
+/// Every answer to a change made here is counted by outcome, a 409
+/// `superseded` too (the one 409 that was applied). Fails before, by
+/// reading: no counter.
+#[test]
+fn each_answer_to_a_change_is_counted_by_outcome() {
+    let stamp = |ms: u64, node: u64| Stamp { ms, n: 0, node };
+    let state = (AuthState::default().create_role(stamp(2_000, 1), "app", None, &[])).unwrap();
+    let peers = vec!["n2".to_string(), "n3".to_string()];
+    let ack = |verdict: Verdict| Ack {
+        peer: "n2".into(),
+        verdict,
+    };
+    let later = Verdict::Superseded {
+        stamp: stamp(3_000, 9),
+        writer: 9,
+    };
+    let superseded = Spread::decide(&peers, vec![ack(later)], 4_000);
+    let held = Spread::decide(&peers, vec![ack(Verdict::Holds)], 4_000);
+    let short = Spread::decide(&peers, vec![], 4_000);
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let statuses = metrics::with_local_recorder(&rec, || {
+        [&superseded, &superseded, &held, &short].map(|s| spread_answer(&state, s).status())
+    });
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::CONFLICT,
+            StatusCode::CONFLICT,
+            StatusCode::OK,
+            StatusCode::SERVICE_UNAVAILABLE
+        ]
+    );
+    let text = rec.handle().render();
+    for (outcome, n) in [
+        ("superseded", 2),
+        ("acknowledged", 1),
+        ("short_of_quorum", 1),
+    ] {
+        let line = format!("geokv_auth_changes_total{{outcome=\"{outcome}\"}} {n}\n");
+        assert!(text.contains(&line), "{line:?} not in {text}");
+    }
+}
+
+/// Both 500 "may have been made" answers are counted `failed`: a failed
+/// save (nothing known of the engine's write) and a lost task
+/// (review-clock36 L2). Fails before, by reading: neither was counted.
+#[test]
+fn a_change_that_may_have_been_made_is_counted_failed() {
+    let decode = serde_json::from_str::<u8>("x").unwrap_err();
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let statuses = metrics::with_local_recorder(&rec, || {
+        let save = refused(AuthStateError::Store(store::StoreError::Decode(decode)));
+        [save.status(), lost("task cancelled").status()]
+    });
+    assert_eq!(statuses, [StatusCode::INTERNAL_SERVER_ERROR; 2]);
+    let line = "geokv_auth_changes_total{outcome=\"failed\"} 2\n";
+    let text = rec.handle().render();
+    assert!(text.contains(line), "{line:?} not in {text}");
+}

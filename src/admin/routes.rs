@@ -296,3 +296,7 @@ async fn create_keyspace(State(a): State<Admin>, Query(q): Query<KeyspaceQuery>)
             .into_response(),
     }
 }
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;

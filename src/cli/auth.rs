@@ -89,16 +89,8 @@ impl AdminArgs {
             .filter(|t| !t.trim().is_empty())
             .or_else(env_token);
         self.tls.choose();
-        // A node just (re)started has not heard a quorum yet: nothing was
-        // stamped, so the same call is made again, for up to 10 s.
-        for _ in 0..NOT_MEASURED_TRIES {
-            let made = request(&self.endpoint, method, path, token.as_deref(), body).await;
-            if !made.as_ref().is_err_and(not_measured) {
-                return made;
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-        request(&self.endpoint, method, path, token.as_deref(), body).await
+        let token = token.as_deref();
+        until_measured(|| request(&self.endpoint, method, path, token, body)).await
     }
 
     /// `POST /auth/grant` or `/auth/revoke` (`action`) of `perm` on
@@ -211,6 +203,26 @@ fn kept(e: &anyhow::Error) -> Option<&'static str> {
 /// How many times a change answered 503 `clock not yet measured` is made
 /// again, a second apart, before its answer is shown.
 const NOT_MEASURED_TRIES: usize = 10;
+
+/// Makes the call `attempt` makes, and again a second later while it is
+/// answered 503 `clock not yet measured` ([`not_measured`]), up to
+/// [`NOT_MEASURED_TRIES`] times: a node just (re)started has not heard a
+/// quorum yet, and nothing was stamped. The last answer is returned, that
+/// 503 included once 10 s have passed.
+async fn until_measured<F, Fut>(mut attempt: F) -> anyhow::Result<String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    for _ in 0..NOT_MEASURED_TRIES {
+        let made = attempt().await;
+        if !made.as_ref().is_err_and(not_measured) {
+            return made;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    attempt().await
+}
 
 /// Whether `e` is a 503 `clock not yet measured` (review-clock35 M1):
 /// nothing was stamped, and the node passes once it has heard a quorum of
@@ -338,32 +350,10 @@ fn roles_table(v: &Value) -> String {
         }
     }
     let last = match v["version"].as_u64() {
-        Some(ms) if ms > 0 => rfc3339(ms),
+        Some(ms) if ms > 0 => geokv::clock::rfc3339(ms),
         _ => "-".to_string(),
     };
     format!("{t}\nlast change at {last}\n")
-}
-
-/// Ms since the Unix epoch as RFC 3339 UTC (the auth state's `version` is
-/// the wall time of its newest change; days to a civil date as in Howard
-/// Hinnant's `civil_from_days`).
-fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s) = (rem / 3600, rem / 60 % 60, rem % 60);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        ms % 1000
-    )
 }
 
 #[cfg(test)]

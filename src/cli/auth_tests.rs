@@ -81,11 +81,12 @@ fn auth_list_prints_a_table_of_roles_and_grants() {
     assert_eq!(lines[5], "last change at 1970-01-01T00:00:00.004Z");
 }
 
-/// review-auth29 L2: the auth `version` is a wall time in ms now.
+/// review-auth29 L2: the auth `version` is a wall time in ms now
+/// (`geokv::clock::rfc3339`'s own cases are its module's).
 #[test]
 fn the_last_change_prints_as_a_date() {
-    assert_eq!(rfc3339(1_764_550_923_456), "2025-12-01T01:02:03.456Z");
-    assert_eq!(rfc3339(1_709_251_199_000), "2024-02-29T23:59:59.000Z");
+    let v = json!({"version": 1_764_550_923_456u64, "roles": {}});
+    assert!(roles_table(&v).ends_with("last change at 2025-12-01T01:02:03.456Z\n"));
     let v = json!({"version": 0, "roles": {}});
     assert!(roles_table(&v).ends_with("last change at -\n"));
 }
@@ -123,4 +124,60 @@ fn a_failed_create_role_keeps_its_token_unless_refused() {
     assert_eq!(kept(&superseded), None);
     assert!(is_superseded(&superseded));
     assert!(!is_superseded(&status(409, "clock_skew: far")));
+}
+
+/// A fake admin's answers, one per call, the last repeated; when each
+/// call was made (paused time, from the start).
+async fn calls(answers: &[(u16, &str)]) -> (anyhow::Result<String>, Vec<u64>) {
+    let start = tokio::time::Instant::now();
+    let mut at = Vec::new();
+    let made = until_measured(|| {
+        at.push(start.elapsed().as_millis() as u64);
+        let (code, body) = answers[(at.len() - 1).min(answers.len() - 1)];
+        async move {
+            match code {
+                200 => Ok(body.to_string()),
+                _ => Err(anyhow::Error::from(StatusError {
+                    endpoint: "n1:7072".into(),
+                    code,
+                    body: body.into(),
+                })),
+            }
+        }
+    })
+    .await;
+    (made, at)
+}
+
+/// review-clock35b L4: a 503 `clock not yet measured` is asked again a
+/// second apart, and the first other answer is the command's; past 10 s
+/// the 503 is (nothing was stamped). Paused time, no sleeps. Fails before,
+/// by reading: the loop was inline in `call` and no test reached it.
+#[tokio::test(start_paused = true)]
+async fn a_change_not_yet_measured_is_asked_again_a_second_apart() {
+    let wait = (
+        503,
+        "clock not yet measured: 2 of 5 members heard since this node started",
+    );
+    let ok = (200, "{\"version\":7}");
+    let (made, at) = calls(&[wait, wait, wait, ok]).await;
+    assert_eq!(made.expect("the 200"), "{\"version\":7}");
+    assert_eq!(at, [0, 1_000, 2_000, 3_000]);
+
+    let (made, at) = calls(&[wait]).await;
+    let e = made.expect_err("still not measured");
+    assert!(not_measured(&e), "{e}");
+    assert!(e.to_string().contains(wait.1), "{e}");
+    assert_eq!(at.len(), 11, "{at:?}");
+    assert_eq!(at.last(), Some(&10_000));
+
+    // Any other answer is the command's at once: a 503 short of a quorum
+    // (made here) is not made again, nor is a 409.
+    let short = (503, "made on this node (version 7, saved and synced here)");
+    let (made, at) = calls(&[wait, short, ok]).await;
+    assert!(made.expect_err("short").to_string().contains(MADE_HERE));
+    assert_eq!(at, [0, 1_000]);
+    let (made, at) = calls(&[(409, "clock_skew: far"), ok]).await;
+    assert!(made.is_err());
+    assert_eq!(at, [0]);
 }

@@ -6,8 +6,8 @@
 //! it ([`Auth::change_and_spread`]); it is refused, before anything is
 //! stamped, when this node's clock is more than 60 s ahead of or behind
 //! most of the members' clocks, or while fewer than a quorum of the
-//! members were heard since this node started ([`Auth::heard_clock`]
-//! records them, `peer_clocks` decides).
+//! members are known within 60 s since this node started
+//! ([`Auth::heard_clock`] records them, `PeerClocks::hold` decides).
 //!
 //! Must not: decide what a change does to the cells (that is `model` and
 //! `cells`), or talk to peers (the push hook does).
@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use super::cells::Stamp;
 use super::model::Draft;
-use super::peer_clocks::{CLOCK_SKEW, NOT_HEARD, OFFSET_METRIC};
-use super::spread::Spread;
+use super::peer_clocks::OFFSET_METRIC;
+use super::spread::{Spread, CLOCK_AHEAD};
 use super::{secret, store, Auth, AuthState, AuthStateError, ChangeError, InForce, Token};
 use super::{InstallError, Spreading, MAX_OFFSET_MS};
 use super::{Perm, ANY_KEYSPACE};
@@ -107,30 +107,23 @@ impl Auth {
             let now = now_ms();
             let ahead_ms = state.clock().ms.saturating_sub(now);
             if ahead_ms > MAX_OFFSET_MS {
+                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_AHEAD).increment(1);
                 return Err(AuthStateError::ClockAhead { ahead_ms });
             }
-            // Far from most members' clocks: refused before anything is stamped.
-            // Too few members heard since start to tell (review-clock35 M1),
-            // or too few of them known within (review-clock35b H1).
+            // Too few members heard since start to tell (review-clock35
+            // M1), far from most members' clocks, or too few of them known
+            // within (review-clock35b H1): nothing is stamped.
             let members = self.members.get().map(|m| m());
             let clocks = self.clocks.lock();
-            // Its text counts and names members as `not_yet_within` does (a
-            // member far counts as not within), which then holds as well.
-            let m = members.as_deref();
-            if let Some(wait) = clocks.not_yet_heard(m).and(clocks.not_yet_within(m)) {
-                metrics::counter!(CHANGES_REFUSED, "reason" => NOT_HEARD).increment(1);
-                return Err(wait.into());
-            }
-            if let Some(far) = clocks.refusal(members.as_deref()) {
-                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_SKEW).increment(1);
-                return Err(far.into());
-            }
-            if let Some(wait) = clocks.not_yet_within(members.as_deref()) {
-                metrics::counter!(CHANGES_REFUSED, "reason" => NOT_HEARD).increment(1);
-                return Err(wait.into());
+            if let Some(hold) = clocks.hold(members.as_deref(), mono_ms()) {
+                metrics::counter!(CHANGES_REFUSED, "reason" => hold.reason()).increment(1);
+                return Err(hold.into());
             }
             drop(clocks);
-            let at = (state.stamp(now, self.writer)).ok_or(AuthStateError::ClockExhausted)?;
+            let Some(at) = state.stamp(now, self.writer) else {
+                metrics::counter!(CHANGES_REFUSED, "reason" => CLOCK_EXHAUSTED).increment(1);
+                return Err(AuthStateError::ClockExhausted);
+            };
             let next = f(&Draft { state: &state, at })?;
             self.swap(next)?;
             self.state()
@@ -169,11 +162,20 @@ impl Auth {
     }
 }
 
-/// Counted per change refused before it was stamped, by `reason`
-/// (`clock_skew`: this node's clock is more than 60 s ahead of or behind
-/// most of its peers'; `not_heard`: fewer than a quorum of the members
-/// heard since this node started).
+/// Counted per change refused before it was stamped, by `reason` (409
+/// `clock_ahead`: this node's clock is more than 60 s behind its own
+/// newest stamp; 409 `clock_exhausted`: that stamp is the largest there
+/// is; [`Hold::reason`](super::peer_clocks::Hold::reason): 409 `clock_skew`:
+/// this node's clock is more than 60 s ahead of or behind most of its
+/// peers'; 503 `not_heard`: fewer than a quorum of the members heard since
+/// this node started; 503 `not_within`: a quorum heard, but fewer than a
+/// quorum known within 60 s, which after a restart lasts while a member
+/// far is up and members down since are not back).
 pub const CHANGES_REFUSED: &str = "geokv_auth_changes_refused_total";
+
+/// The reason label of a change refused because the state's newest stamp
+/// is the largest there is ([`AuthStateError::ClockExhausted`]).
+const CLOCK_EXHAUSTED: &str = "clock_exhausted";
 
 impl Auth {
     /// Records that `peer` was heard now on a `SyncAuth` message, either
@@ -188,7 +190,7 @@ impl Auth {
             self.clocks.lock().record_no_clock(peer);
             return;
         };
-        self.clocks.lock().record(peer, offset_ms);
+        self.clocks.lock().record(peer, offset_ms, mono_ms());
         metrics::gauge!(OFFSET_METRIC, "peer" => peer.to_string()).set(offset_ms as f64 / 1000.0);
     }
 }
@@ -213,4 +215,15 @@ pub(super) fn warn_due(last: &AtomicU64, now_ms: u64) -> bool {
 pub fn now_ms() -> u64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Ms since this process first asked (a monotonic clock, unmoved when the
+/// wall clock is stepped): when each peer offset was measured, and the
+/// age of each in a `clock_skew` text (review-clock36 M1).
+pub(super) fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }

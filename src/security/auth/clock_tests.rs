@@ -75,13 +75,38 @@ fn a_state_whose_clock_is_far_ahead_is_refused_at_install() {
     assert!(auth.install(ahead(1_000)).unwrap());
 }
 
+/// Refused, and counted as refused before it was stamped
+/// (`reason="clock_ahead"`, review-clock36 L2; fails before, by reading:
+/// not counted).
 #[test]
 fn no_change_is_made_on_a_state_whose_clock_is_far_ahead() {
     let auth = Auth::new(true, ahead(MAX_OFFSET_MS + 3_600_000), None);
-    let err = auth.change(|s| s.with_role("y", None, &[])).unwrap_err();
+    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let err = metrics::with_local_recorder(&rec, || {
+        auth.change(|s| s.with_role("y", None, &[])).unwrap_err()
+    });
     assert!(matches!(err, AuthStateError::ClockAhead { .. }), "{err}");
     assert!(err.to_string().contains("clock ahead"), "{err}");
     assert!(!auth.state().roles().contains_key("y"));
+    let line = "geokv_auth_changes_refused_total{reason=\"clock_ahead\"} 1\n";
+    let text = rec.handle().render();
+    assert!(text.contains(line), "{line:?} not in {text}");
+}
+
+/// A peer's offset is kept with when it was measured on the monotonic
+/// clock, so its age in a `clock_skew` text is a true duration even after
+/// this node's wall clock is stepped (review-clock36 M1). Fails before,
+/// by reading: it was kept with the wall time, so 41 s on the monotonic
+/// clock read as 0 s (a wall time is far past any monotonic one).
+#[test]
+fn an_offset_is_aged_on_the_monotonic_clock() {
+    let auth = Auth::new(true, AuthState::default(), None);
+    auth.heard_clock("n2", Some(-2 * 3600 * 1000));
+    let later = super::changes::mono_ms() + 41_000;
+    let far = auth.clocks.lock().refusal(None, later).expect("1 far of 1");
+    let age = far.offsets[0].age_ms;
+    assert!((41_000..50_000).contains(&age), "{age}");
+    assert!(far.to_string().contains("measured 41 s ago"), "{far}");
 }
 
 /// A peer whose clock is far ahead offers its state every second and on

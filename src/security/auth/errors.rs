@@ -77,14 +77,27 @@ pub enum AuthStateError {
     /// was stamped or saved.
     #[error(transparent)]
     FarFromPeers(#[from] super::peer_clocks::FarFromPeers),
-    /// Fewer than a quorum of the members (this node counted) were heard
-    /// since this node started (review-clock35 M1): nothing was stamped
-    /// or saved; it passes within seconds when a quorum is reachable.
+    /// Fewer than a quorum of the members (this node counted) are known
+    /// within the bound since this node started, heard with an offset
+    /// within it or with no clock (review-clock35 M1, review-clock35b H1):
+    /// nothing was stamped or saved; it passes once a quorum of the
+    /// members is heard and known within (seconds when they are reachable;
+    /// after a restart, members down since count for neither side).
     #[error(transparent)]
     NotYetHeard(#[from] super::peer_clocks::NotYetHeard),
     /// The newest stamp seen is the largest there is (nothing was changed).
     #[error("the auth state's clock is exhausted (its newest stamp is the largest there is); nothing was changed")]
     ClockExhausted,
+}
+
+impl From<super::peer_clocks::Hold> for AuthStateError {
+    fn from(hold: super::peer_clocks::Hold) -> Self {
+        use super::peer_clocks::Hold;
+        match hold {
+            Hold::NotHeard(wait) | Hold::NotWithin(wait) => wait.into(),
+            Hold::Far(far) => far.into(),
+        }
+    }
 }
 
 /// How far (ms) a state's clock may be ahead of this node's wall clock:

@@ -7,11 +7,15 @@ use proptest::prelude::*;
 use super::*;
 
 const TWO_HOURS_MS: i64 = 2 * 3600 * 1000;
+/// When the offsets are measured, and when a change is decided, by this
+/// node's wall clock.
+const AT: u64 = 1_764_000_000_000;
+const NOW: u64 = AT + 41_000;
 
 fn clocks(offsets: &[(&str, i64)]) -> PeerClocks {
     let mut c = PeerClocks::default();
     for (peer, o) in offsets {
-        c.record(peer, *o);
+        c.record(peer, *o, AT);
     }
     c
 }
@@ -23,12 +27,12 @@ fn ids(ids: &[&str]) -> Vec<String> {
 #[test]
 fn a_node_two_hours_ahead_of_two_peers_refuses() {
     let c = clocks(&[("n2", -TWO_HOURS_MS), ("n3", -TWO_HOURS_MS + 5)]);
-    let refused = c.refusal(None).expect("refused");
+    let refused = c.refusal(None, NOW).expect("refused");
     let text = refused.to_string();
     assert!(text.starts_with("clock_skew: "), "{text}");
     assert!(
-        text.contains("n2 -7200.000 s (this node ahead)")
-            && text.contains("n3 -7199.995 s (this node ahead)"),
+        text.contains("n2 -7200.000 s (this node ahead) measured 41 s ago; ")
+            && text.contains("n3 -7199.995 s (this node ahead) measured 41 s ago)"),
         "{text}"
     );
     assert!(
@@ -44,7 +48,7 @@ fn a_node_two_hours_ahead_of_two_peers_refuses() {
 #[test]
 fn a_node_two_hours_behind_two_peers_refuses() {
     let c = clocks(&[("n2", TWO_HOURS_MS), ("n3", TWO_HOURS_MS - 5)]);
-    let text = c.refusal(None).expect("refused").to_string();
+    let text = c.refusal(None, NOW).expect("refused").to_string();
     assert!(text.starts_with("clock_skew: "), "{text}");
     assert!(
         text.contains("n2 +7200.000 s (this node behind)")
@@ -53,7 +57,7 @@ fn a_node_two_hours_behind_two_peers_refuses() {
     );
     // Behind one, ahead of the other: no quorum of 3 within the bound.
     let split = clocks(&[("n2", TWO_HOURS_MS), ("n3", -TWO_HOURS_MS)]);
-    assert!(split.refusal(None).is_some());
+    assert!(split.refusal(None, NOW).is_some());
 }
 
 /// A minority of wrong clocks, either way, never makes a node of a
@@ -61,32 +65,35 @@ fn a_node_two_hours_behind_two_peers_refuses() {
 #[test]
 fn far_clocks_in_a_minority_do_not_block_a_healthy_node() {
     let three = clocks(&[("n2", TWO_HOURS_MS), ("n3", 25)]);
-    assert_eq!(three.refusal(None), None);
+    assert_eq!(three.refusal(None, NOW), None);
     let five = [("n2", TWO_HOURS_MS), ("n3", -TWO_HOURS_MS)];
     let five = clocks(&[five[0], five[1], ("n4", -30), ("n5", 0)]);
-    assert_eq!(five.refusal(None), None);
+    assert_eq!(five.refusal(None, NOW), None);
 }
 
 #[test]
 fn a_node_within_the_bound_accepts() {
     let bound = MAX_OFFSET_MS as i64;
     assert_eq!(
-        clocks(&[("n2", -bound), ("n3", bound * 100)]).refusal(None),
+        clocks(&[("n2", -bound), ("n3", bound * 100)]).refusal(None, NOW),
         None
     );
-    assert_eq!(clocks(&[("n2", -40), ("n3", 30)]).refusal(None), None);
+    assert_eq!(clocks(&[("n2", -40), ("n3", 30)]).refusal(None, NOW), None);
     // Ahead of one peer of two, within the bound of the other: with
     // itself, a quorum of 3 is within it.
     assert_eq!(
-        clocks(&[("n2", -TWO_HOURS_MS), ("n3", 0)]).refusal(None),
+        clocks(&[("n2", -TWO_HOURS_MS), ("n3", 0)]).refusal(None, NOW),
         None
     );
     assert!(clocks(&[("n2", -bound - 1), ("n3", -bound - 1)])
-        .refusal(None)
+        .refusal(None, NOW)
         .is_some());
-    assert_eq!(clocks(&[("n2", bound), ("n3", bound)]).refusal(None), None);
+    assert_eq!(
+        clocks(&[("n2", bound), ("n3", bound)]).refusal(None, NOW),
+        None
+    );
     assert!(clocks(&[("n2", bound + 1), ("n3", bound + 1)])
-        .refusal(None)
+        .refusal(None, NOW)
         .is_some());
 }
 
@@ -98,9 +105,9 @@ fn a_node_within_the_bound_accepts() {
 #[test]
 fn a_member_down_counts_at_its_last_offset_so_a_far_minority_does_not_block() {
     let mut c = clocks(&[("n2", 40)]);
-    c.record("n3", TWO_HOURS_MS);
+    c.record("n3", TWO_HOURS_MS, AT);
     let members = ids(&["n2", "n3"]);
-    assert_eq!(c.refusal(Some(&members[..])), None);
+    assert_eq!(c.refusal(Some(&members[..]), NOW), None);
     assert_eq!(c.counted(Some(&members[..])).len(), 2);
 }
 
@@ -112,10 +119,10 @@ fn a_member_down_counts_at_its_last_offset_so_a_far_minority_does_not_block() {
 #[test]
 fn a_wrong_minority_cut_off_from_the_majority_refuses() {
     let mut c = clocks(&[("C", -TWO_HOURS_MS), ("D", -TWO_HOURS_MS)]);
-    c.record("E", -TWO_HOURS_MS);
-    c.record("B", 25);
+    c.record("E", -TWO_HOURS_MS, AT);
+    c.record("B", 25, AT);
     let members = ids(&["B", "C", "D", "E"]);
-    let refused = c.refusal(Some(&members[..])).expect("refused");
+    let refused = c.refusal(Some(&members[..]), NOW).expect("refused");
     assert_eq!(refused.offsets.len(), 4);
     assert!(refused
         .to_string()
@@ -130,15 +137,17 @@ fn a_wrong_minority_cut_off_from_the_majority_refuses() {
 #[test]
 fn a_removed_member_stops_counting() {
     let c = clocks(&[("n2", -TWO_HOURS_MS), ("n3", -TWO_HOURS_MS), ("n4", 0)]);
-    assert!(c.refusal(None).is_some(), "all three count");
-    assert!(c.refusal(Some(&ids(&["n2", "n3", "n4"])[..])).is_some());
+    assert!(c.refusal(None, NOW).is_some(), "all three count");
+    assert!(c
+        .refusal(Some(&ids(&["n2", "n3", "n4"])[..]), NOW)
+        .is_some());
     let without_n2 = ids(&["n3", "n4"]);
-    assert_eq!(c.refusal(Some(&without_n2[..])), None);
+    assert_eq!(c.refusal(Some(&without_n2[..]), NOW), None);
     assert_eq!(
         c.counted(Some(&without_n2[..])),
         vec![("n3".into(), -TWO_HOURS_MS), ("n4".into(), 0)]
     );
-    assert_eq!(c.refusal(Some(&[][..])), None, "alone: nothing counts");
+    assert_eq!(c.refusal(Some(&[][..]), NOW), None, "alone: nothing counts");
     // A member never measured counts for neither side.
     assert_eq!(c.counted(Some(&ids(&["n9"])[..])), vec![]);
 }
@@ -165,10 +174,10 @@ fn the_gauge_of_a_removed_peer_is_not_shown() {
 #[test]
 fn a_newer_measurement_replaces_the_older_one() {
     let mut c = clocks(&[("n2", -TWO_HOURS_MS), ("n3", -TWO_HOURS_MS)]);
-    assert!(c.refusal(None).is_some());
-    c.record("n3", 10);
-    c.record("n2", 10);
-    assert_eq!(c.refusal(None), None);
+    assert!(c.refusal(None, NOW).is_some());
+    c.record("n3", 10, AT);
+    c.record("n2", 10, AT);
+    assert_eq!(c.refusal(None, NOW), None);
     assert_eq!(c.counted(None), vec![("n2".into(), 10), ("n3".into(), 10)]);
 }
 
@@ -182,8 +191,12 @@ fn a_newer_measurement_replaces_the_older_one() {
 fn a_restarted_node_waits_until_a_quorum_is_heard_since_start() {
     let members = ids(&["b", "c", "d", "e"]);
     let mut c = PeerClocks::default();
-    c.record("b", 0);
-    assert_eq!(c.refusal(Some(&members[..])), None, "the offsets alone");
+    c.record("b", 0, AT);
+    assert_eq!(
+        c.refusal(Some(&members[..]), NOW),
+        None,
+        "the offsets alone"
+    );
     let wait = c.not_yet_heard(Some(&members[..])).expect("2 of 5 heard");
     assert_eq!((wait.heard, wait.members, wait.quorum), (2, 5, 3));
     let text = wait.to_string();
@@ -195,11 +208,11 @@ fn a_restarted_node_waits_until_a_quorum_is_heard_since_start() {
         text.contains("not heard yet, or far: c, d, e") && text.contains("nothing was stamped"),
         "{text}"
     );
-    c.record("c", -TWO_HOURS_MS);
-    c.record("d", -TWO_HOURS_MS);
+    c.record("c", -TWO_HOURS_MS, AT);
+    c.record("d", -TWO_HOURS_MS, AT);
     assert_eq!(c.not_yet_heard(Some(&members[..])), None, "3 of 5");
     let far = c
-        .refusal(Some(&members[..]))
+        .refusal(Some(&members[..]), NOW)
         .expect("decided on the offsets");
     assert!(far.to_string().starts_with("clock_skew: "), "{far}");
     // An older build (no clock) counts as heard: an upgrade is not blocked.
@@ -207,7 +220,7 @@ fn a_restarted_node_waits_until_a_quorum_is_heard_since_start() {
     old.record_no_clock("b");
     old.record_no_clock("c");
     assert_eq!(old.not_yet_heard(Some(&members[..])), None);
-    assert_eq!(old.refusal(Some(&members[..])), None);
+    assert_eq!(old.refusal(Some(&members[..]), NOW), None);
     // Alone, or the members unknown (a tool, a test): nothing to wait for.
     let fresh = PeerClocks::default();
     assert_eq!(fresh.not_yet_heard(Some(&[][..])), None);
@@ -225,14 +238,14 @@ fn a_restarted_node_waits_until_a_quorum_is_heard_since_start() {
 #[test]
 fn a_member_heard_without_a_clock_drops_its_last_offset() {
     let mut c = clocks(&[("n2", -TWO_HOURS_MS), ("n3", 0)]);
-    c.record("n4", -TWO_HOURS_MS);
-    assert!(c.refusal(None).is_some());
+    c.record("n4", -TWO_HOURS_MS, AT);
+    assert!(c.refusal(None, NOW).is_some());
     c.record_no_clock("n2");
     assert_eq!(
         c.counted(None),
         vec![("n3".into(), 0), ("n4".into(), -TWO_HOURS_MS)]
     );
-    assert_eq!(c.refusal(None), None);
+    assert_eq!(c.refusal(None, NOW), None);
 }
 
 #[test]
@@ -275,11 +288,11 @@ proptest! {
     ) {
         let mut c = PeerClocks::default();
         for (i, o) in offsets.iter().enumerate() {
-            c.record(&format!("n{i}"), *o);
+            c.record(&format!("n{i}"), *o, AT);
         }
         let members = offsets.len() + 1;
         let within = 1 + offsets.iter().filter(|o| o.unsigned_abs() <= MAX_OFFSET_MS).count();
-        prop_assert_eq!(c.refusal(None).is_some(), within < members / 2 + 1);
+        prop_assert_eq!(c.refusal(None, NOW).is_some(), within < members / 2 + 1);
     }
 
     /// Only the members' offsets count, and every member's: peers heard
@@ -291,7 +304,7 @@ proptest! {
         let (mut members, mut counted) = (vec![], vec![]);
         for (i, m) in member.iter().enumerate() {
             let o = far[i] * TWO_HOURS_MS;
-            c.record(&format!("n{i}"), o);
+            c.record(&format!("n{i}"), o, AT);
             if *m {
                 members.push(format!("n{i}"));
                 counted.push((format!("n{i}"), o));
@@ -299,7 +312,7 @@ proptest! {
         }
         prop_assert_eq!(c.counted(Some(&members[..])), counted.clone());
         let off = counted.iter().filter(|(_, o)| *o != 0).count();
-        prop_assert_eq!(c.refusal(Some(&members[..])).is_some(), off * 2 > counted.len());
+        prop_assert_eq!(c.refusal(Some(&members[..]), NOW).is_some(), off * 2 > counted.len());
     }
 
     /// A change waits exactly while fewer than a quorum of the members,
@@ -330,10 +343,10 @@ proptest! {
 fn a_quorum_heard_is_not_a_quorum_known_within() {
     let members = ids(&["b", "c", "d", "e"]);
     let mut c = PeerClocks::default();
-    c.record("b", 0);
-    c.record("c", -TWO_HOURS_MS);
+    c.record("b", 0, AT);
+    c.record("c", -TWO_HOURS_MS, AT);
     assert_eq!(c.not_yet_heard(Some(&members[..])), None, "3 of 5 heard");
-    assert_eq!(c.refusal(Some(&members[..])), None, "1 within, 1 far");
+    assert_eq!(c.refusal(Some(&members[..]), NOW), None, "1 within, 1 far");
     let wait = c.not_yet_within(Some(&members[..])).expect("2 of 5 within");
     assert_eq!(
         (wait.heard, wait.quorum, &wait.missing[..]),

@@ -12,6 +12,7 @@
 
 use super::cells::{Kept, Stamp};
 use super::model::AuthState;
+use crate::clock::rfc3339;
 
 /// The reason a peer gives when it refuses a state whose clock is more than
 /// [`super::MAX_OFFSET_MS`] ahead of its own (`SyncAuth`'s message holds
@@ -26,6 +27,15 @@ pub const MADE_HERE: &str = "made on this node";
 /// How the answer to a change that a later change superseded opens (409;
 /// the CLI looks for it).
 pub const SUPERSEDED: &str = "superseded";
+
+/// Counted per change made on this node and answered, by `outcome`:
+/// `acknowledged` (200: a quorum of the members holds it),
+/// `short_of_quorum` (503 "made on this node": in force on fewer),
+/// `superseded` (409: applied, then undone by a later change a peer or
+/// this node holds), `failed` (500: the save failed or its task was lost,
+/// so it may have been made; counted in `admin::auth_routes`). Changes
+/// refused before they were stamped are `geokv_auth_changes_refused_total`.
+pub const CHANGES_ANSWERED: &str = "geokv_auth_changes_total";
 
 /// The name this node's own verdict is listed under ([`Spread::with_self`]).
 pub const THIS_NODE: &str = "this node";
@@ -199,15 +209,17 @@ impl Spread {
             ""
         };
         let head = format!(
-            "{SUPERSEDED}: a later change, stamped {} ms since the epoch by writer {:016x}{me} and \
-             held by {}, undoes this one (stamped {} ms by this node's clock; per role and grant \
-             the later stamp wins, and a re-created role counts as later): this change was \
-             applied (saved here, nothing is rolled back) and is in force on the {} of {} \
-             members that held it when they answered",
+            "{SUPERSEDED}: a later change, stamped {} ms since the epoch ({}) by writer \
+             {:016x}{me} and held by {}, undoes this one (stamped {} ms, {}, by this node's clock; \
+             per role and grant the later stamp wins, and a re-created role counts as later): \
+             this change was applied (saved here, nothing is rolled back) and is in force on the \
+             {} of {} members that held it when they answered",
             later.ms,
+            rfc3339(later.ms),
             later.node,
             on.join(", "),
             stamp.ms,
+            rfc3339(stamp.ms),
             self.holding,
             self.members
         );
@@ -237,8 +249,10 @@ impl Spread {
             .map(|a| match &a.verdict {
                 Verdict::Holds => format!("{} (holds it)", a.peer),
                 Verdict::Superseded { stamp, writer } => format!(
-                    "{} holds a later change at {} ms from writer {writer:016x}",
-                    a.peer, stamp.ms
+                    "{} holds a later change at {} ms ({}) from writer {writer:016x}",
+                    a.peer,
+                    stamp.ms,
+                    rfc3339(stamp.ms)
                 ),
                 Verdict::Refused { reason, detail } => {
                     format!("{} refused it ({reason}): {detail}", a.peer)

@@ -199,7 +199,9 @@ fn a_drop_or_a_create_is_superseded_by_a_later_create_or_drop() {
 
 /// Superseded on any peer means the change is overridden as the later one
 /// spreads, even with a quorum holding it: 409 naming the latest later
-/// change and where ours is in force until then (review-clock35 M2).
+/// change and where ours is in force until then (review-clock35 M2); both
+/// stamps also as RFC 3339 (review-clock35 L5; fails before, by reading:
+/// the raw ms only).
 #[test]
 fn a_change_superseded_on_any_peer_is_answered_superseded_even_at_a_quorum() {
     let sup = |ms| Verdict::Superseded {
@@ -219,8 +221,9 @@ fn a_change_superseded_on_any_peer_is_answered_superseded_even_at_a_quorum() {
         .superseded_answer(at(2_000, 1), 3_000)
         .expect("superseded");
     for part in [
-        "superseded: a later change, stamped 3000 ms since the epoch by writer \
-         00000000000000ab and held by n4, undoes this one (stamped 2000 ms",
+        "superseded: a later change, stamped 3000 ms since the epoch \
+         (1970-01-01T00:00:03.000Z) by writer 00000000000000ab and held by n4, undoes this one \
+         (stamped 2000 ms, 1970-01-01T00:00:02.000Z, by this node's clock;",
         "a re-created role counts as later",
         "applied (saved here, nothing is rolled back) and is in force on the 3 of 5 members \
          that held it when they answered, only until the later change reaches them",
@@ -304,4 +307,24 @@ fn this_node_holding_a_later_change_makes_it_superseded() {
     let held = Spread::decide(&three, holds(), 4_000).with_self(Verdict::Holds);
     assert_eq!(held.holding, 3);
     assert_eq!(held.superseded_answer(at(2_000, 1), 3_000), None);
+}
+
+/// A peer holding a later change is named with that change's stamp as
+/// RFC 3339 too, as in the `superseded` answer (review-clock36 L3). Fails
+/// before, by reading: raw ms only.
+#[test]
+fn a_later_change_short_of_a_quorum_is_dated() {
+    let later = Verdict::Superseded {
+        stamp: Stamp {
+            ms: 3_000,
+            n: 0,
+            node: 9,
+        },
+        writer: 9,
+    };
+    let spread = Spread::decide(&peers(&["n2", "n3"]), vec![ack("n2", later)], 5_000);
+    let text = spread.short_of_quorum(42, 1_234);
+    let part = "n2 holds a later change at 3000 ms (1970-01-01T00:00:03.000Z) from writer \
+                0000000000000009";
+    assert!(text.contains(part), "{part:?} not in {text}");
 }
