@@ -21,7 +21,6 @@
 //! | [`rocks`] | [`RocksEngine`], the product engine: CFs, merge operator, durability |
 //! | [`stats`] | [`EngineStats`], the typed snapshot the admin port publishes |
 //! | [`memory`] | [`MemoryEngine`], a `BTreeMap` twin for pure and model tests |
-//! | [`bench`] | `geokv bench engine`: ops/s of the write and read paths |
 //!
 //! # Column families
 //!

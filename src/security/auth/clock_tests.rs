@@ -106,7 +106,9 @@ fn an_offset_is_aged_on_the_monotonic_clock() {
     let far = auth.clocks.lock().refusal(None, later).expect("1 far of 1");
     let age = far.offsets[0].age_ms;
     assert!((41_000..50_000).contains(&age), "{age}");
-    assert!(far.to_string().contains("measured 41 s ago"), "{far}");
+    // The text gives the age measured (a stalled machine may add a second).
+    let said = format!("measured {} s ago", age / 1000);
+    assert!(far.to_string().contains(&said), "{far}");
 }
 
 /// A peer whose clock is far ahead offers its state every second and on
