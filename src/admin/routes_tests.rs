@@ -33,6 +33,7 @@ async fn metrics_show_the_clock_offset_of_members_only() {
         control: None,
         guard: Guard::open(),
         spawner: crate::tasks::Spawner::detached(),
+        engine: None,
     };
     let shown = body(metrics(State(admin.clone())).await).await;
     let member = format!("{OFFSET_METRIC}{{peer=\"dc1-n2\"}} 1.5");
